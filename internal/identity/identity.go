@@ -1,0 +1,206 @@
+// Package identity holds organizations, principals, scopes and tokens: who is
+// calling, on behalf of which organization, and what they may do. Every domain
+// service asks this package for the caller before it touches anything.
+package identity
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/runyard/runyard/internal/apperr"
+)
+
+// Principal names the kind of subject, with the values of the gitpod.v1 API.
+type Principal string
+
+const (
+	PrincipalUser           Principal = "PRINCIPAL_USER"
+	PrincipalServiceAccount Principal = "PRINCIPAL_SERVICE_ACCOUNT"
+	PrincipalRunner         Principal = "PRINCIPAL_RUNNER"
+	PrincipalEnvironment    Principal = "PRINCIPAL_ENVIRONMENT"
+)
+
+// Subject identifies who did something, e.g. the creator of a runner.
+type Subject struct {
+	ID        string
+	Principal Principal
+}
+
+// Scope is a permission an API key carries.
+type Scope string
+
+const (
+	// ScopeAdmin grants every other scope and token management.
+	ScopeAdmin             Scope = "admin"
+	ScopeRunnersRead       Scope = "runners:read"
+	ScopeRunnersWrite      Scope = "runners:write"
+	ScopeEnvironmentsRead  Scope = "environments:read"
+	ScopeEnvironmentsWrite Scope = "environments:write"
+	ScopePodsRead          Scope = "pods:read"
+	ScopePodsWrite         Scope = "pods:write"
+	ScopeSecretsRead       Scope = "secrets:read"
+	ScopeSecretsWrite      Scope = "secrets:write"
+)
+
+// KnownScopes lists the scopes an API key may carry.
+var KnownScopes = []Scope{
+	ScopeAdmin,
+	ScopeRunnersRead, ScopeRunnersWrite,
+	ScopeEnvironmentsRead, ScopeEnvironmentsWrite,
+	ScopePodsRead, ScopePodsWrite,
+	ScopeSecretsRead, ScopeSecretsWrite,
+}
+
+// ParseScopes validates scope names; field names the request field for errors.
+func ParseScopes(field string, names []string) ([]Scope, error) {
+	if len(names) == 0 {
+		return nil, apperr.Invalid(field, "at least one scope is required (known: %s)", knownScopeList())
+	}
+	out := make([]Scope, 0, len(names))
+	for _, n := range names {
+		s := Scope(strings.TrimSpace(n))
+		if !slices.Contains(KnownScopes, s) {
+			return nil, apperr.Invalid(field, "unknown scope %q (known: %s)", n, knownScopeList())
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func knownScopeList() string {
+	names := make([]string, len(KnownScopes))
+	for i, s := range KnownScopes {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// Organization isolates everything: no caller sees another organization's
+// objects.
+type Organization struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// DefaultOrganization is the organization the first start creates.
+const DefaultOrganization = "default"
+
+// Token is a bearer credential: an API key (PrincipalServiceAccount) or a
+// runner access token (PrincipalRunner). Only the SHA-256 hash of its secret
+// is stored.
+type Token struct {
+	ID        string
+	Seq       int64
+	OrgID     string
+	Name      string
+	Principal Principal
+	Scopes    []Scope
+	// RunnerID is set for runner access tokens.
+	RunnerID string
+	Creator  Subject
+	Hash     string
+	// Bootstrap marks the admin key created at first start, so a restart finds
+	// it instead of creating a second one.
+	Bootstrap bool
+	CreatedAt time.Time
+	ExpiresAt *time.Time
+	RevokedAt *time.Time
+}
+
+// Active reports whether the token may authenticate at now.
+func (t *Token) Active(now time.Time) bool {
+	if t.RevokedAt != nil {
+		return false
+	}
+	return t.ExpiresAt == nil || now.Before(*t.ExpiresAt)
+}
+
+// ExchangeToken is a one-time credential that a runner daemon trades for its
+// access token.
+type ExchangeToken struct {
+	Hash      string
+	OrgID     string
+	RunnerID  string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+}
+
+// ExchangeTokenTTL is how long an exchange token stays valid.
+const ExchangeTokenTTL = 24 * time.Hour
+
+// Caller is the authenticated identity of one request.
+type Caller struct {
+	OrgID   string
+	Subject Subject
+	TokenID string
+	Scopes  []Scope
+	// RunnerID is set when the caller is a runner daemon.
+	RunnerID string
+}
+
+// Has reports whether the caller holds scope. Runner tokens hold no user
+// scopes: a runner acts only through the methods meant for runners.
+func (c *Caller) Has(scope Scope) bool {
+	if c.Subject.Principal == PrincipalRunner {
+		return false
+	}
+	return slices.Contains(c.Scopes, ScopeAdmin) || slices.Contains(c.Scopes, scope)
+}
+
+type callerKey struct{}
+
+// NewContext returns ctx carrying the caller.
+func NewContext(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// FromContext returns the caller of ctx, if any.
+func FromContext(ctx context.Context) (*Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(*Caller)
+	return c, ok && c != nil
+}
+
+// Require returns the caller if it holds scope. It fails with
+// CodeUnauthenticated without a caller and CodePermissionDenied without the
+// scope.
+func Require(ctx context.Context, scope Scope) (*Caller, error) {
+	c, ok := FromContext(ctx)
+	if !ok {
+		return nil, apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
+	}
+	if !c.Has(scope) {
+		if c.Subject.Principal == PrincipalRunner {
+			return nil, apperr.PermissionDenied("runner tokens cannot call this method")
+		}
+		return nil, apperr.PermissionDenied("token lacks scope %q", scope)
+	}
+	return c, nil
+}
+
+// RequireAuthenticated returns any authenticated caller.
+func RequireAuthenticated(ctx context.Context) (*Caller, error) {
+	c, ok := FromContext(ctx)
+	if !ok {
+		return nil, apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
+	}
+	return c, nil
+}
+
+// RequireRunner returns the caller if it is a runner daemon.
+func RequireRunner(ctx context.Context) (*Caller, error) {
+	c, ok := FromContext(ctx)
+	if !ok {
+		return nil, apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
+	}
+	if c.Subject.Principal != PrincipalRunner || c.RunnerID == "" {
+		return nil, apperr.PermissionDenied("only runner tokens can call this method")
+	}
+	return c, nil
+}

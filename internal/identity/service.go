@@ -1,0 +1,341 @@
+package identity
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/paging"
+)
+
+// Store is the storage identity needs. Implementations live in
+// internal/store; they return *apperr.Error with CodeNotFound and
+// CodeConflict where noted.
+type Store interface {
+	// CreateOrganization fails with CodeConflict on a duplicate name.
+	CreateOrganization(ctx context.Context, org *Organization) error
+	// FindOrganizationByName fails with CodeNotFound.
+	FindOrganizationByName(ctx context.Context, name string) (*Organization, error)
+
+	// CreateToken fails with CodeConflict on a duplicate hash or a second
+	// bootstrap token in an organization.
+	CreateToken(ctx context.Context, t *Token) error
+	// FindTokenByHash fails with CodeNotFound.
+	FindTokenByHash(ctx context.Context, hash string) (*Token, error)
+	// FindBootstrapToken fails with CodeNotFound.
+	FindBootstrapToken(ctx context.Context, orgID string) (*Token, error)
+	// FindTokens returns tokens of filter.OrgID by ascending Seq.
+	FindTokens(ctx context.Context, filter TokenFilter) ([]*Token, error)
+	// RevokeToken sets RevokedAt unless already set and returns the token.
+	// It fails with CodeNotFound.
+	RevokeToken(ctx context.Context, orgID, id string, at time.Time) (*Token, error)
+	// SetTokenHash replaces a token's secret. It fails with CodeNotFound.
+	SetTokenHash(ctx context.Context, orgID, id, hash string) error
+
+	// RedeemExchangeToken finds the exchange token with hash, lets check
+	// refuse it (used, expired), marks it used and stores the access token
+	// that issue returns, all in one transaction. It fails with CodeNotFound
+	// for an unknown hash.
+	RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*ExchangeToken) (*Token, error)) error
+}
+
+// TokenFilter selects tokens for FindTokens.
+type TokenFilter struct {
+	OrgID          string
+	IncludeRevoked bool
+	// After and Limit select a page by Seq; Limit zero means no limit.
+	After int64
+	Limit int
+}
+
+// Service authenticates callers and manages tokens.
+type Service struct {
+	Store Store
+	// Now is the clock, a field so expiry is testable.
+	Now func() time.Time
+}
+
+// NewService returns a Service on store with the real clock.
+func NewService(store Store) *Service {
+	return &Service{Store: store, Now: time.Now}
+}
+
+// Authenticate resolves a bearer secret to its caller. It fails with
+// CodeUnauthenticated for unknown, revoked or expired secrets.
+func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, error) {
+	if secret == "" {
+		return nil, apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
+	}
+	t, err := s.Store.FindTokenByHash(ctx, HashSecret(secret))
+	if apperr.Is(err, apperr.CodeNotFound) {
+		return nil, apperr.Unauthenticated("invalid token")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	now := s.Now()
+	if t.RevokedAt != nil {
+		return nil, apperr.Unauthenticated("token has been revoked")
+	}
+	if !t.Active(now) {
+		return nil, apperr.Unauthenticated("token has expired")
+	}
+	return callerOf(t), nil
+}
+
+func callerOf(t *Token) *Caller {
+	c := &Caller{OrgID: t.OrgID, TokenID: t.ID, Scopes: t.Scopes, RunnerID: t.RunnerID}
+	switch t.Principal {
+	case PrincipalRunner:
+		c.Subject = Subject{ID: t.RunnerID, Principal: PrincipalRunner}
+	default:
+		// An API key is its own service account: its ID is the subject that
+		// creates runners and shows up as their creator.
+		c.Subject = Subject{ID: t.ID, Principal: t.Principal}
+	}
+	return c
+}
+
+// BootstrapResult says what Bootstrap did.
+type BootstrapResult struct {
+	Org *Organization
+	// Created is true when this call created the admin key.
+	Created bool
+	// Rotated is true when an existing admin key took the value of the
+	// bootstrap token.
+	Rotated bool
+	// Secret is the generated admin key; empty unless Created and no value was
+	// supplied.
+	Secret string
+}
+
+// MinBootstrapTokenLength keeps a supplied admin key from being trivially
+// guessable.
+const MinBootstrapTokenLength = 16
+
+// Bootstrap creates organization "default" and its admin key on first start.
+// value, when set, is the admin key's secret (RUNYARD_BOOTSTRAP_TOKEN); a later
+// start with a different value rotates the same key rather than adding one, so
+// there is never a second admin key.
+func (s *Service) Bootstrap(ctx context.Context, value string) (*BootstrapResult, error) {
+	if value != "" && len(value) < MinBootstrapTokenLength {
+		return nil, apperr.Invalid("RUNYARD_BOOTSTRAP_TOKEN", "must be at least %d characters", MinBootstrapTokenLength)
+	}
+	org, err := s.ensureOrganization(ctx, DefaultOrganization)
+	if err != nil {
+		return nil, err
+	}
+	res := &BootstrapResult{Org: org}
+	existing, err := s.Store.FindBootstrapToken(ctx, org.ID)
+	switch {
+	case err == nil:
+		if value != "" && HashSecret(value) != existing.Hash {
+			if err := s.Store.SetTokenHash(ctx, org.ID, existing.ID, HashSecret(value)); err != nil {
+				return nil, fmt.Errorf("rotate admin key: %w", err)
+			}
+			res.Rotated = true
+		}
+		return res, nil
+	case !apperr.Is(err, apperr.CodeNotFound):
+		return nil, fmt.Errorf("find admin key: %w", err)
+	}
+	secret := value
+	if secret == "" {
+		secret = NewSecret(PrefixAPIKey)
+		res.Secret = secret
+	}
+	id := uuid.NewString()
+	t := &Token{
+		ID:        id,
+		OrgID:     org.ID,
+		Name:      "admin",
+		Principal: PrincipalServiceAccount,
+		Scopes:    []Scope{ScopeAdmin},
+		Creator:   Subject{ID: id, Principal: PrincipalServiceAccount},
+		Hash:      HashSecret(secret),
+		Bootstrap: true,
+		CreatedAt: s.Now().UTC(),
+	}
+	if err := s.Store.CreateToken(ctx, t); err != nil {
+		if apperr.Is(err, apperr.CodeConflict) {
+			// Another replica bootstrapped at the same moment.
+			return &BootstrapResult{Org: org}, nil
+		}
+		return nil, fmt.Errorf("create admin key: %w", err)
+	}
+	res.Created = true
+	return res, nil
+}
+
+func (s *Service) ensureOrganization(ctx context.Context, name string) (*Organization, error) {
+	org, err := s.Store.FindOrganizationByName(ctx, name)
+	if err == nil {
+		return org, nil
+	}
+	if !apperr.Is(err, apperr.CodeNotFound) {
+		return nil, fmt.Errorf("find organization %q: %w", name, err)
+	}
+	org = &Organization{ID: uuid.NewString(), Name: name, CreatedAt: s.Now().UTC()}
+	if err := s.Store.CreateOrganization(ctx, org); err != nil {
+		if apperr.Is(err, apperr.CodeConflict) {
+			return s.Store.FindOrganizationByName(ctx, name)
+		}
+		return nil, fmt.Errorf("create organization %q: %w", name, err)
+	}
+	return org, nil
+}
+
+// CreateAPIKeyInput describes a new API key.
+type CreateAPIKeyInput struct {
+	Name      string
+	Scopes    []string
+	ExpiresAt *time.Time
+}
+
+// CreateAPIKey creates an API key in the caller's organization and returns it
+// with its secret, which is not stored and cannot be shown again. It needs
+// ScopeAdmin.
+func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Token, string, error) {
+	c, err := Require(ctx, ScopeAdmin)
+	if err != nil {
+		return nil, "", err
+	}
+	name := strings.TrimSpace(in.Name)
+	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
+		return nil, "", apperr.Invalid("name", "must be 1 to 100 characters, got %d", n)
+	}
+	scopes, err := ParseScopes("scopes", in.Scopes)
+	if err != nil {
+		return nil, "", err
+	}
+	now := s.Now().UTC()
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
+		return nil, "", apperr.Invalid("expiresAt", "must be in the future")
+	}
+	secret := NewSecret(PrefixAPIKey)
+	t := &Token{
+		ID:        uuid.NewString(),
+		OrgID:     c.OrgID,
+		Name:      name,
+		Principal: PrincipalServiceAccount,
+		Scopes:    scopes,
+		Creator:   c.Subject,
+		Hash:      HashSecret(secret),
+		CreatedAt: now,
+		ExpiresAt: in.ExpiresAt,
+	}
+	if err := s.Store.CreateToken(ctx, t); err != nil {
+		return nil, "", fmt.Errorf("create api key %q: %w", name, err)
+	}
+	return t, secret, nil
+}
+
+// ListTokens lists the tokens of the caller's organization. It needs
+// ScopeAdmin.
+func (s *Service) ListTokens(ctx context.Context, includeRevoked bool, page paging.Page) ([]*Token, string, error) {
+	c, err := Require(ctx, ScopeAdmin)
+	if err != nil {
+		return nil, "", err
+	}
+	items, err := s.Store.FindTokens(ctx, TokenFilter{
+		OrgID: c.OrgID, IncludeRevoked: includeRevoked, After: page.After, Limit: page.Limit + 1,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list tokens: %w", err)
+	}
+	items, next := paging.Trim(page, items, func(t *Token) int64 { return t.Seq })
+	return items, next, nil
+}
+
+// RevokeToken revokes a token of the caller's organization at once. It needs
+// ScopeAdmin and fails with CodeNotFound.
+func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
+	c, err := Require(ctx, ScopeAdmin)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateUUID("tokenId", id); err != nil {
+		return nil, err
+	}
+	t, err := s.Store.RevokeToken(ctx, c.OrgID, id, s.Now().UTC())
+	if err != nil {
+		return nil, fmt.Errorf("revoke token %q: %w", id, err)
+	}
+	return t, nil
+}
+
+// Exchange trades a runner's one-time exchange token for its access token. It
+// needs no caller: the exchange token is the credential. It fails with
+// CodeUnauthenticated for an unknown, used or expired token.
+func (s *Service) Exchange(ctx context.Context, exchangeToken string) (string, error) {
+	if exchangeToken == "" {
+		return "", apperr.Invalid("exchangeToken", "is required")
+	}
+	now := s.Now().UTC()
+	secret := NewSecret(PrefixRunnerToken)
+	err := s.Store.RedeemExchangeToken(ctx, HashSecret(exchangeToken), now, func(x *ExchangeToken) (*Token, error) {
+		if x.UsedAt != nil {
+			return nil, apperr.Unauthenticated("exchange token has already been used: create a new one with CreateRunnerToken")
+		}
+		if !now.Before(x.ExpiresAt) {
+			return nil, apperr.Unauthenticated("exchange token has expired: create a new one with CreateRunnerToken")
+		}
+		return &Token{
+			ID:        uuid.NewString(),
+			OrgID:     x.OrgID,
+			Name:      "runner " + x.RunnerID,
+			Principal: PrincipalRunner,
+			RunnerID:  x.RunnerID,
+			Creator:   Subject{ID: x.RunnerID, Principal: PrincipalRunner},
+			Hash:      HashSecret(secret),
+			CreatedAt: now,
+		}, nil
+	})
+	if apperr.Is(err, apperr.CodeNotFound) {
+		return "", apperr.Unauthenticated("exchange token not recognized")
+	}
+	if err != nil {
+		return "", fmt.Errorf("exchange token: %w", err)
+	}
+	return secret, nil
+}
+
+// NewExchangeToken returns a fresh exchange token for a runner and its secret.
+func (s *Service) NewExchangeToken(orgID, runnerID string) (*ExchangeToken, string) {
+	return NewExchangeToken(orgID, runnerID, s.Now().UTC())
+}
+
+// NewExchangeToken returns a fresh exchange token issued at now and its secret.
+func NewExchangeToken(orgID, runnerID string, now time.Time) (*ExchangeToken, string) {
+	secret := NewSecret(PrefixExchangeToken)
+	return &ExchangeToken{
+		Hash:      HashSecret(secret),
+		OrgID:     orgID,
+		RunnerID:  runnerID,
+		CreatedAt: now,
+		ExpiresAt: now.Add(ExchangeTokenTTL),
+	}, secret
+}
+
+// ValidateUUID checks that an ID field holds a UUID.
+func ValidateUUID(field, id string) error {
+	if id == "" {
+		return apperr.Invalid(field, "is required")
+	}
+	if err := uuid.Validate(id); err != nil || len(id) != 36 {
+		return apperr.Invalid(field, "must be a UUID, got %q", truncate(id, 64))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

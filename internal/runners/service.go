@@ -1,0 +1,240 @@
+package runners
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/paging"
+)
+
+// Store is the storage the registry needs. Implementations live in
+// internal/store.
+type Store interface {
+	// CreateRunner stores r and its first exchange token in one transaction,
+	// assigning r.Seq. It fails with CodeConflict on a duplicate name in the
+	// organization.
+	CreateRunner(ctx context.Context, r *Runner, x *identity.ExchangeToken) error
+	// FindRunnerByID fails with CodeNotFound, also for a runner of another
+	// organization.
+	FindRunnerByID(ctx context.Context, orgID, id string) (*Runner, error)
+	// FindRunners returns the runners matching f by ascending Seq.
+	FindRunners(ctx context.Context, f Filter) ([]*Runner, error)
+	// UpdateRunner loads a runner, applies fn and stores the result in one
+	// transaction; an error from fn changes nothing. It fails with
+	// CodeNotFound, and CodeConflict on a duplicate name.
+	UpdateRunner(ctx context.Context, orgID, id string, fn func(*Runner) error) (*Runner, error)
+	// DeleteRunner removes a runner with its tokens and exchange tokens. It
+	// fails with CodeNotFound.
+	DeleteRunner(ctx context.Context, orgID, id string) error
+	// CreateExchangeToken stores a new exchange token for a runner.
+	CreateExchangeToken(ctx context.Context, x *identity.ExchangeToken) error
+}
+
+// Service is the runner registry.
+type Service struct {
+	Store Store
+	// Now is the clock, a field so expiry is testable.
+	Now func() time.Time
+}
+
+// NewService returns a Service on store with the real clock.
+func NewService(store Store) *Service {
+	return &Service{Store: store, Now: time.Now}
+}
+
+// now is the clock at the storage's precision, so what Create returns equals
+// what a later Get reads.
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
+
+// Create registers a runner in the caller's organization and returns it with a
+// one-time exchange token for its daemon. It needs ScopeRunnersWrite and fails
+// with CodeInvalid and CodeConflict.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Runner, string, error) {
+	c, err := identity.Require(ctx, identity.ScopeRunnersWrite)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := in.validate(); err != nil {
+		return nil, "", err
+	}
+	now := s.now()
+	r := &Runner{
+		ID:              uuid.NewString(),
+		OrgID:           c.OrgID,
+		Name:            in.Name,
+		Kind:            in.Kind,
+		Provider:        in.Provider,
+		RunnerManagerID: in.RunnerManagerID,
+		Spec:            in.Spec,
+		Status:          Status{Phase: PhaseCreated},
+		Creator:         c.Subject,
+		CreatedAt:       now,
+		UpdatedAt:       now,
+	}
+	x, secret := identity.NewExchangeToken(c.OrgID, r.ID, now)
+	if err := s.Store.CreateRunner(ctx, r, x); err != nil {
+		if apperr.Is(err, apperr.CodeConflict) {
+			return nil, "", apperr.Conflict("a runner named %q already exists in this organization", in.Name)
+		}
+		return nil, "", fmt.Errorf("create runner %q: %w", in.Name, err)
+	}
+	return r, secret, nil
+}
+
+// Get returns a runner of the caller's organization. It needs
+// ScopeRunnersRead and fails with CodeInvalid and CodeNotFound.
+func (s *Service) Get(ctx context.Context, id string) (*Runner, error) {
+	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.ValidateUUID("runnerId", id); err != nil {
+		return nil, err
+	}
+	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, id)
+	if err != nil {
+		return nil, notFound(id, err)
+	}
+	return r, nil
+}
+
+func notFound(id string, err error) error {
+	if apperr.Is(err, apperr.CodeNotFound) {
+		return apperr.NotFound("runner %q not found", id)
+	}
+	return fmt.Errorf("runner %q: %w", id, err)
+}
+
+// ListFilter selects runners for List.
+type ListFilter struct {
+	CreatorIDs []string
+	Kinds      []Kind
+	Providers  []Provider
+}
+
+// List returns one page of the caller's organization's runners, oldest first,
+// and the token of the next page. It needs ScopeRunnersRead.
+func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*Runner, string, error) {
+	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
+	if err != nil {
+		return nil, "", err
+	}
+	for i, id := range f.CreatorIDs {
+		if err := identity.ValidateUUID(fmt.Sprintf("filter.creatorIds[%d]", i), id); err != nil {
+			return nil, "", err
+		}
+	}
+	for i, k := range f.Kinds {
+		if !oneOf(k, Kinds) {
+			return nil, "", apperr.Invalid(fmt.Sprintf("filter.kinds[%d]", i), "unknown value %q", k)
+		}
+	}
+	for i, p := range f.Providers {
+		if !oneOf(p, Providers) {
+			return nil, "", apperr.Invalid(fmt.Sprintf("filter.providers[%d]", i), "unknown value %q", p)
+		}
+	}
+	items, err := s.Store.FindRunners(ctx, Filter{
+		OrgID: c.OrgID, CreatorIDs: f.CreatorIDs, Kinds: f.Kinds, Providers: f.Providers,
+		After: page.After, Limit: page.Limit + 1,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list runners: %w", err)
+	}
+	items, next := paging.Trim(page, items, func(r *Runner) int64 { return r.Seq })
+	return items, next, nil
+}
+
+// Update changes a runner's name, configuration or desired phase. It needs
+// ScopeRunnersWrite and fails with CodeInvalid, CodeNotFound, CodeConflict and
+// CodeFailedPrecondition (a runner being deleted).
+func (s *Service) Update(ctx context.Context, id string, u Update) (*Runner, error) {
+	c, err := identity.Require(ctx, identity.ScopeRunnersWrite)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.ValidateUUID("runnerId", id); err != nil {
+		return nil, err
+	}
+	r, err := s.Store.UpdateRunner(ctx, c.OrgID, id, func(r *Runner) error {
+		if r.Status.Phase == PhaseDeleting || r.Status.Phase == PhaseDeleted {
+			return apperr.FailedPrecondition("runner %q is being deleted", id)
+		}
+		if err := u.apply(r); err != nil {
+			return err
+		}
+		r.UpdatedAt = s.now()
+		return nil
+	})
+	if apperr.Is(err, apperr.CodeConflict) && u.Name != nil {
+		return nil, apperr.Conflict("a runner named %q already exists in this organization", *u.Name)
+	}
+	if err != nil {
+		return nil, notFound(id, err)
+	}
+	return r, nil
+}
+
+// Delete removes a runner. With force, or for a runner whose daemon never
+// connected, it is removed at once; otherwise it goes to DELETING until its
+// daemon confirms. It needs ScopeRunnersWrite and fails with CodeNotFound.
+func (s *Service) Delete(ctx context.Context, id string, force bool) error {
+	c, err := identity.Require(ctx, identity.ScopeRunnersWrite)
+	if err != nil {
+		return err
+	}
+	if err := identity.ValidateUUID("runnerId", id); err != nil {
+		return err
+	}
+	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, id)
+	if err != nil {
+		return notFound(id, err)
+	}
+	if force || !r.Connected() {
+		if err := s.Store.DeleteRunner(ctx, c.OrgID, id); err != nil {
+			return notFound(id, err)
+		}
+		return nil
+	}
+	_, err = s.Store.UpdateRunner(ctx, c.OrgID, id, func(r *Runner) error {
+		r.Spec.DesiredPhase = PhaseDeleted
+		r.Status.Phase = PhaseDeleting
+		r.Status.Message = "deletion requested: waiting for the runner to stop its work"
+		r.UpdatedAt = s.now()
+		return nil
+	})
+	if err != nil {
+		return notFound(id, err)
+	}
+	return nil
+}
+
+// CreateToken issues a new one-time exchange token for an existing runner;
+// earlier tokens stay valid. It needs ScopeRunnersWrite and fails with
+// CodeNotFound and CodeFailedPrecondition (a runner being deleted).
+func (s *Service) CreateToken(ctx context.Context, id string) (string, error) {
+	c, err := identity.Require(ctx, identity.ScopeRunnersWrite)
+	if err != nil {
+		return "", err
+	}
+	if err := identity.ValidateUUID("runnerId", id); err != nil {
+		return "", err
+	}
+	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, id)
+	if err != nil {
+		return "", notFound(id, err)
+	}
+	if r.Status.Phase == PhaseDeleting || r.Status.Phase == PhaseDeleted {
+		return "", apperr.FailedPrecondition("runner %q is being deleted", id)
+	}
+	x, secret := identity.NewExchangeToken(c.OrgID, id, s.now())
+	if err := s.Store.CreateExchangeToken(ctx, x); err != nil {
+		return "", fmt.Errorf("create exchange token for runner %q: %w", id, err)
+	}
+	return secret, nil
+}
