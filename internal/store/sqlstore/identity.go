@@ -1,0 +1,194 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+)
+
+func (db *DB) CreateOrganization(ctx context.Context, org *identity.Organization) error {
+	_, err := db.write.ExecContext(ctx, db.q(`INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`),
+		org.ID, org.Name, micros(org.CreatedAt))
+	return db.translate(err, fmt.Sprintf("organization %q", org.Name))
+}
+
+func (db *DB) FindOrganizationByName(ctx context.Context, name string) (*identity.Organization, error) {
+	var org identity.Organization
+	var created int64
+	err := db.read.QueryRowContext(ctx, db.q(`SELECT id, name, created_at FROM organizations WHERE name = ?`), name).
+		Scan(&org.ID, &org.Name, &created)
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("organization %q", name))
+	}
+	org.CreatedAt = fromMicros(created)
+	return &org, nil
+}
+
+const tokenColumns = `seq, id, org_id, name, principal, scopes, runner_id, creator_id, creator_principal,
+	hash, bootstrap, created_at, expires_at, revoked_at`
+
+func scanToken(row interface{ Scan(...any) error }) (*identity.Token, error) {
+	var t identity.Token
+	var scopes, principal, creatorPrincipal string
+	var created int64
+	var expires, revoked sql.NullInt64
+	if err := row.Scan(&t.Seq, &t.ID, &t.OrgID, &t.Name, &principal, &scopes, &t.RunnerID, &t.Creator.ID,
+		&creatorPrincipal, &t.Hash, &t.Bootstrap, &created, &expires, &revoked); err != nil {
+		return nil, err
+	}
+	t.Principal = identity.Principal(principal)
+	t.Creator.Principal = identity.Principal(creatorPrincipal)
+	for _, s := range strings.Fields(scopes) {
+		t.Scopes = append(t.Scopes, identity.Scope(s))
+	}
+	t.CreatedAt = fromMicros(created)
+	t.ExpiresAt = fromNullMicros(expires)
+	t.RevokedAt = fromNullMicros(revoked)
+	return &t, nil
+}
+
+func scopeText(scopes []identity.Scope) string {
+	s := make([]string, len(scopes))
+	for i, sc := range scopes {
+		s[i] = string(sc)
+	}
+	return strings.Join(s, " ")
+}
+
+func (db *DB) insertToken(ctx context.Context, ex execer, t *identity.Token) error {
+	err := ex.QueryRowContext(ctx, db.q(`INSERT INTO tokens (id, org_id, name, principal, scopes, runner_id,
+		creator_id, creator_principal, hash, bootstrap, created_at, expires_at, revoked_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		t.ID, t.OrgID, t.Name, string(t.Principal), scopeText(t.Scopes), t.RunnerID, t.Creator.ID,
+		string(t.Creator.Principal), t.Hash, t.Bootstrap, micros(t.CreatedAt), nullMicros(t.ExpiresAt),
+		nullMicros(t.RevokedAt)).Scan(&t.Seq)
+	return db.translate(err, fmt.Sprintf("token %q", t.Name))
+}
+
+// execer is what both *sql.DB and *sql.Tx offer.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func (db *DB) CreateToken(ctx context.Context, t *identity.Token) error {
+	return db.insertToken(ctx, db.write, t)
+}
+
+func (db *DB) FindTokenByHash(ctx context.Context, hash string) (*identity.Token, error) {
+	t, err := scanToken(db.read.QueryRowContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`), hash))
+	if err != nil {
+		return nil, db.translate(err, "token")
+	}
+	return t, nil
+}
+
+func (db *DB) FindBootstrapToken(ctx context.Context, orgID string) (*identity.Token, error) {
+	t, err := scanToken(db.read.QueryRowContext(ctx,
+		db.q(`SELECT `+tokenColumns+` FROM tokens WHERE org_id = ? AND bootstrap = ?`), orgID, true))
+	if err != nil {
+		return nil, db.translate(err, "bootstrap token")
+	}
+	return t, nil
+}
+
+func (db *DB) FindTokens(ctx context.Context, f identity.TokenFilter) ([]*identity.Token, error) {
+	query := `SELECT ` + tokenColumns + ` FROM tokens WHERE org_id = ? AND seq > ?`
+	args := []any{f.OrgID, f.After}
+	if !f.IncludeRevoked {
+		query += ` AND revoked_at IS NULL`
+	}
+	query += ` ORDER BY seq`
+	if f.Limit > 0 {
+		query += ` LIMIT ` + fmt.Sprint(f.Limit)
+	}
+	rows, err := db.read.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, db.translate(err, "tokens")
+	}
+	defer rows.Close()
+	var out []*identity.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, db.translate(err, "tokens")
+		}
+		out = append(out, t)
+	}
+	return out, db.translate(rows.Err(), "tokens")
+}
+
+func (db *DB) RevokeToken(ctx context.Context, orgID, id string, at time.Time) (*identity.Token, error) {
+	var t *identity.Token
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE tokens SET revoked_at = ? WHERE org_id = ? AND id = ? AND revoked_at IS NULL`),
+			micros(at), orgID, id); err != nil {
+			return err
+		}
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens WHERE org_id = ? AND id = ?`), orgID, id))
+		return err
+	})
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("token %q", id))
+	}
+	return t, nil
+}
+
+func (db *DB) SetTokenHash(ctx context.Context, orgID, id, hash string) error {
+	res, err := db.write.ExecContext(ctx, db.q(`UPDATE tokens SET hash = ? WHERE org_id = ? AND id = ?`), hash, orgID, id)
+	if err != nil {
+		return db.translate(err, fmt.Sprintf("token %q", id))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return apperr.NotFound("token %q not found", id)
+	}
+	return nil
+}
+
+func (db *DB) insertExchangeToken(ctx context.Context, ex execer, x *identity.ExchangeToken) error {
+	_, err := ex.ExecContext(ctx, db.q(`INSERT INTO exchange_tokens (hash, org_id, runner_id, created_at, expires_at, used_at)
+		VALUES (?, ?, ?, ?, ?, ?)`),
+		x.Hash, x.OrgID, x.RunnerID, micros(x.CreatedAt), micros(x.ExpiresAt), nullMicros(x.UsedAt))
+	return db.translate(err, "exchange token")
+}
+
+func (db *DB) CreateExchangeToken(ctx context.Context, x *identity.ExchangeToken) error {
+	return db.insertExchangeToken(ctx, db.write, x)
+}
+
+func (db *DB) RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*identity.ExchangeToken) (*identity.Token, error)) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		x := identity.ExchangeToken{Hash: hash}
+		var created, expires int64
+		var used sql.NullInt64
+		err := tx.QueryRowContext(ctx, db.q(`SELECT org_id, runner_id, created_at, expires_at, used_at
+			FROM exchange_tokens WHERE hash = ?`+db.dialect.LockRow), hash).
+			Scan(&x.OrgID, &x.RunnerID, &created, &expires, &used)
+		if err != nil {
+			return err
+		}
+		x.CreatedAt, x.ExpiresAt, x.UsedAt = fromMicros(created), fromMicros(expires), fromNullMicros(used)
+		t, err := issue(&x)
+		if err != nil {
+			return err
+		}
+		// The guard on used_at makes a concurrent second redemption update
+		// nothing, even where the row lock above is a no-op.
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE exchange_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`), micros(at), hash)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return apperr.Unauthenticated("exchange token has already been used")
+		}
+		return db.insertToken(ctx, tx, t)
+	})
+	return db.translate(err, "exchange token")
+}

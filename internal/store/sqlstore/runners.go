@@ -1,0 +1,175 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+)
+
+const runnerColumns = `seq, id, org_id, name, kind, provider, runner_manager_id, spec, metrics_password, status,
+	creator_id, creator_principal, created_at, updated_at`
+
+func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
+	var r runners.Runner
+	var kind, provider, spec, status, creatorPrincipal string
+	var created, updated int64
+	if err := row.Scan(&r.Seq, &r.ID, &r.OrgID, &r.Name, &kind, &provider, &r.RunnerManagerID, &spec,
+		&r.Spec.Configuration.Metrics.Password, &status, &r.Creator.ID, &creatorPrincipal, &created, &updated); err != nil {
+		return nil, err
+	}
+	password := r.Spec.Configuration.Metrics.Password
+	if err := json.Unmarshal([]byte(spec), &r.Spec); err != nil {
+		return nil, fmt.Errorf("decode spec of runner %q: %w", r.ID, err)
+	}
+	r.Spec.Configuration.Metrics.Password = password
+	if err := json.Unmarshal([]byte(status), &r.Status); err != nil {
+		return nil, fmt.Errorf("decode status of runner %q: %w", r.ID, err)
+	}
+	r.Kind, r.Provider = runners.Kind(kind), runners.Provider(provider)
+	r.Creator.Principal = identity.Principal(creatorPrincipal)
+	r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &r, nil
+}
+
+// runnerDocs encodes the JSON columns. The metrics password stays out of the
+// spec document (Metrics.Password is not marshalled) in its own column.
+func runnerDocs(r *runners.Runner) (spec, status string, err error) {
+	s, err := json.Marshal(r.Spec)
+	if err != nil {
+		return "", "", fmt.Errorf("encode spec: %w", err)
+	}
+	st, err := json.Marshal(r.Status)
+	if err != nil {
+		return "", "", fmt.Errorf("encode status: %w", err)
+	}
+	return string(s), string(st), nil
+}
+
+func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.ExchangeToken) error {
+	spec, status, err := runnerDocs(r)
+	if err != nil {
+		return err
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO runners (id, org_id, name, kind, provider, runner_manager_id,
+			spec, metrics_password, status, creator_id, creator_principal, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+			r.ID, r.OrgID, r.Name, string(r.Kind), string(r.Provider), r.RunnerManagerID, spec,
+			r.Spec.Configuration.Metrics.Password, status, r.Creator.ID, string(r.Creator.Principal),
+			micros(r.CreatedAt), micros(r.UpdatedAt)).Scan(&r.Seq)
+		if err != nil {
+			return err
+		}
+		if x != nil {
+			return db.insertExchangeToken(ctx, tx, x)
+		}
+		return nil
+	})
+	return db.translate(err, fmt.Sprintf("runner %q", r.Name))
+}
+
+func (db *DB) FindRunnerByID(ctx context.Context, orgID, id string) (*runners.Runner, error) {
+	r, err := scanRunner(db.read.QueryRowContext(ctx,
+		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`), orgID, id))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
+	}
+	return r, nil
+}
+
+func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Runner, error) {
+	query := `SELECT ` + runnerColumns + ` FROM runners WHERE org_id = ? AND seq > ?`
+	args := []any{f.OrgID, f.After}
+	if len(f.CreatorIDs) > 0 {
+		query += ` AND creator_id IN ` + in(len(f.CreatorIDs))
+		for _, v := range f.CreatorIDs {
+			args = append(args, v)
+		}
+	}
+	if len(f.Kinds) > 0 {
+		query += ` AND kind IN ` + in(len(f.Kinds))
+		for _, v := range f.Kinds {
+			args = append(args, string(v))
+		}
+	}
+	if len(f.Providers) > 0 {
+		query += ` AND provider IN ` + in(len(f.Providers))
+		for _, v := range f.Providers {
+			args = append(args, string(v))
+		}
+	}
+	query += ` ORDER BY seq`
+	if f.Limit > 0 {
+		query += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	}
+	rows, err := db.read.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, db.translate(err, "runners")
+	}
+	defer rows.Close()
+	var out []*runners.Runner
+	for rows.Next() {
+		r, err := scanRunner(rows)
+		if err != nil {
+			return nil, db.translate(err, "runners")
+		}
+		out = append(out, r)
+	}
+	return out, db.translate(rows.Err(), "runners")
+}
+
+func (db *DB) UpdateRunner(ctx context.Context, orgID, id string, fn func(*runners.Runner) error) (*runners.Runner, error) {
+	var out *runners.Runner
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		r, err := scanRunner(tx.QueryRowContext(ctx,
+			db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		if err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+		spec, status, err := runnerDocs(r)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE runners SET name = ?, spec = ?, metrics_password = ?, status = ?,
+			updated_at = ? WHERE org_id = ? AND id = ?`),
+			r.Name, spec, r.Spec.Configuration.Metrics.Password, status, micros(r.UpdatedAt), orgID, id)
+		if err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
+	}
+	return out, nil
+}
+
+func (db *DB) DeleteRunner(ctx context.Context, orgID, id string) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		// Tokens first: a deleted runner's daemon must fail authentication on
+		// its next call, and the foreign keys forbid the other order.
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM tokens WHERE org_id = ? AND runner_id = ?`), orgID, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM exchange_tokens WHERE org_id = ? AND runner_id = ?`), orgID, id); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM runners WHERE org_id = ? AND id = ?`), orgID, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sql.ErrNoRows
+		}
+		return nil
+	})
+	return db.translate(err, fmt.Sprintf("runner %q", id))
+}

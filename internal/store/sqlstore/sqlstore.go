@@ -1,0 +1,142 @@
+// Package sqlstore implements store.Store on database/sql. SQLite and
+// PostgreSQL differ only in what Dialect captures (bind parameters, row locks,
+// unique violations) and in their migrations, so the queries live here once.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runyard/runyard/internal/apperr"
+)
+
+// Dialect is what differs between the SQL databases.
+type Dialect struct {
+	Name string
+	// Numbered reports whether bind parameters are $1, $2, ... instead of ?.
+	Numbered bool
+	// LockRow is appended to a SELECT that reads a row it will update.
+	LockRow string
+	// IsUniqueViolation reports a unique constraint violation.
+	IsUniqueViolation func(error) bool
+}
+
+// DB is a store.Store on a SQL database.
+type DB struct {
+	// read serves queries outside transactions; write serves transactions.
+	// SQLite uses one writer connection so writers queue in Go instead of
+	// spinning on the database lock; PostgreSQL uses one pool for both.
+	read, write *sql.DB
+	dialect     Dialect
+	queries     sync.Map // query text with ? -> dialect's form
+}
+
+// New returns a DB. read and write may be the same pool.
+func New(read, write *sql.DB, d Dialect) *DB {
+	return &DB{read: read, write: write, dialect: d}
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s: %w", db.dialect.Name, err)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	err := db.write.Close()
+	if db.read != db.write {
+		err = errors.Join(err, db.read.Close())
+	}
+	return err
+}
+
+// q rewrites ? placeholders into the dialect's form, once per query text.
+func (db *DB) q(query string) string {
+	if !db.dialect.Numbered {
+		return query
+	}
+	if v, ok := db.queries.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	db.queries.Store(query, b.String())
+	return b.String()
+}
+
+// tx runs fn in a write transaction and commits unless fn fails.
+func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return db.translate(fmt.Errorf("commit: %w", err), "")
+	}
+	return nil
+}
+
+// translate turns driver errors into apperr codes. what names the object
+// for messages, e.g. `runner "x"`.
+func (db *DB) translate(err error, what string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return apperr.NotFound("%s not found", what)
+	case db.dialect.IsUniqueViolation(err):
+		return &apperr.Error{Code: apperr.CodeConflict, Message: what + " already exists", Err: err}
+	}
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return apperr.Internal(err, "%s", db.dialect.Name)
+}
+
+// in returns "(?, ?, ...)" for n values.
+func in(n int) string {
+	return "(" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+// micros stores times as microseconds since the epoch, the precision both
+// databases keep, in a BIGINT column that reads the same in each.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func nullMicros(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: micros(*t), Valid: true}
+}
+
+func fromNullMicros(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}

@@ -1,0 +1,25 @@
+// Package store defines the one storage interface of the control plane. The
+// implementations are internal/store/sqlite and internal/store/postgres (both
+// built on internal/store/sqlstore); internal/store/storetest is the
+// conformance suite that every implementation passes.
+package store
+
+import (
+	"context"
+
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+)
+
+// Store is everything the domain services persist. Methods return
+// *apperr.Error with CodeNotFound or CodeConflict as each domain interface
+// documents; other errors are internal.
+type Store interface {
+	identity.Store
+	runners.Store
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	// Close releases the database.
+	Close() error
+}

@@ -1,0 +1,514 @@
+// Package storetest is the conformance suite for store.Store: every
+// implementation runs Run and must behave the same.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/store"
+)
+
+// Opener returns a new, empty, migrated store for one test.
+type Opener func(t *testing.T) store.Store
+
+// Run runs the conformance suite against the stores open returns.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"Organizations", testOrganizations},
+		{"Tokens", testTokens},
+		{"TokensPaging", testTokensPaging},
+		{"BootstrapTokenUnique", testBootstrapTokenUnique},
+		{"ExchangeTokens", testExchangeTokens},
+		{"ExchangeTokenConcurrentRedeem", testExchangeTokenConcurrentRedeem},
+		{"RunnerRoundTrip", testRunnerRoundTrip},
+		{"RunnerNames", testRunnerNames},
+		{"RunnerOrganizationIsolation", testRunnerOrganizationIsolation},
+		{"FindRunners", testFindRunners},
+		{"UpdateRunner", testUpdateRunner},
+		{"UpdateRunnerConcurrent", testUpdateRunnerConcurrent},
+		{"DeleteRunner", testDeleteRunner},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			tt.fn(t, s)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+// base is a fixed instant at microsecond precision, what both stores keep.
+var base = time.Date(2026, 11, 24, 10, 0, 0, 123456000, time.UTC)
+
+func must(t *testing.T, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func wantCode(t *testing.T, err error, code apperr.Code, what string) {
+	t.Helper()
+	if got := apperr.CodeOf(err); err == nil || got != code {
+		t.Fatalf("%s: got error %v (code %s), want code %s", what, err, got, code)
+	}
+}
+
+func newOrg(t *testing.T, s store.Store) *identity.Organization {
+	t.Helper()
+	org := &identity.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString()[:8], CreatedAt: base}
+	must(t, s.CreateOrganization(ctx, org), "create organization")
+	return org
+}
+
+func newToken(orgID, name string) (*identity.Token, string) {
+	secret := identity.NewSecret(identity.PrefixAPIKey)
+	id := uuid.NewString()
+	return &identity.Token{
+		ID: id, OrgID: orgID, Name: name, Principal: identity.PrincipalServiceAccount,
+		Scopes:  []identity.Scope{identity.ScopeRunnersRead, identity.ScopeRunnersWrite},
+		Creator: identity.Subject{ID: id, Principal: identity.PrincipalServiceAccount},
+		Hash:    identity.HashSecret(secret), CreatedAt: base,
+	}, secret
+}
+
+func newRunner(orgID, name string) *runners.Runner {
+	return &runners.Runner{
+		ID: uuid.NewString(), OrgID: orgID, Name: name,
+		Kind: runners.KindLocal, Provider: runners.ProviderLinuxHost,
+		Spec: runners.Spec{
+			DesiredPhase: runners.PhaseActive, Variant: runners.VariantUnspecified,
+			Configuration: runners.Configuration{
+				ReleaseChannel: runners.ReleaseChannelStable, LogLevel: runners.LogLevelInfo,
+			},
+		},
+		Status:    runners.Status{Phase: runners.PhaseCreated},
+		Creator:   identity.Subject{ID: uuid.NewString(), Principal: identity.PrincipalServiceAccount},
+		CreatedAt: base, UpdatedAt: base,
+	}
+}
+
+func testOrganizations(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	got, err := s.FindOrganizationByName(ctx, org.Name)
+	must(t, err, "find organization")
+	if !reflect.DeepEqual(got, org) {
+		t.Fatalf("organization round trip: got %+v, want %+v", got, org)
+	}
+	dup := &identity.Organization{ID: uuid.NewString(), Name: org.Name, CreatedAt: base}
+	wantCode(t, s.CreateOrganization(ctx, dup), apperr.CodeConflict, "duplicate organization name")
+	_, err = s.FindOrganizationByName(ctx, "missing")
+	wantCode(t, err, apperr.CodeNotFound, "missing organization")
+}
+
+func testTokens(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	tok, _ := newToken(org.ID, "ci")
+	exp := base.Add(time.Hour)
+	tok.ExpiresAt = &exp
+	must(t, s.CreateToken(ctx, tok), "create token")
+	if tok.Seq == 0 {
+		t.Fatal("CreateToken did not assign Seq")
+	}
+	got, err := s.FindTokenByHash(ctx, tok.Hash)
+	must(t, err, "find token")
+	if !reflect.DeepEqual(got, tok) {
+		t.Fatalf("token round trip:\n got %+v\nwant %+v", got, tok)
+	}
+	_, err = s.FindTokenByHash(ctx, identity.HashSecret("nope"))
+	wantCode(t, err, apperr.CodeNotFound, "unknown hash")
+
+	dup, _ := newToken(org.ID, "dup")
+	dup.Hash = tok.Hash
+	wantCode(t, s.CreateToken(ctx, dup), apperr.CodeConflict, "duplicate hash")
+
+	// Revoking is idempotent and keeps the first revocation time.
+	r1, err := s.RevokeToken(ctx, org.ID, tok.ID, base.Add(time.Minute))
+	must(t, err, "revoke")
+	r2, err := s.RevokeToken(ctx, org.ID, tok.ID, base.Add(2*time.Minute))
+	must(t, err, "revoke again")
+	if r1.RevokedAt == nil || !r1.RevokedAt.Equal(base.Add(time.Minute)) || !r2.RevokedAt.Equal(*r1.RevokedAt) {
+		t.Fatalf("revoked at: first %v, second %v", r1.RevokedAt, r2.RevokedAt)
+	}
+	other := newOrg(t, s)
+	_, err = s.RevokeToken(ctx, other.ID, tok.ID, base)
+	wantCode(t, err, apperr.CodeNotFound, "revoke from another organization")
+
+	must(t, s.SetTokenHash(ctx, org.ID, tok.ID, identity.HashSecret("rotated")), "set hash")
+	if _, err := s.FindTokenByHash(ctx, identity.HashSecret("rotated")); err != nil {
+		t.Fatalf("find by new hash: %v", err)
+	}
+	wantCode(t, s.SetTokenHash(ctx, other.ID, tok.ID, "x"), apperr.CodeNotFound, "set hash in another organization")
+}
+
+func testTokensPaging(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	other := newOrg(t, s)
+	var ids []string
+	for i := range 5 {
+		tok, _ := newToken(org.ID, fmt.Sprintf("t%d", i))
+		must(t, s.CreateToken(ctx, tok), "create")
+		ids = append(ids, tok.ID)
+		o, _ := newToken(other.ID, "other")
+		must(t, s.CreateToken(ctx, o), "create other")
+	}
+	_, err := s.RevokeToken(ctx, org.ID, ids[1], base)
+	must(t, err, "revoke")
+
+	all, err := s.FindTokens(ctx, identity.TokenFilter{OrgID: org.ID, IncludeRevoked: true})
+	must(t, err, "find all")
+	if got := tokenIDs(all); !reflect.DeepEqual(got, ids) {
+		t.Fatalf("all tokens: got %v, want %v", got, ids)
+	}
+	active, err := s.FindTokens(ctx, identity.TokenFilter{OrgID: org.ID})
+	must(t, err, "find active")
+	if got, want := tokenIDs(active), []string{ids[0], ids[2], ids[3], ids[4]}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("active tokens: got %v, want %v", got, want)
+	}
+	page, err := s.FindTokens(ctx, identity.TokenFilter{OrgID: org.ID, IncludeRevoked: true, After: all[1].Seq, Limit: 2})
+	must(t, err, "find page")
+	if got, want := tokenIDs(page), ids[2:4]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("page: got %v, want %v", got, want)
+	}
+}
+
+func tokenIDs(ts []*identity.Token) []string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.ID)
+	}
+	return out
+}
+
+func testBootstrapTokenUnique(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	_, err := s.FindBootstrapToken(ctx, org.ID)
+	wantCode(t, err, apperr.CodeNotFound, "no bootstrap token yet")
+	a, _ := newToken(org.ID, "admin")
+	a.Bootstrap = true
+	must(t, s.CreateToken(ctx, a), "create bootstrap token")
+	b, _ := newToken(org.ID, "admin2")
+	b.Bootstrap = true
+	wantCode(t, s.CreateToken(ctx, b), apperr.CodeConflict, "second bootstrap token")
+	got, err := s.FindBootstrapToken(ctx, org.ID)
+	must(t, err, "find bootstrap token")
+	if got.ID != a.ID || !got.Bootstrap {
+		t.Fatalf("bootstrap token: got %+v", got)
+	}
+	// Other organizations have their own.
+	other := newOrg(t, s)
+	c, _ := newToken(other.ID, "admin")
+	c.Bootstrap = true
+	must(t, s.CreateToken(ctx, c), "bootstrap token in another organization")
+}
+
+func testExchangeTokens(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	r := newRunner(org.ID, "runner-x")
+	x, _ := identity.NewExchangeToken(org.ID, r.ID, base)
+	must(t, s.CreateRunner(ctx, r, x), "create runner")
+
+	issued := func(x *identity.ExchangeToken) (*identity.Token, error) {
+		tok, _ := newToken(x.OrgID, "runner")
+		tok.Principal, tok.RunnerID, tok.Scopes = identity.PrincipalRunner, x.RunnerID, nil
+		return tok, nil
+	}
+	// A refusal from the callback changes nothing.
+	refused := apperr.Unauthenticated("no")
+	err := s.RedeemExchangeToken(ctx, x.Hash, base, func(*identity.ExchangeToken) (*identity.Token, error) { return nil, refused })
+	wantCode(t, err, apperr.CodeUnauthenticated, "refused redemption")
+
+	var seen *identity.ExchangeToken
+	var tok *identity.Token
+	must(t, s.RedeemExchangeToken(ctx, x.Hash, base.Add(time.Second), func(got *identity.ExchangeToken) (*identity.Token, error) {
+		seen = got
+		var err error
+		tok, err = issued(got)
+		return tok, err
+	}), "redeem")
+	if seen.UsedAt != nil || seen.RunnerID != r.ID || seen.OrgID != org.ID || !seen.ExpiresAt.Equal(x.ExpiresAt) {
+		t.Fatalf("exchange token seen by callback: %+v", seen)
+	}
+	got, err := s.FindTokenByHash(ctx, tok.Hash)
+	must(t, err, "find issued token")
+	if got.RunnerID != r.ID || got.Principal != identity.PrincipalRunner {
+		t.Fatalf("issued token: %+v", got)
+	}
+	// The second redemption sees the token used.
+	err = s.RedeemExchangeToken(ctx, x.Hash, base.Add(2*time.Second), func(got *identity.ExchangeToken) (*identity.Token, error) {
+		if got.UsedAt == nil || !got.UsedAt.Equal(base.Add(time.Second)) {
+			t.Errorf("second redemption: UsedAt = %v", got.UsedAt)
+		}
+		return nil, apperr.Unauthenticated("used")
+	})
+	wantCode(t, err, apperr.CodeUnauthenticated, "second redemption")
+	err = s.RedeemExchangeToken(ctx, identity.HashSecret("unknown"), base, issued)
+	wantCode(t, err, apperr.CodeNotFound, "unknown exchange token")
+
+	// More exchange tokens for the same runner.
+	y, _ := identity.NewExchangeToken(org.ID, r.ID, base)
+	must(t, s.CreateExchangeToken(ctx, y), "create exchange token")
+	must(t, s.RedeemExchangeToken(ctx, y.Hash, base, issued), "redeem second token")
+}
+
+func testExchangeTokenConcurrentRedeem(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	r := newRunner(org.ID, "runner-c")
+	x, _ := identity.NewExchangeToken(org.ID, r.ID, base)
+	must(t, s.CreateRunner(ctx, r, x), "create runner")
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.RedeemExchangeToken(ctx, x.Hash, base, func(got *identity.ExchangeToken) (*identity.Token, error) {
+				if got.UsedAt != nil {
+					return nil, apperr.Unauthenticated("used")
+				}
+				tok, _ := newToken(got.OrgID, "runner")
+				tok.Principal, tok.RunnerID = identity.PrincipalRunner, got.RunnerID
+				return tok, nil
+			})
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case apperr.Is(err, apperr.CodeUnauthenticated):
+		default:
+			t.Errorf("concurrent redemption: unexpected error %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d concurrent redemptions succeeded, want exactly 1", ok, n)
+	}
+}
+
+func testRunnerRoundTrip(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	r := newRunner(org.ID, "full-runner")
+	r.Kind, r.Provider, r.RunnerManagerID = runners.KindRemote, runners.ProviderManaged, uuid.NewString()
+	r.Spec = runners.Spec{
+		DesiredPhase: runners.PhaseInactive, Variant: runners.VariantEnterprise,
+		Configuration: runners.Configuration{
+			Region: "us-west", ReleaseChannel: runners.ReleaseChannelLatest, AutoUpdate: true,
+			LogLevel: runners.LogLevelDebug, DevcontainerImageCacheEnabled: true, ContinuousProfiling: true,
+			EncryptedHoneycombAPIKey: []byte{0, 1, 2, 0xff},
+			UpdateWindow:             &runners.UpdateWindow{StartHour: 0, EndHour: 2},
+			Metrics: runners.Metrics{Enabled: true, URL: "https://metrics.example/push", Username: "u",
+				Password: "s3cret", ManagedMetricsEnabled: true, IncludeVerboseMetrics: true},
+		},
+	}
+	r.Status = runners.Status{
+		UpdatedAt: base.Add(time.Minute), Version: "1.2.3", SystemDetails: "linux/amd64 host-1",
+		Phase: runners.PhaseActive, Message: "ok", Region: "eu-1",
+		AdditionalInfo: []runners.FieldValue{{Key: "k", Value: "v"}},
+		Capabilities:   []runners.Capability{"RUNNER_CAPABILITY_AGENT_EXECUTION"},
+		LogURL:         "https://logs", Gateway: &runners.GatewayInfo{Name: "gw", URL: "https://gw", Region: "eu", Latency: 1500 * time.Millisecond},
+		PublicKey:      make([]byte, 32), SupportBundleURL: "https://sb", LLMURL: "https://llm",
+	}
+	must(t, s.CreateRunner(ctx, r, nil), "create runner")
+	if r.Seq == 0 {
+		t.Fatal("CreateRunner did not assign Seq")
+	}
+	got, err := s.FindRunnerByID(ctx, org.ID, r.ID)
+	must(t, err, "find runner")
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("runner round trip:\n got %+v\nwant %+v", got, r)
+	}
+}
+
+func testRunnerNames(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	must(t, s.CreateRunner(ctx, newRunner(org.ID, "same"), nil), "create")
+	wantCode(t, s.CreateRunner(ctx, newRunner(org.ID, "same"), nil), apperr.CodeConflict, "duplicate name")
+	other := newOrg(t, s)
+	must(t, s.CreateRunner(ctx, newRunner(other.ID, "same"), nil), "same name in another organization")
+}
+
+func testRunnerOrganizationIsolation(t *testing.T, s store.Store) {
+	org, other := newOrg(t, s), newOrg(t, s)
+	r := newRunner(org.ID, "mine")
+	must(t, s.CreateRunner(ctx, r, nil), "create")
+	_, err := s.FindRunnerByID(ctx, other.ID, r.ID)
+	wantCode(t, err, apperr.CodeNotFound, "find from another organization")
+	_, err = s.UpdateRunner(ctx, other.ID, r.ID, func(*runners.Runner) error { return nil })
+	wantCode(t, err, apperr.CodeNotFound, "update from another organization")
+	wantCode(t, s.DeleteRunner(ctx, other.ID, r.ID), apperr.CodeNotFound, "delete from another organization")
+	list, err := s.FindRunners(ctx, runners.Filter{OrgID: other.ID})
+	must(t, err, "list other organization")
+	if len(list) != 0 {
+		t.Fatalf("another organization lists %d runners", len(list))
+	}
+}
+
+func testFindRunners(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	alice, bob := uuid.NewString(), uuid.NewString()
+	type spec struct {
+		provider runners.Provider
+		creator  string
+	}
+	specs := []spec{
+		{runners.ProviderLinuxHost, alice}, {runners.ProviderAWSEC2, bob}, {runners.ProviderGCP, alice},
+		{runners.ProviderDesktopMac, bob}, {runners.ProviderLinuxHost, bob},
+	}
+	var all []*runners.Runner
+	for i, sp := range specs {
+		r := newRunner(org.ID, fmt.Sprintf("r%d", i))
+		r.Provider, r.Kind, r.Creator.ID = sp.provider, runners.KindOf(sp.provider), sp.creator
+		must(t, s.CreateRunner(ctx, r, nil), "create")
+		all = append(all, r)
+	}
+	names := func(rs []*runners.Runner) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		filter runners.Filter
+		want   []string
+	}{
+		{"All", runners.Filter{}, []string{"r0", "r1", "r2", "r3", "r4"}},
+		{"Creator", runners.Filter{CreatorIDs: []string{alice}}, []string{"r0", "r2"}},
+		{"Creators", runners.Filter{CreatorIDs: []string{alice, bob}}, []string{"r0", "r1", "r2", "r3", "r4"}},
+		{"Kind", runners.Filter{Kinds: []runners.Kind{runners.KindRemote}}, []string{"r1", "r2"}},
+		{"Providers", runners.Filter{Providers: []runners.Provider{runners.ProviderLinuxHost, runners.ProviderGCP}}, []string{"r0", "r2", "r4"}},
+		{"Combined", runners.Filter{CreatorIDs: []string{bob}, Kinds: []runners.Kind{runners.KindLocal}}, []string{"r3", "r4"}},
+		{"Page", runners.Filter{After: all[1].Seq, Limit: 2}, []string{"r2", "r3"}},
+		{"PageFiltered", runners.Filter{After: all[0].Seq, Limit: 1, CreatorIDs: []string{alice}}, []string{"r2"}},
+		{"None", runners.Filter{CreatorIDs: []string{uuid.NewString()}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.filter.OrgID = org.ID
+			got, err := s.FindRunners(ctx, tt.filter)
+			must(t, err, "find runners")
+			if !reflect.DeepEqual(names(got), tt.want) {
+				t.Fatalf("got %v, want %v", names(got), tt.want)
+			}
+		})
+	}
+}
+
+func testUpdateRunner(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	r := newRunner(org.ID, "before")
+	must(t, s.CreateRunner(ctx, r, nil), "create")
+	must(t, s.CreateRunner(ctx, newRunner(org.ID, "taken"), nil), "create second")
+
+	got, err := s.UpdateRunner(ctx, org.ID, r.ID, func(r *runners.Runner) error {
+		r.Name = "after"
+		r.Spec.Configuration.LogLevel = runners.LogLevelDebug
+		r.Spec.Configuration.Metrics.Password = "pw"
+		r.Status.Phase = runners.PhaseDeleting
+		r.UpdatedAt = base.Add(time.Hour)
+		return nil
+	})
+	must(t, err, "update")
+	found, err := s.FindRunnerByID(ctx, org.ID, r.ID)
+	must(t, err, "find")
+	if !reflect.DeepEqual(found, got) {
+		t.Fatalf("update result differs from stored runner:\n got %+v\nwant %+v", found, got)
+	}
+	if found.Name != "after" || found.Spec.Configuration.Metrics.Password != "pw" ||
+		found.Status.Phase != runners.PhaseDeleting || !found.UpdatedAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("update not stored: %+v", found)
+	}
+
+	// An error from fn changes nothing.
+	_, err = s.UpdateRunner(ctx, org.ID, r.ID, func(r *runners.Runner) error {
+		r.Name = "changed"
+		return apperr.Invalid("name", "refused")
+	})
+	wantCode(t, err, apperr.CodeInvalid, "refused update")
+	wantCode(t, func() error {
+		_, err := s.UpdateRunner(ctx, org.ID, r.ID, func(r *runners.Runner) error { r.Name = "taken"; return nil })
+		return err
+	}(), apperr.CodeConflict, "rename onto a taken name")
+	found, err = s.FindRunnerByID(ctx, org.ID, r.ID)
+	must(t, err, "find")
+	if found.Name != "after" {
+		t.Fatalf("failed updates changed the name to %q", found.Name)
+	}
+	_, err = s.UpdateRunner(ctx, org.ID, uuid.NewString(), func(*runners.Runner) error { return nil })
+	wantCode(t, err, apperr.CodeNotFound, "update missing runner")
+}
+
+// testUpdateRunnerConcurrent checks that read-modify-write updates do not
+// lose each other's changes.
+func testUpdateRunnerConcurrent(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	r := newRunner(org.ID, "counter")
+	must(t, s.CreateRunner(ctx, r, nil), "create")
+	const n = 20
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateRunner(ctx, org.ID, r.ID, func(r *runners.Runner) error {
+				r.Status.AdditionalInfo = append(r.Status.AdditionalInfo, runners.FieldValue{Key: "k"})
+				return nil
+			})
+			if err != nil {
+				t.Errorf("concurrent update: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	got, err := s.FindRunnerByID(ctx, org.ID, r.ID)
+	must(t, err, "find")
+	if len(got.Status.AdditionalInfo) != n {
+		t.Fatalf("after %d concurrent appends the runner has %d entries", n, len(got.Status.AdditionalInfo))
+	}
+}
+
+func testDeleteRunner(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	r := newRunner(org.ID, "doomed")
+	x, _ := identity.NewExchangeToken(org.ID, r.ID, base)
+	must(t, s.CreateRunner(ctx, r, x), "create")
+	tok, _ := newToken(org.ID, "runner")
+	tok.Principal, tok.RunnerID = identity.PrincipalRunner, r.ID
+	must(t, s.CreateToken(ctx, tok), "create runner token")
+	keep, _ := newToken(org.ID, "api key")
+	must(t, s.CreateToken(ctx, keep), "create api key")
+
+	must(t, s.DeleteRunner(ctx, org.ID, r.ID), "delete")
+	_, err := s.FindRunnerByID(ctx, org.ID, r.ID)
+	wantCode(t, err, apperr.CodeNotFound, "find deleted runner")
+	_, err = s.FindTokenByHash(ctx, tok.Hash)
+	wantCode(t, err, apperr.CodeNotFound, "deleted runner's token")
+	err = s.RedeemExchangeToken(ctx, x.Hash, base, func(*identity.ExchangeToken) (*identity.Token, error) { return nil, nil })
+	wantCode(t, err, apperr.CodeNotFound, "deleted runner's exchange token")
+	if _, err := s.FindTokenByHash(ctx, keep.Hash); err != nil {
+		t.Fatalf("deleting a runner removed an unrelated token: %v", err)
+	}
+	wantCode(t, s.DeleteRunner(ctx, org.ID, r.ID), apperr.CodeNotFound, "delete twice")
+	// The name is free again.
+	must(t, s.CreateRunner(ctx, newRunner(org.ID, "doomed"), nil), "reuse name")
+}
