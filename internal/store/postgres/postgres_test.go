@@ -30,4 +30,3 @@ func TestOpenBadURL(t *testing.T) {
 		t.Fatalf("error leaks the password: %s", got)
 	}
 }
-

@@ -325,7 +325,7 @@ func testRunnerRoundTrip(t *testing.T, s store.Store) {
 		AdditionalInfo: []runners.FieldValue{{Key: "k", Value: "v"}},
 		Capabilities:   []runners.Capability{"RUNNER_CAPABILITY_AGENT_EXECUTION"},
 		LogURL:         "https://logs", Gateway: &runners.GatewayInfo{Name: "gw", URL: "https://gw", Region: "eu", Latency: 1500 * time.Millisecond},
-		PublicKey:      make([]byte, 32), SupportBundleURL: "https://sb", LLMURL: "https://llm",
+		PublicKey: make([]byte, 32), SupportBundleURL: "https://sb", LLMURL: "https://llm",
 	}
 	must(t, s.CreateRunner(ctx, r, nil), "create runner")
 	if r.Seq == 0 {

@@ -1,0 +1,51 @@
+// Package connectapi serves the Connect API (gitpod.v1 and runyard.v1) with
+// connect-go, so JSON, binary protobuf, gRPC and gRPC-Web clients all work on
+// the same paths. Handlers only translate: the rules live in the domain
+// services.
+package connectapi
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"connectrpc.com/connect"
+
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+)
+
+// MaxRequestBytes bounds a request message; larger ones fail with
+// resource_exhausted before they are decoded.
+const MaxRequestBytes = 4 << 20
+
+// Services are the domain services behind the API.
+type Services struct {
+	Identity *identity.Service
+	Runners  *runners.Service
+}
+
+// Mount registers every Connect service on mux.
+func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
+	auth := &authInterceptor{
+		auth:   svc.Identity,
+		public: map[string]bool{gitpodv1connect.IdentityServiceExchangeTokenProcedure: true},
+		log:    log,
+	}
+	opts := []connect.HandlerOption{
+		connect.WithCodec(strictJSON{}),
+		connect.WithInterceptors(auth),
+		connect.WithReadMaxBytes(MaxRequestBytes),
+	}
+	handle := func(path string, h http.Handler) { mux.Handle(path, withQueryPaging(h)) }
+	handle(gitpodv1connect.NewRunnerServiceHandler(&runnerHandler{svc: svc.Runners, log: log}, opts...))
+	handle(gitpodv1connect.NewIdentityServiceHandler(&identityHandler{svc: svc.Identity, log: log}, opts...))
+	handle(runyardv1connect.NewTokenServiceHandler(&tokenHandler{svc: svc.Identity, log: log}, opts...))
+}
+
+func errInvalid(field, msg string) error {
+	return errors.New(apperr.Invalid(field, "%s", msg).Public())
+}

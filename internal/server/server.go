@@ -1,0 +1,216 @@
+// Package server assembles the control plane: it opens the store, bootstraps
+// the default organization, mounts every API surface on one mux and serves it
+// over TLS or h2c until its context ends.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/runyard/runyard/internal/api/connectapi"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/store"
+	"github.com/runyard/runyard/internal/store/postgres"
+	"github.com/runyard/runyard/internal/store/sqlite"
+)
+
+// Config is what `runyard server` takes.
+type Config struct {
+	// Listen is the address to listen on, e.g. 127.0.0.1:8080; port 0 picks
+	// a free port.
+	Listen string
+	// DataDir holds the SQLite database and the admin-token file.
+	DataDir string
+	// DatabaseURL selects PostgreSQL (postgres://...); empty means SQLite in
+	// DataDir.
+	DatabaseURL string
+	// TLSCert and TLSKey enable TLS; without them the server speaks h2c.
+	TLSCert, TLSKey string
+	// BootstrapToken is the admin key's value (RUNYARD_BOOTSTRAP_TOKEN).
+	BootstrapToken string
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+	// Stdout receives the one-time admin token message.
+	Stdout interface{ Write([]byte) (int, error) }
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	store    store.Store
+	listener net.Listener
+	http     *http.Server
+	ready    atomic.Bool
+	scheme   string
+}
+
+// AdminTokenFile is the name of the file in the data directory that holds a
+// generated admin key.
+const AdminTokenFile = "admin-token"
+
+// Open prepares the server: store, migrations, bootstrap, listener. The
+// server answers requests once Serve runs.
+func Open(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key must be given together")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http"}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.store = st
+	idSvc := identity.NewService(st)
+	if err := s.bootstrap(ctx, idSvc); err != nil {
+		st.Close()
+		return nil, err
+	}
+
+	mux := http.NewServeMux()
+	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runners.NewService(st)}, s.log)
+	mux.HandleFunc("GET /healthz", s.healthz)
+
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		Protocols:         new(http.Protocols),
+	}
+	s.http.Protocols.SetHTTP1(true)
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("load TLS key pair: %w", err)
+		}
+		s.http.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		s.http.Protocols.SetHTTP2(true)
+		s.scheme = "https"
+	} else {
+		// h2c, so gRPC clients work on plain loopback too.
+		s.http.Protocols.SetUnencryptedHTTP2(true)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	if s.http.TLSConfig != nil {
+		ln = tls.NewListener(ln, s.http.TLSConfig)
+	}
+	s.listener = ln
+	return s, nil
+}
+
+func openStore(ctx context.Context, cfg Config) (store.Store, error) {
+	switch {
+	case cfg.DatabaseURL == "":
+		return sqlite.Open(ctx, filepath.Join(cfg.DataDir, "runyard.db"))
+	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
+		return postgres.Open(ctx, cfg.DatabaseURL)
+	default:
+		return nil, errors.New("--database must be a postgres:// URL (leave it unset for SQLite in the data dir)")
+	}
+}
+
+func (s *Server) bootstrap(ctx context.Context, idSvc *identity.Service) error {
+	res, err := idSvc.Bootstrap(ctx, s.cfg.BootstrapToken)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	switch {
+	case res.Secret != "":
+		path := filepath.Join(s.cfg.DataDir, AdminTokenFile)
+		if err := os.WriteFile(path, []byte(res.Secret+"\n"), 0o600); err != nil {
+			return fmt.Errorf("write admin token: %w", err)
+		}
+		if s.cfg.Stdout != nil {
+			fmt.Fprintf(s.cfg.Stdout, "Created organization %q and its admin API key (shown once, also saved to %s):\n\n  %s\n\n",
+				res.Org.Name, path, res.Secret)
+		}
+	case res.Created:
+		s.log.Info("created admin API key from RUNYARD_BOOTSTRAP_TOKEN", "organization", res.Org.Name)
+	case res.Rotated:
+		s.log.Info("admin API key now takes the value of RUNYARD_BOOTSTRAP_TOKEN", "organization", res.Org.Name)
+	}
+	return nil
+}
+
+// URL is the base URL clients use, e.g. http://127.0.0.1:8080.
+func (s *Server) URL() string {
+	addr := s.listener.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("%s://%s", s.scheme, net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// Serve answers requests until ctx ends, then shuts down gracefully: it stops
+// accepting, lets requests in flight finish (up to ShutdownTimeout), and closes
+// the store.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	s.ready.Store(true)
+	go func() { errc <- s.http.Serve(s.listener) }()
+	s.log.Info("control plane listening", "url", s.URL())
+	select {
+	case err := <-errc:
+		s.store.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	s.ready.Store(false)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.http.Shutdown(sctx)
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	s.log.Info("control plane stopped")
+	return nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if !s.ready.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"status":"starting"}` + "\n"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		s.log.Warn("health check: database unreachable", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"status":"database unreachable"}` + "\n"))
+		return
+	}
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
