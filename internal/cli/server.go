@@ -1,0 +1,40 @@
+package cli
+
+import (
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runyard/runyard/internal/server"
+)
+
+func newServerCmd(g *globals) *cobra.Command {
+	var cfg server.Config
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane",
+		Long: `Run the control plane. The first start creates organization "default" and an
+admin API key: RUNYARD_BOOTSTRAP_TOKEN sets its value; otherwise it is
+generated, printed once and written to DATA_DIR/admin-token (mode 0600).
+SIGINT and SIGTERM shut the server down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.BootstrapToken = os.Getenv("RUNYARD_BOOTSTRAP_TOKEN")
+			cfg.Stdout = g.stdout
+			s, err := server.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return s.Serve(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	f.StringVar(&cfg.DataDir, "data-dir", ".runyard", "directory for the SQLite database and the admin token")
+	f.StringVar(&cfg.DatabaseURL, "database", "", "PostgreSQL URL (postgres://...); default: SQLite in --data-dir")
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); without it the server speaks h2c")
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")
+	return cmd
+}

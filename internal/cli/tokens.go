@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+)
+
+func newTokensCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "tokens",
+		Aliases: []string{"token"},
+		Short:   "Manage API keys (needs the admin scope)",
+	}
+	cmd.AddCommand(newTokensCreateCmd(g), newTokensListCmd(g), newTokensRevokeCmd(g))
+	return cmd
+}
+
+func newTokensCreateCmd(g *globals) *cobra.Command {
+	var name string
+	var scopes []string
+	var expiresIn time.Duration
+	cmd := &cobra.Command{
+		Use:     "create",
+		Short:   "Create an API key and print its secret once",
+		Example: `  runyard tokens create --name ci --scopes runners:read,runners:write --expires-in 720h`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			if expiresIn < 0 {
+				return usagef("--expires-in must not be negative")
+			}
+			req := &runyardv1.CreateTokenRequest{Name: name, Scopes: scopes}
+			if expiresIn > 0 {
+				req.ExpiresAt = timestamppb.New(time.Now().Add(expiresIn))
+			}
+			c, err := g.clients()
+			if err != nil {
+				return err
+			}
+			res, err := c.tokens.CreateToken(cmd.Context(), connect.NewRequest(req))
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(res.Msg)
+			}
+			fmt.Fprintf(g.stdout, "Created API key %s (%s) with scopes %s.\nIts secret is shown only now:\n\n  %s\n",
+				res.Msg.GetToken().GetTokenId(), name, strings.Join(res.Msg.GetToken().GetScopes(), ","), res.Msg.GetSecret())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "what the key is for (required)")
+	f.StringSliceVar(&scopes, "scopes", nil, "scopes, e.g. runners:read,runners:write or admin (required)")
+	f.DurationVar(&expiresIn, "expires-in", 0, "expire after this long, e.g. 720h (default: never)")
+	cmd.MarkFlagRequired("name")
+	cmd.MarkFlagRequired("scopes")
+	return cmd
+}
+
+func newTokensListCmd(g *globals) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List API keys and runner tokens (never their secrets)",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			c, err := g.clients()
+			if err != nil {
+				return err
+			}
+			var items []*runyardv1.Token
+			token := ""
+			for {
+				res, err := c.tokens.ListTokens(cmd.Context(), connect.NewRequest(&runyardv1.ListTokensRequest{
+					IncludeRevoked: all,
+					Pagination:     &gitpodv1.PaginationRequest{Token: token, PageSize: 100},
+				}))
+				if err != nil {
+					return err
+				}
+				items = append(items, res.Msg.GetTokens()...)
+				if token = res.Msg.GetPagination().GetNextToken(); token == "" {
+					break
+				}
+			}
+			if g.output == "json" {
+				msgs := make([]proto.Message, len(items))
+				for i, t := range items {
+					msgs[i] = t
+				}
+				return g.printJSONList("tokens", msgs)
+			}
+			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNAME\tPRINCIPAL\tSCOPES\tCREATED\tEXPIRES\tREVOKED")
+			for _, t := range items {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.GetTokenId(), t.GetName(),
+					enumShort("PRINCIPAL_", t.GetPrincipal().String()), dash(strings.Join(t.GetScopes(), ",")),
+					ago(t.GetCreatedAt().AsTime()), stamp(t.GetExpiresAt()), stamp(t.GetRevokedAt()))
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "include revoked tokens")
+	return cmd
+}
+
+func stamp(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().Format(time.RFC3339)
+}
+
+func newTokensRevokeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke TOKEN_ID",
+		Short: "Revoke a token at once",
+		Args:  exactArgs("TOKEN_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.clients()
+			if err != nil {
+				return err
+			}
+			if _, err := c.tokens.RevokeToken(cmd.Context(), connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: args[0]})); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Token %s revoked.\n", args[0])
+			return nil
+		},
+	}
+}

@@ -1,0 +1,85 @@
+package testutil
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/runyard/runyard/internal/server"
+)
+
+// AdminToken is the bootstrap admin key of servers started by StartServer.
+const AdminToken = "ryd_test_admin_token_0123456789"
+
+// Backend selects the database of a test server.
+type Backend string
+
+const (
+	SQLite   Backend = "sqlite"
+	Postgres Backend = "postgres"
+)
+
+// Backends lists the backends to run a test against: SQLite always,
+// PostgreSQL when RUNYARD_TEST_POSTGRES_URL is set.
+func Backends() []Backend { return []Backend{SQLite, Postgres} }
+
+// TestServer is a control plane serving on a loopback port for one test.
+type TestServer struct {
+	URL     string
+	DataDir string
+	Server  *server.Server
+}
+
+// StartServer starts a control plane on 127.0.0.1 with its admin key set to
+// AdminToken, and stops it when the test ends. On Postgres it skips the test
+// unless RUNYARD_TEST_POSTGRES_URL is set.
+func StartServer(tb testing.TB, backend Backend) *TestServer {
+	tb.Helper()
+	cfg := server.Config{
+		Listen:          "127.0.0.1:0",
+		DataDir:         tb.TempDir(),
+		BootstrapToken:  AdminToken,
+		ShutdownTimeout: 5 * time.Second,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if backend == Postgres {
+		cfg.DatabaseURL = PostgresURL(tb)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.Open(ctx, cfg)
+	if err != nil {
+		cancel()
+		tb.Fatalf("start server: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			tb.Errorf("server shutdown: %v", err)
+		}
+	})
+	ts := &TestServer{URL: s.URL(), DataDir: cfg.DataDir, Server: s}
+	waitHealthy(tb, ts.URL)
+	return ts
+}
+
+func waitHealthy(tb testing.TB, url string) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("server at %s did not become healthy", url)
+}
