@@ -1,0 +1,192 @@
+package identity_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/store/sqlstore"
+)
+
+var ctx = context.Background()
+
+// clock is a settable time source for expiry tests.
+type clock struct{ t time.Time }
+
+func (c *clock) Now() time.Time { return c.t }
+
+func newService(t *testing.T) (*identity.Service, *sqlstore.DB, *clock) {
+	t.Helper()
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "runyard.db"))
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	c := &clock{t: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)}
+	s := identity.NewService(db)
+	s.Now = c.Now
+	return s, db, c
+}
+
+func wantCode(t *testing.T, err error, code apperr.Code) {
+	t.Helper()
+	if apperr.CodeOf(err) != code || err == nil {
+		t.Fatalf("got error %v, want code %s", err, code)
+	}
+}
+
+func TestBootstrap(t *testing.T) {
+	t.Run("Generated", func(t *testing.T) {
+		s, db, _ := newService(t)
+		res, err := s.Bootstrap(ctx, "")
+		if err != nil || !res.Created || res.Secret == "" {
+			t.Fatalf("first bootstrap = %+v, %v", res, err)
+		}
+		again, err := s.Bootstrap(ctx, "")
+		if err != nil || again.Created || again.Secret != "" || again.Org.ID != res.Org.ID {
+			t.Fatalf("second bootstrap = %+v, %v; want nothing new", again, err)
+		}
+		c, err := s.Authenticate(ctx, res.Secret)
+		if err != nil || !c.Has(identity.ScopeRunnersWrite) || !c.Has(identity.ScopeAdmin) {
+			t.Fatalf("admin key authenticates as %+v, %v", c, err)
+		}
+		all, err := db.FindTokens(ctx, identity.TokenFilter{OrgID: res.Org.ID, IncludeRevoked: true})
+		if err != nil || len(all) != 1 {
+			t.Fatalf("tokens after two bootstraps: %d, %v; want 1", len(all), err)
+		}
+	})
+	t.Run("SuppliedAndRotated", func(t *testing.T) {
+		s, _, _ := newService(t)
+		first, second := "first-value-0123456789", "second-value-0123456789"
+		if res, err := s.Bootstrap(ctx, first); err != nil || !res.Created || res.Secret != "" {
+			t.Fatalf("bootstrap with value = %+v, %v", res, err)
+		}
+		if _, err := s.Authenticate(ctx, first); err != nil {
+			t.Fatalf("supplied value does not authenticate: %v", err)
+		}
+		res, err := s.Bootstrap(ctx, second)
+		if err != nil || !res.Rotated || res.Created {
+			t.Fatalf("bootstrap with new value = %+v, %v; want rotated", res, err)
+		}
+		_, err = s.Authenticate(ctx, first)
+		wantCode(t, err, apperr.CodeUnauthenticated)
+		if _, err := s.Authenticate(ctx, second); err != nil {
+			t.Fatalf("rotated value does not authenticate: %v", err)
+		}
+	})
+	t.Run("ErrTooShort", func(t *testing.T) {
+		s, _, _ := newService(t)
+		_, err := s.Bootstrap(ctx, "short")
+		wantCode(t, err, apperr.CodeInvalid)
+	})
+}
+
+func adminContext(t *testing.T, s *identity.Service) context.Context {
+	t.Helper()
+	res, err := s.Bootstrap(ctx, "admin-value-0123456789")
+	if err != nil {
+		t.Fatalf("bootstrap: %v", err)
+	}
+	c, err := s.Authenticate(ctx, "admin-value-0123456789")
+	if err != nil {
+		t.Fatalf("authenticate admin: %v (org %s)", err, res.Org.ID)
+	}
+	return identity.NewContext(ctx, c)
+}
+
+func TestAPIKeys(t *testing.T) {
+	s, _, clk := newService(t)
+	admin := adminContext(t, s)
+	exp := clk.t.Add(time.Hour)
+	tok, secret, err := s.CreateAPIKey(admin, identity.CreateAPIKeyInput{Name: "ci", Scopes: []string{"runners:read"}, ExpiresAt: &exp})
+	if err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	c, err := s.Authenticate(ctx, secret)
+	if err != nil || c.Has(identity.ScopeRunnersWrite) || !c.Has(identity.ScopeRunnersRead) || c.Subject.ID != tok.ID {
+		t.Fatalf("key authenticates as %+v, %v", c, err)
+	}
+	// A key without admin cannot manage keys.
+	_, _, err = s.CreateAPIKey(identity.NewContext(ctx, c), identity.CreateAPIKeyInput{Name: "x", Scopes: []string{"admin"}})
+	wantCode(t, err, apperr.CodePermissionDenied)
+
+	clk.t = exp
+	_, err = s.Authenticate(ctx, secret)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+
+	tests := []struct {
+		name string
+		in   identity.CreateAPIKeyInput
+	}{
+		{"ErrNoName", identity.CreateAPIKeyInput{Scopes: []string{"admin"}}},
+		{"ErrNoScopes", identity.CreateAPIKeyInput{Name: "x"}},
+		{"ErrUnknownScope", identity.CreateAPIKeyInput{Name: "x", Scopes: []string{"runners:delete"}}},
+		{"ErrPastExpiry", identity.CreateAPIKeyInput{Name: "x", Scopes: []string{"admin"}, ExpiresAt: &time.Time{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := s.CreateAPIKey(admin, tt.in)
+			wantCode(t, err, apperr.CodeInvalid)
+		})
+	}
+}
+
+func TestRevoke(t *testing.T) {
+	s, _, _ := newService(t)
+	admin := adminContext(t, s)
+	tok, secret, err := s.CreateAPIKey(admin, identity.CreateAPIKeyInput{Name: "ci", Scopes: []string{"admin"}})
+	if err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	if _, err := s.RevokeToken(admin, tok.ID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	_, err = s.Authenticate(ctx, secret)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+	_, err = s.RevokeToken(admin, "not-a-uuid")
+	wantCode(t, err, apperr.CodeInvalid)
+	_, err = s.RevokeToken(admin, "00000000-0000-4000-8000-000000000000")
+	wantCode(t, err, apperr.CodeNotFound)
+}
+
+func TestExchange(t *testing.T) {
+	s, db, clk := newService(t)
+	admin := adminContext(t, s)
+	rs := runners.NewService(db)
+	rs.Now = clk.Now
+	r, exchange, err := rs.Create(admin, runners.CreateInput{Name: "host-1", Provider: runners.ProviderLinuxHost})
+	if err != nil {
+		t.Fatalf("create runner: %v", err)
+	}
+	access, err := s.Exchange(ctx, exchange)
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	c, err := s.Authenticate(ctx, access)
+	if err != nil || c.Subject.Principal != identity.PrincipalRunner || c.RunnerID != r.ID || c.Subject.ID != r.ID {
+		t.Fatalf("runner token authenticates as %+v, %v", c, err)
+	}
+	if c.Has(identity.ScopeRunnersRead) {
+		t.Fatal("a runner token holds user scopes")
+	}
+	_, err = s.Exchange(ctx, exchange)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+
+	// An exchange token expires after 24 hours.
+	fresh, err := rs.CreateToken(admin, r.ID)
+	if err != nil {
+		t.Fatalf("create exchange token: %v", err)
+	}
+	clk.t = clk.t.Add(identity.ExchangeTokenTTL)
+	_, err = s.Exchange(ctx, fresh)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+	_, err = s.Exchange(ctx, "ryd_ex_unknown")
+	wantCode(t, err, apperr.CodeUnauthenticated)
+	_, err = s.Exchange(ctx, "")
+	wantCode(t, err, apperr.CodeInvalid)
+}
