@@ -129,4 +129,3 @@ func enumShortNames(prefix string, values map[string]int32) []string {
 	}
 	return out
 }
-
