@@ -115,6 +115,11 @@ type Runner struct {
 	Creator         identity.Subject
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
+	// Report is the daemon's last full report about its host.
+	Report Report
+	// LastSeen is the last renewal or report; zero if the daemon never
+	// connected.
+	LastSeen time.Time
 }
 
 type Spec struct {
@@ -154,10 +159,11 @@ type UpdateWindow struct {
 
 // Status is what the runner reports about itself.
 type Status struct {
-	UpdatedAt        time.Time    `json:"updatedAt,omitzero"`
-	Version          string       `json:"version,omitempty"`
-	SystemDetails    string       `json:"systemDetails,omitempty"`
-	Phase            Phase        `json:"phase"`
+	// The status's updatedAt is Runner.LastSeen.
+	Version       string `json:"version,omitempty"`
+	SystemDetails string `json:"systemDetails,omitempty"`
+	// Phase is stored in its own column, not in the status document.
+	Phase            Phase        `json:"-"`
 	Message          string       `json:"message,omitempty"`
 	Region           string       `json:"region,omitempty"`
 	AdditionalInfo   []FieldValue `json:"additionalInfo,omitempty"`
@@ -182,7 +188,7 @@ type GatewayInfo struct {
 }
 
 // Connected reports whether a runner daemon ever reported for this runner.
-func (r *Runner) Connected() bool { return !r.Status.UpdatedAt.IsZero() }
+func (r *Runner) Connected() bool { return !r.LastSeen.IsZero() }
 
 // Filter selects runners for Store.FindRunners.
 type Filter struct {

@@ -194,7 +194,7 @@ func TestDelete(t *testing.T) {
 	}
 	connect := func(r *runners.Runner) {
 		if _, err := db.UpdateRunner(ctx, r.OrgID, r.ID, func(r *runners.Runner) error {
-			r.Status.UpdatedAt, r.Status.Phase = time.Now().UTC(), runners.PhaseActive
+			r.ApplyReport(runners.Report{Version: "test", OS: "linux"}, time.Now().UTC().Truncate(time.Microsecond))
 			return nil
 		}); err != nil {
 			t.Fatalf("simulate report: %v", err)

@@ -51,8 +51,8 @@ func runnerToProto(r *runners.Runner) *gitpodv1.Runner {
 		SupportBundleUrl: st.SupportBundleURL,
 		LlmUrl:           st.LLMURL,
 	}
-	if !st.UpdatedAt.IsZero() {
-		status.UpdatedAt = timestamppb.New(st.UpdatedAt)
+	if !r.LastSeen.IsZero() {
+		status.UpdatedAt = timestamppb.New(r.LastSeen)
 	}
 	for _, kv := range st.AdditionalInfo {
 		status.AdditionalInfo = append(status.AdditionalInfo, &gitpodv1.FieldValue{Key: kv.Key, Value: kv.Value})

@@ -11,14 +11,15 @@ import (
 )
 
 const runnerColumns = `seq, id, org_id, name, kind, provider, runner_manager_id, spec, metrics_password, status,
-	creator_id, creator_principal, created_at, updated_at`
+	creator_id, creator_principal, created_at, updated_at, phase, last_seen, report`
 
 func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
 	var r runners.Runner
-	var kind, provider, spec, status, creatorPrincipal string
-	var created, updated int64
+	var kind, provider, spec, status, creatorPrincipal, phase, report string
+	var created, updated, lastSeen int64
 	if err := row.Scan(&r.Seq, &r.ID, &r.OrgID, &r.Name, &kind, &provider, &r.RunnerManagerID, &spec,
-		&r.Spec.Configuration.Metrics.Password, &status, &r.Creator.ID, &creatorPrincipal, &created, &updated); err != nil {
+		&r.Spec.Configuration.Metrics.Password, &status, &r.Creator.ID, &creatorPrincipal, &created, &updated,
+		&phase, &lastSeen, &report); err != nil {
 		return nil, err
 	}
 	password := r.Spec.Configuration.Metrics.Password
@@ -29,6 +30,13 @@ func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
 	if err := json.Unmarshal([]byte(status), &r.Status); err != nil {
 		return nil, fmt.Errorf("decode status of runner %q: %w", r.ID, err)
 	}
+	if err := json.Unmarshal([]byte(report), &r.Report); err != nil {
+		return nil, fmt.Errorf("decode report of runner %q: %w", r.ID, err)
+	}
+	r.Status.Phase = runners.Phase(phase)
+	if lastSeen > 0 {
+		r.LastSeen = fromMicros(lastSeen)
+	}
 	r.Kind, r.Provider = runners.Kind(kind), runners.Provider(provider)
 	r.Creator.Principal = identity.Principal(creatorPrincipal)
 	r.CreatedAt, r.UpdatedAt = fromMicros(created), fromMicros(updated)
@@ -37,30 +45,41 @@ func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
 
 // runnerDocs encodes the JSON columns. The metrics password stays out of the
 // spec document (Metrics.Password is not marshalled) in its own column.
-func runnerDocs(r *runners.Runner) (spec, status string, err error) {
+func runnerDocs(r *runners.Runner) (spec, status, report string, err error) {
 	s, err := json.Marshal(r.Spec)
 	if err != nil {
-		return "", "", fmt.Errorf("encode spec: %w", err)
+		return "", "", "", fmt.Errorf("encode spec: %w", err)
 	}
 	st, err := json.Marshal(r.Status)
 	if err != nil {
-		return "", "", fmt.Errorf("encode status: %w", err)
+		return "", "", "", fmt.Errorf("encode status: %w", err)
 	}
-	return string(s), string(st), nil
+	rep, err := json.Marshal(r.Report)
+	if err != nil {
+		return "", "", "", fmt.Errorf("encode report: %w", err)
+	}
+	return string(s), string(st), string(rep), nil
+}
+
+func lastSeenOf(r *runners.Runner) int64 {
+	if r.LastSeen.IsZero() {
+		return 0
+	}
+	return micros(r.LastSeen)
 }
 
 func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.ExchangeToken) error {
-	spec, status, err := runnerDocs(r)
+	spec, status, report, err := runnerDocs(r)
 	if err != nil {
 		return err
 	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO runners (id, org_id, name, kind, provider, runner_manager_id,
-			spec, metrics_password, status, creator_id, creator_principal, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+			spec, metrics_password, status, creator_id, creator_principal, created_at, updated_at, phase, last_seen, report)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 			r.ID, r.OrgID, r.Name, string(r.Kind), string(r.Provider), r.RunnerManagerID, spec,
 			r.Spec.Configuration.Metrics.Password, status, r.Creator.ID, string(r.Creator.Principal),
-			micros(r.CreatedAt), micros(r.UpdatedAt)).Scan(&r.Seq)
+			micros(r.CreatedAt), micros(r.UpdatedAt), string(r.Status.Phase), lastSeenOf(r), report).Scan(&r.Seq)
 		if err != nil {
 			return err
 		}
@@ -133,13 +152,14 @@ func (db *DB) UpdateRunner(ctx context.Context, orgID, id string, fn func(*runne
 		if err := fn(r); err != nil {
 			return err
 		}
-		spec, status, err := runnerDocs(r)
+		spec, status, report, err := runnerDocs(r)
 		if err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, db.q(`UPDATE runners SET name = ?, spec = ?, metrics_password = ?, status = ?,
-			updated_at = ? WHERE org_id = ? AND id = ?`),
-			r.Name, spec, r.Spec.Configuration.Metrics.Password, status, micros(r.UpdatedAt), orgID, id)
+			updated_at = ?, phase = ?, last_seen = ?, report = ? WHERE org_id = ? AND id = ?`),
+			r.Name, spec, r.Spec.Configuration.Metrics.Password, status, micros(r.UpdatedAt),
+			string(r.Status.Phase), lastSeenOf(r), report, orgID, id)
 		if err != nil {
 			return err
 		}

@@ -319,8 +319,11 @@ func testRunnerRoundTrip(t *testing.T, s store.Store) {
 				Password: "s3cret", ManagedMetricsEnabled: true, IncludeVerboseMetrics: true},
 		},
 	}
+	r.LastSeen = base.Add(time.Minute)
+	r.Report = runners.Report{Version: "1.2.3", OS: "linux", Arch: "amd64", Hostname: "host-1", Labels: []string{"gpu"},
+		MaxPods: 4, Components: []runners.Component{{Name: runners.ComponentRunner, Healthy: true, Version: "1.2.3"}}, Draining: true}
 	r.Status = runners.Status{
-		UpdatedAt: base.Add(time.Minute), Version: "1.2.3", SystemDetails: "linux/amd64 host-1",
+		Version: "1.2.3", SystemDetails: "linux/amd64 host-1",
 		Phase: runners.PhaseActive, Message: "ok", Region: "eu-1",
 		AdditionalInfo: []runners.FieldValue{{Key: "k", Value: "v"}},
 		Capabilities:   []runners.Capability{"RUNNER_CAPABILITY_AGENT_EXECUTION"},

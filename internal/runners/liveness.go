@@ -1,0 +1,117 @@
+package runners
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Phases follow from what the runner reports and from its silence:
+//
+//	CREATED ──first report──▶ ACTIVE ◀──component healthy again──▶ DEGRADED
+//	                            │  ▲                                   │
+//	          no renewal within │  │ renewal                           │ no renewal
+//	               the timeout  ▼  │                                   ▼ within the timeout
+//	                          INACTIVE ◀────────────────────────────────┘
+//
+//	any ──DeleteRunner (connected)──▶ DELETING ──daemon confirms──▶ (removed)
+//
+// DELETING is sticky: reports and renewals do not leave it.
+
+// Component health names, as Kubiya's API shows them.
+const (
+	ComponentRunner      = "runner"
+	ComponentToolManager = "tool-manager"
+	ComponentAgent       = "agent-manager"
+)
+
+// Component is one part of a runner that reports its health.
+type Component struct {
+	Name    string `json:"name"`
+	Healthy bool   `json:"healthy"`
+	Version string `json:"version,omitempty"`
+	Message string `json:"message,omitempty"`
+	GitSHA  string `json:"gitSha,omitempty"`
+	Release string `json:"release,omitempty"`
+}
+
+// Report is what a runner daemon says about its host when it connects and
+// whenever it changes.
+type Report struct {
+	Version      string       `json:"version,omitempty"`
+	OS           string       `json:"os,omitempty"`
+	Arch         string       `json:"arch,omitempty"`
+	Hostname     string       `json:"hostname,omitempty"`
+	Region       string       `json:"region,omitempty"`
+	Labels       []string     `json:"labels,omitempty"`
+	MaxPods      int          `json:"maxPods,omitempty"`
+	Components   []Component  `json:"components,omitempty"`
+	Capabilities []Capability `json:"capabilities,omitempty"`
+	PublicKey    []byte       `json:"publicKey,omitempty"`
+	Draining     bool         `json:"draining,omitempty"`
+}
+
+// unhealthy returns the first unhealthy component, if any.
+func (r *Report) unhealthy() *Component {
+	for i := range r.Components {
+		if !r.Components[i].Healthy {
+			return &r.Components[i]
+		}
+	}
+	return nil
+}
+
+// ApplyReport records a runner's report received at now and sets its phase:
+// DEGRADED while a component is unhealthy, ACTIVE otherwise.
+func (r *Runner) ApplyReport(rep Report, now time.Time) {
+	r.Report = rep
+	r.Report.Labels = slices.Clone(rep.Labels)
+	r.Status.Version = rep.Version
+	r.Status.Region = rep.Region
+	r.Status.Capabilities = rep.Capabilities
+	r.Status.PublicKey = rep.PublicKey
+	r.Status.SystemDetails = fmt.Sprintf("%s/%s %s", rep.OS, rep.Arch, rep.Hostname)
+	r.LastSeen = now
+	r.refreshPhase()
+}
+
+// refreshPhase derives the phase of a runner that is alive.
+func (r *Runner) refreshPhase() {
+	if r.Status.Phase == PhaseDeleting {
+		return
+	}
+	if c := r.Report.unhealthy(); c != nil {
+		r.Status.Phase = PhaseDegraded
+		r.Status.Message = fmt.Sprintf("component %s is unhealthy: %s", c.Name, c.Message)
+		return
+	}
+	r.Status.Phase = PhaseActive
+	r.Status.Message = ""
+}
+
+// Renewal is one runner's latest renewal, as the control plane batches them.
+type Renewal struct {
+	OrgID    string
+	RunnerID string
+	At       time.Time
+}
+
+// ApplyRenewal records a renewal at t. An INACTIVE runner comes back.
+func (r *Runner) ApplyRenewal(t time.Time) {
+	if t.After(r.LastSeen) {
+		r.LastSeen = t
+	}
+	if r.Status.Phase == PhaseInactive {
+		r.refreshPhase()
+	}
+}
+
+// Live reports whether the runner renewed within timeout of now.
+func (r *Runner) Live(now time.Time, timeout time.Duration) bool {
+	return !r.LastSeen.IsZero() && now.Sub(r.LastSeen) < timeout
+}
+
+// InactiveMessage is the status message of a runner that went silent.
+func InactiveMessage(lastSeen time.Time, timeout time.Duration) string {
+	return fmt.Sprintf("no renewal within %s (last at %s)", timeout, lastSeen.UTC().Format(time.RFC3339))
+}
