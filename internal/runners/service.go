@@ -33,6 +33,14 @@ type Store interface {
 	DeleteRunner(ctx context.Context, orgID, id string) error
 	// CreateExchangeToken stores a new exchange token for a runner.
 	CreateExchangeToken(ctx context.Context, x *identity.ExchangeToken) error
+	// RenewRunners records a batch of renewals in one transaction: a
+	// runner's last-seen time only moves forward. Runners that are INACTIVE
+	// are left alone and returned, so the caller can bring them back through
+	// UpdateRunner and the domain's phase rules.
+	RenewRunners(ctx context.Context, batch []Renewal) (inactive []Renewal, err error)
+	// FindSilentRunners returns the runners that are ACTIVE or DEGRADED and
+	// were last seen before cutoff.
+	FindSilentRunners(ctx context.Context, cutoff time.Time) ([]Renewal, error)
 }
 
 // Service is the runner registry.

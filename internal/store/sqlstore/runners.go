@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
@@ -192,4 +193,63 @@ func (db *DB) DeleteRunner(ctx context.Context, orgID, id string) error {
 		return nil
 	})
 	return db.translate(err, fmt.Sprintf("runner %q", id))
+}
+
+func (db *DB) RenewRunners(ctx context.Context, batch []runners.Renewal) ([]runners.Renewal, error) {
+	var inactive []runners.Renewal
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, db.q(`UPDATE runners SET last_seen = ?
+			WHERE org_id = ? AND id = ? AND phase <> ? AND last_seen < ?`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		inactive = inactive[:0]
+		for _, r := range batch {
+			at := micros(r.At)
+			res, err := stmt.ExecContext(ctx, at, r.OrgID, r.RunnerID, string(runners.PhaseInactive), at)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				inactive = append(inactive, r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, db.translate(err, "runner renewals")
+	}
+	// Rows left alone because they were already at least as recent are not
+	// inactive; only a phase check tells, so look at the few that remain.
+	out := inactive[:0]
+	for _, r := range inactive {
+		var phase string
+		err := db.read.QueryRowContext(ctx, db.q(`SELECT phase FROM runners WHERE org_id = ? AND id = ?`), r.OrgID, r.RunnerID).Scan(&phase)
+		if err == nil && phase == string(runners.PhaseInactive) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (db *DB) FindSilentRunners(ctx context.Context, cutoff time.Time) ([]runners.Renewal, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT org_id, id, last_seen FROM runners
+		WHERE phase IN (?, ?) AND last_seen > 0 AND last_seen < ? ORDER BY seq`),
+		string(runners.PhaseActive), string(runners.PhaseDegraded), micros(cutoff))
+	if err != nil {
+		return nil, db.translate(err, "runners")
+	}
+	defer rows.Close()
+	var out []runners.Renewal
+	for rows.Next() {
+		var r runners.Renewal
+		var at int64
+		if err := rows.Scan(&r.OrgID, &r.RunnerID, &at); err != nil {
+			return nil, db.translate(err, "runners")
+		}
+		r.At = fromMicros(at)
+		out = append(out, r)
+	}
+	return out, db.translate(rows.Err(), "runners")
 }

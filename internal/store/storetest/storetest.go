@@ -40,6 +40,8 @@ func Run(t *testing.T, open Opener) {
 		{"UpdateRunner", testUpdateRunner},
 		{"UpdateRunnerConcurrent", testUpdateRunnerConcurrent},
 		{"DeleteRunner", testDeleteRunner},
+		{"RenewRunners", testRenewRunners},
+		{"FindSilentRunners", testFindSilentRunners},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -514,4 +516,78 @@ func testDeleteRunner(t *testing.T, s store.Store) {
 	wantCode(t, s.DeleteRunner(ctx, org.ID, r.ID), apperr.CodeNotFound, "delete twice")
 	// The name is free again.
 	must(t, s.CreateRunner(ctx, newRunner(org.ID, "doomed"), nil), "reuse name")
+}
+
+// connected stores a runner that reported at t.
+func connected(t *testing.T, s store.Store, orgID, name string, at time.Time) *runners.Runner {
+	t.Helper()
+	r := newRunner(orgID, name)
+	r.ApplyReport(runners.Report{Version: "1.0.0", OS: "linux", Arch: "amd64"}, at)
+	must(t, s.CreateRunner(ctx, r, nil), "create")
+	return r
+}
+
+func testRenewRunners(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	a := connected(t, s, org.ID, "a", base)
+	b := connected(t, s, org.ID, "b", base)
+	never := newRunner(org.ID, "never")
+	must(t, s.CreateRunner(ctx, never, nil), "create")
+	_, err := s.UpdateRunner(ctx, org.ID, b.ID, func(r *runners.Runner) error {
+		r.Status.Phase = runners.PhaseInactive
+		return nil
+	})
+	must(t, err, "make b inactive")
+
+	later := base.Add(10 * time.Second)
+	inactive, err := s.RenewRunners(ctx, []runners.Renewal{
+		{OrgID: org.ID, RunnerID: a.ID, At: later},
+		{OrgID: org.ID, RunnerID: b.ID, At: later},
+	})
+	must(t, err, "renew")
+	if len(inactive) != 1 || inactive[0].RunnerID != b.ID {
+		t.Fatalf("inactive runners returned: %+v, want only b", inactive)
+	}
+	got, err := s.FindRunnerByID(ctx, org.ID, a.ID)
+	must(t, err, "find a")
+	if !got.LastSeen.Equal(later) || got.Status.Phase != runners.PhaseActive {
+		t.Fatalf("renewed runner: last seen %v phase %s", got.LastSeen, got.Status.Phase)
+	}
+	// A renewal older than the last one does not move time back, and is not
+	// mistaken for an inactive runner.
+	inactive, err = s.RenewRunners(ctx, []runners.Renewal{{OrgID: org.ID, RunnerID: a.ID, At: base}})
+	must(t, err, "stale renewal")
+	got, err = s.FindRunnerByID(ctx, org.ID, a.ID)
+	must(t, err, "find a")
+	if len(inactive) != 0 || !got.LastSeen.Equal(later) {
+		t.Fatalf("stale renewal: inactive %+v, last seen %v", inactive, got.LastSeen)
+	}
+	// Another organization's renewal changes nothing.
+	other := newOrg(t, s)
+	_, err = s.RenewRunners(ctx, []runners.Renewal{{OrgID: other.ID, RunnerID: a.ID, At: later.Add(time.Hour)}})
+	must(t, err, "foreign renewal")
+	got, err = s.FindRunnerByID(ctx, org.ID, a.ID)
+	must(t, err, "find a")
+	if !got.LastSeen.Equal(later) {
+		t.Fatalf("a renewal under another organization moved last seen to %v", got.LastSeen)
+	}
+}
+
+func testFindSilentRunners(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	old := connected(t, s, org.ID, "old", base)
+	connected(t, s, org.ID, "fresh", base.Add(time.Minute))
+	must(t, s.CreateRunner(ctx, newRunner(org.ID, "never"), nil), "create never-connected")
+	gone := connected(t, s, org.ID, "gone", base)
+	_, err := s.UpdateRunner(ctx, org.ID, gone.ID, func(r *runners.Runner) error {
+		r.Status.Phase = runners.PhaseInactive
+		return nil
+	})
+	must(t, err, "make gone inactive")
+
+	silent, err := s.FindSilentRunners(ctx, base.Add(30*time.Second))
+	must(t, err, "find silent")
+	if len(silent) != 1 || silent[0].RunnerID != old.ID || silent[0].OrgID != org.ID || !silent[0].At.Equal(base) {
+		t.Fatalf("silent runners: %+v, want only %q", silent, old.ID)
+	}
 }
