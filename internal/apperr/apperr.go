@@ -22,6 +22,7 @@ const (
 	CodePermissionDenied   Code = "permission_denied"
 	CodeFailedPrecondition Code = "failed_precondition"
 	CodeResourceExhausted  Code = "resource_exhausted"
+	CodeAborted            Code = "aborted"
 	CodeUnavailable        Code = "unavailable"
 	CodeInternal           Code = "internal"
 )
@@ -38,6 +39,7 @@ var mapping = map[Code]struct {
 	CodePermissionDenied:   {http.StatusForbidden, 6},
 	CodeFailedPrecondition: {http.StatusPreconditionFailed, 7},
 	CodeResourceExhausted:  {http.StatusTooManyRequests, 8},
+	CodeAborted:            {http.StatusConflict, 10},
 	CodeUnavailable:        {http.StatusServiceUnavailable, 9},
 	CodeInternal:           {http.StatusInternalServerError, 1},
 }

@@ -48,11 +48,20 @@ type Service struct {
 	Store Store
 	// Now is the clock, a field so expiry is testable.
 	Now func() time.Time
+	// Changed, when set, is called after a user changed or deleted a runner,
+	// so that a connected daemon learns its new desired state at once.
+	Changed func(orgID, runnerID string)
 }
 
 // NewService returns a Service on store with the real clock.
 func NewService(store Store) *Service {
 	return &Service{Store: store, Now: time.Now}
+}
+
+func (s *Service) changed(orgID, runnerID string) {
+	if s.Changed != nil {
+		s.Changed(orgID, runnerID)
+	}
 }
 
 // now is the clock at the storage's precision, so what Create returns equals
@@ -185,6 +194,7 @@ func (s *Service) Update(ctx context.Context, id string, u Update) (*Runner, err
 	if err != nil {
 		return nil, notFound(id, err)
 	}
+	s.changed(c.OrgID, id)
 	return r, nil
 }
 
@@ -207,6 +217,7 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 		if err := s.Store.DeleteRunner(ctx, c.OrgID, id); err != nil {
 			return notFound(id, err)
 		}
+		s.changed(c.OrgID, id)
 		return nil
 	}
 	_, err = s.Store.UpdateRunner(ctx, c.OrgID, id, func(r *Runner) error {
@@ -219,6 +230,7 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 	if err != nil {
 		return notFound(id, err)
 	}
+	s.changed(c.OrgID, id)
 	return nil
 }
 

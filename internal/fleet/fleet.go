@@ -1,0 +1,327 @@
+// Package fleet is the control plane's side of the runner protocol
+// (runyard.runner.v1): it holds the one live stream of each connected runner,
+// keeps renewals in memory and writes them to the store in batches, marks
+// silent runners INACTIVE, and pushes a runner's desired state the moment a
+// user changes it. The rules for phases live in internal/runners.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+)
+
+// DefaultTimeout is how long a runner may stay silent before it is INACTIVE.
+const DefaultTimeout = 30 * time.Second
+
+// Fleet tracks connected runners.
+type Fleet struct {
+	svc        *runners.Service
+	timeout    time.Duration
+	flushEvery time.Duration
+	log        *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session // by runner ID
+	pending  map[string]runners.Renewal
+
+	connected atomic.Int64
+	renewals  atomic.Int64
+}
+
+// New returns a fleet for the runners of svc; timeout zero means
+// DefaultTimeout. Call Run to flush renewals and sweep silent runners.
+func New(svc *runners.Service, timeout time.Duration, log *slog.Logger) *Fleet {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Fleet{
+		svc:        svc,
+		timeout:    timeout,
+		flushEvery: min(5*time.Second, timeout/3),
+		log:        log,
+		sessions:   map[string]*session{},
+		pending:    map[string]runners.Renewal{},
+	}
+}
+
+// RenewInterval is how often runners renew: a third of the timeout, so that
+// two lost renewals do not yet make a runner INACTIVE.
+func (f *Fleet) RenewInterval() time.Duration { return f.timeout / 3 }
+
+// Connected is the number of runners with a live stream to this process.
+func (f *Fleet) Connected() int64 { return f.connected.Load() }
+
+// Renewals is the number of renewals received since start.
+func (f *Fleet) Renewals() int64 { return f.renewals.Load() }
+
+// Run flushes renewals and sweeps silent runners until ctx ends, then
+// flushes once more so that no renewal received is lost.
+func (f *Fleet) Run(ctx context.Context) {
+	t := time.NewTicker(f.flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			f.flush(fctx)
+			cancel()
+			return
+		case <-t.C:
+			f.flush(ctx)
+			if n, err := f.svc.SweepSilent(ctx, f.timeout); err != nil {
+				f.log.Error("sweep silent runners", "err", err)
+			} else if n > 0 {
+				f.log.Info("runners went inactive", "count", n)
+			}
+		}
+	}
+}
+
+func (f *Fleet) flush(ctx context.Context) {
+	f.mu.Lock()
+	if len(f.pending) == 0 {
+		f.mu.Unlock()
+		return
+	}
+	batch := make([]runners.Renewal, 0, len(f.pending))
+	for _, r := range f.pending {
+		batch = append(batch, r)
+	}
+	clear(f.pending)
+	f.mu.Unlock()
+	if err := f.svc.RecordRenewals(ctx, batch); err != nil {
+		f.log.Error("record renewals", "count", len(batch), "err", err)
+		// Put them back unless newer ones arrived meanwhile.
+		f.mu.Lock()
+		for _, r := range batch {
+			if _, ok := f.pending[r.RunnerID]; !ok {
+				f.pending[r.RunnerID] = r
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// Changed tells the runner's live stream, if any, to send its desired state
+// again. runners.Service calls it after a user changed or deleted a runner.
+func (f *Fleet) Changed(orgID, runnerID string) {
+	f.mu.Lock()
+	s := f.sessions[runnerID]
+	f.mu.Unlock()
+	if s != nil && s.orgID == orgID {
+		s.poke()
+	}
+}
+
+// Stream is the bidirectional stream of one runner (connect.BidiStream).
+type Stream interface {
+	Receive() (*runnerv1.ConnectRequest, error)
+	Send(*runnerv1.ConnectResponse) error
+}
+
+type session struct {
+	orgID, runnerID string
+	acks            chan *runnerv1.ConnectResponse
+	wake            chan struct{}
+	cancel          context.CancelCauseFunc
+}
+
+func (s *session) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is already pending; it will read the latest state
+	}
+}
+
+// Errors that end a session; the daemon tells them apart by code.
+var (
+	errReplaced = &apperr.Error{Code: apperr.CodeAborted,
+		Message: "another process connected with this runner's identity; the newer connection wins"}
+	errDeleted = apperr.Unauthenticated("the runner was deleted")
+)
+
+// Serve runs one runner's stream until it ends. The caller in ctx must be a
+// runner; its first message must be a status snapshot.
+func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return err
+	}
+	first, err := stream.Receive()
+	if err != nil {
+		return fmt.Errorf("receive first message: %w", err)
+	}
+	st := first.GetStatus()
+	if st == nil {
+		return apperr.Invalid("status", "the first message of a stream must be a status snapshot")
+	}
+	r, err := f.svc.Report(ctx, reportOf(st))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s := &session{
+		orgID: c.OrgID, runnerID: c.RunnerID, cancel: cancel,
+		acks: make(chan *runnerv1.ConnectResponse, 8),
+		wake: make(chan struct{}, 1),
+	}
+	f.register(s)
+	defer f.unregister(s)
+	f.log.Info("runner connected", "runner", r.ID, "name", r.Name, "version", st.GetVersion())
+
+	if err := stream.Send(&runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_Welcome{Welcome: &runnerv1.Welcome{
+		RunnerId:       r.ID,
+		OrganizationId: r.OrgID,
+		RenewInterval:  durationpb.New(f.RenewInterval()),
+		Timeout:        durationpb.New(f.timeout),
+	}}}); err != nil {
+		return fmt.Errorf("send welcome: %w", err)
+	}
+	if err := stream.Send(desiredOf(r)); err != nil {
+		return fmt.Errorf("send desired state: %w", err)
+	}
+
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- f.receive(ctx, s, stream) }()
+	for {
+		select {
+		case err := <-recvErr:
+			return err
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case msg := <-s.acks:
+			if err := stream.Send(msg); err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+		case <-s.wake:
+			r, err := f.svc.Self(ctx)
+			if apperr.Is(err, apperr.CodeNotFound) {
+				return errDeleted
+			}
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(desiredOf(r)); err != nil {
+				return fmt.Errorf("send desired state: %w", err)
+			}
+		}
+	}
+}
+
+// receive handles the runner's messages; it returns nil when the runner
+// closes the stream.
+func (f *Fleet) receive(ctx context.Context, s *session, stream Stream) error {
+	for {
+		msg, err := stream.Receive()
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return nil
+		}
+		switch m := msg.Message.(type) {
+		case *runnerv1.ConnectRequest_Renewal:
+			f.renew(s)
+			select {
+			case s.acks <- &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_RenewalAck{
+				RenewalAck: &runnerv1.RenewalAck{SentAt: m.Renewal.GetSentAt()}}}:
+			default: // the runner is not reading; a missing ack is harmless
+			}
+		case *runnerv1.ConnectRequest_Status:
+			if _, err := f.svc.Report(ctx, reportOf(m.Status)); err != nil {
+				return err
+			}
+		case *runnerv1.ConnectRequest_DeletionComplete:
+			if err := f.svc.ConfirmDeletion(ctx); err != nil {
+				return err
+			}
+			f.log.Info("runner deleted itself after stopping its work", "runner", s.runnerID)
+			return nil
+		default:
+			return apperr.Invalid("message", "unknown message type %T", msg.Message)
+		}
+	}
+}
+
+func (f *Fleet) renew(s *session) {
+	f.renewals.Add(1)
+	f.mu.Lock()
+	f.pending[s.runnerID] = runners.Renewal{OrgID: s.orgID, RunnerID: s.runnerID, At: time.Now().UTC().Truncate(time.Microsecond)}
+	f.mu.Unlock()
+}
+
+func (f *Fleet) register(s *session) {
+	f.mu.Lock()
+	old := f.sessions[s.runnerID]
+	f.sessions[s.runnerID] = s
+	f.mu.Unlock()
+	if old != nil {
+		f.log.Warn("runner connected again: closing its older stream", "runner", s.runnerID)
+		old.cancel(errReplaced)
+	} else {
+		f.connected.Add(1)
+	}
+}
+
+func (f *Fleet) unregister(s *session) {
+	f.mu.Lock()
+	current := f.sessions[s.runnerID] == s
+	if current {
+		delete(f.sessions, s.runnerID)
+	}
+	f.mu.Unlock()
+	if current {
+		f.connected.Add(-1)
+		f.log.Info("runner disconnected", "runner", s.runnerID)
+	}
+}
+
+func reportOf(st *runnerv1.Status) runners.Report {
+	rep := runners.Report{
+		Version:   st.GetVersion(),
+		OS:        st.GetOs(),
+		Arch:      st.GetArch(),
+		Hostname:  st.GetHostname(),
+		Region:    st.GetRegion(),
+		Labels:    st.GetLabels(),
+		MaxPods:   int(st.GetMaxPods()),
+		PublicKey: st.GetPublicKey(),
+		Draining:  st.GetDraining(),
+	}
+	for _, c := range st.GetCapabilities() {
+		rep.Capabilities = append(rep.Capabilities, runners.Capability(c.String()))
+	}
+	for _, c := range st.GetComponents() {
+		rep.Components = append(rep.Components, runners.Component{
+			Name: c.GetName(), Healthy: c.GetHealth() == runnerv1.Health_HEALTH_HEALTHY,
+			Version: c.GetVersion(), Message: c.GetMessage(), GitSHA: c.GetGitSha(), Release: c.GetRelease(),
+		})
+	}
+	return rep
+}
+
+func desiredOf(r *runners.Runner) *runnerv1.ConnectResponse {
+	return &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_Desired{Desired: &runnerv1.DesiredState{
+		Phase:    gitpodv1.RunnerPhase(gitpodv1.RunnerPhase_value[string(r.Spec.DesiredPhase)]),
+		LogLevel: gitpodv1.LogLevel(gitpodv1.LogLevel_value[string(r.Spec.Configuration.LogLevel)]),
+		Version:  r.UpdatedAt.UnixMicro(),
+	}}}
+}
+
+// ErrReplaced reports whether err ended a session because a newer one took
+// over.
+func ErrReplaced(err error) bool { return errors.Is(err, errReplaced) }
