@@ -38,6 +38,20 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		SilenceErrors: true,
 		Version:       Version,
 	}
+	// Cobra reports flag and command mistakes itself, before any of our code
+	// runs; ran tells those apart so they exit as usage errors too. Required
+	// flags are checked here because cobra checks them only after this hook.
+	ran := false
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := cmd.ValidateRequiredFlags(); err != nil {
+			return &usageError{err.Error()}
+		}
+		if err := cmd.ValidateFlagGroups(); err != nil {
+			return &usageError{err.Error()}
+		}
+		ran = true
+		return nil
+	}
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -57,6 +71,9 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintln(stderr, "runyard: "+oneLine(errorMessage(err)))
+	if !ran {
+		return apperr.ExitCode(apperr.CodeInvalid)
+	}
 	return exitCode(err)
 }
 

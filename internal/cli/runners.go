@@ -331,12 +331,19 @@ func newRunnersDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a runner (it stops its work first unless --force)",
 		Args:  exactArgs("RUNNER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
 			c, err := g.clients()
 			if err != nil {
 				return err
 			}
-			if _, err := c.runners.DeleteRunner(cmd.Context(), connect.NewRequest(&gitpodv1.DeleteRunnerRequest{RunnerId: args[0], Force: force})); err != nil {
+			res, err := c.runners.DeleteRunner(cmd.Context(), connect.NewRequest(&gitpodv1.DeleteRunnerRequest{RunnerId: args[0], Force: force}))
+			if err != nil {
 				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Runner %s deleted.\n", args[0])
 			return nil

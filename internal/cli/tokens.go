@@ -134,12 +134,19 @@ func newTokensRevokeCmd(g *globals) *cobra.Command {
 		Short: "Revoke a token at once",
 		Args:  exactArgs("TOKEN_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
 			c, err := g.clients()
 			if err != nil {
 				return err
 			}
-			if _, err := c.tokens.RevokeToken(cmd.Context(), connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: args[0]})); err != nil {
+			res, err := c.tokens.RevokeToken(cmd.Context(), connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: args[0]}))
+			if err != nil {
 				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Token %s revoked.\n", args[0])
 			return nil

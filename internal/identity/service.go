@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -64,6 +65,10 @@ type Service struct {
 func NewService(store Store) *Service {
 	return &Service{Store: store, Now: time.Now}
 }
+
+// now is the clock at the storage's precision, so what a method returns
+// equals what a later read returns.
+func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microsecond) }
 
 // Authenticate resolves a bearer secret to its caller. It fails with
 // CodeUnauthenticated for unknown, revoked or expired secrets.
@@ -159,7 +164,7 @@ func (s *Service) Bootstrap(ctx context.Context, value string) (*BootstrapResult
 		Creator:   Subject{ID: id, Principal: PrincipalServiceAccount},
 		Hash:      HashSecret(secret),
 		Bootstrap: true,
-		CreatedAt: s.Now().UTC(),
+		CreatedAt: s.now(),
 	}
 	if err := s.Store.CreateToken(ctx, t); err != nil {
 		if apperr.Is(err, apperr.CodeConflict) {
@@ -180,7 +185,7 @@ func (s *Service) ensureOrganization(ctx context.Context, name string) (*Organiz
 	if !apperr.Is(err, apperr.CodeNotFound) {
 		return nil, fmt.Errorf("find organization %q: %w", name, err)
 	}
-	org = &Organization{ID: uuid.NewString(), Name: name, CreatedAt: s.Now().UTC()}
+	org = &Organization{ID: uuid.NewString(), Name: name, CreatedAt: s.now()}
 	if err := s.Store.CreateOrganization(ctx, org); err != nil {
 		if apperr.Is(err, apperr.CodeConflict) {
 			return s.Store.FindOrganizationByName(ctx, name)
@@ -209,13 +214,20 @@ func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Toke
 	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
 		return nil, "", apperr.Invalid("name", "must be 1 to 100 characters, got %d", n)
 	}
+	if strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return nil, "", apperr.Invalid("name", "must not contain control characters")
+	}
 	scopes, err := ParseScopes("scopes", in.Scopes)
 	if err != nil {
 		return nil, "", err
 	}
-	now := s.Now().UTC()
-	if in.ExpiresAt != nil && !in.ExpiresAt.After(now) {
-		return nil, "", apperr.Invalid("expiresAt", "must be in the future")
+	now := s.now()
+	if in.ExpiresAt != nil {
+		exp := in.ExpiresAt.UTC().Truncate(time.Microsecond)
+		if !exp.After(now) {
+			return nil, "", apperr.Invalid("expiresAt", "must be in the future")
+		}
+		in.ExpiresAt = &exp
 	}
 	secret := NewSecret(PrefixAPIKey)
 	t := &Token{
@@ -262,7 +274,7 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
 	if err := ValidateUUID("tokenId", id); err != nil {
 		return nil, err
 	}
-	t, err := s.Store.RevokeToken(ctx, c.OrgID, id, s.Now().UTC())
+	t, err := s.Store.RevokeToken(ctx, c.OrgID, id, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("revoke token %q: %w", id, err)
 	}
@@ -276,7 +288,7 @@ func (s *Service) Exchange(ctx context.Context, exchangeToken string) (string, e
 	if exchangeToken == "" {
 		return "", apperr.Invalid("exchangeToken", "is required")
 	}
-	now := s.Now().UTC()
+	now := s.now()
 	secret := NewSecret(PrefixRunnerToken)
 	err := s.Store.RedeemExchangeToken(ctx, HashSecret(exchangeToken), now, func(x *ExchangeToken) (*Token, error) {
 		if x.UsedAt != nil {
@@ -307,7 +319,7 @@ func (s *Service) Exchange(ctx context.Context, exchangeToken string) (string, e
 
 // NewExchangeToken returns a fresh exchange token for a runner and its secret.
 func (s *Service) NewExchangeToken(orgID, runnerID string) (*ExchangeToken, string) {
-	return NewExchangeToken(orgID, runnerID, s.Now().UTC())
+	return NewExchangeToken(orgID, runnerID, s.now())
 }
 
 // NewExchangeToken returns a fresh exchange token issued at now and its secret.

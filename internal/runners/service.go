@@ -127,6 +127,10 @@ func notFound(id string, err error) error {
 	return fmt.Errorf("runner %q: %w", id, err)
 }
 
+// MaxFilterValues bounds each list filter, so one request stays one
+// reasonable query on either database.
+const MaxFilterValues = 100
+
 // ListFilter selects runners for List.
 type ListFilter struct {
 	CreatorIDs []string
@@ -140,6 +144,15 @@ func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*
 	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
 	if err != nil {
 		return nil, "", err
+	}
+	if len(f.CreatorIDs) > MaxFilterValues {
+		return nil, "", apperr.Invalid("filter.creatorIds", "at most %d values, got %d", MaxFilterValues, len(f.CreatorIDs))
+	}
+	if len(f.Kinds) > MaxFilterValues {
+		return nil, "", apperr.Invalid("filter.kinds", "at most %d values, got %d", MaxFilterValues, len(f.Kinds))
+	}
+	if len(f.Providers) > MaxFilterValues {
+		return nil, "", apperr.Invalid("filter.providers", "at most %d values, got %d", MaxFilterValues, len(f.Providers))
 	}
 	for i, id := range f.CreatorIDs {
 		if err := identity.ValidateUUID(fmt.Sprintf("filter.creatorIds[%d]", i), id); err != nil {

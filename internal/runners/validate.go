@@ -52,6 +52,14 @@ func validateMetrics(field string, m *Metrics) error {
 	if len(m.Password) > 1024 {
 		return apperr.Invalid(field+".password", "must be at most 1024 characters")
 	}
+	// PostgreSQL text cannot hold NUL, and no collector takes control
+	// characters in credentials.
+	if strings.IndexFunc(m.Password, unicode.IsControl) >= 0 {
+		return apperr.Invalid(field+".password", "must not contain control characters")
+	}
+	if strings.IndexFunc(m.Username, unicode.IsControl) >= 0 {
+		return apperr.Invalid(field+".username", "must not contain control characters")
+	}
 	return nil
 }
 

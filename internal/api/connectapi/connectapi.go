@@ -5,9 +5,11 @@
 package connectapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 
 	"connectrpc.com/connect"
 
@@ -36,6 +38,12 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		log:    log,
 	}
 	opts := []connect.HandlerOption{
+		// A panic is a bug: log it loudly and answer internal, never drop the
+		// connection.
+		connect.WithRecover(func(ctx context.Context, spec connect.Spec, _ http.Header, p any) error {
+			log.ErrorContext(ctx, "handler panicked", "procedure", spec.Procedure, "panic", p, "stack", string(debug.Stack()))
+			return connect.NewError(connect.CodeInternal, errors.New("internal error"))
+		}),
 		connect.WithCodec(strictJSON{}),
 		connect.WithInterceptors(auth),
 		connect.WithReadMaxBytes(MaxRequestBytes),

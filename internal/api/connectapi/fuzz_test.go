@@ -151,7 +151,7 @@ func FuzzRequestDecoding(f *testing.F) {
 			}
 		}
 		if len(bugs) > 0 {
-			t.Skipf("BUG: %s", strings.Join(bugs, "; "))
+			t.Fatalf("regression: %s", strings.Join(bugs, "; "))
 		}
 	})
 }

@@ -158,8 +158,12 @@ func optEnum[T ~string, E protoreflect.Enum](field string, v *E) (*T, error) {
 func updateInput(req *gitpodv1.UpdateRunnerRequest) (runners.Update, error) {
 	u := runners.Update{Name: req.Name}
 	spec := req.GetSpec()
+	var phase *gitpodv1.RunnerPhase
+	if spec != nil {
+		phase = spec.DesiredPhase
+	}
 	var err error
-	if u.DesiredPhase, err = optEnum[runners.Phase]("spec.desiredPhase", spec.DesiredPhase); err != nil {
+	if u.DesiredPhase, err = optEnum[runners.Phase]("spec.desiredPhase", phase); err != nil {
 		return u, err
 	}
 	c := spec.GetConfiguration()
