@@ -62,6 +62,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	root.AddCommand(
 		newServerCmd(g),
+		newRunnerCmd(g),
 		newRunnersCmd(g),
 		newTokensCmd(g),
 		newWhoamiCmd(g),

@@ -134,6 +134,7 @@ type Stream interface {
 
 type session struct {
 	orgID, runnerID string
+	tokenID         string
 	acks            chan *runnerv1.ConnectResponse
 	wake            chan struct{}
 	cancel          context.CancelCauseFunc
@@ -175,7 +176,7 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s := &session{
-		orgID: c.OrgID, runnerID: c.RunnerID, cancel: cancel,
+		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, cancel: cancel,
 		acks: make(chan *runnerv1.ConnectResponse, 8),
 		wake: make(chan struct{}, 1),
 	}
@@ -325,3 +326,38 @@ func desiredOf(r *runners.Runner) *runnerv1.ConnectResponse {
 // ErrReplaced reports whether err ended a session because a newer one took
 // over.
 func ErrReplaced(err error) bool { return errors.Is(err, errReplaced) }
+
+var errRevoked = apperr.Unauthenticated("token has been revoked")
+
+// TokenRevoked ends the stream opened with a token that was just revoked;
+// identity.Service calls it.
+func (f *Fleet) TokenRevoked(orgID, tokenID string) {
+	f.mu.Lock()
+	var hit []*session
+	for _, s := range f.sessions {
+		if s.orgID == orgID && s.tokenID == tokenID {
+			hit = append(hit, s)
+		}
+	}
+	f.mu.Unlock()
+	for _, s := range hit {
+		s.cancel(errRevoked)
+	}
+}
+
+var errShuttingDown = &apperr.Error{Code: apperr.CodeUnavailable, Message: "the control plane is shutting down; reconnect"}
+
+// CloseSessions ends every stream so that a graceful shutdown does not wait
+// on them; runners reconnect to another replica or to this one when it is
+// back.
+func (f *Fleet) CloseSessions() {
+	f.mu.Lock()
+	sessions := make([]*session, 0, len(f.sessions))
+	for _, s := range f.sessions {
+		sessions = append(sessions, s)
+	}
+	f.mu.Unlock()
+	for _, s := range sessions {
+		s.cancel(errShuttingDown)
+	}
+}

@@ -59,6 +59,9 @@ type Service struct {
 	Store Store
 	// Now is the clock, a field so expiry is testable.
 	Now func() time.Time
+	// Revoked, when set, is called after a token was revoked, so that
+	// long-lived streams opened with it end at once.
+	Revoked func(orgID, tokenID string)
 }
 
 // NewService returns a Service on store with the real clock.
@@ -277,6 +280,9 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
 	t, err := s.Store.RevokeToken(ctx, c.OrgID, id, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("revoke token %q: %w", id, err)
+	}
+	if s.Revoked != nil {
+		s.Revoked(c.OrgID, id)
 	}
 	return t, nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/connectapi"
+	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store"
@@ -41,6 +42,9 @@ type Config struct {
 	BootstrapToken string
 	// ShutdownTimeout bounds the graceful shutdown.
 	ShutdownTimeout time.Duration
+	// RunnerTimeout is how long a runner may stay silent before it is
+	// INACTIVE; runners renew every third of it. Zero means 30s.
+	RunnerTimeout time.Duration
 	Logger          *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
@@ -51,6 +55,7 @@ type Server struct {
 	cfg      Config
 	log      *slog.Logger
 	store    store.Store
+	fleet    *fleet.Fleet
 	listener net.Listener
 	http     *http.Server
 	ready    atomic.Bool
@@ -69,6 +74,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ShutdownTimeout == 0 {
 		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	if cfg.RunnerTimeout != 0 && cfg.RunnerTimeout < 300*time.Millisecond {
+		return nil, errors.New("--runner-timeout must be at least 300ms")
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key must be given together")
@@ -137,8 +145,12 @@ func (s *Server) open(ctx context.Context) error {
 		st.Close()
 		return err
 	}
+	runnerSvc := runners.NewService(st)
+	s.fleet = fleet.New(runnerSvc, s.cfg.RunnerTimeout, s.log)
+	runnerSvc.Changed = s.fleet.Changed
+	idSvc.Revoked = s.fleet.TokenRevoked
 	mux := http.NewServeMux()
-	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runners.NewService(st)}, s.log)
+	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	s.http.Handler = mux
 	return nil
@@ -205,19 +217,31 @@ func (s *Server) URL() string {
 // the store.
 func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
+	fleetCtx, stopFleet := context.WithCancel(context.Background())
+	fleetDone := make(chan struct{})
+	go func() { s.fleet.Run(fleetCtx); close(fleetDone) }()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("control plane listening", "url", s.URL())
 	select {
 	case err := <-errc:
+		stopFleet()
+		<-fleetDone
 		s.store.Close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	s.ready.Store(false)
+	// Runner streams never end on their own; close them so the shutdown
+	// waits only for ordinary requests. The fleet then flushes the renewals
+	// it holds before the store closes.
+	s.fleet.CloseSessions()
+	defer func() { stopFleet(); <-fleetDone }()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.http.Shutdown(sctx)
+	stopFleet()
+	<-fleetDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}

@@ -14,8 +14,10 @@ import (
 	"connectrpc.com/connect"
 
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
 )
@@ -28,6 +30,7 @@ const MaxRequestBytes = 4 << 20
 type Services struct {
 	Identity *identity.Service
 	Runners  *runners.Service
+	Fleet    *fleet.Fleet
 }
 
 // Mount registers every Connect service on mux.
@@ -52,6 +55,7 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	handle(gitpodv1connect.NewRunnerServiceHandler(&runnerHandler{svc: svc.Runners, log: log}, opts...))
 	handle(gitpodv1connect.NewIdentityServiceHandler(&identityHandler{svc: svc.Identity, log: log}, opts...))
 	handle(runyardv1connect.NewTokenServiceHandler(&tokenHandler{svc: svc.Identity, log: log}, opts...))
+	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))
 }
 
 func errInvalid(field, msg string) error {

@@ -1,0 +1,24 @@
+package connectapi
+
+import (
+	"context"
+	"log/slog"
+
+	"connectrpc.com/connect"
+
+	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+	"github.com/runyard/runyard/internal/fleet"
+)
+
+// runnerControlHandler serves the runner protocol; the fleet does the work.
+type runnerControlHandler struct {
+	fleet *fleet.Fleet
+	log   *slog.Logger
+}
+
+var _ runnerv1connect.RunnerControlServiceHandler = (*runnerControlHandler)(nil)
+
+func (h *runnerControlHandler) Connect(ctx context.Context, stream *connect.BidiStream[runnerv1.ConnectRequest, runnerv1.ConnectResponse]) error {
+	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.Serve(ctx, stream))
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runyard/runyard/internal/runner"
+)
+
+func newRunnerCmd(g *globals) *cobra.Command {
+	cfg := runner.Config{}
+	cmd := &cobra.Command{
+		Use:   "runner",
+		Short: "Run the runner daemon that makes this host a runner",
+		Long: `Run the runner daemon. The first start exchanges the one-time token from
+"runyard runners create" and keeps the runner's credentials and key pair in
+--state-dir; later starts need only --state-dir (and --server if it moved).
+The daemon reconnects on its own when the control plane goes away, and stops
+when the runner is deleted (exit 0) or its credentials are refused.`,
+		Example: `  runyard runner --server http://cp:8080 --exchange-token ryd_ex_... --state-dir /var/lib/runyard-runner
+  runyard runner --state-dir /var/lib/runyard-runner`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("server") && !cmd.Flags().Changed("exchange-token") {
+				// Later starts take the server from the state dir unless
+				// told otherwise (RUNYARD_SERVER included).
+				cfg.Server = envOr("RUNYARD_SERVER", "")
+			} else {
+				cfg.Server = g.server
+			}
+			cfg.Version = Version
+			cfg.Level = new(slog.LevelVar)
+			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: cfg.Level}))
+			d, err := runner.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			err = d.Run(cmd.Context())
+			if errors.Is(err, runner.ErrDeleted) {
+				fmt.Fprintln(g.stdout, "The runner was deleted: it stopped its work and removed its credentials.")
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.ExchangeToken, "exchange-token", "", "one-time token from `runyard runners create` (first start only)")
+	f.StringVar(&cfg.StateDir, "state-dir", "runner-state", "directory for the runner's credentials and key pair")
+	f.StringVar(&cfg.Name, "name", "", "host name to report (default: the machine's)")
+	f.StringSliceVar(&cfg.Labels, "labels", nil, "labels for scheduling, e.g. gpu,high-memory")
+	f.IntVar(&cfg.MaxPods, "max-pods", 10, "how many agent pods this runner takes at once")
+	f.StringVar(&cfg.Region, "region", "", "region to report")
+	return cmd
+}

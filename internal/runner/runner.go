@@ -1,0 +1,424 @@
+// Package runner is the runner daemon: it makes a host a runner. It exchanges
+// its one-time token once, keeps its credentials and key pair in a state
+// directory, and holds one stream to the control plane over which it renews
+// its registration, reports its status and receives its desired state. When
+// the control plane goes away it reconnects with exponential backoff and
+// jitter; it gives up only when its credentials are refused.
+//
+//	start ─▶ exchange token (first start only) ─▶ connect ─▶ session ──lost──▶ backoff ─┐
+//	                                                 ▲                                   │
+//	                                                 └───────────────────────────────────┘
+//	session ──credentials refused / replaced──▶ exit non-zero
+//	session ──desired phase DELETED──▶ stop work, confirm ─▶ exit 0
+package runner
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+)
+
+// Config is what `runyard runner` takes.
+type Config struct {
+	// Server is the control plane URL. It may be empty on later starts: the
+	// state directory remembers it.
+	Server string
+	// ExchangeToken is needed on the first start only.
+	ExchangeToken string
+	StateDir      string
+	// Name is the host name the runner reports; default os.Hostname.
+	Name    string
+	Labels  []string
+	MaxPods int
+	Region  string
+	Version string
+	Logger  *slog.Logger
+	// Level is the logger's level; the runner's spec.configuration.logLevel
+	// sets it while the runner runs.
+	Level *slog.LevelVar
+}
+
+// ErrDeleted is returned by Run when the runner stopped because it was
+// deleted; the process exits 0.
+var ErrDeleted = errors.New("the runner was deleted: it stopped its work and removed its credentials")
+
+// Daemon is one running runner.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	state    *state
+	http     *http.Client
+	control  runnerv1connect.RunnerControlServiceClient
+	draining bool
+}
+
+// New opens the state directory (taking its lock) and registers with the
+// control plane if this is the first start.
+func New(ctx context.Context, cfg Config) (*Daemon, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Level == nil {
+		cfg.Level = new(slog.LevelVar)
+	}
+	if cfg.MaxPods < 0 {
+		return nil, errors.New("--max-pods must not be negative")
+	}
+	st, err := openState(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, state: st}
+	if err := d.register(ctx); err != nil {
+		st.close()
+		return nil, err
+	}
+	d.http = httpClient(st.Server)
+	d.control = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server)
+	return d, nil
+}
+
+// Close releases the state directory.
+func (d *Daemon) Close() { d.state.close() }
+
+// register trades the exchange token for an access token. A new exchange
+// token replaces stored credentials (that is how a runner whose token was
+// revoked comes back); one that was already used, as when a service unit
+// passes the same token on every start, leaves them in place.
+func (d *Daemon) register(ctx context.Context) error {
+	server := strings.TrimRight(d.cfg.Server, "/")
+	if server == "" {
+		server = d.state.Server
+	}
+	if d.cfg.ExchangeToken == "" {
+		if d.state.AccessToken == "" {
+			return fmt.Errorf("state dir %s holds no credentials: pass --exchange-token (from `runyard runners create` or `runyard runners token ID`)", d.cfg.StateDir)
+		}
+		if server != d.state.Server {
+			d.log.Info("using the control plane URL given on the command line", "server", server, "registered_with", d.state.Server)
+			d.state.Server = server
+		}
+		return nil
+	}
+	if err := checkURL(server); err != nil {
+		return err
+	}
+	client := gitpodv1connect.NewIdentityServiceClient(httpClient(server), server)
+	res, err := client.ExchangeToken(ctx, connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: d.cfg.ExchangeToken}))
+	if err != nil {
+		if d.state.AccessToken != "" && connect.CodeOf(err) == connect.CodeUnauthenticated {
+			d.log.Info("the exchange token was not accepted; using the stored credentials", "reason", message(err))
+			d.state.Server = server
+			return nil
+		}
+		return fmt.Errorf("exchange token: %s", message(err))
+	}
+	if err := d.state.saveCredentials(Credentials{Server: server, AccessToken: res.Msg.GetAccessToken()}); err != nil {
+		return err
+	}
+	d.log.Info("registered with the control plane", "server", server)
+	return nil
+}
+
+func checkURL(server string) error {
+	u, err := url.Parse(server)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--server must be an http:// or https:// URL, got %q", server)
+	}
+	return nil
+}
+
+// httpClient speaks HTTP/2 to the control plane: over TLS for https, h2c for
+// http, because the runner's stream is bidirectional.
+func httpClient(server string) *http.Client {
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		Protocols:           new(http.Protocols),
+		// Pings detect a control plane that vanished without closing the
+		// connection (a host that died, a cut network).
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
+	}
+	if strings.HasPrefix(server, "https://") {
+		tr.Protocols.SetHTTP2(true)
+	} else {
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return &http.Client{Transport: tr}
+}
+
+func message(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		return ce.Message() + " (" + ce.Code().String() + ")"
+	}
+	return err.Error()
+}
+
+// permanent reports errors that retrying cannot fix.
+func permanent(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnauthenticated, connect.CodePermissionDenied, connect.CodeAborted, connect.CodeInvalidArgument:
+		return true
+	}
+	return false
+}
+
+// Run holds the stream to the control plane until ctx ends (nil), the runner
+// is deleted (ErrDeleted) or its credentials are refused.
+func (d *Daemon) Run(ctx context.Context) error {
+	b := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
+	for {
+		started := time.Now()
+		err := d.session(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrDeleted):
+			return err
+		case connect.CodeOf(err) == connect.CodeAborted:
+			return fmt.Errorf("stopping: %s", message(err))
+		case permanent(err):
+			return fmt.Errorf("the control plane refused this runner: %s; if the runner was deleted or its token revoked, create a new exchange token with `runyard runners token ID` and start with --exchange-token", message(err))
+		}
+		if time.Since(started) > time.Minute {
+			b.reset()
+		}
+		wait := b.next()
+		d.log.Warn("lost the control plane; reconnecting", "in", wait.Round(time.Millisecond), "err", message(err))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// backoff is exponential with full jitter, so that runners that lost the
+// same control plane do not all return at the same instant.
+type backoff struct {
+	min, max time.Duration
+	n        int
+}
+
+func (b *backoff) next() time.Duration {
+	ceil := b.min << min(b.n, 16)
+	if ceil > b.max || ceil <= 0 {
+		ceil = b.max
+	}
+	b.n++
+	return b.min/2 + rand.N(ceil)
+}
+
+func (b *backoff) reset() { b.n = 0 }
+
+func (d *Daemon) status() *runnerv1.Status {
+	host := d.cfg.Name
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	comp := func(name string) *runnerv1.Component {
+		return &runnerv1.Component{Name: name, Health: runnerv1.Health_HEALTH_HEALTHY, Version: d.cfg.Version, Release: d.cfg.Version}
+	}
+	return &runnerv1.Status{
+		Version:    d.cfg.Version,
+		Os:         runtime.GOOS,
+		Arch:       runtime.GOARCH,
+		Hostname:   host,
+		Region:     d.cfg.Region,
+		Labels:     d.cfg.Labels,
+		MaxPods:    int32(d.cfg.MaxPods),
+		Components: []*runnerv1.Component{comp("runner"), comp("tool-manager"), comp("agent-manager")},
+		PublicKey:  d.state.key.PublicKey().Bytes(),
+		Draining:   d.draining,
+	}
+}
+
+// session runs one stream until it breaks.
+func (d *Daemon) session(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream := d.control.Connect(ctx)
+	stream.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
+	defer stream.CloseRequest()
+	if err := stream.Send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
+		return streamErr(stream.Receive, err)
+	}
+	first, err := stream.Receive()
+	if err != nil {
+		return err
+	}
+	w := first.GetWelcome()
+	if w == nil {
+		return fmt.Errorf("protocol error: expected welcome, got %T", first.Message)
+	}
+	interval := w.GetRenewInterval().AsDuration()
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval)
+
+	msgs := make(chan *runnerv1.ConnectResponse)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Receive()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	// Only the goroutine above reads the stream; after a failed send the
+	// reason is whatever it reads next.
+	sendErr := func(err error) error {
+		select {
+		case rerr := <-recvErr:
+			if !errors.Is(rerr, io.EOF) {
+				return rerr
+			}
+		case <-time.After(5 * time.Second):
+		}
+		return err
+	}
+	send := func(m *runnerv1.ConnectRequest) error {
+		if err := stream.Send(m); err != nil {
+			return sendErr(err)
+		}
+		return nil
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	lastAck := time.Now()
+	deleting := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-recvErr:
+			if deleting && errors.Is(err, io.EOF) {
+				// The control plane ended the stream once it recorded the
+				// deletion.
+				if err := d.state.forget(); err != nil {
+					d.log.Warn("could not remove the credentials", "err", err)
+				}
+				return ErrDeleted
+			}
+			if deleting {
+				return fmt.Errorf("confirm deletion: %s", message(err))
+			}
+			return err
+		case <-tick.C:
+			if time.Since(lastAck) > 3*interval {
+				return errors.New("the control plane acknowledged no renewal in three intervals")
+			}
+			if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Renewal{
+				Renewal: &runnerv1.Renewal{SentAt: timestamppb.Now()}}}); err != nil {
+				return err
+			}
+		case m := <-msgs:
+			switch m := m.Message.(type) {
+			case *runnerv1.ConnectResponse_RenewalAck:
+				lastAck = time.Now()
+			case *runnerv1.ConnectResponse_Desired:
+				if deleting {
+					continue
+				}
+				switch d.apply(m.Desired) {
+				case actionReport:
+					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
+						return err
+					}
+				case actionDelete:
+					deleting = true
+					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_DeletionComplete{
+						DeletionComplete: &runnerv1.DeletionComplete{}}}); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+// streamErr prefers the server's error over a send failure: when the server
+// ends a stream, Send fails with EOF and Receive has the reason. It is for use
+// before the receiving goroutine starts.
+func streamErr(receive func() (*runnerv1.ConnectResponse, error), sendErr error) error {
+	if _, err := receive(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return sendErr
+}
+
+type action int
+
+const (
+	actionNone action = iota
+	actionReport
+	actionDelete
+)
+
+// apply converges on a desired state and says what to tell the control plane.
+func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
+	d.cfg.Level.Set(slogLevel(ds.GetLogLevel()))
+	switch ds.GetPhase() {
+	case gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED:
+		// Work (environments, pods) arrives with later protocol messages;
+		// stopping it goes here, before the confirmation.
+		d.log.Info("the runner is being deleted: stopping its work")
+		d.draining = true
+		return actionDelete
+	case gitpodv1.RunnerPhase_RUNNER_PHASE_INACTIVE:
+		if !d.draining {
+			d.draining = true
+			d.log.Info("draining: taking no new work")
+			return actionReport
+		}
+	default:
+		if d.draining {
+			d.draining = false
+			d.log.Info("active: taking work again")
+			return actionReport
+		}
+	}
+	return actionNone
+}
+
+func slogLevel(l gitpodv1.LogLevel) slog.Level {
+	switch l {
+	case gitpodv1.LogLevel_LOG_LEVEL_DEBUG:
+		return slog.LevelDebug
+	case gitpodv1.LogLevel_LOG_LEVEL_WARN:
+		return slog.LevelWarn
+	case gitpodv1.LogLevel_LOG_LEVEL_ERROR:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
