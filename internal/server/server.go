@@ -45,7 +45,7 @@ type Config struct {
 	// RunnerTimeout is how long a runner may stay silent before it is
 	// INACTIVE; runners renew every third of it. Zero means 30s.
 	RunnerTimeout time.Duration
-	Logger          *slog.Logger
+	Logger        *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
