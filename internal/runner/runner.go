@@ -388,6 +388,7 @@ const (
 // apply converges on a desired state and says what to tell the control plane.
 func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 	d.cfg.Level.Set(slogLevel(ds.GetLogLevel()))
+	d.log.Debug("received desired state", "phase", ds.GetPhase().String(), "log_level", ds.GetLogLevel().String(), "version", ds.GetVersion())
 	switch ds.GetPhase() {
 	case gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED:
 		// Work (environments, pods) arrives with later protocol messages;

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// runnerProc is a running `runyard runner`.
+type runnerProc struct {
+	Stdout, Stderr *syncBuffer
+	cmd            *exec.Cmd
+	done           chan struct{}
+}
+
+func startRunner(t *testing.T, args ...string) *runnerProc {
+	t.Helper()
+	p := &runnerProc{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, append([]string{"runner"}, args...)...)
+	p.cmd.Dir = emptyDir
+	p.cmd.Env = processEnv()
+	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start runner: %v", err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("runner stdout:\n%s\nstderr:\n%s", p.Stdout, p.Stderr)
+		}
+	})
+	return p
+}
+
+func (p *runnerProc) waitExit(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(exitTimeout):
+		t.Fatalf("runner did not exit within %v; stderr:\n%s", exitTimeout, p.Stderr)
+		return -1
+	}
+}
+
+// eventually polls cond until it holds, failing the test after a generous
+// deadline. It asserts that something happens, not how fast.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+type runnerStatusJSON struct {
+	Runner struct {
+		RunnerID string `json:"runnerId"`
+		Status   struct {
+			Phase         string `json:"phase"`
+			Message       string `json:"message"`
+			SystemDetails string `json:"systemDetails"`
+			Version       string `json:"version"`
+			UpdatedAt     string `json:"updatedAt"`
+			PublicKey     string `json:"publicKey"`
+		} `json:"status"`
+	} `json:"runner"`
+}
+
+// phaseOf reads a runner's phase through the CLI; "" when it is gone.
+func phaseOf(t *testing.T, s *serverProc, id string) (runnerStatusJSON, bool) {
+	t.Helper()
+	var r runnerStatusJSON
+	res := s.run(t, adminToken, "runners", "get", id, "-o", "json")
+	if res.Code == 3 {
+		return r, false
+	}
+	if res.Code != 0 {
+		t.Fatalf("runners get: exit %d: %s", res.Code, res.Stderr)
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &r); err != nil {
+		t.Fatalf("decode runner: %v", err)
+	}
+	return r, true
+}
+
+func registerRunner(t *testing.T, s *serverProc, name string) (id, exchange string) {
+	t.Helper()
+	var out struct {
+		Runner struct {
+			RunnerID string `json:"runnerId"`
+		} `json:"runner"`
+		ExchangeToken string `json:"exchangeToken"`
+	}
+	s.mustJSON(t, adminToken, &out, "runners", "create", "--name", name, "--provider", "linux-host")
+	return out.Runner.RunnerID, out.ExchangeToken
+}
+
+// TestRunner_Lifecycle drives one runner through registration, a kill -9, a
+// restart, a control-plane restart, spec changes and deletion, with real
+// processes over loopback.
+func TestRunner_Lifecycle(t *testing.T) {
+	cfg := serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: []string{"--runner-timeout", "1500ms"}}
+	s := startServer(t, cfg)
+	id, exchange := registerRunner(t, s, "lifecycle-host")
+	state := filepath.Join(t.TempDir(), "state")
+
+	r1 := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state, "--labels", "gpu", "--max-pods", "3")
+	var got runnerStatusJSON
+	eventually(t, "the runner is ACTIVE", func() bool {
+		got, _ = phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+	if !strings.HasPrefix(got.Runner.Status.SystemDetails, "linux/") || got.Runner.Status.PublicKey == "" || got.Runner.Status.UpdatedAt == "" {
+		t.Fatalf("status after registration: %+v", got.Runner.Status)
+	}
+	t.Run("StateDirModes", func(t *testing.T) {
+		checkMode(t, state, 0o700)
+		checkMode(t, filepath.Join(state, "credentials.json"), 0o600)
+		checkMode(t, filepath.Join(state, "runner.key"), 0o600)
+	})
+	t.Run("SecondProcessRefused", func(t *testing.T) {
+		r := runCLI(t, "", nil, "runner", "--server", s.URL, "--state-dir", state)
+		requireOneLineError(t, r, 1, "another runyard runner", state)
+	})
+
+	// kill -9: no goodbye, so only the timeout can tell.
+	r1.cmd.Process.Signal(syscall.SIGKILL)
+	r1.waitExit(t)
+	eventually(t, "the killed runner is INACTIVE", func() bool {
+		got, _ = phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_INACTIVE"
+	})
+	if !strings.Contains(got.Runner.Status.Message, "no renewal") {
+		t.Fatalf("inactive message = %q", got.Runner.Status.Message)
+	}
+
+	// A restart needs only --server and --state-dir and keeps the runner ID.
+	r2 := startRunner(t, "--server", s.URL, "--state-dir", state)
+	eventually(t, "the restarted runner is ACTIVE again", func() bool {
+		got, _ = phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+	if got.Runner.RunnerID != id {
+		t.Fatalf("runner ID changed to %s", got.Runner.RunnerID)
+	}
+
+	// A control-plane restart needs no action on the runner.
+	s.stop(t)
+	before := strings.Count(r2.Stderr.String(), "connected to the control plane")
+	cfg.DataDir = s.DataDir
+	s2 := spawnServer(t, cfg, s.Addr)
+	if err := s2.waitHealthy(); err != nil {
+		t.Fatalf("restarted server: %v", err)
+	}
+	eventually(t, "the runner reconnects by itself", func() bool {
+		return strings.Count(r2.Stderr.String(), "connected to the control plane") > before
+	})
+	eventually(t, "the runner is ACTIVE on the restarted control plane", func() bool {
+		got, _ = phaseOf(t, s2, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+
+	// Spec changes reach the runner over its stream.
+	s2.mustRun(t, adminToken, "runners", "update", id, "--log-level", "debug")
+	eventually(t, "the runner logs at debug level", func() bool {
+		return strings.Contains(r2.Stderr.String(), "received desired state")
+	})
+	s2.mustRun(t, adminToken, "runners", "update", id, "--desired-phase", "inactive")
+	eventually(t, "the runner drains", func() bool { return strings.Contains(r2.Stderr.String(), "draining: taking no new work") })
+	s2.mustRun(t, adminToken, "runners", "update", id, "--desired-phase", "active")
+	eventually(t, "the runner takes work again", func() bool { return strings.Contains(r2.Stderr.String(), "active: taking work again") })
+
+	// Delete without force: the runner stops, confirms and exits 0.
+	s2.mustRun(t, adminToken, "runners", "delete", id)
+	if code := r2.waitExit(t); code != 0 {
+		t.Fatalf("runner exit code after deletion = %d, want 0", code)
+	}
+	if !strings.Contains(r2.Stdout.String(), "was deleted") {
+		t.Fatalf("runner stdout after deletion: %q", r2.Stdout)
+	}
+	if _, ok := phaseOf(t, s2, id); ok {
+		t.Fatal("the deleted runner is still there")
+	}
+	if _, err := os.Stat(filepath.Join(state, "credentials.json")); !os.IsNotExist(err) {
+		t.Fatalf("credentials of the deleted runner remain: %v", err)
+	}
+	// Its state dir can no longer start a runner.
+	r := runCLI(t, "", nil, "runner", "--server", s2.URL, "--state-dir", state)
+	requireOneLineError(t, r, 1, "no credentials", "--exchange-token")
+}
+
+// TestRunner_Revoked checks that revoking a runner's token ends its stream
+// and the daemon exits with a clear message instead of retrying forever.
+func TestRunner_Revoked(t *testing.T) {
+	s := startServer(t, serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+	id, exchange := registerRunner(t, s, "revoked-host")
+	state := filepath.Join(t.TempDir(), "state")
+	p := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state)
+	eventually(t, "the runner is ACTIVE", func() bool {
+		got, _ := phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+	var tokens struct {
+		Tokens []struct {
+			TokenID  string `json:"tokenId"`
+			RunnerID string `json:"runnerId"`
+		} `json:"tokens"`
+	}
+	s.mustJSON(t, adminToken, &tokens, "tokens", "list")
+	revoked := 0
+	for _, tk := range tokens.Tokens {
+		if tk.RunnerID == id {
+			s.mustRun(t, adminToken, "tokens", "revoke", tk.TokenID)
+			revoked++
+		}
+	}
+	if revoked != 1 {
+		t.Fatalf("found %d tokens of the runner, want 1", revoked)
+	}
+	if code := p.waitExit(t); code != 1 {
+		t.Fatalf("runner exit code after revocation = %d, want 1", code)
+	}
+	requireOneLine(t, "runner stderr", lastLine(p.Stderr.String()), "revoked")
+
+	// A new exchange token brings the same runner back.
+	fresh := strings.TrimSpace(s.mustRun(t, adminToken, "runners", "token", id))
+	startRunner(t, "--server", s.URL, "--exchange-token", fresh, "--state-dir", state)
+	eventually(t, "the runner is back with a new token", func() bool {
+		got, _ := phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1] + "\n"
+}
+
+func checkMode(t *testing.T, path string, want os.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatalf("stat %s: %v", path, err)
+	}
+	if got := fi.Mode().Perm(); got != want {
+		t.Fatalf("%s has mode %o, want %o", path, got, want)
+	}
+}
