@@ -63,6 +63,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(
 		newServerCmd(g),
 		newRunnerCmd(g),
+		newUpCmd(g),
 		newRunnersCmd(g),
 		newTokensCmd(g),
 		newWhoamiCmd(g),

@@ -20,6 +20,7 @@ import (
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
@@ -56,6 +57,10 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	fleet    *fleet.Fleet
+	runners  *runners.Service
+	// admin is the bootstrap admin key, for what the server does on a
+	// user's behalf (the local runner of `runyard up`).
+	admin *identity.Token
 	listener net.Listener
 	http     *http.Server
 	ready    atomic.Bool
@@ -146,6 +151,7 @@ func (s *Server) open(ctx context.Context) error {
 		return err
 	}
 	runnerSvc := runners.NewService(st)
+	s.runners = runnerSvc
 	s.fleet = fleet.New(runnerSvc, s.cfg.RunnerTimeout, s.log)
 	runnerSvc.Changed = s.fleet.Changed
 	idSvc.Revoked = s.fleet.TokenRevoked
@@ -171,6 +177,9 @@ func (s *Server) bootstrap(ctx context.Context, idSvc *identity.Service) error {
 	res, err := idSvc.Bootstrap(ctx, s.cfg.BootstrapToken)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if s.admin, err = s.store.FindBootstrapToken(ctx, res.Org.ID); err != nil {
+		return fmt.Errorf("bootstrap: find admin key: %w", err)
 	}
 	switch {
 	case res.Secret != "":
@@ -268,4 +277,58 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// LocalRunner returns an exchange token for the runner called name in the
+// default organization, creating the runner on first use, acting as the
+// bootstrap admin. `runyard up` uses it for its local runner. It returns ""
+// when the runner exists and haveCredentials says the daemon can reconnect
+// with what it has.
+func (s *Server) LocalRunner(ctx context.Context, name string, haveCredentials bool) (runnerID, exchangeToken string, err error) {
+	ctx = identity.NewContext(ctx, &identity.Caller{
+		OrgID:   s.admin.OrgID,
+		Subject: identity.Subject{ID: s.admin.ID, Principal: s.admin.Principal},
+		TokenID: s.admin.ID,
+		Scopes:  s.admin.Scopes,
+	})
+	existing, err := s.findRunnerByName(ctx, name)
+	if err != nil {
+		return "", "", err
+	}
+	if existing == nil {
+		r, x, err := s.runners.Create(ctx, runners.CreateInput{Name: name, Provider: runners.ProviderLinuxHost})
+		if err != nil {
+			return "", "", fmt.Errorf("create local runner %q: %w", name, err)
+		}
+		return r.ID, x, nil
+	}
+	if haveCredentials {
+		return existing.ID, "", nil
+	}
+	x, err := s.runners.CreateToken(ctx, existing.ID)
+	if err != nil {
+		return "", "", fmt.Errorf("new exchange token for local runner %q: %w", name, err)
+	}
+	return existing.ID, x, nil
+}
+
+func (s *Server) findRunnerByName(ctx context.Context, name string) (*runners.Runner, error) {
+	page := paging.Page{Limit: paging.MaxSize}
+	for {
+		items, next, err := s.runners.List(ctx, runners.ListFilter{}, page)
+		if err != nil {
+			return nil, fmt.Errorf("find runner %q: %w", name, err)
+		}
+		for _, r := range items {
+			if r.Name == name {
+				return r, nil
+			}
+		}
+		if next == "" {
+			return nil, nil
+		}
+		if page, err = paging.Parse(next, paging.MaxSize); err != nil {
+			return nil, err
+		}
+	}
 }

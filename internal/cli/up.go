@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runyard/runyard/internal/runner"
+	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/server"
+)
+
+func newUpCmd(g *globals) *cobra.Command {
+	cfg := server.Config{}
+	var maxPods int
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run a control plane and a local runner in one command",
+		Long: `Run a control plane on SQLite in --data-dir and one runner on this host,
+named after it. A second "runyard up" on the same directory reuses the same
+runner. Ctrl-C stops both.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			cfg.BootstrapToken = os.Getenv("RUNYARD_BOOTSTRAP_TOKEN")
+			cfg.Stdout = g.stdout
+			level := new(slog.LevelVar)
+			logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Logger = logger.With("component", "control-plane")
+			srv, err := server.Open(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			sctx, stop := context.WithCancel(ctx)
+			defer stop()
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(sctx) }()
+			abort := func(err error) error {
+				stop()
+				return errors.Join(err, <-served)
+			}
+
+			name := localRunnerName()
+			stateDir := filepath.Join(cfg.DataDir, "runner")
+			_, statErr := os.Stat(filepath.Join(stateDir, "credentials.json"))
+			_, exchange, err := srv.LocalRunner(ctx, name, statErr == nil)
+			if err != nil {
+				return abort(err)
+			}
+			d, err := runner.New(ctx, runner.Config{
+				Server: srv.URL(), ExchangeToken: exchange, StateDir: stateDir, Name: name, MaxPods: maxPods,
+				Version: Version, Logger: logger.With("component", "runner"), Level: level,
+			})
+			if err != nil {
+				return abort(err)
+			}
+			defer d.Close()
+			ran := make(chan error, 1)
+			go func() { ran <- d.Run(ctx) }()
+
+			tokenHint := "the admin API key is in " + filepath.Join(cfg.DataDir, server.AdminTokenFile)
+			if cfg.BootstrapToken != "" {
+				tokenHint = "the admin API key is the value of RUNYARD_BOOTSTRAP_TOKEN"
+			}
+			fmt.Fprintf(g.stdout, "runyard is up: control plane at %s with local runner %q.\n%s.\nNext, in another terminal in this directory:\n\n  runyard runners list --server %s\n\nPress Ctrl-C to stop.\n",
+				srv.URL(), name, tokenHint, srv.URL())
+
+			select {
+			case err := <-ran:
+				// The runner ended on its own (deleted, or refused): keep
+				// the control plane serving; it is still useful.
+				if err != nil && !errors.Is(err, runner.ErrDeleted) {
+					logger.Error("the local runner stopped", "err", err)
+				} else if err != nil {
+					logger.Info("the local runner was deleted")
+				}
+				return <-served
+			case err := <-served:
+				<-ran
+				return err
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address of the control plane")
+	f.StringVar(&cfg.DataDir, "data-dir", ".runyard", "directory for the database, the admin token and the runner's state")
+	f.IntVar(&maxPods, "max-pods", 10, "how many agent pods the local runner takes at once")
+	f.DurationVar(&cfg.RunnerTimeout, "runner-timeout", 30*time.Second, "a runner that does not renew within this is INACTIVE")
+	return cmd
+}
+
+// localRunnerName is the host name, made a valid runner name.
+func localRunnerName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "local"
+	}
+	if runners.ValidateName("name", host) != nil {
+		host += "-runner"
+	}
+	if runners.ValidateName("name", host) != nil {
+		return "local-runner"
+	}
+	return host
+}
