@@ -53,14 +53,14 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	store    store.Store
-	fleet    *fleet.Fleet
-	runners  *runners.Service
+	cfg     Config
+	log     *slog.Logger
+	store   store.Store
+	fleet   *fleet.Fleet
+	runners *runners.Service
 	// admin is the bootstrap admin key, for what the server does on a
 	// user's behalf (the local runner of `runyard up`).
-	admin *identity.Token
+	admin    *identity.Token
 	listener net.Listener
 	http     *http.Server
 	ready    atomic.Bool
