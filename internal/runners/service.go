@@ -22,6 +22,11 @@ type Store interface {
 	// FindRunnerByID fails with CodeNotFound, also for a runner of another
 	// organization.
 	FindRunnerByID(ctx context.Context, orgID, id string) (*Runner, error)
+	// FindRunnerBySeq finds a runner by its numeric ID. It fails with
+	// CodeNotFound.
+	FindRunnerBySeq(ctx context.Context, orgID string, seq int64) (*Runner, error)
+	// FindRunnerByName fails with CodeNotFound.
+	FindRunnerByName(ctx context.Context, orgID, name string) (*Runner, error)
 	// FindRunners returns the runners matching f by ascending Seq.
 	FindRunners(ctx context.Context, f Filter) ([]*Runner, error)
 	// UpdateRunner loads a runner, applies fn and stores the result in one
@@ -116,6 +121,40 @@ func (s *Service) Get(ctx context.Context, id string) (*Runner, error) {
 	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, id)
 	if err != nil {
 		return nil, notFound(id, err)
+	}
+	return r, nil
+}
+
+// GetBySeq returns a runner by the numeric ID of the REST API. It needs
+// ScopeRunnersRead and fails with CodeNotFound.
+func (s *Service) GetBySeq(ctx context.Context, seq int64) (*Runner, error) {
+	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
+	if err != nil {
+		return nil, err
+	}
+	if seq <= 0 {
+		return nil, apperr.Invalid("id", "must be a positive integer, got %d", seq)
+	}
+	r, err := s.Store.FindRunnerBySeq(ctx, c.OrgID, seq)
+	if err != nil {
+		return nil, notFound(fmt.Sprint(seq), err)
+	}
+	return r, nil
+}
+
+// GetByName returns a runner by its name, which Kubiya's API routes by. It
+// needs ScopeRunnersRead and fails with CodeNotFound.
+func (s *Service) GetByName(ctx context.Context, name string) (*Runner, error) {
+	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
+	if err != nil {
+		return nil, err
+	}
+	if err := ValidateName("name", name); err != nil {
+		return nil, err
+	}
+	r, err := s.Store.FindRunnerByName(ctx, c.OrgID, name)
+	if err != nil {
+		return nil, notFound(name, err)
 	}
 	return r, nil
 }

@@ -101,6 +101,24 @@ func (db *DB) FindRunnerByID(ctx context.Context, orgID, id string) (*runners.Ru
 	return r, nil
 }
 
+func (db *DB) FindRunnerBySeq(ctx context.Context, orgID string, seq int64) (*runners.Runner, error) {
+	r, err := scanRunner(db.read.QueryRowContext(ctx,
+		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND seq = ?`), orgID, seq))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("runner %d", seq))
+	}
+	return r, nil
+}
+
+func (db *DB) FindRunnerByName(ctx context.Context, orgID, name string) (*runners.Runner, error) {
+	r, err := scanRunner(db.read.QueryRowContext(ctx,
+		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND name = ?`), orgID, name))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("runner %q", name))
+	}
+	return r, nil
+}
+
 func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Runner, error) {
 	query := `SELECT ` + runnerColumns + ` FROM runners WHERE org_id = ? AND seq > ?`
 	args := []any{f.OrgID, f.After}

@@ -341,6 +341,18 @@ func testRunnerRoundTrip(t *testing.T, s store.Store) {
 	if !reflect.DeepEqual(got, r) {
 		t.Fatalf("runner round trip:\n got %+v\nwant %+v", got, r)
 	}
+	bySeq, err := s.FindRunnerBySeq(ctx, org.ID, r.Seq)
+	must(t, err, "find runner by seq")
+	byName, err := s.FindRunnerByName(ctx, org.ID, r.Name)
+	must(t, err, "find runner by name")
+	if !reflect.DeepEqual(bySeq, r) || !reflect.DeepEqual(byName, r) {
+		t.Fatalf("lookups by seq and name differ:\n seq %+v\nname %+v", bySeq, byName)
+	}
+	other := newOrg(t, s)
+	_, err = s.FindRunnerBySeq(ctx, other.ID, r.Seq)
+	wantCode(t, err, apperr.CodeNotFound, "find by seq from another organization")
+	_, err = s.FindRunnerByName(ctx, other.ID, r.Name)
+	wantCode(t, err, apperr.CodeNotFound, "find by name from another organization")
 }
 
 func testRunnerNames(t *testing.T, s store.Store) {
