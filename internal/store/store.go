@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
 )
 
@@ -17,6 +18,7 @@ import (
 type Store interface {
 	identity.Store
 	runners.Store
+	pods.Store
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

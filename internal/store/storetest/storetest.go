@@ -14,6 +14,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store"
 )
@@ -42,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteRunner", testDeleteRunner},
 		{"RenewRunners", testRenewRunners},
 		{"FindSilentRunners", testFindSilentRunners},
+		{"Pods", testPods},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -601,5 +603,53 @@ func testFindSilentRunners(t *testing.T, s store.Store) {
 	must(t, err, "find silent")
 	if len(silent) != 1 || silent[0].RunnerID != old.ID || silent[0].OrgID != org.ID || !silent[0].At.Equal(base) {
 		t.Fatalf("silent runners: %+v, want only %q", silent, old.ID)
+	}
+}
+
+func testPods(t *testing.T, s store.Store) {
+	org, other := newOrg(t, s), newOrg(t, s)
+	r1, r2 := uuid.NewString(), uuid.NewString()
+	exit := 3
+	started := base.Add(time.Second)
+	mk := func(orgID, runnerID string, status pods.Status, i int) *pods.Pod {
+		p := &pods.Pod{Key: fmt.Sprintf("pod-%s-%d", orgID[:8], i), OrgID: orgID, RunnerID: runnerID, Status: status,
+			AgentTypeID: "claude-code", InitialPrompt: "Fix the login bug", Labels: []string{"gpu"}, CreatedAt: base.Add(time.Duration(i) * time.Minute)}
+		if status == pods.StatusFailed {
+			p.ExitCode, p.StartedAt, p.FinishedAt, p.Reason = &exit, &started, &started, "exit 3"
+		}
+		must(t, s.CreatePod(ctx, p), "create pod")
+		return p
+	}
+	a := mk(org.ID, r1, pods.StatusRunning, 1)
+	mk(org.ID, r1, pods.StatusPending, 2)
+	f := mk(org.ID, r1, pods.StatusFailed, 3)
+	mk(org.ID, r2, pods.StatusRunning, 4)
+	mk(org.ID, "", pods.StatusPending, 5)
+	mk(other.ID, r1, pods.StatusRunning, 6)
+	dup := *a
+	wantCode(t, s.CreatePod(ctx, &dup), apperr.CodeConflict, "duplicate pod key")
+
+	got, total, err := s.FindPods(ctx, pods.Filter{OrgID: org.ID, RunnerID: r1, Limit: 2})
+	must(t, err, "find pods")
+	if total != 3 || len(got) != 2 || got[0].Key != f.Key {
+		t.Fatalf("first page: total %d, %d pods, first %v", total, len(got), got)
+	}
+	if !reflect.DeepEqual(got[0], f) {
+		t.Fatalf("pod round trip:\n got %+v\nwant %+v", got[0], f)
+	}
+	got, total, err = s.FindPods(ctx, pods.Filter{OrgID: org.ID, RunnerID: r1, Limit: 2, Offset: 2})
+	must(t, err, "find second page")
+	if total != 3 || len(got) != 1 || got[0].Key != a.Key {
+		t.Fatalf("second page: total %d, pods %v", total, got)
+	}
+	got, total, err = s.FindPods(ctx, pods.Filter{OrgID: org.ID, Status: pods.StatusRunning, Limit: 10})
+	must(t, err, "find running")
+	if total != 2 || len(got) != 2 {
+		t.Fatalf("running pods: total %d, %d pods", total, len(got))
+	}
+	counts, err := s.CountActivePods(ctx, org.ID)
+	must(t, err, "count")
+	if want := map[string]int{r1: 2, r2: 1}; !reflect.DeepEqual(counts, want) {
+		t.Fatalf("active pods per runner = %v, want %v", counts, want)
 	}
 }
