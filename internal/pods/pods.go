@@ -47,7 +47,9 @@ type Pod struct {
 }
 
 // Active reports whether the pod holds a place on its runner.
-func (p *Pod) Active() bool { return p.Status == StatusRunning || (p.Status == StatusPending && p.RunnerID != "") }
+func (p *Pod) Active() bool {
+	return p.Status == StatusRunning || (p.Status == StatusPending && p.RunnerID != "")
+}
 
 // Filter selects pods for Store.FindPods.
 type Filter struct {
