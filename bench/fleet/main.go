@@ -1,0 +1,520 @@
+// Command fleet measures the control plane under many connected runners. It
+// starts a control plane in a child process (so its RSS is its own), creates
+// N runners through the API, and starts several simulator processes, each
+// holding its share of the runners: one TCP connection and one stream per
+// runner, a status snapshot on connect, renewals at the interval the control
+// plane gives. While they renew, it measures GetRunner and ListRunners from a
+// separate client, and prints a bare loopback HTTP round trip from the same
+// run as the baseline. All traffic stays on 127.0.0.0/8; the run stops by
+// itself.
+//
+//	go run ./bench/fleet --runners 19000 --sims 4 --duration 30s
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+	"github.com/runyard/runyard/internal/server"
+)
+
+const adminToken = "ryd_bench_fleet_admin_token_0123456789"
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "serve":
+			must(serve(os.Args[2:]))
+			return
+		case "simulate":
+			must(simulate(os.Args[2:]))
+			return
+		}
+	}
+	must(run(os.Args[1:]))
+}
+
+func must(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fleet:", err)
+		os.Exit(1)
+	}
+}
+
+// serve runs the control plane until SIGTERM and prints its URL first.
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	dir := fs.String("data-dir", "", "data dir")
+	timeout := fs.Duration("runner-timeout", 30*time.Second, "runner timeout")
+	fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	s, err := server.Open(ctx, server.Config{
+		Listen: "127.0.0.1:0", DataDir: *dir, BootstrapToken: adminToken, RunnerTimeout: *timeout,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println(s.URL())
+	return s.Serve(ctx)
+}
+
+// simReport is what a simulator prints, one JSON line per second.
+type simReport struct {
+	Connected int64  `json:"connected"`
+	Renewals  int64  `json:"renewals"`
+	Acks      int64  `json:"acks"`
+	Errors    int64  `json:"errors"`
+	LastError string `json:"lastError,omitempty"`
+}
+
+// simulate holds one stream per exchange token read from a file until stdin
+// closes.
+func simulate(args []string) error {
+	fs := flag.NewFlagSet("simulate", flag.ExitOnError)
+	url := fs.String("server", "", "control plane URL")
+	tokens := fs.String("tokens", "", "file with one exchange token per line")
+	srcIP := fs.String("src", "127.0.0.1", "source address, so that many runners do not run out of ports")
+	fs.Parse(args)
+	b, err := os.ReadFile(*tokens)
+	if err != nil {
+		return err
+	}
+	list := strings.Fields(string(b))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { io.Copy(io.Discard, os.Stdin); cancel() }()
+
+	var rep struct {
+		connected, renewals, acks, errors atomic.Int64
+		mu                                sync.Mutex
+		last                              string
+	}
+	fail := func(err error) {
+		rep.errors.Add(1)
+		rep.mu.Lock()
+		rep.last = err.Error()
+		rep.mu.Unlock()
+	}
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(*srcIP)}, Timeout: 30 * time.Second}
+	identity := gitpodv1connect.NewIdentityServiceClient(&http.Client{Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 16}}, *url)
+	sem := make(chan struct{}, 32) // bounds the connect storm at start
+	var wg sync.WaitGroup
+	for _, x := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			res, err := identity.ExchangeToken(ctx, connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: x}))
+			if err != nil {
+				<-sem
+				fail(fmt.Errorf("exchange: %w", err))
+				return
+			}
+			p := new(http.Protocols)
+			p.SetUnencryptedHTTP2(true)
+			// One transport per runner: one TCP connection per runner, as real
+			// runners on separate hosts have.
+			tr := &http.Transport{Protocols: p, DialContext: dialer.DialContext}
+			client := runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: tr}, *url)
+			stream := client.Connect(ctx)
+			stream.RequestHeader().Set("Authorization", "Bearer "+res.Msg.GetAccessToken())
+			err = stream.Send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: &runnerv1.Status{
+				Version: "bench", Os: "linux", Arch: "amd64", Hostname: "sim", MaxPods: 4,
+				Components: []*runnerv1.Component{{Name: "runner", Health: runnerv1.Health_HEALTH_HEALTHY}},
+			}}})
+			var interval time.Duration
+			if err == nil {
+				var m *runnerv1.ConnectResponse
+				if m, err = stream.Receive(); err == nil {
+					interval = m.GetWelcome().GetRenewInterval().AsDuration()
+				}
+			}
+			<-sem
+			if err != nil || interval <= 0 {
+				fail(fmt.Errorf("connect: %v", err))
+				return
+			}
+			rep.connected.Add(1)
+			defer rep.connected.Add(-1)
+			go func() {
+				for {
+					m, err := stream.Receive()
+					if err != nil {
+						if ctx.Err() == nil {
+							fail(fmt.Errorf("receive: %w", err))
+						}
+						return
+					}
+					if m.GetRenewalAck() != nil {
+						rep.acks.Add(1)
+					}
+				}
+			}()
+			// Spread renewals over the interval, as real runners started at
+			// different times do.
+			select {
+			case <-time.After(rand.N(interval)):
+			case <-ctx.Done():
+				return
+			}
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				if err := stream.Send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Renewal{
+					Renewal: &runnerv1.Renewal{SentAt: timestamppb.Now()}}}); err != nil {
+					if ctx.Err() == nil {
+						fail(fmt.Errorf("renew: %w", err))
+					}
+					return
+				}
+				rep.renewals.Add(1)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					stream.CloseRequest()
+					return
+				}
+			}
+		}()
+	}
+	enc := json.NewEncoder(os.Stdout)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		rep.mu.Lock()
+		r := simReport{Connected: rep.connected.Load(), Renewals: rep.renewals.Load(), Acks: rep.acks.Load(),
+			Errors: rep.errors.Load(), LastError: rep.last}
+		rep.mu.Unlock()
+		enc.Encode(r)
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+type sim struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	mu    sync.Mutex
+	last  simReport
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("fleet", flag.ExitOnError)
+	n := fs.Int("runners", 19000, "simulated runners (this sandbox allows 20,000 open files per process, server included)")
+	sims := fs.Int("sims", 4, "simulator processes")
+	duration := fs.Duration("duration", 30*time.Second, "measured time with all runners connected")
+	timeout := fs.Duration("runner-timeout", 30*time.Second, "the control plane's --runner-timeout (runners renew every third)")
+	clients := fs.Int("clients", 4, "concurrent API clients during the load")
+	deadline := fs.Duration("max-time", 15*time.Minute, "the whole run stops after this")
+	fs.Parse(args)
+	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
+	defer cancel()
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	base := os.TempDir()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		base = "/dev/shm" // the setup writes 2N transactions; keep them off the disk
+	}
+	dir, err := os.MkdirTemp(base, "runyard-bench-fleet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// The control plane.
+	srv := exec.CommandContext(ctx, self, "serve", "--data-dir", filepath.Join(dir, "data"), "--runner-timeout", timeout.String())
+	srv.Stderr = os.Stderr
+	out, err := srv.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("control plane did not start: %w", err)
+	}
+	url := strings.TrimSpace(line)
+	fmt.Printf("control plane %s (pid %d), %d runners in %d simulators, runner timeout %s\n", url, srv.Process.Pid, *n, *sims, *timeout)
+	rssIdle := rssKiB(srv.Process.Pid)
+
+	// Runners, through the API.
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	auth := connect.WithInterceptors(bearer(adminToken))
+	runnersAPI := gitpodv1connect.NewRunnerServiceClient(hc, url, auth)
+	start := time.Now()
+	tokens := make([]string, *n)
+	ids := make([]string, *n)
+	var next atomic.Int64
+	var setupErr atomic.Value
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= *n || ctx.Err() != nil {
+					return
+				}
+				res, err := runnersAPI.CreateRunner(ctx, connect.NewRequest(&gitpodv1.CreateRunnerRequest{
+					Name: fmt.Sprintf("sim-%06d", i), Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST}))
+				if err != nil {
+					setupErr.Store(err)
+					return
+				}
+				tokens[i], ids[i] = res.Msg.GetExchangeToken(), res.Msg.GetRunner().GetRunnerId()
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := setupErr.Load().(error); err != nil {
+		return fmt.Errorf("create runners: %w", err)
+	}
+	fmt.Printf("setup: created %d runners in %s\n", *n, time.Since(start).Round(time.Millisecond))
+
+	// Simulators, each with its own source address.
+	start = time.Now()
+	var simList []*sim
+	per := (*n + *sims - 1) / *sims
+	for k := 0; k < *sims; k++ {
+		lo, hi := k*per, min((k+1)*per, *n)
+		if lo >= hi {
+			break
+		}
+		file := filepath.Join(dir, fmt.Sprintf("tokens-%d", k))
+		if err := os.WriteFile(file, []byte(strings.Join(tokens[lo:hi], "\n")), 0o600); err != nil {
+			return err
+		}
+		s := &sim{cmd: exec.CommandContext(ctx, self, "simulate", "--server", url, "--tokens", file, "--src", fmt.Sprintf("127.0.%d.%d", 1+k/250, 2+k%250))}
+		s.cmd.Stderr = os.Stderr
+		if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+			return err
+		}
+		so, err := s.cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := s.cmd.Start(); err != nil {
+			return err
+		}
+		go func() {
+			dec := json.NewDecoder(so)
+			for {
+				var r simReport
+				if dec.Decode(&r) != nil {
+					return
+				}
+				s.mu.Lock()
+				s.last = r
+				s.mu.Unlock()
+			}
+		}()
+		simList = append(simList, s)
+	}
+	defer func() {
+		for _, s := range simList {
+			s.stdin.Close()
+		}
+		for _, s := range simList {
+			s.cmd.Wait()
+		}
+	}()
+	total := func() simReport {
+		var t simReport
+		for _, s := range simList {
+			s.mu.Lock()
+			t.Connected += s.last.Connected
+			t.Renewals += s.last.Renewals
+			t.Acks += s.last.Acks
+			t.Errors += s.last.Errors
+			if s.last.LastError != "" {
+				t.LastError = s.last.LastError
+			}
+			s.mu.Unlock()
+		}
+		return t
+	}
+	for {
+		t := total()
+		if t.Connected+t.Errors >= int64(*n) {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("only %d of %d runners connected (%d errors, last: %s)", t.Connected, *n, t.Errors, t.LastError)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t0 := total()
+	fmt.Printf("connect: %d runners connected in %s (%d failed%s)\n", t0.Connected, time.Since(start).Round(time.Millisecond),
+		t0.Errors, suffix(t0.LastError))
+
+	// The load: renewals flow while API clients measure.
+	baseline := measureBaseline(*clients, 5*time.Second)
+	lat := map[string]*[]time.Duration{"GetRunner": new([]time.Duration), "ListRunners": new([]time.Duration)}
+	var apiErrors atomic.Int64
+	lctx, lcancel := context.WithTimeout(ctx, *duration)
+	r0, w0 := total().Renewals, time.Now()
+	var mu sync.Mutex
+	for c := range *clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local = map[string][]time.Duration{}
+			for i := 0; lctx.Err() == nil; i++ {
+				name := "GetRunner"
+				t := time.Now()
+				var err error
+				if (i+c)%5 == 4 {
+					name = "ListRunners"
+					_, err = runnersAPI.ListRunners(lctx, connect.NewRequest(&gitpodv1.ListRunnersRequest{
+						Pagination: &gitpodv1.PaginationRequest{PageSize: 100}}))
+				} else {
+					_, err = runnersAPI.GetRunner(lctx, connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: ids[rand.N(len(ids))]}))
+				}
+				if err != nil {
+					if lctx.Err() == nil {
+						apiErrors.Add(1)
+					}
+					continue
+				}
+				local[name] = append(local[name], time.Since(t))
+			}
+			mu.Lock()
+			for k, v := range local {
+				*lat[k] = append(*lat[k], v...)
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	lcancel()
+	elapsed := time.Since(w0)
+	t1 := total()
+	rss := rssKiB(srv.Process.Pid)
+	fmt.Printf("runners connected=%d (failed %d) renewals/s=%.0f acks=%d\n", t1.Connected, t1.Errors, float64(t1.Renewals-r0)/elapsed.Seconds(), t1.Acks)
+	fmt.Printf("control plane RSS idle=%.1fMiB loaded=%.1fMiB per-runner=%.1fKiB\n", float64(rssIdle)/1024, float64(rss)/1024,
+		float64(rss-rssIdle)/float64(max(t1.Connected, 1)))
+	for _, name := range []string{"GetRunner", "ListRunners"} {
+		d := *lat[name]
+		fmt.Printf("during load %s clients=%d n=%d p50=%s p99=%s\n", name, *clients, len(d), pct(d, 50), pct(d, 99))
+	}
+	fmt.Printf("baseline http clients=%d n=%d p50=%s p99=%s\n", *clients, len(baseline), pct(baseline, 50), pct(baseline, 99))
+	if n := apiErrors.Load(); n > 0 {
+		return fmt.Errorf("%d API requests failed during the load", n)
+	}
+	return nil
+}
+
+func suffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "; last error: " + s
+}
+
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	}
+}
+
+// measureBaseline times bare loopback HTTP round trips to a trivial handler.
+func measureBaseline(clients int, d time.Duration) []time.Duration {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer ts.Close()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			for ctx.Err() == nil {
+				t := time.Now()
+				res, err := hc.Get(ts.URL)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				local = append(local, time.Since(t))
+			}
+			mu.Lock()
+			all = append(all, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return all
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, len(s)*p/100)].Round(time.Microsecond)
+}
+
+func rssKiB(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				v, _ := strconv.ParseInt(f[1], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
