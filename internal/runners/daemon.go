@@ -2,6 +2,7 @@ package runners
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -136,7 +137,7 @@ func (s *Service) SweepSilent(ctx context.Context, timeout time.Duration) (int, 
 			n++
 			return nil
 		})
-		if err != nil && err != errUnchanged && !apperr.Is(err, apperr.CodeNotFound) {
+		if err != nil && !errors.Is(err, errUnchanged) && !apperr.Is(err, apperr.CodeNotFound) {
 			return n, fmt.Errorf("mark runner %q inactive: %w", rn.RunnerID, err)
 		}
 	}

@@ -263,3 +263,63 @@ func TestRequiresScope(t *testing.T) {
 		t.Fatalf("list with a runner token: %v", err)
 	}
 }
+
+func TestSweepAndRenew(t *testing.T) {
+	svc, _, admin := setup(t)
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	now := t0
+	svc.Now = func() time.Time { return now }
+	r, _, err := svc.Create(admin, runners.CreateInput{Name: "host", Provider: runners.ProviderLinuxHost})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	daemon := identity.NewContext(ctx, &identity.Caller{OrgID: r.OrgID, RunnerID: r.ID,
+		Subject: identity.Subject{ID: r.ID, Principal: identity.PrincipalRunner}})
+	if _, err := svc.Report(admin, runners.Report{}); apperr.CodeOf(err) != apperr.CodePermissionDenied {
+		t.Fatalf("a user reporting for a runner: %v", err)
+	}
+	if _, err := svc.Report(daemon, runners.Report{PublicKey: []byte{1}}); apperr.CodeOf(err) != apperr.CodeInvalid {
+		t.Fatalf("a 1-byte public key: %v", err)
+	}
+	if _, err := svc.Report(daemon, runners.Report{Version: "1"}); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	const timeout = 30 * time.Second
+	phase := func() (runners.Phase, string) {
+		got, err := svc.Get(admin, r.ID)
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		return got.Status.Phase, got.Status.Message
+	}
+	now = t0.Add(timeout - time.Second)
+	if n, err := svc.SweepSilent(ctx, timeout); err != nil || n != 0 {
+		t.Fatalf("sweep before the timeout marked %d runners (err %v)", n, err)
+	}
+	now = t0.Add(timeout + time.Second)
+	if n, err := svc.SweepSilent(ctx, timeout); err != nil || n != 1 {
+		t.Fatalf("sweep after the timeout marked %d runners, want 1 (err %v)", n, err)
+	}
+	if p, msg := phase(); p != runners.PhaseInactive || !strings.Contains(msg, "no renewal") {
+		t.Fatalf("after the sweep: %s %q", p, msg)
+	}
+	if err := svc.RecordRenewals(ctx, []runners.Renewal{{OrgID: r.OrgID, RunnerID: r.ID, At: now}}); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if p, msg := phase(); p != runners.PhaseActive || msg != "" {
+		t.Fatalf("after a renewal: %s %q", p, msg)
+	}
+	// Deletion needs the runner to have been asked.
+	if err := svc.ConfirmDeletion(daemon); apperr.CodeOf(err) != apperr.CodeFailedPrecondition {
+		t.Fatalf("unrequested deletion: %v", err)
+	}
+	if err := svc.Delete(admin, r.ID, false); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := svc.ConfirmDeletion(daemon); err != nil {
+		t.Fatalf("confirm deletion: %v", err)
+	}
+	if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
+		t.Fatalf("after confirmation: %v", err)
+	}
+}
