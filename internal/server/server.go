@@ -20,6 +20,7 @@ import (
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/metrics"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store"
@@ -158,7 +159,10 @@ func (s *Server) open(ctx context.Context) error {
 	mux := http.NewServeMux()
 	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
-	s.http.Handler = mux
+	// /metrics takes no token, like /healthz: see internal/metrics.
+	m := metrics.New(s.fleet)
+	mux.Handle("GET /metrics", m.Handler())
+	s.http.Handler = m.Middleware(mux)
 	return nil
 }
 

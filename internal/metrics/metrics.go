@@ -1,0 +1,166 @@
+// Package metrics is the control plane's Prometheus surface: a registry per
+// server (never the global default, so that several servers in one process,
+// as in tests, do not collide), the Go and process collectors, the fleet's
+// counters, and an HTTP middleware that counts and times requests by the
+// ServeMux pattern that served them.
+//
+// GET /metrics takes no token, like /healthz: Prometheus scrapers rarely carry
+// API keys, and nothing here is a secret or names a tenant. Labels hold only
+// the HTTP method, the mux pattern and the status code, never an organization,
+// a runner ID or a raw URL path. What a scrape does reveal is the fleet's size
+// and the request mix; an operator who wants to hide that serves the control
+// plane behind a proxy that keeps /metrics internal.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Fleet is what the metrics read from the runners' streams; *fleet.Fleet
+// implements it.
+type Fleet interface {
+	// Connected is the number of runners with a live stream.
+	Connected() int64
+	// Renewals is the number of renewals received since start.
+	Renewals() int64
+}
+
+// Metrics is one server's registry and its HTTP instruments.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// New returns a registry with the Go and process collectors and the fleet's
+// gauges; fleet may be nil (no fleet metrics then).
+func New(fleet Fleet) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "runyard_http_requests_total",
+			Help: "HTTP requests answered, by method, route (the mux pattern) and status code. A stream counts when it ends.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "runyard_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by method and route (the mux pattern). Long-lived streams land in the last bucket.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"method", "route"}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests,
+		m.duration,
+	)
+	if fleet != nil {
+		m.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "runyard_runners_connected",
+				Help: "Runners with a live stream to this control plane process.",
+			}, func() float64 { return float64(fleet.Connected()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "runyard_runner_renewals_total",
+				Help: "Runner renewals received by this control plane process since it started.",
+			}, func() float64 { return float64(fleet.Renewals()) }),
+		)
+	}
+	return m
+}
+
+// Registry is the server's registry, for tests and for adding collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Middleware counts and times the requests next serves. next must be (or end
+// in) the *http.ServeMux: the route label is the pattern the mux matched,
+// which it stores in the request it was given. Requests no pattern matched
+// are labelled "unmatched", so a scan of random paths adds no series.
+func (m *Metrics) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rw := &responseWriter{ResponseWriter: w}
+		next.ServeHTTP(rw, r)
+		method, route := methodLabel(r.Method), routeLabel(r.Pattern)
+		m.requests.WithLabelValues(method, route, strconv.Itoa(rw.code())).Inc()
+		m.duration.WithLabelValues(method, route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// routeLabel is the pattern without its method ("GET /healthz" is
+// "/healthz"): the method has its own label.
+func routeLabel(pattern string) string {
+	if pattern == "" {
+		return "unmatched"
+	}
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = strings.TrimLeft(pattern[i:], " \t")
+	}
+	return pattern
+}
+
+// methodLabel keeps the standard methods and folds any other into "other":
+// a client chooses the method, and must not choose new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// responseWriter records the status code. It implements http.Flusher, which
+// connect-go requires of streaming handlers, and Unwrap, through which
+// http.ResponseController reaches the other optional interfaces (full duplex,
+// deadlines, hijacking).
+type responseWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	// 1xx responses are informational; the final status comes later.
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends what is buffered; a stream's messages go out as they are
+// written.
+func (w *responseWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// code is the status the client saw: 200 when the handler wrote nothing,
+// as net/http answers then.
+func (w *responseWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
