@@ -232,8 +232,8 @@ func TestRunner_Revoked(t *testing.T) {
 	if revoked != 1 {
 		t.Fatalf("found %d tokens of the runner, want 1", revoked)
 	}
-	if code := p.waitExit(t); code != 1 {
-		t.Fatalf("runner exit code after revocation = %d, want 1", code)
+	if code := p.waitExit(t); code != 5 {
+		t.Fatalf("runner exit code after revocation = %d, want 5 (unauthenticated)", code)
 	}
 	requireOneLine(t, "runner stderr", lastLine(p.Stderr.String()), "revoked")
 

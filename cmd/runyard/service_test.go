@@ -66,7 +66,7 @@ func TestRunnerInstallService(t *testing.T) {
 		for _, c := range []struct{ section, key, want string }{
 			{"Service", "User", "runyard"},
 			{"Service", "Restart", "on-failure"},
-			{"Service", "RestartPreventExitStatus", "1"},
+			{"Service", "RestartPreventExitStatus", "1 5 6 10"},
 			{"Service", "ReadWritePaths", state},
 			{"Unit", "After", "network-online.target"},
 			{"Install", "WantedBy", "multi-user.target"},

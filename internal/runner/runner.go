@@ -35,6 +35,7 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+	"github.com/runyard/runyard/internal/apperr"
 )
 
 // Config is what `runyard runner` takes.
@@ -125,8 +126,11 @@ func (d *Daemon) register(ctx context.Context) error {
 	client := gitpodv1connect.NewIdentityServiceClient(httpClient(server), server)
 	res, err := client.ExchangeToken(ctx, connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: d.cfg.ExchangeToken}))
 	if err != nil {
-		if d.state.AccessToken != "" && connect.CodeOf(err) == connect.CodeUnauthenticated {
-			d.log.Info("the exchange token was not accepted; using the stored credentials", "reason", message(err))
+		if d.state.AccessToken != "" {
+			// Also when the control plane is not reachable yet (a host that
+			// boots before its network): the stored credentials get the
+			// reconnect loop's patience.
+			d.log.Warn("the exchange token was not accepted; using the stored credentials", "reason", message(err))
 			d.state.Server = server
 			return nil
 		}
@@ -198,9 +202,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case errors.Is(err, ErrDeleted):
 			return err
 		case connect.CodeOf(err) == connect.CodeAborted:
-			return fmt.Errorf("stopping: %s", message(err))
+			return &apperr.Error{Code: apperr.CodeAborted, Message: "stopping: " + message(err)}
 		case permanent(err):
-			return fmt.Errorf("the control plane refused this runner: %s; if the runner was deleted or its token revoked, create a new exchange token with `runyard runners token ID` and start with --exchange-token", message(err))
+			// Keep the code, so that the exit code tells a refused token
+			// (5) from a replaced identity (10) and from a failure to start (1).
+			return &apperr.Error{Code: apperr.Code(connect.CodeOf(err).String()), Message: fmt.Sprintf(
+				"the control plane refused this runner: %s; if the runner was deleted or its token revoked, create a new exchange token with `runyard runners token ID` and start with --exchange-token", message(err))}
 		}
 		if time.Since(started) > time.Minute {
 			b.reset()

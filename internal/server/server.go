@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/connectapi"
+	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/metrics"
 	"github.com/runyard/runyard/internal/paging"
+	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
@@ -158,6 +160,7 @@ func (s *Server) open(ctx context.Context) error {
 	idSvc.Revoked = s.fleet.TokenRevoked
 	mux := http.NewServeMux()
 	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
+	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: &pods.Service{Store: st}, RunnerTimeout: s.cfg.RunnerTimeout}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)

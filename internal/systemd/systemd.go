@@ -116,12 +116,12 @@ ExecStart={{.ExecStart}}
 # line below does not make) or a kill.
 Restart=on-failure
 RestartSec={{.RestartSec}}
-# Exit 1 means restarting cannot help: the control plane refused the runner's
-# credentials (token revoked, runner deleted while offline), another process
-# took over the runner's identity or holds its state directory, or the state
-# directory holds no credentials. A deleted runner exits 0, which on-failure
-# does not restart either.
-RestartPreventExitStatus=1
+# These exits mean restarting cannot help: 1, the state directory is held by
+# another process or holds no credentials; 5 and 6, the control plane refused
+# the runner's credentials (token revoked, runner deleted while offline); 10,
+# another process took over the runner's identity. A deleted runner exits 0,
+# which on-failure does not restart either.
+RestartPreventExitStatus=1 5 6 10
 NoNewPrivileges=true
 ProtectSystem=full
 PrivateTmp=true

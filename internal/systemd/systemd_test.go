@@ -107,7 +107,7 @@ func TestRunnerUnit_Render(t *testing.T) {
 				{"Service", "ExecStart", tt.execStart},
 				{"Service", "Restart", "on-failure"},
 				{"Service", "RestartSec", RestartSec},
-				{"Service", "RestartPreventExitStatus", "1"},
+				{"Service", "RestartPreventExitStatus", "1 5 6 10"},
 				{"Service", "NoNewPrivileges", "true"},
 				{"Service", "ProtectSystem", "full"},
 				{"Service", "PrivateTmp", "true"},

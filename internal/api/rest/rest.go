@@ -1,0 +1,135 @@
+// Package rest serves the REST API of AgentsMesh-style clients under
+// /api/v1/orgs/{org}/: runners and the pods on them, as plain JSON with
+// snake_case fields. Handlers only parse the request, call the domain
+// services and render the result; every rule (scopes, validation, which
+// runner is available) lives in the domain.
+package rest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/fleet"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/runners"
+)
+
+// Prefix is the root of every REST path; {org} is the organization's name.
+const Prefix = "/api/v1/orgs/{org}"
+
+// Services are the domain services behind the REST API.
+type Services struct {
+	Identity *identity.Service
+	Runners  *runners.Service
+	Pods     *pods.Service
+	// RunnerTimeout is how long a runner may stay silent and still count as
+	// online: the control plane's runner timeout. Zero means
+	// fleet.DefaultTimeout.
+	RunnerTimeout time.Duration
+}
+
+// Mount registers the REST endpoints on mux.
+func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
+	if svc.RunnerTimeout <= 0 {
+		svc.RunnerTimeout = fleet.DefaultTimeout
+	}
+	h := &handler{svc: svc, log: log}
+	// The literal "available" is more specific than {id}, so ServeMux routes
+	// it here whatever the order of registration.
+	mux.Handle("GET "+Prefix+"/runners", h.wrap(h.listRunners))
+	mux.Handle("GET "+Prefix+"/runners/available", h.wrap(h.availableRunners))
+	mux.Handle("GET "+Prefix+"/runners/{id}", h.wrap(h.getRunner))
+	mux.Handle("GET "+Prefix+"/runners/{id}/pods", h.wrap(h.runnerPods))
+}
+
+type handler struct {
+	svc Services
+	log *slog.Logger
+}
+
+// endpoint answers one authenticated request of the caller's organization:
+// it returns the value to render with 200, or an error.
+type endpoint func(ctx context.Context, r *http.Request) (any, error)
+
+// wrap authenticates the request, checks that {org} is the caller's
+// organization, runs e and renders what it returns.
+func (h *handler) wrap(e endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, err := h.authenticate(r)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		v, err := e(ctx, r)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	})
+}
+
+// authenticate returns the request's context with its caller. It fails with
+// CodeUnauthenticated without a valid credential and with CodeNotFound when
+// {org} is not the caller's organization, so that no caller learns which
+// other organizations exist.
+func (h *handler) authenticate(r *http.Request) (context.Context, error) {
+	ctx, err := apiauth.Authenticate(r.Context(), h.svc.Identity, r.Header)
+	if err != nil {
+		return nil, err
+	}
+	c, err := identity.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := r.PathValue("org")
+	// identity.Service has no method that resolves an organization's name
+	// yet, so this reads it from the service's store.
+	org, err := h.svc.Identity.Store.FindOrganizationByName(ctx, name)
+	switch {
+	case apperr.Is(err, apperr.CodeNotFound) || (err == nil && org.ID != c.OrgID):
+		return nil, apperr.NotFound("organization %q not found", name)
+	case err != nil:
+		return nil, apperr.Internal(err, "find organization %q", name)
+	}
+	return ctx, nil
+}
+
+// errorJSON is the body of every error response.
+type errorJSON struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// writeError renders err with the HTTP status of its code (apperr's table).
+// Only internal errors are logged, and their details stay in the log.
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := apperr.As(err)
+	if e.Code == apperr.CodeInternal && !errors.Is(err, context.Canceled) {
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if e.Code == apperr.CodeUnauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="runyard"`)
+	}
+	writeJSON(w, apperr.HTTPStatus(e.Code), errorJSON{Error: e.Public(), Code: string(e.Code)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// The response types marshal without error; this is a bug.
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error","code":"internal"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
