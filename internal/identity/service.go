@@ -109,6 +109,25 @@ func callerOf(t *Token) *Caller {
 	return c
 }
 
+// RequireOrganization returns the caller if name is the name of its
+// organization, for APIs that put the organization in the URL. Any other name
+// is CodeNotFound, whether or not it exists, so no caller learns which other
+// organizations there are.
+func (s *Service) RequireOrganization(ctx context.Context, name string) (*Caller, error) {
+	c, err := RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	org, err := s.Store.FindOrganizationByName(ctx, name)
+	switch {
+	case apperr.Is(err, apperr.CodeNotFound) || (err == nil && org.ID != c.OrgID):
+		return nil, apperr.NotFound("organization %q not found", name)
+	case err != nil:
+		return nil, fmt.Errorf("find organization %q: %w", name, err)
+	}
+	return c, nil
+}
+
 // BootstrapResult says what Bootstrap did.
 type BootstrapResult struct {
 	Org *Organization

@@ -85,19 +85,8 @@ func (h *handler) authenticate(r *http.Request) (context.Context, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := identity.RequireAuthenticated(ctx)
-	if err != nil {
+	if _, err := h.svc.Identity.RequireOrganization(ctx, r.PathValue("org")); err != nil {
 		return nil, err
-	}
-	name := r.PathValue("org")
-	// identity.Service has no method that resolves an organization's name
-	// yet, so this reads it from the service's store.
-	org, err := h.svc.Identity.Store.FindOrganizationByName(ctx, name)
-	switch {
-	case apperr.Is(err, apperr.CodeNotFound) || (err == nil && org.ID != c.OrgID):
-		return nil, apperr.NotFound("organization %q not found", name)
-	case err != nil:
-		return nil, apperr.Internal(err, "find organization %q", name)
 	}
 	return ctx, nil
 }
