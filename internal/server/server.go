@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/connectapi"
+	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
@@ -160,6 +161,7 @@ func (s *Server) open(ctx context.Context) error {
 	idSvc.Revoked = s.fleet.TokenRevoked
 	mux := http.NewServeMux()
 	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
+	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.cfg.RunnerTimeout}, s.log)
 	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: &pods.Service{Store: st}, RunnerTimeout: s.cfg.RunnerTimeout}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.

@@ -19,6 +19,7 @@ type Store interface {
 	identity.Store
 	runners.Store
 	pods.Store
+	KeyStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"RenewRunners", testRenewRunners},
 		{"FindSilentRunners", testFindSilentRunners},
 		{"Pods", testPods},
+		{"ServerKeys", testServerKeys},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,421 @@
+package kubiya_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/api/kubiya"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/store"
+	"github.com/runyard/runyard/internal/store/postgres"
+	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/testutil"
+)
+
+func mustOK(tb testing.TB, err error, what string) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatalf("%s: %v", what, err)
+	}
+}
+
+// forEachBackend runs fn against a fresh control plane on every backend.
+func forEachBackend(t *testing.T, fn func(t *testing.T, ts *testutil.TestServer)) {
+	t.Helper()
+	for _, b := range testutil.Backends() {
+		t.Run(string(b), func(t *testing.T) { fn(t, testutil.StartServer(t, b)) })
+	}
+}
+
+// userKey is the Authorization header value Kubiya's clients send.
+func userKey(secret string) string { return "UserKey " + secret }
+
+// client speaks plain HTTP to the Kubiya endpoints with one Authorization
+// header (none when empty).
+type client struct {
+	base, auth string
+	hc         *http.Client
+	header     http.Header
+}
+
+func newClient(tb testing.TB, base, auth string) *client {
+	tb.Helper()
+	tr := &http.Transport{}
+	tb.Cleanup(tr.CloseIdleConnections)
+	return &client{base: base, auth: auth, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// do sends a request to path (relative to the base URL) or to an absolute
+// URL.
+func (c *client) do(tb testing.TB, method, path string) *response {
+	tb.Helper()
+	u := path
+	if !strings.HasPrefix(path, "http://") && !strings.HasPrefix(path, "https://") {
+		u = c.base + path
+	}
+	req, err := http.NewRequest(method, u, nil)
+	mustOK(tb, err, "new request")
+	if c.auth != "" {
+		req.Header.Set("Authorization", c.auth)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	res, err := c.hc.Do(req)
+	mustOK(tb, err, method+" "+path)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	mustOK(tb, err, "read body")
+	return &response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+func (r *response) wantStatus(tb testing.TB, status int) *response {
+	tb.Helper()
+	if r.Status != status {
+		tb.Fatalf("status %d, want %d; body: %s", r.Status, status, r.Body)
+	}
+	return r
+}
+
+// wantOK checks a 200 JSON answer and decodes it into v.
+func (r *response) wantOK(tb testing.TB, v any) {
+	tb.Helper()
+	r.wantStatus(tb, http.StatusOK)
+	if got, want := r.Header.Get("Content-Type"), "application/json"; got != want {
+		tb.Fatalf("Content-Type %q, want %q", got, want)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.Body, v); err != nil {
+			tb.Fatalf("decode %s: %v", r.Body, err)
+		}
+	}
+}
+
+// wantError checks a JSON error answer: its status, code, and that its
+// message contains each of contains.
+func (r *response) wantError(tb testing.TB, status int, code string, contains ...string) {
+	tb.Helper()
+	r.wantStatus(tb, status)
+	if got, want := r.Header.Get("Content-Type"), "application/json"; got != want {
+		tb.Fatalf("Content-Type %q, want %q; body: %s", got, want, r.Body)
+	}
+	var e map[string]any
+	if err := json.Unmarshal(r.Body, &e); err != nil {
+		tb.Fatalf("decode error body %s: %v", r.Body, err)
+	}
+	if len(e) != 2 {
+		tb.Errorf("error body %s: want exactly the keys error and code", r.Body)
+	}
+	msg, _ := e["error"].(string)
+	if got, _ := e["code"].(string); got != code || msg == "" {
+		tb.Fatalf("error body %s: want code %q and a message", r.Body, code)
+	}
+	for _, s := range contains {
+		if !strings.Contains(msg, s) {
+			tb.Errorf("error %q does not mention %q", msg, s)
+		}
+	}
+}
+
+// name returns a unique runner name with prefix.
+func name(prefix string) string { return prefix + "-" + uuid.NewString()[:8] }
+
+// Response shapes of the endpoints.
+type health struct {
+	Status  string `json:"status"`
+	Health  string `json:"health"`
+	Version string `json:"version"`
+}
+
+type listedRunner struct {
+	Name                string  `json:"name"`
+	Version             string  `json:"version"`
+	Namespace           string  `json:"namespace"`
+	KubernetesNamespace string  `json:"kubernetes_namespace"`
+	RunnerHealth        *health `json:"runner_health"`
+	ToolManagerHealth   *health `json:"tool_manager_health"`
+	AgentManagerHealth  *health `json:"agent_manager_health"`
+}
+
+type runnerHealth struct {
+	Health  string `json:"health"`
+	Status  string `json:"status"`
+	Time    string `json:"time"`
+	Version string `json:"version"`
+	Checks  []struct {
+		Name     string `json:"name"`
+		Status   string `json:"status"`
+		Version  string `json:"version"`
+		Metadata struct {
+			GitSHA  string `json:"git_sha"`
+			Release string `json:"release"`
+		} `json:"metadata"`
+	} `json:"checks"`
+}
+
+type manifestResponse struct {
+	Name            string `json:"name"`
+	ManifestURL     string `json:"manifest_url"`
+	ManifestContent string `json:"manifest_content"`
+}
+
+func (c *client) create(tb testing.TB, runnerName string) manifestResponse {
+	tb.Helper()
+	var m manifestResponse
+	c.do(tb, http.MethodPost, "/api/v3/runners/"+url.PathEscape(runnerName)).wantOK(tb, &m)
+	return m
+}
+
+func (c *client) manifest(tb testing.TB, runnerName string) manifestResponse {
+	tb.Helper()
+	var m manifestResponse
+	c.do(tb, http.MethodGet, "/v1/runners/"+url.PathEscape(runnerName)+"/manifest").wantOK(tb, &m)
+	return m
+}
+
+func (c *client) health(tb testing.TB, runnerName string) runnerHealth {
+	tb.Helper()
+	var h runnerHealth
+	c.do(tb, http.MethodGet, "/api/v3/runners/"+url.PathEscape(runnerName)+"/health").wantOK(tb, &h)
+	return h
+}
+
+func (c *client) list(tb testing.TB) []listedRunner {
+	tb.Helper()
+	var l []listedRunner
+	c.do(tb, http.MethodGet, "/api/v3/runners").wantOK(tb, &l)
+	return l
+}
+
+// createAPIKey makes an API key with scopes through the Connect API.
+func createAPIKey(tb testing.TB, baseURL string, scopes ...string) string {
+	tb.Helper()
+	tokens := runyardv1connect.NewTokenServiceClient(http.DefaultClient, baseURL)
+	req := connect.NewRequest(&runyardv1.CreateTokenRequest{Name: name("kubiya-key"), Scopes: scopes})
+	req.Header().Set("Authorization", "Bearer "+testutil.AdminToken)
+	res, err := tokens.CreateToken(context.Background(), req)
+	mustOK(tb, err, "create API key")
+	return res.Msg.GetSecret()
+}
+
+// Seed examples.
+
+func readTestdata(tb testing.TB, file string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", file))
+	mustOK(tb, err, "read testdata")
+	return b
+}
+
+func decodeJSON(tb testing.TB, what string, b []byte) any {
+	tb.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		tb.Fatalf("decode %s: %v\n%s", what, err, b)
+	}
+	return v
+}
+
+// jsonType names the JSON type of a value decoded into any.
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "bool"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return reflect.TypeOf(v).String()
+}
+
+// shapeProblems lists every key of got that the seed example lacks at the
+// same path or holds with another JSON type; with all, also every key of the
+// example that got lacks. Array elements are compared with the example's
+// first element.
+func shapeProblems(path string, got, seed any, all bool) []string {
+	if gt, st := jsonType(got), jsonType(seed); gt != st {
+		return []string{fmt.Sprintf("%s: ours is a %s, the seed's a %s", path, gt, st)}
+	}
+	var out []string
+	switch g := got.(type) {
+	case map[string]any:
+		s := seed.(map[string]any)
+		for k, v := range g {
+			sv, ok := s[k]
+			if !ok {
+				out = append(out, fmt.Sprintf("%s.%s: the seed example has no such key", path, k))
+				continue
+			}
+			out = append(out, shapeProblems(path+"."+k, v, sv, all)...)
+		}
+		if all {
+			for k := range s {
+				if _, ok := g[k]; !ok {
+					out = append(out, fmt.Sprintf("%s.%s: missing from ours", path, k))
+				}
+			}
+		}
+	case []any:
+		s := seed.([]any)
+		for i, v := range g {
+			if len(s) == 0 {
+				return append(out, path+": the seed example's array is empty")
+			}
+			out = append(out, shapeProblems(path+"["+strconv.Itoa(i)+"]", v, s[0], all)...)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkShape fails unless got has exactly the keys and JSON types of the
+// seed's example.
+func checkShape(tb testing.TB, got []byte, seedFile string) {
+	tb.Helper()
+	for _, p := range shapeProblems("", decodeJSON(tb, "response", got), decodeJSON(tb, seedFile, readTestdata(tb, seedFile)), true) {
+		tb.Errorf("%s: %s", seedFile, p)
+	}
+}
+
+// fakeClock is a clock a test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// harness serves only the Kubiya endpoints, on services whose clock the test
+// controls, for what the full server cannot show without waiting: expiry
+// and liveness.
+type harness struct {
+	URL     string
+	Clock   *fakeClock
+	Runners *runners.Service
+	Store   store.Store
+	// Admin is the bootstrap admin's caller, for direct service calls.
+	Admin context.Context
+}
+
+func startHarness(t *testing.T, backend testutil.Backend, opts kubiya.Services) *harness {
+	t.Helper()
+	ctx := context.Background()
+	var st store.Store
+	var err error
+	if backend == testutil.Postgres {
+		st, err = postgres.Open(ctx, testutil.PostgresURL(t))
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "runyard.db"))
+	}
+	mustOK(t, err, "open store")
+	t.Cleanup(func() { st.Close() })
+	clock := &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	idSvc := identity.NewService(st)
+	_, err = idSvc.Bootstrap(ctx, testutil.AdminToken)
+	mustOK(t, err, "bootstrap")
+	admin, err := idSvc.Authenticate(ctx, testutil.AdminToken)
+	mustOK(t, err, "authenticate admin")
+	runnerSvc := runners.NewService(st)
+	runnerSvc.Now = clock.Now
+	opts.Identity, opts.Runners, opts.Keys, opts.Now = idSvc, runnerSvc, st, clock.Now
+	mux := http.NewServeMux()
+	kubiya.Mount(mux, opts, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return &harness{URL: srv.URL, Clock: clock, Runners: runnerSvc, Store: st, Admin: identity.NewContext(ctx, admin)}
+}
+
+// report records a daemon's report for the runner called runnerName, as the
+// fleet does when the runner's stream delivers one.
+func (h *harness) report(t *testing.T, runnerName string, rep runners.Report) {
+	t.Helper()
+	r, err := h.Runners.GetByName(h.Admin, runnerName)
+	mustOK(t, err, "get runner")
+	ctx := identity.NewContext(context.Background(), &identity.Caller{
+		OrgID: r.OrgID, RunnerID: r.ID, Subject: identity.Subject{ID: r.ID, Principal: identity.PrincipalRunner},
+	})
+	_, err = h.Runners.Report(ctx, rep)
+	mustOK(t, err, "report")
+}
+
+// httptestMux serves the Kubiya endpoints a second time on h's database, as
+// another replica would, and returns its URL.
+func httptestMux(t *testing.T, h *harness) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	kubiya.Mount(mux, kubiya.Services{
+		Identity: identity.NewService(h.Store), Runners: runners.NewService(h.Store), Keys: h.Store, Now: h.Clock.Now,
+	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestShapeProblems checks the checker: a passing seed test means nothing if
+// it cannot fail.
+func TestShapeProblems(t *testing.T) {
+	seed := map[string]any{"a": "x", "b": map[string]any{"c": 1.0}, "l": []any{map[string]any{"k": "v"}}}
+	tests := []struct {
+		name string
+		got  map[string]any
+		want []string
+	}{
+		{"OKSame", seed, nil},
+		{"ErrMissing", map[string]any{"a": "y", "l": []any{}}, []string{".b: missing from ours"}},
+		{"ErrExtraKey", map[string]any{"a": "x", "b": map[string]any{"c": 2.0}, "l": []any{}, "z": true}, []string{".z: the seed example has no such key"}},
+		{"ErrType", map[string]any{"a": 1.0, "b": map[string]any{"c": 1.0}, "l": []any{}}, []string{".a: ours is a number, the seed's a string"}},
+		{"ErrArrayElement", map[string]any{"a": "x", "b": map[string]any{"c": 1.0}, "l": []any{map[string]any{}}}, []string{".l[0].k: missing from ours"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := shapeProblems("", any(tt.got), any(seed), true); !slices.Equal(got, tt.want) {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

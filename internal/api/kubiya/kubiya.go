@@ -1,0 +1,358 @@
+// Package kubiya serves Kubiya's runner endpoints (seed 004) as plain JSON:
+// list, describe and health of runners by name, creating a runner together
+// with its Kubernetes manifest, and the download of that manifest through a
+// signed, expiring URL. Clients authenticate with "Authorization: UserKey
+// <key>" (or Bearer). Handlers only translate: rules live in the domain
+// services, the manifest in internal/manifest.
+package kubiya
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/fleet"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/manifest"
+	"github.com/runyard/runyard/internal/paging"
+	"github.com/runyard/runyard/internal/runners"
+)
+
+// Keys gives the server keys every replica shares (store.KeyStore).
+type Keys interface {
+	// ServerKey returns the 32-byte key called name, creating it on first
+	// use.
+	ServerKey(ctx context.Context, name string) ([]byte, error)
+}
+
+// DefaultManifestTTL is how long a manifest URL stays valid.
+const DefaultManifestTTL = time.Hour
+
+// Services are the domain services behind the endpoints, and the options of
+// the manifests they render.
+type Services struct {
+	Identity *identity.Service
+	Runners  *runners.Service
+	// Keys holds the key that signs manifest URLs; in the database, so that
+	// a URL made by one replica downloads from any other.
+	Keys Keys
+
+	// ServerURL is the control plane URL put in manifests and manifest URLs.
+	// Empty means the request's own scheme and host (X-Forwarded-Proto
+	// honoured), which is right unless a proxy rewrites the Host header.
+	ServerURL string
+	// Image is the runner image of the Deployment; empty means
+	// manifest.DefaultImage.
+	Image string
+	// Namespace is the Kubernetes namespace runners deploy to; empty means
+	// manifest.DefaultNamespace.
+	Namespace string
+	// ManifestTTL is how long a manifest URL stays valid; zero means
+	// DefaultManifestTTL.
+	ManifestTTL time.Duration
+	// RunnerTimeout is the silence after which a runner is not live, as the
+	// fleet judges it; zero means fleet.DefaultTimeout.
+	RunnerTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+type handler struct {
+	svc    Services
+	log    *slog.Logger
+	signer *signer
+}
+
+// Mount registers the endpoints on mux.
+func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
+	if svc.Namespace == "" {
+		svc.Namespace = manifest.DefaultNamespace
+	}
+	if svc.ManifestTTL <= 0 {
+		svc.ManifestTTL = DefaultManifestTTL
+	}
+	if svc.RunnerTimeout <= 0 {
+		svc.RunnerTimeout = fleet.DefaultTimeout
+	}
+	if svc.Now == nil {
+		svc.Now = time.Now
+	}
+	h := &handler{svc: svc, log: log, signer: &signer{keys: svc.Keys}}
+	mux.Handle("GET /api/v3/runners", h.wrap(h.listRunners))
+	mux.Handle("GET /v1/runners/{name}/describe", h.wrap(h.describeRunner))
+	mux.Handle("GET /api/v3/runners/{name}/health", h.wrap(h.runnerHealth))
+	mux.Handle("POST /api/v3/runners/{name}", h.wrap(h.createRunner))
+	mux.Handle("GET /v1/runners/{name}/manifest", h.wrap(h.getManifest))
+	mux.Handle("GET "+manifestPath+"{file}", h.wrap(h.downloadManifest))
+}
+
+type endpoint func(w http.ResponseWriter, r *http.Request) error
+
+// wrap turns an endpoint's error into the JSON error response, and a panic
+// into an internal error that is logged.
+func (h *handler) wrap(e endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if p := recover(); p != nil {
+				h.log.ErrorContext(r.Context(), "handler panicked", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+				h.writeError(w, r, errors.New("panic"))
+			}
+		}()
+		if err := e(w, r); err != nil {
+			h.writeError(w, r, err)
+		}
+	})
+}
+
+// authenticate returns the request's context with its caller. A request
+// without credentials goes on without a caller, and the domain refuses it
+// with CodeUnauthenticated.
+func (h *handler) authenticate(r *http.Request) (context.Context, error) {
+	return apiauth.Authenticate(r.Context(), h.svc.Identity, r.Header)
+}
+
+// runnerName reads and checks the {name} path value; a bad one is an error
+// naming runner_name, the seed's parameter.
+func runnerName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if err := runners.ValidateName("runner_name", name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func (h *handler) now() time.Time { return h.svc.Now().UTC() }
+
+// runnerJSON is a runner in the list and describe responses.
+type runnerJSON struct {
+	Name string `json:"name"`
+	// Version is what the runner last reported; empty before it connected.
+	Version             string `json:"version"`
+	Namespace           string `json:"namespace"`
+	KubernetesNamespace string `json:"kubernetes_namespace"`
+	// The healths are in the list only.
+	RunnerHealth       *componentHealth `json:"runner_health,omitempty"`
+	ToolManagerHealth  *componentHealth `json:"tool_manager_health,omitempty"`
+	AgentManagerHealth *componentHealth `json:"agent_manager_health,omitempty"`
+}
+
+func (h *handler) runnerJSON(r *runners.Runner) runnerJSON {
+	return runnerJSON{
+		Name:                r.Name,
+		Version:             r.Status.Version,
+		Namespace:           h.svc.Namespace,
+		KubernetesNamespace: h.svc.Namespace,
+	}
+}
+
+func (h *handler) listRunners(w http.ResponseWriter, r *http.Request) error {
+	ctx, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	all, err := h.allRunners(ctx)
+	if err != nil {
+		return err
+	}
+	out := h.withHealth(all, h.now())
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// allRunners reads every runner of the caller's organization, page by page:
+// Kubiya's list has no paging.
+func (h *handler) allRunners(ctx context.Context) ([]*runners.Runner, error) {
+	page := paging.Page{Limit: paging.MaxSize}
+	var all []*runners.Runner
+	for {
+		items, next, err := h.svc.Runners.List(ctx, runners.ListFilter{}, page)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, items...)
+		if next == "" {
+			return all, nil
+		}
+		if page, err = paging.Parse(next, paging.MaxSize); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (h *handler) describeRunner(w http.ResponseWriter, r *http.Request) error {
+	ctx, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	name, err := runnerName(r)
+	if err != nil {
+		return err
+	}
+	rn, err := h.svc.Runners.GetByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, h.runnerJSON(rn))
+}
+
+func (h *handler) runnerHealth(w http.ResponseWriter, r *http.Request) error {
+	ctx, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	name, err := runnerName(r)
+	if err != nil {
+		return err
+	}
+	rn, err := h.svc.Runners.GetByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, h.healthOf(rn, h.now()))
+}
+
+type manifestJSON struct {
+	Name            string `json:"name"`
+	ManifestURL     string `json:"manifest_url"`
+	ManifestContent string `json:"manifest_content,omitempty"`
+}
+
+// createRunner creates the runner unless it exists and answers with the URL
+// of its manifest. It is idempotent, so 200 in both cases.
+func (h *handler) createRunner(w http.ResponseWriter, r *http.Request) error {
+	ctx, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	name, err := runnerName(r)
+	if err != nil {
+		return err
+	}
+	base, err := h.baseURL(r)
+	if err != nil {
+		return err
+	}
+	// The runner is `runyard runner` in a Linux container: the same daemon
+	// as on any Linux host, and gitpod.v1 has no Kubernetes provider. The
+	// exchange token Create returns is not shown: every manifest rendering
+	// mints its own, and this one expires unused.
+	rn, _, err := h.svc.Runners.Create(ctx, runners.CreateInput{Name: name, Provider: runners.ProviderLinuxHost})
+	if apperr.Is(err, apperr.CodeConflict) {
+		rn, err = h.svc.Runners.GetByName(ctx, name)
+	}
+	if err != nil {
+		return err
+	}
+	u, err := h.manifestURL(ctx, base, rn.OrgID, rn.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, manifestJSON{Name: rn.Name, ManifestURL: u})
+}
+
+// getManifest answers with a fresh rendering of the runner's manifest and a
+// fresh URL. Rendering mints an exchange token, which needs runners:write:
+// a read-only key may see that the runner exists, not obtain its
+// credentials.
+func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
+	ctx, err := h.authenticate(r)
+	if err != nil {
+		return err
+	}
+	name, err := runnerName(r)
+	if err != nil {
+		return err
+	}
+	base, err := h.baseURL(r)
+	if err != nil {
+		return err
+	}
+	rn, err := h.svc.Runners.GetByName(ctx, name)
+	if err != nil {
+		return err
+	}
+	content, err := h.render(ctx, base, rn)
+	if err != nil {
+		return err
+	}
+	u, err := h.manifestURL(ctx, base, rn.OrgID, rn.Name)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, manifestJSON{Name: rn.Name, ManifestURL: u, ManifestContent: string(content)})
+}
+
+// render mints a new exchange token for rn and renders its manifest.
+func (h *handler) render(ctx context.Context, base string, rn *runners.Runner) ([]byte, error) {
+	token, err := h.svc.Runners.CreateToken(ctx, rn.ID)
+	if err != nil {
+		return nil, err
+	}
+	b, err := manifest.Kubernetes(manifest.Options{
+		RunnerName:    rn.Name,
+		ServerURL:     base,
+		ExchangeToken: token,
+		Namespace:     h.svc.Namespace,
+		Image:         h.svc.Image,
+	})
+	if err != nil {
+		return nil, apperr.Internal(err, "render manifest")
+	}
+	return b, nil
+}
+
+// baseURL is the control plane URL as the client reached it, unless
+// configured: the runner will dial the same address.
+func (h *handler) baseURL(r *http.Request) (string, error) {
+	if h.svc.ServerURL != "" {
+		return strings.TrimRight(h.svc.ServerURL, "/"), nil
+	}
+	if r.Host == "" {
+		return "", apperr.Invalid("Host", "the request has no Host header, so the server URL for the manifest is unknown")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	// A proxy that terminates TLS says so; only the first hop counts.
+	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); p != "" {
+		if p = strings.ToLower(strings.TrimSpace(p)); p == "http" || p == "https" {
+			scheme = p
+		}
+	}
+	return scheme + "://" + r.Host, nil
+}
+
+type errorJSON struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// writeError answers with the status apperr's table gives the error's code.
+// Only internal errors are logged, and their details stay in the log.
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := apperr.As(err)
+	if e.Code == apperr.CodeInternal {
+		h.log.ErrorContext(r.Context(), "kubiya API", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, apperr.HTTPStatus(e.Code), errorJSON{Error: e.Public(), Code: string(e.Code)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	// Manifest URLs hold '&': keep them readable.
+	enc.SetEscapeHTML(false)
+	// An encoding error after the header is sent can only be a broken
+	// connection; there is no one left to tell.
+	enc.Encode(v)
+	return nil
+}
