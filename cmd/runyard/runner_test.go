@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,4 +261,38 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 	if got := fi.Mode().Perm(); got != want {
 		t.Fatalf("%s has mode %o, want %o", path, got, want)
 	}
+}
+
+// TestRunner_HealthEndpoints checks --health-addr: /healthz stays 200 while
+// the control plane is away (restarting the runner would not help), /readyz
+// follows the connection.
+func TestRunner_HealthEndpoints(t *testing.T) {
+	cfg := serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}}
+	s := startServer(t, cfg)
+	_, exchange := registerRunner(t, s, "health-host")
+	addr := freePort(t)
+	startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--health-addr", addr)
+	status := func(path string) int {
+		res, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	eventually(t, "the runner is ready", func() bool { return status("/readyz") == http.StatusOK })
+	if got := status("/healthz"); got != http.StatusOK {
+		t.Fatalf("/healthz = %d while connected", got)
+	}
+	s.stop(t)
+	eventually(t, "the runner is not ready without a control plane", func() bool { return status("/readyz") == http.StatusServiceUnavailable })
+	if got := status("/healthz"); got != http.StatusOK {
+		t.Fatalf("/healthz = %d while the control plane is away, want 200", got)
+	}
+	cfg.DataDir = s.DataDir
+	s2 := spawnServer(t, cfg, s.Addr)
+	if err := s2.waitHealthy(); err != nil {
+		t.Fatalf("restarted server: %v", err)
+	}
+	eventually(t, "the runner is ready again", func() bool { return status("/readyz") == http.StatusOK })
 }

@@ -18,6 +18,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -37,6 +38,9 @@ const StateDir = "/var/lib/runyard-runner"
 // the container's args refer to it, so the token never appears in the
 // Deployment itself.
 const ExchangeTokenEnv = "RUNYARD_EXCHANGE_TOKEN"
+
+// HealthPort is where the runner container serves /healthz and /readyz.
+const HealthPort = 8081
 
 // secretKey is the key of the exchange token in the Secret.
 const secretKey = "exchange-token"
@@ -237,6 +241,21 @@ func deployment(o Options, name string, labels map[string]string, meta metav1.Ob
 							// env; the runner only uses the token on its
 							// first start.
 							"--exchange-token", "$(" + ExchangeTokenEnv + ")",
+							"--health-addr", fmt.Sprintf(":%d", HealthPort),
+						},
+						Ports: []corev1.ContainerPort{{Name: "health", ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP}},
+						// Liveness is the daemon's loop making progress, not
+						// its connection: a control plane that is away must
+						// not restart every runner. Readiness is the
+						// connection.
+						LivenessProbe: &corev1.Probe{
+							ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("health")}},
+							PeriodSeconds:    20,
+							FailureThreshold: 3,
+						},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("health")}},
+							PeriodSeconds: 10,
 						},
 						Env: []corev1.EnvVar{{
 							Name: ExchangeTokenEnv,
@@ -256,11 +275,6 @@ func deployment(o Options, name string, labels map[string]string, meta metav1.Ob
 								corev1.ResourceMemory: resource.MustParse("1Gi"),
 							},
 						},
-						// No liveness probe: the runner daemon serves no
-						// health endpoint, and it exits when it cannot go on
-						// (refused credentials), which restarts the
-						// container without a probe. Its health is what it
-						// reports to the control plane.
 						SecurityContext: &corev1.SecurityContext{
 							AllowPrivilegeEscalation: &noEscalation,
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},

@@ -52,7 +52,10 @@ type Config struct {
 	MaxPods int
 	Region  string
 	Version string
-	Logger  *slog.Logger
+	// HealthAddr, when set, serves /healthz (the daemon's loop makes
+	// progress) and /readyz (connected to the control plane) there.
+	HealthAddr string
+	Logger     *slog.Logger
 	// Level is the logger's level; the runner's spec.configuration.logLevel
 	// sets it while the runner runs.
 	Level *slog.LevelVar
@@ -70,6 +73,7 @@ type Daemon struct {
 	http     *http.Client
 	control  runnerv1connect.RunnerControlServiceClient
 	draining bool
+	health   health
 }
 
 // New opens the state directory (taking its lock) and registers with the
@@ -192,8 +196,17 @@ func permanent(err error) bool {
 // Run holds the stream to the control plane until ctx ends (nil), the runner
 // is deleted (ErrDeleted) or its credentials are refused.
 func (d *Daemon) Run(ctx context.Context) error {
+	d.health.step()
+	if d.cfg.HealthAddr != "" {
+		stop, err := d.serveHealth(ctx, d.cfg.HealthAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	b := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
 	for {
+		d.health.step()
 		started := time.Now()
 		err := d.session(ctx)
 		switch {
@@ -285,6 +298,9 @@ func (d *Daemon) session(ctx context.Context) error {
 		interval = 10 * time.Second
 	}
 	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval)
+	d.health.interval.Store(int64(interval))
+	d.health.connected.Store(true)
+	defer d.health.connected.Store(false)
 
 	msgs := make(chan *runnerv1.ConnectResponse)
 	recvErr := make(chan error, 1)
@@ -342,6 +358,7 @@ func (d *Daemon) session(ctx context.Context) error {
 			}
 			return err
 		case <-tick.C:
+			d.health.step()
 			if time.Since(lastAck) > 3*interval {
 				return errors.New("the control plane acknowledged no renewal in three intervals")
 			}

@@ -212,7 +212,7 @@ func TestManifest(t *testing.T) {
 			if got, want := ctr.Image, manifest.DefaultImage; got != want {
 				t.Errorf("image %q, want %q", got, want)
 			}
-			wantArgs := []string{"runner", "--server", ts.URL, "--state-dir", manifest.StateDir, "--exchange-token", "$(RUNYARD_EXCHANGE_TOKEN)"}
+			wantArgs := []string{"runner", "--server", ts.URL, "--state-dir", manifest.StateDir, "--exchange-token", "$(RUNYARD_EXCHANGE_TOKEN)", "--health-addr", ":8081"}
 			if !slices.Equal(ctr.Args, wantArgs) {
 				t.Errorf("args %q, want %q", ctr.Args, wantArgs)
 			}
@@ -222,8 +222,18 @@ func TestManifest(t *testing.T) {
 			if ctr.Resources.Requests.Memory().IsZero() || ctr.Resources.Limits.Memory().IsZero() {
 				t.Errorf("resources %+v: want memory requests and limits", ctr.Resources)
 			}
-			if ctr.LivenessProbe != nil && ctr.LivenessProbe.HTTPGet != nil {
-				t.Errorf("liveness probe %+v: the runner serves no HTTP", ctr.LivenessProbe)
+			// The probes reach the daemon's --health-addr through the named
+			// container port.
+			if len(ctr.Ports) != 1 || ctr.Ports[0].Name != "health" || ctr.Ports[0].ContainerPort != manifest.HealthPort {
+				t.Errorf("ports %+v: want health on %d", ctr.Ports, manifest.HealthPort)
+			}
+			for _, pr := range []struct {
+				probe *corev1.Probe
+				path  string
+			}{{ctr.LivenessProbe, "/healthz"}, {ctr.ReadinessProbe, "/readyz"}} {
+				if pr.probe == nil || pr.probe.HTTPGet == nil || pr.probe.HTTPGet.Path != pr.path || pr.probe.HTTPGet.Port.String() != "health" {
+					t.Errorf("probe %+v: want GET %s on port health", pr.probe, pr.path)
+				}
 			}
 		})
 

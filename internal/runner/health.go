@@ -1,0 +1,80 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// health is what the runner's own health endpoint reports. Liveness is the
+// daemon's loop making progress: a control plane that is away does not make
+// the runner unhealthy (restarting it would not help), a wedged loop does.
+// Readiness is having a live stream to the control plane.
+type health struct {
+	connected atomic.Bool
+	progress  atomic.Int64 // unix nanoseconds of the loop's last step
+	interval  atomic.Int64 // the renew interval the control plane gave
+}
+
+// stallAfter is how long the loop may go without a step before /healthz
+// fails: well above the longest wait in the loop (a backoff of 30s, three
+// renew intervals).
+func (h *health) stallAfter() time.Duration {
+	return max(2*time.Minute, 3*time.Duration(h.interval.Load()))
+}
+
+func (h *health) step() { h.progress.Store(time.Now().UnixNano()) }
+
+func (h *health) handler() http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, ok bool, body map[string]any) {
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		json.NewEncoder(w).Encode(body)
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		since := time.Since(time.Unix(0, h.progress.Load()))
+		ok := since < h.stallAfter()
+		status := "ok"
+		if !ok {
+			status = fmt.Sprintf("stalled: no progress for %s", since.Round(time.Second))
+		}
+		reply(w, ok, map[string]any{"status": status, "connected": h.connected.Load()})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok := h.connected.Load()
+		status := "connected"
+		if !ok {
+			status = "not connected to the control plane"
+		}
+		reply(w, ok, map[string]any{"status": status, "connected": ok})
+	})
+	return mux
+}
+
+// serveHealth serves the health endpoint on addr until ctx ends.
+func (d *Daemon) serveHealth(ctx context.Context, addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("health endpoint: %w", err)
+	}
+	srv := &http.Server{Handler: d.health.handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("health endpoint stopped", "err", err)
+		}
+	}()
+	d.log.Info("serving health endpoints /healthz and /readyz", "addr", ln.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}, nil
+}
