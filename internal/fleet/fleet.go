@@ -57,6 +57,9 @@ func New(svc *runners.Service, timeout time.Duration, log *slog.Logger) *Fleet {
 	}
 }
 
+// Timeout is how long a runner may stay silent before it is INACTIVE.
+func (f *Fleet) Timeout() time.Duration { return f.timeout }
+
 // RenewInterval is how often runners renew: a third of the timeout, so that
 // two lost renewals do not yet make a runner INACTIVE.
 func (f *Fleet) RenewInterval() time.Duration { return f.timeout / 3 }

@@ -161,8 +161,8 @@ func (s *Server) open(ctx context.Context) error {
 	idSvc.Revoked = s.fleet.TokenRevoked
 	mux := http.NewServeMux()
 	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
-	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.cfg.RunnerTimeout}, s.log)
-	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: &pods.Service{Store: st}, RunnerTimeout: s.cfg.RunnerTimeout}, s.log)
+	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
+	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: &pods.Service{Store: st}, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)

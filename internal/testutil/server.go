@@ -6,10 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/runyard/runyard/internal/server"
+	"github.com/runyard/runyard/internal/store"
+	"github.com/runyard/runyard/internal/store/postgres"
+	"github.com/runyard/runyard/internal/store/sqlite"
 )
 
 // AdminToken is the bootstrap admin key of servers started by StartServer.
@@ -32,6 +36,14 @@ type TestServer struct {
 	URL     string
 	DataDir string
 	Server  *server.Server
+	// databaseURL is the server's PostgreSQL schema; empty for SQLite.
+	databaseURL string
+}
+
+// Options change a test server.
+type Options struct {
+	// RunnerTimeout is the server's --runner-timeout; zero is the default.
+	RunnerTimeout time.Duration
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -39,11 +51,18 @@ type TestServer struct {
 // unless RUNYARD_TEST_POSTGRES_URL is set.
 func StartServer(tb testing.TB, backend Backend) *TestServer {
 	tb.Helper()
+	return StartServerWith(tb, backend, Options{})
+}
+
+// StartServerWith is StartServer with options.
+func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
+	tb.Helper()
 	cfg := server.Config{
 		Listen:          "127.0.0.1:0",
 		DataDir:         tb.TempDir(),
 		BootstrapToken:  AdminToken,
 		ShutdownTimeout: 5 * time.Second,
+		RunnerTimeout:   opts.RunnerTimeout,
 		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if backend == Postgres {
@@ -63,9 +82,28 @@ func StartServer(tb testing.TB, backend Backend) *TestServer {
 			tb.Errorf("server shutdown: %v", err)
 		}
 	})
-	ts := &TestServer{URL: s.URL(), DataDir: cfg.DataDir, Server: s}
+	ts := &TestServer{URL: s.URL(), DataDir: cfg.DataDir, Server: s, databaseURL: cfg.DatabaseURL}
 	waitHealthy(tb, ts.URL)
 	return ts
+}
+
+// OpenStore opens a second handle on the server's database, for tests that
+// arrange what the API cannot (another organization, expired keys, pods). It
+// is closed when the test ends.
+func (ts *TestServer) OpenStore(tb testing.TB) store.Store {
+	tb.Helper()
+	var st store.Store
+	var err error
+	if ts.databaseURL != "" {
+		st, err = postgres.Open(context.Background(), ts.databaseURL)
+	} else {
+		st, err = sqlite.Open(context.Background(), filepath.Join(ts.DataDir, "runyard.db"))
+	}
+	if err != nil {
+		tb.Fatalf("open the server's store: %v", err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return st
 }
 
 func waitHealthy(tb testing.TB, url string) {

@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -22,10 +20,7 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
-	"github.com/runyard/runyard/internal/server"
 	"github.com/runyard/runyard/internal/store"
-	"github.com/runyard/runyard/internal/store/postgres"
-	"github.com/runyard/runyard/internal/store/sqlite"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -339,58 +334,8 @@ func jsonString(s string) string {
 // expose the PostgreSQL schema, so this starts the server itself.
 func startServerWithStore(t *testing.T, backend testutil.Backend) (*testutil.TestServer, store.Store) {
 	t.Helper()
-	dataDir := t.TempDir()
-	cfg := server.Config{
-		Listen:          "127.0.0.1:0",
-		DataDir:         dataDir,
-		BootstrapToken:  testutil.AdminToken,
-		ShutdownTimeout: 5 * time.Second,
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if backend == testutil.Postgres {
-		cfg.DatabaseURL = testutil.PostgresURL(t)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.Open(ctx, cfg)
-	if err != nil {
-		cancel()
-		t.Fatalf("start server: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
-	var st store.Store
-	if backend == testutil.Postgres {
-		st, err = postgres.Open(ctx, cfg.DatabaseURL)
-	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(dataDir, "runyard.db"))
-	}
-	mustOK(t, err, "open the server's store")
-	t.Cleanup(func() { st.Close() })
-	ts := &testutil.TestServer{URL: s.URL(), DataDir: dataDir, Server: s}
-	waitHealthy(t, ts.URL)
-	return ts, st
-}
-
-func waitHealthy(t *testing.T, url string) {
-	t.Helper()
-	hc := newHTTPClient(t, false)
-	for range 500 {
-		res, err := hc.Get(url + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("server at %s did not become healthy", url)
+	ts := testutil.StartServerWith(t, backend, testutil.Options{})
+	return ts, ts.OpenStore(t)
 }
 
 // skipIfCrashed fails the test when err is what a handler panic looks like

@@ -3,12 +3,10 @@ package rest_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,10 +22,7 @@ import (
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runner"
-	"github.com/runyard/runyard/internal/server"
 	"github.com/runyard/runyard/internal/store"
-	"github.com/runyard/runyard/internal/store/postgres"
-	"github.com/runyard/runyard/internal/store/sqlite"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -61,59 +56,8 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, ts *testutil.TestServer)
 // the server's default.
 func startServerWithStore(t *testing.T, backend testutil.Backend, runnerTimeout time.Duration) (*testutil.TestServer, store.Store) {
 	t.Helper()
-	dataDir := t.TempDir()
-	cfg := server.Config{
-		Listen:          "127.0.0.1:0",
-		DataDir:         dataDir,
-		BootstrapToken:  testutil.AdminToken,
-		ShutdownTimeout: 5 * time.Second,
-		RunnerTimeout:   runnerTimeout,
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if backend == testutil.Postgres {
-		cfg.DatabaseURL = testutil.PostgresURL(t)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.Open(ctx, cfg)
-	if err != nil {
-		cancel()
-		t.Fatalf("start server: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
-	var st store.Store
-	if backend == testutil.Postgres {
-		st, err = postgres.Open(ctx, cfg.DatabaseURL)
-	} else {
-		st, err = sqlite.Open(ctx, filepath.Join(dataDir, "runyard.db"))
-	}
-	mustOK(t, err, "open the server's store")
-	t.Cleanup(func() { st.Close() })
-	ts := &testutil.TestServer{URL: s.URL(), DataDir: dataDir, Server: s}
-	waitHealthy(t, ts.URL)
-	return ts, st
-}
-
-func waitHealthy(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for time.Now().Before(deadline) {
-		res, err := http.Get(url + "/healthz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("server at %s did not become healthy", url)
+	ts := testutil.StartServerWith(t, backend, testutil.Options{RunnerTimeout: runnerTimeout})
+	return ts, ts.OpenStore(t)
 }
 
 // response is one REST answer.
