@@ -2,13 +2,10 @@ package connectapi_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,87 +35,12 @@ func decodeObject(tb testing.TB, what string, b []byte) map[string]any {
 	return m
 }
 
-// jsonType names the JSON type of a value decoded into any.
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case float64:
-		return "number"
-	case bool:
-		return "bool"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	}
-	return reflect.TypeOf(v).String()
-}
-
-// shapeProblems lists every key of got that the seed example lacks at the
-// same path or holds with another JSON type. protojson omits zero values, so
-// got may have fewer keys than the example; it must not have others.
-func shapeProblems(path string, got, seed any) []string {
-	if gt, st := jsonType(got), jsonType(seed); gt != st {
-		return []string{fmt.Sprintf("%s: ours is a %s, the seed's a %s", path, gt, st)}
-	}
-	var out []string
-	switch g := got.(type) {
-	case map[string]any:
-		s := seed.(map[string]any)
-		for k, v := range g {
-			sv, ok := s[k]
-			if !ok {
-				out = append(out, fmt.Sprintf("%s.%s: the seed example has no such key", path, k))
-				continue
-			}
-			out = append(out, shapeProblems(path+"."+k, v, sv)...)
-		}
-	case []any:
-		s := seed.([]any)
-		for i, v := range g {
-			if len(s) == 0 {
-				return append(out, path+": the seed example's array is empty")
-			}
-			out = append(out, shapeProblems(path+"["+strconv.Itoa(i)+"]", v, s[0])...)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
+// checkShape fails for every key of got that the seed example lacks or holds
+// with another JSON type. protojson omits zero values, so got may have fewer
+// keys than the example.
 func checkShape(tb testing.TB, got, seed map[string]any) {
 	tb.Helper()
-	for _, p := range shapeProblems("", got, seed) {
-		tb.Error(p)
-	}
-}
-
-// TestShapeProblems checks the checker: a passing seed test means nothing if
-// it cannot fail.
-func TestShapeProblems(t *testing.T) {
-	seed := map[string]any{"a": "x", "b": map[string]any{"c": 1.0}, "l": []any{map[string]any{"k": "v"}}}
-	tests := []struct {
-		name string
-		got  map[string]any
-		want []string
-	}{
-		{"OKSubset", map[string]any{"b": map[string]any{}}, nil},
-		{"OKSame", seed, nil},
-		{"ErrExtraKey", map[string]any{"z": true}, []string{".z: the seed example has no such key"}},
-		{"ErrNestedExtraKey", map[string]any{"b": map[string]any{"d": 1.0}}, []string{".b.d: the seed example has no such key"}},
-		{"ErrType", map[string]any{"a": 1.0}, []string{".a: ours is a number, the seed's a string"}},
-		{"ErrArrayElement", map[string]any{"l": []any{map[string]any{"k": false}}}, []string{".l[0].k: ours is a bool, the seed's a string"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := shapeProblems("", tt.got, seed); !slices.Equal(got, tt.want) {
-				t.Fatalf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+	testutil.CheckShape(tb, "response", got, seed, testutil.Shape{})
 }
 
 // lookup returns the value at a dotted path ("runner.status.phase").

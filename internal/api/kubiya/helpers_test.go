@@ -3,7 +3,6 @@ package kubiya_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,9 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"reflect"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,72 +240,11 @@ func decodeJSON(tb testing.TB, what string, b []byte) any {
 	return v
 }
 
-// jsonType names the JSON type of a value decoded into any.
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case float64:
-		return "number"
-	case bool:
-		return "bool"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	}
-	return reflect.TypeOf(v).String()
-}
-
-// shapeProblems lists every key of got that the seed example lacks at the
-// same path or holds with another JSON type; with all, also every key of the
-// example that got lacks. Array elements are compared with the example's
-// first element.
-func shapeProblems(path string, got, seed any, all bool) []string {
-	if gt, st := jsonType(got), jsonType(seed); gt != st {
-		return []string{fmt.Sprintf("%s: ours is a %s, the seed's a %s", path, gt, st)}
-	}
-	var out []string
-	switch g := got.(type) {
-	case map[string]any:
-		s := seed.(map[string]any)
-		for k, v := range g {
-			sv, ok := s[k]
-			if !ok {
-				out = append(out, fmt.Sprintf("%s.%s: the seed example has no such key", path, k))
-				continue
-			}
-			out = append(out, shapeProblems(path+"."+k, v, sv, all)...)
-		}
-		if all {
-			for k := range s {
-				if _, ok := g[k]; !ok {
-					out = append(out, fmt.Sprintf("%s.%s: missing from ours", path, k))
-				}
-			}
-		}
-	case []any:
-		s := seed.([]any)
-		for i, v := range g {
-			if len(s) == 0 {
-				return append(out, path+": the seed example's array is empty")
-			}
-			out = append(out, shapeProblems(path+"["+strconv.Itoa(i)+"]", v, s[0], all)...)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // checkShape fails unless got has exactly the keys and JSON types of the
 // seed's example.
 func checkShape(tb testing.TB, got []byte, seedFile string) {
 	tb.Helper()
-	for _, p := range shapeProblems("", decodeJSON(tb, "response", got), decodeJSON(tb, seedFile, readTestdata(tb, seedFile)), true) {
-		tb.Errorf("%s: %s", seedFile, p)
-	}
+	testutil.CheckShape(tb, seedFile, decodeJSON(tb, "response", got), decodeJSON(tb, seedFile, readTestdata(tb, seedFile)), testutil.Shape{Exact: true})
 }
 
 // fakeClock is a clock a test moves by hand.
@@ -394,28 +329,4 @@ func httptestMux(t *testing.T, h *harness) string {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
-}
-
-// TestShapeProblems checks the checker: a passing seed test means nothing if
-// it cannot fail.
-func TestShapeProblems(t *testing.T) {
-	seed := map[string]any{"a": "x", "b": map[string]any{"c": 1.0}, "l": []any{map[string]any{"k": "v"}}}
-	tests := []struct {
-		name string
-		got  map[string]any
-		want []string
-	}{
-		{"OKSame", seed, nil},
-		{"ErrMissing", map[string]any{"a": "y", "l": []any{}}, []string{".b: missing from ours"}},
-		{"ErrExtraKey", map[string]any{"a": "x", "b": map[string]any{"c": 2.0}, "l": []any{}, "z": true}, []string{".z: the seed example has no such key"}},
-		{"ErrType", map[string]any{"a": 1.0, "b": map[string]any{"c": 1.0}, "l": []any{}}, []string{".a: ours is a number, the seed's a string"}},
-		{"ErrArrayElement", map[string]any{"a": "x", "b": map[string]any{"c": 1.0}, "l": []any{map[string]any{}}}, []string{".l[0].k: missing from ours"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := shapeProblems("", any(tt.got), any(seed), true); !slices.Equal(got, tt.want) {
-				t.Fatalf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
 }

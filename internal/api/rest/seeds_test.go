@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
-	"slices"
-	"strconv"
 	"testing"
 
 	"github.com/runyard/runyard/internal/pods"
@@ -34,114 +31,12 @@ func decodeObject(tb testing.TB, what string, b []byte) map[string]any {
 	return m
 }
 
-// jsonType names the JSON type of a value decoded into any.
-func jsonType(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case float64:
-		return "number"
-	case bool:
-		return "bool"
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	}
-	return reflect.TypeOf(v).String()
-}
-
-// nullable are the keys the document allows to be null where its example
-// has a value: a runner that never connected has no heartbeat.
-var nullable = map[string]bool{"last_heartbeat_at": true}
-
-// shapeProblems lists the differences between the shape of got and the
-// seed example: a key only one of them has, or a value of another JSON
-// type. Every element of an array must have the shape of the example's
-// first.
-func shapeProblems(path string, got, seed any) []string {
-	gt, st := jsonType(got), jsonType(seed)
-	if gt == "null" && nullable[lastKey(path)] {
-		return nil
-	}
-	if gt != st {
-		return []string{fmt.Sprintf("%s: ours is a %s, the seed's a %s", path, gt, st)}
-	}
-	var out []string
-	switch g := got.(type) {
-	case map[string]any:
-		s := seed.(map[string]any)
-		for k, v := range g {
-			sv, ok := s[k]
-			if !ok {
-				out = append(out, fmt.Sprintf("%s.%s: the seed example has no such key", path, k))
-				continue
-			}
-			out = append(out, shapeProblems(path+"."+k, v, sv)...)
-		}
-		for k := range s {
-			if _, ok := g[k]; !ok {
-				out = append(out, fmt.Sprintf("%s.%s: missing from ours", path, k))
-			}
-		}
-	case []any:
-		s := seed.([]any)
-		for i, v := range g {
-			if len(s) == 0 {
-				return append(out, path+": the seed example's array is empty")
-			}
-			out = append(out, shapeProblems(path+"["+strconv.Itoa(i)+"]", v, s[0])...)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func lastKey(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '.' {
-			return path[i+1:]
-		}
-	}
-	return path
-}
-
+// checkShape fails unless got has exactly the example's keys with its JSON
+// types; a runner that never connected has no heartbeat, so that key may be
+// null.
 func checkShape(tb testing.TB, what string, got, seed map[string]any) {
 	tb.Helper()
-	for _, p := range shapeProblems("", got, seed) {
-		tb.Errorf("%s: %s", what, p)
-	}
-}
-
-// TestShapeProblems checks the checker: a passing seed test means nothing if
-// it cannot fail.
-func TestShapeProblems(t *testing.T) {
-	seed := map[string]any{"a": "x", "last_heartbeat_at": "t", "l": []any{map[string]any{"k": "v"}}}
-	tests := []struct {
-		name string
-		got  map[string]any
-		want []string
-	}{
-		{"OKSame", seed, nil},
-		{"OKNullable", map[string]any{"a": "y", "last_heartbeat_at": nil, "l": []any{}}, nil},
-		{"ErrNull", map[string]any{"a": nil, "last_heartbeat_at": "t", "l": []any{}}, []string{".a: ours is a null, the seed's a string"}},
-		{"ErrMissingKey", map[string]any{"a": "x", "l": []any{}}, []string{".last_heartbeat_at: missing from ours"}},
-		{"ErrExtraKey", map[string]any{"a": "x", "last_heartbeat_at": "t", "l": []any{}, "z": true}, []string{".z: the seed example has no such key"}},
-		{"ErrType", map[string]any{"a": 1.0, "last_heartbeat_at": "t", "l": []any{}}, []string{".a: ours is a number, the seed's a string"}},
-		{"ErrArrayElement", map[string]any{"a": "x", "last_heartbeat_at": "t", "l": []any{map[string]any{"k": false}}},
-			[]string{".l[0].k: ours is a bool, the seed's a string"}},
-		{"ErrArrayElementMissingKey", map[string]any{"a": "x", "last_heartbeat_at": "t", "l": []any{map[string]any{}}},
-			[]string{".l[0].k: missing from ours"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := shapeProblems("", tt.got, seed); !slices.Equal(got, tt.want) {
-				t.Fatalf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
+	testutil.CheckShape(tb, what, got, seed, testutil.Shape{Exact: true, Nullable: []string{"last_heartbeat_at"}})
 }
 
 // TestSeeds_Runners checks every endpoint's response against the seed's
