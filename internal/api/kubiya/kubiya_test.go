@@ -2,9 +2,6 @@ package kubiya_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -381,24 +378,7 @@ func TestHealth(t *testing.T) {
 		// Secret's token, the manifest's server.
 		dl := newClient(t, ts.URL, "").do(t, http.MethodGet, m.ManifestURL).wantStatus(t, http.StatusOK)
 		x := exchangeToken(t, parseManifest(t, string(dl.Body)))
-		ctx, cancel := context.WithCancel(context.Background())
-		d, err := runner.New(ctx, runner.Config{
-			Server: ts.URL, ExchangeToken: x, StateDir: t.TempDir(), Version: "2.0.0",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		})
-		if err != nil {
-			cancel()
-			t.Fatalf("start runner: %v", err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-				t.Errorf("runner: %v", err)
-			}
-			d.Close()
-		})
+		testutil.StartRunner(t, runner.Config{Server: ts.URL, ExchangeToken: x, Version: "2.0.0"})
 
 		deadline := time.Now().Add(20 * time.Second)
 		h := c.health(t, connected)

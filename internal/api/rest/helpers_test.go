@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -304,33 +303,10 @@ func (a *admin) exchange(tb testing.TB, x string) string {
 // ends.
 func connectRunner(t *testing.T, ts *testutil.TestServer, exchange string) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	d, err := runner.New(ctx, runner.Config{
-		Server: ts.URL, ExchangeToken: exchange, StateDir: t.TempDir(), Name: "test-host",
+	return testutil.StartRunner(t, runner.Config{
+		Server: ts.URL, ExchangeToken: exchange, Name: "test-host",
 		Labels: []string{"gpu", "high-memory"}, MaxPods: 2, Version: "1.2.0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		cancel()
-		t.Fatalf("start runner daemon: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	var stopped bool
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner daemon: %v", err)
-		}
-		d.Close()
-	}
-	// Cleanups run last-in first-out: the daemon stops before the server.
-	t.Cleanup(stop)
-	return stop
 }
 
 // eventually polls check until it returns "" (met) or the deadline passes;

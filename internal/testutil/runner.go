@@ -1,0 +1,45 @@
+package testutil
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/runyard/runyard/internal/runner"
+)
+
+// StartRunner runs a runner daemon in this process until the test ends or
+// stop is called. cfg needs Server and, on the first start, ExchangeToken; an
+// empty StateDir is a fresh temporary directory.
+func StartRunner(tb testing.TB, cfg runner.Config) (stop func()) {
+	tb.Helper()
+	if cfg.StateDir == "" {
+		cfg.StateDir = tb.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := runner.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		tb.Fatalf("start runner daemon: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				tb.Errorf("runner daemon: %v", err)
+			}
+			d.Close()
+		})
+	}
+	// Cleanups run last-in first-out: the daemon stops before the server.
+	tb.Cleanup(stop)
+	return stop
+}
