@@ -1,0 +1,747 @@
+// Command runnerapi measures the runner API of an in-process control plane:
+// GetRunner and ListRunners over Connect (binary protobuf, and JSON for
+// GetRunner) against SQLite and, when configured, PostgreSQL, next to a bare
+// loopback HTTP round trip that shows what the machine and net/http cost on
+// their own.
+//
+// Client and server share the process and its cores, so every figure includes
+// the client's own work; the baseline carries the same handicap.
+//
+//	go run ./bench/runnerapi [--runners 10000] [--clients 1,16,64] [--duration 5s]
+//	                         [--postgres URL] [--cpuprofile FILE] [--run REGEXP]
+//
+// It exits 1 when any request fails. bench/README.md explains the output and
+// keeps the measured figures.
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/internal/server"
+)
+
+// adminToken is the bootstrap admin key of the benchmarked control plane.
+const adminToken = "ryd_bench_admin_token_0123456789"
+
+// postgresEnv is the variable the tests use for PostgreSQL; the benchmark
+// honours it too.
+const postgresEnv = "RUNYARD_TEST_POSTGRES_URL"
+
+type config struct {
+	runners     int
+	setup       int
+	clients     []int
+	jsonClients int
+	duration    time.Duration
+	warmup      time.Duration
+	postgres    string
+	cpuprofile  string
+	timeout     time.Duration
+	gzip        bool
+	pgAnalyze   bool
+	// run selects the figures to measure by their name, e.g.
+	// "sqlite GetRunner clients=16"; nil measures all.
+	run *regexp.Regexp
+}
+
+// wants reports whether the figure label at clients is selected.
+func (c config) wants(label string, clients int) bool {
+	return c.run == nil || c.run.MatchString(fmt.Sprintf("%s clients=%d", label, clients))
+}
+
+func main() {
+	var cfg config
+	var clients string
+	flag.IntVar(&cfg.runners, "runners", 10000, "runners to create before measuring")
+	flag.IntVar(&cfg.setup, "setup-workers", 16, "concurrent CreateRunner calls during setup")
+	flag.StringVar(&clients, "clients", "1,16,64", "comma-separated concurrency levels to measure")
+	flag.IntVar(&cfg.jsonClients, "json-clients", 16, "concurrency of the Connect JSON GetRunner run (0 skips it)")
+	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured time per figure")
+	flag.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "unrecorded warm-up before each figure (opens the connections)")
+	flag.StringVar(&cfg.postgres, "postgres", os.Getenv(postgresEnv), "PostgreSQL URL for a second run in a fresh schema (default $"+postgresEnv+")")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole process (server and clients) to this file")
+	flag.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long")
+	flag.BoolVar(&cfg.gzip, "gzip", true, "let clients accept gzip responses, as connect-go clients do by default")
+	flag.BoolVar(&cfg.pgAnalyze, "pg-analyze", true, "run ANALYZE after the PostgreSQL setup, as autovacuum would within a minute, so plans do not depend on its timing")
+	runRE := flag.String("run", "", "measure only the figures whose name (e.g. \"sqlite GetRunner clients=16\") matches this regexp")
+	flag.Parse()
+	var err error
+	if *runRE != "" {
+		if cfg.run, err = regexp.Compile(*runRE); err != nil {
+			fmt.Fprintln(os.Stderr, "runnerapi: --run:", err)
+			os.Exit(2)
+		}
+	}
+	if cfg.clients, err = parseClients(clients); err != nil {
+		fmt.Fprintln(os.Stderr, "runnerapi:", err)
+		os.Exit(2)
+	}
+	if cfg.runners < 1 || cfg.setup < 1 || cfg.duration <= 0 {
+		fmt.Fprintln(os.Stderr, "runnerapi: --runners, --setup-workers and --duration must be positive")
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "runnerapi:", err)
+		os.Exit(1)
+	}
+}
+
+func parseClients(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("--clients: %q is not a positive integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func run(cfg config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	defer cancel()
+	// The context ends every request and phase at the deadline; the watchdog
+	// covers whatever might still hang after it.
+	watchdog := time.AfterFunc(cfg.timeout+time.Minute, func() {
+		fmt.Fprintln(os.Stderr, "runnerapi: still running a minute after --timeout: aborting")
+		os.Exit(3)
+	})
+	defer watchdog.Stop()
+
+	if cfg.cpuprofile != "" {
+		f, err := os.Create(cfg.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	fmt.Printf("# %s, %s/%s, GOMAXPROCS=%d, NumCPU=%d, runners=%d, duration=%s, clients=%v, gzip=%v\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(),
+		cfg.runners, cfg.duration, cfg.clients, cfg.gzip)
+
+	var errs errorLog
+	err := runAll(ctx, cfg, &errs)
+	printRSS()
+	if n := errs.count.Load(); n > 0 {
+		errs.print()
+		return errors.Join(err, fmt.Errorf("%d requests failed", n))
+	}
+	return err
+}
+
+func runAll(ctx context.Context, cfg config, errs *errorLog) error {
+	if err := runBaseline(ctx, cfg, errs); err != nil {
+		return err
+	}
+	if err := runBackend(ctx, cfg, "sqlite", "", nil, errs); err != nil {
+		return err
+	}
+	switch {
+	case cfg.postgres == "":
+		fmt.Printf("# postgres: skipped (set --postgres or $%s)\n", postgresEnv)
+	case backendWanted(cfg, "postgres"):
+		return runPostgres(ctx, cfg, errs)
+	}
+	return nil
+}
+
+// errorLog counts failed requests and keeps the first few messages.
+type errorLog struct {
+	count atomic.Int64
+	mu    sync.Mutex
+	first []string
+}
+
+func (l *errorLog) add(what string, err error) {
+	l.count.Add(1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.first) < 10 {
+		l.first = append(l.first, what+": "+err.Error())
+	}
+}
+
+func (l *errorLog) print() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(os.Stderr, "errors: %d requests failed; the first ones:\n", l.count.Load())
+	for _, m := range l.first {
+		fmt.Fprintln(os.Stderr, "  "+m)
+	}
+}
+
+// firstRecords passes on the first few log records of the control plane and
+// drops the rest: when the database goes away, every request logs an error,
+// and the error count at the end says how many there were.
+type firstRecords struct {
+	slog.Handler
+	left int64
+	seen *atomic.Int64
+}
+
+func newFirstRecords(h slog.Handler, n int64) *firstRecords {
+	return &firstRecords{Handler: h, left: n, seen: new(atomic.Int64)}
+}
+
+func (h *firstRecords) Handle(ctx context.Context, r slog.Record) error {
+	switch n := h.seen.Add(1); {
+	case n <= h.left:
+		return h.Handler.Handle(ctx, r)
+	case n == h.left+1:
+		fmt.Fprintln(os.Stderr, "runnerapi: further control-plane log records are not shown")
+	}
+	return nil
+}
+
+func (h *firstRecords) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &firstRecords{Handler: h.Handler.WithAttrs(attrs), left: h.left, seen: h.seen}
+}
+
+func (h *firstRecords) WithGroup(name string) slog.Handler {
+	return &firstRecords{Handler: h.Handler.WithGroup(name), left: h.left, seen: h.seen}
+}
+
+// newHTTPClient returns a plain HTTP/1.1 keep-alive client that keeps enough
+// idle connections for every concurrency level, so no request pays for a new
+// connection once the warm-up has opened them.
+func newHTTPClient(cfg config) *http.Client {
+	conns := max(slices.Max(cfg.clients), cfg.jsonClients, cfg.setup)
+	return &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+			MaxIdleConns:        2 * conns,
+			MaxIdleConnsPerHost: 2 * conns,
+			IdleConnTimeout:     time.Minute,
+			ForceAttemptHTTP2:   false,
+			// Connect negotiates its own compression; the transport's would
+			// only get in its way.
+			DisableCompression: true,
+		},
+	}
+}
+
+// runBaseline measures a trivial handler on a separate loopback server.
+func runBaseline(ctx context.Context, cfg config, errs *errorLog) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("baseline listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "ok")
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	hc := newHTTPClient(cfg)
+	defer hc.CloseIdleConnections()
+	target := "http://" + ln.Addr().String() + "/"
+	call := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return err
+		}
+		res, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if _, err := io.Copy(io.Discard, res.Body); err != nil {
+			return err
+		}
+		if res.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", res.Status)
+		}
+		return nil
+	}
+	for _, c := range cfg.clients {
+		if err := measure(ctx, cfg, "baseline http", c, call, errs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runPostgres runs the backend in a fresh schema that it drops afterwards,
+// as the tests' helper does.
+func runPostgres(ctx context.Context, cfg config, errs *errorLog) error {
+	admin, err := sql.Open("pgx", cfg.postgres)
+	if err != nil {
+		return fmt.Errorf("open postgres: %w", err)
+	}
+	defer admin.Close()
+	schema := "bench_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return fmt.Errorf("create schema: %w", err)
+	}
+	defer func() {
+		// Dropped even after the deadline: a fresh context, bounded.
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := admin.ExecContext(dctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			fmt.Fprintf(os.Stderr, "runnerapi: drop schema %s: %v\n", schema, err)
+		}
+	}()
+	u, err := url.Parse(cfg.postgres)
+	if err != nil {
+		return fmt.Errorf("parse postgres URL: %w", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	var analyze func(context.Context) error
+	if cfg.pgAnalyze {
+		analyze = func(ctx context.Context) error {
+			start := time.Now()
+			if _, err := admin.ExecContext(ctx, "ANALYZE "+schema+".runners, "+schema+".tokens"); err != nil {
+				return fmt.Errorf("analyze: %w", err)
+			}
+			fmt.Printf("postgres ANALYZE after setup in %s\n", ms(time.Since(start)))
+			return nil
+		}
+	}
+	return runBackend(ctx, cfg, "postgres", u.String(), analyze, errs)
+}
+
+// runBackend starts a control plane on one database, fills it, calls
+// afterSetup unless nil, and measures it.
+func runBackend(ctx context.Context, cfg config, name, databaseURL string, afterSetup func(context.Context) error, errs *errorLog) error {
+	if !backendWanted(cfg, name) {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "runyard-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	srv, err := server.Open(sctx, server.Config{
+		Listen:          "127.0.0.1:0",
+		DataDir:         dir,
+		DatabaseURL:     databaseURL,
+		BootstrapToken:  adminToken,
+		ShutdownTimeout: 10 * time.Second,
+		Logger:          slog.New(newFirstRecords(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}), 10)),
+	})
+	if err != nil {
+		return fmt.Errorf("%s: open server: %w", name, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(sctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(os.Stderr, "runnerapi: %s: server shutdown: %v\n", name, err)
+		}
+	}()
+	hc := newHTTPClient(cfg)
+	defer hc.CloseIdleConnections()
+	if err := waitHealthy(ctx, hc, srv.URL()); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Printf("%s server ready in %s at %s\n", name, ms(time.Since(start)), srv.URL())
+
+	opts := []connect.ClientOption{connect.WithInterceptors(bearer(adminToken))}
+	if !cfg.gzip {
+		// Unregistering gzip stops the client from advertising it.
+		opts = append(opts, connect.WithAcceptCompression("gzip", nil, nil))
+	}
+	client := gitpodv1connect.NewRunnerServiceClient(hc, srv.URL(), opts...)
+	jsonClient := gitpodv1connect.NewRunnerServiceClient(hc, srv.URL(), append(opts, connect.WithProtoJSON())...)
+
+	ids, err := createRunners(ctx, cfg, name, client)
+	if err != nil {
+		return err
+	}
+	if afterSetup != nil {
+		if err := afterSetup(ctx); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	tokens, err := walkPages(ctx, client, len(ids))
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+
+	get := func(c gitpodv1connect.RunnerServiceClient) func(context.Context) error {
+		return func(ctx context.Context) error {
+			id := ids[rand.IntN(len(ids))]
+			res, err := c.GetRunner(ctx, connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: id}))
+			if err != nil {
+				return err
+			}
+			if got := res.Msg.GetRunner().GetRunnerId(); got != id {
+				return fmt.Errorf("GetRunner(%s) returned runner %q", id, got)
+			}
+			return nil
+		}
+	}
+	list := func(ctx context.Context) error {
+		i := rand.IntN(len(tokens))
+		res, err := client.ListRunners(ctx, connect.NewRequest(&gitpodv1.ListRunnersRequest{
+			Pagination: &gitpodv1.PaginationRequest{Token: tokens[i], PageSize: 100},
+		}))
+		if err != nil {
+			return err
+		}
+		if want := min(100, len(ids)-100*i); len(res.Msg.GetRunners()) != want {
+			return fmt.Errorf("ListRunners page %d returned %d runners, want %d", i, len(res.Msg.GetRunners()), want)
+		}
+		return nil
+	}
+	for _, c := range cfg.clients {
+		if err := measure(ctx, cfg, name+" GetRunner", c, get(client), errs); err != nil {
+			return err
+		}
+	}
+	if cfg.jsonClients > 0 {
+		if err := measure(ctx, cfg, name+" GetRunner/json", cfg.jsonClients, get(jsonClient), errs); err != nil {
+			return err
+		}
+	}
+	for _, c := range cfg.clients {
+		if err := measure(ctx, cfg, name+" ListRunners/100", c, list, errs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// backendWanted reports whether --run selects any figure of the backend.
+func backendWanted(cfg config, name string) bool {
+	for _, c := range cfg.clients {
+		if cfg.wants(name+" GetRunner", c) || cfg.wants(name+" ListRunners/100", c) {
+			return true
+		}
+	}
+	return cfg.jsonClients > 0 && cfg.wants(name+" GetRunner/json", cfg.jsonClients)
+}
+
+func waitHealthy(ctx context.Context, hc *http.Client, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		if res, err := hc.Do(req); err == nil {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("server at %s did not become healthy", base)
+}
+
+// bearer adds the admin key to every request.
+func bearer(token string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	}
+}
+
+// createRunners registers cfg.runners runners with cfg.setup concurrent
+// calls and returns their IDs.
+func createRunners(ctx context.Context, cfg config, name string, client gitpodv1connect.RunnerServiceClient) ([]string, error) {
+	start := time.Now()
+	ids := make([]string, cfg.runners)
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range cfg.setup {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= cfg.runners || ctx.Err() != nil {
+					return
+				}
+				res, err := client.CreateRunner(ctx, connect.NewRequest(&gitpodv1.CreateRunnerRequest{
+					Name:     fmt.Sprintf("bench-runner-%06d", i),
+					Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST,
+				}))
+				if err != nil {
+					once.Do(func() { firstErr = fmt.Errorf("%s: create runner %d: %w", name, i, err); cancel() })
+					return
+				}
+				ids[i] = res.Msg.GetRunner().GetRunnerId()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	d := time.Since(start)
+	fmt.Printf("%s setup: created %d runners with %d workers in %s (%.0f/s)\n",
+		name, cfg.runners, cfg.setup, d.Round(time.Millisecond), float64(cfg.runners)/d.Seconds())
+	return ids, nil
+}
+
+// walkPages lists every runner once by pages of 100 and returns the token of
+// each page, "" for the first.
+func walkPages(ctx context.Context, client gitpodv1connect.RunnerServiceClient, n int) ([]string, error) {
+	tokens := []string{""}
+	seen := 0
+	for {
+		res, err := client.ListRunners(ctx, connect.NewRequest(&gitpodv1.ListRunnersRequest{
+			Pagination: &gitpodv1.PaginationRequest{Token: tokens[len(tokens)-1], PageSize: 100},
+		}))
+		if err != nil {
+			return nil, fmt.Errorf("walk runner pages: %w", err)
+		}
+		seen += len(res.Msg.GetRunners())
+		next := res.Msg.GetPagination().GetNextToken()
+		if next == "" {
+			break
+		}
+		tokens = append(tokens, next)
+	}
+	if seen != n {
+		return nil, fmt.Errorf("walk runner pages: saw %d runners, created %d", seen, n)
+	}
+	return tokens, nil
+}
+
+// measure runs call from clients goroutines for cfg.warmup unrecorded, then
+// for cfg.duration recording every request, and prints one line.
+func measure(ctx context.Context, cfg config, label string, clients int, call func(context.Context) error, errs *errorLog) error {
+	if !cfg.wants(label, clients) {
+		return nil
+	}
+	if cfg.warmup > 0 {
+		if _, _, err := load(ctx, clients, cfg.warmup, call, label+" (warm-up)", errs); err != nil {
+			return err
+		}
+	}
+	before := readCPU()
+	lat, elapsed, err := load(ctx, clients, cfg.duration, call, label, errs)
+	if err != nil {
+		return err
+	}
+	cpu := readCPU().since(before, elapsed, len(lat))
+	slices.Sort(lat)
+	fmt.Printf("%s clients=%d rps=%.0f p50=%s p99=%s max=%s n=%d %s\n", label, clients,
+		float64(len(lat))/elapsed.Seconds(), ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(lat[len(lat)-1]), len(lat), cpu)
+	return nil
+}
+
+// cpuTicks is a sample of the machine's busy time and this process's CPU
+// time, in clock ticks. Other processes on the machine compete for the same
+// cores, so each figure says how much of the machine they took.
+type cpuTicks struct {
+	// pg is the CPU time of the processes named postgres: the database
+	// server of a PostgreSQL run, counted apart from other load.
+	machine, self, pg int64
+	ok                bool
+}
+
+// userHZ is the kernel's USER_HZ, the unit of /proc/stat; 100 on Linux.
+const userHZ = 100
+
+func readCPU() cpuTicks {
+	stat, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	line, _, _ := strings.Cut(string(stat), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTicks{}
+	}
+	var t cpuTicks
+	// user nice system idle iowait irq softirq steal: all but idle and
+	// iowait are busy.
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		t.machine += n
+	}
+	self, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return cpuTicks{}
+	}
+	_, rest, _ := strings.Cut(string(self), ") ")
+	t.self, t.ok = procTicks(strings.Fields(rest)), true
+	t.pg = postgresTicks()
+	return t
+}
+
+// procTicks returns utime+stime from the fields of /proc/PID/stat that follow
+// the parenthesised command name, where they are the 12th and 13th.
+func procTicks(g []string) int64 {
+	if len(g) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(g[11], 10, 64)
+	stime, _ := strconv.ParseInt(g[12], 10, 64)
+	return utime + stime
+}
+
+// postgresTicks sums the CPU time of the running postgres processes. A
+// backend that exits between two samples drops out of the sum, so the figure
+// is a lower bound.
+func postgresTicks() int64 {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var sum int64
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		head, rest, ok := strings.Cut(string(b), ") ")
+		if !ok || !strings.HasSuffix(head, "(postgres") {
+			continue
+		}
+		sum += procTicks(strings.Fields(rest))
+	}
+	return sum
+}
+
+// since formats the CPU used between b and t by this process and by
+// everything else on the machine, in cores, and this process's CPU time per
+// request (client and server together), which other load disturbs far less
+// than the rate does.
+func (t cpuTicks) since(b cpuTicks, elapsed time.Duration, requests int) string {
+	if !t.ok || !b.ok {
+		return "cpu=unknown"
+	}
+	ticks := elapsed.Seconds() * userHZ
+	self := float64(t.self-b.self) / ticks
+	pg := max(float64(t.pg-b.pg)/ticks, 0)
+	other := max(float64(t.machine-b.machine)/ticks-self-pg, 0)
+	perReq := time.Duration(float64(t.self-b.self) / userHZ / float64(requests) * float64(time.Second))
+	out := fmt.Sprintf("cpu=%.2f othercpu=%.2f cpu/req=%dus", self, other, perReq.Microseconds())
+	if pg > 0.005 {
+		pgReq := time.Duration(float64(t.pg-b.pg) / userHZ / float64(requests) * float64(time.Second))
+		out += fmt.Sprintf(" pgcpu=%.2f pgcpu/req=%dus", pg, pgReq.Microseconds())
+	}
+	return out
+}
+
+// load runs the clients for d and returns the latency of every successful
+// request and the time from the start until the last client stopped.
+func load(ctx context.Context, clients int, d time.Duration, call func(context.Context) error, label string, errs *errorLog) ([]time.Duration, time.Duration, error) {
+	per := make([][]time.Duration, clients)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range clients {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					break
+				}
+				err := call(ctx)
+				if err != nil {
+					errs.add(label, err)
+					continue
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			per[w] = lat
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("%s: %w", label, err)
+	}
+	var all []time.Duration
+	for _, l := range per {
+		all = append(all, l...)
+	}
+	if len(all) == 0 {
+		return nil, 0, fmt.Errorf("%s: no request succeeded", label)
+	}
+	return all, elapsed, nil
+}
+
+// pct returns the q-quantile of sorted latencies (nearest rank).
+func pct(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + "ms"
+}
+
+// printRSS prints the resident set size now and at its peak.
+func printRSS() {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		fmt.Printf("process rss=unknown (%v)\n", err)
+		return
+	}
+	defer f.Close()
+	var rss, hwm string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		switch k {
+		case "VmRSS":
+			rss = strings.TrimSpace(v)
+		case "VmHWM":
+			hwm = strings.TrimSpace(v)
+		}
+	}
+	fmt.Printf("process rss=%s peak=%s\n", strings.ReplaceAll(rss, " ", ""), strings.ReplaceAll(hwm, " ", ""))
+}
