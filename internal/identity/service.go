@@ -62,6 +62,8 @@ type Service struct {
 	// Revoked, when set, is called after a token was revoked, so that
 	// long-lived streams opened with it end at once.
 	Revoked func(orgID, tokenID string)
+
+	keys keyCache
 }
 
 // NewService returns a Service on store with the real clock.
@@ -79,20 +81,25 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 	if secret == "" {
 		return nil, apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
 	}
-	t, err := s.Store.FindTokenByHash(ctx, HashSecret(secret))
+	hash := HashSecret(secret)
+	now := s.Now()
+	if t := s.keys.get(hash, now); t != nil {
+		return callerOf(t), nil
+	}
+	t, err := s.Store.FindTokenByHash(ctx, hash)
 	if apperr.Is(err, apperr.CodeNotFound) {
 		return nil, apperr.Unauthenticated("invalid token")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("authenticate: %w", err)
 	}
-	now := s.Now()
 	if t.RevokedAt != nil {
 		return nil, apperr.Unauthenticated("token has been revoked")
 	}
 	if !t.Active(now) {
 		return nil, apperr.Unauthenticated("token has expired")
 	}
+	s.keys.put(t, now)
 	return callerOf(t), nil
 }
 
@@ -165,6 +172,7 @@ func (s *Service) Bootstrap(ctx context.Context, value string) (*BootstrapResult
 			if err := s.Store.SetTokenHash(ctx, org.ID, existing.ID, HashSecret(value)); err != nil {
 				return nil, fmt.Errorf("rotate admin key: %w", err)
 			}
+			s.keys.clear()
 			res.Rotated = true
 		}
 		return res, nil
@@ -300,6 +308,7 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("revoke token %q: %w", id, err)
 	}
+	s.keys.drop(t.Hash)
 	if s.Revoked != nil {
 		s.Revoked(c.OrgID, id)
 	}

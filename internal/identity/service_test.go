@@ -8,6 +8,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store/sqlite"
 	"github.com/runyard/runyard/internal/store/sqlstore"
@@ -189,4 +190,42 @@ func TestExchange(t *testing.T) {
 	wantCode(t, err, apperr.CodeUnauthenticated)
 	_, err = s.Exchange(ctx, "")
 	wantCode(t, err, apperr.CodeInvalid)
+}
+
+// TestKeyCache checks that caching API keys never outlives a revocation in
+// this process, and outlives one on another replica by at most the cache's
+// lifetime.
+func TestKeyCache(t *testing.T) {
+	s, db, clk := newService(t)
+	admin := adminContext(t, s)
+	_, secret, err := s.CreateAPIKey(admin, identity.CreateAPIKeyInput{Name: "ci", Scopes: []string{"runners:read"}})
+	if err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	replica := identity.NewService(db)
+	replica.Now = clk.Now
+	for _, svc := range []*identity.Service{s, replica} {
+		if _, err := svc.Authenticate(ctx, secret); err != nil {
+			t.Fatalf("authenticate: %v", err)
+		}
+	}
+	tokens, _, err := s.ListTokens(admin, false, paging.Page{Limit: 10})
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	var id string
+	for _, tk := range tokens {
+		if tk.Name == "ci" {
+			id = tk.ID
+		}
+	}
+	if _, err := s.RevokeToken(admin, id); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	_, err = s.Authenticate(ctx, secret)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+	// The other replica learns within the cache's lifetime.
+	clk.t = clk.t.Add(6 * time.Second)
+	_, err = replica.Authenticate(ctx, secret)
+	wantCode(t, err, apperr.CodeUnauthenticated)
 }

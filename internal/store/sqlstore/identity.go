@@ -82,7 +82,7 @@ func (db *DB) CreateToken(ctx context.Context, t *identity.Token) error {
 }
 
 func (db *DB) FindTokenByHash(ctx context.Context, hash string) (*identity.Token, error) {
-	t, err := scanToken(db.read.QueryRowContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`), hash))
+	t, err := scanToken(db.readRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
 	if err != nil {
 		return nil, db.translate(err, "token")
 	}

@@ -93,8 +93,7 @@ func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.E
 }
 
 func (db *DB) FindRunnerByID(ctx context.Context, orgID, id string) (*runners.Runner, error) {
-	r, err := scanRunner(db.read.QueryRowContext(ctx,
-		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`), orgID, id))
+	r, err := scanRunner(db.readRow(ctx, `SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`, orgID, id))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
 	}
