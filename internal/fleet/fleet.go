@@ -296,15 +296,16 @@ func (f *Fleet) unregister(s *session) {
 
 func reportOf(st *runnerv1.Status) runners.Report {
 	rep := runners.Report{
-		Version:   st.GetVersion(),
-		OS:        st.GetOs(),
-		Arch:      st.GetArch(),
-		Hostname:  st.GetHostname(),
-		Region:    st.GetRegion(),
-		Labels:    st.GetLabels(),
-		MaxPods:   int(st.GetMaxPods()),
-		PublicKey: st.GetPublicKey(),
-		Draining:  st.GetDraining(),
+		Version:    st.GetVersion(),
+		OS:         st.GetOs(),
+		Arch:       st.GetArch(),
+		Hostname:   st.GetHostname(),
+		Region:     st.GetRegion(),
+		Labels:     st.GetLabels(),
+		MaxPods:    int(st.GetMaxPods()),
+		PublicKey:  st.GetPublicKey(),
+		Draining:   st.GetDraining(),
+		AgentTypes: st.GetAgentTypes(),
 	}
 	for _, c := range st.GetCapabilities() {
 		rep.Capabilities = append(rep.Capabilities, runners.Capability(c.String()))

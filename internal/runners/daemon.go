@@ -30,6 +30,9 @@ func validateReport(rep *Report) error {
 			return apperr.Invalid(fmt.Sprintf("status.labels[%d]", i), "must be 1 to %d characters", maxLabelLength)
 		}
 	}
+	if len(rep.AgentTypes) > maxLabels {
+		return apperr.Invalid("status.agentTypes", "at most %d agent types", maxLabels)
+	}
 	if rep.MaxPods < 0 {
 		return apperr.Invalid("status.maxPods", "must not be negative")
 	}

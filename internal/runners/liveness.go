@@ -49,6 +49,8 @@ type Report struct {
 	Capabilities []Capability `json:"capabilities,omitempty"`
 	PublicKey    []byte       `json:"publicKey,omitempty"`
 	Draining     bool         `json:"draining,omitempty"`
+	// AgentTypes are the agent types whose command the runner can run.
+	AgentTypes []string `json:"agentTypes,omitempty"`
 }
 
 // unhealthy returns the first unhealthy component, if any.

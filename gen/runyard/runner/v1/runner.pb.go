@@ -377,7 +377,10 @@ type Status struct {
 	// runner sealed to it.
 	PublicKey []byte `protobuf:"bytes,10,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
 	// draining is true while the runner takes no new work.
-	Draining      bool `protobuf:"varint,11,opt,name=draining,proto3" json:"draining,omitempty"`
+	Draining bool `protobuf:"varint,11,opt,name=draining,proto3" json:"draining,omitempty"`
+	// agent_types are the agent types whose command this runner can run (the
+	// binary is on its PATH).
+	AgentTypes    []string `protobuf:"bytes,12,rep,name=agent_types,json=agentTypes,proto3" json:"agent_types,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,6 +490,13 @@ func (x *Status) GetDraining() bool {
 		return x.Draining
 	}
 	return false
+}
+
+func (x *Status) GetAgentTypes() []string {
+	if x != nil {
+		return x.AgentTypes
+	}
+	return nil
 }
 
 type Renewal struct {
@@ -769,7 +779,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x17\n" +
 	"\agit_sha\x18\x05 \x01(\tR\x06gitSha\x12\x18\n" +
-	"\arelease\x18\x06 \x01(\tR\arelease\"\xe7\x02\n" +
+	"\arelease\x18\x06 \x01(\tR\arelease\"\x88\x03\n" +
 	"\x06Status\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -785,7 +795,9 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"public_key\x18\n" +
 	" \x01(\fR\tpublicKey\x12\x1a\n" +
-	"\bdraining\x18\v \x01(\bR\bdraining\">\n" +
+	"\bdraining\x18\v \x01(\bR\bdraining\x12\x1f\n" +
+	"\vagent_types\x18\f \x03(\tR\n" +
+	"agentTypes\">\n" +
 	"\aRenewal\x123\n" +
 	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"A\n" +
 	"\n" +
