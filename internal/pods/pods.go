@@ -1,15 +1,27 @@
 // Package pods holds agent pods: one AI-agent session (claude-code, codex,
-// ...) in a PTY on a runner. This first part is the pod record and how runners'
-// pods are listed and counted; creating and scheduling pods builds on it.
+// ...) in a PTY on a runner. The control plane's part lives here: agent
+// types (agents.go), creating pods and placing them on runners
+// (placement.go, service.go), listing and terminating them. Running them is
+// the runner's part.
+//
+// A pod's life as the control plane sees it:
+//
+//	create ─┬─ no runner fits ──▶ pending, no runner, Reason says why
+//	        │                          │ PlacePending: one fits
+//	        └─ a runner fits ──▶ pending on a runner (holds a place)
+//	                                   │ the runner starts it
+//	                                   ▼
+//	                                running ──▶ terminated | failed
+//
+// Terminate ends an unplaced pending pod at once; a placed pod gets
+// DesiredStatus terminated and keeps its status until its runner confirms.
 package pods
 
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
-	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
 )
 
@@ -38,6 +50,16 @@ type Pod struct {
 	InitialPrompt string
 	Labels        []string
 	Workdir       string
+	// Env is what the creator added to the pod's environment.
+	Env map[string]string
+	// Spec is what the runner runs, resolved at creation (AgentType.Resolve).
+	Spec RunSpec
+	// DesiredStatus is StatusRunning, or StatusTerminated once a user asked
+	// the pod to end: its runner is to stop it and confirm.
+	DesiredStatus Status
+	// RunnerSeq is the numeric REST id of the pod's runner, read from the
+	// runner; zero without a runner or when the runner is gone.
+	RunnerSeq int64
 	// Reason says why a pod is pending or failed.
 	Reason     string
 	ExitCode   *int
@@ -55,9 +77,11 @@ func (p *Pod) Active() bool {
 type Filter struct {
 	OrgID    string
 	RunnerID string
-	Status   Status
-	Offset   int
-	Limit    int
+	// RunnerSeq selects the pods of the runner with that numeric id.
+	RunnerSeq int64
+	Status    Status
+	Offset    int
+	Limit     int
 }
 
 // Store is the storage pods need.
@@ -71,6 +95,37 @@ type Store interface {
 	// CountActivePods returns the number of active pods per runner ID in an
 	// organization.
 	CountActivePods(ctx context.Context, orgID string) (map[string]int, error)
+
+	// CreatePlacedPod stores p after running place on p and the candidate
+	// runners that f selects, each with its count of active pods, in the
+	// same transaction: placements of one organization are serialized, so
+	// every count place sees is exact and stays so until the commit. An
+	// error from place changes nothing. It fails with CodeConflict on a
+	// duplicate key.
+	CreatePlacedPod(ctx context.Context, p *Pod, f CandidateFilter, place PlaceFunc) error
+	// PlacePendingPods runs place on every pending pod of f.OrgID without a
+	// runner, oldest first, with the candidates as CreatePlacedPod has them,
+	// in one transaction, and stores the pods place gave a runner. It
+	// returns those.
+	PlacePendingPods(ctx context.Context, f CandidateFilter, place PlaceFunc) ([]*Pod, error)
+	// FindOrgsWithPendingPods returns the organizations that have pending
+	// pods without a runner.
+	FindOrgsWithPendingPods(ctx context.Context) ([]string, error)
+	// FindPodByKey fails with CodeNotFound, also for another organization's
+	// pod.
+	FindPodByKey(ctx context.Context, orgID, key string) (*Pod, error)
+	// UpdatePod loads a pod, applies fn and stores the result in one
+	// transaction; an error from fn changes nothing. It fails with
+	// CodeNotFound.
+	UpdatePod(ctx context.Context, orgID, key string, fn func(*Pod) error) (*Pod, error)
+
+	// CreateAgentType stores a custom agent type. It fails with
+	// CodeConflict when the organization has one with that ID.
+	CreateAgentType(ctx context.Context, a *AgentType) error
+	// FindAgentType fails with CodeNotFound.
+	FindAgentType(ctx context.Context, orgID, id string) (*AgentType, error)
+	// FindAgentTypes returns an organization's custom agent types by ID.
+	FindAgentTypes(ctx context.Context, orgID string) ([]*AgentType, error)
 }
 
 // Limits of a page of pods, as the REST API has them.
@@ -79,9 +134,18 @@ const (
 	MaxLimit     = 100
 )
 
-// Service lists pods.
+// Service creates, places, lists and terminates pods and manages agent
+// types.
 type Service struct {
 	Store Store
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RunnerTimeout is how long a runner may stay silent and still count as
+	// online: the fleet's timeout. Zero means DefaultRunnerTimeout.
+	RunnerTimeout time.Duration
+	// Changed, when set, is called after a pod on runnerID was placed or
+	// asked to terminate, so that the runner can be told.
+	Changed func(orgID, runnerID string)
 }
 
 // ListOnRunner returns a page of the pods on a runner and how many there are
@@ -92,14 +156,8 @@ func (s *Service) ListOnRunner(ctx context.Context, runnerID string, status Stat
 	if err != nil {
 		return nil, 0, err
 	}
-	if status != "" && !slices.Contains(Statuses, status) {
-		return nil, 0, apperr.Invalid("status", "must be one of pending, running, terminated, failed; got %q", status)
-	}
-	if limit < 1 || limit > MaxLimit {
-		return nil, 0, apperr.Invalid("limit", "must be 1 to %d, got %d", MaxLimit, limit)
-	}
-	if offset < 0 {
-		return nil, 0, apperr.Invalid("offset", "must not be negative, got %d", offset)
+	if err := validatePage(status, limit, offset); err != nil {
+		return nil, 0, err
 	}
 	items, total, err := s.Store.FindPods(ctx, Filter{OrgID: c.OrgID, RunnerID: runnerID, Status: status, Offset: offset, Limit: limit})
 	if err != nil {

@@ -7,25 +7,36 @@ import (
 	"fmt"
 
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/runners"
 )
 
-const podColumns = `seq, key, org_id, runner_id, status, agent_type_id, initial_prompt, labels, workdir, reason,
-	exit_code, created_at, started_at, finished_at`
+// podColumns reads a pod as p, with the numeric id of its runner: a scalar
+// subquery rather than a join, so that a locking read (FOR UPDATE) locks
+// the pod's row alone.
+const podColumns = `p.seq, p.key, p.org_id, p.runner_id, p.status, p.agent_type_id, p.initial_prompt, p.labels,
+	p.workdir, p.reason, p.exit_code, p.created_at, p.started_at, p.finished_at, p.env, p.spec, p.desired_status,
+	COALESCE((SELECT r.seq FROM runners r WHERE r.org_id = p.org_id AND r.id = p.runner_id), 0)`
 
 func scanPod(row interface{ Scan(...any) error }) (*pods.Pod, error) {
 	var p pods.Pod
-	var status, labels string
+	var status, labels, env, spec, desired string
 	var exit sql.NullInt64
 	var created int64
 	var started, finished sql.NullInt64
 	if err := row.Scan(&p.Seq, &p.Key, &p.OrgID, &p.RunnerID, &status, &p.AgentTypeID, &p.InitialPrompt, &labels,
-		&p.Workdir, &p.Reason, &exit, &created, &started, &finished); err != nil {
+		&p.Workdir, &p.Reason, &exit, &created, &started, &finished, &env, &spec, &desired, &p.RunnerSeq); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(labels), &p.Labels); err != nil {
 		return nil, fmt.Errorf("decode labels of pod %q: %w", p.Key, err)
 	}
-	p.Status = pods.Status(status)
+	if err := json.Unmarshal([]byte(env), &p.Env); err != nil {
+		return nil, fmt.Errorf("decode env of pod %q: %w", p.Key, err)
+	}
+	if err := json.Unmarshal([]byte(spec), &p.Spec); err != nil {
+		return nil, fmt.Errorf("decode spec of pod %q: %w", p.Key, err)
+	}
+	p.Status, p.DesiredStatus = pods.Status(status), pods.Status(desired)
 	if exit.Valid {
 		code := int(exit.Int64)
 		p.ExitCode = &code
@@ -34,62 +45,115 @@ func scanPod(row interface{ Scan(...any) error }) (*pods.Pod, error) {
 	return &p, nil
 }
 
-func (db *DB) CreatePod(ctx context.Context, p *pods.Pod) error {
-	labels, err := json.Marshal(p.Labels)
+// podDocs encodes a pod's JSON columns.
+func podDocs(p *pods.Pod) (labels, env, spec string, err error) {
+	l, err := json.Marshal(p.Labels)
 	if err != nil {
-		return fmt.Errorf("encode labels: %w", err)
+		return "", "", "", fmt.Errorf("encode labels: %w", err)
 	}
-	var exit sql.NullInt64
-	if p.ExitCode != nil {
-		exit = sql.NullInt64{Int64: int64(*p.ExitCode), Valid: true}
+	e, err := json.Marshal(p.Env)
+	if err != nil {
+		return "", "", "", fmt.Errorf("encode env: %w", err)
 	}
-	err = db.write.QueryRowContext(ctx, db.q(`INSERT INTO pods (key, org_id, runner_id, status, agent_type_id,
-		initial_prompt, labels, workdir, reason, exit_code, created_at, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
-		p.Key, p.OrgID, p.RunnerID, string(p.Status), p.AgentTypeID, p.InitialPrompt, string(labels), p.Workdir,
-		p.Reason, exit, micros(p.CreatedAt), nullMicros(p.StartedAt), nullMicros(p.FinishedAt)).Scan(&p.Seq)
-	return db.translate(err, fmt.Sprintf("pod %q", p.Key))
+	s, err := json.Marshal(p.Spec)
+	if err != nil {
+		return "", "", "", fmt.Errorf("encode spec: %w", err)
+	}
+	return string(l), string(e), string(s), nil
+}
+
+func nullInt(v *int) sql.NullInt64 {
+	if v == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: int64(*v), Valid: true}
+}
+
+// insertPod stores p and assigns p.Seq. An empty desired status is running.
+func (db *DB) insertPod(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, p *pods.Pod) error {
+	if p.DesiredStatus == "" {
+		p.DesiredStatus = pods.StatusRunning
+	}
+	labels, env, spec, err := podDocs(p)
+	if err != nil {
+		return err
+	}
+	return q.QueryRowContext(ctx, db.q(`INSERT INTO pods (key, org_id, runner_id, status, agent_type_id,
+		initial_prompt, labels, workdir, reason, exit_code, created_at, started_at, finished_at, env, spec, desired_status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		p.Key, p.OrgID, p.RunnerID, string(p.Status), p.AgentTypeID, p.InitialPrompt, labels, p.Workdir,
+		p.Reason, nullInt(p.ExitCode), micros(p.CreatedAt), nullMicros(p.StartedAt), nullMicros(p.FinishedAt),
+		env, spec, string(p.DesiredStatus)).Scan(&p.Seq)
+}
+
+func (db *DB) CreatePod(ctx context.Context, p *pods.Pod) error {
+	return db.translate(db.insertPod(ctx, db.write, p), fmt.Sprintf("pod %q", p.Key))
 }
 
 func (db *DB) FindPods(ctx context.Context, f pods.Filter) ([]*pods.Pod, int, error) {
-	where := ` WHERE org_id = ?`
+	where := ` WHERE p.org_id = ?`
 	args := []any{f.OrgID}
 	if f.RunnerID != "" {
-		where += ` AND runner_id = ?`
+		where += ` AND p.runner_id = ?`
 		args = append(args, f.RunnerID)
 	}
+	if f.RunnerSeq != 0 {
+		where += ` AND p.runner_id = (SELECT r.id FROM runners r WHERE r.org_id = p.org_id AND r.seq = ?)`
+		args = append(args, f.RunnerSeq)
+	}
 	if f.Status != "" {
-		where += ` AND status = ?`
+		where += ` AND p.status = ?`
 		args = append(args, string(f.Status))
 	}
 	var total int
-	if err := db.read.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM pods`+where), args...).Scan(&total); err != nil {
+	if err := db.read.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM pods p`+where), args...).Scan(&total); err != nil {
 		return nil, 0, db.translate(err, "pods")
 	}
-	query := `SELECT ` + podColumns + ` FROM pods` + where + ` ORDER BY seq DESC`
+	query := `SELECT ` + podColumns + ` FROM pods p` + where + ` ORDER BY p.seq DESC`
 	if f.Limit > 0 {
 		query += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, f.Offset)
 	}
-	rows, err := db.read.QueryContext(ctx, db.q(query), args...)
+	out, err := db.queryPods(ctx, db.read, query, args...)
 	if err != nil {
-		return nil, 0, db.translate(err, "pods")
+		return nil, 0, err
+	}
+	return out, total, nil
+}
+
+func (db *DB) queryPods(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, query string, args ...any) ([]*pods.Pod, error) {
+	rows, err := q.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, db.translate(err, "pods")
 	}
 	defer rows.Close()
 	var out []*pods.Pod
 	for rows.Next() {
 		p, err := scanPod(rows)
 		if err != nil {
-			return nil, 0, db.translate(err, "pods")
+			return nil, db.translate(err, "pods")
 		}
 		out = append(out, p)
 	}
-	return out, total, db.translate(rows.Err(), "pods")
+	return out, db.translate(rows.Err(), "pods")
 }
 
+// activeCountsQuery counts the pods that hold a place on their runner
+// (pods.Pod.Active): pending ones placed on a runner and running ones.
+const activeCountsQuery = `SELECT runner_id, COUNT(*) FROM pods
+	WHERE org_id = ? AND runner_id <> '' AND status IN (?, ?) GROUP BY runner_id`
+
 func (db *DB) CountActivePods(ctx context.Context, orgID string) (map[string]int, error) {
-	rows, err := db.read.QueryContext(ctx, db.q(`SELECT runner_id, COUNT(*) FROM pods
-		WHERE org_id = ? AND runner_id <> '' AND status IN (?, ?) GROUP BY runner_id`),
-		orgID, string(pods.StatusPending), string(pods.StatusRunning))
+	return db.countActivePods(ctx, db.read, orgID)
+}
+
+func (db *DB) countActivePods(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, orgID string) (map[string]int, error) {
+	rows, err := q.QueryContext(ctx, db.q(activeCountsQuery), orgID, string(pods.StatusPending), string(pods.StatusRunning))
 	if err != nil {
 		return nil, db.translate(err, "pods")
 	}
@@ -104,4 +168,173 @@ func (db *DB) CountActivePods(ctx context.Context, orgID string) (map[string]int
 		out[id] = n
 	}
 	return out, db.translate(rows.Err(), "pods")
+}
+
+// placementLockClass is the first key of the PostgreSQL advisory lock that
+// serializes the placements of one organization; the second is a hash of
+// the organization's ID.
+const placementLockClass = 0x52590005
+
+// candidates serializes the placements of f.OrgID for the rest of tx and
+// then reads the candidate runners with their active pod counts.
+//
+// On SQLite the transaction began IMMEDIATE and holds the database's write
+// lock, which already serializes every writer. On PostgreSQL it takes a
+// transaction-scoped advisory lock per organization instead of locking the
+// runners' rows FOR UPDATE: what must not change between the count and the
+// insert are the pods, not the runners; the advisory lock does not block
+// the fleet's renewals and reports, which write runner rows all the time;
+// and it is one lock however many runners the organization has. Under READ
+// COMMITTED, the count read after the lock is granted sees every placement
+// committed before, so two placements never both see the last free place.
+// (A hash collision between two organizations only makes them wait for
+// each other.)
+func (db *DB) candidates(ctx context.Context, tx *sql.Tx, f pods.CandidateFilter) ([]*pods.Candidate, error) {
+	if db.dialect.Name == "postgres" {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, placementLockClass, f.OrgID); err != nil {
+			return nil, fmt.Errorf("lock placements: %w", err)
+		}
+	}
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT `+runnerColumns+` FROM runners
+		WHERE org_id = ? AND ((phase IN (?, ?) AND last_seen > ?) OR seq = ?) ORDER BY seq`),
+		f.OrgID, string(runners.PhaseActive), string(runners.PhaseDegraded), micros(f.LiveAfter), f.Seq)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*pods.Candidate
+	for rows.Next() {
+		r, err := scanRunner(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &pods.Candidate{Runner: r})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	counts, err := db.countActivePods(ctx, tx, f.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range out {
+		c.Pods = counts[c.Runner.ID]
+	}
+	return out, nil
+}
+
+func (db *DB) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.CandidateFilter, place pods.PlaceFunc) error {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		cands, err := db.candidates(ctx, tx, f)
+		if err != nil {
+			return err
+		}
+		if err := place(p, cands); err != nil {
+			return err
+		}
+		return db.insertPod(ctx, tx, p)
+	})
+	return db.translate(err, fmt.Sprintf("pod %q", p.Key))
+}
+
+// maxPendingPerPass bounds the pods one PlacePendingPods transaction reads;
+// the rest wait for the next pass.
+const maxPendingPerPass = 1000
+
+func (db *DB) PlacePendingPods(ctx context.Context, f pods.CandidateFilter, place pods.PlaceFunc) ([]*pods.Pod, error) {
+	var placed []*pods.Pod
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		placed = placed[:0]
+		cands, err := db.candidates(ctx, tx, f)
+		if err != nil {
+			return err
+		}
+		pending, err := db.queryPods(ctx, tx, `SELECT `+podColumns+` FROM pods p
+			WHERE p.org_id = ? AND p.status = ? AND p.runner_id = '' ORDER BY p.seq LIMIT `+fmt.Sprint(maxPendingPerPass),
+			f.OrgID, string(pods.StatusPending))
+		if err != nil {
+			return err
+		}
+		for _, p := range pending {
+			reason := p.Reason
+			if err := place(p, cands); err != nil {
+				return err
+			}
+			if p.RunnerID == "" && p.Reason == reason {
+				continue
+			}
+			// The pod was read without a lock: a user may have terminated
+			// it since, and then it stays as the user left it.
+			res, err := tx.ExecContext(ctx, db.q(`UPDATE pods SET runner_id = ?, reason = ?
+				WHERE seq = ? AND status = ? AND runner_id = ''`), p.RunnerID, p.Reason, p.Seq, string(pods.StatusPending))
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 && p.RunnerID != "" {
+				placed = append(placed, p)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, db.translate(err, "pending pods")
+	}
+	return placed, nil
+}
+
+func (db *DB) FindOrgsWithPendingPods(ctx context.Context) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT DISTINCT org_id FROM pods WHERE status = ? AND runner_id = ''`),
+		string(pods.StatusPending))
+	if err != nil {
+		return nil, db.translate(err, "pods")
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, db.translate(err, "pods")
+		}
+		out = append(out, id)
+	}
+	return out, db.translate(rows.Err(), "pods")
+}
+
+func (db *DB) FindPodByKey(ctx context.Context, orgID, key string) (*pods.Pod, error) {
+	p, err := scanPod(db.readRow(ctx, `SELECT `+podColumns+` FROM pods p WHERE p.org_id = ? AND p.key = ?`, orgID, key))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("pod %q", key))
+	}
+	return p, nil
+}
+
+func (db *DB) UpdatePod(ctx context.Context, orgID, key string, fn func(*pods.Pod) error) (*pods.Pod, error) {
+	var out *pods.Pod
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		p, err := scanPod(tx.QueryRowContext(ctx,
+			db.q(`SELECT `+podColumns+` FROM pods p WHERE p.org_id = ? AND p.key = ?`+db.dialect.LockRow), orgID, key))
+		if err != nil {
+			return err
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		labels, env, spec, err := podDocs(p)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE pods SET runner_id = ?, status = ?, desired_status = ?, labels = ?,
+			reason = ?, exit_code = ?, started_at = ?, finished_at = ?, env = ?, spec = ? WHERE org_id = ? AND key = ?`),
+			p.RunnerID, string(p.Status), string(p.DesiredStatus), labels, p.Reason, nullInt(p.ExitCode),
+			nullMicros(p.StartedAt), nullMicros(p.FinishedAt), env, spec, orgID, key)
+		if err != nil {
+			return err
+		}
+		out = p
+		return nil
+	})
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("pod %q", key))
+	}
+	return out, nil
 }

@@ -44,6 +44,11 @@ func Run(t *testing.T, open Opener) {
 		{"RenewRunners", testRenewRunners},
 		{"FindSilentRunners", testFindSilentRunners},
 		{"Pods", testPods},
+		{"PodPlacement", testPodPlacement},
+		{"PodPlacementConcurrent", testPodPlacementConcurrent},
+		{"PlacePendingPods", testPlacePendingPods},
+		{"UpdatePod", testUpdatePod},
+		{"AgentTypes", testAgentTypes},
 		{"ServerKeys", testServerKeys},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,68 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/runyard/runyard/internal/pods"
+)
+
+const agentTypeColumns = `org_id, id, name, command, env, created_at`
+
+func scanAgentType(row interface{ Scan(...any) error }) (*pods.AgentType, error) {
+	var a pods.AgentType
+	var command, env string
+	var created int64
+	if err := row.Scan(&a.OrgID, &a.ID, &a.Name, &command, &env, &created); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(command), &a.Command); err != nil {
+		return nil, fmt.Errorf("decode command of agent type %q: %w", a.ID, err)
+	}
+	if err := json.Unmarshal([]byte(env), &a.Env); err != nil {
+		return nil, fmt.Errorf("decode env of agent type %q: %w", a.ID, err)
+	}
+	a.CreatedAt = fromMicros(created)
+	return &a, nil
+}
+
+func (db *DB) CreateAgentType(ctx context.Context, a *pods.AgentType) error {
+	command, err := json.Marshal(a.Command)
+	if err != nil {
+		return fmt.Errorf("encode command: %w", err)
+	}
+	env, err := json.Marshal(a.Env)
+	if err != nil {
+		return fmt.Errorf("encode env: %w", err)
+	}
+	_, err = db.write.ExecContext(ctx, db.q(`INSERT INTO agent_types (`+agentTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?)`),
+		a.OrgID, a.ID, a.Name, string(command), string(env), micros(a.CreatedAt))
+	return db.translate(err, fmt.Sprintf("agent type %q", a.ID))
+}
+
+func (db *DB) FindAgentType(ctx context.Context, orgID, id string) (*pods.AgentType, error) {
+	a, err := scanAgentType(db.read.QueryRowContext(ctx,
+		db.q(`SELECT `+agentTypeColumns+` FROM agent_types WHERE org_id = ? AND id = ?`), orgID, id))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("agent type %q", id))
+	}
+	return a, nil
+}
+
+func (db *DB) FindAgentTypes(ctx context.Context, orgID string) ([]*pods.AgentType, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT `+agentTypeColumns+` FROM agent_types WHERE org_id = ? ORDER BY id`), orgID)
+	if err != nil {
+		return nil, db.translate(err, "agent types")
+	}
+	defer rows.Close()
+	out := []*pods.AgentType{}
+	for rows.Next() {
+		a, err := scanAgentType(rows)
+		if err != nil {
+			return nil, db.translate(err, "agent types")
+		}
+		out = append(out, a)
+	}
+	return out, db.translate(rows.Err(), "agent types")
+}
