@@ -73,6 +73,58 @@ func (Health) EnumDescriptor() ([]byte, []int) {
 	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{0}
 }
 
+type PodState int32
+
+const (
+	PodState_POD_STATE_UNSPECIFIED PodState = 0
+	PodState_POD_STATE_RUNNING     PodState = 1
+	PodState_POD_STATE_TERMINATED  PodState = 2
+	PodState_POD_STATE_FAILED      PodState = 3
+)
+
+// Enum value maps for PodState.
+var (
+	PodState_name = map[int32]string{
+		0: "POD_STATE_UNSPECIFIED",
+		1: "POD_STATE_RUNNING",
+		2: "POD_STATE_TERMINATED",
+		3: "POD_STATE_FAILED",
+	}
+	PodState_value = map[string]int32{
+		"POD_STATE_UNSPECIFIED": 0,
+		"POD_STATE_RUNNING":     1,
+		"POD_STATE_TERMINATED":  2,
+		"POD_STATE_FAILED":      3,
+	}
+)
+
+func (x PodState) Enum() *PodState {
+	p := new(PodState)
+	*p = x
+	return p
+}
+
+func (x PodState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PodState) Descriptor() protoreflect.EnumDescriptor {
+	return file_runyard_runner_v1_runner_proto_enumTypes[1].Descriptor()
+}
+
+func (PodState) Type() protoreflect.EnumType {
+	return &file_runyard_runner_v1_runner_proto_enumTypes[1]
+}
+
+func (x PodState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PodState.Descriptor instead.
+func (PodState) EnumDescriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{1}
+}
+
 type ConnectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -80,6 +132,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Status
 	//	*ConnectRequest_Renewal
 	//	*ConnectRequest_DeletionComplete
+	//	*ConnectRequest_PodStatus
 	Message       isConnectRequest_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -149,6 +202,15 @@ func (x *ConnectRequest) GetDeletionComplete() *DeletionComplete {
 	return nil
 }
 
+func (x *ConnectRequest) GetPodStatus() *PodStatus {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectRequest_PodStatus); ok {
+			return x.PodStatus
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Message interface {
 	isConnectRequest_Message()
 }
@@ -170,11 +232,20 @@ type ConnectRequest_DeletionComplete struct {
 	DeletionComplete *DeletionComplete `protobuf:"bytes,3,opt,name=deletion_complete,json=deletionComplete,proto3,oneof"`
 }
 
+type ConnectRequest_PodStatus struct {
+	// pod_status reports a pod's state. A pod's first report acknowledges
+	// that the runner received it; after every (re)connect the runner reports
+	// all the pods it holds.
+	PodStatus *PodStatus `protobuf:"bytes,4,opt,name=pod_status,json=podStatus,proto3,oneof"`
+}
+
 func (*ConnectRequest_Status) isConnectRequest_Message() {}
 
 func (*ConnectRequest_Renewal) isConnectRequest_Message() {}
 
 func (*ConnectRequest_DeletionComplete) isConnectRequest_Message() {}
+
+func (*ConnectRequest_PodStatus) isConnectRequest_Message() {}
 
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -701,7 +772,12 @@ type DesiredState struct {
 	LogLevel v1.LogLevel    `protobuf:"varint,2,opt,name=log_level,json=logLevel,proto3,enum=gitpod.v1.LogLevel" json:"log_level,omitempty"`
 	// version increases with every change, so a runner can tell a stale
 	// snapshot from a new one.
-	Version       int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Version int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// pods is every pod placed on this runner that should run: the whole set,
+	// every time. The runner starts what it does not run yet (once per key, so
+	// a set sent again after a reconnect starts nothing twice) and terminates
+	// what it runs but the set lacks.
+	Pods          []*PodSpec `protobuf:"bytes,4,rep,name=pods,proto3" json:"pods,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,15 +833,180 @@ func (x *DesiredState) GetVersion() int64 {
 	return 0
 }
 
+func (x *DesiredState) GetPods() []*PodSpec {
+	if x != nil {
+		return x.Pods
+	}
+	return nil
+}
+
+type PodSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// argv is the agent's command, run without a shell.
+	Argv []string          `protobuf:"bytes,2,rep,name=argv,proto3" json:"argv,omitempty"`
+	Env  map[string]string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// workdir is relative to the runner's pod directory unless absolute.
+	Workdir       string `protobuf:"bytes,4,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodSpec) Reset() {
+	*x = PodSpec{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodSpec) ProtoMessage() {}
+
+func (x *PodSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodSpec.ProtoReflect.Descriptor instead.
+func (*PodSpec) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PodSpec) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PodSpec) GetArgv() []string {
+	if x != nil {
+		return x.Argv
+	}
+	return nil
+}
+
+func (x *PodSpec) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *PodSpec) GetWorkdir() string {
+	if x != nil {
+		return x.Workdir
+	}
+	return ""
+}
+
+type PodStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	State PodState               `protobuf:"varint,2,opt,name=state,proto3,enum=runyard.runner.v1.PodState" json:"state,omitempty"`
+	// exit_code is set once the process exited.
+	ExitCode *int32 `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3,oneof" json:"exit_code,omitempty"`
+	// reason says why a pod failed.
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PodStatus) Reset() {
+	*x = PodStatus{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PodStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PodStatus) ProtoMessage() {}
+
+func (x *PodStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
+func (*PodStatus) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PodStatus) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PodStatus) GetState() PodState {
+	if x != nil {
+		return x.State
+	}
+	return PodState_POD_STATE_UNSPECIFIED
+}
+
+func (x *PodStatus) GetExitCode() int32 {
+	if x != nil && x.ExitCode != nil {
+		return *x.ExitCode
+	}
+	return 0
+}
+
+func (x *PodStatus) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PodStatus) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *PodStatus) GetFinishedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return nil
+}
+
 var File_runyard_runner_v1_runner_proto protoreflect.FileDescriptor
 
 const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x1erunyard/runner/v1/runner.proto\x12\x11runyard.runner.v1\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x01\n" +
+	"\x1erunyard/runner/v1/runner.proto\x12\x11runyard.runner.v1\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x02\n" +
 	"\x0eConnectRequest\x123\n" +
 	"\x06status\x18\x01 \x01(\v2\x19.runyard.runner.v1.StatusH\x00R\x06status\x126\n" +
 	"\arenewal\x18\x02 \x01(\v2\x1a.runyard.runner.v1.RenewalH\x00R\arenewal\x12R\n" +
-	"\x11deletion_complete\x18\x03 \x01(\v2#.runyard.runner.v1.DeletionCompleteH\x00R\x10deletionCompleteB\t\n" +
+	"\x11deletion_complete\x18\x03 \x01(\v2#.runyard.runner.v1.DeletionCompleteH\x00R\x10deletionComplete\x12=\n" +
+	"\n" +
+	"pod_status\x18\x04 \x01(\v2\x1c.runyard.runner.v1.PodStatusH\x00R\tpodStatusB\t\n" +
 	"\amessage\"\xd3\x01\n" +
 	"\x0fConnectResponse\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.runyard.runner.v1.WelcomeH\x00R\awelcome\x12;\n" +
@@ -808,15 +1049,40 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12@\n" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
-	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x88\x01\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xb8\x01\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x03R\aversion*J\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12.\n" +
+	"\x04pods\x18\x04 \x03(\v2\x1a.runyard.runner.v1.PodSpecR\x04pods\"\xb8\x01\n" +
+	"\aPodSpec\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
+	"\x04argv\x18\x02 \x03(\tR\x04argv\x125\n" +
+	"\x03env\x18\x03 \x03(\v2#.runyard.runner.v1.PodSpec.EnvEntryR\x03env\x12\x18\n" +
+	"\aworkdir\x18\x04 \x01(\tR\aworkdir\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x02\n" +
+	"\tPodStatus\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x121\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1b.runyard.runner.v1.PodStateR\x05state\x12 \n" +
+	"\texit_code\x18\x03 \x01(\x05H\x00R\bexitCode\x88\x01\x01\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"started_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
+	"\vfinished_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"finishedAtB\f\n" +
+	"\n" +
+	"_exit_code*J\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHEALTH_HEALTHY\x10\x01\x12\x14\n" +
-	"\x10HEALTH_UNHEALTHY\x10\x022n\n" +
+	"\x10HEALTH_UNHEALTHY\x10\x02*l\n" +
+	"\bPodState\x12\x19\n" +
+	"\x15POD_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11POD_STATE_RUNNING\x10\x01\x12\x18\n" +
+	"\x14POD_STATE_TERMINATED\x10\x02\x12\x14\n" +
+	"\x10POD_STATE_FAILED\x10\x032n\n" +
 	"\x14RunnerControlService\x12V\n" +
 	"\aConnect\x12!.runyard.runner.v1.ConnectRequest\x1a\".runyard.runner.v1.ConnectResponse\"\x00(\x010\x01B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
 
@@ -832,48 +1098,58 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 	return file_runyard_runner_v1_runner_proto_rawDescData
 }
 
-var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                   // 0: runyard.runner.v1.Health
-	(*ConnectRequest)(nil),        // 1: runyard.runner.v1.ConnectRequest
-	(*ConnectResponse)(nil),       // 2: runyard.runner.v1.ConnectResponse
-	(*Component)(nil),             // 3: runyard.runner.v1.Component
-	(*Status)(nil),                // 4: runyard.runner.v1.Status
-	(*Renewal)(nil),               // 5: runyard.runner.v1.Renewal
-	(*RenewalAck)(nil),            // 6: runyard.runner.v1.RenewalAck
-	(*DeletionComplete)(nil),      // 7: runyard.runner.v1.DeletionComplete
-	(*Welcome)(nil),               // 8: runyard.runner.v1.Welcome
-	(*DesiredState)(nil),          // 9: runyard.runner.v1.DesiredState
-	(v1.RunnerCapability)(0),      // 10: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 12: google.protobuf.Duration
-	(v1.RunnerPhase)(0),           // 13: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),              // 14: gitpod.v1.LogLevel
+	(PodState)(0),                 // 1: runyard.runner.v1.PodState
+	(*ConnectRequest)(nil),        // 2: runyard.runner.v1.ConnectRequest
+	(*ConnectResponse)(nil),       // 3: runyard.runner.v1.ConnectResponse
+	(*Component)(nil),             // 4: runyard.runner.v1.Component
+	(*Status)(nil),                // 5: runyard.runner.v1.Status
+	(*Renewal)(nil),               // 6: runyard.runner.v1.Renewal
+	(*RenewalAck)(nil),            // 7: runyard.runner.v1.RenewalAck
+	(*DeletionComplete)(nil),      // 8: runyard.runner.v1.DeletionComplete
+	(*Welcome)(nil),               // 9: runyard.runner.v1.Welcome
+	(*DesiredState)(nil),          // 10: runyard.runner.v1.DesiredState
+	(*PodSpec)(nil),               // 11: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),             // 12: runyard.runner.v1.PodStatus
+	nil,                           // 13: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),      // 14: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(v1.RunnerPhase)(0),           // 17: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),              // 18: gitpod.v1.LogLevel
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
-	4,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
-	5,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
-	7,  // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	8,  // 3: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
-	9,  // 4: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
-	6,  // 5: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	0,  // 6: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	10, // 7: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
-	3,  // 8: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	11, // 9: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	11, // 10: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	12, // 11: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	12, // 12: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	13, // 13: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	14, // 14: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	1,  // 15: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	2,  // 16: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	16, // [16:17] is the sub-list for method output_type
-	15, // [15:16] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
+	6,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
+	8,  // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
+	12, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	9,  // 4: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
+	10, // 5: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
+	7,  // 6: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
+	0,  // 7: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
+	14, // 8: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	4,  // 9: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
+	15, // 10: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	15, // 11: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	16, // 12: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	16, // 13: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	17, // 14: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	18, // 15: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	11, // 16: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	13, // 17: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 18: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	15, // 19: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	15, // 20: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 21: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	3,  // 22: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	22, // [22:23] is the sub-list for method output_type
+	21, // [21:22] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -885,19 +1161,21 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectRequest_Status)(nil),
 		(*ConnectRequest_Renewal)(nil),
 		(*ConnectRequest_DeletionComplete)(nil),
+		(*ConnectRequest_PodStatus)(nil),
 	}
 	file_runyard_runner_v1_runner_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Desired)(nil),
 		(*ConnectResponse_RenewalAck)(nil),
 	}
+	file_runyard_runner_v1_runner_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   9,
+			NumEnums:      2,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
