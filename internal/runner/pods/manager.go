@@ -1,0 +1,371 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Config configures a Manager.
+type Config struct {
+	// StateDir is the runner's state directory; pods live in StateDir/pods.
+	StateDir string
+	// StopGrace is how long a terminated pod has between SIGTERM and
+	// SIGKILL; default 2 minutes.
+	StopGrace time.Duration
+	// ScrollbackBytes bounds each pod's scrollback; default 1 MiB.
+	ScrollbackBytes int
+	Logger          *slog.Logger
+}
+
+// Manager runs the pods of one runner. It goes New → Open → Close; Ensure,
+// Terminate and the terminal methods work while it is open.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	dir    string
+	bootID string
+	events *eventQueue
+
+	mu     sync.Mutex
+	opened bool
+	closed bool
+	pods   map[string]*pod
+	wg     sync.WaitGroup // one per pod goroutine
+}
+
+// New checks cfg and returns a Manager that is not open yet. Events can be
+// read from the start.
+func New(cfg Config) (*Manager, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("pods: StateDir is required")
+	}
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = 2 * time.Minute
+	}
+	if cfg.ScrollbackBytes <= 0 {
+		cfg.ScrollbackBytes = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Manager{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		dir:    filepath.Join(cfg.StateDir, "pods"),
+		bootID: bootID(),
+		events: newEventQueue(),
+		pods:   map[string]*pod{},
+	}, nil
+}
+
+// Open creates StateDir/pods and sweeps what a previous runner process left
+// there: pods that ended are remembered (they are never started again), and
+// pods that were running when it died have what is left of their processes
+// killed and are reported failed with reason "runner restarted".
+func (m *Manager) Open(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.opened || m.closed {
+		return errors.New("pods: Open called twice")
+	}
+	if err := os.MkdirAll(m.dir, 0o700); err != nil {
+		return fmt.Errorf("create pods dir: %w", err)
+	}
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		return fmt.Errorf("read pods dir: %w", err)
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		key := e.Name()
+		if !e.IsDir() || validKey(key) != nil {
+			continue
+		}
+		ev, changed, err := recoverPod(filepath.Join(m.dir, key), key, m.bootID, time.Now())
+		if err != nil {
+			m.log.Error("recover pod", "pod", key, "err", err)
+			continue
+		}
+		if changed {
+			m.log.Warn("killed the leftover processes of a pod the previous runner process ran", "pod", key)
+			m.events.push(ev)
+		}
+		m.pods[key] = endedPod(m, key, ev)
+	}
+	m.opened = true
+	return nil
+}
+
+// Close terminates every running pod: SIGTERM to its processes, SIGKILL after
+// StopGrace or as soon as ctx ends, whichever comes first. Such pods are
+// reported failed with reason "runner stopped". Close returns once they are
+// all gone and their events were delivered; then the Events channel is
+// closed. Events still unread a second after ctx ends are dropped.
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	running := m.runningLocked()
+	m.mu.Unlock()
+
+	for _, p := range running {
+		p.stop("runner stopped", false)
+	}
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, p := range running {
+			p.stop("runner stopped", true)
+		}
+		<-done
+	}
+	m.events.close()
+	return m.events.drain(ctx)
+}
+
+func (m *Manager) runningLocked() []*pod {
+	var out []*pod
+	for _, p := range m.pods {
+		if !p.ended() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Events delivers every change of a pod's status: running when it started,
+// then its final status. The daemon forwards them to the control plane; it
+// should read them promptly, though nothing in a pod waits for it. The
+// channel is closed by Close.
+func (m *Manager) Events() <-chan Event { return m.events.out }
+
+// Ensure converges on desired, the full set of pods the control plane wants
+// on this runner: pods never seen before are started, running pods missing
+// from desired are terminated (asynchronously; their events follow), and
+// pods that ended and are no longer desired are forgotten. A key is started
+// at most once, even when its Spec arrives again after a reconnect or after
+// the pod ended. A spec that is invalid is not started: a bad key is
+// reported in the returned error, any other fault as a failed pod.
+func (m *Manager) Ensure(desired []Spec) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usableLocked(); err != nil {
+		return err
+	}
+	var errs []error
+	want := make(map[string]bool, len(desired))
+	for _, s := range desired {
+		if err := validKey(s.Key); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		want[s.Key] = true
+		if _, ok := m.pods[s.Key]; ok {
+			continue
+		}
+		m.pods[s.Key] = m.start(s)
+	}
+	for key, p := range m.pods {
+		if want[key] {
+			continue
+		}
+		if p.ended() {
+			delete(m.pods, key) // its exit record stays on disk as a tombstone
+			continue
+		}
+		p.stop("", false)
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) usableLocked() error {
+	if m.closed {
+		return ErrClosed
+	}
+	if !m.opened {
+		return ErrNotOpen
+	}
+	return nil
+}
+
+// Terminate stops the pod key: SIGTERM to its processes, SIGKILL after
+// StopGrace. It returns at once; the pod's final event (terminated) follows.
+// Terminating a pod that already ended does nothing. ErrUnknownPod when the
+// manager does not know key.
+func (m *Manager) Terminate(key string) error {
+	p, err := m.pod(key)
+	if err != nil {
+		return err
+	}
+	p.stop("", false)
+	return nil
+}
+
+// Pods returns the status of every pod the manager knows, by key: the full
+// snapshot the daemon reports on every connect.
+func (m *Manager) Pods() []Event {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Event, 0, len(m.pods))
+	for _, p := range m.pods {
+		out = append(out, p.status())
+	}
+	slices.SortFunc(out, func(a, b Event) int {
+		if a.Key < b.Key {
+			return -1
+		}
+		if a.Key > b.Key {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Get returns the status of pod key, or ErrUnknownPod.
+func (m *Manager) Get(key string) (Event, error) {
+	p, err := m.pod(key)
+	if err != nil {
+		return Event{}, err
+	}
+	return p.status(), nil
+}
+
+// Scrollback returns the pod's retained output, with TruncationMarker in
+// front when older output was dropped.
+func (m *Manager) Scrollback(key string) ([]byte, error) {
+	p, err := m.pod(key)
+	if err != nil {
+		return nil, err
+	}
+	return p.scrollback(), nil
+}
+
+// Attach connects a terminal to the pod key: see Attachment. A pod that
+// ended can be attached to as well; its output channel is closed at once.
+func (m *Manager) Attach(key string) (*Attachment, error) {
+	p, err := m.pod(key)
+	if err != nil {
+		return nil, err
+	}
+	return p.attach(), nil
+}
+
+// Resize sets the terminal size of pod key; the agent gets SIGWINCH.
+func (m *Manager) Resize(key string, cols, rows int) error {
+	p, err := m.pod(key)
+	if err != nil {
+		return err
+	}
+	return p.resize(cols, rows)
+}
+
+func (m *Manager) pod(key string) (*pod, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usableLocked(); err != nil && !errors.Is(err, ErrClosed) {
+		return nil, err
+	}
+	p, ok := m.pods[key]
+	if !ok {
+		return nil, fmt.Errorf("pod %q: %w", key, ErrUnknownPod)
+	}
+	return p, nil
+}
+
+// eventQueue is an unbounded queue in front of the Events channel, so a pod
+// never waits for the daemon to read its events.
+type eventQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []Event
+	closed bool
+	abort  chan struct{}
+	done   chan struct{}
+	out    chan Event
+}
+
+func newEventQueue() *eventQueue {
+	q := &eventQueue{out: make(chan Event), abort: make(chan struct{}), done: make(chan struct{})}
+	q.cond = sync.NewCond(&q.mu)
+	go q.deliver()
+	return q
+}
+
+func (q *eventQueue) push(ev Event) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.items = append(q.items, ev)
+	q.cond.Signal()
+}
+
+func (q *eventQueue) deliver() {
+	defer close(q.done)
+	defer close(q.out)
+	for {
+		q.mu.Lock()
+		for len(q.items) == 0 && !q.closed {
+			q.cond.Wait()
+		}
+		if len(q.items) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		ev := q.items[0]
+		q.items = q.items[1:]
+		q.mu.Unlock()
+		select {
+		case q.out <- ev:
+		case <-q.abort:
+			return
+		}
+	}
+}
+
+// close lets the queue deliver what it holds, then close the channel.
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Signal()
+	q.mu.Unlock()
+}
+
+// drain waits until the queue delivered everything. What is still unread
+// eventDrainGrace after ctx ends is dropped: the pods' last events come after
+// their SIGKILL, which ctx's end may have triggered.
+func (q *eventQueue) drain(ctx context.Context) error {
+	select {
+	case <-q.done:
+		return nil
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(eventDrainGrace)
+	defer t.Stop()
+	select {
+	case <-q.done:
+		return nil
+	case <-t.C:
+		close(q.abort)
+		<-q.done
+		return fmt.Errorf("pod events not delivered: %w", ctx.Err())
+	}
+}
+
+const eventDrainGrace = time.Second

@@ -1,0 +1,120 @@
+package pods
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// The files of a pod's directory, StateDir/pods/<key>/.
+const (
+	pidFile  = "pid"       // pidRecord, while the pod's processes may run
+	exitFile = "exit.json" // the pod's final Event: its tombstone
+	workDir  = "work"      // the default working directory
+)
+
+// pidRecord identifies a pod's session across runner processes. The boot id
+// and the leader's start time make sure a recycled pid is never taken for a
+// leftover of ours.
+type pidRecord struct {
+	// Session is the leader's pid: the id of its session and process group.
+	Session    int       `json:"session"`
+	StartTicks uint64    `json:"startTicks"`
+	BootID     string    `json:"bootId"`
+	StartedAt  time.Time `json:"startedAt"`
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s is corrupt: %w", path, err)
+	}
+	return nil
+}
+
+// finish writes the pod's exit record, then removes its pid file: a crash
+// between the two leaves both, and the exit record wins.
+func finish(dir string, ev Event) error {
+	if err := writeJSON(filepath.Join(dir, exitFile), ev); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, pidFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove pid file: %w", err)
+	}
+	return nil
+}
+
+// recover reads the pod directory dir of a previous runner process. A pod
+// with an exit record ended and is returned as it ended. A pod with only a
+// pid file was running when that runner died: what is left of its session is
+// killed, and it is recorded and returned failed "runner restarted"
+// (changed reports that).
+func recoverPod(dir, key, boot string, now time.Time) (ev Event, changed bool, err error) {
+	err = readJSON(filepath.Join(dir, exitFile), &ev)
+	if err == nil {
+		ev.Key = key
+		return ev, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return Event{}, false, err
+	}
+	var rec pidRecord
+	err = readJSON(filepath.Join(dir, pidFile), &rec)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Event{}, false, err
+	}
+	// Without a pid file the runner died while starting the pod, before its
+	// process existed or before it was recorded; there is nothing to kill.
+	if err == nil && rec.Session > 0 && rec.BootID == boot {
+		sweep(rec)
+	}
+	ev = Event{
+		Key:        key,
+		Status:     StatusFailed,
+		ExitCode:   -1,
+		Reason:     "runner restarted",
+		StartedAt:  rec.StartedAt,
+		FinishedAt: now,
+	}
+	if err := finish(dir, ev); err != nil {
+		return Event{}, false, err
+	}
+	return ev, true, nil
+}
+
+// sweep kills the leftover session of rec. When the leader still runs with
+// the recorded start time, the session is ours. When a process with the
+// leader's pid runs with another start time, the pid was recycled, which the
+// kernel does only once no process uses it as a group or session id: nothing
+// of ours is left. When the leader is gone, members of its session that
+// started after it are ours: a new session with that id needs a new leader
+// with that pid.
+func sweep(rec pidRecord) {
+	s, err := readStat(rec.Session)
+	if err == nil && s.startTicks != rec.StartTicks {
+		return
+	}
+	killSession(rec.Session, rec.StartTicks, 0)
+}
