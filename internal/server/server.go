@@ -62,6 +62,7 @@ type Server struct {
 	store   store.Store
 	fleet   *fleet.Fleet
 	runners *runners.Service
+	pods    *pods.Service
 	// admin is the bootstrap admin key, for what the server does on a
 	// user's behalf (the local runner of `runyard up`).
 	admin    *identity.Token
@@ -162,7 +163,8 @@ func (s *Server) open(ctx context.Context) error {
 	mux := http.NewServeMux()
 	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
-	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: &pods.Service{Store: st}, RunnerTimeout: s.fleet.Timeout()}, s.log)
+	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
+	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
@@ -238,17 +240,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	fleetCtx, stopFleet := context.WithCancel(context.Background())
 	fleetDone := make(chan struct{})
 	go func() { s.fleet.Run(fleetCtx); close(fleetDone) }()
+	stopPlacing := s.startPlacing()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("control plane listening", "url", s.URL())
 	select {
 	case err := <-errc:
+		stopPlacing()
 		stopFleet()
 		<-fleetDone
 		s.store.Close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopPlacing()
 	s.ready.Store(false)
 	// Runner streams never end on their own; close them so the shutdown
 	// waits only for ordinary requests. The fleet then flushes the renewals
@@ -268,6 +273,37 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.log.Info("control plane stopped")
 	return nil
+}
+
+// placeInterval is how often pending pods are offered to the runners again:
+// a runner that connects, frees a place or stops draining gets them within
+// about this long.
+const placeInterval = time.Second
+
+// startPlacing places pending pods every placeInterval until the returned
+// stop is called; stop waits for a pass in progress.
+func (s *Server) startPlacing() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(placeInterval)
+		defer t.Stop()
+		var lastLog time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			// A database outage would fail every pass: log once a minute.
+			if _, err := s.pods.PlacePending(ctx, ""); err != nil && ctx.Err() == nil && time.Since(lastLog) > time.Minute {
+				lastLog = time.Now()
+				s.log.Warn("place pending pods", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

@@ -47,6 +47,12 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	mux.Handle("GET "+Prefix+"/runners/available", h.wrap(h.availableRunners))
 	mux.Handle("GET "+Prefix+"/runners/{id}", h.wrap(h.getRunner))
 	mux.Handle("GET "+Prefix+"/runners/{id}/pods", h.wrap(h.runnerPods))
+	mux.Handle("POST "+Prefix+"/pods", h.wrap(h.createPod))
+	mux.Handle("GET "+Prefix+"/pods", h.wrap(h.listPods))
+	mux.Handle("GET "+Prefix+"/pods/{key}", h.wrap(h.getPod))
+	mux.Handle("POST "+Prefix+"/pods/{key}/terminate", h.wrap(h.terminatePod))
+	mux.Handle("GET "+Prefix+"/agents", h.wrap(h.listAgents))
+	mux.Handle("POST "+Prefix+"/agents", h.wrap(h.createAgent))
 }
 
 type handler struct {
@@ -55,7 +61,8 @@ type handler struct {
 }
 
 // endpoint answers one authenticated request of the caller's organization:
-// it returns the value to render with 200, or an error.
+// it returns the value to render with 200 (201 when wrapped in created), or
+// an error.
 type endpoint func(ctx context.Context, r *http.Request) (any, error)
 
 // wrap authenticates the request, checks that {org} is the caller's
@@ -70,6 +77,10 @@ func (h *handler) wrap(e endpoint) http.Handler {
 		v, err := e(ctx, r)
 		if err != nil {
 			h.writeError(w, r, err)
+			return
+		}
+		if c, ok := v.(created); ok {
+			writeJSON(w, http.StatusCreated, c.v)
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
