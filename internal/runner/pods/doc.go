@@ -67,9 +67,19 @@
 // Every pod keeps its last ScrollbackBytes of output in a ring buffer;
 // Scrollback and Attach return it with TruncationMarker in front once older
 // output was dropped. Attachers receive live output on a channel. An attacher
-// that falls more than attachBuffer chunks behind is disconnected (its
+// that falls more than 256 chunks behind is disconnected (its
 // channel is closed and Err reports ErrSlowAttacher) instead of holding the
 // pod up; dropping chunks in the middle of the stream instead would corrupt
 // escape sequences on its terminal, while a re-attach starts cleanly from the
 // scrollback.
+//
+// # Use by the daemon
+//
+// The daemon opens one Manager on its state directory at start (which sweeps
+// what a crashed predecessor left), forwards Events to the control plane and
+// sends the Pods snapshot on every connect, calls Ensure with the full set of
+// pods assigned to it on every snapshot or change (it is level-triggered and
+// idempotent), relays terminal sessions with Attach, Attachment.Write and
+// Resize, and calls Close(ctx) on shutdown. Pods do not outlive their runner
+// process: a PTY cannot be handed to the next one.
 package pods

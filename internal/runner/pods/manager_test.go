@@ -543,6 +543,16 @@ func TestManager_Terminate(t *testing.T) {
 		if _, err := m.Get("a"); !errors.Is(err, ErrUnknownPod) {
 			t.Errorf("Get(a) after it left the desired set: %v, want ErrUnknownPod", err)
 		}
+		// A stale snapshot that lists it again does not start it again.
+		if err := m.Ensure([]Spec{agent("a"), agent("b")}); err != nil {
+			t.Fatal(err)
+		}
+		if ev, err := m.Get("a"); err != nil || ev.Status != StatusTerminated {
+			t.Errorf("Get(a) = %+v, %v; want its recorded terminated status", ev, err)
+		}
+		if evs := rec.of("a"); len(evs) != 2 {
+			t.Errorf("events of a = %+v, want running and terminated only", evs)
+		}
 	})
 }
 
@@ -644,10 +654,9 @@ func TestManager_SweepsLeftovers(t *testing.T) {
 	}
 }
 
-func TestManager_SweepSparesRecycledPid(t *testing.T) {
-	// A pid file whose leader pid now belongs to another process (here: this
-	// test's sleep, with a start time that does not match) kills nothing.
-	dir := t.TempDir()
+func TestManager_SweepSparesStrangers(t *testing.T) {
+	// A pid file must not get a process killed that merely has the recorded
+	// pid: here this test's own sleep stands in for the stranger.
 	sleep := exec.Command("sleep", "1000")
 	if err := sleep.Start(); err != nil {
 		t.Fatal(err)
@@ -657,20 +666,31 @@ func TestManager_SweepSparesRecycledPid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	podDir := filepath.Join(dir, "pods", "old")
-	if err := os.MkdirAll(podDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	rec := pidRecord{Session: sleep.Process.Pid, StartTicks: st.startTicks - 1, BootID: bootID(), StartedAt: time.Now()}
-	if err := writeJSON(filepath.Join(podDir, pidFile), rec); err != nil {
-		t.Fatal(err)
-	}
-	_, events := MustOpen(t, Config{StateDir: dir})
-	if ev := events.waitFinal(t, "old", false); ev.Reason != "runner restarted" {
-		t.Errorf("final event = %+v", ev)
-	}
-	if err := sleep.Process.Signal(syscall.Signal(0)); err != nil {
-		t.Errorf("the stranger with the recycled pid was killed: %v", err)
+	for _, tc := range []struct {
+		name string
+		rec  pidRecord
+	}{
+		{"RecycledPid", pidRecord{Session: sleep.Process.Pid, StartTicks: st.startTicks - 1, BootID: bootID()}},
+		{"OtherBoot", pidRecord{Session: sleep.Process.Pid, StartTicks: st.startTicks, BootID: "another-boot"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			podDir := filepath.Join(dir, "pods", "old")
+			if err := os.MkdirAll(podDir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			tc.rec.StartedAt = time.Now()
+			if err := writeJSON(filepath.Join(podDir, pidFile), tc.rec); err != nil {
+				t.Fatal(err)
+			}
+			_, events := MustOpen(t, Config{StateDir: dir})
+			if ev := events.waitFinal(t, "old", false); ev.Status != StatusFailed || ev.Reason != "runner restarted" {
+				t.Errorf("final event = %+v, want failed, runner restarted", ev)
+			}
+			if err := sleep.Process.Signal(syscall.Signal(0)); err != nil {
+				t.Errorf("the stranger was killed: %v", err)
+			}
+		})
 	}
 }
 

@@ -73,8 +73,15 @@ func endedPod(m *Manager, key string, ev Event) *pod {
 
 // start starts the pod for s; m.mu is held. A pod that cannot start is
 // returned ended (failed), with its exit record written, so it is not tried
-// again.
+// again. A pod whose exit record exists already (it ended, then left the
+// desired set and memory, and came back in a stale snapshot) is returned as
+// it ended.
 func (m *Manager) start(s Spec) *pod {
+	var prev Event
+	if err := readJSON(filepath.Join(m.dir, s.Key, exitFile), &prev); err == nil {
+		prev.Key = s.Key
+		return endedPod(m, s.Key, prev)
+	}
 	p := &pod{
 		m:      m,
 		key:    s.Key,

@@ -111,7 +111,8 @@ type Event struct {
 	Key    string `json:"key"`
 	Status Status `json:"status"`
 	// ExitCode is the agent's exit code, or 128+signal when a signal killed
-	// it; it is meaningful only once the pod ended and a process ran.
+	// it, once the pod ended; -1 when no process ran or its end was not seen
+	// (it could not start, or the runner restarted under it).
 	ExitCode int `json:"exitCode"`
 	// Reason says why the pod ended, in words for a user: "exit code 3",
 	// "killed by SIGKILL", "terminated on request", "runner restarted".
