@@ -20,6 +20,7 @@ import (
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
 )
 
@@ -28,7 +29,10 @@ const DefaultTimeout = 30 * time.Second
 
 // Fleet tracks connected runners.
 type Fleet struct {
-	svc        *runners.Service
+	svc *runners.Service
+	// pods, when set, puts the runner's pods in its desired state and
+	// records its reports on them.
+	pods       *pods.Service
 	timeout    time.Duration
 	flushEvery time.Duration
 	log        *slog.Logger
@@ -59,6 +63,9 @@ func New(svc *runners.Service, timeout time.Duration, log *slog.Logger) *Fleet {
 
 // Timeout is how long a runner may stay silent before it is INACTIVE.
 func (f *Fleet) Timeout() time.Duration { return f.timeout }
+
+// SetPods makes the fleet deliver pods to runners.
+func (f *Fleet) SetPods(p *pods.Service) { f.pods = p }
 
 // RenewInterval is how often runners renew: a third of the timeout, so that
 // two lost renewals do not yet make a runner INACTIVE.
@@ -195,8 +202,8 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 	}}}); err != nil {
 		return fmt.Errorf("send welcome: %w", err)
 	}
-	if err := stream.Send(desiredOf(r)); err != nil {
-		return fmt.Errorf("send desired state: %w", err)
+	if err := f.sendDesired(ctx, stream, r); err != nil {
+		return err
 	}
 
 	recvErr := make(chan error, 1)
@@ -219,11 +226,31 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 			if err != nil {
 				return err
 			}
-			if err := stream.Send(desiredOf(r)); err != nil {
-				return fmt.Errorf("send desired state: %w", err)
+			if err := f.sendDesired(ctx, stream, r); err != nil {
+				return err
 			}
 		}
 	}
+}
+
+// sendDesired sends the runner's whole desired state, its pods included.
+func (f *Fleet) sendDesired(ctx context.Context, stream Stream, r *runners.Runner) error {
+	msg := desiredOf(r)
+	if f.pods != nil && r.Spec.DesiredPhase != runners.PhaseDeleted {
+		desired, err := f.pods.Desired(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range desired {
+			msg.GetDesired().Pods = append(msg.GetDesired().Pods, &runnerv1.PodSpec{
+				Key: p.Key, Argv: p.Spec.Argv, Env: p.Spec.Env, Workdir: p.Spec.Workdir,
+			})
+		}
+	}
+	if err := stream.Send(msg); err != nil {
+		return fmt.Errorf("send desired state: %w", err)
+	}
+	return nil
 }
 
 // receive handles the runner's messages; it returns nil when the runner
@@ -247,6 +274,17 @@ func (f *Fleet) receive(ctx context.Context, s *session, stream Stream) error {
 			}
 		case *runnerv1.ConnectRequest_Status:
 			if _, err := f.svc.Report(ctx, reportOf(m.Status)); err != nil {
+				return err
+			}
+		case *runnerv1.ConnectRequest_PodStatus:
+			if f.pods == nil {
+				continue
+			}
+			if _, err := f.pods.ReportStatus(ctx, podReportOf(m.PodStatus)); err != nil {
+				if apperr.Is(err, apperr.CodeNotFound) {
+					// A pod deleted or moved meanwhile: nothing to record.
+					continue
+				}
 				return err
 			}
 		case *runnerv1.ConnectRequest_DeletionComplete:
@@ -315,6 +353,31 @@ func reportOf(st *runnerv1.Status) runners.Report {
 			Name: c.GetName(), Healthy: c.GetHealth() == runnerv1.Health_HEALTH_HEALTHY,
 			Version: c.GetVersion(), Message: c.GetMessage(), GitSHA: c.GetGitSha(), Release: c.GetRelease(),
 		})
+	}
+	return rep
+}
+
+func podReportOf(st *runnerv1.PodStatus) pods.Report {
+	rep := pods.Report{Key: st.GetKey(), Reason: st.GetReason()}
+	switch st.GetState() {
+	case runnerv1.PodState_POD_STATE_RUNNING:
+		rep.Status = pods.StatusRunning
+	case runnerv1.PodState_POD_STATE_TERMINATED:
+		rep.Status = pods.StatusTerminated
+	case runnerv1.PodState_POD_STATE_FAILED:
+		rep.Status = pods.StatusFailed
+	}
+	if st.ExitCode != nil {
+		code := int(st.GetExitCode())
+		rep.ExitCode = &code
+	}
+	if st.GetStartedAt() != nil {
+		t := st.GetStartedAt().AsTime()
+		rep.StartedAt = &t
+	}
+	if st.GetFinishedAt() != nil {
+		t := st.GetFinishedAt().AsTime()
+		rep.FinishedAt = &t
 	}
 	return rep
 }

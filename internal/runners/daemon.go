@@ -98,6 +98,7 @@ func (s *Service) ConfirmDeletion(ctx context.Context) error {
 	if err := s.Store.DeleteRunner(ctx, c.OrgID, c.RunnerID); err != nil {
 		return notFound(c.RunnerID, err)
 	}
+	s.gone(c.OrgID, c.RunnerID, "runner deleted")
 	return nil
 }
 
@@ -131,17 +132,23 @@ func (s *Service) SweepSilent(ctx context.Context, timeout time.Duration) (int, 
 	}
 	n := 0
 	for _, rn := range silent {
+		marked := false
 		_, err := s.Store.UpdateRunner(ctx, rn.OrgID, rn.RunnerID, func(r *Runner) error {
+			marked = false
 			if r.Live(now, timeout) || (r.Status.Phase != PhaseActive && r.Status.Phase != PhaseDegraded) {
 				return errUnchanged
 			}
 			r.Status.Phase = PhaseInactive
 			r.Status.Message = InactiveMessage(r.LastSeen, timeout)
-			n++
+			marked = true
 			return nil
 		})
 		if err != nil && !errors.Is(err, errUnchanged) && !apperr.Is(err, apperr.CodeNotFound) {
 			return n, fmt.Errorf("mark runner %q inactive: %w", rn.RunnerID, err)
+		}
+		if err == nil && marked {
+			n++
+			s.gone(rn.OrgID, rn.RunnerID, "runner lost")
 		}
 	}
 	return n, nil

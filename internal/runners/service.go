@@ -56,6 +56,9 @@ type Service struct {
 	// Changed, when set, is called after a user changed or deleted a runner,
 	// so that a connected daemon learns its new desired state at once.
 	Changed func(orgID, runnerID string)
+	// Gone, when set, is called after a runner went INACTIVE or was removed,
+	// with the reason its work is lost ("runner lost", "runner deleted").
+	Gone func(orgID, runnerID, reason string)
 }
 
 // NewService returns a Service on store with the real clock.
@@ -66,6 +69,12 @@ func NewService(store Store) *Service {
 func (s *Service) changed(orgID, runnerID string) {
 	if s.Changed != nil {
 		s.Changed(orgID, runnerID)
+	}
+}
+
+func (s *Service) gone(orgID, runnerID, reason string) {
+	if s.Gone != nil {
+		s.Gone(orgID, runnerID, reason)
 	}
 }
 
@@ -270,6 +279,7 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 			return notFound(id, err)
 		}
 		s.changed(c.OrgID, id)
+		s.gone(c.OrgID, id, "runner deleted")
 		return nil
 	}
 	_, err = s.Store.UpdateRunner(ctx, c.OrgID, id, func(r *Runner) error {

@@ -164,6 +164,19 @@ func (s *Server) open(ctx context.Context) error {
 	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
+	// Pods reach runners through the fleet: a placement or a terminate wakes
+	// the runner's stream; a lost or deleted runner fails its pods.
+	s.fleet.SetPods(s.pods)
+	s.pods.Changed = s.fleet.Changed
+	runnerSvc.Gone = func(orgID, runnerID, reason string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if n, err := s.pods.FailRunnerPods(ctx, orgID, runnerID, reason); err != nil {
+			s.log.Error("fail the pods of a lost runner", "runner", runnerID, "err", err)
+		} else if n > 0 {
+			s.log.Info("pods failed with their runner", "runner", runnerID, "pods", n, "reason", reason)
+		}
+	}
 	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.
