@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -54,6 +55,7 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 	f.StringSliceVar(&cfg.Labels, "labels", nil, "labels for scheduling, e.g. gpu,high-memory")
 	f.IntVar(&cfg.MaxPods, "max-pods", 10, "how many agent pods this runner takes at once")
 	f.StringVar(&cfg.Region, "region", "", "region to report")
+	f.DurationVar(&cfg.StopGrace, "stop-grace", 2*time.Minute, "how long a stopped pod has between SIGTERM and SIGKILL")
 	f.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /healthz and /readyz on this address, e.g. :8081 (default: off)")
 	cmd.AddCommand(newRunnerInstallServiceCmd(g))
 	return cmd

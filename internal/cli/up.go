@@ -19,6 +19,7 @@ import (
 func newUpCmd(g *globals) *cobra.Command {
 	cfg := server.Config{}
 	var maxPods int
+	var stopGrace time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a control plane and a local runner in one command",
@@ -55,7 +56,7 @@ runner. Ctrl-C stops both.`,
 			}
 			d, err := runner.New(ctx, runner.Config{
 				Server: srv.URL(), ExchangeToken: exchange, StateDir: stateDir, Name: name, MaxPods: maxPods,
-				Version: Version, Logger: logger.With("component", "runner"), Level: level,
+				StopGrace: stopGrace, Version: Version, Logger: logger.With("component", "runner"), Level: level,
 			})
 			if err != nil {
 				return abort(err)
@@ -91,6 +92,7 @@ runner. Ctrl-C stops both.`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address of the control plane")
 	f.StringVar(&cfg.DataDir, "data-dir", ".runyard", "directory for the database, the admin token and the runner's state")
 	f.IntVar(&maxPods, "max-pods", 10, "how many agent pods the local runner takes at once")
+	f.DurationVar(&stopGrace, "stop-grace", 2*time.Minute, "how long a stopped pod has between SIGTERM and SIGKILL")
 	f.DurationVar(&cfg.RunnerTimeout, "runner-timeout", 30*time.Second, "a runner that does not renew within this is INACTIVE")
 	return cmd
 }

@@ -136,6 +136,22 @@ func (f *Fleet) Changed(orgID, runnerID string) {
 	}
 }
 
+// OrgChanged tells every live stream of an organization's runners to send
+// its desired state again.
+func (f *Fleet) OrgChanged(orgID string) {
+	f.mu.Lock()
+	var hit []*session
+	for _, s := range f.sessions {
+		if s.orgID == orgID {
+			hit = append(hit, s)
+		}
+	}
+	f.mu.Unlock()
+	for _, s := range hit {
+		s.poke()
+	}
+}
+
 // Stream is the bidirectional stream of one runner (connect.BidiStream).
 type Stream interface {
 	Receive() (*runnerv1.ConnectRequest, error)
@@ -246,6 +262,11 @@ func (f *Fleet) sendDesired(ctx context.Context, stream Stream, r *runners.Runne
 				Key: p.Key, Argv: p.Spec.Argv, Env: p.Spec.Env, Workdir: p.Spec.Workdir,
 			})
 		}
+		bins, err := f.pods.AgentBinaries(ctx)
+		if err != nil {
+			return err
+		}
+		msg.GetDesired().AgentBinaries = bins
 	}
 	if err := stream.Send(msg); err != nil {
 		return fmt.Errorf("send desired state: %w", err)

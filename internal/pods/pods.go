@@ -146,6 +146,9 @@ type Service struct {
 	// Changed, when set, is called after a pod on runnerID was placed or
 	// asked to terminate, so that the runner can be told.
 	Changed func(orgID, runnerID string)
+	// AgentTypesChanged, when set, is called after an organization's agent
+	// types changed, so its runners can say which they run.
+	AgentTypesChanged func(orgID string)
 }
 
 // ListOnRunner returns a page of the pods on a runner and how many there are

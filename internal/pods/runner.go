@@ -131,3 +131,21 @@ func (s *Service) FailRunnerPods(ctx context.Context, orgID, runnerID, reason st
 	}
 	return n, nil
 }
+
+// AgentBinaries maps the calling runner's organization's custom agent types
+// to the binary each runs, so the runner can tell which it can run.
+func (s *Service) AgentBinaries(ctx context.Context) (map[string]string, error) {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	types, err := s.Store.FindAgentTypes(ctx, c.OrgID)
+	if err != nil {
+		return nil, fmt.Errorf("agent types: %w", err)
+	}
+	out := make(map[string]string, len(types))
+	for _, a := range types {
+		out[a.ID] = a.Binary()
+	}
+	return out, nil
+}

@@ -378,5 +378,8 @@ func (s *Service) CreateAgentType(ctx context.Context, in AgentTypeInput) (*Agen
 		}
 		return nil, fmt.Errorf("create agent type: %w", err)
 	}
+	if s.AgentTypesChanged != nil {
+		s.AgentTypesChanged(c.OrgID)
+	}
 	return a, nil
 }

@@ -19,12 +19,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +39,8 @@ import (
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/pods"
+	podmgr "github.com/runyard/runyard/internal/runner/pods"
 )
 
 // Config is what `runyard runner` takes.
@@ -52,6 +57,9 @@ type Config struct {
 	MaxPods int
 	Region  string
 	Version string
+	// StopGrace is how long a terminated pod has between SIGTERM and
+	// SIGKILL; zero means 2 minutes.
+	StopGrace time.Duration
 	// HealthAddr, when set, serves /healthz (the daemon's loop makes
 	// progress) and /readyz (connected to the control plane) there.
 	HealthAddr string
@@ -74,6 +82,10 @@ type Daemon struct {
 	control  runnerv1connect.RunnerControlServiceClient
 	draining bool
 	health   health
+	pods     *podmgr.Manager
+	// customAgents are the organization's custom agent types and their
+	// binaries, from the last desired state.
+	customAgents map[string]string
 }
 
 // New opens the state directory (taking its lock) and registers with the
@@ -99,6 +111,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d.http = httpClient(st.Server)
 	d.control = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server)
+	if d.pods, err = podmgr.New(podmgr.Config{StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, Logger: cfg.Logger.With("component", "pods")}); err != nil {
+		st.close()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -196,6 +212,25 @@ func permanent(err error) bool {
 // Run holds the stream to the control plane until ctx ends (nil), the runner
 // is deleted (ErrDeleted) or its credentials are refused.
 func (d *Daemon) Run(ctx context.Context) error {
+	// Pods cannot outlive the daemon (their terminals are its), so Open
+	// sweeps what a crashed predecessor left and Close ends what runs now.
+	if err := d.pods.Open(ctx); err != nil {
+		return fmt.Errorf("open pod manager: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), d.stopGrace()+10*time.Second)
+		defer cancel()
+		// No session reads the manager's events any more, and Close waits
+		// for them to be read: the pods' ends are lost with the runner
+		// anyway, and its next start reports them.
+		go func() {
+			for range d.pods.Events() {
+			}
+		}()
+		if err := d.pods.Close(cctx); err != nil {
+			d.log.Warn("stop pods", "err", err)
+		}
+	}()
 	d.health.step()
 	if d.cfg.HealthAddr != "" {
 		stop, err := d.serveHealth(ctx, d.cfg.HealthAddr)
@@ -235,6 +270,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 }
 
+func (d *Daemon) stopGrace() time.Duration {
+	if d.cfg.StopGrace > 0 {
+		return d.cfg.StopGrace
+	}
+	return 2 * time.Minute
+}
+
 // backoff is exponential with full jitter, so that runners that lost the
 // same control plane do not all return at the same instant.
 type backoff struct {
@@ -262,17 +304,61 @@ func (d *Daemon) status() *runnerv1.Status {
 		return &runnerv1.Component{Name: name, Health: runnerv1.Health_HEALTH_HEALTHY, Version: d.cfg.Version, Release: d.cfg.Version}
 	}
 	return &runnerv1.Status{
-		Version:    d.cfg.Version,
-		Os:         runtime.GOOS,
-		Arch:       runtime.GOARCH,
-		Hostname:   host,
-		Region:     d.cfg.Region,
-		Labels:     d.cfg.Labels,
-		MaxPods:    int32(d.cfg.MaxPods),
-		Components: []*runnerv1.Component{comp("runner"), comp("tool-manager"), comp("agent-manager")},
-		PublicKey:  d.state.key.PublicKey().Bytes(),
-		Draining:   d.draining,
+		Version:      d.cfg.Version,
+		Os:           runtime.GOOS,
+		Arch:         runtime.GOARCH,
+		Hostname:     host,
+		Region:       d.cfg.Region,
+		Labels:       d.cfg.Labels,
+		MaxPods:      int32(d.cfg.MaxPods),
+		Components:   []*runnerv1.Component{comp("runner"), comp("tool-manager"), comp("agent-manager")},
+		PublicKey:    d.state.key.PublicKey().Bytes(),
+		Draining:     d.draining,
+		AgentTypes:   availableAgentTypes(d.customAgents),
+		Capabilities: []gitpodv1.RunnerCapability{gitpodv1.RunnerCapability_RUNNER_CAPABILITY_AGENT_EXECUTION},
 	}
+}
+
+// availableAgentTypes lists the agent types, built-in and custom, whose
+// binary is on this host's PATH, sorted.
+func availableAgentTypes(custom map[string]string) []string {
+	var out []string
+	for _, a := range pods.BuiltinAgentTypes() {
+		if _, err := exec.LookPath(a.Binary()); err == nil {
+			out = append(out, a.ID)
+		}
+	}
+	for id, bin := range custom {
+		if _, err := exec.LookPath(bin); err == nil {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// podStatus is the protocol form of a pod manager event.
+func podStatus(ev podmgr.Event) *runnerv1.ConnectRequest {
+	st := &runnerv1.PodStatus{Key: ev.Key, Reason: ev.Reason}
+	switch ev.Status {
+	case podmgr.StatusRunning:
+		st.State = runnerv1.PodState_POD_STATE_RUNNING
+	case podmgr.StatusTerminated:
+		st.State = runnerv1.PodState_POD_STATE_TERMINATED
+	case podmgr.StatusFailed:
+		st.State = runnerv1.PodState_POD_STATE_FAILED
+	}
+	if ev.Status != podmgr.StatusRunning && ev.ExitCode >= 0 {
+		code := int32(ev.ExitCode)
+		st.ExitCode = &code
+	}
+	if !ev.StartedAt.IsZero() {
+		st.StartedAt = timestamppb.New(ev.StartedAt)
+	}
+	if !ev.FinishedAt.IsZero() {
+		st.FinishedAt = timestamppb.New(ev.FinishedAt)
+	}
+	return &runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_PodStatus{PodStatus: st}}
 }
 
 // session runs one stream until it breaks.
@@ -336,6 +422,13 @@ func (d *Daemon) session(ctx context.Context) error {
 		}
 		return nil
 	}
+	// Every pod this runner holds, so the control plane learns of ends that
+	// happened while the stream was down; reports are idempotent there.
+	for _, ev := range d.pods.Pods() {
+		if err := send(podStatus(ev)); err != nil {
+			return err
+		}
+	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	lastAck := time.Now()
@@ -366,6 +459,13 @@ func (d *Daemon) session(ctx context.Context) error {
 				Renewal: &runnerv1.Renewal{SentAt: timestamppb.Now()}}}); err != nil {
 				return err
 			}
+		case ev, ok := <-d.pods.Events():
+			if !ok {
+				return errors.New("the pod manager closed")
+			}
+			if err := send(podStatus(ev)); err != nil {
+				return err
+			}
 		case m := <-msgs:
 			switch m := m.Message.(type) {
 			case *runnerv1.ConnectResponse_RenewalAck:
@@ -381,6 +481,7 @@ func (d *Daemon) session(ctx context.Context) error {
 					}
 				case actionDelete:
 					deleting = true
+					d.stopPods()
 					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_DeletionComplete{
 						DeletionComplete: &runnerv1.DeletionComplete{}}}); err != nil {
 						return err
@@ -409,14 +510,54 @@ const (
 	actionDelete
 )
 
+// stopPods ends every pod and waits for them, before the runner confirms its
+// deletion.
+func (d *Daemon) stopPods() {
+	if err := d.pods.Ensure(nil); err != nil {
+		d.log.Warn("stop pods", "err", err)
+	}
+	deadline := time.Now().Add(d.stopGrace() + 10*time.Second)
+	for time.Now().Before(deadline) {
+		running := 0
+		for _, ev := range d.pods.Pods() {
+			if ev.Status == podmgr.StatusRunning {
+				running++
+			}
+		}
+		if running == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.log.Warn("pods still running after the grace period; confirming the deletion anyway")
+}
+
 // apply converges on a desired state and says what to tell the control plane.
 func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 	d.cfg.Level.Set(slogLevel(ds.GetLogLevel()))
+	report := actionNone
+	if !maps.Equal(d.customAgents, ds.GetAgentBinaries()) {
+		before := availableAgentTypes(d.customAgents)
+		d.customAgents = maps.Clone(ds.GetAgentBinaries())
+		if !slices.Equal(before, availableAgentTypes(d.customAgents)) {
+			report = actionReport
+		}
+	}
+	if ds.GetPhase() != gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED {
+		specs := make([]podmgr.Spec, 0, len(ds.GetPods()))
+		for _, p := range ds.GetPods() {
+			specs = append(specs, podmgr.Spec{Key: p.GetKey(), Argv: p.GetArgv(), Env: p.GetEnv(), Workdir: p.GetWorkdir()})
+		}
+		// Pods the set lacks are terminated; pods already started (after a
+		// reconnect) are not started again.
+		if err := d.pods.Ensure(specs); err != nil {
+			d.log.Error("converge pods", "err", err)
+		}
+	}
 	d.log.Debug("received desired state", "phase", ds.GetPhase().String(), "log_level", ds.GetLogLevel().String(), "version", ds.GetVersion())
 	switch ds.GetPhase() {
 	case gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED:
-		// Work (environments, pods) arrives with later protocol messages;
-		// stopping it goes here, before the confirmation.
+		// The session stops the pods (stopPods) before it confirms.
 		d.log.Info("the runner is being deleted: stopping its work")
 		d.draining = true
 		return actionDelete
@@ -433,7 +574,7 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 			return actionReport
 		}
 	}
-	return actionNone
+	return report
 }
 
 func slogLevel(l gitpodv1.LogLevel) slog.Level {

@@ -168,6 +168,7 @@ func (s *Server) open(ctx context.Context) error {
 	// the runner's stream; a lost or deleted runner fails its pods.
 	s.fleet.SetPods(s.pods)
 	s.pods.Changed = s.fleet.Changed
+	s.pods.AgentTypesChanged = s.fleet.OrgChanged
 	runnerSvc.Gone = func(orgID, runnerID, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -320,45 +320,35 @@ func TestPods_Concurrent(t *testing.T) {
 	}
 }
 
-// TestPods_PlacedLater follows pending pods that a runner takes once it
-// connects with their agent type, and once it has room again.
+// TestPods_PlacedLater follows pods end to end with a real runner daemon: a
+// custom agent type whose command is a small script, pods pending until a
+// runner that can run it connects, one placed and RUNNING on the runner, the
+// other pending while the runner is full, and placed once a terminate frees
+// the place.
 func TestPods_PlacedLater(t *testing.T) {
 	for _, backend := range testutil.Backends() {
 		t.Run(string(backend), func(t *testing.T) {
-			ts, st := startServerWithStore(t, backend, 0)
+			ts, _ := startServerWithStore(t, backend, 0)
 			adm := newAdmin(ts, testutil.AdminToken)
 			a := newAPI(ts, "default", bearer(testutil.AdminToken))
-			org := orgID(t, st)
+			a.post(t, "/agents", `{"id":"script-agent","name":"Script","command":["sh","-c","echo \"$RUNYARD_INITIAL_PROMPT\"; exec sleep 600"]}`).
+				wantStatus(t, http.StatusCreated, nil)
 
-			first := a.createPod(t, map[string]any{"agent_type_id": "claude-code", "initial_prompt": "one"})
+			first := a.createPod(t, map[string]any{"agent_type_id": "script-agent", "initial_prompt": "one"})
 			if runnerIs(t, first, 0); first.Reason != "no runner online" {
 				t.Fatalf("reason = %q, want no runner online", first.Reason)
 			}
-			second := a.createPod(t, map[string]any{"agent_type_id": "claude-code", "initial_prompt": "two"})
+			second := a.createPod(t, map[string]any{"agent_type_id": "script-agent", "initial_prompt": "two"})
 
-			// A runner daemon connects with room for one pod. The daemon
-			// does not advertise agent types yet, so the test adds them to
-			// its report as a later daemon will.
+			// A runner daemon with room for one pod connects; sh is on its
+			// PATH, so it reports that it can run script-agent.
 			n := name("late")
-			runnerID, x := adm.createRunner(t, n)
-			testutil.StartRunner(t, runner.Config{Server: ts.URL, ExchangeToken: x, Name: "late-host", MaxPods: 1})
+			_, x := adm.createRunner(t, n)
+			testutil.StartRunner(t, runner.Config{Server: ts.URL, ExchangeToken: x, Name: "late-host", MaxPods: 1, StopGrace: 5 * time.Second})
 			id := a.seqOf(t, n)
-			eventually(t, "the daemon connects", func() string { return statusOf(t, a, id, "online") })
-			eventually(t, "the reason follows the runner", func() string {
-				if p := a.pod(t, first.Key); p.RunnerID != nil || p.Reason != `no online runner has agent type "claude-code"` {
-					return fmt.Sprintf("runner %v, reason %q", p.RunnerID, p.Reason)
-				}
-				return ""
-			})
-			_, err := st.UpdateRunner(context.Background(), org, runnerID, func(r *runners.Runner) error {
-				r.Report.AgentTypes = []string{"claude-code"}
-				return nil
-			})
-			mustOK(t, err, "advertise agent types")
-
-			eventually(t, "the oldest pending pod is placed", func() string {
-				if p := a.pod(t, first.Key); p.RunnerID == nil || *p.RunnerID != id {
-					return fmt.Sprintf("runner %v, reason %q", p.RunnerID, p.Reason)
+			eventually(t, "the oldest pending pod runs on the runner", func() string {
+				if p := a.pod(t, first.Key); p.RunnerID == nil || *p.RunnerID != id || p.Status != "running" {
+					return fmt.Sprintf("runner %v, status %s, reason %q", p.RunnerID, p.Status, p.Reason)
 				}
 				return ""
 			})
@@ -369,16 +359,18 @@ func TestPods_PlacedLater(t *testing.T) {
 				return ""
 			})
 
-			// The runner confirms that the first pod ended (what the runner
-			// protocol will do): its place frees and the second pod takes it.
-			_, err = st.UpdatePod(context.Background(), org, first.Key, func(p *pods.Pod) error {
-				p.Status = pods.StatusTerminated
-				return nil
+			// Terminating the first stops its process on the runner; its
+			// place frees and the second pod runs.
+			a.post(t, "/pods/"+first.Key+"/terminate", "").wantStatus(t, http.StatusOK, nil)
+			eventually(t, "the first pod is terminated by its runner", func() string {
+				if p := a.pod(t, first.Key); p.Status != "terminated" {
+					return fmt.Sprintf("status %s, reason %q", p.Status, p.Reason)
+				}
+				return ""
 			})
-			mustOK(t, err, "end the first pod")
-			eventually(t, "the second pod is placed", func() string {
-				if p := a.pod(t, second.Key); p.RunnerID == nil || *p.RunnerID != id || p.Reason != "" {
-					return fmt.Sprintf("runner %v, reason %q", p.RunnerID, p.Reason)
+			eventually(t, "the second pod runs", func() string {
+				if p := a.pod(t, second.Key); p.RunnerID == nil || *p.RunnerID != id || p.Status != "running" {
+					return fmt.Sprintf("runner %v, status %s, reason %q", p.RunnerID, p.Status, p.Reason)
 				}
 				return ""
 			})

@@ -777,7 +777,10 @@ type DesiredState struct {
 	// every time. The runner starts what it does not run yet (once per key, so
 	// a set sent again after a reconnect starts nothing twice) and terminates
 	// what it runs but the set lacks.
-	Pods          []*PodSpec `protobuf:"bytes,4,rep,name=pods,proto3" json:"pods,omitempty"`
+	Pods []*PodSpec `protobuf:"bytes,4,rep,name=pods,proto3" json:"pods,omitempty"`
+	// agent_binaries maps the organization's custom agent types to the binary
+	// each runs, so the runner can report which it can run (Status.agent_types).
+	AgentBinaries map[string]string `protobuf:"bytes,5,rep,name=agent_binaries,json=agentBinaries,proto3" json:"agent_binaries,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -836,6 +839,13 @@ func (x *DesiredState) GetVersion() int64 {
 func (x *DesiredState) GetPods() []*PodSpec {
 	if x != nil {
 		return x.Pods
+	}
+	return nil
+}
+
+func (x *DesiredState) GetAgentBinaries() map[string]string {
+	if x != nil {
+		return x.AgentBinaries
 	}
 	return nil
 }
@@ -1049,12 +1059,16 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12@\n" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
-	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xb8\x01\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xd5\x02\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12.\n" +
-	"\x04pods\x18\x04 \x03(\v2\x1a.runyard.runner.v1.PodSpecR\x04pods\"\xb8\x01\n" +
+	"\x04pods\x18\x04 \x03(\v2\x1a.runyard.runner.v1.PodSpecR\x04pods\x12Y\n" +
+	"\x0eagent_binaries\x18\x05 \x03(\v22.runyard.runner.v1.DesiredState.AgentBinariesEntryR\ragentBinaries\x1a@\n" +
+	"\x12AgentBinariesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x01\n" +
 	"\aPodSpec\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04argv\x18\x02 \x03(\tR\x04argv\x125\n" +
@@ -1099,7 +1113,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                   // 0: runyard.runner.v1.Health
 	(PodState)(0),                 // 1: runyard.runner.v1.PodState
@@ -1114,12 +1128,13 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*DesiredState)(nil),          // 10: runyard.runner.v1.DesiredState
 	(*PodSpec)(nil),               // 11: runyard.runner.v1.PodSpec
 	(*PodStatus)(nil),             // 12: runyard.runner.v1.PodStatus
-	nil,                           // 13: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),      // 14: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(v1.RunnerPhase)(0),           // 17: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),              // 18: gitpod.v1.LogLevel
+	nil,                           // 13: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                           // 14: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),      // 15: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(v1.RunnerPhase)(0),           // 18: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),              // 19: gitpod.v1.LogLevel
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
@@ -1130,26 +1145,27 @@ var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	10, // 5: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
 	7,  // 6: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
 	0,  // 7: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	14, // 8: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	15, // 8: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
 	4,  // 9: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	15, // 10: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	15, // 11: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	16, // 12: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	16, // 13: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	17, // 14: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	18, // 15: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	16, // 10: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	16, // 11: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	17, // 12: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	17, // 13: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	18, // 14: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	19, // 15: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
 	11, // 16: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	13, // 17: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 18: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	15, // 19: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	15, // 20: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 21: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	3,  // 22: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	22, // [22:23] is the sub-list for method output_type
-	21, // [21:22] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	13, // 17: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	14, // 18: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 19: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	16, // 20: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	16, // 21: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 22: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	3,  // 23: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	23, // [23:24] is the sub-list for method output_type
+	22, // [22:23] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -1175,7 +1191,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
