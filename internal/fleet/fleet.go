@@ -82,6 +82,10 @@ func (f *Fleet) Renewals() int64 { return f.renewals.Load() }
 func (f *Fleet) Run(ctx context.Context) {
 	t := time.NewTicker(f.flushEvery)
 	defer t.Stop()
+	// Runners cannot renew while the control plane is down. After a start,
+	// give them one timeout to reconnect before judging them silent, or a
+	// restart would mark every runner INACTIVE and fail its pods.
+	sweepFrom := time.Now().Add(f.timeout)
 	for {
 		select {
 		case <-ctx.Done():
@@ -91,6 +95,9 @@ func (f *Fleet) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			f.flush(ctx)
+			if time.Now().Before(sweepFrom) {
+				continue
+			}
 			if n, err := f.svc.SweepSilent(ctx, f.timeout); err != nil {
 				f.log.Error("sweep silent runners", "err", err)
 			} else if n > 0 {
