@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d.http = httpClient(st.Server)
 	d.control = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server)
-	if d.pods, err = podmgr.New(podmgr.Config{StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, Logger: cfg.Logger.With("component", "pods")}); err != nil {
+	if d.pods, err = podmgr.New(podmgr.Config{StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, Logger: cfg.Logger.With("part", "pods")}); err != nil {
 		st.close()
 		return nil, err
 	}
