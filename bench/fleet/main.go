@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	_ "net/http/pprof"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -73,7 +74,11 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	dir := fs.String("data-dir", "", "data dir")
 	timeout := fs.Duration("runner-timeout", 30*time.Second, "runner timeout")
+	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this loopback address")
 	fs.Parse(args)
+	if *pprofAddr != "" {
+		go http.ListenAndServe(*pprofAddr, nil) // DefaultServeMux has pprof's handlers
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	s, err := server.Open(ctx, server.Config{
@@ -237,6 +242,8 @@ func run(args []string) error {
 	duration := fs.Duration("duration", 30*time.Second, "measured time with all runners connected")
 	timeout := fs.Duration("runner-timeout", 30*time.Second, "the control plane's --runner-timeout (runners renew every third)")
 	clients := fs.Int("clients", 4, "concurrent API clients during the load")
+	pprofAddr := fs.String("pprof", "", "serve the control plane's net/http/pprof on this loopback address, e.g. 127.0.0.1:6060")
+	hold := fs.Duration("hold", 0, "keep the runners connected this long after the figures, e.g. to take profiles")
 	deadline := fs.Duration("max-time", 15*time.Minute, "the whole run stops after this")
 	fs.Parse(args)
 	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
@@ -257,7 +264,7 @@ func run(args []string) error {
 	defer os.RemoveAll(dir)
 
 	// The control plane.
-	srv := exec.CommandContext(ctx, self, "serve", "--data-dir", filepath.Join(dir, "data"), "--runner-timeout", timeout.String())
+	srv := exec.CommandContext(ctx, self, "serve", "--data-dir", filepath.Join(dir, "data"), "--runner-timeout", timeout.String(), "--pprof", *pprofAddr)
 	srv.Stderr = os.Stderr
 	out, err := srv.StdoutPipe()
 	if err != nil {
@@ -439,6 +446,13 @@ func run(args []string) error {
 	fmt.Printf("baseline http clients=%d n=%d p50=%s p99=%s\n", *clients, len(baseline), pct(baseline, 50), pct(baseline, 99))
 	if n := apiErrors.Load(); n > 0 {
 		return fmt.Errorf("%d API requests failed during the load", n)
+	}
+	if *hold > 0 {
+		fmt.Printf("holding the runners for %s\n", *hold)
+		select {
+		case <-time.After(*hold):
+		case <-ctx.Done():
+		}
 	}
 	return nil
 }
