@@ -27,18 +27,27 @@ type clients struct {
 	tokens   runyardv1connect.TokenServiceClient
 }
 
-func (g *globals) clients() (*clients, error) {
+// endpoint checks --server and returns the token to use: --token, or the
+// admin key that `runyard up` keeps in .runyard/admin-token, which makes the
+// README's next step work without copying secrets around.
+func (g *globals) endpoint() (token string, err error) {
 	u, err := url.Parse(g.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("--server must be an http:// or https:// URL, got %q", g.server)
+		return "", usagef("--server must be an http:// or https:// URL, got %q", g.server)
 	}
-	token := g.token
+	token = g.token
 	if token == "" {
-		// `runyard up` keeps its admin key here; picking it up makes the
-		// README's next step work without copying secrets around.
 		if b, err := os.ReadFile(filepath.Join(".runyard", server.AdminTokenFile)); err == nil {
 			token = strings.TrimSpace(string(b))
 		}
+	}
+	return token, nil
+}
+
+func (g *globals) clients() (*clients, error) {
+	token, err := g.endpoint()
+	if err != nil {
+		return nil, err
 	}
 	hc := &http.Client{Timeout: 60 * time.Second}
 	opts := []connect.ClientOption{connect.WithInterceptors(bearer(token))}

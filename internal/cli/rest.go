@@ -9,13 +9,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
-	"github.com/runyard/runyard/internal/server"
 )
 
 // This file is the CLI's client of the REST API (/api/v1/orgs/{org}/...),
@@ -37,18 +34,12 @@ type restClient struct {
 // token as the Connect clients: --token, RUNYARD_TOKEN or .runyard's admin
 // key (see clients).
 func (g *globals) restClient(org string) (*restClient, error) {
-	u, err := url.Parse(g.server)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usagef("--server must be an http:// or https:// URL, got %q", g.server)
+	token, err := g.endpoint()
+	if err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(org) == "" {
 		return nil, usagef("--org must not be empty")
-	}
-	token := g.token
-	if token == "" {
-		if b, err := os.ReadFile(filepath.Join(".runyard", server.AdminTokenFile)); err == nil {
-			token = strings.TrimSpace(string(b))
-		}
 	}
 	return &restClient{
 		hc:    &http.Client{Timeout: 60 * time.Second},
