@@ -31,6 +31,11 @@ type clients struct {
 // admin key that `runyard up` keeps in .runyard/admin-token, which makes the
 // README's next step work without copying secrets around.
 func (g *globals) endpoint() (token string, err error) {
+	// Every client command gets here before its first call, so an -o it
+	// cannot print is refused before anything changes.
+	if err := g.checkOutput(); err != nil {
+		return "", err
+	}
 	u, err := url.Parse(g.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", usagef("--server must be an http:// or https:// URL, got %q", g.server)

@@ -91,9 +91,6 @@ pod's process, over the agent type's own.`,
   runyard pods create --agent my-agent --prompt hello --label gpu --env MODEL=large --workdir repo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			envMap, err := parseEnv("env", env)
 			if err != nil {
 				return err
@@ -152,9 +149,6 @@ it, and total the number of matching pods on the server.`,
   runyard pods list --runner 3 --limit 20 -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			if limit < 0 {
 				return usagef("--limit must not be negative")
 			}
@@ -239,9 +233,6 @@ func newPodsGetCmd(g *globals, org *string) *cobra.Command {
 		Short: "Show one pod",
 		Args:  exactArgs("POD_KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.restClient(*org)
 			if err != nil {
 				return err
@@ -264,9 +255,6 @@ running pod stays as it is until its runner has stopped the process and
 reported it terminated. Terminating a finished pod changes nothing.`,
 		Args: exactArgs("POD_KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.restClient(*org)
 			if err != nil {
 				return err
@@ -401,9 +389,6 @@ func newAgentsListCmd(g *globals, org *string) *cobra.Command {
 		Short:   "List the built-in and the organization's custom agent types",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.restClient(*org)
 			if err != nil {
 				return err
@@ -452,9 +437,6 @@ created.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			envMap, err := parseEnv("env", env)
 			if err != nil {
 				return err

@@ -40,9 +40,6 @@ func newRunnersCreateCmd(g *globals) *cobra.Command {
   runyard runners create --name cloud-1 --provider aws-ec2 --region us-west --release-channel stable --auto-update`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			req := &gitpodv1.CreateRunnerRequest{
 				Name:            name,
 				RunnerManagerId: managerID,
@@ -128,9 +125,6 @@ func newRunnersListCmd(g *globals) *cobra.Command {
 		Short:   "List runners",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			if limit < 0 {
 				return usagef("--limit must not be negative")
 			}
@@ -197,9 +191,6 @@ func newRunnersGetCmd(g *globals) *cobra.Command {
 		Short: "Show one runner",
 		Args:  exactArgs("RUNNER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.clients()
 			if err != nil {
 				return err
@@ -232,9 +223,6 @@ func newRunnersUpdateCmd(g *globals) *cobra.Command {
   runyard runners update $ID --desired-phase inactive   # drain: take no new work`,
 		Args: exactArgs("RUNNER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			req := &gitpodv1.UpdateRunnerRequest{RunnerId: args[0], Spec: &gitpodv1.UpdateRunnerRequest_Spec{}}
 			cfg := &gitpodv1.UpdateRunnerRequest_Configuration{}
 			changed := false
@@ -331,9 +319,6 @@ func newRunnersDeleteCmd(g *globals) *cobra.Command {
 		Short: "Delete a runner (it stops its work first unless --force)",
 		Args:  exactArgs("RUNNER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.clients()
 			if err != nil {
 				return err
@@ -359,9 +344,6 @@ func newRunnersTokenCmd(g *globals) *cobra.Command {
 		Short: "Create a new one-time exchange token for a runner",
 		Args:  exactArgs("RUNNER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.clients()
 			if err != nil {
 				return err

@@ -35,9 +35,6 @@ func newTokensCreateCmd(g *globals) *cobra.Command {
 		Example: `  runyard tokens create --name ci --scopes runners:read,runners:write --expires-in 720h`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			if expiresIn < 0 {
 				return usagef("--expires-in must not be negative")
 			}
@@ -78,9 +75,6 @@ func newTokensListCmd(g *globals) *cobra.Command {
 		Short:   "List API keys and runner tokens (never their secrets)",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.clients()
 			if err != nil {
 				return err
@@ -134,9 +128,6 @@ func newTokensRevokeCmd(g *globals) *cobra.Command {
 		Short: "Revoke a token at once",
 		Args:  exactArgs("TOKEN_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.clients()
 			if err != nil {
 				return err

@@ -15,9 +15,6 @@ func newWhoamiCmd(g *globals) *cobra.Command {
 		Short: "Show the identity of the token in use",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
 			c, err := g.clients()
 			if err != nil {
 				return err

@@ -7,7 +7,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -417,10 +416,6 @@ func desiredOf(r *runners.Runner) *runnerv1.ConnectResponse {
 		Version:  r.UpdatedAt.UnixMicro(),
 	}}}
 }
-
-// ErrReplaced reports whether err ended a session because a newer one took
-// over.
-func ErrReplaced(err error) bool { return errors.Is(err, errReplaced) }
 
 var errRevoked = apperr.Unauthenticated("token has been revoked")
 

@@ -351,11 +351,6 @@ func (s *Service) Exchange(ctx context.Context, exchangeToken string) (string, e
 	return secret, nil
 }
 
-// NewExchangeToken returns a fresh exchange token for a runner and its secret.
-func (s *Service) NewExchangeToken(orgID, runnerID string) (*ExchangeToken, string) {
-	return NewExchangeToken(orgID, runnerID, s.now())
-}
-
 // NewExchangeToken returns a fresh exchange token issued at now and its secret.
 func NewExchangeToken(orgID, runnerID string, now time.Time) (*ExchangeToken, string) {
 	secret := NewSecret(PrefixExchangeToken)

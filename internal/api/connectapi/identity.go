@@ -11,6 +11,7 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
 )
 
@@ -74,7 +75,7 @@ func (h *tokenHandler) CreateToken(ctx context.Context, req *connect.Request[run
 	in := identity.CreateAPIKeyInput{Name: req.Msg.GetName(), Scopes: req.Msg.GetScopes()}
 	if ts := req.Msg.GetExpiresAt(); ts != nil {
 		if err := ts.CheckValid(); err != nil {
-			return nil, connect.NewError(connect.CodeInvalidArgument, errInvalid("expiresAt", "is not a valid timestamp"))
+			return nil, toConnect(ctx, h.log, req.Spec().Procedure, apperr.Invalid("expiresAt", "is not a valid timestamp"))
 		}
 		t := ts.AsTime()
 		in.ExpiresAt = &t

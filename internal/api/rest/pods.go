@@ -112,11 +112,7 @@ func (h *handler) createPod(ctx context.Context, r *http.Request) (any, error) {
 // listPods is GET /pods?status=&runner_id=&limit=&offset=.
 func (h *handler) listPods(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), "limit", pods.DefaultLimit)
-	if err != nil {
-		return nil, err
-	}
-	offset, err := intParam(q.Get("offset"), "offset", 0)
+	limit, offset, err := pageParams(q)
 	if err != nil {
 		return nil, err
 	}

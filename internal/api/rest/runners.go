@@ -3,6 +3,7 @@ package rest
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -180,11 +181,7 @@ func (h *handler) getRunner(ctx context.Context, r *http.Request) (any, error) {
 // runnerPods is GET /runners/{id}/pods?status=&limit=&offset=.
 func (h *handler) runnerPods(ctx context.Context, r *http.Request) (any, error) {
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), "limit", pods.DefaultLimit)
-	if err != nil {
-		return nil, err
-	}
-	offset, err := intParam(q.Get("offset"), "offset", 0)
+	limit, offset, err := pageParams(q)
 	if err != nil {
 		return nil, err
 	}
@@ -205,6 +202,18 @@ func (h *handler) runnerPods(ctx context.Context, r *http.Request) (any, error) 
 
 // intParam parses an integer query parameter; empty means def. The domain
 // checks the range.
+// pageParams reads ?limit= (default pods.DefaultLimit) and ?offset=; the
+// domain checks their ranges.
+func pageParams(q url.Values) (limit, offset int, err error) {
+	if limit, err = intParam(q.Get("limit"), "limit", pods.DefaultLimit); err != nil {
+		return 0, 0, err
+	}
+	if offset, err = intParam(q.Get("offset"), "offset", 0); err != nil {
+		return 0, 0, err
+	}
+	return limit, offset, nil
+}
+
 func intParam(raw, name string, def int) (int, error) {
 	if raw == "" {
 		return def, nil
