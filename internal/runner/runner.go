@@ -260,6 +260,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if time.Since(started) > time.Minute {
 			b.reset()
 		}
+		// A live runner must come back before the control plane's timeout
+		// declares it lost (and fails its pods), so the wait never grows
+		// past the renewal interval the control plane asked for: a third of
+		// that timeout.
+		if iv := time.Duration(d.health.interval.Load()); iv > 0 {
+			b.max = min(30*time.Second, iv)
+		}
 		wait := b.next()
 		d.log.Warn("lost the control plane; reconnecting", "in", wait.Round(time.Millisecond), "err", message(err))
 		select {
@@ -290,7 +297,8 @@ func (b *backoff) next() time.Duration {
 		ceil = b.max
 	}
 	b.n++
-	return b.min/2 + rand.N(ceil)
+	// Half fixed, half random: never above max, never a busy loop.
+	return ceil/2 + rand.N(ceil/2+1)
 }
 
 func (b *backoff) reset() { b.n = 0 }
