@@ -50,11 +50,7 @@ func Parse(data []byte) (*File, error) {
 		root = doc.Content[0]
 	}
 	d := &decoder{budget: maxNodes}
-	f, err := d.file(root)
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
+	return d.file(root)
 }
 
 func syntaxError(err error) error {

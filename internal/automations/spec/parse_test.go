@@ -314,3 +314,30 @@ func TestParse_AliasBomb(t *testing.T) {
 	_, err := spec.Parse([]byte(b.String()))
 	checkInvalid(t, err, "too many nodes once aliases are expanded (more than 1048576)")
 }
+
+func TestParse_NullIsUnset(t *testing.T) {
+	// protobuf's JSON mapping, which the vendor reads files with, treats
+	// null as unset; so does Parse.
+	f := MustParse(t, "tasks:\n  a:\n    name: ~\n    command: x\n    dependsOn:\n    runsOn: {docker: null, machine: ~}\n")
+	want := spec.Task{Command: "x"}
+	if got := f.Tasks["a"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("tasks.a = %+v, want %+v", got, want)
+	}
+}
+
+func TestParse_MergeList(t *testing.T) {
+	// Keys written in the mapping win over merged ones, and an earlier
+	// merged mapping wins over a later one.
+	f := MustParse(t, `
+tasks:
+  base: &base {name: Base, command: base, description: from base}
+  other: &other {name: Other, command: other, dependsOn: [base]}
+  mixed:
+    <<: [*other, *base]
+    command: own
+`)
+	want := spec.Task{Name: "Other", Command: "own", Description: "from base", DependsOn: []string{"base"}}
+	if got := f.Tasks["mixed"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("tasks.mixed = %+v, want %+v", got, want)
+	}
+}
