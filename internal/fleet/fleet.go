@@ -39,6 +39,9 @@ type Fleet struct {
 	mu       sync.Mutex
 	sessions map[string]*session // by runner ID
 	pending  map[string]runners.Renewal
+	// terminals are the clients waiting for a runner to open a terminal,
+	// by session ID.
+	terminals map[string]*terminalWait
 
 	connected atomic.Int64
 	renewals  atomic.Int64
@@ -57,6 +60,7 @@ func New(svc *runners.Service, timeout time.Duration, log *slog.Logger) *Fleet {
 		log:        log,
 		sessions:   map[string]*session{},
 		pending:    map[string]runners.Renewal{},
+		terminals:  map[string]*terminalWait{},
 	}
 }
 
@@ -170,6 +174,7 @@ type session struct {
 	acks            chan *runnerv1.ConnectResponse
 	wake            chan struct{}
 	cancel          context.CancelCauseFunc
+	done            <-chan struct{} // closed when the stream ended
 }
 
 func (s *session) poke() {
@@ -208,7 +213,7 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s := &session{
-		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, cancel: cancel,
+		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, cancel: cancel, done: ctx.Done(),
 		acks: make(chan *runnerv1.ConnectResponse, 8),
 		wake: make(chan struct{}, 1),
 	}

@@ -149,6 +149,8 @@ type Service struct {
 	// AgentTypesChanged, when set, is called after an organization's agent
 	// types changed, so its runners can say which they run.
 	AgentTypesChanged func(orgID string)
+	// Terminals, when set, opens pod terminals on runners (the fleet).
+	Terminals TerminalOpener
 }
 
 // ListOnRunner returns a page of the pods on a runner and how many there are

@@ -345,8 +345,12 @@ func availableAgentTypes(custom map[string]string) []string {
 	return out
 }
 
-// podStatus is the protocol form of a pod manager event.
+// podStatus is the protocol message reporting a pod manager event.
 func podStatus(ev podmgr.Event) *runnerv1.ConnectRequest {
+	return &runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_PodStatus{PodStatus: podStatusOf(ev)}}
+}
+
+func podStatusOf(ev podmgr.Event) *runnerv1.PodStatus {
 	st := &runnerv1.PodStatus{Key: ev.Key, Reason: ev.Reason}
 	switch ev.Status {
 	case podmgr.StatusRunning:
@@ -366,7 +370,7 @@ func podStatus(ev podmgr.Event) *runnerv1.ConnectRequest {
 	if !ev.FinishedAt.IsZero() {
 		st.FinishedAt = timestamppb.New(ev.FinishedAt)
 	}
-	return &runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_PodStatus{PodStatus: st}}
+	return st
 }
 
 // session runs one stream until it breaks.
@@ -478,6 +482,8 @@ func (d *Daemon) session(ctx context.Context) error {
 			switch m := m.Message.(type) {
 			case *runnerv1.ConnectResponse_RenewalAck:
 				lastAck = time.Now()
+			case *runnerv1.ConnectResponse_OpenTerminal:
+				go d.serveTerminal(ctx, m.OpenTerminal)
 			case *runnerv1.ConnectResponse_Desired:
 				if deleting {
 					continue

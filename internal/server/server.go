@@ -169,6 +169,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.fleet.SetPods(s.pods)
 	s.pods.Changed = s.fleet.Changed
 	s.pods.AgentTypesChanged = s.fleet.OrgChanged
+	s.pods.Terminals = s.fleet
 	runnerSvc.Gone = func(orgID, runnerID, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

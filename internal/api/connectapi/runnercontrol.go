@@ -22,3 +22,7 @@ var _ runnerv1connect.RunnerControlServiceHandler = (*runnerControlHandler)(nil)
 func (h *runnerControlHandler) Connect(ctx context.Context, stream *connect.BidiStream[runnerv1.ConnectRequest, runnerv1.ConnectResponse]) error {
 	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.Serve(ctx, stream))
 }
+
+func (h *runnerControlHandler) Terminal(ctx context.Context, stream *connect.BidiStream[runnerv1.TerminalRequest, runnerv1.TerminalResponse]) error {
+	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.ServeTerminal(ctx, stream))
+}

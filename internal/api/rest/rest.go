@@ -51,6 +51,8 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	mux.Handle("GET "+Prefix+"/pods", h.wrap(h.listPods))
 	mux.Handle("GET "+Prefix+"/pods/{key}", h.wrap(h.getPod))
 	mux.Handle("POST "+Prefix+"/pods/{key}/terminate", h.wrap(h.terminatePod))
+	mux.HandleFunc("GET "+Prefix+"/pods/{key}/output", h.podOutput)
+	mux.HandleFunc("GET "+Prefix+"/pods/{key}/terminal", h.podTerminal)
 	mux.Handle("GET "+Prefix+"/agents", h.wrap(h.listAgents))
 	mux.Handle("POST "+Prefix+"/agents", h.wrap(h.createAgent))
 }

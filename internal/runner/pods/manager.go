@@ -246,9 +246,10 @@ func (m *Manager) Get(key string) (Event, error) {
 }
 
 // Scrollback returns the pod's retained output, with TruncationMarker in
-// front when older output was dropped.
+// front when older output was dropped; for a pod that ended, also one no
+// longer held, the output it had when it ended.
 func (m *Manager) Scrollback(key string) ([]byte, error) {
-	p, err := m.pod(key)
+	p, err := m.podOrRecord(key)
 	if err != nil {
 		return nil, err
 	}
@@ -256,9 +257,10 @@ func (m *Manager) Scrollback(key string) ([]byte, error) {
 }
 
 // Attach connects a terminal to the pod key: see Attachment. A pod that
-// ended can be attached to as well; its output channel is closed at once.
+// ended, also one no longer held, can be attached to as well; its output
+// channel is closed at once.
 func (m *Manager) Attach(key string) (*Attachment, error) {
-	p, err := m.pod(key)
+	p, err := m.podOrRecord(key)
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +287,25 @@ func (m *Manager) pod(key string) (*pod, error) {
 		return nil, fmt.Errorf("pod %q: %w", key, ErrUnknownPod)
 	}
 	return p, nil
+}
+
+// podOrRecord is pod(key) or, for a pod that ended and left the desired set
+// (no longer held), what its directory still records: its exit and output.
+func (m *Manager) podOrRecord(key string) (*pod, error) {
+	p, err := m.pod(key)
+	if !errors.Is(err, ErrUnknownPod) {
+		return p, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if validKey(key) == nil {
+		var ev Event
+		if err := readJSON(filepath.Join(m.dir, key, exitFile), &ev); err == nil {
+			ev.Key = key
+			return endedPod(m, key, ev), nil
+		}
+	}
+	return nil, fmt.Errorf("pod %q: %w", key, ErrUnknownPod)
 }
 
 // eventQueue is an unbounded queue in front of the Events channel, so a pod

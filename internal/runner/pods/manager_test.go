@@ -599,6 +599,11 @@ func TestManager_EnsureStartsOnce(t *testing.T) {
 	if ev, err := m2.Get("once"); err != nil || ev.Status != StatusTerminated {
 		t.Errorf("Get after restart = %+v, %v; want the recorded terminated status", ev, err)
 	}
+	// Its output was saved when it ended and is still there.
+	mustScrollbackContain(t, m2, "once", "prompt:")
+	if a, err := m2.Attach("once"); err != nil || !strings.Contains(string(a.Scrollback), "prompt:") {
+		t.Errorf("attach after restart: scrollback %q, err %v; want the saved output", a.Scrollback, err)
+	}
 	if pids := processes(marker); len(pids) != 0 {
 		t.Errorf("processes = %v, want none: the ended pod was started again", pids)
 	}

@@ -53,8 +53,9 @@ type pod struct {
 	done       bool // the pod ended; ev is final
 	stopping   bool // a stop was requested, with stopReason
 	stopReason string
-	force      bool // SIGKILL now
-	scroll     *ring
+	force      bool   // SIGKILL now
+	scroll     *ring  // nil for a pod that ended before this process: see saved
+	saved      []byte // the output of an ended pod, read from its directory
 	subs       map[*Attachment]struct{}
 	ptmx       *os.File // nil once the pod ended
 }
@@ -67,8 +68,15 @@ type process struct {
 	startTicks uint64
 }
 
+// endedPod is a pod that ended before this runner process held it: its
+// output is what was saved when it ended.
 func endedPod(m *Manager, key string, ev Event) *pod {
-	return &pod{m: m, key: key, dir: filepath.Join(m.dir, key), ev: ev, done: true, scroll: newRing(1), wake: make(chan struct{}, 1)}
+	dir := filepath.Join(m.dir, key)
+	saved, err := os.ReadFile(filepath.Join(dir, outputFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.log.Warn("read saved pod output", "pod", key, "err", err)
+	}
+	return &pod{m: m, key: key, dir: dir, ev: ev, done: true, saved: saved, wake: make(chan struct{}, 1)}
 }
 
 // start starts the pod for s; m.mu is held. A pod that cannot start is
@@ -300,6 +308,10 @@ func (p *pod) run(proc *process) {
 
 	ev := p.exitEvent(proc.cmd.ProcessState, killed)
 	p.end(ev)
+	// The output goes first: an exit record promises it is there.
+	if err := os.WriteFile(filepath.Join(p.dir, outputFile), p.scrollback(), 0o600); err != nil {
+		p.m.log.Error("save pod output", "pod", p.key, "err", err)
+	}
 	if err := finish(p.dir, ev); err != nil {
 		p.m.log.Error("record pod exit", "pod", p.key, "err", err)
 	}
@@ -371,6 +383,13 @@ func (p *pod) status() Event {
 func (p *pod) scrollback() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.scrollbackLocked()
+}
+
+func (p *pod) scrollbackLocked() []byte {
+	if p.scroll == nil {
+		return slices.Clone(p.saved)
+	}
 	return p.scroll.snapshot()
 }
 
@@ -429,7 +448,7 @@ func (p *pod) detachLocked(a *Attachment, err error) {
 func (p *pod) attach() *Attachment {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	a := &Attachment{Scrollback: p.scroll.snapshot(), p: p, out: make(chan []byte, attachBuffer)}
+	a := &Attachment{Scrollback: p.scrollbackLocked(), Status: p.ev, p: p, out: make(chan []byte, attachBuffer)}
 	if p.done {
 		a.err = ErrPodExited
 		close(a.out)
@@ -480,6 +499,8 @@ type Attachment struct {
 	// Scrollback is the pod's retained output up to the moment of attaching;
 	// Output continues exactly where it ends.
 	Scrollback []byte
+	// Status is the pod's state when it was attached to.
+	Status Event
 
 	p   *pod
 	out chan []byte
@@ -526,4 +547,15 @@ func (a *Attachment) Detach() {
 	a.p.mu.Lock()
 	defer a.p.mu.Unlock()
 	a.p.detachLocked(a, ErrDetached)
+}
+
+// Final is the pod's final status once it ended, nil while it runs.
+func (a *Attachment) Final() *Event {
+	a.p.mu.Lock()
+	defer a.p.mu.Unlock()
+	if !a.p.done {
+		return nil
+	}
+	ev := a.p.ev
+	return &ev
 }

@@ -14,7 +14,10 @@ import (
 const (
 	pidFile  = "pid"       // pidRecord, while the pod's processes may run
 	exitFile = "exit.json" // the pod's final Event: its tombstone
-	workDir  = "work"      // the default working directory
+	// outputFile is the pod's scrollback when it ended, so that its output
+	// can still be read after a runner restart.
+	outputFile = "output"
+	workDir    = "work" // the default working directory
 )
 
 // pidRecord identifies a pod's session across runner processes. The boot id

@@ -254,6 +254,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Welcome
 	//	*ConnectResponse_Desired
 	//	*ConnectResponse_RenewalAck
+	//	*ConnectResponse_OpenTerminal
 	Message       isConnectResponse_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -323,6 +324,15 @@ func (x *ConnectResponse) GetRenewalAck() *RenewalAck {
 	return nil
 }
 
+func (x *ConnectResponse) GetOpenTerminal() *OpenTerminal {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectResponse_OpenTerminal); ok {
+			return x.OpenTerminal
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Message interface {
 	isConnectResponse_Message()
 }
@@ -341,11 +351,18 @@ type ConnectResponse_RenewalAck struct {
 	RenewalAck *RenewalAck `protobuf:"bytes,3,opt,name=renewal_ack,json=renewalAck,proto3,oneof"`
 }
 
+type ConnectResponse_OpenTerminal struct {
+	// open_terminal asks the runner to open a Terminal stream to a pod.
+	OpenTerminal *OpenTerminal `protobuf:"bytes,4,opt,name=open_terminal,json=openTerminal,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Message() {}
 
 func (*ConnectResponse_Desired) isConnectResponse_Message() {}
 
 func (*ConnectResponse_RenewalAck) isConnectResponse_Message() {}
+
+func (*ConnectResponse_OpenTerminal) isConnectResponse_Message() {}
 
 // Component is one part of a runner that reports its health: the runner
 // itself, the automations executor and the pod manager.
@@ -1006,6 +1023,435 @@ func (x *PodStatus) GetFinishedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type OpenTerminal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id pairs the Terminal stream the runner opens with the client
+	// waiting for it on the control plane.
+	SessionId string `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	PodKey    string `protobuf:"bytes,2,opt,name=pod_key,json=podKey,proto3" json:"pod_key,omitempty"`
+	// follow keeps the stream open for the pod's output until it ends (or the
+	// control plane closes it); without it the runner sends the scrollback
+	// and ends the stream.
+	Follow        bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenTerminal) Reset() {
+	*x = OpenTerminal{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenTerminal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenTerminal) ProtoMessage() {}
+
+func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenTerminal.ProtoReflect.Descriptor instead.
+func (*OpenTerminal) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *OpenTerminal) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *OpenTerminal) GetPodKey() string {
+	if x != nil {
+		return x.PodKey
+	}
+	return ""
+}
+
+func (x *OpenTerminal) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
+// TerminalRequest flows from the runner to the control plane.
+type TerminalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*TerminalRequest_Hello
+	//	*TerminalRequest_Output
+	//	*TerminalRequest_End
+	Message       isTerminalRequest_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalRequest) Reset() {
+	*x = TerminalRequest{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalRequest) ProtoMessage() {}
+
+func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalRequest.ProtoReflect.Descriptor instead.
+func (*TerminalRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TerminalRequest) GetMessage() isTerminalRequest_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *TerminalRequest) GetHello() *TerminalHello {
+	if x != nil {
+		if x, ok := x.Message.(*TerminalRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *TerminalRequest) GetOutput() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*TerminalRequest_Output); ok {
+			return x.Output
+		}
+	}
+	return nil
+}
+
+func (x *TerminalRequest) GetEnd() *TerminalEnd {
+	if x != nil {
+		if x, ok := x.Message.(*TerminalRequest_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isTerminalRequest_Message interface {
+	isTerminalRequest_Message()
+}
+
+type TerminalRequest_Hello struct {
+	Hello *TerminalHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
+}
+
+type TerminalRequest_Output struct {
+	// output is what the pod wrote to its terminal, in order.
+	Output []byte `protobuf:"bytes,2,opt,name=output,proto3,oneof"`
+}
+
+type TerminalRequest_End struct {
+	// end is the last message: the pod ended or the runner detached.
+	End *TerminalEnd `protobuf:"bytes,3,opt,name=end,proto3,oneof"`
+}
+
+func (*TerminalRequest_Hello) isTerminalRequest_Message() {}
+
+func (*TerminalRequest_Output) isTerminalRequest_Message() {}
+
+func (*TerminalRequest_End) isTerminalRequest_Message() {}
+
+type TerminalHello struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// scrollback is the pod's retained output up to now; output continues
+	// exactly where it ends.
+	Scrollback []byte `protobuf:"bytes,2,opt,name=scrollback,proto3" json:"scrollback,omitempty"`
+	// error is set when the runner cannot serve the pod's terminal (it does
+	// not hold the pod); the stream ends after the hello.
+	Error string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// status is the pod's state when the terminal opened.
+	Status        *PodStatus `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalHello) Reset() {
+	*x = TerminalHello{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalHello) ProtoMessage() {}
+
+func (x *TerminalHello) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalHello.ProtoReflect.Descriptor instead.
+func (*TerminalHello) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *TerminalHello) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *TerminalHello) GetScrollback() []byte {
+	if x != nil {
+		return x.Scrollback
+	}
+	return nil
+}
+
+func (x *TerminalHello) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TerminalHello) GetStatus() *PodStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type TerminalEnd struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// status is the pod's final state when it ended; unset when the terminal
+	// was closed with the pod still running.
+	Status        *PodStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	Reason        string     `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalEnd) Reset() {
+	*x = TerminalEnd{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalEnd) ProtoMessage() {}
+
+func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalEnd.ProtoReflect.Descriptor instead.
+func (*TerminalEnd) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TerminalEnd) GetStatus() *PodStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *TerminalEnd) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// TerminalResponse flows from the control plane to the runner.
+type TerminalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*TerminalResponse_Input
+	//	*TerminalResponse_Resize
+	Message       isTerminalResponse_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalResponse) Reset() {
+	*x = TerminalResponse{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalResponse) ProtoMessage() {}
+
+func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalResponse.ProtoReflect.Descriptor instead.
+func (*TerminalResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *TerminalResponse) GetMessage() isTerminalResponse_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *TerminalResponse) GetInput() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*TerminalResponse_Input); ok {
+			return x.Input
+		}
+	}
+	return nil
+}
+
+func (x *TerminalResponse) GetResize() *TerminalSize {
+	if x != nil {
+		if x, ok := x.Message.(*TerminalResponse_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+type isTerminalResponse_Message interface {
+	isTerminalResponse_Message()
+}
+
+type TerminalResponse_Input struct {
+	// input is typed into the pod's terminal.
+	Input []byte `protobuf:"bytes,1,opt,name=input,proto3,oneof"`
+}
+
+type TerminalResponse_Resize struct {
+	Resize *TerminalSize `protobuf:"bytes,2,opt,name=resize,proto3,oneof"`
+}
+
+func (*TerminalResponse_Input) isTerminalResponse_Message() {}
+
+func (*TerminalResponse_Resize) isTerminalResponse_Message() {}
+
+type TerminalSize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cols          uint32                 `protobuf:"varint,1,opt,name=cols,proto3" json:"cols,omitempty"`
+	Rows          uint32                 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TerminalSize) Reset() {
+	*x = TerminalSize{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TerminalSize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TerminalSize) ProtoMessage() {}
+
+func (x *TerminalSize) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
+func (*TerminalSize) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *TerminalSize) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
+func (x *TerminalSize) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
 var File_runyard_runner_v1_runner_proto protoreflect.FileDescriptor
 
 const file_runyard_runner_v1_runner_proto_rawDesc = "" +
@@ -1017,12 +1463,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x11deletion_complete\x18\x03 \x01(\v2#.runyard.runner.v1.DeletionCompleteH\x00R\x10deletionComplete\x12=\n" +
 	"\n" +
 	"pod_status\x18\x04 \x01(\v2\x1c.runyard.runner.v1.PodStatusH\x00R\tpodStatusB\t\n" +
-	"\amessage\"\xd3\x01\n" +
+	"\amessage\"\x9b\x02\n" +
 	"\x0fConnectResponse\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.runyard.runner.v1.WelcomeH\x00R\awelcome\x12;\n" +
 	"\adesired\x18\x02 \x01(\v2\x1f.runyard.runner.v1.DesiredStateH\x00R\adesired\x12@\n" +
 	"\vrenewal_ack\x18\x03 \x01(\v2\x1d.runyard.runner.v1.RenewalAckH\x00R\n" +
-	"renewalAckB\t\n" +
+	"renewalAck\x12F\n" +
+	"\ropen_terminal\x18\x04 \x01(\v2\x1f.runyard.runner.v1.OpenTerminalH\x00R\fopenTerminalB\t\n" +
 	"\amessage\"\xb9\x01\n" +
 	"\tComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
@@ -1087,7 +1534,35 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\vfinished_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAtB\f\n" +
 	"\n" +
-	"_exit_code*J\n" +
+	"_exit_code\"^\n" +
+	"\fOpenTerminal\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
+	"\apod_key\x18\x02 \x01(\tR\x06podKey\x12\x16\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\"\xa4\x01\n" +
+	"\x0fTerminalRequest\x128\n" +
+	"\x05hello\x18\x01 \x01(\v2 .runyard.runner.v1.TerminalHelloH\x00R\x05hello\x12\x18\n" +
+	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x122\n" +
+	"\x03end\x18\x03 \x01(\v2\x1e.runyard.runner.v1.TerminalEndH\x00R\x03endB\t\n" +
+	"\amessage\"\x9a\x01\n" +
+	"\rTerminalHello\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x1e\n" +
+	"\n" +
+	"scrollback\x18\x02 \x01(\fR\n" +
+	"scrollback\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x124\n" +
+	"\x06status\x18\x04 \x01(\v2\x1c.runyard.runner.v1.PodStatusR\x06status\"[\n" +
+	"\vTerminalEnd\x124\n" +
+	"\x06status\x18\x01 \x01(\v2\x1c.runyard.runner.v1.PodStatusR\x06status\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"p\n" +
+	"\x10TerminalResponse\x12\x16\n" +
+	"\x05input\x18\x01 \x01(\fH\x00R\x05input\x129\n" +
+	"\x06resize\x18\x02 \x01(\v2\x1f.runyard.runner.v1.TerminalSizeH\x00R\x06resizeB\t\n" +
+	"\amessage\"6\n" +
+	"\fTerminalSize\x12\x12\n" +
+	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows*J\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHEALTH_HEALTHY\x10\x01\x12\x14\n" +
@@ -1096,9 +1571,10 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x15POD_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11POD_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14POD_STATE_TERMINATED\x10\x02\x12\x14\n" +
-	"\x10POD_STATE_FAILED\x10\x032n\n" +
+	"\x10POD_STATE_FAILED\x10\x032\xc9\x01\n" +
 	"\x14RunnerControlService\x12V\n" +
-	"\aConnect\x12!.runyard.runner.v1.ConnectRequest\x1a\".runyard.runner.v1.ConnectResponse\"\x00(\x010\x01B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
+	"\aConnect\x12!.runyard.runner.v1.ConnectRequest\x1a\".runyard.runner.v1.ConnectResponse\"\x00(\x010\x01\x12Y\n" +
+	"\bTerminal\x12\".runyard.runner.v1.TerminalRequest\x1a#.runyard.runner.v1.TerminalResponse\"\x00(\x010\x01B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
 
 var (
 	file_runyard_runner_v1_runner_proto_rawDescOnce sync.Once
@@ -1113,7 +1589,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                   // 0: runyard.runner.v1.Health
 	(PodState)(0),                 // 1: runyard.runner.v1.PodState
@@ -1128,13 +1604,19 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*DesiredState)(nil),          // 10: runyard.runner.v1.DesiredState
 	(*PodSpec)(nil),               // 11: runyard.runner.v1.PodSpec
 	(*PodStatus)(nil),             // 12: runyard.runner.v1.PodStatus
-	nil,                           // 13: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                           // 14: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),      // 15: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
-	(v1.RunnerPhase)(0),           // 18: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),              // 19: gitpod.v1.LogLevel
+	(*OpenTerminal)(nil),          // 13: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),       // 14: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),         // 15: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),           // 16: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),      // 17: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),          // 18: runyard.runner.v1.TerminalSize
+	nil,                           // 19: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                           // 20: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),      // 21: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(v1.RunnerPhase)(0),           // 24: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),              // 25: gitpod.v1.LogLevel
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
@@ -1144,28 +1626,36 @@ var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	9,  // 4: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
 	10, // 5: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
 	7,  // 6: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	0,  // 7: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	15, // 8: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
-	4,  // 9: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	16, // 10: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	16, // 11: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	17, // 12: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	17, // 13: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	18, // 14: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	19, // 15: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	11, // 16: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	13, // 17: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	14, // 18: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 19: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	16, // 20: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	16, // 21: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 22: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	3,  // 23: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	23, // [23:24] is the sub-list for method output_type
-	22, // [22:23] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	13, // 7: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	0,  // 8: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
+	21, // 9: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	4,  // 10: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
+	22, // 11: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	22, // 12: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	23, // 13: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	23, // 14: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	24, // 15: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	25, // 16: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	11, // 17: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	19, // 18: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	20, // 19: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 20: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	22, // 21: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	22, // 22: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	15, // 23: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	16, // 24: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	12, // 25: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	12, // 26: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	18, // 27: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	2,  // 28: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	14, // 29: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	3,  // 30: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	17, // 31: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	30, // [30:32] is the sub-list for method output_type
+	28, // [28:30] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -1183,15 +1673,25 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Desired)(nil),
 		(*ConnectResponse_RenewalAck)(nil),
+		(*ConnectResponse_OpenTerminal)(nil),
 	}
 	file_runyard_runner_v1_runner_proto_msgTypes[10].OneofWrappers = []any{}
+	file_runyard_runner_v1_runner_proto_msgTypes[12].OneofWrappers = []any{
+		(*TerminalRequest_Hello)(nil),
+		(*TerminalRequest_Output)(nil),
+		(*TerminalRequest_End)(nil),
+	}
+	file_runyard_runner_v1_runner_proto_msgTypes[15].OneofWrappers = []any{
+		(*TerminalResponse_Input)(nil),
+		(*TerminalResponse_Resize)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -36,6 +36,9 @@ const (
 	// RunnerControlServiceConnectProcedure is the fully-qualified name of the RunnerControlService's
 	// Connect RPC.
 	RunnerControlServiceConnectProcedure = "/runyard.runner.v1.RunnerControlService/Connect"
+	// RunnerControlServiceTerminalProcedure is the fully-qualified name of the RunnerControlService's
+	// Terminal RPC.
+	RunnerControlServiceTerminalProcedure = "/runyard.runner.v1.RunnerControlService/Terminal"
 )
 
 // RunnerControlServiceClient is a client for the runyard.runner.v1.RunnerControlService service.
@@ -46,6 +49,11 @@ type RunnerControlServiceClient interface {
 	// renewals, status changes and acknowledgements flow up, spec changes and
 	// work flow down. A newer stream of the same runner replaces an older one.
 	Connect(context.Context) *connect.BidiStreamForClient[v1.ConnectRequest, v1.ConnectResponse]
+	// Terminal carries one pod terminal between the runner and the control
+	// plane, on its own HTTP/2 stream so that terminal bytes never hold up the
+	// Connect stream. The runner opens it when Connect delivers OpenTerminal;
+	// its first message is TerminalHello with the OpenTerminal's session_id.
+	Terminal(context.Context) *connect.BidiStreamForClient[v1.TerminalRequest, v1.TerminalResponse]
 }
 
 // NewRunnerControlServiceClient constructs a client for the runyard.runner.v1.RunnerControlService
@@ -65,17 +73,29 @@ func NewRunnerControlServiceClient(httpClient connect.HTTPClient, baseURL string
 			connect.WithSchema(runnerControlServiceMethods.ByName("Connect")),
 			connect.WithClientOptions(opts...),
 		),
+		terminal: connect.NewClient[v1.TerminalRequest, v1.TerminalResponse](
+			httpClient,
+			baseURL+RunnerControlServiceTerminalProcedure,
+			connect.WithSchema(runnerControlServiceMethods.ByName("Terminal")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // runnerControlServiceClient implements RunnerControlServiceClient.
 type runnerControlServiceClient struct {
-	connect *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	connect  *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	terminal *connect.Client[v1.TerminalRequest, v1.TerminalResponse]
 }
 
 // Connect calls runyard.runner.v1.RunnerControlService.Connect.
 func (c *runnerControlServiceClient) Connect(ctx context.Context) *connect.BidiStreamForClient[v1.ConnectRequest, v1.ConnectResponse] {
 	return c.connect.CallBidiStream(ctx)
+}
+
+// Terminal calls runyard.runner.v1.RunnerControlService.Terminal.
+func (c *runnerControlServiceClient) Terminal(ctx context.Context) *connect.BidiStreamForClient[v1.TerminalRequest, v1.TerminalResponse] {
+	return c.terminal.CallBidiStream(ctx)
 }
 
 // RunnerControlServiceHandler is an implementation of the runyard.runner.v1.RunnerControlService
@@ -87,6 +107,11 @@ type RunnerControlServiceHandler interface {
 	// renewals, status changes and acknowledgements flow up, spec changes and
 	// work flow down. A newer stream of the same runner replaces an older one.
 	Connect(context.Context, *connect.BidiStream[v1.ConnectRequest, v1.ConnectResponse]) error
+	// Terminal carries one pod terminal between the runner and the control
+	// plane, on its own HTTP/2 stream so that terminal bytes never hold up the
+	// Connect stream. The runner opens it when Connect delivers OpenTerminal;
+	// its first message is TerminalHello with the OpenTerminal's session_id.
+	Terminal(context.Context, *connect.BidiStream[v1.TerminalRequest, v1.TerminalResponse]) error
 }
 
 // NewRunnerControlServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -102,10 +127,18 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 		connect.WithSchema(runnerControlServiceMethods.ByName("Connect")),
 		connect.WithHandlerOptions(opts...),
 	)
+	runnerControlServiceTerminalHandler := connect.NewBidiStreamHandler(
+		RunnerControlServiceTerminalProcedure,
+		svc.Terminal,
+		connect.WithSchema(runnerControlServiceMethods.ByName("Terminal")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/runyard.runner.v1.RunnerControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunnerControlServiceConnectProcedure:
 			runnerControlServiceConnectHandler.ServeHTTP(w, r)
+		case RunnerControlServiceTerminalProcedure:
+			runnerControlServiceTerminalHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -117,4 +150,8 @@ type UnimplementedRunnerControlServiceHandler struct{}
 
 func (UnimplementedRunnerControlServiceHandler) Connect(context.Context, *connect.BidiStream[v1.ConnectRequest, v1.ConnectResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.Connect is not implemented"))
+}
+
+func (UnimplementedRunnerControlServiceHandler) Terminal(context.Context, *connect.BidiStream[v1.TerminalRequest, v1.TerminalResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.Terminal is not implemented"))
 }

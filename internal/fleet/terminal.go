@@ -1,0 +1,199 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
+)
+
+// terminalOpenTimeout bounds the wait for a runner to open a terminal it was
+// asked for.
+const terminalOpenTimeout = 10 * time.Second
+
+// TerminalStream is the runner's side of one Terminal stream
+// (connect.BidiStream).
+type TerminalStream interface {
+	Receive() (*runnerv1.TerminalRequest, error)
+	Send(*runnerv1.TerminalResponse) error
+}
+
+// terminalWait is a client waiting for a runner to open a terminal.
+type terminalWait struct {
+	orgID, runnerID string
+	ready           chan *relay // capacity 1
+}
+
+// relay is one pod terminal: the runner's Terminal stream, used by the
+// client that asked for it. The stream's handler waits until the relay is
+// closed.
+type relay struct {
+	hello  *runnerv1.TerminalHello
+	stream TerminalStream
+	sendMu sync.Mutex
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	end       *runnerv1.TerminalEnd
+	endReason string
+}
+
+var _ pods.Terminal = (*relay)(nil)
+
+// OpenTerminal asks the runner's live stream to open a Terminal stream to
+// pod key and waits for it. It implements pods.TerminalOpener.
+func (f *Fleet) OpenTerminal(ctx context.Context, orgID, runnerID, key string, follow bool) (pods.Terminal, error) {
+	f.mu.Lock()
+	s := f.sessions[runnerID]
+	f.mu.Unlock()
+	if s == nil || s.orgID != orgID {
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the pod's runner is not connected to this control plane; try again when it is online"}
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	w := &terminalWait{orgID: orgID, runnerID: runnerID, ready: make(chan *relay, 1)}
+	f.mu.Lock()
+	f.terminals[id] = w
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.terminals, id)
+		f.mu.Unlock()
+	}()
+
+	timer := time.NewTimer(terminalOpenTimeout)
+	defer timer.Stop()
+	open := &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_OpenTerminal{OpenTerminal: &runnerv1.OpenTerminal{
+		SessionId: id, PodKey: key, Follow: follow,
+	}}}
+	select {
+	case s.acks <- open:
+	case <-s.done:
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the pod's runner disconnected; try again when it is online"}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the pod's runner is not reading its stream; try again"}
+	}
+	select {
+	case r := <-w.ready:
+		if msg := r.hello.GetError(); msg != "" {
+			r.Close()
+			return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner cannot open the pod's terminal: " + msg}
+		}
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: fmt.Sprintf("the pod's runner did not open its terminal within %s", terminalOpenTimeout)}
+	}
+}
+
+// ServeTerminal serves a Terminal stream a runner opened: it hands the
+// stream to the client waiting for it and returns once that client is done
+// or the stream breaks.
+func (f *Fleet) ServeTerminal(ctx context.Context, stream TerminalStream) error {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return err
+	}
+	first, err := stream.Receive()
+	if err != nil {
+		return fmt.Errorf("receive terminal hello: %w", err)
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return apperr.Invalid("hello", "the first message of a terminal must be a hello")
+	}
+	f.mu.Lock()
+	w := f.terminals[hello.GetSessionId()]
+	if w != nil && w.orgID == c.OrgID && w.runnerID == c.RunnerID {
+		delete(f.terminals, hello.GetSessionId())
+	} else {
+		w = nil
+	}
+	f.mu.Unlock()
+	if w == nil {
+		return apperr.NotFound("no client waits for terminal session %q", hello.GetSessionId())
+	}
+	r := &relay{hello: hello, stream: stream, closed: make(chan struct{})}
+	w.ready <- r
+	select {
+	case <-r.closed:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+func (r *relay) Scrollback() []byte { return r.hello.GetScrollback() }
+
+func (r *relay) Status() pods.Report { return podReportOf(r.hello.GetStatus()) }
+
+func (r *relay) Recv() ([]byte, error) {
+	for {
+		msg, err := r.stream.Receive()
+		if errors.Is(err, io.EOF) {
+			if r.end == nil && r.endReason == "" {
+				r.endReason = "the runner closed the terminal"
+			}
+			return nil, io.EOF
+		}
+		if err != nil {
+			return nil, fmt.Errorf("receive pod output: %w", err)
+		}
+		switch m := msg.Message.(type) {
+		case *runnerv1.TerminalRequest_Output:
+			return m.Output, nil
+		case *runnerv1.TerminalRequest_End:
+			r.end, r.endReason = m.End, m.End.GetReason()
+			return nil, io.EOF
+		}
+	}
+}
+
+func (r *relay) End() (*pods.Report, string) {
+	if r.end.GetStatus() == nil {
+		return nil, r.endReason
+	}
+	rep := podReportOf(r.end.GetStatus())
+	return &rep, r.endReason
+}
+
+func (r *relay) Input(b []byte) error {
+	return r.send(&runnerv1.TerminalResponse{Message: &runnerv1.TerminalResponse_Input{Input: b}})
+}
+
+func (r *relay) Resize(cols, rows int) error {
+	if cols <= 0 || rows <= 0 || cols > 65535 || rows > 65535 {
+		return apperr.Invalid("cols", "terminal size %dx%d: cols and rows must be between 1 and 65535", cols, rows)
+	}
+	return r.send(&runnerv1.TerminalResponse{Message: &runnerv1.TerminalResponse_Resize{Resize: &runnerv1.TerminalSize{
+		Cols: uint32(cols), Rows: uint32(rows)}}})
+}
+
+func (r *relay) send(m *runnerv1.TerminalResponse) error {
+	r.sendMu.Lock()
+	defer r.sendMu.Unlock()
+	select {
+	case <-r.closed:
+		return io.ErrClosedPipe
+	default:
+	}
+	if err := r.stream.Send(m); err != nil {
+		return fmt.Errorf("send to the pod's terminal: %w", err)
+	}
+	return nil
+}
+
+func (r *relay) Close() { r.closeOnce.Do(func() { close(r.closed) }) }
