@@ -57,11 +57,8 @@ func newPodsCmd(g *globals) *cobra.Command {
 A pod runs one agent (a built-in or custom agent type, see "runyard agents")
 in a terminal on a runner, started with an initial prompt. The control plane
 places a new pod on a runner that can run its agent type; the pod is pending
-until that runner reports it running.
-
-Attaching to a pod's terminal and reading its output are not implemented yet:
-there is no "pods attach" or "pods logs", because the terminal path from the
-runner to the client does not exist yet.`,
+until that runner reports it running. "pods attach" connects this terminal
+to the pod's, "pods logs" prints its output.`,
 	}
 	cmd.PersistentFlags().StringVar(&org, "org", "default", "organization")
 	cmd.AddCommand(
@@ -69,6 +66,8 @@ runner to the client does not exist yet.`,
 		newPodsListCmd(g, &org),
 		newPodsGetCmd(g, &org),
 		newPodsTerminateCmd(g, &org),
+		newPodsLogsCmd(g, &org),
+		newPodsAttachCmd(g, &org),
 	)
 	return cmd
 }
