@@ -270,7 +270,7 @@ func (f *Fleet) sendDesired(ctx context.Context, stream Stream, r *runners.Runne
 		}
 		for _, p := range desired {
 			msg.GetDesired().Pods = append(msg.GetDesired().Pods, &runnerv1.PodSpec{
-				Key: p.Key, Argv: p.Spec.Argv, Env: p.Spec.Env, Workdir: p.Spec.Workdir,
+				Key: p.Key, Argv: p.Spec.Argv, Env: p.Spec.Env, Workdir: p.Spec.Workdir, Input: p.Spec.Input,
 			})
 		}
 		bins, err := f.pods.AgentBinaries(ctx)

@@ -560,7 +560,7 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 	if ds.GetPhase() != gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED {
 		specs := make([]podmgr.Spec, 0, len(ds.GetPods()))
 		for _, p := range ds.GetPods() {
-			specs = append(specs, podmgr.Spec{Key: p.GetKey(), Argv: p.GetArgv(), Env: p.GetEnv(), Workdir: p.GetWorkdir()})
+			specs = append(specs, podmgr.Spec{Key: p.GetKey(), Argv: p.GetArgv(), Env: p.GetEnv(), Workdir: p.GetWorkdir(), Input: p.GetInput()})
 		}
 		// Pods the set lacks are terminated; pods already started (after a
 		// reconnect) are not started again.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -329,4 +331,37 @@ func (f *follower) rest(t *testing.T) string {
 		t.Fatalf("the followed output did not end within %s", waitFor)
 	}
 	return ""
+}
+
+// TestPods_BuiltinAiderGetsItsPromptTyped runs the built-in aider agent type
+// with a stand-in aider on the runner's PATH: aider takes its prompt typed
+// into its terminal (wrapped in its multi-line braces), not on its command
+// line.
+func TestPods_BuiltinAiderGetsItsPromptTyped(t *testing.T) {
+	bin := t.TempDir()
+	fake := "#!/bin/sh\necho \"aider args: $#\"\nwhile read line; do echo \"aider got: $line\"; done\n"
+	if err := os.WriteFile(filepath.Join(bin, "aider"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	ts, _ := startServerWithStore(t, testutil.SQLite, 0)
+	adm := newAdmin(ts, testutil.AdminToken)
+	a := newAPI(ts, "default", bearer(testutil.AdminToken))
+	_, x := adm.createRunner(t, name("aider"))
+	testutil.StartRunner(t, runner.Config{Server: ts.URL, ExchangeToken: x, Name: "aider-host", MaxPods: 1})
+
+	p := a.createPod(t, map[string]any{"agent_type_id": "aider", "initial_prompt": "fix the login bug"})
+	eventually(t, "aider received its prompt", func() string {
+		res := a.get(t, "/pods/"+p.Key+"/output")
+		if res.Status != http.StatusOK {
+			return fmt.Sprintf("%d %s", res.Status, res.Body)
+		}
+		out := string(res.Body)
+		for _, want := range []string{"aider args: 0", "aider got: {", "aider got: fix the login bug", "aider got: }"} {
+			if !strings.Contains(out, want) {
+				return fmt.Sprintf("output %q lacks %q", out, want)
+			}
+		}
+		return ""
+	})
 }

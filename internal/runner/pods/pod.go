@@ -111,6 +111,15 @@ func (m *Manager) start(s Spec) *pod {
 		return p
 	}
 	p.ptmx = proc.ptmx
+	if s.Input != "" {
+		// In its own goroutine: the write blocks while the agent has not
+		// read what fills the terminal's input buffer.
+		go func() {
+			if _, err := proc.ptmx.Write([]byte(s.Input)); err != nil {
+				m.log.Warn("type the pod's input", "pod", s.Key, "err", err)
+			}
+		}()
+	}
 	p.ev = Event{Key: s.Key, Status: StatusRunning, StartedAt: now}
 	m.log.Info("pod started", "pod", s.Key, "pid", proc.pid)
 	m.events.push(p.ev)

@@ -24,6 +24,9 @@ type Spec struct {
 	Workdir string
 	// Cols and Rows are the initial terminal size (default 80x24).
 	Cols, Rows int
+	// Input is typed into the terminal once, right after the start: for
+	// agents that take their prompt as typed input.
+	Input string
 }
 
 var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)

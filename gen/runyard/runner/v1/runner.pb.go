@@ -874,7 +874,9 @@ type PodSpec struct {
 	Argv []string          `protobuf:"bytes,2,rep,name=argv,proto3" json:"argv,omitempty"`
 	Env  map[string]string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// workdir is relative to the runner's pod directory unless absolute.
-	Workdir       string `protobuf:"bytes,4,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	Workdir string `protobuf:"bytes,4,opt,name=workdir,proto3" json:"workdir,omitempty"`
+	// input is typed into the pod's terminal once, right after it started.
+	Input         string `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -933,6 +935,13 @@ func (x *PodSpec) GetEnv() map[string]string {
 func (x *PodSpec) GetWorkdir() string {
 	if x != nil {
 		return x.Workdir
+	}
+	return ""
+}
+
+func (x *PodSpec) GetInput() string {
+	if x != nil {
+		return x.Input
 	}
 	return ""
 }
@@ -1515,12 +1524,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0eagent_binaries\x18\x05 \x03(\v22.runyard.runner.v1.DesiredState.AgentBinariesEntryR\ragentBinaries\x1a@\n" +
 	"\x12AgentBinariesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x01\n" +
 	"\aPodSpec\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04argv\x18\x02 \x03(\tR\x04argv\x125\n" +
 	"\x03env\x18\x03 \x03(\v2#.runyard.runner.v1.PodSpec.EnvEntryR\x03env\x12\x18\n" +
-	"\aworkdir\x18\x04 \x01(\tR\aworkdir\x1a6\n" +
+	"\aworkdir\x18\x04 \x01(\tR\aworkdir\x12\x14\n" +
+	"\x05input\x18\x05 \x01(\tR\x05input\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x02\n" +
