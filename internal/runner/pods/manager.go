@@ -10,6 +10,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/runyard/runyard/internal/runner/proc"
 )
 
 // Config configures a Manager.
@@ -59,7 +61,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		dir:    filepath.Join(cfg.StateDir, "pods"),
-		bootID: bootID(),
+		bootID: proc.BootID(),
 		events: newEventQueue(),
 		pods:   map[string]*pod{},
 	}, nil

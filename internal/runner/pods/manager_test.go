@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runyard/runyard/internal/runner/proc"
 )
 
 // The tests run real processes on real PTYs. They wait by polling with
@@ -256,8 +258,8 @@ func mustNoZombies(tb testing.TB) {
 			if err != nil {
 				continue
 			}
-			s, err := readStat(pid)
-			if err == nil && s.state == 'Z' && s.ppid == os.Getpid() {
+			s, err := proc.ReadStat(pid)
+			if err == nil && s.State == 'Z' && s.PPid == os.Getpid() {
 				zombies = append(zombies, pid)
 			}
 		}
@@ -667,7 +669,7 @@ func TestManager_SweepSparesStrangers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { sleep.Process.Kill(); sleep.Wait() }()
-	st, err := readStat(sleep.Process.Pid)
+	st, err := proc.ReadStat(sleep.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -675,8 +677,8 @@ func TestManager_SweepSparesStrangers(t *testing.T) {
 		name string
 		rec  pidRecord
 	}{
-		{"RecycledPid", pidRecord{Session: sleep.Process.Pid, StartTicks: st.startTicks - 1, BootID: bootID()}},
-		{"OtherBoot", pidRecord{Session: sleep.Process.Pid, StartTicks: st.startTicks, BootID: "another-boot"}},
+		{"RecycledPid", pidRecord{Session: sleep.Process.Pid, StartTicks: st.StartTicks - 1, BootID: proc.BootID()}},
+		{"OtherBoot", pidRecord{Session: sleep.Process.Pid, StartTicks: st.StartTicks, BootID: "another-boot"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

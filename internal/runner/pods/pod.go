@@ -14,6 +14,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/runyard/runyard/internal/runner/proc"
+
 	"github.com/creack/pty"
 )
 
@@ -99,7 +101,7 @@ func (m *Manager) start(s Spec) *pod {
 		subs:   map[*Attachment]struct{}{},
 	}
 	now := time.Now()
-	proc, err := p.launch(s, now)
+	pr, err := p.launch(s, now)
 	if err != nil {
 		ev := Event{Key: s.Key, Status: StatusFailed, ExitCode: -1, Reason: "start: " + err.Error(), StartedAt: now, FinishedAt: now}
 		p.ev, p.done = ev, true
@@ -110,21 +112,21 @@ func (m *Manager) start(s Spec) *pod {
 		m.events.push(ev)
 		return p
 	}
-	p.ptmx = proc.ptmx
+	p.ptmx = pr.ptmx
 	if s.Input != "" {
 		// In its own goroutine: the write blocks while the agent has not
 		// read what fills the terminal's input buffer.
 		go func() {
-			if _, err := proc.ptmx.Write([]byte(s.Input)); err != nil {
+			if _, err := pr.ptmx.Write([]byte(s.Input)); err != nil {
 				m.log.Warn("type the pod's input", "pod", s.Key, "err", err)
 			}
 		}()
 	}
 	p.ev = Event{Key: s.Key, Status: StatusRunning, StartedAt: now}
-	m.log.Info("pod started", "pod", s.Key, "pid", proc.pid)
+	m.log.Info("pod started", "pod", s.Key, "pid", pr.pid)
 	m.events.push(p.ev)
 	m.wg.Add(1)
-	go p.run(proc)
+	go p.run(pr)
 	return p
 }
 
@@ -173,11 +175,11 @@ func (p *pod) launch(s Spec, now time.Time) (*process, error) {
 	}
 	// The child is not reaped before cmd.Wait, so its stat is readable even
 	// if it already exited.
-	st, err := readStat(pid)
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		return abort(fmt.Errorf("read process start time: %w", err))
 	}
-	rec := pidRecord{Session: pid, StartTicks: st.startTicks, BootID: p.m.bootID, StartedAt: now}
+	rec := pidRecord{Session: pid, StartTicks: st.StartTicks, BootID: p.m.bootID, StartedAt: now}
 	if err := writeJSON(filepath.Join(p.dir, pidFile), rec); err != nil {
 		return abort(err)
 	}
@@ -185,7 +187,7 @@ func (p *pod) launch(s Spec, now time.Time) (*process, error) {
 	if err != nil {
 		return abort(err)
 	}
-	return &process{cmd: cmd, ptmx: ptmx, pid: pid, startTicks: st.startTicks}, nil
+	return &process{cmd: cmd, ptmx: ptmx, pid: pid, startTicks: st.StartTicks}, nil
 }
 
 // pollable returns f (which creack/pty leaves in blocking mode) as a
@@ -259,19 +261,19 @@ func lookPath(name string, env []string) (string, error) {
 
 // run owns the pod's processes from start to end: it is the state machine of
 // doc.go.
-func (p *pod) run(proc *process) {
+func (p *pod) run(pr *process) {
 	defer p.m.wg.Done()
 	readerDone := make(chan struct{})
-	go p.read(proc.ptmx, readerDone)
+	go p.read(pr.ptmx, readerDone)
 	exited := make(chan struct{})
 	go func() {
-		if err := waitExited(proc.pid); err != nil {
+		if err := proc.WaitExited(pr.pid); err != nil {
 			p.m.log.Error("wait for pod process", "pod", p.key, "err", err)
 		}
 		close(exited)
 	}()
 
-	signal := func(sig syscall.Signal) { signalSession(proc.pid, proc.startTicks, 0, sig) }
+	signal := func(sig syscall.Signal) { proc.SignalSession(pr.pid, pr.startTicks, 0, sig) }
 	st := stateRunning
 	killed := false // SIGKILL was sent on a stop
 	var grace <-chan time.Time
@@ -305,17 +307,17 @@ func (p *pod) run(proc *process) {
 	}
 	// The leader exited but is not reaped yet: its pid cannot be recycled
 	// while the rest of its session is killed.
-	killSession(proc.pid, proc.startTicks, proc.pid)
-	_ = proc.cmd.Wait()
+	proc.KillSession(pr.pid, pr.startTicks, pr.pid)
+	_ = pr.cmd.Wait()
 	select {
 	case <-readerDone:
 	case <-time.After(drainTimeout):
 		p.m.log.Warn("pod terminal still open after its processes ended: closing it", "pod", p.key)
 	}
-	proc.ptmx.Close()
+	pr.ptmx.Close()
 	<-readerDone
 
-	ev := p.exitEvent(proc.cmd.ProcessState, killed)
+	ev := p.exitEvent(pr.cmd.ProcessState, killed)
 	p.end(ev)
 	// The output goes first: an exit record promises it is there.
 	if err := os.WriteFile(filepath.Join(p.dir, outputFile), p.scrollback(), 0o600); err != nil {
@@ -340,7 +342,7 @@ func (p *pod) exitEvent(ps *os.ProcessState, killed bool) Event {
 	ev.ExitCode = ws.ExitStatus()
 	if ws.Signaled() {
 		ev.ExitCode = 128 + int(ws.Signal())
-		how = "killed by " + signalName(ws.Signal())
+		how = "killed by " + proc.SignalName(ws.Signal())
 	}
 	switch {
 	case stopping && reason != "":

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/runyard/runyard/internal/runner/proc"
 )
 
 // The files of a pod's directory, StateDir/pods/<key>/.
@@ -90,8 +92,8 @@ func recoverPod(dir, key, boot string, now time.Time) (ev Event, changed bool, e
 	}
 	// Without a pid file the runner died while starting the pod, before its
 	// process existed or before it was recorded; there is nothing to kill.
-	if err == nil && rec.Session > 0 && rec.BootID == boot {
-		sweep(rec)
+	if err == nil {
+		proc.Sweep(proc.Record{Session: rec.Session, StartTicks: rec.StartTicks, BootID: rec.BootID}, boot)
 	}
 	ev = Event{
 		Key:        key,
@@ -105,19 +107,4 @@ func recoverPod(dir, key, boot string, now time.Time) (ev Event, changed bool, e
 		return Event{}, false, err
 	}
 	return ev, true, nil
-}
-
-// sweep kills the leftover session of rec. When the leader still runs with
-// the recorded start time, the session is ours. When a process with the
-// leader's pid runs with another start time, the pid was recycled, which the
-// kernel does only once no process uses it as a group or session id: nothing
-// of ours is left. When the leader is gone, members of its session that
-// started after it are ours: a new session with that id needs a new leader
-// with that pid.
-func sweep(rec pidRecord) {
-	s, err := readStat(rec.Session)
-	if err == nil && s.startTicks != rec.StartTicks {
-		return
-	}
-	killSession(rec.Session, rec.StartTicks, 0)
 }

@@ -48,17 +48,3 @@ func TestRing(t *testing.T) {
 		}
 	})
 }
-
-func TestParseStat(t *testing.T) {
-	line := "4242 (a (weird) name) S 1 4242 4243 34816 4242 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 200\n"
-	s, err := parseStat(4242, []byte(line))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (procStat{pid: 4242, ppid: 1, pgrp: 4242, session: 4243, state: 'S', startTicks: 987654}); s != want {
-		t.Errorf("parseStat = %+v, want %+v", s, want)
-	}
-	if _, err := parseStat(1, []byte("1 (init S 0")); err == nil {
-		t.Error("parseStat of a malformed line succeeded")
-	}
-}

@@ -1,4 +1,9 @@
-package pods
+// Package proc supervises process sessions on a runner: a pod or an
+// automation command leads a session of its own, and everything it starts
+// is found, signalled and killed through /proc, so that nothing it left
+// behind survives it. Start times in clock ticks tell a process of ours
+// from a stranger with a recycled pid.
+package proc
 
 import (
 	"bytes"
@@ -12,53 +17,49 @@ import (
 	"unsafe"
 )
 
-// This file holds what the manager knows about processes, all read from
-// /proc: a pod is the session its leader opened, and the leader's start time
-// tells a leftover from a stranger that got a recycled pid.
-
-// procStat is the part of /proc/<pid>/stat the manager needs.
-type procStat struct {
-	pid, ppid, pgrp, session int
-	state                    byte
-	// startTicks is the start time in clock ticks since boot.
-	startTicks uint64
+// Stat is the part of /proc/<pid>/stat a supervisor needs.
+type Stat struct {
+	Pid, PPid, Pgrp, Session int
+	State                    byte
+	// StartTicks is the start time in clock ticks since boot.
+	StartTicks uint64
 }
 
-func readStat(pid int) (procStat, error) {
+func ReadStat(pid int) (Stat, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return procStat{}, err
+		return Stat{}, err
 	}
 	return parseStat(pid, b)
 }
 
 // parseStat parses a stat line. The command name (field 2) may hold spaces
 // and parentheses, so the fields are counted from the last ')'.
-func parseStat(pid int, b []byte) (procStat, error) {
+func parseStat(pid int, b []byte) (Stat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return Stat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state); starttime is field 22.
 	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return Stat{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	s := procStat{pid: pid, state: f[0][0]}
+	s := Stat{Pid: pid, State: f[0][0]}
 	var errs [4]error
-	s.ppid, errs[0] = strconv.Atoi(f[1])
-	s.pgrp, errs[1] = strconv.Atoi(f[2])
-	s.session, errs[2] = strconv.Atoi(f[3])
-	s.startTicks, errs[3] = strconv.ParseUint(f[19], 10, 64)
+	s.PPid, errs[0] = strconv.Atoi(f[1])
+	s.Pgrp, errs[1] = strconv.Atoi(f[2])
+	s.Session, errs[2] = strconv.Atoi(f[3])
+	s.StartTicks, errs[3] = strconv.ParseUint(f[19], 10, 64)
 	if err := errors.Join(errs[:]...); err != nil {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+		return Stat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 	}
 	return s, nil
 }
 
-// bootID identifies this boot of the host: start times in clock ticks mean
+// BootID identifies this boot of the host: start times in clock ticks mean
 // nothing across a reboot.
-func bootID() string {
+func BootID() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
@@ -66,53 +67,53 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-// sessionMembers lists the processes in the group or session sid that
+// SessionMembers lists the processes in the group or session sid that
 // started no earlier than minStart, leaving out the pid skip.
-func sessionMembers(sid int, minStart uint64, skip int) []procStat {
+func SessionMembers(sid int, minStart uint64, skip int) []Stat {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	var out []procStat
+	var out []Stat
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == skip {
 			continue
 		}
-		s, err := readStat(pid)
+		s, err := ReadStat(pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
-		if (s.session == sid || s.pgrp == sid) && s.startTicks >= minStart {
+		if (s.Session == sid || s.Pgrp == sid) && s.StartTicks >= minStart {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
-// signalSession sends sig to the process group sid and to every process
+// SignalSession sends sig to the process group sid and to every process
 // still in the session (including groups a shell's job control made) that
 // started no earlier than minStart. It returns the members it signalled
 // other than skip (the leader, which its owner reaps).
-func signalSession(sid int, minStart uint64, skip int, sig syscall.Signal) []procStat {
+func SignalSession(sid int, minStart uint64, skip int, sig syscall.Signal) []Stat {
 	_ = syscall.Kill(-sid, sig) // ESRCH: the group is empty
-	members := sessionMembers(sid, minStart, skip)
+	members := SessionMembers(sid, minStart, skip)
 	for _, s := range members {
-		_ = syscall.Kill(s.pid, sig)
+		_ = syscall.Kill(s.Pid, sig)
 	}
 	return members
 }
 
-// killSession SIGKILLs the session until no member but skip is alive (a
+// KillSession SIGKILLs the session until no member but skip is alive (a
 // member may fork while it is being killed), and reaps the killed members
 // that were handed to this process (when it is PID 1 or a child subreaper).
-func killSession(sid int, minStart uint64, skip int) {
-	killed := map[int]procStat{}
+func KillSession(sid int, minStart uint64, skip int) {
+	killed := map[int]Stat{}
 	for range 100 {
 		alive := 0
-		for _, s := range signalSession(sid, minStart, skip, syscall.SIGKILL) {
-			killed[s.pid] = s
-			if s.state != 'Z' {
+		for _, s := range SignalSession(sid, minStart, skip, syscall.SIGKILL) {
+			killed[s.Pid] = s
+			if s.State != 'Z' {
 				alive++
 			}
 		}
@@ -125,25 +126,25 @@ func killSession(sid int, minStart uint64, skip int) {
 }
 
 // reapOrphans waits for the killed processes that became this process's
-// children. Only pids it saw in the pod's session are waited for, never -1,
+// children. Only pids it saw in the session are waited for, never -1,
 // so the exit statuses of the daemon's other children are not stolen.
-func reapOrphans(killed map[int]procStat) {
+func reapOrphans(killed map[int]Stat) {
 	self := os.Getpid()
 	deadline := time.Now().Add(5 * time.Second)
 	pending := killed
 	for len(pending) > 0 && time.Now().Before(deadline) {
-		next := map[int]procStat{}
+		next := map[int]Stat{}
 		for pid, k := range pending {
-			s, err := readStat(pid)
-			if err != nil || s.startTicks != k.startTicks {
+			s, err := ReadStat(pid)
+			if err != nil || s.StartTicks != k.StartTicks {
 				continue // gone: its parent reaped it
 			}
-			if s.state == 'Z' && s.ppid == self {
+			if s.State == 'Z' && s.PPid == self {
 				var ws syscall.WaitStatus
 				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
 				continue
 			}
-			if _, dying := killed[s.ppid]; s.state == 'Z' && !dying {
+			if _, dying := killed[s.PPid]; s.State == 'Z' && !dying {
 				continue // its parent lives on and reaps it
 			}
 			next[pid] = k
@@ -155,10 +156,10 @@ func reapOrphans(killed map[int]procStat) {
 	}
 }
 
-// waitExited blocks until the child pid has exited, without reaping it: the
-// zombie keeps the pid, the pod's group and session id, from being recycled
+// WaitExited blocks until the child pid has exited, without reaping it: the
+// zombie keeps the pid, its group and session id, from being recycled
 // while the rest of the session is killed.
-func waitExited(pid int) error {
+func WaitExited(pid int) error {
 	const pPID = 1
 	var info [128]byte // siginfo_t
 	for {
@@ -174,8 +175,8 @@ func waitExited(pid int) error {
 	}
 }
 
-// signalName names a signal the way a user reads it: SIGKILL.
-func signalName(sig syscall.Signal) string {
+// SignalName names a signal the way a user reads it: SIGKILL.
+func SignalName(sig syscall.Signal) string {
 	if n, ok := signalNames[sig]; ok {
 		return n
 	}
