@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 
+	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
@@ -19,6 +20,7 @@ type Store interface {
 	identity.Store
 	runners.Store
 	pods.Store
+	environments.Store
 	KeyStore
 
 	// Ping checks that the database answers.

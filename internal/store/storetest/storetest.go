@@ -50,6 +50,10 @@ func Run(t *testing.T, open Opener) {
 		{"UpdatePod", testUpdatePod},
 		{"AgentTypes", testAgentTypes},
 		{"ServerKeys", testServerKeys},
+		{"EnvironmentRoundTrip", testEnvironmentRoundTrip},
+		{"FindEnvironments", testFindEnvironments},
+		{"UpdateEnvironment", testUpdateEnvironment},
+		{"DeleteEnvironment", testDeleteEnvironment},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
