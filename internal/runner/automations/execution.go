@@ -1,0 +1,438 @@
+package automations
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/runyard/runyard/internal/runner/proc"
+)
+
+// ExecutionPhase is a task execution's phase on the runner.
+type ExecutionPhase string
+
+const (
+	ExecutionRunning   ExecutionPhase = "running"
+	ExecutionSucceeded ExecutionPhase = "succeeded"
+	ExecutionFailed    ExecutionPhase = "failed"
+	ExecutionStopped   ExecutionPhase = "stopped"
+)
+
+// Final reports whether the execution ended.
+func (p ExecutionPhase) Final() bool { return p != ExecutionRunning && p != "" }
+
+// StepPhase is a step's phase.
+type StepPhase string
+
+const (
+	StepRunning   StepPhase = "running"
+	StepSucceeded StepPhase = "succeeded"
+	StepFailed    StepPhase = "failed"
+	StepStopped   StepPhase = "stopped"
+)
+
+// Final reports whether the step ended.
+func (p StepPhase) Final() bool { return p != StepRunning && p != "" }
+
+// StepSpec is one step of an execution: a task's command, or a service
+// (ServiceID) awaited until it runs. The control plane asks for the service
+// to run; the step only waits for it.
+type StepSpec struct {
+	// ID names the step in the status: the task's or the service's ID.
+	ID        string
+	Task      *Command
+	ServiceID string
+}
+
+// ExecutionSpec is a task execution as the control plane wants it.
+type ExecutionSpec struct {
+	ID string
+	// Groups run one after another; the steps of a group run at once.
+	Groups [][]StepSpec
+	// Stop asks a running execution to stop.
+	Stop bool
+}
+
+// StepStatus is a step that started.
+type StepStatus struct {
+	ID             string            `json:"id"`
+	Phase          StepPhase         `json:"phase"`
+	FailureMessage string            `json:"failureMessage,omitempty"`
+	Outputs        map[string]string `json:"outputs,omitempty"`
+	LogID          string            `json:"logId,omitempty"`
+	StartedAt      time.Time         `json:"startedAt"`
+	FinishedAt     time.Time         `json:"finishedAt,omitzero"`
+}
+
+// ExecutionStatus is an execution's state on the runner. Steps lists the
+// steps that started, in plan order; missing steps never started.
+type ExecutionStatus struct {
+	ID             string         `json:"id"`
+	Phase          ExecutionPhase `json:"phase"`
+	FailureMessage string         `json:"failureMessage,omitempty"`
+	Steps          []StepStatus   `json:"steps"`
+	StartedAt      time.Time      `json:"startedAt"`
+	CompletedAt    time.Time      `json:"completedAt,omitzero"`
+	Version        uint64         `json:"version"`
+}
+
+type executionRecord struct {
+	Status ExecutionStatus `json:"status"`
+	Groups []proc.Record   `json:"groups,omitempty"`
+}
+
+// stopMsg asks an execution to stop: stopped with reason, or failed with
+// it when the runner stops (an interrupted execution never succeeded).
+type stopMsg struct {
+	reason string
+	fail   bool
+}
+
+type execution struct {
+	e  *Executor
+	id string
+
+	mu      sync.Mutex
+	st      ExecutionStatus
+	groups  map[string]*proc.Group // running step processes, by step ID
+	stop    chan stopMsg           // the stop request; capacity 1
+	force   chan struct{}
+	done    bool
+	forceMu sync.Once
+}
+
+func (x *execution) status() *ExecutionStatus {
+	st := x.st
+	st.Steps = append([]StepStatus(nil), x.st.Steps...)
+	return &st
+}
+
+// EnsureExecutions converges on specs: an execution not seen before starts
+// (once per ID, also across runner restarts); Stop, or leaving the set,
+// stops a running one.
+func (e *Executor) EnsureExecutions(specs []ExecutionSpec) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	want := map[string]bool{}
+	for _, sp := range specs {
+		if err := validID("execution", sp.ID); err != nil {
+			return err
+		}
+		want[sp.ID] = true
+		x := e.executions[sp.ID]
+		if x == nil {
+			if sp.Stop {
+				continue // stopped before it started here: nothing to run
+			}
+			x = &execution{e: e, id: sp.ID, groups: map[string]*proc.Group{}, stop: make(chan stopMsg, 1), force: make(chan struct{})}
+			x.st = ExecutionStatus{ID: sp.ID, Phase: ExecutionRunning, StartedAt: time.Now(), Steps: []StepStatus{}}
+			e.executions[sp.ID] = x
+			e.wg.Add(1)
+			go x.run(sp)
+			continue
+		}
+		if sp.Stop {
+			x.requestStop(stopMsg{reason: "stopped on request"})
+		}
+	}
+	for id, x := range e.executions {
+		if !want[id] {
+			x.requestStop(stopMsg{reason: "the execution was removed"})
+			x.mu.Lock()
+			if x.done {
+				delete(e.executions, id)
+			}
+			x.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+func (x *execution) requestStop(m stopMsg) {
+	select {
+	case x.stop <- m:
+	default:
+	}
+}
+
+func (x *execution) kill() { x.forceMu.Do(func() { close(x.force) }) }
+
+// update changes the status under the lock, records and reports it.
+func (x *execution) update(f func(*ExecutionStatus)) {
+	x.mu.Lock()
+	f(&x.st)
+	x.st.Version = x.e.nextVersion()
+	st := x.status()
+	rec := executionRecord{Status: *st}
+	for _, g := range x.groups {
+		rec.Groups = append(rec.Groups, g.Record(x.e.bootID))
+	}
+	x.mu.Unlock()
+	if err := writeJSON(filepath.Join(x.e.cfg.Dir, executionsDir, x.id+".json"), rec); err != nil {
+		x.e.log.Error("record execution", "execution", x.id, "err", err)
+	}
+	x.e.emit(Event{Execution: st})
+}
+
+func (x *execution) step(id string, f func(*StepStatus)) {
+	x.update(func(st *ExecutionStatus) {
+		for i := range st.Steps {
+			if st.Steps[i].ID == id {
+				f(&st.Steps[i])
+				return
+			}
+		}
+	})
+}
+
+// run runs the plan: a group starts once every step of the one before
+// succeeded; a failed step fails the execution and stops its group.
+func (x *execution) run(sp ExecutionSpec) {
+	defer x.e.wg.Done()
+	x.update(func(*ExecutionStatus) {})
+	var stopped *stopMsg
+	stop := func(m stopMsg) {
+		phase := ExecutionStopped
+		if m.fail {
+			phase = ExecutionFailed
+		}
+		x.update(func(s *ExecutionStatus) {
+			s.Phase, s.FailureMessage, s.CompletedAt = phase, m.reason, time.Now()
+		})
+		x.finish()
+	}
+	for gi, group := range sp.Groups {
+		// Steps hear of a stop through cancel; the first failure cancels
+		// the group too.
+		cancel := make(chan struct{})
+		var once sync.Once
+		cancelGroup := func() { once.Do(func() { close(cancel) }) }
+		results := make(chan stepResult, len(group))
+		for _, st := range group {
+			x.update(func(s *ExecutionStatus) {
+				s.Steps = append(s.Steps, StepStatus{ID: st.ID, Phase: StepRunning, StartedAt: time.Now()})
+			})
+			go func() { results <- x.runStep(st, cancel) }()
+		}
+		var failed *stepResult
+		for range group {
+			var r stepResult
+			select {
+			case r = <-results:
+			case m := <-x.stop:
+				stopped = &m
+				cancelGroup()
+				r = <-results
+			}
+			if r.failure != "" && failed == nil && stopped == nil {
+				failed = &r
+				cancelGroup()
+			}
+		}
+		cancelGroup()
+		switch {
+		case stopped != nil:
+			stop(*stopped)
+			return
+		case failed != nil:
+			x.update(func(s *ExecutionStatus) {
+				s.Phase, s.CompletedAt = ExecutionFailed, time.Now()
+				s.FailureMessage = fmt.Sprintf("step %s (group %d of %d) failed: %s", failed.id, gi+1, len(sp.Groups), failed.failure)
+			})
+			x.finish()
+			return
+		}
+		select {
+		case m := <-x.stop:
+			stop(m)
+			return
+		default:
+		}
+	}
+	x.update(func(s *ExecutionStatus) { s.Phase, s.CompletedAt = ExecutionSucceeded, time.Now() })
+	x.finish()
+}
+
+func (x *execution) finish() {
+	x.mu.Lock()
+	x.done = true
+	x.mu.Unlock()
+}
+
+type stepResult struct {
+	id      string
+	failure string // empty when the step succeeded or was stopped
+}
+
+// runStep runs one step until it ends or cancel closes.
+func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
+	if sp.ServiceID != "" {
+		return x.awaitService(sp, cancel)
+	}
+	e := x.e
+	end := func(phase StepPhase, msg string, outputs map[string]string) stepResult {
+		x.step(sp.ID, func(s *StepStatus) {
+			s.Phase, s.FailureMessage, s.Outputs, s.FinishedAt = phase, msg, outputs, time.Now()
+		})
+		if phase == StepFailed {
+			return stepResult{id: sp.ID, failure: msg}
+		}
+		return stepResult{id: sp.ID}
+	}
+	if sp.Task == nil {
+		return end(StepFailed, "the step has neither a command nor a service", nil)
+	}
+	logID, lg, err := e.openLog()
+	if err != nil {
+		return end(StepFailed, "create the step's log: "+err.Error(), nil)
+	}
+	defer e.closeLog(logID, lg)
+	x.step(sp.ID, func(s *StepStatus) { s.LogID = logID })
+	outFile := filepath.Join(e.cfg.Dir, outputsDir, logID)
+	defer os.Remove(outFile)
+	cmd, err := e.command(*sp.Task, lg, "RUNYARD_OUTPUT="+outFile, "RUNYARD_TASK_EXECUTION_ID="+x.id)
+	var g *proc.Group
+	if err == nil {
+		g, err = proc.Start(cmd)
+	}
+	if err != nil {
+		lg.line("the command could not start: %v", err)
+		return end(StepFailed, "the command could not start: "+err.Error(), nil)
+	}
+	x.mu.Lock()
+	x.groups[sp.ID] = g
+	x.mu.Unlock()
+	x.update(func(*ExecutionStatus) {}) // records the process for a later sweep
+	defer func() {
+		x.mu.Lock()
+		delete(x.groups, sp.ID)
+		x.mu.Unlock()
+	}()
+	exited := make(chan struct{})
+	go func() { _ = g.WaitExited(); close(exited) }()
+	select {
+	case <-exited:
+	case <-cancel:
+		g.Signal(syscall.SIGTERM)
+		grace := time.NewTimer(e.cfg.StopGrace)
+		defer grace.Stop()
+		select {
+		case <-exited:
+		case <-grace.C:
+			lg.line("the step did not stop within the %s grace period: killing it", e.cfg.StopGrace)
+		case <-x.force:
+		}
+		g.Kill()
+		lg.line("stopped")
+		return end(StepStopped, "", nil)
+	case <-x.force:
+		g.Kill()
+		return end(StepFailed, "the runner stopped during the step", nil)
+	}
+	how, code := proc.ExitDescription(g.Finish())
+	lg.line("the command ended: %s", how)
+	outputs, err := readOutputs(outFile)
+	if err != nil {
+		return end(StepFailed, err.Error(), nil)
+	}
+	if code != 0 {
+		return end(StepFailed, how, outputs)
+	}
+	return end(StepSucceeded, "", outputs)
+}
+
+// awaitService waits until the step's service runs on this runner; the
+// service failing or stopping fails the step.
+func (x *execution) awaitService(sp StepSpec, cancel <-chan struct{}) stepResult {
+	end := func(phase StepPhase, msg string) stepResult {
+		x.step(sp.ID, func(s *StepStatus) { s.Phase, s.FailureMessage, s.FinishedAt = phase, msg, time.Now() })
+		if phase == StepFailed {
+			return stepResult{id: sp.ID, failure: msg}
+		}
+		return stepResult{id: sp.ID}
+	}
+	seenStarting := false
+	for {
+		e := x.e
+		e.mu.Lock()
+		changed := e.svcChanged
+		s := e.services[sp.ServiceID]
+		e.mu.Unlock()
+		if s != nil {
+			s.mu.Lock()
+			phase, msg, running := s.st.Phase, s.st.FailureMessage, s.running
+			s.mu.Unlock()
+			switch {
+			case phase == PhaseRunning:
+				return end(StepSucceeded, "")
+			case phase == PhaseStarting:
+				seenStarting = true
+			case phase == PhaseFailed && (seenStarting || !running):
+				return end(StepFailed, fmt.Sprintf("service %s failed: %s", sp.ServiceID, msg))
+			case phase == PhaseStopped && seenStarting:
+				return end(StepFailed, fmt.Sprintf("service %s stopped before it was ready", sp.ServiceID))
+			}
+		}
+		select {
+		case <-changed:
+		case <-cancel:
+			return end(StepStopped, "")
+		case <-x.force:
+			return end(StepFailed, "the runner stopped during the step")
+		}
+	}
+}
+
+// maxOutputs bounds what a step may set through $RUNYARD_OUTPUT.
+const (
+	maxOutputs     = 256
+	maxOutputBytes = 64 << 10
+)
+
+// readOutputs parses the key=value lines a step wrote to $RUNYARD_OUTPUT.
+func readOutputs(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the step's outputs: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read the step's outputs: %w", err)
+	}
+	if st.Size() > maxOutputBytes {
+		return nil, fmt.Errorf("$RUNYARD_OUTPUT holds %d bytes; at most %d are allowed", st.Size(), maxOutputBytes)
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 4096), maxOutputBytes)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimRight(sc.Text(), "\r")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("$RUNYARD_OUTPUT line %d: want key=value, got %q", n, line)
+		}
+		out[strings.TrimSpace(k)] = v
+		if len(out) > maxOutputs {
+			return nil, fmt.Errorf("$RUNYARD_OUTPUT sets more than %d outputs", maxOutputs)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read the step's outputs: %w", err)
+	}
+	return out, nil
+}

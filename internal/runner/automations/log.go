@@ -1,0 +1,128 @@
+package automations
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+// logTruncated marks where a run's log reached its cap.
+const logTruncated = "\n[runyard: this log reached its cap of %d bytes; later output of this run was dropped]\n"
+
+// runLog is the log of one service run or execution step: a file under the
+// executor's directory, written up to a cap. Followers wait on changed for
+// more.
+type runLog struct {
+	path string
+	cap  int64
+
+	mu      sync.Mutex
+	f       *os.File
+	size    int64
+	full    bool
+	done    bool
+	changed chan struct{} // closed and replaced on every write and at the end
+}
+
+func createLog(path string, cap int64) (*runLog, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create log: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("create log: %w", err)
+	}
+	return &runLog{path: path, cap: cap, f: f, size: st.Size(), changed: make(chan struct{})}, nil
+}
+
+// Write appends p up to the cap; what does not fit is dropped behind a
+// marker. It never fails the command writing: a log is no reason to stop
+// a service.
+func (l *runLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.full || l.f == nil {
+		return len(p), nil
+	}
+	b := p
+	if room := l.cap - l.size; int64(len(b)) > room {
+		b = append(b[:max(room, 0):max(room, 0)], fmt.Sprintf(logTruncated, l.cap)...)
+		l.full = true
+	}
+	n, _ := l.f.Write(b)
+	l.size += int64(n)
+	l.notifyLocked()
+	return len(p), nil
+}
+
+func (l *runLog) notifyLocked() {
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// line writes a message of the runner itself into the log.
+func (l *runLog) line(format string, args ...any) {
+	fmt.Fprintf(l, "[runyard] "+format+"\n", args...)
+}
+
+// close ends the log: followers read to its end and stop.
+func (l *runLog) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	l.done = true
+	l.notifyLocked()
+}
+
+func (l *runLog) state() (size int64, done bool, changed <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.size, l.done, l.changed
+}
+
+// copyLog writes the log file at path to w; with live set (the run still
+// writes it) and follow, it goes on until the run ends or ctx ends.
+func copyLog(ctx context.Context, path string, live *runLog, follow bool, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var off int64
+	for {
+		var size int64
+		var done bool
+		var changed <-chan struct{}
+		if live != nil {
+			size, done, changed = live.state()
+		} else {
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			size, done = st.Size(), true
+		}
+		if size > off {
+			n, err := io.Copy(w, io.NewSectionReader(f, off, size-off))
+			off += n
+			if err != nil {
+				return err
+			}
+		}
+		if done || !follow {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
