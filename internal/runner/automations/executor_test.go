@@ -220,8 +220,10 @@ func TestServices(t *testing.T) {
 			fail:   "did not finish within the 300ms grace period",
 		},
 		{
-			name:   "DockerWithoutEngine",
-			spec:   func(dir, m string) ServiceSpec { return ServiceSpec{Start: Command{Script: "true", Dir: dir, Docker: &Docker{Image: "alpine"}}} },
+			name: "DockerWithoutEngine",
+			spec: func(dir, m string) ServiceSpec {
+				return ServiceSpec{Start: Command{Script: "true", Dir: dir, Docker: &Docker{Image: "alpine"}}}
+			},
 			phases: []Phase{PhaseRunning, PhaseFailed},
 			fail:   "no Docker engine",
 		},

@@ -68,12 +68,12 @@ type service struct {
 	e  *Executor
 	id string
 
-	mu           sync.Mutex
-	spec         ServiceSpec
-	st           ServiceStatus
-	running      bool            // a run goroutine is active
-	stop         chan stopReason // the run's stop request; capacity 1
-	force        chan struct{}   // closed to kill the run at once
+	mu      sync.Mutex
+	spec    ServiceSpec
+	st      ServiceStatus
+	running bool            // a run goroutine is active
+	stop    chan stopReason // the run's stop request; capacity 1
+	force   chan struct{}   // closed to kill the run at once
 	// ended and endedSession: the run of that session ended, so it is not
 	// run again.
 	ended        bool
