@@ -31,7 +31,10 @@ type Fleet struct {
 	svc *runners.Service
 	// pods, when set, puts the runner's pods in its desired state and
 	// records its reports on them.
-	pods       *pods.Service
+	pods *pods.Service
+	// autos, when set, puts the runner's environments and automations in
+	// its desired state and records its reports on them.
+	autos      *Automations
 	timeout    time.Duration
 	flushEvery time.Duration
 	log        *slog.Logger
@@ -279,6 +282,11 @@ func (f *Fleet) sendDesired(ctx context.Context, stream Stream, r *runners.Runne
 		}
 		msg.GetDesired().AgentBinaries = bins
 	}
+	if f.autos != nil && r.Spec.DesiredPhase != runners.PhaseDeleted {
+		if err := f.addEnvironments(ctx, r, msg.GetDesired()); err != nil {
+			return err
+		}
+	}
 	if err := stream.Send(msg); err != nil {
 		return fmt.Errorf("send desired state: %w", err)
 	}
@@ -317,6 +325,28 @@ func (f *Fleet) receive(ctx context.Context, s *session, stream Stream) error {
 					// A pod deleted or moved meanwhile: nothing to record.
 					continue
 				}
+				return err
+			}
+		case *runnerv1.ConnectRequest_EnvironmentStatus, *runnerv1.ConnectRequest_ServiceStatus, *runnerv1.ConnectRequest_ExecutionStatus:
+			if f.autos == nil {
+				continue
+			}
+			var err error
+			switch m := m.(type) {
+			case *runnerv1.ConnectRequest_EnvironmentStatus:
+				err = f.reportEnvironment(ctx, m.EnvironmentStatus)
+			case *runnerv1.ConnectRequest_ServiceStatus:
+				err = f.reportService(ctx, s.runnerID, m.ServiceStatus)
+			case *runnerv1.ConnectRequest_ExecutionStatus:
+				err = f.reportExecution(ctx, s.runnerID, m.ExecutionStatus)
+			}
+			switch {
+			case apperr.Is(err, apperr.CodeNotFound):
+				// Removed meanwhile (a forced delete): nothing to record.
+			case apperr.Is(err, apperr.CodeInvalid):
+				// One bad report must not cut the runner off its work.
+				f.log.Warn("runner sent an invalid report", "runner", s.runnerID, "err", err)
+			case err != nil:
 				return err
 			}
 		case *runnerv1.ConnectRequest_DeletionComplete:

@@ -46,6 +46,8 @@ type relay struct {
 
 	end       *runnerv1.TerminalEnd
 	endReason string
+	// pending is output received but not yet read (LogReader).
+	pending []byte
 }
 
 var _ pods.Terminal = (*relay)(nil)
@@ -53,11 +55,26 @@ var _ pods.Terminal = (*relay)(nil)
 // OpenTerminal asks the runner's live stream to open a Terminal stream to
 // pod key and waits for it. It implements pods.TerminalOpener.
 func (f *Fleet) OpenTerminal(ctx context.Context, orgID, runnerID, key string, follow bool) (pods.Terminal, error) {
+	r, err := f.open(ctx, orgID, runnerID, &runnerv1.OpenTerminal{PodKey: key, Follow: follow}, "pod's terminal")
+	if err != nil {
+		return nil, err
+	}
+	if msg := r.hello.GetError(); msg != "" {
+		r.Close()
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner cannot open the pod's terminal: " + msg}
+	}
+	return r, nil
+}
+
+// open asks the runner's live stream to open a Terminal stream for req
+// (its session ID set here) and waits for it; what names the stream's
+// content in errors.
+func (f *Fleet) open(ctx context.Context, orgID, runnerID string, req *runnerv1.OpenTerminal, what string) (*relay, error) {
 	f.mu.Lock()
 	s := f.sessions[runnerID]
 	f.mu.Unlock()
 	if s == nil || s.orgID != orgID {
-		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the pod's runner is not connected to this control plane; try again when it is online"}
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner is not connected to this control plane; try again when it is online"}
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -74,29 +91,26 @@ func (f *Fleet) OpenTerminal(ctx context.Context, orgID, runnerID, key string, f
 
 	timer := time.NewTimer(terminalOpenTimeout)
 	defer timer.Stop()
-	open := &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_OpenTerminal{OpenTerminal: &runnerv1.OpenTerminal{
-		SessionId: id, PodKey: key, Follow: follow,
-	}}}
+	req.SessionId = id
+	open := &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_OpenTerminal{OpenTerminal: req}}
 	select {
 	case s.acks <- open:
 	case <-s.done:
-		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the pod's runner disconnected; try again when it is online"}
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner disconnected; try again when it is online"}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-timer.C:
-		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the pod's runner is not reading its stream; try again"}
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner is not reading its stream; try again"}
 	}
 	select {
 	case r := <-w.ready:
-		if msg := r.hello.GetError(); msg != "" {
-			r.Close()
-			return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner cannot open the pod's terminal: " + msg}
-		}
+		// The caller reads r.hello's error: what it means depends on what
+		// was asked for.
 		return r, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-timer.C:
-		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: fmt.Sprintf("the pod's runner did not open its terminal within %s", terminalOpenTimeout)}
+		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: fmt.Sprintf("the runner did not open the %s within %s", what, terminalOpenTimeout)}
 	}
 }
 

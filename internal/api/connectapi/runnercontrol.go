@@ -26,3 +26,11 @@ func (h *runnerControlHandler) Connect(ctx context.Context, stream *connect.Bidi
 func (h *runnerControlHandler) Terminal(ctx context.Context, stream *connect.BidiStream[runnerv1.TerminalRequest, runnerv1.TerminalResponse]) error {
 	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.ServeTerminal(ctx, stream))
 }
+
+func (h *runnerControlHandler) StartAutomations(ctx context.Context, req *connect.Request[runnerv1.StartAutomationsRequest]) (*connect.Response[runnerv1.StartAutomationsResponse], error) {
+	res, err := h.fleet.StartAutomations(ctx, req.Msg)
+	if err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(res), nil
+}

@@ -133,6 +133,9 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Renewal
 	//	*ConnectRequest_DeletionComplete
 	//	*ConnectRequest_PodStatus
+	//	*ConnectRequest_EnvironmentStatus
+	//	*ConnectRequest_ServiceStatus
+	//	*ConnectRequest_ExecutionStatus
 	Message       isConnectRequest_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -211,6 +214,33 @@ func (x *ConnectRequest) GetPodStatus() *PodStatus {
 	return nil
 }
 
+func (x *ConnectRequest) GetEnvironmentStatus() *EnvironmentStatus {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectRequest_EnvironmentStatus); ok {
+			return x.EnvironmentStatus
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetServiceStatus() *ServiceStatus {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectRequest_ServiceStatus); ok {
+			return x.ServiceStatus
+		}
+	}
+	return nil
+}
+
+func (x *ConnectRequest) GetExecutionStatus() *ExecutionStatus {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectRequest_ExecutionStatus); ok {
+			return x.ExecutionStatus
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Message interface {
 	isConnectRequest_Message()
 }
@@ -239,6 +269,23 @@ type ConnectRequest_PodStatus struct {
 	PodStatus *PodStatus `protobuf:"bytes,4,opt,name=pod_status,json=podStatus,proto3,oneof"`
 }
 
+type ConnectRequest_EnvironmentStatus struct {
+	// environment_status, service_status and execution_status report the
+	// runner's view of an environment, a service and a task execution.
+	// status_version orders them: the control plane ignores a report not
+	// newer than the one it holds, so after a reconnect the runner simply
+	// reports everything again.
+	EnvironmentStatus *EnvironmentStatus `protobuf:"bytes,5,opt,name=environment_status,json=environmentStatus,proto3,oneof"`
+}
+
+type ConnectRequest_ServiceStatus struct {
+	ServiceStatus *ServiceStatus `protobuf:"bytes,6,opt,name=service_status,json=serviceStatus,proto3,oneof"`
+}
+
+type ConnectRequest_ExecutionStatus struct {
+	ExecutionStatus *ExecutionStatus `protobuf:"bytes,7,opt,name=execution_status,json=executionStatus,proto3,oneof"`
+}
+
 func (*ConnectRequest_Status) isConnectRequest_Message() {}
 
 func (*ConnectRequest_Renewal) isConnectRequest_Message() {}
@@ -246,6 +293,12 @@ func (*ConnectRequest_Renewal) isConnectRequest_Message() {}
 func (*ConnectRequest_DeletionComplete) isConnectRequest_Message() {}
 
 func (*ConnectRequest_PodStatus) isConnectRequest_Message() {}
+
+func (*ConnectRequest_EnvironmentStatus) isConnectRequest_Message() {}
+
+func (*ConnectRequest_ServiceStatus) isConnectRequest_Message() {}
+
+func (*ConnectRequest_ExecutionStatus) isConnectRequest_Message() {}
 
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -352,7 +405,8 @@ type ConnectResponse_RenewalAck struct {
 }
 
 type ConnectResponse_OpenTerminal struct {
-	// open_terminal asks the runner to open a Terminal stream to a pod.
+	// open_terminal asks the runner to open a Terminal stream to a pod, or
+	// to the log of a service run or execution step.
 	OpenTerminal *OpenTerminal `protobuf:"bytes,4,opt,name=open_terminal,json=openTerminal,proto3,oneof"`
 }
 
@@ -798,6 +852,19 @@ type DesiredState struct {
 	// agent_binaries maps the organization's custom agent types to the binary
 	// each runs, so the runner can report which it can run (Status.agent_types).
 	AgentBinaries map[string]string `protobuf:"bytes,5,rep,name=agent_binaries,json=agentBinaries,proto3" json:"agent_binaries,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// environments is every environment on this runner, the whole set every
+	// time: the runner converges each on its desired phase and removes, with
+	// everything running in it, an environment the set lacks.
+	Environments []*EnvironmentSpec `protobuf:"bytes,6,rep,name=environments,proto3" json:"environments,omitempty"`
+	// services is every service of those environments. A service runs while
+	// its environment runs, run is set, and its session has not ended.
+	Services []*ServiceSpec `protobuf:"bytes,7,rep,name=services,proto3" json:"services,omitempty"`
+	// executions is every unfinished task execution of those environments.
+	Executions []*ExecutionSpec `protobuf:"bytes,8,rep,name=executions,proto3" json:"executions,omitempty"`
+	// secrets holds the value of each secret the environments, services and
+	// executions name, by secret ID, sealed to the runner's public key
+	// (NaCl anonymous box): the control plane never sends a value in clear.
+	Secrets       map[string][]byte `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -867,6 +934,1174 @@ func (x *DesiredState) GetAgentBinaries() map[string]string {
 	return nil
 }
 
+func (x *DesiredState) GetEnvironments() []*EnvironmentSpec {
+	if x != nil {
+		return x.Environments
+	}
+	return nil
+}
+
+func (x *DesiredState) GetServices() []*ServiceSpec {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+func (x *DesiredState) GetExecutions() []*ExecutionSpec {
+	if x != nil {
+		return x.Executions
+	}
+	return nil
+}
+
+func (x *DesiredState) GetSecrets() map[string][]byte {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+type EnvironmentSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// spec_version grows with every change of the spec; the runner acks it in
+	// its reports.
+	SpecVersion uint64 `protobuf:"varint,2,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	// desired_phase is RUNNING, STOPPED or DELETED.
+	DesiredPhase v1.EnvironmentPhase `protobuf:"varint,3,opt,name=desired_phase,json=desiredPhase,proto3,enum=gitpod.v1.EnvironmentPhase" json:"desired_phase,omitempty"`
+	// git is cloned in order into the workspace; none means an empty one.
+	Git         []*GitInitializer `protobuf:"bytes,4,rep,name=git,proto3" json:"git,omitempty"`
+	GitUsername string            `protobuf:"bytes,5,opt,name=git_username,json=gitUsername,proto3" json:"git_username,omitempty"`
+	GitEmail    string            `protobuf:"bytes,6,opt,name=git_email,json=gitEmail,proto3" json:"git_email,omitempty"`
+	// automations_file_path is relative to the first checkout; empty means
+	// .runyard/automations.yaml, then .gitpod/automations.yaml.
+	AutomationsFilePath string `protobuf:"bytes,7,opt,name=automations_file_path,json=automationsFilePath,proto3" json:"automations_file_path,omitempty"`
+	// env is set in every service and task of the environment: the
+	// organization's and the environment's secrets marked
+	// environmentVariable.
+	Env           []*EnvVar `protobuf:"bytes,8,rep,name=env,proto3" json:"env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentSpec) Reset() {
+	*x = EnvironmentSpec{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSpec) ProtoMessage() {}
+
+func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSpec.ProtoReflect.Descriptor instead.
+func (*EnvironmentSpec) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *EnvironmentSpec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec) GetSpecVersion() uint64 {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return 0
+}
+
+func (x *EnvironmentSpec) GetDesiredPhase() v1.EnvironmentPhase {
+	if x != nil {
+		return x.DesiredPhase
+	}
+	return v1.EnvironmentPhase(0)
+}
+
+func (x *EnvironmentSpec) GetGit() []*GitInitializer {
+	if x != nil {
+		return x.Git
+	}
+	return nil
+}
+
+func (x *EnvironmentSpec) GetGitUsername() string {
+	if x != nil {
+		return x.GitUsername
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec) GetGitEmail() string {
+	if x != nil {
+		return x.GitEmail
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec) GetAutomationsFilePath() string {
+	if x != nil {
+		return x.AutomationsFilePath
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec) GetEnv() []*EnvVar {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type GitInitializer struct {
+	state             protoimpl.MessageState            `protogen:"open.v1"`
+	RemoteUri         string                            `protobuf:"bytes,1,opt,name=remote_uri,json=remoteUri,proto3" json:"remote_uri,omitempty"`
+	UpstreamRemoteUri string                            `protobuf:"bytes,2,opt,name=upstream_remote_uri,json=upstreamRemoteUri,proto3" json:"upstream_remote_uri,omitempty"`
+	TargetMode        v1.GitInitializer_CloneTargetMode `protobuf:"varint,3,opt,name=target_mode,json=targetMode,proto3,enum=gitpod.v1.GitInitializer_CloneTargetMode" json:"target_mode,omitempty"`
+	CloneTarget       string                            `protobuf:"bytes,4,opt,name=clone_target,json=cloneTarget,proto3" json:"clone_target,omitempty"`
+	// checkout_location is relative to the workspace.
+	CheckoutLocation string `protobuf:"bytes,5,opt,name=checkout_location,json=checkoutLocation,proto3" json:"checkout_location,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *GitInitializer) Reset() {
+	*x = GitInitializer{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GitInitializer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GitInitializer) ProtoMessage() {}
+
+func (x *GitInitializer) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GitInitializer.ProtoReflect.Descriptor instead.
+func (*GitInitializer) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GitInitializer) GetRemoteUri() string {
+	if x != nil {
+		return x.RemoteUri
+	}
+	return ""
+}
+
+func (x *GitInitializer) GetUpstreamRemoteUri() string {
+	if x != nil {
+		return x.UpstreamRemoteUri
+	}
+	return ""
+}
+
+func (x *GitInitializer) GetTargetMode() v1.GitInitializer_CloneTargetMode {
+	if x != nil {
+		return x.TargetMode
+	}
+	return v1.GitInitializer_CloneTargetMode(0)
+}
+
+func (x *GitInitializer) GetCloneTarget() string {
+	if x != nil {
+		return x.CloneTarget
+	}
+	return ""
+}
+
+func (x *GitInitializer) GetCheckoutLocation() string {
+	if x != nil {
+		return x.CheckoutLocation
+	}
+	return ""
+}
+
+// EnvVar is one environment variable: a literal value, or the value of the
+// secret secret_id (in DesiredState.secrets).
+type EnvVar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	SecretId      string                 `protobuf:"bytes,3,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvVar) Reset() {
+	*x = EnvVar{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvVar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvVar) ProtoMessage() {}
+
+func (x *EnvVar) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
+func (*EnvVar) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *EnvVar) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvVar) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *EnvVar) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+// Command is one shell script with where it runs.
+type Command struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Script string                 `protobuf:"bytes,1,opt,name=script,proto3" json:"script,omitempty"`
+	// docker_image, when set, asks for the script to run in a container of
+	// that image (runsOn.docker); a runner without a Docker engine fails it.
+	DockerImage       string   `protobuf:"bytes,2,opt,name=docker_image,json=dockerImage,proto3" json:"docker_image,omitempty"`
+	DockerEnvironment []string `protobuf:"bytes,3,rep,name=docker_environment,json=dockerEnvironment,proto3" json:"docker_environment,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Command) Reset() {
+	*x = Command{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Command) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Command) ProtoMessage() {}
+
+func (x *Command) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Command.ProtoReflect.Descriptor instead.
+func (*Command) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Command) GetScript() string {
+	if x != nil {
+		return x.Script
+	}
+	return ""
+}
+
+func (x *Command) GetDockerImage() string {
+	if x != nil {
+		return x.DockerImage
+	}
+	return ""
+}
+
+func (x *Command) GetDockerEnvironment() []string {
+	if x != nil {
+		return x.DockerEnvironment
+	}
+	return nil
+}
+
+type ServiceSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	EnvironmentId string                 `protobuf:"bytes,2,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	// session identifies one wish to run the service: a run that ended is not
+	// started again until the session changes.
+	Session string `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	// run is the desired phase: running or stopped.
+	Run   bool     `protobuf:"varint,4,opt,name=run,proto3" json:"run,omitempty"`
+	Start *Command `protobuf:"bytes,5,opt,name=start,proto3" json:"start,omitempty"`
+	// ready and stop are optional scripts, run where start runs.
+	Ready         string    `protobuf:"bytes,6,opt,name=ready,proto3" json:"ready,omitempty"`
+	Stop          string    `protobuf:"bytes,7,opt,name=stop,proto3" json:"stop,omitempty"`
+	Env           []*EnvVar `protobuf:"bytes,8,rep,name=env,proto3" json:"env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceSpec) Reset() {
+	*x = ServiceSpec{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceSpec) ProtoMessage() {}
+
+func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
+func (*ServiceSpec) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ServiceSpec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetRun() bool {
+	if x != nil {
+		return x.Run
+	}
+	return false
+}
+
+func (x *ServiceSpec) GetStart() *Command {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *ServiceSpec) GetReady() string {
+	if x != nil {
+		return x.Ready
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetStop() string {
+	if x != nil {
+		return x.Stop
+	}
+	return ""
+}
+
+func (x *ServiceSpec) GetEnv() []*EnvVar {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type ExecutionSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	EnvironmentId string                 `protobuf:"bytes,2,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	// stop asks a running execution to stop.
+	Stop bool `protobuf:"varint,3,opt,name=stop,proto3" json:"stop,omitempty"`
+	// groups run one after another; the steps of a group run at once.
+	Groups        []*StepGroup `protobuf:"bytes,4,rep,name=groups,proto3" json:"groups,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecutionSpec) Reset() {
+	*x = ExecutionSpec{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutionSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutionSpec) ProtoMessage() {}
+
+func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutionSpec.ProtoReflect.Descriptor instead.
+func (*ExecutionSpec) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ExecutionSpec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExecutionSpec) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *ExecutionSpec) GetStop() bool {
+	if x != nil {
+		return x.Stop
+	}
+	return false
+}
+
+func (x *ExecutionSpec) GetGroups() []*StepGroup {
+	if x != nil {
+		return x.Groups
+	}
+	return nil
+}
+
+type StepGroup struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Steps         []*StepSpec            `protobuf:"bytes,1,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepGroup) Reset() {
+	*x = StepGroup{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepGroup) ProtoMessage() {}
+
+func (x *StepGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepGroup.ProtoReflect.Descriptor instead.
+func (*StepGroup) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *StepGroup) GetSteps() []*StepSpec {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+type StepSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Step:
+	//
+	//	*StepSpec_Task
+	//	*StepSpec_ServiceId
+	Step          isStepSpec_Step `protobuf_oneof:"step"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepSpec) Reset() {
+	*x = StepSpec{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepSpec) ProtoMessage() {}
+
+func (x *StepSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
+func (*StepSpec) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *StepSpec) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StepSpec) GetStep() isStepSpec_Step {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+func (x *StepSpec) GetTask() *TaskStep {
+	if x != nil {
+		if x, ok := x.Step.(*StepSpec_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
+func (x *StepSpec) GetServiceId() string {
+	if x != nil {
+		if x, ok := x.Step.(*StepSpec_ServiceId); ok {
+			return x.ServiceId
+		}
+	}
+	return ""
+}
+
+type isStepSpec_Step interface {
+	isStepSpec_Step()
+}
+
+type StepSpec_Task struct {
+	// task runs a command to completion.
+	Task *TaskStep `protobuf:"bytes,2,opt,name=task,proto3,oneof"`
+}
+
+type StepSpec_ServiceId struct {
+	// service_id awaits a service until it runs.
+	ServiceId string `protobuf:"bytes,3,opt,name=service_id,json=serviceId,proto3,oneof"`
+}
+
+func (*StepSpec_Task) isStepSpec_Step() {}
+
+func (*StepSpec_ServiceId) isStepSpec_Step() {}
+
+type TaskStep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       *Command               `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	Env           []*EnvVar              `protobuf:"bytes,2,rep,name=env,proto3" json:"env,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskStep) Reset() {
+	*x = TaskStep{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskStep) ProtoMessage() {}
+
+func (x *TaskStep) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskStep.ProtoReflect.Descriptor instead.
+func (*TaskStep) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TaskStep) GetCommand() *Command {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *TaskStep) GetEnv() []*EnvVar {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type EnvironmentStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	StatusVersion uint64                 `protobuf:"varint,2,opt,name=status_version,json=statusVersion,proto3" json:"status_version,omitempty"`
+	Phase         v1.EnvironmentPhase    `protobuf:"varint,3,opt,name=phase,proto3,enum=gitpod.v1.EnvironmentPhase" json:"phase,omitempty"`
+	// spec_version is the spec the runner acts on.
+	SpecVersion uint64 `protobuf:"varint,4,opt,name=spec_version,json=specVersion,proto3" json:"spec_version,omitempty"`
+	// failure_message says why the environment failed (a clone that failed).
+	FailureMessage string `protobuf:"bytes,5,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	// content_location is the workspace on the runner host.
+	ContentLocation string `protobuf:"bytes,6,opt,name=content_location,json=contentLocation,proto3" json:"content_location,omitempty"`
+	// automations_file_path is the file the runner read, relative to the
+	// first checkout; empty when it found none.
+	AutomationsFilePath string `protobuf:"bytes,7,opt,name=automations_file_path,json=automationsFilePath,proto3" json:"automations_file_path,omitempty"`
+	// automations_failure_message says why the automations file was refused.
+	AutomationsFailureMessage string `protobuf:"bytes,8,opt,name=automations_failure_message,json=automationsFailureMessage,proto3" json:"automations_failure_message,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus) Reset() {
+	*x = EnvironmentStatus{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus) ProtoMessage() {}
+
+func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *EnvironmentStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus) GetStatusVersion() uint64 {
+	if x != nil {
+		return x.StatusVersion
+	}
+	return 0
+}
+
+func (x *EnvironmentStatus) GetPhase() v1.EnvironmentPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return v1.EnvironmentPhase(0)
+}
+
+func (x *EnvironmentStatus) GetSpecVersion() uint64 {
+	if x != nil {
+		return x.SpecVersion
+	}
+	return 0
+}
+
+func (x *EnvironmentStatus) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus) GetContentLocation() string {
+	if x != nil {
+		return x.ContentLocation
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus) GetAutomationsFilePath() string {
+	if x != nil {
+		return x.AutomationsFilePath
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus) GetAutomationsFailureMessage() string {
+	if x != nil {
+		return x.AutomationsFailureMessage
+	}
+	return ""
+}
+
+type ServiceStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	StatusVersion  uint64                 `protobuf:"varint,2,opt,name=status_version,json=statusVersion,proto3" json:"status_version,omitempty"`
+	Phase          v1.ServicePhase        `protobuf:"varint,3,opt,name=phase,proto3,enum=gitpod.v1.ServicePhase" json:"phase,omitempty"`
+	Session        string                 `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
+	FailureMessage string                 `protobuf:"bytes,5,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	// log_id names the log of the service's latest run on the runner.
+	LogId         string `protobuf:"bytes,6,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceStatus) Reset() {
+	*x = ServiceStatus{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceStatus) ProtoMessage() {}
+
+func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
+func (*ServiceStatus) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ServiceStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetStatusVersion() uint64 {
+	if x != nil {
+		return x.StatusVersion
+	}
+	return 0
+}
+
+func (x *ServiceStatus) GetPhase() v1.ServicePhase {
+	if x != nil {
+		return x.Phase
+	}
+	return v1.ServicePhase(0)
+}
+
+func (x *ServiceStatus) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *ServiceStatus) GetLogId() string {
+	if x != nil {
+		return x.LogId
+	}
+	return ""
+}
+
+type ExecutionStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	StatusVersion  uint64                 `protobuf:"varint,2,opt,name=status_version,json=statusVersion,proto3" json:"status_version,omitempty"`
+	Phase          v1.TaskExecutionPhase  `protobuf:"varint,3,opt,name=phase,proto3,enum=gitpod.v1.TaskExecutionPhase" json:"phase,omitempty"`
+	FailureMessage string                 `protobuf:"bytes,4,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	Steps          []*StepStatus          `protobuf:"bytes,5,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ExecutionStatus) Reset() {
+	*x = ExecutionStatus{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecutionStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecutionStatus) ProtoMessage() {}
+
+func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
+func (*ExecutionStatus) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ExecutionStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ExecutionStatus) GetStatusVersion() uint64 {
+	if x != nil {
+		return x.StatusVersion
+	}
+	return 0
+}
+
+func (x *ExecutionStatus) GetPhase() v1.TaskExecutionPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return v1.TaskExecutionPhase(0)
+}
+
+func (x *ExecutionStatus) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *ExecutionStatus) GetSteps() []*StepStatus {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+type StepStatus struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Phase          v1.TaskExecutionPhase  `protobuf:"varint,2,opt,name=phase,proto3,enum=gitpod.v1.TaskExecutionPhase" json:"phase,omitempty"`
+	FailureMessage string                 `protobuf:"bytes,3,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	Output         map[string]string      `protobuf:"bytes,4,rep,name=output,proto3" json:"output,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	LogId          string                 `protobuf:"bytes,5,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *StepStatus) Reset() {
+	*x = StepStatus{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepStatus) ProtoMessage() {}
+
+func (x *StepStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepStatus.ProtoReflect.Descriptor instead.
+func (*StepStatus) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *StepStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *StepStatus) GetPhase() v1.TaskExecutionPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return v1.TaskExecutionPhase(0)
+}
+
+func (x *StepStatus) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *StepStatus) GetOutput() map[string]string {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *StepStatus) GetLogId() string {
+	if x != nil {
+		return x.LogId
+	}
+	return ""
+}
+
+type StartAutomationsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	EnvironmentId string                 `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	// file_present says the workspace has an automations file; without one
+	// the environment's automations stay as they are.
+	FilePresent bool `protobuf:"varint,2,opt,name=file_present,json=filePresent,proto3" json:"file_present,omitempty"`
+	// automations_file is the file's YAML as read from the workspace.
+	AutomationsFile []byte `protobuf:"bytes,3,opt,name=automations_file,json=automationsFile,proto3" json:"automations_file,omitempty"`
+	// triggers fired: postEnvironmentStart and postDevcontainerStart.
+	Triggers      []string `protobuf:"bytes,4,rep,name=triggers,proto3" json:"triggers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartAutomationsRequest) Reset() {
+	*x = StartAutomationsRequest{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartAutomationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartAutomationsRequest) ProtoMessage() {}
+
+func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartAutomationsRequest.ProtoReflect.Descriptor instead.
+func (*StartAutomationsRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *StartAutomationsRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *StartAutomationsRequest) GetFilePresent() bool {
+	if x != nil {
+		return x.FilePresent
+	}
+	return false
+}
+
+func (x *StartAutomationsRequest) GetAutomationsFile() []byte {
+	if x != nil {
+		return x.AutomationsFile
+	}
+	return nil
+}
+
+func (x *StartAutomationsRequest) GetTriggers() []string {
+	if x != nil {
+		return x.Triggers
+	}
+	return nil
+}
+
+type StartAutomationsResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	StartedServiceIds []string               `protobuf:"bytes,1,rep,name=started_service_ids,json=startedServiceIds,proto3" json:"started_service_ids,omitempty"`
+	TaskExecutionIds  []string               `protobuf:"bytes,2,rep,name=task_execution_ids,json=taskExecutionIds,proto3" json:"task_execution_ids,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *StartAutomationsResponse) Reset() {
+	*x = StartAutomationsResponse{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartAutomationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartAutomationsResponse) ProtoMessage() {}
+
+func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartAutomationsResponse.ProtoReflect.Descriptor instead.
+func (*StartAutomationsResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *StartAutomationsResponse) GetStartedServiceIds() []string {
+	if x != nil {
+		return x.StartedServiceIds
+	}
+	return nil
+}
+
+func (x *StartAutomationsResponse) GetTaskExecutionIds() []string {
+	if x != nil {
+		return x.TaskExecutionIds
+	}
+	return nil
+}
+
 type PodSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -883,7 +2118,7 @@ type PodSpec struct {
 
 func (x *PodSpec) Reset() {
 	*x = PodSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +2130,7 @@ func (x *PodSpec) String() string {
 func (*PodSpec) ProtoMessage() {}
 
 func (x *PodSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +2143,7 @@ func (x *PodSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodSpec.ProtoReflect.Descriptor instead.
 func (*PodSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{9}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PodSpec) GetKey() string {
@@ -962,7 +2197,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -974,7 +2209,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -987,7 +2222,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PodStatus) GetKey() string {
@@ -1041,14 +2276,18 @@ type OpenTerminal struct {
 	// follow keeps the stream open for the pod's output until it ends (or the
 	// control plane closes it); without it the runner sends the scrollback
 	// and ends the stream.
-	Follow        bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	Follow bool `protobuf:"varint,3,opt,name=follow,proto3" json:"follow,omitempty"`
+	// log_id, when set, asks for the log of a service run or execution step
+	// instead of a pod terminal: output carries the log, and the stream ends
+	// with the log (or, with follow, when the run ends).
+	LogId         string `protobuf:"bytes,4,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OpenTerminal) Reset() {
 	*x = OpenTerminal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +2299,7 @@ func (x *OpenTerminal) String() string {
 func (*OpenTerminal) ProtoMessage() {}
 
 func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +2312,7 @@ func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTerminal.ProtoReflect.Descriptor instead.
 func (*OpenTerminal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *OpenTerminal) GetSessionId() string {
@@ -1097,6 +2336,13 @@ func (x *OpenTerminal) GetFollow() bool {
 	return false
 }
 
+func (x *OpenTerminal) GetLogId() string {
+	if x != nil {
+		return x.LogId
+	}
+	return ""
+}
+
 // TerminalRequest flows from the runner to the control plane.
 type TerminalRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1112,7 +2358,7 @@ type TerminalRequest struct {
 
 func (x *TerminalRequest) Reset() {
 	*x = TerminalRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +2370,7 @@ func (x *TerminalRequest) String() string {
 func (*TerminalRequest) ProtoMessage() {}
 
 func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +2383,7 @@ func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalRequest.ProtoReflect.Descriptor instead.
 func (*TerminalRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TerminalRequest) GetMessage() isTerminalRequest_Message {
@@ -1215,7 +2461,7 @@ type TerminalHello struct {
 
 func (x *TerminalHello) Reset() {
 	*x = TerminalHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +2473,7 @@ func (x *TerminalHello) String() string {
 func (*TerminalHello) ProtoMessage() {}
 
 func (x *TerminalHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +2486,7 @@ func (x *TerminalHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalHello.ProtoReflect.Descriptor instead.
 func (*TerminalHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TerminalHello) GetSessionId() string {
@@ -1283,7 +2529,7 @@ type TerminalEnd struct {
 
 func (x *TerminalEnd) Reset() {
 	*x = TerminalEnd{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +2541,7 @@ func (x *TerminalEnd) String() string {
 func (*TerminalEnd) ProtoMessage() {}
 
 func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +2554,7 @@ func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalEnd.ProtoReflect.Descriptor instead.
 func (*TerminalEnd) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TerminalEnd) GetStatus() *PodStatus {
@@ -1339,7 +2585,7 @@ type TerminalResponse struct {
 
 func (x *TerminalResponse) Reset() {
 	*x = TerminalResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +2597,7 @@ func (x *TerminalResponse) String() string {
 func (*TerminalResponse) ProtoMessage() {}
 
 func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +2610,7 @@ func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalResponse.ProtoReflect.Descriptor instead.
 func (*TerminalResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TerminalResponse) GetMessage() isTerminalResponse_Message {
@@ -1419,7 +2665,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +2677,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +2690,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TerminalSize) GetCols() uint32 {
@@ -1465,13 +2711,16 @@ var File_runyard_runner_v1_runner_proto protoreflect.FileDescriptor
 
 const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x1erunyard/runner/v1/runner.proto\x12\x11runyard.runner.v1\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x02\n" +
+	"\x1erunyard/runner/v1/runner.proto\x12\x11runyard.runner.v1\x1a\x1bgitpod/v1/environment.proto\x1a&gitpod/v1/environment_automation.proto\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x04\n" +
 	"\x0eConnectRequest\x123\n" +
 	"\x06status\x18\x01 \x01(\v2\x19.runyard.runner.v1.StatusH\x00R\x06status\x126\n" +
 	"\arenewal\x18\x02 \x01(\v2\x1a.runyard.runner.v1.RenewalH\x00R\arenewal\x12R\n" +
 	"\x11deletion_complete\x18\x03 \x01(\v2#.runyard.runner.v1.DeletionCompleteH\x00R\x10deletionComplete\x12=\n" +
 	"\n" +
-	"pod_status\x18\x04 \x01(\v2\x1c.runyard.runner.v1.PodStatusH\x00R\tpodStatusB\t\n" +
+	"pod_status\x18\x04 \x01(\v2\x1c.runyard.runner.v1.PodStatusH\x00R\tpodStatus\x12U\n" +
+	"\x12environment_status\x18\x05 \x01(\v2$.runyard.runner.v1.EnvironmentStatusH\x00R\x11environmentStatus\x12I\n" +
+	"\x0eservice_status\x18\x06 \x01(\v2 .runyard.runner.v1.ServiceStatusH\x00R\rserviceStatus\x12O\n" +
+	"\x10execution_status\x18\a \x01(\v2\".runyard.runner.v1.ExecutionStatusH\x00R\x0fexecutionStatusB\t\n" +
 	"\amessage\"\x9b\x02\n" +
 	"\x0fConnectResponse\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.runyard.runner.v1.WelcomeH\x00R\awelcome\x12;\n" +
@@ -1515,16 +2764,115 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12@\n" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
-	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\xd5\x02\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x9f\x05\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x03R\aversion\x12.\n" +
 	"\x04pods\x18\x04 \x03(\v2\x1a.runyard.runner.v1.PodSpecR\x04pods\x12Y\n" +
-	"\x0eagent_binaries\x18\x05 \x03(\v22.runyard.runner.v1.DesiredState.AgentBinariesEntryR\ragentBinaries\x1a@\n" +
+	"\x0eagent_binaries\x18\x05 \x03(\v22.runyard.runner.v1.DesiredState.AgentBinariesEntryR\ragentBinaries\x12F\n" +
+	"\fenvironments\x18\x06 \x03(\v2\".runyard.runner.v1.EnvironmentSpecR\fenvironments\x12:\n" +
+	"\bservices\x18\a \x03(\v2\x1e.runyard.runner.v1.ServiceSpecR\bservices\x12@\n" +
+	"\n" +
+	"executions\x18\b \x03(\v2 .runyard.runner.v1.ExecutionSpecR\n" +
+	"executions\x12F\n" +
+	"\asecrets\x18\t \x03(\v2,.runyard.runner.v1.DesiredState.SecretsEntryR\asecrets\x1a@\n" +
 	"\x12AgentBinariesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
+	"\fSecretsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xdc\x02\n" +
+	"\x0fEnvironmentSpec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fspec_version\x18\x02 \x01(\x04R\vspecVersion\x12@\n" +
+	"\rdesired_phase\x18\x03 \x01(\x0e2\x1b.gitpod.v1.EnvironmentPhaseR\fdesiredPhase\x123\n" +
+	"\x03git\x18\x04 \x03(\v2!.runyard.runner.v1.GitInitializerR\x03git\x12!\n" +
+	"\fgit_username\x18\x05 \x01(\tR\vgitUsername\x12\x1b\n" +
+	"\tgit_email\x18\x06 \x01(\tR\bgitEmail\x122\n" +
+	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12+\n" +
+	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\xfb\x01\n" +
+	"\x0eGitInitializer\x12\x1d\n" +
+	"\n" +
+	"remote_uri\x18\x01 \x01(\tR\tremoteUri\x12.\n" +
+	"\x13upstream_remote_uri\x18\x02 \x01(\tR\x11upstreamRemoteUri\x12J\n" +
+	"\vtarget_mode\x18\x03 \x01(\x0e2).gitpod.v1.GitInitializer.CloneTargetModeR\n" +
+	"targetMode\x12!\n" +
+	"\fclone_target\x18\x04 \x01(\tR\vcloneTarget\x12+\n" +
+	"\x11checkout_location\x18\x05 \x01(\tR\x10checkoutLocation\"O\n" +
+	"\x06EnvVar\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1b\n" +
+	"\tsecret_id\x18\x03 \x01(\tR\bsecretId\"s\n" +
+	"\aCommand\x12\x16\n" +
+	"\x06script\x18\x01 \x01(\tR\x06script\x12!\n" +
+	"\fdocker_image\x18\x02 \x01(\tR\vdockerImage\x12-\n" +
+	"\x12docker_environment\x18\x03 \x03(\tR\x11dockerEnvironment\"\xf9\x01\n" +
+	"\vServiceSpec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0eenvironment_id\x18\x02 \x01(\tR\renvironmentId\x12\x18\n" +
+	"\asession\x18\x03 \x01(\tR\asession\x12\x10\n" +
+	"\x03run\x18\x04 \x01(\bR\x03run\x120\n" +
+	"\x05start\x18\x05 \x01(\v2\x1a.runyard.runner.v1.CommandR\x05start\x12\x14\n" +
+	"\x05ready\x18\x06 \x01(\tR\x05ready\x12\x12\n" +
+	"\x04stop\x18\a \x01(\tR\x04stop\x12+\n" +
+	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\x90\x01\n" +
+	"\rExecutionSpec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0eenvironment_id\x18\x02 \x01(\tR\renvironmentId\x12\x12\n" +
+	"\x04stop\x18\x03 \x01(\bR\x04stop\x124\n" +
+	"\x06groups\x18\x04 \x03(\v2\x1c.runyard.runner.v1.StepGroupR\x06groups\">\n" +
+	"\tStepGroup\x121\n" +
+	"\x05steps\x18\x01 \x03(\v2\x1b.runyard.runner.v1.StepSpecR\x05steps\"v\n" +
+	"\bStepSpec\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
+	"\x04task\x18\x02 \x01(\v2\x1b.runyard.runner.v1.TaskStepH\x00R\x04task\x12\x1f\n" +
+	"\n" +
+	"service_id\x18\x03 \x01(\tH\x00R\tserviceIdB\x06\n" +
+	"\x04step\"m\n" +
+	"\bTaskStep\x124\n" +
+	"\acommand\x18\x01 \x01(\v2\x1a.runyard.runner.v1.CommandR\acommand\x12+\n" +
+	"\x03env\x18\x02 \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\xe8\x02\n" +
+	"\x11EnvironmentStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x121\n" +
+	"\x05phase\x18\x03 \x01(\x0e2\x1b.gitpod.v1.EnvironmentPhaseR\x05phase\x12!\n" +
+	"\fspec_version\x18\x04 \x01(\x04R\vspecVersion\x12'\n" +
+	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12)\n" +
+	"\x10content_location\x18\x06 \x01(\tR\x0fcontentLocation\x122\n" +
+	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12>\n" +
+	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\"\xcf\x01\n" +
+	"\rServiceStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x12-\n" +
+	"\x05phase\x18\x03 \x01(\x0e2\x17.gitpod.v1.ServicePhaseR\x05phase\x12\x18\n" +
+	"\asession\x18\x04 \x01(\tR\asession\x12'\n" +
+	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12\x15\n" +
+	"\x06log_id\x18\x06 \x01(\tR\x05logId\"\xdb\x01\n" +
+	"\x0fExecutionStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
+	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x123\n" +
+	"\x05phase\x18\x03 \x01(\x0e2\x1d.gitpod.v1.TaskExecutionPhaseR\x05phase\x12'\n" +
+	"\x0ffailure_message\x18\x04 \x01(\tR\x0efailureMessage\x123\n" +
+	"\x05steps\x18\x05 \x03(\v2\x1d.runyard.runner.v1.StepStatusR\x05steps\"\x8f\x02\n" +
+	"\n" +
+	"StepStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
+	"\x05phase\x18\x02 \x01(\x0e2\x1d.gitpod.v1.TaskExecutionPhaseR\x05phase\x12'\n" +
+	"\x0ffailure_message\x18\x03 \x01(\tR\x0efailureMessage\x12A\n" +
+	"\x06output\x18\x04 \x03(\v2).runyard.runner.v1.StepStatus.OutputEntryR\x06output\x12\x15\n" +
+	"\x06log_id\x18\x05 \x01(\tR\x05logId\x1a9\n" +
+	"\vOutputEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\x17StartAutomationsRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12!\n" +
+	"\ffile_present\x18\x02 \x01(\bR\vfilePresent\x12)\n" +
+	"\x10automations_file\x18\x03 \x01(\fR\x0fautomationsFile\x12\x1a\n" +
+	"\btriggers\x18\x04 \x03(\tR\btriggers\"x\n" +
+	"\x18StartAutomationsResponse\x12.\n" +
+	"\x13started_service_ids\x18\x01 \x03(\tR\x11startedServiceIds\x12,\n" +
+	"\x12task_execution_ids\x18\x02 \x03(\tR\x10taskExecutionIds\"\xce\x01\n" +
 	"\aPodSpec\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04argv\x18\x02 \x03(\tR\x04argv\x125\n" +
@@ -1544,12 +2892,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\vfinished_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAtB\f\n" +
 	"\n" +
-	"_exit_code\"^\n" +
+	"_exit_code\"u\n" +
 	"\fOpenTerminal\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\apod_key\x18\x02 \x01(\tR\x06podKey\x12\x16\n" +
-	"\x06follow\x18\x03 \x01(\bR\x06follow\"\xa4\x01\n" +
+	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x15\n" +
+	"\x06log_id\x18\x04 \x01(\tR\x05logId\"\xa4\x01\n" +
 	"\x0fTerminalRequest\x128\n" +
 	"\x05hello\x18\x01 \x01(\v2 .runyard.runner.v1.TerminalHelloH\x00R\x05hello\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x122\n" +
@@ -1581,10 +2930,11 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x15POD_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11POD_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14POD_STATE_TERMINATED\x10\x02\x12\x14\n" +
-	"\x10POD_STATE_FAILED\x10\x032\xc9\x01\n" +
+	"\x10POD_STATE_FAILED\x10\x032\xb8\x02\n" +
 	"\x14RunnerControlService\x12V\n" +
 	"\aConnect\x12!.runyard.runner.v1.ConnectRequest\x1a\".runyard.runner.v1.ConnectResponse\"\x00(\x010\x01\x12Y\n" +
-	"\bTerminal\x12\".runyard.runner.v1.TerminalRequest\x1a#.runyard.runner.v1.TerminalResponse\"\x00(\x010\x01B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
+	"\bTerminal\x12\".runyard.runner.v1.TerminalRequest\x1a#.runyard.runner.v1.TerminalResponse\"\x00(\x010\x01\x12m\n" +
+	"\x10StartAutomations\x12*.runyard.runner.v1.StartAutomationsRequest\x1a+.runyard.runner.v1.StartAutomationsResponse\"\x00B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
 
 var (
 	file_runyard_runner_v1_runner_proto_rawDescOnce sync.Once
@@ -1599,73 +2949,120 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
-	(Health)(0),                   // 0: runyard.runner.v1.Health
-	(PodState)(0),                 // 1: runyard.runner.v1.PodState
-	(*ConnectRequest)(nil),        // 2: runyard.runner.v1.ConnectRequest
-	(*ConnectResponse)(nil),       // 3: runyard.runner.v1.ConnectResponse
-	(*Component)(nil),             // 4: runyard.runner.v1.Component
-	(*Status)(nil),                // 5: runyard.runner.v1.Status
-	(*Renewal)(nil),               // 6: runyard.runner.v1.Renewal
-	(*RenewalAck)(nil),            // 7: runyard.runner.v1.RenewalAck
-	(*DeletionComplete)(nil),      // 8: runyard.runner.v1.DeletionComplete
-	(*Welcome)(nil),               // 9: runyard.runner.v1.Welcome
-	(*DesiredState)(nil),          // 10: runyard.runner.v1.DesiredState
-	(*PodSpec)(nil),               // 11: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),             // 12: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),          // 13: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),       // 14: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),         // 15: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),           // 16: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),      // 17: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),          // 18: runyard.runner.v1.TerminalSize
-	nil,                           // 19: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                           // 20: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),      // 21: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil), // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(v1.RunnerPhase)(0),           // 24: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),              // 25: gitpod.v1.LogLevel
+	(Health)(0),                            // 0: runyard.runner.v1.Health
+	(PodState)(0),                          // 1: runyard.runner.v1.PodState
+	(*ConnectRequest)(nil),                 // 2: runyard.runner.v1.ConnectRequest
+	(*ConnectResponse)(nil),                // 3: runyard.runner.v1.ConnectResponse
+	(*Component)(nil),                      // 4: runyard.runner.v1.Component
+	(*Status)(nil),                         // 5: runyard.runner.v1.Status
+	(*Renewal)(nil),                        // 6: runyard.runner.v1.Renewal
+	(*RenewalAck)(nil),                     // 7: runyard.runner.v1.RenewalAck
+	(*DeletionComplete)(nil),               // 8: runyard.runner.v1.DeletionComplete
+	(*Welcome)(nil),                        // 9: runyard.runner.v1.Welcome
+	(*DesiredState)(nil),                   // 10: runyard.runner.v1.DesiredState
+	(*EnvironmentSpec)(nil),                // 11: runyard.runner.v1.EnvironmentSpec
+	(*GitInitializer)(nil),                 // 12: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 13: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 14: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 15: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 16: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 17: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 18: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 19: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 20: runyard.runner.v1.EnvironmentStatus
+	(*ServiceStatus)(nil),                  // 21: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 22: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 23: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 24: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 25: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 26: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 27: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 28: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 29: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 30: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 31: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 32: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 33: runyard.runner.v1.TerminalSize
+	nil,                                    // 34: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 35: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 36: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 37: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),               // 38: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil),          // 39: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 40: google.protobuf.Duration
+	(v1.RunnerPhase)(0),                    // 41: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 42: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 43: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 44: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 45: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 46: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
 	6,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
 	8,  // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	12, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	9,  // 4: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
-	10, // 5: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
-	7,  // 6: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	13, // 7: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
-	0,  // 8: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	21, // 9: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
-	4,  // 10: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	22, // 11: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	22, // 12: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	23, // 13: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	23, // 14: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	24, // 15: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	25, // 16: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	11, // 17: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	19, // 18: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	20, // 19: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 20: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	22, // 21: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	22, // 22: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	15, // 23: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	16, // 24: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	12, // 25: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	12, // 26: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	18, // 27: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	2,  // 28: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	14, // 29: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	3,  // 30: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	17, // 31: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	30, // [30:32] is the sub-list for method output_type
-	28, // [28:30] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	27, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	20, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	21, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	22, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	9,  // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
+	10, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
+	7,  // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
+	28, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	0,  // 11: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
+	38, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	4,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
+	39, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	39, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	40, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	40, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	41, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	42, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	26, // 20: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	34, // 21: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	11, // 22: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
+	15, // 23: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	16, // 24: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	35, // 25: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	43, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	12, // 27: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	13, // 28: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	44, // 29: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	14, // 30: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	13, // 31: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	17, // 32: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	18, // 33: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	19, // 34: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	14, // 35: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	13, // 36: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	43, // 37: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	45, // 38: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	46, // 39: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	23, // 40: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	46, // 41: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	36, // 42: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	37, // 43: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 44: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	39, // 45: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	39, // 46: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	30, // 47: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	31, // 48: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	27, // 49: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	27, // 50: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	33, // 51: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	2,  // 52: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	29, // 53: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	24, // 54: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	3,  // 55: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	32, // 56: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	25, // 57: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	55, // [55:58] is the sub-list for method output_type
+	52, // [52:55] is the sub-list for method input_type
+	52, // [52:52] is the sub-list for extension type_name
+	52, // [52:52] is the sub-list for extension extendee
+	0,  // [0:52] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -1678,6 +3075,9 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectRequest_Renewal)(nil),
 		(*ConnectRequest_DeletionComplete)(nil),
 		(*ConnectRequest_PodStatus)(nil),
+		(*ConnectRequest_EnvironmentStatus)(nil),
+		(*ConnectRequest_ServiceStatus)(nil),
+		(*ConnectRequest_ExecutionStatus)(nil),
 	}
 	file_runyard_runner_v1_runner_proto_msgTypes[1].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
@@ -1685,13 +3085,17 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_RenewalAck)(nil),
 		(*ConnectResponse_OpenTerminal)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[10].OneofWrappers = []any{}
-	file_runyard_runner_v1_runner_proto_msgTypes[12].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[16].OneofWrappers = []any{
+		(*StepSpec_Task)(nil),
+		(*StepSpec_ServiceId)(nil),
+	}
+	file_runyard_runner_v1_runner_proto_msgTypes[25].OneofWrappers = []any{}
+	file_runyard_runner_v1_runner_proto_msgTypes[27].OneofWrappers = []any{
 		(*TerminalRequest_Hello)(nil),
 		(*TerminalRequest_Output)(nil),
 		(*TerminalRequest_End)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[15].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[30].OneofWrappers = []any{
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
@@ -1701,7 +3105,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

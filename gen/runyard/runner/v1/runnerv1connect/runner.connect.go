@@ -39,6 +39,9 @@ const (
 	// RunnerControlServiceTerminalProcedure is the fully-qualified name of the RunnerControlService's
 	// Terminal RPC.
 	RunnerControlServiceTerminalProcedure = "/runyard.runner.v1.RunnerControlService/Terminal"
+	// RunnerControlServiceStartAutomationsProcedure is the fully-qualified name of the
+	// RunnerControlService's StartAutomations RPC.
+	RunnerControlServiceStartAutomationsProcedure = "/runyard.runner.v1.RunnerControlService/StartAutomations"
 )
 
 // RunnerControlServiceClient is a client for the runyard.runner.v1.RunnerControlService service.
@@ -54,6 +57,13 @@ type RunnerControlServiceClient interface {
 	// Connect stream. The runner opens it when Connect delivers OpenTerminal;
 	// its first message is TerminalHello with the OpenTerminal's session_id.
 	Terminal(context.Context) *connect.BidiStreamForClient[v1.TerminalRequest, v1.TerminalResponse]
+	// StartAutomations is what the runner calls once an environment's content
+	// is ready after a start: it hands over the automations file it found in
+	// the workspace (the file is the source of truth) and the triggers that
+	// fired, and the control plane starts the services and creates the task
+	// executions they name. The result arrives with the next desired state.
+	// Calling it twice for the same start runs nothing twice.
+	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
 }
 
 // NewRunnerControlServiceClient constructs a client for the runyard.runner.v1.RunnerControlService
@@ -79,13 +89,20 @@ func NewRunnerControlServiceClient(httpClient connect.HTTPClient, baseURL string
 			connect.WithSchema(runnerControlServiceMethods.ByName("Terminal")),
 			connect.WithClientOptions(opts...),
 		),
+		startAutomations: connect.NewClient[v1.StartAutomationsRequest, v1.StartAutomationsResponse](
+			httpClient,
+			baseURL+RunnerControlServiceStartAutomationsProcedure,
+			connect.WithSchema(runnerControlServiceMethods.ByName("StartAutomations")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // runnerControlServiceClient implements RunnerControlServiceClient.
 type runnerControlServiceClient struct {
-	connect  *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
-	terminal *connect.Client[v1.TerminalRequest, v1.TerminalResponse]
+	connect          *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	terminal         *connect.Client[v1.TerminalRequest, v1.TerminalResponse]
+	startAutomations *connect.Client[v1.StartAutomationsRequest, v1.StartAutomationsResponse]
 }
 
 // Connect calls runyard.runner.v1.RunnerControlService.Connect.
@@ -96,6 +113,11 @@ func (c *runnerControlServiceClient) Connect(ctx context.Context) *connect.BidiS
 // Terminal calls runyard.runner.v1.RunnerControlService.Terminal.
 func (c *runnerControlServiceClient) Terminal(ctx context.Context) *connect.BidiStreamForClient[v1.TerminalRequest, v1.TerminalResponse] {
 	return c.terminal.CallBidiStream(ctx)
+}
+
+// StartAutomations calls runyard.runner.v1.RunnerControlService.StartAutomations.
+func (c *runnerControlServiceClient) StartAutomations(ctx context.Context, req *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error) {
+	return c.startAutomations.CallUnary(ctx, req)
 }
 
 // RunnerControlServiceHandler is an implementation of the runyard.runner.v1.RunnerControlService
@@ -112,6 +134,13 @@ type RunnerControlServiceHandler interface {
 	// Connect stream. The runner opens it when Connect delivers OpenTerminal;
 	// its first message is TerminalHello with the OpenTerminal's session_id.
 	Terminal(context.Context, *connect.BidiStream[v1.TerminalRequest, v1.TerminalResponse]) error
+	// StartAutomations is what the runner calls once an environment's content
+	// is ready after a start: it hands over the automations file it found in
+	// the workspace (the file is the source of truth) and the triggers that
+	// fired, and the control plane starts the services and creates the task
+	// executions they name. The result arrives with the next desired state.
+	// Calling it twice for the same start runs nothing twice.
+	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
 }
 
 // NewRunnerControlServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -133,12 +162,20 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 		connect.WithSchema(runnerControlServiceMethods.ByName("Terminal")),
 		connect.WithHandlerOptions(opts...),
 	)
+	runnerControlServiceStartAutomationsHandler := connect.NewUnaryHandler(
+		RunnerControlServiceStartAutomationsProcedure,
+		svc.StartAutomations,
+		connect.WithSchema(runnerControlServiceMethods.ByName("StartAutomations")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/runyard.runner.v1.RunnerControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunnerControlServiceConnectProcedure:
 			runnerControlServiceConnectHandler.ServeHTTP(w, r)
 		case RunnerControlServiceTerminalProcedure:
 			runnerControlServiceTerminalHandler.ServeHTTP(w, r)
+		case RunnerControlServiceStartAutomationsProcedure:
+			runnerControlServiceStartAutomationsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -154,4 +191,8 @@ func (UnimplementedRunnerControlServiceHandler) Connect(context.Context, *connec
 
 func (UnimplementedRunnerControlServiceHandler) Terminal(context.Context, *connect.BidiStream[v1.TerminalRequest, v1.TerminalResponse]) error {
 	return connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.Terminal is not implemented"))
+}
+
+func (UnimplementedRunnerControlServiceHandler) StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.StartAutomations is not implemented"))
 }

@@ -1,0 +1,417 @@
+package automations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/automations/spec"
+	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/identity"
+)
+
+// This file holds what a runner daemon does with the automations of the
+// environments on it: read what it should run, report what became of each
+// service and execution, and apply the automations file it found in an
+// environment's workspace when the environment starts. Every phase in a
+// status is written here and nowhere else.
+
+// Desired is what a runner converges on: the services of its environments
+// and their unfinished task executions.
+type Desired struct {
+	Services   []*Service
+	Executions []*TaskExecution
+}
+
+// Desired returns the services and unfinished executions of the calling
+// runner's environments, oldest first. It fails with CodePermissionDenied
+// for any caller but a runner.
+func (s *Manager) Desired(ctx context.Context) (*Desired, error) {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.DesiredFor(ctx, c.OrgID, c.RunnerID)
+}
+
+// DesiredFor is Desired for runner runnerID of orgID; the control plane
+// calls it when it builds a runner's desired state and checks no caller.
+func (s *Manager) DesiredFor(ctx context.Context, orgID, runnerID string) (*Desired, error) {
+	svcs, err := s.Store.FindServices(ctx, ServiceFilter{OrgID: orgID, RunnerID: runnerID})
+	if err != nil {
+		return nil, fmt.Errorf("services of runner %q: %w", runnerID, err)
+	}
+	xs, err := s.Store.FindTaskExecutions(ctx, ExecutionFilter{
+		OrgID: orgID, RunnerID: runnerID,
+		Phases: []ExecutionPhase{ExecutionPhasePending, ExecutionPhaseRunning},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("task executions of runner %q: %w", runnerID, err)
+	}
+	return &Desired{Services: svcs, Executions: xs}, nil
+}
+
+// ServiceReport is a runner's report on one service. StatusVersion orders
+// reports: one not above the stored version changes nothing. Zero means
+// unordered (UpdateService with a runner token), applied on arrival.
+type ServiceReport struct {
+	ID            string
+	StatusVersion uint64
+	StatusUpdate
+}
+
+// ReportService records the calling runner's report on a service of one of
+// its environments and returns the service as stored. A report that a
+// service being deleted stopped (STOPPED, FAILED or DELETED) removes it; the
+// returned service then carries that last status. It fails with
+// CodePermissionDenied for any caller but a runner, CodeInvalid for a bad
+// report and CodeNotFound for a service not on the calling runner.
+func (s *Manager) ReportService(ctx context.Context, r ServiceReport) (*Service, error) {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.ValidateUUID("id", r.ID); err != nil {
+		return nil, err
+	}
+	if err := validateStatusUpdate(&r.StatusUpdate); err != nil {
+		return nil, err
+	}
+	cur, err := s.Store.FindServiceByID(ctx, c.OrgID, r.ID)
+	if err != nil {
+		return nil, serviceNotFound(r.ID, err)
+	}
+	if err := s.onRunner(ctx, c, cur.EnvironmentID, "service", r.ID); err != nil {
+		return nil, err
+	}
+	svc, err := s.Store.UpdateService(ctx, c.OrgID, r.ID, func(svc *Service) error {
+		if r.StatusVersion != 0 && r.StatusVersion <= svc.Status.StatusVersion {
+			return errStale
+		}
+		st := svc.Status
+		u := r.StatusUpdate
+		if u.Phase != nil {
+			st.Phase = *u.Phase
+		}
+		if u.FailureMessage != nil {
+			st.FailureMessage = *u.FailureMessage
+		}
+		if u.LogURL != nil {
+			st.LogURL = *u.LogURL
+		}
+		if u.Session != nil {
+			st.Session = *u.Session
+		}
+		out, err := mergeOutput("status.output", st.Output, u.Output)
+		if err != nil {
+			return err
+		}
+		st.Output = out
+		if r.StatusVersion != 0 {
+			st.StatusVersion = r.StatusVersion
+		} else {
+			// An unordered update still moves the version, so a later
+			// ordered report is compared with something.
+			st.StatusVersion++
+		}
+		svc.Status = st
+		svc.UpdatedAt = s.now()
+		return nil
+	})
+	if errors.Is(err, errStale) {
+		return s.Store.FindServiceByID(ctx, c.OrgID, r.ID)
+	}
+	if err != nil {
+		return nil, serviceNotFound(r.ID, err)
+	}
+	if svc.Deleting() && svc.Stopped() {
+		err := s.Store.EditAutomations(ctx, c.OrgID, svc.EnvironmentID, func(_ *environments.Environment, set *Set) (*Changes, error) {
+			if x := set.service(svc.ID); x == nil || !x.Deleting() || !x.Stopped() {
+				return nil, errKeep
+			}
+			return &Changes{DeleteServices: []string{svc.ID}}, nil
+		})
+		if err != nil && !errors.Is(err, errKeep) && !apperr.Is(err, apperr.CodeNotFound) {
+			return nil, fmt.Errorf("remove deleted service %q: %w", svc.ID, err)
+		}
+	}
+	return svc, nil
+}
+
+// ExecutionReport is a runner's report on one task execution: its whole
+// status, ordered by StatusVersion.
+type ExecutionReport struct {
+	ID            string
+	StatusVersion uint64
+	Phase         ExecutionPhase
+	// FailureMessage says why the execution failed or stopped.
+	FailureMessage string
+	LogURL         string
+	Steps          []StepStatus
+}
+
+// ReportExecution records the calling runner's report on an execution and
+// returns it as stored. A finished execution never changes again; a report
+// not newer than the stored status changes nothing. The first report of
+// RUNNING (or of a finished phase) sets startedAt, a finished phase sets
+// completedAt. It fails with CodePermissionDenied for any caller but a
+// runner, CodeInvalid for a bad report and CodeNotFound for an execution not
+// on the calling runner.
+func (s *Manager) ReportExecution(ctx context.Context, r ExecutionReport) (*TaskExecution, error) {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.ValidateUUID("id", r.ID); err != nil {
+		return nil, err
+	}
+	if r.StatusVersion == 0 {
+		return nil, apperr.Invalid("status.statusVersion", "must be above zero")
+	}
+	if !oneOf(r.Phase, ExecutionPhases) {
+		return nil, apperr.Invalid("status.phase", "unknown value %q", r.Phase)
+	}
+	if err := validateText("status.failureMessage", r.FailureMessage, maxDescription, true); err != nil {
+		return nil, err
+	}
+	cur, err := s.Store.FindTaskExecutionByID(ctx, c.OrgID, r.ID)
+	if err != nil {
+		return nil, executionNotFound(r.ID, err)
+	}
+	if err := s.onRunner(ctx, c, cur.EnvironmentID, "task execution", r.ID); err != nil {
+		return nil, err
+	}
+	x, err := s.Store.UpdateTaskExecution(ctx, c.OrgID, r.ID, func(x *TaskExecution) error {
+		if x.Status.Phase.Finished() || r.StatusVersion <= x.Status.StatusVersion {
+			return errStale
+		}
+		steps, err := checkSteps(x, r.Steps)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if x.StartedAt == nil && r.Phase != ExecutionPhasePending {
+			x.StartedAt = &now
+		}
+		if r.Phase.Finished() {
+			x.CompletedAt = &now
+		}
+		x.Status = ExecutionStatus{
+			StatusVersion: r.StatusVersion, Phase: r.Phase, FailureMessage: r.FailureMessage,
+			LogURL: r.LogURL, Steps: steps,
+		}
+		return nil
+	})
+	if errors.Is(err, errStale) {
+		return s.Store.FindTaskExecutionByID(ctx, c.OrgID, r.ID)
+	}
+	if err != nil {
+		return nil, executionNotFound(r.ID, err)
+	}
+	return x, nil
+}
+
+// checkSteps validates a report's step statuses against x's plan: every step
+// named once, a known phase, bounded outputs.
+func checkSteps(x *TaskExecution, steps []StepStatus) ([]StepStatus, error) {
+	plan := x.Steps()
+	seen := map[string]bool{}
+	out := make([]StepStatus, 0, len(steps))
+	for i, st := range steps {
+		field := fmt.Sprintf("status.steps[%d]", i)
+		if !slices.ContainsFunc(plan, func(p Step) bool { return p.ID == st.ID }) {
+			return nil, apperr.Invalid(field+".id", "%q is no step of task execution %q", st.ID, x.ID)
+		}
+		if seen[st.ID] {
+			return nil, apperr.Invalid(field+".id", "step %q is reported twice", st.ID)
+		}
+		seen[st.ID] = true
+		if !oneOf(st.Phase, ExecutionPhases) {
+			return nil, apperr.Invalid(field+".phase", "unknown value %q", st.Phase)
+		}
+		if err := validateText(field+".failureMessage", st.FailureMessage, maxDescription, true); err != nil {
+			return nil, err
+		}
+		if err := validateOutput(field+".output", st.Output); err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// StartResult is what ApplyStart did.
+type StartResult struct {
+	// File lists what the automations file created or changed; nil when
+	// the workspace had none.
+	File *UpsertResult
+	// Started lists the services the triggers started.
+	Started []string
+	// Executions are the task executions the triggers created.
+	Executions []*TaskExecution
+}
+
+// ApplyStart is what the calling runner does once its environment envID
+// started: it makes the environment's automations what file says (nil when
+// the workspace has no automations file, which leaves them as they are),
+// then starts the services and creates executions of the tasks that the
+// given triggers (postEnvironmentStart, postDevcontainerStart) name, as
+// restricted by the environment's automationsFile.triggerFilter. It is
+// idempotent per start of the environment: a task a trigger already ran
+// since the environment's last start is not run again, and starting a
+// running service changes nothing, so a runner that reports the same start
+// twice (after a reconnect) runs nothing twice. An invalid file is refused
+// like UpsertAutomationsFile's and changes nothing.
+func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File, triggers []spec.Trigger) (*StartResult, error) {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.ValidateUUID("environmentId", envID); err != nil {
+		return nil, err
+	}
+	for i, t := range triggers {
+		if !t.Valid() {
+			return nil, apperr.Invalid(fmt.Sprintf("triggers[%d]", i), "unknown trigger %q", t)
+		}
+	}
+	if file != nil {
+		if err := validateFile(file); err != nil {
+			return nil, err
+		}
+		file.SetDefaults()
+	}
+	env, err := s.Store.FindEnvironmentByID(ctx, c.OrgID, envID)
+	if err != nil {
+		return nil, envNotFound(envID, err)
+	}
+	if env.RunnerID != c.RunnerID {
+		return nil, apperr.NotFound("environment %q not found", envID)
+	}
+	// Tasks that already ran for this start, by trigger.
+	since := env.CreatedAt
+	if env.LastStartedAt != nil {
+		since = *env.LastStartedAt
+	}
+	ran := map[string]bool{}
+	prior, err := s.Store.FindTaskExecutions(ctx, ExecutionFilter{OrgID: c.OrgID, EnvironmentIDs: []string{envID}})
+	if err != nil {
+		return nil, fmt.Errorf("task executions of environment %q: %w", envID, err)
+	}
+	for _, x := range prior {
+		if !x.CreatedAt.Before(since) {
+			ran[x.StartedBy+"\x00"+x.TaskID] = true
+		}
+	}
+	res := &StartResult{}
+	err = s.edit(ctx, c.OrgID, envID, func(env *environments.Environment, set *Set) (*Changes, error) {
+		if env.RunnerID != c.RunnerID {
+			return nil, apperr.NotFound("environment %q not found", envID)
+		}
+		*res = StartResult{}
+		ch := &Changes{}
+		if file != nil {
+			res.File = &UpsertResult{}
+			ch = s.applyFile(c, env, set, file, res.File)
+			// applyFile changed set's items in place; the new ones are in
+			// ch only.
+			set = &Set{
+				Services: mergeNew(set.Services, ch.CreateServices, ch.DeleteServices),
+				Tasks:    mergeNew(set.Tasks, ch.CreateTasks, ch.DeleteTasks),
+			}
+		}
+		if env.Spec.DesiredPhase != environments.PhaseRunning {
+			return ch, nil
+		}
+		now := s.now()
+		for _, trig := range triggers {
+			if len(env.Spec.AutomationsFile.TriggerFilter) > 0 && !slices.Contains(env.Spec.AutomationsFile.TriggerFilter, trig) {
+				continue
+			}
+			for _, svc := range set.Services {
+				if !slices.Contains(svc.TriggeredBy, trig) || svc.Deleting() {
+					continue
+				}
+				if start(svc, now) {
+					res.Started = append(res.Started, svc.ID)
+					if !slices.Contains(ch.CreateServices, svc) && !slices.Contains(ch.UpdateServices, svc) {
+						ch.UpdateServices = append(ch.UpdateServices, svc)
+					}
+				}
+			}
+			for _, t := range set.Tasks {
+				if !slices.Contains(t.TriggeredBy, trig) || ran[string(trig)+"\x00"+t.ID] {
+					continue
+				}
+				ran[string(trig)+"\x00"+t.ID] = true
+				x, err := s.newExecution(c, set, t, string(trig), ch)
+				if err != nil {
+					return nil, fmt.Errorf("plan task %q for trigger %s: %w", t.Reference, trig, err)
+				}
+				res.Executions = append(res.Executions, x)
+			}
+		}
+		return ch, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// mergeNew returns cur without the IDs in gone, followed by added.
+func mergeNew[T interface{ id() string }](cur, added []T, gone []string) []T {
+	out := make([]T, 0, len(cur)+len(added))
+	for _, x := range cur {
+		if !slices.Contains(gone, x.id()) {
+			out = append(out, x)
+		}
+	}
+	return append(out, added...)
+}
+
+func (s *Service) id() string { return s.ID }
+func (t *Task) id() string    { return t.ID }
+
+// onRunner checks that environment envID is on the calling runner; an object
+// of another runner's environment is not found, as another organization's
+// would be.
+func (s *Manager) onRunner(ctx context.Context, c *identity.Caller, envID, kind, id string) error {
+	env, err := s.Store.FindEnvironmentByID(ctx, c.OrgID, envID)
+	if err != nil || env.RunnerID != c.RunnerID {
+		return apperr.NotFound("%s %q not found", kind, id)
+	}
+	return nil
+}
+
+// validateStatusUpdate checks a runner's service status update.
+func validateStatusUpdate(u *StatusUpdate) error {
+	if u.Phase != nil && !oneOf(*u.Phase, ServicePhases) {
+		return apperr.Invalid("status.phase", "unknown value %q", *u.Phase)
+	}
+	if u.FailureMessage != nil {
+		if err := validateText("status.failureMessage", *u.FailureMessage, maxDescription, true); err != nil {
+			return err
+		}
+	}
+	if u.LogURL != nil {
+		if err := validateText("status.logUrl", *u.LogURL, 2048, false); err != nil {
+			return err
+		}
+	}
+	if u.Session != nil {
+		if err := validateText("status.session", *u.Session, 128, false); err != nil {
+			return err
+		}
+	}
+	return validateOutput("status.output", u.Output)
+}
+
+var (
+	// errStale aborts an update with an out-of-date status report.
+	errStale = &apperr.Error{Code: apperr.CodeFailedPrecondition, Message: "status report is older than the stored status"}
+	// errKeep aborts the removal of a service that no longer qualifies.
+	errKeep = &apperr.Error{Code: apperr.CodeFailedPrecondition, Message: "the service is not ready to be removed"}
+)
