@@ -11,6 +11,7 @@ import (
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // Store is everything the domain services persist. Methods return
@@ -21,6 +22,7 @@ type Store interface {
 	runners.Store
 	pods.Store
 	environments.Store
+	secrets.Store
 	KeyStore
 
 	// Ping checks that the database answers.

@@ -54,6 +54,11 @@ func Run(t *testing.T, open Opener) {
 		{"FindEnvironments", testFindEnvironments},
 		{"UpdateEnvironment", testUpdateEnvironment},
 		{"DeleteEnvironment", testDeleteEnvironment},
+		{"SecretRoundTrip", testSecretRoundTrip},
+		{"SecretNames", testSecretNames},
+		{"FindSecrets", testFindSecrets},
+		{"UpdateSecret", testUpdateSecret},
+		{"DeleteSecret", testDeleteSecret},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,118 @@
+package secrets
+
+import (
+	"path"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+)
+
+const (
+	// MaxNameLength bounds a secret's name, in characters.
+	MaxNameLength = 127
+	// MaxValueBytes bounds a value. It stays below Linux's limit on one
+	// environment string (128 KiB), so every value can be a variable.
+	MaxValueBytes = 64 << 10
+	// MaxFilePathBytes bounds a file mount's path.
+	MaxFilePathBytes = 1024
+	// ReservedPrefix starts the variables the runner sets itself
+	// (RUNYARD_OUTPUT, RUNYARD_POD_KEY, ...); a secret must not shadow them.
+	ReservedPrefix = "RUNYARD_"
+)
+
+// scopeFields are the request fields of each scope kind, for errors.
+var scopeFields = map[ScopeKind]string{
+	ScopeOrganization:   "scope.organizationId",
+	ScopeUser:           "scope.userId",
+	ScopeServiceAccount: "scope.serviceAccountId",
+	ScopeProject:        "scope.projectId",
+}
+
+// validateScope checks a scope named in a request of a caller of orgID.
+// Naming another organization is CodeNotFound, as its objects are.
+func validateScope(orgID string, sc Scope) error {
+	field, ok := scopeFields[sc.Kind]
+	if !ok {
+		return apperr.Invalid("scope", "exactly one of organizationId, userId or serviceAccountId is required")
+	}
+	if sc.Kind == ScopeProject {
+		return apperr.Invalid(field, "runyard has no projects: use organizationId, userId or serviceAccountId")
+	}
+	if err := identity.ValidateUUID(field, sc.ID); err != nil {
+		return err
+	}
+	if sc.Kind == ScopeOrganization && sc.ID != orgID {
+		return apperr.NotFound("organization %q not found", sc.ID)
+	}
+	return nil
+}
+
+func validateName(name string, envVar bool) error {
+	n := utf8.RuneCountInString(name)
+	if n == 0 {
+		return apperr.Invalid("name", "is required")
+	}
+	if n > MaxNameLength {
+		return apperr.Invalid("name", "must be at most %d characters, got %d", MaxNameLength, n)
+	}
+	if !utf8.ValidString(name) {
+		return apperr.Invalid("name", "must be UTF-8")
+	}
+	if strings.TrimSpace(name) != name {
+		return apperr.Invalid("name", "must not begin or end with white space")
+	}
+	for _, r := range name {
+		if !unicode.IsPrint(r) {
+			return apperr.Invalid("name", "must not contain control characters")
+		}
+	}
+	if !envVar {
+		return nil
+	}
+	// The name becomes the variable's name: a portable shell name, so that
+	// $NAME works in every command an automation runs.
+	for i, r := range name {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return apperr.Invalid("name", "must be an environment variable name (letters, digits and '_', not starting with a digit) when environmentVariable is set, got %q", name)
+		}
+	}
+	if strings.HasPrefix(strings.ToUpper(name), ReservedPrefix) {
+		return apperr.Invalid("name", "variables starting with %s are reserved for the runner", ReservedPrefix)
+	}
+	return nil
+}
+
+func validateFilePath(p string) error {
+	const field = "filePath"
+	switch {
+	case len(p) > MaxFilePathBytes:
+		return apperr.Invalid(field, "must be at most %d bytes", MaxFilePathBytes)
+	case !utf8.ValidString(p):
+		return apperr.Invalid(field, "must be UTF-8")
+	case strings.ContainsRune(p, 0):
+		return apperr.Invalid(field, "must not contain NUL bytes")
+	case !strings.HasPrefix(p, "/"):
+		return apperr.Invalid(field, "must be an absolute path, got %q", p)
+	case p == "/" || strings.HasSuffix(p, "/"):
+		return apperr.Invalid(field, "must name a file, got %q", p)
+	case path.Clean(p) != p:
+		return apperr.Invalid(field, "must be a clean path (no '.', '..' or repeated '/'), got %q", p)
+	}
+	return nil
+}
+
+// validateValue checks a value for a secret mounted as envVar (or not).
+func validateValue(v Value, envVar bool) error {
+	switch {
+	case v == "":
+		return apperr.Invalid("value", "is required")
+	case len(v) > MaxValueBytes:
+		return apperr.Invalid("value", "must be at most %d bytes, got %d", MaxValueBytes, len(v))
+	case envVar && strings.ContainsRune(string(v), 0):
+		return apperr.Invalid("value", "must not contain NUL bytes: an environment variable cannot hold them")
+	}
+	return nil
+}
