@@ -40,6 +40,7 @@ import (
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/runner/envs"
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
 )
 
@@ -57,9 +58,12 @@ type Config struct {
 	MaxPods int
 	Region  string
 	Version string
-	// StopGrace is how long a terminated pod has between SIGTERM and
-	// SIGKILL; zero means 2 minutes.
+	// StopGrace is how long a terminated pod, a stopping service or a
+	// stopped task has between SIGTERM and SIGKILL; zero means 2 minutes.
 	StopGrace time.Duration
+	// ReadyInterval is how often a service's ready probe runs; zero means
+	// 1s.
+	ReadyInterval time.Duration
 	// HealthAddr, when set, serves /healthz (the daemon's loop makes
 	// progress) and /readyz (connected to the control plane) there.
 	HealthAddr string
@@ -83,6 +87,7 @@ type Daemon struct {
 	draining bool
 	health   health
 	pods     *podmgr.Manager
+	envs     *envs.Manager
 	// customAgents are the organization's custom agent types and their
 	// binaries, from the last desired state.
 	customAgents map[string]string
@@ -112,6 +117,14 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.http = httpClient(st.Server)
 	d.control = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server)
 	if d.pods, err = podmgr.New(podmgr.Config{StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, Logger: cfg.Logger.With("part", "pods")}); err != nil {
+		st.close()
+		return nil, err
+	}
+	if d.envs, err = envs.New(envs.Config{
+		StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, ReadyInterval: cfg.ReadyInterval,
+		Docker: dockerAnswers(), Logger: cfg.Logger.With("part", "automations"),
+		Start: d.startAutomations, Open: d.openSecret,
+	}); err != nil {
 		st.close()
 		return nil, err
 	}
@@ -229,6 +242,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 		if err := d.pods.Close(cctx); err != nil {
 			d.log.Warn("stop pods", "err", err)
+		}
+	}()
+	// Services and executions stop with the daemon (SIGTERM, then SIGKILL
+	// after the grace period); services that should run come back on the
+	// next start, and interrupted executions are reported failed then.
+	if err := d.envs.Open(); err != nil {
+		return fmt.Errorf("open automations executor: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), d.stopGrace()+10*time.Second)
+		defer cancel()
+		go func() {
+			for range d.envs.Reports() {
+			}
+		}()
+		if err := d.envs.Close(cctx); err != nil {
+			d.log.Warn("stop automations", "err", err)
 		}
 	}()
 	d.health.step()
@@ -441,6 +471,11 @@ func (d *Daemon) session(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, m := range d.envs.Snapshot() {
+		if err := send(m); err != nil {
+			return err
+		}
+	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	lastAck := time.Now()
@@ -478,12 +513,23 @@ func (d *Daemon) session(ctx context.Context) error {
 			if err := send(podStatus(ev)); err != nil {
 				return err
 			}
+		case m, ok := <-d.envs.Reports():
+			if !ok {
+				return errors.New("the automations executor closed")
+			}
+			if err := send(m); err != nil {
+				return err
+			}
 		case m := <-msgs:
 			switch m := m.Message.(type) {
 			case *runnerv1.ConnectResponse_RenewalAck:
 				lastAck = time.Now()
 			case *runnerv1.ConnectResponse_OpenTerminal:
-				go d.serveTerminal(ctx, m.OpenTerminal)
+				if m.OpenTerminal.GetLogId() != "" {
+					go d.serveLog(ctx, m.OpenTerminal)
+				} else {
+					go d.serveTerminal(ctx, m.OpenTerminal)
+				}
 			case *runnerv1.ConnectResponse_Desired:
 				if deleting {
 					continue
@@ -496,6 +542,7 @@ func (d *Daemon) session(ctx context.Context) error {
 				case actionDelete:
 					deleting = true
 					d.stopPods()
+					d.stopAutomations(ctx)
 					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_DeletionComplete{
 						DeletionComplete: &runnerv1.DeletionComplete{}}}); err != nil {
 						return err
@@ -567,6 +614,7 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 		if err := d.pods.Ensure(specs); err != nil {
 			d.log.Error("converge pods", "err", err)
 		}
+		d.envs.Apply(ds)
 	}
 	d.log.Debug("received desired state", "phase", ds.GetPhase().String(), "log_level", ds.GetLogLevel().String(), "version", ds.GetVersion())
 	switch ds.GetPhase() {

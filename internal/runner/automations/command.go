@@ -28,6 +28,9 @@ type Command struct {
 	Dir string
 	// Docker, when set, runs the script in a container.
 	Docker *Docker
+	// Err, when set, fails the command with it instead of running it: the
+	// runner could not prepare it (a secret it needs is unreadable).
+	Err error
 }
 
 // ErrNoDocker is the failure of a runsOn.docker command on a runner without
@@ -45,6 +48,9 @@ var shell = func() string {
 // command builds the process of c with out as its stdout and stderr and
 // extra added to its environment.
 func (e *Executor) command(c Command, out io.Writer, extra ...string) (*exec.Cmd, error) {
+	if c.Err != nil {
+		return nil, c.Err
+	}
 	if c.Docker != nil && !e.cfg.Docker {
 		return nil, ErrNoDocker
 	}

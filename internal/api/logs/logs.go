@@ -1,0 +1,123 @@
+// Package logs serves the logs of service runs and task executions at the
+// URLs the control plane puts in status.logUrl: GET /logs/{runner}/{log}
+// returns the log as text, ?follow=1 streams it until the run ends. A runner
+// has no inbound port, so the control plane asks the runner for the log over
+// its stream (fleet.OpenLog) and relays it.
+package logs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
+)
+
+// Path is the pattern of a log URL's path.
+const Path = "/logs/{runner}/{log}"
+
+// URL is the log URL of log logID on runner runnerID, under base (the
+// control plane's public URL).
+func URL(base, runnerID, logID string) string {
+	return strings.TrimRight(base, "/") + "/logs/" + runnerID + "/" + logID
+}
+
+// Opener reaches a runner for one of its logs (fleet.Fleet).
+type Opener interface {
+	OpenLog(ctx context.Context, orgID, runnerID, logID string, follow bool) (io.ReadCloser, error)
+}
+
+// Mount registers the log endpoint on mux.
+func Mount(mux *http.ServeMux, auth apiauth.Authenticator, open Opener, log *slog.Logger) {
+	h := &handler{auth: auth, open: open, log: log}
+	mux.HandleFunc("GET "+Path, h.serve)
+}
+
+type handler struct {
+	auth apiauth.Authenticator
+	open Opener
+	log  *slog.Logger
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
+	ctx, err := apiauth.Authenticate(r.Context(), h.auth, r.Header)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	c, err := identity.Require(ctx, identity.ScopeEnvironmentsRead)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	follow := false
+	if v := r.URL.Query().Get("follow"); v != "" {
+		if follow, err = strconv.ParseBool(v); err != nil {
+			h.writeError(w, r, apperr.Invalid("follow", "must be true, false, 1 or 0, not %q", v))
+			return
+		}
+	}
+	if err := identity.ValidateUUID("runner", r.PathValue("runner")); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	rc, err := h.open.OpenLog(ctx, c.OrgID, r.PathValue("runner"), r.PathValue("log"), follow)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	defer rc.Close()
+	stop := context.AfterFunc(r.Context(), func() { rc.Close() })
+	defer stop()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	flush := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := rc.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if follow {
+				_ = flush.Flush()
+			}
+		}
+		if err != nil {
+			// The response is under way: a broken runner stream can only
+			// end it.
+			if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
+				h.log.Warn("relay log", "runner", r.PathValue("runner"), "log", r.PathValue("log"), "err", err)
+			}
+			return
+		}
+	}
+}
+
+type errorJSON struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	e := apperr.As(err)
+	if e.Code == apperr.CodeInternal && !errors.Is(err, context.Canceled) {
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if e.Code == apperr.CodeUnauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="runyard"`)
+	}
+	b, _ := json.Marshal(errorJSON{Error: e.Public(), Code: string(e.Code)})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(apperr.HTTPStatus(e.Code))
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,547 @@
+package envs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+)
+
+// env is one environment on this runner. Its fields are guarded by
+// Manager.mu; its loop alone changes running and rec.
+type env struct {
+	m    *Manager
+	id   string
+	spec *runnerv1.EnvironmentSpec
+	// gone says the environment left the desired set: remove it silently.
+	gone bool
+	// running says its content is ready and its automations were handed
+	// over: its services and executions may run.
+	running bool
+	// owned are the services and executions it ever had.
+	owned map[string]bool
+	rec   record
+	// status is the latest report.
+	status                              *runnerv1.EnvironmentStatus
+	automationsPath, automationsFailure string
+
+	wake    chan struct{} // capacity 1
+	started bool          // the loop runs
+}
+
+// record is what survives a runner restart.
+type record struct {
+	// Cloned says the workspace's content is in place.
+	Cloned bool `json:"cloned"`
+	// FailedVersion is the spec version whose start failed; it is not
+	// tried again.
+	FailedVersion uint64 `json:"failedVersion,omitempty"`
+	Failure       string `json:"failure,omitempty"`
+	// ContentDir is where commands run: the first checkout.
+	ContentDir string `json:"contentDir,omitempty"`
+	// Deleted says the runner deleted the environment and reported it.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+func (m *Manager) newEnv(id string) *env {
+	return &env{m: m, id: id, owned: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+func (e *env) root() string       { return filepath.Join(e.m.dir, e.id) }
+func (e *env) workspace() string  { return filepath.Join(e.root(), "workspace") }
+func (e *env) recordPath() string { return filepath.Join(e.root(), "record.json") }
+
+// contentDir is where the environment's commands run.
+func (e *env) contentDir() string {
+	if e.rec.ContentDir != "" {
+		return e.rec.ContentDir
+	}
+	return e.workspace()
+}
+
+func (e *env) kick() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// startLocked starts e's loop once; m.mu is held.
+func (m *Manager) startLocked(e *env) {
+	if e.started {
+		return
+	}
+	e.started = true
+	m.wg.Add(1)
+	go e.loop()
+}
+
+// loop converges the environment whenever it is kicked, until the manager
+// closes or the environment is removed.
+func (e *env) loop() {
+	defer e.m.wg.Done()
+	for {
+		select {
+		case <-e.m.ctx.Done():
+			return
+		case <-e.wake:
+		}
+		if e.converge() {
+			return
+		}
+	}
+}
+
+// converge takes one step towards the desired phase; it reports whether the
+// environment was removed.
+func (e *env) converge() bool {
+	m := e.m
+	m.mu.Lock()
+	spec, gone := e.spec, e.gone
+	m.mu.Unlock()
+	if gone {
+		e.stop(gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_UNSPECIFIED)
+		e.remove()
+		m.mu.Lock()
+		// Back in the set meanwhile: keep the entry and go on.
+		if !e.gone {
+			e.started = false
+			m.startLocked(e)
+			e.kick()
+			m.mu.Unlock()
+			return true
+		}
+		delete(m.envs, e.id)
+		m.mu.Unlock()
+		return true
+	}
+	switch spec.GetDesiredPhase() {
+	case gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING:
+		e.start(spec)
+	case gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED:
+		e.stop(gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPING)
+		e.setRunning(false)
+		m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED, e.rec.Failure)
+	case gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED:
+		if e.rec.Deleted {
+			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED, "")
+			return false
+		}
+		e.stop(gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETING)
+		e.remove()
+		m.mu.Lock()
+		e.rec = record{Deleted: true}
+		m.mu.Unlock()
+		// The record stays, so a report lost with the stream is repeated
+		// instead of the environment being created again.
+		if err := os.MkdirAll(e.root(), 0o700); err == nil {
+			_ = writeJSON(e.recordPath(), e.rec)
+		}
+		m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED, "")
+	}
+	return false
+}
+
+func (e *env) setRunning(v bool) {
+	e.m.mu.Lock()
+	e.running = v
+	e.m.mu.Unlock()
+	e.m.sync()
+}
+
+// start brings the environment up: content, then automations.
+func (e *env) start(spec *runnerv1.EnvironmentSpec) {
+	m := e.m
+	m.mu.Lock()
+	running := e.running
+	m.mu.Unlock()
+	if running {
+		// Services may have changed with the desired state.
+		m.sync()
+		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING || e.status.GetSpecVersion() != spec.GetSpecVersion() {
+			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "")
+		}
+		return
+	}
+	if e.rec.FailedVersion != 0 && e.rec.FailedVersion == spec.GetSpecVersion() {
+		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED {
+			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED, e.rec.Failure)
+		}
+		return
+	}
+	e.rec.Failure, e.rec.FailedVersion, e.rec.Deleted = "", 0, false
+	if !e.rec.Cloned {
+		m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_CREATING, "")
+		dir, err := e.clone(spec)
+		if err != nil {
+			e.rec.FailedVersion, e.rec.Failure = spec.GetSpecVersion(), err.Error()
+			e.save()
+			m.log.Warn("environment content failed", "environment", e.id, "err", err)
+			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED, e.rec.Failure)
+			return
+		}
+		m.mu.Lock()
+		e.rec.Cloned, e.rec.ContentDir = true, dir
+		m.mu.Unlock()
+		e.save()
+	}
+	m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STARTING, "")
+	if !e.handOver(spec) {
+		return // the manager closes, or the spec changed: converge again
+	}
+	e.setRunning(true)
+	m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "")
+}
+
+// stop stops the environment's services and executions and waits for them;
+// phase, when set, is reported first.
+func (e *env) stop(phase gitpodv1.EnvironmentPhase) {
+	m := e.m
+	m.mu.Lock()
+	wasRunning := e.running
+	m.mu.Unlock()
+	if phase != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_UNSPECIFIED &&
+		(wasRunning || e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED) {
+		m.report(e, phase, "")
+	}
+	e.setRunning(false)
+	m.waitIdle(m.ctx, e.id)
+}
+
+// remove deletes the workspace and the record.
+func (e *env) remove() {
+	if err := os.RemoveAll(e.root()); err != nil {
+		e.m.log.Warn("remove environment workspace", "environment", e.id, "err", err)
+	}
+	e.m.mu.Lock()
+	e.rec = record{}
+	e.m.mu.Unlock()
+}
+
+func (e *env) save() {
+	if err := os.MkdirAll(e.root(), 0o700); err != nil {
+		e.m.log.Warn("save environment record", "environment", e.id, "err", err)
+		return
+	}
+	if err := writeJSON(e.recordPath(), e.rec); err != nil {
+		e.m.log.Warn("save environment record", "environment", e.id, "err", err)
+	}
+}
+
+// cloneTimeout bounds one git command.
+const cloneTimeout = 10 * time.Minute
+
+// clone fills the workspace from the spec's git initializers, in order, and
+// returns the content directory (the first checkout, or the empty
+// workspace).
+func (e *env) clone(spec *runnerv1.EnvironmentSpec) (string, error) {
+	ws := e.workspace()
+	if err := os.RemoveAll(ws); err != nil {
+		return "", fmt.Errorf("prepare workspace: %w", err)
+	}
+	if err := os.MkdirAll(ws, 0o755); err != nil {
+		return "", fmt.Errorf("prepare workspace: %w", err)
+	}
+	content := ws
+	for i, g := range spec.GetGit() {
+		loc := g.GetCheckoutLocation()
+		if loc == "" {
+			loc = repoName(g.GetRemoteUri())
+		}
+		if !filepath.IsLocal(loc) {
+			return "", fmt.Errorf("git initializer %d: checkout location %q is outside the workspace", i, loc)
+		}
+		dst := filepath.Join(ws, loc)
+		if i == 0 {
+			content = dst
+		}
+		if err := e.cloneOne(g, dst, spec); err != nil {
+			return "", fmt.Errorf("clone %s: %w", g.GetRemoteUri(), err)
+		}
+	}
+	return content, nil
+}
+
+func (e *env) cloneOne(g *runnerv1.GitInitializer, dst string, spec *runnerv1.EnvironmentSpec) error {
+	ctx, cancel := context.WithTimeout(e.m.ctx, cloneTimeout)
+	defer cancel()
+	args := []string{"clone", "--quiet"}
+	target := g.GetCloneTarget()
+	switch g.GetTargetMode() {
+	case gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_BRANCH, gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_TAG:
+		if target == "" {
+			return errors.New("cloneTarget is required for a branch or tag")
+		}
+		args = append(args, "--branch", target)
+	}
+	args = append(args, "--", g.GetRemoteUri(), dst)
+	if err := git(ctx, "", args...); err != nil {
+		return err
+	}
+	switch g.GetTargetMode() {
+	case gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_COMMIT:
+		if target == "" {
+			return errors.New("cloneTarget is required for a commit")
+		}
+		if err := git(ctx, dst, "checkout", "--quiet", "--detach", target); err != nil {
+			return err
+		}
+	case gitpodv1.GitInitializer_CLONE_TARGET_MODE_LOCAL_BRANCH:
+		if target == "" {
+			return errors.New("cloneTarget is required for a local branch")
+		}
+		if err := git(ctx, dst, "checkout", "--quiet", "-b", target); err != nil {
+			return err
+		}
+	}
+	if u := g.GetUpstreamRemoteUri(); u != "" {
+		if err := git(ctx, dst, "remote", "add", "upstream", u); err != nil {
+			return err
+		}
+	}
+	if n := spec.GetGitUsername(); n != "" {
+		if err := git(ctx, dst, "config", "user.name", n); err != nil {
+			return err
+		}
+	}
+	if m := spec.GetGitEmail(); m != "" {
+		if err := git(ctx, dst, "config", "user.email", m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// git runs git in dir, never prompting for credentials; its error carries
+// git's own message.
+func git(ctx context.Context, dir string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_ASKPASS=true")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if len(msg) > 1000 {
+			msg = msg[len(msg)-1000:]
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("git %s: %s", args[0], msg)
+	}
+	return nil
+}
+
+// repoName is the directory git clone would pick for uri.
+func repoName(uri string) string {
+	name := strings.TrimRight(uri, "/")
+	if i := strings.LastIndexAny(name, "/:"); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.TrimSuffix(name, ".git")
+	if name == "" || name == "." || name == ".." {
+		return "repo"
+	}
+	return name
+}
+
+// maxAutomationsFile bounds the automations file read from a workspace.
+const maxAutomationsFile = 1 << 20
+
+// defaultAutomationsFiles are tried in order when the spec names none.
+var defaultAutomationsFiles = []string{".runyard/automations.yaml", ".gitpod/automations.yaml"}
+
+// automationsFile reads the environment's automations file: its path
+// relative to the content directory (empty when there is none) and bytes.
+func (e *env) automationsFile(spec *runnerv1.EnvironmentSpec) (string, []byte, error) {
+	paths := defaultAutomationsFiles
+	if p := spec.GetAutomationsFilePath(); p != "" {
+		paths = []string{p}
+	}
+	for _, p := range paths {
+		if !filepath.IsLocal(p) {
+			return "", nil, fmt.Errorf("automations file path %q is outside the workspace", p)
+		}
+		f, err := os.Open(filepath.Join(e.contentDir(), p))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return p, nil, fmt.Errorf("read automations file %s: %w", p, err)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, maxAutomationsFile+1))
+		f.Close()
+		if err != nil {
+			return p, nil, fmt.Errorf("read automations file %s: %w", p, err)
+		}
+		if len(b) > maxAutomationsFile {
+			return p, nil, fmt.Errorf("automations file %s is larger than %d bytes", p, maxAutomationsFile)
+		}
+		return p, b, nil
+	}
+	return "", nil, nil
+}
+
+// startTriggers are what an environment start fires.
+var startTriggers = []string{"postEnvironmentStart", "postDevcontainerStart"}
+
+// handOver gives the control plane the workspace's automations file and
+// the start's triggers, retrying while the control plane is away. A file
+// the control plane refuses is reported in the environment's status; the
+// environment runs anyway. It reports false when the manager closes or the
+// desired spec changed meanwhile.
+func (e *env) handOver(spec *runnerv1.EnvironmentSpec) bool {
+	m := e.m
+	path, data, err := e.automationsFile(spec)
+	req := &runnerv1.StartAutomationsRequest{EnvironmentId: e.id, Triggers: startTriggers}
+	failure := ""
+	if err != nil {
+		failure = err.Error()
+	} else if path != "" {
+		req.FilePresent, req.AutomationsFile = true, data
+	}
+	wait := 500 * time.Millisecond
+	for m.cfg.Start != nil {
+		err := m.cfg.Start(m.ctx, req)
+		if err == nil {
+			break
+		}
+		msg := err.Error()
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			msg = ce.Message()
+		}
+		code := connect.CodeOf(err)
+		if code == connect.CodeInvalidArgument && req.FilePresent {
+			// The file is refused: say why, and still fire the triggers
+			// on the automations as they are.
+			failure = msg
+			req.FilePresent, req.AutomationsFile = false, nil
+			continue
+		}
+		if code == connect.CodeInvalidArgument || code == connect.CodeFailedPrecondition ||
+			code == connect.CodeNotFound || code == connect.CodePermissionDenied {
+			if failure == "" {
+				failure = msg
+			}
+			break
+		}
+		m.log.Warn("hand the automations file over; retrying", "environment", e.id, "in", wait, "err", err)
+		select {
+		case <-m.ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+		m.mu.Lock()
+		changed := e.spec.GetSpecVersion() != spec.GetSpecVersion() || e.gone
+		m.mu.Unlock()
+		if changed {
+			e.kick()
+			return false
+		}
+	}
+	m.mu.Lock()
+	e.automationsPath, e.automationsFailure = path, failure
+	m.mu.Unlock()
+	return true
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+func validID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("invalid ID %q", id)
+	}
+	return nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// queue is an unbounded FIFO of reports: the executor and the environments
+// must never block on a stream that is down.
+type queue struct {
+	mu     sync.Mutex
+	items  []*runnerv1.ConnectRequest
+	notify chan struct{}
+	out    chan *runnerv1.ConnectRequest
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newQueue() *queue {
+	q := &queue{notify: make(chan struct{}, 1), out: make(chan *runnerv1.ConnectRequest), done: make(chan struct{})}
+	go q.deliver()
+	return q
+}
+
+func (q *queue) push(r *runnerv1.ConnectRequest) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (q *queue) close() { q.once.Do(func() { close(q.done) }) }
+
+func (q *queue) deliver() {
+	defer close(q.out)
+	for {
+		q.mu.Lock()
+		var next *runnerv1.ConnectRequest
+		if len(q.items) > 0 {
+			next = q.items[0]
+			q.items = q.items[1:]
+		}
+		q.mu.Unlock()
+		if next == nil {
+			select {
+			case <-q.notify:
+				continue
+			case <-q.done:
+				return
+			}
+		}
+		select {
+		case q.out <- next:
+		case <-q.done:
+			return
+		}
+	}
+}

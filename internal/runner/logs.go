@@ -1,0 +1,100 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/internal/runner/envs"
+)
+
+// serveLog opens a Terminal stream that carries one log of a service run or
+// task execution, as the control plane asked in open: the log so far and,
+// with follow, what the run writes until it ends. The control plane closing
+// the stream (its reader went away) stops it.
+func (d *Daemon) serveLog(ctx context.Context, open *runnerv1.OpenTerminal) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	log := d.log.With("log", open.GetLogId())
+	stream := d.control.Terminal(ctx)
+	stream.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
+	defer stream.CloseRequest()
+
+	// A log that does not exist is said in the hello, before any output.
+	hello := &runnerv1.TerminalHello{SessionId: open.GetSessionId()}
+	w := &logWriter{send: func(b []byte) error {
+		return stream.Send(&runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_Output{Output: b}})
+	}}
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		defer cancel()
+		for {
+			if _, err := stream.Receive(); err != nil {
+				return
+			}
+		}
+	}()
+	w.before = func() error {
+		return stream.Send(&runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_Hello{Hello: hello}})
+	}
+	err := d.envs.ReadLog(ctx, open.GetLogId(), open.GetFollow(), w)
+	if errors.Is(err, envs.ErrUnknownLog) && !w.started {
+		hello.Error = "this runner has no such log (never written, or past its retention)"
+		_ = w.begin()
+	} else {
+		if err == nil {
+			err = w.begin() // an empty log still gets its hello
+		}
+		if err == nil {
+			err = stream.Send(&runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_End{End: &runnerv1.TerminalEnd{Reason: "end of log"}}})
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Warn("send log", "err", err)
+		}
+	}
+	_ = stream.CloseRequest()
+	select {
+	case <-received:
+	case <-time.After(terminalLinger):
+	}
+}
+
+// logWriter sends a log in chunks, after the hello.
+type logWriter struct {
+	mu      sync.Mutex
+	started bool
+	before  func() error
+	send    func([]byte) error
+}
+
+func (w *logWriter) begin() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.started {
+		return nil
+	}
+	w.started = true
+	return w.before()
+}
+
+// maxLogChunk bounds one message of a log.
+const maxLogChunk = 32 << 10
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	if err := w.begin(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for len(p) > 0 {
+		c := p[:min(len(p), maxLogChunk)]
+		if err := w.send(append([]byte(nil), c...)); err != nil {
+			return n, err
+		}
+		n += len(c)
+		p = p[len(c):]
+	}
+	return n, nil
+}
