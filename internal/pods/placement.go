@@ -29,6 +29,11 @@ type CandidateFilter struct {
 	OrgID     string
 	LiveAfter time.Time
 	Seq       int64
+	// Indexed, when set, is the same placement for a store that keeps an
+	// Index of the organization's candidates between placements: such a
+	// store may call it, on an index that holds exactly what the database
+	// holds, instead of loading the candidates and calling the PlaceFunc.
+	Indexed IndexedPlaceFunc
 }
 
 // PlaceFunc places p among cands, sorted by Seq: it sets p.RunnerID,
@@ -45,7 +50,10 @@ type placer struct {
 // filter returns the candidates a store must load for org; seq is a
 // requested runner, zero for any.
 func (pl placer) filter(orgID string, seq int64) CandidateFilter {
-	return CandidateFilter{OrgID: orgID, LiveAfter: pl.now.Add(-pl.timeout), Seq: seq}
+	return CandidateFilter{OrgID: orgID, LiveAfter: pl.now.Add(-pl.timeout), Seq: seq,
+		Indexed: func(p *Pod, x *Index, requested *Candidate) error {
+			return pl.placeIndexed(p, seq, x, requested)
+		}}
 }
 
 // refusal says why runner c cannot take p now, or "" when it can.
@@ -66,6 +74,16 @@ func (pl placer) refusal(c *Candidate, p *Pod) string {
 		return fmt.Sprintf("it is full (%d of %d pods)", c.Pods, r.Report.MaxPods)
 	}
 	return ""
+}
+
+// hasLabels reports whether have holds every label of want.
+func hasLabels(have, want []string) bool {
+	for _, l := range want {
+		if !slices.Contains(have, l) {
+			return false
+		}
+	}
+	return true
 }
 
 func missingLabels(have, want []string) []string {
@@ -96,30 +114,32 @@ func (pl placer) place(p *Pod, seq int64, cands []*Candidate) error {
 		assign(p, c)
 		return nil
 	}
-	var online, working, withAgent, fitting []*Candidate
-	for _, c := range cands {
-		if !c.Runner.Online(pl.now, pl.timeout) {
-			continue
-		}
-		online = append(online, c)
-		if c.Runner.Draining() {
-			continue
-		}
-		working = append(working, c)
-		if !slices.Contains(c.Runner.Report.AgentTypes, p.AgentTypeID) {
-			continue
-		}
-		withAgent = append(withAgent, c)
-		if len(missingLabels(c.Runner.Report.Labels, p.Labels)) == 0 {
-			fitting = append(fitting, c)
-		}
-	}
+	// One pass that counts, rather than collects, each step's runners: a
+	// pod that fits nowhere looks at every runner of the organization.
+	var online, working, withAgent, fitting int
 	var best *Candidate
 	pods, capacity := 0, 0
-	for _, c := range fitting {
-		pods, capacity = pods+c.Pods, capacity+c.Runner.Report.MaxPods
-		if c.Pods < c.Runner.Report.MaxPods && (best == nil || c.Pods < best.Pods ||
-			(c.Pods == best.Pods && c.Runner.Seq < best.Runner.Seq)) {
+	for _, c := range cands {
+		r := c.Runner
+		if !r.Online(pl.now, pl.timeout) {
+			continue
+		}
+		online++
+		if r.Draining() {
+			continue
+		}
+		working++
+		if !slices.Contains(r.Report.AgentTypes, p.AgentTypeID) {
+			continue
+		}
+		withAgent++
+		if !hasLabels(r.Report.Labels, p.Labels) {
+			continue
+		}
+		fitting++
+		pods, capacity = pods+c.Pods, capacity+r.Report.MaxPods
+		if c.Pods < r.Report.MaxPods && (best == nil || c.Pods < best.Pods ||
+			(c.Pods == best.Pods && r.Seq < best.Runner.Seq)) {
 			best = c
 		}
 	}
@@ -129,13 +149,13 @@ func (pl placer) place(p *Pod, seq int64, cands []*Candidate) error {
 	}
 	p.RunnerID, p.RunnerSeq = "", 0
 	switch {
-	case len(online) == 0:
+	case online == 0:
 		p.Reason = "no runner online"
-	case len(working) == 0:
-		p.Reason = fmt.Sprintf("no runner takes work: all %d online runners are draining", len(online))
-	case len(withAgent) == 0:
+	case working == 0:
+		p.Reason = fmt.Sprintf("no runner takes work: all %d online runners are draining", online)
+	case withAgent == 0:
 		p.Reason = fmt.Sprintf("no online runner has agent type %q", p.AgentTypeID)
-	case len(fitting) == 0:
+	case fitting == 0:
 		p.Reason = fmt.Sprintf("no online runner with agent type %q has labels %v", p.AgentTypeID, p.Labels)
 	default:
 		p.Reason = fmt.Sprintf("all runners that fit are full (%d of %d pods)", pods, capacity)

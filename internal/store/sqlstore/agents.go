@@ -42,8 +42,7 @@ func (db *DB) CreateAgentType(ctx context.Context, a *pods.AgentType) error {
 }
 
 func (db *DB) FindAgentType(ctx context.Context, orgID, id string) (*pods.AgentType, error) {
-	a, err := scanAgentType(db.read.QueryRowContext(ctx,
-		db.q(`SELECT `+agentTypeColumns+` FROM agent_types WHERE org_id = ? AND id = ?`), orgID, id))
+	a, err := scanAgentType(db.readRow(ctx, `SELECT `+agentTypeColumns+` FROM agent_types WHERE org_id = ? AND id = ?`, orgID, id))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("agent type %q", id))
 	}
@@ -51,7 +50,8 @@ func (db *DB) FindAgentType(ctx context.Context, orgID, id string) (*pods.AgentT
 }
 
 func (db *DB) FindAgentTypes(ctx context.Context, orgID string) ([]*pods.AgentType, error) {
-	rows, err := db.read.QueryContext(ctx, db.q(`SELECT `+agentTypeColumns+` FROM agent_types WHERE org_id = ? ORDER BY id`), orgID)
+	// Read on every desired state pushed to a runner.
+	rows, err := db.readQuery(ctx, `SELECT `+agentTypeColumns+` FROM agent_types WHERE org_id = ? ORDER BY id`, orgID)
 	if err != nil {
 		return nil, db.translate(err, "agent types")
 	}

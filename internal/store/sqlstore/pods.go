@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
@@ -69,10 +70,14 @@ func nullInt(v *int) sql.NullInt64 {
 	return sql.NullInt64{Int64: int64(*v), Valid: true}
 }
 
-// insertPod stores p and assigns p.Seq. An empty desired status is running.
-func (db *DB) insertPod(ctx context.Context, q interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, p *pods.Pod) error {
+// insertPodQuery stores a pod and returns its seq.
+const insertPodQuery = `INSERT INTO pods (key, org_id, runner_id, status, agent_type_id,
+	initial_prompt, labels, workdir, reason, exit_code, created_at, started_at, finished_at, env, spec, desired_status)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`
+
+// insertPod stores p with queryRow and assigns p.Seq. An empty desired
+// status is running.
+func insertPod(queryRow func(query string, args ...any) *sql.Row, p *pods.Pod) error {
 	if p.DesiredStatus == "" {
 		p.DesiredStatus = pods.StatusRunning
 	}
@@ -80,16 +85,22 @@ func (db *DB) insertPod(ctx context.Context, q interface {
 	if err != nil {
 		return err
 	}
-	return q.QueryRowContext(ctx, db.q(`INSERT INTO pods (key, org_id, runner_id, status, agent_type_id,
-		initial_prompt, labels, workdir, reason, exit_code, created_at, started_at, finished_at, env, spec, desired_status)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+	return queryRow(insertPodQuery,
 		p.Key, p.OrgID, p.RunnerID, string(p.Status), p.AgentTypeID, p.InitialPrompt, labels, p.Workdir,
 		p.Reason, nullInt(p.ExitCode), micros(p.CreatedAt), nullMicros(p.StartedAt), nullMicros(p.FinishedAt),
 		env, spec, string(p.DesiredStatus)).Scan(&p.Seq)
 }
 
+// txRow runs single-row statements in tx.
+func (db *DB) txRow(ctx context.Context, tx *sql.Tx) func(query string, args ...any) *sql.Row {
+	return func(query string, args ...any) *sql.Row { return db.txQueryRow(ctx, tx, query, args...) }
+}
+
 func (db *DB) CreatePod(ctx context.Context, p *pods.Pod) error {
-	return db.translate(db.insertPod(ctx, db.write, p), fmt.Sprintf("pod %q", p.Key))
+	err := insertPod(func(query string, args ...any) *sql.Row {
+		return db.write.QueryRowContext(ctx, db.q(query), args...)
+	}, p)
+	return db.translate(err, fmt.Sprintf("pod %q", p.Key))
 }
 
 func (db *DB) FindPods(ctx context.Context, f pods.Filter) ([]*pods.Pod, int, error) {
@@ -107,15 +118,22 @@ func (db *DB) FindPods(ctx context.Context, f pods.Filter) ([]*pods.Pod, int, er
 		where += ` AND p.status = ?`
 		args = append(args, string(f.Status))
 	}
+	query := `SELECT ` + podColumns + ` FROM pods p` + where + ` ORDER BY p.seq DESC`
+	if f.Limit <= 0 {
+		// Every match is returned, so they are the total: no count needed
+		// (the runner's desired state reads its pods so on every push).
+		out, err := db.scanPods(db.readQuery(ctx, query, args...))
+		if err != nil {
+			return nil, 0, err
+		}
+		return out, len(out), nil
+	}
 	var total int
-	if err := db.read.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM pods p`+where), args...).Scan(&total); err != nil {
+	if err := db.readRow(ctx, `SELECT COUNT(*) FROM pods p`+where, args...).Scan(&total); err != nil {
 		return nil, 0, db.translate(err, "pods")
 	}
-	query := `SELECT ` + podColumns + ` FROM pods p` + where + ` ORDER BY p.seq DESC`
-	if f.Limit > 0 {
-		query += fmt.Sprintf(` LIMIT %d OFFSET %d`, f.Limit, f.Offset)
-	}
-	out, err := db.queryPods(ctx, db.read, query, args...)
+	query += ` LIMIT ? OFFSET ?`
+	out, err := db.scanPods(db.readQuery(ctx, query, append(args, f.Limit, f.Offset)...))
 	if err != nil {
 		return nil, 0, err
 	}
@@ -125,7 +143,11 @@ func (db *DB) FindPods(ctx context.Context, f pods.Filter) ([]*pods.Pod, int, er
 func (db *DB) queryPods(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, query string, args ...any) ([]*pods.Pod, error) {
-	rows, err := q.QueryContext(ctx, db.q(query), args...)
+	return db.scanPods(q.QueryContext(ctx, db.q(query), args...))
+}
+
+// scanPods reads the pods of a query's result.
+func (db *DB) scanPods(rows *sql.Rows, err error) ([]*pods.Pod, error) {
 	if err != nil {
 		return nil, db.translate(err, "pods")
 	}
@@ -224,6 +246,9 @@ func (db *DB) candidates(ctx context.Context, tx *sql.Tx, f pods.CandidateFilter
 }
 
 func (db *DB) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.CandidateFilter, place pods.PlaceFunc) error {
+	if f.Indexed != nil && db.tracked() {
+		return db.createIndexed(ctx, p, f)
+	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		cands, err := db.candidates(ctx, tx, f)
 		if err != nil {
@@ -232,7 +257,7 @@ func (db *DB) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.Candidate
 		if err := place(p, cands); err != nil {
 			return err
 		}
-		return db.insertPod(ctx, tx, p)
+		return insertPod(db.txRow(ctx, tx), p)
 	})
 	return db.translate(err, fmt.Sprintf("pod %q", p.Key))
 }
@@ -243,43 +268,110 @@ const maxPendingPerPass = 1000
 
 func (db *DB) PlacePendingPods(ctx context.Context, f pods.CandidateFilter, place pods.PlaceFunc) ([]*pods.Pod, error) {
 	var placed []*pods.Pod
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		placed = placed[:0]
-		cands, err := db.candidates(ctx, tx, f)
-		if err != nil {
-			return err
-		}
-		pending, err := db.queryPods(ctx, tx, `SELECT `+podColumns+` FROM pods p
-			WHERE p.org_id = ? AND p.status = ? AND p.runner_id = '' ORDER BY p.seq LIMIT `+fmt.Sprint(maxPendingPerPass),
-			f.OrgID, string(pods.StatusPending))
-		if err != nil {
-			return err
-		}
-		for _, p := range pending {
-			reason := p.Reason
-			if err := place(p, cands); err != nil {
-				return err
-			}
-			if p.RunnerID == "" && p.Reason == reason {
-				continue
-			}
-			// The pod was read without a lock: a user may have terminated
-			// it since, and then it stays as the user left it.
-			res, err := tx.ExecContext(ctx, db.q(`UPDATE pods SET runner_id = ?, reason = ?
-				WHERE seq = ? AND status = ? AND runner_id = ''`), p.RunnerID, p.Reason, p.Seq, string(pods.StatusPending))
+	var err error
+	if f.Indexed != nil && db.tracked() {
+		err = db.trackedTx(ctx, func(tx *sql.Tx, indexes func() map[string]*pods.Index) error {
+			idx := indexes()
+			x, err := db.index(ctx, tx, idx, f.OrgID)
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 1 && p.RunnerID != "" {
-				placed = append(placed, p)
+			placed, err = db.placePending(ctx, tx, f, func(p *pods.Pod) error { return f.Indexed(p, x, nil) },
+				func(p *pods.Pod) { x.Adjust(p.RunnerID, -1) })
+			if err != nil {
+				delete(idx, f.OrgID)
 			}
-		}
-		return nil
-	})
+			return err
+		}, func(map[string]*pods.Index) {})
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			cands, err := db.candidates(ctx, tx, f)
+			if err != nil {
+				return err
+			}
+			// A pod that could not be stored gives its place back, as the
+			// index does, so that both decide alike on the next pods.
+			placed, err = db.placePending(ctx, tx, f, func(p *pods.Pod) error { return place(p, cands) },
+				func(p *pods.Pod) {
+					if i := slices.IndexFunc(cands, func(c *pods.Candidate) bool { return c.Runner.ID == p.RunnerID }); i >= 0 {
+						cands[i].Pods--
+					}
+				})
+			return err
+		})
+	}
 	if err != nil {
 		return nil, db.translate(err, "pending pods")
 	}
 	return placed, nil
+}
+
+// placePendingQuery gives a pending pod its runner, unless it was
+// terminated or placed meanwhile.
+const placePendingQuery = `UPDATE pods SET runner_id = ?, reason = ? WHERE seq = ? AND status = ? AND runner_id = ''`
+
+// placePending offers the pending pods without a runner, oldest first, to
+// place, stores what it decided and returns the pods it placed. lost is
+// called for a pod place gave a runner that could not be stored.
+func (db *DB) placePending(ctx context.Context, tx *sql.Tx, f pods.CandidateFilter, place func(*pods.Pod) error, lost func(*pods.Pod)) ([]*pods.Pod, error) {
+	pending, err := db.queryPods(ctx, tx, `SELECT `+podColumns+` FROM pods p
+		WHERE p.org_id = ? AND p.status = ? AND p.runner_id = '' ORDER BY p.seq LIMIT `+fmt.Sprint(maxPendingPerPass),
+		f.OrgID, string(pods.StatusPending))
+	if err != nil {
+		return nil, err
+	}
+	var placed []*pods.Pod
+	for _, p := range pending {
+		reason := p.Reason
+		if err := place(p); err != nil {
+			return nil, err
+		}
+		if p.RunnerID == "" && p.Reason == reason {
+			continue
+		}
+		// The pod was read without a lock: a user may have terminated it
+		// since, and then it stays as the user left it.
+		res, err := db.txExec(ctx, tx, placePendingQuery, p.RunnerID, p.Reason, p.Seq, string(pods.StatusPending))
+		if err != nil {
+			return nil, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case n == 1 && p.RunnerID != "":
+			placed = append(placed, p)
+		case n == 0 && p.RunnerID != "":
+			lost(p)
+		}
+	}
+	return placed, nil
+}
+
+// createIndexed is CreatePlacedPod on the organization's placement index.
+func (db *DB) createIndexed(ctx context.Context, p *pods.Pod, f pods.CandidateFilter) error {
+	err := db.trackedTx(ctx, func(tx *sql.Tx, indexes func() map[string]*pods.Index) error {
+		idx := indexes()
+		x, err := db.index(ctx, tx, idx, f.OrgID)
+		if err != nil {
+			return err
+		}
+		requested, err := db.requested(ctx, tx, x, f)
+		if err != nil {
+			return err
+		}
+		// A refusal leaves the index as it was.
+		if err := f.Indexed(p, x, requested); err != nil {
+			return err
+		}
+		if err := insertPod(db.txRow(ctx, tx), p); err != nil {
+			delete(idx, f.OrgID)
+			return err
+		}
+		return nil
+	}, func(map[string]*pods.Index) {})
+	return db.translate(err, fmt.Sprintf("pod %q", p.Key))
 }
 
 func (db *DB) FindOrgsWithPendingPods(ctx context.Context) ([]string, error) {
@@ -301,30 +393,44 @@ func (db *DB) FindOrgsWithPendingPods(ctx context.Context) ([]string, error) {
 }
 
 func (db *DB) FindPodByKey(ctx context.Context, orgID, key string) (*pods.Pod, error) {
-	p, err := scanPod(db.readRow(ctx, `SELECT `+podColumns+` FROM pods p WHERE p.org_id = ? AND p.key = ?`, orgID, key))
+	p, err := scanPod(db.readRow(ctx, selectPodByKey, orgID, key))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("pod %q", key))
 	}
 	return p, nil
 }
 
+// selectPodByKey reads one pod; UpdatePod appends the dialect's row lock.
+const selectPodByKey = `SELECT ` + podColumns + ` FROM pods p WHERE p.org_id = ? AND p.key = ?`
+
+const updatePodQuery = `UPDATE pods SET runner_id = ?, status = ?, desired_status = ?, labels = ?,
+	reason = ?, exit_code = ?, started_at = ?, finished_at = ?, env = ?, spec = ? WHERE org_id = ? AND key = ?`
+
 func (db *DB) UpdatePod(ctx context.Context, orgID, key string, fn func(*pods.Pod) error) (*pods.Pod, error) {
 	var out *pods.Pod
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		p, err := scanPod(tx.QueryRowContext(ctx,
-			db.q(`SELECT `+podColumns+` FROM pods p WHERE p.org_id = ? AND p.key = ?`+db.dialect.LockRow), orgID, key))
+	// What the update does to the active pods of runners, for the
+	// placement indexes.
+	var was, is string
+	update := func(tx *sql.Tx) error {
+		p, err := scanPod(db.txQueryRow(ctx, tx, selectPodByKey+db.dialect.LockRow, orgID, key))
 		if err != nil {
 			return err
 		}
+		was, is = "", ""
+		if p.Active() {
+			was = p.RunnerID
+		}
 		if err := fn(p); err != nil {
 			return err
+		}
+		if p.Active() {
+			is = p.RunnerID
 		}
 		labels, env, spec, err := podDocs(p)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE pods SET runner_id = ?, status = ?, desired_status = ?, labels = ?,
-			reason = ?, exit_code = ?, started_at = ?, finished_at = ?, env = ?, spec = ? WHERE org_id = ? AND key = ?`),
+		_, err = db.txExec(ctx, tx, updatePodQuery,
 			p.RunnerID, string(p.Status), string(p.DesiredStatus), labels, p.Reason, nullInt(p.ExitCode),
 			nullMicros(p.StartedAt), nullMicros(p.FinishedAt), env, spec, orgID, key)
 		if err != nil {
@@ -332,7 +438,19 @@ func (db *DB) UpdatePod(ctx context.Context, orgID, key string, fn func(*pods.Po
 		}
 		out = p
 		return nil
-	})
+	}
+	var err error
+	if db.tracked() {
+		err = db.trackedTx(ctx, func(tx *sql.Tx, _ func() map[string]*pods.Index) error { return update(tx) },
+			func(indexes map[string]*pods.Index) {
+				if x := indexes[orgID]; x != nil && was != is {
+					x.Adjust(was, -1)
+					x.Adjust(is, 1)
+				}
+			})
+	} else {
+		err = db.tx(ctx, update)
+	}
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("pod %q", key))
 	}

@@ -36,6 +36,8 @@ type DB struct {
 	dialect     Dialect
 	queries     sync.Map // query text with ? -> dialect's form
 	stmts       sync.Map // query text -> *sql.Stmt on read
+	// placements keeps placement indexes between placements (SQLite).
+	placements placementCache
 }
 
 // New returns a DB. read and write may be the same pool.

@@ -1,0 +1,467 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/store"
+	"github.com/runyard/runyard/internal/store/postgres"
+	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/testutil"
+)
+
+// These tests place pods through pods.Service, which lets a store use a
+// placement index (SQLite keeps one per organization between placements),
+// and check each decision against what the database holds at that moment,
+// across every kind of write the index must notice: its own placements, pod
+// updates, and writes it cannot account for (runner reports and renewals,
+// pods stored directly, another connection to the same database).
+
+var ctx = context.Background()
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+type backend struct {
+	name string
+	open func(t *testing.T) (store.Store, func(t *testing.T) store.Store)
+}
+
+func backends() []backend {
+	return []backend{
+		{"sqlite", func(t *testing.T) (store.Store, func(*testing.T) store.Store) {
+			path := filepath.Join(t.TempDir(), "runyard.db")
+			open := func(t *testing.T) store.Store {
+				db, err := sqlite.Open(ctx, path)
+				testutil.MustNoErr(t, err, "open sqlite")
+				t.Cleanup(func() { db.Close() })
+				return db
+			}
+			return open(t), open
+		}},
+		{"postgres", func(t *testing.T) (store.Store, func(*testing.T) store.Store) {
+			u := testutil.PostgresURL(t)
+			open := func(t *testing.T) store.Store {
+				db, err := postgres.Open(ctx, u)
+				testutil.MustNoErr(t, err, "open postgres")
+				t.Cleanup(func() { db.Close() })
+				return db
+			}
+			return open(t), open
+		}},
+	}
+}
+
+// fixture is an organization with runners and a pods service on a store.
+type fixture struct {
+	st      store.Store
+	org     *identity.Organization
+	svc     *pods.Service
+	caller  context.Context
+	runners []*runners.Runner
+	now     time.Time
+	mu      sync.Mutex
+}
+
+func newFixture(t *testing.T, st store.Store, maxPods ...int) *fixture {
+	f := &fixture{st: st, now: t0}
+	f.org = &identity.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString()[:8], CreatedAt: t0}
+	testutil.MustNoErr(t, st.CreateOrganization(ctx, f.org), "create organization")
+	f.svc = &pods.Service{Store: st, RunnerTimeout: 30 * time.Second, Now: f.clock}
+	f.caller = identity.NewContext(ctx, &identity.Caller{OrgID: f.org.ID, Scopes: []identity.Scope{identity.ScopeAdmin},
+		Subject: identity.Subject{ID: uuid.NewString(), Principal: identity.PrincipalServiceAccount}})
+	for i, m := range maxPods {
+		r := &runners.Runner{
+			ID: uuid.NewString(), OrgID: f.org.ID, Name: fmt.Sprintf("r%d", i),
+			Kind: runners.KindLocal, Provider: runners.ProviderLinuxHost,
+			Spec:     runners.Spec{DesiredPhase: runners.PhaseActive},
+			Status:   runners.Status{Phase: runners.PhaseActive},
+			Creator:  identity.Subject{ID: uuid.NewString(), Principal: identity.PrincipalServiceAccount},
+			Report:   runners.Report{MaxPods: m, AgentTypes: []string{"claude-code"}, Labels: []string{"gpu"}},
+			LastSeen: t0, CreatedAt: t0, UpdatedAt: t0,
+		}
+		testutil.MustNoErr(t, st.CreateRunner(ctx, r, nil), "create runner")
+		f.runners = append(f.runners, r)
+	}
+	return f
+}
+
+func (f *fixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+// create places a pod and returns it.
+func (f *fixture) create(t *testing.T) *pods.Pod {
+	t.Helper()
+	p, err := f.svc.Create(f.caller, pods.CreateInput{AgentTypeID: "claude-code", InitialPrompt: "go", Labels: []string{"gpu"}})
+	testutil.MustNoErr(t, err, "create pod")
+	return p
+}
+
+// expect returns the runner the rules choose on what the database holds
+// now: online, not draining, below its maximum; fewest pods, then lowest
+// seq; "" when none. All runners of a fixture have the agent type and label.
+func (f *fixture) expect(t *testing.T) string {
+	t.Helper()
+	counts, err := f.st.CountActivePods(ctx, f.org.ID)
+	testutil.MustNoErr(t, err, "count")
+	var best *runners.Runner
+	for _, r0 := range f.runners {
+		r, err := f.st.FindRunnerByID(ctx, f.org.ID, r0.ID)
+		if err != nil {
+			continue // deleted
+		}
+		if !r.Available(f.clock(), 30*time.Second, counts[r.ID]) {
+			continue
+		}
+		if best == nil || counts[r.ID] < counts[best.ID] || (counts[r.ID] == counts[best.ID] && r.Seq < best.Seq) {
+			best = r
+		}
+	}
+	if best == nil {
+		return ""
+	}
+	return best.ID
+}
+
+// place creates a pod and wants it where expect says.
+func (f *fixture) place(t *testing.T, what string) *pods.Pod {
+	t.Helper()
+	want := f.expect(t)
+	p := f.create(t)
+	if p.RunnerID != want {
+		t.Fatalf("%s: pod placed on %q, want %q (reason %q)", what, f.name(p.RunnerID), f.name(want), p.Reason)
+	}
+	return p
+}
+
+func (f *fixture) name(id string) string {
+	for _, r := range f.runners {
+		if r.ID == id {
+			return r.Name
+		}
+	}
+	return id
+}
+
+func (f *fixture) update(t *testing.T, r *runners.Runner, fn func(*runners.Runner)) {
+	t.Helper()
+	_, err := f.st.UpdateRunner(ctx, f.org.ID, r.ID, func(r *runners.Runner) error { fn(r); return nil })
+	testutil.MustNoErr(t, err, "update runner")
+}
+
+func (f *fixture) finish(t *testing.T, p *pods.Pod) {
+	t.Helper()
+	_, err := f.st.UpdatePod(ctx, f.org.ID, p.Key, func(p *pods.Pod) error {
+		p.Status = pods.StatusTerminated
+		return nil
+	})
+	testutil.MustNoErr(t, err, "finish pod")
+}
+
+func TestPlacementIndex_FollowsTheDatabase(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			st, open := b.open(t)
+			f := newFixture(t, st, 3, 3, 3)
+			a, bb, c := f.runners[0], f.runners[1], f.runners[2]
+			var placed []*pods.Pod
+			for i := range 4 {
+				placed = append(placed, f.place(t, fmt.Sprintf("pod %d", i)))
+			}
+			// Pod updates the index records: a finished pod frees its place.
+			f.finish(t, placed[1])
+			placed = append(placed, f.place(t, "after a pod finished"))
+
+			// Writes it cannot account for.
+			f.update(t, a, func(r *runners.Runner) { r.Report.Draining = true })
+			f.place(t, "after a runner started draining")
+			f.update(t, a, func(r *runners.Runner) { r.Report.Draining = false; r.Report.MaxPods = 9 })
+			f.place(t, "after a runner's maximum grew")
+			held := &pods.Pod{Key: "pod-held-" + uuid.NewString()[:8], OrgID: f.org.ID, RunnerID: c.ID, Status: pods.StatusRunning,
+				DesiredStatus: pods.StatusRunning, AgentTypeID: "claude-code", InitialPrompt: "x", Labels: []string{},
+				Env: map[string]string{}, CreatedAt: t0}
+			testutil.MustNoErr(t, st.CreatePod(ctx, held), "store a pod directly")
+			f.place(t, "after a pod was stored directly")
+
+			// Time alone: a runner renewed, the others went silent.
+			f.advance(25 * time.Second)
+			_, err := st.RenewRunners(ctx, []runners.Renewal{{OrgID: f.org.ID, RunnerID: bb.ID, At: f.clock()}})
+			testutil.MustNoErr(t, err, "renew")
+			f.advance(10 * time.Second)
+			f.place(t, "after all but one runner went silent")
+			f.advance(time.Minute)
+			if p := f.place(t, "with every runner silent"); p.Reason != "no runner online" {
+				t.Errorf("reason = %q, want no runner online", p.Reason)
+			}
+
+			// Another connection to the same database.
+			other := open(t)
+			_, err = other.RenewRunners(ctx, []runners.Renewal{{OrgID: f.org.ID, RunnerID: c.ID, At: f.clock()}})
+			testutil.MustNoErr(t, err, "renew through another connection")
+			f.place(t, "after another connection revived a runner")
+			_, err = other.UpdatePod(ctx, f.org.ID, held.Key, func(p *pods.Pod) error { p.Status = pods.StatusFailed; return nil })
+			testutil.MustNoErr(t, err, "finish a pod through another connection")
+			f.place(t, "after another connection finished a pod")
+
+			// A requested runner that is not a candidate.
+			f.update(t, a, func(r *runners.Runner) { r.Status.Phase = runners.PhaseInactive })
+			seq := int64(0)
+			if r, err := st.FindRunnerByID(ctx, f.org.ID, a.ID); err == nil {
+				seq = r.Seq
+			}
+			_, err = f.svc.Create(f.caller, pods.CreateInput{AgentTypeID: "claude-code", InitialPrompt: "go", RunnerID: &seq})
+			if err == nil || !strings.Contains(err.Error(), "it is offline") {
+				t.Errorf("pod on an inactive runner: %v, want it is offline", err)
+			}
+			f.place(t, "after a refused request")
+		})
+	}
+}
+
+// TestPlacementIndex_Concurrent creates and finishes pods from many
+// goroutines, and then wants the counts the index holds to be the
+// database's: every runner full and no more, and the next pods waiting.
+func TestPlacementIndex_Concurrent(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			st, _ := b.open(t)
+			maxPods := []int{1, 2, 3, 4, 5, 1, 2, 3}
+			f := newFixture(t, st, maxPods...)
+			capacity := 0
+			for _, m := range maxPods {
+				capacity += m
+			}
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			for w := range 8 {
+				wg.Go(func() {
+					for i := range 30 {
+						p, err := f.svc.Create(f.caller, pods.CreateInput{AgentTypeID: "claude-code", InitialPrompt: "go"})
+						if err != nil {
+							errs <- err
+							return
+						}
+						if p.RunnerID != "" && (i+w)%2 == 0 {
+							if _, err := f.st.UpdatePod(ctx, f.org.ID, p.Key, func(p *pods.Pod) error {
+								p.Status = pods.StatusTerminated
+								return nil
+							}); err != nil {
+								errs <- err
+								return
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("concurrent placement: %v", err)
+			}
+			// Fill up: exactly what is left fits.
+			counts, err := st.CountActivePods(ctx, f.org.ID)
+			testutil.MustNoErr(t, err, "count")
+			held := 0
+			for i, r := range f.runners {
+				if counts[r.ID] > maxPods[i] {
+					t.Fatalf("runner %s holds %d pods, max %d", r.Name, counts[r.ID], maxPods[i])
+				}
+				held += counts[r.ID]
+			}
+			for range capacity - held {
+				if p := f.place(t, "filling up"); p.RunnerID == "" {
+					t.Fatalf("pod left waiting with room left: %s", p.Reason)
+				}
+			}
+			want := fmt.Sprintf("all runners that fit are full (%d of %d pods)", capacity, capacity)
+			if p := f.create(t); p.RunnerID != "" || p.Reason != want {
+				t.Fatalf("pod beyond capacity: runner %q reason %q, want %q", p.RunnerID, p.Reason, want)
+			}
+		})
+	}
+}
+
+// plain hides the placement index from a store, so that it loads the
+// candidates for every placement.
+type plain struct{ store.Store }
+
+func (s plain) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.CandidateFilter, place pods.PlaceFunc) error {
+	f.Indexed = nil
+	return s.Store.CreatePlacedPod(ctx, p, f, place)
+}
+
+func (s plain) PlacePendingPods(ctx context.Context, f pods.CandidateFilter, place pods.PlaceFunc) ([]*pods.Pod, error) {
+	f.Indexed = nil
+	return s.Store.PlacePendingPods(ctx, f, place)
+}
+
+// TestPlacementIndex_SameAsPlain runs one random history of creates, pod
+// updates, pending passes, runner changes, renewals, pods stored directly
+// and time on two SQLite databases, one placing with its index and one
+// without, and wants every decision, reason and error alike, and all pods
+// alike after every step.
+func TestPlacementIndex_SameAsPlain(t *testing.T) {
+	for seed := range uint64(6) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 11))
+			maxPods := make([]int, 12)
+			for i := range maxPods {
+				maxPods[i] = rng.IntN(4)
+			}
+			var sides [2]*fixture
+			for i := range sides {
+				db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "runyard.db"))
+				testutil.MustNoErr(t, err, "open sqlite")
+				t.Cleanup(func() { db.Close() })
+				sides[i] = newFixture(t, db, maxPods...)
+			}
+			sides[1].svc.Store = plain{sides[1].st}
+			agents, labels := []string{"claude-code", "codex"}, []string{"gpu", "arm"}
+			pick := func(all []string) []string {
+				out := []string{}
+				for _, s := range all {
+					if rng.IntN(2) == 0 {
+						out = append(out, s)
+					}
+				}
+				return out
+			}
+			// Both sides get the same reports.
+			for i := range maxPods {
+				at, ls := pick(agents), pick(labels)
+				for _, f := range sides {
+					f.update(t, f.runners[i], func(r *runners.Runner) { r.Report.AgentTypes, r.Report.Labels = at, ls })
+				}
+			}
+			each := func(fn func(f *fixture) string) {
+				t.Helper()
+				a, b := fn(sides[0]), fn(sides[1])
+				if a != b {
+					t.Fatalf("index: %s\nplain: %s", a, b)
+				}
+			}
+			for step := range 300 {
+				switch op := rng.IntN(100); {
+				case op < 45:
+					in := pods.CreateInput{AgentTypeID: agents[rng.IntN(2)], InitialPrompt: "go", Labels: pick(labels)}
+					if rng.IntN(8) == 0 {
+						seq := sides[0].runners[rng.IntN(len(maxPods))].Seq + int64(rng.IntN(2))*1000
+						in.RunnerID = &seq
+					}
+					each(func(f *fixture) string {
+						p, err := f.svc.Create(f.caller, in)
+						if err != nil {
+							return fmt.Sprintf("step %d: create: %v", step, err)
+						}
+						return fmt.Sprintf("step %d: create: on %q reason %q", step, f.name(p.RunnerID), p.Reason)
+					})
+				case op < 60:
+					// The i-th active pod, the same on both sides while
+					// they agree, ends or starts.
+					status := pods.StatusTerminated
+					if rng.IntN(3) == 0 {
+						status = pods.StatusRunning
+					}
+					i := rng.IntN(1 << 20)
+					each(func(f *fixture) string {
+						all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
+						testutil.MustNoErr(t, err, "find pods")
+						var active []*pods.Pod
+						for _, p := range all {
+							if p.Active() {
+								active = append(active, p)
+							}
+						}
+						if len(active) == 0 {
+							return "no active pod"
+						}
+						p := active[i%len(active)]
+						_, err = f.st.UpdatePod(ctx, f.org.ID, p.Key, func(p *pods.Pod) error { p.Status = status; return nil })
+						testutil.MustNoErr(t, err, "update pod")
+						return ""
+					})
+				case op < 68:
+					each(func(f *fixture) string {
+						n, err := f.svc.PlacePending(ctx, f.org.ID)
+						return fmt.Sprintf("step %d: place pending: %d, %v", step, n, err)
+					})
+				case op < 76:
+					i, what := rng.IntN(len(maxPods)), rng.IntN(4)
+					m, ph := rng.IntN(4), []runners.Phase{runners.PhaseActive, runners.PhaseInactive}[rng.IntN(2)]
+					each(func(f *fixture) string {
+						f.update(t, f.runners[i], func(r *runners.Runner) {
+							switch what {
+							case 0:
+								r.Report.Draining = !r.Report.Draining
+							case 1:
+								r.Report.MaxPods = m
+							case 2:
+								r.Status.Phase = ph
+							case 3:
+								r.Spec.DesiredPhase = ph
+							}
+						})
+						return ""
+					})
+				case op < 86:
+					var ids []int
+					for i := range maxPods {
+						if rng.IntN(2) == 0 {
+							ids = append(ids, i)
+						}
+					}
+					each(func(f *fixture) string {
+						var rs []runners.Renewal
+						for _, i := range ids {
+							rs = append(rs, runners.Renewal{OrgID: f.org.ID, RunnerID: f.runners[i].ID, At: f.clock()})
+						}
+						_, err := f.st.RenewRunners(ctx, rs)
+						testutil.MustNoErr(t, err, "renew")
+						return ""
+					})
+				case op < 95:
+					d := time.Duration(rng.IntN(15_000)) * time.Millisecond
+					each(func(f *fixture) string { f.advance(d); return "" })
+				default:
+					i, key := rng.IntN(len(maxPods)), "pod-held-"+uuid.NewString()[:8]
+					each(func(f *fixture) string {
+						held := &pods.Pod{Key: key, OrgID: f.org.ID, RunnerID: f.runners[i].ID, Status: pods.StatusRunning,
+							DesiredStatus: pods.StatusRunning, AgentTypeID: "claude-code", InitialPrompt: "x", Labels: []string{},
+							Env: map[string]string{}, CreatedAt: t0}
+						testutil.MustNoErr(t, f.st.CreatePod(ctx, held), "store a pod directly")
+						return ""
+					})
+				}
+				each(func(f *fixture) string {
+					all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
+					testutil.MustNoErr(t, err, "find pods")
+					var b strings.Builder
+					fmt.Fprintf(&b, "after step %d:", step)
+					for _, p := range all {
+						fmt.Fprintf(&b, "\n%s %s on %q: %q", p.AgentTypeID, p.Status, f.name(p.RunnerID), p.Reason)
+					}
+					return b.String()
+				})
+			}
+		})
+	}
+}
