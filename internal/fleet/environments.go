@@ -14,6 +14,7 @@ import (
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // This file carries environments and their automations over the runner
@@ -22,20 +23,16 @@ import (
 // environment started, and the logs of service runs and execution steps
 // read on demand from the runner (which has no inbound port).
 
-// EnvSecret is a secret injected into an environment's processes as the
-// variable Name.
-type EnvSecret struct {
-	Name, SecretID string
-}
-
-// Secrets is what the fleet needs of the secrets service.
+// Secrets is what the fleet needs of the secrets service
+// (secrets.Service).
 type Secrets interface {
-	// EnvironmentVariables returns the secrets of organization orgID that
-	// environment envID gets as environment variables.
-	EnvironmentVariables(ctx context.Context, orgID, envID string) ([]EnvSecret, error)
-	// Seal returns the values of the secrets ids of orgID, each sealed to
-	// the X25519 public key pub; a secret that does not exist is left out.
-	Seal(ctx context.Context, orgID string, pub []byte, ids []string) (map[string][]byte, error)
+	// EnvVarsFor returns the secrets of organization orgID that an
+	// environment created by owner gets as environment variables.
+	EnvVarsFor(ctx context.Context, orgID string, owner identity.Subject) ([]secrets.EnvVar, error)
+	// SealedForRunner returns the values of the secrets ids of orgID, each
+	// sealed to the runner's X25519 public key; a secret that does not
+	// exist is left out.
+	SealedForRunner(ctx context.Context, orgID string, runnerPublicKey []byte, ids []string) (map[string][]byte, error)
 }
 
 // Automations is what SetAutomations connects.
@@ -97,7 +94,7 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 			})
 		}
 		if f.autos.Secrets != nil && !e.Deleting() {
-			vars, err := f.autos.Secrets.EnvironmentVariables(ctx, r.OrgID, e.ID)
+			vars, err := f.autos.Secrets.EnvVarsFor(ctx, r.OrgID, e.Creator)
 			if err != nil {
 				return fmt.Errorf("secrets of environment %q: %w", e.ID, err)
 			}
@@ -148,7 +145,7 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
-		sealed, err := f.autos.Secrets.Seal(ctx, r.OrgID, r.Status.PublicKey, ids)
+		sealed, err := f.autos.Secrets.SealedForRunner(ctx, r.OrgID, r.Status.PublicKey, ids)
 		if err != nil {
 			return fmt.Errorf("seal secrets for runner %q: %w", r.ID, err)
 		}
