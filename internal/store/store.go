@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 
+	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
@@ -23,6 +24,7 @@ type Store interface {
 	pods.Store
 	environments.Store
 	secrets.Store
+	automations.Store
 	KeyStore
 
 	// Ping checks that the database answers.

@@ -1,0 +1,553 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/runyard/runyard/internal/automations"
+	"github.com/runyard/runyard/internal/automations/spec"
+	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/identity"
+)
+
+// An environment's services, tasks and task executions. Every change of an
+// environment's services and tasks as a set goes through EditAutomations,
+// which locks the environment row first (lockEnvironment), so the domain's
+// checks across the set (references, dependencies, cycles) see every
+// committed change. Single services and executions are updated under their
+// own row lock.
+
+// rowScanner is what scan functions read from: *sql.Row or *sql.Rows.
+type rowScanner interface{ Scan(...any) error }
+
+// querier runs queries: the read pool or a transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// scanAll runs query (already in the dialect's form) and scans every row.
+func scanAll[T any](ctx context.Context, q querier, query string, args []any, scan func(rowScanner) (T, error)) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		x, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}
+
+// encodeJSON encodes v for a JSON column.
+func encodeJSON(what string, v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode %s: %w", what, err)
+	}
+	return string(b), nil
+}
+
+// encodeList encodes a list column; nil and empty are both [].
+func encodeList[T any](what string, v []T) (string, error) {
+	if len(v) == 0 {
+		return "[]", nil
+	}
+	return encodeJSON(what, v)
+}
+
+// decodeList decodes a list column; an empty list reads as nil, as the
+// domain builds them, so that what it compares equals what it reads.
+func decodeList[T any](what, doc string) ([]T, error) {
+	var v []T
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", what, err)
+	}
+	if len(v) == 0 {
+		return nil, nil
+	}
+	return v, nil
+}
+
+// Services.
+
+const serviceColumns = `seq, id, org_id, environment_id, reference, name, description, role, triggered_by,
+	spec, status, creator_id, creator_principal, created_at, updated_at`
+
+func scanService(r rowScanner) (*automations.Service, error) {
+	var s automations.Service
+	var role, triggers, specDoc, status, creatorPrincipal string
+	var created, updated int64
+	if err := r.Scan(&s.Seq, &s.ID, &s.OrgID, &s.EnvironmentID, &s.Reference, &s.Name, &s.Description, &role, &triggers,
+		&specDoc, &status, &s.Creator.ID, &creatorPrincipal, &created, &updated); err != nil {
+		return nil, err
+	}
+	var err error
+	if s.TriggeredBy, err = decodeList[spec.Trigger](fmt.Sprintf("triggers of service %q", s.ID), triggers); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(specDoc), &s.Spec); err != nil {
+		return nil, fmt.Errorf("decode spec of service %q: %w", s.ID, err)
+	}
+	if err := json.Unmarshal([]byte(status), &s.Status); err != nil {
+		return nil, fmt.Errorf("decode status of service %q: %w", s.ID, err)
+	}
+	s.Role = automations.ServiceRole(role)
+	s.Creator.Principal = identity.Principal(creatorPrincipal)
+	s.CreatedAt, s.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &s, nil
+}
+
+func serviceDocs(s *automations.Service) (triggers, specDoc, status string, err error) {
+	if triggers, err = encodeList("triggers", s.TriggeredBy); err != nil {
+		return "", "", "", err
+	}
+	if specDoc, err = encodeJSON("spec", s.Spec); err != nil {
+		return "", "", "", err
+	}
+	if status, err = encodeJSON("status", s.Status); err != nil {
+		return "", "", "", err
+	}
+	return triggers, specDoc, status, nil
+}
+
+func (db *DB) insertService(ctx context.Context, tx *sql.Tx, s *automations.Service) error {
+	triggers, specDoc, status, err := serviceDocs(s)
+	if err != nil {
+		return err
+	}
+	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO automation_services (id, org_id, environment_id, reference, name,
+		description, role, triggered_by, spec, status, creator_id, creator_principal, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		s.ID, s.OrgID, s.EnvironmentID, s.Reference, s.Name, s.Description, string(s.Role), triggers, specDoc, status,
+		s.Creator.ID, string(s.Creator.Principal), micros(s.CreatedAt), micros(s.UpdatedAt)).Scan(&s.Seq)
+	return db.translate(err, fmt.Sprintf("service %q (reference %q) of environment %q", s.ID, s.Reference, s.EnvironmentID))
+}
+
+// writeService stores the mutable fields of s, a service of environment
+// envID of orgID.
+func (db *DB) writeService(ctx context.Context, tx *sql.Tx, s *automations.Service, orgID, envID string) error {
+	triggers, specDoc, status, err := serviceDocs(s)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("service %q (reference %q) of environment %q", s.ID, s.Reference, envID)
+	res, err := tx.ExecContext(ctx, db.q(`UPDATE automation_services SET reference = ?, name = ?, description = ?,
+		role = ?, triggered_by = ?, spec = ?, status = ?, updated_at = ? WHERE org_id = ? AND environment_id = ? AND id = ?`),
+		s.Reference, s.Name, s.Description, string(s.Role), triggers, specDoc, status, micros(s.UpdatedAt), orgID, envID, s.ID)
+	if err != nil {
+		return db.translate(err, what)
+	}
+	return db.oneRow(res, what)
+}
+
+// oneRow turns an UPDATE or DELETE that touched no row into CodeNotFound.
+func (db *DB) oneRow(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return db.translate(err, what)
+	}
+	if n == 0 {
+		return db.translate(sql.ErrNoRows, what)
+	}
+	return nil
+}
+
+func (db *DB) FindServiceByID(ctx context.Context, orgID, id string) (*automations.Service, error) {
+	s, err := scanService(db.readRow(ctx, `SELECT `+serviceColumns+` FROM automation_services WHERE org_id = ? AND id = ?`, orgID, id))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("service %q", id))
+	}
+	return s, nil
+}
+
+// appendPage adds the keyset page: seq after After, ascending, at most
+// Limit rows (no limit when zero).
+func appendPage(query string, args []any, after int64, limit int) (string, []any) {
+	if after > 0 {
+		query += ` AND seq > ?`
+		args = append(args, after)
+	}
+	query += ` ORDER BY seq`
+	if limit > 0 {
+		query += fmt.Sprintf(` LIMIT %d`, limit)
+	}
+	return query, args
+}
+
+// appendRunner adds the condition that selects the rows of the
+// environments on runnerID, when set.
+func appendRunner(query string, args []any, orgID, runnerID string) (string, []any) {
+	if runnerID == "" {
+		return query, args
+	}
+	return query + ` AND environment_id IN (SELECT id FROM environments WHERE org_id = ? AND runner_id = ?)`,
+		append(args, orgID, runnerID)
+}
+
+func (db *DB) FindServices(ctx context.Context, f automations.ServiceFilter) ([]*automations.Service, error) {
+	query := `SELECT ` + serviceColumns + ` FROM automation_services WHERE org_id = ?`
+	args := []any{f.OrgID}
+	query, args = appendIn(query, args, "environment_id", f.EnvironmentIDs)
+	query, args = appendIn(query, args, "reference", f.References)
+	query, args = appendIn(query, args, "id", f.IDs)
+	query, args = appendIn(query, args, "role", f.Roles)
+	query, args = appendRunner(query, args, f.OrgID, f.RunnerID)
+	query, args = appendPage(query, args, f.After, f.Limit)
+	out, err := scanAll(ctx, db.read, db.q(query), args, scanService)
+	if err != nil {
+		return nil, db.translate(err, "services")
+	}
+	return out, nil
+}
+
+func (db *DB) UpdateService(ctx context.Context, orgID, id string, fn func(*automations.Service) error) (*automations.Service, error) {
+	var out *automations.Service
+	var fnErr error
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		s, err := scanService(tx.QueryRowContext(ctx,
+			db.q(`SELECT `+serviceColumns+` FROM automation_services WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		if err != nil {
+			return db.translate(err, fmt.Sprintf("service %q", id))
+		}
+		envID := s.EnvironmentID
+		if fnErr = fn(s); fnErr != nil {
+			return fnErr
+		}
+		if err := db.writeService(ctx, tx, s, orgID, envID); err != nil {
+			return err
+		}
+		out = s
+		return nil
+	})
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("service %q", id))
+	}
+	return out, nil
+}
+
+// Tasks.
+
+const taskColumns = `seq, id, org_id, environment_id, reference, name, description, triggered_by, depends_on,
+	spec, creator_id, creator_principal, created_at, updated_at`
+
+func scanTask(r rowScanner) (*automations.Task, error) {
+	var t automations.Task
+	var triggers, dependsOn, specDoc, creatorPrincipal string
+	var created, updated int64
+	if err := r.Scan(&t.Seq, &t.ID, &t.OrgID, &t.EnvironmentID, &t.Reference, &t.Name, &t.Description, &triggers, &dependsOn,
+		&specDoc, &t.Creator.ID, &creatorPrincipal, &created, &updated); err != nil {
+		return nil, err
+	}
+	var err error
+	if t.TriggeredBy, err = decodeList[spec.Trigger](fmt.Sprintf("triggers of task %q", t.ID), triggers); err != nil {
+		return nil, err
+	}
+	if t.DependsOn, err = decodeList[string](fmt.Sprintf("dependencies of task %q", t.ID), dependsOn); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(specDoc), &t.Spec); err != nil {
+		return nil, fmt.Errorf("decode spec of task %q: %w", t.ID, err)
+	}
+	t.Creator.Principal = identity.Principal(creatorPrincipal)
+	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
+	return &t, nil
+}
+
+func taskDocs(t *automations.Task) (triggers, dependsOn, specDoc string, err error) {
+	if triggers, err = encodeList("triggers", t.TriggeredBy); err != nil {
+		return "", "", "", err
+	}
+	if dependsOn, err = encodeList("dependencies", t.DependsOn); err != nil {
+		return "", "", "", err
+	}
+	if specDoc, err = encodeJSON("spec", t.Spec); err != nil {
+		return "", "", "", err
+	}
+	return triggers, dependsOn, specDoc, nil
+}
+
+func (db *DB) insertTask(ctx context.Context, tx *sql.Tx, t *automations.Task) error {
+	triggers, dependsOn, specDoc, err := taskDocs(t)
+	if err != nil {
+		return err
+	}
+	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO automation_tasks (id, org_id, environment_id, reference, name,
+		description, triggered_by, depends_on, spec, creator_id, creator_principal, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		t.ID, t.OrgID, t.EnvironmentID, t.Reference, t.Name, t.Description, triggers, dependsOn, specDoc,
+		t.Creator.ID, string(t.Creator.Principal), micros(t.CreatedAt), micros(t.UpdatedAt)).Scan(&t.Seq)
+	return db.translate(err, fmt.Sprintf("task %q (reference %q) of environment %q", t.ID, t.Reference, t.EnvironmentID))
+}
+
+// writeTask stores the mutable fields of t, a task of environment envID of
+// orgID.
+func (db *DB) writeTask(ctx context.Context, tx *sql.Tx, t *automations.Task, orgID, envID string) error {
+	triggers, dependsOn, specDoc, err := taskDocs(t)
+	if err != nil {
+		return err
+	}
+	what := fmt.Sprintf("task %q (reference %q) of environment %q", t.ID, t.Reference, envID)
+	res, err := tx.ExecContext(ctx, db.q(`UPDATE automation_tasks SET reference = ?, name = ?, description = ?,
+		triggered_by = ?, depends_on = ?, spec = ?, updated_at = ? WHERE org_id = ? AND id = ? AND environment_id = ?`),
+		t.Reference, t.Name, t.Description, triggers, dependsOn, specDoc, micros(t.UpdatedAt), orgID, t.ID, envID)
+	if err != nil {
+		return db.translate(err, what)
+	}
+	return db.oneRow(res, what)
+}
+
+func (db *DB) FindTaskByID(ctx context.Context, orgID, id string) (*automations.Task, error) {
+	t, err := scanTask(db.readRow(ctx, `SELECT `+taskColumns+` FROM automation_tasks WHERE org_id = ? AND id = ?`, orgID, id))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("task %q", id))
+	}
+	return t, nil
+}
+
+func (db *DB) FindTasks(ctx context.Context, f automations.TaskFilter) ([]*automations.Task, error) {
+	query := `SELECT ` + taskColumns + ` FROM automation_tasks WHERE org_id = ?`
+	args := []any{f.OrgID}
+	query, args = appendIn(query, args, "environment_id", f.EnvironmentIDs)
+	query, args = appendIn(query, args, "reference", f.References)
+	query, args = appendIn(query, args, "id", f.IDs)
+	query, args = appendPage(query, args, f.After, f.Limit)
+	out, err := scanAll(ctx, db.read, db.q(query), args, scanTask)
+	if err != nil {
+		return nil, db.translate(err, "tasks")
+	}
+	return out, nil
+}
+
+// Task executions.
+
+const executionColumns = `seq, id, org_id, environment_id, task_id, task_reference, phase, started_by, spec, status,
+	creator_id, creator_principal, created_at, started_at, completed_at`
+
+func scanExecution(r rowScanner) (*automations.TaskExecution, error) {
+	var x automations.TaskExecution
+	var phase, specDoc, status, creatorPrincipal string
+	var created int64
+	var started, completed sql.NullInt64
+	if err := r.Scan(&x.Seq, &x.ID, &x.OrgID, &x.EnvironmentID, &x.TaskID, &x.TaskReference, &phase, &x.StartedBy,
+		&specDoc, &status, &x.Creator.ID, &creatorPrincipal, &created, &started, &completed); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(specDoc), &x.Spec); err != nil {
+		return nil, fmt.Errorf("decode spec of task execution %q: %w", x.ID, err)
+	}
+	if err := json.Unmarshal([]byte(status), &x.Status); err != nil {
+		return nil, fmt.Errorf("decode status of task execution %q: %w", x.ID, err)
+	}
+	x.Status.Phase = automations.ExecutionPhase(phase)
+	x.Creator.Principal = identity.Principal(creatorPrincipal)
+	x.CreatedAt = fromMicros(created)
+	x.StartedAt, x.CompletedAt = fromNullMicros(started), fromNullMicros(completed)
+	return &x, nil
+}
+
+func executionDocs(x *automations.TaskExecution) (specDoc, status string, err error) {
+	if specDoc, err = encodeJSON("spec", x.Spec); err != nil {
+		return "", "", err
+	}
+	if status, err = encodeJSON("status", x.Status); err != nil {
+		return "", "", err
+	}
+	return specDoc, status, nil
+}
+
+func (db *DB) insertExecution(ctx context.Context, tx *sql.Tx, x *automations.TaskExecution) error {
+	specDoc, status, err := executionDocs(x)
+	if err != nil {
+		return err
+	}
+	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO task_executions (id, org_id, environment_id, task_id, task_reference,
+		phase, started_by, spec, status, creator_id, creator_principal, created_at, started_at, completed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		x.ID, x.OrgID, x.EnvironmentID, x.TaskID, x.TaskReference, string(x.Status.Phase), x.StartedBy, specDoc, status,
+		x.Creator.ID, string(x.Creator.Principal), micros(x.CreatedAt), nullMicros(x.StartedAt), nullMicros(x.CompletedAt)).Scan(&x.Seq)
+	return db.translate(err, fmt.Sprintf("task execution %q", x.ID))
+}
+
+func (db *DB) FindTaskExecutionByID(ctx context.Context, orgID, id string) (*automations.TaskExecution, error) {
+	x, err := scanExecution(db.readRow(ctx, `SELECT `+executionColumns+` FROM task_executions WHERE org_id = ? AND id = ?`, orgID, id))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("task execution %q", id))
+	}
+	return x, nil
+}
+
+func (db *DB) FindTaskExecutions(ctx context.Context, f automations.ExecutionFilter) ([]*automations.TaskExecution, error) {
+	query := `SELECT ` + executionColumns + ` FROM task_executions WHERE org_id = ?`
+	args := []any{f.OrgID}
+	query, args = appendIn(query, args, "environment_id", f.EnvironmentIDs)
+	query, args = appendIn(query, args, "task_id", f.TaskIDs)
+	query, args = appendIn(query, args, "task_reference", f.TaskReferences)
+	query, args = appendIn(query, args, "phase", f.Phases)
+	query, args = appendRunner(query, args, f.OrgID, f.RunnerID)
+	query, args = appendPage(query, args, f.After, f.Limit)
+	out, err := scanAll(ctx, db.read, db.q(query), args, scanExecution)
+	if err != nil {
+		return nil, db.translate(err, "task executions")
+	}
+	return out, nil
+}
+
+func (db *DB) UpdateTaskExecution(ctx context.Context, orgID, id string, fn func(*automations.TaskExecution) error) (*automations.TaskExecution, error) {
+	var out *automations.TaskExecution
+	var fnErr error
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		x, err := scanExecution(tx.QueryRowContext(ctx,
+			db.q(`SELECT `+executionColumns+` FROM task_executions WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		if err != nil {
+			return db.translate(err, fmt.Sprintf("task execution %q", id))
+		}
+		if fnErr = fn(x); fnErr != nil {
+			return fnErr
+		}
+		specDoc, status, err := executionDocs(x)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE task_executions SET phase = ?, spec = ?, status = ?, started_at = ?,
+			completed_at = ? WHERE org_id = ? AND id = ?`),
+			string(x.Status.Phase), specDoc, status, nullMicros(x.StartedAt), nullMicros(x.CompletedAt), orgID, id)
+		if err != nil {
+			return err
+		}
+		out = x
+		return nil
+	})
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("task execution %q", id))
+	}
+	return out, nil
+}
+
+// The set.
+
+func (db *DB) EditAutomations(ctx context.Context, orgID, envID string, fn func(*environments.Environment, *automations.Set) (*automations.Changes, error)) error {
+	var fnErr error
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		env, err := db.lockEnvironment(ctx, tx, orgID, envID)
+		if err != nil {
+			return db.translate(err, fmt.Sprintf("environment %q", envID))
+		}
+		set, err := db.loadSet(ctx, tx, orgID, envID)
+		if err != nil {
+			return err
+		}
+		ch, err := fn(env, set)
+		if err != nil {
+			fnErr = err
+			return err
+		}
+		if ch == nil {
+			return nil
+		}
+		return db.writeChanges(ctx, tx, orgID, envID, ch)
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return db.translate(err, fmt.Sprintf("automations of environment %q", envID))
+}
+
+// loadSet reads an environment's services and tasks in tx, locking their
+// rows (PostgreSQL) so that UpdateService cannot change a service between
+// this read and the write of the changes.
+func (db *DB) loadSet(ctx context.Context, tx *sql.Tx, orgID, envID string) (*automations.Set, error) {
+	set := &automations.Set{}
+	var err error
+	set.Services, err = scanAll(ctx, tx, db.q(`SELECT `+serviceColumns+` FROM automation_services
+		WHERE org_id = ? AND environment_id = ? ORDER BY seq`+db.dialect.LockRow), []any{orgID, envID}, scanService)
+	if err != nil {
+		return nil, fmt.Errorf("load services: %w", err)
+	}
+	set.Tasks, err = scanAll(ctx, tx, db.q(`SELECT `+taskColumns+` FROM automation_tasks
+		WHERE org_id = ? AND environment_id = ? ORDER BY seq`+db.dialect.LockRow), []any{orgID, envID}, scanTask)
+	if err != nil {
+		return nil, fmt.Errorf("load tasks: %w", err)
+	}
+	return set, nil
+}
+
+// writeChanges writes ch to environment envID of orgID. Removals go first,
+// so a change may remove an item and create another with its reference.
+// Every item must belong to the environment: one of another is refused
+// (internal), and an update or removal of a missing one is CodeNotFound.
+func (db *DB) writeChanges(ctx context.Context, tx *sql.Tx, orgID, envID string, ch *automations.Changes) error {
+	for _, id := range ch.DeleteTasks {
+		if err := db.deleteItem(ctx, tx, "automation_tasks", orgID, envID, id, fmt.Sprintf("task %q", id)); err != nil {
+			return err
+		}
+	}
+	for _, id := range ch.DeleteServices {
+		if err := db.deleteItem(ctx, tx, "automation_services", orgID, envID, id, fmt.Sprintf("service %q", id)); err != nil {
+			return err
+		}
+	}
+	for _, s := range ch.UpdateServices {
+		if err := db.writeService(ctx, tx, s, orgID, envID); err != nil {
+			return err
+		}
+	}
+	for _, t := range ch.UpdateTasks {
+		if err := db.writeTask(ctx, tx, t, orgID, envID); err != nil {
+			return err
+		}
+	}
+	for _, s := range ch.CreateServices {
+		if err := belongs("service", s.ID, s.OrgID, s.EnvironmentID, orgID, envID); err != nil {
+			return err
+		}
+		if err := db.insertService(ctx, tx, s); err != nil {
+			return err
+		}
+	}
+	for _, t := range ch.CreateTasks {
+		if err := belongs("task", t.ID, t.OrgID, t.EnvironmentID, orgID, envID); err != nil {
+			return err
+		}
+		if err := db.insertTask(ctx, tx, t); err != nil {
+			return err
+		}
+	}
+	for _, x := range ch.CreateExecutions {
+		if err := belongs("task execution", x.ID, x.OrgID, x.EnvironmentID, orgID, envID); err != nil {
+			return err
+		}
+		if err := db.insertExecution(ctx, tx, x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func belongs(kind, id, gotOrg, gotEnv, orgID, envID string) error {
+	if gotOrg != orgID || gotEnv != envID {
+		return fmt.Errorf("%s %q belongs to environment %q of organization %q, not to environment %q of organization %q",
+			kind, id, gotEnv, gotOrg, envID, orgID)
+	}
+	return nil
+}
+
+func (db *DB) deleteItem(ctx context.Context, tx *sql.Tx, table, orgID, envID, id, what string) error {
+	res, err := tx.ExecContext(ctx, db.q(`DELETE FROM `+table+` WHERE org_id = ? AND environment_id = ? AND id = ?`), orgID, envID, id)
+	if err != nil {
+		return db.translate(err, what)
+	}
+	return db.oneRow(res, what)
+}
