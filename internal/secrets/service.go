@@ -68,7 +68,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Secret, error) {
 	}
 	scope := Scope{Kind: ScopeOrganization, ID: c.OrgID}
 	if in.Scope != nil {
-		if err := validateScope(c.OrgID, *in.Scope); err != nil {
+		if err := validateScope("scope", c.OrgID, *in.Scope); err != nil {
 			return nil, err
 		}
 		scope = *in.Scope
@@ -142,7 +142,7 @@ func (s *Service) List(ctx context.Context, scope *Scope, page paging.Page) ([]*
 	}
 	f := Filter{OrgID: c.OrgID, After: page.After, Limit: page.Limit + 1}
 	if scope != nil {
-		if err := validateScope(c.OrgID, *scope); err != nil {
+		if err := validateScope("filter.scope", c.OrgID, *scope); err != nil {
 			return nil, "", err
 		}
 		f.Scopes = []Scope{*scope}

@@ -25,19 +25,21 @@ const (
 
 // scopeFields are the request fields of each scope kind, for errors.
 var scopeFields = map[ScopeKind]string{
-	ScopeOrganization:   "scope.organizationId",
-	ScopeUser:           "scope.userId",
-	ScopeServiceAccount: "scope.serviceAccountId",
-	ScopeProject:        "scope.projectId",
+	ScopeOrganization:   "organizationId",
+	ScopeUser:           "userId",
+	ScopeServiceAccount: "serviceAccountId",
+	ScopeProject:        "projectId",
 }
 
-// validateScope checks a scope named in a request of a caller of orgID.
-// Naming another organization is CodeNotFound, as its objects are.
-func validateScope(orgID string, sc Scope) error {
-	field, ok := scopeFields[sc.Kind]
+// validateScope checks the scope at field (scope, filter.scope) of a request
+// of a caller of orgID. Naming another organization is CodeNotFound, as its
+// objects are.
+func validateScope(field, orgID string, sc Scope) error {
+	member, ok := scopeFields[sc.Kind]
 	if !ok {
-		return apperr.Invalid("scope", "exactly one of organizationId, userId or serviceAccountId is required")
+		return apperr.Invalid(field, "exactly one of organizationId, userId or serviceAccountId is required")
 	}
+	field += "." + member
 	if sc.Kind == ScopeProject {
 		return apperr.Invalid(field, "runyard has no projects: use organizationId, userId or serviceAccountId")
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -63,6 +64,9 @@ type Server struct {
 	fleet   *fleet.Fleet
 	runners *runners.Service
 	pods    *pods.Service
+	// secrets holds the secrets service, whose SealedForRunner and
+	// EnvVarsFor build the secrets part of a runner's desired state.
+	secrets *secrets.Service
 	// admin is the bootstrap admin key, for what the server does on a
 	// user's behalf (the local runner of `runyard up`).
 	admin    *identity.Token
@@ -145,6 +149,20 @@ func (s *Server) open(ctx context.Context) error {
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", s.cfg.DataDir, err)
 	}
+	// A bad secrets key fails the start before the database is touched.
+	secretsKey, created, err := secrets.LoadKey(os.Getenv(secrets.KeyEnv), s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	if created {
+		path := filepath.Join(s.cfg.DataDir, secrets.KeyFile)
+		s.log.Info("created the key that encrypts secrets: back it up with the database", "path", path)
+		if s.cfg.DatabaseURL != "" {
+			// Each replica would create its own file, and none could read
+			// the others' secrets.
+			s.log.Warn("with PostgreSQL, give every replica the same key in "+secrets.KeyEnv+" (the content of the key file)", "path", path)
+		}
+	}
 	st, err := openStore(ctx, s.cfg)
 	if err != nil {
 		return err
@@ -161,7 +179,9 @@ func (s *Server) open(ctx context.Context) error {
 	runnerSvc.Changed = s.fleet.Changed
 	idSvc.Revoked = s.fleet.TokenRevoked
 	mux := http.NewServeMux()
-	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet}, s.log)
+	s.secrets = secrets.NewService(st, secretsKey)
+	s.secrets.Now = runnerSvc.Now
+	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Secrets: s.secrets}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
 	// Pods reach runners through the fleet: a placement or a terminate wakes

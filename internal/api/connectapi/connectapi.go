@@ -19,6 +19,7 @@ import (
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // MaxRequestBytes bounds a request message; larger ones fail with
@@ -30,6 +31,7 @@ type Services struct {
 	Identity *identity.Service
 	Runners  *runners.Service
 	Fleet    *fleet.Fleet
+	Secrets  *secrets.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -57,5 +59,6 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	handle(gitpodv1connect.NewRunnerServiceHandler(&runnerHandler{svc: svc.Runners, log: log}, opts...))
 	handle(gitpodv1connect.NewIdentityServiceHandler(&identityHandler{svc: svc.Identity, log: log}, opts...))
 	handle(runyardv1connect.NewTokenServiceHandler(&tokenHandler{svc: svc.Identity, log: log}, opts...))
+	handle(gitpodv1connect.NewSecretServiceHandler(&secretHandler{svc: svc.Secrets, log: log}, opts...))
 	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))
 }
