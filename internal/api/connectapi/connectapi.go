@@ -16,6 +16,8 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/automations"
+	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
@@ -28,10 +30,12 @@ const MaxRequestBytes = 4 << 20
 
 // Services are the domain services behind the API.
 type Services struct {
-	Identity *identity.Service
-	Runners  *runners.Service
-	Fleet    *fleet.Fleet
-	Secrets  *secrets.Service
+	Identity     *identity.Service
+	Runners      *runners.Service
+	Fleet        *fleet.Fleet
+	Environments *environments.Service
+	Automations  *automations.Manager
+	Secrets      *secrets.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -59,6 +63,8 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	handle(gitpodv1connect.NewRunnerServiceHandler(&runnerHandler{svc: svc.Runners, log: log}, opts...))
 	handle(gitpodv1connect.NewIdentityServiceHandler(&identityHandler{svc: svc.Identity, log: log}, opts...))
 	handle(runyardv1connect.NewTokenServiceHandler(&tokenHandler{svc: svc.Identity, log: log}, opts...))
+	handle(gitpodv1connect.NewEnvironmentServiceHandler(&environmentHandler{svc: svc.Environments, log: log}, opts...))
+	handle(gitpodv1connect.NewEnvironmentAutomationServiceHandler(&automationHandler{svc: svc.Automations, log: log}, opts...))
 	handle(gitpodv1connect.NewSecretServiceHandler(&secretHandler{svc: svc.Secrets, log: log}, opts...))
 	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))
 }
