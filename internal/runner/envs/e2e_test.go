@@ -1,0 +1,568 @@
+package envs_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/internal/runner"
+	"github.com/runyard/runyard/internal/testutil"
+)
+
+// These tests run a real control plane (SQLite, and PostgreSQL when
+// RUNYARD_TEST_POSTGRES_URL is set) and a real runner daemon over loopback
+// sockets; services and tasks are real processes.
+
+type client struct {
+	envs    gitpodv1connect.EnvironmentServiceClient
+	autos   gitpodv1connect.EnvironmentAutomationServiceClient
+	runners gitpodv1connect.RunnerServiceClient
+	url     string
+}
+
+func req[T any](msg *T) *connect.Request[T] {
+	r := connect.NewRequest(msg)
+	r.Header().Set("Authorization", "Bearer "+testutil.AdminToken)
+	return r
+}
+
+func must[T any](t *testing.T, what string) func(*connect.Response[T], error) *T {
+	return func(res *connect.Response[T], err error) *T {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return res.Msg
+	}
+}
+
+// setup starts a control plane and a runner and returns a client, the
+// runner's default environment class, the runner's configuration for a
+// restart and a function that stops the runner.
+func setup(t *testing.T, backend testutil.Backend, stateDir string) (*client, string, runner.Config, func()) {
+	t.Helper()
+	ts := testutil.StartServer(t, backend)
+	c := &client{
+		envs:    gitpodv1connect.NewEnvironmentServiceClient(http.DefaultClient, ts.URL),
+		autos:   gitpodv1connect.NewEnvironmentAutomationServiceClient(http.DefaultClient, ts.URL),
+		runners: gitpodv1connect.NewRunnerServiceClient(http.DefaultClient, ts.URL),
+		url:     ts.URL,
+	}
+	ctx := context.Background()
+	cr := must[gitpodv1.CreateRunnerResponse](t, "create runner")(c.runners.CreateRunner(ctx, req(&gitpodv1.CreateRunnerRequest{
+		Name: "env-host", Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST,
+	})))
+	cfg := runner.Config{
+		Server: ts.URL, ExchangeToken: cr.GetExchangeToken(), StateDir: stateDir, Name: "env-host",
+		StopGrace: 2 * time.Second, ReadyInterval: 100 * time.Millisecond,
+	}
+	stop := testutil.StartRunner(t, cfg)
+	runnerID := cr.GetRunner().GetRunnerId()
+	eventually(t, "the runner is ACTIVE", func() string {
+		res, err := c.runners.GetRunner(ctx, req(&gitpodv1.GetRunnerRequest{RunnerId: runnerID}))
+		if err != nil {
+			return err.Error()
+		}
+		if p := res.Msg.GetRunner().GetStatus().GetPhase(); p != gitpodv1.RunnerPhase_RUNNER_PHASE_ACTIVE {
+			return p.String()
+		}
+		return ""
+	})
+	res := must[gitpodv1.ListEnvironmentClassesResponse](t, "list classes")(c.envs.ListEnvironmentClasses(ctx, req(&gitpodv1.ListEnvironmentClassesRequest{
+		Filter: &gitpodv1.ListEnvironmentClassesRequest_Filter{RunnerIds: []string{runnerID}},
+	})))
+	if len(res.GetEnvironmentClasses()) != 1 || !res.GetEnvironmentClasses()[0].GetEnabled() {
+		t.Fatalf("classes of the runner: %v", res.GetEnvironmentClasses())
+	}
+	class := res.GetEnvironmentClasses()[0].GetId()
+	cfg.ExchangeToken = ""
+	return c, class, cfg, stop
+}
+
+// eventually polls check until it returns "" (generous: the machines are
+// shared and noisy).
+func eventually(t *testing.T, what string, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		if last = check(); last == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s: %s", what, last)
+}
+
+// gitRepo makes a repository with the given files committed and returns its
+// file:// URL.
+func gitRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"init", "--quiet", "--initial-branch=main"},
+		{"add", "."},
+		{"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "init"},
+	} {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	return "file://" + dir
+}
+
+func (c *client) createEnv(t *testing.T, class, repo string) string {
+	t.Helper()
+	spec := &gitpodv1.EnvironmentSpec{
+		DesiredPhase: gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING,
+		Machine:      &gitpodv1.EnvironmentSpec_Machine{Class: class},
+	}
+	if repo != "" {
+		spec.Content = &gitpodv1.EnvironmentSpec_Content{Initializer: &gitpodv1.EnvironmentInitializer{
+			Specs: []*gitpodv1.EnvironmentInitializer_Spec{{Spec: &gitpodv1.EnvironmentInitializer_Spec_Git{Git: &gitpodv1.GitInitializer{
+				RemoteUri: repo, TargetMode: gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_HEAD, CheckoutLocation: "repo",
+			}}}},
+		}}
+	}
+	res := must[gitpodv1.CreateEnvironmentResponse](t, "create environment")(c.envs.CreateEnvironment(context.Background(), req(&gitpodv1.CreateEnvironmentRequest{Spec: spec})))
+	return res.GetEnvironment().GetId()
+}
+
+func (c *client) env(t *testing.T, id string) *gitpodv1.Environment {
+	t.Helper()
+	return must[gitpodv1.GetEnvironmentResponse](t, "get environment")(c.envs.GetEnvironment(context.Background(), req(&gitpodv1.GetEnvironmentRequest{EnvironmentId: id}))).GetEnvironment()
+}
+
+func (c *client) waitEnvPhase(t *testing.T, id string, want gitpodv1.EnvironmentPhase) *gitpodv1.Environment {
+	t.Helper()
+	var e *gitpodv1.Environment
+	eventually(t, fmt.Sprintf("environment %s is %s", id, want), func() string {
+		e = c.env(t, id)
+		if e.GetStatus().GetPhase() != want {
+			return fmt.Sprintf("phase %s, failure %v", e.GetStatus().GetPhase(), e.GetStatus().GetFailureMessage())
+		}
+		return ""
+	})
+	return e
+}
+
+func (c *client) services(t *testing.T, envID string) map[string]*gitpodv1.Service {
+	t.Helper()
+	res := must[gitpodv1.ListServicesResponse](t, "list services")(c.autos.ListServices(context.Background(), req(&gitpodv1.ListServicesRequest{
+		Filter: &gitpodv1.ListServicesRequest_Filter{EnvironmentIds: []string{envID}},
+	})))
+	out := map[string]*gitpodv1.Service{}
+	for _, s := range res.GetServices() {
+		out[s.GetMetadata().GetReference()] = s
+	}
+	return out
+}
+
+func (c *client) executions(t *testing.T, envID string) []*gitpodv1.TaskExecution {
+	t.Helper()
+	res := must[gitpodv1.ListTaskExecutionsResponse](t, "list task executions")(c.autos.ListTaskExecutions(context.Background(), req(&gitpodv1.ListTaskExecutionsRequest{
+		Filter: &gitpodv1.ListTaskExecutionsRequest_Filter{EnvironmentIds: []string{envID}},
+	})))
+	return res.GetTaskExecutions()
+}
+
+func (c *client) waitService(t *testing.T, envID, ref string, want gitpodv1.ServicePhase) *gitpodv1.Service {
+	t.Helper()
+	var s *gitpodv1.Service
+	eventually(t, fmt.Sprintf("service %s is %s", ref, want), func() string {
+		s = c.services(t, envID)[ref]
+		if s.GetStatus().GetPhase() != want {
+			return fmt.Sprintf("service %s: phase %s, failure %q", ref, s.GetStatus().GetPhase(), s.GetStatus().GetFailureMessage())
+		}
+		return ""
+	})
+	return s
+}
+
+func (c *client) waitExecution(t *testing.T, id string) *gitpodv1.TaskExecution {
+	t.Helper()
+	var x *gitpodv1.TaskExecution
+	eventually(t, "task execution "+id+" finishes", func() string {
+		x = must[gitpodv1.GetTaskExecutionResponse](t, "get task execution")(c.autos.GetTaskExecution(context.Background(), req(&gitpodv1.GetTaskExecutionRequest{Id: id}))).GetTaskExecution()
+		switch x.GetStatus().GetPhase() {
+		case gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_SUCCEEDED, gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_FAILED, gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_STOPPED:
+			return ""
+		}
+		return "phase " + x.GetStatus().GetPhase().String()
+	})
+	return x
+}
+
+// readLog reads a log URL with the admin token.
+func readLog(t *testing.T, url string, follow bool) string {
+	t.Helper()
+	if follow {
+		url += "?follow=1"
+	}
+	r, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", "Bearer "+testutil.AdminToken)
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatalf("read log %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("read log %s: %d %s", url, res.StatusCode, b)
+	}
+	return string(b)
+}
+
+// processWithMarker reports whether a process whose command line holds
+// marker runs.
+func processWithMarker(marker string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), marker) {
+			return true
+		}
+	}
+	return false
+}
+
+const automationsFile = `services:
+  web:
+    name: Web server
+    triggeredBy: [postEnvironmentStart]
+    commands:
+      start: |
+        echo "web starting in $PWD"
+        touch ready.flag
+        exec -a %[1]s-web sleep 1000
+      ready: test -f ready.flag
+  stubborn:
+    name: Ignores SIGTERM
+    commands:
+      start: |
+        trap '' TERM
+        ( trap '' TERM; exec -a %[1]s-child sleep 1000 ) &
+        exec -a %[1]s-stubborn sleep 1000
+tasks:
+  a:
+    name: A
+    command: echo "a ran"; echo "greeting=hello" >> "$RUNYARD_OUTPUT"
+  b:
+    name: B
+    dependsOn: [a, web]
+    command: echo "b ran with $GREETING"
+  c:
+    name: C
+    dependsOn: [a]
+    command: echo "c ran"
+  d:
+    name: D
+    triggeredBy: [postEnvironmentStart]
+    dependsOn: [b, c]
+    command: echo "d ran"
+  broken:
+    name: Broken
+    command: echo "about to fail"; exit 3
+  after-broken:
+    name: After broken
+    dependsOn: [broken]
+    command: echo "must never run"
+`
+
+func TestEnvironments_EndToEnd(t *testing.T) {
+	for _, backend := range testutil.Backends() {
+		t.Run(string(backend), func(t *testing.T) {
+			marker := fmt.Sprintf("runyard-e2e-%d-%s", os.Getpid(), backend)
+			c, class, _, _ := setup(t, backend, t.TempDir())
+			ctx := context.Background()
+			repo := gitRepo(t, map[string]string{
+				".runyard/automations.yaml": fmt.Sprintf(automationsFile, marker),
+				"README.md":                 "hello\n",
+			})
+			id := c.createEnv(t, class, repo)
+			e := c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
+			if loc := e.GetStatus().GetContent().GetContentLocationInMachine(); !strings.HasSuffix(loc, "/repo") {
+				t.Errorf("content location %q, want the checkout", loc)
+			}
+
+			// The start trigger started web (ready probe) and ran d with its
+			// diamond of dependencies.
+			web := c.waitService(t, id, "web", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+			if got := readLog(t, web.GetStatus().GetLogUrl(), false); !strings.Contains(got, "web starting in ") || !strings.Contains(got, "/repo") {
+				t.Errorf("web log %q", got)
+			}
+			xs := c.executions(t, id)
+			if len(xs) != 1 || xs[0].GetMetadata().GetStartedBy() != "postEnvironmentStart" {
+				t.Fatalf("executions after start: %v", xs)
+			}
+			x := c.waitExecution(t, xs[0].GetId())
+			if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_SUCCEEDED {
+				t.Fatalf("diamond execution: %v", x.GetStatus())
+			}
+			if n := len(x.GetStatus().GetSteps()); n != 5 {
+				t.Errorf("diamond steps: %d, want 5 (a, web, b, c, d)", n)
+			}
+			if x.GetMetadata().GetStartedAt() == nil || x.GetMetadata().GetCompletedAt() == nil {
+				t.Errorf("startedAt/completedAt unset: %v", x.GetMetadata())
+			}
+			outputs := map[string]string{}
+			for _, st := range x.GetStatus().GetSteps() {
+				for k, v := range st.GetOutput() {
+					outputs[k] = v
+				}
+			}
+			if outputs["greeting"] != "hello" {
+				t.Errorf("step outputs %v, want greeting=hello", outputs)
+			}
+			log := readLog(t, x.GetStatus().GetLogUrl(), false)
+			for _, want := range []string{"a ran", "c ran", "d ran"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("execution log lacks %q:\n%s", want, log)
+				}
+			}
+
+			// A failing middle step fails the execution; later groups never
+			// start.
+			tasks := must[gitpodv1.ListTasksResponse](t, "list tasks")(c.autos.ListTasks(ctx, req(&gitpodv1.ListTasksRequest{
+				Filter: &gitpodv1.ListTasksRequest_Filter{References: []string{"after-broken"}},
+			}))).GetTasks()
+			if len(tasks) != 1 {
+				t.Fatalf("tasks named after-broken: %d", len(tasks))
+			}
+			started := must[gitpodv1.StartTaskResponse](t, "start task")(c.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: tasks[0].GetId()})))
+			x = c.waitExecution(t, started.GetTaskExecution().GetId())
+			if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_FAILED || len(x.GetStatus().GetSteps()) != 1 {
+				t.Errorf("broken execution: %v", x.GetStatus())
+			}
+			if log := readLog(t, x.GetStatus().GetLogUrl(), false); strings.Contains(log, "must never run") || !strings.Contains(log, "about to fail") {
+				t.Errorf("broken execution log:\n%s", log)
+			}
+
+			// A service that ignores SIGTERM, with a child that does too,
+			// is killed after the grace period with nothing left behind.
+			stubborn := c.services(t, id)["stubborn"]
+			if _, err := c.autos.StartService(ctx, req(&gitpodv1.StartServiceRequest{Id: stubborn.GetId()})); err != nil {
+				t.Fatal(err)
+			}
+			c.waitService(t, id, "stubborn", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+			eventually(t, "the stubborn child runs", func() string {
+				if !processWithMarker(marker + "-child") {
+					return "no child yet"
+				}
+				return ""
+			})
+			if _, err := c.autos.StopService(ctx, req(&gitpodv1.StopServiceRequest{Id: stubborn.GetId()})); err != nil {
+				t.Fatal(err)
+			}
+			c.waitService(t, id, "stubborn", gitpodv1.ServicePhase_SERVICE_PHASE_STOPPED)
+			for _, m := range []string{marker + "-stubborn", marker + "-child"} {
+				if processWithMarker(m) {
+					t.Errorf("process %s outlived its stopped service", m)
+				}
+			}
+
+			// Stopping the environment stops its services.
+			if _, err := c.envs.StopEnvironment(ctx, req(&gitpodv1.StopEnvironmentRequest{EnvironmentId: id})); err != nil {
+				t.Fatal(err)
+			}
+			c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED)
+			c.waitService(t, id, "web", gitpodv1.ServicePhase_SERVICE_PHASE_STOPPED)
+			if processWithMarker(marker) {
+				t.Errorf("a process of the stopped environment still runs")
+			}
+
+			// Starting it again runs the start trigger again.
+			if _, err := c.envs.StartEnvironment(ctx, req(&gitpodv1.StartEnvironmentRequest{EnvironmentId: id})); err != nil {
+				t.Fatal(err)
+			}
+			c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
+			c.waitService(t, id, "web", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+			eventually(t, "the start trigger ran d again", func() string {
+				n := 0
+				for _, x := range c.executions(t, id) {
+					if x.GetMetadata().GetStartedBy() == "postEnvironmentStart" {
+						n++
+					}
+				}
+				if n != 2 {
+					return fmt.Sprintf("%d executions by postEnvironmentStart", n)
+				}
+				return ""
+			})
+
+			// Deleting it stops everything and removes it.
+			if _, err := c.envs.DeleteEnvironment(ctx, req(&gitpodv1.DeleteEnvironmentRequest{EnvironmentId: id})); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the environment is gone", func() string {
+				_, err := c.envs.GetEnvironment(ctx, req(&gitpodv1.GetEnvironmentRequest{EnvironmentId: id}))
+				if connect.CodeOf(err) != connect.CodeNotFound {
+					return fmt.Sprintf("get: %v", err)
+				}
+				return ""
+			})
+			eventually(t, "no process of the deleted environment runs", func() string {
+				if processWithMarker(marker) {
+					return "a process runs"
+				}
+				return ""
+			})
+		})
+	}
+}
+
+func TestEnvironments_FailedCloneAndEmptyWorkspace(t *testing.T) {
+	c, class, _, _ := setup(t, testutil.SQLite, t.TempDir())
+	bad := c.createEnv(t, class, "file:///nonexistent/repository")
+	e := c.waitEnvPhase(t, bad, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED)
+	if msg := strings.Join(e.GetStatus().GetFailureMessage(), " "); !strings.Contains(msg, "clone file:///nonexistent/repository") {
+		t.Errorf("failure message %q does not name the clone", msg)
+	}
+
+	empty := c.createEnv(t, class, "")
+	e = c.waitEnvPhase(t, empty, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
+	if loc := e.GetStatus().GetContent().GetContentLocationInMachine(); loc == "" {
+		t.Errorf("empty workspace has no location")
+	} else if st, err := os.Stat(loc); err != nil || !st.IsDir() {
+		t.Errorf("workspace %s: %v", loc, err)
+	}
+}
+
+const restartFile = `services:
+  api:
+    name: API
+    triggeredBy: [postEnvironmentStart]
+    commands:
+      start: exec -a %[1]s-api sleep 1000
+  boxed:
+    name: Boxed
+    runsOn:
+      docker:
+        image: alpine:3
+    commands:
+      start: echo "must not run on the host"
+tasks:
+  check-secret:
+    name: Check secret
+    command: test "$API_TOKEN" = "s3cret-value" && echo "secret ok"
+  long:
+    name: Long
+    command: exec -a %[1]s-long sleep 1000
+  ticker:
+    name: Ticker
+    command: for i in 1 2 3 4 5; do echo "tick $i"; sleep 0.2; done
+`
+
+func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
+	marker := fmt.Sprintf("runyard-e2e-restart-%d", os.Getpid())
+	state := t.TempDir()
+	c, class, cfg, stopRunner := setup(t, testutil.SQLite, state)
+	ctx := context.Background()
+	secrets := gitpodv1connect.NewSecretServiceClient(http.DefaultClient, c.url)
+
+	repo := gitRepo(t, map[string]string{".runyard/automations.yaml": fmt.Sprintf(restartFile, marker)})
+	id := c.createEnv(t, class, repo)
+	e := c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
+	// An organization secret marked environmentVariable reaches the tasks
+	// (the desired state is sent again when the environment changes).
+	must[gitpodv1.CreateSecretResponse](t, "create secret")(secrets.CreateSecret(ctx, req(&gitpodv1.CreateSecretRequest{
+		Name: "API_TOKEN", Value: "s3cret-value",
+		Mount: &gitpodv1.CreateSecretRequest_EnvironmentVariable{EnvironmentVariable: true},
+		Scope: &gitpodv1.SecretScope{Scope: &gitpodv1.SecretScope_OrganizationId{OrganizationId: e.GetMetadata().GetOrganizationId()}},
+	})))
+	taskID := func(ref string) string {
+		ts := must[gitpodv1.ListTasksResponse](t, "list tasks")(c.autos.ListTasks(ctx, req(&gitpodv1.ListTasksRequest{
+			Filter: &gitpodv1.ListTasksRequest_Filter{EnvironmentIds: []string{id}, References: []string{ref}},
+		}))).GetTasks()
+		if len(ts) != 1 {
+			t.Fatalf("task %s: %d found", ref, len(ts))
+		}
+		return ts[0].GetId()
+	}
+	start := func(ref string) string {
+		return must[gitpodv1.StartTaskResponse](t, "start "+ref)(c.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: taskID(ref)}))).GetTaskExecution().GetId()
+	}
+	x := c.waitExecution(t, start("check-secret"))
+	if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_SUCCEEDED {
+		t.Errorf("the secret did not reach the task: %v\n%s", x.GetStatus(), readLog(t, x.GetStatus().GetLogUrl(), false))
+	}
+
+	// runsOn.docker without a Docker engine fails and never runs on the
+	// host.
+	boxed := c.services(t, id)["boxed"]
+	if _, err := c.autos.StartService(ctx, req(&gitpodv1.StartServiceRequest{Id: boxed.GetId()})); err != nil {
+		t.Fatal(err)
+	}
+	boxed = c.waitService(t, id, "boxed", gitpodv1.ServicePhase_SERVICE_PHASE_FAILED)
+	if !strings.Contains(boxed.GetStatus().GetFailureMessage(), "Docker") {
+		t.Errorf("docker service failure %q does not say why", boxed.GetStatus().GetFailureMessage())
+	}
+
+	// ?follow=1 streams a log until its run ends.
+	ticker := start("ticker")
+	var logURL string
+	eventually(t, "the ticker has a log", func() string {
+		x := must[gitpodv1.GetTaskExecutionResponse](t, "get")(c.autos.GetTaskExecution(ctx, req(&gitpodv1.GetTaskExecutionRequest{Id: ticker}))).GetTaskExecution()
+		if logURL = x.GetStatus().GetLogUrl(); logURL == "" || len(x.GetStatus().GetSteps()) == 0 {
+			return "no log yet"
+		}
+		return ""
+	})
+	if got := readLog(t, logURL, true); !strings.Contains(got, "tick 1") || !strings.Contains(got, "tick 5") {
+		t.Errorf("followed log %q lacks the ticks", got)
+	}
+
+	// A runner restart: the running service comes back, the interrupted
+	// execution fails and says why; no process is left in between.
+	long := start("long")
+	eventually(t, "the long task runs", func() string {
+		if !processWithMarker(marker + "-long") {
+			return "not yet"
+		}
+		return ""
+	})
+	c.waitService(t, id, "api", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+	stopRunner()
+	for _, m := range []string{marker + "-long", marker + "-api"} {
+		if processWithMarker(m) {
+			t.Errorf("%s outlived the runner", m)
+		}
+	}
+	testutil.StartRunner(t, cfg)
+	x = c.waitExecution(t, long)
+	if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_FAILED || !strings.Contains(x.GetStatus().GetFailureMessage(), "runner") {
+		t.Errorf("interrupted execution: %v", x.GetStatus())
+	}
+	c.waitService(t, id, "api", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+	eventually(t, "the api process is back", func() string {
+		if !processWithMarker(marker + "-api") {
+			return "not yet"
+		}
+		return ""
+	})
+}
