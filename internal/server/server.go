@@ -20,6 +20,8 @@ import (
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/rest"
+	"github.com/runyard/runyard/internal/automations"
+	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/metrics"
@@ -181,7 +183,18 @@ func (s *Server) open(ctx context.Context) error {
 	mux := http.NewServeMux()
 	s.secrets = secrets.NewService(st, secretsKey)
 	s.secrets.Now = runnerSvc.Now
-	connectapi.Mount(mux, connectapi.Services{Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Secrets: s.secrets}, s.log)
+	// Environments and their automations reach runners through the fleet:
+	// a change wakes the runner's stream, which resends its desired state.
+	envSvc := environments.NewService(st)
+	envSvc.Now = runnerSvc.Now
+	envSvc.Changed = s.fleet.Changed
+	autoSvc := automations.NewManager(st)
+	autoSvc.Now = runnerSvc.Now
+	autoSvc.Changed = s.fleet.Changed
+	connectapi.Mount(mux, connectapi.Services{
+		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
+		Secrets: s.secrets,
+	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
 	// Pods reach runners through the fleet: a placement or a terminate wakes
