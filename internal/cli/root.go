@@ -68,6 +68,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		newTokensCmd(g),
 		newWhoamiCmd(g),
 		newPodsCmd(g), newAgentsCmd(g),
+		newSecretsCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
