@@ -19,6 +19,7 @@ import (
 
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/kubiya"
+	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
@@ -53,6 +54,9 @@ type Config struct {
 	// RunnerTimeout is how long a runner may stay silent before it is
 	// INACTIVE; runners renew every third of it. Zero means 30s.
 	RunnerTimeout time.Duration
+	// PublicURL is the URL clients reach the control plane at (behind a
+	// proxy, say); empty means the listener's URL.
+	PublicURL string
 	Logger        *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
@@ -191,6 +195,11 @@ func (s *Server) open(ctx context.Context) error {
 	autoSvc := automations.NewManager(st)
 	autoSvc.Now = runnerSvc.Now
 	autoSvc.Changed = s.fleet.Changed
+	s.fleet.SetAutomations(fleet.Automations{
+		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets,
+		LogURL: func(runnerID, logID string) string { return logs.URL(s.PublicURL(), runnerID, logID) },
+	})
+	logs.Mount(mux, idSvc, s.fleet, s.log)
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets,
@@ -278,6 +287,16 @@ func (s *Server) URL() string {
 		host = "127.0.0.1"
 	}
 	return fmt.Sprintf("%s://%s", s.scheme, net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// PublicURL is the URL clients reach the control plane at, put in the log
+// URLs of services and task executions: --public-url, or else the URL of
+// the listener.
+func (s *Server) PublicURL() string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/")
+	}
+	return s.URL()
 }
 
 // Serve answers requests until ctx ends, then shuts down gracefully: it stops
