@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,7 +58,7 @@ type Config struct {
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
-	Logger        *slog.Logger
+	Logger    *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
@@ -103,6 +104,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.BootstrapToken != "" && len(cfg.BootstrapToken) < identity.MinBootstrapTokenLength {
 		return nil, fmt.Errorf("RUNYARD_BOOTSTRAP_TOKEN must be at least %d characters", identity.MinBootstrapTokenLength)
+	}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--public-url %q must be an absolute http or https URL", cfg.PublicURL)
+		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http"}
 	s.http = &http.Server{
