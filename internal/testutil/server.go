@@ -44,6 +44,9 @@ type TestServer struct {
 type Options struct {
 	// RunnerTimeout is the server's --runner-timeout; zero is the default.
 	RunnerTimeout time.Duration
+	// Logger, when set, receives the server's log; by default it is
+	// discarded.
+	Logger *slog.Logger
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -63,7 +66,10 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		BootstrapToken:  AdminToken,
 		ShutdownTimeout: 5 * time.Second,
 		RunnerTimeout:   opts.RunnerTimeout,
-		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:          opts.Logger,
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if backend == Postgres {
 		cfg.DatabaseURL = PostgresURL(tb)

@@ -1,14 +1,19 @@
 package envs_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,9 +55,15 @@ func must[T any](t *testing.T, what string) func(*connect.Response[T], error) *T
 // setup starts a control plane and a runner and returns a client, the
 // runner's default environment class, the runner's configuration for a
 // restart and a function that stops the runner.
-func setup(t *testing.T, backend testutil.Backend, stateDir string) (*client, string, runner.Config, func()) {
+//
+// With logTo, the server and the runner log everything (debug level) there.
+func setup(t *testing.T, backend testutil.Backend, stateDir string, logTo ...io.Writer) (*client, string, runner.Config, func()) {
 	t.Helper()
-	ts := testutil.StartServer(t, backend)
+	var logger *slog.Logger
+	if len(logTo) > 0 {
+		logger = slog.New(slog.NewTextHandler(io.MultiWriter(logTo...), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	ts := testutil.StartServerWith(t, backend, testutil.Options{Logger: logger})
 	c := &client{
 		envs:    gitpodv1connect.NewEnvironmentServiceClient(http.DefaultClient, ts.URL),
 		autos:   gitpodv1connect.NewEnvironmentAutomationServiceClient(http.DefaultClient, ts.URL),
@@ -65,7 +76,11 @@ func setup(t *testing.T, backend testutil.Backend, stateDir string) (*client, st
 	})))
 	cfg := runner.Config{
 		Server: ts.URL, ExchangeToken: cr.GetExchangeToken(), StateDir: stateDir, Name: "env-host",
-		StopGrace: 2 * time.Second, ReadyInterval: 100 * time.Millisecond,
+		StopGrace: 2 * time.Second, ReadyInterval: 100 * time.Millisecond, Logger: logger,
+	}
+	if logger != nil {
+		cfg.Level = new(slog.LevelVar)
+		cfg.Level.Set(slog.LevelDebug)
 	}
 	stop := testutil.StartRunner(t, cfg)
 	runnerID := cr.GetRunner().GetRunnerId()
@@ -469,10 +484,13 @@ const restartFile = `services:
 tasks:
   check-secret:
     name: Check secret
-    command: test "$API_TOKEN" = "s3cret-value" && echo "secret ok"
+    command: test "$(printf %%s "$API_TOKEN" | sha256sum | cut -c1-64)" = "%[2]s" && echo "secret ok"
   long:
     name: Long
     command: exec -a %[1]s-long sleep 1000
+  sleeper:
+    name: Sleeper
+    command: echo "sleeping"; exec -a %[1]s-sleeper sleep 1000
   ticker:
     name: Ticker
     command: for i in 1 2 3 4 5; do echo "tick $i"; sleep 0.2; done
@@ -481,11 +499,15 @@ tasks:
 func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
 	marker := fmt.Sprintf("runyard-e2e-restart-%d", os.Getpid())
 	state := t.TempDir()
-	c, class, cfg, stopRunner := setup(t, testutil.SQLite, state)
+	logs := &syncBuffer{}
+	c, class, cfg, stopRunner := setup(t, testutil.SQLite, state, logs)
 	ctx := context.Background()
 	secrets := gitpodv1connect.NewSecretServiceClient(http.DefaultClient, c.url)
 
-	repo := gitRepo(t, map[string]string{".runyard/automations.yaml": fmt.Sprintf(restartFile, marker)})
+	// The file names the value by its hash, so that the value itself is
+	// nowhere on the runner but in the process's environment.
+	sum := sha256.Sum256([]byte("s3cret-value"))
+	repo := gitRepo(t, map[string]string{".runyard/automations.yaml": fmt.Sprintf(restartFile, marker, hex.EncodeToString(sum[:]))})
 	id := c.createEnv(t, class, repo)
 	e := c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
 	// An organization secret marked environmentVariable reaches the tasks
@@ -510,6 +532,24 @@ func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
 	x := c.waitExecution(t, start("check-secret"))
 	if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_SUCCEEDED {
 		t.Errorf("the secret did not reach the task: %v\n%s", x.GetStatus(), readLog(t, x.GetStatus().GetLogUrl(), false))
+	}
+
+	// Stopping an execution mid-run stops its step, nothing left.
+	sleeper := start("sleeper")
+	eventually(t, "the sleeper runs", func() string {
+		if !processWithMarker(marker + "-sleeper") {
+			return "not yet"
+		}
+		return ""
+	})
+	if _, err := c.autos.StopTaskExecution(ctx, req(&gitpodv1.StopTaskExecutionRequest{Id: sleeper})); err != nil {
+		t.Fatal(err)
+	}
+	if x := c.waitExecution(t, sleeper); x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_STOPPED {
+		t.Errorf("stopped execution: %v", x.GetStatus())
+	}
+	if processWithMarker(marker + "-sleeper") {
+		t.Errorf("the stopped execution's process still runs")
 	}
 
 	// runsOn.docker without a Docker engine fails and never runs on the
@@ -565,4 +605,91 @@ func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
 		}
 		return ""
 	})
+
+	// The secret's value is in no log line of the control plane or the
+	// runner, and in no file of the runner's state.
+	if strings.Contains(logs.String(), "s3cret-value") {
+		t.Errorf("the secret's value is in a log")
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG") {
+		t.Errorf("the logs were not captured at debug level; the check above proves nothing")
+	}
+	_ = filepath.WalkDir(state, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), "s3cret-value") {
+			t.Errorf("the secret's value is in %s", path)
+		}
+		return nil
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestEnvironments_SeedExampleFile runs seed 003's example automations file
+// verbatim, from .gitpod/automations.yaml (the vendor's place for it). npm
+// and curl are not installed here, so small stand-ins on PATH play them:
+// `npm run dev` serves until stopped, `npm run build` builds, and the ready
+// probe's curl succeeds once the dev server started.
+func TestEnvironments_SeedExampleFile(t *testing.T) {
+	seed, err := os.ReadFile("../../automations/spec/testdata/seed-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	stand := map[string]string{
+		"npm": `#!/bin/sh
+case "$1 $2" in
+"run dev") echo "dev server up"; touch .dev-started; exec sleep 1000 ;;
+"run build") echo "built the project" ;;
+*) echo "npm stand-in: unexpected $*" >&2; exit 2 ;;
+esac
+`,
+		"curl": "#!/bin/sh\ntest -f .dev-started\n",
+	}
+	for name, body := range stand {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+
+	c, class, _, _ := setup(t, testutil.SQLite, t.TempDir())
+	id := c.createEnv(t, class, gitRepo(t, map[string]string{".gitpod/automations.yaml": string(seed)}))
+	e := c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
+	if p := e.GetStatus().GetAutomationsFile().GetAutomationsFilePath(); p != ".gitpod/automations.yaml" {
+		t.Errorf("automations file path %q", p)
+	}
+	web := c.waitService(t, id, "web-server", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+	if web.GetMetadata().GetName() != "Web Server" || web.GetSpec().GetCommands().GetReady() != "curl -s http://localhost:3000" {
+		t.Errorf("web-server as stored: %v", web)
+	}
+	xs := c.executions(t, id)
+	if len(xs) != 1 {
+		t.Fatalf("executions: %v", xs)
+	}
+	x := c.waitExecution(t, xs[0].GetId())
+	if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_SUCCEEDED || x.GetMetadata().GetStartedBy() != "postEnvironmentStart" {
+		t.Errorf("build execution: %v %v", x.GetMetadata(), x.GetStatus())
+	}
+	if log := readLog(t, x.GetStatus().GetLogUrl(), false); !strings.Contains(log, "built the project") {
+		t.Errorf("build log: %q", log)
+	}
 }

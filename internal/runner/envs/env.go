@@ -370,7 +370,9 @@ var defaultAutomationsFiles = []string{".runyard/automations.yaml", ".gitpod/aut
 // relative to the content directory (empty when there is none) and bytes.
 func (e *env) automationsFile(spec *runnerv1.EnvironmentSpec) (string, []byte, error) {
 	paths := defaultAutomationsFiles
-	if p := spec.GetAutomationsFilePath(); p != "" {
+	// The control plane fills in the first default; the vendor's place is
+	// tried after it.
+	if p := spec.GetAutomationsFilePath(); p != "" && p != defaultAutomationsFiles[0] {
 		paths = []string{p}
 	}
 	for _, p := range paths {
