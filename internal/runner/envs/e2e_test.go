@@ -671,7 +671,13 @@ esac
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 
-	c, class, _, _ := setup(t, testutil.SQLite, t.TempDir())
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of the control plane and the runner:\n%s", logs.String())
+		}
+	})
+	c, class, _, _ := setup(t, testutil.SQLite, t.TempDir(), logs)
 	id := c.createEnv(t, class, gitRepo(t, map[string]string{".gitpod/automations.yaml": string(seed)}))
 	e := c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
 	if p := e.GetStatus().GetAutomationsFile().GetAutomationsFilePath(); p != ".gitpod/automations.yaml" {

@@ -63,6 +63,11 @@ type Manager struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// syncMu makes syncs one at a time: each reads the state and hands it
+	// to the executor, so a sync that read an older state can never
+	// overwrite a newer one's work (a service started and stopped again).
+	syncMu sync.Mutex
+
 	mu   sync.Mutex
 	envs map[string]*env
 	// desired is the latest desired state's automations part.
@@ -252,6 +257,8 @@ func (m *Manager) forward() {
 // sync hands the executor the services and executions to run now: those of
 // running environments run, every other one stops.
 func (m *Manager) sync() {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	m.mu.Lock()
 	ds := m.desired
 	type runningEnv struct {
