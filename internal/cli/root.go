@@ -69,6 +69,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		newWhoamiCmd(g),
 		newPodsCmd(g), newAgentsCmd(g),
 		newSecretsCmd(g),
+		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
 	)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
