@@ -104,6 +104,9 @@ type execution struct {
 	force   chan struct{}
 	done    bool
 	forceMu sync.Once
+
+	saveMu sync.Mutex
+	saved  uint64 // the version of the record on disk
 }
 
 func (x *execution) status() *ExecutionStatus {
@@ -176,9 +179,17 @@ func (x *execution) update(f func(*ExecutionStatus)) {
 		rec.Groups = append(rec.Groups, g.Record(x.e.bootID))
 	}
 	x.mu.Unlock()
-	if err := writeJSON(filepath.Join(x.e.cfg.Dir, executionsDir, x.id+".json"), rec); err != nil {
-		x.e.log.Error("record execution", "execution", x.id, "err", err)
+	// Steps of a group finish at once: records are written one at a time,
+	// and one older than the last written is dropped, so the file a
+	// restarted runner reads is the newest.
+	x.saveMu.Lock()
+	if st.Version > x.saved {
+		if err := writeJSON(filepath.Join(x.e.cfg.Dir, executionsDir, x.id+".json"), rec); err != nil {
+			x.e.log.Error("record execution", "execution", x.id, "err", err)
+		}
+		x.saved = st.Version
 	}
+	x.saveMu.Unlock()
 	x.e.emit(Event{Execution: st})
 }
 

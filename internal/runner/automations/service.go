@@ -79,6 +79,8 @@ type service struct {
 	ended        bool
 	endedSession string
 	forgotten    bool // gone from the desired set: drop once stopped
+
+	saveMu sync.Mutex // serializes writes of the record
 }
 
 func (s *service) status() *ServiceStatus {
@@ -205,6 +207,9 @@ func (s *service) save(ended bool, groups ...*proc.Group) {
 			rec.Groups = append(rec.Groups, g.Record(s.e.bootID))
 		}
 	}
+	// One writer at a time: they share the record's temporary file.
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	if err := writeJSON(filepath.Join(s.e.cfg.Dir, servicesDir, s.id+".json"), rec); err != nil {
 		s.e.log.Error("record service", "service", s.id, "err", err)
 	}
