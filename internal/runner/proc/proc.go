@@ -80,6 +80,12 @@ func SessionMembers(sid int, minStart uint64, skip int) []Stat {
 		if err != nil || pid == skip {
 			continue
 		}
+		// getsid and getpgid are two system calls; reading and parsing
+		// every process's stat file was most of a busy runner's CPU. Only
+		// candidates have theirs read.
+		if !inSession(pid, sid) {
+			continue
+		}
 		s, err := ReadStat(pid)
 		if err != nil {
 			continue // gone meanwhile
@@ -89,6 +95,16 @@ func SessionMembers(sid int, minStart uint64, skip int) []Stat {
 		}
 	}
 	return out
+}
+
+// inSession reports whether process pid may be in the session or group sid;
+// a process that is gone is not.
+func inSession(pid, sid int) bool {
+	if got, _, errno := syscall.RawSyscall(syscall.SYS_GETSID, uintptr(pid), 0, 0); errno == 0 && int(got) == sid {
+		return true
+	}
+	pgid, err := syscall.Getpgid(pid)
+	return err == nil && pgid == sid
 }
 
 // SignalSession sends sig to the process group sid and to every process
