@@ -134,8 +134,12 @@ func (e *env) converge() bool {
 		e.start(spec)
 	case gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED:
 		e.stop(gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPING)
-		e.setRunning(false)
-		m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED, e.rec.Failure)
+		// Every desired state kicks every environment: a stopped one
+		// reports only what changed.
+		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED ||
+			e.status.GetSpecVersion() != spec.GetSpecVersion() || e.status.GetFailureMessage() != e.rec.Failure {
+			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED, e.rec.Failure)
+		}
 	case gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED:
 		if e.rec.Deleted {
 			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED, "")
