@@ -2,7 +2,9 @@ package pods
 
 import (
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/runyard/runyard/internal/runners"
 )
@@ -49,10 +51,21 @@ type Index struct {
 	noFit   map[string]noFit
 }
 
+// noFit is the reason a pod with some demands fits nowhere, as place gave
+// it at version for any instant in [from, until): no runner that was
+// online at from goes offline before until, and one that was offline stays
+// so. until is zero when none was online.
 type noFit struct {
-	version uint64
-	pl      placer
-	reason  string
+	version     uint64
+	timeout     time.Duration
+	from, until time.Time
+	reason      string
+}
+
+// holds reports whether m is the reason place gives at pl on x.
+func (m noFit) holds(x *Index, pl placer) bool {
+	return m.version == x.version && m.timeout == pl.timeout && !pl.now.Before(m.from) &&
+		(m.until.IsZero() || pl.now.Before(m.until))
 }
 
 type entry struct {
@@ -88,7 +101,7 @@ func NewIndex(cands []*Candidate) *Index {
 		if c.Runner.Draining() {
 			continue
 		}
-		key := setKey(c.Runner.Report.AgentTypes) + "\x00" + setKey(c.Runner.Report.Labels)
+		key := setKey(c.Runner.Report.AgentTypes) + "/" + setKey(c.Runner.Report.Labels)
 		cl := x.classes[key]
 		if cl == nil {
 			cl = &class{agentTypes: c.Runner.Report.AgentTypes, labels: c.Runner.Report.Labels}
@@ -106,7 +119,24 @@ func NewIndex(cands []*Candidate) *Index {
 func setKey(s []string) string {
 	s = slices.Clone(s)
 	slices.Sort(s)
-	return strings.Join(slices.Compact(s), "\x01")
+	return listKey(slices.Compact(s))
+}
+
+// listKey names a list of strings. Each is quoted, so that no two lists
+// share a name whatever characters they hold: a runner's report may hold
+// any.
+func listKey(s []string) string {
+	var b strings.Builder
+	for _, v := range s {
+		b.WriteString(strconv.Quote(v))
+	}
+	return b.String()
+}
+
+// demandKey names what a pod asks of a runner, its labels in their order
+// (a reason names them so).
+func demandKey(p *Pod) string {
+	return strconv.Quote(p.AgentTypeID) + "/" + listKey(p.Labels)
 }
 
 // Len is the number of candidates.
@@ -144,7 +174,7 @@ func (x *Index) changed(e *entry) {
 // matching returns the classes whose runners have p's agent type and all
 // its labels.
 func (x *Index) matching(p *Pod) []*class {
-	key := p.AgentTypeID + "\x00" + strings.Join(p.Labels, "\x01")
+	key := demandKey(p)
 	if m, ok := x.match[key]; ok {
 		return m
 	}
@@ -202,11 +232,12 @@ func (pl placer) placeIndexed(p *Pod, seq int64, x *Index, requested *Candidate)
 		x.changed(best)
 		return nil
 	}
-	// Nothing fits: the reason needs every candidate counted. Until a count
-	// changes, a pod with the same demands at the same instant gets the
-	// same one.
-	key := p.AgentTypeID + "\x00" + strings.Join(p.Labels, "\x01")
-	if m, ok := x.noFit[key]; ok && m.version == x.version && m.pl == pl {
+	// Nothing fits: the reason needs every candidate counted. While no count
+	// changes and no runner goes offline, a pod with the same demands gets
+	// the same one: when the organization is full, every new pod waits, and
+	// each would otherwise pass over every runner.
+	key := demandKey(p)
+	if m, ok := x.noFit[key]; ok && m.holds(x, pl) {
 		p.RunnerID, p.RunnerSeq, p.Reason = "", 0, m.reason
 		return nil
 	}
@@ -214,9 +245,23 @@ func (pl placer) placeIndexed(p *Pod, seq int64, x *Index, requested *Candidate)
 		return err
 	}
 	if p.RunnerID == "" {
-		x.noFit[key] = noFit{version: x.version, pl: pl, reason: p.Reason}
+		x.noFit[key] = noFit{version: x.version, timeout: pl.timeout, from: pl.now, until: x.onlineUntil(pl), reason: p.Reason}
 	}
 	return nil
+}
+
+// onlineUntil returns the first instant after pl.now at which a runner
+// online at pl.now is offline by the clock alone, zero when none is online.
+func (x *Index) onlineUntil(pl placer) time.Time {
+	var until time.Time
+	for _, c := range x.cands {
+		if c.Runner.Online(pl.now, pl.timeout) {
+			if t := c.Runner.LastSeen.Add(pl.timeout); until.IsZero() || t.Before(until) {
+				until = t
+			}
+		}
+	}
+	return until
 }
 
 // placeAll runs place on every candidate and indexes its choice.

@@ -154,3 +154,38 @@ func TestIndex_SkipsSilentRunners(t *testing.T) {
 		}
 	}
 }
+
+// TestIndex_ClassKeys: runners whose reported labels or agent types would
+// read alike if joined with a separator (a report may hold any character)
+// are not grouped together.
+func TestIndex_ClassKeys(t *testing.T) {
+	tests := []struct {
+		name         string
+		first, other func(*runners.Runner)
+	}{
+		{"Labels",
+			func(r *runners.Runner) { r.Report.Labels = []string{"arm", "gpu"} },
+			func(r *runners.Runner) { r.Report.Labels = []string{"arm\x01gpu"} }},
+		{"AgentTypesAndLabels",
+			func(r *runners.Runner) {
+				r.Report.AgentTypes, r.Report.Labels = []string{"claude-code"}, []string{"gpu", "b\x00c"}
+			},
+			func(r *runners.Runner) {
+				r.Report.AgentTypes, r.Report.Labels = []string{"claude-code\x00b"}, []string{"c\x01gpu"}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The runner that fits has more pods, so a wrong class would
+			// offer the other one first.
+			x := NewIndex([]*Candidate{cand(1, 1, 4, tt.first), cand(2, 0, 4, tt.other)})
+			p := &Pod{AgentTypeID: "claude-code", Labels: []string{"gpu"}}
+			if err := (placer{now: now, timeout: timeout}).placeIndexed(p, 0, x, nil); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := p.RunnerSeq, int64(1); got != want {
+				t.Errorf("placed on %d, want %d (reason %q)", got, want, p.Reason)
+			}
+		})
+	}
+}
