@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // ExecutionPhase is a task execution's phase on the runner.
@@ -184,7 +185,7 @@ func (x *execution) update(f func(*ExecutionStatus)) {
 	// restarted runner reads is the newest.
 	x.saveMu.Lock()
 	if st.Version > x.saved {
-		if err := writeJSON(filepath.Join(x.e.cfg.Dir, executionsDir, x.id+".json"), rec); err != nil {
+		if err := statefile.Write(filepath.Join(x.e.cfg.Dir, executionsDir, x.id+".json"), rec); err != nil {
 			x.e.log.Error("record execution", "execution", x.id, "err", err)
 		}
 		x.saved = st.Version

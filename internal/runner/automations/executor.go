@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,8 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/queue"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // Config configures an Executor.
@@ -65,7 +66,7 @@ type Executor struct {
 	svcChanged chan struct{}
 	wg         sync.WaitGroup
 
-	events  *queue
+	events  *queue.Queue[Event]
 	version atomic.Uint64
 }
 
@@ -103,7 +104,7 @@ func New(cfg Config) (*Executor, error) {
 	e := &Executor{
 		cfg: cfg, log: cfg.Logger, bootID: proc.BootID(),
 		services: map[string]*service{}, executions: map[string]*execution{}, logs: map[string]*runLog{},
-		svcChanged: make(chan struct{}), events: newQueue(),
+		svcChanged: make(chan struct{}), events: queue.New[Event](),
 	}
 	// Versions order status reports for the control plane
 	// (statusVersion): they must grow across runner restarts too.
@@ -119,9 +120,9 @@ const (
 )
 
 // Events delivers status changes in order. It is closed by Close.
-func (e *Executor) Events() <-chan Event { return e.events.out }
+func (e *Executor) Events() <-chan Event { return e.events.Out() }
 
-func (e *Executor) emit(ev Event) { e.events.push(ev) }
+func (e *Executor) emit(ev Event) { e.events.Push(ev) }
 
 func (e *Executor) nextVersion() uint64 { return e.version.Add(1) }
 
@@ -151,7 +152,7 @@ func (e *Executor) Open() error {
 	}
 	for _, ent := range entries {
 		var rec serviceRecord
-		if err := readJSON(filepath.Join(e.cfg.Dir, servicesDir, ent.Name()), &rec); err != nil {
+		if err := statefile.Read(filepath.Join(e.cfg.Dir, servicesDir, ent.Name()), &rec); err != nil {
 			e.log.Warn("skip an unreadable service record", "file", ent.Name(), "err", err)
 			continue
 		}
@@ -179,7 +180,7 @@ func (e *Executor) Open() error {
 	}
 	for _, ent := range entries {
 		var rec executionRecord
-		if err := readJSON(filepath.Join(e.cfg.Dir, executionsDir, ent.Name()), &rec); err != nil {
+		if err := statefile.Read(filepath.Join(e.cfg.Dir, executionsDir, ent.Name()), &rec); err != nil {
 			e.log.Warn("skip an unreadable execution record", "file", ent.Name(), "err", err)
 			continue
 		}
@@ -196,7 +197,7 @@ func (e *Executor) Open() error {
 				}
 			}
 			x.st.Version = e.nextVersion()
-			if err := writeJSON(filepath.Join(e.cfg.Dir, executionsDir, x.id+".json"), executionRecord{Status: x.st}); err != nil {
+			if err := statefile.Write(filepath.Join(e.cfg.Dir, executionsDir, x.id+".json"), executionRecord{Status: x.st}); err != nil {
 				return err
 			}
 			e.emit(Event{Execution: x.status()})
@@ -301,89 +302,6 @@ func (e *Executor) Close(ctx context.Context) error {
 		}
 		<-done
 	}
-	e.events.close()
+	e.events.Close()
 	return nil
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s is corrupt: %w", path, err)
-	}
-	return nil
-}
-
-// queue is an unbounded queue in front of a channel, so that a status
-// change never waits for the reader.
-type queue struct {
-	mu     sync.Mutex
-	items  []Event
-	wake   chan struct{}
-	closed bool
-	out    chan Event
-}
-
-func newQueue() *queue {
-	q := &queue{wake: make(chan struct{}, 1), out: make(chan Event)}
-	go q.deliver()
-	return q
-}
-
-func (q *queue) push(ev Event) {
-	q.mu.Lock()
-	if !q.closed {
-		q.items = append(q.items, ev)
-	}
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) deliver() {
-	for {
-		q.mu.Lock()
-		items, closed := q.items, q.closed
-		q.items = nil
-		q.mu.Unlock()
-		for _, ev := range items {
-			q.out <- ev
-		}
-		if closed && len(items) == 0 {
-			close(q.out)
-			return
-		}
-		if len(items) == 0 {
-			<-q.wake
-		}
-	}
 }

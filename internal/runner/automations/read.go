@@ -7,6 +7,8 @@ import (
 	"io"
 	"path/filepath"
 	"time"
+
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // Statuses returns the latest status of every service and execution the
@@ -49,7 +51,7 @@ func (e *Executor) executionStatus(id string) (st *ExecutionStatus, done bool, o
 		return x.status(), x.done, true
 	}
 	var rec executionRecord
-	if err := readJSON(filepath.Join(e.cfg.Dir, executionsDir, id+".json"), &rec); err != nil {
+	if err := statefile.Read(filepath.Join(e.cfg.Dir, executionsDir, id+".json"), &rec); err != nil {
 		return nil, false, false
 	}
 	return &rec.Status, true, true

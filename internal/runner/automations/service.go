@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // Phase is a service's phase, as the runner reports it.
@@ -210,7 +211,7 @@ func (s *service) save(ended bool, groups ...*proc.Group) {
 	// One writer at a time: they share the record's temporary file.
 	s.saveMu.Lock()
 	defer s.saveMu.Unlock()
-	if err := writeJSON(filepath.Join(s.e.cfg.Dir, servicesDir, s.id+".json"), rec); err != nil {
+	if err := statefile.Write(filepath.Join(s.e.cfg.Dir, servicesDir, s.id+".json"), rec); err != nil {
 		s.e.log.Error("record service", "service", s.id, "err", err)
 	}
 }

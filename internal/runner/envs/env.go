@@ -3,7 +3,6 @@ package envs
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,13 +11,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"connectrpc.com/connect"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // env is one environment on this runner. Its fields are guarded by
@@ -153,7 +152,7 @@ func (e *env) converge() bool {
 		// The record stays, so a report lost with the stream is repeated
 		// instead of the environment being created again.
 		if err := os.MkdirAll(e.root(), 0o700); err == nil {
-			_ = writeJSON(e.recordPath(), e.rec)
+			_ = statefile.Write(e.recordPath(), e.rec)
 		}
 		m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED, "")
 	}
@@ -174,8 +173,6 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 	running := e.running
 	m.mu.Unlock()
 	if running {
-		// Services may have changed with the desired state.
-		m.sync()
 		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING || e.status.GetSpecVersion() != spec.GetSpecVersion() {
 			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "")
 		}
@@ -241,7 +238,7 @@ func (e *env) save() {
 		e.m.log.Warn("save environment record", "environment", e.id, "err", err)
 		return
 	}
-	if err := writeJSON(e.recordPath(), e.rec); err != nil {
+	if err := statefile.Write(e.recordPath(), e.rec); err != nil {
 		e.m.log.Warn("save environment record", "environment", e.id, "err", err)
 	}
 }
@@ -475,79 +472,4 @@ func validID(id string) error {
 		return fmt.Errorf("invalid ID %q", id)
 	}
 	return nil
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
-
-// queue is an unbounded FIFO of reports: the executor and the environments
-// must never block on a stream that is down.
-type queue struct {
-	mu     sync.Mutex
-	items  []*runnerv1.ConnectRequest
-	notify chan struct{}
-	out    chan *runnerv1.ConnectRequest
-	done   chan struct{}
-	once   sync.Once
-}
-
-func newQueue() *queue {
-	q := &queue{notify: make(chan struct{}, 1), out: make(chan *runnerv1.ConnectRequest), done: make(chan struct{})}
-	go q.deliver()
-	return q
-}
-
-func (q *queue) push(r *runnerv1.ConnectRequest) {
-	q.mu.Lock()
-	q.items = append(q.items, r)
-	q.mu.Unlock()
-	select {
-	case q.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) close() { q.once.Do(func() { close(q.done) }) }
-
-func (q *queue) deliver() {
-	defer close(q.out)
-	for {
-		q.mu.Lock()
-		var next *runnerv1.ConnectRequest
-		if len(q.items) > 0 {
-			next = q.items[0]
-			q.items = q.items[1:]
-		}
-		q.mu.Unlock()
-		if next == nil {
-			select {
-			case <-q.notify:
-				continue
-			case <-q.done:
-				return
-			}
-		}
-		select {
-		case q.out <- next:
-		case <-q.done:
-			return
-		}
-	}
 }

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,6 +31,8 @@ import (
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/internal/runner/automations"
+	"github.com/runyard/runyard/internal/runner/queue"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // Config configures a Manager.
@@ -79,7 +82,7 @@ type Manager struct {
 	// changed is closed and replaced on every executor event.
 	changed chan struct{}
 
-	reports *queue
+	reports *queue.Queue[*runnerv1.ConnectRequest]
 	version atomic.Uint64
 }
 
@@ -104,7 +107,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg: cfg, log: cfg.Logger, exec: exec, dir: dir, ctx: ctx, cancel: cancel,
 		envs: map[string]*env{}, desired: &runnerv1.DesiredState{},
 		services: map[string]*automations.ServiceStatus{}, executions: map[string]*automations.ExecutionStatus{},
-		changed: make(chan struct{}), reports: newQueue(),
+		changed: make(chan struct{}), reports: queue.New[*runnerv1.ConnectRequest](),
 	}
 	// Status versions must grow across runner restarts too.
 	m.version.Store(uint64(time.Now().UnixNano()))
@@ -127,7 +130,7 @@ func (m *Manager) Open() error {
 			continue
 		}
 		e := m.newEnv(ent.Name())
-		if err := readJSON(e.recordPath(), &e.rec); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := statefile.Read(e.recordPath(), &e.rec); err != nil && !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("skip an unreadable environment record", "environment", e.id, "err", err)
 		}
 		m.envs[e.id] = e
@@ -138,7 +141,7 @@ func (m *Manager) Open() error {
 }
 
 // Reports delivers status reports for the control plane, in order.
-func (m *Manager) Reports() <-chan *runnerv1.ConnectRequest { return m.reports.out }
+func (m *Manager) Reports() <-chan *runnerv1.ConnectRequest { return m.reports.Out() }
 
 // Snapshot returns the latest report on every environment, service and
 // execution, for a control plane that just (re)connected.
@@ -159,7 +162,7 @@ func (m *Manager) Snapshot() []*runnerv1.ConnectRequest {
 
 // ReadLog writes log id, a service run's or an execution's (whose ID it
 // then is), to w; with follow it goes on until the run ends.
-func (m *Manager) ReadLog(ctx context.Context, id string, follow bool, w interface{ Write([]byte) (int, error) }) error {
+func (m *Manager) ReadLog(ctx context.Context, id string, follow bool, w io.Writer) error {
 	err := m.exec.ReadExecutionLog(ctx, id, follow, w)
 	if errors.Is(err, automations.ErrUnknownLog) {
 		return m.exec.ReadLog(ctx, id, follow, w)
@@ -190,9 +193,14 @@ func (m *Manager) Apply(ds *runnerv1.DesiredState) {
 			e = m.newEnv(es.GetId())
 			m.envs[e.id] = e
 		}
+		// Only a new spec (or a return to the set) needs the environment's
+		// loop; services and executions follow from the sync below.
+		changed := e.spec == nil || e.gone || e.spec.GetSpecVersion() != es.GetSpecVersion()
 		e.spec, e.gone = es, false
 		m.startLocked(e)
-		e.kick()
+		if changed {
+			e.kick()
+		}
 	}
 	// What belongs to each environment, remembered after it left the set,
 	// so that removing an environment waits for its services to stop.
@@ -207,7 +215,7 @@ func (m *Manager) Apply(ds *runnerv1.DesiredState) {
 		}
 	}
 	for _, e := range m.envs {
-		if !want[e.id] {
+		if !want[e.id] && !e.gone {
 			e.gone = true
 			m.startLocked(e)
 			e.kick()
@@ -231,7 +239,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.cancel()
 	err := m.exec.Close(ctx)
 	m.wg.Wait()
-	m.reports.close()
+	m.reports.Close()
 	return err
 }
 
@@ -250,7 +258,7 @@ func (m *Manager) forward() {
 		close(m.changed)
 		m.changed = make(chan struct{})
 		m.mu.Unlock()
-		m.reports.push(eventReport(ev))
+		m.reports.Push(eventReport(ev))
 	}
 }
 
@@ -413,7 +421,7 @@ func (m *Manager) report(e *env, phase gitpodv1.EnvironmentPhase, failure string
 	}
 	e.status = st
 	m.mu.Unlock()
-	m.reports.push(envReport(st))
+	m.reports.Push(envReport(st))
 }
 
 func envReport(st *runnerv1.EnvironmentStatus) *runnerv1.ConnectRequest {

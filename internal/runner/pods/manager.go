@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/queue"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // Config configures a Manager.
@@ -33,7 +35,7 @@ type Manager struct {
 	log    *slog.Logger
 	dir    string
 	bootID string
-	events *eventQueue
+	events *queue.Queue[Event]
 
 	mu     sync.Mutex
 	opened bool
@@ -62,7 +64,7 @@ func New(cfg Config) (*Manager, error) {
 		log:    cfg.Logger,
 		dir:    filepath.Join(cfg.StateDir, "pods"),
 		bootID: proc.BootID(),
-		events: newEventQueue(),
+		events: queue.New[Event](),
 		pods:   map[string]*pod{},
 	}, nil
 }
@@ -99,7 +101,7 @@ func (m *Manager) Open(ctx context.Context) error {
 		}
 		if changed {
 			m.log.Warn("killed the leftover processes of a pod the previous runner process ran", "pod", key)
-			m.events.push(ev)
+			m.events.Push(ev)
 		}
 		m.pods[key] = endedPod(m, key, ev)
 	}
@@ -135,8 +137,8 @@ func (m *Manager) Close(ctx context.Context) error {
 		}
 		<-done
 	}
-	m.events.close()
-	return m.events.drain(ctx)
+	m.events.Close()
+	return m.events.Drain(ctx, eventDrainGrace)
 }
 
 func (m *Manager) runningLocked() []*pod {
@@ -153,7 +155,7 @@ func (m *Manager) runningLocked() []*pod {
 // then its final status. The daemon forwards them to the control plane; it
 // should read them promptly, though nothing in a pod waits for it. The
 // channel is closed by Close.
-func (m *Manager) Events() <-chan Event { return m.events.out }
+func (m *Manager) Events() <-chan Event { return m.events.Out() }
 
 // Ensure converges on desired, the full set of pods the control plane wants
 // on this runner: pods never seen before are started, running pods missing
@@ -302,7 +304,7 @@ func (m *Manager) podOrRecord(key string) (*pod, error) {
 	defer m.mu.Unlock()
 	if validKey(key) == nil {
 		var ev Event
-		if err := readJSON(filepath.Join(m.dir, key, exitFile), &ev); err == nil {
+		if err := statefile.Read(filepath.Join(m.dir, key, exitFile), &ev); err == nil {
 			ev.Key = key
 			return endedPod(m, key, ev), nil
 		}
@@ -310,85 +312,7 @@ func (m *Manager) podOrRecord(key string) (*pod, error) {
 	return nil, fmt.Errorf("pod %q: %w", key, ErrUnknownPod)
 }
 
-// eventQueue is an unbounded queue in front of the Events channel, so a pod
-// never waits for the daemon to read its events.
-type eventQueue struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	items  []Event
-	closed bool
-	abort  chan struct{}
-	done   chan struct{}
-	out    chan Event
-}
-
-func newEventQueue() *eventQueue {
-	q := &eventQueue{out: make(chan Event), abort: make(chan struct{}), done: make(chan struct{})}
-	q.cond = sync.NewCond(&q.mu)
-	go q.deliver()
-	return q
-}
-
-func (q *eventQueue) push(ev Event) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.closed {
-		return
-	}
-	q.items = append(q.items, ev)
-	q.cond.Signal()
-}
-
-func (q *eventQueue) deliver() {
-	defer close(q.done)
-	defer close(q.out)
-	for {
-		q.mu.Lock()
-		for len(q.items) == 0 && !q.closed {
-			q.cond.Wait()
-		}
-		if len(q.items) == 0 {
-			q.mu.Unlock()
-			return
-		}
-		ev := q.items[0]
-		q.items = q.items[1:]
-		q.mu.Unlock()
-		select {
-		case q.out <- ev:
-		case <-q.abort:
-			return
-		}
-	}
-}
-
-// close lets the queue deliver what it holds, then close the channel.
-func (q *eventQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.cond.Signal()
-	q.mu.Unlock()
-}
-
-// drain waits until the queue delivered everything. What is still unread
-// eventDrainGrace after ctx ends is dropped: the pods' last events come after
-// their SIGKILL, which ctx's end may have triggered.
-func (q *eventQueue) drain(ctx context.Context) error {
-	select {
-	case <-q.done:
-		return nil
-	case <-ctx.Done():
-	}
-	t := time.NewTimer(eventDrainGrace)
-	defer t.Stop()
-	select {
-	case <-q.done:
-		return nil
-	case <-t.C:
-		close(q.abort)
-		<-q.done
-		return fmt.Errorf("pod events not delivered: %w", ctx.Err())
-	}
-}
-
+// eventDrainGrace is how long Close still delivers events after its ctx
+// ended: the pods' last events come after their SIGKILL, which ctx's end
+// may have triggered.
 const eventDrainGrace = time.Second

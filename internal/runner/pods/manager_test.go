@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // The tests run real processes on real PTYs. They wait by polling with
@@ -453,7 +454,7 @@ func TestManager_Exit(t *testing.T) {
 				t.Errorf("Get = %+v, want %+v", got, ev)
 			}
 			var onDisk Event
-			if err := readJSON(filepath.Join(m.dir, tc.spec.Key, exitFile), &onDisk); err != nil || !onDisk.FinishedAt.Equal(ev.FinishedAt) || onDisk.Status != ev.Status {
+			if err := statefile.Read(filepath.Join(m.dir, tc.spec.Key, exitFile), &onDisk); err != nil || !onDisk.FinishedAt.Equal(ev.FinishedAt) || onDisk.Status != ev.Status {
 				t.Errorf("exit record = %+v, %v; want %+v", onDisk, err, ev)
 			}
 			if _, err := os.Stat(filepath.Join(m.dir, tc.spec.Key, pidFile)); !os.IsNotExist(err) {
@@ -687,7 +688,7 @@ func TestManager_SweepSparesStrangers(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.rec.StartedAt = time.Now()
-			if err := writeJSON(filepath.Join(podDir, pidFile), tc.rec); err != nil {
+			if err := statefile.Write(filepath.Join(podDir, pidFile), tc.rec); err != nil {
 				t.Fatal(err)
 			}
 			_, events := MustOpen(t, Config{StateDir: dir})

@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/statefile"
 
 	"github.com/creack/pty"
 )
@@ -88,7 +89,7 @@ func endedPod(m *Manager, key string, ev Event) *pod {
 // it ended.
 func (m *Manager) start(s Spec) *pod {
 	var prev Event
-	if err := readJSON(filepath.Join(m.dir, s.Key, exitFile), &prev); err == nil {
+	if err := statefile.Read(filepath.Join(m.dir, s.Key, exitFile), &prev); err == nil {
 		prev.Key = s.Key
 		return endedPod(m, s.Key, prev)
 	}
@@ -109,7 +110,7 @@ func (m *Manager) start(s Spec) *pod {
 			m.log.Error("record pod exit", "pod", s.Key, "err", err)
 		}
 		m.log.Warn("pod failed to start", "pod", s.Key, "err", err)
-		m.events.push(ev)
+		m.events.Push(ev)
 		return p
 	}
 	p.ptmx = pr.ptmx
@@ -124,7 +125,7 @@ func (m *Manager) start(s Spec) *pod {
 	}
 	p.ev = Event{Key: s.Key, Status: StatusRunning, StartedAt: now}
 	m.log.Info("pod started", "pod", s.Key, "pid", pr.pid)
-	m.events.push(p.ev)
+	m.events.Push(p.ev)
 	m.wg.Add(1)
 	go p.run(pr)
 	return p
@@ -180,7 +181,7 @@ func (p *pod) launch(s Spec, now time.Time) (*process, error) {
 		return abort(fmt.Errorf("read process start time: %w", err))
 	}
 	rec := pidRecord{Session: pid, StartTicks: st.StartTicks, BootID: p.m.bootID, StartedAt: now}
-	if err := writeJSON(filepath.Join(p.dir, pidFile), rec); err != nil {
+	if err := statefile.Write(filepath.Join(p.dir, pidFile), rec); err != nil {
 		return abort(err)
 	}
 	ptmx, err := pollable(blocking)
@@ -327,7 +328,7 @@ func (p *pod) run(pr *process) {
 		p.m.log.Error("record pod exit", "pod", p.key, "err", err)
 	}
 	p.m.log.Info("pod ended", "pod", p.key, "status", ev.Status, "reason", ev.Reason)
-	p.m.events.push(ev)
+	p.m.events.Push(ev)
 }
 
 // exitEvent is the pod's final status: see doc.go.

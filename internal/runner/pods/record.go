@@ -1,7 +1,6 @@
 package pods
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // The files of a pod's directory, StateDir/pods/<key>/.
@@ -33,36 +33,10 @@ type pidRecord struct {
 	StartedAt  time.Time `json:"startedAt"`
 }
 
-func writeJSON(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s is corrupt: %w", path, err)
-	}
-	return nil
-}
-
 // finish writes the pod's exit record, then removes its pid file: a crash
 // between the two leaves both, and the exit record wins.
 func finish(dir string, ev Event) error {
-	if err := writeJSON(filepath.Join(dir, exitFile), ev); err != nil {
+	if err := statefile.Write(filepath.Join(dir, exitFile), ev); err != nil {
 		return err
 	}
 	if err := os.Remove(filepath.Join(dir, pidFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -77,7 +51,7 @@ func finish(dir string, ev Event) error {
 // killed, and it is recorded and returned failed "runner restarted"
 // (changed reports that).
 func recoverPod(dir, key, boot string, now time.Time) (ev Event, changed bool, err error) {
-	err = readJSON(filepath.Join(dir, exitFile), &ev)
+	err = statefile.Read(filepath.Join(dir, exitFile), &ev)
 	if err == nil {
 		ev.Key = key
 		return ev, false, nil
@@ -86,7 +60,7 @@ func recoverPod(dir, key, boot string, now time.Time) (ev Event, changed bool, e
 		return Event{}, false, err
 	}
 	var rec pidRecord
-	err = readJSON(filepath.Join(dir, pidFile), &rec)
+	err = statefile.Read(filepath.Join(dir, pidFile), &rec)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return Event{}, false, err
 	}
