@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -112,14 +113,25 @@ func TestRunners_Lifecycle(t *testing.T) {
 				if got := a.runner(t, busy).Status; got != "online" {
 					t.Errorf("status while draining = %q, want online", got)
 				}
-				adm.setDesiredPhase(t, busyID, gitpodv1.RunnerPhase_RUNNER_PHASE_ACTIVE)
-				// The daemon reports that it stopped draining on its own time.
-				eventually(t, "the runner takes work again", func() string {
-					if got := names(a.runners(t, "/runners/available")); !slices.Equal(got, []string{busyName}) {
-						return fmt.Sprintf("available %q", got)
+				// The daemon's own report of draining must arrive before the
+				// runner is made active again: one arriving late would take
+				// the runner out of the available list in a later subtest.
+				daemonDraining := func(want bool) func() string {
+					return func() string {
+						r, err := st.FindRunnerByID(context.Background(), org, busyID)
+						mustOK(t, err, "find the runner")
+						if r.Report.Draining != want {
+							return fmt.Sprintf("daemon reports draining=%t", r.Report.Draining)
+						}
+						return ""
 					}
-					return ""
-				})
+				}
+				eventually(t, "the daemon reports draining", daemonDraining(true))
+				adm.setDesiredPhase(t, busyID, gitpodv1.RunnerPhase_RUNNER_PHASE_ACTIVE)
+				eventually(t, "the daemon reports taking work", daemonDraining(false))
+				if got := names(a.runners(t, "/runners/available")); !slices.Equal(got, []string{busyName}) {
+					t.Errorf("available after draining = %q, want %q", got, busyName)
+				}
 			})
 
 			t.Run("PodCount", func(t *testing.T) {
