@@ -34,6 +34,11 @@ type CandidateFilter struct {
 	// store may call it, on an index that holds exactly what the database
 	// holds, instead of loading the candidates and calling the PlaceFunc.
 	Indexed IndexedPlaceFunc
+	// Counted, when set, is the same placement for a store that counts the
+	// active pods of each runner in the database and can find the runner
+	// placement chooses with a query: such a store may call it instead of
+	// loading the candidates and calling the PlaceFunc.
+	Counted CountedPlaceFunc
 }
 
 // PlaceFunc places p among cands, sorted by Seq: it sets p.RunnerID,
@@ -53,6 +58,9 @@ func (pl placer) filter(orgID string, seq int64) CandidateFilter {
 	return CandidateFilter{OrgID: orgID, LiveAfter: pl.now.Add(-pl.timeout), Seq: seq,
 		Indexed: func(p *Pod, x *Index, requested *Candidate) error {
 			return pl.placeIndexed(p, seq, x, requested)
+		},
+		Counted: func(p *Pod, find Finder) error {
+			return pl.placeCounted(p, seq, find)
 		}}
 }
 
@@ -116,28 +124,27 @@ func (pl placer) place(p *Pod, seq int64, cands []*Candidate) error {
 	}
 	// One pass that counts, rather than collects, each step's runners: a
 	// pod that fits nowhere looks at every runner of the organization.
-	var online, working, withAgent, fitting int
+	var t Tally
 	var best *Candidate
-	pods, capacity := 0, 0
 	for _, c := range cands {
 		r := c.Runner
 		if !r.Online(pl.now, pl.timeout) {
 			continue
 		}
-		online++
+		t.Online++
 		if r.Draining() {
 			continue
 		}
-		working++
+		t.Working++
 		if !slices.Contains(r.Report.AgentTypes, p.AgentTypeID) {
 			continue
 		}
-		withAgent++
+		t.WithAgent++
 		if !hasLabels(r.Report.Labels, p.Labels) {
 			continue
 		}
-		fitting++
-		pods, capacity = pods+c.Pods, capacity+r.Report.MaxPods
+		t.Fitting++
+		t.Pods, t.Capacity = t.Pods+c.Pods, t.Capacity+r.Report.MaxPods
 		if c.Pods < r.Report.MaxPods && (best == nil || c.Pods < best.Pods ||
 			(c.Pods == best.Pods && r.Seq < best.Runner.Seq)) {
 			best = c
@@ -147,20 +154,38 @@ func (pl placer) place(p *Pod, seq int64, cands []*Candidate) error {
 		assign(p, best)
 		return nil
 	}
+	wait(p, t)
+	return nil
+}
+
+// Tally counts the runners of an organization at each step at which
+// placement leaves runners out, for a pod that fits nowhere.
+type Tally struct {
+	// Online runners; of those, Working ones (not draining); of those, the
+	// ones WithAgent (the pod's agent type); of those, the Fitting ones
+	// (all the pod's labels).
+	Online, Working, WithAgent, Fitting int
+	// Pods and Capacity are the active pods and the maximum pods of the
+	// fitting runners.
+	Pods, Capacity int
+}
+
+// wait leaves p without a runner, with the reason t gives: the first step
+// that left no runner.
+func wait(p *Pod, t Tally) {
 	p.RunnerID, p.RunnerSeq = "", 0
 	switch {
-	case online == 0:
+	case t.Online == 0:
 		p.Reason = "no runner online"
-	case working == 0:
-		p.Reason = fmt.Sprintf("no runner takes work: all %d online runners are draining", online)
-	case withAgent == 0:
+	case t.Working == 0:
+		p.Reason = fmt.Sprintf("no runner takes work: all %d online runners are draining", t.Online)
+	case t.WithAgent == 0:
 		p.Reason = fmt.Sprintf("no online runner has agent type %q", p.AgentTypeID)
-	case fitting == 0:
+	case t.Fitting == 0:
 		p.Reason = fmt.Sprintf("no online runner with agent type %q has labels %v", p.AgentTypeID, p.Labels)
 	default:
-		p.Reason = fmt.Sprintf("all runners that fit are full (%d of %d pods)", pods, capacity)
+		p.Reason = fmt.Sprintf("all runners that fit are full (%d of %d pods)", t.Pods, t.Capacity)
 	}
-	return nil
 }
 
 func assign(p *Pod, c *Candidate) {

@@ -32,9 +32,9 @@ import (
 // the database, in its transaction. The marks are those of one driver
 // connection, so a different connection never matches.
 //
-// PostgreSQL keeps loading the candidates in every placement: other
-// replicas write to the same database, and nothing in it says cheaply what
-// they changed.
+// PostgreSQL keeps no index in the process: other replicas write to the
+// same database, and nothing in it says cheaply what they changed. It
+// finds the runner with a query instead (counted.go).
 
 // placementCache is the indexes and the marks they are exact at.
 type placementCache struct {
@@ -181,21 +181,37 @@ func (db *DB) requested(ctx context.Context, tx *sql.Tx, x *pods.Index, f pods.C
 	if f.Seq == 0 || x.Has(f.Seq) {
 		return nil, nil
 	}
-	r, err := scanRunner(tx.QueryRowContext(ctx, db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND seq = ?`), f.OrgID, f.Seq))
+	return db.candidateBySeq(ctx, tx, f.OrgID, f.Seq, "")
+}
+
+// candidateBySeq returns the runner of orgID with numeric id seq and its
+// count of active pods, nil when the organization has none. lock is
+// appended to the query.
+func (db *DB) candidateBySeq(ctx context.Context, tx *sql.Tx, orgID string, seq int64, lock string) (*pods.Candidate, error) {
+	c := &pods.Candidate{}
+	r, err := scanRunner(withExtra(tx.QueryRowContext(ctx, db.q(`SELECT `+qualifiedRunnerColumns+`, c.active_pods
+		FROM runners r JOIN runner_capacity c ON c.runner_id = r.id WHERE r.org_id = ? AND r.seq = ?`+lock), orgID, seq), &c.Pods))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	c := &pods.Candidate{Runner: r}
-	err = tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM pods WHERE org_id = ? AND runner_id = ? AND status IN (?, ?)`),
-		f.OrgID, r.ID, string(pods.StatusPending), string(pods.StatusRunning)).Scan(&c.Pods)
-	if err != nil {
-		return nil, err
-	}
+	c.Runner = r
 	return c, nil
 }
+
+// withExtra scans the columns that follow a runner's into extra.
+func withExtra(row interface{ Scan(...any) error }, extra ...any) interface{ Scan(...any) error } {
+	return extraScan{row, extra}
+}
+
+type extraScan struct {
+	row   interface{ Scan(...any) error }
+	extra []any
+}
+
+func (e extraScan) Scan(dest ...any) error { return e.row.Scan(append(dest, e.extra...)...) }
 
 // loadCandidates reads the runners query selects, with their active pod
 // counts.

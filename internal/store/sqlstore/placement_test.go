@@ -123,8 +123,16 @@ func (f *fixture) create(t *testing.T) *pods.Pod {
 // seq; "" when none. All runners of a fixture have the agent type and label.
 func (f *fixture) expect(t *testing.T) string {
 	t.Helper()
-	counts, err := f.st.CountActivePods(ctx, f.org.ID)
-	testutil.MustNoErr(t, err, "count")
+	// Counted from the pods, not with CountActivePods, whose counts are
+	// what the placement under test uses.
+	all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
+	testutil.MustNoErr(t, err, "find pods")
+	counts := map[string]int{}
+	for _, p := range all {
+		if p.Active() {
+			counts[p.RunnerID]++
+		}
+	}
 	var best *runners.Runner
 	for _, r0 := range f.runners {
 		r, err := f.st.FindRunnerByID(ctx, f.org.ID, r0.ID)
@@ -302,168 +310,192 @@ func TestPlacementIndex_Concurrent(t *testing.T) {
 	}
 }
 
-// plain hides the placement index from a store, so that it loads the
-// candidates for every placement.
+// plain hides the placement index and the placement query from a store, so
+// that it loads the candidates for every placement.
 type plain struct{ store.Store }
 
 func (s plain) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.CandidateFilter, place pods.PlaceFunc) error {
-	f.Indexed = nil
+	f.Indexed, f.Counted = nil, nil
 	return s.Store.CreatePlacedPod(ctx, p, f, place)
 }
 
 func (s plain) PlacePendingPods(ctx context.Context, f pods.CandidateFilter, place pods.PlaceFunc) ([]*pods.Pod, error) {
-	f.Indexed = nil
+	f.Indexed, f.Counted = nil, nil
 	return s.Store.PlacePendingPods(ctx, f, place)
 }
 
 // TestPlacementIndex_SameAsPlain runs one random history of creates, pod
 // updates, pending passes, runner changes, renewals, pods stored directly
-// and time on two SQLite databases, one placing with its index and one
-// without, and wants every decision, reason and error alike, and all pods
-// alike after every step.
+// and time on two databases, one placing as the store does by default (the
+// SQLite index, or PostgreSQL's placement query on its counted columns) and
+// one SQLite database loading every candidate for every placement, and
+// wants every decision, reason and error alike, and all pods alike after
+// every step.
 func TestPlacementIndex_SameAsPlain(t *testing.T) {
-	for seed := range uint64(6) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(seed, 11))
-			maxPods := make([]int, 12)
-			for i := range maxPods {
-				maxPods[i] = rng.IntN(4)
+	plainSQLite := func(t *testing.T) store.Store {
+		db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "runyard.db"))
+		testutil.MustNoErr(t, err, "open sqlite")
+		t.Cleanup(func() { db.Close() })
+		return plain{db}
+	}
+	for _, b := range backends() {
+		for seed := range uint64(6) {
+			t.Run(fmt.Sprintf("%s/%d", b.name, seed), func(t *testing.T) {
+				st, _ := b.open(t)
+				samePlacements(t, seed, st, plainSQLite(t))
+			})
+		}
+	}
+}
+
+// samePlacements runs the history of seed on st and on ref.
+func samePlacements(t *testing.T, seed uint64, st, ref store.Store) {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	maxPods := make([]int, 12)
+	for i := range maxPods {
+		maxPods[i] = rng.IntN(4)
+	}
+	sides := [2]*fixture{newFixture(t, st, maxPods...), newFixture(t, ref, maxPods...)}
+	// The plain side places through plain; its fixture writes to
+	// the store beneath.
+	sides[1].svc.Store, sides[1].st = ref, ref.(plain).Store
+	agents, labels := []string{"claude-code", "codex"}, []string{"gpu", "arm"}
+	pick := func(all []string) []string {
+		out := []string{}
+		for _, s := range all {
+			if rng.IntN(2) == 0 {
+				out = append(out, s)
 			}
-			var sides [2]*fixture
-			for i := range sides {
-				db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "runyard.db"))
-				testutil.MustNoErr(t, err, "open sqlite")
-				t.Cleanup(func() { db.Close() })
-				sides[i] = newFixture(t, db, maxPods...)
+		}
+		return out
+	}
+	// Both sides get the same reports.
+	for i := range maxPods {
+		at, ls := pick(agents), pick(labels)
+		for _, f := range sides {
+			f.update(t, f.runners[i], func(r *runners.Runner) { r.Report.AgentTypes, r.Report.Labels = at, ls })
+		}
+	}
+	each := func(fn func(f *fixture) string) {
+		t.Helper()
+		a, b := fn(sides[0]), fn(sides[1])
+		if a != b {
+			t.Fatalf("store: %s\nplain: %s", a, b)
+		}
+	}
+	for step := range 300 {
+		switch op := rng.IntN(100); {
+		case op < 45:
+			in := pods.CreateInput{AgentTypeID: agents[rng.IntN(2)], InitialPrompt: "go", Labels: pick(labels)}
+			requested, missing := -1, rng.IntN(2) == 0
+			if rng.IntN(8) == 0 {
+				requested = rng.IntN(len(maxPods))
 			}
-			sides[1].svc.Store = plain{sides[1].st}
-			agents, labels := []string{"claude-code", "codex"}, []string{"gpu", "arm"}
-			pick := func(all []string) []string {
-				out := []string{}
-				for _, s := range all {
-					if rng.IntN(2) == 0 {
-						out = append(out, s)
+			each(func(f *fixture) string {
+				in := in
+				var seq int64
+				if requested >= 0 {
+					// The databases number runners alike only
+					// while alone in them; an error names the
+					// number, so it is shown as "SEQ".
+					seq = f.runners[requested].Seq
+					if missing {
+						seq += 1_000_000
+					}
+					in.RunnerID = &seq
+				}
+				p, err := f.svc.Create(f.caller, in)
+				if err != nil {
+					return strings.ReplaceAll(fmt.Sprintf("step %d: create: %v", step, err), fmt.Sprint(seq), "SEQ")
+				}
+				return fmt.Sprintf("step %d: create: on %q reason %q", step, f.name(p.RunnerID), p.Reason)
+			})
+		case op < 60:
+			// The i-th active pod, the same on both sides while
+			// they agree, ends or starts.
+			status := pods.StatusTerminated
+			if rng.IntN(3) == 0 {
+				status = pods.StatusRunning
+			}
+			i := rng.IntN(1 << 20)
+			each(func(f *fixture) string {
+				all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
+				testutil.MustNoErr(t, err, "find pods")
+				var active []*pods.Pod
+				for _, p := range all {
+					if p.Active() {
+						active = append(active, p)
 					}
 				}
-				return out
-			}
-			// Both sides get the same reports.
-			for i := range maxPods {
-				at, ls := pick(agents), pick(labels)
-				for _, f := range sides {
-					f.update(t, f.runners[i], func(r *runners.Runner) { r.Report.AgentTypes, r.Report.Labels = at, ls })
+				if len(active) == 0 {
+					return "no active pod"
 				}
-			}
-			each := func(fn func(f *fixture) string) {
-				t.Helper()
-				a, b := fn(sides[0]), fn(sides[1])
-				if a != b {
-					t.Fatalf("index: %s\nplain: %s", a, b)
-				}
-			}
-			for step := range 300 {
-				switch op := rng.IntN(100); {
-				case op < 45:
-					in := pods.CreateInput{AgentTypeID: agents[rng.IntN(2)], InitialPrompt: "go", Labels: pick(labels)}
-					if rng.IntN(8) == 0 {
-						seq := sides[0].runners[rng.IntN(len(maxPods))].Seq + int64(rng.IntN(2))*1000
-						in.RunnerID = &seq
+				p := active[i%len(active)]
+				_, err = f.st.UpdatePod(ctx, f.org.ID, p.Key, func(p *pods.Pod) error { p.Status = status; return nil })
+				testutil.MustNoErr(t, err, "update pod")
+				return ""
+			})
+		case op < 68:
+			each(func(f *fixture) string {
+				n, err := f.svc.PlacePending(ctx, f.org.ID)
+				return fmt.Sprintf("step %d: place pending: %d, %v", step, n, err)
+			})
+		case op < 76:
+			i, what := rng.IntN(len(maxPods)), rng.IntN(4)
+			m, ph := rng.IntN(4), []runners.Phase{runners.PhaseActive, runners.PhaseInactive}[rng.IntN(2)]
+			each(func(f *fixture) string {
+				f.update(t, f.runners[i], func(r *runners.Runner) {
+					switch what {
+					case 0:
+						r.Report.Draining = !r.Report.Draining
+					case 1:
+						r.Report.MaxPods = m
+					case 2:
+						r.Status.Phase = ph
+					case 3:
+						r.Spec.DesiredPhase = ph
 					}
-					each(func(f *fixture) string {
-						p, err := f.svc.Create(f.caller, in)
-						if err != nil {
-							return fmt.Sprintf("step %d: create: %v", step, err)
-						}
-						return fmt.Sprintf("step %d: create: on %q reason %q", step, f.name(p.RunnerID), p.Reason)
-					})
-				case op < 60:
-					// The i-th active pod, the same on both sides while
-					// they agree, ends or starts.
-					status := pods.StatusTerminated
-					if rng.IntN(3) == 0 {
-						status = pods.StatusRunning
-					}
-					i := rng.IntN(1 << 20)
-					each(func(f *fixture) string {
-						all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
-						testutil.MustNoErr(t, err, "find pods")
-						var active []*pods.Pod
-						for _, p := range all {
-							if p.Active() {
-								active = append(active, p)
-							}
-						}
-						if len(active) == 0 {
-							return "no active pod"
-						}
-						p := active[i%len(active)]
-						_, err = f.st.UpdatePod(ctx, f.org.ID, p.Key, func(p *pods.Pod) error { p.Status = status; return nil })
-						testutil.MustNoErr(t, err, "update pod")
-						return ""
-					})
-				case op < 68:
-					each(func(f *fixture) string {
-						n, err := f.svc.PlacePending(ctx, f.org.ID)
-						return fmt.Sprintf("step %d: place pending: %d, %v", step, n, err)
-					})
-				case op < 76:
-					i, what := rng.IntN(len(maxPods)), rng.IntN(4)
-					m, ph := rng.IntN(4), []runners.Phase{runners.PhaseActive, runners.PhaseInactive}[rng.IntN(2)]
-					each(func(f *fixture) string {
-						f.update(t, f.runners[i], func(r *runners.Runner) {
-							switch what {
-							case 0:
-								r.Report.Draining = !r.Report.Draining
-							case 1:
-								r.Report.MaxPods = m
-							case 2:
-								r.Status.Phase = ph
-							case 3:
-								r.Spec.DesiredPhase = ph
-							}
-						})
-						return ""
-					})
-				case op < 86:
-					var ids []int
-					for i := range maxPods {
-						if rng.IntN(2) == 0 {
-							ids = append(ids, i)
-						}
-					}
-					each(func(f *fixture) string {
-						var rs []runners.Renewal
-						for _, i := range ids {
-							rs = append(rs, runners.Renewal{OrgID: f.org.ID, RunnerID: f.runners[i].ID, At: f.clock()})
-						}
-						_, err := f.st.RenewRunners(ctx, rs)
-						testutil.MustNoErr(t, err, "renew")
-						return ""
-					})
-				case op < 95:
-					d := time.Duration(rng.IntN(15_000)) * time.Millisecond
-					each(func(f *fixture) string { f.advance(d); return "" })
-				default:
-					i, key := rng.IntN(len(maxPods)), "pod-held-"+uuid.NewString()[:8]
-					each(func(f *fixture) string {
-						held := &pods.Pod{Key: key, OrgID: f.org.ID, RunnerID: f.runners[i].ID, Status: pods.StatusRunning,
-							DesiredStatus: pods.StatusRunning, AgentTypeID: "claude-code", InitialPrompt: "x", Labels: []string{},
-							Env: map[string]string{}, CreatedAt: t0}
-						testutil.MustNoErr(t, f.st.CreatePod(ctx, held), "store a pod directly")
-						return ""
-					})
-				}
-				each(func(f *fixture) string {
-					all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
-					testutil.MustNoErr(t, err, "find pods")
-					var b strings.Builder
-					fmt.Fprintf(&b, "after step %d:", step)
-					for _, p := range all {
-						fmt.Fprintf(&b, "\n%s %s on %q: %q", p.AgentTypeID, p.Status, f.name(p.RunnerID), p.Reason)
-					}
-					return b.String()
 				})
+				return ""
+			})
+		case op < 86:
+			var ids []int
+			for i := range maxPods {
+				if rng.IntN(2) == 0 {
+					ids = append(ids, i)
+				}
 			}
+			each(func(f *fixture) string {
+				var rs []runners.Renewal
+				for _, i := range ids {
+					rs = append(rs, runners.Renewal{OrgID: f.org.ID, RunnerID: f.runners[i].ID, At: f.clock()})
+				}
+				_, err := f.st.RenewRunners(ctx, rs)
+				testutil.MustNoErr(t, err, "renew")
+				return ""
+			})
+		case op < 95:
+			d := time.Duration(rng.IntN(15_000)) * time.Millisecond
+			each(func(f *fixture) string { f.advance(d); return "" })
+		default:
+			i, key := rng.IntN(len(maxPods)), "pod-held-"+uuid.NewString()[:8]
+			each(func(f *fixture) string {
+				held := &pods.Pod{Key: key, OrgID: f.org.ID, RunnerID: f.runners[i].ID, Status: pods.StatusRunning,
+					DesiredStatus: pods.StatusRunning, AgentTypeID: "claude-code", InitialPrompt: "x", Labels: []string{},
+					Env: map[string]string{}, CreatedAt: t0}
+				testutil.MustNoErr(t, f.st.CreatePod(ctx, held), "store a pod directly")
+				return ""
+			})
+		}
+		each(func(f *fixture) string {
+			all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
+			testutil.MustNoErr(t, err, "find pods")
+			var b strings.Builder
+			fmt.Fprintf(&b, "after step %d:", step)
+			for _, p := range all {
+				fmt.Fprintf(&b, "\n%s %s on %q: %q", p.AgentTypeID, p.Status, f.name(p.RunnerID), p.Reason)
+			}
+			return b.String()
 		})
 	}
 }
@@ -502,7 +534,7 @@ func BenchmarkPlacement(b *testing.B) {
 			return db
 		},
 	}
-	for _, name := range []string{"sqlite", "sqlite-plain", "postgres"} {
+	for _, name := range []string{"sqlite", "sqlite-plain", "postgres", "postgres-plain"} {
 		b.Run(name, func(b *testing.B) {
 			st := open[strings.TrimSuffix(name, "-plain")](b)
 			org := &identity.Organization{ID: uuid.NewString(), Name: "bench", CreatedAt: time.Now()}

@@ -163,10 +163,10 @@ func (db *DB) scanPods(rows *sql.Rows, err error) ([]*pods.Pod, error) {
 	return out, db.translate(rows.Err(), "pods")
 }
 
-// activeCountsQuery counts the pods that hold a place on their runner
-// (pods.Pod.Active): pending ones placed on a runner and running ones.
-const activeCountsQuery = `SELECT runner_id, COUNT(*) FROM pods
-	WHERE org_id = ? AND runner_id <> '' AND status IN (?, ?) GROUP BY runner_id`
+// activeCountsQuery reads the pods that hold a place on each runner of an
+// organization (pods.Pod.Active: pending ones placed on a runner and running
+// ones) as the triggers on pods count them (migration 00009).
+const activeCountsQuery = `SELECT runner_id, active_pods FROM runner_capacity WHERE org_id = ? AND active_pods > 0`
 
 func (db *DB) CountActivePods(ctx context.Context, orgID string) (map[string]int, error) {
 	return db.countActivePods(ctx, db.read, orgID)
@@ -175,7 +175,7 @@ func (db *DB) CountActivePods(ctx context.Context, orgID string) (map[string]int
 func (db *DB) countActivePods(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, orgID string) (map[string]int, error) {
-	rows, err := q.QueryContext(ctx, db.q(activeCountsQuery), orgID, string(pods.StatusPending), string(pods.StatusRunning))
+	rows, err := q.QueryContext(ctx, db.q(activeCountsQuery), orgID)
 	if err != nil {
 		return nil, db.translate(err, "pods")
 	}
@@ -197,57 +197,47 @@ func (db *DB) countActivePods(ctx context.Context, q interface {
 // the organization's ID.
 const placementLockClass = 0x52590005
 
-// candidates serializes the placements of f.OrgID for the rest of tx and
-// then reads the candidate runners with their active pod counts.
+// candidates serializes the placements of f.OrgID for the rest of tx
+// (lockPlacements) and then reads the candidate runners with their active
+// pod counts.
+func (db *DB) candidates(ctx context.Context, tx *sql.Tx, f pods.CandidateFilter) ([]*pods.Candidate, error) {
+	if err := db.lockPlacements(ctx, tx, f.OrgID); err != nil {
+		return nil, err
+	}
+	return db.loadCandidates(ctx, tx, f.OrgID, `SELECT `+runnerColumns+` FROM runners
+		WHERE org_id = ? AND ((phase IN (?, ?) AND last_seen > ?) OR seq = ?) ORDER BY seq`,
+		f.OrgID, string(runners.PhaseActive), string(runners.PhaseDegraded), micros(f.LiveAfter), f.Seq)
+}
+
+// lockPlacements serializes the placements of orgID that load candidates,
+// and the passes over its pending pods, for the rest of tx. (Pods created
+// on PostgreSQL lock the row of the runner they take instead: counted.go.)
 //
 // On SQLite the transaction began IMMEDIATE and holds the database's write
 // lock, which already serializes every writer. On PostgreSQL it takes a
-// transaction-scoped advisory lock per organization instead of locking the
-// runners' rows FOR UPDATE: what must not change between the count and the
-// insert are the pods, not the runners; the advisory lock does not block
-// the fleet's renewals and reports, which write runner rows all the time;
-// and it is one lock however many runners the organization has. Under READ
+// transaction-scoped advisory lock per organization: it does not block the
+// fleet's renewals and reports, which write runner rows all the time, and
+// it is one lock however many runners the organization has. Under READ
 // COMMITTED, the count read after the lock is granted sees every placement
 // committed before, so two placements never both see the last free place.
 // (A hash collision between two organizations only makes them wait for
 // each other.)
-func (db *DB) candidates(ctx context.Context, tx *sql.Tx, f pods.CandidateFilter) ([]*pods.Candidate, error) {
-	if db.dialect.Name == "postgres" {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, placementLockClass, f.OrgID); err != nil {
-			return nil, fmt.Errorf("lock placements: %w", err)
-		}
+func (db *DB) lockPlacements(ctx context.Context, tx *sql.Tx, orgID string) error {
+	if db.dialect.Name != "postgres" {
+		return nil
 	}
-	rows, err := tx.QueryContext(ctx, db.q(`SELECT `+runnerColumns+` FROM runners
-		WHERE org_id = ? AND ((phase IN (?, ?) AND last_seen > ?) OR seq = ?) ORDER BY seq`),
-		f.OrgID, string(runners.PhaseActive), string(runners.PhaseDegraded), micros(f.LiveAfter), f.Seq)
-	if err != nil {
-		return nil, err
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, placementLockClass, orgID); err != nil {
+		return fmt.Errorf("lock placements: %w", err)
 	}
-	defer rows.Close()
-	var out []*pods.Candidate
-	for rows.Next() {
-		r, err := scanRunner(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, &pods.Candidate{Runner: r})
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	counts, err := db.countActivePods(ctx, tx, f.OrgID)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range out {
-		c.Pods = counts[c.Runner.ID]
-	}
-	return out, nil
+	return nil
 }
 
 func (db *DB) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.CandidateFilter, place pods.PlaceFunc) error {
 	if f.Indexed != nil && db.tracked() {
 		return db.createIndexed(ctx, p, f)
+	}
+	if f.Counted != nil && db.counted() {
+		return db.createCounted(ctx, p, f)
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		cands, err := db.candidates(ctx, tx, f)
@@ -283,6 +273,8 @@ func (db *DB) PlacePendingPods(ctx context.Context, f pods.CandidateFilter, plac
 			}
 			return err
 		}, func(map[string]*pods.Index) {})
+	} else if f.Counted != nil && db.counted() {
+		placed, err = db.placePendingCounted(ctx, f)
 	} else {
 		err = db.tx(ctx, func(tx *sql.Tx) error {
 			cands, err := db.candidates(ctx, tx, f)

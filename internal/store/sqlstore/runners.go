@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/runyard/runyard/internal/identity"
@@ -13,6 +14,15 @@ import (
 
 const runnerColumns = `seq, id, org_id, name, kind, provider, runner_manager_id, spec, metrics_password, status,
 	creator_id, creator_principal, created_at, updated_at, phase, last_seen, report`
+
+// qualifiedRunnerColumns is runnerColumns of a runners table named r.
+var qualifiedRunnerColumns = func() string {
+	cols := strings.Split(runnerColumns, ",")
+	for i, c := range cols {
+		cols[i] = "r." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}()
 
 func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
 	var r runners.Runner
@@ -62,6 +72,36 @@ func runnerDocs(r *runners.Runner) (spec, status, report string, err error) {
 	return string(s), string(st), string(rep), nil
 }
 
+// capacity is what placement asks of a runner, as runner_capacity holds it
+// beside the runner (migration 00009): its maximum, whether it drains, and
+// its agent types and labels as JSON arrays.
+type capacity struct {
+	maxPods            int
+	draining           bool
+	agentTypes, labels string
+}
+
+func capacityOf(r *runners.Runner) (capacity, error) {
+	c := capacity{maxPods: r.Report.MaxPods, draining: r.Draining()}
+	at, err := json.Marshal(nonNil(r.Report.AgentTypes))
+	if err != nil {
+		return capacity{}, fmt.Errorf("encode agent types: %w", err)
+	}
+	ls, err := json.Marshal(nonNil(r.Report.Labels))
+	if err != nil {
+		return capacity{}, fmt.Errorf("encode labels: %w", err)
+	}
+	c.agentTypes, c.labels = string(at), string(ls)
+	return c, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
 func lastSeenOf(r *runners.Runner) int64 {
 	if r.LastSeen.IsZero() {
 		return 0
@@ -74,6 +114,10 @@ func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.E
 	if err != nil {
 		return err
 	}
+	c, err := capacityOf(r)
+	if err != nil {
+		return err
+	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		err := tx.QueryRowContext(ctx, db.q(`INSERT INTO runners (id, org_id, name, kind, provider, runner_manager_id,
 			spec, metrics_password, status, creator_id, creator_principal, created_at, updated_at, phase, last_seen, report)
@@ -81,6 +125,12 @@ func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.E
 			r.ID, r.OrgID, r.Name, string(r.Kind), string(r.Provider), r.RunnerManagerID, spec,
 			r.Spec.Configuration.Metrics.Password, status, r.Creator.ID, string(r.Creator.Principal),
 			micros(r.CreatedAt), micros(r.UpdatedAt), string(r.Status.Phase), lastSeenOf(r), report).Scan(&r.Seq)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO runner_capacity (runner_id, org_id, seq, phase, max_pods, draining,
+			agent_types, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+			r.ID, r.OrgID, r.Seq, string(r.Status.Phase), c.maxPods, c.draining, c.agentTypes, c.labels)
 		if err != nil {
 			return err
 		}
@@ -174,10 +224,24 @@ func (db *DB) UpdateRunner(ctx context.Context, orgID, id string, fn func(*runne
 		if err != nil {
 			return err
 		}
+		c, err := capacityOf(r)
+		if err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, db.q(`UPDATE runners SET name = ?, spec = ?, metrics_password = ?, status = ?,
 			updated_at = ?, phase = ?, last_seen = ?, report = ? WHERE org_id = ? AND id = ?`),
 			r.Name, spec, r.Spec.Configuration.Metrics.Password, status, micros(r.UpdatedAt),
 			string(r.Status.Phase), lastSeenOf(r), report, orgID, id)
+		if err != nil {
+			return err
+		}
+		// Skipped when nothing placement reads changed: a daemon's report
+		// of the same capacity would otherwise wait for the placements that
+		// hold the row.
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE runner_capacity SET phase = ?, max_pods = ?, draining = ?, agent_types = ?,
+			labels = ? WHERE runner_id = ? AND NOT (phase = ? AND max_pods = ? AND draining = ? AND agent_types = ? AND labels = ?)`),
+			string(r.Status.Phase), c.maxPods, c.draining, c.agentTypes, c.labels, id,
+			string(r.Status.Phase), c.maxPods, c.draining, c.agentTypes, c.labels)
 		if err != nil {
 			return err
 		}

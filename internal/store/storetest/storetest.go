@@ -4,6 +4,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"sync"
@@ -631,12 +632,21 @@ func testFindSilentRunners(t *testing.T, s store.Store) {
 
 func testPods(t *testing.T, s store.Store) {
 	org, other := newOrg(t, s), newOrg(t, s)
-	r1, r2 := uuid.NewString(), uuid.NewString()
+	var r1, r2 string
+	seqs := map[string]int64{}
+	for i, id := range []*string{&r1, &r2} {
+		r := newRunner(org.ID, fmt.Sprintf("pods-%d", i))
+		must(t, s.CreateRunner(ctx, r, nil), "create runner")
+		*id, seqs[r.ID] = r.ID, r.Seq
+	}
 	exit := 3
 	started := base.Add(time.Second)
 	mk := func(orgID, runnerID string, status pods.Status, i int) *pods.Pod {
 		p := &pods.Pod{Key: fmt.Sprintf("pod-%s-%d", orgID[:8], i), OrgID: orgID, RunnerID: runnerID, Status: status,
 			AgentTypeID: "claude-code", InitialPrompt: "Fix the login bug", Labels: []string{"gpu"}, CreatedAt: base.Add(time.Duration(i) * time.Minute)}
+		if orgID == org.ID {
+			p.RunnerSeq = seqs[runnerID]
+		}
 		if status == pods.StatusFailed {
 			p.ExitCode, p.StartedAt, p.FinishedAt, p.Reason = &exit, &started, &started, "exit 3"
 		}
@@ -670,9 +680,42 @@ func testPods(t *testing.T, s store.Store) {
 	if total != 2 || len(got) != 2 {
 		t.Fatalf("running pods: total %d, %d pods", total, len(got))
 	}
-	counts, err := s.CountActivePods(ctx, org.ID)
-	must(t, err, "count")
-	if want := map[string]int{r1: 2, r2: 1}; !reflect.DeepEqual(counts, want) {
-		t.Fatalf("active pods per runner = %v, want %v", counts, want)
+	wantCounts := func(what string, want map[string]int) {
+		t.Helper()
+		counts, err := s.CountActivePods(ctx, org.ID)
+		must(t, err, "count")
+		if !reflect.DeepEqual(counts, want) {
+			t.Fatalf("%s: active pods per runner = %v, want %v", what, counts, want)
+		}
 	}
+	// The other organization's pod names r1 but holds no place on it.
+	wantCounts("created", map[string]int{r1: 2, r2: 1})
+	update := func(key string, fn func(p *pods.Pod)) {
+		t.Helper()
+		_, err := s.UpdatePod(ctx, org.ID, key, func(p *pods.Pod) error { fn(p); return nil })
+		must(t, err, "update pod")
+	}
+	pending := fmt.Sprintf("pod-%s-%d", org.ID[:8], 2)
+	unplaced := fmt.Sprintf("pod-%s-%d", org.ID[:8], 5)
+	update(pending, func(p *pods.Pod) { p.Status = pods.StatusRunning })
+	wantCounts("pending to running on the same runner", map[string]int{r1: 2, r2: 1})
+	update(unplaced, func(p *pods.Pod) { p.RunnerID = r2 })
+	wantCounts("a pending pod placed", map[string]int{r1: 2, r2: 2})
+	update(unplaced, func(p *pods.Pod) { p.RunnerID = r1 })
+	wantCounts("a pending pod moved", map[string]int{r1: 3, r2: 1})
+	update(a.Key, func(p *pods.Pod) { p.Status = pods.StatusTerminated })
+	update(pending, func(p *pods.Pod) { p.Status = pods.StatusFailed })
+	wantCounts("two ended", map[string]int{r1: 1, r2: 1})
+	update(f.Key, func(p *pods.Pod) { p.Reason = "changed, still failed" })
+	update(unplaced, func(p *pods.Pod) { p.Status, p.RunnerID = pods.StatusPending, "" })
+	wantCounts("a placed pending pod taken off its runner", map[string]int{r2: 1})
+	// A failed update changes no count.
+	_, err = s.UpdatePod(ctx, org.ID, fmt.Sprintf("pod-%s-%d", org.ID[:8], 4), func(p *pods.Pod) error {
+		p.Status = pods.StatusTerminated
+		return errors.New("refused")
+	})
+	if err == nil {
+		t.Fatal("an update whose function failed succeeded")
+	}
+	wantCounts("a failed update", map[string]int{r2: 1})
 }
