@@ -29,6 +29,9 @@ type Secrets interface {
 	// EnvVarsFor returns the secrets of organization orgID that an
 	// environment created by owner gets as environment variables.
 	EnvVarsFor(ctx context.Context, orgID string, owner identity.Subject) ([]secrets.EnvVar, error)
+	// FilesFor returns the secrets of organization orgID that an
+	// environment created by owner gets as files.
+	FilesFor(ctx context.Context, orgID string, owner identity.Subject) ([]secrets.File, error)
 	// SealedForRunner returns the values of the secrets ids of orgID, each
 	// sealed to the runner's X25519 public key; a secret that does not
 	// exist is left out.
@@ -74,6 +77,11 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 		}
 		return out
 	}
+	type secretMounts struct {
+		vars  []secrets.EnvVar
+		files []secrets.File
+	}
+	mounts := map[identity.Subject]secretMounts{}
 	for _, e := range envs {
 		es := &runnerv1.EnvironmentSpec{
 			Id: e.ID, SpecVersion: e.Spec.SpecVersion,
@@ -94,13 +102,25 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 			})
 		}
 		if f.autos.Secrets != nil && !e.Deleting() {
-			vars, err := f.autos.Secrets.EnvVarsFor(ctx, r.OrgID, e.Creator)
-			if err != nil {
-				return fmt.Errorf("secrets of environment %q: %w", e.ID, err)
+			m, ok := mounts[e.Creator]
+			if !ok {
+				// Environments of one creator get the same secrets: look
+				// them up once per desired state.
+				if m.vars, err = f.autos.Secrets.EnvVarsFor(ctx, r.OrgID, e.Creator); err != nil {
+					return fmt.Errorf("secrets of environment %q: %w", e.ID, err)
+				}
+				if m.files, err = f.autos.Secrets.FilesFor(ctx, r.OrgID, e.Creator); err != nil {
+					return fmt.Errorf("secret files of environment %q: %w", e.ID, err)
+				}
+				mounts[e.Creator] = m
 			}
-			for _, v := range vars {
+			for _, v := range m.vars {
 				es.Env = append(es.Env, &runnerv1.EnvVar{Name: v.Name, SecretId: v.SecretID})
 				secretIDs[v.SecretID] = true
+			}
+			for _, file := range m.files {
+				es.Files = append(es.Files, &runnerv1.SecretFile{Path: file.Path, SecretId: file.SecretID})
+				secretIDs[file.SecretID] = true
 			}
 		}
 		d.Environments = append(d.Environments, es)
@@ -175,12 +195,11 @@ func (f *Fleet) reportEnvironment(ctx context.Context, m *runnerv1.EnvironmentSt
 	if msg := m.GetFailureMessage(); msg != "" {
 		st.FailureMessage = []string{msg}
 	}
+	// A runner reports a location only once the content is in place (a
+	// failed clone has none), so a failure beside one is the environment's,
+	// not its content's: a secret file the runner refused.
 	if loc := m.GetContentLocation(); loc != "" {
-		content := &environments.ContentStatus{Location: loc, Phase: "CONTENT_PHASE_READY"}
-		if m.GetFailureMessage() != "" {
-			content.Phase, content.FailureMessage = "CONTENT_PHASE_FAILED", m.GetFailureMessage()
-		}
-		st.Content = content
+		st.Content = &environments.ContentStatus{Location: loc, Phase: "CONTENT_PHASE_READY"}
 	}
 	af := &environments.AutomationsFileStatus{Path: m.GetAutomationsFilePath(), Presence: "PRESENCE_ABSENT"}
 	if af.Path != "" {

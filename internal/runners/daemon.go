@@ -98,7 +98,7 @@ func (s *Service) ConfirmDeletion(ctx context.Context) error {
 	if err := s.Store.DeleteRunner(ctx, c.OrgID, c.RunnerID); err != nil {
 		return notFound(c.RunnerID, err)
 	}
-	s.gone(c.OrgID, c.RunnerID, "runner deleted")
+	s.deleted(c.OrgID, c.RunnerID)
 	return nil
 }
 

@@ -59,6 +59,10 @@ type Service struct {
 	// Gone, when set, is called after a runner went INACTIVE or was removed,
 	// with the reason its work is lost ("runner lost", "runner deleted").
 	Gone func(orgID, runnerID, reason string)
+	// Deleted, when set, is called after a runner was removed (forced, never
+	// connected, or confirmed by its daemon), so that what belongs to it
+	// goes too: nothing can run its environments any more.
+	Deleted func(orgID, runnerID string)
 }
 
 // NewService returns a Service on store with the real clock.
@@ -75,6 +79,14 @@ func (s *Service) changed(orgID, runnerID string) {
 func (s *Service) gone(orgID, runnerID, reason string) {
 	if s.Gone != nil {
 		s.Gone(orgID, runnerID, reason)
+	}
+}
+
+// deleted runs the hooks of a runner that was removed.
+func (s *Service) deleted(orgID, runnerID string) {
+	s.gone(orgID, runnerID, "runner deleted")
+	if s.Deleted != nil {
+		s.Deleted(orgID, runnerID)
 	}
 }
 
@@ -279,7 +291,7 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 			return notFound(id, err)
 		}
 		s.changed(c.OrgID, id)
-		s.gone(c.OrgID, id, "runner deleted")
+		s.deleted(c.OrgID, id)
 		return nil
 	}
 	_, err = s.Store.UpdateRunner(ctx, c.OrgID, id, func(r *Runner) error {

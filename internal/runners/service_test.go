@@ -3,6 +3,7 @@ package runners_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,6 +186,17 @@ func TestUpdate(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	svc, db, admin := setup(t)
+	// deleted records the Deleted hook's calls: every removal, never a
+	// runner that only waits for its daemon.
+	var deleted []string
+	svc.Deleted = func(orgID, runnerID string) { deleted = append(deleted, runnerID) }
+	wantDeleted := func(t *testing.T, ids ...string) {
+		t.Helper()
+		if !slices.Equal(deleted, ids) {
+			t.Fatalf("Deleted called for %v, want %v", deleted, ids)
+		}
+		deleted = nil
+	}
 	create := func(name string) *runners.Runner {
 		r, _, err := svc.Create(admin, runners.CreateInput{Name: name, Provider: runners.ProviderLinuxHost})
 		if err != nil {
@@ -208,6 +220,7 @@ func TestDelete(t *testing.T) {
 		if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
 			t.Fatalf("get after delete: %v", err)
 		}
+		wantDeleted(t, r.ID)
 	})
 	t.Run("ConnectedWaitsForDaemon", func(t *testing.T) {
 		r := create("connected")
@@ -223,12 +236,14 @@ func TestDelete(t *testing.T) {
 		if err := svc.Delete(admin, r.ID, false); err != nil {
 			t.Fatalf("second delete: %v", err)
 		}
+		wantDeleted(t)
 		if err := svc.Delete(admin, r.ID, true); err != nil {
 			t.Fatalf("force delete: %v", err)
 		}
 		if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
 			t.Fatalf("get after force delete: %v", err)
 		}
+		wantDeleted(t, r.ID)
 	})
 	t.Run("ForceConnected", func(t *testing.T) {
 		r := create("forced")
@@ -239,11 +254,13 @@ func TestDelete(t *testing.T) {
 		if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
 			t.Fatalf("get after force delete: %v", err)
 		}
+		wantDeleted(t, r.ID)
 	})
 	t.Run("ErrMissing", func(t *testing.T) {
 		if err := svc.Delete(admin, uuid.NewString(), true); apperr.CodeOf(err) != apperr.CodeNotFound {
 			t.Fatalf("delete missing: %v", err)
 		}
+		wantDeleted(t)
 	})
 }
 
@@ -266,6 +283,9 @@ func TestRequiresScope(t *testing.T) {
 
 func TestSweepAndRenew(t *testing.T) {
 	svc, _, admin := setup(t)
+	var gone, deleted []string
+	svc.Gone = func(orgID, runnerID, reason string) { gone = append(gone, reason) }
+	svc.Deleted = func(orgID, runnerID string) { deleted = append(deleted, runnerID) }
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	now := t0
 	svc.Now = func() time.Time { return now }
@@ -303,6 +323,11 @@ func TestSweepAndRenew(t *testing.T) {
 	if p, msg := phase(); p != runners.PhaseInactive || !strings.Contains(msg, "no renewal") {
 		t.Fatalf("after the sweep: %s %q", p, msg)
 	}
+	// A lost runner's work is lost, but the runner and its environments
+	// stay: it may come back.
+	if !slices.Equal(gone, []string{"runner lost"}) || len(deleted) != 0 {
+		t.Fatalf("after the sweep: Gone %v, Deleted %v", gone, deleted)
+	}
 	if err := svc.RecordRenewals(ctx, []runners.Renewal{{OrgID: r.OrgID, RunnerID: r.ID, At: now}}); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
@@ -316,8 +341,14 @@ func TestSweepAndRenew(t *testing.T) {
 	if err := svc.Delete(admin, r.ID, false); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
+	if len(deleted) != 0 {
+		t.Fatalf("Deleted called before the daemon confirmed: %v", deleted)
+	}
 	if err := svc.ConfirmDeletion(daemon); err != nil {
 		t.Fatalf("confirm deletion: %v", err)
+	}
+	if !slices.Equal(deleted, []string{r.ID}) || !slices.Equal(gone, []string{"runner lost", "runner deleted"}) {
+		t.Fatalf("after the confirmation: Deleted %v, Gone %v", deleted, gone)
 	}
 	if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
 		t.Fatalf("after confirmation: %v", err)

@@ -54,8 +54,10 @@ type Secret struct {
 	// Name in the environments that receive it.
 	EnvironmentVariable bool
 	// FilePath, when set, is the absolute path of the file the secret is
-	// written to instead. At most one of the two mounts is set; with neither
-	// the secret is only reachable through a secretRef.
+	// written to instead, inside the environment: a runner roots it at the
+	// environment's workspace (runyard.runner.v1.SecretFile). At most one of
+	// the two mounts is set; with neither the secret is only reachable
+	// through a secretRef.
 	FilePath  string
 	Creator   identity.Subject
 	CreatedAt time.Time

@@ -22,6 +22,17 @@ type Service struct {
 	Key *Key
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Changed, when set, is called after a secret of orgID was created,
+	// changed or deleted, so that connected runners get their desired state
+	// again at once: a file mount must follow its secret while the
+	// environment runs, not only when a command next starts.
+	Changed func(orgID string)
+}
+
+func (s *Service) changed(orgID string) {
+	if s.Changed != nil {
+		s.Changed(orgID)
+	}
 }
 
 // NewService returns a Service on store with key and the real clock.
@@ -113,6 +124,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Secret, error) {
 		}
 		return nil, fmt.Errorf("create secret: %w", err)
 	}
+	s.changed(c.OrgID)
 	return sec, nil
 }
 
@@ -183,6 +195,7 @@ func (s *Service) UpdateValue(ctx context.Context, id string, value Value) error
 		}
 		return notFound(id, err)
 	}
+	s.changed(c.OrgID)
 	return nil
 }
 
@@ -200,6 +213,7 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err := s.Store.DeleteSecret(ctx, c.OrgID, id); err != nil {
 		return notFound(id, err)
 	}
+	s.changed(c.OrgID)
 	return nil
 }
 
@@ -256,7 +270,7 @@ type EnvVar struct {
 
 // File is a secret an environment receives as a file.
 type File struct {
-	// Path is the absolute path of the file.
+	// Path is the absolute path of the file inside the environment.
 	Path     string
 	SecretID string
 }

@@ -443,3 +443,30 @@ func TestValue_Redacted(t *testing.T) {
 		t.Fatalf("no [redacted] in %s", out)
 	}
 }
+
+// TestSecrets_Changed checks that every change of a secret tells the
+// control plane, so that runners get it at once, and that a refused one
+// does not.
+func TestSecrets_Changed(t *testing.T) {
+	e := setup(t)
+	var calls []string
+	e.svc.Changed = func(orgID string) { calls = append(calls, orgID) }
+	s := e.mustCreate(t, e.admin, secrets.CreateInput{Name: "cfg", Value: "v1", FilePath: "/cfg"})
+	if err := e.svc.UpdateValue(e.admin, s.ID, "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Delete(e.admin, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{e.orgID, e.orgID, e.orgID}; !reflect.DeepEqual(calls, want) {
+		t.Fatalf("Changed calls after create, update, delete = %v, want %v", calls, want)
+	}
+	calls = nil
+	_, err := e.svc.Create(e.admin, secrets.CreateInput{Name: "bad", Value: "v", FilePath: "relative"})
+	wantCode(t, err, apperr.CodeInvalid, "filePath")
+	wantCode(t, e.svc.UpdateValue(e.admin, s.ID, "v3"), apperr.CodeNotFound, "")
+	wantCode(t, e.svc.Delete(e.other, s.ID), apperr.CodeNotFound, "")
+	if len(calls) != 0 {
+		t.Fatalf("refused changes called Changed: %v", calls)
+	}
+}

@@ -193,6 +193,9 @@ func (s *Server) open(ctx context.Context) error {
 	mux := http.NewServeMux()
 	s.secrets = secrets.NewService(st, secretsKey)
 	s.secrets.Now = runnerSvc.Now
+	// A changed secret goes to the organization's runners at once: file
+	// mounts follow their secret while environments run.
+	s.secrets.Changed = s.fleet.OrgChanged
 	// Environments and their automations reach runners through the fleet:
 	// a change wakes the runner's stream, which resends its desired state.
 	envSvc := environments.NewService(st)
@@ -201,6 +204,19 @@ func (s *Server) open(ctx context.Context) error {
 	autoSvc := automations.NewManager(st)
 	autoSvc.Now = runnerSvc.Now
 	autoSvc.Changed = s.fleet.Changed
+	// A deleted runner takes its environments, with their services, tasks
+	// and executions (the store cascades), along: nothing can run them any
+	// more, and without this each would wait forever for its runner to
+	// report it deleted, unless a user force-deleted it.
+	runnerSvc.Deleted = func(orgID, runnerID string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if n, err := envSvc.RunnerDeleted(ctx, orgID, runnerID); err != nil {
+			s.log.Error("remove the environments of a deleted runner", "runner", runnerID, "err", err)
+		} else if n > 0 {
+			s.log.Info("environments removed with their runner", "runner", runnerID, "environments", n)
+		}
+	}
 	s.fleet.SetAutomations(fleet.Automations{
 		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets,
 		LogURL: func(runnerID, logID string) string { return logs.URL(s.PublicURL(), runnerID, logID) },

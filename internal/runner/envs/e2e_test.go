@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/runner"
 	"github.com/runyard/runyard/internal/testutil"
 )
@@ -33,7 +35,10 @@ type client struct {
 	envs    gitpodv1connect.EnvironmentServiceClient
 	autos   gitpodv1connect.EnvironmentAutomationServiceClient
 	runners gitpodv1connect.RunnerServiceClient
+	secrets gitpodv1connect.SecretServiceClient
 	url     string
+	// logger is the server's, also given to the runners; nil discards.
+	logger *slog.Logger
 }
 
 func req[T any](msg *T) *connect.Request[T] {
@@ -59,30 +64,47 @@ func must[T any](t *testing.T, what string) func(*connect.Response[T], error) *T
 // With logTo, the server and the runner log everything (debug level) there.
 func setup(t *testing.T, backend testutil.Backend, stateDir string, logTo ...io.Writer) (*client, string, runner.Config, func()) {
 	t.Helper()
+	c := startServer(t, backend, logTo...)
+	class, _, cfg, stop := c.addRunner(t, "env-host", stateDir, testutil.StartRunner)
+	return c, class, cfg, stop
+}
+
+// startServer starts a control plane; with logTo it logs everything there.
+func startServer(t *testing.T, backend testutil.Backend, logTo ...io.Writer) *client {
+	t.Helper()
 	var logger *slog.Logger
 	if len(logTo) > 0 {
 		logger = slog.New(slog.NewTextHandler(io.MultiWriter(logTo...), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	ts := testutil.StartServerWith(t, backend, testutil.Options{Logger: logger})
-	c := &client{
+	return &client{
 		envs:    gitpodv1connect.NewEnvironmentServiceClient(http.DefaultClient, ts.URL),
 		autos:   gitpodv1connect.NewEnvironmentAutomationServiceClient(http.DefaultClient, ts.URL),
 		runners: gitpodv1connect.NewRunnerServiceClient(http.DefaultClient, ts.URL),
+		secrets: gitpodv1connect.NewSecretServiceClient(http.DefaultClient, ts.URL),
 		url:     ts.URL,
+		logger:  logger,
 	}
+}
+
+// addRunner creates a runner named name, starts its daemon with start and
+// waits until it is ACTIVE. It returns the runner's default environment
+// class, its ID, its configuration for a restart and start's stop.
+func (c *client) addRunner(t *testing.T, name, stateDir string, start func(testing.TB, runner.Config) func()) (string, string, runner.Config, func()) {
+	t.Helper()
 	ctx := context.Background()
 	cr := must[gitpodv1.CreateRunnerResponse](t, "create runner")(c.runners.CreateRunner(ctx, req(&gitpodv1.CreateRunnerRequest{
-		Name: "env-host", Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST,
+		Name: name, Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST,
 	})))
 	cfg := runner.Config{
-		Server: ts.URL, ExchangeToken: cr.GetExchangeToken(), StateDir: stateDir, Name: "env-host",
-		StopGrace: 2 * time.Second, ReadyInterval: 100 * time.Millisecond, Logger: logger,
+		Server: c.url, ExchangeToken: cr.GetExchangeToken(), StateDir: stateDir, Name: name,
+		StopGrace: 2 * time.Second, ReadyInterval: 100 * time.Millisecond, Logger: c.logger,
 	}
-	if logger != nil {
+	if c.logger != nil {
 		cfg.Level = new(slog.LevelVar)
 		cfg.Level.Set(slog.LevelDebug)
 	}
-	stop := testutil.StartRunner(t, cfg)
+	stop := start(t, cfg)
 	runnerID := cr.GetRunner().GetRunnerId()
 	eventually(t, "the runner is ACTIVE", func() string {
 		res, err := c.runners.GetRunner(ctx, req(&gitpodv1.GetRunnerRequest{RunnerId: runnerID}))
@@ -100,9 +122,8 @@ func setup(t *testing.T, backend testutil.Backend, stateDir string, logTo ...io.
 	if len(res.GetEnvironmentClasses()) != 1 || !res.GetEnvironmentClasses()[0].GetEnabled() {
 		t.Fatalf("classes of the runner: %v", res.GetEnvironmentClasses())
 	}
-	class := res.GetEnvironmentClasses()[0].GetId()
 	cfg.ExchangeToken = ""
-	return c, class, cfg, stop
+	return res.GetEnvironmentClasses()[0].GetId(), runnerID, cfg, stop
 }
 
 // eventually polls check until it returns "" (generous: the machines are
@@ -124,6 +145,12 @@ func eventually(t *testing.T, what string, check func() string) {
 // file:// URL.
 func gitRepo(t *testing.T, files map[string]string) string {
 	t.Helper()
+	return gitRepoWithLinks(t, files, nil)
+}
+
+// gitRepoWithLinks is gitRepo with symbolic links too (name -> target).
+func gitRepoWithLinks(t *testing.T, files, links map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for name, body := range files {
 		p := filepath.Join(dir, name)
@@ -131,6 +158,11 @@ func gitRepo(t *testing.T, files map[string]string) string {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -502,7 +534,7 @@ func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
 	logs := &syncBuffer{}
 	c, class, cfg, stopRunner := setup(t, testutil.SQLite, state, logs)
 	ctx := context.Background()
-	secrets := gitpodv1connect.NewSecretServiceClient(http.DefaultClient, c.url)
+	secrets := c.secrets
 
 	// The file names the value by its hash, so that the value itself is
 	// nowhere on the runner but in the process's environment.
@@ -697,5 +729,295 @@ esac
 	}
 	if log := readLog(t, x.GetStatus().GetLogUrl(), false); !strings.Contains(log, "built the project") {
 		t.Errorf("build log: %q", log)
+	}
+}
+
+// startTask starts the task ref of environment envID and returns the
+// execution's ID.
+func (c *client) startTask(t *testing.T, envID, ref string) string {
+	t.Helper()
+	ctx := context.Background()
+	ts := must[gitpodv1.ListTasksResponse](t, "list tasks")(c.autos.ListTasks(ctx, req(&gitpodv1.ListTasksRequest{
+		Filter: &gitpodv1.ListTasksRequest_Filter{EnvironmentIds: []string{envID}, References: []string{ref}},
+	}))).GetTasks()
+	if len(ts) != 1 {
+		t.Fatalf("task %s: %d found", ref, len(ts))
+	}
+	return must[gitpodv1.StartTaskResponse](t, "start "+ref)(c.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: ts[0].GetId()}))).GetTaskExecution().GetId()
+}
+
+// stepOutputs merges the outputs of an execution's steps.
+func stepOutputs(x *gitpodv1.TaskExecution) map[string]string {
+	out := map[string]string{}
+	for _, st := range x.GetStatus().GetSteps() {
+		for k, v := range st.GetOutput() {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func sha(v string) string {
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:])
+}
+
+// secretFilesFile's task reads the mounted secret file and sets its hash
+// and mode as outputs: the hash proves the content without putting the
+// value in a log, an output or the runner's records.
+const secretFilesFile = `tasks:
+  show:
+    name: Show the secret file
+    triggeredBy: [postEnvironmentStart]
+    command: |
+      f="$RUNYARD_WORKSPACE/config/db-password"
+      test -f "$f" || { echo "no secret file at $f"; exit 4; }
+      echo "sum=$(sha256sum < "$f" | cut -c1-64)" >> "$RUNYARD_OUTPUT"
+      echo "mode=$(stat -c %a "$f")" >> "$RUNYARD_OUTPUT"
+`
+
+// TestEnvironments_SecretFiles: secrets with a filePath are written in the
+// environment's workspace (mode 0600) before its automations start, follow
+// UpdateSecretValue, go when the secret or the environment goes, and a path
+// that leads out of the workspace through a symbolic link is refused and
+// named in the environment's status, never written.
+func TestEnvironments_SecretFiles(t *testing.T) {
+	for _, backend := range testutil.Backends() {
+		t.Run(string(backend), func(t *testing.T) {
+			state := t.TempDir()
+			logs := &syncBuffer{}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("logs of the control plane and the runner:\n%s", logs.String())
+				}
+			})
+			c, class, _, _ := setup(t, backend, state, logs)
+			ctx := context.Background()
+			const one, two, three, escaped = "file-s3cret-one", "file-s3cret-two", "file-s3cret-three", "file-s3cret-escaped"
+			createSecret := func(name, value, path string) string {
+				return must[gitpodv1.CreateSecretResponse](t, "create secret "+name)(c.secrets.CreateSecret(ctx, req(&gitpodv1.CreateSecretRequest{
+					Name: name, Value: value, Mount: &gitpodv1.CreateSecretRequest_FilePath{FilePath: path},
+				}))).GetSecret().GetId()
+			}
+			deleteSecret := func(id string) {
+				must[gitpodv1.DeleteSecretResponse](t, "delete secret")(c.secrets.DeleteSecret(ctx, req(&gitpodv1.DeleteSecretRequest{SecretId: id})))
+			}
+			// The checkout's "link" leads out of the workspace.
+			outside := t.TempDir()
+			repo := gitRepoWithLinks(t, map[string]string{".runyard/automations.yaml": secretFilesFile}, map[string]string{"link": outside})
+			good := createSecret("db password", one, "/config/db-password")
+			bad := createSecret("escape", escaped, "/repo/link/stolen")
+
+			id := c.createEnv(t, class, repo)
+			e := c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
+			ws := filepath.Dir(e.GetStatus().GetContent().GetContentLocationInMachine())
+			mounted := filepath.Join(ws, "config", "db-password")
+			failure := func() string { return strings.Join(c.env(t, id).GetStatus().GetFailureMessage(), " ") }
+			if msg := failure(); !strings.Contains(msg, "secret file /repo/link/stolen") || !strings.Contains(msg, "symbolic link /repo/link") {
+				t.Errorf("failure message %q does not name the refused file and its link", msg)
+			}
+			if p := c.env(t, id).GetStatus().GetContent().GetPhase(); p != gitpodv1.EnvironmentStatus_CONTENT_PHASE_READY {
+				t.Errorf("content phase %s: the checkout is in place, only a secret file was refused", p)
+			}
+			if entries, err := os.ReadDir(outside); err != nil || len(entries) != 0 {
+				t.Errorf("something was written outside the workspace: %v %v", entries, err)
+			}
+
+			// The start trigger's task found the file with its value.
+			xs := c.executions(t, id)
+			if len(xs) != 1 {
+				t.Fatalf("executions after start: %d", len(xs))
+			}
+			x := c.waitExecution(t, xs[0].GetId())
+			if out := stepOutputs(x); x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_SUCCEEDED ||
+				out["sum"] != sha(one) || out["mode"] != "600" {
+				t.Fatalf("the task did not read the secret file: %v %v\n%s", x.GetStatus().GetPhase(), out, readLog(t, x.GetStatus().GetLogUrl(), false))
+			}
+			if st, err := os.Stat(mounted); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("the mounted file: %v %v", st, err)
+			}
+
+			// A new value reaches the file while the environment runs.
+			must[gitpodv1.UpdateSecretValueResponse](t, "update secret value")(c.secrets.UpdateSecretValue(ctx, req(&gitpodv1.UpdateSecretValueRequest{SecretId: good, Value: two})))
+			eventually(t, "the new value reaches the file", func() string {
+				if b, err := os.ReadFile(mounted); err != nil || sha(string(b)) != sha(two) {
+					return fmt.Sprintf("not the new value (%v)", err)
+				}
+				return ""
+			})
+			x = c.waitExecution(t, c.startTask(t, id, "show"))
+			if out := stepOutputs(x); out["sum"] != sha(two) || out["mode"] != "600" {
+				t.Errorf("after the update the task read %v", out)
+			}
+
+			// The values are in no log line and in no file of the runner's
+			// state but the mounted one.
+			checkLeaks := func(except string) {
+				t.Helper()
+				for _, v := range []string{one, two, three, escaped} {
+					if strings.Contains(logs.String(), v) {
+						t.Errorf("a secret file's value is in a log")
+					}
+				}
+				_ = filepath.WalkDir(state, func(path string, d os.DirEntry, err error) error {
+					if err != nil || d.IsDir() || path == except {
+						return nil
+					}
+					if b, err := os.ReadFile(path); err == nil && bytes.Contains(b, []byte("file-s3cret-")) {
+						t.Errorf("a secret file's value is in %s", path)
+					}
+					return nil
+				})
+			}
+			checkLeaks(mounted)
+
+			// Deleting the refused secret clears the failure; deleting the
+			// mounted one removes its file.
+			deleteSecret(bad)
+			eventually(t, "the failure message clears", func() string { return failure() })
+			deleteSecret(good)
+			eventually(t, "the file of the deleted secret goes", func() string {
+				if _, err := os.Lstat(mounted); !errors.Is(err, os.ErrNotExist) {
+					return fmt.Sprintf("still there (%v)", err)
+				}
+				return ""
+			})
+			x = c.waitExecution(t, c.startTask(t, id, "show"))
+			if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_FAILED {
+				t.Errorf("the task found a deleted secret's file: %v", x.GetStatus())
+			}
+
+			// A secret created while the environment runs is written at
+			// once; deleting the environment removes it with the workspace.
+			createSecret("db password again", three, "/config/db-password")
+			eventually(t, "a new secret's file appears", func() string {
+				if b, err := os.ReadFile(mounted); err != nil || sha(string(b)) != sha(three) {
+					return fmt.Sprintf("not there (%v)", err)
+				}
+				return ""
+			})
+			checkLeaks(mounted)
+			must[gitpodv1.DeleteEnvironmentResponse](t, "delete environment")(c.envs.DeleteEnvironment(ctx, req(&gitpodv1.DeleteEnvironmentRequest{EnvironmentId: id})))
+			eventually(t, "the environment is gone", func() string {
+				_, err := c.envs.GetEnvironment(ctx, req(&gitpodv1.GetEnvironmentRequest{EnvironmentId: id}))
+				if connect.CodeOf(err) != connect.CodeNotFound {
+					return fmt.Sprintf("get: %v", err)
+				}
+				return ""
+			})
+			if _, err := os.Lstat(mounted); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the secret file outlived its environment: %v", err)
+			}
+			checkLeaks("")
+		})
+	}
+}
+
+// startDeletable runs a runner daemon like testutil.StartRunner, for a
+// runner the test deletes: the daemon then ends with ErrDeleted (confirmed)
+// or refused (forced), which is what the test wants.
+func startDeletable(tb testing.TB, cfg runner.Config) func() {
+	tb.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d, err := runner.New(ctx, cfg)
+	if err != nil {
+		cancel()
+		tb.Fatalf("start runner daemon: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, runner.ErrDeleted) && apperr.CodeOf(err) != apperr.CodeUnauthenticated {
+				tb.Errorf("runner daemon: %v", err)
+			}
+			d.Close()
+		})
+	}
+	tb.Cleanup(stop)
+	return stop
+}
+
+const runnerDeletedFile = `services:
+  svc:
+    name: Service
+    triggeredBy: [postEnvironmentStart]
+    commands:
+      start: exec -a %[1]s-svc sleep 1000
+tasks:
+  once:
+    name: Once
+    triggeredBy: [postEnvironmentStart]
+    command: echo once
+`
+
+// TestEnvironments_RunnerDeleted: a deleted runner's environments go with
+// it, with their services, tasks and executions, whether its daemon
+// confirmed the deletion or it was forced.
+func TestEnvironments_RunnerDeleted(t *testing.T) {
+	for _, backend := range testutil.Backends() {
+		t.Run(string(backend), func(t *testing.T) {
+			c := startServer(t, backend)
+			ctx := context.Background()
+			for _, force := range []bool{false, true} {
+				name := "confirmed"
+				if force {
+					name = "forced"
+				}
+				t.Run(name, func(t *testing.T) {
+					marker := fmt.Sprintf("runyard-e2e-rdel-%d-%s-%s", os.Getpid(), backend, name)
+					class, runnerID, _, _ := c.addRunner(t, "deleted-"+name, t.TempDir(), startDeletable)
+					id := c.createEnv(t, class, gitRepo(t, map[string]string{".runyard/automations.yaml": fmt.Sprintf(runnerDeletedFile, marker)}))
+					c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
+					c.waitService(t, id, "svc", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+					tasks := func() []*gitpodv1.Task {
+						return must[gitpodv1.ListTasksResponse](t, "list tasks")(c.autos.ListTasks(ctx, req(&gitpodv1.ListTasksRequest{
+							Filter: &gitpodv1.ListTasksRequest_Filter{EnvironmentIds: []string{id}},
+						}))).GetTasks()
+					}
+					if len(tasks()) != 1 || len(c.executions(t, id)) != 1 {
+						t.Fatalf("before the deletion: %d tasks, %d executions", len(tasks()), len(c.executions(t, id)))
+					}
+
+					must[gitpodv1.DeleteRunnerResponse](t, "delete runner")(c.runners.DeleteRunner(ctx, req(&gitpodv1.DeleteRunnerRequest{RunnerId: runnerID, Force: force})))
+					eventually(t, "the runner is gone", func() string {
+						_, err := c.runners.GetRunner(ctx, req(&gitpodv1.GetRunnerRequest{RunnerId: runnerID}))
+						if connect.CodeOf(err) != connect.CodeNotFound {
+							return fmt.Sprintf("get: %v", err)
+						}
+						return ""
+					})
+					// A confirmed deletion removes the environments right
+					// after the runner, in the runner's stream.
+					eventually(t, "the environment is gone", func() string {
+						_, err := c.envs.GetEnvironment(ctx, req(&gitpodv1.GetEnvironmentRequest{EnvironmentId: id}))
+						if connect.CodeOf(err) != connect.CodeNotFound {
+							return fmt.Sprintf("get: %v", err)
+						}
+						return ""
+					})
+					envs := must[gitpodv1.ListEnvironmentsResponse](t, "list environments")(c.envs.ListEnvironments(ctx, req(&gitpodv1.ListEnvironmentsRequest{})))
+					for _, e := range envs.GetEnvironments() {
+						if e.GetId() == id {
+							t.Errorf("the deleted runner's environment is listed")
+						}
+					}
+					if n, x := len(c.services(t, id)), len(c.executions(t, id)); n != 0 || x != 0 || len(tasks()) != 0 {
+						t.Errorf("after the deletion: %d services, %d tasks, %d executions", n, len(tasks()), x)
+					}
+					eventually(t, "no process of the deleted runner's environment runs", func() string {
+						if processWithMarker(marker) {
+							return "a process runs"
+						}
+						return ""
+					})
+				})
+			}
+		})
 	}
 }

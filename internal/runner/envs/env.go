@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -38,8 +39,19 @@ type env struct {
 	status                              *runnerv1.EnvironmentStatus
 	automationsPath, automationsFailure string
 
+	// filesFailure says which secret files were refused (files.go); it
+	// is part of every report but DELETING's and DELETED's.
+	filesFailure string
+
 	wake    chan struct{} // capacity 1
 	started bool          // the loop runs
+
+	// filesMu makes mounting the secret files one at a time and keeps it
+	// apart from removing the workspace; it guards files and filesLoaded,
+	// the paths mounted (files.go).
+	filesMu     sync.Mutex
+	files       []string
+	filesLoaded bool
 }
 
 // record is what survives a runner restart.
@@ -136,7 +148,8 @@ func (e *env) converge() bool {
 		// Every desired state kicks every environment: a stopped one
 		// reports only what changed.
 		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED ||
-			e.status.GetSpecVersion() != spec.GetSpecVersion() || e.status.GetFailureMessage() != e.rec.Failure {
+			e.status.GetSpecVersion() != spec.GetSpecVersion() ||
+			e.status.GetFailureMessage() != e.failure(gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED, e.rec.Failure) {
 			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED, e.rec.Failure)
 		}
 	case gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED:
@@ -173,7 +186,10 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 	running := e.running
 	m.mu.Unlock()
 	if running {
-		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING || e.status.GetSpecVersion() != spec.GetSpecVersion() {
+		// A refused secret file (or its fix) while the environment runs
+		// is reported too.
+		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING || e.status.GetSpecVersion() != spec.GetSpecVersion() ||
+			e.status.GetFailureMessage() != e.failure(gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "") {
 			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "")
 		}
 		return
@@ -200,6 +216,13 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 		m.mu.Unlock()
 		e.save()
 	}
+	// The secret files are in place before any automation starts. One
+	// that is refused is named in the environment's failure message; the
+	// environment starts anyway, and what needs the file fails on its own.
+	m.mu.Lock()
+	files, sealed := e.spec.GetFiles(), m.desired.GetSecrets()
+	m.mu.Unlock()
+	e.mountFiles(files, sealed)
 	m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STARTING, "")
 	if !e.handOver(spec) {
 		return // the manager closes, or the spec changed: converge again
@@ -223,14 +246,18 @@ func (e *env) stop(phase gitpodv1.EnvironmentPhase) {
 	m.waitIdle(m.ctx, e.id)
 }
 
-// remove deletes the workspace and the record.
+// remove deletes the workspace, with the secret files in it, and the
+// records.
 func (e *env) remove() {
+	e.filesMu.Lock()
+	defer e.filesMu.Unlock()
 	if err := os.RemoveAll(e.root()); err != nil {
 		e.m.log.Warn("remove environment workspace", "environment", e.id, "err", err)
 	}
 	e.m.mu.Lock()
 	e.rec = record{}
 	e.m.mu.Unlock()
+	e.forgetFiles()
 }
 
 func (e *env) save() {

@@ -3,8 +3,9 @@
 // git checkouts), converges each environment on its desired phase, hands the
 // workspace's automations file to the control plane when an environment
 // starts, and runs the environment's services and task executions on the
-// automations executor while the environment runs. Every phase it reports
-// is what happened on this host.
+// automations executor while the environment runs. It keeps the secrets an
+// environment receives as files in its workspace (files.go). Every phase
+// it reports is what happened on this host.
 //
 //	desired RUNNING: CREATING (first clone) / STARTING ─▶ StartAutomations ─▶ RUNNING
 //	desired STOPPED: STOPPING (services and executions stop) ─▶ STOPPED
@@ -269,17 +270,31 @@ func (m *Manager) sync() {
 	defer m.syncMu.Unlock()
 	m.mu.Lock()
 	ds := m.desired
-	type runningEnv struct {
-		dir  string
-		vars []*runnerv1.EnvVar
-	}
 	running := map[string]*runningEnv{}
+	type mount struct {
+		e     *env
+		files []*runnerv1.SecretFile
+	}
+	var mounts []mount
 	for _, e := range m.envs {
 		if e.running && !e.gone {
-			running[e.id] = &runningEnv{dir: e.contentDir(), vars: e.spec.GetEnv()}
+			running[e.id] = &runningEnv{dir: e.contentDir(), workspace: e.workspace(), vars: e.spec.GetEnv()}
+		}
+		// Secret files follow their secrets in every environment whose
+		// content is in place, running or not; one being deleted loses
+		// them with its workspace.
+		if e.rec.Cloned && !e.gone && e.spec.GetDesiredPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED {
+			mounts = append(mounts, mount{e, e.spec.GetFiles()})
 		}
 	}
 	m.mu.Unlock()
+
+	// Files go first, so that a command this sync starts finds them.
+	for _, mt := range mounts {
+		if mt.e.mountFiles(mt.files, ds.GetSecrets()) {
+			mt.e.kick() // its loop reports the changed failure message
+		}
+	}
 
 	var svcs []automations.ServiceSpec
 	for _, s := range ds.GetServices() {
@@ -289,7 +304,7 @@ func (m *Manager) sync() {
 		e := running[s.GetEnvironmentId()]
 		sp := automations.ServiceSpec{ID: s.GetId(), Session: s.GetSession(), Run: s.GetRun() && e != nil}
 		if e != nil {
-			env, err := m.environ(ds, e.vars, s.GetEnv())
+			env, err := m.environ(ds, e, s.GetEnv())
 			dir := e.dir
 			sp.Start = m.command(s.GetStart(), env, dir, err)
 			if s.GetReady() != "" {
@@ -320,7 +335,7 @@ func (m *Manager) sync() {
 				for _, st := range g.GetSteps() {
 					step := automations.StepSpec{ID: st.GetId(), ServiceID: st.GetServiceId()}
 					if t := st.GetTask(); t != nil {
-						env, err := m.environ(ds, e.vars, t.GetEnv())
+						env, err := m.environ(ds, e, t.GetEnv())
 						c := m.command(t.GetCommand(), env, e.dir, err)
 						step.Task = &c
 					}
@@ -344,12 +359,19 @@ func (m *Manager) command(c *runnerv1.Command, env map[string]string, dir string
 	return out
 }
 
+// runningEnv is what the commands of a running environment need of it.
+type runningEnv struct {
+	dir, workspace string
+	vars           []*runnerv1.EnvVar
+}
+
 // environ resolves the variables of an environment and of one command (the
 // command's win), opening secrets. A secret that cannot be read fails the
-// command rather than running it without its value.
-func (m *Manager) environ(ds *runnerv1.DesiredState, envVars, own []*runnerv1.EnvVar) (map[string]string, error) {
+// command rather than running it without its value. RUNYARD_WORKSPACE
+// names the workspace, the root under which the secret files are.
+func (m *Manager) environ(ds *runnerv1.DesiredState, e *runningEnv, own []*runnerv1.EnvVar) (map[string]string, error) {
 	out := map[string]string{}
-	for _, list := range [][]*runnerv1.EnvVar{envVars, own} {
+	for _, list := range [][]*runnerv1.EnvVar{e.vars, own} {
 		for _, v := range list {
 			if v.GetSecretId() == "" {
 				out[v.GetName()] = v.GetValue()
@@ -366,6 +388,8 @@ func (m *Manager) environ(ds *runnerv1.DesiredState, envVars, own []*runnerv1.En
 			out[v.GetName()] = string(val)
 		}
 	}
+	// Set last: an automation's own env cannot move it.
+	out["RUNYARD_WORKSPACE"] = e.workspace
 	return out, nil
 }
 
@@ -413,7 +437,7 @@ func (m *Manager) report(e *env, phase gitpodv1.EnvironmentPhase, failure string
 	m.mu.Lock()
 	st := &runnerv1.EnvironmentStatus{
 		Id: e.id, StatusVersion: m.version.Add(1), Phase: phase,
-		SpecVersion: e.spec.GetSpecVersion(), FailureMessage: failure,
+		SpecVersion: e.spec.GetSpecVersion(), FailureMessage: e.failureLocked(phase, failure),
 		AutomationsFilePath: e.automationsPath, AutomationsFailureMessage: e.automationsFailure,
 	}
 	if e.rec.Cloned {
@@ -422,6 +446,28 @@ func (m *Manager) report(e *env, phase gitpodv1.EnvironmentPhase, failure string
 	e.status = st
 	m.mu.Unlock()
 	m.reports.Push(envReport(st))
+}
+
+// failure is the failure message of a report of phase: base (a failed
+// clone) and the refused secret files, except while the environment is
+// being deleted (its files go with it).
+func (e *env) failure(phase gitpodv1.EnvironmentPhase, base string) string {
+	e.m.mu.Lock()
+	defer e.m.mu.Unlock()
+	return e.failureLocked(phase, base)
+}
+
+// failureLocked is failure with Manager.mu held.
+func (e *env) failureLocked(phase gitpodv1.EnvironmentPhase, base string) string {
+	switch {
+	case e.filesFailure == "",
+		phase == gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETING,
+		phase == gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_DELETED:
+		return base
+	case base == "":
+		return e.filesFailure
+	}
+	return base + "; " + e.filesFailure
 }
 
 func envReport(st *runnerv1.EnvironmentStatus) *runnerv1.ConnectRequest {

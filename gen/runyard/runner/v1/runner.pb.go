@@ -980,7 +980,11 @@ type EnvironmentSpec struct {
 	// env is set in every service and task of the environment: the
 	// organization's and the environment's secrets marked
 	// environmentVariable.
-	Env           []*EnvVar `protobuf:"bytes,8,rep,name=env,proto3" json:"env,omitempty"`
+	Env []*EnvVar `protobuf:"bytes,8,rep,name=env,proto3" json:"env,omitempty"`
+	// files are the organization's and the environment's secrets with a
+	// filePath: the whole set, every time, with their values in
+	// DesiredState.secrets. Empty while the environment is being deleted.
+	Files         []*SecretFile `protobuf:"bytes,9,rep,name=files,proto3" json:"files,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1071,6 +1075,81 @@ func (x *EnvironmentSpec) GetEnv() []*EnvVar {
 	return nil
 }
 
+func (x *EnvironmentSpec) GetFiles() []*SecretFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+// SecretFile is a secret an environment receives as a file.
+//
+// path is the secret's filePath, which the vendor's API defines as an
+// absolute path inside the environment. A runyard environment has no file
+// system of its own: its root is its workspace on the runner (the directory
+// that holds its checkouts, exported to commands as $RUNYARD_WORKSPACE), so
+// the file is written at WORKSPACE/path: "/config/token" lands in
+// WORKSPACE/config/token, and nothing outside the workspace is ever written.
+// The runner refuses a path that is not absolute and clean (no "." or "..")
+// or that leads out of the workspace through a symbolic link; it writes
+// nothing then and says why in the environment's failure message.
+//
+// The runner writes each file with mode 0600 before the environment's
+// automations start, rewrites it when the value changes, and removes it when
+// the secret leaves the set or the environment is deleted. It keeps the
+// value nowhere but in the file.
+type SecretFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	SecretId      string                 `protobuf:"bytes,2,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretFile) Reset() {
+	*x = SecretFile{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretFile) ProtoMessage() {}
+
+func (x *SecretFile) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretFile.ProtoReflect.Descriptor instead.
+func (*SecretFile) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SecretFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SecretFile) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
 type GitInitializer struct {
 	state             protoimpl.MessageState            `protogen:"open.v1"`
 	RemoteUri         string                            `protobuf:"bytes,1,opt,name=remote_uri,json=remoteUri,proto3" json:"remote_uri,omitempty"`
@@ -1085,7 +1164,7 @@ type GitInitializer struct {
 
 func (x *GitInitializer) Reset() {
 	*x = GitInitializer{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1176,7 @@ func (x *GitInitializer) String() string {
 func (*GitInitializer) ProtoMessage() {}
 
 func (x *GitInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1189,7 @@ func (x *GitInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitInitializer.ProtoReflect.Descriptor instead.
 func (*GitInitializer) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GitInitializer) GetRemoteUri() string {
@@ -1161,7 +1240,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1252,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1265,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1224,7 +1303,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1315,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1328,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Command) GetScript() string {
@@ -1293,7 +1372,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1384,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1397,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ServiceSpec) GetId() string {
@@ -1391,7 +1470,7 @@ type ExecutionSpec struct {
 
 func (x *ExecutionSpec) Reset() {
 	*x = ExecutionSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1482,7 @@ func (x *ExecutionSpec) String() string {
 func (*ExecutionSpec) ProtoMessage() {}
 
 func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1495,7 @@ func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionSpec.ProtoReflect.Descriptor instead.
 func (*ExecutionSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExecutionSpec) GetId() string {
@@ -1456,7 +1535,7 @@ type StepGroup struct {
 
 func (x *StepGroup) Reset() {
 	*x = StepGroup{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1547,7 @@ func (x *StepGroup) String() string {
 func (*StepGroup) ProtoMessage() {}
 
 func (x *StepGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1560,7 @@ func (x *StepGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepGroup.ProtoReflect.Descriptor instead.
 func (*StepGroup) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StepGroup) GetSteps() []*StepSpec {
@@ -1505,7 +1584,7 @@ type StepSpec struct {
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1596,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1609,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StepSpec) GetId() string {
@@ -1593,7 +1672,7 @@ type TaskStep struct {
 
 func (x *TaskStep) Reset() {
 	*x = TaskStep{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1684,7 @@ func (x *TaskStep) String() string {
 func (*TaskStep) ProtoMessage() {}
 
 func (x *TaskStep) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1697,7 @@ func (x *TaskStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStep.ProtoReflect.Descriptor instead.
 func (*TaskStep) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TaskStep) GetCommand() *Command {
@@ -1657,7 +1736,7 @@ type EnvironmentStatus struct {
 
 func (x *EnvironmentStatus) Reset() {
 	*x = EnvironmentStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1748,7 @@ func (x *EnvironmentStatus) String() string {
 func (*EnvironmentStatus) ProtoMessage() {}
 
 func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1761,7 @@ func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *EnvironmentStatus) GetId() string {
@@ -1756,7 +1835,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1847,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1860,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ServiceStatus) GetId() string {
@@ -1839,7 +1918,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1930,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1943,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExecutionStatus) GetId() string {
@@ -1915,7 +1994,7 @@ type StepStatus struct {
 
 func (x *StepStatus) Reset() {
 	*x = StepStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2006,7 @@ func (x *StepStatus) String() string {
 func (*StepStatus) ProtoMessage() {}
 
 func (x *StepStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2019,7 @@ func (x *StepStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepStatus.ProtoReflect.Descriptor instead.
 func (*StepStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StepStatus) GetId() string {
@@ -1994,7 +2073,7 @@ type StartAutomationsRequest struct {
 
 func (x *StartAutomationsRequest) Reset() {
 	*x = StartAutomationsRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2085,7 @@ func (x *StartAutomationsRequest) String() string {
 func (*StartAutomationsRequest) ProtoMessage() {}
 
 func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2098,7 @@ func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsRequest.ProtoReflect.Descriptor instead.
 func (*StartAutomationsRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StartAutomationsRequest) GetEnvironmentId() string {
@@ -2060,7 +2139,7 @@ type StartAutomationsResponse struct {
 
 func (x *StartAutomationsResponse) Reset() {
 	*x = StartAutomationsResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2072,7 +2151,7 @@ func (x *StartAutomationsResponse) String() string {
 func (*StartAutomationsResponse) ProtoMessage() {}
 
 func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2085,7 +2164,7 @@ func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsResponse.ProtoReflect.Descriptor instead.
 func (*StartAutomationsResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StartAutomationsResponse) GetStartedServiceIds() []string {
@@ -2118,7 +2197,7 @@ type PodSpec struct {
 
 func (x *PodSpec) Reset() {
 	*x = PodSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2209,7 @@ func (x *PodSpec) String() string {
 func (*PodSpec) ProtoMessage() {}
 
 func (x *PodSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2222,7 @@ func (x *PodSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodSpec.ProtoReflect.Descriptor instead.
 func (*PodSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PodSpec) GetKey() string {
@@ -2197,7 +2276,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2288,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +2301,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PodStatus) GetKey() string {
@@ -2287,7 +2366,7 @@ type OpenTerminal struct {
 
 func (x *OpenTerminal) Reset() {
 	*x = OpenTerminal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2378,7 @@ func (x *OpenTerminal) String() string {
 func (*OpenTerminal) ProtoMessage() {}
 
 func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2391,7 @@ func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTerminal.ProtoReflect.Descriptor instead.
 func (*OpenTerminal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *OpenTerminal) GetSessionId() string {
@@ -2358,7 +2437,7 @@ type TerminalRequest struct {
 
 func (x *TerminalRequest) Reset() {
 	*x = TerminalRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2449,7 @@ func (x *TerminalRequest) String() string {
 func (*TerminalRequest) ProtoMessage() {}
 
 func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2462,7 @@ func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalRequest.ProtoReflect.Descriptor instead.
 func (*TerminalRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TerminalRequest) GetMessage() isTerminalRequest_Message {
@@ -2461,7 +2540,7 @@ type TerminalHello struct {
 
 func (x *TerminalHello) Reset() {
 	*x = TerminalHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2552,7 @@ func (x *TerminalHello) String() string {
 func (*TerminalHello) ProtoMessage() {}
 
 func (x *TerminalHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2565,7 @@ func (x *TerminalHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalHello.ProtoReflect.Descriptor instead.
 func (*TerminalHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TerminalHello) GetSessionId() string {
@@ -2529,7 +2608,7 @@ type TerminalEnd struct {
 
 func (x *TerminalEnd) Reset() {
 	*x = TerminalEnd{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2541,7 +2620,7 @@ func (x *TerminalEnd) String() string {
 func (*TerminalEnd) ProtoMessage() {}
 
 func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2554,7 +2633,7 @@ func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalEnd.ProtoReflect.Descriptor instead.
 func (*TerminalEnd) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TerminalEnd) GetStatus() *PodStatus {
@@ -2585,7 +2664,7 @@ type TerminalResponse struct {
 
 func (x *TerminalResponse) Reset() {
 	*x = TerminalResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2676,7 @@ func (x *TerminalResponse) String() string {
 func (*TerminalResponse) ProtoMessage() {}
 
 func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2689,7 @@ func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalResponse.ProtoReflect.Descriptor instead.
 func (*TerminalResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TerminalResponse) GetMessage() isTerminalResponse_Message {
@@ -2665,7 +2744,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2677,7 +2756,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2690,7 +2769,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TerminalSize) GetCols() uint32 {
@@ -2782,7 +2861,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xdc\x02\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x91\x03\n" +
 	"\x0fEnvironmentSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fspec_version\x18\x02 \x01(\x04R\vspecVersion\x12@\n" +
@@ -2791,7 +2870,12 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\fgit_username\x18\x05 \x01(\tR\vgitUsername\x12\x1b\n" +
 	"\tgit_email\x18\x06 \x01(\tR\bgitEmail\x122\n" +
 	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12+\n" +
-	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\xfb\x01\n" +
+	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\x123\n" +
+	"\x05files\x18\t \x03(\v2\x1d.runyard.runner.v1.SecretFileR\x05files\"=\n" +
+	"\n" +
+	"SecretFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
+	"\tsecret_id\x18\x02 \x01(\tR\bsecretId\"\xfb\x01\n" +
 	"\x0eGitInitializer\x12\x1d\n" +
 	"\n" +
 	"remote_uri\x18\x01 \x01(\tR\tremoteUri\x12.\n" +
@@ -2949,7 +3033,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
@@ -2963,106 +3047,108 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*Welcome)(nil),                        // 9: runyard.runner.v1.Welcome
 	(*DesiredState)(nil),                   // 10: runyard.runner.v1.DesiredState
 	(*EnvironmentSpec)(nil),                // 11: runyard.runner.v1.EnvironmentSpec
-	(*GitInitializer)(nil),                 // 12: runyard.runner.v1.GitInitializer
-	(*EnvVar)(nil),                         // 13: runyard.runner.v1.EnvVar
-	(*Command)(nil),                        // 14: runyard.runner.v1.Command
-	(*ServiceSpec)(nil),                    // 15: runyard.runner.v1.ServiceSpec
-	(*ExecutionSpec)(nil),                  // 16: runyard.runner.v1.ExecutionSpec
-	(*StepGroup)(nil),                      // 17: runyard.runner.v1.StepGroup
-	(*StepSpec)(nil),                       // 18: runyard.runner.v1.StepSpec
-	(*TaskStep)(nil),                       // 19: runyard.runner.v1.TaskStep
-	(*EnvironmentStatus)(nil),              // 20: runyard.runner.v1.EnvironmentStatus
-	(*ServiceStatus)(nil),                  // 21: runyard.runner.v1.ServiceStatus
-	(*ExecutionStatus)(nil),                // 22: runyard.runner.v1.ExecutionStatus
-	(*StepStatus)(nil),                     // 23: runyard.runner.v1.StepStatus
-	(*StartAutomationsRequest)(nil),        // 24: runyard.runner.v1.StartAutomationsRequest
-	(*StartAutomationsResponse)(nil),       // 25: runyard.runner.v1.StartAutomationsResponse
-	(*PodSpec)(nil),                        // 26: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),                      // 27: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),                   // 28: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),                // 29: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),                  // 30: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),                    // 31: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),               // 32: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),                   // 33: runyard.runner.v1.TerminalSize
-	nil,                                    // 34: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                                    // 35: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 36: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 37: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),               // 38: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil),          // 39: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 40: google.protobuf.Duration
-	(v1.RunnerPhase)(0),                    // 41: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 42: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 43: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 44: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 45: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 46: gitpod.v1.TaskExecutionPhase
+	(*SecretFile)(nil),                     // 12: runyard.runner.v1.SecretFile
+	(*GitInitializer)(nil),                 // 13: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 14: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 15: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 16: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 17: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 18: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 19: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 20: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 21: runyard.runner.v1.EnvironmentStatus
+	(*ServiceStatus)(nil),                  // 22: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 23: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 24: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 25: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 26: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 27: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 28: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 29: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 30: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 31: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 32: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 33: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 34: runyard.runner.v1.TerminalSize
+	nil,                                    // 35: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 36: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 37: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 38: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),               // 39: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil),          // 40: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 41: google.protobuf.Duration
+	(v1.RunnerPhase)(0),                    // 42: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 43: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 44: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 45: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 46: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 47: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
 	6,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
 	8,  // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	27, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	20, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
-	21, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
-	22, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	28, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	21, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	22, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	23, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
 	9,  // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
 	10, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
 	7,  // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	28, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	29, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
 	0,  // 11: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	38, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	39, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
 	4,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	39, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	39, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	40, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	40, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	41, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	42, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	26, // 20: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	34, // 21: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	40, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	40, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	41, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	41, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	42, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	43, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	27, // 20: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	35, // 21: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
 	11, // 22: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
-	15, // 23: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
-	16, // 24: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
-	35, // 25: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	43, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	12, // 27: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
-	13, // 28: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
-	44, // 29: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	14, // 30: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
-	13, // 31: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
-	17, // 32: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
-	18, // 33: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
-	19, // 34: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
-	14, // 35: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
-	13, // 36: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	43, // 37: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	45, // 38: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	46, // 39: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	23, // 40: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	46, // 41: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	36, // 42: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	37, // 43: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 44: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	39, // 45: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	39, // 46: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	30, // 47: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	31, // 48: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	27, // 49: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	27, // 50: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	33, // 51: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	2,  // 52: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	29, // 53: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	24, // 54: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	3,  // 55: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	32, // 56: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	25, // 57: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	55, // [55:58] is the sub-list for method output_type
-	52, // [52:55] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	16, // 23: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	17, // 24: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	36, // 25: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	44, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	13, // 27: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	14, // 28: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	12, // 29: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
+	45, // 30: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	15, // 31: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	14, // 32: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	18, // 33: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	19, // 34: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	20, // 35: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	15, // 36: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	14, // 37: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	44, // 38: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	46, // 39: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	47, // 40: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	24, // 41: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	47, // 42: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	37, // 43: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	38, // 44: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 45: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	40, // 46: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	40, // 47: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	31, // 48: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	32, // 49: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	28, // 50: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	28, // 51: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	34, // 52: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	2,  // 53: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	30, // 54: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	25, // 55: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	3,  // 56: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	33, // 57: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	26, // 58: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	56, // [56:59] is the sub-list for method output_type
+	53, // [53:56] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -3085,17 +3171,17 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_RenewalAck)(nil),
 		(*ConnectResponse_OpenTerminal)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[16].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[17].OneofWrappers = []any{
 		(*StepSpec_Task)(nil),
 		(*StepSpec_ServiceId)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[25].OneofWrappers = []any{}
-	file_runyard_runner_v1_runner_proto_msgTypes[27].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[26].OneofWrappers = []any{}
+	file_runyard_runner_v1_runner_proto_msgTypes[28].OneofWrappers = []any{
 		(*TerminalRequest_Hello)(nil),
 		(*TerminalRequest_Output)(nil),
 		(*TerminalRequest_End)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[30].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
@@ -3105,7 +3191,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
