@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -255,5 +256,81 @@ func TestPodsCLI_Lifecycle(t *testing.T) {
 				requireOneLineError(t, r, tc.code, tc.want...)
 			})
 		}
+	})
+}
+
+// TestAgentsCLI_Change drives `runyard agents get|update|delete` against a
+// real server: only what is given changes, and the refusals are one line
+// with the exit code of their kind.
+func TestAgentsCLI_Change(t *testing.T) {
+	s := startServer(t, serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+	s.mustRun(t, adminToken, "agents", "create", "--id", "my-agent", "--name", "Mine", "--env", "MODE=slow", "--", "my-agent", "{{prompt}}")
+
+	type agent struct {
+		ID      string            `json:"id"`
+		Name    string            `json:"name"`
+		Command []string          `json:"command"`
+		Env     map[string]string `json:"env"`
+		Builtin bool              `json:"builtin"`
+	}
+	get := func(id string) agent {
+		var res struct{ Agent agent }
+		s.mustJSON(t, adminToken, &res, "agents", "get", id)
+		return res.Agent
+	}
+	steps := []struct {
+		name string
+		args []string
+		want agent
+	}{
+		{"Name", []string{"--name", "Mine v2"}, agent{"my-agent", "Mine v2", []string{"my-agent", "{{prompt}}"}, map[string]string{"MODE": "slow"}, false}},
+		{"Command", []string{"--", "my-agent", "--batch", "{{prompt}}"}, agent{"my-agent", "Mine v2", []string{"my-agent", "--batch", "{{prompt}}"}, map[string]string{"MODE": "slow"}, false}},
+		{"Env", []string{"--env", "MODE=fast", "--env", "LEVEL=2"}, agent{"my-agent", "Mine v2", []string{"my-agent", "--batch", "{{prompt}}"}, map[string]string{"MODE": "fast", "LEVEL": "2"}, false}},
+		{"ClearEnv", []string{"--clear-env"}, agent{"my-agent", "Mine v2", []string{"my-agent", "--batch", "{{prompt}}"}, map[string]string{}, false}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			out := s.mustRun(t, adminToken, append([]string{"agents", "update", "my-agent"}, st.args...)...)
+			if row := tableRow(t, out, "my-agent"); !slices.Contains(row, "custom") {
+				t.Errorf("agents update row = %q", row)
+			}
+			if got := get("my-agent"); !reflect.DeepEqual(got, st.want) {
+				t.Errorf("after update %q: %+v, want %+v", st.args, got, st.want)
+			}
+		})
+	}
+	t.Run("GetBuiltin", func(t *testing.T) {
+		if got := get("codex"); got.ID != "codex" || !got.Builtin {
+			t.Errorf("agents get codex = %+v", got)
+		}
+	})
+	t.Run("Errors", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			args []string
+			code int
+			want []string
+		}{
+			{"ErrNothing", []string{"agents", "update", "my-agent"}, 2, []string{"nothing to change"}},
+			{"ErrEnvAndClear", []string{"agents", "update", "my-agent", "--env", "A=1", "--clear-env"}, 2, []string{"--clear-env"}},
+			{"ErrBuiltin", []string{"agents", "update", "codex", "--name", "Mine"}, 2, []string{"built-in"}},
+			{"ErrUnknownUpdate", []string{"agents", "update", "no-such-agent", "--name", "X"}, 3, []string{"no-such-agent"}},
+			{"ErrUnknownGet", []string{"agents", "get", "no-such-agent"}, 3, []string{"no-such-agent"}},
+			{"ErrDeleteBuiltin", []string{"agents", "delete", "claude-code"}, 2, []string{"built-in"}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				requireOneLineError(t, s.run(t, adminToken, tc.args...), tc.code, tc.want...)
+			})
+		}
+		if got := get("my-agent"); got.Name != "Mine v2" {
+			t.Errorf("after refused updates: %+v", got)
+		}
+	})
+	t.Run("Delete", func(t *testing.T) {
+		if out := s.mustRun(t, adminToken, "agents", "delete", "my-agent"); !strings.Contains(out, "my-agent") {
+			t.Errorf("agents delete said %q", out)
+		}
+		requireOneLineError(t, s.run(t, adminToken, "agents", "get", "my-agent"), 3, "my-agent")
+		requireOneLineError(t, s.run(t, adminToken, "agents", "delete", "my-agent"), 3, "my-agent")
 	})
 }

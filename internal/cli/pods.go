@@ -374,10 +374,11 @@ func newAgentsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "agents",
 		Aliases: []string{"agent"},
-		Short:   "List and add the agent types pods run",
+		Short:   "List, add, change and remove the agent types pods run",
 	}
 	cmd.PersistentFlags().StringVar(&org, "org", "default", "organization")
-	cmd.AddCommand(newAgentsListCmd(g, &org), newAgentsCreateCmd(g, &org))
+	cmd.AddCommand(newAgentsListCmd(g, &org), newAgentsCreateCmd(g, &org), newAgentsGetCmd(g, &org),
+		newAgentsUpdateCmd(g, &org), newAgentsDeleteCmd(g, &org))
 	return cmd
 }
 
@@ -425,8 +426,8 @@ The agent's command is everything after "--": the program, which a runner
 looks up on its PATH (a runner offers the type only if it finds it), and its
 arguments. No shell is involved. {{prompt}} anywhere in an argument stands for
 the pod's initial prompt; the process also gets it in RUNYARD_INITIAL_PROMPT
-and its pod key in RUNYARD_POD_KEY. Agent types cannot be changed once
-created.`,
+and its pod key in RUNYARD_POD_KEY. "runyard agents update" changes the type
+for pods created afterwards.`,
 		Example: `  runyard agents create --id my-agent --name "My agent" -- my-agent --interactive {{prompt}}
   runyard agents create --id echo --name Echo --env GREETING=hi -- sh -c 'echo "$GREETING $1"; exec sh' echo {{prompt}}`,
 		Args: func(cmd *cobra.Command, args []string) error {
@@ -454,16 +455,7 @@ created.`,
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printRawJSON(raw)
-			}
-			var res struct {
-				Agent restAgent `json:"agent"`
-			}
-			if err := json.Unmarshal(raw, &res); err != nil {
-				return fmt.Errorf("decode agent: %w", err)
-			}
-			return g.printAgents([]restAgent{res.Agent})
+			return g.printAgentAnswer(raw)
 		},
 	}
 	f := cmd.Flags()
@@ -473,6 +465,121 @@ created.`,
 	cmd.MarkFlagRequired("id")
 	cmd.MarkFlagRequired("name")
 	return cmd
+}
+
+// printAgentAnswer prints the {"agent": ...} answer raw.
+func (g *globals) printAgentAnswer(raw json.RawMessage) error {
+	if g.output == "json" {
+		return g.printRawJSON(raw)
+	}
+	var res struct {
+		Agent restAgent `json:"agent"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return fmt.Errorf("decode agent: %w", err)
+	}
+	return g.printAgents([]restAgent{res.Agent})
+}
+
+func newAgentsGetCmd(g *globals, org *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get ID",
+		Short: "Show a built-in or custom agent type",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.restClient(*org)
+			if err != nil {
+				return err
+			}
+			raw, err := c.do(cmd.Context(), http.MethodGet, "/agents/"+url.PathEscape(args[0]), nil, nil)
+			if err != nil {
+				return err
+			}
+			return g.printAgentAnswer(raw)
+		},
+	}
+}
+
+func newAgentsUpdateCmd(g *globals, org *string) *cobra.Command {
+	var name string
+	var env []string
+	var clearEnv bool
+	cmd := &cobra.Command{
+		Use:                   "update ID [--name NAME] [--env NAME=VALUE]... [--clear-env] [-- COMMAND [ARG]...]",
+		Short:                 "Change a custom agent type",
+		DisableFlagsInUseLine: true,
+		Long: `Change a custom agent type. Only what is given changes: --name, the
+environment (--env replaces all of it, --clear-env empties it), and the
+command after "--". Pods created before keep the command they were created
+with; pods created afterwards run the new one.`,
+		Example: `  runyard agents update my-agent -- my-agent --batch {{prompt}}
+  runyard agents update my-agent --name "My agent v2" --env MODE=fast`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			at := cmd.ArgsLenAtDash()
+			if (at < 0 && len(args) != 1) || at > 1 || (at == 1 && len(args) == 1) || len(args) == 0 {
+				return usagef("give the agent type's ID, and a new command only after \"--\", e.g. runyard agents update ID -- PROGRAM ARG...")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if clearEnv && len(env) > 0 {
+				return usagef("--env and --clear-env exclude each other")
+			}
+			body := map[string]any{}
+			if cmd.Flags().Changed("name") {
+				body["name"] = name
+			}
+			if len(env) > 0 {
+				envMap, err := parseEnv("env", env)
+				if err != nil {
+					return err
+				}
+				body["env"] = envMap
+			}
+			if clearEnv {
+				body["env"] = map[string]string{}
+			}
+			if len(args) > 1 {
+				body["command"] = args[1:]
+			}
+			if len(body) == 0 {
+				return usagef("nothing to change: give --name, --env, --clear-env or a command after \"--\"")
+			}
+			c, err := g.restClient(*org)
+			if err != nil {
+				return err
+			}
+			raw, err := c.do(cmd.Context(), http.MethodPatch, "/agents/"+url.PathEscape(args[0]), nil, body)
+			if err != nil {
+				return err
+			}
+			return g.printAgentAnswer(raw)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "new display name")
+	f.StringArrayVar(&env, "env", nil, "NAME=VALUE for every pod of this type; replaces the whole environment (repeat for several)")
+	f.BoolVar(&clearEnv, "clear-env", false, "remove every environment variable of the type")
+	return cmd
+}
+
+func newAgentsDeleteCmd(g *globals, org *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete ID",
+		Short: "Remove a custom agent type (its running pods keep running)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.restClient(*org)
+			if err != nil {
+				return err
+			}
+			if _, err := c.do(cmd.Context(), http.MethodDelete, "/agents/"+url.PathEscape(args[0]), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "Deleted agent type %s\n", args[0])
+			return nil
+		},
+	}
 }
 
 func (g *globals) printAgents(as []restAgent) error {

@@ -93,6 +93,9 @@ func (c *restClient) do(ctx context.Context, method, path string, query url.Valu
 	if err != nil {
 		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "read the control plane's answer: " + err.Error()}
 	}
+	if res.StatusCode == http.StatusNoContent {
+		return nil, nil
+	}
 	if res.StatusCode >= 200 && res.StatusCode < 300 {
 		if !json.Valid(b) {
 			return nil, fmt.Errorf("%s %s: the control plane answered HTTP %d without valid JSON", method, path, res.StatusCode)

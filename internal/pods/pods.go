@@ -126,6 +126,13 @@ type Store interface {
 	FindAgentType(ctx context.Context, orgID, id string) (*AgentType, error)
 	// FindAgentTypes returns an organization's custom agent types by ID.
 	FindAgentTypes(ctx context.Context, orgID string) ([]*AgentType, error)
+	// UpdateAgentType loads a custom agent type, applies fn and stores the
+	// result in one transaction; an error from fn changes nothing. It fails
+	// with CodeNotFound.
+	UpdateAgentType(ctx context.Context, orgID, id string, fn func(*AgentType) error) (*AgentType, error)
+	// DeleteAgentType removes a custom agent type. It fails with
+	// CodeNotFound.
+	DeleteAgentType(ctx context.Context, orgID, id string) error
 }
 
 // Limits of a page of pods, as the REST API has them.

@@ -383,3 +383,97 @@ func (s *Service) CreateAgentType(ctx context.Context, in AgentTypeInput) (*Agen
 	}
 	return a, nil
 }
+
+// AgentType returns a built-in agent type or one of the caller's
+// organization's custom ones. It needs ScopePodsRead and fails with
+// CodeNotFound.
+func (s *Service) AgentType(ctx context.Context, id string) (*AgentType, error) {
+	c, err := identity.Require(ctx, identity.ScopePodsRead)
+	if err != nil {
+		return nil, err
+	}
+	if a := builtinAgentType(id); a != nil {
+		return a, nil
+	}
+	a, err := s.Store.FindAgentType(ctx, c.OrgID, id)
+	if apperr.CodeOf(err) == apperr.CodeNotFound {
+		return nil, apperr.NotFound("agent type %q not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find agent type %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// AgentTypeUpdate changes a custom agent type: each field that is set
+// replaces the type's.
+type AgentTypeUpdate struct {
+	Name    *string
+	Command []string
+	Env     map[string]string
+}
+
+// UpdateAgentType changes a custom agent type of the caller's
+// organization. Pods created before keep the command they were created
+// with; pods created after run the new one. It needs ScopePodsWrite and
+// fails with CodeInvalid (a built-in type, a bad field) and CodeNotFound.
+func (s *Service) UpdateAgentType(ctx context.Context, id string, u AgentTypeUpdate) (*AgentType, error) {
+	c, err := identity.Require(ctx, identity.ScopePodsWrite)
+	if err != nil {
+		return nil, err
+	}
+	if builtinAgentType(id) != nil {
+		return nil, apperr.Invalid("id", "%q is a built-in agent type and cannot be changed", id)
+	}
+	if u.Name == nil && u.Command == nil && u.Env == nil {
+		return nil, apperr.Invalid("name", "nothing to change: set name, command or env")
+	}
+	a, err := s.Store.UpdateAgentType(ctx, c.OrgID, id, func(a *AgentType) error {
+		in := AgentTypeInput{ID: a.ID, Name: a.Name, Command: a.Command, Env: a.Env}
+		if u.Name != nil {
+			in.Name = *u.Name
+		}
+		if u.Command != nil {
+			in.Command = slices.Clone(u.Command)
+		}
+		if u.Env != nil {
+			in.Env = maps.Clone(u.Env)
+		}
+		if err := in.validate(); err != nil {
+			return err
+		}
+		a.Name, a.Command, a.Env = in.Name, in.Command, in.Env
+		if a.Env == nil {
+			a.Env = map[string]string{}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("update agent type %q: %w", id, err)
+	}
+	if s.AgentTypesChanged != nil {
+		s.AgentTypesChanged(c.OrgID)
+	}
+	return a, nil
+}
+
+// DeleteAgentType removes a custom agent type of the caller's
+// organization. Pods created with it keep running the command they were
+// created with; new pods can no longer ask for it. It needs ScopePodsWrite
+// and fails with CodeInvalid (a built-in type) and CodeNotFound.
+func (s *Service) DeleteAgentType(ctx context.Context, id string) error {
+	c, err := identity.Require(ctx, identity.ScopePodsWrite)
+	if err != nil {
+		return err
+	}
+	if builtinAgentType(id) != nil {
+		return apperr.Invalid("id", "%q is a built-in agent type and cannot be deleted", id)
+	}
+	if err := s.Store.DeleteAgentType(ctx, c.OrgID, id); err != nil {
+		return fmt.Errorf("delete agent type %q: %w", id, err)
+	}
+	if s.AgentTypesChanged != nil {
+		s.AgentTypesChanged(c.OrgID)
+	}
+	return nil
+}

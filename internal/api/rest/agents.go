@@ -76,3 +76,41 @@ func (h *handler) createAgent(ctx context.Context, r *http.Request) (any, error)
 	}
 	return created{agentResponse{Agent: agentView(a)}}, nil
 }
+
+// getAgent is GET /agents/{id}: a built-in or custom agent type.
+func (h *handler) getAgent(ctx context.Context, r *http.Request) (any, error) {
+	a, err := h.svc.Pods.AgentType(ctx, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	return agentResponse{Agent: agentView(a)}, nil
+}
+
+// updateAgentRequest is the body of PATCH /agents/{id}: the fields to
+// change.
+type updateAgentRequest struct {
+	Name    *string           `json:"name"`
+	Command []string          `json:"command"`
+	Env     map[string]string `json:"env"`
+}
+
+// updateAgent is PATCH /agents/{id}.
+func (h *handler) updateAgent(ctx context.Context, r *http.Request) (any, error) {
+	var req updateAgentRequest
+	if err := decodeBody(r, &req); err != nil {
+		return nil, err
+	}
+	a, err := h.svc.Pods.UpdateAgentType(ctx, r.PathValue("id"), pods.AgentTypeUpdate{Name: req.Name, Command: req.Command, Env: req.Env})
+	if err != nil {
+		return nil, err
+	}
+	return agentResponse{Agent: agentView(a)}, nil
+}
+
+// deleteAgent is DELETE /agents/{id}.
+func (h *handler) deleteAgent(ctx context.Context, r *http.Request) (any, error) {
+	if err := h.svc.Pods.DeleteAgentType(ctx, r.PathValue("id")); err != nil {
+		return nil, err
+	}
+	return noContent{}, nil
+}

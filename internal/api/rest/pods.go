@@ -23,6 +23,9 @@ const maxBody = 1 << 20
 // created is an endpoint's result to render with 201 Created.
 type created struct{ v any }
 
+// noContent is the result of an endpoint that answers 204 with no body.
+type noContent struct{}
+
 // podDetailJSON is a pod as /pods shows it. /runners/{id}/pods keeps the
 // seed's shorter podJSON. The pod's env is write-only: it may hold an
 // agent's API key.

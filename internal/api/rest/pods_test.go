@@ -499,7 +499,7 @@ func TestPods_Auth(t *testing.T) {
 		agent := func() string {
 			return jsonOf(t, map[string]any{"id": name("agent"), "name": "A", "command": []string{"a"}})
 		}
-		reads := []string{"/pods", "/pods/" + p.Key, "/agents"}
+		reads := []string{"/pods", "/pods/" + p.Key, "/agents", "/agents/codex"}
 
 		t.Run("ReadKey", func(t *testing.T) {
 			a := newAPI(ts, "default", bearer(readKey))
@@ -509,6 +509,8 @@ func TestPods_Auth(t *testing.T) {
 			a.post(t, "/pods", create).wantError(t, http.StatusForbidden, "permission_denied", "pods:write")
 			a.post(t, "/pods/"+p.Key+"/terminate", "").wantError(t, http.StatusForbidden, "permission_denied", "pods:write")
 			a.post(t, "/agents", agent()).wantError(t, http.StatusForbidden, "permission_denied", "pods:write")
+			send(t, http.MethodPatch, a.base, a.auth, "/agents/x", `{"name":"y"}`).wantError(t, http.StatusForbidden, "permission_denied", "pods:write")
+			send(t, http.MethodDelete, a.base, a.auth, "/agents/x", "").wantError(t, http.StatusForbidden, "permission_denied", "pods:write")
 		})
 		t.Run("WriteKey", func(t *testing.T) {
 			a := newAPI(ts, "default", bearer(writeKey))
@@ -624,6 +626,96 @@ func TestAgents(t *testing.T) {
 			a.get(t, "/agents").wantOK(t, &list)
 			if len(list.CustomAgents) != 1 {
 				t.Errorf("%d custom agents after refused creates, want 1", len(list.CustomAgents))
+			}
+		})
+		t.Run("Get", func(t *testing.T) {
+			var b agentBody
+			a.get(t, "/agents/echo-agent").wantOK(t, &b)
+			if b.Agent.ID != "echo-agent" || b.Agent.Builtin || b.Agent.Env["MODE"] != "test" {
+				t.Errorf("custom agent = %+v", b.Agent)
+			}
+			a.get(t, "/agents/codex").wantOK(t, &b)
+			if b.Agent.ID != "codex" || !b.Agent.Builtin || b.Agent.CreatedAt != nil {
+				t.Errorf("built-in agent = %+v", b.Agent)
+			}
+			a.get(t, "/agents/no-such-agent").wantError(t, http.StatusNotFound, "not_found", "no-such-agent")
+		})
+		t.Run("Update", func(t *testing.T) {
+			// Each answer is decoded into a new value: decoding into a
+			// used one would merge maps.
+			var before agentBody
+			a.get(t, "/agents/echo-agent").wantOK(t, &before)
+			agent := func(r *response) agentJSON {
+				t.Helper()
+				var b agentBody
+				r.wantOK(t, &b)
+				return b.Agent
+			}
+			old := a.createPod(t, map[string]any{"agent_type_id": "echo-agent", "initial_prompt": "before"})
+			// Only what the body names changes.
+			got := agent(send(t, http.MethodPatch, a.base, a.auth, "/agents/echo-agent", `{"command": ["/bin/echo", "{{prompt}}"]}`))
+			want := before.Agent
+			want.Command = []string{"/bin/echo", "{{prompt}}"}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("updated = %+v, want %+v", got, want)
+			}
+			got = agent(send(t, http.MethodPatch, a.base, a.auth, "/agents/echo-agent", `{"name": "Echo 2", "env": {}}`))
+			want.Name, want.Env = "Echo 2", map[string]string{}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("updated = %+v, want %+v", got, want)
+			}
+			if got := agent(a.get(t, "/agents/echo-agent")); !reflect.DeepEqual(got, want) {
+				t.Errorf("read back = %+v, want %+v", got, want)
+			}
+			// A pod created before keeps the command it was created with;
+			// one created after runs the new one.
+			newer := a.createPod(t, map[string]any{"agent_type_id": "echo-agent", "initial_prompt": "after"})
+			st := ts.OpenStore(t)
+			for key, want := range map[string][]string{
+				old.Key:   {"/bin/sh", "-c", "echo \"$RUNYARD_INITIAL_PROMPT\"; exec cat"},
+				newer.Key: {"/bin/echo", "after"},
+			} {
+				p, err := st.FindPodByKey(context.Background(), orgID(t, st), key)
+				mustOK(t, err, "find pod")
+				if !slices.Equal(p.Spec.Argv, want) {
+					t.Errorf("pod %s runs %q, want %q", key, p.Spec.Argv, want)
+				}
+			}
+			for _, tt := range []struct {
+				name, path, body string
+				status           int
+				code, field      string
+			}{
+				{"ErrEmptyCommand", "/agents/echo-agent", `{"command": []}`, http.StatusBadRequest, "invalid_argument", "command"},
+				{"ErrName", "/agents/echo-agent", `{"name": " "}`, http.StatusBadRequest, "invalid_argument", "name"},
+				{"ErrEnvReserved", "/agents/echo-agent", `{"env": {"RUNYARD_POD_KEY": "x"}}`, http.StatusBadRequest, "invalid_argument", "env"},
+				{"ErrNothing", "/agents/echo-agent", `{}`, http.StatusBadRequest, "invalid_argument", "nothing to change"},
+				{"ErrUnknownField", "/agents/echo-agent", `{"id": "other"}`, http.StatusBadRequest, "invalid_argument", "id"},
+				{"ErrBuiltin", "/agents/codex", `{"name": "Mine"}`, http.StatusBadRequest, "invalid_argument", "built-in"},
+				{"ErrUnknown", "/agents/no-such-agent", `{"name": "X"}`, http.StatusNotFound, "not_found", "no-such-agent"},
+			} {
+				t.Run(tt.name, func(t *testing.T) {
+					send(t, http.MethodPatch, a.base, a.auth, tt.path, tt.body).wantError(t, tt.status, tt.code, tt.field)
+				})
+			}
+			if got := agent(a.get(t, "/agents/echo-agent")); !reflect.DeepEqual(got, want) {
+				t.Errorf("after refused updates = %+v, want %+v", got, want)
+			}
+		})
+		t.Run("Delete", func(t *testing.T) {
+			send(t, http.MethodDelete, a.base, a.auth, "/agents/codex", "").wantError(t, http.StatusBadRequest, "invalid_argument", "built-in")
+			res := send(t, http.MethodDelete, a.base, a.auth, "/agents/echo-agent", "")
+			if res.Status != http.StatusNoContent || len(res.Body) != 0 {
+				t.Fatalf("delete: status %d, body %q; want 204 and no body", res.Status, res.Body)
+			}
+			a.get(t, "/agents/echo-agent").wantError(t, http.StatusNotFound, "not_found")
+			send(t, http.MethodDelete, a.base, a.auth, "/agents/echo-agent", "").wantError(t, http.StatusNotFound, "not_found")
+			a.post(t, "/pods", `{"agent_type_id": "echo-agent", "initial_prompt": "x"}`).
+				wantError(t, http.StatusBadRequest, "invalid_argument", "agent_type_id", "echo-agent")
+			var list agentsBody
+			a.get(t, "/agents").wantOK(t, &list)
+			if len(list.CustomAgents) != 0 {
+				t.Errorf("custom agents after delete = %+v", list.CustomAgents)
 			}
 		})
 	})

@@ -55,6 +55,9 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	mux.HandleFunc("GET "+Prefix+"/pods/{key}/terminal", h.podTerminal)
 	mux.Handle("GET "+Prefix+"/agents", h.wrap(h.listAgents))
 	mux.Handle("POST "+Prefix+"/agents", h.wrap(h.createAgent))
+	mux.Handle("GET "+Prefix+"/agents/{id}", h.wrap(h.getAgent))
+	mux.Handle("PATCH "+Prefix+"/agents/{id}", h.wrap(h.updateAgent))
+	mux.Handle("DELETE "+Prefix+"/agents/{id}", h.wrap(h.deleteAgent))
 }
 
 type handler struct {
@@ -83,6 +86,10 @@ func (h *handler) wrap(e endpoint) http.Handler {
 		}
 		if c, ok := v.(created); ok {
 			writeJSON(w, http.StatusCreated, c.v)
+			return
+		}
+		if _, ok := v.(noContent); ok {
+			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		writeJSON(w, http.StatusOK, v)

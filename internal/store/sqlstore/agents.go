@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 
@@ -27,17 +28,26 @@ func scanAgentType(row interface{ Scan(...any) error }) (*pods.AgentType, error)
 	return &a, nil
 }
 
-func (db *DB) CreateAgentType(ctx context.Context, a *pods.AgentType) error {
-	command, err := json.Marshal(a.Command)
+// agentTypeDocs encodes the JSON columns of a.
+func agentTypeDocs(a *pods.AgentType) (command, env string, err error) {
+	c, err := json.Marshal(a.Command)
 	if err != nil {
-		return fmt.Errorf("encode command: %w", err)
+		return "", "", fmt.Errorf("encode command: %w", err)
 	}
-	env, err := json.Marshal(a.Env)
+	e, err := json.Marshal(a.Env)
 	if err != nil {
-		return fmt.Errorf("encode env: %w", err)
+		return "", "", fmt.Errorf("encode env: %w", err)
+	}
+	return string(c), string(e), nil
+}
+
+func (db *DB) CreateAgentType(ctx context.Context, a *pods.AgentType) error {
+	command, env, err := agentTypeDocs(a)
+	if err != nil {
+		return err
 	}
 	_, err = db.write.ExecContext(ctx, db.q(`INSERT INTO agent_types (`+agentTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?)`),
-		a.OrgID, a.ID, a.Name, string(command), string(env), micros(a.CreatedAt))
+		a.OrgID, a.ID, a.Name, command, env, micros(a.CreatedAt))
 	return db.translate(err, fmt.Sprintf("agent type %q", a.ID))
 }
 
@@ -65,4 +75,42 @@ func (db *DB) FindAgentTypes(ctx context.Context, orgID string) ([]*pods.AgentTy
 		out = append(out, a)
 	}
 	return out, db.translate(rows.Err(), "agent types")
+}
+
+func (db *DB) UpdateAgentType(ctx context.Context, orgID, id string, fn func(*pods.AgentType) error) (*pods.AgentType, error) {
+	var out *pods.AgentType
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		a, err := scanAgentType(tx.QueryRowContext(ctx,
+			db.q(`SELECT `+agentTypeColumns+` FROM agent_types WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		if err != nil {
+			return err
+		}
+		if err := fn(a); err != nil {
+			return err
+		}
+		command, env, err := agentTypeDocs(a)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE agent_types SET name = ?, command = ?, env = ? WHERE org_id = ? AND id = ?`),
+			a.Name, command, env, orgID, id); err != nil {
+			return err
+		}
+		out = a
+		return nil
+	})
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("agent type %q", id))
+	}
+	return out, nil
+}
+
+func (db *DB) DeleteAgentType(ctx context.Context, orgID, id string) error {
+	res, err := db.write.ExecContext(ctx, db.q(`DELETE FROM agent_types WHERE org_id = ? AND id = ?`), orgID, id)
+	if err == nil {
+		if n, _ := res.RowsAffected(); n == 0 {
+			err = sql.ErrNoRows
+		}
+	}
+	return db.translate(err, fmt.Sprintf("agent type %q", id))
 }

@@ -314,4 +314,37 @@ func testAgentTypes(t *testing.T, s store.Store) {
 	if list, err := s.FindAgentTypes(ctx, empty.ID); err != nil || list == nil || len(list) != 0 {
 		t.Errorf("agent types of an empty organization = %v, %v; want an empty list", list, err)
 	}
+
+	// Update: a failing function changes nothing; the other
+	// organization's type of the same ID is left alone.
+	_, err = s.UpdateAgentType(ctx, org.ID, a.ID, func(x *pods.AgentType) error {
+		x.Name = "Lost"
+		return apperr.Invalid("name", "refused")
+	})
+	wantCode(t, err, apperr.CodeInvalid, "refused update")
+	upd, err := s.UpdateAgentType(ctx, org.ID, a.ID, func(x *pods.AgentType) error {
+		x.Name, x.Command, x.Env = "Echo 2", []string{"/bin/echo", "{{prompt}}"}, map[string]string{}
+		return nil
+	})
+	must(t, err, "update agent type")
+	got, err = s.FindAgentType(ctx, org.ID, a.ID)
+	must(t, err, "find updated agent type")
+	want := &pods.AgentType{ID: a.ID, OrgID: org.ID, Name: "Echo 2", Command: []string{"/bin/echo", "{{prompt}}"},
+		Env: map[string]string{}, CreatedAt: base}
+	if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(upd, want) {
+		t.Fatalf("updated agent type:\n got %+v\nreturned %+v\nwant %+v", got, upd, want)
+	}
+	if o, err := s.FindAgentType(ctx, other.ID, a.ID); err != nil || o.Name != "Echo" {
+		t.Errorf("the other organization's type = %+v, %v; want it unchanged", o, err)
+	}
+	_, err = s.UpdateAgentType(ctx, org.ID, "missing", func(*pods.AgentType) error { return nil })
+	wantCode(t, err, apperr.CodeNotFound, "update a missing agent type")
+
+	must(t, s.DeleteAgentType(ctx, org.ID, a.ID), "delete agent type")
+	_, err = s.FindAgentType(ctx, org.ID, a.ID)
+	wantCode(t, err, apperr.CodeNotFound, "deleted agent type")
+	wantCode(t, s.DeleteAgentType(ctx, org.ID, a.ID), apperr.CodeNotFound, "delete twice")
+	if _, err := s.FindAgentType(ctx, other.ID, a.ID); err != nil {
+		t.Errorf("the other organization's type after delete: %v", err)
+	}
 }
