@@ -143,7 +143,7 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 		for _, g := range x.Spec.Plan {
 			sg := &runnerv1.StepGroup{}
 			for _, st := range g.Steps {
-				step := &runnerv1.StepSpec{Id: st.ID}
+				step := &runnerv1.StepSpec{Id: st.ID, Label: st.Label}
 				switch {
 				case st.Task != nil:
 					step.Step = &runnerv1.StepSpec_Task{Task: &runnerv1.TaskStep{

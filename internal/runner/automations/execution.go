@@ -45,9 +45,23 @@ func (p StepPhase) Final() bool { return p != StepRunning && p != "" }
 // to run; the step only waits for it.
 type StepSpec struct {
 	// ID names the step in the status: the task's or the service's ID.
-	ID        string
+	ID string
+	// Label is the step's name for people (the task's or service's
+	// name); it may be empty.
+	Label     string
 	Task      *Command
 	ServiceID string
+}
+
+// stepName names step id of steps for a failure message: its label and ID
+// when it has a label.
+func stepName(steps []StepSpec, id string) string {
+	for _, st := range steps {
+		if st.ID == id && st.Label != "" {
+			return fmt.Sprintf("%q (%s)", st.Label, id)
+		}
+	}
+	return id
 }
 
 // ExecutionSpec is a task execution as the control plane wants it.
@@ -257,7 +271,7 @@ func (x *execution) run(sp ExecutionSpec) {
 		case failed != nil:
 			x.update(func(s *ExecutionStatus) {
 				s.Phase, s.CompletedAt = ExecutionFailed, time.Now()
-				s.FailureMessage = fmt.Sprintf("step %s (group %d of %d) failed: %s", failed.id, gi+1, len(sp.Groups), failed.failure)
+				s.FailureMessage = fmt.Sprintf("step %s (group %d of %d) failed: %s", stepName(sp.Groups[gi], failed.id), gi+1, len(sp.Groups), failed.failure)
 			})
 			x.finish()
 			return

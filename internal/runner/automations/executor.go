@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,10 @@ type Config struct {
 	// LogRetention is how long logs of ended runs are kept: 7 days when
 	// zero.
 	LogRetention time.Duration
+	// PruneInterval is how often logs past their retention are looked
+	// for while the executor runs (and once when it opens): hourly when
+	// zero.
+	PruneInterval time.Duration
 	// Docker says a Docker engine answers on this runner; without one a
 	// runsOn.docker command fails with ErrNoDocker.
 	Docker bool
@@ -65,6 +70,8 @@ type Executor struct {
 	// changes, for steps that await a service.
 	svcChanged chan struct{}
 	wg         sync.WaitGroup
+	// quit ends the background work that is not a run (log pruning).
+	quit chan struct{}
 
 	events  *queue.Queue[Event]
 	version atomic.Uint64
@@ -93,6 +100,9 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.LogRetention <= 0 {
 		cfg.LogRetention = 7 * 24 * time.Hour
 	}
+	if cfg.PruneInterval <= 0 {
+		cfg.PruneInterval = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -104,7 +114,7 @@ func New(cfg Config) (*Executor, error) {
 	e := &Executor{
 		cfg: cfg, log: cfg.Logger, bootID: proc.BootID(),
 		services: map[string]*service{}, executions: map[string]*execution{}, logs: map[string]*runLog{},
-		svcChanged: make(chan struct{}), events: queue.New[Event](),
+		svcChanged: make(chan struct{}), events: queue.New[Event](), quit: make(chan struct{}),
 	}
 	// Versions order status reports for the control plane
 	// (statusVersion): they must grow across runner restarts too.
@@ -205,20 +215,45 @@ func (e *Executor) Open() error {
 		e.executions[x.id] = x
 	}
 	e.pruneLogs()
+	// A runner may run for months: retention is enforced while it runs,
+	// not only when it starts.
+	go func() {
+		t := time.NewTicker(e.cfg.PruneInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.quit:
+				return
+			case <-t.C:
+				e.pruneLogs()
+			}
+		}
+	}()
 	return nil
 }
 
-// pruneLogs removes log files older than the retention.
+// pruneLogs removes the logs of ended runs last written before the
+// retention. A log still being written stays, however quiet its run.
 func (e *Executor) pruneLogs() {
 	dir := filepath.Join(e.cfg.Dir, logsDir)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
+		e.log.Warn("read the logs directory to prune it", "err", err)
 		return
 	}
 	cutoff := time.Now().Add(-e.cfg.LogRetention)
 	for _, ent := range entries {
+		id, ok := strings.CutSuffix(ent.Name(), ".log")
+		e.mu.Lock()
+		live := ok && e.logs[id] != nil
+		e.mu.Unlock()
+		if live {
+			continue
+		}
 		if info, err := ent.Info(); err == nil && info.ModTime().Before(cutoff) {
-			_ = os.Remove(filepath.Join(dir, ent.Name()))
+			if err := os.Remove(filepath.Join(dir, ent.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				e.log.Warn("remove a log past its retention", "file", ent.Name(), "err", err)
+			}
 		}
 	}
 }
@@ -274,6 +309,7 @@ func (e *Executor) Close(ctx context.Context) error {
 		return nil
 	}
 	e.closed = true
+	close(e.quit)
 	svcs := make([]*service, 0, len(e.services))
 	for _, s := range e.services {
 		svcs = append(svcs, s)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -452,5 +453,30 @@ func TestReadLog_FollowAndCap(t *testing.T) {
 	}
 	if err := e.ReadLog(context.Background(), "nope", false, &b); err != ErrUnknownLog {
 		t.Errorf("unknown log: %v", err)
+	}
+}
+
+// TestPruneLogs_WhileRunning checks that logs past their retention go while
+// the executor runs, and that the log of a run still going stays however
+// long ago it was last written.
+func TestPruneLogs_WhileRunning(t *testing.T) {
+	e, rec := open(t, Config{LogRetention: time.Hour, PruneInterval: 20 * time.Millisecond})
+	dir := t.TempDir()
+	m := marker(t)
+	e.EnsureExecutions([]ExecutionSpec{{ID: "done", Groups: [][]StepSpec{{{ID: "t", Task: &Command{Script: "echo old", Dir: dir}}}}}})
+	ended := rec.waitExecution(t, "done")
+	e.EnsureServices([]ServiceSpec{{ID: "quiet", Session: "1", Run: true, Start: Command{Script: "echo once; exec sleep 600 # " + m, Dir: dir}}})
+	running := rec.waitService(t, "quiet", PhaseRunning)
+	old := time.Now().Add(-2 * time.Hour)
+	for _, id := range []string{ended.Steps[0].LogID, running.LogID} {
+		if err := os.Chtimes(filepath.Join(e.cfg.Dir, logsDir, id+".log"), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the ended run's log is pruned", func() bool {
+		return e.ReadLog(context.Background(), ended.Steps[0].LogID, false, io.Discard) == ErrUnknownLog
+	})
+	if got := readLog(t, e, running.LogID); !strings.Contains(got, "once") {
+		t.Errorf("the running service's log = %q, want it kept", got)
 	}
 }

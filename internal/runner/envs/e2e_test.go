@@ -406,6 +406,11 @@ func TestEnvironments_EndToEnd(t *testing.T) {
 			if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_FAILED || len(x.GetStatus().GetSteps()) != 1 {
 				t.Errorf("broken execution: %v", x.GetStatus())
 			}
+			// The failure names the step as people know it, and says why.
+			if msg := x.GetStatus().GetFailureMessage(); !strings.Contains(msg, `"Broken"`) || !strings.Contains(msg, "group 1 of 2") ||
+				!strings.Contains(msg, "3") {
+				t.Errorf("broken execution's failure message = %q, want the step's name, its group and the exit code", msg)
+			}
 			if log := readLog(t, x.GetStatus().GetLogUrl(), false); strings.Contains(log, "must never run") || !strings.Contains(log, "about to fail") {
 				t.Errorf("broken execution log:\n%s", log)
 			}

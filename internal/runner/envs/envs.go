@@ -333,7 +333,7 @@ func (m *Manager) sync() {
 			for _, g := range x.GetGroups() {
 				var group []automations.StepSpec
 				for _, st := range g.GetSteps() {
-					step := automations.StepSpec{ID: st.GetId(), ServiceID: st.GetServiceId()}
+					step := automations.StepSpec{ID: st.GetId(), Label: st.GetLabel(), ServiceID: st.GetServiceId()}
 					if t := st.GetTask(); t != nil {
 						env, err := m.environ(ds, e, t.GetEnv())
 						c := m.command(t.GetCommand(), env, e.dir, err)

@@ -1577,7 +1577,10 @@ type StepSpec struct {
 	//
 	//	*StepSpec_Task
 	//	*StepSpec_ServiceId
-	Step          isStepSpec_Step `protobuf_oneof:"step"`
+	Step isStepSpec_Step `protobuf_oneof:"step"`
+	// label is the step's name for people (the plan step's label), used in
+	// failure messages.
+	Label         string `protobuf:"bytes,4,opt,name=label,proto3" json:"label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1640,6 +1643,13 @@ func (x *StepSpec) GetServiceId() string {
 		if x, ok := x.Step.(*StepSpec_ServiceId); ok {
 			return x.ServiceId
 		}
+	}
+	return ""
+}
+
+func (x *StepSpec) GetLabel() string {
+	if x != nil {
+		return x.Label
 	}
 	return ""
 }
@@ -2907,12 +2917,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x04stop\x18\x03 \x01(\bR\x04stop\x124\n" +
 	"\x06groups\x18\x04 \x03(\v2\x1c.runyard.runner.v1.StepGroupR\x06groups\">\n" +
 	"\tStepGroup\x121\n" +
-	"\x05steps\x18\x01 \x03(\v2\x1b.runyard.runner.v1.StepSpecR\x05steps\"v\n" +
+	"\x05steps\x18\x01 \x03(\v2\x1b.runyard.runner.v1.StepSpecR\x05steps\"\x8c\x01\n" +
 	"\bStepSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x04task\x18\x02 \x01(\v2\x1b.runyard.runner.v1.TaskStepH\x00R\x04task\x12\x1f\n" +
 	"\n" +
-	"service_id\x18\x03 \x01(\tH\x00R\tserviceIdB\x06\n" +
+	"service_id\x18\x03 \x01(\tH\x00R\tserviceId\x12\x14\n" +
+	"\x05label\x18\x04 \x01(\tR\x05labelB\x06\n" +
 	"\x04step\"m\n" +
 	"\bTaskStep\x124\n" +
 	"\acommand\x18\x01 \x01(\v2\x1a.runyard.runner.v1.CommandR\acommand\x12+\n" +
