@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +26,14 @@ type Config struct {
 	StopGrace time.Duration
 	// ScrollbackBytes bounds each pod's scrollback; default 1 MiB.
 	ScrollbackBytes int
-	Logger          *slog.Logger
+	// Retention is how long the directory of a pod that ended and is no
+	// longer desired (its exit record, output and default working
+	// directory) is kept after it ended; default 7 days.
+	Retention time.Duration
+	// GCInterval is how often such directories are looked for; default
+	// hourly.
+	GCInterval time.Duration
+	Logger     *slog.Logger
 }
 
 // Manager runs the pods of one runner. It goes New → Open → Close; Ensure,
@@ -41,7 +49,11 @@ type Manager struct {
 	opened bool
 	closed bool
 	pods   map[string]*pod
+	// synced is set by the first Ensure: until then every pod found on
+	// disk is held, since the control plane may still want it.
+	synced bool
 	wg     sync.WaitGroup // one per pod goroutine
+	quit   chan struct{}  // ends the collection of old pod directories
 }
 
 // New checks cfg and returns a Manager that is not open yet. Events can be
@@ -56,6 +68,12 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.ScrollbackBytes <= 0 {
 		cfg.ScrollbackBytes = 1 << 20
 	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 7 * 24 * time.Hour
+	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -66,6 +84,7 @@ func New(cfg Config) (*Manager, error) {
 		bootID: proc.BootID(),
 		events: queue.New[Event](),
 		pods:   map[string]*pod{},
+		quit:   make(chan struct{}),
 	}, nil
 }
 
@@ -91,6 +110,13 @@ func (m *Manager) Open(ctx context.Context) error {
 			return err
 		}
 		key := e.Name()
+		if strings.HasPrefix(key, trashPrefix) {
+			// A collection the previous process did not finish.
+			if err := os.RemoveAll(filepath.Join(m.dir, key)); err != nil {
+				m.log.Warn("remove an old pod directory", "dir", key, "err", err)
+			}
+			continue
+		}
 		if !e.IsDir() || validKey(key) != nil {
 			continue
 		}
@@ -106,7 +132,68 @@ func (m *Manager) Open(ctx context.Context) error {
 		m.pods[key] = endedPod(m, key, ev)
 	}
 	m.opened = true
+	go m.collectLoop()
 	return nil
+}
+
+// trashPrefix names a pod directory being removed; no pod key starts with
+// a dot.
+const trashPrefix = ".gc-"
+
+func (m *Manager) collectLoop() {
+	t := time.NewTicker(m.cfg.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-t.C:
+			m.collect(time.Now())
+		}
+	}
+}
+
+// collect removes the directories of pods that ended more than Retention
+// before now and that the control plane no longer wants: a pod it still
+// wants (its exit not recorded there yet) keeps its exit record, so that it
+// is never started twice.
+func (m *Manager) collect(now time.Time) {
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		m.log.Warn("read the pods directory to collect old pods", "err", err)
+		return
+	}
+	for _, e := range entries {
+		key := e.Name()
+		if !e.IsDir() || validKey(key) != nil {
+			continue
+		}
+		dir, trash := filepath.Join(m.dir, key), filepath.Join(m.dir, trashPrefix+key)
+		m.mu.Lock()
+		_, held := m.pods[key]
+		if held || !m.synced || m.closed {
+			m.mu.Unlock()
+			continue
+		}
+		info, err := os.Stat(filepath.Join(dir, exitFile))
+		if err != nil || now.Sub(info.ModTime()) < m.cfg.Retention {
+			m.mu.Unlock()
+			continue
+		}
+		// Renamed under the lock, so that no Ensure starts the key while
+		// its record is half gone; removed outside it, however large its
+		// working directory is.
+		err = os.Rename(dir, trash)
+		m.mu.Unlock()
+		if err == nil {
+			err = os.RemoveAll(trash)
+		}
+		if err != nil {
+			m.log.Warn("remove the directory of an old pod", "pod", key, "err", err)
+			continue
+		}
+		m.log.Debug("removed the directory of a pod past its retention", "pod", key)
+	}
 }
 
 // Close terminates every running pod: SIGTERM to its processes, SIGKILL after
@@ -121,6 +208,9 @@ func (m *Manager) Close(ctx context.Context) error {
 		return nil
 	}
 	m.closed = true
+	if m.opened {
+		close(m.quit)
+	}
 	running := m.runningLocked()
 	m.mu.Unlock()
 
@@ -170,6 +260,7 @@ func (m *Manager) Ensure(desired []Spec) error {
 	if err := m.usableLocked(); err != nil {
 		return err
 	}
+	m.synced = true
 	var errs []error
 	want := make(map[string]bool, len(desired))
 	for _, s := range desired {

@@ -797,3 +797,56 @@ func TestManager_Close(t *testing.T) {
 		t.Errorf("Ensure after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestManager_CollectsOldPods checks that the directory of a pod that ended
+// long enough ago goes once the control plane no longer wants the pod, and
+// stays while it does, or while the pod ended recently.
+func TestManager_CollectsOldPods(t *testing.T) {
+	m, rec := MustOpen(t, Config{Retention: time.Hour, GCInterval: 20 * time.Millisecond})
+	specs := []Spec{
+		{Key: "old-forgotten", Argv: []string{"sh", "-c", "exit 0"}},
+		{Key: "old-wanted", Argv: []string{"sh", "-c", "exit 0"}},
+		{Key: "recent", Argv: []string{"sh", "-c", "exit 0"}},
+	}
+	if err := m.Ensure(specs); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		rec.waitFinal(t, s.Key, true)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, key := range []string{"old-forgotten", "old-wanted"} {
+		if err := os.Chtimes(filepath.Join(m.dir, key, exitFile), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The control plane recorded two of the exits and still wants one.
+	if err := m.Ensure(specs[1:2]); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(key string) bool {
+		_, err := os.Stat(filepath.Join(m.dir, key))
+		return err == nil
+	}
+	poll(t, "the forgotten old pod's directory goes", func() bool { return !exists("old-forgotten") })
+	// One more collection, run here so that it surely happened.
+	m.collect(time.Now())
+	for _, key := range []string{"old-wanted", "recent"} {
+		if !exists(key) {
+			t.Errorf("pod %s's directory was removed", key)
+		}
+	}
+	// A key whose directory was collected is unknown, not started again.
+	if _, err := m.Scrollback("old-forgotten"); !errors.Is(err, ErrUnknownPod) {
+		t.Errorf("scrollback of a collected pod: %v, want ErrUnknownPod", err)
+	}
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), trashPrefix) {
+			t.Errorf("left behind %s", e.Name())
+		}
+	}
+}
