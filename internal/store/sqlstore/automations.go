@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/automations/spec"
@@ -387,19 +388,48 @@ func (db *DB) FindTaskExecutionByID(ctx context.Context, orgID, id string) (*aut
 }
 
 func (db *DB) FindTaskExecutions(ctx context.Context, f automations.ExecutionFilter) ([]*automations.TaskExecution, error) {
-	query := `SELECT ` + executionColumns + ` FROM task_executions WHERE org_id = ?`
-	args := []any{f.OrgID}
+	query := `SELECT ` + executionColumns + ` FROM task_executions WHERE `
+	var args []any
+	if f.RunnerID != "" {
+		// The runner's environments are all of the organization, and so
+		// are their executions. Without a condition on org_id the planner
+		// starts from those environments' executions (with
+		// task_executions_unfinished for a desired state) instead of
+		// walking every execution of the organization.
+		query += `environment_id IN (SELECT id FROM environments WHERE org_id = ? AND runner_id = ?)`
+		args = append(args, f.OrgID, f.RunnerID)
+	} else {
+		query += `org_id = ?`
+		args = append(args, f.OrgID)
+	}
 	query, args = appendIn(query, args, "environment_id", f.EnvironmentIDs)
 	query, args = appendIn(query, args, "task_id", f.TaskIDs)
 	query, args = appendIn(query, args, "task_reference", f.TaskReferences)
-	query, args = appendIn(query, args, "phase", f.Phases)
-	query, args = appendRunner(query, args, f.OrgID, f.RunnerID)
+	if unfinishedOnly(f.Phases) {
+		query += ` AND ` + unfinishedPhases
+	} else {
+		query, args = appendIn(query, args, "phase", f.Phases)
+	}
 	query, args = appendPage(query, args, f.After, f.Limit)
 	out, err := scanAll(ctx, db.read, db.q(query), args, scanExecution)
 	if err != nil {
 		return nil, db.translate(err, "task executions")
 	}
 	return out, nil
+}
+
+// unfinishedPhases is the predicate of the task_executions_unfinished index
+// (migration 00011), written as the index has it so that both databases'
+// planners can use the index.
+var unfinishedPhases = fmt.Sprintf(`phase IN ('%s', '%s')`, automations.ExecutionPhasePending, automations.ExecutionPhaseRunning)
+
+// unfinishedOnly reports whether phases are exactly the unfinished ones, as
+// a runner's desired state asks for them.
+func unfinishedOnly(phases []automations.ExecutionPhase) bool {
+	if len(phases) != 2 {
+		return false
+	}
+	return slices.Contains(phases, automations.ExecutionPhasePending) && slices.Contains(phases, automations.ExecutionPhaseRunning)
 }
 
 func (db *DB) UpdateTaskExecution(ctx context.Context, orgID, id string, fn func(*automations.TaskExecution) error) (*automations.TaskExecution, error) {
