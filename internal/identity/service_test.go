@@ -3,6 +3,7 @@ package identity_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -228,4 +229,46 @@ func TestKeyCache(t *testing.T) {
 	clk.t = clk.t.Add(6 * time.Second)
 	_, err = replica.Authenticate(ctx, secret)
 	wantCode(t, err, apperr.CodeUnauthenticated)
+}
+
+// TestExchange_ExpiryBoundary checks the 24-hour lifetime of an exchange
+// token to the second on the service's clock: one second before 24 hours it
+// still works, at 24 hours it is refused as expired.
+func TestExchange_ExpiryBoundary(t *testing.T) {
+	s, db, clk := newService(t)
+	admin := adminContext(t, s)
+	rs := runners.NewService(db)
+	rs.Now = clk.Now
+	r, _, err := rs.Create(admin, runners.CreateInput{Name: "host-expiry", Provider: runners.ProviderLinuxHost})
+	if err != nil {
+		t.Fatalf("create runner: %v", err)
+	}
+	issued := clk.t
+	newToken := func() string {
+		t.Helper()
+		clk.t = issued
+		x, err := rs.CreateToken(admin, r.ID)
+		if err != nil {
+			t.Fatalf("create exchange token: %v", err)
+		}
+		return x
+	}
+
+	valid, expired := newToken(), newToken()
+
+	clk.t = issued.Add(24*time.Hour - time.Second)
+	access, err := s.Exchange(ctx, valid)
+	if err != nil {
+		t.Fatalf("exchange at 24h-1s: %v, want a runner access token", err)
+	}
+	if c, err := s.Authenticate(ctx, access); err != nil || c.RunnerID != r.ID {
+		t.Fatalf("the token exchanged at 24h-1s authenticates as %+v, %v", c, err)
+	}
+
+	clk.t = issued.Add(24 * time.Hour)
+	_, err = s.Exchange(ctx, expired)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+	if !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("exchange at 24h: %v, want it to say the token expired", err)
+	}
 }
