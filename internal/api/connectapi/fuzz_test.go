@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -24,12 +25,20 @@ import (
 // keep their length prefixes.
 const fuzzRunnerID = "00000000-0000-4000-8000-00000000beef"
 
+// fuzzExchangeToken stands for an unused exchange token of the fuzzed
+// server's runner, with the length of a real one (ryd_ex_ and 43 characters).
+// The first input that redeems it succeeds; later ones find it used.
+const fuzzExchangeToken = "ryd_ex_FUZZFUZZFUZZFUZZFUZZFUZZFUZZFUZZFUZZFUZZFUZ"
+
 // fuzzTarget is a server under fuzzing with a runner whose id replaces
-// fuzzRunnerID in the inputs.
+// fuzzRunnerID in the inputs, and that runner's exchange token, which
+// replaces fuzzExchangeToken.
 type fuzzTarget struct {
 	backend  testutil.Backend
 	url      string
 	runnerID string
+	exchange string
+	admin    *client
 	hc       *http.Client
 }
 
@@ -40,6 +49,12 @@ var fuzzProcedures = []struct {
 	{pathCreateRunner, func() proto.Message { return new(gitpodv1.CreateRunnerRequest) }},
 	{pathUpdateRunner, func() proto.Message { return new(gitpodv1.UpdateRunnerRequest) }},
 	{pathListRunners, func() proto.Message { return new(gitpodv1.ListRunnersRequest) }},
+	{pathGetRunner, func() proto.Message { return new(gitpodv1.GetRunnerRequest) }},
+	{gitpodv1connect.RunnerServiceCreateRunnerTokenProcedure, func() proto.Message { return new(gitpodv1.CreateRunnerTokenRequest) }},
+	{gitpodv1connect.IdentityServiceExchangeTokenProcedure, func() proto.Message { return new(gitpodv1.ExchangeTokenRequest) }},
+	// DeleteRunner goes last: it may remove the target's runner, which the
+	// fuzz function then replaces for the next input.
+	{gitpodv1connect.RunnerServiceDeleteRunnerProcedure, func() proto.Message { return new(gitpodv1.DeleteRunnerRequest) }},
 }
 
 var fuzzEncodings = []struct {
@@ -90,6 +105,23 @@ var fuzzSeeds = []string{
 	`{"filter":{"kinds":[1,2,3]}}`,
 	`{"runnerId":123}`,
 	`{"name":"` + strings.Repeat("é", 200) + `"}`,
+	`{"runnerId":"` + fuzzRunnerID + `"}`,
+	`{"runnerId":"` + fuzzRunnerID + `","force":true}`,
+	`{"runnerId":"` + fuzzRunnerID + `","force":false}`,
+	`{"runnerId":"` + fuzzRunnerID + `","force":"yes"}`,
+	`{"runnerId":"00000000-0000-4000-8000-000000000000","force":true}`,
+	`{"runnerId":""}`,
+	`{"runnerId":"` + strings.ToUpper(fuzzRunnerID) + `"}`,
+	`{"runnerId":"{` + fuzzRunnerID + `}"}`,
+	`{"runnerId":"a\u0000b"}`,
+	`{"force":true}`,
+	`{"exchangeToken":"` + fuzzExchangeToken + `"}`,
+	`{"exchangeToken":"ryd_ex_unknown"}`,
+	`{"exchangeToken":""}`,
+	`{"exchangeToken":"` + testutil.AdminToken + `"}`,
+	`{"exchangeToken":"ryd_ex_\u0000"}`,
+	`{"exchangeToken":["` + fuzzExchangeToken + `"]}`,
+	`{"exchangeToken":"` + strings.Repeat("x", 5000) + `"}`,
 }
 
 func startFuzzTargets(f *testing.F) []*fuzzTarget {
@@ -100,16 +132,46 @@ func startFuzzTargets(f *testing.F) []*fuzzTarget {
 		}
 		ts := testutil.StartServer(f, b)
 		admin := newClient(f, ts.URL, protocols[1], bearer(testutil.AdminToken))
-		r := mustCreateLinuxRunner(f, admin)
-		targets = append(targets, &fuzzTarget{backend: b, url: ts.URL, runnerID: r.GetRunnerId(), hc: newHTTPClient(f, false)})
+		tg := &fuzzTarget{backend: b, url: ts.URL, admin: admin, hc: newHTTPClient(f, false)}
+		tg.newRunner(f)
+		targets = append(targets, tg)
 	}
 	return targets
 }
 
+// newRunner gives the target a fresh runner and its exchange token.
+func (tg *fuzzTarget) newRunner(tb testing.TB) {
+	tb.Helper()
+	r, exchange := mustCreateRunner(tb, tg.admin, &gitpodv1.CreateRunnerRequest{
+		Name: name("fuzz-target"), Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST,
+	})
+	if len(exchange) != len(fuzzExchangeToken) {
+		tb.Fatalf("exchange token %q has %d characters, want %d like fuzzExchangeToken", exchange, len(exchange), len(fuzzExchangeToken))
+	}
+	tg.runnerID, tg.exchange = r.GetRunnerId(), exchange
+}
+
+// keepRunner replaces the target's runner when an input deleted it (it is
+// then not found, or found in phase DELETED).
+func (tg *fuzzTarget) keepRunner(tb testing.TB) {
+	tb.Helper()
+	res, err := tg.admin.Runners.GetRunner(ctx, connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: tg.runnerID}))
+	switch {
+	case err == nil && res.Msg.GetRunner().GetStatus().GetPhase() == gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED:
+		tg.newRunner(tb)
+	case err == nil:
+	case connect.CodeOf(err) == connect.CodeNotFound:
+		tg.newRunner(tb)
+	default:
+		tb.Fatalf("%s: get the fuzzed runner: %v", tg.backend, err)
+	}
+}
+
 // FuzzRequestDecoding sends arbitrary bytes as JSON and as binary protobuf to
-// CreateRunner, UpdateRunner and ListRunners. Whatever the bytes, the server
-// must answer with a client error or success: never a 5xx, an internal error
-// or a dropped connection (a panic).
+// CreateRunner, UpdateRunner, ListRunners, GetRunner, CreateRunnerToken,
+// ExchangeToken and DeleteRunner. Whatever the bytes, the server must answer
+// with a client error or success: never a 5xx, an internal error or a
+// dropped connection (a panic).
 func FuzzRequestDecoding(f *testing.F) {
 	targets := startFuzzTargets(f)
 	for _, s := range fuzzSeeds {
@@ -130,6 +192,7 @@ func FuzzRequestDecoding(f *testing.F) {
 		var bugs []string
 		for _, tg := range targets {
 			in := bytes.ReplaceAll(data, []byte(fuzzRunnerID), []byte(tg.runnerID))
+			in = bytes.ReplaceAll(in, []byte(fuzzExchangeToken), []byte(tg.exchange))
 			for _, p := range fuzzProcedures {
 				for _, enc := range fuzzEncodings {
 					problem := tg.check(p.path, enc.contentType, in)
@@ -149,6 +212,7 @@ func FuzzRequestDecoding(f *testing.F) {
 					t.Fatalf("%s %s %s %q: %s", tg.backend, p.path, enc.contentType, in, problem)
 				}
 			}
+			tg.keepRunner(t)
 		}
 		if len(bugs) > 0 {
 			t.Fatalf("regression: %s", strings.Join(bugs, "; "))
