@@ -17,18 +17,15 @@ import (
 // runner_capacity_placement index in placement's order and stop at the
 // first runner that fits.
 //
-// Every replica places this way on the same rows. A placement locks the
-// runner_capacity row of the runner it chooses (FOR UPDATE) and stores the
-// pod before it commits, so the count it read stays exact until then: two
-// placements never both take a runner's last place. Creating a pod skips
-// rows that other placements hold (SKIP LOCKED), so that concurrent creates
-// spread over the runners instead of queueing on the least-loaded one,
-// and only when every runner that fits is held waits for them. Under
-// concurrency "least-loaded first" is therefore "least-loaded among the
-// runners no other placement holds at that instant"; one placement at a
-// time decides exactly as pods.place does. Passes over the pending pods of
-// an organization take its advisory lock (lockPlacements), so that two
-// passes never hold rows the other waits for.
+// Every replica places this way on the same rows, under the organization's
+// advisory lock (lockPlacements): the counts a placement reads stay exact
+// until it commits, so two placements never both take a runner's last
+// place, and each decides exactly as pods.place does on what the database
+// holds. (Locking only the chosen runner's row, with SKIP LOCKED, let
+// concurrent creates run side by side, but a statement's snapshot could
+// predate the placements that committed while it waited, and bench/pods saw
+// a runner given 8 pods while fitting ones held none: least-loaded first
+// is worth the serialization.)
 
 // counted reports whether this store places with queries (pods.Finder).
 func (db *DB) counted() bool { return db.dialect.Name == "postgres" }
@@ -38,7 +35,7 @@ func (db *DB) counted() bool { return db.dialect.Name == "postgres" }
 // one) and all labels ($4, a JSON array), below its maximum; the fewest
 // pods, then the lowest seq. The phases and draining repeat the
 // runner_capacity_placement index's predicate literally so that the
-// planner can prove a row is in it. A lock clause follows.
+// planner can prove a row is in it.
 var bestQuery = fmt.Sprintf(`SELECT %s, c.active_pods FROM runner_capacity c JOIN runners r ON r.id = c.runner_id
 	WHERE c.org_id = $1 AND c.phase IN ('%s', '%s') AND NOT c.draining AND r.last_seen > $2
 	AND c.agent_types @> $3::jsonb AND c.labels @> $4::jsonb AND c.active_pods < c.max_pods
@@ -55,13 +52,6 @@ var tallyQuery = fmt.Sprintf(`SELECT COUNT(*),
 	FROM runner_capacity c JOIN runners r ON r.id = c.runner_id
 	WHERE c.org_id = $1 AND c.phase IN ('%[2]s', '%[3]s') AND r.last_seen > $2`,
 	`NOT c.draining AND c.agent_types @> $3::jsonb AND c.labels @> $4::jsonb`, runners.PhaseActive, runners.PhaseDegraded)
-
-// Lock clauses of bestQuery and candidateBySeq: only the capacity row is
-// locked, never the runner's (renewals write those).
-const (
-	lockCapacity     = ` FOR UPDATE OF c`
-	lockFreeCapacity = ` FOR UPDATE OF c SKIP LOCKED`
-)
 
 // finder is pods.Finder inside one placement transaction.
 type finder struct {
@@ -100,20 +90,16 @@ func (fd *finder) Best(p *pods.Pod) (*pods.Candidate, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, lock := range []string{lockFreeCapacity, lockCapacity} {
-		c := &pods.Candidate{}
-		r, err := scanRunner(withExtra(fd.tx.QueryRowContext(fd.ctx, bestQuery+lock,
-			fd.f.OrgID, micros(fd.f.LiveAfter), agent, labels), &c.Pods))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		c.Runner = r
-		return c, nil
+	c := &pods.Candidate{}
+	r, err := scanRunner(withExtra(fd.tx.QueryRowContext(fd.ctx, bestQuery, fd.f.OrgID, micros(fd.f.LiveAfter), agent, labels), &c.Pods))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
 	}
-	return nil, nil
+	if err != nil {
+		return nil, err
+	}
+	c.Runner = r
+	return c, nil
 }
 
 func (fd *finder) Tally(p *pods.Pod) (pods.Tally, error) {
@@ -136,12 +122,15 @@ func (fd *finder) Tally(p *pods.Pod) (pods.Tally, error) {
 }
 
 func (fd *finder) Requested(seq int64) (*pods.Candidate, error) {
-	return fd.db.candidateBySeq(fd.ctx, fd.tx, fd.f.OrgID, seq, lockCapacity)
+	return fd.db.candidateBySeq(fd.ctx, fd.tx, fd.f.OrgID, seq)
 }
 
 // createCounted is CreatePlacedPod with a finder.
 func (db *DB) createCounted(ctx context.Context, p *pods.Pod, f pods.CandidateFilter) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := db.lockPlacements(ctx, tx, f.OrgID); err != nil {
+			return err
+		}
 		if err := f.Counted(p, db.newFinder(ctx, tx, f)); err != nil {
 			return err
 		}

@@ -181,16 +181,15 @@ func (db *DB) requested(ctx context.Context, tx *sql.Tx, x *pods.Index, f pods.C
 	if f.Seq == 0 || x.Has(f.Seq) {
 		return nil, nil
 	}
-	return db.candidateBySeq(ctx, tx, f.OrgID, f.Seq, "")
+	return db.candidateBySeq(ctx, tx, f.OrgID, f.Seq)
 }
 
 // candidateBySeq returns the runner of orgID with numeric id seq and its
-// count of active pods, nil when the organization has none. lock is
-// appended to the query.
-func (db *DB) candidateBySeq(ctx context.Context, tx *sql.Tx, orgID string, seq int64, lock string) (*pods.Candidate, error) {
+// count of active pods, nil when the organization has none.
+func (db *DB) candidateBySeq(ctx context.Context, tx *sql.Tx, orgID string, seq int64) (*pods.Candidate, error) {
 	c := &pods.Candidate{}
 	r, err := scanRunner(withExtra(tx.QueryRowContext(ctx, db.q(`SELECT `+qualifiedRunnerColumns+`, c.active_pods
-		FROM runners r JOIN runner_capacity c ON c.runner_id = r.id WHERE r.org_id = ? AND r.seq = ?`+lock), orgID, seq), &c.Pods))
+		FROM runners r JOIN runner_capacity c ON c.runner_id = r.id WHERE r.org_id = ? AND r.seq = ?`), orgID, seq), &c.Pods))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

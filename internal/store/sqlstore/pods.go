@@ -209,9 +209,7 @@ func (db *DB) candidates(ctx context.Context, tx *sql.Tx, f pods.CandidateFilter
 		f.OrgID, string(runners.PhaseActive), string(runners.PhaseDegraded), micros(f.LiveAfter), f.Seq)
 }
 
-// lockPlacements serializes the placements of orgID that load candidates,
-// and the passes over its pending pods, for the rest of tx. (Pods created
-// on PostgreSQL lock the row of the runner they take instead: counted.go.)
+// lockPlacements serializes the placements of orgID for the rest of tx.
 //
 // On SQLite the transaction began IMMEDIATE and holds the database's write
 // lock, which already serializes every writer. On PostgreSQL it takes a
