@@ -33,12 +33,12 @@ func (db *DB) counted() bool { return db.dialect.Name == "postgres" }
 // bestQuery finds the runner place chooses: online (its phase, and a
 // renewal after $2), not draining, with the agent type ($3, a JSON array of
 // one) and all labels ($4, a JSON array), below its maximum; the fewest
-// pods, then the lowest seq. The phases and draining repeat the
-// runner_capacity_placement index's predicate literally so that the
-// planner can prove a row is in it.
+// pods, then the lowest seq. The phases, draining and room repeat the
+// runner_capacity_placement index's predicate (migration 00012) literally
+// so that the planner can prove a row is in it.
 var bestQuery = fmt.Sprintf(`SELECT %s, c.active_pods FROM runner_capacity c JOIN runners r ON r.id = c.runner_id
-	WHERE c.org_id = $1 AND c.phase IN ('%s', '%s') AND NOT c.draining AND r.last_seen > $2
-	AND c.agent_types @> $3::jsonb AND c.labels @> $4::jsonb AND c.active_pods < c.max_pods
+	WHERE c.org_id = $1 AND c.phase IN ('%s', '%s') AND NOT c.draining AND c.active_pods < c.max_pods
+	AND r.last_seen > $2 AND c.agent_types @> $3::jsonb AND c.labels @> $4::jsonb
 	ORDER BY c.active_pods, c.seq LIMIT 1`, qualifiedRunnerColumns, runners.PhaseActive, runners.PhaseDegraded)
 
 // tallyQuery counts the online runners at each step at which placement
