@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -186,6 +187,20 @@ func TestRunner_Lifecycle(t *testing.T) {
 	s2.mustRun(t, adminToken, "runners", "update", id, "--desired-phase", "active")
 	eventually(t, "the runner takes work again", func() bool { return strings.Contains(r2.Stderr.String(), "active: taking work again") })
 
+	// The daemon's access token, which the deletion must kill. With it the
+	// CLI authenticates as the runner, which may not read runners.
+	var creds struct {
+		AccessToken string `json:"accessToken"`
+	}
+	b, err := os.ReadFile(filepath.Join(state, "credentials.json"))
+	if err != nil {
+		t.Fatalf("read the runner's credentials: %v", err)
+	}
+	if err := json.Unmarshal(b, &creds); err != nil || creds.AccessToken == "" {
+		t.Fatalf("decode the runner's credentials: %v", err)
+	}
+	requireOneLineError(t, s2.run(t, creds.AccessToken, "runners", "get", id), 6, "runner tokens cannot")
+
 	// Delete without force: the runner stops, confirms and exits 0.
 	s2.mustRun(t, adminToken, "runners", "delete", id)
 	if code := r2.waitExit(t); code != 0 {
@@ -194,8 +209,23 @@ func TestRunner_Lifecycle(t *testing.T) {
 	if !strings.Contains(r2.Stdout.String(), "was deleted") {
 		t.Fatalf("runner stdout after deletion: %q", r2.Stdout)
 	}
-	if _, ok := phaseOf(t, s2, id); ok {
-		t.Fatal("the deleted runner is still there")
+	// It reads as DELETED, saying when and how, while its retention lasts.
+	got, ok := phaseOf(t, s2, id)
+	if !ok || got.Runner.Status.Phase != "RUNNER_PHASE_DELETED" ||
+		!strings.HasPrefix(got.Runner.Status.Message, "deleted at ") || !strings.Contains(got.Runner.Status.Message, "confirmed by its runner") {
+		t.Fatalf("the deleted runner reads as %+v (found %v)", got.Runner.Status, ok)
+	}
+	requireOneLineError(t, s2.run(t, creds.AccessToken, "runners", "get", id), 5)
+	if names := listRunnerNames(t, s2, adminToken); slices.Contains(names, "lifecycle-host") {
+		t.Fatalf("runners list shows the deleted runner: %v", names)
+	}
+	// Deleting it again is fine; its name is free at once.
+	s2.mustRun(t, adminToken, "runners", "delete", id)
+	if newID, _ := registerRunner(t, s2, "lifecycle-host"); newID == id {
+		t.Fatal("the runner registered under the deleted runner's name got its ID")
+	}
+	if got, _ := phaseOf(t, s2, id); got.Runner.Status.Phase != "RUNNER_PHASE_DELETED" {
+		t.Fatalf("after its name was reused the deleted runner reads as %+v", got.Runner.Status)
 	}
 	if _, err := os.Stat(filepath.Join(state, "credentials.json")); !os.IsNotExist(err) {
 		t.Fatalf("credentials of the deleted runner remain: %v", err)

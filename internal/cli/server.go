@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/server"
 )
 
@@ -36,6 +37,8 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); without it the server speaks h2c")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	f.DurationVar(&cfg.RunnerTimeout, "runner-timeout", 30*time.Second, "a runner that does not renew within this is INACTIVE; runners renew every third of it")
+	f.DurationVar(&cfg.DeletedRunnerRetention, "deleted-runner-retention", runners.DefaultDeletedRetention,
+		"how long a deleted runner stays readable (phase DELETED) before it is purged")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")
 	return cmd

@@ -80,22 +80,27 @@ func (s *Service) Self(ctx context.Context) (*Runner, error) {
 	return r, nil
 }
 
-// ConfirmDeletion removes the calling runner once it has stopped its work. The
-// runner must have been asked to delete itself (CodeFailedPrecondition
-// otherwise). Its tokens go with it, so the daemon cannot come back.
+// ConfirmDeletion deletes the calling runner once it has stopped its work:
+// the runner becomes a tombstone (phase DELETED). The runner must have been
+// asked to delete itself (CodeFailedPrecondition otherwise). Its tokens go,
+// so the daemon cannot come back.
 func (s *Service) ConfirmDeletion(ctx context.Context) error {
 	c, err := identity.RequireRunner(ctx)
 	if err != nil {
 		return err
 	}
-	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, c.RunnerID)
+	now := s.now()
+	_, err = s.Store.DeleteRunner(ctx, c.OrgID, c.RunnerID, func(r *Runner) error {
+		if r.Spec.DesiredPhase != PhaseDeleted {
+			return apperr.FailedPrecondition("runner %q was not asked to delete itself", c.RunnerID)
+		}
+		r.markDeleted(now, "confirmed by its runner after it stopped its work")
+		return nil
+	})
+	if apperr.Is(err, apperr.CodeFailedPrecondition) {
+		return err
+	}
 	if err != nil {
-		return notFound(c.RunnerID, err)
-	}
-	if r.Spec.DesiredPhase != PhaseDeleted {
-		return apperr.FailedPrecondition("runner %q was not asked to delete itself", c.RunnerID)
-	}
-	if err := s.Store.DeleteRunner(ctx, c.OrgID, c.RunnerID); err != nil {
 		return notFound(c.RunnerID, err)
 	}
 	s.deleted(c.OrgID, c.RunnerID)

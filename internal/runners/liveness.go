@@ -14,9 +14,11 @@ import (
 //	               the timeout  ▼  │                                   ▼ within the timeout
 //	                          INACTIVE ◀────────────────────────────────┘
 //
-//	any ──DeleteRunner (connected)──▶ DELETING ──daemon confirms──▶ (removed)
+//	any ──DeleteRunner (connected)──▶ DELETING ──daemon confirms──▶ DELETED
+//	any ──DeleteRunner (forced, or never connected)──────────────▶ DELETED
 //
-// DELETING is sticky: reports and renewals do not leave it.
+// DELETING and DELETED are sticky: reports and renewals do not leave them.
+// A DELETED runner is a tombstone (Runner.DeletedAt) until it is purged.
 
 // Component health names, as Kubiya's API shows them.
 const (
@@ -79,7 +81,7 @@ func (r *Runner) ApplyReport(rep Report, now time.Time) {
 
 // refreshPhase derives the phase of a runner that is alive.
 func (r *Runner) refreshPhase() {
-	if r.Status.Phase == PhaseDeleting {
+	if r.Status.Phase == PhaseDeleting || r.Status.Phase == PhaseDeleted {
 		return
 	}
 	if c := r.Report.unhealthy(); c != nil {
@@ -116,4 +118,22 @@ func (r *Runner) Live(now time.Time, timeout time.Duration) bool {
 // InactiveMessage is the status message of a runner that went silent.
 func InactiveMessage(lastSeen time.Time, timeout time.Duration) string {
 	return fmt.Sprintf("no renewal within %s (last at %s)", timeout, lastSeen.UTC().Format(time.RFC3339))
+}
+
+// markDeleted makes r the tombstone of a runner deleted at now; why ends
+// its status message. The desired phase says DELETED too, so that nothing
+// reading the spec mistakes the tombstone for a runner that takes work, and
+// the write-only metrics password goes: nothing will send metrics for it.
+func (r *Runner) markDeleted(now time.Time, why string) {
+	r.DeletedAt, r.UpdatedAt = now, now
+	r.Spec.DesiredPhase = PhaseDeleted
+	r.Spec.Configuration.Metrics.Password = ""
+	r.Status.Phase = PhaseDeleted
+	r.Status.Message = DeletedMessage(now, why)
+}
+
+// DeletedMessage is the status message of a runner deleted at t; why says
+// how.
+func DeletedMessage(t time.Time, why string) string {
+	return fmt.Sprintf("deleted at %s: %s", t.UTC().Format(time.RFC3339), why)
 }

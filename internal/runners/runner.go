@@ -120,6 +120,11 @@ type Runner struct {
 	// LastSeen is the last renewal or report; zero if the daemon never
 	// connected.
 	LastSeen time.Time
+	// DeletedAt is when the runner was deleted; zero while it exists. A
+	// deleted runner is a tombstone: phase DELETED, no tokens, readable by
+	// its ID alone (so that a client waiting for the deletion sees it
+	// happen) until it is purged, and its name free for a new runner.
+	DeletedAt time.Time
 }
 
 type Spec struct {
@@ -189,6 +194,9 @@ type GatewayInfo struct {
 
 // Connected reports whether a runner daemon ever reported for this runner.
 func (r *Runner) Connected() bool { return !r.LastSeen.IsZero() }
+
+// Deleted reports whether r is a tombstone.
+func (r *Runner) Deleted() bool { return !r.DeletedAt.IsZero() }
 
 // Filter selects runners for Store.FindRunners.
 type Filter struct {

@@ -2,6 +2,7 @@ package runners
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,31 +18,45 @@ import (
 type Store interface {
 	// CreateRunner stores r and its first exchange token in one transaction,
 	// assigning r.Seq. It fails with CodeConflict on a duplicate name in the
-	// organization.
+	// organization (tombstones do not count: their names are free).
 	CreateRunner(ctx context.Context, r *Runner, x *identity.ExchangeToken) error
 	// FindRunnerByID fails with CodeNotFound, also for a runner of another
-	// organization.
+	// organization and for a tombstone.
 	FindRunnerByID(ctx context.Context, orgID, id string) (*Runner, error)
+	// FindRunnerOrTombstone is FindRunnerByID that also finds a deleted
+	// runner's tombstone until it is purged.
+	FindRunnerOrTombstone(ctx context.Context, orgID, id string) (*Runner, error)
 	// FindRunnerBySeq finds a runner by its numeric ID. It fails with
-	// CodeNotFound.
+	// CodeNotFound, also for a tombstone.
 	FindRunnerBySeq(ctx context.Context, orgID string, seq int64) (*Runner, error)
-	// FindRunnerByName fails with CodeNotFound.
+	// FindRunnerByName fails with CodeNotFound, also for a tombstone (whose
+	// name a new runner may have taken).
 	FindRunnerByName(ctx context.Context, orgID, name string) (*Runner, error)
-	// FindRunners returns the runners matching f by ascending Seq.
+	// FindRunners returns the runners matching f by ascending Seq, without
+	// tombstones.
 	FindRunners(ctx context.Context, f Filter) ([]*Runner, error)
 	// UpdateRunner loads a runner, applies fn and stores the result in one
 	// transaction; an error from fn changes nothing. It fails with
-	// CodeNotFound, and CodeConflict on a duplicate name.
+	// CodeNotFound (also for a tombstone), and CodeConflict on a duplicate
+	// name.
 	UpdateRunner(ctx context.Context, orgID, id string, fn func(*Runner) error) (*Runner, error)
-	// DeleteRunner removes a runner with its tokens and exchange tokens. It
-	// fails with CodeNotFound.
-	DeleteRunner(ctx context.Context, orgID, id string) error
-	// CreateExchangeToken stores a new exchange token for a runner.
+	// DeleteRunner turns a runner into a tombstone in one transaction: it
+	// loads the runner, applies fn, which must set DeletedAt (an error from
+	// fn changes nothing), stores the result and deletes the runner's
+	// tokens and exchange tokens. It fails with CodeNotFound, also for a
+	// tombstone.
+	DeleteRunner(ctx context.Context, orgID, id string, fn func(*Runner) error) (*Runner, error)
+	// PurgeDeletedRunners removes the tombstones of every organization
+	// whose DeletedAt is before cutoff and returns how many it removed.
+	PurgeDeletedRunners(ctx context.Context, cutoff time.Time) (int, error)
+	// CreateExchangeToken stores a new exchange token for a runner. It
+	// fails with CodeNotFound when the runner does not exist or is a
+	// tombstone, also one deleted while the token is being stored.
 	CreateExchangeToken(ctx context.Context, x *identity.ExchangeToken) error
 	// RenewRunners records a batch of renewals in one transaction: a
 	// runner's last-seen time only moves forward. Runners that are INACTIVE
 	// are left alone and returned, so the caller can bring them back through
-	// UpdateRunner and the domain's phase rules.
+	// UpdateRunner and the domain's phase rules. Tombstones are left alone.
 	RenewRunners(ctx context.Context, batch []Renewal) (inactive []Renewal, err error)
 	// FindSilentRunners returns the runners that are ACTIVE or DEGRADED and
 	// were last seen before cutoff.
@@ -59,11 +74,16 @@ type Service struct {
 	// Gone, when set, is called after a runner went INACTIVE or was removed,
 	// with the reason its work is lost ("runner lost", "runner deleted").
 	Gone func(orgID, runnerID, reason string)
-	// Deleted, when set, is called after a runner was removed (forced, never
+	// Deleted, when set, is called after a runner was deleted (forced, never
 	// connected, or confirmed by its daemon), so that what belongs to it
-	// goes too: nothing can run its environments any more.
+	// goes too: nothing can run its environments any more. It is called
+	// once per runner: deleting a tombstone again calls nothing.
 	Deleted func(orgID, runnerID string)
 }
+
+// DefaultDeletedRetention is how long a deleted runner stays readable, by
+// default, before PurgeDeleted removes it.
+const DefaultDeletedRetention = 24 * time.Hour
 
 // NewService returns a Service on store with the real clock.
 func NewService(store Store) *Service {
@@ -82,7 +102,7 @@ func (s *Service) gone(orgID, runnerID, reason string) {
 	}
 }
 
-// deleted runs the hooks of a runner that was removed.
+// deleted runs the hooks of a runner that was deleted.
 func (s *Service) deleted(orgID, runnerID string) {
 	s.gone(orgID, runnerID, "runner deleted")
 	if s.Deleted != nil {
@@ -129,8 +149,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Runner, string, 
 	return r, secret, nil
 }
 
-// Get returns a runner of the caller's organization. It needs
-// ScopeRunnersRead and fails with CodeInvalid and CodeNotFound.
+// Get returns a runner of the caller's organization, or its tombstone (phase
+// DELETED) for a while after it was deleted, so that a client waiting for a
+// deletion sees it complete. It needs ScopeRunnersRead and fails with
+// CodeInvalid and CodeNotFound.
 func (s *Service) Get(ctx context.Context, id string) (*Runner, error) {
 	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
 	if err != nil {
@@ -139,7 +161,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Runner, error) {
 	if err := identity.ValidateUUID("runnerId", id); err != nil {
 		return nil, err
 	}
-	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, id)
+	r, err := s.Store.FindRunnerOrTombstone(ctx, c.OrgID, id)
 	if err != nil {
 		return nil, notFound(id, err)
 	}
@@ -185,6 +207,23 @@ func notFound(id string, err error) error {
 		return apperr.NotFound("runner %q not found", id)
 	}
 	return fmt.Errorf("runner %q: %w", id, err)
+}
+
+// missing is notFound for a change the store refused with CodeNotFound:
+// when the runner is a tombstone it is CodeFailedPrecondition instead,
+// since Get still shows the runner and "not found" would contradict it.
+func (s *Service) missing(ctx context.Context, orgID, id string, err error) error {
+	if !apperr.Is(err, apperr.CodeNotFound) {
+		return fmt.Errorf("runner %q: %w", id, err)
+	}
+	r, ferr := s.Store.FindRunnerOrTombstone(ctx, orgID, id)
+	switch {
+	case ferr == nil && r.Deleted():
+		return apperr.FailedPrecondition("runner %q was deleted at %s", id, r.DeletedAt.Format(time.RFC3339))
+	case ferr != nil && !apperr.Is(ferr, apperr.CodeNotFound):
+		return fmt.Errorf("runner %q: look for its tombstone: %w", id, ferr)
+	}
+	return apperr.NotFound("runner %q not found", id)
 }
 
 // MaxFilterValues bounds each list filter, so one request stays one
@@ -242,7 +281,7 @@ func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*
 
 // Update changes a runner's name, configuration or desired phase. It needs
 // ScopeRunnersWrite and fails with CodeInvalid, CodeNotFound, CodeConflict and
-// CodeFailedPrecondition (a runner being deleted).
+// CodeFailedPrecondition (a runner being deleted or deleted).
 func (s *Service) Update(ctx context.Context, id string, u Update) (*Runner, error) {
 	c, err := identity.Require(ctx, identity.ScopeRunnersWrite)
 	if err != nil {
@@ -265,15 +304,17 @@ func (s *Service) Update(ctx context.Context, id string, u Update) (*Runner, err
 		return nil, apperr.Conflict("a runner named %q already exists in this organization", *u.Name)
 	}
 	if err != nil {
-		return nil, notFound(id, err)
+		return nil, s.missing(ctx, c.OrgID, id, err)
 	}
 	s.changed(c.OrgID, id)
 	return r, nil
 }
 
-// Delete removes a runner. With force, or for a runner whose daemon never
-// connected, it is removed at once; otherwise it goes to DELETING until its
-// daemon confirms. It needs ScopeRunnersWrite and fails with CodeNotFound.
+// Delete deletes a runner. With force, or for a runner whose daemon never
+// connected, it is deleted at once; otherwise it goes to DELETING until its
+// daemon confirms. A deleted runner is a tombstone; deleting it again
+// succeeds and changes nothing. It needs ScopeRunnersWrite and fails with
+// CodeNotFound.
 func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 	c, err := identity.Require(ctx, identity.ScopeRunnersWrite)
 	if err != nil {
@@ -282,35 +323,85 @@ func (s *Service) Delete(ctx context.Context, id string, force bool) error {
 	if err := identity.ValidateUUID("runnerId", id); err != nil {
 		return err
 	}
-	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, id)
+	r, err := s.Store.FindRunnerOrTombstone(ctx, c.OrgID, id)
 	if err != nil {
 		return notFound(id, err)
 	}
-	if force || !r.Connected() {
-		if err := s.Store.DeleteRunner(ctx, c.OrgID, id); err != nil {
-			return notFound(id, err)
-		}
-		s.changed(c.OrgID, id)
-		s.deleted(c.OrgID, id)
+	if r.Deleted() {
 		return nil
+	}
+	now := s.now()
+	if force || !r.Connected() {
+		_, err := s.Store.DeleteRunner(ctx, c.OrgID, id, func(r *Runner) error {
+			switch {
+			case force:
+				r.markDeleted(now, "forced, without waiting for its runner to stop its work")
+			case !r.Connected():
+				r.markDeleted(now, "its runner never connected")
+			default:
+				// Its daemon connected since the read above: it must stop
+				// its work first, like any connected runner's.
+				return errConnected
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			s.changed(c.OrgID, id)
+			s.deleted(c.OrgID, id)
+			return nil
+		case errors.Is(err, errConnected):
+		default:
+			return s.deletedMeanwhile(ctx, c.OrgID, id, err)
+		}
 	}
 	_, err = s.Store.UpdateRunner(ctx, c.OrgID, id, func(r *Runner) error {
 		r.Spec.DesiredPhase = PhaseDeleted
 		r.Status.Phase = PhaseDeleting
 		r.Status.Message = "deletion requested: waiting for the runner to stop its work"
-		r.UpdatedAt = s.now()
+		r.UpdatedAt = now
 		return nil
 	})
 	if err != nil {
-		return notFound(id, err)
+		return s.deletedMeanwhile(ctx, c.OrgID, id, err)
 	}
 	s.changed(c.OrgID, id)
 	return nil
 }
 
+// errConnected aborts an immediate deletion of a runner whose daemon
+// connected meanwhile.
+var errConnected = &apperr.Error{Code: apperr.CodeFailedPrecondition, Message: "runner connected"}
+
+// deletedMeanwhile is the outcome of a deletion whose change the store
+// refused with err: success when the runner became a tombstone since it was
+// read (its daemon confirmed, or another deletion won), err otherwise.
+func (s *Service) deletedMeanwhile(ctx context.Context, orgID, id string, err error) error {
+	if !apperr.Is(err, apperr.CodeNotFound) {
+		return fmt.Errorf("delete runner %q: %w", id, err)
+	}
+	r, ferr := s.Store.FindRunnerOrTombstone(ctx, orgID, id)
+	if ferr == nil && r.Deleted() {
+		return nil
+	}
+	return notFound(id, err)
+}
+
+// PurgeDeleted removes the tombstones of runners deleted more than retention
+// ago, in every organization, and returns how many it removed. The server
+// calls it periodically; it needs no caller.
+func (s *Service) PurgeDeleted(ctx context.Context, retention time.Duration) (int, error) {
+	n, err := s.Store.PurgeDeletedRunners(ctx, s.now().Add(-retention))
+	if err != nil {
+		return 0, fmt.Errorf("purge runners deleted more than %s ago: %w", retention, err)
+	}
+	return n, nil
+}
+
 // CreateToken issues a new one-time exchange token for an existing runner;
 // earlier tokens stay valid. It needs ScopeRunnersWrite and fails with
-// CodeNotFound and CodeFailedPrecondition (a runner being deleted).
+// CodeNotFound and CodeFailedPrecondition (a runner being deleted or
+// deleted).
 func (s *Service) CreateToken(ctx context.Context, id string) (string, error) {
 	c, err := identity.Require(ctx, identity.ScopeRunnersWrite)
 	if err != nil {
@@ -321,14 +412,15 @@ func (s *Service) CreateToken(ctx context.Context, id string) (string, error) {
 	}
 	r, err := s.Store.FindRunnerByID(ctx, c.OrgID, id)
 	if err != nil {
-		return "", notFound(id, err)
+		return "", s.missing(ctx, c.OrgID, id, err)
 	}
 	if r.Status.Phase == PhaseDeleting || r.Status.Phase == PhaseDeleted {
 		return "", apperr.FailedPrecondition("runner %q is being deleted", id)
 	}
 	x, secret := identity.NewExchangeToken(c.OrgID, id, s.now())
 	if err := s.Store.CreateExchangeToken(ctx, x); err != nil {
-		return "", fmt.Errorf("create exchange token for runner %q: %w", id, err)
+		// CodeNotFound: deleted since the read above.
+		return "", s.missing(ctx, c.OrgID, id, err)
 	}
 	return secret, nil
 }

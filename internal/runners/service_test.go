@@ -186,8 +186,10 @@ func TestUpdate(t *testing.T) {
 
 func TestDelete(t *testing.T) {
 	svc, db, admin := setup(t)
-	// deleted records the Deleted hook's calls: every removal, never a
-	// runner that only waits for its daemon.
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	svc.Now = func() time.Time { return now }
+	// deleted records the Deleted hook's calls: every deletion, never a
+	// runner that only waits for its daemon, never a tombstone again.
 	var deleted []string
 	svc.Deleted = func(orgID, runnerID string) { deleted = append(deleted, runnerID) }
 	wantDeleted := func(t *testing.T, ids ...string) {
@@ -206,10 +208,23 @@ func TestDelete(t *testing.T) {
 	}
 	connect := func(r *runners.Runner) {
 		if _, err := db.UpdateRunner(ctx, r.OrgID, r.ID, func(r *runners.Runner) error {
-			r.ApplyReport(runners.Report{Version: "test", OS: "linux"}, time.Now().UTC().Truncate(time.Microsecond))
+			r.ApplyReport(runners.Report{Version: "test", OS: "linux"}, now)
 			return nil
 		}); err != nil {
 			t.Fatalf("simulate report: %v", err)
+		}
+	}
+	// wantTombstone checks that r reads as deleted at now, how saying how.
+	wantTombstone := func(t *testing.T, r *runners.Runner, how string) {
+		t.Helper()
+		got, err := svc.Get(admin, r.ID)
+		if err != nil {
+			t.Fatalf("get the deleted runner: %v", err)
+		}
+		if got.Status.Phase != runners.PhaseDeleted || got.Spec.DesiredPhase != runners.PhaseDeleted ||
+			!got.DeletedAt.Equal(now) || got.Status.Message != runners.DeletedMessage(now, how) {
+			t.Fatalf("deleted runner: phase %s, desired %s, deleted at %v, message %q",
+				got.Status.Phase, got.Spec.DesiredPhase, got.DeletedAt, got.Status.Message)
 		}
 	}
 	t.Run("NeverConnectedGoesAtOnce", func(t *testing.T) {
@@ -217,9 +232,7 @@ func TestDelete(t *testing.T) {
 		if err := svc.Delete(admin, r.ID, false); err != nil {
 			t.Fatalf("delete: %v", err)
 		}
-		if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
-			t.Fatalf("get after delete: %v", err)
-		}
+		wantTombstone(t, r, "its runner never connected")
 		wantDeleted(t, r.ID)
 	})
 	t.Run("ConnectedWaitsForDaemon", func(t *testing.T) {
@@ -232,7 +245,7 @@ func TestDelete(t *testing.T) {
 		if err != nil || got.Status.Phase != runners.PhaseDeleting || got.Spec.DesiredPhase != runners.PhaseDeleted {
 			t.Fatalf("after delete without force: %+v, %v", got, err)
 		}
-		// Deleting again is fine, and force removes it.
+		// Deleting again is fine, and force deletes it.
 		if err := svc.Delete(admin, r.ID, false); err != nil {
 			t.Fatalf("second delete: %v", err)
 		}
@@ -240,9 +253,7 @@ func TestDelete(t *testing.T) {
 		if err := svc.Delete(admin, r.ID, true); err != nil {
 			t.Fatalf("force delete: %v", err)
 		}
-		if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
-			t.Fatalf("get after force delete: %v", err)
-		}
+		wantTombstone(t, r, "forced, without waiting for its runner to stop its work")
 		wantDeleted(t, r.ID)
 	})
 	t.Run("ForceConnected", func(t *testing.T) {
@@ -251,17 +262,142 @@ func TestDelete(t *testing.T) {
 		if err := svc.Delete(admin, r.ID, true); err != nil {
 			t.Fatalf("force delete: %v", err)
 		}
-		if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
-			t.Fatalf("get after force delete: %v", err)
+		wantTombstone(t, r, "forced, without waiting for its runner to stop its work")
+		wantDeleted(t, r.ID)
+	})
+	t.Run("Tombstone", func(t *testing.T) {
+		r, _, err := svc.Create(admin, runners.CreateInput{Name: "tomb", Provider: runners.ProviderLinuxHost,
+			Spec: runners.Spec{Configuration: runners.Configuration{Metrics: runners.Metrics{Password: "pw"}}}})
+		if err != nil {
+			t.Fatalf("create: %v", err)
+		}
+		connect(r)
+		if err := svc.Delete(admin, r.ID, true); err != nil {
+			t.Fatalf("force delete: %v", err)
 		}
 		wantDeleted(t, r.ID)
+		// Deleting a tombstone again succeeds and runs no hook again.
+		for _, force := range []bool{false, true} {
+			if err := svc.Delete(admin, r.ID, force); err != nil {
+				t.Fatalf("delete a tombstone (force=%v): %v", force, err)
+			}
+		}
+		wantDeleted(t)
+		got, err := svc.Get(admin, r.ID)
+		if err != nil {
+			t.Fatalf("get: %v", err)
+		}
+		if got.Spec.Configuration.Metrics.Password != "" {
+			t.Error("the tombstone keeps the metrics password")
+		}
+		// Everything but Get treats it as gone.
+		if _, err := svc.GetBySeq(admin, r.Seq); apperr.CodeOf(err) != apperr.CodeNotFound {
+			t.Errorf("get by seq: %v", err)
+		}
+		if _, err := svc.GetByName(admin, r.Name); apperr.CodeOf(err) != apperr.CodeNotFound {
+			t.Errorf("get by name: %v", err)
+		}
+		list, _, err := svc.List(admin, runners.ListFilter{}, paging.Page{Limit: 100})
+		if err != nil {
+			t.Fatalf("list: %v", err)
+		}
+		for _, l := range list {
+			if l.ID == r.ID {
+				t.Error("the tombstone is listed")
+			}
+		}
+		name := "revived"
+		if _, err := svc.Update(admin, r.ID, runners.Update{Name: &name}); apperr.CodeOf(err) != apperr.CodeFailedPrecondition ||
+			!strings.Contains(err.Error(), "was deleted") {
+			t.Errorf("update a tombstone: %v", err)
+		}
+		if _, err := svc.CreateToken(admin, r.ID); apperr.CodeOf(err) != apperr.CodeFailedPrecondition {
+			t.Errorf("token for a tombstone: %v", err)
+		}
+		daemon := identity.NewContext(ctx, &identity.Caller{OrgID: r.OrgID, RunnerID: r.ID,
+			Subject: identity.Subject{ID: r.ID, Principal: identity.PrincipalRunner}})
+		if _, err := svc.Self(daemon); apperr.CodeOf(err) != apperr.CodeNotFound {
+			t.Errorf("the daemon reads its deleted runner: %v", err)
+		}
+		if _, err := svc.Report(daemon, runners.Report{Version: "2"}); apperr.CodeOf(err) != apperr.CodeNotFound {
+			t.Errorf("the daemon reports for its deleted runner: %v", err)
+		}
+		if err := svc.ConfirmDeletion(daemon); apperr.CodeOf(err) != apperr.CodeNotFound {
+			t.Errorf("the daemon confirms again: %v", err)
+		}
+		wantDeleted(t)
+		if after, _ := svc.Get(admin, r.ID); after.Status.Phase != runners.PhaseDeleted || after.Report.Version != "test" {
+			t.Errorf("the tombstone changed: phase %s, version %q", after.Status.Phase, after.Report.Version)
+		}
+		// Its name is free at once.
+		again := create("tomb")
+		if again.ID == r.ID {
+			t.Fatal("the new runner took the tombstone's ID")
+		}
+		if byName, err := svc.GetByName(admin, "tomb"); err != nil || byName.ID != again.ID {
+			t.Fatalf("by name: %v, %v; want the new runner", byName, err)
+		}
 	})
 	t.Run("ErrMissing", func(t *testing.T) {
 		if err := svc.Delete(admin, uuid.NewString(), true); apperr.CodeOf(err) != apperr.CodeNotFound {
 			t.Fatalf("delete missing: %v", err)
 		}
+		if _, err := svc.CreateToken(admin, uuid.NewString()); apperr.CodeOf(err) != apperr.CodeNotFound {
+			t.Fatalf("token for a missing runner: %v", err)
+		}
+		name := "x"
+		if _, err := svc.Update(admin, uuid.NewString(), runners.Update{Name: &name}); apperr.CodeOf(err) != apperr.CodeNotFound {
+			t.Fatalf("update a missing runner: %v", err)
+		}
 		wantDeleted(t)
 	})
+}
+
+func TestPurgeDeleted(t *testing.T) {
+	svc, _, admin := setup(t)
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	now := t0
+	svc.Now = func() time.Time { return now }
+	doomed, _, err := svc.Create(admin, runners.CreateInput{Name: "doomed", Provider: runners.ProviderLinuxHost})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	kept, _, err := svc.Create(admin, runners.CreateInput{Name: "kept", Provider: runners.ProviderLinuxHost})
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if err := svc.Delete(admin, doomed.ID, false); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	const retention = 24 * time.Hour
+	purge := func(at time.Time) int {
+		t.Helper()
+		now = at
+		n, err := svc.PurgeDeleted(ctx, retention)
+		if err != nil {
+			t.Fatalf("purge: %v", err)
+		}
+		return n
+	}
+	// Readable for the whole retention.
+	if n := purge(t0.Add(retention)); n != 0 {
+		t.Fatalf("purge at the end of the retention removed %d", n)
+	}
+	if got, err := svc.Get(admin, doomed.ID); err != nil || got.Status.Phase != runners.PhaseDeleted {
+		t.Fatalf("at the end of the retention: %+v, %v", got, err)
+	}
+	if n := purge(t0.Add(retention + time.Microsecond)); n != 1 {
+		t.Fatalf("purge after the retention removed %d, want 1", n)
+	}
+	if _, err := svc.Get(admin, doomed.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
+		t.Fatalf("get after the purge: %v", err)
+	}
+	if err := svc.Delete(admin, doomed.ID, true); apperr.CodeOf(err) != apperr.CodeNotFound {
+		t.Fatalf("delete after the purge: %v", err)
+	}
+	if _, err := svc.Get(admin, kept.ID); err != nil {
+		t.Fatalf("a live runner was purged: %v", err)
+	}
 }
 
 func TestRequiresScope(t *testing.T) {
@@ -350,7 +486,23 @@ func TestSweepAndRenew(t *testing.T) {
 	if !slices.Equal(deleted, []string{r.ID}) || !slices.Equal(gone, []string{"runner lost", "runner deleted"}) {
 		t.Fatalf("after the confirmation: Deleted %v, Gone %v", deleted, gone)
 	}
-	if _, err := svc.Get(admin, r.ID); apperr.CodeOf(err) != apperr.CodeNotFound {
-		t.Fatalf("after confirmation: %v", err)
+	got, err := svc.Get(admin, r.ID)
+	if err != nil || got.Status.Phase != runners.PhaseDeleted || !got.DeletedAt.Equal(now) ||
+		got.Status.Message != runners.DeletedMessage(now, "confirmed by its runner after it stopped its work") {
+		t.Fatalf("after confirmation: %+v, %v", got, err)
+	}
+	// A renewal the fleet still held neither revives nor sweeps it.
+	if err := svc.RecordRenewals(ctx, []runners.Renewal{{OrgID: r.OrgID, RunnerID: r.ID, At: now.Add(time.Second)}}); err != nil {
+		t.Fatalf("renew the deleted runner: %v", err)
+	}
+	now = now.Add(2 * timeout)
+	if n, err := svc.SweepSilent(ctx, timeout); err != nil || n != 0 {
+		t.Fatalf("sweep after the deletion marked %d runners (err %v)", n, err)
+	}
+	if p, _ := phase(); p != runners.PhaseDeleted {
+		t.Fatalf("after a late renewal and a sweep: %s", p)
+	}
+	if !slices.Equal(gone, []string{"runner lost", "runner deleted"}) {
+		t.Fatalf("Gone after the deletion: %v", gone)
 	}
 }

@@ -55,6 +55,10 @@ type Config struct {
 	// RunnerTimeout is how long a runner may stay silent before it is
 	// INACTIVE; runners renew every third of it. Zero means 30s.
 	RunnerTimeout time.Duration
+	// DeletedRunnerRetention is how long a deleted runner stays readable by
+	// GetRunner, phase DELETED, before it is purged. Zero means
+	// runners.DefaultDeletedRetention.
+	DeletedRunnerRetention time.Duration
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
@@ -98,6 +102,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.RunnerTimeout != 0 && cfg.RunnerTimeout < 300*time.Millisecond {
 		return nil, errors.New("--runner-timeout must be at least 300ms")
+	}
+	if cfg.DeletedRunnerRetention < 0 {
+		return nil, errors.New("--deleted-runner-retention must not be negative")
+	}
+	if cfg.DeletedRunnerRetention == 0 {
+		cfg.DeletedRunnerRetention = runners.DefaultDeletedRetention
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key must be given together")
@@ -330,11 +340,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	fleetDone := make(chan struct{})
 	go func() { s.fleet.Run(fleetCtx); close(fleetDone) }()
 	stopPlacing := s.startPlacing()
+	stopPurging := s.startPurging()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("control plane listening", "url", s.URL())
 	select {
 	case err := <-errc:
+		stopPurging()
 		stopPlacing()
 		stopFleet()
 		<-fleetDone
@@ -342,6 +354,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	stopPurging()
 	stopPlacing()
 	s.ready.Store(false)
 	// Runner streams never end on their own; close them so the shutdown
@@ -389,6 +402,48 @@ func (s *Server) startPlacing() (stop func()) {
 			if _, err := s.pods.PlacePending(ctx, ""); err != nil && ctx.Err() == nil && time.Since(lastLog) > time.Minute {
 				lastLog = time.Now()
 				s.log.Warn("place pending pods", "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// purgeInterval is how often the tombstones of deleted runners past their
+// retention are purged: a minute, or the retention when it is shorter (at
+// least a second), so that a tombstone outlives its retention by at most
+// about that much.
+func purgeInterval(retention time.Duration) time.Duration {
+	return min(time.Minute, max(retention, time.Second))
+}
+
+// startPurging purges expired tombstones of deleted runners every
+// purgeInterval until the returned stop is called; stop waits for a purge
+// in progress. The fleet's silent-runner sweep works the same way; each
+// purge is one indexed DELETE, and replicas sharing PostgreSQL may purge
+// the same tombstones without harm.
+func (s *Server) startPurging() (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	retention := s.cfg.DeletedRunnerRetention
+	go func() {
+		defer close(done)
+		t := time.NewTicker(purgeInterval(retention))
+		defer t.Stop()
+		var lastLog time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n, err := s.runners.PurgeDeleted(ctx, retention)
+			switch {
+			case err != nil && ctx.Err() == nil && time.Since(lastLog) > time.Minute:
+				// A database outage would fail every pass: log once a minute.
+				lastLog = time.Now()
+				s.log.Warn("purge deleted runners", "err", err)
+			case n > 0:
+				s.log.Info("deleted runners purged after their retention", "count", n, "retention", retention)
 			}
 		}
 	}()

@@ -16,6 +16,7 @@ import (
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -505,16 +506,29 @@ func TestRunners_Delete(t *testing.T) {
 					r, exchange := mustCreateRunner(t, admin, &gitpodv1.CreateRunnerRequest{Name: name("del"), Provider: provLinux})
 					_, err := admin.Runners.DeleteRunner(ctx, connect.NewRequest(&gitpodv1.DeleteRunnerRequest{RunnerId: r.GetRunnerId(), Force: force}))
 					mustOK(t, err, "delete runner")
-					_, err = admin.Runners.GetRunner(ctx, connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: r.GetRunnerId()}))
-					wantCode(t, err, connect.CodeNotFound)
+					// It reads as deleted, and why.
+					res, err := admin.Runners.GetRunner(ctx, connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: r.GetRunnerId()}))
+					mustOK(t, err, "get deleted runner")
+					tomb := res.Msg.GetRunner()
+					why := "its runner never connected"
+					if force {
+						why = "forced, without waiting for its runner to stop its work"
+					}
+					if st := tomb.GetStatus(); st.GetPhase() != phaseDeleted || st.GetMessage() != runners.DeletedMessage(tomb.GetUpdatedAt().AsTime(), why) {
+						t.Fatalf("deleted runner's status: %v %q", st.GetPhase(), st.GetMessage())
+					}
 					if slices.Contains(ids(listAll(t, admin, nil, 100)), r.GetRunnerId()) {
 						t.Fatal("deleted runner still listed")
 					}
 					// Its exchange token died with it.
 					_, err = admin.Identity.ExchangeToken(ctx, connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: exchange}))
 					wantCode(t, err, connect.CodeUnauthenticated)
+					// Deleting it again changes nothing.
 					_, err = admin.Runners.DeleteRunner(ctx, connect.NewRequest(&gitpodv1.DeleteRunnerRequest{RunnerId: r.GetRunnerId(), Force: force}))
-					wantCode(t, err, connect.CodeNotFound)
+					mustOK(t, err, "delete the deleted runner again")
+					res, err = admin.Runners.GetRunner(ctx, connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: r.GetRunnerId()}))
+					mustOK(t, err, "get deleted runner again")
+					diffProto(t, "deleted runner after a second deletion", res.Msg.GetRunner(), tomb)
 				})
 			}
 			t.Run("OKNameReusable", func(t *testing.T) {

@@ -990,10 +990,13 @@ func TestEnvironments_RunnerDeleted(t *testing.T) {
 					}
 
 					must[gitpodv1.DeleteRunnerResponse](t, "delete runner")(c.runners.DeleteRunner(ctx, req(&gitpodv1.DeleteRunnerRequest{RunnerId: runnerID, Force: force})))
-					eventually(t, "the runner is gone", func() string {
-						_, err := c.runners.GetRunner(ctx, req(&gitpodv1.GetRunnerRequest{RunnerId: runnerID}))
-						if connect.CodeOf(err) != connect.CodeNotFound {
+					eventually(t, "the runner is deleted", func() string {
+						res, err := c.runners.GetRunner(ctx, req(&gitpodv1.GetRunnerRequest{RunnerId: runnerID}))
+						if err != nil {
 							return fmt.Sprintf("get: %v", err)
+						}
+						if ph := res.Msg.GetRunner().GetStatus().GetPhase(); ph != gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED {
+							return fmt.Sprintf("phase %v", ph)
 						}
 						return ""
 					})

@@ -160,7 +160,20 @@ func (db *DB) insertExchangeToken(ctx context.Context, ex execer, x *identity.Ex
 }
 
 func (db *DB) CreateExchangeToken(ctx context.Context, x *identity.ExchangeToken) error {
-	return db.insertExchangeToken(ctx, db.write, x)
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		// The runner's row, locked, must not be a tombstone: the foreign key
+		// alone would accept a token for a deleted runner (its row stays),
+		// and a deletion that committed meanwhile has already deleted the
+		// runner's exchange tokens. The lock orders this against DeleteRunner
+		// on PostgreSQL; SQLite's one writer does the same.
+		var one int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM runners WHERE org_id = ? AND id = ?`+live+db.dialect.LockRow),
+			x.OrgID, x.RunnerID).Scan(&one); err != nil {
+			return err
+		}
+		return db.insertExchangeToken(ctx, tx, x)
+	})
+	return db.translate(err, fmt.Sprintf("runner %q", x.RunnerID))
 }
 
 func (db *DB) RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*identity.ExchangeToken) (*identity.Token, error)) error {

@@ -13,7 +13,12 @@ import (
 )
 
 const runnerColumns = `seq, id, org_id, name, kind, provider, runner_manager_id, spec, metrics_password, status,
-	creator_id, creator_principal, created_at, updated_at, phase, last_seen, report`
+	creator_id, creator_principal, created_at, updated_at, phase, last_seen, report, deleted_at`
+
+// live restricts a query of runners to those that are not tombstones
+// (migration 00010). Every read but FindRunnerOrTombstone has it: to the rest
+// of the control plane a deleted runner is gone.
+const live = ` AND deleted_at = 0`
 
 // qualifiedRunnerColumns is runnerColumns of a runners table named r.
 var qualifiedRunnerColumns = func() string {
@@ -27,10 +32,10 @@ var qualifiedRunnerColumns = func() string {
 func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
 	var r runners.Runner
 	var kind, provider, spec, status, creatorPrincipal, phase, report string
-	var created, updated, lastSeen int64
+	var created, updated, lastSeen, deleted int64
 	if err := row.Scan(&r.Seq, &r.ID, &r.OrgID, &r.Name, &kind, &provider, &r.RunnerManagerID, &spec,
 		&r.Spec.Configuration.Metrics.Password, &status, &r.Creator.ID, &creatorPrincipal, &created, &updated,
-		&phase, &lastSeen, &report); err != nil {
+		&phase, &lastSeen, &report, &deleted); err != nil {
 		return nil, err
 	}
 	password := r.Spec.Configuration.Metrics.Password
@@ -47,6 +52,9 @@ func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
 	r.Status.Phase = runners.Phase(phase)
 	if lastSeen > 0 {
 		r.LastSeen = fromMicros(lastSeen)
+	}
+	if deleted > 0 {
+		r.DeletedAt = fromMicros(deleted)
 	}
 	r.Kind, r.Provider = runners.Kind(kind), runners.Provider(provider)
 	r.Creator.Principal = identity.Principal(creatorPrincipal)
@@ -109,6 +117,13 @@ func lastSeenOf(r *runners.Runner) int64 {
 	return micros(r.LastSeen)
 }
 
+func deletedAtOf(r *runners.Runner) int64 {
+	if r.DeletedAt.IsZero() {
+		return 0
+	}
+	return micros(r.DeletedAt)
+}
+
 func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.ExchangeToken) error {
 	spec, status, report, err := runnerDocs(r)
 	if err != nil {
@@ -143,6 +158,14 @@ func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.E
 }
 
 func (db *DB) FindRunnerByID(ctx context.Context, orgID, id string) (*runners.Runner, error) {
+	r, err := scanRunner(db.readRow(ctx, `SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`+live, orgID, id))
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
+	}
+	return r, nil
+}
+
+func (db *DB) FindRunnerOrTombstone(ctx context.Context, orgID, id string) (*runners.Runner, error) {
 	r, err := scanRunner(db.readRow(ctx, `SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`, orgID, id))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
@@ -152,7 +175,7 @@ func (db *DB) FindRunnerByID(ctx context.Context, orgID, id string) (*runners.Ru
 
 func (db *DB) FindRunnerBySeq(ctx context.Context, orgID string, seq int64) (*runners.Runner, error) {
 	r, err := scanRunner(db.read.QueryRowContext(ctx,
-		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND seq = ?`), orgID, seq))
+		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND seq = ?`+live), orgID, seq))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %d", seq))
 	}
@@ -161,7 +184,7 @@ func (db *DB) FindRunnerBySeq(ctx context.Context, orgID string, seq int64) (*ru
 
 func (db *DB) FindRunnerByName(ctx context.Context, orgID, name string) (*runners.Runner, error) {
 	r, err := scanRunner(db.read.QueryRowContext(ctx,
-		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND name = ?`), orgID, name))
+		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND name = ?`+live), orgID, name))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %q", name))
 	}
@@ -169,7 +192,7 @@ func (db *DB) FindRunnerByName(ctx context.Context, orgID, name string) (*runner
 }
 
 func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Runner, error) {
-	query := `SELECT ` + runnerColumns + ` FROM runners WHERE org_id = ? AND seq > ?`
+	query := `SELECT ` + runnerColumns + ` FROM runners WHERE org_id = ? AND seq > ?` + live
 	args := []any{f.OrgID, f.After}
 	if len(f.CreatorIDs) > 0 {
 		query += ` AND creator_id IN ` + in(len(f.CreatorIDs))
@@ -212,37 +235,95 @@ func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Run
 func (db *DB) UpdateRunner(ctx context.Context, orgID, id string, fn func(*runners.Runner) error) (*runners.Runner, error) {
 	var out *runners.Runner
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		r, err := scanRunner(tx.QueryRowContext(ctx,
-			db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		r, err := db.updateRunner(ctx, tx, orgID, id, func(r *runners.Runner) error {
+			if err := fn(r); err != nil {
+				return err
+			}
+			if r.Deleted() {
+				// Only DeleteRunner makes tombstones: it also deletes the
+				// tokens.
+				return fmt.Errorf("runner %q: UpdateRunner cannot set DeletedAt", id)
+			}
+			return nil
+		})
+		out = r
+		return err
+	})
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
+	}
+	return out, nil
+}
+
+// updateRunner loads the runner that is not a tombstone, locked, applies fn
+// and writes it back with its capacity row, in tx.
+func (db *DB) updateRunner(ctx context.Context, tx *sql.Tx, orgID, id string, fn func(*runners.Runner) error) (*runners.Runner, error) {
+	r, err := scanRunner(tx.QueryRowContext(ctx,
+		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND id = ?`+live+db.dialect.LockRow), orgID, id))
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(r); err != nil {
+		return nil, err
+	}
+	spec, status, report, err := runnerDocs(r)
+	if err != nil {
+		return nil, err
+	}
+	c, err := capacityOf(r)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, db.q(`UPDATE runners SET name = ?, spec = ?, metrics_password = ?, status = ?,
+		updated_at = ?, phase = ?, last_seen = ?, report = ?, deleted_at = ? WHERE org_id = ? AND id = ?`),
+		r.Name, spec, r.Spec.Configuration.Metrics.Password, status, micros(r.UpdatedAt),
+		string(r.Status.Phase), lastSeenOf(r), report, deletedAtOf(r), orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	// Skipped when nothing placement reads changed: a daemon's report
+	// of the same capacity would otherwise wait for the placements that
+	// hold the row.
+	_, err = tx.ExecContext(ctx, db.q(`UPDATE runner_capacity SET phase = ?, max_pods = ?, draining = ?, agent_types = ?,
+		labels = ? WHERE runner_id = ? AND NOT (phase = ? AND max_pods = ? AND draining = ? AND agent_types = ? AND labels = ?)`),
+		string(r.Status.Phase), c.maxPods, c.draining, c.agentTypes, c.labels, id,
+		string(r.Status.Phase), c.maxPods, c.draining, c.agentTypes, c.labels)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (db *DB) DeleteRunner(ctx context.Context, orgID, id string, fn func(*runners.Runner) error) (*runners.Runner, error) {
+	var out *runners.Runner
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		r, err := db.updateRunner(ctx, tx, orgID, id, func(r *runners.Runner) error {
+			if err := fn(r); err != nil {
+				return err
+			}
+			if !r.Deleted() {
+				return fmt.Errorf("runner %q: DeleteRunner's fn must set DeletedAt", id)
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		if err := fn(r); err != nil {
+		// Exchange tokens before access tokens: a redemption in flight
+		// holds its exchange token's row, so on PostgreSQL the first
+		// DELETE waits for it to commit, and the second then sees (and
+		// deletes) the access token it issued. A deleted runner's daemon
+		// must fail authentication on its next call.
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM exchange_tokens WHERE org_id = ? AND runner_id = ?`), orgID, id); err != nil {
 			return err
 		}
-		spec, status, report, err := runnerDocs(r)
-		if err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM tokens WHERE org_id = ? AND runner_id = ?`), orgID, id); err != nil {
 			return err
 		}
-		c, err := capacityOf(r)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE runners SET name = ?, spec = ?, metrics_password = ?, status = ?,
-			updated_at = ?, phase = ?, last_seen = ?, report = ? WHERE org_id = ? AND id = ?`),
-			r.Name, spec, r.Spec.Configuration.Metrics.Password, status, micros(r.UpdatedAt),
-			string(r.Status.Phase), lastSeenOf(r), report, orgID, id)
-		if err != nil {
-			return err
-		}
-		// Skipped when nothing placement reads changed: a daemon's report
-		// of the same capacity would otherwise wait for the placements that
-		// hold the row.
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE runner_capacity SET phase = ?, max_pods = ?, draining = ?, agent_types = ?,
-			labels = ? WHERE runner_id = ? AND NOT (phase = ? AND max_pods = ? AND draining = ? AND agent_types = ? AND labels = ?)`),
-			string(r.Status.Phase), c.maxPods, c.draining, c.agentTypes, c.labels, id,
-			string(r.Status.Phase), c.maxPods, c.draining, c.agentTypes, c.labels)
-		if err != nil {
+		// Without its capacity row placement knows the runner no more than
+		// before tombstones existed: a pod that asks for it by numeric id
+		// finds no such runner, and no placement query can return it.
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM runner_capacity WHERE runner_id = ?`), id); err != nil {
 			return err
 		}
 		out = r
@@ -254,33 +335,37 @@ func (db *DB) UpdateRunner(ctx context.Context, orgID, id string, fn func(*runne
 	return out, nil
 }
 
-func (db *DB) DeleteRunner(ctx context.Context, orgID, id string) error {
+func (db *DB) PurgeDeletedRunners(ctx context.Context, cutoff time.Time) (int, error) {
+	var n int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		// Tokens first: a deleted runner's daemon must fail authentication on
-		// its next call, and the foreign keys forbid the other order.
-		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM tokens WHERE org_id = ? AND runner_id = ?`), orgID, id); err != nil {
+		// A tombstone has no exchange tokens (DeleteRunner deleted them,
+		// and CreateExchangeToken refuses tombstones); this only keeps one
+		// that slipped through from blocking every later purge on the
+		// foreign key.
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM exchange_tokens WHERE runner_id IN
+			(SELECT id FROM runners WHERE deleted_at > 0 AND deleted_at < ?)`), micros(cutoff)); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM exchange_tokens WHERE org_id = ? AND runner_id = ?`), orgID, id); err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM runners WHERE org_id = ? AND id = ?`), orgID, id)
+		// Tombstones have no runner_capacity rows (DeleteRunner deleted
+		// them); ON DELETE CASCADE would take any left.
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM runners WHERE deleted_at > 0 AND deleted_at < ?`), micros(cutoff))
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return sql.ErrNoRows
-		}
-		return nil
+		n, err = res.RowsAffected()
+		return err
 	})
-	return db.translate(err, fmt.Sprintf("runner %q", id))
+	if err != nil {
+		return 0, db.translate(err, "deleted runners")
+	}
+	return int(n), nil
 }
 
 func (db *DB) RenewRunners(ctx context.Context, batch []runners.Renewal) ([]runners.Renewal, error) {
 	var inactive []runners.Renewal
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, db.q(`UPDATE runners SET last_seen = ?
-			WHERE org_id = ? AND id = ? AND phase <> ? AND last_seen < ?`))
+			WHERE org_id = ? AND id = ? AND phase <> ? AND last_seen < ?`+live))
 		if err != nil {
 			return err
 		}

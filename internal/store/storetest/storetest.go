@@ -42,6 +42,10 @@ func Run(t *testing.T, open Opener) {
 		{"UpdateRunner", testUpdateRunner},
 		{"UpdateRunnerConcurrent", testUpdateRunnerConcurrent},
 		{"DeleteRunner", testDeleteRunner},
+		{"RunnerTombstoneNames", testRunnerTombstoneNames},
+		{"RunnerTombstoneExchangeTokens", testRunnerTombstoneExchangeTokens},
+		{"PurgeDeletedRunners", testPurgeDeletedRunners},
+		{"RunnerTombstoneNotPlaced", testRunnerTombstoneNotPlaced},
 		{"RenewRunners", testRenewRunners},
 		{"FindSilentRunners", testFindSilentRunners},
 		{"Pods", testPods},
@@ -397,7 +401,10 @@ func testRunnerOrganizationIsolation(t *testing.T, s store.Store) {
 	wantCode(t, err, apperr.CodeNotFound, "find from another organization")
 	_, err = s.UpdateRunner(ctx, other.ID, r.ID, func(*runners.Runner) error { return nil })
 	wantCode(t, err, apperr.CodeNotFound, "update from another organization")
-	wantCode(t, s.DeleteRunner(ctx, other.ID, r.ID), apperr.CodeNotFound, "delete from another organization")
+	_, err = s.DeleteRunner(ctx, other.ID, r.ID, markDeleted(base))
+	wantCode(t, err, apperr.CodeNotFound, "delete from another organization")
+	_, err = s.FindRunnerOrTombstone(ctx, other.ID, r.ID)
+	wantCode(t, err, apperr.CodeNotFound, "find with tombstones from another organization")
 	list, err := s.FindRunners(ctx, runners.Filter{OrgID: other.ID})
 	must(t, err, "list other organization")
 	if len(list) != 0 {
@@ -528,32 +535,6 @@ func testUpdateRunnerConcurrent(t *testing.T, s store.Store) {
 	if len(got.Status.AdditionalInfo) != n {
 		t.Fatalf("after %d concurrent appends the runner has %d entries", n, len(got.Status.AdditionalInfo))
 	}
-}
-
-func testDeleteRunner(t *testing.T, s store.Store) {
-	org := newOrg(t, s)
-	r := newRunner(org.ID, "doomed")
-	x, _ := identity.NewExchangeToken(org.ID, r.ID, base)
-	must(t, s.CreateRunner(ctx, r, x), "create")
-	tok, _ := newToken(org.ID, "runner")
-	tok.Principal, tok.RunnerID = identity.PrincipalRunner, r.ID
-	must(t, s.CreateToken(ctx, tok), "create runner token")
-	keep, _ := newToken(org.ID, "api key")
-	must(t, s.CreateToken(ctx, keep), "create api key")
-
-	must(t, s.DeleteRunner(ctx, org.ID, r.ID), "delete")
-	_, err := s.FindRunnerByID(ctx, org.ID, r.ID)
-	wantCode(t, err, apperr.CodeNotFound, "find deleted runner")
-	_, err = s.FindTokenByHash(ctx, tok.Hash)
-	wantCode(t, err, apperr.CodeNotFound, "deleted runner's token")
-	err = s.RedeemExchangeToken(ctx, x.Hash, base, func(*identity.ExchangeToken) (*identity.Token, error) { return nil, nil })
-	wantCode(t, err, apperr.CodeNotFound, "deleted runner's exchange token")
-	if _, err := s.FindTokenByHash(ctx, keep.Hash); err != nil {
-		t.Fatalf("deleting a runner removed an unrelated token: %v", err)
-	}
-	wantCode(t, s.DeleteRunner(ctx, org.ID, r.ID), apperr.CodeNotFound, "delete twice")
-	// The name is free again.
-	must(t, s.CreateRunner(ctx, newRunner(org.ID, "doomed"), nil), "reuse name")
 }
 
 // connected stores a runner that reported at t.

@@ -1,0 +1,93 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"testing"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/runyard/runyard/internal/testutil"
+)
+
+// TestMigrateTombstones upgrades a schema with runners from migration 00009
+// through 00010 and checks what it changes: a tombstone's name is free, two
+// live runners still cannot share one, and rows and foreign keys are kept.
+// Then down, which drops the tombstones and restores the table constraint,
+// and up again.
+func TestMigrateTombstones(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", testutil.PostgresURL(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatalf("goose: %v", err)
+	}
+	if _, err := provider.UpTo(ctx, 9); err != nil {
+		t.Fatalf("migrate to 00009: %v", err)
+	}
+	exec := func(what, query string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, query, args...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	count := func(query string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRowContext(ctx, query, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		return n
+	}
+	insertRunner := func(id, name string) error {
+		_, err := db.ExecContext(ctx, `INSERT INTO runners (id, org_id, name, kind, provider, spec, status, creator_id,
+			creator_principal, created_at, updated_at) VALUES ($1, 'o', $2, 'k', 'p', '{}', '{}', 'u', 'USER', 1, 2)`, id, name)
+		return err
+	}
+	exec("organization", `INSERT INTO organizations (id, name, created_at) VALUES ('o', 'org', 1)`)
+	for _, r := range []struct{ id, name string }{{"a", "alpha"}, {"b", "beta"}} {
+		if err := insertRunner(r.id, r.name); err != nil {
+			t.Fatalf("runner %s: %v", r.id, err)
+		}
+	}
+	exec("exchange token", `INSERT INTO exchange_tokens (hash, org_id, runner_id, created_at, expires_at) VALUES ('h', 'o', 'a', 1, 2)`)
+
+	if _, err := provider.Up(ctx); err != nil {
+		t.Fatalf("migrate to the latest: %v", err)
+	}
+	if n := count(`SELECT COUNT(*) FROM runners WHERE deleted_at = 0`); n != 2 {
+		t.Fatalf("%d live runners after the migration, want 2", n)
+	}
+	if err := insertRunner("c", "alpha"); err == nil {
+		t.Fatal("two live runners share a name")
+	}
+	exec("tombstone a", `UPDATE runners SET deleted_at = 5, phase = 'RUNNER_PHASE_DELETED' WHERE id = 'a'`)
+	if err := insertRunner("c", "alpha"); err != nil {
+		t.Fatalf("reuse a tombstone's name: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO exchange_tokens (hash, org_id, runner_id, created_at, expires_at)
+		VALUES ('h2', 'o', 'nobody', 1, 2)`); err == nil {
+		t.Fatal("an exchange token for a missing runner was stored")
+	}
+
+	if _, err := provider.DownTo(ctx, 9); err != nil {
+		t.Fatalf("migrate down to 00009: %v", err)
+	}
+	if n := count(`SELECT COUNT(*) FROM runners`); n != 2 {
+		t.Fatalf("%d runners after migrating down, want 2 (b and c; a was a tombstone)", n)
+	}
+	if err := insertRunner("d", "alpha"); err == nil {
+		t.Fatal("after migrating down, two runners share a name")
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		t.Fatalf("migrate up again: %v", err)
+	}
+	if n := count(`SELECT COUNT(*) FROM runners WHERE deleted_at = 0`); n != 2 {
+		t.Fatalf("%d live runners after down and up, want 2", n)
+	}
+}
