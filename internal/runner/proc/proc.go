@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // Stat is the part of /proc/<pid>/stat a supervisor needs.
@@ -169,25 +168,6 @@ func reapOrphans(killed map[int]Stat) {
 		if len(pending) > 0 {
 			time.Sleep(10 * time.Millisecond)
 		}
-	}
-}
-
-// WaitExited blocks until the child pid has exited, without reaping it: the
-// zombie keeps the pid, its group and session id, from being recycled
-// while the rest of the session is killed.
-func WaitExited(pid int) error {
-	const pPID = 1
-	var info [128]byte // siginfo_t
-	for {
-		_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid),
-			uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|syscall.WNOWAIT, 0, 0)
-		if e == syscall.EINTR {
-			continue
-		}
-		if e != 0 {
-			return e
-		}
-		return nil
 	}
 }
 
