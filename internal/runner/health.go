@@ -15,10 +15,17 @@ import (
 // daemon's loop making progress: a control plane that is away does not make
 // the runner unhealthy (restarting it would not help), a wedged loop does.
 // Readiness is having a live stream to the control plane.
+//
+// The components' verdicts are in the body of /healthz but do not fail it: a
+// restart fixes neither a full disk nor a replaced directory, and the
+// control plane already shows the runner DEGRADED with the reason.
 type health struct {
 	connected atomic.Bool
 	progress  atomic.Int64 // unix nanoseconds of the loop's last step
 	interval  atomic.Int64 // the renew interval the control plane gave
+	// components are the latest verdicts (checkComponents), in report
+	// order; nil before the first check.
+	components atomic.Pointer[[]componentHealth]
 }
 
 // stallAfter is how long the loop may go without a step before /healthz
@@ -46,7 +53,11 @@ func (h *health) handler() http.Handler {
 		if !ok {
 			status = fmt.Sprintf("stalled: no progress for %s", since.Round(time.Second))
 		}
-		reply(w, ok, map[string]any{"status": status, "connected": h.connected.Load()})
+		body := map[string]any{"status": status, "connected": h.connected.Load()}
+		if c := h.components.Load(); c != nil {
+			body["components"] = *c
+		}
+		reply(w, ok, body)
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ok := h.connected.Load()

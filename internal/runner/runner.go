@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"connectrpc.com/connect"
@@ -67,7 +68,10 @@ type Config struct {
 	// HealthAddr, when set, serves /healthz (the daemon's loop makes
 	// progress) and /readyz (connected to the control plane) there.
 	HealthAddr string
-	Logger     *slog.Logger
+	// HealthInterval is how often the daemon checks the health of its
+	// components (components.go); zero means DefaultHealthInterval.
+	HealthInterval time.Duration
+	Logger         *slog.Logger
 	// Level is the logger's level; the runner's spec.configuration.logLevel
 	// sets it while the runner runs.
 	Level *slog.LevelVar
@@ -91,6 +95,16 @@ type Daemon struct {
 	// customAgents are the organization's custom agent types and their
 	// binaries, from the last desired state.
 	customAgents map[string]string
+	// envsOpen is set once the automations executor opened: its health
+	// check cannot tell by itself.
+	envsOpen atomic.Bool
+	// healthChanged wakes the session to send a new status after a
+	// component's health changed.
+	healthChanged chan struct{}
+	// gitSHA is the commit the binary was built from, if known.
+	gitSHA string
+	// checkTimeout bounds one health check (defaultCheckTimeout).
+	checkTimeout time.Duration
 }
 
 // New opens the state directory (taking its lock) and registers with the
@@ -109,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, state: st}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, state: st, healthChanged: make(chan struct{}, 1), gitSHA: gitRevision(), checkTimeout: defaultCheckTimeout}
 	if err := d.register(ctx); err != nil {
 		st.close()
 		return nil, err
@@ -250,6 +264,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err := d.envs.Open(); err != nil {
 		return fmt.Errorf("open automations executor: %w", err)
 	}
+	d.envsOpen.Store(true)
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), d.stopGrace()+10*time.Second)
 		defer cancel()
@@ -261,6 +276,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Warn("stop automations", "err", err)
 		}
 	}()
+	// The first check runs before the first connection, so the first status
+	// already tells the truth. The checks stop before the components close
+	// (deferred calls run last first): a closed component is no news.
+	probes := d.probes()
+	d.checkComponents(probes)
+	hctx, stopHealth := context.WithCancel(ctx)
+	healthDone := make(chan struct{})
+	go func() { defer close(healthDone); d.watchHealth(hctx, probes) }()
+	defer func() { stopHealth(); <-healthDone }()
 	d.health.step()
 	if d.cfg.HealthAddr != "" {
 		stop, err := d.serveHealth(ctx, d.cfg.HealthAddr)
@@ -338,9 +362,6 @@ func (d *Daemon) status() *runnerv1.Status {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	comp := func(name string) *runnerv1.Component {
-		return &runnerv1.Component{Name: name, Health: runnerv1.Health_HEALTH_HEALTHY, Version: d.cfg.Version, Release: d.cfg.Version}
-	}
 	return &runnerv1.Status{
 		Version:      d.cfg.Version,
 		Os:           runtime.GOOS,
@@ -349,7 +370,7 @@ func (d *Daemon) status() *runnerv1.Status {
 		Region:       d.cfg.Region,
 		Labels:       d.cfg.Labels,
 		MaxPods:      int32(d.cfg.MaxPods),
-		Components:   []*runnerv1.Component{comp("runner"), comp("tool-manager"), comp("agent-manager")},
+		Components:   d.statusComponents(),
 		PublicKey:    d.state.key.PublicKey().Bytes(),
 		Draining:     d.draining,
 		AgentTypes:   availableAgentTypes(d.customAgents),
@@ -511,6 +532,15 @@ func (d *Daemon) session(ctx context.Context) error {
 				return errors.New("the pod manager closed")
 			}
 			if err := send(podStatus(ev)); err != nil {
+				return err
+			}
+		case <-d.healthChanged:
+			// A deleting runner's status no longer matters: the control
+			// plane removes the runner once it confirms.
+			if deleting {
+				continue
+			}
+			if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
 				return err
 			}
 		case m, ok := <-d.envs.Reports():

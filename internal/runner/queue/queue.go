@@ -68,6 +68,18 @@ func (q *Queue[T]) deliver() {
 	}
 }
 
+// Stopped reports whether the queue no longer delivers: after Close once
+// everything was delivered, or after Drain gave up. Health checks use it to
+// tell a live event loop from one that ended.
+func (q *Queue[T]) Stopped() bool {
+	select {
+	case <-q.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Close lets the queue deliver what it holds, then close Out.
 func (q *Queue[T]) Close() {
 	q.mu.Lock()

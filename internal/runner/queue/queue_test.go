@@ -11,6 +11,9 @@ func TestQueue_OrderCloseAndDrain(t *testing.T) {
 	for i := range 100 {
 		q.Push(i) // nobody reads yet: Push must not block
 	}
+	if q.Stopped() {
+		t.Fatal("Stopped before Close")
+	}
 	q.Close()
 	q.Push(100) // after Close: dropped
 	var got []int
@@ -27,6 +30,9 @@ func TestQueue_OrderCloseAndDrain(t *testing.T) {
 	}
 	if err := q.Drain(context.Background(), time.Second); err != nil {
 		t.Fatalf("drain after delivery: %v", err)
+	}
+	if !q.Stopped() {
+		t.Fatal("not Stopped after Close and Drain")
 	}
 }
 
