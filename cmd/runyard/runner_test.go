@@ -1,7 +1,9 @@
 package main
 
 import (
+	"debug/buildinfo"
 	"encoding/json"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,8 +24,14 @@ type runnerProc struct {
 
 func startRunner(t *testing.T, args ...string) *runnerProc {
 	t.Helper()
+	return startRunnerBin(t, bin, args...)
+}
+
+// startRunnerBin is startRunner with another build of runyard.
+func startRunnerBin(t *testing.T, binary string, args ...string) *runnerProc {
+	t.Helper()
 	p := &runnerProc{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"runner"}, args...)...)
+	p.cmd = exec.Command(binary, append([]string{"runner"}, args...)...)
 	p.cmd.Dir = emptyDir
 	p.cmd.Env = processEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
@@ -76,6 +84,7 @@ type runnerStatusJSON struct {
 			Phase         string `json:"phase"`
 			Message       string `json:"message"`
 			SystemDetails string `json:"systemDetails"`
+			Region        string `json:"region"`
 			Version       string `json:"version"`
 			UpdatedAt     string `json:"updatedAt"`
 			PublicKey     string `json:"publicKey"`
@@ -121,7 +130,7 @@ func TestRunner_Lifecycle(t *testing.T) {
 	id, exchange := registerRunner(t, s, "lifecycle-host")
 	state := filepath.Join(t.TempDir(), "state")
 
-	r1 := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state, "--labels", "gpu", "--max-pods", "3")
+	r1 := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state, "--labels", "gpu", "--max-pods", "3", "--region", "eu-test-1")
 	var got runnerStatusJSON
 	eventually(t, "the runner is ACTIVE", func() bool {
 		got, _ = phaseOf(t, s, id)
@@ -129,6 +138,9 @@ func TestRunner_Lifecycle(t *testing.T) {
 	})
 	if !strings.HasPrefix(got.Runner.Status.SystemDetails, "linux/") || got.Runner.Status.PublicKey == "" || got.Runner.Status.UpdatedAt == "" {
 		t.Fatalf("status after registration: %+v", got.Runner.Status)
+	}
+	if got.Runner.Status.Region != "eu-test-1" {
+		t.Fatalf("status.region = %q, want the daemon's --region eu-test-1", got.Runner.Status.Region)
 	}
 	t.Run("StateDirModes", func(t *testing.T) {
 		checkMode(t, state, 0o700)
@@ -325,4 +337,171 @@ func TestRunner_HealthEndpoints(t *testing.T) {
 		t.Fatalf("restarted server: %v", err)
 	}
 	eventually(t, "the runner is ready again", func() bool { return status("/readyz") == http.StatusOK })
+}
+
+// binRevision is the vcs.revision the go command stamped into binary;
+// empty when it has none.
+func binRevision(t *testing.T, binary string) string {
+	t.Helper()
+	bi, err := buildinfo.ReadFile(binary)
+	if err != nil {
+		t.Fatalf("read the build info of %s: %v", binary, err)
+	}
+	for _, kv := range bi.Settings {
+		if kv.Key == "vcs.revision" {
+			return kv.Value
+		}
+	}
+	return ""
+}
+
+// kubiyaHealth is GET /api/v3/runners/{name}/health (seed 004).
+type kubiyaHealth struct {
+	Health string `json:"health"`
+	Status string `json:"status"`
+	Checks []struct {
+		Name     string `json:"name"`
+		Status   string `json:"status"`
+		Metadata struct {
+			GitSHA string `json:"git_sha"`
+		} `json:"metadata"`
+	} `json:"checks"`
+}
+
+func kubiyaRunnerHealth(t *testing.T, s *serverProc, name string) kubiyaHealth {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, s.URL+"/api/v3/runners/"+name+"/health", nil)
+	if err != nil {
+		t.Fatalf("request: %v", err)
+	}
+	req.Header.Set("Authorization", "UserKey "+adminToken)
+	res, err := s.client.Do(req)
+	if err != nil {
+		t.Fatalf("kubiya health: %v", err)
+	}
+	defer res.Body.Close()
+	var h kubiyaHealth
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("kubiya health: HTTP %d", res.StatusCode)
+	}
+	if err := json.NewDecoder(res.Body).Decode(&h); err != nil {
+		t.Fatalf("decode kubiya health: %v", err)
+	}
+	return h
+}
+
+// TestRunner_GitSHA checks that the commit a runner binary was built from
+// reaches the control plane: every component's git_sha in Kubiya's health
+// checks. The binary under test may be built without VCS stamping (GOFLAGS
+// -buildvcs=false), so this test builds one with it.
+func TestRunner_GitSHA(t *testing.T) {
+	stamped := filepath.Join(t.TempDir(), "runyard-vcs")
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", stamped, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		// Not a git checkout, or no git: there is no commit to report.
+		t.Skipf("cannot build with VCS stamping here: %v\n%s", err, out)
+	}
+	want := binRevision(t, stamped)
+	if want == "" {
+		t.Fatalf("%s was built with -buildvcs=true but has no vcs.revision", stamped)
+	}
+	s := startServer(t, serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+	id, exchange := registerRunner(t, s, "gitsha-host")
+	startRunnerBin(t, stamped, "--server", s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"))
+	eventually(t, "the runner is ACTIVE", func() bool {
+		got, _ := phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+	h := kubiyaRunnerHealth(t, s, "gitsha-host")
+	if len(h.Checks) == 0 {
+		t.Fatalf("kubiya health has no checks: %+v", h)
+	}
+	for _, c := range h.Checks {
+		if c.Metadata.GitSHA != want {
+			t.Errorf("check %s: git_sha = %q, want the binary's vcs.revision %q", c.Name, c.Metadata.GitSHA, want)
+		}
+	}
+}
+
+// copyDir copies the regular files and directories under src to dst, with
+// their modes: a second state directory with the same credentials and key.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, info.Mode().Perm())
+		case info.Mode().IsRegular():
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("copy %s to %s: %v", src, dst, err)
+	}
+}
+
+// TestRunner_Replaced starts a second daemon with a copy of a connected
+// runner's state directory, so with the same identity: the control plane
+// keeps the newer stream, the older daemon exits 10 (aborted) saying why
+// instead of reconnecting (two daemons would take each other's place
+// forever), and the newer one stays connected and receives the runner's
+// desired state.
+func TestRunner_Replaced(t *testing.T) {
+	s := startServer(t, serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: []string{"--runner-timeout", "1500ms"}})
+	id, exchange := registerRunner(t, s, "replaced-host")
+	state := filepath.Join(t.TempDir(), "state")
+	older := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state)
+	eventually(t, "the first daemon is connected", func() bool {
+		return strings.Contains(older.Stderr.String(), "connected to the control plane")
+	})
+
+	// The copy has the same credentials and key; its own lock file lets a
+	// second process start on it.
+	copyState := filepath.Join(t.TempDir(), "copy")
+	copyDir(t, state, copyState)
+	newer := startRunner(t, "--server", s.URL, "--state-dir", copyState)
+	if code := older.waitExit(t); code != 10 {
+		t.Fatalf("the older daemon's exit code = %d, want 10 (aborted); stderr:\n%s", code, older.Stderr)
+	}
+	requireOneLine(t, "older daemon's last line", lastLine(older.Stderr.String()),
+		"another process connected with this runner's identity", "the newer connection wins")
+	if strings.Contains(older.Stderr.String(), "reconnecting") {
+		t.Fatalf("the replaced daemon tried to reconnect:\n%s", older.Stderr)
+	}
+
+	// The newer daemon's stream is the live one: a spec change reaches it.
+	s.mustRun(t, adminToken, "runners", "update", id, "--log-level", "debug")
+	eventually(t, "the newer daemon receives the desired state", func() bool {
+		return strings.Contains(newer.Stderr.String(), "received desired state")
+	})
+	got, _ := phaseOf(t, s, id)
+	if got.Runner.Status.Phase != "RUNNER_PHASE_ACTIVE" {
+		t.Fatalf("phase with the newer daemon connected = %s (%s)", got.Runner.Status.Phase, got.Runner.Status.Message)
+	}
+	select {
+	case <-newer.done:
+		t.Fatalf("the newer daemon exited; stderr:\n%s", newer.Stderr)
+	default:
+	}
+	errs := newer.Stderr.String()
+	if n := strings.Count(errs, "connected to the control plane"); n != 1 || strings.Contains(errs, "lost the control plane") {
+		t.Fatalf("the newer daemon connected %d times or lost its stream:\n%s", n, errs)
+	}
 }
