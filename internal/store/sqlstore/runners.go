@@ -346,6 +346,14 @@ func (db *DB) PurgeDeletedRunners(ctx context.Context, cutoff time.Time) (int, e
 			(SELECT id FROM runners WHERE deleted_at > 0 AND deleted_at < ?)`), micros(cutoff)); err != nil {
 			return err
 		}
+		// The environments of a deleted runner are removed when it is
+		// deleted (environments.Service.RunnerDeleted); any left, because
+		// that failed or the control plane stopped in between, go now, so
+		// that nothing outlives its runner's tombstone.
+		if err := db.deleteEnvironments(ctx, tx, `runner_id IN (SELECT id FROM runners WHERE deleted_at > 0 AND deleted_at < ?)`,
+			micros(cutoff)); err != nil {
+			return err
+		}
 		// Tombstones have no runner_capacity rows (DeleteRunner deleted
 		// them); ON DELETE CASCADE would take any left.
 		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM runners WHERE deleted_at > 0 AND deleted_at < ?`), micros(cutoff))

@@ -180,6 +180,11 @@ func testPurgeDeletedRunners(t *testing.T, s store.Store) {
 	older := connected(t, s, org.ID, "older", base)
 	newer := connected(t, s, other.ID, "newer", base)
 	live := connected(t, s, org.ID, "live", base)
+	// Environments a tombstone still has (the control plane removes them
+	// when the runner is deleted, but it may have crashed in between) go
+	// with it; a live runner's stay.
+	orphan := storedEnvironment(t, s, org.ID, older.ID)
+	kept := storedEnvironment(t, s, org.ID, live.ID)
 	_, err := s.DeleteRunner(ctx, org.ID, older.ID, markDeleted(base.Add(time.Minute)))
 	must(t, err, "delete older")
 	_, err = s.DeleteRunner(ctx, other.ID, newer.ID, markDeleted(base.Add(time.Hour)))
@@ -198,6 +203,11 @@ func testPurgeDeletedRunners(t *testing.T, s store.Store) {
 	}
 	_, err = s.FindRunnerOrTombstone(ctx, org.ID, older.ID)
 	wantCode(t, err, apperr.CodeNotFound, "purged tombstone")
+	_, err = s.FindEnvironmentByID(ctx, org.ID, orphan.ID)
+	wantCode(t, err, apperr.CodeNotFound, "the purged tombstone's environment")
+	if _, err := s.FindEnvironmentByID(ctx, org.ID, kept.ID); err != nil {
+		t.Fatalf("a live runner's environment went with a purge: %v", err)
+	}
 	if _, err := s.FindRunnerOrTombstone(ctx, other.ID, newer.ID); err != nil {
 		t.Fatalf("a younger tombstone of another organization was purged: %v", err)
 	}
