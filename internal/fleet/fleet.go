@@ -165,6 +165,19 @@ func (f *Fleet) OrgChanged(orgID string) {
 	}
 }
 
+// Resync tells every live stream to send its desired state again.
+func (f *Fleet) Resync() {
+	f.mu.Lock()
+	all := make([]*session, 0, len(f.sessions))
+	for _, s := range f.sessions {
+		all = append(all, s)
+	}
+	f.mu.Unlock()
+	for _, s := range all {
+		s.poke()
+	}
+}
+
 // Stream is the bidirectional stream of one runner (connect.BidiStream).
 type Stream interface {
 	Receive() (*runnerv1.ConnectRequest, error)

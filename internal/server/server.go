@@ -23,6 +23,7 @@ import (
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/automations"
+	"github.com/runyard/runyard/internal/broadcast"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
@@ -69,10 +70,12 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	store   store.Store
-	fleet   *fleet.Fleet
+	cfg   Config
+	log   *slog.Logger
+	store store.Store
+	fleet *fleet.Fleet
+	// bus carries changes to the other replicas; nil with SQLite.
+	bus     *broadcast.Bus
 	runners *runners.Service
 	pods    *pods.Service
 	// secrets holds the secrets service, whose SealedForRunner and
@@ -198,22 +201,33 @@ func (s *Server) open(ctx context.Context) error {
 	runnerSvc := runners.NewService(st)
 	s.runners = runnerSvc
 	s.fleet = fleet.New(runnerSvc, s.cfg.RunnerTimeout, s.log)
-	runnerSvc.Changed = s.fleet.Changed
-	idSvc.Revoked = s.fleet.TokenRevoked
+	// What changes a runner's work reaches the replica holding its stream:
+	// with PostgreSQL that may be another replica (internal/broadcast).
+	var hooks interface {
+		Changed(orgID, runnerID string)
+		OrgChanged(orgID string)
+		TokenRevoked(orgID, tokenID string)
+	} = s.fleet
+	if s.cfg.DatabaseURL != "" {
+		s.bus = broadcast.New(s.fleet, s.cfg.DatabaseURL, s.log)
+		hooks = s.bus
+	}
+	runnerSvc.Changed = hooks.Changed
+	idSvc.Revoked = hooks.TokenRevoked
 	mux := http.NewServeMux()
 	s.secrets = secrets.NewService(st, secretsKey)
 	s.secrets.Now = runnerSvc.Now
 	// A changed secret goes to the organization's runners at once: file
 	// mounts follow their secret while environments run.
-	s.secrets.Changed = s.fleet.OrgChanged
+	s.secrets.Changed = hooks.OrgChanged
 	// Environments and their automations reach runners through the fleet:
 	// a change wakes the runner's stream, which resends its desired state.
 	envSvc := environments.NewService(st)
 	envSvc.Now = runnerSvc.Now
-	envSvc.Changed = s.fleet.Changed
+	envSvc.Changed = hooks.Changed
 	autoSvc := automations.NewManager(st)
 	autoSvc.Now = runnerSvc.Now
-	autoSvc.Changed = s.fleet.Changed
+	autoSvc.Changed = hooks.Changed
 	// A deleted runner takes its environments, with their services, tasks
 	// and executions (the store cascades), along: nothing can run them any
 	// more, and without this each would wait forever for its runner to
@@ -241,8 +255,8 @@ func (s *Server) open(ctx context.Context) error {
 	// Pods reach runners through the fleet: a placement or a terminate wakes
 	// the runner's stream; a lost or deleted runner fails its pods.
 	s.fleet.SetPods(s.pods)
-	s.pods.Changed = s.fleet.Changed
-	s.pods.AgentTypesChanged = s.fleet.OrgChanged
+	s.pods.Changed = hooks.Changed
+	s.pods.AgentTypesChanged = hooks.OrgChanged
 	s.pods.Terminals = s.fleet
 	runnerSvc.Gone = func(orgID, runnerID, reason string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -339,6 +353,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	fleetCtx, stopFleet := context.WithCancel(context.Background())
 	fleetDone := make(chan struct{})
 	go func() { s.fleet.Run(fleetCtx); close(fleetDone) }()
+	busDone := make(chan struct{})
+	go func() {
+		defer close(busDone)
+		if s.bus != nil {
+			s.bus.Run(fleetCtx)
+		}
+	}()
 	stopPlacing := s.startPlacing()
 	stopPurging := s.startPurging()
 	s.ready.Store(true)
@@ -350,6 +371,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		stopPlacing()
 		stopFleet()
 		<-fleetDone
+		<-busDone
 		s.store.Close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -361,12 +383,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	// waits only for ordinary requests. The fleet then flushes the renewals
 	// it holds before the store closes.
 	s.fleet.CloseSessions()
-	defer func() { stopFleet(); <-fleetDone }()
+	defer func() { stopFleet(); <-fleetDone; <-busDone }()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.http.Shutdown(sctx)
 	stopFleet()
 	<-fleetDone
+	<-busDone
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}

@@ -47,6 +47,10 @@ type Options struct {
 	// Logger, when set, receives the server's log; by default it is
 	// discarded.
 	Logger *slog.Logger
+	// DatabaseURL, with the Postgres backend, makes the server a replica
+	// sharing another test server's database (TestServer.DatabaseURL)
+	// instead of one in a schema of its own.
+	DatabaseURL string
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -72,7 +76,10 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if backend == Postgres {
-		cfg.DatabaseURL = PostgresURL(tb)
+		cfg.DatabaseURL = opts.DatabaseURL
+		if cfg.DatabaseURL == "" {
+			cfg.DatabaseURL = PostgresURL(tb)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.Open(ctx, cfg)
@@ -92,6 +99,10 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 	waitHealthy(tb, ts.URL)
 	return ts
 }
+
+// DatabaseURL is the server's PostgreSQL database (its schema in the URL),
+// empty for SQLite.
+func (ts *TestServer) DatabaseURL() string { return ts.databaseURL }
 
 // OpenStore opens a second handle on the server's database, for tests that
 // arrange what the API cannot (another organization, expired keys, pods). It

@@ -1,0 +1,119 @@
+package broadcast_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/internal/runner"
+	"github.com/runyard/runyard/internal/testutil"
+)
+
+// rest sends a REST request to a replica with the admin key and decodes
+// the JSON answer into out (when set).
+func rest(t *testing.T, ts *testutil.TestServer, method, path, body string, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, ts.URL+"/api/v1/orgs/default"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testutil.AdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		t.Fatalf("%s %s: status %d: %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: decode: %v: %s", method, path, err, b)
+		}
+	}
+	return res.StatusCode
+}
+
+func eventually(t *testing.T, what string, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		if last = check(); last == "" {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: still %s", what, last)
+}
+
+// TestReplicas_ChangesReachTheRunnersStream runs two control-plane
+// replicas on one PostgreSQL database with a runner connected to the first,
+// and changes its work through the second only: a new agent type (the
+// runner must learn to offer it), a pod placed on it, and the pod's
+// termination all reach the runner. No desired state is ever resent on a
+// timer, so without the notices between replicas the runner would never
+// hear of any of it.
+func TestReplicas_ChangesReachTheRunnersStream(t *testing.T) {
+	a := testutil.StartServer(t, testutil.Postgres)
+	b := testutil.StartServerWith(t, testutil.Postgres, testutil.Options{DatabaseURL: a.DatabaseURL()})
+
+	runners := gitpodv1connect.NewRunnerServiceClient(http.DefaultClient, a.URL)
+	req := connect.NewRequest(&gitpodv1.CreateRunnerRequest{Name: "replica-runner", Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST})
+	req.Header().Set("Authorization", "Bearer "+testutil.AdminToken)
+	created, err := runners.CreateRunner(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.StartRunner(t, runner.Config{Server: a.URL, ExchangeToken: created.Msg.GetExchangeToken(), Name: "replica-host", MaxPods: 2})
+	eventually(t, "the runner is online", func() string {
+		var res struct {
+			Runners []struct {
+				Status string `json:"status"`
+			} `json:"runners"`
+		}
+		rest(t, b, http.MethodGet, "/runners/available", "", &res)
+		if len(res.Runners) != 1 {
+			return fmt.Sprintf("%d available runners", len(res.Runners))
+		}
+		return ""
+	})
+
+	// Through the other replica only.
+	rest(t, b, http.MethodPost, "/agents", `{"id": "waiter", "name": "Waiter", "command": ["sh", "-c", "exec sleep 300"]}`, nil)
+	var pod struct {
+		Pod struct {
+			Key    string `json:"key"`
+			Status string `json:"status"`
+			Reason string `json:"reason"`
+		} `json:"pod"`
+	}
+	rest(t, b, http.MethodPost, "/pods", `{"agent_type_id": "waiter", "initial_prompt": "wait"}`, &pod)
+	key := pod.Pod.Key
+	status := func(want string) func() string {
+		return func() string {
+			rest(t, b, http.MethodGet, "/pods/"+key, "", &pod)
+			if pod.Pod.Status != want {
+				return fmt.Sprintf("pod %s %s (%s)", key, pod.Pod.Status, pod.Pod.Reason)
+			}
+			return ""
+		}
+	}
+	eventually(t, "the runner offers the new agent type and runs the pod", status("running"))
+	rest(t, b, http.MethodPost, "/pods/"+key+"/terminate", "", nil)
+	eventually(t, "the runner ends the pod", status("terminated"))
+}
