@@ -206,6 +206,7 @@ func (x *execution) update(f func(*ExecutionStatus)) {
 	}
 	x.saveMu.Unlock()
 	x.e.emit(Event{Execution: st})
+	x.e.executionsChanged()
 }
 
 func (x *execution) step(id string, f func(*StepStatus)) {
@@ -291,6 +292,7 @@ func (x *execution) finish() {
 	x.mu.Lock()
 	x.done = true
 	x.mu.Unlock()
+	x.e.executionsChanged()
 }
 
 type stepResult struct {

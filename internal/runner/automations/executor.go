@@ -69,7 +69,10 @@ type Executor struct {
 	// svcChanged is closed and replaced whenever a service's status
 	// changes, for steps that await a service.
 	svcChanged chan struct{}
-	wg         sync.WaitGroup
+	// execChanged is the same for executions, for log readers that follow
+	// an execution's steps as they start.
+	execChanged chan struct{}
+	wg          sync.WaitGroup
 	// quit ends the background work that is not a run (log pruning).
 	quit chan struct{}
 
@@ -114,7 +117,7 @@ func New(cfg Config) (*Executor, error) {
 	e := &Executor{
 		cfg: cfg, log: cfg.Logger, bootID: proc.BootID(),
 		services: map[string]*service{}, executions: map[string]*execution{}, logs: map[string]*runLog{},
-		svcChanged: make(chan struct{}), events: queue.New[Event](), quit: make(chan struct{}),
+		svcChanged: make(chan struct{}), execChanged: make(chan struct{}), events: queue.New[Event](), quit: make(chan struct{}),
 	}
 	// Versions order status reports for the control plane
 	// (statusVersion): they must grow across runner restarts too.
@@ -340,4 +343,13 @@ func (e *Executor) Close(ctx context.Context) error {
 	}
 	e.events.Close()
 	return nil
+}
+
+// executionsChanged wakes whoever waits for an execution's status to
+// change.
+func (e *Executor) executionsChanged() {
+	e.mu.Lock()
+	close(e.execChanged)
+	e.execChanged = make(chan struct{})
+	e.mu.Unlock()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"time"
 
 	"github.com/runyard/runyard/internal/runner/statefile"
 )
@@ -67,6 +66,11 @@ func (e *Executor) ReadExecutionLog(ctx context.Context, id string, follow bool,
 	}
 	written := map[string]bool{}
 	for {
+		// Taken before the status is read, so that a change after the
+		// read is not missed.
+		e.mu.Lock()
+		changed := e.execChanged
+		e.mu.Unlock()
 		st, done, ok := e.executionStatus(id)
 		if !ok {
 			return ErrUnknownLog
@@ -97,7 +101,7 @@ func (e *Executor) ReadExecutionLog(ctx context.Context, id string, follow bool,
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(200 * time.Millisecond):
+		case <-changed:
 		}
 	}
 }
