@@ -7,7 +7,6 @@ package logs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/jsonerr"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
 )
@@ -103,21 +103,6 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type errorJSON struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := apperr.As(err)
-	if e.Code == apperr.CodeInternal && !errors.Is(err, context.Canceled) {
-		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	if e.Code == apperr.CodeUnauthenticated {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="runyard"`)
-	}
-	b, _ := json.Marshal(errorJSON{Error: e.Public(), Code: string(e.Code)})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(apperr.HTTPStatus(e.Code))
-	_, _ = w.Write(b)
+	jsonerr.Write(w, r, h.log, err)
 }

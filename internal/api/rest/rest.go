@@ -7,14 +7,12 @@ package rest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
-	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/api/jsonerr"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
@@ -111,34 +109,8 @@ func (h *handler) authenticate(r *http.Request) (context.Context, error) {
 	return ctx, nil
 }
 
-// errorJSON is the body of every error response.
-type errorJSON struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-// writeError renders err with the HTTP status of its code (apperr's table).
-// Only internal errors are logged, and their details stay in the log.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	e := apperr.As(err)
-	if e.Code == apperr.CodeInternal && !errors.Is(err, context.Canceled) {
-		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	if e.Code == apperr.CodeUnauthenticated {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="runyard"`)
-	}
-	writeJSON(w, apperr.HTTPStatus(e.Code), errorJSON{Error: e.Public(), Code: string(e.Code)})
+	jsonerr.Write(w, r, h.log, err)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// The response types marshal without error; this is a bug.
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":"internal error","code":"internal"}`)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { jsonerr.JSON(w, status, v) }
