@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/coder/websocket"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
@@ -116,4 +117,89 @@ func TestReplicas_ChangesReachTheRunnersStream(t *testing.T) {
 	eventually(t, "the runner offers the new agent type and runs the pod", status("running"))
 	rest(t, b, http.MethodPost, "/pods/"+key+"/terminate", "", nil)
 	eventually(t, "the runner ends the pod", status("terminated"))
+}
+
+// TestReplicas_TerminalThroughAnotherReplica attaches to a pod's terminal
+// and reads its output through a replica other than the one its runner is
+// connected to: the request is relayed to that one.
+func TestReplicas_TerminalThroughAnotherReplica(t *testing.T) {
+	a := testutil.StartServer(t, testutil.Postgres)
+	b := testutil.StartServerWith(t, testutil.Postgres, testutil.Options{DatabaseURL: a.DatabaseURL()})
+	runners := gitpodv1connect.NewRunnerServiceClient(http.DefaultClient, a.URL)
+	req := connect.NewRequest(&gitpodv1.CreateRunnerRequest{Name: "relay-runner", Provider: gitpodv1.RunnerProvider_RUNNER_PROVIDER_LINUX_HOST})
+	req.Header().Set("Authorization", "Bearer "+testutil.AdminToken)
+	created, err := runners.CreateRunner(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest(t, a, http.MethodPost, "/agents", `{"id": "echoer", "name": "Echoer", "command": ["sh", "-c", "echo started-$RUNYARD_POD_KEY; exec cat"]}`, nil)
+	testutil.StartRunner(t, runner.Config{Server: a.URL, ExchangeToken: created.Msg.GetExchangeToken(), Name: "relay-host", MaxPods: 2})
+	var pod struct {
+		Pod struct {
+			Key    string `json:"key"`
+			Status string `json:"status"`
+			Reason string `json:"reason"`
+		} `json:"pod"`
+	}
+	rest(t, a, http.MethodPost, "/pods", `{"agent_type_id": "echoer", "initial_prompt": "hi"}`, &pod)
+	key := pod.Pod.Key
+	eventually(t, "the pod runs", func() string {
+		rest(t, a, http.MethodGet, "/pods/"+key, "", &pod)
+		if pod.Pod.Status != "running" {
+			return fmt.Sprintf("pod %s %s (%s)", key, pod.Pod.Status, pod.Pod.Reason)
+		}
+		return ""
+	})
+
+	output := func(ts *testutil.TestServer) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/v1/orgs/default/pods/"+key+"/output", nil)
+		req.Header.Set("Authorization", "Bearer "+testutil.AdminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(body)
+	}
+	eventually(t, "the output through the other replica", func() string {
+		if code, body := output(b); code != http.StatusOK || !strings.Contains(body, "started-"+key) {
+			return fmt.Sprintf("status %d, %q", code, body)
+		}
+		return ""
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := "ws" + strings.TrimPrefix(b.URL, "http") + "/api/v1/orgs/default/pods/" + key + "/terminal"
+	c, res, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + testutil.AdminToken}}})
+	if err != nil {
+		t.Fatalf("attach through the other replica: %v (%v)", err, res)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageBinary, []byte("relayed-input\n")); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "relayed-input") {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("read the terminal: %v; seen %q", err, seen.String())
+		}
+		seen.Write(b)
+	}
+
+	// A request another replica relayed already is answered where it
+	// lands, never relayed again (no loops between replicas).
+	relayed, _ := http.NewRequest(http.MethodGet, b.URL+"/api/v1/orgs/default/pods/"+key+"/output", nil)
+	relayed.Header.Set("Authorization", "Bearer "+testutil.AdminToken)
+	relayed.Header.Set("X-Runyard-Relayed", "1")
+	again, err := http.DefaultClient.Do(relayed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Body.Close()
+	if again.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a relayed request to a replica without the runner: status %d, want 503", again.StatusCode)
+	}
 }

@@ -40,6 +40,7 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 	f.DurationVar(&cfg.DeletedRunnerRetention, "deleted-runner-retention", runners.DefaultDeletedRetention,
 		"how long a deleted runner stays readable (phase DELETED) before it is purged")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
+	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")
 	return cmd
 }

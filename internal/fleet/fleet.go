@@ -48,6 +48,13 @@ type Fleet struct {
 
 	connected atomic.Int64
 	renewals  atomic.Int64
+
+	// OnConnect and OnDisconnect, when set, are told when a runner's
+	// stream starts and ends on this control plane, so that other replicas
+	// can find it (replicaproxy). They are called on the stream's
+	// goroutine.
+	OnConnect    func(orgID, runnerID string)
+	OnDisconnect func(orgID, runnerID string)
 }
 
 // New returns a fleet for the runners of svc; timeout zero means
@@ -392,6 +399,9 @@ func (f *Fleet) register(s *session) {
 	} else {
 		f.connected.Add(1)
 	}
+	if f.OnConnect != nil {
+		f.OnConnect(s.orgID, s.runnerID)
+	}
 }
 
 func (f *Fleet) unregister(s *session) {
@@ -404,6 +414,9 @@ func (f *Fleet) unregister(s *session) {
 	if current {
 		f.connected.Add(-1)
 		f.log.Info("runner disconnected", "runner", s.runnerID)
+		if f.OnDisconnect != nil {
+			f.OnDisconnect(s.orgID, s.runnerID)
+		}
 	}
 }
 

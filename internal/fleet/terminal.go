@@ -14,6 +14,7 @@ import (
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/replicaproxy"
 )
 
 // terminalOpenTimeout bounds the wait for a runner to open a terminal it was
@@ -74,7 +75,9 @@ func (f *Fleet) open(ctx context.Context, orgID, runnerID string, req *runnerv1.
 	s := f.sessions[runnerID]
 	f.mu.Unlock()
 	if s == nil || s.orgID != orgID {
-		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner is not connected to this control plane; try again when it is online"}
+		// Another replica may hold the stream: the API relays the request
+		// there (replicaproxy), or answers unavailable.
+		return nil, &replicaproxy.ElsewhereError{OrgID: orgID, RunnerID: runnerID}
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])

@@ -30,6 +30,7 @@ import (
 	"github.com/runyard/runyard/internal/metrics"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/store"
@@ -63,7 +64,11 @@ type Config struct {
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
-	Logger    *slog.Logger
+	// AdvertiseURL is the URL the other replicas sharing the PostgreSQL
+	// database reach this one at, to relay pod terminals and logs of the
+	// runners connected here; empty means the listener's URL.
+	AdvertiseURL string
+	Logger       *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
@@ -118,9 +123,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.BootstrapToken != "" && len(cfg.BootstrapToken) < identity.MinBootstrapTokenLength {
 		return nil, fmt.Errorf("RUNYARD_BOOTSTRAP_TOKEN must be at least %d characters", identity.MinBootstrapTokenLength)
 	}
-	if cfg.PublicURL != "" {
-		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("--public-url %q must be an absolute http or https URL", cfg.PublicURL)
+	for flag, v := range map[string]string{"--public-url": cfg.PublicURL, "--advertise-url": cfg.AdvertiseURL} {
+		if v == "" {
+			continue
+		}
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%s %q must be an absolute http or https URL", flag, v)
 		}
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http"}
@@ -245,7 +253,11 @@ func (s *Server) open(ctx context.Context) error {
 		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets,
 		LogURL: func(runnerID, logID string) string { return logs.URL(s.PublicURL(), runnerID, logID) },
 	})
-	logs.Mount(mux, idSvc, s.fleet, s.log)
+	var proxy *replicaproxy.Proxy
+	if s.cfg.DatabaseURL != "" {
+		proxy = s.relayBetweenReplicas(st)
+	}
+	logs.Mount(mux, idSvc, s.fleet, proxy, s.log)
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets,
@@ -267,7 +279,7 @@ func (s *Server) open(ctx context.Context) error {
 			s.log.Info("pods failed with their runner", "runner", runnerID, "pods", n, "reason", reason)
 		}
 	}
-	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout()}, s.log)
+	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
@@ -333,6 +345,34 @@ func (s *Server) URL() string {
 		host = "127.0.0.1"
 	}
 	return fmt.Sprintf("%s://%s", s.scheme, net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// relayBetweenReplicas records in st which runners' streams this replica
+// holds and returns the proxy that sends requests for the others' to the
+// replica holding them.
+func (s *Server) relayBetweenReplicas(st store.Store) *replicaproxy.Proxy {
+	self := strings.TrimRight(s.cfg.AdvertiseURL, "/")
+	if self == "" {
+		self = s.URL()
+	}
+	record := func(what string, fn func(ctx context.Context) error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := fn(ctx); err != nil {
+			// Only relaying from other replicas suffers: they answer
+			// "not connected to this control plane" instead.
+			s.log.Warn("record which replica holds a runner's stream", "what", what, "err", err)
+		}
+	}
+	s.fleet.OnConnect = func(orgID, runnerID string) {
+		record("connect", func(ctx context.Context) error {
+			return st.RecordRunnerSession(ctx, orgID, runnerID, self, time.Now())
+		})
+	}
+	s.fleet.OnDisconnect = func(orgID, runnerID string) {
+		record("disconnect", func(ctx context.Context) error { return st.EndRunnerSession(ctx, runnerID, self) })
+	}
+	return &replicaproxy.Proxy{Self: self, Find: st.FindRunnerSession, Log: s.log}
 }
 
 // PublicURL is the URL clients reach the control plane at, put in the log

@@ -11,6 +11,7 @@ import (
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 )
@@ -25,6 +26,7 @@ type Store interface {
 	environments.Store
 	secrets.Store
 	automations.Store
+	replicaproxy.Sessions
 	KeyStore
 
 	// Ping checks that the database answers.

@@ -18,6 +18,7 @@ import (
 	"github.com/runyard/runyard/internal/api/jsonerr"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/replicaproxy"
 )
 
 // Path is the pattern of a log URL's path.
@@ -35,15 +36,18 @@ type Opener interface {
 }
 
 // Mount registers the log endpoint on mux.
-func Mount(mux *http.ServeMux, auth apiauth.Authenticator, open Opener, log *slog.Logger) {
-	h := &handler{auth: auth, open: open, log: log}
+// proxy, when not nil, relays a log of a runner connected to another
+// replica there.
+func Mount(mux *http.ServeMux, auth apiauth.Authenticator, open Opener, proxy *replicaproxy.Proxy, log *slog.Logger) {
+	h := &handler{auth: auth, open: open, proxy: proxy, log: log}
 	mux.HandleFunc("GET "+Path, h.serve)
 }
 
 type handler struct {
-	auth apiauth.Authenticator
-	open Opener
-	log  *slog.Logger
+	auth  apiauth.Authenticator
+	open  Opener
+	proxy *replicaproxy.Proxy
+	log   *slog.Logger
 }
 
 func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +74,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rc, err := h.open.OpenLog(ctx, c.OrgID, r.PathValue("runner"), r.PathValue("log"), follow)
 	if err != nil {
-		h.writeError(w, r, err)
+		if !h.proxy.Relay(w, r, err) {
+			h.writeError(w, r, err)
+		}
 		return
 	}
 	defer rc.Close()

@@ -16,6 +16,7 @@ import (
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 )
 
@@ -31,6 +32,9 @@ type Services struct {
 	// online: the control plane's runner timeout. Zero means
 	// fleet.DefaultTimeout.
 	RunnerTimeout time.Duration
+	// Proxy, when set, relays a pod's terminal or output to the replica
+	// holding its runner's stream.
+	Proxy *replicaproxy.Proxy
 }
 
 // Mount registers the REST endpoints on mux.

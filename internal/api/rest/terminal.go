@@ -37,7 +37,9 @@ func (h *handler) podOutput(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := h.svc.Pods.OpenTerminal(ctx, r.PathValue("key"), mode)
 	if err != nil {
-		h.writeError(w, r, err)
+		if !h.svc.Proxy.Relay(w, r, err) {
+			h.writeError(w, r, err)
+		}
 		return
 	}
 	defer t.Close()
@@ -119,7 +121,9 @@ func (h *handler) podTerminal(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := h.svc.Pods.OpenTerminal(ctx, r.PathValue("key"), mode)
 	if err != nil {
-		h.writeError(w, r, err)
+		if !h.svc.Proxy.Relay(w, r, err) {
+			h.writeError(w, r, err)
+		}
 		return
 	}
 	defer t.Close()
