@@ -345,6 +345,8 @@ func TestServer_FlagErrors(t *testing.T) {
 		{"ErrKeyWithoutCert", []string{"--tls-key", cert.KeyFile}, []string{"--tls-cert and --tls-key"}},
 		{"ErrCertMissing", []string{"--tls-cert", missing, "--tls-key", cert.KeyFile}, []string{"TLS", "missing.pem"}},
 		{"ErrNotPostgresURL", []string{"--database", "mysql://x"}, []string{"--database", "postgres://"}},
+		{"ErrPublicURLRelative", []string{"--public-url", "cp.example.com"}, []string{"--public-url", "absolute http or https URL"}},
+		{"ErrAdvertiseURLScheme", []string{"--advertise-url", "ftp://10.0.0.5"}, []string{"--advertise-url", "absolute http or https URL"}},
 		// The later --listen wins over the one spawnServer passes.
 		{"ErrAddressInUse", []string{"--listen", busy.Addr().String()}, []string{"address already in use"}},
 	} {
