@@ -98,7 +98,7 @@ func NewIndex(cands []*Candidate) *Index {
 	for _, c := range cands {
 		e := &entry{c: c, pos: -1}
 		x.bySeq[c.Runner.Seq], x.byID[c.Runner.ID] = e, e
-		if c.Runner.Draining() {
+		if c.Runner.TakesNoPods() {
 			continue
 		}
 		key := setKey(c.Runner.Report.AgentTypes) + "/" + setKey(c.Runner.Report.Labels)

@@ -72,6 +72,8 @@ func (pl placer) refusal(c *Candidate, p *Pod) string {
 		return "it is offline"
 	case r.Draining():
 		return "it is draining"
+	case r.PodManagerFault() != "":
+		return "its pod manager is unhealthy: " + r.PodManagerFault()
 	case !slices.Contains(r.Report.AgentTypes, p.AgentTypeID):
 		return fmt.Sprintf("it does not have agent type %q", p.AgentTypeID)
 	}
@@ -132,7 +134,7 @@ func (pl placer) place(p *Pod, seq int64, cands []*Candidate) error {
 			continue
 		}
 		t.Online++
-		if r.Draining() {
+		if r.TakesNoPods() {
 			continue
 		}
 		t.Working++
@@ -178,7 +180,7 @@ func wait(p *Pod, t Tally) {
 	case t.Online == 0:
 		p.Reason = "no runner online"
 	case t.Working == 0:
-		p.Reason = fmt.Sprintf("no runner takes work: all %d online runners are draining", t.Online)
+		p.Reason = fmt.Sprintf("no runner takes work: all %d online runners are draining or have an unhealthy pod manager", t.Online)
 	case t.WithAgent == 0:
 		p.Reason = fmt.Sprintf("no online runner has agent type %q", p.AgentTypeID)
 	case t.Fitting == 0:

@@ -36,6 +36,14 @@ func drained(r *runners.Runner)  { r.Spec.DesiredPhase = runners.PhaseInactive }
 func noAgent(r *runners.Runner)  { r.Report.AgentTypes = []string{"codex"} }
 func noGPU(r *runners.Runner)    { r.Report.Labels = []string{"linux"} }
 
+// sickPods is a runner whose daemon reports its pod manager unhealthy (and
+// so DEGRADED): it works, but a pod placed there would fail at once.
+func sickPods(r *runners.Runner) {
+	r.Status.Phase = runners.PhaseDegraded
+	r.Report.Components = []runners.Component{{Name: runners.ComponentAgent, Message: "pods dir: no space left on device"},
+		{Name: runners.ComponentToolManager, Healthy: true}}
+}
+
 func TestPlace(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -54,11 +62,14 @@ func TestPlace(t *testing.T) {
 		{"DrainingSkipped", nil, []*Candidate{cand(1, 0, 4, draining), cand(2, 0, 4, drained), cand(3, 3, 4)}, 3, ""},
 		{"OfflineSkipped", nil, []*Candidate{cand(1, 0, 4, offline), cand(2, 0, 4, inactive), cand(3, 3, 4)}, 3, ""},
 		{"DegradedTakesWork", nil, []*Candidate{cand(1, 0, 4, func(r *runners.Runner) { r.Status.Phase = runners.PhaseDegraded })}, 1, ""},
+		{"SickPodManagerSkipped", nil, []*Candidate{cand(1, 0, 4, sickPods), cand(2, 3, 4)}, 2, ""},
 
 		{"ErrNoRunners", nil, nil, 0, "no runner online"},
 		{"ErrNoneOnline", nil, []*Candidate{cand(1, 0, 4, offline), cand(2, 0, 4, inactive)}, 0, "no runner online"},
 		{"ErrAllDraining", nil, []*Candidate{cand(1, 0, 4, draining), cand(2, 0, 4, drained), cand(3, 0, 4, offline)}, 0,
-			"no runner takes work: all 2 online runners are draining"},
+			"no runner takes work: all 2 online runners are draining or have an unhealthy pod manager"},
+		{"ErrAllSick", nil, []*Candidate{cand(1, 0, 4, sickPods)}, 0,
+			"no runner takes work: all 1 online runners are draining or have an unhealthy pod manager"},
 		{"ErrNoAgent", nil, []*Candidate{cand(1, 0, 4, noAgent), cand(2, 0, 4, offline)}, 0, `no online runner has agent type "claude-code"`},
 		{"ErrNoLabels", []string{"gpu", "arm"}, []*Candidate{cand(1, 0, 4), cand(2, 0, 4, noGPU)}, 0,
 			`no online runner with agent type "claude-code" has labels [gpu arm]`},
@@ -111,6 +122,7 @@ func TestPlace_RequestedRunner(t *testing.T) {
 		{"OK", []string{"gpu"}, cand(7, 3, 4), "", ""},
 		{"ErrOffline", nil, cand(7, 0, 4, offline), apperr.CodeFailedPrecondition, "runner 7 (r7) cannot take the pod: it is offline"},
 		{"ErrDraining", nil, cand(7, 0, 4, drained), apperr.CodeFailedPrecondition, "it is draining"},
+		{"ErrSickPodManager", nil, cand(7, 0, 4, sickPods), apperr.CodeFailedPrecondition, "its pod manager is unhealthy: pods dir: no space left on device"},
 		{"ErrNoAgent", nil, cand(7, 0, 4, noAgent), apperr.CodeFailedPrecondition, `it does not have agent type "claude-code"`},
 		{"ErrLabels", []string{"gpu", "arm"}, cand(7, 0, 4), apperr.CodeFailedPrecondition, "it lacks labels [arm]"},
 		{"ErrFull", nil, cand(7, 4, 4), apperr.CodeFailedPrecondition, "it is full (4 of 4 pods)"},

@@ -22,9 +22,31 @@ func (r *Runner) Draining() bool {
 	return r.Report.Draining || r.Spec.DesiredPhase != PhaseActive
 }
 
+// TakesNoPods reports whether pod placement passes a runner over, however
+// few pods it has: it drains, or its daemon reports its pod manager
+// unhealthy (a pod placed there would fail at once, and the runner would
+// stay the least loaded and get every next pod too).
+func (r *Runner) TakesNoPods() bool {
+	return r.Draining() || r.PodManagerFault() != ""
+}
+
+// PodManagerFault is what the daemon says is wrong with its pod manager,
+// "" while it reports it healthy.
+func (r *Runner) PodManagerFault() string {
+	for _, c := range r.Report.Components {
+		if c.Name == ComponentAgent && !c.Healthy {
+			if c.Message == "" {
+				return "unhealthy"
+			}
+			return c.Message
+		}
+	}
+	return ""
+}
+
 // Available reports whether a runner can take another pod at now: it is
-// online, not draining, and podCount (its active pods) is below the maximum
-// its daemon reported.
+// online, takes pods (TakesNoPods), and podCount (its active pods) is below
+// the maximum its daemon reported.
 func (r *Runner) Available(now time.Time, timeout time.Duration, podCount int) bool {
-	return r.Online(now, timeout) && !r.Draining() && podCount < r.Report.MaxPods
+	return r.Online(now, timeout) && !r.TakesNoPods() && podCount < r.Report.MaxPods
 }

@@ -441,7 +441,7 @@ func samePlacements(t *testing.T, seed uint64, st, ref store.Store) {
 				return fmt.Sprintf("step %d: place pending: %d, %v", step, n, err)
 			})
 		case op < 76:
-			i, what := rng.IntN(len(maxPods)), rng.IntN(4)
+			i, what := rng.IntN(len(maxPods)), rng.IntN(5)
 			m, ph := rng.IntN(4), []runners.Phase{runners.PhaseActive, runners.PhaseInactive}[rng.IntN(2)]
 			each(func(f *fixture) string {
 				f.update(t, f.runners[i], func(r *runners.Runner) {
@@ -454,6 +454,10 @@ func samePlacements(t *testing.T, seed uint64, st, ref store.Store) {
 						r.Status.Phase = ph
 					case 3:
 						r.Spec.DesiredPhase = ph
+					case 4:
+						// The pod manager falls ill or recovers.
+						sick := len(r.Report.Components) == 0 || r.Report.Components[0].Healthy
+						r.Report.Components = []runners.Component{{Name: runners.ComponentAgent, Healthy: !sick, Message: "disk full"}}
 					}
 				})
 				return ""

@@ -90,7 +90,9 @@ type capacity struct {
 }
 
 func capacityOf(r *runners.Runner) (capacity, error) {
-	c := capacity{maxPods: r.Report.MaxPods, draining: r.Draining()}
+	// The column says whether placement passes the runner over, which
+	// also covers a pod manager its daemon reports unhealthy.
+	c := capacity{maxPods: r.Report.MaxPods, draining: r.TakesNoPods()}
 	at, err := json.Marshal(nonNil(r.Report.AgentTypes))
 	if err != nil {
 		return capacity{}, fmt.Errorf("encode agent types: %w", err)
