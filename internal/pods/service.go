@@ -469,6 +469,22 @@ func (s *Service) DeleteAgentType(ctx context.Context, id string) error {
 	if builtinAgentType(id) != nil {
 		return apperr.Invalid("id", "%q is a built-in agent type and cannot be deleted", id)
 	}
+	// A pod still waiting for a runner would wait forever: no runner
+	// offers a type that is gone. Placed and running pods keep their
+	// command and are not in the way.
+	pending, _, err := s.Store.FindPods(ctx, Filter{OrgID: c.OrgID, Status: StatusPending})
+	if err != nil {
+		return fmt.Errorf("delete agent type %q: %w", id, err)
+	}
+	waiting := 0
+	for _, p := range pending {
+		if p.AgentTypeID == id && p.RunnerID == "" {
+			waiting++
+		}
+	}
+	if waiting > 0 {
+		return apperr.FailedPrecondition("%d pending pods wait for a runner with agent type %q: terminate them first", waiting, id)
+	}
 	if err := s.Store.DeleteAgentType(ctx, c.OrgID, id); err != nil {
 		return fmt.Errorf("delete agent type %q: %w", id, err)
 	}

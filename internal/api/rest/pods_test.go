@@ -704,6 +704,23 @@ func TestAgents(t *testing.T) {
 		})
 		t.Run("Delete", func(t *testing.T) {
 			send(t, http.MethodDelete, a.base, a.auth, "/agents/codex", "").wantError(t, http.StatusBadRequest, "invalid_argument", "built-in")
+			// Pods of the type wait for a runner (none is online): they
+			// would wait forever, so they must go first.
+			var waiting []string
+			for _, p := range a.podList(t, "?status=pending&limit=100").Pods {
+				if p.AgentTypeID == "echo-agent" {
+					waiting = append(waiting, p.Key)
+				}
+			}
+			if len(waiting) == 0 {
+				t.Fatal("no pending echo-agent pods to stand in the way")
+			}
+			send(t, http.MethodDelete, a.base, a.auth, "/agents/echo-agent", "").
+				wantError(t, http.StatusPreconditionFailed, "failed_precondition", fmt.Sprintf("%d pending pods", len(waiting)), "echo-agent")
+			a.get(t, "/agents/echo-agent").wantOK(t, nil)
+			for _, key := range waiting {
+				a.post(t, "/pods/"+key+"/terminate", "").wantOK(t, nil)
+			}
 			res := send(t, http.MethodDelete, a.base, a.auth, "/agents/echo-agent", "")
 			if res.Status != http.StatusNoContent || len(res.Body) != 0 {
 				t.Fatalf("delete: status %d, body %q; want 204 and no body", res.Status, res.Body)
