@@ -53,8 +53,8 @@ type Fleet struct {
 	// stream starts and ends on this control plane, so that other replicas
 	// can find it (replicaproxy). They are called on the stream's
 	// goroutine.
-	OnConnect    func(orgID, runnerID string)
-	OnDisconnect func(orgID, runnerID string)
+	OnConnect    func(orgID, runnerID string, since time.Time)
+	OnDisconnect func(orgID, runnerID string, since time.Time)
 }
 
 // New returns a fleet for the runners of svc; timeout zero means
@@ -198,6 +198,9 @@ type session struct {
 	wake            chan struct{}
 	cancel          context.CancelCauseFunc
 	done            <-chan struct{} // closed when the stream ended
+	// since is when the stream started: it tells this stream's record of
+	// where the runner is connected from a newer stream's.
+	since time.Time
 }
 
 func (s *session) poke() {
@@ -236,7 +239,7 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s := &session{
-		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, cancel: cancel, done: ctx.Done(),
+		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, cancel: cancel, done: ctx.Done(), since: time.Now(),
 		acks: make(chan *runnerv1.ConnectResponse, 8),
 		wake: make(chan struct{}, 1),
 	}
@@ -400,7 +403,7 @@ func (f *Fleet) register(s *session) {
 		f.connected.Add(1)
 	}
 	if f.OnConnect != nil {
-		f.OnConnect(s.orgID, s.runnerID)
+		f.OnConnect(s.orgID, s.runnerID, s.since)
 	}
 }
 
@@ -415,7 +418,7 @@ func (f *Fleet) unregister(s *session) {
 		f.connected.Add(-1)
 		f.log.Info("runner disconnected", "runner", s.runnerID)
 		if f.OnDisconnect != nil {
-			f.OnDisconnect(s.orgID, s.runnerID)
+			f.OnDisconnect(s.orgID, s.runnerID, s.since)
 		}
 	}
 }

@@ -92,10 +92,12 @@ func (p *Proxy) Relay(w http.ResponseWriter, r *http.Request, err error) bool {
 // Sessions is the record of which replica holds each runner's stream.
 type Sessions interface {
 	// RecordRunnerSession records that replica holds runnerID's stream
-	// since since, replacing what was recorded.
+	// since since, replacing a record of an older stream (never a newer
+	// one's).
 	RecordRunnerSession(ctx context.Context, orgID, runnerID, replica string, since time.Time) error
-	// EndRunnerSession forgets runnerID's stream if replica holds it.
-	EndRunnerSession(ctx context.Context, runnerID, replica string) error
+	// EndRunnerSession forgets runnerID's stream that replica started at
+	// since; the record of any other stream stays.
+	EndRunnerSession(ctx context.Context, runnerID, replica string, since time.Time) error
 	// FindRunnerSession returns the replica holding runnerID's stream, ""
 	// when none does.
 	FindRunnerSession(ctx context.Context, orgID, runnerID string) (string, error)

@@ -353,6 +353,15 @@ func (s *Server) URL() string {
 func (s *Server) relayBetweenReplicas(st store.Store) *replicaproxy.Proxy {
 	self := strings.TrimRight(s.cfg.AdvertiseURL, "/")
 	if self == "" {
+		if addr := s.listener.Addr().(*net.TCPAddr); addr.IP.IsUnspecified() {
+			// Listening on every address, this replica does not know which
+			// one the others reach it at, and the loopback address URL
+			// falls back to would send relayed requests, credentials
+			// included, to whatever listens on the other host's loopback.
+			s.log.Warn("several replicas relay pod terminals and logs to each other only with --advertise-url " +
+				"(this one listens on every address); without it, such a request for a runner connected to another replica is answered unavailable")
+			return nil
+		}
 		self = s.URL()
 	}
 	record := func(what string, fn func(ctx context.Context) error) {
@@ -364,13 +373,13 @@ func (s *Server) relayBetweenReplicas(st store.Store) *replicaproxy.Proxy {
 			s.log.Warn("record which replica holds a runner's stream", "what", what, "err", err)
 		}
 	}
-	s.fleet.OnConnect = func(orgID, runnerID string) {
+	s.fleet.OnConnect = func(orgID, runnerID string, since time.Time) {
 		record("connect", func(ctx context.Context) error {
-			return st.RecordRunnerSession(ctx, orgID, runnerID, self, time.Now())
+			return st.RecordRunnerSession(ctx, orgID, runnerID, self, since)
 		})
 	}
-	s.fleet.OnDisconnect = func(orgID, runnerID string) {
-		record("disconnect", func(ctx context.Context) error { return st.EndRunnerSession(ctx, runnerID, self) })
+	s.fleet.OnDisconnect = func(orgID, runnerID string, since time.Time) {
+		record("disconnect", func(ctx context.Context) error { return st.EndRunnerSession(ctx, runnerID, self, since) })
 	}
 	return &replicaproxy.Proxy{Self: self, Find: st.FindRunnerSession, Log: s.log}
 }

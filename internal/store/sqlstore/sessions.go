@@ -8,18 +8,22 @@ import (
 	"time"
 )
 
-// RecordRunnerSession records that replica holds the stream of runnerID.
+// RecordRunnerSession records that replica holds the stream of runnerID
+// since since, unless a stream that started later is recorded already (its
+// record arrived first).
 func (db *DB) RecordRunnerSession(ctx context.Context, orgID, runnerID, replica string, since time.Time) error {
 	_, err := db.write.ExecContext(ctx, db.q(`INSERT INTO runner_sessions (runner_id, org_id, replica, since) VALUES (?, ?, ?, ?)
-		ON CONFLICT (runner_id) DO UPDATE SET org_id = excluded.org_id, replica = excluded.replica, since = excluded.since`),
+		ON CONFLICT (runner_id) DO UPDATE SET org_id = excluded.org_id, replica = excluded.replica, since = excluded.since
+		WHERE runner_sessions.since <= excluded.since`),
 		runnerID, orgID, replica, micros(since))
 	return db.translate(err, fmt.Sprintf("session of runner %q", runnerID))
 }
 
-// EndRunnerSession forgets the stream of runnerID if replica still holds
-// it: a newer stream on another replica stays recorded.
-func (db *DB) EndRunnerSession(ctx context.Context, runnerID, replica string) error {
-	_, err := db.write.ExecContext(ctx, db.q(`DELETE FROM runner_sessions WHERE runner_id = ? AND replica = ?`), runnerID, replica)
+// EndRunnerSession forgets the stream of runnerID that replica started at
+// since: a newer stream, on this replica or another, stays recorded.
+func (db *DB) EndRunnerSession(ctx context.Context, runnerID, replica string, since time.Time) error {
+	_, err := db.write.ExecContext(ctx, db.q(`DELETE FROM runner_sessions WHERE runner_id = ? AND replica = ? AND since = ?`),
+		runnerID, replica, micros(since))
 	return db.translate(err, fmt.Sprintf("session of runner %q", runnerID))
 }
 

@@ -33,11 +33,23 @@ func testRunnerSessions(t *testing.T, s store.Store) {
 	}
 	// The runner reconnects to b; a's late goodbye leaves b's record.
 	must(t, s.RecordRunnerSession(ctx, org.ID, runner, "http://b:8080", base.Add(time.Second)), "record on b")
-	must(t, s.EndRunnerSession(ctx, runner, "http://a:8080"), "end on a")
+	must(t, s.EndRunnerSession(ctx, runner, "http://a:8080", base), "end on a")
 	if got := find(org.ID); got != "http://b:8080" {
 		t.Fatalf("session after a's late end = %q, want b", got)
 	}
-	must(t, s.EndRunnerSession(ctx, runner, "http://b:8080"), "end on b")
+	// A slow record of an older stream does not replace a newer one's.
+	must(t, s.RecordRunnerSession(ctx, org.ID, runner, "http://a:8080", base), "late record on a")
+	if got := find(org.ID); got != "http://b:8080" {
+		t.Fatalf("session after a's late record = %q, want b", got)
+	}
+	// The runner reconnects to b again; the first stream's goodbye there
+	// leaves the second's record.
+	must(t, s.RecordRunnerSession(ctx, org.ID, runner, "http://b:8080", base.Add(2*time.Second)), "record again on b")
+	must(t, s.EndRunnerSession(ctx, runner, "http://b:8080", base.Add(time.Second)), "end the first stream on b")
+	if got := find(org.ID); got != "http://b:8080" {
+		t.Fatalf("session after the older stream's end on the same replica = %q, want b", got)
+	}
+	must(t, s.EndRunnerSession(ctx, runner, "http://b:8080", base.Add(2*time.Second)), "end on b")
 	if got := find(org.ID); got != "" {
 		t.Fatalf("session after b's end = %q, want none", got)
 	}
