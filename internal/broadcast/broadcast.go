@@ -128,9 +128,15 @@ func (b *Bus) Run(ctx context.Context) {
 func (b *Bus) retry(ctx context.Context, what string, fn func(context.Context) error) {
 	wait := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := fn(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(began) > time.Minute {
+			// It worked for a while: a new failure starts the backoff
+			// again.
+			wait = 100 * time.Millisecond
 		}
 		b.log.Warn("change notices between replicas: "+what+" failed; retrying", "err", err, "in", wait)
 		select {
@@ -170,8 +176,30 @@ func (b *Bus) publishLoop(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			// Notices queued as the replica stops still go out: a pod
+			// created just before a restart must reach its runner.
+			b.flush(db)
 			return nil
 		case <-b.wake:
+		}
+	}
+}
+
+// flush sends what is queued, on a context of its own (Run's ended).
+func (b *Bus) flush(db *sql.DB) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	b.mu.Lock()
+	batch := make([]string, 0, len(b.pending))
+	for p := range b.pending {
+		batch = append(batch, p)
+	}
+	clear(b.pending)
+	b.mu.Unlock()
+	for _, p := range batch {
+		if _, err := db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, Channel, p); err != nil {
+			b.log.Warn("change notices between replicas: lost at shutdown", "count", len(batch), "err", err)
+			return
 		}
 	}
 }
