@@ -3,8 +3,8 @@ package pods
 import "fmt"
 
 // This file is placement for a store that counts the active pods of each
-// runner in the database as pods are written (PostgreSQL keeps
-// runners.active_pods with a trigger on pods), so that it can find the
+// runner in the database as pods are written (runner_capacity.active_pods,
+// kept by a trigger on pods), so that it can find the
 // runner place would choose with one indexed query instead of loading every
 // candidate of the organization: with several control-plane replicas on one
 // database, no process can keep an Index that it knows to be exact.

@@ -1,7 +1,6 @@
 package proc
 
 import (
-	"errors"
 	"os"
 	"syscall"
 	"unsafe"
@@ -39,14 +38,14 @@ func WaitExited(pid int) error {
 		}
 		return exited
 	})
-	if err != nil {
-		return err
-	}
-	if errors.Is(werr, syscall.EINVAL) {
-		// A kernel with pidfd_open but without waitid(P_PIDFD).
+	if err != nil || werr != nil {
+		// The poller would not take the pidfd, or the kernel has
+		// pidfd_open without waitid(P_PIDFD): wait the old way rather
+		// than report an exit that did not happen (callers then kill and
+		// reap the session).
 		return waitExitedBlocking(pid)
 	}
-	return werr
+	return nil
 }
 
 // pidfdExited reports whether the child behind pidfd fd has exited,
