@@ -9,7 +9,8 @@ import (
 )
 
 // Health reports whether the executor can do its work now: it is not closed,
-// its event queue still delivers, and the directories of its records and
+// its event queue has not ended (a consumer that stopped reading is not
+// detected), and the directories of its records and
 // logs take writes (a service or execution whose record cannot be written is
 // lost on the next runner restart). The error says what is wrong, in words
 // for the runner's status message.

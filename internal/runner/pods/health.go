@@ -8,7 +8,8 @@ import (
 )
 
 // Health reports whether the manager can do its work now: it is open and not
-// closed, its event queue still delivers, and its state directory takes
+// closed, its event queue has not ended (a consumer that stopped reading is
+// not detected), and its state directory takes
 // records (a pod whose exit record cannot be written would be started again
 // after a runner restart). The error says what is wrong, in words for the
 // runner's status message.
