@@ -347,6 +347,7 @@ func TestServer_FlagErrors(t *testing.T) {
 		{"ErrNotPostgresURL", []string{"--database", "mysql://x"}, []string{"--database", "postgres://"}},
 		{"ErrPublicURLRelative", []string{"--public-url", "cp.example.com"}, []string{"--public-url", "absolute http or https URL"}},
 		{"ErrAdvertiseURLScheme", []string{"--advertise-url", "ftp://10.0.0.5"}, []string{"--advertise-url", "absolute http or https URL"}},
+		{"ErrRetentionZero", []string{"--deleted-runner-retention", "0s"}, []string{"--deleted-runner-retention", "positive"}},
 		// The later --listen wins over the one spawnServer passes.
 		{"ErrAddressInUse", []string{"--listen", busy.Addr().String()}, []string{"address already in use"}},
 	} {

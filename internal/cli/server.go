@@ -23,6 +23,12 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg.BootstrapToken = os.Getenv("RUNYARD_BOOTSTRAP_TOKEN")
 			cfg.Stdout = g.stdout
+			// In the server's configuration zero means the default; on the
+			// command line it would read as "purge at once" and silently
+			// mean a day.
+			if cmd.Flags().Changed("deleted-runner-retention") && cfg.DeletedRunnerRetention == 0 {
+				return usagef("--deleted-runner-retention must be positive (a deleted runner stays readable that long)")
+			}
 			s, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
