@@ -414,8 +414,9 @@ type AgentTypeUpdate struct {
 }
 
 // UpdateAgentType changes a custom agent type of the caller's
-// organization. Pods created before keep the command they were created
-// with; pods created after run the new one. It needs ScopePodsWrite and
+// organization. Pods placed or running keep the command they were created
+// with; pods still waiting for a runner, and pods created after, run the
+// new one. It needs ScopePodsWrite and
 // fails with CodeInvalid (a built-in type, a bad field) and CodeNotFound.
 func (s *Service) UpdateAgentType(ctx context.Context, id string, u AgentTypeUpdate) (*AgentType, error) {
 	c, err := identity.Require(ctx, identity.ScopePodsWrite)
@@ -451,10 +452,40 @@ func (s *Service) UpdateAgentType(ctx context.Context, id string, u AgentTypeUpd
 	if err != nil {
 		return nil, fmt.Errorf("update agent type %q: %w", id, err)
 	}
+	if err := s.respecWaiting(ctx, a); err != nil {
+		return nil, fmt.Errorf("update agent type %q: %w", id, err)
+	}
 	if s.AgentTypesChanged != nil {
 		s.AgentTypesChanged(c.OrgID)
 	}
 	return a, nil
+}
+
+// respecWaiting gives the pods of agent type a that still wait for a runner
+// the command a has now: runners are matched by the type's new binary, and
+// a pod that has not started has nothing to keep. Placed and running pods
+// keep the command they started with.
+func (s *Service) respecWaiting(ctx context.Context, a *AgentType) error {
+	pending, _, err := s.Store.FindPods(ctx, Filter{OrgID: a.OrgID, Status: StatusPending})
+	if err != nil {
+		return fmt.Errorf("find waiting pods: %w", err)
+	}
+	for _, p := range pending {
+		if p.AgentTypeID != a.ID || p.RunnerID != "" {
+			continue
+		}
+		_, err := s.Store.UpdatePod(ctx, a.OrgID, p.Key, func(p *Pod) error {
+			// Placed or ended since it was read: it stays as it is.
+			if p.Status == StatusPending && p.RunnerID == "" {
+				p.Spec = a.Resolve(p)
+			}
+			return nil
+		})
+		if err != nil && apperr.CodeOf(err) != apperr.CodeNotFound {
+			return fmt.Errorf("pod %q: %w", p.Key, err)
+		}
+	}
+	return nil
 }
 
 // DeleteAgentType removes a custom agent type of the caller's

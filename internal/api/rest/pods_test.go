@@ -652,6 +652,15 @@ func TestAgents(t *testing.T) {
 				return b.Agent
 			}
 			old := a.createPod(t, map[string]any{"agent_type_id": "echo-agent", "initial_prompt": "before"})
+			// Another one is placed (on a runner of the store's making: none
+			// is online here) before the update.
+			st := ts.OpenStore(t)
+			placed := a.createPod(t, map[string]any{"agent_type_id": "echo-agent", "initial_prompt": "placed"})
+			_, err := st.UpdatePod(context.Background(), orgID(t, st), placed.Key, func(p *pods.Pod) error {
+				p.RunnerID = "runner-of-the-test"
+				return nil
+			})
+			mustOK(t, err, "place a pod")
 			// Only what the body names changes.
 			got := agent(send(t, http.MethodPatch, a.base, a.auth, "/agents/echo-agent", `{"command": ["/bin/echo", "{{prompt}}"]}`))
 			want := before.Agent
@@ -667,13 +676,13 @@ func TestAgents(t *testing.T) {
 			if got := agent(a.get(t, "/agents/echo-agent")); !reflect.DeepEqual(got, want) {
 				t.Errorf("read back = %+v, want %+v", got, want)
 			}
-			// A pod created before keeps the command it was created with;
-			// one created after runs the new one.
+			// A placed pod keeps the command it was created with; one still
+			// waiting for a runner, and one created after, run the new one.
 			newer := a.createPod(t, map[string]any{"agent_type_id": "echo-agent", "initial_prompt": "after"})
-			st := ts.OpenStore(t)
 			for key, want := range map[string][]string{
-				old.Key:   {"/bin/sh", "-c", "echo \"$RUNYARD_INITIAL_PROMPT\"; exec cat"},
-				newer.Key: {"/bin/echo", "after"},
+				placed.Key: {"/bin/sh", "-c", "echo \"$RUNYARD_INITIAL_PROMPT\"; exec cat"},
+				old.Key:    {"/bin/echo", "before"},
+				newer.Key:  {"/bin/echo", "after"},
 			} {
 				p, err := st.FindPodByKey(context.Background(), orgID(t, st), key)
 				mustOK(t, err, "find pod")
@@ -707,8 +716,13 @@ func TestAgents(t *testing.T) {
 			// Pods of the type wait for a runner (none is online): they
 			// would wait forever, so they must go first.
 			var waiting []string
-			for _, p := range a.podList(t, "?status=pending&limit=100").Pods {
-				if p.AgentTypeID == "echo-agent" {
+			st := ts.OpenStore(t)
+			all, _, err := st.FindPods(context.Background(), pods.Filter{OrgID: orgID(t, st), Status: pods.StatusPending})
+			mustOK(t, err, "find pending pods")
+			for _, p := range all {
+				switch {
+				// Placed ones keep their command and are not in the way.
+				case p.AgentTypeID == "echo-agent" && p.RunnerID == "":
 					waiting = append(waiting, p.Key)
 				}
 			}
