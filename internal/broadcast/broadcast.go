@@ -39,6 +39,9 @@ type Local interface {
 	// Resync wakes every stream this replica holds: notices may have been
 	// missed while the listener was away.
 	Resync()
+	// Holds reports whether this replica holds the stream of runnerID: a
+	// change to that runner then concerns no other replica.
+	Holds(runnerID string) bool
 }
 
 // Bus publishes changes to the other replicas and delivers theirs to Local.
@@ -71,7 +74,11 @@ func New(local Local, url string, log *slog.Logger) *Bus {
 // desired state changed.
 func (b *Bus) Changed(orgID, runnerID string) {
 	b.local.Changed(orgID, runnerID)
-	b.publish("r|" + orgID + "|" + runnerID)
+	// A runner has one stream; the replica holding it tells no one else
+	// (a fleet of runners connecting would otherwise send a notice each).
+	if !b.local.Holds(runnerID) {
+		b.publish("r|" + orgID + "|" + runnerID)
+	}
 }
 
 // OrgChanged is Changed for every runner of an organization.
@@ -163,16 +170,14 @@ func (b *Bus) publishLoop(ctx context.Context) error {
 		}
 		clear(b.pending)
 		b.mu.Unlock()
-		for i, p := range batch {
-			if _, err := db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, Channel, p); err != nil {
-				// Sent again after the reconnect.
-				b.mu.Lock()
-				for _, q := range batch[i:] {
-					b.pending[q] = struct{}{}
-				}
-				b.mu.Unlock()
-				return fmt.Errorf("notify: %w", err)
+		if err := notify(ctx, db, batch); err != nil {
+			// Sent again after the reconnect.
+			b.mu.Lock()
+			for _, q := range batch {
+				b.pending[q] = struct{}{}
 			}
+			b.mu.Unlock()
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -196,12 +201,20 @@ func (b *Bus) flush(db *sql.DB) {
 	}
 	clear(b.pending)
 	b.mu.Unlock()
-	for _, p := range batch {
-		if _, err := db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, Channel, p); err != nil {
-			b.log.Warn("change notices between replicas: lost at shutdown", "count", len(batch), "err", err)
-			return
-		}
+	if err := notify(ctx, db, batch); err != nil {
+		b.log.Warn("change notices between replicas: lost at shutdown", "count", len(batch), "err", err)
 	}
+}
+
+// notify sends payloads in one statement (one round trip however many).
+func notify(ctx context.Context, db *sql.DB, payloads []string) error {
+	if len(payloads) == 0 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, Channel, payloads); err != nil {
+		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
 }
 
 func (b *Bus) listen(ctx context.Context) error {

@@ -172,6 +172,13 @@ func (f *Fleet) OrgChanged(orgID string) {
 	}
 }
 
+// Holds reports whether this control plane holds the stream of runnerID.
+func (f *Fleet) Holds(runnerID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sessions[runnerID] != nil
+}
+
 // Resync tells every live stream to send its desired state again.
 func (f *Fleet) Resync() {
 	f.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
@@ -101,4 +102,91 @@ type Sessions interface {
 	// FindRunnerSession returns the replica holding runnerID's stream, ""
 	// when none does.
 	FindRunnerSession(ctx context.Context, orgID, runnerID string) (string, error)
+}
+
+// Recorder writes where runners' streams are to Sessions from one
+// goroutine, keeping only each runner's latest change: a fleet of runners
+// connecting at once must not take every database connection for these
+// writes (the renewals and reports of those runners need them more).
+type Recorder struct {
+	sessions Sessions
+	self     string
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]change // by runner ID
+	wake    chan struct{}
+}
+
+type change struct {
+	orgID string
+	since time.Time
+	ended bool
+}
+
+// NewRecorder returns a recorder of the streams this replica, at self,
+// holds; call Run.
+func NewRecorder(sessions Sessions, self string, log *slog.Logger) *Recorder {
+	return &Recorder{sessions: sessions, self: self, log: log, pending: map[string]change{}, wake: make(chan struct{}, 1)}
+}
+
+// Connected records that this replica holds runnerID's stream since since.
+func (r *Recorder) Connected(orgID, runnerID string, since time.Time) {
+	r.queue(runnerID, change{orgID: orgID, since: since})
+}
+
+// Disconnected records that the stream that began at since ended.
+func (r *Recorder) Disconnected(orgID, runnerID string, since time.Time) {
+	r.queue(runnerID, change{orgID: orgID, since: since, ended: true})
+}
+
+func (r *Recorder) queue(runnerID string, c change) {
+	r.mu.Lock()
+	r.pending[runnerID] = c
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run writes queued changes until ctx ends, then what is left (for a few
+// seconds at most).
+func (r *Recorder) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			r.write(fctx)
+			cancel()
+			return
+		case <-r.wake:
+			r.write(ctx)
+		}
+	}
+}
+
+func (r *Recorder) write(ctx context.Context) {
+	r.mu.Lock()
+	batch := r.pending
+	r.pending = map[string]change{}
+	r.mu.Unlock()
+	failed := 0
+	var last error
+	for runnerID, c := range batch {
+		var err error
+		if c.ended {
+			err = r.sessions.EndRunnerSession(ctx, runnerID, r.self, c.since)
+		} else {
+			err = r.sessions.RecordRunnerSession(ctx, c.orgID, runnerID, r.self, c.since)
+		}
+		if err != nil {
+			failed, last = failed+1, err
+		}
+	}
+	if failed > 0 && ctx.Err() == nil {
+		// Only relaying suffers: other replicas answer "not connected to
+		// this control plane" for these runners until they reconnect.
+		r.log.Warn("record which replica holds runners' streams", "failed", failed, "of", len(batch), "err", last)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -80,9 +81,12 @@ type Server struct {
 	store store.Store
 	fleet *fleet.Fleet
 	// bus carries changes to the other replicas; nil with SQLite.
-	bus     *broadcast.Bus
-	runners *runners.Service
-	pods    *pods.Service
+	bus *broadcast.Bus
+	// sessions records where runners' streams are for the other replicas;
+	// nil unless relaying between replicas.
+	sessions *replicaproxy.Recorder
+	runners  *runners.Service
+	pods     *pods.Service
 	// secrets holds the secrets service, whose SealedForRunner and
 	// EnvVarsFor build the secrets part of a runner's desired state.
 	secrets *secrets.Service
@@ -364,23 +368,9 @@ func (s *Server) relayBetweenReplicas(st store.Store) *replicaproxy.Proxy {
 		}
 		self = s.URL()
 	}
-	record := func(what string, fn func(ctx context.Context) error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := fn(ctx); err != nil {
-			// Only relaying from other replicas suffers: they answer
-			// "not connected to this control plane" instead.
-			s.log.Warn("record which replica holds a runner's stream", "what", what, "err", err)
-		}
-	}
-	s.fleet.OnConnect = func(orgID, runnerID string, since time.Time) {
-		record("connect", func(ctx context.Context) error {
-			return st.RecordRunnerSession(ctx, orgID, runnerID, self, since)
-		})
-	}
-	s.fleet.OnDisconnect = func(orgID, runnerID string, since time.Time) {
-		record("disconnect", func(ctx context.Context) error { return st.EndRunnerSession(ctx, runnerID, self, since) })
-	}
+	s.sessions = replicaproxy.NewRecorder(st, self, s.log)
+	s.fleet.OnConnect = s.sessions.Connected
+	s.fleet.OnDisconnect = s.sessions.Disconnected
 	return &replicaproxy.Proxy{Self: self, Find: st.FindRunnerSession, Log: s.log}
 }
 
@@ -405,9 +395,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	busDone := make(chan struct{})
 	go func() {
 		defer close(busDone)
+		var wg sync.WaitGroup
 		if s.bus != nil {
-			s.bus.Run(fleetCtx)
+			wg.Go(func() { s.bus.Run(fleetCtx) })
 		}
+		if s.sessions != nil {
+			wg.Go(func() { s.sessions.Run(fleetCtx) })
+		}
+		wg.Wait()
 	}()
 	stopPlacing := s.startPlacing()
 	stopPurging := s.startPurging()
