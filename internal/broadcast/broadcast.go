@@ -163,13 +163,7 @@ func (b *Bus) publishLoop(ctx context.Context) error {
 	defer db.Close()
 	db.SetMaxOpenConns(1)
 	for {
-		b.mu.Lock()
-		batch := make([]string, 0, len(b.pending))
-		for p := range b.pending {
-			batch = append(batch, p)
-		}
-		clear(b.pending)
-		b.mu.Unlock()
+		batch := b.take()
 		if err := notify(ctx, db, batch); err != nil {
 			// Sent again after the reconnect.
 			b.mu.Lock()
@@ -194,16 +188,22 @@ func (b *Bus) publishLoop(ctx context.Context) error {
 func (b *Bus) flush(db *sql.DB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	batch := b.take()
+	if err := notify(ctx, db, batch); err != nil {
+		b.log.Warn("change notices between replicas: lost at shutdown", "count", len(batch), "err", err)
+	}
+}
+
+// take empties the queue and returns what it held.
+func (b *Bus) take() []string {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	batch := make([]string, 0, len(b.pending))
 	for p := range b.pending {
 		batch = append(batch, p)
 	}
 	clear(b.pending)
-	b.mu.Unlock()
-	if err := notify(ctx, db, batch); err != nil {
-		b.log.Warn("change notices between replicas: lost at shutdown", "count", len(batch), "err", err)
-	}
+	return batch
 }
 
 // notify sends payloads in one statement (one round trip however many).

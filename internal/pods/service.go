@@ -461,19 +461,32 @@ func (s *Service) UpdateAgentType(ctx context.Context, id string, u AgentTypeUpd
 	return a, nil
 }
 
+// waiting returns the pods of agent type typeID of orgID that wait for a
+// runner: pending, not placed.
+func (s *Service) waiting(ctx context.Context, orgID, typeID string) ([]*Pod, error) {
+	pending, _, err := s.Store.FindPods(ctx, Filter{OrgID: orgID, Status: StatusPending})
+	if err != nil {
+		return nil, fmt.Errorf("find waiting pods: %w", err)
+	}
+	var out []*Pod
+	for _, p := range pending {
+		if p.AgentTypeID == typeID && p.RunnerID == "" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
 // respecWaiting gives the pods of agent type a that still wait for a runner
 // the command a has now: runners are matched by the type's new binary, and
 // a pod that has not started has nothing to keep. Placed and running pods
 // keep the command they started with.
 func (s *Service) respecWaiting(ctx context.Context, a *AgentType) error {
-	pending, _, err := s.Store.FindPods(ctx, Filter{OrgID: a.OrgID, Status: StatusPending})
+	waiting, err := s.waiting(ctx, a.OrgID, a.ID)
 	if err != nil {
-		return fmt.Errorf("find waiting pods: %w", err)
+		return err
 	}
-	for _, p := range pending {
-		if p.AgentTypeID != a.ID || p.RunnerID != "" {
-			continue
-		}
+	for _, p := range waiting {
 		_, err := s.Store.UpdatePod(ctx, a.OrgID, p.Key, func(p *Pod) error {
 			// Placed or ended since it was read: it stays as it is.
 			if p.Status == StatusPending && p.RunnerID == "" {
@@ -503,18 +516,12 @@ func (s *Service) DeleteAgentType(ctx context.Context, id string) error {
 	// A pod still waiting for a runner would wait forever: no runner
 	// offers a type that is gone. Placed and running pods keep their
 	// command and are not in the way.
-	pending, _, err := s.Store.FindPods(ctx, Filter{OrgID: c.OrgID, Status: StatusPending})
+	waiting, err := s.waiting(ctx, c.OrgID, id)
 	if err != nil {
 		return fmt.Errorf("delete agent type %q: %w", id, err)
 	}
-	waiting := 0
-	for _, p := range pending {
-		if p.AgentTypeID == id && p.RunnerID == "" {
-			waiting++
-		}
-	}
-	if waiting > 0 {
-		return apperr.FailedPrecondition("%d pending pods wait for a runner with agent type %q: terminate them first", waiting, id)
+	if len(waiting) > 0 {
+		return apperr.FailedPrecondition("%d pending pods wait for a runner with agent type %q: terminate them first", len(waiting), id)
 	}
 	if err := s.Store.DeleteAgentType(ctx, c.OrgID, id); err != nil {
 		return fmt.Errorf("delete agent type %q: %w", id, err)
