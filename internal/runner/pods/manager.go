@@ -54,6 +54,9 @@ type Manager struct {
 	synced bool
 	wg     sync.WaitGroup // one per pod goroutine
 	quit   chan struct{}  // ends the collection of old pod directories
+	// detach is closed by Close: pod goroutines let go of their pods,
+	// which run on under their holders.
+	detach chan struct{}
 }
 
 // New checks cfg and returns a Manager that is not open yet. Events can be
@@ -85,13 +88,17 @@ func New(cfg Config) (*Manager, error) {
 		events: queue.New[Event](),
 		pods:   map[string]*pod{},
 		quit:   make(chan struct{}),
+		detach: make(chan struct{}),
 	}, nil
 }
 
-// Open creates StateDir/pods and sweeps what a previous runner process left
-// there: pods that ended are remembered (they are never started again), and
-// pods that were running when it died have what is left of their processes
-// killed and are reported failed with reason "runner restarted".
+// Open creates StateDir/pods and takes over what a previous runner process
+// left there: pods that ended are remembered (they are never started
+// again), pods still running under their holders are adopted (same
+// processes, same scrollback), and pods whose holder is gone are reported
+// as they ended. A pod of a runner that ran pods without holders (a pid
+// file only) has what is left of its processes killed and is reported
+// failed with reason "runner restarted".
 func (m *Manager) Open(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -120,6 +127,12 @@ func (m *Manager) Open(ctx context.Context) error {
 		if !e.IsDir() || validKey(key) != nil {
 			continue
 		}
+		if held, err := m.recoverHeld(key); held {
+			if err != nil {
+				m.log.Error("adopt pod", "pod", key, "err", err)
+			}
+			continue
+		}
 		ev, changed, err := recoverPod(filepath.Join(m.dir, key), key, m.bootID, time.Now())
 		if err != nil {
 			m.log.Error("recover pod", "pod", key, "err", err)
@@ -134,6 +147,24 @@ func (m *Manager) Open(ctx context.Context) error {
 	m.opened = true
 	go m.collectLoop()
 	return nil
+}
+
+// recoverHeld adopts the pod key when its directory has a holder and no
+// exit record; it reports whether the pod was the holder's to recover.
+func (m *Manager) recoverHeld(key string) (bool, error) {
+	dir := filepath.Join(m.dir, key)
+	if _, err := os.Stat(filepath.Join(dir, exitFile)); err == nil {
+		return false, nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, holderDir)); err != nil {
+		return false, nil
+	}
+	p, err := m.adopt(key)
+	if err != nil {
+		return true, err
+	}
+	m.pods[key] = p
+	return true, nil
 }
 
 // trashPrefix names a pod directory being removed; no pod key starts with
@@ -196,11 +227,12 @@ func (m *Manager) collect(now time.Time) {
 	}
 }
 
-// Close terminates every running pod: SIGTERM to its processes, SIGKILL after
-// StopGrace or as soon as ctx ends, whichever comes first. Such pods are
-// reported failed with reason "runner stopped". Close returns once they are
-// all gone and their events were delivered; then the Events channel is
-// closed. Events still unread a second after ctx ends are dropped.
+// Close lets go of every pod: running pods go on under their holders, for
+// the next runner process to adopt (so a runner restart, upgrade or crash
+// kills no agent). It returns once every pod goroutine let go and the
+// events were delivered; then the Events channel is closed. Events still
+// unread a second after ctx ends are dropped. StopAll ends the pods
+// themselves.
 func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Lock()
 	if m.closed {
@@ -211,24 +243,34 @@ func (m *Manager) Close(ctx context.Context) error {
 	if m.opened {
 		close(m.quit)
 	}
-	running := m.runningLocked()
+	close(m.detach)
 	m.mu.Unlock()
-
-	for _, p := range running {
-		p.stop("runner stopped", false)
-	}
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		for _, p := range running {
-			p.stop("runner stopped", true)
-		}
-		<-done
-	}
+	m.wg.Wait()
 	m.events.Close()
 	return m.events.Drain(ctx, eventDrainGrace)
+}
+
+// StopAll terminates every running pod with reason (SIGHUP and SIGTERM,
+// SIGKILL after StopGrace or once ctx ends) and waits until they ended.
+func (m *Manager) StopAll(ctx context.Context, reason string) {
+	m.mu.Lock()
+	running := m.runningLocked()
+	m.mu.Unlock()
+	for _, p := range running {
+		p.stop(reason, false)
+	}
+	forced := false
+	for _, p := range running {
+		for !p.ended() {
+			if !forced && ctx.Err() != nil {
+				forced = true
+				for _, q := range running {
+					q.stop(reason, true)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 func (m *Manager) runningLocked() []*pod {

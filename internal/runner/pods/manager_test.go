@@ -97,6 +97,11 @@ func MustOpen(tb testing.TB, cfg Config) (*Manager, *recorder) {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
 		defer cancel()
+		// Close leaves pods running for the next runner process: a test
+		// ends its own.
+		stopCtx, stopCancel := context.WithTimeout(ctx, time.Second)
+		defer stopCancel()
+		m.StopAll(stopCtx, "the test ended")
 		if err := m.Close(ctx); err != nil {
 			tb.Errorf("close: %v", err)
 		}
@@ -520,8 +525,10 @@ func TestManager_Terminate(t *testing.T) {
 		if err := m.Terminate("p1"); err != nil {
 			t.Fatal(err)
 		}
-		if ev := rec.waitFinal(t, "p1", true); ev.Status != StatusTerminated || ev.Reason != "terminated on request" || ev.ExitCode != 128+int(syscall.SIGTERM) {
-			t.Errorf("final event = %+v, want terminated on request by SIGTERM", ev)
+		// The terminal hangs up before SIGTERM: a shell-like agent ends on
+		// SIGHUP at once.
+		if ev := rec.waitFinal(t, "p1", true); ev.Status != StatusTerminated || ev.Reason != "terminated on request" || ev.ExitCode != 128+int(syscall.SIGHUP) {
+			t.Errorf("final event = %+v, want terminated on request by SIGHUP", ev)
 		}
 	})
 
@@ -615,7 +622,10 @@ func TestManager_EnsureStartsOnce(t *testing.T) {
 	}
 }
 
-func TestManager_SweepsLeftovers(t *testing.T) {
+// TestManager_AdoptsAfterCrash: a runner process that dies (SIGKILL) under
+// a pod leaves it running under its holder, and the next one adopts it:
+// same processes, scrollback intact, running without a restart.
+func TestManager_AdoptsAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	marker := uniqueMarker(t)
 
@@ -635,31 +645,54 @@ func TestManager_SweepsLeftovers(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("helper said %q, %v", line, err)
 	}
+	before := processes(marker)
 	cmd.Process.Kill()
 	cmd.Wait()
-	poll(t, "the pod's processes to outlive their runner", func() bool { return len(processes(marker)) == 2 })
+	if len(before) != 2 {
+		t.Fatalf("processes of the pod = %v, want 2", before)
+	}
 
-	// The next runner process sweeps them.
-	m, rec := MustOpen(t, Config{StateDir: dir})
-	mustNoProcesses(t, marker)
-	mustNoZombies(t)
-	ev := rec.waitFinal(t, "leftover", false)
-	if ev.Status != StatusFailed || ev.Reason != "runner restarted" || ev.StartedAt.IsZero() {
-		t.Errorf("final event = %+v, want failed, runner restarted", ev)
+	// The next runner process adopts it.
+	m, rec := MustOpen(t, Config{StateDir: dir, StopGrace: 100 * time.Millisecond})
+	if ev, err := m.Get("leftover"); err != nil || ev.Status != StatusRunning {
+		t.Fatalf("Get after the crash = %+v, %v; want running", ev, err)
 	}
-	if got, _ := m.Get("leftover"); got.Status != StatusFailed {
-		t.Errorf("Get = %+v, want failed", got)
+	if after := processes(marker); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("processes after the crash = %v, want the same %v", after, before)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "pods", "leftover", pidFile)); !os.IsNotExist(err) {
-		t.Errorf("pid file after the sweep: %v, want it removed", err)
-	}
-	// It is not started again.
+	mustScrollbackContain(t, m, "leftover", "ready")
+	// A stale snapshot does not start it twice; Terminate reaches it.
 	if err := m.Ensure([]Spec{{Key: "leftover", Argv: []string{"bash", fixture("stubborn.sh"), marker}}}); err != nil {
 		t.Fatal(err)
 	}
-	if pids := processes(marker); len(pids) != 0 {
-		t.Errorf("processes = %v: the swept pod was started again", pids)
+	if err := m.Terminate("leftover"); err != nil {
+		t.Fatal(err)
 	}
+	if ev := rec.waitFinal(t, "leftover", true); ev.Status != StatusTerminated || !strings.Contains(ev.Reason, "SIGKILL") {
+		t.Errorf("final event = %+v, want terminated after SIGKILL", ev)
+	}
+	mustNoProcesses(t, marker)
+}
+
+// TestManager_HolderDied: a pod whose holder was killed is reported failed
+// and none of its processes is left.
+func TestManager_HolderDied(t *testing.T) {
+	m, rec := MustOpen(t, Config{})
+	marker := uniqueMarker(t)
+	if err := m.Ensure([]Spec{{Key: "orphan", Argv: []string{"bash", fixture("stubborn.sh"), marker}}}); err != nil {
+		t.Fatal(err)
+	}
+	mustScrollbackContain(t, m, "orphan", "ready")
+	m.mu.Lock()
+	h := m.pods["orphan"].h
+	m.mu.Unlock()
+	if err := syscall.Kill(h.Record().Holder.Session, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if ev := rec.waitFinal(t, "orphan", true); ev.Status != StatusFailed || !strings.Contains(ev.Reason, "holder died") {
+		t.Errorf("final event = %+v, want failed: the holder died", ev)
+	}
+	mustNoProcesses(t, marker)
 }
 
 func TestManager_SweepSparesStrangers(t *testing.T) {
@@ -751,7 +784,8 @@ func TestManager_SlowAttacherIsDisconnected(t *testing.T) {
 }
 
 func TestManager_Close(t *testing.T) {
-	m, err := New(Config{StateDir: t.TempDir(), StopGrace: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	dir := t.TempDir()
+	m, err := New(Config{StateDir: dir, StopGrace: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -766,10 +800,10 @@ func TestManager_Close(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustScrollbackContain(t, m, "stubborn", "ready")
+	mustScrollbackContain(t, m, "p1", "prompt:")
+	before := processes(marker)
 
-	// The grace period is an hour: Close's context cuts it short.
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
+	// Close lets go of the pods: they run on, with no final event.
 	var events []Event
 	done := make(chan struct{})
 	go func() {
@@ -778,23 +812,42 @@ func TestManager_Close(t *testing.T) {
 		}
 		close(done)
 	}()
-	if err := m.Close(ctx); err != nil {
+	if err := m.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	<-done // Close closed the channel.
-	mustNoProcesses(t, marker)
-	mustNoZombies(t)
-	final := map[string]Event{}
 	for _, ev := range events {
-		final[ev.Key] = ev
-	}
-	for _, key := range []string{"stubborn", "p1"} {
-		if ev := final[key]; ev.Status != StatusFailed || ev.Reason != "runner stopped" {
-			t.Errorf("final event of %s = %+v, want failed, runner stopped", key, ev)
+		if ev.Status != StatusRunning {
+			t.Errorf("event after Close = %+v, want only running ones", ev)
 		}
 	}
 	if err := m.Ensure(nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Ensure after Close: %v, want ErrClosed", err)
+	}
+	if after := processes(marker); len(after) != 2 || fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("processes after Close = %v, want %v still running", after, before)
+	}
+
+	// The next manager adopts them; its StopAll ends them (grace cut short
+	// by the context for the one that ignores SIGTERM).
+	m2, rec := MustOpen(t, Config{StateDir: dir, StopGrace: time.Hour})
+	if a, err := m2.Attach("p1"); err != nil || !strings.Contains(string(a.Scrollback), "prompt: Fix the login bug") {
+		t.Fatalf("attach after adopting: %v, scrollback %q", err, a.Scrollback)
+	} else {
+		if _, err := a.Write([]byte("hello again\n")); err != nil {
+			t.Fatal(err)
+		}
+		mustScrollbackContain(t, m2, "p1", "echo: hello again")
+		a.Detach()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	m2.StopAll(ctx, "runner deleted")
+	mustNoProcesses(t, marker)
+	for _, key := range []string{"stubborn", "p1"} {
+		if ev := rec.waitFinal(t, key, true); ev.Status != StatusFailed || ev.Reason != "runner deleted" {
+			t.Errorf("final event of %s = %+v, want failed, runner deleted", key, ev)
+		}
 	}
 }
 

@@ -5,19 +5,16 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
-	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/holder"
+	"github.com/runyard/runyard/internal/runner/ring"
 	"github.com/runyard/runyard/internal/runner/statefile"
-
-	"github.com/creack/pty"
 )
 
 // state is where a pod is in its life (see the diagram in doc.go). Only the
@@ -31,17 +28,16 @@ const (
 	stateExited         // the leader exited: cleaning up
 )
 
-const (
-	// attachBuffer is how many output chunks an attacher may fall behind
-	// before it is disconnected.
-	attachBuffer = 256
-	// readBuffer is the most output read from the PTY at once.
-	readBuffer = 32 << 10
-	// drainTimeout bounds the wait for the PTY's last output once every
-	// process of the session is gone. Only a process that left the session
-	// but kept the terminal open holds it up.
-	drainTimeout = 5 * time.Second
-)
+// TruncationMarker precedes a scrollback from which older output was
+// dropped.
+const TruncationMarker = ring.TruncationMarker
+
+// attachBuffer is how many output chunks an attacher may fall behind before
+// it is disconnected.
+const attachBuffer = 256
+
+// holderDir is where a pod's process holder lives, in the pod's directory.
+const holderDir = "holder"
 
 // pod is one pod and everything the manager holds for it.
 type pod struct {
@@ -56,19 +52,11 @@ type pod struct {
 	done       bool // the pod ended; ev is final
 	stopping   bool // a stop was requested, with stopReason
 	stopReason string
-	force      bool   // SIGKILL now
-	scroll     *ring  // nil for a pod that ended before this process: see saved
-	saved      []byte // the output of an ended pod, read from its directory
+	force      bool       // SIGKILL now
+	scroll     *ring.Ring // nil for a pod that ended before this process: see saved
+	saved      []byte     // the output of an ended pod, read from its directory
 	subs       map[*Attachment]struct{}
-	ptmx       *os.File // nil once the pod ended
-}
-
-// process is a started pod process.
-type process struct {
-	cmd        *exec.Cmd
-	ptmx       *os.File
-	pid        int
-	startTicks uint64
+	h          *holder.Handle // the pod's process holder; nil once the pod ended
 }
 
 // endedPod is a pod that ended before this runner process held it: its
@@ -93,16 +81,9 @@ func (m *Manager) start(s Spec) *pod {
 		prev.Key = s.Key
 		return endedPod(m, s.Key, prev)
 	}
-	p := &pod{
-		m:      m,
-		key:    s.Key,
-		dir:    filepath.Join(m.dir, s.Key),
-		wake:   make(chan struct{}, 1),
-		scroll: newRing(m.cfg.ScrollbackBytes),
-		subs:   map[*Attachment]struct{}{},
-	}
+	p := m.newPod(s.Key)
 	now := time.Now()
-	pr, err := p.launch(s, now)
+	h, err := p.launch(s)
 	if err != nil {
 		ev := Event{Key: s.Key, Status: StatusFailed, ExitCode: -1, Reason: "start: " + err.Error(), StartedAt: now, FinishedAt: now}
 		p.ev, p.done = ev, true
@@ -113,27 +94,48 @@ func (m *Manager) start(s Spec) *pod {
 		m.events.Push(ev)
 		return p
 	}
-	p.ptmx = pr.ptmx
-	if s.Input != "" {
-		// In its own goroutine: the write blocks while the agent has not
-		// read what fills the terminal's input buffer.
-		go func() {
-			if _, err := pr.ptmx.Write([]byte(s.Input)); err != nil {
-				m.log.Warn("type the pod's input", "pod", s.Key, "err", err)
-			}
-		}()
-	}
+	p.h = h
 	p.ev = Event{Key: s.Key, Status: StatusRunning, StartedAt: now}
-	m.log.Info("pod started", "pod", s.Key, "pid", pr.pid)
+	m.log.Info("pod started", "pod", s.Key, "pid", h.Record().Command.Session)
 	m.events.Push(p.ev)
 	m.wg.Add(1)
-	go p.run(pr)
+	go p.run(h)
 	return p
 }
 
-// launch starts the pod's process in a new session on a new PTY and records
-// its pid file.
-func (p *pod) launch(s Spec, now time.Time) (*process, error) {
+// newPod is a pod about to start or be adopted.
+func (m *Manager) newPod(key string) *pod {
+	return &pod{
+		m:      m,
+		key:    key,
+		dir:    filepath.Join(m.dir, key),
+		wake:   make(chan struct{}, 1),
+		scroll: ring.New(m.cfg.ScrollbackBytes),
+		subs:   map[*Attachment]struct{}{},
+	}
+}
+
+// adopt takes over the pod whose holder a previous runner process started;
+// m.mu is held. A holder that ended meanwhile is finished at once by run.
+func (m *Manager) adopt(key string) (*pod, error) {
+	p := m.newPod(key)
+	h, err := holder.Adopt(filepath.Join(p.dir, holderDir), holder.Hooks{Output: p.output})
+	if err != nil {
+		return nil, err
+	}
+	p.h = h
+	p.ev = Event{Key: key, Status: StatusRunning, StartedAt: h.Record().StartedAt}
+	m.log.Info("adopted a pod a previous runner process started", "pod", key, "pid", h.Record().Command.Session)
+	m.events.Push(p.ev)
+	m.wg.Add(1)
+	go p.run(h)
+	return p, nil
+}
+
+// launch starts the pod's process under a holder of its own, in a new
+// session on a new PTY. The holder's directory is the pod's record: a
+// runner process that dies right after this finds it and adopts the pod.
+func (p *pod) launch(s Spec) (*holder.Handle, error) {
 	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pod dir: %w", err)
 	}
@@ -152,59 +154,14 @@ func (p *pod) launch(s Spec, now time.Time) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := &exec.Cmd{Path: path, Args: s.Argv, Env: env, Dir: wd}
-	cols, rows := s.Cols, s.Rows
-	if cols == 0 {
-		cols = 80
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(wd, path)
 	}
-	if rows == 0 {
-		rows = 24
-	}
-	ws := &pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}
-	// The agent leads a new session and process group, with the PTY as its
-	// controlling terminal (fd 0 in the child).
-	blocking, err := pty.StartWithAttrs(cmd, ws, &syscall.SysProcAttr{Setsid: true, Setctty: true})
-	if err != nil {
-		return nil, err
-	}
-	pid := cmd.Process.Pid
-	abort := func(err error) (*process, error) {
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		blocking.Close()
-		return nil, err
-	}
-	// The child is not reaped before cmd.Wait, so its stat is readable even
-	// if it already exited.
-	st, err := proc.ReadStat(pid)
-	if err != nil {
-		return abort(fmt.Errorf("read process start time: %w", err))
-	}
-	rec := pidRecord{Session: pid, StartTicks: st.StartTicks, BootID: p.m.bootID, StartedAt: now}
-	if err := statefile.Write(filepath.Join(p.dir, pidFile), rec); err != nil {
-		return abort(err)
-	}
-	ptmx, err := pollable(blocking)
-	if err != nil {
-		return abort(err)
-	}
-	return &process{cmd: cmd, ptmx: ptmx, pid: pid, startTicks: st.StartTicks}, nil
-}
-
-// pollable returns f (which creack/pty leaves in blocking mode) as a
-// non-blocking file on Go's poller, so that closing it ends a pending Read
-// or Write instead of leaving a thread stuck in the kernel.
-func pollable(f *os.File) (*os.File, error) {
-	defer f.Close()
-	fd, _, e := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_DUPFD_CLOEXEC, 0)
-	if e != 0 {
-		return nil, fmt.Errorf("dup pty: %w", e)
-	}
-	if err := syscall.SetNonblock(int(fd), true); err != nil {
-		syscall.Close(int(fd))
-		return nil, fmt.Errorf("pty: %w", err)
-	}
-	return os.NewFile(fd, "/dev/ptmx"), nil
+	return holder.Start(filepath.Join(p.dir, holderDir), holder.Spec{
+		Path: path, Args: s.Argv, Env: env, Dir: wd,
+		Mode: holder.ModeTerminal, Cols: uint16(s.Cols), Rows: uint16(s.Rows),
+		Scrollback: p.m.cfg.ScrollbackBytes, Input: s.Input,
+	}, holder.Hooks{Output: p.output})
 }
 
 // podEnv is the pod's environment: a minimal base, then s.Env.
@@ -260,34 +217,27 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%q not found on PATH %s", name, path)
 }
 
-// run owns the pod's processes from start to end: it is the state machine of
-// doc.go.
-func (p *pod) run(pr *process) {
+// run owns the pod from start to end: it is the state machine of doc.go.
+// When the manager closes it lets go of the pod, which runs on under its
+// holder for the next runner process.
+func (p *pod) run(h *holder.Handle) {
 	defer p.m.wg.Done()
-	readerDone := make(chan struct{})
-	go p.read(pr.ptmx, readerDone)
-	exited := make(chan struct{})
-	go func() {
-		if err := proc.WaitExited(pr.pid); err != nil {
-			p.m.log.Error("wait for pod process", "pod", p.key, "err", err)
-		}
-		close(exited)
-	}()
-
-	signal := func(sig syscall.Signal) { proc.SignalSession(pr.pid, pr.startTicks, 0, sig) }
 	st := stateRunning
 	killed := false // SIGKILL was sent on a stop
 	var grace <-chan time.Time
 	for st != stateExited {
 		select {
-		case <-exited:
+		case <-h.Done():
 			st = stateExited
+		case <-p.m.detach:
+			h.Detach()
+			return
 		case <-grace:
 			grace = nil
 			if st == stateStopping {
 				st, killed = stateKilling, true
 				p.m.log.Info("pod did not stop within the grace period: killing it", "pod", p.key, "grace", p.m.cfg.StopGrace)
-				signal(syscall.SIGKILL)
+				_ = h.Signal(syscall.SIGKILL)
 			}
 		case <-p.wake:
 			p.mu.Lock()
@@ -295,57 +245,55 @@ func (p *pod) run(pr *process) {
 			p.mu.Unlock()
 			if st == stateRunning {
 				st = stateStopping
-				signal(syscall.SIGTERM)
+				// The terminal hangs up first, as when its window closes: a
+				// shell ends at once on SIGHUP, where it ignores SIGTERM.
+				_ = h.Signal(syscall.SIGHUP)
+				_ = h.Signal(syscall.SIGTERM)
 				t := time.NewTimer(p.m.cfg.StopGrace)
 				defer t.Stop()
 				grace = t.C
 			}
 			if force && st == stateStopping {
 				st, killed = stateKilling, true
-				signal(syscall.SIGKILL)
+				_ = h.Signal(syscall.SIGKILL)
 			}
 		}
 	}
-	// The leader exited but is not reaped yet: its pid cannot be recycled
-	// while the rest of its session is killed.
-	proc.KillSession(pr.pid, pr.startTicks, pr.pid)
-	_ = pr.cmd.Wait()
-	select {
-	case <-readerDone:
-	case <-time.After(drainTimeout):
-		p.m.log.Warn("pod terminal still open after its processes ended: closing it", "pod", p.key)
-	}
-	pr.ptmx.Close()
-	<-readerDone
-
-	ev := p.exitEvent(pr.cmd.ProcessState, killed)
+	ev := p.exitEvent(h.Exit(), killed)
 	p.end(ev)
-	// The output goes first: an exit record promises it is there.
-	if err := os.WriteFile(filepath.Join(p.dir, outputFile), p.scrollback(), 0o600); err != nil {
+	// The output goes first: an exit record promises it is there. The
+	// holder saved the whole scrollback; this process may have joined late.
+	out, err := os.ReadFile(filepath.Join(h.Dir(), holder.OutputFile))
+	if err != nil {
+		out = p.scrollback()
+	}
+	if err := os.WriteFile(filepath.Join(p.dir, outputFile), out, 0o600); err != nil {
 		p.m.log.Error("save pod output", "pod", p.key, "err", err)
 	}
 	if err := finish(p.dir, ev); err != nil {
 		p.m.log.Error("record pod exit", "pod", p.key, "err", err)
+	} else if err := holder.Remove(h.Dir()); err != nil {
+		p.m.log.Warn("remove the pod's holder directory", "pod", p.key, "err", err)
 	}
 	p.m.log.Info("pod ended", "pod", p.key, "status", ev.Status, "reason", ev.Reason)
 	p.m.events.Push(ev)
 }
 
 // exitEvent is the pod's final status: see doc.go.
-func (p *pod) exitEvent(ps *os.ProcessState, killed bool) Event {
+func (p *pod) exitEvent(x holder.Exit, killed bool) Event {
 	p.mu.Lock()
 	ev := p.ev
 	stopping, reason := p.stopping, p.stopReason
 	p.mu.Unlock()
-	ev.FinishedAt = time.Now()
-	ws, _ := ps.Sys().(syscall.WaitStatus)
-	how := fmt.Sprintf("exit code %d", ws.ExitStatus())
-	ev.ExitCode = ws.ExitStatus()
-	if ws.Signaled() {
-		ev.ExitCode = 128 + int(ws.Signal())
-		how = "killed by " + proc.SignalName(ws.Signal())
+	ev.FinishedAt = x.FinishedAt
+	if ev.FinishedAt.IsZero() {
+		ev.FinishedAt = time.Now()
 	}
+	how := x.How
+	ev.ExitCode = x.Code
 	switch {
+	case how == holder.ErrDied.Error():
+		ev.Status, ev.Reason = StatusFailed, how
 	case stopping && reason != "":
 		ev.Status, ev.Reason = StatusFailed, reason
 	case stopping && killed:
@@ -353,7 +301,7 @@ func (p *pod) exitEvent(ps *os.ProcessState, killed bool) Event {
 		ev.Reason = fmt.Sprintf("terminated on request (killed by SIGKILL after the %s grace period)", p.m.cfg.StopGrace)
 	case stopping:
 		ev.Status, ev.Reason = StatusTerminated, "terminated on request"
-	case ws.Exited() && ws.ExitStatus() == 0:
+	case x.Signal == 0 && x.Code == 0:
 		ev.Status, ev.Reason = StatusTerminated, how
 	default:
 		ev.Status, ev.Reason = StatusFailed, how
@@ -402,31 +350,22 @@ func (p *pod) scrollbackLocked() []byte {
 	if p.scroll == nil {
 		return slices.Clone(p.saved)
 	}
-	return p.scroll.snapshot()
+	return p.scroll.Snapshot()
 }
 
-// read copies the PTY's output to the scrollback and the attachers until
-// the terminal is closed (EIO once no process holds it open).
-func (p *pod) read(f *os.File, done chan<- struct{}) {
-	defer close(done)
-	buf := make([]byte, readBuffer)
-	for {
-		n, err := f.Read(buf)
-		if n > 0 {
-			p.output(slices.Clone(buf[:n]))
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// output records chunk and hands it to every attacher. An attacher whose
-// buffer is full is disconnected rather than waited for.
-func (p *pod) output(chunk []byte) {
+// output records a chunk of the terminal's output and hands it to every
+// attacher; reset (the holder's whole scrollback, after a connection)
+// replaces what was kept. An attacher whose buffer is full is disconnected
+// rather than waited for.
+func (p *pod) output(chunk []byte, reset bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.scroll.write(chunk)
+	if reset {
+		p.scroll = ring.New(p.m.cfg.ScrollbackBytes)
+		p.scroll.Write(chunk)
+		return
+	}
+	p.scroll.Write(chunk)
 	for a := range p.subs {
 		select {
 		case a.out <- chunk:
@@ -442,7 +381,7 @@ func (p *pod) end(ev Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.ev, p.done = ev, true
-	p.ptmx = nil
+	p.h = nil
 	for a := range p.subs {
 		p.detachLocked(a, ErrPodExited)
 	}
@@ -470,36 +409,25 @@ func (p *pod) attach() *Attachment {
 	return a
 }
 
-func (p *pod) terminal() (*os.File, error) {
+func (p *pod) terminal() (*holder.Handle, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ptmx == nil {
+	if p.h == nil {
 		return nil, ErrPodExited
 	}
-	return p.ptmx, nil
+	return p.h, nil
 }
 
 func (p *pod) resize(cols, rows int) error {
 	if cols <= 0 || rows <= 0 || cols > 65535 || rows > 65535 {
 		return fmt.Errorf("terminal size %dx%d: must be between 1 and 65535", cols, rows)
 	}
-	f, err := p.terminal()
+	h, err := p.terminal()
 	if err != nil {
 		return err
 	}
-	ws := pty.Winsize{Cols: uint16(cols), Rows: uint16(rows)}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return ErrPodExited
-	}
-	var e syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, e = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCSWINSZ, uintptr(unsafe.Pointer(&ws)))
-	}); err != nil {
-		return ErrPodExited // closed meanwhile
-	}
-	if e != 0 {
-		return fmt.Errorf("resize terminal: %w", e)
+	if err := h.Resize(uint16(cols), uint16(rows)); err != nil {
+		return fmt.Errorf("resize terminal: %w", err)
 	}
 	return nil
 }
@@ -539,15 +467,14 @@ func (a *Attachment) Write(b []byte) (int, error) {
 	if err := a.Err(); err != nil {
 		return 0, err
 	}
-	f, err := a.p.terminal()
+	h, err := a.p.terminal()
 	if err != nil {
 		return 0, err
 	}
-	n, err := f.Write(b)
-	if err != nil && (errors.Is(err, fs.ErrClosed) || errors.Is(err, syscall.EIO)) {
-		err = ErrPodExited
+	if err := h.Input(b); err != nil {
+		return 0, ErrPodExited
 	}
-	return n, err
+	return len(b), nil
 }
 
 // Resize sets the pod's terminal size; the agent gets SIGWINCH.

@@ -1,22 +1,24 @@
-package pods
+// Package ring keeps the most recent output of a terminal: a pod's
+// scrollback.
+package ring
 
 import "unicode/utf8"
 
 // TruncationMarker precedes a scrollback from which older output was dropped.
 const TruncationMarker = "\r\n[runyard: earlier output was dropped; the scrollback keeps the most recent output]\r\n"
 
-// ring keeps the last len(buf) bytes written to it. It is not safe for
-// concurrent use: the pod's mutex guards it.
-type ring struct {
+// Ring keeps the last len(buf) bytes written to it. It is not safe for
+// concurrent use: its owner's mutex guards it.
+type Ring struct {
 	buf     []byte
 	start   int // index of the oldest byte
 	n       int // bytes held
 	dropped bool
 }
 
-func newRing(size int) *ring { return &ring{buf: make([]byte, size)} }
+func New(size int) *Ring { return &Ring{buf: make([]byte, size)} }
 
-func (r *ring) write(p []byte) {
+func (r *Ring) Write(p []byte) {
 	size := len(r.buf)
 	if len(p) >= size {
 		copy(r.buf, p[len(p)-size:])
@@ -35,10 +37,10 @@ func (r *ring) write(p []byte) {
 	r.n += len(p)
 }
 
-// snapshot returns a copy of what the ring holds, with TruncationMarker in
+// Snapshot returns a copy of what the ring holds, with TruncationMarker in
 // front when older output was dropped. A UTF-8 character cut in half by the
 // drop is left out, so the marker is followed by valid text.
-func (r *ring) snapshot() []byte {
+func (r *Ring) Snapshot() []byte {
 	out := make([]byte, 0, r.n+len(TruncationMarker))
 	if r.dropped {
 		out = append(out, TruncationMarker...)

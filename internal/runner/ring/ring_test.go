@@ -1,4 +1,4 @@
-package pods
+package ring
 
 import (
 	"bytes"
@@ -8,10 +8,10 @@ import (
 
 func TestRing(t *testing.T) {
 	t.Run("UnderCapacity", func(t *testing.T) {
-		r := newRing(16)
-		r.write([]byte("hello "))
-		r.write([]byte("world"))
-		if got, want := string(r.snapshot()), "hello world"; got != want {
+		r := New(16)
+		r.Write([]byte("hello "))
+		r.Write([]byte("world"))
+		if got, want := string(r.Snapshot()), "hello world"; got != want {
 			t.Errorf("snapshot = %q, want %q", got, want)
 		}
 	})
@@ -20,20 +20,20 @@ func TestRing(t *testing.T) {
 		// Compare with the obvious implementation over random writes.
 		rng := rand.New(rand.NewPCG(1, 2))
 		for _, size := range []int{1, 7, 64, 1000} {
-			r := newRing(size)
+			r := New(size)
 			var all []byte
 			for range 500 {
 				p := make([]byte, rng.IntN(2*size+1))
 				for i := range p {
 					p[i] = 'a' + byte(rng.IntN(26))
 				}
-				r.write(p)
+				r.Write(p)
 				all = append(all, p...)
 				want := all
 				if len(all) > size {
 					want = append([]byte(TruncationMarker), all[len(all)-size:]...)
 				}
-				if got := r.snapshot(); !bytes.Equal(got, want) {
+				if got := r.Snapshot(); !bytes.Equal(got, want) {
 					t.Fatalf("size %d after %d bytes: snapshot = %q, want %q", size, len(all), got, want)
 				}
 			}
@@ -41,9 +41,9 @@ func TestRing(t *testing.T) {
 	})
 
 	t.Run("MarkerBeforeWholeCharacters", func(t *testing.T) {
-		r := newRing(4)
-		r.write([]byte("ab€cd")) // '€' is 3 bytes: the ring keeps its last 2 and "cd"
-		if got, want := string(r.snapshot()), TruncationMarker+"cd"; got != want {
+		r := New(4)
+		r.Write([]byte("ab€cd")) // '€' is 3 bytes: the ring keeps its last 2 and "cd"
+		if got, want := string(r.Snapshot()), TruncationMarker+"cd"; got != want {
 			t.Errorf("snapshot = %q, want %q", got, want)
 		}
 	})

@@ -1,0 +1,437 @@
+package holder
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/runyard/runyard/internal/runner/proc"
+)
+
+// Hooks receive what a holder sends; they run on the handle's reader
+// goroutine, one at a time, and must not block for long.
+type Hooks struct {
+	// Output receives a terminal's output. After every (re)connection the
+	// first call carries the whole scrollback with reset set: whoever
+	// keeps a copy replaces it.
+	Output func(chunk []byte, reset bool)
+	// Grew receives a log file's size after each write (and on connect).
+	Grew func(size int64)
+}
+
+// Handle is a daemon's connection to one holder.
+type Handle struct {
+	dir   string
+	hooks Hooks
+	rec   Record
+
+	wmu  sync.Mutex // serializes frames to the holder
+	mu   sync.Mutex
+	conn net.Conn // nil while not connected
+	// detached is set by Detach: the reader stops without waiting for
+	// the exit.
+	detached bool
+
+	done chan struct{} // closed once the command ended (exit is set)
+	exit Exit
+}
+
+// startTimeout bounds how long a new holder may take to start its command.
+const startTimeout = 30 * time.Second
+
+// Start starts a holder in dir (created 0700) running spec and connects to
+// it. The caller records dir before calling Start, so that a daemon that
+// dies meanwhile leaves its successor something to adopt.
+func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the holder directory: %w", err)
+	}
+	if spec.Dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, fmt.Errorf("working directory: %w", err)
+		}
+		spec.Dir = wd
+	}
+	if spec.LogPath != "" && !filepath.IsAbs(spec.LogPath) {
+		abs, err := filepath.Abs(spec.LogPath)
+		if err != nil {
+			return nil, err
+		}
+		spec.LogPath = abs
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		specR.Close()
+		specW.Close()
+		return nil, err
+	}
+	errs, err := os.OpenFile(filepath.Join(dir, errorsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		specR.Close()
+		specW.Close()
+		statusR.Close()
+		statusW.Close()
+		return nil, err
+	}
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe", Args: []string{Name}, Dir: dir,
+		// The holder needs no environment of its own: the command's comes
+		// in the spec.
+		Env:    []string{},
+		Stdout: errs, Stderr: errs,
+		ExtraFiles:  []*os.File{specR, statusW},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	specR.Close()
+	statusW.Close()
+	errs.Close()
+	if err != nil {
+		specW.Close()
+		statusR.Close()
+		return nil, fmt.Errorf("start the process holder: %w", err)
+	}
+	// The holder is this process's child until this process ends: reap it.
+	go func() { _ = cmd.Wait() }()
+	err = json.NewEncoder(specW).Encode(spec)
+	specW.Close()
+	if err != nil {
+		statusR.Close()
+		return nil, fmt.Errorf("hand the command to its holder: %w", err)
+	}
+	_ = statusR.SetReadDeadline(time.Now().Add(startTimeout))
+	status, err := io.ReadAll(statusR)
+	statusR.Close()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("wait for the process holder: %w", err)
+	}
+	if s := string(status); s != "ok" {
+		msg := strings.TrimPrefix(s, "error: ")
+		if msg == "" {
+			msg = "the process holder ended without starting the command"
+		}
+		return nil, errors.New(msg)
+	}
+	return Adopt(dir, hooks)
+}
+
+// Adopt connects to the holder in dir. A holder that ended left its exit,
+// one that died is swept (ErrDied's exit): either way the handle comes back
+// with Done closed, so callers treat every case alike.
+func Adopt(dir string, hooks Hooks) (*Handle, error) {
+	h := &Handle{dir: dir, hooks: hooks, done: make(chan struct{})}
+	rec, err := ReadRecord(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	h.rec = rec
+	if h.ended() {
+		return h, nil
+	}
+	conn, err := h.dial()
+	if err != nil {
+		if h.ended() {
+			return h, nil
+		}
+		return nil, err
+	}
+	if err := h.greet(conn); err != nil {
+		conn.Close()
+		if h.ended() {
+			return h, nil
+		}
+		return nil, err
+	}
+	go h.readLoop(conn)
+	return h, nil
+}
+
+// ended closes done when the command's exit is known: recorded, or the
+// holder is gone without one (then it is swept). It reports whether it
+// closed done.
+func (h *Handle) ended() bool {
+	x, err := ReadExit(h.dir)
+	if err != nil {
+		if h.rec.Holder.Session != 0 && h.rec.Alive() {
+			return false
+		}
+		if h.rec.Holder.Session == 0 {
+			// No record: the holder never started the command. Look again:
+			// it may be writing the record now.
+			if rec, err := ReadRecord(h.dir); err == nil {
+				h.rec = rec
+				if rec.Alive() {
+					return false
+				}
+			}
+		}
+		if x, err = Sweep(h.dir); err != nil {
+			return false
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.done:
+	default:
+		h.exit = x
+		close(h.done)
+		go reapHolder(h.rec.Holder)
+	}
+	return true
+}
+
+// dial connects to the holder's socket through the directory's descriptor,
+// so that a long state directory path does not exceed the length limit of
+// socket addresses.
+func (h *Handle) dial() (net.Conn, error) {
+	d, err := os.Open(h.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	addr := "/proc/self/fd/" + strconv.Itoa(int(d.Fd())) + "/" + sockFile
+	var lastErr error
+	for range 50 {
+		conn, err := net.Dial("unix", addr)
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+		if !h.rec.Alive() {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("connect to the process holder in %s: %w", h.dir, lastErr)
+}
+
+// greet reads the hello and, for a terminal, the scrollback.
+func (h *Handle) greet(conn net.Conn) error {
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer conn.SetReadDeadline(time.Time{})
+	typ, b, err := readFrame(conn)
+	if err != nil {
+		return fmt.Errorf("greet the process holder: %w", err)
+	}
+	if typ != frameHello {
+		return fmt.Errorf("greet the process holder: got frame %q", typ)
+	}
+	var hi hello
+	if err := json.Unmarshal(b, &hi); err != nil {
+		return fmt.Errorf("greet the process holder: %w", err)
+	}
+	h.mu.Lock()
+	h.rec, h.conn = hi.Record, conn
+	h.mu.Unlock()
+	if hi.Mode == ModeLog && h.hooks.Grew != nil {
+		h.hooks.Grew(hi.LogSize)
+	}
+	if hi.Mode == ModeTerminal {
+		typ, b, err := readFrame(conn)
+		if err != nil || typ != frameOutput {
+			return fmt.Errorf("read the scrollback from the process holder: %v", err)
+		}
+		if h.hooks.Output != nil {
+			h.hooks.Output(b, true)
+		}
+	}
+	return nil
+}
+
+// readLoop delivers frames until the holder reports the exit; a broken
+// connection to a holder that still runs is made again.
+func (h *Handle) readLoop(conn net.Conn) {
+	for {
+		h.read(conn)
+		conn.Close()
+		h.mu.Lock()
+		h.conn = nil
+		detached := h.detached
+		h.mu.Unlock()
+		if detached || h.isDone() || h.ended() {
+			return
+		}
+		var err error
+		if conn, err = h.dial(); err == nil {
+			if err = h.greet(conn); err == nil {
+				continue
+			}
+			conn.Close()
+		}
+		// The holder runs but cannot be reached: look again shortly.
+		for !h.ended() {
+			time.Sleep(time.Second)
+			h.mu.Lock()
+			detached := h.detached
+			h.mu.Unlock()
+			if detached {
+				return
+			}
+			if conn, err = h.dial(); err == nil {
+				if err = h.greet(conn); err == nil {
+					break
+				}
+				conn.Close()
+			}
+		}
+		if h.isDone() {
+			return
+		}
+	}
+}
+
+func (h *Handle) read(conn net.Conn) {
+	for {
+		typ, b, err := readFrame(conn)
+		if err != nil {
+			return
+		}
+		switch typ {
+		case frameOutput:
+			if h.hooks.Output != nil {
+				h.hooks.Output(b, false)
+			}
+		case frameGrew:
+			if len(b) == 8 && h.hooks.Grew != nil {
+				h.hooks.Grew(int64(binary.BigEndian.Uint64(b)))
+			}
+		case frameExit:
+			var x Exit
+			if json.Unmarshal(b, &x) == nil {
+				h.mu.Lock()
+				select {
+				case <-h.done:
+				default:
+					h.exit = x
+					close(h.done)
+					go reapHolder(h.rec.Holder)
+				}
+				h.mu.Unlock()
+			}
+			return
+		}
+	}
+}
+
+// reapHolder reaps the holder once it exited when it is this process's
+// child without an exec.Cmd waiting for it: a holder adopted by a daemon
+// that re-executed itself, or handed to this process as a subreaper after
+// the daemon that started it died.
+func reapHolder(rec proc.Record) {
+	self := os.Getpid()
+	for range 500 {
+		st, err := proc.ReadStat(rec.Session)
+		if err != nil || st.StartTicks != rec.StartTicks || st.PPid != self {
+			return
+		}
+		if st.State == 'Z' {
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(rec.Session, &ws, syscall.WNOHANG, nil)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *Handle) isDone() bool {
+	select {
+	case <-h.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Dir is the holder's directory.
+func (h *Handle) Dir() string { return h.dir }
+
+// Record identifies the holder and its command.
+func (h *Handle) Record() Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.rec
+}
+
+// Done is closed once the command ended; Exit then says how.
+func (h *Handle) Done() <-chan struct{} { return h.done }
+
+// Exit is how the command ended; valid once Done is closed.
+func (h *Handle) Exit() Exit {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.exit
+}
+
+// ErrNotConnected is returned for input, sizes and signals while the
+// holder cannot be reached.
+var ErrNotConnected = errors.New("not connected to the process holder")
+
+func (h *Handle) send(typ byte, payload []byte) error {
+	h.mu.Lock()
+	conn := h.conn
+	h.mu.Unlock()
+	if conn == nil || h.isDone() {
+		return ErrNotConnected
+	}
+	h.wmu.Lock()
+	defer h.wmu.Unlock()
+	return writeFrame(conn, typ, payload)
+}
+
+// Signal sends sig to every process in the command's session. Without a
+// connection it signals the session directly, from the pids recorded.
+func (h *Handle) Signal(sig syscall.Signal) error {
+	if h.isDone() {
+		return nil
+	}
+	if err := h.send(frameSignal, []byte{byte(sig)}); err != nil {
+		rec := h.Record()
+		if rec.Command.Session <= 0 {
+			return err
+		}
+		signalRecorded(rec, sig)
+	}
+	return nil
+}
+
+// Input types b into the command's terminal.
+func (h *Handle) Input(b []byte) error { return h.send(frameInput, b) }
+
+// Resize sets the command's terminal size.
+func (h *Handle) Resize(cols, rows uint16) error {
+	var b [4]byte
+	binary.BigEndian.PutUint16(b[0:], cols)
+	binary.BigEndian.PutUint16(b[2:], rows)
+	return h.send(frameResize, b[:])
+}
+
+// Detach closes the connection and leaves the holder and its command
+// running, for the next daemon to adopt.
+func (h *Handle) Detach() {
+	h.mu.Lock()
+	h.detached = true
+	conn := h.conn
+	h.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+}

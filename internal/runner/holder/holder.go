@@ -1,0 +1,177 @@
+// Package holder runs one command of a runner (a service run, a task step,
+// an agent pod) under a small process of its own, the holder, so that the
+// command outlives the runner daemon: a daemon that crashes, is upgraded or
+// restarted leaves its work running, and the next daemon re-adopts it with
+// the same pids, the same log file and the same terminal scrollback. This is
+// the role containerd's shim, conmon or Nomad's executor play.
+//
+// The holder is this same binary started again under the name
+// "runyard-holder" (see Invoked); it leads a session of its own, starts the
+// command as the leader of another session (with a pseudo-terminal for a
+// pod, with its output captured for a log otherwise), and owns what the
+// daemon used to own:
+//
+//   - the output: written, with secret values masked, to the log file up to
+//     its cap (log mode), or kept in a scrollback ring and relayed to the
+//     daemon (terminal mode);
+//   - the exit status: the holder reaps the command, kills what is left of
+//     its session, and writes exit.json before it exits;
+//   - a socket (DIR/sock) a daemon connects to for the output, the exit, and
+//     to send input, terminal sizes and signals.
+//
+// The life of a holder:
+//
+//	daemon: write the intent (DIR) in its own record ─▶ start holder ─▶ send Spec on fd 3
+//	holder: start the command ─▶ holder.json (pids) ─▶ "ok" on fd 4 ─▶ serve DIR/sock
+//	           │ the command's leader exits
+//	           ▼
+//	        kill what is left of its session, reap it, drain the output
+//	           ▼
+//	        (terminal mode: DIR/output) ─▶ exit.json ─▶ tell connected daemons ─▶ exit 0
+//
+// A daemon that finds a holder directory in its records adopts it
+// (Adopt): a live holder is connected to; a holder that ended left
+// exit.json; a holder that died (killed itself) took its command's leader
+// with it (the leader's parent-death signal is SIGKILL), and what is left of
+// the session is swept with the pids of holder.json.
+package holder
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/statefile"
+)
+
+// Mode is how a holder treats its command's output.
+type Mode string
+
+const (
+	// ModeLog captures stdout and stderr into a capped log file.
+	ModeLog Mode = "log"
+	// ModeTerminal runs the command on a pseudo-terminal and keeps a
+	// scrollback of its output.
+	ModeTerminal Mode = "terminal"
+)
+
+// Spec is what a holder runs. It reaches the holder over a pipe, never
+// through a file: its environment may carry secrets.
+type Spec struct {
+	Path string   `json:"path"`
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
+	// Dir is the command's working directory.
+	Dir  string `json:"dir"`
+	Mode Mode   `json:"mode"`
+
+	// LogPath and LogCap: ModeLog's output file and its cap in bytes.
+	LogPath string `json:"logPath,omitempty"`
+	LogCap  int64  `json:"logCap,omitempty"`
+
+	// Cols and Rows size ModeTerminal's terminal; Scrollback bounds what
+	// is kept of its output; Input is typed into it once it started.
+	Cols       uint16 `json:"cols,omitempty"`
+	Rows       uint16 `json:"rows,omitempty"`
+	Scrollback int    `json:"scrollback,omitempty"`
+	Input      string `json:"input,omitempty"`
+
+	// Mask lists secret values (mask.Values) shown as *** in the output.
+	Mask []string `json:"mask,omitempty"`
+}
+
+// The files of a holder's directory.
+const (
+	recordFile = "holder.json"
+	exitFile   = "exit.json"
+	sockFile   = "sock"
+	// OutputFile is a terminal's scrollback when its command ended.
+	OutputFile = "output"
+	errorsFile = "holder.log"
+)
+
+// Record identifies a holder and its command across daemon processes.
+type Record struct {
+	Holder proc.Record `json:"holder"`
+	// Command is the command's session: its leader's pid and start time.
+	Command   proc.Record `json:"command"`
+	StartedAt time.Time   `json:"startedAt"`
+}
+
+// Exit is how a command ended.
+type Exit struct {
+	// Code is the exit code, 128+signal when a signal killed it, as a
+	// shell reports it.
+	Code int `json:"code"`
+	// Signal is the signal that killed it, 0 when it exited.
+	Signal int `json:"signal,omitempty"`
+	// How says it as a user reads it: "exit code 3", "killed by SIGKILL".
+	How        string    `json:"how"`
+	FinishedAt time.Time `json:"finishedAt"`
+}
+
+// ErrDied is the exit of a command whose holder died before it could
+// record one: the command was killed with it.
+var ErrDied = errors.New("the process holder died: the command was killed with it")
+
+// ReadExit returns the exit recorded in dir, or an error satisfying
+// errors.Is(err, fs.ErrNotExist) while there is none.
+func ReadExit(dir string) (Exit, error) {
+	var x Exit
+	err := statefile.Read(filepath.Join(dir, exitFile), &x)
+	return x, err
+}
+
+// ReadRecord returns the record of the holder in dir.
+func ReadRecord(dir string) (Record, error) {
+	var r Record
+	err := statefile.Read(filepath.Join(dir, recordFile), &r)
+	return r, err
+}
+
+// Alive reports whether the holder of rec still runs: a process with its
+// pid and start time exists on this boot and is not a zombie.
+func (r Record) Alive() bool {
+	if r.Holder.Session <= 0 || r.Holder.BootID != proc.BootID() {
+		return false
+	}
+	st, err := proc.ReadStat(r.Holder.Session)
+	return err == nil && st.StartTicks == r.Holder.StartTicks && st.State != 'Z'
+}
+
+// Sweep kills what is left of the command of dir when its holder is gone
+// without having recorded an exit, and records the exit as ErrDied's, so
+// that the next look at dir finds it ended. It returns the exit.
+func Sweep(dir string) (Exit, error) {
+	if x, err := ReadExit(dir); err == nil {
+		return x, nil
+	}
+	rec, err := ReadRecord(dir)
+	if err == nil {
+		if rec.Alive() {
+			return Exit{}, fmt.Errorf("holder %d still runs", rec.Holder.Session)
+		}
+		proc.Sweep(rec.Command, proc.BootID())
+	}
+	x := Exit{Code: -1, How: ErrDied.Error(), FinishedAt: time.Now()}
+	if err := statefile.Write(filepath.Join(dir, exitFile), x); err != nil {
+		return x, err
+	}
+	return x, nil
+}
+
+// Remove deletes a holder's directory once its command ended.
+func Remove(dir string) error { return os.RemoveAll(dir) }
+
+// signalRecorded signals the command's session from rec while its holder
+// lives: the holder keeps the leader unreaped until the session is killed,
+// so its ids cannot belong to a stranger meanwhile.
+func signalRecorded(rec Record, sig syscall.Signal) {
+	if rec.Alive() {
+		proc.SignalSession(rec.Command.Session, rec.Command.StartTicks, 0, sig)
+	}
+}

@@ -1,0 +1,273 @@
+package holder
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runyard/runyard/internal/runner/proc"
+)
+
+func shell(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("bash is not installed")
+	}
+	return p
+}
+
+// output collects what hooks receive.
+type output struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	size int64
+}
+
+func (o *output) hooks() Hooks {
+	return Hooks{
+		Output: func(b []byte, reset bool) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if reset {
+				o.buf.Reset()
+			}
+			o.buf.Write(b)
+		},
+		Grew: func(n int64) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			o.size = n
+		},
+	}
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func waitDone(t *testing.T, h *Handle) Exit {
+	t.Helper()
+	select {
+	case <-h.Done():
+		return h.Exit()
+	case <-time.After(30 * time.Second):
+		t.Fatal("the command did not end")
+		return Exit{}
+	}
+}
+
+func logSpec(t *testing.T, dir, script string) Spec {
+	sh := shell(t)
+	return Spec{
+		Path: sh, Args: []string{sh, "-c", script}, Env: []string{"PATH=" + os.Getenv("PATH")},
+		Mode: ModeLog, LogPath: filepath.Join(dir, "run.log"), LogCap: 1 << 20,
+	}
+}
+
+func TestHolder_Log(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		script   string
+		mask     []string
+		cap      int64
+		wantCode int
+		wantHow  string
+		wantLog  string
+	}{
+		{"ExitCode", `echo hello; exit 3`, nil, 0, 3, "exit code 3", "hello\n"},
+		{"SecretMasked", `printf 'token=hunter2hunter2\n'; printf 'split=hunter2'; sleep 0.05; printf 'hunter2\n'`, []string{"hunter2hunter2"}, 0, 0, "exit code 0", "token=***\nsplit=***\n"},
+		{"Capped", `for i in $(seq 1 100); do echo 0123456789; done`, nil, 50, 0, "exit code 0", "0123456789\n0123456789\n0123456789\n0123456789\n012345"},
+		{"Killed", `kill -KILL $$`, nil, 0, 137, "killed by SIGKILL", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			sp := logSpec(t, dir, tc.script)
+			sp.Mask = tc.mask
+			if tc.cap > 0 {
+				sp.LogCap = tc.cap
+			}
+			var o output
+			h, err := Start(filepath.Join(dir, "h"), sp, o.hooks())
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := waitDone(t, h)
+			if x.Code != tc.wantCode || x.How != tc.wantHow {
+				t.Errorf("exit = %d %q, want %d %q", x.Code, x.How, tc.wantCode, tc.wantHow)
+			}
+			b, _ := os.ReadFile(sp.LogPath)
+			if !strings.HasPrefix(string(b), tc.wantLog) {
+				t.Errorf("log = %q, want it to start with %q", b, tc.wantLog)
+			}
+			if tc.cap > 0 && !strings.Contains(string(b), "reached its cap") {
+				t.Errorf("log = %q: no truncation marker", b)
+			}
+			if rec, err := ReadExit(h.Dir()); err != nil || rec.Code != tc.wantCode {
+				t.Errorf("exit.json = %+v, %v", rec, err)
+			}
+		})
+	}
+}
+
+// TestHolder_Adopt detaches from a running command and adopts it again, as
+// a restarted daemon does: same pids, the log goes on, signals reach it.
+func TestHolder_Adopt(t *testing.T) {
+	dir := t.TempDir()
+	sp := logSpec(t, dir, `trap 'echo got TERM; exit 7' TERM; echo started; while :; do sleep 0.05; done`)
+	var o output
+	h, err := Start(filepath.Join(dir, "h"), sp, o.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := h.Record()
+	waitFor(t, "the first line", func() bool { b, _ := os.ReadFile(sp.LogPath); return strings.Contains(string(b), "started") })
+	h.Detach()
+
+	var o2 output
+	h2, err := Adopt(filepath.Join(dir, "h"), o2.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h2.Record(); got.Command != rec.Command || got.Holder != rec.Holder {
+		t.Fatalf("adopted record %+v, want %+v", got, rec)
+	}
+	if st, err := proc.ReadStat(rec.Command.Session); err != nil || st.StartTicks != rec.Command.StartTicks {
+		t.Fatalf("the command is gone after the daemon detached: %v", err)
+	}
+	if err := h2.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	x := waitDone(t, h2)
+	if x.Code != 7 {
+		t.Errorf("exit = %+v, want code 7", x)
+	}
+	b, _ := os.ReadFile(sp.LogPath)
+	if !strings.Contains(string(b), "got TERM") {
+		t.Errorf("log = %q", b)
+	}
+	// Adopting an ended holder gives its exit at once.
+	h3, err := Adopt(filepath.Join(dir, "h"), Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := waitDone(t, h3); x.Code != 7 {
+		t.Errorf("adopted exit = %+v", x)
+	}
+}
+
+// TestHolder_Died: a holder killed by SIGKILL takes its command with it, and
+// adopting it reports ErrDied and leaves no process of the session.
+func TestHolder_Died(t *testing.T) {
+	dir := t.TempDir()
+	sp := logSpec(t, dir, `sleep 300 & echo started; wait`)
+	h, err := Start(filepath.Join(dir, "h"), sp, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := h.Record()
+	waitFor(t, "the first line", func() bool { b, _ := os.ReadFile(sp.LogPath); return strings.Contains(string(b), "started") })
+	h.Detach()
+	if err := syscall.Kill(rec.Holder.Session, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the holder to die", func() bool { return !rec.Alive() })
+	h2, err := Adopt(filepath.Join(dir, "h"), Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := waitDone(t, h2); x.How != ErrDied.Error() {
+		t.Errorf("exit = %+v, want %q", x, ErrDied)
+	}
+	waitFor(t, "the session to be gone", func() bool {
+		return len(proc.SessionMembers(rec.Command.Session, rec.Command.StartTicks, 0)) == 0
+	})
+}
+
+func TestHolder_Terminal(t *testing.T) {
+	dir := t.TempDir()
+	sh := shell(t)
+	sp := Spec{
+		Path: sh, Args: []string{sh, "--norc", "--noprofile", "-i"},
+		Env:  []string{"PATH=" + os.Getenv("PATH"), "PS1=$ ", "TERM=dumb"},
+		Mode: ModeTerminal, Cols: 100, Rows: 30, Scrollback: 4096,
+		Input: "echo first-$((40+2))\n", Mask: []string{"sekrit-value"},
+	}
+	var o output
+	h, err := Start(filepath.Join(dir, "h"), sp, o.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "typed input's output", func() bool { return strings.Contains(o.String(), "first-42") })
+	if err := h.Resize(91, 17); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Input([]byte("stty size; echo sekrit-value\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the new size", func() bool { return strings.Contains(o.String(), "17 91") })
+	waitFor(t, "the masked echo", func() bool { return strings.Contains(o.String(), "\n***") })
+	h.Detach()
+
+	// The scrollback survives the daemon.
+	var o2 output
+	h2, err := Adopt(filepath.Join(dir, "h"), o2.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := o2.String(); !strings.Contains(s, "first-42") || !strings.Contains(s, "17 91") {
+		t.Errorf("scrollback after adopting = %q", s)
+	}
+	if strings.Contains(o.String()+o2.String(), "sekrit-value") {
+		t.Errorf("the secret's value reached the output unmasked: %q", o.String())
+	}
+	if err := h2.Input([]byte("exit 5\n")); err != nil {
+		t.Fatal(err)
+	}
+	if x := waitDone(t, h2); x.Code != 5 {
+		t.Errorf("exit = %+v", x)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "h", OutputFile))
+	if err != nil || !strings.Contains(string(out), "first-42") {
+		t.Errorf("saved output = %q, %v", out, err)
+	}
+}
+
+func TestHolder_StartErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		spec Spec
+		want string
+	}{
+		{"NoSuchBinary", Spec{Path: "/nonexistent/cmd", Args: []string{"cmd"}, Mode: ModeLog, LogPath: filepath.Join(dir, "l")}, "no such file"},
+		{"BadMode", Spec{Path: "/bin/true", Args: []string{"true"}, Mode: "video"}, `holder mode "video"`},
+		{"NoCommand", Spec{Mode: ModeLog}, "names no command"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Start(filepath.Join(dir, tc.name), tc.spec, Hooks{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

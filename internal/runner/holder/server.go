@@ -1,0 +1,545 @@
+package holder
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/creack/pty"
+
+	"github.com/runyard/runyard/internal/runner/mask"
+	"github.com/runyard/runyard/internal/runner/proc"
+	"github.com/runyard/runyard/internal/runner/ring"
+	"github.com/runyard/runyard/internal/runner/statefile"
+)
+
+// Name is argv[0] of a holder process: what ps shows, and what tells this
+// binary to be a holder.
+const Name = "runyard-holder"
+
+// Every binary that links this package (runyard itself, and the test
+// binaries that run a runner) becomes a holder when started under Name,
+// before its main or its tests run: this is how the daemon starts one
+// without a separate executable (the re-exec pattern of containerd and
+// Docker).
+func init() {
+	if len(os.Args) > 0 && os.Args[0] == Name {
+		os.Exit(serve())
+	}
+}
+
+const (
+	// drainTimeout bounds the wait for the last output once the command's
+	// session is gone: only a process that left the session but kept the
+	// output open holds it up.
+	drainTimeout = 5 * time.Second
+	// flushAfter is how long a terminal's output that may be the start of
+	// a secret is held back before it is shown as it is.
+	flushAfter = 100 * time.Millisecond
+	// clientBuffer is how many frames a daemon may fall behind before it
+	// is disconnected (it reconnects and gets the scrollback again).
+	clientBuffer = 1024
+	readBuffer   = 32 << 10
+)
+
+// holderProc is the state of the holder process.
+type holderProc struct {
+	spec Spec
+	rec  Record
+
+	mu      sync.Mutex
+	clients map[*client]struct{}
+	scroll  *ring.Ring // ModeTerminal
+	logSize int64      // ModeLog: bytes in the log file
+	exit    *Exit      // set once the command ended and exit.json is written
+	ptmx    *os.File   // ModeTerminal
+}
+
+type client struct {
+	conn net.Conn
+	out  chan frame
+	done chan struct{} // closed once write returned
+}
+
+type frame struct {
+	typ     byte
+	payload []byte
+}
+
+// serve is the holder's main: it returns the process's exit code.
+func serve() int {
+	// The command's parent-death signal fires when the thread that forked
+	// it ends, not the process: keep the main goroutine on one thread.
+	runtime.LockOSThread()
+	// The holder leads its own session, so no terminal signals it; a
+	// SIGTERM meant for a whole service unit must not end it either. Caught
+	// (not ignored) signals are reset for the command at exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+	// The command must not inherit the pipes to the daemon: the daemon
+	// waits for the status pipe to close.
+	syscall.CloseOnExec(3)
+	syscall.CloseOnExec(4)
+	specIn, status := os.NewFile(3, "spec"), os.NewFile(4, "status")
+	// Processes the command leaves behind are handed to the holder, not to
+	// whoever reaps for the runner: the holder kills and reaps them.
+	const prSetChildSubreaper = 36
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
+		fmt.Fprintf(os.Stderr, "become a child subreaper: %v\n", e)
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(status, "error: %v", err)
+		status.Close()
+		return 1
+	}
+	var spec Spec
+	if err := json.NewDecoder(specIn).Decode(&spec); err != nil {
+		return fail(fmt.Errorf("read the holder spec: %w", err))
+	}
+	specIn.Close()
+	h := &holderProc{spec: spec, clients: map[*client]struct{}{}}
+	cmd, output, err := h.start()
+	if err != nil {
+		return fail(err)
+	}
+	ln, err := listen()
+	if err != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		return fail(err)
+	}
+	if _, err := status.WriteString("ok"); err != nil {
+		// The daemon died before it heard of the start: the command runs
+		// on, recorded in holder.json for the next one.
+		fmt.Fprintf(os.Stderr, "tell the daemon the command started: %v\n", err)
+	}
+	status.Close()
+	go h.accept(ln)
+	go reapOrphans(h.rec.Command.Session)
+	if h.spec.Mode == ModeTerminal && h.spec.Input != "" {
+		go func() { _, _ = h.ptmx.Write([]byte(h.spec.Input)) }()
+	}
+	pumped := make(chan struct{})
+	go func() { defer close(pumped); h.pump(output) }()
+
+	pid, start := h.rec.Command.Session, h.rec.Command.StartTicks
+	if err := proc.WaitExited(pid); err != nil {
+		fmt.Fprintf(os.Stderr, "wait for the command: %v\n", err)
+	}
+	// The leader exited but is not reaped: its pid cannot be recycled
+	// while the rest of its session is killed.
+	proc.KillSession(pid, start, pid)
+	_ = cmd.Wait()
+	reapAll()
+	select {
+	case <-pumped:
+	case <-time.After(drainTimeout):
+		fmt.Fprintln(os.Stderr, "output still open after the command's session ended: closing it")
+	}
+	output.Close()
+	<-pumped
+	how, code := proc.ExitDescription(cmd.ProcessState)
+	x := Exit{Code: code, How: how, FinishedAt: time.Now()}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		x.Signal = int(ws.Signal())
+	}
+	h.finish(ln, x)
+	return 0
+}
+
+// start starts the command and records holder.json; it returns the
+// command and the file its output is read from.
+func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
+	sp := h.spec
+	if sp.Path == "" || len(sp.Args) == 0 {
+		return nil, nil, errors.New("the holder spec names no command")
+	}
+	self, err := proc.ReadStat(os.Getpid())
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the holder's start time: %w", err)
+	}
+	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: sp.Env, Dir: sp.Dir}
+	attr := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	var output *os.File
+	switch sp.Mode {
+	case ModeLog:
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = w, w, attr
+		err = cmd.Start()
+		w.Close()
+		if err != nil {
+			r.Close()
+			return nil, nil, err
+		}
+		output = r
+	case ModeTerminal:
+		cols, rows := sp.Cols, sp.Rows
+		if cols == 0 {
+			cols = 80
+		}
+		if rows == 0 {
+			rows = 24
+		}
+		attr.Setctty = true
+		ptmx, err := pty.StartWithAttrs(cmd, &pty.Winsize{Cols: cols, Rows: rows}, attr)
+		if err != nil {
+			return nil, nil, err
+		}
+		size := sp.Scrollback
+		if size <= 0 {
+			size = 1 << 20
+		}
+		h.ptmx, h.scroll, output = ptmx, ring.New(size), ptmx
+	default:
+		return nil, nil, fmt.Errorf("holder mode %q: must be %q or %q", sp.Mode, ModeLog, ModeTerminal)
+	}
+	pid := cmd.Process.Pid
+	st, err := proc.ReadStat(pid)
+	if err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		return nil, nil, fmt.Errorf("read the command's start time: %w", err)
+	}
+	boot := proc.BootID()
+	h.rec = Record{
+		Holder:    proc.Record{Session: os.Getpid(), StartTicks: self.StartTicks, BootID: boot},
+		Command:   proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: boot},
+		StartedAt: time.Now(),
+	}
+	if err := statefile.Write(recordFile, h.rec); err != nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		return nil, nil, err
+	}
+	return cmd, output, nil
+}
+
+// listen opens the socket in the holder's directory (its working
+// directory: a relative name keeps clear of the length limit of socket
+// paths).
+func listen() (net.Listener, error) {
+	_ = os.Remove(sockFile)
+	ln, err := net.Listen("unix", sockFile)
+	if err != nil {
+		return nil, fmt.Errorf("listen on the holder socket: %w", err)
+	}
+	return ln, nil
+}
+
+// pump copies the command's output until it ends: to the log file, or to
+// the scrollback and the connected daemons, with secrets masked.
+func (h *holderProc) pump(output *os.File) {
+	var sink io.Writer
+	switch h.spec.Mode {
+	case ModeLog:
+		lf, err := os.OpenFile(h.spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "open the log: %v\n", err)
+			_, _ = io.Copy(io.Discard, output)
+			return
+		}
+		defer lf.Close()
+		st, _ := lf.Stat()
+		h.mu.Lock()
+		if st != nil {
+			h.logSize = st.Size()
+		}
+		h.mu.Unlock()
+		sink = &capped{h: h, f: lf, cap: h.spec.LogCap}
+	case ModeTerminal:
+		sink = terminalSink{h}
+	}
+	m := mask.NewWriter(sink, h.spec.Mask)
+	var flush *time.Timer
+	buf := make([]byte, readBuffer)
+	for {
+		n, err := output.Read(buf)
+		if n > 0 {
+			_, _ = m.Write(buf[:n])
+			if h.spec.Mode == ModeTerminal && m.Pending() {
+				// A terminal shows what was typed at once: held bytes that
+				// stay alone are not a secret being printed.
+				if flush != nil {
+					flush.Stop()
+				}
+				flush = time.AfterFunc(flushAfter, func() { _ = m.Flush() })
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	if flush != nil {
+		flush.Stop()
+	}
+	_ = m.Flush()
+}
+
+// logTruncated marks where a run's log reached its cap.
+const logTruncated = "\n[runyard: this log reached its cap of %d bytes; later output of this run was dropped]\n"
+
+// capped writes a log file up to its cap, then a marker, and tells the
+// connected daemons its size after every write.
+type capped struct {
+	h    *holderProc
+	f    *os.File
+	cap  int64
+	full bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if c.full {
+		return len(p), nil
+	}
+	c.h.mu.Lock()
+	size := c.h.logSize
+	c.h.mu.Unlock()
+	b := p
+	if c.cap > 0 {
+		if room := c.cap - size; int64(len(b)) > room {
+			b = append(b[:max(room, 0):max(room, 0)], fmt.Sprintf(logTruncated, c.cap)...)
+			c.full = true
+		}
+	}
+	n, _ := c.f.Write(b)
+	c.h.mu.Lock()
+	c.h.logSize += int64(n)
+	var sz [8]byte
+	binary.BigEndian.PutUint64(sz[:], uint64(c.h.logSize))
+	c.h.broadcastLocked(frame{frameGrew, sz[:]})
+	c.h.mu.Unlock()
+	return len(p), nil
+}
+
+type terminalSink struct{ h *holderProc }
+
+func (t terminalSink) Write(p []byte) (int, error) {
+	t.h.mu.Lock()
+	defer t.h.mu.Unlock()
+	chunk := append([]byte(nil), p...)
+	t.h.scroll.Write(chunk)
+	t.h.broadcastLocked(frame{frameOutput, chunk})
+	return len(p), nil
+}
+
+// broadcastLocked hands f to every connected daemon; one that fell too far
+// behind is disconnected rather than waited for.
+func (h *holderProc) broadcastLocked(f frame) {
+	for c := range h.clients {
+		select {
+		case c.out <- f:
+		default:
+			h.dropLocked(c)
+		}
+	}
+}
+
+func (h *holderProc) dropLocked(c *client) {
+	if _, ok := h.clients[c]; ok {
+		delete(h.clients, c)
+		close(c.out)
+	}
+}
+
+func (h *holderProc) accept(ln net.Listener) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		h.connect(conn)
+	}
+}
+
+// connect greets a daemon: hello, the scrollback (terminal) or nothing
+// more (log), and the exit if the command ended already.
+func (h *holderProc) connect(conn net.Conn) {
+	c := &client{conn: conn, out: make(chan frame, clientBuffer), done: make(chan struct{})}
+	h.mu.Lock()
+	hb, _ := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
+	c.out <- frame{frameHello, hb}
+	if h.scroll != nil {
+		c.out <- frame{frameOutput, h.scroll.Snapshot()}
+	}
+	if h.exit != nil {
+		xb, _ := json.Marshal(h.exit)
+		c.out <- frame{frameExit, xb}
+		close(c.out)
+	} else {
+		h.clients[c] = struct{}{}
+	}
+	h.mu.Unlock()
+	go c.write()
+	go h.read(c)
+}
+
+func (c *client) write() {
+	defer close(c.done)
+	defer c.conn.Close()
+	for f := range c.out {
+		if err := writeFrame(c.conn, f.typ, f.payload); err != nil {
+			// The reader sees the closed connection and drops c.
+			c.conn.Close()
+			for range c.out {
+			}
+			return
+		}
+	}
+}
+
+// read serves what a daemon sends: input, sizes, signals.
+func (h *holderProc) read(c *client) {
+	defer func() {
+		h.mu.Lock()
+		h.dropLocked(c)
+		h.mu.Unlock()
+	}()
+	for {
+		typ, b, err := readFrame(c.conn)
+		if err != nil {
+			return
+		}
+		switch typ {
+		case frameInput:
+			if h.ptmx != nil {
+				_, _ = h.ptmx.Write(b)
+			}
+		case frameResize:
+			if h.ptmx != nil && len(b) == 4 {
+				resize(h.ptmx, binary.BigEndian.Uint16(b[0:]), binary.BigEndian.Uint16(b[2:]))
+			}
+		case frameSignal:
+			if len(b) == 1 {
+				h.mu.Lock()
+				ended := h.exit != nil
+				h.mu.Unlock()
+				if !ended {
+					proc.SignalSession(h.rec.Command.Session, h.rec.Command.StartTicks, 0, syscall.Signal(b[0]))
+				}
+			}
+		}
+	}
+}
+
+func resize(f *os.File, cols, rows uint16) {
+	if cols == 0 || rows == 0 {
+		return
+	}
+	ws := pty.Winsize{Cols: cols, Rows: rows}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Control(func(fd uintptr) {
+		_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCSWINSZ, uintptr(unsafe.Pointer(&ws)))
+	})
+}
+
+// finish records the exit (a terminal's output first: an exit record
+// promises it is there), tells the connected daemons and closes.
+func (h *holderProc) finish(ln net.Listener, x Exit) {
+	if h.scroll != nil {
+		h.mu.Lock()
+		out := h.scroll.Snapshot()
+		h.mu.Unlock()
+		if err := writeSynced(OutputFile, out); err != nil {
+			fmt.Fprintf(os.Stderr, "save the terminal's output: %v\n", err)
+		}
+	}
+	if err := statefile.Write(exitFile, x); err != nil {
+		fmt.Fprintf(os.Stderr, "record the exit: %v\n", err)
+	}
+	xb, _ := json.Marshal(x)
+	h.mu.Lock()
+	h.exit = &x
+	var writers []*client
+	for c := range h.clients {
+		select {
+		case c.out <- frame{frameExit, xb}:
+		default:
+		}
+		writers = append(writers, c)
+		h.dropLocked(c)
+	}
+	h.mu.Unlock()
+	ln.Close()
+	_ = os.Remove(sockFile)
+	// Give the writers a moment to deliver the exit; a daemon that misses
+	// it reads exit.json.
+	deadline := time.Now().Add(2 * time.Second)
+	for _, c := range writers {
+		_ = c.conn.SetWriteDeadline(deadline)
+	}
+	for _, c := range writers {
+		<-c.done
+	}
+}
+
+// reapOrphans reaps the processes handed to the holder (the command's
+// orphans, reparented to it as a subreaper) when they exit, and never the
+// command's leader, whose status exec.Cmd waits for.
+func reapOrphans(leader int) {
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	self := os.Getpid()
+	for range chld {
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == leader {
+				continue
+			}
+			if st, err := proc.ReadStat(pid); err == nil && st.State == 'Z' && st.PPid == self {
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+			}
+		}
+	}
+}
+
+// reapAll reaps every child that exited, once the leader was reaped.
+func reapAll() {
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if pid <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path+".tmp", os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
