@@ -31,6 +31,8 @@ type Command struct {
 	// Err, when set, fails the command with it instead of running it: the
 	// runner could not prepare it (a secret it needs is unreadable).
 	Err error
+	// Mask lists secret values (mask.Values) shown as *** in its log.
+	Mask []string
 }
 
 // ErrNoDocker is the failure of a runsOn.docker command on a runner without

@@ -326,7 +326,9 @@ func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 	x.step(sp.ID, func(s *StepStatus) { s.LogID = logID })
 	outFile := filepath.Join(e.cfg.Dir, outputsDir, logID)
 	defer os.Remove(outFile)
-	cmd, err := e.command(*sp.Task, lg, "RUNYARD_OUTPUT="+outFile, "RUNYARD_TASK_EXECUTION_ID="+x.id)
+	mw := e.masked(lg, *sp.Task)
+	defer mw.Flush()
+	cmd, err := e.command(*sp.Task, mw, "RUNYARD_OUTPUT="+outFile, "RUNYARD_TASK_EXECUTION_ID="+x.id)
 	var g *proc.Group
 	if err == nil {
 		g, err = proc.Start(cmd)

@@ -91,6 +91,13 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("automations: Dir is required")
 	}
+	// $RUNYARD_OUTPUT and the holders' log paths are used from other
+	// working directories: absolute.
+	abs, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("automations: %w", err)
+	}
+	cfg.Dir = abs
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = 2 * time.Minute
 	}
@@ -109,7 +116,7 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, servicesDir), filepath.Join(cfg.Dir, executionsDir), filepath.Join(cfg.Dir, logsDir), filepath.Join(cfg.Dir, outputsDir)} {
+	for _, d := range []string{cfg.Dir, filepath.Join(cfg.Dir, servicesDir), filepath.Join(cfg.Dir, executionsDir), filepath.Join(cfg.Dir, logsDir), filepath.Join(cfg.Dir, outputsDir), filepath.Join(cfg.Dir, holdersDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("automations: %w", err)
 		}
@@ -130,6 +137,9 @@ const (
 	executionsDir = "executions"
 	logsDir       = "logs"
 	outputsDir    = "outputs"
+	// holdersDir holds the directory of each service run's process
+	// holder, named after the run's log.
+	holdersDir = "holders"
 )
 
 // Events delivers status changes in order. It is closed by Close.
@@ -173,7 +183,14 @@ func (e *Executor) Open() error {
 			continue
 		}
 		s := &service{e: e, id: rec.Status.ID, st: rec.Status}
-		if !rec.Ended {
+		switch {
+		case !rec.Ended && rec.Holder != "":
+			// Its run goes on under its holder (or ended there meanwhile):
+			// the next EnsureServices adopts it, and its status stays what
+			// it was.
+			s.adopt, s.holder = rec.Holder, rec.Holder
+			e.emit(Event{Service: s.status()})
+		case !rec.Ended:
 			for _, g := range rec.Groups {
 				proc.Sweep(g, e.bootID)
 			}
@@ -182,7 +199,7 @@ func (e *Executor) Open() error {
 			s.st.Phase, s.st.FailureMessage = PhaseStopped, "the runner restarted while the service ran"
 			s.st.Version = e.nextVersion()
 			e.emit(Event{Service: s.status()})
-		} else {
+		default:
 			s.ended, s.endedSession = true, rec.Status.Session
 		}
 		e.services[s.id] = s
@@ -301,10 +318,10 @@ func (e *Executor) closeLog(id string, l *runLog) {
 	e.mu.Unlock()
 }
 
-// Close stops every running service and execution (SIGTERM, SIGKILL after
-// the grace period or once ctx ends). Services are recorded as interrupted,
-// so a later runner process starts them again; executions end failed.
-// Events are closed once everything stopped.
+// Close lets go of every running service, which runs on under its holder
+// for the next runner process to adopt, and stops every running execution
+// (SIGTERM, SIGKILL after the grace period or once ctx ends; it ends
+// failed). Events are closed once everything let go or stopped.
 func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -343,6 +360,26 @@ func (e *Executor) Close(ctx context.Context) error {
 	}
 	e.events.Close()
 	return nil
+}
+
+// StopAll asks every running service and execution to stop, as a stop on
+// request does (the runner is being deleted); their events follow.
+func (e *Executor) StopAll() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.services {
+		s.mu.Lock()
+		if s.adopt != "" && !s.running {
+			s.launchLocked()
+		}
+		if s.running {
+			s.requestStopLocked(stopRequested)
+		}
+		s.mu.Unlock()
+	}
+	for _, x := range e.executions {
+		x.requestStop(stopMsg{reason: "the runner is being deleted"})
+	}
 }
 
 // executionsChanged wakes whoever waits for an execution's status to

@@ -60,12 +60,32 @@ func open(t *testing.T, cfg Config) (*Executor, *recorder) {
 	if err := e.Open(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		e.Close(ctx)
-	})
+	t.Cleanup(func() { stopAndClose(t, e) })
 	return e, rec
+}
+
+// stopAndClose ends what e runs (Close alone leaves services running for
+// the next runner process) and closes it.
+func stopAndClose(t *testing.T, e *Executor) {
+	e.StopAll()
+	end := time.Now().Add(deadline)
+	for time.Now().Before(end) {
+		e.mu.Lock()
+		busy := false
+		for _, s := range e.services {
+			s.mu.Lock()
+			busy = busy || s.running || s.adopt != ""
+			s.mu.Unlock()
+		}
+		e.mu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	e.Close(ctx)
 }
 
 func (r *recorder) service(id string) (ServiceStatus, []Phase) {
@@ -290,34 +310,81 @@ func TestServices_NewSessionRestarts(t *testing.T) {
 	}
 }
 
-func TestServices_RestartBringsBackRunning(t *testing.T) {
+// TestServices_OutliveTheRunner: a runner process that stops leaves its
+// services running under their holders; the next one adopts them (same
+// process, status continuous, not started again) and can stop them.
+func TestServices_OutliveTheRunner(t *testing.T) {
 	state := t.TempDir()
 	dir := t.TempDir()
 	m := marker(t)
 	sp := ServiceSpec{ID: "web", Session: "1", Run: true, Start: cmd(dir, "echo started >> starts; exec -a "+m+" sleep 1000")}
 	e, rec := open(t, Config{Dir: state})
 	e.EnsureServices([]ServiceSpec{sp})
-	rec.waitService(t, "web", PhaseRunning)
+	before := rec.waitService(t, "web", PhaseRunning)
+	waitFor(t, "the service's process", func() bool { return len(processes(m)) == 1 })
+	pids := processes(m)
 	ctx, cancel := context.WithTimeout(context.Background(), deadline)
 	defer cancel()
 	if err := e.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if left := processes(m); len(left) > 0 {
-		t.Fatalf("processes left after Close: %v", left)
+	if left := processes(m); fmt.Sprint(left) != fmt.Sprint(pids) {
+		t.Fatalf("processes after Close = %v, want %v still running", left, pids)
 	}
 	e2, rec2 := open(t, Config{Dir: state})
-	if st, _ := rec2.service("web"); st.Phase != PhaseStopped || !strings.Contains(st.FailureMessage, "restarted") {
-		waitFor(t, "the restarted executor reports the interrupted service stopped", func() bool {
-			st, _ := rec2.service("web")
-			return st.Phase == PhaseStopped
-		})
-	}
+	waitFor(t, "the adopted service's status", func() bool {
+		st, _ := rec2.service("web")
+		return st.Phase == PhaseRunning && st.LogID == before.LogID && st.Session == "1"
+	})
 	e2.EnsureServices([]ServiceSpec{sp})
-	rec2.waitService(t, "web", PhaseRunning)
-	waitFor(t, "the service started a second time", func() bool {
-		b, _ := os.ReadFile(filepath.Join(dir, "starts"))
-		return strings.Count(string(b), "started") == 2
+	// Give a wrong restart the time to show.
+	time.Sleep(300 * time.Millisecond)
+	if b, _ := os.ReadFile(filepath.Join(dir, "starts")); strings.Count(string(b), "started") != 1 {
+		t.Errorf("starts = %q: the service was started again", b)
+	}
+	if now := processes(m); fmt.Sprint(now) != fmt.Sprint(pids) {
+		t.Errorf("processes = %v, want the same %v", now, pids)
+	}
+	for _, st := range func() []Phase { _, p := rec2.service("web"); return p }() {
+		if st != PhaseRunning {
+			t.Errorf("the adopted service went %s: its status must stay continuous", st)
+		}
+	}
+	sp.Run = false
+	e2.EnsureServices([]ServiceSpec{sp})
+	rec2.waitService(t, "web", PhaseStopped)
+	waitFor(t, "no process left", func() bool { return len(processes(m)) == 0 })
+}
+
+// TestServices_Held covers what the holder brings a service: masked
+// secrets, $RUNYARD_OUTPUT, and a forced removal that does not wait for
+// the grace period.
+func TestServices_Held(t *testing.T) {
+	t.Run("SecretMaskedAndOutput", func(t *testing.T) {
+		e, rec := open(t, Config{})
+		dir := t.TempDir()
+		c := Command{Script: `echo "token is $TOKEN"; echo url=http://x >> "$RUNYARD_OUTPUT"; touch ready; sleep 1000`, Dir: dir,
+			Env: map[string]string{"TOKEN": "s3cr3t-v4lue"}, Mask: []string{"s3cr3t-v4lue"}}
+		e.EnsureServices([]ServiceSpec{{ID: "svc", Session: "1", Run: true, Start: c, Ready: Command{Script: "test -f ready", Dir: dir}}})
+		st := rec.waitService(t, "svc", PhaseRunning)
+		if st.Output["url"] != "http://x" {
+			t.Errorf("output = %v, want url=http://x", st.Output)
+		}
+		waitFor(t, "the log line", func() bool { return strings.Contains(readLog(t, e, st.LogID), "token is") })
+		if l := readLog(t, e, st.LogID); strings.Contains(l, "s3cr3t-v4lue") || !strings.Contains(l, "token is ***") {
+			t.Errorf("log = %q, want the secret masked", l)
+		}
+	})
+	t.Run("ForcedRemovalKillsAtOnce", func(t *testing.T) {
+		e, rec := open(t, Config{StopGrace: time.Hour})
+		dir := t.TempDir()
+		m := marker(t)
+		e.EnsureServices([]ServiceSpec{{ID: "stubborn", Session: "1", Run: true, Start: cmd(dir, "trap '' TERM; exec -a "+m+" sleep 1000")}})
+		rec.waitService(t, "stubborn", PhaseRunning)
+		e.EnsureServices(nil)
+		// The grace period is an hour: only a kill ends it within the
+		// test's deadline.
+		waitFor(t, "the process to be killed", func() bool { return len(processes(m)) == 0 })
 	})
 }
 

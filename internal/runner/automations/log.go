@@ -41,12 +41,16 @@ func createLog(path string, cap int64) (*runLog, error) {
 
 // Write appends p up to the cap; what does not fit is dropped behind a
 // marker. It never fails the command writing: a log is no reason to stop
-// a service.
+// a service. A process holder may append to the same file: the size is
+// read from the file.
 func (l *runLog) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.full || l.f == nil {
 		return len(p), nil
+	}
+	if st, err := l.f.Stat(); err == nil {
+		l.size = st.Size()
 	}
 	b := p
 	if room := l.cap - l.size; int64(len(b)) > room {
@@ -57,6 +61,16 @@ func (l *runLog) Write(p []byte) (int, error) {
 	l.size += int64(n)
 	l.notifyLocked()
 	return len(p), nil
+}
+
+// grew records that a process holder wrote the file up to size.
+func (l *runLog) grew(size int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if size > l.size {
+		l.size = size
+		l.notifyLocked()
+	}
 }
 
 func (l *runLog) notifyLocked() {

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runyard/runyard/internal/runner/holder"
 	"github.com/runyard/runyard/internal/runner/proc"
 	"github.com/runyard/runyard/internal/runner/statefile"
 )
@@ -44,6 +45,9 @@ type ServiceStatus struct {
 	FailureMessage string `json:"failureMessage,omitempty"`
 	// LogID names the log of the latest run (ReadLog).
 	LogID string `json:"logId,omitempty"`
+	// Output is what the run wrote to $RUNYARD_OUTPUT (key=value lines),
+	// read when it became ready and when it ended.
+	Output map[string]string `json:"output,omitempty"`
 	// Version increases with every change, across runner restarts too.
 	Version uint64 `json:"version"`
 }
@@ -54,7 +58,12 @@ type serviceRecord struct {
 	Status ServiceStatus `json:"status"`
 	// Ended says the session's run ended (by itself or by a stop); a run
 	// merely interrupted by the runner's end is started again.
-	Ended  bool          `json:"ended"`
+	Ended bool `json:"ended"`
+	// Holder names the run's process holder (HOLDERS/<log id>) while it
+	// may run: written before the holder starts, so that a runner process
+	// that dies at any moment leaves its successor something to adopt.
+	Holder string `json:"holder,omitempty"`
+	// Groups are the sessions of runs of runner versions without holders.
 	Groups []proc.Record `json:"groups,omitempty"`
 }
 
@@ -80,6 +89,11 @@ type service struct {
 	ended        bool
 	endedSession string
 	forgotten    bool // gone from the desired set: drop once stopped
+	// adopt names the holder of a run a previous runner process started;
+	// the next launch takes it over instead of starting the service.
+	adopt string
+	// holder is the current run's holder directory, kept in the record.
+	holder string
 
 	saveMu sync.Mutex // serializes writes of the record
 }
@@ -129,6 +143,15 @@ func (s *service) ensure(sp ServiceSpec) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.spec, s.forgotten = sp, false
+	if s.adopt != "" && !s.running {
+		// The run a previous runner process left goes on; it stops when
+		// it is not wanted any more, or when another session is wanted.
+		s.launchLocked()
+		if !sp.Run || sp.Session != s.st.Session {
+			s.requestStopLocked(stopRequested)
+		}
+		return
+	}
 	switch {
 	case sp.Run && !s.running && !(s.ended && s.endedSession == sp.Session):
 		s.launchLocked()
@@ -139,12 +162,20 @@ func (s *service) ensure(sp ServiceSpec) {
 
 // forget stops a service missing from the desired set; it reports whether
 // it can be dropped now. e.mu is held.
+//
+// A service that leaves the set while it runs was deleted with force (a
+// plain delete stops it first): it is killed at once, without its grace
+// period.
 func (s *service) forget() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.forgotten = true
+	if s.adopt != "" && !s.running {
+		s.launchLocked()
+	}
 	if s.running {
 		s.requestStopLocked(stopRequested)
+		s.killLocked()
 		return false
 	}
 	return true
@@ -155,7 +186,9 @@ func (s *service) launchLocked() {
 	s.stop = make(chan stopReason, 1)
 	s.force = make(chan struct{})
 	s.e.wg.Add(1)
-	go s.run(s.spec, s.stop, s.force)
+	adopt := s.adopt
+	s.adopt = ""
+	go s.run(s.spec, s.stop, s.force, adopt)
 }
 
 func (s *service) requestStop(r stopReason) {
@@ -176,6 +209,10 @@ func (s *service) requestStopLocked(r stopReason) {
 func (s *service) kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.killLocked()
+}
+
+func (s *service) killLocked() {
 	if s.running {
 		select {
 		case <-s.force:
@@ -201,7 +238,7 @@ func (s *service) set(update func(*ServiceStatus)) {
 
 func (s *service) save(ended bool, groups ...*proc.Group) {
 	s.mu.Lock()
-	rec := serviceRecord{Status: s.st, Ended: ended}
+	rec := serviceRecord{Status: s.st, Ended: ended, Holder: s.holder}
 	s.mu.Unlock()
 	for _, g := range groups {
 		if g != nil {
@@ -216,36 +253,51 @@ func (s *service) save(ended bool, groups ...*proc.Group) {
 	}
 }
 
-// run is one run of the service for sp.Session, until it ends or is stopped.
-func (s *service) run(sp ServiceSpec, stop <-chan stopReason, force <-chan struct{}) {
+// run is one run of the service for sp.Session, until it ends or is
+// stopped, or until the executor closes: then the run goes on under its
+// holder for the next runner process, which adopts it (adopt names its
+// holder directory) and carries on where this one left.
+func (s *service) run(sp ServiceSpec, stop <-chan stopReason, force <-chan struct{}, adopt string) {
 	defer s.e.wg.Done()
 	e := s.e
-	logID, lg, err := e.openLog()
-	if err != nil {
-		s.finish(sp, "", nil, true, PhaseFailed, "create the service's log: "+err.Error())
-		return
+	var (
+		logID string
+		lg    *runLog
+		h     *holder.Handle
+		err   error
+	)
+	first := PhaseRunning
+	if adopt != "" {
+		s.mu.Lock()
+		sp.Session, first, logID = s.st.Session, s.st.Phase, filepath.Base(adopt)
+		s.mu.Unlock()
+		if lg, err = e.reopenLog(logID); err == nil {
+			h, err = holder.Adopt(adopt, holder.Hooks{Grew: lg.grew})
+		}
+		if err != nil {
+			s.finish(sp, logID, lg, true, PhaseFailed, "the runner could not take over the service's process after it restarted: "+err.Error())
+			return
+		}
+		e.log.Info("adopted a service run a previous runner process started", "service", s.id, "pid", h.Record().Command.Session)
+	} else {
+		if logID, lg, err = e.openLog(); err != nil {
+			s.finish(sp, "", nil, true, PhaseFailed, "create the service's log: "+err.Error())
+			return
+		}
+		if sp.Ready.Script != "" {
+			first = PhaseStarting
+		}
+		s.set(func(st *ServiceStatus) {
+			st.Session, st.Phase, st.FailureMessage, st.LogID, st.Output = sp.Session, first, "", logID, nil
+		})
+		h, err = s.startHeld(sp, logID, lg)
+		if err != nil {
+			lg.line("start command could not start: %v", err)
+			s.finish(sp, logID, lg, true, PhaseFailed, "start command could not start: "+err.Error())
+			return
+		}
 	}
 	defer e.closeLog(logID, lg)
-	first := PhaseRunning
-	if sp.Ready.Script != "" {
-		first = PhaseStarting
-	}
-	s.set(func(st *ServiceStatus) {
-		st.Session, st.Phase, st.FailureMessage, st.LogID = sp.Session, first, "", logID
-	})
-	cmd, err := e.command(sp.Start, lg, "RUNYARD_SERVICE_ID="+sp.ID)
-	var g *proc.Group
-	if err == nil {
-		g, err = proc.Start(cmd)
-	}
-	if err != nil {
-		lg.line("start command could not start: %v", err)
-		s.finish(sp, logID, lg, true, PhaseFailed, "start command could not start: "+err.Error())
-		return
-	}
-	s.save(false, g)
-	exited := make(chan struct{})
-	go func() { _ = g.WaitExited(); close(exited) }()
 
 	var tick <-chan time.Time
 	if first == PhaseStarting {
@@ -262,15 +314,23 @@ func (s *service) run(sp ServiceSpec, stop <-chan stopReason, force <-chan struc
 	if tick != nil {
 		probe()
 	}
+	if first == PhaseStopping {
+		// The previous runner process was stopping it.
+		s.stopRun(sp, stopRequested, h, force, logID, lg)
+		return
+	}
 	for {
 		select {
-		case <-exited:
-			how, code := proc.ExitDescription(g.Finish())
-			lg.line("start command ended: %s", how)
-			if code == 0 {
+		case <-h.Done():
+			x := h.Exit()
+			lg.line("start command ended: %s", x.How)
+			switch {
+			case x.How == holder.ErrDied.Error():
+				s.finish(sp, logID, lg, true, PhaseFailed, x.How)
+			case x.Code == 0 && x.Signal == 0:
 				s.finish(sp, logID, lg, true, PhaseStopped, "")
-			} else {
-				s.finish(sp, logID, lg, true, PhaseFailed, "start command failed: "+how)
+			default:
+				s.finish(sp, logID, lg, true, PhaseFailed, "start command failed: "+x.How)
 			}
 			return
 		case <-tick:
@@ -282,17 +342,53 @@ func (s *service) run(sp ServiceSpec, stop <-chan stopReason, force <-chan struc
 			if ok && tick != nil {
 				tick = nil
 				lg.line("ready probe passed")
-				s.set(func(st *ServiceStatus) { st.Phase = PhaseRunning })
+				out := e.serviceOutput(logID, lg)
+				s.set(func(st *ServiceStatus) { st.Phase, st.Output = PhaseRunning, out })
 			}
 		case r := <-stop:
-			s.stopRun(sp, r, g, exited, force, logID, lg)
+			if r == stopShutdown {
+				// The runner process stops, the service does not: its holder
+				// keeps it for the next runner process.
+				h.Detach()
+				return
+			}
+			s.stopRun(sp, r, h, force, logID, lg)
 			return
 		case <-force:
-			g.Kill()
-			s.finish(sp, logID, lg, false, PhaseStopped, "the runner stopped")
+			killHeld(h)
+			s.finish(sp, logID, lg, true, PhaseStopped, "")
 			return
 		}
 	}
+}
+
+// startHeld starts the service's start command under a holder, after
+// recording where the holder lives.
+func (s *service) startHeld(sp ServiceSpec, logID string, lg *runLog) (*holder.Handle, error) {
+	e := s.e
+	spec, err := e.holderSpec(sp.Start, lg.path, "RUNYARD_SERVICE_ID="+sp.ID, "RUNYARD_OUTPUT="+e.outputPath(logID))
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.holder = e.holderDir(logID)
+	s.mu.Unlock()
+	s.save(false)
+	h, err := holder.Start(s.holder, spec, holder.Hooks{Grew: lg.grew})
+	if err != nil {
+		s.mu.Lock()
+		s.holder = ""
+		s.mu.Unlock()
+		_ = holder.Remove(e.holderDir(logID))
+		return nil, err
+	}
+	return h, nil
+}
+
+// killHeld kills the held command's whole session and waits for its end.
+func killHeld(h *holder.Handle) {
+	_ = h.Signal(syscall.SIGKILL)
+	<-h.Done()
 }
 
 // probe runs the ready command once; it passes when it exits 0 in time.
@@ -320,31 +416,31 @@ func (e *Executor) probe(c Command) bool {
 // stopRun stops a run: with a stop command, that command, then SIGKILL for
 // what is left; without one, SIGTERM to the session and SIGKILL after the
 // grace period.
-func (s *service) stopRun(sp ServiceSpec, r stopReason, g *proc.Group, exited <-chan struct{}, force <-chan struct{}, logID string, lg *runLog) {
+func (s *service) stopRun(sp ServiceSpec, r stopReason, h *holder.Handle, force <-chan struct{}, logID string, lg *runLog) {
 	e := s.e
 	s.set(func(st *ServiceStatus) { st.Phase = PhaseStopping })
+	s.save(false)
 	ended := r != stopShutdown
 	grace := time.NewTimer(e.cfg.StopGrace)
 	defer grace.Stop()
 	if sp.Stop.Script != "" {
 		lg.line("running the stop command")
-		cmd, err := e.command(sp.Stop, lg, "RUNYARD_SERVICE_ID="+sp.ID)
+		cmd, err := e.command(sp.Stop, e.masked(lg, sp.Stop), "RUNYARD_SERVICE_ID="+sp.ID)
 		var sg *proc.Group
 		if err == nil {
 			sg, err = proc.Start(cmd)
 		}
 		if err != nil {
-			g.Kill()
+			killHeld(h)
 			s.finish(sp, logID, lg, ended, PhaseFailed, "stop command could not start: "+err.Error())
 			return
 		}
-		s.save(false, g, sg)
 		stopped := make(chan struct{})
 		go func() { _ = sg.WaitExited(); close(stopped) }()
 		select {
 		case <-stopped:
 			how, code := proc.ExitDescription(sg.Finish())
-			g.Kill()
+			killHeld(h)
 			lg.line("stop command ended: %s", how)
 			if code != 0 {
 				s.finish(sp, logID, lg, ended, PhaseFailed, "stop command failed: "+how)
@@ -353,24 +449,24 @@ func (s *service) stopRun(sp ServiceSpec, r stopReason, g *proc.Group, exited <-
 			s.finish(sp, logID, lg, ended, PhaseStopped, "")
 		case <-grace.C:
 			sg.Kill()
-			g.Kill()
+			killHeld(h)
 			lg.line("stop command ran past the %s grace period: killed it and the service", e.cfg.StopGrace)
 			s.finish(sp, logID, lg, ended, PhaseFailed, fmt.Sprintf("stop command did not finish within the %s grace period; the service was killed", e.cfg.StopGrace))
 		case <-force:
 			sg.Kill()
-			g.Kill()
+			killHeld(h)
 			s.finish(sp, logID, lg, ended, PhaseStopped, "")
 		}
 		return
 	}
-	g.Signal(syscall.SIGTERM)
+	_ = h.Signal(syscall.SIGTERM)
 	select {
-	case <-exited:
+	case <-h.Done():
 	case <-grace.C:
 		lg.line("the service did not stop within the %s grace period: killing it", e.cfg.StopGrace)
 	case <-force:
 	}
-	g.Kill()
+	killHeld(h)
 	s.finish(sp, logID, lg, ended, PhaseStopped, "")
 }
 
@@ -380,13 +476,32 @@ func (s *service) finish(sp ServiceSpec, logID string, lg *runLog, ended bool, p
 	if lg != nil && msg != "" {
 		lg.line("%s", msg)
 	}
+	var out map[string]string
+	if logID != "" {
+		out = s.e.serviceOutput(logID, lg)
+	}
 	s.set(func(st *ServiceStatus) {
 		st.Session, st.Phase, st.FailureMessage = sp.Session, phase, msg
 		if logID != "" {
 			st.LogID = logID
 		}
+		if out != nil {
+			st.Output = out
+		}
 	})
+	s.mu.Lock()
+	held := s.holder
+	s.holder = ""
+	s.mu.Unlock()
 	s.save(ended)
+	if held != "" {
+		if err := holder.Remove(held); err != nil {
+			s.e.log.Warn("remove a service's holder directory", "service", s.id, "err", err)
+		}
+	}
+	if logID != "" {
+		_ = os.Remove(s.e.outputPath(logID))
+	}
 	// Lock order: the executor, then the service (as EnsureServices).
 	s.e.mu.Lock()
 	defer s.e.mu.Unlock()

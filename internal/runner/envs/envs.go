@@ -92,6 +92,14 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Commands run in other directories and outlive this process: every
+	// path handed to them ($RUNYARD_WORKSPACE, $RUNYARD_OUTPUT) is
+	// absolute, whatever --state-dir was.
+	abs, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("environments: %w", err)
+	}
+	cfg.StateDir = abs
 	exec, err := automations.New(automations.Config{
 		Dir: filepath.Join(cfg.StateDir, "automations"), StopGrace: cfg.StopGrace,
 		ReadyInterval: cfg.ReadyInterval, Docker: cfg.Docker, Logger: cfg.Logger,
@@ -229,13 +237,18 @@ func (m *Manager) Apply(ds *runnerv1.DesiredState) {
 // StopAll stops every service and execution and waits for them, for a
 // runner that is being deleted.
 func (m *Manager) StopAll(ctx context.Context) {
+	// Stopped first, each as a stop on request does (grace, stop
+	// commands); an empty desired set alone would kill services at once,
+	// as a forced deletion does.
+	m.exec.StopAll()
+	m.waitIdle(ctx, "")
 	m.Apply(&runnerv1.DesiredState{})
 	m.waitIdle(ctx, "")
 }
 
-// Close stops the environments' loops and the executor, which stops what
-// runs (SIGTERM, then SIGKILL after the grace period). Services that should
-// run come back when the runner starts again.
+// Close stops the environments' loops and the executor: services run on
+// under their holders for the next runner process, running executions
+// stop (SIGTERM, then SIGKILL after the grace period).
 func (m *Manager) Close(ctx context.Context) error {
 	m.cancel()
 	err := m.exec.Close(ctx)
