@@ -18,6 +18,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/runyard/runyard/internal/testutil"
 	"math/big"
 	"net"
 	"net/http"
@@ -66,7 +67,9 @@ var exchangeTokenRe = regexp.MustCompile(`ryd_ex_[A-Za-z0-9_-]{43}`)
 // internal/ would leave a stale cached PASS.
 var linkMain = main
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+// Services and pods outlive the runner processes the tests start: their
+// leftovers are killed when the tests end.
+func TestMain(m *testing.M) { os.Exit(testutil.RunIsolated(func() int { return runTests(m) })) }
 
 func runTests(m *testing.M) int {
 	if linkMain == nil {

@@ -239,8 +239,9 @@ func permanent(err error) bool {
 // Run holds the stream to the control plane until ctx ends (nil), the runner
 // is deleted (ErrDeleted) or its credentials are refused.
 func (d *Daemon) Run(ctx context.Context) error {
-	// Pods cannot outlive the daemon (their terminals are its), so Open
-	// sweeps what a crashed predecessor left and Close ends what runs now.
+	// Pods outlive the daemon under their process holders: Open adopts
+	// what a predecessor left running, and Close lets go of what runs now
+	// for the next daemon (a restart or an upgrade kills no agent).
 	if err := d.pods.Open(ctx); err != nil {
 		return fmt.Errorf("open pod manager: %w", err)
 	}
@@ -248,8 +249,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(context.Background(), d.stopGrace()+10*time.Second)
 		defer cancel()
 		// No session reads the manager's events any more, and Close waits
-		// for them to be read: the pods' ends are lost with the runner
-		// anyway, and its next start reports them.
+		// for them to be read: the next start reports every pod anyway.
 		go func() {
 			for range d.pods.Events() {
 			}
@@ -258,9 +258,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Warn("stop pods", "err", err)
 		}
 	}()
-	// Services and executions stop with the daemon (SIGTERM, then SIGKILL
-	// after the grace period); services that should run come back on the
-	// next start, and interrupted executions are reported failed then.
+	// Services outlive the daemon under their holders and are adopted by
+	// the next one; running task executions stop with it (SIGTERM, then
+	// SIGKILL after the grace period) and are reported failed.
 	if err := d.envs.Open(); err != nil {
 		return fmt.Errorf("open automations executor: %w", err)
 	}
@@ -304,8 +304,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case errors.Is(err, ErrDeleted):
 			return err
 		case connect.CodeOf(err) == connect.CodeAborted:
+			d.stopWork(ctx)
 			return &apperr.Error{Code: apperr.CodeAborted, Message: "stopping: " + message(err)}
 		case permanent(err):
+			d.stopWork(ctx)
 			// Keep the code, so that the exit code tells a refused token
 			// (5) from a replaced identity (10) and from a failure to start (1).
 			return &apperr.Error{Code: apperr.Code(connect.CodeOf(err).String()), Message: fmt.Sprintf(
@@ -329,6 +331,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// stopWork ends every pod, service and execution of a runner that the
+// control plane refused or replaced: no daemon of this state directory
+// will report on them again, so they must not run on unseen. (A daemon
+// that merely stops leaves them to its successor.)
+func (d *Daemon) stopWork(ctx context.Context) {
+	d.log.Warn("stopping this runner's pods, services and task executions")
+	d.stopPods()
+	d.stopAutomations(ctx)
 }
 
 func (d *Daemon) stopGrace() time.Duration {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runyard/runyard/internal/runner"
+	"github.com/runyard/runyard/internal/runner/holder"
 )
 
 // StartRunner runs a runner daemon in this process until the test ends or
@@ -40,6 +41,11 @@ func StartRunner(tb testing.TB, cfg runner.Config) (stop func()) {
 		})
 	}
 	// Cleanups run last-in first-out: the daemon stops before the server.
-	tb.Cleanup(stop)
+	// Its services and pods outlive it under their holders (as they would
+	// a restart): the test's end ends them too.
+	tb.Cleanup(func() {
+		stop()
+		holder.KillUnder(cfg.StateDir)
+	})
 	return stop
 }

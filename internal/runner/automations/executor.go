@@ -367,6 +367,9 @@ func (e *Executor) Close(ctx context.Context) error {
 func (e *Executor) StopAll() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.closed {
+		return
+	}
 	for _, s := range e.services {
 		s.mu.Lock()
 		if s.adopt != "" && !s.running {

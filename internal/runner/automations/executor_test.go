@@ -72,6 +72,10 @@ func stopAndClose(t *testing.T, e *Executor) {
 	for time.Now().Before(end) {
 		e.mu.Lock()
 		busy := false
+		if e.closed {
+			e.mu.Unlock()
+			break
+		}
 		for _, s := range e.services {
 			s.mu.Lock()
 			busy = busy || s.running || s.adopt != ""

@@ -287,15 +287,19 @@ func readLog(t *testing.T, url string, follow bool) string {
 
 // processWithMarker reports whether a process whose command line holds
 // marker runs.
-func processWithMarker(marker string) bool {
+func processWithMarker(marker string) bool { return len(pidsWithMarker(marker)) > 0 }
+
+// pidsWithMarker lists the processes whose command line contains marker.
+func pidsWithMarker(marker string) []string {
+	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if err == nil && strings.Contains(string(b), marker) {
-			return true
+			out = append(out, e.Name())
 		}
 	}
-	return false
+	return out
 }
 
 const automationsFile = `services:
@@ -614,8 +618,9 @@ func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
 		t.Errorf("followed log %q lacks the ticks", got)
 	}
 
-	// A runner restart: the running service comes back, the interrupted
-	// execution fails and says why; no process is left in between.
+	// A runner restart: the running service outlives the runner process
+	// under its holder and the next one adopts it (same process, never
+	// stopped); the interrupted execution fails and says why.
 	long := start("long")
 	eventually(t, "the long task runs", func() string {
 		if !processWithMarker(marker + "-long") {
@@ -623,25 +628,27 @@ func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
 		}
 		return ""
 	})
-	c.waitService(t, id, "api", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+	apiBefore := c.waitService(t, id, "api", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+	apiPids := pidsWithMarker(marker + "-api")
 	stopRunner()
-	for _, m := range []string{marker + "-long", marker + "-api"} {
-		if processWithMarker(m) {
-			t.Errorf("%s outlived the runner", m)
-		}
+	if processWithMarker(marker + "-long") {
+		t.Errorf("the interrupted task step outlived the runner")
+	}
+	if got := pidsWithMarker(marker + "-api"); len(apiPids) == 0 || fmt.Sprint(got) != fmt.Sprint(apiPids) {
+		t.Errorf("api processes after the runner stopped = %v, want %v still running", got, apiPids)
 	}
 	testutil.StartRunner(t, cfg)
 	x = c.waitExecution(t, long)
 	if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_FAILED || !strings.Contains(x.GetStatus().GetFailureMessage(), "runner") {
 		t.Errorf("interrupted execution: %v", x.GetStatus())
 	}
-	c.waitService(t, id, "api", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
-	eventually(t, "the api process is back", func() string {
-		if !processWithMarker(marker + "-api") {
-			return "not yet"
-		}
-		return ""
-	})
+	apiAfter := c.waitService(t, id, "api", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
+	if got := pidsWithMarker(marker + "-api"); fmt.Sprint(got) != fmt.Sprint(apiPids) {
+		t.Errorf("api processes after the restart = %v, want the same %v", got, apiPids)
+	}
+	if apiAfter.GetStatus().GetLogUrl() != apiBefore.GetStatus().GetLogUrl() {
+		t.Errorf("api log after the restart %q, want the same run's %q", apiAfter.GetStatus().GetLogUrl(), apiBefore.GetStatus().GetLogUrl())
+	}
 
 	// The secret's value is in no log line of the control plane or the
 	// runner, and in no file of the runner's state.

@@ -66,6 +66,11 @@ type record struct {
 	ContentDir string `json:"contentDir,omitempty"`
 	// Deleted says the runner deleted the environment and reported it.
 	Deleted bool `json:"deleted,omitempty"`
+	// Running says its automations were handed over and it runs: a
+	// restarted runner process takes it up as running, so that its
+	// services, which outlived the previous process, are adopted, not
+	// stopped while the environment would start again.
+	Running bool `json:"running,omitempty"`
 }
 
 func (m *Manager) newEnv(id string) *env {
@@ -174,8 +179,12 @@ func (e *env) converge() bool {
 
 func (e *env) setRunning(v bool) {
 	e.m.mu.Lock()
-	e.running = v
+	changed := e.rec.Running != v
+	e.running, e.rec.Running = v, v
 	e.m.mu.Unlock()
+	if changed && e.rec.Cloned {
+		e.save()
+	}
 	e.m.sync()
 }
 

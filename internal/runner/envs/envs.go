@@ -142,6 +142,7 @@ func (m *Manager) Open() error {
 		if err := statefile.Read(e.recordPath(), &e.rec); err != nil && !errors.Is(err, os.ErrNotExist) {
 			m.log.Warn("skip an unreadable environment record", "environment", e.id, "err", err)
 		}
+		e.running = e.rec.Running && e.rec.Cloned
 		m.envs[e.id] = e
 	}
 	m.wg.Add(1)

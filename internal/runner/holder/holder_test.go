@@ -271,3 +271,23 @@ func TestHolder_StartErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestKillUnder(t *testing.T) {
+	dir := t.TempDir()
+	sp := logSpec(t, dir, `sleep 300 & echo started; wait`)
+	h, err := Start(filepath.Join(dir, "state", "h"), sp, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := h.Record()
+	h.Detach()
+	if n := KillUnder(filepath.Join(dir, "elsewhere")); n != 0 {
+		t.Errorf("KillUnder of another directory killed %d holders", n)
+	}
+	if n := KillUnder(filepath.Join(dir, "state")); n != 1 {
+		t.Errorf("KillUnder killed %d holders, want 1", n)
+	}
+	waitFor(t, "the holder and its command's session to be gone", func() bool {
+		return !rec.Alive() && len(proc.SessionMembers(rec.Command.Session, rec.Command.StartTicks, 0)) == 0
+	})
+}

@@ -1,0 +1,72 @@
+package holder
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/runyard/runyard/internal/runner/proc"
+)
+
+// KillUnder kills every holder whose directory is under root, with its
+// command's whole session, and returns how many it killed. It is for
+// uninstalling a runner and for tests: a holder outlives every daemon by
+// design, so whoever removes a runner's state directory ends its work with
+// it.
+func KillUnder(root string) int {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return 0
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	var holders []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		argv, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || string(bytes.SplitN(argv, []byte{0}, 2)[0]) != Name {
+			continue
+		}
+		// The holder's working directory is its own; a removed one reads
+		// "... (deleted)", still under root.
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || (cwd != root && !strings.HasPrefix(cwd, root+"/")) {
+			continue
+		}
+		holders = append(holders, pid)
+	}
+	if len(holders) == 0 {
+		return 0
+	}
+	// The commands are the holders' children: their sessions are killed
+	// once the holders are gone (the leaders die with them).
+	isHolder := map[int]bool{}
+	for _, pid := range holders {
+		isHolder[pid] = true
+	}
+	var sessions []proc.Stat
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := proc.ReadStat(pid); err == nil && isHolder[st.PPid] && st.Pid == st.Session {
+			sessions = append(sessions, st)
+		}
+	}
+	for _, pid := range holders {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, st := range sessions {
+		proc.KillSession(st.Session, st.StartTicks, 0)
+	}
+	return len(holders)
+}
