@@ -62,7 +62,8 @@ func TestPods_SurviveControlPlaneRestart(t *testing.T) {
 	restCall(t, s, http.MethodPost, "/agents", agent, http.StatusCreated, nil)
 
 	_, exchange := registerRunner(t, s, "pod-host")
-	r := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "5s")
+	stateDir := filepath.Join(t.TempDir(), "state")
+	r := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", stateDir, "--stop-grace", "5s")
 	var created podJSON
 	restCall(t, s, http.MethodPost, "/pods", `{"agent_type_id":"marker-agent","initial_prompt":"hello"}`, http.StatusCreated, &created)
 	key := created.Pod.Key
@@ -107,7 +108,12 @@ func TestPods_SurviveControlPlaneRestart(t *testing.T) {
 		p := podStatus(s2)
 		return p.Pod.Status == "failed" && p.Pod.Reason == "runner lost"
 	})
-	// The pod's process went down with the runner's terminal.
+	// The pod's process outlives the runner under its holder; the control
+	// plane gave the pod up, so the runner's next start stops it.
+	if !processWithArg(marker) {
+		t.Fatal("the pod's process died with its runner; its holder should keep it")
+	}
+	startRunner(t, "--server", s2.URL, "--state-dir", stateDir, "--stop-grace", "5s")
 	eventually(t, "the pod's process is gone", func() bool { return !processWithArg(marker) })
 }
 

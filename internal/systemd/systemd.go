@@ -122,6 +122,11 @@ RestartSec={{.RestartSec}}
 # another process took over the runner's identity. A deleted runner exits 0,
 # which on-failure does not restart either.
 RestartPreventExitStatus=1 5 6 10
+# Services and pods run under process holders that outlive the daemon, so
+# that a restart or an upgrade kills no work: stopping the unit stops the
+# daemon only (as docker.service and containerd.service do). The next daemon
+# adopts them; "runyard environments stop" or deleting the runner ends them.
+KillMode=process
 NoNewPrivileges=true
 ProtectSystem=full
 PrivateTmp=true

@@ -108,6 +108,7 @@ func TestRunnerUnit_Render(t *testing.T) {
 				{"Service", "Restart", "on-failure"},
 				{"Service", "RestartSec", RestartSec},
 				{"Service", "RestartPreventExitStatus", "1 5 6 10"},
+				{"Service", "KillMode", "process"},
 				{"Service", "NoNewPrivileges", "true"},
 				{"Service", "ProtectSystem", "full"},
 				{"Service", "PrivateTmp", "true"},

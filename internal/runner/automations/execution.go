@@ -2,7 +2,9 @@ package automations
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runyard/runyard/internal/runner/holder"
 	"github.com/runyard/runyard/internal/runner/proc"
 	"github.com/runyard/runyard/internal/runner/statefile"
 )
@@ -98,7 +101,15 @@ type ExecutionStatus struct {
 
 type executionRecord struct {
 	Status ExecutionStatus `json:"status"`
-	Groups []proc.Record   `json:"groups,omitempty"`
+	// Held maps each running task step to its process holder's directory,
+	// written before the holder starts: a later runner process adopts the
+	// steps and carries on with the plan.
+	Held map[string]string `json:"held,omitempty"`
+	// HeldSteps says the steps ran under holders; an unfinished record
+	// without it is from a runner version whose steps died with it.
+	HeldSteps bool `json:"heldSteps,omitempty"`
+	// Groups are the sessions of steps of runner versions without holders.
+	Groups []proc.Record `json:"groups,omitempty"`
 }
 
 // stopMsg asks an execution to stop: stopped with reason, or failed with
@@ -112,12 +123,16 @@ type execution struct {
 	e  *Executor
 	id string
 
-	mu      sync.Mutex
-	st      ExecutionStatus
-	groups  map[string]*proc.Group // running step processes, by step ID
-	stop    chan stopMsg           // the stop request; capacity 1
-	force   chan struct{}
-	done    bool
+	mu     sync.Mutex
+	st     ExecutionStatus
+	held   map[string]string // running steps' holder directories, by step ID
+	stop   chan stopMsg      // the stop request; capacity 1
+	force  chan struct{}
+	detach chan struct{} // closed by Close: steps run on under their holders
+	done   bool
+	// resume says the execution ran under a previous runner process: the
+	// next EnsureExecutions carries on with its plan.
+	resume  bool
 	forceMu sync.Once
 
 	saveMu sync.Mutex
@@ -150,9 +165,19 @@ func (e *Executor) EnsureExecutions(specs []ExecutionSpec) error {
 			if sp.Stop {
 				continue // stopped before it started here: nothing to run
 			}
-			x = &execution{e: e, id: sp.ID, groups: map[string]*proc.Group{}, stop: make(chan stopMsg, 1), force: make(chan struct{})}
+			x = e.newExecution(sp.ID)
 			x.st = ExecutionStatus{ID: sp.ID, Phase: ExecutionRunning, StartedAt: time.Now(), Steps: []StepStatus{}}
 			e.executions[sp.ID] = x
+			e.wg.Add(1)
+			go x.run(sp)
+			continue
+		}
+		if x.takeResume() {
+			// Its steps ran on under their holders while no runner
+			// process watched: carry on with the plan where it was.
+			if sp.Stop {
+				x.requestStop(stopMsg{reason: "stopped on request"})
+			}
 			e.wg.Add(1)
 			go x.run(sp)
 			continue
@@ -163,6 +188,13 @@ func (e *Executor) EnsureExecutions(specs []ExecutionSpec) error {
 	}
 	for id, x := range e.executions {
 		if !want[id] {
+			if x.takeResume() {
+				// Removed while no runner process watched: its plan is
+				// not known any more; its running steps are stopped.
+				e.wg.Add(1)
+				go x.stopResumed("the execution was removed")
+				continue
+			}
 			x.requestStop(stopMsg{reason: "the execution was removed"})
 			x.mu.Lock()
 			if x.done {
@@ -172,6 +204,19 @@ func (e *Executor) EnsureExecutions(specs []ExecutionSpec) error {
 		}
 	}
 	return nil
+}
+
+func (e *Executor) newExecution(id string) *execution {
+	return &execution{e: e, id: id, held: map[string]string{}, stop: make(chan stopMsg, 1), force: make(chan struct{}), detach: e.detach}
+}
+
+// takeResume reports whether x waits to be resumed, and clears it.
+func (x *execution) takeResume() bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	r := x.resume
+	x.resume = false
+	return r
 }
 
 func (x *execution) requestStop(m stopMsg) {
@@ -189,9 +234,12 @@ func (x *execution) update(f func(*ExecutionStatus)) {
 	f(&x.st)
 	x.st.Version = x.e.nextVersion()
 	st := x.status()
-	rec := executionRecord{Status: *st}
-	for _, g := range x.groups {
-		rec.Groups = append(rec.Groups, g.Record(x.e.bootID))
+	rec := executionRecord{Status: *st, HeldSteps: true}
+	if len(x.held) > 0 {
+		rec.Held = map[string]string{}
+		for id, dir := range x.held {
+			rec.Held[id] = dir
+		}
 	}
 	x.mu.Unlock()
 	// Steps of a group finish at once: records are written one at a time,
@@ -221,7 +269,10 @@ func (x *execution) step(id string, f func(*StepStatus)) {
 }
 
 // run runs the plan: a group starts once every step of the one before
-// succeeded; a failed step fails the execution and stops its group.
+// succeeded; a failed step fails the execution and stops its group. A
+// resumed execution skips the steps that succeeded and adopts the ones
+// still running under their holders. When the executor closes, run lets
+// go of the running steps, which go on for the next runner process.
 func (x *execution) run(sp ExecutionSpec) {
 	defer x.e.wg.Done()
 	x.update(func(*ExecutionStatus) {})
@@ -243,14 +294,27 @@ func (x *execution) run(sp ExecutionSpec) {
 		var once sync.Once
 		cancelGroup := func() { once.Do(func() { close(cancel) }) }
 		results := make(chan stepResult, len(group))
+		n := 0
 		for _, st := range group {
-			x.update(func(s *ExecutionStatus) {
-				s.Steps = append(s.Steps, StepStatus{ID: st.ID, Phase: StepRunning, StartedAt: time.Now()})
-			})
-			go func() { results <- x.runStep(st, cancel) }()
+			prev, seen := x.stepStatus(st.ID)
+			switch {
+			case seen && prev.Phase == StepSucceeded:
+				continue // done before the runner restarted
+			case seen && prev.Phase.Final():
+				results <- stepResult{id: st.ID, failure: cmp.Or(prev.FailureMessage, string(prev.Phase))}
+			case seen:
+				go func() { results <- x.runStep(st, cancel) }()
+			default:
+				x.update(func(s *ExecutionStatus) {
+					s.Steps = append(s.Steps, StepStatus{ID: st.ID, Phase: StepRunning, StartedAt: time.Now()})
+				})
+				go func() { results <- x.runStep(st, cancel) }()
+			}
+			n++
 		}
 		var failed *stepResult
-		for range group {
+		detached := false
+		for range n {
 			var r stepResult
 			select {
 			case r = <-results:
@@ -259,6 +323,7 @@ func (x *execution) run(sp ExecutionSpec) {
 				cancelGroup()
 				r = <-results
 			}
+			detached = detached || r.detached
 			if r.failure != "" && failed == nil && stopped == nil {
 				failed = &r
 				cancelGroup()
@@ -266,6 +331,8 @@ func (x *execution) run(sp ExecutionSpec) {
 		}
 		cancelGroup()
 		switch {
+		case detached:
+			return
 		case stopped != nil:
 			stop(*stopped)
 			return
@@ -288,6 +355,54 @@ func (x *execution) run(sp ExecutionSpec) {
 	x.finish()
 }
 
+// stepStatus returns the status of step id, if it started.
+func (x *execution) stepStatus(id string) (StepStatus, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, st := range x.st.Steps {
+		if st.ID == id {
+			return st, true
+		}
+	}
+	return StepStatus{}, false
+}
+
+// stopResumed stops the steps of an execution that ran under a previous
+// runner process and is no longer wanted: its plan is not known any more.
+func (x *execution) stopResumed(reason string) {
+	defer x.e.wg.Done()
+	x.mu.Lock()
+	held := maps.Clone(x.held)
+	x.mu.Unlock()
+	for id, dir := range held {
+		if h, err := holder.Adopt(dir, holder.Hooks{}); err == nil {
+			killHeld(h)
+		}
+		x.step(id, func(s *StepStatus) {
+			if !s.Phase.Final() {
+				s.Phase, s.FinishedAt = StepStopped, time.Now()
+			}
+		})
+		x.release(id, dir)
+	}
+	x.update(func(s *ExecutionStatus) {
+		s.Phase, s.FailureMessage, s.CompletedAt = ExecutionStopped, reason, time.Now()
+	})
+	x.finish()
+}
+
+// release forgets step id's holder once its end is recorded.
+func (x *execution) release(id, dir string) {
+	x.mu.Lock()
+	delete(x.held, id)
+	x.mu.Unlock()
+	if err := holder.Remove(dir); err != nil {
+		x.e.log.Warn("remove a step's holder directory", "execution", x.id, "step", id, "err", err)
+	}
+	_ = os.Remove(x.e.outputPath(filepath.Base(dir)))
+	x.update(func(*ExecutionStatus) {})
+}
+
 func (x *execution) finish() {
 	x.mu.Lock()
 	x.done = true
@@ -298,9 +413,13 @@ func (x *execution) finish() {
 type stepResult struct {
 	id      string
 	failure string // empty when the step succeeded or was stopped
+	// detached says the runner process stops and let go of the step,
+	// which runs on under its holder.
+	detached bool
 }
 
-// runStep runs one step until it ends or cancel closes.
+// runStep runs one step until it ends or cancel closes; a step that ran
+// under a previous runner process is adopted instead of started.
 func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 	if sp.ServiceID != "" {
 		return x.awaitService(sp, cancel)
@@ -318,65 +437,98 @@ func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 	if sp.Task == nil {
 		return end(StepFailed, "the step has neither a command nor a service", nil)
 	}
-	logID, lg, err := e.openLog()
-	if err != nil {
-		return end(StepFailed, "create the step's log: "+err.Error(), nil)
+	x.mu.Lock()
+	dir, adopted := x.held[sp.ID]
+	x.mu.Unlock()
+	var (
+		logID string
+		lg    *runLog
+		h     *holder.Handle
+		err   error
+	)
+	if adopted {
+		logID = filepath.Base(dir)
+		if lg, err = e.reopenLog(logID); err == nil {
+			h, err = holder.Adopt(dir, holder.Hooks{Grew: lg.grew})
+		}
+		if err != nil {
+			if lg != nil {
+				e.closeLog(logID, lg)
+			}
+			r := end(StepFailed, "the runner could not take over the step's process after it restarted: "+err.Error(), nil)
+			x.release(sp.ID, dir)
+			return r
+		}
+		e.log.Info("adopted a task step a previous runner process started", "execution", x.id, "step", sp.ID, "pid", h.Record().Command.Session)
+	} else {
+		if logID, lg, err = e.openLog(); err != nil {
+			return end(StepFailed, "create the step's log: "+err.Error(), nil)
+		}
+		x.step(sp.ID, func(s *StepStatus) { s.LogID = logID })
+		spec, err := e.holderSpec(*sp.Task, lg.path, "RUNYARD_OUTPUT="+e.outputPath(logID), "RUNYARD_TASK_EXECUTION_ID="+x.id)
+		if err == nil {
+			dir = e.holderDir(logID)
+			x.mu.Lock()
+			x.held[sp.ID] = dir
+			x.mu.Unlock()
+			x.update(func(*ExecutionStatus) {}) // records the holder before it starts
+			if h, err = holder.Start(dir, spec, holder.Hooks{Grew: lg.grew}); err != nil {
+				x.mu.Lock()
+				delete(x.held, sp.ID)
+				x.mu.Unlock()
+				_ = holder.Remove(dir)
+			}
+		}
+		if err != nil {
+			lg.line("the command could not start: %v", err)
+			e.closeLog(logID, lg)
+			return end(StepFailed, "the command could not start: "+err.Error(), nil)
+		}
 	}
 	defer e.closeLog(logID, lg)
-	x.step(sp.ID, func(s *StepStatus) { s.LogID = logID })
-	outFile := filepath.Join(e.cfg.Dir, outputsDir, logID)
-	defer os.Remove(outFile)
-	mw := e.masked(lg, *sp.Task)
-	defer mw.Flush()
-	cmd, err := e.command(*sp.Task, mw, "RUNYARD_OUTPUT="+outFile, "RUNYARD_TASK_EXECUTION_ID="+x.id)
-	var g *proc.Group
-	if err == nil {
-		g, err = proc.Start(cmd)
-	}
-	if err != nil {
-		lg.line("the command could not start: %v", err)
-		return end(StepFailed, "the command could not start: "+err.Error(), nil)
-	}
-	x.mu.Lock()
-	x.groups[sp.ID] = g
-	x.mu.Unlock()
-	x.update(func(*ExecutionStatus) {}) // records the process for a later sweep
-	defer func() {
-		x.mu.Lock()
-		delete(x.groups, sp.ID)
-		x.mu.Unlock()
-	}()
-	exited := make(chan struct{})
-	go func() { _ = g.WaitExited(); close(exited) }()
+	// The outputs file goes with the holder (release): a step that runs
+	// on for the next runner process keeps writing it.
+	outFile := e.outputPath(logID)
 	select {
-	case <-exited:
+	case <-h.Done():
+	case <-x.detach:
+		h.Detach()
+		return stepResult{id: sp.ID, detached: true}
 	case <-cancel:
-		g.Signal(syscall.SIGTERM)
+		_ = h.Signal(syscall.SIGTERM)
 		grace := time.NewTimer(e.cfg.StopGrace)
 		defer grace.Stop()
 		select {
-		case <-exited:
+		case <-h.Done():
 		case <-grace.C:
 			lg.line("the step did not stop within the %s grace period: killing it", e.cfg.StopGrace)
 		case <-x.force:
 		}
-		g.Kill()
+		killHeld(h)
 		lg.line("stopped")
-		return end(StepStopped, "", nil)
+		r := end(StepStopped, "", nil)
+		x.release(sp.ID, dir)
+		return r
 	case <-x.force:
-		g.Kill()
-		return end(StepFailed, "the runner stopped during the step", nil)
+		killHeld(h)
+		r := end(StepFailed, "the runner stopped during the step", nil)
+		x.release(sp.ID, dir)
+		return r
 	}
-	how, code := proc.ExitDescription(g.Finish())
-	lg.line("the command ended: %s", how)
+	xit := h.Exit()
+	lg.line("the command ended: %s", xit.How)
 	outputs, err := readOutputs(outFile)
-	if err != nil {
-		return end(StepFailed, err.Error(), nil)
+	var r stepResult
+	switch {
+	case err != nil:
+		r = end(StepFailed, err.Error(), nil)
+	case xit.Code != 0 || xit.Signal != 0:
+		r = end(StepFailed, xit.How, outputs)
+	default:
+		r = end(StepSucceeded, "", outputs)
 	}
-	if code != 0 {
-		return end(StepFailed, how, outputs)
-	}
-	return end(StepSucceeded, "", outputs)
+	x.release(sp.ID, dir)
+	return r
 }
 
 // awaitService waits until the step's service runs on this runner; the
@@ -417,6 +569,8 @@ func (x *execution) awaitService(sp StepSpec, cancel <-chan struct{}) stepResult
 			return end(StepStopped, "")
 		case <-x.force:
 			return end(StepFailed, "the runner stopped during the step")
+		case <-x.detach:
+			return stepResult{id: sp.ID, detached: true}
 		}
 	}
 }

@@ -75,6 +75,9 @@ type Executor struct {
 	wg          sync.WaitGroup
 	// quit ends the background work that is not a run (log pruning).
 	quit chan struct{}
+	// detach is closed by Close: task steps let go of their holders and
+	// run on for the next runner process.
+	detach chan struct{}
 
 	events  *queue.Queue[Event]
 	version atomic.Uint64
@@ -124,7 +127,7 @@ func New(cfg Config) (*Executor, error) {
 	e := &Executor{
 		cfg: cfg, log: cfg.Logger, bootID: proc.BootID(),
 		services: map[string]*service{}, executions: map[string]*execution{}, logs: map[string]*runLog{},
-		svcChanged: make(chan struct{}), execChanged: make(chan struct{}), events: queue.New[Event](), quit: make(chan struct{}),
+		svcChanged: make(chan struct{}), execChanged: make(chan struct{}), events: queue.New[Event](), quit: make(chan struct{}), detach: make(chan struct{}),
 	}
 	// Versions order status reports for the control plane
 	// (statusVersion): they must grow across runner restarts too.
@@ -214,8 +217,18 @@ func (e *Executor) Open() error {
 			e.log.Warn("skip an unreadable execution record", "file", ent.Name(), "err", err)
 			continue
 		}
-		x := &execution{e: e, id: rec.Status.ID, st: rec.Status, done: true}
-		if !rec.Status.Phase.Final() {
+		x := e.newExecution(rec.Status.ID)
+		x.st, x.done = rec.Status, true
+		switch {
+		case !rec.Status.Phase.Final() && rec.HeldSteps:
+			// Its steps run on under their holders (or ended there): the
+			// next EnsureExecutions resumes the plan.
+			x.done, x.resume = false, true
+			for id, dir := range rec.Held {
+				x.held[id] = dir
+			}
+			e.emit(Event{Execution: x.status()})
+		case !rec.Status.Phase.Final():
 			for _, g := range rec.Groups {
 				proc.Sweep(g, e.bootID)
 			}
@@ -318,10 +331,9 @@ func (e *Executor) closeLog(id string, l *runLog) {
 	e.mu.Unlock()
 }
 
-// Close lets go of every running service, which runs on under its holder
-// for the next runner process to adopt, and stops every running execution
-// (SIGTERM, SIGKILL after the grace period or once ctx ends; it ends
-// failed). Events are closed once everything let go or stopped.
+// Close lets go of every running service and task step, which run on under
+// their holders for the next runner process to adopt (it carries on with
+// the executions' plans). Events are closed once everything let go.
 func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	if e.closed {
@@ -342,9 +354,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	for _, s := range svcs {
 		s.requestStop(stopShutdown)
 	}
-	for _, x := range xs {
-		x.requestStop(stopMsg{reason: "the runner stopped during the execution", fail: true})
-	}
+	close(e.detach)
 	done := make(chan struct{})
 	go func() { e.wg.Wait(); close(done) }()
 	select {

@@ -116,6 +116,11 @@ func copyLog(ctx context.Context, path string, live *runLog, follow bool, w io.W
 		var changed <-chan struct{}
 		if live != nil {
 			size, done, changed = live.state()
+			// A holder writes the file; its word of the size may come
+			// after the bytes.
+			if st, err := f.Stat(); err == nil {
+				size = max(size, st.Size())
+			}
 		} else {
 			st, err := f.Stat()
 			if err != nil {
