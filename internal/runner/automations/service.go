@@ -1,5 +1,28 @@
 package automations
 
+// The life of one service run (service.run), from the session the control
+// plane asks for to its end. The start command runs under a process holder
+// (internal/runner/holder), so the run outlives the runner process:
+//
+//	EnsureServices: Run, a session not run yet
+//	        │ record names the holder, then the holder starts `start`
+//	        ▼
+//	   ┌─ starting ── ready probe exits 0 ──▶ running ─┐   (no ready probe: running at once)
+//	   │      │                                        │
+//	   │      └──────── start exits ───────────────────┼──▶ stopped (exit 0) | failed
+//	   │                                               │
+//	   │   Run=false, another session, forced removal  │
+//	   │      ▼                                        ▼
+//	   │   stopping: `stop` (then SIGKILL), or SIGTERM and SIGKILL after the
+//	   │      │      grace period; a forced removal kills at once
+//	   │      ▼
+//	   │   stopped | failed (stop failed or ran past the grace period)
+//	   │
+//	   │   Close (the runner process stops): the run lets go of its holder
+//	   └── Open + EnsureServices of the next runner process: adopted in the
+//	       phase it had (same process, same log); a holder that died took
+//	       the command with it ─▶ failed
+
 import (
 	"fmt"
 	"os"
