@@ -296,7 +296,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	b := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
 	for {
 		d.health.step()
-		started := time.Now()
+		sessions := d.health.sessions.Load()
 		err := d.session(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -311,8 +311,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return &apperr.Error{Code: apperr.Code(connect.CodeOf(err).String()), Message: fmt.Sprintf(
 				"the control plane refused this runner: %s; if the runner was deleted or its token revoked, create a new exchange token with `runyard runners token ID` and start with --exchange-token", message(err))}
 		}
-		if time.Since(started) > time.Minute {
+		// A stream that got as far as the welcome proves the control plane
+		// is back: the next loss starts the backoff from its first step, so
+		// that a runner is back within moments of every restart in a row
+		// (waiting for a minute-long session before resetting made the
+		// waits grow restart after restart).
+		if d.health.sessions.Load() != sessions {
 			b.reset()
+			d.health.stepAtLoss.Store(int64(b.n))
 		}
 		// A live runner must come back before the control plane's timeout
 		// declares it lost (and fails its pods), so the wait never grows
@@ -448,6 +454,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	}
 	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval)
 	d.health.interval.Store(int64(interval))
+	d.health.sessions.Add(1)
 	d.health.connected.Store(true)
 	defer d.health.connected.Store(false)
 
