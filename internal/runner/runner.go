@@ -15,6 +15,7 @@ package runner
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,7 @@ import (
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runner/envs"
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
@@ -171,7 +173,12 @@ func (d *Daemon) register(ctx context.Context) error {
 		return err
 	}
 	client := gitpodv1connect.NewIdentityServiceClient(httpClient(server), server)
-	res, err := client.ExchangeToken(ctx, connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: d.cfg.ExchangeToken}))
+	req := connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: d.cfg.ExchangeToken})
+	// The key binds the redemption to this daemon: if the answer is lost,
+	// starting again with the same token and state dir within a minute
+	// still works (identity.ExchangeRetryWindow), for this key pair only.
+	req.Header().Set(identity.PublicKeyHeader, base64.StdEncoding.EncodeToString(d.state.key.PublicKey().Bytes()))
+	res, err := client.ExchangeToken(ctx, req)
 	if err != nil {
 		if d.state.AccessToken != "" {
 			// Also when the control plane is not reachable yet (a host that
