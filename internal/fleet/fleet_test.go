@@ -250,6 +250,7 @@ func lastSeen(t *testing.T, e *env, id string) time.Time {
 func TestRenewals_Batched(t *testing.T) {
 	e := setup(t)
 	f := fleet.New(e.svc, 30*time.Second, discard)
+	f.SetEpochs(e.db)
 	a, actx := e.newRunner(t, "batch-a")
 	b, bctx := e.newRunner(t, "batch-b")
 	ca := connect(t, f, actx, &runnerv1.Status{Version: "test"})
@@ -334,6 +335,7 @@ func TestWelcome_RenewInterval(t *testing.T) {
 		{1500 * time.Millisecond, 500 * time.Millisecond},
 	} {
 		f := fleet.New(e.svc, tc.timeout, discard)
+		f.SetEpochs(e.db)
 		c := connect(t, f, rctx, &runnerv1.Status{Version: "test"})
 		w, _ := c.handshake(t)
 		timeout := tc.timeout
@@ -369,6 +371,7 @@ func podKeys(ds *runnerv1.DesiredState) []string {
 func TestWork_HandedAgainAfterReconnect(t *testing.T) {
 	e := setup(t)
 	f := fleet.New(e.svc, 30*time.Second, discard)
+	f.SetEpochs(e.db)
 	podSvc := &pods.Service{Store: e.db, RunnerTimeout: f.Timeout(), Changed: f.Changed}
 	f.SetPods(podSvc)
 	r, rctx := e.newRunner(t, "work")

@@ -107,6 +107,10 @@ type Daemon struct {
 	gitSHA string
 	// checkTimeout bounds one health check (defaultCheckTimeout).
 	checkTimeout time.Duration
+	// epochs are the fencing tokens of this process's streams (Welcome): a
+	// pod handed to one of them may be started here, a pod handed to
+	// another daemon's stream never is. Only the session goroutine uses it.
+	epochs map[int64]bool
 }
 
 // New opens the state directory (taking its lock) and registers with the
@@ -459,7 +463,11 @@ func (d *Daemon) session(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval)
+	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval, "epoch", w.GetEpoch())
+	if d.epochs == nil {
+		d.epochs = map[int64]bool{}
+	}
+	d.epochs[w.GetEpoch()] = true
 	d.health.interval.Store(int64(interval))
 	d.health.sessions.Add(1)
 	d.health.connected.Store(true)
@@ -578,7 +586,13 @@ func (d *Daemon) session(ctx context.Context) error {
 				if deleting {
 					continue
 				}
-				switch d.apply(m.Desired) {
+				act, lost := d.apply(m.Desired)
+				for _, st := range lost {
+					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_PodStatus{PodStatus: st}}); err != nil {
+						return err
+					}
+				}
+				switch act {
 				case actionReport:
 					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
 						return err
@@ -637,8 +651,11 @@ func (d *Daemon) stopPods() {
 	d.log.Warn("pods still running after the grace period; confirming the deletion anyway")
 }
 
-// apply converges on a desired state and says what to tell the control plane.
-func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
+// apply converges on a desired state and says what to tell the control
+// plane, with the pods it refused to start because another daemon of this
+// runner was handed them first (reported failed: lost).
+func (d *Daemon) apply(ds *runnerv1.DesiredState) (action, []*runnerv1.PodStatus) {
+	var lost []*runnerv1.PodStatus
 	d.cfg.Level.Set(slogLevel(ds.GetLogLevel()))
 	report := actionNone
 	if !maps.Equal(d.customAgents, ds.GetAgentBinaries()) {
@@ -649,8 +666,20 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 		}
 	}
 	if ds.GetPhase() != gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED {
+		held := map[string]bool{}
+		for _, ev := range d.pods.Pods() {
+			held[ev.Key] = true
+		}
 		specs := make([]podmgr.Spec, 0, len(ds.GetPods()))
 		for _, p := range ds.GetPods() {
+			// A pod key starts at most once across daemons: one handed to
+			// another process's stream is not started here (that process
+			// may have started it), unless this process holds it already.
+			if e := p.GetStartedEpoch(); e != 0 && !d.epochs[e] && !held[p.GetKey()] {
+				lost = append(lost, &runnerv1.PodStatus{Key: p.GetKey(), State: runnerv1.PodState_POD_STATE_FAILED, FinishedAt: timestamppb.Now(),
+					Reason: fmt.Sprintf("lost: the pod was handed to another daemon of this runner (stream epoch %d), which may have started it; it is not started twice", e)})
+				continue
+			}
 			specs = append(specs, podmgr.Spec{Key: p.GetKey(), Argv: p.GetArgv(), Env: p.GetEnv(), Workdir: p.GetWorkdir(), Input: p.GetInput()})
 		}
 		// Pods the set lacks are terminated; pods already started (after a
@@ -666,21 +695,21 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 		// The session stops the pods (stopPods) before it confirms.
 		d.log.Info("the runner is being deleted: stopping its work")
 		d.draining = true
-		return actionDelete
+		return actionDelete, lost
 	case gitpodv1.RunnerPhase_RUNNER_PHASE_INACTIVE:
 		if !d.draining {
 			d.draining = true
 			d.log.Info("draining: taking no new work")
-			return actionReport
+			return actionReport, lost
 		}
 	default:
 		if d.draining {
 			d.draining = false
 			d.log.Info("active: taking work again")
-			return actionReport
+			return actionReport, lost
 		}
 	}
-	return report
+	return report, lost
 }
 
 func slogLevel(l gitpodv1.LogLevel) slog.Level {

@@ -1,0 +1,110 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// This file holds the fencing of runner streams: every stream the control
+// plane accepts for a runner gets the next epoch, reports are checked
+// against the current one, and a pod remembers the epoch of the stream it
+// was first handed to (internal/fleet).
+
+// AcceptRunnerStream increments the epoch of a live runner and returns it.
+// It fails with CodeNotFound for a missing or deleted runner.
+func (db *DB) AcceptRunnerStream(ctx context.Context, orgID, runnerID string) (int64, error) {
+	var epoch int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE runners SET epoch = epoch + 1 WHERE org_id = ? AND id = ?`+live), orgID, runnerID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return sql.ErrNoRows
+		}
+		return tx.QueryRowContext(ctx, db.q(`SELECT epoch FROM runners WHERE org_id = ? AND id = ?`), orgID, runnerID).Scan(&epoch)
+	})
+	if err != nil {
+		return 0, db.translate(err, fmt.Sprintf("runner %q", runnerID))
+	}
+	return epoch, nil
+}
+
+// RunnerEpochs returns the current epoch of each runner in ids that exists
+// (deleted ones included: their streams are ended otherwise).
+func (db *DB) RunnerEpochs(ctx context.Context, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	const chunk = 500
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		part := ids[:n]
+		ids = ids[n:]
+		args := make([]any, len(part))
+		for i, id := range part {
+			args[i] = id
+		}
+		rows, err := db.read.QueryContext(ctx, db.q(`SELECT id, epoch FROM runners WHERE id IN (?`+strings.Repeat(`, ?`, len(part)-1)+`)`), args...)
+		if err != nil {
+			return nil, db.translate(err, "runner epochs")
+		}
+		for rows.Next() {
+			var id string
+			var epoch int64
+			if err := rows.Scan(&id, &epoch); err != nil {
+				rows.Close()
+				return nil, db.translate(err, "runner epochs")
+			}
+			out[id] = epoch
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, db.translate(err, "runner epochs")
+		}
+	}
+	return out, nil
+}
+
+// ClaimRunnerPods gives the active pods placed on a runner that no stream
+// was handed yet to the stream of epoch, if that epoch is still the
+// runner's current one, and returns the epoch each active pod of the runner
+// is bound to. The runner's row is locked first, so that a stream accepted
+// meanwhile (AcceptRunnerStream) orders before or after the whole claim.
+func (db *DB) ClaimRunnerPods(ctx context.Context, orgID, runnerID string, epoch int64) (map[string]int64, error) {
+	out := map[string]int64{}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		clear(out)
+		var current int64
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT epoch FROM runners WHERE org_id = ? AND id = ?`+db.dialect.LockRow),
+			orgID, runnerID).Scan(&current); err != nil {
+			return err
+		}
+		if current == epoch {
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pods SET started_epoch = ?
+				WHERE org_id = ? AND runner_id = ? AND started_epoch = 0 AND status IN ('pending', 'running')`),
+				epoch, orgID, runnerID); err != nil {
+				return err
+			}
+		}
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT key, started_epoch FROM pods
+			WHERE org_id = ? AND runner_id = ? AND status IN ('pending', 'running')`), orgID, runnerID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var key string
+			var e int64
+			if err := rows.Scan(&key, &e); err != nil {
+				return err
+			}
+			out[key] = e
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("pods of runner %q", runnerID))
+	}
+	return out, nil
+}
