@@ -31,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -340,12 +341,74 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		wait := b.next()
 		d.log.Warn("lost the control plane; reconnecting", "in", wait.Round(time.Millisecond), "err", message(err))
-		select {
-		case <-ctx.Done():
+		// Only a refused connection (the control plane's host is up, its
+		// process is not) is probed: behind a load balancer that accepts
+		// every connection, probing would defeat the backoff.
+		probe := ""
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			probe = d.state.Server
+		}
+		if !waitOrReachable(ctx, wait, probe) {
 			return nil
-		case <-time.After(wait):
 		}
 	}
+}
+
+// probeEvery is how often a runner waiting to reconnect checks whether the
+// control plane's port accepts connections again.
+const probeEvery = 400 * time.Millisecond
+
+// waitOrReachable waits for d, or less: a control plane that restarts is
+// back well before a backoff that grew during its outage ends, so the wait
+// is cut short once a bare TCP connect to its address succeeds (a cheap
+// probe: no TLS, no request, closed at once; probes are jittered). It
+// returns false when ctx ended.
+func waitOrReachable(ctx context.Context, d time.Duration, server string) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	addr := probeAddr(server)
+	for {
+		next := probeEvery/2 + rand.N(probeEvery/2+1)
+		probe := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			probe.Stop()
+			return false
+		case <-timer.C:
+			probe.Stop()
+			return true
+		case <-probe.C:
+			if addr == "" {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, probeEvery/2)
+			c, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+			cancel()
+			if err == nil {
+				c.Close()
+				return ctx.Err() == nil
+			}
+		}
+	}
+}
+
+// probeAddr is the host:port of a control plane URL, "" when it cannot be
+// told (then the wait is not cut short).
+func probeAddr(server string) string {
+	u, err := url.Parse(server)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	switch u.Scheme {
+	case "https":
+		return net.JoinHostPort(u.Hostname(), "443")
+	case "http":
+		return net.JoinHostPort(u.Hostname(), "80")
+	}
+	return ""
 }
 
 func (d *Daemon) stopGrace() time.Duration {
