@@ -8,6 +8,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/store"
 )
 
@@ -93,4 +94,72 @@ func testExchangeRevokesAndRetries(t *testing.T, s store.Store) {
 		t.Fatalf("a new exchange revoked %v, want the one live token", revoked)
 	}
 	authOK(adminSecret, "the organization's API key")
+}
+
+// testRunnerEpochs covers the fencing of runner streams: each accepted
+// stream gets the next epoch, a deleted runner accepts none, and the active
+// pods of a runner are bound to the first epoch that claims them, only while
+// that epoch is the runner's current one.
+func testRunnerEpochs(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	r := newRunner(org.ID, "epochs")
+	must(t, s.CreateRunner(ctx, r, nil), "create runner")
+	other := newRunner(org.ID, "epochs-other")
+	must(t, s.CreateRunner(ctx, other, nil), "create other runner")
+
+	e1, err := s.AcceptRunnerStream(ctx, org.ID, r.ID)
+	must(t, err, "accept first stream")
+	e2, err := s.AcceptRunnerStream(ctx, org.ID, r.ID)
+	must(t, err, "accept second stream")
+	if e1 != 1 || e2 != 2 {
+		t.Fatalf("epochs %d, %d; want 1, 2", e1, e2)
+	}
+	got, err := s.RunnerEpochs(ctx, []string{r.ID, other.ID, "00000000-0000-4000-8000-000000000000"})
+	must(t, err, "runner epochs")
+	if len(got) != 2 || got[r.ID] != 2 || got[other.ID] != 0 {
+		t.Fatalf("RunnerEpochs = %v, want %s:2 and %s:0 only", got, r.ID, other.ID)
+	}
+	_, err = s.AcceptRunnerStream(ctx, newOrg(t, s).ID, r.ID)
+	wantCode(t, err, apperr.CodeNotFound, "a stream of a runner of another organization")
+
+	// Pods: two active on r, one finished, one on the other runner.
+	mk := func(i int, runnerID string, st pods.Status) string {
+		p := newPod(org.ID, i)
+		p.RunnerID, p.Status = runnerID, st
+		must(t, s.CreatePod(ctx, p), "create pod")
+		return p.Key
+	}
+	running, pending := mk(1, r.ID, pods.StatusRunning), mk(2, r.ID, pods.StatusPending)
+	mk(3, r.ID, pods.StatusTerminated)
+	elsewhere := mk(4, other.ID, pods.StatusPending)
+
+	// A superseded epoch claims nothing.
+	claims, err := s.ClaimRunnerPods(ctx, org.ID, r.ID, e1)
+	must(t, err, "claim with a superseded epoch")
+	if len(claims) != 2 || claims[running] != 0 || claims[pending] != 0 {
+		t.Fatalf("claims of a superseded epoch = %v, want both pods unbound", claims)
+	}
+	claims, err = s.ClaimRunnerPods(ctx, org.ID, r.ID, e2)
+	must(t, err, "claim with the current epoch")
+	if len(claims) != 2 || claims[running] != e2 || claims[pending] != e2 {
+		t.Fatalf("claims = %v, want both active pods bound to %d", claims, e2)
+	}
+	// A later stream finds them bound to the earlier one, and binds a new
+	// pod to itself.
+	e3, err := s.AcceptRunnerStream(ctx, org.ID, r.ID)
+	must(t, err, "accept third stream")
+	fresh := mk(5, r.ID, pods.StatusPending)
+	claims, err = s.ClaimRunnerPods(ctx, org.ID, r.ID, e3)
+	must(t, err, "claim with the third epoch")
+	if claims[running] != e2 || claims[pending] != e2 || claims[fresh] != e3 {
+		t.Fatalf("claims = %v, want the old pods on %d and the new one on %d", claims, e2, e3)
+	}
+	if c, err := s.ClaimRunnerPods(ctx, org.ID, other.ID, 0); err != nil || c[elsewhere] != 0 {
+		t.Fatalf("the other runner's claims = %v, %v: want its pod untouched", c, err)
+	}
+
+	_, err = s.DeleteRunner(ctx, org.ID, r.ID, markDeleted(base))
+	must(t, err, "delete runner")
+	_, err = s.AcceptRunnerStream(ctx, org.ID, r.ID)
+	wantCode(t, err, apperr.CodeNotFound, "a stream of a deleted runner")
 }

@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"ExchangeTokens", testExchangeTokens},
 		{"ExchangeTokenConcurrentRedeem", testExchangeTokenConcurrentRedeem},
 		{"ExchangeRevokesAndRetries", testExchangeRevokesAndRetries},
+		{"RunnerEpochs", testRunnerEpochs},
 		{"RunnerRoundTrip", testRunnerRoundTrip},
 		{"RunnerNames", testRunnerNames},
 		{"RunnerOrganizationIsolation", testRunnerOrganizationIsolation},
