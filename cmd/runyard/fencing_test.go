@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -101,4 +104,57 @@ func whoamiStatus(t *testing.T, s *serverProc, token string) int {
 	}
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// TestRunner_InterruptedExchange retries an exchange whose answer was lost:
+// the control plane committed the redemption, the daemon never saw the
+// access token. A daemon with the same key pair (state dir) starts with the
+// same exchange token and connects; one with another key pair is refused.
+func TestRunner_InterruptedExchange(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			s := startServer(t, serverConfig{DatabaseURL: b.databaseURL(t), Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+			id, exchange := registerRunner(t, s, "retry-host")
+
+			// The state dir of the daemon whose exchange was interrupted,
+			// with its key pair.
+			state := filepath.Join(t.TempDir(), "state")
+			if err := os.MkdirAll(state, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			key, err := ecdh.X25519().GenerateKey(rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(state, "runner.key"), []byte(base64.StdEncoding.EncodeToString(key.Bytes())+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			req, err := http.NewRequest(http.MethodPost, s.URL+"/gitpod.v1.IdentityService/ExchangeToken", strings.NewReader(`{"exchangeToken":"`+exchange+`"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Runyard-Public-Key", base64.StdEncoding.EncodeToString(key.PublicKey().Bytes()))
+			res, err := s.client.Do(req)
+			if err != nil {
+				t.Fatalf("exchange: %v", err)
+			}
+			res.Body.Close() // the answer that was lost
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("first exchange: HTTP %d", res.StatusCode)
+			}
+
+			other := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "other"))
+			if code := other.waitExit(t); code == 0 {
+				t.Fatal("a daemon with another key pair redeemed a used exchange token")
+			}
+			requireOneLine(t, "other daemon's last line", lastLine(other.Stderr.String()), "already been used")
+
+			r := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state)
+			eventually(t, "the retrying daemon is connected and the runner ACTIVE", func() bool {
+				got, _ := phaseOf(t, s, id)
+				return strings.Contains(r.Stderr.String(), "connected to the control plane") && got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+			})
+		})
+	}
 }
