@@ -410,6 +410,11 @@ func (f *Fleet) sendDesired(ctx context.Context, s *session, stream Stream, r *r
 			}
 		}
 		for _, p := range desired {
+			if f.epochs != nil && claims[p.Key] == 0 {
+				// Not bound (the stream was superseded meanwhile, or the
+				// pod finished): handing it over could start it twice.
+				continue
+			}
 			msg.GetDesired().Pods = append(msg.GetDesired().Pods, &runnerv1.PodSpec{
 				Key: p.Key, Argv: p.Spec.Argv, Env: p.Spec.Env, Workdir: p.Spec.Workdir, Input: p.Spec.Input,
 				StartedEpoch: claims[p.Key],

@@ -72,8 +72,20 @@ func (db *DB) RunnerEpochs(ctx context.Context, ids []string) (map[string]int64,
 // is bound to. The runner's row is locked first, so that a stream accepted
 // meanwhile (AcceptRunnerStream) orders before or after the whole claim.
 func (db *DB) ClaimRunnerPods(ctx context.Context, orgID, runnerID string, epoch int64) (map[string]int64, error) {
-	out := map[string]int64{}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	// Most pushes find every pod bound already: a read answers them
+	// without a write transaction.
+	out, err := db.runnerPodEpochs(ctx, db.read, orgID, runnerID)
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("pods of runner %q", runnerID))
+	}
+	unbound := false
+	for _, e := range out {
+		unbound = unbound || e == 0
+	}
+	if !unbound {
+		return out, nil
+	}
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		clear(out)
 		var current int64
 		if err := tx.QueryRowContext(ctx, db.q(`SELECT epoch FROM runners WHERE org_id = ? AND id = ?`+db.dialect.LockRow),
@@ -87,24 +99,33 @@ func (db *DB) ClaimRunnerPods(ctx context.Context, orgID, runnerID string, epoch
 				return err
 			}
 		}
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT key, started_epoch FROM pods
-			WHERE org_id = ? AND runner_id = ? AND status IN ('pending', 'running')`), orgID, runnerID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var key string
-			var e int64
-			if err := rows.Scan(&key, &e); err != nil {
-				return err
-			}
-			out[key] = e
-		}
-		return rows.Err()
+		out, err = db.runnerPodEpochs(ctx, tx, orgID, runnerID)
+		return err
 	})
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("pods of runner %q", runnerID))
 	}
 	return out, nil
+}
+
+// runnerPodEpochs returns the epoch each active pod of a runner is bound to.
+func (db *DB) runnerPodEpochs(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, orgID, runnerID string) (map[string]int64, error) {
+	rows, err := q.QueryContext(ctx, db.q(`SELECT key, started_epoch FROM pods
+		WHERE org_id = ? AND runner_id = ? AND status IN ('pending', 'running')`), orgID, runnerID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var key string
+		var e int64
+		if err := rows.Scan(&key, &e); err != nil {
+			return nil, err
+		}
+		out[key] = e
+	}
+	return out, rows.Err()
 }
