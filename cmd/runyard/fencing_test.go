@@ -55,7 +55,7 @@ func TestRunner_OneIdentityOneDaemon(t *testing.T) {
 			if code := first.waitExit(t); code == 0 {
 				t.Fatalf("the first daemon exited 0 after it was replaced; stderr:\n%s", first.Stderr)
 			}
-			requireOneLine(t, "first daemon's last line", lastLine(first.Stderr.String()), "the control plane refused this runner")
+			requireOneLine(t, "first daemon's last line", lastLine(first.Stderr.String()), "the control plane refused this runner", "another daemon registered with this runner's identity")
 			if strings.Contains(first.Stderr.String(), "reconnecting") {
 				t.Fatalf("the replaced daemon tried to reconnect:\n%s", first.Stderr)
 			}

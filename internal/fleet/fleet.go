@@ -610,7 +610,10 @@ func desiredOf(r *runners.Runner) *runnerv1.ConnectResponse {
 	}}}
 }
 
-var errRevoked = apperr.Unauthenticated("token has been revoked")
+// errRevoked ends a stream whose token was revoked: by an administrator, or
+// because another daemon redeemed an exchange token of the same runner and
+// replaced this one (identity.Service.ExchangeWithKey).
+var errRevoked = apperr.Unauthenticated("token has been revoked (by an administrator, or because another daemon registered with this runner's identity and replaced this one)")
 
 // TokenRevoked ends the stream opened with a token that was just revoked;
 // identity.Service calls it.
