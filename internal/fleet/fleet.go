@@ -262,7 +262,10 @@ type session struct {
 	orgID, runnerID string
 	tokenID         string
 	// epoch is the stream's fencing token (Epochs); 0 without fencing.
-	epoch  int64
+	epoch int64
+	// claims are the epochs the runner's active pods are bound to, as last
+	// read (sendDesired, on the stream's goroutine only).
+	claims map[string]int64
 	acks   chan *runnerv1.ConnectResponse
 	wake   chan struct{}
 	cancel context.CancelCauseFunc
@@ -291,6 +294,16 @@ var (
 func supersededError(epoch, current int64) error {
 	return &apperr.Error{Code: apperr.CodeAborted, Message: fmt.Sprintf(
 		"this daemon was replaced: another daemon connected with this runner's identity (stream epoch %d, current %d); reports from this one are refused", epoch, current)}
+}
+
+// superseded turns a refused claim into the error that ends the stream.
+func (f *Fleet) superseded(ctx context.Context, s *session, err error) error {
+	if apperr.Is(err, apperr.CodeAborted) {
+		if cerr := f.checkEpoch(ctx, s); cerr != nil {
+			return cerr
+		}
+	}
+	return err
 }
 
 // checkEpoch refuses a report from a stream that was superseded.
@@ -391,10 +404,9 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 
 // sendDesired sends the runner's whole desired state, its pods included.
 func (f *Fleet) sendDesired(ctx context.Context, s *session, stream Stream, r *runners.Runner) error {
-	// A superseded stream is handed nothing: its daemon is to stop.
-	if err := f.checkEpoch(ctx, s); err != nil {
-		return err
-	}
+	// A superseded stream is handed nothing: its daemon is to stop. A
+	// claim of new pods checks the epoch itself; otherwise it is read.
+	checked := false
 	msg := desiredOf(r)
 	if f.pods != nil && r.Spec.DesiredPhase != runners.PhaseDeleted {
 		desired, err := f.pods.Desired(ctx)
@@ -403,10 +415,18 @@ func (f *Fleet) sendDesired(ctx context.Context, s *session, stream Stream, r *r
 		}
 		// Each pod is bound to the first stream it is handed to; a daemon
 		// starts only pods bound to its own streams (PodSpec.started_epoch).
-		var claims map[string]int64
+		// A pod's binding never changes once made, so the session keeps
+		// the ones it saw and asks the store only when a new pod appears.
+		claims := s.claims
 		if f.epochs != nil {
-			if claims, err = f.pods.Claim(ctx, s.epoch); err != nil {
-				return err
+			for _, p := range desired {
+				if _, ok := claims[p.Key]; !ok {
+					if claims, err = f.pods.Claim(ctx, s.epoch); err != nil {
+						return f.superseded(ctx, s, err)
+					}
+					s.claims, checked = claims, true
+					break
+				}
 			}
 		}
 		for _, p := range desired {
@@ -428,6 +448,11 @@ func (f *Fleet) sendDesired(ctx context.Context, s *session, stream Stream, r *r
 	}
 	if f.autos != nil && r.Spec.DesiredPhase != runners.PhaseDeleted {
 		if err := f.addEnvironments(ctx, r, msg.GetDesired()); err != nil {
+			return err
+		}
+	}
+	if !checked {
+		if err := f.checkEpoch(ctx, s); err != nil {
 			return err
 		}
 	}

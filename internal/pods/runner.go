@@ -37,8 +37,8 @@ func (s *Service) Desired(ctx context.Context) ([]*Pod, error) {
 }
 
 // Claim binds the calling runner's active pods that no stream was handed yet
-// to its stream of epoch (unless that epoch was superseded meanwhile) and
-// returns the epoch of the stream each pod was first handed to, by key. A
+// to its stream of epoch and returns the epoch of the stream each pod was
+// first handed to, by key; CodeAborted when that epoch was superseded. A
 // pod starts at most once across daemons of the same runner: a daemon starts
 // only pods handed to one of its own streams (runyard.runner.v1 PodSpec
 // started_epoch).

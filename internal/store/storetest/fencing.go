@@ -134,12 +134,9 @@ func testRunnerEpochs(t *testing.T, s store.Store) {
 	elsewhere := mk(4, other.ID, pods.StatusPending)
 
 	// A superseded epoch claims nothing.
-	claims, err := s.ClaimRunnerPods(ctx, org.ID, r.ID, e1)
-	must(t, err, "claim with a superseded epoch")
-	if len(claims) != 2 || claims[running] != 0 || claims[pending] != 0 {
-		t.Fatalf("claims of a superseded epoch = %v, want both pods unbound", claims)
-	}
-	claims, err = s.ClaimRunnerPods(ctx, org.ID, r.ID, e2)
+	_, err = s.ClaimRunnerPods(ctx, org.ID, r.ID, e1)
+	wantCode(t, err, apperr.CodeAborted, "claim with a superseded epoch")
+	claims, err := s.ClaimRunnerPods(ctx, org.ID, r.ID, e2)
 	must(t, err, "claim with the current epoch")
 	if len(claims) != 2 || claims[running] != e2 || claims[pending] != e2 {
 		t.Fatalf("claims = %v, want both active pods bound to %d", claims, e2)
@@ -154,9 +151,11 @@ func testRunnerEpochs(t *testing.T, s store.Store) {
 	if claims[running] != e2 || claims[pending] != e2 || claims[fresh] != e3 {
 		t.Fatalf("claims = %v, want the old pods on %d and the new one on %d", claims, e2, e3)
 	}
-	if c, err := s.ClaimRunnerPods(ctx, org.ID, other.ID, 0); err != nil || c[elsewhere] != 0 {
+	if c, err := s.ClaimRunnerPods(ctx, org.ID, other.ID, 0); err != nil || len(c) != 1 || c[elsewhere] != 0 {
 		t.Fatalf("the other runner's claims = %v, %v: want its pod untouched", c, err)
 	}
+	_, err = s.ClaimRunnerPods(ctx, org.ID, "00000000-0000-4000-8000-000000000000", 1)
+	wantCode(t, err, apperr.CodeNotFound, "claim for a missing runner")
 
 	_, err = s.DeleteRunner(ctx, org.ID, r.ID, markDeleted(base))
 	must(t, err, "delete runner")
