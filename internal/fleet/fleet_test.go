@@ -378,7 +378,8 @@ func TestWork_HandedAgainAfterReconnect(t *testing.T) {
 	status := &runnerv1.Status{Version: "test", MaxPods: 2, AgentTypes: []string{"claude-code"}}
 
 	c1 := connect(t, f, rctx, status)
-	if _, ds := c1.handshake(t); len(ds.GetPods()) != 0 {
+	w1, ds := c1.handshake(t)
+	if len(ds.GetPods()) != 0 {
 		t.Fatalf("pods before any was created: %v", podKeys(ds))
 	}
 
@@ -410,6 +411,14 @@ func TestWork_HandedAgainAfterReconnect(t *testing.T) {
 	_, again := c2.handshake(t)
 	if !slices.Equal(podKeys(again), []string{p.Key}) {
 		t.Fatalf("desired pods after the reconnect: %v, want the unacknowledged pod %s again", podKeys(again), p.Key)
+	}
+	// The pod stays bound to the first stream it was handed to: only the
+	// daemon that had that stream may start it (fencing).
+	if got, want := first.GetPods()[0].GetStartedEpoch(), w1.GetEpoch(); got != want || want == 0 {
+		t.Fatalf("the pod is bound to epoch %d, want the first stream's %d", got, want)
+	}
+	if got := again.GetPods()[0].GetStartedEpoch(); got != w1.GetEpoch() {
+		t.Fatalf("after the reconnect the pod is bound to epoch %d, want still %d", got, w1.GetEpoch())
 	}
 
 	// On the runner, the pod manager de-duplicates by key: both deliveries
