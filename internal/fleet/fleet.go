@@ -34,14 +34,16 @@ type Fleet struct {
 	pods *pods.Service
 	// autos, when set, puts the runner's environments and automations in
 	// its desired state and records its reports on them.
-	autos      *Automations
+	autos *Automations
+	// epochs, when set, fences the runners' streams (SetEpochs).
+	epochs     Epochs
 	timeout    time.Duration
 	flushEvery time.Duration
 	log        *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]*session // by runner ID
-	pending  map[string]runners.Renewal
+	pending  map[string]pendingRenewal
 	// terminals are the clients waiting for a runner to open a terminal,
 	// by session ID.
 	terminals map[string]*terminalWait
@@ -69,13 +71,36 @@ func New(svc *runners.Service, timeout time.Duration, log *slog.Logger) *Fleet {
 		flushEvery: min(5*time.Second, timeout/3),
 		log:        log,
 		sessions:   map[string]*session{},
-		pending:    map[string]runners.Renewal{},
+		pending:    map[string]pendingRenewal{},
 		terminals:  map[string]*terminalWait{},
 	}
 }
 
 // Timeout is how long a runner may stay silent before it is INACTIVE.
 func (f *Fleet) Timeout() time.Duration { return f.timeout }
+
+// Epochs stores the fencing tokens of runners' streams (sqlstore).
+type Epochs interface {
+	// AcceptRunnerStream increments a live runner's epoch and returns it;
+	// CodeNotFound for a missing or deleted runner.
+	AcceptRunnerStream(ctx context.Context, orgID, runnerID string) (int64, error)
+	// RunnerEpochs returns the current epoch of each runner of ids that
+	// exists.
+	RunnerEpochs(ctx context.Context, ids []string) (map[string]int64, error)
+}
+
+// SetEpochs makes the fleet fence runners' streams: every accepted stream
+// gets the runner's next epoch, and a stream whose epoch was superseded (a
+// newer daemon with the same identity connected, here or on another
+// replica) has its reports refused and is ended with ABORTED, so that the
+// superseded daemon changes nothing and stops.
+func (f *Fleet) SetEpochs(e Epochs) { f.epochs = e }
+
+// pendingRenewal is a renewal not yet written, with the stream it came on.
+type pendingRenewal struct {
+	runners.Renewal
+	s *session
+}
 
 // SetPods makes the fleet deliver pods to runners.
 func (f *Fleet) SetPods(p *pods.Service) { f.pods = p }
@@ -126,23 +151,58 @@ func (f *Fleet) flush(ctx context.Context) {
 		f.mu.Unlock()
 		return
 	}
-	batch := make([]runners.Renewal, 0, len(f.pending))
+	pending := make([]pendingRenewal, 0, len(f.pending))
 	for _, r := range f.pending {
-		batch = append(batch, r)
+		pending = append(pending, r)
 	}
 	clear(f.pending)
 	f.mu.Unlock()
+	pending = f.dropSuperseded(ctx, pending)
+	batch := make([]runners.Renewal, 0, len(pending))
+	for _, r := range pending {
+		batch = append(batch, r.Renewal)
+	}
 	if err := f.svc.RecordRenewals(ctx, batch); err != nil {
 		f.log.Error("record renewals", "count", len(batch), "err", err)
 		// Put them back unless newer ones arrived meanwhile.
 		f.mu.Lock()
-		for _, r := range batch {
+		for _, r := range pending {
 			if _, ok := f.pending[r.RunnerID]; !ok {
 				f.pending[r.RunnerID] = r
 			}
 		}
 		f.mu.Unlock()
 	}
+}
+
+// dropSuperseded checks the renewals' streams against their runners'
+// current epochs in one read: a renewal from a superseded stream is not
+// recorded, and its stream is ended. Renewals are not checked one by one,
+// as reports are: they are the one frequent message.
+func (f *Fleet) dropSuperseded(ctx context.Context, pending []pendingRenewal) []pendingRenewal {
+	if f.epochs == nil {
+		return pending
+	}
+	ids := make([]string, len(pending))
+	for i, r := range pending {
+		ids[i] = r.RunnerID
+	}
+	current, err := f.epochs.RunnerEpochs(ctx, ids)
+	if err != nil {
+		// Recording a renewal of a superseded stream only keeps a runner
+		// fresh that has a newer stream anyway; reports stay fenced.
+		f.log.Error("check epochs of renewing runners", "err", err)
+		return pending
+	}
+	kept := pending[:0]
+	for _, r := range pending {
+		if e, ok := current[r.RunnerID]; ok && e != r.s.epoch {
+			r.s.cancel(supersededError(r.s.epoch, e))
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept
 }
 
 // Changed tells the runner's live stream, if any, to send its desired state
@@ -201,10 +261,15 @@ type Stream interface {
 type session struct {
 	orgID, runnerID string
 	tokenID         string
-	acks            chan *runnerv1.ConnectResponse
-	wake            chan struct{}
-	cancel          context.CancelCauseFunc
-	done            <-chan struct{} // closed when the stream ended
+	// epoch is the stream's fencing token (Epochs); 0 without fencing.
+	epoch int64
+	// claims are the epochs the runner's active pods are bound to, as last
+	// read (sendDesired, on the stream's goroutine only).
+	claims map[string]int64
+	acks   chan *runnerv1.ConnectResponse
+	wake   chan struct{}
+	cancel context.CancelCauseFunc
+	done   <-chan struct{} // closed when the stream ended
 	// since is when the stream started: it tells this stream's record of
 	// where the runner is connected from a newer stream's.
 	since time.Time
@@ -224,6 +289,38 @@ var (
 	errDeleted = apperr.Unauthenticated("the runner was deleted")
 )
 
+// supersededError ends a stream whose epoch is no longer the runner's. The
+// daemon stops on ABORTED instead of reconnecting.
+func supersededError(epoch, current int64) error {
+	return &apperr.Error{Code: apperr.CodeAborted, Message: fmt.Sprintf(
+		"this daemon was replaced: another daemon connected with this runner's identity (stream epoch %d, current %d); reports from this one are refused", epoch, current)}
+}
+
+// superseded turns a refused claim into the error that ends the stream.
+func (f *Fleet) superseded(ctx context.Context, s *session, err error) error {
+	if apperr.Is(err, apperr.CodeAborted) {
+		if cerr := f.checkEpoch(ctx, s); cerr != nil {
+			return cerr
+		}
+	}
+	return err
+}
+
+// checkEpoch refuses a report from a stream that was superseded.
+func (f *Fleet) checkEpoch(ctx context.Context, s *session) error {
+	if f.epochs == nil {
+		return nil
+	}
+	current, err := f.epochs.RunnerEpochs(ctx, []string{s.runnerID})
+	if err != nil {
+		return fmt.Errorf("check stream epoch: %w", err)
+	}
+	if e, ok := current[s.runnerID]; ok && e != s.epoch {
+		return supersededError(s.epoch, e)
+	}
+	return nil
+}
+
 // Serve runs one runner's stream until it ends. The caller in ctx must be a
 // runner; its first message must be a status snapshot.
 func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
@@ -239,6 +336,17 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 	if st == nil {
 		return apperr.Invalid("status", "the first message of a stream must be a status snapshot")
 	}
+	// The stream is accepted before its first report is recorded: from
+	// here on, every older stream of this runner is superseded.
+	var epoch int64
+	if f.epochs != nil {
+		if epoch, err = f.epochs.AcceptRunnerStream(ctx, c.OrgID, c.RunnerID); err != nil {
+			if apperr.Is(err, apperr.CodeNotFound) {
+				return errDeleted
+			}
+			return fmt.Errorf("accept stream: %w", err)
+		}
+	}
 	r, err := f.svc.Report(ctx, reportOf(st))
 	if err != nil {
 		return err
@@ -246,7 +354,7 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	s := &session{
-		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, cancel: cancel, done: ctx.Done(), since: time.Now(),
+		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, epoch: epoch, cancel: cancel, done: ctx.Done(), since: time.Now(),
 		acks: make(chan *runnerv1.ConnectResponse, 8),
 		wake: make(chan struct{}, 1),
 	}
@@ -259,10 +367,11 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 		OrganizationId: r.OrgID,
 		RenewInterval:  durationpb.New(f.RenewInterval()),
 		Timeout:        durationpb.New(f.timeout),
+		Epoch:          epoch,
 	}}}); err != nil {
 		return fmt.Errorf("send welcome: %w", err)
 	}
-	if err := f.sendDesired(ctx, stream, r); err != nil {
+	if err := f.sendDesired(ctx, s, stream, r); err != nil {
 		return err
 	}
 
@@ -286,7 +395,7 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 			if err != nil {
 				return err
 			}
-			if err := f.sendDesired(ctx, stream, r); err != nil {
+			if err := f.sendDesired(ctx, s, stream, r); err != nil {
 				return err
 			}
 		}
@@ -294,16 +403,41 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 }
 
 // sendDesired sends the runner's whole desired state, its pods included.
-func (f *Fleet) sendDesired(ctx context.Context, stream Stream, r *runners.Runner) error {
+func (f *Fleet) sendDesired(ctx context.Context, s *session, stream Stream, r *runners.Runner) error {
+	// A superseded stream is handed nothing: its daemon is to stop. A
+	// claim of new pods checks the epoch itself; otherwise it is read.
+	checked := false
 	msg := desiredOf(r)
 	if f.pods != nil && r.Spec.DesiredPhase != runners.PhaseDeleted {
 		desired, err := f.pods.Desired(ctx)
 		if err != nil {
 			return err
 		}
+		// Each pod is bound to the first stream it is handed to; a daemon
+		// starts only pods bound to its own streams (PodSpec.started_epoch).
+		// A pod's binding never changes once made, so the session keeps
+		// the ones it saw and asks the store only when a new pod appears.
+		claims := s.claims
+		if f.epochs != nil {
+			for _, p := range desired {
+				if _, ok := claims[p.Key]; !ok {
+					if claims, err = f.pods.Claim(ctx, s.epoch); err != nil {
+						return f.superseded(ctx, s, err)
+					}
+					s.claims, checked = claims, true
+					break
+				}
+			}
+		}
 		for _, p := range desired {
+			if f.epochs != nil && claims[p.Key] == 0 {
+				// Not bound (the stream was superseded meanwhile, or the
+				// pod finished): handing it over could start it twice.
+				continue
+			}
 			msg.GetDesired().Pods = append(msg.GetDesired().Pods, &runnerv1.PodSpec{
 				Key: p.Key, Argv: p.Spec.Argv, Env: p.Spec.Env, Workdir: p.Spec.Workdir, Input: p.Spec.Input,
+				StartedEpoch: claims[p.Key],
 			})
 		}
 		bins, err := f.pods.AgentBinaries(ctx)
@@ -314,6 +448,11 @@ func (f *Fleet) sendDesired(ctx context.Context, stream Stream, r *runners.Runne
 	}
 	if f.autos != nil && r.Spec.DesiredPhase != runners.PhaseDeleted {
 		if err := f.addEnvironments(ctx, r, msg.GetDesired()); err != nil {
+			return err
+		}
+	}
+	if !checked {
+		if err := f.checkEpoch(ctx, s); err != nil {
 			return err
 		}
 	}
@@ -333,6 +472,14 @@ func (f *Fleet) receive(ctx context.Context, s *session, stream Stream) error {
 				return context.Cause(ctx)
 			}
 			return nil
+		}
+		// Every report is checked against the runner's current epoch: a
+		// superseded daemon changes nothing. Renewals are checked in batches
+		// (dropSuperseded).
+		if _, renewal := msg.Message.(*runnerv1.ConnectRequest_Renewal); !renewal {
+			if err := f.checkEpoch(ctx, s); err != nil {
+				return err
+			}
 		}
 		switch m := msg.Message.(type) {
 		case *runnerv1.ConnectRequest_Renewal:
@@ -394,7 +541,7 @@ func (f *Fleet) receive(ctx context.Context, s *session, stream Stream) error {
 func (f *Fleet) renew(s *session) {
 	f.renewals.Add(1)
 	f.mu.Lock()
-	f.pending[s.runnerID] = runners.Renewal{OrgID: s.orgID, RunnerID: s.runnerID, At: time.Now().UTC().Truncate(time.Microsecond)}
+	f.pending[s.runnerID] = pendingRenewal{s: s, Renewal: runners.Renewal{OrgID: s.orgID, RunnerID: s.runnerID, At: time.Now().UTC().Truncate(time.Microsecond)}}
 	f.mu.Unlock()
 }
 
@@ -488,7 +635,10 @@ func desiredOf(r *runners.Runner) *runnerv1.ConnectResponse {
 	}}}
 }
 
-var errRevoked = apperr.Unauthenticated("token has been revoked")
+// errRevoked ends a stream whose token was revoked: by an administrator, or
+// because another daemon redeemed an exchange token of the same runner and
+// replaced this one (identity.Service.ExchangeWithKey).
+var errRevoked = apperr.Unauthenticated("token has been revoked (by an administrator, or because another daemon registered with this runner's identity and replaced this one)")
 
 // TokenRevoked ends the stream opened with a token that was just revoked;
 // identity.Service calls it.

@@ -250,6 +250,7 @@ func lastSeen(t *testing.T, e *env, id string) time.Time {
 func TestRenewals_Batched(t *testing.T) {
 	e := setup(t)
 	f := fleet.New(e.svc, 30*time.Second, discard)
+	f.SetEpochs(e.db)
 	a, actx := e.newRunner(t, "batch-a")
 	b, bctx := e.newRunner(t, "batch-b")
 	ca := connect(t, f, actx, &runnerv1.Status{Version: "test"})
@@ -334,6 +335,7 @@ func TestWelcome_RenewInterval(t *testing.T) {
 		{1500 * time.Millisecond, 500 * time.Millisecond},
 	} {
 		f := fleet.New(e.svc, tc.timeout, discard)
+		f.SetEpochs(e.db)
 		c := connect(t, f, rctx, &runnerv1.Status{Version: "test"})
 		w, _ := c.handshake(t)
 		timeout := tc.timeout
@@ -369,13 +371,15 @@ func podKeys(ds *runnerv1.DesiredState) []string {
 func TestWork_HandedAgainAfterReconnect(t *testing.T) {
 	e := setup(t)
 	f := fleet.New(e.svc, 30*time.Second, discard)
+	f.SetEpochs(e.db)
 	podSvc := &pods.Service{Store: e.db, RunnerTimeout: f.Timeout(), Changed: f.Changed}
 	f.SetPods(podSvc)
 	r, rctx := e.newRunner(t, "work")
 	status := &runnerv1.Status{Version: "test", MaxPods: 2, AgentTypes: []string{"claude-code"}}
 
 	c1 := connect(t, f, rctx, status)
-	if _, ds := c1.handshake(t); len(ds.GetPods()) != 0 {
+	w1, ds := c1.handshake(t)
+	if len(ds.GetPods()) != 0 {
 		t.Fatalf("pods before any was created: %v", podKeys(ds))
 	}
 
@@ -407,6 +411,14 @@ func TestWork_HandedAgainAfterReconnect(t *testing.T) {
 	_, again := c2.handshake(t)
 	if !slices.Equal(podKeys(again), []string{p.Key}) {
 		t.Fatalf("desired pods after the reconnect: %v, want the unacknowledged pod %s again", podKeys(again), p.Key)
+	}
+	// The pod stays bound to the first stream it was handed to: only the
+	// daemon that had that stream may start it (fencing).
+	if got, want := first.GetPods()[0].GetStartedEpoch(), w1.GetEpoch(); got != want || want == 0 {
+		t.Fatalf("the pod is bound to epoch %d, want the first stream's %d", got, want)
+	}
+	if got := again.GetPods()[0].GetStartedEpoch(); got != w1.GetEpoch() {
+		t.Fatalf("after the reconnect the pod is bound to epoch %d, want still %d", got, w1.GetEpoch())
 	}
 
 	// On the runner, the pod manager de-duplicates by key: both deliveries

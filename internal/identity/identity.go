@@ -130,10 +130,24 @@ type ExchangeToken struct {
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	UsedAt    *time.Time
+	// RedeemedKey is the public key (base64) of the daemon that redeemed
+	// the token, and AccessTokenID the access token it got; both empty
+	// before the first redemption.
+	RedeemedKey   string
+	AccessTokenID string
 }
 
 // ExchangeTokenTTL is how long an exchange token stays valid.
 const ExchangeTokenTTL = 24 * time.Hour
+
+// PublicKeyHeader carries a daemon's public key (base64) on ExchangeToken.
+const PublicKeyHeader = "Runyard-Public-Key"
+
+// ExchangeRetryWindow is how long after its redemption an exchange token may
+// be redeemed again by the same key pair: a daemon whose exchange was
+// interrupted (the control plane crashed after the commit, before the
+// answer arrived) can then start again with the same token.
+const ExchangeRetryWindow = time.Minute
 
 // Caller is the authenticated identity of one request.
 type Caller struct {

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -38,11 +39,14 @@ type Store interface {
 	// SetTokenHash replaces a token's secret. It fails with CodeNotFound.
 	SetTokenHash(ctx context.Context, orgID, id, hash string) error
 
-	// RedeemExchangeToken finds the exchange token with hash, lets check
-	// refuse it (used, expired), marks it used and stores the access token
-	// that issue returns, all in one transaction. It fails with CodeNotFound
-	// for an unknown hash.
-	RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*ExchangeToken) (*Token, error)) error
+	// RedeemExchangeToken finds the exchange token with hash, lets issue
+	// refuse it (used, expired), marks it used (keeping the first use's
+	// time), records the RedeemedKey issue set and the access token issue
+	// returns, stores that token and revokes every other active token of
+	// the runner, all in one transaction; it returns the revoked tokens. It
+	// fails with CodeNotFound for an unknown hash and CodeUnauthenticated
+	// when a concurrent redemption won.
+	RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*ExchangeToken) (*Token, error)) ([]*Token, error)
 }
 
 // TokenFilter selects tokens for FindTokens.
@@ -315,22 +319,46 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
 	return t, nil
 }
 
-// Exchange trades a runner's one-time exchange token for its access token. It
-// needs no caller: the exchange token is the credential. It fails with
-// CodeUnauthenticated for an unknown, used or expired token.
+// Exchange is ExchangeWithKey without a key: such a redemption cannot be
+// retried.
 func (s *Service) Exchange(ctx context.Context, exchangeToken string) (string, error) {
+	return s.ExchangeWithKey(ctx, exchangeToken, nil)
+}
+
+// ExchangeWithKey trades a runner's one-time exchange token for its access
+// token. It needs no caller: the exchange token is the credential. publicKey
+// is the daemon's X25519 public key (empty from an older daemon).
+//
+// Redeeming revokes the runner's earlier access tokens and ends the streams
+// opened with them (Revoked): one runner identity has one daemon, and the one
+// with the newest token wins. The same key pair may redeem the token again
+// within ExchangeRetryWindow of its first use, which is how a daemon whose
+// exchange answer was lost gets a working token; it fails with
+// CodeUnauthenticated for an unknown, used or expired token.
+func (s *Service) ExchangeWithKey(ctx context.Context, exchangeToken string, publicKey []byte) (string, error) {
 	if exchangeToken == "" {
 		return "", apperr.Invalid("exchangeToken", "is required")
 	}
+	key := ""
+	if len(publicKey) > 0 {
+		if len(publicKey) != 32 {
+			return "", apperr.Invalid("publicKey", "must be a 32-byte X25519 public key, got %d bytes", len(publicKey))
+		}
+		key = base64.StdEncoding.EncodeToString(publicKey)
+	}
 	now := s.now()
 	secret := NewSecret(PrefixRunnerToken)
-	err := s.Store.RedeemExchangeToken(ctx, HashSecret(exchangeToken), now, func(x *ExchangeToken) (*Token, error) {
-		if x.UsedAt != nil {
-			return nil, apperr.Unauthenticated("exchange token has already been used: create a new one with CreateRunnerToken")
-		}
+	revoked, err := s.Store.RedeemExchangeToken(ctx, HashSecret(exchangeToken), now, func(x *ExchangeToken) (*Token, error) {
 		if !now.Before(x.ExpiresAt) {
 			return nil, apperr.Unauthenticated("exchange token has expired: create a new one with CreateRunnerToken")
 		}
+		if x.UsedAt != nil {
+			retry := key != "" && x.RedeemedKey == key && now.Before(x.UsedAt.Add(ExchangeRetryWindow))
+			if !retry {
+				return nil, apperr.Unauthenticated("exchange token has already been used: create a new one with CreateRunnerToken")
+			}
+		}
+		x.RedeemedKey = key
 		return &Token{
 			ID:        uuid.NewString(),
 			OrgID:     x.OrgID,
@@ -347,6 +375,12 @@ func (s *Service) Exchange(ctx context.Context, exchangeToken string) (string, e
 	}
 	if err != nil {
 		return "", fmt.Errorf("exchange token: %w", err)
+	}
+	for _, t := range revoked {
+		s.keys.drop(t.Hash)
+		if s.Revoked != nil {
+			s.Revoked(t.OrgID, t.ID)
+		}
 	}
 	return secret, nil
 }

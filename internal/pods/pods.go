@@ -86,6 +86,12 @@ type Filter struct {
 
 // Store is the storage pods need.
 type Store interface {
+	// ClaimRunnerPods binds the active pods placed on the runner that no
+	// stream was handed yet to the stream of epoch and returns the epoch
+	// each active pod of the runner is bound to, by key. It fails with
+	// CodeAborted, binding nothing, when epoch is not the runner's current
+	// one.
+	ClaimRunnerPods(ctx context.Context, orgID, runnerID string, epoch int64) (map[string]int64, error)
 	// CreatePod stores p and assigns p.Seq. It fails with CodeConflict on a
 	// duplicate key.
 	CreatePod(ctx context.Context, p *Pod) error

@@ -36,6 +36,24 @@ func (s *Service) Desired(ctx context.Context) ([]*Pod, error) {
 	return out, nil
 }
 
+// Claim binds the calling runner's active pods that no stream was handed yet
+// to its stream of epoch and returns the epoch of the stream each pod was
+// first handed to, by key; CodeAborted when that epoch was superseded. A
+// pod starts at most once across daemons of the same runner: a daemon starts
+// only pods handed to one of its own streams (runyard.runner.v1 PodSpec
+// started_epoch).
+func (s *Service) Claim(ctx context.Context, epoch int64) (map[string]int64, error) {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := s.Store.ClaimRunnerPods(ctx, c.OrgID, c.RunnerID, epoch)
+	if err != nil {
+		return nil, fmt.Errorf("claim pods of runner %q: %w", c.RunnerID, err)
+	}
+	return claims, nil
+}
+
 // Report is what a runner says about one of its pods.
 type Report struct {
 	Key        string

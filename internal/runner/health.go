@@ -23,6 +23,12 @@ type health struct {
 	connected atomic.Bool
 	progress  atomic.Int64 // unix nanoseconds of the loop's last step
 	interval  atomic.Int64 // the renew interval the control plane gave
+	// sessions counts the streams established (welcome received);
+	// stepAtLoss is the backoff's step for the first wait after the last
+	// one broke. Both show in /healthz, so that reconnecting can be
+	// watched from outside.
+	sessions   atomic.Int64
+	stepAtLoss atomic.Int64
 	// components are the latest verdicts (checkComponents), in report
 	// order; nil before the first check.
 	components atomic.Pointer[[]componentHealth]
@@ -53,7 +59,8 @@ func (h *health) handler() http.Handler {
 		if !ok {
 			status = fmt.Sprintf("stalled: no progress for %s", since.Round(time.Second))
 		}
-		body := map[string]any{"status": status, "connected": h.connected.Load()}
+		body := map[string]any{"status": status, "connected": h.connected.Load(),
+			"reconnect": map[string]int64{"sessions": h.sessions.Load(), "stepAtLoss": h.stepAtLoss.Load()}}
 		if c := h.components.Load(); c != nil {
 			body["components"] = *c
 		}

@@ -15,6 +15,7 @@ package runner
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -40,6 +42,7 @@ import (
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runner/envs"
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
@@ -105,6 +108,10 @@ type Daemon struct {
 	gitSHA string
 	// checkTimeout bounds one health check (defaultCheckTimeout).
 	checkTimeout time.Duration
+	// epochs are the fencing tokens of this process's streams (Welcome): a
+	// pod handed to one of them may be started here, a pod handed to
+	// another daemon's stream never is. Only the session goroutine uses it.
+	epochs map[int64]bool
 }
 
 // New opens the state directory (taking its lock) and registers with the
@@ -171,7 +178,12 @@ func (d *Daemon) register(ctx context.Context) error {
 		return err
 	}
 	client := gitpodv1connect.NewIdentityServiceClient(httpClient(server), server)
-	res, err := client.ExchangeToken(ctx, connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: d.cfg.ExchangeToken}))
+	req := connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: d.cfg.ExchangeToken})
+	// The key binds the redemption to this daemon: if the answer is lost,
+	// starting again with the same token and state dir within a minute
+	// still works (identity.ExchangeRetryWindow), for this key pair only.
+	req.Header().Set(identity.PublicKeyHeader, base64.StdEncoding.EncodeToString(d.state.key.PublicKey().Bytes()))
+	res, err := client.ExchangeToken(ctx, req)
 	if err != nil {
 		if d.state.AccessToken != "" {
 			// Also when the control plane is not reachable yet (a host that
@@ -296,7 +308,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	b := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
 	for {
 		d.health.step()
-		started := time.Now()
+		sessions := d.health.sessions.Load()
 		err := d.session(ctx)
 		switch {
 		case ctx.Err() != nil:
@@ -313,8 +325,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return &apperr.Error{Code: apperr.Code(connect.CodeOf(err).String()), Message: fmt.Sprintf(
 				"the control plane refused this runner: %s; if the runner was deleted or its token revoked, create a new exchange token with `runyard runners token ID` and start with --exchange-token", message(err))}
 		}
-		if time.Since(started) > time.Minute {
+		// A stream that got as far as the welcome proves the control plane
+		// is back: the next loss starts the backoff from its first step, so
+		// that a runner is back within moments of every restart in a row
+		// (waiting for a minute-long session before resetting made the
+		// waits grow restart after restart).
+		if d.health.sessions.Load() != sessions {
 			b.reset()
+			d.health.stepAtLoss.Store(int64(b.n))
 		}
 		// A live runner must come back before the control plane's timeout
 		// declares it lost (and fails its pods), so the wait never grows
@@ -325,10 +343,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		wait := b.next()
 		d.log.Warn("lost the control plane; reconnecting", "in", wait.Round(time.Millisecond), "err", message(err))
-		select {
-		case <-ctx.Done():
+		// Only a refused connection (the control plane's host is up, its
+		// process is not) is probed: behind a load balancer that accepts
+		// every connection, probing would defeat the backoff.
+		probe := ""
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			probe = d.state.Server
+		}
+		if !waitOrReachable(ctx, wait, probe) {
 			return nil
-		case <-time.After(wait):
 		}
 	}
 }
@@ -341,6 +364,63 @@ func (d *Daemon) stopWork(ctx context.Context) {
 	d.log.Warn("stopping this runner's pods, services and task executions")
 	d.stopPods()
 	d.stopAutomations(ctx)
+}
+
+// probeEvery is how often a runner waiting to reconnect checks whether the
+// control plane's port accepts connections again.
+const probeEvery = 400 * time.Millisecond
+
+// waitOrReachable waits for d, or less: a control plane that restarts is
+// back well before a backoff that grew during its outage ends, so the wait
+// is cut short once a bare TCP connect to its address succeeds (a cheap
+// probe: no TLS, no request, closed at once; probes are jittered). It
+// returns false when ctx ended.
+func waitOrReachable(ctx context.Context, d time.Duration, server string) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	addr := probeAddr(server)
+	for {
+		next := probeEvery/2 + rand.N(probeEvery/2+1)
+		probe := time.NewTimer(next)
+		select {
+		case <-ctx.Done():
+			probe.Stop()
+			return false
+		case <-timer.C:
+			probe.Stop()
+			return true
+		case <-probe.C:
+			if addr == "" {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, probeEvery/2)
+			c, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+			cancel()
+			if err == nil {
+				c.Close()
+				return ctx.Err() == nil
+			}
+		}
+	}
+}
+
+// probeAddr is the host:port of a control plane URL, "" when it cannot be
+// told (then the wait is not cut short).
+func probeAddr(server string) string {
+	u, err := url.Parse(server)
+	if err != nil || u.Host == "" {
+		return ""
+	}
+	if u.Port() != "" {
+		return u.Host
+	}
+	switch u.Scheme {
+	case "https":
+		return net.JoinHostPort(u.Hostname(), "443")
+	case "http":
+		return net.JoinHostPort(u.Hostname(), "80")
+	}
+	return ""
 }
 
 func (d *Daemon) stopGrace() time.Duration {
@@ -458,8 +538,13 @@ func (d *Daemon) session(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval)
+	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval, "epoch", w.GetEpoch())
+	if d.epochs == nil {
+		d.epochs = map[int64]bool{}
+	}
+	d.epochs[w.GetEpoch()] = true
 	d.health.interval.Store(int64(interval))
+	d.health.sessions.Add(1)
 	d.health.connected.Store(true)
 	defer d.health.connected.Store(false)
 
@@ -576,7 +661,13 @@ func (d *Daemon) session(ctx context.Context) error {
 				if deleting {
 					continue
 				}
-				switch d.apply(m.Desired) {
+				act, lost := d.apply(m.Desired)
+				for _, st := range lost {
+					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_PodStatus{PodStatus: st}}); err != nil {
+						return err
+					}
+				}
+				switch act {
 				case actionReport:
 					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
 						return err
@@ -635,8 +726,11 @@ func (d *Daemon) stopPods() {
 	d.log.Warn("pods still running after the grace period; confirming the deletion anyway")
 }
 
-// apply converges on a desired state and says what to tell the control plane.
-func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
+// apply converges on a desired state and says what to tell the control
+// plane, with the pods it refused to start because another daemon of this
+// runner was handed them first (reported failed: lost).
+func (d *Daemon) apply(ds *runnerv1.DesiredState) (action, []*runnerv1.PodStatus) {
+	var lost []*runnerv1.PodStatus
 	d.cfg.Level.Set(slogLevel(ds.GetLogLevel()))
 	report := actionNone
 	if !maps.Equal(d.customAgents, ds.GetAgentBinaries()) {
@@ -647,8 +741,20 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 		}
 	}
 	if ds.GetPhase() != gitpodv1.RunnerPhase_RUNNER_PHASE_DELETED {
+		held := map[string]bool{}
+		for _, ev := range d.pods.Pods() {
+			held[ev.Key] = true
+		}
 		specs := make([]podmgr.Spec, 0, len(ds.GetPods()))
 		for _, p := range ds.GetPods() {
+			// A pod key starts at most once across daemons: one handed to
+			// another process's stream is not started here (that process
+			// may have started it), unless this process holds it already.
+			if e := p.GetStartedEpoch(); e != 0 && !d.epochs[e] && !held[p.GetKey()] {
+				lost = append(lost, &runnerv1.PodStatus{Key: p.GetKey(), State: runnerv1.PodState_POD_STATE_FAILED, FinishedAt: timestamppb.Now(),
+					Reason: fmt.Sprintf("lost: the pod was handed to another daemon of this runner (stream epoch %d), which may have started it; it is not started twice", e)})
+				continue
+			}
 			specs = append(specs, podmgr.Spec{Key: p.GetKey(), Argv: p.GetArgv(), Env: p.GetEnv(), Workdir: p.GetWorkdir(), Input: p.GetInput()})
 		}
 		// Pods the set lacks are terminated; pods already started (after a
@@ -664,21 +770,21 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) action {
 		// The session stops the pods (stopPods) before it confirms.
 		d.log.Info("the runner is being deleted: stopping its work")
 		d.draining = true
-		return actionDelete
+		return actionDelete, lost
 	case gitpodv1.RunnerPhase_RUNNER_PHASE_INACTIVE:
 		if !d.draining {
 			d.draining = true
 			d.log.Info("draining: taking no new work")
-			return actionReport
+			return actionReport, lost
 		}
 	default:
 		if d.draining {
 			d.draining = false
 			d.log.Info("active: taking work again")
-			return actionReport
+			return actionReport, lost
 		}
 	}
-	return report
+	return report, lost
 }
 
 func slogLevel(l gitpodv1.LogLevel) slog.Level {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/runyard/runyard/internal/runner/statefile"
 )
 
 // state is what a runner keeps in its state directory: its access token and
@@ -150,14 +152,7 @@ func (s *state) forget() error {
 	return err
 }
 
-// writeSecret writes a file of mode 0600 atomically.
+// writeSecret writes a file of mode 0600 atomically and durably.
 func writeSecret(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return statefile.WriteFile(path, data, 0o600)
 }

@@ -213,6 +213,7 @@ func (s *Server) open(ctx context.Context) error {
 	runnerSvc := runners.NewService(st)
 	s.runners = runnerSvc
 	s.fleet = fleet.New(runnerSvc, s.cfg.RunnerTimeout, s.log)
+	s.fleet.SetEpochs(st)
 	// What changes a runner's work reaches the replica holding its stream:
 	// with PostgreSQL that may be another replica (internal/broadcast).
 	var hooks interface {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/replicaproxy"
@@ -27,6 +28,7 @@ type Store interface {
 	secrets.Store
 	automations.Store
 	replicaproxy.Sessions
+	fleet.Epochs
 	KeyStore
 
 	// Ping checks that the database answers.

@@ -2,6 +2,7 @@ package connectapi
 
 import (
 	"context"
+	"encoding/base64"
 	"log/slog"
 
 	"connectrpc.com/connect"
@@ -35,7 +36,17 @@ func (h *identityHandler) GetAuthenticatedIdentity(ctx context.Context, req *con
 }
 
 func (h *identityHandler) ExchangeToken(ctx context.Context, req *connect.Request[gitpodv1.ExchangeTokenRequest]) (*connect.Response[gitpodv1.ExchangeTokenResponse], error) {
-	access, err := h.svc.Exchange(ctx, req.Msg.GetExchangeToken())
+	// The daemon's public key rides in a header: gitpod.v1's request has no
+	// field for it. It binds the redemption to the daemon's key pair, so
+	// that only that daemon may retry it (identity.ExchangeRetryWindow).
+	var key []byte
+	if v := req.Header().Get(identity.PublicKeyHeader); v != "" {
+		var err error
+		if key, err = base64.StdEncoding.DecodeString(v); err != nil {
+			return nil, toConnect(ctx, h.log, req.Spec().Procedure, apperr.Invalid(identity.PublicKeyHeader, "must be base64"))
+		}
+	}
+	access, err := h.svc.ExchangeWithKey(ctx, req.Msg.GetExchangeToken(), key)
 	if err != nil {
 		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
 	}

@@ -240,16 +240,18 @@ func (h *handler) createRunner(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The runner is `runyard runner` in a Linux container: the same daemon
 	// as on any Linux host, and gitpod.v1 has no Kubernetes provider. The
-	// exchange token Create returns is not shown: every manifest rendering
-	// mints its own, and this one expires unused.
-	rn, _, err := h.svc.Runners.Create(ctx, runners.CreateInput{Name: name, Provider: runners.ProviderLinuxHost})
+	// URL carries the exchange token Create returns; for a runner that
+	// exists already, a new one.
+	rn, token, err := h.svc.Runners.Create(ctx, runners.CreateInput{Name: name, Provider: runners.ProviderLinuxHost})
 	if apperr.Is(err, apperr.CodeConflict) {
-		rn, err = h.svc.Runners.GetByName(ctx, name)
+		if rn, err = h.svc.Runners.GetByName(ctx, name); err == nil {
+			token, err = h.svc.Runners.CreateToken(ctx, rn.ID)
+		}
 	}
 	if err != nil {
 		return err
 	}
-	u, err := h.manifestURL(ctx, base, rn.OrgID, rn.Name)
+	u, err := h.manifestURL(ctx, base, rn.OrgID, rn.Name, token)
 	if err != nil {
 		return err
 	}
@@ -257,9 +259,9 @@ func (h *handler) createRunner(w http.ResponseWriter, r *http.Request) error {
 }
 
 // getManifest answers with a fresh rendering of the runner's manifest and a
-// fresh URL. Rendering mints an exchange token, which needs runners:write:
-// a read-only key may see that the runner exists, not obtain its
-// credentials.
+// fresh URL, both with one newly minted exchange token (the URL downloads
+// the same manifest). Minting needs runners:write: a read-only key may see
+// that the runner exists, not obtain its credentials.
 func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	ctx, err := h.authenticate(r)
 	if err != nil {
@@ -277,11 +279,15 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	content, err := h.render(ctx, base, rn)
+	token, err := h.svc.Runners.CreateToken(ctx, rn.ID)
 	if err != nil {
 		return err
 	}
-	u, err := h.manifestURL(ctx, base, rn.OrgID, rn.Name)
+	content, err := h.render(base, rn, token)
+	if err != nil {
+		return err
+	}
+	u, err := h.manifestURL(ctx, base, rn.OrgID, rn.Name, token)
 	if err != nil {
 		return err
 	}
@@ -289,12 +295,8 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, manifestJSON{Name: rn.Name, ManifestURL: u, ManifestContent: string(content)})
 }
 
-// render mints a new exchange token for rn and renders its manifest.
-func (h *handler) render(ctx context.Context, base string, rn *runners.Runner) ([]byte, error) {
-	token, err := h.svc.Runners.CreateToken(ctx, rn.ID)
-	if err != nil {
-		return nil, err
-	}
+// render renders rn's manifest with exchange token token.
+func (h *handler) render(base string, rn *runners.Runner, token string) ([]byte, error) {
 	b, err := manifest.Kubernetes(manifest.Options{
 		RunnerName:    rn.Name,
 		ServerURL:     base,

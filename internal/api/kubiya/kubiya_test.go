@@ -248,13 +248,29 @@ func TestManifest(t *testing.T) {
 			}
 		})
 
-		t.Run("FreshTokenPerRendering", func(t *testing.T) {
-			again := parseManifest(t, c.manifest(t, n).ManifestContent)
-			dl := newClient(t, ts.URL, "").do(t, http.MethodGet, created.ManifestURL).wantStatus(t, http.StatusOK)
-			downloaded := parseManifest(t, string(dl.Body))
-			a, b, d := exchangeToken(t, p), exchangeToken(t, again), exchangeToken(t, downloaded)
-			if a == b || a == d || b == d {
-				t.Fatal("two renderings share an exchange token")
+		t.Run("DownloadsMintNothing", func(t *testing.T) {
+			// A URL carries the token minted when it was made: every
+			// download returns the same manifest, so applying it twice
+			// cannot start a second daemon with a token of its own.
+			anon := newClient(t, ts.URL, "")
+			first := anon.do(t, http.MethodGet, created.ManifestURL).wantStatus(t, http.StatusOK)
+			again := anon.do(t, http.MethodGet, created.ManifestURL).wantStatus(t, http.StatusOK)
+			if string(first.Body) != string(again.Body) {
+				t.Fatal("two downloads of one manifest URL differ")
+			}
+			// The manifest of GET .../manifest and the download of its URL
+			// carry one token; each new URL has its own.
+			fresh := c.manifest(t, n)
+			dl := anon.do(t, http.MethodGet, fresh.ManifestURL).wantStatus(t, http.StatusOK)
+			a, b, d := exchangeToken(t, parseManifest(t, fresh.ManifestContent)), exchangeToken(t, parseManifest(t, string(dl.Body))), exchangeToken(t, parseManifest(t, string(first.Body)))
+			if a != b {
+				t.Fatal("the manifest and the download of its URL carry different tokens")
+			}
+			if a == d || a == exchangeToken(t, p) {
+				t.Fatal("two manifest URLs share an exchange token")
+			}
+			if strings.Contains(fresh.ManifestURL, a) {
+				t.Fatal("the manifest URL holds the exchange token in plaintext")
 			}
 		})
 
@@ -574,6 +590,14 @@ func TestDownload(t *testing.T) {
 					sig := []byte(q.Get("sig"))
 					sig[0] ^= 1
 					q.Set("sig", string(sig))
+					return p, q
+				})).wantError(t, http.StatusForbidden, "permission_denied", "signature")
+			})
+			t.Run("ErrTamperedToken", func(t *testing.T) {
+				anon.do(t, http.MethodGet, local(func(p string, q url.Values) (string, url.Values) {
+					tok := []byte(q.Get("token"))
+					tok[len(tok)/2] ^= 1
+					q.Set("token", string(tok))
 					return p, q
 				})).wantError(t, http.StatusForbidden, "permission_denied", "signature")
 			})

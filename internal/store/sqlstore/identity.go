@@ -176,32 +176,66 @@ func (db *DB) CreateExchangeToken(ctx context.Context, x *identity.ExchangeToken
 	return db.translate(err, fmt.Sprintf("runner %q", x.RunnerID))
 }
 
-func (db *DB) RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*identity.ExchangeToken) (*identity.Token, error)) error {
+func (db *DB) RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*identity.ExchangeToken) (*identity.Token, error)) ([]*identity.Token, error) {
+	var revoked []*identity.Token
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		revoked = nil
 		x := identity.ExchangeToken{Hash: hash}
 		var created, expires int64
 		var used sql.NullInt64
-		err := tx.QueryRowContext(ctx, db.q(`SELECT org_id, runner_id, created_at, expires_at, used_at
+		err := tx.QueryRowContext(ctx, db.q(`SELECT org_id, runner_id, created_at, expires_at, used_at, redeemed_key, access_token_id
 			FROM exchange_tokens WHERE hash = ?`+db.dialect.LockRow), hash).
-			Scan(&x.OrgID, &x.RunnerID, &created, &expires, &used)
+			Scan(&x.OrgID, &x.RunnerID, &created, &expires, &used, &x.RedeemedKey, &x.AccessTokenID)
 		if err != nil {
 			return err
 		}
 		x.CreatedAt, x.ExpiresAt, x.UsedAt = fromMicros(created), fromMicros(expires), fromNullMicros(used)
+		prevAccess := x.AccessTokenID
 		t, err := issue(&x)
 		if err != nil {
 			return err
 		}
-		// The guard on used_at makes a concurrent second redemption update
-		// nothing, even where the row lock above is a no-op.
-		res, err := tx.ExecContext(ctx, db.q(`UPDATE exchange_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL`), micros(at), hash)
+		// The guard on the access token seen above makes a concurrent
+		// second redemption update nothing, even where the row lock is a
+		// no-op. The first use's time stays: it bounds the retry window.
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE exchange_tokens SET used_at = COALESCE(used_at, ?), redeemed_key = ?, access_token_id = ?
+			WHERE hash = ? AND access_token_id = ?`), micros(at), x.RedeemedKey, t.ID, hash, prevAccess)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return apperr.Unauthenticated("exchange token has already been used")
 		}
+		// One runner identity, one daemon: the new token supersedes every
+		// earlier one of the runner (the one a retried exchange issued
+		// too).
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens
+			WHERE org_id = ? AND runner_id = ? AND principal = ? AND revoked_at IS NULL`), x.OrgID, x.RunnerID, string(identity.PrincipalRunner))
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			old, err := scanToken(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			revoked = append(revoked, old)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, old := range revoked {
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE tokens SET revoked_at = ? WHERE id = ?`), micros(at), old.ID); err != nil {
+				return err
+			}
+			old.RevokedAt = &at
+		}
 		return db.insertToken(ctx, tx, t)
 	})
-	return db.translate(err, "exchange token")
+	if err != nil {
+		return nil, db.translate(err, "exchange token")
+	}
+	return revoked, nil
 }

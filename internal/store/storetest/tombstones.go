@@ -109,7 +109,7 @@ func testDeleteRunner(t *testing.T, s store.Store) {
 	// Its tokens are gone; other tokens stay.
 	_, err = s.FindTokenByHash(ctx, tok.Hash)
 	wantCode(t, err, apperr.CodeNotFound, "deleted runner's token")
-	err = s.RedeemExchangeToken(ctx, x.Hash, base, func(*identity.ExchangeToken) (*identity.Token, error) { return nil, nil })
+	_, err = s.RedeemExchangeToken(ctx, x.Hash, base, func(*identity.ExchangeToken) (*identity.Token, error) { return nil, nil })
 	wantCode(t, err, apperr.CodeNotFound, "deleted runner's exchange token")
 	if _, err := s.FindTokenByHash(ctx, keep.Hash); err != nil {
 		t.Fatalf("deleting a runner removed an unrelated token: %v", err)
@@ -164,7 +164,7 @@ func testRunnerTombstoneExchangeTokens(t *testing.T, s store.Store) {
 	must(t, err, "delete")
 	late, _ := identity.NewExchangeToken(org.ID, r.ID, base)
 	wantCode(t, s.CreateExchangeToken(ctx, late), apperr.CodeNotFound, "exchange token for a tombstone")
-	err = s.RedeemExchangeToken(ctx, late.Hash, base, func(*identity.ExchangeToken) (*identity.Token, error) { return nil, nil })
+	_, err = s.RedeemExchangeToken(ctx, late.Hash, base, func(*identity.ExchangeToken) (*identity.Token, error) { return nil, nil })
 	wantCode(t, err, apperr.CodeNotFound, "redeem a refused exchange token")
 	missing, _ := identity.NewExchangeToken(org.ID, uuid.NewString(), base)
 	wantCode(t, s.CreateExchangeToken(ctx, missing), apperr.CodeNotFound, "exchange token for a missing runner")

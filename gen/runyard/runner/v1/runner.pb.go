@@ -773,6 +773,11 @@ type Welcome struct {
 	// after which the control plane marks a silent runner inactive.
 	RenewInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=renew_interval,json=renewInterval,proto3" json:"renew_interval,omitempty"`
 	Timeout       *durationpb.Duration `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// epoch is this stream's fencing token: every stream the control plane
+	// accepts for a runner gets a higher one, and reports from a stream whose
+	// epoch was superseded are refused (ABORTED), so that a daemon replaced by
+	// another one with the same identity can change nothing.
+	Epoch         int64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -833,6 +838,13 @@ func (x *Welcome) GetTimeout() *durationpb.Duration {
 		return x.Timeout
 	}
 	return nil
+}
+
+func (x *Welcome) GetEpoch() int64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
 }
 
 type DesiredState struct {
@@ -2200,7 +2212,12 @@ type PodSpec struct {
 	// workdir is relative to the runner's pod directory unless absolute.
 	Workdir string `protobuf:"bytes,4,opt,name=workdir,proto3" json:"workdir,omitempty"`
 	// input is typed into the pod's terminal once, right after it started.
-	Input         string `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
+	Input string `protobuf:"bytes,5,opt,name=input,proto3" json:"input,omitempty"`
+	// started_epoch is the epoch of the stream the pod was first handed to.
+	// A daemon starts the pod only if one of its own streams had that epoch;
+	// another daemon of the same runner that does not hold the pod reports it
+	// failed (lost) instead of starting it a second time.
+	StartedEpoch  int64 `protobuf:"varint,6,opt,name=started_epoch,json=startedEpoch,proto3" json:"started_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2268,6 +2285,13 @@ func (x *PodSpec) GetInput() string {
 		return x.Input
 	}
 	return ""
+}
+
+func (x *PodSpec) GetStartedEpoch() int64 {
+	if x != nil {
+		return x.StartedEpoch
+	}
+	return 0
 }
 
 type PodStatus struct {
@@ -2848,12 +2872,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"RenewalAck\x123\n" +
 	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\x12\n" +
-	"\x10DeletionComplete\"\xc6\x01\n" +
+	"\x10DeletionComplete\"\xdc\x01\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12@\n" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
-	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"\x9f\x05\n" +
+	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
+	"\x05epoch\x18\x05 \x01(\x03R\x05epoch\"\x9f\x05\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
@@ -2967,13 +2992,14 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\btriggers\x18\x04 \x03(\tR\btriggers\"x\n" +
 	"\x18StartAutomationsResponse\x12.\n" +
 	"\x13started_service_ids\x18\x01 \x03(\tR\x11startedServiceIds\x12,\n" +
-	"\x12task_execution_ids\x18\x02 \x03(\tR\x10taskExecutionIds\"\xce\x01\n" +
+	"\x12task_execution_ids\x18\x02 \x03(\tR\x10taskExecutionIds\"\xf3\x01\n" +
 	"\aPodSpec\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04argv\x18\x02 \x03(\tR\x04argv\x125\n" +
 	"\x03env\x18\x03 \x03(\v2#.runyard.runner.v1.PodSpec.EnvEntryR\x03env\x12\x18\n" +
 	"\aworkdir\x18\x04 \x01(\tR\aworkdir\x12\x14\n" +
-	"\x05input\x18\x05 \x01(\tR\x05input\x1a6\n" +
+	"\x05input\x18\x05 \x01(\tR\x05input\x12#\n" +
+	"\rstarted_epoch\x18\x06 \x01(\x03R\fstartedEpoch\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x90\x02\n" +
