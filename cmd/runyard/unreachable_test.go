@@ -174,6 +174,7 @@ func testUnreachableAutomations(t *testing.T, be backend, lostAfter time.Duratio
 		}
 		// Waits that only the runner could end end with the reason.
 		res := s.run(t, adminToken, "tasks", "start", "--environment", envID, "quick", "--wait")
+		t.Logf("tasks start --wait: exit %d: %s", res.Code, res.Stderr)
 		requireOneLine(t, "tasks start --wait", res.Stderr, "stopped waiting until execution", unreachable)
 		if res.Code != 9 {
 			t.Errorf("tasks start --wait on an unreachable runner: exit %d, want 9", res.Code)
