@@ -155,8 +155,9 @@ func pidWithArg(arg string) int {
 // its pod: it runs on, was neither restarted (its command ran once) nor
 // killed, and is running again as far as the control plane can tell, while
 // during the partition it showed running with a reason naming the
-// unreachable runner. Back after --lost-after, the pod was failed for good
-// meanwhile and the runner stops it when it comes back.
+// unreachable runner. A pod a user terminated during the partition is
+// stopped when the runner is back. Back after --lost-after, the pods were
+// failed for good meanwhile and the runner stops them when it comes back.
 func TestPartition_RunnerKeepsItsPods(t *testing.T) {
 	requireNetns(t)
 	const timeout = 3 * time.Second
@@ -189,8 +190,13 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	// The marker is the script's $0: it shows in the pod's command line for
 	// as long as the pod's shell runs.
 	marker := fmt.Sprintf("runyard-partition-marker-%d-%d", os.Getpid(), n)
-	agent := fmt.Sprintf(`{"id":"partition-agent","name":"Partition","command":["sh","-c","echo \"$RUNYARD_POD_KEY\" >> %s; while :; do sleep 1; done","%s"]}`, starts, marker)
-	restCall(t, s, http.MethodPost, "/agents", agent, http.StatusCreated, nil)
+	// A second agent type, with its own marker, for a pod a user
+	// terminates during the partition.
+	doomed := fmt.Sprintf("runyard-partition-doomed-%d-%d", os.Getpid(), n)
+	for id, m := range map[string]string{"partition-agent": marker, "doomed-agent": doomed} {
+		agent := fmt.Sprintf(`{"id":%q,"name":"Partition","command":["sh","-c","echo \"$RUNYARD_POD_KEY\" >> %s; while :; do sleep 1; done","%s"]}`, id, starts, m)
+		restCall(t, s, http.MethodPost, "/agents", agent, http.StatusCreated, nil)
+	}
 
 	runnerID, exchange := registerRunner(t, s, "cut-off")
 	r := startRunnerInNetns(t, link.NS, "--server", s.URL, "--exchange-token", exchange,
@@ -198,15 +204,20 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	var created podJSON
 	restCall(t, s, http.MethodPost, "/pods", `{"agent_type_id":"partition-agent","initial_prompt":"hello"}`, http.StatusCreated, &created)
 	key := created.Pod.Key
-	pod := func() podJSON {
+	restCall(t, s, http.MethodPost, "/pods", `{"agent_type_id":"doomed-agent","initial_prompt":"hello"}`, http.StatusCreated, &created)
+	doomedKey := created.Pod.Key
+	podOf := func(key string) podJSON {
 		var p podJSON
 		restCall(t, s, http.MethodGet, "/pods/"+key, "", http.StatusOK, &p)
 		return p
 	}
-	eventually(t, "the pod runs", func() bool { return pod().Pod.Status == "running" })
+	pod := func() podJSON { return podOf(key) }
+	eventually(t, "the pods run", func() bool {
+		return pod().Pod.Status == "running" && podOf(doomedKey).Pod.Status == "running"
+	})
 	pid := pidWithArg(marker)
-	if pid == 0 {
-		t.Fatal("the pod's process is not running")
+	if pid == 0 || pidWithArg(doomed) == 0 {
+		t.Fatal("the pods' processes are not running")
 	}
 	phase := func() string {
 		st, _ := phaseOf(t, s, runnerID)
@@ -221,6 +232,9 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		if p.Pod.Status != "running" || !strings.HasPrefix(p.Pod.Reason, "runner cut-off unreachable since ") {
 			t.Fatalf("during the partition the pod is %s (%q), want running, its runner unreachable", p.Pod.Status, p.Pod.Reason)
 		}
+		// A user terminates the other pod meanwhile: it keeps its status
+		// until its runner can confirm.
+		restCall(t, s, http.MethodPost, "/pods/"+doomedKey+"/terminate", "", http.StatusOK, nil)
 		// Hold the partition for a few more timeouts: the runner's own
 		// reconnect attempts fail all along.
 		time.Sleep(3 * timeout)
@@ -258,8 +272,11 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		if p := pod(); p.Pod.Status != "running" {
 			t.Fatalf("after the partition the pod is %s (%q)", p.Pod.Status, p.Pod.Reason)
 		}
+		eventually(t, "the pod terminated during the partition is stopped", func() bool {
+			return podOf(doomedKey).Pod.Status == "terminated" && pidWithArg(doomed) == 0
+		})
 	} else {
-		eventually(t, "the runner stops the failed pod", func() bool { return pidWithArg(marker) == 0 })
+		eventually(t, "the runner stops the failed pods", func() bool { return pidWithArg(marker) == 0 && pidWithArg(doomed) == 0 })
 		if p := pod(); p.Pod.Status != "failed" || p.Pod.Reason != "runner unreachable for more than "+lostAfter.String() {
 			t.Fatalf("after the runner came back the pod is %s (%q), want failed for good", p.Pod.Status, p.Pod.Reason)
 		}
@@ -268,7 +285,9 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	if err != nil {
 		t.Fatalf("read starts: %v", err)
 	}
-	if got := strings.Count(string(b), key); got != 1 {
-		t.Fatalf("the pod's command started %d times, want once:\n%s", got, b)
+	for _, k := range []string{key, doomedKey} {
+		if got := strings.Count(string(b), k); got != 1 {
+			t.Fatalf("pod %s's command started %d times, want once:\n%s", k, got, b)
+		}
 	}
 }

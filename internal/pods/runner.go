@@ -130,6 +130,11 @@ func (s *Service) FailRunnerPods(ctx context.Context, orgID, runnerID, reason st
 			}
 		}
 	}
+	if n > 0 {
+		// A runner that reconnected meanwhile stops them now, not at its
+		// next reconnect.
+		s.changed(orgID, runnerID)
+	}
 	return n, nil
 }
 
