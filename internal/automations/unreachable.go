@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/environments"
@@ -71,7 +72,7 @@ func withUnreachable(msg, failure string) string {
 func (s *Manager) markServicesUnreachable(ctx context.Context, orgID string, svcs ...*Service) error {
 	reach := s.reachability(orgID)
 	for _, svc := range svcs {
-		if svc.Stopped() && !svc.Deleting() {
+		if !waitsForRunner(svc) {
 			continue
 		}
 		msg, err := reach.message(ctx, svc.EnvironmentID)
@@ -125,18 +126,7 @@ func (s *Manager) FailRunnerWork(ctx context.Context, orgID, runnerID, reason st
 		}
 		failed := false
 		got, err := s.Store.UpdateService(ctx, orgID, svc.ID, func(svc *Service) error {
-			if failed = !svc.Stopped(); !failed {
-				return nil
-			}
-			svc.Status.Phase, svc.Status.FailureMessage = ServicePhaseFailed, reason
-			// The failed session is over: the status names it, so no
-			// start is pending and the runner, when back, stops it.
-			svc.Status.Session = svc.Spec.Session
-			if svc.Spec.DesiredPhase == ServicePhaseRunning {
-				svc.Spec.DesiredPhase = ServicePhaseStopped
-				svc.Spec.SpecVersion++
-			}
-			svc.UpdatedAt = s.now()
+			failed = failService(svc, reason, s.now())
 			return nil
 		})
 		if apperr.Is(err, apperr.CodeNotFound) {
@@ -169,17 +159,7 @@ func (s *Manager) FailRunnerWork(ctx context.Context, orgID, runnerID, reason st
 	for _, x := range xs {
 		failed := false
 		_, err := s.Store.UpdateTaskExecution(ctx, orgID, x.ID, func(x *TaskExecution) error {
-			if failed = !x.Status.Phase.Finished(); !failed {
-				return nil
-			}
-			now := s.now()
-			x.Status.Phase, x.Status.FailureMessage = ExecutionPhaseFailed, reason
-			for i := range x.Status.Steps {
-				if !x.Status.Steps[i].Phase.Finished() {
-					x.Status.Steps[i].Phase, x.Status.Steps[i].FailureMessage = ExecutionPhaseFailed, reason
-				}
-			}
-			x.CompletedAt = &now
+			failed = failExecution(x, reason, s.now())
 			return nil
 		})
 		if apperr.Is(err, apperr.CodeNotFound) {
@@ -196,4 +176,45 @@ func (s *Manager) FailRunnerWork(ctx context.Context, orgID, runnerID, reason st
 		s.changed(orgID, runnerID)
 	}
 	return n, nil
+}
+
+// waitsForRunner reports whether a service runs or waits for its runner to
+// start, stop or delete it: what an unreachable runner leaves undecided.
+func waitsForRunner(svc *Service) bool { return !svc.Stopped() || svc.Deleting() }
+
+// failService fails a service that runs or is about to, at now, and
+// reports whether it did. The failed session is over: the status names it,
+// so no start is pending, and a service desired RUNNING becomes desired
+// STOPPED, so its runner, when back, stops it rather than carrying on.
+func failService(svc *Service, reason string, now time.Time) bool {
+	if svc.Stopped() {
+		return false
+	}
+	svc.Status.Phase, svc.Status.FailureMessage = ServicePhaseFailed, reason
+	svc.Status.Session = svc.Spec.Session
+	if svc.Spec.DesiredPhase == ServicePhaseRunning {
+		svc.Spec.DesiredPhase = ServicePhaseStopped
+		svc.Spec.SpecVersion++
+	}
+	svc.UpdatedAt = now
+	return true
+}
+
+// failExecution fails an unfinished execution and its unfinished steps at
+// now, and reports whether it did.
+func failExecution(x *TaskExecution, reason string, now time.Time) bool {
+	if x.Status.Phase.Finished() {
+		return false
+	}
+	x.Status.Phase, x.Status.FailureMessage = ExecutionPhaseFailed, reason
+	for i := range x.Status.Steps {
+		if !x.Status.Steps[i].Phase.Finished() {
+			x.Status.Steps[i].Phase, x.Status.Steps[i].FailureMessage = ExecutionPhaseFailed, reason
+		}
+	}
+	if x.StartedAt == nil {
+		x.StartedAt = &now
+	}
+	x.CompletedAt = &now
+	return true
 }
