@@ -254,9 +254,13 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	before := strings.Count(r.Stderr.String(), "connected to the control plane")
 	took := link.heal(t)
 	t.Logf("partition lasted %s (runner timeout %s, lost after %s)", took.Round(time.Millisecond), timeout, lostAfter)
+	healed := time.Now()
 	eventually(t, "the runner reconnects", func() bool {
 		return strings.Count(r.Stderr.String(), "connected to the control plane") > before && phase() == "RUNNER_PHASE_ACTIVE"
 	})
+	// A figure for the record, not a bound: the runner's backoff is capped
+	// at a third of the timeout.
+	t.Logf("runner ACTIVE again %s after the link came back", time.Since(healed).Round(time.Millisecond))
 
 	if !outlast {
 		eventually(t, "the pod shows running without a reason", func() bool {
