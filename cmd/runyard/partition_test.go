@@ -219,6 +219,38 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	if pid == 0 || pidWithArg(doomed) == 0 {
 		t.Fatal("the pods' processes are not running")
 	}
+	// An environment with a running service and a running task execution
+	// lives through the same partition.
+	autoMarker := fmt.Sprintf("runyard-partition-auto-%d-%d", os.Getpid(), n)
+	repo := makeGitRepo(t, map[string]string{".runyard/automations.yaml": fmt.Sprintf(unreachableAutomations, autoMarker)})
+	out := s.mustRun(t, adminToken, "environments", "create", "--git", repo, "--wait")
+	envID := strings.Fields(strings.Split(out, "\n")[1])[0]
+	svcID := serviceID(t, s, envID, "web")
+	var started unreachableExecution
+	s.mustJSON(t, adminToken, &started, "tasks", "start", "--environment", envID, "long")
+	svc := func() unreachableService {
+		var v unreachableService
+		connectJSON(t, s, "EnvironmentAutomationService/GetService", fmt.Sprintf(`{"id":%q}`, svcID), &v)
+		return v
+	}
+	exec := func() unreachableExecution {
+		var v unreachableExecution
+		connectJSON(t, s, "EnvironmentAutomationService/GetTaskExecution", fmt.Sprintf(`{"id":%q}`, started.TaskExecution.ID), &v)
+		return v
+	}
+	eventually(t, "the service and the execution run", func() bool {
+		return svc().Service.Status.Phase == "SERVICE_PHASE_RUNNING" && exec().TaskExecution.Status.Phase == "TASK_EXECUTION_PHASE_RUNNING" &&
+			pidWithArg(autoMarker+"-web") != 0 && pidWithArg(autoMarker+"-long") != 0
+	})
+	webPID, longPID := pidWithArg(autoMarker+"-web"), pidWithArg(autoMarker+"-long")
+	t.Cleanup(func() {
+		for _, m := range []string{autoMarker + "-web", autoMarker + "-long", marker, doomed} {
+			if pid := pidWithArg(m); pid != 0 {
+				t.Errorf("process %s (%d) outlived the test", m, pid)
+			}
+		}
+	})
+
 	phase := func() string {
 		st, _ := phaseOf(t, s, runnerID)
 		return st.Runner.Status.Phase
@@ -232,6 +264,12 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		if p.Pod.Status != "running" || !strings.HasPrefix(p.Pod.Reason, "runner cut-off unreachable since ") {
 			t.Fatalf("during the partition the pod is %s (%q), want running, its runner unreachable", p.Pod.Status, p.Pod.Reason)
 		}
+		if v := svc().Service.Status; v.Phase != "SERVICE_PHASE_RUNNING" || !strings.HasPrefix(v.FailureMessage, "runner cut-off unreachable since ") {
+			t.Errorf("during the partition the service is %+v, want running, its runner unreachable", v)
+		}
+		if v := exec().TaskExecution.Status; v.Phase != "TASK_EXECUTION_PHASE_RUNNING" || !strings.HasPrefix(v.FailureMessage, "runner cut-off unreachable since ") {
+			t.Errorf("during the partition the execution is %+v, want running, its runner unreachable", v)
+		}
 		// A user terminates the other pod meanwhile: it keeps its status
 		// until its runner can confirm.
 		restCall(t, s, http.MethodPost, "/pods/"+doomedKey+"/terminate", "", http.StatusOK, nil)
@@ -243,13 +281,17 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		}
 	} else {
 		want := "runner unreachable for more than " + lostAfter.String()
-		eventually(t, "the pod fails after --lost-after", func() bool {
-			p := pod()
-			return p.Pod.Status == "failed" && p.Pod.Reason == want
+		eventually(t, "the pod, the service and the execution fail after --lost-after", func() bool {
+			p, v, x := pod(), svc().Service.Status, exec().TaskExecution.Status
+			return p.Pod.Status == "failed" && p.Pod.Reason == want && v.Phase == "SERVICE_PHASE_FAILED" && v.FailureMessage == want &&
+				x.Phase == "TASK_EXECUTION_PHASE_FAILED" && x.FailureMessage == want
 		})
 	}
 	if got := pidWithArg(marker); got != pid {
 		t.Fatalf("during the partition the pod's process is %d, want %d still running", got, pid)
+	}
+	if pidWithArg(autoMarker+"-web") != webPID || pidWithArg(autoMarker+"-long") != longPID {
+		t.Fatal("the service's or the execution's process changed during the partition")
 	}
 	before := strings.Count(r.Stderr.String(), "connected to the control plane")
 	took := link.heal(t)
@@ -279,8 +321,27 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		eventually(t, "the pod terminated during the partition is stopped", func() bool {
 			return podOf(doomedKey).Pod.Status == "terminated" && pidWithArg(doomed) == 0
 		})
+		if v := svc().Service.Status; v.Phase != "SERVICE_PHASE_RUNNING" || v.FailureMessage != "" {
+			t.Errorf("after the partition the service is %+v, want running", v)
+		}
+		if v := exec().TaskExecution.Status; v.Phase != "TASK_EXECUTION_PHASE_RUNNING" || v.FailureMessage != "" {
+			t.Errorf("after the partition the execution is %+v, want running", v)
+		}
+		if pidWithArg(autoMarker+"-web") != webPID || pidWithArg(autoMarker+"-long") != longPID {
+			t.Error("the service's or the execution's process changed after the partition: restarted or killed")
+		}
+		// Nothing of it must outlive the test: the environment goes, and
+		// its runner stops what runs in it.
+		s.mustRun(t, adminToken, "environments", "delete", envID, "--wait")
+		s.mustRun(t, adminToken, "pods", "terminate", key)
+		eventually(t, "the pod's process ends", func() bool { return pidWithArg(marker) == 0 })
 	} else {
-		eventually(t, "the runner stops the failed pods", func() bool { return pidWithArg(marker) == 0 && pidWithArg(doomed) == 0 })
+		eventually(t, "the runner stops the failed pods, service and execution", func() bool {
+			return pidWithArg(marker) == 0 && pidWithArg(doomed) == 0 && pidWithArg(autoMarker+"-web") == 0 && pidWithArg(autoMarker+"-long") == 0
+		})
+		if x := exec().TaskExecution.Status; x.Phase != "TASK_EXECUTION_PHASE_FAILED" {
+			t.Errorf("after the runner came back the execution is %+v, want failed for good", x)
+		}
 		if p := pod(); p.Pod.Status != "failed" || p.Pod.Reason != "runner unreachable for more than "+lostAfter.String() {
 			t.Fatalf("after the runner came back the pod is %s (%q), want failed for good", p.Pod.Status, p.Pod.Reason)
 		}
