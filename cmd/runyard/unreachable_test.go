@@ -191,6 +191,14 @@ func testUnreachableAutomations(t *testing.T, be backend, lostAfter time.Duratio
 			return v.Status.Phase == "SERVICE_PHASE_FAILED" && v.Status.FailureMessage == reason && v.Spec.DesiredPhase == "SERVICE_PHASE_STOPPED" &&
 				x.Phase == "TASK_EXECUTION_PHASE_FAILED" && x.FailureMessage == reason
 		})
+		// The environment is not failed (it has no such phase); waiting
+		// for its deletion ends with the way out.
+		res := s.run(t, adminToken, "environments", "delete", stoppedID, "--wait")
+		requireOneLine(t, "environments delete --wait", res.Stderr, "stopped waiting until environment "+stoppedID+" is deleted", unreachable,
+			"runyard environments delete --force "+stoppedID)
+		if res.Code != 9 {
+			t.Errorf("environments delete --wait on an unreachable runner: exit %d, want 9", res.Code)
+		}
 	}
 	if pidWithArg(marker+"-web") != webPID || pidWithArg(marker+"-long") != longPID {
 		t.Fatal("the work's processes changed while the runner was silent")

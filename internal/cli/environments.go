@@ -458,7 +458,8 @@ func newEnvironmentsDeleteCmd(g *globals) *cobra.Command {
 					fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(start)), envPhase(p))
 				}
 				if msg := unreachableIn(got.Msg.GetEnvironment().GetStatus().GetWarningMessage()...); msg != "" {
-					return unreachableError("environment "+id+" is deleted", msg)
+					return unreachableErrorHint("environment "+id+" is deleted", msg,
+						"it is deleted when the runner comes back; `runyard environments delete --force "+id+"` removes it without the runner")
 				}
 				if !sleepCtx(ctx, pollInterval) {
 					return waitError(ctx, w.timeout, "environment "+id+" is deleted")

@@ -24,7 +24,11 @@ func unreachableIn(msgs ...string) string {
 // is better served by the reason now; exit code 9 (unavailable) tells it
 // from a failure.
 func unreachableError(what, msg string) error {
+	return unreachableErrorHint(what, msg, "it goes on if the runner comes back within the control plane's --lost-after")
+}
+
+// unreachableErrorHint is unreachableError with another hint.
+func unreachableErrorHint(what, msg, hint string) error {
 	msg, _, _ = strings.Cut(msg, "; ")
-	return &apperr.Error{Code: apperr.CodeUnavailable, Message: fmt.Sprintf(
-		"stopped waiting until %s: %s (what runs there goes on if the runner comes back in time)", what, msg)}
+	return &apperr.Error{Code: apperr.CodeUnavailable, Message: fmt.Sprintf("stopped waiting until %s: %s (%s)", what, msg, hint)}
 }
