@@ -309,6 +309,9 @@ func (s *Service) Terminate(ctx context.Context, key string) (*Pod, error) {
 	if notify {
 		s.changed(p.OrgID, p.RunnerID)
 	}
+	if err := s.markUnreachable(ctx, c.OrgID, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
