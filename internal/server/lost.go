@@ -11,19 +11,20 @@ import (
 	"github.com/runyard/runyard/internal/runners"
 )
 
-// checkLostAfter validates Config.LostAfter and sets its default. A runner
+// checkLostAfter validates Config.LostAfter and sets its default (never
+// below the runner timeout). A runner
 // is not unreachable before the runner timeout passed, so a shorter
 // lost-after could only mean "at once" and is refused rather than read so.
 func checkLostAfter(cfg *Config) error {
 	if cfg.LostAfter < 0 {
 		return errors.New("--lost-after must be positive")
 	}
-	if cfg.LostAfter == 0 {
-		cfg.LostAfter = runners.DefaultLostAfter
-	}
 	timeout := cfg.RunnerTimeout
 	if timeout == 0 {
 		timeout = fleet.DefaultTimeout
+	}
+	if cfg.LostAfter == 0 {
+		cfg.LostAfter = max(runners.DefaultLostAfter, timeout)
 	}
 	if cfg.LostAfter < timeout {
 		return fmt.Errorf("--lost-after (%s) must be at least --runner-timeout (%s): a runner is unreachable only after the timeout", cfg.LostAfter, timeout)

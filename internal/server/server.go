@@ -65,7 +65,7 @@ type Config struct {
 	// LostAfter is how long a runner may stay unreachable (INACTIVE) before
 	// its pods, services and task executions are failed for good; until
 	// then a runner that comes back keeps them. Zero means
-	// runners.DefaultLostAfter.
+	// runners.DefaultLostAfter, or RunnerTimeout when that is longer.
 	LostAfter time.Duration
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
