@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -132,6 +133,29 @@ func startRunnerInNetns(t *testing.T, ns string, args ...string) *runnerProc {
 	return p
 }
 
+// killLeftovers makes sure, when the test ends, that no process with one of
+// markers in its command line outlives it: a passing test must have ended
+// them itself (an error otherwise), a failing one may leave them, and they
+// are killed either way.
+func killLeftovers(t *testing.T, markers ...string) {
+	t.Helper()
+	t.Cleanup(func() {
+		for _, m := range markers {
+			for range 10 {
+				pid := pidWithArg(m)
+				if pid == 0 {
+					break
+				}
+				if !t.Failed() {
+					t.Errorf("process %s (%d) outlived the test", m, pid)
+				}
+				syscall.Kill(pid, syscall.SIGKILL)
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+}
+
 // pidWithArg returns the PID of the process with arg in its command line
 // (the lowest, should there be several), or 0.
 func pidWithArg(arg string) int {
@@ -193,6 +217,10 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	// A second agent type, with its own marker, for a pod a user
 	// terminates during the partition.
 	doomed := fmt.Sprintf("runyard-partition-doomed-%d-%d", os.Getpid(), n)
+	autoMarker := fmt.Sprintf("runyard-partition-auto-%d-%d", os.Getpid(), n)
+	// Registered before the runner starts, so it runs after the runner is
+	// killed: services and tasks live in sessions of their own.
+	killLeftovers(t, marker, doomed, autoMarker+"-web", autoMarker+"-long")
 	for id, m := range map[string]string{"partition-agent": marker, "doomed-agent": doomed} {
 		agent := fmt.Sprintf(`{"id":%q,"name":"Partition","command":["sh","-c","echo \"$RUNYARD_POD_KEY\" >> %s; while :; do sleep 1; done","%s"]}`, id, starts, m)
 		restCall(t, s, http.MethodPost, "/agents", agent, http.StatusCreated, nil)
@@ -221,7 +249,6 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	}
 	// An environment with a running service and a running task execution
 	// lives through the same partition.
-	autoMarker := fmt.Sprintf("runyard-partition-auto-%d-%d", os.Getpid(), n)
 	repo := makeGitRepo(t, map[string]string{".runyard/automations.yaml": fmt.Sprintf(unreachableAutomations, autoMarker)})
 	out := s.mustRun(t, adminToken, "environments", "create", "--git", repo, "--wait")
 	envID := strings.Fields(strings.Split(out, "\n")[1])[0]
@@ -243,13 +270,6 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 			pidWithArg(autoMarker+"-web") != 0 && pidWithArg(autoMarker+"-long") != 0
 	})
 	webPID, longPID := pidWithArg(autoMarker+"-web"), pidWithArg(autoMarker+"-long")
-	t.Cleanup(func() {
-		for _, m := range []string{autoMarker + "-web", autoMarker + "-long", marker, doomed} {
-			if pid := pidWithArg(m); pid != 0 {
-				t.Errorf("process %s (%d) outlived the test", m, pid)
-			}
-		}
-	})
 
 	phase := func() string {
 		st, _ := phaseOf(t, s, runnerID)

@@ -106,17 +106,8 @@ func testUnreachableAutomations(t *testing.T, be backend, lostAfter time.Duratio
 	s := startServer(t, serverConfig{DatabaseURL: be.databaseURL(t), Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken},
 		Args: []string{"--runner-timeout", "1500ms", "--lost-after", lostAfter.String()}})
 	runnerID, exchange := registerRunner(t, s, "silent-host")
+	killLeftovers(t, marker+"-web", marker+"-long")
 	r := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "5s")
-	// A stopped runner is killed stopped by startRunner's cleanup; its
-	// work's processes go with the test's check below.
-	t.Cleanup(func() {
-		r.cmd.Process.Signal(syscall.SIGCONT)
-		for _, p := range []string{marker + "-web", marker + "-long"} {
-			if pid := pidWithArg(p); pid != 0 {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		}
-	})
 	phase := func() string {
 		st, _ := phaseOf(t, s, runnerID)
 		return st.Runner.Status.Phase
@@ -224,6 +215,8 @@ func testUnreachableAutomations(t *testing.T, be backend, lostAfter time.Duratio
 		if pidWithArg(marker+"-web") != webPID || pidWithArg(marker+"-long") != longPID {
 			t.Fatal("the work's processes changed after the runner came back")
 		}
+		// Its runner stops what runs in a deleted environment.
+		s.mustRun(t, adminToken, "environments", "delete", envID, "--wait")
 		return
 	}
 	eventually(t, "the runner stops the failed service and execution", func() bool {
