@@ -50,9 +50,10 @@ type podJSON struct {
 // checks the delivery guarantees of the runner protocol: the pod starts once,
 // its first report acknowledges it (running), a control-plane restart hands
 // the runner its pods again and nothing starts twice, and a runner killed
-// with SIGKILL has its pods reported failed once it is INACTIVE.
+// with SIGKILL has its pods shown unreachable once it is INACTIVE, and
+// failed after --lost-after.
 func TestPods_SurviveControlPlaneRestart(t *testing.T) {
-	cfg := serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: []string{"--runner-timeout", "1500ms"}}
+	cfg := serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: []string{"--runner-timeout", "1500ms", "--lost-after", "4s"}}
 	s := startServer(t, cfg)
 	starts := filepath.Join(t.TempDir(), "starts")
 	// The marker is the script's $0, so it shows in the process's command
@@ -100,13 +101,17 @@ func TestPods_SurviveControlPlaneRestart(t *testing.T) {
 		t.Fatalf("the pod's process started %d times, want once", got)
 	}
 
-	// A runner killed outright: its pod is failed once the runner is
-	// INACTIVE.
+	// A runner killed outright: its pod says so once the runner is
+	// INACTIVE, and is failed after --lost-after.
 	r.cmd.Process.Signal(syscall.SIGKILL)
 	r.waitExit(t)
+	eventually(t, "the pod of the lost runner shows it unreachable", func() bool {
+		p := podStatus(s2)
+		return p.Pod.Status == "running" && strings.HasPrefix(p.Pod.Reason, "runner pod-host unreachable since ")
+	})
 	eventually(t, "the pod of the lost runner fails", func() bool {
 		p := podStatus(s2)
-		return p.Pod.Status == "failed" && p.Pod.Reason == "runner lost"
+		return p.Pod.Status == "failed" && p.Pod.Reason == "runner unreachable for more than 4s"
 	})
 	// The pod's process outlives the runner under its holder; the control
 	// plane gave the pod up, so the runner's next start stops it.

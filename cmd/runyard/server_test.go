@@ -348,6 +348,8 @@ func TestServer_FlagErrors(t *testing.T) {
 		{"ErrPublicURLRelative", []string{"--public-url", "cp.example.com"}, []string{"--public-url", "absolute http or https URL"}},
 		{"ErrAdvertiseURLScheme", []string{"--advertise-url", "ftp://10.0.0.5"}, []string{"--advertise-url", "absolute http or https URL"}},
 		{"ErrRetentionZero", []string{"--deleted-runner-retention", "0s"}, []string{"--deleted-runner-retention", "positive"}},
+		{"ErrLostAfterZero", []string{"--lost-after", "0s"}, []string{"--lost-after", "positive"}},
+		{"ErrLostAfterBelowTimeout", []string{"--runner-timeout", "30s", "--lost-after", "10s"}, []string{"--lost-after (10s) must be at least --runner-timeout (30s)"}},
 		// The later --listen wins over the one spawnServer passes.
 		{"ErrAddressInUse", []string{"--listen", busy.Addr().String()}, []string{"address already in use"}},
 	} {

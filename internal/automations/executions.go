@@ -133,6 +133,9 @@ func (s *Manager) GetTaskExecution(ctx context.Context, id string) (*TaskExecuti
 	if err != nil {
 		return nil, executionNotFound(id, err)
 	}
+	if err := s.markExecutionsUnreachable(ctx, c.OrgID, x); err != nil {
+		return nil, err
+	}
 	return x, nil
 }
 
@@ -173,6 +176,9 @@ func (s *Manager) ListTaskExecutions(ctx context.Context, f ExecutionListFilter,
 		return nil, "", fmt.Errorf("list task executions: %w", err)
 	}
 	items, next := paging.Trim(page, items, func(x *TaskExecution) int64 { return x.Seq })
+	if err := s.markExecutionsUnreachable(ctx, c.OrgID, items...); err != nil {
+		return nil, "", err
+	}
 	return items, next, nil
 }
 

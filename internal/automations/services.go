@@ -122,6 +122,9 @@ func (s *Manager) GetService(ctx context.Context, id string) (*Service, error) {
 	if err != nil {
 		return nil, serviceNotFound(id, err)
 	}
+	if err := s.markServicesUnreachable(ctx, c.OrgID, svc); err != nil {
+		return nil, err
+	}
 	return svc, nil
 }
 
@@ -161,6 +164,9 @@ func (s *Manager) ListServices(ctx context.Context, f ServiceListFilter, page pa
 		return nil, "", fmt.Errorf("list services: %w", err)
 	}
 	items, next := paging.Trim(page, items, func(x *Service) int64 { return x.Seq })
+	if err := s.markServicesUnreachable(ctx, c.OrgID, items...); err != nil {
+		return nil, "", err
+	}
 	return items, next, nil
 }
 

@@ -248,6 +248,12 @@ func (g *globals) waitService(parent context.Context, c *envClients, id, name st
 			}
 			return nil
 		}
+		if msg := unreachableIn(st.GetFailureMessage()); msg != "" {
+			if g.output != "json" {
+				fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(begin)), msg)
+			}
+			return unreachableError(what, msg)
+		}
 		if !sleepCtx(ctx, pollInterval) {
 			return waitError(ctx, w.timeout, what)
 		}

@@ -327,6 +327,10 @@ func (g *globals) waitExecution(parent context.Context, c *envClients, x *gitpod
 			}
 			return fmt.Errorf("execution %s failed: %s", id, msg)
 		}
+		if msg := unreachableIn(st.GetFailureMessage()); msg != "" {
+			progress("%s", msg)
+			return unreachableError(what, msg)
+		}
 		if !sleepCtx(ctx, pollInterval) {
 			return waitError(ctx, w.timeout, what)
 		}

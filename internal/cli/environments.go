@@ -457,6 +457,10 @@ func newEnvironmentsDeleteCmd(g *globals) *cobra.Command {
 					last = p
 					fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(start)), envPhase(p))
 				}
+				if msg := unreachableIn(got.Msg.GetEnvironment().GetStatus().GetWarningMessage()...); msg != "" {
+					return unreachableErrorHint("environment "+id+" is deleted", msg,
+						"it is deleted when the runner comes back; `runyard environments delete --force "+id+"` removes it without the runner")
+				}
 				if !sleepCtx(ctx, pollInterval) {
 					return waitError(ctx, w.timeout, "environment "+id+" is deleted")
 				}
@@ -531,6 +535,10 @@ func (g *globals) waitEnvironment(parent context.Context, c *envClients, id stri
 				}
 				return nil
 			}
+		}
+		if msg := unreachableIn(st.GetWarningMessage()...); msg != "" {
+			progress("%s", msg)
+			return unreachableError(what, msg)
 		}
 		if !sleepCtx(ctx, pollInterval) {
 			return waitError(ctx, w.timeout, what)

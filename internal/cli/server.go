@@ -29,6 +29,9 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 			if cmd.Flags().Changed("deleted-runner-retention") && cfg.DeletedRunnerRetention == 0 {
 				return usagef("--deleted-runner-retention must be positive (a deleted runner stays readable that long)")
 			}
+			if cmd.Flags().Changed("lost-after") && cfg.LostAfter <= 0 {
+				return usagef("--lost-after must be positive (how long an unreachable runner keeps its work)")
+			}
 			s, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -43,6 +46,8 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); without it the server speaks h2c")
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	f.DurationVar(&cfg.RunnerTimeout, "runner-timeout", 30*time.Second, "a runner that does not renew within this is INACTIVE; runners renew every third of it")
+	f.DurationVar(&cfg.LostAfter, "lost-after", runners.DefaultLostAfter,
+		"how long an unreachable (INACTIVE) runner keeps its pods, services and task executions; after it they are failed, and the runner stops them if it comes back")
 	f.DurationVar(&cfg.DeletedRunnerRetention, "deleted-runner-retention", runners.DefaultDeletedRetention,
 		"how long a deleted runner stays readable (phase DELETED) before it is purged")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")

@@ -94,6 +94,7 @@ runner. Ctrl-C stops both.`,
 	f.IntVar(&maxPods, "max-pods", 10, "how many agent pods the local runner takes at once")
 	f.DurationVar(&stopGrace, "stop-grace", 2*time.Minute, "how long a stopped pod has between SIGTERM and SIGKILL")
 	f.DurationVar(&cfg.RunnerTimeout, "runner-timeout", 30*time.Second, "a runner that does not renew within this is INACTIVE")
+	f.DurationVar(&cfg.LostAfter, "lost-after", runners.DefaultLostAfter, "how long an unreachable runner keeps its work before it is failed")
 	return cmd
 }
 

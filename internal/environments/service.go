@@ -129,6 +129,9 @@ func (s *Service) Get(ctx context.Context, id string) (*Environment, error) {
 	if err != nil {
 		return nil, notFound(id, err)
 	}
+	if err := s.markUnreachable(ctx, c.OrgID, e); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -198,6 +201,9 @@ func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*
 	// next page starts below it (paging.Page.After is "after" in list
 	// order, which is descending here).
 	items, next := paging.Trim(page, items, func(e *Environment) int64 { return e.Seq })
+	if err := s.markUnreachable(ctx, c.OrgID, items...); err != nil {
+		return nil, "", err
+	}
 	return items, next, nil
 }
 

@@ -15,6 +15,8 @@
 //
 // Terminate ends an unplaced pending pod at once; a placed pod gets
 // DesiredStatus terminated and keeps its status until its runner confirms.
+// A pod whose runner is unreachable keeps its status too, with a reason
+// saying so, and fails only after --lost-after (unreachable.go).
 package pods
 
 import (
@@ -180,6 +182,9 @@ func (s *Service) ListOnRunner(ctx context.Context, runnerID string, status Stat
 	items, total, err := s.Store.FindPods(ctx, Filter{OrgID: c.OrgID, RunnerID: runnerID, Status: status, Offset: offset, Limit: limit})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list pods of runner %q: %w", runnerID, err)
+	}
+	if err := s.markUnreachable(ctx, c.OrgID, items...); err != nil {
+		return nil, 0, err
 	}
 	return items, total, nil
 }

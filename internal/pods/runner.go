@@ -122,9 +122,10 @@ func micro(t *time.Time) *time.Time {
 	return &v
 }
 
-// FailRunnerPods marks the active pods of a runner that was lost as failed
-// with reason. The control plane calls it when a runner goes INACTIVE; it
-// acts for the system and checks no caller.
+// FailRunnerPods marks the active pods of a runner that was deleted or stayed
+// unreachable past --lost-after as failed with reason. The control plane
+// calls it from runners.Service.Gone; it acts for the system and checks no
+// caller.
 func (s *Service) FailRunnerPods(ctx context.Context, orgID, runnerID, reason string) (int, error) {
 	now := s.now()
 	n := 0
@@ -146,6 +147,11 @@ func (s *Service) FailRunnerPods(ctx context.Context, orgID, runnerID, reason st
 				return n, fmt.Errorf("fail pod %q: %w", p.Key, err)
 			}
 		}
+	}
+	if n > 0 {
+		// A runner that reconnected meanwhile stops them now, not at its
+		// next reconnect.
+		s.changed(orgID, runnerID)
 	}
 	return n, nil
 }

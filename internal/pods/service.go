@@ -220,6 +220,9 @@ func (s *Service) Get(ctx context.Context, key string) (*Pod, error) {
 	if err != nil {
 		return nil, podNotFound(key, err)
 	}
+	if err := s.markUnreachable(ctx, c.OrgID, p); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -255,6 +258,9 @@ func (s *Service) List(ctx context.Context, in ListInput) ([]*Pod, int, error) {
 	items, total, err := s.Store.FindPods(ctx, Filter{OrgID: c.OrgID, RunnerSeq: in.RunnerID, Status: in.Status, Limit: in.Limit, Offset: in.Offset})
 	if err != nil {
 		return nil, 0, fmt.Errorf("list pods: %w", err)
+	}
+	if err := s.markUnreachable(ctx, c.OrgID, items...); err != nil {
+		return nil, 0, err
 	}
 	return items, total, nil
 }
@@ -302,6 +308,9 @@ func (s *Service) Terminate(ctx context.Context, key string) (*Pod, error) {
 	}
 	if notify {
 		s.changed(p.OrgID, p.RunnerID)
+	}
+	if err := s.markUnreachable(ctx, c.OrgID, p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

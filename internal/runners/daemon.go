@@ -127,8 +127,12 @@ func (s *Service) RecordRenewals(ctx context.Context, batch []Renewal) error {
 }
 
 // SweepSilent marks the runners that did not renew within timeout of now as
-// INACTIVE and returns how many it marked. Each is re-checked in its own
-// transaction, so a renewal that lands meanwhile wins.
+// INACTIVE, then gives up on the work of runners that stayed unreachable
+// for longer than LostAfter (SweepLost). It returns how many runners it
+// marked INACTIVE. Each is re-checked in its own transaction, so a renewal
+// that lands meanwhile wins. An INACTIVE runner keeps its work: its pods,
+// services and executions show that it is unreachable (UnreachableMessage)
+// and are its again when it comes back.
 func (s *Service) SweepSilent(ctx context.Context, timeout time.Duration) (int, error) {
 	now := s.now()
 	silent, err := s.Store.FindSilentRunners(ctx, now.Add(-timeout))
@@ -137,26 +141,58 @@ func (s *Service) SweepSilent(ctx context.Context, timeout time.Duration) (int, 
 	}
 	n := 0
 	for _, rn := range silent {
-		marked := false
 		_, err := s.Store.UpdateRunner(ctx, rn.OrgID, rn.RunnerID, func(r *Runner) error {
-			marked = false
 			if r.Live(now, timeout) || (r.Status.Phase != PhaseActive && r.Status.Phase != PhaseDegraded) {
 				return errUnchanged
 			}
 			r.Status.Phase = PhaseInactive
 			r.Status.Message = InactiveMessage(r.LastSeen, timeout)
-			marked = true
 			return nil
 		})
 		if err != nil && !errors.Is(err, errUnchanged) && !apperr.Is(err, apperr.CodeNotFound) {
 			return n, fmt.Errorf("mark runner %q inactive: %w", rn.RunnerID, err)
 		}
-		if err == nil && marked {
+		if err == nil {
 			n++
-			s.gone(rn.OrgID, rn.RunnerID, "runner lost")
+		}
+	}
+	if _, err := s.SweepLost(ctx); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// SweepLost gives up on the work of the runners that have been INACTIVE
+// since before LostAfter ago: each is marked lost once per outage and Gone
+// fails its work, which then leaves its desired state, so a runner that
+// comes back later stops it. It returns how many runners it gave up on.
+func (s *Service) SweepLost(ctx context.Context) (int, error) {
+	after := s.lostAfter()
+	now := s.now()
+	cutoff := now.Add(-after)
+	lost, err := s.Store.FindLostRunners(ctx, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("find lost runners: %w", err)
+	}
+	n := 0
+	for _, rn := range lost {
+		ok, err := s.Store.MarkRunnerLost(ctx, rn.OrgID, rn.RunnerID, cutoff, now)
+		if err != nil {
+			return n, fmt.Errorf("mark runner %q lost: %w", rn.RunnerID, err)
+		}
+		if ok {
+			n++
+			s.gone(rn.OrgID, rn.RunnerID, LostMessage(after))
 		}
 	}
 	return n, nil
+}
+
+func (s *Service) lostAfter() time.Duration {
+	if s.LostAfter > 0 {
+		return s.LostAfter
+	}
+	return DefaultLostAfter
 }
 
 // errUnchanged aborts an update that turned out to have nothing to do.

@@ -3,6 +3,7 @@ package runners
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,11 @@ import (
 //
 //	any ──DeleteRunner (connected)──▶ DELETING ──daemon confirms──▶ DELETED
 //	any ──DeleteRunner (forced, or never connected)──────────────▶ DELETED
+//
+// An INACTIVE runner keeps its work until it has been silent for longer
+// than Service.LostAfter; then its work is failed for good (SweepLost) and
+// it stays INACTIVE. Coming back (a renewal or a report) starts a new
+// outage's clock.
 //
 // DELETING and DELETED are sticky: reports and renewals do not leave them.
 // A DELETED runner is a tombstone (Runner.DeletedAt) until it is purged.
@@ -118,6 +124,32 @@ func (r *Runner) Live(now time.Time, timeout time.Duration) bool {
 // InactiveMessage is the status message of a runner that went silent.
 func InactiveMessage(lastSeen time.Time, timeout time.Duration) string {
 	return fmt.Sprintf("no renewal within %s (last at %s)", timeout, lastSeen.UTC().Format(time.RFC3339))
+}
+
+// LostMessage is why the work of a runner unreachable for longer than
+// lostAfter failed.
+func LostMessage(lostAfter time.Duration) string {
+	return fmt.Sprintf("runner unreachable for more than %s", lostAfter)
+}
+
+// unreachableInfix is what every UnreachableMessage holds, so that a client
+// can tell it from other messages (IsUnreachable).
+const unreachableInfix = " unreachable since "
+
+// UnreachableMessage says that r cannot be reached, or is empty while r is
+// not INACTIVE. The work of an INACTIVE runner keeps its phase (it may well
+// still run) and carries this message instead, until the runner comes back
+// or the work is failed after LostAfter.
+func (r *Runner) UnreachableMessage() string {
+	if r == nil || r.Status.Phase != PhaseInactive {
+		return ""
+	}
+	return fmt.Sprintf("runner %s%s%s", r.Name, unreachableInfix, r.LastSeen.UTC().Format(time.RFC3339))
+}
+
+// IsUnreachable reports whether msg is (or holds) an UnreachableMessage.
+func IsUnreachable(msg string) bool {
+	return strings.Contains(msg, "runner ") && strings.Contains(msg, unreachableInfix)
 }
 
 // markDeleted makes r the tombstone of a runner deleted at now; why ends

@@ -61,6 +61,15 @@ type Store interface {
 	// FindSilentRunners returns the runners that are ACTIVE or DEGRADED and
 	// were last seen before cutoff.
 	FindSilentRunners(ctx context.Context, cutoff time.Time) ([]Renewal, error)
+	// FindLostRunners returns the runners that are INACTIVE, were last seen
+	// before cutoff, and whose work was not yet given up on since they were
+	// last seen (MarkRunnerLost).
+	FindLostRunners(ctx context.Context, cutoff time.Time) ([]Renewal, error)
+	// MarkRunnerLost records at as the time the work of a runner that
+	// FindLostRunners would still return was given up on, and reports
+	// whether it did: false when the runner came back, was deleted, or
+	// another caller marked it first.
+	MarkRunnerLost(ctx context.Context, orgID, id string, cutoff, at time.Time) (bool, error)
 }
 
 // Service is the runner registry.
@@ -71,15 +80,26 @@ type Service struct {
 	// Changed, when set, is called after a user changed or deleted a runner,
 	// so that a connected daemon learns its new desired state at once.
 	Changed func(orgID, runnerID string)
-	// Gone, when set, is called after a runner went INACTIVE or was removed,
-	// with the reason its work is lost ("runner lost", "runner deleted").
+	// Gone, when set, is called after a runner was removed or stayed
+	// INACTIVE for longer than LostAfter, with the reason its work is lost
+	// ("runner deleted", "runner unreachable for more than 10m0s"). A
+	// runner that merely went INACTIVE keeps its work: it may come back
+	// with it still running.
 	Gone func(orgID, runnerID, reason string)
+	// LostAfter is how long a runner may stay unreachable before its work
+	// is failed for good (Nomad's disconnect.lost_after); zero means
+	// DefaultLostAfter.
+	LostAfter time.Duration
 	// Deleted, when set, is called after a runner was deleted (forced, never
 	// connected, or confirmed by its daemon), so that what belongs to it
 	// goes too: nothing can run its environments any more. It is called
 	// once per runner: deleting a tombstone again calls nothing.
 	Deleted func(orgID, runnerID string)
 }
+
+// DefaultLostAfter is how long a runner may stay unreachable, by default,
+// before its work is failed for good.
+const DefaultLostAfter = 10 * time.Minute
 
 // DefaultDeletedRetention is how long a deleted runner stays readable, by
 // default, before PurgeDeleted removes it.

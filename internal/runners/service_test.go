@@ -459,16 +459,57 @@ func TestSweepAndRenew(t *testing.T) {
 	if p, msg := phase(); p != runners.PhaseInactive || !strings.Contains(msg, "no renewal") {
 		t.Fatalf("after the sweep: %s %q", p, msg)
 	}
-	// A lost runner's work is lost, but the runner and its environments
-	// stay: it may come back.
-	if !slices.Equal(gone, []string{"runner lost"}) || len(deleted) != 0 {
+	// An unreachable runner keeps its work: it may come back with it
+	// still running. Its work says so meanwhile.
+	if len(gone) != 0 || len(deleted) != 0 {
 		t.Fatalf("after the sweep: Gone %v, Deleted %v", gone, deleted)
 	}
+	got, err := svc.Get(admin, r.ID)
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	if msg, want := got.UnreachableMessage(), "runner host unreachable since 2026-11-24T12:00:00Z"; msg != want || !runners.IsUnreachable(msg) {
+		t.Fatalf("unreachable message = %q, want %q", msg, want)
+	}
+	// Only after LostAfter is its work given up on, once per outage.
+	svc.LostAfter = 2 * time.Minute
+	now = t0.Add(svc.LostAfter - time.Second)
+	if n, err := svc.SweepLost(ctx); err != nil || n != 0 || len(gone) != 0 {
+		t.Fatalf("lost sweep before LostAfter: %d runners, Gone %v (err %v)", n, gone, err)
+	}
+	now = t0.Add(svc.LostAfter + time.Second)
+	for range 2 {
+		if _, err := svc.SweepSilent(ctx, timeout); err != nil {
+			t.Fatalf("sweep after LostAfter: %v", err)
+		}
+	}
+	if !slices.Equal(gone, []string{"runner unreachable for more than 2m0s"}) {
+		t.Fatalf("after LostAfter: Gone %v", gone)
+	}
+	now = now.Add(time.Second)
 	if err := svc.RecordRenewals(ctx, []runners.Renewal{{OrgID: r.OrgID, RunnerID: r.ID, At: now}}); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
 	if p, msg := phase(); p != runners.PhaseActive || msg != "" {
 		t.Fatalf("after a renewal: %s %q", p, msg)
+	}
+	if got, _ := svc.Get(admin, r.ID); got.UnreachableMessage() != "" {
+		t.Fatalf("a runner back still says %q", got.UnreachableMessage())
+	}
+	// A new outage is judged afresh.
+	lastSeen := now
+	now = lastSeen.Add(timeout + time.Second)
+	if n, err := svc.SweepSilent(ctx, timeout); err != nil || n != 1 || len(gone) != 1 {
+		t.Fatalf("second outage: marked %d, Gone %v (err %v)", n, gone, err)
+	}
+	now = lastSeen.Add(svc.LostAfter + time.Second)
+	if n, err := svc.SweepLost(ctx); err != nil || n != 1 || len(gone) != 2 {
+		t.Fatalf("second outage past LostAfter: %d lost, Gone %v (err %v)", n, gone, err)
+	}
+	gone = gone[:1]
+	now = now.Add(time.Second)
+	if err := svc.RecordRenewals(ctx, []runners.Renewal{{OrgID: r.OrgID, RunnerID: r.ID, At: now}}); err != nil {
+		t.Fatalf("renew: %v", err)
 	}
 	// Deletion needs the runner to have been asked.
 	if err := svc.ConfirmDeletion(daemon); apperr.CodeOf(err) != apperr.CodeFailedPrecondition {
@@ -483,10 +524,10 @@ func TestSweepAndRenew(t *testing.T) {
 	if err := svc.ConfirmDeletion(daemon); err != nil {
 		t.Fatalf("confirm deletion: %v", err)
 	}
-	if !slices.Equal(deleted, []string{r.ID}) || !slices.Equal(gone, []string{"runner lost", "runner deleted"}) {
+	if !slices.Equal(deleted, []string{r.ID}) || !slices.Equal(gone, []string{"runner unreachable for more than 2m0s", "runner deleted"}) {
 		t.Fatalf("after the confirmation: Deleted %v, Gone %v", deleted, gone)
 	}
-	got, err := svc.Get(admin, r.ID)
+	got, err = svc.Get(admin, r.ID)
 	if err != nil || got.Status.Phase != runners.PhaseDeleted || !got.DeletedAt.Equal(now) ||
 		got.Status.Message != runners.DeletedMessage(now, "confirmed by its runner after it stopped its work") {
 		t.Fatalf("after confirmation: %+v, %v", got, err)
@@ -502,7 +543,7 @@ func TestSweepAndRenew(t *testing.T) {
 	if p, _ := phase(); p != runners.PhaseDeleted {
 		t.Fatalf("after a late renewal and a sweep: %s", p)
 	}
-	if !slices.Equal(gone, []string{"runner lost", "runner deleted"}) {
+	if !slices.Equal(gone, []string{"runner unreachable for more than 2m0s", "runner deleted"}) {
 		t.Fatalf("Gone after the deletion: %v", gone)
 	}
 }

@@ -62,6 +62,11 @@ type Config struct {
 	// GetRunner, phase DELETED, before it is purged. Zero means
 	// runners.DefaultDeletedRetention.
 	DeletedRunnerRetention time.Duration
+	// LostAfter is how long a runner may stay unreachable (INACTIVE) before
+	// its pods, services and task executions are failed for good; until
+	// then a runner that comes back keeps them. Zero means
+	// runners.DefaultLostAfter, or RunnerTimeout when that is longer.
+	LostAfter time.Duration
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
@@ -120,6 +125,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.DeletedRunnerRetention == 0 {
 		cfg.DeletedRunnerRetention = runners.DefaultDeletedRetention
+	}
+	if err := checkLostAfter(&cfg); err != nil {
+		return nil, err
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key must be given together")
@@ -275,15 +283,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.pods.Changed = hooks.Changed
 	s.pods.AgentTypesChanged = hooks.OrgChanged
 	s.pods.Terminals = s.fleet
-	runnerSvc.Gone = func(orgID, runnerID, reason string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if n, err := s.pods.FailRunnerPods(ctx, orgID, runnerID, reason); err != nil {
-			s.log.Error("fail the pods of a lost runner", "runner", runnerID, "err", err)
-		} else if n > 0 {
-			s.log.Info("pods failed with their runner", "runner", runnerID, "pods", n, "reason", reason)
-		}
-	}
+	runnerSvc.LostAfter = s.cfg.LostAfter
+	runnerSvc.Gone = s.runnerGone(autoSvc)
 	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.

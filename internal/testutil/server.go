@@ -44,6 +44,8 @@ type TestServer struct {
 type Options struct {
 	// RunnerTimeout is the server's --runner-timeout; zero is the default.
 	RunnerTimeout time.Duration
+	// LostAfter is the server's --lost-after; zero is the default.
+	LostAfter time.Duration
 	// Logger, when set, receives the server's log; by default it is
 	// discarded.
 	Logger *slog.Logger
@@ -70,6 +72,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		BootstrapToken:  AdminToken,
 		ShutdownTimeout: 5 * time.Second,
 		RunnerTimeout:   opts.RunnerTimeout,
+		LostAfter:       opts.LostAfter,
 		Logger:          opts.Logger,
 	}
 	if cfg.Logger == nil {

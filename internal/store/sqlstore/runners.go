@@ -429,3 +429,41 @@ func (db *DB) FindSilentRunners(ctx context.Context, cutoff time.Time) ([]runner
 	}
 	return out, db.translate(rows.Err(), "runners")
 }
+
+// The phase in these two queries is a literal, so that they match the
+// predicate of the partial index runners_unreachable (migration 00017).
+
+func (db *DB) FindLostRunners(ctx context.Context, cutoff time.Time) ([]runners.Renewal, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT org_id, id, last_seen FROM runners
+		WHERE phase = 'RUNNER_PHASE_INACTIVE' AND lost_at <= last_seen AND deleted_at = 0
+		AND last_seen > 0 AND last_seen < ? ORDER BY last_seen`), micros(cutoff))
+	if err != nil {
+		return nil, db.translate(err, "runners")
+	}
+	defer rows.Close()
+	var out []runners.Renewal
+	for rows.Next() {
+		var r runners.Renewal
+		var at int64
+		if err := rows.Scan(&r.OrgID, &r.RunnerID, &at); err != nil {
+			return nil, db.translate(err, "runners")
+		}
+		r.At = fromMicros(at)
+		out = append(out, r)
+	}
+	return out, db.translate(rows.Err(), "runners")
+}
+
+func (db *DB) MarkRunnerLost(ctx context.Context, orgID, id string, cutoff, at time.Time) (bool, error) {
+	res, err := db.write.ExecContext(ctx, db.q(`UPDATE runners SET lost_at = ?
+		WHERE org_id = ? AND id = ? AND phase = 'RUNNER_PHASE_INACTIVE' AND lost_at <= last_seen AND deleted_at = 0
+		AND last_seen > 0 AND last_seen < ?`), micros(at), orgID, id, micros(cutoff))
+	if err != nil {
+		return false, db.translate(err, "runner")
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, db.translate(err, "runner")
+	}
+	return n == 1, nil
+}

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"RunnerTombstoneNotPlaced", testRunnerTombstoneNotPlaced},
 		{"RenewRunners", testRenewRunners},
 		{"FindSilentRunners", testFindSilentRunners},
+		{"LostRunners", testLostRunners},
 		{"RunnerSessions", testRunnerSessions},
 		{"Pods", testPods},
 		{"PodPlacement", testPodPlacement},
