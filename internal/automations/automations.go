@@ -64,6 +64,7 @@ import (
 	"github.com/runyard/runyard/internal/automations/spec"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // ServicePhase is a service's phase, with the gitpod.v1 names.
@@ -134,6 +135,25 @@ func (p ExecutionPhase) Finished() bool {
 	return p == ExecutionPhaseSucceeded || p == ExecutionPhaseFailed || p == ExecutionPhaseStopped
 }
 
+// Source is where a service or task came from. It decides what an apply of
+// an automations file may change: a file apply (the repository's file, or
+// UpsertAutomationsFile) reconciles the file-managed items (SourceFile and
+// SourceUpsert) and never changes or removes an API-created one.
+type Source string
+
+const (
+	// SourceFile is the repository's automations file, applied when the
+	// environment is created and when a user reloads it.
+	SourceFile Source = "file"
+	// SourceUpsert is UpsertAutomationsFile (`runyard automations update`).
+	SourceUpsert Source = "upsert"
+	// SourceAPI is CreateService or CreateTask.
+	SourceAPI Source = "api"
+)
+
+// FileManaged reports whether a file apply manages items of source s.
+func (s Source) FileManaged() bool { return s == SourceFile || s == SourceUpsert }
+
 // EnvVar is one environment variable of a service or task: a literal value,
 // or the value of the secret SecretID.
 type EnvVar struct {
@@ -153,11 +173,14 @@ type Service struct {
 	Description   string
 	Role          ServiceRole
 	TriggeredBy   []spec.Trigger
-	Creator       identity.Subject
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	Spec          ServiceSpec
-	Status        ServiceStatus
+	// Source is where the service came from; it never changes but when a
+	// file apply takes over a file-managed item of the other file source.
+	Source    Source
+	Creator   identity.Subject
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Spec      ServiceSpec
+	Status    ServiceStatus
 }
 
 type ServiceSpec struct {
@@ -215,10 +238,12 @@ type Task struct {
 	Name          string
 	Description   string
 	TriggeredBy   []spec.Trigger
-	Creator       identity.Subject
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	Spec          TaskSpec
+	// Source is where the task came from, as a service's.
+	Source    Source
+	Creator   identity.Subject
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Spec      TaskSpec
 	// DependsOn holds IDs of tasks and services of the same environment.
 	DependsOn []string
 }
@@ -337,6 +362,10 @@ type Changes struct {
 	UpdateTasks      []*Task
 	DeleteTasks      []string
 	CreateExecutions []*TaskExecution
+	// EnvironmentFile, when set, replaces the environment's
+	// spec.automationsFile: the control plane's record of which file
+	// applies and which start's triggers are done.
+	EnvironmentFile *environments.AutomationsFile
 }
 
 func (c *Changes) empty() bool {
@@ -384,6 +413,9 @@ type ExecutionFilter struct {
 // environments.Store's.
 type Store interface {
 	FindEnvironmentByID(ctx context.Context, orgID, id string) (*environments.Environment, error)
+	// FindSecretByID is secrets.Store's: an env var's secretRef must name
+	// a secret of the organization.
+	FindSecretByID(ctx context.Context, orgID, id string) (*secrets.Secret, error)
 
 	// EditAutomations locks environment envID, loads its services and tasks
 	// (locked too) and calls fn with them; what fn returns is written in

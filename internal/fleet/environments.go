@@ -230,7 +230,7 @@ func machinePhase(p environments.Phase) environments.MachinePhase {
 func (f *Fleet) reportService(ctx context.Context, runnerID string, m *runnerv1.ServiceStatus) error {
 	phase := automations.ServicePhase(m.GetPhase().String())
 	msg, session := m.GetFailureMessage(), m.GetSession()
-	u := automations.StatusUpdate{Phase: &phase, FailureMessage: &msg, Session: &session}
+	u := automations.StatusUpdate{Phase: &phase, FailureMessage: &msg, Session: &session, Output: m.GetOutput()}
 	if id := m.GetLogId(); id != "" && f.autos.LogURL != nil {
 		url := f.autos.LogURL(runnerID, id)
 		u.LogURL = &url

@@ -457,9 +457,10 @@ func (e *env) handOver(spec *runnerv1.EnvironmentSpec) bool {
 			msg = ce.Message()
 		}
 		code := connect.CodeOf(err)
-		if code == connect.CodeInvalidArgument && req.FilePresent {
-			// The file is refused: say why, and still fire the triggers
-			// on the automations as they are.
+		if req.FilePresent && (code == connect.CodeInvalidArgument || code == connect.CodeAlreadyExists || code == connect.CodeFailedPrecondition) {
+			// The file is refused (invalid, or it would change what
+			// users made through the API): say why, and still fire the
+			// triggers on the automations as they are.
 			failure = msg
 			req.FilePresent, req.AutomationsFile = false, nil
 			continue

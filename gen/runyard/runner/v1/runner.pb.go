@@ -1838,7 +1838,11 @@ type ServiceStatus struct {
 	Session        string                 `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
 	FailureMessage string                 `protobuf:"bytes,5,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
 	// log_id names the log of the service's latest run on the runner.
-	LogId         string `protobuf:"bytes,6,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	LogId string `protobuf:"bytes,6,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	// output is what the service's run set (key=value lines in the file
+	// named by $RUNYARD_OUTPUT), merged into the stored status.output: an
+	// empty value unsets its key, and a run in a new session starts empty.
+	Output        map[string]string `protobuf:"bytes,7,rep,name=output,proto3" json:"output,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1913,6 +1917,13 @@ func (x *ServiceStatus) GetLogId() string {
 		return x.LogId
 	}
 	return ""
+}
+
+func (x *ServiceStatus) GetOutput() map[string]string {
+	if x != nil {
+		return x.Output
+	}
+	return nil
 }
 
 type ExecutionStatus struct {
@@ -2936,14 +2947,18 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12)\n" +
 	"\x10content_location\x18\x06 \x01(\tR\x0fcontentLocation\x122\n" +
 	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12>\n" +
-	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\"\xcf\x01\n" +
+	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\"\xd0\x02\n" +
 	"\rServiceStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x12-\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x17.gitpod.v1.ServicePhaseR\x05phase\x12\x18\n" +
 	"\asession\x18\x04 \x01(\tR\asession\x12'\n" +
 	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12\x15\n" +
-	"\x06log_id\x18\x06 \x01(\tR\x05logId\"\xdb\x01\n" +
+	"\x06log_id\x18\x06 \x01(\tR\x05logId\x12D\n" +
+	"\x06output\x18\a \x03(\v2,.runyard.runner.v1.ServiceStatus.OutputEntryR\x06output\x1a9\n" +
+	"\vOutputEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdb\x01\n" +
 	"\x0fExecutionStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x123\n" +
@@ -3044,7 +3059,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
@@ -3083,17 +3098,18 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*TerminalSize)(nil),                   // 34: runyard.runner.v1.TerminalSize
 	nil,                                    // 35: runyard.runner.v1.DesiredState.AgentBinariesEntry
 	nil,                                    // 36: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 37: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 38: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),               // 39: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil),          // 40: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 41: google.protobuf.Duration
-	(v1.RunnerPhase)(0),                    // 42: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 43: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 44: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 45: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 46: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 47: gitpod.v1.TaskExecutionPhase
+	nil,                                    // 37: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 38: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 39: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),               // 40: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil),          // 41: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 42: google.protobuf.Duration
+	(v1.RunnerPhase)(0),                    // 43: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 44: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 45: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 46: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 47: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 48: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
@@ -3108,25 +3124,25 @@ var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	7,  // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
 	29, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
 	0,  // 11: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	39, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	40, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
 	4,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	40, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	40, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	41, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	41, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	42, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	43, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	41, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	41, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	42, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	42, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	43, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	44, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
 	27, // 20: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
 	35, // 21: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
 	11, // 22: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
 	16, // 23: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
 	17, // 24: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
 	36, // 25: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	44, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	45, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
 	13, // 27: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
 	14, // 28: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
 	12, // 29: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	45, // 30: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	46, // 30: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
 	15, // 31: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
 	14, // 32: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
 	18, // 33: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
@@ -3134,32 +3150,33 @@ var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	20, // 35: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
 	15, // 36: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
 	14, // 37: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	44, // 38: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	46, // 39: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	47, // 40: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	24, // 41: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	47, // 42: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	37, // 43: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	38, // 44: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 45: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	40, // 46: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	40, // 47: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 48: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	32, // 49: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	28, // 50: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	28, // 51: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	34, // 52: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	2,  // 53: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	30, // 54: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	25, // 55: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	3,  // 56: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	33, // 57: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	26, // 58: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	56, // [56:59] is the sub-list for method output_type
-	53, // [53:56] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	45, // 38: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	47, // 39: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	37, // 40: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	48, // 41: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	24, // 42: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	48, // 43: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	38, // 44: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	39, // 45: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 46: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	41, // 47: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	41, // 48: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	31, // 49: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	32, // 50: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	28, // 51: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	28, // 52: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	34, // 53: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	2,  // 54: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	30, // 55: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	25, // 56: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	3,  // 57: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	33, // 58: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	26, // 59: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	57, // [57:60] is the sub-list for method output_type
+	54, // [54:57] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -3202,7 +3219,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
