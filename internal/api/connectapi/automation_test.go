@@ -674,6 +674,12 @@ func TestAutomations_Services(t *testing.T) {
 				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: s.GetId(), Metadata: &gitpodv1.UpdateServiceRequest_ServiceMetadata{
 					TriggeredBy: &gitpodv1.UpdateServiceRequest_AutomationTriggerUpdate{Trigger: []*gitpodv1.AutomationTrigger{{}}}}}),
 					connect.CodeInvalidArgument, "metadata.triggeredBy.trigger[0]")
+				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: s.GetId(),
+					Spec: &gitpodv1.UpdateServiceRequest_ServiceSpec{Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", uuid.NewString())}}}),
+					connect.CodeInvalidArgument, "spec.env[0].valueFrom.secretRef.id")
+				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: s.GetId(),
+					Spec: &gitpodv1.UpdateServiceRequest_ServiceSpec{Env: []*gitpodv1.EnvironmentVariableItem{envValue("SHELL", "/bin/evil")}}}),
+					connect.CodeInvalidArgument, `spec.env[0].name: "SHELL" is reserved`)
 				diffProto(t, "service after refused updates", mustGetService(t, admin, s.GetId()), s)
 				missing := uuid.NewString()
 				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: missing, Metadata: &gitpodv1.UpdateServiceRequest_ServiceMetadata{Name: ptr("x")}}),
@@ -759,6 +765,15 @@ func TestAutomations_Tasks(t *testing.T) {
 							Spec: &gitpodv1.TaskSpec{Command: "true"}}, connect.CodeInvalidArgument, "metadata.triggeredBy[0].beforeSnapshot"},
 						{"ErrReferenceOfService", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "db"},
 							Spec: &gitpodv1.TaskSpec{Command: "true"}}, connect.CodeAlreadyExists, "db"},
+						{"ErrEnvNameHOME", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "x"},
+							Spec: &gitpodv1.TaskSpec{Command: "true", Env: []*gitpodv1.EnvironmentVariableItem{envValue("HOME", "/tmp")}}},
+							connect.CodeInvalidArgument, `spec.env[0].name: "HOME" is reserved`},
+						{"ErrEnvNameLDLibraryPath", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "x"},
+							Spec: &gitpodv1.TaskSpec{Command: "true", Env: []*gitpodv1.EnvironmentVariableItem{envValue("A", ""), envSecret("LD_LIBRARY_PATH", f.secret)}}},
+							connect.CodeInvalidArgument, `spec.env[1].name: "LD_LIBRARY_PATH" is reserved`},
+						{"ErrSecretRefUnknown", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "x"},
+							Spec: &gitpodv1.TaskSpec{Command: "true", Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", uuid.NewString())}}},
+							connect.CodeInvalidArgument, "spec.env[0].valueFrom.secretRef.id"},
 					} {
 						t.Run(tc.name, func(t *testing.T) {
 							_, err := admin.Autos.CreateTask(ctx, connect.NewRequest(tc.req))
