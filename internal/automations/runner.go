@@ -282,12 +282,14 @@ type StartResult struct {
 }
 
 // ApplyStart is what the calling runner does once its environment envID
-// started. file is the repository's automations file found in the
-// workspace (nil when there is none).
+// started, and after a user asked to reload the repository's file. file is
+// the repository's automations file found in the workspace (nil when there
+// is none); request is the environment's file request the runner read it
+// for (zero: the latest).
 //
-// The file is applied (as source SourceFile, see applyFile) only when it
-// is pending: at the environment's first start after its creation, and
-// after a user asked to reload it. A runner restart or an environment stop
+// The file is applied (as source SourceFile, see applyFile) only when that
+// request is not applied yet: at the environment's first start after its
+// creation, and after ReloadFile. A runner restart or an environment stop
 // and start hands the file over again and changes nothing, so what users
 // made through the API or UpsertAutomationsFile stays as they left it.
 //
@@ -304,7 +306,7 @@ type StartResult struct {
 //
 // An invalid file is refused like UpsertAutomationsFile's and changes
 // nothing.
-func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File, triggers []spec.Trigger) (*StartResult, error) {
+func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File, triggers []spec.Trigger, request uint64) (*StartResult, error) {
 	c, err := identity.RequireRunner(ctx)
 	if err != nil {
 		return nil, err
@@ -353,7 +355,13 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 		*res = StartResult{}
 		ch := &Changes{}
 		af := env.Spec.AutomationsFile
-		if af.FilePending() {
+		target := af.FileRequested
+		if request != 0 && request < target {
+			// Read before the latest reload: apply it, and the runner
+			// hands the file over again for the latest.
+			target = request
+		}
+		if af.FileApplied < target {
 			if file != nil {
 				res.File = &UpsertResult{}
 				applied, err := s.applyFile(c, env, set, file, SourceFile, res.File)
@@ -370,10 +378,10 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 			}
 			// A workspace without the file fulfils the request too: the
 			// automations stay as they are.
-			af.FileApplied = af.FileRequested
+			af.FileApplied = target
 			ch.EnvironmentFile = &af
 		}
-		if env.Spec.DesiredPhase != environments.PhaseRunning {
+		if env.Spec.DesiredPhase != environments.PhaseRunning || len(triggers) == 0 {
 			return ch, nil
 		}
 		if af.TriggeredStart != nil && af.TriggeredStart.Equal(since) {
@@ -490,3 +498,33 @@ var (
 	// errKeep aborts the removal of a service that no longer qualifies.
 	errKeep = &apperr.Error{Code: apperr.CodeFailedPrecondition, Message: "the service is not ready to be removed"}
 )
+
+// ReloadFile asks the runner of environment envID to read the repository's
+// automations file from the workspace again and hand it over; ApplyStart
+// then applies it as at the environment's creation. It returns at once with
+// the number of the request: a running environment's runner hands the file
+// over within moments, a stopped environment's at its next start. It needs
+// ScopeEnvironmentsWrite and fails with CodeInvalid, CodeNotFound and
+// CodeFailedPrecondition (the environment is being deleted).
+func (s *Manager) ReloadFile(ctx context.Context, envID string) (uint64, error) {
+	c, err := requireWrite(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := identity.ValidateUUID("environmentId", envID); err != nil {
+		return 0, err
+	}
+	var request uint64
+	var runnerID string
+	err = s.edit(ctx, c.OrgID, envID, func(env *environments.Environment, _ *Set) (*Changes, error) {
+		af := env.Spec.AutomationsFile
+		af.FileRequested++
+		request, runnerID = af.FileRequested, env.RunnerID
+		return &Changes{EnvironmentFile: &af}, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.changed(c.OrgID, runnerID)
+	return request, nil
+}

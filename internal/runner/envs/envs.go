@@ -194,9 +194,11 @@ func (m *Manager) Apply(ds *runnerv1.DesiredState) {
 			e = m.newEnv(es.GetId())
 			m.envs[e.id] = e
 		}
-		// Only a new spec (or a return to the set) needs the environment's
-		// loop; services and executions follow from the sync below.
-		changed := e.spec == nil || e.gone || e.spec.GetSpecVersion() != es.GetSpecVersion()
+		// Only a new spec, a request to reload the automations file (or a
+		// return to the set) needs the environment's loop; services and
+		// executions follow from the sync below.
+		changed := e.spec == nil || e.gone || e.spec.GetSpecVersion() != es.GetSpecVersion() ||
+			e.spec.GetAutomationsFileRequest() != es.GetAutomationsFileRequest()
 		e.spec, e.gone = es, false
 		m.startLocked(e)
 		if changed {

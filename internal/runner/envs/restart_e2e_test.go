@@ -15,6 +15,8 @@ import (
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -187,6 +189,43 @@ func testRestartKeepsWhatUsersMade(t *testing.T, backend testutil.Backend) {
 	c.waitService(t, envID, "api-svc", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
 	c.waitService(t, envID, "web", gitpodv1.ServicePhase_SERVICE_PHASE_RUNNING)
 	c.waitExecutions(t, envID, hello, 2)
+
+	// `automations reload`: the runner reads the repository's file from
+	// the workspace again (edited there) and the control plane applies it
+	// to the file-managed items; the API-created ones stay.
+	content := c.env(t, envID).GetStatus().GetContent().GetContentLocationInMachine()
+	if content == "" {
+		t.Fatal("the environment reports no content location")
+	}
+	edited := strings.Replace(fmt.Sprintf(keepFile, marker), "Web from the repository", "Web reloaded", 1) + `  added:
+    name: Added in the workspace
+    command: echo added
+`
+	if err := os.WriteFile(filepath.Join(content, ".runyard", "automations.yaml"), []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reload := runyardv1connect.NewAutomationsServiceClient(http.DefaultClient, c.url)
+	res := must[runyardv1.ReloadAutomationsFileResponse](t, "reload")(reload.ReloadAutomationsFile(ctx, req(&runyardv1.ReloadAutomationsFileRequest{EnvironmentId: envID})))
+	if res.GetRequest() != 2 {
+		t.Errorf("reload request %d, want 2 (creation was the first)", res.GetRequest())
+	}
+	eventually(t, "the reloaded file is applied", func() string {
+		svcs := c.services(t, envID)
+		if got := svcs["web"].GetMetadata().GetName(); got != "Web reloaded" {
+			return "web is named " + got
+		}
+		if _, ok := svcs["docs"]; !ok {
+			return "docs is not back"
+		}
+		return ""
+	})
+	c.taskID(t, envID, "added")
+	if got := c.service(t, api.GetId()); !proto.Equal(got.GetSpec().GetCommands(), apiSpec.GetCommands()) {
+		t.Errorf("the reload changed the API-created service: %v", got.GetSpec())
+	}
+	if _, err := c.autos.GetTask(ctx, req(&gitpodv1.GetTaskRequest{Id: apiTask.GetId()})); err != nil {
+		t.Errorf("after the reload, the API-created task: %v", err)
+	}
 }
 
 // taskID returns the ID of the task ref of environment envID.

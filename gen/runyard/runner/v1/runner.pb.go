@@ -984,9 +984,15 @@ type EnvironmentSpec struct {
 	// files are the organization's and the environment's secrets with a
 	// filePath: the whole set, every time, with their values in
 	// DesiredState.secrets. Empty while the environment is being deleted.
-	Files         []*SecretFile `protobuf:"bytes,9,rep,name=files,proto3" json:"files,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Files []*SecretFile `protobuf:"bytes,9,rep,name=files,proto3" json:"files,omitempty"`
+	// automations_file_request counts the requests to apply the repository's
+	// automations file (one at creation, one per reload). A running
+	// environment whose request is above the one the runner last handed over
+	// reads the file again and hands it over (StartAutomations without
+	// triggers).
+	AutomationsFileRequest uint64 `protobuf:"varint,10,opt,name=automations_file_request,json=automationsFileRequest,proto3" json:"automations_file_request,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *EnvironmentSpec) Reset() {
@@ -1080,6 +1086,13 @@ func (x *EnvironmentSpec) GetFiles() []*SecretFile {
 		return x.Files
 	}
 	return nil
+}
+
+func (x *EnvironmentSpec) GetAutomationsFileRequest() uint64 {
+	if x != nil {
+		return x.AutomationsFileRequest
+	}
+	return 0
 }
 
 // SecretFile is a secret an environment receives as a file.
@@ -2086,8 +2099,15 @@ type StartAutomationsRequest struct {
 	FilePresent bool `protobuf:"varint,2,opt,name=file_present,json=filePresent,proto3" json:"file_present,omitempty"`
 	// automations_file is the file's YAML as read from the workspace.
 	AutomationsFile []byte `protobuf:"bytes,3,opt,name=automations_file,json=automationsFile,proto3" json:"automations_file,omitempty"`
-	// triggers fired: postEnvironmentStart and postDevcontainerStart.
-	Triggers      []string `protobuf:"bytes,4,rep,name=triggers,proto3" json:"triggers,omitempty"`
+	// triggers fired: postEnvironmentStart and postDevcontainerStart. A
+	// reload hands the file over without triggers.
+	Triggers []string `protobuf:"bytes,4,rep,name=triggers,proto3" json:"triggers,omitempty"`
+	// file_request is the environment spec's automations_file_request when
+	// the runner read the file: the control plane applies the file only if it
+	// has not applied that request yet, so a runner restart or an environment
+	// start hands it over again without changing anything. Zero means the
+	// latest request.
+	FileRequest   uint64 `protobuf:"varint,5,opt,name=file_request,json=fileRequest,proto3" json:"file_request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2148,6 +2168,13 @@ func (x *StartAutomationsRequest) GetTriggers() []string {
 		return x.Triggers
 	}
 	return nil
+}
+
+func (x *StartAutomationsRequest) GetFileRequest() uint64 {
+	if x != nil {
+		return x.FileRequest
+	}
+	return 0
 }
 
 type StartAutomationsResponse struct {
@@ -2882,7 +2909,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x91\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xcb\x03\n" +
 	"\x0fEnvironmentSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fspec_version\x18\x02 \x01(\x04R\vspecVersion\x12@\n" +
@@ -2892,7 +2919,9 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\tgit_email\x18\x06 \x01(\tR\bgitEmail\x122\n" +
 	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12+\n" +
 	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\x123\n" +
-	"\x05files\x18\t \x03(\v2\x1d.runyard.runner.v1.SecretFileR\x05files\"=\n" +
+	"\x05files\x18\t \x03(\v2\x1d.runyard.runner.v1.SecretFileR\x05files\x128\n" +
+	"\x18automations_file_request\x18\n" +
+	" \x01(\x04R\x16automationsFileRequest\"=\n" +
 	"\n" +
 	"SecretFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
@@ -2974,12 +3003,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x06log_id\x18\x05 \x01(\tR\x05logId\x1a9\n" +
 	"\vOutputEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
 	"\x17StartAutomationsRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12!\n" +
 	"\ffile_present\x18\x02 \x01(\bR\vfilePresent\x12)\n" +
 	"\x10automations_file\x18\x03 \x01(\fR\x0fautomationsFile\x12\x1a\n" +
-	"\btriggers\x18\x04 \x03(\tR\btriggers\"x\n" +
+	"\btriggers\x18\x04 \x03(\tR\btriggers\x12!\n" +
+	"\ffile_request\x18\x05 \x01(\x04R\vfileRequest\"x\n" +
 	"\x18StartAutomationsResponse\x12.\n" +
 	"\x13started_service_ids\x18\x01 \x03(\tR\x11startedServiceIds\x12,\n" +
 	"\x12task_execution_ids\x18\x02 \x03(\tR\x10taskExecutionIds\"\xce\x01\n" +
