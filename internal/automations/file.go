@@ -149,10 +149,17 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 		if reflect.DeepEqual(&next, cur) {
 			continue
 		}
-		next.UpdatedAt = now
+		// A change of source alone (the other file source's item, now
+		// managed by this one) is stored but not reported: nothing a user
+		// sees changed.
+		taken := next
+		taken.Source = cur.Source
+		if !reflect.DeepEqual(&taken, cur) {
+			next.UpdatedAt = now
+			res.ServiceIDs = append(res.ServiceIDs, cur.ID)
+		}
 		*cur = next
 		ch.UpdateServices = append(ch.UpdateServices, cur)
-		res.ServiceIDs = append(res.ServiceIDs, cur.ID)
 	}
 	for _, ref := range sortedKeys(file.Tasks) {
 		if cur := tasks[ref]; cur != nil {
@@ -185,10 +192,14 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 		if reflect.DeepEqual(&next, cur) {
 			continue
 		}
-		next.UpdatedAt = now
+		taken := next
+		taken.Source = cur.Source
+		if !reflect.DeepEqual(&taken, cur) {
+			next.UpdatedAt = now
+			res.TaskIDs = append(res.TaskIDs, cur.ID)
+		}
 		*cur = next
 		ch.UpdateTasks = append(ch.UpdateTasks, cur)
-		res.TaskIDs = append(res.TaskIDs, cur.ID)
 	}
 
 	// What the file lacks of the file-managed items goes. Tasks go at once

@@ -431,7 +431,7 @@ The command returns at once. A running environment applies the file within
 moments; a stopped one at its next start. A file the control plane refuses is
 named in the environment's status (automationsFile.failureMessage).`,
 		Example: `  runyard automations reload $ENV_ID`,
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs("ENVIRONMENT_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
