@@ -36,11 +36,22 @@
 //   - A task may depend on tasks and services of its own environment;
 //     DeleteTask and DeleteService refuse (failed_precondition) while another
 //     task depends on the one to delete.
-//   - UpsertAutomationsFile changes a running service's spec too: the file is
-//     the source of truth. The running process keeps its commands until the
-//     service's next session (the runner restarts only on a session change).
-//     updatedServiceIds and updatedTaskIds list what the file created or
-//     changed, in reference order; unchanged items are left out.
+//   - Every service and task records its Source. Automations files (the
+//     repository's, applied at the environment's creation and on ReloadFile;
+//     UpsertAutomationsFile) manage the items that came from files: an apply
+//     creates and updates what it lists and removes what it lacks. Items
+//     created with CreateService or CreateTask are never changed or removed
+//     by a file (a file naming one is refused). A runner restart or an
+//     environment stop and start never applies the repository's file.
+//   - A file apply changes a running service's spec too. The running
+//     process keeps its commands until the service's next session (the
+//     runner restarts only on a session change). updatedServiceIds and
+//     updatedTaskIds list what the file created or changed, in reference
+//     order; unchanged items are left out.
+//   - Start triggers fire once per start of the environment; a new start
+//     also restarts every service still desired RUNNING, since the
+//     environment's stop ended its process.
+//   - A status's version comes from the runner's ordered reports alone.
 //   - A new service's desired phase is STOPPED unless the request asks for
 //     RUNNING; starting a service that is running (or about to) changes
 //     nothing.

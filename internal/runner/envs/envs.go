@@ -2,10 +2,11 @@
 // environment's workspace (a directory under the runner's state, with its
 // git checkouts), converges each environment on its desired phase, hands the
 // workspace's automations file to the control plane when an environment
-// starts, and runs the environment's services and task executions on the
-// automations executor while the environment runs. It keeps the secrets an
-// environment receives as files in its workspace (files.go). Every phase
-// it reports is what happened on this host.
+// starts and when a reload is asked for (the control plane applies it only
+// once per request), and runs the environment's services and task
+// executions on the automations executor while the environment runs. It
+// keeps the secrets an environment receives as files in its workspace
+// (files.go). Every phase it reports is what happened on this host.
 //
 //	desired RUNNING: CREATING (first clone) / STARTING ─▶ StartAutomations ─▶ RUNNING
 //	desired STOPPED: STOPPING (services and executions stop) ─▶ STOPPED
