@@ -780,6 +780,19 @@ func TestAutomations_Tasks(t *testing.T) {
 							wantCode(t, err, tc.code, tc.field)
 						})
 					}
+					t.Run("ErrUpdateEnv", func(t *testing.T) {
+						task := mustCreateTask(t, admin, f.env, "upd-env")
+						_, err := admin.Autos.UpdateTask(ctx, connect.NewRequest(&gitpodv1.UpdateTaskRequest{Id: task.GetId(),
+							Spec: &gitpodv1.UpdateTaskRequest_TaskSpec{Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", uuid.NewString())}}}))
+						wantCode(t, err, connect.CodeInvalidArgument, "spec.env[0].valueFrom.secretRef.id")
+						_, err = admin.Autos.UpdateTask(ctx, connect.NewRequest(&gitpodv1.UpdateTaskRequest{Id: task.GetId(),
+							Spec: &gitpodv1.UpdateTaskRequest_TaskSpec{Env: []*gitpodv1.EnvironmentVariableItem{envValue("USER", "root")}}}))
+						wantCode(t, err, connect.CodeInvalidArgument, `spec.env[0].name: "USER" is reserved`)
+						diffProto(t, "task after refused updates", mustGetTask(t, admin, task.GetId()), task)
+						_, err = admin.Autos.UpdateTask(ctx, connect.NewRequest(&gitpodv1.UpdateTaskRequest{Id: task.GetId(),
+							Spec: &gitpodv1.UpdateTaskRequest_TaskSpec{Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", f.secret)}}}))
+						mustOK(t, err, "update with a known secret")
+					})
 				})
 				t.Run("Executions", func(t *testing.T) {
 					// root -> (left, right) -> base; right also awaits the service.
@@ -1038,6 +1051,75 @@ func TestAutomations_UpsertFile(t *testing.T) {
 					mustOK(t, err, "upsert no file")
 					if s, tk = state(t); len(s)+len(tk) != 0 {
 						t.Fatalf("after an empty file: %v %v", s, tk)
+					}
+				})
+				// Items created through the API are never changed or
+				// removed by a file: one that names them is refused, one that
+				// drops what an API-created task depends on too.
+				t.Run("APIItems", func(t *testing.T) {
+					apiSvc := mustCreateService(t, admin, f.env, "api-svc")
+					fromFile := &gitpodv1.AutomationsFile{
+						Services: map[string]*gitpodv1.AutomationsFile_Service{"file-db": {Commands: &gitpodv1.ServiceSpec_Commands{Start: "postgres"}}},
+						Tasks:    map[string]*gitpodv1.AutomationsFile_Task{"file-task": {Command: "true"}},
+					}
+					_, err := upsert(fromFile)
+					mustOK(t, err, "upsert")
+					var fileDB, fileTask string
+					s, tk := state(t)
+					for _, x := range s {
+						if x.GetMetadata().GetReference() == "file-db" {
+							fileDB = x.GetId()
+						}
+					}
+					for _, x := range tk {
+						if x.GetMetadata().GetReference() == "file-task" {
+							fileTask = x.GetId()
+						}
+					}
+					apiTask := mustCreateTask(t, admin, f.env, "api-task", fileDB, fileTask)
+					if got := mustGetService(t, admin, apiSvc.GetId()); !proto.Equal(got, apiSvc) {
+						t.Fatalf("the upsert changed the API-created service: %v", got)
+					}
+
+					for _, tc := range []struct {
+						name     string
+						file     *gitpodv1.AutomationsFile
+						code     connect.Code
+						contains []string
+					}{
+						{"NamesAPIService", &gitpodv1.AutomationsFile{
+							Services: map[string]*gitpodv1.AutomationsFile_Service{"file-db": fromFile.Services["file-db"], "api-svc": {Commands: &gitpodv1.ServiceSpec_Commands{Start: "x"}}},
+							Tasks:    fromFile.Tasks,
+						}, connect.CodeAlreadyExists, []string{"automationsFile.services.api-svc", "CreateService"}},
+						{"NamesAPITaskAsService", &gitpodv1.AutomationsFile{
+							Services: map[string]*gitpodv1.AutomationsFile_Service{"file-db": fromFile.Services["file-db"], "api-task": {Commands: &gitpodv1.ServiceSpec_Commands{Start: "x"}}},
+							Tasks:    fromFile.Tasks,
+						}, connect.CodeAlreadyExists, []string{"automationsFile.services.api-task", "CreateTask"}},
+						{"DropsServiceAPITaskNeeds", &gitpodv1.AutomationsFile{Tasks: fromFile.Tasks},
+							connect.CodeFailedPrecondition, []string{`service "file-db"`, `"api-task"`}},
+						{"DropsTaskAPITaskNeeds", &gitpodv1.AutomationsFile{Services: fromFile.Services},
+							connect.CodeFailedPrecondition, []string{`task "file-task"`, `"api-task"`}},
+					} {
+						t.Run(tc.name, func(t *testing.T) {
+							beforeS, beforeT := state(t)
+							_, err := upsert(tc.file)
+							wantCode(t, err, tc.code, tc.contains...)
+							s, tk := state(t)
+							if len(s) != len(beforeS) || len(tk) != len(beforeT) {
+								t.Fatalf("a refused file changed the automations: %v %v", s, tk)
+							}
+						})
+					}
+
+					// An empty file removes what files made and keeps the
+					// API's, once nothing of the API's needs the file's.
+					_, err = admin.Autos.DeleteTask(ctx, connect.NewRequest(&gitpodv1.DeleteTaskRequest{Id: apiTask.GetId()}))
+					mustOK(t, err, "delete the API task")
+					_, err = upsert(nil)
+					mustOK(t, err, "upsert an empty file")
+					s, tk = state(t)
+					if len(s) != 1 || s[0].GetId() != apiSvc.GetId() || len(tk) != 0 {
+						t.Fatalf("after an empty file: services %v, tasks %v; want only api-svc", serviceIDs(s), taskIDs(tk))
 					}
 				})
 			})
