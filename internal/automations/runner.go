@@ -298,11 +298,11 @@ type StartResult struct {
 // per start of the environment (its lastStartedAt): they start the services
 // and create executions of the tasks they name. The same start handed over
 // again (a runner daemon restart, a reconnect) fires nothing, so a service
-// a user stopped stays stopped and no task runs twice. A new start also
-// restarts, in a new session, every service whose desired phase is still
-// RUNNING: stopping the environment stopped its processes, and a service a
-// user started comes back with the environment instead of sitting at
-// desired RUNNING, phase STOPPED.
+// a user stopped stays stopped and no task runs twice. A start after an
+// earlier one also restarts, in a new session, every service whose desired
+// phase is still RUNNING: stopping the environment stopped its processes,
+// and a service a user started comes back with the environment instead of
+// sitting at desired RUNNING, phase STOPPED.
 //
 // An invalid file is refused like UpsertAutomationsFile's and changes
 // nothing.
@@ -387,6 +387,11 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 		if af.TriggeredStart != nil && af.TriggeredStart.Equal(since) {
 			return ch, nil // this start's triggers fired already
 		}
+		// A start after one whose triggers fired is a new start of a
+		// stopped environment: nothing of it runs. (Without a recorded
+		// start this is the first one, or the first since an upgrade of
+		// the control plane, where services may still run.)
+		restartDesired := af.TriggeredStart != nil
 		startedAt := since
 		af.TriggeredStart = &startedAt
 		ch.EnvironmentFile = &af
@@ -398,7 +403,7 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 			}
 		}
 		for _, svc := range set.Services {
-			if svc.Spec.DesiredPhase == ServicePhaseRunning {
+			if restartDesired && svc.Spec.DesiredPhase == ServicePhaseRunning {
 				restart(svc, now)
 				changed(svc)
 			}
