@@ -8,9 +8,13 @@ import (
 
 	"connectrpc.com/connect"
 
+	"google.golang.org/protobuf/proto"
+
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -109,5 +113,102 @@ func TestAutomations_RunnerServiceReports(t *testing.T) {
 		if st.GetPhase() != svcRunning || st.GetStatusVersion() != 60 || len(st.GetOutput()) != 1 || st.GetOutput()["url"] != "http://localhost:4000" {
 			t.Fatalf("status of the newer run = %v", st)
 		}
+	})
+}
+
+// TestAutomations_StartAutomationsOncePerRequest calls StartAutomations as
+// the environment's runner, as a runner does after a start, a restart or a
+// reload, and checks that the repository's file is applied once per request
+// to apply it (the creation, each ReloadAutomationsFile) and start triggers
+// once per start; a file naming an API-created item is refused.
+func TestAutomations_StartAutomationsOncePerRequest(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ts *testutil.TestServer) {
+		p := protocols[0]
+		admin := newEnvClient(t, ts.URL, p, bearer(testutil.AdminToken))
+		r, x := mustCreateRunner(t, admin.client, &gitpodv1.CreateRunnerRequest{Name: name("once"), Provider: provLinux})
+		token := mustExchange(t, admin.client, x)
+		env := mustCreateEnvironment(t, admin, mustClassOf(t, admin, r.GetRunnerId())).GetId()
+		api := mustCreateService(t, admin, env, "api-svc")
+
+		control := runnerv1connect.NewRunnerControlServiceClient(newHTTPClient(t, false), ts.URL)
+		handOver := func(file string, request uint64, triggers ...string) error {
+			req := connect.NewRequest(&runnerv1.StartAutomationsRequest{
+				EnvironmentId: env, FilePresent: file != "", AutomationsFile: []byte(file), Triggers: triggers, FileRequest: request,
+			})
+			req.Header().Set("Authorization", bearer(token))
+			_, err := control.StartAutomations(ctx, req)
+			return err
+		}
+		file := func(webName string, extra string) string {
+			return fmt.Sprintf("services:\n  web:\n    name: %s\n    triggeredBy: [postEnvironmentStart]\n    commands:\n      start: sleep 1000\n%s"+
+				"tasks:\n  hello:\n    triggeredBy: [postEnvironmentStart]\n    command: echo hello\n", webName, extra)
+		}
+		state := func() (map[string]*gitpodv1.Service, int) {
+			t.Helper()
+			svcs := map[string]*gitpodv1.Service{}
+			for _, s := range listServices(t, admin, &gitpodv1.ListServicesRequest_Filter{EnvironmentIds: []string{env}}) {
+				svcs[s.GetMetadata().GetReference()] = s
+			}
+			res, err := admin.Autos.ListTaskExecutions(ctx, connect.NewRequest(&gitpodv1.ListTaskExecutionsRequest{
+				Filter: &gitpodv1.ListTaskExecutionsRequest_Filter{EnvironmentIds: []string{env}}}))
+			mustOK(t, err, "list executions")
+			return svcs, len(res.Msg.GetTaskExecutions())
+		}
+		reload := func(want uint64) {
+			t.Helper()
+			c := runyardv1connect.NewAutomationsServiceClient(newHTTPClient(t, false), ts.URL)
+			req := connect.NewRequest(&runyardv1.ReloadAutomationsFileRequest{EnvironmentId: env})
+			req.Header().Set("Authorization", bearer(testutil.AdminToken))
+			res, err := c.ReloadAutomationsFile(ctx, req)
+			mustOK(t, err, "reload")
+			if res.Msg.GetRequest() != want {
+				t.Fatalf("reload request %d, want %d", res.Msg.GetRequest(), want)
+			}
+		}
+
+		// The first start applies the file and fires the triggers.
+		mustOK(t, handOver(file("Web v1", ""), 1, "postEnvironmentStart"), "first start")
+		svcs, runs := state()
+		if svcs["web"].GetMetadata().GetName() != "Web v1" || svcs["web"].GetSpec().GetDesiredPhase() != svcRunning || runs != 1 || svcs["api-svc"] == nil {
+			t.Fatalf("after the first start: services %v, %d executions", svcs, runs)
+		}
+		// The same start handed over again (a runner restart), with the
+		// workspace's file changed meanwhile: nothing changes, nothing runs
+		// twice, and the service a user stopped stays stopped.
+		mustOK(t, stopService(admin, svcs["web"].GetId()), "stop web")
+		mustOK(t, handOver(file("Web v2", ""), 1, "postEnvironmentStart"), "hand over again")
+		mustOK(t, handOver(file("Web v2", ""), 0, "postEnvironmentStart"), "hand over again, no request")
+		svcs, runs = state()
+		if svcs["web"].GetMetadata().GetName() != "Web v1" || svcs["web"].GetSpec().GetDesiredPhase() != svcStopped || runs != 1 {
+			t.Fatalf("after the same start again: web %v, %d executions", svcs["web"], runs)
+		}
+
+		// A reload: a hand-over read before it applies nothing new; the
+		// one for it, without triggers, applies the file and runs nothing.
+		reload(2)
+		mustOK(t, handOver(file("Web stale", ""), 1), "stale hand-over")
+		if svcs, _ = state(); svcs["web"].GetMetadata().GetName() != "Web v1" {
+			t.Fatalf("a hand-over read before the reload was applied: %v", svcs["web"].GetMetadata())
+		}
+		mustOK(t, handOver(file("Web v2", ""), 2), "reload hand-over")
+		svcs, runs = state()
+		if svcs["web"].GetMetadata().GetName() != "Web v2" || runs != 1 || !proto.Equal(svcs["api-svc"], mustGetService(t, admin, api.GetId())) {
+			t.Fatalf("after the reload: services %v, %d executions", svcs, runs)
+		}
+		mustOK(t, handOver(file("Web v3", ""), 2), "reload hand-over again")
+		if svcs, _ = state(); svcs["web"].GetMetadata().GetName() != "Web v2" {
+			t.Fatalf("a request was applied twice: %v", svcs["web"].GetMetadata())
+		}
+
+		// A reloaded file naming the API-created service is refused and
+		// changes nothing; the runner then hands over without it.
+		reload(3)
+		clash := file("Web v4", "  api-svc:\n    commands:\n      start: echo clash\n")
+		err := handOver(clash, 3)
+		wantCode(t, err, connect.CodeAlreadyExists, "automationsFile.services.api-svc")
+		if svcs, _ = state(); svcs["web"].GetMetadata().GetName() != "Web v2" || !proto.Equal(svcs["api-svc"], mustGetService(t, admin, api.GetId())) {
+			t.Fatalf("a refused file changed the automations: %v", svcs)
+		}
+		mustOK(t, handOver("", 3), "hand over without the file")
 	})
 }
