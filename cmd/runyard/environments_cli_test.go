@@ -396,6 +396,57 @@ tasks:
 		}
 	})
 
+	// The repository's file, edited in the workspace, is applied again only
+	// when asked: `automations reload`.
+	t.Run("AutomationsReload", func(t *testing.T) {
+		edited := `tasks:
+  build:
+    name: Build v2
+    command: echo "built again"
+  lint:
+    command: echo lint
+  reloaded:
+    command: echo reloaded
+`
+		if err := os.WriteFile(filepath.Join(workspace, ".runyard", "automations.yaml"), []byte(edited), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := s.mustRun(t, adminToken, "automations", "reload", envID)
+		requireLines(t, "automations reload", out, "Reload of the automations file of environment "+envID+" requested (request 2)")
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var tasks struct {
+				Tasks []struct {
+					Metadata struct {
+						Reference string `json:"reference"`
+					} `json:"metadata"`
+				} `json:"tasks"`
+			}
+			s.mustJSON(t, adminToken, &tasks, "tasks", "list", "--environment", envID)
+			var refs []string
+			for _, tk := range tasks.Tasks {
+				refs = append(refs, tk.Metadata.Reference)
+			}
+			slices.Sort(refs)
+			if slices.Equal(refs, []string{"build", "lint", "reloaded"}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tasks after the reload: %q, want build, lint, reloaded", refs)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The file lacks web now: it came from a file, so it goes.
+		for deadline := time.Now().Add(60 * time.Second); rowWith(s.mustRun(t, adminToken, "services", "list", "--environment", envID), 1, "web") != nil; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("web, which the reloaded file lacks, is still listed")
+			}
+		}
+		requireOneLineError(t, s.run(t, adminToken, "automations", "reload"), 2, "ENVIRONMENT_ID")
+		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "nope"), 2, "environmentId")
+		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "00000000-0000-4000-8000-000000000000"), 3, "not found")
+	})
+
 	t.Run("Errors", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string

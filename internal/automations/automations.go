@@ -36,11 +36,22 @@
 //   - A task may depend on tasks and services of its own environment;
 //     DeleteTask and DeleteService refuse (failed_precondition) while another
 //     task depends on the one to delete.
-//   - UpsertAutomationsFile changes a running service's spec too: the file is
-//     the source of truth. The running process keeps its commands until the
-//     service's next session (the runner restarts only on a session change).
-//     updatedServiceIds and updatedTaskIds list what the file created or
-//     changed, in reference order; unchanged items are left out.
+//   - Every service and task records its Source. Automations files (the
+//     repository's, applied at the environment's creation and on ReloadFile;
+//     UpsertAutomationsFile) manage the items that came from files: an apply
+//     creates and updates what it lists and removes what it lacks. Items
+//     created with CreateService or CreateTask are never changed or removed
+//     by a file (a file naming one is refused). A runner restart or an
+//     environment stop and start never applies the repository's file.
+//   - A file apply changes a running service's spec too. The running
+//     process keeps its commands until the service's next session (the
+//     runner restarts only on a session change). updatedServiceIds and
+//     updatedTaskIds list what the file created or changed, in reference
+//     order; unchanged items are left out.
+//   - Start triggers fire once per start of the environment; a new start
+//     also restarts every service still desired RUNNING, since the
+//     environment's stop ended its process.
+//   - A status's version comes from the runner's ordered reports alone.
 //   - A new service's desired phase is STOPPED unless the request asks for
 //     RUNNING; starting a service that is running (or about to) changes
 //     nothing.
@@ -64,6 +75,7 @@ import (
 	"github.com/runyard/runyard/internal/automations/spec"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // ServicePhase is a service's phase, with the gitpod.v1 names.
@@ -134,6 +146,25 @@ func (p ExecutionPhase) Finished() bool {
 	return p == ExecutionPhaseSucceeded || p == ExecutionPhaseFailed || p == ExecutionPhaseStopped
 }
 
+// Source is where a service or task came from. It decides what an apply of
+// an automations file may change: a file apply (the repository's file, or
+// UpsertAutomationsFile) reconciles the file-managed items (SourceFile and
+// SourceUpsert) and never changes or removes an API-created one.
+type Source string
+
+const (
+	// SourceFile is the repository's automations file, applied when the
+	// environment is created and when a user reloads it.
+	SourceFile Source = "file"
+	// SourceUpsert is UpsertAutomationsFile (`runyard automations update`).
+	SourceUpsert Source = "upsert"
+	// SourceAPI is CreateService or CreateTask.
+	SourceAPI Source = "api"
+)
+
+// FileManaged reports whether a file apply manages items of source s.
+func (s Source) FileManaged() bool { return s == SourceFile || s == SourceUpsert }
+
 // EnvVar is one environment variable of a service or task: a literal value,
 // or the value of the secret SecretID.
 type EnvVar struct {
@@ -153,11 +184,14 @@ type Service struct {
 	Description   string
 	Role          ServiceRole
 	TriggeredBy   []spec.Trigger
-	Creator       identity.Subject
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	Spec          ServiceSpec
-	Status        ServiceStatus
+	// Source is where the service came from; it never changes but when a
+	// file apply takes over a file-managed item of the other file source.
+	Source    Source
+	Creator   identity.Subject
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Spec      ServiceSpec
+	Status    ServiceStatus
 }
 
 type ServiceSpec struct {
@@ -215,10 +249,12 @@ type Task struct {
 	Name          string
 	Description   string
 	TriggeredBy   []spec.Trigger
-	Creator       identity.Subject
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	Spec          TaskSpec
+	// Source is where the task came from, as a service's.
+	Source    Source
+	Creator   identity.Subject
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Spec      TaskSpec
 	// DependsOn holds IDs of tasks and services of the same environment.
 	DependsOn []string
 }
@@ -337,6 +373,10 @@ type Changes struct {
 	UpdateTasks      []*Task
 	DeleteTasks      []string
 	CreateExecutions []*TaskExecution
+	// EnvironmentFile, when set, replaces the environment's
+	// spec.automationsFile: the control plane's record of which file
+	// applies and which start's triggers are done.
+	EnvironmentFile *environments.AutomationsFile
 }
 
 func (c *Changes) empty() bool {
@@ -384,6 +424,9 @@ type ExecutionFilter struct {
 // environments.Store's.
 type Store interface {
 	FindEnvironmentByID(ctx context.Context, orgID, id string) (*environments.Environment, error)
+	// FindSecretByID is secrets.Store's: an env var's secretRef must name
+	// a secret of the organization.
+	FindSecretByID(ctx context.Context, orgID, id string) (*secrets.Secret, error)
 
 	// EditAutomations locks environment envID, loads its services and tasks
 	// (locked too) and calls fn with them; what fn returns is written in

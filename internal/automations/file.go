@@ -3,6 +3,7 @@ package automations
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 
@@ -21,20 +22,38 @@ type UpsertResult struct {
 	TaskIDs    []string
 }
 
-// UpsertFile makes an environment's services and tasks what file says, in
-// one transaction: items are matched by reference, new ones are created,
-// changed ones updated, and those the file lacks removed (a service that
-// may run is stopped first, as DeleteService does). An invalid file is
-// refused with the path of the offending field under "automationsFile" and
-// changes nothing. It needs ScopeEnvironmentsWrite and fails with
-// CodeInvalid, CodeNotFound and CodeFailedPrecondition (the environment is
-// being deleted).
+// UpsertFile makes the file-managed services and tasks of an environment
+// what file says, in one transaction, as an apply of the source
+// SourceUpsert (see applyFile). An invalid file is refused with the path of
+// the offending field under "automationsFile" and changes nothing. It needs
+// ScopeEnvironmentsWrite and fails with CodeInvalid, CodeNotFound,
+// CodeConflict (the file names an API-created item) and
+// CodeFailedPrecondition (the environment is being deleted, or the file
+// drops an item that an API-created task depends on).
 func (s *Manager) UpsertFile(ctx context.Context, envID string, file *spec.File) (*UpsertResult, error) {
 	c, err := requireWrite(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return s.upsertFile(ctx, c, envID, file, nil)
+	if err := identity.ValidateUUID("environmentId", envID); err != nil {
+		return nil, err
+	}
+	if file == nil {
+		file = &spec.File{}
+	}
+	if err := validateFile(file); err != nil {
+		return nil, err
+	}
+	file.SetDefaults()
+	res := &UpsertResult{}
+	err = s.edit(ctx, c.OrgID, envID, func(env *environments.Environment, set *Set) (*Changes, error) {
+		*res = UpsertResult{}
+		return s.applyFile(c, env, set, file, SourceUpsert, res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // validateFile checks file with the automations file's rules and names the
@@ -54,38 +73,20 @@ func validateFile(file *spec.File) error {
 	return nil
 }
 
-// upsertFile is UpsertFile for caller c; check, when set, vets the
-// environment inside the transaction (ApplyFile: is it the runner's?).
-func (s *Manager) upsertFile(ctx context.Context, c *identity.Caller, envID string, file *spec.File, check func(*environments.Environment) error) (*UpsertResult, error) {
-	if err := identity.ValidateUUID("environmentId", envID); err != nil {
-		return nil, err
-	}
-	if file == nil {
-		file = &spec.File{}
-	}
-	if err := validateFile(file); err != nil {
-		return nil, err
-	}
-	file.SetDefaults()
-	res := &UpsertResult{}
-	err := s.edit(ctx, c.OrgID, envID, func(env *environments.Environment, set *Set) (*Changes, error) {
-		if check != nil {
-			if err := check(env); err != nil {
-				return nil, err
-			}
-		}
-		*res = UpsertResult{}
-		return s.applyFile(c, env, set, file, res), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-// applyFile computes the changes that make set what file says. file is
-// valid, so its dependencies resolve within it and form no cycle.
-func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, set *Set, file *spec.File, res *UpsertResult) *Changes {
+// applyFile computes the changes that make the file-managed items of set
+// (SourceFile and SourceUpsert) what file says, as an apply of source src:
+//
+//   - an item the file lists is created, or updated and from then on of
+//     source src (the last file to list an item manages it);
+//   - a file-managed item the file does not list is removed (a service that
+//     may run is stopped first, as DeleteService does);
+//   - an API-created item (SourceAPI) is never changed or removed: a file
+//     that lists its reference is refused (CodeConflict), and so is one
+//     that removes an item an API-created task depends on
+//     (CodeFailedPrecondition).
+//
+// file is valid, so its dependencies resolve within it and form no cycle.
+func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, set *Set, file *spec.File, src Source, res *UpsertResult) (*Changes, error) {
 	now := s.now()
 	ch := &Changes{}
 	services := map[string]*Service{}
@@ -96,6 +97,25 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 	for _, x := range set.Tasks {
 		tasks[x.Reference] = x
 	}
+	apiItem := func(ref string) string {
+		if x := services[ref]; x != nil && !x.Source.FileManaged() {
+			return "service"
+		}
+		if x := tasks[ref]; x != nil && !x.Source.FileManaged() {
+			return "task"
+		}
+		return ""
+	}
+	for _, ref := range sortedKeys(file.Services) {
+		if kind := apiItem(ref); kind != "" {
+			return nil, apiTaken("automationsFile.services."+ref, ref, kind)
+		}
+	}
+	for _, ref := range sortedKeys(file.Tasks) {
+		if kind := apiItem(ref); kind != "" {
+			return nil, apiTaken("automationsFile.tasks."+ref, ref, kind)
+		}
+	}
 	// IDs by reference of what the file keeps or creates, for dependsOn.
 	ids := map[string]string{}
 
@@ -104,7 +124,7 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 		cur := services[ref]
 		if cur == nil {
 			svc := &Service{
-				ID: uuid.NewString(), OrgID: env.OrgID, EnvironmentID: env.ID, Reference: ref,
+				ID: uuid.NewString(), OrgID: env.OrgID, EnvironmentID: env.ID, Reference: ref, Source: src,
 				Creator: c.Subject, CreatedAt: now, UpdatedAt: now,
 				Spec:   ServiceSpec{SpecVersion: 1, DesiredPhase: ServicePhaseStopped, Session: newSession()},
 				Status: ServiceStatus{Phase: ServicePhaseUnspecified},
@@ -118,6 +138,7 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 		ids[ref] = cur.ID
 		next := *cur
 		fileService(&next, fs)
+		next.Source = src
 		if next.Deleting() {
 			// In the file again: the service stays, stopped.
 			next.Spec.DesiredPhase = ServicePhaseStopped
@@ -128,10 +149,17 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 		if reflect.DeepEqual(&next, cur) {
 			continue
 		}
-		next.UpdatedAt = now
+		// A change of source alone (the other file source's item, now
+		// managed by this one) is stored but not reported: nothing a user
+		// sees changed.
+		taken := next
+		taken.Source = cur.Source
+		if !reflect.DeepEqual(&taken, cur) {
+			next.UpdatedAt = now
+			res.ServiceIDs = append(res.ServiceIDs, cur.ID)
+		}
 		*cur = next
 		ch.UpdateServices = append(ch.UpdateServices, cur)
-		res.ServiceIDs = append(res.ServiceIDs, cur.ID)
 	}
 	for _, ref := range sortedKeys(file.Tasks) {
 		if cur := tasks[ref]; cur != nil {
@@ -149,7 +177,7 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 		cur := tasks[ref]
 		if cur == nil {
 			t := &Task{
-				ID: ids[ref], OrgID: env.OrgID, EnvironmentID: env.ID, Reference: ref,
+				ID: ids[ref], OrgID: env.OrgID, EnvironmentID: env.ID, Reference: ref, Source: src,
 				Creator: c.Subject, CreatedAt: now, UpdatedAt: now, DependsOn: deps,
 			}
 			fileTask(t, ft)
@@ -160,26 +188,41 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 		next := *cur
 		fileTask(&next, ft)
 		next.DependsOn = deps
+		next.Source = src
 		if reflect.DeepEqual(&next, cur) {
 			continue
 		}
-		next.UpdatedAt = now
+		taken := next
+		taken.Source = cur.Source
+		if !reflect.DeepEqual(&taken, cur) {
+			next.UpdatedAt = now
+			res.TaskIDs = append(res.TaskIDs, cur.ID)
+		}
 		*cur = next
 		ch.UpdateTasks = append(ch.UpdateTasks, cur)
-		res.TaskIDs = append(res.TaskIDs, cur.ID)
 	}
 
-	// What the file lacks goes. Tasks go at once (executions keep their own
-	// copy); a service that may run is stopped first. A stopping service
-	// keeps its reference until it is gone, also when the file now uses the
-	// reference for a task.
+	// What the file lacks of the file-managed items goes. Tasks go at once
+	// (executions keep their own copy); a service that may run is stopped
+	// first. A stopping service keeps its reference until it is gone, also
+	// when the file now uses the reference for a task.
 	for _, x := range set.Tasks {
-		if _, ok := file.Tasks[x.Reference]; !ok {
+		if _, ok := file.Tasks[x.Reference]; !ok && x.Source.FileManaged() {
 			ch.DeleteTasks = append(ch.DeleteTasks, x.ID)
 		}
 	}
+	for _, x := range set.Tasks {
+		if !x.Source.FileManaged() {
+			for _, d := range x.DependsOn {
+				if gone := goneRef(set, ch.DeleteTasks, file, d); gone != "" {
+					return nil, apperr.FailedPrecondition("the automations file drops %s, which task %q (created through the API) depends on: keep it in the file, or change or delete task %q first",
+						gone, x.Reference, x.Reference)
+				}
+			}
+		}
+	}
 	for _, x := range set.Services {
-		if _, ok := file.Services[x.Reference]; ok {
+		if _, ok := file.Services[x.Reference]; ok || !x.Source.FileManaged() {
 			continue
 		}
 		switch {
@@ -192,7 +235,32 @@ func (s *Manager) applyFile(c *identity.Caller, env *environments.Environment, s
 			ch.UpdateServices = append(ch.UpdateServices, x)
 		}
 	}
-	return ch
+	return ch, nil
+}
+
+// goneRef names the item with ID id if the apply removes it: a task in
+// deleted, or a file-managed service the file does not list. It returns ""
+// for an item that stays.
+func goneRef(set *Set, deleted []string, file *spec.File, id string) string {
+	if t := set.task(id); t != nil && slices.Contains(deleted, id) {
+		return fmt.Sprintf("task %q", t.Reference)
+	}
+	if x := set.service(id); x != nil && x.Source.FileManaged() {
+		if _, ok := file.Services[x.Reference]; !ok {
+			return fmt.Sprintf("service %q", x.Reference)
+		}
+	}
+	return ""
+}
+
+// apiTaken refuses a file that lists the reference of an API-created item.
+func apiTaken(field, ref, kind string) error {
+	create := "CreateService"
+	if kind == "task" {
+		create = "CreateTask"
+	}
+	return &apperr.Error{Code: apperr.CodeConflict, Field: field,
+		Message: fmt.Sprintf("reference %q is used by a %s created through the API (%s), which no automations file changes: delete that %s or rename the file's item", ref, kind, create, kind)}
 }
 
 // fileService sets what an automations file says about a service; the rest

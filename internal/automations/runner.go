@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/automations/spec"
@@ -54,8 +55,9 @@ func (s *Manager) DesiredFor(ctx context.Context, orgID, runnerID string) (*Desi
 }
 
 // ServiceReport is a runner's report on one service. StatusVersion orders
-// reports: one not above the stored version changes nothing. Zero means
-// unordered (UpdateService with a runner token), applied on arrival.
+// reports: one not above the stored version changes nothing, unless it
+// reflects a newer run (see newerRun). Zero means unordered (UpdateService
+// with a runner token): applied on arrival, and the stored version is kept.
 type ServiceReport struct {
 	ID            string
 	StatusVersion uint64
@@ -79,6 +81,16 @@ func (s *Manager) ReportService(ctx context.Context, r ServiceReport) (*Service,
 	if err := validateStatusUpdate(&r.StatusUpdate); err != nil {
 		return nil, err
 	}
+	ordered := r.StatusVersion != 0
+	if err := validateOutput("status.output", r.Output); err != nil {
+		if !ordered {
+			return nil, err
+		}
+		// A runner's ordered report is never refused for its outputs:
+		// its phase must land, or the service would be stuck in the last
+		// one. The outputs are dropped.
+		r.Output = nil
+	}
 	cur, err := s.Store.FindServiceByID(ctx, c.OrgID, r.ID)
 	if err != nil {
 		return nil, serviceNotFound(r.ID, err)
@@ -87,7 +99,7 @@ func (s *Manager) ReportService(ctx context.Context, r ServiceReport) (*Service,
 		return nil, err
 	}
 	svc, err := s.Store.UpdateService(ctx, c.OrgID, r.ID, func(svc *Service) error {
-		if r.StatusVersion != 0 && r.StatusVersion <= svc.Status.StatusVersion {
+		if r.StatusVersion != 0 && r.StatusVersion <= svc.Status.StatusVersion && !newerRun(svc, r.Session) {
 			return errStale
 		}
 		st := svc.Status
@@ -102,19 +114,26 @@ func (s *Manager) ReportService(ctx context.Context, r ServiceReport) (*Service,
 			st.LogURL = *u.LogURL
 		}
 		if u.Session != nil {
+			if *u.Session != st.Session {
+				// Outputs belong to a run: a new session starts without
+				// the last run's.
+				st.Output = nil
+			}
 			st.Session = *u.Session
 		}
 		out, err := mergeOutput("status.output", st.Output, u.Output)
-		if err != nil {
+		switch {
+		case err == nil:
+			st.Output = out
+		case !ordered:
 			return err
 		}
-		st.Output = out
+		// Versions come from one source, the runner's ordered reports: an
+		// unordered update (UpdateService with the runner's token) leaves
+		// the version alone, so it can never make the runner's next
+		// report look stale.
 		if r.StatusVersion != 0 {
 			st.StatusVersion = r.StatusVersion
-		} else {
-			// An unordered update still moves the version, so a later
-			// ordered report is compared with something.
-			st.StatusVersion++
 		}
 		svc.Status = st
 		svc.UpdatedAt = s.now()
@@ -138,6 +157,15 @@ func (s *Manager) ReportService(ctx context.Context, r ServiceReport) (*Service,
 		}
 	}
 	return svc, nil
+}
+
+// newerRun reports whether a report of session reflects a newer run of svc
+// than its stored status: the session the spec asks for, which the stored
+// status does not show yet. Such a report is never dropped, whatever its
+// version (a runner whose clock went back, a version store lost with its
+// state directory): the stored status is of a run that is over.
+func newerRun(svc *Service, session *string) bool {
+	return session != nil && *session != "" && *session == svc.Spec.Session && svc.Status.Session != svc.Spec.Session
 }
 
 // ExecutionReport is a runner's report on one task execution: its whole
@@ -245,26 +273,40 @@ func checkSteps(x *TaskExecution, steps []StepStatus) ([]StepStatus, error) {
 // StartResult is what ApplyStart did.
 type StartResult struct {
 	// File lists what the automations file created or changed; nil when
-	// the workspace had none.
+	// the file was not applied (none in the workspace, or applied before).
 	File *UpsertResult
-	// Started lists the services the triggers started.
+	// Started lists the services this start started.
 	Started []string
 	// Executions are the task executions the triggers created.
 	Executions []*TaskExecution
 }
 
 // ApplyStart is what the calling runner does once its environment envID
-// started: it makes the environment's automations what file says (nil when
-// the workspace has no automations file, which leaves them as they are),
-// then starts the services and creates executions of the tasks that the
-// given triggers (postEnvironmentStart, postDevcontainerStart) name, as
-// restricted by the environment's automationsFile.triggerFilter. It is
-// idempotent per start of the environment: a task a trigger already ran
-// since the environment's last start is not run again, and starting a
-// running service changes nothing, so a runner that reports the same start
-// twice (after a reconnect) runs nothing twice. An invalid file is refused
-// like UpsertAutomationsFile's and changes nothing.
-func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File, triggers []spec.Trigger) (*StartResult, error) {
+// started, and after a user asked to reload the repository's file. file is
+// the repository's automations file found in the workspace (nil when there
+// is none); request is the environment's file request the runner read it
+// for (zero: the latest).
+//
+// The file is applied (as source SourceFile, see applyFile) only when that
+// request is not applied yet: at the environment's first start after its
+// creation, and after ReloadFile. A runner restart or an environment stop
+// and start hands the file over again and changes nothing, so what users
+// made through the API or UpsertAutomationsFile stays as they left it.
+//
+// The start's triggers (postEnvironmentStart, postDevcontainerStart, as
+// restricted by the environment's automationsFile.triggerFilter) fire once
+// per start of the environment (its lastStartedAt): they start the services
+// and create executions of the tasks they name. The same start handed over
+// again (a runner daemon restart, a reconnect) fires nothing, so a service
+// a user stopped stays stopped and no task runs twice. A start after an
+// earlier one also restarts, in a new session, every service whose desired
+// phase is still RUNNING: stopping the environment stopped its processes,
+// and a service a user started comes back with the environment instead of
+// sitting at desired RUNNING, phase STOPPED.
+//
+// An invalid file is refused like UpsertAutomationsFile's and changes
+// nothing.
+func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File, triggers []spec.Trigger, request uint64) (*StartResult, error) {
 	c, err := identity.RequireRunner(ctx)
 	if err != nil {
 		return nil, err
@@ -312,20 +354,60 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 		}
 		*res = StartResult{}
 		ch := &Changes{}
-		if file != nil {
-			res.File = &UpsertResult{}
-			ch = s.applyFile(c, env, set, file, res.File)
-			// applyFile changed set's items in place; the new ones are in
-			// ch only.
-			set = &Set{
-				Services: mergeNew(set.Services, ch.CreateServices, ch.DeleteServices),
-				Tasks:    mergeNew(set.Tasks, ch.CreateTasks, ch.DeleteTasks),
-			}
+		af := env.Spec.AutomationsFile
+		target := af.FileRequested
+		if request != 0 && request < target {
+			// Read before the latest reload: apply it, and the runner
+			// hands the file over again for the latest.
+			target = request
 		}
-		if env.Spec.DesiredPhase != environments.PhaseRunning {
+		if af.FileApplied < target {
+			if file != nil {
+				res.File = &UpsertResult{}
+				applied, err := s.applyFile(c, env, set, file, SourceFile, res.File)
+				if err != nil {
+					return nil, err
+				}
+				ch = applied
+				// applyFile changed set's items in place; the new ones are
+				// in ch only.
+				set = &Set{
+					Services: mergeNew(set.Services, ch.CreateServices, ch.DeleteServices),
+					Tasks:    mergeNew(set.Tasks, ch.CreateTasks, ch.DeleteTasks),
+				}
+			}
+			// A workspace without the file fulfils the request too: the
+			// automations stay as they are.
+			af.FileApplied = target
+			ch.EnvironmentFile = &af
+		}
+		if env.Spec.DesiredPhase != environments.PhaseRunning || len(triggers) == 0 {
 			return ch, nil
 		}
+		if af.TriggeredStart != nil && af.TriggeredStart.Equal(since) {
+			return ch, nil // this start's triggers fired already
+		}
+		// A start after one whose triggers fired is a new start of a
+		// stopped environment: nothing of it runs. (Without a recorded
+		// start this is the first one, or the first since an upgrade of
+		// the control plane, where services may still run.)
+		restartDesired := af.TriggeredStart != nil
+		startedAt := since
+		af.TriggeredStart = &startedAt
+		ch.EnvironmentFile = &af
 		now := s.now()
+		changed := func(svc *Service) {
+			res.Started = append(res.Started, svc.ID)
+			if !slices.Contains(ch.CreateServices, svc) && !slices.Contains(ch.UpdateServices, svc) {
+				ch.UpdateServices = append(ch.UpdateServices, svc)
+			}
+		}
+		for _, svc := range set.Services {
+			if restartDesired && svc.Spec.DesiredPhase == ServicePhaseRunning {
+				restart(svc, now)
+				changed(svc)
+			}
+		}
 		for _, trig := range triggers {
 			if len(env.Spec.AutomationsFile.TriggerFilter) > 0 && !slices.Contains(env.Spec.AutomationsFile.TriggerFilter, trig) {
 				continue
@@ -335,10 +417,7 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 					continue
 				}
 				if start(svc, now) {
-					res.Started = append(res.Started, svc.ID)
-					if !slices.Contains(ch.CreateServices, svc) && !slices.Contains(ch.UpdateServices, svc) {
-						ch.UpdateServices = append(ch.UpdateServices, svc)
-					}
+					changed(svc)
 				}
 			}
 			for _, t := range set.Tasks {
@@ -359,6 +438,14 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 		return nil, err
 	}
 	return res, nil
+}
+
+// restart gives a service that should run a new session, so the runner
+// starts it again although its last run in the old session ended.
+func restart(svc *Service, now time.Time) {
+	svc.Spec.Session = newSession()
+	svc.Spec.SpecVersion++
+	svc.UpdatedAt = now
 }
 
 // mergeNew returns cur without the IDs in gone, followed by added.
@@ -386,7 +473,8 @@ func (s *Manager) onRunner(ctx context.Context, c *identity.Caller, envID, kind,
 	return nil
 }
 
-// validateStatusUpdate checks a runner's service status update.
+// validateStatusUpdate checks a runner's service status update but its
+// outputs, which ReportService checks.
 func validateStatusUpdate(u *StatusUpdate) error {
 	if u.Phase != nil && !oneOf(*u.Phase, ServicePhases) {
 		return apperr.Invalid("status.phase", "unknown value %q", *u.Phase)
@@ -406,7 +494,7 @@ func validateStatusUpdate(u *StatusUpdate) error {
 			return err
 		}
 	}
-	return validateOutput("status.output", u.Output)
+	return nil
 }
 
 var (
@@ -415,3 +503,33 @@ var (
 	// errKeep aborts the removal of a service that no longer qualifies.
 	errKeep = &apperr.Error{Code: apperr.CodeFailedPrecondition, Message: "the service is not ready to be removed"}
 )
+
+// ReloadFile asks the runner of environment envID to read the repository's
+// automations file from the workspace again and hand it over; ApplyStart
+// then applies it as at the environment's creation. It returns at once with
+// the number of the request: a running environment's runner hands the file
+// over within moments, a stopped environment's at its next start. It needs
+// ScopeEnvironmentsWrite and fails with CodeInvalid, CodeNotFound and
+// CodeFailedPrecondition (the environment is being deleted).
+func (s *Manager) ReloadFile(ctx context.Context, envID string) (uint64, error) {
+	c, err := requireWrite(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := identity.ValidateUUID("environmentId", envID); err != nil {
+		return 0, err
+	}
+	var request uint64
+	var runnerID string
+	err = s.edit(ctx, c.OrgID, envID, func(env *environments.Environment, _ *Set) (*Changes, error) {
+		af := env.Spec.AutomationsFile
+		af.FileRequested++
+		request, runnerID = af.FileRequested, env.RunnerID
+		return &Changes{EnvironmentFile: &af}, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.changed(c.OrgID, runnerID)
+	return request, nil
+}

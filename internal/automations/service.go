@@ -198,3 +198,34 @@ func requireRead(ctx context.Context) (*identity.Caller, error) {
 func requireWrite(ctx context.Context) (*identity.Caller, error) {
 	return identity.Require(ctx, identity.ScopeEnvironmentsWrite)
 }
+
+// checkEnv validates env at field and checks that every secretRef names a
+// secret of organization orgID: a missing one is refused at create and
+// update time, not found out when the runner fails to start the command.
+//
+// envID, when set, is the environment the item is created in: it is looked
+// up first, so that an environment of another organization is not found
+// before anything is said about its secrets.
+func (s *Manager) checkEnv(ctx context.Context, orgID, envID, field string, env []EnvVar) error {
+	if err := validateEnv(field, env); err != nil {
+		return err
+	}
+	if envID != "" && slices.ContainsFunc(env, func(v EnvVar) bool { return v.SecretID != "" }) {
+		if _, err := s.Store.FindEnvironmentByID(ctx, orgID, envID); err != nil {
+			return envNotFound(envID, err)
+		}
+	}
+	for i, v := range env {
+		if v.SecretID == "" {
+			continue
+		}
+		_, err := s.Store.FindSecretByID(ctx, orgID, v.SecretID)
+		if apperr.Is(err, apperr.CodeNotFound) {
+			return apperr.Invalid(fmt.Sprintf("%s[%d].valueFrom.secretRef.id", field, i), "secret %q does not exist in this organization", v.SecretID)
+		}
+		if err != nil {
+			return fmt.Errorf("find secret %q: %w", v.SecretID, err)
+		}
+	}
+	return nil
+}

@@ -79,11 +79,14 @@ func (s *Manager) CreateService(ctx context.Context, in ServiceInput) (*Service,
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
+	if err := s.checkEnv(ctx, c.OrgID, in.EnvironmentID, "spec.env", in.Spec.Env); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	svc := &Service{
 		ID: uuid.NewString(), OrgID: c.OrgID, EnvironmentID: in.EnvironmentID,
 		Reference: in.Reference, Name: in.Name, Description: in.Description, Role: in.Role,
-		TriggeredBy: slices.Clone(in.TriggeredBy), Creator: c.Subject, CreatedAt: now, UpdatedAt: now,
+		TriggeredBy: slices.Clone(in.TriggeredBy), Source: SourceAPI, Creator: c.Subject, CreatedAt: now, UpdatedAt: now,
 		Spec: ServiceSpec{
 			SpecVersion: 1, DesiredPhase: in.Spec.DesiredPhase, Commands: in.Spec.Commands,
 			Session: in.Spec.Session, RunsOn: in.Spec.RunsOn, Env: slices.Clone(in.Spec.Env),
@@ -305,6 +308,11 @@ func (s *Manager) UpdateService(ctx context.Context, id string, u ServiceUpdate)
 	}
 	if err := identity.ValidateUUID("id", id); err != nil {
 		return nil, err
+	}
+	if u.Spec != nil && len(u.Spec.Env) > 0 {
+		if err := s.checkEnv(ctx, c.OrgID, "", "spec.env", u.Spec.Env); err != nil {
+			return nil, err
+		}
 	}
 	specChanged := false
 	svc, err := s.Store.UpdateService(ctx, c.OrgID, id, func(svc *Service) error {

@@ -107,10 +107,13 @@ func (s *Manager) CreateTask(ctx context.Context, in TaskInput) (*Task, error) {
 	if err := in.validate(); err != nil {
 		return nil, err
 	}
+	if err := s.checkEnv(ctx, c.OrgID, in.EnvironmentID, "spec.env", in.Spec.Env); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	t := &Task{
 		ID: uuid.NewString(), OrgID: c.OrgID, EnvironmentID: in.EnvironmentID, Reference: in.Reference,
-		Name: in.Name, Description: in.Description, TriggeredBy: slices.Clone(in.TriggeredBy),
+		Name: in.Name, Description: in.Description, TriggeredBy: slices.Clone(in.TriggeredBy), Source: SourceAPI,
 		Creator: c.Subject, CreatedAt: now, UpdatedAt: now,
 		Spec:      TaskSpec{Command: in.Spec.Command, RunsOn: in.Spec.RunsOn, Env: slices.Clone(in.Spec.Env)},
 		DependsOn: slices.Clone(in.DependsOn),
@@ -261,6 +264,11 @@ func (s *Manager) UpdateTask(ctx context.Context, id string, u TaskUpdate) (*Tas
 	}
 	if err := identity.ValidateUUID("id", id); err != nil {
 		return nil, err
+	}
+	if len(u.Env) > 0 {
+		if err := s.checkEnv(ctx, c.OrgID, "", "spec.env", u.Env); err != nil {
+			return nil, err
+		}
 	}
 	cur, err := s.Store.FindTaskByID(ctx, c.OrgID, id)
 	if err != nil {

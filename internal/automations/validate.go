@@ -10,6 +10,7 @@ import (
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/automations/spec"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // Limits where the seed gives none; they match the automations file's (spec
@@ -122,6 +123,9 @@ func validateEnv(field string, env []EnvVar) error {
 		f := fmt.Sprintf("%s[%d]", field, i)
 		if !envNamePattern.MatchString(v.Name) {
 			return apperr.Invalid(f+".name", "must be a variable name (letters, digits, '_', not starting with a digit), got %q", v.Name)
+		}
+		if why := secrets.ReservedEnvName(v.Name); why != "" {
+			return apperr.Invalid(f+".name", "%s", why)
 		}
 		if j, ok := seen[v.Name]; ok {
 			return apperr.Invalid(f+".name", "%q is also set by %s[%d]", v.Name, field, j)

@@ -5,16 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/automations/spec"
 )
@@ -32,7 +36,7 @@ func newAutomationsCmd(g *globals) *cobra.Command {
 		Aliases: []string{"automation"},
 		Short:   "Check an automations file, or make it an environment's services and tasks",
 	}
-	cmd.AddCommand(newAutomationsValidateCmd(g), newAutomationsUpdateCmd(g))
+	cmd.AddCommand(newAutomationsValidateCmd(g), newAutomationsUpdateCmd(g), newAutomationsReloadCmd(g))
 	return cmd
 }
 
@@ -138,10 +142,16 @@ func newAutomationsUpdateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update -f FILE --environment ENVIRONMENT_ID",
 		Short: "Make an automations file an environment's services and tasks",
-		Long: `Make an environment's services and tasks what the file says: items are matched
-by reference; new ones are created, changed ones updated, and those the file
-lacks removed (a running service is stopped first). The file is checked
-locally first, strictly, so a mistake changes nothing.`,
+		Long: `Make an environment's services and tasks from automations files what the file
+says: items are matched by reference; new ones are created, changed ones
+updated, and those from an automations file (the repository's, or an earlier
+update) that this file lacks are removed (a running service is stopped
+first). Services and tasks created through the API (services create, tasks
+create) are never changed or removed: a file that names one is refused. The
+file is checked locally first, strictly, so a mistake changes nothing.
+
+To apply the repository's own file again (edited in the workspace, or after a
+pull), use 'runyard automations reload'.`,
 		Example: `  runyard automations update -f .runyard/automations.yaml --environment $ENV_ID`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -181,12 +191,15 @@ locally first, strictly, so a mistake changes nothing.`,
 			report := func(kind string, refs []string, inFile func(string) bool, beforeIDs, afterIDs map[string]string) {
 				for _, ref := range refs {
 					what := "unchanged"
+					_, still := afterIDs[ref]
 					switch _, existed := beforeIDs[ref]; {
-					case !inFile(ref):
+					case !inFile(ref) && !still:
 						what = "removed"
-						if _, still := afterIDs[ref]; still {
-							what = "removing (stopping first)"
-						}
+					case !inFile(ref) && kind == "service" && after.deleting[ref]:
+						what = "removing (stopping first)"
+					case !inFile(ref):
+						// Created through the API: no file changes it.
+						what = "kept (created through the API)"
 					case slices.Contains(updated, afterIDs[ref]) && !existed:
 						what = "created"
 					case slices.Contains(updated, afterIDs[ref]):
@@ -200,7 +213,7 @@ locally first, strictly, so a mistake changes nothing.`,
 			report("task", unionRefs(f.Tasks, before.tasks), func(r string) bool { _, ok := f.Tasks[r]; return ok }, before.tasks, after.tasks)
 			w.Flush()
 			var sum []string
-			for _, k := range []string{"created", "updated", "removed", "removing", "unchanged"} {
+			for _, k := range []string{"created", "updated", "removed", "removing", "unchanged", "kept"} {
 				if counts[k] > 0 {
 					sum = append(sum, fmt.Sprintf("%d %s", counts[k], k))
 				}
@@ -225,6 +238,8 @@ locally first, strictly, so a mistake changes nothing.`,
 type refSet struct {
 	services map[string]string
 	tasks    map[string]string
+	// deleting holds the references of services being deleted.
+	deleting map[string]bool
 }
 
 func envRefs(ctx context.Context, c *envClients, envID string) (*refSet, error) {
@@ -236,9 +251,12 @@ func envRefs(ctx context.Context, c *envClients, envID string) (*refSet, error) 
 	if err != nil {
 		return nil, err
 	}
-	rs := &refSet{services: map[string]string{}, tasks: map[string]string{}}
+	rs := &refSet{services: map[string]string{}, tasks: map[string]string{}, deleting: map[string]bool{}}
 	for _, s := range svcs {
 		rs.services[s.GetMetadata().GetReference()] = s.GetId()
+		if s.GetSpec().GetDesiredPhase() == gitpodv1.ServicePhase_SERVICE_PHASE_DELETED {
+			rs.deleting[s.GetMetadata().GetReference()] = true
+		}
 	}
 	for _, t := range tasks {
 		rs.tasks[t.GetMetadata().GetReference()] = t.GetId()
@@ -396,4 +414,44 @@ func triggerList(ts []*gitpodv1.AutomationTrigger) string {
 		names[i] = triggerName(t)
 	}
 	return strings.Join(names, ",")
+}
+
+func newAutomationsReloadCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "reload ENVIRONMENT_ID",
+		Short: "Apply the repository's automations file of an environment again",
+		Long: `Ask the environment's runner to read the repository's automations file from
+the workspace again and apply it, as when the environment was created. Only
+items from automations files change: those the file lacks are removed (a
+running service is stopped first); services and tasks created through the API
+stay as they are. A runner restart or an environment stop and start never
+re-applies the file: this command (or 'automations update -f') does.
+
+The command returns at once. A running environment applies the file within
+moments; a stopped one at its next start. A file the control plane refuses is
+named in the environment's status (automationsFile.failureMessage).`,
+		Example: `  runyard automations reload $ENV_ID`,
+		Args:    exactArgs("ENVIRONMENT_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			token, err := g.endpoint()
+			if err != nil {
+				return err
+			}
+			c := runyardv1connect.NewAutomationsServiceClient(&http.Client{Timeout: 60 * time.Second}, strings.TrimRight(g.server, "/"),
+				connect.WithInterceptors(bearer(token)))
+			res, err := c.ReloadAutomationsFile(cmd.Context(), connect.NewRequest(&runyardv1.ReloadAutomationsFileRequest{EnvironmentId: args[0]}))
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				return g.printJSON(res.Msg)
+			}
+			fmt.Fprintf(g.stdout, "Reload of the automations file of environment %s requested (request %d): a running environment applies it now, a stopped one at its next start.\n", args[0], res.Msg.GetRequest())
+			return nil
+		},
+	}
+	return cmd
 }

@@ -147,7 +147,24 @@ type AutomationsFile struct {
 	Path string `json:"automationsFilePath"`
 	// TriggerFilter restricts which triggers run; empty means all.
 	TriggerFilter []spec.Trigger `json:"triggerFilter,omitempty"`
+
+	// The rest is the control plane's bookkeeping, in no API. The
+	// repository's automations file is applied once per request:
+	// FileRequested counts the requests (one at creation, one more per
+	// reload), FileApplied is the last request a runner's hand-over
+	// fulfilled. A runner restart or an environment stop and start hands
+	// the file over again and changes nothing.
+	FileRequested uint64 `json:"fileRequested,omitempty"`
+	FileApplied   uint64 `json:"fileApplied,omitempty"`
+	// TriggeredStart is the start (lastStartedAt, or createdAt) whose
+	// start triggers fired: a runner that hands the same start over again
+	// after a daemon restart fires nothing.
+	TriggeredStart *time.Time `json:"triggeredStart,omitempty"`
 }
+
+// FilePending reports whether the repository's automations file waits to
+// be applied.
+func (a *AutomationsFile) FilePending() bool { return a.FileApplied < a.FileRequested }
 
 // Status is what the runner reports about an environment. The control plane
 // writes only the phase CREATING at creation; everything else comes from

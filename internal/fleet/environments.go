@@ -85,10 +85,11 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 	for _, e := range envs {
 		es := &runnerv1.EnvironmentSpec{
 			Id: e.ID, SpecVersion: e.Spec.SpecVersion,
-			DesiredPhase:        gitpodv1.EnvironmentPhase(gitpodv1.EnvironmentPhase_value[string(e.Spec.DesiredPhase)]),
-			GitUsername:         e.Spec.Content.GitUsername,
-			GitEmail:            e.Spec.Content.GitEmail,
-			AutomationsFilePath: e.Spec.AutomationsFile.Path,
+			DesiredPhase:           gitpodv1.EnvironmentPhase(gitpodv1.EnvironmentPhase_value[string(e.Spec.DesiredPhase)]),
+			GitUsername:            e.Spec.Content.GitUsername,
+			GitEmail:               e.Spec.Content.GitEmail,
+			AutomationsFilePath:    e.Spec.AutomationsFile.Path,
+			AutomationsFileRequest: e.Spec.AutomationsFile.FileRequested,
 		}
 		for _, in := range e.Spec.Content.Initializers {
 			if in.Git == nil {
@@ -230,7 +231,7 @@ func machinePhase(p environments.Phase) environments.MachinePhase {
 func (f *Fleet) reportService(ctx context.Context, runnerID string, m *runnerv1.ServiceStatus) error {
 	phase := automations.ServicePhase(m.GetPhase().String())
 	msg, session := m.GetFailureMessage(), m.GetSession()
-	u := automations.StatusUpdate{Phase: &phase, FailureMessage: &msg, Session: &session}
+	u := automations.StatusUpdate{Phase: &phase, FailureMessage: &msg, Session: &session, Output: m.GetOutput()}
 	if id := m.GetLogId(); id != "" && f.autos.LogURL != nil {
 		url := f.autos.LogURL(runnerID, id)
 		u.LogURL = &url
@@ -260,9 +261,10 @@ func (f *Fleet) reportExecution(ctx context.Context, runnerID string, m *runnerv
 	return err
 }
 
-// StartAutomations applies what a runner found when an environment started:
-// its automations file, and the triggers that fired. The caller in ctx must
-// be the environment's runner.
+// StartAutomations applies what a runner found when an environment started
+// or was asked to reload its file: the automations file, applied if a
+// request to apply it is pending, and the triggers that fired. The caller
+// in ctx must be the environment's runner.
 func (f *Fleet) StartAutomations(ctx context.Context, req *runnerv1.StartAutomationsRequest) (*runnerv1.StartAutomationsResponse, error) {
 	if f.autos == nil {
 		return nil, apperr.FailedPrecondition("this control plane does not run automations")
@@ -278,7 +280,7 @@ func (f *Fleet) StartAutomations(ctx context.Context, req *runnerv1.StartAutomat
 	for _, t := range req.GetTriggers() {
 		triggers = append(triggers, spec.Trigger(t))
 	}
-	res, err := f.autos.Automations.ApplyStart(ctx, req.GetEnvironmentId(), file, triggers)
+	res, err := f.autos.Automations.ApplyStart(ctx, req.GetEnvironmentId(), file, triggers, req.GetFileRequest())
 	if err != nil {
 		return nil, err
 	}

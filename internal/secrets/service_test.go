@@ -212,6 +212,22 @@ func TestSecrets_Create(t *testing.T) {
 			})
 		}
 	})
+	// A variable a secret would set may not shadow what commands rely on;
+	// the error names the name. Mounted as a file, or not mounted, the
+	// same name is only a name.
+	t.Run("ErrEnvNameShadows", func(t *testing.T) {
+		for _, name := range []string{"PATH", "HOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "SHELL", "USER", "RUNYARD_WORKSPACE"} {
+			t.Run(name, func(t *testing.T) {
+				_, err := e.svc.Create(e.admin, secrets.CreateInput{Name: name, Value: "v", EnvironmentVariable: true})
+				wantCode(t, err, apperr.CodeInvalid, "name")
+				if !strings.Contains(err.Error(), fmt.Sprintf("%q is reserved", name)) {
+					t.Errorf("error %q does not name %s", err, name)
+				}
+				e.mustCreate(t, e.admin, secrets.CreateInput{Name: name, Value: "v", FilePath: "/home/me/." + strings.ToLower(name)})
+			})
+		}
+		e.mustCreate(t, e.admin, secrets.CreateInput{Name: "PATHS", Value: "v", EnvironmentVariable: true})
+	})
 	t.Run("ErrPermission", func(t *testing.T) {
 		in := secrets.CreateInput{Name: "x", Value: "v"}
 		_, err := e.svc.Create(ctx, in)

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"fmt"
 	"path"
 	"strings"
 	"unicode"
@@ -81,10 +82,32 @@ func validateName(name string, envVar bool) error {
 			return apperr.Invalid("name", "must be an environment variable name (letters, digits and '_', not starting with a digit) when environmentVariable is set, got %q", name)
 		}
 	}
-	if strings.HasPrefix(strings.ToUpper(name), ReservedPrefix) {
-		return apperr.Invalid("name", "variables starting with %s are reserved for the runner", ReservedPrefix)
+	if why := ReservedEnvName(name); why != "" {
+		return apperr.Invalid("name", "%s", why)
 	}
 	return nil
+}
+
+// reservedEnvNames are the variables the runner or the host sets for every
+// command and that a secret or an automation's env must not shadow: a
+// changed PATH or LD_PRELOAD runs other programs than the command names,
+// and HOME, SHELL and USER are the runner user's.
+var reservedEnvNames = []string{"PATH", "HOME", "LD_PRELOAD", "LD_LIBRARY_PATH", "SHELL", "USER"}
+
+// ReservedEnvName says why name may not be set by a secret or by the env of
+// a service or task, or returns "" when it may. The names are compared as
+// written (variables are case-sensitive); the runner's own prefix in any
+// case.
+func ReservedEnvName(name string) string {
+	if strings.HasPrefix(strings.ToUpper(name), ReservedPrefix) {
+		return fmt.Sprintf("%q is reserved: variables starting with %s are set by the runner", name, ReservedPrefix)
+	}
+	for _, r := range reservedEnvNames {
+		if name == r {
+			return fmt.Sprintf("%q is reserved: it may not be shadowed (reserved: %s and %s*)", name, strings.Join(reservedEnvNames, ", "), ReservedPrefix)
+		}
+	}
+	return ""
 }
 
 func validateFilePath(p string) error {

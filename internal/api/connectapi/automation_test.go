@@ -53,6 +53,8 @@ type autoFixture struct {
 	class       string
 	env         string
 	environment *gitpodv1.Environment
+	// secret is a secret of the organization, for env vars' secretRefs.
+	secret string
 }
 
 func newAutoFixture(t *testing.T, ts *testutil.TestServer, p protocol) *autoFixture {
@@ -63,6 +65,9 @@ func newAutoFixture(t *testing.T, ts *testutil.TestServer, p protocol) *autoFixt
 	f.runner = newEnvClient(t, ts.URL, p, bearer(mustExchange(t, admin.client, x)))
 	f.environment = mustCreateEnvironment(t, admin, f.class)
 	f.env = f.environment.GetId()
+	f.secret = mustCreateSecret(t, newSecretClient(t, ts.URL, p, bearer(testutil.AdminToken)), &gitpodv1.CreateSecretRequest{
+		Name: name("secret"), Value: "v", Scope: orgScope(f.environment.GetMetadata().GetOrganizationId()),
+	}).GetId()
 	return f
 }
 
@@ -414,7 +419,7 @@ func toStrings(v any) []string {
 
 // fullServiceRequest sets every field of CreateServiceRequest that seed 003
 // documents, with values other than the defaults.
-func fullServiceRequest(envID, ref string) *gitpodv1.CreateServiceRequest {
+func fullServiceRequest(envID, ref, secretID string) *gitpodv1.CreateServiceRequest {
 	return &gitpodv1.CreateServiceRequest{
 		EnvironmentId: envID,
 		Metadata: &gitpodv1.ServiceMetadata{
@@ -428,7 +433,7 @@ func fullServiceRequest(envID, ref string) *gitpodv1.CreateServiceRequest {
 			Commands:     &gitpodv1.ServiceSpec_Commands{Start: "sleep 1000", Ready: "true", Stop: "kill $PID"},
 			Session:      "session-1",
 			RunsOn:       docker("redis:7", "A=1", "B=two words"),
-			Env:          []*gitpodv1.EnvironmentVariableItem{envValue("PLAIN", "v"), envValue("EMPTY", ""), envSecret("TOKEN", uuid.NewString())},
+			Env:          []*gitpodv1.EnvironmentVariableItem{envValue("PLAIN", "v"), envValue("EMPTY", ""), envSecret("TOKEN", secretID)},
 		},
 	}
 }
@@ -440,7 +445,7 @@ func TestAutomations_Services(t *testing.T) {
 			me := whoami(t, admin.client)
 
 			t.Run("EveryField", func(t *testing.T) {
-				req := fullServiceRequest(f.env, "full")
+				req := fullServiceRequest(f.env, "full", f.secret)
 				res, err := admin.Autos.CreateService(ctx, connect.NewRequest(req))
 				mustOK(t, err, "create service")
 				got := res.Msg.GetService()
@@ -542,13 +547,16 @@ func TestAutomations_Services(t *testing.T) {
 				wantCode(t, err, connect.CodeInvalidArgument, "status")
 
 				mustOK(t, updateService(f.runner, &gitpodv1.UpdateServiceRequest{Id: s.GetId(), Status: status}), "runner's status")
-				want := &gitpodv1.ServiceStatus{StatusVersion: 1, Phase: svcRunning, LogUrl: "https://cp.example.com/logs/1", Session: session,
+				// The version is the runner's ordered reports' alone: an
+				// UpdateService status write leaves it, so it cannot make
+				// the runner's next report look stale.
+				want := &gitpodv1.ServiceStatus{StatusVersion: 0, Phase: svcRunning, LogUrl: "https://cp.example.com/logs/1", Session: session,
 					Output: map[string]string{"url": "http://localhost:3000", "port": "3000"}}
 				diffProto(t, "status", mustGetService(t, admin, s.GetId()).GetStatus(), want)
 				// An empty output value unsets its key.
 				mustOK(t, updateService(f.runner, &gitpodv1.UpdateServiceRequest{Id: s.GetId(), Status: &gitpodv1.UpdateServiceRequest_ServiceStatus{
 					Output: map[string]string{"port": ""}}}), "unset output")
-				if got := mustGetService(t, admin, s.GetId()).GetStatus(); got.GetStatusVersion() != 2 || len(got.GetOutput()) != 1 || got.GetPhase() != svcRunning {
+				if got := mustGetService(t, admin, s.GetId()).GetStatus(); got.GetStatusVersion() != 0 || len(got.GetOutput()) != 1 || got.GetPhase() != svcRunning {
 					t.Fatalf("status after unsetting port = %v", got)
 				}
 				err = updateService(f.runner, &gitpodv1.UpdateServiceRequest{Id: s.GetId(), Status: &gitpodv1.UpdateServiceRequest_ServiceStatus{Phase: ptr(gitpodv1.ServicePhase(99))}})
@@ -632,6 +640,18 @@ func TestAutomations_Services(t *testing.T) {
 					r.Spec.Env = []*gitpodv1.EnvironmentVariableItem{envValue("1A", "1")}
 				}),
 					connect.CodeInvalidArgument, "spec.env[0].name"},
+				{"ErrEnvNamePATH", withSpec("env", func(r *gitpodv1.CreateServiceRequest) {
+					r.Spec.Env = []*gitpodv1.EnvironmentVariableItem{envValue("PATH", "/tmp/evil")}
+				}), connect.CodeInvalidArgument, `spec.env[0].name: "PATH" is reserved`},
+				{"ErrEnvNameLDPreload", withSpec("env", func(r *gitpodv1.CreateServiceRequest) {
+					r.Spec.Env = []*gitpodv1.EnvironmentVariableItem{envValue("A", "1"), envSecret("LD_PRELOAD", f.secret)}
+				}), connect.CodeInvalidArgument, `spec.env[1].name: "LD_PRELOAD" is reserved`},
+				{"ErrEnvNameRunyardPrefix", withSpec("env", func(r *gitpodv1.CreateServiceRequest) {
+					r.Spec.Env = []*gitpodv1.EnvironmentVariableItem{envValue("RUNYARD_OUTPUT", "/tmp/x")}
+				}), connect.CodeInvalidArgument, `spec.env[0].name: "RUNYARD_OUTPUT" is reserved`},
+				{"ErrSecretRefUnknown", withSpec("env", func(r *gitpodv1.CreateServiceRequest) {
+					r.Spec.Env = []*gitpodv1.EnvironmentVariableItem{envValue("A", "1"), envSecret("B", uuid.NewString())}
+				}), connect.CodeInvalidArgument, "spec.env[1].valueFrom.secretRef.id"},
 				{"ErrDockerImage", withSpec("docker", func(r *gitpodv1.CreateServiceRequest) { r.Spec.RunsOn = docker("") }),
 					connect.CodeInvalidArgument, "spec.runsOn.docker.image"},
 				{"ErrDockerEnvironment", withSpec("docker", func(r *gitpodv1.CreateServiceRequest) { r.Spec.RunsOn = docker("redis", "HOME") }),
@@ -654,6 +674,12 @@ func TestAutomations_Services(t *testing.T) {
 				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: s.GetId(), Metadata: &gitpodv1.UpdateServiceRequest_ServiceMetadata{
 					TriggeredBy: &gitpodv1.UpdateServiceRequest_AutomationTriggerUpdate{Trigger: []*gitpodv1.AutomationTrigger{{}}}}}),
 					connect.CodeInvalidArgument, "metadata.triggeredBy.trigger[0]")
+				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: s.GetId(),
+					Spec: &gitpodv1.UpdateServiceRequest_ServiceSpec{Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", uuid.NewString())}}}),
+					connect.CodeInvalidArgument, "spec.env[0].valueFrom.secretRef.id")
+				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: s.GetId(),
+					Spec: &gitpodv1.UpdateServiceRequest_ServiceSpec{Env: []*gitpodv1.EnvironmentVariableItem{envValue("SHELL", "/bin/evil")}}}),
+					connect.CodeInvalidArgument, `spec.env[0].name: "SHELL" is reserved`)
 				diffProto(t, "service after refused updates", mustGetService(t, admin, s.GetId()), s)
 				missing := uuid.NewString()
 				wantCode(t, updateService(admin, &gitpodv1.UpdateServiceRequest{Id: missing, Metadata: &gitpodv1.UpdateServiceRequest_ServiceMetadata{Name: ptr("x")}}),
@@ -683,7 +709,7 @@ func TestAutomations_Tasks(t *testing.T) {
 						Metadata: &gitpodv1.TaskMetadata{Reference: "full", Name: "Full task", Description: "all",
 							TriggeredBy: []*gitpodv1.AutomationTrigger{trig("postMachineStart"), trig("manual")}},
 						Spec: &gitpodv1.TaskSpec{Command: "make test", RunsOn: docker("golang:1.24", "CGO_ENABLED=0"),
-							Env: []*gitpodv1.EnvironmentVariableItem{envValue("A", "1"), envSecret("S", uuid.NewString())}},
+							Env: []*gitpodv1.EnvironmentVariableItem{envValue("A", "1"), envSecret("S", f.secret)}},
 						DependsOn: []string{dep.GetId(), db.GetId()},
 					}
 					res, err := admin.Autos.CreateTask(ctx, connect.NewRequest(req))
@@ -739,12 +765,34 @@ func TestAutomations_Tasks(t *testing.T) {
 							Spec: &gitpodv1.TaskSpec{Command: "true"}}, connect.CodeInvalidArgument, "metadata.triggeredBy[0].beforeSnapshot"},
 						{"ErrReferenceOfService", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "db"},
 							Spec: &gitpodv1.TaskSpec{Command: "true"}}, connect.CodeAlreadyExists, "db"},
+						{"ErrEnvNameHOME", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "x"},
+							Spec: &gitpodv1.TaskSpec{Command: "true", Env: []*gitpodv1.EnvironmentVariableItem{envValue("HOME", "/tmp")}}},
+							connect.CodeInvalidArgument, `spec.env[0].name: "HOME" is reserved`},
+						{"ErrEnvNameLDLibraryPath", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "x"},
+							Spec: &gitpodv1.TaskSpec{Command: "true", Env: []*gitpodv1.EnvironmentVariableItem{envValue("A", ""), envSecret("LD_LIBRARY_PATH", f.secret)}}},
+							connect.CodeInvalidArgument, `spec.env[1].name: "LD_LIBRARY_PATH" is reserved`},
+						{"ErrSecretRefUnknown", &gitpodv1.CreateTaskRequest{EnvironmentId: f.env, Metadata: &gitpodv1.TaskMetadata{Reference: "x"},
+							Spec: &gitpodv1.TaskSpec{Command: "true", Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", uuid.NewString())}}},
+							connect.CodeInvalidArgument, "spec.env[0].valueFrom.secretRef.id"},
 					} {
 						t.Run(tc.name, func(t *testing.T) {
 							_, err := admin.Autos.CreateTask(ctx, connect.NewRequest(tc.req))
 							wantCode(t, err, tc.code, tc.field)
 						})
 					}
+					t.Run("ErrUpdateEnv", func(t *testing.T) {
+						task := mustCreateTask(t, admin, f.env, "upd-env")
+						_, err := admin.Autos.UpdateTask(ctx, connect.NewRequest(&gitpodv1.UpdateTaskRequest{Id: task.GetId(),
+							Spec: &gitpodv1.UpdateTaskRequest_TaskSpec{Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", uuid.NewString())}}}))
+						wantCode(t, err, connect.CodeInvalidArgument, "spec.env[0].valueFrom.secretRef.id")
+						_, err = admin.Autos.UpdateTask(ctx, connect.NewRequest(&gitpodv1.UpdateTaskRequest{Id: task.GetId(),
+							Spec: &gitpodv1.UpdateTaskRequest_TaskSpec{Env: []*gitpodv1.EnvironmentVariableItem{envValue("USER", "root")}}}))
+						wantCode(t, err, connect.CodeInvalidArgument, `spec.env[0].name: "USER" is reserved`)
+						diffProto(t, "task after refused updates", mustGetTask(t, admin, task.GetId()), task)
+						_, err = admin.Autos.UpdateTask(ctx, connect.NewRequest(&gitpodv1.UpdateTaskRequest{Id: task.GetId(),
+							Spec: &gitpodv1.UpdateTaskRequest_TaskSpec{Env: []*gitpodv1.EnvironmentVariableItem{envSecret("TOKEN", f.secret)}}}))
+						mustOK(t, err, "update with a known secret")
+					})
 				})
 				t.Run("Executions", func(t *testing.T) {
 					// root -> (left, right) -> base; right also awaits the service.
@@ -1005,6 +1053,75 @@ func TestAutomations_UpsertFile(t *testing.T) {
 						t.Fatalf("after an empty file: %v %v", s, tk)
 					}
 				})
+				// Items created through the API are never changed or
+				// removed by a file: one that names them is refused, one that
+				// drops what an API-created task depends on too.
+				t.Run("APIItems", func(t *testing.T) {
+					apiSvc := mustCreateService(t, admin, f.env, "api-svc")
+					fromFile := &gitpodv1.AutomationsFile{
+						Services: map[string]*gitpodv1.AutomationsFile_Service{"file-db": {Commands: &gitpodv1.ServiceSpec_Commands{Start: "postgres"}}},
+						Tasks:    map[string]*gitpodv1.AutomationsFile_Task{"file-task": {Command: "true"}},
+					}
+					_, err := upsert(fromFile)
+					mustOK(t, err, "upsert")
+					var fileDB, fileTask string
+					s, tk := state(t)
+					for _, x := range s {
+						if x.GetMetadata().GetReference() == "file-db" {
+							fileDB = x.GetId()
+						}
+					}
+					for _, x := range tk {
+						if x.GetMetadata().GetReference() == "file-task" {
+							fileTask = x.GetId()
+						}
+					}
+					apiTask := mustCreateTask(t, admin, f.env, "api-task", fileDB, fileTask)
+					if got := mustGetService(t, admin, apiSvc.GetId()); !proto.Equal(got, apiSvc) {
+						t.Fatalf("the upsert changed the API-created service: %v", got)
+					}
+
+					for _, tc := range []struct {
+						name     string
+						file     *gitpodv1.AutomationsFile
+						code     connect.Code
+						contains []string
+					}{
+						{"NamesAPIService", &gitpodv1.AutomationsFile{
+							Services: map[string]*gitpodv1.AutomationsFile_Service{"file-db": fromFile.Services["file-db"], "api-svc": {Commands: &gitpodv1.ServiceSpec_Commands{Start: "x"}}},
+							Tasks:    fromFile.Tasks,
+						}, connect.CodeAlreadyExists, []string{"automationsFile.services.api-svc", "CreateService"}},
+						{"NamesAPITaskAsService", &gitpodv1.AutomationsFile{
+							Services: map[string]*gitpodv1.AutomationsFile_Service{"file-db": fromFile.Services["file-db"], "api-task": {Commands: &gitpodv1.ServiceSpec_Commands{Start: "x"}}},
+							Tasks:    fromFile.Tasks,
+						}, connect.CodeAlreadyExists, []string{"automationsFile.services.api-task", "CreateTask"}},
+						{"DropsServiceAPITaskNeeds", &gitpodv1.AutomationsFile{Tasks: fromFile.Tasks},
+							connect.CodeFailedPrecondition, []string{`service "file-db"`, `"api-task"`}},
+						{"DropsTaskAPITaskNeeds", &gitpodv1.AutomationsFile{Services: fromFile.Services},
+							connect.CodeFailedPrecondition, []string{`task "file-task"`, `"api-task"`}},
+					} {
+						t.Run(tc.name, func(t *testing.T) {
+							beforeS, beforeT := state(t)
+							_, err := upsert(tc.file)
+							wantCode(t, err, tc.code, tc.contains...)
+							s, tk := state(t)
+							if len(s) != len(beforeS) || len(tk) != len(beforeT) {
+								t.Fatalf("a refused file changed the automations: %v %v", s, tk)
+							}
+						})
+					}
+
+					// An empty file removes what files made and keeps the
+					// API's, once nothing of the API's needs the file's.
+					_, err = admin.Autos.DeleteTask(ctx, connect.NewRequest(&gitpodv1.DeleteTaskRequest{Id: apiTask.GetId()}))
+					mustOK(t, err, "delete the API task")
+					_, err = upsert(nil)
+					mustOK(t, err, "upsert an empty file")
+					s, tk = state(t)
+					if len(s) != 1 || s[0].GetId() != apiSvc.GetId() || len(tk) != 0 {
+						t.Fatalf("after an empty file: services %v, tasks %v; want only api-svc", serviceIDs(s), taskIDs(tk))
+					}
+				})
 			})
 		}
 	})
@@ -1192,7 +1309,7 @@ func TestAutomations_Organizations(t *testing.T) {
 							return err
 						}},
 						{"CreateService", func() error {
-							_, err := them.Autos.CreateService(ctx, connect.NewRequest(fullServiceRequest(f.env, "theirs")))
+							_, err := them.Autos.CreateService(ctx, connect.NewRequest(fullServiceRequest(f.env, "theirs", f.secret)))
 							return err
 						}},
 						{"CreateTask", func() error {
@@ -1317,7 +1434,7 @@ func TestAutomations_Scopes(t *testing.T) {
 				return err
 			}},
 			{"CreateService", true, func(c *envClient) error {
-				_, err := c.Autos.CreateService(ctx, connect.NewRequest(fullServiceRequest(f.env, ref())))
+				_, err := c.Autos.CreateService(ctx, connect.NewRequest(fullServiceRequest(f.env, ref(), f.secret)))
 				return err
 			}},
 			{"UpdateService", true, func(c *envClient) error {

@@ -65,6 +65,7 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	handle(runyardv1connect.NewTokenServiceHandler(&tokenHandler{svc: svc.Identity, log: log}, opts...))
 	handle(gitpodv1connect.NewEnvironmentServiceHandler(&environmentHandler{svc: svc.Environments, log: log}, opts...))
 	handle(gitpodv1connect.NewEnvironmentAutomationServiceHandler(&automationHandler{svc: svc.Automations, log: log}, opts...))
+	handle(runyardv1connect.NewAutomationsServiceHandler(&automationsHandler{svc: svc.Automations, log: log}, opts...))
 	handle(gitpodv1connect.NewSecretServiceHandler(&secretHandler{svc: svc.Secrets, log: log}, opts...))
 	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))
 }

@@ -38,6 +38,11 @@ type env struct {
 	// status is the latest report.
 	status                              *runnerv1.EnvironmentStatus
 	automationsPath, automationsFailure string
+	// fileRequest is the spec's automations_file_request the runner last
+	// handed the file over for; a higher one is a reload. It starts at
+	// zero after a runner restart, and the control plane applies nothing
+	// for a request it already applied.
+	fileRequest uint64
 
 	// filesFailure says which secret files were refused (files.go); it
 	// is part of every report but DELETING's and DELETED's.
@@ -195,6 +200,15 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 	running := e.running
 	m.mu.Unlock()
 	if running {
+		if spec.GetAutomationsFileRequest() > e.fileRequest {
+			// A user asked to reload the repository's file: hand it
+			// over again, without triggers, and report what came of it.
+			if !e.handOver(spec, nil) {
+				return
+			}
+			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "")
+			return
+		}
 		// A refused secret file (or its fix) while the environment runs
 		// is reported too.
 		if e.status.GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING || e.status.GetSpecVersion() != spec.GetSpecVersion() ||
@@ -233,7 +247,7 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 	m.mu.Unlock()
 	e.mountFiles(files, sealed)
 	m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STARTING, "")
-	if !e.handOver(spec) {
+	if !e.handOver(spec, startTriggers) {
 		return // the manager closes, or the spec changed: converge again
 	}
 	e.setRunning(true)
@@ -440,14 +454,16 @@ func (e *env) automationsFile(spec *runnerv1.EnvironmentSpec) (string, []byte, e
 var startTriggers = []string{"postEnvironmentStart", "postDevcontainerStart"}
 
 // handOver gives the control plane the workspace's automations file and
-// the start's triggers, retrying while the control plane is away. A file
-// the control plane refuses is reported in the environment's status; the
-// environment runs anyway. It reports false when the manager closes or the
-// desired spec changed meanwhile.
-func (e *env) handOver(spec *runnerv1.EnvironmentSpec) bool {
+// the triggers that fired (none for a reload), retrying while the control
+// plane is away. The control plane applies the file only for a request to
+// apply it that it has not applied yet. A file the control plane refuses is
+// reported in the environment's status; the environment runs anyway. It
+// reports false when the manager closes or the desired spec changed
+// meanwhile.
+func (e *env) handOver(spec *runnerv1.EnvironmentSpec, triggers []string) bool {
 	m := e.m
 	path, data, err := e.automationsFile(spec)
-	req := &runnerv1.StartAutomationsRequest{EnvironmentId: e.id, Triggers: startTriggers}
+	req := &runnerv1.StartAutomationsRequest{EnvironmentId: e.id, Triggers: triggers, FileRequest: spec.GetAutomationsFileRequest()}
 	failure := ""
 	if err != nil {
 		failure = err.Error()
@@ -466,9 +482,10 @@ func (e *env) handOver(spec *runnerv1.EnvironmentSpec) bool {
 			msg = ce.Message()
 		}
 		code := connect.CodeOf(err)
-		if code == connect.CodeInvalidArgument && req.FilePresent {
-			// The file is refused: say why, and still fire the triggers
-			// on the automations as they are.
+		if req.FilePresent && (code == connect.CodeInvalidArgument || code == connect.CodeAlreadyExists || code == connect.CodeFailedPrecondition) {
+			// The file is refused (invalid, or it would change what
+			// users made through the API): say why, and still fire the
+			// triggers on the automations as they are.
 			failure = msg
 			req.FilePresent, req.AutomationsFile = false, nil
 			continue
@@ -497,6 +514,7 @@ func (e *env) handOver(spec *runnerv1.EnvironmentSpec) bool {
 	}
 	m.mu.Lock()
 	e.automationsPath, e.automationsFailure = path, failure
+	e.fileRequest = spec.GetAutomationsFileRequest()
 	m.mu.Unlock()
 	return true
 }

@@ -2,10 +2,11 @@
 // environment's workspace (a directory under the runner's state, with its
 // git checkouts), converges each environment on its desired phase, hands the
 // workspace's automations file to the control plane when an environment
-// starts, and runs the environment's services and task executions on the
-// automations executor while the environment runs. It keeps the secrets an
-// environment receives as files in its workspace (files.go). Every phase
-// it reports is what happened on this host.
+// starts and when a reload is asked for (the control plane applies it only
+// once per request), and runs the environment's services and task
+// executions on the automations executor while the environment runs. It
+// keeps the secrets an environment receives as files in its workspace
+// (files.go). Every phase it reports is what happened on this host.
 //
 //	desired RUNNING: CREATING (first clone) / STARTING ─▶ StartAutomations ─▶ RUNNING
 //	desired STOPPED: STOPPING (services and executions stop) ─▶ STOPPED
@@ -203,9 +204,11 @@ func (m *Manager) Apply(ds *runnerv1.DesiredState) {
 			e = m.newEnv(es.GetId())
 			m.envs[e.id] = e
 		}
-		// Only a new spec (or a return to the set) needs the environment's
-		// loop; services and executions follow from the sync below.
-		changed := e.spec == nil || e.gone || e.spec.GetSpecVersion() != es.GetSpecVersion()
+		// Only a new spec, a request to reload the automations file (or a
+		// return to the set) needs the environment's loop; services and
+		// executions follow from the sync below.
+		changed := e.spec == nil || e.gone || e.spec.GetSpecVersion() != es.GetSpecVersion() ||
+			e.spec.GetAutomationsFileRequest() != es.GetAutomationsFileRequest()
 		e.spec, e.gone = es, false
 		m.startLocked(e)
 		if changed {

@@ -118,6 +118,26 @@ func TestMigrateRunnerCapacity(t *testing.T) {
 		func() error { _, err := provider.UpTo(ctx, 9); return err })
 }
 
+// TestMigrateAutomationSources: services and tasks from before migration
+// 00015 get the source 'file'.
+func TestMigrateAutomationSources(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", testutil.PostgresURL(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatalf("goose: %v", err)
+	}
+	if _, err := provider.UpTo(ctx, 14); err != nil {
+		t.Fatalf("migrate to 00014: %v", err)
+	}
+	storetest.MigrateAutomationSources(t, db, numbered,
+		func() error { _, err := provider.UpTo(ctx, 15); return err })
+}
+
 // numbered turns ? placeholders into PostgreSQL's $1, $2, ...
 func numbered(q string) string {
 	var b strings.Builder

@@ -163,3 +163,28 @@ func TestMigrateRunnerCapacity(t *testing.T) {
 	storetest.MigrateRunnerCapacity(t, db, func(q string) string { return q },
 		func() error { _, err := provider.UpTo(ctx, 9); return err })
 }
+
+// TestMigrateAutomationSources: services and tasks from before migration
+// 00015 get the source 'file'.
+func TestMigrateAutomationSources(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), "runyard.db"), true))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		t.Fatalf("goose: %v", err)
+	}
+	if _, err := provider.UpTo(ctx, 14); err != nil {
+		t.Fatalf("migrate to 00014: %v", err)
+	}
+	storetest.MigrateAutomationSources(t, db, func(q string) string { return q },
+		func() error { _, err := provider.UpTo(ctx, 15); return err })
+}

@@ -79,14 +79,14 @@ func decodeList[T any](what, doc string) ([]T, error) {
 // Services.
 
 const serviceColumns = `seq, id, org_id, environment_id, reference, name, description, role, triggered_by,
-	spec, status, creator_id, creator_principal, created_at, updated_at`
+	spec, status, creator_id, creator_principal, created_at, updated_at, source`
 
 func scanService(r rowScanner) (*automations.Service, error) {
 	var s automations.Service
-	var role, triggers, specDoc, status, creatorPrincipal string
+	var role, triggers, specDoc, status, creatorPrincipal, source string
 	var created, updated int64
 	if err := r.Scan(&s.Seq, &s.ID, &s.OrgID, &s.EnvironmentID, &s.Reference, &s.Name, &s.Description, &role, &triggers,
-		&specDoc, &status, &s.Creator.ID, &creatorPrincipal, &created, &updated); err != nil {
+		&specDoc, &status, &s.Creator.ID, &creatorPrincipal, &created, &updated, &source); err != nil {
 		return nil, err
 	}
 	var err error
@@ -100,6 +100,7 @@ func scanService(r rowScanner) (*automations.Service, error) {
 		return nil, fmt.Errorf("decode status of service %q: %w", s.ID, err)
 	}
 	s.Role = automations.ServiceRole(role)
+	s.Source = automations.Source(source)
 	s.Creator.Principal = identity.Principal(creatorPrincipal)
 	s.CreatedAt, s.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &s, nil
@@ -124,10 +125,10 @@ func (db *DB) insertService(ctx context.Context, tx *sql.Tx, s *automations.Serv
 		return err
 	}
 	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO automation_services (id, org_id, environment_id, reference, name,
-		description, role, triggered_by, spec, status, creator_id, creator_principal, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		description, role, triggered_by, spec, status, creator_id, creator_principal, created_at, updated_at, source)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 		s.ID, s.OrgID, s.EnvironmentID, s.Reference, s.Name, s.Description, string(s.Role), triggers, specDoc, status,
-		s.Creator.ID, string(s.Creator.Principal), micros(s.CreatedAt), micros(s.UpdatedAt)).Scan(&s.Seq)
+		s.Creator.ID, string(s.Creator.Principal), micros(s.CreatedAt), micros(s.UpdatedAt), string(s.Source)).Scan(&s.Seq)
 	return db.translate(err, fmt.Sprintf("service %q (reference %q) of environment %q", s.ID, s.Reference, s.EnvironmentID))
 }
 
@@ -140,8 +141,8 @@ func (db *DB) writeService(ctx context.Context, tx *sql.Tx, s *automations.Servi
 	}
 	what := fmt.Sprintf("service %q (reference %q) of environment %q", s.ID, s.Reference, envID)
 	res, err := tx.ExecContext(ctx, db.q(`UPDATE automation_services SET reference = ?, name = ?, description = ?,
-		role = ?, triggered_by = ?, spec = ?, status = ?, updated_at = ? WHERE org_id = ? AND environment_id = ? AND id = ?`),
-		s.Reference, s.Name, s.Description, string(s.Role), triggers, specDoc, status, micros(s.UpdatedAt), orgID, envID, s.ID)
+		role = ?, triggered_by = ?, spec = ?, status = ?, updated_at = ?, source = ? WHERE org_id = ? AND environment_id = ? AND id = ?`),
+		s.Reference, s.Name, s.Description, string(s.Role), triggers, specDoc, status, micros(s.UpdatedAt), string(s.Source), orgID, envID, s.ID)
 	if err != nil {
 		return db.translate(err, what)
 	}
@@ -239,14 +240,14 @@ func (db *DB) UpdateService(ctx context.Context, orgID, id string, fn func(*auto
 // Tasks.
 
 const taskColumns = `seq, id, org_id, environment_id, reference, name, description, triggered_by, depends_on,
-	spec, creator_id, creator_principal, created_at, updated_at`
+	spec, creator_id, creator_principal, created_at, updated_at, source`
 
 func scanTask(r rowScanner) (*automations.Task, error) {
 	var t automations.Task
-	var triggers, dependsOn, specDoc, creatorPrincipal string
+	var triggers, dependsOn, specDoc, creatorPrincipal, source string
 	var created, updated int64
 	if err := r.Scan(&t.Seq, &t.ID, &t.OrgID, &t.EnvironmentID, &t.Reference, &t.Name, &t.Description, &triggers, &dependsOn,
-		&specDoc, &t.Creator.ID, &creatorPrincipal, &created, &updated); err != nil {
+		&specDoc, &t.Creator.ID, &creatorPrincipal, &created, &updated, &source); err != nil {
 		return nil, err
 	}
 	var err error
@@ -260,6 +261,7 @@ func scanTask(r rowScanner) (*automations.Task, error) {
 		return nil, fmt.Errorf("decode spec of task %q: %w", t.ID, err)
 	}
 	t.Creator.Principal = identity.Principal(creatorPrincipal)
+	t.Source = automations.Source(source)
 	t.CreatedAt, t.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &t, nil
 }
@@ -283,10 +285,10 @@ func (db *DB) insertTask(ctx context.Context, tx *sql.Tx, t *automations.Task) e
 		return err
 	}
 	err = tx.QueryRowContext(ctx, db.q(`INSERT INTO automation_tasks (id, org_id, environment_id, reference, name,
-		description, triggered_by, depends_on, spec, creator_id, creator_principal, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		description, triggered_by, depends_on, spec, creator_id, creator_principal, created_at, updated_at, source)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 		t.ID, t.OrgID, t.EnvironmentID, t.Reference, t.Name, t.Description, triggers, dependsOn, specDoc,
-		t.Creator.ID, string(t.Creator.Principal), micros(t.CreatedAt), micros(t.UpdatedAt)).Scan(&t.Seq)
+		t.Creator.ID, string(t.Creator.Principal), micros(t.CreatedAt), micros(t.UpdatedAt), string(t.Source)).Scan(&t.Seq)
 	return db.translate(err, fmt.Sprintf("task %q (reference %q) of environment %q", t.ID, t.Reference, t.EnvironmentID))
 }
 
@@ -299,8 +301,8 @@ func (db *DB) writeTask(ctx context.Context, tx *sql.Tx, t *automations.Task, or
 	}
 	what := fmt.Sprintf("task %q (reference %q) of environment %q", t.ID, t.Reference, envID)
 	res, err := tx.ExecContext(ctx, db.q(`UPDATE automation_tasks SET reference = ?, name = ?, description = ?,
-		triggered_by = ?, depends_on = ?, spec = ?, updated_at = ? WHERE org_id = ? AND id = ? AND environment_id = ?`),
-		t.Reference, t.Name, t.Description, triggers, dependsOn, specDoc, micros(t.UpdatedAt), orgID, t.ID, envID)
+		triggered_by = ?, depends_on = ?, spec = ?, updated_at = ?, source = ? WHERE org_id = ? AND id = ? AND environment_id = ?`),
+		t.Reference, t.Name, t.Description, triggers, dependsOn, specDoc, micros(t.UpdatedAt), string(t.Source), orgID, t.ID, envID)
 	if err != nil {
 		return db.translate(err, what)
 	}
@@ -487,7 +489,7 @@ func (db *DB) EditAutomations(ctx context.Context, orgID, envID string, fn func(
 		if ch == nil {
 			return nil
 		}
-		return db.writeChanges(ctx, tx, orgID, envID, ch)
+		return db.writeChanges(ctx, tx, env, ch)
 	})
 	if fnErr != nil {
 		return fnErr
@@ -514,11 +516,29 @@ func (db *DB) loadSet(ctx context.Context, tx *sql.Tx, orgID, envID string) (*au
 	return set, nil
 }
 
-// writeChanges writes ch to environment envID of orgID. Removals go first,
-// so a change may remove an item and create another with its reference.
-// Every item must belong to the environment: one of another is refused
-// (internal), and an update or removal of a missing one is CodeNotFound.
-func (db *DB) writeChanges(ctx context.Context, tx *sql.Tx, orgID, envID string, ch *automations.Changes) error {
+// writeChanges writes ch to environment env, locked in tx. Removals go
+// first, so a change may remove an item and create another with its
+// reference. Every item must belong to the environment: one of another is
+// refused (internal), and an update or removal of a missing one is
+// CodeNotFound.
+func (db *DB) writeChanges(ctx context.Context, tx *sql.Tx, env *environments.Environment, ch *automations.Changes) error {
+	orgID, envID := env.OrgID, env.ID
+	if ch.EnvironmentFile != nil {
+		next := *env
+		next.Spec.AutomationsFile = *ch.EnvironmentFile
+		specDoc, _, err := environmentDocs(&next)
+		if err != nil {
+			return err
+		}
+		what := fmt.Sprintf("environment %q", envID)
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE environments SET spec = ? WHERE org_id = ? AND id = ?`), specDoc, orgID, envID)
+		if err != nil {
+			return db.translate(err, what)
+		}
+		if err := db.oneRow(res, what); err != nil {
+			return err
+		}
+	}
 	for _, id := range ch.DeleteTasks {
 		if err := db.deleteItem(ctx, tx, "automation_tasks", orgID, envID, id, fmt.Sprintf("task %q", id)); err != nil {
 			return err

@@ -42,6 +42,7 @@ func newService(env *environments.Environment, ref string) *automations.Service 
 		ID: uuid.NewString(), OrgID: env.OrgID, EnvironmentID: env.ID, Reference: ref,
 		Name: "Service " + ref, Description: "runs " + ref + "\nand more", Role: automations.RoleEditor,
 		TriggeredBy: []spec.Trigger{spec.TriggerPostEnvironmentStart, spec.TriggerManual},
+		Source:      automations.SourceUpsert,
 		Creator:     automationsCreator, CreatedAt: base, UpdatedAt: base.Add(time.Second),
 		Spec: automations.ServiceSpec{
 			SpecVersion: 3, DesiredPhase: automations.ServicePhaseRunning,
@@ -65,8 +66,8 @@ func newTask(env *environments.Environment, ref string, dependsOn ...string) *au
 	return &automations.Task{
 		ID: uuid.NewString(), OrgID: env.OrgID, EnvironmentID: env.ID, Reference: ref,
 		Name: "Task " + ref, Description: "does " + ref, Creator: automationsCreator,
-		TriggeredBy: []spec.Trigger{spec.TriggerPrebuild},
-		CreatedAt:   base, UpdatedAt: base.Add(2 * time.Second),
+		TriggeredBy: []spec.Trigger{spec.TriggerPrebuild}, Source: automations.SourceAPI,
+		CreatedAt: base, UpdatedAt: base.Add(2 * time.Second),
 		Spec: automations.TaskSpec{
 			Command: "make " + ref, RunsOn: spec.RunsOn{Machine: &spec.Machine{}},
 			Env: []automations.EnvVar{{Name: "CI", Value: "1"}},
@@ -880,5 +881,78 @@ func testAutomationsCascade(t *testing.T, s store.Store) {
 	wantCode(t, err, apperr.CodeNotFound, "edit a deleted environment")
 	if !strings.Contains(err.Error(), a2.ID) {
 		t.Fatalf("edit a deleted environment: %v does not name it", err)
+	}
+}
+
+// testAutomationSources checks that a service's and a task's source is
+// stored, read back by every read and changed by an update, and that
+// EditAutomations writes the environment's automations-file bookkeeping
+// with the changes and nothing else of the environment.
+func testAutomationSources(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	env := storedEnvironment(t, s, org.ID, uuid.NewString())
+	sources := []automations.Source{automations.SourceFile, automations.SourceUpsert, automations.SourceAPI}
+	ch := &automations.Changes{}
+	for _, src := range sources {
+		svc := newService(env, "svc-"+string(src))
+		svc.Source = src
+		task := newTask(env, "task-"+string(src))
+		task.Source = src
+		ch.CreateServices = append(ch.CreateServices, svc)
+		ch.CreateTasks = append(ch.CreateTasks, task)
+	}
+	create(t, s, env, ch)
+	for i, src := range sources {
+		svc, err := s.FindServiceByID(ctx, org.ID, ch.CreateServices[i].ID)
+		must(t, err, "find service")
+		task, err := s.FindTaskByID(ctx, org.ID, ch.CreateTasks[i].ID)
+		must(t, err, "find task")
+		if svc.Source != src || task.Source != src {
+			t.Errorf("sources read back: service %q, task %q, want %q", svc.Source, task.Source, src)
+		}
+	}
+	set := loadSet(t, s, env)
+	for _, x := range set.Services {
+		if want := automations.Source(strings.TrimPrefix(x.Reference, "svc-")); x.Source != want {
+			t.Errorf("service %s in the set has source %q, want %q", x.Reference, x.Source, want)
+		}
+	}
+	found, err := s.FindServices(ctx, automations.ServiceFilter{OrgID: org.ID, EnvironmentIDs: []string{env.ID}})
+	must(t, err, "find services")
+	for _, x := range found {
+		if want := automations.Source(strings.TrimPrefix(x.Reference, "svc-")); x.Source != want {
+			t.Errorf("service %s listed with source %q, want %q", x.Reference, x.Source, want)
+		}
+	}
+
+	// A file apply takes over a file-managed item: the source changes, and
+	// the environment's bookkeeping is written in the same transaction.
+	started := base.Add(time.Hour)
+	af := env.Spec.AutomationsFile
+	af.FileRequested, af.FileApplied, af.TriggeredStart = 2, 2, &started
+	must(t, s.EditAutomations(ctx, org.ID, env.ID, func(_ *environments.Environment, set *automations.Set) (*automations.Changes, error) {
+		svc, task := set.Services[0], set.Tasks[0]
+		svc.Source, task.Source = automations.SourceUpsert, automations.SourceUpsert
+		return &automations.Changes{UpdateServices: []*automations.Service{svc}, UpdateTasks: []*automations.Task{task}, EnvironmentFile: &af}, nil
+	}), "take over")
+	svc, err := s.FindServiceByID(ctx, org.ID, ch.CreateServices[0].ID)
+	must(t, err, "find service")
+	task, err := s.FindTaskByID(ctx, org.ID, ch.CreateTasks[0].ID)
+	must(t, err, "find task")
+	if svc.Source != automations.SourceUpsert || task.Source != automations.SourceUpsert {
+		t.Errorf("after the update: service %q, task %q, want upsert", svc.Source, task.Source)
+	}
+	got, err := s.FindEnvironmentByID(ctx, org.ID, env.ID)
+	must(t, err, "find environment")
+	want := env.Spec
+	want.AutomationsFile = af
+	if !reflect.DeepEqual(got.Spec, want) {
+		t.Errorf("environment spec after the edit:\n got %+v\nwant %+v", got.Spec, want)
+	}
+	if ts := got.Spec.AutomationsFile.TriggeredStart; ts == nil || !ts.Equal(started) {
+		t.Errorf("triggeredStart read back as %v, want %v", got.Spec.AutomationsFile.TriggeredStart, started)
+	}
+	if got.Status.Phase != env.Status.Phase || !got.UpdatedAt.Equal(env.UpdatedAt) {
+		t.Errorf("the edit changed more of the environment: phase %s, updatedAt %v", got.Status.Phase, got.UpdatedAt)
 	}
 }

@@ -77,3 +77,39 @@ func MigrateRunnerCapacity(t *testing.T, db *sql.DB, q func(string) string, upTo
 		t.Errorf("runner_capacity has %d rows, want %d", len(got), len(want))
 	}
 }
+
+// MigrateAutomationSources fills db, migrated to 00014, with a service and a
+// task, calls upTo15 and checks that both got the source 'file' (migration
+// 00015): they were made under the rule where the repository's file managed
+// everything, so the next explicit file apply manages them, and a runner
+// restart none. q adapts a query's ? placeholders to the database.
+func MigrateAutomationSources(t *testing.T, db *sql.DB, q func(string) string, upTo15 func() error) {
+	ctx := context.Background()
+	exec := func(what, query string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q(query), args...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	exec("organization", `INSERT INTO organizations (id, name, created_at) VALUES ('o', 'org', 1)`)
+	exec("environment", `INSERT INTO environments (id, org_id, runner_id, runner_kind, name, phase, spec, status,
+		creator_id, creator_principal, created_at, updated_at) VALUES ('e', 'o', 'r', 'k', 'env', 'ENVIRONMENT_PHASE_RUNNING',
+		'{}', '{}', 'u', 'USER', 1, 1)`)
+	exec("service", `INSERT INTO automation_services (id, org_id, environment_id, reference, name, role, spec, status,
+		creator_id, creator_principal, created_at, updated_at) VALUES ('s', 'o', 'e', 'web', 'Web', 'SERVICE_ROLE_UNSPECIFIED',
+		'{}', '{}', 'u', 'USER', 1, 1)`)
+	exec("task", `INSERT INTO automation_tasks (id, org_id, environment_id, reference, name, spec,
+		creator_id, creator_principal, created_at, updated_at) VALUES ('t', 'o', 'e', 'build', 'Build', '{}', 'u', 'USER', 1, 1)`)
+	if err := upTo15(); err != nil {
+		t.Fatalf("migrate to 00015: %v", err)
+	}
+	for _, table := range []string{"automation_services", "automation_tasks"} {
+		var source string
+		if err := db.QueryRowContext(ctx, `SELECT source FROM `+table).Scan(&source); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if source != "file" {
+			t.Errorf("%s: source %q after the migration, want file", table, source)
+		}
+	}
+}

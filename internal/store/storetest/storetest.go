@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"UpdateEnvironment", testUpdateEnvironment},
 		{"DeleteEnvironment", testDeleteEnvironment},
 		{"AutomationsRoundTrip", testAutomationsRoundTrip},
+		{"AutomationSources", testAutomationSources},
 		{"UpdateService", testUpdateService},
 		{"UpdateTaskExecution", testUpdateTaskExecution},
 		{"EditAutomations", testEditAutomations},

@@ -91,7 +91,9 @@ const (
 // service.
 type EnvironmentAutomationServiceClient interface {
 	// Upserts the automations file for the given environment. The file is the
-	// source of truth: services and tasks missing from it are removed.
+	// source of truth for the items automations files manage: services and
+	// tasks created by a file and missing from it are removed; those created
+	// with CreateService or CreateTask are never changed or removed by it.
 	UpsertAutomationsFile(context.Context, *connect.Request[v1.UpsertAutomationsFileRequest]) (*connect.Response[v1.UpsertAutomationsFileResponse], error)
 	// Creates a new automation service for an environment.
 	CreateService(context.Context, *connect.Request[v1.CreateServiceRequest]) (*connect.Response[v1.CreateServiceResponse], error)
@@ -358,7 +360,9 @@ func (c *environmentAutomationServiceClient) StopTaskExecution(ctx context.Conte
 // gitpod.v1.EnvironmentAutomationService service.
 type EnvironmentAutomationServiceHandler interface {
 	// Upserts the automations file for the given environment. The file is the
-	// source of truth: services and tasks missing from it are removed.
+	// source of truth for the items automations files manage: services and
+	// tasks created by a file and missing from it are removed; those created
+	// with CreateService or CreateTask are never changed or removed by it.
 	UpsertAutomationsFile(context.Context, *connect.Request[v1.UpsertAutomationsFileRequest]) (*connect.Response[v1.UpsertAutomationsFileResponse], error)
 	// Creates a new automation service for an environment.
 	CreateService(context.Context, *connect.Request[v1.CreateServiceRequest]) (*connect.Response[v1.CreateServiceResponse], error)

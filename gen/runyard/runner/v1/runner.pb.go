@@ -996,9 +996,15 @@ type EnvironmentSpec struct {
 	// files are the organization's and the environment's secrets with a
 	// filePath: the whole set, every time, with their values in
 	// DesiredState.secrets. Empty while the environment is being deleted.
-	Files         []*SecretFile `protobuf:"bytes,9,rep,name=files,proto3" json:"files,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Files []*SecretFile `protobuf:"bytes,9,rep,name=files,proto3" json:"files,omitempty"`
+	// automations_file_request counts the requests to apply the repository's
+	// automations file (one at creation, one per reload). A running
+	// environment whose request is above the one the runner last handed over
+	// reads the file again and hands it over (StartAutomations without
+	// triggers).
+	AutomationsFileRequest uint64 `protobuf:"varint,10,opt,name=automations_file_request,json=automationsFileRequest,proto3" json:"automations_file_request,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *EnvironmentSpec) Reset() {
@@ -1092,6 +1098,13 @@ func (x *EnvironmentSpec) GetFiles() []*SecretFile {
 		return x.Files
 	}
 	return nil
+}
+
+func (x *EnvironmentSpec) GetAutomationsFileRequest() uint64 {
+	if x != nil {
+		return x.AutomationsFileRequest
+	}
+	return 0
 }
 
 // SecretFile is a secret an environment receives as a file.
@@ -1850,7 +1863,11 @@ type ServiceStatus struct {
 	Session        string                 `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
 	FailureMessage string                 `protobuf:"bytes,5,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
 	// log_id names the log of the service's latest run on the runner.
-	LogId         string `protobuf:"bytes,6,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	LogId string `protobuf:"bytes,6,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	// output is what the service's run set (key=value lines in the file
+	// named by $RUNYARD_OUTPUT), merged into the stored status.output: an
+	// empty value unsets its key, and a run in a new session starts empty.
+	Output        map[string]string `protobuf:"bytes,7,rep,name=output,proto3" json:"output,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1925,6 +1942,13 @@ func (x *ServiceStatus) GetLogId() string {
 		return x.LogId
 	}
 	return ""
+}
+
+func (x *ServiceStatus) GetOutput() map[string]string {
+	if x != nil {
+		return x.Output
+	}
+	return nil
 }
 
 type ExecutionStatus struct {
@@ -2087,8 +2111,15 @@ type StartAutomationsRequest struct {
 	FilePresent bool `protobuf:"varint,2,opt,name=file_present,json=filePresent,proto3" json:"file_present,omitempty"`
 	// automations_file is the file's YAML as read from the workspace.
 	AutomationsFile []byte `protobuf:"bytes,3,opt,name=automations_file,json=automationsFile,proto3" json:"automations_file,omitempty"`
-	// triggers fired: postEnvironmentStart and postDevcontainerStart.
-	Triggers      []string `protobuf:"bytes,4,rep,name=triggers,proto3" json:"triggers,omitempty"`
+	// triggers fired: postEnvironmentStart and postDevcontainerStart. A
+	// reload hands the file over without triggers.
+	Triggers []string `protobuf:"bytes,4,rep,name=triggers,proto3" json:"triggers,omitempty"`
+	// file_request is the environment spec's automations_file_request when
+	// the runner read the file: the control plane applies the file only if it
+	// has not applied that request yet, so a runner restart or an environment
+	// start hands it over again without changing anything. Zero means the
+	// latest request.
+	FileRequest   uint64 `protobuf:"varint,5,opt,name=file_request,json=fileRequest,proto3" json:"file_request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2149,6 +2180,13 @@ func (x *StartAutomationsRequest) GetTriggers() []string {
 		return x.Triggers
 	}
 	return nil
+}
+
+func (x *StartAutomationsRequest) GetFileRequest() uint64 {
+	if x != nil {
+		return x.FileRequest
+	}
+	return 0
 }
 
 type StartAutomationsResponse struct {
@@ -2896,7 +2934,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x91\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xcb\x03\n" +
 	"\x0fEnvironmentSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fspec_version\x18\x02 \x01(\x04R\vspecVersion\x12@\n" +
@@ -2906,7 +2944,9 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\tgit_email\x18\x06 \x01(\tR\bgitEmail\x122\n" +
 	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12+\n" +
 	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\x123\n" +
-	"\x05files\x18\t \x03(\v2\x1d.runyard.runner.v1.SecretFileR\x05files\"=\n" +
+	"\x05files\x18\t \x03(\v2\x1d.runyard.runner.v1.SecretFileR\x05files\x128\n" +
+	"\x18automations_file_request\x18\n" +
+	" \x01(\x04R\x16automationsFileRequest\"=\n" +
 	"\n" +
 	"SecretFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
@@ -2961,14 +3001,18 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12)\n" +
 	"\x10content_location\x18\x06 \x01(\tR\x0fcontentLocation\x122\n" +
 	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12>\n" +
-	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\"\xcf\x01\n" +
+	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\"\xd0\x02\n" +
 	"\rServiceStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x12-\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x17.gitpod.v1.ServicePhaseR\x05phase\x12\x18\n" +
 	"\asession\x18\x04 \x01(\tR\asession\x12'\n" +
 	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12\x15\n" +
-	"\x06log_id\x18\x06 \x01(\tR\x05logId\"\xdb\x01\n" +
+	"\x06log_id\x18\x06 \x01(\tR\x05logId\x12D\n" +
+	"\x06output\x18\a \x03(\v2,.runyard.runner.v1.ServiceStatus.OutputEntryR\x06output\x1a9\n" +
+	"\vOutputEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdb\x01\n" +
 	"\x0fExecutionStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x123\n" +
@@ -2984,12 +3028,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x06log_id\x18\x05 \x01(\tR\x05logId\x1a9\n" +
 	"\vOutputEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xcd\x01\n" +
 	"\x17StartAutomationsRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12!\n" +
 	"\ffile_present\x18\x02 \x01(\bR\vfilePresent\x12)\n" +
 	"\x10automations_file\x18\x03 \x01(\fR\x0fautomationsFile\x12\x1a\n" +
-	"\btriggers\x18\x04 \x03(\tR\btriggers\"x\n" +
+	"\btriggers\x18\x04 \x03(\tR\btriggers\x12!\n" +
+	"\ffile_request\x18\x05 \x01(\x04R\vfileRequest\"x\n" +
 	"\x18StartAutomationsResponse\x12.\n" +
 	"\x13started_service_ids\x18\x01 \x03(\tR\x11startedServiceIds\x12,\n" +
 	"\x12task_execution_ids\x18\x02 \x03(\tR\x10taskExecutionIds\"\xf3\x01\n" +
@@ -3070,7 +3115,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
@@ -3109,17 +3154,18 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*TerminalSize)(nil),                   // 34: runyard.runner.v1.TerminalSize
 	nil,                                    // 35: runyard.runner.v1.DesiredState.AgentBinariesEntry
 	nil,                                    // 36: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 37: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 38: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),               // 39: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil),          // 40: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 41: google.protobuf.Duration
-	(v1.RunnerPhase)(0),                    // 42: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 43: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 44: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 45: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 46: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 47: gitpod.v1.TaskExecutionPhase
+	nil,                                    // 37: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 38: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 39: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),               // 40: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil),          // 41: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 42: google.protobuf.Duration
+	(v1.RunnerPhase)(0),                    // 43: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 44: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 45: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 46: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 47: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 48: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
@@ -3134,25 +3180,25 @@ var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	7,  // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
 	29, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
 	0,  // 11: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	39, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	40, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
 	4,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	40, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	40, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	41, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	41, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	42, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	43, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	41, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	41, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	42, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	42, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	43, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	44, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
 	27, // 20: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
 	35, // 21: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
 	11, // 22: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
 	16, // 23: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
 	17, // 24: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
 	36, // 25: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	44, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	45, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
 	13, // 27: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
 	14, // 28: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
 	12, // 29: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	45, // 30: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	46, // 30: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
 	15, // 31: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
 	14, // 32: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
 	18, // 33: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
@@ -3160,32 +3206,33 @@ var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	20, // 35: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
 	15, // 36: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
 	14, // 37: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	44, // 38: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	46, // 39: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	47, // 40: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	24, // 41: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	47, // 42: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	37, // 43: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	38, // 44: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 45: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	40, // 46: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	40, // 47: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 48: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	32, // 49: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	28, // 50: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	28, // 51: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	34, // 52: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	2,  // 53: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	30, // 54: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	25, // 55: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	3,  // 56: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	33, // 57: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	26, // 58: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	56, // [56:59] is the sub-list for method output_type
-	53, // [53:56] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	45, // 38: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	47, // 39: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	37, // 40: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	48, // 41: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	24, // 42: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	48, // 43: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	38, // 44: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	39, // 45: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 46: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	41, // 47: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	41, // 48: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	31, // 49: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	32, // 50: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	28, // 51: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	28, // 52: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	34, // 53: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	2,  // 54: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	30, // 55: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	25, // 56: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	3,  // 57: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	33, // 58: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	26, // 59: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	57, // [57:60] is the sub-list for method output_type
+	54, // [54:57] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -3228,7 +3275,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

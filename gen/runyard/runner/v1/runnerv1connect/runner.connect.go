@@ -58,11 +58,14 @@ type RunnerControlServiceClient interface {
 	// its first message is TerminalHello with the OpenTerminal's session_id.
 	Terminal(context.Context) *connect.BidiStreamForClient[v1.TerminalRequest, v1.TerminalResponse]
 	// StartAutomations is what the runner calls once an environment's content
-	// is ready after a start: it hands over the automations file it found in
-	// the workspace (the file is the source of truth) and the triggers that
-	// fired, and the control plane starts the services and creates the task
+	// is ready after a start, and after a reload was asked for: it hands over
+	// the automations file it found in the workspace and the triggers that
+	// fired. The control plane applies the file only when a request to apply
+	// it is pending (creation, a reload), and fires the triggers once per
+	// start of the environment: it starts the services and creates the task
 	// executions they name. The result arrives with the next desired state.
-	// Calling it twice for the same start runs nothing twice.
+	// Calling it twice for the same start changes nothing and runs nothing
+	// twice.
 	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
 }
 
@@ -135,11 +138,14 @@ type RunnerControlServiceHandler interface {
 	// its first message is TerminalHello with the OpenTerminal's session_id.
 	Terminal(context.Context, *connect.BidiStream[v1.TerminalRequest, v1.TerminalResponse]) error
 	// StartAutomations is what the runner calls once an environment's content
-	// is ready after a start: it hands over the automations file it found in
-	// the workspace (the file is the source of truth) and the triggers that
-	// fired, and the control plane starts the services and creates the task
+	// is ready after a start, and after a reload was asked for: it hands over
+	// the automations file it found in the workspace and the triggers that
+	// fired. The control plane applies the file only when a request to apply
+	// it is pending (creation, a reload), and fires the triggers once per
+	// start of the environment: it starts the services and creates the task
 	// executions they name. The result arrives with the next desired state.
-	// Calling it twice for the same start runs nothing twice.
+	// Calling it twice for the same start changes nothing and runs nothing
+	// twice.
 	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
 }
 
