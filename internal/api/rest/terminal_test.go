@@ -203,6 +203,14 @@ func TestPods_Terminal(t *testing.T) {
 			if ev := watch.event("error"); !strings.Contains(fmt.Sprint(ev["error"]), "read-only") {
 				t.Errorf("error event %v, want read-only", ev)
 			}
+			// Nor can it resize the pod's terminal: the size stays the one
+			// the attached client set.
+			watch.send(websocket.MessageText, `{"type":"resize","cols":50,"rows":20}`)
+			if ev := watch.event("error"); !strings.Contains(fmt.Sprint(ev["error"]), "resize: this terminal is read-only") {
+				t.Errorf("error event for a read-only resize %v, want read-only", ev)
+			}
+			tm2.send(websocket.MessageBinary, "size\n")
+			tm2.expect("33 101") // "20 50" if the watcher had resized it
 
 			// GET /output is the scrollback as text; follow=1 streams on.
 			res := ro.get(t, "/pods/"+p.Key+"/output")
