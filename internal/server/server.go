@@ -69,7 +69,18 @@ type Config struct {
 	// database reach this one at, to relay pod terminals and logs of the
 	// runners connected here; empty means the listener's URL.
 	AdvertiseURL string
-	Logger       *slog.Logger
+	// ReadTimeout bounds reading one request with its body; zero means
+	// DefaultReadTimeout. Requests without a body and the runners' streams
+	// are not bound by it (see guard.go).
+	ReadTimeout time.Duration
+	// ReadHeaderTimeout bounds reading a request's headers; zero means
+	// DefaultReadHeaderTimeout.
+	ReadHeaderTimeout time.Duration
+	// MaxUnauthenticatedPerIP limits, per remote address, the requests in
+	// flight that have not authenticated and the connections still waiting
+	// for their first request; zero means DefaultMaxUnauthenticatedPerIP.
+	MaxUnauthenticatedPerIP int
+	Logger                  *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
@@ -135,9 +146,23 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("%s %q must be an absolute http or https URL", flag, v)
 		}
 	}
+	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
+		return nil, errors.New("read timeouts and the per-address limit must not be negative")
+	}
+	if cfg.ReadTimeout == 0 {
+		cfg.ReadTimeout = DefaultReadTimeout
+	}
+	if cfg.ReadHeaderTimeout == 0 {
+		cfg.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if cfg.MaxUnauthenticatedPerIP == 0 {
+		cfg.MaxUnauthenticatedPerIP = DefaultMaxUnauthenticatedPerIP
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http"}
 	s.http = &http.Server{
-		ReadHeaderTimeout: 10 * time.Second,
+		// What a silent or trickling client can hold: see guard.go.
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		Protocols:         new(http.Protocols),
@@ -288,7 +313,9 @@ func (s *Server) open(ctx context.Context) error {
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
 	mux.Handle("GET /metrics", m.Handler())
-	s.http.Handler = m.Middleware(mux)
+	g := newGuard(idSvc, m.Middleware(mux), s.cfg.MaxUnauthenticatedPerIP, s.log)
+	s.http.Handler = g
+	s.http.ConnState = g.ConnState
 	return nil
 }
 

@@ -954,7 +954,8 @@ func TestRunners_HugeBody(t *testing.T) {
 			key, secret := mustCreateKey(t, admin, "huge-raw", "runners:read", "runners:write")
 			raw := newRawJSON(t, ts, bearer(secret))
 			body := `{"name":"huge-raw","provider":"RUNNER_PROVIDER_GCP","spec":{"configuration":{"region":"` + strings.Repeat("a", size) + `"}}}`
-			raw.post(t, pathCreateRunner, body).wantError(t, http.StatusTooManyRequests, "resource_exhausted")
+			// Too large is 413, not 429 (too many requests).
+			raw.post(t, pathCreateRunner, body).wantError(t, http.StatusRequestEntityTooLarge, "resource_exhausted")
 			if got := listAll(t, admin, &gitpodv1.ListRunnersRequest_Filter{CreatorIds: []string{key.GetTokenId()}}, 100); len(got) != 0 {
 				t.Fatalf("a refused request created %d runners", len(got))
 			}
