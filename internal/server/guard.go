@@ -265,14 +265,13 @@ func tooLarge(limit int64) error {
 const runnerControlPrefix = "/runyard.runner.v1.RunnerControlService/"
 
 // connectProcedure returns the Connect procedure r's path names
-// ("/pkg.Service/Method", also under /api), or "".
+// ("/pkg.Service/Method"), or "".
 func connectProcedure(path string) string {
-	p := strings.TrimPrefix(path, "/api")
-	svc, method, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-	if !ok || !strings.HasPrefix(p, "/") || !strings.Contains(svc, ".") || method == "" || strings.Contains(method, "/") {
+	svc, method, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if !ok || !strings.HasPrefix(path, "/") || !strings.Contains(svc, ".") || method == "" || strings.Contains(method, "/") {
 		return ""
 	}
-	return p
+	return path
 }
 
 // isPublic reports whether r may go on without a credential.
