@@ -79,7 +79,10 @@ type guard struct {
 }
 
 type pendingConn struct {
-	c     net.Conn
+	c net.Conn
+	// addr identifies the connection in later states, which net/http may
+	// report with a wrapper of the connection it announced as new (h2c).
+	addr  string
 	since time.Time
 }
 
@@ -94,20 +97,21 @@ func newGuard(auth apiauth.Authenticator, next http.Handler, perIP int, log *slo
 // their first request and closes the oldest waiting ones of an address that
 // has too many.
 func (g *guard) ConnState(c net.Conn, state http.ConnState) {
-	ip := hostOf(c.RemoteAddr().String())
+	addr := c.RemoteAddr().String()
+	ip := hostOf(addr)
 	var evict []net.Conn
 	g.mu.Lock()
 	list := g.pending[ip]
 	if state == http.StateNew {
 		now := g.now()
-		list = append(list, pendingConn{c: c, since: now})
+		list = append(list, pendingConn{c: c, addr: addr, since: now})
 		for len(list) > g.perIP && now.Sub(list[0].since) >= pendingGrace {
 			evict = append(evict, list[0].c)
 			list = list[1:]
 		}
 	} else {
 		for i, p := range list {
-			if p.c == c {
+			if p.addr == addr {
 				list = append(list[:i:i], list[i+1:]...)
 				break
 			}

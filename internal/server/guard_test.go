@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,4 +271,58 @@ func TestGuard_Oversized(t *testing.T) {
 		})
 	}
 	healthy(t, url)
+}
+
+// TestGuard_BusyConnectionsStay checks that only connections that never
+// sent a request count as silent: many open HTTP/1.1 and h2c connections
+// from one address (runners, say) survive new connections past the limit.
+func TestGuard_BusyConnectionsStay(t *testing.T) {
+	const limit = 2
+	url, _ := startServer(t, server.Config{MaxUnauthenticatedPerIP: limit})
+	type client struct {
+		name  string
+		c     *http.Client
+		dials *atomic.Int32
+	}
+	var clients []client
+	for i := range 4 * limit {
+		var p http.Protocols
+		name := "http1"
+		if i%2 == 0 {
+			p.SetUnencryptedHTTP2(true)
+			name = "h2c"
+		} else {
+			p.SetHTTP1(true)
+		}
+		dials := new(atomic.Int32)
+		d := &net.Dialer{}
+		tr := &http.Transport{Protocols: &p, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return d.DialContext(ctx, network, addr)
+		}}
+		t.Cleanup(tr.CloseIdleConnections)
+		clients = append(clients, client{name: name, c: &http.Client{Transport: tr}, dials: dials})
+	}
+	get := func(c client) {
+		t.Helper()
+		res, err := c.c.Get(url + "/healthz")
+		if err != nil {
+			t.Fatalf("%s: GET /healthz: %v", c.name, err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	for _, c := range clients {
+		get(c)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the grace of a new connection
+	for range 2 * limit {
+		healthy(t, url) // new connections, over the limit
+	}
+	for _, c := range clients {
+		get(c)
+		if n := c.dials.Load(); n != 1 {
+			t.Errorf("%s client dialed %d times, want once: the guard closed a connection that had sent requests", c.name, n)
+		}
+	}
 }
