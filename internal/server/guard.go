@@ -76,6 +76,9 @@ type guard struct {
 	// pending lists, oldest first, each address's connections that have
 	// not sent a request yet.
 	pending map[string][]pendingConn
+	// lastEvictLog keeps a flood of silent connections from flooding the
+	// log too: one line a minute.
+	lastEvictLog time.Time
 }
 
 type pendingConn struct {
@@ -122,13 +125,18 @@ func (g *guard) ConnState(c net.Conn, state http.ConnState) {
 	} else {
 		g.pending[ip] = list
 	}
+	logEvict := len(evict) > 0 && g.now().Sub(g.lastEvictLog) >= time.Minute
+	if logEvict {
+		g.lastEvictLog = g.now()
+	}
 	g.mu.Unlock()
 	// Closing a TLS connection may write an alert: not under the lock.
 	for _, c := range evict {
 		c.Close()
 	}
-	if len(evict) > 0 {
-		g.log.Warn("closed connections that sent no request", "remote", ip, "count", len(evict), "limit", g.perIP)
+	if logEvict {
+		g.log.Warn("closing connections that sent no request within a second, past the per-address limit (logged once a minute)",
+			"remote", ip, "limit", g.perIP)
 	}
 }
 
