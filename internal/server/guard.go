@@ -34,10 +34,11 @@ import (
 //     and ReadTimeout. Requests without a body, whose answer may last (a
 //     followed log, a terminal WebSocket), and the runners' streams, once
 //     authenticated, have the read deadline lifted.
-//   - Per remote IP address, at most MaxUnauthenticatedPerIP requests may be
-//     in flight without having authenticated (429 beyond), and at most as
-//     many connections may wait longer than a second for their first
-//     request: a newer one closes the oldest of those.
+//   - Per remote IP address, at most MaxUnauthenticatedPerIP requests with
+//     a body and without a credential (ExchangeToken) may be in flight (429
+//     beyond), and at most as many connections may wait longer than a
+//     second for their first request: a newer one closes the oldest of
+//     those.
 //   - A body over the limit is 413 (too large), never 429 (too many).
 const (
 	// DefaultReadTimeout bounds reading one request, body included: 4 MiB
@@ -167,18 +168,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.next.ServeHTTP(w, r)
 		return
 	}
-	ip := hostOf(r.RemoteAddr)
-	if !g.acquire(ip) {
-		g.refuse(w, r, http.StatusTooManyRequests, &apperr.Error{Code: apperr.CodeResourceExhausted,
-			Message: fmt.Sprintf("too many requests without a valid token in flight from %s (at most %d): send Authorization: Bearer <token>, or retry later", ip, g.perIP)})
-		return
-	}
-	counted := true
-	defer func() {
-		if counted {
-			g.release(ip)
-		}
-	}()
 	connect := connectProcedure(r.URL.Path)
 	if connect == "" || isUnaryConnect(r) {
 		if r.ContentLength > g.maxBody {
@@ -186,7 +175,20 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !isPublic(r, connect) {
+	if isPublic(r, connect) {
+		// No credential to check: it holds a place of its address until
+		// it ends (ReadTimeout bounds its body).
+		ip := hostOf(r.RemoteAddr)
+		if !g.acquire(ip) {
+			g.refuse(w, r, http.StatusTooManyRequests, &apperr.Error{Code: apperr.CodeResourceExhausted,
+				Message: fmt.Sprintf("too many requests without a valid token in flight from %s (at most %d): send Authorization: Bearer <token>, or retry later", ip, g.perIP)})
+			return
+		}
+		defer g.release(ip)
+	} else {
+		// A request with a credential is checked at once, from its
+		// headers; one without is refused at once. Neither waits for its
+		// body first.
 		secret, err := apiauth.Secret(r.Header)
 		if err == nil && secret == "" {
 			err = apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
@@ -206,8 +208,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c, _ := identity.FromContext(ctx)
 		r = r.WithContext(apiauth.WithOutcome(r.Context(), c, nil))
-		g.release(ip)
-		counted = false
 		if strings.HasPrefix(connect, runnerControlPrefix) {
 			// The runner's streams last as long as it is connected.
 			_ = rc.SetReadDeadline(time.Time{})

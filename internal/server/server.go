@@ -77,8 +77,9 @@ type Config struct {
 	// DefaultReadHeaderTimeout.
 	ReadHeaderTimeout time.Duration
 	// MaxUnauthenticatedPerIP limits, per remote address, the requests in
-	// flight that have not authenticated and the connections still waiting
-	// for their first request; zero means DefaultMaxUnauthenticatedPerIP.
+	// flight with a body and no credential (ExchangeToken) and the
+	// connections still waiting for their first request; zero means
+	// DefaultMaxUnauthenticatedPerIP.
 	MaxUnauthenticatedPerIP int
 	Logger                  *slog.Logger
 	// Stdout receives the one-time admin token message.
