@@ -65,3 +65,42 @@ func TestRunners_CLI_DeleteForce(t *testing.T) {
 		requireOneLine(t, "runner stderr", lastLine(p.Stderr.String()), "deleted")
 	})
 }
+
+// TestRunners_CLI_DeleteOffline checks that deleting an offline runner
+// without --force says that the control plane waits for the runner to
+// confirm, and names the command that removes it now.
+func TestRunners_CLI_DeleteOffline(t *testing.T) {
+	s := startServer(t, serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: []string{"--runner-timeout", "1s"}})
+	id, exchange := registerRunner(t, s, "offline-host")
+	p := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"))
+	eventually(t, "the runner is ACTIVE", func() bool {
+		got, _ := phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	p.waitExit(t)
+	eventually(t, "the runner is INACTIVE", func() bool {
+		got, _ := phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_INACTIVE"
+	})
+
+	out := s.mustRun(t, adminToken, "runners", "delete", id)
+	for _, want := range []string{"waits for the runner to stop its work and confirm", "offline (INACTIVE)", "runyard runners delete " + id + " --force"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("delete of an offline runner printed %q, want it to say %q", out, want)
+		}
+	}
+	if strings.Contains(out, "Runner "+id+" deleted") {
+		t.Errorf("delete of an offline runner claims it is deleted: %q", out)
+	}
+	if got, _ := phaseOf(t, s, id); got.Runner.Status.Phase != "RUNNER_PHASE_DELETING" {
+		t.Fatalf("after delete without --force: phase %q, want DELETING", got.Runner.Status.Phase)
+	}
+	// The hint works as printed.
+	if out := s.mustRun(t, adminToken, "runners", "delete", id, "--force"); !strings.Contains(out, "deleted") {
+		t.Errorf("delete --force printed %q", out)
+	}
+	if got, found := phaseOf(t, s, id); found && got.Runner.Status.Phase != "RUNNER_PHASE_DELETED" {
+		t.Errorf("after delete --force: phase %q, want DELETED", got.Runner.Status.Phase)
+	}
+}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -317,25 +318,59 @@ func newRunnersDeleteCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete RUNNER_ID",
 		Short: "Delete a runner (it stops its work first unless --force)",
-		Args:  exactArgs("RUNNER_ID"),
+		Long: "Delete a runner. A connected runner first stops its work and confirms; until then it is DELETING.\n" +
+			"A runner that is offline confirms only when it reconnects: --force removes it at once.",
+		Args: exactArgs("RUNNER_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.clients()
 			if err != nil {
 				return err
 			}
-			res, err := c.runners.DeleteRunner(cmd.Context(), connect.NewRequest(&gitpodv1.DeleteRunnerRequest{RunnerId: args[0], Force: force}))
+			id := args[0]
+			// The phase before the deletion says whether the runner can
+			// confirm it soon; a key without runners:read cannot read it,
+			// and then only the hint is less precise.
+			var before gitpodv1.RunnerPhase
+			if !force {
+				if got, err := c.runners.GetRunner(cmd.Context(), connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: id})); err == nil {
+					before = got.Msg.GetRunner().GetStatus().GetPhase()
+				}
+			}
+			res, err := c.runners.DeleteRunner(cmd.Context(), connect.NewRequest(&gitpodv1.DeleteRunnerRequest{RunnerId: id, Force: force}))
 			if err != nil {
 				return err
 			}
 			if g.output == "json" {
 				return g.printJSON(res.Msg)
 			}
-			fmt.Fprintf(g.stdout, "Runner %s deleted.\n", args[0])
+			if !force && !runnerGone(cmd.Context(), c, id) {
+				// The CLI does not wait: it says what the control plane
+				// waits for, and how not to.
+				fmt.Fprintf(g.stdout, "Runner %s is being deleted: the control plane waits for the runner to stop its work and confirm.\n", id)
+				if before == gitpodv1.RunnerPhase_RUNNER_PHASE_INACTIVE {
+					fmt.Fprintln(g.stdout, "The runner is offline (INACTIVE): it confirms only when it reconnects.")
+				} else {
+					fmt.Fprintln(g.stdout, "If the runner is offline, it confirms only when it reconnects.")
+				}
+				fmt.Fprintf(g.stdout, "To remove it now without its confirmation: runyard runners delete %s --force\n", id)
+				return nil
+			}
+			fmt.Fprintf(g.stdout, "Runner %s deleted.\n", id)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "remove at once, without waiting for the runner to stop its work")
 	return cmd
+}
+
+// runnerGone reports whether the runner is deleted (or cannot be read:
+// then the deletion's answer is all there is to go by).
+func runnerGone(ctx context.Context, c *clients, id string) bool {
+	got, err := c.runners.GetRunner(ctx, connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: id}))
+	if err != nil {
+		return true
+	}
+	return got.Msg.GetRunner().GetStatus().GetPhase() != gitpodv1.RunnerPhase_RUNNER_PHASE_DELETING
 }
 
 func newRunnersTokenCmd(g *globals) *cobra.Command {

@@ -123,16 +123,20 @@ func stamp(ts *timestamppb.Timestamp) string {
 }
 
 func newTokensRevokeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "revoke TOKEN_ID",
 		Short: "Revoke a token at once",
-		Args:  exactArgs("TOKEN_ID"),
+		Long: "Revoke a token at once. The key making the call and the organization's last active admin key\n" +
+			"are refused unless --force: either would lock you out. Restarting the control plane with\n" +
+			"RUNYARD_BOOTSTRAP_TOKEN always restores a working admin key.",
+		Args: exactArgs("TOKEN_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.clients()
 			if err != nil {
 				return err
 			}
-			res, err := c.tokens.RevokeToken(cmd.Context(), connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: args[0]}))
+			res, err := c.tokens.RevokeToken(cmd.Context(), connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: args[0], Force: force}))
 			if err != nil {
 				return err
 			}
@@ -143,4 +147,6 @@ func newTokensRevokeCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "also revoke the key making the call or the last admin key")
+	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -34,9 +35,12 @@ type Store interface {
 	// FindTokens returns tokens of filter.OrgID by ascending Seq.
 	FindTokens(ctx context.Context, filter TokenFilter) ([]*Token, error)
 	// RevokeToken sets RevokedAt unless already set and returns the token.
-	// It fails with CodeNotFound.
-	RevokeToken(ctx context.Context, orgID, id string, at time.Time) (*Token, error)
-	// SetTokenHash replaces a token's secret. It fails with CodeNotFound.
+	// Before it revokes an unrevoked token it calls check, when not nil,
+	// in the same transaction, and changes nothing if check fails. It fails
+	// with CodeNotFound, or check's error.
+	RevokeToken(ctx context.Context, orgID, id string, at time.Time, check RevokeCheck) (*Token, error)
+	// SetTokenHash replaces a token's secret and makes it active again (not
+	// revoked, no expiry). It fails with CodeNotFound.
 	SetTokenHash(ctx context.Context, orgID, id, hash string) error
 
 	// RedeemExchangeToken finds the exchange token with hash, lets issue
@@ -48,6 +52,12 @@ type Store interface {
 	// when a concurrent redemption won.
 	RedeemExchangeToken(ctx context.Context, hash string, at time.Time, issue func(*ExchangeToken) (*Token, error)) ([]*Token, error)
 }
+
+// RevokeCheck decides whether token t may be revoked, given the
+// organization's unrevoked API keys (t among them when it is one); an error
+// refuses the revocation. Stores call it with those keys locked, so that
+// concurrent revocations see each other.
+type RevokeCheck func(t *Token, apiKeys []*Token) error
 
 // TokenFilter selects tokens for FindTokens.
 type TokenFilter struct {
@@ -147,6 +157,12 @@ type BootstrapResult struct {
 	// Rotated is true when an existing admin key took the value of the
 	// bootstrap token.
 	Rotated bool
+	// Restored is true when the admin key had been revoked and this call,
+	// with a value, made it work again.
+	Restored bool
+	// Revoked is true when the admin key is revoked and stays so: no value
+	// was given to restore it with.
+	Revoked bool
 	// Secret is the generated admin key; empty unless Created and no value was
 	// supplied.
 	Secret string
@@ -159,7 +175,9 @@ const MinBootstrapTokenLength = 16
 // Bootstrap creates organization "default" and its admin key on first start.
 // value, when set, is the admin key's secret (RUNYARD_BOOTSTRAP_TOKEN); a later
 // start with a different value rotates the same key rather than adding one, so
-// there is never a second admin key.
+// there is never a second admin key. A start with a value also restores the
+// key when it was revoked: however the keys were revoked, whoever runs the
+// control plane can always get a working admin key back.
 func (s *Service) Bootstrap(ctx context.Context, value string) (*BootstrapResult, error) {
 	if value != "" && len(value) < MinBootstrapTokenLength {
 		return nil, apperr.Invalid("RUNYARD_BOOTSTRAP_TOKEN", "must be at least %d characters", MinBootstrapTokenLength)
@@ -172,12 +190,18 @@ func (s *Service) Bootstrap(ctx context.Context, value string) (*BootstrapResult
 	existing, err := s.Store.FindBootstrapToken(ctx, org.ID)
 	switch {
 	case err == nil:
-		if value != "" && HashSecret(value) != existing.Hash {
+		revoked := existing.RevokedAt != nil || !existing.Active(s.Now())
+		if value == "" {
+			res.Revoked = revoked
+			return res, nil
+		}
+		if HashSecret(value) != existing.Hash || revoked {
 			if err := s.Store.SetTokenHash(ctx, org.ID, existing.ID, HashSecret(value)); err != nil {
 				return nil, fmt.Errorf("rotate admin key: %w", err)
 			}
 			s.keys.clear()
-			res.Rotated = true
+			res.Rotated = HashSecret(value) != existing.Hash
+			res.Restored = revoked
 		}
 		return res, nil
 	case !apperr.Is(err, apperr.CodeNotFound):
@@ -299,8 +323,10 @@ func (s *Service) ListTokens(ctx context.Context, includeRevoked bool, page pagi
 }
 
 // RevokeToken revokes a token of the caller's organization at once. It needs
-// ScopeAdmin and fails with CodeNotFound.
-func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
+// ScopeAdmin and fails with CodeNotFound. Unless force, it refuses with
+// CodeFailedPrecondition to revoke the key making the call or the
+// organization's last active admin key: either would lock the caller out.
+func (s *Service) RevokeToken(ctx context.Context, id string, force bool) (*Token, error) {
 	c, err := Require(ctx, ScopeAdmin)
 	if err != nil {
 		return nil, err
@@ -308,8 +334,32 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
 	if err := ValidateUUID("tokenId", id); err != nil {
 		return nil, err
 	}
-	t, err := s.Store.RevokeToken(ctx, c.OrgID, id, s.now())
+	now := s.now()
+	var check RevokeCheck
+	if !force {
+		check = func(t *Token, keys []*Token) error {
+			if t.ID == c.TokenID {
+				return apperr.FailedPrecondition("token %s is the key making this call: revoking it would end your access "+
+					"(use another admin key, or force it: runyard tokens revoke %s --force)", id, id)
+			}
+			if !isAdminKey(t, now) {
+				return nil
+			}
+			for _, k := range keys {
+				if k.ID != t.ID && isAdminKey(k, now) {
+					return nil
+				}
+			}
+			return apperr.FailedPrecondition("token %s is the organization's last active admin key: revoking it would leave no one able to manage keys "+
+				"(create another admin key first, or force it: runyard tokens revoke %s --force; "+
+				"restarting the control plane with RUNYARD_BOOTSTRAP_TOKEN restores an admin key)", id, id)
+		}
+	}
+	t, err := s.Store.RevokeToken(ctx, c.OrgID, id, now, check)
 	if err != nil {
+		if apperr.Is(err, apperr.CodeFailedPrecondition) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("revoke token %q: %w", id, err)
 	}
 	s.keys.drop(t.Hash)
@@ -317,6 +367,11 @@ func (s *Service) RevokeToken(ctx context.Context, id string) (*Token, error) {
 		s.Revoked(c.OrgID, id)
 	}
 	return t, nil
+}
+
+// isAdminKey reports whether t is an API key that can manage keys at now.
+func isAdminKey(t *Token, now time.Time) bool {
+	return t.Principal == PrincipalServiceAccount && t.Active(now) && slices.Contains(t.Scopes, ScopeAdmin)
 }
 
 // Exchange is ExchangeWithKey without a key: such a redemption cannot be

@@ -145,15 +145,98 @@ func TestRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create key: %v", err)
 	}
-	if _, err := s.RevokeToken(admin, tok.ID); err != nil {
+	if _, err := s.RevokeToken(admin, tok.ID, false); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	_, err = s.Authenticate(ctx, secret)
 	wantCode(t, err, apperr.CodeUnauthenticated)
-	_, err = s.RevokeToken(admin, "not-a-uuid")
+	_, err = s.RevokeToken(admin, "not-a-uuid", false)
 	wantCode(t, err, apperr.CodeInvalid)
-	_, err = s.RevokeToken(admin, "00000000-0000-4000-8000-000000000000")
+	_, err = s.RevokeToken(admin, "00000000-0000-4000-8000-000000000000", false)
 	wantCode(t, err, apperr.CodeNotFound)
+}
+
+// TestRevoke_LockOut checks that no one revokes their own key or the last
+// admin key by mistake: both are failed_precondition unless forced, and a
+// restart with RUNYARD_BOOTSTRAP_TOKEN brings the admin key back.
+func TestRevoke_LockOut(t *testing.T) {
+	const value = "admin-value-0123456789"
+	s, db, _ := newService(t)
+	bootstrap := adminContext(t, s)
+	bc, _ := identity.FromContext(bootstrap)
+	second, secondSecret, err := s.CreateAPIKey(bootstrap, identity.CreateAPIKeyInput{Name: "second admin", Scopes: []string{"admin"}})
+	if err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	sc, err := s.Authenticate(ctx, secondSecret)
+	if err != nil {
+		t.Fatalf("authenticate second admin: %v", err)
+	}
+	other := identity.NewContext(ctx, sc)
+	reader, _, err := s.CreateAPIKey(bootstrap, identity.CreateAPIKeyInput{Name: "reader", Scopes: []string{"runners:read"}})
+	if err != nil {
+		t.Fatalf("create reader: %v", err)
+	}
+
+	wantRefused := func(t *testing.T, err error, mention ...string) {
+		t.Helper()
+		wantCode(t, err, apperr.CodeFailedPrecondition)
+		for _, m := range append(mention, "--force") {
+			if !strings.Contains(err.Error(), m) {
+				t.Errorf("error %q does not mention %q", err, m)
+			}
+		}
+	}
+	// The caller's own key, while another admin key remains.
+	_, err = s.RevokeToken(bootstrap, bc.TokenID, false)
+	wantRefused(t, err, "the key making this call")
+	if _, err := s.Authenticate(ctx, value); err != nil {
+		t.Fatalf("a refused revocation revoked the key: %v", err)
+	}
+	// A non-admin key is fine to revoke; then the second admin revokes the
+	// bootstrap key, which leaves itself the last one.
+	if _, err := s.RevokeToken(other, reader.ID, false); err != nil {
+		t.Fatalf("revoke a reader key: %v", err)
+	}
+	if _, err := s.RevokeToken(other, bc.TokenID, false); err != nil {
+		t.Fatalf("revoke another admin key while one remains: %v", err)
+	}
+	_, err = s.Authenticate(ctx, value)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+	// The last admin key, revoked by itself: refused for being the caller's
+	// own; the same by another caller (a context without its token) would be
+	// refused as the last one.
+	_, err = s.RevokeToken(other, second.ID, false)
+	wantRefused(t, err, "the key making this call")
+	elsewhere := identity.NewContext(ctx, &identity.Caller{OrgID: sc.OrgID, Subject: sc.Subject, Scopes: sc.Scopes})
+	_, err = s.RevokeToken(elsewhere, second.ID, false)
+	wantRefused(t, err, "last active admin key", "RUNYARD_BOOTSTRAP_TOKEN")
+	// Forced, it goes: the organization has no admin key left.
+	if _, err := s.RevokeToken(other, second.ID, true); err != nil {
+		t.Fatalf("forced revocation of the last admin key: %v", err)
+	}
+	_, err = s.Authenticate(ctx, secondSecret)
+	wantCode(t, err, apperr.CodeUnauthenticated)
+
+	// A restart without a value cannot help, and says so.
+	res, err := s.Bootstrap(ctx, "")
+	if err != nil || !res.Revoked || res.Secret != "" {
+		t.Fatalf("bootstrap without a value = %+v, %v; want the key reported revoked", res, err)
+	}
+	// A restart with the same value restores the revoked key, and a later
+	// one with a new value rotates it as before.
+	res, err = s.Bootstrap(ctx, value)
+	if err != nil || !res.Restored || res.Rotated || res.Created {
+		t.Fatalf("bootstrap with the value = %+v, %v; want restored", res, err)
+	}
+	c, err := s.Authenticate(ctx, value)
+	if err != nil || !c.Has(identity.ScopeAdmin) {
+		t.Fatalf("restored admin key authenticates as %+v, %v", c, err)
+	}
+	all, err := db.FindTokens(ctx, identity.TokenFilter{OrgID: c.OrgID})
+	if err != nil || len(all) != 1 || all[0].ID != bc.TokenID {
+		t.Fatalf("active keys after the restore: %d, %v; want the one bootstrap key", len(all), err)
+	}
 }
 
 func TestExchange(t *testing.T) {
@@ -220,7 +303,7 @@ func TestKeyCache(t *testing.T) {
 			id = tk.ID
 		}
 	}
-	if _, err := s.RevokeToken(admin, id); err != nil {
+	if _, err := s.RevokeToken(admin, id, false); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
 	_, err = s.Authenticate(ctx, secret)

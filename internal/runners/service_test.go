@@ -84,6 +84,7 @@ func TestCreate_Validation(t *testing.T) {
 		{name: "ErrNameTooLong", in: runners.CreateInput{Name: strings.Repeat("n", 128), Provider: runners.ProviderLinuxHost}, field: "name"},
 		{name: "ErrNameSpaces", in: runners.CreateInput{Name: " abc", Provider: runners.ProviderLinuxHost}, field: "name"},
 		{name: "ErrNameControl", in: runners.CreateInput{Name: "ab\nc", Provider: runners.ProviderLinuxHost}, field: "name"},
+		{name: "ErrNameSlash", in: runners.CreateInput{Name: "team/runner", Provider: runners.ProviderLinuxHost}, field: "name"},
 		{name: "ErrKindAndProvider", in: runners.CreateInput{Name: "abc", Kind: runners.KindLocal, Provider: runners.ProviderLinuxHost}, field: "kind"},
 		{name: "ErrNeither", in: runners.CreateInput{Name: "abc"}, field: "provider"},
 		{name: "ErrUnknownProvider", in: runners.CreateInput{Name: "abc", Provider: "RUNNER_PROVIDER_MARS"}, field: "provider"},

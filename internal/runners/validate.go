@@ -10,7 +10,7 @@ import (
 	"github.com/runyard/runyard/internal/identity"
 )
 
-// ValidateName checks a runner name: 3 to 127 characters, printable.
+// ValidateName checks a runner name: 3 to 127 characters, printable, no '/'.
 func ValidateName(field, name string) error {
 	n := utf8.RuneCountInString(name)
 	if n < 3 || n > 127 {
@@ -23,6 +23,12 @@ func ValidateName(field, name string) error {
 		if !unicode.IsPrint(r) {
 			return apperr.Invalid(field, "must not contain control characters")
 		}
+	}
+	// Kubiya's endpoints route by name as one URL path segment
+	// (/api/v3/runners/{name}/health): a name with '/' could never be
+	// reached there.
+	if strings.ContainsRune(name, '/') {
+		return apperr.Invalid(field, "must not contain '/', got %q", name)
 	}
 	return nil
 }

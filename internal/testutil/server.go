@@ -53,6 +53,8 @@ type Options struct {
 	// sharing another test server's database (TestServer.DatabaseURL)
 	// instead of one in a schema of its own.
 	DatabaseURL string
+	// ReadTimeout is the server's read timeout; zero is the default.
+	ReadTimeout time.Duration
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -73,6 +75,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		ShutdownTimeout: 5 * time.Second,
 		RunnerTimeout:   opts.RunnerTimeout,
 		LostAfter:       opts.LostAfter,
+		ReadTimeout:     opts.ReadTimeout,
 		Logger:          opts.Logger,
 	}
 	if cfg.Logger == nil {

@@ -351,8 +351,13 @@ func (x *ListTokensResponse) GetTokens() []*Token {
 }
 
 type RevokeTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TokenId       string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TokenId string                 `protobuf:"bytes,1,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
+	// force revokes the key making the call, or the organization's last
+	// active admin key, which are otherwise refused (failed_precondition) so
+	// that no one locks themselves out by mistake. Restarting the control
+	// plane with RUNYARD_BOOTSTRAP_TOKEN restores a working admin key.
+	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -392,6 +397,13 @@ func (x *RevokeTokenRequest) GetTokenId() string {
 		return x.TokenId
 	}
 	return ""
+}
+
+func (x *RevokeTokenRequest) GetForce() bool {
+	if x != nil {
+		return x.Force
+	}
+	return false
 }
 
 type RevokeTokenResponse struct {
@@ -466,9 +478,10 @@ const file_runyard_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
 	"pagination\x12)\n" +
-	"\x06tokens\x18\x02 \x03(\v2\x11.runyard.v1.TokenR\x06tokens\"/\n" +
+	"\x06tokens\x18\x02 \x03(\v2\x11.runyard.v1.TokenR\x06tokens\"E\n" +
 	"\x12RevokeTokenRequest\x12\x19\n" +
-	"\btoken_id\x18\x01 \x01(\tR\atokenId\"\x15\n" +
+	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x14\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\"\x15\n" +
 	"\x13RevokeTokenResponse2\x81\x02\n" +
 	"\fTokenService\x12P\n" +
 	"\vCreateToken\x12\x1e.runyard.v1.CreateTokenRequest\x1a\x1f.runyard.v1.CreateTokenResponse\"\x00\x12M\n" +

@@ -170,6 +170,7 @@ func TestRunners_Create(t *testing.T) {
 				{name: "ErrNameEmpty", req: &gitpodv1.CreateRunnerRequest{Provider: provLinux}, code: connect.CodeInvalidArgument, field: "name"},
 				{name: "ErrNameWhiteSpace", req: &gitpodv1.CreateRunnerRequest{Name: " " + name("space"), Provider: provLinux}, code: connect.CodeInvalidArgument, field: "name"},
 				{name: "ErrNameControl", req: &gitpodv1.CreateRunnerRequest{Name: "ab\x01cd", Provider: provLinux}, code: connect.CodeInvalidArgument, field: "name"},
+				{name: "ErrNameSlash", req: &gitpodv1.CreateRunnerRequest{Name: "team/" + name("slash"), Provider: provLinux}, code: connect.CodeInvalidArgument, field: "name"},
 				{name: "ErrKindAndProvider", req: &gitpodv1.CreateRunnerRequest{Name: name("both"), Kind: kindLocal, Provider: provLinux}, code: connect.CodeInvalidArgument, field: "kind"},
 				{name: "ErrNeitherKindNorProvider", req: &gitpodv1.CreateRunnerRequest{Name: name("neither")}, code: connect.CodeInvalidArgument, field: "provider"},
 				{name: "ErrManagedWithoutManagerID", req: &gitpodv1.CreateRunnerRequest{Name: name("managed"), Provider: provManaged}, code: connect.CodeInvalidArgument, field: "runnerManagerId"},
@@ -450,6 +451,9 @@ func TestRunners_Update(t *testing.T) {
 				}, connect.CodeInvalidArgument, "name"},
 				{"ErrNameTooLong", func(id string) *gitpodv1.UpdateRunnerRequest {
 					return &gitpodv1.UpdateRunnerRequest{RunnerId: id, Name: ptr(uniqueName(128)), Spec: &gitpodv1.UpdateRunnerRequest_Spec{}}
+				}, connect.CodeInvalidArgument, "name"},
+				{"ErrNameSlash", func(id string) *gitpodv1.UpdateRunnerRequest {
+					return &gitpodv1.UpdateRunnerRequest{RunnerId: id, Name: ptr("team/" + uniqueName(8)), Spec: &gitpodv1.UpdateRunnerRequest_Spec{}}
 				}, connect.CodeInvalidArgument, "name"},
 				{"ErrStartHour24", func(id string) *gitpodv1.UpdateRunnerRequest {
 					return &gitpodv1.UpdateRunnerRequest{RunnerId: id, Spec: &gitpodv1.UpdateRunnerRequest_Spec{Configuration: &gitpodv1.UpdateRunnerRequest_Configuration{
@@ -950,7 +954,8 @@ func TestRunners_HugeBody(t *testing.T) {
 			key, secret := mustCreateKey(t, admin, "huge-raw", "runners:read", "runners:write")
 			raw := newRawJSON(t, ts, bearer(secret))
 			body := `{"name":"huge-raw","provider":"RUNNER_PROVIDER_GCP","spec":{"configuration":{"region":"` + strings.Repeat("a", size) + `"}}}`
-			raw.post(t, pathCreateRunner, body).wantError(t, http.StatusTooManyRequests, "resource_exhausted")
+			// Too large is 413, not 429 (too many requests).
+			raw.post(t, pathCreateRunner, body).wantError(t, http.StatusRequestEntityTooLarge, "resource_exhausted")
 			if got := listAll(t, admin, &gitpodv1.ListRunnersRequest_Filter{CreatorIds: []string{key.GetTokenId()}}, 100); len(got) != 0 {
 				t.Fatalf("a refused request created %d runners", len(got))
 			}

@@ -115,7 +115,7 @@ func (h *tokenHandler) ListTokens(ctx context.Context, req *connect.Request[runy
 }
 
 func (h *tokenHandler) RevokeToken(ctx context.Context, req *connect.Request[runyardv1.RevokeTokenRequest]) (*connect.Response[runyardv1.RevokeTokenResponse], error) {
-	if _, err := h.svc.RevokeToken(ctx, req.Msg.GetTokenId()); err != nil {
+	if _, err := h.svc.RevokeToken(ctx, req.Msg.GetTokenId(), req.Msg.GetForce()); err != nil {
 		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
 	}
 	return connect.NewResponse(&runyardv1.RevokeTokenResponse{}), nil

@@ -23,6 +23,11 @@ type authInterceptor struct {
 
 func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		// Refused before its body was read (too many unauthenticated
+		// requests from its address): not even a public method runs.
+		if err := apiauth.Refused(ctx); err != nil {
+			return nil, toConnect(ctx, a.log, req.Spec().Procedure, err)
+		}
 		if !a.public[req.Spec().Procedure] {
 			var err error
 			ctx, err = apiauth.Authenticate(ctx, a.auth, req.Header())

@@ -373,7 +373,8 @@ func TestErrors(t *testing.T) {
 			}
 		})
 		t.Run("ErrRunnerName", func(t *testing.T) {
-			for _, bad := range []string{"ab", "%01bad-name", "%20lead"} {
+			// %2F is a '/' inside the one path segment {name} matches.
+			for _, bad := range []string{"ab", "%01bad-name", "%20lead", "team%2Frunner"} {
 				for _, p := range []string{"/v1/runners/" + bad + "/describe", "/api/v3/runners/" + bad + "/health", "/v1/runners/" + bad + "/manifest"} {
 					admin.do(t, http.MethodGet, p).wantError(t, http.StatusBadRequest, "invalid_argument", "runner_name")
 				}

@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/pods"
@@ -155,9 +157,19 @@ func (h *handler) terminatePod(ctx context.Context, r *http.Request) (any, error
 }
 
 // decodeBody decodes a request's JSON object into v, refusing unknown
-// fields, trailing data and bodies over maxBody; errors name the field.
+// fields, trailing data, invalid UTF-8 and bodies over maxBody; errors name
+// the field.
 func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBody))
+	if err != nil {
+		return bodyError(err)
+	}
+	// encoding/json would turn invalid UTF-8 into U+FFFD and store what the
+	// client never sent; the Connect API refuses it, and so does this one.
+	if !utf8.Valid(b) {
+		return apperr.Invalid("body", "must be valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return bodyError(err)
@@ -178,7 +190,8 @@ func bodyError(err error) error {
 	case errors.As(err, &typeErr):
 		return apperr.Invalid("body", "must be a JSON object, got a JSON %s", typeErr.Value)
 	case errors.As(err, &sizeErr):
-		return apperr.Invalid("body", "must be at most %d bytes", sizeErr.Limit)
+		// writeError answers 413 for it: too large is not too many.
+		return &apperr.Error{Code: apperr.CodeResourceExhausted, Field: "body", Message: fmt.Sprintf("must be at most %d bytes", sizeErr.Limit), Err: err}
 	case errors.Is(err, io.EOF):
 		return apperr.Invalid("body", "is empty; want a JSON object")
 	case errors.As(err, &syntaxErr), errors.Is(err, io.ErrUnexpectedEOF):

@@ -261,11 +261,16 @@ func TestPods_Create(t *testing.T) {
 					{"ErrNotJSON", `agent=claude-code`, []string{"body"}},
 					{"ErrEmpty", ``, []string{"body"}},
 					{"ErrTrailing", `{"agent_type_id": "claude-code", "initial_prompt": "x"} {}`, []string{"body"}},
+					// encoding/json alone would store U+FFFD in place of the byte.
+					{"ErrInvalidUTF8", "{\"agent_type_id\": \"claude-code\", \"initial_prompt\": \"x\xff\"}", []string{"body", "UTF-8"}},
 				} {
 					t.Run(tt.name, func(t *testing.T) {
 						a.post(t, "/pods", tt.body).wantError(t, http.StatusBadRequest, "invalid_argument", tt.mention...)
 					})
 				}
+				// Too large is 413, not 400 and not 429 (a rate limit).
+				a.post(t, "/pods", `{"initial_prompt": "`+strings.Repeat("x", 2<<20)+`"}`).
+					wantError(t, http.StatusRequestEntityTooLarge, "resource_exhausted", "body", "at most")
 				if got := a.podList(t, "").Total; got != before {
 					t.Errorf("%d pods after refused creates, want %d", got, before)
 				}

@@ -7,12 +7,14 @@ package rest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
 	"github.com/runyard/runyard/internal/api/jsonerr"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
@@ -114,6 +116,14 @@ func (h *handler) authenticate(r *http.Request) (context.Context, error) {
 }
 
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var sizeErr *http.MaxBytesError
+	if errors.As(err, &sizeErr) {
+		// A body over the limit is 413, which apperr's table (429 for
+		// resource_exhausted, a rate limit) cannot say.
+		e := apperr.As(err)
+		jsonerr.JSON(w, http.StatusRequestEntityTooLarge, jsonerr.Body{Error: e.Public(), Code: string(e.Code)})
+		return
+	}
 	jsonerr.Write(w, r, h.log, err)
 }
 

@@ -98,7 +98,7 @@ const maxTerminalMessage = 1 << 20
 // terminal. The server sends a status event, the scrollback and then the
 // output as binary messages, and an exit event when the pod ends. The client
 // sends input (binary, or an input event) and resize events. readonly=1
-// attaches without input and needs only pods:read. Closing the socket
+// attaches without input or resizes and needs only pods:read. Closing the socket
 // detaches; the pod runs on.
 func (h *handler) podTerminal(w http.ResponseWriter, r *http.Request) {
 	ctx, err := h.authenticate(r)
@@ -200,6 +200,12 @@ func (h *handler) terminalInput(ctx context.Context, c *websocket.Conn, t pods.T
 			}
 			err = t.Input([]byte(ev.Data))
 		case "resize":
+			// The size is the pod's, shared by every attachment: a watcher
+			// resizing it would garble the screen of whoever types.
+			if readonly {
+				_ = writeEvent(ctx, c, terminalEvent{Type: "error", Error: "resize: this terminal is read-only"})
+				continue
+			}
 			err = t.Resize(ev.Cols, ev.Rows)
 			if apperr.Is(err, apperr.CodeInvalid) {
 				_ = writeEvent(ctx, c, terminalEvent{Type: "error", Error: apperr.As(err).Public()})

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,6 +205,14 @@ func TestPods_Terminal(t *testing.T) {
 			if ev := watch.event("error"); !strings.Contains(fmt.Sprint(ev["error"]), "read-only") {
 				t.Errorf("error event %v, want read-only", ev)
 			}
+			// Nor can it resize the pod's terminal: the size stays the one
+			// the attached client set.
+			watch.send(websocket.MessageText, `{"type":"resize","cols":50,"rows":20}`)
+			if ev := watch.event("error"); !strings.Contains(fmt.Sprint(ev["error"]), "resize: this terminal is read-only") {
+				t.Errorf("error event for a read-only resize %v, want read-only", ev)
+			}
+			tm2.send(websocket.MessageBinary, "size\n")
+			tm2.expect("33 101") // "20 50" if the watcher had resized it
 
 			// GET /output is the scrollback as text; follow=1 streams on.
 			res := ro.get(t, "/pods/"+p.Key+"/output")
@@ -364,4 +374,61 @@ func TestPods_BuiltinAiderGetsItsPromptTyped(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestPods_StreamsOutliveReadTimeout checks that the control plane's read
+// timeout, which cuts off clients that trickle a request, ends none of the
+// long-lived exchanges: the runner's stream, a terminal WebSocket and a
+// followed output all work on well past it.
+func TestPods_StreamsOutliveReadTimeout(t *testing.T) {
+	const readTimeout = 300 * time.Millisecond
+	ts := testutil.StartServerWith(t, testutil.SQLite, testutil.Options{ReadTimeout: readTimeout})
+	adm := newAdmin(ts, testutil.AdminToken)
+	a := newAPI(ts, "default", bearer(testutil.AdminToken))
+	a.post(t, "/agents", echoAgent).wantStatus(t, http.StatusCreated, nil)
+	_, x := adm.createRunner(t, name("patient"))
+	var log syncLog
+	testutil.StartRunner(t, runner.Config{Server: ts.URL, ExchangeToken: x, Name: "patient-host", MaxPods: 1,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	p := a.createPod(t, map[string]any{"agent_type_id": "echo-agent", "initial_prompt": "patience"})
+	eventually(t, "the pod runs", func() string {
+		if got := a.pod(t, p.Key); got.Status != "running" {
+			return got.Status
+		}
+		return ""
+	})
+	tm := dialTerminal(t, a.base, a.auth, p.Key, "")
+	tm.event("status")
+	tm.expect("prompt: patience")
+	follow := openFollow(t, a.base, a.auth, p.Key)
+
+	time.Sleep(5 * readTimeout) // each of them idle, well past the timeout
+	tm.send(websocket.MessageBinary, "still here\n")
+	tm.expect("got: still here")
+	tm.send(websocket.MessageBinary, "quit\n")
+	tm.event("exit")
+	if got := follow.rest(t); !strings.Contains(got, "got: still here") {
+		t.Errorf("followed output %q, want it to go on past the read timeout", got)
+	}
+	if n := strings.Count(log.String(), "connected to the control plane"); n != 1 {
+		t.Errorf("the runner connected %d times, want once: the read timeout must not end its stream", n)
+	}
+}
+
+// syncLog is a log sink safe for concurrent writes.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -124,16 +124,48 @@ func (db *DB) FindTokens(ctx context.Context, f identity.TokenFilter) ([]*identi
 	return out, db.translate(rows.Err(), "tokens")
 }
 
-func (db *DB) RevokeToken(ctx context.Context, orgID, id string, at time.Time) (*identity.Token, error) {
+func (db *DB) RevokeToken(ctx context.Context, orgID, id string, at time.Time, check identity.RevokeCheck) (*identity.Token, error) {
 	var t *identity.Token
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE tokens SET revoked_at = ? WHERE org_id = ? AND id = ? AND revoked_at IS NULL`),
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		if err != nil || t.RevokedAt != nil {
+			return err
+		}
+		if check != nil {
+			// The organization's unrevoked API keys, locked: two revocations
+			// at once each see the other's effect, so they cannot both take
+			// the last two admin keys.
+			rows, err := tx.QueryContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens
+				WHERE org_id = ? AND principal = ? AND revoked_at IS NULL ORDER BY seq`+db.dialect.LockRow),
+				orgID, string(identity.PrincipalServiceAccount))
+			if err != nil {
+				return err
+			}
+			var keys []*identity.Token
+			for rows.Next() {
+				k, err := scanToken(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				keys = append(keys, k)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if err := check(t, keys); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE tokens SET revoked_at = ? WHERE org_id = ? AND id = ?`),
 			micros(at), orgID, id); err != nil {
 			return err
 		}
-		var err error
-		t, err = scanToken(tx.QueryRowContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens WHERE org_id = ? AND id = ?`), orgID, id))
-		return err
+		revoked := fromMicros(micros(at))
+		t.RevokedAt = &revoked
+		return nil
 	})
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("token %q", id))
@@ -141,8 +173,10 @@ func (db *DB) RevokeToken(ctx context.Context, orgID, id string, at time.Time) (
 	return t, nil
 }
 
+// SetTokenHash replaces the token's secret and makes it active again: not
+// revoked, not expiring. Only the bootstrap admin key is rotated this way.
 func (db *DB) SetTokenHash(ctx context.Context, orgID, id, hash string) error {
-	res, err := db.write.ExecContext(ctx, db.q(`UPDATE tokens SET hash = ? WHERE org_id = ? AND id = ?`), hash, orgID, id)
+	res, err := db.write.ExecContext(ctx, db.q(`UPDATE tokens SET hash = ?, revoked_at = NULL, expires_at = NULL WHERE org_id = ? AND id = ?`), hash, orgID, id)
 	if err != nil {
 		return db.translate(err, fmt.Sprintf("token %q", id))
 	}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"Organizations", testOrganizations},
 		{"Tokens", testTokens},
 		{"TokensPaging", testTokensPaging},
+		{"TokensRevokeCheck", testTokensRevokeCheck},
 		{"BootstrapTokenUnique", testBootstrapTokenUnique},
 		{"ExchangeTokens", testExchangeTokens},
 		{"ExchangeTokenConcurrentRedeem", testExchangeTokenConcurrentRedeem},
@@ -175,15 +176,15 @@ func testTokens(t *testing.T, s store.Store) {
 	wantCode(t, s.CreateToken(ctx, dup), apperr.CodeConflict, "duplicate hash")
 
 	// Revoking is idempotent and keeps the first revocation time.
-	r1, err := s.RevokeToken(ctx, org.ID, tok.ID, base.Add(time.Minute))
+	r1, err := s.RevokeToken(ctx, org.ID, tok.ID, base.Add(time.Minute), nil)
 	must(t, err, "revoke")
-	r2, err := s.RevokeToken(ctx, org.ID, tok.ID, base.Add(2*time.Minute))
+	r2, err := s.RevokeToken(ctx, org.ID, tok.ID, base.Add(2*time.Minute), nil)
 	must(t, err, "revoke again")
 	if r1.RevokedAt == nil || !r1.RevokedAt.Equal(base.Add(time.Minute)) || !r2.RevokedAt.Equal(*r1.RevokedAt) {
 		t.Fatalf("revoked at: first %v, second %v", r1.RevokedAt, r2.RevokedAt)
 	}
 	other := newOrg(t, s)
-	_, err = s.RevokeToken(ctx, other.ID, tok.ID, base)
+	_, err = s.RevokeToken(ctx, other.ID, tok.ID, base, nil)
 	wantCode(t, err, apperr.CodeNotFound, "revoke from another organization")
 
 	must(t, s.SetTokenHash(ctx, org.ID, tok.ID, identity.HashSecret("rotated")), "set hash")
@@ -204,7 +205,7 @@ func testTokensPaging(t *testing.T, s store.Store) {
 		o, _ := newToken(other.ID, "other")
 		must(t, s.CreateToken(ctx, o), "create other")
 	}
-	_, err := s.RevokeToken(ctx, org.ID, ids[1], base)
+	_, err := s.RevokeToken(ctx, org.ID, ids[1], base, nil)
 	must(t, err, "revoke")
 
 	all, err := s.FindTokens(ctx, identity.TokenFilter{OrgID: org.ID, IncludeRevoked: true})
@@ -708,3 +709,108 @@ func testPods(t *testing.T, s store.Store) {
 
 // errOf drops a result that a check does not need.
 func errOf[T any](_ T, err error) error { return err }
+
+// testTokensRevokeCheck checks RevokeToken's check: it sees the
+// organization's unrevoked API keys, a refusal changes nothing, concurrent
+// revocations see each other (so a rule "keep one" holds under races), and
+// SetTokenHash makes a revoked token active again.
+func testTokensRevokeCheck(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	other := newOrg(t, s)
+	var ids []string
+	for i := range 3 {
+		tok, _ := newToken(org.ID, fmt.Sprintf("k%d", i))
+		must(t, s.CreateToken(ctx, tok), "create")
+		ids = append(ids, tok.ID)
+	}
+	o, _ := newToken(other.ID, "other")
+	must(t, s.CreateToken(ctx, o), "create other")
+	_, err := s.RevokeToken(ctx, org.ID, ids[2], base, nil)
+	must(t, err, "revoke k2")
+
+	var seen []string
+	refused := apperr.FailedPrecondition("refused")
+	_, err = s.RevokeToken(ctx, org.ID, ids[0], base, func(tok *identity.Token, keys []*identity.Token) error {
+		if tok.ID != ids[0] || tok.RevokedAt != nil {
+			t.Errorf("check got token %+v, want unrevoked %s", tok, ids[0])
+		}
+		seen = tokenIDs(keys)
+		return refused
+	})
+	if err != refused {
+		t.Fatalf("revoke refused by check: err %v, want the check's error", err)
+	}
+	if want := ids[:2]; !reflect.DeepEqual(seen, want) {
+		t.Fatalf("check saw keys %v, want the unrevoked keys of the organization %v", seen, want)
+	}
+	if got, err := s.FindTokenByHash(ctx, mustToken(t, s, org.ID, ids[0]).Hash); err != nil || got.RevokedAt != nil {
+		t.Fatalf("a refused revocation revoked the token: %+v, %v", got, err)
+	}
+	// An already revoked token is not checked again: revoking is idempotent.
+	if _, err := s.RevokeToken(ctx, org.ID, ids[2], base, func(*identity.Token, []*identity.Token) error { return refused }); err != nil {
+		t.Fatalf("revoke a revoked token again: %v", err)
+	}
+
+	// "Keep at least one": two revocations at once of the last two keys;
+	// exactly one may win, whatever the interleaving.
+	keepOne := func(tok *identity.Token, keys []*identity.Token) error {
+		if len(keys) <= 1 {
+			return refused
+		}
+		return nil
+	}
+	errs := make(chan error, 2)
+	for _, id := range ids[:2] {
+		go func() {
+			_, err := s.RevokeToken(ctx, org.ID, id, base, keepOne)
+			errs <- err
+		}()
+	}
+	var ok, no int
+	for range 2 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case err == refused:
+			no++
+		default:
+			t.Fatalf("concurrent revoke: %v", err)
+		}
+	}
+	if ok != 1 || no != 1 {
+		t.Fatalf("concurrent revocations of the last two keys: %d revoked, %d refused; want 1 and 1", ok, no)
+	}
+	active, err := s.FindTokens(ctx, identity.TokenFilter{OrgID: org.ID})
+	must(t, err, "find active")
+	if len(active) != 1 {
+		t.Fatalf("%d active keys after the race, want 1", len(active))
+	}
+
+	// SetTokenHash brings a revoked, expiring token back.
+	exp := base.Add(time.Hour)
+	gone, _ := newToken(org.ID, "gone")
+	gone.ExpiresAt = &exp
+	must(t, s.CreateToken(ctx, gone), "create gone")
+	_, err = s.RevokeToken(ctx, org.ID, gone.ID, base, nil)
+	must(t, err, "revoke gone")
+	must(t, s.SetTokenHash(ctx, org.ID, gone.ID, identity.HashSecret("restored")), "set hash")
+	got, err := s.FindTokenByHash(ctx, identity.HashSecret("restored"))
+	must(t, err, "find restored")
+	if got.RevokedAt != nil || got.ExpiresAt != nil {
+		t.Fatalf("restored token: revoked %v, expires %v; want neither", got.RevokedAt, got.ExpiresAt)
+	}
+}
+
+// mustToken finds a token by ID among all of its organization's.
+func mustToken(t *testing.T, s store.Store, orgID, id string) *identity.Token {
+	t.Helper()
+	all, err := s.FindTokens(ctx, identity.TokenFilter{OrgID: orgID, IncludeRevoked: true})
+	must(t, err, "find tokens")
+	for _, tok := range all {
+		if tok.ID == id {
+			return tok
+		}
+	}
+	t.Fatalf("token %s not found", id)
+	return nil
+}
