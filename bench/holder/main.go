@@ -22,7 +22,9 @@ import (
 )
 
 func main() {
-	starts := flag.Int("starts", 200, "holders started one after another for the latency figure")
+	starts := flag.Int("starts", 100, "holders started one after another for the latency figure")
+	pause := flag.Duration("pause", 150*time.Millisecond, "pause between two starts (spare holders start meanwhile, as between a user's calls)")
+	burst := flag.Int("burst", 50, "holders started at once for the burst figure")
 	held := flag.Int("held", 100, "holders kept running at once for the memory figure")
 	flag.Parse()
 	dir, err := os.MkdirTemp("", "runyard-bench-holder-")
@@ -59,9 +61,43 @@ func main() {
 		}
 		heldLat = append(heldLat, time.Since(t0))
 		<-h.Done()
+		time.Sleep(*pause)
 	}
-	fmt.Printf("start->running  bare fork/exec p50 %v p99 %v | under a holder p50 %v p99 %v (%d starts)\n",
-		pct(bare, 50), pct(bare, 99), pct(heldLat, 50), pct(heldLat, 99), *starts)
+	fmt.Printf("start->running  bare fork/exec p50 %v p99 %v | under a holder p50 %v p99 %v (%d starts, %v apart)\n",
+		pct(bare, 50), pct(bare, 99), pct(heldLat, 50), pct(heldLat, 99), *starts, *pause)
+
+	// A burst: all at once, until every command runs.
+	t0 := time.Now()
+	var cmds []*exec.Cmd
+	for range *burst {
+		cmd := exec.Command(sleep, "0")
+		if err := cmd.Start(); err != nil {
+			fail(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	bareBurst := time.Since(t0)
+	for _, c := range cmds {
+		_ = c.Wait()
+	}
+	t0 = time.Now()
+	errs := make(chan error, *burst)
+	for i := range *burst {
+		go func() {
+			hd := filepath.Join(dir, "burst", strconv.Itoa(i))
+			h, err := holder.Start(hd, holder.Spec{Path: sleep, Args: []string{"sleep", "0"}, Mode: holder.ModeLog, LogPath: filepath.Join(hd, "log")}, holder.Hooks{})
+			if err == nil {
+				<-h.Done()
+			}
+			errs <- err
+		}()
+	}
+	for range *burst {
+		if err := <-errs; err != nil {
+			fail(err)
+		}
+	}
+	fmt.Printf("burst           %d bare fork/execs %v | %d commands under holders, all ended %v\n", *burst, bareBurst.Round(time.Millisecond), *burst, time.Since(t0).Round(time.Millisecond))
 
 	// Memory: holders with a sleeping command each.
 	var hs []*holder.Handle

@@ -58,6 +58,11 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the holder directory: %w", err)
 	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	spec.HolderDir = abs
 	if spec.Dir == "" {
 		wd, err := os.Getwd()
 		if err != nil {
@@ -72,55 +77,22 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 		}
 		spec.LogPath = abs
 	}
-	specR, specW, err := os.Pipe()
+	sp, err := spares.take()
 	if err != nil {
 		return nil, err
 	}
-	statusR, statusW, err := os.Pipe()
+	err = json.NewEncoder(sp.specW).Encode(spec)
+	sp.specW.Close()
 	if err != nil {
-		specR.Close()
-		specW.Close()
-		return nil, err
-	}
-	errs, err := os.OpenFile(filepath.Join(dir, errorsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		specR.Close()
-		specW.Close()
-		statusR.Close()
-		statusW.Close()
-		return nil, err
-	}
-	cmd := &exec.Cmd{
-		Path: "/proc/self/exe", Args: []string{Name}, Dir: dir,
-		// The holder needs no environment of its own: the command's comes
-		// in the spec.
-		Env:    []string{},
-		Stdout: errs, Stderr: errs,
-		ExtraFiles:  []*os.File{specR, statusW},
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	specR.Close()
-	statusW.Close()
-	errs.Close()
-	if err != nil {
-		specW.Close()
-		statusR.Close()
-		return nil, fmt.Errorf("start the process holder: %w", err)
-	}
-	// The holder is this process's child until this process ends: reap it.
-	go func() { _ = cmd.Wait() }()
-	err = json.NewEncoder(specW).Encode(spec)
-	specW.Close()
-	if err != nil {
-		statusR.Close()
+		sp.statusR.Close()
+		_ = sp.cmd.Process.Kill()
 		return nil, fmt.Errorf("hand the command to its holder: %w", err)
 	}
-	_ = statusR.SetReadDeadline(time.Now().Add(startTimeout))
-	status, err := io.ReadAll(statusR)
-	statusR.Close()
+	_ = sp.statusR.SetReadDeadline(time.Now().Add(startTimeout))
+	status, err := io.ReadAll(sp.statusR)
+	sp.statusR.Close()
 	if err != nil {
-		_ = cmd.Process.Kill()
+		_ = sp.cmd.Process.Kill()
 		return nil, fmt.Errorf("wait for the process holder: %w", err)
 	}
 	if s := string(status); s != "ok" {
@@ -131,6 +103,110 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 		return nil, errors.New(msg)
 	}
 	return Adopt(dir, hooks)
+}
+
+// spare is a holder started ahead of need: a new holder is this whole
+// binary starting up (some 40 ms of package initialization), which a
+// service, step or pod should not wait for. It waits for its spec.
+type spare struct {
+	cmd            *exec.Cmd
+	specW, statusR *os.File
+}
+
+// sparePool keeps a few spare holders; the first Start of a process fills
+// it, so a process that never starts a holder (the CLI) has none.
+type sparePool struct {
+	mu      sync.Mutex
+	ready   []*spare
+	filling bool
+}
+
+// spareCount is how many spare holders wait at most: a burst of starts
+// past it waits for new ones, which start in parallel.
+const spareCount = 2
+
+var spares sparePool
+
+// take returns a spare holder, or a new one when none waits, and has the
+// pool filled again in the background.
+func (p *sparePool) take() (*spare, error) {
+	p.mu.Lock()
+	var sp *spare
+	if n := len(p.ready); n > 0 {
+		sp, p.ready = p.ready[n-1], p.ready[:n-1]
+	}
+	fill := !p.filling
+	p.filling = true
+	p.mu.Unlock()
+	if fill {
+		go p.fill()
+	}
+	for sp != nil {
+		// One that died waiting (killed by someone) is no use.
+		if err := sp.cmd.Process.Signal(syscall.Signal(0)); err == nil {
+			return sp, nil
+		}
+		sp.specW.Close()
+		sp.statusR.Close()
+		sp = nil
+	}
+	return spawn()
+}
+
+func (p *sparePool) fill() {
+	for {
+		p.mu.Lock()
+		if len(p.ready) >= spareCount {
+			p.filling = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		sp, err := spawn()
+		if err != nil {
+			p.mu.Lock()
+			p.filling = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Lock()
+		p.ready = append(p.ready, sp)
+		p.mu.Unlock()
+	}
+}
+
+// spawn starts a holder that waits for its spec.
+func spawn() (*spare, error) {
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		specR.Close()
+		specW.Close()
+		return nil, err
+	}
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe", Args: []string{Name}, Dir: "/",
+		// The holder needs no environment of its own: the command's comes
+		// in the spec. Its output goes to its directory's holder.log once
+		// it knows it.
+		Env:         []string{},
+		ExtraFiles:  []*os.File{specR, statusW},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	err = cmd.Start()
+	specR.Close()
+	statusW.Close()
+	if err != nil {
+		specW.Close()
+		statusR.Close()
+		return nil, fmt.Errorf("start the process holder: %w", err)
+	}
+	// The holder is this process's child until this process ends: reap it.
+	go func() { _ = cmd.Wait() }()
+	return &spare{cmd: cmd, specW: specW, statusR: statusR}, nil
 }
 
 // Adopt connects to the holder in dir. A holder that ended left its exit,

@@ -82,6 +82,11 @@ type Spec struct {
 
 	// Mask lists secret values (mask.Values) shown as *** in the output.
 	Mask []string `json:"mask,omitempty"`
+
+	// HolderDir is the holder's own directory (its record, socket and
+	// exit). Start sets it: a spare holder learns where it lives with its
+	// command.
+	HolderDir string `json:"holderDir"`
 }
 
 // The files of a holder's directory.

@@ -103,11 +103,16 @@ func serve() int {
 		status.Close()
 		return 1
 	}
+	// A spare holder waits here, started ahead of need, until the daemon
+	// hands it a command (or ends, closing the pipe).
 	var spec Spec
 	if err := json.NewDecoder(specIn).Decode(&spec); err != nil {
 		return fail(fmt.Errorf("read the holder spec: %w", err))
 	}
 	specIn.Close()
+	if err := settle(spec.HolderDir); err != nil {
+		return fail(err)
+	}
 	h := &holderProc{spec: spec, clients: map[*client]struct{}{}}
 	cmd, output, err := h.start()
 	if err != nil {
@@ -156,6 +161,28 @@ func serve() int {
 	}
 	h.finish(ln, x)
 	return 0
+}
+
+// settle moves the holder into its directory (relative names are its
+// files from here on) and sends its own messages to holder.log there.
+func settle(dir string) error {
+	if dir == "" {
+		return errors.New("the holder spec names no holder directory")
+	}
+	if err := os.Chdir(dir); err != nil {
+		return fmt.Errorf("enter the holder directory: %w", err)
+	}
+	f, err := os.OpenFile(errorsFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open the holder's log: %w", err)
+	}
+	defer f.Close()
+	for _, fd := range []int{1, 2} {
+		if err := syscall.Dup3(int(f.Fd()), fd, 0); err != nil {
+			return fmt.Errorf("redirect the holder's output: %w", err)
+		}
+	}
+	return nil
 }
 
 // start starts the command and records holder.json; it returns the

@@ -270,8 +270,48 @@ func mustNoZombies(tb testing.TB) {
 				zombies = append(zombies, pid)
 			}
 		}
+		if len(zombies) > 0 && os.Getenv("RUNYARD_DEBUG_ZOMBIES") != "" {
+			for _, z := range zombies {
+				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", z))
+				fmt.Fprintf(os.Stderr, "zombie %d %s\n", z, comm)
+			}
+		}
 		return len(zombies) == 0
 	})
+}
+
+// sparesOf lists the spare holders of runner process pid: its children
+// that have not entered a holder directory (their working directory is
+// "/").
+func sparesOf(pid int) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if s, err := proc.ReadStat(child); err == nil && s.PPid == pid {
+			if cwd, _ := os.Readlink("/proc/" + e.Name() + "/cwd"); cwd == "/" {
+				out = append(out, child)
+			}
+		}
+	}
+	return out
+}
+
+// reapSpares reaps spares, the spare holders of a killed runner process:
+// they end once they read that it is gone, and are handed to this process,
+// a subreaper, as an init reaps them for a real runner.
+func reapSpares(tb testing.TB, spares []int) {
+	tb.Helper()
+	for _, pid := range spares {
+		poll(tb, "a dead runner's spare holder to end", func() bool {
+			var ws syscall.WaitStatus
+			got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+			return got == pid || err != nil
+		})
+	}
 }
 
 func uniqueMarker(t *testing.T) string {
@@ -649,8 +689,12 @@ func TestManager_AdoptsAfterCrash(t *testing.T) {
 	// The agent and its child (a fork of the shell may come and go).
 	var before []int
 	poll(t, "the pod's two processes", func() bool { before = processes(marker); return len(before) == 2 })
+	// Its spare holders, once it has them all (none half started).
+	var spares []int
+	poll(t, "the runner's spare holders", func() bool { spares = sparesOf(cmd.Process.Pid); return len(spares) == 2 })
 	cmd.Process.Kill()
 	cmd.Wait()
+	reapSpares(t, spares)
 
 	// The next runner process adopts it.
 	m, rec := MustOpen(t, Config{StateDir: dir, StopGrace: 100 * time.Millisecond})
