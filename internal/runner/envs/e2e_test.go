@@ -526,6 +526,9 @@ tasks:
   check-secret:
     name: Check secret
     command: test "$(printf %%s "$API_TOKEN" | sha256sum | cut -c1-64)" = "%[2]s" && echo "secret ok"
+  print-secret:
+    name: Print secret
+    command: echo "token=$API_TOKEN"; printf 'split=%%s' "${API_TOKEN%%-*}"; sleep 0.1; printf '%%s\n' "-${API_TOKEN#*-}"
   long:
     name: Long
     command: exec -a %[1]s-long sleep 1000
@@ -573,6 +576,13 @@ func TestEnvironments_SecretsDockerFollowAndRestart(t *testing.T) {
 	x := c.waitExecution(t, start("check-secret"))
 	if x.GetStatus().GetPhase() != gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_SUCCEEDED {
 		t.Errorf("the secret did not reach the task: %v\n%s", x.GetStatus(), readLog(t, x.GetStatus().GetLogUrl(), false))
+	}
+
+	// A step that prints the secret shows *** in its log, also when the
+	// value is split across writes.
+	x = c.waitExecution(t, start("print-secret"))
+	if got := readLog(t, x.GetStatus().GetLogUrl(), false); strings.Contains(got, "s3cret") || !strings.Contains(got, "token=***") || !strings.Contains(got, "split=***") {
+		t.Errorf("the secret's value was not masked in the step's log: %q", got)
 	}
 
 	// Stopping an execution mid-run stops its step, nothing left.

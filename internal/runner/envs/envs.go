@@ -33,6 +33,7 @@ import (
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/internal/runner/automations"
+	"github.com/runyard/runyard/internal/runner/mask"
 	"github.com/runyard/runyard/internal/runner/queue"
 	"github.com/runyard/runyard/internal/runner/statefile"
 )
@@ -313,6 +314,9 @@ func (m *Manager) sync() {
 		}
 	}
 
+	// Every secret this runner was handed is masked in every log: a
+	// command may print a value it got from a file or another command.
+	masks := m.masks(ds)
 	var svcs []automations.ServiceSpec
 	for _, s := range ds.GetServices() {
 		if validID(s.GetId()) != nil {
@@ -324,11 +328,12 @@ func (m *Manager) sync() {
 			env, err := m.environ(ds, e, s.GetEnv())
 			dir := e.dir
 			sp.Start = m.command(s.GetStart(), env, dir, err)
+			sp.Start.Mask = masks
 			if s.GetReady() != "" {
-				sp.Ready = automations.Command{Script: s.GetReady(), Env: env, Dir: dir, Docker: sp.Start.Docker, Err: err}
+				sp.Ready = automations.Command{Script: s.GetReady(), Env: env, Dir: dir, Docker: sp.Start.Docker, Err: err, Mask: masks}
 			}
 			if s.GetStop() != "" {
-				sp.Stop = automations.Command{Script: s.GetStop(), Env: env, Dir: dir, Docker: sp.Start.Docker, Err: err}
+				sp.Stop = automations.Command{Script: s.GetStop(), Env: env, Dir: dir, Docker: sp.Start.Docker, Err: err, Mask: masks}
 			}
 		}
 		svcs = append(svcs, sp)
@@ -354,6 +359,7 @@ func (m *Manager) sync() {
 					if t := st.GetTask(); t != nil {
 						env, err := m.environ(ds, e, t.GetEnv())
 						c := m.command(t.GetCommand(), env, e.dir, err)
+						c.Mask = masks
 						step.Task = &c
 					}
 					group = append(group, step)
@@ -366,6 +372,21 @@ func (m *Manager) sync() {
 	if err := m.exec.EnsureExecutions(xs); err != nil && !errors.Is(err, automations.ErrClosed) {
 		m.log.Error("converge task executions", "err", err)
 	}
+}
+
+// masks opens every secret of ds for masking (mask.Values); one that does
+// not open has no value here to leak.
+func (m *Manager) masks(ds *runnerv1.DesiredState) []string {
+	if m.cfg.Open == nil {
+		return nil
+	}
+	var vals []string
+	for _, sealed := range ds.GetSecrets() {
+		if v, err := m.cfg.Open(sealed); err == nil {
+			vals = append(vals, string(v))
+		}
+	}
+	return mask.Values(vals...)
 }
 
 func (m *Manager) command(c *runnerv1.Command, env map[string]string, dir string, err error) automations.Command {
