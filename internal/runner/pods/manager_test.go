@@ -270,12 +270,6 @@ func mustNoZombies(tb testing.TB) {
 				zombies = append(zombies, pid)
 			}
 		}
-		if len(zombies) > 0 && os.Getenv("RUNYARD_DEBUG_ZOMBIES") != "" {
-			for _, z := range zombies {
-				comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", z))
-				fmt.Fprintf(os.Stderr, "zombie %d %s\n", z, comm)
-			}
-		}
 		return len(zombies) == 0
 	})
 }
@@ -311,6 +305,32 @@ func reapSpares(tb testing.TB, spares []int) {
 			got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
 			return got == pid || err != nil
 		})
+	}
+	// One it was starting as it died ends too, at any time: reap such
+	// ones (session leaders named exe) until the test ends.
+	stop := make(chan struct{})
+	tb.Cleanup(func() { close(stop) })
+	go reapStrays(stop)
+}
+
+func reapStrays(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if st, err := proc.ReadStat(pid); err == nil && st.State == 'Z' && st.PPid == os.Getpid() && st.Session == pid {
+				var ws syscall.WaitStatus
+				_, _ = syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 )
 
 // Group is a started command that leads a session of its own: it and
@@ -89,6 +90,11 @@ func (g *Group) Record(bootID string) Record {
 // as a group or session id: nothing of ours is left. When the leader is
 // gone, members of its session that started after it are ours: a new
 // session with that id needs a new leader with that pid.
+//
+// With the leader gone, its pid may be recycled at any moment, and a new
+// session led by it would have the same id: the group is never signalled
+// as a whole then, only the members found, each by its own pid, and the
+// sweep stops as soon as another process holds the leader's pid.
 func Sweep(rec Record, bootID string) {
 	if rec.Session <= 0 || rec.BootID != bootID {
 		return // another boot: nothing of it runs
@@ -97,7 +103,33 @@ func Sweep(rec Record, bootID string) {
 	if err == nil && s.StartTicks != rec.StartTicks {
 		return
 	}
-	KillSession(rec.Session, rec.StartTicks, 0)
+	if err == nil {
+		// The leader (perhaps a zombie) still holds the ids.
+		KillSession(rec.Session, rec.StartTicks, 0)
+		return
+	}
+	killed := map[int]Stat{}
+	for range 100 {
+		if s, err := ReadStat(rec.Session); err == nil && s.StartTicks != rec.StartTicks {
+			break // the id is someone else's now
+		}
+		alive := 0
+		for _, m := range SessionMembers(rec.Session, rec.StartTicks, 0) {
+			if m.Pid == rec.Session {
+				continue
+			}
+			_ = syscall.Kill(m.Pid, syscall.SIGKILL)
+			killed[m.Pid] = m
+			if m.State != 'Z' {
+				alive++
+			}
+		}
+		if alive == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	reapOrphans(killed)
 }
 
 // ExitDescription says how a process ended, as a user reads it: "exit code
