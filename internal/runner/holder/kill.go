@@ -2,6 +2,7 @@ package holder
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -69,4 +70,29 @@ func KillUnder(root string) int {
 		proc.KillSession(st.Session, st.StartTicks, 0)
 	}
 	return len(holders)
+}
+
+// RunIsolated runs a test binary's tests (run: m.Run) with TMPDIR set to a
+// directory of its own, then kills every holder left under it and removes
+// it. Services and pods outlive their runner daemons under holders by
+// design, so a test package that runs them ends their work this way, even
+// when a test failed before its own cleanup; other packages' holders,
+// under other directories, are left alone.
+func RunIsolated(run func() int) int {
+	root, err := os.MkdirTemp("", "runyard-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "create the test directory:", err)
+		return 1
+	}
+	prev, had := os.LookupEnv("TMPDIR")
+	os.Setenv("TMPDIR", root)
+	code := run()
+	if had {
+		os.Setenv("TMPDIR", prev)
+	} else {
+		os.Unsetenv("TMPDIR")
+	}
+	KillUnder(root)
+	os.RemoveAll(root)
+	return code
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runyard/runyard/internal/runner/holder"
 	"github.com/runyard/runyard/internal/runner/proc"
 	"github.com/runyard/runyard/internal/runner/statefile"
 )
@@ -41,7 +42,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "prctl(PR_SET_CHILD_SUBREAPER):", e)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	// Pods outlive their managers: what a failed test leaves is killed.
+	os.Exit(holder.RunIsolated(m.Run))
 }
 
 // crashingRunner is the helper process of TestManager_SweepsLeftovers: a
