@@ -263,6 +263,12 @@ func (h *Handle) ended() bool {
 			return false
 		}
 	}
+	h.setExit(x)
+	return true
+}
+
+// setExit records how the command ended, once, and reaps the holder.
+func (h *Handle) setExit(x Exit) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	select {
@@ -272,7 +278,6 @@ func (h *Handle) ended() bool {
 		close(h.done)
 		go reapHolder(h.rec.Holder)
 	}
-	return true
 }
 
 // dial connects to the holder's socket through the directory's descriptor,
@@ -393,15 +398,7 @@ func (h *Handle) read(conn net.Conn) {
 		case frameExit:
 			var x Exit
 			if json.Unmarshal(b, &x) == nil {
-				h.mu.Lock()
-				select {
-				case <-h.done:
-				default:
-					h.exit = x
-					close(h.done)
-					go reapHolder(h.rec.Holder)
-				}
-				h.mu.Unlock()
+				h.setExit(x)
 			}
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
-	"time"
 )
 
 // Group is a started command that leads a session of its own: it and
@@ -108,28 +107,17 @@ func Sweep(rec Record, bootID string) {
 		KillSession(rec.Session, rec.StartTicks, 0)
 		return
 	}
-	killed := map[int]Stat{}
-	for range 100 {
+	killUntilGone(func() ([]Stat, bool) {
 		if s, err := ReadStat(rec.Session); err == nil && s.StartTicks != rec.StartTicks {
-			break // the id is someone else's now
+			return nil, false // the id is someone else's now
 		}
-		alive := 0
-		for _, m := range SessionMembers(rec.Session, rec.StartTicks, 0) {
-			if m.Pid == rec.Session {
-				continue
-			}
+		var found []Stat
+		for _, m := range SessionMembers(rec.Session, rec.StartTicks, rec.Session) {
 			_ = syscall.Kill(m.Pid, syscall.SIGKILL)
-			killed[m.Pid] = m
-			if m.State != 'Z' {
-				alive++
-			}
+			found = append(found, m)
 		}
-		if alive == 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	reapOrphans(killed)
+		return found, true
+	})
 }
 
 // ExitDescription says how a process ended, as a user reads it: "exit code

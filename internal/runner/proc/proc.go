@@ -123,10 +123,21 @@ func SignalSession(sid int, minStart uint64, skip int, sig syscall.Signal) []Sta
 // member may fork while it is being killed), and reaps the killed members
 // that were handed to this process (when it is PID 1 or a child subreaper).
 func KillSession(sid int, minStart uint64, skip int) {
+	killUntilGone(func() ([]Stat, bool) { return SignalSession(sid, minStart, skip, syscall.SIGKILL), true })
+}
+
+// killUntilGone repeats round, which SIGKILLs what it finds and returns it
+// (or false to stop), until nothing it found is alive, then reaps the
+// killed processes handed to this process.
+func killUntilGone(round func() ([]Stat, bool)) {
 	killed := map[int]Stat{}
 	for range 100 {
+		found, ok := round()
+		if !ok {
+			break
+		}
 		alive := 0
-		for _, s := range SignalSession(sid, minStart, skip, syscall.SIGKILL) {
+		for _, s := range found {
 			killed[s.Pid] = s
 			if s.State != 'Z' {
 				alive++
