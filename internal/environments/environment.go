@@ -95,6 +95,9 @@ type Environment struct {
 	LastStartedAt *time.Time
 	Spec          Spec
 	Status        Status
+	// Activity is the last activity recorded on the environment
+	// (MarkActive); nil when none was.
+	Activity *Activity
 }
 
 // Spec is what users want of an environment; its runner converges on it.
@@ -106,6 +109,51 @@ type Spec struct {
 	Machine         Machine         `json:"machine"`
 	Content         Content         `json:"content"`
 	AutomationsFile AutomationsFile `json:"automationsFile"`
+	// Ports are recorded and reported (status.environmentUrls.ports);
+	// serving them is the environment-access work's.
+	Ports []Port `json:"ports,omitempty"`
+	// SSHPublicKeys are recorded for SSH access to the environment.
+	SSHPublicKeys []SSHPublicKey `json:"sshPublicKeys,omitempty"`
+	// Timeout is spec.timeout (activity.go).
+	Timeout Timeout `json:"timeout,omitzero"`
+	// Admission is who may access the environment and its ports.
+	Admission Admission `json:"admission,omitempty"`
+
+	// TimedOut is the control plane's bookkeeping, status.machine.timeout:
+	// why the inactivity sweep stopped the environment. A start clears it.
+	TimedOut string `json:"timedOut,omitempty"`
+}
+
+// Admission says who may access an environment or a port, with the
+// gitpod.v1 names.
+type Admission string
+
+const (
+	AdmissionUnspecified Admission = "ADMISSION_LEVEL_UNSPECIFIED"
+	AdmissionOwnerOnly   Admission = "ADMISSION_LEVEL_OWNER_ONLY"
+	AdmissionEveryone    Admission = "ADMISSION_LEVEL_EVERYONE"
+)
+
+var Admissions = []Admission{AdmissionOwnerOnly, AdmissionEveryone}
+
+// Port is a port of the environment that ought to be exposed.
+type Port struct {
+	Port      int32     `json:"port"`
+	Name      string    `json:"name,omitempty"`
+	Admission Admission `json:"admission,omitempty"`
+}
+
+// SSHPublicKey is a key that may log in to the environment.
+type SSHPublicKey struct {
+	ID    string `json:"id"`
+	Value string `json:"value"`
+}
+
+// Timeout is spec.timeout.
+type Timeout struct {
+	// Disconnected is how long the environment may go without activity
+	// before it is stopped; zero never stops it.
+	Disconnected time.Duration `json:"disconnected,omitempty"`
 }
 
 type Machine struct {
@@ -122,12 +170,12 @@ type Content struct {
 	GitEmail     string        `json:"gitEmail,omitempty"`
 }
 
-// Initializer is one initializer spec. Only git is supported: a context URL
-// needs the vendor's URL resolution, which runyard does not have.
+// Initializer is one initializer spec. A context URL is parsed at creation
+// (internal/contexturl) into the git initializer it names, which is what is
+// stored and what the runner clones.
 type Initializer struct {
 	Git *Git `json:"git,omitempty"`
-	// ContextURL is refused by validation; it is here so that the error
-	// names the field the client set.
+	// ContextURL is the URL a request gave instead of Git.
 	ContextURL *string `json:"-"`
 }
 
@@ -274,8 +322,18 @@ type Store interface {
 	// their automations and returns how many it removed.
 	DeleteRunnerEnvironments(ctx context.Context, orgID, runnerID string) (int, error)
 
+	// FindEnvironmentsToStop returns up to limit environments, of every
+	// organization, whose StopAfter is before now.
+	FindEnvironmentsToStop(ctx context.Context, now time.Time, limit int) ([]EnvironmentRef, error)
+	// EnvironmentBusy reports whether an environment has an unfinished
+	// task execution.
+	EnvironmentBusy(ctx context.Context, orgID, id string) (bool, error)
+
 	FindRunnerByID(ctx context.Context, orgID, id string) (*runners.Runner, error)
 	FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Runner, error)
 }
+
+// EnvironmentRef names one environment.
+type EnvironmentRef struct{ OrgID, ID string }
 
 func oneOf[T comparable](v T, set []T) bool { return slices.Contains(set, v) }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,7 +102,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Environment, err
 		e.LastStartedAt = nil
 	}
 	if len(e.Spec.Content.Initializers) > 0 {
-		e.ContextURL = e.Spec.Content.Initializers[0].Git.RemoteURI
+		first := e.Spec.Content.Initializers[0]
+		e.ContextURL = first.Git.RemoteURI
+		if first.ContextURL != nil {
+			e.ContextURL = strings.TrimSpace(*first.ContextURL)
+		}
 	}
 	switch {
 	case in.Name != nil:
@@ -148,6 +153,11 @@ type ListFilter struct {
 	Phases      []Phase
 	CreatorIDs  []string
 	RunnerKinds []runners.Kind
+	// ProjectIDs is refused when set: runyard has no projects.
+	ProjectIDs []string
+	// ArchivalStatus is an ARCHIVAL_STATUS_ name or empty; runyard archives
+	// nothing, so ARCHIVED lists nothing.
+	ArchivalStatus string
 }
 
 func validateUUIDs(field string, ids []string) error {
@@ -193,6 +203,12 @@ func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*
 	if err := validateEnums("filter.runnerKinds", f.RunnerKinds, runners.Kinds); err != nil {
 		return nil, "", err
 	}
+	if len(f.ProjectIDs) > 0 {
+		return nil, "", apperr.Invalid("filter.projectIds", "is not supported: runyard has no projects")
+	}
+	if f.ArchivalStatus == "ARCHIVAL_STATUS_ARCHIVED" {
+		return []*Environment{}, "", nil
+	}
 	items, err := s.Store.FindEnvironments(ctx, Filter{
 		OrgID: c.OrgID, RunnerIDs: f.RunnerIDs, Phases: f.Phases, CreatorIDs: f.CreatorIDs, RunnerKinds: f.RunnerKinds,
 		Before: page.After, Limit: page.Limit + 1,
@@ -234,6 +250,7 @@ func (s *Service) setDesired(ctx context.Context, id string, phase Phase) error 
 		e.UpdatedAt = now
 		if phase == PhaseRunning {
 			e.LastStartedAt = &now
+			e.Spec.TimedOut = ""
 		}
 		changed = true
 		return nil

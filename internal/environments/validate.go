@@ -33,6 +33,10 @@ type CreateInput struct {
 	// "environment-" and the start of the ID) is used.
 	Name *string
 	Spec Spec
+	// Devcontainer and Secrets are spec fields runyard cannot honour:
+	// validation refuses them when set (spec_fields.go).
+	Devcontainer Devcontainer
+	Secrets      []SpecSecret
 }
 
 // validate checks in.Spec and fills its defaults: desired phase RUNNING, the
@@ -70,7 +74,13 @@ func (in *CreateInput) validate() error {
 	if err := validateContent(&s.Content); err != nil {
 		return err
 	}
-	return validateAutomationsFile(&s.AutomationsFile)
+	if err := validateAutomationsFile(&s.AutomationsFile); err != nil {
+		return err
+	}
+	if err := refuseUnsupported(in.Devcontainer, in.Secrets); err != nil {
+		return err
+	}
+	return validateSpecFields(s)
 }
 
 func validateContent(c *Content) error {
@@ -80,12 +90,16 @@ func validateContent(c *Content) error {
 	seen := map[string]int{}
 	for i := range c.Initializers {
 		field := fmt.Sprintf("spec.content.initializer.specs[%d]", i)
-		if c.Initializers[i].ContextURL != nil {
-			return apperr.Invalid(field+".contextUrl", "is not supported: runyard clones repositories with a git initializer (remoteUri, cloneTarget, targetMode)")
+		if u := c.Initializers[i].ContextURL; u != nil {
+			g, err := gitOfContextURL(field+".contextUrl.url", *u)
+			if err != nil {
+				return err
+			}
+			c.Initializers[i].Git = g
 		}
 		g := c.Initializers[i].Git
 		if g == nil {
-			return apperr.Invalid(field, "must set git")
+			return apperr.Invalid(field, "must set git or contextUrl")
 		}
 		if err := validateGit(field+".git", g); err != nil {
 			return err

@@ -9,6 +9,7 @@ package gitpodv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -21,6 +22,56 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// AdmissionLevel describes who can access an environment and its ports.
+type AdmissionLevel int32
+
+const (
+	AdmissionLevel_ADMISSION_LEVEL_UNSPECIFIED AdmissionLevel = 0
+	AdmissionLevel_ADMISSION_LEVEL_OWNER_ONLY  AdmissionLevel = 1
+	AdmissionLevel_ADMISSION_LEVEL_EVERYONE    AdmissionLevel = 2
+)
+
+// Enum value maps for AdmissionLevel.
+var (
+	AdmissionLevel_name = map[int32]string{
+		0: "ADMISSION_LEVEL_UNSPECIFIED",
+		1: "ADMISSION_LEVEL_OWNER_ONLY",
+		2: "ADMISSION_LEVEL_EVERYONE",
+	}
+	AdmissionLevel_value = map[string]int32{
+		"ADMISSION_LEVEL_UNSPECIFIED": 0,
+		"ADMISSION_LEVEL_OWNER_ONLY":  1,
+		"ADMISSION_LEVEL_EVERYONE":    2,
+	}
+)
+
+func (x AdmissionLevel) Enum() *AdmissionLevel {
+	p := new(AdmissionLevel)
+	*p = x
+	return p
+}
+
+func (x AdmissionLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AdmissionLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_environment_proto_enumTypes[0].Descriptor()
+}
+
+func (AdmissionLevel) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_environment_proto_enumTypes[0]
+}
+
+func (x AdmissionLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AdmissionLevel.Descriptor instead.
+func (AdmissionLevel) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{0}
+}
 
 type EnvironmentPhase int32
 
@@ -77,11 +128,11 @@ func (x EnvironmentPhase) String() string {
 }
 
 func (EnvironmentPhase) Descriptor() protoreflect.EnumDescriptor {
-	return file_gitpod_v1_environment_proto_enumTypes[0].Descriptor()
+	return file_gitpod_v1_environment_proto_enumTypes[1].Descriptor()
 }
 
 func (EnvironmentPhase) Type() protoreflect.EnumType {
-	return &file_gitpod_v1_environment_proto_enumTypes[0]
+	return &file_gitpod_v1_environment_proto_enumTypes[1]
 }
 
 func (x EnvironmentPhase) Number() protoreflect.EnumNumber {
@@ -90,7 +141,7 @@ func (x EnvironmentPhase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EnvironmentPhase.Descriptor instead.
 func (EnvironmentPhase) EnumDescriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{1}
 }
 
 // CloneTargetMode is the state in which the checkout is left.
@@ -141,11 +192,11 @@ func (x GitInitializer_CloneTargetMode) String() string {
 }
 
 func (GitInitializer_CloneTargetMode) Descriptor() protoreflect.EnumDescriptor {
-	return file_gitpod_v1_environment_proto_enumTypes[1].Descriptor()
+	return file_gitpod_v1_environment_proto_enumTypes[2].Descriptor()
 }
 
 func (GitInitializer_CloneTargetMode) Type() protoreflect.EnumType {
-	return &file_gitpod_v1_environment_proto_enumTypes[1]
+	return &file_gitpod_v1_environment_proto_enumTypes[2]
 }
 
 func (x GitInitializer_CloneTargetMode) Number() protoreflect.EnumNumber {
@@ -154,7 +205,7 @@ func (x GitInitializer_CloneTargetMode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GitInitializer_CloneTargetMode.Descriptor instead.
 func (GitInitializer_CloneTargetMode) EnumDescriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{5, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 0}
 }
 
 type EnvironmentStatus_ContentPhase int32
@@ -202,11 +253,11 @@ func (x EnvironmentStatus_ContentPhase) String() string {
 }
 
 func (EnvironmentStatus_ContentPhase) Descriptor() protoreflect.EnumDescriptor {
-	return file_gitpod_v1_environment_proto_enumTypes[2].Descriptor()
+	return file_gitpod_v1_environment_proto_enumTypes[3].Descriptor()
 }
 
 func (EnvironmentStatus_ContentPhase) Type() protoreflect.EnumType {
-	return &file_gitpod_v1_environment_proto_enumTypes[2]
+	return &file_gitpod_v1_environment_proto_enumTypes[3]
 }
 
 func (x EnvironmentStatus_ContentPhase) Number() protoreflect.EnumNumber {
@@ -215,7 +266,7 @@ func (x EnvironmentStatus_ContentPhase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EnvironmentStatus_ContentPhase.Descriptor instead.
 func (EnvironmentStatus_ContentPhase) EnumDescriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 0}
 }
 
 type EnvironmentStatus_RunnerACK_StatusCode int32
@@ -254,11 +305,11 @@ func (x EnvironmentStatus_RunnerACK_StatusCode) String() string {
 }
 
 func (EnvironmentStatus_RunnerACK_StatusCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_gitpod_v1_environment_proto_enumTypes[3].Descriptor()
+	return file_gitpod_v1_environment_proto_enumTypes[4].Descriptor()
 }
 
 func (EnvironmentStatus_RunnerACK_StatusCode) Type() protoreflect.EnumType {
-	return &file_gitpod_v1_environment_proto_enumTypes[3]
+	return &file_gitpod_v1_environment_proto_enumTypes[4]
 }
 
 func (x EnvironmentStatus_RunnerACK_StatusCode) Number() protoreflect.EnumNumber {
@@ -267,7 +318,7 @@ func (x EnvironmentStatus_RunnerACK_StatusCode) Number() protoreflect.EnumNumber
 
 // Deprecated: Use EnvironmentStatus_RunnerACK_StatusCode.Descriptor instead.
 func (EnvironmentStatus_RunnerACK_StatusCode) EnumDescriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 0, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 0, 0}
 }
 
 type EnvironmentStatus_Machine_Phase int32
@@ -318,11 +369,11 @@ func (x EnvironmentStatus_Machine_Phase) String() string {
 }
 
 func (EnvironmentStatus_Machine_Phase) Descriptor() protoreflect.EnumDescriptor {
-	return file_gitpod_v1_environment_proto_enumTypes[4].Descriptor()
+	return file_gitpod_v1_environment_proto_enumTypes[5].Descriptor()
 }
 
 func (EnvironmentStatus_Machine_Phase) Type() protoreflect.EnumType {
-	return &file_gitpod_v1_environment_proto_enumTypes[4]
+	return &file_gitpod_v1_environment_proto_enumTypes[5]
 }
 
 func (x EnvironmentStatus_Machine_Phase) Number() protoreflect.EnumNumber {
@@ -331,7 +382,178 @@ func (x EnvironmentStatus_Machine_Phase) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use EnvironmentStatus_Machine_Phase.Descriptor instead.
 func (EnvironmentStatus_Machine_Phase) EnumDescriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 1, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 1, 0}
+}
+
+type EnvironmentStatus_Content_Git_ChangeType int32
+
+const (
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_UNSPECIFIED          EnvironmentStatus_Content_Git_ChangeType = 0
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_ADDED                EnvironmentStatus_Content_Git_ChangeType = 1
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_MODIFIED             EnvironmentStatus_Content_Git_ChangeType = 2
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_DELETED              EnvironmentStatus_Content_Git_ChangeType = 3
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_RENAMED              EnvironmentStatus_Content_Git_ChangeType = 4
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_COPIED               EnvironmentStatus_Content_Git_ChangeType = 5
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_UPDATED_BUT_UNMERGED EnvironmentStatus_Content_Git_ChangeType = 6
+	EnvironmentStatus_Content_Git_CHANGE_TYPE_UNTRACKED            EnvironmentStatus_Content_Git_ChangeType = 7
+)
+
+// Enum value maps for EnvironmentStatus_Content_Git_ChangeType.
+var (
+	EnvironmentStatus_Content_Git_ChangeType_name = map[int32]string{
+		0: "CHANGE_TYPE_UNSPECIFIED",
+		1: "CHANGE_TYPE_ADDED",
+		2: "CHANGE_TYPE_MODIFIED",
+		3: "CHANGE_TYPE_DELETED",
+		4: "CHANGE_TYPE_RENAMED",
+		5: "CHANGE_TYPE_COPIED",
+		6: "CHANGE_TYPE_UPDATED_BUT_UNMERGED",
+		7: "CHANGE_TYPE_UNTRACKED",
+	}
+	EnvironmentStatus_Content_Git_ChangeType_value = map[string]int32{
+		"CHANGE_TYPE_UNSPECIFIED":          0,
+		"CHANGE_TYPE_ADDED":                1,
+		"CHANGE_TYPE_MODIFIED":             2,
+		"CHANGE_TYPE_DELETED":              3,
+		"CHANGE_TYPE_RENAMED":              4,
+		"CHANGE_TYPE_COPIED":               5,
+		"CHANGE_TYPE_UPDATED_BUT_UNMERGED": 6,
+		"CHANGE_TYPE_UNTRACKED":            7,
+	}
+)
+
+func (x EnvironmentStatus_Content_Git_ChangeType) Enum() *EnvironmentStatus_Content_Git_ChangeType {
+	p := new(EnvironmentStatus_Content_Git_ChangeType)
+	*p = x
+	return p
+}
+
+func (x EnvironmentStatus_Content_Git_ChangeType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EnvironmentStatus_Content_Git_ChangeType) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_environment_proto_enumTypes[6].Descriptor()
+}
+
+func (EnvironmentStatus_Content_Git_ChangeType) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_environment_proto_enumTypes[6]
+}
+
+func (x EnvironmentStatus_Content_Git_ChangeType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Content_Git_ChangeType.Descriptor instead.
+func (EnvironmentStatus_Content_Git_ChangeType) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 2, 0, 0}
+}
+
+type EnvironmentStatus_Devcontainer_Phase int32
+
+const (
+	EnvironmentStatus_Devcontainer_PHASE_UNSPECIFIED EnvironmentStatus_Devcontainer_Phase = 0
+	EnvironmentStatus_Devcontainer_PHASE_CREATING    EnvironmentStatus_Devcontainer_Phase = 1
+	EnvironmentStatus_Devcontainer_PHASE_RUNNING     EnvironmentStatus_Devcontainer_Phase = 2
+	EnvironmentStatus_Devcontainer_PHASE_STOPPED     EnvironmentStatus_Devcontainer_Phase = 3
+	EnvironmentStatus_Devcontainer_PHASE_FAILED      EnvironmentStatus_Devcontainer_Phase = 4
+)
+
+// Enum value maps for EnvironmentStatus_Devcontainer_Phase.
+var (
+	EnvironmentStatus_Devcontainer_Phase_name = map[int32]string{
+		0: "PHASE_UNSPECIFIED",
+		1: "PHASE_CREATING",
+		2: "PHASE_RUNNING",
+		3: "PHASE_STOPPED",
+		4: "PHASE_FAILED",
+	}
+	EnvironmentStatus_Devcontainer_Phase_value = map[string]int32{
+		"PHASE_UNSPECIFIED": 0,
+		"PHASE_CREATING":    1,
+		"PHASE_RUNNING":     2,
+		"PHASE_STOPPED":     3,
+		"PHASE_FAILED":      4,
+	}
+)
+
+func (x EnvironmentStatus_Devcontainer_Phase) Enum() *EnvironmentStatus_Devcontainer_Phase {
+	p := new(EnvironmentStatus_Devcontainer_Phase)
+	*p = x
+	return p
+}
+
+func (x EnvironmentStatus_Devcontainer_Phase) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EnvironmentStatus_Devcontainer_Phase) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_environment_proto_enumTypes[7].Descriptor()
+}
+
+func (EnvironmentStatus_Devcontainer_Phase) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_environment_proto_enumTypes[7]
+}
+
+func (x EnvironmentStatus_Devcontainer_Phase) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Devcontainer_Phase.Descriptor instead.
+func (EnvironmentStatus_Devcontainer_Phase) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 3, 0}
+}
+
+type EnvironmentStatus_Devcontainer_Presence int32
+
+const (
+	EnvironmentStatus_Devcontainer_PRESENCE_UNSPECIFIED EnvironmentStatus_Devcontainer_Presence = 0
+	EnvironmentStatus_Devcontainer_PRESENCE_GENERATED   EnvironmentStatus_Devcontainer_Presence = 1
+	EnvironmentStatus_Devcontainer_PRESENCE_DISCOVERED  EnvironmentStatus_Devcontainer_Presence = 2
+	EnvironmentStatus_Devcontainer_PRESENCE_SPECIFIED   EnvironmentStatus_Devcontainer_Presence = 3
+)
+
+// Enum value maps for EnvironmentStatus_Devcontainer_Presence.
+var (
+	EnvironmentStatus_Devcontainer_Presence_name = map[int32]string{
+		0: "PRESENCE_UNSPECIFIED",
+		1: "PRESENCE_GENERATED",
+		2: "PRESENCE_DISCOVERED",
+		3: "PRESENCE_SPECIFIED",
+	}
+	EnvironmentStatus_Devcontainer_Presence_value = map[string]int32{
+		"PRESENCE_UNSPECIFIED": 0,
+		"PRESENCE_GENERATED":   1,
+		"PRESENCE_DISCOVERED":  2,
+		"PRESENCE_SPECIFIED":   3,
+	}
+)
+
+func (x EnvironmentStatus_Devcontainer_Presence) Enum() *EnvironmentStatus_Devcontainer_Presence {
+	p := new(EnvironmentStatus_Devcontainer_Presence)
+	*p = x
+	return p
+}
+
+func (x EnvironmentStatus_Devcontainer_Presence) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EnvironmentStatus_Devcontainer_Presence) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_environment_proto_enumTypes[8].Descriptor()
+}
+
+func (EnvironmentStatus_Devcontainer_Presence) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_environment_proto_enumTypes[8]
+}
+
+func (x EnvironmentStatus_Devcontainer_Presence) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Devcontainer_Presence.Descriptor instead.
+func (EnvironmentStatus_Devcontainer_Presence) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 3, 1}
 }
 
 type EnvironmentStatus_AutomationsFile_Presence int32
@@ -370,11 +592,11 @@ func (x EnvironmentStatus_AutomationsFile_Presence) String() string {
 }
 
 func (EnvironmentStatus_AutomationsFile_Presence) Descriptor() protoreflect.EnumDescriptor {
-	return file_gitpod_v1_environment_proto_enumTypes[5].Descriptor()
+	return file_gitpod_v1_environment_proto_enumTypes[9].Descriptor()
 }
 
 func (EnvironmentStatus_AutomationsFile_Presence) Type() protoreflect.EnumType {
-	return &file_gitpod_v1_environment_proto_enumTypes[5]
+	return &file_gitpod_v1_environment_proto_enumTypes[9]
 }
 
 func (x EnvironmentStatus_AutomationsFile_Presence) Number() protoreflect.EnumNumber {
@@ -383,7 +605,59 @@ func (x EnvironmentStatus_AutomationsFile_Presence) Number() protoreflect.EnumNu
 
 // Deprecated: Use EnvironmentStatus_AutomationsFile_Presence.Descriptor instead.
 func (EnvironmentStatus_AutomationsFile_Presence) EnumDescriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 3, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 7, 0}
+}
+
+type ListEnvironmentsRequest_ArchivalStatus int32
+
+const (
+	ListEnvironmentsRequest_ARCHIVAL_STATUS_UNSPECIFIED ListEnvironmentsRequest_ArchivalStatus = 0
+	ListEnvironmentsRequest_ARCHIVAL_STATUS_ACTIVE      ListEnvironmentsRequest_ArchivalStatus = 1
+	ListEnvironmentsRequest_ARCHIVAL_STATUS_ARCHIVED    ListEnvironmentsRequest_ArchivalStatus = 2
+	ListEnvironmentsRequest_ARCHIVAL_STATUS_ALL         ListEnvironmentsRequest_ArchivalStatus = 3
+)
+
+// Enum value maps for ListEnvironmentsRequest_ArchivalStatus.
+var (
+	ListEnvironmentsRequest_ArchivalStatus_name = map[int32]string{
+		0: "ARCHIVAL_STATUS_UNSPECIFIED",
+		1: "ARCHIVAL_STATUS_ACTIVE",
+		2: "ARCHIVAL_STATUS_ARCHIVED",
+		3: "ARCHIVAL_STATUS_ALL",
+	}
+	ListEnvironmentsRequest_ArchivalStatus_value = map[string]int32{
+		"ARCHIVAL_STATUS_UNSPECIFIED": 0,
+		"ARCHIVAL_STATUS_ACTIVE":      1,
+		"ARCHIVAL_STATUS_ARCHIVED":    2,
+		"ARCHIVAL_STATUS_ALL":         3,
+	}
+)
+
+func (x ListEnvironmentsRequest_ArchivalStatus) Enum() *ListEnvironmentsRequest_ArchivalStatus {
+	p := new(ListEnvironmentsRequest_ArchivalStatus)
+	*p = x
+	return p
+}
+
+func (x ListEnvironmentsRequest_ArchivalStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ListEnvironmentsRequest_ArchivalStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_environment_proto_enumTypes[10].Descriptor()
+}
+
+func (ListEnvironmentsRequest_ArchivalStatus) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_environment_proto_enumTypes[10]
+}
+
+func (x ListEnvironmentsRequest_ArchivalStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ListEnvironmentsRequest_ArchivalStatus.Descriptor instead.
+func (ListEnvironmentsRequest_ArchivalStatus) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type Environment struct {
@@ -479,6 +753,11 @@ type EnvironmentMetadata struct {
 	// last_started_at is the time CreateEnvironment or StartEnvironment was
 	// last called.
 	LastStartedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=last_started_at,json=lastStartedAt,proto3" json:"last_started_at,omitempty"`
+	// annotations are key/value pairs attached to the environment (the vendor
+	// marks them not yet implemented; runyard never sets them).
+	Annotations map[string]string `protobuf:"bytes,11,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// archived_at is never set: runyard does not archive environments.
+	ArchivedAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -569,6 +848,76 @@ func (x *EnvironmentMetadata) GetLastStartedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *EnvironmentMetadata) GetAnnotations() map[string]string {
+	if x != nil {
+		return x.Annotations
+	}
+	return nil
+}
+
+func (x *EnvironmentMetadata) GetArchivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchivedAt
+	}
+	return nil
+}
+
+// EnvironmentActivitySignal signals activity on an environment.
+type EnvironmentActivitySignal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// source of the activity signal, such as "VS Code", "SSH" or
+	// "Automations", for humans.
+	Source string `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// timestamp of when the activity was observed by the source.
+	Timestamp     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentActivitySignal) Reset() {
+	*x = EnvironmentActivitySignal{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentActivitySignal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentActivitySignal) ProtoMessage() {}
+
+func (x *EnvironmentActivitySignal) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentActivitySignal.ProtoReflect.Descriptor instead.
+func (*EnvironmentActivitySignal) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *EnvironmentActivitySignal) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *EnvironmentActivitySignal) GetTimestamp() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Timestamp
+	}
+	return nil
+}
+
 // EnvironmentSpec specifies the configuration of an environment.
 type EnvironmentSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -583,6 +932,21 @@ type EnvironmentSpec struct {
 	Machine *EnvironmentSpec_Machine `protobuf:"bytes,3,opt,name=machine,proto3" json:"machine,omitempty"`
 	// content is the content spec of the environment.
 	Content *EnvironmentSpec_Content `protobuf:"bytes,4,opt,name=content,proto3" json:"content,omitempty"`
+	// ports is the set of ports which ought to be exposed; runyard records
+	// them and reports them in status.environmentUrls.ports.
+	Ports []*EnvironmentSpec_Port `protobuf:"bytes,5,rep,name=ports,proto3" json:"ports,omitempty"`
+	// secrets are confidential data mounted into the environment. runyard
+	// mounts its organization's secrets into every environment and refuses a
+	// non-empty list here.
+	Secrets []*EnvironmentSpec_Secret `protobuf:"bytes,6,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// devcontainer is the devcontainer spec; runyard refuses non-empty values.
+	Devcontainer *EnvironmentSpec_Devcontainer `protobuf:"bytes,7,opt,name=devcontainer,proto3,oneof" json:"devcontainer,omitempty"`
+	// ssh_public_keys are the public keys used to ssh into the environment.
+	SshPublicKeys []*EnvironmentSpec_SSHPublicKey `protobuf:"bytes,8,rep,name=ssh_public_keys,json=sshPublicKeys,proto3" json:"ssh_public_keys,omitempty"`
+	// timeout configures when an inactive environment is stopped.
+	Timeout *EnvironmentSpec_Timeout `protobuf:"bytes,9,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// admission controls who can access the environment and its ports.
+	Admission AdmissionLevel `protobuf:"varint,10,opt,name=admission,proto3,enum=gitpod.v1.AdmissionLevel" json:"admission,omitempty"`
 	// automations_file is the automations file spec of the environment.
 	AutomationsFile *EnvironmentSpec_AutomationsFile `protobuf:"bytes,11,opt,name=automations_file,json=automationsFile,proto3" json:"automations_file,omitempty"`
 	unknownFields   protoimpl.UnknownFields
@@ -591,7 +955,7 @@ type EnvironmentSpec struct {
 
 func (x *EnvironmentSpec) Reset() {
 	*x = EnvironmentSpec{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[2]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +967,7 @@ func (x *EnvironmentSpec) String() string {
 func (*EnvironmentSpec) ProtoMessage() {}
 
 func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[2]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +980,7 @@ func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{2}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EnvironmentSpec) GetSpecVersion() uint64 {
@@ -647,6 +1011,48 @@ func (x *EnvironmentSpec) GetContent() *EnvironmentSpec_Content {
 	return nil
 }
 
+func (x *EnvironmentSpec) GetPorts() []*EnvironmentSpec_Port {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *EnvironmentSpec) GetSecrets() []*EnvironmentSpec_Secret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *EnvironmentSpec) GetDevcontainer() *EnvironmentSpec_Devcontainer {
+	if x != nil {
+		return x.Devcontainer
+	}
+	return nil
+}
+
+func (x *EnvironmentSpec) GetSshPublicKeys() []*EnvironmentSpec_SSHPublicKey {
+	if x != nil {
+		return x.SshPublicKeys
+	}
+	return nil
+}
+
+func (x *EnvironmentSpec) GetTimeout() *EnvironmentSpec_Timeout {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *EnvironmentSpec) GetAdmission() AdmissionLevel {
+	if x != nil {
+		return x.Admission
+	}
+	return AdmissionLevel_ADMISSION_LEVEL_UNSPECIFIED
+}
+
 func (x *EnvironmentSpec) GetAutomationsFile() *EnvironmentSpec_AutomationsFile {
 	if x != nil {
 		return x.AutomationsFile
@@ -665,7 +1071,7 @@ type EnvironmentInitializer struct {
 
 func (x *EnvironmentInitializer) Reset() {
 	*x = EnvironmentInitializer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[3]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +1083,7 @@ func (x *EnvironmentInitializer) String() string {
 func (*EnvironmentInitializer) ProtoMessage() {}
 
 func (x *EnvironmentInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[3]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +1096,7 @@ func (x *EnvironmentInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentInitializer.ProtoReflect.Descriptor instead.
 func (*EnvironmentInitializer) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EnvironmentInitializer) GetSpecs() []*EnvironmentInitializer_Spec {
@@ -710,7 +1116,7 @@ type ContextURLInitializer struct {
 
 func (x *ContextURLInitializer) Reset() {
 	*x = ContextURLInitializer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[4]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +1128,7 @@ func (x *ContextURLInitializer) String() string {
 func (*ContextURLInitializer) ProtoMessage() {}
 
 func (x *ContextURLInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[4]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +1141,7 @@ func (x *ContextURLInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContextURLInitializer.ProtoReflect.Descriptor instead.
 func (*ContextURLInitializer) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{4}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ContextURLInitializer) GetUrl() string {
@@ -765,7 +1171,7 @@ type GitInitializer struct {
 
 func (x *GitInitializer) Reset() {
 	*x = GitInitializer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[5]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +1183,7 @@ func (x *GitInitializer) String() string {
 func (*GitInitializer) ProtoMessage() {}
 
 func (x *GitInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[5]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +1196,7 @@ func (x *GitInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitInitializer.ProtoReflect.Descriptor instead.
 func (*GitInitializer) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{5}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GitInitializer) GetRemoteUri() string {
@@ -842,22 +1248,33 @@ type EnvironmentStatus struct {
 	// failure_message summarises why the environment failed to operate. It is a
 	// list in the vendor's API: one entry per failing part.
 	FailureMessage []string `protobuf:"bytes,4,rep,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	// environment_urls are where the environment's parts can be reached; the
+	// ports of spec.ports are listed here.
+	EnvironmentUrls *EnvironmentStatus_EnvironmentURLs `protobuf:"bytes,5,opt,name=environment_urls,json=environmentUrls,proto3" json:"environment_urls,omitempty"`
 	// machine contains the status of the environment machine.
 	Machine *EnvironmentStatus_Machine `protobuf:"bytes,6,opt,name=machine,proto3" json:"machine,omitempty"`
+	// devcontainer is never set: runyard runs no devcontainers.
+	Devcontainer *EnvironmentStatus_Devcontainer `protobuf:"bytes,7,opt,name=devcontainer,proto3" json:"devcontainer,omitempty"`
 	// content contains the status of the environment content.
 	Content *EnvironmentStatus_Content `protobuf:"bytes,8,opt,name=content,proto3" json:"content,omitempty"`
+	// secrets contains the status of the environment's secrets.
+	Secrets []*EnvironmentStatus_Secret `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// ssh_public_keys contains the status of spec.ssh_public_keys.
+	SshPublicKeys []*EnvironmentStatus_SSHPublicKey `protobuf:"bytes,10,rep,name=ssh_public_keys,json=sshPublicKeys,proto3" json:"ssh_public_keys,omitempty"`
 	// warning_message contains warnings, e.g. when the environment is present
 	// but not in the expected state.
 	WarningMessage []string `protobuf:"bytes,11,rep,name=warning_message,json=warningMessage,proto3" json:"warning_message,omitempty"`
 	// automations_file contains the status of the automations file.
 	AutomationsFile *EnvironmentStatus_AutomationsFile `protobuf:"bytes,12,opt,name=automations_file,json=automationsFile,proto3" json:"automations_file,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// activity_signal is the last activity signal for the environment.
+	ActivitySignal *EnvironmentActivitySignal `protobuf:"bytes,13,opt,name=activity_signal,json=activitySignal,proto3" json:"activity_signal,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *EnvironmentStatus) Reset() {
 	*x = EnvironmentStatus{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[6]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1286,7 @@ func (x *EnvironmentStatus) String() string {
 func (*EnvironmentStatus) ProtoMessage() {}
 
 func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[6]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1299,7 @@ func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EnvironmentStatus) GetStatusVersion() uint64 {
@@ -913,6 +1330,13 @@ func (x *EnvironmentStatus) GetFailureMessage() []string {
 	return nil
 }
 
+func (x *EnvironmentStatus) GetEnvironmentUrls() *EnvironmentStatus_EnvironmentURLs {
+	if x != nil {
+		return x.EnvironmentUrls
+	}
+	return nil
+}
+
 func (x *EnvironmentStatus) GetMachine() *EnvironmentStatus_Machine {
 	if x != nil {
 		return x.Machine
@@ -920,9 +1344,30 @@ func (x *EnvironmentStatus) GetMachine() *EnvironmentStatus_Machine {
 	return nil
 }
 
+func (x *EnvironmentStatus) GetDevcontainer() *EnvironmentStatus_Devcontainer {
+	if x != nil {
+		return x.Devcontainer
+	}
+	return nil
+}
+
 func (x *EnvironmentStatus) GetContent() *EnvironmentStatus_Content {
 	if x != nil {
 		return x.Content
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus) GetSecrets() []*EnvironmentStatus_Secret {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus) GetSshPublicKeys() []*EnvironmentStatus_SSHPublicKey {
+	if x != nil {
+		return x.SshPublicKeys
 	}
 	return nil
 }
@@ -937,6 +1382,13 @@ func (x *EnvironmentStatus) GetWarningMessage() []string {
 func (x *EnvironmentStatus) GetAutomationsFile() *EnvironmentStatus_AutomationsFile {
 	if x != nil {
 		return x.AutomationsFile
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus) GetActivitySignal() *EnvironmentActivitySignal {
+	if x != nil {
+		return x.ActivitySignal
 	}
 	return nil
 }
@@ -965,7 +1417,7 @@ type EnvironmentClass struct {
 
 func (x *EnvironmentClass) Reset() {
 	*x = EnvironmentClass{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[7]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -977,7 +1429,7 @@ func (x *EnvironmentClass) String() string {
 func (*EnvironmentClass) ProtoMessage() {}
 
 func (x *EnvironmentClass) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[7]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -990,7 +1442,7 @@ func (x *EnvironmentClass) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentClass.ProtoReflect.Descriptor instead.
 func (*EnvironmentClass) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EnvironmentClass) GetId() string {
@@ -1045,7 +1497,7 @@ type GetEnvironmentRequest struct {
 
 func (x *GetEnvironmentRequest) Reset() {
 	*x = GetEnvironmentRequest{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[8]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1057,7 +1509,7 @@ func (x *GetEnvironmentRequest) String() string {
 func (*GetEnvironmentRequest) ProtoMessage() {}
 
 func (x *GetEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[8]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1070,7 +1522,7 @@ func (x *GetEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*GetEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{8}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetEnvironmentRequest) GetEnvironmentId() string {
@@ -1089,7 +1541,7 @@ type GetEnvironmentResponse struct {
 
 func (x *GetEnvironmentResponse) Reset() {
 	*x = GetEnvironmentResponse{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[9]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1553,7 @@ func (x *GetEnvironmentResponse) String() string {
 func (*GetEnvironmentResponse) ProtoMessage() {}
 
 func (x *GetEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[9]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1566,7 @@ func (x *GetEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*GetEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{9}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetEnvironmentResponse) GetEnvironment() *Environment {
@@ -1135,7 +1587,7 @@ type ListEnvironmentsRequest struct {
 
 func (x *ListEnvironmentsRequest) Reset() {
 	*x = ListEnvironmentsRequest{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[10]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1599,7 @@ func (x *ListEnvironmentsRequest) String() string {
 func (*ListEnvironmentsRequest) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[10]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1612,7 @@ func (x *ListEnvironmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsRequest.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsRequest) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{10}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListEnvironmentsRequest) GetPagination() *PaginationRequest {
@@ -1188,7 +1640,7 @@ type ListEnvironmentsResponse struct {
 
 func (x *ListEnvironmentsResponse) Reset() {
 	*x = ListEnvironmentsResponse{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[11]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1652,7 @@ func (x *ListEnvironmentsResponse) String() string {
 func (*ListEnvironmentsResponse) ProtoMessage() {}
 
 func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[11]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1665,7 @@ func (x *ListEnvironmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsResponse.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsResponse) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{11}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListEnvironmentsResponse) GetPagination() *PaginationResponse {
@@ -1244,7 +1696,7 @@ type CreateEnvironmentRequest struct {
 
 func (x *CreateEnvironmentRequest) Reset() {
 	*x = CreateEnvironmentRequest{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[12]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1708,7 @@ func (x *CreateEnvironmentRequest) String() string {
 func (*CreateEnvironmentRequest) ProtoMessage() {}
 
 func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[12]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1721,7 @@ func (x *CreateEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*CreateEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{12}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateEnvironmentRequest) GetSpec() *EnvironmentSpec {
@@ -1295,7 +1747,7 @@ type CreateEnvironmentResponse struct {
 
 func (x *CreateEnvironmentResponse) Reset() {
 	*x = CreateEnvironmentResponse{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[13]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1759,7 @@ func (x *CreateEnvironmentResponse) String() string {
 func (*CreateEnvironmentResponse) ProtoMessage() {}
 
 func (x *CreateEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[13]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1772,7 @@ func (x *CreateEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*CreateEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{13}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateEnvironmentResponse) GetEnvironment() *Environment {
@@ -1340,7 +1792,7 @@ type StartEnvironmentRequest struct {
 
 func (x *StartEnvironmentRequest) Reset() {
 	*x = StartEnvironmentRequest{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[14]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1352,7 +1804,7 @@ func (x *StartEnvironmentRequest) String() string {
 func (*StartEnvironmentRequest) ProtoMessage() {}
 
 func (x *StartEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[14]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1365,7 +1817,7 @@ func (x *StartEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*StartEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{14}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartEnvironmentRequest) GetEnvironmentId() string {
@@ -1383,7 +1835,7 @@ type StartEnvironmentResponse struct {
 
 func (x *StartEnvironmentResponse) Reset() {
 	*x = StartEnvironmentResponse{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[15]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1847,7 @@ func (x *StartEnvironmentResponse) String() string {
 func (*StartEnvironmentResponse) ProtoMessage() {}
 
 func (x *StartEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[15]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1860,7 @@ func (x *StartEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*StartEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{15}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{16}
 }
 
 type StopEnvironmentRequest struct {
@@ -1421,7 +1873,7 @@ type StopEnvironmentRequest struct {
 
 func (x *StopEnvironmentRequest) Reset() {
 	*x = StopEnvironmentRequest{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[16]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1433,7 +1885,7 @@ func (x *StopEnvironmentRequest) String() string {
 func (*StopEnvironmentRequest) ProtoMessage() {}
 
 func (x *StopEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[16]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1446,7 +1898,7 @@ func (x *StopEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*StopEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{16}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopEnvironmentRequest) GetEnvironmentId() string {
@@ -1464,7 +1916,7 @@ type StopEnvironmentResponse struct {
 
 func (x *StopEnvironmentResponse) Reset() {
 	*x = StopEnvironmentResponse{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[17]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1928,7 @@ func (x *StopEnvironmentResponse) String() string {
 func (*StopEnvironmentResponse) ProtoMessage() {}
 
 func (x *StopEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[17]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1941,7 @@ func (x *StopEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*StopEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{17}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{18}
 }
 
 type DeleteEnvironmentRequest struct {
@@ -1505,7 +1957,7 @@ type DeleteEnvironmentRequest struct {
 
 func (x *DeleteEnvironmentRequest) Reset() {
 	*x = DeleteEnvironmentRequest{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[18]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1969,7 @@ func (x *DeleteEnvironmentRequest) String() string {
 func (*DeleteEnvironmentRequest) ProtoMessage() {}
 
 func (x *DeleteEnvironmentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[18]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1982,7 @@ func (x *DeleteEnvironmentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEnvironmentRequest.ProtoReflect.Descriptor instead.
 func (*DeleteEnvironmentRequest) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{18}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteEnvironmentRequest) GetEnvironmentId() string {
@@ -1555,7 +2007,7 @@ type DeleteEnvironmentResponse struct {
 
 func (x *DeleteEnvironmentResponse) Reset() {
 	*x = DeleteEnvironmentResponse{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[19]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +2019,7 @@ func (x *DeleteEnvironmentResponse) String() string {
 func (*DeleteEnvironmentResponse) ProtoMessage() {}
 
 func (x *DeleteEnvironmentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[19]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +2032,97 @@ func (x *DeleteEnvironmentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteEnvironmentResponse.ProtoReflect.Descriptor instead.
 func (*DeleteEnvironmentResponse) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{19}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{20}
+}
+
+type MarkEnvironmentActiveRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// activity_signal specifies the activity.
+	ActivitySignal *EnvironmentActivitySignal `protobuf:"bytes,1,opt,name=activity_signal,json=activitySignal,proto3" json:"activity_signal,omitempty"`
+	// environment_id is the ID of the environment to mark active.
+	EnvironmentId string `protobuf:"bytes,2,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkEnvironmentActiveRequest) Reset() {
+	*x = MarkEnvironmentActiveRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkEnvironmentActiveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkEnvironmentActiveRequest) ProtoMessage() {}
+
+func (x *MarkEnvironmentActiveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkEnvironmentActiveRequest.ProtoReflect.Descriptor instead.
+func (*MarkEnvironmentActiveRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *MarkEnvironmentActiveRequest) GetActivitySignal() *EnvironmentActivitySignal {
+	if x != nil {
+		return x.ActivitySignal
+	}
+	return nil
+}
+
+func (x *MarkEnvironmentActiveRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type MarkEnvironmentActiveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkEnvironmentActiveResponse) Reset() {
+	*x = MarkEnvironmentActiveResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkEnvironmentActiveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkEnvironmentActiveResponse) ProtoMessage() {}
+
+func (x *MarkEnvironmentActiveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkEnvironmentActiveResponse.ProtoReflect.Descriptor instead.
+func (*MarkEnvironmentActiveResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22}
 }
 
 type ListEnvironmentClassesRequest struct {
@@ -1593,7 +2135,7 @@ type ListEnvironmentClassesRequest struct {
 
 func (x *ListEnvironmentClassesRequest) Reset() {
 	*x = ListEnvironmentClassesRequest{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[20]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +2147,7 @@ func (x *ListEnvironmentClassesRequest) String() string {
 func (*ListEnvironmentClassesRequest) ProtoMessage() {}
 
 func (x *ListEnvironmentClassesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[20]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +2160,7 @@ func (x *ListEnvironmentClassesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentClassesRequest.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentClassesRequest) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{20}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListEnvironmentClassesRequest) GetPagination() *PaginationRequest {
@@ -1645,7 +2187,7 @@ type ListEnvironmentClassesResponse struct {
 
 func (x *ListEnvironmentClassesResponse) Reset() {
 	*x = ListEnvironmentClassesResponse{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[21]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1657,7 +2199,7 @@ func (x *ListEnvironmentClassesResponse) String() string {
 func (*ListEnvironmentClassesResponse) ProtoMessage() {}
 
 func (x *ListEnvironmentClassesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[21]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1670,7 +2212,7 @@ func (x *ListEnvironmentClassesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentClassesResponse.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentClassesResponse) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{21}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListEnvironmentClassesResponse) GetPagination() *PaginationResponse {
@@ -1699,7 +2241,7 @@ type EnvironmentSpec_Machine struct {
 
 func (x *EnvironmentSpec_Machine) Reset() {
 	*x = EnvironmentSpec_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +2253,7 @@ func (x *EnvironmentSpec_Machine) String() string {
 func (*EnvironmentSpec_Machine) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +2266,7 @@ func (x *EnvironmentSpec_Machine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec_Machine.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec_Machine) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{2, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 0}
 }
 
 func (x *EnvironmentSpec_Machine) GetSession() string {
@@ -1756,7 +2298,7 @@ type EnvironmentSpec_Content struct {
 
 func (x *EnvironmentSpec_Content) Reset() {
 	*x = EnvironmentSpec_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +2310,7 @@ func (x *EnvironmentSpec_Content) String() string {
 func (*EnvironmentSpec_Content) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +2323,7 @@ func (x *EnvironmentSpec_Content) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec_Content.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec_Content) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{2, 1}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 1}
 }
 
 func (x *EnvironmentSpec_Content) GetSession() string {
@@ -1812,6 +2354,449 @@ func (x *EnvironmentSpec_Content) GetGitEmail() string {
 	return ""
 }
 
+type EnvironmentSpec_Devcontainer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// devcontainer_file_path is the path to the devcontainer file relative
+	// to the repository root. runyard runs environments on the runner's host
+	// and refuses a non-empty value.
+	DevcontainerFilePath string `protobuf:"bytes,1,opt,name=devcontainer_file_path,json=devcontainerFilePath,proto3" json:"devcontainer_file_path,omitempty"`
+	Session              string `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	// default_devcontainer_image is the image used when no devcontainer
+	// file is found. Refused when set.
+	DefaultDevcontainerImage string `protobuf:"bytes,3,opt,name=default_devcontainer_image,json=defaultDevcontainerImage,proto3" json:"default_devcontainer_image,omitempty"`
+	// dotfiles is the dotfiles configuration of the devcontainer. Refused
+	// when set.
+	Dotfiles      *EnvironmentSpec_Dotfiles `protobuf:"bytes,4,opt,name=dotfiles,proto3" json:"dotfiles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentSpec_Devcontainer) Reset() {
+	*x = EnvironmentSpec_Devcontainer{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSpec_Devcontainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSpec_Devcontainer) ProtoMessage() {}
+
+func (x *EnvironmentSpec_Devcontainer) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSpec_Devcontainer.ProtoReflect.Descriptor instead.
+func (*EnvironmentSpec_Devcontainer) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 2}
+}
+
+func (x *EnvironmentSpec_Devcontainer) GetDevcontainerFilePath() string {
+	if x != nil {
+		return x.DevcontainerFilePath
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Devcontainer) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Devcontainer) GetDefaultDevcontainerImage() string {
+	if x != nil {
+		return x.DefaultDevcontainerImage
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Devcontainer) GetDotfiles() *EnvironmentSpec_Dotfiles {
+	if x != nil {
+		return x.Dotfiles
+	}
+	return nil
+}
+
+type EnvironmentSpec_Dotfiles struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// repository is the URL of a dotfiles Git repository.
+	Repository    string `protobuf:"bytes,1,opt,name=repository,proto3" json:"repository,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentSpec_Dotfiles) Reset() {
+	*x = EnvironmentSpec_Dotfiles{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSpec_Dotfiles) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSpec_Dotfiles) ProtoMessage() {}
+
+func (x *EnvironmentSpec_Dotfiles) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSpec_Dotfiles.ProtoReflect.Descriptor instead.
+func (*EnvironmentSpec_Dotfiles) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 3}
+}
+
+func (x *EnvironmentSpec_Dotfiles) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+type EnvironmentSpec_Port struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// port is the port number, 1 to 65535.
+	Port int32 `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	// name of this port.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// admission is the policy of this port.
+	Admission     AdmissionLevel `protobuf:"varint,3,opt,name=admission,proto3,enum=gitpod.v1.AdmissionLevel" json:"admission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentSpec_Port) Reset() {
+	*x = EnvironmentSpec_Port{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSpec_Port) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSpec_Port) ProtoMessage() {}
+
+func (x *EnvironmentSpec_Port) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSpec_Port.ProtoReflect.Descriptor instead.
+func (*EnvironmentSpec_Port) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 4}
+}
+
+func (x *EnvironmentSpec_Port) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *EnvironmentSpec_Port) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Port) GetAdmission() AdmissionLevel {
+	if x != nil {
+		return x.Admission
+	}
+	return AdmissionLevel_ADMISSION_LEVEL_UNSPECIFIED
+}
+
+type EnvironmentSpec_Secret struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the unique identifier of the secret.
+	Id   string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// session indicates the current session of the secret.
+	Session string `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	// source is the source of the secret, for now control-plane or runner.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// source_ref is the reference into the source (the secret's UUID for
+	// control-plane).
+	SourceRef string `protobuf:"bytes,5,opt,name=source_ref,json=sourceRef,proto3" json:"source_ref,omitempty"`
+	// Types that are valid to be assigned to Mount:
+	//
+	//	*EnvironmentSpec_Secret_FilePath
+	//	*EnvironmentSpec_Secret_EnvironmentVariable
+	//	*EnvironmentSpec_Secret_GitCredentialHost
+	//	*EnvironmentSpec_Secret_ContainerRegistryBasicAuthHost
+	Mount         isEnvironmentSpec_Secret_Mount `protobuf_oneof:"mount"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentSpec_Secret) Reset() {
+	*x = EnvironmentSpec_Secret{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSpec_Secret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSpec_Secret) ProtoMessage() {}
+
+func (x *EnvironmentSpec_Secret) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSpec_Secret.ProtoReflect.Descriptor instead.
+func (*EnvironmentSpec_Secret) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 5}
+}
+
+func (x *EnvironmentSpec_Secret) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetSourceRef() string {
+	if x != nil {
+		return x.SourceRef
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetMount() isEnvironmentSpec_Secret_Mount {
+	if x != nil {
+		return x.Mount
+	}
+	return nil
+}
+
+func (x *EnvironmentSpec_Secret) GetFilePath() string {
+	if x != nil {
+		if x, ok := x.Mount.(*EnvironmentSpec_Secret_FilePath); ok {
+			return x.FilePath
+		}
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetEnvironmentVariable() string {
+	if x != nil {
+		if x, ok := x.Mount.(*EnvironmentSpec_Secret_EnvironmentVariable); ok {
+			return x.EnvironmentVariable
+		}
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetGitCredentialHost() string {
+	if x != nil {
+		if x, ok := x.Mount.(*EnvironmentSpec_Secret_GitCredentialHost); ok {
+			return x.GitCredentialHost
+		}
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_Secret) GetContainerRegistryBasicAuthHost() string {
+	if x != nil {
+		if x, ok := x.Mount.(*EnvironmentSpec_Secret_ContainerRegistryBasicAuthHost); ok {
+			return x.ContainerRegistryBasicAuthHost
+		}
+	}
+	return ""
+}
+
+type isEnvironmentSpec_Secret_Mount interface {
+	isEnvironmentSpec_Secret_Mount()
+}
+
+type EnvironmentSpec_Secret_FilePath struct {
+	FilePath string `protobuf:"bytes,6,opt,name=file_path,json=filePath,proto3,oneof"`
+}
+
+type EnvironmentSpec_Secret_EnvironmentVariable struct {
+	EnvironmentVariable string `protobuf:"bytes,7,opt,name=environment_variable,json=environmentVariable,proto3,oneof"`
+}
+
+type EnvironmentSpec_Secret_GitCredentialHost struct {
+	GitCredentialHost string `protobuf:"bytes,8,opt,name=git_credential_host,json=gitCredentialHost,proto3,oneof"`
+}
+
+type EnvironmentSpec_Secret_ContainerRegistryBasicAuthHost struct {
+	ContainerRegistryBasicAuthHost string `protobuf:"bytes,9,opt,name=container_registry_basic_auth_host,json=containerRegistryBasicAuthHost,proto3,oneof"`
+}
+
+func (*EnvironmentSpec_Secret_FilePath) isEnvironmentSpec_Secret_Mount() {}
+
+func (*EnvironmentSpec_Secret_EnvironmentVariable) isEnvironmentSpec_Secret_Mount() {}
+
+func (*EnvironmentSpec_Secret_GitCredentialHost) isEnvironmentSpec_Secret_Mount() {}
+
+func (*EnvironmentSpec_Secret_ContainerRegistryBasicAuthHost) isEnvironmentSpec_Secret_Mount() {}
+
+type EnvironmentSpec_SSHPublicKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the unique identifier of the public key.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// value is the public key in the authorized_keys format.
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentSpec_SSHPublicKey) Reset() {
+	*x = EnvironmentSpec_SSHPublicKey{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSpec_SSHPublicKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSpec_SSHPublicKey) ProtoMessage() {}
+
+func (x *EnvironmentSpec_SSHPublicKey) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSpec_SSHPublicKey.ProtoReflect.Descriptor instead.
+func (*EnvironmentSpec_SSHPublicKey) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 6}
+}
+
+func (x *EnvironmentSpec_SSHPublicKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnvironmentSpec_SSHPublicKey) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type EnvironmentSpec_Timeout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// disconnected is how long an environment may go without activity
+	// before it is stopped: at least 30 minutes, or zero (or unset) to never
+	// stop it for inactivity.
+	Disconnected  *durationpb.Duration `protobuf:"bytes,1,opt,name=disconnected,proto3" json:"disconnected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentSpec_Timeout) Reset() {
+	*x = EnvironmentSpec_Timeout{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSpec_Timeout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSpec_Timeout) ProtoMessage() {}
+
+func (x *EnvironmentSpec_Timeout) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSpec_Timeout.ProtoReflect.Descriptor instead.
+func (*EnvironmentSpec_Timeout) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 7}
+}
+
+func (x *EnvironmentSpec_Timeout) GetDisconnected() *durationpb.Duration {
+	if x != nil {
+		return x.Disconnected
+	}
+	return nil
+}
+
 type EnvironmentSpec_AutomationsFile struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// session should be changed to re-apply the automations file.
@@ -1827,7 +2812,7 @@ type EnvironmentSpec_AutomationsFile struct {
 
 func (x *EnvironmentSpec_AutomationsFile) Reset() {
 	*x = EnvironmentSpec_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2824,7 @@ func (x *EnvironmentSpec_AutomationsFile) String() string {
 func (*EnvironmentSpec_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentSpec_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1852,7 +2837,7 @@ func (x *EnvironmentSpec_AutomationsFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec_AutomationsFile.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec_AutomationsFile) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{2, 2}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 8}
 }
 
 func (x *EnvironmentSpec_AutomationsFile) GetSession() string {
@@ -1889,7 +2874,7 @@ type EnvironmentInitializer_Spec struct {
 
 func (x *EnvironmentInitializer_Spec) Reset() {
 	*x = EnvironmentInitializer_Spec{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2886,7 @@ func (x *EnvironmentInitializer_Spec) String() string {
 func (*EnvironmentInitializer_Spec) ProtoMessage() {}
 
 func (x *EnvironmentInitializer_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1914,7 +2899,7 @@ func (x *EnvironmentInitializer_Spec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentInitializer_Spec.ProtoReflect.Descriptor instead.
 func (*EnvironmentInitializer_Spec) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{3, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{4, 0}
 }
 
 func (x *EnvironmentInitializer_Spec) GetSpec() isEnvironmentInitializer_Spec_Spec {
@@ -1971,7 +2956,7 @@ type EnvironmentStatus_RunnerACK struct {
 
 func (x *EnvironmentStatus_RunnerACK) Reset() {
 	*x = EnvironmentStatus_RunnerACK{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2968,7 @@ func (x *EnvironmentStatus_RunnerACK) String() string {
 func (*EnvironmentStatus_RunnerACK) ProtoMessage() {}
 
 func (x *EnvironmentStatus_RunnerACK) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1996,7 +2981,7 @@ func (x *EnvironmentStatus_RunnerACK) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus_RunnerACK.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus_RunnerACK) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 0}
 }
 
 func (x *EnvironmentStatus_RunnerACK) GetSpecVersion() uint64 {
@@ -2029,6 +3014,11 @@ type EnvironmentStatus_Machine struct {
 	Phase EnvironmentStatus_Machine_Phase `protobuf:"varint,2,opt,name=phase,proto3,enum=gitpod.v1.EnvironmentStatus_Machine_Phase" json:"phase,omitempty"`
 	// failure_message contains the reason the machine failed to operate.
 	FailureMessage string `protobuf:"bytes,3,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	// timeout contains the reason the environment has timed out; empty
+	// means it has not.
+	Timeout string `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// versions is never set by runyard.
+	Versions *EnvironmentStatus_Machine_Versions `protobuf:"bytes,5,opt,name=versions,proto3" json:"versions,omitempty"`
 	// warning_message contains warnings, e.g. when the machine is present but
 	// not in the expected state.
 	WarningMessage string `protobuf:"bytes,6,opt,name=warning_message,json=warningMessage,proto3" json:"warning_message,omitempty"`
@@ -2038,7 +3028,7 @@ type EnvironmentStatus_Machine struct {
 
 func (x *EnvironmentStatus_Machine) Reset() {
 	*x = EnvironmentStatus_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +3040,7 @@ func (x *EnvironmentStatus_Machine) String() string {
 func (*EnvironmentStatus_Machine) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +3053,7 @@ func (x *EnvironmentStatus_Machine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus_Machine.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus_Machine) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 1}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 1}
 }
 
 func (x *EnvironmentStatus_Machine) GetSession() string {
@@ -2087,6 +3077,20 @@ func (x *EnvironmentStatus_Machine) GetFailureMessage() string {
 	return ""
 }
 
+func (x *EnvironmentStatus_Machine) GetTimeout() string {
+	if x != nil {
+		return x.Timeout
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Machine) GetVersions() *EnvironmentStatus_Machine_Versions {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 func (x *EnvironmentStatus_Machine) GetWarningMessage() string {
 	if x != nil {
 		return x.WarningMessage
@@ -2106,13 +3110,15 @@ type EnvironmentStatus_Content struct {
 	FailureMessage string `protobuf:"bytes,5,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
 	// warning_message contains warnings about the content.
 	WarningMessage string `protobuf:"bytes,6,opt,name=warning_message,json=warningMessage,proto3" json:"warning_message,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// git is the Git working copy status of the content.
+	Git           *EnvironmentStatus_Content_Git `protobuf:"bytes,7,opt,name=git,proto3" json:"git,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnvironmentStatus_Content) Reset() {
 	*x = EnvironmentStatus_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +3130,7 @@ func (x *EnvironmentStatus_Content) String() string {
 func (*EnvironmentStatus_Content) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2137,7 +3143,7 @@ func (x *EnvironmentStatus_Content) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus_Content.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus_Content) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 2}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 2}
 }
 
 func (x *EnvironmentStatus_Content) GetSession() string {
@@ -2175,6 +3181,342 @@ func (x *EnvironmentStatus_Content) GetWarningMessage() string {
 	return ""
 }
 
+func (x *EnvironmentStatus_Content) GetGit() *EnvironmentStatus_Content_Git {
+	if x != nil {
+		return x.Git
+	}
+	return nil
+}
+
+type EnvironmentStatus_Devcontainer struct {
+	state                    protoimpl.MessageState                  `protogen:"open.v1"`
+	Session                  string                                  `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	Phase                    EnvironmentStatus_Devcontainer_Phase    `protobuf:"varint,2,opt,name=phase,proto3,enum=gitpod.v1.EnvironmentStatus_Devcontainer_Phase" json:"phase,omitempty"`
+	DevcontainerFilePath     string                                  `protobuf:"bytes,3,opt,name=devcontainer_file_path,json=devcontainerFilePath,proto3" json:"devcontainer_file_path,omitempty"`
+	DevcontainerFilePresence EnvironmentStatus_Devcontainer_Presence `protobuf:"varint,4,opt,name=devcontainer_file_presence,json=devcontainerFilePresence,proto3,enum=gitpod.v1.EnvironmentStatus_Devcontainer_Presence" json:"devcontainer_file_presence,omitempty"`
+	FailureMessage           string                                  `protobuf:"bytes,5,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	WarningMessage           string                                  `protobuf:"bytes,6,opt,name=warning_message,json=warningMessage,proto3" json:"warning_message,omitempty"`
+	ContainerId              string                                  `protobuf:"bytes,7,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	ContainerName            string                                  `protobuf:"bytes,8,opt,name=container_name,json=containerName,proto3" json:"container_name,omitempty"`
+	RemoteUser               string                                  `protobuf:"bytes,9,opt,name=remote_user,json=remoteUser,proto3" json:"remote_user,omitempty"`
+	RemoteWorkspaceFolder    string                                  `protobuf:"bytes,10,opt,name=remote_workspace_folder,json=remoteWorkspaceFolder,proto3" json:"remote_workspace_folder,omitempty"`
+	DevcontainerconfigInSync bool                                    `protobuf:"varint,11,opt,name=devcontainerconfig_in_sync,json=devcontainerconfigInSync,proto3" json:"devcontainerconfig_in_sync,omitempty"`
+	SecretsInSync            bool                                    `protobuf:"varint,12,opt,name=secrets_in_sync,json=secretsInSync,proto3" json:"secrets_in_sync,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_Devcontainer) Reset() {
+	*x = EnvironmentStatus_Devcontainer{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_Devcontainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_Devcontainer) ProtoMessage() {}
+
+func (x *EnvironmentStatus_Devcontainer) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Devcontainer.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_Devcontainer) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 3}
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetPhase() EnvironmentStatus_Devcontainer_Phase {
+	if x != nil {
+		return x.Phase
+	}
+	return EnvironmentStatus_Devcontainer_PHASE_UNSPECIFIED
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetDevcontainerFilePath() string {
+	if x != nil {
+		return x.DevcontainerFilePath
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetDevcontainerFilePresence() EnvironmentStatus_Devcontainer_Presence {
+	if x != nil {
+		return x.DevcontainerFilePresence
+	}
+	return EnvironmentStatus_Devcontainer_PRESENCE_UNSPECIFIED
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetWarningMessage() string {
+	if x != nil {
+		return x.WarningMessage
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetContainerName() string {
+	if x != nil {
+		return x.ContainerName
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetRemoteUser() string {
+	if x != nil {
+		return x.RemoteUser
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetRemoteWorkspaceFolder() string {
+	if x != nil {
+		return x.RemoteWorkspaceFolder
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetDevcontainerconfigInSync() bool {
+	if x != nil {
+		return x.DevcontainerconfigInSync
+	}
+	return false
+}
+
+func (x *EnvironmentStatus_Devcontainer) GetSecretsInSync() bool {
+	if x != nil {
+		return x.SecretsInSync
+	}
+	return false
+}
+
+// EnvironmentURLs are where the environment's parts can be reached.
+type EnvironmentStatus_EnvironmentURLs struct {
+	state         protoimpl.MessageState                    `protogen:"open.v1"`
+	Logs          string                                    `protobuf:"bytes,1,opt,name=logs,proto3" json:"logs,omitempty"`
+	Ports         []*EnvironmentStatus_EnvironmentURLs_Port `protobuf:"bytes,2,rep,name=ports,proto3" json:"ports,omitempty"`
+	Ssh           *EnvironmentStatus_EnvironmentURLs_SSH    `protobuf:"bytes,3,opt,name=ssh,proto3" json:"ssh,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs) Reset() {
+	*x = EnvironmentStatus_EnvironmentURLs{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_EnvironmentURLs) ProtoMessage() {}
+
+func (x *EnvironmentStatus_EnvironmentURLs) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_EnvironmentURLs.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_EnvironmentURLs) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 4}
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs) GetLogs() string {
+	if x != nil {
+		return x.Logs
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs) GetPorts() []*EnvironmentStatus_EnvironmentURLs_Port {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs) GetSsh() *EnvironmentStatus_EnvironmentURLs_SSH {
+	if x != nil {
+		return x.Ssh
+	}
+	return nil
+}
+
+type EnvironmentStatus_Secret struct {
+	state          protoimpl.MessageState         `protogen:"open.v1"`
+	Id             string                         `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SecretName     string                         `protobuf:"bytes,2,opt,name=secret_name,json=secretName,proto3" json:"secret_name,omitempty"`
+	Session        string                         `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
+	Phase          EnvironmentStatus_ContentPhase `protobuf:"varint,4,opt,name=phase,proto3,enum=gitpod.v1.EnvironmentStatus_ContentPhase" json:"phase,omitempty"`
+	FailureMessage string                         `protobuf:"bytes,5,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	WarningMessage string                         `protobuf:"bytes,6,opt,name=warning_message,json=warningMessage,proto3" json:"warning_message,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_Secret) Reset() {
+	*x = EnvironmentStatus_Secret{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_Secret) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_Secret) ProtoMessage() {}
+
+func (x *EnvironmentStatus_Secret) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Secret.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_Secret) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 5}
+}
+
+func (x *EnvironmentStatus_Secret) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Secret) GetSecretName() string {
+	if x != nil {
+		return x.SecretName
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Secret) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Secret) GetPhase() EnvironmentStatus_ContentPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return EnvironmentStatus_CONTENT_PHASE_UNSPECIFIED
+}
+
+func (x *EnvironmentStatus_Secret) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Secret) GetWarningMessage() string {
+	if x != nil {
+		return x.WarningMessage
+	}
+	return ""
+}
+
+type EnvironmentStatus_SSHPublicKey struct {
+	state         protoimpl.MessageState         `protogen:"open.v1"`
+	Id            string                         `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Phase         EnvironmentStatus_ContentPhase `protobuf:"varint,2,opt,name=phase,proto3,enum=gitpod.v1.EnvironmentStatus_ContentPhase" json:"phase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_SSHPublicKey) Reset() {
+	*x = EnvironmentStatus_SSHPublicKey{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_SSHPublicKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_SSHPublicKey) ProtoMessage() {}
+
+func (x *EnvironmentStatus_SSHPublicKey) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_SSHPublicKey.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_SSHPublicKey) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 6}
+}
+
+func (x *EnvironmentStatus_SSHPublicKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_SSHPublicKey) GetPhase() EnvironmentStatus_ContentPhase {
+	if x != nil {
+		return x.Phase
+	}
+	return EnvironmentStatus_CONTENT_PHASE_UNSPECIFIED
+}
+
 type EnvironmentStatus_AutomationsFile struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// session is the automations file session currently applied.
@@ -2197,7 +3539,7 @@ type EnvironmentStatus_AutomationsFile struct {
 
 func (x *EnvironmentStatus_AutomationsFile) Reset() {
 	*x = EnvironmentStatus_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +3551,7 @@ func (x *EnvironmentStatus_AutomationsFile) String() string {
 func (*EnvironmentStatus_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentStatus_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2222,7 +3564,7 @@ func (x *EnvironmentStatus_AutomationsFile) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use EnvironmentStatus_AutomationsFile.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus_AutomationsFile) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 3}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 7}
 }
 
 func (x *EnvironmentStatus_AutomationsFile) GetSession() string {
@@ -2267,6 +3609,300 @@ func (x *EnvironmentStatus_AutomationsFile) GetWarningMessage() string {
 	return ""
 }
 
+type EnvironmentStatus_Machine_Versions struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	SupervisorCommit  string                 `protobuf:"bytes,1,opt,name=supervisor_commit,json=supervisorCommit,proto3" json:"supervisor_commit,omitempty"`
+	SupervisorVersion string                 `protobuf:"bytes,2,opt,name=supervisor_version,json=supervisorVersion,proto3" json:"supervisor_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_Machine_Versions) Reset() {
+	*x = EnvironmentStatus_Machine_Versions{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_Machine_Versions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_Machine_Versions) ProtoMessage() {}
+
+func (x *EnvironmentStatus_Machine_Versions) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Machine_Versions.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_Machine_Versions) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 1, 0}
+}
+
+func (x *EnvironmentStatus_Machine_Versions) GetSupervisorCommit() string {
+	if x != nil {
+		return x.SupervisorCommit
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Machine_Versions) GetSupervisorVersion() string {
+	if x != nil {
+		return x.SupervisorVersion
+	}
+	return ""
+}
+
+type EnvironmentStatus_Content_Git struct {
+	state                protoimpl.MessageState                       `protogen:"open.v1"`
+	CloneUrl             string                                       `protobuf:"bytes,1,opt,name=clone_url,json=cloneUrl,proto3" json:"clone_url,omitempty"`
+	Branch               string                                       `protobuf:"bytes,2,opt,name=branch,proto3" json:"branch,omitempty"`
+	LatestCommit         string                                       `protobuf:"bytes,3,opt,name=latest_commit,json=latestCommit,proto3" json:"latest_commit,omitempty"`
+	ChangedFiles         []*EnvironmentStatus_Content_Git_ChangedFile `protobuf:"bytes,4,rep,name=changed_files,json=changedFiles,proto3" json:"changed_files,omitempty"`
+	UnpushedCommits      []string                                     `protobuf:"bytes,5,rep,name=unpushed_commits,json=unpushedCommits,proto3" json:"unpushed_commits,omitempty"`
+	TotalChangedFiles    int32                                        `protobuf:"varint,6,opt,name=total_changed_files,json=totalChangedFiles,proto3" json:"total_changed_files,omitempty"`
+	TotalUnpushedCommits int32                                        `protobuf:"varint,7,opt,name=total_unpushed_commits,json=totalUnpushedCommits,proto3" json:"total_unpushed_commits,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_Content_Git) Reset() {
+	*x = EnvironmentStatus_Content_Git{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_Content_Git) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_Content_Git) ProtoMessage() {}
+
+func (x *EnvironmentStatus_Content_Git) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Content_Git.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_Content_Git) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 2, 0}
+}
+
+func (x *EnvironmentStatus_Content_Git) GetCloneUrl() string {
+	if x != nil {
+		return x.CloneUrl
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Content_Git) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Content_Git) GetLatestCommit() string {
+	if x != nil {
+		return x.LatestCommit
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Content_Git) GetChangedFiles() []*EnvironmentStatus_Content_Git_ChangedFile {
+	if x != nil {
+		return x.ChangedFiles
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus_Content_Git) GetUnpushedCommits() []string {
+	if x != nil {
+		return x.UnpushedCommits
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus_Content_Git) GetTotalChangedFiles() int32 {
+	if x != nil {
+		return x.TotalChangedFiles
+	}
+	return 0
+}
+
+func (x *EnvironmentStatus_Content_Git) GetTotalUnpushedCommits() int32 {
+	if x != nil {
+		return x.TotalUnpushedCommits
+	}
+	return 0
+}
+
+type EnvironmentStatus_Content_Git_ChangedFile struct {
+	state         protoimpl.MessageState                   `protogen:"open.v1"`
+	Path          string                                   `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ChangeType    EnvironmentStatus_Content_Git_ChangeType `protobuf:"varint,2,opt,name=change_type,json=changeType,proto3,enum=gitpod.v1.EnvironmentStatus_Content_Git_ChangeType" json:"change_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_Content_Git_ChangedFile) Reset() {
+	*x = EnvironmentStatus_Content_Git_ChangedFile{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_Content_Git_ChangedFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_Content_Git_ChangedFile) ProtoMessage() {}
+
+func (x *EnvironmentStatus_Content_Git_ChangedFile) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_Content_Git_ChangedFile.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_Content_Git_ChangedFile) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 2, 0, 0}
+}
+
+func (x *EnvironmentStatus_Content_Git_ChangedFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *EnvironmentStatus_Content_Git_ChangedFile) GetChangeType() EnvironmentStatus_Content_Git_ChangeType {
+	if x != nil {
+		return x.ChangeType
+	}
+	return EnvironmentStatus_Content_Git_CHANGE_TYPE_UNSPECIFIED
+}
+
+type EnvironmentStatus_EnvironmentURLs_Port struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// port is the port number.
+	Port int32 `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	// url is where the port is served; empty until runyard serves ports.
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs_Port) Reset() {
+	*x = EnvironmentStatus_EnvironmentURLs_Port{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs_Port) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_EnvironmentURLs_Port) ProtoMessage() {}
+
+func (x *EnvironmentStatus_EnvironmentURLs_Port) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_EnvironmentURLs_Port.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_EnvironmentURLs_Port) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 4, 0}
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs_Port) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs_Port) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type EnvironmentStatus_EnvironmentURLs_SSH struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Url           string                 `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs_SSH) Reset() {
+	*x = EnvironmentStatus_EnvironmentURLs_SSH{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs_SSH) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentStatus_EnvironmentURLs_SSH) ProtoMessage() {}
+
+func (x *EnvironmentStatus_EnvironmentURLs_SSH) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentStatus_EnvironmentURLs_SSH.ProtoReflect.Descriptor instead.
+func (*EnvironmentStatus_EnvironmentURLs_SSH) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{7, 4, 1}
+}
+
+func (x *EnvironmentStatus_EnvironmentURLs_SSH) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
 type ListEnvironmentsRequest_Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// runner_ids filters the response to only environments running on these
@@ -2280,14 +3916,20 @@ type ListEnvironmentsRequest_Filter struct {
 	CreatorIds []string `protobuf:"bytes,3,rep,name=creator_ids,json=creatorIds,proto3" json:"creator_ids,omitempty"`
 	// runner_kinds filters the response to only environments running on
 	// runners of these kinds.
-	RunnerKinds   []RunnerKind `protobuf:"varint,5,rep,packed,name=runner_kinds,json=runnerKinds,proto3,enum=gitpod.v1.RunnerKind" json:"runner_kinds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// project_ids filters by project; runyard has no projects and refuses a
+	// non-empty list.
+	ProjectIds  []string     `protobuf:"bytes,4,rep,name=project_ids,json=projectIds,proto3" json:"project_ids,omitempty"`
+	RunnerKinds []RunnerKind `protobuf:"varint,5,rep,packed,name=runner_kinds,json=runnerKinds,proto3,enum=gitpod.v1.RunnerKind" json:"runner_kinds,omitempty"`
+	// archival_status filters by archival; runyard archives nothing, so
+	// ARCHIVED lists nothing and the other values list everything.
+	ArchivalStatus *ListEnvironmentsRequest_ArchivalStatus `protobuf:"varint,6,opt,name=archival_status,json=archivalStatus,proto3,enum=gitpod.v1.ListEnvironmentsRequest_ArchivalStatus,oneof" json:"archival_status,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListEnvironmentsRequest_Filter) Reset() {
 	*x = ListEnvironmentsRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +3941,7 @@ func (x *ListEnvironmentsRequest_Filter) String() string {
 func (*ListEnvironmentsRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +3954,7 @@ func (x *ListEnvironmentsRequest_Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEnvironmentsRequest_Filter.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentsRequest_Filter) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{10, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{11, 0}
 }
 
 func (x *ListEnvironmentsRequest_Filter) GetRunnerIds() []string {
@@ -2336,11 +3978,25 @@ func (x *ListEnvironmentsRequest_Filter) GetCreatorIds() []string {
 	return nil
 }
 
+func (x *ListEnvironmentsRequest_Filter) GetProjectIds() []string {
+	if x != nil {
+		return x.ProjectIds
+	}
+	return nil
+}
+
 func (x *ListEnvironmentsRequest_Filter) GetRunnerKinds() []RunnerKind {
 	if x != nil {
 		return x.RunnerKinds
 	}
 	return nil
+}
+
+func (x *ListEnvironmentsRequest_Filter) GetArchivalStatus() ListEnvironmentsRequest_ArchivalStatus {
+	if x != nil && x.ArchivalStatus != nil {
+		return *x.ArchivalStatus
+	}
+	return ListEnvironmentsRequest_ARCHIVAL_STATUS_UNSPECIFIED
 }
 
 type ListEnvironmentClassesRequest_Filter struct {
@@ -2364,7 +4020,7 @@ type ListEnvironmentClassesRequest_Filter struct {
 
 func (x *ListEnvironmentClassesRequest_Filter) Reset() {
 	*x = ListEnvironmentClassesRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +4032,7 @@ func (x *ListEnvironmentClassesRequest_Filter) String() string {
 func (*ListEnvironmentClassesRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentClassesRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2389,7 +4045,7 @@ func (x *ListEnvironmentClassesRequest_Filter) ProtoReflect() protoreflect.Messa
 
 // Deprecated: Use ListEnvironmentClassesRequest_Filter.ProtoReflect.Descriptor instead.
 func (*ListEnvironmentClassesRequest_Filter) Descriptor() ([]byte, []int) {
-	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{20, 0}
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{23, 0}
 }
 
 func (x *ListEnvironmentClassesRequest_Filter) GetRunnerIds() []string {
@@ -2431,12 +4087,12 @@ var File_gitpod_v1_environment_proto protoreflect.FileDescriptor
 
 const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\n" +
-	"\x1bgitpod/v1/environment.proto\x12\tgitpod.v1\x1a&gitpod/v1/environment_automation.proto\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x16gitpod/v1/runner.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x01\n" +
+	"\x1bgitpod/v1/environment.proto\x12\tgitpod.v1\x1a&gitpod/v1/environment_automation.proto\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x01\n" +
 	"\vEnvironment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12:\n" +
 	"\bmetadata\x18\x02 \x01(\v2\x1e.gitpod.v1.EnvironmentMetadataR\bmetadata\x12.\n" +
 	"\x04spec\x18\x03 \x01(\v2\x1a.gitpod.v1.EnvironmentSpecR\x04spec\x124\n" +
-	"\x06status\x18\x04 \x01(\v2\x1c.gitpod.v1.EnvironmentStatusR\x06status\"\xed\x02\n" +
+	"\x06status\x18\x04 \x01(\v2\x1c.gitpod.v1.EnvironmentStatusR\x06status\"\xbd\x04\n" +
 	"\x13EnvironmentMetadata\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12,\n" +
@@ -2448,12 +4104,28 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"project_id\x18\a \x01(\tR\tprojectId\x12\x1b\n" +
 	"\trunner_id\x18\t \x01(\tR\brunnerId\x12B\n" +
 	"\x0flast_started_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\rlastStartedAt\"\xd6\x05\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\rlastStartedAt\x12Q\n" +
+	"\vannotations\x18\v \x03(\v2/.gitpod.v1.EnvironmentMetadata.AnnotationsEntryR\vannotations\x12;\n" +
+	"\varchived_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"archivedAt\x1a>\n" +
+	"\x10AnnotationsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +
+	"\x19EnvironmentActivitySignal\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x128\n" +
+	"\ttimestamp\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\"\xc7\x0f\n" +
 	"\x0fEnvironmentSpec\x12!\n" +
 	"\fspec_version\x18\x01 \x01(\x04R\vspecVersion\x12@\n" +
 	"\rdesired_phase\x18\x02 \x01(\x0e2\x1b.gitpod.v1.EnvironmentPhaseR\fdesiredPhase\x12<\n" +
 	"\amachine\x18\x03 \x01(\v2\".gitpod.v1.EnvironmentSpec.MachineR\amachine\x12<\n" +
-	"\acontent\x18\x04 \x01(\v2\".gitpod.v1.EnvironmentSpec.ContentR\acontent\x12U\n" +
+	"\acontent\x18\x04 \x01(\v2\".gitpod.v1.EnvironmentSpec.ContentR\acontent\x125\n" +
+	"\x05ports\x18\x05 \x03(\v2\x1f.gitpod.v1.EnvironmentSpec.PortR\x05ports\x12;\n" +
+	"\asecrets\x18\x06 \x03(\v2!.gitpod.v1.EnvironmentSpec.SecretR\asecrets\x12P\n" +
+	"\fdevcontainer\x18\a \x01(\v2'.gitpod.v1.EnvironmentSpec.DevcontainerH\x00R\fdevcontainer\x88\x01\x01\x12O\n" +
+	"\x0fssh_public_keys\x18\b \x03(\v2'.gitpod.v1.EnvironmentSpec.SSHPublicKeyR\rsshPublicKeys\x12<\n" +
+	"\atimeout\x18\t \x01(\v2\".gitpod.v1.EnvironmentSpec.TimeoutR\atimeout\x127\n" +
+	"\tadmission\x18\n" +
+	" \x01(\x0e2\x19.gitpod.v1.AdmissionLevelR\tadmission\x12U\n" +
 	"\x10automations_file\x18\v \x01(\v2*.gitpod.v1.EnvironmentSpec.AutomationsFileR\x0fautomationsFile\x1a9\n" +
 	"\aMachine\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12\x14\n" +
@@ -2462,11 +4134,42 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\asession\x18\x01 \x01(\tR\asession\x12C\n" +
 	"\vinitializer\x18\x02 \x01(\v2!.gitpod.v1.EnvironmentInitializerR\vinitializer\x12!\n" +
 	"\fgit_username\x18\x03 \x01(\tR\vgitUsername\x12\x1b\n" +
-	"\tgit_email\x18\x04 \x01(\tR\bgitEmail\x1a\xa4\x01\n" +
+	"\tgit_email\x18\x04 \x01(\tR\bgitEmail\x1a\xdd\x01\n" +
+	"\fDevcontainer\x124\n" +
+	"\x16devcontainer_file_path\x18\x01 \x01(\tR\x14devcontainerFilePath\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\x12<\n" +
+	"\x1adefault_devcontainer_image\x18\x03 \x01(\tR\x18defaultDevcontainerImage\x12?\n" +
+	"\bdotfiles\x18\x04 \x01(\v2#.gitpod.v1.EnvironmentSpec.DotfilesR\bdotfiles\x1a*\n" +
+	"\bDotfiles\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x01 \x01(\tR\n" +
+	"repository\x1ag\n" +
+	"\x04Port\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x127\n" +
+	"\tadmission\x18\x03 \x01(\x0e2\x19.gitpod.v1.AdmissionLevelR\tadmission\x1a\xda\x02\n" +
+	"\x06Secret\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\asession\x18\x03 \x01(\tR\asession\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"source_ref\x18\x05 \x01(\tR\tsourceRef\x12\x1d\n" +
+	"\tfile_path\x18\x06 \x01(\tH\x00R\bfilePath\x123\n" +
+	"\x14environment_variable\x18\a \x01(\tH\x00R\x13environmentVariable\x120\n" +
+	"\x13git_credential_host\x18\b \x01(\tH\x00R\x11gitCredentialHost\x12L\n" +
+	"\"container_registry_basic_auth_host\x18\t \x01(\tH\x00R\x1econtainerRegistryBasicAuthHostB\a\n" +
+	"\x05mount\x1a4\n" +
+	"\fSSHPublicKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x1aH\n" +
+	"\aTimeout\x12=\n" +
+	"\fdisconnected\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\fdisconnected\x1a\xa4\x01\n" +
 	"\x0fAutomationsFile\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x122\n" +
 	"\x15automations_file_path\x18\x02 \x01(\tR\x13automationsFilePath\x12C\n" +
-	"\x0etrigger_filter\x18\x03 \x03(\v2\x1c.gitpod.v1.AutomationTriggerR\rtriggerFilter\"\xdb\x01\n" +
+	"\x0etrigger_filter\x18\x03 \x03(\v2\x1c.gitpod.v1.AutomationTriggerR\rtriggerFilterB\x0f\n" +
+	"\r_devcontainer\"\xdb\x01\n" +
 	"\x16EnvironmentInitializer\x12<\n" +
 	"\x05specs\x18\x01 \x03(\v2&.gitpod.v1.EnvironmentInitializer.SpecR\x05specs\x1a\x82\x01\n" +
 	"\x04Spec\x12-\n" +
@@ -2490,17 +4193,23 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x1fCLONE_TARGET_MODE_REMOTE_COMMIT\x10\x02\x12#\n" +
 	"\x1fCLONE_TARGET_MODE_REMOTE_BRANCH\x10\x03\x12\"\n" +
 	"\x1eCLONE_TARGET_MODE_LOCAL_BRANCH\x10\x04\x12 \n" +
-	"\x1cCLONE_TARGET_MODE_REMOTE_TAG\x10\x05\"\x8f\x10\n" +
+	"\x1cCLONE_TARGET_MODE_REMOTE_TAG\x10\x05\"\xe6%\n" +
 	"\x11EnvironmentStatus\x12%\n" +
 	"\x0estatus_version\x18\x01 \x01(\x04R\rstatusVersion\x12E\n" +
 	"\n" +
 	"runner_ack\x18\x02 \x01(\v2&.gitpod.v1.EnvironmentStatus.RunnerACKR\trunnerAck\x121\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x1b.gitpod.v1.EnvironmentPhaseR\x05phase\x12'\n" +
-	"\x0ffailure_message\x18\x04 \x03(\tR\x0efailureMessage\x12>\n" +
-	"\amachine\x18\x06 \x01(\v2$.gitpod.v1.EnvironmentStatus.MachineR\amachine\x12>\n" +
-	"\acontent\x18\b \x01(\v2$.gitpod.v1.EnvironmentStatus.ContentR\acontent\x12'\n" +
+	"\x0ffailure_message\x18\x04 \x03(\tR\x0efailureMessage\x12W\n" +
+	"\x10environment_urls\x18\x05 \x01(\v2,.gitpod.v1.EnvironmentStatus.EnvironmentURLsR\x0fenvironmentUrls\x12>\n" +
+	"\amachine\x18\x06 \x01(\v2$.gitpod.v1.EnvironmentStatus.MachineR\amachine\x12M\n" +
+	"\fdevcontainer\x18\a \x01(\v2).gitpod.v1.EnvironmentStatus.DevcontainerR\fdevcontainer\x12>\n" +
+	"\acontent\x18\b \x01(\v2$.gitpod.v1.EnvironmentStatus.ContentR\acontent\x12=\n" +
+	"\asecrets\x18\t \x03(\v2#.gitpod.v1.EnvironmentStatus.SecretR\asecrets\x12Q\n" +
+	"\x0fssh_public_keys\x18\n" +
+	" \x03(\v2).gitpod.v1.EnvironmentStatus.SSHPublicKeyR\rsshPublicKeys\x12'\n" +
 	"\x0fwarning_message\x18\v \x03(\tR\x0ewarningMessage\x12W\n" +
-	"\x10automations_file\x18\f \x01(\v2,.gitpod.v1.EnvironmentStatus.AutomationsFileR\x0fautomationsFile\x1a\xa3\x02\n" +
+	"\x10automations_file\x18\f \x01(\v2,.gitpod.v1.EnvironmentStatus.AutomationsFileR\x0fautomationsFile\x12M\n" +
+	"\x0factivity_signal\x18\r \x01(\v2$.gitpod.v1.EnvironmentActivitySignalR\x0eactivitySignal\x1a\xa3\x02\n" +
 	"\tRunnerACK\x12!\n" +
 	"\fspec_version\x18\x01 \x01(\x04R\vspecVersion\x12R\n" +
 	"\vstatus_code\x18\x02 \x01(\x0e21.gitpod.v1.EnvironmentStatus.RunnerACK.StatusCodeR\n" +
@@ -2511,12 +4220,17 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x17STATUS_CODE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eSTATUS_CODE_OK\x10\x01\x12 \n" +
 	"\x1cSTATUS_CODE_INVALID_RESOURCE\x10\x02\x12#\n" +
-	"\x1fSTATUS_CODE_FAILED_PRECONDITION\x10\x03\x1a\xe1\x02\n" +
+	"\x1fSTATUS_CODE_FAILED_PRECONDITION\x10\x03\x1a\xae\x04\n" +
 	"\aMachine\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12@\n" +
 	"\x05phase\x18\x02 \x01(\x0e2*.gitpod.v1.EnvironmentStatus.Machine.PhaseR\x05phase\x12'\n" +
-	"\x0ffailure_message\x18\x03 \x01(\tR\x0efailureMessage\x12'\n" +
-	"\x0fwarning_message\x18\x06 \x01(\tR\x0ewarningMessage\"\xa7\x01\n" +
+	"\x0ffailure_message\x18\x03 \x01(\tR\x0efailureMessage\x12\x18\n" +
+	"\atimeout\x18\x04 \x01(\tR\atimeout\x12I\n" +
+	"\bversions\x18\x05 \x01(\v2-.gitpod.v1.EnvironmentStatus.Machine.VersionsR\bversions\x12'\n" +
+	"\x0fwarning_message\x18\x06 \x01(\tR\x0ewarningMessage\x1af\n" +
+	"\bVersions\x12+\n" +
+	"\x11supervisor_commit\x18\x01 \x01(\tR\x10supervisorCommit\x12-\n" +
+	"\x12supervisor_version\x18\x02 \x01(\tR\x11supervisorVersion\"\xa7\x01\n" +
 	"\x05Phase\x12\x15\n" +
 	"\x11PHASE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0ePHASE_CREATING\x10\n" +
@@ -2526,13 +4240,82 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x0ePHASE_STOPPING\x10(\x12\x11\n" +
 	"\rPHASE_STOPPED\x102\x12\x12\n" +
 	"\x0ePHASE_DELETING\x10<\x12\x11\n" +
-	"\rPHASE_DELETED\x10F\x1a\xf5\x01\n" +
+	"\rPHASE_DELETED\x10F\x1a\xe0\a\n" +
 	"\aContent\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x12?\n" +
 	"\x05phase\x18\x02 \x01(\x0e2).gitpod.v1.EnvironmentStatus.ContentPhaseR\x05phase\x12=\n" +
 	"\x1bcontent_location_in_machine\x18\x04 \x01(\tR\x18contentLocationInMachine\x12'\n" +
 	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12'\n" +
-	"\x0fwarning_message\x18\x06 \x01(\tR\x0ewarningMessage\x1a\xd1\x03\n" +
+	"\x0fwarning_message\x18\x06 \x01(\tR\x0ewarningMessage\x12:\n" +
+	"\x03git\x18\a \x01(\v2(.gitpod.v1.EnvironmentStatus.Content.GitR\x03git\x1a\xac\x05\n" +
+	"\x03Git\x12\x1b\n" +
+	"\tclone_url\x18\x01 \x01(\tR\bcloneUrl\x12\x16\n" +
+	"\x06branch\x18\x02 \x01(\tR\x06branch\x12#\n" +
+	"\rlatest_commit\x18\x03 \x01(\tR\flatestCommit\x12Y\n" +
+	"\rchanged_files\x18\x04 \x03(\v24.gitpod.v1.EnvironmentStatus.Content.Git.ChangedFileR\fchangedFiles\x12)\n" +
+	"\x10unpushed_commits\x18\x05 \x03(\tR\x0funpushedCommits\x12.\n" +
+	"\x13total_changed_files\x18\x06 \x01(\x05R\x11totalChangedFiles\x124\n" +
+	"\x16total_unpushed_commits\x18\a \x01(\x05R\x14totalUnpushedCommits\x1aw\n" +
+	"\vChangedFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12T\n" +
+	"\vchange_type\x18\x02 \x01(\x0e23.gitpod.v1.EnvironmentStatus.Content.Git.ChangeTypeR\n" +
+	"changeType\"\xe5\x01\n" +
+	"\n" +
+	"ChangeType\x12\x1b\n" +
+	"\x17CHANGE_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11CHANGE_TYPE_ADDED\x10\x01\x12\x18\n" +
+	"\x14CHANGE_TYPE_MODIFIED\x10\x02\x12\x17\n" +
+	"\x13CHANGE_TYPE_DELETED\x10\x03\x12\x17\n" +
+	"\x13CHANGE_TYPE_RENAMED\x10\x04\x12\x16\n" +
+	"\x12CHANGE_TYPE_COPIED\x10\x05\x12$\n" +
+	" CHANGE_TYPE_UPDATED_BUT_UNMERGED\x10\x06\x12\x19\n" +
+	"\x15CHANGE_TYPE_UNTRACKED\x10\a\x1a\xcd\x06\n" +
+	"\fDevcontainer\x12\x18\n" +
+	"\asession\x18\x01 \x01(\tR\asession\x12E\n" +
+	"\x05phase\x18\x02 \x01(\x0e2/.gitpod.v1.EnvironmentStatus.Devcontainer.PhaseR\x05phase\x124\n" +
+	"\x16devcontainer_file_path\x18\x03 \x01(\tR\x14devcontainerFilePath\x12p\n" +
+	"\x1adevcontainer_file_presence\x18\x04 \x01(\x0e22.gitpod.v1.EnvironmentStatus.Devcontainer.PresenceR\x18devcontainerFilePresence\x12'\n" +
+	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12'\n" +
+	"\x0fwarning_message\x18\x06 \x01(\tR\x0ewarningMessage\x12!\n" +
+	"\fcontainer_id\x18\a \x01(\tR\vcontainerId\x12%\n" +
+	"\x0econtainer_name\x18\b \x01(\tR\rcontainerName\x12\x1f\n" +
+	"\vremote_user\x18\t \x01(\tR\n" +
+	"remoteUser\x126\n" +
+	"\x17remote_workspace_folder\x18\n" +
+	" \x01(\tR\x15remoteWorkspaceFolder\x12<\n" +
+	"\x1adevcontainerconfig_in_sync\x18\v \x01(\bR\x18devcontainerconfigInSync\x12&\n" +
+	"\x0fsecrets_in_sync\x18\f \x01(\bR\rsecretsInSync\"j\n" +
+	"\x05Phase\x12\x15\n" +
+	"\x11PHASE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0ePHASE_CREATING\x10\x01\x12\x11\n" +
+	"\rPHASE_RUNNING\x10\x02\x12\x11\n" +
+	"\rPHASE_STOPPED\x10\x03\x12\x10\n" +
+	"\fPHASE_FAILED\x10\x04\"m\n" +
+	"\bPresence\x12\x18\n" +
+	"\x14PRESENCE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12PRESENCE_GENERATED\x10\x01\x12\x17\n" +
+	"\x13PRESENCE_DISCOVERED\x10\x02\x12\x16\n" +
+	"\x12PRESENCE_SPECIFIED\x10\x03\x1a\xf9\x01\n" +
+	"\x0fEnvironmentURLs\x12\x12\n" +
+	"\x04logs\x18\x01 \x01(\tR\x04logs\x12G\n" +
+	"\x05ports\x18\x02 \x03(\v21.gitpod.v1.EnvironmentStatus.EnvironmentURLs.PortR\x05ports\x12B\n" +
+	"\x03ssh\x18\x03 \x01(\v20.gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSHR\x03ssh\x1a,\n" +
+	"\x04Port\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\x05R\x04port\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x1a\x17\n" +
+	"\x03SSH\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x1a\xe6\x01\n" +
+	"\x06Secret\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
+	"\vsecret_name\x18\x02 \x01(\tR\n" +
+	"secretName\x12\x18\n" +
+	"\asession\x18\x03 \x01(\tR\asession\x12?\n" +
+	"\x05phase\x18\x04 \x01(\x0e2).gitpod.v1.EnvironmentStatus.ContentPhaseR\x05phase\x12'\n" +
+	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12'\n" +
+	"\x0fwarning_message\x18\x06 \x01(\tR\x0ewarningMessage\x1a_\n" +
+	"\fSSHPublicKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12?\n" +
+	"\x05phase\x18\x02 \x01(\x0e2).gitpod.v1.EnvironmentStatus.ContentPhaseR\x05phase\x1a\xd1\x03\n" +
 	"\x0fAutomationsFile\x12\x18\n" +
 	"\asession\x18\x01 \x01(\tR\asession\x122\n" +
 	"\x15automations_file_path\x18\x02 \x01(\tR\x13automationsFilePath\x12?\n" +
@@ -2564,19 +4347,28 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x15GetEnvironmentRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"R\n" +
 	"\x16GetEnvironmentResponse\x128\n" +
-	"\venvironment\x18\x01 \x01(\v2\x16.gitpod.v1.EnvironmentR\venvironment\"\xe1\x02\n" +
+	"\venvironment\x18\x01 \x01(\v2\x16.gitpod.v1.EnvironmentR\venvironment\"\xfe\x04\n" +
 	"\x17ListEnvironmentsRequest\x12<\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
 	"pagination\x12A\n" +
-	"\x06filter\x18\x03 \x01(\v2).gitpod.v1.ListEnvironmentsRequest.FilterR\x06filter\x1a\xc4\x01\n" +
+	"\x06filter\x18\x03 \x01(\v2).gitpod.v1.ListEnvironmentsRequest.FilterR\x06filter\x1a\xda\x02\n" +
 	"\x06Filter\x12\x1d\n" +
 	"\n" +
 	"runner_ids\x18\x01 \x03(\tR\trunnerIds\x12@\n" +
 	"\rstatus_phases\x18\x02 \x03(\x0e2\x1b.gitpod.v1.EnvironmentPhaseR\fstatusPhases\x12\x1f\n" +
 	"\vcreator_ids\x18\x03 \x03(\tR\n" +
-	"creatorIds\x128\n" +
-	"\frunner_kinds\x18\x05 \x03(\x0e2\x15.gitpod.v1.RunnerKindR\vrunnerKinds\"\x95\x01\n" +
+	"creatorIds\x12\x1f\n" +
+	"\vproject_ids\x18\x04 \x03(\tR\n" +
+	"projectIds\x128\n" +
+	"\frunner_kinds\x18\x05 \x03(\x0e2\x15.gitpod.v1.RunnerKindR\vrunnerKinds\x12_\n" +
+	"\x0farchival_status\x18\x06 \x01(\x0e21.gitpod.v1.ListEnvironmentsRequest.ArchivalStatusH\x00R\x0earchivalStatus\x88\x01\x01B\x12\n" +
+	"\x10_archival_status\"\x84\x01\n" +
+	"\x0eArchivalStatus\x12\x1f\n" +
+	"\x1bARCHIVAL_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16ARCHIVAL_STATUS_ACTIVE\x10\x01\x12\x1c\n" +
+	"\x18ARCHIVAL_STATUS_ARCHIVED\x10\x02\x12\x17\n" +
+	"\x13ARCHIVAL_STATUS_ALL\x10\x03\"\x95\x01\n" +
 	"\x18ListEnvironmentsResponse\x12=\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
@@ -2597,7 +4389,11 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x18DeleteEnvironmentRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x1b\n" +
-	"\x19DeleteEnvironmentResponse\"\xd4\x03\n" +
+	"\x19DeleteEnvironmentResponse\"\x94\x01\n" +
+	"\x1cMarkEnvironmentActiveRequest\x12M\n" +
+	"\x0factivity_signal\x18\x01 \x01(\v2$.gitpod.v1.EnvironmentActivitySignalR\x0eactivitySignal\x12%\n" +
+	"\x0eenvironment_id\x18\x02 \x01(\tR\renvironmentId\"\x1f\n" +
+	"\x1dMarkEnvironmentActiveResponse\"\xd4\x03\n" +
 	"\x1dListEnvironmentClassesRequest\x12<\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
@@ -2617,7 +4413,11 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
 	"pagination\x12L\n" +
-	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses*\xb2\x02\n" +
+	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses*o\n" +
+	"\x0eAdmissionLevel\x12\x1f\n" +
+	"\x1bADMISSION_LEVEL_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aADMISSION_LEVEL_OWNER_ONLY\x10\x01\x12\x1c\n" +
+	"\x18ADMISSION_LEVEL_EVERYONE\x10\x02*\xb2\x02\n" +
 	"\x10EnvironmentPhase\x12!\n" +
 	"\x1dENVIRONMENT_PHASE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_CREATING\x10\n" +
@@ -2628,7 +4428,7 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x1aENVIRONMENT_PHASE_STOPPING\x102\x12\x1d\n" +
 	"\x19ENVIRONMENT_PHASE_STOPPED\x10<\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_DELETING\x10F\x12\x1d\n" +
-	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\xbc\x05\n" +
+	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\xaa\x06\n" +
 	"\x12EnvironmentService\x12W\n" +
 	"\x0eGetEnvironment\x12 .gitpod.v1.GetEnvironmentRequest\x1a!.gitpod.v1.GetEnvironmentResponse\"\x00\x12]\n" +
 	"\x10ListEnvironments\x12\".gitpod.v1.ListEnvironmentsRequest\x1a#.gitpod.v1.ListEnvironmentsResponse\"\x00\x12o\n" +
@@ -2636,7 +4436,8 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x11CreateEnvironment\x12#.gitpod.v1.CreateEnvironmentRequest\x1a$.gitpod.v1.CreateEnvironmentResponse\"\x00\x12]\n" +
 	"\x10StartEnvironment\x12\".gitpod.v1.StartEnvironmentRequest\x1a#.gitpod.v1.StartEnvironmentResponse\"\x00\x12Z\n" +
 	"\x0fStopEnvironment\x12!.gitpod.v1.StopEnvironmentRequest\x1a\".gitpod.v1.StopEnvironmentResponse\"\x00\x12`\n" +
-	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00\x12l\n" +
+	"\x15MarkEnvironmentActive\x12'.gitpod.v1.MarkEnvironmentActiveRequest\x1a(.gitpod.v1.MarkEnvironmentActiveResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_environment_proto_rawDescOnce sync.Once
@@ -2650,118 +4451,174 @@ func file_gitpod_v1_environment_proto_rawDescGZIP() []byte {
 	return file_gitpod_v1_environment_proto_rawDescData
 }
 
-var file_gitpod_v1_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_gitpod_v1_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
+var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_gitpod_v1_environment_proto_goTypes = []any{
-	(EnvironmentPhase)(0),                           // 0: gitpod.v1.EnvironmentPhase
-	(GitInitializer_CloneTargetMode)(0),             // 1: gitpod.v1.GitInitializer.CloneTargetMode
-	(EnvironmentStatus_ContentPhase)(0),             // 2: gitpod.v1.EnvironmentStatus.ContentPhase
-	(EnvironmentStatus_RunnerACK_StatusCode)(0),     // 3: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	(EnvironmentStatus_Machine_Phase)(0),            // 4: gitpod.v1.EnvironmentStatus.Machine.Phase
-	(EnvironmentStatus_AutomationsFile_Presence)(0), // 5: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	(*Environment)(nil),                             // 6: gitpod.v1.Environment
-	(*EnvironmentMetadata)(nil),                     // 7: gitpod.v1.EnvironmentMetadata
-	(*EnvironmentSpec)(nil),                         // 8: gitpod.v1.EnvironmentSpec
-	(*EnvironmentInitializer)(nil),                  // 9: gitpod.v1.EnvironmentInitializer
-	(*ContextURLInitializer)(nil),                   // 10: gitpod.v1.ContextURLInitializer
-	(*GitInitializer)(nil),                          // 11: gitpod.v1.GitInitializer
-	(*EnvironmentStatus)(nil),                       // 12: gitpod.v1.EnvironmentStatus
-	(*EnvironmentClass)(nil),                        // 13: gitpod.v1.EnvironmentClass
-	(*GetEnvironmentRequest)(nil),                   // 14: gitpod.v1.GetEnvironmentRequest
-	(*GetEnvironmentResponse)(nil),                  // 15: gitpod.v1.GetEnvironmentResponse
-	(*ListEnvironmentsRequest)(nil),                 // 16: gitpod.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),                // 17: gitpod.v1.ListEnvironmentsResponse
-	(*CreateEnvironmentRequest)(nil),                // 18: gitpod.v1.CreateEnvironmentRequest
-	(*CreateEnvironmentResponse)(nil),               // 19: gitpod.v1.CreateEnvironmentResponse
-	(*StartEnvironmentRequest)(nil),                 // 20: gitpod.v1.StartEnvironmentRequest
-	(*StartEnvironmentResponse)(nil),                // 21: gitpod.v1.StartEnvironmentResponse
-	(*StopEnvironmentRequest)(nil),                  // 22: gitpod.v1.StopEnvironmentRequest
-	(*StopEnvironmentResponse)(nil),                 // 23: gitpod.v1.StopEnvironmentResponse
-	(*DeleteEnvironmentRequest)(nil),                // 24: gitpod.v1.DeleteEnvironmentRequest
-	(*DeleteEnvironmentResponse)(nil),               // 25: gitpod.v1.DeleteEnvironmentResponse
-	(*ListEnvironmentClassesRequest)(nil),           // 26: gitpod.v1.ListEnvironmentClassesRequest
-	(*ListEnvironmentClassesResponse)(nil),          // 27: gitpod.v1.ListEnvironmentClassesResponse
-	(*EnvironmentSpec_Machine)(nil),                 // 28: gitpod.v1.EnvironmentSpec.Machine
-	(*EnvironmentSpec_Content)(nil),                 // 29: gitpod.v1.EnvironmentSpec.Content
-	(*EnvironmentSpec_AutomationsFile)(nil),         // 30: gitpod.v1.EnvironmentSpec.AutomationsFile
-	(*EnvironmentInitializer_Spec)(nil),             // 31: gitpod.v1.EnvironmentInitializer.Spec
-	(*EnvironmentStatus_RunnerACK)(nil),             // 32: gitpod.v1.EnvironmentStatus.RunnerACK
-	(*EnvironmentStatus_Machine)(nil),               // 33: gitpod.v1.EnvironmentStatus.Machine
-	(*EnvironmentStatus_Content)(nil),               // 34: gitpod.v1.EnvironmentStatus.Content
-	(*EnvironmentStatus_AutomationsFile)(nil),       // 35: gitpod.v1.EnvironmentStatus.AutomationsFile
-	(*ListEnvironmentsRequest_Filter)(nil),          // 36: gitpod.v1.ListEnvironmentsRequest.Filter
-	(*ListEnvironmentClassesRequest_Filter)(nil),    // 37: gitpod.v1.ListEnvironmentClassesRequest.Filter
-	(*Subject)(nil),                                 // 38: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil),                   // 39: google.protobuf.Timestamp
-	(*FieldValue)(nil),                              // 40: gitpod.v1.FieldValue
-	(*PaginationRequest)(nil),                       // 41: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                      // 42: gitpod.v1.PaginationResponse
-	(*AutomationTrigger)(nil),                       // 43: gitpod.v1.AutomationTrigger
-	(RunnerKind)(0),                                 // 44: gitpod.v1.RunnerKind
-	(RunnerProvider)(0),                             // 45: gitpod.v1.RunnerProvider
+	(AdmissionLevel)(0),                               // 0: gitpod.v1.AdmissionLevel
+	(EnvironmentPhase)(0),                             // 1: gitpod.v1.EnvironmentPhase
+	(GitInitializer_CloneTargetMode)(0),               // 2: gitpod.v1.GitInitializer.CloneTargetMode
+	(EnvironmentStatus_ContentPhase)(0),               // 3: gitpod.v1.EnvironmentStatus.ContentPhase
+	(EnvironmentStatus_RunnerACK_StatusCode)(0),       // 4: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	(EnvironmentStatus_Machine_Phase)(0),              // 5: gitpod.v1.EnvironmentStatus.Machine.Phase
+	(EnvironmentStatus_Content_Git_ChangeType)(0),     // 6: gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
+	(EnvironmentStatus_Devcontainer_Phase)(0),         // 7: gitpod.v1.EnvironmentStatus.Devcontainer.Phase
+	(EnvironmentStatus_Devcontainer_Presence)(0),      // 8: gitpod.v1.EnvironmentStatus.Devcontainer.Presence
+	(EnvironmentStatus_AutomationsFile_Presence)(0),   // 9: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	(ListEnvironmentsRequest_ArchivalStatus)(0),       // 10: gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
+	(*Environment)(nil),                               // 11: gitpod.v1.Environment
+	(*EnvironmentMetadata)(nil),                       // 12: gitpod.v1.EnvironmentMetadata
+	(*EnvironmentActivitySignal)(nil),                 // 13: gitpod.v1.EnvironmentActivitySignal
+	(*EnvironmentSpec)(nil),                           // 14: gitpod.v1.EnvironmentSpec
+	(*EnvironmentInitializer)(nil),                    // 15: gitpod.v1.EnvironmentInitializer
+	(*ContextURLInitializer)(nil),                     // 16: gitpod.v1.ContextURLInitializer
+	(*GitInitializer)(nil),                            // 17: gitpod.v1.GitInitializer
+	(*EnvironmentStatus)(nil),                         // 18: gitpod.v1.EnvironmentStatus
+	(*EnvironmentClass)(nil),                          // 19: gitpod.v1.EnvironmentClass
+	(*GetEnvironmentRequest)(nil),                     // 20: gitpod.v1.GetEnvironmentRequest
+	(*GetEnvironmentResponse)(nil),                    // 21: gitpod.v1.GetEnvironmentResponse
+	(*ListEnvironmentsRequest)(nil),                   // 22: gitpod.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),                  // 23: gitpod.v1.ListEnvironmentsResponse
+	(*CreateEnvironmentRequest)(nil),                  // 24: gitpod.v1.CreateEnvironmentRequest
+	(*CreateEnvironmentResponse)(nil),                 // 25: gitpod.v1.CreateEnvironmentResponse
+	(*StartEnvironmentRequest)(nil),                   // 26: gitpod.v1.StartEnvironmentRequest
+	(*StartEnvironmentResponse)(nil),                  // 27: gitpod.v1.StartEnvironmentResponse
+	(*StopEnvironmentRequest)(nil),                    // 28: gitpod.v1.StopEnvironmentRequest
+	(*StopEnvironmentResponse)(nil),                   // 29: gitpod.v1.StopEnvironmentResponse
+	(*DeleteEnvironmentRequest)(nil),                  // 30: gitpod.v1.DeleteEnvironmentRequest
+	(*DeleteEnvironmentResponse)(nil),                 // 31: gitpod.v1.DeleteEnvironmentResponse
+	(*MarkEnvironmentActiveRequest)(nil),              // 32: gitpod.v1.MarkEnvironmentActiveRequest
+	(*MarkEnvironmentActiveResponse)(nil),             // 33: gitpod.v1.MarkEnvironmentActiveResponse
+	(*ListEnvironmentClassesRequest)(nil),             // 34: gitpod.v1.ListEnvironmentClassesRequest
+	(*ListEnvironmentClassesResponse)(nil),            // 35: gitpod.v1.ListEnvironmentClassesResponse
+	nil,                                               // 36: gitpod.v1.EnvironmentMetadata.AnnotationsEntry
+	(*EnvironmentSpec_Machine)(nil),                   // 37: gitpod.v1.EnvironmentSpec.Machine
+	(*EnvironmentSpec_Content)(nil),                   // 38: gitpod.v1.EnvironmentSpec.Content
+	(*EnvironmentSpec_Devcontainer)(nil),              // 39: gitpod.v1.EnvironmentSpec.Devcontainer
+	(*EnvironmentSpec_Dotfiles)(nil),                  // 40: gitpod.v1.EnvironmentSpec.Dotfiles
+	(*EnvironmentSpec_Port)(nil),                      // 41: gitpod.v1.EnvironmentSpec.Port
+	(*EnvironmentSpec_Secret)(nil),                    // 42: gitpod.v1.EnvironmentSpec.Secret
+	(*EnvironmentSpec_SSHPublicKey)(nil),              // 43: gitpod.v1.EnvironmentSpec.SSHPublicKey
+	(*EnvironmentSpec_Timeout)(nil),                   // 44: gitpod.v1.EnvironmentSpec.Timeout
+	(*EnvironmentSpec_AutomationsFile)(nil),           // 45: gitpod.v1.EnvironmentSpec.AutomationsFile
+	(*EnvironmentInitializer_Spec)(nil),               // 46: gitpod.v1.EnvironmentInitializer.Spec
+	(*EnvironmentStatus_RunnerACK)(nil),               // 47: gitpod.v1.EnvironmentStatus.RunnerACK
+	(*EnvironmentStatus_Machine)(nil),                 // 48: gitpod.v1.EnvironmentStatus.Machine
+	(*EnvironmentStatus_Content)(nil),                 // 49: gitpod.v1.EnvironmentStatus.Content
+	(*EnvironmentStatus_Devcontainer)(nil),            // 50: gitpod.v1.EnvironmentStatus.Devcontainer
+	(*EnvironmentStatus_EnvironmentURLs)(nil),         // 51: gitpod.v1.EnvironmentStatus.EnvironmentURLs
+	(*EnvironmentStatus_Secret)(nil),                  // 52: gitpod.v1.EnvironmentStatus.Secret
+	(*EnvironmentStatus_SSHPublicKey)(nil),            // 53: gitpod.v1.EnvironmentStatus.SSHPublicKey
+	(*EnvironmentStatus_AutomationsFile)(nil),         // 54: gitpod.v1.EnvironmentStatus.AutomationsFile
+	(*EnvironmentStatus_Machine_Versions)(nil),        // 55: gitpod.v1.EnvironmentStatus.Machine.Versions
+	(*EnvironmentStatus_Content_Git)(nil),             // 56: gitpod.v1.EnvironmentStatus.Content.Git
+	(*EnvironmentStatus_Content_Git_ChangedFile)(nil), // 57: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
+	(*EnvironmentStatus_EnvironmentURLs_Port)(nil),    // 58: gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
+	(*EnvironmentStatus_EnvironmentURLs_SSH)(nil),     // 59: gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
+	(*ListEnvironmentsRequest_Filter)(nil),            // 60: gitpod.v1.ListEnvironmentsRequest.Filter
+	(*ListEnvironmentClassesRequest_Filter)(nil),      // 61: gitpod.v1.ListEnvironmentClassesRequest.Filter
+	(*Subject)(nil),                                   // 62: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),                     // 63: google.protobuf.Timestamp
+	(*FieldValue)(nil),                                // 64: gitpod.v1.FieldValue
+	(*PaginationRequest)(nil),                         // 65: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                        // 66: gitpod.v1.PaginationResponse
+	(*durationpb.Duration)(nil),                       // 67: google.protobuf.Duration
+	(*AutomationTrigger)(nil),                         // 68: gitpod.v1.AutomationTrigger
+	(RunnerKind)(0),                                   // 69: gitpod.v1.RunnerKind
+	(RunnerProvider)(0),                               // 70: gitpod.v1.RunnerProvider
 }
 var file_gitpod_v1_environment_proto_depIdxs = []int32{
-	7,  // 0: gitpod.v1.Environment.metadata:type_name -> gitpod.v1.EnvironmentMetadata
-	8,  // 1: gitpod.v1.Environment.spec:type_name -> gitpod.v1.EnvironmentSpec
-	12, // 2: gitpod.v1.Environment.status:type_name -> gitpod.v1.EnvironmentStatus
-	38, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
-	39, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
-	39, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
-	0,  // 6: gitpod.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	28, // 7: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
-	29, // 8: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
-	30, // 9: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
-	31, // 10: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
-	1,  // 11: gitpod.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	32, // 12: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
-	0,  // 13: gitpod.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	33, // 14: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
-	34, // 15: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
-	35, // 16: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
-	40, // 17: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
-	6,  // 18: gitpod.v1.GetEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	41, // 19: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	36, // 20: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
-	42, // 21: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	6,  // 22: gitpod.v1.ListEnvironmentsResponse.environments:type_name -> gitpod.v1.Environment
-	8,  // 23: gitpod.v1.CreateEnvironmentRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
-	6,  // 24: gitpod.v1.CreateEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	41, // 25: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	37, // 26: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
-	42, // 27: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	13, // 28: gitpod.v1.ListEnvironmentClassesResponse.environment_classes:type_name -> gitpod.v1.EnvironmentClass
-	9,  // 29: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
-	43, // 30: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
-	11, // 31: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
-	10, // 32: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
-	3,  // 33: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	4,  // 34: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
-	2,  // 35: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	2,  // 36: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	5,  // 37: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	0,  // 38: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
-	44, // 39: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	44, // 40: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	45, // 41: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
-	14, // 42: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
-	16, // 43: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
-	26, // 44: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
-	18, // 45: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
-	20, // 46: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
-	22, // 47: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
-	24, // 48: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
-	15, // 49: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
-	17, // 50: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
-	27, // 51: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
-	19, // 52: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
-	21, // 53: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
-	23, // 54: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
-	25, // 55: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
-	49, // [49:56] is the sub-list for method output_type
-	42, // [42:49] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	12, // 0: gitpod.v1.Environment.metadata:type_name -> gitpod.v1.EnvironmentMetadata
+	14, // 1: gitpod.v1.Environment.spec:type_name -> gitpod.v1.EnvironmentSpec
+	18, // 2: gitpod.v1.Environment.status:type_name -> gitpod.v1.EnvironmentStatus
+	62, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
+	63, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
+	63, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
+	36, // 6: gitpod.v1.EnvironmentMetadata.annotations:type_name -> gitpod.v1.EnvironmentMetadata.AnnotationsEntry
+	63, // 7: gitpod.v1.EnvironmentMetadata.archived_at:type_name -> google.protobuf.Timestamp
+	63, // 8: gitpod.v1.EnvironmentActivitySignal.timestamp:type_name -> google.protobuf.Timestamp
+	1,  // 9: gitpod.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	37, // 10: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
+	38, // 11: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
+	41, // 12: gitpod.v1.EnvironmentSpec.ports:type_name -> gitpod.v1.EnvironmentSpec.Port
+	42, // 13: gitpod.v1.EnvironmentSpec.secrets:type_name -> gitpod.v1.EnvironmentSpec.Secret
+	39, // 14: gitpod.v1.EnvironmentSpec.devcontainer:type_name -> gitpod.v1.EnvironmentSpec.Devcontainer
+	43, // 15: gitpod.v1.EnvironmentSpec.ssh_public_keys:type_name -> gitpod.v1.EnvironmentSpec.SSHPublicKey
+	44, // 16: gitpod.v1.EnvironmentSpec.timeout:type_name -> gitpod.v1.EnvironmentSpec.Timeout
+	0,  // 17: gitpod.v1.EnvironmentSpec.admission:type_name -> gitpod.v1.AdmissionLevel
+	45, // 18: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
+	46, // 19: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
+	2,  // 20: gitpod.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	47, // 21: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
+	1,  // 22: gitpod.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	51, // 23: gitpod.v1.EnvironmentStatus.environment_urls:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs
+	48, // 24: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
+	50, // 25: gitpod.v1.EnvironmentStatus.devcontainer:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer
+	49, // 26: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
+	52, // 27: gitpod.v1.EnvironmentStatus.secrets:type_name -> gitpod.v1.EnvironmentStatus.Secret
+	53, // 28: gitpod.v1.EnvironmentStatus.ssh_public_keys:type_name -> gitpod.v1.EnvironmentStatus.SSHPublicKey
+	54, // 29: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
+	13, // 30: gitpod.v1.EnvironmentStatus.activity_signal:type_name -> gitpod.v1.EnvironmentActivitySignal
+	64, // 31: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
+	11, // 32: gitpod.v1.GetEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
+	65, // 33: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	60, // 34: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
+	66, // 35: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	11, // 36: gitpod.v1.ListEnvironmentsResponse.environments:type_name -> gitpod.v1.Environment
+	14, // 37: gitpod.v1.CreateEnvironmentRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
+	11, // 38: gitpod.v1.CreateEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
+	13, // 39: gitpod.v1.MarkEnvironmentActiveRequest.activity_signal:type_name -> gitpod.v1.EnvironmentActivitySignal
+	65, // 40: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	61, // 41: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
+	66, // 42: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	19, // 43: gitpod.v1.ListEnvironmentClassesResponse.environment_classes:type_name -> gitpod.v1.EnvironmentClass
+	15, // 44: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	40, // 45: gitpod.v1.EnvironmentSpec.Devcontainer.dotfiles:type_name -> gitpod.v1.EnvironmentSpec.Dotfiles
+	0,  // 46: gitpod.v1.EnvironmentSpec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
+	67, // 47: gitpod.v1.EnvironmentSpec.Timeout.disconnected:type_name -> google.protobuf.Duration
+	68, // 48: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
+	17, // 49: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
+	16, // 50: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
+	4,  // 51: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	5,  // 52: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
+	55, // 53: gitpod.v1.EnvironmentStatus.Machine.versions:type_name -> gitpod.v1.EnvironmentStatus.Machine.Versions
+	3,  // 54: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	56, // 55: gitpod.v1.EnvironmentStatus.Content.git:type_name -> gitpod.v1.EnvironmentStatus.Content.Git
+	7,  // 56: gitpod.v1.EnvironmentStatus.Devcontainer.phase:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Phase
+	8,  // 57: gitpod.v1.EnvironmentStatus.Devcontainer.devcontainer_file_presence:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Presence
+	58, // 58: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ports:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
+	59, // 59: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ssh:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
+	3,  // 60: gitpod.v1.EnvironmentStatus.Secret.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	3,  // 61: gitpod.v1.EnvironmentStatus.SSHPublicKey.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	3,  // 62: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	9,  // 63: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	57, // 64: gitpod.v1.EnvironmentStatus.Content.Git.changed_files:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
+	6,  // 65: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile.change_type:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
+	1,  // 66: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
+	69, // 67: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	10, // 68: gitpod.v1.ListEnvironmentsRequest.Filter.archival_status:type_name -> gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
+	69, // 69: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	70, // 70: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
+	20, // 71: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
+	22, // 72: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
+	34, // 73: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
+	24, // 74: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
+	26, // 75: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
+	28, // 76: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
+	30, // 77: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
+	32, // 78: gitpod.v1.EnvironmentService.MarkEnvironmentActive:input_type -> gitpod.v1.MarkEnvironmentActiveRequest
+	21, // 79: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
+	23, // 80: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
+	35, // 81: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
+	25, // 82: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
+	27, // 83: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
+	29, // 84: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
+	31, // 85: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
+	33, // 86: gitpod.v1.EnvironmentService.MarkEnvironmentActive:output_type -> gitpod.v1.MarkEnvironmentActiveResponse
+	79, // [79:87] is the sub-list for method output_type
+	71, // [71:79] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_environment_proto_init() }
@@ -2773,19 +4630,27 @@ func file_gitpod_v1_environment_proto_init() {
 	file_gitpod_v1_identity_proto_init()
 	file_gitpod_v1_pagination_proto_init()
 	file_gitpod_v1_runner_proto_init()
-	file_gitpod_v1_environment_proto_msgTypes[12].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[25].OneofWrappers = []any{
+	file_gitpod_v1_environment_proto_msgTypes[3].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[13].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[31].OneofWrappers = []any{
+		(*EnvironmentSpec_Secret_FilePath)(nil),
+		(*EnvironmentSpec_Secret_EnvironmentVariable)(nil),
+		(*EnvironmentSpec_Secret_GitCredentialHost)(nil),
+		(*EnvironmentSpec_Secret_ContainerRegistryBasicAuthHost)(nil),
+	}
+	file_gitpod_v1_environment_proto_msgTypes[35].OneofWrappers = []any{
 		(*EnvironmentInitializer_Spec_Git)(nil),
 		(*EnvironmentInitializer_Spec_ContextUrl)(nil),
 	}
-	file_gitpod_v1_environment_proto_msgTypes[31].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[49].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_environment_proto_rawDesc), len(file_gitpod_v1_environment_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   32,
+			NumEnums:      11,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

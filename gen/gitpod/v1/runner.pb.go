@@ -1837,6 +1837,122 @@ func (x *CreateRunnerTokenResponse) GetExchangeToken() string {
 	return ""
 }
 
+type ParseContextURLRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// runner_id is the runner that would clone the context; optional in
+	// runyard (parsing needs no runner), checked when set.
+	RunnerId string `protobuf:"bytes,1,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	// context_url is the URL to parse.
+	ContextUrl    string `protobuf:"bytes,2,opt,name=context_url,json=contextUrl,proto3" json:"context_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParseContextURLRequest) Reset() {
+	*x = ParseContextURLRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParseContextURLRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParseContextURLRequest) ProtoMessage() {}
+
+func (x *ParseContextURLRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParseContextURLRequest.ProtoReflect.Descriptor instead.
+func (*ParseContextURLRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ParseContextURLRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+func (x *ParseContextURLRequest) GetContextUrl() string {
+	if x != nil {
+		return x.ContextUrl
+	}
+	return ""
+}
+
+type ParseContextURLResponse struct {
+	state              protoimpl.MessageState       `protogen:"open.v1"`
+	OriginalContextUrl string                       `protobuf:"bytes,1,opt,name=original_context_url,json=originalContextUrl,proto3" json:"original_context_url,omitempty"`
+	Git                *ParseContextURLResponse_Git `protobuf:"bytes,3,opt,name=git,proto3" json:"git,omitempty"`
+	// project_ids is always empty: runyard has no projects.
+	ProjectIds    []string `protobuf:"bytes,4,rep,name=project_ids,json=projectIds,proto3" json:"project_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParseContextURLResponse) Reset() {
+	*x = ParseContextURLResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParseContextURLResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParseContextURLResponse) ProtoMessage() {}
+
+func (x *ParseContextURLResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParseContextURLResponse.ProtoReflect.Descriptor instead.
+func (*ParseContextURLResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ParseContextURLResponse) GetOriginalContextUrl() string {
+	if x != nil {
+		return x.OriginalContextUrl
+	}
+	return ""
+}
+
+func (x *ParseContextURLResponse) GetGit() *ParseContextURLResponse_Git {
+	if x != nil {
+		return x.Git
+	}
+	return nil
+}
+
+func (x *ParseContextURLResponse) GetProjectIds() []string {
+	if x != nil {
+		return x.ProjectIds
+	}
+	return nil
+}
+
 type ListRunnersRequest_Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// creator_ids filters the response to only runner created by specified users
@@ -1851,7 +1967,7 @@ type ListRunnersRequest_Filter struct {
 
 func (x *ListRunnersRequest_Filter) Reset() {
 	*x = ListRunnersRequest_Filter{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[21]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1863,7 +1979,7 @@ func (x *ListRunnersRequest_Filter) String() string {
 func (*ListRunnersRequest_Filter) ProtoMessage() {}
 
 func (x *ListRunnersRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[21]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +2027,7 @@ type UpdateRunnerRequest_Spec struct {
 
 func (x *UpdateRunnerRequest_Spec) Reset() {
 	*x = UpdateRunnerRequest_Spec{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[22]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2039,7 @@ func (x *UpdateRunnerRequest_Spec) String() string {
 func (*UpdateRunnerRequest_Spec) ProtoMessage() {}
 
 func (x *UpdateRunnerRequest_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[22]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2086,7 @@ type UpdateRunnerRequest_Configuration struct {
 
 func (x *UpdateRunnerRequest_Configuration) Reset() {
 	*x = UpdateRunnerRequest_Configuration{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2098,7 @@ func (x *UpdateRunnerRequest_Configuration) String() string {
 func (*UpdateRunnerRequest_Configuration) ProtoMessage() {}
 
 func (x *UpdateRunnerRequest_Configuration) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2184,7 @@ type UpdateRunnerRequest_Metrics struct {
 
 func (x *UpdateRunnerRequest_Metrics) Reset() {
 	*x = UpdateRunnerRequest_Metrics{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2080,7 +2196,7 @@ func (x *UpdateRunnerRequest_Metrics) String() string {
 func (*UpdateRunnerRequest_Metrics) ProtoMessage() {}
 
 func (x *UpdateRunnerRequest_Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,6 +2252,106 @@ func (x *UpdateRunnerRequest_Metrics) GetIncludeVerboseMetrics() bool {
 		return *x.IncludeVerboseMetrics
 	}
 	return false
+}
+
+type ParseContextURLResponse_Git struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host is the forge's host name.
+	Host string `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	// owner is the repository's owner (a user, organization or group path).
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// repo is the repository's name.
+	Repo string `protobuf:"bytes,3,opt,name=repo,proto3" json:"repo,omitempty"`
+	// clone_url is what git clones.
+	CloneUrl string `protobuf:"bytes,4,opt,name=clone_url,json=cloneUrl,proto3" json:"clone_url,omitempty"`
+	// branch is the branch (or ref) the URL names, if any.
+	Branch string `protobuf:"bytes,5,opt,name=branch,proto3" json:"branch,omitempty"`
+	// commit is the commit the URL names, if any.
+	Commit string `protobuf:"bytes,6,opt,name=commit,proto3" json:"commit,omitempty"`
+	// upstream_remote_url is the fork's upstream; runyard does not look it
+	// up and leaves it empty.
+	UpstreamRemoteUrl string `protobuf:"bytes,7,opt,name=upstream_remote_url,json=upstreamRemoteUrl,proto3" json:"upstream_remote_url,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ParseContextURLResponse_Git) Reset() {
+	*x = ParseContextURLResponse_Git{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParseContextURLResponse_Git) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParseContextURLResponse_Git) ProtoMessage() {}
+
+func (x *ParseContextURLResponse_Git) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParseContextURLResponse_Git.ProtoReflect.Descriptor instead.
+func (*ParseContextURLResponse_Git) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{22, 0}
+}
+
+func (x *ParseContextURLResponse_Git) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *ParseContextURLResponse_Git) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ParseContextURLResponse_Git) GetRepo() string {
+	if x != nil {
+		return x.Repo
+	}
+	return ""
+}
+
+func (x *ParseContextURLResponse_Git) GetCloneUrl() string {
+	if x != nil {
+		return x.CloneUrl
+	}
+	return ""
+}
+
+func (x *ParseContextURLResponse_Git) GetBranch() string {
+	if x != nil {
+		return x.Branch
+	}
+	return ""
+}
+
+func (x *ParseContextURLResponse_Git) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *ParseContextURLResponse_Git) GetUpstreamRemoteUrl() string {
+	if x != nil {
+		return x.UpstreamRemoteUrl
+	}
+	return ""
 }
 
 var File_gitpod_v1_runner_proto protoreflect.FileDescriptor
@@ -2292,7 +2508,24 @@ const file_gitpod_v1_runner_proto_rawDesc = "" +
 	"\trunner_id\x18\x01 \x01(\tR\brunnerId\"i\n" +
 	"\x19CreateRunnerTokenResponse\x12%\n" +
 	"\faccess_token\x18\x01 \x01(\tB\x02\x18\x01R\vaccessToken\x12%\n" +
-	"\x0eexchange_token\x18\x02 \x01(\tR\rexchangeToken*}\n" +
+	"\x0eexchange_token\x18\x02 \x01(\tR\rexchangeToken\"V\n" +
+	"\x16ParseContextURLRequest\x12\x1b\n" +
+	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12\x1f\n" +
+	"\vcontext_url\x18\x02 \x01(\tR\n" +
+	"contextUrl\"\xe9\x02\n" +
+	"\x17ParseContextURLResponse\x120\n" +
+	"\x14original_context_url\x18\x01 \x01(\tR\x12originalContextUrl\x128\n" +
+	"\x03git\x18\x03 \x01(\v2&.gitpod.v1.ParseContextURLResponse.GitR\x03git\x12\x1f\n" +
+	"\vproject_ids\x18\x04 \x03(\tR\n" +
+	"projectIds\x1a\xc0\x01\n" +
+	"\x03Git\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x12\n" +
+	"\x04repo\x18\x03 \x01(\tR\x04repo\x12\x1b\n" +
+	"\tclone_url\x18\x04 \x01(\tR\bcloneUrl\x12\x16\n" +
+	"\x06branch\x18\x05 \x01(\tR\x06branch\x12\x16\n" +
+	"\x06commit\x18\x06 \x01(\tR\x06commit\x12.\n" +
+	"\x13upstream_remote_url\x18\a \x01(\tR\x11upstreamRemoteUrl*}\n" +
 	"\n" +
 	"RunnerKind\x12\x1b\n" +
 	"\x17RUNNER_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -2344,14 +2577,15 @@ const file_gitpod_v1_runner_proto_rawDesc = "" +
 	"\x12\x1f\n" +
 	"\x1bRUNNER_CAPABILITY_WARM_POOL\x10\v\x12#\n" +
 	"\x1fRUNNER_CAPABILITY_ASG_WARM_POOL\x10\f\x12)\n" +
-	"%RUNNER_CAPABILITY_PORT_AUTHENTICATION\x10\r2\x84\x04\n" +
+	"%RUNNER_CAPABILITY_PORT_AUTHENTICATION\x10\r2\xe0\x04\n" +
 	"\rRunnerService\x12Q\n" +
 	"\fCreateRunner\x12\x1e.gitpod.v1.CreateRunnerRequest\x1a\x1f.gitpod.v1.CreateRunnerResponse\"\x00\x12H\n" +
 	"\tGetRunner\x12\x1b.gitpod.v1.GetRunnerRequest\x1a\x1c.gitpod.v1.GetRunnerResponse\"\x00\x12N\n" +
 	"\vListRunners\x12\x1d.gitpod.v1.ListRunnersRequest\x1a\x1e.gitpod.v1.ListRunnersResponse\"\x00\x12Q\n" +
 	"\fUpdateRunner\x12\x1e.gitpod.v1.UpdateRunnerRequest\x1a\x1f.gitpod.v1.UpdateRunnerResponse\"\x00\x12Q\n" +
 	"\fDeleteRunner\x12\x1e.gitpod.v1.DeleteRunnerRequest\x1a\x1f.gitpod.v1.DeleteRunnerResponse\"\x00\x12`\n" +
-	"\x11CreateRunnerToken\x12#.gitpod.v1.CreateRunnerTokenRequest\x1a$.gitpod.v1.CreateRunnerTokenResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x11CreateRunnerToken\x12#.gitpod.v1.CreateRunnerTokenRequest\x1a$.gitpod.v1.CreateRunnerTokenResponse\"\x00\x12Z\n" +
+	"\x0fParseContextURL\x12!.gitpod.v1.ParseContextURLRequest\x1a\".gitpod.v1.ParseContextURLResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_runner_proto_rawDescOnce sync.Once
@@ -2366,7 +2600,7 @@ func file_gitpod_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_gitpod_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_gitpod_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_gitpod_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_gitpod_v1_runner_proto_goTypes = []any{
 	(RunnerKind)(0),                           // 0: gitpod.v1.RunnerKind
 	(RunnerProvider)(0),                       // 1: gitpod.v1.RunnerProvider
@@ -2396,24 +2630,27 @@ var file_gitpod_v1_runner_proto_goTypes = []any{
 	(*DeleteRunnerResponse)(nil),              // 25: gitpod.v1.DeleteRunnerResponse
 	(*CreateRunnerTokenRequest)(nil),          // 26: gitpod.v1.CreateRunnerTokenRequest
 	(*CreateRunnerTokenResponse)(nil),         // 27: gitpod.v1.CreateRunnerTokenResponse
-	(*ListRunnersRequest_Filter)(nil),         // 28: gitpod.v1.ListRunnersRequest.Filter
-	(*UpdateRunnerRequest_Spec)(nil),          // 29: gitpod.v1.UpdateRunnerRequest.Spec
-	(*UpdateRunnerRequest_Configuration)(nil), // 30: gitpod.v1.UpdateRunnerRequest.Configuration
-	(*UpdateRunnerRequest_Metrics)(nil),       // 31: gitpod.v1.UpdateRunnerRequest.Metrics
-	(*Subject)(nil),                           // 32: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil),             // 33: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 34: google.protobuf.Duration
-	(*PaginationRequest)(nil),                 // 35: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                // 36: gitpod.v1.PaginationResponse
+	(*ParseContextURLRequest)(nil),            // 28: gitpod.v1.ParseContextURLRequest
+	(*ParseContextURLResponse)(nil),           // 29: gitpod.v1.ParseContextURLResponse
+	(*ListRunnersRequest_Filter)(nil),         // 30: gitpod.v1.ListRunnersRequest.Filter
+	(*UpdateRunnerRequest_Spec)(nil),          // 31: gitpod.v1.UpdateRunnerRequest.Spec
+	(*UpdateRunnerRequest_Configuration)(nil), // 32: gitpod.v1.UpdateRunnerRequest.Configuration
+	(*UpdateRunnerRequest_Metrics)(nil),       // 33: gitpod.v1.UpdateRunnerRequest.Metrics
+	(*ParseContextURLResponse_Git)(nil),       // 34: gitpod.v1.ParseContextURLResponse.Git
+	(*Subject)(nil),                           // 35: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),             // 36: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),               // 37: google.protobuf.Duration
+	(*PaginationRequest)(nil),                 // 38: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                // 39: gitpod.v1.PaginationResponse
 }
 var file_gitpod_v1_runner_proto_depIdxs = []int32{
 	0,  // 0: gitpod.v1.Runner.kind:type_name -> gitpod.v1.RunnerKind
 	1,  // 1: gitpod.v1.Runner.provider:type_name -> gitpod.v1.RunnerProvider
 	8,  // 2: gitpod.v1.Runner.spec:type_name -> gitpod.v1.RunnerSpec
 	12, // 3: gitpod.v1.Runner.status:type_name -> gitpod.v1.RunnerStatus
-	32, // 4: gitpod.v1.Runner.creator:type_name -> gitpod.v1.Subject
-	33, // 5: gitpod.v1.Runner.created_at:type_name -> google.protobuf.Timestamp
-	33, // 6: gitpod.v1.Runner.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 4: gitpod.v1.Runner.creator:type_name -> gitpod.v1.Subject
+	36, // 5: gitpod.v1.Runner.created_at:type_name -> google.protobuf.Timestamp
+	36, // 6: gitpod.v1.Runner.updated_at:type_name -> google.protobuf.Timestamp
 	9,  // 7: gitpod.v1.RunnerSpec.configuration:type_name -> gitpod.v1.RunnerConfiguration
 	2,  // 8: gitpod.v1.RunnerSpec.desired_phase:type_name -> gitpod.v1.RunnerPhase
 	3,  // 9: gitpod.v1.RunnerSpec.variant:type_name -> gitpod.v1.RunnerVariant
@@ -2421,48 +2658,51 @@ var file_gitpod_v1_runner_proto_depIdxs = []int32{
 	5,  // 11: gitpod.v1.RunnerConfiguration.log_level:type_name -> gitpod.v1.LogLevel
 	10, // 12: gitpod.v1.RunnerConfiguration.metrics:type_name -> gitpod.v1.MetricsConfiguration
 	11, // 13: gitpod.v1.RunnerConfiguration.update_window:type_name -> gitpod.v1.UpdateWindow
-	33, // 14: gitpod.v1.RunnerStatus.updated_at:type_name -> google.protobuf.Timestamp
+	36, // 14: gitpod.v1.RunnerStatus.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 15: gitpod.v1.RunnerStatus.phase:type_name -> gitpod.v1.RunnerPhase
 	13, // 16: gitpod.v1.RunnerStatus.additional_info:type_name -> gitpod.v1.FieldValue
 	6,  // 17: gitpod.v1.RunnerStatus.capabilities:type_name -> gitpod.v1.RunnerCapability
 	14, // 18: gitpod.v1.RunnerStatus.gateway_info:type_name -> gitpod.v1.GatewayInfo
 	15, // 19: gitpod.v1.GatewayInfo.gateway:type_name -> gitpod.v1.Gateway
-	34, // 20: gitpod.v1.GatewayInfo.latency:type_name -> google.protobuf.Duration
+	37, // 20: gitpod.v1.GatewayInfo.latency:type_name -> google.protobuf.Duration
 	0,  // 21: gitpod.v1.CreateRunnerRequest.kind:type_name -> gitpod.v1.RunnerKind
 	1,  // 22: gitpod.v1.CreateRunnerRequest.provider:type_name -> gitpod.v1.RunnerProvider
 	8,  // 23: gitpod.v1.CreateRunnerRequest.spec:type_name -> gitpod.v1.RunnerSpec
 	7,  // 24: gitpod.v1.CreateRunnerResponse.runner:type_name -> gitpod.v1.Runner
 	7,  // 25: gitpod.v1.GetRunnerResponse.runner:type_name -> gitpod.v1.Runner
-	35, // 26: gitpod.v1.ListRunnersRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	28, // 27: gitpod.v1.ListRunnersRequest.filter:type_name -> gitpod.v1.ListRunnersRequest.Filter
-	36, // 28: gitpod.v1.ListRunnersResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	38, // 26: gitpod.v1.ListRunnersRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	30, // 27: gitpod.v1.ListRunnersRequest.filter:type_name -> gitpod.v1.ListRunnersRequest.Filter
+	39, // 28: gitpod.v1.ListRunnersResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	7,  // 29: gitpod.v1.ListRunnersResponse.runners:type_name -> gitpod.v1.Runner
-	29, // 30: gitpod.v1.UpdateRunnerRequest.spec:type_name -> gitpod.v1.UpdateRunnerRequest.Spec
-	0,  // 31: gitpod.v1.ListRunnersRequest.Filter.kinds:type_name -> gitpod.v1.RunnerKind
-	1,  // 32: gitpod.v1.ListRunnersRequest.Filter.providers:type_name -> gitpod.v1.RunnerProvider
-	30, // 33: gitpod.v1.UpdateRunnerRequest.Spec.configuration:type_name -> gitpod.v1.UpdateRunnerRequest.Configuration
-	2,  // 34: gitpod.v1.UpdateRunnerRequest.Spec.desired_phase:type_name -> gitpod.v1.RunnerPhase
-	5,  // 35: gitpod.v1.UpdateRunnerRequest.Configuration.log_level:type_name -> gitpod.v1.LogLevel
-	31, // 36: gitpod.v1.UpdateRunnerRequest.Configuration.metrics:type_name -> gitpod.v1.UpdateRunnerRequest.Metrics
-	4,  // 37: gitpod.v1.UpdateRunnerRequest.Configuration.release_channel:type_name -> gitpod.v1.RunnerReleaseChannel
-	11, // 38: gitpod.v1.UpdateRunnerRequest.Configuration.update_window:type_name -> gitpod.v1.UpdateWindow
-	16, // 39: gitpod.v1.RunnerService.CreateRunner:input_type -> gitpod.v1.CreateRunnerRequest
-	18, // 40: gitpod.v1.RunnerService.GetRunner:input_type -> gitpod.v1.GetRunnerRequest
-	20, // 41: gitpod.v1.RunnerService.ListRunners:input_type -> gitpod.v1.ListRunnersRequest
-	22, // 42: gitpod.v1.RunnerService.UpdateRunner:input_type -> gitpod.v1.UpdateRunnerRequest
-	24, // 43: gitpod.v1.RunnerService.DeleteRunner:input_type -> gitpod.v1.DeleteRunnerRequest
-	26, // 44: gitpod.v1.RunnerService.CreateRunnerToken:input_type -> gitpod.v1.CreateRunnerTokenRequest
-	17, // 45: gitpod.v1.RunnerService.CreateRunner:output_type -> gitpod.v1.CreateRunnerResponse
-	19, // 46: gitpod.v1.RunnerService.GetRunner:output_type -> gitpod.v1.GetRunnerResponse
-	21, // 47: gitpod.v1.RunnerService.ListRunners:output_type -> gitpod.v1.ListRunnersResponse
-	23, // 48: gitpod.v1.RunnerService.UpdateRunner:output_type -> gitpod.v1.UpdateRunnerResponse
-	25, // 49: gitpod.v1.RunnerService.DeleteRunner:output_type -> gitpod.v1.DeleteRunnerResponse
-	27, // 50: gitpod.v1.RunnerService.CreateRunnerToken:output_type -> gitpod.v1.CreateRunnerTokenResponse
-	45, // [45:51] is the sub-list for method output_type
-	39, // [39:45] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	31, // 30: gitpod.v1.UpdateRunnerRequest.spec:type_name -> gitpod.v1.UpdateRunnerRequest.Spec
+	34, // 31: gitpod.v1.ParseContextURLResponse.git:type_name -> gitpod.v1.ParseContextURLResponse.Git
+	0,  // 32: gitpod.v1.ListRunnersRequest.Filter.kinds:type_name -> gitpod.v1.RunnerKind
+	1,  // 33: gitpod.v1.ListRunnersRequest.Filter.providers:type_name -> gitpod.v1.RunnerProvider
+	32, // 34: gitpod.v1.UpdateRunnerRequest.Spec.configuration:type_name -> gitpod.v1.UpdateRunnerRequest.Configuration
+	2,  // 35: gitpod.v1.UpdateRunnerRequest.Spec.desired_phase:type_name -> gitpod.v1.RunnerPhase
+	5,  // 36: gitpod.v1.UpdateRunnerRequest.Configuration.log_level:type_name -> gitpod.v1.LogLevel
+	33, // 37: gitpod.v1.UpdateRunnerRequest.Configuration.metrics:type_name -> gitpod.v1.UpdateRunnerRequest.Metrics
+	4,  // 38: gitpod.v1.UpdateRunnerRequest.Configuration.release_channel:type_name -> gitpod.v1.RunnerReleaseChannel
+	11, // 39: gitpod.v1.UpdateRunnerRequest.Configuration.update_window:type_name -> gitpod.v1.UpdateWindow
+	16, // 40: gitpod.v1.RunnerService.CreateRunner:input_type -> gitpod.v1.CreateRunnerRequest
+	18, // 41: gitpod.v1.RunnerService.GetRunner:input_type -> gitpod.v1.GetRunnerRequest
+	20, // 42: gitpod.v1.RunnerService.ListRunners:input_type -> gitpod.v1.ListRunnersRequest
+	22, // 43: gitpod.v1.RunnerService.UpdateRunner:input_type -> gitpod.v1.UpdateRunnerRequest
+	24, // 44: gitpod.v1.RunnerService.DeleteRunner:input_type -> gitpod.v1.DeleteRunnerRequest
+	26, // 45: gitpod.v1.RunnerService.CreateRunnerToken:input_type -> gitpod.v1.CreateRunnerTokenRequest
+	28, // 46: gitpod.v1.RunnerService.ParseContextURL:input_type -> gitpod.v1.ParseContextURLRequest
+	17, // 47: gitpod.v1.RunnerService.CreateRunner:output_type -> gitpod.v1.CreateRunnerResponse
+	19, // 48: gitpod.v1.RunnerService.GetRunner:output_type -> gitpod.v1.GetRunnerResponse
+	21, // 49: gitpod.v1.RunnerService.ListRunners:output_type -> gitpod.v1.ListRunnersResponse
+	23, // 50: gitpod.v1.RunnerService.UpdateRunner:output_type -> gitpod.v1.UpdateRunnerResponse
+	25, // 51: gitpod.v1.RunnerService.DeleteRunner:output_type -> gitpod.v1.DeleteRunnerResponse
+	27, // 52: gitpod.v1.RunnerService.CreateRunnerToken:output_type -> gitpod.v1.CreateRunnerTokenResponse
+	29, // 53: gitpod.v1.RunnerService.ParseContextURL:output_type -> gitpod.v1.ParseContextURLResponse
+	47, // [47:54] is the sub-list for method output_type
+	40, // [40:47] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_runner_proto_init() }
@@ -2474,16 +2714,16 @@ func file_gitpod_v1_runner_proto_init() {
 	file_gitpod_v1_pagination_proto_init()
 	file_gitpod_v1_runner_proto_msgTypes[4].OneofWrappers = []any{}
 	file_gitpod_v1_runner_proto_msgTypes[15].OneofWrappers = []any{}
-	file_gitpod_v1_runner_proto_msgTypes[22].OneofWrappers = []any{}
-	file_gitpod_v1_runner_proto_msgTypes[23].OneofWrappers = []any{}
 	file_gitpod_v1_runner_proto_msgTypes[24].OneofWrappers = []any{}
+	file_gitpod_v1_runner_proto_msgTypes[25].OneofWrappers = []any{}
+	file_gitpod_v1_runner_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_runner_proto_rawDesc), len(file_gitpod_v1_runner_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -157,8 +157,13 @@ type Secret struct {
 	//
 	//	*Secret_FilePath
 	//	*Secret_EnvironmentVariable
-	Mount         isSecret_Mount `protobuf_oneof:"mount"`
-	Scope         *SecretScope   `protobuf:"bytes,10,opt,name=scope,proto3" json:"scope,omitempty"`
+	//	*Secret_ContainerRegistryBasicAuthHost
+	Mount isSecret_Mount `protobuf_oneof:"mount"`
+	// project_id is deprecated (use scope); always empty in runyard.
+	//
+	// Deprecated: Marked as deprecated in gitpod/v1/secret.proto.
+	ProjectId     string       `protobuf:"bytes,3,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	Scope         *SecretScope `protobuf:"bytes,10,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +258,23 @@ func (x *Secret) GetEnvironmentVariable() bool {
 	return false
 }
 
+func (x *Secret) GetContainerRegistryBasicAuthHost() string {
+	if x != nil {
+		if x, ok := x.Mount.(*Secret_ContainerRegistryBasicAuthHost); ok {
+			return x.ContainerRegistryBasicAuthHost
+		}
+	}
+	return ""
+}
+
+// Deprecated: Marked as deprecated in gitpod/v1/secret.proto.
+func (x *Secret) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
 func (x *Secret) GetScope() *SecretScope {
 	if x != nil {
 		return x.Scope
@@ -275,13 +297,26 @@ type Secret_EnvironmentVariable struct {
 	EnvironmentVariable bool `protobuf:"varint,8,opt,name=environment_variable,json=environmentVariable,proto3,oneof"`
 }
 
+type Secret_ContainerRegistryBasicAuthHost struct {
+	// container_registry_basic_auth_host is the container registry host
+	// the secret (user:password) authenticates to.
+	ContainerRegistryBasicAuthHost string `protobuf:"bytes,9,opt,name=container_registry_basic_auth_host,json=containerRegistryBasicAuthHost,proto3,oneof"`
+}
+
 func (*Secret_FilePath) isSecret_Mount() {}
 
 func (*Secret_EnvironmentVariable) isSecret_Mount() {}
 
+func (*Secret_ContainerRegistryBasicAuthHost) isSecret_Mount() {}
+
 type CreateSecretRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// project_id is deprecated (use scope). runyard has no projects and
+	// refuses a non-empty value.
+	//
+	// Deprecated: Marked as deprecated in gitpod/v1/secret.proto.
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	// value is the plaintext value of the secret. It is never returned.
 	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
 	// mount specifies how the secret is mounted in environments.
@@ -290,6 +325,7 @@ type CreateSecretRequest struct {
 	//
 	//	*CreateSecretRequest_FilePath
 	//	*CreateSecretRequest_EnvironmentVariable
+	//	*CreateSecretRequest_ContainerRegistryBasicAuthHost
 	Mount isCreateSecretRequest_Mount `protobuf_oneof:"mount"`
 	// scope is the scope of the secret.
 	Scope         *SecretScope `protobuf:"bytes,10,opt,name=scope,proto3" json:"scope,omitempty"`
@@ -334,6 +370,14 @@ func (x *CreateSecretRequest) GetName() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in gitpod/v1/secret.proto.
+func (x *CreateSecretRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
 func (x *CreateSecretRequest) GetValue() string {
 	if x != nil {
 		return x.Value
@@ -366,6 +410,15 @@ func (x *CreateSecretRequest) GetEnvironmentVariable() bool {
 	return false
 }
 
+func (x *CreateSecretRequest) GetContainerRegistryBasicAuthHost() string {
+	if x != nil {
+		if x, ok := x.Mount.(*CreateSecretRequest_ContainerRegistryBasicAuthHost); ok {
+			return x.ContainerRegistryBasicAuthHost
+		}
+	}
+	return ""
+}
+
 func (x *CreateSecretRequest) GetScope() *SecretScope {
 	if x != nil {
 		return x.Scope
@@ -388,9 +441,17 @@ type CreateSecretRequest_EnvironmentVariable struct {
 	EnvironmentVariable bool `protobuf:"varint,8,opt,name=environment_variable,json=environmentVariable,proto3,oneof"`
 }
 
+type CreateSecretRequest_ContainerRegistryBasicAuthHost struct {
+	// container_registry_basic_auth_host mounts the secret (user:password)
+	// as a docker config entry for that registry host.
+	ContainerRegistryBasicAuthHost string `protobuf:"bytes,9,opt,name=container_registry_basic_auth_host,json=containerRegistryBasicAuthHost,proto3,oneof"`
+}
+
 func (*CreateSecretRequest_FilePath) isCreateSecretRequest_Mount() {}
 
 func (*CreateSecretRequest_EnvironmentVariable) isCreateSecretRequest_Mount() {}
+
+func (*CreateSecretRequest_ContainerRegistryBasicAuthHost) isCreateSecretRequest_Mount() {}
 
 type CreateSecretResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -712,6 +773,10 @@ func (*UpdateSecretValueResponse) Descriptor() ([]byte, []int) {
 
 type ListSecretsRequest_Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
+	// project_ids is deprecated (use scope); refused when non-empty.
+	//
+	// Deprecated: Marked as deprecated in gitpod/v1/secret.proto.
+	ProjectIds []string `protobuf:"bytes,1,rep,name=project_ids,json=projectIds,proto3" json:"project_ids,omitempty"`
 	// scope is the scope of the secrets to list.
 	Scope         *SecretScope `protobuf:"bytes,2,opt,name=scope,proto3" json:"scope,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -748,6 +813,14 @@ func (*ListSecretsRequest_Filter) Descriptor() ([]byte, []int) {
 	return file_gitpod_v1_secret_proto_rawDescGZIP(), []int{4, 0}
 }
 
+// Deprecated: Marked as deprecated in gitpod/v1/secret.proto.
+func (x *ListSecretsRequest_Filter) GetProjectIds() []string {
+	if x != nil {
+		return x.ProjectIds
+	}
+	return nil
+}
+
 func (x *ListSecretsRequest_Filter) GetScope() *SecretScope {
 	if x != nil {
 		return x.Scope
@@ -766,7 +839,7 @@ const file_gitpod_v1_secret_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tH\x00R\x06userId\x12)\n" +
 	"\x0forganization_id\x18\x03 \x01(\tH\x00R\x0eorganizationId\x12.\n" +
 	"\x12service_account_id\x18\x04 \x01(\tH\x00R\x10serviceAccountIdB\a\n" +
-	"\x05scope\"\xdb\x02\n" +
+	"\x05scope\"\xcc\x03\n" +
 	"\x06Secret\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
@@ -776,26 +849,34 @@ const file_gitpod_v1_secret_proto_rawDesc = "" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12,\n" +
 	"\acreator\x18\x06 \x01(\v2\x12.gitpod.v1.SubjectR\acreator\x12\x1d\n" +
 	"\tfile_path\x18\a \x01(\tH\x00R\bfilePath\x123\n" +
-	"\x14environment_variable\x18\b \x01(\bH\x00R\x13environmentVariable\x12,\n" +
+	"\x14environment_variable\x18\b \x01(\bH\x00R\x13environmentVariable\x12L\n" +
+	"\"container_registry_basic_auth_host\x18\t \x01(\tH\x00R\x1econtainerRegistryBasicAuthHost\x12!\n" +
+	"\n" +
+	"project_id\x18\x03 \x01(\tB\x02\x18\x01R\tprojectId\x12,\n" +
 	"\x05scope\x18\n" +
 	" \x01(\v2\x16.gitpod.v1.SecretScopeR\x05scopeB\a\n" +
-	"\x05mount\"\xca\x01\n" +
+	"\x05mount\"\xbb\x02\n" +
 	"\x13CreateSecretRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tB\x02\x18\x01R\tprojectId\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\x12\x1d\n" +
 	"\tfile_path\x18\a \x01(\tH\x00R\bfilePath\x123\n" +
-	"\x14environment_variable\x18\b \x01(\bH\x00R\x13environmentVariable\x12,\n" +
+	"\x14environment_variable\x18\b \x01(\bH\x00R\x13environmentVariable\x12L\n" +
+	"\"container_registry_basic_auth_host\x18\t \x01(\tH\x00R\x1econtainerRegistryBasicAuthHost\x12,\n" +
 	"\x05scope\x18\n" +
 	" \x01(\v2\x16.gitpod.v1.SecretScopeR\x05scopeB\a\n" +
 	"\x05mount\"A\n" +
 	"\x14CreateSecretResponse\x12)\n" +
-	"\x06secret\x18\x01 \x01(\v2\x11.gitpod.v1.SecretR\x06secret\"\xc8\x01\n" +
+	"\x06secret\x18\x01 \x01(\v2\x11.gitpod.v1.SecretR\x06secret\"\xed\x01\n" +
 	"\x12ListSecretsRequest\x12<\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
 	"pagination\x12<\n" +
-	"\x06filter\x18\x02 \x01(\v2$.gitpod.v1.ListSecretsRequest.FilterR\x06filter\x1a6\n" +
-	"\x06Filter\x12,\n" +
+	"\x06filter\x18\x02 \x01(\v2$.gitpod.v1.ListSecretsRequest.FilterR\x06filter\x1a[\n" +
+	"\x06Filter\x12#\n" +
+	"\vproject_ids\x18\x01 \x03(\tB\x02\x18\x01R\n" +
+	"projectIds\x12,\n" +
 	"\x05scope\x18\x02 \x01(\v2\x16.gitpod.v1.SecretScopeR\x05scope\"\x81\x01\n" +
 	"\x13ListSecretsResponse\x12=\n" +
 	"\n" +
@@ -888,10 +969,12 @@ func file_gitpod_v1_secret_proto_init() {
 	file_gitpod_v1_secret_proto_msgTypes[1].OneofWrappers = []any{
 		(*Secret_FilePath)(nil),
 		(*Secret_EnvironmentVariable)(nil),
+		(*Secret_ContainerRegistryBasicAuthHost)(nil),
 	}
 	file_gitpod_v1_secret_proto_msgTypes[2].OneofWrappers = []any{
 		(*CreateSecretRequest_FilePath)(nil),
 		(*CreateSecretRequest_EnvironmentVariable)(nil),
+		(*CreateSecretRequest_ContainerRegistryBasicAuthHost)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -8,6 +8,7 @@ import (
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/environments"
 )
 
@@ -109,4 +110,19 @@ func (h *environmentHandler) DeleteEnvironment(ctx context.Context, req *connect
 		return nil, h.err(ctx, req.Spec().Procedure, err)
 	}
 	return connect.NewResponse(&gitpodv1.DeleteEnvironmentResponse{}), nil
+}
+
+func (h *environmentHandler) MarkEnvironmentActive(ctx context.Context, req *connect.Request[gitpodv1.MarkEnvironmentActiveRequest]) (*connect.Response[gitpodv1.MarkEnvironmentActiveResponse], error) {
+	sig := req.Msg.GetActivitySignal()
+	in := environments.MarkActiveInput{EnvironmentID: req.Msg.GetEnvironmentId(), Source: sig.GetSource()}
+	if ts := sig.GetTimestamp(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			return nil, h.err(ctx, req.Spec().Procedure, apperr.Invalid("activitySignal.timestamp", "must be a valid time: %v", err))
+		}
+		in.At = ts.AsTime()
+	}
+	if err := h.svc.MarkActive(ctx, in); err != nil {
+		return nil, h.err(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&gitpodv1.MarkEnvironmentActiveResponse{}), nil
 }

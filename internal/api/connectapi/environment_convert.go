@@ -3,9 +3,11 @@ package connectapi
 import (
 	"fmt"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/runners"
 )
@@ -22,11 +24,36 @@ func environmentToProto(e *environments.Environment) *gitpodv1.Environment {
 	if e.LastStartedAt != nil {
 		md.LastStartedAt = timestamppb.New(*e.LastStartedAt)
 	}
+	status := environmentStatusToProto(&e.Status)
+	controlPlaneStatus(e, status)
 	return &gitpodv1.Environment{
 		Id:       e.ID,
 		Metadata: md,
 		Spec:     environmentSpecToProto(&e.Spec),
-		Status:   environmentStatusToProto(&e.Status),
+		Status:   status,
+	}
+}
+
+// controlPlaneStatus adds to a runner's report what the control plane knows
+// of an environment: its last activity, the inactivity stop's reason, and
+// the ports of its spec (status.environmentUrls.ports; their url stays empty
+// until runyard serves ports).
+func controlPlaneStatus(e *environments.Environment, out *gitpodv1.EnvironmentStatus) {
+	if a := e.Activity; a != nil {
+		out.ActivitySignal = &gitpodv1.EnvironmentActivitySignal{Source: a.Source, Timestamp: timestamppb.New(a.At)}
+	}
+	if e.Spec.TimedOut != "" {
+		if out.Machine == nil {
+			out.Machine = &gitpodv1.EnvironmentStatus_Machine{}
+		}
+		out.Machine.Timeout = e.Spec.TimedOut
+	}
+	if len(e.Spec.Ports) > 0 {
+		urls := &gitpodv1.EnvironmentStatus_EnvironmentURLs{}
+		for _, p := range e.Spec.Ports {
+			urls.Ports = append(urls.Ports, &gitpodv1.EnvironmentStatus_EnvironmentURLs_Port{Port: p.Port})
+		}
+		out.EnvironmentUrls = urls
 	}
 }
 
@@ -60,7 +87,7 @@ func environmentSpecToProto(s *environments.Spec) *gitpodv1.EnvironmentSpec {
 			content.Initializer.Specs = append(content.Initializer.Specs, spec)
 		}
 	}
-	return &gitpodv1.EnvironmentSpec{
+	out := &gitpodv1.EnvironmentSpec{
 		SpecVersion:  s.SpecVersion,
 		DesiredPhase: environmentPhase(s.DesiredPhase),
 		Machine:      &gitpodv1.EnvironmentSpec_Machine{Session: s.Machine.Session, Class: s.Machine.Class},
@@ -70,7 +97,20 @@ func environmentSpecToProto(s *environments.Spec) *gitpodv1.EnvironmentSpec {
 			AutomationsFilePath: s.AutomationsFile.Path,
 			TriggerFilter:       triggersToProto(s.AutomationsFile.TriggerFilter),
 		},
+		Admission: enumOf[gitpodv1.AdmissionLevel](gitpodv1.AdmissionLevel_value, s.Admission),
 	}
+	for _, p := range s.Ports {
+		out.Ports = append(out.Ports, &gitpodv1.EnvironmentSpec_Port{
+			Port: p.Port, Name: p.Name, Admission: enumOf[gitpodv1.AdmissionLevel](gitpodv1.AdmissionLevel_value, p.Admission),
+		})
+	}
+	for _, k := range s.SSHPublicKeys {
+		out.SshPublicKeys = append(out.SshPublicKeys, &gitpodv1.EnvironmentSpec_SSHPublicKey{Id: k.ID, Value: k.Value})
+	}
+	if s.Timeout.Disconnected > 0 {
+		out.Timeout = &gitpodv1.EnvironmentSpec_Timeout{Disconnected: durationpb.New(s.Timeout.Disconnected)}
+	}
+	return out
 }
 
 func contentPhase(p environments.ContentPhase) gitpodv1.EnvironmentStatus_ContentPhase {
@@ -167,12 +207,59 @@ func environmentInput(req *gitpodv1.CreateEnvironmentRequest) (environments.Crea
 	if in.Spec.AutomationsFile.TriggerFilter, err = triggersFromProto("spec.automationsFile.triggerFilter", af.GetTriggerFilter()); err != nil {
 		return in, err
 	}
+	if err := specFieldsFromProto(&in, s); err != nil {
+		return in, err
+	}
 	return in, nil
 }
 
+// specFieldsFromProto converts spec.ports, sshPublicKeys, timeout,
+// admission, and the fields the service refuses when set (devcontainer,
+// secrets).
+func specFieldsFromProto(in *environments.CreateInput, s *gitpodv1.EnvironmentSpec) error {
+	admission, err := enumName("spec.admission", s.GetAdmission())
+	if err != nil {
+		return err
+	}
+	in.Spec.Admission = environments.Admission(admission)
+	for i, p := range s.GetPorts() {
+		a, err := enumName(fmt.Sprintf("spec.ports[%d].admission", i), p.GetAdmission())
+		if err != nil {
+			return err
+		}
+		in.Spec.Ports = append(in.Spec.Ports, environments.Port{Port: p.GetPort(), Name: p.GetName(), Admission: environments.Admission(a)})
+	}
+	for _, k := range s.GetSshPublicKeys() {
+		in.Spec.SSHPublicKeys = append(in.Spec.SSHPublicKeys, environments.SSHPublicKey{ID: k.GetId(), Value: k.GetValue()})
+	}
+	if d := s.GetTimeout().GetDisconnected(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return apperr.Invalid("spec.timeout.disconnected", "must be a valid duration: %v", err)
+		}
+		in.Spec.Timeout.Disconnected = d.AsDuration()
+	}
+	if d := s.GetDevcontainer(); d != nil {
+		in.Devcontainer = environments.Devcontainer{
+			FilePath: d.GetDevcontainerFilePath(), DefaultImage: d.GetDefaultDevcontainerImage(),
+			DotfilesRepository: d.GetDotfiles().GetRepository(),
+		}
+	}
+	for _, sec := range s.GetSecrets() {
+		in.Secrets = append(in.Secrets, environments.SpecSecret{ID: sec.GetId(), Name: sec.GetName()})
+	}
+	return nil
+}
+
 func environmentListFilter(f *gitpodv1.ListEnvironmentsRequest_Filter) (environments.ListFilter, error) {
-	out := environments.ListFilter{RunnerIDs: f.GetRunnerIds(), CreatorIDs: f.GetCreatorIds()}
+	out := environments.ListFilter{RunnerIDs: f.GetRunnerIds(), CreatorIDs: f.GetCreatorIds(), ProjectIDs: f.GetProjectIds()}
 	var err error
+	if f != nil && f.ArchivalStatus != nil {
+		status, err := enumName("filter.archivalStatus", f.GetArchivalStatus())
+		if err != nil {
+			return out, err
+		}
+		out.ArchivalStatus = status
+	}
 	if out.Phases, err = enumNames[environments.Phase]("filter.statusPhases", f.GetStatusPhases()); err != nil {
 		return out, err
 	}

@@ -92,3 +92,16 @@ func (h *runnerHandler) CreateRunnerToken(ctx context.Context, req *connect.Requ
 	}
 	return connect.NewResponse(&gitpodv1.CreateRunnerTokenResponse{ExchangeToken: exchange}), nil
 }
+
+func (h *runnerHandler) ParseContextURL(ctx context.Context, req *connect.Request[gitpodv1.ParseContextURLRequest]) (*connect.Response[gitpodv1.ParseContextURLResponse], error) {
+	c, err := h.svc.ParseContextURL(ctx, req.Msg.GetRunnerId(), req.Msg.GetContextUrl())
+	if err != nil {
+		return nil, h.err(ctx, req.Spec().Procedure, err)
+	}
+	g := &gitpodv1.ParseContextURLResponse_Git{
+		Host: c.Host, Owner: c.Owner, Repo: c.Repo, CloneUrl: c.CloneURL, Branch: c.Ref, Commit: c.Commit,
+	}
+	return connect.NewResponse(&gitpodv1.ParseContextURLResponse{
+		OriginalContextUrl: c.URL, Git: g, ProjectIds: []string{},
+	}), nil
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
@@ -12,16 +13,20 @@ import (
 )
 
 const environmentColumns = `seq, id, org_id, runner_id, runner_kind, name, context_url, phase, spec, status,
-	creator_id, creator_principal, created_at, updated_at, last_started_at`
+	creator_id, creator_principal, created_at, updated_at, last_started_at, last_activity_at, activity_source`
 
 func scanEnvironment(row interface{ Scan(...any) error }) (*environments.Environment, error) {
 	var e environments.Environment
 	var kind, phase, spec, status, creatorPrincipal string
 	var created, updated int64
-	var lastStarted sql.NullInt64
+	var lastStarted, lastActivity sql.NullInt64
+	var activitySource string
 	if err := row.Scan(&e.Seq, &e.ID, &e.OrgID, &e.RunnerID, &kind, &e.Name, &e.ContextURL, &phase, &spec, &status,
-		&e.Creator.ID, &creatorPrincipal, &created, &updated, &lastStarted); err != nil {
+		&e.Creator.ID, &creatorPrincipal, &created, &updated, &lastStarted, &lastActivity, &activitySource); err != nil {
 		return nil, err
+	}
+	if lastActivity.Valid {
+		e.Activity = &environments.Activity{Source: activitySource, At: fromMicros(lastActivity.Int64)}
 	}
 	if err := json.Unmarshal([]byte(spec), &e.Spec); err != nil {
 		return nil, fmt.Errorf("decode spec of environment %q: %w", e.ID, err)
@@ -56,11 +61,12 @@ func (db *DB) CreateEnvironment(ctx context.Context, e *environments.Environment
 	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, db.q(`INSERT INTO environments (id, org_id, runner_id, runner_kind, name, context_url,
-			phase, spec, status, creator_id, creator_principal, created_at, updated_at, last_started_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+			phase, spec, status, creator_id, creator_principal, created_at, updated_at, last_started_at,
+			last_activity_at, activity_source, stop_after)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 			e.ID, e.OrgID, e.RunnerID, string(e.RunnerKind), e.Name, e.ContextURL, string(e.Status.Phase), spec, status,
 			e.Creator.ID, string(e.Creator.Principal), micros(e.CreatedAt), micros(e.UpdatedAt),
-			nullMicros(e.LastStartedAt)).Scan(&e.Seq)
+			nullMicros(e.LastStartedAt), nullMicros(activityAt(e)), activitySource(e), nullMicros(e.StopAfter())).Scan(&e.Seq)
 	})
 	return db.translate(err, fmt.Sprintf("environment %q", e.ID))
 }
@@ -140,8 +146,10 @@ func (db *DB) UpdateEnvironment(ctx context.Context, orgID, id string, fn func(*
 			return err
 		}
 		_, err = tx.ExecContext(ctx, db.q(`UPDATE environments SET name = ?, phase = ?, spec = ?, status = ?,
-			updated_at = ?, last_started_at = ? WHERE org_id = ? AND id = ?`),
-			e.Name, string(e.Status.Phase), spec, status, micros(e.UpdatedAt), nullMicros(e.LastStartedAt), orgID, id)
+			updated_at = ?, last_started_at = ?, last_activity_at = ?, activity_source = ?, stop_after = ?
+			WHERE org_id = ? AND id = ?`),
+			e.Name, string(e.Status.Phase), spec, status, micros(e.UpdatedAt), nullMicros(e.LastStartedAt),
+			nullMicros(activityAt(e)), activitySource(e), nullMicros(e.StopAfter()), orgID, id)
 		if err != nil {
 			return err
 		}
@@ -196,4 +204,46 @@ func (db *DB) deleteEnvironments(ctx context.Context, tx *sql.Tx, where string, 
 	}
 	_, err := tx.ExecContext(ctx, db.q(`DELETE FROM environments WHERE `+where), args...)
 	return err
+}
+
+func activityAt(e *environments.Environment) *time.Time {
+	if e.Activity == nil {
+		return nil
+	}
+	return &e.Activity.At
+}
+
+func activitySource(e *environments.Environment) string {
+	if e.Activity == nil {
+		return ""
+	}
+	return e.Activity.Source
+}
+
+func (db *DB) FindEnvironmentsToStop(ctx context.Context, now time.Time, limit int) ([]environments.EnvironmentRef, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT org_id, id FROM environments
+		WHERE stop_after IS NOT NULL AND stop_after < ? ORDER BY stop_after LIMIT ?`), micros(now), limit)
+	if err != nil {
+		return nil, db.translate(err, "environments")
+	}
+	defer rows.Close()
+	var out []environments.EnvironmentRef
+	for rows.Next() {
+		var r environments.EnvironmentRef
+		if err := rows.Scan(&r.OrgID, &r.ID); err != nil {
+			return nil, db.translate(err, "environments")
+		}
+		out = append(out, r)
+	}
+	return out, db.translate(rows.Err(), "environments")
+}
+
+func (db *DB) EnvironmentBusy(ctx context.Context, orgID, id string) (bool, error) {
+	var n int
+	err := db.read.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM (SELECT 1 FROM task_executions
+		WHERE org_id = ? AND environment_id = ? AND `+unfinishedPhases+` LIMIT 1) AS unfinished`), orgID, id).Scan(&n)
+	if err != nil {
+		return false, db.translate(err, fmt.Sprintf("environment %q", id))
+	}
+	return n > 0, nil
 }

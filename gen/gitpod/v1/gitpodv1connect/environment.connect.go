@@ -54,6 +54,9 @@ const (
 	// EnvironmentServiceDeleteEnvironmentProcedure is the fully-qualified name of the
 	// EnvironmentService's DeleteEnvironment RPC.
 	EnvironmentServiceDeleteEnvironmentProcedure = "/gitpod.v1.EnvironmentService/DeleteEnvironment"
+	// EnvironmentServiceMarkEnvironmentActiveProcedure is the fully-qualified name of the
+	// EnvironmentService's MarkEnvironmentActive RPC.
+	EnvironmentServiceMarkEnvironmentActiveProcedure = "/gitpod.v1.EnvironmentService/MarkEnvironmentActive"
 )
 
 // EnvironmentServiceClient is a client for the gitpod.v1.EnvironmentService service.
@@ -74,6 +77,9 @@ type EnvironmentServiceClient interface {
 	StopEnvironment(context.Context, *connect.Request[v1.StopEnvironmentRequest]) (*connect.Response[v1.StopEnvironmentResponse], error)
 	// Deletes an environment, stopping it first unless force is set.
 	DeleteEnvironment(context.Context, *connect.Request[v1.DeleteEnvironmentRequest]) (*connect.Response[v1.DeleteEnvironmentResponse], error)
+	// Records activity on an environment, which postpones its stop by
+	// spec.timeout.disconnected.
+	MarkEnvironmentActive(context.Context, *connect.Request[v1.MarkEnvironmentActiveRequest]) (*connect.Response[v1.MarkEnvironmentActiveResponse], error)
 }
 
 // NewEnvironmentServiceClient constructs a client for the gitpod.v1.EnvironmentService service. By
@@ -129,6 +135,12 @@ func NewEnvironmentServiceClient(httpClient connect.HTTPClient, baseURL string, 
 			connect.WithSchema(environmentServiceMethods.ByName("DeleteEnvironment")),
 			connect.WithClientOptions(opts...),
 		),
+		markEnvironmentActive: connect.NewClient[v1.MarkEnvironmentActiveRequest, v1.MarkEnvironmentActiveResponse](
+			httpClient,
+			baseURL+EnvironmentServiceMarkEnvironmentActiveProcedure,
+			connect.WithSchema(environmentServiceMethods.ByName("MarkEnvironmentActive")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -141,6 +153,7 @@ type environmentServiceClient struct {
 	startEnvironment       *connect.Client[v1.StartEnvironmentRequest, v1.StartEnvironmentResponse]
 	stopEnvironment        *connect.Client[v1.StopEnvironmentRequest, v1.StopEnvironmentResponse]
 	deleteEnvironment      *connect.Client[v1.DeleteEnvironmentRequest, v1.DeleteEnvironmentResponse]
+	markEnvironmentActive  *connect.Client[v1.MarkEnvironmentActiveRequest, v1.MarkEnvironmentActiveResponse]
 }
 
 // GetEnvironment calls gitpod.v1.EnvironmentService.GetEnvironment.
@@ -178,6 +191,11 @@ func (c *environmentServiceClient) DeleteEnvironment(ctx context.Context, req *c
 	return c.deleteEnvironment.CallUnary(ctx, req)
 }
 
+// MarkEnvironmentActive calls gitpod.v1.EnvironmentService.MarkEnvironmentActive.
+func (c *environmentServiceClient) MarkEnvironmentActive(ctx context.Context, req *connect.Request[v1.MarkEnvironmentActiveRequest]) (*connect.Response[v1.MarkEnvironmentActiveResponse], error) {
+	return c.markEnvironmentActive.CallUnary(ctx, req)
+}
+
 // EnvironmentServiceHandler is an implementation of the gitpod.v1.EnvironmentService service.
 type EnvironmentServiceHandler interface {
 	// Gets details about a specific environment including its status.
@@ -196,6 +214,9 @@ type EnvironmentServiceHandler interface {
 	StopEnvironment(context.Context, *connect.Request[v1.StopEnvironmentRequest]) (*connect.Response[v1.StopEnvironmentResponse], error)
 	// Deletes an environment, stopping it first unless force is set.
 	DeleteEnvironment(context.Context, *connect.Request[v1.DeleteEnvironmentRequest]) (*connect.Response[v1.DeleteEnvironmentResponse], error)
+	// Records activity on an environment, which postpones its stop by
+	// spec.timeout.disconnected.
+	MarkEnvironmentActive(context.Context, *connect.Request[v1.MarkEnvironmentActiveRequest]) (*connect.Response[v1.MarkEnvironmentActiveResponse], error)
 }
 
 // NewEnvironmentServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -247,6 +268,12 @@ func NewEnvironmentServiceHandler(svc EnvironmentServiceHandler, opts ...connect
 		connect.WithSchema(environmentServiceMethods.ByName("DeleteEnvironment")),
 		connect.WithHandlerOptions(opts...),
 	)
+	environmentServiceMarkEnvironmentActiveHandler := connect.NewUnaryHandler(
+		EnvironmentServiceMarkEnvironmentActiveProcedure,
+		svc.MarkEnvironmentActive,
+		connect.WithSchema(environmentServiceMethods.ByName("MarkEnvironmentActive")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gitpod.v1.EnvironmentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case EnvironmentServiceGetEnvironmentProcedure:
@@ -263,6 +290,8 @@ func NewEnvironmentServiceHandler(svc EnvironmentServiceHandler, opts ...connect
 			environmentServiceStopEnvironmentHandler.ServeHTTP(w, r)
 		case EnvironmentServiceDeleteEnvironmentProcedure:
 			environmentServiceDeleteEnvironmentHandler.ServeHTTP(w, r)
+		case EnvironmentServiceMarkEnvironmentActiveProcedure:
+			environmentServiceMarkEnvironmentActiveHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -298,4 +327,8 @@ func (UnimplementedEnvironmentServiceHandler) StopEnvironment(context.Context, *
 
 func (UnimplementedEnvironmentServiceHandler) DeleteEnvironment(context.Context, *connect.Request[v1.DeleteEnvironmentRequest]) (*connect.Response[v1.DeleteEnvironmentResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.DeleteEnvironment is not implemented"))
+}
+
+func (UnimplementedEnvironmentServiceHandler) MarkEnvironmentActive(context.Context, *connect.Request[v1.MarkEnvironmentActiveRequest]) (*connect.Response[v1.MarkEnvironmentActiveResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.MarkEnvironmentActive is not implemented"))
 }

@@ -50,6 +50,9 @@ const (
 	// RunnerServiceCreateRunnerTokenProcedure is the fully-qualified name of the RunnerService's
 	// CreateRunnerToken RPC.
 	RunnerServiceCreateRunnerTokenProcedure = "/gitpod.v1.RunnerService/CreateRunnerToken"
+	// RunnerServiceParseContextURLProcedure is the fully-qualified name of the RunnerService's
+	// ParseContextURL RPC.
+	RunnerServiceParseContextURLProcedure = "/gitpod.v1.RunnerService/ParseContextURL"
 )
 
 // RunnerServiceClient is a client for the gitpod.v1.RunnerService service.
@@ -69,6 +72,9 @@ type RunnerServiceClient interface {
 	// Creates a new exchange token for an existing runner. Previously issued
 	// tokens stay valid.
 	CreateRunnerToken(context.Context, *connect.Request[v1.CreateRunnerTokenRequest]) (*connect.Response[v1.CreateRunnerTokenResponse], error)
+	// Parses a context URL (a repository, branch, commit, pull request ... on
+	// a forge) into what a git initializer clones.
+	ParseContextURL(context.Context, *connect.Request[v1.ParseContextURLRequest]) (*connect.Response[v1.ParseContextURLResponse], error)
 }
 
 // NewRunnerServiceClient constructs a client for the gitpod.v1.RunnerService service. By default,
@@ -118,6 +124,12 @@ func NewRunnerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(runnerServiceMethods.ByName("CreateRunnerToken")),
 			connect.WithClientOptions(opts...),
 		),
+		parseContextURL: connect.NewClient[v1.ParseContextURLRequest, v1.ParseContextURLResponse](
+			httpClient,
+			baseURL+RunnerServiceParseContextURLProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("ParseContextURL")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -129,6 +141,7 @@ type runnerServiceClient struct {
 	updateRunner      *connect.Client[v1.UpdateRunnerRequest, v1.UpdateRunnerResponse]
 	deleteRunner      *connect.Client[v1.DeleteRunnerRequest, v1.DeleteRunnerResponse]
 	createRunnerToken *connect.Client[v1.CreateRunnerTokenRequest, v1.CreateRunnerTokenResponse]
+	parseContextURL   *connect.Client[v1.ParseContextURLRequest, v1.ParseContextURLResponse]
 }
 
 // CreateRunner calls gitpod.v1.RunnerService.CreateRunner.
@@ -161,6 +174,11 @@ func (c *runnerServiceClient) CreateRunnerToken(ctx context.Context, req *connec
 	return c.createRunnerToken.CallUnary(ctx, req)
 }
 
+// ParseContextURL calls gitpod.v1.RunnerService.ParseContextURL.
+func (c *runnerServiceClient) ParseContextURL(ctx context.Context, req *connect.Request[v1.ParseContextURLRequest]) (*connect.Response[v1.ParseContextURLResponse], error) {
+	return c.parseContextURL.CallUnary(ctx, req)
+}
+
 // RunnerServiceHandler is an implementation of the gitpod.v1.RunnerService service.
 type RunnerServiceHandler interface {
 	// Creates a new runner registration with the server. The response carries a
@@ -178,6 +196,9 @@ type RunnerServiceHandler interface {
 	// Creates a new exchange token for an existing runner. Previously issued
 	// tokens stay valid.
 	CreateRunnerToken(context.Context, *connect.Request[v1.CreateRunnerTokenRequest]) (*connect.Response[v1.CreateRunnerTokenResponse], error)
+	// Parses a context URL (a repository, branch, commit, pull request ... on
+	// a forge) into what a git initializer clones.
+	ParseContextURL(context.Context, *connect.Request[v1.ParseContextURLRequest]) (*connect.Response[v1.ParseContextURLResponse], error)
 }
 
 // NewRunnerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -223,6 +244,12 @@ func NewRunnerServiceHandler(svc RunnerServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(runnerServiceMethods.ByName("CreateRunnerToken")),
 		connect.WithHandlerOptions(opts...),
 	)
+	runnerServiceParseContextURLHandler := connect.NewUnaryHandler(
+		RunnerServiceParseContextURLProcedure,
+		svc.ParseContextURL,
+		connect.WithSchema(runnerServiceMethods.ByName("ParseContextURL")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gitpod.v1.RunnerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunnerServiceCreateRunnerProcedure:
@@ -237,6 +264,8 @@ func NewRunnerServiceHandler(svc RunnerServiceHandler, opts ...connect.HandlerOp
 			runnerServiceDeleteRunnerHandler.ServeHTTP(w, r)
 		case RunnerServiceCreateRunnerTokenProcedure:
 			runnerServiceCreateRunnerTokenHandler.ServeHTTP(w, r)
+		case RunnerServiceParseContextURLProcedure:
+			runnerServiceParseContextURLHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -268,4 +297,8 @@ func (UnimplementedRunnerServiceHandler) DeleteRunner(context.Context, *connect.
 
 func (UnimplementedRunnerServiceHandler) CreateRunnerToken(context.Context, *connect.Request[v1.CreateRunnerTokenRequest]) (*connect.Response[v1.CreateRunnerTokenResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.CreateRunnerToken is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) ParseContextURL(context.Context, *connect.Request[v1.ParseContextURLRequest]) (*connect.Response[v1.ParseContextURLResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.ParseContextURL is not implemented"))
 }
