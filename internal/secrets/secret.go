@@ -58,10 +58,15 @@ type Secret struct {
 	// environment's workspace (runyard.runner.v1.SecretFile). At most one of
 	// the two mounts is set; with neither the secret is only reachable
 	// through a secretRef.
-	FilePath  string
-	Creator   identity.Subject
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	FilePath string
+	// ContainerRegistryBasicAuthHost, when set, is the third mount: the
+	// value is the basic-auth credentials (user:password) of that container
+	// registry host. runyard records it; runners do not write a docker
+	// config from it yet.
+	ContainerRegistryBasicAuthHost string
+	Creator                        identity.Subject
+	CreatedAt                      time.Time
+	UpdatedAt                      time.Time
 	// Value is the encrypted value.
 	Value Ciphertext
 }

@@ -64,6 +64,11 @@ type CreateInput struct {
 	// EnvironmentVariable and FilePath are the mount; at most one is set.
 	EnvironmentVariable bool
 	FilePath            string
+	// ContainerRegistryBasicAuthHost is the registry mount (host[:port]).
+	ContainerRegistryBasicAuthHost string
+	// ProjectID is the vendor's deprecated project_id; runyard has no
+	// projects and refuses it when set.
+	ProjectID string
 	// Scope nil means the caller's organization.
 	Scope *Scope
 }
@@ -76,6 +81,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Secret, error) {
 	c, err := identity.Require(ctx, identity.ScopeSecretsWrite)
 	if err != nil {
 		return nil, err
+	}
+	if in.ProjectID != "" {
+		return nil, apperr.Invalid("projectId", "runyard has no projects: use scope.organizationId, scope.userId or scope.serviceAccountId")
 	}
 	scope := Scope{Kind: ScopeOrganization, ID: c.OrgID}
 	if in.Scope != nil {
@@ -95,6 +103,14 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Secret, error) {
 			return nil, err
 		}
 	}
+	if h := in.ContainerRegistryBasicAuthHost; h != "" {
+		if in.EnvironmentVariable || in.FilePath != "" {
+			return nil, apperr.Invalid("containerRegistryBasicAuthHost", "cannot be combined with environmentVariable or filePath: a secret has one mount")
+		}
+		if err := validateRegistryHost(h); err != nil {
+			return nil, err
+		}
+	}
 	if err := validateValue(in.Value, in.EnvironmentVariable); err != nil {
 		return nil, err
 	}
@@ -105,15 +121,16 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Secret, error) {
 	}
 	now := s.now()
 	sec := &Secret{
-		ID:                  uuid.NewString(),
-		OrgID:               c.OrgID,
-		Name:                in.Name,
-		Scope:               scope,
-		EnvironmentVariable: in.EnvironmentVariable,
-		FilePath:            in.FilePath,
-		Creator:             c.Subject,
-		CreatedAt:           now,
-		UpdatedAt:           now,
+		ID:                             uuid.NewString(),
+		OrgID:                          c.OrgID,
+		Name:                           in.Name,
+		Scope:                          scope,
+		EnvironmentVariable:            in.EnvironmentVariable,
+		FilePath:                       in.FilePath,
+		ContainerRegistryBasicAuthHost: in.ContainerRegistryBasicAuthHost,
+		Creator:                        c.Subject,
+		CreatedAt:                      now,
+		UpdatedAt:                      now,
 	}
 	if sec.Value, err = s.Key.encrypt(sec.OrgID, sec.ID, []byte(in.Value)); err != nil {
 		return nil, err

@@ -2,7 +2,10 @@ package secrets
 
 import (
 	"fmt"
+	"net"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -138,6 +141,38 @@ func validateValue(v Value, envVar bool) error {
 		return apperr.Invalid("value", "must be at most %d bytes, got %d", MaxValueBytes, len(v))
 	case envVar && strings.ContainsRune(string(v), 0):
 		return apperr.Invalid("value", "must not contain NUL bytes: an environment variable cannot hold them")
+	}
+	return nil
+}
+
+// hostLabel is one DNS label of a registry host name.
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// validateRegistryHost accepts what a docker config's auths key holds: a
+// host name or IP address with an optional port, without a scheme or path
+// ("ghcr.io", "registry.example.com:5000", "10.0.0.1:5000").
+func validateRegistryHost(h string) error {
+	const field = "containerRegistryBasicAuthHost"
+	if len(h) > 253+6 {
+		return apperr.Invalid(field, "must be at most %d bytes", 253+6)
+	}
+	host, port := h, ""
+	if hp, p, err := net.SplitHostPort(h); err == nil {
+		host, port = hp, p
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return apperr.Invalid(field, "must be a registry host with an optional port 1 to 65535, got %q", h)
+		}
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	labels := strings.Split(host, ".")
+	for _, l := range labels {
+		if !hostLabel.MatchString(l) {
+			return apperr.Invalid(field, "must be a registry host name such as ghcr.io or registry.example.com:5000 (no scheme or path), got %q", h)
+		}
 	}
 	return nil
 }

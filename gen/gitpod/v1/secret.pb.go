@@ -773,7 +773,8 @@ func (*UpdateSecretValueResponse) Descriptor() ([]byte, []int) {
 
 type ListSecretsRequest_Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// project_ids is deprecated (use scope); refused when non-empty.
+	// project_ids is deprecated (use scope) and ignored, as the vendor
+	// documents.
 	//
 	// Deprecated: Marked as deprecated in gitpod/v1/secret.proto.
 	ProjectIds []string `protobuf:"bytes,1,rep,name=project_ids,json=projectIds,proto3" json:"project_ids,omitempty"`

@@ -30,11 +30,14 @@ func (h *secretHandler) err(ctx context.Context, procedure string, err error) er
 func (h *secretHandler) CreateSecret(ctx context.Context, req *connect.Request[gitpodv1.CreateSecretRequest]) (*connect.Response[gitpodv1.CreateSecretResponse], error) {
 	m := req.Msg
 	in := secrets.CreateInput{
-		Name:                m.GetName(),
-		Value:               secrets.Value(m.GetValue()),
-		EnvironmentVariable: m.GetEnvironmentVariable(),
-		FilePath:            m.GetFilePath(),
-		Scope:               scopeFromProto(m.GetScope()),
+		Name:                           m.GetName(),
+		Value:                          secrets.Value(m.GetValue()),
+		EnvironmentVariable:            m.GetEnvironmentVariable(),
+		FilePath:                       m.GetFilePath(),
+		Scope:                          scopeFromProto(m.GetScope()),
+		ContainerRegistryBasicAuthHost: m.GetContainerRegistryBasicAuthHost(),
+		ProjectID:                      m.GetProjectId(), // deprecated: refused when set
+
 	}
 	s, err := h.svc.Create(ctx, in)
 	if err != nil {
@@ -122,6 +125,8 @@ func secretToProto(s *secrets.Secret) *gitpodv1.Secret {
 	}
 	if s.FilePath != "" {
 		out.Mount = &gitpodv1.Secret_FilePath{FilePath: s.FilePath}
+	} else if s.ContainerRegistryBasicAuthHost != "" {
+		out.Mount = &gitpodv1.Secret_ContainerRegistryBasicAuthHost{ContainerRegistryBasicAuthHost: s.ContainerRegistryBasicAuthHost}
 	} else {
 		// Always set, so that clients read environmentVariable: false
 		// rather than guess from an absent mount.

@@ -11,14 +11,14 @@ import (
 )
 
 const secretColumns = `seq, id, org_id, name, scope_kind, scope_id, environment_variable, file_path,
-	creator_id, creator_principal, key_id, nonce, ciphertext, created_at, updated_at`
+	container_registry_basic_auth_host, creator_id, creator_principal, key_id, nonce, ciphertext, created_at, updated_at`
 
 func scanSecret(row interface{ Scan(...any) error }) (*secrets.Secret, error) {
 	var s secrets.Secret
 	var scopeKind, creatorPrincipal string
 	var created, updated int64
 	if err := row.Scan(&s.Seq, &s.ID, &s.OrgID, &s.Name, &scopeKind, &s.Scope.ID, &s.EnvironmentVariable, &s.FilePath,
-		&s.Creator.ID, &creatorPrincipal, &s.Value.KeyID, &s.Value.Nonce, &s.Value.Data, &created, &updated); err != nil {
+		&s.ContainerRegistryBasicAuthHost, &s.Creator.ID, &creatorPrincipal, &s.Value.KeyID, &s.Value.Nonce, &s.Value.Data, &created, &updated); err != nil {
 		return nil, err
 	}
 	s.Scope.Kind = secrets.ScopeKind(scopeKind)
@@ -30,10 +30,10 @@ func scanSecret(row interface{ Scan(...any) error }) (*secrets.Secret, error) {
 func (db *DB) CreateSecret(ctx context.Context, s *secrets.Secret) error {
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, db.q(`INSERT INTO secrets (id, org_id, name, scope_kind, scope_id, environment_variable,
-			file_path, creator_id, creator_principal, key_id, nonce, ciphertext, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+			file_path, container_registry_basic_auth_host, creator_id, creator_principal, key_id, nonce, ciphertext, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 			s.ID, s.OrgID, s.Name, string(s.Scope.Kind), s.Scope.ID, s.EnvironmentVariable, s.FilePath,
-			s.Creator.ID, string(s.Creator.Principal), s.Value.KeyID, s.Value.Nonce, s.Value.Data,
+			s.ContainerRegistryBasicAuthHost, s.Creator.ID, string(s.Creator.Principal), s.Value.KeyID, s.Value.Nonce, s.Value.Data,
 			micros(s.CreatedAt), micros(s.UpdatedAt)).Scan(&s.Seq)
 	})
 	return db.translate(err, fmt.Sprintf("secret %q", s.Name))
