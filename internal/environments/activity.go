@@ -47,8 +47,11 @@ func (e *Environment) StopAfter() *time.Time {
 	if d <= 0 || e.Spec.DesiredPhase != PhaseRunning {
 		return nil
 	}
+	// An environment that should run has been started (lastStartedAt is
+	// set by both CreateEnvironment and StartEnvironment); the creation
+	// time stands in for a record from before that.
 	last := e.CreatedAt
-	if e.LastStartedAt != nil && e.LastStartedAt.After(last) {
+	if e.LastStartedAt != nil {
 		last = *e.LastStartedAt
 	}
 	if e.Activity != nil && e.Activity.At.After(last) {

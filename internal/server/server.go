@@ -67,6 +67,9 @@ type Config struct {
 	// then a runner that comes back keeps them. Zero means
 	// runners.DefaultLostAfter, or RunnerTimeout when that is longer.
 	LostAfter time.Duration
+	// InactivitySweep is how often environments with
+	// spec.timeout.disconnected are checked for inactivity; zero means 30s.
+	InactivitySweep time.Duration
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
@@ -104,6 +107,8 @@ type Server struct {
 	sessions *replicaproxy.Recorder
 	runners  *runners.Service
 	pods     *pods.Service
+	// environments stops environments for inactivity (inactivity.go).
+	environments *environments.Service
 	// secrets holds the secrets service, whose SealedForRunner and
 	// EnvVarsFor build the secrets part of a runner's desired state.
 	secrets *secrets.Service
@@ -272,6 +277,7 @@ func (s *Server) open(ctx context.Context) error {
 	envSvc := environments.NewService(st)
 	envSvc.Now = runnerSvc.Now
 	envSvc.Changed = hooks.Changed
+	s.environments = envSvc
 	autoSvc := automations.NewManager(st)
 	autoSvc.Now = runnerSvc.Now
 	autoSvc.Changed = hooks.Changed
@@ -441,12 +447,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 	stopPlacing := s.startPlacing()
 	stopPurging := s.startPurging()
+	stopSweeping := s.startInactivitySweep()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("control plane listening", "url", s.URL())
 	select {
 	case err := <-errc:
 		stopPurging()
+		stopSweeping()
 		stopPlacing()
 		stopFleet()
 		<-fleetDone
@@ -456,6 +464,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	stopPurging()
+	stopSweeping()
 	stopPlacing()
 	s.ready.Store(false)
 	// Runner streams never end on their own; close them so the shutdown

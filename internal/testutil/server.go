@@ -55,6 +55,9 @@ type Options struct {
 	DatabaseURL string
 	// ReadTimeout is the server's read timeout; zero is the default.
 	ReadTimeout time.Duration
+	// InactivitySweep is how often the server stops inactive environments;
+	// zero is the default.
+	InactivitySweep time.Duration
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -76,6 +79,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		RunnerTimeout:   opts.RunnerTimeout,
 		LostAfter:       opts.LostAfter,
 		ReadTimeout:     opts.ReadTimeout,
+		InactivitySweep: opts.InactivitySweep,
 		Logger:          opts.Logger,
 	}
 	if cfg.Logger == nil {
