@@ -337,19 +337,39 @@ func (e *env) cloneOne(g *runnerv1.GitInitializer, dst string, spec *runnerv1.En
 		if target == "" {
 			return errors.New("cloneTarget is required for a branch or tag")
 		}
-		args = append(args, "--branch", target)
+		// A full ref (refs/pull/N/head of a pull request context URL) is
+		// no branch clone --branch takes: it is fetched after the clone.
+		if !strings.HasPrefix(target, "refs/") {
+			args = append(args, "--branch", target)
+		}
 	}
 	args = append(args, "--", g.GetRemoteUri(), dst)
 	if err := git(ctx, "", args...); err != nil {
 		return err
 	}
 	switch g.GetTargetMode() {
+	case gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_BRANCH, gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_TAG:
+		if strings.HasPrefix(target, "refs/") {
+			if err := git(ctx, dst, "fetch", "--quiet", "origin", "--", target); err != nil {
+				return err
+			}
+			if err := git(ctx, dst, "checkout", "--quiet", "--detach", "FETCH_HEAD"); err != nil {
+				return err
+			}
+		}
 	case gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_COMMIT:
 		if target == "" {
 			return errors.New("cloneTarget is required for a commit")
 		}
 		if err := git(ctx, dst, "checkout", "--quiet", "--detach", target); err != nil {
-			return err
+			// A commit no branch reaches (a pull request's, say) is
+			// fetched by its hash, where the server allows that.
+			if ferr := git(ctx, dst, "fetch", "--quiet", "origin", "--", target); ferr != nil {
+				return err
+			}
+			if err := git(ctx, dst, "checkout", "--quiet", "--detach", target); err != nil {
+				return err
+			}
 		}
 	case gitpodv1.GitInitializer_CLONE_TARGET_MODE_LOCAL_BRANCH:
 		if target == "" {
