@@ -107,12 +107,17 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Environment, err
 		if first.ContextURL != nil {
 			e.ContextURL = strings.TrimSpace(*first.ContextURL)
 		}
+		// What a context URL named is now its git initializer, which is
+		// what is stored.
+		for i := range e.Spec.Content.Initializers {
+			e.Spec.Content.Initializers[i].ContextURL = nil
+		}
 	}
 	switch {
 	case in.Name != nil:
 		e.Name = *in.Name
-	case e.ContextURL != "":
-		e.Name = repoName(e.ContextURL)
+	case len(e.Spec.Content.Initializers) > 0:
+		e.Name = repoName(e.Spec.Content.Initializers[0].Git.RemoteURI)
 	default:
 		e.Name = "environment-" + e.ID[:8]
 	}

@@ -230,9 +230,9 @@ func TestCreate_Validation(t *testing.T) {
 		}(), code: apperr.CodeInvalid, field: "specs[0]"},
 		{name: "ErrContextURL", in: func() environments.CreateInput {
 			in := gitInput(class)
-			in.Spec.Content.Initializers[0] = environments.Initializer{ContextURL: name("https://github.com/x/y")}
+			in.Spec.Content.Initializers[0] = environments.Initializer{ContextURL: name("https://github.com/x")}
 			return in
-		}(), code: apperr.CodeInvalid, field: "specs[0].contextUrl"},
+		}(), code: apperr.CodeInvalid, field: "spec.content.initializer.specs[0].contextUrl.url"},
 		{name: "ErrAutomationsPath", in: func() environments.CreateInput {
 			in := gitInput(class)
 			in.Spec.AutomationsFile.Path = "../secrets.yaml"
