@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/automations/spec"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
@@ -40,9 +41,104 @@ func newEnvironment(orgID, runnerID, name string) *environments.Environment {
 				Session: "a1", Path: environments.DefaultAutomationsFilePath,
 				TriggerFilter: []spec.Trigger{spec.TriggerPostEnvironmentStart},
 			},
+			Ports:         []environments.Port{{Port: 8080, Name: "web", Admission: environments.AdmissionEveryone}, {Port: 22}},
+			SSHPublicKeys: []environments.SSHPublicKey{{ID: "laptop", Value: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"}},
+			Timeout:       environments.Timeout{Disconnected: 90 * time.Minute},
+			Admission:     environments.AdmissionOwnerOnly,
+			TimedOut:      "stopped once",
 		},
-		Status: environments.Status{Phase: environments.PhaseCreating},
+		Status:   environments.Status{Phase: environments.PhaseCreating},
+		Activity: &environments.Activity{Source: "VS Code", At: base.Add(2 * time.Second)},
 	}
+}
+
+func refIDs(refs []environments.EnvironmentRef) []string {
+	out := []string{}
+	for _, r := range refs {
+		out = append(out, r.OrgID+"/"+r.ID)
+	}
+	return out
+}
+
+// testEnvironmentActivity: the activity columns, the inactivity sweep's
+// read (FindEnvironmentsToStop: due environments of every organization, by
+// how long they are due, never one without a timeout or that should not
+// run) and EnvironmentBusy.
+func testEnvironmentActivity(t *testing.T, s store.Store) {
+	org, other := newOrg(t, s), newOrg(t, s)
+	mk := func(orgID string, timeout time.Duration, desired environments.Phase) *environments.Environment {
+		t.Helper()
+		e := newEnvironment(orgID, uuid.NewString(), "activity")
+		e.Activity = nil
+		e.Spec.Timeout.Disconnected, e.Spec.DesiredPhase = timeout, desired
+		must(t, s.CreateEnvironment(ctx, e), "create environment")
+		return e
+	}
+	// Started at base+1s: due after base+1h+1s and base+2h+1s.
+	hour := mk(org.ID, time.Hour, environments.PhaseRunning)
+	twoHours := mk(other.ID, 2*time.Hour, environments.PhaseRunning)
+	mk(org.ID, 0, environments.PhaseRunning)
+	mk(org.ID, time.Hour, environments.PhaseStopped)
+	due := func(now time.Time, limit int, want ...*environments.Environment) {
+		t.Helper()
+		got, err := s.FindEnvironmentsToStop(ctx, now, limit)
+		must(t, err, "find environments to stop")
+		wantRefs := []string{}
+		for _, e := range want {
+			wantRefs = append(wantRefs, e.OrgID+"/"+e.ID)
+		}
+		if !reflect.DeepEqual(refIDs(got), wantRefs) {
+			t.Fatalf("due at %s: %v, want %v", now.Sub(base), refIDs(got), wantRefs)
+		}
+	}
+	due(base.Add(time.Hour), 10)
+	due(base.Add(3*time.Hour), 10, hour, twoHours)
+	due(base.Add(3*time.Hour), 1, hour)
+
+	// Activity moves the stop and reads back.
+	act := &environments.Activity{Source: "SSH", At: base.Add(150 * time.Minute)}
+	_, err := s.UpdateEnvironment(ctx, org.ID, hour.ID, func(e *environments.Environment) error {
+		e.Activity = act
+		return nil
+	})
+	must(t, err, "record activity")
+	got, err := s.FindEnvironmentByID(ctx, org.ID, hour.ID)
+	must(t, err, "find environment")
+	if !reflect.DeepEqual(got.Activity, act) {
+		t.Fatalf("activity %+v, want %+v", got.Activity, act)
+	}
+	due(base.Add(3*time.Hour), 10, twoHours)
+	due(base.Add(4*time.Hour), 10, twoHours, hour)
+	// A stopped environment is never due.
+	_, err = s.UpdateEnvironment(ctx, other.ID, twoHours.ID, func(e *environments.Environment) error {
+		e.Spec.DesiredPhase = environments.PhaseStopped
+		return nil
+	})
+	must(t, err, "stop environment")
+	due(base.Add(4*time.Hour), 10, hour)
+
+	// EnvironmentBusy sees unfinished executions only, in the organization
+	// asked.
+	busy := func(orgID, id string, want bool) {
+		t.Helper()
+		got, err := s.EnvironmentBusy(ctx, orgID, id)
+		must(t, err, "environment busy")
+		if got != want {
+			t.Fatalf("EnvironmentBusy(%s) = %v, want %v", id, got, want)
+		}
+	}
+	busy(org.ID, hour.ID, false)
+	task := newTask(hour, "build")
+	x := newExecution(task, automations.ExecutionPhaseRunning)
+	create(t, s, hour, &automations.Changes{CreateTasks: []*automations.Task{task}, CreateExecutions: []*automations.TaskExecution{x}})
+	busy(org.ID, hour.ID, true)
+	busy(other.ID, hour.ID, false)
+	_, err = s.UpdateTaskExecution(ctx, org.ID, x.ID, func(x *automations.TaskExecution) error {
+		x.Status.Phase = automations.ExecutionPhaseSucceeded
+		return nil
+	})
+	must(t, err, "finish execution")
+	busy(org.ID, hour.ID, false)
 }
 
 func testEnvironmentRoundTrip(t *testing.T, s store.Store) {

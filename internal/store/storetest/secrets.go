@@ -50,6 +50,14 @@ func testSecretRoundTrip(t *testing.T, s store.Store) {
 	if !reflect.DeepEqual(got, file) {
 		t.Fatalf("file secret round trip:\n got %+v\nwant %+v", got, file)
 	}
+	registry := newSecret(org.ID, "registry")
+	registry.EnvironmentVariable, registry.ContainerRegistryBasicAuthHost = false, "registry.example.com:5000"
+	must(t, s.CreateSecret(ctx, registry), "create registry secret")
+	got, err = s.FindSecretByID(ctx, org.ID, registry.ID)
+	must(t, err, "find registry secret")
+	if !reflect.DeepEqual(got, registry) {
+		t.Fatalf("registry secret round trip:\n got %+v\nwant %+v", got, registry)
+	}
 
 	other := newOrg(t, s)
 	_, err = s.FindSecretByID(ctx, other.ID, sec.ID)

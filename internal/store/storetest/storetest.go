@@ -64,6 +64,7 @@ func Run(t *testing.T, open Opener) {
 		{"FindEnvironments", testFindEnvironments},
 		{"UpdateEnvironment", testUpdateEnvironment},
 		{"DeleteEnvironment", testDeleteEnvironment},
+		{"EnvironmentActivity", testEnvironmentActivity},
 		{"AutomationsRoundTrip", testAutomationsRoundTrip},
 		{"AutomationSources", testAutomationSources},
 		{"UpdateService", testUpdateService},
