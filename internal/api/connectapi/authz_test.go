@@ -71,6 +71,10 @@ var authzMethods = []struct {
 		_, err := c.Runners.CreateRunnerToken(ctx, connect.NewRequest(&gitpodv1.CreateRunnerTokenRequest{RunnerId: e.target}))
 		return err
 	}},
+	{"ParseContextURL", runnersRead, func(t *testing.T, c *client, e *authzEnv) error {
+		_, err := c.Runners.ParseContextURL(ctx, connect.NewRequest(&gitpodv1.ParseContextURLRequest{RunnerId: e.target, ContextUrl: "https://github.com/org/repo"}))
+		return err
+	}},
 	{"GetAuthenticatedIdentity", anyCaller, func(t *testing.T, c *client, e *authzEnv) error {
 		_, err := c.Identity.GetAuthenticatedIdentity(ctx, connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
 		return err

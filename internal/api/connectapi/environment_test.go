@@ -382,8 +382,8 @@ func TestEnvironments_Create(t *testing.T) {
 				{"ErrContextURL", &gitpodv1.CreateEnvironmentRequest{Spec: &gitpodv1.EnvironmentSpec{
 					Machine: &gitpodv1.EnvironmentSpec_Machine{Class: class},
 					Content: &gitpodv1.EnvironmentSpec_Content{Initializer: &gitpodv1.EnvironmentInitializer{Specs: []*gitpodv1.EnvironmentInitializer_Spec{
-						{Spec: &gitpodv1.EnvironmentInitializer_Spec_ContextUrl{ContextUrl: &gitpodv1.ContextURLInitializer{Url: "https://github.com/a/b"}}},
-					}}}}}, connect.CodeInvalidArgument, "spec.content.initializer.specs[0].contextUrl"},
+						{Spec: &gitpodv1.EnvironmentInitializer_Spec_ContextUrl{ContextUrl: &gitpodv1.ContextURLInitializer{Url: "https://github.com/a"}}},
+					}}}}}, connect.CodeInvalidArgument, "spec.content.initializer.specs[0].contextUrl.url"},
 				{"ErrEmptyInitializer", &gitpodv1.CreateEnvironmentRequest{Spec: &gitpodv1.EnvironmentSpec{
 					Machine: &gitpodv1.EnvironmentSpec_Machine{Class: class},
 					Content: &gitpodv1.EnvironmentSpec_Content{Initializer: &gitpodv1.EnvironmentInitializer{Specs: []*gitpodv1.EnvironmentInitializer_Spec{{}}}}}},
