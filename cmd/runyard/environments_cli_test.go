@@ -209,6 +209,33 @@ func testEnvironmentsCLI(t *testing.T, dbURL string) {
 		t.FailNow()
 	}
 
+	t.Run("CreateFromContextURL", func(t *testing.T) {
+		// A local path is a context URL for development; the JSON output
+		// shows what it was parsed into and the timeout.
+		var got struct {
+			Environment struct {
+				ID       string
+				Metadata struct{ OriginalContextURL string }
+				Spec     struct {
+					Timeout struct{ Disconnected string }
+					Content struct {
+						Initializer struct {
+							Specs []struct{ Git struct{ RemoteURI string } }
+						}
+					}
+				}
+			}
+		}
+		local := strings.TrimPrefix(makeGitRepo(t, map[string]string{"README": "plain\n"}), "file://")
+		s.mustJSON(t, adminToken, &got, "environments", "create", "--runner", runnerID, "--context-url", local, "--inactivity-timeout", "1h", "--name", "from-context")
+		e := got.Environment
+		if e.Metadata.OriginalContextURL != local || e.Spec.Timeout.Disconnected != "3600s" ||
+			len(e.Spec.Content.Initializer.Specs) != 1 || e.Spec.Content.Initializer.Specs[0].Git.RemoteURI != "file://"+local {
+			t.Fatalf("created %+v", e)
+		}
+		s.mustRun(t, adminToken, "environments", "delete", e.ID, "--force")
+	})
+
 	var workspace string
 	t.Run("GetAndList", func(t *testing.T) {
 		var got struct{ Environment cliEnvironment }
@@ -462,6 +489,9 @@ tasks:
 			{"ErrUnknownRunner", []string{"environments", "create", "--runner", "00000000-0000-4000-8000-000000000000"}, 3, []string{"runner"}},
 			{"ErrClassAndRunner", []string{"environments", "create", "--runner", runnerID, "--class", "x"}, 2, []string{"class", "runner"}},
 			{"ErrBranchWithoutGit", []string{"environments", "create", "--branch", "main"}, 2, []string{"--branch", "--git"}},
+			{"ErrGitAndContextURL", []string{"environments", "create", "--git", repo, "--context-url", repo}, 2, []string{"git", "context-url"}},
+			{"ErrBadContextURL", []string{"environments", "create", "--runner", runnerID, "--context-url", "https://github.com/org"}, 2, []string{"spec.content.initializer.specs[0].contextUrl.url"}},
+			{"ErrShortTimeout", []string{"environments", "create", "--runner", runnerID, "--inactivity-timeout", "10m"}, 2, []string{"spec.timeout.disconnected", "30m"}},
 			{"ErrUpdateNoEnvironment", []string{"automations", "update", "-f", "x.yaml"}, 2, []string{"environment"}},
 			{"ErrBadPhase", []string{"executions", "list", "--phase", "sleeping"}, 2, []string{"--phase", "sleeping"}},
 			{"ErrBadToken", []string{"--token", "ryd_wrong", "environments", "list"}, 5, nil},

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
@@ -117,27 +118,33 @@ func newEnvironmentsCmd(g *globals) *cobra.Command {
 }
 
 func newEnvironmentsCreateCmd(g *globals) *cobra.Command {
-	var class, runner, git, branch, name, automationsFile string
+	var class, runner, git, branch, name, automationsFile, contextURL string
+	var timeout time.Duration
 	var w waitFlags
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create an environment on a runner and start it",
 		Long: `Create an environment and start it. Its content is a clone of --git (any URL
-the git binary takes, file:// too; the remote's default branch unless --branch)
-or an empty workspace. Starting it runs what its automations file
+the git binary takes, file:// too; the remote's default branch unless --branch),
+of what --context-url names (a repository, branch, commit or pull request URL
+of GitHub, GitLab, Bitbucket, Gitea or Forgejo, git@host:org/repo.git, or a
+local path), or an empty workspace. Starting it runs what its automations file
 (--automations-file, default .runyard/automations.yaml) triggers on start.
+With --inactivity-timeout the environment is stopped after that long without
+activity (at least 30m; see MarkEnvironmentActive).
 
 The environment runs on the runner of --class. Without --class it takes the
 default class of --runner, or of the only runner when there is exactly one.`,
 		Example: `  runyard environments create --git https://github.com/me/app --wait
-  runyard environments create --runner $RUNNER_ID --git file:///srv/git/app --branch dev --name app-dev`,
+  runyard environments create --runner $RUNNER_ID --git file:///srv/git/app --branch dev --name app-dev
+  runyard environments create --context-url https://github.com/me/app/pull/42 --inactivity-timeout 2h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if branch != "" && git == "" {
 				return usagef("--branch needs --git")
 			}
-			if automationsFile != "" && git == "" {
-				return usagef("--automations-file needs --git: an empty workspace has no files")
+			if automationsFile != "" && git == "" && contextURL == "" {
+				return usagef("--automations-file needs --git or --context-url: an empty workspace has no files")
 			}
 			c, err := g.envClients()
 			if err != nil {
@@ -160,6 +167,16 @@ default class of --runner, or of the only runner when there is exactly one.`,
 				spec.Content = &gitpodv1.EnvironmentSpec_Content{Initializer: &gitpodv1.EnvironmentInitializer{
 					Specs: []*gitpodv1.EnvironmentInitializer_Spec{{Spec: &gitpodv1.EnvironmentInitializer_Spec_Git{Git: gi}}},
 				}}
+			}
+			if contextURL != "" {
+				spec.Content = &gitpodv1.EnvironmentSpec_Content{Initializer: &gitpodv1.EnvironmentInitializer{
+					Specs: []*gitpodv1.EnvironmentInitializer_Spec{{Spec: &gitpodv1.EnvironmentInitializer_Spec_ContextUrl{
+						ContextUrl: &gitpodv1.ContextURLInitializer{Url: contextURL},
+					}}},
+				}}
+			}
+			if cmd.Flags().Changed("inactivity-timeout") {
+				spec.Timeout = &gitpodv1.EnvironmentSpec_Timeout{Disconnected: durationpb.New(timeout)}
 			}
 			if automationsFile != "" {
 				spec.AutomationsFile = &gitpodv1.EnvironmentSpec_AutomationsFile{AutomationsFilePath: automationsFile}
@@ -192,10 +209,13 @@ default class of --runner, or of the only runner when there is exactly one.`,
 	f.StringVar(&runner, "runner", "", "runner ID: use its default class")
 	f.StringVar(&git, "git", "", "clone this git repository into the workspace")
 	f.StringVar(&branch, "branch", "", "with --git, check out this branch")
+	f.StringVar(&contextURL, "context-url", "", "clone what this URL names (repository, branch, commit, pull request, or a local path)")
+	f.DurationVar(&timeout, "inactivity-timeout", 0, "stop the environment after this long without activity: spec.timeout.disconnected (at least 30m; 0 never)")
 	f.StringVar(&name, "name", "", "environment name (default: generated)")
 	f.StringVar(&automationsFile, "automations-file", "", "path of the automations file in the repository (default .runyard/automations.yaml)")
 	w.add(cmd, "the environment runs")
 	cmd.MarkFlagsMutuallyExclusive("class", "runner")
+	cmd.MarkFlagsMutuallyExclusive("git", "context-url")
 	return cmd
 }
 
