@@ -108,6 +108,23 @@ func TestRequestFields_Environment(t *testing.T) {
 			}
 		})
 
+		t.Run("VendorExamples", func(t *testing.T) {
+			// The three CreateEnvironment examples of the vendor's SDK
+			// documentation, as JSON.
+			for _, fields := range []string{
+				`,"content":{"initializer":{"specs":[{"contextUrl":{"url":"https://github.com/gitpod-io/gitpod"}}]}}`,
+				`,"content":{"initializer":{"specs":[{"git":{"remoteUri":"https://github.com/gitpod-io/gitpod","cloneTarget":"main","targetMode":"CLONE_TARGET_MODE_REMOTE_BRANCH"}}]}}`,
+				`,"content":{"initializer":{"specs":[{"contextUrl":{"url":"https://github.com/gitpod-io/gitpod"}}]}},
+				  "timeout":{"disconnected":"7200s"},"ports":[{"port":3000,"admission":"ADMISSION_LEVEL_EVERYONE","name":"Web App"}]`,
+			} {
+				var got envJSON
+				create(fields).wantOK(t, &got)
+				if got.Environment.Metadata.Name != "gitpod" {
+					t.Errorf("created %+v", got.Environment.Metadata)
+				}
+			}
+		})
+
 		t.Run("RefusedWhenSet", func(t *testing.T) {
 			for _, tc := range []struct{ fields, field string }{
 				{`,"devcontainer":{"devcontainerFilePath":".devcontainer/devcontainer.json"}`, "spec.devcontainer.devcontainerFilePath"},
