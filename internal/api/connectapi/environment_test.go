@@ -760,6 +760,11 @@ func TestEnvironments_Scopes(t *testing.T) {
 					EnvironmentId: mustCreateEnvironment(t, admin, class).GetId()}))
 				return err
 			}},
+			{"MarkEnvironmentActive", true, func(c *envClient) error {
+				_, err := c.Envs.MarkEnvironmentActive(ctx, connect.NewRequest(&gitpodv1.MarkEnvironmentActiveRequest{
+					EnvironmentId: target, ActivitySignal: &gitpodv1.EnvironmentActivitySignal{Source: "scopes"}}))
+				return err
+			}},
 		}
 		for _, pr := range []struct {
 			name          string
