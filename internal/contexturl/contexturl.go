@@ -131,14 +131,23 @@ func repoOnly(field, original, host, p, cloneURL string) (*Context, error) {
 	}
 	c := &Context{URL: original, Host: host, CloneURL: cloneURL}
 	c.Owner, c.Repo = ownerRepo(segs)
+	if !validRepo(c.Repo) {
+		return nil, apperr.Invalid(field, "must name a repository, got %q", original)
+	}
 	return c, nil
 }
+
+func validRepo(name string) bool { return name != "" && name != "." && name != ".." }
 
 func local(field, original, p string) (*Context, error) {
 	if p == "/" || p == "." || !path.IsAbs(p) {
 		return nil, apperr.Invalid(field, "must name an absolute path to a repository, got %q", original)
 	}
-	return &Context{URL: original, Repo: strings.TrimSuffix(path.Base(p), ".git"), CloneURL: (&url.URL{Scheme: "file", Path: p}).String()}, nil
+	repo := strings.TrimSuffix(path.Base(p), ".git")
+	if !validRepo(repo) {
+		return nil, apperr.Invalid(field, "must name a repository, got %q", original)
+	}
+	return &Context{URL: original, Repo: repo, CloneURL: (&url.URL{Scheme: "file", Path: p}).String()}, nil
 }
 
 func segments(p string) []string {
@@ -194,7 +203,7 @@ func forge(field, original string, u *url.URL) (*Context, error) {
 	repoSegs := segs[:repoEnd]
 	c := &Context{URL: original, Host: host}
 	c.Owner, c.Repo = ownerRepo(repoSegs)
-	if c.Repo == "" || c.Repo == "." || c.Repo == ".." {
+	if !validRepo(c.Repo) {
 		return nil, apperr.Invalid(field, "must name a repository, got %q", original)
 	}
 	clone := url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/" + strings.Join(repoSegs, "/")}

@@ -93,6 +93,9 @@ func TestParse_Invalid(t *testing.T) {
 		{"https://github.com/org/re po", "without spaces"},
 		{"file://remote.host/srv/repo", "local path"},
 		{"/", "absolute path"},
+		{"git@host:.git", "must name a repository"},
+		{"/srv/.git", "must name a repository"},
+		{"ssh://host/..", "must name a repository"},
 		{"https://" + strings.Repeat("a", 3000) + ".com/o/r", "at most"},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
