@@ -9,6 +9,7 @@ package gitpodv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -384,6 +385,56 @@ func (x EnvironmentStatus_AutomationsFile_Presence) Number() protoreflect.EnumNu
 // Deprecated: Use EnvironmentStatus_AutomationsFile_Presence.Descriptor instead.
 func (EnvironmentStatus_AutomationsFile_Presence) EnumDescriptor() ([]byte, []int) {
 	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{6, 3, 0}
+}
+
+// AdmissionLevel is the vendor's port policy.
+type UpdateEnvironmentRequest_Spec_Port_AdmissionLevel int32
+
+const (
+	UpdateEnvironmentRequest_Spec_Port_ADMISSION_LEVEL_UNSPECIFIED UpdateEnvironmentRequest_Spec_Port_AdmissionLevel = 0
+	UpdateEnvironmentRequest_Spec_Port_ADMISSION_LEVEL_OWNER_ONLY  UpdateEnvironmentRequest_Spec_Port_AdmissionLevel = 1
+	UpdateEnvironmentRequest_Spec_Port_ADMISSION_LEVEL_EVERYONE    UpdateEnvironmentRequest_Spec_Port_AdmissionLevel = 2
+)
+
+// Enum value maps for UpdateEnvironmentRequest_Spec_Port_AdmissionLevel.
+var (
+	UpdateEnvironmentRequest_Spec_Port_AdmissionLevel_name = map[int32]string{
+		0: "ADMISSION_LEVEL_UNSPECIFIED",
+		1: "ADMISSION_LEVEL_OWNER_ONLY",
+		2: "ADMISSION_LEVEL_EVERYONE",
+	}
+	UpdateEnvironmentRequest_Spec_Port_AdmissionLevel_value = map[string]int32{
+		"ADMISSION_LEVEL_UNSPECIFIED": 0,
+		"ADMISSION_LEVEL_OWNER_ONLY":  1,
+		"ADMISSION_LEVEL_EVERYONE":    2,
+	}
+)
+
+func (x UpdateEnvironmentRequest_Spec_Port_AdmissionLevel) Enum() *UpdateEnvironmentRequest_Spec_Port_AdmissionLevel {
+	p := new(UpdateEnvironmentRequest_Spec_Port_AdmissionLevel)
+	*p = x
+	return p
+}
+
+func (x UpdateEnvironmentRequest_Spec_Port_AdmissionLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpdateEnvironmentRequest_Spec_Port_AdmissionLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_environment_proto_enumTypes[6].Descriptor()
+}
+
+func (UpdateEnvironmentRequest_Spec_Port_AdmissionLevel) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_environment_proto_enumTypes[6]
+}
+
+func (x UpdateEnvironmentRequest_Spec_Port_AdmissionLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Port_AdmissionLevel.Descriptor instead.
+func (UpdateEnvironmentRequest_Spec_Port_AdmissionLevel) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1, 3, 0}
 }
 
 type Environment struct {
@@ -1687,6 +1738,195 @@ func (x *ListEnvironmentClassesResponse) GetEnvironmentClasses() []*EnvironmentC
 	return nil
 }
 
+type UpdateEnvironmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies which environment should be updated.
+	EnvironmentId string                             `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	Spec          *UpdateEnvironmentRequest_Spec     `protobuf:"bytes,2,opt,name=spec,proto3,oneof" json:"spec,omitempty"`
+	Metadata      *UpdateEnvironmentRequest_Metadata `protobuf:"bytes,3,opt,name=metadata,proto3,oneof" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest) Reset() {
+	*x = UpdateEnvironmentRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *UpdateEnvironmentRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest) GetSpec() *UpdateEnvironmentRequest_Spec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest) GetMetadata() *UpdateEnvironmentRequest_Metadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type UpdateEnvironmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentResponse) Reset() {
+	*x = UpdateEnvironmentResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentResponse) ProtoMessage() {}
+
+func (x *UpdateEnvironmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentResponse.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{23}
+}
+
+type CreateEnvironmentLogsTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies the environment for which the logs token should
+	// be created.
+	EnvironmentId string `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentLogsTokenRequest) Reset() {
+	*x = CreateEnvironmentLogsTokenRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentLogsTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentLogsTokenRequest) ProtoMessage() {}
+
+func (x *CreateEnvironmentLogsTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentLogsTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentLogsTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateEnvironmentLogsTokenRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type CreateEnvironmentLogsTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// access_token is the token that can be used to access the logs of the
+	// environment.
+	AccessToken   string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentLogsTokenResponse) Reset() {
+	*x = CreateEnvironmentLogsTokenResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentLogsTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentLogsTokenResponse) ProtoMessage() {}
+
+func (x *CreateEnvironmentLogsTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentLogsTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentLogsTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateEnvironmentLogsTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
 type EnvironmentSpec_Machine struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -1699,7 +1939,7 @@ type EnvironmentSpec_Machine struct {
 
 func (x *EnvironmentSpec_Machine) Reset() {
 	*x = EnvironmentSpec_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1951,7 @@ func (x *EnvironmentSpec_Machine) String() string {
 func (*EnvironmentSpec_Machine) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1996,7 @@ type EnvironmentSpec_Content struct {
 
 func (x *EnvironmentSpec_Content) Reset() {
 	*x = EnvironmentSpec_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +2008,7 @@ func (x *EnvironmentSpec_Content) String() string {
 func (*EnvironmentSpec_Content) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +2067,7 @@ type EnvironmentSpec_AutomationsFile struct {
 
 func (x *EnvironmentSpec_AutomationsFile) Reset() {
 	*x = EnvironmentSpec_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2079,7 @@ func (x *EnvironmentSpec_AutomationsFile) String() string {
 func (*EnvironmentSpec_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentSpec_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2129,7 @@ type EnvironmentInitializer_Spec struct {
 
 func (x *EnvironmentInitializer_Spec) Reset() {
 	*x = EnvironmentInitializer_Spec{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2141,7 @@ func (x *EnvironmentInitializer_Spec) String() string {
 func (*EnvironmentInitializer_Spec) ProtoMessage() {}
 
 func (x *EnvironmentInitializer_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2211,7 @@ type EnvironmentStatus_RunnerACK struct {
 
 func (x *EnvironmentStatus_RunnerACK) Reset() {
 	*x = EnvironmentStatus_RunnerACK{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2223,7 @@ func (x *EnvironmentStatus_RunnerACK) String() string {
 func (*EnvironmentStatus_RunnerACK) ProtoMessage() {}
 
 func (x *EnvironmentStatus_RunnerACK) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2278,7 @@ type EnvironmentStatus_Machine struct {
 
 func (x *EnvironmentStatus_Machine) Reset() {
 	*x = EnvironmentStatus_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2290,7 @@ func (x *EnvironmentStatus_Machine) String() string {
 func (*EnvironmentStatus_Machine) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2352,7 @@ type EnvironmentStatus_Content struct {
 
 func (x *EnvironmentStatus_Content) Reset() {
 	*x = EnvironmentStatus_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2364,7 @@ func (x *EnvironmentStatus_Content) String() string {
 func (*EnvironmentStatus_Content) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2437,7 @@ type EnvironmentStatus_AutomationsFile struct {
 
 func (x *EnvironmentStatus_AutomationsFile) Reset() {
 	*x = EnvironmentStatus_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2449,7 @@ func (x *EnvironmentStatus_AutomationsFile) String() string {
 func (*EnvironmentStatus_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentStatus_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2527,7 @@ type ListEnvironmentsRequest_Filter struct {
 
 func (x *ListEnvironmentsRequest_Filter) Reset() {
 	*x = ListEnvironmentsRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2539,7 @@ func (x *ListEnvironmentsRequest_Filter) String() string {
 func (*ListEnvironmentsRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2604,7 @@ type ListEnvironmentClassesRequest_Filter struct {
 
 func (x *ListEnvironmentClassesRequest_Filter) Reset() {
 	*x = ListEnvironmentClassesRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2616,7 @@ func (x *ListEnvironmentClassesRequest_Filter) String() string {
 func (*ListEnvironmentClassesRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentClassesRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2427,11 +2667,490 @@ func (x *ListEnvironmentClassesRequest_Filter) GetRunnerProviders() []RunnerProv
 	return nil
 }
 
+type UpdateEnvironmentRequest_Metadata struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the user-defined display name of the environment.
+	Name          *string `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Metadata) Reset() {
+	*x = UpdateEnvironmentRequest_Metadata{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Metadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Metadata) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Metadata) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Metadata.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Metadata) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 0}
+}
+
+func (x *UpdateEnvironmentRequest_Metadata) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// automations_file is the automations file spec of the environment.
+	AutomationsFile *UpdateEnvironmentRequest_Spec_AutomationsFile `protobuf:"bytes,1,opt,name=automations_file,json=automationsFile,proto3,oneof" json:"automations_file,omitempty"`
+	Content         *UpdateEnvironmentRequest_Spec_Content         `protobuf:"bytes,2,opt,name=content,proto3,oneof" json:"content,omitempty"`
+	Devcontainer    *UpdateEnvironmentRequest_Spec_Devcontainer    `protobuf:"bytes,3,opt,name=devcontainer,proto3,oneof" json:"devcontainer,omitempty"`
+	// ports controls port sharing.
+	Ports []*UpdateEnvironmentRequest_Spec_Port `protobuf:"bytes,4,rep,name=ports,proto3" json:"ports,omitempty"`
+	// ssh_public_keys are the public keys to update; empty means nothing to
+	// update.
+	SshPublicKeys []*UpdateEnvironmentRequest_Spec_SSHPublicKey `protobuf:"bytes,5,rep,name=ssh_public_keys,json=sshPublicKeys,proto3" json:"ssh_public_keys,omitempty"`
+	// timeout configures the environment timeout.
+	Timeout       *UpdateEnvironmentRequest_Spec_Timeout `protobuf:"bytes,6,opt,name=timeout,proto3,oneof" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec) Reset() {
+	*x = UpdateEnvironmentRequest_Spec{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1}
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetAutomationsFile() *UpdateEnvironmentRequest_Spec_AutomationsFile {
+	if x != nil {
+		return x.AutomationsFile
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetContent() *UpdateEnvironmentRequest_Spec_Content {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetDevcontainer() *UpdateEnvironmentRequest_Spec_Devcontainer {
+	if x != nil {
+		return x.Devcontainer
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetPorts() []*UpdateEnvironmentRequest_Spec_Port {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetSshPublicKeys() []*UpdateEnvironmentRequest_Spec_SSHPublicKey {
+	if x != nil {
+		return x.SshPublicKeys
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetTimeout() *UpdateEnvironmentRequest_Spec_Timeout {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type UpdateEnvironmentRequest_Spec_AutomationsFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// automations_file_path is the path to the automations file relative
+	// to the repository root; it must not be absolute.
+	AutomationsFilePath *string `protobuf:"bytes,1,opt,name=automations_file_path,json=automationsFilePath,proto3,oneof" json:"automations_file_path,omitempty"`
+	// session should be changed to re-apply the automations file.
+	Session       *string `protobuf:"bytes,2,opt,name=session,proto3,oneof" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_AutomationsFile{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_AutomationsFile) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_AutomationsFile.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_AutomationsFile) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1, 0}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) GetAutomationsFilePath() string {
+	if x != nil && x.AutomationsFilePath != nil {
+		return *x.AutomationsFilePath
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) GetSession() string {
+	if x != nil && x.Session != nil {
+		return *x.Session
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Content struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// git_username is the Git user name configured in the environment.
+	GitUsername *string `protobuf:"bytes,1,opt,name=git_username,json=gitUsername,proto3,oneof" json:"git_username,omitempty"`
+	// git_email is the Git email address configured in the environment.
+	GitEmail *string `protobuf:"bytes,2,opt,name=git_email,json=gitEmail,proto3,oneof" json:"git_email,omitempty"`
+	// initializer configures how the environment is to be initialized.
+	Initializer *EnvironmentInitializer `protobuf:"bytes,3,opt,name=initializer,proto3,oneof" json:"initializer,omitempty"`
+	// session should be changed to trigger a content reinitialization.
+	Session       *string `protobuf:"bytes,4,opt,name=session,proto3,oneof" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Content{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Content) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Content.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Content) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1, 1}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetGitUsername() string {
+	if x != nil && x.GitUsername != nil {
+		return *x.GitUsername
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetGitEmail() string {
+	if x != nil && x.GitEmail != nil {
+		return *x.GitEmail
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetInitializer() *EnvironmentInitializer {
+	if x != nil {
+		return x.Initializer
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetSession() string {
+	if x != nil && x.Session != nil {
+		return *x.Session
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Devcontainer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// devcontainer_file_path is the path to the devcontainer file relative
+	// to the repository root.
+	DevcontainerFilePath *string `protobuf:"bytes,1,opt,name=devcontainer_file_path,json=devcontainerFilePath,proto3,oneof" json:"devcontainer_file_path,omitempty"`
+	// session should be changed to trigger a devcontainer rebuild.
+	Session       *string `protobuf:"bytes,2,opt,name=session,proto3,oneof" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Devcontainer{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Devcontainer) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Devcontainer.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Devcontainer) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1, 2}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) GetDevcontainerFilePath() string {
+	if x != nil && x.DevcontainerFilePath != nil {
+		return *x.DevcontainerFilePath
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) GetSession() string {
+	if x != nil && x.Session != nil {
+		return *x.Session
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Port struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// admission is the policy of this port.
+	Admission UpdateEnvironmentRequest_Spec_Port_AdmissionLevel `protobuf:"varint,1,opt,name=admission,proto3,enum=gitpod.v1.UpdateEnvironmentRequest_Spec_Port_AdmissionLevel" json:"admission,omitempty"`
+	// name of this port.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// port number.
+	Port          int32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Port{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Port) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Port.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Port) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1, 3}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) GetAdmission() UpdateEnvironmentRequest_Spec_Port_AdmissionLevel {
+	if x != nil {
+		return x.Admission
+	}
+	return UpdateEnvironmentRequest_Spec_Port_ADMISSION_LEVEL_UNSPECIFIED
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type UpdateEnvironmentRequest_Spec_SSHPublicKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the unique identifier of the public key.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// value is the public key; without one the key is removed.
+	Value         *string `protobuf:"bytes,2,opt,name=value,proto3,oneof" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_SSHPublicKey{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_SSHPublicKey) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_SSHPublicKey.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_SSHPublicKey) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1, 4}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) GetValue() string {
+	if x != nil && x.Value != nil {
+		return *x.Value
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Timeout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// disconnected is the maximum time of disconnection before the
+	// environment is stopped. Set to 0 to disable.
+	Disconnected  *durationpb.Duration `protobuf:"bytes,1,opt,name=disconnected,proto3,oneof" json:"disconnected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Timeout{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Timeout) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Timeout.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Timeout) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22, 1, 5}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) GetDisconnected() *durationpb.Duration {
+	if x != nil {
+		return x.Disconnected
+	}
+	return nil
+}
+
 var File_gitpod_v1_environment_proto protoreflect.FileDescriptor
 
 const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\n" +
-	"\x1bgitpod/v1/environment.proto\x12\tgitpod.v1\x1a&gitpod/v1/environment_automation.proto\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x16gitpod/v1/runner.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x01\n" +
+	"\x1bgitpod/v1/environment.proto\x12\tgitpod.v1\x1a&gitpod/v1/environment_automation.proto\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x01\n" +
 	"\vEnvironment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12:\n" +
 	"\bmetadata\x18\x02 \x01(\v2\x1e.gitpod.v1.EnvironmentMetadataR\bmetadata\x12.\n" +
@@ -2617,7 +3336,72 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
 	"pagination\x12L\n" +
-	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses*\xb2\x02\n" +
+	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses\"\xaf\x0e\n" +
+	"\x18UpdateEnvironmentRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12A\n" +
+	"\x04spec\x18\x02 \x01(\v2(.gitpod.v1.UpdateEnvironmentRequest.SpecH\x00R\x04spec\x88\x01\x01\x12M\n" +
+	"\bmetadata\x18\x03 \x01(\v2,.gitpod.v1.UpdateEnvironmentRequest.MetadataH\x01R\bmetadata\x88\x01\x01\x1a,\n" +
+	"\bMetadata\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01B\a\n" +
+	"\x05_name\x1a\x95\f\n" +
+	"\x04Spec\x12h\n" +
+	"\x10automations_file\x18\x01 \x01(\v28.gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFileH\x00R\x0fautomationsFile\x88\x01\x01\x12O\n" +
+	"\acontent\x18\x02 \x01(\v20.gitpod.v1.UpdateEnvironmentRequest.Spec.ContentH\x01R\acontent\x88\x01\x01\x12^\n" +
+	"\fdevcontainer\x18\x03 \x01(\v25.gitpod.v1.UpdateEnvironmentRequest.Spec.DevcontainerH\x02R\fdevcontainer\x88\x01\x01\x12C\n" +
+	"\x05ports\x18\x04 \x03(\v2-.gitpod.v1.UpdateEnvironmentRequest.Spec.PortR\x05ports\x12]\n" +
+	"\x0fssh_public_keys\x18\x05 \x03(\v25.gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKeyR\rsshPublicKeys\x12O\n" +
+	"\atimeout\x18\x06 \x01(\v20.gitpod.v1.UpdateEnvironmentRequest.Spec.TimeoutH\x03R\atimeout\x88\x01\x01\x1a\x8f\x01\n" +
+	"\x0fAutomationsFile\x127\n" +
+	"\x15automations_file_path\x18\x01 \x01(\tH\x00R\x13automationsFilePath\x88\x01\x01\x12\x1d\n" +
+	"\asession\x18\x02 \x01(\tH\x01R\asession\x88\x01\x01B\x18\n" +
+	"\x16_automations_file_pathB\n" +
+	"\n" +
+	"\b_session\x1a\xf7\x01\n" +
+	"\aContent\x12&\n" +
+	"\fgit_username\x18\x01 \x01(\tH\x00R\vgitUsername\x88\x01\x01\x12 \n" +
+	"\tgit_email\x18\x02 \x01(\tH\x01R\bgitEmail\x88\x01\x01\x12H\n" +
+	"\vinitializer\x18\x03 \x01(\v2!.gitpod.v1.EnvironmentInitializerH\x02R\vinitializer\x88\x01\x01\x12\x1d\n" +
+	"\asession\x18\x04 \x01(\tH\x03R\asession\x88\x01\x01B\x0f\n" +
+	"\r_git_usernameB\f\n" +
+	"\n" +
+	"_git_emailB\x0e\n" +
+	"\f_initializerB\n" +
+	"\n" +
+	"\b_session\x1a\x8f\x01\n" +
+	"\fDevcontainer\x129\n" +
+	"\x16devcontainer_file_path\x18\x01 \x01(\tH\x00R\x14devcontainerFilePath\x88\x01\x01\x12\x1d\n" +
+	"\asession\x18\x02 \x01(\tH\x01R\asession\x88\x01\x01B\x19\n" +
+	"\x17_devcontainer_file_pathB\n" +
+	"\n" +
+	"\b_session\x1a\xfb\x01\n" +
+	"\x04Port\x12Z\n" +
+	"\tadmission\x18\x01 \x01(\x0e2<.gitpod.v1.UpdateEnvironmentRequest.Spec.Port.AdmissionLevelR\tadmission\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\"o\n" +
+	"\x0eAdmissionLevel\x12\x1f\n" +
+	"\x1bADMISSION_LEVEL_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aADMISSION_LEVEL_OWNER_ONLY\x10\x01\x12\x1c\n" +
+	"\x18ADMISSION_LEVEL_EVERYONE\x10\x02\x1aC\n" +
+	"\fSSHPublicKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\x05value\x18\x02 \x01(\tH\x00R\x05value\x88\x01\x01B\b\n" +
+	"\x06_value\x1a^\n" +
+	"\aTimeout\x12B\n" +
+	"\fdisconnected\x18\x01 \x01(\v2\x19.google.protobuf.DurationH\x00R\fdisconnected\x88\x01\x01B\x0f\n" +
+	"\r_disconnectedB\x13\n" +
+	"\x11_automations_fileB\n" +
+	"\n" +
+	"\b_contentB\x0f\n" +
+	"\r_devcontainerB\n" +
+	"\n" +
+	"\b_timeoutB\a\n" +
+	"\x05_specB\v\n" +
+	"\t_metadata\"\x1b\n" +
+	"\x19UpdateEnvironmentResponse\"J\n" +
+	"!CreateEnvironmentLogsTokenRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"G\n" +
+	"\"CreateEnvironmentLogsTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken*\xb2\x02\n" +
 	"\x10EnvironmentPhase\x12!\n" +
 	"\x1dENVIRONMENT_PHASE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_CREATING\x10\n" +
@@ -2628,7 +3412,7 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x1aENVIRONMENT_PHASE_STOPPING\x102\x12\x1d\n" +
 	"\x19ENVIRONMENT_PHASE_STOPPED\x10<\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_DELETING\x10F\x12\x1d\n" +
-	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\xbc\x05\n" +
+	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\x9b\a\n" +
 	"\x12EnvironmentService\x12W\n" +
 	"\x0eGetEnvironment\x12 .gitpod.v1.GetEnvironmentRequest\x1a!.gitpod.v1.GetEnvironmentResponse\"\x00\x12]\n" +
 	"\x10ListEnvironments\x12\".gitpod.v1.ListEnvironmentsRequest\x1a#.gitpod.v1.ListEnvironmentsResponse\"\x00\x12o\n" +
@@ -2636,7 +3420,9 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x11CreateEnvironment\x12#.gitpod.v1.CreateEnvironmentRequest\x1a$.gitpod.v1.CreateEnvironmentResponse\"\x00\x12]\n" +
 	"\x10StartEnvironment\x12\".gitpod.v1.StartEnvironmentRequest\x1a#.gitpod.v1.StartEnvironmentResponse\"\x00\x12Z\n" +
 	"\x0fStopEnvironment\x12!.gitpod.v1.StopEnvironmentRequest\x1a\".gitpod.v1.StopEnvironmentResponse\"\x00\x12`\n" +
-	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00\x12`\n" +
+	"\x11UpdateEnvironment\x12#.gitpod.v1.UpdateEnvironmentRequest\x1a$.gitpod.v1.UpdateEnvironmentResponse\"\x00\x12{\n" +
+	"\x1aCreateEnvironmentLogsToken\x12,.gitpod.v1.CreateEnvironmentLogsTokenRequest\x1a-.gitpod.v1.CreateEnvironmentLogsTokenResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_environment_proto_rawDescOnce sync.Once
@@ -2650,118 +3436,147 @@ func file_gitpod_v1_environment_proto_rawDescGZIP() []byte {
 	return file_gitpod_v1_environment_proto_rawDescData
 }
 
-var file_gitpod_v1_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_gitpod_v1_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_gitpod_v1_environment_proto_goTypes = []any{
-	(EnvironmentPhase)(0),                           // 0: gitpod.v1.EnvironmentPhase
-	(GitInitializer_CloneTargetMode)(0),             // 1: gitpod.v1.GitInitializer.CloneTargetMode
-	(EnvironmentStatus_ContentPhase)(0),             // 2: gitpod.v1.EnvironmentStatus.ContentPhase
-	(EnvironmentStatus_RunnerACK_StatusCode)(0),     // 3: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	(EnvironmentStatus_Machine_Phase)(0),            // 4: gitpod.v1.EnvironmentStatus.Machine.Phase
-	(EnvironmentStatus_AutomationsFile_Presence)(0), // 5: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	(*Environment)(nil),                             // 6: gitpod.v1.Environment
-	(*EnvironmentMetadata)(nil),                     // 7: gitpod.v1.EnvironmentMetadata
-	(*EnvironmentSpec)(nil),                         // 8: gitpod.v1.EnvironmentSpec
-	(*EnvironmentInitializer)(nil),                  // 9: gitpod.v1.EnvironmentInitializer
-	(*ContextURLInitializer)(nil),                   // 10: gitpod.v1.ContextURLInitializer
-	(*GitInitializer)(nil),                          // 11: gitpod.v1.GitInitializer
-	(*EnvironmentStatus)(nil),                       // 12: gitpod.v1.EnvironmentStatus
-	(*EnvironmentClass)(nil),                        // 13: gitpod.v1.EnvironmentClass
-	(*GetEnvironmentRequest)(nil),                   // 14: gitpod.v1.GetEnvironmentRequest
-	(*GetEnvironmentResponse)(nil),                  // 15: gitpod.v1.GetEnvironmentResponse
-	(*ListEnvironmentsRequest)(nil),                 // 16: gitpod.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),                // 17: gitpod.v1.ListEnvironmentsResponse
-	(*CreateEnvironmentRequest)(nil),                // 18: gitpod.v1.CreateEnvironmentRequest
-	(*CreateEnvironmentResponse)(nil),               // 19: gitpod.v1.CreateEnvironmentResponse
-	(*StartEnvironmentRequest)(nil),                 // 20: gitpod.v1.StartEnvironmentRequest
-	(*StartEnvironmentResponse)(nil),                // 21: gitpod.v1.StartEnvironmentResponse
-	(*StopEnvironmentRequest)(nil),                  // 22: gitpod.v1.StopEnvironmentRequest
-	(*StopEnvironmentResponse)(nil),                 // 23: gitpod.v1.StopEnvironmentResponse
-	(*DeleteEnvironmentRequest)(nil),                // 24: gitpod.v1.DeleteEnvironmentRequest
-	(*DeleteEnvironmentResponse)(nil),               // 25: gitpod.v1.DeleteEnvironmentResponse
-	(*ListEnvironmentClassesRequest)(nil),           // 26: gitpod.v1.ListEnvironmentClassesRequest
-	(*ListEnvironmentClassesResponse)(nil),          // 27: gitpod.v1.ListEnvironmentClassesResponse
-	(*EnvironmentSpec_Machine)(nil),                 // 28: gitpod.v1.EnvironmentSpec.Machine
-	(*EnvironmentSpec_Content)(nil),                 // 29: gitpod.v1.EnvironmentSpec.Content
-	(*EnvironmentSpec_AutomationsFile)(nil),         // 30: gitpod.v1.EnvironmentSpec.AutomationsFile
-	(*EnvironmentInitializer_Spec)(nil),             // 31: gitpod.v1.EnvironmentInitializer.Spec
-	(*EnvironmentStatus_RunnerACK)(nil),             // 32: gitpod.v1.EnvironmentStatus.RunnerACK
-	(*EnvironmentStatus_Machine)(nil),               // 33: gitpod.v1.EnvironmentStatus.Machine
-	(*EnvironmentStatus_Content)(nil),               // 34: gitpod.v1.EnvironmentStatus.Content
-	(*EnvironmentStatus_AutomationsFile)(nil),       // 35: gitpod.v1.EnvironmentStatus.AutomationsFile
-	(*ListEnvironmentsRequest_Filter)(nil),          // 36: gitpod.v1.ListEnvironmentsRequest.Filter
-	(*ListEnvironmentClassesRequest_Filter)(nil),    // 37: gitpod.v1.ListEnvironmentClassesRequest.Filter
-	(*Subject)(nil),                                 // 38: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil),                   // 39: google.protobuf.Timestamp
-	(*FieldValue)(nil),                              // 40: gitpod.v1.FieldValue
-	(*PaginationRequest)(nil),                       // 41: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                      // 42: gitpod.v1.PaginationResponse
-	(*AutomationTrigger)(nil),                       // 43: gitpod.v1.AutomationTrigger
-	(RunnerKind)(0),                                 // 44: gitpod.v1.RunnerKind
-	(RunnerProvider)(0),                             // 45: gitpod.v1.RunnerProvider
+	(EnvironmentPhase)(0),                                  // 0: gitpod.v1.EnvironmentPhase
+	(GitInitializer_CloneTargetMode)(0),                    // 1: gitpod.v1.GitInitializer.CloneTargetMode
+	(EnvironmentStatus_ContentPhase)(0),                    // 2: gitpod.v1.EnvironmentStatus.ContentPhase
+	(EnvironmentStatus_RunnerACK_StatusCode)(0),            // 3: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	(EnvironmentStatus_Machine_Phase)(0),                   // 4: gitpod.v1.EnvironmentStatus.Machine.Phase
+	(EnvironmentStatus_AutomationsFile_Presence)(0),        // 5: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	(UpdateEnvironmentRequest_Spec_Port_AdmissionLevel)(0), // 6: gitpod.v1.UpdateEnvironmentRequest.Spec.Port.AdmissionLevel
+	(*Environment)(nil),                                    // 7: gitpod.v1.Environment
+	(*EnvironmentMetadata)(nil),                            // 8: gitpod.v1.EnvironmentMetadata
+	(*EnvironmentSpec)(nil),                                // 9: gitpod.v1.EnvironmentSpec
+	(*EnvironmentInitializer)(nil),                         // 10: gitpod.v1.EnvironmentInitializer
+	(*ContextURLInitializer)(nil),                          // 11: gitpod.v1.ContextURLInitializer
+	(*GitInitializer)(nil),                                 // 12: gitpod.v1.GitInitializer
+	(*EnvironmentStatus)(nil),                              // 13: gitpod.v1.EnvironmentStatus
+	(*EnvironmentClass)(nil),                               // 14: gitpod.v1.EnvironmentClass
+	(*GetEnvironmentRequest)(nil),                          // 15: gitpod.v1.GetEnvironmentRequest
+	(*GetEnvironmentResponse)(nil),                         // 16: gitpod.v1.GetEnvironmentResponse
+	(*ListEnvironmentsRequest)(nil),                        // 17: gitpod.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),                       // 18: gitpod.v1.ListEnvironmentsResponse
+	(*CreateEnvironmentRequest)(nil),                       // 19: gitpod.v1.CreateEnvironmentRequest
+	(*CreateEnvironmentResponse)(nil),                      // 20: gitpod.v1.CreateEnvironmentResponse
+	(*StartEnvironmentRequest)(nil),                        // 21: gitpod.v1.StartEnvironmentRequest
+	(*StartEnvironmentResponse)(nil),                       // 22: gitpod.v1.StartEnvironmentResponse
+	(*StopEnvironmentRequest)(nil),                         // 23: gitpod.v1.StopEnvironmentRequest
+	(*StopEnvironmentResponse)(nil),                        // 24: gitpod.v1.StopEnvironmentResponse
+	(*DeleteEnvironmentRequest)(nil),                       // 25: gitpod.v1.DeleteEnvironmentRequest
+	(*DeleteEnvironmentResponse)(nil),                      // 26: gitpod.v1.DeleteEnvironmentResponse
+	(*ListEnvironmentClassesRequest)(nil),                  // 27: gitpod.v1.ListEnvironmentClassesRequest
+	(*ListEnvironmentClassesResponse)(nil),                 // 28: gitpod.v1.ListEnvironmentClassesResponse
+	(*UpdateEnvironmentRequest)(nil),                       // 29: gitpod.v1.UpdateEnvironmentRequest
+	(*UpdateEnvironmentResponse)(nil),                      // 30: gitpod.v1.UpdateEnvironmentResponse
+	(*CreateEnvironmentLogsTokenRequest)(nil),              // 31: gitpod.v1.CreateEnvironmentLogsTokenRequest
+	(*CreateEnvironmentLogsTokenResponse)(nil),             // 32: gitpod.v1.CreateEnvironmentLogsTokenResponse
+	(*EnvironmentSpec_Machine)(nil),                        // 33: gitpod.v1.EnvironmentSpec.Machine
+	(*EnvironmentSpec_Content)(nil),                        // 34: gitpod.v1.EnvironmentSpec.Content
+	(*EnvironmentSpec_AutomationsFile)(nil),                // 35: gitpod.v1.EnvironmentSpec.AutomationsFile
+	(*EnvironmentInitializer_Spec)(nil),                    // 36: gitpod.v1.EnvironmentInitializer.Spec
+	(*EnvironmentStatus_RunnerACK)(nil),                    // 37: gitpod.v1.EnvironmentStatus.RunnerACK
+	(*EnvironmentStatus_Machine)(nil),                      // 38: gitpod.v1.EnvironmentStatus.Machine
+	(*EnvironmentStatus_Content)(nil),                      // 39: gitpod.v1.EnvironmentStatus.Content
+	(*EnvironmentStatus_AutomationsFile)(nil),              // 40: gitpod.v1.EnvironmentStatus.AutomationsFile
+	(*ListEnvironmentsRequest_Filter)(nil),                 // 41: gitpod.v1.ListEnvironmentsRequest.Filter
+	(*ListEnvironmentClassesRequest_Filter)(nil),           // 42: gitpod.v1.ListEnvironmentClassesRequest.Filter
+	(*UpdateEnvironmentRequest_Metadata)(nil),              // 43: gitpod.v1.UpdateEnvironmentRequest.Metadata
+	(*UpdateEnvironmentRequest_Spec)(nil),                  // 44: gitpod.v1.UpdateEnvironmentRequest.Spec
+	(*UpdateEnvironmentRequest_Spec_AutomationsFile)(nil),  // 45: gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
+	(*UpdateEnvironmentRequest_Spec_Content)(nil),          // 46: gitpod.v1.UpdateEnvironmentRequest.Spec.Content
+	(*UpdateEnvironmentRequest_Spec_Devcontainer)(nil),     // 47: gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
+	(*UpdateEnvironmentRequest_Spec_Port)(nil),             // 48: gitpod.v1.UpdateEnvironmentRequest.Spec.Port
+	(*UpdateEnvironmentRequest_Spec_SSHPublicKey)(nil),     // 49: gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
+	(*UpdateEnvironmentRequest_Spec_Timeout)(nil),          // 50: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
+	(*Subject)(nil),                                        // 51: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),                          // 52: google.protobuf.Timestamp
+	(*FieldValue)(nil),                                     // 53: gitpod.v1.FieldValue
+	(*PaginationRequest)(nil),                              // 54: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                             // 55: gitpod.v1.PaginationResponse
+	(*AutomationTrigger)(nil),                              // 56: gitpod.v1.AutomationTrigger
+	(RunnerKind)(0),                                        // 57: gitpod.v1.RunnerKind
+	(RunnerProvider)(0),                                    // 58: gitpod.v1.RunnerProvider
+	(*durationpb.Duration)(nil),                            // 59: google.protobuf.Duration
 }
 var file_gitpod_v1_environment_proto_depIdxs = []int32{
-	7,  // 0: gitpod.v1.Environment.metadata:type_name -> gitpod.v1.EnvironmentMetadata
-	8,  // 1: gitpod.v1.Environment.spec:type_name -> gitpod.v1.EnvironmentSpec
-	12, // 2: gitpod.v1.Environment.status:type_name -> gitpod.v1.EnvironmentStatus
-	38, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
-	39, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
-	39, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
+	8,  // 0: gitpod.v1.Environment.metadata:type_name -> gitpod.v1.EnvironmentMetadata
+	9,  // 1: gitpod.v1.Environment.spec:type_name -> gitpod.v1.EnvironmentSpec
+	13, // 2: gitpod.v1.Environment.status:type_name -> gitpod.v1.EnvironmentStatus
+	51, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
+	52, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
+	52, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: gitpod.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	28, // 7: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
-	29, // 8: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
-	30, // 9: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
-	31, // 10: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
+	33, // 7: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
+	34, // 8: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
+	35, // 9: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
+	36, // 10: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
 	1,  // 11: gitpod.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	32, // 12: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
+	37, // 12: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
 	0,  // 13: gitpod.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	33, // 14: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
-	34, // 15: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
-	35, // 16: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
-	40, // 17: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
-	6,  // 18: gitpod.v1.GetEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	41, // 19: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	36, // 20: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
-	42, // 21: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	6,  // 22: gitpod.v1.ListEnvironmentsResponse.environments:type_name -> gitpod.v1.Environment
-	8,  // 23: gitpod.v1.CreateEnvironmentRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
-	6,  // 24: gitpod.v1.CreateEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	41, // 25: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	37, // 26: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
-	42, // 27: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	13, // 28: gitpod.v1.ListEnvironmentClassesResponse.environment_classes:type_name -> gitpod.v1.EnvironmentClass
-	9,  // 29: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
-	43, // 30: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
-	11, // 31: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
-	10, // 32: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
-	3,  // 33: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	4,  // 34: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
-	2,  // 35: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	2,  // 36: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	5,  // 37: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	0,  // 38: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
-	44, // 39: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	44, // 40: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	45, // 41: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
-	14, // 42: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
-	16, // 43: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
-	26, // 44: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
-	18, // 45: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
-	20, // 46: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
-	22, // 47: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
-	24, // 48: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
-	15, // 49: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
-	17, // 50: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
-	27, // 51: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
-	19, // 52: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
-	21, // 53: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
-	23, // 54: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
-	25, // 55: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
-	49, // [49:56] is the sub-list for method output_type
-	42, // [42:49] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	38, // 14: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
+	39, // 15: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
+	40, // 16: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
+	53, // 17: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
+	7,  // 18: gitpod.v1.GetEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
+	54, // 19: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	41, // 20: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
+	55, // 21: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	7,  // 22: gitpod.v1.ListEnvironmentsResponse.environments:type_name -> gitpod.v1.Environment
+	9,  // 23: gitpod.v1.CreateEnvironmentRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
+	7,  // 24: gitpod.v1.CreateEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
+	54, // 25: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	42, // 26: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
+	55, // 27: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	14, // 28: gitpod.v1.ListEnvironmentClassesResponse.environment_classes:type_name -> gitpod.v1.EnvironmentClass
+	44, // 29: gitpod.v1.UpdateEnvironmentRequest.spec:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec
+	43, // 30: gitpod.v1.UpdateEnvironmentRequest.metadata:type_name -> gitpod.v1.UpdateEnvironmentRequest.Metadata
+	10, // 31: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	56, // 32: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
+	12, // 33: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
+	11, // 34: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
+	3,  // 35: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	4,  // 36: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
+	2,  // 37: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	2,  // 38: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	5,  // 39: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	0,  // 40: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
+	57, // 41: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	57, // 42: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	58, // 43: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
+	45, // 44: gitpod.v1.UpdateEnvironmentRequest.Spec.automations_file:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
+	46, // 45: gitpod.v1.UpdateEnvironmentRequest.Spec.content:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Content
+	47, // 46: gitpod.v1.UpdateEnvironmentRequest.Spec.devcontainer:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
+	48, // 47: gitpod.v1.UpdateEnvironmentRequest.Spec.ports:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Port
+	49, // 48: gitpod.v1.UpdateEnvironmentRequest.Spec.ssh_public_keys:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
+	50, // 49: gitpod.v1.UpdateEnvironmentRequest.Spec.timeout:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
+	10, // 50: gitpod.v1.UpdateEnvironmentRequest.Spec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	6,  // 51: gitpod.v1.UpdateEnvironmentRequest.Spec.Port.admission:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Port.AdmissionLevel
+	59, // 52: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout.disconnected:type_name -> google.protobuf.Duration
+	15, // 53: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
+	17, // 54: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
+	27, // 55: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
+	19, // 56: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
+	21, // 57: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
+	23, // 58: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
+	25, // 59: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
+	29, // 60: gitpod.v1.EnvironmentService.UpdateEnvironment:input_type -> gitpod.v1.UpdateEnvironmentRequest
+	31, // 61: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:input_type -> gitpod.v1.CreateEnvironmentLogsTokenRequest
+	16, // 62: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
+	18, // 63: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
+	28, // 64: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
+	20, // 65: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
+	22, // 66: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
+	24, // 67: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
+	26, // 68: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
+	30, // 69: gitpod.v1.EnvironmentService.UpdateEnvironment:output_type -> gitpod.v1.UpdateEnvironmentResponse
+	32, // 70: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:output_type -> gitpod.v1.CreateEnvironmentLogsTokenResponse
+	62, // [62:71] is the sub-list for method output_type
+	53, // [53:62] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_environment_proto_init() }
@@ -2774,18 +3589,26 @@ func file_gitpod_v1_environment_proto_init() {
 	file_gitpod_v1_pagination_proto_init()
 	file_gitpod_v1_runner_proto_init()
 	file_gitpod_v1_environment_proto_msgTypes[12].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[25].OneofWrappers = []any{
+	file_gitpod_v1_environment_proto_msgTypes[22].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[29].OneofWrappers = []any{
 		(*EnvironmentInitializer_Spec_Git)(nil),
 		(*EnvironmentInitializer_Spec_ContextUrl)(nil),
 	}
-	file_gitpod_v1_environment_proto_msgTypes[31].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[35].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[36].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[37].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[38].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[39].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[40].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[42].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[43].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_environment_proto_rawDesc), len(file_gitpod_v1_environment_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   32,
+			NumEnums:      7,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,16 +35,24 @@ type Opener interface {
 	OpenLog(ctx context.Context, orgID, runnerID, logID string, follow bool) (io.ReadCloser, error)
 }
 
+// Authorizer decides whether the caller may read a log
+// (environments.Service.AuthorizeLog): an API key with
+// environments:read, or a logs token of the log's environment.
+type Authorizer interface {
+	AuthorizeLog(ctx context.Context, runnerID, logID string) error
+}
+
 // Mount registers the log endpoint on mux.
 // proxy, when not nil, relays a log of a runner connected to another
 // replica there.
-func Mount(mux *http.ServeMux, auth apiauth.Authenticator, open Opener, proxy *replicaproxy.Proxy, log *slog.Logger) {
-	h := &handler{auth: auth, open: open, proxy: proxy, log: log}
+func Mount(mux *http.ServeMux, auth apiauth.Authenticator, authz Authorizer, open Opener, proxy *replicaproxy.Proxy, log *slog.Logger) {
+	h := &handler{auth: auth, authz: authz, open: open, proxy: proxy, log: log}
 	mux.HandleFunc("GET "+Path, h.serve)
 }
 
 type handler struct {
 	auth  apiauth.Authenticator
+	authz Authorizer
 	open  Opener
 	proxy *replicaproxy.Proxy
 	log   *slog.Logger
@@ -56,7 +64,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	c, err := identity.Require(ctx, identity.ScopeEnvironmentsRead)
+	c, err := identity.RequireLogs(ctx, r.PathValue("runner"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -69,6 +77,10 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := identity.ValidateUUID("runner", r.PathValue("runner")); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.authz.AuthorizeLog(ctx, r.PathValue("runner"), r.PathValue("log")); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
