@@ -69,7 +69,10 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	follow := false
+	// A logs token is what the vendor's SDKs read status.logUrl with
+	// (CreateEnvironmentLogsToken); they read the log as a stream to the
+	// end of its run, so for them following is the default.
+	follow := c.Logs != nil
 	if v := r.URL.Query().Get("follow"); v != "" {
 		if follow, err = strconv.ParseBool(v); err != nil {
 			h.writeError(w, r, apperr.Invalid("follow", "must be true, false, 1 or 0, not %q", v))
