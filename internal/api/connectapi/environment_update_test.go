@@ -211,7 +211,9 @@ func TestEnvironments_LogsToken(t *testing.T) {
 		admin := newEnvClient(t, ts.URL, protocols[1], bearer(testutil.AdminToken))
 		runnerA := mustCreateLinuxRunner(t, admin.client).GetRunnerId()
 		runnerB := mustCreateLinuxRunner(t, admin.client).GetRunnerId()
-		envOf := func(runner string) string { return mustCreateEnvironment(t, admin, mustClassOf(t, admin, runner)).GetId() }
+		envOf := func(runner string) string {
+			return mustCreateEnvironment(t, admin, mustClassOf(t, admin, runner)).GetId()
+		}
 		env1, env3, env2 := envOf(runnerA), envOf(runnerA), envOf(runnerB)
 		execOf := func(env string) string {
 			res, err := admin.Autos.CreateTask(ctx, connect.NewRequest(&gitpodv1.CreateTaskRequest{
