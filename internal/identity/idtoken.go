@@ -47,15 +47,29 @@ type IDTokenClaims struct {
 	Principal      Principal `json:"principal"`
 }
 
+// serverKey returns the server key called name, read from the store once:
+// server keys never change, and a logs request checks a signature each time.
+func (s *Service) serverKey(ctx context.Context, name string) ([]byte, error) {
+	if k, ok := s.serverKeys.Load(name); ok {
+		return k.([]byte), nil
+	}
+	if s.Keys == nil {
+		return nil, fmt.Errorf("no server key store configured")
+	}
+	k, err := s.Keys.ServerKey(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	s.serverKeys.Store(name, k)
+	return k, nil
+}
+
 // signingKey is the ID-token key: a P-256 key derived from the persisted
 // server key, so every replica signs with the same key and a restart keeps
 // it. The scalar is SHA-256(seed || counter) for the first counter that is a
 // valid scalar (all but a 2^-32 fraction of seeds take counter 0).
 func (s *Service) signingKey(ctx context.Context) (*ecdsa.PrivateKey, error) {
-	if s.Keys == nil {
-		return nil, fmt.Errorf("ID tokens: no server key store configured")
-	}
-	seed, err := s.Keys.ServerKey(ctx, idTokenKeyName)
+	seed, err := s.serverKey(ctx, idTokenKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("ID-token signing key: %w", err)
 	}

@@ -41,10 +41,7 @@ type logsClaims struct {
 }
 
 func (s *Service) logsKey(ctx context.Context) ([]byte, error) {
-	if s.Keys == nil {
-		return nil, fmt.Errorf("logs tokens: no server key store configured")
-	}
-	k, err := s.Keys.ServerKey(ctx, logsTokenKeyName)
+	k, err := s.serverKey(ctx, logsTokenKeyName)
 	if err != nil {
 		return nil, fmt.Errorf("logs-token key: %w", err)
 	}

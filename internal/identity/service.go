@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -82,6 +83,8 @@ type Service struct {
 	Issuer func() string
 
 	keys keyCache
+	// serverKeys caches Keys' answers by name.
+	serverKeys sync.Map
 }
 
 // NewService returns a Service on store with the real clock.
