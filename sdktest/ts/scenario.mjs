@@ -311,7 +311,7 @@ await step('tasks.create', async () => {
   const r = await call('TaskCreateResponse', client.environments.automations.tasks.create({
     environmentId: state.envId,
     metadata: { reference: 'sdk-task', name: 'SDK task' },
-    spec: { command: 'echo hello-from-sdk' },
+    spec: { command: 'echo first-command' },
   }));
   state.taskId = r.task.id;
 });
@@ -320,6 +320,14 @@ await step('tasks.list', async () => {
   need('envId', 'taskId');
   const body = await rawPage('TasksPage', client.environments.automations.tasks.list({ filter: { environmentIds: [state.envId] } }));
   assert(body.tasks.some((t) => t.id === state.taskId), 'task not listed');
+});
+
+// runCommand's path when its task exists: update the command, then start.
+await step('tasks.update and tasks.retrieve', async () => {
+  need('taskId');
+  await client.environments.automations.tasks.update({ id: state.taskId, spec: { command: 'echo hello-from-sdk' } });
+  const r = await call('TaskRetrieveResponse', client.environments.automations.tasks.retrieve({ id: state.taskId }));
+  assert(r.task.spec?.command === 'echo hello-from-sdk', `command ${r.task.spec?.command}`);
 });
 
 await step('tasks.start', async () => {
