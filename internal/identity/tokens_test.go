@@ -144,3 +144,29 @@ func TestIDToken(t *testing.T) {
 	_, err = s.IDToken(ctx, identity.IDTokenInput{Audience: []string{"x"}})
 	wantCode(t, err, apperr.CodeUnauthenticated)
 }
+
+// FuzzLogsToken: whatever follows the logs-token prefix, only the token
+// that was issued authenticates, and nothing panics.
+func FuzzLogsToken(f *testing.F) {
+	s, db, _ := newService(f)
+	s.Keys = db
+	admin := adminContext(f, s)
+	caller, _ := identity.FromContext(admin)
+	tok, _, err := s.IssueLogsToken(admin, caller, "8b0c7d1e-3a1f-4c55-9d77-6f0c1e2a3b4c", "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(strings.TrimPrefix(tok, identity.LogsTokenPrefix))
+	f.Add("")
+	f.Add(".")
+	f.Add("e30.")
+	f.Fuzz(func(t *testing.T, rest string) {
+		c, err := s.Authenticate(ctx, identity.LogsTokenPrefix+rest)
+		if err == nil && identity.LogsTokenPrefix+rest != tok {
+			t.Fatalf("%q authenticated as %+v", rest, c)
+		}
+		if err != nil && apperr.CodeOf(err) != apperr.CodeUnauthenticated {
+			t.Fatalf("%q: %v, want unauthenticated", rest, err)
+		}
+	})
+}
