@@ -1,8 +1,10 @@
 // Package logs serves the logs of service runs and task executions at the
 // URLs the control plane puts in status.logUrl: GET /logs/{runner}/{log}
-// returns the log as text, ?follow=1 streams it until the run ends. A runner
-// has no inbound port, so the control plane asks the runner for the log over
-// its stream (fleet.OpenLog) and relays it.
+// returns the log as text, ?follow=1 streams it until the run ends. It takes
+// an API key with environments:read, or a logs token of the log's
+// environment (CreateEnvironmentLogsToken), for which following is the
+// default. A runner has no inbound port, so the control plane asks the runner
+// for the log over its stream (fleet.OpenLog) and relays it.
 package logs
 
 import (
