@@ -27,6 +27,10 @@ type Service struct {
 	// created or its spec changed or it was removed, so that the runner can
 	// be told its new desired state.
 	Changed func(orgID, runnerID string)
+	// LogsTokens issues the tokens of CreateLogsToken, and LogOwner tells
+	// AuthorizeLog whose a log is; without them logs tokens are refused.
+	LogsTokens LogsTokens
+	LogOwner   LogOwner
 }
 
 // NewService returns a Service on store with the real clock.

@@ -319,7 +319,7 @@ func (l *LogReader) Close() error {
 // CodeNotFound when the runner has no such log and CodeUnavailable when the
 // runner is not connected to this control plane.
 func (f *Fleet) OpenLog(ctx context.Context, orgID, runnerID, logID string, follow bool) (io.ReadCloser, error) {
-	if _, err := identity.Require(ctx, identity.ScopeEnvironmentsRead); err != nil {
+	if _, err := identity.RequireLogs(ctx, runnerID); err != nil {
 		return nil, err
 	}
 	r, err := f.open(ctx, orgID, runnerID, &runnerv1.OpenTerminal{LogId: logID, Follow: follow}, "log")

@@ -157,6 +157,9 @@ type Caller struct {
 	Scopes  []Scope
 	// RunnerID is set when the caller is a runner daemon.
 	RunnerID string
+	// Logs is set when the caller presents a logs token: it may read that
+	// environment's logs and nothing else (it holds no scopes).
+	Logs *LogsGrant
 }
 
 // Has reports whether the caller holds scope. Runner tokens hold no user

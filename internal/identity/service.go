@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -76,8 +77,14 @@ type Service struct {
 	// Revoked, when set, is called after a token was revoked, so that
 	// long-lived streams opened with it end at once.
 	Revoked func(orgID, tokenID string)
+	// Keys signs ID tokens and logs tokens; without it those fail.
+	Keys ServerKeys
+	// Issuer returns the control plane's public URL, the iss of ID tokens.
+	Issuer func() string
 
 	keys keyCache
+	// serverKeys caches Keys' answers by name.
+	serverKeys sync.Map
 }
 
 // NewService returns a Service on store with the real clock.
@@ -94,6 +101,9 @@ func (s *Service) now() time.Time { return s.Now().UTC().Truncate(time.Microseco
 func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, error) {
 	if secret == "" {
 		return nil, apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
+	}
+	if strings.HasPrefix(secret, LogsTokenPrefix) {
+		return s.authenticateLogsToken(ctx, secret)
 	}
 	hash := HashSecret(secret)
 	now := s.Now()

@@ -22,7 +22,7 @@ type clock struct{ t time.Time }
 
 func (c *clock) Now() time.Time { return c.t }
 
-func newService(t *testing.T) (*identity.Service, *sqlstore.DB, *clock) {
+func newService(t testing.TB) (*identity.Service, *sqlstore.DB, *clock) {
 	t.Helper()
 	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "runyard.db"))
 	if err != nil {
@@ -88,7 +88,7 @@ func TestBootstrap(t *testing.T) {
 	})
 }
 
-func adminContext(t *testing.T, s *identity.Service) context.Context {
+func adminContext(t testing.TB, s *identity.Service) context.Context {
 	t.Helper()
 	res, err := s.Bootstrap(ctx, "admin-value-0123456789")
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/logs"
+	"github.com/runyard/runyard/internal/api/oidc"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
@@ -245,6 +246,9 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.store = st
 	idSvc := identity.NewService(st)
+	// ID tokens and logs tokens are signed with keys every replica shares.
+	idSvc.Keys = st
+	idSvc.Issuer = s.PublicURL
 	if err := s.bootstrap(ctx, idSvc); err != nil {
 		st.Close()
 		return err
@@ -281,6 +285,8 @@ func (s *Server) open(ctx context.Context) error {
 	autoSvc := automations.NewManager(st)
 	autoSvc.Now = runnerSvc.Now
 	autoSvc.Changed = hooks.Changed
+	envSvc.LogsTokens = idSvc
+	envSvc.LogOwner = autoSvc.IsLogOf
 	// A deleted runner takes its environments, with their services, tasks
 	// and executions (the store cascades), along: nothing can run them any
 	// more, and without this each would wait forever for its runner to
@@ -302,7 +308,8 @@ func (s *Server) open(ctx context.Context) error {
 	if s.cfg.DatabaseURL != "" {
 		proxy = s.relayBetweenReplicas(st)
 	}
-	logs.Mount(mux, idSvc, s.fleet, proxy, s.log)
+	logs.Mount(mux, idSvc, envSvc, s.fleet, proxy, s.log)
+	oidc.Mount(mux, idSvc, s.PublicURL, s.log)
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets,

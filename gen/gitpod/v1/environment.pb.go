@@ -2229,6 +2229,195 @@ func (x *ListEnvironmentClassesResponse) GetEnvironmentClasses() []*EnvironmentC
 	return nil
 }
 
+type UpdateEnvironmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies which environment should be updated.
+	EnvironmentId string                             `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	Spec          *UpdateEnvironmentRequest_Spec     `protobuf:"bytes,2,opt,name=spec,proto3,oneof" json:"spec,omitempty"`
+	Metadata      *UpdateEnvironmentRequest_Metadata `protobuf:"bytes,3,opt,name=metadata,proto3,oneof" json:"metadata,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest) Reset() {
+	*x = UpdateEnvironmentRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *UpdateEnvironmentRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest) GetSpec() *UpdateEnvironmentRequest_Spec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest) GetMetadata() *UpdateEnvironmentRequest_Metadata {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+type UpdateEnvironmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentResponse) Reset() {
+	*x = UpdateEnvironmentResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentResponse) ProtoMessage() {}
+
+func (x *UpdateEnvironmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentResponse.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{26}
+}
+
+type CreateEnvironmentLogsTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies the environment for which the logs token should
+	// be created.
+	EnvironmentId string `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentLogsTokenRequest) Reset() {
+	*x = CreateEnvironmentLogsTokenRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentLogsTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentLogsTokenRequest) ProtoMessage() {}
+
+func (x *CreateEnvironmentLogsTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentLogsTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentLogsTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreateEnvironmentLogsTokenRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type CreateEnvironmentLogsTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// access_token is the token that can be used to access the logs of the
+	// environment.
+	AccessToken   string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentLogsTokenResponse) Reset() {
+	*x = CreateEnvironmentLogsTokenResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentLogsTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentLogsTokenResponse) ProtoMessage() {}
+
+func (x *CreateEnvironmentLogsTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentLogsTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentLogsTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateEnvironmentLogsTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
 type EnvironmentSpec_Machine struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -2241,7 +2430,7 @@ type EnvironmentSpec_Machine struct {
 
 func (x *EnvironmentSpec_Machine) Reset() {
 	*x = EnvironmentSpec_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2442,7 @@ func (x *EnvironmentSpec_Machine) String() string {
 func (*EnvironmentSpec_Machine) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2298,7 +2487,7 @@ type EnvironmentSpec_Content struct {
 
 func (x *EnvironmentSpec_Content) Reset() {
 	*x = EnvironmentSpec_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2310,7 +2499,7 @@ func (x *EnvironmentSpec_Content) String() string {
 func (*EnvironmentSpec_Content) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2562,7 @@ type EnvironmentSpec_Devcontainer struct {
 
 func (x *EnvironmentSpec_Devcontainer) Reset() {
 	*x = EnvironmentSpec_Devcontainer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2574,7 @@ func (x *EnvironmentSpec_Devcontainer) String() string {
 func (*EnvironmentSpec_Devcontainer) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Devcontainer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2439,7 +2628,7 @@ type EnvironmentSpec_Dotfiles struct {
 
 func (x *EnvironmentSpec_Dotfiles) Reset() {
 	*x = EnvironmentSpec_Dotfiles{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2640,7 @@ func (x *EnvironmentSpec_Dotfiles) String() string {
 func (*EnvironmentSpec_Dotfiles) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Dotfiles) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2488,7 +2677,7 @@ type EnvironmentSpec_Port struct {
 
 func (x *EnvironmentSpec_Port) Reset() {
 	*x = EnvironmentSpec_Port{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2500,7 +2689,7 @@ func (x *EnvironmentSpec_Port) String() string {
 func (*EnvironmentSpec_Port) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Port) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2562,7 +2751,7 @@ type EnvironmentSpec_Secret struct {
 
 func (x *EnvironmentSpec_Secret) Reset() {
 	*x = EnvironmentSpec_Secret{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2763,7 @@ func (x *EnvironmentSpec_Secret) String() string {
 func (*EnvironmentSpec_Secret) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2897,7 @@ type EnvironmentSpec_SSHPublicKey struct {
 
 func (x *EnvironmentSpec_SSHPublicKey) Reset() {
 	*x = EnvironmentSpec_SSHPublicKey{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2720,7 +2909,7 @@ func (x *EnvironmentSpec_SSHPublicKey) String() string {
 func (*EnvironmentSpec_SSHPublicKey) ProtoMessage() {}
 
 func (x *EnvironmentSpec_SSHPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2762,7 +2951,7 @@ type EnvironmentSpec_Timeout struct {
 
 func (x *EnvironmentSpec_Timeout) Reset() {
 	*x = EnvironmentSpec_Timeout{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2774,7 +2963,7 @@ func (x *EnvironmentSpec_Timeout) String() string {
 func (*EnvironmentSpec_Timeout) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Timeout) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2812,7 +3001,7 @@ type EnvironmentSpec_AutomationsFile struct {
 
 func (x *EnvironmentSpec_AutomationsFile) Reset() {
 	*x = EnvironmentSpec_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2824,7 +3013,7 @@ func (x *EnvironmentSpec_AutomationsFile) String() string {
 func (*EnvironmentSpec_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentSpec_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2874,7 +3063,7 @@ type EnvironmentInitializer_Spec struct {
 
 func (x *EnvironmentInitializer_Spec) Reset() {
 	*x = EnvironmentInitializer_Spec{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2886,7 +3075,7 @@ func (x *EnvironmentInitializer_Spec) String() string {
 func (*EnvironmentInitializer_Spec) ProtoMessage() {}
 
 func (x *EnvironmentInitializer_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2956,7 +3145,7 @@ type EnvironmentStatus_RunnerACK struct {
 
 func (x *EnvironmentStatus_RunnerACK) Reset() {
 	*x = EnvironmentStatus_RunnerACK{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3157,7 @@ func (x *EnvironmentStatus_RunnerACK) String() string {
 func (*EnvironmentStatus_RunnerACK) ProtoMessage() {}
 
 func (x *EnvironmentStatus_RunnerACK) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3028,7 +3217,7 @@ type EnvironmentStatus_Machine struct {
 
 func (x *EnvironmentStatus_Machine) Reset() {
 	*x = EnvironmentStatus_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3040,7 +3229,7 @@ func (x *EnvironmentStatus_Machine) String() string {
 func (*EnvironmentStatus_Machine) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3118,7 +3307,7 @@ type EnvironmentStatus_Content struct {
 
 func (x *EnvironmentStatus_Content) Reset() {
 	*x = EnvironmentStatus_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3130,7 +3319,7 @@ func (x *EnvironmentStatus_Content) String() string {
 func (*EnvironmentStatus_Content) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3397,7 @@ type EnvironmentStatus_Devcontainer struct {
 
 func (x *EnvironmentStatus_Devcontainer) Reset() {
 	*x = EnvironmentStatus_Devcontainer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3409,7 @@ func (x *EnvironmentStatus_Devcontainer) String() string {
 func (*EnvironmentStatus_Devcontainer) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Devcontainer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3332,7 +3521,7 @@ type EnvironmentStatus_EnvironmentURLs struct {
 
 func (x *EnvironmentStatus_EnvironmentURLs) Reset() {
 	*x = EnvironmentStatus_EnvironmentURLs{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3533,7 @@ func (x *EnvironmentStatus_EnvironmentURLs) String() string {
 func (*EnvironmentStatus_EnvironmentURLs) ProtoMessage() {}
 
 func (x *EnvironmentStatus_EnvironmentURLs) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3395,7 +3584,7 @@ type EnvironmentStatus_Secret struct {
 
 func (x *EnvironmentStatus_Secret) Reset() {
 	*x = EnvironmentStatus_Secret{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3407,7 +3596,7 @@ func (x *EnvironmentStatus_Secret) String() string {
 func (*EnvironmentStatus_Secret) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3475,7 +3664,7 @@ type EnvironmentStatus_SSHPublicKey struct {
 
 func (x *EnvironmentStatus_SSHPublicKey) Reset() {
 	*x = EnvironmentStatus_SSHPublicKey{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3487,7 +3676,7 @@ func (x *EnvironmentStatus_SSHPublicKey) String() string {
 func (*EnvironmentStatus_SSHPublicKey) ProtoMessage() {}
 
 func (x *EnvironmentStatus_SSHPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3539,7 +3728,7 @@ type EnvironmentStatus_AutomationsFile struct {
 
 func (x *EnvironmentStatus_AutomationsFile) Reset() {
 	*x = EnvironmentStatus_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3551,7 +3740,7 @@ func (x *EnvironmentStatus_AutomationsFile) String() string {
 func (*EnvironmentStatus_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentStatus_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3619,7 +3808,7 @@ type EnvironmentStatus_Machine_Versions struct {
 
 func (x *EnvironmentStatus_Machine_Versions) Reset() {
 	*x = EnvironmentStatus_Machine_Versions{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3820,7 @@ func (x *EnvironmentStatus_Machine_Versions) String() string {
 func (*EnvironmentStatus_Machine_Versions) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Machine_Versions) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3676,7 +3865,7 @@ type EnvironmentStatus_Content_Git struct {
 
 func (x *EnvironmentStatus_Content_Git) Reset() {
 	*x = EnvironmentStatus_Content_Git{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3688,7 +3877,7 @@ func (x *EnvironmentStatus_Content_Git) String() string {
 func (*EnvironmentStatus_Content_Git) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content_Git) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3952,7 @@ type EnvironmentStatus_Content_Git_ChangedFile struct {
 
 func (x *EnvironmentStatus_Content_Git_ChangedFile) Reset() {
 	*x = EnvironmentStatus_Content_Git_ChangedFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3775,7 +3964,7 @@ func (x *EnvironmentStatus_Content_Git_ChangedFile) String() string {
 func (*EnvironmentStatus_Content_Git_ChangedFile) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content_Git_ChangedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3817,7 +4006,7 @@ type EnvironmentStatus_EnvironmentURLs_Port struct {
 
 func (x *EnvironmentStatus_EnvironmentURLs_Port) Reset() {
 	*x = EnvironmentStatus_EnvironmentURLs_Port{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3829,7 +4018,7 @@ func (x *EnvironmentStatus_EnvironmentURLs_Port) String() string {
 func (*EnvironmentStatus_EnvironmentURLs_Port) ProtoMessage() {}
 
 func (x *EnvironmentStatus_EnvironmentURLs_Port) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3868,7 +4057,7 @@ type EnvironmentStatus_EnvironmentURLs_SSH struct {
 
 func (x *EnvironmentStatus_EnvironmentURLs_SSH) Reset() {
 	*x = EnvironmentStatus_EnvironmentURLs_SSH{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3880,7 +4069,7 @@ func (x *EnvironmentStatus_EnvironmentURLs_SSH) String() string {
 func (*EnvironmentStatus_EnvironmentURLs_SSH) ProtoMessage() {}
 
 func (x *EnvironmentStatus_EnvironmentURLs_SSH) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3929,7 +4118,7 @@ type ListEnvironmentsRequest_Filter struct {
 
 func (x *ListEnvironmentsRequest_Filter) Reset() {
 	*x = ListEnvironmentsRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3941,7 +4130,7 @@ func (x *ListEnvironmentsRequest_Filter) String() string {
 func (*ListEnvironmentsRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4020,7 +4209,7 @@ type ListEnvironmentClassesRequest_Filter struct {
 
 func (x *ListEnvironmentClassesRequest_Filter) Reset() {
 	*x = ListEnvironmentClassesRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4032,7 +4221,7 @@ func (x *ListEnvironmentClassesRequest_Filter) String() string {
 func (*ListEnvironmentClassesRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentClassesRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4079,6 +4268,485 @@ func (x *ListEnvironmentClassesRequest_Filter) GetRunnerKinds() []RunnerKind {
 func (x *ListEnvironmentClassesRequest_Filter) GetRunnerProviders() []RunnerProvider {
 	if x != nil {
 		return x.RunnerProviders
+	}
+	return nil
+}
+
+type UpdateEnvironmentRequest_Metadata struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the user-defined display name of the environment.
+	Name          *string `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Metadata) Reset() {
+	*x = UpdateEnvironmentRequest_Metadata{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Metadata) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Metadata) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Metadata) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Metadata.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Metadata) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 0}
+}
+
+func (x *UpdateEnvironmentRequest_Metadata) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// automations_file is the automations file spec of the environment.
+	AutomationsFile *UpdateEnvironmentRequest_Spec_AutomationsFile `protobuf:"bytes,1,opt,name=automations_file,json=automationsFile,proto3,oneof" json:"automations_file,omitempty"`
+	Content         *UpdateEnvironmentRequest_Spec_Content         `protobuf:"bytes,2,opt,name=content,proto3,oneof" json:"content,omitempty"`
+	Devcontainer    *UpdateEnvironmentRequest_Spec_Devcontainer    `protobuf:"bytes,3,opt,name=devcontainer,proto3,oneof" json:"devcontainer,omitempty"`
+	// ports controls port sharing.
+	Ports []*UpdateEnvironmentRequest_Spec_Port `protobuf:"bytes,4,rep,name=ports,proto3" json:"ports,omitempty"`
+	// ssh_public_keys are the public keys to update; empty means nothing to
+	// update.
+	SshPublicKeys []*UpdateEnvironmentRequest_Spec_SSHPublicKey `protobuf:"bytes,5,rep,name=ssh_public_keys,json=sshPublicKeys,proto3" json:"ssh_public_keys,omitempty"`
+	// timeout configures the environment timeout.
+	Timeout       *UpdateEnvironmentRequest_Spec_Timeout `protobuf:"bytes,6,opt,name=timeout,proto3,oneof" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec) Reset() {
+	*x = UpdateEnvironmentRequest_Spec{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 1}
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetAutomationsFile() *UpdateEnvironmentRequest_Spec_AutomationsFile {
+	if x != nil {
+		return x.AutomationsFile
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetContent() *UpdateEnvironmentRequest_Spec_Content {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetDevcontainer() *UpdateEnvironmentRequest_Spec_Devcontainer {
+	if x != nil {
+		return x.Devcontainer
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetPorts() []*UpdateEnvironmentRequest_Spec_Port {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetSshPublicKeys() []*UpdateEnvironmentRequest_Spec_SSHPublicKey {
+	if x != nil {
+		return x.SshPublicKeys
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec) GetTimeout() *UpdateEnvironmentRequest_Spec_Timeout {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+type UpdateEnvironmentRequest_Spec_AutomationsFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// automations_file_path is the path to the automations file relative
+	// to the repository root; it must not be absolute.
+	AutomationsFilePath *string `protobuf:"bytes,1,opt,name=automations_file_path,json=automationsFilePath,proto3,oneof" json:"automations_file_path,omitempty"`
+	// session should be changed to re-apply the automations file.
+	Session       *string `protobuf:"bytes,2,opt,name=session,proto3,oneof" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_AutomationsFile{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_AutomationsFile) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_AutomationsFile.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_AutomationsFile) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 1, 0}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) GetAutomationsFilePath() string {
+	if x != nil && x.AutomationsFilePath != nil {
+		return *x.AutomationsFilePath
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) GetSession() string {
+	if x != nil && x.Session != nil {
+		return *x.Session
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Content struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// git_username is the Git user name configured in the environment.
+	GitUsername *string `protobuf:"bytes,1,opt,name=git_username,json=gitUsername,proto3,oneof" json:"git_username,omitempty"`
+	// git_email is the Git email address configured in the environment.
+	GitEmail *string `protobuf:"bytes,2,opt,name=git_email,json=gitEmail,proto3,oneof" json:"git_email,omitempty"`
+	// initializer configures how the environment is to be initialized.
+	Initializer *EnvironmentInitializer `protobuf:"bytes,3,opt,name=initializer,proto3,oneof" json:"initializer,omitempty"`
+	// session should be changed to trigger a content reinitialization.
+	Session       *string `protobuf:"bytes,4,opt,name=session,proto3,oneof" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Content{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Content) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Content.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Content) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 1, 1}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetGitUsername() string {
+	if x != nil && x.GitUsername != nil {
+		return *x.GitUsername
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetGitEmail() string {
+	if x != nil && x.GitEmail != nil {
+		return *x.GitEmail
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetInitializer() *EnvironmentInitializer {
+	if x != nil {
+		return x.Initializer
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Content) GetSession() string {
+	if x != nil && x.Session != nil {
+		return *x.Session
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Devcontainer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// devcontainer_file_path is the path to the devcontainer file relative
+	// to the repository root.
+	DevcontainerFilePath *string `protobuf:"bytes,1,opt,name=devcontainer_file_path,json=devcontainerFilePath,proto3,oneof" json:"devcontainer_file_path,omitempty"`
+	// session should be changed to trigger a devcontainer rebuild.
+	Session       *string `protobuf:"bytes,2,opt,name=session,proto3,oneof" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Devcontainer{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Devcontainer) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Devcontainer.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Devcontainer) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 1, 2}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) GetDevcontainerFilePath() string {
+	if x != nil && x.DevcontainerFilePath != nil {
+		return *x.DevcontainerFilePath
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Devcontainer) GetSession() string {
+	if x != nil && x.Session != nil {
+		return *x.Session
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Port struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// admission is the policy of this port.
+	Admission AdmissionLevel `protobuf:"varint,1,opt,name=admission,proto3,enum=gitpod.v1.AdmissionLevel" json:"admission,omitempty"`
+	// name of this port.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// port number.
+	Port          int32 `protobuf:"varint,3,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Port{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Port) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Port.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Port) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 1, 3}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) GetAdmission() AdmissionLevel {
+	if x != nil {
+		return x.Admission
+	}
+	return AdmissionLevel_ADMISSION_LEVEL_UNSPECIFIED
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Port) GetPort() int32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+type UpdateEnvironmentRequest_Spec_SSHPublicKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the unique identifier of the public key.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// value is the public key; without one the key is removed.
+	Value         *string `protobuf:"bytes,2,opt,name=value,proto3,oneof" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_SSHPublicKey{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_SSHPublicKey) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_SSHPublicKey.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_SSHPublicKey) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 1, 4}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) GetValue() string {
+	if x != nil && x.Value != nil {
+		return *x.Value
+	}
+	return ""
+}
+
+type UpdateEnvironmentRequest_Spec_Timeout struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// disconnected is the maximum time of disconnection before the
+	// environment is stopped. Set to 0 to disable.
+	Disconnected  *durationpb.Duration `protobuf:"bytes,1,opt,name=disconnected,proto3,oneof" json:"disconnected,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) Reset() {
+	*x = UpdateEnvironmentRequest_Spec_Timeout{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateEnvironmentRequest_Spec_Timeout) ProtoMessage() {}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateEnvironmentRequest_Spec_Timeout.ProtoReflect.Descriptor instead.
+func (*UpdateEnvironmentRequest_Spec_Timeout) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25, 1, 5}
+}
+
+func (x *UpdateEnvironmentRequest_Spec_Timeout) GetDisconnected() *durationpb.Duration {
+	if x != nil {
+		return x.Disconnected
 	}
 	return nil
 }
@@ -4413,7 +5081,68 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
 	"pagination\x12L\n" +
-	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses*o\n" +
+	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses\"\x9a\r\n" +
+	"\x18UpdateEnvironmentRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\x12A\n" +
+	"\x04spec\x18\x02 \x01(\v2(.gitpod.v1.UpdateEnvironmentRequest.SpecH\x00R\x04spec\x88\x01\x01\x12M\n" +
+	"\bmetadata\x18\x03 \x01(\v2,.gitpod.v1.UpdateEnvironmentRequest.MetadataH\x01R\bmetadata\x88\x01\x01\x1a,\n" +
+	"\bMetadata\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01B\a\n" +
+	"\x05_name\x1a\x80\v\n" +
+	"\x04Spec\x12h\n" +
+	"\x10automations_file\x18\x01 \x01(\v28.gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFileH\x00R\x0fautomationsFile\x88\x01\x01\x12O\n" +
+	"\acontent\x18\x02 \x01(\v20.gitpod.v1.UpdateEnvironmentRequest.Spec.ContentH\x01R\acontent\x88\x01\x01\x12^\n" +
+	"\fdevcontainer\x18\x03 \x01(\v25.gitpod.v1.UpdateEnvironmentRequest.Spec.DevcontainerH\x02R\fdevcontainer\x88\x01\x01\x12C\n" +
+	"\x05ports\x18\x04 \x03(\v2-.gitpod.v1.UpdateEnvironmentRequest.Spec.PortR\x05ports\x12]\n" +
+	"\x0fssh_public_keys\x18\x05 \x03(\v25.gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKeyR\rsshPublicKeys\x12O\n" +
+	"\atimeout\x18\x06 \x01(\v20.gitpod.v1.UpdateEnvironmentRequest.Spec.TimeoutH\x03R\atimeout\x88\x01\x01\x1a\x8f\x01\n" +
+	"\x0fAutomationsFile\x127\n" +
+	"\x15automations_file_path\x18\x01 \x01(\tH\x00R\x13automationsFilePath\x88\x01\x01\x12\x1d\n" +
+	"\asession\x18\x02 \x01(\tH\x01R\asession\x88\x01\x01B\x18\n" +
+	"\x16_automations_file_pathB\n" +
+	"\n" +
+	"\b_session\x1a\xf7\x01\n" +
+	"\aContent\x12&\n" +
+	"\fgit_username\x18\x01 \x01(\tH\x00R\vgitUsername\x88\x01\x01\x12 \n" +
+	"\tgit_email\x18\x02 \x01(\tH\x01R\bgitEmail\x88\x01\x01\x12H\n" +
+	"\vinitializer\x18\x03 \x01(\v2!.gitpod.v1.EnvironmentInitializerH\x02R\vinitializer\x88\x01\x01\x12\x1d\n" +
+	"\asession\x18\x04 \x01(\tH\x03R\asession\x88\x01\x01B\x0f\n" +
+	"\r_git_usernameB\f\n" +
+	"\n" +
+	"_git_emailB\x0e\n" +
+	"\f_initializerB\n" +
+	"\n" +
+	"\b_session\x1a\x8f\x01\n" +
+	"\fDevcontainer\x129\n" +
+	"\x16devcontainer_file_path\x18\x01 \x01(\tH\x00R\x14devcontainerFilePath\x88\x01\x01\x12\x1d\n" +
+	"\asession\x18\x02 \x01(\tH\x01R\asession\x88\x01\x01B\x19\n" +
+	"\x17_devcontainer_file_pathB\n" +
+	"\n" +
+	"\b_session\x1ag\n" +
+	"\x04Port\x127\n" +
+	"\tadmission\x18\x01 \x01(\x0e2\x19.gitpod.v1.AdmissionLevelR\tadmission\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04port\x18\x03 \x01(\x05R\x04port\x1aC\n" +
+	"\fSSHPublicKey\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\x05value\x18\x02 \x01(\tH\x00R\x05value\x88\x01\x01B\b\n" +
+	"\x06_value\x1a^\n" +
+	"\aTimeout\x12B\n" +
+	"\fdisconnected\x18\x01 \x01(\v2\x19.google.protobuf.DurationH\x00R\fdisconnected\x88\x01\x01B\x0f\n" +
+	"\r_disconnectedB\x13\n" +
+	"\x11_automations_fileB\n" +
+	"\n" +
+	"\b_contentB\x0f\n" +
+	"\r_devcontainerB\n" +
+	"\n" +
+	"\b_timeoutB\a\n" +
+	"\x05_specB\v\n" +
+	"\t_metadata\"\x1b\n" +
+	"\x19UpdateEnvironmentResponse\"J\n" +
+	"!CreateEnvironmentLogsTokenRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"G\n" +
+	"\"CreateEnvironmentLogsTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken*o\n" +
 	"\x0eAdmissionLevel\x12\x1f\n" +
 	"\x1bADMISSION_LEVEL_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aADMISSION_LEVEL_OWNER_ONLY\x10\x01\x12\x1c\n" +
@@ -4428,7 +5157,7 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x1aENVIRONMENT_PHASE_STOPPING\x102\x12\x1d\n" +
 	"\x19ENVIRONMENT_PHASE_STOPPED\x10<\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_DELETING\x10F\x12\x1d\n" +
-	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\xaa\x06\n" +
+	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\x89\b\n" +
 	"\x12EnvironmentService\x12W\n" +
 	"\x0eGetEnvironment\x12 .gitpod.v1.GetEnvironmentRequest\x1a!.gitpod.v1.GetEnvironmentResponse\"\x00\x12]\n" +
 	"\x10ListEnvironments\x12\".gitpod.v1.ListEnvironmentsRequest\x1a#.gitpod.v1.ListEnvironmentsResponse\"\x00\x12o\n" +
@@ -4437,7 +5166,9 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x10StartEnvironment\x12\".gitpod.v1.StartEnvironmentRequest\x1a#.gitpod.v1.StartEnvironmentResponse\"\x00\x12Z\n" +
 	"\x0fStopEnvironment\x12!.gitpod.v1.StopEnvironmentRequest\x1a\".gitpod.v1.StopEnvironmentResponse\"\x00\x12`\n" +
 	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00\x12l\n" +
-	"\x15MarkEnvironmentActive\x12'.gitpod.v1.MarkEnvironmentActiveRequest\x1a(.gitpod.v1.MarkEnvironmentActiveResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x15MarkEnvironmentActive\x12'.gitpod.v1.MarkEnvironmentActiveRequest\x1a(.gitpod.v1.MarkEnvironmentActiveResponse\"\x00\x12`\n" +
+	"\x11UpdateEnvironment\x12#.gitpod.v1.UpdateEnvironmentRequest\x1a$.gitpod.v1.UpdateEnvironmentResponse\"\x00\x12{\n" +
+	"\x1aCreateEnvironmentLogsToken\x12,.gitpod.v1.CreateEnvironmentLogsTokenRequest\x1a-.gitpod.v1.CreateEnvironmentLogsTokenResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_environment_proto_rawDescOnce sync.Once
@@ -4452,173 +5183,200 @@ func file_gitpod_v1_environment_proto_rawDescGZIP() []byte {
 }
 
 var file_gitpod_v1_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
 var file_gitpod_v1_environment_proto_goTypes = []any{
-	(AdmissionLevel)(0),                               // 0: gitpod.v1.AdmissionLevel
-	(EnvironmentPhase)(0),                             // 1: gitpod.v1.EnvironmentPhase
-	(GitInitializer_CloneTargetMode)(0),               // 2: gitpod.v1.GitInitializer.CloneTargetMode
-	(EnvironmentStatus_ContentPhase)(0),               // 3: gitpod.v1.EnvironmentStatus.ContentPhase
-	(EnvironmentStatus_RunnerACK_StatusCode)(0),       // 4: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	(EnvironmentStatus_Machine_Phase)(0),              // 5: gitpod.v1.EnvironmentStatus.Machine.Phase
-	(EnvironmentStatus_Content_Git_ChangeType)(0),     // 6: gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
-	(EnvironmentStatus_Devcontainer_Phase)(0),         // 7: gitpod.v1.EnvironmentStatus.Devcontainer.Phase
-	(EnvironmentStatus_Devcontainer_Presence)(0),      // 8: gitpod.v1.EnvironmentStatus.Devcontainer.Presence
-	(EnvironmentStatus_AutomationsFile_Presence)(0),   // 9: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	(ListEnvironmentsRequest_ArchivalStatus)(0),       // 10: gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
-	(*Environment)(nil),                               // 11: gitpod.v1.Environment
-	(*EnvironmentMetadata)(nil),                       // 12: gitpod.v1.EnvironmentMetadata
-	(*EnvironmentActivitySignal)(nil),                 // 13: gitpod.v1.EnvironmentActivitySignal
-	(*EnvironmentSpec)(nil),                           // 14: gitpod.v1.EnvironmentSpec
-	(*EnvironmentInitializer)(nil),                    // 15: gitpod.v1.EnvironmentInitializer
-	(*ContextURLInitializer)(nil),                     // 16: gitpod.v1.ContextURLInitializer
-	(*GitInitializer)(nil),                            // 17: gitpod.v1.GitInitializer
-	(*EnvironmentStatus)(nil),                         // 18: gitpod.v1.EnvironmentStatus
-	(*EnvironmentClass)(nil),                          // 19: gitpod.v1.EnvironmentClass
-	(*GetEnvironmentRequest)(nil),                     // 20: gitpod.v1.GetEnvironmentRequest
-	(*GetEnvironmentResponse)(nil),                    // 21: gitpod.v1.GetEnvironmentResponse
-	(*ListEnvironmentsRequest)(nil),                   // 22: gitpod.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),                  // 23: gitpod.v1.ListEnvironmentsResponse
-	(*CreateEnvironmentRequest)(nil),                  // 24: gitpod.v1.CreateEnvironmentRequest
-	(*CreateEnvironmentResponse)(nil),                 // 25: gitpod.v1.CreateEnvironmentResponse
-	(*StartEnvironmentRequest)(nil),                   // 26: gitpod.v1.StartEnvironmentRequest
-	(*StartEnvironmentResponse)(nil),                  // 27: gitpod.v1.StartEnvironmentResponse
-	(*StopEnvironmentRequest)(nil),                    // 28: gitpod.v1.StopEnvironmentRequest
-	(*StopEnvironmentResponse)(nil),                   // 29: gitpod.v1.StopEnvironmentResponse
-	(*DeleteEnvironmentRequest)(nil),                  // 30: gitpod.v1.DeleteEnvironmentRequest
-	(*DeleteEnvironmentResponse)(nil),                 // 31: gitpod.v1.DeleteEnvironmentResponse
-	(*MarkEnvironmentActiveRequest)(nil),              // 32: gitpod.v1.MarkEnvironmentActiveRequest
-	(*MarkEnvironmentActiveResponse)(nil),             // 33: gitpod.v1.MarkEnvironmentActiveResponse
-	(*ListEnvironmentClassesRequest)(nil),             // 34: gitpod.v1.ListEnvironmentClassesRequest
-	(*ListEnvironmentClassesResponse)(nil),            // 35: gitpod.v1.ListEnvironmentClassesResponse
-	nil,                                               // 36: gitpod.v1.EnvironmentMetadata.AnnotationsEntry
-	(*EnvironmentSpec_Machine)(nil),                   // 37: gitpod.v1.EnvironmentSpec.Machine
-	(*EnvironmentSpec_Content)(nil),                   // 38: gitpod.v1.EnvironmentSpec.Content
-	(*EnvironmentSpec_Devcontainer)(nil),              // 39: gitpod.v1.EnvironmentSpec.Devcontainer
-	(*EnvironmentSpec_Dotfiles)(nil),                  // 40: gitpod.v1.EnvironmentSpec.Dotfiles
-	(*EnvironmentSpec_Port)(nil),                      // 41: gitpod.v1.EnvironmentSpec.Port
-	(*EnvironmentSpec_Secret)(nil),                    // 42: gitpod.v1.EnvironmentSpec.Secret
-	(*EnvironmentSpec_SSHPublicKey)(nil),              // 43: gitpod.v1.EnvironmentSpec.SSHPublicKey
-	(*EnvironmentSpec_Timeout)(nil),                   // 44: gitpod.v1.EnvironmentSpec.Timeout
-	(*EnvironmentSpec_AutomationsFile)(nil),           // 45: gitpod.v1.EnvironmentSpec.AutomationsFile
-	(*EnvironmentInitializer_Spec)(nil),               // 46: gitpod.v1.EnvironmentInitializer.Spec
-	(*EnvironmentStatus_RunnerACK)(nil),               // 47: gitpod.v1.EnvironmentStatus.RunnerACK
-	(*EnvironmentStatus_Machine)(nil),                 // 48: gitpod.v1.EnvironmentStatus.Machine
-	(*EnvironmentStatus_Content)(nil),                 // 49: gitpod.v1.EnvironmentStatus.Content
-	(*EnvironmentStatus_Devcontainer)(nil),            // 50: gitpod.v1.EnvironmentStatus.Devcontainer
-	(*EnvironmentStatus_EnvironmentURLs)(nil),         // 51: gitpod.v1.EnvironmentStatus.EnvironmentURLs
-	(*EnvironmentStatus_Secret)(nil),                  // 52: gitpod.v1.EnvironmentStatus.Secret
-	(*EnvironmentStatus_SSHPublicKey)(nil),            // 53: gitpod.v1.EnvironmentStatus.SSHPublicKey
-	(*EnvironmentStatus_AutomationsFile)(nil),         // 54: gitpod.v1.EnvironmentStatus.AutomationsFile
-	(*EnvironmentStatus_Machine_Versions)(nil),        // 55: gitpod.v1.EnvironmentStatus.Machine.Versions
-	(*EnvironmentStatus_Content_Git)(nil),             // 56: gitpod.v1.EnvironmentStatus.Content.Git
-	(*EnvironmentStatus_Content_Git_ChangedFile)(nil), // 57: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
-	(*EnvironmentStatus_EnvironmentURLs_Port)(nil),    // 58: gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
-	(*EnvironmentStatus_EnvironmentURLs_SSH)(nil),     // 59: gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
-	(*ListEnvironmentsRequest_Filter)(nil),            // 60: gitpod.v1.ListEnvironmentsRequest.Filter
-	(*ListEnvironmentClassesRequest_Filter)(nil),      // 61: gitpod.v1.ListEnvironmentClassesRequest.Filter
-	(*Subject)(nil),                                   // 62: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil),                     // 63: google.protobuf.Timestamp
-	(*FieldValue)(nil),                                // 64: gitpod.v1.FieldValue
-	(*PaginationRequest)(nil),                         // 65: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                        // 66: gitpod.v1.PaginationResponse
-	(*durationpb.Duration)(nil),                       // 67: google.protobuf.Duration
-	(*AutomationTrigger)(nil),                         // 68: gitpod.v1.AutomationTrigger
-	(RunnerKind)(0),                                   // 69: gitpod.v1.RunnerKind
-	(RunnerProvider)(0),                               // 70: gitpod.v1.RunnerProvider
+	(AdmissionLevel)(0),                             // 0: gitpod.v1.AdmissionLevel
+	(EnvironmentPhase)(0),                           // 1: gitpod.v1.EnvironmentPhase
+	(GitInitializer_CloneTargetMode)(0),             // 2: gitpod.v1.GitInitializer.CloneTargetMode
+	(EnvironmentStatus_ContentPhase)(0),             // 3: gitpod.v1.EnvironmentStatus.ContentPhase
+	(EnvironmentStatus_RunnerACK_StatusCode)(0),     // 4: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	(EnvironmentStatus_Machine_Phase)(0),            // 5: gitpod.v1.EnvironmentStatus.Machine.Phase
+	(EnvironmentStatus_Content_Git_ChangeType)(0),   // 6: gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
+	(EnvironmentStatus_Devcontainer_Phase)(0),       // 7: gitpod.v1.EnvironmentStatus.Devcontainer.Phase
+	(EnvironmentStatus_Devcontainer_Presence)(0),    // 8: gitpod.v1.EnvironmentStatus.Devcontainer.Presence
+	(EnvironmentStatus_AutomationsFile_Presence)(0), // 9: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	(ListEnvironmentsRequest_ArchivalStatus)(0),     // 10: gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
+	(*Environment)(nil),                             // 11: gitpod.v1.Environment
+	(*EnvironmentMetadata)(nil),                     // 12: gitpod.v1.EnvironmentMetadata
+	(*EnvironmentActivitySignal)(nil),               // 13: gitpod.v1.EnvironmentActivitySignal
+	(*EnvironmentSpec)(nil),                         // 14: gitpod.v1.EnvironmentSpec
+	(*EnvironmentInitializer)(nil),                  // 15: gitpod.v1.EnvironmentInitializer
+	(*ContextURLInitializer)(nil),                   // 16: gitpod.v1.ContextURLInitializer
+	(*GitInitializer)(nil),                          // 17: gitpod.v1.GitInitializer
+	(*EnvironmentStatus)(nil),                       // 18: gitpod.v1.EnvironmentStatus
+	(*EnvironmentClass)(nil),                        // 19: gitpod.v1.EnvironmentClass
+	(*GetEnvironmentRequest)(nil),                   // 20: gitpod.v1.GetEnvironmentRequest
+	(*GetEnvironmentResponse)(nil),                  // 21: gitpod.v1.GetEnvironmentResponse
+	(*ListEnvironmentsRequest)(nil),                 // 22: gitpod.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),                // 23: gitpod.v1.ListEnvironmentsResponse
+	(*CreateEnvironmentRequest)(nil),                // 24: gitpod.v1.CreateEnvironmentRequest
+	(*CreateEnvironmentResponse)(nil),               // 25: gitpod.v1.CreateEnvironmentResponse
+	(*StartEnvironmentRequest)(nil),                 // 26: gitpod.v1.StartEnvironmentRequest
+	(*StartEnvironmentResponse)(nil),                // 27: gitpod.v1.StartEnvironmentResponse
+	(*StopEnvironmentRequest)(nil),                  // 28: gitpod.v1.StopEnvironmentRequest
+	(*StopEnvironmentResponse)(nil),                 // 29: gitpod.v1.StopEnvironmentResponse
+	(*DeleteEnvironmentRequest)(nil),                // 30: gitpod.v1.DeleteEnvironmentRequest
+	(*DeleteEnvironmentResponse)(nil),               // 31: gitpod.v1.DeleteEnvironmentResponse
+	(*MarkEnvironmentActiveRequest)(nil),            // 32: gitpod.v1.MarkEnvironmentActiveRequest
+	(*MarkEnvironmentActiveResponse)(nil),           // 33: gitpod.v1.MarkEnvironmentActiveResponse
+	(*ListEnvironmentClassesRequest)(nil),           // 34: gitpod.v1.ListEnvironmentClassesRequest
+	(*ListEnvironmentClassesResponse)(nil),          // 35: gitpod.v1.ListEnvironmentClassesResponse
+	(*UpdateEnvironmentRequest)(nil),                // 36: gitpod.v1.UpdateEnvironmentRequest
+	(*UpdateEnvironmentResponse)(nil),               // 37: gitpod.v1.UpdateEnvironmentResponse
+	(*CreateEnvironmentLogsTokenRequest)(nil),       // 38: gitpod.v1.CreateEnvironmentLogsTokenRequest
+	(*CreateEnvironmentLogsTokenResponse)(nil),      // 39: gitpod.v1.CreateEnvironmentLogsTokenResponse
+	nil,                                                   // 40: gitpod.v1.EnvironmentMetadata.AnnotationsEntry
+	(*EnvironmentSpec_Machine)(nil),                       // 41: gitpod.v1.EnvironmentSpec.Machine
+	(*EnvironmentSpec_Content)(nil),                       // 42: gitpod.v1.EnvironmentSpec.Content
+	(*EnvironmentSpec_Devcontainer)(nil),                  // 43: gitpod.v1.EnvironmentSpec.Devcontainer
+	(*EnvironmentSpec_Dotfiles)(nil),                      // 44: gitpod.v1.EnvironmentSpec.Dotfiles
+	(*EnvironmentSpec_Port)(nil),                          // 45: gitpod.v1.EnvironmentSpec.Port
+	(*EnvironmentSpec_Secret)(nil),                        // 46: gitpod.v1.EnvironmentSpec.Secret
+	(*EnvironmentSpec_SSHPublicKey)(nil),                  // 47: gitpod.v1.EnvironmentSpec.SSHPublicKey
+	(*EnvironmentSpec_Timeout)(nil),                       // 48: gitpod.v1.EnvironmentSpec.Timeout
+	(*EnvironmentSpec_AutomationsFile)(nil),               // 49: gitpod.v1.EnvironmentSpec.AutomationsFile
+	(*EnvironmentInitializer_Spec)(nil),                   // 50: gitpod.v1.EnvironmentInitializer.Spec
+	(*EnvironmentStatus_RunnerACK)(nil),                   // 51: gitpod.v1.EnvironmentStatus.RunnerACK
+	(*EnvironmentStatus_Machine)(nil),                     // 52: gitpod.v1.EnvironmentStatus.Machine
+	(*EnvironmentStatus_Content)(nil),                     // 53: gitpod.v1.EnvironmentStatus.Content
+	(*EnvironmentStatus_Devcontainer)(nil),                // 54: gitpod.v1.EnvironmentStatus.Devcontainer
+	(*EnvironmentStatus_EnvironmentURLs)(nil),             // 55: gitpod.v1.EnvironmentStatus.EnvironmentURLs
+	(*EnvironmentStatus_Secret)(nil),                      // 56: gitpod.v1.EnvironmentStatus.Secret
+	(*EnvironmentStatus_SSHPublicKey)(nil),                // 57: gitpod.v1.EnvironmentStatus.SSHPublicKey
+	(*EnvironmentStatus_AutomationsFile)(nil),             // 58: gitpod.v1.EnvironmentStatus.AutomationsFile
+	(*EnvironmentStatus_Machine_Versions)(nil),            // 59: gitpod.v1.EnvironmentStatus.Machine.Versions
+	(*EnvironmentStatus_Content_Git)(nil),                 // 60: gitpod.v1.EnvironmentStatus.Content.Git
+	(*EnvironmentStatus_Content_Git_ChangedFile)(nil),     // 61: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
+	(*EnvironmentStatus_EnvironmentURLs_Port)(nil),        // 62: gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
+	(*EnvironmentStatus_EnvironmentURLs_SSH)(nil),         // 63: gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
+	(*ListEnvironmentsRequest_Filter)(nil),                // 64: gitpod.v1.ListEnvironmentsRequest.Filter
+	(*ListEnvironmentClassesRequest_Filter)(nil),          // 65: gitpod.v1.ListEnvironmentClassesRequest.Filter
+	(*UpdateEnvironmentRequest_Metadata)(nil),             // 66: gitpod.v1.UpdateEnvironmentRequest.Metadata
+	(*UpdateEnvironmentRequest_Spec)(nil),                 // 67: gitpod.v1.UpdateEnvironmentRequest.Spec
+	(*UpdateEnvironmentRequest_Spec_AutomationsFile)(nil), // 68: gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
+	(*UpdateEnvironmentRequest_Spec_Content)(nil),         // 69: gitpod.v1.UpdateEnvironmentRequest.Spec.Content
+	(*UpdateEnvironmentRequest_Spec_Devcontainer)(nil),    // 70: gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
+	(*UpdateEnvironmentRequest_Spec_Port)(nil),            // 71: gitpod.v1.UpdateEnvironmentRequest.Spec.Port
+	(*UpdateEnvironmentRequest_Spec_SSHPublicKey)(nil),    // 72: gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
+	(*UpdateEnvironmentRequest_Spec_Timeout)(nil),         // 73: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
+	(*Subject)(nil),                                       // 74: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),                         // 75: google.protobuf.Timestamp
+	(*FieldValue)(nil),                                    // 76: gitpod.v1.FieldValue
+	(*PaginationRequest)(nil),                             // 77: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                            // 78: gitpod.v1.PaginationResponse
+	(*durationpb.Duration)(nil),                           // 79: google.protobuf.Duration
+	(*AutomationTrigger)(nil),                             // 80: gitpod.v1.AutomationTrigger
+	(RunnerKind)(0),                                       // 81: gitpod.v1.RunnerKind
+	(RunnerProvider)(0),                                   // 82: gitpod.v1.RunnerProvider
 }
 var file_gitpod_v1_environment_proto_depIdxs = []int32{
 	12, // 0: gitpod.v1.Environment.metadata:type_name -> gitpod.v1.EnvironmentMetadata
 	14, // 1: gitpod.v1.Environment.spec:type_name -> gitpod.v1.EnvironmentSpec
 	18, // 2: gitpod.v1.Environment.status:type_name -> gitpod.v1.EnvironmentStatus
-	62, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
-	63, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
-	63, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
-	36, // 6: gitpod.v1.EnvironmentMetadata.annotations:type_name -> gitpod.v1.EnvironmentMetadata.AnnotationsEntry
-	63, // 7: gitpod.v1.EnvironmentMetadata.archived_at:type_name -> google.protobuf.Timestamp
-	63, // 8: gitpod.v1.EnvironmentActivitySignal.timestamp:type_name -> google.protobuf.Timestamp
+	74, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
+	75, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
+	75, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
+	40, // 6: gitpod.v1.EnvironmentMetadata.annotations:type_name -> gitpod.v1.EnvironmentMetadata.AnnotationsEntry
+	75, // 7: gitpod.v1.EnvironmentMetadata.archived_at:type_name -> google.protobuf.Timestamp
+	75, // 8: gitpod.v1.EnvironmentActivitySignal.timestamp:type_name -> google.protobuf.Timestamp
 	1,  // 9: gitpod.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	37, // 10: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
-	38, // 11: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
-	41, // 12: gitpod.v1.EnvironmentSpec.ports:type_name -> gitpod.v1.EnvironmentSpec.Port
-	42, // 13: gitpod.v1.EnvironmentSpec.secrets:type_name -> gitpod.v1.EnvironmentSpec.Secret
-	39, // 14: gitpod.v1.EnvironmentSpec.devcontainer:type_name -> gitpod.v1.EnvironmentSpec.Devcontainer
-	43, // 15: gitpod.v1.EnvironmentSpec.ssh_public_keys:type_name -> gitpod.v1.EnvironmentSpec.SSHPublicKey
-	44, // 16: gitpod.v1.EnvironmentSpec.timeout:type_name -> gitpod.v1.EnvironmentSpec.Timeout
+	41, // 10: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
+	42, // 11: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
+	45, // 12: gitpod.v1.EnvironmentSpec.ports:type_name -> gitpod.v1.EnvironmentSpec.Port
+	46, // 13: gitpod.v1.EnvironmentSpec.secrets:type_name -> gitpod.v1.EnvironmentSpec.Secret
+	43, // 14: gitpod.v1.EnvironmentSpec.devcontainer:type_name -> gitpod.v1.EnvironmentSpec.Devcontainer
+	47, // 15: gitpod.v1.EnvironmentSpec.ssh_public_keys:type_name -> gitpod.v1.EnvironmentSpec.SSHPublicKey
+	48, // 16: gitpod.v1.EnvironmentSpec.timeout:type_name -> gitpod.v1.EnvironmentSpec.Timeout
 	0,  // 17: gitpod.v1.EnvironmentSpec.admission:type_name -> gitpod.v1.AdmissionLevel
-	45, // 18: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
-	46, // 19: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
+	49, // 18: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
+	50, // 19: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
 	2,  // 20: gitpod.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	47, // 21: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
+	51, // 21: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
 	1,  // 22: gitpod.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	51, // 23: gitpod.v1.EnvironmentStatus.environment_urls:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs
-	48, // 24: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
-	50, // 25: gitpod.v1.EnvironmentStatus.devcontainer:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer
-	49, // 26: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
-	52, // 27: gitpod.v1.EnvironmentStatus.secrets:type_name -> gitpod.v1.EnvironmentStatus.Secret
-	53, // 28: gitpod.v1.EnvironmentStatus.ssh_public_keys:type_name -> gitpod.v1.EnvironmentStatus.SSHPublicKey
-	54, // 29: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
+	55, // 23: gitpod.v1.EnvironmentStatus.environment_urls:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs
+	52, // 24: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
+	54, // 25: gitpod.v1.EnvironmentStatus.devcontainer:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer
+	53, // 26: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
+	56, // 27: gitpod.v1.EnvironmentStatus.secrets:type_name -> gitpod.v1.EnvironmentStatus.Secret
+	57, // 28: gitpod.v1.EnvironmentStatus.ssh_public_keys:type_name -> gitpod.v1.EnvironmentStatus.SSHPublicKey
+	58, // 29: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
 	13, // 30: gitpod.v1.EnvironmentStatus.activity_signal:type_name -> gitpod.v1.EnvironmentActivitySignal
-	64, // 31: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
+	76, // 31: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
 	11, // 32: gitpod.v1.GetEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	65, // 33: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	60, // 34: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
-	66, // 35: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	77, // 33: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	64, // 34: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
+	78, // 35: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	11, // 36: gitpod.v1.ListEnvironmentsResponse.environments:type_name -> gitpod.v1.Environment
 	14, // 37: gitpod.v1.CreateEnvironmentRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
 	11, // 38: gitpod.v1.CreateEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
 	13, // 39: gitpod.v1.MarkEnvironmentActiveRequest.activity_signal:type_name -> gitpod.v1.EnvironmentActivitySignal
-	65, // 40: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	61, // 41: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
-	66, // 42: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	77, // 40: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	65, // 41: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
+	78, // 42: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	19, // 43: gitpod.v1.ListEnvironmentClassesResponse.environment_classes:type_name -> gitpod.v1.EnvironmentClass
-	15, // 44: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
-	40, // 45: gitpod.v1.EnvironmentSpec.Devcontainer.dotfiles:type_name -> gitpod.v1.EnvironmentSpec.Dotfiles
-	0,  // 46: gitpod.v1.EnvironmentSpec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
-	67, // 47: gitpod.v1.EnvironmentSpec.Timeout.disconnected:type_name -> google.protobuf.Duration
-	68, // 48: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
-	17, // 49: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
-	16, // 50: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
-	4,  // 51: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	5,  // 52: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
-	55, // 53: gitpod.v1.EnvironmentStatus.Machine.versions:type_name -> gitpod.v1.EnvironmentStatus.Machine.Versions
-	3,  // 54: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	56, // 55: gitpod.v1.EnvironmentStatus.Content.git:type_name -> gitpod.v1.EnvironmentStatus.Content.Git
-	7,  // 56: gitpod.v1.EnvironmentStatus.Devcontainer.phase:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Phase
-	8,  // 57: gitpod.v1.EnvironmentStatus.Devcontainer.devcontainer_file_presence:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Presence
-	58, // 58: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ports:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
-	59, // 59: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ssh:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
-	3,  // 60: gitpod.v1.EnvironmentStatus.Secret.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	3,  // 61: gitpod.v1.EnvironmentStatus.SSHPublicKey.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	3,  // 62: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	9,  // 63: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	57, // 64: gitpod.v1.EnvironmentStatus.Content.Git.changed_files:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
-	6,  // 65: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile.change_type:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
-	1,  // 66: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
-	69, // 67: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	10, // 68: gitpod.v1.ListEnvironmentsRequest.Filter.archival_status:type_name -> gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
-	69, // 69: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	70, // 70: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
-	20, // 71: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
-	22, // 72: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
-	34, // 73: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
-	24, // 74: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
-	26, // 75: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
-	28, // 76: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
-	30, // 77: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
-	32, // 78: gitpod.v1.EnvironmentService.MarkEnvironmentActive:input_type -> gitpod.v1.MarkEnvironmentActiveRequest
-	21, // 79: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
-	23, // 80: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
-	35, // 81: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
-	25, // 82: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
-	27, // 83: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
-	29, // 84: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
-	31, // 85: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
-	33, // 86: gitpod.v1.EnvironmentService.MarkEnvironmentActive:output_type -> gitpod.v1.MarkEnvironmentActiveResponse
-	79, // [79:87] is the sub-list for method output_type
-	71, // [71:79] is the sub-list for method input_type
-	71, // [71:71] is the sub-list for extension type_name
-	71, // [71:71] is the sub-list for extension extendee
-	0,  // [0:71] is the sub-list for field type_name
+	67, // 44: gitpod.v1.UpdateEnvironmentRequest.spec:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec
+	66, // 45: gitpod.v1.UpdateEnvironmentRequest.metadata:type_name -> gitpod.v1.UpdateEnvironmentRequest.Metadata
+	15, // 46: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	44, // 47: gitpod.v1.EnvironmentSpec.Devcontainer.dotfiles:type_name -> gitpod.v1.EnvironmentSpec.Dotfiles
+	0,  // 48: gitpod.v1.EnvironmentSpec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
+	79, // 49: gitpod.v1.EnvironmentSpec.Timeout.disconnected:type_name -> google.protobuf.Duration
+	80, // 50: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
+	17, // 51: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
+	16, // 52: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
+	4,  // 53: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	5,  // 54: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
+	59, // 55: gitpod.v1.EnvironmentStatus.Machine.versions:type_name -> gitpod.v1.EnvironmentStatus.Machine.Versions
+	3,  // 56: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	60, // 57: gitpod.v1.EnvironmentStatus.Content.git:type_name -> gitpod.v1.EnvironmentStatus.Content.Git
+	7,  // 58: gitpod.v1.EnvironmentStatus.Devcontainer.phase:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Phase
+	8,  // 59: gitpod.v1.EnvironmentStatus.Devcontainer.devcontainer_file_presence:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Presence
+	62, // 60: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ports:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
+	63, // 61: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ssh:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
+	3,  // 62: gitpod.v1.EnvironmentStatus.Secret.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	3,  // 63: gitpod.v1.EnvironmentStatus.SSHPublicKey.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	3,  // 64: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	9,  // 65: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	61, // 66: gitpod.v1.EnvironmentStatus.Content.Git.changed_files:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
+	6,  // 67: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile.change_type:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
+	1,  // 68: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
+	81, // 69: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	10, // 70: gitpod.v1.ListEnvironmentsRequest.Filter.archival_status:type_name -> gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
+	81, // 71: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	82, // 72: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
+	68, // 73: gitpod.v1.UpdateEnvironmentRequest.Spec.automations_file:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
+	69, // 74: gitpod.v1.UpdateEnvironmentRequest.Spec.content:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Content
+	70, // 75: gitpod.v1.UpdateEnvironmentRequest.Spec.devcontainer:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
+	71, // 76: gitpod.v1.UpdateEnvironmentRequest.Spec.ports:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Port
+	72, // 77: gitpod.v1.UpdateEnvironmentRequest.Spec.ssh_public_keys:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
+	73, // 78: gitpod.v1.UpdateEnvironmentRequest.Spec.timeout:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
+	15, // 79: gitpod.v1.UpdateEnvironmentRequest.Spec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	0,  // 80: gitpod.v1.UpdateEnvironmentRequest.Spec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
+	79, // 81: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout.disconnected:type_name -> google.protobuf.Duration
+	20, // 82: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
+	22, // 83: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
+	34, // 84: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
+	24, // 85: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
+	26, // 86: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
+	28, // 87: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
+	30, // 88: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
+	32, // 89: gitpod.v1.EnvironmentService.MarkEnvironmentActive:input_type -> gitpod.v1.MarkEnvironmentActiveRequest
+	36, // 90: gitpod.v1.EnvironmentService.UpdateEnvironment:input_type -> gitpod.v1.UpdateEnvironmentRequest
+	38, // 91: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:input_type -> gitpod.v1.CreateEnvironmentLogsTokenRequest
+	21, // 92: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
+	23, // 93: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
+	35, // 94: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
+	25, // 95: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
+	27, // 96: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
+	29, // 97: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
+	31, // 98: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
+	33, // 99: gitpod.v1.EnvironmentService.MarkEnvironmentActive:output_type -> gitpod.v1.MarkEnvironmentActiveResponse
+	37, // 100: gitpod.v1.EnvironmentService.UpdateEnvironment:output_type -> gitpod.v1.UpdateEnvironmentResponse
+	39, // 101: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:output_type -> gitpod.v1.CreateEnvironmentLogsTokenResponse
+	92, // [92:102] is the sub-list for method output_type
+	82, // [82:92] is the sub-list for method input_type
+	82, // [82:82] is the sub-list for extension type_name
+	82, // [82:82] is the sub-list for extension extendee
+	0,  // [0:82] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_environment_proto_init() }
@@ -4632,25 +5390,33 @@ func file_gitpod_v1_environment_proto_init() {
 	file_gitpod_v1_runner_proto_init()
 	file_gitpod_v1_environment_proto_msgTypes[3].OneofWrappers = []any{}
 	file_gitpod_v1_environment_proto_msgTypes[13].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[31].OneofWrappers = []any{
+	file_gitpod_v1_environment_proto_msgTypes[25].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[35].OneofWrappers = []any{
 		(*EnvironmentSpec_Secret_FilePath)(nil),
 		(*EnvironmentSpec_Secret_EnvironmentVariable)(nil),
 		(*EnvironmentSpec_Secret_GitCredentialHost)(nil),
 		(*EnvironmentSpec_Secret_ContainerRegistryBasicAuthHost)(nil),
 	}
-	file_gitpod_v1_environment_proto_msgTypes[35].OneofWrappers = []any{
+	file_gitpod_v1_environment_proto_msgTypes[39].OneofWrappers = []any{
 		(*EnvironmentInitializer_Spec_Git)(nil),
 		(*EnvironmentInitializer_Spec_ContextUrl)(nil),
 	}
-	file_gitpod_v1_environment_proto_msgTypes[49].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[50].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[53].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[54].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[55].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[56].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[57].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[58].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[59].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[61].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[62].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_environment_proto_rawDesc), len(file_gitpod_v1_environment_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   51,
+			NumMessages:   63,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

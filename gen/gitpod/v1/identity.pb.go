@@ -82,6 +82,55 @@ func (Principal) EnumDescriptor() ([]byte, []int) {
 	return file_gitpod_v1_identity_proto_rawDescGZIP(), []int{0}
 }
 
+type IDTokenVersion int32
+
+const (
+	IDTokenVersion_ID_TOKEN_VERSION_UNSPECIFIED IDTokenVersion = 0
+	IDTokenVersion_ID_TOKEN_VERSION_V1          IDTokenVersion = 1
+	IDTokenVersion_ID_TOKEN_VERSION_V2          IDTokenVersion = 2
+)
+
+// Enum value maps for IDTokenVersion.
+var (
+	IDTokenVersion_name = map[int32]string{
+		0: "ID_TOKEN_VERSION_UNSPECIFIED",
+		1: "ID_TOKEN_VERSION_V1",
+		2: "ID_TOKEN_VERSION_V2",
+	}
+	IDTokenVersion_value = map[string]int32{
+		"ID_TOKEN_VERSION_UNSPECIFIED": 0,
+		"ID_TOKEN_VERSION_V1":          1,
+		"ID_TOKEN_VERSION_V2":          2,
+	}
+)
+
+func (x IDTokenVersion) Enum() *IDTokenVersion {
+	p := new(IDTokenVersion)
+	*p = x
+	return p
+}
+
+func (x IDTokenVersion) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (IDTokenVersion) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_identity_proto_enumTypes[1].Descriptor()
+}
+
+func (IDTokenVersion) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_identity_proto_enumTypes[1]
+}
+
+func (x IDTokenVersion) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use IDTokenVersion.Descriptor instead.
+func (IDTokenVersion) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_identity_proto_rawDescGZIP(), []int{1}
+}
+
 type Subject struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the UUID of the subject
@@ -323,6 +372,104 @@ func (x *ExchangeTokenResponse) GetAccessToken() string {
 	return ""
 }
 
+type GetIDTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// audience is the aud claim of the token; at least one is required.
+	Audience []string `protobuf:"bytes,1,rep,name=audience,proto3" json:"audience,omitempty"`
+	// version is the version of the ID token.
+	Version       IDTokenVersion `protobuf:"varint,2,opt,name=version,proto3,enum=gitpod.v1.IDTokenVersion" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIDTokenRequest) Reset() {
+	*x = GetIDTokenRequest{}
+	mi := &file_gitpod_v1_identity_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIDTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIDTokenRequest) ProtoMessage() {}
+
+func (x *GetIDTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_identity_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIDTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetIDTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_identity_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetIDTokenRequest) GetAudience() []string {
+	if x != nil {
+		return x.Audience
+	}
+	return nil
+}
+
+func (x *GetIDTokenRequest) GetVersion() IDTokenVersion {
+	if x != nil {
+		return x.Version
+	}
+	return IDTokenVersion_ID_TOKEN_VERSION_UNSPECIFIED
+}
+
+type GetIDTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetIDTokenResponse) Reset() {
+	*x = GetIDTokenResponse{}
+	mi := &file_gitpod_v1_identity_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetIDTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetIDTokenResponse) ProtoMessage() {}
+
+func (x *GetIDTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_identity_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetIDTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetIDTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_identity_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetIDTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
 var File_gitpod_v1_identity_proto protoreflect.FileDescriptor
 
 const file_gitpod_v1_identity_proto_rawDesc = "" +
@@ -339,7 +486,12 @@ const file_gitpod_v1_identity_proto_rawDesc = "" +
 	"\x14ExchangeTokenRequest\x12%\n" +
 	"\x0eexchange_token\x18\x01 \x01(\tR\rexchangeToken\":\n" +
 	"\x15ExchangeTokenResponse\x12!\n" +
-	"\faccess_token\x18\x01 \x01(\tR\vaccessToken*\xbf\x01\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"d\n" +
+	"\x11GetIDTokenRequest\x12\x1a\n" +
+	"\baudience\x18\x01 \x03(\tR\baudience\x123\n" +
+	"\aversion\x18\x02 \x01(\x0e2\x19.gitpod.v1.IDTokenVersionR\aversion\"*\n" +
+	"\x12GetIDTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token*\xbf\x01\n" +
 	"\tPrincipal\x12\x19\n" +
 	"\x15PRINCIPAL_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PRINCIPAL_ACCOUNT\x10\x01\x12\x12\n" +
@@ -347,10 +499,16 @@ const file_gitpod_v1_identity_proto_rawDesc = "" +
 	"\x10PRINCIPAL_RUNNER\x10\x03\x12\x19\n" +
 	"\x15PRINCIPAL_ENVIRONMENT\x10\x04\x12\x1d\n" +
 	"\x19PRINCIPAL_SERVICE_ACCOUNT\x10\x05\x12\x1c\n" +
-	"\x18PRINCIPAL_RUNNER_MANAGER\x10\x062\xde\x01\n" +
+	"\x18PRINCIPAL_RUNNER_MANAGER\x10\x06*d\n" +
+	"\x0eIDTokenVersion\x12 \n" +
+	"\x1cID_TOKEN_VERSION_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13ID_TOKEN_VERSION_V1\x10\x01\x12\x17\n" +
+	"\x13ID_TOKEN_VERSION_V2\x10\x022\xab\x02\n" +
 	"\x0fIdentityService\x12u\n" +
 	"\x18GetAuthenticatedIdentity\x12*.gitpod.v1.GetAuthenticatedIdentityRequest\x1a+.gitpod.v1.GetAuthenticatedIdentityResponse\"\x00\x12T\n" +
-	"\rExchangeToken\x12\x1f.gitpod.v1.ExchangeTokenRequest\x1a .gitpod.v1.ExchangeTokenResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\rExchangeToken\x12\x1f.gitpod.v1.ExchangeTokenRequest\x1a .gitpod.v1.ExchangeTokenResponse\"\x00\x12K\n" +
+	"\n" +
+	"GetIDToken\x12\x1c.gitpod.v1.GetIDTokenRequest\x1a\x1d.gitpod.v1.GetIDTokenResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_identity_proto_rawDescOnce sync.Once
@@ -364,28 +522,34 @@ func file_gitpod_v1_identity_proto_rawDescGZIP() []byte {
 	return file_gitpod_v1_identity_proto_rawDescData
 }
 
-var file_gitpod_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_gitpod_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_gitpod_v1_identity_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_gitpod_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_gitpod_v1_identity_proto_goTypes = []any{
 	(Principal)(0),                           // 0: gitpod.v1.Principal
-	(*Subject)(nil),                          // 1: gitpod.v1.Subject
-	(*GetAuthenticatedIdentityRequest)(nil),  // 2: gitpod.v1.GetAuthenticatedIdentityRequest
-	(*GetAuthenticatedIdentityResponse)(nil), // 3: gitpod.v1.GetAuthenticatedIdentityResponse
-	(*ExchangeTokenRequest)(nil),             // 4: gitpod.v1.ExchangeTokenRequest
-	(*ExchangeTokenResponse)(nil),            // 5: gitpod.v1.ExchangeTokenResponse
+	(IDTokenVersion)(0),                      // 1: gitpod.v1.IDTokenVersion
+	(*Subject)(nil),                          // 2: gitpod.v1.Subject
+	(*GetAuthenticatedIdentityRequest)(nil),  // 3: gitpod.v1.GetAuthenticatedIdentityRequest
+	(*GetAuthenticatedIdentityResponse)(nil), // 4: gitpod.v1.GetAuthenticatedIdentityResponse
+	(*ExchangeTokenRequest)(nil),             // 5: gitpod.v1.ExchangeTokenRequest
+	(*ExchangeTokenResponse)(nil),            // 6: gitpod.v1.ExchangeTokenResponse
+	(*GetIDTokenRequest)(nil),                // 7: gitpod.v1.GetIDTokenRequest
+	(*GetIDTokenResponse)(nil),               // 8: gitpod.v1.GetIDTokenResponse
 }
 var file_gitpod_v1_identity_proto_depIdxs = []int32{
 	0, // 0: gitpod.v1.Subject.principal:type_name -> gitpod.v1.Principal
-	1, // 1: gitpod.v1.GetAuthenticatedIdentityResponse.subject:type_name -> gitpod.v1.Subject
-	2, // 2: gitpod.v1.IdentityService.GetAuthenticatedIdentity:input_type -> gitpod.v1.GetAuthenticatedIdentityRequest
-	4, // 3: gitpod.v1.IdentityService.ExchangeToken:input_type -> gitpod.v1.ExchangeTokenRequest
-	3, // 4: gitpod.v1.IdentityService.GetAuthenticatedIdentity:output_type -> gitpod.v1.GetAuthenticatedIdentityResponse
-	5, // 5: gitpod.v1.IdentityService.ExchangeToken:output_type -> gitpod.v1.ExchangeTokenResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 1: gitpod.v1.GetAuthenticatedIdentityResponse.subject:type_name -> gitpod.v1.Subject
+	1, // 2: gitpod.v1.GetIDTokenRequest.version:type_name -> gitpod.v1.IDTokenVersion
+	3, // 3: gitpod.v1.IdentityService.GetAuthenticatedIdentity:input_type -> gitpod.v1.GetAuthenticatedIdentityRequest
+	5, // 4: gitpod.v1.IdentityService.ExchangeToken:input_type -> gitpod.v1.ExchangeTokenRequest
+	7, // 5: gitpod.v1.IdentityService.GetIDToken:input_type -> gitpod.v1.GetIDTokenRequest
+	4, // 6: gitpod.v1.IdentityService.GetAuthenticatedIdentity:output_type -> gitpod.v1.GetAuthenticatedIdentityResponse
+	6, // 7: gitpod.v1.IdentityService.ExchangeToken:output_type -> gitpod.v1.ExchangeTokenResponse
+	8, // 8: gitpod.v1.IdentityService.GetIDToken:output_type -> gitpod.v1.GetIDTokenResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_identity_proto_init() }
@@ -398,8 +562,8 @@ func file_gitpod_v1_identity_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_identity_proto_rawDesc), len(file_gitpod_v1_identity_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   5,
+			NumEnums:      2,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

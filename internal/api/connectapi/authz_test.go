@@ -40,7 +40,8 @@ func (e *authzEnv) freshRunner(t *testing.T) string {
 }
 
 // authzMethods is every method of RunnerService, IdentityService's
-// GetAuthenticatedIdentity and TokenService, each called with a valid request.
+// GetAuthenticatedIdentity and GetIDToken and TokenService, each called with
+// a valid request.
 var authzMethods = []struct {
 	name  string
 	class methodClass
@@ -77,6 +78,10 @@ var authzMethods = []struct {
 	}},
 	{"GetAuthenticatedIdentity", anyCaller, func(t *testing.T, c *client, e *authzEnv) error {
 		_, err := c.Identity.GetAuthenticatedIdentity(ctx, connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
+		return err
+	}},
+	{"GetIDToken", anyCaller, func(t *testing.T, c *client, e *authzEnv) error {
+		_, err := c.Identity.GetIDToken(ctx, connect.NewRequest(&gitpodv1.GetIDTokenRequest{Audience: []string{"https://authz.example"}}))
 		return err
 	}},
 	{"CreateToken", tokensAdmin, func(t *testing.T, c *client, e *authzEnv) error {

@@ -765,6 +765,15 @@ func TestEnvironments_Scopes(t *testing.T) {
 					EnvironmentId: target, ActivitySignal: &gitpodv1.EnvironmentActivitySignal{Source: "scopes"}}))
 				return err
 			}},
+			{"UpdateEnvironment", true, func(c *envClient) error {
+				_, err := c.Envs.UpdateEnvironment(ctx, connect.NewRequest(&gitpodv1.UpdateEnvironmentRequest{EnvironmentId: target,
+					Metadata: &gitpodv1.UpdateEnvironmentRequest_Metadata{Name: ptr(name("scoped"))}}))
+				return err
+			}},
+			{"CreateEnvironmentLogsToken", false, func(c *envClient) error {
+				_, err := c.Envs.CreateEnvironmentLogsToken(ctx, connect.NewRequest(&gitpodv1.CreateEnvironmentLogsTokenRequest{EnvironmentId: target}))
+				return err
+			}},
 		}
 		for _, pr := range []struct {
 			name          string

@@ -120,3 +120,15 @@ func (h *tokenHandler) RevokeToken(ctx context.Context, req *connect.Request[run
 	}
 	return connect.NewResponse(&runyardv1.RevokeTokenResponse{}), nil
 }
+
+func (h *identityHandler) GetIDToken(ctx context.Context, req *connect.Request[gitpodv1.GetIDTokenRequest]) (*connect.Response[gitpodv1.GetIDTokenResponse], error) {
+	// Every version is the same token here: runyard has one claim set.
+	if _, err := enumName("version", req.Msg.GetVersion()); err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	tok, err := h.svc.IDToken(ctx, identity.IDTokenInput{Audience: req.Msg.GetAudience()})
+	if err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&gitpodv1.GetIDTokenResponse{Token: tok}), nil
+}

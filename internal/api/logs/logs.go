@@ -1,8 +1,10 @@
 // Package logs serves the logs of service runs and task executions at the
 // URLs the control plane puts in status.logUrl: GET /logs/{runner}/{log}
-// returns the log as text, ?follow=1 streams it until the run ends. A runner
-// has no inbound port, so the control plane asks the runner for the log over
-// its stream (fleet.OpenLog) and relays it.
+// returns the log as text, ?follow=1 streams it until the run ends. It takes
+// an API key with environments:read, or a logs token of the log's
+// environment (CreateEnvironmentLogsToken), for which following is the
+// default. A runner has no inbound port, so the control plane asks the runner
+// for the log over its stream (fleet.OpenLog) and relays it.
 package logs
 
 import (
@@ -35,16 +37,24 @@ type Opener interface {
 	OpenLog(ctx context.Context, orgID, runnerID, logID string, follow bool) (io.ReadCloser, error)
 }
 
+// Authorizer decides whether the caller may read a log
+// (environments.Service.AuthorizeLog): an API key with
+// environments:read, or a logs token of the log's environment.
+type Authorizer interface {
+	AuthorizeLog(ctx context.Context, runnerID, logID string) error
+}
+
 // Mount registers the log endpoint on mux.
 // proxy, when not nil, relays a log of a runner connected to another
 // replica there.
-func Mount(mux *http.ServeMux, auth apiauth.Authenticator, open Opener, proxy *replicaproxy.Proxy, log *slog.Logger) {
-	h := &handler{auth: auth, open: open, proxy: proxy, log: log}
+func Mount(mux *http.ServeMux, auth apiauth.Authenticator, authz Authorizer, open Opener, proxy *replicaproxy.Proxy, log *slog.Logger) {
+	h := &handler{auth: auth, authz: authz, open: open, proxy: proxy, log: log}
 	mux.HandleFunc("GET "+Path, h.serve)
 }
 
 type handler struct {
 	auth  apiauth.Authenticator
+	authz Authorizer
 	open  Opener
 	proxy *replicaproxy.Proxy
 	log   *slog.Logger
@@ -56,12 +66,15 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	c, err := identity.Require(ctx, identity.ScopeEnvironmentsRead)
+	c, err := identity.RequireLogs(ctx, r.PathValue("runner"))
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	follow := false
+	// A logs token is what the vendor's SDKs read status.logUrl with
+	// (CreateEnvironmentLogsToken); they read the log as a stream to the
+	// end of its run, so for them following is the default.
+	follow := c.Logs != nil
 	if v := r.URL.Query().Get("follow"); v != "" {
 		if follow, err = strconv.ParseBool(v); err != nil {
 			h.writeError(w, r, apperr.Invalid("follow", "must be true, false, 1 or 0, not %q", v))
@@ -69,6 +82,10 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := identity.ValidateUUID("runner", r.PathValue("runner")); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.authz.AuthorizeLog(ctx, r.PathValue("runner"), r.PathValue("log")); err != nil {
 		h.writeError(w, r, err)
 		return
 	}

@@ -57,6 +57,12 @@ const (
 	// EnvironmentServiceMarkEnvironmentActiveProcedure is the fully-qualified name of the
 	// EnvironmentService's MarkEnvironmentActive RPC.
 	EnvironmentServiceMarkEnvironmentActiveProcedure = "/gitpod.v1.EnvironmentService/MarkEnvironmentActive"
+	// EnvironmentServiceUpdateEnvironmentProcedure is the fully-qualified name of the
+	// EnvironmentService's UpdateEnvironment RPC.
+	EnvironmentServiceUpdateEnvironmentProcedure = "/gitpod.v1.EnvironmentService/UpdateEnvironment"
+	// EnvironmentServiceCreateEnvironmentLogsTokenProcedure is the fully-qualified name of the
+	// EnvironmentService's CreateEnvironmentLogsToken RPC.
+	EnvironmentServiceCreateEnvironmentLogsTokenProcedure = "/gitpod.v1.EnvironmentService/CreateEnvironmentLogsToken"
 )
 
 // EnvironmentServiceClient is a client for the gitpod.v1.EnvironmentService service.
@@ -80,6 +86,13 @@ type EnvironmentServiceClient interface {
 	// Records activity on an environment, which postpones its stop by
 	// spec.timeout.disconnected.
 	MarkEnvironmentActive(context.Context, *connect.Request[v1.MarkEnvironmentActiveRequest]) (*connect.Response[v1.MarkEnvironmentActiveResponse], error)
+	// Updates an environment's metadata and spec. Content, devcontainer and
+	// automations-file changes take effect when their session changes or at the
+	// next start; a machine class cannot change.
+	UpdateEnvironment(context.Context, *connect.Request[v1.UpdateEnvironmentRequest]) (*connect.Response[v1.UpdateEnvironmentResponse], error)
+	// Creates an access token for reading the environment's logs (the
+	// status.logUrl of its services and task executions), valid for one hour.
+	CreateEnvironmentLogsToken(context.Context, *connect.Request[v1.CreateEnvironmentLogsTokenRequest]) (*connect.Response[v1.CreateEnvironmentLogsTokenResponse], error)
 }
 
 // NewEnvironmentServiceClient constructs a client for the gitpod.v1.EnvironmentService service. By
@@ -141,19 +154,33 @@ func NewEnvironmentServiceClient(httpClient connect.HTTPClient, baseURL string, 
 			connect.WithSchema(environmentServiceMethods.ByName("MarkEnvironmentActive")),
 			connect.WithClientOptions(opts...),
 		),
+		updateEnvironment: connect.NewClient[v1.UpdateEnvironmentRequest, v1.UpdateEnvironmentResponse](
+			httpClient,
+			baseURL+EnvironmentServiceUpdateEnvironmentProcedure,
+			connect.WithSchema(environmentServiceMethods.ByName("UpdateEnvironment")),
+			connect.WithClientOptions(opts...),
+		),
+		createEnvironmentLogsToken: connect.NewClient[v1.CreateEnvironmentLogsTokenRequest, v1.CreateEnvironmentLogsTokenResponse](
+			httpClient,
+			baseURL+EnvironmentServiceCreateEnvironmentLogsTokenProcedure,
+			connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentLogsToken")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // environmentServiceClient implements EnvironmentServiceClient.
 type environmentServiceClient struct {
-	getEnvironment         *connect.Client[v1.GetEnvironmentRequest, v1.GetEnvironmentResponse]
-	listEnvironments       *connect.Client[v1.ListEnvironmentsRequest, v1.ListEnvironmentsResponse]
-	listEnvironmentClasses *connect.Client[v1.ListEnvironmentClassesRequest, v1.ListEnvironmentClassesResponse]
-	createEnvironment      *connect.Client[v1.CreateEnvironmentRequest, v1.CreateEnvironmentResponse]
-	startEnvironment       *connect.Client[v1.StartEnvironmentRequest, v1.StartEnvironmentResponse]
-	stopEnvironment        *connect.Client[v1.StopEnvironmentRequest, v1.StopEnvironmentResponse]
-	deleteEnvironment      *connect.Client[v1.DeleteEnvironmentRequest, v1.DeleteEnvironmentResponse]
-	markEnvironmentActive  *connect.Client[v1.MarkEnvironmentActiveRequest, v1.MarkEnvironmentActiveResponse]
+	getEnvironment             *connect.Client[v1.GetEnvironmentRequest, v1.GetEnvironmentResponse]
+	listEnvironments           *connect.Client[v1.ListEnvironmentsRequest, v1.ListEnvironmentsResponse]
+	listEnvironmentClasses     *connect.Client[v1.ListEnvironmentClassesRequest, v1.ListEnvironmentClassesResponse]
+	createEnvironment          *connect.Client[v1.CreateEnvironmentRequest, v1.CreateEnvironmentResponse]
+	startEnvironment           *connect.Client[v1.StartEnvironmentRequest, v1.StartEnvironmentResponse]
+	stopEnvironment            *connect.Client[v1.StopEnvironmentRequest, v1.StopEnvironmentResponse]
+	deleteEnvironment          *connect.Client[v1.DeleteEnvironmentRequest, v1.DeleteEnvironmentResponse]
+	markEnvironmentActive      *connect.Client[v1.MarkEnvironmentActiveRequest, v1.MarkEnvironmentActiveResponse]
+	updateEnvironment          *connect.Client[v1.UpdateEnvironmentRequest, v1.UpdateEnvironmentResponse]
+	createEnvironmentLogsToken *connect.Client[v1.CreateEnvironmentLogsTokenRequest, v1.CreateEnvironmentLogsTokenResponse]
 }
 
 // GetEnvironment calls gitpod.v1.EnvironmentService.GetEnvironment.
@@ -196,6 +223,16 @@ func (c *environmentServiceClient) MarkEnvironmentActive(ctx context.Context, re
 	return c.markEnvironmentActive.CallUnary(ctx, req)
 }
 
+// UpdateEnvironment calls gitpod.v1.EnvironmentService.UpdateEnvironment.
+func (c *environmentServiceClient) UpdateEnvironment(ctx context.Context, req *connect.Request[v1.UpdateEnvironmentRequest]) (*connect.Response[v1.UpdateEnvironmentResponse], error) {
+	return c.updateEnvironment.CallUnary(ctx, req)
+}
+
+// CreateEnvironmentLogsToken calls gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken.
+func (c *environmentServiceClient) CreateEnvironmentLogsToken(ctx context.Context, req *connect.Request[v1.CreateEnvironmentLogsTokenRequest]) (*connect.Response[v1.CreateEnvironmentLogsTokenResponse], error) {
+	return c.createEnvironmentLogsToken.CallUnary(ctx, req)
+}
+
 // EnvironmentServiceHandler is an implementation of the gitpod.v1.EnvironmentService service.
 type EnvironmentServiceHandler interface {
 	// Gets details about a specific environment including its status.
@@ -217,6 +254,13 @@ type EnvironmentServiceHandler interface {
 	// Records activity on an environment, which postpones its stop by
 	// spec.timeout.disconnected.
 	MarkEnvironmentActive(context.Context, *connect.Request[v1.MarkEnvironmentActiveRequest]) (*connect.Response[v1.MarkEnvironmentActiveResponse], error)
+	// Updates an environment's metadata and spec. Content, devcontainer and
+	// automations-file changes take effect when their session changes or at the
+	// next start; a machine class cannot change.
+	UpdateEnvironment(context.Context, *connect.Request[v1.UpdateEnvironmentRequest]) (*connect.Response[v1.UpdateEnvironmentResponse], error)
+	// Creates an access token for reading the environment's logs (the
+	// status.logUrl of its services and task executions), valid for one hour.
+	CreateEnvironmentLogsToken(context.Context, *connect.Request[v1.CreateEnvironmentLogsTokenRequest]) (*connect.Response[v1.CreateEnvironmentLogsTokenResponse], error)
 }
 
 // NewEnvironmentServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -274,6 +318,18 @@ func NewEnvironmentServiceHandler(svc EnvironmentServiceHandler, opts ...connect
 		connect.WithSchema(environmentServiceMethods.ByName("MarkEnvironmentActive")),
 		connect.WithHandlerOptions(opts...),
 	)
+	environmentServiceUpdateEnvironmentHandler := connect.NewUnaryHandler(
+		EnvironmentServiceUpdateEnvironmentProcedure,
+		svc.UpdateEnvironment,
+		connect.WithSchema(environmentServiceMethods.ByName("UpdateEnvironment")),
+		connect.WithHandlerOptions(opts...),
+	)
+	environmentServiceCreateEnvironmentLogsTokenHandler := connect.NewUnaryHandler(
+		EnvironmentServiceCreateEnvironmentLogsTokenProcedure,
+		svc.CreateEnvironmentLogsToken,
+		connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentLogsToken")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gitpod.v1.EnvironmentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case EnvironmentServiceGetEnvironmentProcedure:
@@ -292,6 +348,10 @@ func NewEnvironmentServiceHandler(svc EnvironmentServiceHandler, opts ...connect
 			environmentServiceDeleteEnvironmentHandler.ServeHTTP(w, r)
 		case EnvironmentServiceMarkEnvironmentActiveProcedure:
 			environmentServiceMarkEnvironmentActiveHandler.ServeHTTP(w, r)
+		case EnvironmentServiceUpdateEnvironmentProcedure:
+			environmentServiceUpdateEnvironmentHandler.ServeHTTP(w, r)
+		case EnvironmentServiceCreateEnvironmentLogsTokenProcedure:
+			environmentServiceCreateEnvironmentLogsTokenHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -331,4 +391,12 @@ func (UnimplementedEnvironmentServiceHandler) DeleteEnvironment(context.Context,
 
 func (UnimplementedEnvironmentServiceHandler) MarkEnvironmentActive(context.Context, *connect.Request[v1.MarkEnvironmentActiveRequest]) (*connect.Response[v1.MarkEnvironmentActiveResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.MarkEnvironmentActive is not implemented"))
+}
+
+func (UnimplementedEnvironmentServiceHandler) UpdateEnvironment(context.Context, *connect.Request[v1.UpdateEnvironmentRequest]) (*connect.Response[v1.UpdateEnvironmentResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.UpdateEnvironment is not implemented"))
+}
+
+func (UnimplementedEnvironmentServiceHandler) CreateEnvironmentLogsToken(context.Context, *connect.Request[v1.CreateEnvironmentLogsTokenRequest]) (*connect.Response[v1.CreateEnvironmentLogsTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken is not implemented"))
 }

@@ -39,6 +39,9 @@ const (
 	// IdentityServiceExchangeTokenProcedure is the fully-qualified name of the IdentityService's
 	// ExchangeToken RPC.
 	IdentityServiceExchangeTokenProcedure = "/gitpod.v1.IdentityService/ExchangeToken"
+	// IdentityServiceGetIDTokenProcedure is the fully-qualified name of the IdentityService's
+	// GetIDToken RPC.
+	IdentityServiceGetIDTokenProcedure = "/gitpod.v1.IdentityService/GetIDToken"
 )
 
 // IdentityServiceClient is a client for the gitpod.v1.IdentityService service.
@@ -47,6 +50,10 @@ type IdentityServiceClient interface {
 	GetAuthenticatedIdentity(context.Context, *connect.Request[v1.GetAuthenticatedIdentityRequest]) (*connect.Response[v1.GetAuthenticatedIdentityResponse], error)
 	// ExchangeToken trades an exchange token for a new access token.
 	ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error)
+	// GetIDToken returns an OIDC ID token (a JWT signed by the control plane,
+	// verifiable with its JWKS at /.well-known/jwks.json) for the caller, for
+	// the audiences requested.
+	GetIDToken(context.Context, *connect.Request[v1.GetIDTokenRequest]) (*connect.Response[v1.GetIDTokenResponse], error)
 }
 
 // NewIdentityServiceClient constructs a client for the gitpod.v1.IdentityService service. By
@@ -72,6 +79,12 @@ func NewIdentityServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(identityServiceMethods.ByName("ExchangeToken")),
 			connect.WithClientOptions(opts...),
 		),
+		getIDToken: connect.NewClient[v1.GetIDTokenRequest, v1.GetIDTokenResponse](
+			httpClient,
+			baseURL+IdentityServiceGetIDTokenProcedure,
+			connect.WithSchema(identityServiceMethods.ByName("GetIDToken")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -79,6 +92,7 @@ func NewIdentityServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 type identityServiceClient struct {
 	getAuthenticatedIdentity *connect.Client[v1.GetAuthenticatedIdentityRequest, v1.GetAuthenticatedIdentityResponse]
 	exchangeToken            *connect.Client[v1.ExchangeTokenRequest, v1.ExchangeTokenResponse]
+	getIDToken               *connect.Client[v1.GetIDTokenRequest, v1.GetIDTokenResponse]
 }
 
 // GetAuthenticatedIdentity calls gitpod.v1.IdentityService.GetAuthenticatedIdentity.
@@ -91,12 +105,21 @@ func (c *identityServiceClient) ExchangeToken(ctx context.Context, req *connect.
 	return c.exchangeToken.CallUnary(ctx, req)
 }
 
+// GetIDToken calls gitpod.v1.IdentityService.GetIDToken.
+func (c *identityServiceClient) GetIDToken(ctx context.Context, req *connect.Request[v1.GetIDTokenRequest]) (*connect.Response[v1.GetIDTokenResponse], error) {
+	return c.getIDToken.CallUnary(ctx, req)
+}
+
 // IdentityServiceHandler is an implementation of the gitpod.v1.IdentityService service.
 type IdentityServiceHandler interface {
 	// GetAuthenticatedIdentity allows to retrieve the current identity.
 	GetAuthenticatedIdentity(context.Context, *connect.Request[v1.GetAuthenticatedIdentityRequest]) (*connect.Response[v1.GetAuthenticatedIdentityResponse], error)
 	// ExchangeToken trades an exchange token for a new access token.
 	ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error)
+	// GetIDToken returns an OIDC ID token (a JWT signed by the control plane,
+	// verifiable with its JWKS at /.well-known/jwks.json) for the caller, for
+	// the audiences requested.
+	GetIDToken(context.Context, *connect.Request[v1.GetIDTokenRequest]) (*connect.Response[v1.GetIDTokenResponse], error)
 }
 
 // NewIdentityServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -118,12 +141,20 @@ func NewIdentityServiceHandler(svc IdentityServiceHandler, opts ...connect.Handl
 		connect.WithSchema(identityServiceMethods.ByName("ExchangeToken")),
 		connect.WithHandlerOptions(opts...),
 	)
+	identityServiceGetIDTokenHandler := connect.NewUnaryHandler(
+		IdentityServiceGetIDTokenProcedure,
+		svc.GetIDToken,
+		connect.WithSchema(identityServiceMethods.ByName("GetIDToken")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gitpod.v1.IdentityService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case IdentityServiceGetAuthenticatedIdentityProcedure:
 			identityServiceGetAuthenticatedIdentityHandler.ServeHTTP(w, r)
 		case IdentityServiceExchangeTokenProcedure:
 			identityServiceExchangeTokenHandler.ServeHTTP(w, r)
+		case IdentityServiceGetIDTokenProcedure:
+			identityServiceGetIDTokenHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -139,4 +170,8 @@ func (UnimplementedIdentityServiceHandler) GetAuthenticatedIdentity(context.Cont
 
 func (UnimplementedIdentityServiceHandler) ExchangeToken(context.Context, *connect.Request[v1.ExchangeTokenRequest]) (*connect.Response[v1.ExchangeTokenResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.IdentityService.ExchangeToken is not implemented"))
+}
+
+func (UnimplementedIdentityServiceHandler) GetIDToken(context.Context, *connect.Request[v1.GetIDTokenRequest]) (*connect.Response[v1.GetIDTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.IdentityService.GetIDToken is not implemented"))
 }
