@@ -36,7 +36,7 @@ const (
 	// environment, runCommand, runService) run.
 	eventsReady = false // RUNYARD_SDK_EVENTS
 	// contextURLReady: contextUrl initializers and ParseContextURL.
-	contextURLReady = false // RUNYARD_SDK_CONTEXT_URL
+	contextURLReady = true // RUNYARD_SDK_CONTEXT_URL
 	// emptyListsReady: an empty list page carries its list (item 3); until
 	// then the scenario's empty-page check reports KNOWN instead of failing.
 	emptyListsReady = false // RUNYARD_SDK_EMPTY_LISTS
