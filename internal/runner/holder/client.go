@@ -81,12 +81,8 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = json.NewEncoder(sp.specW).Encode(spec)
-	sp.specW.Close()
-	if err != nil {
-		sp.statusR.Close()
-		_ = sp.cmd.Process.Kill()
-		return nil, fmt.Errorf("hand the command to its holder: %w", err)
+	if err := handOver(dir, sp, spec); err != nil {
+		return nil, err
 	}
 	_ = sp.statusR.SetReadDeadline(time.Now().Add(startTimeout))
 	status, err := io.ReadAll(sp.statusR)
@@ -103,6 +99,26 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 		return nil, errors.New(msg)
 	}
 	return Adopt(dir, hooks)
+}
+
+// handOver hands spec to the spare holder sp, whose directory is dir.
+// The holder is recorded in dir first: a daemon that dies from here on
+// leaves its successor a holder it can find (Adopt waits for it to record
+// the command), never one that runs unseen. On an error sp is killed.
+func handOver(dir string, sp *spare, spec Spec) error {
+	err := writePending(dir, sp.cmd.Process.Pid)
+	if err == nil {
+		err = json.NewEncoder(sp.specW).Encode(spec)
+		if err != nil {
+			err = fmt.Errorf("hand the command to its holder: %w", err)
+		}
+	}
+	sp.specW.Close()
+	if err != nil {
+		sp.statusR.Close()
+		_ = sp.cmd.Process.Kill()
+	}
+	return err
 }
 
 // spare is a holder started ahead of need: a new holder is this whole
@@ -214,7 +230,7 @@ func spawn() (*spare, error) {
 // with Done closed, so callers treat every case alike.
 func Adopt(dir string, hooks Hooks) (*Handle, error) {
 	h := &Handle{dir: dir, hooks: hooks, done: make(chan struct{})}
-	rec, err := ReadRecord(dir)
+	rec, err := awaitRecord(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}

@@ -37,8 +37,10 @@
 package holder
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -97,6 +99,11 @@ const (
 	// OutputFile is a terminal's scrollback when its command ended.
 	OutputFile = "output"
 	errorsFile = "holder.log"
+	// pendingFile names the holder process a daemon handed the command
+	// to, written before the command is handed over: until holder.json
+	// exists it is the only trace of a holder that is starting the
+	// command.
+	pendingFile = "pending.json"
 )
 
 // Record identifies a holder and its command across daemon processes.
@@ -140,12 +147,69 @@ func ReadRecord(dir string) (Record, error) {
 
 // Alive reports whether the holder of rec still runs: a process with its
 // pid and start time exists on this boot and is not a zombie.
-func (r Record) Alive() bool {
-	if r.Holder.Session <= 0 || r.Holder.BootID != proc.BootID() {
+func (r Record) Alive() bool { return running(r.Holder) }
+
+// running reports whether the process of p exists on this boot with its
+// start time and is not a zombie.
+func running(p proc.Record) bool {
+	if p.Session <= 0 || p.BootID != proc.BootID() {
 		return false
 	}
-	st, err := proc.ReadStat(r.Holder.Session)
-	return err == nil && st.StartTicks == r.Holder.StartTicks && st.State != 'Z'
+	st, err := proc.ReadStat(p.Session)
+	return err == nil && st.StartTicks == p.StartTicks && st.State != 'Z'
+}
+
+// writePending records in dir that the holder process pid is about to get
+// dir's command. It is not synced: it matters only while that process
+// could run, which no machine crash outlives.
+func writePending(dir string, pid int) error {
+	st, err := proc.ReadStat(pid)
+	if err != nil {
+		return fmt.Errorf("read the process holder's start time: %w", err)
+	}
+	b, err := json.Marshal(proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: proc.BootID()})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, pendingFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("record the process holder: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, pendingFile)); err != nil {
+		return fmt.Errorf("record the process holder: %w", err)
+	}
+	return nil
+}
+
+// adoptWait bounds how long Adopt waits for a holder that is starting its
+// command; a variable for tests.
+var adoptWait = startTimeout
+
+// awaitRecord returns the record of the holder in dir. A holder that got
+// its command from a daemon that died before the holder recorded it
+// (pending.json names it, holder.json is not there yet) is waited for up
+// to adoptWait, and killed with what it started if it is still silent
+// then: a command runs only under a holder some daemon can find. Without
+// holder.json afterwards, the error satisfies errors.Is(err,
+// fs.ErrNotExist).
+func awaitRecord(dir string) (Record, error) {
+	deadline := time.Now().Add(adoptWait)
+	for {
+		rec, err := ReadRecord(dir)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return rec, err
+		}
+		var pending proc.Record
+		if statefile.Read(filepath.Join(dir, pendingFile), &pending) != nil || !running(pending) {
+			// No holder got the command, or it is gone; it may have
+			// recorded the command just before it went.
+			return ReadRecord(dir)
+		}
+		if time.Now().After(deadline) {
+			killStarting(pending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Sweep kills what is left of the command of dir when its holder is gone
