@@ -239,18 +239,23 @@ func Adopt(dir string, hooks Hooks) (*Handle, error) {
 		return h, nil
 	}
 	conn, err := h.dial()
+	if err == nil {
+		if err = h.greet(conn); err != nil {
+			conn.Close()
+			conn = nil
+		}
+	}
 	if err != nil {
 		if h.ended() {
 			return h, nil
 		}
-		return nil, err
-	}
-	if err := h.greet(conn); err != nil {
-		conn.Close()
-		if h.ended() {
-			return h, nil
+		if !h.rec.Alive() {
+			return nil, err
 		}
-		return nil, err
+		// The holder runs but does not answer yet (its socket is not up,
+		// the machine is busy): the handle keeps trying in the
+		// background. Failing here would leave its command running with
+		// no daemon watching, or have it started a second time.
 	}
 	go h.readLoop(conn)
 	return h, nil
@@ -355,11 +360,14 @@ func (h *Handle) greet(conn net.Conn) error {
 }
 
 // readLoop delivers frames until the holder reports the exit; a broken
-// connection to a holder that still runs is made again.
+// connection to a holder that still runs is made again (conn nil: it was
+// never made).
 func (h *Handle) readLoop(conn net.Conn) {
 	for {
-		h.read(conn)
-		conn.Close()
+		if conn != nil {
+			h.read(conn)
+			conn.Close()
+		}
 		h.mu.Lock()
 		h.conn = nil
 		detached := h.detached

@@ -373,3 +373,41 @@ func TestHolder_AdoptWhileStarting(t *testing.T) {
 		})
 	}
 }
+
+// TestHolder_AdoptUnreachable: a live holder whose socket does not answer
+// yet is adopted all the same (the handle connects once it can), not
+// given up: a daemon that gave it up would leave its command running
+// unwatched, or start it a second time.
+func TestHolder_AdoptUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	sp := logSpec(t, dir, `trap 'echo got TERM; exit 7' TERM; echo started; while :; do sleep 0.05; done`)
+	hdir := filepath.Join(dir, "h")
+	h, err := Start(hdir, sp, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := h.Record()
+	h.Detach()
+	sock, away := filepath.Join(hdir, sockFile), filepath.Join(hdir, "sock.away")
+	if err := os.Rename(sock, away); err != nil {
+		t.Fatal(err)
+	}
+	var o output
+	h2, err := Adopt(hdir, o.hooks())
+	if err != nil {
+		t.Fatalf("Adopt of a live holder that does not answer: %v", err)
+	}
+	if h2.isDone() || h2.Record().Command != rec.Command {
+		t.Fatalf("adopted %+v (done %v), want the running command %+v", h2.Record(), h2.isDone(), rec.Command)
+	}
+	if err := os.Rename(away, sock); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the handle to connect", func() bool { return h2.Resize(80, 24) == nil })
+	if err := h2.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if x := waitDone(t, h2); x.Code != 7 {
+		t.Errorf("exit = %+v, want code 7", x)
+	}
+}
