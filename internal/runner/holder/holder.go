@@ -21,7 +21,7 @@
 //
 // The life of a holder:
 //
-//	daemon: write the intent (DIR) in its own record ─▶ start holder ─▶ send Spec on fd 3
+//	daemon: write the intent (DIR) in its own record ─▶ take a spare holder ─▶ pending.json ─▶ send Spec on fd 3
 //	holder: start the command ─▶ holder.json (pids) ─▶ "ok" on fd 4 ─▶ serve DIR/sock
 //	           │ the command's leader exits
 //	           ▼
@@ -30,10 +30,13 @@
 //	        (terminal mode: DIR/output) ─▶ exit.json ─▶ tell connected daemons ─▶ exit 0
 //
 // A daemon that finds a holder directory in its records adopts it
-// (Adopt): a live holder is connected to; a holder that ended left
-// exit.json; a holder that died (killed itself) took its command's leader
-// with it (the leader's parent-death signal is SIGKILL), and what is left of
-// the session is swept with the pids of holder.json.
+// (Adopt): a live holder is connected to (in the background while it does
+// not answer); a holder that ended left exit.json; a holder that died
+// (killed itself) took its command's leader with it (the leader's
+// parent-death signal is SIGKILL), and what is left of the session is swept
+// with the pids of holder.json. A holder that pending.json names and that
+// has not written holder.json yet is starting the command for a daemon that
+// died: Adopt waits for it, and kills it if it stays silent.
 package holder
 
 import (
