@@ -236,6 +236,19 @@ func Sweep(dir string) (Exit, error) {
 	return x, nil
 }
 
+// Unstarted reports whether dir's command was never handed to a holder:
+// neither the daemon's pending.json nor a holder's record or exit is
+// there, or dir is missing. A daemon that recorded dir and died before the
+// hand-over leaves it so; the command never ran, and may be started.
+func Unstarted(dir string) bool {
+	for _, f := range []string{pendingFile, recordFile, exitFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
+}
+
 // Remove deletes a holder's directory once its command ended.
 func Remove(dir string) error { return os.RemoveAll(dir) }
 
