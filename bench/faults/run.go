@@ -31,6 +31,7 @@ type result struct {
 	baseline                []time.Duration
 	executionPhases         map[string]int
 	podStatuses             map[string]int
+	failures                []string
 	serviceIDs, executionsN int
 }
 
@@ -216,13 +217,15 @@ func (c *cluster) verify(ctx context.Context, res *result) error {
 	type execJSON struct {
 		TaskExecution struct {
 			Status struct {
-				Phase string `json:"phase"`
+				Phase          string `json:"phase"`
+				FailureMessage string `json:"failureMessage"`
 			} `json:"status"`
 		} `json:"taskExecution"`
 	}
 	type podJSON struct {
 		Pod struct {
 			Status string `json:"status"`
+			Reason string `json:"reason"`
 		} `json:"pod"`
 	}
 	// Settle: every execution ends and every pod ends (their commands
@@ -230,7 +233,7 @@ func (c *cluster) verify(ctx context.Context, res *result) error {
 	deadline := time.Now().Add(120 * time.Second)
 	for {
 		pending := 0
-		res.executionPhases, res.podStatuses = map[string]int{}, map[string]int{}
+		res.executionPhases, res.podStatuses, res.failures = map[string]int{}, map[string]int{}, nil
 		for _, id := range a.executions {
 			var x execJSON
 			err := c.connect("EnvironmentAutomationService/GetTaskExecution", map[string]string{"id": id}, &x)
@@ -242,6 +245,9 @@ func (c *cluster) verify(ctx context.Context, res *result) error {
 			}
 			p := strings.TrimPrefix(x.TaskExecution.Status.Phase, "TASK_EXECUTION_PHASE_")
 			res.executionPhases[p]++
+			if p == "FAILED" || p == "STOPPED" {
+				res.failures = append(res.failures, fmt.Sprintf("execution %s %s: %s", id, p, x.TaskExecution.Status.FailureMessage))
+			}
 			if p != "SUCCEEDED" && p != "FAILED" && p != "STOPPED" {
 				pending++
 			}
@@ -256,6 +262,9 @@ func (c *cluster) verify(ctx context.Context, res *result) error {
 				return fmt.Errorf("read pod %s: %w", key, err)
 			}
 			res.podStatuses[p.Pod.Status]++
+			if p.Pod.Status == "failed" {
+				res.failures = append(res.failures, fmt.Sprintf("pod %s failed: %s", key, p.Pod.Reason))
+			}
 			if p.Pod.Status == "running" || p.Pod.Status == "pending" {
 				pending++
 			}
@@ -381,6 +390,7 @@ func (r *result) print() {
 			fmt.Printf("  %s\n", it)
 		}
 	}
+	report("executions and pods that failed", r.failures)
 	report("lost writes", r.lost)
 	report("duplicate starts", r.duplicates)
 	report("needless service restarts", r.restarts)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -224,4 +225,68 @@ func TestRunner_KilledRunnerWorkAdopted(t *testing.T) {
 			eventually(t, "the service's process ends with its environment", func() bool { return syscall.Kill(pid, 0) != nil })
 		})
 	}
+}
+
+// TestRunner_RestartStartsWhatItsPredecessorDidNot: a pod handed to a
+// runner process that died before it started it (stopped, handed the pod,
+// then SIGKILLed) is started by the next process on the same state dir,
+// once. Before, the next process took the pod for one handed to another
+// daemon of the runner and reported it failed ("lost"), though no process
+// ever started it. SQLite only: the test reads the pod's binding to the
+// dead process's stream from the database.
+func TestRunner_RestartStartsWhatItsPredecessorDidNot(t *testing.T) {
+	s := startServer(t, serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+	starts := filepath.Join(t.TempDir(), "starts")
+	marker := fmt.Sprintf("runyard-handed-marker-%d", time.Now().UnixNano())
+	agent := fmt.Sprintf(`{"id":"handed-agent","name":"Handed","command":["sh","-c","echo \"$RUNYARD_POD_KEY\" >> %s; while :; do sleep 1; done","%s"]}`, starts, marker)
+	restCall(t, s, http.MethodPost, "/agents", agent, http.StatusCreated, nil)
+	runnerID, exchange := registerRunner(t, s, "handed-host")
+	state := filepath.Join(t.TempDir(), "state")
+	r1 := startRunner(t, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state, "--stop-grace", "5s")
+	eventually(t, "the runner is ACTIVE", func() bool {
+		got, _ := phaseOf(t, s, runnerID)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+
+	// The process gets the pod and can do nothing with it.
+	if err := r1.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	var created podJSON
+	restCall(t, s, http.MethodPost, "/pods", `{"agent_type_id":"handed-agent","initial_prompt":"hello"}`, http.StatusCreated, &created)
+	key := created.Pod.Key
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, "runyard.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eventually(t, "the pod is handed to the stopped process's stream", func() bool {
+		var epoch int64
+		err := db.QueryRow(`SELECT started_epoch FROM pods WHERE key = ?`, key).Scan(&epoch)
+		return err == nil && epoch > 0
+	})
+	r1.cmd.Process.Signal(syscall.SIGKILL)
+	r1.waitExit(t)
+	if processWithArg(marker) {
+		t.Fatal("the stopped runner process started the pod")
+	}
+
+	startRunner(t, "--server", s.URL, "--state-dir", state, "--stop-grace", "5s")
+	pod := func() podJSON {
+		var p podJSON
+		restCall(t, s, http.MethodGet, "/pods/"+key, "", http.StatusOK, &p)
+		return p
+	}
+	eventually(t, "the next runner process starts the pod", func() bool {
+		p := pod()
+		if p.Pod.Status == "failed" {
+			t.Fatalf("the pod failed: %s", p.Pod.Reason)
+		}
+		return p.Pod.Status == "running" && processWithArg(marker)
+	})
+	if b, _ := os.ReadFile(starts); strings.Count(string(b), key) != 1 {
+		t.Errorf("the pod's command started %d times, want once: %q", strings.Count(string(b), key), b)
+	}
+	s.mustRun(t, adminToken, "pods", "terminate", key)
+	eventually(t, "the pod's process ends", func() bool { return !processWithArg(marker) })
 }

@@ -881,6 +881,36 @@ func TestManager_RunnerDiesWhileHolderStarts(t *testing.T) {
 	mustNoProcesses(t, marker)
 }
 
+// TestManager_ForgetsPodsNeverStarted: a runner process that died after it
+// made a pod's directory (and perhaps its holder's) and before it handed
+// the agent to a holder leaves a pod that never ran. The next process
+// forgets it, so that it starts, once, if the control plane still wants
+// it; before, it was reported failed ("runner restarted", "the process
+// holder died") and never started.
+func TestManager_ForgetsPodsNeverStarted(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"no-holder", filepath.Join("empty-holder", holderDir)} {
+		if err := os.MkdirAll(filepath.Join(dir, "pods", d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, rec := MustOpen(t, Config{StateDir: dir})
+	for _, key := range []string{"no-holder", "empty-holder"} {
+		if ev, err := m.Get(key); !errors.Is(err, ErrUnknownPod) {
+			t.Errorf("Get(%s) after the restart = %+v, %v; want it unknown", key, ev, err)
+		}
+	}
+	if err := m.Ensure([]Spec{agent("no-holder"), agent("empty-holder")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"no-holder", "empty-holder"} {
+		mustScrollbackContain(t, m, key, "Fix the login bug")
+		if evs := rec.of(key); len(evs) != 1 || evs[0].Status != StatusRunning {
+			t.Errorf("events of %s = %+v, want one: running", key, evs)
+		}
+	}
+}
+
 // TestManager_HolderDied: a pod whose holder was killed is reported failed
 // and none of its processes is left.
 func TestManager_HolderDied(t *testing.T) {
