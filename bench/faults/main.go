@@ -27,7 +27,7 @@
 // fresh schema dropped at the end. Traffic stays on this machine (loopback
 // and the veth pair); it needs root for the namespace (--partition 0 skips
 // it). It exits 1 when a target is missed: 0 lost, 0 duplicate, 0 needless
-// restarts, reconnect max under 1 s.
+// restarts, 0 acknowledged starts that never ran, reconnect max under 1 s.
 //
 //	go run ./bench/faults                    # full: 20 + 5 kills, 60 s partition
 //	go run ./bench/faults --quick            # 4 + 2 kills, 10 s partition

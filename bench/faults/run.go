@@ -47,6 +47,9 @@ func (r *result) missed(db string) []string {
 	if len(r.restarts) > 0 {
 		out = append(out, fmt.Sprintf("%s: %d needless service restarts", db, len(r.restarts)))
 	}
+	if len(r.neverRan) > 0 {
+		out = append(out, fmt.Sprintf("%s: %d acknowledged starts never ran", db, len(r.neverRan)))
+	}
 	if len(r.reconnect) > 0 && slices.Max(r.reconnect) >= time.Second {
 		out = append(out, fmt.Sprintf("%s: reconnect max %v", db, slices.Max(r.reconnect).Round(time.Millisecond)))
 	}
