@@ -905,6 +905,7 @@ func TestManager_ForgetsPodsNeverStarted(t *testing.T) {
 	}
 	for _, key := range []string{"no-holder", "empty-holder"} {
 		mustScrollbackContain(t, m, key, "Fix the login bug")
+		poll(t, "the running event of "+key, func() bool { return len(rec.of(key)) > 0 })
 		if evs := rec.of(key); len(evs) != 1 || evs[0].Status != StatusRunning {
 			t.Errorf("events of %s = %+v, want one: running", key, evs)
 		}
