@@ -13,84 +13,35 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/runyard/runyard/internal/testutil/netns"
 )
-
-// netnsLink is a network namespace joined to the host by a veth pair.
-type netnsLink struct {
-	NS             string
-	HostIf, NSIf   string
-	HostIP, NSIP   string
-	partitionStart time.Time
-}
-
-// ip runs ip(8) with args and fails the test on an error.
-func ip(t *testing.T, args ...string) {
-	t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
 
 // requireNetns skips the test where network namespaces cannot be made (not
 // root, no CAP_NET_ADMIN, no ip(8)).
 func requireNetns(t *testing.T) {
 	t.Helper()
-	name := fmt.Sprintf("ryd-probe-%d", os.Getpid())
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("a real partition needs network namespaces (root or CAP_NET_ADMIN, and ip(8)): ip netns add: %v: %s", err, out)
-	}
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns del %s: %v: %s", name, err, out)
+	if err := netns.Available(); err != nil {
+		t.Skip(err)
 	}
 }
 
-// newNetnsLink makes namespace number n with its veth pair in the /30
-// 10.213.7.4n/30 (host .4n+1, namespace .4n+2), both ends up. Everything is
+// newNetnsLink makes namespace number n with its veth pair (netns.New),
 // removed when the test ends, whatever happened.
-func newNetnsLink(t *testing.T, n int) *netnsLink {
+func newNetnsLink(t *testing.T, n int) *netns.Link {
 	t.Helper()
-	id := fmt.Sprintf("%d%d", os.Getpid()%100000, n)
-	l := &netnsLink{
-		NS:     "ryd-part-" + id,
-		HostIf: "rydh" + id, NSIf: "rydn" + id,
-		HostIP: fmt.Sprintf("10.213.7.%d", 4*n+1), NSIP: fmt.Sprintf("10.213.7.%d", 4*n+2),
+	l, err := netns.New(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	// Deleting the namespace deletes its end of the pair, and with it the
-	// host's end; the explicit delete covers a failure before the move.
-	t.Cleanup(func() {
-		exec.Command("ip", "netns", "del", l.NS).Run()
-		exec.Command("ip", "link", "del", l.HostIf).Run()
-	})
-	ip(t, "netns", "add", l.NS)
-	ip(t, "link", "add", l.HostIf, "type", "veth", "peer", "name", l.NSIf)
-	ip(t, "link", "set", l.NSIf, "netns", l.NS)
-	ip(t, "addr", "add", l.HostIP+"/30", "dev", l.HostIf)
-	ip(t, "link", "set", l.HostIf, "up")
-	ip(t, "-n", l.NS, "addr", "add", l.NSIP+"/30", "dev", l.NSIf)
-	ip(t, "-n", l.NS, "link", "set", l.NSIf, "up")
-	ip(t, "-n", l.NS, "link", "set", "lo", "up")
+	t.Cleanup(l.Close)
 	return l
-}
-
-// cut takes the host's end of the link down: the partition starts.
-func (l *netnsLink) cut(t *testing.T) {
-	t.Helper()
-	ip(t, "link", "set", l.HostIf, "down")
-	l.partitionStart = time.Now()
-}
-
-// heal brings the link back and returns how long the partition lasted.
-func (l *netnsLink) heal(t *testing.T) time.Duration {
-	t.Helper()
-	ip(t, "link", "set", l.HostIf, "up")
-	return time.Since(l.partitionStart)
 }
 
 // freePortOn returns host:port with a port that was free on host a moment
@@ -105,18 +56,18 @@ func freePortOn(t *testing.T, host string) string {
 	return ln.Addr().String()
 }
 
-// startRunnerInNetns starts `runyard runner args...` inside namespace ns
-// (ip netns exec joins it and execs the binary, so the process is the
-// runner itself).
-func startRunnerInNetns(t *testing.T, ns string, args ...string) *runnerProc {
+// startRunnerInNetns starts `runyard runner args...` inside link's
+// namespace (ip netns exec joins it and execs the binary, so the process is
+// the runner itself).
+func startRunnerInNetns(t *testing.T, link *netns.Link, args ...string) *runnerProc {
 	t.Helper()
 	p := &runnerProc{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin, "runner"}, args...)...)
+	p.cmd = link.Command(bin, append([]string{"runner"}, args...)...)
 	p.cmd.Dir = emptyDir
 	p.cmd.Env = processEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start runner in %s: %v", ns, err)
+		t.Fatalf("start runner in %s: %v", link.NS, err)
 	}
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
@@ -227,7 +178,7 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 	}
 
 	runnerID, exchange := registerRunner(t, s, "cut-off")
-	r := startRunnerInNetns(t, link.NS, "--server", s.URL, "--exchange-token", exchange,
+	r := startRunnerInNetns(t, link, "--server", s.URL, "--exchange-token", exchange,
 		"--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "5s")
 	var created podJSON
 	restCall(t, s, http.MethodPost, "/pods", `{"agent_type_id":"partition-agent","initial_prompt":"hello"}`, http.StatusCreated, &created)
@@ -276,7 +227,9 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		return st.Runner.Status.Phase
 	}
 
-	link.cut(t)
+	if err := link.Cut(); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "the cut-off runner is INACTIVE", func() bool { return phase() == "RUNNER_PHASE_INACTIVE" })
 	if !outlast {
 		// Unreachable, not failed: the pod may well run on, and it does.
@@ -314,7 +267,10 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		t.Fatal("the service's or the execution's process changed during the partition")
 	}
 	before := strings.Count(r.Stderr.String(), "connected to the control plane")
-	took := link.heal(t)
+	took, err := link.Heal()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("partition lasted %s (runner timeout %s, lost after %s)", took.Round(time.Millisecond), timeout, lostAfter)
 	healed := time.Now()
 	eventually(t, "the runner reconnects", func() bool {

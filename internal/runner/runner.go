@@ -108,9 +108,11 @@ type Daemon struct {
 	gitSHA string
 	// checkTimeout bounds one health check (defaultCheckTimeout).
 	checkTimeout time.Duration
-	// epochs are the fencing tokens of this process's streams (Welcome): a
-	// pod handed to one of them may be started here, a pod handed to
-	// another daemon's stream never is. Only the session goroutine uses it.
+	// epochs are the fencing tokens of this process's streams (Welcome)
+	// and of earlier processes' on this state dir (epochs.json): a pod
+	// handed to one of them may be started here (not twice: the pods
+	// directory knows what was), a pod handed to another daemon's stream
+	// never is. Only the session goroutine uses it.
 	epochs map[int64]bool
 }
 
@@ -130,7 +132,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, state: st, healthChanged: make(chan struct{}, 1), gitSHA: gitRevision(), checkTimeout: defaultCheckTimeout}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, state: st, healthChanged: make(chan struct{}, 1), gitSHA: gitRevision(), checkTimeout: defaultCheckTimeout,
+		epochs: st.loadEpochs()}
 	if err := d.register(ctx); err != nil {
 		st.close()
 		return nil, err
@@ -543,6 +546,12 @@ func (d *Daemon) session(ctx context.Context) error {
 		d.epochs = map[int64]bool{}
 	}
 	d.epochs[w.GetEpoch()] = true
+	// Recorded before any pod of the stream can be started: the next
+	// daemon on this state dir may then start what this one was handed
+	// and did not start. Unrecorded, such pods are reported lost instead.
+	if err := d.state.saveEpochs(d.epochs); err != nil {
+		d.log.Warn("record the stream's epoch", "err", err)
+	}
 	d.health.interval.Store(int64(interval))
 	d.health.sessions.Add(1)
 	d.health.connected.Store(true)

@@ -135,6 +135,13 @@ func (s *state) saveCredentials(c Credentials) error {
 	if err != nil {
 		return err
 	}
+	// Another token may be another runner: the epochs of this one's
+	// streams say nothing of it.
+	if c.AccessToken != s.AccessToken {
+		if err := s.removeFiles(epochsFile); err != nil {
+			return err
+		}
+	}
 	if err := writeSecret(s.path(credentialsFile), b); err != nil {
 		return err
 	}
@@ -145,11 +152,17 @@ func (s *state) saveCredentials(c Credentials) error {
 // forget removes the credentials of a runner that was deleted, so a restart
 // asks for a new exchange token instead of failing on a dead one.
 func (s *state) forget() error {
-	err := os.Remove(s.path(credentialsFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	return s.removeFiles(credentialsFile, epochsFile)
+}
+
+// removeFiles removes the state files names, which may be missing.
+func (s *state) removeFiles(names ...string) error {
+	for _, n := range names {
+		if err := os.Remove(s.path(n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
-	return err
+	return nil
 }
 
 // writeSecret writes a file of mode 0600 atomically and durably.

@@ -446,6 +446,18 @@ func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 		h     *holder.Handle
 		err   error
 	)
+	if adopted && holder.Unstarted(dir) {
+		// The previous runner process recorded the step and died before
+		// it handed the command to a holder: it never ran, and starts now,
+		// with the log it was given.
+		adopted, logID = false, filepath.Base(dir)
+		if lg, err = e.reopenLog(logID); err != nil {
+			r := end(StepFailed, "reopen the step's log: "+err.Error(), nil)
+			x.release(sp.ID, dir)
+			return r
+		}
+		e.log.Info("starting a task step a previous runner process recorded but did not start", "execution", x.id, "step", sp.ID)
+	}
 	if adopted {
 		logID = filepath.Base(dir)
 		if lg, err = e.reopenLog(logID); err == nil {
@@ -461,10 +473,12 @@ func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 		}
 		e.log.Info("adopted a task step a previous runner process started", "execution", x.id, "step", sp.ID, "pid", h.Record().Command.Session)
 	} else {
-		if logID, lg, err = e.openLog(); err != nil {
-			return end(StepFailed, "create the step's log: "+err.Error(), nil)
+		if lg == nil {
+			if logID, lg, err = e.openLog(); err != nil {
+				return end(StepFailed, "create the step's log: "+err.Error(), nil)
+			}
+			x.step(sp.ID, func(s *StepStatus) { s.LogID = logID })
 		}
-		x.step(sp.ID, func(s *StepStatus) { s.LogID = logID })
 		spec, err := e.holderSpec(*sp.Task, lg.path, "RUNYARD_OUTPUT="+e.outputPath(logID), "RUNYARD_TASK_EXECUTION_ID="+x.id)
 		if err == nil {
 			dir = e.holderDir(logID)

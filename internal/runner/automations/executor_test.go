@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/runyard/runyard/internal/runner/holder"
 )
 
 // deadline bounds every wait; a passing test never waits for it.
@@ -587,5 +589,75 @@ func TestPruneLogs_WhileRunning(t *testing.T) {
 	})
 	if got := readLog(t, e, running.LogID); !strings.Contains(got, "once") {
 		t.Errorf("the running service's log = %q, want it kept", got)
+	}
+}
+
+// TestRecordedNotStarted: a runner process that recorded a service run's
+// or a task step's holder directory and died before it handed the command
+// to a holder (no directory yet, or an empty one) leaves work that never
+// ran. The next runner process starts it (the service runs, the execution
+// succeeds), instead of failing it as work it could not take over.
+func TestRecordedNotStarted(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		empty bool // the directory was made, the hand-over not
+	}{{"NoDirectory", false}, {"EmptyDirectory", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			state, dir := t.TempDir(), t.TempDir()
+			m := marker(t)
+			sp := ServiceSpec{ID: "web", Session: "1", Run: true, Start: cmd(dir, "echo started >> svc-starts; exec -a "+m+"-web sleep 1000")}
+			x := ExecutionSpec{ID: "x", Groups: [][]StepSpec{{{ID: "step", Task: &Command{Dir: dir,
+				Script: "echo started >> step-starts; exec -a " + m + "-step sh -c 'while [ ! -f go ]; do sleep 0.05; done'"}}}}}
+			e, rec := open(t, Config{Dir: state})
+			e.EnsureServices([]ServiceSpec{sp})
+			e.EnsureExecutions([]ExecutionSpec{x})
+			rec.waitService(t, "web", PhaseRunning)
+			started := func(f string) int {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				return strings.Count(string(b), "started")
+			}
+			waitFor(t, "the first runs", func() bool { return started("svc-starts") == 1 && started("step-starts") == 1 })
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			e.Close(ctx)
+			// What a runner process that died before the hand-overs leaves:
+			// the records name holder directories that hold nothing.
+			holder.KillUnder(state)
+			waitFor(t, "the first runs to be gone", func() bool { return len(processes(m)) == 0 })
+			holders, err := os.ReadDir(filepath.Join(state, holdersDir))
+			if err != nil || len(holders) != 2 {
+				t.Fatalf("holder directories: %v, %v; want 2", holders, err)
+			}
+			for _, h := range holders {
+				p := filepath.Join(state, holdersDir, h.Name())
+				if err := os.RemoveAll(p); err != nil {
+					t.Fatal(err)
+				}
+				if tc.empty {
+					if err := os.Mkdir(p, 0o700); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+
+			e2, rec2 := open(t, Config{Dir: state})
+			e2.EnsureServices([]ServiceSpec{sp})
+			e2.EnsureExecutions([]ExecutionSpec{x})
+			waitFor(t, "the service's and the step's new runs", func() bool { return started("svc-starts") == 2 && started("step-starts") == 2 })
+			if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if st := rec2.waitExecution(t, "x"); st.Phase != ExecutionSucceeded {
+				t.Errorf("execution after the restart: %+v, want succeeded", st)
+			}
+			if st, phases := rec2.service("web"); st.Phase != PhaseRunning || slices.Contains(phases, PhaseFailed) {
+				t.Errorf("service after the restart: %+v (phases %v), want running, never failed", st, phases)
+			}
+			for _, f := range []string{"svc-starts", "step-starts"} {
+				if n := started(f); n != 2 {
+					t.Errorf("%s: %d starts, want the first run and the new one", f, n)
+				}
+			}
+		})
 	}
 }

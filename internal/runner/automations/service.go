@@ -294,14 +294,25 @@ func (s *service) run(sp ServiceSpec, stop <-chan stopReason, force <-chan struc
 		s.mu.Lock()
 		sp.Session, first, logID = s.st.Session, s.st.Phase, filepath.Base(adopt)
 		s.mu.Unlock()
+		fresh := holder.Unstarted(adopt)
 		if lg, err = e.reopenLog(logID); err == nil {
-			h, err = holder.Adopt(adopt, holder.Hooks{Grew: lg.grew})
+			if fresh {
+				// The previous runner process recorded the run and died
+				// before it handed the start command to a holder: it never
+				// ran, and starts now.
+				e.log.Info("starting a service run a previous runner process recorded but did not start", "service", s.id)
+				h, err = s.startHeld(sp, logID, lg)
+			} else {
+				h, err = holder.Adopt(adopt, holder.Hooks{Grew: lg.grew})
+			}
 		}
 		if err != nil {
 			s.finish(sp, logID, lg, true, PhaseFailed, "the runner could not take over the service's process after it restarted: "+err.Error())
 			return
 		}
-		e.log.Info("adopted a service run a previous runner process started", "service", s.id, "pid", h.Record().Command.Session)
+		if !fresh {
+			e.log.Info("adopted a service run a previous runner process started", "service", s.id, "pid", h.Record().Command.Session)
+		}
 	} else {
 		if logID, lg, err = e.openLog(); err != nil {
 			s.finish(sp, "", nil, true, PhaseFailed, "create the service's log: "+err.Error())

@@ -81,12 +81,8 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	err = json.NewEncoder(sp.specW).Encode(spec)
-	sp.specW.Close()
-	if err != nil {
-		sp.statusR.Close()
-		_ = sp.cmd.Process.Kill()
-		return nil, fmt.Errorf("hand the command to its holder: %w", err)
+	if err := handOver(dir, sp, spec); err != nil {
+		return nil, err
 	}
 	_ = sp.statusR.SetReadDeadline(time.Now().Add(startTimeout))
 	status, err := io.ReadAll(sp.statusR)
@@ -103,6 +99,26 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 		return nil, errors.New(msg)
 	}
 	return Adopt(dir, hooks)
+}
+
+// handOver hands spec to the spare holder sp, whose directory is dir.
+// The holder is recorded in dir first: a daemon that dies from here on
+// leaves its successor a holder it can find (Adopt waits for it to record
+// the command), never one that runs unseen. On an error sp is killed.
+func handOver(dir string, sp *spare, spec Spec) error {
+	err := writePending(dir, sp.cmd.Process.Pid)
+	if err == nil {
+		err = json.NewEncoder(sp.specW).Encode(spec)
+		if err != nil {
+			err = fmt.Errorf("hand the command to its holder: %w", err)
+		}
+	}
+	sp.specW.Close()
+	if err != nil {
+		sp.statusR.Close()
+		_ = sp.cmd.Process.Kill()
+	}
+	return err
 }
 
 // spare is a holder started ahead of need: a new holder is this whole
@@ -214,7 +230,7 @@ func spawn() (*spare, error) {
 // with Done closed, so callers treat every case alike.
 func Adopt(dir string, hooks Hooks) (*Handle, error) {
 	h := &Handle{dir: dir, hooks: hooks, done: make(chan struct{})}
-	rec, err := ReadRecord(dir)
+	rec, err := awaitRecord(dir)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
@@ -223,18 +239,23 @@ func Adopt(dir string, hooks Hooks) (*Handle, error) {
 		return h, nil
 	}
 	conn, err := h.dial()
+	if err == nil {
+		if err = h.greet(conn); err != nil {
+			conn.Close()
+			conn = nil
+		}
+	}
 	if err != nil {
 		if h.ended() {
 			return h, nil
 		}
-		return nil, err
-	}
-	if err := h.greet(conn); err != nil {
-		conn.Close()
-		if h.ended() {
-			return h, nil
+		if !h.rec.Alive() {
+			return nil, err
 		}
-		return nil, err
+		// The holder runs but does not answer yet (its socket is not up,
+		// the machine is busy): the handle keeps trying in the
+		// background. Failing here would leave its command running with
+		// no daemon watching, or have it started a second time.
 	}
 	go h.readLoop(conn)
 	return h, nil
@@ -339,11 +360,14 @@ func (h *Handle) greet(conn net.Conn) error {
 }
 
 // readLoop delivers frames until the holder reports the exit; a broken
-// connection to a holder that still runs is made again.
+// connection to a holder that still runs is made again (conn nil: it was
+// never made).
 func (h *Handle) readLoop(conn net.Conn) {
 	for {
-		h.read(conn)
-		conn.Close()
+		if conn != nil {
+			h.read(conn)
+			conn.Close()
+		}
 		h.mu.Lock()
 		h.conn = nil
 		detached := h.detached

@@ -21,7 +21,7 @@
 //
 // The life of a holder:
 //
-//	daemon: write the intent (DIR) in its own record ─▶ start holder ─▶ send Spec on fd 3
+//	daemon: write the intent (DIR) in its own record ─▶ take a spare holder ─▶ pending.json ─▶ send Spec on fd 3
 //	holder: start the command ─▶ holder.json (pids) ─▶ "ok" on fd 4 ─▶ serve DIR/sock
 //	           │ the command's leader exits
 //	           ▼
@@ -30,15 +30,20 @@
 //	        (terminal mode: DIR/output) ─▶ exit.json ─▶ tell connected daemons ─▶ exit 0
 //
 // A daemon that finds a holder directory in its records adopts it
-// (Adopt): a live holder is connected to; a holder that ended left
-// exit.json; a holder that died (killed itself) took its command's leader
-// with it (the leader's parent-death signal is SIGKILL), and what is left of
-// the session is swept with the pids of holder.json.
+// (Adopt): a live holder is connected to (in the background while it does
+// not answer); a holder that ended left exit.json; a holder that died
+// (killed itself) took its command's leader with it (the leader's
+// parent-death signal is SIGKILL), and what is left of the session is swept
+// with the pids of holder.json. A holder that pending.json names and that
+// has not written holder.json yet is starting the command for a daemon that
+// died: Adopt waits for it, and kills it if it stays silent.
 package holder
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -97,6 +102,11 @@ const (
 	// OutputFile is a terminal's scrollback when its command ended.
 	OutputFile = "output"
 	errorsFile = "holder.log"
+	// pendingFile names the holder process a daemon handed the command
+	// to, written before the command is handed over: until holder.json
+	// exists it is the only trace of a holder that is starting the
+	// command.
+	pendingFile = "pending.json"
 )
 
 // Record identifies a holder and its command across daemon processes.
@@ -140,12 +150,69 @@ func ReadRecord(dir string) (Record, error) {
 
 // Alive reports whether the holder of rec still runs: a process with its
 // pid and start time exists on this boot and is not a zombie.
-func (r Record) Alive() bool {
-	if r.Holder.Session <= 0 || r.Holder.BootID != proc.BootID() {
+func (r Record) Alive() bool { return running(r.Holder) }
+
+// running reports whether the process of p exists on this boot with its
+// start time and is not a zombie.
+func running(p proc.Record) bool {
+	if p.Session <= 0 || p.BootID != proc.BootID() {
 		return false
 	}
-	st, err := proc.ReadStat(r.Holder.Session)
-	return err == nil && st.StartTicks == r.Holder.StartTicks && st.State != 'Z'
+	st, err := proc.ReadStat(p.Session)
+	return err == nil && st.StartTicks == p.StartTicks && st.State != 'Z'
+}
+
+// writePending records in dir that the holder process pid is about to get
+// dir's command. It is not synced: it matters only while that process
+// could run, which no machine crash outlives.
+func writePending(dir string, pid int) error {
+	st, err := proc.ReadStat(pid)
+	if err != nil {
+		return fmt.Errorf("read the process holder's start time: %w", err)
+	}
+	b, err := json.Marshal(proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: proc.BootID()})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, pendingFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("record the process holder: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, pendingFile)); err != nil {
+		return fmt.Errorf("record the process holder: %w", err)
+	}
+	return nil
+}
+
+// adoptWait bounds how long Adopt waits for a holder that is starting its
+// command; a variable for tests.
+var adoptWait = startTimeout
+
+// awaitRecord returns the record of the holder in dir. A holder that got
+// its command from a daemon that died before the holder recorded it
+// (pending.json names it, holder.json is not there yet) is waited for up
+// to adoptWait, and killed with what it started if it is still silent
+// then: a command runs only under a holder some daemon can find. Without
+// holder.json afterwards, the error satisfies errors.Is(err,
+// fs.ErrNotExist).
+func awaitRecord(dir string) (Record, error) {
+	deadline := time.Now().Add(adoptWait)
+	for {
+		rec, err := ReadRecord(dir)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return rec, err
+		}
+		var pending proc.Record
+		if statefile.Read(filepath.Join(dir, pendingFile), &pending) != nil || !running(pending) {
+			// No holder got the command, or it is gone; it may have
+			// recorded the command just before it went.
+			return ReadRecord(dir)
+		}
+		if time.Now().After(deadline) {
+			killStarting(pending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Sweep kills what is left of the command of dir when its holder is gone
@@ -167,6 +234,19 @@ func Sweep(dir string) (Exit, error) {
 		return x, err
 	}
 	return x, nil
+}
+
+// Unstarted reports whether dir's command was never handed to a holder:
+// neither the daemon's pending.json nor a holder's record or exit is
+// there, or dir is missing. A daemon that recorded dir and died before the
+// hand-over leaves it so; the command never ran, and may be started.
+func Unstarted(dir string) bool {
+	for _, f := range []string{pendingFile, recordFile, exitFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
 
 // Remove deletes a holder's directory once its command ended.

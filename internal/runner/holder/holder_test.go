@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -290,4 +291,123 @@ func TestKillUnder(t *testing.T) {
 	waitFor(t, "the holder and its command's session to be gone", func() bool {
 		return !rec.Alive() && len(proc.SessionMembers(rec.Command.Session, rec.Command.StartTicks, 0)) == 0
 	})
+}
+
+// TestHolder_AdoptWhileStarting: a daemon that dies right after handing a
+// holder its command, before the holder recorded it, leaves a holder that
+// the next daemon must find. Adopt waits for it to record the command and
+// adopts it (the command runs once, and the handle knows it); a holder
+// still silent after adoptWait is killed before it runs anything. Neither
+// leaves a command running that no daemon knows of, as Adopt did when it
+// took a directory without holder.json for a holder that had died.
+func TestHolder_AdoptWhileStarting(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		resume bool
+	}{{"Resumes", true}, {"StaysSilent", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			hdir, ran := filepath.Join(dir, "h"), filepath.Join(dir, "ran")
+			sp := logSpec(t, dir, `echo $$ >> `+ran+`; exec sleep 300`)
+			sp.HolderDir, sp.Dir = hdir, dir
+			if err := os.MkdirAll(hdir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			// The daemon's side of Start up to the hand-over, with the
+			// holder stopped so that it cannot record the command yet;
+			// then the daemon dies: its end of the status pipe closes.
+			spare, err := spawn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid := spare.cmd.Process.Pid
+			t.Cleanup(func() {
+				syscall.Kill(pid, syscall.SIGKILL)
+				KillUnder(dir)
+			})
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			if err := handOver(hdir, spare, sp); err != nil {
+				t.Fatal(err)
+			}
+			spare.statusR.Close()
+			if tc.resume {
+				time.AfterFunc(200*time.Millisecond, func() { syscall.Kill(pid, syscall.SIGCONT) })
+			} else {
+				defer func(w time.Duration) { adoptWait = w }(adoptWait)
+				adoptWait = 300 * time.Millisecond
+			}
+
+			h, err := Adopt(hdir, Hooks{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.resume {
+				if x := waitDone(t, h); x.How != ErrDied.Error() {
+					t.Errorf("exit = %+v, want %q", x, ErrDied)
+				}
+				waitFor(t, "the silent holder to be gone", func() bool { return syscall.Kill(pid, 0) != nil })
+				if _, err := os.Stat(ran); !os.IsNotExist(err) {
+					t.Errorf("the command of a holder killed before it recorded it ran: %v", err)
+				}
+				return
+			}
+			if h.isDone() {
+				t.Fatalf("Adopt reported the command ended (%+v) while its holder was starting it", h.Exit())
+			}
+			rec := h.Record()
+			waitFor(t, "the adopted command to run", func() bool {
+				b, _ := os.ReadFile(ran)
+				return strings.TrimSpace(string(b)) == strconv.Itoa(rec.Command.Session)
+			})
+			if err := h.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			if x := waitDone(t, h); x.Signal != int(syscall.SIGKILL) {
+				t.Errorf("exit = %+v, want killed by SIGKILL", x)
+			}
+			if b, _ := os.ReadFile(ran); strings.Count(string(b), "\n") != 1 {
+				t.Errorf("the command ran %d times, want once", strings.Count(string(b), "\n"))
+			}
+		})
+	}
+}
+
+// TestHolder_AdoptUnreachable: a live holder whose socket does not answer
+// yet is adopted all the same (the handle connects once it can), not
+// given up: a daemon that gave it up would leave its command running
+// unwatched, or start it a second time.
+func TestHolder_AdoptUnreachable(t *testing.T) {
+	dir := t.TempDir()
+	sp := logSpec(t, dir, `trap 'echo got TERM; exit 7' TERM; echo started; while :; do sleep 0.05; done`)
+	hdir := filepath.Join(dir, "h")
+	h, err := Start(hdir, sp, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := h.Record()
+	h.Detach()
+	sock, away := filepath.Join(hdir, sockFile), filepath.Join(hdir, "sock.away")
+	if err := os.Rename(sock, away); err != nil {
+		t.Fatal(err)
+	}
+	var o output
+	h2, err := Adopt(hdir, o.hooks())
+	if err != nil {
+		t.Fatalf("Adopt of a live holder that does not answer: %v", err)
+	}
+	if h2.isDone() || h2.Record().Command != rec.Command {
+		t.Fatalf("adopted %+v (done %v), want the running command %+v", h2.Record(), h2.isDone(), rec.Command)
+	}
+	if err := os.Rename(away, sock); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the handle to connect", func() bool { return h2.Resize(80, 24) == nil })
+	if err := h2.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if x := waitDone(t, h2); x.Code != 7 {
+		t.Errorf("exit = %+v, want code 7", x)
+	}
 }

@@ -44,8 +44,15 @@ func KillUnder(root string) int {
 		}
 		holders = append(holders, pid)
 	}
+	killHolders(entries, holders)
+	return len(holders)
+}
+
+// killHolders kills the holders with pids holders and the sessions of
+// their commands; entries lists /proc.
+func killHolders(entries []os.DirEntry, holders []int) {
 	if len(holders) == 0 {
-		return 0
+		return
 	}
 	// The commands are the holders' children: their sessions are killed
 	// once the holders are gone (the leaders die with them).
@@ -69,7 +76,19 @@ func KillUnder(root string) int {
 	for _, st := range sessions {
 		proc.KillSession(st.Session, st.StartTicks, 0)
 	}
-	return len(holders)
+}
+
+// killStarting kills the holder p, still starting its command, with the
+// command's session, once it is sure p is that holder (its start time).
+func killStarting(p proc.Record) {
+	if !running(p) {
+		return
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	killHolders(entries, []int{p.Session})
 }
 
 // RunIsolated runs a test binary's tests (run: m.Run) with TMPDIR set to a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runyard/runyard/internal/runner/holder"
 	"github.com/runyard/runyard/internal/runner/proc"
 	"github.com/runyard/runyard/internal/runner/queue"
 	"github.com/runyard/runyard/internal/runner/statefile"
@@ -127,6 +129,17 @@ func (m *Manager) Open(ctx context.Context) error {
 		if !e.IsDir() || validKey(key) != nil {
 			continue
 		}
+		if dir := filepath.Join(m.dir, key); unstarted(dir) {
+			// The previous runner process made the pod's directory and
+			// died before it handed the agent to a holder: the pod never
+			// ran. Forgotten, it starts if the control plane still wants
+			// it here.
+			m.log.Info("forgetting a pod the previous runner process did not start", "pod", key)
+			if err := os.RemoveAll(dir); err != nil {
+				m.log.Warn("remove the directory of a pod that did not start", "pod", key, "err", err)
+			}
+			continue
+		}
 		if held, err := m.recoverHeld(key); held {
 			if err != nil {
 				m.log.Error("adopt pod", "pod", key, "err", err)
@@ -147,6 +160,17 @@ func (m *Manager) Open(ctx context.Context) error {
 	m.opened = true
 	go m.collectLoop()
 	return nil
+}
+
+// unstarted reports whether the pod directory dir records no start: no
+// exit, no pid file, and a holder directory that no holder was handed.
+func unstarted(dir string) bool {
+	for _, f := range []string{exitFile, pidFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return holder.Unstarted(filepath.Join(dir, holderDir))
 }
 
 // recoverHeld adopts the pod key when its directory has a holder and no

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/runyard/runyard/internal/runner/holder"
 	"github.com/runyard/runyard/internal/runner/proc"
@@ -31,6 +32,9 @@ const deadline = 20 * time.Second
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv("RUNYARD_PODS_HELPER_DIR"); dir != "" {
+		if os.Getenv("RUNYARD_PODS_HELPER_MODE") == "handover" {
+			handoverRunner(dir, os.Getenv("RUNYARD_PODS_HELPER_MARKER"))
+		}
 		crashingRunner(dir, os.Getenv("RUNYARD_PODS_HELPER_MARKER"))
 		return
 	}
@@ -68,6 +72,30 @@ func crashingRunner(dir, marker string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	fmt.Println("ready")
+	select {}
+}
+
+// handoverRunner is the helper process of
+// TestManager_RunnerDiesWhileHolderStarts: a runner that starts a first pod
+// (which fills its pool of spare holders), says so, and, once told on
+// stdin, starts the pod "second", which its test keeps from starting.
+func handoverRunner(dir, marker string) {
+	m, err := New(Config{StateDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		err = m.Open(context.Background())
+	}
+	if err == nil {
+		err = m.Ensure([]Spec{{Key: "first", Argv: []string{"true"}}})
+	}
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		os.Exit(1)
+	}
+	_ = m.Ensure([]Spec{{Key: "first", Argv: []string{"true"}}, {Key: "second", Argv: []string{"bash", fixture("stubborn.sh"), marker}}})
 	select {}
 }
 
@@ -744,6 +772,146 @@ func TestManager_AdoptsAfterCrash(t *testing.T) {
 	mustNoProcesses(t, marker)
 }
 
+// pipeUnread returns how many bytes wait unread in the pipe that process
+// pid has as descriptor fd, or -1.
+func pipeUnread(pid, fd int) int {
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/fd/%d", pid, fd), os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	var n int32
+	const fionread = 0x541B
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, f.Fd(), fionread, uintptr(unsafe.Pointer(&n))); e != 0 {
+		return -1
+	}
+	return int(n)
+}
+
+// TestManager_RunnerDiesWhileHolderStarts: a runner process that dies
+// (SIGKILL) right after it handed a pod's command to the pod's holder,
+// before the holder recorded the command, leaves a pod the next runner
+// process finds: it waits for the holder and adopts the pod, running,
+// started once. Before, it took the holder for dead, reported the pod
+// failed and went on, while the holder started the agent: a pod running
+// that no runner knew of.
+func TestManager_RunnerDiesWhileHolderStarts(t *testing.T) {
+	dir := t.TempDir()
+	marker := uniqueMarker(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RUNYARD_PODS_HELPER_DIR="+dir, "RUNYARD_PODS_HELPER_MARKER="+marker, "RUNYARD_PODS_HELPER_MODE=handover")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	t.Cleanup(func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "ready\n" {
+		t.Fatalf("helper said %q, %v", line, err)
+	}
+	// Its spare holders are stopped, so that the one handed the pod cannot
+	// record it; the runner process dies once the command is in the pipe.
+	var spares []int
+	poll(t, "the runner's spare holders", func() bool { spares = sparesOf(cmd.Process.Pid); return len(spares) == 2 })
+	for _, pid := range spares {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, pid := range spares {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	mustWrite(t, stdin, "go\n")
+	var handed int
+	poll(t, "the pod's command handed to a holder", func() bool {
+		for _, pid := range spares {
+			if pipeUnread(pid, 3) > 0 {
+				handed = pid
+				return true
+			}
+		}
+		return false
+	})
+	cmd.Process.Kill()
+	cmd.Wait()
+	killed = true
+	var others []int
+	for _, pid := range spares {
+		if pid != handed {
+			others = append(others, pid)
+		}
+	}
+	// The holder goes on while the next runner process opens.
+	time.AfterFunc(300*time.Millisecond, func() {
+		for _, pid := range spares {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	m, rec := MustOpen(t, Config{StateDir: dir, StopGrace: 100 * time.Millisecond})
+	reapSpares(t, others)
+	if ev, err := m.Get("second"); err != nil || ev.Status != StatusRunning {
+		t.Fatalf("Get after the crash = %+v, %v; want running, adopted", ev, err)
+	}
+	mustScrollbackContain(t, m, "second", "ready")
+	// The agent and its child (a fork of the shell may come and go).
+	poll(t, "the pod's two processes", func() bool { return len(processes(marker)) == 2 })
+	if err := m.Ensure([]Spec{{Key: "second", Argv: []string{"bash", fixture("stubborn.sh"), marker}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Terminate("second"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := rec.waitFinal(t, "second", true); ev.Status != StatusTerminated {
+		t.Errorf("final event = %+v, want terminated", ev)
+	}
+	mustNoProcesses(t, marker)
+}
+
+// TestManager_ForgetsPodsNeverStarted: a runner process that died after it
+// made a pod's directory (and perhaps its holder's) and before it handed
+// the agent to a holder leaves a pod that never ran. The next process
+// forgets it, so that it starts, once, if the control plane still wants
+// it; before, it was reported failed ("runner restarted", "the process
+// holder died") and never started.
+func TestManager_ForgetsPodsNeverStarted(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"no-holder", filepath.Join("empty-holder", holderDir)} {
+		if err := os.MkdirAll(filepath.Join(dir, "pods", d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, rec := MustOpen(t, Config{StateDir: dir})
+	for _, key := range []string{"no-holder", "empty-holder"} {
+		if ev, err := m.Get(key); !errors.Is(err, ErrUnknownPod) {
+			t.Errorf("Get(%s) after the restart = %+v, %v; want it unknown", key, ev, err)
+		}
+	}
+	if err := m.Ensure([]Spec{agent("no-holder"), agent("empty-holder")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"no-holder", "empty-holder"} {
+		mustScrollbackContain(t, m, key, "Fix the login bug")
+		poll(t, "the running event of "+key, func() bool { return len(rec.of(key)) > 0 })
+		if evs := rec.of(key); len(evs) != 1 || evs[0].Status != StatusRunning {
+			t.Errorf("events of %s = %+v, want one: running", key, evs)
+		}
+	}
+}
+
 // TestManager_HolderDied: a pod whose holder was killed is reported failed
 // and none of its processes is left.
 func TestManager_HolderDied(t *testing.T) {
@@ -963,13 +1131,15 @@ func TestManager_CollectsOldPods(t *testing.T) {
 	if _, err := m.Scrollback("old-forgotten"); !errors.Is(err, ErrUnknownPod) {
 		t.Errorf("scrollback of a collected pod: %v, want ErrUnknownPod", err)
 	}
-	entries, err := os.ReadDir(m.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), trashPrefix) {
-			t.Errorf("left behind %s", e.Name())
+	// The collector renames a directory before it removes it, outside
+	// the lock: the rename is what the poll above saw.
+	poll(t, "no directory left half collected", func() bool {
+		entries, _ := os.ReadDir(m.dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), trashPrefix) {
+				return false
+			}
 		}
-	}
+		return true
+	})
 }
