@@ -208,7 +208,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c, _ := identity.FromContext(ctx)
 		r = r.WithContext(apiauth.WithOutcome(r.Context(), c, nil))
-		if strings.HasPrefix(connect, runnerControlPrefix) {
+		if strings.HasPrefix(r.URL.Path, runnerControlPrefix) {
 			// The runner's streams last as long as it is connected.
 			_ = rc.SetReadDeadline(time.Time{})
 		}
@@ -277,8 +277,13 @@ func tooLarge(limit int64) error {
 const runnerControlPrefix = "/runyard.runner.v1.RunnerControlService/"
 
 // connectProcedure returns the Connect procedure r's path names
-// ("/pkg.Service/Method"), or "".
+// ("/pkg.Service/Method", also when the path has connectapi.PathPrefix before
+// it), or "". A REST path under /api/v1/ names no procedure: its first
+// segment has no dot.
 func connectProcedure(path string) string {
+	if rest, ok := strings.CutPrefix(path, connectapi.PathPrefix); ok && strings.HasPrefix(rest, "/") {
+		path = rest
+	}
 	svc, method, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if !ok || !strings.HasPrefix(path, "/") || !strings.Contains(svc, ".") || method == "" || strings.Contains(method, "/") {
 		return ""
