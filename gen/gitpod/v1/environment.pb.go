@@ -1687,6 +1687,288 @@ func (x *ListEnvironmentClassesResponse) GetEnvironmentClasses() []*EnvironmentC
 	return nil
 }
 
+type CreateEnvironmentAccessTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies the environment for which the access token should be
+	// created.
+	EnvironmentId string `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentAccessTokenRequest) Reset() {
+	*x = CreateEnvironmentAccessTokenRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentAccessTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentAccessTokenRequest) ProtoMessage() {}
+
+func (x *CreateEnvironmentAccessTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentAccessTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentAccessTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CreateEnvironmentAccessTokenRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type CreateEnvironmentAccessTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// access_token is the token that can be used for environment authentication
+	AccessToken   string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentAccessTokenResponse) Reset() {
+	*x = CreateEnvironmentAccessTokenResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentAccessTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentAccessTokenResponse) ProtoMessage() {}
+
+func (x *CreateEnvironmentAccessTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentAccessTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentAccessTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateEnvironmentAccessTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+type CreateEnvironmentFromProjectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is a user-defined identifier for the environment. If not specified, the
+	// system will generate a name.
+	Name      string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Spec is the configuration of the environment that's required for the runner to
+	// start the environment Configuration already defined in the Project will override
+	// parts of the spec, if set
+	Spec          *EnvironmentSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentFromProjectRequest) Reset() {
+	*x = CreateEnvironmentFromProjectRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentFromProjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentFromProjectRequest) ProtoMessage() {}
+
+func (x *CreateEnvironmentFromProjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentFromProjectRequest.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentFromProjectRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateEnvironmentFromProjectRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateEnvironmentFromProjectRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *CreateEnvironmentFromProjectRequest) GetSpec() *EnvironmentSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type CreateEnvironmentFromProjectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// +resource get environment
+	Environment   *Environment `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentFromProjectResponse) Reset() {
+	*x = CreateEnvironmentFromProjectResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentFromProjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentFromProjectResponse) ProtoMessage() {}
+
+func (x *CreateEnvironmentFromProjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentFromProjectResponse.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentFromProjectResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CreateEnvironmentFromProjectResponse) GetEnvironment() *Environment {
+	if x != nil {
+		return x.Environment
+	}
+	return nil
+}
+
+type UnarchiveEnvironmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies the environment to unarchive.
+	EnvironmentId string `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnarchiveEnvironmentRequest) Reset() {
+	*x = UnarchiveEnvironmentRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnarchiveEnvironmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnarchiveEnvironmentRequest) ProtoMessage() {}
+
+func (x *UnarchiveEnvironmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnarchiveEnvironmentRequest.ProtoReflect.Descriptor instead.
+func (*UnarchiveEnvironmentRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *UnarchiveEnvironmentRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type UnarchiveEnvironmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnarchiveEnvironmentResponse) Reset() {
+	*x = UnarchiveEnvironmentResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnarchiveEnvironmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnarchiveEnvironmentResponse) ProtoMessage() {}
+
+func (x *UnarchiveEnvironmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnarchiveEnvironmentResponse.ProtoReflect.Descriptor instead.
+func (*UnarchiveEnvironmentResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{27}
+}
+
 type EnvironmentSpec_Machine struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -1699,7 +1981,7 @@ type EnvironmentSpec_Machine struct {
 
 func (x *EnvironmentSpec_Machine) Reset() {
 	*x = EnvironmentSpec_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1993,7 @@ func (x *EnvironmentSpec_Machine) String() string {
 func (*EnvironmentSpec_Machine) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[22]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +2038,7 @@ type EnvironmentSpec_Content struct {
 
 func (x *EnvironmentSpec_Content) Reset() {
 	*x = EnvironmentSpec_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +2050,7 @@ func (x *EnvironmentSpec_Content) String() string {
 func (*EnvironmentSpec_Content) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[23]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +2109,7 @@ type EnvironmentSpec_AutomationsFile struct {
 
 func (x *EnvironmentSpec_AutomationsFile) Reset() {
 	*x = EnvironmentSpec_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1839,7 +2121,7 @@ func (x *EnvironmentSpec_AutomationsFile) String() string {
 func (*EnvironmentSpec_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentSpec_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[24]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2171,7 @@ type EnvironmentInitializer_Spec struct {
 
 func (x *EnvironmentInitializer_Spec) Reset() {
 	*x = EnvironmentInitializer_Spec{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1901,7 +2183,7 @@ func (x *EnvironmentInitializer_Spec) String() string {
 func (*EnvironmentInitializer_Spec) ProtoMessage() {}
 
 func (x *EnvironmentInitializer_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[25]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1971,7 +2253,7 @@ type EnvironmentStatus_RunnerACK struct {
 
 func (x *EnvironmentStatus_RunnerACK) Reset() {
 	*x = EnvironmentStatus_RunnerACK{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1983,7 +2265,7 @@ func (x *EnvironmentStatus_RunnerACK) String() string {
 func (*EnvironmentStatus_RunnerACK) ProtoMessage() {}
 
 func (x *EnvironmentStatus_RunnerACK) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[26]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2320,7 @@ type EnvironmentStatus_Machine struct {
 
 func (x *EnvironmentStatus_Machine) Reset() {
 	*x = EnvironmentStatus_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2332,7 @@ func (x *EnvironmentStatus_Machine) String() string {
 func (*EnvironmentStatus_Machine) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[27]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2394,7 @@ type EnvironmentStatus_Content struct {
 
 func (x *EnvironmentStatus_Content) Reset() {
 	*x = EnvironmentStatus_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2124,7 +2406,7 @@ func (x *EnvironmentStatus_Content) String() string {
 func (*EnvironmentStatus_Content) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[28]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2479,7 @@ type EnvironmentStatus_AutomationsFile struct {
 
 func (x *EnvironmentStatus_AutomationsFile) Reset() {
 	*x = EnvironmentStatus_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2209,7 +2491,7 @@ func (x *EnvironmentStatus_AutomationsFile) String() string {
 func (*EnvironmentStatus_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentStatus_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2287,7 +2569,7 @@ type ListEnvironmentsRequest_Filter struct {
 
 func (x *ListEnvironmentsRequest_Filter) Reset() {
 	*x = ListEnvironmentsRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2581,7 @@ func (x *ListEnvironmentsRequest_Filter) String() string {
 func (*ListEnvironmentsRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2646,7 @@ type ListEnvironmentClassesRequest_Filter struct {
 
 func (x *ListEnvironmentClassesRequest_Filter) Reset() {
 	*x = ListEnvironmentClassesRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2376,7 +2658,7 @@ func (x *ListEnvironmentClassesRequest_Filter) String() string {
 func (*ListEnvironmentClassesRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentClassesRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2899,21 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
 	"pagination\x12L\n" +
-	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses*\xb2\x02\n" +
+	"\x13environment_classes\x18\x02 \x03(\v2\x1b.gitpod.v1.EnvironmentClassR\x12environmentClasses\"L\n" +
+	"#CreateEnvironmentAccessTokenRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"I\n" +
+	"$CreateEnvironmentAccessTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"\x88\x01\n" +
+	"#CreateEnvironmentFromProjectRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12.\n" +
+	"\x04spec\x18\x03 \x01(\v2\x1a.gitpod.v1.EnvironmentSpecR\x04spec\"`\n" +
+	"$CreateEnvironmentFromProjectResponse\x128\n" +
+	"\venvironment\x18\x01 \x01(\v2\x16.gitpod.v1.EnvironmentR\venvironment\"D\n" +
+	"\x1bUnarchiveEnvironmentRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"\x1e\n" +
+	"\x1cUnarchiveEnvironmentResponse*\xb2\x02\n" +
 	"\x10EnvironmentPhase\x12!\n" +
 	"\x1dENVIRONMENT_PHASE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_CREATING\x10\n" +
@@ -2628,7 +2924,7 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x1aENVIRONMENT_PHASE_STOPPING\x102\x12\x1d\n" +
 	"\x19ENVIRONMENT_PHASE_STOPPED\x10<\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_DELETING\x10F\x12\x1d\n" +
-	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\xbc\x05\n" +
+	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\xaf\b\n" +
 	"\x12EnvironmentService\x12W\n" +
 	"\x0eGetEnvironment\x12 .gitpod.v1.GetEnvironmentRequest\x1a!.gitpod.v1.GetEnvironmentResponse\"\x00\x12]\n" +
 	"\x10ListEnvironments\x12\".gitpod.v1.ListEnvironmentsRequest\x1a#.gitpod.v1.ListEnvironmentsResponse\"\x00\x12o\n" +
@@ -2636,7 +2932,10 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x11CreateEnvironment\x12#.gitpod.v1.CreateEnvironmentRequest\x1a$.gitpod.v1.CreateEnvironmentResponse\"\x00\x12]\n" +
 	"\x10StartEnvironment\x12\".gitpod.v1.StartEnvironmentRequest\x1a#.gitpod.v1.StartEnvironmentResponse\"\x00\x12Z\n" +
 	"\x0fStopEnvironment\x12!.gitpod.v1.StopEnvironmentRequest\x1a\".gitpod.v1.StopEnvironmentResponse\"\x00\x12`\n" +
-	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00\x12\x81\x01\n" +
+	"\x1cCreateEnvironmentAccessToken\x12..gitpod.v1.CreateEnvironmentAccessTokenRequest\x1a/.gitpod.v1.CreateEnvironmentAccessTokenResponse\"\x00\x12\x81\x01\n" +
+	"\x1cCreateEnvironmentFromProject\x12..gitpod.v1.CreateEnvironmentFromProjectRequest\x1a/.gitpod.v1.CreateEnvironmentFromProjectResponse\"\x00\x12i\n" +
+	"\x14UnarchiveEnvironment\x12&.gitpod.v1.UnarchiveEnvironmentRequest\x1a'.gitpod.v1.UnarchiveEnvironmentResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_environment_proto_rawDescOnce sync.Once
@@ -2651,7 +2950,7 @@ func file_gitpod_v1_environment_proto_rawDescGZIP() []byte {
 }
 
 var file_gitpod_v1_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_gitpod_v1_environment_proto_goTypes = []any{
 	(EnvironmentPhase)(0),                           // 0: gitpod.v1.EnvironmentPhase
 	(GitInitializer_CloneTargetMode)(0),             // 1: gitpod.v1.GitInitializer.CloneTargetMode
@@ -2681,87 +2980,101 @@ var file_gitpod_v1_environment_proto_goTypes = []any{
 	(*DeleteEnvironmentResponse)(nil),               // 25: gitpod.v1.DeleteEnvironmentResponse
 	(*ListEnvironmentClassesRequest)(nil),           // 26: gitpod.v1.ListEnvironmentClassesRequest
 	(*ListEnvironmentClassesResponse)(nil),          // 27: gitpod.v1.ListEnvironmentClassesResponse
-	(*EnvironmentSpec_Machine)(nil),                 // 28: gitpod.v1.EnvironmentSpec.Machine
-	(*EnvironmentSpec_Content)(nil),                 // 29: gitpod.v1.EnvironmentSpec.Content
-	(*EnvironmentSpec_AutomationsFile)(nil),         // 30: gitpod.v1.EnvironmentSpec.AutomationsFile
-	(*EnvironmentInitializer_Spec)(nil),             // 31: gitpod.v1.EnvironmentInitializer.Spec
-	(*EnvironmentStatus_RunnerACK)(nil),             // 32: gitpod.v1.EnvironmentStatus.RunnerACK
-	(*EnvironmentStatus_Machine)(nil),               // 33: gitpod.v1.EnvironmentStatus.Machine
-	(*EnvironmentStatus_Content)(nil),               // 34: gitpod.v1.EnvironmentStatus.Content
-	(*EnvironmentStatus_AutomationsFile)(nil),       // 35: gitpod.v1.EnvironmentStatus.AutomationsFile
-	(*ListEnvironmentsRequest_Filter)(nil),          // 36: gitpod.v1.ListEnvironmentsRequest.Filter
-	(*ListEnvironmentClassesRequest_Filter)(nil),    // 37: gitpod.v1.ListEnvironmentClassesRequest.Filter
-	(*Subject)(nil),                                 // 38: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil),                   // 39: google.protobuf.Timestamp
-	(*FieldValue)(nil),                              // 40: gitpod.v1.FieldValue
-	(*PaginationRequest)(nil),                       // 41: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                      // 42: gitpod.v1.PaginationResponse
-	(*AutomationTrigger)(nil),                       // 43: gitpod.v1.AutomationTrigger
-	(RunnerKind)(0),                                 // 44: gitpod.v1.RunnerKind
-	(RunnerProvider)(0),                             // 45: gitpod.v1.RunnerProvider
+	(*CreateEnvironmentAccessTokenRequest)(nil),     // 28: gitpod.v1.CreateEnvironmentAccessTokenRequest
+	(*CreateEnvironmentAccessTokenResponse)(nil),    // 29: gitpod.v1.CreateEnvironmentAccessTokenResponse
+	(*CreateEnvironmentFromProjectRequest)(nil),     // 30: gitpod.v1.CreateEnvironmentFromProjectRequest
+	(*CreateEnvironmentFromProjectResponse)(nil),    // 31: gitpod.v1.CreateEnvironmentFromProjectResponse
+	(*UnarchiveEnvironmentRequest)(nil),             // 32: gitpod.v1.UnarchiveEnvironmentRequest
+	(*UnarchiveEnvironmentResponse)(nil),            // 33: gitpod.v1.UnarchiveEnvironmentResponse
+	(*EnvironmentSpec_Machine)(nil),                 // 34: gitpod.v1.EnvironmentSpec.Machine
+	(*EnvironmentSpec_Content)(nil),                 // 35: gitpod.v1.EnvironmentSpec.Content
+	(*EnvironmentSpec_AutomationsFile)(nil),         // 36: gitpod.v1.EnvironmentSpec.AutomationsFile
+	(*EnvironmentInitializer_Spec)(nil),             // 37: gitpod.v1.EnvironmentInitializer.Spec
+	(*EnvironmentStatus_RunnerACK)(nil),             // 38: gitpod.v1.EnvironmentStatus.RunnerACK
+	(*EnvironmentStatus_Machine)(nil),               // 39: gitpod.v1.EnvironmentStatus.Machine
+	(*EnvironmentStatus_Content)(nil),               // 40: gitpod.v1.EnvironmentStatus.Content
+	(*EnvironmentStatus_AutomationsFile)(nil),       // 41: gitpod.v1.EnvironmentStatus.AutomationsFile
+	(*ListEnvironmentsRequest_Filter)(nil),          // 42: gitpod.v1.ListEnvironmentsRequest.Filter
+	(*ListEnvironmentClassesRequest_Filter)(nil),    // 43: gitpod.v1.ListEnvironmentClassesRequest.Filter
+	(*Subject)(nil),                                 // 44: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),                   // 45: google.protobuf.Timestamp
+	(*FieldValue)(nil),                              // 46: gitpod.v1.FieldValue
+	(*PaginationRequest)(nil),                       // 47: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                      // 48: gitpod.v1.PaginationResponse
+	(*AutomationTrigger)(nil),                       // 49: gitpod.v1.AutomationTrigger
+	(RunnerKind)(0),                                 // 50: gitpod.v1.RunnerKind
+	(RunnerProvider)(0),                             // 51: gitpod.v1.RunnerProvider
 }
 var file_gitpod_v1_environment_proto_depIdxs = []int32{
 	7,  // 0: gitpod.v1.Environment.metadata:type_name -> gitpod.v1.EnvironmentMetadata
 	8,  // 1: gitpod.v1.Environment.spec:type_name -> gitpod.v1.EnvironmentSpec
 	12, // 2: gitpod.v1.Environment.status:type_name -> gitpod.v1.EnvironmentStatus
-	38, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
-	39, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
-	39, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
+	44, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
+	45, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
+	45, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: gitpod.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	28, // 7: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
-	29, // 8: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
-	30, // 9: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
-	31, // 10: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
+	34, // 7: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
+	35, // 8: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
+	36, // 9: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
+	37, // 10: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
 	1,  // 11: gitpod.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	32, // 12: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
+	38, // 12: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
 	0,  // 13: gitpod.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	33, // 14: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
-	34, // 15: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
-	35, // 16: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
-	40, // 17: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
+	39, // 14: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
+	40, // 15: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
+	41, // 16: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
+	46, // 17: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
 	6,  // 18: gitpod.v1.GetEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	41, // 19: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	36, // 20: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
-	42, // 21: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	47, // 19: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	42, // 20: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
+	48, // 21: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	6,  // 22: gitpod.v1.ListEnvironmentsResponse.environments:type_name -> gitpod.v1.Environment
 	8,  // 23: gitpod.v1.CreateEnvironmentRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
 	6,  // 24: gitpod.v1.CreateEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	41, // 25: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	37, // 26: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
-	42, // 27: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	47, // 25: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	43, // 26: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
+	48, // 27: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	13, // 28: gitpod.v1.ListEnvironmentClassesResponse.environment_classes:type_name -> gitpod.v1.EnvironmentClass
-	9,  // 29: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
-	43, // 30: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
-	11, // 31: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
-	10, // 32: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
-	3,  // 33: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	4,  // 34: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
-	2,  // 35: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	2,  // 36: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	5,  // 37: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	0,  // 38: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
-	44, // 39: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	44, // 40: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	45, // 41: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
-	14, // 42: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
-	16, // 43: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
-	26, // 44: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
-	18, // 45: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
-	20, // 46: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
-	22, // 47: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
-	24, // 48: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
-	15, // 49: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
-	17, // 50: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
-	27, // 51: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
-	19, // 52: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
-	21, // 53: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
-	23, // 54: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
-	25, // 55: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
-	49, // [49:56] is the sub-list for method output_type
-	42, // [42:49] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	8,  // 29: gitpod.v1.CreateEnvironmentFromProjectRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
+	6,  // 30: gitpod.v1.CreateEnvironmentFromProjectResponse.environment:type_name -> gitpod.v1.Environment
+	9,  // 31: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	49, // 32: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
+	11, // 33: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
+	10, // 34: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
+	3,  // 35: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	4,  // 36: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
+	2,  // 37: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	2,  // 38: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	5,  // 39: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	0,  // 40: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
+	50, // 41: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	50, // 42: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	51, // 43: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
+	14, // 44: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
+	16, // 45: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
+	26, // 46: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
+	18, // 47: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
+	20, // 48: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
+	22, // 49: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
+	24, // 50: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
+	28, // 51: gitpod.v1.EnvironmentService.CreateEnvironmentAccessToken:input_type -> gitpod.v1.CreateEnvironmentAccessTokenRequest
+	30, // 52: gitpod.v1.EnvironmentService.CreateEnvironmentFromProject:input_type -> gitpod.v1.CreateEnvironmentFromProjectRequest
+	32, // 53: gitpod.v1.EnvironmentService.UnarchiveEnvironment:input_type -> gitpod.v1.UnarchiveEnvironmentRequest
+	15, // 54: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
+	17, // 55: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
+	27, // 56: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
+	19, // 57: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
+	21, // 58: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
+	23, // 59: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
+	25, // 60: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
+	29, // 61: gitpod.v1.EnvironmentService.CreateEnvironmentAccessToken:output_type -> gitpod.v1.CreateEnvironmentAccessTokenResponse
+	31, // 62: gitpod.v1.EnvironmentService.CreateEnvironmentFromProject:output_type -> gitpod.v1.CreateEnvironmentFromProjectResponse
+	33, // 63: gitpod.v1.EnvironmentService.UnarchiveEnvironment:output_type -> gitpod.v1.UnarchiveEnvironmentResponse
+	54, // [54:64] is the sub-list for method output_type
+	44, // [44:54] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_environment_proto_init() }
@@ -2774,18 +3087,18 @@ func file_gitpod_v1_environment_proto_init() {
 	file_gitpod_v1_pagination_proto_init()
 	file_gitpod_v1_runner_proto_init()
 	file_gitpod_v1_environment_proto_msgTypes[12].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[25].OneofWrappers = []any{
+	file_gitpod_v1_environment_proto_msgTypes[31].OneofWrappers = []any{
 		(*EnvironmentInitializer_Spec_Git)(nil),
 		(*EnvironmentInitializer_Spec_ContextUrl)(nil),
 	}
-	file_gitpod_v1_environment_proto_msgTypes[31].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[37].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_environment_proto_rawDesc), len(file_gitpod_v1_environment_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   32,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
