@@ -77,7 +77,7 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	auto := &automationHandler{svc: svc.Automations, log: log}
 	autos := &automationsHandler{svc: svc.Automations, log: log}
 	secret := &secretHandler{svc: svc.Secrets, log: log}
-	m := newMounter(mux, opts)
+	m := newMounter(mux, opts, log)
 	m.service(runner)(gitpodv1connect.NewRunnerServiceHandler(runnerService{runnerHandler: runner}, opts...))
 	m.service(ident)(gitpodv1connect.NewIdentityServiceHandler(identityService{identityHandler: ident}, opts...))
 	m.service(token)(runyardv1connect.NewTokenServiceHandler(tokenService{tokenHandler: token}, opts...))

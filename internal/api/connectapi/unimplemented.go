@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"slices"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/identity"
 )
 
 // APIPackages are the proto packages whose every service Mount serves, under
@@ -89,12 +91,13 @@ type (
 // every declared procedure that no handler implements.
 type mounter struct {
 	mux     *http.ServeMux
+	log     *slog.Logger
 	opts    []connect.HandlerOption
 	mounted map[protoreflect.FullName]bool
 }
 
-func newMounter(mux *http.ServeMux, opts []connect.HandlerOption) *mounter {
-	return &mounter{mux: mux, opts: opts, mounted: map[protoreflect.FullName]bool{}}
+func newMounter(mux *http.ServeMux, opts []connect.HandlerOption, log *slog.Logger) *mounter {
+	return &mounter{mux: mux, opts: opts, log: log, mounted: map[protoreflect.FullName]bool{}}
 }
 
 // service returns what mounts the generated handler of one service (its
@@ -131,7 +134,7 @@ func (m *mounter) mount(sd protoreflect.ServiceDescriptor, impl reflect.Type, ty
 				continue
 			}
 		}
-		stubs[Procedure(md)] = unimplementedHandler(md, m.opts)
+		stubs[Procedure(md)] = unimplementedHandler(md, m.opts, m.log)
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if stub, ok := stubs[r.URL.Path]; ok {
@@ -182,11 +185,15 @@ func UnimplementedMessage(md protoreflect.MethodDescriptor) string {
 // unimplementedHandler answers md with unimplemented in every protocol, for
 // any request body: its codecs never decode, so a request with fields the
 // protos do not declare, or that is not even a message, still learns that
-// the method is missing rather than what is wrong with its body. The
-// authentication interceptor still runs first.
-func unimplementedHandler(md protoreflect.MethodDescriptor, opts []connect.HandlerOption) http.Handler {
+// the method is missing rather than what is wrong with its body. It still
+// wants an authenticated caller first, as every implemented method does in
+// its domain service.
+func unimplementedHandler(md protoreflect.MethodDescriptor, opts []connect.HandlerOption, log *slog.Logger) http.Handler {
 	proc := Procedure(md)
-	errFn := func() error {
+	errFn := func(ctx context.Context) error {
+		if _, err := identity.RequireAuthenticated(ctx); err != nil {
+			return toConnect(ctx, log, proc, err)
+		}
 		return connect.NewError(connect.CodeUnimplemented, errors.New(UnimplementedMessage(md)))
 	}
 	opts = append(slices.Clip(opts), connect.WithSchema(md),
@@ -194,18 +201,18 @@ func unimplementedHandler(md protoreflect.MethodDescriptor, opts []connect.Handl
 	type msg = emptypb.Empty
 	switch {
 	case md.IsStreamingClient() && md.IsStreamingServer():
-		return connect.NewBidiStreamHandler(proc, func(context.Context, *connect.BidiStream[msg, msg]) error { return errFn() }, opts...)
+		return connect.NewBidiStreamHandler(proc, func(ctx context.Context, _ *connect.BidiStream[msg, msg]) error { return errFn(ctx) }, opts...)
 	case md.IsStreamingClient():
-		return connect.NewClientStreamHandler(proc, func(context.Context, *connect.ClientStream[msg]) (*connect.Response[msg], error) {
-			return nil, errFn()
+		return connect.NewClientStreamHandler(proc, func(ctx context.Context, _ *connect.ClientStream[msg]) (*connect.Response[msg], error) {
+			return nil, errFn(ctx)
 		}, opts...)
 	case md.IsStreamingServer():
-		return connect.NewServerStreamHandler(proc, func(context.Context, *connect.Request[msg], *connect.ServerStream[msg]) error {
-			return errFn()
+		return connect.NewServerStreamHandler(proc, func(ctx context.Context, _ *connect.Request[msg], _ *connect.ServerStream[msg]) error {
+			return errFn(ctx)
 		}, opts...)
 	}
-	return connect.NewUnaryHandler(proc, func(context.Context, *connect.Request[msg]) (*connect.Response[msg], error) {
-		return nil, errFn()
+	return connect.NewUnaryHandler(proc, func(ctx context.Context, _ *connect.Request[msg]) (*connect.Response[msg], error) {
+		return nil, errFn(ctx)
 	}, opts...)
 }
 
