@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +16,14 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/runyard/runyard/internal/api/connectapi"
+	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -227,4 +233,196 @@ func TestUnimplemented_AnyBody(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestList_EmptyPageKeepsItsList calls every implemented List method on an
+// organization that has nothing in it: each answer carries its lists ([])
+// and its pagination, as the vendor's SDKs require of a page.
+func TestList_EmptyPageKeepsItsList(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ts *testutil.TestServer) {
+		var lists int
+		for _, md := range apiMethods(t) {
+			if !strings.HasPrefix(string(md.Name()), "List") || md.IsStreamingClient() || md.IsStreamingServer() {
+				continue
+			}
+			proc := connectapi.Procedure(md)
+			res := postJSON(t, ts.URL+proc, `{}`)
+			if res.code == "unimplemented" {
+				continue
+			}
+			lists++
+			if res.status != http.StatusOK {
+				t.Errorf("%s: HTTP %d %s", proc, res.status, res.body)
+				continue
+			}
+			var obj map[string]any
+			if err := json.Unmarshal(res.body, &obj); err != nil {
+				t.Fatalf("%s: %v in %s", proc, err, res.body)
+			}
+			fields := md.Output().Fields()
+			for i := range fields.Len() {
+				fd := fields.Get(i)
+				v, ok := obj[fd.JSONName()]
+				switch {
+				case fd.IsList():
+					if _, isArr := v.([]any); !ok || !isArr {
+						t.Errorf("%s: %q is %v, want a list (%s)", proc, fd.JSONName(), v, res.body)
+					}
+				case fd.IsMap():
+					if _, isObj := v.(map[string]any); !ok || !isObj {
+						t.Errorf("%s: %q is %v, want an object (%s)", proc, fd.JSONName(), v, res.body)
+					}
+				case fd.Name() == "pagination":
+					if _, isObj := v.(map[string]any); !ok || !isObj {
+						t.Errorf("%s: pagination is %v, want an object (%s)", proc, v, res.body)
+					}
+				}
+			}
+		}
+		if lists < 8 {
+			t.Errorf("only %d implemented List methods found", lists)
+		}
+	})
+}
+
+type jsonAnswer struct {
+	status int
+	code   string
+	body   []byte
+}
+
+// postJSON sends a Connect JSON request as the admin.
+func postJSON(tb testing.TB, url, body string) jsonAnswer {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", bearer(testutil.AdminToken))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var e struct{ Code string }
+	if res.StatusCode != http.StatusOK {
+		_ = json.Unmarshal(b, &e)
+	}
+	return jsonAnswer{status: res.StatusCode, code: e.Code, body: b}
+}
+
+// streamingMethods declares a service with one method of each streaming kind.
+func streamingMethods(t *testing.T) []protoreflect.MethodDescriptor {
+	t.Helper()
+	empty := ".google.protobuf.Empty"
+	method := func(name string, client, server bool) *descriptorpb.MethodDescriptorProto {
+		return &descriptorpb.MethodDescriptorProto{Name: proto.String(name), InputType: &empty, OutputType: &empty,
+			ClientStreaming: proto.Bool(client), ServerStreaming: proto.Bool(server)}
+	}
+	fdp := &descriptorpb.FileDescriptorProto{
+		Name: proto.String("runyardtest/v1/stream.proto"), Package: proto.String("runyardtest.v1"), Syntax: proto.String("proto3"),
+		Dependency: []string{"google/protobuf/empty.proto"},
+		Service: []*descriptorpb.ServiceDescriptorProto{{Name: proto.String("StreamService"), Method: []*descriptorpb.MethodDescriptorProto{
+			method("Watch", false, true), method("Upload", true, false), method("Chat", true, true),
+		}}},
+	}
+	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []protoreflect.MethodDescriptor
+	for i := range fd.Services().Get(0).Methods().Len() {
+		out = append(out, fd.Services().Get(0).Methods().Get(i))
+	}
+	return out
+}
+
+// TestUnimplemented_Streams: a streaming method without a handler answers
+// unimplemented (or unauthenticated) as a proper stream error in every
+// protocol, never a plain 404 that a streaming client chokes on (the Go SDK's
+// event stream panicked in Close).
+func TestUnimplemented_Streams(t *testing.T) {
+	asCaller := connect.WithInterceptors(callerFromHeader{})
+	mux := http.NewServeMux()
+	methods := streamingMethods(t)
+	for _, md := range methods {
+		mux.Handle(connectapi.Procedure(md), connectapi.UnimplementedHandler(md, []connect.HandlerOption{asCaller}, slog.Default()))
+	}
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	for _, p := range surfaceProtocols {
+		hc, h2c := newHTTPClient(t, p.h2c), newHTTPClient(t, true)
+		for _, md := range methods {
+			hc := hc
+			if md.IsStreamingClient() && md.IsStreamingServer() {
+				hc = h2c // bidi streams need HTTP/2 in every protocol
+			}
+			for _, auth := range []string{bearer("anything"), ""} {
+				opts := append([]connect.ClientOption{connect.WithInterceptors(withStreamAuthorization(auth))}, p.opts...)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := callEmpty(ctx, hc, srv.URL+connectapi.Procedure(md), md, opts)
+				cancel()
+				want, wantMsg := connect.CodeUnimplemented, connectapi.UnimplementedMessage(md)
+				if auth == "" {
+					want, wantMsg = connect.CodeUnauthenticated, ""
+				}
+				var ce *connect.Error
+				if !errors.As(err, &ce) || ce.Code() != want || (wantMsg != "" && ce.Message() != wantMsg) {
+					t.Errorf("%s %s auth=%q: %v, want %v %q", p.name, connectapi.Procedure(md), auth, err, want, wantMsg)
+				}
+			}
+		}
+	}
+}
+
+// callerFromHeader stands for the authentication interceptor: any
+// Authorization header makes a caller.
+type callerFromHeader struct{}
+
+func (callerFromHeader) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
+func (callerFromHeader) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+func (callerFromHeader) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		if conn.RequestHeader().Get("Authorization") != "" {
+			ctx = identity.NewContext(ctx, &identity.Caller{})
+		}
+		return next(ctx, conn)
+	}
+}
+
+// withStreamAuthorization sets Authorization on streaming calls too.
+func withStreamAuthorization(v string) connect.Interceptor { return streamAuth(v) }
+
+type streamAuth string
+
+func (a streamAuth) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		if a != "" {
+			req.Header().Set("Authorization", string(a))
+		}
+		return next(ctx, req)
+	}
+}
+func (a streamAuth) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		if a != "" {
+			conn.RequestHeader().Set("Authorization", string(a))
+		}
+		return conn
+	}
+}
+func (streamAuth) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
