@@ -426,3 +426,15 @@ func (a streamAuth) WrapStreamingClient(next connect.StreamingClientFunc) connec
 func (streamAuth) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
 	return next
 }
+
+// TestSecrets_GetSecretValueUnimplemented: secret values never come out of
+// the API; the vendor's GetSecretValue is declared and answers unimplemented.
+func TestSecrets_GetSecretValueUnimplemented(t *testing.T) {
+	ts := testutil.StartServer(t, testutil.SQLite)
+	for _, prefix := range []string{"", connectapi.PathPrefix} {
+		res := postJSON(t, ts.URL+prefix+"/gitpod.v1.SecretService/GetSecretValue", `{"secretId":"0195c4b8-1ae4-7fd4-a8f8-2e5bd5d5a0c1"}`)
+		if res.code != "unimplemented" || !strings.Contains(string(res.body), "gitpod.v1.SecretService/GetSecretValue is not implemented in runyard") {
+			t.Errorf("GetSecretValue under %q: HTTP %d %s", prefix, res.status, res.body)
+		}
+	}
+}
