@@ -233,193 +233,6 @@ func (ResourceRole) EnumDescriptor() ([]byte, []int) {
 	return file_gitpod_v1_group_proto_rawDescGZIP(), []int{0}
 }
 
-type ResourceType int32
-
-const (
-	ResourceType_RESOURCE_TYPE_UNSPECIFIED                  ResourceType = 0
-	ResourceType_RESOURCE_TYPE_ENVIRONMENT                  ResourceType = 1
-	ResourceType_RESOURCE_TYPE_RUNNER                       ResourceType = 2
-	ResourceType_RESOURCE_TYPE_PROJECT                      ResourceType = 3
-	ResourceType_RESOURCE_TYPE_TASK                         ResourceType = 4
-	ResourceType_RESOURCE_TYPE_TASK_EXECUTION               ResourceType = 5
-	ResourceType_RESOURCE_TYPE_SERVICE                      ResourceType = 6
-	ResourceType_RESOURCE_TYPE_ORGANIZATION                 ResourceType = 7
-	ResourceType_RESOURCE_TYPE_USER                         ResourceType = 8
-	ResourceType_RESOURCE_TYPE_ENVIRONMENT_CLASS            ResourceType = 9
-	ResourceType_RESOURCE_TYPE_RUNNER_SCM_INTEGRATION       ResourceType = 10
-	ResourceType_RESOURCE_TYPE_HOST_AUTHENTICATION_TOKEN    ResourceType = 11
-	ResourceType_RESOURCE_TYPE_GROUP                        ResourceType = 12
-	ResourceType_RESOURCE_TYPE_PERSONAL_ACCESS_TOKEN        ResourceType = 13
-	ResourceType_RESOURCE_TYPE_USER_PREFERENCE              ResourceType = 14
-	ResourceType_RESOURCE_TYPE_SERVICE_ACCOUNT              ResourceType = 15
-	ResourceType_RESOURCE_TYPE_SECRET                       ResourceType = 16
-	ResourceType_RESOURCE_TYPE_SSO_CONFIG                   ResourceType = 17
-	ResourceType_RESOURCE_TYPE_DOMAIN_VERIFICATION          ResourceType = 18
-	ResourceType_RESOURCE_TYPE_AGENT_EXECUTION              ResourceType = 19
-	ResourceType_RESOURCE_TYPE_RUNNER_LLM_INTEGRATION       ResourceType = 20
-	ResourceType_RESOURCE_TYPE_AGENT                        ResourceType = 21
-	ResourceType_RESOURCE_TYPE_ENVIRONMENT_SESSION          ResourceType = 22
-	ResourceType_RESOURCE_TYPE_USER_SECRET                  ResourceType = 23
-	ResourceType_RESOURCE_TYPE_ORGANIZATION_POLICY          ResourceType = 24
-	ResourceType_RESOURCE_TYPE_ORGANIZATION_SECRET          ResourceType = 25
-	ResourceType_RESOURCE_TYPE_PROJECT_ENVIRONMENT_CLASS    ResourceType = 26
-	ResourceType_RESOURCE_TYPE_BILLING                      ResourceType = 27
-	ResourceType_RESOURCE_TYPE_PROMPT                       ResourceType = 28
-	ResourceType_RESOURCE_TYPE_COUPON                       ResourceType = 29
-	ResourceType_RESOURCE_TYPE_COUPON_REDEMPTION            ResourceType = 30
-	ResourceType_RESOURCE_TYPE_ACCOUNT                      ResourceType = 31
-	ResourceType_RESOURCE_TYPE_INTEGRATION                  ResourceType = 32
-	ResourceType_RESOURCE_TYPE_WORKFLOW                     ResourceType = 33
-	ResourceType_RESOURCE_TYPE_WORKFLOW_EXECUTION           ResourceType = 34
-	ResourceType_RESOURCE_TYPE_WORKFLOW_EXECUTION_ACTION    ResourceType = 35
-	ResourceType_RESOURCE_TYPE_SNAPSHOT                     ResourceType = 36
-	ResourceType_RESOURCE_TYPE_PREBUILD                     ResourceType = 37
-	ResourceType_RESOURCE_TYPE_ORGANIZATION_LLM_INTEGRATION ResourceType = 38
-	ResourceType_RESOURCE_TYPE_CUSTOM_DOMAIN                ResourceType = 39
-	ResourceType_RESOURCE_TYPE_ROLE_ASSIGNMENT_CHANGED      ResourceType = 40
-	ResourceType_RESOURCE_TYPE_GROUP_MEMBERSHIP_CHANGED     ResourceType = 41
-	ResourceType_RESOURCE_TYPE_WEBHOOK                      ResourceType = 42
-	ResourceType_RESOURCE_TYPE_SCIM_CONFIGURATION           ResourceType = 43
-	ResourceType_RESOURCE_TYPE_SERVICE_ACCOUNT_SECRET       ResourceType = 44
-	ResourceType_RESOURCE_TYPE_ANNOUNCEMENT_BANNER          ResourceType = 45
-	ResourceType_RESOURCE_TYPE_SERVICE_ACCOUNT_TOKEN        ResourceType = 46
-	ResourceType_RESOURCE_TYPE_ROLE_ASSIGNMENT              ResourceType = 47
-	ResourceType_RESOURCE_TYPE_WARM_POOL                    ResourceType = 48
-)
-
-// Enum value maps for ResourceType.
-var (
-	ResourceType_name = map[int32]string{
-		0:  "RESOURCE_TYPE_UNSPECIFIED",
-		1:  "RESOURCE_TYPE_ENVIRONMENT",
-		2:  "RESOURCE_TYPE_RUNNER",
-		3:  "RESOURCE_TYPE_PROJECT",
-		4:  "RESOURCE_TYPE_TASK",
-		5:  "RESOURCE_TYPE_TASK_EXECUTION",
-		6:  "RESOURCE_TYPE_SERVICE",
-		7:  "RESOURCE_TYPE_ORGANIZATION",
-		8:  "RESOURCE_TYPE_USER",
-		9:  "RESOURCE_TYPE_ENVIRONMENT_CLASS",
-		10: "RESOURCE_TYPE_RUNNER_SCM_INTEGRATION",
-		11: "RESOURCE_TYPE_HOST_AUTHENTICATION_TOKEN",
-		12: "RESOURCE_TYPE_GROUP",
-		13: "RESOURCE_TYPE_PERSONAL_ACCESS_TOKEN",
-		14: "RESOURCE_TYPE_USER_PREFERENCE",
-		15: "RESOURCE_TYPE_SERVICE_ACCOUNT",
-		16: "RESOURCE_TYPE_SECRET",
-		17: "RESOURCE_TYPE_SSO_CONFIG",
-		18: "RESOURCE_TYPE_DOMAIN_VERIFICATION",
-		19: "RESOURCE_TYPE_AGENT_EXECUTION",
-		20: "RESOURCE_TYPE_RUNNER_LLM_INTEGRATION",
-		21: "RESOURCE_TYPE_AGENT",
-		22: "RESOURCE_TYPE_ENVIRONMENT_SESSION",
-		23: "RESOURCE_TYPE_USER_SECRET",
-		24: "RESOURCE_TYPE_ORGANIZATION_POLICY",
-		25: "RESOURCE_TYPE_ORGANIZATION_SECRET",
-		26: "RESOURCE_TYPE_PROJECT_ENVIRONMENT_CLASS",
-		27: "RESOURCE_TYPE_BILLING",
-		28: "RESOURCE_TYPE_PROMPT",
-		29: "RESOURCE_TYPE_COUPON",
-		30: "RESOURCE_TYPE_COUPON_REDEMPTION",
-		31: "RESOURCE_TYPE_ACCOUNT",
-		32: "RESOURCE_TYPE_INTEGRATION",
-		33: "RESOURCE_TYPE_WORKFLOW",
-		34: "RESOURCE_TYPE_WORKFLOW_EXECUTION",
-		35: "RESOURCE_TYPE_WORKFLOW_EXECUTION_ACTION",
-		36: "RESOURCE_TYPE_SNAPSHOT",
-		37: "RESOURCE_TYPE_PREBUILD",
-		38: "RESOURCE_TYPE_ORGANIZATION_LLM_INTEGRATION",
-		39: "RESOURCE_TYPE_CUSTOM_DOMAIN",
-		40: "RESOURCE_TYPE_ROLE_ASSIGNMENT_CHANGED",
-		41: "RESOURCE_TYPE_GROUP_MEMBERSHIP_CHANGED",
-		42: "RESOURCE_TYPE_WEBHOOK",
-		43: "RESOURCE_TYPE_SCIM_CONFIGURATION",
-		44: "RESOURCE_TYPE_SERVICE_ACCOUNT_SECRET",
-		45: "RESOURCE_TYPE_ANNOUNCEMENT_BANNER",
-		46: "RESOURCE_TYPE_SERVICE_ACCOUNT_TOKEN",
-		47: "RESOURCE_TYPE_ROLE_ASSIGNMENT",
-		48: "RESOURCE_TYPE_WARM_POOL",
-	}
-	ResourceType_value = map[string]int32{
-		"RESOURCE_TYPE_UNSPECIFIED":                  0,
-		"RESOURCE_TYPE_ENVIRONMENT":                  1,
-		"RESOURCE_TYPE_RUNNER":                       2,
-		"RESOURCE_TYPE_PROJECT":                      3,
-		"RESOURCE_TYPE_TASK":                         4,
-		"RESOURCE_TYPE_TASK_EXECUTION":               5,
-		"RESOURCE_TYPE_SERVICE":                      6,
-		"RESOURCE_TYPE_ORGANIZATION":                 7,
-		"RESOURCE_TYPE_USER":                         8,
-		"RESOURCE_TYPE_ENVIRONMENT_CLASS":            9,
-		"RESOURCE_TYPE_RUNNER_SCM_INTEGRATION":       10,
-		"RESOURCE_TYPE_HOST_AUTHENTICATION_TOKEN":    11,
-		"RESOURCE_TYPE_GROUP":                        12,
-		"RESOURCE_TYPE_PERSONAL_ACCESS_TOKEN":        13,
-		"RESOURCE_TYPE_USER_PREFERENCE":              14,
-		"RESOURCE_TYPE_SERVICE_ACCOUNT":              15,
-		"RESOURCE_TYPE_SECRET":                       16,
-		"RESOURCE_TYPE_SSO_CONFIG":                   17,
-		"RESOURCE_TYPE_DOMAIN_VERIFICATION":          18,
-		"RESOURCE_TYPE_AGENT_EXECUTION":              19,
-		"RESOURCE_TYPE_RUNNER_LLM_INTEGRATION":       20,
-		"RESOURCE_TYPE_AGENT":                        21,
-		"RESOURCE_TYPE_ENVIRONMENT_SESSION":          22,
-		"RESOURCE_TYPE_USER_SECRET":                  23,
-		"RESOURCE_TYPE_ORGANIZATION_POLICY":          24,
-		"RESOURCE_TYPE_ORGANIZATION_SECRET":          25,
-		"RESOURCE_TYPE_PROJECT_ENVIRONMENT_CLASS":    26,
-		"RESOURCE_TYPE_BILLING":                      27,
-		"RESOURCE_TYPE_PROMPT":                       28,
-		"RESOURCE_TYPE_COUPON":                       29,
-		"RESOURCE_TYPE_COUPON_REDEMPTION":            30,
-		"RESOURCE_TYPE_ACCOUNT":                      31,
-		"RESOURCE_TYPE_INTEGRATION":                  32,
-		"RESOURCE_TYPE_WORKFLOW":                     33,
-		"RESOURCE_TYPE_WORKFLOW_EXECUTION":           34,
-		"RESOURCE_TYPE_WORKFLOW_EXECUTION_ACTION":    35,
-		"RESOURCE_TYPE_SNAPSHOT":                     36,
-		"RESOURCE_TYPE_PREBUILD":                     37,
-		"RESOURCE_TYPE_ORGANIZATION_LLM_INTEGRATION": 38,
-		"RESOURCE_TYPE_CUSTOM_DOMAIN":                39,
-		"RESOURCE_TYPE_ROLE_ASSIGNMENT_CHANGED":      40,
-		"RESOURCE_TYPE_GROUP_MEMBERSHIP_CHANGED":     41,
-		"RESOURCE_TYPE_WEBHOOK":                      42,
-		"RESOURCE_TYPE_SCIM_CONFIGURATION":           43,
-		"RESOURCE_TYPE_SERVICE_ACCOUNT_SECRET":       44,
-		"RESOURCE_TYPE_ANNOUNCEMENT_BANNER":          45,
-		"RESOURCE_TYPE_SERVICE_ACCOUNT_TOKEN":        46,
-		"RESOURCE_TYPE_ROLE_ASSIGNMENT":              47,
-		"RESOURCE_TYPE_WARM_POOL":                    48,
-	}
-)
-
-func (x ResourceType) Enum() *ResourceType {
-	p := new(ResourceType)
-	*p = x
-	return p
-}
-
-func (x ResourceType) String() string {
-	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
-}
-
-func (ResourceType) Descriptor() protoreflect.EnumDescriptor {
-	return file_gitpod_v1_group_proto_enumTypes[1].Descriptor()
-}
-
-func (ResourceType) Type() protoreflect.EnumType {
-	return &file_gitpod_v1_group_proto_enumTypes[1]
-}
-
-func (x ResourceType) Number() protoreflect.EnumNumber {
-	return protoreflect.EnumNumber(x)
-}
-
-// Deprecated: Use ResourceType.Descriptor instead.
-func (ResourceType) EnumDescriptor() ([]byte, []int) {
-	return file_gitpod_v1_group_proto_rawDescGZIP(), []int{1}
-}
-
 type CreateGroupRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Description    string                 `protobuf:"bytes,1,opt,name=description,proto3" json:"description,omitempty"`
@@ -1475,8 +1288,10 @@ type CreateRoleAssignmentRequest struct {
 	ResourceId string                 `protobuf:"bytes,2,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
 	// ResourceRole represents roles that can be assigned to groups on resources These
 	// map directly to the roles defined in backend/db/rule/rbac/role/role.go
-	ResourceRole  ResourceRole `protobuf:"varint,3,opt,name=resource_role,json=resourceRole,proto3,enum=gitpod.v1.ResourceRole" json:"resource_role,omitempty"`
-	ResourceType  ResourceType `protobuf:"varint,4,opt,name=resource_type,json=resourceType,proto3,enum=gitpod.v1.ResourceType" json:"resource_type,omitempty"`
+	ResourceRole ResourceRole `protobuf:"varint,3,opt,name=resource_role,json=resourceRole,proto3,enum=gitpod.v1.ResourceRole" json:"resource_role,omitempty"`
+	// A ResourceType value name (RESOURCE_TYPE_...), as a string until this file
+	// can import the enum from event.proto (EventService, declared elsewhere).
+	ResourceType  string `protobuf:"bytes,4,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1532,11 +1347,11 @@ func (x *CreateRoleAssignmentRequest) GetResourceRole() ResourceRole {
 	return ResourceRole_RESOURCE_ROLE_UNSPECIFIED
 }
 
-func (x *CreateRoleAssignmentRequest) GetResourceType() ResourceType {
+func (x *CreateRoleAssignmentRequest) GetResourceType() string {
 	if x != nil {
 		return x.ResourceType
 	}
-	return ResourceType_RESOURCE_TYPE_UNSPECIFIED
+	return ""
 }
 
 type CreateRoleAssignmentResponse struct {
@@ -1603,7 +1418,9 @@ type RoleAssignment struct {
 	// Role assigned to the group on this resource
 	ResourceRole ResourceRole `protobuf:"varint,6,opt,name=resource_role,json=resourceRole,proto3,enum=gitpod.v1.ResourceRole" json:"resource_role,omitempty"`
 	// Type of resource (runner, project, environment, etc.)
-	ResourceType  ResourceType `protobuf:"varint,7,opt,name=resource_type,json=resourceType,proto3,enum=gitpod.v1.ResourceType" json:"resource_type,omitempty"`
+	// A ResourceType value name (RESOURCE_TYPE_...), as a string until this file
+	// can import the enum from event.proto (EventService, declared elsewhere).
+	ResourceType  string `protobuf:"bytes,7,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1680,11 +1497,11 @@ func (x *RoleAssignment) GetResourceRole() ResourceRole {
 	return ResourceRole_RESOURCE_ROLE_UNSPECIFIED
 }
 
-func (x *RoleAssignment) GetResourceType() ResourceType {
+func (x *RoleAssignment) GetResourceType() string {
 	if x != nil {
 		return x.ResourceType
 	}
-	return ResourceType_RESOURCE_TYPE_UNSPECIFIED
+	return ""
 }
 
 type ListRoleAssignmentsRequest struct {
@@ -1757,7 +1574,9 @@ type ListRoleAssignmentsRequestFilter struct {
 	ResourceRoles []ResourceRole `protobuf:"varint,3,rep,packed,name=resource_roles,json=resourceRoles,proto3,enum=gitpod.v1.ResourceRole" json:"resource_roles,omitempty"`
 	// resource_types filters the response to only role assignments for these resource
 	// types
-	ResourceTypes []ResourceType `protobuf:"varint,4,rep,packed,name=resource_types,json=resourceTypes,proto3,enum=gitpod.v1.ResourceType" json:"resource_types,omitempty"`
+	// A ResourceType value name (RESOURCE_TYPE_...), as a string until this file
+	// can import the enum from event.proto (EventService, declared elsewhere).
+	ResourceTypes []string `protobuf:"bytes,4,rep,name=resource_types,json=resourceTypes,proto3" json:"resource_types,omitempty"`
 	// user_id filters the response to only role assignments for groups that this user
 	// is a member of Empty string is allowed and means no filtering by user
 	UserId        string `protobuf:"bytes,5,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
@@ -1816,7 +1635,7 @@ func (x *ListRoleAssignmentsRequestFilter) GetResourceRoles() []ResourceRole {
 	return nil
 }
 
-func (x *ListRoleAssignmentsRequestFilter) GetResourceTypes() []ResourceType {
+func (x *ListRoleAssignmentsRequestFilter) GetResourceTypes() []string {
 	if x != nil {
 		return x.ResourceTypes
 	}
@@ -1971,7 +1790,9 @@ type ShareResourceWithPrincipalRequest struct {
 	// ID of the resource to share
 	ResourceId string `protobuf:"bytes,3,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
 	// Type of resource to share (runner, project, etc.)
-	ResourceType ResourceType `protobuf:"varint,4,opt,name=resource_type,json=resourceType,proto3,enum=gitpod.v1.ResourceType" json:"resource_type,omitempty"`
+	// A ResourceType value name (RESOURCE_TYPE_...), as a string until this file
+	// can import the enum from event.proto (EventService, declared elsewhere).
+	ResourceType string `protobuf:"bytes,4,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
 	// Role to grant the principal on the resource
 	Role          ResourceRole `protobuf:"varint,5,opt,name=role,proto3,enum=gitpod.v1.ResourceRole" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -2029,11 +1850,11 @@ func (x *ShareResourceWithPrincipalRequest) GetResourceId() string {
 	return ""
 }
 
-func (x *ShareResourceWithPrincipalRequest) GetResourceType() ResourceType {
+func (x *ShareResourceWithPrincipalRequest) GetResourceType() string {
 	if x != nil {
 		return x.ResourceType
 	}
-	return ResourceType_RESOURCE_TYPE_UNSPECIFIED
+	return ""
 }
 
 func (x *ShareResourceWithPrincipalRequest) GetRole() ResourceRole {
@@ -2088,7 +1909,9 @@ type UnshareResourceWithPrincipalRequest struct {
 	// ID of the resource to unshare
 	ResourceId string `protobuf:"bytes,3,opt,name=resource_id,json=resourceId,proto3" json:"resource_id,omitempty"`
 	// Type of resource to unshare
-	ResourceType  ResourceType `protobuf:"varint,4,opt,name=resource_type,json=resourceType,proto3,enum=gitpod.v1.ResourceType" json:"resource_type,omitempty"`
+	// A ResourceType value name (RESOURCE_TYPE_...), as a string until this file
+	// can import the enum from event.proto (EventService, declared elsewhere).
+	ResourceType  string `protobuf:"bytes,4,opt,name=resource_type,json=resourceType,proto3" json:"resource_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2144,11 +1967,11 @@ func (x *UnshareResourceWithPrincipalRequest) GetResourceId() string {
 	return ""
 }
 
-func (x *UnshareResourceWithPrincipalRequest) GetResourceType() ResourceType {
+func (x *UnshareResourceWithPrincipalRequest) GetResourceType() string {
 	if x != nil {
 		return x.ResourceType
 	}
-	return ResourceType_RESOURCE_TYPE_UNSPECIFIED
+	return ""
 }
 
 type UnshareResourceWithPrincipalResponse struct {
@@ -2261,17 +2084,17 @@ const file_gitpod_v1_group_proto_rawDesc = "" +
 	"pagination\">\n" +
 	"\x17DeleteMembershipRequest\x12#\n" +
 	"\rmembership_id\x18\x01 \x01(\tR\fmembershipId\"\x1a\n" +
-	"\x18DeleteMembershipResponse\"\xd5\x01\n" +
+	"\x18DeleteMembershipResponse\"\xbc\x01\n" +
 	"\x1bCreateRoleAssignmentRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1f\n" +
 	"\vresource_id\x18\x02 \x01(\tR\n" +
 	"resourceId\x12<\n" +
-	"\rresource_role\x18\x03 \x01(\x0e2\x17.gitpod.v1.ResourceRoleR\fresourceRole\x12<\n" +
-	"\rresource_type\x18\x04 \x01(\x0e2\x17.gitpod.v1.ResourceTypeR\fresourceType\"Y\n" +
+	"\rresource_role\x18\x03 \x01(\x0e2\x17.gitpod.v1.ResourceRoleR\fresourceRole\x12#\n" +
+	"\rresource_type\x18\x04 \x01(\tR\fresourceType\"Y\n" +
 	"\x1cCreateRoleAssignmentResponse\x129\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x19.gitpod.v1.RoleAssignmentR\n" +
-	"assignment\"\xcd\x02\n" +
+	"assignment\"\xb4\x02\n" +
 	"\x0eRoleAssignment\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12J\n" +
 	"\x15derived_from_org_role\x18\x02 \x01(\x0e2\x17.gitpod.v1.ResourceRoleR\x12derivedFromOrgRole\x12\x19\n" +
@@ -2279,19 +2102,19 @@ const file_gitpod_v1_group_proto_rawDesc = "" +
 	"\x0forganization_id\x18\x04 \x01(\tR\x0eorganizationId\x12\x1f\n" +
 	"\vresource_id\x18\x05 \x01(\tR\n" +
 	"resourceId\x12<\n" +
-	"\rresource_role\x18\x06 \x01(\x0e2\x17.gitpod.v1.ResourceRoleR\fresourceRole\x12<\n" +
-	"\rresource_type\x18\a \x01(\x0e2\x17.gitpod.v1.ResourceTypeR\fresourceType\"\x9f\x01\n" +
+	"\rresource_role\x18\x06 \x01(\x0e2\x17.gitpod.v1.ResourceRoleR\fresourceRole\x12#\n" +
+	"\rresource_type\x18\a \x01(\tR\fresourceType\"\x9f\x01\n" +
 	"\x1aListRoleAssignmentsRequest\x12C\n" +
 	"\x06filter\x18\x01 \x01(\v2+.gitpod.v1.ListRoleAssignmentsRequestFilterR\x06filter\x12<\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
-	"pagination\"\xf7\x01\n" +
+	"pagination\"\xde\x01\n" +
 	" ListRoleAssignmentsRequestFilter\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1f\n" +
 	"\vresource_id\x18\x02 \x01(\tR\n" +
 	"resourceId\x12>\n" +
-	"\x0eresource_roles\x18\x03 \x03(\x0e2\x17.gitpod.v1.ResourceRoleR\rresourceRoles\x12>\n" +
-	"\x0eresource_types\x18\x04 \x03(\x0e2\x17.gitpod.v1.ResourceTypeR\rresourceTypes\x12\x17\n" +
+	"\x0eresource_roles\x18\x03 \x03(\x0e2\x17.gitpod.v1.ResourceRoleR\rresourceRoles\x12%\n" +
+	"\x0eresource_types\x18\x04 \x03(\tR\rresourceTypes\x12\x17\n" +
 	"\auser_id\x18\x05 \x01(\tR\x06userId\"\x99\x01\n" +
 	"\x1bListRoleAssignmentsResponse\x12;\n" +
 	"\vassignments\x18\x01 \x03(\v2\x19.gitpod.v1.RoleAssignmentR\vassignments\x12=\n" +
@@ -2300,21 +2123,21 @@ const file_gitpod_v1_group_proto_rawDesc = "" +
 	"pagination\"B\n" +
 	"\x1bDeleteRoleAssignmentRequest\x12#\n" +
 	"\rassignment_id\x18\x01 \x01(\tR\fassignmentId\"\x1e\n" +
-	"\x1cDeleteRoleAssignmentResponse\"\x86\x02\n" +
+	"\x1cDeleteRoleAssignmentResponse\"\xed\x01\n" +
 	"!ShareResourceWithPrincipalRequest\x122\n" +
 	"\tprincipal\x18\x01 \x01(\x0e2\x14.gitpod.v1.PrincipalR\tprincipal\x12!\n" +
 	"\fprincipal_id\x18\x02 \x01(\tR\vprincipalId\x12\x1f\n" +
 	"\vresource_id\x18\x03 \x01(\tR\n" +
-	"resourceId\x12<\n" +
-	"\rresource_type\x18\x04 \x01(\x0e2\x17.gitpod.v1.ResourceTypeR\fresourceType\x12+\n" +
+	"resourceId\x12#\n" +
+	"\rresource_type\x18\x04 \x01(\tR\fresourceType\x12+\n" +
 	"\x04role\x18\x05 \x01(\x0e2\x17.gitpod.v1.ResourceRoleR\x04role\"$\n" +
-	"\"ShareResourceWithPrincipalResponse\"\xdb\x01\n" +
+	"\"ShareResourceWithPrincipalResponse\"\xc2\x01\n" +
 	"#UnshareResourceWithPrincipalRequest\x122\n" +
 	"\tprincipal\x18\x01 \x01(\x0e2\x14.gitpod.v1.PrincipalR\tprincipal\x12!\n" +
 	"\fprincipal_id\x18\x02 \x01(\tR\vprincipalId\x12\x1f\n" +
 	"\vresource_id\x18\x03 \x01(\tR\n" +
-	"resourceId\x12<\n" +
-	"\rresource_type\x18\x04 \x01(\x0e2\x17.gitpod.v1.ResourceTypeR\fresourceType\"&\n" +
+	"resourceId\x12#\n" +
+	"\rresource_type\x18\x04 \x01(\tR\fresourceType\"&\n" +
 	"$UnshareResourceWithPrincipalResponse*\xe8\x10\n" +
 	"\fResourceRole\x12\x1d\n" +
 	"\x19RESOURCE_ROLE_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -2374,58 +2197,7 @@ const file_gitpod_v1_group_proto_rawDesc = "" +
 	"\x1cRESOURCE_ROLE_WEBHOOK_VIEWER\x105\x12!\n" +
 	"\x1dRESOURCE_ROLE_WARMPOOL_RUNNER\x106\x12 \n" +
 	"\x1cRESOURCE_ROLE_WARMPOOL_ADMIN\x107\x12!\n" +
-	"\x1dRESOURCE_ROLE_WARMPOOL_VIEWER\x108*\x90\r\n" +
-	"\fResourceType\x12\x1d\n" +
-	"\x19RESOURCE_TYPE_UNSPECIFIED\x10\x00\x12\x1d\n" +
-	"\x19RESOURCE_TYPE_ENVIRONMENT\x10\x01\x12\x18\n" +
-	"\x14RESOURCE_TYPE_RUNNER\x10\x02\x12\x19\n" +
-	"\x15RESOURCE_TYPE_PROJECT\x10\x03\x12\x16\n" +
-	"\x12RESOURCE_TYPE_TASK\x10\x04\x12 \n" +
-	"\x1cRESOURCE_TYPE_TASK_EXECUTION\x10\x05\x12\x19\n" +
-	"\x15RESOURCE_TYPE_SERVICE\x10\x06\x12\x1e\n" +
-	"\x1aRESOURCE_TYPE_ORGANIZATION\x10\a\x12\x16\n" +
-	"\x12RESOURCE_TYPE_USER\x10\b\x12#\n" +
-	"\x1fRESOURCE_TYPE_ENVIRONMENT_CLASS\x10\t\x12(\n" +
-	"$RESOURCE_TYPE_RUNNER_SCM_INTEGRATION\x10\n" +
-	"\x12+\n" +
-	"'RESOURCE_TYPE_HOST_AUTHENTICATION_TOKEN\x10\v\x12\x17\n" +
-	"\x13RESOURCE_TYPE_GROUP\x10\f\x12'\n" +
-	"#RESOURCE_TYPE_PERSONAL_ACCESS_TOKEN\x10\r\x12!\n" +
-	"\x1dRESOURCE_TYPE_USER_PREFERENCE\x10\x0e\x12!\n" +
-	"\x1dRESOURCE_TYPE_SERVICE_ACCOUNT\x10\x0f\x12\x18\n" +
-	"\x14RESOURCE_TYPE_SECRET\x10\x10\x12\x1c\n" +
-	"\x18RESOURCE_TYPE_SSO_CONFIG\x10\x11\x12%\n" +
-	"!RESOURCE_TYPE_DOMAIN_VERIFICATION\x10\x12\x12!\n" +
-	"\x1dRESOURCE_TYPE_AGENT_EXECUTION\x10\x13\x12(\n" +
-	"$RESOURCE_TYPE_RUNNER_LLM_INTEGRATION\x10\x14\x12\x17\n" +
-	"\x13RESOURCE_TYPE_AGENT\x10\x15\x12%\n" +
-	"!RESOURCE_TYPE_ENVIRONMENT_SESSION\x10\x16\x12\x1d\n" +
-	"\x19RESOURCE_TYPE_USER_SECRET\x10\x17\x12%\n" +
-	"!RESOURCE_TYPE_ORGANIZATION_POLICY\x10\x18\x12%\n" +
-	"!RESOURCE_TYPE_ORGANIZATION_SECRET\x10\x19\x12+\n" +
-	"'RESOURCE_TYPE_PROJECT_ENVIRONMENT_CLASS\x10\x1a\x12\x19\n" +
-	"\x15RESOURCE_TYPE_BILLING\x10\x1b\x12\x18\n" +
-	"\x14RESOURCE_TYPE_PROMPT\x10\x1c\x12\x18\n" +
-	"\x14RESOURCE_TYPE_COUPON\x10\x1d\x12#\n" +
-	"\x1fRESOURCE_TYPE_COUPON_REDEMPTION\x10\x1e\x12\x19\n" +
-	"\x15RESOURCE_TYPE_ACCOUNT\x10\x1f\x12\x1d\n" +
-	"\x19RESOURCE_TYPE_INTEGRATION\x10 \x12\x1a\n" +
-	"\x16RESOURCE_TYPE_WORKFLOW\x10!\x12$\n" +
-	" RESOURCE_TYPE_WORKFLOW_EXECUTION\x10\"\x12+\n" +
-	"'RESOURCE_TYPE_WORKFLOW_EXECUTION_ACTION\x10#\x12\x1a\n" +
-	"\x16RESOURCE_TYPE_SNAPSHOT\x10$\x12\x1a\n" +
-	"\x16RESOURCE_TYPE_PREBUILD\x10%\x12.\n" +
-	"*RESOURCE_TYPE_ORGANIZATION_LLM_INTEGRATION\x10&\x12\x1f\n" +
-	"\x1bRESOURCE_TYPE_CUSTOM_DOMAIN\x10'\x12)\n" +
-	"%RESOURCE_TYPE_ROLE_ASSIGNMENT_CHANGED\x10(\x12*\n" +
-	"&RESOURCE_TYPE_GROUP_MEMBERSHIP_CHANGED\x10)\x12\x19\n" +
-	"\x15RESOURCE_TYPE_WEBHOOK\x10*\x12$\n" +
-	" RESOURCE_TYPE_SCIM_CONFIGURATION\x10+\x12(\n" +
-	"$RESOURCE_TYPE_SERVICE_ACCOUNT_SECRET\x10,\x12%\n" +
-	"!RESOURCE_TYPE_ANNOUNCEMENT_BANNER\x10-\x12'\n" +
-	"#RESOURCE_TYPE_SERVICE_ACCOUNT_TOKEN\x10.\x12!\n" +
-	"\x1dRESOURCE_TYPE_ROLE_ASSIGNMENT\x10/\x12\x1b\n" +
-	"\x17RESOURCE_TYPE_WARM_POOL\x1002\xc1\n" +
+	"\x1dRESOURCE_ROLE_WARMPOOL_VIEWER\x1082\xc1\n" +
 	"\n" +
 	"\fGroupService\x12N\n" +
 	"\vCreateGroup\x12\x1d.gitpod.v1.CreateGroupRequest\x1a\x1e.gitpod.v1.CreateGroupResponse\"\x00\x12E\n" +
@@ -2456,116 +2228,110 @@ func file_gitpod_v1_group_proto_rawDescGZIP() []byte {
 	return file_gitpod_v1_group_proto_rawDescData
 }
 
-var file_gitpod_v1_group_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_gitpod_v1_group_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_gitpod_v1_group_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_gitpod_v1_group_proto_goTypes = []any{
 	(ResourceRole)(0),                            // 0: gitpod.v1.ResourceRole
-	(ResourceType)(0),                            // 1: gitpod.v1.ResourceType
-	(*CreateGroupRequest)(nil),                   // 2: gitpod.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),                  // 3: gitpod.v1.CreateGroupResponse
-	(*Group)(nil),                                // 4: gitpod.v1.Group
-	(*GetGroupRequest)(nil),                      // 5: gitpod.v1.GetGroupRequest
-	(*GetGroupResponse)(nil),                     // 6: gitpod.v1.GetGroupResponse
-	(*UpdateGroupRequest)(nil),                   // 7: gitpod.v1.UpdateGroupRequest
-	(*UpdateGroupResponse)(nil),                  // 8: gitpod.v1.UpdateGroupResponse
-	(*ListGroupsRequest)(nil),                    // 9: gitpod.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),                   // 10: gitpod.v1.ListGroupsResponse
-	(*DeleteGroupRequest)(nil),                   // 11: gitpod.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),                  // 12: gitpod.v1.DeleteGroupResponse
-	(*CreateMembershipRequest)(nil),              // 13: gitpod.v1.CreateMembershipRequest
-	(*CreateMembershipResponse)(nil),             // 14: gitpod.v1.CreateMembershipResponse
-	(*GroupMembership)(nil),                      // 15: gitpod.v1.GroupMembership
-	(*GetMembershipRequest)(nil),                 // 16: gitpod.v1.GetMembershipRequest
-	(*GetMembershipResponse)(nil),                // 17: gitpod.v1.GetMembershipResponse
-	(*ListMembershipsRequest)(nil),               // 18: gitpod.v1.ListMembershipsRequest
-	(*ListMembershipsResponse)(nil),              // 19: gitpod.v1.ListMembershipsResponse
-	(*DeleteMembershipRequest)(nil),              // 20: gitpod.v1.DeleteMembershipRequest
-	(*DeleteMembershipResponse)(nil),             // 21: gitpod.v1.DeleteMembershipResponse
-	(*CreateRoleAssignmentRequest)(nil),          // 22: gitpod.v1.CreateRoleAssignmentRequest
-	(*CreateRoleAssignmentResponse)(nil),         // 23: gitpod.v1.CreateRoleAssignmentResponse
-	(*RoleAssignment)(nil),                       // 24: gitpod.v1.RoleAssignment
-	(*ListRoleAssignmentsRequest)(nil),           // 25: gitpod.v1.ListRoleAssignmentsRequest
-	(*ListRoleAssignmentsRequestFilter)(nil),     // 26: gitpod.v1.ListRoleAssignmentsRequestFilter
-	(*ListRoleAssignmentsResponse)(nil),          // 27: gitpod.v1.ListRoleAssignmentsResponse
-	(*DeleteRoleAssignmentRequest)(nil),          // 28: gitpod.v1.DeleteRoleAssignmentRequest
-	(*DeleteRoleAssignmentResponse)(nil),         // 29: gitpod.v1.DeleteRoleAssignmentResponse
-	(*ShareResourceWithPrincipalRequest)(nil),    // 30: gitpod.v1.ShareResourceWithPrincipalRequest
-	(*ShareResourceWithPrincipalResponse)(nil),   // 31: gitpod.v1.ShareResourceWithPrincipalResponse
-	(*UnshareResourceWithPrincipalRequest)(nil),  // 32: gitpod.v1.UnshareResourceWithPrincipalRequest
-	(*UnshareResourceWithPrincipalResponse)(nil), // 33: gitpod.v1.UnshareResourceWithPrincipalResponse
-	(*timestamppb.Timestamp)(nil),                // 34: google.protobuf.Timestamp
-	(*PaginationRequest)(nil),                    // 35: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                   // 36: gitpod.v1.PaginationResponse
-	(*Subject)(nil),                              // 37: gitpod.v1.Subject
-	(Principal)(0),                               // 38: gitpod.v1.Principal
+	(*CreateGroupRequest)(nil),                   // 1: gitpod.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),                  // 2: gitpod.v1.CreateGroupResponse
+	(*Group)(nil),                                // 3: gitpod.v1.Group
+	(*GetGroupRequest)(nil),                      // 4: gitpod.v1.GetGroupRequest
+	(*GetGroupResponse)(nil),                     // 5: gitpod.v1.GetGroupResponse
+	(*UpdateGroupRequest)(nil),                   // 6: gitpod.v1.UpdateGroupRequest
+	(*UpdateGroupResponse)(nil),                  // 7: gitpod.v1.UpdateGroupResponse
+	(*ListGroupsRequest)(nil),                    // 8: gitpod.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),                   // 9: gitpod.v1.ListGroupsResponse
+	(*DeleteGroupRequest)(nil),                   // 10: gitpod.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),                  // 11: gitpod.v1.DeleteGroupResponse
+	(*CreateMembershipRequest)(nil),              // 12: gitpod.v1.CreateMembershipRequest
+	(*CreateMembershipResponse)(nil),             // 13: gitpod.v1.CreateMembershipResponse
+	(*GroupMembership)(nil),                      // 14: gitpod.v1.GroupMembership
+	(*GetMembershipRequest)(nil),                 // 15: gitpod.v1.GetMembershipRequest
+	(*GetMembershipResponse)(nil),                // 16: gitpod.v1.GetMembershipResponse
+	(*ListMembershipsRequest)(nil),               // 17: gitpod.v1.ListMembershipsRequest
+	(*ListMembershipsResponse)(nil),              // 18: gitpod.v1.ListMembershipsResponse
+	(*DeleteMembershipRequest)(nil),              // 19: gitpod.v1.DeleteMembershipRequest
+	(*DeleteMembershipResponse)(nil),             // 20: gitpod.v1.DeleteMembershipResponse
+	(*CreateRoleAssignmentRequest)(nil),          // 21: gitpod.v1.CreateRoleAssignmentRequest
+	(*CreateRoleAssignmentResponse)(nil),         // 22: gitpod.v1.CreateRoleAssignmentResponse
+	(*RoleAssignment)(nil),                       // 23: gitpod.v1.RoleAssignment
+	(*ListRoleAssignmentsRequest)(nil),           // 24: gitpod.v1.ListRoleAssignmentsRequest
+	(*ListRoleAssignmentsRequestFilter)(nil),     // 25: gitpod.v1.ListRoleAssignmentsRequestFilter
+	(*ListRoleAssignmentsResponse)(nil),          // 26: gitpod.v1.ListRoleAssignmentsResponse
+	(*DeleteRoleAssignmentRequest)(nil),          // 27: gitpod.v1.DeleteRoleAssignmentRequest
+	(*DeleteRoleAssignmentResponse)(nil),         // 28: gitpod.v1.DeleteRoleAssignmentResponse
+	(*ShareResourceWithPrincipalRequest)(nil),    // 29: gitpod.v1.ShareResourceWithPrincipalRequest
+	(*ShareResourceWithPrincipalResponse)(nil),   // 30: gitpod.v1.ShareResourceWithPrincipalResponse
+	(*UnshareResourceWithPrincipalRequest)(nil),  // 31: gitpod.v1.UnshareResourceWithPrincipalRequest
+	(*UnshareResourceWithPrincipalResponse)(nil), // 32: gitpod.v1.UnshareResourceWithPrincipalResponse
+	(*timestamppb.Timestamp)(nil),                // 33: google.protobuf.Timestamp
+	(*PaginationRequest)(nil),                    // 34: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                   // 35: gitpod.v1.PaginationResponse
+	(*Subject)(nil),                              // 36: gitpod.v1.Subject
+	(Principal)(0),                               // 37: gitpod.v1.Principal
 }
 var file_gitpod_v1_group_proto_depIdxs = []int32{
-	4,  // 0: gitpod.v1.CreateGroupResponse.group:type_name -> gitpod.v1.Group
-	34, // 1: gitpod.v1.Group.created_at:type_name -> google.protobuf.Timestamp
-	34, // 2: gitpod.v1.Group.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 3: gitpod.v1.GetGroupResponse.group:type_name -> gitpod.v1.Group
-	4,  // 4: gitpod.v1.UpdateGroupResponse.group:type_name -> gitpod.v1.Group
-	35, // 5: gitpod.v1.ListGroupsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	4,  // 6: gitpod.v1.ListGroupsResponse.groups:type_name -> gitpod.v1.Group
-	36, // 7: gitpod.v1.ListGroupsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	37, // 8: gitpod.v1.CreateMembershipRequest.subject:type_name -> gitpod.v1.Subject
-	15, // 9: gitpod.v1.CreateMembershipResponse.member:type_name -> gitpod.v1.GroupMembership
-	37, // 10: gitpod.v1.GroupMembership.subject:type_name -> gitpod.v1.Subject
-	37, // 11: gitpod.v1.GetMembershipRequest.subject:type_name -> gitpod.v1.Subject
-	15, // 12: gitpod.v1.GetMembershipResponse.member:type_name -> gitpod.v1.GroupMembership
-	35, // 13: gitpod.v1.ListMembershipsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	15, // 14: gitpod.v1.ListMembershipsResponse.members:type_name -> gitpod.v1.GroupMembership
-	36, // 15: gitpod.v1.ListMembershipsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	3,  // 0: gitpod.v1.CreateGroupResponse.group:type_name -> gitpod.v1.Group
+	33, // 1: gitpod.v1.Group.created_at:type_name -> google.protobuf.Timestamp
+	33, // 2: gitpod.v1.Group.updated_at:type_name -> google.protobuf.Timestamp
+	3,  // 3: gitpod.v1.GetGroupResponse.group:type_name -> gitpod.v1.Group
+	3,  // 4: gitpod.v1.UpdateGroupResponse.group:type_name -> gitpod.v1.Group
+	34, // 5: gitpod.v1.ListGroupsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	3,  // 6: gitpod.v1.ListGroupsResponse.groups:type_name -> gitpod.v1.Group
+	35, // 7: gitpod.v1.ListGroupsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	36, // 8: gitpod.v1.CreateMembershipRequest.subject:type_name -> gitpod.v1.Subject
+	14, // 9: gitpod.v1.CreateMembershipResponse.member:type_name -> gitpod.v1.GroupMembership
+	36, // 10: gitpod.v1.GroupMembership.subject:type_name -> gitpod.v1.Subject
+	36, // 11: gitpod.v1.GetMembershipRequest.subject:type_name -> gitpod.v1.Subject
+	14, // 12: gitpod.v1.GetMembershipResponse.member:type_name -> gitpod.v1.GroupMembership
+	34, // 13: gitpod.v1.ListMembershipsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	14, // 14: gitpod.v1.ListMembershipsResponse.members:type_name -> gitpod.v1.GroupMembership
+	35, // 15: gitpod.v1.ListMembershipsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	0,  // 16: gitpod.v1.CreateRoleAssignmentRequest.resource_role:type_name -> gitpod.v1.ResourceRole
-	1,  // 17: gitpod.v1.CreateRoleAssignmentRequest.resource_type:type_name -> gitpod.v1.ResourceType
-	24, // 18: gitpod.v1.CreateRoleAssignmentResponse.assignment:type_name -> gitpod.v1.RoleAssignment
-	0,  // 19: gitpod.v1.RoleAssignment.derived_from_org_role:type_name -> gitpod.v1.ResourceRole
-	0,  // 20: gitpod.v1.RoleAssignment.resource_role:type_name -> gitpod.v1.ResourceRole
-	1,  // 21: gitpod.v1.RoleAssignment.resource_type:type_name -> gitpod.v1.ResourceType
-	26, // 22: gitpod.v1.ListRoleAssignmentsRequest.filter:type_name -> gitpod.v1.ListRoleAssignmentsRequestFilter
-	35, // 23: gitpod.v1.ListRoleAssignmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	0,  // 24: gitpod.v1.ListRoleAssignmentsRequestFilter.resource_roles:type_name -> gitpod.v1.ResourceRole
-	1,  // 25: gitpod.v1.ListRoleAssignmentsRequestFilter.resource_types:type_name -> gitpod.v1.ResourceType
-	24, // 26: gitpod.v1.ListRoleAssignmentsResponse.assignments:type_name -> gitpod.v1.RoleAssignment
-	36, // 27: gitpod.v1.ListRoleAssignmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	38, // 28: gitpod.v1.ShareResourceWithPrincipalRequest.principal:type_name -> gitpod.v1.Principal
-	1,  // 29: gitpod.v1.ShareResourceWithPrincipalRequest.resource_type:type_name -> gitpod.v1.ResourceType
-	0,  // 30: gitpod.v1.ShareResourceWithPrincipalRequest.role:type_name -> gitpod.v1.ResourceRole
-	38, // 31: gitpod.v1.UnshareResourceWithPrincipalRequest.principal:type_name -> gitpod.v1.Principal
-	1,  // 32: gitpod.v1.UnshareResourceWithPrincipalRequest.resource_type:type_name -> gitpod.v1.ResourceType
-	2,  // 33: gitpod.v1.GroupService.CreateGroup:input_type -> gitpod.v1.CreateGroupRequest
-	5,  // 34: gitpod.v1.GroupService.GetGroup:input_type -> gitpod.v1.GetGroupRequest
-	7,  // 35: gitpod.v1.GroupService.UpdateGroup:input_type -> gitpod.v1.UpdateGroupRequest
-	9,  // 36: gitpod.v1.GroupService.ListGroups:input_type -> gitpod.v1.ListGroupsRequest
-	11, // 37: gitpod.v1.GroupService.DeleteGroup:input_type -> gitpod.v1.DeleteGroupRequest
-	13, // 38: gitpod.v1.GroupService.CreateMembership:input_type -> gitpod.v1.CreateMembershipRequest
-	16, // 39: gitpod.v1.GroupService.GetMembership:input_type -> gitpod.v1.GetMembershipRequest
-	18, // 40: gitpod.v1.GroupService.ListMemberships:input_type -> gitpod.v1.ListMembershipsRequest
-	20, // 41: gitpod.v1.GroupService.DeleteMembership:input_type -> gitpod.v1.DeleteMembershipRequest
-	22, // 42: gitpod.v1.GroupService.CreateRoleAssignment:input_type -> gitpod.v1.CreateRoleAssignmentRequest
-	25, // 43: gitpod.v1.GroupService.ListRoleAssignments:input_type -> gitpod.v1.ListRoleAssignmentsRequest
-	28, // 44: gitpod.v1.GroupService.DeleteRoleAssignment:input_type -> gitpod.v1.DeleteRoleAssignmentRequest
-	30, // 45: gitpod.v1.GroupService.ShareResourceWithPrincipal:input_type -> gitpod.v1.ShareResourceWithPrincipalRequest
-	32, // 46: gitpod.v1.GroupService.UnshareResourceWithPrincipal:input_type -> gitpod.v1.UnshareResourceWithPrincipalRequest
-	3,  // 47: gitpod.v1.GroupService.CreateGroup:output_type -> gitpod.v1.CreateGroupResponse
-	6,  // 48: gitpod.v1.GroupService.GetGroup:output_type -> gitpod.v1.GetGroupResponse
-	8,  // 49: gitpod.v1.GroupService.UpdateGroup:output_type -> gitpod.v1.UpdateGroupResponse
-	10, // 50: gitpod.v1.GroupService.ListGroups:output_type -> gitpod.v1.ListGroupsResponse
-	12, // 51: gitpod.v1.GroupService.DeleteGroup:output_type -> gitpod.v1.DeleteGroupResponse
-	14, // 52: gitpod.v1.GroupService.CreateMembership:output_type -> gitpod.v1.CreateMembershipResponse
-	17, // 53: gitpod.v1.GroupService.GetMembership:output_type -> gitpod.v1.GetMembershipResponse
-	19, // 54: gitpod.v1.GroupService.ListMemberships:output_type -> gitpod.v1.ListMembershipsResponse
-	21, // 55: gitpod.v1.GroupService.DeleteMembership:output_type -> gitpod.v1.DeleteMembershipResponse
-	23, // 56: gitpod.v1.GroupService.CreateRoleAssignment:output_type -> gitpod.v1.CreateRoleAssignmentResponse
-	27, // 57: gitpod.v1.GroupService.ListRoleAssignments:output_type -> gitpod.v1.ListRoleAssignmentsResponse
-	29, // 58: gitpod.v1.GroupService.DeleteRoleAssignment:output_type -> gitpod.v1.DeleteRoleAssignmentResponse
-	31, // 59: gitpod.v1.GroupService.ShareResourceWithPrincipal:output_type -> gitpod.v1.ShareResourceWithPrincipalResponse
-	33, // 60: gitpod.v1.GroupService.UnshareResourceWithPrincipal:output_type -> gitpod.v1.UnshareResourceWithPrincipalResponse
-	47, // [47:61] is the sub-list for method output_type
-	33, // [33:47] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	23, // 17: gitpod.v1.CreateRoleAssignmentResponse.assignment:type_name -> gitpod.v1.RoleAssignment
+	0,  // 18: gitpod.v1.RoleAssignment.derived_from_org_role:type_name -> gitpod.v1.ResourceRole
+	0,  // 19: gitpod.v1.RoleAssignment.resource_role:type_name -> gitpod.v1.ResourceRole
+	25, // 20: gitpod.v1.ListRoleAssignmentsRequest.filter:type_name -> gitpod.v1.ListRoleAssignmentsRequestFilter
+	34, // 21: gitpod.v1.ListRoleAssignmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	0,  // 22: gitpod.v1.ListRoleAssignmentsRequestFilter.resource_roles:type_name -> gitpod.v1.ResourceRole
+	23, // 23: gitpod.v1.ListRoleAssignmentsResponse.assignments:type_name -> gitpod.v1.RoleAssignment
+	35, // 24: gitpod.v1.ListRoleAssignmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	37, // 25: gitpod.v1.ShareResourceWithPrincipalRequest.principal:type_name -> gitpod.v1.Principal
+	0,  // 26: gitpod.v1.ShareResourceWithPrincipalRequest.role:type_name -> gitpod.v1.ResourceRole
+	37, // 27: gitpod.v1.UnshareResourceWithPrincipalRequest.principal:type_name -> gitpod.v1.Principal
+	1,  // 28: gitpod.v1.GroupService.CreateGroup:input_type -> gitpod.v1.CreateGroupRequest
+	4,  // 29: gitpod.v1.GroupService.GetGroup:input_type -> gitpod.v1.GetGroupRequest
+	6,  // 30: gitpod.v1.GroupService.UpdateGroup:input_type -> gitpod.v1.UpdateGroupRequest
+	8,  // 31: gitpod.v1.GroupService.ListGroups:input_type -> gitpod.v1.ListGroupsRequest
+	10, // 32: gitpod.v1.GroupService.DeleteGroup:input_type -> gitpod.v1.DeleteGroupRequest
+	12, // 33: gitpod.v1.GroupService.CreateMembership:input_type -> gitpod.v1.CreateMembershipRequest
+	15, // 34: gitpod.v1.GroupService.GetMembership:input_type -> gitpod.v1.GetMembershipRequest
+	17, // 35: gitpod.v1.GroupService.ListMemberships:input_type -> gitpod.v1.ListMembershipsRequest
+	19, // 36: gitpod.v1.GroupService.DeleteMembership:input_type -> gitpod.v1.DeleteMembershipRequest
+	21, // 37: gitpod.v1.GroupService.CreateRoleAssignment:input_type -> gitpod.v1.CreateRoleAssignmentRequest
+	24, // 38: gitpod.v1.GroupService.ListRoleAssignments:input_type -> gitpod.v1.ListRoleAssignmentsRequest
+	27, // 39: gitpod.v1.GroupService.DeleteRoleAssignment:input_type -> gitpod.v1.DeleteRoleAssignmentRequest
+	29, // 40: gitpod.v1.GroupService.ShareResourceWithPrincipal:input_type -> gitpod.v1.ShareResourceWithPrincipalRequest
+	31, // 41: gitpod.v1.GroupService.UnshareResourceWithPrincipal:input_type -> gitpod.v1.UnshareResourceWithPrincipalRequest
+	2,  // 42: gitpod.v1.GroupService.CreateGroup:output_type -> gitpod.v1.CreateGroupResponse
+	5,  // 43: gitpod.v1.GroupService.GetGroup:output_type -> gitpod.v1.GetGroupResponse
+	7,  // 44: gitpod.v1.GroupService.UpdateGroup:output_type -> gitpod.v1.UpdateGroupResponse
+	9,  // 45: gitpod.v1.GroupService.ListGroups:output_type -> gitpod.v1.ListGroupsResponse
+	11, // 46: gitpod.v1.GroupService.DeleteGroup:output_type -> gitpod.v1.DeleteGroupResponse
+	13, // 47: gitpod.v1.GroupService.CreateMembership:output_type -> gitpod.v1.CreateMembershipResponse
+	16, // 48: gitpod.v1.GroupService.GetMembership:output_type -> gitpod.v1.GetMembershipResponse
+	18, // 49: gitpod.v1.GroupService.ListMemberships:output_type -> gitpod.v1.ListMembershipsResponse
+	20, // 50: gitpod.v1.GroupService.DeleteMembership:output_type -> gitpod.v1.DeleteMembershipResponse
+	22, // 51: gitpod.v1.GroupService.CreateRoleAssignment:output_type -> gitpod.v1.CreateRoleAssignmentResponse
+	26, // 52: gitpod.v1.GroupService.ListRoleAssignments:output_type -> gitpod.v1.ListRoleAssignmentsResponse
+	28, // 53: gitpod.v1.GroupService.DeleteRoleAssignment:output_type -> gitpod.v1.DeleteRoleAssignmentResponse
+	30, // 54: gitpod.v1.GroupService.ShareResourceWithPrincipal:output_type -> gitpod.v1.ShareResourceWithPrincipalResponse
+	32, // 55: gitpod.v1.GroupService.UnshareResourceWithPrincipal:output_type -> gitpod.v1.UnshareResourceWithPrincipalResponse
+	42, // [42:56] is the sub-list for method output_type
+	28, // [28:42] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_group_proto_init() }
@@ -2580,7 +2346,7 @@ func file_gitpod_v1_group_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_group_proto_rawDesc), len(file_gitpod_v1_group_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      1,
 			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
