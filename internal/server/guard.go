@@ -208,7 +208,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c, _ := identity.FromContext(ctx)
 		r = r.WithContext(apiauth.WithOutcome(r.Context(), c, nil))
-		if strings.HasPrefix(r.URL.Path, runnerControlPrefix) {
+		if strings.HasPrefix(connect, runnerControlPrefix) {
 			// The runner's streams last as long as it is connected.
 			_ = rc.SetReadDeadline(time.Time{})
 		}

@@ -110,29 +110,44 @@ func (m *mounter) service(impl any) func(path string, typed http.Handler) {
 		if err != nil {
 			panic(fmt.Sprintf("connectapi: service %s is not in the proto registry: %v", name, err))
 		}
-		m.mount(d.(protoreflect.ServiceDescriptor), reflect.TypeOf(impl), typed)
+		t := reflect.TypeOf(impl)
+		m.mount(d.(protoreflect.ServiceDescriptor), func(method protoreflect.Name) bool {
+			_, ok := t.MethodByName(string(method))
+			return ok
+		}, typed)
 	}
+}
+
+// handle mounts a handler that serves every method of its service itself
+// (one wrapped by hand, say), under / and PathPrefix.
+func (m *mounter) handle(path string, h http.Handler) {
+	name := protoreflect.FullName(strings.Trim(path, "/"))
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
+	if err != nil {
+		panic(fmt.Sprintf("connectapi: service %s is not in the proto registry: %v", name, err))
+	}
+	m.mount(d.(protoreflect.ServiceDescriptor), func(protoreflect.Name) bool { return true }, h)
 }
 
 // rest mounts every service of APIPackages that no handler serves.
 func (m *mounter) rest() {
 	for _, sd := range APIServices() {
 		if !m.mounted[sd.FullName()] {
-			m.mount(sd, nil, nil)
+			m.mount(sd, func(protoreflect.Name) bool { return false }, nil)
 		}
 	}
 }
 
-func (m *mounter) mount(sd protoreflect.ServiceDescriptor, impl reflect.Type, typed http.Handler) {
+// mount serves sd: implemented says which methods typed serves, the others
+// get their stub.
+func (m *mounter) mount(sd protoreflect.ServiceDescriptor, implemented func(protoreflect.Name) bool, typed http.Handler) {
 	m.mounted[sd.FullName()] = true
 	stubs := map[string]http.Handler{}
 	methods := sd.Methods()
 	for i := range methods.Len() {
 		md := methods.Get(i)
-		if impl != nil {
-			if _, ok := impl.MethodByName(string(md.Name())); ok {
-				continue
-			}
+		if implemented(md.Name()) {
+			continue
 		}
 		stubs[Procedure(md)] = unimplementedHandler(md, m.opts, m.log)
 	}
