@@ -104,14 +104,9 @@ func newMounter(mux *http.ServeMux, opts []connect.HandlerOption, log *slog.Logg
 // path and handler); impl is the handler struct whose methods are the
 // implemented procedures.
 func (m *mounter) service(impl any) func(path string, typed http.Handler) {
+	t := reflect.TypeOf(impl)
 	return func(path string, typed http.Handler) {
-		name := protoreflect.FullName(strings.Trim(path, "/"))
-		d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
-		if err != nil {
-			panic(fmt.Sprintf("connectapi: service %s is not in the proto registry: %v", name, err))
-		}
-		t := reflect.TypeOf(impl)
-		m.mount(d.(protoreflect.ServiceDescriptor), func(method protoreflect.Name) bool {
+		m.mount(serviceAt(path), func(method protoreflect.Name) bool {
 			_, ok := t.MethodByName(string(method))
 			return ok
 		}, typed)
@@ -121,12 +116,19 @@ func (m *mounter) service(impl any) func(path string, typed http.Handler) {
 // handle mounts a handler that serves every method of its service itself
 // (one wrapped by hand, say), under / and PathPrefix.
 func (m *mounter) handle(path string, h http.Handler) {
+	m.mount(serviceAt(path), func(protoreflect.Name) bool { return true }, h)
+}
+
+// serviceAt returns the service whose handler path is path
+// ("/gitpod.v1.RunnerService/"). A generated handler's service is always
+// registered, so a miss is a bug.
+func serviceAt(path string) protoreflect.ServiceDescriptor {
 	name := protoreflect.FullName(strings.Trim(path, "/"))
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName(name)
 	if err != nil {
 		panic(fmt.Sprintf("connectapi: service %s is not in the proto registry: %v", name, err))
 	}
-	m.mount(d.(protoreflect.ServiceDescriptor), func(protoreflect.Name) bool { return true }, h)
+	return d.(protoreflect.ServiceDescriptor)
 }
 
 // rest mounts every service of APIPackages that no handler serves.
