@@ -66,7 +66,9 @@ func TestEnvironmentService_VendorShapes(t *testing.T) {
 }
 
 // Secret values go in and never come out: no SecretService response contains
-// a field that could carry one.
+// a field that could carry one. GetSecretValue is the vendor's, declared so
+// that SDK calls answer unimplemented (connectapi's
+// TestSecrets_GetSecretValueUnimplemented holds it to that).
 func TestSecretService_NoValueInResponses(t *testing.T) {
 	sd := gitpodv1.File_gitpod_v1_secret_proto.Services().ByName("SecretService")
 	if sd == nil {
@@ -90,6 +92,9 @@ func TestSecretService_NoValueInResponses(t *testing.T) {
 		}
 	}
 	for i := 0; i < sd.Methods().Len(); i++ {
+		if sd.Methods().Get(i).Name() == "GetSecretValue" {
+			continue
+		}
 		visit(sd.Methods().Get(i).Output())
 	}
 }

@@ -30,7 +30,7 @@ import (
 const (
 	// serveUnderAPI: Connect paths are served under /api/ too (item 1), so
 	// the SDK runs with its own base URL form (URL + "/api").
-	serveUnderAPI = false // RUNYARD_SDK_API_PREFIX
+	serveUnderAPI = true // RUNYARD_SDK_API_PREFIX
 	// eventsReady: EventService.WatchEvents is implemented, so events.watch
 	// and the SDK helpers built on it (waitForEnvironmentRunning from a new
 	// environment, runCommand, runService) run.
@@ -39,7 +39,7 @@ const (
 	contextURLReady = true // RUNYARD_SDK_CONTEXT_URL
 	// emptyListsReady: an empty list page carries its list (item 3); until
 	// then the scenario's empty-page check reports KNOWN instead of failing.
-	emptyListsReady = false // RUNYARD_SDK_EMPTY_LISTS
+	emptyListsReady = true // RUNYARD_SDK_EMPTY_LISTS
 )
 
 // idTokenAudience is the audience the scenario asks GetIDToken for.

@@ -277,8 +277,13 @@ func tooLarge(limit int64) error {
 const runnerControlPrefix = "/runyard.runner.v1.RunnerControlService/"
 
 // connectProcedure returns the Connect procedure r's path names
-// ("/pkg.Service/Method"), or "".
+// ("/pkg.Service/Method", also when the path has connectapi.PathPrefix before
+// it), or "". A REST path under /api/v1/ names no procedure: its first
+// segment has no dot.
 func connectProcedure(path string) string {
+	if rest, ok := strings.CutPrefix(path, connectapi.PathPrefix); ok && strings.HasPrefix(rest, "/") {
+		path = rest
+	}
 	svc, method, ok := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if !ok || !strings.HasPrefix(path, "/") || !strings.Contains(svc, ".") || method == "" || strings.Contains(method, "/") {
 		return ""

@@ -135,6 +135,8 @@ func TestGuard_TricklersWithoutToken(t *testing.T) {
 	surfaces := []struct{ name, method, path, contentType, want string }{
 		{"Connect", "POST", "/gitpod.v1.RunnerService/CreateRunner", "application/json", `"code":"unauthenticated"`},
 		{"ConnectProto", "POST", "/gitpod.v1.RunnerService/ListRunners", "application/proto", `"code":"unauthenticated"`},
+		{"ConnectAPIPrefix", "POST", "/api/gitpod.v1.RunnerService/CreateRunner", "application/json", `"code":"unauthenticated"`},
+		{"ConnectUnimplemented", "POST", "/api/gitpod.v1.OrganizationService/CreateOrganization", "application/json", `"code":"unauthenticated"`},
 		{"REST", "POST", "/api/v1/orgs/default/pods", "application/json", `"code":"unauthenticated"`},
 		{"Kubiya", "POST", "/api/v3/runners/trickle-runner", "application/json", `"code":"unauthenticated"`},
 		{"WrongToken", "POST", "/api/v1/orgs/default/pods", "application/json", "invalid token"},
@@ -171,8 +173,13 @@ func TestGuard_PublicTricklers(t *testing.T) {
 	const limit = 4
 	url, addr := startServer(t, server.Config{MaxUnauthenticatedPerIP: limit, ReadTimeout: time.Second})
 	var all []*trickler
-	for range 3 * limit {
-		all = append(all, trickle(t, addr, head("POST", "/gitpod.v1.IdentityService/ExchangeToken", "application/json", "", 1000)))
+	for i := range 3 * limit {
+		// Under /api too, counted against the same limit.
+		path := "/gitpod.v1.IdentityService/ExchangeToken"
+		if i%2 == 1 {
+			path = "/api" + path
+		}
+		all = append(all, trickle(t, addr, head("POST", path, "application/json", "", 1000)))
 	}
 	healthy(t, url)
 	refused := 0
@@ -240,6 +247,9 @@ func TestGuard_Oversized(t *testing.T) {
 		{"ConnectChunked", "/gitpod.v1.RunnerService/CreateRunner", "application/json", true},
 		{"ConnectProto", "/gitpod.v1.RunnerService/CreateRunner", "application/proto", false},
 		{"ExchangeToken", "/gitpod.v1.IdentityService/ExchangeToken", "application/json", false},
+		{"ConnectAPIPrefix", "/api/gitpod.v1.RunnerService/CreateRunner", "application/json", false},
+		{"ConnectAPIPrefixChunked", "/api/gitpod.v1.RunnerService/CreateRunner", "application/json", true},
+		{"ExchangeTokenAPIPrefix", "/api/gitpod.v1.IdentityService/ExchangeToken", "application/json", false},
 		{"REST", "/api/v1/orgs/default/pods", "application/json", false},
 		{"RESTChunked", "/api/v1/orgs/default/pods", "application/json", true},
 		{"Kubiya", "/api/v3/runners/huge-runner", "application/json", false},
@@ -324,5 +334,43 @@ func TestGuard_BusyConnectionsStay(t *testing.T) {
 		if n := c.dials.Load(); n != 1 {
 			t.Errorf("%s client dialed %d times, want once: the guard closed a connection that had sent requests", c.name, n)
 		}
+	}
+}
+
+// TestAPIPrefix_BesideREST checks that the Connect API under /api/ and the
+// REST API under /api/v1/ both answer on one server, and that /metrics labels
+// the prefixed calls by their service's pattern.
+func TestAPIPrefix_BesideREST(t *testing.T) {
+	url, _ := startServer(t, server.Config{})
+	do := func(method, path, contentType, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := do("POST", "/api/gitpod.v1.RunnerService/ListRunners", "application/json", "{}"); code != http.StatusOK || !strings.Contains(body, `"runners":[]`) {
+		t.Errorf("Connect under /api: %d %s", code, body)
+	}
+	if code, body := do("GET", "/api/v1/orgs/default/runners", "", ""); code != http.StatusOK {
+		t.Errorf("REST under /api/v1: %d %s", code, body)
+	}
+	if code, body := do("POST", "/api/gitpod.v1.RunnerService/NoSuchMethod", "application/json", "{}"); code != http.StatusNotFound {
+		t.Errorf("an undeclared method under /api: %d %s, want 404", code, body)
+	}
+	_, metrics := do("GET", "/metrics", "", "")
+	if want := `route="/api/gitpod.v1.RunnerService/"`; !strings.Contains(metrics, want) {
+		t.Errorf("/metrics has no %s", want)
 	}
 }

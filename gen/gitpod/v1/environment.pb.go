@@ -2418,6 +2418,288 @@ func (x *CreateEnvironmentLogsTokenResponse) GetAccessToken() string {
 	return ""
 }
 
+type CreateEnvironmentAccessTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies the environment for which the access token should be
+	// created.
+	EnvironmentId string `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentAccessTokenRequest) Reset() {
+	*x = CreateEnvironmentAccessTokenRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentAccessTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentAccessTokenRequest) ProtoMessage() {}
+
+func (x *CreateEnvironmentAccessTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentAccessTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentAccessTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateEnvironmentAccessTokenRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type CreateEnvironmentAccessTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// access_token is the token that can be used for environment authentication
+	AccessToken   string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentAccessTokenResponse) Reset() {
+	*x = CreateEnvironmentAccessTokenResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentAccessTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentAccessTokenResponse) ProtoMessage() {}
+
+func (x *CreateEnvironmentAccessTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentAccessTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentAccessTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateEnvironmentAccessTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+type CreateEnvironmentFromProjectRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is a user-defined identifier for the environment. If not specified, the
+	// system will generate a name.
+	Name      string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ProjectId string `protobuf:"bytes,2,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
+	// Spec is the configuration of the environment that's required for the runner to
+	// start the environment Configuration already defined in the Project will override
+	// parts of the spec, if set
+	Spec          *EnvironmentSpec `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentFromProjectRequest) Reset() {
+	*x = CreateEnvironmentFromProjectRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentFromProjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentFromProjectRequest) ProtoMessage() {}
+
+func (x *CreateEnvironmentFromProjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentFromProjectRequest.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentFromProjectRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateEnvironmentFromProjectRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateEnvironmentFromProjectRequest) GetProjectId() string {
+	if x != nil {
+		return x.ProjectId
+	}
+	return ""
+}
+
+func (x *CreateEnvironmentFromProjectRequest) GetSpec() *EnvironmentSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+type CreateEnvironmentFromProjectResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// +resource get environment
+	Environment   *Environment `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateEnvironmentFromProjectResponse) Reset() {
+	*x = CreateEnvironmentFromProjectResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateEnvironmentFromProjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateEnvironmentFromProjectResponse) ProtoMessage() {}
+
+func (x *CreateEnvironmentFromProjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateEnvironmentFromProjectResponse.ProtoReflect.Descriptor instead.
+func (*CreateEnvironmentFromProjectResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CreateEnvironmentFromProjectResponse) GetEnvironment() *Environment {
+	if x != nil {
+		return x.Environment
+	}
+	return nil
+}
+
+type UnarchiveEnvironmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// environment_id specifies the environment to unarchive.
+	EnvironmentId string `protobuf:"bytes,1,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnarchiveEnvironmentRequest) Reset() {
+	*x = UnarchiveEnvironmentRequest{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnarchiveEnvironmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnarchiveEnvironmentRequest) ProtoMessage() {}
+
+func (x *UnarchiveEnvironmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnarchiveEnvironmentRequest.ProtoReflect.Descriptor instead.
+func (*UnarchiveEnvironmentRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *UnarchiveEnvironmentRequest) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+type UnarchiveEnvironmentResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnarchiveEnvironmentResponse) Reset() {
+	*x = UnarchiveEnvironmentResponse{}
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnarchiveEnvironmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnarchiveEnvironmentResponse) ProtoMessage() {}
+
+func (x *UnarchiveEnvironmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnarchiveEnvironmentResponse.ProtoReflect.Descriptor instead.
+func (*UnarchiveEnvironmentResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_environment_proto_rawDescGZIP(), []int{34}
+}
+
 type EnvironmentSpec_Machine struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Session string                 `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
@@ -2430,7 +2712,7 @@ type EnvironmentSpec_Machine struct {
 
 func (x *EnvironmentSpec_Machine) Reset() {
 	*x = EnvironmentSpec_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2442,7 +2724,7 @@ func (x *EnvironmentSpec_Machine) String() string {
 func (*EnvironmentSpec_Machine) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[30]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2769,7 @@ type EnvironmentSpec_Content struct {
 
 func (x *EnvironmentSpec_Content) Reset() {
 	*x = EnvironmentSpec_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2781,7 @@ func (x *EnvironmentSpec_Content) String() string {
 func (*EnvironmentSpec_Content) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[31]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2562,7 +2844,7 @@ type EnvironmentSpec_Devcontainer struct {
 
 func (x *EnvironmentSpec_Devcontainer) Reset() {
 	*x = EnvironmentSpec_Devcontainer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2574,7 +2856,7 @@ func (x *EnvironmentSpec_Devcontainer) String() string {
 func (*EnvironmentSpec_Devcontainer) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Devcontainer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[32]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2628,7 +2910,7 @@ type EnvironmentSpec_Dotfiles struct {
 
 func (x *EnvironmentSpec_Dotfiles) Reset() {
 	*x = EnvironmentSpec_Dotfiles{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2640,7 +2922,7 @@ func (x *EnvironmentSpec_Dotfiles) String() string {
 func (*EnvironmentSpec_Dotfiles) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Dotfiles) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[33]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2677,7 +2959,7 @@ type EnvironmentSpec_Port struct {
 
 func (x *EnvironmentSpec_Port) Reset() {
 	*x = EnvironmentSpec_Port{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2689,7 +2971,7 @@ func (x *EnvironmentSpec_Port) String() string {
 func (*EnvironmentSpec_Port) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Port) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[34]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3033,7 @@ type EnvironmentSpec_Secret struct {
 
 func (x *EnvironmentSpec_Secret) Reset() {
 	*x = EnvironmentSpec_Secret{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2763,7 +3045,7 @@ func (x *EnvironmentSpec_Secret) String() string {
 func (*EnvironmentSpec_Secret) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[35]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2897,7 +3179,7 @@ type EnvironmentSpec_SSHPublicKey struct {
 
 func (x *EnvironmentSpec_SSHPublicKey) Reset() {
 	*x = EnvironmentSpec_SSHPublicKey{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2909,7 +3191,7 @@ func (x *EnvironmentSpec_SSHPublicKey) String() string {
 func (*EnvironmentSpec_SSHPublicKey) ProtoMessage() {}
 
 func (x *EnvironmentSpec_SSHPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[36]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3233,7 @@ type EnvironmentSpec_Timeout struct {
 
 func (x *EnvironmentSpec_Timeout) Reset() {
 	*x = EnvironmentSpec_Timeout{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2963,7 +3245,7 @@ func (x *EnvironmentSpec_Timeout) String() string {
 func (*EnvironmentSpec_Timeout) ProtoMessage() {}
 
 func (x *EnvironmentSpec_Timeout) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[37]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3283,7 @@ type EnvironmentSpec_AutomationsFile struct {
 
 func (x *EnvironmentSpec_AutomationsFile) Reset() {
 	*x = EnvironmentSpec_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3295,7 @@ func (x *EnvironmentSpec_AutomationsFile) String() string {
 func (*EnvironmentSpec_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentSpec_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[38]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3063,7 +3345,7 @@ type EnvironmentInitializer_Spec struct {
 
 func (x *EnvironmentInitializer_Spec) Reset() {
 	*x = EnvironmentInitializer_Spec{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3357,7 @@ func (x *EnvironmentInitializer_Spec) String() string {
 func (*EnvironmentInitializer_Spec) ProtoMessage() {}
 
 func (x *EnvironmentInitializer_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[39]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3145,7 +3427,7 @@ type EnvironmentStatus_RunnerACK struct {
 
 func (x *EnvironmentStatus_RunnerACK) Reset() {
 	*x = EnvironmentStatus_RunnerACK{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3157,7 +3439,7 @@ func (x *EnvironmentStatus_RunnerACK) String() string {
 func (*EnvironmentStatus_RunnerACK) ProtoMessage() {}
 
 func (x *EnvironmentStatus_RunnerACK) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[40]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3499,7 @@ type EnvironmentStatus_Machine struct {
 
 func (x *EnvironmentStatus_Machine) Reset() {
 	*x = EnvironmentStatus_Machine{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3511,7 @@ func (x *EnvironmentStatus_Machine) String() string {
 func (*EnvironmentStatus_Machine) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Machine) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[41]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3307,7 +3589,7 @@ type EnvironmentStatus_Content struct {
 
 func (x *EnvironmentStatus_Content) Reset() {
 	*x = EnvironmentStatus_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3319,7 +3601,7 @@ func (x *EnvironmentStatus_Content) String() string {
 func (*EnvironmentStatus_Content) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[42]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3397,7 +3679,7 @@ type EnvironmentStatus_Devcontainer struct {
 
 func (x *EnvironmentStatus_Devcontainer) Reset() {
 	*x = EnvironmentStatus_Devcontainer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3691,7 @@ func (x *EnvironmentStatus_Devcontainer) String() string {
 func (*EnvironmentStatus_Devcontainer) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Devcontainer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[43]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3521,7 +3803,7 @@ type EnvironmentStatus_EnvironmentURLs struct {
 
 func (x *EnvironmentStatus_EnvironmentURLs) Reset() {
 	*x = EnvironmentStatus_EnvironmentURLs{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3533,7 +3815,7 @@ func (x *EnvironmentStatus_EnvironmentURLs) String() string {
 func (*EnvironmentStatus_EnvironmentURLs) ProtoMessage() {}
 
 func (x *EnvironmentStatus_EnvironmentURLs) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[44]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3584,7 +3866,7 @@ type EnvironmentStatus_Secret struct {
 
 func (x *EnvironmentStatus_Secret) Reset() {
 	*x = EnvironmentStatus_Secret{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3596,7 +3878,7 @@ func (x *EnvironmentStatus_Secret) String() string {
 func (*EnvironmentStatus_Secret) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Secret) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[45]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3664,7 +3946,7 @@ type EnvironmentStatus_SSHPublicKey struct {
 
 func (x *EnvironmentStatus_SSHPublicKey) Reset() {
 	*x = EnvironmentStatus_SSHPublicKey{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3958,7 @@ func (x *EnvironmentStatus_SSHPublicKey) String() string {
 func (*EnvironmentStatus_SSHPublicKey) ProtoMessage() {}
 
 func (x *EnvironmentStatus_SSHPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[46]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +4010,7 @@ type EnvironmentStatus_AutomationsFile struct {
 
 func (x *EnvironmentStatus_AutomationsFile) Reset() {
 	*x = EnvironmentStatus_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3740,7 +4022,7 @@ func (x *EnvironmentStatus_AutomationsFile) String() string {
 func (*EnvironmentStatus_AutomationsFile) ProtoMessage() {}
 
 func (x *EnvironmentStatus_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[47]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3808,7 +4090,7 @@ type EnvironmentStatus_Machine_Versions struct {
 
 func (x *EnvironmentStatus_Machine_Versions) Reset() {
 	*x = EnvironmentStatus_Machine_Versions{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3820,7 +4102,7 @@ func (x *EnvironmentStatus_Machine_Versions) String() string {
 func (*EnvironmentStatus_Machine_Versions) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Machine_Versions) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[48]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3865,7 +4147,7 @@ type EnvironmentStatus_Content_Git struct {
 
 func (x *EnvironmentStatus_Content_Git) Reset() {
 	*x = EnvironmentStatus_Content_Git{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3877,7 +4159,7 @@ func (x *EnvironmentStatus_Content_Git) String() string {
 func (*EnvironmentStatus_Content_Git) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content_Git) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[49]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3952,7 +4234,7 @@ type EnvironmentStatus_Content_Git_ChangedFile struct {
 
 func (x *EnvironmentStatus_Content_Git_ChangedFile) Reset() {
 	*x = EnvironmentStatus_Content_Git_ChangedFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3964,7 +4246,7 @@ func (x *EnvironmentStatus_Content_Git_ChangedFile) String() string {
 func (*EnvironmentStatus_Content_Git_ChangedFile) ProtoMessage() {}
 
 func (x *EnvironmentStatus_Content_Git_ChangedFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[50]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4006,7 +4288,7 @@ type EnvironmentStatus_EnvironmentURLs_Port struct {
 
 func (x *EnvironmentStatus_EnvironmentURLs_Port) Reset() {
 	*x = EnvironmentStatus_EnvironmentURLs_Port{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[51]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4018,7 +4300,7 @@ func (x *EnvironmentStatus_EnvironmentURLs_Port) String() string {
 func (*EnvironmentStatus_EnvironmentURLs_Port) ProtoMessage() {}
 
 func (x *EnvironmentStatus_EnvironmentURLs_Port) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[51]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4057,7 +4339,7 @@ type EnvironmentStatus_EnvironmentURLs_SSH struct {
 
 func (x *EnvironmentStatus_EnvironmentURLs_SSH) Reset() {
 	*x = EnvironmentStatus_EnvironmentURLs_SSH{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[52]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4069,7 +4351,7 @@ func (x *EnvironmentStatus_EnvironmentURLs_SSH) String() string {
 func (*EnvironmentStatus_EnvironmentURLs_SSH) ProtoMessage() {}
 
 func (x *EnvironmentStatus_EnvironmentURLs_SSH) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[52]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4118,7 +4400,7 @@ type ListEnvironmentsRequest_Filter struct {
 
 func (x *ListEnvironmentsRequest_Filter) Reset() {
 	*x = ListEnvironmentsRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[53]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4130,7 +4412,7 @@ func (x *ListEnvironmentsRequest_Filter) String() string {
 func (*ListEnvironmentsRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentsRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[53]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4209,7 +4491,7 @@ type ListEnvironmentClassesRequest_Filter struct {
 
 func (x *ListEnvironmentClassesRequest_Filter) Reset() {
 	*x = ListEnvironmentClassesRequest_Filter{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[54]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4503,7 @@ func (x *ListEnvironmentClassesRequest_Filter) String() string {
 func (*ListEnvironmentClassesRequest_Filter) ProtoMessage() {}
 
 func (x *ListEnvironmentClassesRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[54]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4282,7 +4564,7 @@ type UpdateEnvironmentRequest_Metadata struct {
 
 func (x *UpdateEnvironmentRequest_Metadata) Reset() {
 	*x = UpdateEnvironmentRequest_Metadata{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[55]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +4576,7 @@ func (x *UpdateEnvironmentRequest_Metadata) String() string {
 func (*UpdateEnvironmentRequest_Metadata) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[55]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4618,7 @@ type UpdateEnvironmentRequest_Spec struct {
 
 func (x *UpdateEnvironmentRequest_Spec) Reset() {
 	*x = UpdateEnvironmentRequest_Spec{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[56]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4348,7 +4630,7 @@ func (x *UpdateEnvironmentRequest_Spec) String() string {
 func (*UpdateEnvironmentRequest_Spec) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[56]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4419,7 +4701,7 @@ type UpdateEnvironmentRequest_Spec_AutomationsFile struct {
 
 func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) Reset() {
 	*x = UpdateEnvironmentRequest_Spec_AutomationsFile{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[57]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4431,7 +4713,7 @@ func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) String() string {
 func (*UpdateEnvironmentRequest_Spec_AutomationsFile) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Spec_AutomationsFile) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[57]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4477,7 +4759,7 @@ type UpdateEnvironmentRequest_Spec_Content struct {
 
 func (x *UpdateEnvironmentRequest_Spec_Content) Reset() {
 	*x = UpdateEnvironmentRequest_Spec_Content{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[58]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4489,7 +4771,7 @@ func (x *UpdateEnvironmentRequest_Spec_Content) String() string {
 func (*UpdateEnvironmentRequest_Spec_Content) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Spec_Content) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[58]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4546,7 +4828,7 @@ type UpdateEnvironmentRequest_Spec_Devcontainer struct {
 
 func (x *UpdateEnvironmentRequest_Spec_Devcontainer) Reset() {
 	*x = UpdateEnvironmentRequest_Spec_Devcontainer{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[59]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4558,7 +4840,7 @@ func (x *UpdateEnvironmentRequest_Spec_Devcontainer) String() string {
 func (*UpdateEnvironmentRequest_Spec_Devcontainer) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Spec_Devcontainer) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[59]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4602,7 +4884,7 @@ type UpdateEnvironmentRequest_Spec_Port struct {
 
 func (x *UpdateEnvironmentRequest_Spec_Port) Reset() {
 	*x = UpdateEnvironmentRequest_Spec_Port{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[60]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4614,7 +4896,7 @@ func (x *UpdateEnvironmentRequest_Spec_Port) String() string {
 func (*UpdateEnvironmentRequest_Spec_Port) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Spec_Port) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[60]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4663,7 +4945,7 @@ type UpdateEnvironmentRequest_Spec_SSHPublicKey struct {
 
 func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) Reset() {
 	*x = UpdateEnvironmentRequest_Spec_SSHPublicKey{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[61]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4675,7 +4957,7 @@ func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) String() string {
 func (*UpdateEnvironmentRequest_Spec_SSHPublicKey) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Spec_SSHPublicKey) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[61]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4716,7 +4998,7 @@ type UpdateEnvironmentRequest_Spec_Timeout struct {
 
 func (x *UpdateEnvironmentRequest_Spec_Timeout) Reset() {
 	*x = UpdateEnvironmentRequest_Spec_Timeout{}
-	mi := &file_gitpod_v1_environment_proto_msgTypes[62]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4728,7 +5010,7 @@ func (x *UpdateEnvironmentRequest_Spec_Timeout) String() string {
 func (*UpdateEnvironmentRequest_Spec_Timeout) ProtoMessage() {}
 
 func (x *UpdateEnvironmentRequest_Spec_Timeout) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_environment_proto_msgTypes[62]
+	mi := &file_gitpod_v1_environment_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5142,7 +5424,21 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"!CreateEnvironmentLogsTokenRequest\x12%\n" +
 	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"G\n" +
 	"\"CreateEnvironmentLogsTokenResponse\x12!\n" +
-	"\faccess_token\x18\x01 \x01(\tR\vaccessToken*o\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"L\n" +
+	"#CreateEnvironmentAccessTokenRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"I\n" +
+	"$CreateEnvironmentAccessTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"\x88\x01\n" +
+	"#CreateEnvironmentFromProjectRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"project_id\x18\x02 \x01(\tR\tprojectId\x12.\n" +
+	"\x04spec\x18\x03 \x01(\v2\x1a.gitpod.v1.EnvironmentSpecR\x04spec\"`\n" +
+	"$CreateEnvironmentFromProjectResponse\x128\n" +
+	"\venvironment\x18\x01 \x01(\v2\x16.gitpod.v1.EnvironmentR\venvironment\"D\n" +
+	"\x1bUnarchiveEnvironmentRequest\x12%\n" +
+	"\x0eenvironment_id\x18\x01 \x01(\tR\renvironmentId\"\x1e\n" +
+	"\x1cUnarchiveEnvironmentResponse*o\n" +
 	"\x0eAdmissionLevel\x12\x1f\n" +
 	"\x1bADMISSION_LEVEL_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aADMISSION_LEVEL_OWNER_ONLY\x10\x01\x12\x1c\n" +
@@ -5157,7 +5453,8 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x1aENVIRONMENT_PHASE_STOPPING\x102\x12\x1d\n" +
 	"\x19ENVIRONMENT_PHASE_STOPPED\x10<\x12\x1e\n" +
 	"\x1aENVIRONMENT_PHASE_DELETING\x10F\x12\x1d\n" +
-	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\x89\b\n" +
+	"\x19ENVIRONMENT_PHASE_DELETED\x10P2\xfc\n" +
+	"\n" +
 	"\x12EnvironmentService\x12W\n" +
 	"\x0eGetEnvironment\x12 .gitpod.v1.GetEnvironmentRequest\x1a!.gitpod.v1.GetEnvironmentResponse\"\x00\x12]\n" +
 	"\x10ListEnvironments\x12\".gitpod.v1.ListEnvironmentsRequest\x1a#.gitpod.v1.ListEnvironmentsResponse\"\x00\x12o\n" +
@@ -5168,7 +5465,10 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x11DeleteEnvironment\x12#.gitpod.v1.DeleteEnvironmentRequest\x1a$.gitpod.v1.DeleteEnvironmentResponse\"\x00\x12l\n" +
 	"\x15MarkEnvironmentActive\x12'.gitpod.v1.MarkEnvironmentActiveRequest\x1a(.gitpod.v1.MarkEnvironmentActiveResponse\"\x00\x12`\n" +
 	"\x11UpdateEnvironment\x12#.gitpod.v1.UpdateEnvironmentRequest\x1a$.gitpod.v1.UpdateEnvironmentResponse\"\x00\x12{\n" +
-	"\x1aCreateEnvironmentLogsToken\x12,.gitpod.v1.CreateEnvironmentLogsTokenRequest\x1a-.gitpod.v1.CreateEnvironmentLogsTokenResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x1aCreateEnvironmentLogsToken\x12,.gitpod.v1.CreateEnvironmentLogsTokenRequest\x1a-.gitpod.v1.CreateEnvironmentLogsTokenResponse\"\x00\x12\x81\x01\n" +
+	"\x1cCreateEnvironmentAccessToken\x12..gitpod.v1.CreateEnvironmentAccessTokenRequest\x1a/.gitpod.v1.CreateEnvironmentAccessTokenResponse\"\x00\x12\x81\x01\n" +
+	"\x1cCreateEnvironmentFromProject\x12..gitpod.v1.CreateEnvironmentFromProjectRequest\x1a/.gitpod.v1.CreateEnvironmentFromProjectResponse\"\x00\x12i\n" +
+	"\x14UnarchiveEnvironment\x12&.gitpod.v1.UnarchiveEnvironmentRequest\x1a'.gitpod.v1.UnarchiveEnvironmentResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_environment_proto_rawDescOnce sync.Once
@@ -5183,200 +5483,214 @@ func file_gitpod_v1_environment_proto_rawDescGZIP() []byte {
 }
 
 var file_gitpod_v1_environment_proto_enumTypes = make([]protoimpl.EnumInfo, 11)
-var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 63)
+var file_gitpod_v1_environment_proto_msgTypes = make([]protoimpl.MessageInfo, 69)
 var file_gitpod_v1_environment_proto_goTypes = []any{
-	(AdmissionLevel)(0),                             // 0: gitpod.v1.AdmissionLevel
-	(EnvironmentPhase)(0),                           // 1: gitpod.v1.EnvironmentPhase
-	(GitInitializer_CloneTargetMode)(0),             // 2: gitpod.v1.GitInitializer.CloneTargetMode
-	(EnvironmentStatus_ContentPhase)(0),             // 3: gitpod.v1.EnvironmentStatus.ContentPhase
-	(EnvironmentStatus_RunnerACK_StatusCode)(0),     // 4: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	(EnvironmentStatus_Machine_Phase)(0),            // 5: gitpod.v1.EnvironmentStatus.Machine.Phase
-	(EnvironmentStatus_Content_Git_ChangeType)(0),   // 6: gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
-	(EnvironmentStatus_Devcontainer_Phase)(0),       // 7: gitpod.v1.EnvironmentStatus.Devcontainer.Phase
-	(EnvironmentStatus_Devcontainer_Presence)(0),    // 8: gitpod.v1.EnvironmentStatus.Devcontainer.Presence
-	(EnvironmentStatus_AutomationsFile_Presence)(0), // 9: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	(ListEnvironmentsRequest_ArchivalStatus)(0),     // 10: gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
-	(*Environment)(nil),                             // 11: gitpod.v1.Environment
-	(*EnvironmentMetadata)(nil),                     // 12: gitpod.v1.EnvironmentMetadata
-	(*EnvironmentActivitySignal)(nil),               // 13: gitpod.v1.EnvironmentActivitySignal
-	(*EnvironmentSpec)(nil),                         // 14: gitpod.v1.EnvironmentSpec
-	(*EnvironmentInitializer)(nil),                  // 15: gitpod.v1.EnvironmentInitializer
-	(*ContextURLInitializer)(nil),                   // 16: gitpod.v1.ContextURLInitializer
-	(*GitInitializer)(nil),                          // 17: gitpod.v1.GitInitializer
-	(*EnvironmentStatus)(nil),                       // 18: gitpod.v1.EnvironmentStatus
-	(*EnvironmentClass)(nil),                        // 19: gitpod.v1.EnvironmentClass
-	(*GetEnvironmentRequest)(nil),                   // 20: gitpod.v1.GetEnvironmentRequest
-	(*GetEnvironmentResponse)(nil),                  // 21: gitpod.v1.GetEnvironmentResponse
-	(*ListEnvironmentsRequest)(nil),                 // 22: gitpod.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),                // 23: gitpod.v1.ListEnvironmentsResponse
-	(*CreateEnvironmentRequest)(nil),                // 24: gitpod.v1.CreateEnvironmentRequest
-	(*CreateEnvironmentResponse)(nil),               // 25: gitpod.v1.CreateEnvironmentResponse
-	(*StartEnvironmentRequest)(nil),                 // 26: gitpod.v1.StartEnvironmentRequest
-	(*StartEnvironmentResponse)(nil),                // 27: gitpod.v1.StartEnvironmentResponse
-	(*StopEnvironmentRequest)(nil),                  // 28: gitpod.v1.StopEnvironmentRequest
-	(*StopEnvironmentResponse)(nil),                 // 29: gitpod.v1.StopEnvironmentResponse
-	(*DeleteEnvironmentRequest)(nil),                // 30: gitpod.v1.DeleteEnvironmentRequest
-	(*DeleteEnvironmentResponse)(nil),               // 31: gitpod.v1.DeleteEnvironmentResponse
-	(*MarkEnvironmentActiveRequest)(nil),            // 32: gitpod.v1.MarkEnvironmentActiveRequest
-	(*MarkEnvironmentActiveResponse)(nil),           // 33: gitpod.v1.MarkEnvironmentActiveResponse
-	(*ListEnvironmentClassesRequest)(nil),           // 34: gitpod.v1.ListEnvironmentClassesRequest
-	(*ListEnvironmentClassesResponse)(nil),          // 35: gitpod.v1.ListEnvironmentClassesResponse
-	(*UpdateEnvironmentRequest)(nil),                // 36: gitpod.v1.UpdateEnvironmentRequest
-	(*UpdateEnvironmentResponse)(nil),               // 37: gitpod.v1.UpdateEnvironmentResponse
-	(*CreateEnvironmentLogsTokenRequest)(nil),       // 38: gitpod.v1.CreateEnvironmentLogsTokenRequest
-	(*CreateEnvironmentLogsTokenResponse)(nil),      // 39: gitpod.v1.CreateEnvironmentLogsTokenResponse
-	nil,                                                   // 40: gitpod.v1.EnvironmentMetadata.AnnotationsEntry
-	(*EnvironmentSpec_Machine)(nil),                       // 41: gitpod.v1.EnvironmentSpec.Machine
-	(*EnvironmentSpec_Content)(nil),                       // 42: gitpod.v1.EnvironmentSpec.Content
-	(*EnvironmentSpec_Devcontainer)(nil),                  // 43: gitpod.v1.EnvironmentSpec.Devcontainer
-	(*EnvironmentSpec_Dotfiles)(nil),                      // 44: gitpod.v1.EnvironmentSpec.Dotfiles
-	(*EnvironmentSpec_Port)(nil),                          // 45: gitpod.v1.EnvironmentSpec.Port
-	(*EnvironmentSpec_Secret)(nil),                        // 46: gitpod.v1.EnvironmentSpec.Secret
-	(*EnvironmentSpec_SSHPublicKey)(nil),                  // 47: gitpod.v1.EnvironmentSpec.SSHPublicKey
-	(*EnvironmentSpec_Timeout)(nil),                       // 48: gitpod.v1.EnvironmentSpec.Timeout
-	(*EnvironmentSpec_AutomationsFile)(nil),               // 49: gitpod.v1.EnvironmentSpec.AutomationsFile
-	(*EnvironmentInitializer_Spec)(nil),                   // 50: gitpod.v1.EnvironmentInitializer.Spec
-	(*EnvironmentStatus_RunnerACK)(nil),                   // 51: gitpod.v1.EnvironmentStatus.RunnerACK
-	(*EnvironmentStatus_Machine)(nil),                     // 52: gitpod.v1.EnvironmentStatus.Machine
-	(*EnvironmentStatus_Content)(nil),                     // 53: gitpod.v1.EnvironmentStatus.Content
-	(*EnvironmentStatus_Devcontainer)(nil),                // 54: gitpod.v1.EnvironmentStatus.Devcontainer
-	(*EnvironmentStatus_EnvironmentURLs)(nil),             // 55: gitpod.v1.EnvironmentStatus.EnvironmentURLs
-	(*EnvironmentStatus_Secret)(nil),                      // 56: gitpod.v1.EnvironmentStatus.Secret
-	(*EnvironmentStatus_SSHPublicKey)(nil),                // 57: gitpod.v1.EnvironmentStatus.SSHPublicKey
-	(*EnvironmentStatus_AutomationsFile)(nil),             // 58: gitpod.v1.EnvironmentStatus.AutomationsFile
-	(*EnvironmentStatus_Machine_Versions)(nil),            // 59: gitpod.v1.EnvironmentStatus.Machine.Versions
-	(*EnvironmentStatus_Content_Git)(nil),                 // 60: gitpod.v1.EnvironmentStatus.Content.Git
-	(*EnvironmentStatus_Content_Git_ChangedFile)(nil),     // 61: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
-	(*EnvironmentStatus_EnvironmentURLs_Port)(nil),        // 62: gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
-	(*EnvironmentStatus_EnvironmentURLs_SSH)(nil),         // 63: gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
-	(*ListEnvironmentsRequest_Filter)(nil),                // 64: gitpod.v1.ListEnvironmentsRequest.Filter
-	(*ListEnvironmentClassesRequest_Filter)(nil),          // 65: gitpod.v1.ListEnvironmentClassesRequest.Filter
-	(*UpdateEnvironmentRequest_Metadata)(nil),             // 66: gitpod.v1.UpdateEnvironmentRequest.Metadata
-	(*UpdateEnvironmentRequest_Spec)(nil),                 // 67: gitpod.v1.UpdateEnvironmentRequest.Spec
-	(*UpdateEnvironmentRequest_Spec_AutomationsFile)(nil), // 68: gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
-	(*UpdateEnvironmentRequest_Spec_Content)(nil),         // 69: gitpod.v1.UpdateEnvironmentRequest.Spec.Content
-	(*UpdateEnvironmentRequest_Spec_Devcontainer)(nil),    // 70: gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
-	(*UpdateEnvironmentRequest_Spec_Port)(nil),            // 71: gitpod.v1.UpdateEnvironmentRequest.Spec.Port
-	(*UpdateEnvironmentRequest_Spec_SSHPublicKey)(nil),    // 72: gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
-	(*UpdateEnvironmentRequest_Spec_Timeout)(nil),         // 73: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
-	(*Subject)(nil),                                       // 74: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil),                         // 75: google.protobuf.Timestamp
-	(*FieldValue)(nil),                                    // 76: gitpod.v1.FieldValue
-	(*PaginationRequest)(nil),                             // 77: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                            // 78: gitpod.v1.PaginationResponse
-	(*durationpb.Duration)(nil),                           // 79: google.protobuf.Duration
-	(*AutomationTrigger)(nil),                             // 80: gitpod.v1.AutomationTrigger
-	(RunnerKind)(0),                                       // 81: gitpod.v1.RunnerKind
-	(RunnerProvider)(0),                                   // 82: gitpod.v1.RunnerProvider
+	(AdmissionLevel)(0),                                   // 0: gitpod.v1.AdmissionLevel
+	(EnvironmentPhase)(0),                                 // 1: gitpod.v1.EnvironmentPhase
+	(GitInitializer_CloneTargetMode)(0),                   // 2: gitpod.v1.GitInitializer.CloneTargetMode
+	(EnvironmentStatus_ContentPhase)(0),                   // 3: gitpod.v1.EnvironmentStatus.ContentPhase
+	(EnvironmentStatus_RunnerACK_StatusCode)(0),           // 4: gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	(EnvironmentStatus_Machine_Phase)(0),                  // 5: gitpod.v1.EnvironmentStatus.Machine.Phase
+	(EnvironmentStatus_Content_Git_ChangeType)(0),         // 6: gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
+	(EnvironmentStatus_Devcontainer_Phase)(0),             // 7: gitpod.v1.EnvironmentStatus.Devcontainer.Phase
+	(EnvironmentStatus_Devcontainer_Presence)(0),          // 8: gitpod.v1.EnvironmentStatus.Devcontainer.Presence
+	(EnvironmentStatus_AutomationsFile_Presence)(0),       // 9: gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	(ListEnvironmentsRequest_ArchivalStatus)(0),           // 10: gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
+	(*Environment)(nil),                                   // 11: gitpod.v1.Environment
+	(*EnvironmentMetadata)(nil),                           // 12: gitpod.v1.EnvironmentMetadata
+	(*EnvironmentActivitySignal)(nil),                     // 13: gitpod.v1.EnvironmentActivitySignal
+	(*EnvironmentSpec)(nil),                               // 14: gitpod.v1.EnvironmentSpec
+	(*EnvironmentInitializer)(nil),                        // 15: gitpod.v1.EnvironmentInitializer
+	(*ContextURLInitializer)(nil),                         // 16: gitpod.v1.ContextURLInitializer
+	(*GitInitializer)(nil),                                // 17: gitpod.v1.GitInitializer
+	(*EnvironmentStatus)(nil),                             // 18: gitpod.v1.EnvironmentStatus
+	(*EnvironmentClass)(nil),                              // 19: gitpod.v1.EnvironmentClass
+	(*GetEnvironmentRequest)(nil),                         // 20: gitpod.v1.GetEnvironmentRequest
+	(*GetEnvironmentResponse)(nil),                        // 21: gitpod.v1.GetEnvironmentResponse
+	(*ListEnvironmentsRequest)(nil),                       // 22: gitpod.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),                      // 23: gitpod.v1.ListEnvironmentsResponse
+	(*CreateEnvironmentRequest)(nil),                      // 24: gitpod.v1.CreateEnvironmentRequest
+	(*CreateEnvironmentResponse)(nil),                     // 25: gitpod.v1.CreateEnvironmentResponse
+	(*StartEnvironmentRequest)(nil),                       // 26: gitpod.v1.StartEnvironmentRequest
+	(*StartEnvironmentResponse)(nil),                      // 27: gitpod.v1.StartEnvironmentResponse
+	(*StopEnvironmentRequest)(nil),                        // 28: gitpod.v1.StopEnvironmentRequest
+	(*StopEnvironmentResponse)(nil),                       // 29: gitpod.v1.StopEnvironmentResponse
+	(*DeleteEnvironmentRequest)(nil),                      // 30: gitpod.v1.DeleteEnvironmentRequest
+	(*DeleteEnvironmentResponse)(nil),                     // 31: gitpod.v1.DeleteEnvironmentResponse
+	(*MarkEnvironmentActiveRequest)(nil),                  // 32: gitpod.v1.MarkEnvironmentActiveRequest
+	(*MarkEnvironmentActiveResponse)(nil),                 // 33: gitpod.v1.MarkEnvironmentActiveResponse
+	(*ListEnvironmentClassesRequest)(nil),                 // 34: gitpod.v1.ListEnvironmentClassesRequest
+	(*ListEnvironmentClassesResponse)(nil),                // 35: gitpod.v1.ListEnvironmentClassesResponse
+	(*UpdateEnvironmentRequest)(nil),                      // 36: gitpod.v1.UpdateEnvironmentRequest
+	(*UpdateEnvironmentResponse)(nil),                     // 37: gitpod.v1.UpdateEnvironmentResponse
+	(*CreateEnvironmentLogsTokenRequest)(nil),             // 38: gitpod.v1.CreateEnvironmentLogsTokenRequest
+	(*CreateEnvironmentLogsTokenResponse)(nil),            // 39: gitpod.v1.CreateEnvironmentLogsTokenResponse
+	(*CreateEnvironmentAccessTokenRequest)(nil),           // 40: gitpod.v1.CreateEnvironmentAccessTokenRequest
+	(*CreateEnvironmentAccessTokenResponse)(nil),          // 41: gitpod.v1.CreateEnvironmentAccessTokenResponse
+	(*CreateEnvironmentFromProjectRequest)(nil),           // 42: gitpod.v1.CreateEnvironmentFromProjectRequest
+	(*CreateEnvironmentFromProjectResponse)(nil),          // 43: gitpod.v1.CreateEnvironmentFromProjectResponse
+	(*UnarchiveEnvironmentRequest)(nil),                   // 44: gitpod.v1.UnarchiveEnvironmentRequest
+	(*UnarchiveEnvironmentResponse)(nil),                  // 45: gitpod.v1.UnarchiveEnvironmentResponse
+	nil,                                                   // 46: gitpod.v1.EnvironmentMetadata.AnnotationsEntry
+	(*EnvironmentSpec_Machine)(nil),                       // 47: gitpod.v1.EnvironmentSpec.Machine
+	(*EnvironmentSpec_Content)(nil),                       // 48: gitpod.v1.EnvironmentSpec.Content
+	(*EnvironmentSpec_Devcontainer)(nil),                  // 49: gitpod.v1.EnvironmentSpec.Devcontainer
+	(*EnvironmentSpec_Dotfiles)(nil),                      // 50: gitpod.v1.EnvironmentSpec.Dotfiles
+	(*EnvironmentSpec_Port)(nil),                          // 51: gitpod.v1.EnvironmentSpec.Port
+	(*EnvironmentSpec_Secret)(nil),                        // 52: gitpod.v1.EnvironmentSpec.Secret
+	(*EnvironmentSpec_SSHPublicKey)(nil),                  // 53: gitpod.v1.EnvironmentSpec.SSHPublicKey
+	(*EnvironmentSpec_Timeout)(nil),                       // 54: gitpod.v1.EnvironmentSpec.Timeout
+	(*EnvironmentSpec_AutomationsFile)(nil),               // 55: gitpod.v1.EnvironmentSpec.AutomationsFile
+	(*EnvironmentInitializer_Spec)(nil),                   // 56: gitpod.v1.EnvironmentInitializer.Spec
+	(*EnvironmentStatus_RunnerACK)(nil),                   // 57: gitpod.v1.EnvironmentStatus.RunnerACK
+	(*EnvironmentStatus_Machine)(nil),                     // 58: gitpod.v1.EnvironmentStatus.Machine
+	(*EnvironmentStatus_Content)(nil),                     // 59: gitpod.v1.EnvironmentStatus.Content
+	(*EnvironmentStatus_Devcontainer)(nil),                // 60: gitpod.v1.EnvironmentStatus.Devcontainer
+	(*EnvironmentStatus_EnvironmentURLs)(nil),             // 61: gitpod.v1.EnvironmentStatus.EnvironmentURLs
+	(*EnvironmentStatus_Secret)(nil),                      // 62: gitpod.v1.EnvironmentStatus.Secret
+	(*EnvironmentStatus_SSHPublicKey)(nil),                // 63: gitpod.v1.EnvironmentStatus.SSHPublicKey
+	(*EnvironmentStatus_AutomationsFile)(nil),             // 64: gitpod.v1.EnvironmentStatus.AutomationsFile
+	(*EnvironmentStatus_Machine_Versions)(nil),            // 65: gitpod.v1.EnvironmentStatus.Machine.Versions
+	(*EnvironmentStatus_Content_Git)(nil),                 // 66: gitpod.v1.EnvironmentStatus.Content.Git
+	(*EnvironmentStatus_Content_Git_ChangedFile)(nil),     // 67: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
+	(*EnvironmentStatus_EnvironmentURLs_Port)(nil),        // 68: gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
+	(*EnvironmentStatus_EnvironmentURLs_SSH)(nil),         // 69: gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
+	(*ListEnvironmentsRequest_Filter)(nil),                // 70: gitpod.v1.ListEnvironmentsRequest.Filter
+	(*ListEnvironmentClassesRequest_Filter)(nil),          // 71: gitpod.v1.ListEnvironmentClassesRequest.Filter
+	(*UpdateEnvironmentRequest_Metadata)(nil),             // 72: gitpod.v1.UpdateEnvironmentRequest.Metadata
+	(*UpdateEnvironmentRequest_Spec)(nil),                 // 73: gitpod.v1.UpdateEnvironmentRequest.Spec
+	(*UpdateEnvironmentRequest_Spec_AutomationsFile)(nil), // 74: gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
+	(*UpdateEnvironmentRequest_Spec_Content)(nil),         // 75: gitpod.v1.UpdateEnvironmentRequest.Spec.Content
+	(*UpdateEnvironmentRequest_Spec_Devcontainer)(nil),    // 76: gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
+	(*UpdateEnvironmentRequest_Spec_Port)(nil),            // 77: gitpod.v1.UpdateEnvironmentRequest.Spec.Port
+	(*UpdateEnvironmentRequest_Spec_SSHPublicKey)(nil),    // 78: gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
+	(*UpdateEnvironmentRequest_Spec_Timeout)(nil),         // 79: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
+	(*Subject)(nil),                                       // 80: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),                         // 81: google.protobuf.Timestamp
+	(*FieldValue)(nil),                                    // 82: gitpod.v1.FieldValue
+	(*PaginationRequest)(nil),                             // 83: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                            // 84: gitpod.v1.PaginationResponse
+	(*durationpb.Duration)(nil),                           // 85: google.protobuf.Duration
+	(*AutomationTrigger)(nil),                             // 86: gitpod.v1.AutomationTrigger
+	(RunnerKind)(0),                                       // 87: gitpod.v1.RunnerKind
+	(RunnerProvider)(0),                                   // 88: gitpod.v1.RunnerProvider
 }
 var file_gitpod_v1_environment_proto_depIdxs = []int32{
 	12, // 0: gitpod.v1.Environment.metadata:type_name -> gitpod.v1.EnvironmentMetadata
 	14, // 1: gitpod.v1.Environment.spec:type_name -> gitpod.v1.EnvironmentSpec
 	18, // 2: gitpod.v1.Environment.status:type_name -> gitpod.v1.EnvironmentStatus
-	74, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
-	75, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
-	75, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
-	40, // 6: gitpod.v1.EnvironmentMetadata.annotations:type_name -> gitpod.v1.EnvironmentMetadata.AnnotationsEntry
-	75, // 7: gitpod.v1.EnvironmentMetadata.archived_at:type_name -> google.protobuf.Timestamp
-	75, // 8: gitpod.v1.EnvironmentActivitySignal.timestamp:type_name -> google.protobuf.Timestamp
+	80, // 3: gitpod.v1.EnvironmentMetadata.creator:type_name -> gitpod.v1.Subject
+	81, // 4: gitpod.v1.EnvironmentMetadata.created_at:type_name -> google.protobuf.Timestamp
+	81, // 5: gitpod.v1.EnvironmentMetadata.last_started_at:type_name -> google.protobuf.Timestamp
+	46, // 6: gitpod.v1.EnvironmentMetadata.annotations:type_name -> gitpod.v1.EnvironmentMetadata.AnnotationsEntry
+	81, // 7: gitpod.v1.EnvironmentMetadata.archived_at:type_name -> google.protobuf.Timestamp
+	81, // 8: gitpod.v1.EnvironmentActivitySignal.timestamp:type_name -> google.protobuf.Timestamp
 	1,  // 9: gitpod.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	41, // 10: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
-	42, // 11: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
-	45, // 12: gitpod.v1.EnvironmentSpec.ports:type_name -> gitpod.v1.EnvironmentSpec.Port
-	46, // 13: gitpod.v1.EnvironmentSpec.secrets:type_name -> gitpod.v1.EnvironmentSpec.Secret
-	43, // 14: gitpod.v1.EnvironmentSpec.devcontainer:type_name -> gitpod.v1.EnvironmentSpec.Devcontainer
-	47, // 15: gitpod.v1.EnvironmentSpec.ssh_public_keys:type_name -> gitpod.v1.EnvironmentSpec.SSHPublicKey
-	48, // 16: gitpod.v1.EnvironmentSpec.timeout:type_name -> gitpod.v1.EnvironmentSpec.Timeout
+	47, // 10: gitpod.v1.EnvironmentSpec.machine:type_name -> gitpod.v1.EnvironmentSpec.Machine
+	48, // 11: gitpod.v1.EnvironmentSpec.content:type_name -> gitpod.v1.EnvironmentSpec.Content
+	51, // 12: gitpod.v1.EnvironmentSpec.ports:type_name -> gitpod.v1.EnvironmentSpec.Port
+	52, // 13: gitpod.v1.EnvironmentSpec.secrets:type_name -> gitpod.v1.EnvironmentSpec.Secret
+	49, // 14: gitpod.v1.EnvironmentSpec.devcontainer:type_name -> gitpod.v1.EnvironmentSpec.Devcontainer
+	53, // 15: gitpod.v1.EnvironmentSpec.ssh_public_keys:type_name -> gitpod.v1.EnvironmentSpec.SSHPublicKey
+	54, // 16: gitpod.v1.EnvironmentSpec.timeout:type_name -> gitpod.v1.EnvironmentSpec.Timeout
 	0,  // 17: gitpod.v1.EnvironmentSpec.admission:type_name -> gitpod.v1.AdmissionLevel
-	49, // 18: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
-	50, // 19: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
+	55, // 18: gitpod.v1.EnvironmentSpec.automations_file:type_name -> gitpod.v1.EnvironmentSpec.AutomationsFile
+	56, // 19: gitpod.v1.EnvironmentInitializer.specs:type_name -> gitpod.v1.EnvironmentInitializer.Spec
 	2,  // 20: gitpod.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	51, // 21: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
+	57, // 21: gitpod.v1.EnvironmentStatus.runner_ack:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK
 	1,  // 22: gitpod.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	55, // 23: gitpod.v1.EnvironmentStatus.environment_urls:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs
-	52, // 24: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
-	54, // 25: gitpod.v1.EnvironmentStatus.devcontainer:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer
-	53, // 26: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
-	56, // 27: gitpod.v1.EnvironmentStatus.secrets:type_name -> gitpod.v1.EnvironmentStatus.Secret
-	57, // 28: gitpod.v1.EnvironmentStatus.ssh_public_keys:type_name -> gitpod.v1.EnvironmentStatus.SSHPublicKey
-	58, // 29: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
+	61, // 23: gitpod.v1.EnvironmentStatus.environment_urls:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs
+	58, // 24: gitpod.v1.EnvironmentStatus.machine:type_name -> gitpod.v1.EnvironmentStatus.Machine
+	60, // 25: gitpod.v1.EnvironmentStatus.devcontainer:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer
+	59, // 26: gitpod.v1.EnvironmentStatus.content:type_name -> gitpod.v1.EnvironmentStatus.Content
+	62, // 27: gitpod.v1.EnvironmentStatus.secrets:type_name -> gitpod.v1.EnvironmentStatus.Secret
+	63, // 28: gitpod.v1.EnvironmentStatus.ssh_public_keys:type_name -> gitpod.v1.EnvironmentStatus.SSHPublicKey
+	64, // 29: gitpod.v1.EnvironmentStatus.automations_file:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile
 	13, // 30: gitpod.v1.EnvironmentStatus.activity_signal:type_name -> gitpod.v1.EnvironmentActivitySignal
-	76, // 31: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
+	82, // 31: gitpod.v1.EnvironmentClass.configuration:type_name -> gitpod.v1.FieldValue
 	11, // 32: gitpod.v1.GetEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
-	77, // 33: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	64, // 34: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
-	78, // 35: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	83, // 33: gitpod.v1.ListEnvironmentsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	70, // 34: gitpod.v1.ListEnvironmentsRequest.filter:type_name -> gitpod.v1.ListEnvironmentsRequest.Filter
+	84, // 35: gitpod.v1.ListEnvironmentsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	11, // 36: gitpod.v1.ListEnvironmentsResponse.environments:type_name -> gitpod.v1.Environment
 	14, // 37: gitpod.v1.CreateEnvironmentRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
 	11, // 38: gitpod.v1.CreateEnvironmentResponse.environment:type_name -> gitpod.v1.Environment
 	13, // 39: gitpod.v1.MarkEnvironmentActiveRequest.activity_signal:type_name -> gitpod.v1.EnvironmentActivitySignal
-	77, // 40: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	65, // 41: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
-	78, // 42: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	83, // 40: gitpod.v1.ListEnvironmentClassesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	71, // 41: gitpod.v1.ListEnvironmentClassesRequest.filter:type_name -> gitpod.v1.ListEnvironmentClassesRequest.Filter
+	84, // 42: gitpod.v1.ListEnvironmentClassesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	19, // 43: gitpod.v1.ListEnvironmentClassesResponse.environment_classes:type_name -> gitpod.v1.EnvironmentClass
-	67, // 44: gitpod.v1.UpdateEnvironmentRequest.spec:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec
-	66, // 45: gitpod.v1.UpdateEnvironmentRequest.metadata:type_name -> gitpod.v1.UpdateEnvironmentRequest.Metadata
-	15, // 46: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
-	44, // 47: gitpod.v1.EnvironmentSpec.Devcontainer.dotfiles:type_name -> gitpod.v1.EnvironmentSpec.Dotfiles
-	0,  // 48: gitpod.v1.EnvironmentSpec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
-	79, // 49: gitpod.v1.EnvironmentSpec.Timeout.disconnected:type_name -> google.protobuf.Duration
-	80, // 50: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
-	17, // 51: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
-	16, // 52: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
-	4,  // 53: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
-	5,  // 54: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
-	59, // 55: gitpod.v1.EnvironmentStatus.Machine.versions:type_name -> gitpod.v1.EnvironmentStatus.Machine.Versions
-	3,  // 56: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	60, // 57: gitpod.v1.EnvironmentStatus.Content.git:type_name -> gitpod.v1.EnvironmentStatus.Content.Git
-	7,  // 58: gitpod.v1.EnvironmentStatus.Devcontainer.phase:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Phase
-	8,  // 59: gitpod.v1.EnvironmentStatus.Devcontainer.devcontainer_file_presence:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Presence
-	62, // 60: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ports:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
-	63, // 61: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ssh:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
-	3,  // 62: gitpod.v1.EnvironmentStatus.Secret.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	3,  // 63: gitpod.v1.EnvironmentStatus.SSHPublicKey.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	3,  // 64: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
-	9,  // 65: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
-	61, // 66: gitpod.v1.EnvironmentStatus.Content.Git.changed_files:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
-	6,  // 67: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile.change_type:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
-	1,  // 68: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
-	81, // 69: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	10, // 70: gitpod.v1.ListEnvironmentsRequest.Filter.archival_status:type_name -> gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
-	81, // 71: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
-	82, // 72: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
-	68, // 73: gitpod.v1.UpdateEnvironmentRequest.Spec.automations_file:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
-	69, // 74: gitpod.v1.UpdateEnvironmentRequest.Spec.content:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Content
-	70, // 75: gitpod.v1.UpdateEnvironmentRequest.Spec.devcontainer:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
-	71, // 76: gitpod.v1.UpdateEnvironmentRequest.Spec.ports:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Port
-	72, // 77: gitpod.v1.UpdateEnvironmentRequest.Spec.ssh_public_keys:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
-	73, // 78: gitpod.v1.UpdateEnvironmentRequest.Spec.timeout:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
-	15, // 79: gitpod.v1.UpdateEnvironmentRequest.Spec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
-	0,  // 80: gitpod.v1.UpdateEnvironmentRequest.Spec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
-	79, // 81: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout.disconnected:type_name -> google.protobuf.Duration
-	20, // 82: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
-	22, // 83: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
-	34, // 84: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
-	24, // 85: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
-	26, // 86: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
-	28, // 87: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
-	30, // 88: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
-	32, // 89: gitpod.v1.EnvironmentService.MarkEnvironmentActive:input_type -> gitpod.v1.MarkEnvironmentActiveRequest
-	36, // 90: gitpod.v1.EnvironmentService.UpdateEnvironment:input_type -> gitpod.v1.UpdateEnvironmentRequest
-	38, // 91: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:input_type -> gitpod.v1.CreateEnvironmentLogsTokenRequest
-	21, // 92: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
-	23, // 93: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
-	35, // 94: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
-	25, // 95: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
-	27, // 96: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
-	29, // 97: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
-	31, // 98: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
-	33, // 99: gitpod.v1.EnvironmentService.MarkEnvironmentActive:output_type -> gitpod.v1.MarkEnvironmentActiveResponse
-	37, // 100: gitpod.v1.EnvironmentService.UpdateEnvironment:output_type -> gitpod.v1.UpdateEnvironmentResponse
-	39, // 101: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:output_type -> gitpod.v1.CreateEnvironmentLogsTokenResponse
-	92, // [92:102] is the sub-list for method output_type
-	82, // [82:92] is the sub-list for method input_type
-	82, // [82:82] is the sub-list for extension type_name
-	82, // [82:82] is the sub-list for extension extendee
-	0,  // [0:82] is the sub-list for field type_name
+	73, // 44: gitpod.v1.UpdateEnvironmentRequest.spec:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec
+	72, // 45: gitpod.v1.UpdateEnvironmentRequest.metadata:type_name -> gitpod.v1.UpdateEnvironmentRequest.Metadata
+	14, // 46: gitpod.v1.CreateEnvironmentFromProjectRequest.spec:type_name -> gitpod.v1.EnvironmentSpec
+	11, // 47: gitpod.v1.CreateEnvironmentFromProjectResponse.environment:type_name -> gitpod.v1.Environment
+	15, // 48: gitpod.v1.EnvironmentSpec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	50, // 49: gitpod.v1.EnvironmentSpec.Devcontainer.dotfiles:type_name -> gitpod.v1.EnvironmentSpec.Dotfiles
+	0,  // 50: gitpod.v1.EnvironmentSpec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
+	85, // 51: gitpod.v1.EnvironmentSpec.Timeout.disconnected:type_name -> google.protobuf.Duration
+	86, // 52: gitpod.v1.EnvironmentSpec.AutomationsFile.trigger_filter:type_name -> gitpod.v1.AutomationTrigger
+	17, // 53: gitpod.v1.EnvironmentInitializer.Spec.git:type_name -> gitpod.v1.GitInitializer
+	16, // 54: gitpod.v1.EnvironmentInitializer.Spec.context_url:type_name -> gitpod.v1.ContextURLInitializer
+	4,  // 55: gitpod.v1.EnvironmentStatus.RunnerACK.status_code:type_name -> gitpod.v1.EnvironmentStatus.RunnerACK.StatusCode
+	5,  // 56: gitpod.v1.EnvironmentStatus.Machine.phase:type_name -> gitpod.v1.EnvironmentStatus.Machine.Phase
+	65, // 57: gitpod.v1.EnvironmentStatus.Machine.versions:type_name -> gitpod.v1.EnvironmentStatus.Machine.Versions
+	3,  // 58: gitpod.v1.EnvironmentStatus.Content.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	66, // 59: gitpod.v1.EnvironmentStatus.Content.git:type_name -> gitpod.v1.EnvironmentStatus.Content.Git
+	7,  // 60: gitpod.v1.EnvironmentStatus.Devcontainer.phase:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Phase
+	8,  // 61: gitpod.v1.EnvironmentStatus.Devcontainer.devcontainer_file_presence:type_name -> gitpod.v1.EnvironmentStatus.Devcontainer.Presence
+	68, // 62: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ports:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.Port
+	69, // 63: gitpod.v1.EnvironmentStatus.EnvironmentURLs.ssh:type_name -> gitpod.v1.EnvironmentStatus.EnvironmentURLs.SSH
+	3,  // 64: gitpod.v1.EnvironmentStatus.Secret.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	3,  // 65: gitpod.v1.EnvironmentStatus.SSHPublicKey.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	3,  // 66: gitpod.v1.EnvironmentStatus.AutomationsFile.phase:type_name -> gitpod.v1.EnvironmentStatus.ContentPhase
+	9,  // 67: gitpod.v1.EnvironmentStatus.AutomationsFile.automations_file_presence:type_name -> gitpod.v1.EnvironmentStatus.AutomationsFile.Presence
+	67, // 68: gitpod.v1.EnvironmentStatus.Content.Git.changed_files:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile
+	6,  // 69: gitpod.v1.EnvironmentStatus.Content.Git.ChangedFile.change_type:type_name -> gitpod.v1.EnvironmentStatus.Content.Git.ChangeType
+	1,  // 70: gitpod.v1.ListEnvironmentsRequest.Filter.status_phases:type_name -> gitpod.v1.EnvironmentPhase
+	87, // 71: gitpod.v1.ListEnvironmentsRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	10, // 72: gitpod.v1.ListEnvironmentsRequest.Filter.archival_status:type_name -> gitpod.v1.ListEnvironmentsRequest.ArchivalStatus
+	87, // 73: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_kinds:type_name -> gitpod.v1.RunnerKind
+	88, // 74: gitpod.v1.ListEnvironmentClassesRequest.Filter.runner_providers:type_name -> gitpod.v1.RunnerProvider
+	74, // 75: gitpod.v1.UpdateEnvironmentRequest.Spec.automations_file:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.AutomationsFile
+	75, // 76: gitpod.v1.UpdateEnvironmentRequest.Spec.content:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Content
+	76, // 77: gitpod.v1.UpdateEnvironmentRequest.Spec.devcontainer:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Devcontainer
+	77, // 78: gitpod.v1.UpdateEnvironmentRequest.Spec.ports:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Port
+	78, // 79: gitpod.v1.UpdateEnvironmentRequest.Spec.ssh_public_keys:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.SSHPublicKey
+	79, // 80: gitpod.v1.UpdateEnvironmentRequest.Spec.timeout:type_name -> gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout
+	15, // 81: gitpod.v1.UpdateEnvironmentRequest.Spec.Content.initializer:type_name -> gitpod.v1.EnvironmentInitializer
+	0,  // 82: gitpod.v1.UpdateEnvironmentRequest.Spec.Port.admission:type_name -> gitpod.v1.AdmissionLevel
+	85, // 83: gitpod.v1.UpdateEnvironmentRequest.Spec.Timeout.disconnected:type_name -> google.protobuf.Duration
+	20, // 84: gitpod.v1.EnvironmentService.GetEnvironment:input_type -> gitpod.v1.GetEnvironmentRequest
+	22, // 85: gitpod.v1.EnvironmentService.ListEnvironments:input_type -> gitpod.v1.ListEnvironmentsRequest
+	34, // 86: gitpod.v1.EnvironmentService.ListEnvironmentClasses:input_type -> gitpod.v1.ListEnvironmentClassesRequest
+	24, // 87: gitpod.v1.EnvironmentService.CreateEnvironment:input_type -> gitpod.v1.CreateEnvironmentRequest
+	26, // 88: gitpod.v1.EnvironmentService.StartEnvironment:input_type -> gitpod.v1.StartEnvironmentRequest
+	28, // 89: gitpod.v1.EnvironmentService.StopEnvironment:input_type -> gitpod.v1.StopEnvironmentRequest
+	30, // 90: gitpod.v1.EnvironmentService.DeleteEnvironment:input_type -> gitpod.v1.DeleteEnvironmentRequest
+	32, // 91: gitpod.v1.EnvironmentService.MarkEnvironmentActive:input_type -> gitpod.v1.MarkEnvironmentActiveRequest
+	36, // 92: gitpod.v1.EnvironmentService.UpdateEnvironment:input_type -> gitpod.v1.UpdateEnvironmentRequest
+	38, // 93: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:input_type -> gitpod.v1.CreateEnvironmentLogsTokenRequest
+	40, // 94: gitpod.v1.EnvironmentService.CreateEnvironmentAccessToken:input_type -> gitpod.v1.CreateEnvironmentAccessTokenRequest
+	42, // 95: gitpod.v1.EnvironmentService.CreateEnvironmentFromProject:input_type -> gitpod.v1.CreateEnvironmentFromProjectRequest
+	44, // 96: gitpod.v1.EnvironmentService.UnarchiveEnvironment:input_type -> gitpod.v1.UnarchiveEnvironmentRequest
+	21, // 97: gitpod.v1.EnvironmentService.GetEnvironment:output_type -> gitpod.v1.GetEnvironmentResponse
+	23, // 98: gitpod.v1.EnvironmentService.ListEnvironments:output_type -> gitpod.v1.ListEnvironmentsResponse
+	35, // 99: gitpod.v1.EnvironmentService.ListEnvironmentClasses:output_type -> gitpod.v1.ListEnvironmentClassesResponse
+	25, // 100: gitpod.v1.EnvironmentService.CreateEnvironment:output_type -> gitpod.v1.CreateEnvironmentResponse
+	27, // 101: gitpod.v1.EnvironmentService.StartEnvironment:output_type -> gitpod.v1.StartEnvironmentResponse
+	29, // 102: gitpod.v1.EnvironmentService.StopEnvironment:output_type -> gitpod.v1.StopEnvironmentResponse
+	31, // 103: gitpod.v1.EnvironmentService.DeleteEnvironment:output_type -> gitpod.v1.DeleteEnvironmentResponse
+	33, // 104: gitpod.v1.EnvironmentService.MarkEnvironmentActive:output_type -> gitpod.v1.MarkEnvironmentActiveResponse
+	37, // 105: gitpod.v1.EnvironmentService.UpdateEnvironment:output_type -> gitpod.v1.UpdateEnvironmentResponse
+	39, // 106: gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken:output_type -> gitpod.v1.CreateEnvironmentLogsTokenResponse
+	41, // 107: gitpod.v1.EnvironmentService.CreateEnvironmentAccessToken:output_type -> gitpod.v1.CreateEnvironmentAccessTokenResponse
+	43, // 108: gitpod.v1.EnvironmentService.CreateEnvironmentFromProject:output_type -> gitpod.v1.CreateEnvironmentFromProjectResponse
+	45, // 109: gitpod.v1.EnvironmentService.UnarchiveEnvironment:output_type -> gitpod.v1.UnarchiveEnvironmentResponse
+	97, // [97:110] is the sub-list for method output_type
+	84, // [84:97] is the sub-list for method input_type
+	84, // [84:84] is the sub-list for extension type_name
+	84, // [84:84] is the sub-list for extension extendee
+	0,  // [0:84] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_environment_proto_init() }
@@ -5391,32 +5705,32 @@ func file_gitpod_v1_environment_proto_init() {
 	file_gitpod_v1_environment_proto_msgTypes[3].OneofWrappers = []any{}
 	file_gitpod_v1_environment_proto_msgTypes[13].OneofWrappers = []any{}
 	file_gitpod_v1_environment_proto_msgTypes[25].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[35].OneofWrappers = []any{
+	file_gitpod_v1_environment_proto_msgTypes[41].OneofWrappers = []any{
 		(*EnvironmentSpec_Secret_FilePath)(nil),
 		(*EnvironmentSpec_Secret_EnvironmentVariable)(nil),
 		(*EnvironmentSpec_Secret_GitCredentialHost)(nil),
 		(*EnvironmentSpec_Secret_ContainerRegistryBasicAuthHost)(nil),
 	}
-	file_gitpod_v1_environment_proto_msgTypes[39].OneofWrappers = []any{
+	file_gitpod_v1_environment_proto_msgTypes[45].OneofWrappers = []any{
 		(*EnvironmentInitializer_Spec_Git)(nil),
 		(*EnvironmentInitializer_Spec_ContextUrl)(nil),
 	}
-	file_gitpod_v1_environment_proto_msgTypes[53].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[54].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[55].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[56].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[57].OneofWrappers = []any{}
-	file_gitpod_v1_environment_proto_msgTypes[58].OneofWrappers = []any{}
 	file_gitpod_v1_environment_proto_msgTypes[59].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[60].OneofWrappers = []any{}
 	file_gitpod_v1_environment_proto_msgTypes[61].OneofWrappers = []any{}
 	file_gitpod_v1_environment_proto_msgTypes[62].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[63].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[64].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[65].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[67].OneofWrappers = []any{}
+	file_gitpod_v1_environment_proto_msgTypes[68].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_environment_proto_rawDesc), len(file_gitpod_v1_environment_proto_rawDesc)),
 			NumEnums:      11,
-			NumMessages:   63,
+			NumMessages:   69,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -432,6 +432,104 @@ func (RunnerCapability) EnumDescriptor() ([]byte, []int) {
 	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{6}
 }
 
+type RunnerRole int32
+
+const (
+	RunnerRole_RUNNER_ROLE_UNSPECIFIED RunnerRole = 0
+	RunnerRole_RUNNER_ROLE_ADMIN       RunnerRole = 1
+	RunnerRole_RUNNER_ROLE_USER        RunnerRole = 2
+)
+
+// Enum value maps for RunnerRole.
+var (
+	RunnerRole_name = map[int32]string{
+		0: "RUNNER_ROLE_UNSPECIFIED",
+		1: "RUNNER_ROLE_ADMIN",
+		2: "RUNNER_ROLE_USER",
+	}
+	RunnerRole_value = map[string]int32{
+		"RUNNER_ROLE_UNSPECIFIED": 0,
+		"RUNNER_ROLE_ADMIN":       1,
+		"RUNNER_ROLE_USER":        2,
+	}
+)
+
+func (x RunnerRole) Enum() *RunnerRole {
+	p := new(RunnerRole)
+	*p = x
+	return p
+}
+
+func (x RunnerRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RunnerRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_runner_proto_enumTypes[7].Descriptor()
+}
+
+func (RunnerRole) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_runner_proto_enumTypes[7]
+}
+
+func (x RunnerRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RunnerRole.Descriptor instead.
+func (RunnerRole) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{7}
+}
+
+type SearchMode int32
+
+const (
+	SearchMode_SEARCH_MODE_UNSPECIFIED SearchMode = 0
+	SearchMode_SEARCH_MODE_KEYWORD     SearchMode = 1
+	SearchMode_SEARCH_MODE_NATIVE      SearchMode = 2
+)
+
+// Enum value maps for SearchMode.
+var (
+	SearchMode_name = map[int32]string{
+		0: "SEARCH_MODE_UNSPECIFIED",
+		1: "SEARCH_MODE_KEYWORD",
+		2: "SEARCH_MODE_NATIVE",
+	}
+	SearchMode_value = map[string]int32{
+		"SEARCH_MODE_UNSPECIFIED": 0,
+		"SEARCH_MODE_KEYWORD":     1,
+		"SEARCH_MODE_NATIVE":      2,
+	}
+)
+
+func (x SearchMode) Enum() *SearchMode {
+	p := new(SearchMode)
+	*p = x
+	return p
+}
+
+func (x SearchMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SearchMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_gitpod_v1_runner_proto_enumTypes[8].Descriptor()
+}
+
+func (SearchMode) Type() protoreflect.EnumType {
+	return &file_gitpod_v1_runner_proto_enumTypes[8]
+}
+
+func (x SearchMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SearchMode.Descriptor instead.
+func (SearchMode) EnumDescriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{8}
+}
+
 type Runner struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	RunnerId string                 `protobuf:"bytes,1,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
@@ -1953,6 +2051,1372 @@ func (x *ParseContextURLResponse) GetProjectIds() []string {
 	return nil
 }
 
+type CheckAuthenticationForHostRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	RunnerId      string                 `protobuf:"bytes,2,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAuthenticationForHostRequest) Reset() {
+	*x = CheckAuthenticationForHostRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAuthenticationForHostRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAuthenticationForHostRequest) ProtoMessage() {}
+
+func (x *CheckAuthenticationForHostRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAuthenticationForHostRequest.ProtoReflect.Descriptor instead.
+func (*CheckAuthenticationForHostRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CheckAuthenticationForHostRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+type CheckAuthenticationForHostResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Authenticated bool                   `protobuf:"varint,1,opt,name=authenticated,proto3" json:"authenticated,omitempty"`
+	// Deprecated: deprecated
+	AuthenticationUrl string `protobuf:"bytes,2,opt,name=authentication_url,json=authenticationUrl,proto3" json:"authentication_url,omitempty"`
+	// Deprecated: deprecated
+	PatSupported bool `protobuf:"varint,3,opt,name=pat_supported,json=patSupported,proto3" json:"pat_supported,omitempty"`
+	// scm_id is the unique identifier of the SCM provider
+	ScmId string `protobuf:"bytes,4,opt,name=scm_id,json=scmId,proto3" json:"scm_id,omitempty"`
+	// scm_name is the human-readable name of the SCM provider (e.g., "GitHub",
+	// "GitLab")
+	ScmName string `protobuf:"bytes,5,opt,name=scm_name,json=scmName,proto3" json:"scm_name,omitempty"`
+	// supports_oauth2 indicates that the host supports OAuth2 authentication
+	SupportsOauth2 *CheckAuthenticationForHostResponseSupportsOauth2 `protobuf:"bytes,6,opt,name=supports_oauth2,json=supportsOauth2,proto3" json:"supports_oauth2,omitempty"`
+	// supports_pat indicates that the host supports Personal Access Token
+	// authentication
+	SupportsPat   *CheckAuthenticationForHostResponseSupportsPat `protobuf:"bytes,7,opt,name=supports_pat,json=supportsPat,proto3" json:"supports_pat,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAuthenticationForHostResponse) Reset() {
+	*x = CheckAuthenticationForHostResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAuthenticationForHostResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAuthenticationForHostResponse) ProtoMessage() {}
+
+func (x *CheckAuthenticationForHostResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAuthenticationForHostResponse.ProtoReflect.Descriptor instead.
+func (*CheckAuthenticationForHostResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CheckAuthenticationForHostResponse) GetAuthenticated() bool {
+	if x != nil {
+		return x.Authenticated
+	}
+	return false
+}
+
+func (x *CheckAuthenticationForHostResponse) GetAuthenticationUrl() string {
+	if x != nil {
+		return x.AuthenticationUrl
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostResponse) GetPatSupported() bool {
+	if x != nil {
+		return x.PatSupported
+	}
+	return false
+}
+
+func (x *CheckAuthenticationForHostResponse) GetScmId() string {
+	if x != nil {
+		return x.ScmId
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostResponse) GetScmName() string {
+	if x != nil {
+		return x.ScmName
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostResponse) GetSupportsOauth2() *CheckAuthenticationForHostResponseSupportsOauth2 {
+	if x != nil {
+		return x.SupportsOauth2
+	}
+	return nil
+}
+
+func (x *CheckAuthenticationForHostResponse) GetSupportsPat() *CheckAuthenticationForHostResponseSupportsPat {
+	if x != nil {
+		return x.SupportsPat
+	}
+	return nil
+}
+
+// supports_oauth2 indicates that the host supports OAuth2 authentication
+type CheckAuthenticationForHostResponseSupportsOauth2 struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// auth_url is the URL where users can authenticate
+	AuthUrl string `protobuf:"bytes,1,opt,name=auth_url,json=authUrl,proto3" json:"auth_url,omitempty"`
+	// docs_url is the URL to the documentation explaining this authentication method
+	DocsUrl       string `protobuf:"bytes,2,opt,name=docs_url,json=docsUrl,proto3" json:"docs_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsOauth2) Reset() {
+	*x = CheckAuthenticationForHostResponseSupportsOauth2{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsOauth2) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAuthenticationForHostResponseSupportsOauth2) ProtoMessage() {}
+
+func (x *CheckAuthenticationForHostResponseSupportsOauth2) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAuthenticationForHostResponseSupportsOauth2.ProtoReflect.Descriptor instead.
+func (*CheckAuthenticationForHostResponseSupportsOauth2) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsOauth2) GetAuthUrl() string {
+	if x != nil {
+		return x.AuthUrl
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsOauth2) GetDocsUrl() string {
+	if x != nil {
+		return x.DocsUrl
+	}
+	return ""
+}
+
+// supports_pat indicates that the host supports Personal Access Token
+// authentication
+type CheckAuthenticationForHostResponseSupportsPat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// create_url is the URL where users can create a new Personal Access Token
+	CreateUrl string `protobuf:"bytes,1,opt,name=create_url,json=createUrl,proto3" json:"create_url,omitempty"`
+	// docs_url is the URL to the documentation explaining PAT usage for this host
+	DocsUrl string `protobuf:"bytes,2,opt,name=docs_url,json=docsUrl,proto3" json:"docs_url,omitempty"`
+	// example is an example of a Personal Access Token
+	Example string `protobuf:"bytes,3,opt,name=example,proto3" json:"example,omitempty"`
+	// required_scopes is the list of permissions required for the Personal Access
+	// Token
+	RequiredScopes []string `protobuf:"bytes,4,rep,name=required_scopes,json=requiredScopes,proto3" json:"required_scopes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsPat) Reset() {
+	*x = CheckAuthenticationForHostResponseSupportsPat{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsPat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckAuthenticationForHostResponseSupportsPat) ProtoMessage() {}
+
+func (x *CheckAuthenticationForHostResponseSupportsPat) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckAuthenticationForHostResponseSupportsPat.ProtoReflect.Descriptor instead.
+func (*CheckAuthenticationForHostResponseSupportsPat) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsPat) GetCreateUrl() string {
+	if x != nil {
+		return x.CreateUrl
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsPat) GetDocsUrl() string {
+	if x != nil {
+		return x.DocsUrl
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsPat) GetExample() string {
+	if x != nil {
+		return x.Example
+	}
+	return ""
+}
+
+func (x *CheckAuthenticationForHostResponseSupportsPat) GetRequiredScopes() []string {
+	if x != nil {
+		return x.RequiredScopes
+	}
+	return nil
+}
+
+type CheckRepositoryAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// repository_url is the URL of the repository to check access for. Can be a clone
+	// URL (https://github.com/org/repo.git) or web URL (https://github.com/org/repo).
+	RepositoryUrl string `protobuf:"bytes,1,opt,name=repository_url,json=repositoryUrl,proto3" json:"repository_url,omitempty"`
+	RunnerId      string `protobuf:"bytes,2,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRepositoryAccessRequest) Reset() {
+	*x = CheckRepositoryAccessRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRepositoryAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRepositoryAccessRequest) ProtoMessage() {}
+
+func (x *CheckRepositoryAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRepositoryAccessRequest.ProtoReflect.Descriptor instead.
+func (*CheckRepositoryAccessRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CheckRepositoryAccessRequest) GetRepositoryUrl() string {
+	if x != nil {
+		return x.RepositoryUrl
+	}
+	return ""
+}
+
+func (x *CheckRepositoryAccessRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+type CheckRepositoryAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// error_message provides details when access check fails. Empty when has_access is
+	// true.
+	ErrorMessage string `protobuf:"bytes,1,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// has_access indicates whether the principal has read access to the repository.
+	HasAccess     bool `protobuf:"varint,2,opt,name=has_access,json=hasAccess,proto3" json:"has_access,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRepositoryAccessResponse) Reset() {
+	*x = CheckRepositoryAccessResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRepositoryAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRepositoryAccessResponse) ProtoMessage() {}
+
+func (x *CheckRepositoryAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRepositoryAccessResponse.ProtoReflect.Descriptor instead.
+func (*CheckRepositoryAccessResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CheckRepositoryAccessResponse) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *CheckRepositoryAccessResponse) GetHasAccess() bool {
+	if x != nil {
+		return x.HasAccess
+	}
+	return false
+}
+
+type CreateRunnerLogsTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// runner_id specifies the runner for which the logs token should be created.
+	RunnerId      string `protobuf:"bytes,1,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRunnerLogsTokenRequest) Reset() {
+	*x = CreateRunnerLogsTokenRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRunnerLogsTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRunnerLogsTokenRequest) ProtoMessage() {}
+
+func (x *CreateRunnerLogsTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRunnerLogsTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateRunnerLogsTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateRunnerLogsTokenRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+type CreateRunnerLogsTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// access_token is the token that can be used to access the logs and support bundle
+	// of the runner
+	AccessToken   string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRunnerLogsTokenResponse) Reset() {
+	*x = CreateRunnerLogsTokenResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRunnerLogsTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRunnerLogsTokenResponse) ProtoMessage() {}
+
+func (x *CreateRunnerLogsTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRunnerLogsTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateRunnerLogsTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateRunnerLogsTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+type ListSCMOrganizationsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RunnerId string                 `protobuf:"bytes,1,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	// The SCM host to list organizations from (e.g., "github.com", "gitlab.com")
+	ScmHost       string `protobuf:"bytes,2,opt,name=scm_host,json=scmHost,proto3" json:"scm_host,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSCMOrganizationsRequest) Reset() {
+	*x = ListSCMOrganizationsRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSCMOrganizationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSCMOrganizationsRequest) ProtoMessage() {}
+
+func (x *ListSCMOrganizationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSCMOrganizationsRequest.ProtoReflect.Descriptor instead.
+func (*ListSCMOrganizationsRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ListSCMOrganizationsRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+func (x *ListSCMOrganizationsRequest) GetScmHost() string {
+	if x != nil {
+		return x.ScmHost
+	}
+	return ""
+}
+
+type ListSCMOrganizationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// List of organizations the user belongs to
+	Organizations []*ListSCMOrganizationsResponseOrganization `protobuf:"bytes,1,rep,name=organizations,proto3" json:"organizations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSCMOrganizationsResponse) Reset() {
+	*x = ListSCMOrganizationsResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSCMOrganizationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSCMOrganizationsResponse) ProtoMessage() {}
+
+func (x *ListSCMOrganizationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSCMOrganizationsResponse.ProtoReflect.Descriptor instead.
+func (*ListSCMOrganizationsResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ListSCMOrganizationsResponse) GetOrganizations() []*ListSCMOrganizationsResponseOrganization {
+	if x != nil {
+		return x.Organizations
+	}
+	return nil
+}
+
+type ListSCMOrganizationsResponseOrganization struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the user has admin permissions in this organization. Admin permissions
+	// typically allow creating organization-level webhooks.
+	IsAdmin bool `protobuf:"varint,1,opt,name=is_admin,json=isAdmin,proto3" json:"is_admin,omitempty"`
+	// Organization name/slug (e.g., "gitpod-io")
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Organization URL (e.g., "https://github.com/gitpod-io")
+	Url           string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSCMOrganizationsResponseOrganization) Reset() {
+	*x = ListSCMOrganizationsResponseOrganization{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSCMOrganizationsResponseOrganization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSCMOrganizationsResponseOrganization) ProtoMessage() {}
+
+func (x *ListSCMOrganizationsResponseOrganization) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSCMOrganizationsResponseOrganization.ProtoReflect.Descriptor instead.
+func (*ListSCMOrganizationsResponseOrganization) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListSCMOrganizationsResponseOrganization) GetIsAdmin() bool {
+	if x != nil {
+		return x.IsAdmin
+	}
+	return false
+}
+
+func (x *ListSCMOrganizationsResponseOrganization) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListSCMOrganizationsResponseOrganization) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type SearchRepositoriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Maximum number of repositories to return. Default: 25, Maximum: 100 Deprecated:
+	// Use pagination.page_size instead
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Pagination parameters for repository search
+	Pagination *PaginationRequest `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	RunnerId   string             `protobuf:"bytes,3,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	// The SCM's host to retrieve repositories from
+	ScmHost string `protobuf:"bytes,4,opt,name=scm_host,json=scmHost,proto3" json:"scm_host,omitempty"`
+	// Search mode determines how search_string is interpreted
+	SearchMode SearchMode `protobuf:"varint,5,opt,name=search_mode,json=searchMode,proto3,enum=gitpod.v1.SearchMode" json:"search_mode,omitempty"`
+	// Search query - interpretation depends on search_mode
+	SearchString  string `protobuf:"bytes,6,opt,name=search_string,json=searchString,proto3" json:"search_string,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchRepositoriesRequest) Reset() {
+	*x = SearchRepositoriesRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchRepositoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchRepositoriesRequest) ProtoMessage() {}
+
+func (x *SearchRepositoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchRepositoriesRequest.ProtoReflect.Descriptor instead.
+func (*SearchRepositoriesRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SearchRepositoriesRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *SearchRepositoriesRequest) GetPagination() *PaginationRequest {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+func (x *SearchRepositoriesRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+func (x *SearchRepositoriesRequest) GetScmHost() string {
+	if x != nil {
+		return x.ScmHost
+	}
+	return ""
+}
+
+func (x *SearchRepositoriesRequest) GetSearchMode() SearchMode {
+	if x != nil {
+		return x.SearchMode
+	}
+	return SearchMode_SEARCH_MODE_UNSPECIFIED
+}
+
+func (x *SearchRepositoriesRequest) GetSearchString() string {
+	if x != nil {
+		return x.SearchString
+	}
+	return ""
+}
+
+type SearchRepositoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deprecated: Use pagination token instead. Total pages can be extracted from
+	// token.
+	LastPage int32 `protobuf:"varint,1,opt,name=last_page,json=lastPage,proto3" json:"last_page,omitempty"`
+	// Pagination information for the response. Token format:
+	// "NEXT_PAGE/TOTAL_PAGES/TOTAL_COUNT" (e.g., "2/40/1000"). Use -1 for unknown
+	// values (e.g., "2/-1/-1" when totals unavailable). Empty token means no more
+	// pages.
+	Pagination *SearchRepositoriesResponsePagination `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	// List of repositories matching the search criteria
+	Repositories  []*SearchRepositoriesResponseRepository `protobuf:"bytes,3,rep,name=repositories,proto3" json:"repositories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchRepositoriesResponse) Reset() {
+	*x = SearchRepositoriesResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchRepositoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchRepositoriesResponse) ProtoMessage() {}
+
+func (x *SearchRepositoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchRepositoriesResponse.ProtoReflect.Descriptor instead.
+func (*SearchRepositoriesResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SearchRepositoriesResponse) GetLastPage() int32 {
+	if x != nil {
+		return x.LastPage
+	}
+	return 0
+}
+
+func (x *SearchRepositoriesResponse) GetPagination() *SearchRepositoriesResponsePagination {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+func (x *SearchRepositoriesResponse) GetRepositories() []*SearchRepositoriesResponseRepository {
+	if x != nil {
+		return x.Repositories
+	}
+	return nil
+}
+
+// Pagination information for the response. Token format:
+// "NEXT_PAGE/TOTAL_PAGES/TOTAL_COUNT" (e.g., "2/40/1000"). Use -1 for unknown
+// values (e.g., "2/-1/-1" when totals unavailable). Empty token means no more
+// pages.
+type SearchRepositoriesResponsePagination struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Token passed for retrieving the next set of results. Empty if there are no more
+	// results
+	NextToken     string `protobuf:"bytes,1,opt,name=next_token,json=nextToken,proto3" json:"next_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchRepositoriesResponsePagination) Reset() {
+	*x = SearchRepositoriesResponsePagination{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchRepositoriesResponsePagination) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchRepositoriesResponsePagination) ProtoMessage() {}
+
+func (x *SearchRepositoriesResponsePagination) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchRepositoriesResponsePagination.ProtoReflect.Descriptor instead.
+func (*SearchRepositoriesResponsePagination) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SearchRepositoriesResponsePagination) GetNextToken() string {
+	if x != nil {
+		return x.NextToken
+	}
+	return ""
+}
+
+type SearchRepositoriesResponseRepository struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Repository name (e.g., "my-project")
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Repository URL (e.g., "https://github.com/owner/my-project")
+	Url           string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchRepositoriesResponseRepository) Reset() {
+	*x = SearchRepositoriesResponseRepository{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchRepositoriesResponseRepository) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchRepositoriesResponseRepository) ProtoMessage() {}
+
+func (x *SearchRepositoriesResponseRepository) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchRepositoriesResponseRepository.ProtoReflect.Descriptor instead.
+func (*SearchRepositoriesResponseRepository) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SearchRepositoriesResponseRepository) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SearchRepositoriesResponseRepository) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+type CreateRunnerPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// group_id specifies the group_id identifier
+	GroupId string     `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Role    RunnerRole `protobuf:"varint,2,opt,name=role,proto3,enum=gitpod.v1.RunnerRole" json:"role,omitempty"`
+	// runner_id specifies the project identifier
+	RunnerId      string `protobuf:"bytes,3,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRunnerPolicyRequest) Reset() {
+	*x = CreateRunnerPolicyRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRunnerPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRunnerPolicyRequest) ProtoMessage() {}
+
+func (x *CreateRunnerPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRunnerPolicyRequest.ProtoReflect.Descriptor instead.
+func (*CreateRunnerPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *CreateRunnerPolicyRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *CreateRunnerPolicyRequest) GetRole() RunnerRole {
+	if x != nil {
+		return x.Role
+	}
+	return RunnerRole_RUNNER_ROLE_UNSPECIFIED
+}
+
+func (x *CreateRunnerPolicyRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+type CreateRunnerPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *RunnerPolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRunnerPolicyResponse) Reset() {
+	*x = CreateRunnerPolicyResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRunnerPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRunnerPolicyResponse) ProtoMessage() {}
+
+func (x *CreateRunnerPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRunnerPolicyResponse.ProtoReflect.Descriptor instead.
+func (*CreateRunnerPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CreateRunnerPolicyResponse) GetPolicy() *RunnerPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type RunnerPolicy struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	GroupId string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// role is the role assigned to the group
+	Role          RunnerRole `protobuf:"varint,2,opt,name=role,proto3,enum=gitpod.v1.RunnerRole" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunnerPolicy) Reset() {
+	*x = RunnerPolicy{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunnerPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunnerPolicy) ProtoMessage() {}
+
+func (x *RunnerPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunnerPolicy.ProtoReflect.Descriptor instead.
+func (*RunnerPolicy) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RunnerPolicy) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *RunnerPolicy) GetRole() RunnerRole {
+	if x != nil {
+		return x.Role
+	}
+	return RunnerRole_RUNNER_ROLE_UNSPECIFIED
+}
+
+type UpdateRunnerPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// group_id specifies the group_id identifier
+	GroupId string     `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	Role    RunnerRole `protobuf:"varint,2,opt,name=role,proto3,enum=gitpod.v1.RunnerRole" json:"role,omitempty"`
+	// runner_id specifies the project identifier
+	RunnerId      string `protobuf:"bytes,3,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRunnerPolicyRequest) Reset() {
+	*x = UpdateRunnerPolicyRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRunnerPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRunnerPolicyRequest) ProtoMessage() {}
+
+func (x *UpdateRunnerPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRunnerPolicyRequest.ProtoReflect.Descriptor instead.
+func (*UpdateRunnerPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *UpdateRunnerPolicyRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *UpdateRunnerPolicyRequest) GetRole() RunnerRole {
+	if x != nil {
+		return x.Role
+	}
+	return RunnerRole_RUNNER_ROLE_UNSPECIFIED
+}
+
+func (x *UpdateRunnerPolicyRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+type UpdateRunnerPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *RunnerPolicy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateRunnerPolicyResponse) Reset() {
+	*x = UpdateRunnerPolicyResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateRunnerPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateRunnerPolicyResponse) ProtoMessage() {}
+
+func (x *UpdateRunnerPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateRunnerPolicyResponse.ProtoReflect.Descriptor instead.
+func (*UpdateRunnerPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *UpdateRunnerPolicyResponse) GetPolicy() *RunnerPolicy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type ListRunnerPoliciesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pagination contains the pagination options for listing project policies
+	Pagination *PaginationRequest `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	// runner_id specifies the project identifier
+	RunnerId      string `protobuf:"bytes,2,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunnerPoliciesRequest) Reset() {
+	*x = ListRunnerPoliciesRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunnerPoliciesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunnerPoliciesRequest) ProtoMessage() {}
+
+func (x *ListRunnerPoliciesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunnerPoliciesRequest.ProtoReflect.Descriptor instead.
+func (*ListRunnerPoliciesRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListRunnerPoliciesRequest) GetPagination() *PaginationRequest {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+func (x *ListRunnerPoliciesRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+type ListRunnerPoliciesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policies      []*RunnerPolicy        `protobuf:"bytes,1,rep,name=policies,proto3" json:"policies,omitempty"`
+	Pagination    *PaginationResponse    `protobuf:"bytes,2,opt,name=pagination,proto3" json:"pagination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRunnerPoliciesResponse) Reset() {
+	*x = ListRunnerPoliciesResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRunnerPoliciesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRunnerPoliciesResponse) ProtoMessage() {}
+
+func (x *ListRunnerPoliciesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRunnerPoliciesResponse.ProtoReflect.Descriptor instead.
+func (*ListRunnerPoliciesResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListRunnerPoliciesResponse) GetPolicies() []*RunnerPolicy {
+	if x != nil {
+		return x.Policies
+	}
+	return nil
+}
+
+func (x *ListRunnerPoliciesResponse) GetPagination() *PaginationResponse {
+	if x != nil {
+		return x.Pagination
+	}
+	return nil
+}
+
+type DeleteRunnerPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// group_id specifies the group_id identifier
+	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	// runner_id specifies the project identifier
+	RunnerId      string `protobuf:"bytes,2,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRunnerPolicyRequest) Reset() {
+	*x = DeleteRunnerPolicyRequest{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRunnerPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRunnerPolicyRequest) ProtoMessage() {}
+
+func (x *DeleteRunnerPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRunnerPolicyRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRunnerPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DeleteRunnerPolicyRequest) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *DeleteRunnerPolicyRequest) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
+type DeleteRunnerPolicyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRunnerPolicyResponse) Reset() {
+	*x = DeleteRunnerPolicyResponse{}
+	mi := &file_gitpod_v1_runner_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRunnerPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRunnerPolicyResponse) ProtoMessage() {}
+
+func (x *DeleteRunnerPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_runner_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRunnerPolicyResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRunnerPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_runner_proto_rawDescGZIP(), []int{46}
+}
+
 type ListRunnersRequest_Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// creator_ids filters the response to only runner created by specified users
@@ -1967,7 +3431,7 @@ type ListRunnersRequest_Filter struct {
 
 func (x *ListRunnersRequest_Filter) Reset() {
 	*x = ListRunnersRequest_Filter{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +3443,7 @@ func (x *ListRunnersRequest_Filter) String() string {
 func (*ListRunnersRequest_Filter) ProtoMessage() {}
 
 func (x *ListRunnersRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[23]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +3491,7 @@ type UpdateRunnerRequest_Spec struct {
 
 func (x *UpdateRunnerRequest_Spec) Reset() {
 	*x = UpdateRunnerRequest_Spec{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2039,7 +3503,7 @@ func (x *UpdateRunnerRequest_Spec) String() string {
 func (*UpdateRunnerRequest_Spec) ProtoMessage() {}
 
 func (x *UpdateRunnerRequest_Spec) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[24]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +3550,7 @@ type UpdateRunnerRequest_Configuration struct {
 
 func (x *UpdateRunnerRequest_Configuration) Reset() {
 	*x = UpdateRunnerRequest_Configuration{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[25]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +3562,7 @@ func (x *UpdateRunnerRequest_Configuration) String() string {
 func (*UpdateRunnerRequest_Configuration) ProtoMessage() {}
 
 func (x *UpdateRunnerRequest_Configuration) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[25]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2184,7 +3648,7 @@ type UpdateRunnerRequest_Metrics struct {
 
 func (x *UpdateRunnerRequest_Metrics) Reset() {
 	*x = UpdateRunnerRequest_Metrics{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[26]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +3660,7 @@ func (x *UpdateRunnerRequest_Metrics) String() string {
 func (*UpdateRunnerRequest_Metrics) ProtoMessage() {}
 
 func (x *UpdateRunnerRequest_Metrics) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[26]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2277,7 +3741,7 @@ type ParseContextURLResponse_Git struct {
 
 func (x *ParseContextURLResponse_Git) Reset() {
 	*x = ParseContextURLResponse_Git{}
-	mi := &file_gitpod_v1_runner_proto_msgTypes[27]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +3753,7 @@ func (x *ParseContextURLResponse_Git) String() string {
 func (*ParseContextURLResponse_Git) ProtoMessage() {}
 
 func (x *ParseContextURLResponse_Git) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_runner_proto_msgTypes[27]
+	mi := &file_gitpod_v1_runner_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +3989,98 @@ const file_gitpod_v1_runner_proto_rawDesc = "" +
 	"\tclone_url\x18\x04 \x01(\tR\bcloneUrl\x12\x16\n" +
 	"\x06branch\x18\x05 \x01(\tR\x06branch\x12\x16\n" +
 	"\x06commit\x18\x06 \x01(\tR\x06commit\x12.\n" +
-	"\x13upstream_remote_url\x18\a \x01(\tR\x11upstreamRemoteUrl*}\n" +
+	"\x13upstream_remote_url\x18\a \x01(\tR\x11upstreamRemoteUrl\"T\n" +
+	"!CheckAuthenticationForHostRequest\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x1b\n" +
+	"\trunner_id\x18\x02 \x01(\tR\brunnerId\"\x93\x03\n" +
+	"\"CheckAuthenticationForHostResponse\x12$\n" +
+	"\rauthenticated\x18\x01 \x01(\bR\rauthenticated\x12-\n" +
+	"\x12authentication_url\x18\x02 \x01(\tR\x11authenticationUrl\x12#\n" +
+	"\rpat_supported\x18\x03 \x01(\bR\fpatSupported\x12\x15\n" +
+	"\x06scm_id\x18\x04 \x01(\tR\x05scmId\x12\x19\n" +
+	"\bscm_name\x18\x05 \x01(\tR\ascmName\x12d\n" +
+	"\x0fsupports_oauth2\x18\x06 \x01(\v2;.gitpod.v1.CheckAuthenticationForHostResponseSupportsOauth2R\x0esupportsOauth2\x12[\n" +
+	"\fsupports_pat\x18\a \x01(\v28.gitpod.v1.CheckAuthenticationForHostResponseSupportsPatR\vsupportsPat\"h\n" +
+	"0CheckAuthenticationForHostResponseSupportsOauth2\x12\x19\n" +
+	"\bauth_url\x18\x01 \x01(\tR\aauthUrl\x12\x19\n" +
+	"\bdocs_url\x18\x02 \x01(\tR\adocsUrl\"\xac\x01\n" +
+	"-CheckAuthenticationForHostResponseSupportsPat\x12\x1d\n" +
+	"\n" +
+	"create_url\x18\x01 \x01(\tR\tcreateUrl\x12\x19\n" +
+	"\bdocs_url\x18\x02 \x01(\tR\adocsUrl\x12\x18\n" +
+	"\aexample\x18\x03 \x01(\tR\aexample\x12'\n" +
+	"\x0frequired_scopes\x18\x04 \x03(\tR\x0erequiredScopes\"b\n" +
+	"\x1cCheckRepositoryAccessRequest\x12%\n" +
+	"\x0erepository_url\x18\x01 \x01(\tR\rrepositoryUrl\x12\x1b\n" +
+	"\trunner_id\x18\x02 \x01(\tR\brunnerId\"c\n" +
+	"\x1dCheckRepositoryAccessResponse\x12#\n" +
+	"\rerror_message\x18\x01 \x01(\tR\ferrorMessage\x12\x1d\n" +
+	"\n" +
+	"has_access\x18\x02 \x01(\bR\thasAccess\";\n" +
+	"\x1cCreateRunnerLogsTokenRequest\x12\x1b\n" +
+	"\trunner_id\x18\x01 \x01(\tR\brunnerId\"B\n" +
+	"\x1dCreateRunnerLogsTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\"U\n" +
+	"\x1bListSCMOrganizationsRequest\x12\x1b\n" +
+	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12\x19\n" +
+	"\bscm_host\x18\x02 \x01(\tR\ascmHost\"y\n" +
+	"\x1cListSCMOrganizationsResponse\x12Y\n" +
+	"\rorganizations\x18\x01 \x03(\v23.gitpod.v1.ListSCMOrganizationsResponseOrganizationR\rorganizations\"k\n" +
+	"(ListSCMOrganizationsResponseOrganization\x12\x19\n" +
+	"\bis_admin\x18\x01 \x01(\bR\aisAdmin\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\"\x84\x02\n" +
+	"\x19SearchRepositoriesRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12<\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
+	"pagination\x12\x1b\n" +
+	"\trunner_id\x18\x03 \x01(\tR\brunnerId\x12\x19\n" +
+	"\bscm_host\x18\x04 \x01(\tR\ascmHost\x126\n" +
+	"\vsearch_mode\x18\x05 \x01(\x0e2\x15.gitpod.v1.SearchModeR\n" +
+	"searchMode\x12#\n" +
+	"\rsearch_string\x18\x06 \x01(\tR\fsearchString\"\xdf\x01\n" +
+	"\x1aSearchRepositoriesResponse\x12\x1b\n" +
+	"\tlast_page\x18\x01 \x01(\x05R\blastPage\x12O\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2/.gitpod.v1.SearchRepositoriesResponsePaginationR\n" +
+	"pagination\x12S\n" +
+	"\frepositories\x18\x03 \x03(\v2/.gitpod.v1.SearchRepositoriesResponseRepositoryR\frepositories\"E\n" +
+	"$SearchRepositoriesResponsePagination\x12\x1d\n" +
+	"\n" +
+	"next_token\x18\x01 \x01(\tR\tnextToken\"L\n" +
+	"$SearchRepositoriesResponseRepository\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\"~\n" +
+	"\x19CreateRunnerPolicyRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12)\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x15.gitpod.v1.RunnerRoleR\x04role\x12\x1b\n" +
+	"\trunner_id\x18\x03 \x01(\tR\brunnerId\"M\n" +
+	"\x1aCreateRunnerPolicyResponse\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.gitpod.v1.RunnerPolicyR\x06policy\"T\n" +
+	"\fRunnerPolicy\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12)\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x15.gitpod.v1.RunnerRoleR\x04role\"~\n" +
+	"\x19UpdateRunnerPolicyRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12)\n" +
+	"\x04role\x18\x02 \x01(\x0e2\x15.gitpod.v1.RunnerRoleR\x04role\x12\x1b\n" +
+	"\trunner_id\x18\x03 \x01(\tR\brunnerId\"M\n" +
+	"\x1aUpdateRunnerPolicyResponse\x12/\n" +
+	"\x06policy\x18\x01 \x01(\v2\x17.gitpod.v1.RunnerPolicyR\x06policy\"v\n" +
+	"\x19ListRunnerPoliciesRequest\x12<\n" +
+	"\n" +
+	"pagination\x18\x01 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
+	"pagination\x12\x1b\n" +
+	"\trunner_id\x18\x02 \x01(\tR\brunnerId\"\x90\x01\n" +
+	"\x1aListRunnerPoliciesResponse\x123\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x17.gitpod.v1.RunnerPolicyR\bpolicies\x12=\n" +
+	"\n" +
+	"pagination\x18\x02 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
+	"pagination\"S\n" +
+	"\x19DeleteRunnerPolicyRequest\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x1b\n" +
+	"\trunner_id\x18\x02 \x01(\tR\brunnerId\"\x1c\n" +
+	"\x1aDeleteRunnerPolicyResponse*}\n" +
 	"\n" +
 	"RunnerKind\x12\x1b\n" +
 	"\x17RUNNER_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -2577,7 +4132,17 @@ const file_gitpod_v1_runner_proto_rawDesc = "" +
 	"\x12\x1f\n" +
 	"\x1bRUNNER_CAPABILITY_WARM_POOL\x10\v\x12#\n" +
 	"\x1fRUNNER_CAPABILITY_ASG_WARM_POOL\x10\f\x12)\n" +
-	"%RUNNER_CAPABILITY_PORT_AUTHENTICATION\x10\r2\xe0\x04\n" +
+	"%RUNNER_CAPABILITY_PORT_AUTHENTICATION\x10\r*V\n" +
+	"\n" +
+	"RunnerRole\x12\x1b\n" +
+	"\x17RUNNER_ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11RUNNER_ROLE_ADMIN\x10\x01\x12\x14\n" +
+	"\x10RUNNER_ROLE_USER\x10\x02*Z\n" +
+	"\n" +
+	"SearchMode\x12\x1b\n" +
+	"\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13SEARCH_MODE_KEYWORD\x10\x01\x12\x16\n" +
+	"\x12SEARCH_MODE_NATIVE\x10\x022\x9d\f\n" +
 	"\rRunnerService\x12Q\n" +
 	"\fCreateRunner\x12\x1e.gitpod.v1.CreateRunnerRequest\x1a\x1f.gitpod.v1.CreateRunnerResponse\"\x00\x12H\n" +
 	"\tGetRunner\x12\x1b.gitpod.v1.GetRunnerRequest\x1a\x1c.gitpod.v1.GetRunnerResponse\"\x00\x12N\n" +
@@ -2585,7 +4150,16 @@ const file_gitpod_v1_runner_proto_rawDesc = "" +
 	"\fUpdateRunner\x12\x1e.gitpod.v1.UpdateRunnerRequest\x1a\x1f.gitpod.v1.UpdateRunnerResponse\"\x00\x12Q\n" +
 	"\fDeleteRunner\x12\x1e.gitpod.v1.DeleteRunnerRequest\x1a\x1f.gitpod.v1.DeleteRunnerResponse\"\x00\x12`\n" +
 	"\x11CreateRunnerToken\x12#.gitpod.v1.CreateRunnerTokenRequest\x1a$.gitpod.v1.CreateRunnerTokenResponse\"\x00\x12Z\n" +
-	"\x0fParseContextURL\x12!.gitpod.v1.ParseContextURLRequest\x1a\".gitpod.v1.ParseContextURLResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x0fParseContextURL\x12!.gitpod.v1.ParseContextURLRequest\x1a\".gitpod.v1.ParseContextURLResponse\"\x00\x12{\n" +
+	"\x1aCheckAuthenticationForHost\x12,.gitpod.v1.CheckAuthenticationForHostRequest\x1a-.gitpod.v1.CheckAuthenticationForHostResponse\"\x00\x12l\n" +
+	"\x15CheckRepositoryAccess\x12'.gitpod.v1.CheckRepositoryAccessRequest\x1a(.gitpod.v1.CheckRepositoryAccessResponse\"\x00\x12l\n" +
+	"\x15CreateRunnerLogsToken\x12'.gitpod.v1.CreateRunnerLogsTokenRequest\x1a(.gitpod.v1.CreateRunnerLogsTokenResponse\"\x00\x12i\n" +
+	"\x14ListSCMOrganizations\x12&.gitpod.v1.ListSCMOrganizationsRequest\x1a'.gitpod.v1.ListSCMOrganizationsResponse\"\x00\x12c\n" +
+	"\x12SearchRepositories\x12$.gitpod.v1.SearchRepositoriesRequest\x1a%.gitpod.v1.SearchRepositoriesResponse\"\x00\x12c\n" +
+	"\x12CreateRunnerPolicy\x12$.gitpod.v1.CreateRunnerPolicyRequest\x1a%.gitpod.v1.CreateRunnerPolicyResponse\"\x00\x12c\n" +
+	"\x12UpdateRunnerPolicy\x12$.gitpod.v1.UpdateRunnerPolicyRequest\x1a%.gitpod.v1.UpdateRunnerPolicyResponse\"\x00\x12c\n" +
+	"\x12ListRunnerPolicies\x12$.gitpod.v1.ListRunnerPoliciesRequest\x1a%.gitpod.v1.ListRunnerPoliciesResponse\"\x00\x12c\n" +
+	"\x12DeleteRunnerPolicy\x12$.gitpod.v1.DeleteRunnerPolicyRequest\x1a%.gitpod.v1.DeleteRunnerPolicyResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_runner_proto_rawDescOnce sync.Once
@@ -2599,110 +4173,169 @@ func file_gitpod_v1_runner_proto_rawDescGZIP() []byte {
 	return file_gitpod_v1_runner_proto_rawDescData
 }
 
-var file_gitpod_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_gitpod_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_gitpod_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_gitpod_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_gitpod_v1_runner_proto_goTypes = []any{
-	(RunnerKind)(0),                           // 0: gitpod.v1.RunnerKind
-	(RunnerProvider)(0),                       // 1: gitpod.v1.RunnerProvider
-	(RunnerPhase)(0),                          // 2: gitpod.v1.RunnerPhase
-	(RunnerVariant)(0),                        // 3: gitpod.v1.RunnerVariant
-	(RunnerReleaseChannel)(0),                 // 4: gitpod.v1.RunnerReleaseChannel
-	(LogLevel)(0),                             // 5: gitpod.v1.LogLevel
-	(RunnerCapability)(0),                     // 6: gitpod.v1.RunnerCapability
-	(*Runner)(nil),                            // 7: gitpod.v1.Runner
-	(*RunnerSpec)(nil),                        // 8: gitpod.v1.RunnerSpec
-	(*RunnerConfiguration)(nil),               // 9: gitpod.v1.RunnerConfiguration
-	(*MetricsConfiguration)(nil),              // 10: gitpod.v1.MetricsConfiguration
-	(*UpdateWindow)(nil),                      // 11: gitpod.v1.UpdateWindow
-	(*RunnerStatus)(nil),                      // 12: gitpod.v1.RunnerStatus
-	(*FieldValue)(nil),                        // 13: gitpod.v1.FieldValue
-	(*GatewayInfo)(nil),                       // 14: gitpod.v1.GatewayInfo
-	(*Gateway)(nil),                           // 15: gitpod.v1.Gateway
-	(*CreateRunnerRequest)(nil),               // 16: gitpod.v1.CreateRunnerRequest
-	(*CreateRunnerResponse)(nil),              // 17: gitpod.v1.CreateRunnerResponse
-	(*GetRunnerRequest)(nil),                  // 18: gitpod.v1.GetRunnerRequest
-	(*GetRunnerResponse)(nil),                 // 19: gitpod.v1.GetRunnerResponse
-	(*ListRunnersRequest)(nil),                // 20: gitpod.v1.ListRunnersRequest
-	(*ListRunnersResponse)(nil),               // 21: gitpod.v1.ListRunnersResponse
-	(*UpdateRunnerRequest)(nil),               // 22: gitpod.v1.UpdateRunnerRequest
-	(*UpdateRunnerResponse)(nil),              // 23: gitpod.v1.UpdateRunnerResponse
-	(*DeleteRunnerRequest)(nil),               // 24: gitpod.v1.DeleteRunnerRequest
-	(*DeleteRunnerResponse)(nil),              // 25: gitpod.v1.DeleteRunnerResponse
-	(*CreateRunnerTokenRequest)(nil),          // 26: gitpod.v1.CreateRunnerTokenRequest
-	(*CreateRunnerTokenResponse)(nil),         // 27: gitpod.v1.CreateRunnerTokenResponse
-	(*ParseContextURLRequest)(nil),            // 28: gitpod.v1.ParseContextURLRequest
-	(*ParseContextURLResponse)(nil),           // 29: gitpod.v1.ParseContextURLResponse
-	(*ListRunnersRequest_Filter)(nil),         // 30: gitpod.v1.ListRunnersRequest.Filter
-	(*UpdateRunnerRequest_Spec)(nil),          // 31: gitpod.v1.UpdateRunnerRequest.Spec
-	(*UpdateRunnerRequest_Configuration)(nil), // 32: gitpod.v1.UpdateRunnerRequest.Configuration
-	(*UpdateRunnerRequest_Metrics)(nil),       // 33: gitpod.v1.UpdateRunnerRequest.Metrics
-	(*ParseContextURLResponse_Git)(nil),       // 34: gitpod.v1.ParseContextURLResponse.Git
-	(*Subject)(nil),                           // 35: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil),             // 36: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),               // 37: google.protobuf.Duration
-	(*PaginationRequest)(nil),                 // 38: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),                // 39: gitpod.v1.PaginationResponse
+	(RunnerKind)(0),                                          // 0: gitpod.v1.RunnerKind
+	(RunnerProvider)(0),                                      // 1: gitpod.v1.RunnerProvider
+	(RunnerPhase)(0),                                         // 2: gitpod.v1.RunnerPhase
+	(RunnerVariant)(0),                                       // 3: gitpod.v1.RunnerVariant
+	(RunnerReleaseChannel)(0),                                // 4: gitpod.v1.RunnerReleaseChannel
+	(LogLevel)(0),                                            // 5: gitpod.v1.LogLevel
+	(RunnerCapability)(0),                                    // 6: gitpod.v1.RunnerCapability
+	(RunnerRole)(0),                                          // 7: gitpod.v1.RunnerRole
+	(SearchMode)(0),                                          // 8: gitpod.v1.SearchMode
+	(*Runner)(nil),                                           // 9: gitpod.v1.Runner
+	(*RunnerSpec)(nil),                                       // 10: gitpod.v1.RunnerSpec
+	(*RunnerConfiguration)(nil),                              // 11: gitpod.v1.RunnerConfiguration
+	(*MetricsConfiguration)(nil),                             // 12: gitpod.v1.MetricsConfiguration
+	(*UpdateWindow)(nil),                                     // 13: gitpod.v1.UpdateWindow
+	(*RunnerStatus)(nil),                                     // 14: gitpod.v1.RunnerStatus
+	(*FieldValue)(nil),                                       // 15: gitpod.v1.FieldValue
+	(*GatewayInfo)(nil),                                      // 16: gitpod.v1.GatewayInfo
+	(*Gateway)(nil),                                          // 17: gitpod.v1.Gateway
+	(*CreateRunnerRequest)(nil),                              // 18: gitpod.v1.CreateRunnerRequest
+	(*CreateRunnerResponse)(nil),                             // 19: gitpod.v1.CreateRunnerResponse
+	(*GetRunnerRequest)(nil),                                 // 20: gitpod.v1.GetRunnerRequest
+	(*GetRunnerResponse)(nil),                                // 21: gitpod.v1.GetRunnerResponse
+	(*ListRunnersRequest)(nil),                               // 22: gitpod.v1.ListRunnersRequest
+	(*ListRunnersResponse)(nil),                              // 23: gitpod.v1.ListRunnersResponse
+	(*UpdateRunnerRequest)(nil),                              // 24: gitpod.v1.UpdateRunnerRequest
+	(*UpdateRunnerResponse)(nil),                             // 25: gitpod.v1.UpdateRunnerResponse
+	(*DeleteRunnerRequest)(nil),                              // 26: gitpod.v1.DeleteRunnerRequest
+	(*DeleteRunnerResponse)(nil),                             // 27: gitpod.v1.DeleteRunnerResponse
+	(*CreateRunnerTokenRequest)(nil),                         // 28: gitpod.v1.CreateRunnerTokenRequest
+	(*CreateRunnerTokenResponse)(nil),                        // 29: gitpod.v1.CreateRunnerTokenResponse
+	(*ParseContextURLRequest)(nil),                           // 30: gitpod.v1.ParseContextURLRequest
+	(*ParseContextURLResponse)(nil),                          // 31: gitpod.v1.ParseContextURLResponse
+	(*CheckAuthenticationForHostRequest)(nil),                // 32: gitpod.v1.CheckAuthenticationForHostRequest
+	(*CheckAuthenticationForHostResponse)(nil),               // 33: gitpod.v1.CheckAuthenticationForHostResponse
+	(*CheckAuthenticationForHostResponseSupportsOauth2)(nil), // 34: gitpod.v1.CheckAuthenticationForHostResponseSupportsOauth2
+	(*CheckAuthenticationForHostResponseSupportsPat)(nil),    // 35: gitpod.v1.CheckAuthenticationForHostResponseSupportsPat
+	(*CheckRepositoryAccessRequest)(nil),                     // 36: gitpod.v1.CheckRepositoryAccessRequest
+	(*CheckRepositoryAccessResponse)(nil),                    // 37: gitpod.v1.CheckRepositoryAccessResponse
+	(*CreateRunnerLogsTokenRequest)(nil),                     // 38: gitpod.v1.CreateRunnerLogsTokenRequest
+	(*CreateRunnerLogsTokenResponse)(nil),                    // 39: gitpod.v1.CreateRunnerLogsTokenResponse
+	(*ListSCMOrganizationsRequest)(nil),                      // 40: gitpod.v1.ListSCMOrganizationsRequest
+	(*ListSCMOrganizationsResponse)(nil),                     // 41: gitpod.v1.ListSCMOrganizationsResponse
+	(*ListSCMOrganizationsResponseOrganization)(nil),         // 42: gitpod.v1.ListSCMOrganizationsResponseOrganization
+	(*SearchRepositoriesRequest)(nil),                        // 43: gitpod.v1.SearchRepositoriesRequest
+	(*SearchRepositoriesResponse)(nil),                       // 44: gitpod.v1.SearchRepositoriesResponse
+	(*SearchRepositoriesResponsePagination)(nil),             // 45: gitpod.v1.SearchRepositoriesResponsePagination
+	(*SearchRepositoriesResponseRepository)(nil),             // 46: gitpod.v1.SearchRepositoriesResponseRepository
+	(*CreateRunnerPolicyRequest)(nil),                        // 47: gitpod.v1.CreateRunnerPolicyRequest
+	(*CreateRunnerPolicyResponse)(nil),                       // 48: gitpod.v1.CreateRunnerPolicyResponse
+	(*RunnerPolicy)(nil),                                     // 49: gitpod.v1.RunnerPolicy
+	(*UpdateRunnerPolicyRequest)(nil),                        // 50: gitpod.v1.UpdateRunnerPolicyRequest
+	(*UpdateRunnerPolicyResponse)(nil),                       // 51: gitpod.v1.UpdateRunnerPolicyResponse
+	(*ListRunnerPoliciesRequest)(nil),                        // 52: gitpod.v1.ListRunnerPoliciesRequest
+	(*ListRunnerPoliciesResponse)(nil),                       // 53: gitpod.v1.ListRunnerPoliciesResponse
+	(*DeleteRunnerPolicyRequest)(nil),                        // 54: gitpod.v1.DeleteRunnerPolicyRequest
+	(*DeleteRunnerPolicyResponse)(nil),                       // 55: gitpod.v1.DeleteRunnerPolicyResponse
+	(*ListRunnersRequest_Filter)(nil),                        // 56: gitpod.v1.ListRunnersRequest.Filter
+	(*UpdateRunnerRequest_Spec)(nil),                         // 57: gitpod.v1.UpdateRunnerRequest.Spec
+	(*UpdateRunnerRequest_Configuration)(nil),                // 58: gitpod.v1.UpdateRunnerRequest.Configuration
+	(*UpdateRunnerRequest_Metrics)(nil),                      // 59: gitpod.v1.UpdateRunnerRequest.Metrics
+	(*ParseContextURLResponse_Git)(nil),                      // 60: gitpod.v1.ParseContextURLResponse.Git
+	(*Subject)(nil),                                          // 61: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),                            // 62: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),                              // 63: google.protobuf.Duration
+	(*PaginationRequest)(nil),                                // 64: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),                               // 65: gitpod.v1.PaginationResponse
 }
 var file_gitpod_v1_runner_proto_depIdxs = []int32{
 	0,  // 0: gitpod.v1.Runner.kind:type_name -> gitpod.v1.RunnerKind
 	1,  // 1: gitpod.v1.Runner.provider:type_name -> gitpod.v1.RunnerProvider
-	8,  // 2: gitpod.v1.Runner.spec:type_name -> gitpod.v1.RunnerSpec
-	12, // 3: gitpod.v1.Runner.status:type_name -> gitpod.v1.RunnerStatus
-	35, // 4: gitpod.v1.Runner.creator:type_name -> gitpod.v1.Subject
-	36, // 5: gitpod.v1.Runner.created_at:type_name -> google.protobuf.Timestamp
-	36, // 6: gitpod.v1.Runner.updated_at:type_name -> google.protobuf.Timestamp
-	9,  // 7: gitpod.v1.RunnerSpec.configuration:type_name -> gitpod.v1.RunnerConfiguration
+	10, // 2: gitpod.v1.Runner.spec:type_name -> gitpod.v1.RunnerSpec
+	14, // 3: gitpod.v1.Runner.status:type_name -> gitpod.v1.RunnerStatus
+	61, // 4: gitpod.v1.Runner.creator:type_name -> gitpod.v1.Subject
+	62, // 5: gitpod.v1.Runner.created_at:type_name -> google.protobuf.Timestamp
+	62, // 6: gitpod.v1.Runner.updated_at:type_name -> google.protobuf.Timestamp
+	11, // 7: gitpod.v1.RunnerSpec.configuration:type_name -> gitpod.v1.RunnerConfiguration
 	2,  // 8: gitpod.v1.RunnerSpec.desired_phase:type_name -> gitpod.v1.RunnerPhase
 	3,  // 9: gitpod.v1.RunnerSpec.variant:type_name -> gitpod.v1.RunnerVariant
 	4,  // 10: gitpod.v1.RunnerConfiguration.release_channel:type_name -> gitpod.v1.RunnerReleaseChannel
 	5,  // 11: gitpod.v1.RunnerConfiguration.log_level:type_name -> gitpod.v1.LogLevel
-	10, // 12: gitpod.v1.RunnerConfiguration.metrics:type_name -> gitpod.v1.MetricsConfiguration
-	11, // 13: gitpod.v1.RunnerConfiguration.update_window:type_name -> gitpod.v1.UpdateWindow
-	36, // 14: gitpod.v1.RunnerStatus.updated_at:type_name -> google.protobuf.Timestamp
+	12, // 12: gitpod.v1.RunnerConfiguration.metrics:type_name -> gitpod.v1.MetricsConfiguration
+	13, // 13: gitpod.v1.RunnerConfiguration.update_window:type_name -> gitpod.v1.UpdateWindow
+	62, // 14: gitpod.v1.RunnerStatus.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 15: gitpod.v1.RunnerStatus.phase:type_name -> gitpod.v1.RunnerPhase
-	13, // 16: gitpod.v1.RunnerStatus.additional_info:type_name -> gitpod.v1.FieldValue
+	15, // 16: gitpod.v1.RunnerStatus.additional_info:type_name -> gitpod.v1.FieldValue
 	6,  // 17: gitpod.v1.RunnerStatus.capabilities:type_name -> gitpod.v1.RunnerCapability
-	14, // 18: gitpod.v1.RunnerStatus.gateway_info:type_name -> gitpod.v1.GatewayInfo
-	15, // 19: gitpod.v1.GatewayInfo.gateway:type_name -> gitpod.v1.Gateway
-	37, // 20: gitpod.v1.GatewayInfo.latency:type_name -> google.protobuf.Duration
+	16, // 18: gitpod.v1.RunnerStatus.gateway_info:type_name -> gitpod.v1.GatewayInfo
+	17, // 19: gitpod.v1.GatewayInfo.gateway:type_name -> gitpod.v1.Gateway
+	63, // 20: gitpod.v1.GatewayInfo.latency:type_name -> google.protobuf.Duration
 	0,  // 21: gitpod.v1.CreateRunnerRequest.kind:type_name -> gitpod.v1.RunnerKind
 	1,  // 22: gitpod.v1.CreateRunnerRequest.provider:type_name -> gitpod.v1.RunnerProvider
-	8,  // 23: gitpod.v1.CreateRunnerRequest.spec:type_name -> gitpod.v1.RunnerSpec
-	7,  // 24: gitpod.v1.CreateRunnerResponse.runner:type_name -> gitpod.v1.Runner
-	7,  // 25: gitpod.v1.GetRunnerResponse.runner:type_name -> gitpod.v1.Runner
-	38, // 26: gitpod.v1.ListRunnersRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	30, // 27: gitpod.v1.ListRunnersRequest.filter:type_name -> gitpod.v1.ListRunnersRequest.Filter
-	39, // 28: gitpod.v1.ListRunnersResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	7,  // 29: gitpod.v1.ListRunnersResponse.runners:type_name -> gitpod.v1.Runner
-	31, // 30: gitpod.v1.UpdateRunnerRequest.spec:type_name -> gitpod.v1.UpdateRunnerRequest.Spec
-	34, // 31: gitpod.v1.ParseContextURLResponse.git:type_name -> gitpod.v1.ParseContextURLResponse.Git
-	0,  // 32: gitpod.v1.ListRunnersRequest.Filter.kinds:type_name -> gitpod.v1.RunnerKind
-	1,  // 33: gitpod.v1.ListRunnersRequest.Filter.providers:type_name -> gitpod.v1.RunnerProvider
-	32, // 34: gitpod.v1.UpdateRunnerRequest.Spec.configuration:type_name -> gitpod.v1.UpdateRunnerRequest.Configuration
-	2,  // 35: gitpod.v1.UpdateRunnerRequest.Spec.desired_phase:type_name -> gitpod.v1.RunnerPhase
-	5,  // 36: gitpod.v1.UpdateRunnerRequest.Configuration.log_level:type_name -> gitpod.v1.LogLevel
-	33, // 37: gitpod.v1.UpdateRunnerRequest.Configuration.metrics:type_name -> gitpod.v1.UpdateRunnerRequest.Metrics
-	4,  // 38: gitpod.v1.UpdateRunnerRequest.Configuration.release_channel:type_name -> gitpod.v1.RunnerReleaseChannel
-	11, // 39: gitpod.v1.UpdateRunnerRequest.Configuration.update_window:type_name -> gitpod.v1.UpdateWindow
-	16, // 40: gitpod.v1.RunnerService.CreateRunner:input_type -> gitpod.v1.CreateRunnerRequest
-	18, // 41: gitpod.v1.RunnerService.GetRunner:input_type -> gitpod.v1.GetRunnerRequest
-	20, // 42: gitpod.v1.RunnerService.ListRunners:input_type -> gitpod.v1.ListRunnersRequest
-	22, // 43: gitpod.v1.RunnerService.UpdateRunner:input_type -> gitpod.v1.UpdateRunnerRequest
-	24, // 44: gitpod.v1.RunnerService.DeleteRunner:input_type -> gitpod.v1.DeleteRunnerRequest
-	26, // 45: gitpod.v1.RunnerService.CreateRunnerToken:input_type -> gitpod.v1.CreateRunnerTokenRequest
-	28, // 46: gitpod.v1.RunnerService.ParseContextURL:input_type -> gitpod.v1.ParseContextURLRequest
-	17, // 47: gitpod.v1.RunnerService.CreateRunner:output_type -> gitpod.v1.CreateRunnerResponse
-	19, // 48: gitpod.v1.RunnerService.GetRunner:output_type -> gitpod.v1.GetRunnerResponse
-	21, // 49: gitpod.v1.RunnerService.ListRunners:output_type -> gitpod.v1.ListRunnersResponse
-	23, // 50: gitpod.v1.RunnerService.UpdateRunner:output_type -> gitpod.v1.UpdateRunnerResponse
-	25, // 51: gitpod.v1.RunnerService.DeleteRunner:output_type -> gitpod.v1.DeleteRunnerResponse
-	27, // 52: gitpod.v1.RunnerService.CreateRunnerToken:output_type -> gitpod.v1.CreateRunnerTokenResponse
-	29, // 53: gitpod.v1.RunnerService.ParseContextURL:output_type -> gitpod.v1.ParseContextURLResponse
-	47, // [47:54] is the sub-list for method output_type
-	40, // [40:47] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	10, // 23: gitpod.v1.CreateRunnerRequest.spec:type_name -> gitpod.v1.RunnerSpec
+	9,  // 24: gitpod.v1.CreateRunnerResponse.runner:type_name -> gitpod.v1.Runner
+	9,  // 25: gitpod.v1.GetRunnerResponse.runner:type_name -> gitpod.v1.Runner
+	64, // 26: gitpod.v1.ListRunnersRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	56, // 27: gitpod.v1.ListRunnersRequest.filter:type_name -> gitpod.v1.ListRunnersRequest.Filter
+	65, // 28: gitpod.v1.ListRunnersResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	9,  // 29: gitpod.v1.ListRunnersResponse.runners:type_name -> gitpod.v1.Runner
+	57, // 30: gitpod.v1.UpdateRunnerRequest.spec:type_name -> gitpod.v1.UpdateRunnerRequest.Spec
+	60, // 31: gitpod.v1.ParseContextURLResponse.git:type_name -> gitpod.v1.ParseContextURLResponse.Git
+	34, // 32: gitpod.v1.CheckAuthenticationForHostResponse.supports_oauth2:type_name -> gitpod.v1.CheckAuthenticationForHostResponseSupportsOauth2
+	35, // 33: gitpod.v1.CheckAuthenticationForHostResponse.supports_pat:type_name -> gitpod.v1.CheckAuthenticationForHostResponseSupportsPat
+	42, // 34: gitpod.v1.ListSCMOrganizationsResponse.organizations:type_name -> gitpod.v1.ListSCMOrganizationsResponseOrganization
+	64, // 35: gitpod.v1.SearchRepositoriesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	8,  // 36: gitpod.v1.SearchRepositoriesRequest.search_mode:type_name -> gitpod.v1.SearchMode
+	45, // 37: gitpod.v1.SearchRepositoriesResponse.pagination:type_name -> gitpod.v1.SearchRepositoriesResponsePagination
+	46, // 38: gitpod.v1.SearchRepositoriesResponse.repositories:type_name -> gitpod.v1.SearchRepositoriesResponseRepository
+	7,  // 39: gitpod.v1.CreateRunnerPolicyRequest.role:type_name -> gitpod.v1.RunnerRole
+	49, // 40: gitpod.v1.CreateRunnerPolicyResponse.policy:type_name -> gitpod.v1.RunnerPolicy
+	7,  // 41: gitpod.v1.RunnerPolicy.role:type_name -> gitpod.v1.RunnerRole
+	7,  // 42: gitpod.v1.UpdateRunnerPolicyRequest.role:type_name -> gitpod.v1.RunnerRole
+	49, // 43: gitpod.v1.UpdateRunnerPolicyResponse.policy:type_name -> gitpod.v1.RunnerPolicy
+	64, // 44: gitpod.v1.ListRunnerPoliciesRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	49, // 45: gitpod.v1.ListRunnerPoliciesResponse.policies:type_name -> gitpod.v1.RunnerPolicy
+	65, // 46: gitpod.v1.ListRunnerPoliciesResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	0,  // 47: gitpod.v1.ListRunnersRequest.Filter.kinds:type_name -> gitpod.v1.RunnerKind
+	1,  // 48: gitpod.v1.ListRunnersRequest.Filter.providers:type_name -> gitpod.v1.RunnerProvider
+	58, // 49: gitpod.v1.UpdateRunnerRequest.Spec.configuration:type_name -> gitpod.v1.UpdateRunnerRequest.Configuration
+	2,  // 50: gitpod.v1.UpdateRunnerRequest.Spec.desired_phase:type_name -> gitpod.v1.RunnerPhase
+	5,  // 51: gitpod.v1.UpdateRunnerRequest.Configuration.log_level:type_name -> gitpod.v1.LogLevel
+	59, // 52: gitpod.v1.UpdateRunnerRequest.Configuration.metrics:type_name -> gitpod.v1.UpdateRunnerRequest.Metrics
+	4,  // 53: gitpod.v1.UpdateRunnerRequest.Configuration.release_channel:type_name -> gitpod.v1.RunnerReleaseChannel
+	13, // 54: gitpod.v1.UpdateRunnerRequest.Configuration.update_window:type_name -> gitpod.v1.UpdateWindow
+	18, // 55: gitpod.v1.RunnerService.CreateRunner:input_type -> gitpod.v1.CreateRunnerRequest
+	20, // 56: gitpod.v1.RunnerService.GetRunner:input_type -> gitpod.v1.GetRunnerRequest
+	22, // 57: gitpod.v1.RunnerService.ListRunners:input_type -> gitpod.v1.ListRunnersRequest
+	24, // 58: gitpod.v1.RunnerService.UpdateRunner:input_type -> gitpod.v1.UpdateRunnerRequest
+	26, // 59: gitpod.v1.RunnerService.DeleteRunner:input_type -> gitpod.v1.DeleteRunnerRequest
+	28, // 60: gitpod.v1.RunnerService.CreateRunnerToken:input_type -> gitpod.v1.CreateRunnerTokenRequest
+	30, // 61: gitpod.v1.RunnerService.ParseContextURL:input_type -> gitpod.v1.ParseContextURLRequest
+	32, // 62: gitpod.v1.RunnerService.CheckAuthenticationForHost:input_type -> gitpod.v1.CheckAuthenticationForHostRequest
+	36, // 63: gitpod.v1.RunnerService.CheckRepositoryAccess:input_type -> gitpod.v1.CheckRepositoryAccessRequest
+	38, // 64: gitpod.v1.RunnerService.CreateRunnerLogsToken:input_type -> gitpod.v1.CreateRunnerLogsTokenRequest
+	40, // 65: gitpod.v1.RunnerService.ListSCMOrganizations:input_type -> gitpod.v1.ListSCMOrganizationsRequest
+	43, // 66: gitpod.v1.RunnerService.SearchRepositories:input_type -> gitpod.v1.SearchRepositoriesRequest
+	47, // 67: gitpod.v1.RunnerService.CreateRunnerPolicy:input_type -> gitpod.v1.CreateRunnerPolicyRequest
+	50, // 68: gitpod.v1.RunnerService.UpdateRunnerPolicy:input_type -> gitpod.v1.UpdateRunnerPolicyRequest
+	52, // 69: gitpod.v1.RunnerService.ListRunnerPolicies:input_type -> gitpod.v1.ListRunnerPoliciesRequest
+	54, // 70: gitpod.v1.RunnerService.DeleteRunnerPolicy:input_type -> gitpod.v1.DeleteRunnerPolicyRequest
+	19, // 71: gitpod.v1.RunnerService.CreateRunner:output_type -> gitpod.v1.CreateRunnerResponse
+	21, // 72: gitpod.v1.RunnerService.GetRunner:output_type -> gitpod.v1.GetRunnerResponse
+	23, // 73: gitpod.v1.RunnerService.ListRunners:output_type -> gitpod.v1.ListRunnersResponse
+	25, // 74: gitpod.v1.RunnerService.UpdateRunner:output_type -> gitpod.v1.UpdateRunnerResponse
+	27, // 75: gitpod.v1.RunnerService.DeleteRunner:output_type -> gitpod.v1.DeleteRunnerResponse
+	29, // 76: gitpod.v1.RunnerService.CreateRunnerToken:output_type -> gitpod.v1.CreateRunnerTokenResponse
+	31, // 77: gitpod.v1.RunnerService.ParseContextURL:output_type -> gitpod.v1.ParseContextURLResponse
+	33, // 78: gitpod.v1.RunnerService.CheckAuthenticationForHost:output_type -> gitpod.v1.CheckAuthenticationForHostResponse
+	37, // 79: gitpod.v1.RunnerService.CheckRepositoryAccess:output_type -> gitpod.v1.CheckRepositoryAccessResponse
+	39, // 80: gitpod.v1.RunnerService.CreateRunnerLogsToken:output_type -> gitpod.v1.CreateRunnerLogsTokenResponse
+	41, // 81: gitpod.v1.RunnerService.ListSCMOrganizations:output_type -> gitpod.v1.ListSCMOrganizationsResponse
+	44, // 82: gitpod.v1.RunnerService.SearchRepositories:output_type -> gitpod.v1.SearchRepositoriesResponse
+	48, // 83: gitpod.v1.RunnerService.CreateRunnerPolicy:output_type -> gitpod.v1.CreateRunnerPolicyResponse
+	51, // 84: gitpod.v1.RunnerService.UpdateRunnerPolicy:output_type -> gitpod.v1.UpdateRunnerPolicyResponse
+	53, // 85: gitpod.v1.RunnerService.ListRunnerPolicies:output_type -> gitpod.v1.ListRunnerPoliciesResponse
+	55, // 86: gitpod.v1.RunnerService.DeleteRunnerPolicy:output_type -> gitpod.v1.DeleteRunnerPolicyResponse
+	71, // [71:87] is the sub-list for method output_type
+	55, // [55:71] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_runner_proto_init() }
@@ -2714,16 +4347,16 @@ func file_gitpod_v1_runner_proto_init() {
 	file_gitpod_v1_pagination_proto_init()
 	file_gitpod_v1_runner_proto_msgTypes[4].OneofWrappers = []any{}
 	file_gitpod_v1_runner_proto_msgTypes[15].OneofWrappers = []any{}
-	file_gitpod_v1_runner_proto_msgTypes[24].OneofWrappers = []any{}
-	file_gitpod_v1_runner_proto_msgTypes[25].OneofWrappers = []any{}
-	file_gitpod_v1_runner_proto_msgTypes[26].OneofWrappers = []any{}
+	file_gitpod_v1_runner_proto_msgTypes[48].OneofWrappers = []any{}
+	file_gitpod_v1_runner_proto_msgTypes[49].OneofWrappers = []any{}
+	file_gitpod_v1_runner_proto_msgTypes[50].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_runner_proto_rawDesc), len(file_gitpod_v1_runner_proto_rawDesc)),
-			NumEnums:      7,
-			NumMessages:   28,
+			NumEnums:      9,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -771,6 +771,94 @@ func (*UpdateSecretValueResponse) Descriptor() ([]byte, []int) {
 	return file_gitpod_v1_secret_proto_rawDescGZIP(), []int{9}
 }
 
+type GetSecretValueRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SecretId      string                 `protobuf:"bytes,1,opt,name=secret_id,json=secretId,proto3" json:"secret_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecretValueRequest) Reset() {
+	*x = GetSecretValueRequest{}
+	mi := &file_gitpod_v1_secret_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecretValueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecretValueRequest) ProtoMessage() {}
+
+func (x *GetSecretValueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_secret_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecretValueRequest.ProtoReflect.Descriptor instead.
+func (*GetSecretValueRequest) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_secret_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetSecretValueRequest) GetSecretId() string {
+	if x != nil {
+		return x.SecretId
+	}
+	return ""
+}
+
+type GetSecretValueResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSecretValueResponse) Reset() {
+	*x = GetSecretValueResponse{}
+	mi := &file_gitpod_v1_secret_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSecretValueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSecretValueResponse) ProtoMessage() {}
+
+func (x *GetSecretValueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gitpod_v1_secret_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSecretValueResponse.ProtoReflect.Descriptor instead.
+func (*GetSecretValueResponse) Descriptor() ([]byte, []int) {
+	return file_gitpod_v1_secret_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *GetSecretValueResponse) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 type ListSecretsRequest_Filter struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// project_ids is deprecated (use scope) and ignored, as the vendor
@@ -786,7 +874,7 @@ type ListSecretsRequest_Filter struct {
 
 func (x *ListSecretsRequest_Filter) Reset() {
 	*x = ListSecretsRequest_Filter{}
-	mi := &file_gitpod_v1_secret_proto_msgTypes[10]
+	mi := &file_gitpod_v1_secret_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +886,7 @@ func (x *ListSecretsRequest_Filter) String() string {
 func (*ListSecretsRequest_Filter) ProtoMessage() {}
 
 func (x *ListSecretsRequest_Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_gitpod_v1_secret_proto_msgTypes[10]
+	mi := &file_gitpod_v1_secret_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,12 +978,17 @@ const file_gitpod_v1_secret_proto_rawDesc = "" +
 	"\x18UpdateSecretValueRequest\x12\x1b\n" +
 	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\x1b\n" +
-	"\x19UpdateSecretValueResponse2\xe7\x02\n" +
+	"\x19UpdateSecretValueResponse\"4\n" +
+	"\x15GetSecretValueRequest\x12\x1b\n" +
+	"\tsecret_id\x18\x01 \x01(\tR\bsecretId\".\n" +
+	"\x16GetSecretValueResponse\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value2\xc0\x03\n" +
 	"\rSecretService\x12Q\n" +
 	"\fCreateSecret\x12\x1e.gitpod.v1.CreateSecretRequest\x1a\x1f.gitpod.v1.CreateSecretResponse\"\x00\x12N\n" +
 	"\vListSecrets\x12\x1d.gitpod.v1.ListSecretsRequest\x1a\x1e.gitpod.v1.ListSecretsResponse\"\x00\x12Q\n" +
 	"\fDeleteSecret\x12\x1e.gitpod.v1.DeleteSecretRequest\x1a\x1f.gitpod.v1.DeleteSecretResponse\"\x00\x12`\n" +
-	"\x11UpdateSecretValue\x12#.gitpod.v1.UpdateSecretValueRequest\x1a$.gitpod.v1.UpdateSecretValueResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
+	"\x11UpdateSecretValue\x12#.gitpod.v1.UpdateSecretValueRequest\x1a$.gitpod.v1.UpdateSecretValueResponse\"\x00\x12W\n" +
+	"\x0eGetSecretValue\x12 .gitpod.v1.GetSecretValueRequest\x1a!.gitpod.v1.GetSecretValueResponse\"\x00B3Z1github.com/runyard/runyard/gen/gitpod/v1;gitpodv1b\x06proto3"
 
 var (
 	file_gitpod_v1_secret_proto_rawDescOnce sync.Once
@@ -909,7 +1002,7 @@ func file_gitpod_v1_secret_proto_rawDescGZIP() []byte {
 	return file_gitpod_v1_secret_proto_rawDescData
 }
 
-var file_gitpod_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_gitpod_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_gitpod_v1_secret_proto_goTypes = []any{
 	(*SecretScope)(nil),               // 0: gitpod.v1.SecretScope
 	(*Secret)(nil),                    // 1: gitpod.v1.Secret
@@ -921,34 +1014,38 @@ var file_gitpod_v1_secret_proto_goTypes = []any{
 	(*DeleteSecretResponse)(nil),      // 7: gitpod.v1.DeleteSecretResponse
 	(*UpdateSecretValueRequest)(nil),  // 8: gitpod.v1.UpdateSecretValueRequest
 	(*UpdateSecretValueResponse)(nil), // 9: gitpod.v1.UpdateSecretValueResponse
-	(*ListSecretsRequest_Filter)(nil), // 10: gitpod.v1.ListSecretsRequest.Filter
-	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
-	(*Subject)(nil),                   // 12: gitpod.v1.Subject
-	(*PaginationRequest)(nil),         // 13: gitpod.v1.PaginationRequest
-	(*PaginationResponse)(nil),        // 14: gitpod.v1.PaginationResponse
+	(*GetSecretValueRequest)(nil),     // 10: gitpod.v1.GetSecretValueRequest
+	(*GetSecretValueResponse)(nil),    // 11: gitpod.v1.GetSecretValueResponse
+	(*ListSecretsRequest_Filter)(nil), // 12: gitpod.v1.ListSecretsRequest.Filter
+	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*Subject)(nil),                   // 14: gitpod.v1.Subject
+	(*PaginationRequest)(nil),         // 15: gitpod.v1.PaginationRequest
+	(*PaginationResponse)(nil),        // 16: gitpod.v1.PaginationResponse
 }
 var file_gitpod_v1_secret_proto_depIdxs = []int32{
-	11, // 0: gitpod.v1.Secret.created_at:type_name -> google.protobuf.Timestamp
-	11, // 1: gitpod.v1.Secret.updated_at:type_name -> google.protobuf.Timestamp
-	12, // 2: gitpod.v1.Secret.creator:type_name -> gitpod.v1.Subject
+	13, // 0: gitpod.v1.Secret.created_at:type_name -> google.protobuf.Timestamp
+	13, // 1: gitpod.v1.Secret.updated_at:type_name -> google.protobuf.Timestamp
+	14, // 2: gitpod.v1.Secret.creator:type_name -> gitpod.v1.Subject
 	0,  // 3: gitpod.v1.Secret.scope:type_name -> gitpod.v1.SecretScope
 	0,  // 4: gitpod.v1.CreateSecretRequest.scope:type_name -> gitpod.v1.SecretScope
 	1,  // 5: gitpod.v1.CreateSecretResponse.secret:type_name -> gitpod.v1.Secret
-	13, // 6: gitpod.v1.ListSecretsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	10, // 7: gitpod.v1.ListSecretsRequest.filter:type_name -> gitpod.v1.ListSecretsRequest.Filter
-	14, // 8: gitpod.v1.ListSecretsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	15, // 6: gitpod.v1.ListSecretsRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	12, // 7: gitpod.v1.ListSecretsRequest.filter:type_name -> gitpod.v1.ListSecretsRequest.Filter
+	16, // 8: gitpod.v1.ListSecretsResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	1,  // 9: gitpod.v1.ListSecretsResponse.secrets:type_name -> gitpod.v1.Secret
 	0,  // 10: gitpod.v1.ListSecretsRequest.Filter.scope:type_name -> gitpod.v1.SecretScope
 	2,  // 11: gitpod.v1.SecretService.CreateSecret:input_type -> gitpod.v1.CreateSecretRequest
 	4,  // 12: gitpod.v1.SecretService.ListSecrets:input_type -> gitpod.v1.ListSecretsRequest
 	6,  // 13: gitpod.v1.SecretService.DeleteSecret:input_type -> gitpod.v1.DeleteSecretRequest
 	8,  // 14: gitpod.v1.SecretService.UpdateSecretValue:input_type -> gitpod.v1.UpdateSecretValueRequest
-	3,  // 15: gitpod.v1.SecretService.CreateSecret:output_type -> gitpod.v1.CreateSecretResponse
-	5,  // 16: gitpod.v1.SecretService.ListSecrets:output_type -> gitpod.v1.ListSecretsResponse
-	7,  // 17: gitpod.v1.SecretService.DeleteSecret:output_type -> gitpod.v1.DeleteSecretResponse
-	9,  // 18: gitpod.v1.SecretService.UpdateSecretValue:output_type -> gitpod.v1.UpdateSecretValueResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
+	10, // 15: gitpod.v1.SecretService.GetSecretValue:input_type -> gitpod.v1.GetSecretValueRequest
+	3,  // 16: gitpod.v1.SecretService.CreateSecret:output_type -> gitpod.v1.CreateSecretResponse
+	5,  // 17: gitpod.v1.SecretService.ListSecrets:output_type -> gitpod.v1.ListSecretsResponse
+	7,  // 18: gitpod.v1.SecretService.DeleteSecret:output_type -> gitpod.v1.DeleteSecretResponse
+	9,  // 19: gitpod.v1.SecretService.UpdateSecretValue:output_type -> gitpod.v1.UpdateSecretValueResponse
+	11, // 20: gitpod.v1.SecretService.GetSecretValue:output_type -> gitpod.v1.GetSecretValueResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
 	11, // [11:11] is the sub-list for extension type_name
 	11, // [11:11] is the sub-list for extension extendee
 	0,  // [0:11] is the sub-list for field type_name
@@ -983,7 +1080,7 @@ func file_gitpod_v1_secret_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gitpod_v1_secret_proto_rawDesc), len(file_gitpod_v1_secret_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

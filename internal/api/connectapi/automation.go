@@ -20,7 +20,7 @@ type automationHandler struct {
 	log *slog.Logger
 }
 
-var _ gitpodv1connect.EnvironmentAutomationServiceHandler = (*automationHandler)(nil)
+var _ gitpodv1connect.EnvironmentAutomationServiceHandler = automationService{}
 
 func (h *automationHandler) err(ctx context.Context, procedure string, err error) error {
 	return toConnect(ctx, h.log, procedure, err)

@@ -18,7 +18,7 @@ type automationsHandler struct {
 	log *slog.Logger
 }
 
-var _ runyardv1connect.AutomationsServiceHandler = (*automationsHandler)(nil)
+var _ runyardv1connect.AutomationsServiceHandler = automationsService{}
 
 func (h *automationsHandler) ReloadAutomationsFile(ctx context.Context, req *connect.Request[runyardv1.ReloadAutomationsFileRequest]) (*connect.Response[runyardv1.ReloadAutomationsFileResponse], error) {
 	n, err := h.svc.ReloadFile(ctx, req.Msg.GetEnvironmentId())

@@ -2,6 +2,11 @@
 // connect-go, so JSON, binary protobuf, gRPC and gRPC-Web clients all work on
 // the same paths. Handlers only translate: the rules live in the domain
 // services.
+//
+// Every method declared in proto/gitpod/v1 and proto/runyard/v1 is served,
+// also under the prefix /api (the vendor SDKs' default base URL ends in /api):
+// a method runyard does not implement answers unimplemented, naming it, in
+// the client's protocol (see unimplemented.go).
 package connectapi
 
 import (
@@ -27,6 +32,12 @@ import (
 // MaxRequestBytes bounds a request message; larger ones fail with
 // resource_exhausted before they are decoded.
 const MaxRequestBytes = 4 << 20
+
+// PathPrefix is the prefix under which every gitpod.v1 and runyard.v1
+// procedure is served too: /api/gitpod.v1.RunnerService/GetRunner is
+// /gitpod.v1.RunnerService/GetRunner. The runner protocol (runyard.runner.v1)
+// is served only without it.
+const PathPrefix = "/api"
 
 // Services are the domain services behind the API.
 type Services struct {
@@ -59,13 +70,22 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		connect.WithInterceptors(auth),
 		connect.WithReadMaxBytes(MaxRequestBytes),
 	}
-	handle := func(path string, h http.Handler) { mux.Handle(path, withQueryPaging(h)) }
-	handle(gitpodv1connect.NewRunnerServiceHandler(&runnerHandler{svc: svc.Runners, log: log}, opts...))
-	handle(gitpodv1connect.NewIdentityServiceHandler(&identityHandler{svc: svc.Identity, log: log}, opts...))
-	handle(runyardv1connect.NewTokenServiceHandler(&tokenHandler{svc: svc.Identity, log: log}, opts...))
-	handle(gitpodv1connect.NewEnvironmentServiceHandler(&environmentHandler{svc: svc.Environments, log: log}, opts...))
-	handle(gitpodv1connect.NewEnvironmentAutomationServiceHandler(&automationHandler{svc: svc.Automations, log: log}, opts...))
-	handle(runyardv1connect.NewAutomationsServiceHandler(&automationsHandler{svc: svc.Automations, log: log}, opts...))
-	handle(gitpodv1connect.NewSecretServiceHandler(&secretHandler{svc: svc.Secrets, log: log}, opts...))
+	runner := &runnerHandler{svc: svc.Runners, log: log}
+	ident := &identityHandler{svc: svc.Identity, log: log}
+	token := &tokenHandler{svc: svc.Identity, log: log}
+	env := &environmentHandler{svc: svc.Environments, log: log}
+	auto := &automationHandler{svc: svc.Automations, log: log}
+	autos := &automationsHandler{svc: svc.Automations, log: log}
+	secret := &secretHandler{svc: svc.Secrets, log: log}
+	m := newMounter(mux, opts, log)
+	m.service(runner)(gitpodv1connect.NewRunnerServiceHandler(runnerService{runnerHandler: runner}, opts...))
+	m.service(ident)(gitpodv1connect.NewIdentityServiceHandler(identityService{identityHandler: ident}, opts...))
+	m.service(token)(runyardv1connect.NewTokenServiceHandler(tokenService{tokenHandler: token}, opts...))
+	m.service(env)(gitpodv1connect.NewEnvironmentServiceHandler(environmentService{environmentHandler: env}, opts...))
+	m.service(auto)(gitpodv1connect.NewEnvironmentAutomationServiceHandler(automationService{automationHandler: auto}, opts...))
+	m.service(autos)(runyardv1connect.NewAutomationsServiceHandler(automationsService{automationsHandler: autos}, opts...))
+	m.service(secret)(gitpodv1connect.NewSecretServiceHandler(secretService{secretHandler: secret}, opts...))
+	m.rest()
+	// The runner protocol is ours alone: no SDK looks for it under /api.
 	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))
 }

@@ -19,7 +19,7 @@ type environmentHandler struct {
 	log *slog.Logger
 }
 
-var _ gitpodv1connect.EnvironmentServiceHandler = (*environmentHandler)(nil)
+var _ gitpodv1connect.EnvironmentServiceHandler = environmentService{}
 
 func (h *environmentHandler) err(ctx context.Context, procedure string, err error) error {
 	return toConnect(ctx, h.log, procedure, err)

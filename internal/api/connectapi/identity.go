@@ -22,7 +22,7 @@ type identityHandler struct {
 	log *slog.Logger
 }
 
-var _ gitpodv1connect.IdentityServiceHandler = (*identityHandler)(nil)
+var _ gitpodv1connect.IdentityServiceHandler = identityService{}
 
 func (h *identityHandler) GetAuthenticatedIdentity(ctx context.Context, req *connect.Request[gitpodv1.GetAuthenticatedIdentityRequest]) (*connect.Response[gitpodv1.GetAuthenticatedIdentityResponse], error) {
 	c, err := identity.RequireAuthenticated(ctx)
@@ -59,7 +59,7 @@ type tokenHandler struct {
 	log *slog.Logger
 }
 
-var _ runyardv1connect.TokenServiceHandler = (*tokenHandler)(nil)
+var _ runyardv1connect.TokenServiceHandler = tokenService{}
 
 func tokenToProto(t *identity.Token) *runyardv1.Token {
 	out := &runyardv1.Token{

@@ -18,7 +18,7 @@ type runnerHandler struct {
 	log *slog.Logger
 }
 
-var _ gitpodv1connect.RunnerServiceHandler = (*runnerHandler)(nil)
+var _ gitpodv1connect.RunnerServiceHandler = runnerService{}
 
 func (h *runnerHandler) err(ctx context.Context, procedure string, err error) error {
 	return toConnect(ctx, h.log, procedure, err)

@@ -21,7 +21,7 @@ type secretHandler struct {
 	log *slog.Logger
 }
 
-var _ gitpodv1connect.SecretServiceHandler = (*secretHandler)(nil)
+var _ gitpodv1connect.SecretServiceHandler = secretService{}
 
 func (h *secretHandler) err(ctx context.Context, procedure string, err error) error {
 	return toConnect(ctx, h.log, procedure, err)

@@ -63,6 +63,15 @@ const (
 	// EnvironmentServiceCreateEnvironmentLogsTokenProcedure is the fully-qualified name of the
 	// EnvironmentService's CreateEnvironmentLogsToken RPC.
 	EnvironmentServiceCreateEnvironmentLogsTokenProcedure = "/gitpod.v1.EnvironmentService/CreateEnvironmentLogsToken"
+	// EnvironmentServiceCreateEnvironmentAccessTokenProcedure is the fully-qualified name of the
+	// EnvironmentService's CreateEnvironmentAccessToken RPC.
+	EnvironmentServiceCreateEnvironmentAccessTokenProcedure = "/gitpod.v1.EnvironmentService/CreateEnvironmentAccessToken"
+	// EnvironmentServiceCreateEnvironmentFromProjectProcedure is the fully-qualified name of the
+	// EnvironmentService's CreateEnvironmentFromProject RPC.
+	EnvironmentServiceCreateEnvironmentFromProjectProcedure = "/gitpod.v1.EnvironmentService/CreateEnvironmentFromProject"
+	// EnvironmentServiceUnarchiveEnvironmentProcedure is the fully-qualified name of the
+	// EnvironmentService's UnarchiveEnvironment RPC.
+	EnvironmentServiceUnarchiveEnvironmentProcedure = "/gitpod.v1.EnvironmentService/UnarchiveEnvironment"
 )
 
 // EnvironmentServiceClient is a client for the gitpod.v1.EnvironmentService service.
@@ -93,6 +102,12 @@ type EnvironmentServiceClient interface {
 	// Creates an access token for reading the environment's logs (the
 	// status.logUrl of its services and task executions), valid for one hour.
 	CreateEnvironmentLogsToken(context.Context, *connect.Request[v1.CreateEnvironmentLogsTokenRequest]) (*connect.Response[v1.CreateEnvironmentLogsTokenResponse], error)
+	// Creates an access token for the environment.
+	CreateEnvironmentAccessToken(context.Context, *connect.Request[v1.CreateEnvironmentAccessTokenRequest]) (*connect.Response[v1.CreateEnvironmentAccessTokenResponse], error)
+	// Creates an environment from an existing project configuration and starts it.
+	CreateEnvironmentFromProject(context.Context, *connect.Request[v1.CreateEnvironmentFromProjectRequest]) (*connect.Response[v1.CreateEnvironmentFromProjectResponse], error)
+	// Unarchives an environment.
+	UnarchiveEnvironment(context.Context, *connect.Request[v1.UnarchiveEnvironmentRequest]) (*connect.Response[v1.UnarchiveEnvironmentResponse], error)
 }
 
 // NewEnvironmentServiceClient constructs a client for the gitpod.v1.EnvironmentService service. By
@@ -166,21 +181,42 @@ func NewEnvironmentServiceClient(httpClient connect.HTTPClient, baseURL string, 
 			connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentLogsToken")),
 			connect.WithClientOptions(opts...),
 		),
+		createEnvironmentAccessToken: connect.NewClient[v1.CreateEnvironmentAccessTokenRequest, v1.CreateEnvironmentAccessTokenResponse](
+			httpClient,
+			baseURL+EnvironmentServiceCreateEnvironmentAccessTokenProcedure,
+			connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentAccessToken")),
+			connect.WithClientOptions(opts...),
+		),
+		createEnvironmentFromProject: connect.NewClient[v1.CreateEnvironmentFromProjectRequest, v1.CreateEnvironmentFromProjectResponse](
+			httpClient,
+			baseURL+EnvironmentServiceCreateEnvironmentFromProjectProcedure,
+			connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentFromProject")),
+			connect.WithClientOptions(opts...),
+		),
+		unarchiveEnvironment: connect.NewClient[v1.UnarchiveEnvironmentRequest, v1.UnarchiveEnvironmentResponse](
+			httpClient,
+			baseURL+EnvironmentServiceUnarchiveEnvironmentProcedure,
+			connect.WithSchema(environmentServiceMethods.ByName("UnarchiveEnvironment")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // environmentServiceClient implements EnvironmentServiceClient.
 type environmentServiceClient struct {
-	getEnvironment             *connect.Client[v1.GetEnvironmentRequest, v1.GetEnvironmentResponse]
-	listEnvironments           *connect.Client[v1.ListEnvironmentsRequest, v1.ListEnvironmentsResponse]
-	listEnvironmentClasses     *connect.Client[v1.ListEnvironmentClassesRequest, v1.ListEnvironmentClassesResponse]
-	createEnvironment          *connect.Client[v1.CreateEnvironmentRequest, v1.CreateEnvironmentResponse]
-	startEnvironment           *connect.Client[v1.StartEnvironmentRequest, v1.StartEnvironmentResponse]
-	stopEnvironment            *connect.Client[v1.StopEnvironmentRequest, v1.StopEnvironmentResponse]
-	deleteEnvironment          *connect.Client[v1.DeleteEnvironmentRequest, v1.DeleteEnvironmentResponse]
-	markEnvironmentActive      *connect.Client[v1.MarkEnvironmentActiveRequest, v1.MarkEnvironmentActiveResponse]
-	updateEnvironment          *connect.Client[v1.UpdateEnvironmentRequest, v1.UpdateEnvironmentResponse]
-	createEnvironmentLogsToken *connect.Client[v1.CreateEnvironmentLogsTokenRequest, v1.CreateEnvironmentLogsTokenResponse]
+	getEnvironment               *connect.Client[v1.GetEnvironmentRequest, v1.GetEnvironmentResponse]
+	listEnvironments             *connect.Client[v1.ListEnvironmentsRequest, v1.ListEnvironmentsResponse]
+	listEnvironmentClasses       *connect.Client[v1.ListEnvironmentClassesRequest, v1.ListEnvironmentClassesResponse]
+	createEnvironment            *connect.Client[v1.CreateEnvironmentRequest, v1.CreateEnvironmentResponse]
+	startEnvironment             *connect.Client[v1.StartEnvironmentRequest, v1.StartEnvironmentResponse]
+	stopEnvironment              *connect.Client[v1.StopEnvironmentRequest, v1.StopEnvironmentResponse]
+	deleteEnvironment            *connect.Client[v1.DeleteEnvironmentRequest, v1.DeleteEnvironmentResponse]
+	markEnvironmentActive        *connect.Client[v1.MarkEnvironmentActiveRequest, v1.MarkEnvironmentActiveResponse]
+	updateEnvironment            *connect.Client[v1.UpdateEnvironmentRequest, v1.UpdateEnvironmentResponse]
+	createEnvironmentLogsToken   *connect.Client[v1.CreateEnvironmentLogsTokenRequest, v1.CreateEnvironmentLogsTokenResponse]
+	createEnvironmentAccessToken *connect.Client[v1.CreateEnvironmentAccessTokenRequest, v1.CreateEnvironmentAccessTokenResponse]
+	createEnvironmentFromProject *connect.Client[v1.CreateEnvironmentFromProjectRequest, v1.CreateEnvironmentFromProjectResponse]
+	unarchiveEnvironment         *connect.Client[v1.UnarchiveEnvironmentRequest, v1.UnarchiveEnvironmentResponse]
 }
 
 // GetEnvironment calls gitpod.v1.EnvironmentService.GetEnvironment.
@@ -233,6 +269,21 @@ func (c *environmentServiceClient) CreateEnvironmentLogsToken(ctx context.Contex
 	return c.createEnvironmentLogsToken.CallUnary(ctx, req)
 }
 
+// CreateEnvironmentAccessToken calls gitpod.v1.EnvironmentService.CreateEnvironmentAccessToken.
+func (c *environmentServiceClient) CreateEnvironmentAccessToken(ctx context.Context, req *connect.Request[v1.CreateEnvironmentAccessTokenRequest]) (*connect.Response[v1.CreateEnvironmentAccessTokenResponse], error) {
+	return c.createEnvironmentAccessToken.CallUnary(ctx, req)
+}
+
+// CreateEnvironmentFromProject calls gitpod.v1.EnvironmentService.CreateEnvironmentFromProject.
+func (c *environmentServiceClient) CreateEnvironmentFromProject(ctx context.Context, req *connect.Request[v1.CreateEnvironmentFromProjectRequest]) (*connect.Response[v1.CreateEnvironmentFromProjectResponse], error) {
+	return c.createEnvironmentFromProject.CallUnary(ctx, req)
+}
+
+// UnarchiveEnvironment calls gitpod.v1.EnvironmentService.UnarchiveEnvironment.
+func (c *environmentServiceClient) UnarchiveEnvironment(ctx context.Context, req *connect.Request[v1.UnarchiveEnvironmentRequest]) (*connect.Response[v1.UnarchiveEnvironmentResponse], error) {
+	return c.unarchiveEnvironment.CallUnary(ctx, req)
+}
+
 // EnvironmentServiceHandler is an implementation of the gitpod.v1.EnvironmentService service.
 type EnvironmentServiceHandler interface {
 	// Gets details about a specific environment including its status.
@@ -261,6 +312,12 @@ type EnvironmentServiceHandler interface {
 	// Creates an access token for reading the environment's logs (the
 	// status.logUrl of its services and task executions), valid for one hour.
 	CreateEnvironmentLogsToken(context.Context, *connect.Request[v1.CreateEnvironmentLogsTokenRequest]) (*connect.Response[v1.CreateEnvironmentLogsTokenResponse], error)
+	// Creates an access token for the environment.
+	CreateEnvironmentAccessToken(context.Context, *connect.Request[v1.CreateEnvironmentAccessTokenRequest]) (*connect.Response[v1.CreateEnvironmentAccessTokenResponse], error)
+	// Creates an environment from an existing project configuration and starts it.
+	CreateEnvironmentFromProject(context.Context, *connect.Request[v1.CreateEnvironmentFromProjectRequest]) (*connect.Response[v1.CreateEnvironmentFromProjectResponse], error)
+	// Unarchives an environment.
+	UnarchiveEnvironment(context.Context, *connect.Request[v1.UnarchiveEnvironmentRequest]) (*connect.Response[v1.UnarchiveEnvironmentResponse], error)
 }
 
 // NewEnvironmentServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -330,6 +387,24 @@ func NewEnvironmentServiceHandler(svc EnvironmentServiceHandler, opts ...connect
 		connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentLogsToken")),
 		connect.WithHandlerOptions(opts...),
 	)
+	environmentServiceCreateEnvironmentAccessTokenHandler := connect.NewUnaryHandler(
+		EnvironmentServiceCreateEnvironmentAccessTokenProcedure,
+		svc.CreateEnvironmentAccessToken,
+		connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentAccessToken")),
+		connect.WithHandlerOptions(opts...),
+	)
+	environmentServiceCreateEnvironmentFromProjectHandler := connect.NewUnaryHandler(
+		EnvironmentServiceCreateEnvironmentFromProjectProcedure,
+		svc.CreateEnvironmentFromProject,
+		connect.WithSchema(environmentServiceMethods.ByName("CreateEnvironmentFromProject")),
+		connect.WithHandlerOptions(opts...),
+	)
+	environmentServiceUnarchiveEnvironmentHandler := connect.NewUnaryHandler(
+		EnvironmentServiceUnarchiveEnvironmentProcedure,
+		svc.UnarchiveEnvironment,
+		connect.WithSchema(environmentServiceMethods.ByName("UnarchiveEnvironment")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gitpod.v1.EnvironmentService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case EnvironmentServiceGetEnvironmentProcedure:
@@ -352,6 +427,12 @@ func NewEnvironmentServiceHandler(svc EnvironmentServiceHandler, opts ...connect
 			environmentServiceUpdateEnvironmentHandler.ServeHTTP(w, r)
 		case EnvironmentServiceCreateEnvironmentLogsTokenProcedure:
 			environmentServiceCreateEnvironmentLogsTokenHandler.ServeHTTP(w, r)
+		case EnvironmentServiceCreateEnvironmentAccessTokenProcedure:
+			environmentServiceCreateEnvironmentAccessTokenHandler.ServeHTTP(w, r)
+		case EnvironmentServiceCreateEnvironmentFromProjectProcedure:
+			environmentServiceCreateEnvironmentFromProjectHandler.ServeHTTP(w, r)
+		case EnvironmentServiceUnarchiveEnvironmentProcedure:
+			environmentServiceUnarchiveEnvironmentHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -399,4 +480,16 @@ func (UnimplementedEnvironmentServiceHandler) UpdateEnvironment(context.Context,
 
 func (UnimplementedEnvironmentServiceHandler) CreateEnvironmentLogsToken(context.Context, *connect.Request[v1.CreateEnvironmentLogsTokenRequest]) (*connect.Response[v1.CreateEnvironmentLogsTokenResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.CreateEnvironmentLogsToken is not implemented"))
+}
+
+func (UnimplementedEnvironmentServiceHandler) CreateEnvironmentAccessToken(context.Context, *connect.Request[v1.CreateEnvironmentAccessTokenRequest]) (*connect.Response[v1.CreateEnvironmentAccessTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.CreateEnvironmentAccessToken is not implemented"))
+}
+
+func (UnimplementedEnvironmentServiceHandler) CreateEnvironmentFromProject(context.Context, *connect.Request[v1.CreateEnvironmentFromProjectRequest]) (*connect.Response[v1.CreateEnvironmentFromProjectResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.CreateEnvironmentFromProject is not implemented"))
+}
+
+func (UnimplementedEnvironmentServiceHandler) UnarchiveEnvironment(context.Context, *connect.Request[v1.UnarchiveEnvironmentRequest]) (*connect.Response[v1.UnarchiveEnvironmentResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.EnvironmentService.UnarchiveEnvironment is not implemented"))
 }

@@ -53,6 +53,33 @@ const (
 	// RunnerServiceParseContextURLProcedure is the fully-qualified name of the RunnerService's
 	// ParseContextURL RPC.
 	RunnerServiceParseContextURLProcedure = "/gitpod.v1.RunnerService/ParseContextURL"
+	// RunnerServiceCheckAuthenticationForHostProcedure is the fully-qualified name of the
+	// RunnerService's CheckAuthenticationForHost RPC.
+	RunnerServiceCheckAuthenticationForHostProcedure = "/gitpod.v1.RunnerService/CheckAuthenticationForHost"
+	// RunnerServiceCheckRepositoryAccessProcedure is the fully-qualified name of the RunnerService's
+	// CheckRepositoryAccess RPC.
+	RunnerServiceCheckRepositoryAccessProcedure = "/gitpod.v1.RunnerService/CheckRepositoryAccess"
+	// RunnerServiceCreateRunnerLogsTokenProcedure is the fully-qualified name of the RunnerService's
+	// CreateRunnerLogsToken RPC.
+	RunnerServiceCreateRunnerLogsTokenProcedure = "/gitpod.v1.RunnerService/CreateRunnerLogsToken"
+	// RunnerServiceListSCMOrganizationsProcedure is the fully-qualified name of the RunnerService's
+	// ListSCMOrganizations RPC.
+	RunnerServiceListSCMOrganizationsProcedure = "/gitpod.v1.RunnerService/ListSCMOrganizations"
+	// RunnerServiceSearchRepositoriesProcedure is the fully-qualified name of the RunnerService's
+	// SearchRepositories RPC.
+	RunnerServiceSearchRepositoriesProcedure = "/gitpod.v1.RunnerService/SearchRepositories"
+	// RunnerServiceCreateRunnerPolicyProcedure is the fully-qualified name of the RunnerService's
+	// CreateRunnerPolicy RPC.
+	RunnerServiceCreateRunnerPolicyProcedure = "/gitpod.v1.RunnerService/CreateRunnerPolicy"
+	// RunnerServiceUpdateRunnerPolicyProcedure is the fully-qualified name of the RunnerService's
+	// UpdateRunnerPolicy RPC.
+	RunnerServiceUpdateRunnerPolicyProcedure = "/gitpod.v1.RunnerService/UpdateRunnerPolicy"
+	// RunnerServiceListRunnerPoliciesProcedure is the fully-qualified name of the RunnerService's
+	// ListRunnerPolicies RPC.
+	RunnerServiceListRunnerPoliciesProcedure = "/gitpod.v1.RunnerService/ListRunnerPolicies"
+	// RunnerServiceDeleteRunnerPolicyProcedure is the fully-qualified name of the RunnerService's
+	// DeleteRunnerPolicy RPC.
+	RunnerServiceDeleteRunnerPolicyProcedure = "/gitpod.v1.RunnerService/DeleteRunnerPolicy"
 )
 
 // RunnerServiceClient is a client for the gitpod.v1.RunnerService service.
@@ -75,6 +102,24 @@ type RunnerServiceClient interface {
 	// Parses a context URL (a repository, branch, commit, pull request ... on
 	// a forge) into what a git initializer clones.
 	ParseContextURL(context.Context, *connect.Request[v1.ParseContextURLRequest]) (*connect.Response[v1.ParseContextURLResponse], error)
+	// Checks if a user is authenticated for a specific host.
+	CheckAuthenticationForHost(context.Context, *connect.Request[v1.CheckAuthenticationForHostRequest]) (*connect.Response[v1.CheckAuthenticationForHostResponse], error)
+	// Checks if a principal has read access to a repository.
+	CheckRepositoryAccess(context.Context, *connect.Request[v1.CheckRepositoryAccessRequest]) (*connect.Response[v1.CheckRepositoryAccessResponse], error)
+	// Creates an access token for runner logs and debug information.
+	CreateRunnerLogsToken(context.Context, *connect.Request[v1.CreateRunnerLogsTokenRequest]) (*connect.Response[v1.CreateRunnerLogsTokenResponse], error)
+	// Lists SCM organizations the user belongs to.
+	ListSCMOrganizations(context.Context, *connect.Request[v1.ListSCMOrganizationsRequest]) (*connect.Response[v1.ListSCMOrganizationsResponse], error)
+	// Searches for repositories across all authenticated SCM hosts.
+	SearchRepositories(context.Context, *connect.Request[v1.SearchRepositoriesRequest]) (*connect.Response[v1.SearchRepositoriesResponse], error)
+	// Creates a new policy for a runner.
+	CreateRunnerPolicy(context.Context, *connect.Request[v1.CreateRunnerPolicyRequest]) (*connect.Response[v1.CreateRunnerPolicyResponse], error)
+	// Updates an existing runner policy.
+	UpdateRunnerPolicy(context.Context, *connect.Request[v1.UpdateRunnerPolicyRequest]) (*connect.Response[v1.UpdateRunnerPolicyResponse], error)
+	// Lists policies for a runner.
+	ListRunnerPolicies(context.Context, *connect.Request[v1.ListRunnerPoliciesRequest]) (*connect.Response[v1.ListRunnerPoliciesResponse], error)
+	// Deletes a runner policy.
+	DeleteRunnerPolicy(context.Context, *connect.Request[v1.DeleteRunnerPolicyRequest]) (*connect.Response[v1.DeleteRunnerPolicyResponse], error)
 }
 
 // NewRunnerServiceClient constructs a client for the gitpod.v1.RunnerService service. By default,
@@ -130,18 +175,81 @@ func NewRunnerServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(runnerServiceMethods.ByName("ParseContextURL")),
 			connect.WithClientOptions(opts...),
 		),
+		checkAuthenticationForHost: connect.NewClient[v1.CheckAuthenticationForHostRequest, v1.CheckAuthenticationForHostResponse](
+			httpClient,
+			baseURL+RunnerServiceCheckAuthenticationForHostProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("CheckAuthenticationForHost")),
+			connect.WithClientOptions(opts...),
+		),
+		checkRepositoryAccess: connect.NewClient[v1.CheckRepositoryAccessRequest, v1.CheckRepositoryAccessResponse](
+			httpClient,
+			baseURL+RunnerServiceCheckRepositoryAccessProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("CheckRepositoryAccess")),
+			connect.WithClientOptions(opts...),
+		),
+		createRunnerLogsToken: connect.NewClient[v1.CreateRunnerLogsTokenRequest, v1.CreateRunnerLogsTokenResponse](
+			httpClient,
+			baseURL+RunnerServiceCreateRunnerLogsTokenProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("CreateRunnerLogsToken")),
+			connect.WithClientOptions(opts...),
+		),
+		listSCMOrganizations: connect.NewClient[v1.ListSCMOrganizationsRequest, v1.ListSCMOrganizationsResponse](
+			httpClient,
+			baseURL+RunnerServiceListSCMOrganizationsProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("ListSCMOrganizations")),
+			connect.WithClientOptions(opts...),
+		),
+		searchRepositories: connect.NewClient[v1.SearchRepositoriesRequest, v1.SearchRepositoriesResponse](
+			httpClient,
+			baseURL+RunnerServiceSearchRepositoriesProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("SearchRepositories")),
+			connect.WithClientOptions(opts...),
+		),
+		createRunnerPolicy: connect.NewClient[v1.CreateRunnerPolicyRequest, v1.CreateRunnerPolicyResponse](
+			httpClient,
+			baseURL+RunnerServiceCreateRunnerPolicyProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("CreateRunnerPolicy")),
+			connect.WithClientOptions(opts...),
+		),
+		updateRunnerPolicy: connect.NewClient[v1.UpdateRunnerPolicyRequest, v1.UpdateRunnerPolicyResponse](
+			httpClient,
+			baseURL+RunnerServiceUpdateRunnerPolicyProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("UpdateRunnerPolicy")),
+			connect.WithClientOptions(opts...),
+		),
+		listRunnerPolicies: connect.NewClient[v1.ListRunnerPoliciesRequest, v1.ListRunnerPoliciesResponse](
+			httpClient,
+			baseURL+RunnerServiceListRunnerPoliciesProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("ListRunnerPolicies")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteRunnerPolicy: connect.NewClient[v1.DeleteRunnerPolicyRequest, v1.DeleteRunnerPolicyResponse](
+			httpClient,
+			baseURL+RunnerServiceDeleteRunnerPolicyProcedure,
+			connect.WithSchema(runnerServiceMethods.ByName("DeleteRunnerPolicy")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // runnerServiceClient implements RunnerServiceClient.
 type runnerServiceClient struct {
-	createRunner      *connect.Client[v1.CreateRunnerRequest, v1.CreateRunnerResponse]
-	getRunner         *connect.Client[v1.GetRunnerRequest, v1.GetRunnerResponse]
-	listRunners       *connect.Client[v1.ListRunnersRequest, v1.ListRunnersResponse]
-	updateRunner      *connect.Client[v1.UpdateRunnerRequest, v1.UpdateRunnerResponse]
-	deleteRunner      *connect.Client[v1.DeleteRunnerRequest, v1.DeleteRunnerResponse]
-	createRunnerToken *connect.Client[v1.CreateRunnerTokenRequest, v1.CreateRunnerTokenResponse]
-	parseContextURL   *connect.Client[v1.ParseContextURLRequest, v1.ParseContextURLResponse]
+	createRunner               *connect.Client[v1.CreateRunnerRequest, v1.CreateRunnerResponse]
+	getRunner                  *connect.Client[v1.GetRunnerRequest, v1.GetRunnerResponse]
+	listRunners                *connect.Client[v1.ListRunnersRequest, v1.ListRunnersResponse]
+	updateRunner               *connect.Client[v1.UpdateRunnerRequest, v1.UpdateRunnerResponse]
+	deleteRunner               *connect.Client[v1.DeleteRunnerRequest, v1.DeleteRunnerResponse]
+	createRunnerToken          *connect.Client[v1.CreateRunnerTokenRequest, v1.CreateRunnerTokenResponse]
+	parseContextURL            *connect.Client[v1.ParseContextURLRequest, v1.ParseContextURLResponse]
+	checkAuthenticationForHost *connect.Client[v1.CheckAuthenticationForHostRequest, v1.CheckAuthenticationForHostResponse]
+	checkRepositoryAccess      *connect.Client[v1.CheckRepositoryAccessRequest, v1.CheckRepositoryAccessResponse]
+	createRunnerLogsToken      *connect.Client[v1.CreateRunnerLogsTokenRequest, v1.CreateRunnerLogsTokenResponse]
+	listSCMOrganizations       *connect.Client[v1.ListSCMOrganizationsRequest, v1.ListSCMOrganizationsResponse]
+	searchRepositories         *connect.Client[v1.SearchRepositoriesRequest, v1.SearchRepositoriesResponse]
+	createRunnerPolicy         *connect.Client[v1.CreateRunnerPolicyRequest, v1.CreateRunnerPolicyResponse]
+	updateRunnerPolicy         *connect.Client[v1.UpdateRunnerPolicyRequest, v1.UpdateRunnerPolicyResponse]
+	listRunnerPolicies         *connect.Client[v1.ListRunnerPoliciesRequest, v1.ListRunnerPoliciesResponse]
+	deleteRunnerPolicy         *connect.Client[v1.DeleteRunnerPolicyRequest, v1.DeleteRunnerPolicyResponse]
 }
 
 // CreateRunner calls gitpod.v1.RunnerService.CreateRunner.
@@ -179,6 +287,51 @@ func (c *runnerServiceClient) ParseContextURL(ctx context.Context, req *connect.
 	return c.parseContextURL.CallUnary(ctx, req)
 }
 
+// CheckAuthenticationForHost calls gitpod.v1.RunnerService.CheckAuthenticationForHost.
+func (c *runnerServiceClient) CheckAuthenticationForHost(ctx context.Context, req *connect.Request[v1.CheckAuthenticationForHostRequest]) (*connect.Response[v1.CheckAuthenticationForHostResponse], error) {
+	return c.checkAuthenticationForHost.CallUnary(ctx, req)
+}
+
+// CheckRepositoryAccess calls gitpod.v1.RunnerService.CheckRepositoryAccess.
+func (c *runnerServiceClient) CheckRepositoryAccess(ctx context.Context, req *connect.Request[v1.CheckRepositoryAccessRequest]) (*connect.Response[v1.CheckRepositoryAccessResponse], error) {
+	return c.checkRepositoryAccess.CallUnary(ctx, req)
+}
+
+// CreateRunnerLogsToken calls gitpod.v1.RunnerService.CreateRunnerLogsToken.
+func (c *runnerServiceClient) CreateRunnerLogsToken(ctx context.Context, req *connect.Request[v1.CreateRunnerLogsTokenRequest]) (*connect.Response[v1.CreateRunnerLogsTokenResponse], error) {
+	return c.createRunnerLogsToken.CallUnary(ctx, req)
+}
+
+// ListSCMOrganizations calls gitpod.v1.RunnerService.ListSCMOrganizations.
+func (c *runnerServiceClient) ListSCMOrganizations(ctx context.Context, req *connect.Request[v1.ListSCMOrganizationsRequest]) (*connect.Response[v1.ListSCMOrganizationsResponse], error) {
+	return c.listSCMOrganizations.CallUnary(ctx, req)
+}
+
+// SearchRepositories calls gitpod.v1.RunnerService.SearchRepositories.
+func (c *runnerServiceClient) SearchRepositories(ctx context.Context, req *connect.Request[v1.SearchRepositoriesRequest]) (*connect.Response[v1.SearchRepositoriesResponse], error) {
+	return c.searchRepositories.CallUnary(ctx, req)
+}
+
+// CreateRunnerPolicy calls gitpod.v1.RunnerService.CreateRunnerPolicy.
+func (c *runnerServiceClient) CreateRunnerPolicy(ctx context.Context, req *connect.Request[v1.CreateRunnerPolicyRequest]) (*connect.Response[v1.CreateRunnerPolicyResponse], error) {
+	return c.createRunnerPolicy.CallUnary(ctx, req)
+}
+
+// UpdateRunnerPolicy calls gitpod.v1.RunnerService.UpdateRunnerPolicy.
+func (c *runnerServiceClient) UpdateRunnerPolicy(ctx context.Context, req *connect.Request[v1.UpdateRunnerPolicyRequest]) (*connect.Response[v1.UpdateRunnerPolicyResponse], error) {
+	return c.updateRunnerPolicy.CallUnary(ctx, req)
+}
+
+// ListRunnerPolicies calls gitpod.v1.RunnerService.ListRunnerPolicies.
+func (c *runnerServiceClient) ListRunnerPolicies(ctx context.Context, req *connect.Request[v1.ListRunnerPoliciesRequest]) (*connect.Response[v1.ListRunnerPoliciesResponse], error) {
+	return c.listRunnerPolicies.CallUnary(ctx, req)
+}
+
+// DeleteRunnerPolicy calls gitpod.v1.RunnerService.DeleteRunnerPolicy.
+func (c *runnerServiceClient) DeleteRunnerPolicy(ctx context.Context, req *connect.Request[v1.DeleteRunnerPolicyRequest]) (*connect.Response[v1.DeleteRunnerPolicyResponse], error) {
+	return c.deleteRunnerPolicy.CallUnary(ctx, req)
+}
+
 // RunnerServiceHandler is an implementation of the gitpod.v1.RunnerService service.
 type RunnerServiceHandler interface {
 	// Creates a new runner registration with the server. The response carries a
@@ -199,6 +352,24 @@ type RunnerServiceHandler interface {
 	// Parses a context URL (a repository, branch, commit, pull request ... on
 	// a forge) into what a git initializer clones.
 	ParseContextURL(context.Context, *connect.Request[v1.ParseContextURLRequest]) (*connect.Response[v1.ParseContextURLResponse], error)
+	// Checks if a user is authenticated for a specific host.
+	CheckAuthenticationForHost(context.Context, *connect.Request[v1.CheckAuthenticationForHostRequest]) (*connect.Response[v1.CheckAuthenticationForHostResponse], error)
+	// Checks if a principal has read access to a repository.
+	CheckRepositoryAccess(context.Context, *connect.Request[v1.CheckRepositoryAccessRequest]) (*connect.Response[v1.CheckRepositoryAccessResponse], error)
+	// Creates an access token for runner logs and debug information.
+	CreateRunnerLogsToken(context.Context, *connect.Request[v1.CreateRunnerLogsTokenRequest]) (*connect.Response[v1.CreateRunnerLogsTokenResponse], error)
+	// Lists SCM organizations the user belongs to.
+	ListSCMOrganizations(context.Context, *connect.Request[v1.ListSCMOrganizationsRequest]) (*connect.Response[v1.ListSCMOrganizationsResponse], error)
+	// Searches for repositories across all authenticated SCM hosts.
+	SearchRepositories(context.Context, *connect.Request[v1.SearchRepositoriesRequest]) (*connect.Response[v1.SearchRepositoriesResponse], error)
+	// Creates a new policy for a runner.
+	CreateRunnerPolicy(context.Context, *connect.Request[v1.CreateRunnerPolicyRequest]) (*connect.Response[v1.CreateRunnerPolicyResponse], error)
+	// Updates an existing runner policy.
+	UpdateRunnerPolicy(context.Context, *connect.Request[v1.UpdateRunnerPolicyRequest]) (*connect.Response[v1.UpdateRunnerPolicyResponse], error)
+	// Lists policies for a runner.
+	ListRunnerPolicies(context.Context, *connect.Request[v1.ListRunnerPoliciesRequest]) (*connect.Response[v1.ListRunnerPoliciesResponse], error)
+	// Deletes a runner policy.
+	DeleteRunnerPolicy(context.Context, *connect.Request[v1.DeleteRunnerPolicyRequest]) (*connect.Response[v1.DeleteRunnerPolicyResponse], error)
 }
 
 // NewRunnerServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -250,6 +421,60 @@ func NewRunnerServiceHandler(svc RunnerServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(runnerServiceMethods.ByName("ParseContextURL")),
 		connect.WithHandlerOptions(opts...),
 	)
+	runnerServiceCheckAuthenticationForHostHandler := connect.NewUnaryHandler(
+		RunnerServiceCheckAuthenticationForHostProcedure,
+		svc.CheckAuthenticationForHost,
+		connect.WithSchema(runnerServiceMethods.ByName("CheckAuthenticationForHost")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceCheckRepositoryAccessHandler := connect.NewUnaryHandler(
+		RunnerServiceCheckRepositoryAccessProcedure,
+		svc.CheckRepositoryAccess,
+		connect.WithSchema(runnerServiceMethods.ByName("CheckRepositoryAccess")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceCreateRunnerLogsTokenHandler := connect.NewUnaryHandler(
+		RunnerServiceCreateRunnerLogsTokenProcedure,
+		svc.CreateRunnerLogsToken,
+		connect.WithSchema(runnerServiceMethods.ByName("CreateRunnerLogsToken")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceListSCMOrganizationsHandler := connect.NewUnaryHandler(
+		RunnerServiceListSCMOrganizationsProcedure,
+		svc.ListSCMOrganizations,
+		connect.WithSchema(runnerServiceMethods.ByName("ListSCMOrganizations")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceSearchRepositoriesHandler := connect.NewUnaryHandler(
+		RunnerServiceSearchRepositoriesProcedure,
+		svc.SearchRepositories,
+		connect.WithSchema(runnerServiceMethods.ByName("SearchRepositories")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceCreateRunnerPolicyHandler := connect.NewUnaryHandler(
+		RunnerServiceCreateRunnerPolicyProcedure,
+		svc.CreateRunnerPolicy,
+		connect.WithSchema(runnerServiceMethods.ByName("CreateRunnerPolicy")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceUpdateRunnerPolicyHandler := connect.NewUnaryHandler(
+		RunnerServiceUpdateRunnerPolicyProcedure,
+		svc.UpdateRunnerPolicy,
+		connect.WithSchema(runnerServiceMethods.ByName("UpdateRunnerPolicy")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceListRunnerPoliciesHandler := connect.NewUnaryHandler(
+		RunnerServiceListRunnerPoliciesProcedure,
+		svc.ListRunnerPolicies,
+		connect.WithSchema(runnerServiceMethods.ByName("ListRunnerPolicies")),
+		connect.WithHandlerOptions(opts...),
+	)
+	runnerServiceDeleteRunnerPolicyHandler := connect.NewUnaryHandler(
+		RunnerServiceDeleteRunnerPolicyProcedure,
+		svc.DeleteRunnerPolicy,
+		connect.WithSchema(runnerServiceMethods.ByName("DeleteRunnerPolicy")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gitpod.v1.RunnerService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunnerServiceCreateRunnerProcedure:
@@ -266,6 +491,24 @@ func NewRunnerServiceHandler(svc RunnerServiceHandler, opts ...connect.HandlerOp
 			runnerServiceCreateRunnerTokenHandler.ServeHTTP(w, r)
 		case RunnerServiceParseContextURLProcedure:
 			runnerServiceParseContextURLHandler.ServeHTTP(w, r)
+		case RunnerServiceCheckAuthenticationForHostProcedure:
+			runnerServiceCheckAuthenticationForHostHandler.ServeHTTP(w, r)
+		case RunnerServiceCheckRepositoryAccessProcedure:
+			runnerServiceCheckRepositoryAccessHandler.ServeHTTP(w, r)
+		case RunnerServiceCreateRunnerLogsTokenProcedure:
+			runnerServiceCreateRunnerLogsTokenHandler.ServeHTTP(w, r)
+		case RunnerServiceListSCMOrganizationsProcedure:
+			runnerServiceListSCMOrganizationsHandler.ServeHTTP(w, r)
+		case RunnerServiceSearchRepositoriesProcedure:
+			runnerServiceSearchRepositoriesHandler.ServeHTTP(w, r)
+		case RunnerServiceCreateRunnerPolicyProcedure:
+			runnerServiceCreateRunnerPolicyHandler.ServeHTTP(w, r)
+		case RunnerServiceUpdateRunnerPolicyProcedure:
+			runnerServiceUpdateRunnerPolicyHandler.ServeHTTP(w, r)
+		case RunnerServiceListRunnerPoliciesProcedure:
+			runnerServiceListRunnerPoliciesHandler.ServeHTTP(w, r)
+		case RunnerServiceDeleteRunnerPolicyProcedure:
+			runnerServiceDeleteRunnerPolicyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -301,4 +544,40 @@ func (UnimplementedRunnerServiceHandler) CreateRunnerToken(context.Context, *con
 
 func (UnimplementedRunnerServiceHandler) ParseContextURL(context.Context, *connect.Request[v1.ParseContextURLRequest]) (*connect.Response[v1.ParseContextURLResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.ParseContextURL is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) CheckAuthenticationForHost(context.Context, *connect.Request[v1.CheckAuthenticationForHostRequest]) (*connect.Response[v1.CheckAuthenticationForHostResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.CheckAuthenticationForHost is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) CheckRepositoryAccess(context.Context, *connect.Request[v1.CheckRepositoryAccessRequest]) (*connect.Response[v1.CheckRepositoryAccessResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.CheckRepositoryAccess is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) CreateRunnerLogsToken(context.Context, *connect.Request[v1.CreateRunnerLogsTokenRequest]) (*connect.Response[v1.CreateRunnerLogsTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.CreateRunnerLogsToken is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) ListSCMOrganizations(context.Context, *connect.Request[v1.ListSCMOrganizationsRequest]) (*connect.Response[v1.ListSCMOrganizationsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.ListSCMOrganizations is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) SearchRepositories(context.Context, *connect.Request[v1.SearchRepositoriesRequest]) (*connect.Response[v1.SearchRepositoriesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.SearchRepositories is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) CreateRunnerPolicy(context.Context, *connect.Request[v1.CreateRunnerPolicyRequest]) (*connect.Response[v1.CreateRunnerPolicyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.CreateRunnerPolicy is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) UpdateRunnerPolicy(context.Context, *connect.Request[v1.UpdateRunnerPolicyRequest]) (*connect.Response[v1.UpdateRunnerPolicyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.UpdateRunnerPolicy is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) ListRunnerPolicies(context.Context, *connect.Request[v1.ListRunnerPoliciesRequest]) (*connect.Response[v1.ListRunnerPoliciesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.ListRunnerPolicies is not implemented"))
+}
+
+func (UnimplementedRunnerServiceHandler) DeleteRunnerPolicy(context.Context, *connect.Request[v1.DeleteRunnerPolicyRequest]) (*connect.Response[v1.DeleteRunnerPolicyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.RunnerService.DeleteRunnerPolicy is not implemented"))
 }

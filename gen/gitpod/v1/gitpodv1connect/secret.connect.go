@@ -45,6 +45,9 @@ const (
 	// SecretServiceUpdateSecretValueProcedure is the fully-qualified name of the SecretService's
 	// UpdateSecretValue RPC.
 	SecretServiceUpdateSecretValueProcedure = "/gitpod.v1.SecretService/UpdateSecretValue"
+	// SecretServiceGetSecretValueProcedure is the fully-qualified name of the SecretService's
+	// GetSecretValue RPC.
+	SecretServiceGetSecretValueProcedure = "/gitpod.v1.SecretService/GetSecretValue"
 )
 
 // SecretServiceClient is a client for the gitpod.v1.SecretService service.
@@ -57,6 +60,9 @@ type SecretServiceClient interface {
 	DeleteSecret(context.Context, *connect.Request[v1.DeleteSecretRequest]) (*connect.Response[v1.DeleteSecretResponse], error)
 	// Replaces the value of a secret.
 	UpdateSecretValue(context.Context, *connect.Request[v1.UpdateSecretValueRequest]) (*connect.Response[v1.UpdateSecretValueResponse], error)
+	// Gets the value of a secret. Only available to environments that are authorized
+	// to access the secret.
+	GetSecretValue(context.Context, *connect.Request[v1.GetSecretValueRequest]) (*connect.Response[v1.GetSecretValueResponse], error)
 }
 
 // NewSecretServiceClient constructs a client for the gitpod.v1.SecretService service. By default,
@@ -94,6 +100,12 @@ func NewSecretServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(secretServiceMethods.ByName("UpdateSecretValue")),
 			connect.WithClientOptions(opts...),
 		),
+		getSecretValue: connect.NewClient[v1.GetSecretValueRequest, v1.GetSecretValueResponse](
+			httpClient,
+			baseURL+SecretServiceGetSecretValueProcedure,
+			connect.WithSchema(secretServiceMethods.ByName("GetSecretValue")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -103,6 +115,7 @@ type secretServiceClient struct {
 	listSecrets       *connect.Client[v1.ListSecretsRequest, v1.ListSecretsResponse]
 	deleteSecret      *connect.Client[v1.DeleteSecretRequest, v1.DeleteSecretResponse]
 	updateSecretValue *connect.Client[v1.UpdateSecretValueRequest, v1.UpdateSecretValueResponse]
+	getSecretValue    *connect.Client[v1.GetSecretValueRequest, v1.GetSecretValueResponse]
 }
 
 // CreateSecret calls gitpod.v1.SecretService.CreateSecret.
@@ -125,6 +138,11 @@ func (c *secretServiceClient) UpdateSecretValue(ctx context.Context, req *connec
 	return c.updateSecretValue.CallUnary(ctx, req)
 }
 
+// GetSecretValue calls gitpod.v1.SecretService.GetSecretValue.
+func (c *secretServiceClient) GetSecretValue(ctx context.Context, req *connect.Request[v1.GetSecretValueRequest]) (*connect.Response[v1.GetSecretValueResponse], error) {
+	return c.getSecretValue.CallUnary(ctx, req)
+}
+
 // SecretServiceHandler is an implementation of the gitpod.v1.SecretService service.
 type SecretServiceHandler interface {
 	// Creates a new secret. The value is encrypted at rest.
@@ -135,6 +153,9 @@ type SecretServiceHandler interface {
 	DeleteSecret(context.Context, *connect.Request[v1.DeleteSecretRequest]) (*connect.Response[v1.DeleteSecretResponse], error)
 	// Replaces the value of a secret.
 	UpdateSecretValue(context.Context, *connect.Request[v1.UpdateSecretValueRequest]) (*connect.Response[v1.UpdateSecretValueResponse], error)
+	// Gets the value of a secret. Only available to environments that are authorized
+	// to access the secret.
+	GetSecretValue(context.Context, *connect.Request[v1.GetSecretValueRequest]) (*connect.Response[v1.GetSecretValueResponse], error)
 }
 
 // NewSecretServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -168,6 +189,12 @@ func NewSecretServiceHandler(svc SecretServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(secretServiceMethods.ByName("UpdateSecretValue")),
 		connect.WithHandlerOptions(opts...),
 	)
+	secretServiceGetSecretValueHandler := connect.NewUnaryHandler(
+		SecretServiceGetSecretValueProcedure,
+		svc.GetSecretValue,
+		connect.WithSchema(secretServiceMethods.ByName("GetSecretValue")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/gitpod.v1.SecretService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case SecretServiceCreateSecretProcedure:
@@ -178,6 +205,8 @@ func NewSecretServiceHandler(svc SecretServiceHandler, opts ...connect.HandlerOp
 			secretServiceDeleteSecretHandler.ServeHTTP(w, r)
 		case SecretServiceUpdateSecretValueProcedure:
 			secretServiceUpdateSecretValueHandler.ServeHTTP(w, r)
+		case SecretServiceGetSecretValueProcedure:
+			secretServiceGetSecretValueHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -201,4 +230,8 @@ func (UnimplementedSecretServiceHandler) DeleteSecret(context.Context, *connect.
 
 func (UnimplementedSecretServiceHandler) UpdateSecretValue(context.Context, *connect.Request[v1.UpdateSecretValueRequest]) (*connect.Response[v1.UpdateSecretValueResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.SecretService.UpdateSecretValue is not implemented"))
+}
+
+func (UnimplementedSecretServiceHandler) GetSecretValue(context.Context, *connect.Request[v1.GetSecretValueRequest]) (*connect.Response[v1.GetSecretValueResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("gitpod.v1.SecretService.GetSecretValue is not implemented"))
 }
