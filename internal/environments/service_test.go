@@ -39,6 +39,12 @@ func setup(t *testing.T) *env {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	return setupOn(t, db)
+}
+
+// setupOn is setup on db, which it closes when the test ends.
+func setupOn(t *testing.T, db *sqlstore.DB) *env {
+	t.Helper()
 	t.Cleanup(func() { db.Close() })
 	ids := identity.NewService(db)
 	const secret = "admin-value-0123456789"

@@ -123,31 +123,49 @@ func ValidateSSHPublicKeys(field string, keys []SSHPublicKey) error {
 	for i := range keys {
 		k := &keys[i]
 		f := fmt.Sprintf("%s[%d]", field, i)
-		if k.ID == "" {
-			return apperr.Invalid(f+".id", "is required")
-		}
-		if err := validateText(f+".id", k.ID, maxSSHKeyID, false); err != nil {
+		if err := validateSSHKeyID(f+".id", k.ID); err != nil {
 			return err
-		}
-		if strings.ContainsFunc(k.ID, unicode.IsSpace) {
-			return apperr.Invalid(f+".id", "must not contain spaces, got %q", k.ID)
 		}
 		if j, ok := seen[k.ID]; ok {
 			return apperr.Invalid(f+".id", "%q is also the id of %s[%d]", k.ID, field, j)
 		}
 		seen[k.ID] = i
-		k.Value = strings.TrimSpace(k.Value)
-		if k.Value == "" {
-			return apperr.Invalid(f+".value", "is required")
+		v, err := normalizeSSHKey(f+".value", k.Value)
+		if err != nil {
+			return err
 		}
-		if len(k.Value) > maxSSHKeyBytes || strings.ContainsAny(k.Value, "\r\n") {
-			return apperr.Invalid(f+".value", "must be one public key in the authorized_keys format")
-		}
-		if _, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(k.Value)); err != nil || len(rest) > 0 {
-			return apperr.Invalid(f+".value", "must be one public key in the authorized_keys format (such as \"ssh-ed25519 AAAA... me@host\")")
-		}
+		k.Value = v
 	}
 	return nil
+}
+
+func validateSSHKeyID(field, id string) error {
+	if id == "" {
+		return apperr.Invalid(field, "is required")
+	}
+	if err := validateText(field, id, maxSSHKeyID, false); err != nil {
+		return err
+	}
+	if strings.ContainsFunc(id, unicode.IsSpace) {
+		return apperr.Invalid(field, "must not contain spaces, got %q", id)
+	}
+	return nil
+}
+
+// normalizeSSHKey returns value without surrounding space, or an error
+// unless it is one public key in the authorized_keys format.
+func normalizeSSHKey(field, value string) (string, error) {
+	value = strings.TrimSpace(value)
+	if value == "" {
+		return "", apperr.Invalid(field, "is required")
+	}
+	if len(value) > maxSSHKeyBytes || strings.ContainsAny(value, "\r\n") {
+		return "", apperr.Invalid(field, "must be one public key in the authorized_keys format")
+	}
+	if _, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(value)); err != nil || len(rest) > 0 {
+		return "", apperr.Invalid(field, "must be one public key in the authorized_keys format (such as \"ssh-ed25519 AAAA... me@host\")")
+	}
+	return value, nil
 }
 
 // ValidateTimeout checks spec.timeout.disconnected: zero disables the

@@ -3,6 +3,7 @@ package environments
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,13 +26,29 @@ type UpdateInput struct {
 	AutomationsFilePath    *string
 	AutomationsFileSession *string
 
-	// What runyard does not honour yet. Setting them to a non-default value
-	// is refused, naming the field, so a client is never silently ignored.
+	// Ports, when not nil, replaces spec.ports. The vendor's request cannot
+	// tell an empty list from none, so its handler leaves Ports nil for an
+	// empty list ("nothing to update").
+	Ports *[]Port
+	// SSHPublicKeys are upserted by ID; one without a value removes the key
+	// with its ID (spec.sshPublicKeys).
+	SSHPublicKeys []SSHPublicKeyChange
+	// TimeoutDisconnected, when not nil, is the new spec.timeout.disconnected;
+	// zero disables the inactivity stop.
+	TimeoutDisconnected *time.Duration
+
+	// What runyard cannot honour: a devcontainer. Setting one is refused,
+	// naming the field, so a client is never silently ignored.
 	DevcontainerFilePath *string
 	DevcontainerSession  *string
-	Ports                int
-	SSHPublicKeys        int
-	TimeoutDisconnected  *time.Duration
+}
+
+// SSHPublicKeyChange is an entry of UpdateEnvironment's spec.sshPublicKeys.
+type SSHPublicKeyChange struct {
+	ID string
+	// Value is the key in the authorized_keys format; nil or blank removes
+	// the key with ID.
+	Value *string
 }
 
 func (in *UpdateInput) refuseUnsupported() error {
@@ -40,28 +57,27 @@ func (in *UpdateInput) refuseUnsupported() error {
 		return apperr.Invalid("spec.devcontainer.devcontainerFilePath", "runyard runs environments on the runner's host and builds no devcontainer")
 	case in.DevcontainerSession != nil && *in.DevcontainerSession != "":
 		return apperr.Invalid("spec.devcontainer.session", "runyard runs environments on the runner's host and builds no devcontainer")
-	case in.Ports > 0:
-		return apperr.Invalid("spec.ports", "updating an environment's ports is not supported yet")
-	case in.SSHPublicKeys > 0:
-		return apperr.Invalid("spec.sshPublicKeys", "updating an environment's SSH keys is not supported yet")
-	case in.TimeoutDisconnected != nil && *in.TimeoutDisconnected != 0:
-		return apperr.Invalid("spec.timeout.disconnected", "updating an environment's timeout is not supported yet")
 	}
 	return nil
 }
 
-// Update changes an environment's name, git identity and automations file,
-// also while it runs. A changed automations file path or session asks the
-// runner to read and apply the repository's automations file again (as
-// ReloadAutomationsFile does): at once when the environment runs, at its
-// next start otherwise. A changed git identity reaches the runner with the
-// new spec and applies to the next content initialization. The content
-// initializer and its session can change only while no runner has picked
-// the environment up: runyard's runner initializes content once and cannot
-// re-initialize a workspace in place. The machine class never changes.
-// Updating to what is already there changes nothing. It needs
-// ScopeEnvironmentsWrite and fails with CodeInvalid, CodeNotFound and
-// CodeFailedPrecondition (being deleted; content of a started environment).
+// Update changes an environment's name, git identity, automations file,
+// ports, SSH keys and inactivity timeout, also while it runs. A changed
+// automations file path or session asks the runner to read and apply the
+// repository's automations file again (as ReloadAutomationsFile does): at
+// once when the environment runs, at its next start otherwise. A changed git
+// identity reaches the runner with the new spec and applies to the next
+// content initialization. Ports replace the spec's list (and so
+// status.environmentUrls.ports); SSH keys are upserted and removed by ID. A
+// new timeout counts from the last activity, as the inactivity stop always
+// does: one shorter than the time since then stops the environment at the
+// next sweep, and zero never stops it. The content initializer and its
+// session can change only while no runner has picked the environment up:
+// runyard's runner initializes content once and cannot re-initialize a
+// workspace in place. The machine class never changes. Updating to what is
+// already there changes nothing. It needs ScopeEnvironmentsWrite and fails
+// with CodeInvalid, CodeNotFound and CodeFailedPrecondition (being deleted;
+// content of a started environment).
 func (s *Service) Update(ctx context.Context, in UpdateInput) (*Environment, error) {
 	c, err := identity.Require(ctx, identity.ScopeEnvironmentsWrite)
 	if err != nil {
@@ -109,8 +125,21 @@ func (s *Service) Update(ctx context.Context, in UpdateInput) (*Environment, err
 		if fileChanged {
 			next.AutomationsFile.FileRequested++
 		}
+		if in.Ports != nil {
+			next.Ports = nilIfEmpty(*in.Ports)
+		}
+		keys, err := upsertSSHKeys(e.Spec.SSHPublicKeys, in.SSHPublicKeys)
+		if err != nil {
+			return err
+		}
+		next.SSHPublicKeys = keys
+		if in.TimeoutDisconnected != nil {
+			next.Timeout.Disconnected = *in.TimeoutDisconnected
+		}
 		specChanged := contentChanged || fileChanged ||
-			next.Content.GitUsername != e.Spec.Content.GitUsername || next.Content.GitEmail != e.Spec.Content.GitEmail
+			next.Content.GitUsername != e.Spec.Content.GitUsername || next.Content.GitEmail != e.Spec.Content.GitEmail ||
+			!slices.Equal(next.Ports, e.Spec.Ports) || !slices.Equal(next.SSHPublicKeys, e.Spec.SSHPublicKeys) ||
+			next.Timeout != e.Spec.Timeout
 		if !specChanged && name == e.Name {
 			return nil
 		}
@@ -162,7 +191,89 @@ func (in *UpdateInput) validate() error {
 			return err
 		}
 	}
+	if in.Ports != nil {
+		ports := slices.Clone(*in.Ports)
+		if err := ValidatePorts("spec.ports", ports); err != nil {
+			return err
+		}
+		in.Ports = &ports
+	}
+	if err := in.validateSSHKeys(); err != nil {
+		return err
+	}
+	if in.TimeoutDisconnected != nil {
+		if err := ValidateTimeout("spec.timeout.disconnected", *in.TimeoutDisconnected); err != nil {
+			return err
+		}
+	}
 	return in.refuseUnsupported()
+}
+
+// validateSSHKeys checks spec.sshPublicKeys of an update: each entry names a
+// key once, and a value, when there is one, is a key in the authorized_keys
+// format. A blank value becomes nil (remove the key).
+func (in *UpdateInput) validateSSHKeys() error {
+	if len(in.SSHPublicKeys) > maxSSHKeys {
+		return apperr.Invalid("spec.sshPublicKeys", "at most %d keys, got %d", maxSSHKeys, len(in.SSHPublicKeys))
+	}
+	keys := slices.Clone(in.SSHPublicKeys)
+	seen := map[string]int{}
+	for i := range keys {
+		k := &keys[i]
+		f := fmt.Sprintf("spec.sshPublicKeys[%d]", i)
+		if err := validateSSHKeyID(f+".id", k.ID); err != nil {
+			return err
+		}
+		if j, ok := seen[k.ID]; ok {
+			return apperr.Invalid(f+".id", "%q is also the id of spec.sshPublicKeys[%d]", k.ID, j)
+		}
+		seen[k.ID] = i
+		if k.Value == nil || strings.TrimSpace(*k.Value) == "" {
+			k.Value = nil
+			continue
+		}
+		v, err := normalizeSSHKey(f+".value", *k.Value)
+		if err != nil {
+			return err
+		}
+		k.Value = &v
+	}
+	in.SSHPublicKeys = keys
+	return nil
+}
+
+// upsertSSHKeys applies changes to keys: a key with a value replaces the one
+// with its ID in place or is appended, one without removes it (a key that is
+// not there is already removed).
+func upsertSSHKeys(keys []SSHPublicKey, changes []SSHPublicKeyChange) ([]SSHPublicKey, error) {
+	if len(changes) == 0 {
+		return keys, nil
+	}
+	out := slices.Clone(keys)
+	for _, c := range changes {
+		i := slices.IndexFunc(out, func(k SSHPublicKey) bool { return k.ID == c.ID })
+		switch {
+		case c.Value == nil && i >= 0:
+			out = slices.Delete(out, i, i+1)
+		case c.Value == nil:
+		case i >= 0:
+			out[i].Value = *c.Value
+		default:
+			out = append(out, SSHPublicKey{ID: c.ID, Value: *c.Value})
+		}
+	}
+	if len(out) > maxSSHKeys {
+		return nil, apperr.Invalid("spec.sshPublicKeys", "an environment has at most %d keys; this update would leave it %d", maxSSHKeys, len(out))
+	}
+	return nilIfEmpty(out), nil
+}
+
+// nilIfEmpty keeps an emptied list nil, as a spec without one reads back.
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }
 
 func sameInitializers(a, b []Initializer) bool {

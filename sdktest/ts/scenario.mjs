@@ -252,6 +252,42 @@ await step('environments.update (name, git identity)', async () => {
   assert(r.environment.spec?.content?.gitEmail === 'sdk@example.test', `gitEmail ${r.environment.spec?.content?.gitEmail}`);
 });
 
+// The vendor's documented example adds an SSH key; a port and a timeout
+// ride along. Each must come back in the environment.
+const SDK_SSH_KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl sdk@host';
+await step('environments.update (port, SSH key, timeout) and retrieve them', async () => {
+  need('envId');
+  const keyId = '0194b7c1-c954-718d-91a4-9a742aa5fc11';
+  await client.environments.update({
+    environmentId: state.envId,
+    spec: {
+      ports: [{ port: 8080, name: 'web', admission: 'ADMISSION_LEVEL_OWNER_ONLY' }],
+      sshPublicKeys: [{ id: keyId, value: SDK_SSH_KEY }],
+      timeout: { disconnected: '7200s' },
+    },
+  });
+  let e = (await call('EnvironmentRetrieveResponse', client.environments.retrieve({ environmentId: state.envId }))).environment;
+  const port = e.spec?.ports?.[0];
+  assert(e.spec?.ports?.length === 1 && port.port === 8080 && port.name === 'web' && port.admission === 'ADMISSION_LEVEL_OWNER_ONLY', `spec.ports ${JSON.stringify(e.spec?.ports)}`);
+  assert(e.status?.environmentUrls?.ports?.length === 1 && e.status.environmentUrls.ports[0].port === 8080, `status.environmentUrls ${JSON.stringify(e.status?.environmentUrls)}`);
+  const key = e.spec?.sshPublicKeys?.[0];
+  assert(e.spec?.sshPublicKeys?.length === 1 && key.id === keyId && key.value === SDK_SSH_KEY, `spec.sshPublicKeys ${JSON.stringify(e.spec?.sshPublicKeys)}`);
+  assert(e.spec?.timeout?.disconnected === '7200s', `spec.timeout ${JSON.stringify(e.spec?.timeout)}`);
+  // A key without a value is removed; "0s" disables the inactivity stop.
+  await client.environments.update({ environmentId: state.envId, spec: { sshPublicKeys: [{ id: keyId }], timeout: { disconnected: '0s' } } });
+  e = (await call('EnvironmentRetrieveResponse', client.environments.retrieve({ environmentId: state.envId }))).environment;
+  assert(!e.spec?.sshPublicKeys?.length, `spec.sshPublicKeys after removal ${JSON.stringify(e.spec?.sshPublicKeys)}`);
+  assert(!e.spec?.timeout?.disconnected, `spec.timeout after disabling ${JSON.stringify(e.spec?.timeout)}`);
+  assert(e.spec?.ports?.length === 1, `spec.ports changed by an update without ports: ${JSON.stringify(e.spec?.ports)}`);
+  assert(e.status?.phase === 'ENVIRONMENT_PHASE_RUNNING', `phase ${e.status?.phase}`);
+});
+
+await step('environments.update with a bad SSH key is BadRequestError naming it', async () => {
+  need('envId');
+  const err = await expectError(BadRequestError, client.environments.update({ environmentId: state.envId, spec: { sshPublicKeys: [{ id: 'k', value: 'not a key' }] } }));
+  assert(err.message.includes('spec.sshPublicKeys[0].value'), err.message);
+});
+
 await step('environments.update with a bad field is BadRequestError', async () => {
   need('envId');
   await expectError(BadRequestError, client.environments.update({ environmentId: state.envId, spec: { automationsFile: { automationsFilePath: '/absolute' } } }));

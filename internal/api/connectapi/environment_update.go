@@ -62,12 +62,21 @@ func environmentUpdateInput(m *gitpodv1.UpdateEnvironmentRequest) (environments.
 	if d := s.GetDevcontainer(); d != nil {
 		in.DevcontainerFilePath, in.DevcontainerSession = d.DevcontainerFilePath, d.Session
 	}
-	for i, p := range s.GetPorts() {
-		if _, err := enumName(fmt.Sprintf("spec.ports[%d].admission", i), p.GetAdmission()); err != nil {
-			return in, err
+	// An empty list of ports is no list: "nothing to update", as for SSH keys.
+	if len(s.GetPorts()) > 0 {
+		ports := make([]environments.Port, 0, len(s.GetPorts()))
+		for i, p := range s.GetPorts() {
+			a, err := enumName(fmt.Sprintf("spec.ports[%d].admission", i), p.GetAdmission())
+			if err != nil {
+				return in, err
+			}
+			ports = append(ports, environments.Port{Port: p.GetPort(), Name: p.GetName(), Admission: environments.Admission(a)})
 		}
+		in.Ports = &ports
 	}
-	in.Ports, in.SSHPublicKeys = len(s.GetPorts()), len(s.GetSshPublicKeys())
+	for _, k := range s.GetSshPublicKeys() {
+		in.SSHPublicKeys = append(in.SSHPublicKeys, environments.SSHPublicKeyChange{ID: k.GetId(), Value: k.Value})
+	}
 	if d := s.GetTimeout().GetDisconnected(); d != nil {
 		if err := d.CheckValid(); err != nil {
 			return in, apperr.Invalid("spec.timeout.disconnected", "is not a valid duration")

@@ -1,9 +1,11 @@
 package connectapi_test
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/google/uuid"
+	"golang.org/x/crypto/ssh"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
@@ -71,9 +74,12 @@ func TestEnvironments_Update(t *testing.T) {
 				before := mustGetEnvironment(t, admin, id)
 				mustOK(t, updateEnv(admin, &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
 					Content: &gitpodv1.UpdateEnvironmentRequest_Spec_Content{GitEmail: ptr(before.GetSpec().GetContent().GetGitEmail())},
-					// The defaults of what runyard does not honour are accepted.
-					Timeout:      &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(0)},
-					Devcontainer: &gitpodv1.UpdateEnvironmentRequest_Spec_Devcontainer{},
+					// The timeout it has (none), an empty list of ports or keys
+					// ("nothing to update") and a devcontainer's defaults change nothing.
+					Timeout:       &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(0)},
+					Ports:         []*gitpodv1.UpdateEnvironmentRequest_Spec_Port{},
+					SshPublicKeys: []*gitpodv1.UpdateEnvironmentRequest_Spec_SSHPublicKey{},
+					Devcontainer:  &gitpodv1.UpdateEnvironmentRequest_Spec_Devcontainer{},
 				}}), "update to the same")
 				mustOK(t, updateEnv(admin, &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id,
 					Metadata: &gitpodv1.UpdateEnvironmentRequest_Metadata{Name: ptr("only-the-name")}}), "rename")
@@ -120,6 +126,84 @@ func TestEnvironments_Update(t *testing.T) {
 				}
 			})
 
+			t.Run("SpecFields", func(t *testing.T) {
+				// The environment runs (RunningEnvironment): these change
+				// while it does.
+				keyB := testSSHKey(t, 7, "b@host")
+				type port = gitpodv1.UpdateEnvironmentRequest_Spec_Port
+				type key = gitpodv1.UpdateEnvironmentRequest_Spec_SSHPublicKey
+				spec := func(f func(s *gitpodv1.UpdateEnvironmentRequest_Spec)) *gitpodv1.UpdateEnvironmentRequest {
+					s := &gitpodv1.UpdateEnvironmentRequest_Spec{}
+					f(s)
+					return &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: s}
+				}
+				type want struct {
+					ports   []int32 // spec.ports, and so status.environmentUrls.ports
+					keys    []string
+					timeout time.Duration
+				}
+				for i, tc := range []struct {
+					name string
+					req  *gitpodv1.UpdateEnvironmentRequest
+					want want
+				}{
+					{"PortsSet", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.Ports = []*port{{Port: 8080, Name: "web", Admission: gitpodv1.AdmissionLevel_ADMISSION_LEVEL_EVERYONE}, {Port: 3000}}
+					}), want{ports: []int32{8080, 3000}}},
+					{"PortsReplaced", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.Ports = []*port{{Port: 5432, Name: "db", Admission: gitpodv1.AdmissionLevel_ADMISSION_LEVEL_OWNER_ONLY}}
+					}), want{ports: []int32{5432}}},
+					{"KeySet", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.SshPublicKeys = []*key{{Id: "laptop", Value: ptr(sshKey)}}
+					}), want{ports: []int32{5432}, keys: []string{"laptop=" + sshKey}}},
+					{"KeyAddedAndChanged", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.SshPublicKeys = []*key{{Id: "ci", Value: ptr(sshKey)}, {Id: "laptop", Value: ptr(keyB)}}
+					}), want{ports: []int32{5432}, keys: []string{"laptop=" + keyB, "ci=" + sshKey}}},
+					{"KeyRemoved", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.SshPublicKeys = []*key{{Id: "laptop"}, {Id: "absent"}}
+					}), want{ports: []int32{5432}, keys: []string{"ci=" + sshKey}}},
+					{"TimeoutSet", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.Timeout = &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(time.Hour)}
+					}), want{ports: []int32{5432}, keys: []string{"ci=" + sshKey}, timeout: time.Hour}},
+					{"TimeoutChanged", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.Timeout = &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(45 * time.Minute)}
+					}), want{ports: []int32{5432}, keys: []string{"ci=" + sshKey}, timeout: 45 * time.Minute}},
+					{"TimeoutDisabledKeyRemoved", spec(func(s *gitpodv1.UpdateEnvironmentRequest_Spec) {
+						s.Timeout = &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(0)}
+						s.SshPublicKeys = []*key{{Id: "ci", Value: ptr("")}}
+					}), want{ports: []int32{5432}}},
+				} {
+					t.Run(tc.name, func(t *testing.T) {
+						// Every protocol in turn.
+						c := newEnvClient(t, ts.URL, protocols[i%len(protocols)], bearer(testutil.AdminToken))
+						before := mustGetEnvironment(t, c, id)
+						mustOK(t, updateEnv(c, tc.req), "update")
+						e := mustGetEnvironment(t, c, id)
+						var got want
+						for _, p := range e.GetSpec().GetPorts() {
+							got.ports = append(got.ports, p.GetPort())
+						}
+						var urls []int32
+						for _, p := range e.GetStatus().GetEnvironmentUrls().GetPorts() {
+							urls = append(urls, p.GetPort())
+						}
+						for _, k := range e.GetSpec().GetSshPublicKeys() {
+							got.keys = append(got.keys, k.GetId()+"="+k.GetValue())
+						}
+						got.timeout = e.GetSpec().GetTimeout().GetDisconnected().AsDuration()
+						if !reflect.DeepEqual(got, tc.want) || !reflect.DeepEqual(urls, tc.want.ports) {
+							t.Fatalf("after the update %+v (status.environmentUrls.ports %v), want %+v", got, urls, tc.want)
+						}
+						if e.GetSpec().GetSpecVersion() != before.GetSpec().GetSpecVersion()+1 || e.GetStatus().GetPhase() != gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING {
+							t.Errorf("specVersion %d -> %d, phase %v", before.GetSpec().GetSpecVersion(), e.GetSpec().GetSpecVersion(), e.GetStatus().GetPhase())
+						}
+						// The same request again changes nothing.
+						mustOK(t, updateEnv(c, tc.req), "update again")
+						diffProto(t, "after the same update again", mustGetEnvironment(t, c, id), e)
+					})
+				}
+			})
+
 			t.Run("BadInputChangesNothing", func(t *testing.T) {
 				before := mustGetEnvironment(t, admin, id)
 				for _, tc := range []struct {
@@ -138,12 +222,21 @@ func TestEnvironments_Update(t *testing.T) {
 					{"BadRemote", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
 						Content: &gitpodv1.UpdateEnvironmentRequest_Spec_Content{Initializer: &gitpodv1.EnvironmentInitializer{Specs: []*gitpodv1.EnvironmentInitializer_Spec{{
 							Spec: &gitpodv1.EnvironmentInitializer_Spec_Git{Git: &gitpodv1.GitInitializer{RemoteUri: "--upload-pack=x"}}}}}}}}, connect.CodeInvalidArgument, "spec.content.initializer.specs[0].git.remoteUri"},
-					{"Ports", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
-						Ports: []*gitpodv1.UpdateEnvironmentRequest_Spec_Port{{Port: 8080, Name: "web"}}}}, connect.CodeInvalidArgument, "spec.ports"},
-					{"SSHKeys", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
-						SshPublicKeys: []*gitpodv1.UpdateEnvironmentRequest_Spec_SSHPublicKey{{Id: "k", Value: ptr("ssh-ed25519 AAAA")}}}}, connect.CodeInvalidArgument, "spec.sshPublicKeys"},
-					{"Timeout", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
-						Timeout: &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(time.Hour)}}}, connect.CodeInvalidArgument, "spec.timeout.disconnected"},
+					{"PortTwice", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
+						Ports: []*gitpodv1.UpdateEnvironmentRequest_Spec_Port{{Port: 8080, Name: "web"}, {Port: 8080}}}}, connect.CodeInvalidArgument, "spec.ports[1].port"},
+					{"PortAdmissionNumber", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
+						Ports: []*gitpodv1.UpdateEnvironmentRequest_Spec_Port{{Port: 8080, Admission: 99}}}}, connect.CodeInvalidArgument, "spec.ports[0].admission"},
+					{"SSHKeyValue", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
+						SshPublicKeys: []*gitpodv1.UpdateEnvironmentRequest_Spec_SSHPublicKey{{Id: "good", Value: ptr(sshKey)}, {Id: "k", Value: ptr("ssh-ed25519 AAAA")}}}}, connect.CodeInvalidArgument, "spec.sshPublicKeys[1].value"},
+					{"SSHKeyWithoutID", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
+						SshPublicKeys: []*gitpodv1.UpdateEnvironmentRequest_Spec_SSHPublicKey{{Value: ptr(sshKey)}}}}, connect.CodeInvalidArgument, "spec.sshPublicKeys[0].id"},
+					{"TimeoutShort", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
+						Timeout: &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(10 * time.Minute)}}}, connect.CodeInvalidArgument, "spec.timeout.disconnected"},
+					{"TimeoutNotADuration", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
+						Timeout: &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: &durationpb.Duration{Seconds: 3600, Nanos: -1}}}}, connect.CodeInvalidArgument, "spec.timeout.disconnected"},
+					{"GoodPortsBadTimeout", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
+						Ports:   []*gitpodv1.UpdateEnvironmentRequest_Spec_Port{{Port: 9999}},
+						Timeout: &gitpodv1.UpdateEnvironmentRequest_Spec_Timeout{Disconnected: durationpb.New(time.Minute)}}}, connect.CodeInvalidArgument, "spec.timeout.disconnected"},
 					{"Devcontainer", &gitpodv1.UpdateEnvironmentRequest{EnvironmentId: id, Spec: &gitpodv1.UpdateEnvironmentRequest_Spec{
 						Devcontainer: &gitpodv1.UpdateEnvironmentRequest_Spec_Devcontainer{DevcontainerFilePath: ptr(".devcontainer/devcontainer.json")}}}, connect.CodeInvalidArgument, "spec.devcontainer.devcontainerFilePath"},
 				} {
@@ -167,14 +260,35 @@ func TestEnvironments_Update(t *testing.T) {
 				if len(out) != 0 {
 					t.Errorf("response %v, want {}", out)
 				}
-				// The vendor's documented example: SSH keys, refused by name.
-				raw.post(t, path, `{"environmentId":`+jsonString(id)+`,"spec":{"sshPublicKeys":[{"id":"0194b7c1-c954-718d-91a4-9a742aa5fc11","value":"ssh-ed25519 AAAAC3Nza"}]}}`).
-					wantError(t, http.StatusBadRequest, "invalid_argument", "spec.sshPublicKeys")
-				raw.post(t, path, `{"environmentId":`+jsonString(id)+`,"spec":{"ports":[{"port":3000,"admission":"ADMISSION_LEVEL_EVERYONE"}]}}`).
-					wantError(t, http.StatusBadRequest, "invalid_argument", "spec.ports")
 				if got := mustGetEnvironment(t, admin, id).GetMetadata().GetName(); got != "from-json" {
 					t.Errorf("name %q after the JSON update", got)
 				}
+				// The vendor's documented example (with a real key), ports
+				// and a timeout as the vendor's SDKs send them.
+				const keyID = "0194b7c1-c954-718d-91a4-9a742aa5fc11"
+				raw.post(t, path, `{"environmentId":`+jsonString(id)+`,"spec":{"sshPublicKeys":[{"id":"`+keyID+`","value":`+jsonString(sshKey)+`}],`+
+					`"ports":[{"port":3000,"name":"app","admission":"ADMISSION_LEVEL_EVERYONE"}],"timeout":{"disconnected":"5400s"}}}`).wantOK(t, nil)
+				e := mustGetEnvironment(t, admin, id)
+				if k := e.GetSpec().GetSshPublicKeys(); len(k) != 1 || k[0].GetId() != keyID || k[0].GetValue() != sshKey {
+					t.Errorf("spec.sshPublicKeys %v", k)
+				}
+				if p := e.GetSpec().GetPorts(); len(p) != 1 || p[0].GetPort() != 3000 || p[0].GetAdmission() != gitpodv1.AdmissionLevel_ADMISSION_LEVEL_EVERYONE {
+					t.Errorf("spec.ports %v", p)
+				}
+				if d := e.GetSpec().GetTimeout().GetDisconnected().AsDuration(); d != 90*time.Minute {
+					t.Errorf("spec.timeout.disconnected %s", d)
+				}
+				// A key with a null value is removed; empty lists change nothing;
+				// "0s" disables the inactivity stop.
+				raw.post(t, path, `{"environmentId":`+jsonString(id)+`,"spec":{"sshPublicKeys":[{"id":"`+keyID+`","value":null}],"ports":[],"timeout":{"disconnected":"0s"}}}`).wantOK(t, nil)
+				e = mustGetEnvironment(t, admin, id)
+				if len(e.GetSpec().GetSshPublicKeys()) != 0 || len(e.GetSpec().GetPorts()) != 1 || e.GetSpec().GetTimeout() != nil {
+					t.Errorf("after removing the key and the timeout: %v", e.GetSpec())
+				}
+				raw.post(t, path, `{"environmentId":`+jsonString(id)+`,"spec":{"sshPublicKeys":[{"id":"k","value":"ssh-rsa nope"}]}}`).
+					wantError(t, http.StatusBadRequest, "invalid_argument", "spec.sshPublicKeys[0].value")
+				raw.post(t, path, `{"environmentId":`+jsonString(id)+`,"spec":{"ports":[{"port":3000,"admission":"ADMISSION_LEVEL_SOMETIMES"}]}}`).
+					wantError(t, http.StatusBadRequest, "invalid_argument")
 			})
 
 			t.Run("BeingDeleted", func(t *testing.T) {
@@ -348,4 +462,14 @@ func getJSONDoc(t *testing.T, url string, v any) {
 	b, err := io.ReadAll(res.Body)
 	mustOK(t, err, "read "+url)
 	mustOK(t, json.Unmarshal(b, v), "decode "+url)
+}
+
+// testSSHKey is an authorized_keys line of an ed25519 key made from seed.
+func testSSHKey(t *testing.T, seed byte, comment string) string {
+	t.Helper()
+	b := make([]byte, ed25519.SeedSize)
+	b[0] = seed
+	pub, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(b).Public())
+	mustOK(t, err, "ssh public key")
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " " + comment
 }
