@@ -26,6 +26,7 @@ import (
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/metrics"
@@ -67,6 +68,10 @@ type Config struct {
 	// then a runner that comes back keeps them. Zero means
 	// runners.DefaultLostAfter, or RunnerTimeout when that is longer.
 	LostAfter time.Duration
+	// EventRetention is how long the change feed keeps events for
+	// watchers that resume (WatchEvents' cursor); zero means
+	// events.DefaultRetention.
+	EventRetention time.Duration
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
@@ -99,6 +104,8 @@ type Server struct {
 	fleet *fleet.Fleet
 	// bus carries changes to the other replicas; nil with SQLite.
 	bus *broadcast.Bus
+	// events is the change feed (WatchEvents, the console).
+	events *events.Hub
 	// sessions records where runners' streams are for the other replicas;
 	// nil unless relaying between replicas.
 	sessions *replicaproxy.Recorder
@@ -115,6 +122,9 @@ type Server struct {
 	ready    atomic.Bool
 	scheme   string
 }
+
+// Events returns the change feed, for adapters other than WatchEvents.
+func (s *Server) Events() *events.Hub { return s.events }
 
 // AdminTokenFile is the name of the file in the data directory that holds a
 // generated admin key.
@@ -297,9 +307,15 @@ func (s *Server) open(ctx context.Context) error {
 		proxy = s.relayBetweenReplicas(st)
 	}
 	logs.Mount(mux, idSvc, s.fleet, proxy, s.log)
+	s.events = events.NewHub(st, s.log)
+	s.events.Retention = s.cfg.EventRetention
+	eventSvc := &events.Service{Hub: s.events, Environment: func(ctx context.Context, id string) error {
+		_, err := envSvc.Get(ctx, id)
+		return err
+	}}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
-		Secrets: s.secrets,
+		Secrets: s.secrets, Events: eventSvc,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
@@ -437,6 +453,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		if s.sessions != nil {
 			wg.Go(func() { s.sessions.Run(fleetCtx) })
 		}
+		wg.Go(func() { s.events.Run(fleetCtx) })
+		if s.cfg.DatabaseURL != "" {
+			wg.Go(func() { events.ListenPostgres(fleetCtx, s.cfg.DatabaseURL, s.events, s.log) })
+		}
 		wg.Wait()
 	}()
 	stopPlacing := s.startPlacing()
@@ -462,6 +482,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// waits only for ordinary requests. The fleet then flushes the renewals
 	// it holds before the store closes.
 	s.fleet.CloseSessions()
+	s.events.Close()
 	defer func() { stopFleet(); <-fleetDone; <-busDone }()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

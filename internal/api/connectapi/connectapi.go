@@ -18,6 +18,7 @@ import (
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
@@ -36,6 +37,7 @@ type Services struct {
 	Environments *environments.Service
 	Automations  *automations.Manager
 	Secrets      *secrets.Service
+	Events       *events.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -67,5 +69,9 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	handle(gitpodv1connect.NewEnvironmentAutomationServiceHandler(&automationHandler{svc: svc.Automations, log: log}, opts...))
 	handle(runyardv1connect.NewAutomationsServiceHandler(&automationsHandler{svc: svc.Automations, log: log}, opts...))
 	handle(gitpodv1connect.NewSecretServiceHandler(&secretHandler{svc: svc.Secrets, log: log}, opts...))
+	if svc.Events != nil {
+		path, h := gitpodv1connect.NewEventServiceHandler(&eventHandler{svc: svc.Events, log: log}, opts...)
+		handle(path, jsonlWatch(h, svc.Identity, svc.Events, log))
+	}
 	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))
 }
