@@ -59,7 +59,8 @@ type Store interface {
 	// still commit, and fence says when it no longer can (EventsSettled).
 	ReadEvents(ctx context.Context, after int64, limit int) (evs []Event, fence uint64, err error)
 	// EventsSettled reports whether every transaction that could have drawn
-	// an event ID before the read that returned fence has ended.
+	// an event ID before the read that returned fence has ended, so that
+	// IDs still missing below what that read returned never commit.
 	EventsSettled(ctx context.Context, fence uint64) (bool, error)
 	// EventBounds returns the lowest and highest IDs kept (0, 0 when none).
 	EventBounds(ctx context.Context) (oldest, latest int64, err error)

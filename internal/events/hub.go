@@ -211,6 +211,19 @@ func (h *Hub) tail(ctx context.Context) (more, gapPending bool, err error) {
 	h.mu.Lock()
 	pos := h.pos
 	h.mu.Unlock()
+	// A gap seen before is judged first, then the table read again: a
+	// transaction that commits between a read and the check would
+	// otherwise be passed over.
+	var upTo int64
+	if h.gap != nil && h.gap.pos == pos {
+		settled, err := h.store.EventsSettled(ctx, h.gap.fence)
+		if err != nil {
+			return false, true, err
+		}
+		if settled {
+			upTo = h.gap.upTo
+		}
+	}
 	evs, fence, err := h.store.ReadEvents(ctx, pos, readBatch)
 	if err != nil {
 		return false, false, err
@@ -218,31 +231,17 @@ func (h *Hub) tail(ctx context.Context) (more, gapPending bool, err error) {
 	ok := len(evs)
 	if fence != 0 {
 		ok = 0
-		for next := pos; ok < len(evs) && evs[ok].ID == next+1; ok++ {
+		for next := pos; ok < len(evs) && (evs[ok].ID == next+1 || evs[ok].ID <= upTo); ok++ {
 			next = evs[ok].ID
 		}
 	}
-	if ok < len(evs) {
-		switch {
-		case ok > 0:
-			// Publish the contiguous part; the gap is judged from there.
-		case h.gap == nil || h.gap.pos != pos:
+	if ok == 0 && len(evs) > 0 {
+		if h.gap == nil || h.gap.pos != pos {
 			h.gap = &gap{pos: pos, fence: fence, upTo: evs[len(evs)-1].ID}
-			return false, true, nil
-		default:
-			settled, err := h.store.EventsSettled(ctx, h.gap.fence)
-			if err != nil {
-				return false, true, err
-			}
-			if !settled {
-				return false, true, nil
-			}
-			for ok < len(evs) && evs[ok].ID <= h.gap.upTo {
-				ok++
-			}
-			h.gap = nil
 		}
+		return false, true, nil
 	}
+	h.gap = nil
 	h.publish(evs[:ok])
 	return len(evs) == readBatch || ok < len(evs), false, nil
 }

@@ -33,11 +33,25 @@ func (h *eventHandler) ListAuditLogs(context.Context, *connect.Request[gitpodv1.
 }
 
 func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[gitpodv1.WatchEventsRequest], stream *connect.ServerStream[gitpodv1.WatchEventsResponse]) error {
-	err := h.svc.Watch(ctx, watchRequest(req.Msg), nil, func(e events.Event) error {
+	var sendErr error
+	started := func() {
+		// Headers go out now, not with the first event: a client knows
+		// its watch is established, and changes after this reach it.
+		stream.ResponseHeader().Set(watchStartedHeader, "true")
+		sendErr = stream.Send(nil)
+	}
+	err := h.svc.Watch(ctx, watchRequest(req.Msg), started, func(e events.Event) error {
+		if sendErr != nil {
+			return sendErr
+		}
 		return stream.Send(eventToProto(e))
 	})
 	return toConnect(ctx, h.log, gitpodv1connect.EventServiceWatchEventsProcedure, err)
 }
+
+// watchStartedHeader marks the response of an established watch, apart from
+// one refused (whose error may come in the body, after headers).
+const watchStartedHeader = "Runyard-Watch-Started"
 
 func watchRequest(m *gitpodv1.WatchEventsRequest) events.WatchRequest {
 	return events.WatchRequest{EnvironmentID: m.GetEnvironmentId(), Cursor: m.GetCursor()}
@@ -100,6 +114,7 @@ func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Servi
 		rc := http.NewResponseController(w)
 		started := func() {
 			w.Header().Set("Content-Type", "application/jsonl")
+			w.Header().Set(watchStartedHeader, "true")
 			w.WriteHeader(http.StatusOK)
 			if flusher != nil {
 				flusher.Flush()

@@ -29,10 +29,11 @@ func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.
 	query := `SELECT id, org_id, resource_type, resource_id, operation, environment_id, owner, created_at, ''
 		FROM events WHERE id > ? ORDER BY id LIMIT ?`
 	if db.dialect.Name == "postgres" {
-		// The statement's snapshot: ids drawn by transactions it does not
-		// see as ended are below its xmax.
+		// When the statement ran (its snapshot was taken before): a
+		// transaction that drew an id this read does not see started
+		// before it, and holds its lock on events until it ends.
 		query = `SELECT id, org_id, resource_type, resource_id, operation, environment_id, owner, created_at,
-			pg_snapshot_xmax(pg_current_snapshot())::text
+			(extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text
 			FROM events WHERE id > ? ORDER BY id LIMIT ?`
 	}
 	rows, err := db.read.QueryContext(ctx, db.q(query), after, limit)
@@ -48,15 +49,15 @@ func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.
 		var (
 			e       events.Event
 			created int64
-			xmax    string
+			at      string
 		)
 		if err := rows.Scan(&e.ID, &e.OrgID, &e.ResourceType, &e.ResourceID, &e.Operation,
-			&e.EnvironmentID, &e.Owner, &created, &xmax); err != nil {
+			&e.EnvironmentID, &e.Owner, &created, &at); err != nil {
 			return nil, 0, db.translate(fmt.Errorf("read events: %w", err), "events")
 		}
-		if xmax != "" && fence == 0 {
-			if fence, err = strconv.ParseUint(xmax, 10, 64); err != nil {
-				return nil, 0, fmt.Errorf("read events: snapshot xmax %q: %w", xmax, err)
+		if at != "" && fence == 0 {
+			if fence, err = strconv.ParseUint(at, 10, 64); err != nil {
+				return nil, 0, fmt.Errorf("read events: read time %q: %w", at, err)
 			}
 		}
 		e.CreatedAt = fromMicros(created)
@@ -68,21 +69,28 @@ func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.
 	return out, fence, nil
 }
 
-// EventsSettled implements events.Store: every transaction below fence has
-// ended once the oldest one still running is at or above it.
+// EventsSettled implements events.Store. On PostgreSQL fence is the time
+// of the read (microseconds): a transaction that drew an event id before
+// that read holds a RowExclusiveLock on events from its insert until it
+// ends, and started before the read. Once no such transaction is left, the
+// ids missing below what the read saw were rolled back. The 100 ms margin
+// only makes the wait longer, against clock steps. (A snapshot's xmax is
+// not enough: a running transaction may have an xid above it.)
 func (db *DB) EventsSettled(ctx context.Context, fence uint64) (bool, error) {
 	if fence == 0 || db.dialect.Name != "postgres" {
 		return true, nil
 	}
-	var xmin string
-	if err := db.read.QueryRowContext(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`).Scan(&xmin); err != nil {
+	var busy bool
+	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (
+		SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'relation' AND l.relation = 'events'::regclass AND l.mode = 'RowExclusiveLock'
+			AND l.pid <> pg_backend_pid()
+			AND (a.xact_start IS NULL OR a.xact_start <= to_timestamp($1::double precision / 1000000) + interval '100 milliseconds'))`,
+		int64(fence)).Scan(&busy)
+	if err != nil {
 		return false, db.translate(fmt.Errorf("events settled: %w", err), "events")
 	}
-	v, err := strconv.ParseUint(xmin, 10, 64)
-	if err != nil {
-		return false, fmt.Errorf("events settled: snapshot xmin %q: %w", xmin, err)
-	}
-	return v >= fence, nil
+	return !busy, nil
 }
 
 // EventBounds implements events.Store.

@@ -4,8 +4,9 @@
 -- write path records its events and none records one for a change that
 -- rolled back. id is the feed's position. Ids are drawn before commit, so
 -- concurrent transactions may commit them out of order: a reader that sees
--- a gap waits until every transaction older than its snapshot has ended
--- (xid tells which) before it passes the gap (internal/events). The trigger
+-- a gap waits until no transaction that started before its read still
+-- holds a lock on events before it passes the gap (sqlstore.EventsSettled,
+-- internal/events). The trigger
 -- also sends NOTIFY runyard_events, delivered at commit, which wakes every
 -- replica's reader. environment_id is set for an environment and its
 -- services, tasks and executions (the environment scope of WatchEvents);
