@@ -17,6 +17,10 @@ const (
 	// DefaultPoll bounds how late an event is when a wake-up was lost
 	// (a NOTIFY while the listener reconnected, a write outside the store).
 	DefaultPoll = time.Second
+	// DefaultLinger bounds the delay a busy stream adds to an event (see
+	// Hub.Linger): a write per burst instead of a write per event was
+	// most of a busy stream's CPU (bench/events).
+	DefaultLinger = 5 * time.Millisecond
 	// readBatch is how many events one read takes.
 	readBatch = 1000
 	// subBuffer is how many events a subscriber may be behind before it
@@ -34,6 +38,10 @@ type Hub struct {
 	// Retention and Poll are read by Run (defaults when zero).
 	Retention time.Duration
 	Poll      time.Duration
+	// Linger is how long a watcher's stream may hold an event back for
+	// the next one when events come faster than one per Linger (zero: not
+	// at all). The first event after a quiet spell goes at once.
+	Linger time.Duration
 	// Now is the clock of pruning.
 	Now func() time.Time
 
@@ -70,7 +78,7 @@ type subscriber struct {
 
 // NewHub returns a hub over store; call Run.
 func NewHub(store Store, log *slog.Logger) *Hub {
-	return &Hub{store: store, log: log, Now: time.Now,
+	return &Hub{store: store, log: log, Now: time.Now, Linger: DefaultLinger,
 		wake: make(chan struct{}, 1), ready: make(chan struct{}), closed: make(chan struct{}),
 		subs: map[*subscriber]struct{}{}}
 }
@@ -285,7 +293,9 @@ const FromNow int64 = -1
 // caller's goroutine: a slow fn never holds the hub up, it reads the table
 // to catch up instead. started (may be nil) is called once the watch is
 // established, before the first event: a stream sends its headers then.
-func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, started func(), fn func(Event) error) error {
+// more tells fn that another event follows at once: a stream may hold its
+// flush (one write for a burst instead of one per event).
+func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, started func(), fn func(e Event, more bool) error) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -318,7 +328,7 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 // follow reads (after, start] from the table, then the subscriber's
 // events, until it lags (nil error) or fails. It returns the last ID
 // handed to fn or skipped.
-func (h *Hub) follow(ctx context.Context, s *subscriber, after, start int64, filter func(Event) bool, started func(), fn func(Event) error) (int64, error) {
+func (h *Hub) follow(ctx context.Context, s *subscriber, after, start int64, filter func(Event) bool, started func(), fn func(Event, bool) error) (int64, error) {
 	if after < start {
 		oldest, _, err := h.store.EventBounds(ctx)
 		if err != nil {
@@ -340,44 +350,98 @@ func (h *Hub) follow(ctx context.Context, s *subscriber, after, start int64, fil
 		if len(evs) == 0 {
 			break
 		}
+		// Matching events of the batch, each told whether another follows.
+		var batch []Event
 		for _, e := range evs {
 			if e.ID > start {
 				break
 			}
-			after = e.ID
 			if filter(e) {
-				if err := fn(e); err != nil {
-					return after, err
-				}
+				batch = append(batch, e)
 			}
 		}
+		for i, e := range batch {
+			if err := fn(e, i < len(batch)-1); err != nil {
+				return e.ID, err
+			}
+		}
+		after = min(evs[len(evs)-1].ID, start)
 		if evs[len(evs)-1].ID > start {
 			break
 		}
 	}
 	after = max(after, start)
+	// held is an event not handed to fn yet: while events come faster
+	// than one per Linger, the last one waits (up to Linger after the
+	// previous flush) for another, so that a busy stream writes a burst
+	// at a time instead of one system call per event.
+	var (
+		held      *Event
+		lastFlush time.Time
+		linger    = time.NewTimer(time.Hour)
+	)
+	linger.Stop()
+	defer linger.Stop()
+	hand := func(e Event, more bool) error {
+		if !more {
+			lastFlush = time.Now()
+		}
+		return fn(e, more)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return after, ctx.Err()
 		case <-h.closed:
 			return after, errClosed
+		case <-linger.C:
+			if held != nil {
+				e := *held
+				held = nil
+				if err := hand(e, false); err != nil {
+					return after, err
+				}
+			}
 		case e := <-s.ch:
 			if e.ID <= after {
 				continue
 			}
 			after = e.ID
-			if err := fn(e); err != nil {
+			if held != nil {
+				if err := hand(*held, true); err != nil {
+					return after, err
+				}
+				held = nil
+			}
+			if len(s.ch) > 0 {
+				if err := hand(e, true); err != nil {
+					return after, err
+				}
+				continue
+			}
+			if wait := h.Linger - time.Since(lastFlush); wait > 0 {
+				held = &e
+				linger.Reset(wait)
+				continue
+			}
+			if err := hand(e, false); err != nil {
 				return after, err
 			}
 		case <-s.signal:
-			// Deliver what was queued before the overflow, then catch up.
+			// Deliver what was queued before the overflow, then catch up
+			// from the table (more follows: what the table holds).
+			if held != nil {
+				if err := hand(*held, true); err != nil {
+					return after, err
+				}
+				held = nil
+			}
 			for {
 				select {
 				case e := <-s.ch:
 					if e.ID > after {
 						after = e.ID
-						if err := fn(e); err != nil {
+						if err := hand(e, true); err != nil {
 							return after, err
 						}
 					}

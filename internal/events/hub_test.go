@@ -127,7 +127,7 @@ func collect(t *testing.T, h *Hub, after int64, slow time.Duration) (<-chan int6
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
-		errc <- h.Watch(ctx, after, func(Event) bool { return true }, func() { close(started) }, func(e Event) error {
+		errc <- h.Watch(ctx, after, func(Event) bool { return true }, func() { close(started) }, func(e Event, _ bool) error {
 			ids <- e.ID
 			time.Sleep(slow)
 			return nil
@@ -215,7 +215,7 @@ func TestHub_Resume(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.add()
-	err := h.Watch(context.Background(), ids[3], func(Event) bool { return true }, nil, func(Event) error { return nil })
+	err := h.Watch(context.Background(), ids[3], func(Event) bool { return true }, nil, func(Event, bool) error { return nil })
 	if !errors.Is(err, ErrExpired) || !apperr.Is(err, apperr.CodeFailedPrecondition) {
 		t.Fatalf("watch from a pruned position: %v", err)
 	}

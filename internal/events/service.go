@@ -42,7 +42,7 @@ var kindScopes = map[string]identity.Scope{
 // caller's scopes cover. Another organization's events are never shown, nor
 // a secret another user owns. started is called once the checks passed
 // and the watch is established (Hub.Watch).
-func (s *Service) Watch(ctx context.Context, req WatchRequest, started func(), fn func(Event) error) error {
+func (s *Service) Watch(ctx context.Context, req WatchRequest, started func(), fn func(e Event, more bool) error) error {
 	c, err := identity.RequireAuthenticated(ctx)
 	if err != nil {
 		return err

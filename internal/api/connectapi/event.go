@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -40,11 +41,21 @@ func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[git
 		stream.ResponseHeader().Set(watchStartedHeader, "true")
 		sendErr = stream.Send(nil)
 	}
-	err := h.svc.Watch(ctx, watchRequest(req.Msg), started, func(e events.Event) error {
+	hold, _ := ctx.Value(heldFlushKey{}).(*heldFlush)
+	err := h.svc.Watch(ctx, watchRequest(req.Msg), started, func(e events.Event, more bool) error {
 		if sendErr != nil {
 			return sendErr
 		}
-		return stream.Send(eventToProto(e))
+		if hold != nil {
+			hold.held.Store(true)
+		}
+		if err := stream.Send(eventToProto(e)); err != nil {
+			return err
+		}
+		if hold != nil && !more {
+			return hold.flush()
+		}
+		return nil
 	})
 	return toConnect(ctx, h.log, gitpodv1connect.EventServiceWatchEventsProcedure, err)
 }
@@ -74,7 +85,8 @@ func eventToProto(e events.Event) *gitpodv1.WatchEventsResponse {
 func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Service, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || !wantsJSONL(r.Header) {
-			next.ServeHTTP(w, r)
+			hf := &heldFlush{ResponseWriter: w}
+			next.ServeHTTP(hf, r.WithContext(context.WithValue(r.Context(), heldFlushKey{}, hf)))
 			return
 		}
 		ctx := r.Context()
@@ -121,13 +133,16 @@ func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Servi
 			}
 		}
 		began := false
-		err = svc.Watch(ctx, watchRequest(&msg), func() { began = true; started() }, func(e events.Event) error {
+		err = svc.Watch(ctx, watchRequest(&msg), func() { began = true; started() }, func(e events.Event, more bool) error {
 			line, err := protojson.Marshal(eventToProto(e))
 			if err != nil {
 				return fmt.Errorf("encode an event: %w", err)
 			}
 			if _, err := w.Write(append(line, '\n')); err != nil {
 				return err
+			}
+			if more {
+				return nil
 			}
 			return rc.Flush()
 		})
@@ -140,6 +155,36 @@ func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Servi
 		}
 	})
 }
+
+// heldFlush lets WatchEvents write a burst of events with one flush:
+// connect-go flushes after every message, a write system call per event and
+// watcher, which was most of a stream's CPU under a busy feed. While held
+// is set, Flush only marks the writer; the handler flushes once the hub has
+// no more events for it at once (events.Hub.Watch's more).
+type heldFlush struct {
+	http.ResponseWriter
+	held atomic.Bool
+}
+
+type heldFlushKey struct{}
+
+func (h *heldFlush) Flush() {
+	if h.held.Load() {
+		return
+	}
+	if f, ok := h.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// flush flushes what was held.
+func (h *heldFlush) flush() error {
+	h.held.Store(false)
+	return http.NewResponseController(h.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (h *heldFlush) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
 // wantsJSONL reports a request in the vendor SDKs' streaming form.
 func wantsJSONL(h http.Header) bool {

@@ -416,7 +416,7 @@ func TestEvents_Organizations(t *testing.T) {
 	for _, backend := range testutil.Backends() {
 		t.Run(string(backend), func(t *testing.T) {
 			ts, st := startServerWithStore(t, backend)
-			p := protocols[0]
+			p := protocols[2] // gRPC: trailers through the held flushes
 			admin := newEnvClient(t, ts.URL, p, bearer(testutil.AdminToken))
 			other := otherOrganization(t, ts, st, p)
 			otherAuth := ""
