@@ -334,10 +334,10 @@ func run() error {
 			continue
 		}
 		base := time.Duration(idle[strings.Split(phases[k-1].name, ",")[0]])
-		d := rec.latencies()
-		fmt.Printf("%-28s changes=%d (%.0f/s) delivered=%d/%d  latency p50=%s p99=%s max=%s  server cpu per change=%s, for the feed=%s (%.1fµs per delivery)\n",
+		d, a := rec.latencies()
+		fmt.Printf("%-28s changes=%d (%.0f/s) delivered=%d/%d  latency from request p50=%s p99=%s max=%s, from answer p50=%s p99=%s  server cpu per change=%s, for the feed=%s (%.1fµs per delivery)\n",
 			p.name, n, float64(n)/duration.Seconds(), len(d), n*p.watchers,
-			pct(d, .50), pct(d, .99), pct(d, 1), perChange.Round(time.Microsecond), (perChange - base).Round(time.Microsecond),
+			pct(d, .50), pct(d, .99), pct(d, 1), pct(a, .50), pct(a, .99), perChange.Round(time.Microsecond), (perChange - base).Round(time.Microsecond),
 			float64(perChange-base)/float64(time.Microsecond)/float64(p.watchers))
 	}
 	return nil
@@ -358,6 +358,7 @@ func drive(ids []string, every, d time.Duration, pid int, rec *recorder, change 
 				if err := change(i, j); err != nil {
 					failed.Store(err)
 				}
+				rec.acked(i, j)
 			}
 		})
 	}
@@ -390,13 +391,17 @@ func drive(ids []string, every, d time.Duration, pid int, rec *recorder, change 
 type recorder struct {
 	mu      sync.Mutex
 	sentAt  [][]int64 // runner -> change -> unix nanos
+	ackedAt [][]int64
 	lat     []time.Duration
-	n       atomic.Int64
-	pending sync.WaitGroup
+	// sinceAck is the latency from the change's answer (the change was
+	// committed by then); negative when the event came first.
+	sinceAck []time.Duration
+	n        atomic.Int64
+	pending  sync.WaitGroup
 }
 
 func newRecorder(runners, watchers int) *recorder {
-	r := &recorder{sentAt: make([][]int64, runners)}
+	r := &recorder{sentAt: make([][]int64, runners), ackedAt: make([][]int64, runners)}
 	r.pending.Add(watchers)
 	return r
 }
@@ -416,11 +421,24 @@ func (r *recorder) sent(i, j int) {
 	r.mu.Unlock()
 }
 
+func (r *recorder) acked(i, j int) {
+	now := time.Now().UnixNano()
+	r.mu.Lock()
+	for len(r.ackedAt[i]) <= j {
+		r.ackedAt[i] = append(r.ackedAt[i], 0)
+	}
+	r.ackedAt[i][j] = now
+	r.mu.Unlock()
+}
+
 func (r *recorder) got(i, j int) {
 	now := time.Now().UnixNano()
 	r.mu.Lock()
 	if i < len(r.sentAt) && j < len(r.sentAt[i]) && r.sentAt[i][j] != 0 {
 		r.lat = append(r.lat, time.Duration(now-r.sentAt[i][j]))
+	}
+	if i < len(r.ackedAt) && j < len(r.ackedAt[i]) && r.ackedAt[i][j] != 0 {
+		r.sinceAck = append(r.sinceAck, time.Duration(now-r.ackedAt[i][j]))
 	}
 	r.mu.Unlock()
 	r.n.Add(1)
@@ -428,12 +446,13 @@ func (r *recorder) got(i, j int) {
 
 func (r *recorder) count() int64 { return r.n.Load() }
 
-func (r *recorder) latencies() []time.Duration {
+func (r *recorder) latencies() (fromSend, fromAck []time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d := slices.Clone(r.lat)
+	d, a := slices.Clone(r.lat), slices.Clone(r.sinceAck)
 	slices.Sort(d)
-	return d
+	slices.Sort(a)
+	return d, a
 }
 
 func pct(d []time.Duration, p float64) string {
