@@ -57,6 +57,10 @@ func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[git
 		}
 		return nil
 	})
+	if hold != nil {
+		// The end of the stream (trailers, an error) is flushed as usual.
+		hold.held.Store(false)
+	}
 	return toConnect(ctx, h.log, gitpodv1connect.EventServiceWatchEventsProcedure, err)
 }
 
