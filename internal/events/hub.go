@@ -59,8 +59,9 @@ type Hub struct {
 }
 
 // gap is a missing ID below events already read (PostgreSQL): the
-// transaction that drew it may still commit. Once every transaction older
-// than fence has ended, the events up to upTo that exist are final.
+// transaction that drew it may still commit. Once the store says the read
+// that saw it is settled (Store.EventsSettled(fence)), the events up to
+// upTo that exist are final.
 type gap struct {
 	pos   int64
 	fence uint64
