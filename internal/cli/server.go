@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/server"
 )
@@ -32,6 +33,9 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 			if cmd.Flags().Changed("lost-after") && cfg.LostAfter <= 0 {
 				return usagef("--lost-after must be positive (how long an unreachable runner keeps its work)")
 			}
+			if cmd.Flags().Changed("event-retention") && cfg.EventRetention <= 0 {
+				return usagef("--event-retention must be positive (how long WatchEvents can resume from a cursor)")
+			}
 			s, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -50,6 +54,8 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 		"how long an unreachable (INACTIVE) runner keeps its pods, services and task executions; after it they are failed, and the runner stops them if it comes back")
 	f.DurationVar(&cfg.DeletedRunnerRetention, "deleted-runner-retention", runners.DefaultDeletedRetention,
 		"how long a deleted runner stays readable (phase DELETED) before it is purged")
+	f.DurationVar(&cfg.EventRetention, "event-retention", events.DefaultRetention,
+		"how long the change feed keeps events: a WatchEvents watcher can resume from a cursor that recent")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")

@@ -12,14 +12,6 @@ import (
 	_ "github.com/runyard/runyard/gen/gitpod/v1" // registers the protos
 )
 
-// declaredElsewhere are the vendor's methods that other work declares with
-// their implementation (issue 11: the EventService). Once they are in the protos this test says so,
-// and they leave this list.
-var declaredElsewhere = map[string]bool{
-	"/gitpod.v1.EventService/WatchEvents":   true,
-	"/gitpod.v1.EventService/ListAuditLogs": true,
-}
-
 // TestVendorAPI_EveryMethodDeclared holds the protos to the vendor's method
 // list: every method an SDK may call is declared (and so answers, at worst,
 // unimplemented: connectapi's TestEveryMethod_AnswersConnect).
@@ -43,11 +35,8 @@ func TestVendorAPI_EveryMethodDeclared(t *testing.T) {
 		if err == nil {
 			md = d.(protoreflect.ServiceDescriptor).Methods().ByName(protoreflect.Name(method))
 		}
-		switch {
-		case md == nil && !declaredElsewhere[proc]:
+		if md == nil {
 			t.Errorf("%s is not declared in proto/gitpod/v1", proc)
-		case md != nil && declaredElsewhere[proc]:
-			t.Logf("%s is declared now: drop it from declaredElsewhere", proc)
 		}
 	}
 	if err := sc.Err(); err != nil {

@@ -34,7 +34,7 @@ const (
 	// eventsReady: EventService.WatchEvents is implemented, so events.watch
 	// and the SDK helpers built on it (waitForEnvironmentRunning from a new
 	// environment, runCommand, runService) run.
-	eventsReady = false // RUNYARD_SDK_EVENTS
+	eventsReady = true // RUNYARD_SDK_EVENTS
 	// contextURLReady: contextUrl initializers and ParseContextURL.
 	contextURLReady = true // RUNYARD_SDK_CONTEXT_URL
 	// emptyListsReady: an empty list page carries its list (item 3); until

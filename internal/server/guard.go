@@ -208,8 +208,9 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		c, _ := identity.FromContext(ctx)
 		r = r.WithContext(apiauth.WithOutcome(r.Context(), c, nil))
-		if strings.HasPrefix(connect, runnerControlPrefix) {
-			// The runner's streams last as long as it is connected.
+		if strings.HasPrefix(connect, runnerControlPrefix) || connect == watchEventsProcedure {
+			// The runner's streams last as long as it is connected, a
+			// watch as long as its watcher.
 			_ = rc.SetReadDeadline(time.Time{})
 		}
 	}
@@ -275,6 +276,9 @@ func tooLarge(limit int64) error {
 
 // runnerControlPrefix starts the paths of the runners' long-lived streams.
 const runnerControlPrefix = "/runyard.runner.v1.RunnerControlService/"
+
+// watchEventsProcedure is the change feed's stream (internal/events).
+const watchEventsProcedure = "/gitpod.v1.EventService/WatchEvents"
 
 // connectProcedure returns the Connect procedure r's path names
 // ("/pkg.Service/Method", also when the path has connectapi.PathPrefix before

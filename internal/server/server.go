@@ -27,6 +27,7 @@ import (
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/metrics"
@@ -71,6 +72,10 @@ type Config struct {
 	// InactivitySweep is how often environments with
 	// spec.timeout.disconnected are checked for inactivity; zero means 30s.
 	InactivitySweep time.Duration
+	// EventRetention is how long the change feed keeps events for
+	// watchers that resume (WatchEvents' cursor); zero means
+	// events.DefaultRetention.
+	EventRetention time.Duration
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
@@ -103,6 +108,8 @@ type Server struct {
 	fleet *fleet.Fleet
 	// bus carries changes to the other replicas; nil with SQLite.
 	bus *broadcast.Bus
+	// events is the change feed (WatchEvents, the console).
+	events *events.Hub
 	// sessions records where runners' streams are for the other replicas;
 	// nil unless relaying between replicas.
 	sessions *replicaproxy.Recorder
@@ -121,6 +128,9 @@ type Server struct {
 	ready    atomic.Bool
 	scheme   string
 }
+
+// Events returns the change feed, for adapters other than WatchEvents.
+func (s *Server) Events() *events.Hub { return s.events }
 
 // AdminTokenFile is the name of the file in the data directory that holds a
 // generated admin key.
@@ -310,9 +320,15 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	logs.Mount(mux, idSvc, envSvc, s.fleet, proxy, s.log)
 	oidc.Mount(mux, idSvc, s.PublicURL, s.log)
+	s.events = events.NewHub(st, s.log)
+	s.events.Retention = s.cfg.EventRetention
+	eventSvc := &events.Service{Hub: s.events, Environment: func(ctx context.Context, id string) error {
+		_, err := envSvc.Get(ctx, id)
+		return err
+	}}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
-		Secrets: s.secrets,
+		Secrets: s.secrets, Events: eventSvc,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
@@ -450,6 +466,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		if s.sessions != nil {
 			wg.Go(func() { s.sessions.Run(fleetCtx) })
 		}
+		wg.Go(func() { s.events.Run(fleetCtx) })
+		if s.cfg.DatabaseURL != "" {
+			wg.Go(func() { events.ListenPostgres(fleetCtx, s.cfg.DatabaseURL, s.events, s.log) })
+		}
 		wg.Wait()
 	}()
 	stopPlacing := s.startPlacing()
@@ -478,6 +498,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// waits only for ordinary requests. The fleet then flushes the renewals
 	// it holds before the store closes.
 	s.fleet.CloseSessions()
+	s.events.Close()
 	defer func() { stopFleet(); <-fleetDone; <-busDone }()
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
@@ -30,6 +31,7 @@ type Store interface {
 	replicaproxy.Sessions
 	fleet.Epochs
 	KeyStore
+	events.Store
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -23,6 +23,7 @@ import (
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
@@ -47,6 +48,7 @@ type Services struct {
 	Environments *environments.Service
 	Automations  *automations.Manager
 	Secrets      *secrets.Service
+	Events       *events.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -85,6 +87,11 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	m.service(auto)(gitpodv1connect.NewEnvironmentAutomationServiceHandler(automationService{automationHandler: auto}, opts...))
 	m.service(autos)(runyardv1connect.NewAutomationsServiceHandler(automationsService{automationsHandler: autos}, opts...))
 	m.service(secret)(gitpodv1connect.NewSecretServiceHandler(secretService{secretHandler: secret}, opts...))
+	if svc.Events != nil {
+		ev := &eventHandler{svc: svc.Events, log: log}
+		path, h := gitpodv1connect.NewEventServiceHandler(eventService{eventHandler: ev}, opts...)
+		m.service(ev)(path, jsonlWatch(h, svc.Identity, svc.Events, log))
+	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.
 	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))

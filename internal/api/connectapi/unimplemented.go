@@ -85,6 +85,13 @@ type (
 	secretFallback struct {
 		gitpodv1connect.UnimplementedSecretServiceHandler
 	}
+	eventService struct {
+		*eventHandler
+		eventFallback
+	}
+	eventFallback struct {
+		gitpodv1connect.UnimplementedEventServiceHandler
+	}
 )
 
 // mounter puts services on a mux, each under / and PathPrefix, and answers

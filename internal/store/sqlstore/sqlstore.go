@@ -38,11 +38,14 @@ type DB struct {
 	stmts       sync.Map // query text -> *sql.Stmt on read
 	// placements keeps placement indexes between placements (SQLite).
 	placements placementCache
+	// committed wakes the event hub after a write transaction commits
+	// (events.go).
+	committed chan struct{}
 }
 
 // New returns a DB. read and write may be the same pool.
 func New(read, write *sql.DB, d Dialect) *DB {
-	return &DB{read: read, write: write, dialect: d}
+	return &DB{read: read, write: write, dialect: d, committed: make(chan struct{}, 1)}
 }
 
 // Ping checks that the database answers.
@@ -120,6 +123,7 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := tx.Commit(); err != nil {
 		return db.translate(fmt.Errorf("commit: %w", err), "")
 	}
+	db.signalCommit()
 	return nil
 }
 

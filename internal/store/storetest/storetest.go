@@ -79,6 +79,7 @@ func Run(t *testing.T, open Opener) {
 		{"FindSecrets", testFindSecrets},
 		{"UpdateSecret", testUpdateSecret},
 		{"DeleteSecret", testDeleteSecret},
+		{"Events", testEvents},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

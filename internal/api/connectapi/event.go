@@ -1,0 +1,202 @@
+package connectapi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/events"
+)
+
+type eventHandler struct {
+	svc *events.Service
+	log *slog.Logger
+}
+
+func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[gitpodv1.WatchEventsRequest], stream *connect.ServerStream[gitpodv1.WatchEventsResponse]) error {
+	var sendErr error
+	started := func() {
+		// Headers go out now, not with the first event: a client knows
+		// its watch is established, and changes after this reach it.
+		stream.ResponseHeader().Set(watchStartedHeader, "true")
+		sendErr = stream.Send(nil)
+	}
+	hold, _ := ctx.Value(heldFlushKey{}).(*heldFlush)
+	err := h.svc.Watch(ctx, watchRequest(req.Msg), started, func(e events.Event, more bool) error {
+		if sendErr != nil {
+			return sendErr
+		}
+		if hold != nil {
+			hold.held.Store(true)
+		}
+		if err := stream.Send(eventToProto(e)); err != nil {
+			return err
+		}
+		if hold != nil && !more {
+			return hold.flush()
+		}
+		return nil
+	})
+	if hold != nil {
+		// The end of the stream (trailers, an error) is flushed as usual.
+		hold.held.Store(false)
+	}
+	return toConnect(ctx, h.log, gitpodv1connect.EventServiceWatchEventsProcedure, err)
+}
+
+// watchStartedHeader marks the response of an established watch, apart from
+// one refused (whose error may come in the body, after headers).
+const watchStartedHeader = "Runyard-Watch-Started"
+
+func watchRequest(m *gitpodv1.WatchEventsRequest) events.WatchRequest {
+	return events.WatchRequest{EnvironmentID: m.GetEnvironmentId(), Cursor: m.GetCursor()}
+}
+
+func eventToProto(e events.Event) *gitpodv1.WatchEventsResponse {
+	return &gitpodv1.WatchEventsResponse{
+		ResourceType: gitpodv1.ResourceType(gitpodv1.ResourceType_value[e.ResourceType]),
+		Operation:    gitpodv1.ResourceOperation(gitpodv1.ResourceOperation_value[e.Operation]),
+		ResourceId:   e.ResourceID,
+		Cursor:       strconv.FormatInt(e.ID, 10),
+	}
+}
+
+// jsonlWatch serves WatchEvents the way the vendor's SDKs call it: a JSON
+// request (Content-Type application/json or application/jsonl) asking for
+// Accept: application/jsonl gets one JSON WatchEventsResponse per line,
+// each flushed as it comes. Errors before the stream starts are Connect's
+// JSON errors with their HTTP status; other requests go to next.
+func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Service, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !wantsJSONL(r.Header) {
+			hf := &heldFlush{ResponseWriter: w}
+			next.ServeHTTP(hf, r.WithContext(context.WithValue(r.Context(), heldFlushKey{}, hf)))
+			return
+		}
+		ctx := r.Context()
+		fail := func(err error) {
+			e := apperr.As(err)
+			if e.Code == apperr.CodeInternal {
+				log.ErrorContext(ctx, "request failed", "procedure", gitpodv1connect.EventServiceWatchEventsProcedure, "err", err)
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(apperr.HTTPStatus(e.Code))
+			fmt.Fprintf(w, `{"code":%q,"message":%q}`+"\n", e.Code, e.Public())
+		}
+		if err := apiauth.Refused(ctx); err != nil {
+			fail(err)
+			return
+		}
+		ctx, err := apiauth.Authenticate(ctx, auth, r.Header)
+		if err != nil {
+			fail(err)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBytes+1))
+		if err != nil {
+			fail(apperr.Invalid("body", "read the request: %v", err))
+			return
+		}
+		if len(body) > MaxRequestBytes {
+			fail(&apperr.Error{Code: apperr.CodeResourceExhausted, Message: "request body larger than 4 MiB"})
+			return
+		}
+		var msg gitpodv1.WatchEventsRequest
+		if err := (strictJSON{}).Unmarshal(body, &msg); err != nil {
+			fail(apperr.Invalid("body", "%v", err))
+			return
+		}
+		flusher, _ := w.(http.Flusher)
+		rc := http.NewResponseController(w)
+		started := func() {
+			w.Header().Set("Content-Type", "application/jsonl")
+			w.Header().Set(watchStartedHeader, "true")
+			w.WriteHeader(http.StatusOK)
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		began := false
+		err = svc.Watch(ctx, watchRequest(&msg), func() { began = true; started() }, func(e events.Event, more bool) error {
+			line, err := protojson.Marshal(eventToProto(e))
+			if err != nil {
+				return fmt.Errorf("encode an event: %w", err)
+			}
+			if _, err := w.Write(append(line, '\n')); err != nil {
+				return err
+			}
+			if more {
+				return nil
+			}
+			return rc.Flush()
+		})
+		if !began && err != nil {
+			fail(err)
+			return
+		}
+		if err != nil && ctx.Err() == nil {
+			log.DebugContext(ctx, "event stream ended", "err", err)
+		}
+	})
+}
+
+// heldFlush lets WatchEvents write a burst of events with one flush:
+// connect-go flushes after every message, a write system call per event and
+// watcher, which was most of a stream's CPU under a busy feed. While held
+// is set, Flush only marks the writer; the handler flushes once the hub has
+// no more events for it at once (events.Hub.Watch's more).
+type heldFlush struct {
+	http.ResponseWriter
+	held atomic.Bool
+}
+
+type heldFlushKey struct{}
+
+func (h *heldFlush) Flush() {
+	if h.held.Load() {
+		return
+	}
+	if f, ok := h.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// flush flushes what was held.
+func (h *heldFlush) flush() error {
+	h.held.Store(false)
+	return http.NewResponseController(h.ResponseWriter).Flush()
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (h *heldFlush) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// wantsJSONL reports a request in the vendor SDKs' streaming form.
+func wantsJSONL(h http.Header) bool {
+	// A plain JSON body cannot be a Connect stream (application/connect+json).
+	ct, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	if ct == "application/jsonl" || ct == "application/json" {
+		return true
+	}
+	if ct != "" {
+		return false
+	}
+	for _, a := range strings.Split(h.Get("Accept"), ",") {
+		if t, _, _ := mime.ParseMediaType(strings.TrimSpace(a)); t == "application/jsonl" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,72 @@
+// Package events is the change feed of the control plane: every change to a
+// runner, environment, service, task, task execution or secret, in the order
+// the database committed it, for gitpod.v1 EventService/WatchEvents and any
+// other reader in the binary (the web console).
+//
+// The store records each change as a row of its events table in the same
+// transaction as the change (database triggers, so no write path can forget
+// one). A Hub per control-plane process tails that table, woken by
+// NOTIFY on PostgreSQL (a change made on another replica) and by the store
+// after each commit (a change made here), with a bounded poll as a safety
+// net, and hands each event to its subscribers. An event's ID is its
+// position: a subscriber that comes back with the last ID it saw gets every
+// event after it that the retention kept.
+package events
+
+import (
+	"context"
+	"time"
+)
+
+// Resource types and operations are named as the vendor's enums
+// (gitpod.v1.ResourceType, gitpod.v1.ResourceOperation).
+const (
+	TypeRunner        = "RESOURCE_TYPE_RUNNER"
+	TypeEnvironment   = "RESOURCE_TYPE_ENVIRONMENT"
+	TypeService       = "RESOURCE_TYPE_SERVICE"
+	TypeTask          = "RESOURCE_TYPE_TASK"
+	TypeTaskExecution = "RESOURCE_TYPE_TASK_EXECUTION"
+	TypeSecret        = "RESOURCE_TYPE_SECRET"
+
+	OpCreate       = "RESOURCE_OPERATION_CREATE"
+	OpUpdate       = "RESOURCE_OPERATION_UPDATE"
+	OpDelete       = "RESOURCE_OPERATION_DELETE"
+	OpUpdateStatus = "RESOURCE_OPERATION_UPDATE_STATUS"
+)
+
+// Event is one committed change.
+type Event struct {
+	// ID is the event's position in the feed, increasing in commit order.
+	ID           int64
+	OrgID        string
+	ResourceType string
+	ResourceID   string
+	Operation    string
+	// EnvironmentID is the environment an environment event, or a service,
+	// task or execution event, belongs to; empty for other kinds.
+	EnvironmentID string
+	// Owner is the user or service account a secret belongs to; empty for
+	// the organization's.
+	Owner     string
+	CreatedAt time.Time
+}
+
+// Store is the events table.
+type Store interface {
+	// ReadEvents returns up to limit events with ID > after, in ID order.
+	// fence is zero when the database commits IDs in order (SQLite's one
+	// writer); otherwise (PostgreSQL) a missing ID below a returned one may
+	// still commit, and fence says when it no longer can (EventsSettled).
+	ReadEvents(ctx context.Context, after int64, limit int) (evs []Event, fence uint64, err error)
+	// EventsSettled reports whether every transaction that could have drawn
+	// an event ID before the read that returned fence has ended, so that
+	// IDs still missing below what that read returned never commit.
+	EventsSettled(ctx context.Context, fence uint64) (bool, error)
+	// EventBounds returns the lowest and highest IDs kept (0, 0 when none).
+	EventBounds(ctx context.Context) (oldest, latest int64, err error)
+	// PruneEvents deletes events created before cutoff.
+	PruneEvents(ctx context.Context, cutoff time.Time) (int64, error)
+	// Committed is signalled after write transactions of this process
+	// commit: a cheap wake-up for the hub (nil if the store has none).
+	Committed() <-chan struct{}
+}

@@ -1,0 +1,237 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runyard/runyard/internal/apperr"
+)
+
+// memStore is an events table in memory. With unordered it behaves like
+// PostgreSQL: ids are drawn before commit, and EventsSettled is true only
+// when no drawn id is still uncommitted and no commit is pending.
+type memStore struct {
+	mu        sync.Mutex
+	unordered bool
+	next      int64
+	rows      []Event // committed, sorted by ID
+	drawn     map[int64]bool
+	committed chan struct{}
+}
+
+func newMemStore(unordered bool) *memStore {
+	return &memStore{unordered: unordered, drawn: map[int64]bool{}, committed: make(chan struct{}, 1)}
+}
+
+// draw takes the next id for a transaction that commits later.
+func (m *memStore) draw() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.next++
+	m.drawn[m.next] = true
+	return m.next
+}
+
+// commit makes a drawn id visible (or drops it: a rollback).
+func (m *memStore) commit(id int64, keep bool) {
+	m.mu.Lock()
+	delete(m.drawn, id)
+	if keep {
+		m.rows = append(m.rows, Event{ID: id, OrgID: "o", ResourceType: TypeRunner, Operation: OpCreate, CreatedAt: time.Now()})
+		sort.Slice(m.rows, func(i, j int) bool { return m.rows[i].ID < m.rows[j].ID })
+	}
+	m.mu.Unlock()
+	select {
+	case m.committed <- struct{}{}:
+	default:
+	}
+}
+
+func (m *memStore) add() int64 {
+	id := m.draw()
+	m.commit(id, true)
+	return id
+}
+
+func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Event, uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Event
+	for _, e := range m.rows {
+		if e.ID > after && len(out) < limit {
+			out = append(out, e)
+		}
+	}
+	var fence uint64
+	if m.unordered {
+		fence = 1
+	}
+	return out, fence, nil
+}
+
+func (m *memStore) EventsSettled(context.Context, uint64) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.drawn) == 0, nil
+}
+
+func (m *memStore) EventBounds(context.Context) (int64, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.rows) == 0 {
+		return 0, 0, nil
+	}
+	return m.rows[0].ID, m.rows[len(m.rows)-1].ID, nil
+}
+
+func (m *memStore) PruneEvents(_ context.Context, cutoff time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var kept []Event
+	for _, e := range m.rows {
+		if !e.CreatedAt.Before(cutoff) {
+			kept = append(kept, e)
+		}
+	}
+	n := len(m.rows) - len(kept)
+	m.rows = kept
+	return int64(n), nil
+}
+
+func (m *memStore) Committed() <-chan struct{} { return m.committed }
+
+func startHub(t *testing.T, st Store) *Hub {
+	t.Helper()
+	h := NewHub(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.Poll = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h
+}
+
+// collect watches from after and sends the IDs it gets to the returned
+// channel; slow makes fn sleep on every event.
+func collect(t *testing.T, h *Hub, after int64, slow time.Duration) (<-chan int64, <-chan error) {
+	t.Helper()
+	ids := make(chan int64, 100000)
+	errc := make(chan error, 1)
+	started := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		errc <- h.Watch(ctx, after, func(Event) bool { return true }, func() { close(started) }, func(e Event, _ bool) error {
+			ids <- e.ID
+			time.Sleep(slow)
+			return nil
+		})
+	}()
+	select {
+	case <-started:
+	case err := <-errc:
+		errc <- err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not start")
+	}
+	return ids, errc
+}
+
+func wantIDs(t *testing.T, ids <-chan int64, want []int64) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for i, w := range want {
+		select {
+		case got := <-ids:
+			if got != w {
+				t.Fatalf("event %d: id %d, want %d", i, got, w)
+			}
+		case <-deadline:
+			t.Fatalf("event %d (id %d) never came", i, w)
+		}
+	}
+}
+
+// TestHub_SlowWatcher: a watcher slower than the feed falls behind the
+// hub's buffer and catches up from the table, missing nothing.
+func TestHub_SlowWatcher(t *testing.T) {
+	st := newMemStore(false)
+	h := startHub(t, st)
+	ids, _ := collect(t, h, FromNow, 20*time.Microsecond)
+	var want []int64
+	for range 5 * subBuffer {
+		want = append(want, st.add())
+	}
+	wantIDs(t, ids, want)
+}
+
+// TestHub_OutOfOrderCommits: an id that commits after a higher one is
+// handed out first; a rolled-back id is passed once nothing can commit it.
+func TestHub_OutOfOrderCommits(t *testing.T) {
+	st := newMemStore(true)
+	h := startHub(t, st)
+	ids, _ := collect(t, h, FromNow, 0)
+	late := st.draw()
+	rolledBack := st.draw()
+	after := st.add()
+	// Nothing passes the gap while its ids may still commit.
+	select {
+	case id := <-ids:
+		t.Fatalf("id %d handed out before %d committed", id, late)
+	case <-time.After(50 * time.Millisecond):
+	}
+	st.commit(late, true)
+	st.commit(rolledBack, false)
+	wantIDs(t, ids, []int64{late, after})
+	wantIDs(t, ids, []int64{st.add()})
+}
+
+// TestHub_Resume: a watch from a position gets what followed it, then the
+// live feed; a position older than the table keeps is refused.
+func TestHub_Resume(t *testing.T) {
+	st := newMemStore(false)
+	h := startHub(t, st)
+	var ids []int64
+	for range 10 {
+		ids = append(ids, st.add())
+	}
+	// Wait until the hub has read them, so that the watch starts below its
+	// position and reads the table.
+	for deadline := time.Now().Add(10 * time.Second); h.Position() < ids[9]; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub never read the table")
+		}
+	}
+	got, _ := collect(t, h, ids[3], 0)
+	wantIDs(t, got, append(ids[4:], st.add()))
+
+	if _, err := st.PruneEvents(context.Background(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	st.add()
+	err := h.Watch(context.Background(), ids[3], func(Event) bool { return true }, nil, func(Event, bool) error { return nil })
+	if !errors.Is(err, ErrExpired) || !apperr.Is(err, apperr.CodeFailedPrecondition) {
+		t.Fatalf("watch from a pruned position: %v", err)
+	}
+}
+
+// TestHub_Close ends every watch with unavailable.
+func TestHub_Close(t *testing.T) {
+	h := startHub(t, newMemStore(false))
+	_, errc := collect(t, h, FromNow, 0)
+	h.Close()
+	select {
+	case err := <-errc:
+		if !apperr.Is(err, apperr.CodeUnavailable) {
+			t.Fatalf("watch ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not end")
+	}
+}
