@@ -162,20 +162,23 @@ func running(p proc.Record) bool {
 	return err == nil && st.StartTicks == p.StartTicks && st.State != 'Z'
 }
 
-// writePending records in dir that the holder process pid is about to get
-// dir's command. It is not synced: it matters only while that process
-// could run, which no machine crash outlives.
-func writePending(dir string, pid int) error {
+// pendingRecord is what pending.json says of the holder process pid.
+func pendingRecord(pid int) ([]byte, error) {
 	st, err := proc.ReadStat(pid)
 	if err != nil {
-		return fmt.Errorf("read the process holder's start time: %w", err)
+		return nil, fmt.Errorf("read the process holder's start time: %w", err)
 	}
-	b, err := json.Marshal(proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: proc.BootID()})
-	if err != nil {
-		return err
-	}
+	return json.Marshal(proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: proc.BootID()})
+}
+
+// writePending records in dir that the holder process of the record
+// (pendingRecord) is about to get dir's command. The holder syncs it while
+// it starts the command, before it says "ok": from then on a machine crash
+// leaves a directory that records a hand-over (Unstarted is false), and
+// the command is not started a second time after the reboot.
+func writePending(dir string, record []byte) error {
 	tmp := filepath.Join(dir, pendingFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.WriteFile(tmp, record, 0o600); err != nil {
 		return fmt.Errorf("record the process holder: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, pendingFile)); err != nil {
