@@ -240,9 +240,11 @@ func spawn() (*spare, error) {
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe", Args: []string{Name}, Dir: "/",
 		// The holder needs no environment of its own: the command's comes
-		// in the spec. Its output goes to its directory's holder.log once
-		// it knows it.
-		Env:         []string{},
+		// in the spec. One P is plenty for a process that copies one
+		// command's output, and it keeps the holder's threads and memory
+		// down. Its output goes to its directory's holder.log once it knows
+		// it.
+		Env:         []string{"GOMAXPROCS=1"},
 		ExtraFiles:  []*os.File{specR, statusW, theirs},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}

@@ -250,7 +250,13 @@ func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the holder's start time: %w", err)
 	}
-	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: sp.Env, Dir: sp.Dir}
+	// A spec without an environment gives the command none: never the
+	// holder's own.
+	env := sp.Env
+	if env == nil {
+		env = []string{}
+	}
+	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: env, Dir: sp.Dir}
 	attr := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	var output *os.File
 	switch sp.Mode {
