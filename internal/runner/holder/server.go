@@ -318,19 +318,18 @@ func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
 	return cmd, output, nil
 }
 
-// syncPending makes pending.json, and its name in the holder's directory,
-// durable.
+// syncPending makes the name pending.json durable by syncing the holder's
+// directory. Its content needs no sync: after a machine crash only its
+// existence matters (Unstarted), since the holder it names is gone, and a
+// pending.json that cannot be read is taken for one whose holder is gone.
 func syncPending() error {
-	for _, name := range []string{pendingFile, "."} {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", pendingFile, err)
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", pendingFile, err)
-		}
+	d, err := os.Open(".")
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", pendingFile, err)
 	}
 	return nil
 }
