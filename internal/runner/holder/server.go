@@ -120,22 +120,23 @@ func serve() int {
 	if err := enter(spec.HolderDir); err != nil {
 		return fail(err)
 	}
-	// While the command starts: the socket goes up, and pending.json (the
-	// daemon's record of this holder) is synced, so that after a machine
-	// crash the directory still says its command was handed over and it is
-	// not started again. Both are done before "ok".
+	// While the command starts: the socket goes up, the log is opened,
+	// and pending.json (the daemon's record of this holder) is synced, so
+	// that after a machine crash the directory still says its command was
+	// handed over and it is not started again. All are done before "ok".
 	type listened struct {
-		ln  net.Listener
-		err error
+		ln   net.Listener
+		sink io.Writer
+		err  error
 	}
+	h := &holderProc{spec: spec, clients: map[*client]struct{}{}}
 	lnc := make(chan listened, 1)
 	go func() {
 		ln, err := listen()
-		lnc <- listened{ln, err}
+		lnc <- listened{ln, h.openSink(), err}
 	}()
 	synced := make(chan error, 1)
 	go func() { synced <- syncPending() }()
-	h := &holderProc{spec: spec, clients: map[*client]struct{}{}}
 	cmd, output, err := h.start()
 	l := <-lnc
 	serr := <-synced
@@ -154,8 +155,11 @@ func serve() int {
 		return fail(err)
 	}
 	ln := l.ln
-	sink := h.openSink()
-	h.connect(first)
+	if err := h.greetFirst(first); err != nil {
+		// The daemon is gone already: the command runs on, recorded in
+		// holder.json for the next one.
+		fmt.Fprintf(os.Stderr, "greet the daemon: %v\n", err)
+	}
 	if _, err := status.WriteString("ok"); err != nil {
 		// The daemon died before it heard of the start: the command runs
 		// on, recorded in holder.json for the next one.
@@ -171,7 +175,7 @@ func serve() int {
 		go func() { _, _ = h.ptmx.Write([]byte(h.spec.Input)) }()
 	}
 	pumped := make(chan struct{})
-	go func() { defer close(pumped); h.pump(output, sink) }()
+	go func() { defer close(pumped); h.pump(output, l.sink) }()
 
 	pid, start := h.rec.Command.Session, h.rec.Command.StartTicks
 	if err := proc.WaitExited(pid); err != nil {
@@ -496,12 +500,41 @@ func (h *holderProc) accept(ln net.Listener) {
 // connect greets a daemon: hello, the scrollback (terminal) or nothing
 // more (log), and the exit if the command ended already.
 func (h *holderProc) connect(conn net.Conn) {
+	h.serveClient(conn, false)
+}
+
+// greetFirst greets the daemon that started the holder, on the connection
+// it was started with, before "ok" and before any output: the frames are
+// written at once (no writer goroutine to wait for), so the daemon finds
+// them as soon as it hears "ok".
+func (h *holderProc) greetFirst(conn net.Conn) error {
+	hb, err := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
+	if err != nil {
+		return err
+	}
+	if err := writeFrame(conn, frameHello, hb); err != nil {
+		return err
+	}
+	if h.scroll != nil {
+		if err := writeFrame(conn, frameOutput, h.scroll.Snapshot()); err != nil {
+			return err
+		}
+	}
+	h.serveClient(conn, true)
+	return nil
+}
+
+// serveClient registers a daemon's connection and serves it; greeted says
+// whether hello (and the scrollback) went out already.
+func (h *holderProc) serveClient(conn net.Conn, greeted bool) {
 	c := &client{conn: conn, out: make(chan frame, clientBuffer), done: make(chan struct{})}
 	h.mu.Lock()
-	hb, _ := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
-	c.out <- frame{frameHello, hb}
-	if h.scroll != nil {
-		c.out <- frame{frameOutput, h.scroll.Snapshot()}
+	if !greeted {
+		hb, _ := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
+		c.out <- frame{frameHello, hb}
+		if h.scroll != nil {
+			c.out <- frame{frameOutput, h.scroll.Snapshot()}
+		}
 	}
 	if h.exit != nil {
 		xb, _ := json.Marshal(h.exit)
