@@ -24,15 +24,15 @@
 //	daemon: write the intent (DIR) in its own record ─▶ take a spare holder ─▶ pending.json ─▶ send Spec on fd 3
 //	holder: start the command ─▶ holder.json (pids) ─▶ hello on fd 5 ─▶ "ok" on fd 4 ─▶ serve DIR/sock
 //	        (beside the start: listen on DIR/sock, open the log, sync DIR so that pending.json survives a crash)
-//
-// A spare is started with a socket pair (fd 5): the daemon that hands it a
-// command hears from it there, with no dial of DIR/sock; later daemons
-// dial DIR/sock.
 //	           │ the command's leader exits
 //	           ▼
 //	        kill what is left of its session, reap it, drain the output
 //	           ▼
 //	        (terminal mode: DIR/output) ─▶ exit.json ─▶ tell connected daemons ─▶ exit 0
+//
+// A spare is started with a socket pair (fd 5): the daemon that hands it a
+// command hears from it there, with no dial of DIR/sock; later daemons
+// dial DIR/sock.
 //
 // A daemon that finds a holder directory in its records adopts it
 // (Adopt): a live holder is connected to (in the background while it does
