@@ -110,27 +110,34 @@ func main() {
 		hs = append(hs, h)
 	}
 	time.Sleep(500 * time.Millisecond)
-	var holderKiB, cmdKiB int
+	var holderKiB, cmdKiB, holderAnon, cmdAnon, holderThreads int
 	for _, h := range hs {
 		r := h.Record()
-		holderKiB += rss(r.Holder.Session)
-		cmdKiB += rss(r.Command.Session)
+		holderKiB += status(r.Holder.Session, "VmRSS")
+		cmdKiB += status(r.Command.Session, "VmRSS")
+		holderAnon += status(r.Holder.Session, "RssAnon")
+		cmdAnon += status(r.Command.Session, "RssAnon")
+		holderThreads += status(r.Holder.Session, "Threads")
 	}
-	fmt.Printf("memory          a sleep (the command) %d KiB RSS | its holder %d KiB RSS (mean of %d)\n",
-		cmdKiB/len(hs), holderKiB/len(hs), len(hs))
+	n := len(hs)
+	fmt.Printf("memory          a sleep (the command) %d KiB RSS, %d KiB anonymous | its holder %d KiB RSS, %d KiB anonymous, %d threads (mean of %d)\n",
+		cmdKiB/n, cmdAnon/n, holderKiB/n, holderAnon/n, holderThreads/n, n)
 	for _, h := range hs {
 		_ = h.Signal(syscall.SIGKILL)
 		<-h.Done()
 	}
 }
 
-func rss(pid int) int {
+// status reads a number field of /proc/PID/status (VmRSS, RssAnon: KiB).
+// RssAnon is what a process does not share: VmRSS also counts the pages of
+// the binary and libraries that every holder maps.
+func status(pid int, field string) int {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(l, field+":"); ok {
 			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
 			return n
 		}

@@ -88,17 +88,28 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 	status, err := io.ReadAll(sp.statusR)
 	sp.statusR.Close()
 	if err != nil {
+		sp.conn.Close()
 		_ = sp.cmd.Process.Kill()
 		return nil, fmt.Errorf("wait for the process holder: %w", err)
 	}
 	if s := string(status); s != "ok" {
+		sp.conn.Close()
 		msg := strings.TrimPrefix(s, "error: ")
 		if msg == "" {
 			msg = "the process holder ended without starting the command"
 		}
 		return nil, errors.New(msg)
 	}
-	return Adopt(dir, hooks)
+	// The holder greeted the connection it was started with before it
+	// said "ok": no dial, and no read of holder.json, on the way.
+	h := &Handle{dir: dir, hooks: hooks, done: make(chan struct{})}
+	if err := h.greet(sp.conn); err != nil {
+		// It died right after the start; Adopt finds out how it ended.
+		sp.conn.Close()
+		return Adopt(dir, hooks)
+	}
+	go h.readLoop(sp.conn)
+	return h, nil
 }
 
 // handOver hands spec to the spare holder sp, whose directory is dir.
@@ -106,7 +117,7 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 // leaves its successor a holder it can find (Adopt waits for it to record
 // the command), never one that runs unseen. On an error sp is killed.
 func handOver(dir string, sp *spare, spec Spec) error {
-	err := writePending(dir, sp.cmd.Process.Pid)
+	err := writePending(dir, sp.pending)
 	if err == nil {
 		err = json.NewEncoder(sp.specW).Encode(spec)
 		if err != nil {
@@ -116,6 +127,7 @@ func handOver(dir string, sp *spare, spec Spec) error {
 	sp.specW.Close()
 	if err != nil {
 		sp.statusR.Close()
+		sp.conn.Close()
 		_ = sp.cmd.Process.Kill()
 	}
 	return err
@@ -127,6 +139,20 @@ func handOver(dir string, sp *spare, spec Spec) error {
 type spare struct {
 	cmd            *exec.Cmd
 	specW, statusR *os.File
+	// conn is connected to the holder from the start (a socket pair): the
+	// daemon that hands it a command talks to it over conn, without a dial
+	// of DIR/sock.
+	conn net.Conn
+	// pending is the holder's record for pending.json, read while it
+	// waited.
+	pending []byte
+}
+
+// close releases what this process keeps of a spare it does not use.
+func (sp *spare) close() {
+	sp.specW.Close()
+	sp.statusR.Close()
+	sp.conn.Close()
 }
 
 // sparePool keeps a few spare holders; the first Start of a process fills
@@ -162,8 +188,7 @@ func (p *sparePool) take() (*spare, error) {
 		if err := sp.cmd.Process.Signal(syscall.Signal(0)); err == nil {
 			return sp, nil
 		}
-		sp.specW.Close()
-		sp.statusR.Close()
+		sp.close()
 		sp = nil
 	}
 	return spawn()
@@ -203,26 +228,53 @@ func spawn() (*spare, error) {
 		specW.Close()
 		return nil, err
 	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		specR.Close()
+		specW.Close()
+		statusR.Close()
+		statusW.Close()
+		return nil, fmt.Errorf("start the process holder: %w", err)
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "holder"), os.NewFile(uintptr(fds[1]), "daemon")
 	cmd := &exec.Cmd{
 		Path: "/proc/self/exe", Args: []string{Name}, Dir: "/",
 		// The holder needs no environment of its own: the command's comes
-		// in the spec. Its output goes to its directory's holder.log once
-		// it knows it.
-		Env:         []string{},
-		ExtraFiles:  []*os.File{specR, statusW},
+		// in the spec. One P is plenty for a process that copies one
+		// command's output, and it keeps the holder's threads and memory
+		// down. Its output goes to its directory's holder.log once it knows
+		// it.
+		Env:         []string{"GOMAXPROCS=1"},
+		ExtraFiles:  []*os.File{specR, statusW, theirs},
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	err = cmd.Start()
 	specR.Close()
 	statusW.Close()
+	theirs.Close()
+	var conn net.Conn
+	if err == nil {
+		conn, err = net.FileConn(mine)
+	}
+	mine.Close()
 	if err != nil {
 		specW.Close()
 		statusR.Close()
+		if cmd.Process != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
 		return nil, fmt.Errorf("start the process holder: %w", err)
 	}
 	// The holder is this process's child until this process ends: reap it.
 	go func() { _ = cmd.Wait() }()
-	return &spare{cmd: cmd, specW: specW, statusR: statusR}, nil
+	sp := &spare{cmd: cmd, specW: specW, statusR: statusR, conn: conn}
+	if sp.pending, err = pendingRecord(cmd.Process.Pid); err != nil {
+		sp.close()
+		_ = cmd.Process.Kill()
+		return nil, err
+	}
+	return sp, nil
 }
 
 // Adopt connects to the holder in dir. A holder that ended left its exit,

@@ -22,12 +22,17 @@
 // The life of a holder:
 //
 //	daemon: write the intent (DIR) in its own record ─▶ take a spare holder ─▶ pending.json ─▶ send Spec on fd 3
-//	holder: start the command ─▶ holder.json (pids) ─▶ "ok" on fd 4 ─▶ serve DIR/sock
+//	holder: start the command ─▶ holder.json (pids) ─▶ hello on fd 5 ─▶ "ok" on fd 4 ─▶ serve DIR/sock
+//	        (beside the start: listen on DIR/sock, open the log, sync DIR so that pending.json survives a crash)
 //	           │ the command's leader exits
 //	           ▼
 //	        kill what is left of its session, reap it, drain the output
 //	           ▼
 //	        (terminal mode: DIR/output) ─▶ exit.json ─▶ tell connected daemons ─▶ exit 0
+//
+// A spare is started with a socket pair (fd 5): the daemon that hands it a
+// command hears from it there, with no dial of DIR/sock; later daemons
+// dial DIR/sock.
 //
 // A daemon that finds a holder directory in its records adopts it
 // (Adopt): a live holder is connected to (in the background while it does
@@ -162,20 +167,23 @@ func running(p proc.Record) bool {
 	return err == nil && st.StartTicks == p.StartTicks && st.State != 'Z'
 }
 
-// writePending records in dir that the holder process pid is about to get
-// dir's command. It is not synced: it matters only while that process
-// could run, which no machine crash outlives.
-func writePending(dir string, pid int) error {
+// pendingRecord is what pending.json says of the holder process pid.
+func pendingRecord(pid int) ([]byte, error) {
 	st, err := proc.ReadStat(pid)
 	if err != nil {
-		return fmt.Errorf("read the process holder's start time: %w", err)
+		return nil, fmt.Errorf("read the process holder's start time: %w", err)
 	}
-	b, err := json.Marshal(proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: proc.BootID()})
-	if err != nil {
-		return err
-	}
+	return json.Marshal(proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: proc.BootID()})
+}
+
+// writePending records in dir that the holder process of the record
+// (pendingRecord) is about to get dir's command. The holder syncs it while
+// it starts the command, before it says "ok": from then on a machine crash
+// leaves a directory that records a hand-over (Unstarted is false), and
+// the command is not started a second time after the reboot.
+func writePending(dir string, record []byte) error {
 	tmp := filepath.Join(dir, pendingFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := os.WriteFile(tmp, record, 0o600); err != nil {
 		return fmt.Errorf("record the process holder: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, pendingFile)); err != nil {

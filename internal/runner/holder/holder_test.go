@@ -411,3 +411,55 @@ func TestHolder_AdoptUnreachable(t *testing.T) {
 		t.Errorf("exit = %+v, want code 7", x)
 	}
 }
+
+// TestHolder_StartGreetsWithLogSize: the first size a daemon hears of a log
+// that already holds lines (the runner's own, written before the command
+// starts) is the log's size, not zero, and the handle talks to the holder
+// over the connection it was started with, so a missing DIR/sock does not
+// leave it deaf.
+func TestHolder_StartGreetsWithLogSize(t *testing.T) {
+	dir := t.TempDir()
+	sp := logSpec(t, dir, "")
+	if err := os.WriteFile(sp.LogPath, []byte("[runyard] header\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		sizes []int64
+	)
+	// The command waits for its input on a FIFO, so nothing is written to
+	// the log before the daemon heard the first size.
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sp.Args = []string{sp.Path, "-c", `read line < "$0"; echo "$line"`, fifo}
+	h, err := Start(filepath.Join(dir, "h"), sp, Hooks{Grew: func(n int64) {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	first := append([]int64(nil), sizes...)
+	mu.Unlock()
+	if len(first) == 0 || first[0] != int64(len("[runyard] header\n")) {
+		t.Errorf("sizes heard by the time Start returned = %v, want the log's size %d first", first, len("[runyard] header\n"))
+	}
+	// Remove the socket: the handle keeps its first connection.
+	if err := os.Remove(filepath.Join(h.Dir(), sockFile)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fifo, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, h)
+	want := int64(len("[runyard] header\nhello\n"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) == 0 || sizes[len(sizes)-1] != want {
+		t.Errorf("sizes = %v, want it to end at %d (heard over the first connection)", sizes, want)
+	}
+}

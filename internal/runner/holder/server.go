@@ -89,8 +89,9 @@ func serve() int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
 	// The command must not inherit the pipes to the daemon: the daemon
 	// waits for the status pipe to close.
-	syscall.CloseOnExec(3)
-	syscall.CloseOnExec(4)
+	for fd := 3; fd <= 5; fd++ {
+		syscall.CloseOnExec(fd)
+	}
 	specIn, status := os.NewFile(3, "spec"), os.NewFile(4, "status")
 	// Processes the command leaves behind are handed to the holder, not to
 	// whoever reaps for the runner: the holder kills and reaps them.
@@ -103,6 +104,12 @@ func serve() int {
 		status.Close()
 		return 1
 	}
+	// The connection of the daemon that started this holder (a socket
+	// pair): it gets the hello before "ok".
+	first, err := daemonConn()
+	if err != nil {
+		return fail(err)
+	}
 	// A spare holder waits here, started ahead of need, until the daemon
 	// hands it a command (or ends, closing the pipe).
 	var spec Spec
@@ -110,19 +117,48 @@ func serve() int {
 		return fail(fmt.Errorf("read the holder spec: %w", err))
 	}
 	specIn.Close()
-	if err := settle(spec.HolderDir); err != nil {
+	if err := enter(spec.HolderDir); err != nil {
 		return fail(err)
+	}
+	// While the command starts: the socket goes up, the log is opened,
+	// and pending.json (the daemon's record of this holder) is synced, so
+	// that after a machine crash the directory still says its command was
+	// handed over and it is not started again. All are done before "ok".
+	type listened struct {
+		ln   net.Listener
+		sink io.Writer
+		err  error
 	}
 	h := &holderProc{spec: spec, clients: map[*client]struct{}{}}
+	lnc := make(chan listened, 1)
+	go func() {
+		ln, err := listen()
+		lnc <- listened{ln, h.openSink(), err}
+	}()
+	synced := make(chan error, 1)
+	go func() { synced <- syncPending() }()
 	cmd, output, err := h.start()
-	if err != nil {
-		return fail(err)
+	l := <-lnc
+	serr := <-synced
+	if err == nil && l.err == nil && serr != nil {
+		l.err = serr
 	}
-	ln, err := listen()
-	if err != nil {
+	if err == nil && l.err != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		err = l.err
+	}
+	if err != nil {
+		if l.ln != nil {
+			l.ln.Close()
+		}
 		return fail(err)
+	}
+	ln := l.ln
+	if err := h.greetFirst(first); err != nil {
+		// The daemon is gone already: the command runs on, recorded in
+		// holder.json for the next one.
+		fmt.Fprintf(os.Stderr, "greet the daemon: %v\n", err)
 	}
 	if _, err := status.WriteString("ok"); err != nil {
 		// The daemon died before it heard of the start: the command runs
@@ -130,13 +166,16 @@ func serve() int {
 		fmt.Fprintf(os.Stderr, "tell the daemon the command started: %v\n", err)
 	}
 	status.Close()
+	if err := redirectOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "%v\n", err)
+	}
 	go h.accept(ln)
 	go reapOrphans(h.rec.Command.Session)
 	if h.spec.Mode == ModeTerminal && h.spec.Input != "" {
 		go func() { _, _ = h.ptmx.Write([]byte(h.spec.Input)) }()
 	}
 	pumped := make(chan struct{})
-	go func() { defer close(pumped); h.pump(output) }()
+	go func() { defer close(pumped); h.pump(output, l.sink) }()
 
 	pid, start := h.rec.Command.Session, h.rec.Command.StartTicks
 	if err := proc.WaitExited(pid); err != nil {
@@ -163,15 +202,22 @@ func serve() int {
 	return 0
 }
 
-// settle moves the holder into its directory (relative names are its
-// files from here on) and sends its own messages to holder.log there.
-func settle(dir string) error {
+// enter moves the holder into its directory: relative names are its files
+// from here on.
+func enter(dir string) error {
 	if dir == "" {
 		return errors.New("the holder spec names no holder directory")
 	}
 	if err := os.Chdir(dir); err != nil {
 		return fmt.Errorf("enter the holder directory: %w", err)
 	}
+	return nil
+}
+
+// redirectOutput sends the holder's own messages to holder.log in its
+// directory. It is done after "ok": until then a failure goes to the
+// daemon on the status pipe.
+func redirectOutput() error {
 	f, err := os.OpenFile(errorsFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("open the holder's log: %w", err)
@@ -185,6 +231,18 @@ func settle(dir string) error {
 	return nil
 }
 
+// daemonConn is the holder's end of the socket pair the daemon started it
+// with (fd 5).
+func daemonConn() (net.Conn, error) {
+	f := os.NewFile(5, "daemon")
+	defer f.Close()
+	conn, err := net.FileConn(f)
+	if err != nil {
+		return nil, fmt.Errorf("the connection to the daemon: %w", err)
+	}
+	return conn, nil
+}
+
 // start starts the command and records holder.json; it returns the
 // command and the file its output is read from.
 func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
@@ -196,7 +254,13 @@ func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("read the holder's start time: %w", err)
 	}
-	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: sp.Env, Dir: sp.Dir}
+	// A spec without an environment gives the command none: never the
+	// holder's own.
+	env := sp.Env
+	if env == nil {
+		env = []string{}
+	}
+	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: env, Dir: sp.Dir}
 	attr := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	var output *os.File
 	switch sp.Mode {
@@ -247,12 +311,46 @@ func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
 		Command:   proc.Record{Session: pid, StartTicks: st.StartTicks, BootID: boot},
 		StartedAt: time.Now(),
 	}
-	if err := statefile.Write(recordFile, h.rec); err != nil {
+	// holder.json is renamed into place, so a daemon never reads half of
+	// it, but not synced: after a machine crash the processes it names are
+	// gone, and the synced pending.json says the command was handed over.
+	if err := writeRecord(h.rec); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		return nil, nil, err
 	}
 	return cmd, output, nil
+}
+
+// syncPending makes the name pending.json durable by syncing the holder's
+// directory. Its content needs no sync: after a machine crash only its
+// existence matters (Unstarted), since the holder it names is gone, and a
+// pending.json that cannot be read is taken for one whose holder is gone.
+func syncPending() error {
+	d, err := os.Open(".")
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", pendingFile, err)
+	}
+	return nil
+}
+
+// writeRecord writes holder.json: a temporary file renamed into place.
+func writeRecord(rec Record) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(recordFile+".tmp", append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", recordFile, err)
+	}
+	if err := os.Rename(recordFile+".tmp", recordFile); err != nil {
+		return fmt.Errorf("write %s: %w", recordFile, err)
+	}
+	return nil
 }
 
 // listen opens the socket in the holder's directory (its working
@@ -267,28 +365,35 @@ func listen() (net.Listener, error) {
 	return ln, nil
 }
 
+// openSink opens where pump writes the output: the log file (its size
+// known before the first daemon's hello), or the scrollback. It returns nil
+// when the log cannot be opened: the output is then read and dropped.
+func (h *holderProc) openSink() io.Writer {
+	if h.spec.Mode == ModeTerminal {
+		return terminalSink{h}
+	}
+	lf, err := os.OpenFile(h.spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "open the log: %v\n", err)
+		return nil
+	}
+	if st, err := lf.Stat(); err == nil {
+		h.mu.Lock()
+		h.logSize = st.Size()
+		h.mu.Unlock()
+	}
+	return &capped{h: h, f: lf, cap: h.spec.LogCap}
+}
+
 // pump copies the command's output until it ends: to the log file, or to
 // the scrollback and the connected daemons, with secrets masked.
-func (h *holderProc) pump(output *os.File) {
-	var sink io.Writer
-	switch h.spec.Mode {
-	case ModeLog:
-		lf, err := os.OpenFile(h.spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "open the log: %v\n", err)
-			_, _ = io.Copy(io.Discard, output)
-			return
-		}
-		defer lf.Close()
-		st, _ := lf.Stat()
-		h.mu.Lock()
-		if st != nil {
-			h.logSize = st.Size()
-		}
-		h.mu.Unlock()
-		sink = &capped{h: h, f: lf, cap: h.spec.LogCap}
-	case ModeTerminal:
-		sink = terminalSink{h}
+func (h *holderProc) pump(output *os.File, sink io.Writer) {
+	if sink == nil {
+		_, _ = io.Copy(io.Discard, output)
+		return
+	}
+	if c, ok := sink.(*capped); ok {
+		defer c.f.Close()
 	}
 	m := mask.NewWriter(sink, h.spec.Mask)
 	var flush *time.Timer
@@ -395,12 +500,41 @@ func (h *holderProc) accept(ln net.Listener) {
 // connect greets a daemon: hello, the scrollback (terminal) or nothing
 // more (log), and the exit if the command ended already.
 func (h *holderProc) connect(conn net.Conn) {
+	h.serveClient(conn, false)
+}
+
+// greetFirst greets the daemon that started the holder, on the connection
+// it was started with, before "ok" and before any output: the frames are
+// written at once (no writer goroutine to wait for), so the daemon finds
+// them as soon as it hears "ok".
+func (h *holderProc) greetFirst(conn net.Conn) error {
+	hb, err := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
+	if err != nil {
+		return err
+	}
+	if err := writeFrame(conn, frameHello, hb); err != nil {
+		return err
+	}
+	if h.scroll != nil {
+		if err := writeFrame(conn, frameOutput, h.scroll.Snapshot()); err != nil {
+			return err
+		}
+	}
+	h.serveClient(conn, true)
+	return nil
+}
+
+// serveClient registers a daemon's connection and serves it; greeted says
+// whether hello (and the scrollback) went out already.
+func (h *holderProc) serveClient(conn net.Conn, greeted bool) {
 	c := &client{conn: conn, out: make(chan frame, clientBuffer), done: make(chan struct{})}
 	h.mu.Lock()
-	hb, _ := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
-	c.out <- frame{frameHello, hb}
-	if h.scroll != nil {
-		c.out <- frame{frameOutput, h.scroll.Snapshot()}
+	if !greeted {
+		hb, _ := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
+		c.out <- frame{frameHello, hb}
+		if h.scroll != nil {
+			c.out <- frame{frameOutput, h.scroll.Snapshot()}
+		}
 	}
 	if h.exit != nil {
 		xb, _ := json.Marshal(h.exit)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -57,14 +58,22 @@ func parseStat(pid int, b []byte) (Stat, error) {
 }
 
 // BootID identifies this boot of the host: start times in clock ticks mean
-// nothing across a reboot.
+// nothing across a reboot. It is read once per process (a process never
+// outlives its boot); every liveness check of a record asks for it.
 func BootID() string {
+	if id := bootID.Load(); id != nil {
+		return *id
+	}
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
 	}
-	return strings.TrimSpace(string(b))
+	id := strings.TrimSpace(string(b))
+	bootID.Store(&id)
+	return id
 }
+
+var bootID atomic.Pointer[string]
 
 // SessionMembers lists the processes in the group or session sid that
 // started no earlier than minStart, leaving out the pid skip.
