@@ -127,22 +127,20 @@ func (db *DB) FindTokens(ctx context.Context, f identity.TokenFilter) ([]*identi
 func (db *DB) RevokeToken(ctx context.Context, orgID, id string, at time.Time, check identity.RevokeCheck) (*identity.Token, error) {
 	var t *identity.Token
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		t, err = scanToken(tx.QueryRowContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
-		if err != nil || t.RevokedAt != nil {
-			return err
-		}
+		// With a check, the organization's unrevoked API keys are locked
+		// first, in one order (seq), and the token after them: two
+		// revocations at once then each see the other's effect (they
+		// cannot both take the last two admin keys), and neither holds
+		// the row the other waits for while waiting for one of its own,
+		// which PostgreSQL ends as a deadlock.
+		var keys []*identity.Token
 		if check != nil {
-			// The organization's unrevoked API keys, locked: two revocations
-			// at once each see the other's effect, so they cannot both take
-			// the last two admin keys.
 			rows, err := tx.QueryContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens
 				WHERE org_id = ? AND principal = ? AND revoked_at IS NULL ORDER BY seq`+db.dialect.LockRow),
 				orgID, string(identity.PrincipalServiceAccount))
 			if err != nil {
 				return err
 			}
-			var keys []*identity.Token
 			for rows.Next() {
 				k, err := scanToken(rows)
 				if err != nil {
@@ -155,6 +153,13 @@ func (db *DB) RevokeToken(ctx context.Context, orgID, id string, at time.Time, c
 			if err := rows.Err(); err != nil {
 				return err
 			}
+		}
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx, db.q(`SELECT `+tokenColumns+` FROM tokens WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		if err != nil || t.RevokedAt != nil {
+			return err
+		}
+		if check != nil {
 			if err := check(t, keys); err != nil {
 				return err
 			}
