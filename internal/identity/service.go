@@ -128,7 +128,8 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 }
 
 func callerOf(t *Token) *Caller {
-	c := &Caller{OrgID: t.OrgID, TokenID: t.ID, Scopes: t.Scopes, RunnerID: t.RunnerID}
+	c := &Caller{OrgID: t.OrgID, TokenID: t.ID, Scopes: t.Scopes, RunnerID: t.RunnerID,
+		InstallationAdmin: t.Bootstrap && t.Principal == PrincipalServiceAccount}
 	switch t.Principal {
 	case PrincipalRunner:
 		c.Subject = Subject{ID: t.RunnerID, Principal: PrincipalRunner}
@@ -253,7 +254,8 @@ func (s *Service) ensureOrganization(ctx context.Context, name string) (*Organiz
 	if !apperr.Is(err, apperr.CodeNotFound) {
 		return nil, fmt.Errorf("find organization %q: %w", name, err)
 	}
-	org = &Organization{ID: uuid.NewString(), Name: name, CreatedAt: s.now()}
+	now := s.now()
+	org = &Organization{ID: uuid.NewString(), Name: name, CreatedAt: now, UpdatedAt: now}
 	if err := s.Store.CreateOrganization(ctx, org); err != nil {
 		if apperr.Is(err, apperr.CodeConflict) {
 			return s.Store.FindOrganizationByName(ctx, name)

@@ -12,6 +12,7 @@ import (
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
@@ -23,6 +24,7 @@ import (
 // documents; other errors are internal.
 type Store interface {
 	identity.Store
+	orgs.Store
 	runners.Store
 	pods.Store
 	environments.Store
