@@ -54,6 +54,9 @@ type Service struct {
 	Store Store
 	// Now is the clock, a field so tests can fix it.
 	Now func() time.Time
+	// Deleted, when set, is called after an organization was deleted, so
+	// that what authenticates from memory forgets its keys.
+	Deleted func(orgID string)
 }
 
 // NewService returns a Service on store with the real clock.
@@ -217,6 +220,9 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 		return err
 	case err != nil:
 		return fmt.Errorf("delete organization %s: %w", id, err)
+	}
+	if s.Deleted != nil {
+		s.Deleted(id)
 	}
 	return nil
 }
