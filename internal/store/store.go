@@ -17,6 +17,7 @@ import (
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // Store is everything the domain services persist. Methods return
@@ -25,6 +26,7 @@ import (
 type Store interface {
 	identity.Store
 	orgs.Store
+	users.Store
 	runners.Store
 	pods.Store
 	environments.Store

@@ -32,6 +32,8 @@ func Run(t *testing.T, open Opener) {
 		{"Organizations", testOrganizations},
 		{"OrganizationsManage", testOrganizationsManage},
 		{"DeleteOrganization", testDeleteOrganization},
+		{"Users", testUsers},
+		{"Memberships", testMemberships},
 		{"Tokens", testTokens},
 		{"TokensPaging", testTokensPaging},
 		{"TokensRevokeCheck", testTokensRevokeCheck},
