@@ -25,6 +25,9 @@ type clients struct {
 	runners  gitpodv1connect.RunnerServiceClient
 	identity gitpodv1connect.IdentityServiceClient
 	tokens   runyardv1connect.TokenServiceClient
+	orgs     gitpodv1connect.OrganizationServiceClient
+	// installation is what only the installation admin may call.
+	installation runyardv1connect.InstallationServiceClient
 }
 
 // endpoint checks --server and returns the token to use: --token, or the
@@ -58,9 +61,11 @@ func (g *globals) clients() (*clients, error) {
 	opts := []connect.ClientOption{connect.WithInterceptors(bearer(token))}
 	base := strings.TrimRight(g.server, "/")
 	return &clients{
-		runners:  gitpodv1connect.NewRunnerServiceClient(hc, base, opts...),
-		identity: gitpodv1connect.NewIdentityServiceClient(hc, base, opts...),
-		tokens:   runyardv1connect.NewTokenServiceClient(hc, base, opts...),
+		runners:      gitpodv1connect.NewRunnerServiceClient(hc, base, opts...),
+		identity:     gitpodv1connect.NewIdentityServiceClient(hc, base, opts...),
+		tokens:       runyardv1connect.NewTokenServiceClient(hc, base, opts...),
+		orgs:         gitpodv1connect.NewOrganizationServiceClient(hc, base, opts...),
+		installation: runyardv1connect.NewInstallationServiceClient(hc, base, opts...),
 	}, nil
 }
 

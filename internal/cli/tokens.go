@@ -29,6 +29,7 @@ func newTokensCreateCmd(g *globals) *cobra.Command {
 	var name string
 	var scopes []string
 	var expiresIn time.Duration
+	var org string
 	cmd := &cobra.Command{
 		Use:     "create",
 		Short:   "Create an API key and print its secret once",
@@ -46,6 +47,11 @@ func newTokensCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if org != "" {
+				if req.OrganizationId, err = organizationID(cmd.Context(), c, org); err != nil {
+					return err
+				}
+			}
 			res, err := c.tokens.CreateToken(cmd.Context(), connect.NewRequest(req))
 			if err != nil {
 				return err
@@ -62,6 +68,7 @@ func newTokensCreateCmd(g *globals) *cobra.Command {
 	f.StringVar(&name, "name", "", "what the key is for (required)")
 	f.StringSliceVar(&scopes, "scopes", nil, "scopes, e.g. runners:read,runners:write or admin (required)")
 	f.DurationVar(&expiresIn, "expires-in", 0, "expire after this long, e.g. 720h (default: never)")
+	f.StringVar(&org, "org", "", "create the key in this organization (ID or name; installation admin only; default: your own)")
 	cmd.MarkFlagRequired("name")
 	cmd.MarkFlagRequired("scopes")
 	return cmd

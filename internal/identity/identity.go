@@ -86,6 +86,7 @@ type Organization struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // DefaultOrganization is the organization the first start creates.
@@ -160,6 +161,10 @@ type Caller struct {
 	// Logs is set when the caller presents a logs token: it may read that
 	// environment's logs and nothing else (it holds no scopes).
 	Logs *LogsGrant
+	// InstallationAdmin is set for the installation's admin, who manages
+	// organizations: today the holder of the bootstrap admin key (the key
+	// RUNYARD_BOOTSTRAP_TOKEN restores), which is why it cannot be lost.
+	InstallationAdmin bool
 }
 
 // Has reports whether the caller holds scope. Runner tokens hold no user
@@ -197,6 +202,20 @@ func Require(ctx context.Context, scope Scope) (*Caller, error) {
 			return nil, apperr.PermissionDenied("runner tokens cannot call this method")
 		}
 		return nil, apperr.PermissionDenied("token lacks scope %q", scope)
+	}
+	return c, nil
+}
+
+// RequireInstallationAdmin returns the caller if it is the installation's
+// admin. It fails with CodeUnauthenticated without a caller and
+// CodePermissionDenied for anyone else.
+func RequireInstallationAdmin(ctx context.Context) (*Caller, error) {
+	c, ok := FromContext(ctx)
+	if !ok {
+		return nil, apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
+	}
+	if !c.InstallationAdmin {
+		return nil, apperr.PermissionDenied("only the installation admin (the bootstrap admin key) can manage organizations")
 	}
 	return c, nil
 }

@@ -25,6 +25,8 @@ type Store interface {
 	CreateOrganization(ctx context.Context, org *Organization) error
 	// FindOrganizationByName fails with CodeNotFound.
 	FindOrganizationByName(ctx context.Context, name string) (*Organization, error)
+	// FindOrganizationByID fails with CodeNotFound.
+	FindOrganizationByID(ctx context.Context, id string) (*Organization, error)
 
 	// CreateToken fails with CodeConflict on a duplicate hash or a second
 	// bootstrap token in an organization.
@@ -128,7 +130,8 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 }
 
 func callerOf(t *Token) *Caller {
-	c := &Caller{OrgID: t.OrgID, TokenID: t.ID, Scopes: t.Scopes, RunnerID: t.RunnerID}
+	c := &Caller{OrgID: t.OrgID, TokenID: t.ID, Scopes: t.Scopes, RunnerID: t.RunnerID,
+		InstallationAdmin: t.Bootstrap && t.Principal == PrincipalServiceAccount}
 	switch t.Principal {
 	case PrincipalRunner:
 		c.Subject = Subject{ID: t.RunnerID, Principal: PrincipalRunner}
@@ -253,7 +256,8 @@ func (s *Service) ensureOrganization(ctx context.Context, name string) (*Organiz
 	if !apperr.Is(err, apperr.CodeNotFound) {
 		return nil, fmt.Errorf("find organization %q: %w", name, err)
 	}
-	org = &Organization{ID: uuid.NewString(), Name: name, CreatedAt: s.now()}
+	now := s.now()
+	org = &Organization{ID: uuid.NewString(), Name: name, CreatedAt: now, UpdatedAt: now}
 	if err := s.Store.CreateOrganization(ctx, org); err != nil {
 		if apperr.Is(err, apperr.CodeConflict) {
 			return s.Store.FindOrganizationByName(ctx, name)
@@ -268,6 +272,9 @@ type CreateAPIKeyInput struct {
 	Name      string
 	Scopes    []string
 	ExpiresAt *time.Time
+	// OrgID, when set to another organization than the caller's, creates
+	// the key there; only the installation admin may.
+	OrgID string
 }
 
 // CreateAPIKey creates an API key in the caller's organization and returns it
@@ -277,6 +284,24 @@ func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Toke
 	c, err := Require(ctx, ScopeAdmin)
 	if err != nil {
 		return nil, "", err
+	}
+	orgID := c.OrgID
+	if in.OrgID != "" && in.OrgID != c.OrgID {
+		if err := ValidateUUID("organizationId", in.OrgID); err != nil {
+			return nil, "", err
+		}
+		// To anyone but the installation admin another organization does
+		// not exist.
+		if !c.InstallationAdmin {
+			return nil, "", apperr.NotFound("organization %s not found", in.OrgID)
+		}
+		if _, err := s.Store.FindOrganizationByID(ctx, in.OrgID); err != nil {
+			if apperr.Is(err, apperr.CodeNotFound) {
+				return nil, "", apperr.NotFound("organization %s not found", in.OrgID)
+			}
+			return nil, "", fmt.Errorf("find organization %s: %w", in.OrgID, err)
+		}
+		orgID = in.OrgID
 	}
 	name := strings.TrimSpace(in.Name)
 	if n := utf8.RuneCountInString(name); n < 1 || n > 100 {
@@ -300,7 +325,7 @@ func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Toke
 	secret := NewSecret(PrefixAPIKey)
 	t := &Token{
 		ID:        uuid.NewString(),
-		OrgID:     c.OrgID,
+		OrgID:     orgID,
 		Name:      name,
 		Principal: PrincipalServiceAccount,
 		Scopes:    scopes,
@@ -378,6 +403,11 @@ func (s *Service) RevokeToken(ctx context.Context, id string, force bool) (*Toke
 	}
 	return t, nil
 }
+
+// OrganizationDeleted forgets the keys this process holds in memory, so
+// that the keys of a deleted organization stop working at once instead of
+// when their cache entries expire.
+func (s *Service) OrganizationDeleted(string) { s.keys.clear() }
 
 // isAdminKey reports whether t is an API key that can manage keys at now.
 func isAdminKey(t *Token, now time.Time) bool {

@@ -31,6 +31,7 @@ import (
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/metrics"
+	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/replicaproxy"
@@ -328,7 +329,7 @@ func (s *Server) open(ctx context.Context) error {
 	}}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
-		Secrets: s.secrets, Events: eventSvc,
+		Secrets: s.secrets, Events: eventSvc, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}

@@ -12,10 +12,12 @@ import (
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // Store is everything the domain services persist. Methods return
@@ -23,6 +25,8 @@ import (
 // documents; other errors are internal.
 type Store interface {
 	identity.Store
+	orgs.Store
+	users.Store
 	runners.Store
 	pods.Store
 	environments.Store

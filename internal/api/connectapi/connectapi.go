@@ -26,6 +26,7 @@ import (
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 )
@@ -49,6 +50,7 @@ type Services struct {
 	Automations  *automations.Manager
 	Secrets      *secrets.Service
 	Events       *events.Service
+	Orgs         *orgs.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -91,6 +93,12 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		ev := &eventHandler{svc: svc.Events, log: log}
 		path, h := gitpodv1connect.NewEventServiceHandler(eventService{eventHandler: ev}, opts...)
 		m.service(ev)(path, jsonlWatch(h, svc.Identity, svc.Events, log))
+	}
+	if svc.Orgs != nil {
+		org := &organizationHandler{svc: svc.Orgs, log: log}
+		inst := &installationHandler{svc: svc.Orgs, log: log}
+		m.service(org)(gitpodv1connect.NewOrganizationServiceHandler(organizationService{organizationHandler: org}, opts...))
+		m.service(inst)(runyardv1connect.NewInstallationServiceHandler(installationService{installationHandler: inst}, opts...))
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.

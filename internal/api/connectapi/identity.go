@@ -83,7 +83,7 @@ func tokenToProto(t *identity.Token) *runyardv1.Token {
 }
 
 func (h *tokenHandler) CreateToken(ctx context.Context, req *connect.Request[runyardv1.CreateTokenRequest]) (*connect.Response[runyardv1.CreateTokenResponse], error) {
-	in := identity.CreateAPIKeyInput{Name: req.Msg.GetName(), Scopes: req.Msg.GetScopes()}
+	in := identity.CreateAPIKeyInput{Name: req.Msg.GetName(), Scopes: req.Msg.GetScopes(), OrgID: req.Msg.GetOrganizationId()}
 	if ts := req.Msg.GetExpiresAt(); ts != nil {
 		if err := ts.CheckValid(); err != nil {
 			return nil, toConnect(ctx, h.log, req.Spec().Procedure, apperr.Invalid("expiresAt", "is not a valid timestamp"))

@@ -92,6 +92,20 @@ type (
 	eventFallback struct {
 		gitpodv1connect.UnimplementedEventServiceHandler
 	}
+	organizationService struct {
+		*organizationHandler
+		organizationFallback
+	}
+	organizationFallback struct {
+		gitpodv1connect.UnimplementedOrganizationServiceHandler
+	}
+	installationService struct {
+		*installationHandler
+		installationFallback
+	}
+	installationFallback struct {
+		runyardv1connect.UnimplementedInstallationServiceHandler
+	}
 )
 
 // mounter puts services on a mux, each under / and PathPrefix, and answers

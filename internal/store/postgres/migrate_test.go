@@ -138,6 +138,25 @@ func TestMigrateAutomationSources(t *testing.T) {
 		func() error { _, err := provider.UpTo(ctx, 15); return err })
 }
 
+// TestMigrateOrganizationUpdates: see storetest.MigrateOrganizationUpdates.
+func TestMigrateOrganizationUpdates(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", testutil.PostgresURL(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatalf("goose: %v", err)
+	}
+	if _, err := provider.UpTo(ctx, 20); err != nil {
+		t.Fatalf("migrate to 00020: %v", err)
+	}
+	storetest.MigrateOrganizationUpdates(t, db, numbered,
+		func() error { _, err := provider.UpTo(ctx, 21); return err })
+}
+
 // numbered turns ? placeholders into PostgreSQL's $1, $2, ...
 func numbered(q string) string {
 	var b strings.Builder

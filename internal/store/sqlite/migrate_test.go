@@ -188,3 +188,27 @@ func TestMigrateAutomationSources(t *testing.T) {
 	storetest.MigrateAutomationSources(t, db, func(q string) string { return q },
 		func() error { _, err := provider.UpTo(ctx, 15); return err })
 }
+
+// TestMigrateOrganizationUpdates: see storetest.MigrateOrganizationUpdates.
+func TestMigrateOrganizationUpdates(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), "runyard.db"), true))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		t.Fatalf("goose: %v", err)
+	}
+	if _, err := provider.UpTo(ctx, 20); err != nil {
+		t.Fatalf("migrate to 00020: %v", err)
+	}
+	storetest.MigrateOrganizationUpdates(t, db, func(q string) string { return q },
+		func() error { _, err := provider.UpTo(ctx, 21); return err })
+}

@@ -12,21 +12,21 @@ import (
 )
 
 func (db *DB) CreateOrganization(ctx context.Context, org *identity.Organization) error {
-	_, err := db.write.ExecContext(ctx, db.q(`INSERT INTO organizations (id, name, created_at) VALUES (?, ?, ?)`),
-		org.ID, org.Name, micros(org.CreatedAt))
+	updated := org.UpdatedAt
+	if updated.IsZero() {
+		updated = org.CreatedAt
+	}
+	_, err := db.write.ExecContext(ctx, db.q(`INSERT INTO organizations (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)`),
+		org.ID, org.Name, micros(org.CreatedAt), micros(updated))
 	return db.translate(err, fmt.Sprintf("organization %q", org.Name))
 }
 
 func (db *DB) FindOrganizationByName(ctx context.Context, name string) (*identity.Organization, error) {
-	var org identity.Organization
-	var created int64
-	err := db.read.QueryRowContext(ctx, db.q(`SELECT id, name, created_at FROM organizations WHERE name = ?`), name).
-		Scan(&org.ID, &org.Name, &created)
+	org, err := scanOrganization(db.read.QueryRowContext(ctx, db.q(`SELECT `+organizationColumns+` FROM organizations WHERE name = ?`), name))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("organization %q", name))
 	}
-	org.CreatedAt = fromMicros(created)
-	return &org, nil
+	return org, nil
 }
 
 const tokenColumns = `seq, id, org_id, name, principal, scopes, runner_id, creator_id, creator_principal,

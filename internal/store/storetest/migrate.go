@@ -113,3 +113,33 @@ func MigrateAutomationSources(t *testing.T, db *sql.DB, q func(string) string, u
 		}
 	}
 }
+
+// MigrateOrganizationUpdates: organizations from before migration 00021
+// get their creation time as updated_at, and the bootstrap admin key (the
+// installation admin's) is untouched.
+func MigrateOrganizationUpdates(t *testing.T, db *sql.DB, q func(string) string, upTo21 func() error) {
+	ctx := context.Background()
+	exec := func(what, query string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q(query), args...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	exec("organization", `INSERT INTO organizations (id, name, created_at) VALUES ('o', 'default', 1234)`)
+	exec("bootstrap key", `INSERT INTO tokens (id, org_id, name, principal, scopes, creator_id, creator_principal, hash, bootstrap, created_at)
+		VALUES ('k', 'o', 'admin', 'PRINCIPAL_SERVICE_ACCOUNT', 'admin', 'k', 'PRINCIPAL_SERVICE_ACCOUNT', 'h', ?, 1)`, true)
+	if err := upTo21(); err != nil {
+		t.Fatalf("migrate to 00021: %v", err)
+	}
+	var updated int64
+	if err := db.QueryRowContext(ctx, `SELECT updated_at FROM organizations WHERE id = 'o'`).Scan(&updated); err != nil {
+		t.Fatalf("organization: %v", err)
+	}
+	if updated != 1234 {
+		t.Errorf("updated_at = %d after the migration, want the creation time 1234", updated)
+	}
+	var bootstrap bool
+	if err := db.QueryRowContext(ctx, `SELECT bootstrap FROM tokens WHERE id = 'k'`).Scan(&bootstrap); err != nil || !bootstrap {
+		t.Errorf("bootstrap key after the migration: bootstrap=%v, %v", bootstrap, err)
+	}
+}

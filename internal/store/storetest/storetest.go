@@ -30,6 +30,10 @@ func Run(t *testing.T, open Opener) {
 		fn   func(t *testing.T, s store.Store)
 	}{
 		{"Organizations", testOrganizations},
+		{"OrganizationsManage", testOrganizationsManage},
+		{"DeleteOrganization", testDeleteOrganization},
+		{"Users", testUsers},
+		{"Memberships", testMemberships},
 		{"Tokens", testTokens},
 		{"TokensPaging", testTokensPaging},
 		{"TokensRevokeCheck", testTokensRevokeCheck},
@@ -111,7 +115,7 @@ func wantCode(t *testing.T, err error, code apperr.Code, what string) {
 
 func newOrg(t *testing.T, s store.Store) *identity.Organization {
 	t.Helper()
-	org := &identity.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString()[:8], CreatedAt: base}
+	org := &identity.Organization{ID: uuid.NewString(), Name: "org-" + uuid.NewString()[:8], CreatedAt: base, UpdatedAt: base}
 	must(t, s.CreateOrganization(ctx, org), "create organization")
 	return org
 }
