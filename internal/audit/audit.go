@@ -72,6 +72,7 @@ type Draft struct {
 	e       Entry
 	written bool
 	caller  *identity.Caller
+	failed  string
 }
 
 type draftKey struct{}
@@ -174,4 +175,21 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// Failed records the error code a call answers with, for an adapter that
+// learns it only from the answer (the HTTP APIs' error writers).
+func Failed(ctx context.Context, code string) {
+	if d, ok := FromContext(ctx); ok {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.failed = code
+	}
+}
+
+// FailedWith returns the code Failed recorded, "" if none.
+func (d *Draft) FailedWith() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.failed
 }

@@ -18,12 +18,14 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/api/apiauth"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/events"
 )
 
 type eventHandler struct {
-	svc *events.Service
-	log *slog.Logger
+	svc   *events.Service
+	audit *audit.Service
+	log   *slog.Logger
 }
 
 func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[gitpodv1.WatchEventsRequest], stream *connect.ServerStream[gitpodv1.WatchEventsResponse]) error {
