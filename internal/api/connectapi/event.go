@@ -83,7 +83,8 @@ func eventToProto(e events.Event) *gitpodv1.WatchEventsResponse {
 // JSON errors with their HTTP status; other requests go to next.
 func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Service, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !wantsJSONL(r.Header) {
+		// ListAuditLogs, the service's other method, is plain Connect.
+		if r.Method != http.MethodPost || !wantsJSONL(r.Header) || !strings.HasSuffix(r.URL.Path, "/WatchEvents") {
 			hf := &heldFlush{ResponseWriter: w}
 			next.ServeHTTP(hf, r.WithContext(context.WithValue(r.Context(), heldFlushKey{}, hf)))
 			return
