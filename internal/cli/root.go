@@ -66,6 +66,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		newUpCmd(g),
 		newRunnersCmd(g),
 		newTokensCmd(g),
+		newAuditCmd(g),
 		newWhoamiCmd(g),
 		newPodsCmd(g), newAgentsCmd(g),
 		newSecretsCmd(g),
