@@ -95,10 +95,11 @@ func objectType(pattern string) string {
 	return "RESOURCE_TYPE_RUNNER"
 }
 
-// objectID is the route's own object: the last path wildcard of the
-// pattern ({key}, {id}, {name}).
+// objectID is the route's own object: a pod's {key} or an object's {id}.
+// A Kubiya runner's {name} is not its id: the store names the runner it
+// creates (audit.SetObject).
 func objectID(r *http.Request, pattern string) string {
-	for _, name := range []string{"key", "id", "name"} {
+	for _, name := range []string{"key", "id"} {
 		if strings.Contains(pattern, "{"+name+"}") {
 			return r.PathValue(name)
 		}

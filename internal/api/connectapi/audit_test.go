@@ -93,6 +93,20 @@ func TestAuditLog_ScriptedSession(t *testing.T) {
 		}
 		want = append(want, wantEntry{"POST /api/v1/orgs/{org}/agents", "permission_denied", "", readerKey.GetTokenId()})
 
+		// The Kubiya endpoints: the entry names the runner created, not
+		// the name in the path.
+		kreq, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/v3/runners/"+name("kubiya"), nil)
+		kreq.Header.Set("Authorization", "Bearer "+writerSecret)
+		kres, err := http.DefaultClient.Do(kreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kres.Body.Close()
+		if kres.StatusCode != http.StatusOK {
+			t.Fatalf("kubiya create runner: %d", kres.StatusCode)
+		}
+		want = append(want, wantEntry{"POST /api/v3/runners/{name}", "ok", "*", writerKey.GetTokenId()})
+
 		_, err = admin.Tokens.RevokeToken(ctx, connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: readerKey.GetTokenId()}))
 		mustOK(t, err, "revoke key")
 		want = append(want, wantEntry{"runyard.v1.TokenService/RevokeToken", "ok", readerKey.GetTokenId(), adminKey})
@@ -110,7 +124,7 @@ func TestAuditLog_ScriptedSession(t *testing.T) {
 		}
 		for i, w := range want {
 			e := got[i]
-			if e.GetAction() != w.method || e.GetOutcome() != w.outcome || e.GetSubjectId() != w.objectID || (e.GetKeyId() != w.keyID && (w.keyID != "*" || e.GetKeyId() == "")) {
+			if e.GetAction() != w.method || e.GetOutcome() != w.outcome || (e.GetSubjectId() != w.objectID && (w.objectID != "*" || uuid.Validate(e.GetSubjectId()) != nil)) || (e.GetKeyId() != w.keyID && (w.keyID != "*" || e.GetKeyId() == "")) {
 				t.Errorf("entry %d: %s %s object=%q key=%q, want %s %s object=%q key=%q", i,
 					e.GetAction(), e.GetOutcome(), e.GetSubjectId(), e.GetKeyId(), w.method, w.outcome, w.objectID, w.keyID)
 			}
