@@ -155,3 +155,15 @@ func Codes() []Code {
 	}
 	return out
 }
+
+// CodeForStatus is the code an HTTP status stands for (the first in the
+// table's order of codes with that status), CodeInternal when none does.
+func CodeForStatus(status int) Code {
+	for _, c := range []Code{CodeInvalid, CodeNotFound, CodeConflict, CodeUnauthenticated, CodePermissionDenied,
+		CodeFailedPrecondition, CodeResourceExhausted, CodeAborted, CodeUnavailable} {
+		if HTTPStatus(c) == status {
+			return c
+		}
+	}
+	return CodeInternal
+}

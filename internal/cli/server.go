@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/runyard/runyard/internal/audit"
 	"os"
 	"time"
 
@@ -33,6 +34,9 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 			if cmd.Flags().Changed("lost-after") && cfg.LostAfter <= 0 {
 				return usagef("--lost-after must be positive (how long an unreachable runner keeps its work)")
 			}
+			if cmd.Flags().Changed("audit-retention") && cfg.AuditRetention <= 0 {
+				return usagef("--audit-retention must be positive (how long the audit log keeps entries)")
+			}
 			if cmd.Flags().Changed("event-retention") && cfg.EventRetention <= 0 {
 				return usagef("--event-retention must be positive (how long WatchEvents can resume from a cursor)")
 			}
@@ -56,6 +60,8 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 		"how long a deleted runner stays readable (phase DELETED) before it is purged")
 	f.DurationVar(&cfg.EventRetention, "event-retention", events.DefaultRetention,
 		"how long the change feed keeps events: a WatchEvents watcher can resume from a cursor that recent")
+	f.DurationVar(&cfg.AuditRetention, "audit-retention", audit.DefaultRetention,
+		"how long the audit log keeps entries; older ones are pruned")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")

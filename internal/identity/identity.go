@@ -42,6 +42,8 @@ const (
 	ScopePodsWrite         Scope = "pods:write"
 	ScopeSecretsRead       Scope = "secrets:read"
 	ScopeSecretsWrite      Scope = "secrets:write"
+	// ScopeAuditRead reads the audit log (ListAuditLogs, runyard audit list).
+	ScopeAuditRead Scope = "audit:read"
 )
 
 // KnownScopes lists the scopes an API key may carry.
@@ -51,6 +53,7 @@ var KnownScopes = []Scope{
 	ScopeEnvironmentsRead, ScopeEnvironmentsWrite,
 	ScopePodsRead, ScopePodsWrite,
 	ScopeSecretsRead, ScopeSecretsWrite,
+	ScopeAuditRead,
 }
 
 // ParseScopes validates scope names; field names the request field for errors.

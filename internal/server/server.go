@@ -19,11 +19,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runyard/runyard/internal/api/audithttp"
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/oidc"
 	"github.com/runyard/runyard/internal/api/rest"
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
 	"github.com/runyard/runyard/internal/environments"
@@ -77,6 +79,9 @@ type Config struct {
 	// watchers that resume (WatchEvents' cursor); zero means
 	// events.DefaultRetention.
 	EventRetention time.Duration
+	// AuditRetention is how long the audit log keeps entries; zero means
+	// audit.DefaultRetention.
+	AuditRetention time.Duration
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
@@ -116,6 +121,7 @@ type Server struct {
 	sessions *replicaproxy.Recorder
 	runners  *runners.Service
 	pods     *pods.Service
+	audit    *audit.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
 	// secrets holds the secrets service, whose SealedForRunner and
@@ -151,6 +157,12 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.DeletedRunnerRetention < 0 {
 		return nil, errors.New("--deleted-runner-retention must not be negative")
+	}
+	if cfg.AuditRetention < 0 {
+		return nil, fmt.Errorf("audit retention must be positive")
+	}
+	if cfg.AuditRetention == 0 {
+		cfg.AuditRetention = audit.DefaultRetention
 	}
 	if cfg.DeletedRunnerRetention == 0 {
 		cfg.DeletedRunnerRetention = runners.DefaultDeletedRetention
@@ -327,9 +339,11 @@ func (s *Server) open(ctx context.Context) error {
 		_, err := envSvc.Get(ctx, id)
 		return err
 	}}
+	s.audit = audit.NewService(st)
+	s.audit.Now = runnerSvc.Now
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
-		Secrets: s.secrets, Events: eventSvc, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
+		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
@@ -346,7 +360,7 @@ func (s *Server) open(ctx context.Context) error {
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
 	mux.Handle("GET /metrics", m.Handler())
-	g := newGuard(idSvc, m.Middleware(mux), s.cfg.MaxUnauthenticatedPerIP, s.log)
+	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
 	s.http.Handler = g
 	s.http.ConnState = g.ConnState
 	return nil
@@ -475,6 +489,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	}()
 	stopPlacing := s.startPlacing()
 	stopPurging := s.startPurging()
+	stopPruning := s.startAuditPruning()
+	defer stopPruning()
 	stopSweeping := s.startInactivitySweep()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/events"
@@ -36,6 +37,7 @@ type Store interface {
 	fleet.Epochs
 	KeyStore
 	events.Store
+	audit.Store
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

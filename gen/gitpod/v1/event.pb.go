@@ -306,8 +306,22 @@ type AuditLogEntry struct {
 	SubjectType    ResourceType           `protobuf:"varint,5,opt,name=subject_type,json=subjectType,proto3,enum=gitpod.v1.ResourceType" json:"subject_type,omitempty"`
 	Action         string                 `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
 	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// outcome (runyard) is "ok" or the error code of a failed call.
+	Outcome string `protobuf:"bytes,100,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// key_id (runyard) is the API key or token the actor authenticated with.
+	KeyId string `protobuf:"bytes,101,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// user_id (runyard) is the person behind the actor, once users exist.
+	UserId string `protobuf:"bytes,102,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// client_ip and user_agent (runyard) say where the call came from.
+	ClientIp  string `protobuf:"bytes,103,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	UserAgent string `protobuf:"bytes,104,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// surface (runyard) is the API the call came through: connect, rest, kubiya.
+	Surface string `protobuf:"bytes,105,opt,name=surface,proto3" json:"surface,omitempty"`
+	// subject_kind (runyard) names the subject's type also where no
+	// ResourceType fits (pod, agent_type).
+	SubjectKind   string `protobuf:"bytes,106,opt,name=subject_kind,json=subjectKind,proto3" json:"subject_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditLogEntry) Reset() {
@@ -387,6 +401,55 @@ func (x *AuditLogEntry) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *AuditLogEntry) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetSurface() string {
+	if x != nil {
+		return x.Surface
+	}
+	return ""
+}
+
+func (x *AuditLogEntry) GetSubjectKind() string {
+	if x != nil {
+		return x.SubjectKind
+	}
+	return ""
 }
 
 type WatchEventsRequest struct {
@@ -562,8 +625,14 @@ type ListAuditLogsRequest_Filter struct {
 	ActorPrincipals []Principal            `protobuf:"varint,2,rep,packed,name=actor_principals,json=actorPrincipals,proto3,enum=gitpod.v1.Principal" json:"actor_principals,omitempty"`
 	SubjectIds      []string               `protobuf:"bytes,3,rep,name=subject_ids,json=subjectIds,proto3" json:"subject_ids,omitempty"`
 	SubjectTypes    []ResourceType         `protobuf:"varint,4,rep,packed,name=subject_types,json=subjectTypes,proto3,enum=gitpod.v1.ResourceType" json:"subject_types,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// since and until (runyard) bound created_at: since <= created_at < until.
+	Since *timestamppb.Timestamp `protobuf:"bytes,100,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,101,opt,name=until,proto3" json:"until,omitempty"`
+	// methods (runyard) selects entries by action, e.g.
+	// "gitpod.v1.RunnerService/CreateRunner" or "POST /api/v1/orgs/{org}/pods".
+	Methods       []string `protobuf:"bytes,102,rep,name=methods,proto3" json:"methods,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAuditLogsRequest_Filter) Reset() {
@@ -624,27 +693,51 @@ func (x *ListAuditLogsRequest_Filter) GetSubjectTypes() []ResourceType {
 	return nil
 }
 
+func (x *ListAuditLogsRequest_Filter) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *ListAuditLogsRequest_Filter) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *ListAuditLogsRequest_Filter) GetMethods() []string {
+	if x != nil {
+		return x.Methods
+	}
+	return nil
+}
+
 var File_gitpod_v1_event_proto protoreflect.FileDescriptor
 
 const file_gitpod_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x15gitpod/v1/event.proto\x12\tgitpod.v1\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdc\x02\n" +
+	"\x15gitpod/v1/event.proto\x12\tgitpod.v1\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xda\x03\n" +
 	"\x14ListAuditLogsRequest\x12<\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
 	"pagination\x12>\n" +
-	"\x06filter\x18\x02 \x01(\v2&.gitpod.v1.ListAuditLogsRequest.FilterR\x06filter\x1a\xc5\x01\n" +
+	"\x06filter\x18\x02 \x01(\v2&.gitpod.v1.ListAuditLogsRequest.FilterR\x06filter\x1a\xc3\x02\n" +
 	"\x06Filter\x12\x1b\n" +
 	"\tactor_ids\x18\x01 \x03(\tR\bactorIds\x12?\n" +
 	"\x10actor_principals\x18\x02 \x03(\x0e2\x14.gitpod.v1.PrincipalR\x0factorPrincipals\x12\x1f\n" +
 	"\vsubject_ids\x18\x03 \x03(\tR\n" +
 	"subjectIds\x12<\n" +
-	"\rsubject_types\x18\x04 \x03(\x0e2\x17.gitpod.v1.ResourceTypeR\fsubjectTypes\"\x8a\x01\n" +
+	"\rsubject_types\x18\x04 \x03(\x0e2\x17.gitpod.v1.ResourceTypeR\fsubjectTypes\x120\n" +
+	"\x05since\x18d \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18e \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x18\n" +
+	"\amethods\x18f \x03(\tR\amethods\"\x8a\x01\n" +
 	"\x15ListAuditLogsResponse\x12=\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
 	"pagination\x122\n" +
-	"\aentries\x18\x02 \x03(\v2\x18.gitpod.v1.AuditLogEntryR\aentries\"\xa7\x02\n" +
+	"\aentries\x18\x02 \x03(\v2\x18.gitpod.v1.AuditLogEntryR\aentries\"\xea\x03\n" +
 	"\rAuditLogEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bactor_id\x18\x02 \x01(\tR\aactorId\x12=\n" +
@@ -654,7 +747,15 @@ const file_gitpod_v1_event_proto_rawDesc = "" +
 	"\fsubject_type\x18\x05 \x01(\x0e2\x17.gitpod.v1.ResourceTypeR\vsubjectType\x12\x16\n" +
 	"\x06action\x18\x06 \x01(\tR\x06action\x129\n" +
 	"\n" +
-	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x84\x01\n" +
+	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x18\n" +
+	"\aoutcome\x18d \x01(\tR\aoutcome\x12\x15\n" +
+	"\x06key_id\x18e \x01(\tR\x05keyId\x12\x17\n" +
+	"\auser_id\x18f \x01(\tR\x06userId\x12\x1b\n" +
+	"\tclient_ip\x18g \x01(\tR\bclientIp\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18h \x01(\tR\tuserAgent\x12\x18\n" +
+	"\asurface\x18i \x01(\tR\asurface\x12!\n" +
+	"\fsubject_kind\x18j \x01(\tR\vsubjectKind\"\x84\x01\n" +
 	"\x12WatchEventsRequest\x12$\n" +
 	"\forganization\x18\x01 \x01(\bH\x00R\forganization\x12'\n" +
 	"\x0eenvironment_id\x18\x02 \x01(\tH\x00R\renvironmentId\x12\x16\n" +
@@ -743,15 +844,17 @@ var file_gitpod_v1_event_proto_depIdxs = []int32{
 	0,  // 8: gitpod.v1.WatchEventsResponse.operation:type_name -> gitpod.v1.ResourceOperation
 	10, // 9: gitpod.v1.ListAuditLogsRequest.Filter.actor_principals:type_name -> gitpod.v1.Principal
 	1,  // 10: gitpod.v1.ListAuditLogsRequest.Filter.subject_types:type_name -> gitpod.v1.ResourceType
-	2,  // 11: gitpod.v1.EventService.ListAuditLogs:input_type -> gitpod.v1.ListAuditLogsRequest
-	5,  // 12: gitpod.v1.EventService.WatchEvents:input_type -> gitpod.v1.WatchEventsRequest
-	3,  // 13: gitpod.v1.EventService.ListAuditLogs:output_type -> gitpod.v1.ListAuditLogsResponse
-	6,  // 14: gitpod.v1.EventService.WatchEvents:output_type -> gitpod.v1.WatchEventsResponse
-	13, // [13:15] is the sub-list for method output_type
-	11, // [11:13] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	11, // 11: gitpod.v1.ListAuditLogsRequest.Filter.since:type_name -> google.protobuf.Timestamp
+	11, // 12: gitpod.v1.ListAuditLogsRequest.Filter.until:type_name -> google.protobuf.Timestamp
+	2,  // 13: gitpod.v1.EventService.ListAuditLogs:input_type -> gitpod.v1.ListAuditLogsRequest
+	5,  // 14: gitpod.v1.EventService.WatchEvents:input_type -> gitpod.v1.WatchEventsRequest
+	3,  // 15: gitpod.v1.EventService.ListAuditLogs:output_type -> gitpod.v1.ListAuditLogsResponse
+	6,  // 16: gitpod.v1.EventService.WatchEvents:output_type -> gitpod.v1.WatchEventsResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_gitpod_v1_event_proto_init() }

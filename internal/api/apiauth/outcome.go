@@ -29,3 +29,11 @@ func Refused(ctx context.Context) error {
 	o, _ := ctx.Value(outcomeKey{}).(outcome)
 	return o.err
 }
+
+// OutcomeCaller returns the caller the guard authenticated, if any: the
+// audit log's HTTP adapter records it for calls that fail before their
+// handler authenticates.
+func OutcomeCaller(ctx context.Context) (*identity.Caller, bool) {
+	o, _ := ctx.Value(outcomeKey{}).(outcome)
+	return o.caller, o.caller != nil
+}

@@ -21,6 +21,7 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/events"
@@ -51,6 +52,9 @@ type Services struct {
 	Secrets      *secrets.Service
 	Events       *events.Service
 	Orgs         *orgs.Service
+	// Audit records mutating calls and answers ListAuditLogs; nil records
+	// nothing.
+	Audit *audit.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -71,7 +75,9 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		// Compressing a 300-byte GetRunner costs more than sending it: the
 		// gzip writer's reset was 17% of a GetRunner's CPU.
 		connect.WithCompressMinBytes(1024),
-		connect.WithInterceptors(auth),
+		// The audit interceptor is outermost: a call refused by auth is
+		// recorded too.
+		connect.WithInterceptors(&auditInterceptor{svc: svc.Audit, log: log}, auth),
 		connect.WithReadMaxBytes(MaxRequestBytes),
 	}
 	runner := &runnerHandler{svc: svc.Runners, log: log}
@@ -90,7 +96,7 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	m.service(autos)(runyardv1connect.NewAutomationsServiceHandler(automationsService{automationsHandler: autos}, opts...))
 	m.service(secret)(gitpodv1connect.NewSecretServiceHandler(secretService{secretHandler: secret}, opts...))
 	if svc.Events != nil {
-		ev := &eventHandler{svc: svc.Events, log: log}
+		ev := &eventHandler{svc: svc.Events, audit: svc.Audit, log: log}
 		path, h := gitpodv1connect.NewEventServiceHandler(eventService{eventHandler: ev}, opts...)
 		m.service(ev)(path, jsonlWatch(h, svc.Identity, svc.Events, log))
 	}

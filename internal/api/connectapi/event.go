@@ -18,12 +18,14 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/api/apiauth"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/events"
 )
 
 type eventHandler struct {
-	svc *events.Service
-	log *slog.Logger
+	svc   *events.Service
+	audit *audit.Service
+	log   *slog.Logger
 }
 
 func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[gitpodv1.WatchEventsRequest], stream *connect.ServerStream[gitpodv1.WatchEventsResponse]) error {
@@ -81,7 +83,8 @@ func eventToProto(e events.Event) *gitpodv1.WatchEventsResponse {
 // JSON errors with their HTTP status; other requests go to next.
 func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Service, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !wantsJSONL(r.Header) {
+		// ListAuditLogs, the service's other method, is plain Connect.
+		if r.Method != http.MethodPost || !wantsJSONL(r.Header) || !strings.HasSuffix(r.URL.Path, "/WatchEvents") {
 			hf := &heldFlush{ResponseWriter: w}
 			next.ServeHTTP(hf, r.WithContext(context.WithValue(r.Context(), heldFlushKey{}, hf)))
 			return

@@ -34,6 +34,7 @@ func (a *authInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			if err != nil {
 				return nil, toConnect(ctx, a.log, req.Spec().Procedure, err)
 			}
+			noteCaller(ctx)
 		}
 		return next(ctx, req)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/audit"
 )
 
 // Body is the JSON of an error answer.
@@ -30,6 +31,7 @@ func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 	if e.Code == apperr.CodeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="runyard"`)
 	}
+	audit.Failed(r.Context(), string(e.Code))
 	JSON(w, apperr.HTTPStatus(e.Code), Body{Error: e.Public(), Code: string(e.Code)})
 }
 

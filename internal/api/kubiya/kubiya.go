@@ -18,6 +18,7 @@ import (
 
 	"github.com/runyard/runyard/internal/api/apiauth"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/manifest"
@@ -344,6 +345,7 @@ func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	if e.Code == apperr.CodeInternal {
 		h.log.ErrorContext(r.Context(), "kubiya API", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	audit.Failed(r.Context(), string(e.Code))
 	writeJSON(w, apperr.HTTPStatus(e.Code), errorJSON{Error: e.Public(), Code: string(e.Code)})
 }
 

@@ -171,3 +171,22 @@ func numbered(q string) string {
 	}
 	return b.String()
 }
+
+// TestAuditAppendOnly: the audit log refuses UPDATE and DELETE but the
+// retention prune's, for the role the control plane connects as.
+func TestAuditAppendOnly(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", testutil.PostgresURL(t))
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("migrations"))
+	if err != nil {
+		t.Fatalf("goose: %v", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	storetest.AuditAppendOnly(t, db, numbered, true)
+}

@@ -76,3 +76,19 @@ func TestWAL(t *testing.T) {
 		t.Errorf("journal_mode after the store closed = %q, want wal", got)
 	}
 }
+
+// TestAuditAppendOnly: the audit log refuses UPDATE.
+func TestAuditAppendOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runyard.db")
+	st, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.AuditAppendOnly(t, db, func(s string) string { return s }, false)
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/runyard/runyard/internal/audit"
 
 	"github.com/runyard/runyard/internal/pods"
 )
@@ -42,6 +43,7 @@ func agentTypeDocs(a *pods.AgentType) (command, env string, err error) {
 }
 
 func (db *DB) CreateAgentType(ctx context.Context, a *pods.AgentType) error {
+	audit.SetObject(ctx, audit.TypeAgentType, a.ID)
 	command, env, err := agentTypeDocs(a)
 	if err != nil {
 		return err

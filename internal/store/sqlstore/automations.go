@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/runyard/runyard/internal/audit"
 	"slices"
 
 	"github.com/runyard/runyard/internal/automations"
@@ -120,6 +121,7 @@ func serviceDocs(s *automations.Service) (triggers, specDoc, status string, err 
 }
 
 func (db *DB) insertService(ctx context.Context, tx *sql.Tx, s *automations.Service) error {
+	audit.SetObject(ctx, "RESOURCE_TYPE_SERVICE", s.ID)
 	triggers, specDoc, status, err := serviceDocs(s)
 	if err != nil {
 		return err
@@ -280,6 +282,7 @@ func taskDocs(t *automations.Task) (triggers, dependsOn, specDoc string, err err
 }
 
 func (db *DB) insertTask(ctx context.Context, tx *sql.Tx, t *automations.Task) error {
+	audit.SetObject(ctx, "RESOURCE_TYPE_TASK", t.ID)
 	triggers, dependsOn, specDoc, err := taskDocs(t)
 	if err != nil {
 		return err
@@ -369,6 +372,7 @@ func executionDocs(x *automations.TaskExecution) (specDoc, status string, err er
 }
 
 func (db *DB) insertExecution(ctx context.Context, tx *sql.Tx, x *automations.TaskExecution) error {
+	audit.SetObject(ctx, "RESOURCE_TYPE_TASK_EXECUTION", x.ID)
 	specDoc, status, err := executionDocs(x)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/runyard/runyard/internal/audit"
 	"time"
 
 	"github.com/runyard/runyard/internal/environments"
@@ -55,6 +56,7 @@ func environmentDocs(e *environments.Environment) (spec, status string, err erro
 }
 
 func (db *DB) CreateEnvironment(ctx context.Context, e *environments.Environment) error {
+	audit.SetObject(ctx, "RESOURCE_TYPE_ENVIRONMENT", e.ID)
 	spec, status, err := environmentDocs(e)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/runyard/runyard/internal/audit"
 	"strings"
 	"time"
 
@@ -61,6 +62,9 @@ func scopeText(scopes []identity.Scope) string {
 }
 
 func (db *DB) insertToken(ctx context.Context, ex execer, t *identity.Token) error {
+	if t.Principal == identity.PrincipalServiceAccount {
+		audit.SetObject(ctx, audit.TypeAPIKey, t.ID)
+	}
 	err := ex.QueryRowContext(ctx, db.q(`INSERT INTO tokens (id, org_id, name, principal, scopes, runner_id,
 		creator_id, creator_principal, hash, bootstrap, created_at, expires_at, revoked_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
@@ -78,7 +82,8 @@ type execer interface {
 }
 
 func (db *DB) CreateToken(ctx context.Context, t *identity.Token) error {
-	return db.insertToken(ctx, db.write, t)
+	// A transaction, so that the key's audit entry commits with it.
+	return db.tx(ctx, func(tx *sql.Tx) error { return db.insertToken(ctx, tx, t) })
 }
 
 func (db *DB) FindTokenByHash(ctx context.Context, hash string) (*identity.Token, error) {
@@ -234,6 +239,13 @@ func (db *DB) RedeemExchangeToken(ctx context.Context, hash string, at time.Time
 		if err != nil {
 			return err
 		}
+		// The call has no caller (the exchange token is its credential):
+		// the runner is the actor of its entry.
+		if d, ok := audit.FromContext(ctx); ok {
+			d.SetCaller(&identity.Caller{OrgID: x.OrgID, TokenID: t.ID,
+				Subject: identity.Subject{ID: x.RunnerID, Principal: identity.PrincipalRunner}})
+		}
+		audit.SetObject(ctx, "RESOURCE_TYPE_RUNNER", x.RunnerID)
 		// The guard on the access token seen above makes a concurrent
 		// second redemption update nothing, even where the row lock is a
 		// no-op. The first use's time stays: it bounds the retry window.

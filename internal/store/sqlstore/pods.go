@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/runyard/runyard/internal/audit"
 	"slices"
 
 	"github.com/runyard/runyard/internal/pods"
@@ -97,6 +98,7 @@ func (db *DB) txRow(ctx context.Context, tx *sql.Tx) func(query string, args ...
 }
 
 func (db *DB) CreatePod(ctx context.Context, p *pods.Pod) error {
+	audit.SetObject(ctx, audit.TypePod, p.Key)
 	err := insertPod(func(query string, args ...any) *sql.Row {
 		return db.write.QueryRowContext(ctx, db.q(query), args...)
 	}, p)
@@ -231,6 +233,7 @@ func (db *DB) lockPlacements(ctx context.Context, tx *sql.Tx, orgID string) erro
 }
 
 func (db *DB) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.CandidateFilter, place pods.PlaceFunc) error {
+	audit.SetObject(ctx, audit.TypePod, p.Key)
 	if f.Indexed != nil && db.tracked() {
 		return db.createIndexed(ctx, p, f)
 	}

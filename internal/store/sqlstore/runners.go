@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/runyard/runyard/internal/audit"
 	"strings"
 	"time"
 
@@ -127,6 +128,7 @@ func deletedAtOf(r *runners.Runner) int64 {
 }
 
 func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.ExchangeToken) error {
+	audit.SetObject(ctx, "RESOURCE_TYPE_RUNNER", r.ID)
 	spec, status, report, err := runnerDocs(r)
 	if err != nil {
 		return err

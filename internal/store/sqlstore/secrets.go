@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/runyard/runyard/internal/audit"
 	"strings"
 
 	"github.com/runyard/runyard/internal/identity"
@@ -28,6 +29,7 @@ func scanSecret(row interface{ Scan(...any) error }) (*secrets.Secret, error) {
 }
 
 func (db *DB) CreateSecret(ctx context.Context, s *secrets.Secret) error {
+	audit.SetObject(ctx, "RESOURCE_TYPE_SECRET", s.ID)
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, db.q(`INSERT INTO secrets (id, org_id, name, scope_kind, scope_id, environment_variable,
 			file_path, container_registry_basic_auth_host, creator_id, creator_principal, key_id, nonce, ciphertext, created_at, updated_at)

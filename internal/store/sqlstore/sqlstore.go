@@ -120,8 +120,16 @@ func (db *DB) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		return err
 	}
+	// The audit entry of the call goes in with its change (internal/audit).
+	draft, err := db.writeDraft(ctx, tx)
+	if err != nil {
+		return db.translate(err, "audit entry")
+	}
 	if err := tx.Commit(); err != nil {
 		return db.translate(fmt.Errorf("commit: %w", err), "")
+	}
+	if draft != nil {
+		draft.MarkWritten()
 	}
 	db.signalCommit()
 	return nil

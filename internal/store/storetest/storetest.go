@@ -84,6 +84,7 @@ func Run(t *testing.T, open Opener) {
 		{"UpdateSecret", testUpdateSecret},
 		{"DeleteSecret", testDeleteSecret},
 		{"Events", testEvents},
+		{"AuditLog", testAuditLog},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
