@@ -159,13 +159,13 @@ func wantIDs(t *testing.T, ids <-chan int64, want []int64) {
 }
 
 // TestHub_SlowWatcher: a watcher slower than the feed falls behind the
-// hub's buffer and catches up from the table, missing nothing.
+// hub's ring and catches up from the table, missing nothing.
 func TestHub_SlowWatcher(t *testing.T) {
 	st := newMemStore(false)
 	h := startHub(t, st)
 	ids, _ := collect(t, h, FromNow, 20*time.Microsecond)
 	var want []int64
-	for range 5 * subBuffer {
+	for range 2 * ringSize {
 		want = append(want, st.add())
 	}
 	wantIDs(t, ids, want)
