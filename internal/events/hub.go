@@ -44,10 +44,10 @@ type Hub struct {
 	// Retention and Poll are read by Run (defaults when zero).
 	Retention time.Duration
 	Poll      time.Duration
-	// Linger is how long a watcher rests after handing out events before
-	// it takes the next ones (zero: not at all): a busy stream then writes
-	// what came meanwhile at once, instead of one write per event. The
-	// first event after a quiet spell goes at once.
+	// Linger is how long after a write a watcher waits before it takes
+	// the next events (zero: not at all): a busy stream then writes what
+	// came meanwhile at once, instead of one write per event. The first
+	// event after a quiet spell goes at once.
 	Linger time.Duration
 	// Now is the clock of pruning.
 	Now func() time.Time
@@ -348,8 +348,9 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 		started()
 	}
 	var (
-		buf    []Event
-		linger = time.NewTimer(time.Hour)
+		buf       []Event
+		lastWrite time.Time
+		linger    = time.NewTimer(time.Hour)
 	)
 	linger.Stop()
 	defer linger.Stop()
@@ -368,11 +369,22 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 				return err
 			}
 		}
+		if len(evs) > 0 {
+			lastWrite = time.Now()
+		}
 		clear(evs)
 		buf = evs
-		if len(evs) > 0 && h.Linger > 0 {
-			// Busy: what comes during the rest goes out in one write.
-			linger.Reset(h.Linger)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-h.closed:
+			return errClosed
+		case <-notify:
+		}
+		// Busy (an event within Linger of the last write): what comes
+		// until then goes out in one write. A quiet stream sets no timer.
+		if wait := h.Linger - time.Since(lastWrite); h.Linger > 0 && wait > 0 {
+			linger.Reset(wait)
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -380,17 +392,6 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 				return errClosed
 			case <-linger.C:
 			}
-			continue
-		}
-		if len(evs) > 0 {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-h.closed:
-			return errClosed
-		case <-notify:
 		}
 	}
 }
