@@ -96,7 +96,7 @@ func serve(args []string) error {
 		// A thousand streams open at once from one address; on a loaded
 		// machine some send their request after the guard's grace.
 		MaxUnauthenticatedPerIP: 1 << 20,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:                  slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return err
