@@ -15,6 +15,7 @@ package events
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -49,6 +50,9 @@ type Event struct {
 	// the organization's.
 	Owner     string
 	CreatedAt time.Time
+
+	// shared holds the event's encodings (Encoded) once the hub published it.
+	shared *encodings
 }
 
 // Store is the events table.
@@ -69,4 +73,33 @@ type Store interface {
 	// Committed is signalled after write transactions of this process
 	// commit: a cheap wake-up for the hub (nil if the store has none).
 	Committed() <-chan struct{}
+}
+
+// formats is how many encodings of an event Encoded shares.
+const formats = 4
+
+// encodings are an event's bytes in each wire format, made by the first
+// stream that sends it.
+type encodings struct {
+	b [formats]atomic.Pointer[[]byte]
+}
+
+// Encoded returns encode(e). For an event the hub handed out it is made once
+// per format (0 to 3, the caller's numbering) and shared by every stream that
+// sends e in that format: the feed's cost of encoding follows the events, not
+// the events times the watchers. Nobody may modify the bytes.
+func (e Event) Encoded(format int, encode func(Event) ([]byte, error)) ([]byte, error) {
+	if e.shared == nil {
+		return encode(e)
+	}
+	slot := &e.shared.b[format]
+	if p := slot.Load(); p != nil {
+		return *p, nil
+	}
+	b, err := encode(e)
+	if err != nil {
+		return nil, err
+	}
+	slot.CompareAndSwap(nil, &b)
+	return *slot.Load(), nil
 }

@@ -23,24 +23,31 @@ const (
 	DefaultLinger = 5 * time.Millisecond
 	// readBatch is how many events one read takes.
 	readBatch = 1000
-	// subBuffer is how many events a subscriber may be behind before it
-	// is switched to reading the table (it then catches up from there).
-	subBuffer = 1024
+	// ringSize is how many events a watcher may be behind before it reads
+	// the table to catch up.
+	ringSize = 8192
 	// gapRetry is how often a gap of uncommitted IDs is checked.
 	gapRetry = 5 * time.Millisecond
 )
 
-// Hub tails the events table and hands each event to its subscribers, in
-// ID order, once. One Hub per process; Run drives it.
+// Hub tails the events table and hands each event to its watchers, in ID
+// order, once. One Hub per process; Run drives it.
+//
+// Published events go into one ring that every watcher reads: publishing
+// costs the same whatever the number of watchers (one wake-up broadcast per
+// batch), and each watcher takes everything new at once when it wakes. A
+// watcher the ring has passed (a slow client) reads the table to catch up,
+// so it never holds the others up and never costs memory.
 type Hub struct {
 	store Store
 	log   *slog.Logger
 	// Retention and Poll are read by Run (defaults when zero).
 	Retention time.Duration
 	Poll      time.Duration
-	// Linger is how long a watcher's stream may hold an event back for
-	// the next one when events come faster than one per Linger (zero: not
-	// at all). The first event after a quiet spell goes at once.
+	// Linger is how long after a write a watcher waits before it takes
+	// the next events (zero: not at all): a busy stream then writes what
+	// came meanwhile at once, instead of one write per event. The first
+	// event after a quiet spell goes at once.
 	Linger time.Duration
 	// Now is the clock of pruning.
 	Now func() time.Time
@@ -52,10 +59,17 @@ type Hub struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	mu   sync.Mutex
-	pos  int64 // the last event handed to subscribers
-	subs map[*subscriber]struct{}
-	gap  *gap
+	mu  sync.RWMutex
+	pos int64 // the last event handed to watchers
+	gap *gap
+	// ring holds the newest published events: ring[(seq-1)%len(ring)] is
+	// the newest; base is the position just before the oldest one held,
+	// so the ring has every event after base.
+	ring []Event
+	seq  uint64
+	base int64
+	// notify is closed at the next publish.
+	notify chan struct{}
 }
 
 // gap is a missing ID below events already read (PostgreSQL): the
@@ -68,20 +82,11 @@ type gap struct {
 	upTo  int64
 }
 
-type subscriber struct {
-	filter func(Event) bool
-	ch     chan Event
-	// lagged is set (under Hub.mu) when ch was full: the hub stops
-	// sending and the subscriber catches up from the table.
-	lagged bool
-	signal chan struct{}
-}
-
 // NewHub returns a hub over store; call Run.
 func NewHub(store Store, log *slog.Logger) *Hub {
 	return &Hub{store: store, log: log, Now: time.Now, Linger: DefaultLinger,
 		wake: make(chan struct{}, 1), ready: make(chan struct{}), closed: make(chan struct{}),
-		subs: map[*subscriber]struct{}{}}
+		ring: make([]Event, ringSize), notify: make(chan struct{})}
 }
 
 // Wake makes the hub read the table now: a listener calls it for each
@@ -100,10 +105,10 @@ func (h *Hub) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
 
 var errClosed = &apperr.Error{Code: apperr.CodeUnavailable, Message: "the server is shutting down: watch again with the cursor of the last event"}
 
-// Position returns the ID of the last event handed to subscribers.
+// Position returns the ID of the last event handed to watchers.
 func (h *Hub) Position() int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
 	return h.pos
 }
 
@@ -194,7 +199,7 @@ func (h *Hub) start(ctx context.Context) bool {
 				}
 			}
 			h.mu.Lock()
-			h.pos = latest
+			h.pos, h.base = latest, latest
 			h.mu.Unlock()
 			close(h.ready)
 			return nil
@@ -262,22 +267,45 @@ func (h *Hub) publish(evs []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, e := range evs {
+		e.shared = new(encodings)
+		slot := h.seq % uint64(len(h.ring))
+		if h.seq >= uint64(len(h.ring)) {
+			h.base = h.ring[slot].ID
+		}
+		h.ring[slot] = e
+		h.seq++
 		h.pos = e.ID
-		for s := range h.subs {
-			if s.lagged || !s.filter(e) {
-				continue
-			}
-			select {
-			case s.ch <- e:
-			default:
-				s.lagged = true
-				select {
-				case s.signal <- struct{}{}:
-				default:
-				}
-			}
+	}
+	close(h.notify)
+	h.notify = make(chan struct{})
+}
+
+// take appends to dst the events after position after that filter admits,
+// from the ring. It returns the position they reach (the hub's), a channel
+// closed at the next publish, and ok false when the ring no longer holds
+// every event after after.
+func (h *Hub) take(after int64, filter func(Event) bool, dst []Event) ([]Event, int64, <-chan struct{}, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if after < h.base {
+		return dst, after, nil, false
+	}
+	if after >= h.pos {
+		return dst, after, h.notify, true
+	}
+	n := uint64(len(h.ring))
+	// The first event after after, searched from the newest: a watcher
+	// that keeps up is a few events behind.
+	i := h.seq
+	for i > 0 && h.seq-i < n && h.ring[(i-1)%n].ID > after {
+		i--
+	}
+	for ; i < h.seq; i++ {
+		if e := h.ring[i%n]; filter(e) {
+			dst = append(dst, e)
 		}
 	}
+	return dst, h.pos, h.notify, true
 }
 
 // ErrExpired is returned by Watch when the position it was given is older
@@ -304,154 +332,115 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 		return errClosed
 	case <-h.ready:
 	}
-	for {
-		s := &subscriber{filter: filter, ch: make(chan Event, subBuffer), signal: make(chan struct{}, 1)}
-		h.mu.Lock()
-		start := h.pos
-		h.subs[s] = struct{}{}
-		h.mu.Unlock()
-		if after < 0 {
-			after = start
-		}
-		last, err := h.follow(ctx, s, after, start, filter, started, fn)
-		started = nil
-		h.mu.Lock()
-		delete(h.subs, s)
-		h.mu.Unlock()
+	if start := h.Position(); after < 0 {
+		after = start
+	} else if after < start {
+		oldest, _, err := h.store.EventBounds(ctx)
 		if err != nil {
 			return err
 		}
-		// The subscriber lagged: start again from its last event.
-		after = last
-	}
-}
-
-// follow reads (after, start] from the table, then the subscriber's
-// events, until it lags (nil error) or fails. It returns the last ID
-// handed to fn or skipped.
-func (h *Hub) follow(ctx context.Context, s *subscriber, after, start int64, filter func(Event) bool, started func(), fn func(Event, bool) error) (int64, error) {
-	if after < start {
-		oldest, _, err := h.store.EventBounds(ctx)
-		if err != nil {
-			return after, err
-		}
 		if oldest == 0 || oldest > after+1 {
-			return after, &apperr.Error{Code: apperr.CodeFailedPrecondition, Err: ErrExpired,
+			return &apperr.Error{Code: apperr.CodeFailedPrecondition, Err: ErrExpired,
 				Message: "the cursor to resume from is older than the events kept: watch from now and read the resources again"}
 		}
 	}
 	if started != nil {
 		started()
 	}
-	for after < start {
+	var (
+		buf       []Event
+		lastWrite time.Time
+		linger    = time.NewTimer(time.Hour)
+	)
+	linger.Stop()
+	defer linger.Stop()
+	for {
+		evs, pos, notify, ok := h.take(after, filter, buf[:0])
+		if !ok {
+			var err error
+			if after, err = h.catchUp(ctx, after, filter, fn); err != nil {
+				return err
+			}
+			continue
+		}
+		after = pos
+		for i, e := range evs {
+			if err := fn(e, i < len(evs)-1); err != nil {
+				return err
+			}
+		}
+		if len(evs) > 0 {
+			lastWrite = time.Now()
+		}
+		clear(evs)
+		buf = evs
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-h.closed:
+			return errClosed
+		case <-notify:
+		}
+		// Busy (an event within Linger of the last write): what comes
+		// until then goes out in one write. A quiet stream sets no timer.
+		if wait := h.Linger - time.Since(lastWrite); h.Linger > 0 && wait > 0 {
+			linger.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-h.closed:
+				return errClosed
+			case <-linger.C:
+			}
+		}
+	}
+}
+
+// catchUp hands fn the events after after that the hub published but the
+// ring no longer holds, from the table, until the ring has the rest. It
+// returns the position reached.
+func (h *Hub) catchUp(ctx context.Context, after int64, filter func(Event) bool, fn func(Event, bool) error) (int64, error) {
+	for {
+		h.mu.RLock()
+		base, pos := h.base, h.pos
+		h.mu.RUnlock()
+		if after >= base {
+			return after, nil
+		}
+		select {
+		case <-ctx.Done():
+			return after, ctx.Err()
+		case <-h.closed:
+			return after, errClosed
+		default:
+		}
 		evs, _, err := h.store.ReadEvents(ctx, after, readBatch)
 		if err != nil {
 			return after, err
 		}
-		if len(evs) == 0 {
-			break
-		}
-		// Matching events of the batch, each told whether another follows.
+		// Only what the hub published is final (PostgreSQL's gaps); the
+		// rest comes from the ring.
+		last := after
 		var batch []Event
 		for _, e := range evs {
-			if e.ID > start {
+			if e.ID > pos {
 				break
 			}
+			last = e.ID
 			if filter(e) {
 				batch = append(batch, e)
 			}
 		}
 		for i, e := range batch {
 			if err := fn(e, i < len(batch)-1); err != nil {
-				return e.ID, err
-			}
-		}
-		after = min(evs[len(evs)-1].ID, start)
-		if evs[len(evs)-1].ID > start {
-			break
-		}
-	}
-	after = max(after, start)
-	// held is an event not handed to fn yet: while events come faster
-	// than one per Linger, the last one waits (up to Linger after the
-	// previous flush) for another, so that a busy stream writes a burst
-	// at a time instead of one system call per event.
-	var (
-		held      *Event
-		lastFlush time.Time
-		linger    = time.NewTimer(time.Hour)
-	)
-	linger.Stop()
-	defer linger.Stop()
-	hand := func(e Event, more bool) error {
-		if !more {
-			lastFlush = time.Now()
-		}
-		return fn(e, more)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return after, ctx.Err()
-		case <-h.closed:
-			return after, errClosed
-		case <-linger.C:
-			if held != nil {
-				e := *held
-				held = nil
-				if err := hand(e, false); err != nil {
-					return after, err
-				}
-			}
-		case e := <-s.ch:
-			if e.ID <= after {
-				continue
-			}
-			after = e.ID
-			if held != nil {
-				if err := hand(*held, true); err != nil {
-					return after, err
-				}
-				held = nil
-			}
-			if len(s.ch) > 0 {
-				if err := hand(e, true); err != nil {
-					return after, err
-				}
-				continue
-			}
-			if wait := h.Linger - time.Since(lastFlush); wait > 0 {
-				held = &e
-				linger.Reset(wait)
-				continue
-			}
-			if err := hand(e, false); err != nil {
 				return after, err
 			}
-		case <-s.signal:
-			// Deliver what was queued before the overflow, then catch up
-			// from the table (more follows: what the table holds).
-			if held != nil {
-				if err := hand(*held, true); err != nil {
-					return after, err
-				}
-				held = nil
-			}
-			for {
-				select {
-				case e := <-s.ch:
-					if e.ID > after {
-						after = e.ID
-						if err := hand(e, true); err != nil {
-							return after, err
-						}
-					}
-					continue
-				default:
-				}
-				break
-			}
-			return after, nil
 		}
+		if last == after {
+			// The table has nothing up to base any more (pruned): the
+			// ring has everything after it.
+			last = base
+		}
+		after = last
 	}
 }

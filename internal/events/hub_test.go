@@ -159,13 +159,13 @@ func wantIDs(t *testing.T, ids <-chan int64, want []int64) {
 }
 
 // TestHub_SlowWatcher: a watcher slower than the feed falls behind the
-// hub's buffer and catches up from the table, missing nothing.
+// hub's ring and catches up from the table, missing nothing.
 func TestHub_SlowWatcher(t *testing.T) {
 	st := newMemStore(false)
 	h := startHub(t, st)
 	ids, _ := collect(t, h, FromNow, 20*time.Microsecond)
 	var want []int64
-	for range 5 * subBuffer {
+	for range 2 * ringSize {
 		want = append(want, st.add())
 	}
 	wantIDs(t, ids, want)
@@ -234,4 +234,35 @@ func TestHub_Close(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watch did not end")
 	}
+}
+
+// TestHub_PassedByTheRing: a watcher stuck while more events than the ring
+// holds are published reads the table to catch up, then the ring again,
+// missing nothing and repeating nothing.
+func TestHub_PassedByTheRing(t *testing.T) {
+	st := newMemStore(false)
+	h := startHub(t, st)
+	ids := make(chan int64, 4*ringSize)
+	release := make(chan struct{})
+	started := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go h.Watch(ctx, FromNow, func(Event) bool { return true }, func() { close(started) }, func(e Event, _ bool) error {
+		ids <- e.ID
+		<-release
+		return nil
+	})
+	<-started
+	var want []int64
+	for range ringSize + ringSize/2 {
+		want = append(want, st.add())
+	}
+	for deadline := time.Now().Add(30 * time.Second); h.Position() < want[len(want)-1]; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the hub never read the table")
+		}
+	}
+	close(release)
+	want = append(want, st.add())
+	wantIDs(t, ids, want)
 }

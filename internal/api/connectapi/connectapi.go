@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 
 	"connectrpc.com/connect"
 
@@ -97,7 +98,7 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	m.service(secret)(gitpodv1connect.NewSecretServiceHandler(secretService{secretHandler: secret}, opts...))
 	if svc.Events != nil {
 		ev := &eventHandler{svc: svc.Events, audit: svc.Audit, log: log}
-		path, h := gitpodv1connect.NewEventServiceHandler(eventService{eventHandler: ev}, opts...)
+		path, h := gitpodv1connect.NewEventServiceHandler(eventService{eventHandler: ev}, slices.Concat(opts, eventCodecs())...)
 		m.service(ev)(path, jsonlWatch(h, svc.Identity, svc.Events, log))
 	}
 	if svc.Orgs != nil {

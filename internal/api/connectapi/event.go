@@ -1,6 +1,7 @@
 package connectapi
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
@@ -44,7 +46,8 @@ func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[git
 		if hold != nil {
 			hold.held.Store(true)
 		}
-		if err := stream.Send(eventToProto(e)); err != nil {
+		// The codec writes the event's shared encoding (eventCodec).
+		if err := stream.Conn().Send(eventMessage{e}); err != nil {
 			return err
 		}
 		if hold != nil && !more {
@@ -73,6 +76,88 @@ func eventToProto(e events.Event) *gitpodv1.WatchEventsResponse {
 		Operation:    gitpodv1.ResourceOperation(gitpodv1.ResourceOperation_value[e.Operation]),
 		ResourceId:   e.ResourceID,
 		Cursor:       strconv.FormatInt(e.ID, 10),
+	}
+}
+
+// The wire formats of an event, each encoded once per event and shared by
+// every stream that sends it in that format (events.Event.Encoded).
+const (
+	formatProto = iota
+	formatJSON
+	formatJSONL
+)
+
+func encodeJSONL(e events.Event) ([]byte, error) {
+	line, err := protojson.Marshal(eventToProto(e))
+	return append(line, '\n'), err
+}
+
+// eventMessage is an event handed to connect-go's stream as it is: the
+// EventService's codecs (eventCodec) write its shared encoding, so that a
+// thousand streams do not marshal the same event a thousand times.
+type eventMessage struct{ e events.Event }
+
+// eventCodec is a codec of the EventService handler: base's, except that an
+// eventMessage is written from the event's shared encoding in format.
+type eventCodec struct {
+	base   connect.Codec
+	format int
+}
+
+func (c eventCodec) Name() string { return c.base.Name() }
+
+func (c eventCodec) IsBinary() bool { return c.format == formatProto }
+
+func (c eventCodec) Marshal(msg any) ([]byte, error) {
+	if m, ok := msg.(eventMessage); ok {
+		b, err := m.e.Encoded(c.format, c.encode)
+		// connect-go recycles what Marshal returns as a buffer.
+		return bytes.Clone(b), err
+	}
+	return c.base.Marshal(msg)
+}
+
+// MarshalAppend is what connect-go calls: the shared bytes are copied into
+// its pooled buffer.
+func (c eventCodec) MarshalAppend(dst []byte, msg any) ([]byte, error) {
+	if m, ok := msg.(eventMessage); ok {
+		b, err := m.e.Encoded(c.format, c.encode)
+		return append(dst, b...), err
+	}
+	b, err := c.base.Marshal(msg)
+	return append(dst, b...), err
+}
+
+func (c eventCodec) Unmarshal(data []byte, msg any) error { return c.base.Unmarshal(data, msg) }
+
+func (c eventCodec) encode(e events.Event) ([]byte, error) { return c.base.Marshal(eventToProto(e)) }
+
+// protoBinary is connect-go's binary codec (which it does not export).
+type protoBinary struct{}
+
+func (protoBinary) Name() string { return "proto" }
+
+func (protoBinary) Marshal(msg any) ([]byte, error) {
+	m, ok := msg.(proto.Message)
+	if !ok {
+		return nil, errNotProto(msg)
+	}
+	return proto.Marshal(m)
+}
+
+func (protoBinary) Unmarshal(data []byte, msg any) error {
+	m, ok := msg.(proto.Message)
+	if !ok {
+		return errNotProto(msg)
+	}
+	return proto.Unmarshal(data, m)
+}
+
+// eventCodecs are the EventService handler's options: its codecs.
+func eventCodecs() []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithCodec(eventCodec{base: protoBinary{}, format: formatProto}),
+		connect.WithCodec(eventCodec{base: strictJSON{}, format: formatJSON}),
 	}
 }
 
@@ -134,11 +219,11 @@ func jsonlWatch(next http.Handler, auth apiauth.Authenticator, svc *events.Servi
 		}
 		began := false
 		err = svc.Watch(ctx, watchRequest(&msg), func() { began = true; started() }, func(e events.Event, more bool) error {
-			line, err := protojson.Marshal(eventToProto(e))
+			line, err := e.Encoded(formatJSONL, encodeJSONL)
 			if err != nil {
 				return fmt.Errorf("encode an event: %w", err)
 			}
-			if _, err := w.Write(append(line, '\n')); err != nil {
+			if _, err := w.Write(line); err != nil {
 				return err
 			}
 			if more {

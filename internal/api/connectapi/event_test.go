@@ -601,3 +601,39 @@ func TestEvents_Replicas(t *testing.T) {
 		t.Fatalf("resumed on a: %v, want %v", got, want)
 	}
 }
+
+// TestEvents_SharedEncodings: an event is encoded once per wire format and
+// the bytes shared by the streams of that format; several streams of each
+// format (Connect JSON and binary, gRPC, JSONL) each get every event whole
+// and in order.
+func TestEvents_SharedEncodings(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, ts *testutil.TestServer) {
+		admin := newEnvClient(t, ts.URL, protocols[0], bearer(testutil.AdminToken))
+		var ws []*watcher
+		for range 3 {
+			for _, p := range protocols {
+				w, err := watchConnect(t, ts.URL, p, bearer(testutil.AdminToken), orgWide)
+				mustOK(t, err, "watch ("+p.name+")")
+				ws = append(ws, w)
+			}
+			w, res := watchJSONL(t, ts.URL, bearer(testutil.AdminToken), `{"organization":true}`)
+			if w == nil {
+				b, _ := io.ReadAll(res.Body)
+				t.Fatalf("jsonl: status %d: %s", res.StatusCode, b)
+			}
+			ws = append(ws, w)
+		}
+		var want []ev
+		for range 20 {
+			want = append(want, marker(t, admin.client))
+		}
+		for i, w := range ws {
+			if got := w.take(t, len(want)); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("watcher %d: %v\nwant %v", i, got, want)
+			}
+			if w.last != ws[0].last {
+				t.Fatalf("watcher %d: last cursor %q, watcher 0: %q", i, w.last, ws[0].last)
+			}
+		}
+	})
+}
