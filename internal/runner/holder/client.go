@@ -484,10 +484,13 @@ func (h *Handle) read(conn net.Conn) {
 // reapHolder reaps the holder once it exited when it is this process's
 // child without an exec.Cmd waiting for it: a holder adopted by a daemon
 // that re-executed itself, or handed to this process as a subreaper after
-// the daemon that started it died.
+// the daemon that started it died. A holder ends soon after its command,
+// but on a loaded machine that can take seconds: it is watched, less often
+// as time goes on, for up to reapPatience, so that it never stays a zombie.
 func reapHolder(rec proc.Record) {
 	self := os.Getpid()
-	for range 500 {
+	wait := 10 * time.Millisecond
+	for end := time.Now().Add(reapPatience); time.Now().Before(end); {
 		st, err := proc.ReadStat(rec.Session)
 		if err != nil || st.StartTicks != rec.StartTicks || st.PPid != self {
 			return
@@ -497,9 +500,15 @@ func reapHolder(rec proc.Record) {
 			_, _ = syscall.Wait4(rec.Session, &ws, syscall.WNOHANG, nil)
 			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(wait)
+		wait = min(2*wait, time.Second)
 	}
 }
+
+// reapPatience bounds how long reapHolder watches a holder that does not
+// end: one that outlives its command by this much is stuck, and is the
+// next daemon's to sweep.
+const reapPatience = 10 * time.Minute
 
 func (h *Handle) isDone() bool {
 	select {

@@ -192,10 +192,16 @@ func (r *recorder) waitFinal(tb testing.TB, key string, started bool) Event {
 
 func poll(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
+	pollSays(tb, what, cond, func() string { return "" })
+}
+
+// pollSays is poll whose failure message adds what says then.
+func pollSays(tb testing.TB, what string, cond func() bool, says func() string) {
+	tb.Helper()
 	end := time.Now().Add(deadline)
 	for !cond() {
 		if time.Now().After(end) {
-			tb.Fatalf("timed out waiting for %s", what)
+			tb.Fatalf("timed out waiting for %s %s", what, says())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -287,7 +293,7 @@ func mustNoProcesses(tb testing.TB, marker string) {
 func mustNoZombies(tb testing.TB) {
 	tb.Helper()
 	var zombies []int
-	poll(tb, "no unreaped children", func() bool {
+	pollSays(tb, "no unreaped children", func() bool {
 		zombies = zombies[:0]
 		entries, _ := os.ReadDir("/proc")
 		for _, e := range entries {
@@ -301,7 +307,23 @@ func mustNoZombies(tb testing.TB) {
 			}
 		}
 		return len(zombies) == 0
-	})
+	}, func() string { return describeProcs(zombies) })
+}
+
+// describeProcs names pids for a failure message: pid, state, name and
+// session, so a leaked child says what it was.
+func describeProcs(pids []int) string {
+	var out []string
+	for _, pid := range pids {
+		s, err := proc.ReadStat(pid)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%d (gone)", pid))
+			continue
+		}
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		out = append(out, fmt.Sprintf("%d %c %s session %d", pid, s.State, strings.TrimSpace(string(comm)), s.Session))
+	}
+	return strings.Join(out, "; ")
 }
 
 // sparesOf lists the spare holders of runner process pid: its children
@@ -861,6 +883,13 @@ func TestManager_RunnerDiesWhileHolderStarts(t *testing.T) {
 			syscall.Kill(pid, syscall.SIGCONT)
 		}
 	})
+	// The killed process's holders are this process's children now (it is
+	// their subreaper), and one may end only as the test does, after
+	// reapSpares' reaper stopped: reap such ones until the Manager's own
+	// check at its close has passed (this cleanup runs after that one).
+	stopStrays := make(chan struct{})
+	go reapStrays(stopStrays)
+	t.Cleanup(func() { close(stopStrays) })
 	m, rec := MustOpen(t, Config{StateDir: dir, StopGrace: 100 * time.Millisecond})
 	reapSpares(t, others)
 	if ev, err := m.Get("second"); err != nil || ev.Status != StatusRunning {
