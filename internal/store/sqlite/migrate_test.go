@@ -136,79 +136,47 @@ func TestMigrateTombstones(t *testing.T) {
 	}
 }
 
-// TestMigrateRunnerCapacity fills a schema at migration 00008 with runners
-// and pods and migrates to 00009: runner_capacity must hold each runner's
-// maximum, whether it takes no work, its agent types and labels from its
-// report, and its active pods (running, or pending on it; not ended ones,
-// not unplaced ones, not another organization's).
-func TestMigrateRunnerCapacity(t *testing.T) {
-	ctx := context.Background()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), "runyard.db"), true))
-	if err != nil {
-		t.Fatalf("open: %v", err)
+// TestMigrateData fills a schema at a migration with data and migrates one
+// step up: each row's check (in storetest, shared with the other database)
+// says what the data must become.
+//   - RunnerCapacity (00008 -> 00009): runner_capacity holds each runner's
+//     maximum, whether it takes no work, its agent types and labels from its
+//     report, and its active pods (running, or pending on it; not ended
+//     ones, not unplaced ones, not another organization's).
+//   - AutomationSources (00014 -> 00015): services and tasks from before get
+//     the source 'file'.
+//   - OrganizationUpdates (00020 -> 00021): see
+//     storetest.MigrateOrganizationUpdates.
+func TestMigrateData(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		from  int64
+		check func(t *testing.T, db *sql.DB, q func(string) string, up func() error)
+	}{
+		{"RunnerCapacity", 8, storetest.MigrateRunnerCapacity},
+		{"AutomationSources", 14, storetest.MigrateAutomationSources},
+		{"OrganizationUpdates", 20, storetest.MigrateOrganizationUpdates},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), "runyard.db"), true))
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1)
+			sub, err := fs.Sub(migrations, "migrations")
+			if err != nil {
+				t.Fatal(err)
+			}
+			provider, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+			if err != nil {
+				t.Fatalf("goose: %v", err)
+			}
+			if _, err := provider.UpTo(ctx, tc.from); err != nil {
+				t.Fatalf("migrate to %05d: %v", tc.from, err)
+			}
+			tc.check(t, db, func(q string) string { return q }, func() error { _, err := provider.UpTo(ctx, tc.from+1); return err })
+		})
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
-	if err != nil {
-		t.Fatalf("goose: %v", err)
-	}
-	if _, err := provider.UpTo(ctx, 8); err != nil {
-		t.Fatalf("migrate to 00008: %v", err)
-	}
-	storetest.MigrateRunnerCapacity(t, db, func(q string) string { return q },
-		func() error { _, err := provider.UpTo(ctx, 9); return err })
-}
-
-// TestMigrateAutomationSources: services and tasks from before migration
-// 00015 get the source 'file'.
-func TestMigrateAutomationSources(t *testing.T) {
-	ctx := context.Background()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), "runyard.db"), true))
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
-	if err != nil {
-		t.Fatalf("goose: %v", err)
-	}
-	if _, err := provider.UpTo(ctx, 14); err != nil {
-		t.Fatalf("migrate to 00014: %v", err)
-	}
-	storetest.MigrateAutomationSources(t, db, func(q string) string { return q },
-		func() error { _, err := provider.UpTo(ctx, 15); return err })
-}
-
-// TestMigrateOrganizationUpdates: see storetest.MigrateOrganizationUpdates.
-func TestMigrateOrganizationUpdates(t *testing.T) {
-	ctx := context.Background()
-	db, err := sql.Open("sqlite", dsn(filepath.Join(t.TempDir(), "runyard.db"), true))
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
-	if err != nil {
-		t.Fatalf("goose: %v", err)
-	}
-	if _, err := provider.UpTo(ctx, 20); err != nil {
-		t.Fatalf("migrate to 00020: %v", err)
-	}
-	storetest.MigrateOrganizationUpdates(t, db, func(q string) string { return q },
-		func() error { _, err := provider.UpTo(ctx, 21); return err })
 }
