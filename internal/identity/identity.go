@@ -168,6 +168,14 @@ type Caller struct {
 	// organizations: today the holder of the bootstrap admin key (the key
 	// RUNYARD_BOOTSTRAP_TOKEN restores), which is why it cannot be lost.
 	InstallationAdmin bool
+	// UserID is set when a person calls: through a browser session or an
+	// API key a user owns. Subject is then that user (PrincipalUser).
+	UserID string
+	// Role is the user's role in OrgID; Scopes never exceed it.
+	Role Role
+	// SessionID is set when the credential is a browser session cookie,
+	// which is also when writes must carry the session's CSRF token.
+	SessionID string
 }
 
 // Has reports whether the caller holds scope. Runner tokens hold no user

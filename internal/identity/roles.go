@@ -33,14 +33,14 @@ var memberScopes = []Scope{
 
 // RoleScopes is the one table from roles to scopes; docs/ARCHITECTURE.md
 // shows it. automations-admin has no scope beyond a member's yet, since
-// automations are governed by environments:write; audit-reader reads and
-// will carry the audit log's scope when there is one.
+// automations are governed by environments:write; audit-reader reads,
+// the audit log included.
 var RoleScopes = map[Role][]Scope{
 	RoleAdmin:            {ScopeAdmin},
 	RoleMember:           memberScopes,
 	RoleRunnersAdmin:     append(slices.Clone(memberScopes), ScopeRunnersWrite),
 	RoleAutomationsAdmin: memberScopes,
-	RoleAuditReader:      {ScopeRunnersRead, ScopeEnvironmentsRead, ScopePodsRead},
+	RoleAuditReader:      {ScopeRunnersRead, ScopeEnvironmentsRead, ScopePodsRead, ScopeAuditRead},
 }
 
 // KnownRoles lists the roles in the order help texts show them.

@@ -15,7 +15,7 @@ func TestRoles_Scopes(t *testing.T) {
 		RoleMember:           {ScopeRunnersRead, ScopeEnvironmentsRead, ScopeEnvironmentsWrite, ScopePodsRead, ScopePodsWrite, ScopeSecretsRead, ScopeSecretsWrite},
 		RoleRunnersAdmin:     {ScopeRunnersRead, ScopeRunnersWrite, ScopeEnvironmentsRead, ScopeEnvironmentsWrite, ScopePodsRead, ScopePodsWrite, ScopeSecretsRead, ScopeSecretsWrite},
 		RoleAutomationsAdmin: {ScopeRunnersRead, ScopeEnvironmentsRead, ScopeEnvironmentsWrite, ScopePodsRead, ScopePodsWrite, ScopeSecretsRead, ScopeSecretsWrite},
-		RoleAuditReader:      {ScopeRunnersRead, ScopeEnvironmentsRead, ScopePodsRead},
+		RoleAuditReader:      {ScopeRunnersRead, ScopeEnvironmentsRead, ScopePodsRead, ScopeAuditRead},
 	}
 	if len(grants) != len(KnownRoles) || len(RoleScopes) != len(KnownRoles) {
 		t.Fatalf("the test covers %d roles, the table has %d, KnownRoles %d", len(grants), len(RoleScopes), len(KnownRoles))
