@@ -37,6 +37,8 @@ const (
 	SurfaceConnect = "connect"
 	SurfaceREST    = "rest"
 	SurfaceKubiya  = "kubiya"
+	// SurfaceAuth is the browser's sign-in endpoints under /auth/.
+	SurfaceAuth = "auth"
 )
 
 // Entry is one recorded call.
@@ -166,6 +168,7 @@ func (d *Draft) entry(c *identity.Caller, outcome string, now time.Time) Entry {
 		e.ActorPrincipal = c.Subject.Principal
 		e.ActorID = c.Subject.ID
 		e.KeyID = c.TokenID
+		e.UserID = c.UserID
 	}
 	return e
 }

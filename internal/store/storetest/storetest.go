@@ -85,6 +85,8 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteSecret", testDeleteSecret},
 		{"Events", testEvents},
 		{"AuditLog", testAuditLog},
+		{"BrowserSessions", testBrowserSessions},
+		{"SignInLockout", testSignInLockout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
