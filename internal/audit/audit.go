@@ -85,6 +85,13 @@ func Begin(ctx context.Context, surface, method, objectType, clientIP, userAgent
 	return context.WithValue(ctx, draftKey{}, d), d
 }
 
+// Detach returns ctx without its draft, for a write that is not the call's
+// change (the failure count of a refused sign-in): its transaction must
+// not take the call's entry.
+func Detach(ctx context.Context) context.Context {
+	return context.WithValue(ctx, draftKey{}, (*Draft)(nil))
+}
+
 // FromContext returns the draft of ctx, if any.
 func FromContext(ctx context.Context) (*Draft, bool) {
 	d, ok := ctx.Value(draftKey{}).(*Draft)

@@ -174,7 +174,7 @@ func (s *Service) signInPassword(ctx context.Context, email, password string, me
 		hash = s.dummyPW // an account without a password: same work, no match
 	}
 	if !users.CheckPassword(hash, password) || u.PasswordHash == "" {
-		if _, err := s.Store.RecordSignInFailure(ctx, u.ID, now, s.Limits.MaxFailures, s.Limits.LockoutDuration); err != nil {
+		if _, err := s.Store.RecordSignInFailure(audit.Detach(ctx), u.ID, now, s.Limits.MaxFailures, s.Limits.LockoutDuration); err != nil {
 			return nil, fmt.Errorf("record failed sign-in: %w", err)
 		}
 		return nil, wrongCredentials()
