@@ -399,6 +399,17 @@ func TestAuth_KeySignIn(t *testing.T) {
 		b.do(http.MethodPost, "/gitpod.v1.RunnerService/CreateRunner", `{"name":"nope-runner"}`, true).want(t, 403, "runners:write")
 		b.do(http.MethodPost, authhttp.PathSwitch, `{"organizationId":"x"}`, true).want(t, 412)
 
+		entries, err := st.FindAudit(context.Background(), audit.Filter{OrgID: defaultOrg(t, st), Methods: []string{"POST " + authhttp.PathKey}})
+		testutil.MustNoErr(t, err, "find audit")
+		if len(entries) != 1 || entries[0].KeyID != tokenID || entries[0].Outcome != audit.OutcomeOK || entries[0].ObjectType != sessions.ObjectTypeSession {
+			t.Errorf("key sign-in audit entries %+v", entries)
+		}
+		for _, e := range entries {
+			if strings.Contains(e.ObjectID+e.ActorID+e.KeyID, secret) {
+				t.Errorf("audit entry holds the key: %+v", e)
+			}
+		}
+
 		admin.do(http.MethodPost, "/runyard.v1.TokenService/RevokeToken", `{"tokenId":"`+tokenID+`"}`, false,
 			"Authorization", "Bearer "+testutil.AdminToken).want(t, 200)
 		b.identity().want(t, 401, "API key")
