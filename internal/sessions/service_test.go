@@ -229,3 +229,40 @@ func TestValidateTimeouts(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkAuthenticate is the cost of a request's session check once the
+// session is cached (the common case: a console's burst of requests).
+func BenchmarkAuthenticate(b *testing.B) {
+	ctx := context.Background()
+	db, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "runyard.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	org := &identity.Organization{ID: uuid.NewString(), Name: "o", CreatedAt: now, UpdatedAt: now}
+	u := &users.User{ID: uuid.NewString(), Email: "b@example.com", CreatedAt: now, UpdatedAt: now}
+	if err := db.CreateOrganization(ctx, org); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.CreateUser(ctx, u); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.CreateMembership(ctx, &users.Membership{OrgID: org.ID, UserID: u.ID, Role: identity.RoleMember, CreatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	svc := sessions.NewService(db, db, identity.NewService(db))
+	iss, err := svc.SignInUser(ctx, u.ID, "", sessions.Meta{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := svc.Authenticate(ctx, iss.Secret); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

@@ -116,7 +116,7 @@ func (h *Handler) password(w http.ResponseWriter, r *http.Request) error {
 	if req.Password == nil {
 		return apperr.Invalid("password", "is required")
 	}
-	iss, err := h.Sessions.SignInPassword(r.Context(), *req.Email, *req.Password, meta(r))
+	iss, err := h.Sessions.SignInPassword(r.Context(), *req.Email, *req.Password, Meta(r))
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (h *Handler) key(w http.ResponseWriter, r *http.Request) error {
 	if req.Key == nil {
 		return apperr.Invalid("key", "is required")
 	}
-	iss, err := h.Sessions.SignInKey(r.Context(), *req.Key, meta(r))
+	iss, err := h.Sessions.SignInKey(r.Context(), *req.Key, Meta(r))
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (h *Handler) switchOrg(w http.ResponseWriter, r *http.Request) error {
 	if req.OrganizationID == nil {
 		return apperr.Invalid("organizationId", "is required")
 	}
-	iss, err := h.Sessions.SwitchOrganization(r.Context(), c.SessionID, *req.OrganizationID, meta(r))
+	iss, err := h.Sessions.SwitchOrganization(r.Context(), c.SessionID, *req.OrganizationID, Meta(r))
 	if err != nil {
 		return err
 	}
@@ -262,7 +262,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	jsonerr.Write(w, r, h.Log, err)
 }
 
-func meta(r *http.Request) sessions.Meta {
+// Meta is what a sign-in knows of the browser of r: its address, user
+// agent and the session cookie it came with (rotated out by the sign-in).
+func Meta(r *http.Request) sessions.Meta {
 	m := sessions.Meta{ClientIP: ClientIP(r), UserAgent: r.UserAgent()}
 	if ck, err := r.Cookie(sessions.CookieName); err == nil {
 		m.PreviousSecret = ck.Value
