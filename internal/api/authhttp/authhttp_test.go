@@ -363,11 +363,13 @@ func TestAuth_Expiry(t *testing.T) {
 
 // TestAuth_IdleKeptAlive: a session in use outlives its idle timeout.
 func TestAuth_IdleKeptAlive(t *testing.T) {
-	forEachBackend(t, testutil.Options{SessionIdleTimeout: 2 * time.Second}, func(t *testing.T, ts *testutil.TestServer, st store.Store) {
+	// Generous against a stalled machine: a gap of 4 s between two
+	// requests would fail it.
+	forEachBackend(t, testutil.Options{SessionIdleTimeout: 4 * time.Second}, func(t *testing.T, ts *testutil.TestServer, st store.Store) {
 		mustUser(t, st, "pat@example.com", defaultOrg(t, st), "member")
 		b := &browser{t: t, url: ts.URL}
 		b.password("pat@example.com", password).want(t, 200)
-		end := time.Now().Add(5 * time.Second)
+		end := time.Now().Add(6 * time.Second)
 		for time.Now().Before(end) {
 			b.identity().want(t, 200)
 			time.Sleep(50 * time.Millisecond)
