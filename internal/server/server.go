@@ -42,6 +42,7 @@ import (
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // Config is what `runyard server` takes.
@@ -122,6 +123,7 @@ type Server struct {
 	runners  *runners.Service
 	pods     *pods.Service
 	audit    *audit.Service
+	users    *users.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
 	// secrets holds the secrets service, whose SealedForRunner and
@@ -341,9 +343,14 @@ func (s *Server) open(ctx context.Context) error {
 	}}
 	s.audit = audit.NewService(st)
 	s.audit.Now = runnerSvc.Now
+	// A disabled user's keys are revoked with them; the streams opened with
+	// those keys end on every replica. The lead wires Disabled to the
+	// browser sessions (sessions.RevokeUser).
+	s.users = &users.Service{Store: st, Now: runnerSvc.Now, TokenRevoked: hooks.TokenRevoked}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
+		Users: s.users,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}

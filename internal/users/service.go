@@ -745,7 +745,8 @@ func (s *Service) InviteSummary(ctx context.Context, token string) (*Invite, int
 // Join makes the calling user a member of the invite's organization with
 // its role and uses the invite up. Only a user can join (a signed-in
 // person, or their key): CodePermissionDenied for a service account.
-func (s *Service) Join(ctx context.Context, token string) (*Member, error) {
+// orgID, when set, must be the invite's organization.
+func (s *Service) Join(ctx context.Context, token, orgID string) (*Member, error) {
 	c, err := identity.RequireAuthenticated(ctx)
 	if err != nil {
 		return nil, err
@@ -756,11 +757,23 @@ func (s *Service) Join(ctx context.Context, token string) (*Member, error) {
 	if err := validateInviteToken(token); err != nil {
 		return nil, err
 	}
+	if orgID != "" {
+		if err := identity.ValidateUUID("organizationId", orgID); err != nil {
+			return nil, err
+		}
+	}
 	u, err := s.Store.FindUserByID(ctx, c.UserID)
 	if err != nil {
 		return nil, fmt.Errorf("find user %s: %w", c.UserID, err)
 	}
-	return s.redeem(ctx, token, u, nil)
+	return s.redeem(ctx, token, orgID, u, nil)
+}
+
+// CheckInviteAdmin returns nil when the caller may create invites to
+// orgID ("" for their own), and the error it would get otherwise.
+func (s *Service) CheckInviteAdmin(ctx context.Context, orgID string) error {
+	_, _, err := s.requireOrgAdmin(ctx, orgID)
+	return err
 }
 
 // SignUp creates an account with email and password and makes it a member
@@ -789,15 +802,18 @@ func (s *Service) SignUp(ctx context.Context, token, email, name, password strin
 	}
 	now := s.now()
 	u := &User{ID: uuid.NewString(), Email: email, Name: name, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
-	return s.redeem(ctx, token, u, u)
+	return s.redeem(ctx, token, "", u, u)
 }
 
-func (s *Service) redeem(ctx context.Context, token string, u, create *User) (*Member, error) {
+func (s *Service) redeem(ctx context.Context, token, orgID string, u, create *User) (*Member, error) {
 	var m *Membership
 	now := s.now()
 	_, err := s.Store.RedeemInvite(ctx, identity.HashSecret(strings.TrimSpace(token)), now, func(inv *Invite) (*User, *Membership, error) {
 		if err := s.usable(inv); err != nil {
 			return nil, nil, err
+		}
+		if orgID != "" && orgID != inv.OrgID {
+			return nil, nil, apperr.Invalid("organizationId", "is not the invite's organization")
 		}
 		m = &Membership{OrgID: inv.OrgID, UserID: u.ID, Role: inv.Role, CreatedAt: now}
 		return create, m, nil
@@ -805,6 +821,8 @@ func (s *Service) redeem(ctx context.Context, token string, u, create *User) (*M
 	switch {
 	case err == nil:
 		return &Member{User: u, Membership: m}, nil
+	case apperr.Is(err, apperr.CodeInvalid):
+		return nil, err
 	case apperr.Is(err, apperr.CodeNotFound), apperr.Is(err, apperr.CodeFailedPrecondition):
 		return nil, apperr.NotFound("invite not found, used or expired: ask an admin for a new one")
 	case apperr.Is(err, apperr.CodeConflict) && create != nil:
