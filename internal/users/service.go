@@ -796,6 +796,18 @@ func (s *Service) SignUp(ctx context.Context, token, email, name, password strin
 	if err := ValidatePassword("password", password); err != nil {
 		return nil, err
 	}
+	// Anyone may call this: an unknown invite is refused before the
+	// password is hashed, so guessing invites costs the server no argon2.
+	inv, err := s.Store.FindInviteByHash(ctx, identity.HashSecret(strings.TrimSpace(token)))
+	if err == nil {
+		err = s.usable(inv)
+	}
+	if err != nil {
+		if apperr.Is(err, apperr.CodeNotFound) {
+			return nil, apperr.NotFound("invite not found, used or expired: ask an admin for a new one")
+		}
+		return nil, fmt.Errorf("find invite: %w", err)
+	}
 	hash, err := HashPassword(password)
 	if err != nil {
 		return nil, err
