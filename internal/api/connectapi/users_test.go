@@ -319,6 +319,11 @@ func TestUsers_Invites(t *testing.T) {
 		_, err = f.install.Orgs.GetOrganizationInvite(ctx, connect.NewRequest(&gitpodv1.GetOrganizationInviteRequest{OrganizationId: f.defaultID}))
 		wantCode(t, err, connect.CodeFailedPrecondition, "one-time")
 
+		_, err = f.admin.Admin.SetPassword(ctx, connect.NewRequest(&runyardv1.SetPasswordRequest{UserId: "new@example.com", Password: pw + "2"}))
+		mustOK(t, err, "reset a password")
+		_, err = f.admin.Admin.SetPassword(ctx, connect.NewRequest(&runyardv1.SetPasswordRequest{UserId: "new@example.com", Password: "short"}))
+		wantCode(t, err, connect.CodeInvalidArgument, "password")
+
 		// No password or invite token in any audit entry.
 		var entries []*audit.Entry
 		for _, org := range []string{"", f.defaultID, f.otherID} {
@@ -330,14 +335,15 @@ func TestUsers_Invites(t *testing.T) {
 		for _, e := range entries {
 			recorded[e.Method] = true
 			row := strings.Join([]string{e.Method, e.ObjectType, e.ObjectID, e.ActorID, e.KeyID, e.UserID, e.Outcome, e.UserAgent}, " ")
-			for _, secret := range []string{pw, testPassword, token, "$argon2id"} {
+			for _, secret := range []string{pw, pw + "2", testPassword, token, "$argon2id"} {
 				if strings.Contains(row, secret) {
 					t.Fatalf("audit entry %+v contains a secret", e)
 				}
 			}
 		}
 		for _, m := range []string{"runyard.v1.UserAdminService/CreateUser", "runyard.v1.UserAdminService/CreateInvite",
-			"runyard.v1.UserAdminService/AcceptInvite", "gitpod.v1.OrganizationService/JoinOrganization"} {
+			"runyard.v1.UserAdminService/AcceptInvite", "gitpod.v1.OrganizationService/JoinOrganization",
+			"runyard.v1.UserAdminService/SetPassword"} {
 			if !recorded[m] {
 				t.Errorf("no audit entry for %s (have %v)", m, recorded)
 			}
