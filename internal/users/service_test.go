@@ -104,8 +104,23 @@ func TestProvision(t *testing.T) {
 	if _, err := f.svc.SetDisabled(f.admin, v.ID, true); err == nil {
 		t.Fatal("disabled the last admin")
 	}
+	// Disabling revokes the user's keys and tells the hooks: each key
+	// (its streams end) and the user (their sessions end).
+	key := &identity.Token{ID: uuid.NewString(), OrgID: f.org.ID, Name: "k", Principal: identity.PrincipalUser, OwnerUserID: u.ID,
+		Scopes: []identity.Scope{identity.ScopeRunnersRead}, Hash: "h", CreatedAt: f.now}
+	if err := f.svc.Store.(interface {
+		CreateToken(context.Context, *identity.Token) error
+	}).CreateToken(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	var revokedKeys, disabledUsers []string
+	f.svc.TokenRevoked = func(_, id string) { revokedKeys = append(revokedKeys, id) }
+	f.svc.Disabled = func(_ context.Context, id string) { disabledUsers = append(disabledUsers, id) }
 	if _, err := f.svc.SetDisabled(f.admin, u.ID, true); err != nil {
 		t.Fatal(err)
+	}
+	if len(revokedKeys) != 1 || revokedKeys[0] != key.ID || len(disabledUsers) != 1 || disabledUsers[0] != u.ID {
+		t.Fatalf("hooks: revoked %v, disabled %v", revokedKeys, disabledUsers)
 	}
 	_, _, err = f.svc.Provision(ctx, "sso@example.com", "", f.org.ID, identity.RoleMember)
 	wantCode(t, err, apperr.CodeUnauthenticated)
