@@ -121,6 +121,11 @@ func TestUsers_CLI(t *testing.T) {
 			s.mustRun(t, adminToken, "users", "enable", "bob@example.com")
 			s.mustRun(t, adminToken, "members", "remove", "bob@example.com")
 			requireOneLineError(t, s.run(t, adminToken, "members", "remove", "bob@example.com"), 3, "not a member")
+			if out := s.mustRun(t, adminToken, "members", "add", "bob@example.com", "--role", "member"); !strings.Contains(out, "as member") {
+				t.Errorf("members add printed %q", out)
+			}
+			requireOneLineError(t, s.run(t, adminToken, "members", "add", "bob@example.com", "--role", "member"), 4, "already a member")
+			requireOneLineError(t, s.run(t, adminToken, "members", "add", "nobody@example.com", "--role", "member"), 3, "not found")
 			requireOneLineError(t, s.run(t, adminToken, "users", "disable", "nobody@example.com"), 3, "not found")
 
 			var raw json.RawMessage
