@@ -106,6 +106,7 @@ func TestMigrateTombstones(t *testing.T) {
 //     the source 'file'.
 //   - OrganizationUpdates (00020 -> 00021): see
 //     storetest.MigrateOrganizationUpdates.
+//   - ExecutionSteps (00026 -> 00027): see storetest.MigrateExecutionSteps.
 func TestMigrateData(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -115,6 +116,7 @@ func TestMigrateData(t *testing.T) {
 		{"RunnerCapacity", 8, storetest.MigrateRunnerCapacity},
 		{"AutomationSources", 14, storetest.MigrateAutomationSources},
 		{"OrganizationUpdates", 20, storetest.MigrateOrganizationUpdates},
+		{"ExecutionSteps", 26, storetest.MigrateExecutionSteps},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
