@@ -1,6 +1,7 @@
 package envs
 
 import (
+	"cmp"
 	"maps"
 	"time"
 
@@ -30,6 +31,8 @@ type execReports struct {
 	pending map[string]*pendingReport
 	order   []string
 	armed   bool
+	// delay is reportDelay; tests set it longer and flush themselves.
+	delay time.Duration
 }
 
 // pendingReport is an execution's report to be: its whole status (built
@@ -94,7 +97,7 @@ func (m *Manager) reportExecution(prev, cur *automations.ExecutionStatus) {
 	}
 	if !m.xr.armed {
 		m.xr.armed = true
-		time.AfterFunc(reportDelay, m.flushExecutions)
+		time.AfterFunc(cmp.Or(m.xr.delay, reportDelay), m.flushExecutions)
 	}
 }
 
