@@ -179,6 +179,9 @@ func runShape(ctx context.Context, b *bench, cfg config, s shape) (*execFigure, 
 	}
 	f := &execFigure{shape: s, runs: cfg.execRuns}
 	for i := -1; i < cfg.execRuns; i++ {
+		if i == 0 {
+			b.profile(true)
+		}
 		before := b.sampleCPU()
 		bs, bns := schedNS(b.srv.cmd.Process.Pid), schedNS(b.runner.cmd.Process.Pid)
 		d, err := executeOnce(ctx, b, root)
@@ -210,6 +213,7 @@ func runShape(ctx context.Context, b *bench, cfg config, s shape) (*execFigure, 
 		fmt.Printf("  %s run %d: StartTask -> SUCCEEDED %s, fork/exec %s, process-compose %s; %s\n", s.name, i+1, ms(d), ms(base), msOr(pc),
 			after.since(before, len(s.deps), "step"))
 	}
+	b.profile(false)
 	return f, nil
 }
 
