@@ -43,9 +43,9 @@ WHERE task_execution_steps.execution_id = r.xid AND task_execution_steps.step_id
 
 -- +goose Down
 -- The steps go back into the status documents.
-UPDATE task_executions SET status = json_set(status, '$.steps', (
+UPDATE task_executions SET status = json_set(status, '$.steps', json((
     SELECT json_group_array(json_object('id', t.step_id, 'phase', t.phase, 'failureMessage', t.failure_message,
                                         'output', json(COALESCE(t.output, '{}'))) ORDER BY t.pos)
-    FROM task_execution_steps t WHERE t.execution_id = task_executions.id AND t.phase IS NOT NULL))
+    FROM task_execution_steps t WHERE t.execution_id = task_executions.id AND t.phase IS NOT NULL)))
 WHERE EXISTS (SELECT 1 FROM task_execution_steps t WHERE t.execution_id = task_executions.id AND t.phase IS NOT NULL);
 DROP TABLE task_execution_steps;
