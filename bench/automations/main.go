@@ -22,6 +22,12 @@
 //     first StartService call until ListServices has all of them RUNNING,
 //     then the runner process's CPU while they idle for --idle.
 //
+//  4. Task executions of many steps: dependency chains (--chains) and a
+//     1→W→1 fan-out (--fanout) of `true`; the control plane's and the
+//     runner's CPU per step and StartTask → SUCCEEDED, beside the same
+//     commands forked in the same shape and, with --process-compose, that
+//     binary running the same graph (executions.go).
+//
 //     go run ./bench/automations
 //     go run ./bench/automations --tasks 200 --services 0 --log-runs 0
 //     go run ./bench/automations --cpuprofile /tmp/auto   # writes /tmp/auto.{server,runner}.N.pprof per part
