@@ -107,6 +107,7 @@ func TestMigrateTombstones(t *testing.T) {
 //   - OrganizationUpdates (00020 -> 00021): see
 //     storetest.MigrateOrganizationUpdates.
 //   - UserKeys (00023 -> 00024): see storetest.MigrateUserKeys.
+//   - ExecutionSteps (00026 -> 00027): see storetest.MigrateExecutionSteps.
 func TestMigrateData(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -117,6 +118,7 @@ func TestMigrateData(t *testing.T) {
 		{"AutomationSources", 14, storetest.MigrateAutomationSources},
 		{"OrganizationUpdates", 20, storetest.MigrateOrganizationUpdates},
 		{"UserKeys", 23, storetest.MigrateUserKeys},
+		{"ExecutionSteps", 26, storetest.MigrateExecutionSteps},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

@@ -76,6 +76,8 @@ func Run(t *testing.T, open Opener) {
 		{"AutomationSources", testAutomationSources},
 		{"UpdateService", testUpdateService},
 		{"UpdateTaskExecution", testUpdateTaskExecution},
+		{"ReportTaskExecution", testReportTaskExecution},
+		{"ReportTaskExecutionConcurrent", testReportTaskExecutionConcurrent},
 		{"EditAutomations", testEditAutomations},
 		{"FindServices", testFindServices},
 		{"FindTasks", testFindTasks},
