@@ -14,8 +14,9 @@ import (
 )
 
 // memStore is an events table in memory. With unordered it behaves like
-// PostgreSQL: ids are drawn before commit, and EventsSettled is true only
-// when no drawn id is still uncommitted and no commit is pending.
+// PostgreSQL: ids are drawn before commit, the fence names the ids drawn
+// and not yet committed, and it is settled once each of them committed or
+// rolled back.
 type memStore struct {
 	mu        sync.Mutex
 	unordered bool
@@ -59,7 +60,7 @@ func (m *memStore) add() int64 {
 	return id
 }
 
-func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Event, uint64, error) {
+func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Event, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Event
@@ -68,17 +69,31 @@ func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Even
 			out = append(out, e)
 		}
 	}
-	var fence uint64
-	if m.unordered {
-		fence = 1
-	}
-	return out, fence, nil
+	return out, nil
 }
 
-func (m *memStore) EventsSettled(context.Context, uint64) (bool, error) {
+func (m *memStore) EventsFence(context.Context) (Fence, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.drawn) == 0, nil
+	if !m.unordered {
+		return nil, nil
+	}
+	var f Fence
+	for id := range m.drawn {
+		f = append(f, uint64(id))
+	}
+	return f, nil
+}
+
+func (m *memStore) EventsSettled(_ context.Context, f Fence) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range f {
+		if m.drawn[int64(id)] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (m *memStore) EventBounds(context.Context) (int64, int64, error) {
