@@ -249,6 +249,7 @@ func (h *Hub) tail(ctx context.Context) (more, gapPending, published bool, err e
 	// transaction that commits between a read and the check would
 	// otherwise be passed over.
 	var upTo int64
+	pending := false
 	if h.gap != nil && h.gap.pos == pos {
 		settled := len(h.gap.fence) == 0
 		if !settled {
@@ -260,6 +261,7 @@ func (h *Hub) tail(ctx context.Context) (more, gapPending, published bool, err e
 		if settled {
 			upTo = h.gap.upTo
 		}
+		pending = !settled
 	}
 	evs, err := h.store.ReadEvents(ctx, pos, readBatch)
 	if err != nil {
@@ -270,7 +272,7 @@ func (h *Hub) tail(ctx context.Context) (more, gapPending, published bool, err e
 		next = evs[ok].ID
 	}
 	if ok == 0 && len(evs) > 0 {
-		if h.gap != nil && h.gap.pos == pos {
+		if pending {
 			return false, true, false, nil // its fence is still running
 		}
 		// Who could still fill the gap is asked after the read: one that

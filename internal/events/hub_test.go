@@ -3,10 +3,12 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ type memStore struct {
 	rows      []Event // committed, sorted by ID
 	drawn     map[int64]bool
 	committed chan struct{}
+	reads     atomic.Int64
 }
 
 func newMemStore(unordered bool) *memStore {
@@ -61,6 +64,7 @@ func (m *memStore) add() int64 {
 }
 
 func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Event, error) {
+	m.reads.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Event
@@ -280,4 +284,62 @@ func TestHub_PassedByTheRing(t *testing.T) {
 	close(release)
 	want = append(want, st.add())
 	wantIDs(t, ids, want)
+}
+
+// TestHub_BusyFeedOncePerLinger: changes that commit within Linger of a
+// publish are read and published together once it has passed (one table
+// read, one wake-up of each watcher), not one by one; the first change
+// after a quiet spell goes at once.
+func TestHub_BusyFeedOncePerLinger(t *testing.T) {
+	st := newMemStore(false)
+	h := NewHub(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.Poll = time.Hour
+	// Long enough that the burst below fits in it on a loaded machine.
+	h.Linger = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	type batch struct{ ids []int64 }
+	batches := make(chan batch, 100)
+	started := make(chan struct{})
+	wctx, wcancel := context.WithCancel(context.Background())
+	t.Cleanup(wcancel)
+	var cur []int64
+	go h.Watch(wctx, FromNow, func(Event) bool { return true }, func() { close(started) }, func(e Event, more bool) error {
+		cur = append(cur, e.ID)
+		if !more {
+			batches <- batch{cur}
+			cur = nil
+		}
+		return nil
+	})
+	<-started
+	next := func() batch {
+		t.Helper()
+		select {
+		case b := <-batches:
+			return b
+		case <-time.After(30 * time.Second):
+			t.Fatal("no batch came")
+			return batch{}
+		}
+	}
+	first := st.add()
+	if b := next(); fmt.Sprint(b.ids) != fmt.Sprint([]int64{first}) {
+		t.Fatalf("first batch %v, want [%d]", b.ids, first)
+	}
+	reads := st.reads.Load()
+	var want []int64
+	for range 20 {
+		want = append(want, st.add())
+		time.Sleep(time.Millisecond)
+	}
+	if b := next(); fmt.Sprint(b.ids) != fmt.Sprint(want) {
+		t.Fatalf("the burst came as %v, want one batch %v", b.ids, want)
+	}
+	if n := st.reads.Load() - reads; n > 3 {
+		t.Fatalf("the burst of 20 commits took %d reads of the table", n)
+	}
 }
