@@ -59,8 +59,9 @@ func openStalled(t *testing.T, baseURL string) *stalledWatch {
 	return &stalledWatch{res: res}
 }
 
-// read reads n events, bounded in time.
-func (s *stalledWatch) read(t *testing.T, n int) []*gitpodv1.WatchEventsResponse {
+// read skips the events up to the one of resource from, then reads n,
+// bounded in time.
+func (s *stalledWatch) read(t *testing.T, from string, n int) []*gitpodv1.WatchEventsResponse {
 	t.Helper()
 	type result struct {
 		evs []*gitpodv1.WatchEventsResponse
@@ -71,6 +72,7 @@ func (s *stalledWatch) read(t *testing.T, n int) []*gitpodv1.WatchEventsResponse
 		br := bufio.NewReader(s.res.Body)
 		var out []*gitpodv1.WatchEventsResponse
 		var head [5]byte
+		skipping := true
 		for len(out) < n {
 			if _, err := io.ReadFull(br, head[:]); err != nil {
 				done <- result{out, err}
@@ -90,7 +92,10 @@ func (s *stalledWatch) read(t *testing.T, n int) []*gitpodv1.WatchEventsResponse
 				done <- result{out, err}
 				return
 			}
-			out = append(out, m)
+			if !skipping {
+				out = append(out, m)
+			}
+			skipping = skipping && m.GetResourceId() != from
 		}
 		done <- result{out, nil}
 	}()
@@ -128,6 +133,12 @@ func TestEvents_ManyWatchers(t *testing.T) {
 			w, err := watchConnect(t, ts.URL, p, bearer(testutil.AdminToken), orgWide)
 			mustOK(t, err, "watch")
 			ws = append(ws, w)
+		}
+		// The runners' creations may come to a watch started just after
+		// them: every watcher starts counting after a marker.
+		start := marker(t, admin)
+		for _, w := range ws {
+			w.until(t, start)
 		}
 		// Each writer renames its own runner: a runner's events are in the
 		// order of its writer's calls.
@@ -196,7 +207,7 @@ func TestEvents_ManyWatchers(t *testing.T) {
 		}
 		var cursors []string
 		var evs []ev
-		for _, m := range stalled.read(t, writers*each) {
+		for _, m := range stalled.read(t, start.id, writers*each) {
 			cursors, evs = append(cursors, m.GetCursor()), append(evs, evOf(m))
 		}
 		if got := check("the stalled watcher", cursors, evs); !slices.Equal(got, first) {
