@@ -233,7 +233,7 @@ func testEnvironmentsCLI(t *testing.T, dbURL string) {
 			len(e.Spec.Content.Initializer.Specs) != 1 || e.Spec.Content.Initializer.Specs[0].Git.RemoteURI != "file://"+local {
 			t.Fatalf("created %+v", e)
 		}
-		s.mustRun(t, adminToken, "environments", "delete", e.ID, "--force")
+		s.mustRun(t, adminToken, "environments", "delete", "--yes", e.ID, "--force")
 	})
 
 	var workspace string
@@ -508,7 +508,7 @@ tasks:
 		if processWithArg(marker + "-web") {
 			t.Error("the web service's process outlived the environment's stop")
 		}
-		out = s.mustRun(t, adminToken, "environments", "delete", envID, "--wait")
+		out = s.mustRun(t, adminToken, "environments", "delete", "--yes", envID, "--wait")
 		requireLines(t, "environments delete --wait", out, "Environment "+envID+" deleted (")
 		requireOneLineError(t, s.run(t, adminToken, "environments", "get", envID), 3, "not found")
 		if _, err := os.Stat(workspace); !os.IsNotExist(err) {

@@ -31,7 +31,9 @@ func startUp(t *testing.T, dir string, wrap []string, env ...string) *upProc {
 	args := append(wrap, bin, "up", "--listen", addr)
 	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Dir = dir
-	p.cmd.Env = processEnv(env...)
+	// The "local" context `up` adds goes to a configuration of this test
+	// (unless the test gives one), not the one the other tests share.
+	p.cmd.Env = processEnv(append([]string{"XDG_CONFIG_HOME=" + t.TempDir()}, env...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start up: %v", err)
