@@ -342,6 +342,12 @@ type cliResult struct {
 // empty) with env added to its environment.
 func runCLI(t *testing.T, dir string, env []string, args ...string) cliResult {
 	t.Helper()
+	return runCLIInput(t, dir, env, "", args...)
+}
+
+// runCLIInput is runCLI with stdin (a pipe, not a terminal) reading input.
+func runCLIInput(t *testing.T, dir string, env []string, input string, args ...string) cliResult {
+	t.Helper()
 	if dir == "" {
 		dir = emptyDir
 	}
@@ -351,6 +357,7 @@ func runCLI(t *testing.T, dir string, env []string, args ...string) cliResult {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = processEnv(env...)
+	cmd.Stdin = strings.NewReader(input)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {

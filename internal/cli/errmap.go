@@ -60,8 +60,8 @@ var fieldFlags = map[string]map[string]string{
 		"filter.since": "--since", "filter.kinds": "--kind", "filter.subjectIds": "--subject",
 	},
 	"POST /pods": {
-		"runner_id": "--runner", "agent_type_id": "--agent-type", "initial_prompt": "--prompt", "workdir": "--workdir",
-		"command": "--command", "command[0]": "--command",
+		"runner_id": "--runner", "agent_type_id": "--agent", "initial_prompt": "--prompt", "workdir": "--workdir",
+		"labels": "--label",
 	},
 }
 

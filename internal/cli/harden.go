@@ -26,6 +26,10 @@ var destructiveVerbs = map[string]bool{
 // may set it itself when its name is not one of destructiveVerbs.
 const annotationDestructive = "runyard/destructive"
 
+// annotationGroup marks a command that only groups others: run alone it
+// shows its help.
+const annotationGroup = "runyard/group"
+
 // harden walks the tree:
 //   - a command with subcommands refuses an unknown one (exit 2, with a
 //     suggestion) and prints its help, exit 0, only when given nothing;
@@ -37,6 +41,7 @@ func harden(root *cobra.Command) {
 	root.SetHelpCommand(newHelpCmd())
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()
+	addExamples(root)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see '%s --help')", err, c.CommandPath())
 	})
@@ -52,6 +57,10 @@ func harden(root *cobra.Command) {
 			c.Args = unknownSubcommand
 			if !c.Runnable() {
 				c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+				if c.Annotations == nil {
+					c.Annotations = map[string]string{}
+				}
+				c.Annotations[annotationGroup] = "true"
 			}
 		case c.Args == nil && c.Runnable():
 			c.Args = unknownSubcommand

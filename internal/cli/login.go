@@ -19,6 +19,7 @@ import (
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 )
 
@@ -77,7 +78,8 @@ only ever sent to that server.`,
 				connect.WithInterceptors(bearer(token), fieldErrors())).GetAuthenticatedIdentity(cmd.Context(),
 				connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
 			if err != nil {
-				return fmt.Errorf("the key was not saved: %s said: %w", srv, err)
+				return &apperr.Error{Code: apperr.Code(connect.CodeOf(err).String()),
+					Message: fmt.Sprintf("the key was not saved: %s answered: %s", srv, errorMessage(err))}
 			}
 			cfg, path, err := loadConfig()
 			if err != nil {

@@ -288,7 +288,8 @@ func columnWidths(rows [][]string) []int {
 }
 
 // fitWidths shrinks the widest columns, one character at a time, until the
-// table with two spaces between columns fits limit; no column gets
+// table with two spaces between columns fits limit. The first column, the
+// ID or key people copy, is never shortened, and no other column gets
 // narrower than 8 characters (or its own width).
 func fitWidths(widths []int, limit int) {
 	if limit <= 0 {
@@ -302,9 +303,12 @@ func fitWidths(widths []int, limit int) {
 		return n
 	}
 	for total() > limit {
-		widest := 0
-		for j, w := range widths {
-			if w > widths[widest] {
+		if len(widths) < 2 {
+			return
+		}
+		widest := 1
+		for j := 2; j < len(widths); j++ {
+			if widths[j] > widths[widest] {
 				widest = j
 			}
 		}

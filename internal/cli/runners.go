@@ -407,13 +407,22 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 
 func (g *globals) printRunners(rs []*gitpodv1.Runner) {
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tPROVIDER\tPHASE\tDESIRED\tVERSION\tCREATED")
+	header := "ID\tNAME\tPROVIDER\tPHASE\tDESIRED\tVERSION\tCREATED"
+	if g.wide() {
+		header += "\tREGION\tKIND\tCREATOR\tMESSAGE"
+	}
+	fmt.Fprintln(w, header)
 	for _, r := range rs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.GetRunnerId(), r.GetName(),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", r.GetRunnerId(), r.GetName(),
 			enumShort("RUNNER_PROVIDER_", r.GetProvider().String()),
 			enumShort("RUNNER_PHASE_", r.GetStatus().GetPhase().String()),
 			enumShort("RUNNER_PHASE_", r.GetSpec().GetDesiredPhase().String()),
 			dash(r.GetStatus().GetVersion()), ago(r.GetCreatedAt().AsTime()))
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", dash(r.GetSpec().GetConfiguration().GetRegion()),
+				enumShort("RUNNER_KIND_", r.GetKind().String()), dash(r.GetCreator().GetId()), dash(oneLine(r.GetStatus().GetMessage())))
+		}
+		fmt.Fprintln(w)
 	}
 	w.Flush()
 }
