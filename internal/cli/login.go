@@ -19,8 +19,8 @@ import (
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
-	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/apperr"
 )
 
 // Commit is set at build time with -ldflags "-X .../cli.Commit=..."; without
