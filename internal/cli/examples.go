@@ -9,7 +9,7 @@ var examples = map[string]string{
 	"agents":                "  runyard agents list\n  runyard agents get claude-code",
 	"agents delete":         "  runyard agents delete my-agent --yes",
 	"agents get":            "  runyard agents get claude-code -o yaml",
-	"agents list":           "  runyard agents list\n  runyard agents list --jq '.agentTypes[].id'",
+	"agents list":           "  runyard agents list\n  runyard agents list --jq '.builtin_agents[].id'",
 	"audit":                 "  runyard audit list --since 24h",
 	"automations":           "  runyard automations validate -f .runyard/automations.yaml\n  runyard automations reload $ENVIRONMENT_ID",
 	"completion":            "  source <(runyard completion bash)\n  runyard completion zsh > \"${fpath[1]}/_runyard\"",

@@ -43,7 +43,7 @@ only ever sent to that server.`,
   echo "$KEY" | runyard login https://runyard.example.com --with-token --name prod`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			srv := g.server
+			srv := g.daemonServer()
 			if len(args) == 1 {
 				srv = args[0]
 			} else if !g.serverSet && os.Getenv("RUNYARD_SERVER") == "" {

@@ -75,7 +75,7 @@ func newOrgsCreateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.structured() {
-				return g.printJSON(res.Msg.GetOrganization())
+				return g.printJSON(res.Msg)
 			}
 			o := res.Msg.GetOrganization()
 			fmt.Fprintf(g.stdout, "Created organization %s (%s).\n", o.GetName(), o.GetId())
@@ -124,7 +124,7 @@ func newOrgsRenameCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.structured() {
-				return g.printJSON(res.Msg.GetOrganization())
+				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Organization %s is now %s.\n", id, res.Msg.GetOrganization().GetName())
 			return nil

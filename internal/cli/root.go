@@ -106,8 +106,10 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		return g.confirm(cmd, args)
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.server, "server", envOr("RUNYARD_SERVER", defaultServer), "control plane URL (env RUNYARD_SERVER); client commands without it use the current context's server")
-	pf.StringVar(&g.token, "token", os.Getenv("RUNYARD_TOKEN"), "API key (env RUNYARD_TOKEN; default: the key stored for the server, see 'runyard login')")
+	// The defaults are constants, not the environment's values: help and
+	// the generated reference must never show a key from RUNYARD_TOKEN.
+	pf.StringVar(&g.server, "server", defaultServer, "control plane URL (env RUNYARD_SERVER); client commands without it use the current context's server")
+	pf.StringVar(&g.token, "token", "", "API key (env RUNYARD_TOKEN; default: the key stored for the server, see 'runyard login')")
 	pf.StringVar(&g.contextName, "context", "", "use this context instead of the current one (see 'runyard context list')")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, wide, json, yaml, jsonpath=EXPR or go-template=TEMPLATE")
 	pf.StringVar(&g.jq, "jq", "", "print the JSON output filtered by this jq expression")
@@ -128,6 +130,16 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 	)
 	harden(root)
 	return root, &ran
+}
+
+// daemonServer is the server of the runner commands: --server, else
+// RUNYARD_SERVER, else the default. Contexts are the CLI user's, not the
+// daemon's.
+func (g *globals) daemonServer() string {
+	if g.serverSet {
+		return g.server
+	}
+	return envOr("RUNYARD_SERVER", defaultServer)
 }
 
 func envOr(key, def string) string {
