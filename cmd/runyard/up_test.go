@@ -252,3 +252,41 @@ func TestUp_BootstrapToken(t *testing.T) {
 	requireNextStep(t, u, emptyDir, out, "RUNYARD_TOKEN="+adminToken)
 	u.stop(t)
 }
+
+// TestUp_LocalContext: `runyard up` adds the context "local" with its admin
+// key, and records that ./.runyard/admin-token belongs to its server; neither
+// key is sent to another server.
+func TestUp_LocalContext(t *testing.T) {
+	dir, cfg := t.TempDir(), t.TempDir()
+	env := []string{"XDG_CONFIG_HOME=" + cfg}
+	u := startUp(t, dir, nil, env...)
+	u.waitLocalRunner(t, dir)
+
+	if b, err := os.ReadFile(filepath.Join(dir, ".runyard", "admin-token.server")); err != nil || strings.TrimSpace(string(b)) != u.URL {
+		t.Errorf(".runyard/admin-token.server = %q, %v; want %s", b, err, u.URL)
+	}
+	// From anywhere, the current context "local" is the server and its key.
+	if r := runCLI(t, emptyDir, env, "whoami"); r.Code != 0 {
+		t.Errorf("whoami with the local context: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	var list struct {
+		Contexts []struct {
+			Name, Server string
+			Current      bool
+		}
+	}
+	r := runCLI(t, emptyDir, env, "context", "list", "-o", "json")
+	if err := json.Unmarshal([]byte(r.Stdout), &list); err != nil || len(list.Contexts) != 1 ||
+		list.Contexts[0].Name != "local" || list.Contexts[0].Server != u.URL || !list.Contexts[0].Current {
+		t.Errorf("context list after up: %v %+v", err, list.Contexts)
+	}
+
+	other := startFakeServer(t, unauthenticated)
+	for _, wd := range []string{emptyDir, dir} {
+		before := len(other.requests())
+		r := runCLI(t, wd, env, "--server", other.URL, "whoami")
+		requireOneLineError(t, r, 5, "runyard login "+other.URL)
+		requireNoCredential(t, "up's keys and --server elsewhere from "+wd, other, before)
+	}
+	u.stop(t)
+}
