@@ -22,6 +22,7 @@ import (
 
 	"github.com/creack/pty"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
@@ -491,4 +492,45 @@ func TestCLI_InterruptWait(t *testing.T) {
 	}
 	requireOneLine(t, "interrupted wait", stderr.String(), "interrupted while waiting", "only the waiting stopped",
 		"keeps starting", "runyard environments stop "+envID)
+}
+
+func TestCLI_LoginPrompt(t *testing.T) {
+	t.Parallel()
+	s := startCLIServer(t)
+	cfg := t.TempDir()
+	cmd := exec.Command(bin, "login", s.URL)
+	cmd.Dir, cmd.Env = emptyDir, processEnv("XDG_CONFIG_HOME="+cfg)
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(out.String(), "Paste an API key for "+s.URL) {
+		n, err := f.Read(buf)
+		if err != nil {
+			t.Fatalf("no prompt: %v, output %q", err, out.String())
+		}
+		out.Write(buf[:n])
+	}
+	// Type the key once the CLI has turned echo off, as a person would
+	// after the prompt shows.
+	eventually(t, "echo is off", func() bool {
+		tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		return err == nil && tio.Lflag&unix.ECHO == 0
+	})
+	io.WriteString(f, adminToken+"\r")
+	rest, _ := io.ReadAll(f)
+	out.Write(rest)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("login on a terminal: exit %d, output %q", code, out.String())
+	}
+	if strings.Contains(out.String(), adminToken) {
+		t.Errorf("the key was echoed: %q", out.String())
+	}
+	if r := runCLI(t, "", []string{"XDG_CONFIG_HOME=" + cfg}, "whoami"); r.Code != 0 {
+		t.Errorf("whoami after login: exit %d, %q", r.Code, r.Stderr)
+	}
 }

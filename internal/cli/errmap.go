@@ -59,6 +59,7 @@ var fieldFlags = map[string]map[string]string{
 	"EventService/ListAuditLogs": {
 		"filter.since": "--since", "filter.kinds": "--kind", "filter.subjectIds": "--subject",
 	},
+	"GET /pods": {"runner_id": "--runner", "status": "--status", "limit": "--limit"},
 	"POST /pods": {
 		"runner_id": "--runner", "agent_type_id": "--agent", "initial_prompt": "--prompt", "workdir": "--workdir",
 		"labels": "--label",
