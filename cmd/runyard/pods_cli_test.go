@@ -235,7 +235,7 @@ func TestPodsCLI_Lifecycle(t *testing.T) {
 			code int
 			want []string
 		}{
-			{"ErrUnknownAgent", []string{"pods", "create", "--agent", "no-such-agent", "--prompt", "hi"}, 2, []string{"agent_type_id", "no-such-agent"}},
+			{"ErrUnknownAgent", []string{"pods", "create", "--agent", "no-such-agent", "--prompt", "hi"}, 2, []string{"--agent: unknown agent type", "no-such-agent"}},
 			{"ErrUnknownPodGet", []string{"pods", "get", "pod-000000000000"}, 3, []string{"pod-000000000000", "not found"}},
 			{"ErrUnknownPodTerminate", []string{"pods", "terminate", "--yes", "pod-000000000000"}, 3, []string{"not found"}},
 			{"ErrEnvWithoutEquals", []string{"pods", "create", "--agent", "script-agent", "--prompt", "hi", "--env", "NOVALUE"}, 2, []string{"--env", "NOVALUE"}},

@@ -37,6 +37,8 @@ func TestMapFieldMessage(t *testing.T) {
 		{"TokenService/CreateToken", `no field here`, `no field here`},
 		{"Unknown/Method", `name: too short`, `name: too short`},
 		{"POST /pods", `agent_type_id: unknown agent`, `--agent: unknown agent`},
+		{"EnvironmentService/CreateEnvironment", `spec.content.initializer.specs[0].contextUrl.url: must name a repository`, `--context-url: must name a repository`},
+		{"EnvironmentService/CreateEnvironment", `spec.content.initializer.specs[0].git.remoteUri: is required`, `--git: is required`},
 	} {
 		if got := mapFieldMessage(tc.method, tc.msg); got != tc.want {
 			t.Errorf("mapFieldMessage(%q, %q) = %q, want %q", tc.method, tc.msg, got, tc.want)

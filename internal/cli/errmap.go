@@ -42,7 +42,8 @@ var fieldFlags = map[string]map[string]string{
 	"EnvironmentService/ListEnvironmentClasses": {"filter.runnerIds": "--runner"},
 	"EnvironmentService/CreateEnvironment": {
 		"spec.machine.class": "--class", "spec.timeout.disconnected": "--inactivity-timeout",
-		"spec.content.initializer.specs": "--git/--context-url", "spec.automationsFile.automationsFilePath": "--automations-file",
+		"spec.content.initializer.specs": "--git/--context-url", "spec.content.initializer.specs.contextUrl": "--context-url",
+		"spec.content.initializer.specs.git": "--git", "spec.automationsFile.automationsFilePath": "--automations-file",
 		"name": "--name", "metadata.name": "--name",
 	},
 	"TokenService/CreateToken": {
