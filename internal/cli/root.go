@@ -100,6 +100,11 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		if err := cmd.ValidateFlagGroups(); err != nil {
 			return &usageError{err.Error()}
 		}
+		// An -o or --jq nothing can print is refused before any command
+		// runs, whether or not it calls the API.
+		if err := g.checkOutput(); err != nil {
+			return err
+		}
 		g.serverSet = cmd.Flags().Changed("server")
 		g.tokenSet = cmd.Flags().Changed("token")
 		ran = true
