@@ -119,6 +119,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, wide, json, yaml, jsonpath=EXPR or go-template=TEMPLATE")
 	pf.StringVar(&g.jq, "jq", "", "print the JSON output filtered by this jq expression")
 
+	root.AddCommand(newLoginCmd(g), newContextCmd(g), newAuthCmd(g), newVersionCmd(g))
 	root.AddCommand(
 		newServerCmd(g),
 		newRunnerCmd(g),
@@ -131,7 +132,6 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newPodsCmd(g), newAgentsCmd(g),
 		newSecretsCmd(g),
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
-		newLoginCmd(g), newContextCmd(g), newAuthCmd(g), newVersionCmd(g),
 	)
 	harden(root)
 	return root, &ran
