@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -329,12 +330,16 @@ func (g *globals) streamLog(ctx context.Context, token, logURL string, follow bo
 		q.Set("follow", "1")
 		u.RawQuery = q.Encode()
 	}
+	if su, err := url.Parse(g.server); err == nil && !sameServer(u.Scheme+"://"+u.Host, g.server) && strings.Trim(su.Path, "/") == "" {
+		u.Scheme, u.Host = su.Scheme, su.Host
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
-	// The API key goes only to the server it belongs to: a log URL on
-	// another origin (--public-url) carries its own signed token.
+	// The API key goes only to the server it belongs to. A log URL on
+	// another origin (the server's --public-url) names the same path on
+	// every control plane, so it is read from the server the key is for.
 	if token != "" && sameServer(u.Scheme+"://"+u.Host, g.server) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
