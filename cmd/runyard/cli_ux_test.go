@@ -534,3 +534,48 @@ func TestCLI_LoginPrompt(t *testing.T) {
 		t.Errorf("whoami after login: exit %d, %q", r.Code, r.Stderr)
 	}
 }
+
+// TestCLI_LogURLOnAnotherOrigin: a log URL on another origin (a control
+// plane's --public-url) is read from the server the key belongs to; the
+// other origin never receives the key.
+func TestCLI_LogURLOnAnotherOrigin(t *testing.T) {
+	t.Parallel()
+	const svcID = "6c1f0c4e-3c3b-4c1e-9d36-0c1f0c4e3c3b"
+	public := startFakeServer(t, unauthenticated)
+	body, err := proto.Marshal(&gitpodv1.GetServiceResponse{Service: &gitpodv1.Service{
+		Id:     svcID,
+		Status: &gitpodv1.ServiceStatus{LogUrl: public.URL + "/logs/r1/l1"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logPaths []string
+	own := startFakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/logs/") {
+			mu.Lock()
+			logPaths = append(logPaths, r.URL.Path)
+			mu.Unlock()
+			io.WriteString(w, "hello from the log\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/proto")
+		w.Write(body)
+	})
+	r := runCLI(t, "", nil, "--server", own.URL, "--token", "the-key", "services", "logs", svcID)
+	if r.Code != 0 || r.Stdout != "hello from the log\n" {
+		t.Fatalf("services logs: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if got := public.requests(); len(got) != 0 {
+		t.Errorf("the log URL's own origin got %d requests (%q), want none", len(got), got)
+	}
+	auth := own.requests()
+	if last := auth[len(auth)-1]; last != "Bearer the-key" {
+		t.Errorf("the log request to the key's server had Authorization %q", last)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(logPaths) != 1 || logPaths[0] != "/logs/r1/l1" {
+		t.Errorf("log requests = %q, want /logs/r1/l1", logPaths)
+	}
+}
