@@ -93,7 +93,7 @@ func TestUsers_CLI(t *testing.T) {
 			if out := s.mustRun(t, adminToken, "members", "list"); !strings.Contains(out, "ROLE") || !strings.Contains(out, "bob@example.com") {
 				t.Errorf("members list table: %q", out)
 			}
-			requireOneLineError(t, s.run(t, adminToken, "members", "remove", "ada@example.com"), 7, "last admin")
+			requireOneLineError(t, s.run(t, adminToken, "members", "remove", "ada@example.com", "--yes"), 7, "last admin")
 			requireOneLineError(t, s.run(t, adminToken, "members", "set-role", "ada@example.com", "member"), 7, "last admin")
 			requireOneLineError(t, s.run(t, adminToken, "members", "set-role", "bob@example.com", "boss"), 2, "role")
 			if out := s.mustRun(t, adminToken, "members", "set-role", "bob@example.com", "audit-reader"); !strings.Contains(out, "audit-reader") {
@@ -105,7 +105,7 @@ func TestUsers_CLI(t *testing.T) {
 			if r.Code != 0 || !strings.Contains(r.Stdout, "Password set") {
 				t.Fatalf("set-password: %d %q %q", r.Code, r.Stdout, r.Stderr)
 			}
-			if out := s.mustRun(t, adminToken, "users", "disable", "bob@example.com"); !strings.Contains(out, "disabled") {
+			if out := s.mustRun(t, adminToken, "users", "disable", "bob@example.com", "--yes"); !strings.Contains(out, "disabled") {
 				t.Errorf("disable printed %q", out)
 			}
 			var users struct {
@@ -119,14 +119,14 @@ func TestUsers_CLI(t *testing.T) {
 				t.Errorf("users list table: %q", out)
 			}
 			s.mustRun(t, adminToken, "users", "enable", "bob@example.com")
-			s.mustRun(t, adminToken, "members", "remove", "bob@example.com")
-			requireOneLineError(t, s.run(t, adminToken, "members", "remove", "bob@example.com"), 3, "not a member")
+			s.mustRun(t, adminToken, "members", "remove", "bob@example.com", "--yes")
+			requireOneLineError(t, s.run(t, adminToken, "members", "remove", "bob@example.com", "--yes"), 3, "not a member")
 			if out := s.mustRun(t, adminToken, "members", "add", "bob@example.com", "--role", "member"); !strings.Contains(out, "as member") {
 				t.Errorf("members add printed %q", out)
 			}
 			requireOneLineError(t, s.run(t, adminToken, "members", "add", "bob@example.com", "--role", "member"), 4, "already a member")
 			requireOneLineError(t, s.run(t, adminToken, "members", "add", "nobody@example.com", "--role", "member"), 3, "not found")
-			requireOneLineError(t, s.run(t, adminToken, "users", "disable", "nobody@example.com"), 3, "not found")
+			requireOneLineError(t, s.run(t, adminToken, "users", "disable", "nobody@example.com", "--yes"), 3, "not found")
 
 			var raw json.RawMessage
 			s.mustJSON(t, adminToken, &raw, "users", "list")

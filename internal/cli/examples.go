@@ -6,6 +6,14 @@ import "github.com/spf13/cobra"
 // own, by command path below "runyard". A command's own Example wins; a
 // test checks that every command ends up with one.
 var examples = map[string]string{
+	"invites":               "  runyard invites create --role member",
+	"members":               "  runyard members list\n  runyard members add ada@example.com --role member",
+	"members list":          "  runyard members list -o json",
+	"members remove":        "  runyard members remove ada@example.com --yes",
+	"users":                 "  runyard users list\n  echo 'a long passphrase' | runyard users create --email ada@example.com --password-stdin --org acme --role member",
+	"users disable":         "  runyard users disable ada@example.com --yes",
+	"users enable":          "  runyard users enable ada@example.com",
+	"users list":            "  runyard users list -o yaml",
 	"agents":                "  runyard agents list\n  runyard agents get claude-code",
 	"agents delete":         "  runyard agents delete my-agent --yes",
 	"agents get":            "  runyard agents get claude-code -o yaml",

@@ -135,10 +135,15 @@ func (g *globals) confirm(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	what := strings.TrimSpace(cmd.CommandPath() + " " + strings.Join(args, " "))
-	if !term.IsTerminal(int(os.Stdin.Fd())) {
-		return usagef("%s cannot be undone: pass --yes to confirm (stdin is not a terminal, so runyard does not ask)", what)
+	// A command whose effect is more than "gone" says what it is.
+	effect := "cannot be undone"
+	if e := cmd.Annotations[confirmAnnotation]; e != "" {
+		effect = e
 	}
-	fmt.Fprintf(g.stderr, "%s cannot be undone. Continue? [y/N] ", what)
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return usagef("%s %s: pass --yes to confirm (stdin is not a terminal, so runyard does not ask)", what, effect)
+	}
+	fmt.Fprintf(g.stderr, "%s %s. Continue? [y/N] ", what, effect)
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(line)) {
 	case "y", "yes":
@@ -151,3 +156,7 @@ func (g *globals) confirm(cmd *cobra.Command, args []string) error {
 type abortedError struct{}
 
 func (*abortedError) Error() string { return "aborted: nothing was changed" }
+
+// confirmAnnotation, on a destructive command, replaces "cannot be undone"
+// in its confirmation with what it does for good.
+const confirmAnnotation = "runyard/confirm"

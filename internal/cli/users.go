@@ -175,7 +175,7 @@ func newUsersSetDisabledCmd(g *globals, disable bool) *cobra.Command {
 	if disable {
 		use, short = "disable USER", "Disable a user (USER: id or email): they cannot sign in, their API keys are revoked"
 	}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  exactArgs("USER"),
@@ -199,6 +199,11 @@ func newUsersSetDisabledCmd(g *globals, disable bool) *cobra.Command {
 			return nil
 		},
 	}
+	if disable {
+		// Enabling the user later does not bring the keys back.
+		cmd.Annotations = map[string]string{confirmAnnotation: "revokes the user's API keys and ends their sessions for good"}
+	}
+	return cmd
 }
 
 func newUsersSetPasswordCmd(g *globals) *cobra.Command {
