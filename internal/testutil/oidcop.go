@@ -330,7 +330,7 @@ func (a *opAuthRequest) GetAMR() []string {
 	}
 	return nil
 }
-func (a *opAuthRequest) GetAudience() []string { return []string{a.ClientID} }
+func (a *opAuthRequest) GetAudience() []string                 { return []string{a.ClientID} }
 func (a *opAuthRequest) GetAuthTime() time.Time                { return a.authTime }
 func (a *opAuthRequest) GetClientID() string                   { return a.ClientID }
 func (a *opAuthRequest) GetCodeChallenge() *oidc.CodeChallenge { return a.CodeChallenge }

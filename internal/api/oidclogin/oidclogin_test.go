@@ -352,7 +352,7 @@ func testSignIn(t *testing.T, st store.Store) {
 		// "otherBrowser" stops at the provider's answer and lets a fresh
 		// browser bring it to the callback.
 		action string
-		want outcome
+		want   outcome
 	}{
 		{name: "FirstSignInProvisions", user: "ann", hook: requirePKCE(t), want: ok("/", identity.RoleMember)},
 		{name: "SecondSignInReusesUser", user: "ann", want: ok("/", identity.RoleMember)},
