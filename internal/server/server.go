@@ -39,6 +39,7 @@ import (
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -101,7 +102,9 @@ type Config struct {
 	// connections still waiting for their first request; zero means
 	// DefaultMaxUnauthenticatedPerIP.
 	MaxUnauthenticatedPerIP int
-	Logger                  *slog.Logger
+	// SSO is single sign-on with an OpenID provider; off without an issuer.
+	SSO    sso.Config
+	Logger *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
@@ -183,6 +186,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("%s %q must be an absolute http or https URL", flag, v)
 		}
+	}
+	if err := cfg.SSO.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
 		return nil, errors.New("read timeouts and the per-address limit must not be negative")
