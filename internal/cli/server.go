@@ -101,6 +101,8 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 		"how long the audit log keeps entries; older ones are pruned")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
+	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", "",
+		"comma-separated proxy addresses or CIDR prefixes whose X-Forwarded-For names the client (audit log, rate limits); default: none, the direct peer is the client")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")
 	f.StringVar(&configFile, "config", "", "YAML file of settings keyed by the long flag names; flags win over it")
 	f.StringVar(&cfg.SSO.Issuer, "oidc-issuer", "", "OpenID provider's issuer URL: enables single sign-on at /auth/oidc/login")
