@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -34,6 +33,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/api/jsonerr"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
@@ -335,7 +335,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, state, cookieNa
 		return "", "", "", sso.Refused(apperr.CodePermissionDenied, "this account is disabled")
 	}
 	// The sign-in's audit entry goes in with the session it creates.
-	actx, draft := audit.Begin(ctx, SurfaceAuth, MethodCallback, TypeUser, clientIP(r), r.UserAgent())
+	actx, draft := audit.Begin(ctx, SurfaceAuth, MethodCallback, TypeUser, clientip.From(r), r.UserAgent())
 	audit.SetObject(actx, TypeUser, u.ID)
 	draft.SetCaller(&identity.Caller{OrgID: org.ID, Subject: identity.Subject{ID: u.ID, Principal: identity.PrincipalUser}, UserID: u.ID, Role: d.Role})
 	if err := h.sessions.SignIn(w, r.WithContext(actx), u.ID, org.ID); err != nil {
@@ -360,7 +360,7 @@ func (h *Handler) recordFailure(ctx context.Context, r *http.Request, reason *ss
 	}
 	e := &audit.Entry{
 		OrgID: orgID, Surface: SurfaceAuth, Method: MethodCallback, ObjectType: TypeUser,
-		ClientIP: clientIP(r), UserAgent: truncate(r.UserAgent(), 256),
+		ClientIP: clientip.From(r), UserAgent: truncate(r.UserAgent(), 256),
 		Outcome:   FailureOutcome(reason),
 		CreatedAt: h.Now().UTC().Truncate(time.Microsecond),
 	}
@@ -472,11 +472,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n]
-}
-
-func clientIP(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
 }
