@@ -25,6 +25,7 @@ import (
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/oidc"
+	"github.com/runyard/runyard/internal/api/oidclogin"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
@@ -130,6 +131,8 @@ type Server struct {
 	runners  *runners.Service
 	pods     *pods.Service
 	audit    *audit.Service
+	// sso is single sign-on's routes; nil without --oidc-issuer.
+	sso *oidclogin.Handler
 	// trusted names the proxies whose X-Forwarded-For gives the client.
 	trusted *clientip.Trusted
 	// environments stops environments for inactivity (inactivity.go).
@@ -358,6 +361,12 @@ func (s *Server) open(ctx context.Context) error {
 	}}
 	s.audit = audit.NewService(st)
 	s.audit.Now = runnerSvc.Now
+	// Users and sessions for single sign-on come with the browser's
+	// sign-in (internal/sessions, users.Service).
+	if err := s.mountSSO(mux, st, nil, nil); err != nil {
+		st.Close()
+		return err
+	}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
@@ -507,6 +516,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopPlacing := s.startPlacing()
 	stopPurging := s.startPurging()
 	stopPruning := s.startAuditPruning()
+	ssoCtx, stopSSO := context.WithCancel(context.Background())
+	defer stopSSO()
+	s.startSSO(ssoCtx)
 	defer stopPruning()
 	stopSweeping := s.startInactivitySweep()
 	s.ready.Store(true)
