@@ -130,6 +130,15 @@ func (o *OP) SetHook(fn func(w http.ResponseWriter, r *http.Request, next http.H
 	o.hook = fn
 }
 
+// AddRedirectURI registers uri for the client, for a relying party whose
+// address is known only once it listens.
+func (o *OP) AddRedirectURI(clientID, uri string) {
+	o.storage.mu.Lock()
+	defer o.storage.mu.Unlock()
+	c := o.storage.clients[clientID]
+	c.RedirectURIs = append(c.RedirectURIs, uri)
+}
+
 // Stop stops the provider (a provider that is down).
 func (o *OP) Stop() { o.srv.Close() }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/server"
+	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -60,6 +61,8 @@ type Options struct {
 	InactivitySweep time.Duration
 	// TrustedProxies is the server's --trusted-proxies.
 	TrustedProxies string
+	// SSO is the server's single sign-on (--oidc-*); off by default.
+	SSO sso.Config
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -83,6 +86,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		ReadTimeout:     opts.ReadTimeout,
 		InactivitySweep: opts.InactivitySweep,
 		TrustedProxies:  opts.TrustedProxies,
+		SSO:             opts.SSO,
 		Logger:          opts.Logger,
 	}
 	if cfg.Logger == nil {
