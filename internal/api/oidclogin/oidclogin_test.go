@@ -102,6 +102,7 @@ var opUsers = []testutil.OPUser{
 	{ID: "u-ann", Username: "ann", Password: "pw-ann", Email: "Ann@Example.com", EmailVerified: true, Name: "Ann A"},
 	{ID: "u-bob", Username: "bob", Password: "pw-bob", Email: "bob@example.com", EmailVerified: true, Name: "Bob B",
 		Claims: map[string]any{"groups": []string{"eng", "runyard-admins"}}},
+	{ID: "u-dan", Username: "dan", Password: "pw-dan", Email: "dan@example.com", EmailVerified: true},
 	{ID: "u-eve", Username: "eve", Password: "pw-eve", Email: "eve@elsewhere.org", EmailVerified: true},
 	// The provider leaves out email_verified when false; this one says it.
 	{ID: "u-una", Username: "una", Password: "pw-una", Email: "una@example.com", Claims: map[string]any{"email_verified": false}},
@@ -143,7 +144,7 @@ func (e *env) config() sso.Config {
 		DefaultRole: identity.RoleMember, Organization: identity.DefaultOrganization}
 }
 
-func (e *env) use(t *testing.T, cfg sso.Config) *oidclogin.Handler {
+func (e *env) use(t *testing.T, cfg sso.Config, opts ...func(*oidclogin.Handler)) *oidclogin.Handler {
 	t.Helper()
 	testutil.MustNoErr(t, cfg.Validate(), "config")
 	h := oidclogin.New(cfg, oidclogin.Deps{
@@ -152,6 +153,9 @@ func (e *env) use(t *testing.T, cfg sso.Config) *oidclogin.Handler {
 		Log:       slog.New(slog.NewTextHandler(lockedWriter{&e.logMu, e.logs}, nil)),
 	})
 	h.RetryEvery = 10 * time.Millisecond
+	for _, o := range opts {
+		o(h)
+	}
 	e.handler.Store(h)
 	return h
 }
@@ -347,10 +351,13 @@ func testSignIn(t *testing.T, st store.Store) {
 		returnTo string
 		cfg      func(*sso.Config)
 		hook     func(http.ResponseWriter, *http.Request, http.Handler)
+		// setup runs before the sign-in.
+		setup func(t *testing.T, e *env)
 		// action: "replay" sends the provider's answer to the callback a
 		// second time after a sign-in, with the browser's cookie put back;
 		// "otherBrowser" stops at the provider's answer and lets a fresh
-		// browser bring it to the callback.
+		// browser bring it to the callback; "late" brings it after the
+		// login state's lifetime.
 		action string
 		want   outcome
 	}{
@@ -381,6 +388,17 @@ func testSignIn(t *testing.T, st store.Store) {
 			want: refused(http.StatusUnauthorized, "nonce")},
 		{name: "ReplayedState", user: "ann", action: "replay", want: refused(http.StatusUnauthorized, "already used")},
 		{name: "StateFromAnotherBrowser", user: "ann", action: "otherBrowser", want: refused(http.StatusUnauthorized, "started in another browser")},
+		{name: "StateExpired", user: "ann", action: "late", want: refused(http.StatusUnauthorized, "took longer than")},
+		{name: "DisabledAccount", user: "dan", setup: func(t *testing.T, e *env) {
+			u, err := storeUsers{e.st}.Provision(ctx, "dan@example.com", "Dan", e.org.ID, identity.RoleMember)
+			testutil.MustNoErr(t, err, "create dan")
+			_, err = e.st.UpdateUser(ctx, u.ID, func(u *users.User) error {
+				now := time.Now().UTC().Truncate(time.Microsecond)
+				u.DisabledAt = &now
+				return nil
+			})
+			testutil.MustNoErr(t, err, "disable dan")
+		}, want: refused(http.StatusForbidden, "disabled")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -391,12 +409,15 @@ func testSignIn(t *testing.T, st store.Store) {
 			e.use(t, cfg)
 			e.op.SetHook(tt.hook)
 			defer e.op.SetHook(nil)
+			if tt.setup != nil {
+				tt.setup(t, e)
+			}
 			usersBefore := countUsers(t, e.st)
 			sessionsBefore := e.sessions.count()
 			auditBefore := auditEntries(t, e)
 
 			b := newBrowser(t, e)
-			b.stopAtCallback = tt.action == "otherBrowser"
+			b.stopAtCallback = tt.action == "otherBrowser" || tt.action == "late"
 			resp, body := b.signIn(t, e, userNamed(tt.user), tt.returnTo)
 			switch tt.action {
 			case "replay":
@@ -407,6 +428,11 @@ func testSignIn(t *testing.T, st store.Store) {
 				auditBefore = auditEntries(t, e)
 				b.c.Jar.SetCookies(b.callback, b.binding)
 				resp, body = b.replay(t, true)
+			case "late":
+				e.use(t, cfg, func(h *oidclogin.Handler) {
+					h.Now = func() time.Time { return time.Now().Add(sso.StateLifetime + time.Minute) }
+				})
+				resp, body = b.replay(t, false)
 			case "otherBrowser":
 				other := newBrowser(t, e)
 				other.callback = b.callback
@@ -577,5 +603,59 @@ func waitLog(t *testing.T, e *env, text string) {
 			t.Fatalf("the log never said %q:\n%s", text, logs)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLogin_Redirect: the login route sends the browser to the provider's
+// authorization endpoint with the code flow, PKCE S256, a fresh state and
+// nonce and the registered callback, and binds the state with a short
+// HttpOnly cookie.
+func TestLogin_Redirect(t *testing.T) {
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "runyard.db"))
+	testutil.MustNoErr(t, err, "open")
+	t.Cleanup(func() { st.Close() })
+	e := newEnv(t, st)
+	e.use(t, e.config())
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	seen := map[string]bool{}
+	for range 2 {
+		resp, err := c.Get(e.rs.URL + sso.LoginPath + "?return_to=/x")
+		testutil.MustNoErr(t, err, "login")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		testutil.MustNoErr(t, err, "location")
+		q := loc.Query()
+		if got, want := loc.Scheme+"://"+loc.Host+loc.Path, e.op.Issuer+"/authorize"; got != want {
+			t.Errorf("redirect to %s, want %s", got, want)
+		}
+		for k, want := range map[string]string{
+			"client_id": "runyard", "response_type": "code", "code_challenge_method": "S256",
+			"redirect_uri": e.rs.URL + sso.CallbackPath, "scope": "openid email profile",
+		} {
+			if q.Get(k) != want {
+				t.Errorf("%s = %q, want %q", k, q.Get(k), want)
+			}
+		}
+		for _, k := range []string{"state", "nonce", "code_challenge"} {
+			if v := q.Get(k); len(v) < 40 || seen[v] {
+				t.Errorf("%s %q is short or repeated", k, v)
+			} else {
+				seen[v] = true
+			}
+		}
+		cookies := resp.Cookies()
+		if len(cookies) != 1 {
+			t.Fatalf("cookies %v", resp.Header["Set-Cookie"])
+		}
+		ck := cookies[0]
+		if !strings.HasPrefix(ck.Name, "runyard_oidc_") || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/auth/oidc/" || ck.MaxAge != 600 {
+			t.Errorf("binding cookie %+v", ck)
+		}
+		if strings.Contains(resp.Header.Get("Location"), ck.Value) {
+			t.Errorf("the cookie's value travels to the provider")
+		}
 	}
 }
