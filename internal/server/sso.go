@@ -20,7 +20,7 @@ func (s *Server) mountSSO(mux *http.ServeMux, st store.Store, users oidclogin.Us
 		return errors.New("--oidc-issuer: single sign-on needs browser sessions and user provisioning, which this build lacks")
 	}
 	s.sso = oidclogin.New(s.cfg.SSO, oidclogin.Deps{
-		States: st, Users: users, Sessions: sessions, Orgs: st, Audit: s.audit,
+		States: st, Users: users, Sessions: sessions, Orgs: st, Members: st, Audit: s.audit,
 		PublicURL: s.PublicURL, Log: s.log,
 	})
 	s.sso.Mount(mux)

@@ -183,6 +183,11 @@ type Decision struct {
 	Email string
 	Name  string
 	Role  identity.Role
+	// RoleFromClaim is set when the role claim decided Role: the provider
+	// then governs the member's role at every sign-in. Otherwise Role
+	// (the default role) is only for a new member, and a role an admin
+	// gave later stays.
+	RoleFromClaim bool
 }
 
 // Decide applies the rules to verified claims: an email is required, and
@@ -200,12 +205,12 @@ func (c *Config) Decide(cl Claims) (*Decision, error) {
 	if len(c.AllowedDomains) > 0 && !slices.Contains(c.AllowedDomains, email[at+1:]) {
 		return nil, Refused(apperr.CodePermissionDenied, "email domain %q may not sign in here", email[at+1:])
 	}
-	role := c.DefaultRole
+	role, fromClaim := c.DefaultRole, false
 	if c.RoleClaim != "" {
 		values := claimValues(cl.Raw[c.RoleClaim])
 		for _, m := range c.RoleMap {
 			if slices.Contains(values, m.Value) {
-				role = m.Role
+				role, fromClaim = m.Role, true
 				break
 			}
 		}
@@ -214,7 +219,7 @@ func (c *Config) Decide(cl Claims) (*Decision, error) {
 		return nil, Refused(apperr.CodePermissionDenied, "no role: claim %q carries no value mapped to a role", c.RoleClaim)
 	}
 	name := strings.TrimSpace(cl.Name)
-	return &Decision{Email: email, Name: name, Role: role}, nil
+	return &Decision{Email: email, Name: name, Role: role, RoleFromClaim: fromClaim}, nil
 }
 
 // claimValues reads a string or a list of strings.

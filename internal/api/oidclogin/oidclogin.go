@@ -74,6 +74,13 @@ type Orgs interface {
 	FindOrganizationByName(ctx context.Context, name string) (*identity.Organization, error)
 }
 
+// Members reads an existing member's role, which a sign-in without a mapped
+// role claim keeps (internal/store implements it).
+type Members interface {
+	FindUserByEmail(ctx context.Context, email string) (*users.User, error)
+	FindMemberships(ctx context.Context, orgID, userID string) ([]*users.Membership, error)
+}
+
 // Handler serves the two routes.
 type Handler struct {
 	cfg      sso.Config
@@ -81,6 +88,7 @@ type Handler struct {
 	users    Users
 	sessions Sessions
 	orgs     Orgs
+	members  Members
 	audit    *audit.Service
 	log      *slog.Logger
 	// publicURL is the server's URL as browsers reach it; the callback
@@ -105,6 +113,7 @@ type Deps struct {
 	Users     Users
 	Sessions  Sessions
 	Orgs      Orgs
+	Members   Members
 	Audit     *audit.Service
 	PublicURL func() string
 	Log       *slog.Logger
@@ -113,7 +122,7 @@ type Deps struct {
 // New returns the handler of cfg (validated by cfg.Validate).
 func New(cfg sso.Config, d Deps) *Handler {
 	return &Handler{
-		cfg: cfg, states: d.States, users: d.Users, sessions: d.Sessions, orgs: d.Orgs, audit: d.Audit,
+		cfg: cfg, states: d.States, users: d.Users, sessions: d.Sessions, orgs: d.Orgs, members: d.Members, audit: d.Audit,
 		log: d.Log, publicURL: d.PublicURL, Now: time.Now,
 		HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		RetryEvery: 5 * time.Second,
@@ -324,7 +333,15 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, state, cookieNa
 		}
 		return "", "", "", fmt.Errorf("find organization %q: %w", h.cfg.Organization, err)
 	}
-	u, err := h.users.Provision(ctx, d.Email, d.Name, org.ID, d.Role)
+	role := d.Role
+	if !d.RoleFromClaim {
+		// The default role is for a new member; provisioning must not
+		// move the role an admin gave since.
+		if role, err = h.currentRole(ctx, d.Email, org.ID, role); err != nil {
+			return "", "", "", err
+		}
+	}
+	u, err := h.users.Provision(ctx, d.Email, d.Name, org.ID, role)
 	if err != nil {
 		if e := apperr.As(err); e.Code != apperr.CodeInternal {
 			return "", "", "", sso.Refused(e.Code, "%s", e.Public())
@@ -346,6 +363,26 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, state, cookieNa
 		h.log.ErrorContext(ctx, "audit log", "err", err)
 	}
 	return u.ID, org.ID, st.ReturnTo, nil
+}
+
+// currentRole is the role of the member with email in orgID, or role when
+// there is none yet.
+func (h *Handler) currentRole(ctx context.Context, email, orgID string, role identity.Role) (identity.Role, error) {
+	u, err := h.members.FindUserByEmail(ctx, email)
+	switch {
+	case apperr.Is(err, apperr.CodeNotFound):
+		return role, nil
+	case err != nil:
+		return "", fmt.Errorf("find user: %w", err)
+	}
+	ms, err := h.members.FindMemberships(ctx, orgID, u.ID)
+	if err != nil {
+		return "", fmt.Errorf("find membership: %w", err)
+	}
+	if len(ms) == 1 {
+		return ms[0].Role, nil
+	}
+	return role, nil
 }
 
 // recordFailure writes the failed sign-in's audit entry: the reason in words,

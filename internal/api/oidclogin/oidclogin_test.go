@@ -148,7 +148,7 @@ func (e *env) use(t *testing.T, cfg sso.Config, opts ...func(*oidclogin.Handler)
 	t.Helper()
 	testutil.MustNoErr(t, cfg.Validate(), "config")
 	h := oidclogin.New(cfg, oidclogin.Deps{
-		States: e.st, Users: storeUsers{e.st}, Sessions: e.sessions, Orgs: e.st, Audit: audit.NewService(e.st),
+		States: e.st, Users: storeUsers{e.st}, Sessions: e.sessions, Orgs: e.st, Members: e.st, Audit: audit.NewService(e.st),
 		PublicURL: func() string { return e.rs.URL },
 		Log:       slog.New(slog.NewTextHandler(lockedWriter{&e.logMu, e.logs}, nil)),
 	})
@@ -363,8 +363,13 @@ func testSignIn(t *testing.T, st store.Store) {
 	}{
 		{name: "FirstSignInProvisions", user: "ann", hook: requirePKCE(t), want: ok("/", identity.RoleMember)},
 		{name: "SecondSignInReusesUser", user: "ann", want: ok("/", identity.RoleMember)},
-		{name: "ReturnPath", user: "ann", returnTo: "/environments?id=1", want: ok("/environments?id=1", identity.RoleMember)},
-		{name: "ReturnPathElsewhereIgnored", user: "ann", returnTo: "//evil.example/x", want: ok("/", identity.RoleMember)},
+		{name: "RoleGivenLaterKept", user: "ann", setup: func(t *testing.T, e *env) {
+			u, err := e.st.FindUserByEmail(ctx, "ann@example.com")
+			testutil.MustNoErr(t, err, "find ann")
+			testutil.MustNoErr(t, e.st.SetMembershipRole(ctx, e.org.ID, u.ID, identity.RoleRunnersAdmin), "promote ann")
+		}, want: ok("/", identity.RoleRunnersAdmin)},
+		{name: "ReturnPath", user: "ann", returnTo: "/environments?id=1", want: ok("/environments?id=1", identity.RoleRunnersAdmin)},
+		{name: "ReturnPathElsewhereIgnored", user: "ann", returnTo: "//evil.example/x", want: ok("/", identity.RoleRunnersAdmin)},
 		{name: "RoleClaimMapped", user: "bob", cfg: func(c *sso.Config) {
 			c.RoleClaim = "groups"
 			c.RoleMap = []sso.RoleMapping{{Value: "runyard-auditors", Role: identity.RoleAuditReader}, {Value: "runyard-admins", Role: identity.RoleAdmin}}
