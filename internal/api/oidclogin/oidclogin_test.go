@@ -183,10 +183,13 @@ type browser struct {
 	accept         string
 }
 
-func newBrowser(t *testing.T, e *env) *browser {
+func newBrowser(t *testing.T, e *env) *browser { return newBrowserOf(t, e.rs.URL) }
+
+// newBrowserOf is a browser of the runyard server at serverURL.
+func newBrowserOf(t *testing.T, serverURL string) *browser {
 	jar, err := cookiejar.New(nil)
 	testutil.MustNoErr(t, err, "jar")
-	rs, _ := url.Parse(e.rs.URL)
+	rs, _ := url.Parse(serverURL)
 	b := &browser{rs: rs}
 	b.c = &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(req *http.Request, via []*http.Request) error {
 		if len(via) > 10 {
@@ -224,7 +227,13 @@ func (b *browser) get(t *testing.T, u string) (*http.Response, string) {
 // login page as user, and returns runyard's last answer.
 func (b *browser) signIn(t *testing.T, e *env, user testutil.OPUser, returnTo string) (*http.Response, string) {
 	t.Helper()
-	u := e.rs.URL + sso.LoginPath
+	return b.signInAt(t, e.op, user, returnTo)
+}
+
+// signInAt signs in at the provider op.
+func (b *browser) signInAt(t *testing.T, op *testutil.OP, user testutil.OPUser, returnTo string) (*http.Response, string) {
+	t.Helper()
+	u := b.rs.String() + sso.LoginPath
 	if returnTo != "" {
 		u += "?return_to=" + url.QueryEscape(returnTo)
 	}
@@ -233,7 +242,7 @@ func (b *browser) signIn(t *testing.T, e *env, user testutil.OPUser, returnTo st
 		return resp, body
 	}
 	id := resp.Request.URL.Query().Get("authRequestID")
-	resp, err := b.c.PostForm(e.op.Issuer+"/login", url.Values{"id": {id}, "username": {user.Username}, "password": {user.Password}})
+	resp, err := b.c.PostForm(op.Issuer+"/login", url.Values{"id": {id}, "username": {user.Username}, "password": {user.Password}})
 	testutil.MustNoErr(t, err, "submit the provider's login")
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
