@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/audithttp"
+	"github.com/runyard/runyard/internal/api/authhttp"
 	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/kubiya"
@@ -41,10 +42,12 @@ import (
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/sessions"
 	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // Config is what `runyard server` takes.
@@ -109,8 +112,16 @@ type Config struct {
 	// none, and every client is its direct peer.
 	TrustedProxies string
 	// SSO is single sign-on with an OpenID provider; off without an issuer.
-	SSO    sso.Config
-	Logger *slog.Logger
+	SSO sso.Config
+	// SessionIdleTimeout ends a browser session unused for that long;
+	// SessionMaxAge ends any session that long after its sign-in. Zero
+	// means sessions.DefaultIdleTimeout and sessions.DefaultMaxAge.
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
+	// SignInLimits bound sign-in attempts; zero fields take
+	// sessions.DefaultLimits'.
+	SignInLimits sessions.Limits
+	Logger       *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
@@ -135,6 +146,9 @@ type Server struct {
 	sso *oidclogin.Handler
 	// trusted names the proxies whose X-Forwarded-For gives the client.
 	trusted *clientip.Trusted
+	// signIns holds the browser sessions of the console (internal/sessions).
+	signIns *sessions.Service
+	users   *users.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
 	// secrets holds the secrets service, whose SealedForRunner and
@@ -206,6 +220,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
 		return nil, errors.New("read timeouts and the per-address limit must not be negative")
+	}
+	if cfg.SessionIdleTimeout == 0 {
+		cfg.SessionIdleTimeout = sessions.DefaultIdleTimeout
+	}
+	if cfg.SessionMaxAge == 0 {
+		cfg.SessionMaxAge = sessions.DefaultMaxAge
+	}
+	if err := sessions.ValidateTimeouts(cfg.SessionIdleTimeout, cfg.SessionMaxAge); err != nil {
+		return nil, err
 	}
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
@@ -361,15 +384,15 @@ func (s *Server) open(ctx context.Context) error {
 	}}
 	s.audit = audit.NewService(st)
 	s.audit.Now = runnerSvc.Now
-	// Users and sessions for single sign-on come with the browser's
-	// sign-in (internal/sessions, users.Service).
-	if err := s.mountSSO(mux, st, nil, nil); err != nil {
-		st.Close()
-		return err
-	}
+	// A disabled user's keys are revoked with them, and the streams opened
+	// with those keys end on every replica; their browser sessions end too.
+	s.users = &users.Service{Store: st, Now: runnerSvc.Now, TokenRevoked: hooks.TokenRevoked}
+	s.users.Disabled = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, false) }
+	s.users.PasswordReset = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, true) }
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
+		Users: s.users,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
@@ -386,7 +409,14 @@ func (s *Server) open(ctx context.Context) error {
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
 	mux.Handle("GET /metrics", m.Handler())
+	s.signIns = sessions.NewService(st, st, idSvc)
+	s.signIns.Now = runnerSvc.Now
+	s.signIns.IdleTimeout, s.signIns.MaxAge = s.cfg.SessionIdleTimeout, s.cfg.SessionMaxAge
+	s.signIns.Limits = signInLimits(s.cfg.SignInLimits)
+	authhttp.Mount(mux, &authhttp.Handler{Sessions: s.signIns, Audit: s.audit, Secure: s.secureCookies, Log: s.log})
+	s.mountSSO(mux, st)
 	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
+	g.sessions = s.signIns
 	s.http.Handler = s.trusted.Middleware(g)
 	s.http.ConnState = g.ConnState
 	return nil
@@ -520,6 +550,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	defer stopSSO()
 	s.startSSO(ssoCtx)
 	defer stopPruning()
+	stopSessionPruning := s.startSessionPruning()
+	defer stopSessionPruning()
 	stopSweeping := s.startInactivitySweep()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()
@@ -703,6 +735,23 @@ func (s *Server) findRunnerByName(ctx context.Context, name string) (*runners.Ru
 		}
 		if page, err = paging.Parse(next, paging.MaxSize); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// endSessions ends a user's browser sessions (a disabled account, a reset
+// password) and, after a reset, lifts their sign-in lockout. It runs after
+// the change committed, so a failure is logged, not returned (a disabled
+// account's sessions are refused anyway when they next authenticate).
+func (s *Server) endSessions(ctx context.Context, userID string, reset bool) {
+	if n, err := s.signIns.RevokeUser(ctx, userID); err != nil {
+		s.log.ErrorContext(ctx, "end the sessions of a user", "user", userID, "err", err)
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "sessions ended", "user", userID, "sessions", n)
+	}
+	if reset {
+		if err := s.signIns.ClearLockout(ctx, userID); err != nil {
+			s.log.ErrorContext(ctx, "lift the sign-in lockout of a user", "user", userID, "err", err)
 		}
 	}
 }

@@ -42,8 +42,9 @@ import (
 	"github.com/runyard/runyard/internal/users"
 )
 
-// SurfaceAuth is the audit log's surface of sign-ins.
-const SurfaceAuth = "auth"
+// SurfaceAuth is the audit log's surface of sign-ins (password sign-ins
+// share it).
+const SurfaceAuth = audit.SurfaceAuth
 
 // MethodCallback is the audit log's method of an OIDC sign-in, successful
 // or not: the callback's route.

@@ -19,10 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/runyard/runyard/internal/api/oidclogin"
-	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/sso"
@@ -37,32 +34,12 @@ var ctx = context.Background()
 
 const clientSecret = "s3cret-of-the-runyard-client"
 
-// storeUsers finds or creates users over the real store, as users.Service's
-// Provision does: tests of this package need the provisioning, not its rules.
+// storeUsers provisions with users.Service over the real store.
 type storeUsers struct{ st store.Store }
 
 func (u storeUsers) Provision(ctx context.Context, email, name, orgID string, role identity.Role) (*users.User, error) {
-	found, err := u.st.FindUserByEmail(ctx, email)
-	if err == nil {
-		if ms, err := u.st.FindMemberships(ctx, orgID, found.ID); err == nil && len(ms) == 0 {
-			if err := u.st.CreateMembership(ctx, &users.Membership{OrgID: orgID, UserID: found.ID, Role: role, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}); err != nil {
-				return nil, err
-			}
-		}
-		return found, nil
-	}
-	if !apperr.Is(err, apperr.CodeNotFound) {
-		return nil, err
-	}
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	nu := &users.User{ID: uuid.NewString(), Email: email, Name: name, CreatedAt: now, UpdatedAt: now}
-	if err := u.st.CreateUser(ctx, nu); err != nil {
-		return nil, err
-	}
-	if err := u.st.CreateMembership(ctx, &users.Membership{OrgID: orgID, UserID: nu.ID, Role: role, CreatedAt: now}); err != nil {
-		return nil, err
-	}
-	return nu, nil
+	nu, _, err := (&users.Service{Store: u.st, Now: time.Now}).Provision(ctx, email, name, orgID, role)
+	return nu, err
 }
 
 // fakeSessions records the sessions issued and sets a cookie.
@@ -383,6 +360,15 @@ func testSignIn(t *testing.T, st store.Store) {
 			c.RoleClaim = "groups"
 			c.RoleMap = []sso.RoleMapping{{Value: "runyard-auditors", Role: identity.RoleAuditReader}, {Value: "runyard-admins", Role: identity.RoleAdmin}}
 		}, want: ok("/", identity.RoleAdmin)},
+		{name: "RoleFollowsClaim", user: "bob", setup: func(t *testing.T, e *env) {
+			// Another admin, so that bob may be moved off admin.
+			u, err := e.st.FindUserByEmail(ctx, "ann@example.com")
+			testutil.MustNoErr(t, err, "find ann")
+			testutil.MustNoErr(t, e.st.SetMembershipRole(ctx, e.org.ID, u.ID, identity.RoleAdmin), "promote ann")
+		}, cfg: func(c *sso.Config) {
+			c.RoleClaim = "groups"
+			c.RoleMap = []sso.RoleMapping{{Value: "runyard-admins", Role: identity.RoleRunnersAdmin}}
+		}, want: ok("/", identity.RoleRunnersAdmin)},
 		{name: "RoleClaimUnmappedNoDefault", user: "ann", cfg: func(c *sso.Config) {
 			c.RoleClaim, c.DefaultRole = "groups", ""
 			c.RoleMap = []sso.RoleMapping{{Value: "runyard-admins", Role: identity.RoleAdmin}}
@@ -412,7 +398,7 @@ func testSignIn(t *testing.T, st store.Store) {
 				return nil
 			})
 			testutil.MustNoErr(t, err, "disable dan")
-		}, want: refused(http.StatusForbidden, "disabled")},
+		}, want: refused(http.StatusUnauthorized, "disabled")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

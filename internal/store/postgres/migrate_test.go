@@ -106,6 +106,7 @@ func TestMigrateTombstones(t *testing.T) {
 //     the source 'file'.
 //   - OrganizationUpdates (00020 -> 00021): see
 //     storetest.MigrateOrganizationUpdates.
+//   - UserKeys (00023 -> 00024): see storetest.MigrateUserKeys.
 func TestMigrateData(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -115,6 +116,7 @@ func TestMigrateData(t *testing.T) {
 		{"RunnerCapacity", 8, storetest.MigrateRunnerCapacity},
 		{"AutomationSources", 14, storetest.MigrateAutomationSources},
 		{"OrganizationUpdates", 20, storetest.MigrateOrganizationUpdates},
+		{"UserKeys", 23, storetest.MigrateUserKeys},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

@@ -34,6 +34,9 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteOrganization", testDeleteOrganization},
 		{"Users", testUsers},
 		{"Memberships", testMemberships},
+		{"UserKeys", testUserKeys},
+		{"UpdateMembership", testUpdateMembership},
+		{"Invites", testInvites},
 		{"Tokens", testTokens},
 		{"TokensPaging", testTokensPaging},
 		{"TokensRevokeCheck", testTokensRevokeCheck},
@@ -87,6 +90,8 @@ func Run(t *testing.T, open Opener) {
 		{"AuditLog", testAuditLog},
 		{"AuditEveryWrite", testAuditEveryWrite},
 		{"LoginStates", testLoginStates},
+		{"BrowserSessions", testBrowserSessions},
+		{"SignInLockout", testSignInLockout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
