@@ -1,10 +1,14 @@
 package main
 
 import (
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/runyard/runyard/internal/testutil"
 )
 
 // writeConfig writes a `runyard server --config` file.
@@ -73,6 +77,45 @@ func TestServer_ConfigFile(t *testing.T) {
 			requireServerError(t, "server --config", s.Stderr.String(), tt.want...)
 			if strings.Contains(s.Stderr.String()+s.Stdout.String(), secret) {
 				t.Errorf("the output shows the client secret:\n%s%s", s.Stdout, s.Stderr)
+			}
+		})
+	}
+}
+
+// TestServer_SingleSignOnStarts: `runyard server` with single sign-on from
+// a config file and the secret from RUNYARD_OIDC_CLIENT_SECRET discovers a
+// real provider and says so; with the provider down it starts all the same,
+// says single sign-on is unavailable, and its login answers 503. The client
+// secret appears nowhere in its output.
+func TestServer_SingleSignOnStarts(t *testing.T) {
+	t.Parallel()
+	const secret = "do-not-print-this-oidc-secret"
+	op := testutil.StartOP(t, []testutil.OPClient{{ID: "runyard", Secret: secret}}, nil)
+	for _, tt := range []struct {
+		name, issuer, log string
+		login             int
+	}{
+		{"ProviderUp", op.Issuer, "OpenID provider discovered", http.StatusFound},
+		// Nothing listens on port 1 of loopback.
+		{"ProviderDown", "http://127.0.0.1:1", "OpenID provider unreachable", http.StatusServiceUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := writeConfig(t, "oidc-issuer: "+tt.issuer+"\noidc-client-id: runyard\noidc-allowed-domains: [example.com]\n")
+			s := startServer(t, serverConfig{Args: []string{"--config", cfg},
+				Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken, "RUNYARD_OIDC_CLIENT_SECRET=" + secret}})
+			eventually(t, "the log says "+tt.log, func() bool { return strings.Contains(s.Stderr.String(), tt.log) })
+			c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Get(s.URL + "/auth/oidc/login")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.login {
+				t.Errorf("GET /auth/oidc/login: %d, want %d", resp.StatusCode, tt.login)
+			}
+			if strings.Contains(s.Stdout.String()+s.Stderr.String(), secret) {
+				t.Errorf("the server's output shows the client secret")
 			}
 		})
 	}
