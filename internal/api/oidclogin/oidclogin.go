@@ -358,10 +358,15 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request, state, cookieNa
 	draft.SetCaller(&identity.Caller{OrgID: org.ID, Subject: identity.Subject{ID: u.ID, Principal: identity.PrincipalUser}, UserID: u.ID, Role: d.Role})
 	if err := h.sessions.SignIn(w, r.WithContext(actx), u.ID, org.ID); err != nil {
 		// Recorded by the callback as a failed sign-in.
+		if e := apperr.As(err); e.Code != apperr.CodeInternal {
+			return "", "", "", sso.Refused(e.Code, "%s", e.Public())
+		}
 		return "", "", "", fmt.Errorf("issue session: %w", err)
 	}
-	if err := h.audit.Finish(actx, draft, audit.OutcomeOK); err != nil {
-		h.log.ErrorContext(ctx, "audit log", "err", err)
+	if h.audit != nil {
+		if err := h.audit.Finish(actx, draft, audit.OutcomeOK); err != nil {
+			h.log.ErrorContext(ctx, "audit log", "err", err)
+		}
 	}
 	return u.ID, org.ID, st.ReturnTo, nil
 }
