@@ -2,30 +2,67 @@ package cli
 
 import (
 	"fmt"
-	"github.com/runyard/runyard/internal/audit"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/events"
+	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/server"
 	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/sso"
 )
+
+// OIDCClientSecretEnv holds the OpenID client secret when neither the flag
+// nor the config file does.
+const OIDCClientSecretEnv = "RUNYARD_OIDC_CLIENT_SECRET"
 
 func newServerCmd(g *globals) *cobra.Command {
 	var cfg server.Config
+	var configFile string
+	var oidc struct{ domains, scopes, roleMap, defaultRole string }
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the control plane",
 		Long: `Run the control plane. The first start creates organization "default" and an
 admin API key: RUNYARD_BOOTSTRAP_TOKEN sets its value; otherwise it is
 generated, printed once and written to DATA_DIR/admin-token (mode 0600).
-SIGINT and SIGTERM shut the server down gracefully.`,
+SIGINT and SIGTERM shut the server down gracefully.
+
+--config FILE reads the same settings from a YAML file whose keys are the
+long flag names (oidc-issuer: https://..., oidc-allowed-domains: [a.com]);
+flags on the command line win over the file.
+
+Single sign-on: --oidc-issuer, --oidc-client-id and --oidc-client-secret (or
+RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
+/auth/oidc/login; register PUBLIC_URL/auth/oidc/callback at the provider.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if configFile != "" {
+				if err := applyConfigFile(cmd, configFile); err != nil {
+					return err
+				}
+			}
+			if cfg.SSO.ClientSecret == "" && cfg.SSO.Issuer != "" {
+				cfg.SSO.ClientSecret = os.Getenv(OIDCClientSecretEnv)
+			}
+			cfg.SSO.AllowedDomains = sso.ParseList(oidc.domains)
+			cfg.SSO.Scopes = sso.ParseList(oidc.scopes)
+			roleMap, err := sso.ParseRoleMap("--oidc-role-map", oidc.roleMap)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			cfg.SSO.RoleMap = roleMap
+			if oidc.defaultRole != sso.NoRole {
+				cfg.SSO.DefaultRole = identity.Role(oidc.defaultRole)
+			}
+			if err := cfg.SSO.Validate(); err != nil {
+				return usagef("%v", err)
+			}
 			cfg.BootstrapToken = os.Getenv("RUNYARD_BOOTSTRAP_TOKEN")
 			cfg.Stdout = g.stdout
 			// In the server's configuration zero means the default; on the
@@ -86,5 +123,15 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", "",
 		"comma-separated proxy addresses or CIDR prefixes whose X-Forwarded-For names the client (audit log, rate limits); default: none, the direct peer is the client")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")
+	f.StringVar(&configFile, "config", "", "YAML file of settings keyed by the long flag names; flags win over it")
+	f.StringVar(&cfg.SSO.Issuer, "oidc-issuer", "", "OpenID provider's issuer URL: enables single sign-on at /auth/oidc/login")
+	f.StringVar(&cfg.SSO.ClientID, "oidc-client-id", "", "client id registered at the OpenID provider")
+	f.StringVar(&cfg.SSO.ClientSecret, "oidc-client-secret", "", "client secret registered at the OpenID provider (better: env "+OIDCClientSecretEnv+" or the config file)")
+	f.StringVar(&oidc.domains, "oidc-allowed-domains", "", "comma-separated email domains that may sign in (default: any)")
+	f.StringVar(&oidc.scopes, "oidc-scopes", "openid,email,profile", "comma-separated scopes asked of the OpenID provider")
+	f.StringVar(&cfg.SSO.RoleClaim, "oidc-role-claim", "", "ID token claim (a string or a list) whose values --oidc-role-map maps to roles")
+	f.StringVar(&oidc.roleMap, "oidc-role-map", "", "comma-separated claim-value=role pairs; the first pair whose value the claim carries decides")
+	f.StringVar(&oidc.defaultRole, "oidc-default-role", string(identity.RoleMember), "role of a new user whose role claim maps to no role ('none': refuse the sign-in)")
+	f.StringVar(&cfg.SSO.Organization, "oidc-organization", identity.DefaultOrganization, "organization that users signing in for the first time join")
 	return cmd
 }

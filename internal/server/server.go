@@ -26,6 +26,7 @@ import (
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/oidc"
+	"github.com/runyard/runyard/internal/api/oidclogin"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
@@ -42,6 +43,7 @@ import (
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -109,6 +111,8 @@ type Config struct {
 	// comma-separated) whose X-Forwarded-For names the client; empty trusts
 	// none, and every client is its direct peer.
 	TrustedProxies string
+	// SSO is single sign-on with an OpenID provider; off without an issuer.
+	SSO sso.Config
 	// SessionIdleTimeout ends a browser session unused for that long;
 	// SessionMaxAge ends any session that long after its sign-in. Zero
 	// means sessions.DefaultIdleTimeout and sessions.DefaultMaxAge.
@@ -138,6 +142,8 @@ type Server struct {
 	runners  *runners.Service
 	pods     *pods.Service
 	audit    *audit.Service
+	// sso is single sign-on's routes; nil without --oidc-issuer.
+	sso *oidclogin.Handler
 	// trusted names the proxies whose X-Forwarded-For gives the client.
 	trusted *clientip.Trusted
 	// signIns holds the browser sessions of the console (internal/sessions).
@@ -208,6 +214,9 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("%s %q must be an absolute http or https URL", flag, v)
 		}
+	}
+	if err := cfg.SSO.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
 		return nil, errors.New("read timeouts and the per-address limit must not be negative")
@@ -405,6 +414,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.signIns.IdleTimeout, s.signIns.MaxAge = s.cfg.SessionIdleTimeout, s.cfg.SessionMaxAge
 	s.signIns.Limits = signInLimits(s.cfg.SignInLimits)
 	authhttp.Mount(mux, &authhttp.Handler{Sessions: s.signIns, Audit: s.audit, Secure: s.secureCookies, Log: s.log})
+	s.mountSSO(mux, st)
 	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
 	g.sessions = s.signIns
 	s.http.Handler = s.trusted.Middleware(g)
@@ -536,6 +546,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopPlacing := s.startPlacing()
 	stopPurging := s.startPurging()
 	stopPruning := s.startAuditPruning()
+	ssoCtx, stopSSO := context.WithCancel(context.Background())
+	defer stopSSO()
+	s.startSSO(ssoCtx)
 	defer stopPruning()
 	stopSessionPruning := s.startSessionPruning()
 	defer stopSessionPruning()

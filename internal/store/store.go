@@ -19,6 +19,7 @@ import (
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/users"
 )
 
@@ -39,6 +40,7 @@ type Store interface {
 	KeyStore
 	events.Store
 	audit.Store
+	sso.StateStore
 	sessions.Store
 
 	// Ping checks that the database answers.

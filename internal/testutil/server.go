@@ -13,6 +13,7 @@ import (
 
 	"github.com/runyard/runyard/internal/server"
 	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -67,6 +68,8 @@ type Options struct {
 	InactivitySweep time.Duration
 	// TrustedProxies is the server's --trusted-proxies.
 	TrustedProxies string
+	// SSO is the server's single sign-on (--oidc-*); off by default.
+	SSO sso.Config
 	// DataDir, when set, is the server's data directory (a SQLite server
 	// started again on another's database); by default a fresh one.
 	DataDir string
@@ -98,6 +101,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		ReadTimeout:     opts.ReadTimeout,
 		InactivitySweep: opts.InactivitySweep,
 		TrustedProxies:  opts.TrustedProxies,
+		SSO:             opts.SSO,
 		Logger:          opts.Logger,
 
 		SessionIdleTimeout: opts.SessionIdleTimeout,

@@ -91,6 +91,7 @@ func Run(t *testing.T, open Opener) {
 		{"Events", testEvents},
 		{"AuditLog", testAuditLog},
 		{"AuditEveryWrite", testAuditEveryWrite},
+		{"LoginStates", testLoginStates},
 		{"BrowserSessions", testBrowserSessions},
 		{"SignInLockout", testSignInLockout},
 	}
