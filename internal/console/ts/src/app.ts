@@ -1,0 +1,266 @@
+// The console's one island on every page: live refresh of the page's
+// [data-live] parts over the change feed (server-sent events), relative
+// times, forms posted with the session's CSRF token, confirmations, copy
+// buttons. The pages work as plain HTML; this makes them live.
+
+const $ = <T extends Element>(sel: string, root: ParentNode = document) => root.querySelector<T>(sel);
+const $$ = <T extends Element>(sel: string, root: ParentNode = document) =>
+  Array.from(root.querySelectorAll<T>(sel));
+
+// ---- relative times -------------------------------------------------------
+
+function ago(t: Date, now: Date): string {
+  let d = (now.getTime() - t.getTime()) / 1000;
+  const future = d < 0;
+  if (future) d = -d;
+  let s: string;
+  if (d < 10) return "just now";
+  else if (d < 60) s = `${Math.floor(d)} s`;
+  else if (d < 3600) s = `${Math.floor(d / 60)} min`;
+  else if (d < 48 * 3600) s = `${Math.floor(d / 3600)} h`;
+  else s = `${Math.floor(d / 86400)} days`;
+  return future ? `in ${s}` : `${s} ago`;
+}
+
+function refreshTimes(root: ParentNode = document) {
+  const now = new Date();
+  for (const el of $$<HTMLTimeElement>("time[data-rel]", root)) {
+    const t = new Date(el.dateTime);
+    if (!isNaN(t.getTime())) el.textContent = ago(t, now);
+  }
+}
+
+// ---- CSRF -----------------------------------------------------------------
+
+let csrf: Promise<string> | null = null;
+
+// csrfToken is the session's token (GET /auth/session), "" when the caller
+// is not on a cookie session (a bearer key needs none).
+function csrfToken(): Promise<string> {
+  if (!csrf) {
+    csrf = fetch("/auth/session", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(async (r) => (r.ok ? String((await r.json()).csrfToken ?? "") : ""))
+      .catch(() => "");
+  }
+  return csrf;
+}
+
+// ---- swapping page parts ---------------------------------------------------
+
+function swapLive(doc: Document) {
+  for (const fresh of $$<HTMLElement>("[data-live][id]", doc)) {
+    const cur = document.getElementById(fresh.id);
+    if (!cur || cur.innerHTML === fresh.innerHTML) continue;
+    // A part the user is typing in stays as it is.
+    if (cur.contains(document.activeElement) && document.activeElement?.matches("input,select,textarea")) continue;
+    cur.replaceWith(document.importNode(fresh, true));
+  }
+  refreshTimes();
+}
+
+function swapMain(doc: Document) {
+  const fresh = $("main", doc);
+  const cur = $("main");
+  if (fresh && cur) cur.replaceWith(document.importNode(fresh, true));
+  document.title = doc.title;
+  refreshTimes();
+  const focus = $<HTMLElement>("[data-autofocus]") ?? $<HTMLElement>("main h1");
+  focus?.focus();
+}
+
+const parse = (html: string) => new DOMParser().parseFromString(html, "text/html");
+
+// ---- live updates -----------------------------------------------------------
+
+let refreshing = false;
+let again = false;
+
+async function refresh() {
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    const r = await fetch(location.href, { credentials: "same-origin", headers: { "X-Runyard-Refresh": "1" } });
+    if (r.redirected && new URL(r.url).pathname === "/signin") {
+      location.assign(r.url);
+      return;
+    }
+    if (r.ok) swapLive(parse(await r.text()));
+  } catch {
+    // The control plane is away: the event stream says so and retries.
+  } finally {
+    refreshing = false;
+    if (again) {
+      again = false;
+      setTimeout(refresh, 100);
+    }
+  }
+}
+
+let timer: number | undefined;
+function soon() {
+  clearTimeout(timer);
+  timer = window.setTimeout(refresh, 150);
+}
+
+function setLive(state: "live" | "reconnecting") {
+  const el = $("#live-status");
+  if (!el) return;
+  el.textContent = state === "live" ? "Live" : "Reconnecting…";
+  el.setAttribute("data-state", state);
+}
+
+function startLive() {
+  const body = document.body;
+  if (!body.hasAttribute("data-live-page")) return;
+  let lost = false;
+  const connect = () => {
+    const es = new EventSource("/console/events");
+    es.onopen = () => {
+      setLive("live");
+      if (lost) soon(); // changes made meanwhile
+      lost = false;
+    };
+    es.onmessage = soon;
+    es.onerror = () => {
+      lost = true;
+      setLive("reconnecting");
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an error status): retry ourselves.
+        setTimeout(connect, 2000);
+      }
+    };
+  };
+  connect();
+  const poll = Number(body.dataset.poll ?? "0");
+  if (poll > 0) setInterval(() => document.visibilityState === "visible" && refresh(), poll * 1000);
+}
+
+// ---- forms ------------------------------------------------------------------
+
+async function confirmed(form: HTMLFormElement): Promise<boolean> {
+  const text = form.dataset.confirm;
+  if (!text) return true;
+  const dlg = $<HTMLDialogElement>("#confirm");
+  if (!dlg) return false;
+  $("#confirm-text", dlg)!.textContent = text;
+  const ok = $<HTMLButtonElement>("#confirm-ok", dlg)!;
+  ok.textContent = form.dataset.confirmAction ?? "Confirm";
+  dlg.returnValue = "";
+  dlg.showModal();
+  $<HTMLButtonElement>("#confirm-cancel", dlg)?.focus();
+  return new Promise((resolve) => dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true }));
+}
+
+function showFormError(form: HTMLFormElement, msg: string) {
+  let el = $<HTMLElement>("[data-form-error]", form);
+  if (!el) {
+    el = document.createElement("p");
+    el.setAttribute("role", "alert");
+    el.className = "form-error";
+    el.dataset.formError = "";
+    form.prepend(el);
+  }
+  el.textContent = msg;
+}
+
+async function post(form: HTMLFormElement) {
+  if (!(await confirmed(form))) return;
+  const buttons = $$<HTMLButtonElement>("button", form);
+  buttons.forEach((b) => (b.disabled = true));
+  try {
+    const token = await csrfToken();
+    const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
+    if (token) headers["X-CSRF-Token"] = token;
+    const body = new URLSearchParams(new FormData(form) as unknown as Record<string, string>);
+    const r = await fetch(form.action, { method: "POST", body, headers, credentials: "same-origin" });
+    const html = await r.text();
+    const doc = parse(html);
+    if (!$("main", doc)) {
+      showFormError(form, `The server answered ${r.status}: ${html.slice(0, 200) || r.statusText}`);
+      return;
+    }
+    if (r.redirected) history.pushState(null, "", r.url);
+    swapMain(doc);
+  } catch {
+    showFormError(form, "The control plane did not answer: check that it is running, then send the form again.");
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+  }
+}
+
+async function signin(form: HTMLFormElement) {
+  const data = Object.fromEntries(new FormData(form) as unknown as Iterable<[string, string]>);
+  const status = $<HTMLElement>("[data-form-error]", form);
+  try {
+    const r = await fetch(form.action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(data),
+    });
+    if (r.ok) {
+      const next = new URLSearchParams(location.search).get("next") ?? "/";
+      location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+      return;
+    }
+    let msg = `Sign-in failed (${r.status}).`;
+    try {
+      const e = await r.json();
+      msg = String(e.message ?? e.error ?? msg);
+    } catch {
+      if (r.status === 404) msg = "This control plane does not offer browser sign-in: update runyard.";
+    }
+    if (r.status === 401) msg += " Check what you typed and try again.";
+    if (r.status === 429) msg += " Wait a minute before trying again.";
+    showFormError(form, msg);
+  } catch {
+    showFormError(form, "The control plane did not answer: check that it is running and try again.");
+  }
+  status?.focus();
+}
+
+async function signout() {
+  const token = await csrfToken();
+  const headers: Record<string, string> = {};
+  if (token) headers["X-CSRF-Token"] = token;
+  try {
+    await fetch("/auth/signout", { method: "POST", headers, credentials: "same-origin" });
+  } finally {
+    location.assign("/signin");
+  }
+}
+
+document.addEventListener("submit", (ev) => {
+  const form = ev.target as HTMLFormElement;
+  if (form.matches("form[data-post]")) {
+    ev.preventDefault();
+    void post(form);
+  } else if (form.matches("form[data-signin]")) {
+    ev.preventDefault();
+    void signin(form);
+  } else if (form.matches("form[data-signout]")) {
+    ev.preventDefault();
+    void signout();
+  }
+});
+
+document.addEventListener("click", (ev) => {
+  const btn = (ev.target as Element).closest<HTMLButtonElement>("button[data-copy]");
+  if (!btn) return;
+  const src = document.getElementById(btn.dataset.copy!);
+  if (!src) return;
+  void navigator.clipboard?.writeText(src.textContent ?? "").then(() => {
+    const was = btn.textContent;
+    btn.textContent = "Copied";
+    setTimeout(() => (btn.textContent = was), 1500);
+  });
+});
+
+window.addEventListener("popstate", () => location.reload());
+
+refreshTimes();
+setInterval(refreshTimes, 15000);
+startLive();
