@@ -182,7 +182,14 @@ async function post(form: HTMLFormElement) {
       showFormError(form, `The server answered ${r.status}: ${html.slice(0, 200) || r.statusText}`);
       return;
     }
-    if (r.redirected) history.pushState(null, "", r.url);
+    if (r.redirected) {
+      // Done: go to the page the server sent us to, whole, with its own
+      // islands and live updates.
+      location.assign(r.url);
+      return;
+    }
+    // An error, or a page shown once (a new token): in place, so a reload
+    // never posts again.
     swapMain(doc);
   } catch {
     showFormError(form, "The control plane did not answer: check that it is running, then send the form again.");
