@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"github.com/runyard/runyard/internal/audit"
 	"os"
 	"time"
@@ -44,6 +45,7 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(g.stdout, "Web console: %s/\n", s.PublicURL())
 			return s.Serve(cmd.Context())
 		},
 	}
