@@ -221,6 +221,12 @@ func TestConsole_SecurityHeaders(t *testing.T) {
 			if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "pods:write") {
 				t.Errorf("read-only terminate: %d %.300s", res.StatusCode, body)
 			}
+			// Bad input gets the form again, the error in words naming the
+			// field, and what the user typed.
+			res, body = e.request(t, http.MethodPost, "/pods/new", testutil.AdminToken, strings.NewReader("agent_type_id=echo-agent&labels=gpu&initial_prompt="), nil)
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "initial_prompt") || !strings.Contains(body, "Correct the field") || !strings.Contains(body, `value="gpu"`) {
+				t.Errorf("pod form with no prompt: %d %.2000s", res.StatusCode, body)
+			}
 			res, body = e.request(t, http.MethodGet, "/pods/"+key[1], reader, nil, nil)
 			if res.StatusCode != http.StatusOK || strings.Contains(body, "/terminate") {
 				t.Errorf("a read-only key's pod page offers terminate: %d", res.StatusCode)
@@ -266,6 +272,36 @@ func TestConsole_Browser(t *testing.T) {
 	b.colorScheme("dark")
 	b.shot("overview-dark")
 	b.colorScheme("light")
+	// Each number links to its list.
+	b.do(chromedp.Click(chromedp.CSS(`[data-count="runners-active"]`)))
+	b.waitJS("the active runners' list opens", `location.search.includes("phase=RUNNER_PHASE_ACTIVE") && !!document.querySelector('tr[data-runner="web-runner"]')`)
+
+	// The runner's actions: drain and resume, a new exchange token shown
+	// once with its commands (never in the URL).
+	b.do(chromedp.Click(chromedp.CSS(`tr[data-runner="web-runner"] a`)))
+	b.waitJS("the runner page opens", `location.pathname.startsWith("/runners/") && !!document.getElementById("runner-actions")`)
+	runnerPath := eval[string](b, `location.pathname`)
+	b.do(chromedp.Click(chromedp.CSS(`form[action$="/drain"] button`)))
+	b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+	b.waitJS("the runner shows draining", `!!document.querySelector('form[action$="/resume"]') && document.getElementById("runner-status").innerText.includes("draining")`)
+	b.do(chromedp.Click(chromedp.CSS(`form[action$="/resume"] button`)))
+	b.waitJS("the runner takes work again", `!!document.querySelector('form[action$="/drain"]') && !document.getElementById("runner-status").innerText.includes("draining")`)
+	b.do(chromedp.Click(chromedp.CSS(`form[action$="/token"] button`)))
+	b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+	b.waitJS("the token is shown", `!!document.getElementById("token-command")`)
+	cmd := b.text("#token-command")
+	if want := "runyard runner --server " + e.ts.URL + " --exchange-token ryd_ex_"; !strings.HasPrefix(cmd, want) {
+		t.Errorf("token command = %q, want it to start with %q", cmd, want)
+	}
+	if loc := eval[string](b, `location.href`); loc != e.ts.URL+runnerPath || strings.Contains(loc, "ryd_") {
+		t.Errorf("after making a token the page is at %s", loc)
+	}
+	b.shot("runner-token")
+	b.open(runnerPath)
+	if b.exists("#token-value") {
+		t.Error("the exchange token is shown again after a reload")
+	}
+	b.shot("runner")
 
 	// A pod from the form.
 	b.open("/pods/new")
