@@ -71,8 +71,10 @@ type Draft struct {
 	mu      sync.Mutex
 	e       Entry
 	written bool
-	caller  *identity.Caller
-	failed  string
+	// finished is set once Finish returned an entry: a call ends once.
+	finished bool
+	caller   *identity.Caller
+	failed   string
 }
 
 type draftKey struct{}
@@ -142,14 +144,17 @@ func (d *Draft) MarkWritten() {
 // Finish returns the entry to write alone after the call, or false when it
 // committed with the change. outcome is OutcomeOK or the error code; a
 // successful call that committed nothing (an idempotent stop of a stopped
-// service) is recorded too.
+// service) is recorded too. A call that failed after one of its
+// transactions committed (and wrote the entry, as "ok") gets a second
+// entry with its error: the log is append-only, and the first entry is
+// true of the change that did commit.
 func (d *Draft) Finish(ctx context.Context, outcome string, now time.Time) (Entry, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.written {
+	if d.written && (outcome == OutcomeOK || d.finished) {
 		return Entry{}, false
 	}
-	d.written = true
+	d.written, d.finished = true, true
 	c, ok := identity.FromContext(ctx)
 	if !ok {
 		c = d.caller

@@ -66,6 +66,8 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 		"how long the audit log keeps entries; older ones are pruned")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
+	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", "",
+		"comma-separated proxy addresses or CIDR prefixes whose X-Forwarded-For names the client (audit log, rate limits); default: none, the direct peer is the client")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")
 	return cmd
 }

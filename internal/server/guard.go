@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/jsonerr"
 	"github.com/runyard/runyard/internal/apperr"
@@ -178,7 +179,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isPublic(r, connect) {
 		// No credential to check: it holds a place of its address until
 		// it ends (ReadTimeout bounds its body).
-		ip := hostOf(r.RemoteAddr)
+		ip := clientip.From(r)
 		if !g.acquire(ip) {
 			g.refuse(w, r, http.StatusTooManyRequests, &apperr.Error{Code: apperr.CodeResourceExhausted,
 				Message: fmt.Sprintf("too many requests without a valid token in flight from %s (at most %d): send Authorization: Bearer <token>, or retry later", ip, g.perIP)})

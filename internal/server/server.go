@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/audithttp"
+	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/logs"
@@ -102,7 +103,11 @@ type Config struct {
 	// connections still waiting for their first request; zero means
 	// DefaultMaxUnauthenticatedPerIP.
 	MaxUnauthenticatedPerIP int
-	Logger                  *slog.Logger
+	// TrustedProxies lists the proxies (addresses and CIDR prefixes,
+	// comma-separated) whose X-Forwarded-For names the client; empty trusts
+	// none, and every client is its direct peer.
+	TrustedProxies string
+	Logger         *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
@@ -123,6 +128,8 @@ type Server struct {
 	runners  *runners.Service
 	pods     *pods.Service
 	audit    *audit.Service
+	// trusted names the proxies whose X-Forwarded-For gives the client.
+	trusted *clientip.Trusted
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
 	// secrets holds the secrets service, whose SealedForRunner and
@@ -174,6 +181,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key must be given together")
 	}
+	trusted, err := clientip.ParseTrusted("--trusted-proxies", cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.BootstrapToken != "" && len(cfg.BootstrapToken) < identity.MinBootstrapTokenLength {
 		return nil, fmt.Errorf("RUNYARD_BOOTSTRAP_TOKEN must be at least %d characters", identity.MinBootstrapTokenLength)
 	}
@@ -197,7 +208,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxUnauthenticatedPerIP == 0 {
 		cfg.MaxUnauthenticatedPerIP = DefaultMaxUnauthenticatedPerIP
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http"}
+	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http", trusted: trusted}
 	s.http = &http.Server{
 		// What a silent or trickling client can hold: see guard.go.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -368,7 +379,7 @@ func (s *Server) open(ctx context.Context) error {
 	m := metrics.New(s.fleet)
 	mux.Handle("GET /metrics", m.Handler())
 	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
-	s.http.Handler = g
+	s.http.Handler = s.trusted.Middleware(g)
 	s.http.ConnState = g.ConnState
 	return nil
 }

@@ -58,6 +58,8 @@ type Options struct {
 	// InactivitySweep is how often the server stops inactive environments;
 	// zero is the default.
 	InactivitySweep time.Duration
+	// TrustedProxies is the server's --trusted-proxies.
+	TrustedProxies string
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -80,6 +82,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		LostAfter:       opts.LostAfter,
 		ReadTimeout:     opts.ReadTimeout,
 		InactivitySweep: opts.InactivitySweep,
+		TrustedProxies:  opts.TrustedProxies,
 		Logger:          opts.Logger,
 	}
 	if cfg.Logger == nil {

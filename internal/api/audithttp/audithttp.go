@@ -5,11 +5,11 @@ package audithttp
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
 )
@@ -49,7 +49,7 @@ func Wrap(svc *audit.Service, mux *http.ServeMux, next http.Handler, log *slog.L
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, d := audit.Begin(r.Context(), surface, pattern, objectType(pattern), clientIP(r), r.UserAgent())
+		ctx, d := audit.Begin(r.Context(), surface, pattern, objectType(pattern), clientip.From(r), r.UserAgent())
 		if id := objectID(r, pattern); id != "" {
 			audit.SetObject(ctx, objectType(pattern), id)
 		}
@@ -105,13 +105,6 @@ func objectID(r *http.Request, pattern string) string {
 		}
 	}
 	return ""
-}
-
-func clientIP(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
 }
 
 // recorder keeps the status; Flush and Unwrap keep streaming and the

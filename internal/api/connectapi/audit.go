@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/identity"
 )
@@ -33,7 +34,11 @@ func (a *auditInterceptor) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
 			return next(ctx, req)
 		}
 		objType := auditObjectType(method)
-		ctx, d := audit.Begin(ctx, audit.SurfaceConnect, method, objType, hostOf(req.Peer().Addr), req.Header().Get("User-Agent"))
+		ip, ok := clientip.FromContext(ctx)
+		if !ok {
+			ip = hostOf(req.Peer().Addr)
+		}
+		ctx, d := audit.Begin(ctx, audit.SurfaceConnect, method, objType, ip, req.Header().Get("User-Agent"))
 		if m, ok := req.Any().(interface{ ProtoReflect() protoreflect.Message }); ok {
 			if id := requestObjectID(m.ProtoReflect(), objType); id != "" {
 				audit.SetObject(ctx, objType, id)

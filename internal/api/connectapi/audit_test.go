@@ -1,6 +1,7 @@
 package connectapi_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/testutil"
 )
@@ -232,4 +234,57 @@ func dumpAudit(es []*gitpodv1.AuditLogEntry) string {
 		fmt.Fprintf(&b, "  %s %s object=%s key=%s\n", e.GetAction(), e.GetOutcome(), e.GetSubjectId(), e.GetKeyId())
 	}
 	return b.String()
+}
+
+// TestAuditLog_ClientIP: X-Forwarded-For names the client only when the
+// peer is a proxy given in --trusted-proxies; otherwise a client could write
+// any address into the audit log. Both the Connect and the REST adapter.
+func TestAuditLog_ClientIP(t *testing.T) {
+	const forwarded = "198.51.100.7"
+	for _, tc := range []struct {
+		name    string
+		trusted string
+		want    string
+	}{
+		{"no proxy trusted", "", "127.0.0.1"},
+		{"loopback proxy trusted", "127.0.0.0/8", forwarded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := testutil.StartServerWith(t, testutil.SQLite, testutil.Options{TrustedProxies: tc.trusted})
+			forward := connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+				return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+					req.Header().Set("X-Forwarded-For", "6.6.6.6, "+forwarded)
+					return next(ctx, req)
+				}
+			})
+			tokens := runyardv1connect.NewTokenServiceClient(newHTTPClient(t, false), ts.URL,
+				connect.WithInterceptors(withAuthorization(bearer(testutil.AdminToken)), forward))
+			_, err := tokens.CreateToken(ctx, connect.NewRequest(&runyardv1.CreateTokenRequest{Name: "forwarded", Scopes: []string{"runners:read"}}))
+			mustOK(t, err, "create key")
+
+			req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/v1/orgs/default/agents", strings.NewReader(`{"id":"ip-agent","name":"IP","command":["true"]}`))
+			req.Header.Set("Authorization", bearer(testutil.AdminToken))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-Forwarded-For", forwarded)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusCreated {
+				t.Fatalf("POST /agents: %d", res.StatusCode)
+			}
+
+			events := gitpodv1connect.NewEventServiceClient(newHTTPClient(t, false), ts.URL, connect.WithInterceptors(withAuthorization(bearer(testutil.AdminToken))))
+			got := listAudit(t, events, nil, 0)
+			if len(got) != 2 {
+				t.Fatalf("want 2 entries, got:\n%s", dumpAudit(got))
+			}
+			for _, e := range got {
+				if e.GetClientIp() != tc.want {
+					t.Errorf("%s: client IP %q, want %q", e.GetAction(), e.GetClientIp(), tc.want)
+				}
+			}
+		})
+	}
 }

@@ -48,8 +48,13 @@ func (db *DB) CreateAgentType(ctx context.Context, a *pods.AgentType) error {
 	if err != nil {
 		return err
 	}
-	_, err = db.write.ExecContext(ctx, db.q(`INSERT INTO agent_types (`+agentTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?)`),
-		a.OrgID, a.ID, a.Name, command, env, micros(a.CreatedAt))
+	// Each write of agent types is a transaction, so the call's audit
+	// entry commits with it.
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO agent_types (`+agentTypeColumns+`) VALUES (?, ?, ?, ?, ?, ?)`),
+			a.OrgID, a.ID, a.Name, command, env, micros(a.CreatedAt))
+		return err
+	})
 	return db.translate(err, fmt.Sprintf("agent type %q", a.ID))
 }
 
@@ -108,11 +113,15 @@ func (db *DB) UpdateAgentType(ctx context.Context, orgID, id string, fn func(*po
 }
 
 func (db *DB) DeleteAgentType(ctx context.Context, orgID, id string) error {
-	res, err := db.write.ExecContext(ctx, db.q(`DELETE FROM agent_types WHERE org_id = ? AND id = ?`), orgID, id)
-	if err == nil {
-		if n, _ := res.RowsAffected(); n == 0 {
-			err = sql.ErrNoRows
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM agent_types WHERE org_id = ? AND id = ?`), orgID, id)
+		if err != nil {
+			return err
 		}
-	}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return sql.ErrNoRows
+		}
+		return nil
+	})
 	return db.translate(err, fmt.Sprintf("agent type %q", id))
 }

@@ -99,9 +99,10 @@ func (db *DB) txRow(ctx context.Context, tx *sql.Tx) func(query string, args ...
 
 func (db *DB) CreatePod(ctx context.Context, p *pods.Pod) error {
 	audit.SetObject(ctx, audit.TypePod, p.Key)
-	err := insertPod(func(query string, args ...any) *sql.Row {
-		return db.write.QueryRowContext(ctx, db.q(query), args...)
-	}, p)
+	// In a transaction, so the call's audit entry commits with the pod.
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		return insertPod(db.txRow(ctx, tx), p)
+	})
 	return db.translate(err, fmt.Sprintf("pod %q", p.Key))
 }
 

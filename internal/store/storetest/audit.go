@@ -9,6 +9,7 @@ import (
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/store"
 )
 
@@ -133,5 +134,33 @@ func AuditAppendOnly(t *testing.T, db *sql.DB, q func(string) string, guardsDele
 		t.Errorf("the prune's DELETE: %v", err)
 	} else if n, _ := res.RowsAffected(); n != 1 {
 		t.Errorf("the prune deleted %d rows, want 1", n)
+	}
+}
+
+// testAuditEveryWrite: the writes that once ran outside a transaction
+// (pods, agent types) commit the call's audit entry with their change, so
+// a crash between the two cannot lose the entry.
+func testAuditEveryWrite(t *testing.T, s store.Store) {
+	org := newOrg(t, s)
+	caller := &identity.Caller{OrgID: org.ID, TokenID: "key-1", Subject: identity.Subject{ID: "sa-1", Principal: identity.PrincipalServiceAccount}}
+	agent := &pods.AgentType{ID: "audited-agent", OrgID: org.ID, Name: "Audited", Command: []string{"/bin/true"}, CreatedAt: base}
+	for _, tc := range []struct {
+		method string
+		write  func(ctx context.Context) error
+	}{
+		{"POST /agents", func(ctx context.Context) error { return s.CreateAgentType(ctx, agent) }},
+		{"POST /pods", func(ctx context.Context) error { return s.CreatePod(ctx, newPod(org.ID, 1)) }},
+		{"DELETE /agents/{id}", func(ctx context.Context) error { return s.DeleteAgentType(ctx, org.ID, agent.ID) }},
+	} {
+		c, d := audit.Begin(identity.NewContext(ctx, caller), audit.SurfaceREST, tc.method, "", "127.0.0.1", "test")
+		must(t, tc.write(c), tc.method)
+		if _, pending := d.Finish(c, audit.OutcomeOK, base); pending {
+			t.Errorf("%s: the audit entry was not written with the change", tc.method)
+		}
+	}
+	got, err := s.FindAudit(ctx, audit.Filter{OrgID: org.ID})
+	must(t, err, "find")
+	if len(got) != 3 {
+		t.Errorf("%d entries, want 3: %+v", len(got), got)
 	}
 }

@@ -85,6 +85,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteSecret", testDeleteSecret},
 		{"Events", testEvents},
 		{"AuditLog", testAuditLog},
+		{"AuditEveryWrite", testAuditEveryWrite},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
