@@ -18,13 +18,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
@@ -217,7 +217,7 @@ func (h *handler) action(pattern, object string, fn actionFunc) http.Handler {
 		}
 		if h.svc.Audit != nil {
 			var d *audit.Draft
-			ctx, d = audit.Begin(ctx, SurfaceConsole, "POST "+pattern, object, clientIP(r), r.UserAgent())
+			ctx, d = audit.Begin(ctx, SurfaceConsole, "POST "+pattern, object, clientip.From(r), r.UserAgent())
 			d.SetCaller(c)
 			for _, name := range []string{"id", "key"} {
 				if id := r.PathValue(name); id != "" {
@@ -279,13 +279,6 @@ func sameOrigin(r *http.Request) bool {
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host
-}
-
-func clientIP(r *http.Request) string {
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
-	}
-	return r.RemoteAddr
 }
 
 // describe turns an error into what the console shows: the domain's message
