@@ -227,6 +227,21 @@ func TestConsole_SecurityHeaders(t *testing.T) {
 			if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "initial_prompt") || !strings.Contains(body, "Correct the field") || !strings.Contains(body, `value="gpu"`) {
 				t.Errorf("pod form with no prompt: %d %.2000s", res.StatusCode, body)
 			}
+			// The console's writes are in the audit log, refused ones too.
+			logs, err := gitpodv1connect.NewEventServiceClient(http.DefaultClient, e.ts.URL).ListAuditLogs(context.Background(),
+				admin(&gitpodv1.ListAuditLogsRequest{Pagination: &gitpodv1.PaginationRequest{PageSize: 100}}))
+			if err != nil {
+				t.Fatalf("list audit logs: %v", err)
+			}
+			var outcomes []string
+			for _, en := range logs.Msg.GetEntries() {
+				if en.GetSurface() == "console" {
+					outcomes = append(outcomes, en.GetAction()+" "+en.GetOutcome())
+				}
+			}
+			if want := []string{"POST /pods/{key}/terminate permission_denied", "POST /pods/new invalid_argument"}; strings.Join(outcomes, ",") != strings.Join(want, ",") {
+				t.Errorf("console entries of the audit log = %q, want %q", outcomes, want)
+			}
 			res, body = e.request(t, http.MethodGet, "/pods/"+key[1], reader, nil, nil)
 			if res.StatusCode != http.StatusOK || strings.Contains(body, "/terminate") {
 				t.Errorf("a read-only key's pod page offers terminate: %d", res.StatusCode)
