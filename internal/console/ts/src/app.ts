@@ -271,3 +271,6 @@ window.addEventListener("popstate", () => location.reload());
 refreshTimes();
 setInterval(refreshTimes, 15000);
 startLive();
+// The page is interactive: tests and bench/console wait for this.
+performance.mark("runyard-ready");
+document.documentElement.dataset.ready = "true";
