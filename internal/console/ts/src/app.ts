@@ -179,7 +179,21 @@ async function post(form: HTMLFormElement) {
     const html = await r.text();
     const doc = parse(html);
     if (!$("main", doc)) {
-      showFormError(form, `The server answered ${r.status}: ${html.slice(0, 200) || r.statusText}`);
+      // Refused before the console saw it (the guard answers in JSON).
+      let msg = html.slice(0, 200) || r.statusText;
+      try {
+        const e = JSON.parse(html);
+        msg = String(e.error ?? e.message ?? msg);
+      } catch {
+        // not JSON: the text as it is
+      }
+      const what =
+        r.status === 401
+          ? " Sign in again."
+          : r.status === 403
+            ? " Reload the page and try again; if it persists, your role lacks the permission."
+            : " Try again in a moment.";
+      showFormError(form, `${msg}.${what}`);
       return;
     }
     if (r.redirected) {
