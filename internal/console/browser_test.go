@@ -254,3 +254,32 @@ func (b *browser) saveArtifacts() {
 	}
 	b.t.Logf("browser %s: the failing screen and DOM are in %s", b.name, dir)
 }
+
+// axeViolations runs axe-core (internal/console/ts/node_modules, installed
+// by npm ci there; a test dependency, never served) on the current page and
+// returns its serious and critical violations, one line each.
+func (b *browser) axeViolations() []string {
+	b.t.Helper()
+	src, err := os.ReadFile("ts/node_modules/axe-core/axe.min.js")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			b.t.Fatalf("axe-core is missing: run npm ci in internal/console/ts (%v)", err)
+		}
+		b.t.Skipf("no axe-core (npm ci in internal/console/ts): %v", err)
+	}
+	if !eval[bool](b, `typeof window.axe === "object"`) {
+		eval[any](b, string(src)+";true")
+	}
+	return evalAwait[[]string](b, `axe.run(document, {resultTypes: ["violations"]}).then(r =>
+		r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+			.map(v => v.impact + " " + v.id + ": " + v.help + " (" + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", ") + ")"))`)
+}
+
+// checkAxe fails the test on an accessibility violation of the current
+// page that axe-core calls serious or critical.
+func (b *browser) checkAxe(page string) {
+	b.t.Helper()
+	for _, v := range b.axeViolations() {
+		b.t.Errorf("accessibility, %s: %s", page, v)
+	}
+}

@@ -277,6 +277,7 @@ func TestConsole_Browser(t *testing.T) {
 		t.Fatal("the runners page reloaded: the runner should have gone active in place")
 	}
 	b.shot("runners")
+	b.checkAxe("/runners")
 
 	// Overview counts it.
 	b.open("/")
@@ -284,6 +285,7 @@ func TestConsole_Browser(t *testing.T) {
 		t.Errorf("overview: active runners = %q, want 1", got)
 	}
 	b.shot("overview")
+	b.checkAxe("/")
 	b.colorScheme("dark")
 	b.shot("overview-dark")
 	b.colorScheme("light")
@@ -317,6 +319,18 @@ func TestConsole_Browser(t *testing.T) {
 		t.Error("the exchange token is shown again after a reload")
 	}
 	b.shot("runner")
+	b.checkAxe("/runners/{id}")
+	b.open("/pods")
+	b.checkAxe("/pods")
+	b.open("/environments")
+	b.checkAxe("/environments")
+	b.open("/signin")
+	b.checkAxe("/signin")
+	// The audit finds what it should: an unlabelled field is serious.
+	eval[bool](b, `document.querySelector("main").appendChild(document.createElement("input")) && true`)
+	if v := b.axeViolations(); len(v) == 0 {
+		t.Error("axe-core found no violation on a page with an unlabelled input: is it running?")
+	}
 
 	// A pod from the form.
 	b.open("/pods/new")
@@ -325,6 +339,7 @@ func TestConsole_Browser(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("prompt"), "say hello"),
 	)
 	b.shot("pod-new")
+	b.checkAxe("/pods/new")
 	b.do(chromedp.Click(chromedp.CSS(`form[action="/pods/new"] button[type=submit]`)))
 	b.waitJS("the pod page opens", `location.pathname.startsWith("/pods/") && location.pathname !== "/pods/new"`)
 	key := strings.TrimPrefix(eval[string](b, `location.pathname`), "/pods/")
@@ -345,6 +360,7 @@ func TestConsole_Browser(t *testing.T) {
 	b.typeText("size\r")
 	b.waitJS("stty reports the new size", `document.querySelector(".xterm-rows").innerText.includes(`+jsString(rows+" "+cols)+`)`)
 	b.shot("pod-terminal")
+	b.checkAxe("/pods/{key} with its terminal")
 
 	// A reload attaches to the same session: its scrollback is back.
 	b.do(chromedp.Reload())
@@ -397,4 +413,5 @@ func TestConsole_Browser(t *testing.T) {
 		t.Errorf("at phone width the runners page is %v px wide", w)
 	}
 	b.shot("runners-phone")
+	b.checkAxe("/runners at phone width")
 }
