@@ -55,8 +55,13 @@ type Services struct {
 // SurfaceConsole names the console in the audit log.
 const SurfaceConsole = "console"
 
-// typeRunner is the audit log's object type of a runner (gitpod.v1 ResourceType).
-const typeRunner = "RESOURCE_TYPE_RUNNER"
+// The audit log's object types (gitpod.v1 ResourceType).
+const (
+	typeRunner      = "RESOURCE_TYPE_RUNNER"
+	typeEnvironment = "RESOURCE_TYPE_ENVIRONMENT"
+	typeService     = "RESOURCE_TYPE_SERVICE"
+	typeTask        = "RESOURCE_TYPE_TASK"
+)
 
 // Mount registers the console's pages on mux. Their paths do not collide
 // with the APIs': those live under /api/, /v1/, /logs/, /.well-known/ and
@@ -83,6 +88,12 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	post("/pods/{key}/terminate", audit.TypePod, h.podTerminate)
 	get("/environments", h.environmentsList)
 	get("/environments/{id}", h.environmentDetail)
+	get("/environments/{id}/logs/{kind}/{item}", h.environmentLog)
+	post("/environments/{id}/start", typeEnvironment, h.envAction(h.envStart))
+	post("/environments/{id}/stop", typeEnvironment, h.envAction(h.envStop))
+	post("/environments/{id}/services/{item}/start", typeService, h.envAction(h.serviceStart))
+	post("/environments/{id}/services/{item}/stop", typeService, h.envAction(h.serviceStop))
+	post("/environments/{id}/tasks/{item}/start", typeTask, h.envAction(h.taskStart))
 	mux.Handle("GET /console/events", withHeaders(http.HandlerFunc(h.events), ""))
 	mux.Handle("GET "+assetsPath+"{file}", withHeaders(http.HandlerFunc(h.asset), ""))
 }
@@ -109,6 +120,9 @@ type view struct {
 	Nonce string
 	// Live makes the page refetch its [data-live] parts on changes.
 	Live bool
+	// Events is the page's change feed when not the organization's: an
+	// environment's, with its services, tasks and executions.
+	Events string
 	// Poll, in seconds, makes it refetch them on a timer too: pods are not
 	// in the change feed.
 	Poll int
@@ -219,9 +233,12 @@ func (h *handler) action(pattern, object string, fn actionFunc) http.Handler {
 			var d *audit.Draft
 			ctx, d = audit.Begin(ctx, SurfaceConsole, "POST "+pattern, object, clientip.From(r), r.UserAgent())
 			d.SetCaller(c)
-			for _, name := range []string{"id", "key"} {
+			// The route's own object: a service's or task's {item} within
+			// its environment {id}, else {id} or a pod's {key}.
+			for _, name := range []string{"item", "id", "key"} {
 				if id := r.PathValue(name); id != "" {
 					audit.SetObject(ctx, object, id)
+					break
 				}
 			}
 			defer func() {

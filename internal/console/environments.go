@@ -2,7 +2,9 @@ package console
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -64,6 +66,7 @@ func (h *handler) environmentDetail(ctx context.Context, r *http.Request, v *vie
 		name = e.ID
 	}
 	v.Title, v.Nav, v.Live = "Environment "+name, "environments", true
+	v.Events = "/console/events?environment=" + url.QueryEscape(e.ID)
 	d := &environmentData{Env: e}
 	if rn, err := h.svc.Runners.Get(ctx, e.RunnerID); err == nil {
 		d.RunnerName = rn.Name
@@ -91,4 +94,81 @@ func (h *handler) environmentDetail(ctx context.Context, r *http.Request, v *vie
 func (h *handler) signin(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title = "Sign in"
 	return "signin", nil
+}
+
+// envAction returns an action on environment {id} that calls fn and goes
+// back to the environment's page.
+func (h *handler) envAction(fn func(ctx context.Context, r *http.Request) error) actionFunc {
+	return func(ctx context.Context, r *http.Request, v *view) (string, string, error) {
+		if err := fn(ctx, r); err != nil {
+			return "", "", err
+		}
+		return "/environments/" + r.PathValue("id"), "", nil
+	}
+}
+
+func (h *handler) envStart(ctx context.Context, r *http.Request) error {
+	return h.svc.Environments.Start(ctx, r.PathValue("id"))
+}
+
+func (h *handler) envStop(ctx context.Context, r *http.Request) error {
+	return h.svc.Environments.Stop(ctx, r.PathValue("id"))
+}
+
+func (h *handler) serviceStart(ctx context.Context, r *http.Request) error {
+	return h.svc.Automations.StartService(ctx, r.PathValue("item"))
+}
+
+func (h *handler) serviceStop(ctx context.Context, r *http.Request) error {
+	return h.svc.Automations.StopService(ctx, r.PathValue("item"))
+}
+
+func (h *handler) taskStart(ctx context.Context, r *http.Request) error {
+	_, err := h.svc.Automations.StartTask(ctx, r.PathValue("item"))
+	return err
+}
+
+type logData struct {
+	Env *environments.Environment
+	// What the log is of, e.g. "service web" or "task build, execution X".
+	Of string
+	// URL is the log's path on this server (GET /logs/{runner}/{log}).
+	URL string
+}
+
+// environmentLog is the page of one service's or execution's log, which the
+// island streams from the log endpoint (?follow=1) as it is written.
+func (h *handler) environmentLog(ctx context.Context, r *http.Request, v *view) (string, error) {
+	e, err := h.svc.Environments.Get(ctx, r.PathValue("id"))
+	if err != nil {
+		return "", err
+	}
+	d := &logData{Env: e}
+	var logURL string
+	switch kind, id := r.PathValue("kind"), r.PathValue("item"); kind {
+	case "service":
+		s, err := h.svc.Automations.GetService(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		d.Of, logURL = "service "+s.Name, s.Status.LogURL
+	case "execution":
+		x, err := h.svc.Automations.GetTaskExecution(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		d.Of, logURL = "task "+x.TaskReference+", execution "+x.ID, x.Status.LogURL
+	default:
+		return "", apperr.NotFound("no log of a %q: a service or an execution has one", kind)
+	}
+	if logURL == "" {
+		return "", apperr.FailedPrecondition("%s has no log yet: it has not run", d.Of)
+	}
+	u, err := url.Parse(logURL)
+	if err != nil {
+		return "", fmt.Errorf("log URL %q: %w", logURL, err)
+	}
+	d.URL = u.Path
+	v.Title, v.Nav, v.Data = "Log of "+d.Of, "environments", d
+	return "log", nil
 }

@@ -11,7 +11,9 @@ import (
 
 // events is the pages' live feed: server-sent events over the change feed
 // (events.Service.Watch, the rules of WatchEvents), one "change" message
-// per batch of events, naming the kinds that changed. The page refetches
+// per batch of events, naming the kinds that changed: the organization's
+// (runners, environments, secrets), or with ?environment=ID that
+// environment's (its services, tasks and executions too). The page refetches
 // its live parts; nothing but kinds and ids crosses this stream. A comment
 // every 20 s keeps proxies from closing an idle stream; the browser's
 // EventSource reconnects by itself after a restart (retry: 1000).
@@ -29,7 +31,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	writes := make(chan string, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- h.svc.Events.Watch(ctx, events.WatchRequest{}, started, func(e events.Event, more bool) error {
+		errc <- h.svc.Events.Watch(ctx, events.WatchRequest{EnvironmentID: r.URL.Query().Get("environment")}, started, func(e events.Event, more bool) error {
 			select {
 			case writes <- e.ResourceType:
 			default: // a refetch is already due

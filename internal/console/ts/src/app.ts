@@ -117,7 +117,7 @@ function startLive() {
   if (!body.hasAttribute("data-live-page")) return;
   let lost = false;
   const connect = () => {
-    const es = new EventSource("/console/events");
+    const es = new EventSource(body.dataset.events ?? "/console/events");
     es.onopen = () => {
       setLive("live");
       if (lost) soon(); // changes made meanwhile
@@ -136,6 +136,88 @@ function startLive() {
   connect();
   const poll = Number(body.dataset.poll ?? "0");
   if (poll > 0) setInterval(() => document.visibilityState === "visible" && refresh(), poll * 1000);
+}
+
+// ---- logs -------------------------------------------------------------------
+
+// The log page streams GET /logs/{runner}/{log}?follow=1 as it is written.
+// Lines are kept (the last maxLines) and drawn at most once a frame, so a
+// fast log never freezes the tab; search filters what is drawn.
+const maxLines = 20000;
+
+function startLog() {
+  const pre = $<HTMLPreElement>("#log");
+  if (!pre) return;
+  const search = $<HTMLInputElement>("#log-search");
+  const follow = $<HTMLInputElement>("#log-follow");
+  const status = $<HTMLElement>("#log-status");
+  const say = (s: string) => status && (status.textContent = s);
+  let lines: string[] = [];
+  let partial = "";
+  let dropped = 0;
+  let drawn = false;
+  const draw = () => {
+    drawn = false;
+    const q = search?.value ?? "";
+    const shown = q ? lines.filter((l) => l.includes(q)) : lines;
+    pre.textContent = shown.join("\n") + (q ? "" : (shown.length ? "\n" : "") + partial);
+    if (follow?.checked) pre.scrollTop = pre.scrollHeight;
+  };
+  const redraw = () => {
+    if (!drawn) {
+      drawn = true;
+      requestAnimationFrame(draw);
+    }
+  };
+  search?.addEventListener("input", redraw);
+  follow?.addEventListener("change", redraw);
+  const stream = async (attempt: number): Promise<void> => {
+    lines = [];
+    partial = "";
+    dropped = 0;
+    try {
+      const r = await fetch(pre.dataset.logUrl + "?follow=1", { credentials: "same-origin" });
+      if (!r.ok || !r.body) {
+        let msg = `The log could not be read (${r.status}).`;
+        try {
+          msg = String((await r.json()).error ?? msg);
+        } catch {
+          // not JSON
+        }
+        say(`${msg} Reload the page to try again.`);
+        return;
+      }
+      say("Following the log as it is written…");
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const parts = (partial + dec.decode(value, { stream: true })).split("\n");
+        partial = parts.pop() ?? "";
+        lines.push(...parts);
+        if (lines.length > maxLines) {
+          dropped += lines.length - maxLines;
+          lines.splice(0, lines.length - maxLines);
+        }
+        redraw();
+      }
+      say(
+        dropped
+          ? `The run ended. Showing the last ${maxLines} lines; download the log for all of it.`
+          : "The run ended: this is the whole log.",
+      );
+      redraw();
+    } catch {
+      if (attempt < 30) {
+        say("The connection dropped: reconnecting…");
+        setTimeout(() => void stream(attempt + 1), 2000);
+      } else {
+        say("The control plane does not answer: reload the page once it is back.");
+      }
+    }
+  };
+  void stream(0);
 }
 
 // ---- forms ------------------------------------------------------------------
@@ -285,6 +367,7 @@ window.addEventListener("popstate", () => location.reload());
 refreshTimes();
 setInterval(refreshTimes, 15000);
 startLive();
+startLog();
 // The page is interactive: tests and bench/console wait for this.
 performance.mark("runyard-ready");
 document.documentElement.dataset.ready = "true";
