@@ -123,6 +123,10 @@ type view struct {
 	// Events is the page's change feed when not the organization's: an
 	// environment's, with its services, tasks and executions.
 	Events string
+	// Cursor is the change feed's position when the page was read: the
+	// page's feed starts there, so a change made between the read and
+	// the feed's start is not missed.
+	Cursor int64
 	// Poll, in seconds, makes it refetch them on a timer too: pods are not
 	// in the change feed.
 	Poll int
@@ -176,6 +180,9 @@ func (h *handler) caller(r *http.Request) (context.Context, *identity.Caller, er
 
 func (h *handler) newView(ctx context.Context, r *http.Request, c *identity.Caller) *view {
 	v := &view{Caller: c, Path: r.URL.RequestURI(), Assets: h.assets, Now: time.Now()}
+	if h.svc.Events != nil && h.svc.Events.Hub != nil {
+		v.Cursor = h.svc.Events.Hub.Position()
+	}
 	if c != nil && h.svc.Orgs != nil {
 		if org, err := h.svc.Orgs.Get(ctx, c.OrgID); err == nil {
 			v.Org = org.Name

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/events"
 )
 
@@ -27,17 +29,40 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	rc := http.NewResponseController(w)
 	ready := make(chan struct{})
-	started := func() { close(ready) }
-	writes := make(chan string, 1)
+	var once sync.Once
+	started := func() { once.Do(func() { close(ready) }) }
+	// The feed starts where the page was read (?cursor), or, after a
+	// reconnect, after the last event the browser got (Last-Event-ID).
+	cursor := r.Header.Get("Last-Event-ID")
+	if cursor == "" {
+		cursor = r.URL.Query().Get("cursor")
+	}
+	writes := make(chan events.Event, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- h.svc.Events.Watch(ctx, events.WatchRequest{EnvironmentID: r.URL.Query().Get("environment")}, started, func(e events.Event, more bool) error {
+		req := events.WatchRequest{EnvironmentID: r.URL.Query().Get("environment"), Cursor: cursor}
+		fn := func(e events.Event, more bool) error {
 			select {
-			case writes <- e.ResourceType:
-			default: // a refetch is already due
+			case writes <- e:
+			default:
+				// A refetch is already due; keep the newest id.
+				select {
+				case <-writes:
+				default:
+				}
+				writes <- e
 			}
 			return nil
-		})
+		}
+		err := h.svc.Events.Watch(ctx, req, started, fn)
+		if apperr.Is(err, apperr.CodeFailedPrecondition) && req.Cursor != "" {
+			// Older than the feed keeps (a long outage): from now, and
+			// the page refetches at once.
+			req.Cursor = ""
+			writes <- events.Event{ResourceType: "RESOURCE_TYPE_UNSPECIFIED"}
+			err = h.svc.Events.Watch(ctx, req, started, fn)
+		}
+		errc <- err
 	}()
 	select {
 	case <-ready:
@@ -59,8 +84,12 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	defer ping.Stop()
 	for {
 		select {
-		case kind := <-writes:
-			if _, err := fmt.Fprintf(w, "data: %s\n\n", kind); err != nil {
+		case e := <-writes:
+			id := ""
+			if e.ID > 0 {
+				id = fmt.Sprintf("id: %d\n", e.ID)
+			}
+			if _, err := fmt.Fprintf(w, "%sdata: %s\n\n", id, e.ResourceType); err != nil {
 				return
 			}
 			_ = rc.Flush()

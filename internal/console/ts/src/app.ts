@@ -117,7 +117,11 @@ function startLive() {
   if (!body.hasAttribute("data-live-page")) return;
   let lost = false;
   const connect = () => {
-    const es = new EventSource(body.dataset.events ?? "/console/events");
+    // From the position the page was read at; after a reconnect the
+    // browser sends the last event's id (Last-Event-ID) instead.
+    const u = new URL(body.dataset.events ?? "/console/events", location.href);
+    if (body.dataset.cursor) u.searchParams.set("cursor", body.dataset.cursor);
+    const es = new EventSource(u);
     es.onopen = () => {
       setLive("live");
       if (lost) soon(); // changes made meanwhile
