@@ -37,6 +37,8 @@ const (
 	SurfaceConnect = "connect"
 	SurfaceREST    = "rest"
 	SurfaceKubiya  = "kubiya"
+	// SurfaceAuth is the browser's sign-in endpoints under /auth/.
+	SurfaceAuth = "auth"
 )
 
 // Entry is one recorded call.
@@ -83,6 +85,13 @@ type draftKey struct{}
 func Begin(ctx context.Context, surface, method, objectType, clientIP, userAgent string) (context.Context, *Draft) {
 	d := &Draft{e: Entry{Surface: surface, Method: method, ObjectType: objectType, ClientIP: clientIP, UserAgent: truncate(userAgent, 256)}}
 	return context.WithValue(ctx, draftKey{}, d), d
+}
+
+// Detach returns ctx without its draft, for a write that is not the call's
+// change (the failure count of a refused sign-in): its transaction must
+// not take the call's entry.
+func Detach(ctx context.Context) context.Context {
+	return context.WithValue(ctx, draftKey{}, (*Draft)(nil))
 }
 
 // FromContext returns the draft of ctx, if any.
@@ -171,6 +180,7 @@ func (d *Draft) entry(c *identity.Caller, outcome string, now time.Time) Entry {
 		e.ActorPrincipal = c.Subject.Principal
 		e.ActorID = c.Subject.ID
 		e.KeyID = c.TokenID
+		e.UserID = c.UserID
 	}
 	return e
 }
