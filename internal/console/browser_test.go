@@ -283,3 +283,24 @@ func (b *browser) checkAxe(page string) {
 		b.t.Errorf("accessibility, %s: %s", page, v)
 	}
 }
+
+// signInKey signs in on the sign-in page with an API key, as a user does:
+// the page the test opens sends it there first.
+func (b *browser) signInKey(key string) {
+	b.t.Helper()
+	b.open("/")
+	b.waitJS("the sign-in page opens", `location.pathname === "/signin" && !!document.getElementById("key")`)
+	b.do(chromedp.SendKeys(chromedp.ID("key"), key), chromedp.Click(chromedp.CSS(`form[action="/auth/key"] button`)))
+	b.waitJS("signed in, back on the overview", `location.pathname === "/" && !!document.querySelector("form[data-signout]")`)
+}
+
+// signInPassword signs in with an account's email and password.
+func (b *browser) signInPassword(email, password string) {
+	b.t.Helper()
+	b.open("/runners")
+	b.waitJS("the sign-in page opens", `location.pathname === "/signin" && !!document.getElementById("email")`)
+	b.shot("signin")
+	b.do(chromedp.SendKeys(chromedp.ID("email"), email), chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.CSS(`form[action="/auth/password"] button`)))
+	b.waitJS("signed in, on the page asked for", `location.pathname === "/runners" && !!document.querySelector("form[data-signout]")`)
+}

@@ -13,13 +13,17 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runner"
+	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/testutil"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // echoAgent is a custom agent type whose command is a small script: it
@@ -71,6 +75,27 @@ func (e *env) createKey(t *testing.T, scopes ...string) string {
 		t.Fatalf("create key %v: %v", scopes, err)
 	}
 	return res.Msg.GetSecret()
+}
+
+// userPassword is the password of the accounts tests make.
+const userPassword = "correct horse battery staple"
+
+// mustUser creates a user with a password and a role in orgID through the
+// store (no API creates users yet).
+func mustUser(t *testing.T, st store.Store, email, orgID string, role identity.Role) {
+	t.Helper()
+	h, err := users.HashPassword(userPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := &users.User{ID: uuid.NewString(), Email: email, PasswordHash: h, CreatedAt: now, UpdatedAt: now}
+	if err := st.CreateUser(context.Background(), u); err != nil {
+		t.Fatalf("create user: %v", err)
+	}
+	if err := st.CreateMembership(context.Background(), &users.Membership{OrgID: orgID, UserID: u.ID, Role: role, CreatedAt: now}); err != nil {
+		t.Fatalf("create membership: %v", err)
+	}
 }
 
 // request sends a request to the console with a bearer key (none if empty).
@@ -259,7 +284,24 @@ func TestConsole_SecurityHeaders(t *testing.T) {
 func TestConsole_Browser(t *testing.T) {
 	e := newEnv(t, testutil.SQLite)
 	e.createAgent(t)
-	b := newBrowser(t, e.ts.URL, "admin", map[string]string{"Authorization": "Bearer " + testutil.AdminToken})
+	st := e.ts.OpenStore(t)
+	org, err := st.FindOrganizationByName(context.Background(), identity.DefaultOrganization)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustUser(t, st, "ada@example.com", org.ID, identity.RoleAdmin)
+	b := newBrowser(t, e.ts.URL, "admin", nil)
+
+	// A wrong password is refused in words; the right one signs in.
+	b.open("/signin")
+	b.do(chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"), chromedp.SendKeys(chromedp.ID("password"), "wrong password"),
+		chromedp.Click(chromedp.CSS(`form[action="/auth/password"] button`)))
+	b.waitJS("the refusal is shown", `!!document.querySelector("form[action='/auth/password'] [data-form-error]")`)
+	if got := b.text("form[action='/auth/password'] [data-form-error]"); !strings.Contains(got, "try again") {
+		t.Errorf("wrong password: the page says %q", got)
+	}
+	b.shot("signin-refused")
+	b.signInPassword("ada@example.com", userPassword)
 
 	// Runners: one appears and goes ACTIVE while the page is open.
 	b.open("/runners")
@@ -372,7 +414,8 @@ func TestConsole_Browser(t *testing.T) {
 	// A read-only key: no write controls, a read-only terminal, and a
 	// forged write refused.
 	reader := e.createKey(t, "pods:read", "runners:read", "environments:read")
-	ro := newBrowser(t, e.ts.URL, "reader", map[string]string{"Authorization": "Bearer " + reader})
+	ro := newBrowser(t, e.ts.URL, "reader", nil)
+	ro.signInKey(reader)
 	ro.open("/pods/" + key)
 	ro.waitJS("the watcher attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
 	ro.waitJS("the watcher sees the session", `document.querySelector(".xterm-rows").innerText.includes("got: after-reload")`)
@@ -388,9 +431,23 @@ func TestConsole_Browser(t *testing.T) {
 	if ro.exists(`#runner-actions`) {
 		t.Error("a read-only key sees the runner's actions")
 	}
-	forged := evalAwait[float64](ro, `fetch("/pods/`+key+`/terminate", {method: "POST"}).then(r => r.status)`)
+	// Forged writes: without the session's CSRF token, with a wrong one,
+	// and with the right one but a read-only session: all refused.
+	for what, headers := range map[string]string{
+		"without a CSRF token":   `{}`,
+		"with a wrong token":     `{"X-CSRF-Token": "forged"}`,
+		"by a read-only session": `{"X-CSRF-Token": csrf}`,
+	} {
+		forged := evalAwait[float64](ro, `fetch("/auth/session").then(r => r.json()).then(s => { const csrf = s.csrfToken;
+			return fetch("/pods/`+key+`/terminate", {method: "POST", headers: `+headers+`, body: "x=1"}) }).then(r => r.status)`)
+		if forged != http.StatusForbidden {
+			t.Errorf("forged terminate %s: status %v, want 403", what, forged)
+		}
+	}
+	// The admin's session without the token changes nothing either.
+	forged := evalAwait[float64](b, `fetch("`+runnerPath+`/drain", {method: "POST", body: "x=1"}).then(r => r.status)`)
 	if forged != http.StatusForbidden {
-		t.Errorf("forged terminate by a read-only key: status %v, want 403", forged)
+		t.Errorf("the admin's drain without a CSRF token: status %v, want 403", forged)
 	}
 
 	// Terminate asks first; cancel keeps the pod, confirm ends it.
@@ -414,4 +471,14 @@ func TestConsole_Browser(t *testing.T) {
 	}
 	b.shot("runners-phone")
 	b.checkAxe("/runners at phone width")
+	if got := b.text(`tr[data-runner="web-runner"]`); strings.Contains(got, "draining") {
+		t.Errorf("a forged drain drained the runner: %q", got)
+	}
+
+	// Sign out: back to the sign-in page, and the session is gone.
+	b.viewport(1280, 900)
+	b.do(chromedp.Click(chromedp.CSS("form[data-signout] button")))
+	b.waitJS("signed out", `location.pathname === "/signin"`)
+	b.open("/runners")
+	b.waitJS("a page asks to sign in again", `location.pathname === "/signin"`)
 }

@@ -89,7 +89,8 @@ func TestConsole_Environment(t *testing.T) {
 	}
 	id := created.Msg.GetEnvironment().GetId()
 
-	b := newBrowser(t, e.ts.URL, "admin", map[string]string{"Authorization": "Bearer " + testutil.AdminToken})
+	b := newBrowser(t, e.ts.URL, "admin", nil)
+	b.signInKey(testutil.AdminToken)
 	b.open("/environments")
 	b.waitJS("the environment runs", `!!document.querySelector('a[href="/environments/`+id+`"]') && document.getElementById("envs-table").innerText.includes("running")`)
 	b.do(chromedp.Click(chromedp.CSS(`a[href="/environments/` + id + `"]`)))

@@ -45,8 +45,8 @@ func startAt(t *testing.T, addr, dir string) (stop func()) {
 
 // TestConsole_LiveAfterRestart stops the control plane under an open page
 // and starts it again on the same address: the page says it is
-// reconnecting, then shows a change made after the restart, without a
-// reload.
+// reconnecting, then (its session kept in the database) shows a change
+// made after the restart, without a reload.
 func TestConsole_LiveAfterRestart(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -57,7 +57,8 @@ func TestConsole_LiveAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	stop := startAt(t, addr, dir)
 	base := "http://" + addr
-	b := newBrowser(t, base, "admin", map[string]string{"Authorization": "Bearer " + testutil.AdminToken})
+	b := newBrowser(t, base, "admin", nil)
+	b.signInKey(testutil.AdminToken)
 	b.open("/runners")
 	b.waitJS("the page is live", `(document.getElementById("live-status")||{}).dataset?.state === "live"`)
 	eval[bool](b, `window.__sameDocument = true`)
