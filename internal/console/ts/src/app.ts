@@ -240,6 +240,14 @@ async function confirmed(form: HTMLFormElement): Promise<boolean> {
   return new Promise((resolve) => dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true }));
 }
 
+// sentence makes an API message ("wrong email or password") read as one.
+function sentence(s: string): string {
+  s = s.trim();
+  if (!s) return s;
+  s = s[0].toUpperCase() + s.slice(1);
+  return /[.!?]$/.test(s) ? s : s + ".";
+}
+
 function showFormError(form: HTMLFormElement, msg: string) {
   let el = $<HTMLElement>("[data-form-error]", form);
   if (!el) {
@@ -279,7 +287,7 @@ async function post(form: HTMLFormElement) {
           : r.status === 403
             ? " Reload the page and try again; if it persists, your role lacks the permission."
             : " Try again in a moment.";
-      showFormError(form, `${msg}.${what}`);
+      showFormError(form, sentence(msg) + what);
       return;
     }
     if (r.redirected) {
@@ -320,6 +328,7 @@ async function signin(form: HTMLFormElement) {
     } catch {
       if (r.status === 404) msg = "This control plane does not offer browser sign-in: update runyard.";
     }
+    msg = sentence(msg);
     if (r.status === 401) msg += " Check what you typed and try again.";
     if (r.status === 429) msg += " Wait a minute before trying again.";
     showFormError(form, msg);
