@@ -87,6 +87,8 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	get("/pods/{key}", h.podDetail)
 	post("/pods/{key}/terminate", audit.TypePod, h.podTerminate)
 	get("/environments", h.environmentsList)
+	get("/environments/new", h.environmentNew)
+	post("/environments/new", typeEnvironment, h.environmentCreate)
 	get("/environments/{id}", h.environmentDetail)
 	get("/environments/{id}/logs/{kind}/{item}", h.environmentLog)
 	post("/environments/{id}/start", typeEnvironment, h.envAction(h.envStart))

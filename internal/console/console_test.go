@@ -220,6 +220,7 @@ func TestConsole_SecurityHeaders(t *testing.T) {
 				{"/pods/new", testutil.AdminToken, 200},
 				{"/pods/" + key[1], testutil.AdminToken, 200},
 				{"/environments", testutil.AdminToken, 200},
+				{"/environments/new", testutil.AdminToken, 200},
 				{asset, "", 200},
 				{"/console/assets/manifest.json", "", http.StatusNotFound},
 			} {

@@ -1,9 +1,7 @@
 package console_test
 
 import (
-	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +11,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
-	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/runner"
 	"github.com/runyard/runyard/internal/testutil"
 )
@@ -61,36 +57,34 @@ services:
       start: echo "web up"; exec sleep 600
 `
 
-// TestConsole_Environment opens an environment made from a local git
-// repository: its task and service are listed, the task is started from
-// the page, its execution appears without a reload, and its log shows its
-// lines as they are written; a service starts from the page.
+// TestConsole_Environment makes an environment from a local git
+// repository in the console's form: its task and service are listed, the
+// task is started from the page, its execution appears without a reload,
+// and its log shows its lines as they are written; a service starts from
+// the page.
 func TestConsole_Environment(t *testing.T) {
 	e := newEnv(t, testutil.SQLite)
-	runnerID, exchange := e.createRunner(t, "env-runner")
+	_, exchange := e.createRunner(t, "env-runner")
 	testutil.StartRunner(t, runner.Config{Server: e.ts.URL, ExchangeToken: exchange, Name: "env-host", StopGrace: 5 * time.Second})
-	envs := gitpodv1connect.NewEnvironmentServiceClient(http.DefaultClient, e.ts.URL)
-	classes, err := envs.ListEnvironmentClasses(context.Background(), admin(&gitpodv1.ListEnvironmentClassesRequest{
-		Filter: &gitpodv1.ListEnvironmentClassesRequest_Filter{RunnerIds: []string{runnerID}}}))
-	if err != nil || len(classes.Msg.GetEnvironmentClasses()) == 0 {
-		t.Fatalf("classes of the runner: %v %v", classes, err)
-	}
 	release := filepath.Join(t.TempDir(), "release")
 	repo := gitRepo(t, map[string]string{".runyard/automations.yaml": fmt.Sprintf(countTask, release)})
-	created, err := envs.CreateEnvironment(context.Background(), admin(&gitpodv1.CreateEnvironmentRequest{Spec: &gitpodv1.EnvironmentSpec{
-		DesiredPhase: gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING,
-		Machine:      &gitpodv1.EnvironmentSpec_Machine{Class: classes.Msg.GetEnvironmentClasses()[0].GetId()},
-		Content: &gitpodv1.EnvironmentSpec_Content{Initializer: &gitpodv1.EnvironmentInitializer{
-			Specs: []*gitpodv1.EnvironmentInitializer_Spec{{Spec: &gitpodv1.EnvironmentInitializer_Spec_Git{Git: &gitpodv1.GitInitializer{
-				RemoteUri: repo, TargetMode: gitpodv1.GitInitializer_CLONE_TARGET_MODE_REMOTE_HEAD, CheckoutLocation: "repo"}}}}}},
-	}}))
-	if err != nil {
-		t.Fatalf("create environment: %v", err)
-	}
-	id := created.Msg.GetEnvironment().GetId()
 
 	b := newBrowser(t, e.ts.URL, "admin", nil)
 	b.signInKey(testutil.AdminToken)
+	// The runner's class is offered once the runner is connected.
+	b.open("/environments/new")
+	for deadline := time.Now().Add(browserWait); !b.exists("#env-class option"); time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new environment form offers no class %s after the runner started", browserWait)
+		}
+		b.open("/environments/new")
+	}
+	b.do(chromedp.SendKeys(chromedp.ID("env-url"), repo), chromedp.SendKeys(chromedp.ID("env-name"), "from-the-form"))
+	b.shot("environment-new")
+	b.checkAxe("/environments/new")
+	b.do(chromedp.Click(chromedp.CSS(`form[action="/environments/new"] button[type=submit]`)))
+	b.waitJS("the environment's page opens", `/^\/environments\/[0-9a-f-]{36}$/.test(location.pathname)`)
+	id := strings.TrimPrefix(eval[string](b, `location.pathname`), "/environments/")
 	b.open("/environments")
 	b.waitJS("the environment runs", `!!document.querySelector('a[href="/environments/`+id+`"]') && document.getElementById("envs-table").innerText.includes("running")`)
 	b.do(chromedp.Click(chromedp.CSS(`a[href="/environments/` + id + `"]`)))

@@ -11,6 +11,7 @@ import (
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/paging"
 )
 
@@ -171,4 +172,72 @@ func (h *handler) environmentLog(ctx context.Context, r *http.Request, v *view) 
 	d.URL = u.Path
 	v.Title, v.Nav, v.Data = "Log of "+d.Of, "environments", d
 	return "log", nil
+}
+
+type envForm struct {
+	Classes []envClass
+	// What the user entered.
+	Name, URL, Class string
+}
+
+type envClass struct {
+	ID, Label string
+}
+
+func (h *handler) envFormData(ctx context.Context, r *http.Request) (*envForm, error) {
+	yes := true
+	classes, _, err := h.svc.Environments.ListClasses(ctx, environments.ClassFilter{CanCreate: &yes}, paging.Page{Limit: paging.MaxSize})
+	if err != nil {
+		return nil, err
+	}
+	f := &envForm{Name: r.FormValue("name"), URL: strings.TrimSpace(r.FormValue("url")), Class: r.FormValue("class")}
+	for _, c := range classes {
+		label := c.DisplayName
+		if rn, err := h.svc.Runners.Get(ctx, c.RunnerID); err == nil {
+			label = rn.Name + ": " + c.DisplayName
+		}
+		f.Classes = append(f.Classes, envClass{ID: c.ID, Label: label})
+	}
+	return f, nil
+}
+
+func (h *handler) environmentNew(ctx context.Context, r *http.Request, v *view) (string, error) {
+	v.Title, v.Nav = "New environment", "environments"
+	if _, err := identity.Require(ctx, identity.ScopeEnvironmentsWrite); err != nil {
+		return "", err
+	}
+	f, err := h.envFormData(ctx, r)
+	if err != nil {
+		return "", err
+	}
+	v.Data = f
+	return "environment_new", nil
+}
+
+// environmentCreate makes an environment from a git or context URL on the
+// chosen runner's class; the environments service resolves the URL and
+// checks the class.
+func (h *handler) environmentCreate(ctx context.Context, r *http.Request, v *view) (string, string, error) {
+	v.Title, v.Nav = "New environment", "environments"
+	f, err := h.envFormData(ctx, r)
+	if err != nil {
+		return "", "", err
+	}
+	v.Data = f
+	in := environments.CreateInput{Spec: environments.Spec{
+		DesiredPhase: environments.PhaseRunning,
+		Machine:      environments.Machine{Class: f.Class},
+	}}
+	if f.Name != "" {
+		in.Name = &f.Name
+	}
+	if f.URL != "" {
+		u := f.URL
+		in.Spec.Content.Initializers = []environments.Initializer{{ContextURL: &u}}
+	}
+	e, err := h.svc.Environments.Create(ctx, in)
+	if err != nil {
+		return "", "", &formError{"environment_new", err}
+	}
+	return "/environments/" + e.ID, "", nil
 }
