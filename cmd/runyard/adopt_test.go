@@ -221,7 +221,7 @@ func TestRunner_KilledRunnerWorkAdopted(t *testing.T) {
 			if got := xPhases.end(); strings.Join(got, " ") != "TASK_EXECUTION_PHASE_RUNNING TASK_EXECUTION_PHASE_SUCCEEDED" {
 				t.Errorf("the execution's phases: %v, want RUNNING then SUCCEEDED", got)
 			}
-			s.mustRun(t, adminToken, "environments", "delete", envID, "--wait")
+			s.mustRun(t, adminToken, "environments", "delete", "--yes", envID, "--wait")
 			eventually(t, "the service's process ends with its environment", func() bool { return syscall.Kill(pid, 0) != nil })
 		})
 	}
@@ -287,6 +287,6 @@ func TestRunner_RestartStartsWhatItsPredecessorDidNot(t *testing.T) {
 	if b, _ := os.ReadFile(starts); strings.Count(string(b), key) != 1 {
 		t.Errorf("the pod's command started %d times, want once: %q", strings.Count(string(b), key), b)
 	}
-	s.mustRun(t, adminToken, "pods", "terminate", key)
+	s.mustRun(t, adminToken, "pods", "terminate", "--yes", key)
 	eventually(t, "the pod's process ends", func() bool { return !processWithArg(marker) })
 }

@@ -196,7 +196,7 @@ func TestRunners_CLI(t *testing.T) {
 
 	t.Run("Delete", func(t *testing.T) {
 		r := createRunner(t, s, "delete-box", "linux-host")
-		out := s.mustRun(t, adminToken, "runners", "delete", r.RunnerID)
+		out := s.mustRun(t, adminToken, "runners", "delete", "--yes", r.RunnerID)
 		if !strings.Contains(out, r.RunnerID) || !strings.Contains(out, "deleted") {
 			t.Errorf("delete output: %q", out)
 		}
@@ -205,8 +205,8 @@ func TestRunners_CLI(t *testing.T) {
 		if got.Runner.Status.Phase != "RUNNER_PHASE_DELETED" || !strings.Contains(got.Runner.Status.Message, "never connected") {
 			t.Errorf("deleted runner: %+v", got.Runner.Status)
 		}
-		s.mustRun(t, adminToken, "runners", "delete", r.RunnerID)
-		requireOneLineError(t, s.run(t, adminToken, "runners", "delete", "00000000-0000-4000-8000-000000000000"), 3, "not found")
+		s.mustRun(t, adminToken, "runners", "delete", "--yes", r.RunnerID)
+		requireOneLineError(t, s.run(t, adminToken, "runners", "delete", "--yes", "00000000-0000-4000-8000-000000000000"), 3, "not found")
 		if names := listRunnerNames(t, s, adminToken); slices.Contains(names, "delete-box") {
 			t.Errorf("list after delete still shows the runner: %v", names)
 		}
@@ -277,7 +277,7 @@ func TestTokens_CLI(t *testing.T) {
 		s.mustJSON(t, adminToken, &c, "tokens", "create", "--name", "short-lived", "--scopes", "runners:read,runners:write")
 		s.mustRun(t, c.Secret, "runners", "list")
 
-		out := s.mustRun(t, adminToken, "tokens", "revoke", c.Token.TokenID)
+		out := s.mustRun(t, adminToken, "tokens", "revoke", "--yes", c.Token.TokenID)
 		if !strings.Contains(out, c.Token.TokenID) || !strings.Contains(out, "revoked") {
 			t.Errorf("revoke output: %q", out)
 		}
@@ -301,7 +301,7 @@ func TestTokens_CLI(t *testing.T) {
 		if !found {
 			t.Errorf("tokens list --all does not show the key as revoked: %+v", list.Tokens)
 		}
-		requireOneLineError(t, s.run(t, adminToken, "tokens", "revoke", "5b8b2f38-0000-4000-8000-000000000000"), 3, "not found")
+		requireOneLineError(t, s.run(t, adminToken, "tokens", "revoke", "--yes", "5b8b2f38-0000-4000-8000-000000000000"), 3, "not found")
 	})
 }
 
@@ -367,9 +367,11 @@ func TestCLI_Errors(t *testing.T) {
 		{name: "ErrNoProvider", args: []string{"runners", "create", "--name", "abc"}, code: 2, want: []string{"--provider"}},
 		{name: "ErrProviderAndKind", args: []string{"runners", "create", "--name", "abc", "--provider", "gcp", "--kind", "remote"}, code: 2, want: []string{"kind"}},
 		{name: "ErrNameTooShort", args: []string{"runners", "create", "--name", "ab", "--provider", "gcp"}, code: 2, want: []string{"name"}},
-		{name: "ErrOutputYAML", args: []string{"runners", "list", "-o", "yaml"}, code: 2, want: []string{"table or json"}},
-		{name: "ErrOutputYAMLWhoami", args: []string{"whoami", "-o", "yaml"}, code: 2, want: []string{"table or json"}},
-		{name: "ErrOutputYAMLDelete", args: []string{"runners", "delete", unknownID, "-o", "yaml"}, code: 2, want: []string{"table or json"},
+		{name: "ErrOutputXML", args: []string{"runners", "list", "-o", "xml"}, code: 2, want: []string{"table, wide, json, yaml"}},
+		{name: "ErrOutputXMLWhoami", args: []string{"whoami", "-o", "xml"}, code: 2, want: []string{"table, wide, json, yaml"}},
+		{name: "ErrOutputJSONPathNoExpr", args: []string{"runners", "list", "-o", "jsonpath"}, code: 2, want: []string{"jsonpath=EXPR"}},
+		{name: "ErrOutputBadJQ", args: []string{"runners", "list", "--jq", ".["}, code: 2, want: []string{"--jq"}},
+		{name: "ErrOutputXMLDelete", args: []string{"runners", "delete", "--yes", unknownID, "-o", "xml"}, code: 2, want: []string{"table, wide, json, yaml"},
 			bug: func(r cliResult) string {
 				if r.Code == 3 {
 					return "runners delete and tokens revoke never check -o (internal/cli/runners.go, tokens.go: no g.checkOutput())"

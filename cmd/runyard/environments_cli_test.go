@@ -233,7 +233,7 @@ func testEnvironmentsCLI(t *testing.T, dbURL string) {
 			len(e.Spec.Content.Initializer.Specs) != 1 || e.Spec.Content.Initializer.Specs[0].Git.RemoteURI != "file://"+local {
 			t.Fatalf("created %+v", e)
 		}
-		s.mustRun(t, adminToken, "environments", "delete", e.ID, "--force")
+		s.mustRun(t, adminToken, "environments", "delete", "--yes", e.ID, "--force")
 	})
 
 	var workspace string
@@ -490,8 +490,8 @@ tasks:
 			{"ErrClassAndRunner", []string{"environments", "create", "--runner", runnerID, "--class", "x"}, 2, []string{"class", "runner"}},
 			{"ErrBranchWithoutGit", []string{"environments", "create", "--branch", "main"}, 2, []string{"--branch", "--git"}},
 			{"ErrGitAndContextURL", []string{"environments", "create", "--git", repo, "--context-url", repo}, 2, []string{"git", "context-url"}},
-			{"ErrBadContextURL", []string{"environments", "create", "--runner", runnerID, "--context-url", "https://github.com/org"}, 2, []string{"spec.content.initializer.specs[0].contextUrl.url"}},
-			{"ErrShortTimeout", []string{"environments", "create", "--runner", runnerID, "--inactivity-timeout", "10m"}, 2, []string{"spec.timeout.disconnected", "30m"}},
+			{"ErrBadContextURL", []string{"environments", "create", "--runner", runnerID, "--context-url", "https://github.com/org"}, 2, []string{"--context-url: must name a repository"}},
+			{"ErrShortTimeout", []string{"environments", "create", "--runner", runnerID, "--inactivity-timeout", "10m"}, 2, []string{"--inactivity-timeout: must be at least 30m"}},
 			{"ErrUpdateNoEnvironment", []string{"automations", "update", "-f", "x.yaml"}, 2, []string{"environment"}},
 			{"ErrBadPhase", []string{"executions", "list", "--phase", "sleeping"}, 2, []string{"--phase", "sleeping"}},
 			{"ErrBadToken", []string{"--token", "ryd_wrong", "environments", "list"}, 5, nil},
@@ -508,7 +508,7 @@ tasks:
 		if processWithArg(marker + "-web") {
 			t.Error("the web service's process outlived the environment's stop")
 		}
-		out = s.mustRun(t, adminToken, "environments", "delete", envID, "--wait")
+		out = s.mustRun(t, adminToken, "environments", "delete", "--yes", envID, "--wait")
 		requireLines(t, "environments delete --wait", out, "Environment "+envID+" deleted (")
 		requireOneLineError(t, s.run(t, adminToken, "environments", "get", envID), 3, "not found")
 		if _, err := os.Stat(workspace); !os.IsNotExist(err) {

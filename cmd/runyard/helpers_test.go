@@ -40,6 +40,9 @@ var (
 	// emptyDir is the working directory of CLI processes that must not find a
 	// .runyard/admin-token to fall back on.
 	emptyDir string
+	// configHome is the XDG_CONFIG_HOME of every process: the CLI's contexts
+	// of the tests, never those of whoever runs them.
+	configHome string
 )
 
 // Generous bounds: they only turn a hang into a failure, they never time
@@ -83,6 +86,7 @@ func runTests(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	bin = filepath.Join(dir, "runyard")
 	emptyDir = filepath.Join(dir, "empty")
+	configHome = filepath.Join(dir, "config")
 	if err := os.Mkdir(emptyDir, 0o700); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
@@ -97,16 +101,18 @@ func runTests(m *testing.M) int {
 }
 
 // processEnv is the environment of every process the tests start: the test's
-// own without the RUNYARD_* variables and TLS trust overrides of whoever runs
-// the tests, plus extra. Only what a test sets takes effect.
+// own without the RUNYARD_* variables, TLS trust overrides and CLI
+// configuration of whoever runs the tests, plus extra. Only what a test sets
+// takes effect (a later entry wins over an earlier one of the same name).
 func processEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "RUNYARD_") || strings.HasPrefix(kv, "SSL_CERT_") {
+		if strings.HasPrefix(kv, "RUNYARD_") || strings.HasPrefix(kv, "SSL_CERT_") || strings.HasPrefix(kv, "XDG_CONFIG_HOME=") || strings.HasPrefix(kv, "NO_COLOR=") {
 			continue
 		}
 		env = append(env, kv)
 	}
+	env = append(env, "XDG_CONFIG_HOME="+configHome)
 	return append(env, extra...)
 }
 
@@ -336,6 +342,12 @@ type cliResult struct {
 // empty) with env added to its environment.
 func runCLI(t *testing.T, dir string, env []string, args ...string) cliResult {
 	t.Helper()
+	return runCLIInput(t, dir, env, "", args...)
+}
+
+// runCLIInput is runCLI with stdin (a pipe, not a terminal) reading input.
+func runCLIInput(t *testing.T, dir string, env []string, input string, args ...string) cliResult {
+	t.Helper()
 	if dir == "" {
 		dir = emptyDir
 	}
@@ -345,6 +357,7 @@ func runCLI(t *testing.T, dir string, env []string, args ...string) cliResult {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = processEnv(env...)
+	cmd.Stdin = strings.NewReader(input)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {

@@ -24,7 +24,7 @@ func TestOrgs_CLI(t *testing.T) {
 				t.Errorf("create printed %q", out)
 			}
 			requireOneLineError(t, s.run(t, adminToken, "orgs", "create", "acme"), 4, "already exists")
-			requireOneLineError(t, s.run(t, adminToken, "orgs", "create", ""), 2, "name")
+			requireOneLineError(t, s.run(t, adminToken, "orgs", "create", ""), 2, "NAME:")
 			requireOneLineError(t, s.run(t, adminToken, "orgs", "create"), 2, "NAME")
 
 			var list struct{ Organizations []orgJSON }
@@ -42,10 +42,10 @@ func TestOrgs_CLI(t *testing.T) {
 			}
 			s.mustJSON(t, adminToken, &key, "tokens", "create", "--org", "acme", "--name", "acme admin", "--scopes", "admin")
 			requireOneLineError(t, s.run(t, key.Secret, "orgs", "list"), 6, "installation admin")
-			requireOneLineError(t, s.run(t, key.Secret, "orgs", "delete", list.Organizations[1].ID), 3, "not found")
+			requireOneLineError(t, s.run(t, key.Secret, "orgs", "delete", "--yes", list.Organizations[1].ID), 3, "not found")
 
 			s.mustRun(t, key.Secret, "runners", "create", "--name", "box", "--provider", "linux-host")
-			requireOneLineError(t, s.run(t, adminToken, "orgs", "delete", "acme"), 7, "1 runner")
+			requireOneLineError(t, s.run(t, adminToken, "orgs", "delete", "--yes", "acme"), 7, "1 runner")
 
 			if out := s.mustRun(t, adminToken, "orgs", "rename", "acme", "acme-corp"); !strings.Contains(out, "acme-corp") {
 				t.Errorf("rename printed %q", out)
@@ -57,8 +57,8 @@ func TestOrgs_CLI(t *testing.T) {
 			if len(runners.Runners) != 1 {
 				t.Fatalf("acme's runners: %+v", runners.Runners)
 			}
-			s.mustRun(t, key.Secret, "runners", "delete", runners.Runners[0].RunnerID, "--force")
-			if out := s.mustRun(t, adminToken, "orgs", "delete", "acme-corp"); !strings.Contains(out, "deleted") {
+			s.mustRun(t, key.Secret, "runners", "delete", "--yes", runners.Runners[0].RunnerID, "--force")
+			if out := s.mustRun(t, adminToken, "orgs", "delete", "--yes", "acme-corp"); !strings.Contains(out, "deleted") {
 				t.Errorf("delete printed %q", out)
 			}
 			requireOneLineError(t, s.run(t, key.Secret, "whoami"), 5)

@@ -308,8 +308,8 @@ func testPartition(t *testing.T, be backend, n int, lostAfter time.Duration, out
 		}
 		// Nothing of it must outlive the test: the environment goes, and
 		// its runner stops what runs in it.
-		s.mustRun(t, adminToken, "environments", "delete", envID, "--wait")
-		s.mustRun(t, adminToken, "pods", "terminate", key)
+		s.mustRun(t, adminToken, "environments", "delete", "--yes", envID, "--wait")
+		s.mustRun(t, adminToken, "pods", "terminate", "--yes", key)
 		eventually(t, "the pod's process ends", func() bool { return pidWithArg(marker) == 0 })
 	} else {
 		eventually(t, "the runner stops the failed pods, service and execution", func() bool {

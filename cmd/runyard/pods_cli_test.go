@@ -198,14 +198,14 @@ func TestPodsCLI_Lifecycle(t *testing.T) {
 		if !processWithArg(prompt1) {
 			t.Fatal("the first pod's process is not running before terminate")
 		}
-		s.mustRun(t, adminToken, "pods", "terminate", p1.Key)
+		s.mustRun(t, adminToken, "pods", "terminate", "--yes", p1.Key)
 		eventually(t, "the first pod is terminated", func() bool { return getPod(p1.Key).Status == "terminated" })
 		eventually(t, "the first pod's process is gone", func() bool { return !processWithArg(prompt1) })
 		if got := getPod(p2.Key).Status; got != "running" {
 			t.Fatalf("the second pod is %s after the first was terminated, want running", got)
 		}
 		// A finished pod stays as it is.
-		if got := s.mustRun(t, adminToken, "pods", "terminate", p1.Key); !strings.Contains(got, "terminated") {
+		if got := s.mustRun(t, adminToken, "pods", "terminate", "--yes", p1.Key); !strings.Contains(got, "terminated") {
 			t.Errorf("terminate of a terminated pod printed %q", got)
 		}
 	})
@@ -235,9 +235,9 @@ func TestPodsCLI_Lifecycle(t *testing.T) {
 			code int
 			want []string
 		}{
-			{"ErrUnknownAgent", []string{"pods", "create", "--agent", "no-such-agent", "--prompt", "hi"}, 2, []string{"agent_type_id", "no-such-agent"}},
+			{"ErrUnknownAgent", []string{"pods", "create", "--agent", "no-such-agent", "--prompt", "hi"}, 2, []string{"--agent: unknown agent type", "no-such-agent"}},
 			{"ErrUnknownPodGet", []string{"pods", "get", "pod-000000000000"}, 3, []string{"pod-000000000000", "not found"}},
-			{"ErrUnknownPodTerminate", []string{"pods", "terminate", "pod-000000000000"}, 3, []string{"not found"}},
+			{"ErrUnknownPodTerminate", []string{"pods", "terminate", "--yes", "pod-000000000000"}, 3, []string{"not found"}},
 			{"ErrEnvWithoutEquals", []string{"pods", "create", "--agent", "script-agent", "--prompt", "hi", "--env", "NOVALUE"}, 2, []string{"--env", "NOVALUE"}},
 			{"ErrEnvEmptyName", []string{"pods", "create", "--agent", "script-agent", "--prompt", "hi", "--env", "=x"}, 2, []string{"--env"}},
 			{"ErrEnvReserved", []string{"pods", "create", "--agent", "script-agent", "--prompt", "hi", "--env", "RUNYARD_POD_KEY=x"}, 2, []string{"RUNYARD_POD_KEY"}},
@@ -316,7 +316,7 @@ func TestAgentsCLI_Change(t *testing.T) {
 			{"ErrBuiltin", []string{"agents", "update", "codex", "--name", "Mine"}, 2, []string{"built-in"}},
 			{"ErrUnknownUpdate", []string{"agents", "update", "no-such-agent", "--name", "X"}, 3, []string{"no-such-agent"}},
 			{"ErrUnknownGet", []string{"agents", "get", "no-such-agent"}, 3, []string{"no-such-agent"}},
-			{"ErrDeleteBuiltin", []string{"agents", "delete", "claude-code"}, 2, []string{"built-in"}},
+			{"ErrDeleteBuiltin", []string{"agents", "delete", "--yes", "claude-code"}, 2, []string{"built-in"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				requireOneLineError(t, s.run(t, adminToken, tc.args...), tc.code, tc.want...)
@@ -327,10 +327,10 @@ func TestAgentsCLI_Change(t *testing.T) {
 		}
 	})
 	t.Run("Delete", func(t *testing.T) {
-		if out := s.mustRun(t, adminToken, "agents", "delete", "my-agent"); !strings.Contains(out, "my-agent") {
+		if out := s.mustRun(t, adminToken, "agents", "delete", "--yes", "my-agent"); !strings.Contains(out, "my-agent") {
 			t.Errorf("agents delete said %q", out)
 		}
 		requireOneLineError(t, s.run(t, adminToken, "agents", "get", "my-agent"), 3, "my-agent")
-		requireOneLineError(t, s.run(t, adminToken, "agents", "delete", "my-agent"), 3, "my-agent")
+		requireOneLineError(t, s.run(t, adminToken, "agents", "delete", "--yes", "my-agent"), 3, "my-agent")
 	})
 }

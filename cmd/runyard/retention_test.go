@@ -13,7 +13,7 @@ func TestServer_DeletedRunnerRetention(t *testing.T) {
 	s := startServer(t, serverConfig{Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken},
 		Args: []string{"--deleted-runner-retention", "1s"}})
 	r := createRunner(t, s, "short-lived", "linux-host")
-	s.mustRun(t, adminToken, "runners", "delete", r.RunnerID)
+	s.mustRun(t, adminToken, "runners", "delete", "--yes", r.RunnerID)
 	// Right after the deletion it is DELETED or, on a slow machine, already
 	// purged; never anything else.
 	if got, ok := phaseOf(t, s, r.RunnerID); ok && got.Runner.Status.Phase != "RUNNER_PHASE_DELETED" {

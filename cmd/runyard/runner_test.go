@@ -214,7 +214,7 @@ func TestRunner_Lifecycle(t *testing.T) {
 	requireOneLineError(t, s2.run(t, creds.AccessToken, "runners", "get", id), 6, "runner tokens cannot")
 
 	// Delete without force: the runner stops, confirms and exits 0.
-	s2.mustRun(t, adminToken, "runners", "delete", id)
+	s2.mustRun(t, adminToken, "runners", "delete", "--yes", id)
 	if code := r2.waitExit(t); code != 0 {
 		t.Fatalf("runner exit code after deletion = %d, want 0", code)
 	}
@@ -232,7 +232,7 @@ func TestRunner_Lifecycle(t *testing.T) {
 		t.Fatalf("runners list shows the deleted runner: %v", names)
 	}
 	// Deleting it again is fine; its name is free at once.
-	s2.mustRun(t, adminToken, "runners", "delete", id)
+	s2.mustRun(t, adminToken, "runners", "delete", "--yes", id)
 	if newID, _ := registerRunner(t, s2, "lifecycle-host"); newID == id {
 		t.Fatal("the runner registered under the deleted runner's name got its ID")
 	}
@@ -268,7 +268,7 @@ func TestRunner_Revoked(t *testing.T) {
 	revoked := 0
 	for _, tk := range tokens.Tokens {
 		if tk.RunnerID == id {
-			s.mustRun(t, adminToken, "tokens", "revoke", tk.TokenID)
+			s.mustRun(t, adminToken, "tokens", "revoke", "--yes", tk.TokenID)
 			revoked++
 		}
 	}

@@ -25,7 +25,7 @@ func TestRunners_CLI_DeleteForce(t *testing.T) {
 	}
 	deleteForce := func(t *testing.T, id, name string) {
 		t.Helper()
-		out := s.mustRun(t, adminToken, "runners", "delete", id, "--force")
+		out := s.mustRun(t, adminToken, "runners", "delete", "--yes", id, "--force")
 		if !strings.Contains(out, id) || !strings.Contains(out, "deleted") {
 			t.Errorf("delete --force output: %q", out)
 		}
@@ -46,7 +46,7 @@ func TestRunners_CLI_DeleteForce(t *testing.T) {
 		id, p := connect(t, "silent-host")
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		p.waitExit(t)
-		s.mustRun(t, adminToken, "runners", "delete", id)
+		s.mustRun(t, adminToken, "runners", "delete", "--yes", id)
 		got, ok := phaseOf(t, s, id)
 		if !ok || got.Runner.Status.Phase != "RUNNER_PHASE_DELETING" {
 			t.Fatalf("after delete without --force: found %v, phase %q; want the runner DELETING", ok, got.Runner.Status.Phase)
@@ -84,7 +84,7 @@ func TestRunners_CLI_DeleteOffline(t *testing.T) {
 		return got.Runner.Status.Phase == "RUNNER_PHASE_INACTIVE"
 	})
 
-	out := s.mustRun(t, adminToken, "runners", "delete", id)
+	out := s.mustRun(t, adminToken, "runners", "delete", "--yes", id)
 	for _, want := range []string{"waits for the runner to stop its work and confirm", "offline (INACTIVE)", "runyard runners delete " + id + " --force"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("delete of an offline runner printed %q, want it to say %q", out, want)
@@ -97,7 +97,7 @@ func TestRunners_CLI_DeleteOffline(t *testing.T) {
 		t.Fatalf("after delete without --force: phase %q, want DELETING", got.Runner.Status.Phase)
 	}
 	// The hint works as printed.
-	if out := s.mustRun(t, adminToken, "runners", "delete", id, "--force"); !strings.Contains(out, "deleted") {
+	if out := s.mustRun(t, adminToken, "runners", "delete", "--yes", id, "--force"); !strings.Contains(out, "deleted") {
 		t.Errorf("delete --force printed %q", out)
 	}
 	if got, found := phaseOf(t, s, id); found && got.Runner.Status.Phase != "RUNNER_PHASE_DELETED" {

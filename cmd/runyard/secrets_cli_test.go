@@ -201,14 +201,14 @@ func TestSecretsCLI(t *testing.T) {
 				}
 			})
 			t.Run("Delete", func(t *testing.T) {
-				out := mustRun("secrets", "delete", userID)
+				out := mustRun("secrets", "delete", "--yes", userID)
 				if !strings.Contains(out, "deleted") {
 					t.Errorf("delete printed %q", out)
 				}
 				if _, ok := deliveredValue(t, st, "", s.DataDir, who.OrganizationID, userID); ok {
 					t.Fatal("a deleted secret still has a value")
 				}
-				requireOneLineError(t, run("secrets", "delete", userID), 3, "not found")
+				requireOneLineError(t, run("secrets", "delete", "--yes", userID), 3, "not found")
 			})
 			t.Run("Errors", func(t *testing.T) {
 				requireOneLineError(t, run("secrets", "create", "--value", marker), 2, "name")
@@ -218,9 +218,9 @@ func TestSecretsCLI(t *testing.T) {
 				requireOneLineError(t, run("secrets", "create", "--name", "X", "--value-file", "/does/not/exist"), 2, "--value-file")
 				requireOneLineError(t, run("secrets", "create", "--name", "bad-name", "--env-var", "--value", marker), 2, "name:")
 				requireOneLineError(t, run("secrets", "create", "--name", "GITHUB_TOKEN", "--env-var", "--value", marker), 4, "already exists")
-				requireOneLineError(t, run("secrets", "create", "--name", "X", "--value", marker, "--user", "bob"), 2, "scope.userId")
-				requireOneLineError(t, run("secrets", "update", "not-a-uuid", "--value", marker), 2, "secretId")
-				requireOneLineError(t, run("secrets", "delete"), 2, "SECRET_ID")
+				requireOneLineError(t, run("secrets", "create", "--name", "X", "--value", marker, "--user", "bob"), 2, "--user: must be a UUID")
+				requireOneLineError(t, run("secrets", "update", "not-a-uuid", "--value", marker), 2, "SECRET_ID")
+				requireOneLineError(t, run("secrets", "delete", "--yes"), 2, "SECRET_ID")
 				r := s.run(t, s.readOnlySecretsKey(t), "secrets", "create", "--name", "X", "--value", marker)
 				outputs = append(outputs, r.Stdout, r.Stderr)
 				requireOneLineError(t, r, 6, "secrets:write")

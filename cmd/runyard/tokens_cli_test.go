@@ -18,7 +18,7 @@ func TestTokens_CLI_LockOut(t *testing.T) {
 			bootstrapID := adminKeyID(t, s, adminToken)
 
 			// Its own key: refused, naming the way out.
-			requireOneLineError(t, s.run(t, adminToken, "tokens", "revoke", bootstrapID), 7,
+			requireOneLineError(t, s.run(t, adminToken, "tokens", "revoke", "--yes", bootstrapID), 7,
 				"key making this call", "runyard tokens revoke "+bootstrapID+" --force")
 			s.mustRun(t, adminToken, "whoami")
 
@@ -28,13 +28,13 @@ func TestTokens_CLI_LockOut(t *testing.T) {
 				Secret string
 			}
 			s.mustJSON(t, adminToken, &second, "tokens", "create", "--name", "second admin", "--scopes", "admin")
-			s.mustRun(t, second.Secret, "tokens", "revoke", bootstrapID)
+			s.mustRun(t, second.Secret, "tokens", "revoke", "--yes", bootstrapID)
 			requireOneLineError(t, s.run(t, adminToken, "whoami"), 5)
-			requireOneLineError(t, s.run(t, second.Secret, "tokens", "revoke", second.Token.TokenID), 7, "--force")
+			requireOneLineError(t, s.run(t, second.Secret, "tokens", "revoke", "--yes", second.Token.TokenID), 7, "--force")
 			s.mustRun(t, second.Secret, "whoami")
 
 			// Forced, the last admin key goes: nobody can manage keys.
-			if out := s.mustRun(t, second.Secret, "tokens", "revoke", second.Token.TokenID, "--force"); !strings.Contains(out, "revoked") {
+			if out := s.mustRun(t, second.Secret, "tokens", "revoke", "--yes", second.Token.TokenID, "--force"); !strings.Contains(out, "revoked") {
 				t.Errorf("revoke --force printed %q", out)
 			}
 			requireOneLineError(t, s.run(t, second.Secret, "whoami"), 5)

@@ -184,7 +184,7 @@ func testUnreachableAutomations(t *testing.T, be backend, lostAfter time.Duratio
 		})
 		// The environment is not failed (it has no such phase); waiting
 		// for its deletion ends with the way out.
-		res := s.run(t, adminToken, "environments", "delete", stoppedID, "--wait")
+		res := s.run(t, adminToken, "environments", "delete", "--yes", stoppedID, "--wait")
 		requireOneLine(t, "environments delete --wait", res.Stderr, "stopped waiting until environment "+stoppedID+" is deleted", unreachable,
 			"runyard environments delete --force "+stoppedID)
 		if res.Code != 9 {
@@ -216,7 +216,7 @@ func testUnreachableAutomations(t *testing.T, be backend, lostAfter time.Duratio
 			t.Fatal("the work's processes changed after the runner came back")
 		}
 		// Its runner stops what runs in a deleted environment.
-		s.mustRun(t, adminToken, "environments", "delete", envID, "--wait")
+		s.mustRun(t, adminToken, "environments", "delete", "--yes", envID, "--wait")
 		return
 	}
 	eventually(t, "the runner stops the failed service and execution", func() bool {

@@ -32,7 +32,9 @@ func startUp(t *testing.T, dir string, wrap []string, env ...string) *upProc {
 	args := append(wrap, bin, "up", "--listen", addr)
 	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Dir = dir
-	p.cmd.Env = processEnv(env...)
+	// The "local" context `up` adds goes to a configuration of this test
+	// (unless the test gives one), not the one the other tests share.
+	p.cmd.Env = processEnv(append([]string{"XDG_CONFIG_HOME=" + t.TempDir()}, env...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start up: %v", err)
@@ -262,5 +264,43 @@ func TestUp_BootstrapToken(t *testing.T) {
 	requireOneLineError(t, runCLI(t, emptyDir, nil, "--server", u.URL, "--token", adminToken+"x", "whoami"), 5)
 	// The next command works as printed once RUNYARD_TOKEN holds the value.
 	requireNextStep(t, u, emptyDir, out, "RUNYARD_TOKEN="+adminToken)
+	u.stop(t)
+}
+
+// TestUp_LocalContext: `runyard up` adds the context "local" with its admin
+// key, and records that ./.runyard/admin-token belongs to its server; neither
+// key is sent to another server.
+func TestUp_LocalContext(t *testing.T) {
+	dir, cfg := t.TempDir(), t.TempDir()
+	env := []string{"XDG_CONFIG_HOME=" + cfg}
+	u := startUp(t, dir, nil, env...)
+	u.waitLocalRunner(t, dir)
+
+	if b, err := os.ReadFile(filepath.Join(dir, ".runyard", "admin-token.server")); err != nil || strings.TrimSpace(string(b)) != u.URL {
+		t.Errorf(".runyard/admin-token.server = %q, %v; want %s", b, err, u.URL)
+	}
+	// From anywhere, the current context "local" is the server and its key.
+	if r := runCLI(t, emptyDir, env, "whoami"); r.Code != 0 {
+		t.Errorf("whoami with the local context: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	var list struct {
+		Contexts []struct {
+			Name, Server string
+			Current      bool
+		}
+	}
+	r := runCLI(t, emptyDir, env, "context", "list", "-o", "json")
+	if err := json.Unmarshal([]byte(r.Stdout), &list); err != nil || len(list.Contexts) != 1 ||
+		list.Contexts[0].Name != "local" || list.Contexts[0].Server != u.URL || !list.Contexts[0].Current {
+		t.Errorf("context list after up: %v %+v", err, list.Contexts)
+	}
+
+	other := startFakeServer(t, unauthenticated)
+	for _, wd := range []string{emptyDir, dir} {
+		before := len(other.requests())
+		r := runCLI(t, wd, env, "--server", other.URL, "whoami")
+		requireOneLineError(t, r, 5, "runyard login "+other.URL)
+		requireNoCredential(t, "up's keys and --server elsewhere from "+wd, other, before)
+	}
 	u.stop(t)
 }

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -53,8 +51,8 @@ func newAuditListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c := gitpodv1connect.NewEventServiceClient(&http.Client{Timeout: 60 * time.Second},
-				strings.TrimRight(g.server, "/"), connect.WithInterceptors(bearer(token)))
+			c := gitpodv1connect.NewEventServiceClient(g.httpClient(60*time.Second),
+				strings.TrimRight(g.server, "/"), connect.WithInterceptors(bearer(token), fieldErrors()))
 			var items []*gitpodv1.AuditLogEntry
 			page := ""
 			for {
@@ -69,14 +67,14 @@ func newAuditListCmd(g *globals) *cobra.Command {
 					break
 				}
 			}
-			if g.output == "json" {
+			if g.structured() {
 				msgs := make([]proto.Message, len(items))
 				for i, e := range items {
 					msgs[i] = e
 				}
 				return g.printJSONList("entries", msgs)
 			}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			fmt.Fprintln(w, "TIME\tACTOR\tKEY\tMETHOD\tOBJECT\tOUTCOME\tFROM")
 			for _, e := range items {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetCreatedAt().AsTime().Format(time.RFC3339),

@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"slices"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -96,11 +94,11 @@ order.`,
 				return err
 			}
 			f.SetDefaults()
-			if g.output == "json" {
+			if g.structured() {
 				return g.printAnyJSON(f)
 			}
 			fmt.Fprintf(g.stdout, "%s is valid: %s, %s.\n", file, plural(len(f.Services), "service"), plural(len(f.Tasks), "task"))
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			for _, ref := range sortedRefs(f.Services) {
 				s := f.Services[ref]
 				fmt.Fprintf(w, "  service\t%s\t%s\t%s\n", ref, s.Name, fileTriggerList(s.TriggeredBy))
@@ -177,7 +175,7 @@ pull), use 'runyard automations reload'.`,
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			after, err := envRefs(ctx, c, envID)
@@ -186,7 +184,7 @@ pull), use 'runyard automations reload'.`,
 			}
 			updated := append(slices.Clone(res.Msg.GetUpdatedServiceIds()), res.Msg.GetUpdatedTaskIds()...)
 			counts := map[string]int{}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			fmt.Fprintf(g.stdout, "Automations of environment %s updated from %s:\n", envID, file)
 			report := func(kind string, refs []string, inFile func(string) bool, beforeIDs, afterIDs map[string]string) {
 				for _, ref := range refs {
@@ -440,13 +438,13 @@ named in the environment's status (automationsFile.failureMessage).`,
 			if err != nil {
 				return err
 			}
-			c := runyardv1connect.NewAutomationsServiceClient(&http.Client{Timeout: 60 * time.Second}, strings.TrimRight(g.server, "/"),
-				connect.WithInterceptors(bearer(token)))
+			c := runyardv1connect.NewAutomationsServiceClient(g.httpClient(60*time.Second), strings.TrimRight(g.server, "/"),
+				connect.WithInterceptors(bearer(token), fieldErrors()))
 			res, err := c.ReloadAutomationsFile(cmd.Context(), connect.NewRequest(&runyardv1.ReloadAutomationsFileRequest{EnvironmentId: args[0]}))
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Reload of the automations file of environment %s requested (request %d): a running environment applies it now, a stopped one at its next start.\n", args[0], res.Msg.GetRequest())

@@ -6,7 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"text/tabwriter"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -84,14 +84,14 @@ func newServicesListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				items := make([]proto.Message, len(all))
 				for i, s := range all {
 					items[i] = s
 				}
 				return g.printJSONList("services", items)
 			}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			oneEnv := len(envIDs) == 1
 			header := "ID\tREFERENCE\tNAME\tPHASE\tDESIRED\tTRIGGERS\tFAILURE"
 			if !oneEnv {
@@ -164,7 +164,7 @@ func newServiceDesiredCmd(g *globals, verb, short string, start bool) *cobra.Com
 			}
 			name := fmt.Sprintf("service %s (%s)", svc.GetMetadata().GetReference(), svc.GetId())
 			if !w.wait {
-				if g.output == "json" {
+				if g.structured() {
 					return g.printJSON(res)
 				}
 				doing := "stopping"
@@ -202,7 +202,7 @@ func (g *globals) waitService(parent context.Context, c *envClients, id, name st
 		res, err := c.autos.GetService(ctx, connect.NewRequest(&gitpodv1.GetServiceRequest{Id: id}))
 		if err != nil {
 			if ctx.Err() != nil {
-				return waitError(ctx, w.timeout, what)
+				return waitError(ctx, w.timeout, what, serviceKeeps(id, name, start))
 			}
 			return err
 		}
@@ -211,7 +211,7 @@ func (g *globals) waitService(parent context.Context, c *envClients, id, name st
 		current := !start || st.GetSession() == s.GetSpec().GetSession()
 		if p := st.GetPhase(); current && p != last {
 			last = p
-			if g.output != "json" {
+			if !g.structured() {
 				fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(begin)), servicePhase(p))
 			}
 		}
@@ -231,7 +231,7 @@ func (g *globals) waitService(parent context.Context, c *envClients, id, name st
 			}
 		}
 		if done {
-			if g.output == "json" {
+			if g.structured() {
 				if err := g.printJSON(res.Msg); err != nil {
 					return err
 				}
@@ -243,19 +243,19 @@ func (g *globals) waitService(parent context.Context, c *envClients, id, name st
 				}
 				return fmt.Errorf("%s %s: %s", name, servicePhase(st.GetPhase()), msg)
 			}
-			if g.output != "json" {
+			if !g.structured() {
 				fmt.Fprintf(g.stdout, "Service %s is %s (%s).\n", s.GetMetadata().GetReference(), servicePhase(st.GetPhase()), elapsed(time.Since(begin)))
 			}
 			return nil
 		}
 		if msg := unreachableIn(st.GetFailureMessage()); msg != "" {
-			if g.output != "json" {
+			if !g.structured() {
 				fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(begin)), msg)
 			}
 			return unreachableError(what, msg)
 		}
 		if !sleepCtx(ctx, pollInterval) {
-			return waitError(ctx, w.timeout, what)
+			return waitError(ctx, w.timeout, what, serviceKeeps(id, name, start))
 		}
 	}
 }
@@ -330,15 +330,21 @@ func (g *globals) streamLog(ctx context.Context, token, logURL string, follow bo
 		q.Set("follow", "1")
 		u.RawQuery = q.Encode()
 	}
+	if su, err := url.Parse(g.server); err == nil && !sameServer(u.Scheme+"://"+u.Host, g.server) && strings.Trim(su.Path, "/") == "" {
+		u.Scheme, u.Host = su.Scheme, su.Host
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("build request: %w", err)
 	}
-	if token != "" {
+	// The API key goes only to the server it belongs to. A log URL on
+	// another origin (the server's --public-url) names the same path on
+	// every control plane, so it is read from the server the key is for.
+	if token != "" && sameServer(u.Scheme+"://"+u.Host, g.server) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	// No overall timeout: a followed log lasts as long as the run.
-	res, err := (&http.Client{}).Do(req)
+	res, err := g.httpClient(0).Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -354,4 +360,13 @@ func (g *globals) streamLog(ctx context.Context, token, logURL string, follow bo
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the log stream broke: " + err.Error()}
 	}
 	return nil
+}
+
+// serviceKeeps says what goes on after a wait for service id is
+// interrupted, and how to stop it.
+func serviceKeeps(id, name string, start bool) string {
+	if start {
+		return name + " keeps starting; stop it with `runyard services stop " + id + "`"
+	}
+	return name + " keeps stopping; see `runyard services list`"
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -88,7 +87,7 @@ func newTasksListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				items := make([]proto.Message, len(all))
 				for i, t := range all {
 					items[i] = t
@@ -105,7 +104,7 @@ func newTasksListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			oneEnv := len(envIDs) == 1
 			if oneEnv {
 				fmt.Fprintln(w, "ID\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS")
@@ -175,14 +174,14 @@ execution exits non-zero.`,
 				return err
 			}
 			x := res.Msg.GetTaskExecution()
-			if !w.wait && g.output == "json" {
+			if !w.wait && g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			names, err := refNames(ctx, c, []string{x.GetMetadata().GetEnvironmentId()})
 			if err != nil {
 				return err
 			}
-			if g.output != "json" {
+			if !g.structured() {
 				fmt.Fprintf(g.stdout, "Execution %s of %s started: %s\n", x.GetId(), nameOr(names, x.GetMetadata().GetTaskId(), "task"), planString(x, names))
 			}
 			if !w.wait {
@@ -255,7 +254,7 @@ func (g *globals) waitExecution(parent context.Context, c *envClients, x *gitpod
 	}
 	begin := time.Now()
 	progress := func(format string, args ...any) {
-		if g.output != "json" {
+		if !g.structured() {
 			fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(begin)), fmt.Sprintf(format, args...))
 		}
 	}
@@ -265,7 +264,7 @@ func (g *globals) waitExecution(parent context.Context, c *envClients, x *gitpod
 		res, err := c.autos.GetTaskExecution(ctx, connect.NewRequest(&gitpodv1.GetTaskExecutionRequest{Id: id}))
 		if err != nil {
 			if ctx.Err() != nil {
-				return waitError(ctx, w.timeout, what)
+				return waitError(ctx, w.timeout, what, "execution "+id+" keeps running; stop it with `runyard executions stop "+id+"`")
 			}
 			return err
 		}
@@ -297,7 +296,7 @@ func (g *globals) waitExecution(parent context.Context, c *envClients, x *gitpod
 		}
 		if p := st.GetPhase(); finalExecution(p) {
 			took := time.Since(begin)
-			if g.output == "json" {
+			if g.structured() {
 				if err := g.printJSON(res.Msg); err != nil {
 					return err
 				}
@@ -332,7 +331,7 @@ func (g *globals) waitExecution(parent context.Context, c *envClients, x *gitpod
 			return unreachableError(what, msg)
 		}
 		if !sleepCtx(ctx, pollInterval) {
-			return waitError(ctx, w.timeout, what)
+			return waitError(ctx, w.timeout, what, "execution "+id+" keeps running; stop it with `runyard executions stop "+id+"`")
 		}
 	}
 }
@@ -428,7 +427,7 @@ func newExecutionsListCmd(g *globals) *cobra.Command {
 					break
 				}
 			}
-			if g.output == "json" {
+			if g.structured() {
 				items := make([]proto.Message, len(all))
 				for i, x := range all {
 					items[i] = x
@@ -445,7 +444,7 @@ func newExecutionsListCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			fmt.Fprintln(w, "ID\tTASK\tPHASE\tSTARTED BY\tSTEPS\tCREATED\tDURATION\tFAILURE")
 			for _, x := range all {
 				md := x.GetMetadata()
@@ -508,7 +507,7 @@ func newExecutionsGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			x := res.Msg.GetTaskExecution()
@@ -517,7 +516,7 @@ func newExecutionsGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			rows := [][2]string{
 				{"ID", x.GetId()},
 				{"Task", nameOr(names, md.GetTaskId(), "task")},
@@ -544,7 +543,7 @@ func newExecutionsGetCmd(g *globals) *cobra.Command {
 				status[s.GetId()] = s
 			}
 			fmt.Fprintln(g.stdout)
-			w = tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w = g.table()
 			fmt.Fprintln(w, "GROUP\tSTEP\tPHASE\tOUTPUT\tFAILURE")
 			for i, grp := range x.GetSpec().GetPlan() {
 				for _, step := range grp.GetSteps() {
@@ -587,7 +586,7 @@ func newExecutionsStopCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Execution %s is stopping.\n", args[0])

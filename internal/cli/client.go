@@ -2,22 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"connectrpc.com/connect"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
-	"github.com/runyard/runyard/internal/server"
 )
 
 // clients are the API clients of one command.
@@ -28,28 +19,28 @@ type clients struct {
 	orgs     gitpodv1connect.OrganizationServiceClient
 	// installation is what only the installation admin may call.
 	installation runyardv1connect.InstallationServiceClient
+	users        gitpodv1connect.UserServiceClient
+	userAdmin    runyardv1connect.UserAdminServiceClient
 }
 
-// endpoint checks --server and returns the token to use: --token, or the
-// admin key that `runyard up` keeps in .runyard/admin-token, which makes the
-// README's next step work without copying secrets around.
+// endpoint resolves the server and the credential of a client command (see
+// resolveEndpoint) and sets g.server to the server, for the callers that
+// build URLs from it. It runs once per process.
 func (g *globals) endpoint() (token string, err error) {
 	// Every client command gets here before its first call, so an -o it
 	// cannot print is refused before anything changes.
 	if err := g.checkOutput(); err != nil {
 		return "", err
 	}
-	u, err := url.Parse(g.server)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", usagef("--server must be an http:// or https:// URL, got %q", g.server)
-	}
-	token = g.token
-	if token == "" {
-		if b, err := os.ReadFile(filepath.Join(".runyard", server.AdminTokenFile)); err == nil {
-			token = strings.TrimSpace(string(b))
+	if g.ep == nil {
+		ep, err := g.resolveEndpoint()
+		if err != nil {
+			return "", err
 		}
+		g.ep = ep
+		g.server = ep.server
 	}
-	return token, nil
+	return g.ep.token, nil
 }
 
 func (g *globals) clients() (*clients, error) {
@@ -57,8 +48,8 @@ func (g *globals) clients() (*clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 60 * time.Second}
-	opts := []connect.ClientOption{connect.WithInterceptors(bearer(token))}
+	hc := g.httpClient(60 * time.Second)
+	opts := []connect.ClientOption{connect.WithInterceptors(bearer(token), fieldErrors())}
 	base := strings.TrimRight(g.server, "/")
 	return &clients{
 		runners:      gitpodv1connect.NewRunnerServiceClient(hc, base, opts...),
@@ -66,6 +57,8 @@ func (g *globals) clients() (*clients, error) {
 		tokens:       runyardv1connect.NewTokenServiceClient(hc, base, opts...),
 		orgs:         gitpodv1connect.NewOrganizationServiceClient(hc, base, opts...),
 		installation: runyardv1connect.NewInstallationServiceClient(hc, base, opts...),
+		users:        gitpodv1connect.NewUserServiceClient(hc, base, opts...),
+		userAdmin:    runyardv1connect.NewUserAdminServiceClient(hc, base, opts...),
 	}, nil
 }
 
@@ -79,42 +72,6 @@ func bearer(token string) connect.UnaryInterceptorFunc {
 			return next(ctx, req)
 		}
 	}
-}
-
-// printJSON writes msg as the API's JSON, for -o json.
-func (g *globals) printJSON(msg proto.Message) error {
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(msg)
-	if err != nil {
-		return fmt.Errorf("encode json: %w", err)
-	}
-	_, err = fmt.Fprintln(g.stdout, string(b))
-	return err
-}
-
-// printJSONList writes items under key as one JSON object.
-func (g *globals) printJSONList(key string, items []proto.Message) error {
-	raw := make([]json.RawMessage, len(items))
-	for i, m := range items {
-		b, err := protojson.Marshal(m)
-		if err != nil {
-			return fmt.Errorf("encode json: %w", err)
-		}
-		raw[i] = b
-	}
-	b, err := json.MarshalIndent(map[string]any{key: raw}, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode json: %w", err)
-	}
-	_, err = fmt.Fprintln(g.stdout, string(b))
-	return err
-}
-
-func (g *globals) checkOutput() error {
-	switch g.output {
-	case "table", "json":
-		return nil
-	}
-	return usagef("--output must be table or json, got %q", g.output)
 }
 
 // enumValue turns a short CLI name (linux-host) into the API's enum name

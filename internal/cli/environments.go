@@ -2,11 +2,8 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -37,9 +34,9 @@ func (g *globals) envClients() (*envClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 60 * time.Second}
+	hc := g.httpClient(60 * time.Second)
 	base := strings.TrimRight(g.server, "/")
-	opt := connect.WithInterceptors(bearer(token))
+	opt := connect.WithInterceptors(bearer(token), fieldErrors())
 	return &envClients{
 		envs:  gitpodv1connect.NewEnvironmentServiceClient(hc, base, opt),
 		autos: gitpodv1connect.NewEnvironmentAutomationServiceClient(hc, base, opt),
@@ -69,14 +66,6 @@ func (w *waitFlags) context(ctx context.Context) (context.Context, context.Cance
 		return context.WithCancel(ctx)
 	}
 	return context.WithTimeout(ctx, w.timeout)
-}
-
-// waitError is what a wait that ran out of time or was interrupted returns.
-func waitError(ctx context.Context, timeout time.Duration, what string) error {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("timed out after %s waiting until %s", timeout, what)
-	}
-	return fmt.Errorf("interrupted while waiting until %s", what)
 }
 
 // sleepCtx waits d or until ctx ends, reporting whether d passed.
@@ -191,13 +180,13 @@ default class of --runner, or of the only runner when there is exactly one.`,
 			}
 			e := res.Msg.GetEnvironment()
 			if !w.wait {
-				if g.output == "json" {
+				if g.structured() {
 					return g.printJSON(res.Msg)
 				}
 				g.printEnvironments([]*gitpodv1.Environment{e})
 				return nil
 			}
-			if g.output != "json" {
+			if !g.structured() {
 				g.printEnvironments([]*gitpodv1.Environment{e})
 				fmt.Fprintln(g.stdout)
 			}
@@ -326,7 +315,7 @@ func newEnvironmentsListCmd(g *globals) *cobra.Command {
 			if limit > 0 && len(all) > limit {
 				all = all[:limit]
 			}
-			if g.output == "json" {
+			if g.structured() {
 				items := make([]proto.Message, len(all))
 				for i, e := range all {
 					items[i] = e
@@ -358,7 +347,7 @@ func newEnvironmentsGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			g.printEnvironmentDetail(res.Msg.GetEnvironment())
@@ -415,7 +404,7 @@ func newEnvironmentsStopCmd(g *globals) *cobra.Command {
 // happens, with --wait it waits for the runner to get there.
 func (g *globals) afterDesired(ctx context.Context, c *envClients, id string, res proto.Message, want gitpodv1.EnvironmentPhase, w waitFlags, doing string) error {
 	if !w.wait {
-		if g.output == "json" {
+		if g.structured() {
 			return g.printJSON(res)
 		}
 		fmt.Fprintf(g.stdout, "Environment %s is %s.\n", id, doing)
@@ -448,7 +437,7 @@ func newEnvironmentsDeleteCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if !w.wait {
-				if g.output == "json" {
+				if g.structured() {
 					return g.printJSON(res.Msg)
 				}
 				if force {
@@ -469,11 +458,11 @@ func newEnvironmentsDeleteCmd(g *globals) *cobra.Command {
 				}
 				if err != nil {
 					if ctx.Err() != nil {
-						return waitError(ctx, w.timeout, "environment "+id+" is deleted")
+						return waitError(ctx, w.timeout, "environment "+id+" is deleted", "the environment is still being deleted on the control plane; see `runyard environments get "+id+"`")
 					}
 					return err
 				}
-				if p := got.Msg.GetEnvironment().GetStatus().GetPhase(); p != last && g.output != "json" {
+				if p := got.Msg.GetEnvironment().GetStatus().GetPhase(); p != last && !g.structured() {
 					last = p
 					fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(start)), envPhase(p))
 				}
@@ -482,10 +471,10 @@ func newEnvironmentsDeleteCmd(g *globals) *cobra.Command {
 						"it is deleted when the runner comes back; `runyard environments delete --force "+id+"` removes it without the runner")
 				}
 				if !sleepCtx(ctx, pollInterval) {
-					return waitError(ctx, w.timeout, "environment "+id+" is deleted")
+					return waitError(ctx, w.timeout, "environment "+id+" is deleted", "the environment is still being deleted on the control plane; see `runyard environments get "+id+"`")
 				}
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Environment %s deleted (%s).\n", id, elapsed(time.Since(start)))
@@ -508,7 +497,7 @@ func (g *globals) waitEnvironment(parent context.Context, c *envClients, id stri
 	what := fmt.Sprintf("environment %s is %s", id, envPhase(want))
 	start := time.Now()
 	progress := func(format string, args ...any) {
-		if g.output != "json" {
+		if !g.structured() {
 			fmt.Fprintf(g.stdout, "%8s  %s\n", elapsed(time.Since(start)), fmt.Sprintf(format, args...))
 		}
 	}
@@ -517,7 +506,7 @@ func (g *globals) waitEnvironment(parent context.Context, c *envClients, id stri
 		res, err := c.envs.GetEnvironment(ctx, connect.NewRequest(&gitpodv1.GetEnvironmentRequest{EnvironmentId: id}))
 		if err != nil {
 			if ctx.Err() != nil {
-				return waitError(ctx, w.timeout, what)
+				return waitError(ctx, w.timeout, what, waitKeeps(id, want))
 			}
 			return err
 		}
@@ -535,13 +524,13 @@ func (g *globals) waitEnvironment(parent context.Context, c *envClients, id stri
 		if current {
 			if msgs := st.GetFailureMessage(); len(msgs) > 0 {
 				progress("failed: %s", oneLine(strings.Join(msgs, "; ")))
-				if g.output == "json" {
+				if g.structured() {
 					g.printJSON(res.Msg)
 				}
 				return fmt.Errorf("environment %s failed: %s", id, strings.Join(msgs, "; "))
 			}
 			if st.GetPhase() == want {
-				if g.output == "json" {
+				if g.structured() {
 					if err := g.printJSON(res.Msg); err != nil {
 						return err
 					}
@@ -550,7 +539,7 @@ func (g *globals) waitEnvironment(parent context.Context, c *envClients, id stri
 					progress("automations file %s failed: %s", af.GetAutomationsFilePath(), oneLine(af.GetFailureMessage()))
 					return fmt.Errorf("environment %s is running, but its automations file %s failed: %s", id, af.GetAutomationsFilePath(), af.GetFailureMessage())
 				}
-				if g.output != "json" {
+				if !g.structured() {
 					fmt.Fprintf(g.stdout, "Environment %s is %s (%s).\n", id, envPhase(want), elapsed(time.Since(start)))
 				}
 				return nil
@@ -561,7 +550,7 @@ func (g *globals) waitEnvironment(parent context.Context, c *envClients, id stri
 			return unreachableError(what, msg)
 		}
 		if !sleepCtx(ctx, pollInterval) {
-			return waitError(ctx, w.timeout, what)
+			return waitError(ctx, w.timeout, what, waitKeeps(id, want))
 		}
 	}
 }
@@ -592,7 +581,7 @@ func envContent(e *gitpodv1.Environment) string {
 }
 
 func (g *globals) printEnvironments(es []*gitpodv1.Environment) {
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	fmt.Fprintln(w, "ID\tNAME\tPHASE\tDESIRED\tRUNNER\tCONTENT\tCREATED")
 	for _, e := range es {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetId(), dash(e.GetMetadata().GetName()),
@@ -603,7 +592,7 @@ func (g *globals) printEnvironments(es []*gitpodv1.Environment) {
 }
 
 func (g *globals) printEnvironmentDetail(e *gitpodv1.Environment) {
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	md, st := e.GetMetadata(), e.GetStatus()
 	af := st.GetAutomationsFile()
 	afPath := af.GetAutomationsFilePath()
@@ -642,4 +631,13 @@ func (g *globals) printEnvironmentDetail(e *gitpodv1.Environment) {
 		fmt.Fprintf(w, "%s:\t%s\n", row[0], oneLine(row[1]))
 	}
 	w.Flush()
+}
+
+// waitKeeps says what goes on after a wait for environment id to reach want
+// is interrupted, and how to stop it.
+func waitKeeps(id string, want gitpodv1.EnvironmentPhase) string {
+	if want == gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING {
+		return "environment " + id + " keeps starting on its runner; stop it with `runyard environments stop " + id + "`"
+	}
+	return "environment " + id + " keeps stopping on its runner; see `runyard environments get " + id + "`"
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -26,14 +25,14 @@ func newOrgsCmd(g *globals) *cobra.Command {
 }
 
 func (g *globals) printOrganizations(items []*gitpodv1.Organization) error {
-	if g.output == "json" {
+	if g.structured() {
 		msgs := make([]proto.Message, len(items))
 		for i, o := range items {
 			msgs[i] = o
 		}
 		return g.printJSONList("organizations", msgs)
 	}
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	fmt.Fprintln(w, "ID\tNAME\tCREATED")
 	for _, o := range items {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", o.GetId(), o.GetName(), ago(o.GetCreatedAt().AsTime()))
@@ -75,8 +74,8 @@ func newOrgsCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(res.Msg.GetOrganization())
+			if g.structured() {
+				return g.printJSON(res.Msg)
 			}
 			o := res.Msg.GetOrganization()
 			fmt.Fprintf(g.stdout, "Created organization %s (%s).\n", o.GetName(), o.GetId())
@@ -124,8 +123,8 @@ func newOrgsRenameCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return g.printJSON(res.Msg.GetOrganization())
+			if g.structured() {
+				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Organization %s is now %s.\n", id, res.Msg.GetOrganization().GetName())
 			return nil
@@ -151,7 +150,7 @@ func newOrgsDeleteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Organization %s deleted.\n", args[0])

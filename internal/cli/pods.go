@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -206,7 +205,7 @@ it, and total the number of matching pods on the server.`,
 					break
 				}
 			}
-			if g.output == "json" {
+			if g.structured() {
 				if all == nil {
 					all = []json.RawMessage{}
 				}
@@ -262,7 +261,7 @@ reported it terminated. Terminating a finished pod changes nothing.`,
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printRawJSON(raw)
 			}
 			p, err := decodePod(raw)
@@ -292,14 +291,14 @@ func decodePod(raw json.RawMessage) (*restPod, error) {
 
 // showPod prints an answer {"pod": ...}.
 func (g *globals) showPod(raw json.RawMessage) error {
-	if g.output == "json" {
+	if g.structured() {
 		return g.printRawJSON(raw)
 	}
 	p, err := decodePod(raw)
 	if err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	exit := "-"
 	if p.ExitCode != nil {
 		exit = strconv.Itoa(*p.ExitCode)
@@ -326,7 +325,7 @@ func (g *globals) showPod(raw json.RawMessage) error {
 }
 
 func (g *globals) printPods(ps []restPod) error {
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	fmt.Fprintln(w, "KEY\tSTATUS\tAGENT\tRUNNER\tREASON\tCREATED")
 	for i := range ps {
 		p := &ps[i]
@@ -397,7 +396,7 @@ func newAgentsListCmd(g *globals, org *string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printRawJSON(raw)
 			}
 			var res struct {
@@ -469,7 +468,7 @@ for pods created afterwards.`,
 
 // printAgentAnswer prints the {"agent": ...} answer raw.
 func (g *globals) printAgentAnswer(raw json.RawMessage) error {
-	if g.output == "json" {
+	if g.structured() {
 		return g.printRawJSON(raw)
 	}
 	var res struct {
@@ -583,7 +582,7 @@ func newAgentsDeleteCmd(g *globals, org *string) *cobra.Command {
 }
 
 func (g *globals) printAgents(as []restAgent) error {
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	fmt.Fprintln(w, "ID\tNAME\tTYPE\tCOMMAND\tCREATED")
 	for _, a := range as {
 		kind, created := "custom", "-"

@@ -42,7 +42,7 @@ func (g *globals) restClient(org string) (*restClient, error) {
 		return nil, usagef("--org must not be empty")
 	}
 	return &restClient{
-		hc:    &http.Client{Timeout: 60 * time.Second},
+		hc:    g.httpClient(60 * time.Second),
 		base:  strings.TrimRight(g.server, "/") + "/api/v1/orgs/" + url.PathEscape(org),
 		token: token,
 	}, nil
@@ -102,7 +102,11 @@ func (c *restClient) do(ctx context.Context, method, path string, query url.Valu
 		}
 		return b, nil
 	}
-	return nil, restError(res.StatusCode, b)
+	err = restError(res.StatusCode, b)
+	if ae := (*apperr.Error)(nil); errors.As(err, &ae) && ae.Code == apperr.CodeInvalid {
+		ae.Message = mapFieldMessage(method+" "+path, ae.Message)
+	}
+	return nil, err
 }
 
 // restError converts an error answer. The API's body {"error","code"}
@@ -129,17 +133,6 @@ func restError(status int, body []byte) error {
 		return fmt.Errorf("the control plane answered HTTP %d %s", status, http.StatusText(status))
 	}
 	return fmt.Errorf("the control plane answered HTTP %d %s: %s", status, http.StatusText(status), snippet)
-}
-
-// printRawJSON writes an API answer indented, for -o json.
-func (g *globals) printRawJSON(raw json.RawMessage) error {
-	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		return fmt.Errorf("encode json: %w", err)
-	}
-	buf.WriteByte('\n')
-	_, err := g.stdout.Write(buf.Bytes())
-	return err
 }
 
 // parseEnv turns repeated --flag K=V values into a map, refusing a value

@@ -24,23 +24,74 @@ type globals struct {
 	server string
 	token  string
 	output string
+	// jq is --jq: a jq expression applied to the JSON output.
+	jq string
+	// contextName is --context: the context to use instead of the current
+	// one.
+	contextName string
+	// serverSet and tokenSet tell a flag typed on the command line from
+	// the default the environment gave it.
+	serverSet, tokenSet bool
+	// ep is where the command's calls go, once endpoint has resolved it.
+	ep     *resolved
 	stdout io.Writer
 	stderr io.Writer
 }
 
-// Execute runs the command line and returns the process exit code.
+// Execute runs the command line and returns the process exit code. A
+// command interrupted by a signal (see Interrupted) exits 128 plus the
+// signal's number, as shells report it.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globals{stdout: stdout, stderr: stderr}
+	root, ran := newRootCmd(g)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	if sig := interruptedBy(ctx); sig != 0 && *ran {
+		fmt.Fprintln(stderr, "runyard: "+oneLine(interruptMessage(err)))
+		return 128 + sig
+	}
+	msg := errorMessage(err)
+	code := exitCode(err)
+	if !*ran {
+		code = apperr.ExitCode(apperr.CodeInvalid)
+	}
+	if code == apperr.ExitCode(apperr.CodeUnauthenticated) && g.ep != nil && g.ep.hint != "" {
+		msg += "; " + g.ep.hint
+	}
+	fmt.Fprintln(stderr, "runyard: "+oneLine(msg))
+	return code
+}
+
+// NewRootCommand returns the whole command tree, for the generated
+// reference and the tests that walk it. Its commands write to io.Discard.
+func NewRootCommand() *cobra.Command {
+	root, _ := newRootCmd(&globals{stdout: io.Discard, stderr: io.Discard})
+	return root
+}
+
+// newRootCmd builds the tree. ran reports whether a command's own code was
+// reached: cobra reports flag and command mistakes before, and those exit as
+// usage errors.
+func newRootCmd(g *globals) (*cobra.Command, *bool) {
 	root := &cobra.Command{
-		Use:           "runyard",
-		Short:         "A self-hosted runner platform: control plane, runners, environments and agent pods",
+		Use:   "runyard",
+		Short: "A self-hosted runner platform: control plane, runners, environments and agent pods",
+		Example: `  runyard up                                  # control plane and a runner on this host
+  runyard login https://runyard.example.com   # paste an API key
+  runyard runners list -o wide
+  runyard environments create --git https://github.com/me/app --wait`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	// Cobra reports flag and command mistakes itself, before any of our code
-	// runs; ran tells those apart so they exit as usage errors too. Required
-	// flags are checked here because cobra checks them only after this hook.
+	// Required flags are checked here because cobra checks them only after
+	// this hook; a destructive command confirms here, after its arguments
+	// are known to be right and before anything runs.
 	ran := false
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if err := cmd.ValidateRequiredFlags(); err != nil {
@@ -49,17 +100,26 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := cmd.ValidateFlagGroups(); err != nil {
 			return &usageError{err.Error()}
 		}
+		// An -o or --jq nothing can print is refused before any command
+		// runs, whether or not it calls the API.
+		if err := g.checkOutput(); err != nil {
+			return err
+		}
+		g.serverSet = cmd.Flags().Changed("server")
+		g.tokenSet = cmd.Flags().Changed("token")
 		ran = true
-		return nil
+		return g.confirm(cmd, args)
 	}
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.server, "server", envOr("RUNYARD_SERVER", "http://127.0.0.1:8080"), "control plane URL (env RUNYARD_SERVER)")
-	pf.StringVar(&g.token, "token", os.Getenv("RUNYARD_TOKEN"), "API token (env RUNYARD_TOKEN; default: .runyard/admin-token if present)")
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	// The defaults are constants, not the environment's values: help and
+	// the generated reference must never show a key from RUNYARD_TOKEN.
+	pf.StringVar(&g.server, "server", defaultServer, "control plane URL (env RUNYARD_SERVER); client commands without it use the current context's server")
+	pf.StringVar(&g.token, "token", "", "API key (env RUNYARD_TOKEN; default: the key stored for the server, see 'runyard login')")
+	pf.StringVar(&g.contextName, "context", "", "use this context instead of the current one (see 'runyard context list')")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, wide, json, yaml, jsonpath=EXPR or go-template=TEMPLATE")
+	pf.StringVar(&g.jq, "jq", "", "print the JSON output filtered by this jq expression")
 
+	root.AddCommand(newLoginCmd(g), newContextCmd(g), newAuthCmd(g), newVersionCmd(g))
 	root.AddCommand(
 		newServerCmd(g),
 		newRunnerCmd(g),
@@ -67,21 +127,25 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		newRunnersCmd(g),
 		newTokensCmd(g),
 		newOrgsCmd(g),
+		newUsersCmd(g), newMembersCmd(g), newInvitesCmd(g), newJoinCmd(g),
 		newAuditCmd(g),
 		newWhoamiCmd(g),
 		newPodsCmd(g), newAgentsCmd(g),
 		newSecretsCmd(g),
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
 	)
-	err := root.ExecuteContext(ctx)
-	if err == nil {
-		return 0
+	harden(root)
+	return root, &ran
+}
+
+// daemonServer is the server of the runner commands: --server, else
+// RUNYARD_SERVER, else the default. Contexts are the CLI user's, not the
+// daemon's.
+func (g *globals) daemonServer() string {
+	if g.serverSet {
+		return g.server
 	}
-	fmt.Fprintln(stderr, "runyard: "+oneLine(errorMessage(err)))
-	if !ran {
-		return apperr.ExitCode(apperr.CodeInvalid)
-	}
-	return exitCode(err)
+	return envOr("RUNYARD_SERVER", defaultServer)
 }
 
 func envOr(key, def string) string {

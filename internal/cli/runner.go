@@ -30,7 +30,7 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 				// told otherwise (RUNYARD_SERVER included).
 				cfg.Server = envOr("RUNYARD_SERVER", "")
 			} else {
-				cfg.Server = g.server
+				cfg.Server = g.daemonServer()
 			}
 			cfg.Version = Version
 			cfg.Level = new(slog.LevelVar)

@@ -67,7 +67,7 @@ prints the unit and changes nothing.`,
 			// runner uses the one its state directory remembers, which
 			// stays right if the flag's default or RUNYARD_SERVER changes.
 			if flags.Changed("server") {
-				unit.Server = strings.TrimRight(g.server, "/")
+				unit.Server = strings.TrimRight(g.daemonServer(), "/")
 			}
 			if flags.Changed("name") {
 				unit.Args = append(unit.Args, "--name", name)
@@ -181,7 +181,7 @@ func writeUnit(path string, text []byte, force bool, prepare func() error) error
 // stops there: the service makes the later starts.
 func exchangeToken(cmd *cobra.Command, g *globals, dir, token string) error {
 	d, err := runner.New(cmd.Context(), runner.Config{
-		Server:        g.server,
+		Server:        g.daemonServer(),
 		ExchangeToken: token,
 		StateDir:      dir,
 		Version:       Version,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -94,7 +93,7 @@ func newRunnersCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			g.printRunners([]*gitpodv1.Runner{res.Msg.GetRunner()})
@@ -167,7 +166,7 @@ func newRunnersListCmd(g *globals) *cobra.Command {
 			if limit > 0 && len(all) > limit {
 				all = all[:limit]
 			}
-			if g.output == "json" {
+			if g.structured() {
 				items := make([]proto.Message, len(all))
 				for i, r := range all {
 					items[i] = r
@@ -206,7 +205,7 @@ func (g *globals) showRunner(cmd *cobra.Command, c *clients, id string) error {
 	if err != nil {
 		return err
 	}
-	if g.output == "json" {
+	if g.structured() {
 		return g.printJSON(res.Msg)
 	}
 	g.printRunnerDetail(res.Msg.GetRunner())
@@ -340,7 +339,7 @@ func newRunnersDeleteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			if !force && !runnerGone(cmd.Context(), c, id) {
@@ -387,7 +386,7 @@ func newRunnersTokenCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintln(g.stdout, res.Msg.GetExchangeToken())
@@ -407,20 +406,29 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 }
 
 func (g *globals) printRunners(rs []*gitpodv1.Runner) {
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tNAME\tPROVIDER\tPHASE\tDESIRED\tVERSION\tCREATED")
+	w := g.table()
+	header := "ID\tNAME\tPROVIDER\tPHASE\tDESIRED\tVERSION\tCREATED"
+	if g.wide() {
+		header += "\tREGION\tKIND\tCREATOR\tMESSAGE"
+	}
+	fmt.Fprintln(w, header)
 	for _, r := range rs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.GetRunnerId(), r.GetName(),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", r.GetRunnerId(), r.GetName(),
 			enumShort("RUNNER_PROVIDER_", r.GetProvider().String()),
 			enumShort("RUNNER_PHASE_", r.GetStatus().GetPhase().String()),
 			enumShort("RUNNER_PHASE_", r.GetSpec().GetDesiredPhase().String()),
 			dash(r.GetStatus().GetVersion()), ago(r.GetCreatedAt().AsTime()))
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", dash(r.GetSpec().GetConfiguration().GetRegion()),
+				enumShort("RUNNER_KIND_", r.GetKind().String()), dash(r.GetCreator().GetId()), dash(oneLine(r.GetStatus().GetMessage())))
+		}
+		fmt.Fprintln(w)
 	}
 	w.Flush()
 }
 
 func (g *globals) printRunnerDetail(r *gitpodv1.Runner) {
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	c := r.GetSpec().GetConfiguration()
 	st := r.GetStatus()
 	rows := [][2]string{

@@ -3,10 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -39,9 +37,9 @@ func (g *globals) secretsClient() (*secretClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 60 * time.Second}
+	hc := g.httpClient(60 * time.Second)
 	base := strings.TrimRight(g.server, "/")
-	opt := connect.WithInterceptors(bearer(token))
+	opt := connect.WithInterceptors(bearer(token), fieldErrors())
 	return &secretClients{
 		secrets:  gitpodv1connect.NewSecretServiceClient(hc, base, opt),
 		identity: gitpodv1connect.NewIdentityServiceClient(hc, base, opt),
@@ -145,7 +143,7 @@ func newSecretsCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			g.printSecrets([]*gitpodv1.Secret{res.Msg.GetSecret()})
@@ -199,7 +197,7 @@ func newSecretsListCmd(g *globals) *cobra.Command {
 					break
 				}
 			}
-			if g.output == "json" {
+			if g.structured() {
 				items := make([]proto.Message, len(all))
 				for i, s := range all {
 					items[i] = s
@@ -238,7 +236,7 @@ func newSecretsUpdateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Secret %s updated.\n", args[0])
@@ -264,7 +262,7 @@ func newSecretsDeleteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Secret %s deleted.\n", args[0])
@@ -274,7 +272,7 @@ func newSecretsDeleteCmd(g *globals) *cobra.Command {
 }
 
 func (g *globals) printSecrets(ss []*gitpodv1.Secret) {
-	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	w := g.table()
 	fmt.Fprintln(w, "ID\tNAME\tSCOPE\tMOUNT\tUPDATED")
 	for _, s := range ss {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetName(), secretScope(s.GetScope()), secretMount(s),

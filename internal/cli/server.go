@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/runyard/runyard/internal/audit"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -53,6 +54,10 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 			s, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
+			}
+			// The CLI sends DATA_DIR/admin-token to this server only.
+			if err := recordAdminTokenServer(cfg.DataDir, s.URL()); err != nil {
+				fmt.Fprintf(g.stderr, "runyard: warning: %v; the CLI will not use %s without --token\n", err, filepath.Join(cfg.DataDir, server.AdminTokenFile))
 			}
 			fmt.Fprintf(g.stdout, "Web console: %s/\n", s.PublicURL())
 			return s.Serve(cmd.Context())

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -56,7 +55,7 @@ func newTokensCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Created API key %s (%s) with scopes %s.\nIts secret is shown only now:\n\n  %s\n",
@@ -101,14 +100,14 @@ func newTokensListCmd(g *globals) *cobra.Command {
 					break
 				}
 			}
-			if g.output == "json" {
+			if g.structured() {
 				msgs := make([]proto.Message, len(items))
 				for i, t := range items {
 					msgs[i] = t
 				}
 				return g.printJSONList("tokens", msgs)
 			}
-			w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+			w := g.table()
 			fmt.Fprintln(w, "ID\tNAME\tPRINCIPAL\tSCOPES\tCREATED\tEXPIRES\tREVOKED")
 			for _, t := range items {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.GetTokenId(), t.GetName(),
@@ -147,7 +146,7 @@ func newTokensRevokeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "Token %s revoked.\n", args[0])

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,6 +46,15 @@ runner. Ctrl-C stops both.`,
 			abort := func(err error) error {
 				stop()
 				return errors.Join(err, <-served)
+			}
+
+			// The admin key in DATA_DIR belongs to this server only, and
+			// the "local" context points at it.
+			if err := recordAdminTokenServer(cfg.DataDir, srv.URL()); err != nil {
+				logger.Warn("the CLI will not use the admin key of "+cfg.DataDir+" without --token", "err", err)
+			}
+			if err := saveLocalContext(srv.URL(), cfg.DataDir, cfg.BootstrapToken); err != nil {
+				logger.Warn("could not add the local context", "err", err)
 			}
 
 			name := localRunnerName()
@@ -111,4 +121,27 @@ func localRunnerName() string {
 		return "local-runner"
 	}
 	return host
+}
+
+// saveLocalContext adds or updates the context "local": this server with
+// its admin key. It becomes the current context only when there is none, so
+// that `up` never moves a user off a server they chose.
+func saveLocalContext(srv, dataDir, bootstrapToken string) error {
+	token := bootstrapToken
+	if token == "" {
+		b, err := os.ReadFile(filepath.Join(dataDir, server.AdminTokenFile))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("read the admin key: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	cfg, path, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	cfg.upsert(cliContext{Name: "local", Server: srv, Token: token})
+	if cfg.CurrentContext == "" || cfg.find(cfg.CurrentContext) == nil {
+		cfg.CurrentContext = "local"
+	}
+	return cfg.save(path)
 }

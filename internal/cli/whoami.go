@@ -23,7 +23,7 @@ func newWhoamiCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
 			fmt.Fprintf(g.stdout, "organization: %s\nsubject:      %s (%s)\n", res.Msg.GetOrganizationId(),

@@ -1,0 +1,419 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
+	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/apperr"
+)
+
+// Commit is set at build time with -ldflags "-X .../cli.Commit=..."; without
+// it the VCS revision Go stamped into the binary is used.
+var Commit = ""
+
+func newLoginCmd(g *globals) *cobra.Command {
+	var withToken, insecure bool
+	var name, caFile string
+	cmd := &cobra.Command{
+		Use:   "login [SERVER]",
+		Short: "Store an API key for a server, checked against it, as a context",
+		Long: `Store an API key for SERVER (default: --server, RUNYARD_SERVER or the current
+context's server) in the configuration file ($XDG_CONFIG_HOME/runyard/config.yaml,
+or ~/.config/runyard/config.yaml; mode 0600), as a context that becomes the
+current one. The key is asked for without echo on a terminal, or read from stdin
+with --with-token. It is checked with the server before it is saved, and it is
+only ever sent to that server.`,
+		Example: `  runyard login https://runyard.example.com
+  echo "$KEY" | runyard login https://runyard.example.com --with-token --name prod`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			srv := g.daemonServer()
+			if len(args) == 1 {
+				srv = args[0]
+			} else if !g.serverSet && os.Getenv("RUNYARD_SERVER") == "" {
+				if cfg, _, err := loadConfig(); err == nil && cfg.CurrentContext != "" {
+					if c := cfg.find(cfg.CurrentContext); c != nil {
+						srv = c.Server
+					}
+				}
+			}
+			srv = strings.TrimRight(srv, "/")
+			if err := checkServerURL("SERVER", srv); err != nil {
+				return err
+			}
+			if _, err := tlsConfig(caFile, insecure); err != nil {
+				return usagef("%v", err)
+			}
+			if caFile != "" {
+				// The context keeps the path: make it absolute so it
+				// works from every directory.
+				if abs, err := filepath.Abs(caFile); err == nil {
+					caFile = abs
+				}
+			}
+			token, err := readKey(cmd, g, srv, withToken)
+			if err != nil {
+				return err
+			}
+			// Check the key with the server it is for, with the TLS
+			// settings it will be used with.
+			g.ep = &resolved{server: srv, token: token, context: &cliContext{CAFile: caFile, Insecure: insecure}}
+			id, err := gitpodv1connect.NewIdentityServiceClient(g.httpClient(30*time.Second), srv,
+				connect.WithInterceptors(bearer(token), fieldErrors())).GetAuthenticatedIdentity(cmd.Context(),
+				connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
+			if err != nil {
+				return &apperr.Error{Code: apperr.Code(connect.CodeOf(err).String()),
+					Message: fmt.Sprintf("the key was not saved: %s answered: %s", srv, errorMessage(err))}
+			}
+			cfg, path, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				if c := cfg.forServer(srv); c != nil {
+					name = c.Name
+				} else {
+					name = contextName(srv)
+				}
+			}
+			cfg.upsert(cliContext{Name: name, Server: srv, Token: token, CAFile: caFile, Insecure: insecure})
+			cfg.CurrentContext = name
+			if err := cfg.save(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "Logged in to %s as %s %s of organization %s. Context %q is now current (%s).\n",
+				srv, enumShort("PRINCIPAL_", id.Msg.GetSubject().GetPrincipal().String()), id.Msg.GetSubject().GetId(),
+				id.Msg.GetOrganizationId(), name, path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&withToken, "with-token", false, "read the key from stdin")
+	f.StringVar(&name, "name", "", "name of the context (default: the server's host and port, or the existing context of this server)")
+	f.StringVar(&caFile, "ca-file", "", "trust the CA certificates in this PEM file for this server")
+	f.BoolVar(&insecure, "insecure-skip-verify", false, "do not verify this server's TLS certificate (testing only)")
+	return cmd
+}
+
+// readKey reads the key to log in with: stdin with --with-token, otherwise
+// a prompt without echo on the terminal. It never blocks on a stdin that is
+// not a terminal without --with-token.
+func readKey(cmd *cobra.Command, g *globals, srv string, withToken bool) (string, error) {
+	var key string
+	if withToken {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
+		if err != nil {
+			return "", fmt.Errorf("read the key from stdin: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	} else {
+		fd := int(os.Stdin.Fd())
+		if !term.IsTerminal(fd) {
+			return "", usagef("stdin is not a terminal: pass the key on stdin with --with-token")
+		}
+		fmt.Fprintf(g.stderr, "Paste an API key for %s (create one with `runyard tokens create`): ", srv)
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(g.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read the key: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key == "" {
+		return "", usagef("the key is empty")
+	}
+	if strings.ContainsAny(key, " \t\r\n") {
+		return "", usagef("the key must be one word without spaces")
+	}
+	return key, nil
+}
+
+// contextName is the default name of a server's context: its host and port.
+func contextName(srv string) string {
+	u, err := url.Parse(srv)
+	if err != nil || u.Host == "" {
+		return srv
+	}
+	return u.Host
+}
+
+// contextJSON is a context as `context list -o json` prints it: never the
+// key itself.
+type contextJSON struct {
+	Name     string `json:"name"`
+	Server   string `json:"server"`
+	Current  bool   `json:"current"`
+	HasToken bool   `json:"hasToken"`
+	CAFile   string `json:"caFile,omitempty"`
+	Insecure bool   `json:"insecure,omitempty"`
+}
+
+func newContextCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "context",
+		Aliases: []string{"contexts", "ctx"},
+		Short:   "List, switch and delete the stored servers and keys (contexts)",
+		Example: `  runyard context list
+  runyard context use prod`,
+	}
+	list := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the contexts; * marks the current one",
+		Example: "  runyard context list -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			cfg, _, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			items := make([]contextJSON, 0, len(cfg.Contexts))
+			for _, c := range cfg.Contexts {
+				items = append(items, contextJSON{Name: c.Name, Server: c.Server, Current: c.Name == cfg.CurrentContext,
+					HasToken: c.Token != "", CAFile: c.CAFile, Insecure: c.Insecure})
+			}
+			if g.structured() {
+				return g.printValue(map[string]any{"contexts": items})
+			}
+			w := g.table()
+			fmt.Fprintln(w, "CURRENT\tNAME\tSERVER\tKEY")
+			for _, c := range items {
+				cur, key := "", "-"
+				if c.Current {
+					cur = "*"
+				}
+				if c.HasToken {
+					key = "stored"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", dash(cur), c.Name, c.Server, key)
+			}
+			return w.Flush()
+		},
+	}
+	use := &cobra.Command{
+		Use:     "use NAME",
+		Short:   "Make a context the current one",
+		Example: "  runyard context use local",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, path, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			if cfg.find(args[0]) == nil {
+				return &usageError{fmt.Sprintf("no context %q (see `runyard context list`)", args[0])}
+			}
+			cfg.CurrentContext = args[0]
+			if err := cfg.save(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "Context %q is now current.\n", args[0])
+			return nil
+		},
+	}
+	del := &cobra.Command{
+		Use:     "delete NAME",
+		Short:   "Delete a context and the key stored with it (the key itself stays valid on the server)",
+		Example: "  runyard context delete old-staging --yes",
+		Args:    exactArgs("NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, path, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			if !cfg.remove(args[0]) {
+				return &usageError{fmt.Sprintf("no context %q (see `runyard context list`)", args[0])}
+			}
+			if err := cfg.save(path); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stderr, "Context %q deleted.\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(list, use, del)
+	return cmd
+}
+
+// authStatus is what `auth status -o json` prints.
+type authStatus struct {
+	Server         string   `json:"server"`
+	Context        string   `json:"context,omitempty"`
+	TokenSource    string   `json:"tokenSource"`
+	Principal      string   `json:"principal"`
+	SubjectID      string   `json:"subjectId"`
+	OrganizationID string   `json:"organizationId"`
+	KeyID          string   `json:"keyId,omitempty"`
+	KeyName        string   `json:"keyName,omitempty"`
+	Scopes         []string `json:"scopes,omitempty"`
+	ExpiresAt      string   `json:"expiresAt,omitempty"`
+	// KeyRecord says why the key's own record (name, scopes, expiry) is
+	// missing, when it is.
+	KeyRecord string `json:"keyRecord,omitempty"`
+}
+
+func newAuthCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "auth",
+		Short:   "Show which server and key the CLI uses",
+		Example: "  runyard auth status",
+	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the server, the principal, organization, scopes, name and expiry of the key in use",
+		Example: `  runyard auth status
+  runyard auth status --context prod -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.clients()
+			if err != nil {
+				return err
+			}
+			id, err := c.identity.GetAuthenticatedIdentity(cmd.Context(), connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
+			if err != nil {
+				return err
+			}
+			st := authStatus{
+				Server: g.ep.server, TokenSource: g.ep.source,
+				Principal:      enumShort("PRINCIPAL_", id.Msg.GetSubject().GetPrincipal().String()),
+				SubjectID:      id.Msg.GetSubject().GetId(),
+				OrganizationID: id.Msg.GetOrganizationId(),
+			}
+			if g.ep.context != nil {
+				st.Context = g.ep.context.Name
+			}
+			keyRecord(cmd.Context(), c.tokens, id.Msg.GetSubject().GetId(), &st)
+			if g.structured() {
+				return g.printValue(st)
+			}
+			w := g.table()
+			rows := [][2]string{
+				{"Server", st.Server}, {"Context", dash(st.Context)}, {"Key from", st.TokenSource},
+				{"Principal", st.Principal + " " + st.SubjectID}, {"Organization", st.OrganizationID},
+				{"Key", dash(strings.TrimSpace(st.KeyName + " " + st.KeyID))},
+				{"Scopes", dash(strings.Join(st.Scopes, ","))}, {"Expires", expiry(st)},
+			}
+			if st.KeyRecord != "" {
+				rows = append(rows, [2]string{"Note", st.KeyRecord})
+			}
+			for _, r := range rows {
+				fmt.Fprintf(w, "%s:\t%s\n", r[0], r[1])
+			}
+			return w.Flush()
+		},
+	}
+	cmd.AddCommand(status)
+	return cmd
+}
+
+func expiry(st authStatus) string {
+	switch {
+	case st.ExpiresAt != "":
+		return st.ExpiresAt
+	case st.KeyName != "":
+		return "never"
+	}
+	return "-"
+}
+
+// keyRecord fills in the key's own record: its name, scopes and expiry. The
+// token list needs the admin scope; a key without it is told so instead.
+func keyRecord(ctx context.Context, tokens runyardv1connect.TokenServiceClient, keyID string, st *authStatus) {
+	page := ""
+	for range 100 {
+		res, err := tokens.ListTokens(ctx, connect.NewRequest(&runyardv1.ListTokensRequest{
+			Pagination: &gitpodv1.PaginationRequest{Token: page, PageSize: 100},
+		}))
+		if err != nil {
+			st.KeyRecord = "the key's name, scopes and expiry are readable only with the admin scope (" + connect.CodeOf(err).String() + ")"
+			return
+		}
+		for _, t := range res.Msg.GetTokens() {
+			if t.GetTokenId() == keyID {
+				st.KeyID, st.KeyName, st.Scopes = t.GetTokenId(), t.GetName(), t.GetScopes()
+				if t.GetExpiresAt() != nil {
+					st.ExpiresAt = t.GetExpiresAt().AsTime().Format(time.RFC3339)
+				}
+				return
+			}
+		}
+		if page = res.Msg.GetPagination().GetNextToken(); page == "" {
+			break
+		}
+	}
+	st.KeyRecord = "no API key record with this ID (the identity is not an API key)"
+}
+
+// versionInfo is what `runyard version -o json` prints.
+type versionInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Show the version, commit and Go version of this binary",
+		Example: "  runyard version\n  runyard version -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.checkOutput(); err != nil {
+				return err
+			}
+			v := versionInfo{Version: Version, Commit: Commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
+			if v.Commit == "" {
+				v.Commit = vcsRevision()
+			}
+			if g.structured() {
+				return g.printValue(v)
+			}
+			fmt.Fprintf(g.stdout, "runyard %s\ncommit: %s\ngo: %s\nplatform: %s\n", v.Version, v.Commit, v.GoVersion, v.Platform)
+			return nil
+		},
+	}
+}
+
+// vcsRevision is the commit Go stamped into the binary, "unknown" without.
+func vcsRevision() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
