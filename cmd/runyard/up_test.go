@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -181,6 +182,19 @@ func TestUp_Output(t *testing.T) {
 	}
 	checkMode(t, filepath.Join(dir, tokenFile), 0o600)
 	requireNextStep(t, u, dir, out)
+	// The web console is served by the binary itself, at the URL printed.
+	if want := "Web console: " + u.URL + "/"; !strings.Contains(out, want) {
+		t.Errorf("up stdout does not say %q:\n%s", want, out)
+	}
+	res, err := http.Get(u.URL + "/signin")
+	if err != nil {
+		t.Fatalf("GET the console's sign-in page: %v", err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(page), "Sign in to runyard") || res.Header.Get("Content-Security-Policy") == "" {
+		t.Errorf("console sign-in page: %d, CSP %q:\n%.300s", res.StatusCode, res.Header.Get("Content-Security-Policy"), page)
+	}
 
 	host, err := os.Hostname()
 	if err != nil {

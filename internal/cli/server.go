@@ -96,6 +96,7 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 			if err := recordAdminTokenServer(cfg.DataDir, s.URL()); err != nil {
 				fmt.Fprintf(g.stderr, "runyard: warning: %v; the CLI will not use %s without --token\n", err, filepath.Join(cfg.DataDir, server.AdminTokenFile))
 			}
+			fmt.Fprintf(g.stdout, "Web console: %s/\n", s.PublicURL())
 			return s.Serve(cmd.Context())
 		},
 	}

@@ -79,8 +79,8 @@ runner. Ctrl-C stops both.`,
 			if cfg.BootstrapToken != "" {
 				tokenHint = "the admin API key is the value of RUNYARD_BOOTSTRAP_TOKEN"
 			}
-			fmt.Fprintf(g.stdout, "runyard is up: control plane at %s with local runner %q.\n%s.\nNext, in another terminal in this directory:\n\n  runyard runners list --server %s\n\nPress Ctrl-C to stop.\n",
-				srv.URL(), name, tokenHint, srv.URL())
+			fmt.Fprintf(g.stdout, "runyard is up: control plane at %s with local runner %q.\nWeb console: %s/ (sign in with the admin API key).\n%s.\nNext, in another terminal in this directory:\n\n  runyard runners list --server %s\n\nPress Ctrl-C to stop.\n",
+				srv.URL(), name, srv.PublicURL(), tokenHint, srv.URL())
 
 			select {
 			case err := <-ran:

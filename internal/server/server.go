@@ -31,6 +31,7 @@ import (
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
+	"github.com/runyard/runyard/internal/console"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
@@ -389,9 +390,10 @@ func (s *Server) open(ctx context.Context) error {
 	s.users = &users.Service{Store: st, Now: runnerSvc.Now, TokenRevoked: hooks.TokenRevoked}
 	s.users.Disabled = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, false) }
 	s.users.PasswordReset = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, true) }
+	orgSvc := &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
-		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
+		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
 		Users: s.users,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
@@ -405,6 +407,11 @@ func (s *Server) open(ctx context.Context) error {
 	runnerSvc.LostAfter = s.cfg.LostAfter
 	runnerSvc.Gone = s.runnerGone(autoSvc)
 	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy}, s.log)
+	// The web console at /: one more adapter over the same services.
+	console.Mount(mux, console.Services{
+		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,
+		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL,
+	}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)

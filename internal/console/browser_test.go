@@ -1,0 +1,306 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is Debian's chromium, which .ci/run installs.
+const chromiumPath = "/usr/bin/chromium"
+
+// browserWait bounds every wait in the browser: generous, because a loaded
+// machine may take long; a passing test never waits for it.
+const browserWait = 60 * time.Second
+
+// browser is one headless Chromium tab of a test.
+type browser struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+	name string
+}
+
+// newBrowser starts a headless Chromium for the test (closed when it ends).
+// headers are sent with every request of the tab (Authorization before the
+// session endpoints existed; none once the test signs in). On failure the
+// test's last screen and DOM are saved and their paths printed.
+func newBrowser(t *testing.T, base, name string, headers map[string]string) *browser {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing: .ci/run installs the chromium package", chromiumPath)
+		}
+		t.Skipf("no browser at %s (apt-get install chromium)", chromiumPath)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath),
+		chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-gpu", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	b := &browser{t: t, ctx: ctx, base: base, name: name}
+	t.Cleanup(func() {
+		if t.Failed() {
+			b.saveArtifacts()
+		}
+		cancel()
+		cancelAlloc()
+	})
+	// The first run starts the browser, which lives as long as that run's
+	// context: the test's, not a timeout's.
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
+			return fmt.Errorf("enable network: %w", err)
+		}
+		if len(headers) > 0 {
+			h := network.Headers{}
+			for k, v := range headers {
+				h[k] = v
+			}
+			if _, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: h}); err != nil {
+				return fmt.Errorf("set headers: %w", err)
+			}
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b
+}
+
+// do runs actions, failing the test on an error.
+func (b *browser) do(steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.t.Fatalf("browser %s: %v", b.name, err)
+	}
+}
+
+// open navigates to path and waits for the page's main content.
+func (b *browser) open(path string) {
+	b.t.Helper()
+	b.do(chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS("main")))
+}
+
+// eval returns the value of a JavaScript expression in the page.
+func eval[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		b.t.Fatalf("browser %s: evaluate %s: %v", b.name, expr, err)
+	}
+	return v
+}
+
+// evalAwait returns the value a JavaScript promise resolves to.
+func evalAwait[T any](b *browser, expr string) T {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		b.t.Fatalf("browser %s: evaluate %s: %v", b.name, expr, err)
+	}
+	return v
+}
+
+// waitJS polls a JavaScript expression until it is true. It is evaluated
+// by the debugger (Runtime.evaluate), which the page's CSP does not
+// restrict, so polling needs no eval in the page.
+func (b *browser) waitJS(what, expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(browserWait)
+	var last any
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
+		cancel()
+		if err == nil && v == true {
+			return
+		}
+		last = v
+		if err != nil {
+			last = err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	b.t.Fatalf("browser %s: %s: still not so after %s (%s = %v)", b.name, what, browserWait, expr, last)
+}
+
+// text returns the text of the first element matching a CSS selector, ""
+// when none does.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	return eval[string](b, fmt.Sprintf(`(document.querySelector(%s)||{}).innerText||""`, jsString(sel)))
+}
+
+func (b *browser) exists(sel string) bool {
+	b.t.Helper()
+	return eval[bool](b, fmt.Sprintf(`!!document.querySelector(%s)`, jsString(sel)))
+}
+
+func jsString(s string) string {
+	j, _ := json.Marshal(s)
+	return string(j)
+}
+
+// typeText types into the focused element (the terminal) as a user does:
+// text arrives as one input event per call, "\r" as the Enter key. (The
+// key events chromedp.SendKeys sends come to xterm.js twice.)
+func (b *browser) typeText(s string) {
+	b.t.Helper()
+	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		parts := strings.Split(s, "\r")
+		for i, part := range parts {
+			if part != "" {
+				if _, err := cdp.Call(ctx, tg, input.InsertText, input.InsertTextParams{Text: part}); err != nil {
+					return err
+				}
+			}
+			if i == len(parts)-1 {
+				break
+			}
+			for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+				if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+					Type: typ, Key: "Enter", Code: "Enter", WindowsVirtualKeyCode: 13, NativeVirtualKeyCode: 13}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}))
+}
+
+// viewport sets the tab's size, as a window resize does.
+func (b *browser) viewport(w, h int64) {
+	b.t.Helper()
+	b.do(chromedp.EmulateViewport(w, h))
+}
+
+// colorScheme makes the page see prefers-color-scheme: dark or light.
+func (b *browser) colorScheme(scheme string) {
+	b.t.Helper()
+	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		return err
+	}))
+}
+
+// shot saves a screenshot when RUNYARD_CONSOLE_SHOTS names a directory
+// (a person looks at the pages; the tests do not compare pixels).
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	dir := os.Getenv("RUNYARD_CONSOLE_SHOTS")
+	if dir == "" {
+		return
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatalf("shots dir: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, browserWait)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatalf("save screenshot: %v", err)
+	}
+}
+
+// saveArtifacts keeps what the browser showed when the test failed: a
+// screenshot and the DOM, in a directory that outlives the test.
+func (b *browser) saveArtifacts() {
+	dir := os.Getenv("RUNYARD_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "runyard-console-artifacts")
+	}
+	dir = filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(b.t.Name())+"-"+b.name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Logf("artifacts: %v", err)
+		return
+	}
+	tctx, tcancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer tcancel()
+	if png, err := chromedp.Run(tctx, chromedp.CaptureScreenshot()); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "screen.png"), png, 0o644)
+	}
+	if html, err := chromedp.Run(tctx, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "dom.html"), []byte(html), 0o644)
+	}
+	if loc, err := chromedp.Run(tctx, chromedp.Location()); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "url.txt"), []byte(loc+"\n"), 0o644)
+	}
+	b.t.Logf("browser %s: the failing screen and DOM are in %s", b.name, dir)
+}
+
+// axeViolations runs axe-core (internal/console/ts/node_modules, installed
+// by npm ci there; a test dependency, never served) on the current page and
+// returns its serious and critical violations, one line each.
+func (b *browser) axeViolations() []string {
+	b.t.Helper()
+	src, err := os.ReadFile("ts/node_modules/axe-core/axe.min.js")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			b.t.Fatalf("axe-core is missing: run npm ci in internal/console/ts (%v)", err)
+		}
+		b.t.Skipf("no axe-core (npm ci in internal/console/ts): %v", err)
+	}
+	if !eval[bool](b, `typeof window.axe === "object"`) {
+		eval[any](b, string(src)+";true")
+	}
+	return evalAwait[[]string](b, `axe.run(document, {resultTypes: ["violations"]}).then(r =>
+		r.violations.filter(v => v.impact === "serious" || v.impact === "critical")
+			.map(v => v.impact + " " + v.id + ": " + v.help + " (" + v.nodes.map(n => n.target.join(" ")).slice(0, 3).join(", ") + ")"))`)
+}
+
+// checkAxe fails the test on an accessibility violation of the current
+// page that axe-core calls serious or critical.
+func (b *browser) checkAxe(page string) {
+	b.t.Helper()
+	for _, v := range b.axeViolations() {
+		b.t.Errorf("accessibility, %s: %s", page, v)
+	}
+}
+
+// signInKey signs in on the sign-in page with an API key, as a user does:
+// the page the test opens sends it there first.
+func (b *browser) signInKey(key string) {
+	b.t.Helper()
+	b.open("/")
+	b.waitJS("the sign-in page opens", `location.pathname === "/signin" && !!document.getElementById("key")`)
+	b.do(chromedp.SendKeys(chromedp.ID("key"), key), chromedp.Click(chromedp.CSS(`form[action="/auth/key"] button`)))
+	b.waitJS("signed in, back on the overview", `location.pathname === "/" && !!document.querySelector("form[data-signout]")`)
+}
+
+// signInPassword signs in with an account's email and password.
+func (b *browser) signInPassword(email, password string) {
+	b.t.Helper()
+	b.open("/runners")
+	b.waitJS("the sign-in page opens", `location.pathname === "/signin" && !!document.getElementById("email")`)
+	b.shot("signin")
+	b.do(chromedp.SendKeys(chromedp.ID("email"), email), chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.Click(chromedp.CSS(`form[action="/auth/password"] button`)))
+	b.waitJS("signed in, on the page asked for", `location.pathname === "/runners" && !!document.querySelector("form[data-signout]")`)
+}

@@ -1,0 +1,386 @@
+// The console's one island on every page: live refresh of the page's
+// [data-live] parts over the change feed (server-sent events), relative
+// times, forms posted with the session's CSRF token, confirmations, copy
+// buttons. The pages work as plain HTML; this makes them live.
+
+const $ = <T extends Element>(sel: string, root: ParentNode = document) => root.querySelector<T>(sel);
+const $$ = <T extends Element>(sel: string, root: ParentNode = document) =>
+  Array.from(root.querySelectorAll<T>(sel));
+
+// ---- relative times -------------------------------------------------------
+
+function ago(t: Date, now: Date): string {
+  let d = (now.getTime() - t.getTime()) / 1000;
+  const future = d < 0;
+  if (future) d = -d;
+  let s: string;
+  if (d < 10) return "just now";
+  else if (d < 60) s = `${Math.floor(d)} s`;
+  else if (d < 3600) s = `${Math.floor(d / 60)} min`;
+  else if (d < 48 * 3600) s = `${Math.floor(d / 3600)} h`;
+  else s = `${Math.floor(d / 86400)} days`;
+  return future ? `in ${s}` : `${s} ago`;
+}
+
+function refreshTimes(root: ParentNode = document) {
+  const now = new Date();
+  for (const el of $$<HTMLTimeElement>("time[data-rel]", root)) {
+    const t = new Date(el.dateTime);
+    if (!isNaN(t.getTime())) el.textContent = ago(t, now);
+  }
+}
+
+// ---- CSRF -----------------------------------------------------------------
+
+let csrf: Promise<string> | null = null;
+
+// csrfToken is the session's token (GET /auth/session), "" when the caller
+// is not on a cookie session (a bearer key needs none).
+function csrfToken(): Promise<string> {
+  if (!csrf) {
+    csrf = fetch("/auth/session", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(async (r) => (r.ok ? String((await r.json()).csrfToken ?? "") : ""))
+      .catch(() => "");
+  }
+  return csrf;
+}
+
+// ---- swapping page parts ---------------------------------------------------
+
+function swapLive(doc: Document) {
+  for (const fresh of $$<HTMLElement>("[data-live][id]", doc)) {
+    const cur = document.getElementById(fresh.id);
+    if (!cur || cur.innerHTML === fresh.innerHTML) continue;
+    // A part the user is typing in stays as it is.
+    if (cur.contains(document.activeElement) && document.activeElement?.matches("input,select,textarea")) continue;
+    cur.replaceWith(document.importNode(fresh, true));
+  }
+  refreshTimes();
+}
+
+function swapMain(doc: Document) {
+  const fresh = $("main", doc);
+  const cur = $("main");
+  if (fresh && cur) cur.replaceWith(document.importNode(fresh, true));
+  document.title = doc.title;
+  refreshTimes();
+  const focus = $<HTMLElement>("[data-autofocus]") ?? $<HTMLElement>("main h1");
+  focus?.focus();
+}
+
+const parse = (html: string) => new DOMParser().parseFromString(html, "text/html");
+
+// ---- live updates -----------------------------------------------------------
+
+let refreshing = false;
+let again = false;
+
+async function refresh() {
+  if (refreshing) {
+    again = true;
+    return;
+  }
+  refreshing = true;
+  try {
+    const r = await fetch(location.href, { credentials: "same-origin", headers: { "X-Runyard-Refresh": "1" } });
+    if (r.redirected && new URL(r.url).pathname === "/signin") {
+      location.assign(r.url);
+      return;
+    }
+    if (r.ok) swapLive(parse(await r.text()));
+  } catch {
+    // The control plane is away: the event stream says so and retries.
+  } finally {
+    refreshing = false;
+    if (again) {
+      again = false;
+      setTimeout(refresh, 100);
+    }
+  }
+}
+
+let timer: number | undefined;
+function soon() {
+  clearTimeout(timer);
+  timer = window.setTimeout(refresh, 150);
+}
+
+function setLive(state: "live" | "reconnecting") {
+  const el = $("#live-status");
+  if (!el) return;
+  el.textContent = state === "live" ? "Live" : "Reconnecting…";
+  el.setAttribute("data-state", state);
+}
+
+function startLive() {
+  const body = document.body;
+  if (!body.hasAttribute("data-live-page")) return;
+  let lost = false;
+  const connect = () => {
+    // From the position the page was read at; after a reconnect the
+    // browser sends the last event's id (Last-Event-ID) instead.
+    const u = new URL(body.dataset.events ?? "/console/events", location.href);
+    if (body.dataset.cursor) u.searchParams.set("cursor", body.dataset.cursor);
+    const es = new EventSource(u);
+    es.onopen = () => {
+      setLive("live");
+      if (lost) soon(); // changes made meanwhile
+      lost = false;
+    };
+    es.onmessage = soon;
+    es.onerror = () => {
+      lost = true;
+      setLive("reconnecting");
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an error status): retry ourselves.
+        setTimeout(connect, 2000);
+      }
+    };
+  };
+  connect();
+  const poll = Number(body.dataset.poll ?? "0");
+  if (poll > 0) setInterval(() => document.visibilityState === "visible" && refresh(), poll * 1000);
+}
+
+// ---- logs -------------------------------------------------------------------
+
+// The log page streams GET /logs/{runner}/{log}?follow=1 as it is written.
+// Lines are kept (the last maxLines) and drawn at most once a frame, so a
+// fast log never freezes the tab; search filters what is drawn.
+const maxLines = 20000;
+
+function startLog() {
+  const pre = $<HTMLPreElement>("#log");
+  if (!pre) return;
+  const search = $<HTMLInputElement>("#log-search");
+  const follow = $<HTMLInputElement>("#log-follow");
+  const status = $<HTMLElement>("#log-status");
+  const say = (s: string) => status && (status.textContent = s);
+  let lines: string[] = [];
+  let partial = "";
+  let dropped = 0;
+  let drawn = false;
+  const draw = () => {
+    drawn = false;
+    const q = search?.value ?? "";
+    const shown = q ? lines.filter((l) => l.includes(q)) : lines;
+    pre.textContent = shown.join("\n") + (q ? "" : (shown.length ? "\n" : "") + partial);
+    if (follow?.checked) pre.scrollTop = pre.scrollHeight;
+  };
+  const redraw = () => {
+    if (!drawn) {
+      drawn = true;
+      requestAnimationFrame(draw);
+    }
+  };
+  search?.addEventListener("input", redraw);
+  follow?.addEventListener("change", redraw);
+  const stream = async (attempt: number): Promise<void> => {
+    lines = [];
+    partial = "";
+    dropped = 0;
+    try {
+      const r = await fetch(pre.dataset.logUrl + "?follow=1", { credentials: "same-origin" });
+      if (!r.ok || !r.body) {
+        let msg = `The log could not be read (${r.status}).`;
+        try {
+          msg = String((await r.json()).error ?? msg);
+        } catch {
+          // not JSON
+        }
+        say(`${msg} Reload the page to try again.`);
+        return;
+      }
+      say("Following the log as it is written…");
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        const parts = (partial + dec.decode(value, { stream: true })).split("\n");
+        partial = parts.pop() ?? "";
+        lines.push(...parts);
+        if (lines.length > maxLines) {
+          dropped += lines.length - maxLines;
+          lines.splice(0, lines.length - maxLines);
+        }
+        redraw();
+      }
+      say(
+        dropped
+          ? `The run ended. Showing the last ${maxLines} lines; download the log for all of it.`
+          : "The run ended: this is the whole log.",
+      );
+      redraw();
+    } catch {
+      if (attempt < 30) {
+        say("The connection dropped: reconnecting…");
+        setTimeout(() => void stream(attempt + 1), 2000);
+      } else {
+        say("The control plane does not answer: reload the page once it is back.");
+      }
+    }
+  };
+  void stream(0);
+}
+
+// ---- forms ------------------------------------------------------------------
+
+async function confirmed(form: HTMLFormElement): Promise<boolean> {
+  const text = form.dataset.confirm;
+  if (!text) return true;
+  const dlg = $<HTMLDialogElement>("#confirm");
+  if (!dlg) return false;
+  $("#confirm-text", dlg)!.textContent = text;
+  const ok = $<HTMLButtonElement>("#confirm-ok", dlg)!;
+  ok.textContent = form.dataset.confirmAction ?? "Confirm";
+  dlg.returnValue = "";
+  dlg.showModal();
+  $<HTMLButtonElement>("#confirm-cancel", dlg)?.focus();
+  return new Promise((resolve) => dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true }));
+}
+
+// sentence makes an API message ("wrong email or password") read as one.
+function sentence(s: string): string {
+  s = s.trim();
+  if (!s) return s;
+  s = s[0].toUpperCase() + s.slice(1);
+  return /[.!?]$/.test(s) ? s : s + ".";
+}
+
+function showFormError(form: HTMLFormElement, msg: string) {
+  let el = $<HTMLElement>("[data-form-error]", form);
+  if (!el) {
+    el = document.createElement("p");
+    el.setAttribute("role", "alert");
+    el.className = "form-error";
+    el.dataset.formError = "";
+    form.prepend(el);
+  }
+  el.textContent = msg;
+}
+
+async function post(form: HTMLFormElement) {
+  if (!(await confirmed(form))) return;
+  const buttons = $$<HTMLButtonElement>("button", form);
+  buttons.forEach((b) => (b.disabled = true));
+  try {
+    const token = await csrfToken();
+    const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
+    if (token) headers["X-CSRF-Token"] = token;
+    const body = new URLSearchParams(new FormData(form) as unknown as Record<string, string>);
+    const r = await fetch(form.action, { method: "POST", body, headers, credentials: "same-origin" });
+    const html = await r.text();
+    const doc = parse(html);
+    if (!$("main", doc)) {
+      // Refused before the console saw it (the guard answers in JSON).
+      let msg = html.slice(0, 200) || r.statusText;
+      try {
+        const e = JSON.parse(html);
+        msg = String(e.error ?? e.message ?? msg);
+      } catch {
+        // not JSON: the text as it is
+      }
+      const what =
+        r.status === 401
+          ? " Sign in again."
+          : r.status === 403
+            ? " Reload the page and try again; if it persists, your role lacks the permission."
+            : " Try again in a moment.";
+      showFormError(form, sentence(msg) + what);
+      return;
+    }
+    if (r.redirected) {
+      // Done: go to the page the server sent us to, whole, with its own
+      // islands and live updates.
+      location.assign(r.url);
+      return;
+    }
+    // An error, or a page shown once (a new token): in place, so a reload
+    // never posts again.
+    swapMain(doc);
+  } catch {
+    showFormError(form, "The control plane did not answer: check that it is running, then send the form again.");
+  } finally {
+    buttons.forEach((b) => (b.disabled = false));
+  }
+}
+
+async function signin(form: HTMLFormElement) {
+  const data = Object.fromEntries(new FormData(form) as unknown as Iterable<[string, string]>);
+  const status = $<HTMLElement>("[data-form-error]", form);
+  try {
+    const r = await fetch(form.action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(data),
+    });
+    if (r.ok) {
+      const next = new URLSearchParams(location.search).get("next") ?? "/";
+      location.assign(next.startsWith("/") && !next.startsWith("//") ? next : "/");
+      return;
+    }
+    let msg = `Sign-in failed (${r.status}).`;
+    try {
+      const e = await r.json();
+      msg = String(e.message ?? e.error ?? msg);
+    } catch {
+      if (r.status === 404) msg = "This control plane does not offer browser sign-in: update runyard.";
+    }
+    msg = sentence(msg);
+    if (r.status === 401) msg += " Check what you typed and try again.";
+    if (r.status === 429) msg += " Wait a minute before trying again.";
+    showFormError(form, msg);
+  } catch {
+    showFormError(form, "The control plane did not answer: check that it is running and try again.");
+  }
+  status?.focus();
+}
+
+async function signout() {
+  const token = await csrfToken();
+  const headers: Record<string, string> = {};
+  if (token) headers["X-CSRF-Token"] = token;
+  try {
+    await fetch("/auth/signout", { method: "POST", headers, credentials: "same-origin" });
+  } finally {
+    location.assign("/signin");
+  }
+}
+
+document.addEventListener("submit", (ev) => {
+  const form = ev.target as HTMLFormElement;
+  if (form.matches("form[data-post]")) {
+    ev.preventDefault();
+    void post(form);
+  } else if (form.matches("form[data-signin]")) {
+    ev.preventDefault();
+    void signin(form);
+  } else if (form.matches("form[data-signout]")) {
+    ev.preventDefault();
+    void signout();
+  }
+});
+
+document.addEventListener("click", (ev) => {
+  const btn = (ev.target as Element).closest<HTMLButtonElement>("button[data-copy]");
+  if (!btn) return;
+  const src = document.getElementById(btn.dataset.copy!);
+  if (!src) return;
+  void navigator.clipboard?.writeText(src.textContent ?? "").then(() => {
+    const was = btn.textContent;
+    btn.textContent = "Copied";
+    setTimeout(() => (btn.textContent = was), 1500);
+  });
+});
+
+window.addEventListener("popstate", () => location.reload());
+
+refreshTimes();
+setInterval(refreshTimes, 15000);
+startLive();
+startLog();
+// The page is interactive: tests and bench/console wait for this.
+performance.mark("runyard-ready");
+document.documentElement.dataset.ready = "true";
