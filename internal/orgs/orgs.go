@@ -104,11 +104,16 @@ func (s *Service) Create(ctx context.Context, name string) (*identity.Organizati
 }
 
 // Get returns an organization the caller may see: its own, or any for the
-// installation admin. Any other is CodeNotFound, whether or not it exists.
+// installation admin. Any other is CodeNotFound, whether or not it exists;
+// a logs token is CodePermissionDenied.
 func (s *Service) Get(ctx context.Context, id string) (*identity.Organization, error) {
 	c, err := identity.RequireAuthenticated(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if c.Logs != nil {
+		// A logs token reads one environment's logs and nothing else.
+		return nil, apperr.PermissionDenied("a logs token reads logs only")
 	}
 	if err := identity.ValidateUUID("organizationId", id); err != nil {
 		return nil, err
