@@ -281,8 +281,8 @@ func (e *env) setUp() {
 
 // principals are the callers of the matrix: nobody; an API key holding
 // each role's scopes; the installation admin; the fixture runner; a logs
-// token of the fixture environment; and an admin and a member of a second
-// organization.
+// token of the fixture environment; and an admin, a runner and a member of
+// a second organization.
 func (e *env) principals() []principal {
 	t := e.t
 	ps := []principal{{name: "nobody", kind: kindNone}}
@@ -304,6 +304,11 @@ func (e *env) principals() []principal {
 		secret := get(t, e.rpc("runyard.v1.TokenService/CreateToken",
 			fmt.Sprintf(`{"name":"authz-other-%s","scopes":%s,"organizationId":"%s"}`, role, names, other)), "secret")
 		ps = append(ps, principal{name: "other-org:" + string(role), kind: kindKey, authorization: "Bearer " + secret, scopes: scopes, other: true})
+		if role == identity.RoleAdmin {
+			r := e.call(secret, http.MethodPost, "/gitpod.v1.RunnerService/CreateRunner", `{"name":"authz-other-runner","provider":"RUNNER_PROVIDER_LINUX_HOST"}`)
+			token := get(t, e.rpc("gitpod.v1.IdentityService/ExchangeToken", `{"exchangeToken":"`+get(t, r, "exchangeToken")+`"}`), "accessToken")
+			ps = append(ps, principal{name: "other-org:runner", kind: kindRunner, authorization: "Bearer " + token, other: true})
+		}
 	}
 	return ps
 }
