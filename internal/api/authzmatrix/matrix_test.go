@@ -297,6 +297,9 @@ func (e *env) principals() []principal {
 		principal{name: "runner", kind: kindRunner, authorization: "Bearer " + e.vars["{runnertoken}"]},
 		principal{name: "logs-token", kind: kindLogs, authorization: "Bearer " + e.vars["{logstoken}"]},
 	)
+	if usersServed() {
+		ps = append(ps, e.users()...)
+	}
 	other := get(t, e.rpc("gitpod.v1.OrganizationService/CreateOrganization", `{"name":"authz-other"}`), "organization", "id")
 	for _, role := range []identity.Role{identity.RoleAdmin, identity.RoleMember} {
 		scopes := identity.RoleScopes[role]
@@ -368,6 +371,12 @@ func (e *env) request(r row, p principal, i int, probe bool) request {
 	h := http.Header{}
 	if p.authorization != "" {
 		h.Set("Authorization", p.authorization)
+	}
+	if p.session != "" {
+		h.Set("Cookie", sessionCookie+"="+p.session)
+		h.Set("X-CSRF-Token", p.csrf)
+		// A cookie's WebSocket must come from the server's own pages.
+		h.Set("Origin", e.url)
 	}
 	switch r.surface {
 	case "connect":

@@ -16,6 +16,10 @@ const (
 	kindInstallationAdmin kind = "installation admin"
 	kindRunner            kind = "runner"
 	kindLogs              kind = "logs token"
+	// A person: a browser session (cookie and CSRF token) or an API key
+	// a user owns, holding the user's role's scopes.
+	kindSession kind = "session"
+	kindUserKey kind = "user key"
 )
 
 // principal is one caller of the matrix: a column of the table.
@@ -29,7 +33,12 @@ type principal struct {
 	// other is set for callers of the second organization, who name the
 	// first organization's objects.
 	other bool
+	// session and csrf are a browser session's cookie value and CSRF
+	// token, sent instead of an Authorization header.
+	session, csrf string
 }
+
+func (p principal) user() bool { return p.kind == kindSession || p.kind == kindUserKey }
 
 func (p principal) has(s identity.Scope) bool {
 	switch p.kind {
@@ -39,9 +48,15 @@ func (p principal) has(s identity.Scope) bool {
 	return slices.Contains(p.scopes, identity.ScopeAdmin) || slices.Contains(p.scopes, s)
 }
 
-// passes reports whether the row's rule lets p through.
+// passes reports whether the row's rule lets p through; "A or B" passes
+// when either does.
 func (p principal) passes(needs string) bool {
+	if a, b, ok := strings.Cut(needs, " or "); ok {
+		return p.passes(a) || p.passes(b)
+	}
 	switch needs {
+	case "user":
+		return p.user()
 	case "public", "signed-url":
 		return true
 	case "authenticated":
@@ -101,3 +116,6 @@ func matches(want, got string) bool {
 	}
 	return false
 }
+
+// sessionCookie is the browser session's cookie.
+const sessionCookie = "runyard_session"
