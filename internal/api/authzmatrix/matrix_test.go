@@ -167,7 +167,8 @@ func checkCoverage(t *testing.T, rows []row) {
 // templates' shapes.
 var placeholderRE = strings.NewReplacer("{runner}", uuid.Nil.String(), "{class}", uuid.Nil.String(), "{env}", uuid.Nil.String(),
 	"{service}", uuid.Nil.String(), "{task}", uuid.Nil.String(), "{execution}", uuid.Nil.String(), "{secret}", uuid.Nil.String(),
-	"{token}", uuid.Nil.String(), "{orgid}", uuid.Nil.String(), "{org}", "o")
+	"{token}", uuid.Nil.String(), "{orgid}", uuid.Nil.String(), "{org}", "o", "{user}", uuid.Nil.String(),
+	"{invite}", "i", "{freshinvite}", "i", "{authkey}", "k")
 
 func methodOf(proc string) protoreflect.MethodDescriptor {
 	svc, m, _ := strings.Cut(strings.TrimPrefix(proc, "/"), "/")
@@ -272,6 +273,9 @@ func (e *env) setUp() {
 	v["{agent}"] = get(t, e.call(testutil.AdminToken, http.MethodPost, rest+"/agents",
 		`{"id":"authz-agent","name":"Authz agent","command":["sh","-c","sleep 1000"]}`), "agent", "id")
 	v["{pod}"] = get(t, e.call(testutil.AdminToken, http.MethodPost, rest+"/pods", `{"agent_type_id":"authz-agent","initial_prompt":"authz"}`), "pod", "key")
+	if usersServed() {
+		e.setUpUsers()
+	}
 	mu, err := url.Parse(get(t, e.call(testutil.AdminToken, http.MethodPost, "/api/v3/runners/authz-kubiya", ""), "manifest_url"))
 	if err != nil {
 		t.Fatal(err)
@@ -435,6 +439,15 @@ func (e *env) fill(c cell) request {
 	if strings.Contains(in, "{exchange}") {
 		pairs = append(pairs, "{exchange}", get(e.t, e.rpc("gitpod.v1.RunnerService/CreateRunner",
 			fmt.Sprintf(`{"name":"authz-x-%d","provider":"RUNNER_PROVIDER_LINUX_HOST"}`, n)), "exchangeToken"))
+	}
+	if strings.Contains(in, "{freshinvite}") {
+		pairs = append(pairs, "{freshinvite}", e.invite())
+	}
+	if tpl.freshSession && c.principal.session != "" {
+		session, csrf := e.signIn(c.principal.email)
+		req.header = req.header.Clone()
+		req.header.Set("Cookie", sessionCookie+"="+session)
+		req.header.Set("X-CSRF-Token", csrf)
 	}
 	rp := strings.NewReplacer(pairs...)
 	body, u, _ := strings.Cut(rp.Replace(in), "\x00")

@@ -36,6 +36,8 @@ type principal struct {
 	// session and csrf are a browser session's cookie value and CSRF
 	// token, sent instead of an Authorization header.
 	session, csrf string
+	// email is a user's, to sign in again.
+	email string
 }
 
 func (p principal) user() bool { return p.kind == kindSession || p.kind == kindUserKey }
@@ -57,6 +59,8 @@ func (p principal) passes(needs string) bool {
 	switch needs {
 	case "user":
 		return p.user()
+	case "session":
+		return p.kind == kindSession
 	case "public", "signed-url":
 		return true
 	case "authenticated":
@@ -88,7 +92,7 @@ const allowed = "allowed"
 func expect(r row, p principal) string {
 	public := r.needs == "public" || r.needs == "signed-url"
 	switch {
-	case p.kind == kindNone && !public:
+	case p.kind == kindNone && !public, r.needs == "session" && p.kind != kindSession:
 		return "unauthenticated"
 	case r.needs == "unimplemented":
 		return "unimplemented"

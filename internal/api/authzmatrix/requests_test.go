@@ -7,7 +7,9 @@ package authzmatrix_test
 // key), {agent} (a custom agent type), {log} (a log of {runner}: the
 // execution's), {manifest} (a signed manifest URL's path and query); and
 // fresh for every call: {name} (a unique name), {slug}, {exchange} (an
-// unused exchange token).
+// unused exchange token). With users: {user} (a member of the first
+// organization), {invite} (an invite to it), {authkey} (an API key's secret)
+// and, fresh, {freshinvite}.
 type template struct {
 	// body is the JSON request (Connect) or body (HTTP); empty: none.
 	body string
@@ -18,6 +20,9 @@ type template struct {
 	// caller's own organization, so that no fixture is deleted or stopped;
 	// another organization's callers still name the fixture.
 	destructive bool
+	// freshSession makes a session caller sign in again for this call,
+	// which ends or rotates the session it uses.
+	freshSession bool
 }
 
 // templates has the request of every row, keyed by its method cell.

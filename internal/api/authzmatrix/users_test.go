@@ -33,7 +33,7 @@ func (e *env) users() []principal {
 		e.rpc("runyard.v1.UserAdminService/CreateUser", fmt.Sprintf(`{"email":%q,"name":"Authz %s","password":%q,"organizationId":%q,"role":%q}`,
 			email, role, userPassword, e.vars["{orgid}"], role))
 		session, csrf := e.signIn(email)
-		p := principal{name: "session:" + string(role), kind: kindSession, session: session, csrf: csrf, scopes: scopes}
+		p := principal{name: "session:" + string(role), kind: kindSession, session: session, csrf: csrf, scopes: scopes, email: email}
 		ps = append(ps, p)
 		names, _ := json.Marshal(scopes)
 		req, _ := http.NewRequest(http.MethodPost, e.url+"/runyard.v1.TokenService/CreateToken",
@@ -45,6 +45,22 @@ func (e *env) users() []principal {
 		ps = append(ps, principal{name: "user-key:" + string(role), kind: kindUserKey, authorization: "Bearer " + get(t, out, "secret"), scopes: scopes})
 	}
 	return ps
+}
+
+// setUpUsers adds the fixtures of users: a member of the first
+// organization, an invite to it and an API key to sign in with.
+func (e *env) setUpUsers() {
+	t := e.t
+	v := e.vars
+	v["{user}"] = get(t, e.rpc("runyard.v1.UserAdminService/CreateUser", fmt.Sprintf(`{"email":"authz-victim@example.com","name":"Victim","password":%q,"organizationId":%q,"role":"member"}`,
+		userPassword, v["{orgid}"])), "user", "id")
+	v["{invite}"] = e.invite()
+	v["{authkey}"] = get(t, e.rpc("runyard.v1.TokenService/CreateToken", `{"name":"authz-sign-in","scopes":["runners:read"]}`), "secret")
+}
+
+// invite creates an invite to the first organization as a member.
+func (e *env) invite() string {
+	return get(e.t, e.rpc("runyard.v1.UserAdminService/CreateInvite", fmt.Sprintf(`{"organizationId":%q,"role":"member"}`, e.vars["{orgid}"])), "inviteId")
 }
 
 // signIn signs in with a password and returns the session's cookie and
