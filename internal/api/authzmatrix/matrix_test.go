@@ -353,7 +353,7 @@ func (e *env) cells(rows []row, ps []principal) []cell {
 			want := expect(r, p)
 			out = append(out, cell{row: r, principal: p, want: want, req: e.request(r, p, i, false)})
 			// A variant's empty request is its method's, not the variant's.
-			if (want == "unauthenticated" || want == "permission_denied") && r.needs != "unimplemented" && !strings.Contains(r.method, " (") {
+			if (want == "unauthenticated" || want == "permission_denied") && r.needs != "unimplemented" && !strings.Contains(r.method, " (") && !templates[r.method].noProbe {
 				if want == "permission_denied" && r.namesOrganization() {
 					// An empty request names no organization of the
 					// caller's: not_found says nothing either.

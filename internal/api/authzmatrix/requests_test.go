@@ -23,6 +23,9 @@ type template struct {
 	// freshSession makes a session caller sign in again for this call,
 	// which ends or rotates the session it uses.
 	freshSession bool
+	// noProbe leaves out the empty request of refused callers, when an
+	// empty request means something else (a user leaving, for one).
+	noProbe bool
 }
 
 // templates has the request of every row, keyed by its method cell.
