@@ -66,6 +66,9 @@ type config struct {
 	timeout     time.Duration
 	gzip        bool
 	pgAnalyze   bool
+	// orgs, users and keys size the population of the GetRunner/keys
+	// figure; orgs zero skips it.
+	orgs, users, keys int
 	// run selects the figures to measure by their name, e.g.
 	// "sqlite GetRunner clients=16"; nil measures all.
 	run *regexp.Regexp
@@ -90,6 +93,9 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long")
 	flag.BoolVar(&cfg.gzip, "gzip", true, "let clients accept gzip responses, as connect-go clients do by default")
 	flag.BoolVar(&cfg.pgAnalyze, "pg-analyze", true, "run ANALYZE after the PostgreSQL setup, as autovacuum would within a minute, so plans do not depend on its timing")
+	flag.IntVar(&cfg.orgs, "orgs", 100, "organizations of the population behind the GetRunner/keys figure (0 skips it)")
+	flag.IntVar(&cfg.users, "users", 10000, "users of the population, members of the organizations in turn")
+	flag.IntVar(&cfg.keys, "keys", 50000, "API keys of the population; each GetRunner/keys request carries one drawn at random")
 	runRE := flag.String("run", "", "measure only the figures whose name (e.g. \"sqlite GetRunner clients=16\") matches this regexp")
 	flag.Parse()
 	var err error
@@ -101,6 +107,10 @@ func main() {
 	}
 	if cfg.clients, err = parseClients(clients); err != nil {
 		fmt.Fprintln(os.Stderr, "runnerapi:", err)
+		os.Exit(2)
+	}
+	if cfg.orgs < 0 || cfg.users < 0 || (cfg.orgs > 0 && cfg.keys < cfg.orgs) {
+		fmt.Fprintln(os.Stderr, "runnerapi: --orgs and --users must not be negative, and --keys must be at least --orgs (each organization's first key creates its runner)")
 		os.Exit(2)
 	}
 	if cfg.runners < 1 || cfg.setup < 1 || cfg.duration <= 0 {
@@ -330,7 +340,7 @@ func runPostgres(ctx context.Context, cfg config, errs *errorLog) error {
 	if cfg.pgAnalyze {
 		analyze = func(ctx context.Context) error {
 			start := time.Now()
-			if _, err := admin.ExecContext(ctx, "ANALYZE "+schema+".runners, "+schema+".tokens"); err != nil {
+			if _, err := admin.ExecContext(ctx, "ANALYZE "+schema+".runners, "+schema+".tokens, "+schema+".users, "+schema+".memberships"); err != nil {
 				return fmt.Errorf("analyze: %w", err)
 			}
 			fmt.Printf("postgres ANALYZE after setup in %s\n", ms(time.Since(start)))
@@ -433,6 +443,26 @@ func runBackend(ctx context.Context, cfg config, name, databaseURL string, after
 			return err
 		}
 	}
+	if cfg.orgs > 0 && (wantsAny(cfg, name+" GetRunner/keys") || wantsAny(cfg, name+" GetRunner/hotkeys")) {
+		pop, err := seedPopulation(ctx, cfg, name, dir, databaseURL, hc, srv.URL())
+		if err != nil {
+			return err
+		}
+		if afterSetup != nil {
+			if err := afterSetup(ctx); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		// opts[1:] leaves out the admin key: each request carries its own.
+		for _, c := range cfg.clients {
+			if err := measure(ctx, cfg, name+" GetRunner/hotkeys", c, pop.getWithKeys(hotKeys, hc, srv.URL(), opts[1:]), errs); err != nil {
+				return err
+			}
+			if err := measure(ctx, cfg, name+" GetRunner/keys", c, pop.getWithKeys(cfg.keys, hc, srv.URL(), opts[1:]), errs); err != nil {
+				return err
+			}
+		}
+	}
 	if cfg.jsonClients > 0 {
 		if err := measure(ctx, cfg, name+" GetRunner/json", cfg.jsonClients, get(jsonClient), errs); err != nil {
 			return err
@@ -446,10 +476,25 @@ func runBackend(ctx context.Context, cfg config, name, databaseURL string, after
 	return nil
 }
 
+// hotKeys is how many keys of the population the GetRunner/hotkeys figure
+// uses: the keys in use within a few seconds on a busy installation.
+const hotKeys = 1000
+
+// wantsAny reports whether --run selects the figure label at any
+// concurrency.
+func wantsAny(cfg config, label string) bool {
+	for _, c := range cfg.clients {
+		if cfg.wants(label, c) {
+			return true
+		}
+	}
+	return false
+}
+
 // backendWanted reports whether --run selects any figure of the backend.
 func backendWanted(cfg config, name string) bool {
 	for _, c := range cfg.clients {
-		if cfg.wants(name+" GetRunner", c) || cfg.wants(name+" ListRunners/100", c) {
+		if cfg.wants(name+" GetRunner", c) || cfg.wants(name+" ListRunners/100", c) || (cfg.orgs > 0 && (cfg.wants(name+" GetRunner/keys", c) || cfg.wants(name+" GetRunner/hotkeys", c))) {
 			return true
 		}
 	}

@@ -305,6 +305,24 @@ func TestServer_TLS(t *testing.T) {
 		grpcWhoami(t, &http.Client{Transport: tr}, s.URL)
 	})
 
+	t.Run("SecureSessionCookie", func(t *testing.T) {
+		// Over TLS the console's session cookie is only ever sent back
+		// over TLS.
+		tr := &http.Transport{TLSClientConfig: cert.tlsConfig()}
+		defer tr.CloseIdleConnections()
+		res, err := (&http.Client{Transport: tr}).Post(s.URL+"/auth/key", "application/json", strings.NewReader(`{"key":"`+adminToken+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || len(res.Cookies()) != 1 {
+			t.Fatalf("POST /auth/key: %d, cookies %v", res.StatusCode, res.Cookies())
+		}
+		if ck := res.Cookies()[0]; ck.Name != "runyard_session" || !ck.Secure || !ck.HttpOnly {
+			t.Errorf("cookie %+v: want runyard_session, Secure, HttpOnly", ck)
+		}
+	})
+
 	t.Run("CLIWithSSLCertFile", func(t *testing.T) {
 		r := runCLI(t, "", []string{"SSL_CERT_FILE=" + cert.CertFile}, "--server", s.URL, "--token", adminToken, "whoami")
 		if r.Code != 0 {
@@ -350,6 +368,9 @@ func TestServer_FlagErrors(t *testing.T) {
 		{"ErrRetentionZero", []string{"--deleted-runner-retention", "0s"}, []string{"--deleted-runner-retention", "positive"}},
 		{"ErrLostAfterZero", []string{"--lost-after", "0s"}, []string{"--lost-after", "positive"}},
 		{"ErrLostAfterBelowTimeout", []string{"--runner-timeout", "30s", "--lost-after", "10s"}, []string{"--lost-after (10s) must be at least --runner-timeout (30s)"}},
+		{"ErrSessionIdleZero", []string{"--session-idle-timeout", "0s"}, []string{"--session-idle-timeout", "positive"}},
+		{"ErrSessionMaxAgeNegative", []string{"--session-max-age", "-1h"}, []string{"--session-max-age", "positive"}},
+		{"ErrSessionIdleOverMaxAge", []string{"--session-idle-timeout", "48h", "--session-max-age", "24h"}, []string{"--session-idle-timeout", "must not exceed --session-max-age"}},
 		// The later --listen wins over the one spawnServer passes.
 		{"ErrAddressInUse", []string{"--listen", busy.Addr().String()}, []string{"address already in use"}},
 	} {

@@ -37,6 +37,8 @@ const (
 	SurfaceConnect = "connect"
 	SurfaceREST    = "rest"
 	SurfaceKubiya  = "kubiya"
+	// SurfaceAuth is the browser's sign-in endpoints under /auth/.
+	SurfaceAuth = "auth"
 )
 
 // Entry is one recorded call.
@@ -71,8 +73,10 @@ type Draft struct {
 	mu      sync.Mutex
 	e       Entry
 	written bool
-	caller  *identity.Caller
-	failed  string
+	// finished is set once Finish returned an entry: a call ends once.
+	finished bool
+	caller   *identity.Caller
+	failed   string
 }
 
 type draftKey struct{}
@@ -81,6 +85,13 @@ type draftKey struct{}
 func Begin(ctx context.Context, surface, method, objectType, clientIP, userAgent string) (context.Context, *Draft) {
 	d := &Draft{e: Entry{Surface: surface, Method: method, ObjectType: objectType, ClientIP: clientIP, UserAgent: truncate(userAgent, 256)}}
 	return context.WithValue(ctx, draftKey{}, d), d
+}
+
+// Detach returns ctx without its draft, for a write that is not the call's
+// change (the failure count of a refused sign-in): its transaction must
+// not take the call's entry.
+func Detach(ctx context.Context) context.Context {
+	return context.WithValue(ctx, draftKey{}, (*Draft)(nil))
 }
 
 // FromContext returns the draft of ctx, if any.
@@ -142,14 +153,17 @@ func (d *Draft) MarkWritten() {
 // Finish returns the entry to write alone after the call, or false when it
 // committed with the change. outcome is OutcomeOK or the error code; a
 // successful call that committed nothing (an idempotent stop of a stopped
-// service) is recorded too.
+// service) is recorded too. A call that failed after one of its
+// transactions committed (and wrote the entry, as "ok") gets a second
+// entry with its error: the log is append-only, and the first entry is
+// true of the change that did commit.
 func (d *Draft) Finish(ctx context.Context, outcome string, now time.Time) (Entry, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.written {
+	if d.written && (outcome == OutcomeOK || d.finished) {
 		return Entry{}, false
 	}
-	d.written = true
+	d.written, d.finished = true, true
 	c, ok := identity.FromContext(ctx)
 	if !ok {
 		c = d.caller
@@ -166,6 +180,7 @@ func (d *Draft) entry(c *identity.Caller, outcome string, now time.Time) Entry {
 		e.ActorPrincipal = c.Subject.Principal
 		e.ActorID = c.Subject.ID
 		e.KeyID = c.TokenID
+		e.UserID = c.UserID
 	}
 	return e
 }

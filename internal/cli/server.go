@@ -10,6 +10,7 @@ import (
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/server"
+	"github.com/runyard/runyard/internal/sessions"
 )
 
 func newServerCmd(g *globals) *cobra.Command {
@@ -40,6 +41,14 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 			if cmd.Flags().Changed("event-retention") && cfg.EventRetention <= 0 {
 				return usagef("--event-retention must be positive (how long WatchEvents can resume from a cursor)")
 			}
+			for flag, v := range map[string]time.Duration{"session-idle-timeout": cfg.SessionIdleTimeout, "session-max-age": cfg.SessionMaxAge} {
+				if cmd.Flags().Changed(flag) && v <= 0 {
+					return usagef("--%s must be positive, got %s", flag, v)
+				}
+			}
+			if err := sessions.ValidateTimeouts(cfg.SessionIdleTimeout, cfg.SessionMaxAge); err != nil {
+				return usagef("%s", err.Error())
+			}
 			s, err := server.Open(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -62,6 +71,10 @@ SIGINT and SIGTERM shut the server down gracefully.`,
 		"how long the change feed keeps events: a WatchEvents watcher can resume from a cursor that recent")
 	f.DurationVar(&cfg.AuditRetention, "audit-retention", audit.DefaultRetention,
 		"how long the audit log keeps entries; older ones are pruned")
+	f.DurationVar(&cfg.SessionIdleTimeout, "session-idle-timeout", sessions.DefaultIdleTimeout,
+		"a console sign-in (browser session) unused for this long ends")
+	f.DurationVar(&cfg.SessionMaxAge, "session-max-age", sessions.DefaultMaxAge,
+		"a console sign-in ends this long after it began, however much it is used")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
 	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", "",

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/authhttp"
 	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/jsonerr"
@@ -65,12 +66,14 @@ const (
 
 // guard enforces the limits above in front of h.
 type guard struct {
-	auth    apiauth.Authenticator
-	next    http.Handler
-	maxBody int64
-	perIP   int
-	log     *slog.Logger
-	now     func() time.Time
+	auth apiauth.Authenticator
+	// sessions authenticates browser session cookies; nil accepts none.
+	sessions apiauth.SessionAuthenticator
+	next     http.Handler
+	maxBody  int64
+	perIP    int
+	log      *slog.Logger
+	now      func() time.Time
 
 	mu sync.Mutex
 	// inFlight counts the unauthenticated requests of each remote address.
@@ -162,6 +165,25 @@ func (g *guard) release(ip string) {
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
+	// A browser's session cookie is decided here, before any body is read,
+	// for every surface at once: they all take the outcome.
+	byCookie := false
+	if secret := apiauth.SessionCookie(r); secret != "" && g.sessions != nil && !strings.HasPrefix(r.URL.Path, authhttp.Prefix) {
+		c, err := apiauth.AuthenticateSession(r.Context(), g.sessions, r, secret)
+		if err != nil && !apperr.Is(err, apperr.CodeUnauthenticated) && !apperr.Is(err, apperr.CodePermissionDenied) {
+			g.log.ErrorContext(r.Context(), "authenticate a session", "method", r.Method, "path", r.URL.Path, "err", err)
+			g.refuse(w, r, http.StatusServiceUnavailable, &apperr.Error{Code: apperr.CodeUnavailable, Message: "cannot check the session now: retry later"})
+			return
+		}
+		if err != nil && r.ContentLength != 0 {
+			g.refuse(w, r, apperr.HTTPStatus(apperr.CodeOf(err)), err)
+			return
+		}
+		// Without a body, each surface answers a refused cookie itself
+		// (a page that needs no credential ignores it).
+		r = r.WithContext(apiauth.WithOutcome(r.Context(), c, err))
+		byCookie = true
+	}
 	if r.ContentLength == 0 {
 		// Nothing to read but headers, which are in: ReadTimeout has
 		// nothing left to bound, and would end a followed log or a terminal.
@@ -176,7 +198,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if isPublic(r, connect) {
+	if byCookie {
+		if strings.HasPrefix(connect, runnerControlPrefix) || connect == watchEventsProcedure {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+	} else if isPublic(r, connect) {
 		// No credential to check: it holds a place of its address until
 		// it ends (ReadTimeout bounds its body).
 		ip := clientip.From(r)
@@ -301,6 +327,8 @@ func isPublic(r *http.Request, procedure string) bool {
 	switch {
 	case procedure == "/gitpod.v1.IdentityService/ExchangeToken":
 		return true // the exchange token in the body is the credential
+	case strings.HasPrefix(r.URL.Path, authhttp.Prefix):
+		return true // the sign-in body is the credential; the handlers check the cookie
 	case r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/api/v3/manifests/")):
 		return true // a signed URL is its own credential
 	}

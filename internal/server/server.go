@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/api/audithttp"
+	"github.com/runyard/runyard/internal/api/authhttp"
 	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/kubiya"
@@ -40,6 +41,7 @@ import (
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/sessions"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -106,7 +108,15 @@ type Config struct {
 	// comma-separated) whose X-Forwarded-For names the client; empty trusts
 	// none, and every client is its direct peer.
 	TrustedProxies string
-	Logger         *slog.Logger
+	// SessionIdleTimeout ends a browser session unused for that long;
+	// SessionMaxAge ends any session that long after its sign-in. Zero
+	// means sessions.DefaultIdleTimeout and sessions.DefaultMaxAge.
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
+	// SignInLimits bound sign-in attempts; zero fields take
+	// sessions.DefaultLimits'.
+	SignInLimits sessions.Limits
+	Logger       *slog.Logger
 	// Stdout receives the one-time admin token message.
 	Stdout interface{ Write([]byte) (int, error) }
 }
@@ -129,6 +139,8 @@ type Server struct {
 	audit    *audit.Service
 	// trusted names the proxies whose X-Forwarded-For gives the client.
 	trusted *clientip.Trusted
+	// signIns holds the browser sessions of the console (internal/sessions).
+	signIns *sessions.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
 	// secrets holds the secrets service, whose SealedForRunner and
@@ -197,6 +209,15 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
 		return nil, errors.New("read timeouts and the per-address limit must not be negative")
+	}
+	if cfg.SessionIdleTimeout == 0 {
+		cfg.SessionIdleTimeout = sessions.DefaultIdleTimeout
+	}
+	if cfg.SessionMaxAge == 0 {
+		cfg.SessionMaxAge = sessions.DefaultMaxAge
+	}
+	if err := sessions.ValidateTimeouts(cfg.SessionIdleTimeout, cfg.SessionMaxAge); err != nil {
+		return nil, err
 	}
 	if cfg.ReadTimeout == 0 {
 		cfg.ReadTimeout = DefaultReadTimeout
@@ -371,7 +392,13 @@ func (s *Server) open(ctx context.Context) error {
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
 	mux.Handle("GET /metrics", m.Handler())
+	s.signIns = sessions.NewService(st, st, idSvc)
+	s.signIns.Now = runnerSvc.Now
+	s.signIns.IdleTimeout, s.signIns.MaxAge = s.cfg.SessionIdleTimeout, s.cfg.SessionMaxAge
+	s.signIns.Limits = signInLimits(s.cfg.SignInLimits)
+	authhttp.Mount(mux, &authhttp.Handler{Sessions: s.signIns, Audit: s.audit, Secure: s.secureCookies, Log: s.log})
 	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
+	g.sessions = s.signIns
 	s.http.Handler = s.trusted.Middleware(g)
 	s.http.ConnState = g.ConnState
 	return nil
@@ -502,6 +529,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopPurging := s.startPurging()
 	stopPruning := s.startAuditPruning()
 	defer stopPruning()
+	stopSessionPruning := s.startSessionPruning()
+	defer stopSessionPruning()
 	stopSweeping := s.startInactivitySweep()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()

@@ -18,6 +18,7 @@ import (
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/sessions"
 	"github.com/runyard/runyard/internal/users"
 )
 
@@ -38,6 +39,7 @@ type Store interface {
 	KeyStore
 	events.Store
 	audit.Store
+	sessions.Store
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/runyard/runyard/internal/server"
+	"github.com/runyard/runyard/internal/sessions"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -38,7 +40,12 @@ type TestServer struct {
 	Server  *server.Server
 	// databaseURL is the server's PostgreSQL schema; empty for SQLite.
 	databaseURL string
+	stop        func()
 }
+
+// Stop shuts the server down now (a restart: start another on its
+// DataDir or DatabaseURL); the test's end does it otherwise.
+func (ts *TestServer) Stop() { ts.stop() }
 
 // Options change a test server.
 type Options struct {
@@ -60,6 +67,14 @@ type Options struct {
 	InactivitySweep time.Duration
 	// TrustedProxies is the server's --trusted-proxies.
 	TrustedProxies string
+	// DataDir, when set, is the server's data directory (a SQLite server
+	// started again on another's database); by default a fresh one.
+	DataDir string
+	// SessionIdleTimeout, SessionMaxAge and SignInLimits are the browser
+	// sessions' settings; zero values are the defaults.
+	SessionIdleTimeout time.Duration
+	SessionMaxAge      time.Duration
+	SignInLimits       sessions.Limits
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -84,6 +99,13 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		InactivitySweep: opts.InactivitySweep,
 		TrustedProxies:  opts.TrustedProxies,
 		Logger:          opts.Logger,
+
+		SessionIdleTimeout: opts.SessionIdleTimeout,
+		SessionMaxAge:      opts.SessionMaxAge,
+		SignInLimits:       opts.SignInLimits,
+	}
+	if opts.DataDir != "" {
+		cfg.DataDir = opts.DataDir
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -102,13 +124,17 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			tb.Errorf("server shutdown: %v", err)
-		}
-	})
-	ts := &TestServer{URL: s.URL(), DataDir: cfg.DataDir, Server: s, databaseURL: cfg.DatabaseURL}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				tb.Errorf("server shutdown: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(stop)
+	ts := &TestServer{URL: s.URL(), DataDir: cfg.DataDir, Server: s, databaseURL: cfg.DatabaseURL, stop: stop}
 	waitHealthy(tb, ts.URL)
 	return ts
 }

@@ -86,6 +86,8 @@ func Run(t *testing.T, open Opener) {
 		{"Events", testEvents},
 		{"AuditLog", testAuditLog},
 		{"AuditEveryWrite", testAuditEveryWrite},
+		{"BrowserSessions", testBrowserSessions},
+		{"SignInLockout", testSignInLockout},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
