@@ -3,6 +3,7 @@ package server
 import (
 	"slices"
 
+	"github.com/runyard/runyard/internal/api/authhttp"
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/oidc"
@@ -15,6 +16,6 @@ import (
 // (internal/api/authzmatrix) checks that docs/authorization.md documents
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
-	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(),
+	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(),
 		[]string{"GET /healthz", "GET /metrics"})
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -27,6 +28,8 @@ import (
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/server"
+	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -41,6 +44,8 @@ type env struct {
 	// vars are the fixtures of the first organization, by placeholder.
 	vars map[string]string
 	seq  atomic.Int64
+	// st is a handle on the server's database, for users.
+	st store.Store
 }
 
 // cell is one call of the matrix and the answer the table promises.
@@ -59,8 +64,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 	checkCoverage(t, rows)
 	for _, backend := range testutil.Backends() {
 		t.Run(string(backend), func(t *testing.T) {
-			ts := testutil.StartServer(t, backend)
-			e := &env{t: t, url: ts.URL, clients: newClients(), vars: map[string]string{}}
+			// Every kind of caller signs in: more than one client address
+			// may try at once by default.
+			ts := testutil.StartServerWith(t, backend, testutil.Options{SignInLimits: sessions.Limits{PerIPBurst: 10000, PerIPInterval: time.Millisecond}})
+			e := &env{t: t, url: ts.URL, clients: newClients(), vars: map[string]string{}, st: ts.OpenStore(t)}
 			// Before the server stops: its shutdown waits for open
 			// connections.
 			t.Cleanup(e.clients.close)

@@ -95,6 +95,15 @@ var templates = map[string]template{
 	"gitpod.v1.OrganizationService/DeleteOrganization": {body: `{"organizationId":"{orgid}"}`},
 	"runyard.v1.InstallationService/ListOrganizations": {body: `{}`},
 
+	// A sign-in ends the session whose cookie it came with; switching
+	// rotates the session and signing out ends it: each call of a session
+	// gets a session of its own.
+	"POST /auth/password": {body: `{"email":"authz-victim@example.com","password":"authz-password-0123456789"}`, freshSession: true},
+	"POST /auth/key":      {body: `{"key":"{authkey}"}`, freshSession: true},
+	"GET /auth/session":   {},
+	"POST /auth/switch":   {body: `{"organizationId":"{orgid}"}`, freshSession: true},
+	"POST /auth/signout":  {body: `{}`, freshSession: true},
+
 	"runyard.runner.v1.RunnerControlService/Connect":          {body: `{}`},
 	"runyard.runner.v1.RunnerControlService/Terminal":         {body: `{}`},
 	"runyard.runner.v1.RunnerControlService/StartAutomations": {body: `{"environmentId":"{env}"}`},

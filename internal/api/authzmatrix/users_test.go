@@ -1,24 +1,51 @@
 package authzmatrix_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/server"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // userPassword is every matrix user's password.
 const userPassword = "authz-password-0123456789"
 
-// usersServed reports whether the server has users and browser sessions:
-// the principals of people join the matrix when it does.
-func usersServed() bool {
-	return methodOf("/runyard.v1.UserAdminService/CreateUser") != nil && slices.Contains(server.Routes(), "POST /auth/password")
+// usersServed reports whether the server has browser sessions: people
+// join the matrix when it does; userKeysServed whether users may own API
+// keys (the users' API).
+func usersServed() bool { return slices.Contains(server.Routes(), "POST /auth/password") }
+
+func userKeysServed() bool { return methodOf("/runyard.v1.UserAdminService/CreateUser") != nil }
+
+// createUser stores a user with userPassword, a member of the first
+// organization with role.
+func (e *env) createUser(email string, role identity.Role) string {
+	t := e.t
+	t.Helper()
+	hash, err := users.HashPassword(userPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	u := &users.User{ID: uuid.NewString(), Email: email, Name: "Authz " + string(role), PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	ctx := context.Background()
+	if err := e.st.CreateUser(ctx, u); err != nil {
+		t.Fatalf("create user %s: %v", email, err)
+	}
+	if err := e.st.CreateMembership(ctx, &users.Membership{OrgID: e.vars["{orgid}"], UserID: u.ID, Role: role, CreatedAt: now}); err != nil {
+		t.Fatalf("membership of %s: %v", email, err)
+	}
+	return u.ID
 }
 
 // users are the people of the matrix: for each role, a user of the first
@@ -30,11 +57,13 @@ func (e *env) users() []principal {
 	for _, role := range identity.KnownRoles {
 		scopes := identity.RoleScopes[role]
 		email := fmt.Sprintf("authz-%s@example.com", role)
-		e.rpc("runyard.v1.UserAdminService/CreateUser", fmt.Sprintf(`{"email":%q,"name":"Authz %s","password":%q,"organizationId":%q,"role":%q}`,
-			email, role, userPassword, e.vars["{orgid}"], role))
+		e.createUser(email, role)
 		session, csrf := e.signIn(email)
 		p := principal{name: "session:" + string(role), kind: kindSession, session: session, csrf: csrf, scopes: scopes, email: email}
 		ps = append(ps, p)
+		if !userKeysServed() {
+			continue
+		}
 		names, _ := json.Marshal(scopes)
 		req, _ := http.NewRequest(http.MethodPost, e.url+"/runyard.v1.TokenService/CreateToken",
 			strings.NewReader(fmt.Sprintf(`{"name":"authz-user-%s","scopes":%s}`, role, names)))
@@ -52,9 +81,10 @@ func (e *env) users() []principal {
 func (e *env) setUpUsers() {
 	t := e.t
 	v := e.vars
-	v["{user}"] = get(t, e.rpc("runyard.v1.UserAdminService/CreateUser", fmt.Sprintf(`{"email":"authz-victim@example.com","name":"Victim","password":%q,"organizationId":%q,"role":"member"}`,
-		userPassword, v["{orgid}"])), "user", "id")
-	v["{invite}"] = e.invite()
+	v["{user}"] = e.createUser("authz-victim@example.com", identity.RoleMember)
+	if userKeysServed() {
+		v["{invite}"] = e.invite()
+	}
 	v["{authkey}"] = get(t, e.rpc("runyard.v1.TokenService/CreateToken", `{"name":"authz-sign-in","scopes":["runners:read"]}`), "secret")
 }
 
