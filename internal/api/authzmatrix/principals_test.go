@@ -61,6 +61,8 @@ func (p principal) passes(needs string) bool {
 		return p.user()
 	case "session":
 		return p.kind == kindSession
+	case "caller":
+		return p.kind == kindKey || p.kind == kindInstallationAdmin || p.user()
 	case "public", "signed-url":
 		return true
 	case "authenticated":

@@ -61,7 +61,7 @@ func (r row) otherAnswer() string {
 
 var surfaces = []string{"connect", "rest", "websocket", "kubiya", "logs", "http"}
 
-var ruleNames = []string{"public", "authenticated", "identity", "logs", "runner", "installation-admin", "signed-url", "unimplemented", "user", "session"}
+var ruleNames = []string{"public", "authenticated", "identity", "logs", "runner", "installation-admin", "signed-url", "unimplemented", "user", "session", "caller"}
 
 // knownRule reports whether needs is a rule, or rules joined by " or ".
 func knownRule(needs string) bool {
