@@ -22,6 +22,12 @@
 //     first StartService call until ListServices has all of them RUNNING,
 //     then the runner process's CPU while they idle for --idle.
 //
+//  4. Task executions of many steps: dependency chains (--chains) and a
+//     1→W→1 fan-out (--fanout) of `true`; the control plane's and the
+//     runner's CPU per step and StartTask → SUCCEEDED, beside the same
+//     commands forked in the same shape and, with --process-compose, that
+//     binary running the same graph (executions.go).
+//
 //     go run ./bench/automations
 //     go run ./bench/automations --tasks 200 --services 0 --log-runs 0
 //     go run ./bench/automations --cpuprofile /tmp/auto   # writes /tmp/auto.{server,runner}.N.pprof per part
@@ -175,6 +181,12 @@ type config struct {
 	logRuns      int
 	cpuprofile   string
 	tmpBase      string
+	// Part 4: chain lengths, the fan-out's width, runs per shape and the
+	// process-compose binary to compare with.
+	chains         []int
+	fanout         int
+	execRuns       int
+	processCompose string
 }
 
 func run(args []string) error {
@@ -189,8 +201,19 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.idle, "idle", 10*time.Second, "how long the runner's CPU is measured while the services idle")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write CPU profiles of the control plane and the runner for each part to PREFIX.server.N.pprof and PREFIX.runner.N.pprof")
 	fs.StringVar(&cfg.tmpBase, "tmp", "", "where the temporary directory goes (default /dev/shm when it exists, so SQLite writes stay off the disk)")
+	chains := fs.String("chains", "25,50,100,200", "dependency chains measured in part 4, by length (empty skips them)")
+	fs.IntVar(&cfg.fanout, "fanout", 98, "width of the 1->W->1 fan-out in part 4 (0 skips it)")
+	fs.IntVar(&cfg.execRuns, "exec-runs", 3, "measured runs of each part 4 shape, after one unrecorded")
+	fs.StringVar(&cfg.processCompose, "process-compose", os.Getenv("RUNYARD_BENCH_PROCESS_COMPOSE"), "process-compose binary run beside part 4 on the same shapes (empty skips it)")
 	maxTime := fs.Duration("max-time", 20*time.Minute, "the whole run stops after this")
 	fs.Parse(args)
+	var err error
+	if cfg.chains, err = parseInts("--chains", *chains); err != nil {
+		return err
+	}
+	if cfg.fanout < 0 || cfg.execRuns < 1 {
+		return errors.New("--fanout must not be negative and --exec-runs must be positive")
+	}
 	if cfg.tasks < 0 || cfg.warmup < 0 || cfg.services < 0 || cfg.logRuns < 0 || cfg.startClients < 1 || cfg.idle <= 0 {
 		return errors.New("--tasks, --warmup, --services and --log-runs must not be negative; --start-clients and --idle must be positive")
 	}
@@ -239,6 +262,11 @@ func run(args []string) error {
 	if cfg.services > 0 {
 		if err = runServices(ctx, b, cfg); err != nil {
 			return fmt.Errorf("services: %w", err)
+		}
+	}
+	if len(cfg.chains) > 0 || cfg.fanout > 0 {
+		if err = runExecutions(ctx, b, cfg); err != nil {
+			return fmt.Errorf("executions: %w", err)
 		}
 	}
 	return nil

@@ -30,6 +30,11 @@ const (
 	TypeAPIKey    = "RESOURCE_TYPE_PERSONAL_ACCESS_TOKEN"
 	TypePod       = "pod"
 	TypeAgentType = "agent_type"
+	// TypeUser is a user; a membership change records its user.
+	TypeUser = "RESOURCE_TYPE_USER"
+	// TypeInvite is an invitation to an organization (by its id, never
+	// its token).
+	TypeInvite = "invite"
 )
 
 // Surfaces name the API an entry came through.

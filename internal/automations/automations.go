@@ -69,6 +69,7 @@ package automations
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -459,6 +460,39 @@ type Store interface {
 	// result in one transaction; an error from fn changes nothing. It fails
 	// with CodeNotFound.
 	UpdateTaskExecution(ctx context.Context, orgID, id string, fn func(*TaskExecution) error) (*TaskExecution, error)
+	// ReportTaskExecution applies a runner's report to execution id in one
+	// transaction, touching only what the report names: fn gets the
+	// execution without its plan and steps (Spec.Plan and Status.Steps are
+	// nil) and says whether to store what it made of it; an error from fn
+	// changes nothing. Each of r.Steps is then written unless the step holds
+	// a report of r.Version or later; with r.Replace, every step r.Steps
+	// lacks becomes not started under the same rule. An execution of an
+	// environment not on runnerID is not found (CodeNotFound); a step the
+	// execution does not have fails with *UnknownStepError.
+	ReportTaskExecution(ctx context.Context, orgID, runnerID, id string, r StepsReport, fn func(*TaskExecution) (bool, error)) error
+}
+
+// StepsReport is what a runner's report says of an execution's steps.
+type StepsReport struct {
+	// Version orders the report against the ones each step holds; at
+	// most math.MaxInt64.
+	Version uint64
+	Steps   []StepStatus
+	// Replace says Steps lists every step that started, as a runner's
+	// whole status does; without it Steps holds only the steps that
+	// changed.
+	Replace bool
+}
+
+// UnknownStepError is ReportTaskExecution's error for a reported step the
+// execution does not have: Steps[Index] of the report.
+type UnknownStepError struct {
+	Index int
+	ID    string
+}
+
+func (e *UnknownStepError) Error() string {
+	return fmt.Sprintf("step %d (%q) is no step of the task execution", e.Index, e.ID)
 }
 
 func oneOf[T comparable](v T, set []T) bool { return slices.Contains(set, v) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -168,8 +169,10 @@ func newerRun(svc *Service, session *string) bool {
 	return session != nil && *session != "" && *session == svc.Spec.Session && svc.Status.Session != svc.Spec.Session
 }
 
-// ExecutionReport is a runner's report on one task execution: its whole
-// status, ordered by StatusVersion.
+// ExecutionReport is a runner's report on one task execution, ordered by
+// StatusVersion: its phase and the statuses of its steps, all of them that
+// started, or with Partial only those that changed since the runner's
+// previous report.
 type ExecutionReport struct {
 	ID            string
 	StatusVersion uint64
@@ -178,46 +181,55 @@ type ExecutionReport struct {
 	FailureMessage string
 	LogURL         string
 	Steps          []StepStatus
+	// Partial says Steps holds only the steps that changed; the others
+	// stay as stored.
+	Partial bool
 }
 
-// ReportExecution records the calling runner's report on an execution and
-// returns it as stored. A finished execution never changes again; a report
-// not newer than the stored status changes nothing. The first report of
+// ReportExecution records the calling runner's report on an execution. It
+// writes the execution's phase and the steps the report names, not the
+// whole status, so that an execution of n steps costs O(n) in all.
+//
+// A finished execution never changes again. A report not newer than the
+// stored status leaves the execution's phase, messages and times alone,
+// and each step takes a report's status only when that report is newer
+// than the one the step holds: reports that each name other steps never
+// undo each other, in whichever order they land. The first report of
 // RUNNING (or of a finished phase) sets startedAt, a finished phase sets
 // completedAt. It fails with CodePermissionDenied for any caller but a
-// runner, CodeInvalid for a bad report and CodeNotFound for an execution not
-// on the calling runner.
-func (s *Manager) ReportExecution(ctx context.Context, r ExecutionReport) (*TaskExecution, error) {
+// runner, CodeInvalid for a bad report (then nothing changes) and
+// CodeNotFound for an execution not on the calling runner.
+func (s *Manager) ReportExecution(ctx context.Context, r ExecutionReport) error {
 	c, err := identity.RequireRunner(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := identity.ValidateUUID("id", r.ID); err != nil {
-		return nil, err
+		return err
 	}
 	if r.StatusVersion == 0 {
-		return nil, apperr.Invalid("status.statusVersion", "must be above zero")
+		return apperr.Invalid("status.statusVersion", "must be above zero")
+	}
+	if r.StatusVersion > math.MaxInt64 {
+		return apperr.Invalid("status.statusVersion", "must be at most %d", int64(math.MaxInt64))
 	}
 	if !oneOf(r.Phase, ExecutionPhases) {
-		return nil, apperr.Invalid("status.phase", "unknown value %q", r.Phase)
+		return apperr.Invalid("status.phase", "unknown value %q", r.Phase)
 	}
 	if err := validateText("status.failureMessage", r.FailureMessage, maxDescription, true); err != nil {
-		return nil, err
+		return err
 	}
-	cur, err := s.Store.FindTaskExecutionByID(ctx, c.OrgID, r.ID)
+	steps, err := checkSteps(r.Steps)
 	if err != nil {
-		return nil, executionNotFound(r.ID, err)
+		return err
 	}
-	if err := s.onRunner(ctx, c, cur.EnvironmentID, "task execution", r.ID); err != nil {
-		return nil, err
-	}
-	x, err := s.Store.UpdateTaskExecution(ctx, c.OrgID, r.ID, func(x *TaskExecution) error {
-		if x.Status.Phase.Finished() || r.StatusVersion <= x.Status.StatusVersion {
-			return errStale
+	report := StepsReport{Version: r.StatusVersion, Steps: steps, Replace: !r.Partial}
+	err = s.Store.ReportTaskExecution(ctx, c.OrgID, c.RunnerID, r.ID, report, func(x *TaskExecution) (bool, error) {
+		if x.Status.Phase.Finished() {
+			return false, errStale
 		}
-		steps, err := checkSteps(x, r.Steps)
-		if err != nil {
-			return err
+		if r.StatusVersion <= x.Status.StatusVersion {
+			return false, nil // its steps may still be newer than theirs
 		}
 		now := s.now()
 		if x.StartedAt == nil && r.Phase != ExecutionPhasePending {
@@ -226,32 +238,27 @@ func (s *Manager) ReportExecution(ctx context.Context, r ExecutionReport) (*Task
 		if r.Phase.Finished() {
 			x.CompletedAt = &now
 		}
-		x.Status = ExecutionStatus{
-			StatusVersion: r.StatusVersion, Phase: r.Phase, FailureMessage: r.FailureMessage,
-			LogURL: r.LogURL, Steps: steps,
-		}
-		return nil
+		x.Status = ExecutionStatus{StatusVersion: r.StatusVersion, Phase: r.Phase, FailureMessage: r.FailureMessage, LogURL: r.LogURL}
+		return true, nil
 	})
-	if errors.Is(err, errStale) {
-		return s.Store.FindTaskExecutionByID(ctx, c.OrgID, r.ID)
+	var unknown *UnknownStepError
+	switch {
+	case err == nil, errors.Is(err, errStale):
+		return nil
+	case errors.As(err, &unknown):
+		return apperr.Invalid(fmt.Sprintf("status.steps[%d].id", unknown.Index), "%q is no step of task execution %q", unknown.ID, r.ID)
 	}
-	if err != nil {
-		return nil, executionNotFound(r.ID, err)
-	}
-	return x, nil
+	return executionNotFound(r.ID, err)
 }
 
-// checkSteps validates a report's step statuses against x's plan: every step
-// named once, a known phase, bounded outputs.
-func checkSteps(x *TaskExecution, steps []StepStatus) ([]StepStatus, error) {
-	plan := x.Steps()
-	seen := map[string]bool{}
+// checkSteps validates a report's step statuses: every step named once, a
+// known phase, bounded outputs. Whether the execution has them is the
+// store's check (UnknownStepError).
+func checkSteps(steps []StepStatus) ([]StepStatus, error) {
+	seen := make(map[string]bool, len(steps))
 	out := make([]StepStatus, 0, len(steps))
 	for i, st := range steps {
 		field := fmt.Sprintf("status.steps[%d]", i)
-		if !slices.ContainsFunc(plan, func(p Step) bool { return p.ID == st.ID }) {
-			return nil, apperr.Invalid(field+".id", "%q is no step of task execution %q", st.ID, x.ID)
-		}
 		if seen[st.ID] {
 			return nil, apperr.Invalid(field+".id", "step %q is reported twice", st.ID)
 		}

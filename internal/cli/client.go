@@ -28,6 +28,8 @@ type clients struct {
 	orgs     gitpodv1connect.OrganizationServiceClient
 	// installation is what only the installation admin may call.
 	installation runyardv1connect.InstallationServiceClient
+	users        gitpodv1connect.UserServiceClient
+	userAdmin    runyardv1connect.UserAdminServiceClient
 }
 
 // endpoint checks --server and returns the token to use: --token, or the
@@ -66,6 +68,8 @@ func (g *globals) clients() (*clients, error) {
 		tokens:       runyardv1connect.NewTokenServiceClient(hc, base, opts...),
 		orgs:         gitpodv1connect.NewOrganizationServiceClient(hc, base, opts...),
 		installation: runyardv1connect.NewInstallationServiceClient(hc, base, opts...),
+		users:        gitpodv1connect.NewUserServiceClient(hc, base, opts...),
+		userAdmin:    runyardv1connect.NewUserAdminServiceClient(hc, base, opts...),
 	}, nil
 }
 

@@ -67,6 +67,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		newRunnersCmd(g),
 		newTokensCmd(g),
 		newOrgsCmd(g),
+		newUsersCmd(g), newMembersCmd(g), newInvitesCmd(g), newJoinCmd(g),
 		newAuditCmd(g),
 		newWhoamiCmd(g),
 		newPodsCmd(g), newAgentsCmd(g),

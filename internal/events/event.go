@@ -58,14 +58,16 @@ type Event struct {
 // Store is the events table.
 type Store interface {
 	// ReadEvents returns up to limit events with ID > after, in ID order.
-	// fence is zero when the database commits IDs in order (SQLite's one
-	// writer); otherwise (PostgreSQL) a missing ID below a returned one may
-	// still commit, and fence says when it no longer can (EventsSettled).
-	ReadEvents(ctx context.Context, after int64, limit int) (evs []Event, fence uint64, err error)
-	// EventsSettled reports whether every transaction that could have drawn
-	// an event ID before the read that returned fence has ended, so that
-	// IDs still missing below what that read returned never commit.
-	EventsSettled(ctx context.Context, fence uint64) (bool, error)
+	// An ID missing below a returned one may still commit on a store that
+	// draws IDs before commit (PostgreSQL): see EventsFence.
+	ReadEvents(ctx context.Context, after int64, limit int) ([]Event, error)
+	// EventsFence returns the transactions running now that may have drawn
+	// an event ID: an ID missing from a read made before the call commits,
+	// if ever, by one of them. Empty when none is (always on SQLite, whose
+	// one writer commits IDs in order).
+	EventsFence(ctx context.Context) (Fence, error)
+	// EventsSettled reports whether every transaction of fence has ended.
+	EventsSettled(ctx context.Context, fence Fence) (bool, error)
 	// EventBounds returns the lowest and highest IDs kept (0, 0 when none).
 	EventBounds(ctx context.Context) (oldest, latest int64, err error)
 	// PruneEvents deletes events created before cutoff.
@@ -74,6 +76,10 @@ type Store interface {
 	// commit: a cheap wake-up for the hub (nil if the store has none).
 	Committed() <-chan struct{}
 }
+
+// Fence names transactions of the store (EventsFence), in the store's own
+// terms.
+type Fence []uint64
 
 // formats is how many encodings of an event Encoded shares.
 const formats = 4

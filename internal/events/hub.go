@@ -17,7 +17,7 @@ const (
 	// DefaultPoll bounds how late an event is when a wake-up was lost
 	// (a NOTIFY while the listener reconnected, a write outside the store).
 	DefaultPoll = time.Second
-	// DefaultLinger bounds the delay a busy stream adds to an event (see
+	// DefaultLinger bounds the delay a busy feed adds to an event (see
 	// Hub.Linger): a write per burst instead of a write per event was
 	// most of a busy stream's CPU (bench/events).
 	DefaultLinger = 5 * time.Millisecond
@@ -35,19 +35,23 @@ const (
 //
 // Published events go into one ring that every watcher reads: publishing
 // costs the same whatever the number of watchers (one wake-up broadcast per
-// batch), and each watcher takes everything new at once when it wakes. A
-// watcher the ring has passed (a slow client) reads the table to catch up,
-// so it never holds the others up and never costs memory.
+// batch, the close of a channel), and each watcher takes everything new at
+// once when it wakes and writes it with one flush. A busy feed publishes at
+// most once per Linger, so a watcher wakes, and a stream writes, at most
+// that often, however many changes commit. A watcher the ring has passed (a
+// slow client) reads the table to catch up, so it never holds the others
+// up and never costs memory.
 type Hub struct {
 	store Store
 	log   *slog.Logger
 	// Retention and Poll are read by Run (defaults when zero).
 	Retention time.Duration
 	Poll      time.Duration
-	// Linger is how long after a write a watcher waits before it takes
-	// the next events (zero: not at all): a busy stream then writes what
-	// came meanwhile at once, instead of one write per event. The first
-	// event after a quiet spell goes at once.
+	// Linger is how long after publishing the hub waits before it reads
+	// the table again (zero: not at all): under a busy feed every watcher
+	// then wakes once and writes once per Linger with what came
+	// meanwhile, instead of once per commit; the table is read once per
+	// Linger too. The first event after a quiet spell goes at once.
 	Linger time.Duration
 	// Now is the clock of pruning.
 	Now func() time.Time
@@ -73,12 +77,12 @@ type Hub struct {
 }
 
 // gap is a missing ID below events already read (PostgreSQL): the
-// transaction that drew it may still commit. Once the store says the read
-// that saw it is settled (Store.EventsSettled(fence)), the events up to
-// upTo that exist are final.
+// transaction that drew it may still commit. fence is taken after the read
+// that saw it: once every transaction of it ended, the events up to upTo
+// that a read made after that shows are final.
 type gap struct {
 	pos   int64
-	fence uint64
+	fence Fence
 	upTo  int64
 }
 
@@ -129,9 +133,24 @@ func (h *Hub) Run(ctx context.Context) {
 	committed := h.store.Committed()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// quietUntil is Linger after the last publish: a wake-up before it
+	// waits until then, so that what commits meanwhile is read and
+	// published at once.
+	var quietUntil time.Time
 	for {
+		if wait := time.Until(quietUntil); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
 		wait := poll
-		more, gapPending, err := h.tail(ctx)
+		more, gapPending, published, err := h.tail(ctx)
+		if published && !more && h.Linger > 0 {
+			quietUntil = time.Now().Add(h.Linger)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -180,11 +199,11 @@ func (h *Hub) start(ctx context.Context) bool {
 			if err != nil {
 				return err
 			}
-			_, fence, err := h.store.ReadEvents(ctx, max(latest-1, 0), 1)
+			fence, err := h.store.EventsFence(ctx)
 			if err != nil {
 				return err
 			}
-			for {
+			for len(fence) > 0 {
 				ok, err := h.store.EventsSettled(ctx, fence)
 				if err != nil {
 					return err
@@ -220,8 +239,9 @@ func (h *Hub) start(ctx context.Context) bool {
 }
 
 // tail reads what follows the position and publishes what is final. more
-// reports a full batch; gapPending a gap that may still fill.
-func (h *Hub) tail(ctx context.Context) (more, gapPending bool, err error) {
+// reports a full batch; gapPending a gap that may still fill; published
+// that events were handed out.
+func (h *Hub) tail(ctx context.Context) (more, gapPending, published bool, err error) {
 	h.mu.Lock()
 	pos := h.pos
 	h.mu.Unlock()
@@ -229,35 +249,45 @@ func (h *Hub) tail(ctx context.Context) (more, gapPending bool, err error) {
 	// transaction that commits between a read and the check would
 	// otherwise be passed over.
 	var upTo int64
+	pending := false
 	if h.gap != nil && h.gap.pos == pos {
-		settled, err := h.store.EventsSettled(ctx, h.gap.fence)
-		if err != nil {
-			return false, true, err
+		settled := len(h.gap.fence) == 0
+		if !settled {
+			var err error
+			if settled, err = h.store.EventsSettled(ctx, h.gap.fence); err != nil {
+				return false, true, false, err
+			}
 		}
 		if settled {
 			upTo = h.gap.upTo
 		}
+		pending = !settled
 	}
-	evs, fence, err := h.store.ReadEvents(ctx, pos, readBatch)
+	evs, err := h.store.ReadEvents(ctx, pos, readBatch)
 	if err != nil {
-		return false, false, err
+		return false, false, false, err
 	}
-	ok := len(evs)
-	if fence != 0 {
-		ok = 0
-		for next := pos; ok < len(evs) && (evs[ok].ID == next+1 || evs[ok].ID <= upTo); ok++ {
-			next = evs[ok].ID
-		}
+	ok := 0
+	for next := pos; ok < len(evs) && (evs[ok].ID == next+1 || evs[ok].ID <= upTo); ok++ {
+		next = evs[ok].ID
 	}
 	if ok == 0 && len(evs) > 0 {
-		if h.gap == nil || h.gap.pos != pos {
-			h.gap = &gap{pos: pos, fence: fence, upTo: evs[len(evs)-1].ID}
+		if pending {
+			return false, true, false, nil // its fence is still running
 		}
-		return false, true, nil
+		// Who could still fill the gap is asked after the read: one that
+		// committed in between is in the next read, which is made after
+		// the fence ended (at once when it is empty).
+		fence, err := h.store.EventsFence(ctx)
+		if err != nil {
+			return false, true, false, err
+		}
+		h.gap = &gap{pos: pos, fence: fence, upTo: evs[len(evs)-1].ID}
+		return len(fence) == 0, len(fence) > 0, false, nil
 	}
 	h.gap = nil
 	h.publish(evs[:ok])
-	return len(evs) == readBatch || ok < len(evs), false, nil
+	return len(evs) == readBatch || ok < len(evs), false, ok > 0, nil
 }
 
 func (h *Hub) publish(evs []Event) {
@@ -347,13 +377,7 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 	if started != nil {
 		started()
 	}
-	var (
-		buf       []Event
-		lastWrite time.Time
-		linger    = time.NewTimer(time.Hour)
-	)
-	linger.Stop()
-	defer linger.Stop()
+	var buf []Event
 	for {
 		evs, pos, notify, ok := h.take(after, filter, buf[:0])
 		if !ok {
@@ -369,9 +393,6 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 				return err
 			}
 		}
-		if len(evs) > 0 {
-			lastWrite = time.Now()
-		}
 		clear(evs)
 		buf = evs
 		select {
@@ -380,18 +401,6 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 		case <-h.closed:
 			return errClosed
 		case <-notify:
-		}
-		// Busy (an event within Linger of the last write): what comes
-		// until then goes out in one write. A quiet stream sets no timer.
-		if wait := h.Linger - time.Since(lastWrite); h.Linger > 0 && wait > 0 {
-			linger.Reset(wait)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-h.closed:
-				return errClosed
-			case <-linger.C:
-			}
 		}
 	}
 }
@@ -414,7 +423,7 @@ func (h *Hub) catchUp(ctx context.Context, after int64, filter func(Event) bool,
 			return after, errClosed
 		default:
 		}
-		evs, _, err := h.store.ReadEvents(ctx, after, readBatch)
+		evs, err := h.store.ReadEvents(ctx, after, readBatch)
 		if err != nil {
 			return after, err
 		}

@@ -3,10 +3,12 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +16,9 @@ import (
 )
 
 // memStore is an events table in memory. With unordered it behaves like
-// PostgreSQL: ids are drawn before commit, and EventsSettled is true only
-// when no drawn id is still uncommitted and no commit is pending.
+// PostgreSQL: ids are drawn before commit, the fence names the ids drawn
+// and not yet committed, and it is settled once each of them committed or
+// rolled back.
 type memStore struct {
 	mu        sync.Mutex
 	unordered bool
@@ -23,6 +26,7 @@ type memStore struct {
 	rows      []Event // committed, sorted by ID
 	drawn     map[int64]bool
 	committed chan struct{}
+	reads     atomic.Int64
 }
 
 func newMemStore(unordered bool) *memStore {
@@ -59,7 +63,8 @@ func (m *memStore) add() int64 {
 	return id
 }
 
-func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Event, uint64, error) {
+func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Event, error) {
+	m.reads.Add(1)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []Event
@@ -68,17 +73,31 @@ func (m *memStore) ReadEvents(_ context.Context, after int64, limit int) ([]Even
 			out = append(out, e)
 		}
 	}
-	var fence uint64
-	if m.unordered {
-		fence = 1
-	}
-	return out, fence, nil
+	return out, nil
 }
 
-func (m *memStore) EventsSettled(context.Context, uint64) (bool, error) {
+func (m *memStore) EventsFence(context.Context) (Fence, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.drawn) == 0, nil
+	if !m.unordered {
+		return nil, nil
+	}
+	var f Fence
+	for id := range m.drawn {
+		f = append(f, uint64(id))
+	}
+	return f, nil
+}
+
+func (m *memStore) EventsSettled(_ context.Context, f Fence) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range f {
+		if m.drawn[int64(id)] {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (m *memStore) EventBounds(context.Context) (int64, int64, error) {
@@ -265,4 +284,62 @@ func TestHub_PassedByTheRing(t *testing.T) {
 	close(release)
 	want = append(want, st.add())
 	wantIDs(t, ids, want)
+}
+
+// TestHub_BusyFeedOncePerLinger: changes that commit within Linger of a
+// publish are read and published together once it has passed (one table
+// read, one wake-up of each watcher), not one by one; the first change
+// after a quiet spell goes at once.
+func TestHub_BusyFeedOncePerLinger(t *testing.T) {
+	st := newMemStore(false)
+	h := NewHub(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.Poll = time.Hour
+	// Long enough that the burst below fits in it on a loaded machine.
+	h.Linger = 2 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	type batch struct{ ids []int64 }
+	batches := make(chan batch, 100)
+	started := make(chan struct{})
+	wctx, wcancel := context.WithCancel(context.Background())
+	t.Cleanup(wcancel)
+	var cur []int64
+	go h.Watch(wctx, FromNow, func(Event) bool { return true }, func() { close(started) }, func(e Event, more bool) error {
+		cur = append(cur, e.ID)
+		if !more {
+			batches <- batch{cur}
+			cur = nil
+		}
+		return nil
+	})
+	<-started
+	next := func() batch {
+		t.Helper()
+		select {
+		case b := <-batches:
+			return b
+		case <-time.After(30 * time.Second):
+			t.Fatal("no batch came")
+			return batch{}
+		}
+	}
+	first := st.add()
+	if b := next(); fmt.Sprint(b.ids) != fmt.Sprint([]int64{first}) {
+		t.Fatalf("first batch %v, want [%d]", b.ids, first)
+	}
+	reads := st.reads.Load()
+	var want []int64
+	for range 20 {
+		want = append(want, st.add())
+		time.Sleep(time.Millisecond)
+	}
+	if b := next(); fmt.Sprint(b.ids) != fmt.Sprint(want) {
+		t.Fatalf("the burst came as %v, want one batch %v", b.ids, want)
+	}
+	if n := st.reads.Load() - reads; n > 3 {
+		t.Fatalf("the burst of 20 commits took %d reads of the table", n)
+	}
 }

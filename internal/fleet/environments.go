@@ -247,6 +247,7 @@ func (f *Fleet) reportExecution(ctx context.Context, runnerID string, m *runnerv
 		ID: m.GetId(), StatusVersion: m.GetStatusVersion(),
 		Phase:          automations.ExecutionPhase(m.GetPhase().String()),
 		FailureMessage: m.GetFailureMessage(),
+		Partial:        m.GetPartialSteps(),
 	}
 	if f.autos.LogURL != nil {
 		rep.LogURL = f.autos.LogURL(runnerID, m.GetId())
@@ -257,8 +258,7 @@ func (f *Fleet) reportExecution(ctx context.Context, runnerID string, m *runnerv
 			FailureMessage: st.GetFailureMessage(), Output: st.GetOutput(),
 		})
 	}
-	_, err := f.autos.Automations.ReportExecution(ctx, rep)
-	return err
+	return f.autos.Automations.ReportExecution(ctx, rep)
 }
 
 // StartAutomations applies what a runner found when an environment started

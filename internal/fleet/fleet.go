@@ -368,6 +368,8 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 		RenewInterval:  durationpb.New(f.RenewInterval()),
 		Timeout:        durationpb.New(f.timeout),
 		Epoch:          epoch,
+		// ReportExecution takes reports of the steps that changed.
+		PartialExecutionReports: f.autos != nil,
 	}}}); err != nil {
 		return fmt.Errorf("send welcome: %w", err)
 	}

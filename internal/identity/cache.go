@@ -9,7 +9,10 @@ import (
 // key up on every request was a sixth of a GetRunner's CPU. Revoking a key in
 // this process drops it at once; another control-plane replica on the same
 // database may accept a revoked key for up to keyCacheTTL. Runner tokens are
-// not cached: they authenticate a stream once, not every request.
+// not cached: they authenticate a stream once, not every request. Nor are
+// users' keys: each use reads the owner's state with the key, so disabling
+// the owner or changing their role applies to the next call on every
+// replica.
 type keyCache struct {
 	mu      sync.Mutex
 	entries map[string]keyCacheEntry // by hash

@@ -112,9 +112,27 @@ type Token struct {
 	// Bootstrap marks the admin key created at first start, so a restart finds
 	// it instead of creating a second one.
 	Bootstrap bool
+	// OwnerUserID is the user an API key belongs to (PrincipalUser); empty
+	// for a service account's key and a runner's token.
+	OwnerUserID string
+	// Owner is the owner's current state, filled by FindTokenByHash for a
+	// user's key: what authentication checks on every use.
+	Owner     *TokenOwner
 	CreatedAt time.Time
 	ExpiresAt *time.Time
 	RevokedAt *time.Time
+}
+
+// TokenOwner is the state of a key's owner that decides what the key may
+// do now.
+type TokenOwner struct {
+	// Disabled is set while the user is disabled.
+	Disabled bool
+	// Role is the owner's role in the key's organization; empty when the
+	// owner is no longer a member.
+	Role Role
+	// InstallationAdmin is the owner's installation-admin flag.
+	InstallationAdmin bool
 }
 
 // Active reports whether the token may authenticate at now.

@@ -64,7 +64,11 @@ type RevokeCheck func(t *Token, apiKeys []*Token) error
 
 // TokenFilter selects tokens for FindTokens.
 type TokenFilter struct {
-	OrgID          string
+	// OrgID selects an organization's tokens; with OwnerUserID set it may
+	// be empty, selecting the user's keys in every organization.
+	OrgID string
+	// OwnerUserID, when set, selects the keys that user owns.
+	OwnerUserID    string
 	IncludeRevoked bool
 	// After and Limit select a page by Seq; Limit zero means no limit.
 	After int64
@@ -125,6 +129,20 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 	if !t.Active(now) {
 		return nil, apperr.Unauthenticated("token has expired")
 	}
+	if t.OwnerUserID != "" {
+		// A user's key is checked against its owner on every use and never
+		// cached (keyCache takes service accounts' keys only): disabling
+		// the owner, removing their membership or lowering their role
+		// applies to the next call, on every replica.
+		switch o := t.Owner; {
+		case o == nil:
+			return nil, apperr.Unauthenticated("the key's owner no longer exists")
+		case o.Disabled:
+			return nil, apperr.Unauthenticated("the key's owner is disabled")
+		case o.Role == "" && !o.InstallationAdmin:
+			return nil, apperr.Unauthenticated("the key's owner is no longer a member of its organization")
+		}
+	}
 	s.keys.put(t, now)
 	return callerOf(t), nil
 }
@@ -132,8 +150,25 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 func callerOf(t *Token) *Caller {
 	c := &Caller{OrgID: t.OrgID, TokenID: t.ID, Scopes: t.Scopes, RunnerID: t.RunnerID,
 		InstallationAdmin: t.Bootstrap && t.Principal == PrincipalServiceAccount}
-	switch t.Principal {
-	case PrincipalRunner:
+	switch {
+	case t.OwnerUserID != "" && t.Owner != nil:
+		// A user's key acts as the user: the user is the subject (the
+		// creator of what the key creates), and the key's scopes are cut
+		// to what the owner's role grants now. An installation admin
+		// outside the organization acts there as its admin.
+		role := t.Owner.Role
+		if role == "" && t.Owner.InstallationAdmin {
+			role = RoleAdmin
+		}
+		c.UserID, c.Role, c.InstallationAdmin = t.OwnerUserID, role, t.Owner.InstallationAdmin
+		c.Subject = Subject{ID: t.OwnerUserID, Principal: PrincipalUser}
+		c.Scopes = nil
+		for _, sc := range t.Scopes {
+			if role.Has(sc) {
+				c.Scopes = append(c.Scopes, sc)
+			}
+		}
+	case t.Principal == PrincipalRunner:
 		c.Subject = Subject{ID: t.RunnerID, Principal: PrincipalRunner}
 	default:
 		// An API key is its own service account: its ID is the subject that
@@ -280,13 +315,25 @@ type CreateAPIKeyInput struct {
 // CreateAPIKey creates an API key in the caller's organization and returns it
 // with its secret, which is not stored and cannot be shown again. It needs
 // ScopeAdmin.
+//
+// A user caller (Caller.UserID) needs no scope: the key is the user's own
+// (PrincipalUser, the user its owner and creator), and it may carry only
+// scopes the user's role grants (CodePermissionDenied naming the first
+// other). An installation admin's key for another organization is that
+// organization's service-account key, as before users existed.
 func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Token, string, error) {
-	c, err := Require(ctx, ScopeAdmin)
+	c, err := RequireAuthenticated(ctx)
 	if err != nil {
 		return nil, "", err
 	}
+	otherOrg := in.OrgID != "" && in.OrgID != c.OrgID
+	if c.UserID == "" || otherOrg {
+		if c, err = Require(ctx, ScopeAdmin); err != nil {
+			return nil, "", err
+		}
+	}
 	orgID := c.OrgID
-	if in.OrgID != "" && in.OrgID != c.OrgID {
+	if otherOrg {
 		if err := ValidateUUID("organizationId", in.OrgID); err != nil {
 			return nil, "", err
 		}
@@ -333,6 +380,13 @@ func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Toke
 		Hash:      HashSecret(secret),
 		CreatedAt: now,
 		ExpiresAt: in.ExpiresAt,
+	}
+	if c.UserID != "" && !otherOrg {
+		if err := c.Role.Allows(scopes); err != nil {
+			return nil, "", err
+		}
+		t.Principal, t.OwnerUserID = PrincipalUser, c.UserID
+		t.Creator = Subject{ID: c.UserID, Principal: PrincipalUser}
 	}
 	if err := s.Store.CreateToken(ctx, t); err != nil {
 		return nil, "", fmt.Errorf("create api key %q: %w", name, err)

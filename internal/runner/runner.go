@@ -598,6 +598,8 @@ func (d *Daemon) session(ctx context.Context) error {
 			return err
 		}
 	}
+	partial := w.GetPartialExecutionReports()
+	d.envs.PartialReports(partial)
 	for _, m := range d.envs.Snapshot() {
 		if err := send(m); err != nil {
 			return err
@@ -652,6 +654,9 @@ func (d *Daemon) session(ctx context.Context) error {
 		case m, ok := <-d.envs.Reports():
 			if !ok {
 				return errors.New("the automations executor closed")
+			}
+			if !partial {
+				m = d.envs.WholeReport(m)
 			}
 			if err := send(m); err != nil {
 				return err

@@ -45,6 +45,7 @@ import (
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // Config is what `runyard server` takes.
@@ -141,6 +142,7 @@ type Server struct {
 	trusted *clientip.Trusted
 	// signIns holds the browser sessions of the console (internal/sessions).
 	signIns *sessions.Service
+	users   *users.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
 	// secrets holds the secrets service, whose SealedForRunner and
@@ -373,9 +375,15 @@ func (s *Server) open(ctx context.Context) error {
 	}}
 	s.audit = audit.NewService(st)
 	s.audit.Now = runnerSvc.Now
+	// A disabled user's keys are revoked with them, and the streams opened
+	// with those keys end on every replica; their browser sessions end too.
+	s.users = &users.Service{Store: st, Now: runnerSvc.Now, TokenRevoked: hooks.TokenRevoked}
+	s.users.Disabled = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, false) }
+	s.users.PasswordReset = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, true) }
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted},
+		Users: s.users,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
@@ -714,6 +722,23 @@ func (s *Server) findRunnerByName(ctx context.Context, name string) (*runners.Ru
 		}
 		if page, err = paging.Parse(next, paging.MaxSize); err != nil {
 			return nil, err
+		}
+	}
+}
+
+// endSessions ends a user's browser sessions (a disabled account, a reset
+// password) and, after a reset, lifts their sign-in lockout. It runs after
+// the change committed, so a failure is logged, not returned (a disabled
+// account's sessions are refused anyway when they next authenticate).
+func (s *Server) endSessions(ctx context.Context, userID string, reset bool) {
+	if n, err := s.signIns.RevokeUser(ctx, userID); err != nil {
+		s.log.ErrorContext(ctx, "end the sessions of a user", "user", userID, "err", err)
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "sessions ended", "user", userID, "sessions", n)
+	}
+	if reset {
+		if err := s.signIns.ClearLockout(ctx, userID); err != nil {
+			s.log.ErrorContext(ctx, "lift the sign-in lockout of a user", "user", userID, "err", err)
 		}
 	}
 }

@@ -190,7 +190,7 @@ func (s *Service) signInPassword(ctx context.Context, email, password string, me
 	if len(ms) == 0 {
 		return nil, apperr.FailedPrecondition("account %s belongs to no organization: ask an administrator to add it to one", email)
 	}
-	return s.issue(ctx, &Session{OrgID: ms[0].OrgID, UserID: u.ID}, meta, userCaller(u.ID, ms[0]), "")
+	return s.issue(ctx, &Session{OrgID: ms[0].OrgID, UserID: u.ID}, meta, userCaller(u, ms[0]), "")
 }
 
 func locked(until, now time.Time) error {
@@ -251,16 +251,19 @@ func (s *Service) SignInUser(ctx context.Context, userID, orgID string, meta Met
 		}
 		return nil, apperr.FailedPrecondition("account %s belongs to no organization: ask an administrator to add it to one", u.Email)
 	}
-	return s.issue(ctx, &Session{OrgID: ms[0].OrgID, UserID: u.ID}, meta, userCaller(u.ID, ms[0]), "")
+	return s.issue(ctx, &Session{OrgID: ms[0].OrgID, UserID: u.ID}, meta, userCaller(u, ms[0]), "")
 }
 
-func userCaller(userID string, m *users.Membership) *identity.Caller {
+func userCaller(u *users.User, m *users.Membership) *identity.Caller {
 	return &identity.Caller{
 		OrgID:   m.OrgID,
-		Subject: identity.Subject{ID: userID, Principal: identity.PrincipalUser},
-		UserID:  userID,
+		Subject: identity.Subject{ID: u.ID, Principal: identity.PrincipalUser},
+		UserID:  u.ID,
 		Role:    m.Role,
 		Scopes:  m.Role.Scopes(),
+		// A user flagged installation admin manages organizations from the
+		// console as the bootstrap key does (docs/ARCHITECTURE.md).
+		InstallationAdmin: u.InstallationAdmin,
 	}
 }
 
@@ -405,7 +408,7 @@ func (s *Service) memberCaller(ctx context.Context, sess *Session) (*identity.Ca
 	if len(ms) == 0 {
 		return nil, apperr.Unauthenticated("the account of this session is no longer a member of its organization: sign in again")
 	}
-	return userCaller(u.ID, ms[0]), nil
+	return userCaller(u, ms[0]), nil
 }
 
 // keyCaller authenticates the API key a key session signed in with, every
@@ -484,7 +487,7 @@ func (s *Service) SwitchOrganization(ctx context.Context, sessionID, orgID strin
 		CreatedAt: now, LastSeenAt: now, ExpiresAt: old.ExpiresAt,
 		IdleExpiresAt: minTime(now.Add(s.IdleTimeout), old.ExpiresAt),
 	}
-	caller := userCaller(u.ID, ms[0])
+	caller := userCaller(u, ms[0])
 	caller.SessionID = next.ID
 	audit.SetObject(ctx, ObjectTypeSession, next.ID)
 	if err := s.Store.RotateSession(identity.NewContext(ctx, caller), old.ID, now, next); err != nil {

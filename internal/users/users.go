@@ -1,8 +1,10 @@
-// Package users holds the installation's local user accounts and their
-// memberships in organizations (issue 12, item 2): the types, the storage
-// they need and password hashing with argon2id, where only the hash is ever
-// stored and no error or log carries a password. The service with the rules
-// (who may create, disable, add members) is still to come.
+// Package users holds the installation's local user accounts, their
+// memberships in organizations and the invitations to join one (issue 12,
+// item 2): the types, the storage they need, password hashing with
+// argon2id (only the hash is ever stored; no error or log carries a
+// password) and Service, which holds the rules: who may create, list,
+// disable and add whom, the last admin of an organization, single-use
+// invitations.
 package users
 
 import (
@@ -26,6 +28,24 @@ type User struct {
 	UpdatedAt    time.Time
 	// DisabledAt is set once the account is disabled.
 	DisabledAt *time.Time
+	// InstallationAdmin marks a user who manages the installation (every
+	// organization and user), as the bootstrap admin key does.
+	InstallationAdmin bool
+}
+
+// Invite is a one-time invitation to join an organization with a role.
+// Only the SHA-256 hash of its token is stored.
+type Invite struct {
+	ID        string
+	Hash      string
+	OrgID     string
+	Role      identity.Role
+	CreatorID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// UsedAt and UsedBy record the one redemption.
+	UsedAt *time.Time
+	UsedBy string
 }
 
 // Membership is a user's role in one organization.
@@ -69,4 +89,35 @@ type Store interface {
 	SetMembershipRole(ctx context.Context, orgID, userID string, role identity.Role) error
 	// DeleteMembership fails with CodeNotFound.
 	DeleteMembership(ctx context.Context, orgID, userID string) error
+
+	// CreateUserWithMembership creates u and, when m is not nil, its
+	// membership m in one transaction. It fails with CodeConflict on a
+	// taken email and CodeNotFound for a missing organization.
+	CreateUserWithMembership(ctx context.Context, u *User, m *Membership) error
+	// DisableUser sets the user's DisabledAt to at (unless already set)
+	// and revokes every unrevoked API key the user owns, in one
+	// transaction; it returns the user and the keys it revoked. It fails
+	// with CodeNotFound.
+	DisableUser(ctx context.Context, id string, at time.Time) (*User, []*identity.Token, error)
+	// UpdateMembership locks the organization, loads the membership and
+	// counts the organization's admins, lets fn change the membership's
+	// role or ask for its removal (an error from fn changes nothing), and
+	// writes it, in one transaction; concurrent calls on one organization
+	// see each other. It fails with CodeNotFound or fn's error.
+	UpdateMembership(ctx context.Context, orgID, userID string, fn func(m *Membership, admins int) (remove bool, err error)) (*Membership, error)
+
+	// CreateInvite fails with CodeNotFound for a missing organization.
+	CreateInvite(ctx context.Context, inv *Invite) error
+	// FindInviteByHash fails with CodeNotFound.
+	FindInviteByHash(ctx context.Context, hash string) (*Invite, error)
+	// RedeemInvite locks the invite with hash, lets fn refuse it (used,
+	// expired) or name the membership to create (and a user to create
+	// first, when not nil), and marks the invite used by the membership's
+	// user, all in one transaction. It fails with CodeNotFound for an
+	// unknown hash, CodeConflict when the user is already a member or the
+	// email is taken, or fn's error.
+	RedeemInvite(ctx context.Context, hash string, at time.Time, fn func(inv *Invite) (*User, *Membership, error)) (*Invite, error)
+
+	// FindTokens is identity.Store's: the keys a user owns.
+	FindTokens(ctx context.Context, filter identity.TokenFilter) ([]*identity.Token, error)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -537,4 +538,42 @@ func TestAuth_WebSocketOrigin(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestAuth_AdminEndsSessions: an admin disabling a user ends the user's
+// browser sessions at once, and an admin's password reset ends them too
+// and lifts a lockout, so the new password works straight away.
+func TestAuth_AdminEndsSessions(t *testing.T) {
+	limits := sessions.Limits{MaxFailures: 3, LockoutDuration: time.Hour}
+	for _, backend := range testutil.Backends() {
+		t.Run(string(backend), func(t *testing.T) {
+			ts := testutil.StartServerWith(t, backend, testutil.Options{SignInLimits: limits})
+			st := ts.OpenStore(t)
+			u := mustUser(t, st, "ada@example.com", defaultOrg(t, st), "member")
+			admin := &browser{t: t, url: ts.URL}
+			bearer := []string{"Authorization", "Bearer " + testutil.AdminToken}
+			call := func(path, body string) {
+				t.Helper()
+				admin.do(http.MethodPost, path, body, false, bearer...).want(t, http.StatusOK)
+			}
+
+			b := &browser{t: t, url: ts.URL}
+			b.password("ada@example.com", password).want(t, http.StatusOK)
+			call("/gitpod.v1.UserService/SetSuspended", fmt.Sprintf(`{"userId":%q,"suspended":true}`, u.ID))
+			b.identity().want(t, http.StatusUnauthorized)
+			call("/gitpod.v1.UserService/SetSuspended", fmt.Sprintf(`{"userId":%q,"suspended":false}`, u.ID))
+
+			b.password("ada@example.com", password).want(t, http.StatusOK)
+			locked := &browser{t: t, url: ts.URL}
+			for range limits.MaxFailures {
+				locked.password("ada@example.com", "not-the-password").want(t, http.StatusUnauthorized)
+			}
+			locked.password("ada@example.com", password).want(t, http.StatusTooManyRequests)
+			const fresh = "a-new-password-9f2c"
+			call("/runyard.v1.UserAdminService/SetPassword", fmt.Sprintf(`{"userId":%q,"password":%q}`, u.ID, fresh))
+			b.identity().want(t, http.StatusUnauthorized)
+			locked.password("ada@example.com", fresh).want(t, http.StatusOK)
+			locked.identity().want(t, http.StatusOK)
+		})
+	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // MaxRequestBytes bounds a request message; larger ones fail with
@@ -53,6 +54,8 @@ type Services struct {
 	Secrets      *secrets.Service
 	Events       *events.Service
 	Orgs         *orgs.Service
+	// Users serves users, members and invites (with Orgs).
+	Users *users.Service
 	// Audit records mutating calls and answers ListAuditLogs; nil records
 	// nothing.
 	Audit *audit.Service
@@ -61,9 +64,12 @@ type Services struct {
 // Mount registers every Connect service on mux.
 func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	auth := &authInterceptor{
-		auth:   svc.Identity,
-		public: map[string]bool{gitpodv1connect.IdentityServiceExchangeTokenProcedure: true},
-		log:    log,
+		auth: svc.Identity,
+		// An invite is the credential of AcceptInvite, as an exchange
+		// token is of ExchangeToken.
+		public: map[string]bool{gitpodv1connect.IdentityServiceExchangeTokenProcedure: true,
+			runyardv1connect.UserAdminServiceAcceptInviteProcedure: true},
+		log: log,
 	}
 	opts := []connect.HandlerOption{
 		// A panic is a bug: log it loudly and answer internal, never drop the
@@ -102,10 +108,14 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		m.service(ev)(path, jsonlWatch(h, svc.Identity, svc.Events, log))
 	}
 	if svc.Orgs != nil {
-		org := &organizationHandler{svc: svc.Orgs, log: log}
+		org := &organizationHandler{svc: svc.Orgs, users: svc.Users, log: log}
 		inst := &installationHandler{svc: svc.Orgs, log: log}
 		m.service(org)(gitpodv1connect.NewOrganizationServiceHandler(organizationService{organizationHandler: org}, opts...))
 		m.service(inst)(runyardv1connect.NewInstallationServiceHandler(installationService{installationHandler: inst}, opts...))
+		usr := &userHandler{svc: svc.Users, log: log}
+		adm := &userAdminHandler{svc: svc.Users, log: log}
+		m.service(usr)(gitpodv1connect.NewUserServiceHandler(userService{userHandler: usr}, opts...))
+		m.service(adm)(runyardv1connect.NewUserAdminServiceHandler(userAdminService{userAdminHandler: adm}, opts...))
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.

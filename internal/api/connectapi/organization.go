@@ -13,13 +13,15 @@ import (
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/orgs"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // organizationHandler serves gitpod.v1.OrganizationService's organization
 // methods and runyard.v1.InstallationService.
 type organizationHandler struct {
-	svc *orgs.Service
-	log *slog.Logger
+	svc   *orgs.Service
+	users *users.Service
+	log   *slog.Logger
 }
 
 var (

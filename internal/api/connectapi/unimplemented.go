@@ -99,6 +99,20 @@ type (
 	organizationFallback struct {
 		gitpodv1connect.UnimplementedOrganizationServiceHandler
 	}
+	userService struct {
+		*userHandler
+		userFallback
+	}
+	userFallback struct {
+		gitpodv1connect.UnimplementedUserServiceHandler
+	}
+	userAdminService struct {
+		*userAdminHandler
+		userAdminFallback
+	}
+	userAdminFallback struct {
+		runyardv1connect.UnimplementedUserAdminServiceHandler
+	}
 	installationService struct {
 		*installationHandler
 		installationFallback

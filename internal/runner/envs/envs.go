@@ -87,6 +87,12 @@ type Manager struct {
 
 	reports *queue.Queue[*runnerv1.ConnectRequest]
 	version atomic.Uint64
+
+	// xmu guards xr, the execution reports waiting to be folded
+	// (reports.go); flushMu keeps their flushes in order.
+	xmu     sync.Mutex
+	xr      execReports
+	flushMu sync.Mutex
 }
 
 // New returns a manager; call Open before anything else.
@@ -268,17 +274,24 @@ func (m *Manager) forward() {
 	defer m.wg.Done()
 	for ev := range m.exec.Events() {
 		m.mu.Lock()
+		var prev *automations.ExecutionStatus
 		if ev.Service != nil {
 			m.services[ev.Service.ID] = ev.Service
 		}
 		if ev.Execution != nil {
+			prev = m.executions[ev.Execution.ID]
 			m.executions[ev.Execution.ID] = ev.Execution
 		}
 		close(m.changed)
 		m.changed = make(chan struct{})
 		m.mu.Unlock()
+		if ev.Execution != nil {
+			m.reportExecution(prev, ev.Execution)
+			continue
+		}
 		m.reports.Push(eventReport(ev))
 	}
+	m.flushExecutions()
 }
 
 // sync hands the executor the services and executions to run now: those of
@@ -521,14 +534,7 @@ func eventReport(ev automations.Event) *runnerv1.ConnectRequest {
 		}}}
 	}
 	x := ev.Execution
-	st := &runnerv1.ExecutionStatus{Id: x.ID, StatusVersion: x.Version, Phase: executionPhase(string(x.Phase)), FailureMessage: x.FailureMessage}
-	for _, s := range x.Steps {
-		st.Steps = append(st.Steps, &runnerv1.StepStatus{
-			Id: s.ID, Phase: executionPhase(string(s.Phase)), FailureMessage: s.FailureMessage,
-			Output: s.Outputs, LogId: s.LogID,
-		})
-	}
-	return &runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_ExecutionStatus{ExecutionStatus: st}}
+	return &runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_ExecutionStatus{ExecutionStatus: executionStatus(x, x.Steps, false)}}
 }
 
 func servicePhase(p automations.Phase) gitpodv1.ServicePhase {

@@ -106,6 +106,8 @@ func TestMigrateTombstones(t *testing.T) {
 //     the source 'file'.
 //   - OrganizationUpdates (00020 -> 00021): see
 //     storetest.MigrateOrganizationUpdates.
+//   - UserKeys (00023 -> 00024): see storetest.MigrateUserKeys.
+//   - ExecutionSteps (00026 -> 00027): see storetest.MigrateExecutionSteps.
 func TestMigrateData(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -115,6 +117,8 @@ func TestMigrateData(t *testing.T) {
 		{"RunnerCapacity", 8, storetest.MigrateRunnerCapacity},
 		{"AutomationSources", 14, storetest.MigrateAutomationSources},
 		{"OrganizationUpdates", 20, storetest.MigrateOrganizationUpdates},
+		{"UserKeys", 23, storetest.MigrateUserKeys},
+		{"ExecutionSteps", 26, storetest.MigrateExecutionSteps},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

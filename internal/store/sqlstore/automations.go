@@ -4,9 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/runyard/runyard/internal/audit"
+	"maps"
+	"math"
 	"slices"
+	"strings"
+
+	"github.com/runyard/runyard/internal/audit"
 
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/automations/spec"
@@ -334,26 +339,52 @@ func (db *DB) FindTasks(ctx context.Context, f automations.TaskFilter) ([]*autom
 	return out, nil
 }
 
-// Task executions.
+// Task executions. An execution's row holds its spec (the plan) and a small
+// status document; its steps' statuses are rows of task_execution_steps
+// (migration 00027), one per step of the plan, so that a runner's report
+// writes the steps it names and not a document of every step. Status
+// documents from before that migration may still list steps: reads ignore
+// them and the next write drops them.
 
 const executionColumns = `seq, id, org_id, environment_id, task_id, task_reference, phase, started_by, spec, status,
 	creator_id, creator_principal, created_at, started_at, completed_at`
 
+// executionHeadColumns are executionColumns without the spec, for a report
+// that must not pay for decoding the plan.
+const executionHeadColumns = `seq, id, org_id, environment_id, task_id, task_reference, phase, started_by, status,
+	creator_id, creator_principal, created_at, started_at, completed_at`
+
 func scanExecution(r rowScanner) (*automations.TaskExecution, error) {
+	return scanExecutionColumns(r, true)
+}
+
+func scanExecutionHead(r rowScanner) (*automations.TaskExecution, error) {
+	return scanExecutionColumns(r, false)
+}
+
+func scanExecutionColumns(r rowScanner, withSpec bool) (*automations.TaskExecution, error) {
 	var x automations.TaskExecution
 	var phase, specDoc, status, creatorPrincipal string
 	var created int64
 	var started, completed sql.NullInt64
-	if err := r.Scan(&x.Seq, &x.ID, &x.OrgID, &x.EnvironmentID, &x.TaskID, &x.TaskReference, &phase, &x.StartedBy,
-		&specDoc, &status, &x.Creator.ID, &creatorPrincipal, &created, &started, &completed); err != nil {
+	dest := []any{&x.Seq, &x.ID, &x.OrgID, &x.EnvironmentID, &x.TaskID, &x.TaskReference, &phase, &x.StartedBy}
+	if withSpec {
+		dest = append(dest, &specDoc)
+	}
+	dest = append(dest, &status, &x.Creator.ID, &creatorPrincipal, &created, &started, &completed)
+	if err := r.Scan(dest...); err != nil {
 		return nil, err
 	}
-	if err := json.Unmarshal([]byte(specDoc), &x.Spec); err != nil {
-		return nil, fmt.Errorf("decode spec of task execution %q: %w", x.ID, err)
+	if withSpec {
+		if err := json.Unmarshal([]byte(specDoc), &x.Spec); err != nil {
+			return nil, fmt.Errorf("decode spec of task execution %q: %w", x.ID, err)
+		}
 	}
-	if err := json.Unmarshal([]byte(status), &x.Status); err != nil {
+	var doc statusDoc
+	if err := json.Unmarshal([]byte(status), &doc); err != nil {
 		return nil, fmt.Errorf("decode status of task execution %q: %w", x.ID, err)
 	}
+	x.Status = automations.ExecutionStatus{StatusVersion: doc.StatusVersion, FailureMessage: doc.FailureMessage, LogURL: doc.LogURL}
 	x.Status.Phase = automations.ExecutionPhase(phase)
 	x.Creator.Principal = identity.Principal(creatorPrincipal)
 	x.CreatedAt = fromMicros(created)
@@ -361,19 +392,174 @@ func scanExecution(r rowScanner) (*automations.TaskExecution, error) {
 	return &x, nil
 }
 
-func executionDocs(x *automations.TaskExecution) (specDoc, status string, err error) {
-	if specDoc, err = encodeJSON("spec", x.Spec); err != nil {
-		return "", "", err
+// statusDoc is an execution's status document: ExecutionStatus without its
+// steps, which decoding an older document's skips.
+type statusDoc struct {
+	StatusVersion  uint64                     `json:"statusVersion,omitempty"`
+	Phase          automations.ExecutionPhase `json:"phase"`
+	FailureMessage string                     `json:"failureMessage,omitempty"`
+	LogURL         string                     `json:"logUrl,omitempty"`
+}
+
+func encodeStatus(st automations.ExecutionStatus) (string, error) {
+	return encodeJSON("status", statusDoc{StatusVersion: st.StatusVersion, Phase: st.Phase, FailureMessage: st.FailureMessage, LogURL: st.LogURL})
+}
+
+// stepRow is a row of task_execution_steps.
+type stepRow struct {
+	pos     int64
+	version int64
+	started bool // phase is not NULL
+	status  automations.StepStatus
+}
+
+// rowVersion is a status version as the BIGINT columns keep it; the domain
+// allows none above math.MaxInt64.
+func rowVersion(v uint64) int64 { return int64(min(v, math.MaxInt64)) }
+
+func encodeOutput(out map[string]string) (sql.NullString, error) {
+	if len(out) == 0 {
+		return sql.NullString{}, nil
 	}
-	if status, err = encodeJSON("status", x.Status); err != nil {
-		return "", "", err
+	b, err := json.Marshal(out)
+	if err != nil {
+		return sql.NullString{}, fmt.Errorf("encode step output: %w", err)
 	}
-	return specDoc, status, nil
+	return sql.NullString{String: string(b), Valid: true}, nil
+}
+
+// insertSteps adds a row for every step of x's plan, in plan order, then for
+// every status step the plan lacks, with the statuses x holds.
+func (db *DB) insertSteps(ctx context.Context, tx *sql.Tx, x *automations.TaskExecution) error {
+	byID := make(map[string]*automations.StepStatus, len(x.Status.Steps))
+	for i := range x.Status.Steps {
+		byID[x.Status.Steps[i].ID] = &x.Status.Steps[i]
+	}
+	type row struct {
+		id string
+		st *automations.StepStatus
+	}
+	var rows []row
+	inPlan := map[string]bool{}
+	for _, g := range x.Spec.Plan {
+		for _, st := range g.Steps {
+			if inPlan[st.ID] {
+				continue
+			}
+			inPlan[st.ID] = true
+			rows = append(rows, row{st.ID, byID[st.ID]})
+		}
+	}
+	for i := range x.Status.Steps {
+		if st := &x.Status.Steps[i]; !inPlan[st.ID] {
+			inPlan[st.ID] = true
+			rows = append(rows, row{st.ID, st})
+		}
+	}
+	version := rowVersion(x.Status.StatusVersion)
+	// Many rows per statement, few enough for SQLite's bound on
+	// parameters.
+	const perStatement = 500
+	for first := 0; first < len(rows); first += perStatement {
+		batch := rows[first:min(len(rows), first+perStatement)]
+		query := `INSERT INTO task_execution_steps (execution_id, step_id, pos, status_version, phase, failure_message, output) VALUES ` +
+			strings.TrimSuffix(strings.Repeat(`(?, ?, ?, ?, ?, ?, ?), `, len(batch)), ", ")
+		args := make([]any, 0, 7*len(batch))
+		for i, r := range batch {
+			var phase, out sql.NullString
+			var msg string
+			if r.st != nil {
+				phase = sql.NullString{String: string(r.st.Phase), Valid: true}
+				msg = r.st.FailureMessage
+				var err error
+				if out, err = encodeOutput(r.st.Output); err != nil {
+					return err
+				}
+			}
+			args = append(args, x.ID, r.id, int64(first+i+1), version, phase, msg, out)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(query), args...); err != nil {
+			return db.translate(err, fmt.Sprintf("steps of task execution %q", x.ID))
+		}
+	}
+	return nil
+}
+
+// loadSteps returns the rows of the steps of the executions ids, by
+// execution, in plan order; with startedOnly, only the steps that started.
+func (db *DB) loadSteps(ctx context.Context, q querier, ids []string, startedOnly bool) (map[string][]stepRow, error) {
+	out := map[string][]stepRow{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	query := `SELECT execution_id, step_id, pos, status_version, phase, failure_message, output FROM task_execution_steps WHERE execution_id IN ` + in(len(ids))
+	if startedOnly {
+		query += ` AND phase IS NOT NULL`
+	}
+	query += ` ORDER BY execution_id, pos`
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := q.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var xid string
+		var r stepRow
+		var phase, output sql.NullString
+		if err := rows.Scan(&xid, &r.status.ID, &r.pos, &r.version, &phase, &r.status.FailureMessage, &output); err != nil {
+			return nil, err
+		}
+		r.started = phase.Valid
+		r.status.Phase = automations.ExecutionPhase(phase.String)
+		if output.Valid {
+			if err := json.Unmarshal([]byte(output.String), &r.status.Output); err != nil {
+				return nil, fmt.Errorf("decode output of step %q of task execution %q: %w", r.status.ID, xid, err)
+			}
+		}
+		out[xid] = append(out[xid], r)
+	}
+	return out, rows.Err()
+}
+
+// withSteps sets the steps that started of each of xs.
+func (db *DB) withSteps(ctx context.Context, q querier, xs ...*automations.TaskExecution) error {
+	// Bounded batches: SQLite's bound on parameters.
+	for len(xs) > 0 {
+		batch := xs[:min(len(xs), 500)]
+		xs = xs[len(batch):]
+		ids := make([]string, len(batch))
+		for i, x := range batch {
+			ids[i] = x.ID
+		}
+		steps, err := db.loadSteps(ctx, q, ids, true)
+		if err != nil {
+			return err
+		}
+		for _, x := range batch {
+			rows := steps[x.ID]
+			if len(rows) == 0 {
+				continue
+			}
+			x.Status.Steps = make([]automations.StepStatus, len(rows))
+			for i, r := range rows {
+				x.Status.Steps[i] = r.status
+			}
+		}
+	}
+	return nil
 }
 
 func (db *DB) insertExecution(ctx context.Context, tx *sql.Tx, x *automations.TaskExecution) error {
 	audit.SetObject(ctx, "RESOURCE_TYPE_TASK_EXECUTION", x.ID)
-	specDoc, status, err := executionDocs(x)
+	specDoc, err := encodeJSON("spec", x.Spec)
+	if err != nil {
+		return err
+	}
+	status, err := encodeStatus(x.Status)
 	if err != nil {
 		return err
 	}
@@ -382,12 +568,20 @@ func (db *DB) insertExecution(ctx context.Context, tx *sql.Tx, x *automations.Ta
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 		x.ID, x.OrgID, x.EnvironmentID, x.TaskID, x.TaskReference, string(x.Status.Phase), x.StartedBy, specDoc, status,
 		x.Creator.ID, string(x.Creator.Principal), micros(x.CreatedAt), nullMicros(x.StartedAt), nullMicros(x.CompletedAt)).Scan(&x.Seq)
-	return db.translate(err, fmt.Sprintf("task execution %q", x.ID))
+	if err != nil {
+		return db.translate(err, fmt.Sprintf("task execution %q", x.ID))
+	}
+	return db.insertSteps(ctx, tx, x)
 }
 
 func (db *DB) FindTaskExecutionByID(ctx context.Context, orgID, id string) (*automations.TaskExecution, error) {
 	x, err := scanExecution(db.readRow(ctx, `SELECT `+executionColumns+` FROM task_executions WHERE org_id = ? AND id = ?`, orgID, id))
 	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("task execution %q", id))
+	}
+	// Read after the row: a report writes both in one transaction, so the
+	// steps are at least as new as the execution's phase.
+	if err := db.withSteps(ctx, db.read, x); err != nil {
 		return nil, db.translate(err, fmt.Sprintf("task execution %q", id))
 	}
 	return x, nil
@@ -421,6 +615,9 @@ func (db *DB) FindTaskExecutions(ctx context.Context, f automations.ExecutionFil
 	if err != nil {
 		return nil, db.translate(err, "task executions")
 	}
+	if err := db.withSteps(ctx, db.read, out...); err != nil {
+		return nil, db.translate(err, "task executions")
+	}
 	return out, nil
 }
 
@@ -438,6 +635,22 @@ func unfinishedOnly(phases []automations.ExecutionPhase) bool {
 	return slices.Contains(phases, automations.ExecutionPhasePending) && slices.Contains(phases, automations.ExecutionPhaseRunning)
 }
 
+// writeHead stores an execution's row but its spec.
+func (db *DB) writeHead(ctx context.Context, tx *sql.Tx, x *automations.TaskExecution, specDoc *string) error {
+	status, err := encodeStatus(x.Status)
+	if err != nil {
+		return err
+	}
+	query := `UPDATE task_executions SET phase = ?, status = ?, started_at = ?, completed_at = ?`
+	args := []any{string(x.Status.Phase), status, nullMicros(x.StartedAt), nullMicros(x.CompletedAt)}
+	if specDoc != nil {
+		query += `, spec = ?`
+		args = append(args, *specDoc)
+	}
+	_, err = tx.ExecContext(ctx, db.q(query+` WHERE org_id = ? AND id = ?`), append(args, x.OrgID, x.ID)...)
+	return err
+}
+
 func (db *DB) UpdateTaskExecution(ctx context.Context, orgID, id string, fn func(*automations.TaskExecution) error) (*automations.TaskExecution, error) {
 	var out *automations.TaskExecution
 	var fnErr error
@@ -447,17 +660,27 @@ func (db *DB) UpdateTaskExecution(ctx context.Context, orgID, id string, fn func
 		if err != nil {
 			return db.translate(err, fmt.Sprintf("task execution %q", id))
 		}
-		if fnErr = fn(x); fnErr != nil {
-			return fnErr
-		}
-		specDoc, status, err := executionDocs(x)
+		all, err := db.loadSteps(ctx, tx, []string{id}, false)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE task_executions SET phase = ?, spec = ?, status = ?, started_at = ?,
-			completed_at = ? WHERE org_id = ? AND id = ?`),
-			string(x.Status.Phase), specDoc, status, nullMicros(x.StartedAt), nullMicros(x.CompletedAt), orgID, id)
+		rows := all[id]
+		for _, r := range rows {
+			if r.started {
+				x.Status.Steps = append(x.Status.Steps, r.status)
+			}
+		}
+		if fnErr = fn(x); fnErr != nil {
+			return fnErr
+		}
+		specDoc, err := encodeJSON("spec", x.Spec)
 		if err != nil {
+			return err
+		}
+		if err := db.writeHead(ctx, tx, x, &specDoc); err != nil {
+			return err
+		}
+		if err := db.replaceSteps(ctx, tx, x, rows); err != nil {
 			return err
 		}
 		out = x
@@ -470,6 +693,131 @@ func (db *DB) UpdateTaskExecution(ctx context.Context, orgID, id string, fn func
 		return nil, db.translate(err, fmt.Sprintf("task execution %q", id))
 	}
 	return out, nil
+}
+
+// replaceSteps makes x's step rows, rows as loaded, say what x.Status.Steps
+// says: changed steps are written, new ones added after the others, and
+// started steps x lacks become not started.
+func (db *DB) replaceSteps(ctx context.Context, tx *sql.Tx, x *automations.TaskExecution, rows []stepRow) error {
+	version := rowVersion(x.Status.StatusVersion)
+	byID := make(map[string]*stepRow, len(rows))
+	next := int64(0)
+	for i := range rows {
+		byID[rows[i].status.ID] = &rows[i]
+		next = max(next, rows[i].pos)
+	}
+	listed := map[string]bool{}
+	for _, st := range x.Status.Steps {
+		listed[st.ID] = true
+		r := byID[st.ID]
+		if r != nil && r.started && stepEqual(r.status, st) {
+			continue
+		}
+		out, err := encodeOutput(st.Output)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			next++
+			_, err = tx.ExecContext(ctx, db.q(`INSERT INTO task_execution_steps (execution_id, step_id, pos, status_version, phase,
+				failure_message, output) VALUES (?, ?, ?, ?, ?, ?, ?)`), x.ID, st.ID, next, version, string(st.Phase), st.FailureMessage, out)
+		} else {
+			_, err = tx.ExecContext(ctx, db.q(`UPDATE task_execution_steps SET status_version = ?, phase = ?, failure_message = ?, output = ?
+				WHERE execution_id = ? AND step_id = ?`), version, string(st.Phase), st.FailureMessage, out, x.ID, st.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, r := range rows {
+		if r.started && !listed[r.status.ID] {
+			_, err := tx.ExecContext(ctx, db.q(`UPDATE task_execution_steps SET status_version = ?, phase = NULL, failure_message = '', output = NULL
+				WHERE execution_id = ? AND step_id = ?`), version, x.ID, r.status.ID)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func stepEqual(a, b automations.StepStatus) bool {
+	return a.ID == b.ID && a.Phase == b.Phase && a.FailureMessage == b.FailureMessage && maps.Equal(a.Output, b.Output)
+}
+
+func (db *DB) ReportTaskExecution(ctx context.Context, orgID, runnerID, id string, r automations.StepsReport, fn func(*automations.TaskExecution) (bool, error)) error {
+	var fnErr error
+	version := rowVersion(r.Version)
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		// The execution's row is locked first: reports on one execution
+		// take their turns.
+		x, err := scanExecutionHead(tx.QueryRowContext(ctx, db.q(`SELECT `+executionHeadColumns+` FROM task_executions
+			WHERE org_id = ? AND id = ? AND environment_id IN (SELECT id FROM environments WHERE org_id = ? AND runner_id = ?)`+db.dialect.LockRow),
+			orgID, id, orgID, runnerID))
+		if err != nil {
+			return db.translate(err, fmt.Sprintf("task execution %q", id))
+		}
+		write, err := fn(x)
+		if err != nil {
+			fnErr = err
+			return err
+		}
+		if write {
+			if err := db.writeHead(ctx, tx, x, nil); err != nil {
+				return err
+			}
+		}
+		for i, st := range r.Steps {
+			out, err := encodeOutput(st.Output)
+			if err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, db.q(`UPDATE task_execution_steps SET status_version = ?, phase = ?, failure_message = ?, output = ?
+				WHERE execution_id = ? AND step_id = ? AND status_version < ?`), version, string(st.Phase), st.FailureMessage, out, id, st.ID, version)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil || n > 0 {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+			// Not written: a step that holds a newer report, or none of
+			// this execution's.
+			var one int
+			err = tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM task_execution_steps WHERE execution_id = ? AND step_id = ?`), id, st.ID).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				fnErr = &automations.UnknownStepError{Index: i, ID: st.ID}
+				return fnErr
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if r.Replace {
+			query := `UPDATE task_execution_steps SET status_version = ?, phase = NULL, failure_message = '', output = NULL
+				WHERE execution_id = ? AND phase IS NOT NULL AND status_version < ?`
+			args := []any{version, id, version}
+			if len(r.Steps) > 0 {
+				query += ` AND step_id NOT IN ` + in(len(r.Steps))
+				for _, st := range r.Steps {
+					args = append(args, st.ID)
+				}
+			}
+			if _, err := tx.ExecContext(ctx, db.q(query), args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return db.translate(err, fmt.Sprintf("task execution %q", id))
+	}
+	return nil
 }
 
 // The set.

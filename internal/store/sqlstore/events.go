@@ -25,68 +25,83 @@ func (db *DB) signalCommit() {
 }
 
 // ReadEvents implements events.Store.
-func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Event, uint64, error) {
-	query := `SELECT id, org_id, resource_type, resource_id, operation, environment_id, owner, created_at, ''
-		FROM events WHERE id > ? ORDER BY id LIMIT ?`
-	if db.dialect.Name == "postgres" {
-		// When the statement ran (its snapshot was taken before): a
-		// transaction that drew an id this read does not see started
-		// before it, and holds its lock on events until it ends.
-		query = `SELECT id, org_id, resource_type, resource_id, operation, environment_id, owner, created_at,
-			(extract(epoch FROM clock_timestamp()) * 1000000)::bigint::text
-			FROM events WHERE id > ? ORDER BY id LIMIT ?`
-	}
-	rows, err := db.read.QueryContext(ctx, db.q(query), after, limit)
+func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Event, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT id, org_id, resource_type, resource_id, operation, environment_id, owner, created_at
+		FROM events WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
 	if err != nil {
-		return nil, 0, db.translate(fmt.Errorf("read events: %w", err), "events")
+		return nil, db.translate(fmt.Errorf("read events: %w", err), "events")
 	}
 	defer rows.Close()
-	var (
-		out   []events.Event
-		fence uint64
-	)
+	var out []events.Event
 	for rows.Next() {
 		var (
 			e       events.Event
 			created int64
-			at      string
 		)
 		if err := rows.Scan(&e.ID, &e.OrgID, &e.ResourceType, &e.ResourceID, &e.Operation,
-			&e.EnvironmentID, &e.Owner, &created, &at); err != nil {
-			return nil, 0, db.translate(fmt.Errorf("read events: %w", err), "events")
-		}
-		if at != "" && fence == 0 {
-			if fence, err = strconv.ParseUint(at, 10, 64); err != nil {
-				return nil, 0, fmt.Errorf("read events: read time %q: %w", at, err)
-			}
+			&e.EnvironmentID, &e.Owner, &created); err != nil {
+			return nil, db.translate(fmt.Errorf("read events: %w", err), "events")
 		}
 		e.CreatedAt = fromMicros(created)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, db.translate(fmt.Errorf("read events: %w", err), "events")
+		return nil, db.translate(fmt.Errorf("read events: %w", err), "events")
 	}
-	return out, fence, nil
+	return out, nil
 }
 
-// EventsSettled implements events.Store. On PostgreSQL fence is the time
-// of the read (microseconds): a transaction that drew an event id before
-// that read holds a RowExclusiveLock on events from its insert until it
-// ends, and started before the read. Once no such transaction is left, the
-// ids missing below what the read saw were rolled back. The 100 ms margin
-// only makes the wait longer, against clock steps. (A snapshot's xmax is
-// not enough: a running transaction may have an xid above it.)
-func (db *DB) EventsSettled(ctx context.Context, fence uint64) (bool, error) {
-	if fence == 0 || db.dialect.Name != "postgres" {
-		return true, nil
+// EventsFence implements events.Store. On PostgreSQL a transaction draws an
+// event id (nextval, in the trigger's INSERT) only once it holds its
+// RowExclusiveLock on events, which it keeps until it ends: the
+// transactions that may still commit an id drawn before now are those
+// holding that lock now, named by their transaction ids. (A time-based
+// fence, every transaction started before the read, made a busy feed wait
+// for transactions that began after it; a snapshot's xmax misses running
+// transactions whose xid is above it.)
+func (db *DB) EventsFence(ctx context.Context) (events.Fence, error) {
+	if db.dialect.Name != "postgres" {
+		return nil, nil
 	}
-	var busy bool
-	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (
-		SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	// One look at the lock table (pg_locks twice would be two).
+	rows, err := db.read.QueryContext(ctx, `WITH l AS MATERIALIZED (SELECT * FROM pg_locks WHERE granted)
+		SELECT DISTINCT x.transactionid::text::bigint
+		FROM l JOIN l x ON x.pid = l.pid
 		WHERE l.locktype = 'relation' AND l.relation = 'events'::regclass AND l.mode = 'RowExclusiveLock'
 			AND l.pid <> pg_backend_pid()
-			AND (a.xact_start IS NULL OR a.xact_start <= to_timestamp($1::double precision / 1000000) + interval '100 milliseconds'))`,
-		int64(fence)).Scan(&busy)
+			AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock'`)
+	if err != nil {
+		return nil, db.translate(fmt.Errorf("events fence: %w", err), "events")
+	}
+	defer rows.Close()
+	var fence events.Fence
+	for rows.Next() {
+		var xid int64
+		if err := rows.Scan(&xid); err != nil {
+			return nil, db.translate(fmt.Errorf("events fence: %w", err), "events")
+		}
+		fence = append(fence, uint64(xid))
+	}
+	if err := rows.Err(); err != nil {
+		return nil, db.translate(fmt.Errorf("events fence: %w", err), "events")
+	}
+	return fence, nil
+}
+
+// EventsSettled implements events.Store: none of fence's transactions
+// holds its transaction id any more (each holds it until it ends).
+func (db *DB) EventsSettled(ctx context.Context, fence events.Fence) (bool, error) {
+	if len(fence) == 0 || db.dialect.Name != "postgres" {
+		return true, nil
+	}
+	ids := make([]string, len(fence))
+	for i, x := range fence {
+		ids[i] = strconv.FormatUint(x, 10)
+	}
+	var busy bool
+	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
+		WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND transactionid::text = ANY($1::text[]))`,
+		ids).Scan(&busy)
 	if err != nil {
 		return false, db.translate(fmt.Errorf("events settled: %w", err), "events")
 	}

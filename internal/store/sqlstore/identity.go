@@ -3,12 +3,13 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
-	"github.com/runyard/runyard/internal/audit"
 	"strings"
 	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/identity"
 )
 
@@ -31,7 +32,7 @@ func (db *DB) FindOrganizationByName(ctx context.Context, name string) (*identit
 }
 
 const tokenColumns = `seq, id, org_id, name, principal, scopes, runner_id, creator_id, creator_principal,
-	hash, bootstrap, created_at, expires_at, revoked_at`
+	hash, bootstrap, created_at, expires_at, revoked_at, owner_user_id`
 
 func scanToken(row interface{ Scan(...any) error }) (*identity.Token, error) {
 	var t identity.Token
@@ -39,7 +40,7 @@ func scanToken(row interface{ Scan(...any) error }) (*identity.Token, error) {
 	var created int64
 	var expires, revoked sql.NullInt64
 	if err := row.Scan(&t.Seq, &t.ID, &t.OrgID, &t.Name, &principal, &scopes, &t.RunnerID, &t.Creator.ID,
-		&creatorPrincipal, &t.Hash, &t.Bootstrap, &created, &expires, &revoked); err != nil {
+		&creatorPrincipal, &t.Hash, &t.Bootstrap, &created, &expires, &revoked, &t.OwnerUserID); err != nil {
 		return nil, err
 	}
 	t.Principal = identity.Principal(principal)
@@ -62,15 +63,15 @@ func scopeText(scopes []identity.Scope) string {
 }
 
 func (db *DB) insertToken(ctx context.Context, ex execer, t *identity.Token) error {
-	if t.Principal == identity.PrincipalServiceAccount {
+	if t.Principal != identity.PrincipalRunner {
 		audit.SetObject(ctx, audit.TypeAPIKey, t.ID)
 	}
 	err := ex.QueryRowContext(ctx, db.q(`INSERT INTO tokens (id, org_id, name, principal, scopes, runner_id,
-		creator_id, creator_principal, hash, bootstrap, created_at, expires_at, revoked_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+		creator_id, creator_principal, hash, bootstrap, created_at, expires_at, revoked_at, owner_user_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
 		t.ID, t.OrgID, t.Name, string(t.Principal), scopeText(t.Scopes), t.RunnerID, t.Creator.ID,
 		string(t.Creator.Principal), t.Hash, t.Bootstrap, micros(t.CreatedAt), nullMicros(t.ExpiresAt),
-		nullMicros(t.RevokedAt)).Scan(&t.Seq)
+		nullMicros(t.RevokedAt), t.OwnerUserID).Scan(&t.Seq)
 	return db.translate(err, fmt.Sprintf("token %q", t.Name))
 }
 
@@ -91,6 +92,22 @@ func (db *DB) FindTokenByHash(ctx context.Context, hash string) (*identity.Token
 	if err != nil {
 		return nil, db.translate(err, "token")
 	}
+	if t.OwnerUserID != "" {
+		// The owner's state is read with the key, so that every use of a
+		// user's key sees the owner as they are now.
+		var disabled int64
+		var admin bool
+		var role sql.NullString
+		err := db.readRow(ctx, `SELECT u.disabled_at, u.installation_admin, m.role FROM users u
+			LEFT JOIN memberships m ON m.user_id = u.id AND m.org_id = ? WHERE u.id = ?`, t.OrgID, t.OwnerUserID).
+			Scan(&disabled, &admin, &role)
+		switch {
+		case err == nil:
+			t.Owner = &identity.TokenOwner{Disabled: disabled != 0, Role: identity.Role(role.String), InstallationAdmin: admin}
+		case !errors.Is(err, sql.ErrNoRows):
+			return nil, db.translate(err, "token owner")
+		}
+	}
 	return t, nil
 }
 
@@ -104,8 +121,16 @@ func (db *DB) FindBootstrapToken(ctx context.Context, orgID string) (*identity.T
 }
 
 func (db *DB) FindTokens(ctx context.Context, f identity.TokenFilter) ([]*identity.Token, error) {
-	query := `SELECT ` + tokenColumns + ` FROM tokens WHERE org_id = ? AND seq > ?`
-	args := []any{f.OrgID, f.After}
+	query := `SELECT ` + tokenColumns + ` FROM tokens WHERE seq > ?`
+	args := []any{f.After}
+	if f.OrgID != "" || f.OwnerUserID == "" {
+		query += ` AND org_id = ?`
+		args = append(args, f.OrgID)
+	}
+	if f.OwnerUserID != "" {
+		query += ` AND owner_user_id = ?`
+		args = append(args, f.OwnerUserID)
+	}
 	if !f.IncludeRevoked {
 		query += ` AND revoked_at IS NULL`
 	}

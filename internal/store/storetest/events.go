@@ -49,7 +49,7 @@ func testEvents(t *testing.T, s store.Store) {
 	_, err = s.PurgeDeletedRunners(ctx, base.Add(2*time.Hour))
 	must(t, err, "purge")
 
-	evs, _, err := s.ReadEvents(ctx, 0, 100)
+	evs, err := s.ReadEvents(ctx, 0, 100)
 	must(t, err, "read events")
 	var got []string
 	for _, e := range evs {
@@ -67,7 +67,7 @@ func testEvents(t *testing.T, s store.Store) {
 			t.Fatalf("ids not increasing: %d after %d", evs[i].ID, evs[i-1].ID)
 		}
 	}
-	page, _, err := s.ReadEvents(ctx, evs[0].ID, 2)
+	page, err := s.ReadEvents(ctx, evs[0].ID, 2)
 	if must(t, err, "read a page"); len(page) != 2 || page[0].ID != evs[1].ID || page[1].ID != evs[2].ID {
 		t.Fatalf("page after %d = %+v", evs[0].ID, page)
 	}
@@ -82,7 +82,7 @@ func testEvents(t *testing.T, s store.Store) {
 		t.Fatalf("pruned %d, want %d", n, len(evs))
 	}
 	again := connected(t, s, org.ID, "again", base)
-	evs2, _, err := s.ReadEvents(ctx, 0, 100)
+	evs2, err := s.ReadEvents(ctx, 0, 100)
 	if must(t, err, "read after pruning"); len(evs2) != 1 || evs2[0].ID <= latest || evs2[0].ResourceID != again.ID {
 		t.Fatalf("after pruning: %+v (last id before %d)", evs2, latest)
 	}

@@ -143,3 +143,63 @@ func MigrateOrganizationUpdates(t *testing.T, db *sql.DB, q func(string) string,
 		t.Errorf("bootstrap key after the migration: bootstrap=%v, %v", bootstrap, err)
 	}
 }
+
+// MigrateUserKeys: keys from before migration 00024 (the bootstrap admin
+// key, another service account's key, a runner's token) stay as they were
+// and belong to no user, so they authenticate as before; existing users
+// are no installation admins; invites start empty.
+func MigrateUserKeys(t *testing.T, db *sql.DB, q func(string) string, upTo24 func() error) {
+	ctx := context.Background()
+	exec := func(what, query string, args ...any) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, q(query), args...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	exec("organization", `INSERT INTO organizations (id, name, created_at, updated_at) VALUES ('o', 'default', 1, 1)`)
+	for _, k := range []struct {
+		id, principal, scopes string
+		bootstrap             bool
+	}{
+		{"boot", "PRINCIPAL_SERVICE_ACCOUNT", "admin", true},
+		{"ci", "PRINCIPAL_SERVICE_ACCOUNT", "runners:read", false},
+		{"rt", "PRINCIPAL_RUNNER", "", false},
+	} {
+		exec("key "+k.id, `INSERT INTO tokens (id, org_id, name, principal, scopes, creator_id, creator_principal, hash, bootstrap, created_at)
+			VALUES (?, 'o', ?, ?, ?, ?, ?, ?, ?, 1)`, k.id, k.id, k.principal, k.scopes, k.id, k.principal, "hash-"+k.id, k.bootstrap)
+	}
+	exec("user", `INSERT INTO users (id, email, created_at, updated_at) VALUES ('u', 'u@example.com', 1, 1)`)
+	if err := upTo24(); err != nil {
+		t.Fatalf("migrate to 00024: %v", err)
+	}
+	rows, err := db.QueryContext(ctx, `SELECT id, principal, scopes, bootstrap, owner_user_id, hash FROM tokens ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id, principal, scopes, owner, hash string
+		var bootstrap bool
+		if err := rows.Scan(&id, &principal, &scopes, &bootstrap, &owner, &hash); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s %s %q %v %q %s", id, principal, scopes, bootstrap, owner, hash))
+	}
+	want := []string{
+		`boot PRINCIPAL_SERVICE_ACCOUNT "admin" true "" hash-boot`,
+		`ci PRINCIPAL_SERVICE_ACCOUNT "runners:read" false "" hash-ci`,
+		`rt PRINCIPAL_RUNNER "" false "" hash-rt`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("tokens after the migration:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var admin bool
+	if err := db.QueryRowContext(ctx, `SELECT installation_admin FROM users WHERE id = 'u'`).Scan(&admin); err != nil || admin {
+		t.Errorf("user after the migration: installation_admin=%v, %v", admin, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM invites`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("invites after the migration: %d, %v", n, err)
+	}
+}

@@ -777,9 +777,13 @@ type Welcome struct {
 	// accepts for a runner gets a higher one, and reports from a stream whose
 	// epoch was superseded are refused (ABORTED), so that a daemon replaced by
 	// another one with the same identity can change nothing.
-	Epoch         int64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Epoch int64 `protobuf:"varint,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// partial_execution_reports says the control plane understands
+	// ExecutionStatus.partial_steps; a runner sends its whole status to one
+	// that does not.
+	PartialExecutionReports bool `protobuf:"varint,6,opt,name=partial_execution_reports,json=partialExecutionReports,proto3" json:"partial_execution_reports,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -845,6 +849,13 @@ func (x *Welcome) GetEpoch() int64 {
 		return x.Epoch
 	}
 	return 0
+}
+
+func (x *Welcome) GetPartialExecutionReports() bool {
+	if x != nil {
+		return x.PartialExecutionReports
+	}
+	return false
 }
 
 type DesiredState struct {
@@ -1957,9 +1968,14 @@ type ExecutionStatus struct {
 	StatusVersion  uint64                 `protobuf:"varint,2,opt,name=status_version,json=statusVersion,proto3" json:"status_version,omitempty"`
 	Phase          v1.TaskExecutionPhase  `protobuf:"varint,3,opt,name=phase,proto3,enum=gitpod.v1.TaskExecutionPhase" json:"phase,omitempty"`
 	FailureMessage string                 `protobuf:"bytes,4,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
-	Steps          []*StepStatus          `protobuf:"bytes,5,rep,name=steps,proto3" json:"steps,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// steps are the steps that started, all of them; with partial_steps only
+	// those that changed since the runner's previous report of the execution
+	// (the control plane keeps the others as it has them). A runner may fold
+	// the changes of a few milliseconds into one report.
+	Steps         []*StepStatus `protobuf:"bytes,5,rep,name=steps,proto3" json:"steps,omitempty"`
+	PartialSteps  bool          `protobuf:"varint,6,opt,name=partial_steps,json=partialSteps,proto3" json:"partial_steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExecutionStatus) Reset() {
@@ -2025,6 +2041,13 @@ func (x *ExecutionStatus) GetSteps() []*StepStatus {
 		return x.Steps
 	}
 	return nil
+}
+
+func (x *ExecutionStatus) GetPartialSteps() bool {
+	if x != nil {
+		return x.PartialSteps
+	}
+	return false
 }
 
 type StepStatus struct {
@@ -2910,13 +2933,14 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"RenewalAck\x123\n" +
 	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\x12\n" +
-	"\x10DeletionComplete\"\xdc\x01\n" +
+	"\x10DeletionComplete\"\x98\x02\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\trunner_id\x18\x01 \x01(\tR\brunnerId\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12@\n" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
 	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
-	"\x05epoch\x18\x05 \x01(\x03R\x05epoch\"\x9f\x05\n" +
+	"\x05epoch\x18\x05 \x01(\x03R\x05epoch\x12:\n" +
+	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\x9f\x05\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
@@ -3012,13 +3036,14 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x06output\x18\a \x03(\v2,.runyard.runner.v1.ServiceStatus.OutputEntryR\x06output\x1a9\n" +
 	"\vOutputEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x02\n" +
 	"\x0fExecutionStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x123\n" +
 	"\x05phase\x18\x03 \x01(\x0e2\x1d.gitpod.v1.TaskExecutionPhaseR\x05phase\x12'\n" +
 	"\x0ffailure_message\x18\x04 \x01(\tR\x0efailureMessage\x123\n" +
-	"\x05steps\x18\x05 \x03(\v2\x1d.runyard.runner.v1.StepStatusR\x05steps\"\x8f\x02\n" +
+	"\x05steps\x18\x05 \x03(\v2\x1d.runyard.runner.v1.StepStatusR\x05steps\x12#\n" +
+	"\rpartial_steps\x18\x06 \x01(\bR\fpartialSteps\"\x8f\x02\n" +
 	"\n" +
 	"StepStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
