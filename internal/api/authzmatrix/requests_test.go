@@ -9,6 +9,8 @@ package authzmatrix_test
 // fresh for every call: {name} (a unique name), {slug}, {exchange} (an
 // unused exchange token). With users: {user} (a member of the first
 // organization), {invite} (an invite to it), {authkey} (an API key's secret)
+// and, fresh, {freshinvite}. With users: {user} (a member of the first
+// organization), {invite} (an invite to it), {authkey} (an API key's secret)
 // and, fresh, {freshinvite}.
 type template struct {
 	// body is the JSON request (Connect) or body (HTTP); empty: none.
@@ -103,6 +105,27 @@ var templates = map[string]template{
 	"GET /auth/session":   {},
 	"POST /auth/switch":   {body: `{"organizationId":"{orgid}"}`, freshSession: true},
 	"POST /auth/signout":  {body: `{}`, freshSession: true},
+
+	"gitpod.v1.UserService/GetAuthenticatedUser":                 {body: `{}`},
+	"gitpod.v1.UserService/GetUser":                              {body: `{"userId":"{user}"}`},
+	"gitpod.v1.UserService/SetSuspended":                         {body: `{"userId":"{user}","suspended":false}`},
+	"runyard.v1.UserAdminService/CreateUser":                     {body: `{"email":"{name}@example.com","name":"n","password":"authz-password-0123456789","organizationId":"{orgid}","role":"member"}`},
+	"runyard.v1.UserAdminService/ListUsers":                      {body: `{}`},
+	"runyard.v1.UserAdminService/SetPassword":                    {body: `{"userId":"{user}","password":"authz-password-0123456789"}`},
+	"runyard.v1.UserAdminService/ChangePassword":                 {body: `{"currentPassword":"authz-password-0123456789","newPassword":"short"}`},
+	"runyard.v1.UserAdminService/AddMember":                      {body: `{"organizationId":"{orgid}","userId":"{user}","role":"member"}`},
+	"runyard.v1.UserAdminService/RemoveMember":                   {body: `{"organizationId":"{orgid}","userId":"{user}"}`, destructive: true, noProbe: true},
+	"runyard.v1.UserAdminService/SetMemberRole":                  {body: `{"organizationId":"{orgid}","userId":"{user}","role":"member"}`},
+	"runyard.v1.UserAdminService/ListOrganizationMembers":        {body: `{"organizationId":"{orgid}"}`},
+	"runyard.v1.UserAdminService/CreateInvite":                   {body: `{"organizationId":"{orgid}","role":"member"}`},
+	"runyard.v1.UserAdminService/AcceptInvite":                   {body: `{"inviteId":"{freshinvite}","email":"{name}@example.com","name":"n","password":"authz-password-0123456789"}`},
+	"gitpod.v1.OrganizationService/ListMembers":                  {body: `{"organizationId":"{orgid}"}`},
+	"gitpod.v1.OrganizationService/SetRole":                      {body: `{"organizationId":"{orgid}","userId":"{user}","role":"ORGANIZATION_ROLE_MEMBER"}`},
+	"gitpod.v1.OrganizationService/CreateOrganizationInvite":     {body: `{"organizationId":"{orgid}"}`},
+	"gitpod.v1.OrganizationService/GetOrganizationInvite":        {body: `{"organizationId":"{orgid}"}`},
+	"gitpod.v1.OrganizationService/GetOrganizationInviteSummary": {body: `{"inviteId":"{invite}"}`},
+	"gitpod.v1.OrganizationService/JoinOrganization":             {body: `{"inviteId":"{freshinvite}"}`},
+	"gitpod.v1.OrganizationService/LeaveOrganization":            {body: `{"userId":"{user}"}`, destructive: true, noProbe: true},
 
 	"runyard.runner.v1.RunnerControlService/Connect":          {body: `{}`},
 	"runyard.runner.v1.RunnerControlService/Terminal":         {body: `{}`},
