@@ -327,15 +327,27 @@ func (s *Service) CreateLogsToken(ctx context.Context, id string) (string, error
 
 // AuthorizeLog decides whether the caller may read log logID on runnerID
 // (GET /logs/{runner}/{log}): a caller with ScopeEnvironmentsRead may read
-// every log of its organization; a logs token only the logs of its
-// environment's services and executions, which must still exist. It fails
-// with CodeUnauthenticated and CodePermissionDenied.
+// every log of its organization's runners (another organization's runner is
+// CodeNotFound); a logs token only the logs of its environment's services
+// and executions, which must still exist. It fails with
+// CodeUnauthenticated, CodePermissionDenied, CodeInvalid and CodeNotFound.
 func (s *Service) AuthorizeLog(ctx context.Context, runnerID, logID string) error {
 	c, err := identity.RequireLogs(ctx, runnerID)
 	if err != nil {
 		return err
 	}
 	if c.Logs == nil {
+		// A runner of another organization is not found, as one that does
+		// not exist, whether or not it is connected.
+		if err := identity.ValidateUUID("runner", runnerID); err != nil {
+			return err
+		}
+		if _, err := s.Store.FindRunnerByID(ctx, c.OrgID, runnerID); err != nil {
+			if apperr.Is(err, apperr.CodeNotFound) {
+				return apperr.NotFound("runner %q not found", runnerID)
+			}
+			return fmt.Errorf("find runner %q: %w", runnerID, err)
+		}
 		return nil
 	}
 	if s.LogOwner == nil {

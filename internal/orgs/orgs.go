@@ -104,11 +104,16 @@ func (s *Service) Create(ctx context.Context, name string) (*identity.Organizati
 }
 
 // Get returns an organization the caller may see: its own, or any for the
-// installation admin. Any other is CodeNotFound, whether or not it exists.
+// installation admin. Any other is CodeNotFound, whether or not it exists;
+// a logs token is CodePermissionDenied.
 func (s *Service) Get(ctx context.Context, id string) (*identity.Organization, error) {
 	c, err := identity.RequireAuthenticated(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if c.Logs != nil {
+		// A logs token reads one environment's logs and nothing else.
+		return nil, apperr.PermissionDenied("a logs token reads logs only")
 	}
 	if err := identity.ValidateUUID("organizationId", id); err != nil {
 		return nil, err
@@ -130,6 +135,21 @@ func (s *Service) find(ctx context.Context, c *identity.Caller, id string) (*ide
 	return org, nil
 }
 
+// mayChange decides, before the request is looked at, whether c may change
+// organization id: the installation admin goes on; for anyone else another
+// organization (or no valid id at all) is CodeNotFound, as for an id that
+// does not exist, and their own needs what allow says, so a caller who may
+// not change it learns nothing about what it sent.
+func (s *Service) mayChange(ctx context.Context, c *identity.Caller, id string, allow func() error) error {
+	switch {
+	case c.InstallationAdmin:
+		return nil
+	case id != c.OrgID:
+		return apperr.NotFound("organization %s not found", id)
+	}
+	return allow()
+}
+
 // List returns every organization, by name. Only the installation admin may.
 func (s *Service) List(ctx context.Context) ([]*identity.Organization, error) {
 	if _, err := identity.RequireInstallationAdmin(ctx); err != nil {
@@ -149,6 +169,12 @@ func (s *Service) Rename(ctx context.Context, id, name string) (*identity.Organi
 	if err != nil {
 		return nil, err
 	}
+	if err := s.mayChange(ctx, c, id, func() error {
+		_, err := identity.Require(ctx, identity.ScopeAdmin)
+		return err
+	}); err != nil {
+		return nil, err
+	}
 	if err := identity.ValidateUUID("organizationId", id); err != nil {
 		return nil, err
 	}
@@ -158,11 +184,6 @@ func (s *Service) Rename(ctx context.Context, id, name string) (*identity.Organi
 	}
 	if _, err := s.find(ctx, c, id); err != nil {
 		return nil, err
-	}
-	if !c.InstallationAdmin {
-		if _, err := identity.Require(ctx, identity.ScopeAdmin); err != nil {
-			return nil, err
-		}
 	}
 	now := s.now()
 	org, err := s.Store.UpdateOrganization(ctx, id, func(o *identity.Organization) error {
@@ -193,14 +214,17 @@ func (s *Service) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := s.mayChange(ctx, c, id, func() error {
+		_, err := identity.RequireInstallationAdmin(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
 	if err := identity.ValidateUUID("organizationId", id); err != nil {
 		return err
 	}
 	org, err := s.find(ctx, c, id)
 	if err != nil {
-		return err
-	}
-	if _, err := identity.RequireInstallationAdmin(ctx); err != nil {
 		return err
 	}
 	if id == c.OrgID {

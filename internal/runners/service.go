@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -188,31 +189,36 @@ func (s *Service) Get(ctx context.Context, id string) (*Runner, error) {
 	return r, nil
 }
 
-// GetBySeq returns a runner by the numeric ID of the REST API. It needs
-// ScopeRunnersRead and fails with CodeNotFound.
-func (s *Service) GetBySeq(ctx context.Context, seq int64) (*Runner, error) {
+// GetBySeq returns a runner by the numeric ID of the REST API (id, as the
+// path has it). It needs ScopeRunnersRead and fails with CodeInvalid and
+// CodeNotFound.
+func (s *Service) GetBySeq(ctx context.Context, id string) (*Runner, error) {
 	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
 	if err != nil {
 		return nil, err
 	}
-	if seq <= 0 {
-		return nil, apperr.Invalid("id", "must be a positive integer, got %d", seq)
+	// The id is parsed here, after the scope check, so that a caller
+	// without the scope learns nothing about what it sent.
+	seq, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || seq <= 0 {
+		return nil, apperr.Invalid("id", "must be a positive integer, got %q", id)
 	}
 	r, err := s.Store.FindRunnerBySeq(ctx, c.OrgID, seq)
 	if err != nil {
-		return nil, notFound(fmt.Sprint(seq), err)
+		return nil, notFound(id, err)
 	}
 	return r, nil
 }
 
-// GetByName returns a runner by its name, which Kubiya's API routes by. It
-// needs ScopeRunnersRead and fails with CodeNotFound.
-func (s *Service) GetByName(ctx context.Context, name string) (*Runner, error) {
+// GetByName returns a runner by its name, which Kubiya's API routes by;
+// field names the name's parameter for errors. It needs ScopeRunnersRead
+// and fails with CodeInvalid and CodeNotFound.
+func (s *Service) GetByName(ctx context.Context, field, name string) (*Runner, error) {
 	c, err := identity.Require(ctx, identity.ScopeRunnersRead)
 	if err != nil {
 		return nil, err
 	}
-	if err := ValidateName("name", name); err != nil {
+	if err := ValidateName(field, name); err != nil {
 		return nil, err
 	}
 	r, err := s.Store.FindRunnerByName(ctx, c.OrgID, name)
@@ -220,6 +226,26 @@ func (s *Service) GetByName(ctx context.Context, name string) (*Runner, error) {
 		return nil, notFound(name, err)
 	}
 	return r, nil
+}
+
+// CreateTokenByName is CreateToken for the runner called name (the Kubiya
+// API names runners): it needs ScopeRunnersWrite before anything else, so
+// that a read-only caller learns nothing more than GetByName tells it. field
+// names the name's parameter for errors. It fails with CodeInvalid,
+// CodeNotFound and CodeFailedPrecondition.
+func (s *Service) CreateTokenByName(ctx context.Context, field, name string) (*Runner, string, error) {
+	if _, err := identity.Require(ctx, identity.ScopeRunnersWrite); err != nil {
+		return nil, "", err
+	}
+	r, err := s.GetByName(ctx, field, name)
+	if err != nil {
+		return nil, "", err
+	}
+	token, err := s.CreateToken(ctx, r.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	return r, token, nil
 }
 
 func notFound(id string, err error) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -292,10 +293,10 @@ func TestDelete(t *testing.T) {
 			t.Error("the tombstone keeps the metrics password")
 		}
 		// Everything but Get treats it as gone.
-		if _, err := svc.GetBySeq(admin, r.Seq); apperr.CodeOf(err) != apperr.CodeNotFound {
+		if _, err := svc.GetBySeq(admin, strconv.FormatInt(r.Seq, 10)); apperr.CodeOf(err) != apperr.CodeNotFound {
 			t.Errorf("get by seq: %v", err)
 		}
-		if _, err := svc.GetByName(admin, r.Name); apperr.CodeOf(err) != apperr.CodeNotFound {
+		if _, err := svc.GetByName(admin, "name", r.Name); apperr.CodeOf(err) != apperr.CodeNotFound {
 			t.Errorf("get by name: %v", err)
 		}
 		list, _, err := svc.List(admin, runners.ListFilter{}, paging.Page{Limit: 100})
@@ -335,7 +336,7 @@ func TestDelete(t *testing.T) {
 		if again.ID == r.ID {
 			t.Fatal("the new runner took the tombstone's ID")
 		}
-		if byName, err := svc.GetByName(admin, "tomb"); err != nil || byName.ID != again.ID {
+		if byName, err := svc.GetByName(admin, "name", "tomb"); err != nil || byName.ID != again.ID {
 			t.Fatalf("by name: %v, %v; want the new runner", byName, err)
 		}
 	})

@@ -126,12 +126,19 @@ type CreateInput struct {
 	// UpdateWindow overrides Spec.Configuration.UpdateWindow so that a missing
 	// endHour can be told from endHour 0.
 	UpdateWindow *UpdateWindowInput
+	// NameField is the request field or parameter the name came from, for
+	// errors (Kubiya's runner_name); empty means name.
+	NameField string
 }
 
 // validate checks in and fills defaults: the kind deduced from the provider,
 // desiredPhase ACTIVE, endHour startHour+2.
 func (in *CreateInput) validate() error {
-	if err := ValidateName("name", in.Name); err != nil {
+	field := in.NameField
+	if field == "" {
+		field = "name"
+	}
+	if err := ValidateName(field, in.Name); err != nil {
 		return err
 	}
 	if in.Kind == "" {

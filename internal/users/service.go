@@ -345,15 +345,19 @@ func (s *Service) manageable(ctx context.Context, ref string) (*identity.Caller,
 	if err != nil {
 		return nil, nil, err
 	}
+	// The scope first: a caller who may manage nobody learns nothing
+	// about the user it named.
+	if !c.InstallationAdmin {
+		if _, err := identity.Require(ctx, identity.ScopeAdmin); err != nil {
+			return nil, nil, err
+		}
+	}
 	u, err := s.visibleUser(ctx, c, "userId", ref)
 	if err != nil {
 		return nil, nil, err
 	}
 	if c.InstallationAdmin {
 		return c, u, nil
-	}
-	if _, err := identity.Require(ctx, identity.ScopeAdmin); err != nil {
-		return nil, nil, err
 	}
 	if u.InstallationAdmin {
 		return nil, nil, apperr.PermissionDenied("user %s is an installation admin: only the installation admin can change them", u.Email)
@@ -446,11 +450,11 @@ func (s *Service) enabledAdmins(ctx context.Context, orgID string) (int, error) 
 // SetPassword sets a user's password as an admin (a reset): the
 // installation admin anyone's, an organization's admin a member's.
 func (s *Service) SetPassword(ctx context.Context, ref, password string) (*User, error) {
-	if err := ValidatePassword("password", password); err != nil {
-		return nil, err
-	}
 	_, u, err := s.manageable(ctx, ref)
 	if err != nil {
+		return nil, err
+	}
+	if err := ValidatePassword("password", password); err != nil {
 		return nil, err
 	}
 	u, err = s.writePassword(ctx, u.ID, password, nil)
@@ -553,8 +557,9 @@ func (s *Service) ListMembers(ctx context.Context, orgID string) ([]*Member, err
 	if orgID != c.OrgID && !c.InstallationAdmin {
 		return nil, apperr.NotFound("organization %s not found", orgID)
 	}
-	if c.Subject.Principal == identity.PrincipalRunner {
-		return nil, apperr.PermissionDenied("runner tokens cannot call this method")
+	if c.Subject.Principal == identity.PrincipalRunner || c.Logs != nil {
+		// Runners and logs tokens act on work, not on people.
+		return nil, apperr.PermissionDenied("runner and logs tokens cannot list members")
 	}
 	ms, err := s.Store.FindMemberships(ctx, orgID, "")
 	if err != nil {

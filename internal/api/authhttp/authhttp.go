@@ -79,6 +79,12 @@ func Mount(mux *http.ServeMux, h *Handler) {
 	mux.HandleFunc("POST "+PathSignout, h.audited("POST "+PathSignout, h.signout))
 }
 
+// Routes lists the patterns Mount registers; the authorization matrix test
+// (internal/api/authzmatrix) checks that docs/authorization.md has each.
+func Routes() []string {
+	return []string{"POST " + PathPassword, "POST " + PathKey, "GET " + PathSession, "POST " + PathSwitch, "POST " + PathSignout}
+}
+
 // audited records the call in the audit log: in the transaction of its
 // change when it commits one, alone with its error code otherwise.
 func (h *Handler) audited(method string, fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {

@@ -184,7 +184,7 @@ func (h *handler) downloadManifest(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	rn, err := h.svc.Runners.GetByName(ctx, name)
+	rn, err := h.svc.Runners.GetByName(ctx, nameParam, name)
 	if err != nil {
 		return err
 	}

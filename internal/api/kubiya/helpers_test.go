@@ -309,7 +309,7 @@ func startHarness(t *testing.T, backend testutil.Backend, opts kubiya.Services) 
 // fleet does when the runner's stream delivers one.
 func (h *harness) report(t *testing.T, runnerName string, rep runners.Report) {
 	t.Helper()
-	r, err := h.Runners.GetByName(h.Admin, runnerName)
+	r, err := h.Runners.GetByName(h.Admin, "name", runnerName)
 	mustOK(t, err, "get runner")
 	ctx := identity.NewContext(context.Background(), &identity.Caller{
 		OrgID: r.OrgID, RunnerID: r.ID, Subject: identity.Subject{ID: r.ID, Principal: identity.PrincipalRunner},

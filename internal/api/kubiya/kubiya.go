@@ -86,12 +86,35 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		svc.Now = time.Now
 	}
 	h := &handler{svc: svc, log: log, signer: &signer{keys: svc.Keys}}
-	mux.Handle("GET /api/v3/runners", h.wrap(h.listRunners))
-	mux.Handle("GET /v1/runners/{name}/describe", h.wrap(h.describeRunner))
-	mux.Handle("GET /api/v3/runners/{name}/health", h.wrap(h.runnerHealth))
-	mux.Handle("POST /api/v3/runners/{name}", h.wrap(h.createRunner))
-	mux.Handle("GET /v1/runners/{name}/manifest", h.wrap(h.getManifest))
-	mux.Handle("GET "+manifestPath+"{file}", h.wrap(h.downloadManifest))
+	for _, rt := range h.routes() {
+		mux.Handle(rt.pattern, rt.h)
+	}
+}
+
+// Routes lists the patterns Mount registers; the authorization matrix test
+// (internal/api/authzmatrix) checks that docs/authorization.md has each.
+func Routes() []string {
+	var out []string
+	for _, rt := range (&handler{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+func (h *handler) routes() []route {
+	return []route{
+		{"GET /api/v3/runners", h.wrap(h.listRunners)},
+		{"GET /v1/runners/{name}/describe", h.wrap(h.describeRunner)},
+		{"GET /api/v3/runners/{name}/health", h.wrap(h.runnerHealth)},
+		{"POST /api/v3/runners/{name}", h.wrap(h.createRunner)},
+		{"GET /v1/runners/{name}/manifest", h.wrap(h.getManifest)},
+		{"GET " + manifestPath + "{file}", h.wrap(h.downloadManifest)},
+	}
 }
 
 type endpoint func(w http.ResponseWriter, r *http.Request) error
@@ -119,15 +142,10 @@ func (h *handler) authenticate(r *http.Request) (context.Context, error) {
 	return apiauth.Authenticate(r.Context(), h.svc.Identity, r.Header)
 }
 
-// runnerName reads and checks the {name} path value; a bad one is an error
-// naming runner_name, the seed's parameter.
-func runnerName(r *http.Request) (string, error) {
-	name := r.PathValue("name")
-	if err := runners.ValidateName("runner_name", name); err != nil {
-		return "", err
-	}
-	return name, nil
-}
+// nameParam is the seed's name of the {name} path parameter, which errors
+// about a bad name name. The domain checks the name after the caller's
+// scope, so a caller without it learns nothing about the name it sent.
+const nameParam = "runner_name"
 
 func (h *handler) now() time.Time { return h.svc.Now().UTC() }
 
@@ -191,11 +209,7 @@ func (h *handler) describeRunner(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name, err := runnerName(r)
-	if err != nil {
-		return err
-	}
-	rn, err := h.svc.Runners.GetByName(ctx, name)
+	rn, err := h.svc.Runners.GetByName(ctx, nameParam, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -207,11 +221,7 @@ func (h *handler) runnerHealth(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name, err := runnerName(r)
-	if err != nil {
-		return err
-	}
-	rn, err := h.svc.Runners.GetByName(ctx, name)
+	rn, err := h.svc.Runners.GetByName(ctx, nameParam, r.PathValue("name"))
 	if err != nil {
 		return err
 	}
@@ -231,10 +241,7 @@ func (h *handler) createRunner(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name, err := runnerName(r)
-	if err != nil {
-		return err
-	}
+	name := r.PathValue("name")
 	base, err := h.baseURL(r)
 	if err != nil {
 		return err
@@ -243,11 +250,9 @@ func (h *handler) createRunner(w http.ResponseWriter, r *http.Request) error {
 	// as on any Linux host, and gitpod.v1 has no Kubernetes provider. The
 	// URL carries the exchange token Create returns; for a runner that
 	// exists already, a new one.
-	rn, token, err := h.svc.Runners.Create(ctx, runners.CreateInput{Name: name, Provider: runners.ProviderLinuxHost})
+	rn, token, err := h.svc.Runners.Create(ctx, runners.CreateInput{Name: name, NameField: nameParam, Provider: runners.ProviderLinuxHost})
 	if apperr.Is(err, apperr.CodeConflict) {
-		if rn, err = h.svc.Runners.GetByName(ctx, name); err == nil {
-			token, err = h.svc.Runners.CreateToken(ctx, rn.ID)
-		}
+		rn, token, err = h.svc.Runners.CreateTokenByName(ctx, nameParam, name)
 	}
 	if err != nil {
 		return err
@@ -268,19 +273,11 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name, err := runnerName(r)
-	if err != nil {
-		return err
-	}
 	base, err := h.baseURL(r)
 	if err != nil {
 		return err
 	}
-	rn, err := h.svc.Runners.GetByName(ctx, name)
-	if err != nil {
-		return err
-	}
-	token, err := h.svc.Runners.CreateToken(ctx, rn.ID)
+	rn, token, err := h.svc.Runners.CreateTokenByName(ctx, nameParam, r.PathValue("name"))
 	if err != nil {
 		return err
 	}

@@ -362,9 +362,11 @@ func TestErrors(t *testing.T) {
 		})
 		t.Run("ErrScope", func(t *testing.T) {
 			c := newClient(t, ts.URL, userKey(unrelated))
-			for _, p := range reads {
+			for _, p := range reads[:3] {
 				c.do(t, http.MethodGet, p).wantError(t, http.StatusForbidden, "permission_denied", "runners:read")
 			}
+			// The manifest mints a token: what it needs is runners:write.
+			c.do(t, http.MethodGet, reads[3]).wantError(t, http.StatusForbidden, "permission_denied", "runners:write")
 		})
 		t.Run("ErrNotFound", func(t *testing.T) {
 			missing := name("missing")
@@ -638,7 +640,7 @@ func TestDownload(t *testing.T) {
 			t.Run("ErrDeletedRunner", func(t *testing.T) {
 				u3, err := url.Parse(c.create(t, other).ManifestURL)
 				mustOK(t, err, "parse URL")
-				r, err := h.Runners.GetByName(h.Admin, other)
+				r, err := h.Runners.GetByName(h.Admin, "name", other)
 				mustOK(t, err, "get runner")
 				mustOK(t, h.Runners.Delete(h.Admin, r.ID, true), "delete runner")
 				anon.do(t, http.MethodGet, h.URL+u3.RequestURI()).wantError(t, http.StatusNotFound, "not_found", other)

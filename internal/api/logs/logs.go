@@ -49,8 +49,12 @@ type Authorizer interface {
 // replica there.
 func Mount(mux *http.ServeMux, auth apiauth.Authenticator, authz Authorizer, open Opener, proxy *replicaproxy.Proxy, log *slog.Logger) {
 	h := &handler{auth: auth, authz: authz, open: open, proxy: proxy, log: log}
-	mux.HandleFunc("GET "+Path, h.serve)
+	mux.HandleFunc(Routes()[0], h.serve)
 }
+
+// Routes lists the patterns Mount registers; the authorization matrix test
+// (internal/api/authzmatrix) checks that docs/authorization.md has each.
+func Routes() []string { return []string{"GET " + Path} }
 
 type handler struct {
 	auth  apiauth.Authenticator

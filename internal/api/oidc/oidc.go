@@ -35,6 +35,10 @@ func Mount(mux *http.ServeMux, keys Keys, issuer func() string, log *slog.Logger
 	mux.HandleFunc("GET "+ConfigurationPath, h.configuration)
 }
 
+// Routes lists the patterns Mount registers; the authorization matrix test
+// (internal/api/authzmatrix) checks that docs/authorization.md has each.
+func Routes() []string { return []string{"GET " + JWKSPath, "GET " + ConfigurationPath} }
+
 type handler struct {
 	keys   Keys
 	issuer func() string

@@ -45,23 +45,46 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		svc.RunnerTimeout = fleet.DefaultTimeout
 	}
 	h := &handler{svc: svc, log: log}
+	for _, rt := range h.routes() {
+		mux.Handle(rt.pattern, rt.h)
+	}
+}
+
+// Routes lists the patterns Mount registers; the authorization matrix test
+// (internal/api/authzmatrix) checks that docs/authorization.md has each.
+func Routes() []string {
+	var out []string
+	for _, rt := range (&handler{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+type route struct {
+	pattern string
+	h       http.Handler
+}
+
+func (h *handler) routes() []route {
 	// The literal "available" is more specific than {id}, so ServeMux routes
 	// it here whatever the order of registration.
-	mux.Handle("GET "+Prefix+"/runners", h.wrap(h.listRunners))
-	mux.Handle("GET "+Prefix+"/runners/available", h.wrap(h.availableRunners))
-	mux.Handle("GET "+Prefix+"/runners/{id}", h.wrap(h.getRunner))
-	mux.Handle("GET "+Prefix+"/runners/{id}/pods", h.wrap(h.runnerPods))
-	mux.Handle("POST "+Prefix+"/pods", h.wrap(h.createPod))
-	mux.Handle("GET "+Prefix+"/pods", h.wrap(h.listPods))
-	mux.Handle("GET "+Prefix+"/pods/{key}", h.wrap(h.getPod))
-	mux.Handle("POST "+Prefix+"/pods/{key}/terminate", h.wrap(h.terminatePod))
-	mux.HandleFunc("GET "+Prefix+"/pods/{key}/output", h.podOutput)
-	mux.HandleFunc("GET "+Prefix+"/pods/{key}/terminal", h.podTerminal)
-	mux.Handle("GET "+Prefix+"/agents", h.wrap(h.listAgents))
-	mux.Handle("POST "+Prefix+"/agents", h.wrap(h.createAgent))
-	mux.Handle("GET "+Prefix+"/agents/{id}", h.wrap(h.getAgent))
-	mux.Handle("PATCH "+Prefix+"/agents/{id}", h.wrap(h.updateAgent))
-	mux.Handle("DELETE "+Prefix+"/agents/{id}", h.wrap(h.deleteAgent))
+	return []route{
+		{"GET " + Prefix + "/runners", h.wrap(h.listRunners)},
+		{"GET " + Prefix + "/runners/available", h.wrap(h.availableRunners)},
+		{"GET " + Prefix + "/runners/{id}", h.wrap(h.getRunner)},
+		{"GET " + Prefix + "/runners/{id}/pods", h.wrap(h.runnerPods)},
+		{"POST " + Prefix + "/pods", h.wrap(h.createPod)},
+		{"GET " + Prefix + "/pods", h.wrap(h.listPods)},
+		{"GET " + Prefix + "/pods/{key}", h.wrap(h.getPod)},
+		{"POST " + Prefix + "/pods/{key}/terminate", h.wrap(h.terminatePod)},
+		{"GET " + Prefix + "/pods/{key}/output", http.HandlerFunc(h.podOutput)},
+		{"GET " + Prefix + "/pods/{key}/terminal", http.HandlerFunc(h.podTerminal)},
+		{"GET " + Prefix + "/agents", h.wrap(h.listAgents)},
+		{"POST " + Prefix + "/agents", h.wrap(h.createAgent)},
+		{"GET " + Prefix + "/agents/{id}", h.wrap(h.getAgent)},
+		{"PATCH " + Prefix + "/agents/{id}", h.wrap(h.updateAgent)},
+		{"DELETE " + Prefix + "/agents/{id}", h.wrap(h.deleteAgent)},
+	}
 }
 
 type handler struct {

@@ -157,12 +157,7 @@ func (h *handler) availableRunners(ctx context.Context, _ *http.Request) (any, e
 
 // runnerByPath returns the runner that the path's {id} names.
 func (h *handler) runnerByPath(ctx context.Context, r *http.Request) (*runners.Runner, error) {
-	raw := r.PathValue("id")
-	seq, err := strconv.ParseInt(raw, 10, 64)
-	if err != nil {
-		return nil, apperr.Invalid("id", "must be a positive integer, got %q", raw)
-	}
-	return h.svc.Runners.GetBySeq(ctx, seq)
+	return h.svc.Runners.GetBySeq(ctx, r.PathValue("id"))
 }
 
 // getRunner is GET /runners/{id}.

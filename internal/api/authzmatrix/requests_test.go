@@ -1,0 +1,163 @@
+package authzmatrix_test
+
+// template is the request of a row, with placeholders that fixtures fill
+// in: {org} (the first organization's name), {orgid}, {runner} (a runner's
+// UUID), {runnerseq} (its REST id), {runnername}, {class}, {env}, {service},
+// {task}, {execution}, {secret}, {token} (an API key's id), {pod} (a pod's
+// key), {agent} (a custom agent type), {log} (a log of {runner}: the
+// execution's), {manifest} (a signed manifest URL's path and query); and
+// fresh for every call: {name} (a unique name), {slug}, {exchange} (an
+// unused exchange token). With users: {user} (a member of the first
+// organization), {invite} (an invite to it), {authkey} (an API key's secret)
+// and, fresh, {freshinvite}. With users: {user} (a member of the first
+// organization), {invite} (an invite to it), {authkey} (an API key's secret)
+// and, fresh, {freshinvite}.
+type template struct {
+	// body is the JSON request (Connect) or body (HTTP); empty: none.
+	body string
+	// path replaces an HTTP row's pattern (with its placeholders) when the
+	// pattern's own placeholders are not enough.
+	path string
+	// destructive calls name a random id instead of the fixture for the
+	// caller's own organization, so that no fixture is deleted or stopped;
+	// another organization's callers still name the fixture.
+	destructive bool
+	// freshSession makes a session caller sign in again for this call,
+	// which ends or rotates the session it uses.
+	freshSession bool
+	// noProbe leaves out the empty request of refused callers, when an
+	// empty request means something else (a user leaving, for one).
+	noProbe bool
+}
+
+// templates has the request of every row, keyed by its method cell.
+var templates = map[string]template{
+	"gitpod.v1.RunnerService/CreateRunner":      {body: `{"name":"{name}","provider":"RUNNER_PROVIDER_LINUX_HOST"}`},
+	"gitpod.v1.RunnerService/GetRunner":         {body: `{"runnerId":"{runner}"}`},
+	"gitpod.v1.RunnerService/ListRunners":       {body: `{}`},
+	"gitpod.v1.RunnerService/UpdateRunner":      {body: `{"runnerId":"{runner}","spec":{"configuration":{"autoUpdate":true}}}`},
+	"gitpod.v1.RunnerService/DeleteRunner":      {body: `{"runnerId":"{runner}"}`, destructive: true},
+	"gitpod.v1.RunnerService/CreateRunnerToken": {body: `{"runnerId":"{runner}"}`},
+	"gitpod.v1.RunnerService/ParseContextURL":   {body: `{"runnerId":"{runner}","contextUrl":"https://github.com/runyard/runyard"}`},
+
+	"gitpod.v1.IdentityService/ExchangeToken":            {body: `{"exchangeToken":"{exchange}"}`},
+	"gitpod.v1.IdentityService/GetAuthenticatedIdentity": {body: `{}`},
+	"gitpod.v1.IdentityService/GetIDToken":               {body: `{"audience":["https://authz.example"]}`},
+
+	"runyard.v1.TokenService/CreateToken": {body: `{"name":"{name}","scopes":["runners:read"]}`},
+	"runyard.v1.TokenService/ListTokens":  {body: `{}`},
+	"runyard.v1.TokenService/RevokeToken": {body: `{"tokenId":"{token}"}`, destructive: true},
+
+	"gitpod.v1.EnvironmentService/CreateEnvironment":          {body: `{"spec":{"machine":{"class":"{class}"}}}`},
+	"gitpod.v1.EnvironmentService/GetEnvironment":             {body: `{"environmentId":"{env}"}`},
+	"gitpod.v1.EnvironmentService/ListEnvironments":           {body: `{}`},
+	"gitpod.v1.EnvironmentService/UpdateEnvironment":          {body: `{"environmentId":"{env}","metadata":{"name":"{name}"}}`},
+	"gitpod.v1.EnvironmentService/StartEnvironment":           {body: `{"environmentId":"{env}"}`},
+	"gitpod.v1.EnvironmentService/StopEnvironment":            {body: `{"environmentId":"{env}"}`, destructive: true},
+	"gitpod.v1.EnvironmentService/DeleteEnvironment":          {body: `{"environmentId":"{env}"}`, destructive: true},
+	"gitpod.v1.EnvironmentService/MarkEnvironmentActive":      {body: `{"environmentId":"{env}","activitySignal":{"source":"authz"}}`},
+	"gitpod.v1.EnvironmentService/ListEnvironmentClasses":     {body: `{}`},
+	"gitpod.v1.EnvironmentService/CreateEnvironmentLogsToken": {body: `{"environmentId":"{env}"}`},
+
+	"gitpod.v1.EnvironmentAutomationService/UpsertAutomationsFile":        {body: `{"environmentId":"{env}","automationsFile":{"tasks":{"authz-file-task":{"name":"t","command":"true"}}}}`},
+	"gitpod.v1.EnvironmentAutomationService/CreateService":                {body: `{"environmentId":"{env}","metadata":{"reference":"{slug}","name":"s"},"spec":{"commands":{"start":"sleep 1000"}}}`},
+	"gitpod.v1.EnvironmentAutomationService/GetService":                   {body: `{"id":"{service}"}`},
+	"gitpod.v1.EnvironmentAutomationService/ListServices":                 {body: `{}`},
+	"gitpod.v1.EnvironmentAutomationService/UpdateService":                {body: `{"id":"{service}","metadata":{"description":"{name}"}}`},
+	"gitpod.v1.EnvironmentAutomationService/UpdateService (status alone)": {body: `{"id":"{service}","status":{"output":{"authz":"1"}}}`},
+	"gitpod.v1.EnvironmentAutomationService/StartService":                 {body: `{"id":"{service}"}`, destructive: true},
+	"gitpod.v1.EnvironmentAutomationService/StopService":                  {body: `{"id":"{service}"}`, destructive: true},
+	"gitpod.v1.EnvironmentAutomationService/DeleteService":                {body: `{"id":"{service}"}`, destructive: true},
+	"gitpod.v1.EnvironmentAutomationService/CreateTask":                   {body: `{"environmentId":"{env}","metadata":{"reference":"{slug}","name":"t"},"spec":{"command":"true"}}`},
+	"gitpod.v1.EnvironmentAutomationService/GetTask":                      {body: `{"id":"{task}"}`},
+	"gitpod.v1.EnvironmentAutomationService/ListTasks":                    {body: `{}`},
+	"gitpod.v1.EnvironmentAutomationService/UpdateTask":                   {body: `{"id":"{task}","metadata":{"description":"{name}"}}`},
+	"gitpod.v1.EnvironmentAutomationService/DeleteTask":                   {body: `{"id":"{task}"}`, destructive: true},
+	"gitpod.v1.EnvironmentAutomationService/StartTask":                    {body: `{"id":"{task}"}`},
+	"gitpod.v1.EnvironmentAutomationService/GetTaskExecution":             {body: `{"id":"{execution}"}`},
+	"gitpod.v1.EnvironmentAutomationService/ListTaskExecutions":           {body: `{}`},
+	"gitpod.v1.EnvironmentAutomationService/StopTaskExecution":            {body: `{"id":"{execution}"}`, destructive: true},
+	"runyard.v1.AutomationsService/ReloadAutomationsFile":                 {body: `{"environmentId":"{env}"}`},
+
+	"gitpod.v1.SecretService/CreateSecret":      {body: `{"name":"{slug}","value":"v","scope":{"organizationId":"{orgid}"}}`},
+	"gitpod.v1.SecretService/ListSecrets":       {body: `{}`},
+	"gitpod.v1.SecretService/UpdateSecretValue": {body: `{"secretId":"{secret}","value":"v2"}`},
+	"gitpod.v1.SecretService/DeleteSecret":      {body: `{"secretId":"{secret}"}`, destructive: true},
+
+	"gitpod.v1.EventService/WatchEvents":               {body: `{"organization":true}`},
+	"gitpod.v1.EventService/WatchEvents (environment)": {body: `{"environmentId":"{env}"}`},
+	"gitpod.v1.EventService/ListAuditLogs":             {body: `{}`},
+
+	"gitpod.v1.OrganizationService/CreateOrganization": {body: `{"name":"{name}"}`},
+	"gitpod.v1.OrganizationService/GetOrganization":    {body: `{"organizationId":"{orgid}"}`},
+	// Renaming to the same name changes nothing the other calls need.
+	"gitpod.v1.OrganizationService/UpdateOrganization": {body: `{"organizationId":"{orgid}","name":"{org}"}`},
+	// The first organization holds the installation admin's key: deleting
+	// it is refused (failed_precondition) even to the installation admin.
+	"gitpod.v1.OrganizationService/DeleteOrganization": {body: `{"organizationId":"{orgid}"}`},
+	"runyard.v1.InstallationService/ListOrganizations": {body: `{}`},
+
+	// A sign-in ends the session whose cookie it came with; switching
+	// rotates the session and signing out ends it: each call of a session
+	// gets a session of its own.
+	"POST /auth/password": {body: `{"email":"authz-victim@example.com","password":"authz-password-0123456789"}`, freshSession: true},
+	"POST /auth/key":      {body: `{"key":"{authkey}"}`, freshSession: true},
+	"GET /auth/session":   {},
+	"POST /auth/switch":   {body: `{"organizationId":"{orgid}"}`, freshSession: true},
+	"POST /auth/signout":  {body: `{}`, freshSession: true},
+
+	"gitpod.v1.UserService/GetAuthenticatedUser":                 {body: `{}`},
+	"gitpod.v1.UserService/GetUser":                              {body: `{"userId":"{user}"}`},
+	"gitpod.v1.UserService/SetSuspended":                         {body: `{"userId":"{user}","suspended":false}`},
+	"runyard.v1.UserAdminService/CreateUser":                     {body: `{"email":"{name}@example.com","name":"n","password":"authz-password-0123456789","organizationId":"{orgid}","role":"member"}`},
+	"runyard.v1.UserAdminService/ListUsers":                      {body: `{}`},
+	"runyard.v1.UserAdminService/SetPassword":                    {body: `{"userId":"{user}","password":"authz-password-0123456789"}`},
+	"runyard.v1.UserAdminService/ChangePassword":                 {body: `{"currentPassword":"authz-password-0123456789","newPassword":"short"}`},
+	"runyard.v1.UserAdminService/AddMember":                      {body: `{"organizationId":"{orgid}","userId":"{user}","role":"member"}`},
+	"runyard.v1.UserAdminService/RemoveMember":                   {body: `{"organizationId":"{orgid}","userId":"{user}"}`, destructive: true, noProbe: true},
+	"runyard.v1.UserAdminService/SetMemberRole":                  {body: `{"organizationId":"{orgid}","userId":"{user}","role":"member"}`},
+	"runyard.v1.UserAdminService/ListOrganizationMembers":        {body: `{"organizationId":"{orgid}"}`},
+	"runyard.v1.UserAdminService/CreateInvite":                   {body: `{"organizationId":"{orgid}","role":"member"}`},
+	"runyard.v1.UserAdminService/AcceptInvite":                   {body: `{"inviteId":"{freshinvite}","email":"{name}@example.com","name":"n","password":"authz-password-0123456789"}`},
+	"gitpod.v1.OrganizationService/ListMembers":                  {body: `{"organizationId":"{orgid}"}`},
+	"gitpod.v1.OrganizationService/SetRole":                      {body: `{"organizationId":"{orgid}","userId":"{user}","role":"ORGANIZATION_ROLE_MEMBER"}`},
+	"gitpod.v1.OrganizationService/CreateOrganizationInvite":     {body: `{"organizationId":"{orgid}"}`},
+	"gitpod.v1.OrganizationService/GetOrganizationInvite":        {body: `{"organizationId":"{orgid}"}`},
+	"gitpod.v1.OrganizationService/GetOrganizationInviteSummary": {body: `{"inviteId":"{invite}"}`},
+	"gitpod.v1.OrganizationService/JoinOrganization":             {body: `{"inviteId":"{freshinvite}"}`},
+	"gitpod.v1.OrganizationService/LeaveOrganization":            {body: `{"userId":"{user}"}`, destructive: true, noProbe: true},
+
+	"runyard.runner.v1.RunnerControlService/Connect":          {body: `{}`},
+	"runyard.runner.v1.RunnerControlService/Terminal":         {body: `{}`},
+	"runyard.runner.v1.RunnerControlService/StartAutomations": {body: `{"environmentId":"{env}"}`},
+
+	"GET /api/v1/orgs/{org}/runners":                        {},
+	"GET /api/v1/orgs/{org}/runners/available":              {},
+	"GET /api/v1/orgs/{org}/runners/{id}":                   {path: "/api/v1/orgs/{org}/runners/{runnerseq}"},
+	"GET /api/v1/orgs/{org}/runners/{id}/pods":              {path: "/api/v1/orgs/{org}/runners/{runnerseq}/pods"},
+	"POST /api/v1/orgs/{org}/pods":                          {body: `{"agent_type_id":"{agent}","initial_prompt":"authz"}`},
+	"GET /api/v1/orgs/{org}/pods":                           {},
+	"GET /api/v1/orgs/{org}/pods/{key}":                     {path: "/api/v1/orgs/{org}/pods/{pod}"},
+	"POST /api/v1/orgs/{org}/pods/{key}/terminate":          {path: "/api/v1/orgs/{org}/pods/{pod}/terminate", destructive: true},
+	"GET /api/v1/orgs/{org}/pods/{key}/output":              {path: "/api/v1/orgs/{org}/pods/{pod}/output"},
+	"GET /api/v1/orgs/{org}/pods/{key}/output?follow=1":     {path: "/api/v1/orgs/{org}/pods/{pod}/output?follow=1"},
+	"GET /api/v1/orgs/{org}/agents":                         {},
+	"POST /api/v1/orgs/{org}/agents":                        {body: `{"id":"{slug}","name":"{name}","command":["sh","-c","true"]}`},
+	"GET /api/v1/orgs/{org}/agents/{id}":                    {path: "/api/v1/orgs/{org}/agents/{agent}"},
+	"PATCH /api/v1/orgs/{org}/agents/{id}":                  {path: "/api/v1/orgs/{org}/agents/{agent}", body: `{"name":"{name}"}`},
+	"DELETE /api/v1/orgs/{org}/agents/{id}":                 {path: "/api/v1/orgs/{org}/agents/{agent}", destructive: true},
+	"GET /api/v1/orgs/{org}/pods/{key}/terminal":            {path: "/api/v1/orgs/{org}/pods/{pod}/terminal"},
+	"GET /api/v1/orgs/{org}/pods/{key}/terminal?readonly=1": {path: "/api/v1/orgs/{org}/pods/{pod}/terminal?readonly=1"},
+	"GET /api/v3/runners":                                   {},
+	"GET /v1/runners/{name}/describe":                       {path: "/v1/runners/{runnername}/describe"},
+	"GET /api/v3/runners/{name}/health":                     {path: "/api/v3/runners/{runnername}/health"},
+	"POST /api/v3/runners/{name}":                           {path: "/api/v3/runners/{slug}"},
+	"GET /v1/runners/{name}/manifest":                       {path: "/v1/runners/{runnername}/manifest"},
+	"GET /api/v3/manifests/{file}":                          {path: "{manifest}"},
+	"GET /logs/{runner}/{log}":                              {path: "/logs/{runner}/{log}"},
+	"GET /logs/{runner}/{log}?follow=1":                     {path: "/logs/{runner}/{log}?follow=1"},
+	"GET /healthz":                                          {},
+	"GET /metrics":                                          {},
+	"GET /.well-known/openid-configuration":                 {},
+	"GET /.well-known/jwks.json":                            {},
+}

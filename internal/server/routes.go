@@ -1,0 +1,21 @@
+package server
+
+import (
+	"slices"
+
+	"github.com/runyard/runyard/internal/api/authhttp"
+	"github.com/runyard/runyard/internal/api/kubiya"
+	"github.com/runyard/runyard/internal/api/logs"
+	"github.com/runyard/runyard/internal/api/oidc"
+	"github.com/runyard/runyard/internal/api/rest"
+)
+
+// Routes lists the pattern of every HTTP route the server mounts besides
+// the Connect services (which connectapi.APIServices and the runner
+// protocol's descriptors list). The authorization matrix test
+// (internal/api/authzmatrix) checks that docs/authorization.md documents
+// each one: a surface mounted in open adds its routes here.
+func Routes() []string {
+	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(),
+		[]string{"GET /healthz", "GET /metrics"})
+}
