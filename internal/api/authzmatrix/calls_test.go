@@ -106,10 +106,15 @@ func (c *clients) do(ctx context.Context, req request) (string, error) {
 		return "ok", nil
 	}
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	if res.StatusCode == http.StatusNotFound && strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
-		// A page that says what was not found (the console's, single
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		// A page that says what went wrong (the console's, single
 		// sign-on's); the mux's plain-text 404 is no route.
-		return "not_found", nil
+		switch res.StatusCode {
+		case http.StatusNotFound:
+			return "not_found", nil
+		case http.StatusBadRequest:
+			return "invalid_argument", nil
+		}
 	}
 	return codeOf(res.StatusCode, b), nil
 }

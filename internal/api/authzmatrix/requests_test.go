@@ -9,9 +9,8 @@ package authzmatrix_test
 // fresh for every call: {name} (a unique name), {slug}, {exchange} (an
 // unused exchange token). With users: {user} (a member of the first
 // organization), {invite} (an invite to it), {authkey} (an API key's secret)
-// and, fresh, {freshinvite}. With users: {user} (a member of the first
-// organization), {invite} (an invite to it), {authkey} (an API key's secret)
-// and, fresh, {freshinvite}.
+// and, fresh, {freshinvite}. {asset} is the path of a console asset (its
+// name carries a hash).
 type template struct {
 	// body is the JSON request (Connect) or body (HTTP); empty: none.
 	body string
