@@ -183,6 +183,7 @@ var templates = map[string]template{
 	"POST /environments/{id}/services/{item}/stop":  {path: "/environments/{env}/services/{service}/stop", destructive: true},
 	"POST /environments/{id}/tasks/{item}/start":    {path: "/environments/{env}/tasks/{task}/start"},
 	"GET /console/events":                           {},
+	"GET /console/events?environment={id}":          {path: "/console/events?environment={env}"},
 	"GET /console/assets/{file}":                    {path: "{asset}"},
 
 	"GET /healthz":                          {},
