@@ -58,8 +58,9 @@ type cell struct {
 	// probe marks the second call of a refused caller: an empty or
 	// malformed request, which must be refused the same way.
 	probe bool
-	// noCSRF marks a session's write sent without its CSRF token.
-	noCSRF bool
+	// noCSRF marks a session's write sent without its CSRF token;
+	// foreign one sent by a page of another site (its Origin).
+	noCSRF, foreign bool
 }
 
 func TestAuthorizationMatrix(t *testing.T) {
@@ -379,6 +380,12 @@ func (e *env) cells(rows []row, ps []principal) []cell {
 				req.header = req.header.Clone()
 				req.header.Del("X-CSRF-Token")
 				out = append(out, cell{row: r, principal: p, want: "permission_denied", req: req, noCSRF: true})
+				// With the token, from another site's page: the console
+				// refuses a form posted from elsewhere.
+				req = e.request(r, p, i, false)
+				req.header = req.header.Clone()
+				req.header.Set("Origin", "https://evil.example")
+				out = append(out, cell{row: r, principal: p, want: "permission_denied", req: req, foreign: true})
 			}
 		}
 	}
@@ -515,6 +522,8 @@ func (e *env) run(cells []cell) map[string]int {
 				what = "empty request"
 			case c.noCSRF:
 				what = "without CSRF token"
+			case c.foreign:
+				what = "from another site"
 			}
 			var msg string
 			if err != nil {
