@@ -68,9 +68,34 @@ const (
 // /<package>.<Service>/.
 func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	h := &handler{svc: svc, log: log, pages: mustParsePages(), assets: loadAssets()}
-	get := func(pattern string, fn pageFunc) { mux.Handle("GET "+pattern, h.page(fn)) }
+	for _, rt := range h.routes() {
+		mux.Handle(rt.pattern, rt.handler)
+	}
+}
+
+// Routes lists the pattern of every route Mount registers, from the same
+// table, for the authorization matrix (internal/server.Routes).
+func Routes() []string {
+	var out []string
+	for _, rt := range (&handler{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+// route is one of the console's routes: its mux pattern and handler.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// routes is the console's route table. A handler built here only captures
+// h: it does not run, so Routes may build the table of an empty handler.
+func (h *handler) routes() []route {
+	var rs []route
+	get := func(pattern string, fn pageFunc) { rs = append(rs, route{"GET " + pattern, h.page(fn)}) }
 	post := func(pattern, object string, fn actionFunc) {
-		mux.Handle("POST "+pattern, h.action(pattern, object, fn))
+		rs = append(rs, route{"POST " + pattern, h.action(pattern, object, fn)})
 	}
 
 	get("/{$}", h.overview)
@@ -96,8 +121,11 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	post("/environments/{id}/services/{item}/start", typeService, h.envAction(h.serviceStart))
 	post("/environments/{id}/services/{item}/stop", typeService, h.envAction(h.serviceStop))
 	post("/environments/{id}/tasks/{item}/start", typeTask, h.envAction(h.taskStart))
-	mux.Handle("GET /console/events", withHeaders(http.HandlerFunc(h.events), ""))
-	mux.Handle("GET "+assetsPath+"{file}", withHeaders(http.HandlerFunc(h.asset), ""))
+	rs = append(rs,
+		route{"GET /console/events", withHeaders(http.HandlerFunc(h.events), "")},
+		route{"GET " + assetsPath + "{file}", withHeaders(http.HandlerFunc(h.asset), "")},
+	)
+	return rs
 }
 
 type handler struct {

@@ -129,6 +129,13 @@ func (h *handler) taskStart(ctx context.Context, r *http.Request) error {
 	return err
 }
 
+// notInEnvironment is the answer for a log page whose item belongs to
+// another environment than the page's: the page would show one
+// environment's name over another's log.
+func notInEnvironment(kind, id, envID string) error {
+	return apperr.NotFound("%s %q is not in environment %q", kind, id, envID)
+}
+
 type logData struct {
 	Env *environments.Environment
 	// What the log is of, e.g. "service web" or "task build, execution X".
@@ -152,11 +159,17 @@ func (h *handler) environmentLog(ctx context.Context, r *http.Request, v *view) 
 		if err != nil {
 			return "", err
 		}
+		if s.EnvironmentID != e.ID {
+			return "", notInEnvironment("service", id, e.ID)
+		}
 		d.Of, logURL = "service "+s.Name, s.Status.LogURL
 	case "execution":
 		x, err := h.svc.Automations.GetTaskExecution(ctx, id)
 		if err != nil {
 			return "", err
+		}
+		if x.EnvironmentID != e.ID {
+			return "", notInEnvironment("execution", id, e.ID)
 		}
 		d.Of, logURL = "task "+x.TaskReference+", execution "+x.ID, x.Status.LogURL
 	default:

@@ -7,7 +7,9 @@ import (
 	"github.com/runyard/runyard/internal/api/kubiya"
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/oidc"
+	"github.com/runyard/runyard/internal/api/oidclogin"
 	"github.com/runyard/runyard/internal/api/rest"
+	"github.com/runyard/runyard/internal/console"
 )
 
 // Routes lists the pattern of every HTTP route the server mounts besides
@@ -16,6 +18,6 @@ import (
 // (internal/api/authzmatrix) checks that docs/authorization.md documents
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
-	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(),
+	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(),
 		[]string{"GET /healthz", "GET /metrics"})
 }

@@ -20,6 +20,7 @@ import (
 // server starts while the provider is down.
 func (s *Server) mountSSO(mux *http.ServeMux, st store.Store) {
 	if !s.cfg.SSO.Enabled() {
+		oidclogin.MountDisabled(mux)
 		return
 	}
 	s.sso = oidclogin.New(s.cfg.SSO, oidclogin.Deps{

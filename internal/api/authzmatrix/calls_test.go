@@ -33,7 +33,10 @@ func newClients() *clients {
 	h2 := &http.Transport{Protocols: new(http.Protocols), MaxIdleConnsPerHost: 32}
 	h2.Protocols.SetUnencryptedHTTP2(true)
 	return &clients{
-		h1:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}},
+		// Redirects are answers: the console's to /signin is its
+		// unauthenticated.
+		h1: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32},
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		h2c: &http.Client{Transport: h2},
 	}
 }
@@ -90,11 +93,29 @@ func (c *clients) do(ctx context.Context, req request) (string, error) {
 	if req.stream && res.StatusCode == http.StatusOK {
 		return readStream(ctx, res.Body)
 	}
+	if res.StatusCode/100 == 3 {
+		// The console sends whoever is not signed in to its sign-in
+		// page; any other redirect is where an action goes next.
+		if strings.HasPrefix(res.Header.Get("Location"), "/signin") {
+			return "unauthenticated", nil
+		}
+		return "ok", nil
+	}
 	if res.StatusCode/100 == 2 || res.StatusCode == http.StatusSwitchingProtocols {
 		// A followed log or output streams on: the status says it all.
 		return "ok", nil
 	}
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		// A page that says what went wrong (the console's, single
+		// sign-on's); the mux's plain-text 404 is no route.
+		switch res.StatusCode {
+		case http.StatusNotFound:
+			return "not_found", nil
+		case http.StatusBadRequest:
+			return "invalid_argument", nil
+		}
+	}
 	return codeOf(res.StatusCode, b), nil
 }
 

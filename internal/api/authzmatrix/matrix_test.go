@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -57,6 +58,9 @@ type cell struct {
 	// probe marks the second call of a refused caller: an empty or
 	// malformed request, which must be refused the same way.
 	probe bool
+	// noCSRF marks a session's write sent without its CSRF token;
+	// foreign one sent by a page of another site (its Origin).
+	noCSRF, foreign bool
 }
 
 func TestAuthorizationMatrix(t *testing.T) {
@@ -283,6 +287,7 @@ func (e *env) setUp() {
 	if usersServed() {
 		e.setUpUsers()
 	}
+	v["{asset}"] = e.consoleAsset()
 	mu, err := url.Parse(get(t, e.call(testutil.AdminToken, http.MethodPost, "/api/v3/runners/authz-kubiya", ""), "manifest_url"))
 	if err != nil {
 		t.Fatal(err)
@@ -368,6 +373,20 @@ func (e *env) cells(rows []row, ps []principal) []cell {
 				}
 				out = append(out, cell{row: r, principal: p, want: want, req: e.request(r, p, i, true), probe: true})
 			}
+			// A console action of a session, without the session's CSRF
+			// token: what a page of another site could make a browser send.
+			if r.surface == "console" && strings.HasPrefix(r.method, "POST ") && p.kind == kindSession {
+				req := e.request(r, p, i, false)
+				req.header = req.header.Clone()
+				req.header.Del("X-CSRF-Token")
+				out = append(out, cell{row: r, principal: p, want: "permission_denied", req: req, noCSRF: true})
+				// With the token, from another site's page: the console
+				// refuses a form posted from elsewhere.
+				req = e.request(r, p, i, false)
+				req.header = req.header.Clone()
+				req.header.Set("Origin", "https://evil.example")
+				out = append(out, cell{row: r, principal: p, want: "permission_denied", req: req, foreign: true})
+			}
 		}
 	}
 	return out
@@ -415,6 +434,17 @@ func (e *env) request(r row, p principal, i int, probe bool) request {
 		path = tpl.path
 	}
 	req := request{method: method, url: e.url + path, header: h, websocket: r.surface == "websocket"}
+	if r.surface == "console" {
+		// The console's actions post forms.
+		if method == http.MethodPost {
+			req.body = []byte(tpl.body)
+			if probe {
+				req.body = []byte{}
+			}
+			h.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		return req
+	}
 	if tpl.body != "" || probe && (method == http.MethodPost || method == http.MethodPatch) {
 		req.body = []byte(tpl.body)
 		if probe {
@@ -487,8 +517,13 @@ func (e *env) run(cells []cell) map[string]int {
 				return
 			}
 			what := "request"
-			if c.probe {
+			switch {
+			case c.probe:
 				what = "empty request"
+			case c.noCSRF:
+				what = "without CSRF token"
+			case c.foreign:
+				what = "from another site"
 			}
 			var msg string
 			if err != nil {
@@ -509,3 +544,22 @@ func (e *env) run(cells []cell) map[string]int {
 	}
 	return counts
 }
+
+// consoleAsset returns the path of an asset the console's sign-in page
+// loads: its names carry a hash.
+func (e *env) consoleAsset() string {
+	t := e.t
+	res, err := e.clients.h1.Get(e.url + "/signin")
+	if err != nil {
+		t.Fatalf("console sign-in page: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	m := assetRE.Find(b)
+	if m == nil {
+		t.Fatalf("console sign-in page: no asset in %s", b)
+	}
+	return string(m)
+}
+
+var assetRE = regexp.MustCompile(`/console/assets/[A-Za-z0-9._-]+`)

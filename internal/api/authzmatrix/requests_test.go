@@ -9,9 +9,8 @@ package authzmatrix_test
 // fresh for every call: {name} (a unique name), {slug}, {exchange} (an
 // unused exchange token). With users: {user} (a member of the first
 // organization), {invite} (an invite to it), {authkey} (an API key's secret)
-// and, fresh, {freshinvite}. With users: {user} (a member of the first
-// organization), {invite} (an invite to it), {authkey} (an API key's secret)
-// and, fresh, {freshinvite}.
+// and, fresh, {freshinvite}. {asset} is the path of a console asset (its
+// name carries a hash).
 type template struct {
 	// body is the JSON request (Connect) or body (HTTP); empty: none.
 	body string
@@ -156,8 +155,39 @@ var templates = map[string]template{
 	"GET /api/v3/manifests/{file}":                          {path: "{manifest}"},
 	"GET /logs/{runner}/{log}":                              {path: "/logs/{runner}/{log}"},
 	"GET /logs/{runner}/{log}?follow=1":                     {path: "/logs/{runner}/{log}?follow=1"},
-	"GET /healthz":                                          {},
-	"GET /metrics":                                          {},
-	"GET /.well-known/openid-configuration":                 {},
-	"GET /.well-known/jwks.json":                            {},
+	"GET /auth/oidc/login":                                  {},
+	"GET /auth/oidc/callback":                               {path: "/auth/oidc/callback?state=authz&code=authz"},
+
+	// Console actions post forms; ids are the fixtures' as in the API rows.
+	"GET /{$}":                                      {path: "/"},
+	"GET /signin":                                   {},
+	"GET /runners":                                  {},
+	"GET /runners/{id}":                             {path: "/runners/{runner}"},
+	"POST /runners/{id}/drain":                      {path: "/runners/{runner}/drain", destructive: true},
+	"POST /runners/{id}/resume":                     {path: "/runners/{runner}/resume"},
+	"POST /runners/{id}/delete":                     {path: "/runners/{runner}/delete", destructive: true},
+	"POST /runners/{id}/token":                      {path: "/runners/{runner}/token"},
+	"GET /pods":                                     {},
+	"GET /pods/new":                                 {},
+	"POST /pods/new":                                {body: "agent_type_id={agent}&initial_prompt=authz"},
+	"GET /pods/{key}":                               {path: "/pods/{pod}"},
+	"POST /pods/{key}/terminate":                    {path: "/pods/{pod}/terminate", destructive: true},
+	"GET /environments":                             {},
+	"GET /environments/new":                         {},
+	"POST /environments/new":                        {body: "name={name}&class={class}"},
+	"GET /environments/{id}":                        {path: "/environments/{env}"},
+	"GET /environments/{id}/logs/{kind}/{item}":     {path: "/environments/{env}/logs/execution/{execution}"},
+	"POST /environments/{id}/start":                 {path: "/environments/{env}/start"},
+	"POST /environments/{id}/stop":                  {path: "/environments/{env}/stop", destructive: true},
+	"POST /environments/{id}/services/{item}/start": {path: "/environments/{env}/services/{service}/start", destructive: true},
+	"POST /environments/{id}/services/{item}/stop":  {path: "/environments/{env}/services/{service}/stop", destructive: true},
+	"POST /environments/{id}/tasks/{item}/start":    {path: "/environments/{env}/tasks/{task}/start"},
+	"GET /console/events":                           {},
+	"GET /console/events?environment={id}":          {path: "/console/events?environment={env}"},
+	"GET /console/assets/{file}":                    {path: "{asset}"},
+
+	"GET /healthz":                          {},
+	"GET /metrics":                          {},
+	"GET /.well-known/openid-configuration": {},
+	"GET /.well-known/jwks.json":            {},
 }

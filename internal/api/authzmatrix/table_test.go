@@ -14,7 +14,7 @@ const tablePath = "../../../docs/authorization.md"
 
 // row is one line of a table of docs/authorization.md.
 type row struct {
-	// surface is connect, rest, websocket, kubiya, logs or http.
+	// surface is connect, rest, websocket, kubiya, logs, http or console.
 	surface string
 	// method is a Connect procedure without its leading slash
 	// ("gitpod.v1.RunnerService/GetRunner"), with an optional variant in
@@ -59,7 +59,7 @@ func (r row) otherAnswer() string {
 	return "not_found"
 }
 
-var surfaces = []string{"connect", "rest", "websocket", "kubiya", "logs", "http"}
+var surfaces = []string{"connect", "rest", "websocket", "kubiya", "logs", "http", "console"}
 
 var ruleNames = []string{"public", "authenticated", "identity", "logs", "runner", "installation-admin", "signed-url", "unimplemented", "user", "session", "caller"}
 

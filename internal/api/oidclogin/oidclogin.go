@@ -132,8 +132,42 @@ func New(cfg sso.Config, d Deps) *Handler {
 
 // Mount registers the routes on mux.
 func (h *Handler) Mount(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+sso.LoginPath, h.login)
-	mux.HandleFunc("GET "+sso.CallbackPath, h.callback)
+	for _, rt := range h.routes() {
+		mux.HandleFunc(rt.pattern, rt.handler)
+	}
+}
+
+// MountDisabled registers the routes of a server without single sign-on:
+// they answer not_found in words, instead of the mux's bare 404, so that a
+// browser sent to them learns how to sign in instead.
+func MountDisabled(mux *http.ServeMux) {
+	h := &Handler{}
+	for _, rt := range h.routes() {
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) {
+			h.answer(w, r, &sso.Reason{Code: apperr.CodeNotFound,
+				Message: "single sign-on is not configured on this server (runyard server --oidc-issuer): sign in with a password or an API key"})
+		})
+	}
+}
+
+// Routes lists the pattern of every route Mount registers, from the same
+// table, for the authorization matrix (internal/server.Routes).
+func Routes() []string {
+	var out []string
+	for _, rt := range (&Handler{}).routes() {
+		out = append(out, rt.pattern)
+	}
+	return out
+}
+
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// routes is the table Mount, MountDisabled and Routes read.
+func (h *Handler) routes() []route {
+	return []route{{"GET " + sso.LoginPath, h.login}, {"GET " + sso.CallbackPath, h.callback}}
 }
 
 // Start discovers the provider in the background until it answers or ctx
