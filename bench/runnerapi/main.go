@@ -455,10 +455,13 @@ func runBackend(ctx context.Context, cfg config, name, databaseURL string, after
 		}
 		// opts[1:] leaves out the admin key: each request carries its own.
 		for _, c := range cfg.clients {
-			if err := measure(ctx, cfg, name+" GetRunner/hotkeys", c, pop.getWithKeys(hotKeys, hc, srv.URL(), opts[1:]), errs); err != nil {
+			if err := measure(ctx, cfg, name+" GetRunner/hotkeys", c, pop.getWithKeys(pop.keys, hotKeys, hc, srv.URL(), opts[1:]), errs); err != nil {
 				return err
 			}
-			if err := measure(ctx, cfg, name+" GetRunner/keys", c, pop.getWithKeys(cfg.keys, hc, srv.URL(), opts[1:]), errs); err != nil {
+			if err := measure(ctx, cfg, name+" GetRunner/keys", c, pop.getWithKeys(pop.keys, cfg.keys, hc, srv.URL(), opts[1:]), errs); err != nil {
+				return err
+			}
+			if err := measure(ctx, cfg, name+" GetRunner/userkeys", c, pop.getWithKeys(pop.userKeys, hotKeys, hc, srv.URL(), opts[1:]), errs); err != nil {
 				return err
 			}
 		}

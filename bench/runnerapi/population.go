@@ -28,11 +28,15 @@ import (
 // one small cache.
 type population struct {
 	keys []popKey
+	// userKeys are keys owned by users (every second key): authenticating
+	// one also reads its owner's state, and they are never cached.
+	userKeys []popKey
 }
 
 type popKey struct {
 	secret   string
 	runnerID string
+	user     bool
 }
 
 // seedPopulation writes the organizations, users and keys straight into
@@ -64,11 +68,13 @@ func seedPopulation(ctx context.Context, cfg config, name, dir, databaseURL stri
 	// Users are members of one organization each, round robin; they have
 	// no password (hashing 10,000 with argon2id would be the setup's whole
 	// time, and sign-in is not what this measures).
+	userIDs := make([]string, cfg.users)
 	if err := parallel(ctx, cfg.setup, cfg.users, func(i int) error {
 		u := &users.User{ID: uuid.NewString(), Email: fmt.Sprintf("user%05d@bench.example", i), Name: fmt.Sprintf("User %d", i), CreatedAt: now, UpdatedAt: now}
 		if err := st.CreateUser(ctx, u); err != nil {
 			return fmt.Errorf("seed user %d: %w", i, err)
 		}
+		userIDs[i] = u.ID
 		role := identity.RoleMember
 		if i < cfg.orgs {
 			role = identity.RoleAdmin
@@ -88,12 +94,19 @@ func seedPopulation(ctx context.Context, cfg config, name, dir, databaseURL stri
 			scopes = []identity.Scope{identity.ScopeRunnersRead, identity.ScopeRunnersWrite}
 		}
 		keys[i] = popKey{secret: secret}
-		return st.CreateToken(ctx, &identity.Token{
+		t := &identity.Token{
 			ID: id, OrgID: orgs[orgOfKey(i)].ID, Name: fmt.Sprintf("bench-key-%05d", i),
 			Principal: identity.PrincipalServiceAccount, Scopes: scopes,
 			Creator: identity.Subject{ID: id, Principal: identity.PrincipalServiceAccount},
 			Hash:    identity.HashSecret(secret), CreatedAt: now,
-		})
+		}
+		if u := i % max(cfg.users, 1); i >= cfg.orgs && i%2 == 1 && cfg.users >= cfg.orgs && u%cfg.orgs == orgOfKey(i) {
+			// A user's own key, in the organization the user is a member of.
+			t.Principal, t.OwnerUserID = identity.PrincipalUser, userIDs[u]
+			t.Creator = identity.Subject{ID: userIDs[u], Principal: identity.PrincipalUser}
+			keys[i].user = true
+		}
+		return st.CreateToken(ctx, t)
 	}); err != nil {
 		return nil, fmt.Errorf("%s: seed keys: %w", name, err)
 	}
@@ -108,23 +121,27 @@ func seedPopulation(ctx context.Context, cfg config, name, dir, databaseURL stri
 		}
 		runnerOf[o] = res.Msg.GetRunner().GetRunnerId()
 	}
+	var userKeys []popKey
 	for i := range keys {
 		keys[i].runnerID = runnerOf[orgOfKey(i)]
+		if keys[i].user {
+			userKeys = append(userKeys, keys[i])
+		}
 	}
-	fmt.Printf("%s population: %d organizations, %d users, %d keys seeded in %s\n",
-		name, cfg.orgs, cfg.users, cfg.keys, time.Since(start).Round(time.Millisecond))
-	return &population{keys: keys}, nil
+	fmt.Printf("%s population: %d organizations, %d users, %d keys (%d of them users') seeded in %s\n",
+		name, cfg.orgs, cfg.users, cfg.keys, len(userKeys), time.Since(start).Round(time.Millisecond))
+	return &population{keys: keys, userKeys: userKeys}, nil
 }
 
 // getWithKeys is GetRunner where every request carries a key drawn at
 // random from the first n of the population (keys of every organization
 // in turn). With n the whole population it is the worst case for any cache
 // of authenticated keys; a smaller n is the set of keys in use at a time.
-func (p *population) getWithKeys(n int, hc connect.HTTPClient, baseURL string, opts []connect.ClientOption) func(context.Context) error {
+func (p *population) getWithKeys(keys []popKey, n int, hc connect.HTTPClient, baseURL string, opts []connect.ClientOption) func(context.Context) error {
 	client := gitpodv1connect.NewRunnerServiceClient(hc, baseURL, opts...)
-	n = min(n, len(p.keys))
+	n = min(n, len(keys))
 	return func(ctx context.Context) error {
-		k := p.keys[rand.IntN(n)]
+		k := keys[rand.IntN(n)]
 		req := connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: k.runnerID})
 		req.Header().Set("Authorization", "Bearer "+k.secret)
 		res, err := client.GetRunner(ctx, req)
