@@ -95,7 +95,7 @@ func (h *Handler) audited(method string, fn func(w http.ResponseWriter, r *http.
 			}
 			return
 		}
-		ctx, d := audit.Begin(r.Context(), audit.SurfaceAuth, method, "", ClientIP(r), r.UserAgent())
+		ctx, d := audit.Begin(r.Context(), audit.SurfaceAuth, method, "", clientip.From(r), r.UserAgent())
 		r = r.WithContext(ctx)
 		outcome := audit.OutcomeOK
 		if err := fn(w, r); err != nil {
@@ -271,16 +271,12 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 // Meta is what a sign-in knows of the browser of r: its address, user
 // agent and the session cookie it came with (rotated out by the sign-in).
 func Meta(r *http.Request) sessions.Meta {
-	m := sessions.Meta{ClientIP: ClientIP(r), UserAgent: r.UserAgent()}
+	m := sessions.Meta{ClientIP: clientip.From(r), UserAgent: r.UserAgent()}
 	if ck, err := r.Cookie(sessions.CookieName); err == nil {
 		m.PreviousSecret = ck.Value
 	}
 	return m
 }
-
-// ClientIP is the address the request came from: behind a proxy named in
-// --trusted-proxies, the client's (internal/api/clientip).
-func ClientIP(r *http.Request) string { return clientip.From(r) }
 
 // decode reads one JSON object into v; errors name the field.
 func decode(r *http.Request, v any) error {
