@@ -116,6 +116,30 @@ func (h *Hub) Position() int64 {
 	return h.pos
 }
 
+// waitPublished waits until the hub has published the event id, for at
+// most d or until ctx ends.
+func (h *Hub) waitPublished(ctx context.Context, id int64, d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		h.mu.RLock()
+		pos, notify := h.pos, h.notify
+		h.mu.RUnlock()
+		if pos >= id {
+			return
+		}
+		select {
+		case <-notify:
+		case <-timer.C:
+			return
+		case <-ctx.Done():
+			return
+		case <-h.closed:
+			return
+		}
+	}
+}
+
 // Run tails the table and prunes it until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
 	retention, poll := h.Retention, h.Poll
@@ -362,9 +386,15 @@ func (h *Hub) Watch(ctx context.Context, after int64, filter func(Event) bool, s
 		return errClosed
 	case <-h.ready:
 	}
-	if start := h.Position(); after < 0 {
-		after = start
-	} else if after < start {
+	if after < 0 {
+		// "From now" means after every change committed before the call;
+		// the hub publishes at most once per Linger, so it may not have
+		// published the newest of them yet: wait (bounded) until it has.
+		if _, latest, err := h.store.EventBounds(ctx); err == nil {
+			h.waitPublished(ctx, latest, time.Second)
+		}
+		after = h.Position()
+	} else if start := h.Position(); after < start {
 		oldest, _, err := h.store.EventBounds(ctx)
 		if err != nil {
 			return err
