@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,7 +58,16 @@ type Bus struct {
 	mu      sync.Mutex
 	pending map[string]struct{} // payloads not sent yet
 	wake    chan struct{}
+	// listening is set while the listener holds its LISTEN: only then
+	// does every other replica's notice arrive.
+	listening atomic.Bool
 }
+
+// Listening reports whether this replica receives the other replicas'
+// notices now. A replica that keeps something in memory that their
+// changes invalidate (the cache of API keys) trusts it for a short time
+// only while it does not.
+func (b *Bus) Listening() bool { return b.listening.Load() }
 
 // New returns a bus over the PostgreSQL database at url; call Run.
 func New(local Local, url string, log *slog.Logger) *Bus {
@@ -228,7 +238,11 @@ func (b *Bus) listen(ctx context.Context) error {
 	}
 	// Whatever changed while this replica was not listening is not
 	// coming: every stream it holds sends its desired state again.
+	// Resync first: what Local kept while not listening is forgotten
+	// before it is trusted again.
 	b.local.Resync()
+	b.listening.Store(true)
+	defer b.listening.Store(false)
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {

@@ -88,6 +88,12 @@ type Service struct {
 	// Issuer returns the control plane's public URL, the iss of ID tokens.
 	Issuer func() string
 
+	// ChangesReach, when set, reports whether every change to a key made
+	// anywhere reaches KeyChanged in this process now (with several
+	// replicas: whether it listens for their change notices). While it
+	// does not, a cached key is trusted for a few seconds only.
+	ChangesReach func() bool
+
 	keys keyCache
 	// serverKeys caches Keys' answers by name.
 	serverKeys sync.Map
@@ -113,9 +119,13 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 	}
 	hash := HashSecret(secret)
 	now := s.Now()
-	if t := s.keys.get(hash, now); t != nil {
-		return callerOf(t), nil
+	if c := s.keys.get(hash, now, s.keyTTL()); c != nil {
+		// Callers are shared by the requests of a key: each gets its own
+		// copy to keep.
+		cp := *c
+		return &cp, nil
 	}
+	gen := s.keys.generation()
 	t, err := s.Store.FindTokenByHash(ctx, hash)
 	if apperr.Is(err, apperr.CodeNotFound) {
 		return nil, apperr.Unauthenticated("invalid token")
@@ -130,10 +140,10 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 		return nil, apperr.Unauthenticated("token has expired")
 	}
 	if t.OwnerUserID != "" {
-		// A user's key is checked against its owner on every use and never
-		// cached (keyCache takes service accounts' keys only): disabling
-		// the owner, removing their membership or lowering their role
-		// applies to the next call, on every replica.
+		// A user's key is checked against its owner when it is read. It is
+		// cached like any key: disabling the owner, removing their
+		// membership or changing their role calls KeyChanged for each of
+		// their keys on every replica (see keyCache).
 		switch o := t.Owner; {
 		case o == nil:
 			return nil, apperr.Unauthenticated("the key's owner no longer exists")
@@ -143,9 +153,29 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (*Caller, err
 			return nil, apperr.Unauthenticated("the key's owner is no longer a member of its organization")
 		}
 	}
-	s.keys.put(t, now)
-	return callerOf(t), nil
+	c := callerOf(t)
+	cp := *c
+	s.keys.put(t, c, now, gen)
+	return &cp, nil
 }
+
+// keyTTL is how long a cached key is trusted now: see keyCache.
+func (s *Service) keyTTL() time.Duration {
+	if s.ChangesReach != nil && !s.ChangesReach() {
+		return keyCacheUnsureTTL
+	}
+	return keyCacheTTL
+}
+
+// KeyChanged forgets what this process holds in memory of the key with ID
+// tokenID, so that its next use reads it, and its owner, from the store.
+// Whatever revokes or narrows a key calls it, on every replica (Revoked and
+// the users service's TokenRevoked reach it through the change notices).
+func (s *Service) KeyChanged(tokenID string) { s.keys.dropID(tokenID) }
+
+// ForgetKeys forgets every key this process holds in memory: changes to
+// keys may have been missed (a replica that stopped listening for them).
+func (s *Service) ForgetKeys() { s.keys.clear() }
 
 func callerOf(t *Token) *Caller {
 	c := &Caller{OrgID: t.OrgID, TokenID: t.ID, Scopes: t.Scopes, RunnerID: t.RunnerID,

@@ -9,7 +9,6 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
-	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store/sqlite"
 	"github.com/runyard/runyard/internal/store/sqlstore"
@@ -276,42 +275,58 @@ func TestExchange(t *testing.T) {
 	wantCode(t, err, apperr.CodeInvalid)
 }
 
-// TestKeyCache checks that caching API keys never outlives a revocation in
-// this process, and outlives one on another replica by at most the cache's
-// lifetime.
+// TestKeyCache: a cached API key never outlives its revocation in this
+// process; on another replica it ends when the change notice reaches it
+// (KeyChanged), and without one after the cache's lifetime: a minute while
+// that replica receives the notices, five seconds while it may not.
 func TestKeyCache(t *testing.T) {
-	s, db, clk := newService(t)
-	admin := adminContext(t, s)
-	_, secret, err := s.CreateAPIKey(admin, identity.CreateAPIKeyInput{Name: "ci", Scopes: []string{"runners:read"}})
-	if err != nil {
-		t.Fatalf("create key: %v", err)
+	for _, tc := range []struct {
+		name string
+		// notice says whether the other replica is told of the revocation.
+		notice bool
+		// listening is what the other replica's ChangesReach answers.
+		listening bool
+		// stale is how long the other replica accepts the revoked key
+		// without a notice.
+		stale time.Duration
+	}{
+		{name: "Notice", notice: true, listening: true},
+		{name: "NoNotice", listening: true, stale: time.Minute},
+		{name: "NotListening", listening: false, stale: 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, db, clk := newService(t)
+			admin := adminContext(t, s)
+			key, secret, err := s.CreateAPIKey(admin, identity.CreateAPIKeyInput{Name: "ci", Scopes: []string{"runners:read"}})
+			if err != nil {
+				t.Fatalf("create key: %v", err)
+			}
+			replica := identity.NewService(db)
+			replica.Now = clk.Now
+			replica.ChangesReach = func() bool { return tc.listening }
+			for _, svc := range []*identity.Service{s, replica} {
+				if _, err := svc.Authenticate(ctx, secret); err != nil {
+					t.Fatalf("authenticate: %v", err)
+				}
+			}
+			if _, err := s.RevokeToken(admin, key.ID, false); err != nil {
+				t.Fatalf("revoke: %v", err)
+			}
+			_, err = s.Authenticate(ctx, secret)
+			wantCode(t, err, apperr.CodeUnauthenticated)
+			if tc.notice {
+				replica.KeyChanged(key.ID)
+			} else {
+				clk.t = clk.t.Add(tc.stale - time.Millisecond)
+				if _, err := replica.Authenticate(ctx, secret); err != nil {
+					t.Fatalf("the other replica refuses the key before its cache entry expires: %v (is the key cached?)", err)
+				}
+				clk.t = clk.t.Add(time.Millisecond)
+			}
+			_, err = replica.Authenticate(ctx, secret)
+			wantCode(t, err, apperr.CodeUnauthenticated)
+		})
 	}
-	replica := identity.NewService(db)
-	replica.Now = clk.Now
-	for _, svc := range []*identity.Service{s, replica} {
-		if _, err := svc.Authenticate(ctx, secret); err != nil {
-			t.Fatalf("authenticate: %v", err)
-		}
-	}
-	tokens, _, err := s.ListTokens(admin, false, paging.Page{Limit: 10})
-	if err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	var id string
-	for _, tk := range tokens {
-		if tk.Name == "ci" {
-			id = tk.ID
-		}
-	}
-	if _, err := s.RevokeToken(admin, id, false); err != nil {
-		t.Fatalf("revoke: %v", err)
-	}
-	_, err = s.Authenticate(ctx, secret)
-	wantCode(t, err, apperr.CodeUnauthenticated)
-	// The other replica learns within the cache's lifetime.
-	clk.t = clk.t.Add(6 * time.Second)
-	_, err = replica.Authenticate(ctx, secret)
-	wantCode(t, err, apperr.CodeUnauthenticated)
 }
 
 // TestExchange_ExpiryBoundary checks the 24-hour lifetime of an exchange

@@ -12,11 +12,11 @@ import (
 	"github.com/runyard/runyard/internal/users"
 )
 
-// TestUserKeys: a user caller's key is theirs and within their role; at
-// every use its scopes are cut to the owner's role as it is in the store
-// then (no cache hides a change made by another replica), and it stops
-// when the owner leaves the organization, unless they are an installation
-// admin.
+// TestUserKeys: a user caller's key is theirs and within their role; its
+// scopes are cut to the owner's role as the store has it when the key is
+// read, which it is again after every change to the owner (KeyChanged), and
+// it stops when the owner leaves the organization, unless they are an
+// installation admin.
 func TestUserKeys(t *testing.T) {
 	s, db, c := newService(t)
 	res, err := s.Bootstrap(ctx, "")
@@ -50,10 +50,16 @@ func TestUserKeys(t *testing.T) {
 		caller.Role != identity.RoleRunnersAdmin || caller.TokenID != key.ID || !caller.Has(identity.ScopeRunnersWrite) || caller.InstallationAdmin {
 		t.Fatalf("caller %+v", caller)
 	}
-	// Another replica lowers the role: the next call sees it.
+	// Another replica lowers the role: the next call after its notice
+	// (KeyChanged, as the users service sends for each of the owner's
+	// keys) sees it; until then the cached key keeps the role it had.
 	if err := db.SetMembershipRole(ctx, org, u.ID, identity.RoleMember); err != nil {
 		t.Fatal(err)
 	}
+	if caller, err = s.Authenticate(ctx, secret); err != nil || !caller.Has(identity.ScopeRunnersWrite) {
+		t.Fatalf("before the notice: %+v, %v (is the key cached?)", caller, err)
+	}
+	s.KeyChanged(key.ID)
 	caller, err = s.Authenticate(ctx, secret)
 	if err != nil || caller.Has(identity.ScopeRunnersWrite) || !slices.Equal(caller.Scopes, []identity.Scope{identity.ScopeRunnersRead}) {
 		t.Fatalf("after the downgrade: %+v, %v", caller, err)
@@ -61,6 +67,7 @@ func TestUserKeys(t *testing.T) {
 	if err := db.DeleteMembership(ctx, org, u.ID); err != nil {
 		t.Fatal(err)
 	}
+	s.KeyChanged(key.ID)
 	_, err = s.Authenticate(ctx, secret)
 	wantCode(t, err, apperr.CodeUnauthenticated)
 	// An installation admin's key works outside a membership, as an admin.
@@ -74,6 +81,7 @@ func TestUserKeys(t *testing.T) {
 	if _, _, err := db.DisableUser(ctx, u.ID, c.t); err != nil {
 		t.Fatal(err)
 	}
+	s.KeyChanged(key.ID)
 	_, err = s.Authenticate(ctx, secret)
 	wantCode(t, err, apperr.CodeUnauthenticated)
 	// The bootstrap key still authenticates as the installation admin.

@@ -326,14 +326,18 @@ func (s *Server) open(ctx context.Context) error {
 	s.fleet.SetEpochs(st)
 	// What changes a runner's work reaches the replica holding its stream:
 	// with PostgreSQL that may be another replica (internal/broadcast).
+	// A revoked or narrowed key also leaves the identity service's cache
+	// of keys, on this replica and, through the bus, on every other.
+	local := replicaLocal{Fleet: s.fleet, keys: idSvc}
 	var hooks interface {
 		Changed(orgID, runnerID string)
 		OrgChanged(orgID string)
 		TokenRevoked(orgID, tokenID string)
-	} = s.fleet
+	} = local
 	if s.cfg.DatabaseURL != "" {
-		s.bus = broadcast.New(s.fleet, s.cfg.DatabaseURL, s.log)
+		s.bus = broadcast.New(local, s.cfg.DatabaseURL, s.log)
 		hooks = s.bus
+		idSvc.ChangesReach = s.bus.Listening
 	}
 	runnerSvc.Changed = hooks.Changed
 	idSvc.Revoked = hooks.TokenRevoked

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -34,13 +33,15 @@ func (db *DB) FindOrganizationByName(ctx context.Context, name string) (*identit
 const tokenColumns = `seq, id, org_id, name, principal, scopes, runner_id, creator_id, creator_principal,
 	hash, bootstrap, created_at, expires_at, revoked_at, owner_user_id`
 
-func scanToken(row interface{ Scan(...any) error }) (*identity.Token, error) {
+// scanToken scans tokenColumns, then extra columns into extra.
+func scanToken(row interface{ Scan(...any) error }, extra ...any) (*identity.Token, error) {
 	var t identity.Token
 	var scopes, principal, creatorPrincipal string
 	var created int64
 	var expires, revoked sql.NullInt64
-	if err := row.Scan(&t.Seq, &t.ID, &t.OrgID, &t.Name, &principal, &scopes, &t.RunnerID, &t.Creator.ID,
-		&creatorPrincipal, &t.Hash, &t.Bootstrap, &created, &expires, &revoked, &t.OwnerUserID); err != nil {
+	dest := append([]any{&t.Seq, &t.ID, &t.OrgID, &t.Name, &principal, &scopes, &t.RunnerID, &t.Creator.ID,
+		&creatorPrincipal, &t.Hash, &t.Bootstrap, &created, &expires, &revoked, &t.OwnerUserID}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	t.Principal = identity.Principal(principal)
@@ -87,26 +88,35 @@ func (db *DB) CreateToken(ctx context.Context, t *identity.Token) error {
 	return db.tx(ctx, func(tx *sql.Tx) error { return db.insertToken(ctx, tx, t) })
 }
 
+// qualify prefixes each column of a column list with alias.
+func qualify(alias, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// tokenWithOwnerQuery reads a key with its owner's state in one statement
+// (prepared once): the owner's columns are NULL for a key no user owns, and
+// disabled_at is NULL too when its owner no longer exists.
+var tokenWithOwnerQuery = `SELECT ` + qualify("t", tokenColumns) + `, u.disabled_at, u.installation_admin, m.role
+	FROM tokens t LEFT JOIN users u ON u.id = t.owner_user_id
+	LEFT JOIN memberships m ON m.user_id = u.id AND m.org_id = t.org_id
+	WHERE t.hash = ?`
+
 func (db *DB) FindTokenByHash(ctx context.Context, hash string) (*identity.Token, error) {
-	t, err := scanToken(db.readRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash = ?`, hash))
+	var disabled sql.NullInt64
+	var admin sql.NullBool
+	var role sql.NullString
+	t, err := scanToken(db.readRow(ctx, tokenWithOwnerQuery, hash), &disabled, &admin, &role)
 	if err != nil {
 		return nil, db.translate(err, "token")
 	}
-	if t.OwnerUserID != "" {
-		// The owner's state is read with the key, so that every use of a
-		// user's key sees the owner as they are now.
-		var disabled int64
-		var admin bool
-		var role sql.NullString
-		err := db.readRow(ctx, `SELECT u.disabled_at, u.installation_admin, m.role FROM users u
-			LEFT JOIN memberships m ON m.user_id = u.id AND m.org_id = ? WHERE u.id = ?`, t.OrgID, t.OwnerUserID).
-			Scan(&disabled, &admin, &role)
-		switch {
-		case err == nil:
-			t.Owner = &identity.TokenOwner{Disabled: disabled != 0, Role: identity.Role(role.String), InstallationAdmin: admin}
-		case !errors.Is(err, sql.ErrNoRows):
-			return nil, db.translate(err, "token owner")
-		}
+	if t.OwnerUserID != "" && disabled.Valid {
+		// The owner's state is read with the key, so that a use of a
+		// user's key that reads it sees the owner as they are now.
+		t.Owner = &identity.TokenOwner{Disabled: disabled.Int64 != 0, Role: identity.Role(role.String), InstallationAdmin: admin.Bool}
 	}
 	return t, nil
 }

@@ -1,0 +1,28 @@
+package server
+
+import (
+	"github.com/runyard/runyard/internal/fleet"
+	"github.com/runyard/runyard/internal/identity"
+)
+
+// replicaLocal is what this replica does with a change, its own or one
+// another replica announced: its fleet wakes or ends the streams it holds,
+// and the identity service forgets the keys it caches, so that a revoked
+// key, or a user's key whose owner was disabled, removed or demoted, stops
+// working on every replica at its next use.
+type replicaLocal struct {
+	*fleet.Fleet
+	keys *identity.Service
+}
+
+func (l replicaLocal) TokenRevoked(orgID, tokenID string) {
+	l.keys.KeyChanged(tokenID)
+	l.Fleet.TokenRevoked(orgID, tokenID)
+}
+
+// Resync also forgets every cached key: the notices missed while this
+// replica was not listening may have revoked some.
+func (l replicaLocal) Resync() {
+	l.keys.ForgetKeys()
+	l.Fleet.Resync()
+}
