@@ -8,7 +8,7 @@
 // the client's own work; the baseline carries the same handicap.
 //
 //	go run ./bench/runnerapi [--runners 10000] [--clients 1,16,64] [--duration 5s]
-//	                         [--postgres URL] [--cpuprofile FILE] [--run REGEXP]
+//	                         [--postgres URL] [--cpuprofile PREFIX] [--run REGEXP]
 //
 // It exits 1 when any request fails. bench/README.md explains the output and
 // keeps the measured figures.
@@ -30,6 +30,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -89,7 +90,7 @@ func main() {
 	flag.DurationVar(&cfg.duration, "duration", 5*time.Second, "measured time per figure")
 	flag.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "unrecorded warm-up before each figure (opens the connections)")
 	flag.StringVar(&cfg.postgres, "postgres", os.Getenv(postgresEnv), "PostgreSQL URL for a second run in a fresh schema (default $"+postgresEnv+")")
-	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole process (server and clients) to this file")
+	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole process (server and clients) during each measured figure to PREFIX-<figure>.pprof")
 	flag.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long")
 	flag.BoolVar(&cfg.gzip, "gzip", true, "let clients accept gzip responses, as connect-go clients do by default")
 	flag.BoolVar(&cfg.pgAnalyze, "pg-analyze", true, "run ANALYZE after the PostgreSQL setup, as autovacuum would within a minute, so plans do not depend on its timing")
@@ -145,18 +146,6 @@ func run(cfg config) error {
 		os.Exit(3)
 	})
 	defer watchdog.Stop()
-
-	if cfg.cpuprofile != "" {
-		f, err := os.Create(cfg.cpuprofile)
-		if err != nil {
-			return fmt.Errorf("create cpu profile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("start cpu profile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
-	}
 
 	fmt.Printf("# %s, %s/%s, GOMAXPROCS=%d, NumCPU=%d, runners=%d, duration=%s, clients=%v, gzip=%v\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(),
@@ -302,7 +291,7 @@ func runBaseline(ctx context.Context, cfg config, errs *errorLog) error {
 		return nil
 	}
 	for _, c := range cfg.clients {
-		if err := measure(ctx, cfg, "baseline http", c, call, errs); err != nil {
+		if err := measure(ctx, cfg, baselineLabel, c, call, errs); err != nil {
 			return err
 		}
 	}
@@ -601,7 +590,9 @@ func walkPages(ctx context.Context, client gitpodv1connect.RunnerServiceClient, 
 // measure runs call from clients goroutines for cfg.warmup unrecorded, then
 // for cfg.duration recording every request, and prints one line.
 func measure(ctx context.Context, cfg config, label string, clients int, call func(context.Context) error, errs *errorLog) error {
-	if !cfg.wants(label, clients) {
+	// The baseline is always measured: every other figure is printed
+	// beside it.
+	if label != baselineLabel && !cfg.wants(label, clients) {
 		return nil
 	}
 	if cfg.warmup > 0 {
@@ -609,16 +600,79 @@ func measure(ctx context.Context, cfg config, label string, clients int, call fu
 			return err
 		}
 	}
-	before := readCPU()
-	lat, elapsed, err := load(ctx, clients, cfg.duration, call, label, errs)
+	stopProfile, err := startProfile(cfg, label, clients)
 	if err != nil {
 		return err
 	}
-	cpu := readCPU().since(before, elapsed, len(lat))
+	allocs := readAllocs()
+	before := readCPU()
+	lat, elapsed, err := load(ctx, clients, cfg.duration, call, label, errs)
+	stopProfile()
+	if err != nil {
+		return err
+	}
+	cpuAfter := readCPU()
+	cpu := cpuAfter.since(before, elapsed, len(lat))
+	allocs = readAllocs().minus(allocs)
 	slices.Sort(lat)
-	fmt.Printf("%s clients=%d rps=%.0f p50=%s p99=%s max=%s n=%d %s\n", label, clients,
-		float64(len(lat))/elapsed.Seconds(), ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(lat[len(lat)-1]), len(lat), cpu)
+	rps := float64(len(lat)) / elapsed.Seconds()
+	line := fmt.Sprintf("%s clients=%d rps=%.0f p50=%s p99=%s max=%s n=%d %s allocs/req=%.0f B/req=%.0f", label, clients,
+		rps, ms(pct(lat, 0.50)), ms(pct(lat, 0.99)), ms(lat[len(lat)-1]), len(lat), cpu,
+		float64(allocs.objects)/float64(len(lat)), float64(allocs.bytes)/float64(len(lat)))
+	perReq := cpuAfter.perRequest(before, len(lat))
+	if label == baselineLabel {
+		baselines[clients] = baseline{rps: rps, cpuPerReq: perReq}
+	} else if b, ok := baselines[clients]; ok && b.rps > 0 && b.cpuPerReq > 0 && perReq > 0 {
+		// Beside the bare HTTP round trip of the same run and concurrency:
+		// what the API costs over what the machine and net/http cost.
+		line += fmt.Sprintf(" vs_bare: cpu/req=%.2fx rps=%.2fx", perReq.Seconds()/b.cpuPerReq.Seconds(), rps/b.rps)
+	}
+	fmt.Println(line)
 	return nil
+}
+
+// baselineLabel names the bare HTTP figure the others are compared with.
+const baselineLabel = "baseline http"
+
+// baseline is the bare HTTP figure of this run at one concurrency.
+type baseline struct {
+	rps       float64
+	cpuPerReq time.Duration
+}
+
+// baselines holds the baseline of each concurrency, measured first.
+var baselines = map[int]baseline{}
+
+// startProfile starts a CPU profile of the figure when --cpuprofile is set
+// and returns what stops it.
+func startProfile(cfg config, label string, clients int) (func(), error) {
+	if cfg.cpuprofile == "" {
+		return func() {}, nil
+	}
+	name := fmt.Sprintf("%s-%s-c%d.pprof", cfg.cpuprofile, strings.NewReplacer(" ", "-", "/", "_").Replace(label), clients)
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, fmt.Errorf("create cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// heapAllocs counts the heap allocations of the process so far: unlike its
+// time, a request's count barely depends on the other load of the machine.
+type heapAllocs struct{ objects, bytes uint64 }
+
+func readAllocs() heapAllocs {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return heapAllocs{objects: s[0].Value.Uint64(), bytes: s[1].Value.Uint64()}
+}
+
+func (a heapAllocs) minus(b heapAllocs) heapAllocs {
+	return heapAllocs{objects: a.objects - b.objects, bytes: a.bytes - b.bytes}
 }
 
 // cpuTicks is a sample of the machine's busy time and this process's CPU
@@ -720,6 +774,14 @@ func (t cpuTicks) since(b cpuTicks, elapsed time.Duration, requests int) string 
 		out += fmt.Sprintf(" pgcpu=%.2f pgcpu/req=%dus", pg, pgReq.Microseconds())
 	}
 	return out
+}
+
+// perRequest is this process's CPU time per request between b and t.
+func (t cpuTicks) perRequest(b cpuTicks, requests int) time.Duration {
+	if !t.ok || !b.ok || requests == 0 {
+		return 0
+	}
+	return time.Duration(float64(t.self-b.self) / userHZ / float64(requests) * float64(time.Second))
 }
 
 // load runs the clients for d and returns the latency of every successful
