@@ -40,14 +40,14 @@ func scanRunner(row interface{ Scan(...any) error }) (*runners.Runner, error) {
 		return nil, err
 	}
 	password := r.Spec.Configuration.Metrics.Password
-	if err := json.Unmarshal([]byte(spec), &r.Spec); err != nil {
+	if err := specDocs.decode(spec, &r.Spec); err != nil {
 		return nil, fmt.Errorf("decode spec of runner %q: %w", r.ID, err)
 	}
 	r.Spec.Configuration.Metrics.Password = password
-	if err := json.Unmarshal([]byte(status), &r.Status); err != nil {
+	if err := statusDocs.decode(status, &r.Status); err != nil {
 		return nil, fmt.Errorf("decode status of runner %q: %w", r.ID, err)
 	}
-	if err := json.Unmarshal([]byte(report), &r.Report); err != nil {
+	if err := reportDocs.decode(report, &r.Report); err != nil {
 		return nil, fmt.Errorf("decode report of runner %q: %w", r.ID, err)
 	}
 	r.Status.Phase = runners.Phase(phase)
@@ -217,16 +217,35 @@ func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Run
 		}
 	}
 	query += ` ORDER BY seq`
-	if f.Limit > 0 {
-		query += fmt.Sprintf(` LIMIT %d`, f.Limit)
+	var rows *sql.Rows
+	var err error
+	if len(args) == 2 {
+		// A page without filters, what lists and the console ask for
+		// most: one statement prepared once, the limit a parameter
+		// (-1, no limit, on SQLite; NULL on PostgreSQL).
+		var limit any = f.Limit
+		if f.Limit <= 0 {
+			limit = nil
+			if db.dialect.Name != "postgres" {
+				limit = -1
+			}
+		}
+		rows, err = db.readQuery(ctx, query+` LIMIT ?`, append(args, limit)...)
+	} else {
+		if f.Limit > 0 {
+			query += fmt.Sprintf(` LIMIT %d`, f.Limit)
+		}
+		rows, err = db.read.QueryContext(ctx, db.q(query), args...)
 	}
-	rows, err := db.read.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, db.translate(err, "runners")
 	}
 	defer rows.Close()
 	var out []*runners.Runner
 	for rows.Next() {
+		if out == nil && f.Limit > 0 {
+			out = make([]*runners.Runner, 0, min(f.Limit, 128))
+		}
 		r, err := scanRunner(rows)
 		if err != nil {
 			return nil, db.translate(err, "runners")
