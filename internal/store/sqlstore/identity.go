@@ -23,7 +23,9 @@ func (db *DB) CreateOrganization(ctx context.Context, org *identity.Organization
 }
 
 func (db *DB) FindOrganizationByName(ctx context.Context, name string) (*identity.Organization, error) {
-	org, err := scanOrganization(db.read.QueryRowContext(ctx, db.q(`SELECT `+organizationColumns+` FROM organizations WHERE name = ?`), name))
+	// Prepared once: the REST API reads its organization by name on every
+	// call.
+	org, err := scanOrganization(db.readRow(ctx, `SELECT `+organizationColumns+` FROM organizations WHERE name = ?`, name))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("organization %q", name))
 	}

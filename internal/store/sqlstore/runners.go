@@ -178,8 +178,7 @@ func (db *DB) FindRunnerOrTombstone(ctx context.Context, orgID, id string) (*run
 }
 
 func (db *DB) FindRunnerBySeq(ctx context.Context, orgID string, seq int64) (*runners.Runner, error) {
-	r, err := scanRunner(db.read.QueryRowContext(ctx,
-		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND seq = ?`+live), orgID, seq))
+	r, err := scanRunner(db.readRow(ctx, `SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND seq = ?`+live, orgID, seq))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %d", seq))
 	}
@@ -187,8 +186,7 @@ func (db *DB) FindRunnerBySeq(ctx context.Context, orgID string, seq int64) (*ru
 }
 
 func (db *DB) FindRunnerByName(ctx context.Context, orgID, name string) (*runners.Runner, error) {
-	r, err := scanRunner(db.read.QueryRowContext(ctx,
-		db.q(`SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND name = ?`+live), orgID, name))
+	r, err := scanRunner(db.readRow(ctx, `SELECT `+runnerColumns+` FROM runners WHERE org_id = ? AND name = ?`+live, orgID, name))
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %q", name))
 	}
