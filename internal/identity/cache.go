@@ -175,6 +175,19 @@ func (c *keyCache) dropID(id string) {
 	}
 }
 
+// dropOrg forgets the keys of organization orgID.
+func (c *keyCache) dropOrg(orgID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen.Add(1)
+	// Backwards, since remove moves the last entry into the freed slot.
+	for i := len(c.ring) - 1; i >= 0; i-- {
+		if i < len(c.ring) && c.ring[i].caller.OrgID == orgID {
+			c.remove(c.ring[i])
+		}
+	}
+}
+
 // clear forgets every key.
 func (c *keyCache) clear() {
 	c.mu.Lock()

@@ -78,3 +78,24 @@ func TestKeyCache_DropDuringRead(t *testing.T) {
 		t.Fatal("dropping by ID leaves the entry")
 	}
 }
+
+// TestKeyCache_DropOrg: forgetting an organization's keys keeps every other
+// organization's.
+func TestKeyCache_DropOrg(t *testing.T) {
+	now := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
+	var c keyCache
+	for i := range 10 {
+		k := cacheKey(i)
+		k.OrgID = fmt.Sprintf("org-%d", i%3)
+		c.put(k, callerOf(k), now, c.generation())
+	}
+	c.dropOrg("org-1")
+	for i := range 10 {
+		if got, want := c.get(cacheKey(i).Hash, now, keyCacheTTL) != nil, i%3 != 1; got != want {
+			t.Errorf("key %d of org-%d cached = %v, want %v", i, i%3, got, want)
+		}
+	}
+	if c.len() != 7 {
+		t.Fatalf("%d entries, want 7", c.len())
+	}
+}

@@ -173,6 +173,11 @@ func (s *Service) keyTTL() time.Duration {
 // the users service's TokenRevoked reach it through the change notices).
 func (s *Service) KeyChanged(tokenID string) { s.keys.dropID(tokenID) }
 
+// OrganizationKeysChanged forgets what this process holds in memory of the
+// keys of organization orgID: another replica deleted the organization (with
+// its keys), or changed something of it that may concern them.
+func (s *Service) OrganizationKeysChanged(orgID string) { s.keys.dropOrg(orgID) }
+
 // ForgetKeys forgets every key this process holds in memory: changes to
 // keys may have been missed (a replica that stopped listening for them).
 func (s *Service) ForgetKeys() { s.keys.clear() }

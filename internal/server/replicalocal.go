@@ -20,6 +20,14 @@ func (l replicaLocal) TokenRevoked(orgID, tokenID string) {
 	l.Fleet.TokenRevoked(orgID, tokenID)
 }
 
+// OrgChanged also forgets the organization's cached keys: a deleted
+// organization's keys stop working on every replica at once (the others
+// are told by the notice its deletion sends).
+func (l replicaLocal) OrgChanged(orgID string) {
+	l.keys.OrganizationKeysChanged(orgID)
+	l.Fleet.OrgChanged(orgID)
+}
+
 // Resync also forgets every cached key: the notices missed while this
 // replica was not listening may have revoked some.
 func (l replicaLocal) Resync() {

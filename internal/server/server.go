@@ -394,7 +394,11 @@ func (s *Server) open(ctx context.Context) error {
 	s.users = &users.Service{Store: st, Now: runnerSvc.Now, TokenRevoked: hooks.TokenRevoked}
 	s.users.Disabled = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, false) }
 	s.users.PasswordReset = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, true) }
-	orgSvc := &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted}
+	orgSvc := &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: func(orgID string) {
+		// Its keys leave the key cache here and on every other replica.
+		idSvc.OrganizationDeleted(orgID)
+		hooks.OrgChanged(orgID)
+	}}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,

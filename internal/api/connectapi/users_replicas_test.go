@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
@@ -52,15 +53,7 @@ func TestUsers_KeyChangesReachEveryReplica(t *testing.T) {
 				key := mintUserKey(t, f.st, f.defaultID, f.memberID, identity.ScopeRunnersRead, identity.ScopeRunnersWrite)
 				var clients []*client
 				for i, r := range replicas {
-					// Only once a replica hears the notices does it trust
-					// a cached key for the full minute.
-					deadline := time.Now().Add(30 * time.Second)
-					for !r.Server.ReplicaNoticesLive() {
-						if time.Now().After(deadline) {
-							t.Fatalf("replica %d does not listen for change notices", i)
-						}
-						time.Sleep(20 * time.Millisecond)
-					}
+					waitNoticesLive(t, i, r)
 					c := newClient(t, r.URL, protocols[0], bearer(key))
 					mustCreateLinuxRunner(t, c) // caches the key with its owner's role
 					clients = append(clients, c)
@@ -90,5 +83,59 @@ func TestUsers_KeyChangesReachEveryReplica(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestOrganizations_DeletedKeysStopOnEveryReplica: the keys of a deleted
+// organization, cached on every replica, stop on all of them (the
+// deletion's notice), not when their cache entries expire a minute later.
+func TestOrganizations_DeletedKeysStopOnEveryReplica(t *testing.T) {
+	forEachUsersFixture(t, func(t *testing.T, f *usersFixture) {
+		replicas := []*testutil.TestServer{f.ts}
+		if f.ts.DatabaseURL() != "" {
+			replicas = append(replicas, testutil.StartServerWith(t, testutil.Postgres, testutil.Options{DatabaseURL: f.ts.DatabaseURL()}))
+		}
+		org, err := f.install.create(name("doomed"))
+		mustOK(t, err, "create organization")
+		secret := identity.NewSecret(identity.PrefixAPIKey)
+		id := uuid.NewString()
+		mustOK(t, f.st.CreateToken(ctx, &identity.Token{ID: id, OrgID: org.GetId(), Name: "ci", Principal: identity.PrincipalServiceAccount,
+			Scopes: []identity.Scope{identity.ScopeRunnersRead}, Creator: identity.Subject{ID: id, Principal: identity.PrincipalServiceAccount},
+			Hash: identity.HashSecret(secret), CreatedAt: time.Now()}), "create the organization's key")
+		var clients []*client
+		for i, r := range replicas {
+			waitNoticesLive(t, i, r)
+			c := newClient(t, r.URL, protocols[0], bearer(secret))
+			whoami(t, c) // caches the key
+			clients = append(clients, c)
+		}
+		_, err = f.install.Orgs.DeleteOrganization(ctx, connect.NewRequest(&gitpodv1.DeleteOrganizationRequest{OrganizationId: org.GetId()}))
+		mustOK(t, err, "delete the organization")
+		for i, c := range clients {
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				_, err := c.Identity.GetAuthenticatedIdentity(ctx, connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
+				if connect.CodeOf(err) == connect.CodeUnauthenticated {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("replica %d still answers %v to the deleted organization's key", i, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	})
+}
+
+// waitNoticesLive waits until replica i listens for the change notices:
+// only then does it trust a cached key for the full minute.
+func waitNoticesLive(t *testing.T, i int, r *testutil.TestServer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !r.Server.ReplicaNoticesLive() {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %d does not listen for change notices", i)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
