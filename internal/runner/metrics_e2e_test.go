@@ -67,7 +67,7 @@ func startRunnerFor(t *testing.T, ts *testutil.TestServer, name, cfg string) (st
 	addr := freeAddr(t)
 	testutil.StartRunner(t, runner.Config{
 		Server: ts.URL, ExchangeToken: res["exchangeToken"].(string), StateDir: filepath.Join(t.TempDir(), "state"), Name: name,
-		Region: "test-region", HealthAddr: addr, MetricsInterval: 200 * time.Millisecond, StopGrace: 2 * time.Second,
+		Region: "test-region", MaxPods: 2, HealthAddr: addr, MetricsInterval: 200 * time.Millisecond, StopGrace: 2 * time.Second,
 	})
 	return id, addr
 }
@@ -293,7 +293,7 @@ func TestRunnerStatusFields(t *testing.T) {
 	for _, backend := range testutil.Backends() {
 		t.Run(string(backend), func(t *testing.T) {
 			ts := testutil.StartServer(t, backend)
-			id, _ := startRunnerFor(t, ts, "status-fields", `{}`)
+			id, health := startRunnerFor(t, ts, "status-fields", `{}`)
 			var st map[string]any
 			eventually(t, "the runner reports a measured latency", func() string {
 				st = getRunner(t, ts.URL, id)["status"].(map[string]any)
@@ -325,13 +325,28 @@ func TestRunnerStatusFields(t *testing.T) {
 			if caps, _ := st["capabilities"].([]any); len(caps) != 0 {
 				t.Errorf("capabilities = %v, want none", caps)
 			}
-			if code, b := call(t, http.MethodPost, ts.URL+"/api/v1/orgs/default/agents", `{"id":"sh-agent","name":"Sh","command":["sh","-c","true"]}`); code != http.StatusCreated {
+			if code, b := call(t, http.MethodPost, ts.URL+"/api/v1/orgs/default/agents", `{"id":"sh-agent","name":"Sh","command":["sh","-c","exec sleep 600"]}`); code != http.StatusCreated {
 				t.Fatalf("create agent type: %d %s", code, b)
 			}
 			eventually(t, "an agent binary brings agent execution", func() string {
 				caps := fmt.Sprint(getRunner(t, ts.URL, id)["status"].(map[string]any)["capabilities"])
 				if caps != "[RUNNER_CAPABILITY_AGENT_EXECUTION]" {
 					return caps
+				}
+				return ""
+			})
+
+			// A pod is work: its holder and its process show in the
+			// runner's metrics, with what they use.
+			if code, b := call(t, http.MethodPost, ts.URL+"/api/v1/orgs/default/pods", `{"agent_type_id":"sh-agent","initial_prompt":"x"}`); code != http.StatusCreated {
+				t.Fatalf("create pod: %d %s", code, b)
+			}
+			eventually(t, "the runner's metrics count the pod and its processes", func() string {
+				m := "http://" + health + "/metrics"
+				pods, holders, procs, rss := scrape(t, m, `runyard_runner_pods{state="running"}`), scrape(t, m, "runyard_runner_work_holders"),
+					scrape(t, m, "runyard_runner_work_processes"), scrape(t, m, "runyard_runner_work_resident_memory_bytes")
+				if pods != "1" || holders != "1" || procs != "2" || rss == "0" || rss == "" {
+					return fmt.Sprintf("pods %s holders %s processes %s rss %s", pods, holders, procs, rss)
 				}
 				return ""
 			})
