@@ -257,7 +257,10 @@ func TestRunnerMetrics_Managed(t *testing.T) {
 			id, _ := startRunnerFor(t, ts, "metrics-managed", `{"metrics":{"managedMetricsEnabled":true}}`)
 			classes := rpcJSON(t, ts.URL, "EnvironmentService/ListEnvironmentClasses", `{"filter":{"runnerIds":["`+id+`"]}}`)["environmentClasses"].([]any)
 			class := classes[0].(map[string]any)["id"].(string)
-			rpcJSON(t, ts.URL, "EnvironmentService/CreateEnvironment", `{"spec":{"machine":{"class":"`+class+`"}}}`)
+			env := rpcJSON(t, ts.URL, "EnvironmentService/CreateEnvironment", `{"spec":{"machine":{"class":"`+class+`"}}}`)["environment"].(map[string]any)["id"].(string)
+			svc := rpcJSON(t, ts.URL, "EnvironmentAutomationService/CreateService",
+				`{"environmentId":"`+env+`","metadata":{"reference":"web","name":"web"},"spec":{"commands":{"start":"exec sleep 600"}}}`)
+			rpcJSON(t, ts.URL, "EnvironmentAutomationService/StartService", `{"id":"`+svc["service"].(map[string]any)["id"].(string)+`"}`)
 			// An agent type no runner has: its pod waits.
 			rest := ts.URL + "/api/v1/orgs/default"
 			if code, b := call(t, http.MethodPost, rest+"/agents", `{"id":"nowhere-agent","name":"Nowhere","command":["runyard-no-such-agent"]}`); code != http.StatusCreated {
@@ -271,6 +274,8 @@ func TestRunnerMetrics_Managed(t *testing.T) {
 					`runyard_runner_stream_connected{runner="` + id + `"}`:             "1",
 					`runyard_runner_environments{phase="running",runner="` + id + `"}`: "1",
 					`runyard_environments{phase="running"}`:                            "1",
+					`runyard_services{phase="running"}`:                                "1",
+					`runyard_runner_services{phase="running",runner="` + id + `"}`:     "1",
 					`runyard_pods{status="pending"}`:                                   "1",
 					`runyard_pods_pending{reason="agent_type_missing"}`:                "1",
 					`runyard_runners_connected`:                                        "1",
