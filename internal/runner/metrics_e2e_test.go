@@ -286,6 +286,12 @@ func TestRunnerMetrics_Managed(t *testing.T) {
 				}
 				return ""
 			})
+			// A runner's periodic report is no call a person makes: the
+			// audit log records none.
+			audit := rpcJSON(t, ts.URL, "EventService/ListAuditLogs", `{"filter":{"methods":["runyard.runner.v1.RunnerControlService/ReportRunnerMetrics"]}}`)
+			if entries, _ := audit["entries"].([]any); len(entries) != 0 {
+				t.Errorf("the audit log records metrics reports: %v", entries)
+			}
 		})
 	}
 }
