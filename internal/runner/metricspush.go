@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -28,6 +30,17 @@ type metricsTarget struct {
 	managed            bool
 	url                string
 	username, password string
+	// shown is url with any password in it masked, for logs and errors.
+	shown string
+}
+
+// redacted masks the password of a URL that carries one (user:pass@host).
+func redacted(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func (t *metricsTarget) remote() bool { return t != nil && !t.managed && t.url != "" }
@@ -40,7 +53,7 @@ func (d *Daemon) setMetricsTarget(c *runnerv1.MetricsConfig) {
 	case c.GetManaged():
 		t = &metricsTarget{managed: true}
 	case c.GetEnabled() && c.GetUrl() != "":
-		t = &metricsTarget{url: c.GetUrl(), username: c.GetUsername()}
+		t = &metricsTarget{url: c.GetUrl(), username: c.GetUsername(), shown: redacted(c.GetUrl())}
 		if sealed := c.GetSealedPassword(); len(sealed) > 0 {
 			pw, err := d.openSecret(sealed)
 			if err != nil {
@@ -54,7 +67,7 @@ func (d *Daemon) setMetricsTarget(c *runnerv1.MetricsConfig) {
 	if (old == nil) != (t == nil) || (old != nil && *old != *t) {
 		if t != nil {
 			// Never the password.
-			d.log.Info("metrics: pushing", "managed", t.managed, "url", t.url)
+			d.log.Info("metrics: pushing", "managed", t.managed, "url", t.shown)
 		} else if old != nil {
 			d.log.Info("metrics: no longer pushing")
 		}
@@ -131,12 +144,12 @@ func (d *Daemon) pushOnce(ctx context.Context, t *metricsTarget) error {
 		remote.WithAPINoRetryOnRateLimit(),
 	)
 	if err != nil {
-		return fmt.Errorf("remote write URL: %w", err)
+		return fmt.Errorf("remote write URL %s: invalid", t.shown)
 	}
 	runnerID, _ := d.runnerID.Load().(string)
 	wr := writeRequest(families, []prompb.Label{{Name: "job", Value: "runyard-runner"}, {Name: "runner", Value: runnerID}}, time.Now())
 	if _, err := api.Write(ctx, remote.WriteV1MessageType, wr); err != nil {
-		return fmt.Errorf("remote write to %s: %w", t.url, err)
+		return fmt.Errorf("remote write to %s: %s", t.shown, strings.ReplaceAll(err.Error(), t.url, t.shown))
 	}
 	return nil
 }

@@ -59,3 +59,15 @@ func TestWriteRequest(t *testing.T) {
 		t.Errorf("series:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestRedacted(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"http://127.0.0.1:9090/api/v1/write", "http://127.0.0.1:9090/api/v1/write"},
+		{"https://user:hunter2@metrics.example/api/v1/write", "https://user:xxxxx@metrics.example/api/v1/write"},
+		{"http://[::1", "(an unparsable URL)"},
+	} {
+		if got := redacted(tc.in); got != tc.want || strings.Contains(got, "hunter2") {
+			t.Errorf("redacted(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

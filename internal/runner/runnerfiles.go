@@ -105,7 +105,7 @@ func (d *Daemon) supportBundle() ([]byte, error) {
 	}
 	if t := d.metricsTarget.Load(); t != nil {
 		// The password stays out: whether there is one is all that helps.
-		config["metrics"] = map[string]any{"managed": t.managed, "url": t.url, "username": t.username, "passwordSet": t.password != ""}
+		config["metrics"] = map[string]any{"managed": t.managed, "url": t.shown, "username": t.username, "passwordSet": t.password != ""}
 	}
 	health := map[string]any{"connected": d.health.connected.Load(), "sessions": d.health.sessions.Load(),
 		"latency": time.Duration(d.latency.Load()).String()}
