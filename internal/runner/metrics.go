@@ -73,7 +73,10 @@ var (
 )
 
 // workCollector reads the daemon's work once per collection.
-type workCollector struct{ d *Daemon }
+type workCollector struct {
+	d    *Daemon
+	seen holderCache
+}
 
 func (c *workCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{podsDesc, envsDesc, servicesDesc, executionsDesc, procsDesc, holdersDesc, cpuDesc, rssDesc} {
@@ -102,7 +105,7 @@ func (c *workCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n), label)
 		}
 	}
-	w := readWork(c.d.cfg.StateDir)
+	w := readWork(c.d.cfg.StateDir, &c.seen)
 	ch <- prometheus.MustNewConstMetric(procsDesc, prometheus.GaugeValue, float64(w.Processes))
 	ch <- prometheus.MustNewConstMetric(holdersDesc, prometheus.GaugeValue, float64(w.Holders))
 	ch <- prometheus.MustNewConstMetric(cpuDesc, prometheus.GaugeValue, w.CPUSeconds)

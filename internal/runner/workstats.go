@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/runyard/runyard/internal/runner/holder"
 )
@@ -15,6 +16,20 @@ type work struct {
 	Holders, Processes int
 	CPUSeconds         float64
 	RSSBytes           int64
+}
+
+// holderCache keeps, per live process, whether it is one of the runner's
+// holders: which holders a process is does not change while it lives, and
+// telling costs reads of its argv and open files.
+type holderCache struct {
+	mu    sync.Mutex
+	known map[int]holderVerdict
+}
+
+type holderVerdict struct {
+	start uint64 // start time in clock ticks: a recycled pid is another process
+	// argv: named runyard-holder; holder: and holds a file under the state dir.
+	argv, holder bool
 }
 
 // clockTicks is USER_HZ, the unit of CPU times in /proc/PID/stat; Linux
@@ -27,7 +42,7 @@ const clockTicks = 100
 // is every process in the session of a holder or of a command a holder
 // started (each command leads a session of its own, and what it starts
 // stays in it even when it is re-parented).
-func readWork(stateDir string) work {
+func readWork(stateDir string, seen *holderCache) work {
 	var w work
 	dir, err := filepath.Abs(stateDir)
 	if err != nil {
@@ -45,6 +60,12 @@ func readWork(stateDir string) work {
 	}
 	all := map[int]stat{}
 	var holders []int
+	seen.mu.Lock()
+	defer seen.mu.Unlock()
+	if seen.known == nil {
+		seen.known = map[int]holderVerdict{}
+	}
+	alive := map[int]bool{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -71,9 +92,29 @@ func readWork(stateDir string) work {
 		rss, _ := strconv.ParseInt(f[21], 10, 64)
 		all[pid] = stat{ppid: ppid, sid: sid, ticks: ut + st, rssPages: rss}
 		// A holder is this binary re-executed with argv[0] runyard-holder
-		// (its comm is the executable's name, so argv is what tells).
-		if isHolder(pid) && holdsUnder(pid, dir) {
+		// (its comm is the executable's name, so argv is what tells). The
+		// verdict on a process is kept while it lives (same pid, same
+		// start time), so a scan reads argv and open files of new
+		// processes only.
+		start, _ := strconv.ParseUint(f[19], 10, 64)
+		alive[pid] = true
+		v, ok := seen.known[pid]
+		if !ok || v.start != start {
+			v = holderVerdict{start: start, argv: isHolder(pid)}
+		}
+		// A spare holder opens its directory only once it gets a command:
+		// until then it is asked again.
+		if v.argv && !v.holder {
+			v.holder = holdsUnder(pid, dir)
+		}
+		seen.known[pid] = v
+		if v.holder {
 			holders = append(holders, pid)
+		}
+	}
+	for pid := range seen.known {
+		if !alive[pid] {
+			delete(seen.known, pid)
 		}
 	}
 	sessions := map[int]bool{}
