@@ -96,7 +96,8 @@ func (f *Fleet) ReportRunnerMetrics(ctx context.Context, data []byte) error {
 }
 
 // reservedFamily reports the families the control plane's own registry
-// has under the runner prefix.
+// has under the runner prefix (internal/metrics): a runner's family of the
+// same name would clash with them on /metrics.
 func reservedFamily(name string) bool {
 	return name == "runyard_runner_renewals_total"
 }

@@ -78,7 +78,7 @@ func New(fleet Fleet) *Metrics {
 				Help: "Runner renewals received by this control plane process since it started.",
 			}, func() float64 { return float64(fleet.Renewals()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-				Name: "runyard_runner_terminal_streams",
+				Name: "runyard_terminal_streams",
 				Help: "Terminal streams (pod terminals, logs, runners' own files) open from runners to this control plane process.",
 			}, func() float64 { return float64(fleet.TerminalStreams()) }),
 		)
