@@ -56,7 +56,8 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 	f.IntVar(&cfg.MaxPods, "max-pods", 10, "how many agent pods this runner takes at once")
 	f.StringVar(&cfg.Region, "region", "", "region to report")
 	f.DurationVar(&cfg.StopGrace, "stop-grace", 2*time.Minute, "how long a stopped pod has between SIGTERM and SIGKILL")
-	f.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /healthz and /readyz on this address, e.g. :8081 (default: off)")
+	f.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /healthz, /readyz and /metrics on this address, e.g. :8081 (default: off)")
+	f.DurationVar(&cfg.MetricsInterval, "metrics-interval", runner.DefaultMetricsInterval, "how often to push metrics when spec.configuration.metrics asks for it")
 	cmd.AddCommand(newRunnerInstallServiceCmd(g))
 	return cmd
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // DefaultTimeout is how long a runner may stay silent before it is INACTIVE.
@@ -48,8 +49,11 @@ type Fleet struct {
 	// by session ID.
 	terminals map[string]*terminalWait
 
-	connected atomic.Int64
-	renewals  atomic.Int64
+	connected     atomic.Int64
+	renewals      atomic.Int64
+	openTerminals atomic.Int64 // Terminal streams open (ServeTerminal)
+	// rm holds the runners' managed metrics (runnermetrics.go).
+	rm runnerMetrics
 
 	// OnConnect and OnDisconnect, when set, are told when a runner's
 	// stream starts and ends on this control plane, so that other replicas
@@ -57,6 +61,10 @@ type Fleet struct {
 	// goroutine.
 	OnConnect    func(orgID, runnerID string, since time.Time)
 	OnDisconnect func(orgID, runnerID string, since time.Time)
+	// RunnerURL, when set, is the URL of a runner's own file ("log",
+	// "support-bundle") on this control plane: status.logUrl and
+	// status.supportBundleUrl.
+	RunnerURL func(runnerID, file string) string
 }
 
 // New returns a fleet for the runners of svc; timeout zero means
@@ -114,6 +122,9 @@ func (f *Fleet) Connected() int64 { return f.connected.Load() }
 
 // Renewals is the number of renewals received since start.
 func (f *Fleet) Renewals() int64 { return f.renewals.Load() }
+
+// TerminalStreams is the number of Terminal streams open from runners.
+func (f *Fleet) TerminalStreams() int64 { return f.openTerminals.Load() }
 
 // Run flushes renewals and sweeps silent runners until ctx ends, then
 // flushes once more so that no renewal received is lost.
@@ -347,7 +358,7 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 			return fmt.Errorf("accept stream: %w", err)
 		}
 	}
-	r, err := f.svc.Report(ctx, reportOf(st))
+	r, err := f.svc.Report(ctx, f.reportOf(c.RunnerID, st))
 	if err != nil {
 		return err
 	}
@@ -492,7 +503,7 @@ func (f *Fleet) receive(ctx context.Context, s *session, stream Stream) error {
 			default: // the runner is not reading; a missing ack is harmless
 			}
 		case *runnerv1.ConnectRequest_Status:
-			if _, err := f.svc.Report(ctx, reportOf(m.Status)); err != nil {
+			if _, err := f.svc.Report(ctx, f.reportOf(s.runnerID, m.Status)); err != nil {
 				return err
 			}
 		case *runnerv1.ConnectRequest_PodStatus:
@@ -579,7 +590,9 @@ func (f *Fleet) unregister(s *session) {
 	}
 }
 
-func reportOf(st *runnerv1.Status) runners.Report {
+// reportOf is the runner's report of st; its log and support bundle are
+// served at f.RunnerURL's URLs.
+func (f *Fleet) reportOf(runnerID string, st *runnerv1.Status) runners.Report {
 	rep := runners.Report{
 		Version:    st.GetVersion(),
 		OS:         st.GetOs(),
@@ -591,9 +604,19 @@ func reportOf(st *runnerv1.Status) runners.Report {
 		PublicKey:  st.GetPublicKey(),
 		Draining:   st.GetDraining(),
 		AgentTypes: st.GetAgentTypes(),
+		GatewayURL: st.GetGatewayUrl(),
+	}
+	if l := st.GetGatewayLatency(); l != nil {
+		rep.GatewayLatency = l.AsDuration()
+	}
+	for _, kv := range st.GetAdditionalInfo() {
+		rep.AdditionalInfo = append(rep.AdditionalInfo, runners.FieldValue{Key: kv.GetKey(), Value: kv.GetValue()})
 	}
 	for _, c := range st.GetCapabilities() {
 		rep.Capabilities = append(rep.Capabilities, runners.Capability(c.String()))
+	}
+	if f.RunnerURL != nil {
+		rep.LogURL, rep.SupportBundleURL = f.RunnerURL(runnerID, "log"), f.RunnerURL(runnerID, "support-bundle")
 	}
 	for _, c := range st.GetComponents() {
 		rep.Components = append(rep.Components, runners.Component{
@@ -634,7 +657,26 @@ func desiredOf(r *runners.Runner) *runnerv1.ConnectResponse {
 		Phase:    gitpodv1.RunnerPhase(gitpodv1.RunnerPhase_value[string(r.Spec.DesiredPhase)]),
 		LogLevel: gitpodv1.LogLevel(gitpodv1.LogLevel_value[string(r.Spec.Configuration.LogLevel)]),
 		Version:  r.UpdatedAt.UnixMicro(),
+		Metrics:  metricsConfigOf(r),
 	}}}
+}
+
+// metricsConfigOf is where the runner is to push its metrics. The
+// password travels sealed to the runner's key, like a secret's value.
+func metricsConfigOf(r *runners.Runner) *runnerv1.MetricsConfig {
+	m := r.Spec.Configuration.Metrics
+	if !m.ManagedMetricsEnabled && !m.Enabled {
+		return nil
+	}
+	c := &runnerv1.MetricsConfig{Enabled: m.Enabled, Url: m.URL, Username: m.Username, Managed: m.ManagedMetricsEnabled}
+	if m.Password != "" {
+		// Without a key (a runner that never reported one) the password
+		// cannot travel: the runner pushes without one.
+		if sealed, err := secrets.Seal([]byte(m.Password), r.Report.PublicKey); err == nil {
+			c.SealedPassword = sealed
+		}
+	}
+	return c
 }
 
 // errRevoked ends a stream whose token was revoked: by an administrator, or

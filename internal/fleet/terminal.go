@@ -144,6 +144,8 @@ func (f *Fleet) ServeTerminal(ctx context.Context, stream TerminalStream) error 
 	if w == nil {
 		return apperr.NotFound("no client waits for terminal session %q", hello.GetSessionId())
 	}
+	f.openTerminals.Add(1)
+	defer f.openTerminals.Add(-1)
 	r := &relay{hello: hello, stream: stream, closed: make(chan struct{})}
 	w.ready <- r
 	select {

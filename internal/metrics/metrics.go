@@ -6,13 +6,16 @@
 //
 // GET /metrics takes no token, like /healthz: Prometheus scrapers rarely carry
 // API keys, and nothing here is a secret or names a tenant. Labels hold only
-// the HTTP method, the mux pattern and the status code, never an organization,
-// a runner ID or a raw URL path. What a scrape does reveal is the fleet's size
+// the HTTP method, the mux pattern, the status code and phases, never an
+// organization or a raw URL path; the one exception is the runners' managed
+// metrics (spec.configuration.metrics.managedMetricsEnabled), which carry
+// the reporting runner's ID as label runner, as that runner's owner asked. What a scrape does reveal is the fleet's size
 // and the request mix; an operator who wants to hide that serves the control
 // plane behind a proxy that keeps /metrics internal.
 package metrics
 
 import (
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +33,9 @@ type Fleet interface {
 	Connected() int64
 	// Renewals is the number of renewals received since start.
 	Renewals() int64
+	// TerminalStreams is the number of Terminal streams (pod terminals,
+	// logs, runner files) open from runners to this process.
+	TerminalStreams() int64
 }
 
 // Metrics is one server's registry and its HTTP instruments.
@@ -37,6 +43,7 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	extra    prometheus.Gatherers
 }
 
 // New returns a registry with the Go and process collectors and the fleet's
@@ -70,17 +77,35 @@ func New(fleet Fleet) *Metrics {
 				Name: "runyard_runner_renewals_total",
 				Help: "Runner renewals received by this control plane process since it started.",
 			}, func() float64 { return float64(fleet.Renewals()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "runyard_terminal_streams",
+				Help: "Terminal streams (pod terminals, logs, runners' own files) open from runners to this control plane process.",
+			}, func() float64 { return float64(fleet.TerminalStreams()) }),
 		)
 	}
 	return m
 }
+
+// AddCounts exposes the store's counts of environments, services,
+// executions and pods by phase, placed pods and pending pods by reason.
+func (m *Metrics) AddCounts(c Counter, log *slog.Logger) {
+	m.reg.MustRegister(&countsCollector{c: c, log: log})
+}
+
+// AddGatherer adds what g gathers to /metrics (the runners' managed
+// metrics, fleet.Fleet.GatherRunnerMetrics).
+func (m *Metrics) AddGatherer(g prometheus.Gatherer) { m.extra = append(m.extra, g) }
 
 // Registry is the server's registry, for tests and for adding collectors.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves the registry in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	// Gatherers are read per scrape, so ones added after Handler count.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := append(prometheus.Gatherers{m.reg}, m.extra...)
+		promhttp.HandlerFor(g, promhttp.HandlerOpts{Registry: m.reg}).ServeHTTP(w, r)
+	})
 }
 
 // Middleware counts and times the requests next serves. next must be (or end

@@ -43,7 +43,7 @@ func (h *health) stallAfter() time.Duration {
 
 func (h *health) step() { h.progress.Store(time.Now().UnixNano()) }
 
-func (h *health) handler() http.Handler {
+func (h *health) handler() *http.ServeMux {
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, ok bool, body map[string]any) {
 		w.Header().Set("Content-Type", "application/json")
@@ -83,13 +83,16 @@ func (d *Daemon) serveHealth(ctx context.Context, addr string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("health endpoint: %w", err)
 	}
-	srv := &http.Server{Handler: d.health.handler(), ReadHeaderTimeout: 5 * time.Second}
+	mux := d.health.handler()
+	// Prometheus scrapes the runner where the health checks are.
+	mux.Handle("GET /metrics", d.metricsHandler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("health endpoint stopped", "err", err)
 		}
 	}()
-	d.log.Info("serving health endpoints /healthz and /readyz", "addr", ln.Addr().String())
+	d.log.Info("serving /healthz, /readyz and /metrics", "addr", ln.Addr().String())
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

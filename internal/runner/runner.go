@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
@@ -46,6 +47,7 @@ import (
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runner/envs"
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
+	"github.com/runyard/runyard/internal/runner/ring"
 )
 
 // Config is what `runyard runner` takes.
@@ -74,7 +76,10 @@ type Config struct {
 	// HealthInterval is how often the daemon checks the health of its
 	// components (components.go); zero means DefaultHealthInterval.
 	HealthInterval time.Duration
-	Logger         *slog.Logger
+	// MetricsInterval is how often the runner pushes its metrics when its
+	// configuration asks it to; zero means DefaultMetricsInterval.
+	MetricsInterval time.Duration
+	Logger          *slog.Logger
 	// Level is the logger's level; the runner's spec.configuration.logLevel
 	// sets it while the runner runs.
 	Level *slog.LevelVar
@@ -114,6 +119,28 @@ type Daemon struct {
 	// directory knows what was), a pod handed to another daemon's stream
 	// never is. Only the session goroutine uses it.
 	epochs map[int64]bool
+	// metrics is the registry of /metrics and of pushes (metrics.go);
+	// metricsTarget is where pushes go (nil: nowhere), metricsWake pushes
+	// at once after it changed, pushFailures counts failed pushes.
+	metrics       *prometheus.Registry
+	metricsTarget atomic.Pointer[metricsTarget]
+	metricsWake   chan struct{}
+	pushFailures  atomic.Int64
+	// runnerID is the runner's ID, from the first Welcome ("" before).
+	runnerID atomic.Value
+	// latency is the round trip of the latest renewal and its
+	// acknowledgement, in nanoseconds (0 before the first).
+	latency atomic.Int64
+	// ownLog is the daemon's own recent log (status.logUrl).
+	ownLog *ownLog
+	// started is when the daemon started (the support bundle).
+	started time.Time
+	// docker is whether a Docker engine answered at start.
+	docker bool
+	// reportedLatency is the round trip last sent in a status, when
+	// (session goroutine only; zero at each new stream).
+	reportedLatency   time.Duration
+	reportedLatencyAt time.Time
 }
 
 // New opens the state directory (taking its lock) and registers with the
@@ -132,8 +159,11 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	own := &ownLog{ring: ring.New(ownLogSize)}
+	cfg.Logger = teeLogger(cfg.Logger, own, cfg.Level)
 	d := &Daemon{cfg: cfg, log: cfg.Logger, state: st, healthChanged: make(chan struct{}, 1), gitSHA: gitRevision(), checkTimeout: defaultCheckTimeout,
-		epochs: st.loadEpochs()}
+		epochs: st.loadEpochs(), metricsWake: make(chan struct{}, 1), ownLog: own, started: time.Now()}
+	d.metrics = d.newMetrics()
 	if err := d.register(ctx); err != nil {
 		st.close()
 		return nil, err
@@ -144,9 +174,10 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		st.close()
 		return nil, err
 	}
+	d.docker = dockerAnswers()
 	if d.envs, err = envs.New(envs.Config{
 		StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, ReadyInterval: cfg.ReadyInterval,
-		Docker: dockerAnswers(), Logger: cfg.Logger.With("part", "automations"),
+		Docker: d.docker, Logger: cfg.Logger.With("part", "automations"),
 		Start: d.startAutomations, Open: d.openSecret,
 	}); err != nil {
 		st.close()
@@ -308,6 +339,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		defer stop()
 	}
+	pctx, stopPush := context.WithCancel(ctx)
+	pushDone := make(chan struct{})
+	go func() { defer close(pushDone); d.pushMetrics(pctx) }()
+	defer func() { stopPush(); <-pushDone }()
 	b := backoff{min: 500 * time.Millisecond, max: 30 * time.Second}
 	for {
 		d.health.step()
@@ -457,20 +492,23 @@ func (d *Daemon) status() *runnerv1.Status {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	return &runnerv1.Status{
-		Version:      d.cfg.Version,
-		Os:           runtime.GOOS,
-		Arch:         runtime.GOARCH,
-		Hostname:     host,
-		Region:       d.cfg.Region,
-		Labels:       d.cfg.Labels,
-		MaxPods:      int32(d.cfg.MaxPods),
-		Components:   d.statusComponents(),
-		PublicKey:    d.state.key.PublicKey().Bytes(),
-		Draining:     d.draining,
-		AgentTypes:   availableAgentTypes(d.customAgents),
-		Capabilities: []gitpodv1.RunnerCapability{gitpodv1.RunnerCapability_RUNNER_CAPABILITY_AGENT_EXECUTION},
+	st := &runnerv1.Status{
+		Version:        d.cfg.Version,
+		Os:             runtime.GOOS,
+		Arch:           runtime.GOARCH,
+		Hostname:       host,
+		Region:         d.cfg.Region,
+		Labels:         d.cfg.Labels,
+		MaxPods:        int32(d.cfg.MaxPods),
+		Components:     d.statusComponents(),
+		PublicKey:      d.state.key.PublicKey().Bytes(),
+		Draining:       d.draining,
+		AgentTypes:     availableAgentTypes(d.customAgents),
+		Capabilities:   d.capabilities(),
+		AdditionalInfo: d.hostFacts(),
 	}
+	d.gateway(st)
+	return st
 }
 
 // availableAgentTypes lists the agent types, built-in and custom, whose
@@ -553,6 +591,8 @@ func (d *Daemon) session(ctx context.Context) error {
 		d.log.Warn("record the stream's epoch", "err", err)
 	}
 	d.health.interval.Store(int64(interval))
+	d.runnerID.Store(w.GetRunnerId())
+	d.reportedLatency = 0
 	d.health.sessions.Add(1)
 	d.health.connected.Store(true)
 	defer d.health.connected.Store(false)
@@ -665,8 +705,15 @@ func (d *Daemon) session(ctx context.Context) error {
 			switch m := m.Message.(type) {
 			case *runnerv1.ConnectResponse_RenewalAck:
 				lastAck = time.Now()
+				if d.measured(m.RenewalAck) {
+					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
+						return err
+					}
+				}
 			case *runnerv1.ConnectResponse_OpenTerminal:
-				if m.OpenTerminal.GetLogId() != "" {
+				if m.OpenTerminal.GetRunnerFile() != runnerv1.RunnerFile_RUNNER_FILE_UNSPECIFIED {
+					go d.serveRunnerFile(ctx, m.OpenTerminal)
+				} else if m.OpenTerminal.GetLogId() != "" {
 					go d.serveLog(ctx, m.OpenTerminal)
 				} else {
 					go d.serveTerminal(ctx, m.OpenTerminal)
@@ -746,6 +793,7 @@ func (d *Daemon) stopPods() {
 func (d *Daemon) apply(ds *runnerv1.DesiredState) (action, []*runnerv1.PodStatus) {
 	var lost []*runnerv1.PodStatus
 	d.cfg.Level.Set(slogLevel(ds.GetLogLevel()))
+	d.setMetricsTarget(ds.GetMetrics())
 	report := actionNone
 	if !maps.Equal(d.customAgents, ds.GetAgentBinaries()) {
 		before := availableAgentTypes(d.customAgents)

@@ -2,6 +2,7 @@ package runners
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -59,6 +60,17 @@ type Report struct {
 	Draining     bool         `json:"draining,omitempty"`
 	// AgentTypes are the agent types whose command the runner can run.
 	AgentTypes []string `json:"agentTypes,omitempty"`
+	// AdditionalInfo are facts about the host (kernel, CPUs, memory, free
+	// disk of the state dir).
+	AdditionalInfo []FieldValue `json:"additionalInfo,omitempty"`
+	// GatewayURL is the control plane URL the daemon's stream is connected
+	// to, GatewayLatency the round trip it measured on that stream.
+	GatewayURL     string        `json:"gatewayUrl,omitempty"`
+	GatewayLatency time.Duration `json:"gatewayLatency,omitempty"`
+	// LogURL and SupportBundleURL are where the control plane serves the
+	// daemon's own log and a support bundle it makes on demand.
+	LogURL           string `json:"logUrl,omitempty"`
+	SupportBundleURL string `json:"supportBundleUrl,omitempty"`
 }
 
 // unhealthy returns the first unhealthy component, if any.
@@ -81,6 +93,12 @@ func (r *Runner) ApplyReport(rep Report, now time.Time) {
 	r.Status.Capabilities = rep.Capabilities
 	r.Status.PublicKey = rep.PublicKey
 	r.Status.SystemDetails = fmt.Sprintf("%s/%s %s", rep.OS, rep.Arch, rep.Hostname)
+	r.Status.AdditionalInfo = slices.Clone(rep.AdditionalInfo)
+	r.Status.LogURL, r.Status.SupportBundleURL = rep.LogURL, rep.SupportBundleURL
+	r.Status.Gateway = nil
+	if rep.GatewayURL != "" {
+		r.Status.Gateway = &GatewayInfo{Name: gatewayName(rep.GatewayURL), URL: rep.GatewayURL, Region: rep.Region, Latency: rep.GatewayLatency}
+	}
 	r.LastSeen = now
 	r.refreshPhase()
 }
@@ -168,4 +186,12 @@ func (r *Runner) markDeleted(now time.Time, why string) {
 // how.
 func DeletedMessage(t time.Time, why string) string {
 	return fmt.Sprintf("deleted at %s: %s", t.UTC().Format(time.RFC3339), why)
+}
+
+// gatewayName is the host of a control plane URL, the gateway's name.
+func gatewayName(u string) string {
+	if p, err := url.Parse(u); err == nil && p.Host != "" {
+		return p.Host
+	}
+	return u
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/runyard/runyard/internal/api/oidc"
 	"github.com/runyard/runyard/internal/api/oidclogin"
 	"github.com/runyard/runyard/internal/api/rest"
+	"github.com/runyard/runyard/internal/api/runnerfiles"
 	"github.com/runyard/runyard/internal/console"
 )
 
@@ -19,5 +20,5 @@ import (
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
 	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(),
-		[]string{"GET /healthz", "GET /metrics"})
+		[]string{"GET /healthz", "GET /metrics"}, runnerfiles.Routes())
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/runyard/runyard/internal/api/oidc"
 	"github.com/runyard/runyard/internal/api/oidclogin"
 	"github.com/runyard/runyard/internal/api/rest"
+	"github.com/runyard/runyard/internal/api/runnerfiles"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
@@ -380,6 +382,11 @@ func (s *Server) open(ctx context.Context) error {
 		proxy = s.relayBetweenReplicas(st)
 	}
 	logs.Mount(mux, idSvc, envSvc, s.fleet, proxy, s.log)
+	// The runner's own log and support bundle (status.logUrl, supportBundleUrl).
+	runnerfiles.Mount(mux, idSvc, runnerSvc, s.fleet, proxy, s.log)
+	s.fleet.RunnerURL = func(runnerID, file string) string {
+		return runnerfiles.URL(s.PublicURL(), runnerID, runners.File(file))
+	}
 	oidc.Mount(mux, idSvc, s.PublicURL, s.log)
 	s.events = events.NewHub(st, s.log)
 	s.events.Retention = s.cfg.EventRetention
@@ -423,6 +430,8 @@ func (s *Server) open(ctx context.Context) error {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
+	m.AddCounts(st, s.log)
+	m.AddGatherer(prometheus.GathererFunc(s.fleet.GatherRunnerMetrics))
 	mux.Handle("GET /metrics", m.Handler())
 	s.signIns = sessions.NewService(st, st, idSvc)
 	s.signIns.Now = runnerSvc.Now

@@ -13,6 +13,7 @@ import (
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/metrics"
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/replicaproxy"
@@ -30,6 +31,8 @@ type Store interface {
 	identity.Store
 	orgs.Store
 	users.Store
+	// metrics.Counter counts objects by phase for /metrics.
+	metrics.Counter
 	runners.Store
 	pods.Store
 	environments.Store

@@ -126,9 +126,10 @@ var templates = map[string]template{
 	"gitpod.v1.OrganizationService/JoinOrganization":             {body: `{"inviteId":"{freshinvite}"}`},
 	"gitpod.v1.OrganizationService/LeaveOrganization":            {body: `{"userId":"{user}"}`, destructive: true, noProbe: true},
 
-	"runyard.runner.v1.RunnerControlService/Connect":          {body: `{}`},
-	"runyard.runner.v1.RunnerControlService/Terminal":         {body: `{}`},
-	"runyard.runner.v1.RunnerControlService/StartAutomations": {body: `{"environmentId":"{env}"}`},
+	"runyard.runner.v1.RunnerControlService/Connect":             {body: `{}`},
+	"runyard.runner.v1.RunnerControlService/Terminal":            {body: `{}`},
+	"runyard.runner.v1.RunnerControlService/StartAutomations":    {body: `{"environmentId":"{env}"}`},
+	"runyard.runner.v1.RunnerControlService/ReportRunnerMetrics": {body: `{}`},
 
 	"GET /api/v1/orgs/{org}/runners":                        {},
 	"GET /api/v1/orgs/{org}/runners/available":              {},
@@ -155,6 +156,8 @@ var templates = map[string]template{
 	"GET /api/v3/manifests/{file}":                          {path: "{manifest}"},
 	"GET /logs/{runner}/{log}":                              {path: "/logs/{runner}/{log}"},
 	"GET /logs/{runner}/{log}?follow=1":                     {path: "/logs/{runner}/{log}?follow=1"},
+	"GET /runners/{runner}/log":                             {path: "/runners/{runner}/log"},
+	"GET /runners/{runner}/support-bundle":                  {path: "/runners/{runner}/support-bundle"},
 	"GET /auth/oidc/login":                                  {},
 	"GET /auth/oidc/callback":                               {path: "/auth/oidc/callback?state=authz&code=authz"},
 

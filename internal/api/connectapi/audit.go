@@ -71,9 +71,11 @@ func (a *auditInterceptor) WrapStreamingHandler(next connect.StreamingHandlerFun
 var readPrefixes = []string{"Get", "List", "Watch", "Check", "Parse", "Search", "Validate", "Resolve"}
 
 // audited reports whether a procedure ("pkg.Service/Method") changes
-// something. MarkEnvironmentActive is the console's activity heartbeat and
-// ReportErrors a client's crash report: neither changes an object a person
-// would look for in the audit log.
+// something. MarkEnvironmentActive is the console's activity heartbeat,
+// ReportErrors a client's crash report and ReportRunnerMetrics a runner's
+// periodic metrics (an audit row per runner and push cost the control
+// plane more than the report itself, bench/runnermetrics): none changes an
+// object a person would look for in the audit log.
 func audited(method string) bool {
 	_, name, _ := strings.Cut(method, "/")
 	for _, p := range readPrefixes {
@@ -81,7 +83,7 @@ func audited(method string) bool {
 			return false
 		}
 	}
-	return name != "MarkEnvironmentActive" && name != "ReportErrors"
+	return name != "MarkEnvironmentActive" && name != "ReportErrors" && name != "ReportRunnerMetrics"
 }
 
 // auditObjectType is the type of object a procedure acts on.

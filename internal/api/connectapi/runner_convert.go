@@ -61,9 +61,10 @@ func runnerToProto(r *runners.Runner) *gitpodv1.Runner {
 		status.Capabilities = append(status.Capabilities, gitpodv1.RunnerCapability(gitpodv1.RunnerCapability_value[string(cap)]))
 	}
 	if g := st.Gateway; g != nil {
-		status.GatewayInfo = &gitpodv1.GatewayInfo{
-			Gateway: &gitpodv1.Gateway{Name: g.Name, Url: g.URL, Region: g.Region},
-			Latency: durationpb.New(g.Latency),
+		status.GatewayInfo = &gitpodv1.GatewayInfo{Gateway: &gitpodv1.Gateway{Name: g.Name, Url: g.URL, Region: g.Region}}
+		// Unset until the runner measured its stream's round trip.
+		if g.Latency > 0 {
+			status.GatewayInfo.Latency = durationpb.New(g.Latency)
 		}
 	}
 	return &gitpodv1.Runner{

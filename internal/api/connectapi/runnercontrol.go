@@ -34,3 +34,10 @@ func (h *runnerControlHandler) StartAutomations(ctx context.Context, req *connec
 	}
 	return connect.NewResponse(res), nil
 }
+
+func (h *runnerControlHandler) ReportRunnerMetrics(ctx context.Context, req *connect.Request[runnerv1.ReportRunnerMetricsRequest]) (*connect.Response[runnerv1.ReportRunnerMetricsResponse], error) {
+	if err := h.fleet.ReportRunnerMetrics(ctx, req.Msg.GetMetricFamilies()); err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&runnerv1.ReportRunnerMetricsResponse{}), nil
+}

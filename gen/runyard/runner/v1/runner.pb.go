@@ -125,6 +125,142 @@ func (PodState) EnumDescriptor() ([]byte, []int) {
 	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{1}
 }
 
+type RunnerFile int32
+
+const (
+	RunnerFile_RUNNER_FILE_UNSPECIFIED RunnerFile = 0
+	// RUNNER_FILE_LOG is the runner daemon's own recent log.
+	RunnerFile_RUNNER_FILE_LOG RunnerFile = 1
+	// RUNNER_FILE_SUPPORT_BUNDLE is a tar.gz the runner makes on demand:
+	// version, configuration without secrets, goroutine dump, recent log,
+	// component health, state-dir listing.
+	RunnerFile_RUNNER_FILE_SUPPORT_BUNDLE RunnerFile = 2
+)
+
+// Enum value maps for RunnerFile.
+var (
+	RunnerFile_name = map[int32]string{
+		0: "RUNNER_FILE_UNSPECIFIED",
+		1: "RUNNER_FILE_LOG",
+		2: "RUNNER_FILE_SUPPORT_BUNDLE",
+	}
+	RunnerFile_value = map[string]int32{
+		"RUNNER_FILE_UNSPECIFIED":    0,
+		"RUNNER_FILE_LOG":            1,
+		"RUNNER_FILE_SUPPORT_BUNDLE": 2,
+	}
+)
+
+func (x RunnerFile) Enum() *RunnerFile {
+	p := new(RunnerFile)
+	*p = x
+	return p
+}
+
+func (x RunnerFile) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RunnerFile) Descriptor() protoreflect.EnumDescriptor {
+	return file_runyard_runner_v1_runner_proto_enumTypes[2].Descriptor()
+}
+
+func (RunnerFile) Type() protoreflect.EnumType {
+	return &file_runyard_runner_v1_runner_proto_enumTypes[2]
+}
+
+func (x RunnerFile) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RunnerFile.Descriptor instead.
+func (RunnerFile) EnumDescriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{2}
+}
+
+type ReportRunnerMetricsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// metric_families is the runner's registry as gathered, in Prometheus's
+	// delimited protobuf exposition format (io.prometheus.client.MetricFamily,
+	// each preceded by its varint length).
+	MetricFamilies []byte `protobuf:"bytes,1,opt,name=metric_families,json=metricFamilies,proto3" json:"metric_families,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReportRunnerMetricsRequest) Reset() {
+	*x = ReportRunnerMetricsRequest{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRunnerMetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRunnerMetricsRequest) ProtoMessage() {}
+
+func (x *ReportRunnerMetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRunnerMetricsRequest.ProtoReflect.Descriptor instead.
+func (*ReportRunnerMetricsRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ReportRunnerMetricsRequest) GetMetricFamilies() []byte {
+	if x != nil {
+		return x.MetricFamilies
+	}
+	return nil
+}
+
+type ReportRunnerMetricsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRunnerMetricsResponse) Reset() {
+	*x = ReportRunnerMetricsResponse{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRunnerMetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRunnerMetricsResponse) ProtoMessage() {}
+
+func (x *ReportRunnerMetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRunnerMetricsResponse.ProtoReflect.Descriptor instead.
+func (*ReportRunnerMetricsResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{1}
+}
+
 type ConnectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -143,7 +279,7 @@ type ConnectRequest struct {
 
 func (x *ConnectRequest) Reset() {
 	*x = ConnectRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[0]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +291,7 @@ func (x *ConnectRequest) String() string {
 func (*ConnectRequest) ProtoMessage() {}
 
 func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[0]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +304,7 @@ func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
 func (*ConnectRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{0}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ConnectRequest) GetMessage() isConnectRequest_Message {
@@ -315,7 +451,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[1]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +463,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[1]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +476,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{1}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ConnectResponse) GetMessage() isConnectResponse_Message {
@@ -434,7 +570,7 @@ type Component struct {
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[2]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +582,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[2]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +595,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{2}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Component) GetName() string {
@@ -522,14 +658,23 @@ type Status struct {
 	Draining bool `protobuf:"varint,11,opt,name=draining,proto3" json:"draining,omitempty"`
 	// agent_types are the agent types whose command this runner can run (the
 	// binary is on its PATH).
-	AgentTypes    []string `protobuf:"bytes,12,rep,name=agent_types,json=agentTypes,proto3" json:"agent_types,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AgentTypes []string `protobuf:"bytes,12,rep,name=agent_types,json=agentTypes,proto3" json:"agent_types,omitempty"`
+	// additional_info are facts about the host (kernel, CPUs, memory, free
+	// disk of the state dir), shown as status.additionalInfo.
+	AdditionalInfo []*v1.FieldValue `protobuf:"bytes,13,rep,name=additional_info,json=additionalInfo,proto3" json:"additional_info,omitempty"`
+	// gateway_url is the control plane URL the runner's stream is connected
+	// to; gateway_latency the round trip of a renewal and its
+	// acknowledgement on that stream, as last measured (unset before the
+	// first).
+	GatewayUrl     string               `protobuf:"bytes,14,opt,name=gateway_url,json=gatewayUrl,proto3" json:"gateway_url,omitempty"`
+	GatewayLatency *durationpb.Duration `protobuf:"bytes,15,opt,name=gateway_latency,json=gatewayLatency,proto3" json:"gateway_latency,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[3]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +686,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[3]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +699,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{3}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Status) GetVersion() string {
@@ -641,6 +786,27 @@ func (x *Status) GetAgentTypes() []string {
 	return nil
 }
 
+func (x *Status) GetAdditionalInfo() []*v1.FieldValue {
+	if x != nil {
+		return x.AdditionalInfo
+	}
+	return nil
+}
+
+func (x *Status) GetGatewayUrl() string {
+	if x != nil {
+		return x.GatewayUrl
+	}
+	return ""
+}
+
+func (x *Status) GetGatewayLatency() *durationpb.Duration {
+	if x != nil {
+		return x.GatewayLatency
+	}
+	return nil
+}
+
 type Renewal struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SentAt        *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
@@ -650,7 +816,7 @@ type Renewal struct {
 
 func (x *Renewal) Reset() {
 	*x = Renewal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[4]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +828,7 @@ func (x *Renewal) String() string {
 func (*Renewal) ProtoMessage() {}
 
 func (x *Renewal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[4]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +841,7 @@ func (x *Renewal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Renewal.ProtoReflect.Descriptor instead.
 func (*Renewal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{4}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Renewal) GetSentAt() *timestamppb.Timestamp {
@@ -694,7 +860,7 @@ type RenewalAck struct {
 
 func (x *RenewalAck) Reset() {
 	*x = RenewalAck{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[5]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +872,7 @@ func (x *RenewalAck) String() string {
 func (*RenewalAck) ProtoMessage() {}
 
 func (x *RenewalAck) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[5]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +885,7 @@ func (x *RenewalAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewalAck.ProtoReflect.Descriptor instead.
 func (*RenewalAck) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{5}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RenewalAck) GetSentAt() *timestamppb.Timestamp {
@@ -737,7 +903,7 @@ type DeletionComplete struct {
 
 func (x *DeletionComplete) Reset() {
 	*x = DeletionComplete{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +915,7 @@ func (x *DeletionComplete) String() string {
 func (*DeletionComplete) ProtoMessage() {}
 
 func (x *DeletionComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +928,7 @@ func (x *DeletionComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionComplete.ProtoReflect.Descriptor instead.
 func (*DeletionComplete) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{6}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{8}
 }
 
 type Welcome struct {
@@ -788,7 +954,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -800,7 +966,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -813,7 +979,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{7}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Welcome) GetRunnerId() string {
@@ -887,14 +1053,17 @@ type DesiredState struct {
 	// secrets holds the value of each secret the environments, services and
 	// executions name, by secret ID, sealed to the runner's public key
 	// (NaCl anonymous box): the control plane never sends a value in clear.
-	Secrets       map[string][]byte `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Secrets map[string][]byte `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// metrics is the runner's spec.configuration.metrics: where it pushes its
+	// metrics, if anywhere.
+	Metrics       *MetricsConfig `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DesiredState) Reset() {
 	*x = DesiredState{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1075,7 @@ func (x *DesiredState) String() string {
 func (*DesiredState) ProtoMessage() {}
 
 func (x *DesiredState) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1088,7 @@ func (x *DesiredState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
 func (*DesiredState) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{8}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DesiredState) GetPhase() v1.RunnerPhase {
@@ -985,6 +1154,93 @@ func (x *DesiredState) GetSecrets() map[string][]byte {
 	return nil
 }
 
+func (x *DesiredState) GetMetrics() *MetricsConfig {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+type MetricsConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// enabled with a url: push with the Prometheus remote-write protocol.
+	Enabled  bool   `protobuf:"varint,1,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	Url      string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	Username string `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	// sealed_password is the password sealed to the runner's public key
+	// (NaCl anonymous box), like secrets; empty when there is none.
+	SealedPassword []byte `protobuf:"bytes,4,opt,name=sealed_password,json=sealedPassword,proto3" json:"sealed_password,omitempty"`
+	// managed: report to the control plane (ReportRunnerMetrics) instead.
+	Managed       bool `protobuf:"varint,5,opt,name=managed,proto3" json:"managed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsConfig) Reset() {
+	*x = MetricsConfig{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsConfig) ProtoMessage() {}
+
+func (x *MetricsConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsConfig.ProtoReflect.Descriptor instead.
+func (*MetricsConfig) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MetricsConfig) GetEnabled() bool {
+	if x != nil {
+		return x.Enabled
+	}
+	return false
+}
+
+func (x *MetricsConfig) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *MetricsConfig) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *MetricsConfig) GetSealedPassword() []byte {
+	if x != nil {
+		return x.SealedPassword
+	}
+	return nil
+}
+
+func (x *MetricsConfig) GetManaged() bool {
+	if x != nil {
+		return x.Managed
+	}
+	return false
+}
+
 type EnvironmentSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1020,7 +1276,7 @@ type EnvironmentSpec struct {
 
 func (x *EnvironmentSpec) Reset() {
 	*x = EnvironmentSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1288,7 @@ func (x *EnvironmentSpec) String() string {
 func (*EnvironmentSpec) ProtoMessage() {}
 
 func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1301,7 @@ func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{9}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EnvironmentSpec) GetId() string {
@@ -1144,7 +1400,7 @@ type SecretFile struct {
 
 func (x *SecretFile) Reset() {
 	*x = SecretFile{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1156,7 +1412,7 @@ func (x *SecretFile) String() string {
 func (*SecretFile) ProtoMessage() {}
 
 func (x *SecretFile) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1169,7 +1425,7 @@ func (x *SecretFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFile.ProtoReflect.Descriptor instead.
 func (*SecretFile) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SecretFile) GetPath() string {
@@ -1200,7 +1456,7 @@ type GitInitializer struct {
 
 func (x *GitInitializer) Reset() {
 	*x = GitInitializer{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1468,7 @@ func (x *GitInitializer) String() string {
 func (*GitInitializer) ProtoMessage() {}
 
 func (x *GitInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1481,7 @@ func (x *GitInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitInitializer.ProtoReflect.Descriptor instead.
 func (*GitInitializer) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GitInitializer) GetRemoteUri() string {
@@ -1276,7 +1532,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1544,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1557,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1339,7 +1595,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1351,7 +1607,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1364,7 +1620,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Command) GetScript() string {
@@ -1408,7 +1664,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1676,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1689,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServiceSpec) GetId() string {
@@ -1506,7 +1762,7 @@ type ExecutionSpec struct {
 
 func (x *ExecutionSpec) Reset() {
 	*x = ExecutionSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1774,7 @@ func (x *ExecutionSpec) String() string {
 func (*ExecutionSpec) ProtoMessage() {}
 
 func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1787,7 @@ func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionSpec.ProtoReflect.Descriptor instead.
 func (*ExecutionSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ExecutionSpec) GetId() string {
@@ -1571,7 +1827,7 @@ type StepGroup struct {
 
 func (x *StepGroup) Reset() {
 	*x = StepGroup{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1839,7 @@ func (x *StepGroup) String() string {
 func (*StepGroup) ProtoMessage() {}
 
 func (x *StepGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1852,7 @@ func (x *StepGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepGroup.ProtoReflect.Descriptor instead.
 func (*StepGroup) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *StepGroup) GetSteps() []*StepSpec {
@@ -1623,7 +1879,7 @@ type StepSpec struct {
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1635,7 +1891,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1648,7 +1904,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StepSpec) GetId() string {
@@ -1718,7 +1974,7 @@ type TaskStep struct {
 
 func (x *TaskStep) Reset() {
 	*x = TaskStep{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1986,7 @@ func (x *TaskStep) String() string {
 func (*TaskStep) ProtoMessage() {}
 
 func (x *TaskStep) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1999,7 @@ func (x *TaskStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStep.ProtoReflect.Descriptor instead.
 func (*TaskStep) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TaskStep) GetCommand() *Command {
@@ -1782,7 +2038,7 @@ type EnvironmentStatus struct {
 
 func (x *EnvironmentStatus) Reset() {
 	*x = EnvironmentStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2050,7 @@ func (x *EnvironmentStatus) String() string {
 func (*EnvironmentStatus) ProtoMessage() {}
 
 func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2063,7 @@ func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *EnvironmentStatus) GetId() string {
@@ -1885,7 +2141,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1897,7 +2153,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1910,7 +2166,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ServiceStatus) GetId() string {
@@ -1980,7 +2236,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1992,7 +2248,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2005,7 +2261,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ExecutionStatus) GetId() string {
@@ -2063,7 +2319,7 @@ type StepStatus struct {
 
 func (x *StepStatus) Reset() {
 	*x = StepStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2331,7 @@ func (x *StepStatus) String() string {
 func (*StepStatus) ProtoMessage() {}
 
 func (x *StepStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2344,7 @@ func (x *StepStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepStatus.ProtoReflect.Descriptor instead.
 func (*StepStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StepStatus) GetId() string {
@@ -2149,7 +2405,7 @@ type StartAutomationsRequest struct {
 
 func (x *StartAutomationsRequest) Reset() {
 	*x = StartAutomationsRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2417,7 @@ func (x *StartAutomationsRequest) String() string {
 func (*StartAutomationsRequest) ProtoMessage() {}
 
 func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2430,7 @@ func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsRequest.ProtoReflect.Descriptor instead.
 func (*StartAutomationsRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StartAutomationsRequest) GetEnvironmentId() string {
@@ -2222,7 +2478,7 @@ type StartAutomationsResponse struct {
 
 func (x *StartAutomationsResponse) Reset() {
 	*x = StartAutomationsResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2234,7 +2490,7 @@ func (x *StartAutomationsResponse) String() string {
 func (*StartAutomationsResponse) ProtoMessage() {}
 
 func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2247,7 +2503,7 @@ func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsResponse.ProtoReflect.Descriptor instead.
 func (*StartAutomationsResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StartAutomationsResponse) GetStartedServiceIds() []string {
@@ -2285,7 +2541,7 @@ type PodSpec struct {
 
 func (x *PodSpec) Reset() {
 	*x = PodSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2297,7 +2553,7 @@ func (x *PodSpec) String() string {
 func (*PodSpec) ProtoMessage() {}
 
 func (x *PodSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2310,7 +2566,7 @@ func (x *PodSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodSpec.ProtoReflect.Descriptor instead.
 func (*PodSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PodSpec) GetKey() string {
@@ -2371,7 +2627,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2639,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2652,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PodStatus) GetKey() string {
@@ -2454,14 +2710,17 @@ type OpenTerminal struct {
 	// log_id, when set, asks for the log of a service run or execution step
 	// instead of a pod terminal: output carries the log, and the stream ends
 	// with the log (or, with follow, when the run ends).
-	LogId         string `protobuf:"bytes,4,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	LogId string `protobuf:"bytes,4,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
+	// runner_file, when set, asks for one of the runner's own files instead
+	// of a pod or a log: output carries it and the stream ends with it.
+	RunnerFile    RunnerFile `protobuf:"varint,5,opt,name=runner_file,json=runnerFile,proto3,enum=runyard.runner.v1.RunnerFile" json:"runner_file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OpenTerminal) Reset() {
 	*x = OpenTerminal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2473,7 +2732,7 @@ func (x *OpenTerminal) String() string {
 func (*OpenTerminal) ProtoMessage() {}
 
 func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2486,7 +2745,7 @@ func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTerminal.ProtoReflect.Descriptor instead.
 func (*OpenTerminal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *OpenTerminal) GetSessionId() string {
@@ -2517,6 +2776,13 @@ func (x *OpenTerminal) GetLogId() string {
 	return ""
 }
 
+func (x *OpenTerminal) GetRunnerFile() RunnerFile {
+	if x != nil {
+		return x.RunnerFile
+	}
+	return RunnerFile_RUNNER_FILE_UNSPECIFIED
+}
+
 // TerminalRequest flows from the runner to the control plane.
 type TerminalRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2532,7 +2798,7 @@ type TerminalRequest struct {
 
 func (x *TerminalRequest) Reset() {
 	*x = TerminalRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2544,7 +2810,7 @@ func (x *TerminalRequest) String() string {
 func (*TerminalRequest) ProtoMessage() {}
 
 func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2557,7 +2823,7 @@ func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalRequest.ProtoReflect.Descriptor instead.
 func (*TerminalRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TerminalRequest) GetMessage() isTerminalRequest_Message {
@@ -2635,7 +2901,7 @@ type TerminalHello struct {
 
 func (x *TerminalHello) Reset() {
 	*x = TerminalHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2647,7 +2913,7 @@ func (x *TerminalHello) String() string {
 func (*TerminalHello) ProtoMessage() {}
 
 func (x *TerminalHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2660,7 +2926,7 @@ func (x *TerminalHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalHello.ProtoReflect.Descriptor instead.
 func (*TerminalHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *TerminalHello) GetSessionId() string {
@@ -2703,7 +2969,7 @@ type TerminalEnd struct {
 
 func (x *TerminalEnd) Reset() {
 	*x = TerminalEnd{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +2981,7 @@ func (x *TerminalEnd) String() string {
 func (*TerminalEnd) ProtoMessage() {}
 
 func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,7 +2994,7 @@ func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalEnd.ProtoReflect.Descriptor instead.
 func (*TerminalEnd) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TerminalEnd) GetStatus() *PodStatus {
@@ -2759,7 +3025,7 @@ type TerminalResponse struct {
 
 func (x *TerminalResponse) Reset() {
 	*x = TerminalResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +3037,7 @@ func (x *TerminalResponse) String() string {
 func (*TerminalResponse) ProtoMessage() {}
 
 func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +3050,7 @@ func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalResponse.ProtoReflect.Descriptor instead.
 func (*TerminalResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TerminalResponse) GetMessage() isTerminalResponse_Message {
@@ -2839,7 +3105,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2851,7 +3117,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2864,7 +3130,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TerminalSize) GetCols() uint32 {
@@ -2885,7 +3151,10 @@ var File_runyard_runner_v1_runner_proto protoreflect.FileDescriptor
 
 const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
-	"\x1erunyard/runner/v1/runner.proto\x12\x11runyard.runner.v1\x1a\x1bgitpod/v1/environment.proto\x1a&gitpod/v1/environment_automation.proto\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x04\n" +
+	"\x1erunyard/runner/v1/runner.proto\x12\x11runyard.runner.v1\x1a\x1bgitpod/v1/environment.proto\x1a&gitpod/v1/environment_automation.proto\x1a\x16gitpod/v1/runner.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"E\n" +
+	"\x1aReportRunnerMetricsRequest\x12'\n" +
+	"\x0fmetric_families\x18\x01 \x01(\fR\x0emetricFamilies\"\x1d\n" +
+	"\x1bReportRunnerMetricsResponse\"\x8e\x04\n" +
 	"\x0eConnectRequest\x123\n" +
 	"\x06status\x18\x01 \x01(\v2\x19.runyard.runner.v1.StatusH\x00R\x06status\x126\n" +
 	"\arenewal\x18\x02 \x01(\v2\x1a.runyard.runner.v1.RenewalH\x00R\arenewal\x12R\n" +
@@ -2909,7 +3178,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x17\n" +
 	"\agit_sha\x18\x05 \x01(\tR\x06gitSha\x12\x18\n" +
-	"\arelease\x18\x06 \x01(\tR\arelease\"\x88\x03\n" +
+	"\arelease\x18\x06 \x01(\tR\arelease\"\xad\x04\n" +
 	"\x06Status\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -2927,7 +3196,11 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	" \x01(\fR\tpublicKey\x12\x1a\n" +
 	"\bdraining\x18\v \x01(\bR\bdraining\x12\x1f\n" +
 	"\vagent_types\x18\f \x03(\tR\n" +
-	"agentTypes\">\n" +
+	"agentTypes\x12>\n" +
+	"\x0fadditional_info\x18\r \x03(\v2\x15.gitpod.v1.FieldValueR\x0eadditionalInfo\x12\x1f\n" +
+	"\vgateway_url\x18\x0e \x01(\tR\n" +
+	"gatewayUrl\x12B\n" +
+	"\x0fgateway_latency\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x0egatewayLatency\">\n" +
 	"\aRenewal\x123\n" +
 	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"A\n" +
 	"\n" +
@@ -2940,7 +3213,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
 	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x03R\x05epoch\x12:\n" +
-	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\x9f\x05\n" +
+	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\xdb\x05\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
@@ -2952,13 +3225,21 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"executions\x18\b \x03(\v2 .runyard.runner.v1.ExecutionSpecR\n" +
 	"executions\x12F\n" +
-	"\asecrets\x18\t \x03(\v2,.runyard.runner.v1.DesiredState.SecretsEntryR\asecrets\x1a@\n" +
+	"\asecrets\x18\t \x03(\v2,.runyard.runner.v1.DesiredState.SecretsEntryR\asecrets\x12:\n" +
+	"\ametrics\x18\n" +
+	" \x01(\v2 .runyard.runner.v1.MetricsConfigR\ametrics\x1a@\n" +
 	"\x12AgentBinariesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xcb\x03\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x9a\x01\n" +
+	"\rMetricsConfig\x12\x18\n" +
+	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12'\n" +
+	"\x0fsealed_password\x18\x04 \x01(\fR\x0esealedPassword\x12\x18\n" +
+	"\amanaged\x18\x05 \x01(\bR\amanaged\"\xcb\x03\n" +
 	"\x0fEnvironmentSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fspec_version\x18\x02 \x01(\x04R\vspecVersion\x12@\n" +
@@ -3083,13 +3364,15 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\vfinished_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAtB\f\n" +
 	"\n" +
-	"_exit_code\"u\n" +
+	"_exit_code\"\xb5\x01\n" +
 	"\fOpenTerminal\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
 	"\apod_key\x18\x02 \x01(\tR\x06podKey\x12\x16\n" +
 	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x15\n" +
-	"\x06log_id\x18\x04 \x01(\tR\x05logId\"\xa4\x01\n" +
+	"\x06log_id\x18\x04 \x01(\tR\x05logId\x12>\n" +
+	"\vrunner_file\x18\x05 \x01(\x0e2\x1d.runyard.runner.v1.RunnerFileR\n" +
+	"runnerFile\"\xa4\x01\n" +
 	"\x0fTerminalRequest\x128\n" +
 	"\x05hello\x18\x01 \x01(\v2 .runyard.runner.v1.TerminalHelloH\x00R\x05hello\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x122\n" +
@@ -3121,11 +3404,17 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x15POD_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11POD_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14POD_STATE_TERMINATED\x10\x02\x12\x14\n" +
-	"\x10POD_STATE_FAILED\x10\x032\xb8\x02\n" +
+	"\x10POD_STATE_FAILED\x10\x03*^\n" +
+	"\n" +
+	"RunnerFile\x12\x1b\n" +
+	"\x17RUNNER_FILE_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fRUNNER_FILE_LOG\x10\x01\x12\x1e\n" +
+	"\x1aRUNNER_FILE_SUPPORT_BUNDLE\x10\x022\xb0\x03\n" +
 	"\x14RunnerControlService\x12V\n" +
 	"\aConnect\x12!.runyard.runner.v1.ConnectRequest\x1a\".runyard.runner.v1.ConnectResponse\"\x00(\x010\x01\x12Y\n" +
 	"\bTerminal\x12\".runyard.runner.v1.TerminalRequest\x1a#.runyard.runner.v1.TerminalResponse\"\x00(\x010\x01\x12m\n" +
-	"\x10StartAutomations\x12*.runyard.runner.v1.StartAutomationsRequest\x1a+.runyard.runner.v1.StartAutomationsResponse\"\x00B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
+	"\x10StartAutomations\x12*.runyard.runner.v1.StartAutomationsRequest\x1a+.runyard.runner.v1.StartAutomationsResponse\"\x00\x12v\n" +
+	"\x13ReportRunnerMetrics\x12-.runyard.runner.v1.ReportRunnerMetricsRequest\x1a..runyard.runner.v1.ReportRunnerMetricsResponse\"\x00B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
 
 var (
 	file_runyard_runner_v1_runner_proto_rawDescOnce sync.Once
@@ -3139,125 +3428,136 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 	return file_runyard_runner_v1_runner_proto_rawDescData
 }
 
-var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
-	(*ConnectRequest)(nil),                 // 2: runyard.runner.v1.ConnectRequest
-	(*ConnectResponse)(nil),                // 3: runyard.runner.v1.ConnectResponse
-	(*Component)(nil),                      // 4: runyard.runner.v1.Component
-	(*Status)(nil),                         // 5: runyard.runner.v1.Status
-	(*Renewal)(nil),                        // 6: runyard.runner.v1.Renewal
-	(*RenewalAck)(nil),                     // 7: runyard.runner.v1.RenewalAck
-	(*DeletionComplete)(nil),               // 8: runyard.runner.v1.DeletionComplete
-	(*Welcome)(nil),                        // 9: runyard.runner.v1.Welcome
-	(*DesiredState)(nil),                   // 10: runyard.runner.v1.DesiredState
-	(*EnvironmentSpec)(nil),                // 11: runyard.runner.v1.EnvironmentSpec
-	(*SecretFile)(nil),                     // 12: runyard.runner.v1.SecretFile
-	(*GitInitializer)(nil),                 // 13: runyard.runner.v1.GitInitializer
-	(*EnvVar)(nil),                         // 14: runyard.runner.v1.EnvVar
-	(*Command)(nil),                        // 15: runyard.runner.v1.Command
-	(*ServiceSpec)(nil),                    // 16: runyard.runner.v1.ServiceSpec
-	(*ExecutionSpec)(nil),                  // 17: runyard.runner.v1.ExecutionSpec
-	(*StepGroup)(nil),                      // 18: runyard.runner.v1.StepGroup
-	(*StepSpec)(nil),                       // 19: runyard.runner.v1.StepSpec
-	(*TaskStep)(nil),                       // 20: runyard.runner.v1.TaskStep
-	(*EnvironmentStatus)(nil),              // 21: runyard.runner.v1.EnvironmentStatus
-	(*ServiceStatus)(nil),                  // 22: runyard.runner.v1.ServiceStatus
-	(*ExecutionStatus)(nil),                // 23: runyard.runner.v1.ExecutionStatus
-	(*StepStatus)(nil),                     // 24: runyard.runner.v1.StepStatus
-	(*StartAutomationsRequest)(nil),        // 25: runyard.runner.v1.StartAutomationsRequest
-	(*StartAutomationsResponse)(nil),       // 26: runyard.runner.v1.StartAutomationsResponse
-	(*PodSpec)(nil),                        // 27: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),                      // 28: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),                   // 29: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),                // 30: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),                  // 31: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),                    // 32: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),               // 33: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),                   // 34: runyard.runner.v1.TerminalSize
-	nil,                                    // 35: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                                    // 36: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 37: runyard.runner.v1.ServiceStatus.OutputEntry
-	nil,                                    // 38: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 39: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),               // 40: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil),          // 41: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 42: google.protobuf.Duration
-	(v1.RunnerPhase)(0),                    // 43: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 44: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 45: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 46: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 47: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 48: gitpod.v1.TaskExecutionPhase
+	(RunnerFile)(0),                        // 2: runyard.runner.v1.RunnerFile
+	(*ReportRunnerMetricsRequest)(nil),     // 3: runyard.runner.v1.ReportRunnerMetricsRequest
+	(*ReportRunnerMetricsResponse)(nil),    // 4: runyard.runner.v1.ReportRunnerMetricsResponse
+	(*ConnectRequest)(nil),                 // 5: runyard.runner.v1.ConnectRequest
+	(*ConnectResponse)(nil),                // 6: runyard.runner.v1.ConnectResponse
+	(*Component)(nil),                      // 7: runyard.runner.v1.Component
+	(*Status)(nil),                         // 8: runyard.runner.v1.Status
+	(*Renewal)(nil),                        // 9: runyard.runner.v1.Renewal
+	(*RenewalAck)(nil),                     // 10: runyard.runner.v1.RenewalAck
+	(*DeletionComplete)(nil),               // 11: runyard.runner.v1.DeletionComplete
+	(*Welcome)(nil),                        // 12: runyard.runner.v1.Welcome
+	(*DesiredState)(nil),                   // 13: runyard.runner.v1.DesiredState
+	(*MetricsConfig)(nil),                  // 14: runyard.runner.v1.MetricsConfig
+	(*EnvironmentSpec)(nil),                // 15: runyard.runner.v1.EnvironmentSpec
+	(*SecretFile)(nil),                     // 16: runyard.runner.v1.SecretFile
+	(*GitInitializer)(nil),                 // 17: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 18: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 19: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 20: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 21: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 22: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 23: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 24: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 25: runyard.runner.v1.EnvironmentStatus
+	(*ServiceStatus)(nil),                  // 26: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 27: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 28: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 29: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 30: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 31: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 32: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 33: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 34: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 35: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 36: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 37: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 38: runyard.runner.v1.TerminalSize
+	nil,                                    // 39: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 40: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 41: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 42: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 43: runyard.runner.v1.PodSpec.EnvEntry
+	(v1.RunnerCapability)(0),               // 44: gitpod.v1.RunnerCapability
+	(*v1.FieldValue)(nil),                  // 45: gitpod.v1.FieldValue
+	(*durationpb.Duration)(nil),            // 46: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),          // 47: google.protobuf.Timestamp
+	(v1.RunnerPhase)(0),                    // 48: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 49: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 50: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 51: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 52: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 53: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
-	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
-	6,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
-	8,  // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	28, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	21, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
-	22, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
-	23, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
-	9,  // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
-	10, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
-	7,  // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	29, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	8,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
+	9,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
+	11, // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
+	32, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	25, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	26, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	27, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	12, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
+	13, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
+	10, // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
+	33, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
 	0,  // 11: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	40, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
-	4,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	41, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	41, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	42, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	42, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	43, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	44, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	27, // 20: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	35, // 21: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	11, // 22: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
-	16, // 23: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
-	17, // 24: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
-	36, // 25: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	45, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	13, // 27: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
-	14, // 28: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
-	12, // 29: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	46, // 30: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	15, // 31: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
-	14, // 32: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
-	18, // 33: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
-	19, // 34: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
-	20, // 35: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
-	15, // 36: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
-	14, // 37: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	45, // 38: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	47, // 39: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	37, // 40: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
-	48, // 41: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	24, // 42: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	48, // 43: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	38, // 44: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	39, // 45: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 46: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	41, // 47: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	41, // 48: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 49: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	32, // 50: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	28, // 51: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	28, // 52: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	34, // 53: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	2,  // 54: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	30, // 55: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	25, // 56: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	3,  // 57: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	33, // 58: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	26, // 59: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	57, // [57:60] is the sub-list for method output_type
-	54, // [54:57] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	44, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	7,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
+	45, // 14: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
+	46, // 15: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
+	47, // 16: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	47, // 17: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	46, // 18: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	46, // 19: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	48, // 20: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	49, // 21: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	31, // 22: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	39, // 23: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	15, // 24: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
+	20, // 25: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	21, // 26: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	40, // 27: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	14, // 28: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
+	50, // 29: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	17, // 30: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	18, // 31: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	16, // 32: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
+	51, // 33: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	19, // 34: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	18, // 35: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	22, // 36: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	23, // 37: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	24, // 38: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	19, // 39: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	18, // 40: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	50, // 41: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	52, // 42: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	41, // 43: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	53, // 44: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	28, // 45: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	53, // 46: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	42, // 47: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	43, // 48: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 49: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	47, // 50: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	47, // 51: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 52: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
+	35, // 53: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	36, // 54: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	32, // 55: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	32, // 56: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	38, // 57: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	5,  // 58: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	34, // 59: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	29, // 60: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	3,  // 61: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
+	6,  // 62: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	37, // 63: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	30, // 64: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	4,  // 65: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
+	62, // [62:66] is the sub-list for method output_type
+	58, // [58:62] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -3265,7 +3565,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 	if File_runyard_runner_v1_runner_proto != nil {
 		return
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[0].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[2].OneofWrappers = []any{
 		(*ConnectRequest_Status)(nil),
 		(*ConnectRequest_Renewal)(nil),
 		(*ConnectRequest_DeletionComplete)(nil),
@@ -3274,23 +3574,23 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectRequest_ServiceStatus)(nil),
 		(*ConnectRequest_ExecutionStatus)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[1].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[3].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Desired)(nil),
 		(*ConnectResponse_RenewalAck)(nil),
 		(*ConnectResponse_OpenTerminal)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[17].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[20].OneofWrappers = []any{
 		(*StepSpec_Task)(nil),
 		(*StepSpec_ServiceId)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[26].OneofWrappers = []any{}
-	file_runyard_runner_v1_runner_proto_msgTypes[28].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[29].OneofWrappers = []any{}
+	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{
 		(*TerminalRequest_Hello)(nil),
 		(*TerminalRequest_Output)(nil),
 		(*TerminalRequest_End)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[34].OneofWrappers = []any{
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
@@ -3299,8 +3599,8 @@ func file_runyard_runner_v1_runner_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   38,
+			NumEnums:      3,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

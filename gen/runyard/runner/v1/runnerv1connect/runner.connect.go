@@ -42,6 +42,9 @@ const (
 	// RunnerControlServiceStartAutomationsProcedure is the fully-qualified name of the
 	// RunnerControlService's StartAutomations RPC.
 	RunnerControlServiceStartAutomationsProcedure = "/runyard.runner.v1.RunnerControlService/StartAutomations"
+	// RunnerControlServiceReportRunnerMetricsProcedure is the fully-qualified name of the
+	// RunnerControlService's ReportRunnerMetrics RPC.
+	RunnerControlServiceReportRunnerMetricsProcedure = "/runyard.runner.v1.RunnerControlService/ReportRunnerMetrics"
 )
 
 // RunnerControlServiceClient is a client for the runyard.runner.v1.RunnerControlService service.
@@ -67,6 +70,12 @@ type RunnerControlServiceClient interface {
 	// Calling it twice for the same start changes nothing and runs nothing
 	// twice.
 	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
+	// ReportRunnerMetrics hands the runner's metrics to the control plane
+	// when its configuration asks for managed metrics
+	// (spec.configuration.metrics.managedMetricsEnabled): the control plane
+	// exposes the latest of each runner on its own /metrics with a runner
+	// label, instead of the runner pushing them to a remote-write endpoint.
+	ReportRunnerMetrics(context.Context, *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error)
 }
 
 // NewRunnerControlServiceClient constructs a client for the runyard.runner.v1.RunnerControlService
@@ -98,14 +107,21 @@ func NewRunnerControlServiceClient(httpClient connect.HTTPClient, baseURL string
 			connect.WithSchema(runnerControlServiceMethods.ByName("StartAutomations")),
 			connect.WithClientOptions(opts...),
 		),
+		reportRunnerMetrics: connect.NewClient[v1.ReportRunnerMetricsRequest, v1.ReportRunnerMetricsResponse](
+			httpClient,
+			baseURL+RunnerControlServiceReportRunnerMetricsProcedure,
+			connect.WithSchema(runnerControlServiceMethods.ByName("ReportRunnerMetrics")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // runnerControlServiceClient implements RunnerControlServiceClient.
 type runnerControlServiceClient struct {
-	connect          *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
-	terminal         *connect.Client[v1.TerminalRequest, v1.TerminalResponse]
-	startAutomations *connect.Client[v1.StartAutomationsRequest, v1.StartAutomationsResponse]
+	connect             *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
+	terminal            *connect.Client[v1.TerminalRequest, v1.TerminalResponse]
+	startAutomations    *connect.Client[v1.StartAutomationsRequest, v1.StartAutomationsResponse]
+	reportRunnerMetrics *connect.Client[v1.ReportRunnerMetricsRequest, v1.ReportRunnerMetricsResponse]
 }
 
 // Connect calls runyard.runner.v1.RunnerControlService.Connect.
@@ -121,6 +137,11 @@ func (c *runnerControlServiceClient) Terminal(ctx context.Context) *connect.Bidi
 // StartAutomations calls runyard.runner.v1.RunnerControlService.StartAutomations.
 func (c *runnerControlServiceClient) StartAutomations(ctx context.Context, req *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error) {
 	return c.startAutomations.CallUnary(ctx, req)
+}
+
+// ReportRunnerMetrics calls runyard.runner.v1.RunnerControlService.ReportRunnerMetrics.
+func (c *runnerControlServiceClient) ReportRunnerMetrics(ctx context.Context, req *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error) {
+	return c.reportRunnerMetrics.CallUnary(ctx, req)
 }
 
 // RunnerControlServiceHandler is an implementation of the runyard.runner.v1.RunnerControlService
@@ -147,6 +168,12 @@ type RunnerControlServiceHandler interface {
 	// Calling it twice for the same start changes nothing and runs nothing
 	// twice.
 	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
+	// ReportRunnerMetrics hands the runner's metrics to the control plane
+	// when its configuration asks for managed metrics
+	// (spec.configuration.metrics.managedMetricsEnabled): the control plane
+	// exposes the latest of each runner on its own /metrics with a runner
+	// label, instead of the runner pushing them to a remote-write endpoint.
+	ReportRunnerMetrics(context.Context, *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error)
 }
 
 // NewRunnerControlServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -174,6 +201,12 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 		connect.WithSchema(runnerControlServiceMethods.ByName("StartAutomations")),
 		connect.WithHandlerOptions(opts...),
 	)
+	runnerControlServiceReportRunnerMetricsHandler := connect.NewUnaryHandler(
+		RunnerControlServiceReportRunnerMetricsProcedure,
+		svc.ReportRunnerMetrics,
+		connect.WithSchema(runnerControlServiceMethods.ByName("ReportRunnerMetrics")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/runyard.runner.v1.RunnerControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunnerControlServiceConnectProcedure:
@@ -182,6 +215,8 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 			runnerControlServiceTerminalHandler.ServeHTTP(w, r)
 		case RunnerControlServiceStartAutomationsProcedure:
 			runnerControlServiceStartAutomationsHandler.ServeHTTP(w, r)
+		case RunnerControlServiceReportRunnerMetricsProcedure:
+			runnerControlServiceReportRunnerMetricsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -201,4 +236,8 @@ func (UnimplementedRunnerControlServiceHandler) Terminal(context.Context, *conne
 
 func (UnimplementedRunnerControlServiceHandler) StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.StartAutomations is not implemented"))
+}
+
+func (UnimplementedRunnerControlServiceHandler) ReportRunnerMetrics(context.Context, *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.ReportRunnerMetrics is not implemented"))
 }
