@@ -121,6 +121,10 @@ func (h *handler) routes() []route {
 	post("/environments/{id}/services/{item}/start", typeService, h.envAction(h.serviceStart))
 	post("/environments/{id}/services/{item}/stop", typeService, h.envAction(h.serviceStop))
 	post("/environments/{id}/tasks/{item}/start", typeTask, h.envAction(h.taskStart))
+	get("/environments/{id}/automations", h.automationsFile)
+	post("/environments/{id}/automations", typeEnvironment, h.automationsApply)
+	// A check changes nothing: not in the audit log.
+	post("/environments/{id}/automations/validate", "", h.automationsValidate)
 	rs = append(rs,
 		route{"GET /console/events", withHeaders(http.HandlerFunc(h.events), "")},
 		route{"GET " + assetsPath + "{file}", withHeaders(http.HandlerFunc(h.asset), "")},
@@ -254,7 +258,8 @@ func (h *handler) page(fn pageFunc) http.Handler {
 // action serves a console write: a form the console's island posts with
 // the session's CSRF token (the guard checks it for cookie sessions). It
 // refuses another origin's post outright, records the call in the audit
-// log, and answers with the page to show next.
+// log (unless object is "": a post that changes nothing), and answers with
+// the page to show next.
 func (h *handler) action(pattern, object string, fn actionFunc) http.Handler {
 	return withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !sameOrigin(r) {
@@ -266,7 +271,7 @@ func (h *handler) action(pattern, object string, fn actionFunc) http.Handler {
 			h.renderError(w, r, nil, err)
 			return
 		}
-		if h.svc.Audit != nil {
+		if h.svc.Audit != nil && object != "" {
 			var d *audit.Draft
 			ctx, d = audit.Begin(ctx, SurfaceConsole, "POST "+pattern, object, clientip.From(r), r.UserAgent())
 			d.SetCaller(c)

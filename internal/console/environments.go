@@ -117,61 +117,21 @@ func (h *handler) envStop(ctx context.Context, r *http.Request) error {
 }
 
 func (h *handler) serviceStart(ctx context.Context, r *http.Request) error {
-	id, err := h.serviceOfPage(ctx, r)
-	if err != nil {
-		return err
-	}
-	return h.svc.Automations.StartService(ctx, id)
+	return h.svc.Automations.StartServiceIn(ctx, r.PathValue("id"), r.PathValue("item"))
 }
 
 func (h *handler) serviceStop(ctx context.Context, r *http.Request) error {
-	id, err := h.serviceOfPage(ctx, r)
-	if err != nil {
-		return err
-	}
-	return h.svc.Automations.StopService(ctx, id)
+	return h.svc.Automations.StopServiceIn(ctx, r.PathValue("id"), r.PathValue("item"))
 }
 
 func (h *handler) taskStart(ctx context.Context, r *http.Request) error {
-	id, err := h.taskOfPage(ctx, r)
-	if err != nil {
-		return err
-	}
-	_, err = h.svc.Automations.StartTask(ctx, id)
+	_, err := h.svc.Automations.StartTaskIn(ctx, r.PathValue("id"), r.PathValue("item"))
 	return err
 }
 
-// serviceOfPage returns the service {item} of a route under environment
-// {id}, or not found when it is another environment's: a post to one
-// environment's path must not act on another's service.
-func (h *handler) serviceOfPage(ctx context.Context, r *http.Request) (string, error) {
-	envID, id := r.PathValue("id"), r.PathValue("item")
-	s, err := h.svc.Automations.GetService(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	if s.EnvironmentID != envID {
-		return "", notInEnvironment("service", id, envID)
-	}
-	return s.ID, nil
-}
-
-// taskOfPage is serviceOfPage for a task.
-func (h *handler) taskOfPage(ctx context.Context, r *http.Request) (string, error) {
-	envID, id := r.PathValue("id"), r.PathValue("item")
-	t, err := h.svc.Automations.GetTask(ctx, id)
-	if err != nil {
-		return "", err
-	}
-	if t.EnvironmentID != envID {
-		return "", notInEnvironment("task", id, envID)
-	}
-	return t.ID, nil
-}
-
-// notInEnvironment is the answer for a page or action whose item belongs
-// to another environment than the path's: a log page would show one
-// environment's name over another's log, an action act on the wrong one.
+// notInEnvironment is the answer for a log page whose item belongs to
+// another environment than the page's: the page would show one
+// environment's name over another's log.
 func notInEnvironment(kind, id, envID string) error {
 	return apperr.NotFound("%s %q is not in environment %q", kind, id, envID)
 }

@@ -185,6 +185,9 @@ var templates = map[string]template{
 	"GET /console/events":                           {},
 	"GET /console/events?environment={id}":          {path: "/console/events?environment={env}"},
 	"GET /console/assets/{file}":                    {path: "{asset}"},
+	"GET /environments/{id}/automations":            {path: "/environments/{env}/automations"},
+	"POST /environments/{id}/automations":           {path: "/environments/{env}/automations", destructive: true},
+	"POST /environments/{id}/automations/validate":  {path: "/environments/{env}/automations/validate"},
 
 	"GET /healthz":                          {},
 	"GET /metrics":                          {},

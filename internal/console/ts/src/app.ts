@@ -224,6 +224,61 @@ function startLog() {
   void stream(0);
 }
 
+// ---- the automations file editor --------------------------------------------
+
+// The editor is a textarea with a gutter of line numbers beside it, which
+// follows its scrolling and its lines; the server marks the line of an
+// error, and the editor puts the cursor there.
+function startEditor() {
+  const ta = $<HTMLTextAreaElement>("#automations-file");
+  const gutter = $<HTMLElement>("#file-gutter");
+  if (!ta || !gutter) return;
+  const errLine = Number(ta.dataset.errorLine ?? "0");
+  let shown = -1;
+  const number = () => {
+    const n = Math.max(1, ta.value.split("\n").length - (ta.value.endsWith("\n") ? 1 : 0));
+    if (n === shown) return;
+    shown = n;
+    const frag = document.createDocumentFragment();
+    for (let i = 1; i <= n; i++) {
+      const span = document.createElement("span");
+      span.textContent = String(i);
+      if (i === errLine) {
+        span.className = "err";
+        span.dataset.errorLine = "";
+      }
+      frag.append(span, "\n");
+    }
+    gutter.replaceChildren(frag);
+  };
+  const follow = () => (gutter.scrollTop = ta.scrollTop);
+  ta.addEventListener("input", () => {
+    number();
+    follow();
+  });
+  ta.addEventListener("scroll", follow);
+  const gotoLine = (line: number) => {
+    const lines = ta.value.split("\n");
+    let start = 0;
+    for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
+    const end = start + (lines[line - 1]?.length ?? 0);
+    ta.focus();
+    ta.setSelectionRange(start, end);
+    // The line, a few lines from the top: its height is the gutter's.
+    const lh = parseFloat(getComputedStyle(ta).lineHeight) || 20;
+    ta.scrollTop = Math.max(0, (line - 4) * lh);
+    follow();
+  };
+  for (const a of $$<HTMLAnchorElement>("a[data-goto-line]")) {
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      gotoLine(Number(a.dataset.gotoLine));
+    });
+  }
+  number();
+  if (errLine > 0) gotoLine(errLine);
+}
+
 // ---- forms ------------------------------------------------------------------
 
 async function confirmed(form: HTMLFormElement): Promise<boolean> {
@@ -260,8 +315,11 @@ function showFormError(form: HTMLFormElement, msg: string) {
   el.textContent = msg;
 }
 
-async function post(form: HTMLFormElement) {
+async function post(form: HTMLFormElement, submitter: HTMLElement | null) {
   if (!(await confirmed(form))) return;
+  // A button may post the form elsewhere (formaction), as Validate does.
+  const action =
+    submitter instanceof HTMLButtonElement && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
   const buttons = $$<HTMLButtonElement>("button", form);
   buttons.forEach((b) => (b.disabled = true));
   try {
@@ -269,7 +327,7 @@ async function post(form: HTMLFormElement) {
     const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
     if (token) headers["X-CSRF-Token"] = token;
     const body = new URLSearchParams(new FormData(form) as unknown as Record<string, string>);
-    const r = await fetch(form.action, { method: "POST", body, headers, credentials: "same-origin" });
+    const r = await fetch(action, { method: "POST", body, headers, credentials: "same-origin" });
     const html = await r.text();
     const doc = parse(html);
     if (!$("main", doc)) {
@@ -299,6 +357,7 @@ async function post(form: HTMLFormElement) {
     // An error, or a page shown once (a new token): in place, so a reload
     // never posts again.
     swapMain(doc);
+    startEditor();
   } catch {
     showFormError(form, "The control plane did not answer: check that it is running, then send the form again.");
   } finally {
@@ -353,7 +412,7 @@ document.addEventListener("submit", (ev) => {
   const form = ev.target as HTMLFormElement;
   if (form.matches("form[data-post]")) {
     ev.preventDefault();
-    void post(form);
+    void post(form, ev.submitter);
   } else if (form.matches("form[data-signin]")) {
     ev.preventDefault();
     void signin(form);
@@ -381,6 +440,7 @@ refreshTimes();
 setInterval(refreshTimes, 15000);
 startLive();
 startLog();
+startEditor();
 // The page is interactive: tests and bench/console wait for this.
 performance.mark("runyard-ready");
 document.documentElement.dataset.ready = "true";
