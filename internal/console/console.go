@@ -34,6 +34,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // Services are the domain services the console renders.
@@ -44,6 +45,7 @@ type Services struct {
 	Pods         *pods.Service
 	Environments *environments.Service
 	Automations  *automations.Manager
+	Secrets      *secrets.Service
 	Events       *events.Service
 	// Audit records the console's writes; nil records nothing.
 	Audit *audit.Service
@@ -125,6 +127,13 @@ func (h *handler) routes() []route {
 	post("/environments/{id}/automations", typeEnvironment, h.automationsApply)
 	// A check changes nothing: not in the audit log.
 	post("/environments/{id}/automations/validate", "", h.automationsValidate)
+	get("/secrets", h.secretsList)
+	post("/secrets/new", typeSecret, h.secretCreate)
+	post("/secrets/{id}/value", typeSecret, h.secretUpdate)
+	post("/secrets/{id}/delete", typeSecret, h.secretDelete)
+	get("/agents", h.agentsList)
+	post("/agents/new", audit.TypeAgentType, h.agentCreate)
+	post("/agents/{id}/delete", audit.TypeAgentType, h.agentDelete)
 	rs = append(rs,
 		route{"GET /console/events", withHeaders(http.HandlerFunc(h.events), "")},
 		route{"GET " + assetsPath + "{file}", withHeaders(http.HandlerFunc(h.asset), "")},

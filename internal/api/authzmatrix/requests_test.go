@@ -188,6 +188,13 @@ var templates = map[string]template{
 	"GET /environments/{id}/automations":            {path: "/environments/{env}/automations"},
 	"POST /environments/{id}/automations":           {path: "/environments/{env}/automations", destructive: true},
 	"POST /environments/{id}/automations/validate":  {path: "/environments/{env}/automations/validate"},
+	"GET /secrets":                                  {},
+	"POST /secrets/new":                             {body: "name={slug}&value=v&mount=none"},
+	"POST /secrets/{id}/value":                      {path: "/secrets/{secret}/value", body: "value=v2"},
+	"POST /secrets/{id}/delete":                     {path: "/secrets/{secret}/delete", destructive: true},
+	"GET /agents":                                   {},
+	"POST /agents/new":                              {body: "id={slug}&name={name}&command=sh"},
+	"POST /agents/{id}/delete":                      {path: "/agents/{agent}/delete", destructive: true},
 
 	"GET /healthz":                          {},
 	"GET /metrics":                          {},
