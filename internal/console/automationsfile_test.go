@@ -116,65 +116,67 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // cursor is on it) and changes nothing; a good file validates, applies,
 // and its services and task are listed on the environment's page.
 func TestConsole_AutomationsFile(t *testing.T) {
-	e := newEnv(t, testutil.SQLite)
-	ids, autos := e.twoEnvironments(t)
-	page := "/environments/" + ids[0] + "/automations"
-	if res, body := e.request(t, http.MethodPost, page, testutil.AdminToken, fileForm(firstFile), nil); res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("apply the first file: %d\n%.1000s", res.StatusCode, body)
-	}
-	b := newBrowser(t, e.ts.URL, "admin", nil)
-	b.signInKey(testutil.AdminToken)
-	b.open("/environments/" + ids[0])
-	b.do(chromedp.Click(chromedp.ID("automations-link")))
-	b.waitJS("the file's page opens", `location.pathname === `+jsString(page)+` && !!document.getElementById("automations-file")`)
-	if got := eval[string](b, `document.getElementById("automations-file").value`); got != firstFile {
-		t.Errorf("the editor shows %q, want the applied file %q", got, firstFile)
-	}
-	b.checkAxe("automations file")
+	eachDatabase(t, func(t *testing.T, backend testutil.Backend) {
+		e := newEnv(t, backend)
+		ids, autos := e.twoEnvironments(t)
+		page := "/environments/" + ids[0] + "/automations"
+		if res, body := e.request(t, http.MethodPost, page, testutil.AdminToken, fileForm(firstFile), nil); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("apply the first file: %d\n%.1000s", res.StatusCode, body)
+		}
+		b := newBrowser(t, e.ts.URL, "admin", nil)
+		b.signInKey(testutil.AdminToken)
+		b.open("/environments/" + ids[0])
+		b.do(chromedp.Click(chromedp.ID("automations-link")))
+		b.waitJS("the file's page opens", `location.pathname === `+jsString(page)+` && !!document.getElementById("automations-file")`)
+		if got := eval[string](b, `document.getElementById("automations-file").value`); got != firstFile {
+			t.Errorf("the editor shows %q, want the applied file %q", got, firstFile)
+		}
+		b.checkAxe("automations file")
 
-	setFile := func(text string) {
-		t.Helper()
-		b.do(chromedp.SetValue(chromedp.ID("automations-file"), text))
-		eval[bool](b, `document.getElementById("automations-file").dispatchEvent(new Event("input")) || true`)
-	}
-	setFile(typoFile)
-	b.do(chromedp.Click(chromedp.CSS(`button.primary`)))
-	b.waitJS("the error shows", `!!document.getElementById("error") && !!document.querySelector("#file-gutter [data-error-line]")`)
-	if got := b.text("#file-gutter [data-error-line]"); got != "4" {
-		t.Errorf("the gutter marks line %q, want 4", got)
-	}
-	if got := b.text("#error"); !strings.Contains(got, "strat: unknown field (line 4)") {
-		t.Errorf("the error says %q", got)
-	}
-	// The cursor is on the line to fix: its text is selected.
-	if got := eval[string](b, `(() => { const ta = document.getElementById("automations-file");
+		setFile := func(text string) {
+			t.Helper()
+			b.do(chromedp.SetValue(chromedp.ID("automations-file"), text))
+			eval[bool](b, `document.getElementById("automations-file").dispatchEvent(new Event("input")) || true`)
+		}
+		setFile(typoFile)
+		b.do(chromedp.Click(chromedp.CSS(`button.primary`)))
+		b.waitJS("the error shows", `!!document.getElementById("error") && !!document.querySelector("#file-gutter [data-error-line]")`)
+		if got := b.text("#file-gutter [data-error-line]"); got != "4" {
+			t.Errorf("the gutter marks line %q, want 4", got)
+		}
+		if got := b.text("#error"); !strings.Contains(got, "strat: unknown field (line 4)") {
+			t.Errorf("the error says %q", got)
+		}
+		// The cursor is on the line to fix: its text is selected.
+		if got := eval[string](b, `(() => { const ta = document.getElementById("automations-file");
 		return document.activeElement === ta ? ta.value.slice(ta.selectionStart, ta.selectionEnd) : "not focused" })()`); got != "      strat: sleep 600" {
-		t.Errorf("the editor selects %q, want line 4", got)
-	}
-	if got := eval[string](b, `location.pathname`); got != page {
-		t.Errorf("after a refused apply the page is %s", got)
-	}
-	b.shot("automations-error")
-	b.checkAxe("automations file with an error")
-	svcs, err := autos.ListServices(context.Background(), admin(&gitpodv1.ListServicesRequest{
-		Filter: &gitpodv1.ListServicesRequest_Filter{EnvironmentIds: []string{ids[0]}}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(svcs.Msg.GetServices()); n != 1 || svcs.Msg.GetServices()[0].GetSpec().GetCommands().GetStart() != "sleep 600" {
-		t.Errorf("a refused file changed the services: %v", svcs.Msg.GetServices())
-	}
+			t.Errorf("the editor selects %q, want line 4", got)
+		}
+		if got := eval[string](b, `location.pathname`); got != page {
+			t.Errorf("after a refused apply the page is %s", got)
+		}
+		b.shot("automations-error")
+		b.checkAxe("automations file with an error")
+		svcs, err := autos.ListServices(context.Background(), admin(&gitpodv1.ListServicesRequest{
+			Filter: &gitpodv1.ListServicesRequest_Filter{EnvironmentIds: []string{ids[0]}}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(svcs.Msg.GetServices()); n != 1 || svcs.Msg.GetServices()[0].GetSpec().GetCommands().GetStart() != "sleep 600" {
+			t.Errorf("a refused file changed the services: %v", svcs.Msg.GetServices())
+		}
 
-	setFile(goodFile)
-	if n := eval[int](b, `document.querySelectorAll("#file-gutter span").length`); n != 15 {
-		t.Errorf("the gutter numbers %d lines after the edit, want 15", n)
-	}
-	b.do(chromedp.Click(chromedp.CSS(`button[formaction$="/validate"]`)))
-	b.waitJS("the file is valid", `(document.getElementById("file-valid")||{}).innerText?.includes("2 services and 1 task")`)
-	if b.exists("#error") {
-		t.Errorf("a valid file shows an error: %s", b.text("#error"))
-	}
-	b.do(chromedp.Click(chromedp.CSS(`button.primary`)))
-	b.waitJS("the environment's page lists the file's items", `location.pathname === "/environments/`+ids[0]+`" && !!document.querySelector('tr[data-task="build"]') && !!document.querySelector('tr[data-service="db"]')`)
-	b.shot("automations-applied")
+		setFile(goodFile)
+		if n := eval[int](b, `document.querySelectorAll("#file-gutter span").length`); n != 15 {
+			t.Errorf("the gutter numbers %d lines after the edit, want 15", n)
+		}
+		b.do(chromedp.Click(chromedp.CSS(`button[formaction$="/validate"]`)))
+		b.waitJS("the file is valid", `(document.getElementById("file-valid")||{}).innerText?.includes("2 services and 1 task")`)
+		if b.exists("#error") {
+			t.Errorf("a valid file shows an error: %s", b.text("#error"))
+		}
+		b.do(chromedp.Click(chromedp.CSS(`button.primary`)))
+		b.waitJS("the environment's page lists the file's items", `location.pathname === "/environments/`+ids[0]+`" && !!document.querySelector('tr[data-task="build"]') && !!document.querySelector('tr[data-service="db"]')`)
+		b.shot("automations-applied")
+	})
 }

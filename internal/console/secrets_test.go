@@ -124,31 +124,33 @@ func TestConsole_SecretsAndAgents(t *testing.T) {
 // browser: the value field is a password field, the new secret is listed
 // without a reload of the form's page, delete asks first.
 func TestConsole_SecretsPage(t *testing.T) {
-	e := newEnv(t, testutil.SQLite)
-	b := newBrowser(t, e.ts.URL, "admin", nil)
-	b.signInKey(testutil.AdminToken)
-	b.do(chromedp.Click(chromedp.CSS(`nav.main a[href="/secrets"]`)))
-	b.waitJS("the secrets page opens", `location.pathname === "/secrets" && !!document.getElementById("secret-name")`)
-	if typ := eval[string](b, `document.getElementById("secret-value").type`); typ != "password" {
-		t.Errorf("the value field is of type %q", typ)
-	}
-	b.do(chromedp.SendKeys(chromedp.ID("secret-name"), "API_TOKEN"), chromedp.SendKeys(chromedp.ID("secret-value"), secretValue),
-		chromedp.Click(chromedp.CSS(`form[action="/secrets/new"] button[type=submit]`)))
-	b.waitJS("the secret is listed", `!!document.querySelector('tr[data-secret="API_TOKEN"]')`)
-	if eval[bool](b, `document.documentElement.outerHTML.includes(`+jsString(secretValue)+`)`) {
-		t.Error("the page holds the secret's value")
-	}
-	b.shot("secrets")
-	b.checkAxe("/secrets")
-	b.do(chromedp.SendKeys(chromedp.CSS(`tr[data-secret="API_TOKEN"] input[name=value]`), "another"),
-		chromedp.Click(chromedp.CSS(`tr[data-secret="API_TOKEN"] form[action$="/value"] button`)))
-	b.waitJS("back on the list", `location.pathname === "/secrets" && !!document.querySelector('tr[data-secret="API_TOKEN"]') && document.querySelector('tr[data-secret="API_TOKEN"] input[name=value]').value === ""`)
-	b.do(chromedp.Click(chromedp.CSS(`tr[data-secret="API_TOKEN"] form[action$="/delete"] button`)))
-	b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
-	b.waitJS("the secret is gone", `!document.querySelector('tr[data-secret="API_TOKEN"]') && !!document.getElementById("secret-name")`)
+	eachDatabase(t, func(t *testing.T, backend testutil.Backend) {
+		e := newEnv(t, backend)
+		b := newBrowser(t, e.ts.URL, "admin", nil)
+		b.signInKey(testutil.AdminToken)
+		b.do(chromedp.Click(chromedp.CSS(`nav.main a[href="/secrets"]`)))
+		b.waitJS("the secrets page opens", `location.pathname === "/secrets" && !!document.getElementById("secret-name")`)
+		if typ := eval[string](b, `document.getElementById("secret-value").type`); typ != "password" {
+			t.Errorf("the value field is of type %q", typ)
+		}
+		b.do(chromedp.SendKeys(chromedp.ID("secret-name"), "API_TOKEN"), chromedp.SendKeys(chromedp.ID("secret-value"), secretValue),
+			chromedp.Click(chromedp.CSS(`form[action="/secrets/new"] button[type=submit]`)))
+		b.waitJS("the secret is listed", `!!document.querySelector('tr[data-secret="API_TOKEN"]')`)
+		if eval[bool](b, `document.documentElement.outerHTML.includes(`+jsString(secretValue)+`)`) {
+			t.Error("the page holds the secret's value")
+		}
+		b.shot("secrets")
+		b.checkAxe("/secrets")
+		b.do(chromedp.SendKeys(chromedp.CSS(`tr[data-secret="API_TOKEN"] input[name=value]`), "another"),
+			chromedp.Click(chromedp.CSS(`tr[data-secret="API_TOKEN"] form[action$="/value"] button`)))
+		b.waitJS("back on the list", `location.pathname === "/secrets" && !!document.querySelector('tr[data-secret="API_TOKEN"]') && document.querySelector('tr[data-secret="API_TOKEN"] input[name=value]').value === ""`)
+		b.do(chromedp.Click(chromedp.CSS(`tr[data-secret="API_TOKEN"] form[action$="/delete"] button`)))
+		b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+		b.waitJS("the secret is gone", `!document.querySelector('tr[data-secret="API_TOKEN"]') && !!document.getElementById("secret-name")`)
 
-	b.do(chromedp.Click(chromedp.CSS(`nav.main a[href="/agents"]`)))
-	b.waitJS("the agents page opens", `location.pathname === "/agents" && !!document.querySelector('tr[data-agent="claude-code"]')`)
-	b.shot("agents")
-	b.checkAxe("/agents")
+		b.do(chromedp.Click(chromedp.CSS(`nav.main a[href="/agents"]`)))
+		b.waitJS("the agents page opens", `location.pathname === "/agents" && !!document.querySelector('tr[data-agent="claude-code"]')`)
+		b.shot("agents")
+		b.checkAxe("/agents")
+	})
 }
