@@ -44,18 +44,20 @@ func main() {
 	loads := flag.Int("loads", 10, "page loads measured per page (cache disabled, so each is a first load)")
 	fleet := flag.Int("runners", 10000, "runners seeded for the runners page's part (0 skips it)")
 	requests := flag.Int("requests", 50, "requests per page of the runners page's part")
+	logMB := flag.Int("log-mb", 500, "MB of log the log view follows (0 skips the part)")
+	logRate := flag.Float64("log-rate", 100, "MB/s the paced log is written at")
 	chromium := flag.String("chromium", "/usr/bin/chromium", "the browser")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *loads, *chromium, *fleet, *requests); err != nil {
+	if err := run(ctx, *loads, *chromium, *fleet, *requests, int64(*logMB)*1e6, *logRate*1e6); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/console:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, loads int, chromium string, fleet, requests int) error {
+func run(ctx context.Context, loads int, chromium string, fleet, requests int, logBytes int64, logRate float64) error {
 	dir, err := os.MkdirTemp("", "runyard-bench-console-")
 	if err != nil {
 		return err
@@ -154,6 +156,11 @@ func run(ctx context.Context, loads int, chromium string, fleet, requests int) e
 	}
 	for _, p := range []string{"/", "/runners", "/signin"} {
 		if err := measure("console "+p, srv.URL()+p, `document.documentElement.dataset.ready === "true"`); err != nil {
+			return err
+		}
+	}
+	if logBytes > 0 {
+		if err := benchLogs(ctx, bctx, srv.URL(), logBytes, logRate); err != nil {
 			return err
 		}
 	}

@@ -145,9 +145,14 @@ function startLive() {
 // ---- logs -------------------------------------------------------------------
 
 // The log page streams GET /logs/{runner}/{log}?follow=1 as it is written.
-// Lines are kept (the last maxLines) and drawn at most once a frame, so a
-// fast log never freezes the tab; search filters what is drawn.
-const maxLines = 20000;
+// The text is kept as it arrives, in chunks (the last maxChars of it), and
+// split into lines only when drawn; a draw happens at most once a frame and
+// no more often than the last draw's cost allows (a draw of a long text is
+// a layout of all of it), so a fast log never freezes the tab. While
+// following, only the newest followLines are drawn. Search filters what is
+// drawn.
+const maxChars = 4 << 20;
+const followLines = 2000;
 
 function startLog() {
   const pre = $<HTMLPreElement>("#log");
@@ -156,29 +161,55 @@ function startLog() {
   const follow = $<HTMLInputElement>("#log-follow");
   const status = $<HTMLElement>("#log-status");
   const say = (s: string) => status && (status.textContent = s);
-  let lines: string[] = [];
-  let partial = "";
-  let dropped = 0;
+  let chunks: string[] = [];
+  let chars = 0;
+  let dropped = false;
   let drawn = false;
+  let cost = 0;
+  // tail returns the kept text's last n lines (all of it for n = 0),
+  // without the first, partial, line once text was dropped.
+  const tail = (n: number): string[] => {
+    let text = "";
+    if (n > 0) {
+      let found = 0;
+      let i = chunks.length;
+      while (i > 0 && found <= n) {
+        i--;
+        for (let at = chunks[i].indexOf("\n"); at >= 0; at = chunks[i].indexOf("\n", at + 1)) found++;
+      }
+      text = chunks.slice(i).join("");
+    } else {
+      text = chunks.join("");
+    }
+    const out = text.split("\n");
+    if (dropped || (n > 0 && out.length > n + 1)) out.splice(0, Math.max(1, out.length - (n > 0 ? n + 1 : out.length)));
+    return out;
+  };
   const draw = () => {
     drawn = false;
+    const t0 = performance.now();
     const q = search?.value ?? "";
-    const shown = q ? lines.filter((l) => l.includes(q)) : lines;
-    pre.textContent = shown.join("\n") + (q ? "" : (shown.length ? "\n" : "") + partial);
+    let shown = q ? tail(0).filter((l) => l.includes(q)) : tail(follow?.checked ? followLines : 0);
+    if (q && follow?.checked && shown.length > followLines) shown = shown.slice(shown.length - followLines);
+    pre.textContent = shown.join("\n");
     if (follow?.checked) pre.scrollTop = pre.scrollHeight;
+    // The layout comes after this function: the next frame's start says
+    // what the draw cost in all.
+    requestAnimationFrame(() => (cost = performance.now() - t0));
   };
   const redraw = () => {
     if (!drawn) {
       drawn = true;
-      requestAnimationFrame(draw);
+      // A busy main thread: leave it four times the last draw's cost first.
+      setTimeout(() => requestAnimationFrame(draw), Math.min(1000, cost * 4));
     }
   };
   search?.addEventListener("input", redraw);
   follow?.addEventListener("change", redraw);
   const stream = async (attempt: number): Promise<void> => {
-    lines = [];
-    partial = "";
-    dropped = 0;
+    chunks = [];
+    chars = 0;
+    dropped = false;
     try {
       const r = await fetch(pre.dataset.logUrl + "?follow=1", { credentials: "same-origin" });
       if (!r.ok || !r.body) {
@@ -197,18 +228,18 @@ function startLog() {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        const parts = (partial + dec.decode(value, { stream: true })).split("\n");
-        partial = parts.pop() ?? "";
-        lines.push(...parts);
-        if (lines.length > maxLines) {
-          dropped += lines.length - maxLines;
-          lines.splice(0, lines.length - maxLines);
+        const text = dec.decode(value, { stream: true });
+        chunks.push(text);
+        chars += text.length;
+        while (chars - chunks[0].length > maxChars) {
+          chars -= chunks.shift()!.length;
+          dropped = true;
         }
         redraw();
       }
       say(
         dropped
-          ? `The run ended. Showing the last ${maxLines} lines; download the log for all of it.`
+          ? `The run ended. Showing its last ${maxChars >> 20} MB; download the log for all of it.`
           : "The run ended: this is the whole log.",
       );
       redraw();
