@@ -3,10 +3,12 @@
 // how long headless Chromium takes until the page is interactive (the
 // console's island marks "runyard-ready" once its handlers are bound and
 // the live feed is opening). Beside it, the same figures for a bare static
-// page served by net/http in the same process: the baseline.
+// page served by net/http in the same process: the baseline. Part 2
+// (runners.go) seeds a fleet of runners and times the runners page's page
+// changes and filters against a bare handler.
 //
-//	go run ./bench/console                # 10 loads of each page
-//	go run ./bench/console --loads 30
+//	go run ./bench/console                # 10 loads of each page, 10,000 runners
+//	go run ./bench/console --loads 30 --runners 0
 //
 // It starts a control plane in-process on 127.0.0.1 (SQLite in a temporary
 // directory) and Debian's chromium (/usr/bin/chromium); nothing leaves the
@@ -40,18 +42,22 @@ const token = "ryd_bench_console_admin_token_0123"
 
 func main() {
 	loads := flag.Int("loads", 10, "page loads measured per page (cache disabled, so each is a first load)")
+	fleet := flag.Int("runners", 10000, "runners seeded for the runners page's part (0 skips it)")
+	requests := flag.Int("requests", 50, "requests per page of the runners page's part")
+	logMB := flag.Int("log-mb", 500, "MB of log the log view follows (0 skips the part)")
+	logRate := flag.Float64("log-rate", 100, "MB/s the paced log is written at")
 	chromium := flag.String("chromium", "/usr/bin/chromium", "the browser")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *loads, *chromium); err != nil {
+	if err := run(ctx, *loads, *chromium, *fleet, *requests, int64(*logMB)*1e6, *logRate*1e6); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/console:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, loads int, chromium string) error {
+func run(ctx context.Context, loads int, chromium string, fleet, requests int, logBytes int64, logRate float64) error {
 	dir, err := os.MkdirTemp("", "runyard-bench-console-")
 	if err != nil {
 		return err
@@ -151,6 +157,28 @@ func run(ctx context.Context, loads int, chromium string) error {
 	for _, p := range []string{"/", "/runners", "/signin"} {
 		if err := measure("console "+p, srv.URL()+p, `document.documentElement.dataset.ready === "true"`); err != nil {
 			return err
+		}
+	}
+	if logBytes > 0 {
+		if err := benchLogs(ctx, bctx, srv.URL(), logBytes, logRate); err != nil {
+			return err
+		}
+	}
+	if fleet > 0 {
+		start := time.Now()
+		if err := seedRunners(ctx, dir, fleet); err != nil {
+			return err
+		}
+		fmt.Printf("seeded %d runners in %s\n", fleet, time.Since(start).Round(time.Millisecond))
+		token, err := benchRunnersPage(ctx, srv.URL(), fleet, requests)
+		if err != nil {
+			return err
+		}
+		// In the browser: a page change is a load of the next page.
+		for _, p := range []string{"/runners", "/runners?token=" + token, "/runners?name=runner-09999"} {
+			if err := measure(fmt.Sprintf("%d: %s", fleet, p), srv.URL()+p, `document.documentElement.dataset.ready === "true"`); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -88,6 +88,12 @@ func (s *Manager) newExecution(c *identity.Caller, set *Set, root *Task, started
 // ScopeEnvironmentsWrite and fails with CodeNotFound and
 // CodeFailedPrecondition (the environment is not desired running).
 func (s *Manager) StartTask(ctx context.Context, id string) (*TaskExecution, error) {
+	return s.StartTaskIn(ctx, "", id)
+}
+
+// StartTaskIn is StartTask for a task of environment envID: a task of
+// another environment is not found (CodeNotFound).
+func (s *Manager) StartTaskIn(ctx context.Context, envID, id string) (*TaskExecution, error) {
 	c, err := requireWrite(ctx)
 	if err != nil {
 		return nil, err
@@ -98,6 +104,9 @@ func (s *Manager) StartTask(ctx context.Context, id string) (*TaskExecution, err
 	cur, err := s.Store.FindTaskByID(ctx, c.OrgID, id)
 	if err != nil {
 		return nil, taskNotFound(id, err)
+	}
+	if envID != "" && cur.EnvironmentID != envID {
+		return nil, notInEnvironment("task", id, envID)
 	}
 	var x *TaskExecution
 	err = s.edit(ctx, c.OrgID, cur.EnvironmentID, func(env *environments.Environment, set *Set) (*Changes, error) {

@@ -68,6 +68,12 @@ func taskNotFound(id string, err error) error {
 	return fmt.Errorf("task %q: %w", id, err)
 }
 
+// notInEnvironment is the answer for an item the caller names under an
+// environment it is not in.
+func notInEnvironment(kind, id, envID string) error {
+	return apperr.NotFound("%s %q is not in environment %q", kind, id, envID)
+}
+
 func executionNotFound(id string, err error) error {
 	if apperr.Is(err, apperr.CodeNotFound) {
 		return apperr.NotFound("task execution %q not found", id)

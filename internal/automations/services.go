@@ -347,14 +347,26 @@ func (s *Manager) serviceChanged(ctx context.Context, svc *Service) {
 }
 
 // setDesired changes a service's desired phase through fn, which reports
-// whether it changed anything.
-func (s *Manager) setDesired(ctx context.Context, id string, fn func(*Service) (bool, error)) error {
+// whether it changed anything. envID, when set, is the environment the
+// caller means: a service of another one is not found.
+func (s *Manager) setDesired(ctx context.Context, envID, id string, fn func(*Service) (bool, error)) error {
 	c, err := requireWrite(ctx)
 	if err != nil {
 		return err
 	}
 	if err := identity.ValidateUUID("id", id); err != nil {
 		return err
+	}
+	if envID != "" {
+		// A service never moves to another environment: checking before
+		// the update is as good as within it.
+		cur, err := s.Store.FindServiceByID(ctx, c.OrgID, id)
+		if err != nil {
+			return serviceNotFound(id, err)
+		}
+		if cur.EnvironmentID != envID {
+			return notInEnvironment("service", id, envID)
+		}
 	}
 	changed := false
 	svc, err := s.Store.UpdateService(ctx, c.OrgID, id, func(svc *Service) error {
@@ -376,7 +388,14 @@ func (s *Manager) setDesired(ctx context.Context, id string, fn func(*Service) (
 // starting is left alone. It needs ScopeEnvironmentsWrite and fails with
 // CodeNotFound and CodeFailedPrecondition (the service is being deleted).
 func (s *Manager) StartService(ctx context.Context, id string) error {
-	return s.setDesired(ctx, id, func(svc *Service) (bool, error) {
+	return s.StartServiceIn(ctx, "", id)
+}
+
+// StartServiceIn is StartService for a service of environment envID: a
+// service of another environment is not found (CodeNotFound), so a path
+// that names both cannot act on the wrong one.
+func (s *Manager) StartServiceIn(ctx context.Context, envID, id string) error {
+	return s.setDesired(ctx, envID, id, func(svc *Service) (bool, error) {
 		if svc.Deleting() {
 			return false, apperr.FailedPrecondition("service %q is being deleted", svc.Reference)
 		}
@@ -388,7 +407,13 @@ func (s *Manager) StartService(ctx context.Context, id string) error {
 // stopping a stopped service changes nothing. It needs
 // ScopeEnvironmentsWrite and fails with CodeNotFound.
 func (s *Manager) StopService(ctx context.Context, id string) error {
-	return s.setDesired(ctx, id, func(svc *Service) (bool, error) {
+	return s.StopServiceIn(ctx, "", id)
+}
+
+// StopServiceIn is StopService for a service of environment envID, as
+// StartServiceIn.
+func (s *Manager) StopServiceIn(ctx context.Context, envID, id string) error {
+	return s.setDesired(ctx, envID, id, func(svc *Service) (bool, error) {
 		if svc.Spec.DesiredPhase == ServicePhaseStopped || svc.Deleting() {
 			return false, nil
 		}

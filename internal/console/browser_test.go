@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	"github.com/runyard/runyard/internal/testutil"
 )
 
 // chromiumPath is Debian's chromium, which .ci/run installs.
@@ -44,26 +47,23 @@ func newBrowser(t *testing.T, base, name string, headers map[string]string) *bro
 		}
 		t.Skipf("no browser at %s (apt-get install chromium)", chromiumPath)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
-		chromedp.NoSandbox,
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-gpu", true),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
+	root, err := sharedBrowser()
+	if err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	// A browser context of its own: cookies (the session) and storage are
+	// the tab's, as in a browser of its own.
+	ctx, cancel := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
 	b := &browser{t: t, ctx: ctx, base: base, name: name}
 	t.Cleanup(func() {
 		if t.Failed() {
 			b.saveArtifacts()
 		}
 		cancel()
-		cancelAlloc()
 	})
-	// The first run starts the browser, which lives as long as that run's
+	// The first run opens the tab, which lives as long as that run's
 	// context: the test's, not a timeout's.
-	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
 			return fmt.Errorf("enable network: %w", err)
 		}
@@ -77,11 +77,46 @@ func newBrowser(t *testing.T, base, name string, headers map[string]string) *bro
 			}
 		}
 		return nil
-	}))
+	}), chromedp.EmulateViewport(1280, 900))
 	if err != nil {
-		t.Fatalf("start chromium: %v", err)
+		t.Fatalf("open a tab: %v", err)
 	}
 	return b
+}
+
+// shared is the one Chromium of the test binary: starting one per test
+// costs seconds of a loaded machine's CPU each; tabs in browser contexts
+// of their own are as separate as browsers for the tests.
+var shared struct {
+	once   sync.Once
+	ctx    context.Context
+	err    error
+	cancel func()
+}
+
+func sharedBrowser() (context.Context, error) {
+	shared.once.Do(func() {
+		opts := append(chromedp.DefaultExecAllocatorOptions[:],
+			chromedp.ExecPath(chromiumPath),
+			chromedp.NoSandbox,
+			chromedp.WindowSize(1280, 900),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.Flag("disable-gpu", true),
+		)
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel := chromedp.NewContext(actx)
+		shared.ctx, shared.cancel = ctx, func() { cancel(); cancelAlloc() }
+		shared.err = chromedp.Do(ctx)
+	})
+	return shared.ctx, shared.err
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.cancel != nil {
+		shared.cancel()
+	}
+	os.Exit(code)
 }
 
 // do runs actions, failing the test on an error.
@@ -145,6 +180,25 @@ func (b *browser) waitJS(what, expr string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.t.Fatalf("browser %s: %s: still not so after %s (%s = %v)", b.name, what, browserWait, expr, last)
+}
+
+// untilJS does act, then waits a moment for expr to be true, and again,
+// until it is: for what a user would retry (a key typed before the process
+// saw the resize).
+func (b *browser) untilJS(what string, act func(), expr string) {
+	b.t.Helper()
+	deadline := time.Now().Add(browserWait)
+	for {
+		act()
+		for wait := time.Now().Add(3 * time.Second); time.Now().Before(wait); time.Sleep(100 * time.Millisecond) {
+			if eval[bool](b, expr) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("browser %s: %s: still not so after %s (%s)", b.name, what, browserWait, expr)
+		}
+	}
 }
 
 // text returns the text of the first element matching a CSS selector, ""
@@ -215,6 +269,9 @@ func (b *browser) shot(name string) {
 	if dir == "" {
 		return
 	}
+	if strings.HasSuffix(b.t.Name(), "/"+string(testutil.Postgres)) {
+		name += "-postgres"
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatalf("shots dir: %v", err)
 	}
@@ -279,6 +336,11 @@ func (b *browser) axeViolations() []string {
 // page that axe-core calls serious or critical.
 func (b *browser) checkAxe(page string) {
 	b.t.Helper()
+	// The pages' markup does not depend on the database: one audit (the
+	// SQLite run's) is enough, and axe-core is the slowest step of a test.
+	if strings.HasSuffix(b.t.Name(), "/"+string(testutil.Postgres)) {
+		return
+	}
 	for _, v := range b.axeViolations() {
 		b.t.Errorf("accessibility, %s: %s", page, v)
 	}
@@ -303,4 +365,18 @@ func (b *browser) signInPassword(email, password string) {
 	b.do(chromedp.SendKeys(chromedp.ID("email"), email), chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Click(chromedp.CSS(`form[action="/auth/password"] button`)))
 	b.waitJS("signed in, on the page asked for", `location.pathname === "/runners" && !!document.querySelector("form[data-signout]")`)
+}
+
+// eachDatabase runs a browser test once per database: SQLite always,
+// PostgreSQL where RUNYARD_TEST_POSTGRES_URL is set (testutil skips it
+// otherwise). The two run side by side: a browser test mostly waits (for
+// pages, runners, the change feed), not computes, so together they take
+// little longer than one.
+func eachDatabase(t *testing.T, fn func(t *testing.T, backend testutil.Backend)) {
+	for _, backend := range testutil.Backends() {
+		t.Run(string(backend), func(t *testing.T) {
+			t.Parallel()
+			fn(t, backend)
+		})
+	}
 }

@@ -34,6 +34,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
+	"github.com/runyard/runyard/internal/secrets"
 )
 
 // Services are the domain services the console renders.
@@ -44,6 +45,7 @@ type Services struct {
 	Pods         *pods.Service
 	Environments *environments.Service
 	Automations  *automations.Manager
+	Secrets      *secrets.Service
 	Events       *events.Service
 	// Audit records the console's writes; nil records nothing.
 	Audit *audit.Service
@@ -121,6 +123,17 @@ func (h *handler) routes() []route {
 	post("/environments/{id}/services/{item}/start", typeService, h.envAction(h.serviceStart))
 	post("/environments/{id}/services/{item}/stop", typeService, h.envAction(h.serviceStop))
 	post("/environments/{id}/tasks/{item}/start", typeTask, h.envAction(h.taskStart))
+	get("/environments/{id}/automations", h.automationsFile)
+	post("/environments/{id}/automations", typeEnvironment, h.automationsApply)
+	// A check changes nothing: not in the audit log.
+	post("/environments/{id}/automations/validate", "", h.automationsValidate)
+	get("/secrets", h.secretsList)
+	post("/secrets/new", typeSecret, h.secretCreate)
+	post("/secrets/{id}/value", typeSecret, h.secretUpdate)
+	post("/secrets/{id}/delete", typeSecret, h.secretDelete)
+	get("/agents", h.agentsList)
+	post("/agents/new", audit.TypeAgentType, h.agentCreate)
+	post("/agents/{id}/delete", audit.TypeAgentType, h.agentDelete)
 	rs = append(rs,
 		route{"GET /console/events", withHeaders(http.HandlerFunc(h.events), "")},
 		route{"GET " + assetsPath + "{file}", withHeaders(http.HandlerFunc(h.asset), "")},
@@ -254,7 +267,8 @@ func (h *handler) page(fn pageFunc) http.Handler {
 // action serves a console write: a form the console's island posts with
 // the session's CSRF token (the guard checks it for cookie sessions). It
 // refuses another origin's post outright, records the call in the audit
-// log, and answers with the page to show next.
+// log (unless object is "": a post that changes nothing), and answers with
+// the page to show next.
 func (h *handler) action(pattern, object string, fn actionFunc) http.Handler {
 	return withHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !sameOrigin(r) {
@@ -266,7 +280,7 @@ func (h *handler) action(pattern, object string, fn actionFunc) http.Handler {
 			h.renderError(w, r, nil, err)
 			return
 		}
-		if h.svc.Audit != nil {
+		if h.svc.Audit != nil && object != "" {
 			var d *audit.Draft
 			ctx, d = audit.Begin(ctx, SurfaceConsole, "POST "+pattern, object, clientip.From(r), r.UserAgent())
 			d.SetCaller(c)

@@ -283,203 +283,208 @@ func TestConsole_SecurityHeaders(t *testing.T) {
 // reload with the same session; terminate asks first; a read-only key sees
 // no write controls and its forged write is refused.
 func TestConsole_Browser(t *testing.T) {
-	e := newEnv(t, testutil.SQLite)
-	e.createAgent(t)
-	st := e.ts.OpenStore(t)
-	org, err := st.FindOrganizationByName(context.Background(), identity.DefaultOrganization)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustUser(t, st, "ada@example.com", org.ID, identity.RoleAdmin)
-	b := newBrowser(t, e.ts.URL, "admin", nil)
-
-	// A wrong password is refused in words; the right one signs in.
-	b.open("/signin")
-	b.do(chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"), chromedp.SendKeys(chromedp.ID("password"), "wrong password"),
-		chromedp.Click(chromedp.CSS(`form[action="/auth/password"] button`)))
-	b.waitJS("the refusal is shown", `!!document.querySelector("form[action='/auth/password'] [data-form-error]")`)
-	if got := b.text("form[action='/auth/password'] [data-form-error]"); !strings.Contains(got, "try again") {
-		t.Errorf("wrong password: the page says %q", got)
-	}
-	b.shot("signin-refused")
-	b.signInPassword("ada@example.com", userPassword)
-
-	// Runners: one appears and goes ACTIVE while the page is open.
-	b.open("/runners")
-	b.do(chromedp.WaitVisible(chromedp.CSS("#live-status[data-state=live]")))
-	eval[bool](b, `window.__sameDocument = true`)
-	_, exchange := e.createRunner(t, "web-runner")
-	b.waitJS("the new runner is listed", `!!document.querySelector('tr[data-runner="web-runner"]')`)
-	rcfg := runner.Config{Server: e.ts.URL, ExchangeToken: exchange, Name: "web-host", MaxPods: 4, StopGrace: 5 * time.Second}
-	if os.Getenv("RUNYARD_CONSOLE_DEBUG") != "" {
-		rcfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	testutil.StartRunner(t, rcfg)
-	b.waitJS("the runner shows active", `(document.querySelector('tr[data-runner="web-runner"] [data-phase]')||{}).innerText === "active"`)
-	if !eval[bool](b, `window.__sameDocument === true`) {
-		t.Fatal("the runners page reloaded: the runner should have gone active in place")
-	}
-	b.shot("runners")
-	b.checkAxe("/runners")
-
-	// Overview counts it.
-	b.open("/")
-	if got := b.text(`[data-count="runners-active"]`); got != "1" {
-		t.Errorf("overview: active runners = %q, want 1", got)
-	}
-	b.shot("overview")
-	b.checkAxe("/")
-	b.colorScheme("dark")
-	b.shot("overview-dark")
-	b.colorScheme("light")
-	// Each number links to its list.
-	b.do(chromedp.Click(chromedp.CSS(`[data-count="runners-active"]`)))
-	b.waitJS("the active runners' list opens", `location.search.includes("phase=RUNNER_PHASE_ACTIVE") && !!document.querySelector('tr[data-runner="web-runner"]')`)
-
-	// The runner's actions: drain and resume, a new exchange token shown
-	// once with its commands (never in the URL).
-	b.do(chromedp.Click(chromedp.CSS(`tr[data-runner="web-runner"] a`)))
-	b.waitJS("the runner page opens", `location.pathname.startsWith("/runners/") && !!document.getElementById("runner-actions")`)
-	runnerPath := eval[string](b, `location.pathname`)
-	b.do(chromedp.Click(chromedp.CSS(`form[action$="/drain"] button`)))
-	b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
-	b.waitJS("the runner shows draining", `!!document.querySelector('form[action$="/resume"]') && document.getElementById("runner-status").innerText.includes("draining")`)
-	b.do(chromedp.Click(chromedp.CSS(`form[action$="/resume"] button`)))
-	b.waitJS("the runner takes work again", `!!document.querySelector('form[action$="/drain"]') && !document.getElementById("runner-status").innerText.includes("draining")`)
-	b.do(chromedp.Click(chromedp.CSS(`form[action$="/token"] button`)))
-	b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
-	b.waitJS("the token is shown", `!!document.getElementById("token-command")`)
-	cmd := b.text("#token-command")
-	if want := "runyard runner --server " + e.ts.URL + " --exchange-token ryd_ex_"; !strings.HasPrefix(cmd, want) {
-		t.Errorf("token command = %q, want it to start with %q", cmd, want)
-	}
-	if loc := eval[string](b, `location.href`); loc != e.ts.URL+runnerPath || strings.Contains(loc, "ryd_") {
-		t.Errorf("after making a token the page is at %s", loc)
-	}
-	b.shot("runner-token")
-	b.open(runnerPath)
-	if b.exists("#token-value") {
-		t.Error("the exchange token is shown again after a reload")
-	}
-	b.shot("runner")
-	b.checkAxe("/runners/{id}")
-	b.open("/pods")
-	b.checkAxe("/pods")
-	b.open("/environments")
-	b.checkAxe("/environments")
-	b.open("/signin")
-	b.checkAxe("/signin")
-	// The audit finds what it should: an unlabelled field is serious.
-	eval[bool](b, `document.querySelector("main").appendChild(document.createElement("input")) && true`)
-	if v := b.axeViolations(); len(v) == 0 {
-		t.Error("axe-core found no violation on a page with an unlabelled input: is it running?")
-	}
-
-	// A pod from the form.
-	b.open("/pods/new")
-	b.do(
-		chromedp.SetValue(chromedp.ID("agent"), "echo-agent"),
-		chromedp.SendKeys(chromedp.ID("prompt"), "say hello"),
-	)
-	b.shot("pod-new")
-	b.checkAxe("/pods/new")
-	b.do(chromedp.Click(chromedp.CSS(`form[action="/pods/new"] button[type=submit]`)))
-	b.waitJS("the pod page opens", `location.pathname.startsWith("/pods/") && location.pathname !== "/pods/new"`)
-	key := strings.TrimPrefix(eval[string](b, `location.pathname`), "/pods/")
-	// The page follows the pod until it runs; the terminal comes with the
-	// page of a running pod.
-	b.waitJS("the pod runs", `(document.querySelector('[data-status]')||{}).dataset?.status === "running"`)
-	b.open("/pods/" + key)
-	b.waitJS("the terminal attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
-	b.waitJS("the prompt shows", `document.querySelector(".xterm-rows").innerText.includes("prompt: say hello")`)
-	b.typeText("hello-console\r")
-	b.waitJS("the agent echoes the line", `document.querySelector(".xterm-rows").innerText.includes("got: hello-console")`)
-
-	// Resize follows the window: the pty's size (stty size) is the terminal's.
-	b.viewport(900, 700)
-	b.waitJS("the terminal refits", `document.getElementById("terminal").dataset.cols !== undefined`)
-	cols := eval[string](b, `document.getElementById("terminal").dataset.cols`)
-	rows := eval[string](b, `document.getElementById("terminal").dataset.rows`)
-	b.typeText("size\r")
-	b.waitJS("stty reports the new size", `document.querySelector(".xterm-rows").innerText.includes(`+jsString(rows+" "+cols)+`)`)
-	b.shot("pod-terminal")
-	b.checkAxe("/pods/{key} with its terminal")
-
-	// A reload attaches to the same session: its scrollback is back.
-	b.do(chromedp.Reload())
-	b.waitJS("the terminal re-attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
-	b.waitJS("the scrollback is back", `document.querySelector(".xterm-rows").innerText.includes("got: hello-console")`)
-	b.typeText("after-reload\r")
-	b.waitJS("the same session answers", `document.querySelector(".xterm-rows").innerText.includes("got: after-reload")`)
-
-	// A read-only key: no write controls, a read-only terminal, and a
-	// forged write refused.
-	reader := e.createKey(t, "pods:read", "runners:read", "environments:read")
-	ro := newBrowser(t, e.ts.URL, "reader", nil)
-	ro.signInKey(reader)
-	ro.open("/pods/" + key)
-	ro.waitJS("the watcher attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
-	ro.waitJS("the watcher sees the session", `document.querySelector(".xterm-rows").innerText.includes("got: after-reload")`)
-	for _, sel := range []string{`form[action$="/terminate"]`, `a[href="/pods/new"]`} {
-		if ro.exists(sel) {
-			t.Errorf("a read-only key sees %s", sel)
+	eachDatabase(t, func(t *testing.T, backend testutil.Backend) {
+		e := newEnv(t, backend)
+		e.createAgent(t)
+		st := e.ts.OpenStore(t)
+		org, err := st.FindOrganizationByName(context.Background(), identity.DefaultOrganization)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	ro.shot("pod-readonly")
-	ro.open("/runners")
-	ro.do(chromedp.Click(chromedp.CSS(`tr[data-runner="web-runner"] a`)))
-	ro.waitJS("the runner page opens", `location.pathname.startsWith("/runners/")`)
-	if ro.exists(`#runner-actions`) {
-		t.Error("a read-only key sees the runner's actions")
-	}
-	// Forged writes: without the session's CSRF token, with a wrong one,
-	// and with the right one but a read-only session: all refused.
-	for what, headers := range map[string]string{
-		"without a CSRF token":   `{}`,
-		"with a wrong token":     `{"X-CSRF-Token": "forged"}`,
-		"by a read-only session": `{"X-CSRF-Token": csrf}`,
-	} {
-		forged := evalAwait[float64](ro, `fetch("/auth/session").then(r => r.json()).then(s => { const csrf = s.csrfToken;
+		mustUser(t, st, "ada@example.com", org.ID, identity.RoleAdmin)
+		b := newBrowser(t, e.ts.URL, "admin", nil)
+
+		// A wrong password is refused in words; the right one signs in.
+		b.open("/signin")
+		b.do(chromedp.SendKeys(chromedp.ID("email"), "ada@example.com"), chromedp.SendKeys(chromedp.ID("password"), "wrong password"),
+			chromedp.Click(chromedp.CSS(`form[action="/auth/password"] button`)))
+		b.waitJS("the refusal is shown", `!!document.querySelector("form[action='/auth/password'] [data-form-error]")`)
+		if got := b.text("form[action='/auth/password'] [data-form-error]"); !strings.Contains(got, "try again") {
+			t.Errorf("wrong password: the page says %q", got)
+		}
+		b.shot("signin-refused")
+		b.signInPassword("ada@example.com", userPassword)
+
+		// Runners: one appears and goes ACTIVE while the page is open.
+		b.open("/runners")
+		b.do(chromedp.WaitVisible(chromedp.CSS("#live-status[data-state=live]")))
+		eval[bool](b, `window.__sameDocument = true`)
+		_, exchange := e.createRunner(t, "web-runner")
+		b.waitJS("the new runner is listed", `!!document.querySelector('tr[data-runner="web-runner"]')`)
+		rcfg := runner.Config{Server: e.ts.URL, ExchangeToken: exchange, Name: "web-host", MaxPods: 4, StopGrace: 5 * time.Second}
+		if os.Getenv("RUNYARD_CONSOLE_DEBUG") != "" {
+			rcfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+		testutil.StartRunner(t, rcfg)
+		b.waitJS("the runner shows active", `(document.querySelector('tr[data-runner="web-runner"] [data-phase]')||{}).innerText === "active"`)
+		if !eval[bool](b, `window.__sameDocument === true`) {
+			t.Fatal("the runners page reloaded: the runner should have gone active in place")
+		}
+		b.shot("runners")
+		b.checkAxe("/runners")
+
+		// Overview counts it.
+		b.open("/")
+		if got := b.text(`[data-count="runners-active"]`); got != "1" {
+			t.Errorf("overview: active runners = %q, want 1", got)
+		}
+		b.shot("overview")
+		b.checkAxe("/")
+		b.colorScheme("dark")
+		b.shot("overview-dark")
+		b.colorScheme("light")
+		// Each number links to its list.
+		b.do(chromedp.Click(chromedp.CSS(`[data-count="runners-active"]`)))
+		b.waitJS("the active runners' list opens", `location.search.includes("phase=RUNNER_PHASE_ACTIVE") && !!document.querySelector('tr[data-runner="web-runner"]')`)
+
+		// The runner's actions: drain and resume, a new exchange token shown
+		// once with its commands (never in the URL).
+		b.do(chromedp.Click(chromedp.CSS(`tr[data-runner="web-runner"] a`)))
+		b.waitJS("the runner page opens", `location.pathname.startsWith("/runners/") && !!document.getElementById("runner-actions")`)
+		runnerPath := eval[string](b, `location.pathname`)
+		b.do(chromedp.Click(chromedp.CSS(`form[action$="/drain"] button`)))
+		b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+		b.waitJS("the runner shows draining", `!!document.querySelector('form[action$="/resume"]') && document.getElementById("runner-status").innerText.includes("draining")`)
+		b.do(chromedp.Click(chromedp.CSS(`form[action$="/resume"] button`)))
+		b.waitJS("the runner takes work again", `!!document.querySelector('form[action$="/drain"]') && !document.getElementById("runner-status").innerText.includes("draining")`)
+		b.do(chromedp.Click(chromedp.CSS(`form[action$="/token"] button`)))
+		b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+		b.waitJS("the token is shown", `!!document.getElementById("token-command")`)
+		cmd := b.text("#token-command")
+		if want := "runyard runner --server " + e.ts.URL + " --exchange-token ryd_ex_"; !strings.HasPrefix(cmd, want) {
+			t.Errorf("token command = %q, want it to start with %q", cmd, want)
+		}
+		if loc := eval[string](b, `location.href`); loc != e.ts.URL+runnerPath || strings.Contains(loc, "ryd_") {
+			t.Errorf("after making a token the page is at %s", loc)
+		}
+		b.shot("runner-token")
+		b.open(runnerPath)
+		if b.exists("#token-value") {
+			t.Error("the exchange token is shown again after a reload")
+		}
+		b.shot("runner")
+		b.checkAxe("/runners/{id}")
+		b.open("/pods")
+		b.checkAxe("/pods")
+		b.open("/environments")
+		b.checkAxe("/environments")
+		b.open("/signin")
+		b.checkAxe("/signin")
+		// The audit finds what it should: an unlabelled field is serious.
+		eval[bool](b, `document.querySelector("main").appendChild(document.createElement("input")) && true`)
+		if v := b.axeViolations(); len(v) == 0 {
+			t.Error("axe-core found no violation on a page with an unlabelled input: is it running?")
+		}
+
+		// A pod from the form.
+		b.open("/pods/new")
+		b.do(
+			chromedp.SetValue(chromedp.ID("agent"), "echo-agent"),
+			chromedp.SendKeys(chromedp.ID("prompt"), "say hello"),
+		)
+		b.shot("pod-new")
+		b.checkAxe("/pods/new")
+		b.do(chromedp.Click(chromedp.CSS(`form[action="/pods/new"] button[type=submit]`)))
+		b.waitJS("the pod page opens", `location.pathname.startsWith("/pods/") && location.pathname !== "/pods/new"`)
+		key := strings.TrimPrefix(eval[string](b, `location.pathname`), "/pods/")
+		// The page follows the pod until it runs; the terminal comes with the
+		// page of a running pod.
+		b.waitJS("the pod runs", `(document.querySelector('[data-status]')||{}).dataset?.status === "running"`)
+		b.open("/pods/" + key)
+		b.waitJS("the terminal attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
+		b.waitJS("the prompt shows", `document.querySelector(".xterm-rows").innerText.includes("prompt: say hello")`)
+		b.typeText("hello-console\r")
+		b.waitJS("the agent echoes the line", `document.querySelector(".xterm-rows").innerText.includes("got: hello-console")`)
+
+		// Resize follows the window: the pty's size (stty size) is the terminal's.
+		before := eval[string](b, `document.getElementById("terminal").dataset.cols`)
+		b.viewport(900, 700)
+		b.waitJS("the terminal refits", `document.getElementById("terminal").dataset.cols !== `+jsString(before))
+		cols := eval[string](b, `document.getElementById("terminal").dataset.cols`)
+		rows := eval[string](b, `document.getElementById("terminal").dataset.rows`)
+		// The resize reaches the pty over the socket, after the refit: ask
+		// again until stty sees it (bounded by browserWait).
+		b.untilJS("stty reports the new size", func() { b.typeText("size\r") },
+			`document.querySelector(".xterm-rows").innerText.includes(`+jsString(rows+" "+cols)+`)`)
+		b.shot("pod-terminal")
+		b.checkAxe("/pods/{key} with its terminal")
+
+		// A reload attaches to the same session: its scrollback is back.
+		b.do(chromedp.Reload())
+		b.waitJS("the terminal re-attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
+		b.waitJS("the scrollback is back", `document.querySelector(".xterm-rows").innerText.includes("got: hello-console")`)
+		b.typeText("after-reload\r")
+		b.waitJS("the same session answers", `document.querySelector(".xterm-rows").innerText.includes("got: after-reload")`)
+
+		// A read-only key: no write controls, a read-only terminal, and a
+		// forged write refused.
+		reader := e.createKey(t, "pods:read", "runners:read", "environments:read")
+		ro := newBrowser(t, e.ts.URL, "reader", nil)
+		ro.signInKey(reader)
+		ro.open("/pods/" + key)
+		ro.waitJS("the watcher attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
+		ro.waitJS("the watcher sees the session", `document.querySelector(".xterm-rows").innerText.includes("got: after-reload")`)
+		for _, sel := range []string{`form[action$="/terminate"]`, `a[href="/pods/new"]`} {
+			if ro.exists(sel) {
+				t.Errorf("a read-only key sees %s", sel)
+			}
+		}
+		ro.shot("pod-readonly")
+		ro.open("/runners")
+		ro.do(chromedp.Click(chromedp.CSS(`tr[data-runner="web-runner"] a`)))
+		ro.waitJS("the runner page opens", `location.pathname.startsWith("/runners/")`)
+		if ro.exists(`#runner-actions`) {
+			t.Error("a read-only key sees the runner's actions")
+		}
+		// Forged writes: without the session's CSRF token, with a wrong one,
+		// and with the right one but a read-only session: all refused.
+		for what, headers := range map[string]string{
+			"without a CSRF token":   `{}`,
+			"with a wrong token":     `{"X-CSRF-Token": "forged"}`,
+			"by a read-only session": `{"X-CSRF-Token": csrf}`,
+		} {
+			forged := evalAwait[float64](ro, `fetch("/auth/session").then(r => r.json()).then(s => { const csrf = s.csrfToken;
 			return fetch("/pods/`+key+`/terminate", {method: "POST", headers: `+headers+`, body: "x=1"}) }).then(r => r.status)`)
-		if forged != http.StatusForbidden {
-			t.Errorf("forged terminate %s: status %v, want 403", what, forged)
+			if forged != http.StatusForbidden {
+				t.Errorf("forged terminate %s: status %v, want 403", what, forged)
+			}
 		}
-	}
-	// The admin's session without the token changes nothing either.
-	forged := evalAwait[float64](b, `fetch("`+runnerPath+`/drain", {method: "POST", body: "x=1"}).then(r => r.status)`)
-	if forged != http.StatusForbidden {
-		t.Errorf("the admin's drain without a CSRF token: status %v, want 403", forged)
-	}
+		// The admin's session without the token changes nothing either.
+		forged := evalAwait[float64](b, `fetch("`+runnerPath+`/drain", {method: "POST", body: "x=1"}).then(r => r.status)`)
+		if forged != http.StatusForbidden {
+			t.Errorf("the admin's drain without a CSRF token: status %v, want 403", forged)
+		}
 
-	// Terminate asks first; cancel keeps the pod, confirm ends it.
-	b.open("/pods/" + key)
-	b.do(chromedp.Click(chromedp.CSS(`form[action$="/terminate"] button`)))
-	b.do(chromedp.WaitVisible(chromedp.ID("confirm")))
-	b.shot("pod-terminate-confirm")
-	b.do(chromedp.Click(chromedp.ID("confirm-cancel")))
-	if got := b.text("[data-status]"); !strings.Contains(got, "running") {
-		t.Errorf("after cancel the pod is %q", got)
-	}
-	b.do(chromedp.Click(chromedp.CSS(`form[action$="/terminate"] button`)))
-	b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
-	b.waitJS("the pod ends", `["terminated","failed"].includes((document.querySelector('[data-status]')||{}).dataset?.status)`)
+		// Terminate asks first; cancel keeps the pod, confirm ends it.
+		b.open("/pods/" + key)
+		b.do(chromedp.Click(chromedp.CSS(`form[action$="/terminate"] button`)))
+		b.do(chromedp.WaitVisible(chromedp.ID("confirm")))
+		b.shot("pod-terminate-confirm")
+		b.do(chromedp.Click(chromedp.ID("confirm-cancel")))
+		if got := b.text("[data-status]"); !strings.Contains(got, "running") {
+			t.Errorf("after cancel the pod is %q", got)
+		}
+		b.do(chromedp.Click(chromedp.CSS(`form[action$="/terminate"] button`)))
+		b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
+		b.waitJS("the pod ends", `["terminated","failed"].includes((document.querySelector('[data-status]')||{}).dataset?.status)`)
 
-	// Phone width: the layout still fits.
-	b.viewport(390, 800)
-	b.open("/runners")
-	if w := eval[float64](b, `document.documentElement.scrollWidth`); w > 400 {
-		t.Errorf("at phone width the runners page is %v px wide", w)
-	}
-	b.shot("runners-phone")
-	b.checkAxe("/runners at phone width")
-	if got := b.text(`tr[data-runner="web-runner"]`); strings.Contains(got, "draining") {
-		t.Errorf("a forged drain drained the runner: %q", got)
-	}
+		// Phone width: the layout still fits.
+		b.viewport(390, 800)
+		b.open("/runners")
+		if w := eval[float64](b, `document.documentElement.scrollWidth`); w > 400 {
+			t.Errorf("at phone width the runners page is %v px wide", w)
+		}
+		b.shot("runners-phone")
+		b.checkAxe("/runners at phone width")
+		if got := b.text(`tr[data-runner="web-runner"]`); strings.Contains(got, "draining") {
+			t.Errorf("a forged drain drained the runner: %q", got)
+		}
 
-	// Sign out: back to the sign-in page, and the session is gone.
-	b.viewport(1280, 900)
-	b.do(chromedp.Click(chromedp.CSS("form[data-signout] button")))
-	b.waitJS("signed out", `location.pathname === "/signin"`)
-	b.open("/runners")
-	b.waitJS("a page asks to sign in again", `location.pathname === "/signin"`)
+		// Sign out: back to the sign-in page, and the session is gone.
+		b.viewport(1280, 900)
+		b.do(chromedp.Click(chromedp.CSS("form[data-signout] button")))
+		b.waitJS("signed out", `location.pathname === "/signin"`)
+		b.open("/runners")
+		b.waitJS("a page asks to sign in again", `location.pathname === "/signin"`)
+	})
 }

@@ -117,15 +117,15 @@ func (h *handler) envStop(ctx context.Context, r *http.Request) error {
 }
 
 func (h *handler) serviceStart(ctx context.Context, r *http.Request) error {
-	return h.svc.Automations.StartService(ctx, r.PathValue("item"))
+	return h.svc.Automations.StartServiceIn(ctx, r.PathValue("id"), r.PathValue("item"))
 }
 
 func (h *handler) serviceStop(ctx context.Context, r *http.Request) error {
-	return h.svc.Automations.StopService(ctx, r.PathValue("item"))
+	return h.svc.Automations.StopServiceIn(ctx, r.PathValue("id"), r.PathValue("item"))
 }
 
 func (h *handler) taskStart(ctx context.Context, r *http.Request) error {
-	_, err := h.svc.Automations.StartTask(ctx, r.PathValue("item"))
+	_, err := h.svc.Automations.StartTaskIn(ctx, r.PathValue("id"), r.PathValue("item"))
 	return err
 }
 

@@ -35,13 +35,14 @@ type runnersData struct {
 }
 
 // runnersList is the runners page: the domain's list, paged, with the
-// filters the domain has (provider) and those the page applies to what it
-// reads (phase, desired phase, name), reading on until a page is full.
+// filters the domain has (provider, phase, name) and the one the page
+// applies to what it reads (desired phase, which only a drain sets),
+// reading on until a page is full.
 func (h *handler) runnersList(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title, v.Nav, v.Live = "Runners", "runners", true
 	q := r.URL.Query()
 	d := &runnersData{Phase: q.Get("phase"), Desired: q.Get("desired"), Provider: q.Get("provider"), Name: strings.TrimSpace(q.Get("name"))}
-	for _, p := range []runners.Phase{runners.PhaseActive, runners.PhaseDegraded, runners.PhaseInactive, runners.PhaseCreated, runners.PhaseDeleting} {
+	for _, p := range runners.ListPhases {
 		d.Phases = append(d.Phases, string(p))
 	}
 	for _, p := range runners.Providers {
@@ -53,9 +54,12 @@ func (h *handler) runnersList(ctx context.Context, r *http.Request, v *view) (st
 	if d.Desired != "" && d.Desired != string(runners.PhaseInactive) && d.Desired != string(runners.PhaseActive) {
 		return "", apperr.Invalid("desired", "must be %s or %s", runners.PhaseActive, runners.PhaseInactive)
 	}
-	f := runners.ListFilter{}
+	f := runners.ListFilter{NameContains: d.Name}
 	if d.Provider != "" {
 		f.Providers = []runners.Provider{runners.Provider(d.Provider)}
+	}
+	if d.Phase != "" {
+		f.Phases = []runners.Phase{runners.Phase(d.Phase)}
 	}
 	page, err := paging.Parse(q.Get("token"), listPage)
 	if err != nil {
@@ -66,9 +70,7 @@ func (h *handler) runnersList(ctx context.Context, r *http.Request, v *view) (st
 		return "", err
 	}
 	keep := func(rn *runners.Runner) bool {
-		return (d.Phase == "" || string(rn.Status.Phase) == d.Phase) &&
-			(d.Desired == "" || string(rn.Spec.DesiredPhase) == d.Desired) &&
-			(d.Name == "" || strings.Contains(strings.ToLower(rn.Name), strings.ToLower(d.Name)))
+		return d.Desired == "" || string(rn.Spec.DesiredPhase) == d.Desired
 	}
 	for range overviewCap / listPage {
 		items, next, err := h.svc.Runners.List(ctx, f, page)

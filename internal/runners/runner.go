@@ -204,6 +204,11 @@ type Filter struct {
 	CreatorIDs []string
 	Kinds      []Kind
 	Providers  []Provider
+	// Phases keeps runners in any of these phases (Status.Phase).
+	Phases []Phase
+	// NameContains keeps runners whose name contains it, ignoring the
+	// case of ASCII letters.
+	NameContains string
 	// After and Limit select a page by Seq; Limit zero means no limit.
 	After int64
 	Limit int

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -281,7 +282,14 @@ type ListFilter struct {
 	CreatorIDs []string
 	Kinds      []Kind
 	Providers  []Provider
+	// Phases and NameContains are the console's filters, applied by the
+	// store so that a page of a large fleet reads one page of rows.
+	Phases       []Phase
+	NameContains string
 }
+
+// ListPhases are the phases a list may filter on: those a runner is seen in.
+var ListPhases = []Phase{PhaseActive, PhaseDegraded, PhaseInactive, PhaseCreated, PhaseDeleting}
 
 // List returns one page of the caller's organization's runners, oldest first,
 // and the token of the next page. It needs ScopeRunnersRead.
@@ -314,8 +322,20 @@ func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*
 			return nil, "", apperr.Invalid(fmt.Sprintf("filter.providers[%d]", i), "unknown value %q", p)
 		}
 	}
+	if len(f.Phases) > MaxFilterValues {
+		return nil, "", apperr.Invalid("filter.phases", "at most %d values, got %d", MaxFilterValues, len(f.Phases))
+	}
+	for i, p := range f.Phases {
+		if !oneOf(p, ListPhases) {
+			return nil, "", apperr.Invalid(fmt.Sprintf("filter.phases[%d]", i), "unknown value %q", p)
+		}
+	}
+	if n := utf8.RuneCountInString(f.NameContains); n > 127 {
+		return nil, "", apperr.Invalid("filter.name", "at most 127 characters, got %d", n)
+	}
 	items, err := s.Store.FindRunners(ctx, Filter{
 		OrgID: c.OrgID, CreatorIDs: f.CreatorIDs, Kinds: f.Kinds, Providers: f.Providers,
+		Phases: f.Phases, NameContains: f.NameContains,
 		After: page.After, Limit: page.Limit + 1,
 	})
 	if err != nil {

@@ -193,6 +193,9 @@ func (db *DB) FindRunnerByName(ctx context.Context, orgID, name string) (*runner
 	return r, nil
 }
 
+// likeEscaper makes text match itself in a LIKE pattern with ESCAPE '!'.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
+
 func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Runner, error) {
 	query := `SELECT ` + runnerColumns + ` FROM runners WHERE org_id = ? AND seq > ?` + live
 	args := []any{f.OrgID, f.After}
@@ -213,6 +216,17 @@ func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Run
 		for _, v := range f.Providers {
 			args = append(args, string(v))
 		}
+	}
+	if len(f.Phases) > 0 {
+		query += ` AND phase IN ` + in(len(f.Phases))
+		for _, v := range f.Phases {
+			args = append(args, string(v))
+		}
+	}
+	if f.NameContains != "" {
+		// LOWER folds ASCII letters alike in SQLite and PostgreSQL.
+		query += ` AND LOWER(name) LIKE ? ESCAPE '!'`
+		args = append(args, "%"+likeEscaper.Replace(strings.ToLower(f.NameContains))+"%")
 	}
 	query += ` ORDER BY seq`
 	var rows *sql.Rows

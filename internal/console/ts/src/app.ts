@@ -145,9 +145,14 @@ function startLive() {
 // ---- logs -------------------------------------------------------------------
 
 // The log page streams GET /logs/{runner}/{log}?follow=1 as it is written.
-// Lines are kept (the last maxLines) and drawn at most once a frame, so a
-// fast log never freezes the tab; search filters what is drawn.
-const maxLines = 20000;
+// The text is kept as it arrives, in chunks (the last maxChars of it), and
+// split into lines only when drawn; a draw happens at most once a frame and
+// no more often than the last draw's cost allows (a draw of a long text is
+// a layout of all of it), so a fast log never freezes the tab. While
+// following, only the newest followLines are drawn. Search filters what is
+// drawn.
+const maxChars = 4 << 20;
+const followLines = 2000;
 
 function startLog() {
   const pre = $<HTMLPreElement>("#log");
@@ -156,29 +161,55 @@ function startLog() {
   const follow = $<HTMLInputElement>("#log-follow");
   const status = $<HTMLElement>("#log-status");
   const say = (s: string) => status && (status.textContent = s);
-  let lines: string[] = [];
-  let partial = "";
-  let dropped = 0;
+  let chunks: string[] = [];
+  let chars = 0;
+  let dropped = false;
   let drawn = false;
+  let cost = 0;
+  // tail returns the kept text's last n lines (all of it for n = 0),
+  // without the first, partial, line once text was dropped.
+  const tail = (n: number): string[] => {
+    let text = "";
+    if (n > 0) {
+      let found = 0;
+      let i = chunks.length;
+      while (i > 0 && found <= n) {
+        i--;
+        for (let at = chunks[i].indexOf("\n"); at >= 0; at = chunks[i].indexOf("\n", at + 1)) found++;
+      }
+      text = chunks.slice(i).join("");
+    } else {
+      text = chunks.join("");
+    }
+    const out = text.split("\n");
+    if (dropped || (n > 0 && out.length > n + 1)) out.splice(0, Math.max(1, out.length - (n > 0 ? n + 1 : out.length)));
+    return out;
+  };
   const draw = () => {
     drawn = false;
+    const t0 = performance.now();
     const q = search?.value ?? "";
-    const shown = q ? lines.filter((l) => l.includes(q)) : lines;
-    pre.textContent = shown.join("\n") + (q ? "" : (shown.length ? "\n" : "") + partial);
+    let shown = q ? tail(0).filter((l) => l.includes(q)) : tail(follow?.checked ? followLines : 0);
+    if (q && follow?.checked && shown.length > followLines) shown = shown.slice(shown.length - followLines);
+    pre.textContent = shown.join("\n");
     if (follow?.checked) pre.scrollTop = pre.scrollHeight;
+    // The layout comes after this function: the next frame's start says
+    // what the draw cost in all.
+    requestAnimationFrame(() => (cost = performance.now() - t0));
   };
   const redraw = () => {
     if (!drawn) {
       drawn = true;
-      requestAnimationFrame(draw);
+      // A busy main thread: leave it four times the last draw's cost first.
+      setTimeout(() => requestAnimationFrame(draw), Math.min(1000, cost * 4));
     }
   };
   search?.addEventListener("input", redraw);
   follow?.addEventListener("change", redraw);
   const stream = async (attempt: number): Promise<void> => {
-    lines = [];
-    partial = "";
-    dropped = 0;
+    chunks = [];
+    chars = 0;
+    dropped = false;
     try {
       const r = await fetch(pre.dataset.logUrl + "?follow=1", { credentials: "same-origin" });
       if (!r.ok || !r.body) {
@@ -197,18 +228,18 @@ function startLog() {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
-        const parts = (partial + dec.decode(value, { stream: true })).split("\n");
-        partial = parts.pop() ?? "";
-        lines.push(...parts);
-        if (lines.length > maxLines) {
-          dropped += lines.length - maxLines;
-          lines.splice(0, lines.length - maxLines);
+        const text = dec.decode(value, { stream: true });
+        chunks.push(text);
+        chars += text.length;
+        while (chars - chunks[0].length > maxChars) {
+          chars -= chunks.shift()!.length;
+          dropped = true;
         }
         redraw();
       }
       say(
         dropped
-          ? `The run ended. Showing the last ${maxLines} lines; download the log for all of it.`
+          ? `The run ended. Showing its last ${maxChars >> 20} MB; download the log for all of it.`
           : "The run ended: this is the whole log.",
       );
       redraw();
@@ -222,6 +253,61 @@ function startLog() {
     }
   };
   void stream(0);
+}
+
+// ---- the automations file editor --------------------------------------------
+
+// The editor is a textarea with a gutter of line numbers beside it, which
+// follows its scrolling and its lines; the server marks the line of an
+// error, and the editor puts the cursor there.
+function startEditor() {
+  const ta = $<HTMLTextAreaElement>("#automations-file");
+  const gutter = $<HTMLElement>("#file-gutter");
+  if (!ta || !gutter) return;
+  const errLine = Number(ta.dataset.errorLine ?? "0");
+  let shown = -1;
+  const number = () => {
+    const n = Math.max(1, ta.value.split("\n").length - (ta.value.endsWith("\n") ? 1 : 0));
+    if (n === shown) return;
+    shown = n;
+    const frag = document.createDocumentFragment();
+    for (let i = 1; i <= n; i++) {
+      const span = document.createElement("span");
+      span.textContent = String(i);
+      if (i === errLine) {
+        span.className = "err";
+        span.dataset.errorLine = "";
+      }
+      frag.append(span, "\n");
+    }
+    gutter.replaceChildren(frag);
+  };
+  const follow = () => (gutter.scrollTop = ta.scrollTop);
+  ta.addEventListener("input", () => {
+    number();
+    follow();
+  });
+  ta.addEventListener("scroll", follow);
+  const gotoLine = (line: number) => {
+    const lines = ta.value.split("\n");
+    let start = 0;
+    for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
+    const end = start + (lines[line - 1]?.length ?? 0);
+    ta.focus();
+    ta.setSelectionRange(start, end);
+    // The line, a few lines from the top: its height is the gutter's.
+    const lh = parseFloat(getComputedStyle(ta).lineHeight) || 20;
+    ta.scrollTop = Math.max(0, (line - 4) * lh);
+    follow();
+  };
+  for (const a of $$<HTMLAnchorElement>("a[data-goto-line]")) {
+    a.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      gotoLine(Number(a.dataset.gotoLine));
+    });
+  }
+  number();
+  if (errLine > 0) gotoLine(errLine);
 }
 
 // ---- forms ------------------------------------------------------------------
@@ -260,8 +346,11 @@ function showFormError(form: HTMLFormElement, msg: string) {
   el.textContent = msg;
 }
 
-async function post(form: HTMLFormElement) {
+async function post(form: HTMLFormElement, submitter: HTMLElement | null) {
   if (!(await confirmed(form))) return;
+  // A button may post the form elsewhere (formaction), as Validate does.
+  const action =
+    submitter instanceof HTMLButtonElement && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
   const buttons = $$<HTMLButtonElement>("button", form);
   buttons.forEach((b) => (b.disabled = true));
   try {
@@ -269,7 +358,7 @@ async function post(form: HTMLFormElement) {
     const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
     if (token) headers["X-CSRF-Token"] = token;
     const body = new URLSearchParams(new FormData(form) as unknown as Record<string, string>);
-    const r = await fetch(form.action, { method: "POST", body, headers, credentials: "same-origin" });
+    const r = await fetch(action, { method: "POST", body, headers, credentials: "same-origin" });
     const html = await r.text();
     const doc = parse(html);
     if (!$("main", doc)) {
@@ -299,6 +388,7 @@ async function post(form: HTMLFormElement) {
     // An error, or a page shown once (a new token): in place, so a reload
     // never posts again.
     swapMain(doc);
+    startEditor();
   } catch {
     showFormError(form, "The control plane did not answer: check that it is running, then send the form again.");
   } finally {
@@ -353,7 +443,7 @@ document.addEventListener("submit", (ev) => {
   const form = ev.target as HTMLFormElement;
   if (form.matches("form[data-post]")) {
     ev.preventDefault();
-    void post(form);
+    void post(form, ev.submitter);
   } else if (form.matches("form[data-signin]")) {
     ev.preventDefault();
     void signin(form);
@@ -381,6 +471,7 @@ refreshTimes();
 setInterval(refreshTimes, 15000);
 startLive();
 startLog();
+startEditor();
 // The page is interactive: tests and bench/console wait for this.
 performance.mark("runyard-ready");
 document.documentElement.dataset.ready = "true";

@@ -111,6 +111,32 @@ if (host) {
     ws = sock;
   };
 
+  // Copy and paste as in a desktop terminal: Ctrl+Shift+C (or Ctrl+C while
+  // text is selected, Cmd+C on a Mac) copies the selection; Ctrl+Shift+V
+  // (Cmd+V) is the browser's paste, which xterm.js types into the session
+  // (bracketed when the program asked for it). A plain Ctrl+C with nothing
+  // selected stays the interrupt, a plain Ctrl+V the literal ^V.
+  term.attachCustomKeyEventHandler((ev) => {
+    if (ev.type !== "keydown") return true;
+    const key = ev.key.toLowerCase();
+    const mod = ev.metaKey || (ev.ctrlKey && ev.shiftKey);
+    if (key === "c" && (mod || (ev.ctrlKey && term.hasSelection()))) {
+      if (term.hasSelection()) {
+        void navigator.clipboard?.writeText(term.getSelection()).then(() => {
+          host.dataset.copied = String(Date.now());
+        });
+        if (!ev.metaKey) term.clearSelection();
+      }
+      ev.preventDefault();
+      return false;
+    }
+    // Left to the browser, whose paste event xterm.js handles.
+    if (key === "v" && mod) return false;
+    return true;
+  });
+  // For the browser tests, which drive xterm.js's selection API.
+  (host as HTMLElement & { terminal?: Terminal }).terminal = term;
+
   if (!readonly) {
     const enc = new TextEncoder();
     term.onData((d) => ws?.readyState === WebSocket.OPEN && ws.send(enc.encode(d)));

@@ -1,0 +1,139 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/chromedp"
+
+	"github.com/runyard/runyard/internal/runner"
+	"github.com/runyard/runyard/internal/testutil"
+)
+
+// lessAgent shows a 500-line file in less, a full-screen program on the
+// alternate screen; once less quits it echoes each line it reads.
+var lessAgent = func() string {
+	b, _ := json.Marshal(map[string]any{"id": "less-agent", "name": "Less", "command": []string{"sh", "-c",
+		`f=$(mktemp); seq -f 'row %g' 1 500 > "$f"; less "$f"; echo less-ended; while read line; do echo "got: $line"; done`}})
+	return string(b)
+}()
+
+// screen is the text of xterm.js's active buffer's visible lines.
+const screen = `(() => { const t = document.getElementById("terminal").terminal, b = t.buffer.active, out = [];
+	for (let i = 0; i < t.rows; i++) out.push(b.getLine(b.viewportY + i)?.translateToString(true) ?? "");
+	return out })()`
+
+// key sends one key press with modifiers (Ctrl=2, Shift=8) as the
+// keyboard does, with the editing commands the browser runs for it.
+func (b *browser) key(k, code string, vk, modifiers int64, commands ...string) {
+	b.t.Helper()
+	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			p := input.DispatchKeyEventParams{Type: typ, Key: k, Code: code, WindowsVirtualKeyCode: vk, NativeVirtualKeyCode: vk, Modifiers: modifiers}
+			if typ == input.DispatchKeyEventTypeRawKeyDown {
+				p.Commands = commands
+			}
+			if _, err := cdp.Call(ctx, tg, input.DispatchKeyEvent, p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// allowClipboard lets the page read and write the clipboard, as a user
+// who allowed it would.
+func (b *browser) allowClipboard() {
+	b.t.Helper()
+	c := chromedp.FromContext(b.ctx)
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := cdp.Call(b.ctx, c.Browser, cdpbrowser.SetPermission, cdpbrowser.SetPermissionParams{
+			Permission: &cdpbrowser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
+			Setting:    cdpbrowser.PermissionSettingGranted, Origin: b.base, BrowserContextID: c.BrowserContextID,
+		}); err != nil {
+			b.t.Fatalf("allow %s: %v", name, err)
+		}
+	}
+}
+
+// TestConsole_TerminalFullScreenAndClipboard runs less, a full-screen
+// program, in a pod's terminal: the page shows its screen on xterm.js's
+// alternate buffer, page by page as keys are pressed; text selected with
+// xterm.js's selection API is copied with Ctrl+Shift+C; text pasted with
+// Ctrl+Shift+V reaches the process.
+func TestConsole_TerminalFullScreenAndClipboard(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, backend testutil.Backend) {
+		e := newEnv(t, backend)
+		res, body := e.request(t, http.MethodPost, "/api/v1/orgs/default/agents", testutil.AdminToken, strings.NewReader(lessAgent),
+			map[string]string{"Content-Type": "application/json"})
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("create agent type: %d %s", res.StatusCode, body)
+		}
+		_, exchange := e.createRunner(t, "tui-runner")
+		testutil.StartRunner(t, runner.Config{Server: e.ts.URL, ExchangeToken: exchange, Name: "tui-host", MaxPods: 2, StopGrace: 5 * time.Second})
+		res, body = e.request(t, http.MethodPost, "/api/v1/orgs/default/pods", testutil.AdminToken,
+			strings.NewReader(`{"agent_type_id":"less-agent","initial_prompt":"-"}`), map[string]string{"Content-Type": "application/json"})
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("create pod: %d %s", res.StatusCode, body)
+		}
+		key := regexp.MustCompile(`"key":"([^"]+)"`).FindStringSubmatch(body)[1]
+
+		b := newBrowser(t, e.ts.URL, "admin", nil)
+		b.signInKey(testutil.AdminToken)
+		b.allowClipboard()
+		b.open("/pods/" + key)
+		for deadline := time.Now().Add(browserWait); !b.exists("#terminal"); time.Sleep(300 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the pod's page has no terminal %s after its creation", browserWait)
+			}
+			b.open("/pods/" + key)
+		}
+		b.waitJS("the terminal attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
+		// less fills the screen but its last line, on the alternate buffer,
+		// at the terminal's size (sent on attach).
+		b.waitJS("less shows its first page", `document.getElementById("terminal").terminal.buffer.active.type === "alternate" && (() => {
+			const s = `+screen+`; return s[0] === "row 1" && s[s.length - 2] === "row " + (s.length - 1) })()`)
+		rows := eval[int](b, `document.getElementById("terminal").terminal.rows`)
+		b.shot("terminal-less")
+		// Space: the next page, whole.
+		b.typeText(" ")
+		b.waitJS("less shows the next page", fmt.Sprintf(`(() => { const s = %s; return s[0] === "row %d" && s[s.length - 2] === "row %d" })()`, screen, rows, 2*rows-2))
+
+		// Copy: the selection (xterm.js's API, as a mouse drag makes it).
+		eval[bool](b, `document.getElementById("terminal").terminal.selectLines(1, 1) || true`)
+		if got := eval[string](b, `document.getElementById("terminal").terminal.getSelection()`); strings.TrimSpace(got) != fmt.Sprintf("row %d", rows+1) {
+			t.Fatalf("the selection is %q", got)
+		}
+		b.do(chromedp.Focus(chromedp.CSS("#terminal textarea")))
+		b.key("C", "KeyC", 67, 2|8)
+		b.waitJS("the selection is copied", `!!document.getElementById("terminal").dataset.copied`)
+		if got := evalAwait[string](b, `navigator.clipboard.readText()`); strings.TrimSpace(got) != fmt.Sprintf("row %d", rows+1) {
+			t.Errorf("the clipboard holds %q, want row %d", got, rows+1)
+		}
+		// Ctrl+Shift+C copied rather than typed: less is still on that page.
+		if s := eval[[]string](b, screen); s[0] != fmt.Sprintf("row %d", rows) {
+			t.Errorf("after the copy the screen starts with %q", s[0])
+		}
+
+		// Quit less; the shell reads lines: paste one.
+		b.typeText("q")
+		b.waitJS("less quits, back on the normal buffer", `document.getElementById("terminal").terminal.buffer.active.type === "normal" && `+screen+`.some(l => l === "less-ended")`)
+		evalAwait[any](b, `navigator.clipboard.writeText("pasted-line\n")`)
+		b.do(chromedp.Focus(chromedp.CSS("#terminal textarea")))
+		b.key("V", "KeyV", 86, 2|8, "paste")
+		b.waitJS("the pasted line reaches the process", screen+`.some(l => l === "got: pasted-line")`)
+		if n := eval[int](b, screen+`.filter(l => l === "got: pasted-line").length`); n != 1 {
+			t.Errorf("the pasted line arrived %d times", n)
+		}
+		b.shot("terminal-pasted")
+	})
+}
