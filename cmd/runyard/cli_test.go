@@ -378,7 +378,7 @@ func TestCLI_Errors(t *testing.T) {
 				}
 				return ""
 			}},
-		{name: "ErrMissingArg", args: []string{"runners", "get"}, code: 2, want: []string{"RUNNER_ID"}},
+		{name: "ErrMissingArg", args: []string{"runners", "get"}, code: 2, want: []string{"RUNNER"}},
 		{name: "ErrNotUUID", args: []string{"runners", "get", "not-a-uuid"}, code: 2, want: []string{"UUID"}},
 		{name: "ErrNotFound", args: []string{"runners", "get", unknownID}, code: 3, want: []string{"not found"}},
 		{name: "ErrUnknownScope", args: []string{"tokens", "create", "--name", "x", "--scopes", "bogus"}, code: 2, want: []string{"bogus"}},

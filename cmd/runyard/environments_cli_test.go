@@ -469,7 +469,7 @@ tasks:
 				t.Fatal("web, which the reloaded file lacks, is still listed")
 			}
 		}
-		requireOneLineError(t, s.run(t, adminToken, "automations", "reload"), 2, "ENVIRONMENT_ID")
+		requireOneLineError(t, s.run(t, adminToken, "automations", "reload"), 2, "ENVIRONMENT")
 		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "nope"), 2, "environmentId")
 		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "00000000-0000-4000-8000-000000000000"), 3, "not found")
 	})
@@ -485,7 +485,7 @@ tasks:
 			{"ErrBadEnvironmentID", []string{"environments", "get", "nope"}, 2, []string{"environmentId"}},
 			{"ErrUnknownTaskRef", []string{"tasks", "start", "--environment", envID, "nope"}, 3, []string{`"nope"`, "not found"}},
 			{"ErrUnknownServiceRef", []string{"services", "start", "--environment", envID, "nope"}, 3, []string{`"nope"`, "not found"}},
-			{"ErrServiceNoArg", []string{"services", "stop"}, 2, []string{"SERVICE_ID"}},
+			{"ErrServiceNoArg", []string{"services", "stop"}, 2, []string{"SERVICE"}},
 			{"ErrUnknownRunner", []string{"environments", "create", "--runner", "00000000-0000-4000-8000-000000000000"}, 3, []string{"runner"}},
 			{"ErrClassAndRunner", []string{"environments", "create", "--runner", runnerID, "--class", "x"}, 2, []string{"class", "runner"}},
 			{"ErrBranchWithoutGit", []string{"environments", "create", "--branch", "main"}, 2, []string{"--branch", "--git"}},

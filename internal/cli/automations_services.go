@@ -47,24 +47,14 @@ func listServices(ctx context.Context, c *envClients, filter *gitpodv1.ListServi
 	}
 }
 
-// resolveService finds the service arg names: its ID, or with envID its
-// reference in that environment.
-func resolveService(ctx context.Context, c *envClients, envID, arg string) (*gitpodv1.Service, error) {
-	if envID == "" {
-		res, err := c.autos.GetService(ctx, connect.NewRequest(&gitpodv1.GetServiceRequest{Id: arg}))
-		if err != nil {
-			return nil, err
-		}
-		return res.Msg.GetService(), nil
-	}
-	svcs, err := listServices(ctx, c, &gitpodv1.ListServicesRequest_Filter{EnvironmentIds: []string{envID}, References: []string{arg}})
+// resolveService reads the service id names (resolveNames has turned a
+// reference or ID prefix into its ID).
+func resolveService(ctx context.Context, c *envClients, id string) (*gitpodv1.Service, error) {
+	res, err := c.autos.GetService(ctx, connect.NewRequest(&gitpodv1.GetServiceRequest{Id: id}))
 	if err != nil {
 		return nil, err
 	}
-	if len(svcs) == 0 {
-		return nil, apperr.NotFound("service %q not found in environment %s", arg, envID)
-	}
-	return svcs[0], nil
+	return res.Msg.GetService(), nil
 }
 
 func newServicesListCmd(g *globals) *cobra.Command {
@@ -112,14 +102,14 @@ func newServicesListCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&envIDs, "environment", nil, "only the services of these environments")
+	f.StringSliceVar(&envIDs, "environment", nil, "only the services of these environments (names, IDs or ID prefixes)")
 	f.StringSliceVar(&refs, "reference", nil, "only services with these references")
 	return cmd
 }
 
-// serviceArgs are the ways to name a service: SERVICE_ID, or
-// --environment ENVIRONMENT_ID REFERENCE.
-const serviceArgs = "SERVICE_ID (or --environment ENVIRONMENT_ID REFERENCE)"
+// serviceArgs names a service: its ID, a unique ID prefix or its reference
+// (unique, or in --environment).
+const serviceArgs = "SERVICE"
 
 func newServicesStartCmd(g *globals) *cobra.Command {
 	return newServiceDesiredCmd(g, "start", "Start a service (a stopped or failed one in a new session)", true)
@@ -144,7 +134,7 @@ func newServiceDesiredCmd(g *globals, verb, short string, start bool) *cobra.Com
 				return err
 			}
 			ctx := cmd.Context()
-			svc, err := resolveService(ctx, c, envID, args[0])
+			svc, err := resolveService(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -177,7 +167,7 @@ func newServiceDesiredCmd(g *globals, verb, short string, start bool) *cobra.Com
 			return g.waitService(ctx, c, svc.GetId(), name, start, w)
 		},
 	}
-	cmd.Flags().StringVar(&envID, "environment", "", "name the service by its reference in this environment")
+	cmd.Flags().StringVar(&envID, "environment", "", "the service's environment (name or ID): its reference need only be unique there")
 	what := "the service is stopped"
 	if start {
 		what = "the service is running"
@@ -276,7 +266,7 @@ go on printing as the service writes, until the run ends or Ctrl-C.`,
 				return err
 			}
 			ctx := cmd.Context()
-			svc, err := resolveService(ctx, c, envID, args[0])
+			svc, err := resolveService(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -298,7 +288,7 @@ go on printing as the service writes, until the run ends or Ctrl-C.`,
 			return g.streamLog(ctx, c.token, logURL, follow)
 		},
 	}
-	cmd.Flags().StringVar(&envID, "environment", "", "name the service by its reference in this environment")
+	cmd.Flags().StringVar(&envID, "environment", "", "the service's environment (name or ID): its reference need only be unique there")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the run ends")
 	return cmd
 }

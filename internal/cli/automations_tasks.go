@@ -131,13 +131,13 @@ func newTasksListCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&envIDs, "environment", nil, "only the tasks of these environments")
+	f.StringSliceVar(&envIDs, "environment", nil, "only the tasks of these environments (names, IDs or ID prefixes)")
 	f.StringSliceVar(&refs, "reference", nil, "only tasks with these references")
 	return cmd
 }
 
-// taskArgs are the ways to name a task, like serviceArgs.
-const taskArgs = "TASK_ID (or --environment ENVIRONMENT_ID REFERENCE)"
+// taskArgs names a task, like serviceArgs.
+const taskArgs = "TASK"
 
 func newTasksStartCmd(g *globals) *cobra.Command {
 	var envID string
@@ -159,16 +159,6 @@ execution exits non-zero.`,
 			}
 			ctx := cmd.Context()
 			id := args[0]
-			if envID != "" {
-				tasks, err := listTasks(ctx, c, &gitpodv1.ListTasksRequest_Filter{EnvironmentIds: []string{envID}, References: []string{id}})
-				if err != nil {
-					return err
-				}
-				if len(tasks) == 0 {
-					return apperr.NotFound("task %q not found in environment %s", id, envID)
-				}
-				id = tasks[0].GetId()
-			}
 			res, err := c.autos.StartTask(ctx, connect.NewRequest(&gitpodv1.StartTaskRequest{Id: id}))
 			if err != nil {
 				return err
@@ -190,7 +180,7 @@ execution exits non-zero.`,
 			return g.waitExecution(ctx, c, x, names, w)
 		},
 	}
-	cmd.Flags().StringVar(&envID, "environment", "", "name the task by its reference in this environment")
+	cmd.Flags().StringVar(&envID, "environment", "", "the task's environment (name or ID): its reference need only be unique there")
 	w.add(cmd, "the execution ends")
 	return cmd
 }
@@ -348,12 +338,12 @@ func finalExecution(p gitpodv1.TaskExecutionPhase) bool {
 func newTasksLogsCmd(g *globals) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "logs EXECUTION_ID",
+		Use:   "logs EXECUTION",
 		Short: "Print the log of a task execution: every step's output in plan order",
 		Long: `Print the log of a task execution (see "runyard executions list"): every
 step's output, in plan order. With -f, go on printing until the execution ends
 or Ctrl-C.`,
-		Args: exactArgs("EXECUTION_ID"),
+		Args: exactArgs("EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
@@ -457,8 +447,8 @@ func newExecutionsListCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&envIDs, "environment", nil, "only executions in these environments")
-	f.StringSliceVar(&taskIDs, "task", nil, "only executions of these task IDs")
+	f.StringSliceVar(&envIDs, "environment", nil, "only executions in these environments (names, IDs or ID prefixes)")
+	f.StringSliceVar(&taskIDs, "task", nil, "only executions of these tasks (references, IDs or ID prefixes; with --environment, references there)")
 	f.StringSliceVar(&taskRefs, "task-reference", nil, "only executions of tasks with these references")
 	f.StringSliceVar(&phases, "phase", nil, "only executions in these phases (pending, running, succeeded, failed, stopped)")
 	return cmd
@@ -494,9 +484,9 @@ func duration(x *gitpodv1.TaskExecution) string {
 
 func newExecutionsGetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get EXECUTION_ID",
+		Use:   "get EXECUTION",
 		Short: "Show one task execution with its plan and the phase of each step",
-		Args:  exactArgs("EXECUTION_ID"),
+		Args:  exactArgs("EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
@@ -574,9 +564,9 @@ func outputs(m map[string]string) string {
 
 func newExecutionsStopCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "stop EXECUTION_ID",
+		Use:   "stop EXECUTION",
 		Short: "Stop a running task execution: its running steps are stopped, later ones never start",
-		Args:  exactArgs("EXECUTION_ID"),
+		Args:  exactArgs("EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {

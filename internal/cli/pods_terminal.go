@@ -26,13 +26,13 @@ import (
 func newPodsLogsCmd(g *globals, org *string) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "logs POD_KEY",
+		Use:   "logs POD",
 		Short: "Print a pod's output",
 		Long: `Print a pod's output: what its terminal kept (the most recent output, with a
 marker where older output was dropped). With -f, go on printing as the pod
 writes, until it ends or Ctrl-C. The output comes from the pod's runner,
 which must be online.`,
-		Args: exactArgs("POD_KEY"),
+		Args: exactArgs("POD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.restClient(*org)
 			if err != nil {
@@ -96,7 +96,7 @@ func newPodsAttachCmd(g *globals, org *string) *cobra.Command {
 	var detachKey string
 	var readonly bool
 	cmd := &cobra.Command{
-		Use:   "attach POD_KEY",
+		Use:   "attach POD",
 		Short: "Attach this terminal to a pod's terminal",
 		Long: `Attach this terminal to a pod's terminal: you see what the agent shows
 (starting with what it showed before) and type to it; the pod's terminal
@@ -107,7 +107,7 @@ pod keeps running and you can attach again later. Ctrl-C goes to the agent.
 When the pod ends, attach prints how and exits (1 when the pod failed).
 Without a terminal on stdin, attach sends what stdin carries and keeps
 showing the output until the pod ends.`,
-		Args: exactArgs("POD_KEY"),
+		Args: exactArgs("POD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := parseDetachKey(detachKey)
 			if err != nil {

@@ -108,6 +108,11 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		g.serverSet = cmd.Flags().Changed("server")
 		g.tokenSet = cmd.Flags().Changed("token")
 		ran = true
+		// Names become IDs before a destructive command confirms, so
+		// that it asks about the very object it will change.
+		if err := g.resolveNames(cmd, args); err != nil {
+			return err
+		}
 		return g.confirm(cmd, args)
 	}
 	pf := root.PersistentFlags()
@@ -135,6 +140,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
 	)
 	harden(root)
+	g.addCompletions(root)
 	return root, &ran
 }
 

@@ -131,12 +131,12 @@ func stamp(ts *timestamppb.Timestamp) string {
 func newTokensRevokeCmd(g *globals) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "revoke TOKEN_ID",
+		Use:   "revoke TOKEN",
 		Short: "Revoke a token at once",
 		Long: "Revoke a token at once. The key making the call and the organization's last active admin key\n" +
 			"are refused unless --force: either would lock you out. Restarting the control plane with\n" +
 			"RUNYARD_BOOTSTRAP_TOKEN always restores a working admin key.",
-		Args: exactArgs("TOKEN_ID"),
+		Args: exactArgs("TOKEN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.clients()
 			if err != nil {
