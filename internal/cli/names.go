@@ -201,9 +201,12 @@ func (g *globals) complete(cmd *cobra.Command, k *kind, toComplete string) ([]co
 	defer cancel()
 	sc := scopeOf(cmd, k)
 	if sc.environment != "" {
-		// The environment may be named too.
+		// The environment may be named too; one that names none (or
+		// several) narrows nothing.
 		if c, err := g.resolve(ctx, kindEnvironment, nameScope{}, "--"+scopeFlag, sc.environment); err == nil {
 			sc.environment = c.id
+		} else {
+			sc.environment = ""
 		}
 	}
 	cands, err := k.list(ctx, g, sc)
