@@ -470,7 +470,7 @@ tasks:
 			}
 		}
 		requireOneLineError(t, s.run(t, adminToken, "automations", "reload"), 2, "ENVIRONMENT")
-		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "nope"), 2, "environmentId")
+		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "nope"), 3, `environment "nope" not found`)
 		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "00000000-0000-4000-8000-000000000000"), 3, "not found")
 	})
 
@@ -482,7 +482,7 @@ tasks:
 			want []string
 		}{
 			{"ErrUnknownEnvironment", []string{"environments", "get", "00000000-0000-4000-8000-000000000000"}, 3, []string{"not found"}},
-			{"ErrBadEnvironmentID", []string{"environments", "get", "nope"}, 2, []string{"environmentId"}},
+			{"ErrUnknownEnvironmentName", []string{"environments", "get", "nope"}, 3, []string{`environment "nope" not found`}},
 			{"ErrUnknownTaskRef", []string{"tasks", "start", "--environment", envID, "nope"}, 3, []string{`"nope"`, "not found"}},
 			{"ErrUnknownServiceRef", []string{"services", "start", "--environment", envID, "nope"}, 3, []string{`"nope"`, "not found"}},
 			{"ErrServiceNoArg", []string{"services", "stop"}, 2, []string{"SERVICE"}},
