@@ -310,7 +310,15 @@ func testEnvironmentsCLI(t *testing.T, dbURL string) {
 
 	t.Run("TaskLogs", func(t *testing.T) {
 		out := s.mustRun(t, adminToken, "tasks", "logs", execID)
-		requireLines(t, "tasks logs", out, "built "+marker, "tests ok")
+		requireLines(t, "tasks logs", out, "=== task build ===", "built "+marker, "=== task test ===", "tests ok")
+		if strings.Contains(out, "=== step ") {
+			t.Errorf("tasks logs labels a step by its ID:\n%s", out)
+		}
+		// A finished execution has nothing to stop, and stop says so.
+		if out := s.mustRun(t, adminToken, "executions", "stop", execID); !strings.Contains(out, "Execution "+execID+" already succeeded") ||
+			!strings.Contains(out, "nothing to stop") {
+			t.Errorf("executions stop of a succeeded execution: %q", out)
+		}
 		got := s.mustRun(t, adminToken, "executions", "get", execID)
 		requireLines(t, "executions get", got, "ID:", execID, "Task:", "task test", "Phase:", "succeeded",
 			"GROUP", "task build", "succeeded", "artifact=app.bin", "task test", "succeeded")

@@ -311,6 +311,11 @@ func waitLogURL(ctx context.Context, follow bool, fetch func() (logURL string, d
 // streamLog copies a log URL (status.logUrl, on the control plane) to
 // stdout; with follow it asks for ?follow=1 and copies until the run ends.
 func (g *globals) streamLog(ctx context.Context, token, logURL string, follow bool) error {
+	return g.streamLogTo(ctx, g.stdout, token, logURL, follow)
+}
+
+// streamLogTo is streamLog writing to w.
+func (g *globals) streamLogTo(ctx context.Context, w io.Writer, token, logURL string, follow bool) error {
 	u, err := url.Parse(logURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return fmt.Errorf("the control plane gave an unusable log URL %q", logURL)
@@ -346,7 +351,7 @@ func (g *globals) streamLog(ctx context.Context, token, logURL string, follow bo
 		b, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 		return restError(res.StatusCode, b)
 	}
-	if _, err := io.Copy(g.stdout, res.Body); err != nil && ctx.Err() == nil {
+	if _, err := io.Copy(w, res.Body); err != nil && ctx.Err() == nil {
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the log stream broke: " + err.Error()}
 	}
 	return nil

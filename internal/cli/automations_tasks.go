@@ -350,12 +350,14 @@ or Ctrl-C.`,
 				return err
 			}
 			ctx := cmd.Context()
+			var x *gitpodv1.TaskExecution
 			logURL, err := waitLogURL(ctx, follow, func() (string, bool, error) {
 				res, err := c.autos.GetTaskExecution(ctx, connect.NewRequest(&gitpodv1.GetTaskExecutionRequest{Id: args[0]}))
 				if err != nil {
 					return "", false, err
 				}
-				st := res.Msg.GetTaskExecution().GetStatus()
+				x = res.Msg.GetTaskExecution()
+				st := x.GetStatus()
 				return st.GetLogUrl(), finalExecution(st.GetPhase()), nil
 			})
 			if err != nil {
@@ -364,7 +366,22 @@ or Ctrl-C.`,
 			if logURL == "" {
 				return apperr.FailedPrecondition("execution %s has no log: no step has run", args[0])
 			}
-			return g.streamLog(ctx, c.token, logURL, follow)
+			// The runner heads each step's output with the step's ID;
+			// the reader wants the task's name. A key that cannot list
+			// the tasks still gets the log, with the IDs.
+			steps := map[string]string{}
+			names, _ := refNames(ctx, c, []string{x.GetMetadata().GetEnvironmentId()})
+			for _, grp := range x.GetSpec().GetPlan() {
+				for _, st := range grp.GetSteps() {
+					steps[st.GetId()] = stepName(st, names)
+				}
+			}
+			h := &stepHeaders{w: g.stdout, names: steps}
+			err = g.streamLogTo(ctx, h, c.token, logURL, follow)
+			if ferr := h.Flush(); err == nil {
+				err = ferr
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the execution ends")
@@ -572,7 +589,26 @@ func newExecutionsStopCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := c.autos.StopTaskExecution(cmd.Context(), connect.NewRequest(&gitpodv1.StopTaskExecutionRequest{Id: args[0]}))
+			ctx := cmd.Context()
+			// A finished execution has nothing to stop: say so rather
+			// than "stopping", which it will never be.
+			got, err := c.autos.GetTaskExecution(ctx, connect.NewRequest(&gitpodv1.GetTaskExecutionRequest{Id: args[0]}))
+			if err != nil {
+				return err
+			}
+			x := got.Msg.GetTaskExecution()
+			if p := x.GetStatus().GetPhase(); finalExecution(p) {
+				if g.structured() {
+					return g.printJSON(got.Msg)
+				}
+				when := ""
+				if t := x.GetMetadata().GetCompletedAt(); t != nil {
+					when = " " + ago(t.AsTime())
+				}
+				fmt.Fprintf(g.stdout, "Execution %s already %s%s: nothing to stop.\n", args[0], execPhase(p), when)
+				return nil
+			}
+			res, err := c.autos.StopTaskExecution(ctx, connect.NewRequest(&gitpodv1.StopTaskExecutionRequest{Id: args[0]}))
 			if err != nil {
 				return err
 			}

@@ -107,3 +107,26 @@ func TestMatchName(t *testing.T) {
 		})
 	}
 }
+
+func TestStepHeaders(t *testing.T) {
+	in := "=== step s1 ===\nbuilding\npartial=== step s1 ===\n=== step s2 ===\n=== step unknown ===\n=== stepper\nprompt> "
+	want := "=== task build ===\nbuilding\npartial=== step s1 ===\n=== task test ===\n=== step unknown ===\n=== stepper\nprompt> "
+	// Every split of the input gives the same output.
+	for cut := 0; cut <= len(in); cut++ {
+		var out strings.Builder
+		h := &stepHeaders{w: &out, names: map[string]string{"s1": "task build", "s2": "task test"}}
+		h.Write([]byte(in[:cut]))
+		h.Write([]byte(in[cut:]))
+		h.Flush()
+		if out.String() != want {
+			t.Fatalf("cut at %d: %q, want %q", cut, out.String(), want)
+		}
+	}
+	// A prompt without a newline is not held back.
+	var out strings.Builder
+	h := &stepHeaders{w: &out}
+	h.Write([]byte("password: "))
+	if out.String() != "password: " {
+		t.Errorf("held back %q", "password: ")
+	}
+}
