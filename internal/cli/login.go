@@ -28,8 +28,8 @@ import (
 var Commit = ""
 
 func newLoginCmd(g *globals) *cobra.Command {
-	var withToken, insecure bool
-	var name, caFile string
+	var withToken bool
+	var name string
 	cmd := &cobra.Command{
 		Use:   "login [SERVER]",
 		Short: "Store an API key for a server, checked against it, as a context",
@@ -57,6 +57,7 @@ only ever sent to that server.`,
 			if err := checkServerURL("SERVER", srv); err != nil {
 				return err
 			}
+			caFile, insecure := g.caFile, g.insecure
 			if _, err := tlsConfig(caFile, insecure); err != nil {
 				return usagef("%v", err)
 			}
@@ -106,8 +107,6 @@ only ever sent to that server.`,
 	f := cmd.Flags()
 	f.BoolVar(&withToken, "with-token", false, "read the key from stdin")
 	f.StringVar(&name, "name", "", "name of the context (default: the server's host and port, or the existing context of this server)")
-	f.StringVar(&caFile, "ca-file", "", "trust the CA certificates in this PEM file for this server")
-	f.BoolVar(&insecure, "insecure-skip-verify", false, "do not verify this server's TLS certificate (testing only)")
 	return cmd
 }
 
