@@ -87,15 +87,23 @@ func newServicesListCmd(g *globals) *cobra.Command {
 			if !oneEnv {
 				header = "ID\tENVIRONMENT\tREFERENCE\tNAME\tPHASE\tDESIRED\tTRIGGERS\tFAILURE"
 			}
+			if g.wide() {
+				header += "\tSESSION\tSTART COMMAND\tCREATED"
+			}
 			fmt.Fprintln(w, header)
 			for _, s := range all {
 				env := ""
 				if !oneEnv {
 					env = s.GetEnvironmentId() + "\t"
 				}
-				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\t%s\t%s\n", s.GetId(), env, s.GetMetadata().GetReference(), dash(s.GetMetadata().GetName()),
+				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\t%s\t%s", s.GetId(), env, s.GetMetadata().GetReference(), dash(s.GetMetadata().GetName()),
 					servicePhase(s.GetStatus().GetPhase()), servicePhase(s.GetSpec().GetDesiredPhase()),
 					triggerList(s.GetMetadata().GetTriggeredBy()), dash(oneLine(s.GetStatus().GetFailureMessage())))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s\t%s", dash(s.GetSpec().GetSession()), dash(oneLine(s.GetSpec().GetCommands().GetStart())),
+						ago(s.GetMetadata().GetCreatedAt().AsTime()))
+				}
+				fmt.Fprintln(w)
 			}
 			w.Flush()
 			return nil

@@ -106,11 +106,14 @@ func newTasksListCmd(g *globals) *cobra.Command {
 			}
 			w := g.table()
 			oneEnv := len(envIDs) == 1
+			header := "ID\tENVIRONMENT\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS"
 			if oneEnv {
-				fmt.Fprintln(w, "ID\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS")
-			} else {
-				fmt.Fprintln(w, "ID\tENVIRONMENT\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS")
+				header = "ID\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS"
 			}
+			if g.wide() {
+				header += "\tCOMMAND\tCREATED"
+			}
+			fmt.Fprintln(w, header)
 			for _, t := range all {
 				deps := make([]string, len(t.GetDependsOn()))
 				for i, d := range t.GetDependsOn() {
@@ -123,8 +126,12 @@ func newTasksListCmd(g *globals) *cobra.Command {
 				if !oneEnv {
 					env = t.GetEnvironmentId() + "\t"
 				}
-				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\n", t.GetId(), env, t.GetMetadata().GetReference(), dash(t.GetMetadata().GetName()),
+				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s", t.GetId(), env, t.GetMetadata().GetReference(), dash(t.GetMetadata().GetName()),
 					dash(strings.Join(deps, ",")), triggerList(t.GetMetadata().GetTriggeredBy()))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s", dash(oneLine(t.GetSpec().GetCommand())), ago(t.GetMetadata().GetCreatedAt().AsTime()))
+				}
+				fmt.Fprintln(w)
 			}
 			w.Flush()
 			return nil
@@ -452,12 +459,20 @@ func newExecutionsListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			w := g.table()
-			fmt.Fprintln(w, "ID\tTASK\tPHASE\tSTARTED BY\tSTEPS\tCREATED\tDURATION\tFAILURE")
+			header := "ID\tTASK\tPHASE\tSTARTED BY\tSTEPS\tCREATED\tDURATION\tFAILURE"
+			if g.wide() {
+				header += "\tENVIRONMENT\tSTARTED\tCOMPLETED\tCREATOR"
+			}
+			fmt.Fprintln(w, header)
 			for _, x := range all {
 				md := x.GetMetadata()
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.GetId(), strings.TrimPrefix(nameOr(names, md.GetTaskId(), "task"), "task "),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", x.GetId(), strings.TrimPrefix(nameOr(names, md.GetTaskId(), "task"), "task "),
 					execPhase(x.GetStatus().GetPhase()), dash(md.GetStartedBy()), stepCount(x), ago(md.GetCreatedAt().AsTime()),
 					duration(x), dash(oneLine(x.GetStatus().GetFailureMessage())))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", md.GetEnvironmentId(), stamp(md.GetStartedAt()), stamp(md.GetCompletedAt()), dash(md.GetCreator().GetId()))
+				}
+				fmt.Fprintln(w)
 			}
 			w.Flush()
 			return nil

@@ -582,11 +582,25 @@ func envContent(e *gitpodv1.Environment) string {
 
 func (g *globals) printEnvironments(es []*gitpodv1.Environment) {
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tPHASE\tDESIRED\tRUNNER\tCONTENT\tCREATED")
+	header := "ID\tNAME\tPHASE\tDESIRED\tRUNNER\tCONTENT\tCREATED"
+	if g.wide() {
+		header += "\tCLASS\tCREATOR\tLAST STARTED\tMESSAGE"
+	}
+	fmt.Fprintln(w, header)
 	for _, e := range es {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetId(), dash(e.GetMetadata().GetName()),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", e.GetId(), dash(e.GetMetadata().GetName()),
 			envPhase(e.GetStatus().GetPhase()), envPhase(e.GetSpec().GetDesiredPhase()),
 			dash(e.GetMetadata().GetRunnerId()), envContent(e), ago(e.GetMetadata().GetCreatedAt().AsTime()))
+		if g.wide() {
+			st := e.GetStatus()
+			msg := strings.Join(append(append([]string(nil), st.GetFailureMessage()...), st.GetWarningMessage()...), "; ")
+			if m := st.GetAutomationsFile().GetFailureMessage(); m != "" {
+				msg = strings.TrimPrefix(msg+"; automations file: "+m, "; ")
+			}
+			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", dash(e.GetSpec().GetMachine().GetClass()), dash(e.GetMetadata().GetCreator().GetId()),
+				stamp(e.GetMetadata().GetLastStartedAt()), dash(oneLine(msg)))
+		}
+		fmt.Fprintln(w)
 	}
 	w.Flush()
 }

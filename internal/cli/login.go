@@ -194,7 +194,11 @@ func newContextCmd(g *globals) *cobra.Command {
 				return g.printValue(map[string]any{"contexts": items})
 			}
 			w := g.table()
-			fmt.Fprintln(w, "CURRENT\tNAME\tSERVER\tKEY")
+			header := "CURRENT\tNAME\tSERVER\tKEY"
+			if g.wide() {
+				header += "\tCA FILE\tTLS VERIFY"
+			}
+			fmt.Fprintln(w, header)
 			for _, c := range items {
 				cur, key := "", "-"
 				if c.Current {
@@ -203,7 +207,15 @@ func newContextCmd(g *globals) *cobra.Command {
 				if c.HasToken {
 					key = "stored"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", dash(cur), c.Name, c.Server, key)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s", dash(cur), c.Name, c.Server, key)
+				if g.wide() {
+					verify := "yes"
+					if c.Insecure {
+						verify = "no (--insecure-skip-verify)"
+					}
+					fmt.Fprintf(w, "\t%s\t%s", dash(c.CAFile), verify)
+				}
+				fmt.Fprintln(w)
 			}
 			return w.Flush()
 		},

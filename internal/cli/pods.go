@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -217,7 +218,7 @@ it, and total the number of matching pods on the server.`,
 				}
 				return g.printRawJSON(b)
 			}
-			return g.printPods(pods)
+			return g.printPods(cmd.Context(), *org, pods)
 		},
 	}
 	f := cmd.Flags()
@@ -326,13 +327,35 @@ func (g *globals) showPod(raw json.RawMessage) error {
 	return w.Flush()
 }
 
-func (g *globals) printPods(ps []restPod) error {
+func (g *globals) printPods(ctx context.Context, org string, ps []restPod) error {
 	w := g.table()
-	fmt.Fprintln(w, "KEY\tSTATUS\tAGENT\tRUNNER\tREASON\tCREATED")
+	header := "KEY\tSTATUS\tAGENT\tRUNNER\tREASON\tCREATED"
+	runnerNames := map[int64]string{}
+	if g.wide() {
+		header += "\tRUNNER NAME\tEXIT CODE\tLABELS\tWORKDIR\tPROMPT"
+		// The runners' names; a key that cannot read them sees dashes.
+		if rs, err := g.restRunners(ctx, org); err == nil {
+			for name, r := range rs {
+				runnerNames[r.ID] = name
+			}
+		}
+	}
+	fmt.Fprintln(w, header)
 	for i := range ps {
 		p := &ps[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Key, podStatus(p), p.AgentTypeID,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s", p.Key, podStatus(p), p.AgentTypeID,
 			runnerCell(p.RunnerID), dash(oneLine(p.Reason)), agoRFC3339(p.CreatedAt))
+		if g.wide() {
+			name, exit := "-", "-"
+			if p.RunnerID != nil && runnerNames[*p.RunnerID] != "" {
+				name = runnerNames[*p.RunnerID]
+			}
+			if p.ExitCode != nil {
+				exit = strconv.Itoa(*p.ExitCode)
+			}
+			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s\t%s", name, exit, dash(strings.Join(p.Labels, ",")), dash(p.Workdir), dash(oneLine(p.InitialPrompt)))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }
@@ -585,7 +608,12 @@ func newAgentsDeleteCmd(g *globals, org *string) *cobra.Command {
 
 func (g *globals) printAgents(as []restAgent) error {
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tTYPE\tCOMMAND\tCREATED")
+	header := "ID\tNAME\tTYPE\tCOMMAND\tCREATED"
+	if g.wide() {
+		// The variables' names only: their values may be credentials.
+		header += "\tENV"
+	}
+	fmt.Fprintln(w, header)
 	for _, a := range as {
 		kind, created := "custom", "-"
 		if a.Builtin {
@@ -594,7 +622,11 @@ func (g *globals) printAgents(as []restAgent) error {
 		if a.CreatedAt != nil {
 			created = agoRFC3339(*a.CreatedAt)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, kind, argvString(a.Command), created)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", a.ID, a.Name, kind, argvString(a.Command), created)
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s", dash(strings.Join(sortedRefs(a.Env), ",")))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }

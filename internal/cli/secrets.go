@@ -273,10 +273,18 @@ func newSecretsDeleteCmd(g *globals) *cobra.Command {
 
 func (g *globals) printSecrets(ss []*gitpodv1.Secret) {
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tSCOPE\tMOUNT\tUPDATED")
+	header := "ID\tNAME\tSCOPE\tMOUNT\tUPDATED"
+	if g.wide() {
+		header += "\tCREATED\tCREATOR"
+	}
+	fmt.Fprintln(w, header)
 	for _, s := range ss {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetName(), secretScope(s.GetScope()), secretMount(s),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", s.GetId(), s.GetName(), secretScope(s.GetScope()), secretMount(s),
 			ago(s.GetUpdatedAt().AsTime()))
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s\t%s", stamp(s.GetCreatedAt()), dash(s.GetCreator().GetId()))
+		}
+		fmt.Fprintln(w)
 	}
 	w.Flush()
 }

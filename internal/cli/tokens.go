@@ -108,11 +108,19 @@ func newTokensListCmd(g *globals) *cobra.Command {
 				return g.printJSONList("tokens", msgs)
 			}
 			w := g.table()
-			fmt.Fprintln(w, "ID\tNAME\tPRINCIPAL\tSCOPES\tCREATED\tEXPIRES\tREVOKED")
+			header := "ID\tNAME\tPRINCIPAL\tSCOPES\tCREATED\tEXPIRES\tREVOKED"
+			if g.wide() {
+				header += "\tRUNNER\tCREATOR"
+			}
+			fmt.Fprintln(w, header)
 			for _, t := range items {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.GetTokenId(), t.GetName(),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", t.GetTokenId(), t.GetName(),
 					enumShort("PRINCIPAL_", t.GetPrincipal().String()), dash(strings.Join(t.GetScopes(), ",")),
 					ago(t.GetCreatedAt().AsTime()), stamp(t.GetExpiresAt()), stamp(t.GetRevokedAt()))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s", dash(t.GetRunnerId()), dash(t.GetCreator().GetId()))
+				}
+				fmt.Fprintln(w)
 			}
 			return w.Flush()
 		},
