@@ -378,8 +378,8 @@ func TestCLI_Errors(t *testing.T) {
 				}
 				return ""
 			}},
-		{name: "ErrMissingArg", args: []string{"runners", "get"}, code: 2, want: []string{"RUNNER_ID"}},
-		{name: "ErrNotUUID", args: []string{"runners", "get", "not-a-uuid"}, code: 2, want: []string{"UUID"}},
+		{name: "ErrMissingArg", args: []string{"runners", "get"}, code: 2, want: []string{"RUNNER"}},
+		{name: "ErrNoSuchName", args: []string{"runners", "get", "not-a-uuid"}, code: 3, want: []string{`runner "not-a-uuid" not found`}},
 		{name: "ErrNotFound", args: []string{"runners", "get", unknownID}, code: 3, want: []string{"not found"}},
 		{name: "ErrUnknownScope", args: []string{"tokens", "create", "--name", "x", "--scopes", "bogus"}, code: 2, want: []string{"bogus"}},
 		{name: "ErrNegativeLimit", args: []string{"runners", "list", "--limit", "-1"}, code: 2, want: []string{"--limit"}},

@@ -310,7 +310,15 @@ func testEnvironmentsCLI(t *testing.T, dbURL string) {
 
 	t.Run("TaskLogs", func(t *testing.T) {
 		out := s.mustRun(t, adminToken, "tasks", "logs", execID)
-		requireLines(t, "tasks logs", out, "built "+marker, "tests ok")
+		requireLines(t, "tasks logs", out, "=== task build ===", "built "+marker, "=== task test ===", "tests ok")
+		if strings.Contains(out, "=== step ") {
+			t.Errorf("tasks logs labels a step by its ID:\n%s", out)
+		}
+		// A finished execution has nothing to stop, and stop says so.
+		if out := s.mustRun(t, adminToken, "executions", "stop", execID); !strings.Contains(out, "Execution "+execID+" already succeeded") ||
+			!strings.Contains(out, "nothing to stop") {
+			t.Errorf("executions stop of a succeeded execution: %q", out)
+		}
 		got := s.mustRun(t, adminToken, "executions", "get", execID)
 		requireLines(t, "executions get", got, "ID:", execID, "Task:", "task test", "Phase:", "succeeded",
 			"GROUP", "task build", "succeeded", "artifact=app.bin", "task test", "succeeded")
@@ -469,8 +477,8 @@ tasks:
 				t.Fatal("web, which the reloaded file lacks, is still listed")
 			}
 		}
-		requireOneLineError(t, s.run(t, adminToken, "automations", "reload"), 2, "ENVIRONMENT_ID")
-		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "nope"), 2, "environmentId")
+		requireOneLineError(t, s.run(t, adminToken, "automations", "reload"), 2, "ENVIRONMENT")
+		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "nope"), 3, `environment "nope" not found`)
 		requireOneLineError(t, s.run(t, adminToken, "automations", "reload", "00000000-0000-4000-8000-000000000000"), 3, "not found")
 	})
 
@@ -482,10 +490,10 @@ tasks:
 			want []string
 		}{
 			{"ErrUnknownEnvironment", []string{"environments", "get", "00000000-0000-4000-8000-000000000000"}, 3, []string{"not found"}},
-			{"ErrBadEnvironmentID", []string{"environments", "get", "nope"}, 2, []string{"environmentId"}},
+			{"ErrUnknownEnvironmentName", []string{"environments", "get", "nope"}, 3, []string{`environment "nope" not found`}},
 			{"ErrUnknownTaskRef", []string{"tasks", "start", "--environment", envID, "nope"}, 3, []string{`"nope"`, "not found"}},
 			{"ErrUnknownServiceRef", []string{"services", "start", "--environment", envID, "nope"}, 3, []string{`"nope"`, "not found"}},
-			{"ErrServiceNoArg", []string{"services", "stop"}, 2, []string{"SERVICE_ID"}},
+			{"ErrServiceNoArg", []string{"services", "stop"}, 2, []string{"SERVICE"}},
 			{"ErrUnknownRunner", []string{"environments", "create", "--runner", "00000000-0000-4000-8000-000000000000"}, 3, []string{"runner"}},
 			{"ErrClassAndRunner", []string{"environments", "create", "--runner", runnerID, "--class", "x"}, 2, []string{"class", "runner"}},
 			{"ErrBranchWithoutGit", []string{"environments", "create", "--branch", "main"}, 2, []string{"--branch", "--git"}},

@@ -97,25 +97,57 @@ func TestPodsCLI_AttachAndLogs(t *testing.T) {
 	t.Cleanup(func() { follow.Process.Kill() })
 	eventually(t, "logs -f prints the scrollback", func() bool { return strings.Contains(followOut.String(), "got: after") })
 
+	// A key with pods:read only: attach to type is refused with a hint,
+	// --readonly watches and says so.
+	var readKey struct{ Secret string }
+	s.mustJSON(t, adminToken, &readKey, "tokens", "create", "--name", "watcher", "--scopes", "pods:read")
+	requireOneLineError(t, s.run(t, readKey.Secret, "pods", "attach", key), 6, "--readonly", "needs only pods:read")
+	watch := exec.Command(bin, "--server", s.URL, "--token", readKey.Secret, "pods", "attach", "--readonly", key)
+	watch.Dir, watch.Env = emptyDir, processEnv()
+	watchOut, watchErr := &syncBuffer{}, &syncBuffer{}
+	watch.Stdout, watch.Stderr = watchOut, watchErr
+	watch.Stdin = strings.NewReader("ignored input\n")
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	watched := make(chan error, 1)
+	go func() { watched <- watch.Wait() }()
+	t.Cleanup(func() { watch.Process.Kill() })
+	eventually(t, "attach --readonly says it is read-only", func() bool {
+		return strings.Contains(watchErr.String(), "watching pod "+key+" read-only") && strings.Contains(watchOut.String(), "got: after")
+	})
+
 	// Piped input: sent as it is; attach shows the output until the pod
-	// ends, and exits 1 because it failed.
+	// ends, and exits 1 because it failed, saying so in one clean line.
 	piped := exec.Command(bin, "--server", s.URL, "--token", adminToken, "pods", "attach", key)
 	piped.Dir, piped.Env = emptyDir, processEnv()
 	piped.Stdin = strings.NewReader("from a pipe\nquit\n")
 	var out, errOut strings.Builder
 	piped.Stdout, piped.Stderr = &out, &errOut
 	err = piped.Run()
-	if code := piped.ProcessState.ExitCode(); code != 1 || !strings.Contains(out.String(), "got: from a pipe") ||
-		!strings.Contains(errOut.String(), "failed, exit code 3") {
-		t.Fatalf("piped attach: exit %d (%v)\nstdout: %s\nstderr: %s", code, err, out.String(), errOut.String())
+	ended := "runyard: pod " + key + " failed: exit code 3\n"
+	if code := piped.ProcessState.ExitCode(); code != 1 || !strings.Contains(out.String(), "got: from a pipe") || errOut.String() != ended {
+		t.Fatalf("piped attach: exit %d (%v)\nstdout: %s\nstderr: %q, want %q", code, err, out.String(), errOut.String(), ended)
 	}
-	select {
-	case err := <-followed:
-		if err != nil {
-			t.Fatalf("logs -f: %v\n%s", err, followOut.String())
+	// logs -f ends with the pod as attach does; so does the read-only
+	// attach, which never sent its input.
+	for _, w := range []struct {
+		what   string
+		done   chan error
+		proc   *exec.Cmd
+		output *syncBuffer
+	}{{"logs -f", followed, follow, followOut}, {"attach --readonly", watched, watch, watchErr}} {
+		select {
+		case <-w.done:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not end with the pod:\n%s", w.what, w.output)
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("logs -f did not end with the pod:\n%s", followOut.String())
+		if code := w.proc.ProcessState.ExitCode(); code != 1 || !strings.HasSuffix(w.output.String(), ended) {
+			t.Errorf("%s after the pod failed: exit %d, output %q; want 1 and %q", w.what, code, w.output, ended)
+		}
+	}
+	if strings.Contains(followOut.String(), "got: ignored input") {
+		t.Errorf("the read-only attach sent its input:\n%s", followOut)
 	}
 	if !strings.Contains(followOut.String(), "got: from a pipe") {
 		t.Errorf("logs -f missed the output after it started:\n%s", followOut.String())

@@ -244,7 +244,7 @@ func TestPodsCLI_Lifecycle(t *testing.T) {
 			{"ErrMissingPrompt", []string{"pods", "create", "--agent", "script-agent"}, 2, []string{"prompt"}},
 			{"ErrBadStatus", []string{"pods", "list", "--status", "sleeping"}, 2, []string{"status", "sleeping"}},
 			{"ErrNegativeLimit", []string{"pods", "list", "--limit", "-1"}, 2, []string{"--limit"}},
-			{"ErrGetNoKey", []string{"pods", "get"}, 2, []string{"POD_KEY"}},
+			{"ErrGetNoKey", []string{"pods", "get"}, 2, []string{"needs POD"}},
 			{"ErrAgentNoCommand", []string{"agents", "create", "--id", "other", "--name", "Other"}, 2, []string{"--"}},
 			{"ErrAgentExists", []string{"agents", "create", "--id", "script-agent", "--name", "Again", "--", "sh"}, 4, []string{"script-agent", "already exists"}},
 			{"ErrOtherOrg", []string{"pods", "list", "--org", "elsewhere"}, 3, []string{"elsewhere"}},

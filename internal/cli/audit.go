@@ -75,11 +75,19 @@ func newAuditListCmd(g *globals) *cobra.Command {
 				return g.printJSONList("entries", msgs)
 			}
 			w := g.table()
-			fmt.Fprintln(w, "TIME\tACTOR\tKEY\tMETHOD\tOBJECT\tOUTCOME\tFROM")
+			header := "TIME\tACTOR\tKEY\tMETHOD\tOBJECT\tOUTCOME\tFROM"
+			if g.wide() {
+				header += "\tID\tOBJECT KIND\tUSER\tSURFACE\tUSER AGENT"
+			}
+			fmt.Fprintln(w, header)
 			for _, e := range items {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetCreatedAt().AsTime().Format(time.RFC3339),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", e.GetCreatedAt().AsTime().Format(time.RFC3339),
 					dash(strings.TrimSpace(enumShort("PRINCIPAL_", e.GetActorPrincipal().String())+" "+e.GetActorId())),
 					dash(e.GetKeyId()), e.GetAction(), dash(e.GetSubjectId()), e.GetOutcome(), dash(e.GetClientIp()))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s\t%s\t%s\t%s", e.GetId(), dash(e.GetSubjectKind()), dash(e.GetUserId()), dash(e.GetSurface()), dash(oneLine(e.GetUserAgent())))
+				}
+				fmt.Fprintln(w)
 			}
 			return w.Flush()
 		},

@@ -138,7 +138,7 @@ order.`,
 func newAutomationsUpdateCmd(g *globals) *cobra.Command {
 	var file, envID string
 	cmd := &cobra.Command{
-		Use:   "update -f FILE --environment ENVIRONMENT_ID",
+		Use:   "update -f FILE --environment ENVIRONMENT",
 		Short: "Make an automations file an environment's services and tasks",
 		Long: `Make an environment's services and tasks from automations files what the file
 says: items are matched by reference; new ones are created, changed ones
@@ -225,7 +225,7 @@ pull), use 'runyard automations reload'.`,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&file, "file", "f", "", "the automations file (- for stdin)")
-	f.StringVar(&envID, "environment", "", "the environment's ID")
+	f.StringVar(&envID, "environment", "", "the environment: its name, ID or ID prefix")
 	cmd.MarkFlagRequired("file")
 	cmd.MarkFlagRequired("environment")
 	return cmd
@@ -416,7 +416,7 @@ func triggerList(ts []*gitpodv1.AutomationTrigger) string {
 
 func newAutomationsReloadCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "reload ENVIRONMENT_ID",
+		Use:   "reload ENVIRONMENT",
 		Short: "Apply the repository's automations file of an environment again",
 		Long: `Ask the environment's runner to read the repository's automations file from
 the workspace again and apply it, as when the environment was created. Only
@@ -429,7 +429,7 @@ The command returns at once. A running environment applies the file within
 moments; a stopped one at its next start. A file the control plane refuses is
 named in the environment's status (automationsFile.failureMessage).`,
 		Example: `  runyard automations reload $ENV_ID`,
-		Args:    exactArgs("ENVIRONMENT_ID"),
+		Args:    exactArgs("ENVIRONMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err

@@ -47,24 +47,14 @@ func listServices(ctx context.Context, c *envClients, filter *gitpodv1.ListServi
 	}
 }
 
-// resolveService finds the service arg names: its ID, or with envID its
-// reference in that environment.
-func resolveService(ctx context.Context, c *envClients, envID, arg string) (*gitpodv1.Service, error) {
-	if envID == "" {
-		res, err := c.autos.GetService(ctx, connect.NewRequest(&gitpodv1.GetServiceRequest{Id: arg}))
-		if err != nil {
-			return nil, err
-		}
-		return res.Msg.GetService(), nil
-	}
-	svcs, err := listServices(ctx, c, &gitpodv1.ListServicesRequest_Filter{EnvironmentIds: []string{envID}, References: []string{arg}})
+// resolveService reads the service id names (resolveNames has turned a
+// reference or ID prefix into its ID).
+func resolveService(ctx context.Context, c *envClients, id string) (*gitpodv1.Service, error) {
+	res, err := c.autos.GetService(ctx, connect.NewRequest(&gitpodv1.GetServiceRequest{Id: id}))
 	if err != nil {
 		return nil, err
 	}
-	if len(svcs) == 0 {
-		return nil, apperr.NotFound("service %q not found in environment %s", arg, envID)
-	}
-	return svcs[0], nil
+	return res.Msg.GetService(), nil
 }
 
 func newServicesListCmd(g *globals) *cobra.Command {
@@ -97,29 +87,37 @@ func newServicesListCmd(g *globals) *cobra.Command {
 			if !oneEnv {
 				header = "ID\tENVIRONMENT\tREFERENCE\tNAME\tPHASE\tDESIRED\tTRIGGERS\tFAILURE"
 			}
+			if g.wide() {
+				header += "\tSESSION\tSTART COMMAND\tCREATED"
+			}
 			fmt.Fprintln(w, header)
 			for _, s := range all {
 				env := ""
 				if !oneEnv {
 					env = s.GetEnvironmentId() + "\t"
 				}
-				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\t%s\t%s\n", s.GetId(), env, s.GetMetadata().GetReference(), dash(s.GetMetadata().GetName()),
+				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\t%s\t%s", s.GetId(), env, s.GetMetadata().GetReference(), dash(s.GetMetadata().GetName()),
 					servicePhase(s.GetStatus().GetPhase()), servicePhase(s.GetSpec().GetDesiredPhase()),
 					triggerList(s.GetMetadata().GetTriggeredBy()), dash(oneLine(s.GetStatus().GetFailureMessage())))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s\t%s", dash(s.GetSpec().GetSession()), dash(oneLine(s.GetSpec().GetCommands().GetStart())),
+						ago(s.GetMetadata().GetCreatedAt().AsTime()))
+				}
+				fmt.Fprintln(w)
 			}
 			w.Flush()
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&envIDs, "environment", nil, "only the services of these environments")
+	f.StringSliceVar(&envIDs, "environment", nil, "only the services of these environments (names, IDs or ID prefixes)")
 	f.StringSliceVar(&refs, "reference", nil, "only services with these references")
 	return cmd
 }
 
-// serviceArgs are the ways to name a service: SERVICE_ID, or
-// --environment ENVIRONMENT_ID REFERENCE.
-const serviceArgs = "SERVICE_ID (or --environment ENVIRONMENT_ID REFERENCE)"
+// serviceArgs names a service: its ID, a unique ID prefix or its reference
+// (unique, or in --environment).
+const serviceArgs = "SERVICE"
 
 func newServicesStartCmd(g *globals) *cobra.Command {
 	return newServiceDesiredCmd(g, "start", "Start a service (a stopped or failed one in a new session)", true)
@@ -144,7 +142,7 @@ func newServiceDesiredCmd(g *globals, verb, short string, start bool) *cobra.Com
 				return err
 			}
 			ctx := cmd.Context()
-			svc, err := resolveService(ctx, c, envID, args[0])
+			svc, err := resolveService(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -177,7 +175,7 @@ func newServiceDesiredCmd(g *globals, verb, short string, start bool) *cobra.Com
 			return g.waitService(ctx, c, svc.GetId(), name, start, w)
 		},
 	}
-	cmd.Flags().StringVar(&envID, "environment", "", "name the service by its reference in this environment")
+	cmd.Flags().StringVar(&envID, "environment", "", "the service's environment (name or ID): its reference need only be unique there")
 	what := "the service is stopped"
 	if start {
 		what = "the service is running"
@@ -276,7 +274,7 @@ go on printing as the service writes, until the run ends or Ctrl-C.`,
 				return err
 			}
 			ctx := cmd.Context()
-			svc, err := resolveService(ctx, c, envID, args[0])
+			svc, err := resolveService(ctx, c, args[0])
 			if err != nil {
 				return err
 			}
@@ -298,7 +296,7 @@ go on printing as the service writes, until the run ends or Ctrl-C.`,
 			return g.streamLog(ctx, c.token, logURL, follow)
 		},
 	}
-	cmd.Flags().StringVar(&envID, "environment", "", "name the service by its reference in this environment")
+	cmd.Flags().StringVar(&envID, "environment", "", "the service's environment (name or ID): its reference need only be unique there")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the run ends")
 	return cmd
 }
@@ -321,6 +319,11 @@ func waitLogURL(ctx context.Context, follow bool, fetch func() (logURL string, d
 // streamLog copies a log URL (status.logUrl, on the control plane) to
 // stdout; with follow it asks for ?follow=1 and copies until the run ends.
 func (g *globals) streamLog(ctx context.Context, token, logURL string, follow bool) error {
+	return g.streamLogTo(ctx, g.stdout, token, logURL, follow)
+}
+
+// streamLogTo is streamLog writing to w.
+func (g *globals) streamLogTo(ctx context.Context, w io.Writer, token, logURL string, follow bool) error {
 	u, err := url.Parse(logURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return fmt.Errorf("the control plane gave an unusable log URL %q", logURL)
@@ -356,7 +359,7 @@ func (g *globals) streamLog(ctx context.Context, token, logURL string, follow bo
 		b, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
 		return restError(res.StatusCode, b)
 	}
-	if _, err := io.Copy(g.stdout, res.Body); err != nil && ctx.Err() == nil {
+	if _, err := io.Copy(w, res.Body); err != nil && ctx.Err() == nil {
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: "the log stream broke: " + err.Error()}
 	}
 	return nil

@@ -106,11 +106,14 @@ func newTasksListCmd(g *globals) *cobra.Command {
 			}
 			w := g.table()
 			oneEnv := len(envIDs) == 1
+			header := "ID\tENVIRONMENT\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS"
 			if oneEnv {
-				fmt.Fprintln(w, "ID\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS")
-			} else {
-				fmt.Fprintln(w, "ID\tENVIRONMENT\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS")
+				header = "ID\tREFERENCE\tNAME\tDEPENDS ON\tTRIGGERS"
 			}
+			if g.wide() {
+				header += "\tCOMMAND\tCREATED"
+			}
+			fmt.Fprintln(w, header)
 			for _, t := range all {
 				deps := make([]string, len(t.GetDependsOn()))
 				for i, d := range t.GetDependsOn() {
@@ -123,21 +126,25 @@ func newTasksListCmd(g *globals) *cobra.Command {
 				if !oneEnv {
 					env = t.GetEnvironmentId() + "\t"
 				}
-				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s\n", t.GetId(), env, t.GetMetadata().GetReference(), dash(t.GetMetadata().GetName()),
+				fmt.Fprintf(w, "%s\t%s%s\t%s\t%s\t%s", t.GetId(), env, t.GetMetadata().GetReference(), dash(t.GetMetadata().GetName()),
 					dash(strings.Join(deps, ",")), triggerList(t.GetMetadata().GetTriggeredBy()))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s", dash(oneLine(t.GetSpec().GetCommand())), ago(t.GetMetadata().GetCreatedAt().AsTime()))
+				}
+				fmt.Fprintln(w)
 			}
 			w.Flush()
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&envIDs, "environment", nil, "only the tasks of these environments")
+	f.StringSliceVar(&envIDs, "environment", nil, "only the tasks of these environments (names, IDs or ID prefixes)")
 	f.StringSliceVar(&refs, "reference", nil, "only tasks with these references")
 	return cmd
 }
 
-// taskArgs are the ways to name a task, like serviceArgs.
-const taskArgs = "TASK_ID (or --environment ENVIRONMENT_ID REFERENCE)"
+// taskArgs names a task, like serviceArgs.
+const taskArgs = "TASK"
 
 func newTasksStartCmd(g *globals) *cobra.Command {
 	var envID string
@@ -159,16 +166,6 @@ execution exits non-zero.`,
 			}
 			ctx := cmd.Context()
 			id := args[0]
-			if envID != "" {
-				tasks, err := listTasks(ctx, c, &gitpodv1.ListTasksRequest_Filter{EnvironmentIds: []string{envID}, References: []string{id}})
-				if err != nil {
-					return err
-				}
-				if len(tasks) == 0 {
-					return apperr.NotFound("task %q not found in environment %s", id, envID)
-				}
-				id = tasks[0].GetId()
-			}
 			res, err := c.autos.StartTask(ctx, connect.NewRequest(&gitpodv1.StartTaskRequest{Id: id}))
 			if err != nil {
 				return err
@@ -190,7 +187,7 @@ execution exits non-zero.`,
 			return g.waitExecution(ctx, c, x, names, w)
 		},
 	}
-	cmd.Flags().StringVar(&envID, "environment", "", "name the task by its reference in this environment")
+	cmd.Flags().StringVar(&envID, "environment", "", "the task's environment (name or ID): its reference need only be unique there")
 	w.add(cmd, "the execution ends")
 	return cmd
 }
@@ -348,24 +345,26 @@ func finalExecution(p gitpodv1.TaskExecutionPhase) bool {
 func newTasksLogsCmd(g *globals) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "logs EXECUTION_ID",
+		Use:   "logs EXECUTION",
 		Short: "Print the log of a task execution: every step's output in plan order",
 		Long: `Print the log of a task execution (see "runyard executions list"): every
 step's output, in plan order. With -f, go on printing until the execution ends
 or Ctrl-C.`,
-		Args: exactArgs("EXECUTION_ID"),
+		Args: exactArgs("EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
+			var x *gitpodv1.TaskExecution
 			logURL, err := waitLogURL(ctx, follow, func() (string, bool, error) {
 				res, err := c.autos.GetTaskExecution(ctx, connect.NewRequest(&gitpodv1.GetTaskExecutionRequest{Id: args[0]}))
 				if err != nil {
 					return "", false, err
 				}
-				st := res.Msg.GetTaskExecution().GetStatus()
+				x = res.Msg.GetTaskExecution()
+				st := x.GetStatus()
 				return st.GetLogUrl(), finalExecution(st.GetPhase()), nil
 			})
 			if err != nil {
@@ -374,7 +373,22 @@ or Ctrl-C.`,
 			if logURL == "" {
 				return apperr.FailedPrecondition("execution %s has no log: no step has run", args[0])
 			}
-			return g.streamLog(ctx, c.token, logURL, follow)
+			// The runner heads each step's output with the step's ID;
+			// the reader wants the task's name. A key that cannot list
+			// the tasks still gets the log, with the IDs.
+			steps := map[string]string{}
+			names, _ := refNames(ctx, c, []string{x.GetMetadata().GetEnvironmentId()})
+			for _, grp := range x.GetSpec().GetPlan() {
+				for _, st := range grp.GetSteps() {
+					steps[st.GetId()] = stepName(st, names)
+				}
+			}
+			h := &stepHeaders{w: g.stdout, names: steps}
+			err = g.streamLogTo(ctx, h, c.token, logURL, follow)
+			if ferr := h.Flush(); err == nil {
+				err = ferr
+			}
+			return err
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing until the execution ends")
@@ -445,20 +459,28 @@ func newExecutionsListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			w := g.table()
-			fmt.Fprintln(w, "ID\tTASK\tPHASE\tSTARTED BY\tSTEPS\tCREATED\tDURATION\tFAILURE")
+			header := "ID\tTASK\tPHASE\tSTARTED BY\tSTEPS\tCREATED\tDURATION\tFAILURE"
+			if g.wide() {
+				header += "\tENVIRONMENT\tSTARTED\tCOMPLETED\tCREATOR"
+			}
+			fmt.Fprintln(w, header)
 			for _, x := range all {
 				md := x.GetMetadata()
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.GetId(), strings.TrimPrefix(nameOr(names, md.GetTaskId(), "task"), "task "),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s", x.GetId(), strings.TrimPrefix(nameOr(names, md.GetTaskId(), "task"), "task "),
 					execPhase(x.GetStatus().GetPhase()), dash(md.GetStartedBy()), stepCount(x), ago(md.GetCreatedAt().AsTime()),
 					duration(x), dash(oneLine(x.GetStatus().GetFailureMessage())))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", md.GetEnvironmentId(), stamp(md.GetStartedAt()), stamp(md.GetCompletedAt()), dash(md.GetCreator().GetId()))
+				}
+				fmt.Fprintln(w)
 			}
 			w.Flush()
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&envIDs, "environment", nil, "only executions in these environments")
-	f.StringSliceVar(&taskIDs, "task", nil, "only executions of these task IDs")
+	f.StringSliceVar(&envIDs, "environment", nil, "only executions in these environments (names, IDs or ID prefixes)")
+	f.StringSliceVar(&taskIDs, "task", nil, "only executions of these tasks (references, IDs or ID prefixes; with --environment, references there)")
 	f.StringSliceVar(&taskRefs, "task-reference", nil, "only executions of tasks with these references")
 	f.StringSliceVar(&phases, "phase", nil, "only executions in these phases (pending, running, succeeded, failed, stopped)")
 	return cmd
@@ -494,9 +516,9 @@ func duration(x *gitpodv1.TaskExecution) string {
 
 func newExecutionsGetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get EXECUTION_ID",
+		Use:   "get EXECUTION",
 		Short: "Show one task execution with its plan and the phase of each step",
-		Args:  exactArgs("EXECUTION_ID"),
+		Args:  exactArgs("EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
@@ -574,15 +596,34 @@ func outputs(m map[string]string) string {
 
 func newExecutionsStopCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "stop EXECUTION_ID",
+		Use:   "stop EXECUTION",
 		Short: "Stop a running task execution: its running steps are stopped, later ones never start",
-		Args:  exactArgs("EXECUTION_ID"),
+		Args:  exactArgs("EXECUTION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
 				return err
 			}
-			res, err := c.autos.StopTaskExecution(cmd.Context(), connect.NewRequest(&gitpodv1.StopTaskExecutionRequest{Id: args[0]}))
+			ctx := cmd.Context()
+			// A finished execution has nothing to stop: say so rather
+			// than "stopping", which it will never be.
+			got, err := c.autos.GetTaskExecution(ctx, connect.NewRequest(&gitpodv1.GetTaskExecutionRequest{Id: args[0]}))
+			if err != nil {
+				return err
+			}
+			x := got.Msg.GetTaskExecution()
+			if p := x.GetStatus().GetPhase(); finalExecution(p) {
+				if g.structured() {
+					return g.printJSON(got.Msg)
+				}
+				when := ""
+				if t := x.GetMetadata().GetCompletedAt(); t != nil {
+					when = " " + ago(t.AsTime())
+				}
+				fmt.Fprintf(g.stdout, "Execution %s already %s%s: nothing to stop.\n", args[0], execPhase(p), when)
+				return nil
+			}
+			res, err := c.autos.StopTaskExecution(ctx, connect.NewRequest(&gitpodv1.StopTaskExecutionRequest{Id: args[0]}))
 			if err != nil {
 				return err
 			}

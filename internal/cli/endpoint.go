@@ -81,6 +81,9 @@ func (g *globals) resolveEndpoint() (*resolved, error) {
 	if err := checkServerURL("--server", r.server); err != nil {
 		return nil, err
 	}
+	if _, err := tlsConfig(g.caFile, g.insecure); err != nil {
+		return nil, usagef("%v", err)
+	}
 	if cur != nil && sameServer(cur.Server, r.server) {
 		r.context = cur
 	} else if c := cfg.forServer(r.server); c != nil {
@@ -116,7 +119,9 @@ func tokenHint(srv string, cur *cliContext, localToken, localServer string) stri
 		return fmt.Sprintf("no API key is sent to %s: ./%s/%s has no record of the server it belongs to (restart `runyard up` here to record it); %s",
 			srv, localDataDir, server.AdminTokenFile, login)
 	}
-	return fmt.Sprintf("no API key for %s: %s", srv, login)
+	return fmt.Sprintf("no API key for %s: a key comes from --token, RUNYARD_TOKEN, the context `runyard login %s` stores, "+
+		"or ./%s/%s in the directory where `runyard up` started that server; to get one, %s",
+		srv, srv, localDataDir, server.AdminTokenFile, login)
 }
 
 // localAdminToken reads ./.runyard/admin-token and the URL of the server it
@@ -144,10 +149,16 @@ func recordAdminTokenServer(dataDir, srv string) error {
 }
 
 // checkServerURL refuses a server that is not an http(s) URL of a host.
+// The API lives at fixed paths below the root (/gitpod.v1..., /api/v1/...),
+// so a URL with a path (an SDK's base URL ending in /api, a console page)
+// is refused with the root it probably means.
 func checkServerURL(flag, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usagef("%s must be an http:// or https:// URL, got %q", flag, s)
+	}
+	if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+		return usagef("%s must be the control plane's root URL, without a path: got %q; did you mean %s://%s?", flag, s, u.Scheme, u.Host)
 	}
 	return nil
 }
@@ -160,10 +171,14 @@ func (g *globals) httpClient(timeout time.Duration) *http.Client {
 }
 
 func (g *globals) transport() http.RoundTripper {
-	if g.ep == nil || g.ep.context == nil {
-		return http.DefaultTransport
+	caFile, insecure := g.caFile, g.insecure
+	if g.ep != nil && g.ep.context != nil {
+		if caFile == "" {
+			caFile = g.ep.context.CAFile
+		}
+		insecure = insecure || g.ep.context.Insecure
 	}
-	tc, err := tlsConfig(g.ep.context.CAFile, g.ep.context.Insecure)
+	tc, err := tlsConfig(caFile, insecure)
 	if err != nil || tc == nil {
 		// The CA file was readable at login; if it is gone now the
 		// system roots apply and the handshake says what is wrong.

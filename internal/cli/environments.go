@@ -195,7 +195,7 @@ default class of --runner, or of the only runner when there is exactly one.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&class, "class", "", "environment class ID (decides the runner)")
-	f.StringVar(&runner, "runner", "", "runner ID: use its default class")
+	f.StringVar(&runner, "runner", "", "runner (name, ID or ID prefix): use its default class")
 	f.StringVar(&git, "git", "", "clone this git repository into the workspace")
 	f.StringVar(&branch, "branch", "", "with --git, check out this branch")
 	f.StringVar(&contextURL, "context-url", "", "clone what this URL names (repository, branch, commit, pull request, or a local path)")
@@ -327,7 +327,7 @@ func newEnvironmentsListCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&runners, "runner", nil, "only environments on these runners")
+	f.StringSliceVar(&runners, "runner", nil, "only environments on these runners (names, IDs or ID prefixes)")
 	f.StringSliceVar(&phases, "phase", nil, "only environments in these phases (creating, starting, running, stopping, stopped, deleting)")
 	f.IntVar(&limit, "limit", 0, "list at most this many environments (0: all)")
 	return cmd
@@ -335,9 +335,9 @@ func newEnvironmentsListCmd(g *globals) *cobra.Command {
 
 func newEnvironmentsGetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ENVIRONMENT_ID",
+		Use:   "get ENVIRONMENT",
 		Short: "Show one environment",
-		Args:  exactArgs("ENVIRONMENT_ID"),
+		Args:  exactArgs("ENVIRONMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
@@ -359,9 +359,9 @@ func newEnvironmentsGetCmd(g *globals) *cobra.Command {
 func newEnvironmentsStartCmd(g *globals) *cobra.Command {
 	var w waitFlags
 	cmd := &cobra.Command{
-		Use:   "start ENVIRONMENT_ID",
+		Use:   "start ENVIRONMENT",
 		Short: "Start a stopped environment (runs its start triggers again)",
-		Args:  exactArgs("ENVIRONMENT_ID"),
+		Args:  exactArgs("ENVIRONMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
@@ -381,9 +381,9 @@ func newEnvironmentsStartCmd(g *globals) *cobra.Command {
 func newEnvironmentsStopCmd(g *globals) *cobra.Command {
 	var w waitFlags
 	cmd := &cobra.Command{
-		Use:   "stop ENVIRONMENT_ID",
+		Use:   "stop ENVIRONMENT",
 		Short: "Stop an environment and its services",
-		Args:  exactArgs("ENVIRONMENT_ID"),
+		Args:  exactArgs("ENVIRONMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
@@ -423,9 +423,9 @@ func newEnvironmentsDeleteCmd(g *globals) *cobra.Command {
 	var force bool
 	var w waitFlags
 	cmd := &cobra.Command{
-		Use:   "delete ENVIRONMENT_ID",
+		Use:   "delete ENVIRONMENT",
 		Short: "Delete an environment: its runner stops everything and removes its workspace (at once with --force)",
-		Args:  exactArgs("ENVIRONMENT_ID"),
+		Args:  exactArgs("ENVIRONMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.envClients()
 			if err != nil {
@@ -582,11 +582,25 @@ func envContent(e *gitpodv1.Environment) string {
 
 func (g *globals) printEnvironments(es []*gitpodv1.Environment) {
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tPHASE\tDESIRED\tRUNNER\tCONTENT\tCREATED")
+	header := "ID\tNAME\tPHASE\tDESIRED\tRUNNER\tCONTENT\tCREATED"
+	if g.wide() {
+		header += "\tCLASS\tCREATOR\tLAST STARTED\tMESSAGE"
+	}
+	fmt.Fprintln(w, header)
 	for _, e := range es {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.GetId(), dash(e.GetMetadata().GetName()),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", e.GetId(), dash(e.GetMetadata().GetName()),
 			envPhase(e.GetStatus().GetPhase()), envPhase(e.GetSpec().GetDesiredPhase()),
 			dash(e.GetMetadata().GetRunnerId()), envContent(e), ago(e.GetMetadata().GetCreatedAt().AsTime()))
+		if g.wide() {
+			st := e.GetStatus()
+			msg := strings.Join(append(append([]string(nil), st.GetFailureMessage()...), st.GetWarningMessage()...), "; ")
+			if m := st.GetAutomationsFile().GetFailureMessage(); m != "" {
+				msg = strings.TrimPrefix(msg+"; automations file: "+m, "; ")
+			}
+			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", dash(e.GetSpec().GetMachine().GetClass()), dash(e.GetMetadata().GetCreator().GetId()),
+				stamp(e.GetMetadata().GetLastStartedAt()), dash(oneLine(msg)))
+		}
+		fmt.Fprintln(w)
 	}
 	w.Flush()
 }

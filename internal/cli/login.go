@@ -28,8 +28,8 @@ import (
 var Commit = ""
 
 func newLoginCmd(g *globals) *cobra.Command {
-	var withToken, insecure bool
-	var name, caFile string
+	var withToken bool
+	var name string
 	cmd := &cobra.Command{
 		Use:   "login [SERVER]",
 		Short: "Store an API key for a server, checked against it, as a context",
@@ -57,6 +57,7 @@ only ever sent to that server.`,
 			if err := checkServerURL("SERVER", srv); err != nil {
 				return err
 			}
+			caFile, insecure := g.caFile, g.insecure
 			if _, err := tlsConfig(caFile, insecure); err != nil {
 				return usagef("%v", err)
 			}
@@ -106,8 +107,6 @@ only ever sent to that server.`,
 	f := cmd.Flags()
 	f.BoolVar(&withToken, "with-token", false, "read the key from stdin")
 	f.StringVar(&name, "name", "", "name of the context (default: the server's host and port, or the existing context of this server)")
-	f.StringVar(&caFile, "ca-file", "", "trust the CA certificates in this PEM file for this server")
-	f.BoolVar(&insecure, "insecure-skip-verify", false, "do not verify this server's TLS certificate (testing only)")
 	return cmd
 }
 
@@ -195,7 +194,11 @@ func newContextCmd(g *globals) *cobra.Command {
 				return g.printValue(map[string]any{"contexts": items})
 			}
 			w := g.table()
-			fmt.Fprintln(w, "CURRENT\tNAME\tSERVER\tKEY")
+			header := "CURRENT\tNAME\tSERVER\tKEY"
+			if g.wide() {
+				header += "\tCA FILE\tTLS VERIFY"
+			}
+			fmt.Fprintln(w, header)
 			for _, c := range items {
 				cur, key := "", "-"
 				if c.Current {
@@ -204,7 +207,15 @@ func newContextCmd(g *globals) *cobra.Command {
 				if c.HasToken {
 					key = "stored"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", dash(cur), c.Name, c.Server, key)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s", dash(cur), c.Name, c.Server, key)
+				if g.wide() {
+					verify := "yes"
+					if c.Insecure {
+						verify = "no (--insecure-skip-verify)"
+					}
+					fmt.Fprintf(w, "\t%s\t%s", dash(c.CAFile), verify)
+				}
+				fmt.Fprintln(w)
 			}
 			return w.Flush()
 		},

@@ -41,10 +41,18 @@ func (g *globals) printMembers(items []*runyardv1.Member) error {
 		return g.printJSONList("members", msgs)
 	}
 	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "USER\tEMAIL\tNAME\tROLE\tSTATUS\tSINCE")
+	header := "USER\tEMAIL\tNAME\tROLE\tSTATUS\tSINCE"
+	if g.wide() {
+		header += "\tORGANIZATION\tMEMBER SINCE"
+	}
+	fmt.Fprintln(w, header)
 	for _, m := range items {
 		u := m.GetUser()
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", u.GetId(), u.GetEmail(), dash(u.GetName()), m.GetRole(), userStatus(u), ago(m.GetMemberSince().AsTime()))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s", u.GetId(), u.GetEmail(), dash(u.GetName()), m.GetRole(), userStatus(u), ago(m.GetMemberSince().AsTime()))
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s\t%s", dash(m.GetOrganizationId()), stamp(m.GetMemberSince()))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }

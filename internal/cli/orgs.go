@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -33,9 +34,17 @@ func (g *globals) printOrganizations(items []*gitpodv1.Organization) error {
 		return g.printJSONList("organizations", msgs)
 	}
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tCREATED")
+	header := "ID\tNAME\tCREATED"
+	if g.wide() {
+		header += "\tUPDATED\tINVITE DOMAINS"
+	}
+	fmt.Fprintln(w, header)
 	for _, o := range items {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", o.GetId(), o.GetName(), ago(o.GetCreatedAt().AsTime()))
+		fmt.Fprintf(w, "%s\t%s\t%s", o.GetId(), o.GetName(), ago(o.GetCreatedAt().AsTime()))
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s\t%s", stamp(o.GetUpdatedAt()), dash(strings.Join(o.GetInviteDomains().GetDomains(), ",")))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }

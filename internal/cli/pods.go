@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -74,14 +75,15 @@ to the pod's, "pods logs" prints its output.`,
 func newPodsCreateCmd(g *globals, org *string) *cobra.Command {
 	var agent, prompt, workdir string
 	var labels, env []string
-	var runner int64
+	var runner string
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Start an agent pod with an initial prompt",
 		Long: `Start an agent pod with an initial prompt.
 
---runner pins the pod to one runner, by its numeric id (the RUNNER column of
-"runyard pods list", the id of GET /api/v1/orgs/{org}/runners). Without it the
+--runner pins the pod to one runner, named by its name, ID, a unique ID prefix
+or its numeric id (the RUNNER column of "runyard pods list", the id of
+GET /api/v1/orgs/{org}/runners). Without it the
 control plane picks a runner that has every --label and can run the agent
 type, or keeps the pod pending until one can. --env adds variables to the
 pod's process, over the agent type's own.`,
@@ -102,10 +104,11 @@ pod's process, over the agent type's own.`,
 				Workdir       string            `json:"workdir,omitempty"`
 			}{AgentTypeID: agent, InitialPrompt: prompt, Labels: labels, Env: envMap, Workdir: workdir}
 			if cmd.Flags().Changed("runner") {
-				if runner <= 0 {
-					return usagef("--runner must be a positive runner id, got %d", runner)
+				n, err := runnerNumber(runner)
+				if err != nil {
+					return err
 				}
-				body.RunnerID = &runner
+				body.RunnerID = &n
 			}
 			c, err := g.restClient(*org)
 			if err != nil {
@@ -122,7 +125,7 @@ pod's process, over the agent type's own.`,
 	f.StringVar(&agent, "agent", "", "agent type id, e.g. claude-code (see runyard agents list) (required)")
 	f.StringVar(&prompt, "prompt", "", "the agent's initial prompt (required)")
 	f.StringArrayVar(&labels, "label", nil, "only a runner with this label (repeat for several)")
-	f.Int64Var(&runner, "runner", 0, "run on this runner, by numeric id")
+	f.StringVar(&runner, "runner", "", "run on this runner: its name, ID, ID prefix or numeric id")
 	f.StringArrayVar(&env, "env", nil, "NAME=VALUE for the pod's process (repeat for several)")
 	f.StringVar(&workdir, "workdir", "", "working directory: absolute, or relative to the runner's pod directory")
 	cmd.MarkFlagRequired("agent")
@@ -131,8 +134,7 @@ pod's process, over the agent type's own.`,
 }
 
 func newPodsListCmd(g *globals, org *string) *cobra.Command {
-	var status string
-	var runner int64
+	var status, runner string
 	var limit int
 	cmd := &cobra.Command{
 		Use:     "list",
@@ -155,10 +157,11 @@ it, and total the number of matching pods on the server.`,
 				q.Set("status", status)
 			}
 			if cmd.Flags().Changed("runner") {
-				if runner <= 0 {
-					return usagef("--runner must be a positive runner id, got %d", runner)
+				n, err := runnerNumber(runner)
+				if err != nil {
+					return err
 				}
-				q.Set("runner_id", strconv.FormatInt(runner, 10))
+				q.Set("runner_id", strconv.FormatInt(n, 10))
 			}
 			c, err := g.restClient(*org)
 			if err != nil {
@@ -215,21 +218,21 @@ it, and total the number of matching pods on the server.`,
 				}
 				return g.printRawJSON(b)
 			}
-			return g.printPods(pods)
+			return g.printPods(cmd.Context(), *org, pods)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&status, "status", "", "only pods in this status: pending, running, terminated or failed")
-	f.Int64Var(&runner, "runner", 0, "only pods of this runner, by numeric id")
+	f.StringVar(&runner, "runner", "", "only pods of this runner: its name, ID, ID prefix or numeric id")
 	f.IntVar(&limit, "limit", 0, "list at most this many pods (0: all)")
 	return cmd
 }
 
 func newPodsGetCmd(g *globals, org *string) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get POD_KEY",
+		Use:   "get POD",
 		Short: "Show one pod",
-		Args:  exactArgs("POD_KEY"),
+		Args:  exactArgs("POD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.restClient(*org)
 			if err != nil {
@@ -246,12 +249,12 @@ func newPodsGetCmd(g *globals, org *string) *cobra.Command {
 
 func newPodsTerminateCmd(g *globals, org *string) *cobra.Command {
 	return &cobra.Command{
-		Use:   "terminate POD_KEY",
+		Use:   "terminate POD",
 		Short: "End a pod",
 		Long: `End a pod. A pod no runner took yet is terminated at once; a placed or
 running pod stays as it is until its runner has stopped the process and
 reported it terminated. Terminating a finished pod changes nothing.`,
-		Args: exactArgs("POD_KEY"),
+		Args: exactArgs("POD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.restClient(*org)
 			if err != nil {
@@ -324,13 +327,35 @@ func (g *globals) showPod(raw json.RawMessage) error {
 	return w.Flush()
 }
 
-func (g *globals) printPods(ps []restPod) error {
+func (g *globals) printPods(ctx context.Context, org string, ps []restPod) error {
 	w := g.table()
-	fmt.Fprintln(w, "KEY\tSTATUS\tAGENT\tRUNNER\tREASON\tCREATED")
+	header := "KEY\tSTATUS\tAGENT\tRUNNER\tREASON\tCREATED"
+	runnerNames := map[int64]string{}
+	if g.wide() {
+		header += "\tRUNNER NAME\tEXIT CODE\tLABELS\tWORKDIR\tPROMPT"
+		// The runners' names; a key that cannot read them sees dashes.
+		if rs, err := g.restRunners(ctx, org); err == nil {
+			for name, r := range rs {
+				runnerNames[r.ID] = name
+			}
+		}
+	}
+	fmt.Fprintln(w, header)
 	for i := range ps {
 		p := &ps[i]
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Key, podStatus(p), p.AgentTypeID,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s", p.Key, podStatus(p), p.AgentTypeID,
 			runnerCell(p.RunnerID), dash(oneLine(p.Reason)), agoRFC3339(p.CreatedAt))
+		if g.wide() {
+			name, exit := "-", "-"
+			if p.RunnerID != nil && runnerNames[*p.RunnerID] != "" {
+				name = runnerNames[*p.RunnerID]
+			}
+			if p.ExitCode != nil {
+				exit = strconv.Itoa(*p.ExitCode)
+			}
+			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s\t%s", name, exit, dash(strings.Join(p.Labels, ",")), dash(p.Workdir), dash(oneLine(p.InitialPrompt)))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }
@@ -482,7 +507,7 @@ func (g *globals) printAgentAnswer(raw json.RawMessage) error {
 
 func newAgentsGetCmd(g *globals, org *string) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ID",
+		Use:   "get AGENT",
 		Short: "Show a built-in or custom agent type",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -504,7 +529,7 @@ func newAgentsUpdateCmd(g *globals, org *string) *cobra.Command {
 	var env []string
 	var clearEnv bool
 	cmd := &cobra.Command{
-		Use:                   "update ID [--name NAME] [--env NAME=VALUE]... [--clear-env] [-- COMMAND [ARG]...]",
+		Use:                   "update AGENT [--name NAME] [--env NAME=VALUE]... [--clear-env] [-- COMMAND [ARG]...]",
 		Short:                 "Change a custom agent type",
 		DisableFlagsInUseLine: true,
 		Long: `Change a custom agent type. Only what is given changes: --name, the
@@ -564,7 +589,7 @@ with; pods created afterwards run the new one.`,
 
 func newAgentsDeleteCmd(g *globals, org *string) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete ID",
+		Use:   "delete AGENT",
 		Short: "Remove a custom agent type (its running pods keep running)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -583,7 +608,12 @@ func newAgentsDeleteCmd(g *globals, org *string) *cobra.Command {
 
 func (g *globals) printAgents(as []restAgent) error {
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tTYPE\tCOMMAND\tCREATED")
+	header := "ID\tNAME\tTYPE\tCOMMAND\tCREATED"
+	if g.wide() {
+		// The variables' names only: their values may be credentials.
+		header += "\tENV"
+	}
+	fmt.Fprintln(w, header)
 	for _, a := range as {
 		kind, created := "custom", "-"
 		if a.Builtin {
@@ -592,7 +622,11 @@ func (g *globals) printAgents(as []restAgent) error {
 		if a.CreatedAt != nil {
 			created = agoRFC3339(*a.CreatedAt)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, kind, argvString(a.Command), created)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", a.ID, a.Name, kind, argvString(a.Command), created)
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s", dash(strings.Join(sortedRefs(a.Env), ",")))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }
@@ -608,4 +642,14 @@ func argvString(argv []string) string {
 		out[i] = a
 	}
 	return strings.Join(out, " ")
+}
+
+// runnerNumber parses --runner as resolveNames left it: the runner's
+// numeric id.
+func runnerNumber(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, usagef("--runner: want a runner's name, ID or numeric id, got %q", s)
+	}
+	return n, nil
 }

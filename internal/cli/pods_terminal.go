@@ -26,13 +26,14 @@ import (
 func newPodsLogsCmd(g *globals, org *string) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
-		Use:   "logs POD_KEY",
+		Use:   "logs POD",
 		Short: "Print a pod's output",
 		Long: `Print a pod's output: what its terminal kept (the most recent output, with a
 marker where older output was dropped). With -f, go on printing as the pod
-writes, until it ends or Ctrl-C. The output comes from the pod's runner,
-which must be online.`,
-		Args: exactArgs("POD_KEY"),
+writes, until it ends or Ctrl-C; then, like attach, it prints how the pod ended
+and exits 1 when the pod failed. The output comes from the pod's runner, which
+must be online.`,
+		Args: exactArgs("POD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.restClient(*org)
 			if err != nil {
@@ -42,12 +43,38 @@ which must be online.`,
 			if follow {
 				q.Set("follow", "1")
 			}
-			return c.stream(cmd.Context(), "/pods/"+url.PathEscape(args[0])+"/output", q, g.stdout)
+			ctx := cmd.Context()
+			if err := c.stream(ctx, "/pods/"+url.PathEscape(args[0])+"/output", q, g.stdout); err != nil || !follow || ctx.Err() != nil {
+				return err
+			}
+			// The output ended with the pod: say how, as attach does. The
+			// runner reports the end just after the output's; wait for
+			// it a little, no longer.
+			for i := 0; ; i++ {
+				raw, err := c.do(ctx, http.MethodGet, "/pods/"+url.PathEscape(args[0]), nil, nil)
+				if err != nil {
+					return err
+				}
+				p, err := decodePod(raw)
+				if err != nil {
+					return err
+				}
+				if p.Status == "terminated" || p.Status == "failed" {
+					return g.podEnded(p.Key, p.Status, p.ExitCode, p.Reason, "\n")
+				}
+				if i == podEndPolls || !sleepCtx(ctx, pollInterval) {
+					return nil
+				}
+			}
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing the pod's output until it ends")
 	return cmd
 }
+
+// podEndPolls bounds how often `pods logs -f` asks how a pod ended after
+// its output did: 40 polls of pollInterval, 10 s.
+const podEndPolls = 40
 
 // stream copies the body of GET path?query to w as it arrives; an error
 // answer is returned like do's.
@@ -96,7 +123,7 @@ func newPodsAttachCmd(g *globals, org *string) *cobra.Command {
 	var detachKey string
 	var readonly bool
 	cmd := &cobra.Command{
-		Use:   "attach POD_KEY",
+		Use:   "attach POD",
 		Short: "Attach this terminal to a pod's terminal",
 		Long: `Attach this terminal to a pod's terminal: you see what the agent shows
 (starting with what it showed before) and type to it; the pod's terminal
@@ -104,10 +131,12 @@ takes this terminal's size and follows its resizes.
 
 Detach with the detach key (Ctrl-] unless --detach-key says otherwise): the
 pod keeps running and you can attach again later. Ctrl-C goes to the agent.
-When the pod ends, attach prints how and exits (1 when the pod failed).
+When the pod ends, attach prints how ("pod KEY failed: exit code 4") and exits
+(1 when the pod failed). --readonly watches without typing: what you type is
+not sent, and a key with only pods:read may attach so.
 Without a terminal on stdin, attach sends what stdin carries and keeps
 showing the output until the pod ends.`,
-		Args: exactArgs("POD_KEY"),
+		Args: exactArgs("POD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			key, err := parseDetachKey(detachKey)
 			if err != nil {
@@ -169,7 +198,12 @@ func (g *globals) attach(ctx context.Context, c *restClient, podKey string, deta
 	if err != nil {
 		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
 			b, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
-			return restError(res.StatusCode, b)
+			err := restError(res.StatusCode, b)
+			if ae := (*apperr.Error)(nil); errors.As(err, &ae) && ae.Code == apperr.CodePermissionDenied && !readonly {
+				// Typing needs pods:write; watching does not.
+				ae.Message += "; to watch without typing, attach with --readonly (needs only pods:read)"
+			}
+			return err
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -196,7 +230,13 @@ func (g *globals) attach(ctx context.Context, c *restClient, podKey string, deta
 		}
 		defer term.Restore(fd, old)
 		nl = "\r\n"
-		fmt.Fprintf(g.stderr, "attached to pod %s; detach with %s%s", podKey, detachName(detach), nl)
+		if readonly {
+			fmt.Fprintf(g.stderr, "attached to pod %s read-only: what you type is not sent; detach with %s%s", podKey, detachName(detach), nl)
+		} else {
+			fmt.Fprintf(g.stderr, "attached to pod %s; detach with %s%s", podKey, detachName(detach), nl)
+		}
+	} else if readonly {
+		fmt.Fprintf(g.stderr, "watching pod %s read-only: stdin is not sent%s", podKey, nl)
 	}
 	send := func(ev terminalEvent) error {
 		b, _ := json.Marshal(ev)
@@ -287,17 +327,33 @@ func (g *globals) attach(ctx context.Context, c *restClient, podKey string, deta
 	case end == nil:
 		return &apperr.Error{Code: apperr.CodeUnavailable, Message: fmt.Sprintf("lost the terminal of pod %s; it may still run: attach again", podKey)}
 	}
-	how := end.Status
-	if end.ExitCode != nil {
-		how = fmt.Sprintf("%s, exit code %d", how, *end.ExitCode)
+	return g.podEnded(podKey, end.Status, end.ExitCode, end.Reason, nl)
+}
+
+// podEnded says how a pod ended, on stderr after its output: a failed pod
+// is the command's error ("pod X failed: exit code 4", exit 1), any other
+// end a line of its own ("pod X terminated: exit code 0").
+func (g *globals) podEnded(key, status string, exitCode *int, reason, nl string) error {
+	var how []string
+	if exitCode != nil {
+		how = append(how, fmt.Sprintf("exit code %d", *exitCode))
 	}
-	if end.Reason != "" {
-		how += ": " + end.Reason
+	// The runner's reason often repeats the exit code; show it only when
+	// it adds something.
+	if r := oneLine(reason); r != "" && (exitCode == nil || !strings.Contains(r, fmt.Sprintf("exit code %d", *exitCode))) {
+		how = append(how, r)
 	}
-	if end.Status == "failed" {
-		return fmt.Errorf("pod %s ended: %s", podKey, how)
+	if status == "" {
+		status = "ended"
 	}
-	fmt.Fprintf(g.stderr, "%spod %s ended: %s%s", nl, podKey, how, nl)
+	msg := fmt.Sprintf("pod %s %s", key, status)
+	if len(how) > 0 {
+		msg += ": " + strings.Join(how, ", ")
+	}
+	if status == "failed" {
+		return errors.New(msg)
+	}
+	fmt.Fprintf(g.stderr, "%s%s", msg, nl)
 	return nil
 }
 

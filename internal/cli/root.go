@@ -29,6 +29,10 @@ type globals struct {
 	// contextName is --context: the context to use instead of the current
 	// one.
 	contextName string
+	// caFile and insecure are --ca-file and --insecure-skip-verify: they
+	// win over the TLS settings of the server's context.
+	caFile   string
+	insecure bool
 	// serverSet and tokenSet tell a flag typed on the command line from
 	// the default the environment gave it.
 	serverSet, tokenSet bool
@@ -62,6 +66,9 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if code == apperr.ExitCode(apperr.CodeUnauthenticated) && g.ep != nil && g.ep.hint != "" {
 		msg += "; " + g.ep.hint
+	}
+	if code == apperr.ExitCode(apperr.CodeUnavailable) && strings.Contains(msg, "x509:") {
+		msg += "; to trust the server's certificate, pass --ca-file FILE with its CA (or, for testing only, --insecure-skip-verify)"
 	}
 	fmt.Fprintln(stderr, "runyard: "+oneLine(msg))
 	return code
@@ -108,6 +115,11 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		g.serverSet = cmd.Flags().Changed("server")
 		g.tokenSet = cmd.Flags().Changed("token")
 		ran = true
+		// Names become IDs before a destructive command confirms, so
+		// that it asks about the very object it will change.
+		if err := g.resolveNames(cmd, args); err != nil {
+			return err
+		}
 		return g.confirm(cmd, args)
 	}
 	pf := root.PersistentFlags()
@@ -118,6 +130,8 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 	pf.StringVar(&g.contextName, "context", "", "use this context instead of the current one (see 'runyard context list')")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table, wide, json, yaml, jsonpath=EXPR or go-template=TEMPLATE")
 	pf.StringVar(&g.jq, "jq", "", "print the JSON output filtered by this jq expression")
+	pf.StringVar(&g.caFile, "ca-file", "", "trust the CA certificates in this PEM file for the server (default: its context's; 'runyard login --ca-file' stores it there)")
+	pf.BoolVar(&g.insecure, "insecure-skip-verify", false, "do not verify the server's TLS certificate (testing only; 'runyard login' stores it in the context)")
 
 	root.AddCommand(newLoginCmd(g), newContextCmd(g), newAuthCmd(g), newVersionCmd(g))
 	root.AddCommand(
@@ -135,6 +149,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
 	)
 	harden(root)
+	g.addCompletions(root)
 	return root, &ran
 }
 

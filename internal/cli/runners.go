@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -96,7 +97,7 @@ func newRunnersCreateCmd(g *globals) *cobra.Command {
 			if g.structured() {
 				return g.printJSON(res.Msg)
 			}
-			g.printRunners([]*gitpodv1.Runner{res.Msg.GetRunner()})
+			g.printRunners(cmd.Context(), []*gitpodv1.Runner{res.Msg.GetRunner()})
 			fmt.Fprintf(g.stdout, "\nExchange token (one use, valid 24h):\n  %s\n\nStart the runner with:\n  runyard runner --server %s --exchange-token %s --state-dir ./runner-state\n",
 				res.Msg.GetExchangeToken(), g.server, res.Msg.GetExchangeToken())
 			return nil
@@ -173,7 +174,7 @@ func newRunnersListCmd(g *globals) *cobra.Command {
 				}
 				return g.printJSONList("runners", items)
 			}
-			g.printRunners(all)
+			g.printRunners(cmd.Context(), all)
 			return nil
 		},
 	}
@@ -187,9 +188,9 @@ func newRunnersListCmd(g *globals) *cobra.Command {
 
 func newRunnersGetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get RUNNER_ID",
+		Use:   "get RUNNER",
 		Short: "Show one runner",
-		Args:  exactArgs("RUNNER_ID"),
+		Args:  exactArgs("RUNNER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.clients()
 			if err != nil {
@@ -208,7 +209,15 @@ func (g *globals) showRunner(cmd *cobra.Command, c *clients, id string) error {
 	if g.structured() {
 		return g.printJSON(res.Msg)
 	}
-	g.printRunnerDetail(res.Msg.GetRunner())
+	// The REST API's view adds the numeric id and what the daemon
+	// reported; a key that cannot read it still sees the rest.
+	var reported *restRunner
+	if rs, err := g.restRunners(cmd.Context(), ""); err == nil {
+		if r, ok := rs[res.Msg.GetRunner().GetName()]; ok {
+			reported = &r
+		}
+	}
+	g.printRunnerDetail(res.Msg.GetRunner(), reported)
 	return nil
 }
 
@@ -217,11 +226,11 @@ func newRunnersUpdateCmd(g *globals) *cobra.Command {
 	var autoUpdate, metricsEnabled bool
 	var windowStart, windowEnd int32
 	cmd := &cobra.Command{
-		Use:   "update RUNNER_ID",
+		Use:   "update RUNNER",
 		Short: "Change a runner's name, configuration or desired phase",
 		Example: `  runyard runners update $ID --log-level debug
   runyard runners update $ID --desired-phase inactive   # drain: take no new work`,
-		Args: exactArgs("RUNNER_ID"),
+		Args: exactArgs("RUNNER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := &gitpodv1.UpdateRunnerRequest{RunnerId: args[0], Spec: &gitpodv1.UpdateRunnerRequest_Spec{}}
 			cfg := &gitpodv1.UpdateRunnerRequest_Configuration{}
@@ -315,11 +324,11 @@ func newRunnersUpdateCmd(g *globals) *cobra.Command {
 func newRunnersDeleteCmd(g *globals) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "delete RUNNER_ID",
+		Use:   "delete RUNNER",
 		Short: "Delete a runner (it stops its work first unless --force)",
 		Long: "Delete a runner. A connected runner first stops its work and confirms; until then it is DELETING.\n" +
 			"A runner that is offline confirms only when it reconnects: --force removes it at once.",
-		Args: exactArgs("RUNNER_ID"),
+		Args: exactArgs("RUNNER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.clients()
 			if err != nil {
@@ -374,9 +383,9 @@ func runnerGone(ctx context.Context, c *clients, id string) bool {
 
 func newRunnersTokenCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "token RUNNER_ID",
+		Use:   "token RUNNER",
 		Short: "Create a new one-time exchange token for a runner",
-		Args:  exactArgs("RUNNER_ID"),
+		Args:  exactArgs("RUNNER"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.clients()
 			if err != nil {
@@ -405,11 +414,15 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 	}
 }
 
-func (g *globals) printRunners(rs []*gitpodv1.Runner) {
+func (g *globals) printRunners(ctx context.Context, rs []*gitpodv1.Runner) {
 	w := g.table()
 	header := "ID\tNAME\tPROVIDER\tPHASE\tDESIRED\tVERSION\tCREATED"
+	var reported map[string]restRunner
 	if g.wide() {
-		header += "\tREGION\tKIND\tCREATOR\tMESSAGE"
+		header += "\tNUMBER\tPODS\tLABELS\tREGION\tKIND\tCREATOR\tMESSAGE"
+		// What the daemons reported; a key that cannot read it sees
+		// dashes there.
+		reported, _ = g.restRunners(ctx, "")
 	}
 	fmt.Fprintln(w, header)
 	for _, r := range rs {
@@ -419,6 +432,11 @@ func (g *globals) printRunners(rs []*gitpodv1.Runner) {
 			enumShort("RUNNER_PHASE_", r.GetSpec().GetDesiredPhase().String()),
 			dash(r.GetStatus().GetVersion()), ago(r.GetCreatedAt().AsTime()))
 		if g.wide() {
+			num, pods, labels := "-", "-", "-"
+			if rr, ok := reported[r.GetName()]; ok {
+				num, pods, labels = strconv.FormatInt(rr.ID, 10), fmt.Sprintf("%d/%d", rr.PodCount, rr.MaxPods), dash(strings.Join(rr.Labels, ","))
+			}
+			fmt.Fprintf(w, "\t%s\t%s\t%s", num, pods, labels)
 			fmt.Fprintf(w, "\t%s\t%s\t%s\t%s", dash(r.GetSpec().GetConfiguration().GetRegion()),
 				enumShort("RUNNER_KIND_", r.GetKind().String()), dash(r.GetCreator().GetId()), dash(oneLine(r.GetStatus().GetMessage())))
 		}
@@ -427,7 +445,7 @@ func (g *globals) printRunners(rs []*gitpodv1.Runner) {
 	w.Flush()
 }
 
-func (g *globals) printRunnerDetail(r *gitpodv1.Runner) {
+func (g *globals) printRunnerDetail(r *gitpodv1.Runner, reported *restRunner) {
 	w := g.table()
 	c := r.GetSpec().GetConfiguration()
 	st := r.GetStatus()
@@ -454,6 +472,18 @@ func (g *globals) printRunnerDetail(r *gitpodv1.Runner) {
 	}
 	if st.GetUpdatedAt() != nil {
 		rows = append(rows, [2]string{"Last report", st.GetUpdatedAt().AsTime().Format(time.RFC3339)})
+	}
+	if rr := reported; rr != nil {
+		// The numeric id goes right under the UUID: both name the runner.
+		rows = append(rows[:1], append([][2]string{{"Numeric ID", strconv.FormatInt(rr.ID, 10)}}, rows[1:]...)...)
+		platform := "-"
+		if rr.OS != "" {
+			platform = rr.OS + "/" + rr.Arch
+		}
+		rows = append(rows,
+			[2]string{"Platform", platform},
+			[2]string{"Labels", dash(strings.Join(rr.Labels, ","))},
+			[2]string{"Pods", fmt.Sprintf("%d of %d", rr.PodCount, rr.MaxPods)})
 	}
 	for _, row := range rows {
 		fmt.Fprintf(w, "%s:\t%s\n", row[0], row[1])

@@ -96,7 +96,7 @@ type scopeFlags struct {
 func (s *scopeFlags) add(cmd *cobra.Command, what string) {
 	f := cmd.Flags()
 	f.StringVar(&s.user, "user", "", what+" this user ID")
-	f.StringVar(&s.serviceAccount, "service-account", "", what+" this service account ID (an API key's ID)")
+	f.StringVar(&s.serviceAccount, "service-account", "", what+" this service account (an API key's name, ID or ID prefix)")
 	cmd.MarkFlagsMutuallyExclusive("user", "service-account")
 }
 
@@ -218,11 +218,11 @@ func newSecretsUpdateCmd(g *globals) *cobra.Command {
 	var value valueFlags
 	var envVar bool
 	cmd := &cobra.Command{
-		Use:   "update SECRET_ID",
+		Use:   "update SECRET",
 		Short: "Replace a secret's value",
 		Example: `  runyard secrets update $ID --value-file token.txt
   printf %s "$TOKEN" | runyard secrets update $ID --value-file -`,
-		Args: exactArgs("SECRET_ID"),
+		Args: exactArgs("SECRET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := value.read(cmd, envVar)
 			if err != nil {
@@ -250,9 +250,9 @@ func newSecretsUpdateCmd(g *globals) *cobra.Command {
 
 func newSecretsDeleteCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "delete SECRET_ID",
+		Use:   "delete SECRET",
 		Short: "Delete a secret (automations that reference it fail until it is replaced)",
-		Args:  exactArgs("SECRET_ID"),
+		Args:  exactArgs("SECRET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.secretsClient()
 			if err != nil {
@@ -273,10 +273,18 @@ func newSecretsDeleteCmd(g *globals) *cobra.Command {
 
 func (g *globals) printSecrets(ss []*gitpodv1.Secret) {
 	w := g.table()
-	fmt.Fprintln(w, "ID\tNAME\tSCOPE\tMOUNT\tUPDATED")
+	header := "ID\tNAME\tSCOPE\tMOUNT\tUPDATED"
+	if g.wide() {
+		header += "\tCREATED\tCREATOR"
+	}
+	fmt.Fprintln(w, header)
 	for _, s := range ss {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.GetId(), s.GetName(), secretScope(s.GetScope()), secretMount(s),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", s.GetId(), s.GetName(), secretScope(s.GetScope()), secretMount(s),
 			ago(s.GetUpdatedAt().AsTime()))
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s\t%s", stamp(s.GetCreatedAt()), dash(s.GetCreator().GetId()))
+		}
+		fmt.Fprintln(w)
 	}
 	w.Flush()
 }

@@ -108,11 +108,19 @@ func newTokensListCmd(g *globals) *cobra.Command {
 				return g.printJSONList("tokens", msgs)
 			}
 			w := g.table()
-			fmt.Fprintln(w, "ID\tNAME\tPRINCIPAL\tSCOPES\tCREATED\tEXPIRES\tREVOKED")
+			header := "ID\tNAME\tPRINCIPAL\tSCOPES\tCREATED\tEXPIRES\tREVOKED"
+			if g.wide() {
+				header += "\tRUNNER\tCREATOR"
+			}
+			fmt.Fprintln(w, header)
 			for _, t := range items {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.GetTokenId(), t.GetName(),
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s", t.GetTokenId(), t.GetName(),
 					enumShort("PRINCIPAL_", t.GetPrincipal().String()), dash(strings.Join(t.GetScopes(), ",")),
 					ago(t.GetCreatedAt().AsTime()), stamp(t.GetExpiresAt()), stamp(t.GetRevokedAt()))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s", dash(t.GetRunnerId()), dash(t.GetCreator().GetId()))
+				}
+				fmt.Fprintln(w)
 			}
 			return w.Flush()
 		},
@@ -131,12 +139,12 @@ func stamp(ts *timestamppb.Timestamp) string {
 func newTokensRevokeCmd(g *globals) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "revoke TOKEN_ID",
+		Use:   "revoke TOKEN",
 		Short: "Revoke a token at once",
 		Long: "Revoke a token at once. The key making the call and the organization's last active admin key\n" +
 			"are refused unless --force: either would lock you out. Restarting the control plane with\n" +
 			"RUNYARD_BOOTSTRAP_TOKEN always restores a working admin key.",
-		Args: exactArgs("TOKEN_ID"),
+		Args: exactArgs("TOKEN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.clients()
 			if err != nil {

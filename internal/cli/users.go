@@ -81,9 +81,17 @@ func (g *globals) printUsers(items []*gitpodv1.User) error {
 		return g.printJSONList("users", msgs)
 	}
 	w := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tEMAIL\tNAME\tSTATUS\tCREATED")
+	header := "ID\tEMAIL\tNAME\tSTATUS\tCREATED"
+	if g.wide() {
+		header += "\tORGANIZATION\tCREATED AT"
+	}
+	fmt.Fprintln(w, header)
 	for _, u := range items {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.GetId(), u.GetEmail(), dash(u.GetName()), userStatus(u), ago(u.GetCreatedAt().AsTime()))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s", u.GetId(), u.GetEmail(), dash(u.GetName()), userStatus(u), ago(u.GetCreatedAt().AsTime()))
+		if g.wide() {
+			fmt.Fprintf(w, "\t%s\t%s", dash(u.GetOrganizationId()), stamp(u.GetCreatedAt()))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }

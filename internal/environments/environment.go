@@ -71,8 +71,8 @@ var CloneTargetModes = []CloneTargetMode{
 
 // DefaultAutomationsFilePath is where the runner looks for the automations
 // file when the spec names none. (The runner also reads
-// .gitpod/automations.yaml when this one is absent, as the vendor's files
-// live there.)
+// .gitpod/automations.yaml, then .ona/automations.yaml, when this one is
+// absent, as the vendor's files live there; docs/automations.md.)
 const DefaultAutomationsFilePath = ".runyard/automations.yaml"
 
 // Environment is one environment on one runner.

@@ -292,6 +292,13 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 
 // open opens the store, bootstraps and mounts the APIs.
 func (s *Server) open(ctx context.Context) error {
+	// A database that cannot be reached fails the start before the data
+	// directory and the secrets key are created: nothing is left behind.
+	if s.cfg.DatabaseURL != "" {
+		if err := postgres.Ping(ctx, s.cfg.DatabaseURL); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", s.cfg.DataDir, err)
 	}

@@ -434,8 +434,9 @@ func repoName(uri string) string {
 // maxAutomationsFile bounds the automations file read from a workspace.
 const maxAutomationsFile = 1 << 20
 
-// defaultAutomationsFiles are tried in order when the spec names none.
-var defaultAutomationsFiles = []string{".runyard/automations.yaml", ".gitpod/automations.yaml"}
+// defaultAutomationsFiles are tried in order when the spec names none:
+// runyard's own place, then the vendor's (Gitpod's, then Ona's).
+var defaultAutomationsFiles = []string{".runyard/automations.yaml", ".gitpod/automations.yaml", ".ona/automations.yaml"}
 
 // automationsFile reads the environment's automations file: its path
 // relative to the content directory (empty when there is none) and bytes.
