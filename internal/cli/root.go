@@ -32,6 +32,8 @@ type globals struct {
 	// serverSet and tokenSet tell a flag typed on the command line from
 	// the default the environment gave it.
 	serverSet, tokenSet bool
+	// rawTables makes tables unaligned, tab-separated (--watch reads them).
+	rawTables bool
 	// ep is where the command's calls go, once endpoint has resolved it.
 	ep     *resolved
 	stdout io.Writer
@@ -52,7 +54,9 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if sig := interruptedBy(ctx); sig != 0 && *ran {
-		fmt.Fprintln(stderr, "runyard: "+oneLine(interruptMessage(err)))
+		if msg := interruptMessage(err); msg != "" {
+			fmt.Fprintln(stderr, "runyard: "+oneLine(msg))
+		}
 		return 128 + sig
 	}
 	msg := errorMessage(err)
@@ -135,6 +139,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
 	)
 	harden(root)
+	addWatch(g, root)
 	return root, &ran
 }
 
