@@ -137,6 +137,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newPodsCmd(g), newAgentsCmd(g),
 		newSecretsCmd(g),
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
+		newStatusCmd(g),
 	)
 	harden(root)
 	addWatch(g, root)
