@@ -28,7 +28,7 @@ import (
 var Commit = ""
 
 func newLoginCmd(g *globals) *cobra.Command {
-	var withToken, insecure bool
+	var withToken, insecure, web bool
 	var name, caFile string
 	cmd := &cobra.Command{
 		Use:   "login [SERVER]",
@@ -36,10 +36,16 @@ func newLoginCmd(g *globals) *cobra.Command {
 		Long: `Store an API key for SERVER (default: --server, RUNYARD_SERVER or the current
 context's server) in the configuration file ($XDG_CONFIG_HOME/runyard/config.yaml,
 or ~/.config/runyard/config.yaml; mode 0600), as a context that becomes the
-current one. The key is asked for without echo on a terminal, or read from stdin
-with --with-token. It is checked with the server before it is saved, and it is
+current one. On a terminal, and when the server offers it, the login happens
+in the browser (--web): the CLI prints (and, where a browser is at hand, opens)
+the server's approval page; once you approve as your signed-in user, the CLI
+receives a new API key of yours, with your role's scopes, through a one-time
+code on a loopback port that only this process can redeem. Otherwise (or with
+--web=false) the key is asked for without echo, or read from stdin with
+--with-token. The key is checked with the server before it is saved, and it is
 only ever sent to that server.`,
-		Example: `  runyard login https://runyard.example.com
+		Example: `  runyard login https://runyard.example.com             # in the browser
+  runyard login https://runyard.example.com --web=false # paste a key
   echo "$KEY" | runyard login https://runyard.example.com --with-token --name prod`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,13 +73,29 @@ only ever sent to that server.`,
 					caFile = abs
 				}
 			}
-			token, err := readKey(cmd, g, srv, withToken)
+			// The TLS settings the key will be used with apply to the
+			// login's own calls too.
+			g.ep = &resolved{server: srv, context: &cliContext{CAFile: caFile, Insecure: insecure}}
+			if web && withToken {
+				return usagef("--web and --with-token exclude each other: the browser login needs no key on stdin")
+			}
+			// The browser is the default where it can work: a person at a
+			// terminal, a server that offers it.
+			if !cmd.Flags().Changed("web") && !withToken && term.IsTerminal(int(os.Stdin.Fd())) && g.serverHasWebLogin(cmd.Context(), srv) {
+				web = true
+			}
+			var token string
+			var err error
+			if web {
+				token, err = g.webLogin(cmd.Context(), srv)
+			} else {
+				token, err = readKey(cmd, g, srv, withToken)
+			}
 			if err != nil {
 				return err
 			}
-			// Check the key with the server it is for, with the TLS
-			// settings it will be used with.
-			g.ep = &resolved{server: srv, token: token, context: &cliContext{CAFile: caFile, Insecure: insecure}}
+			// Check the key with the server it is for.
+			g.ep.token = token
 			id, err := gitpodv1connect.NewIdentityServiceClient(g.httpClient(30*time.Second), srv,
 				connect.WithInterceptors(bearer(token), fieldErrors())).GetAuthenticatedIdentity(cmd.Context(),
 				connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
@@ -105,6 +127,7 @@ only ever sent to that server.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&withToken, "with-token", false, "read the key from stdin")
+	f.BoolVar(&web, "web", false, "log in in the browser: approve the CLI as your user, which gives it a key of yours capped by your role (default on a terminal when the server offers it; --web=false to paste a key)")
 	f.StringVar(&name, "name", "", "name of the context (default: the server's host and port, or the existing context of this server)")
 	f.StringVar(&caFile, "ca-file", "", "trust the CA certificates in this PEM file for this server")
 	f.BoolVar(&insecure, "insecure-skip-verify", false, "do not verify this server's TLS certificate (testing only)")

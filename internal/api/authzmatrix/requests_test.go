@@ -186,6 +186,13 @@ var templates = map[string]template{
 	"GET /console/events?environment={id}":          {path: "/console/events?environment={env}"},
 	"GET /console/assets/{file}":                    {path: "{asset}"},
 
+	// The CLI's browser login: a page of a session, its approval (the
+	// challenge is the S256 of the empty verifier) and the redemption of a
+	// code that is none.
+	"GET /auth/cli/approve":  {path: "/auth/cli/approve?port=40000&state=authz-state-0123456789&challenge=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU&name=authz"},
+	"POST /auth/cli/approve": {body: `{}`},
+	"POST /auth/cli/token":   {body: `{"code":"authz","verifier":"authz"}`},
+
 	"GET /healthz":                          {},
 	"GET /metrics":                          {},
 	"GET /.well-known/openid-configuration": {},
