@@ -114,14 +114,19 @@ only ever sent to that server.`,
 					name = contextName(srv)
 				}
 			}
-			cfg.upsert(cliContext{Name: name, Server: srv, Token: token, CAFile: caFile, Insecure: insecure})
+			nc := cliContext{Name: name, Server: srv, Token: token, CAFile: caFile, Insecure: insecure}
+			if old := cfg.find(name); old != nil {
+				deleteContextKey(old)
+			}
+			where := storeContextKey(&nc, path)
+			cfg.upsert(nc)
 			cfg.CurrentContext = name
 			if err := cfg.save(path); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stderr, "Logged in to %s as %s %s of organization %s. Context %q is now current (%s).\n",
+			fmt.Fprintf(g.stderr, "Logged in to %s as %s %s of organization %s. Context %q is now current (%s); the key is in %s.\n",
 				srv, enumShort("PRINCIPAL_", id.Msg.GetSubject().GetPrincipal().String()), id.Msg.GetSubject().GetId(),
-				id.Msg.GetOrganizationId(), name, path)
+				id.Msg.GetOrganizationId(), name, path, where)
 			return nil
 		},
 	}
@@ -212,7 +217,7 @@ func newContextCmd(g *globals) *cobra.Command {
 			items := make([]contextJSON, 0, len(cfg.Contexts))
 			for _, c := range cfg.Contexts {
 				items = append(items, contextJSON{Name: c.Name, Server: c.Server, Current: c.Name == cfg.CurrentContext,
-					HasToken: c.Token != "", CAFile: c.CAFile, Insecure: c.Insecure})
+					HasToken: c.hasKey(), CAFile: c.CAFile, Insecure: c.Insecure})
 			}
 			if g.structured() {
 				return g.printValue(map[string]any{"contexts": items})
@@ -263,6 +268,9 @@ func newContextCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c := cfg.find(args[0]); c != nil {
+				deleteContextKey(c)
+			}
 			if !cfg.remove(args[0]) {
 				return &usageError{fmt.Sprintf("no context %q (see `runyard context list`)", args[0])}
 			}
@@ -279,9 +287,12 @@ func newContextCmd(g *globals) *cobra.Command {
 
 // authStatus is what `auth status -o json` prints.
 type authStatus struct {
-	Server         string   `json:"server"`
-	Context        string   `json:"context,omitempty"`
-	TokenSource    string   `json:"tokenSource"`
+	Server      string `json:"server"`
+	Context     string `json:"context,omitempty"`
+	TokenSource string `json:"tokenSource"`
+	// KeyStore says where a context's key is kept: the OS keyring, or the
+	// configuration file and why no keyring.
+	KeyStore       string   `json:"keyStore,omitempty"`
 	Principal      string   `json:"principal"`
 	SubjectID      string   `json:"subjectId"`
 	OrganizationID string   `json:"organizationId"`
@@ -323,6 +334,11 @@ func newAuthCmd(g *globals) *cobra.Command {
 			}
 			if g.ep.context != nil {
 				st.Context = g.ep.context.Name
+				if g.ep.fromContext {
+					if _, path, err := loadConfig(); err == nil {
+						st.KeyStore = keyStoreOf(g.ep.context, path)
+					}
+				}
 			}
 			keyRecord(cmd.Context(), c.tokens, id.Msg.GetSubject().GetId(), &st)
 			if g.structured() {
@@ -330,7 +346,7 @@ func newAuthCmd(g *globals) *cobra.Command {
 			}
 			w := g.table()
 			rows := [][2]string{
-				{"Server", st.Server}, {"Context", dash(st.Context)}, {"Key from", st.TokenSource},
+				{"Server", st.Server}, {"Context", dash(st.Context)}, {"Key from", st.TokenSource}, {"Key stored in", dash(st.KeyStore)},
 				{"Principal", st.Principal + " " + st.SubjectID}, {"Organization", st.OrganizationID},
 				{"Key", dash(strings.TrimSpace(st.KeyName + " " + st.KeyID))},
 				{"Scopes", dash(strings.Join(st.Scopes, ","))}, {"Expires", expiry(st)},
