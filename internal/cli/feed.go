@@ -107,10 +107,12 @@ func (g *globals) openFeed(ctx context.Context, kinds feedKinds) (*feed, error) 
 	}
 	if len(kinds.env) > 0 {
 		ids, err := f.environmentIDs(ctx)
-		if err != nil {
+		if err != nil && fatalWatchError(err) {
 			return nil, err
 		}
-		if len(ids) > maxEnvStreams {
+		// A key that may not list environments, or too many of them: the
+		// reader polls.
+		if err != nil || len(ids) > maxEnvStreams {
 			f.startPolling(ctx, feedPollInterval)
 			return f, nil
 		}
