@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/charmbracelet/bubbles/table"
-	"github.com/charmbracelet/bubbles/viewport"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/table"
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -29,7 +29,9 @@ import (
 
 // This file is `runyard status`: one live terminal view of the
 // organization's runners, environments, services, task executions and pods
-// (bubbletea, bubbles' table and viewport, lipgloss), in the spirit of k9s
+// (bubbletea v2, bubbles' table and viewport, lipgloss; v1 of bubbletea
+// queries the terminal when the binary starts, whatever the command, so v2),
+// in the spirit of k9s
 // and process-compose. It reads what the list commands read, again whenever
 // the change feed (feed.go) signals a change, and pods every 2 s (they have
 // no events). A service's or execution's log streams into the view; `a`
@@ -122,7 +124,7 @@ says); esc goes back; q quits.`,
 				return err
 			}
 			m := newStatusModel(g, src, f.Polling)
-			p := tea.NewProgram(m, tea.WithAltScreen(), tea.WithContext(ctx))
+			p := tea.NewProgram(m, tea.WithContext(ctx))
 			m.send = p.Send
 			go func() {
 				for {
@@ -396,7 +398,7 @@ func newStatusModel(g *globals, src *statusSource, polling bool) *statusModel {
 		t.SetStyles(st)
 		m.tables[i] = t
 	}
-	m.view = viewport.New(120, 20)
+	m.view = viewport.New(viewport.WithWidth(120), viewport.WithHeight(20))
 	return m
 }
 
@@ -463,13 +465,13 @@ func (m *statusModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.note = "attach: " + msg.err.Error()
 		}
 		return m, m.refresh(false)
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		return m.key(msg)
 	}
 	return m, nil
 }
 
-func (m *statusModel) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+func (m *statusModel) key(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	k := msg.String()
 	if k == "ctrl+c" {
 		m.stopLog()
@@ -650,10 +652,17 @@ func (m *statusModel) layout() {
 		m.tables[i].SetHeight(h)
 		m.tables[i].SetWidth(m.width)
 	}
-	m.view.Width, m.view.Height = m.width, m.height-4
+	m.view.SetWidth(m.width)
+	m.view.SetHeight(m.height - 4)
 }
 
-func (m *statusModel) View() string {
+func (m *statusModel) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	return v
+}
+
+func (m *statusModel) render() string {
 	var b strings.Builder
 	feed := "live"
 	if m.polling {

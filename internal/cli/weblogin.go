@@ -128,7 +128,7 @@ func (g *globals) webLogin(ctx context.Context, srv string) (string, error) {
 	if opened := openBrowser(link); opened != "" {
 		fmt.Fprintf(g.stderr, "(opened with %s)\n", opened)
 	}
-	fmt.Fprintf(g.stderr, "Waiting for the approval (Ctrl-C to give up)...\n")
+	fmt.Fprintf(g.stderr, "Waiting for the approval (Ctrl-C to give up; without a user account there, run `runyard login %s --web=false` and paste an API key)...\n", srv)
 
 	wctx, cancel := context.WithTimeout(ctx, webLoginTimeout)
 	defer cancel()
