@@ -498,7 +498,7 @@ func TestCLI_LoginPrompt(t *testing.T) {
 	t.Parallel()
 	s := startCLIServer(t)
 	cfg := t.TempDir()
-	cmd := exec.Command(bin, "login", s.URL)
+	cmd := exec.Command(bin, "login", s.URL, "--web=false")
 	cmd.Dir, cmd.Env = emptyDir, processEnv("XDG_CONFIG_HOME="+cfg)
 	f, err := pty.Start(cmd)
 	if err != nil {

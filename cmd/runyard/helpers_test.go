@@ -112,7 +112,9 @@ func processEnv(extra ...string) []string {
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "XDG_CONFIG_HOME="+configHome)
+	// No session bus: the CLI keeps keys in its file, never in the OS
+	// keyring of whoever runs the tests (TestCLI_KeyStore starts its own).
+	env = append(env, "XDG_CONFIG_HOME="+configHome, "DBUS_SESSION_BUS_ADDRESS=")
 	return append(env, extra...)
 }
 

@@ -13,7 +13,8 @@ import (
 
 // This file is the CLI's configuration: the contexts `runyard login` and
 // `runyard up` store, each a server with the one credential that belongs to
-// it. The file is the only store: no OS keyring is used (see README).
+// it. The key itself is in the OS keyring where one answers (keyring.go),
+// else in this file.
 
 // cliConfig is $XDG_CONFIG_HOME/runyard/config.yaml.
 type cliConfig struct {
@@ -29,6 +30,9 @@ type cliContext struct {
 	Token    string `json:"token,omitempty"`
 	CAFile   string `json:"ca-file,omitempty"`
 	Insecure bool   `json:"insecure,omitempty"`
+	// TokenStore is "keyring" when the key is in the OS keyring (Token is
+	// empty then), empty when it is Token.
+	TokenStore string `json:"token-store,omitempty"`
 }
 
 // configPath is where the configuration lives: $XDG_CONFIG_HOME/runyard, or

@@ -38,6 +38,8 @@ type resolved struct {
 	// context is the context whose server is used, if any: its TLS
 	// settings apply.
 	context *cliContext
+	// fromContext is set when the token is the context's stored key.
+	fromContext bool
 	// hint says where a token for server would come from when none is
 	// sent; it is added to an "unauthenticated" error.
 	hint string
@@ -95,8 +97,12 @@ func (g *globals) resolveEndpoint() (*resolved, error) {
 		r.token, r.source = g.token, "--token"
 	case os.Getenv("RUNYARD_TOKEN") != "":
 		r.token, r.source = os.Getenv("RUNYARD_TOKEN"), "RUNYARD_TOKEN"
-	case r.context != nil && r.context.Token != "":
-		r.token, r.source = r.context.Token, fmt.Sprintf("context %q (%s)", r.context.Name, path)
+	case r.context != nil && r.context.hasKey():
+		token, err := contextKey(r.context)
+		if err != nil {
+			return nil, err
+		}
+		r.token, r.source, r.fromContext = token, fmt.Sprintf("context %q (%s)", r.context.Name, path), true
 	case localToken != "" && localServer != "" && sameServer(localServer, r.server):
 		r.token, r.source = localToken, filepath.Join(localDataDir, server.AdminTokenFile)
 	default:
@@ -109,7 +115,7 @@ func (g *globals) resolveEndpoint() (*resolved, error) {
 func tokenHint(srv string, cur *cliContext, localToken, localServer string) string {
 	login := fmt.Sprintf("run `runyard login %s`, pass --token or set RUNYARD_TOKEN", srv)
 	switch {
-	case cur != nil && cur.Token != "":
+	case cur != nil && cur.hasKey():
 		return fmt.Sprintf("no API key is sent to %s: the key of context %q belongs to %s; to use %s, %s",
 			srv, cur.Name, cur.Server, srv, login)
 	case localToken != "" && localServer != "":

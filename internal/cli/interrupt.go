@@ -50,6 +50,10 @@ func waitError(ctx context.Context, timeout time.Duration, what, keeps string) e
 
 // interruptMessage is what a command ended by a signal says.
 func interruptMessage(err error) string {
+	if errors.As(err, new(watchStopped)) {
+		// A watch only read: nothing to say.
+		return ""
+	}
 	var ie *interruptedError
 	if errors.As(err, &ie) {
 		return ie.Error()

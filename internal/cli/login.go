@@ -28,7 +28,7 @@ import (
 var Commit = ""
 
 func newLoginCmd(g *globals) *cobra.Command {
-	var withToken bool
+	var withToken, web bool
 	var name string
 	cmd := &cobra.Command{
 		Use:   "login [SERVER]",
@@ -36,10 +36,16 @@ func newLoginCmd(g *globals) *cobra.Command {
 		Long: `Store an API key for SERVER (default: --server, RUNYARD_SERVER or the current
 context's server) in the configuration file ($XDG_CONFIG_HOME/runyard/config.yaml,
 or ~/.config/runyard/config.yaml; mode 0600), as a context that becomes the
-current one. The key is asked for without echo on a terminal, or read from stdin
-with --with-token. It is checked with the server before it is saved, and it is
+current one. On a terminal, and when the server offers it, the login happens
+in the browser (--web): the CLI prints (and, where a browser is at hand, opens)
+the server's approval page; once you approve as your signed-in user, the CLI
+receives a new API key of yours, with your role's scopes, through a one-time
+code on a loopback port that only this process can redeem. Otherwise (or with
+--web=false) the key is asked for without echo, or read from stdin with
+--with-token. The key is checked with the server before it is saved, and it is
 only ever sent to that server.`,
-		Example: `  runyard login https://runyard.example.com
+		Example: `  runyard login https://runyard.example.com             # in the browser
+  runyard login https://runyard.example.com --web=false # paste a key
   echo "$KEY" | runyard login https://runyard.example.com --with-token --name prod`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,13 +74,29 @@ only ever sent to that server.`,
 					caFile = abs
 				}
 			}
-			token, err := readKey(cmd, g, srv, withToken)
+			// The TLS settings the key will be used with apply to the
+			// login's own calls too.
+			g.ep = &resolved{server: srv, context: &cliContext{CAFile: caFile, Insecure: insecure}}
+			if web && withToken {
+				return usagef("--web and --with-token exclude each other: the browser login needs no key on stdin")
+			}
+			// The browser is the default where it can work: a person at a
+			// terminal, a server that offers it.
+			if !cmd.Flags().Changed("web") && !withToken && term.IsTerminal(int(os.Stdin.Fd())) && g.serverHasWebLogin(cmd.Context(), srv) {
+				web = true
+			}
+			var token string
+			var err error
+			if web {
+				token, err = g.webLogin(cmd.Context(), srv)
+			} else {
+				token, err = readKey(cmd, g, srv, withToken)
+			}
 			if err != nil {
 				return err
 			}
-			// Check the key with the server it is for, with the TLS
-			// settings it will be used with.
-			g.ep = &resolved{server: srv, token: token, context: &cliContext{CAFile: caFile, Insecure: insecure}}
+			// Check the key with the server it is for.
+			g.ep.token = token
 			id, err := gitpodv1connect.NewIdentityServiceClient(g.httpClient(30*time.Second), srv,
 				connect.WithInterceptors(bearer(token), fieldErrors())).GetAuthenticatedIdentity(cmd.Context(),
 				connect.NewRequest(&gitpodv1.GetAuthenticatedIdentityRequest{}))
@@ -93,19 +115,25 @@ only ever sent to that server.`,
 					name = contextName(srv)
 				}
 			}
-			cfg.upsert(cliContext{Name: name, Server: srv, Token: token, CAFile: caFile, Insecure: insecure})
+			nc := cliContext{Name: name, Server: srv, Token: token, CAFile: caFile, Insecure: insecure}
+			if old := cfg.find(name); old != nil {
+				deleteContextKey(old)
+			}
+			where := storeContextKey(&nc, path)
+			cfg.upsert(nc)
 			cfg.CurrentContext = name
 			if err := cfg.save(path); err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stderr, "Logged in to %s as %s %s of organization %s. Context %q is now current (%s).\n",
+			fmt.Fprintf(g.stderr, "Logged in to %s as %s %s of organization %s. Context %q is now current (%s); the key is in %s.\n",
 				srv, enumShort("PRINCIPAL_", id.Msg.GetSubject().GetPrincipal().String()), id.Msg.GetSubject().GetId(),
-				id.Msg.GetOrganizationId(), name, path)
+				id.Msg.GetOrganizationId(), name, path, where)
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.BoolVar(&withToken, "with-token", false, "read the key from stdin")
+	f.BoolVar(&web, "web", false, "log in in the browser: approve the CLI as your user, which gives it a key of yours capped by your role (default on a terminal when the server offers it; --web=false to paste a key)")
 	f.StringVar(&name, "name", "", "name of the context (default: the server's host and port, or the existing context of this server)")
 	return cmd
 }
@@ -188,7 +216,7 @@ func newContextCmd(g *globals) *cobra.Command {
 			items := make([]contextJSON, 0, len(cfg.Contexts))
 			for _, c := range cfg.Contexts {
 				items = append(items, contextJSON{Name: c.Name, Server: c.Server, Current: c.Name == cfg.CurrentContext,
-					HasToken: c.Token != "", CAFile: c.CAFile, Insecure: c.Insecure})
+					HasToken: c.hasKey(), CAFile: c.CAFile, Insecure: c.Insecure})
 			}
 			if g.structured() {
 				return g.printValue(map[string]any{"contexts": items})
@@ -251,6 +279,9 @@ func newContextCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if c := cfg.find(args[0]); c != nil {
+				deleteContextKey(c)
+			}
 			if !cfg.remove(args[0]) {
 				return &usageError{fmt.Sprintf("no context %q (see `runyard context list`)", args[0])}
 			}
@@ -267,9 +298,12 @@ func newContextCmd(g *globals) *cobra.Command {
 
 // authStatus is what `auth status -o json` prints.
 type authStatus struct {
-	Server         string   `json:"server"`
-	Context        string   `json:"context,omitempty"`
-	TokenSource    string   `json:"tokenSource"`
+	Server      string `json:"server"`
+	Context     string `json:"context,omitempty"`
+	TokenSource string `json:"tokenSource"`
+	// KeyStore says where a context's key is kept: the OS keyring, or the
+	// configuration file and why no keyring.
+	KeyStore       string   `json:"keyStore,omitempty"`
 	Principal      string   `json:"principal"`
 	SubjectID      string   `json:"subjectId"`
 	OrganizationID string   `json:"organizationId"`
@@ -311,6 +345,11 @@ func newAuthCmd(g *globals) *cobra.Command {
 			}
 			if g.ep.context != nil {
 				st.Context = g.ep.context.Name
+				if g.ep.fromContext {
+					if _, path, err := loadConfig(); err == nil {
+						st.KeyStore = keyStoreOf(g.ep.context, path)
+					}
+				}
 			}
 			keyRecord(cmd.Context(), c.tokens, id.Msg.GetSubject().GetId(), &st)
 			if g.structured() {
@@ -318,7 +357,7 @@ func newAuthCmd(g *globals) *cobra.Command {
 			}
 			w := g.table()
 			rows := [][2]string{
-				{"Server", st.Server}, {"Context", dash(st.Context)}, {"Key from", st.TokenSource},
+				{"Server", st.Server}, {"Context", dash(st.Context)}, {"Key from", st.TokenSource}, {"Key stored in", dash(st.KeyStore)},
 				{"Principal", st.Principal + " " + st.SubjectID}, {"Organization", st.OrganizationID},
 				{"Key", dash(strings.TrimSpace(st.KeyName + " " + st.KeyID))},
 				{"Scopes", dash(strings.Join(st.Scopes, ","))}, {"Expires", expiry(st)},

@@ -219,7 +219,7 @@ func printJQ(w io.Writer, expr string, raw json.RawMessage) error {
 // by shortening the widest cells (not with -o wide, which shows everything).
 // The header row is bold on a terminal unless NO_COLOR is set.
 func (g *globals) table() *tableWriter {
-	tw := &tableWriter{out: g.stdout}
+	tw := &tableWriter{out: g.stdout, raw: g.rawTables}
 	if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		if w, _, err := term.GetSize(int(f.Fd())); err == nil && !g.wide() {
 			tw.width = w
@@ -235,12 +235,20 @@ type tableWriter struct {
 	buf   bytes.Buffer
 	width int // 0: no limit
 	color bool
+	// raw writes the cells tab-separated, unaligned: for --watch, which
+	// aligns rows itself as they come (watch.go).
+	raw bool
 }
 
 func (t *tableWriter) Write(p []byte) (int, error) { return t.buf.Write(p) }
 
 // Flush writes the aligned table.
 func (t *tableWriter) Flush() error {
+	if t.raw {
+		_, err := t.out.Write(t.buf.Bytes())
+		t.buf.Reset()
+		return err
+	}
 	text := strings.TrimSuffix(t.buf.String(), "\n")
 	t.buf.Reset()
 	if text == "" {

@@ -36,6 +36,8 @@ type globals struct {
 	// serverSet and tokenSet tell a flag typed on the command line from
 	// the default the environment gave it.
 	serverSet, tokenSet bool
+	// rawTables makes tables unaligned, tab-separated (--watch reads them).
+	rawTables bool
 	// ep is where the command's calls go, once endpoint has resolved it.
 	ep     *resolved
 	stdout io.Writer
@@ -56,7 +58,9 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if sig := interruptedBy(ctx); sig != 0 && *ran {
-		fmt.Fprintln(stderr, "runyard: "+oneLine(interruptMessage(err)))
+		if msg := interruptMessage(err); msg != "" {
+			fmt.Fprintln(stderr, "runyard: "+oneLine(msg))
+		}
 		return 128 + sig
 	}
 	msg := errorMessage(err)
@@ -147,9 +151,11 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newPodsCmd(g), newAgentsCmd(g),
 		newSecretsCmd(g),
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
+		newStatusCmd(g),
 	)
 	harden(root)
 	g.addCompletions(root)
+	addWatch(g, root)
 	return root, &ran
 }
 

@@ -139,7 +139,12 @@ func saveLocalContext(srv, dataDir, bootstrapToken string) error {
 	if err != nil {
 		return err
 	}
-	cfg.upsert(cliContext{Name: "local", Server: srv, Token: token})
+	local := cliContext{Name: "local", Server: srv, Token: token}
+	if old := cfg.find("local"); old != nil {
+		deleteContextKey(old)
+	}
+	storeContextKey(&local, path)
+	cfg.upsert(local)
 	if cfg.CurrentContext == "" || cfg.find(cfg.CurrentContext) == nil {
 		cfg.CurrentContext = "local"
 	}

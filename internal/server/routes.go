@@ -19,6 +19,6 @@ import (
 // (internal/api/authzmatrix) checks that docs/authorization.md documents
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
-	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(),
+	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(), authhttp.CLILoginRoutes(),
 		[]string{"GET /healthz", "GET /metrics"}, runnerfiles.Routes())
 }

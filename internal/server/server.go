@@ -444,7 +444,9 @@ func (s *Server) open(ctx context.Context) error {
 	s.signIns.Now = runnerSvc.Now
 	s.signIns.IdleTimeout, s.signIns.MaxAge = s.cfg.SessionIdleTimeout, s.cfg.SessionMaxAge
 	s.signIns.Limits = signInLimits(s.cfg.SignInLimits)
-	authhttp.Mount(mux, &authhttp.Handler{Sessions: s.signIns, Audit: s.audit, Secure: s.secureCookies, Log: s.log})
+	authHandler := &authhttp.Handler{Sessions: s.signIns, Audit: s.audit, Secure: s.secureCookies, Log: s.log}
+	authhttp.Mount(mux, authHandler)
+	authhttp.MountCLILogin(mux, &authhttp.CLILogin{Auth: authHandler, Identity: idSvc})
 	s.mountSSO(mux, st)
 	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
 	g.sessions = s.signIns

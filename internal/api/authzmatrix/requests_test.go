@@ -199,6 +199,13 @@ var templates = map[string]template{
 	"POST /agents/new":                              {body: "id={slug}&name={name}&command=sh"},
 	"POST /agents/{id}/delete":                      {path: "/agents/{agent}/delete", destructive: true},
 
+	// The CLI's browser login: a page of a session, its approval (the
+	// challenge is the S256 of the empty verifier) and the redemption of a
+	// code that is none.
+	"GET /auth/cli/approve":  {path: "/auth/cli/approve?port=40000&state=authz-state-0123456789&challenge=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU&name=authz"},
+	"POST /auth/cli/approve": {body: `{}`},
+	"POST /auth/cli/token":   {body: `{"code":"authz","verifier":"authz"}`},
+
 	"GET /healthz":                          {},
 	"GET /metrics":                          {},
 	"GET /.well-known/openid-configuration": {},
