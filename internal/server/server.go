@@ -390,6 +390,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.users = &users.Service{Store: st, Now: runnerSvc.Now, TokenRevoked: hooks.TokenRevoked}
 	s.users.Disabled = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, false) }
 	s.users.PasswordReset = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, true) }
+	s.users.PasswordChanged = s.endOtherSessions
 	orgSvc := &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: idSvc.OrganizationDeleted}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,

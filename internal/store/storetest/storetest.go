@@ -94,6 +94,10 @@ func Run(t *testing.T, open Opener) {
 		{"LoginStates", testLoginStates},
 		{"BrowserSessions", testBrowserSessions},
 		{"SignInLockout", testSignInLockout},
+		{"DisableUserCheck", testDisableUserCheck},
+		{"LastAdminConcurrent", testLastAdminConcurrent},
+		{"OtherUserSessions", testOtherUserSessions},
+		{"PendingInvites", testPendingInvites},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
