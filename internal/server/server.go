@@ -411,7 +411,7 @@ func (s *Server) open(ctx context.Context) error {
 	// The web console at /: one more adapter over the same services.
 	console.Mount(mux, console.Services{
 		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,
-		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL,
+		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Users: s.users,
 	}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.

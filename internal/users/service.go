@@ -694,6 +694,38 @@ func (s *Service) CreateInvite(ctx context.Context, orgID, role string, ttl time
 	return inv, secret, nil
 }
 
+// OrganizationRole is one organization of a user, with their role in it.
+type OrganizationRole struct {
+	Org  *identity.Organization
+	Role identity.Role
+}
+
+// MyOrganizations returns the organizations the calling user is a member
+// of, in the order they joined them: what they may switch between. A
+// caller who is not a user has none.
+func (s *Service) MyOrganizations(ctx context.Context) ([]OrganizationRole, error) {
+	c, err := identity.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.UserID == "" {
+		return nil, nil
+	}
+	ms, err := s.Store.FindMemberships(ctx, "", c.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("find memberships of %s: %w", c.UserID, err)
+	}
+	out := make([]OrganizationRole, 0, len(ms))
+	for _, m := range ms {
+		org, err := s.Store.FindOrganizationByID(ctx, m.OrgID)
+		if err != nil {
+			return nil, fmt.Errorf("find organization %s: %w", m.OrgID, err)
+		}
+		out = append(out, OrganizationRole{Org: org, Role: m.Role})
+	}
+	return out, nil
+}
+
 // ListInvites returns the pending (unused, unexpired) invites of orgID
 // ("" for the caller's), oldest first: to its admins and the installation
 // admin. Their tokens are not stored, so none is shown.

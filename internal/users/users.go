@@ -129,6 +129,10 @@ type Store interface {
 	// email is taken, or fn's error.
 	RedeemInvite(ctx context.Context, hash string, at time.Time, fn func(inv *Invite) (*User, *Membership, error)) (*Invite, error)
 
+	// FindOrganizationByID is identity.Store's; it fails with
+	// CodeNotFound.
+	FindOrganizationByID(ctx context.Context, id string) (*identity.Organization, error)
+
 	// FindTokens is identity.Store's: the keys a user owns.
 	FindTokens(ctx context.Context, filter identity.TokenFilter) ([]*identity.Token, error)
 }

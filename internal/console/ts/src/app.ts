@@ -338,6 +338,39 @@ async function signin(form: HTMLFormElement) {
   status?.focus();
 }
 
+// switchOrg moves the session to another organization of the user (POST
+// /auth/switch rotates the cookie) and opens the overview there: the page
+// at hand may be of an object of the organization left.
+async function switchOrg(form: HTMLFormElement) {
+  const select = $<HTMLSelectElement>("select", form);
+  if (!select) return;
+  const token = await csrfToken();
+  const headers: Record<string, string> = { "Content-Type": "application/json", Accept: "application/json" };
+  if (token) headers["X-CSRF-Token"] = token;
+  try {
+    const r = await fetch(form.action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers,
+      body: JSON.stringify({ organizationId: select.value }),
+    });
+    if (r.ok) {
+      location.assign("/");
+      return;
+    }
+    let msg = `Switching failed (${r.status}).`;
+    try {
+      const e = await r.json();
+      msg = String(e.error ?? e.message ?? msg);
+    } catch {
+      // not JSON
+    }
+    showFormError(form, sentence(msg) + " Reload the page and try again.");
+  } catch {
+    showFormError(form, "The control plane did not answer: check that it is running and try again.");
+  }
+}
+
 async function signout() {
   const token = await csrfToken();
   const headers: Record<string, string> = {};
@@ -357,6 +390,9 @@ document.addEventListener("submit", (ev) => {
   } else if (form.matches("form[data-signin]")) {
     ev.preventDefault();
     void signin(form);
+  } else if (form.matches("form[data-switch]")) {
+    ev.preventDefault();
+    void switchOrg(form);
   } else if (form.matches("form[data-signout]")) {
     ev.preventDefault();
     void signout();
