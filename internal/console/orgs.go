@@ -109,7 +109,17 @@ func (h *handler) orgCreate(ctx context.Context, r *http.Request, v *view) (stri
 	return "/orgs", "", nil
 }
 
+// orgRename renames an organization: the installation admin any, an
+// organization's admin their own. The console's routes name no
+// organization of the caller's the way the API's do (runners and logs
+// tokens never reach them), so a caller who may not rename any is refused
+// before the id is looked at; the service decides the rest.
 func (h *handler) orgRename(ctx context.Context, r *http.Request, v *view) (string, string, error) {
+	if !v.Caller.InstallationAdmin {
+		if _, err := identity.Require(ctx, identity.ScopeAdmin); err != nil {
+			return "", "", err
+		}
+	}
 	_, err := h.svc.Orgs.Rename(ctx, r.PathValue("id"), r.PostFormValue("name"))
 	if apperr.Is(err, apperr.CodeInvalid) || apperr.Is(err, apperr.CodeConflict) {
 		if v.Caller.InstallationAdmin {
@@ -129,6 +139,9 @@ func (h *handler) orgRename(ctx context.Context, r *http.Request, v *view) (stri
 // orgDelete deletes an organization; the service refuses one that still
 // has runners or environments, saying how many, and the page shows it.
 func (h *handler) orgDelete(ctx context.Context, r *http.Request, v *view) (string, string, error) {
+	if _, err := identity.RequireInstallationAdmin(ctx); err != nil {
+		return "", "", err
+	}
 	err := h.svc.Orgs.Delete(ctx, r.PathValue("id"))
 	if apperr.Is(err, apperr.CodeFailedPrecondition) {
 		return "", "", h.orgsForm(ctx, r, v, err)
@@ -240,6 +253,10 @@ func (h *handler) memberAdd(ctx context.Context, r *http.Request, v *view) (stri
 	return h.memberAction(ctx, r, v, func() error {
 		if h.svc.Users == nil {
 			return &apperr.Error{Code: apperr.CodeUnavailable, Message: "this control plane does not manage users"}
+		}
+		// Who may add comes before what was typed.
+		if err := h.svc.Users.CheckInviteAdmin(ctx, ""); err != nil {
+			return err
 		}
 		email := strings.TrimSpace(r.PostFormValue("email"))
 		if email == "" {
