@@ -24,8 +24,10 @@ type auditData struct {
 	// values (UTC).
 	Actor, Action, Resource, Since, Until string
 	Next                                  string
-	// First is the page's position, for "newer entries" links.
+	// Token is the page's position, for the link back to the first page.
 	Token string
+	// Names are the members' emails by user id, to name people.
+	Names map[string]string
 }
 
 // localFormat is the format of datetime-local inputs; the page works in
@@ -90,6 +92,15 @@ func (h *handler) auditList(ctx context.Context, r *http.Request, v *view) (stri
 	d.Entries, d.Next, err = h.svc.Audit.List(ctx, req)
 	if err != nil {
 		return "", err
+	}
+	if h.svc.Users != nil {
+		// Best effort: an entry of someone who left shows their id.
+		if ms, err := h.svc.Users.ListMembers(ctx, ""); err == nil {
+			d.Names = make(map[string]string, len(ms))
+			for _, m := range ms {
+				d.Names[m.User.ID] = m.User.Email
+			}
+		}
 	}
 	v.Data = d
 	return "audit", nil

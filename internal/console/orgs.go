@@ -179,6 +179,7 @@ type newInvite struct {
 	*users.Invite
 	Token   string
 	Command string
+	Link    string
 }
 
 func (h *handler) membersList(ctx context.Context, r *http.Request, v *view) (string, error) {
@@ -334,7 +335,11 @@ func (h *handler) inviteCreate(ctx context.Context, r *http.Request, v *view) (s
 	}
 	server := strings.TrimRight(h.svc.PublicURL(), "/")
 	v.Data.(*membersData).Invite = &newInvite{Invite: inv, Token: token,
-		Command: "runyard join " + token + " --server " + server}
+		Command: "runyard join " + token + " --server " + server,
+		// The token rides in the fragment, which a browser never sends to
+		// a server (so no log holds it): the sign-in page's island reads
+		// it and joins, or signs the person up, through the API.
+		Link: server + "/signin#invite=" + token}
 	v.Notice = "A new invite was made. Its token is shown only on this page: copy it now."
 	return "", "members", nil
 }

@@ -74,13 +74,37 @@ func TestConsole_TeamsBrowser(t *testing.T) {
 	if loc := eval[string](b, `location.href`); strings.Contains(loc, "ryd_") {
 		t.Errorf("the invite's token is in the URL %s", loc)
 	}
+	link := b.text("#invite-link")
+	if want := e.ts.URL + "/signin#invite=" + token; link != want {
+		t.Errorf("invite link %q, want %q", link, want)
+	}
 	b.shot("members-invite")
 	b.checkAxe("/members with a new invite")
+
 	b.open("/members")
 	if b.exists("#invite-token") || strings.Contains(eval[string](b, `document.body.innerText`), token) {
 		t.Error("the invite's token is shown again")
 	}
 	b.waitJS("the invite is pending", `!!document.querySelector("tr[data-invite]")`)
+
+	// The link: a person without an account signs up with it and is
+	// signed in to the organization, as the invite's role.
+	cy := newBrowser(t, e.ts.URL, "cy", nil)
+	cy.open(strings.TrimPrefix(link, e.ts.URL))
+	cy.waitJS("the join form is shown", `!document.getElementById("join").hidden`)
+	cy.checkAxe("/signin with an invite")
+	cy.do(chromedp.SendKeys(chromedp.ID("join-email"), "cy@example.com"), chromedp.SendKeys(chromedp.ID("join-password"), userPassword),
+		chromedp.Click(chromedp.CSS(`form[data-join-new] button`)))
+	cy.waitJS("signed in on the overview", `location.pathname === "/" && !!document.querySelector("form[data-signout]")`)
+	if !cy.exists(`a[href="/audit"]`) {
+		t.Error("the invited audit reader is not offered the audit log")
+	}
+	// A used link says so.
+	dee := newBrowser(t, e.ts.URL, "dee", nil)
+	dee.open(strings.TrimPrefix(link, e.ts.URL))
+	dee.do(chromedp.SendKeys(chromedp.ID("join-email"), "dee@example.com"), chromedp.SendKeys(chromedp.ID("join-password"), userPassword),
+		chromedp.Click(chromedp.CSS(`form[data-join-new] button`)))
+	dee.waitJS("the refusal is shown", `(document.querySelector("form[data-join-new] [data-form-error]")||{}).innerText?.includes("used or expired")`)
 
 	// API keys: create (shown once), then revoke after the confirmation.
 	b.open("/keys")
@@ -105,7 +129,7 @@ func TestConsole_TeamsBrowser(t *testing.T) {
 	// installation admin's key made one of its own).
 	e.createKey(t, "runners:read")
 	adaID := userID(t, e, "ada@example.com")
-	actors := `[...document.querySelectorAll("tr[data-audit] td:nth-child(2) .mono")].map(s => s.innerText)`
+	actors := `[...document.querySelectorAll("tr[data-audit] td:nth-child(2) span.mono")].map(s => s.innerText)`
 	b.open("/audit")
 	b.checkAxe("/audit")
 	if all := eval[[]string](b, actors); !slices.ContainsFunc(all, func(a string) bool { return a != adaID }) {

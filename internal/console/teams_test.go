@@ -268,7 +268,7 @@ func TestConsole_Teams(t *testing.T) {
 			install(http.MethodPost, "/orgs/"+acme[1]+"/rename", url.Values{"name": {"acme-2"}}, http.StatusSeeOther)
 			createRunnerIn(t, e, acme[1])
 			install(http.MethodPost, "/orgs/"+acme[1]+"/delete", url.Values{}, http.StatusPreconditionFailed, "1 runner")
-			ada.want(t, http.MethodPost, "/orgs/"+acme[1]+"/delete", url.Values{}, http.StatusNotFound)
+			ada.want(t, http.MethodPost, "/orgs/"+acme[1]+"/delete", url.Values{}, http.StatusForbidden)
 		})
 	}
 }
