@@ -235,7 +235,7 @@ func (h *handler) membersForm(ctx context.Context, r *http.Request, v *view, err
 // input, a conflict, or a refusal of the state (the last admin).
 func shown(err error) bool {
 	return apperr.Is(err, apperr.CodeInvalid) || apperr.Is(err, apperr.CodeConflict) ||
-		apperr.Is(err, apperr.CodeFailedPrecondition) || apperr.Is(err, apperr.CodeNotFound) && !strings.Contains(err.Error(), "organization")
+		apperr.Is(err, apperr.CodeFailedPrecondition) || apperr.Is(err, apperr.CodeNotFound)
 }
 
 // memberAction runs fn and goes back to the members page, or shows the
