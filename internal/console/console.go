@@ -35,6 +35,7 @@ import (
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/users"
 )
 
 // Services are the domain services the console renders.
@@ -47,8 +48,11 @@ type Services struct {
 	Automations  *automations.Manager
 	Secrets      *secrets.Service
 	Events       *events.Service
-	// Audit records the console's writes; nil records nothing.
+	// Audit records the console's writes and reads the audit log; nil
+	// records nothing.
 	Audit *audit.Service
+	// Users manages members, invites and accounts (the team pages).
+	Users *users.Service
 	// PublicURL is the URL runners and CLIs reach the control plane at, for
 	// the commands the console shows.
 	PublicURL func() string
@@ -134,6 +138,7 @@ func (h *handler) routes() []route {
 	get("/agents", h.agentsList)
 	post("/agents/new", audit.TypeAgentType, h.agentCreate)
 	post("/agents/{id}/delete", audit.TypeAgentType, h.agentDelete)
+	h.teamRoutes(get, post)
 	rs = append(rs,
 		route{"GET /console/events", withHeaders(http.HandlerFunc(h.events), "")},
 		route{"GET " + assetsPath + "{file}", withHeaders(http.HandlerFunc(h.asset), "")},
@@ -173,6 +178,9 @@ type view struct {
 	// Poll, in seconds, makes it refetch them on a timer too: pods are not
 	// in the change feed.
 	Poll int
+	// Orgs are the organizations a signed-in user may switch between (the
+	// header's switcher), when more than one.
+	Orgs []orgChoice
 	// Error is shown above the page's content.
 	Error *problem
 	// Notice is a one-line confirmation.
@@ -231,6 +239,7 @@ func (h *handler) newView(ctx context.Context, r *http.Request, c *identity.Call
 			v.Org = org.Name
 		}
 	}
+	h.switcher(ctx, v)
 	return v
 }
 

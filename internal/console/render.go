@@ -72,6 +72,7 @@ var funcs = template.FuncMap{
 	"contains": strings.Contains,
 	"query":    query,
 	"at":       func(now, t time.Time) map[string]any { return map[string]any{"Now": now, "T": t} },
+	"checked":  checked,
 }
 
 func derefTime(t *time.Time) time.Time {

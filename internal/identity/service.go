@@ -429,16 +429,29 @@ func (s *Service) CreateAPIKey(ctx context.Context, in CreateAPIKeyInput) (*Toke
 	return t, secret, nil
 }
 
-// ListTokens lists the tokens of the caller's organization. It needs
-// ScopeAdmin.
+// ListTokens lists the tokens of the caller's organization: all of them
+// with ScopeAdmin; a user without it lists the API keys they own.
 func (s *Service) ListTokens(ctx context.Context, includeRevoked bool, page paging.Page) ([]*Token, string, error) {
-	c, err := Require(ctx, ScopeAdmin)
+	return s.listTokens(ctx, includeRevoked, false, page)
+}
+
+// ListOwnTokens lists the API keys the calling user owns in the caller's
+// organization, whatever their role: the console's page of one's own keys.
+// It fails with CodePermissionDenied for a caller who is not a user.
+func (s *Service) ListOwnTokens(ctx context.Context, includeRevoked bool, page paging.Page) ([]*Token, string, error) {
+	return s.listTokens(ctx, includeRevoked, true, page)
+}
+
+func (s *Service) listTokens(ctx context.Context, includeRevoked, own bool, page paging.Page) ([]*Token, string, error) {
+	c, err := requireOwnerOrAdmin(ctx, own)
 	if err != nil {
 		return nil, "", err
 	}
-	items, err := s.Store.FindTokens(ctx, TokenFilter{
-		OrgID: c.OrgID, IncludeRevoked: includeRevoked, After: page.After, Limit: page.Limit + 1,
-	})
+	f := TokenFilter{OrgID: c.OrgID, IncludeRevoked: includeRevoked, After: page.After, Limit: page.Limit + 1}
+	if own || !c.Has(ScopeAdmin) {
+		f.OwnerUserID = c.UserID
+	}
+	items, err := s.Store.FindTokens(ctx, f)
 	if err != nil {
 		return nil, "", fmt.Errorf("list tokens: %w", err)
 	}
@@ -446,45 +459,73 @@ func (s *Service) ListTokens(ctx context.Context, includeRevoked bool, page pagi
 	return items, next, nil
 }
 
-// RevokeToken revokes a token of the caller's organization at once. It needs
-// ScopeAdmin and fails with CodeNotFound. Unless force, it refuses with
-// CodeFailedPrecondition to revoke the key making the call or the
-// organization's last active admin key: either would lock the caller out.
+// requireOwnerOrAdmin returns the caller if it may manage keys: a user
+// (their own keys) or, unless own, a holder of ScopeAdmin (the
+// organization's). Anyone else gets Require's refusal.
+func requireOwnerOrAdmin(ctx context.Context, own bool) (*Caller, error) {
+	c, err := RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.UserID != "" && c.Logs == nil && c.Subject.Principal != PrincipalRunner {
+		return c, nil
+	}
+	if own {
+		return nil, apperr.PermissionDenied("only a user owns API keys (this key is a service account's): list the organization's keys instead")
+	}
+	return Require(ctx, ScopeAdmin)
+}
+
+// RevokeToken revokes a token of the caller's organization at once: any
+// with ScopeAdmin; a user without it only an API key they own (another
+// is CodeNotFound, as one that does not exist). It fails with
+// CodeNotFound. Unless force, it refuses with CodeFailedPrecondition to
+// revoke the key making the call or the organization's last active admin
+// key: either would lock the caller out.
 func (s *Service) RevokeToken(ctx context.Context, id string, force bool) (*Token, error) {
-	c, err := Require(ctx, ScopeAdmin)
+	c, err := requireOwnerOrAdmin(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	if err := ValidateUUID("tokenId", id); err != nil {
 		return nil, err
 	}
+	ownOnly := !c.Has(ScopeAdmin)
 	now := s.now()
-	var check RevokeCheck
-	if !force {
-		check = func(t *Token, keys []*Token) error {
-			if t.ID == c.TokenID {
-				return apperr.FailedPrecondition("token %s is the key making this call: revoking it would end your access "+
-					"(use another admin key, or force it: runyard tokens revoke %s --force)", id, id)
-			}
-			if !isAdminKey(t, now) {
+	check := func(t *Token, keys []*Token) error {
+		if ownOnly && t.OwnerUserID != c.UserID {
+			return apperr.NotFound("token %s not found", id)
+		}
+		if force {
+			return nil
+		}
+		if t.ID == c.TokenID {
+			return apperr.FailedPrecondition("token %s is the key making this call: revoking it would end your access "+
+				"(use another admin key, or force it: runyard tokens revoke %s --force)", id, id)
+		}
+		if !isAdminKey(t, now) {
+			return nil
+		}
+		for _, k := range keys {
+			if k.ID != t.ID && isAdminKey(k, now) {
 				return nil
 			}
-			for _, k := range keys {
-				if k.ID != t.ID && isAdminKey(k, now) {
-					return nil
-				}
-			}
-			return apperr.FailedPrecondition("token %s is the organization's last active admin key: revoking it would leave no one able to manage keys "+
-				"(create another admin key first, or force it: runyard tokens revoke %s --force; "+
-				"restarting the control plane with RUNYARD_BOOTSTRAP_TOKEN restores an admin key)", id, id)
 		}
+		return apperr.FailedPrecondition("token %s is the organization's last active admin key: revoking it would leave no one able to manage keys "+
+			"(create another admin key first, or force it: runyard tokens revoke %s --force; "+
+			"restarting the control plane with RUNYARD_BOOTSTRAP_TOKEN restores an admin key)", id, id)
 	}
 	t, err := s.Store.RevokeToken(ctx, c.OrgID, id, now, check)
 	if err != nil {
-		if apperr.Is(err, apperr.CodeFailedPrecondition) {
+		if apperr.Is(err, apperr.CodeFailedPrecondition) || apperr.Is(err, apperr.CodeNotFound) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("revoke token %q: %w", id, err)
+	}
+	if ownOnly && t.OwnerUserID != c.UserID {
+		// Revoked already, so the store did not ask check: it is not the
+		// caller's to know about.
+		return nil, apperr.NotFound("token %s not found", id)
 	}
 	s.keys.drop(t.Hash)
 	if s.Revoked != nil {

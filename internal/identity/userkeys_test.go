@@ -78,7 +78,7 @@ func TestUserKeys(t *testing.T) {
 	if err != nil || !caller.InstallationAdmin || caller.Role != identity.RoleAdmin || !caller.Has(identity.ScopeRunnersWrite) {
 		t.Fatalf("installation admin's key: %+v, %v", caller, err)
 	}
-	if _, _, err := db.DisableUser(ctx, u.ID, c.t); err != nil {
+	if _, _, err := db.DisableUser(ctx, u.ID, c.t, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.KeyChanged(key.ID)

@@ -408,6 +408,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.users = &users.Service{Store: st, Now: runnerSvc.Now, TokenRevoked: hooks.TokenRevoked}
 	s.users.Disabled = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, false) }
 	s.users.PasswordReset = func(ctx context.Context, userID string) { s.endSessions(ctx, userID, true) }
+	s.users.PasswordChanged = s.endOtherSessions
 	orgSvc := &orgs.Service{Store: st, Now: runnerSvc.Now, Deleted: func(orgID string) {
 		// Its keys leave the key cache here and on every other replica.
 		idSvc.OrganizationDeleted(orgID)
@@ -432,7 +433,7 @@ func (s *Server) open(ctx context.Context) error {
 	// The web console at /: one more adapter over the same services.
 	console.Mount(mux, console.Services{
 		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,
-		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Secrets: s.secrets,
+		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Secrets: s.secrets, Users: s.users,
 	}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /metrics takes no token, like /healthz: see internal/metrics.

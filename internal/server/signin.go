@@ -59,3 +59,14 @@ func (s *Server) startSessionPruning() (stop func()) {
 	}()
 	return func() { cancel(); <-done }
 }
+
+// endOtherSessions ends a user's browser sessions but keepID, after they
+// changed their own password. Like endSessions it runs after the change
+// committed, so a failure is logged.
+func (s *Server) endOtherSessions(ctx context.Context, userID, keepID string) {
+	if n, err := s.signIns.RevokeOtherSessions(ctx, userID, keepID); err != nil {
+		s.log.ErrorContext(ctx, "end the other sessions of a user", "user", userID, "err", err)
+	} else if n > 0 {
+		s.log.InfoContext(ctx, "sessions ended after a password change", "user", userID, "sessions", n)
+	}
+}

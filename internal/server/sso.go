@@ -26,6 +26,7 @@ func (s *Server) mountSSO(mux *http.ServeMux, st store.Store) {
 	s.sso = oidclogin.New(s.cfg.SSO, oidclogin.Deps{
 		States: st, Users: provisioner{s.users}, Sessions: sessionIssuer{s.signIns, s.secureCookies},
 		Orgs: st, Members: st, Audit: s.audit, PublicURL: s.PublicURL, Log: s.log,
+		Limit: s.signIns.AllowSignIn,
 	})
 	s.sso.Mount(mux)
 	s.log.Info("single sign-on enabled", "issuer", s.cfg.SSO.Issuer, "client_id", s.cfg.SSO.ClientID,

@@ -515,6 +515,24 @@ func (s *Service) RevokeUser(ctx context.Context, userID string) (int64, error) 
 	return n, nil
 }
 
+// RevokeOtherSessions ends every session of a user but keepID (a user who
+// changed their password stays signed in where they did it, and nowhere
+// else) and returns how many were live.
+func (s *Service) RevokeOtherSessions(ctx context.Context, userID, keepID string) (int64, error) {
+	n, err := s.Store.RevokeOtherUserSessions(ctx, userID, keepID, s.now())
+	s.cache.drop(func(sess *Session) bool { return sess.UserID == userID && sess.ID != keepID })
+	if err != nil {
+		return 0, fmt.Errorf("revoke other sessions of user %s: %w", userID, err)
+	}
+	return n, nil
+}
+
+// AllowSignIn spends one sign-in attempt of the client address ip, from the
+// same per-IP budget password and key sign-ins spend, or fails with
+// CodeResourceExhausted (RetryAfter says how long to wait). Single
+// sign-on's start calls it: each start costs the server a stored state.
+func (s *Service) AllowSignIn(ip string) error { return s.allow(ip) }
+
 // ClearLockout forgets a user's failed sign-ins and unlocks the account (an
 // admin's password reset calls it).
 func (s *Service) ClearLockout(ctx context.Context, userID string) error {

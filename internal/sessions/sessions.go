@@ -92,6 +92,9 @@ type Store interface {
 	// RevokeUserSessions revokes every live session of a user and returns
 	// how many it revoked.
 	RevokeUserSessions(ctx context.Context, userID string, at time.Time) (int64, error)
+	// RevokeOtherUserSessions revokes every live session of a user but
+	// keepID and returns how many it revoked.
+	RevokeOtherUserSessions(ctx context.Context, userID, keepID string, at time.Time) (int64, error)
 	// DeleteExpiredSessions deletes sessions whose absolute expiry is
 	// before cutoff.
 	DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64, error)

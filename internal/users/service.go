@@ -55,6 +55,11 @@ type Service struct {
 	// password: the server ends the user's sessions (whoever knew the old
 	// password is out) and lifts a sign-in lockout.
 	PasswordReset func(ctx context.Context, userID string)
+	// PasswordChanged, when set, is called after a user changed their own
+	// password: the server ends the user's other sessions (whoever else
+	// knew the old password is out) and keeps keepSessionID, the session
+	// the change was made in ("" when it came with an API key).
+	PasswordChanged func(ctx context.Context, userID, keepSessionID string)
 	// TokenRevoked, when set, is called for every key a change revoked or
 	// narrowed (a disabled owner, a removed membership, a new role), so
 	// that the streams opened with it end on every replica.
@@ -395,24 +400,21 @@ func (s *Service) SetDisabled(ctx context.Context, ref string, disabled bool) (*
 	if c.UserID == u.ID {
 		return nil, apperr.FailedPrecondition("you cannot disable yourself")
 	}
-	ms, err := s.Store.FindMemberships(ctx, "", u.ID)
-	if err != nil {
-		return nil, fmt.Errorf("find memberships of %s: %w", ref, err)
-	}
-	for _, m := range ms {
-		if m.Role != identity.RoleAdmin || u.DisabledAt != nil {
-			continue
+	// The last-admin check runs inside the store's transaction, with the
+	// user's organizations locked: two admins disabling (or demoting) the
+	// last two admins at once cannot both pass.
+	u, revoked, err := s.Store.DisableUser(ctx, u.ID, s.now(), func(u *User, admins map[string]int) error {
+		for orgID, n := range admins {
+			if n <= 1 {
+				return apperr.FailedPrecondition("user %s is the last admin of organization %s: make another member admin first", u.Email, orgID)
+			}
 		}
-		admins, err := s.enabledAdmins(ctx, m.OrgID)
-		if err != nil {
+		return nil
+	})
+	if err != nil {
+		if apperr.Is(err, apperr.CodeFailedPrecondition) {
 			return nil, err
 		}
-		if admins <= 1 {
-			return nil, apperr.FailedPrecondition("user %s is the last admin of organization %s: make another member admin first", u.Email, m.OrgID)
-		}
-	}
-	u, revoked, err := s.Store.DisableUser(ctx, u.ID, s.now())
-	if err != nil {
 		return nil, fmt.Errorf("disable user %s: %w", ref, err)
 	}
 	if s.TokenRevoked != nil {
@@ -424,27 +426,6 @@ func (s *Service) SetDisabled(ctx context.Context, ref string, disabled bool) (*
 		s.Disabled(ctx, u.ID)
 	}
 	return u, nil
-}
-
-func (s *Service) enabledAdmins(ctx context.Context, orgID string) (int, error) {
-	ms, err := s.Store.FindMemberships(ctx, orgID, "")
-	if err != nil {
-		return 0, fmt.Errorf("find members of %s: %w", orgID, err)
-	}
-	n := 0
-	for _, m := range ms {
-		if m.Role != identity.RoleAdmin {
-			continue
-		}
-		u, err := s.Store.FindUserByID(ctx, m.UserID)
-		if err != nil {
-			return 0, fmt.Errorf("find user %s: %w", m.UserID, err)
-		}
-		if u.DisabledAt == nil {
-			n++
-		}
-	}
-	return n, nil
 }
 
 // SetPassword sets a user's password as an admin (a reset): the
@@ -477,12 +458,16 @@ func (s *Service) ChangePassword(ctx context.Context, current, password string) 
 	if err := ValidatePassword("newPassword", password); err != nil {
 		return nil, err
 	}
-	return s.writePassword(ctx, c.UserID, password, func(u *User) error {
+	u, err := s.writePassword(ctx, c.UserID, password, func(u *User) error {
 		if u.PasswordHash == "" || !CheckPassword(u.PasswordHash, current) {
 			return apperr.PermissionDenied("currentPassword is not your password")
 		}
 		return nil
 	})
+	if err == nil && s.PasswordChanged != nil {
+		s.PasswordChanged(ctx, u.ID, c.SessionID)
+	}
+	return u, err
 }
 
 func (s *Service) writePassword(ctx context.Context, id, password string, check func(*User) error) (*User, error) {
@@ -707,6 +692,77 @@ func (s *Service) CreateInvite(ctx context.Context, orgID, role string, ttl time
 		return nil, "", fmt.Errorf("create invite: %w", err)
 	}
 	return inv, secret, nil
+}
+
+// OrganizationRole is one organization of a user, with their role in it.
+type OrganizationRole struct {
+	Org  *identity.Organization
+	Role identity.Role
+}
+
+// MyOrganizations returns the organizations the calling user is a member
+// of, in the order they joined them: what they may switch between. A
+// caller who is not a user has none.
+func (s *Service) MyOrganizations(ctx context.Context) ([]OrganizationRole, error) {
+	c, err := identity.RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.UserID == "" {
+		return nil, nil
+	}
+	ms, err := s.Store.FindMemberships(ctx, "", c.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("find memberships of %s: %w", c.UserID, err)
+	}
+	out := make([]OrganizationRole, 0, len(ms))
+	for _, m := range ms {
+		org, err := s.Store.FindOrganizationByID(ctx, m.OrgID)
+		if err != nil {
+			return nil, fmt.Errorf("find organization %s: %w", m.OrgID, err)
+		}
+		out = append(out, OrganizationRole{Org: org, Role: m.Role})
+	}
+	return out, nil
+}
+
+// ListInvites returns the pending (unused, unexpired) invites of orgID
+// ("" for the caller's), oldest first: to its admins and the installation
+// admin. Their tokens are not stored, so none is shown.
+func (s *Service) ListInvites(ctx context.Context, orgID string) ([]*Invite, error) {
+	_, orgID, err := s.requireOrgAdmin(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	items, err := s.Store.FindPendingInvites(ctx, orgID, s.now())
+	if err != nil {
+		return nil, fmt.Errorf("list invites: %w", err)
+	}
+	return items, nil
+}
+
+// RevokeInvite withdraws an unused invite of orgID ("" for the caller's)
+// by its id: its token stops working at once. CodeNotFound for an unknown
+// invite (or another organization's), CodeFailedPrecondition for one that
+// was used.
+func (s *Service) RevokeInvite(ctx context.Context, orgID, id string) (*Invite, error) {
+	_, orgID, err := s.requireOrgAdmin(ctx, orgID)
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.ValidateUUID("inviteId", id); err != nil {
+		return nil, err
+	}
+	inv, err := s.Store.DeleteInvite(ctx, orgID, id)
+	switch {
+	case apperr.Is(err, apperr.CodeNotFound):
+		return nil, apperr.NotFound("invite %s not found", id)
+	case apperr.Is(err, apperr.CodeFailedPrecondition):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("revoke invite %s: %w", id, err)
+	}
+	return inv, nil
 }
 
 // usable refuses an invite that is used or expired: both look like an

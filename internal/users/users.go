@@ -96,9 +96,13 @@ type Store interface {
 	CreateUserWithMembership(ctx context.Context, u *User, m *Membership) error
 	// DisableUser sets the user's DisabledAt to at (unless already set)
 	// and revokes every unrevoked API key the user owns, in one
-	// transaction; it returns the user and the keys it revoked. It fails
-	// with CodeNotFound.
-	DisableUser(ctx context.Context, id string, at time.Time) (*User, []*identity.Token, error)
+	// transaction; it returns the user and the keys it revoked. Before it
+	// disables an enabled user it locks every organization the user is an
+	// admin of (the lock UpdateMembership takes), counts each one's
+	// enabled admins (the user included) and lets check, when not nil,
+	// refuse; an error from check changes nothing. It fails with
+	// CodeNotFound or check's error.
+	DisableUser(ctx context.Context, id string, at time.Time, check func(u *User, admins map[string]int) error) (*User, []*identity.Token, error)
 	// UpdateMembership locks the organization, loads the membership and
 	// counts the organization's admins, lets fn change the membership's
 	// role or ask for its removal (an error from fn changes nothing), and
@@ -108,6 +112,13 @@ type Store interface {
 
 	// CreateInvite fails with CodeNotFound for a missing organization.
 	CreateInvite(ctx context.Context, inv *Invite) error
+	// FindPendingInvites returns the organization's invites that are
+	// unused and expire after at, oldest first.
+	FindPendingInvites(ctx context.Context, orgID string, at time.Time) ([]*Invite, error)
+	// DeleteInvite deletes an unused invite of orgID and returns it. It
+	// fails with CodeNotFound, and CodeFailedPrecondition for an invite
+	// that was used.
+	DeleteInvite(ctx context.Context, orgID, id string) (*Invite, error)
 	// FindInviteByHash fails with CodeNotFound.
 	FindInviteByHash(ctx context.Context, hash string) (*Invite, error)
 	// RedeemInvite locks the invite with hash, lets fn refuse it (used,
@@ -117,6 +128,10 @@ type Store interface {
 	// unknown hash, CodeConflict when the user is already a member or the
 	// email is taken, or fn's error.
 	RedeemInvite(ctx context.Context, hash string, at time.Time, fn func(inv *Invite) (*User, *Membership, error)) (*Invite, error)
+
+	// FindOrganizationByID is identity.Store's; it fails with
+	// CodeNotFound.
+	FindOrganizationByID(ctx context.Context, id string) (*identity.Organization, error)
 
 	// FindTokens is identity.Store's: the keys a user owns.
 	FindTokens(ctx context.Context, filter identity.TokenFilter) ([]*identity.Token, error)

@@ -26,6 +26,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,7 @@ import (
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/sessions"
 	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/users"
 )
@@ -90,6 +92,7 @@ type Handler struct {
 	sessions Sessions
 	orgs     Orgs
 	members  Members
+	limit    func(ip string) error
 	audit    *audit.Service
 	log      *slog.Logger
 	// publicURL is the server's URL as browsers reach it; the callback
@@ -118,12 +121,16 @@ type Deps struct {
 	Audit     *audit.Service
 	PublicURL func() string
 	Log       *slog.Logger
+	// Limit, when set, spends one sign-in attempt of a client address (the
+	// per-IP budget password sign-ins share) or refuses with
+	// CodeResourceExhausted (sessions.RetryAfter says how long).
+	Limit func(ip string) error
 }
 
 // New returns the handler of cfg (validated by cfg.Validate).
 func New(cfg sso.Config, d Deps) *Handler {
 	return &Handler{
-		cfg: cfg, states: d.States, users: d.Users, sessions: d.Sessions, orgs: d.Orgs, members: d.Members, audit: d.Audit,
+		cfg: cfg, states: d.States, users: d.Users, sessions: d.Sessions, orgs: d.Orgs, members: d.Members, limit: d.Limit, audit: d.Audit,
 		log: d.Log, publicURL: d.PublicURL, Now: time.Now,
 		HTTPClient: &http.Client{Timeout: 15 * time.Second},
 		RetryEvery: 5 * time.Second,
@@ -235,6 +242,18 @@ func (h *Handler) oauth2Config(p *oidc.Provider) *oauth2.Config {
 // login starts a sign-in: it stores the login state and sends the browser to
 // the provider.
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
+	// Each start stores a state: a client starting sign-ins in a loop is
+	// held to the rate password sign-ins are.
+	if h.limit != nil {
+		if err := h.limit(clientip.From(r)); err != nil {
+			if d, ok := sessions.RetryAfter(err); ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+			}
+			e := apperr.As(err)
+			h.answer(w, r, sso.Refused(e.Code, "%s", e.Public()))
+			return
+		}
+	}
 	p, err := h.discover(r.Context(), false)
 	if err != nil {
 		h.answer(w, r, sso.Refused(apperr.CodeUnavailable, "the identity provider cannot be reached; try again later"))

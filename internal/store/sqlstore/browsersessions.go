@@ -123,6 +123,21 @@ func (db *DB) RevokeUserSessions(ctx context.Context, userID string, at time.Tim
 	return n, err
 }
 
+// RevokeOtherUserSessions implements sessions.Store.
+func (db *DB) RevokeOtherUserSessions(ctx context.Context, userID, keepID string, at time.Time) (int64, error) {
+	var n int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, db.q(`UPDATE browser_sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at = 0`),
+			micros(at), userID, keepID)
+		if err != nil {
+			return db.translate(err, "sessions")
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
 // DeleteExpiredSessions implements sessions.Store.
 func (db *DB) DeleteExpiredSessions(ctx context.Context, cutoff time.Time) (int64, error) {
 	res, err := db.write.ExecContext(ctx, db.q(`DELETE FROM browser_sessions WHERE expires_at < ?`), micros(cutoff))

@@ -194,7 +194,7 @@ func (db *DB) DeleteMembership(ctx context.Context, orgID, userID string) error 
 	})
 }
 
-func (db *DB) DisableUser(ctx context.Context, id string, at time.Time) (*User, []*identity.Token, error) {
+func (db *DB) DisableUser(ctx context.Context, id string, at time.Time, check func(u *User, admins map[string]int) error) (*User, []*identity.Token, error) {
 	var u *User
 	var revoked []*identity.Token
 	err := db.tx(ctx, func(tx *sql.Tx) error {
@@ -205,6 +205,15 @@ func (db *DB) DisableUser(ctx context.Context, id string, at time.Time) (*User, 
 			return db.translate(err, fmt.Sprintf("user %s", id))
 		}
 		audit.SetObject(ctx, audit.TypeUser, id)
+		if u.DisabledAt == nil && check != nil {
+			admins, err := db.lockAdminCounts(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			if err := check(u, admins); err != nil {
+				return err
+			}
+		}
 		if u.DisabledAt == nil {
 			t := fromMicros(micros(at))
 			u.DisabledAt, u.UpdatedAt = &t, t
@@ -237,6 +246,46 @@ func (db *DB) DisableUser(ctx context.Context, id string, at time.Time) (*User, 
 		return nil, nil, db.translate(err, fmt.Sprintf("user %s", id))
 	}
 	return u, revoked, nil
+}
+
+// lockAdminCounts locks the organization row of every organization userID
+// is an admin of (in id order, so two callers never wait on each other
+// crosswise) and counts each one's enabled admins. UpdateMembership takes
+// the same lock, so a disable and a demotion of an organization's last two
+// admins go one after the other and the second sees the first.
+func (db *DB) lockAdminCounts(ctx context.Context, tx *sql.Tx, userID string) (map[string]int, error) {
+	rows, err := tx.QueryContext(ctx, db.q(`SELECT org_id FROM memberships WHERE user_id = ? AND role = ? ORDER BY org_id`),
+		userID, string(identity.RoleAdmin))
+	if err != nil {
+		return nil, err
+	}
+	var orgIDs []string
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		orgIDs = append(orgIDs, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	admins := make(map[string]int, len(orgIDs))
+	for _, o := range orgIDs {
+		var got string
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT id FROM organizations WHERE id = ?`+db.dialect.LockRow), o).Scan(&got); err != nil {
+			return nil, db.translate(err, fmt.Sprintf("organization %s", o))
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id
+			WHERE m.org_id = ? AND m.role = ? AND u.disabled_at = 0`), o, string(identity.RoleAdmin)).Scan(&n); err != nil {
+			return nil, err
+		}
+		admins[o] = n
+	}
+	return admins, nil
 }
 
 func (db *DB) UpdateMembership(ctx context.Context, orgID, userID string, fn func(m *users.Membership, admins int) (bool, error)) (*users.Membership, error) {
@@ -311,6 +360,45 @@ func (db *DB) CreateInvite(ctx context.Context, inv *users.Invite) error {
 			inv.Hash, inv.ID, inv.OrgID, string(inv.Role), inv.CreatorID, micros(inv.CreatedAt), micros(inv.ExpiresAt), used, inv.UsedBy)
 		return db.translate(err, "invite")
 	})
+}
+
+func (db *DB) FindPendingInvites(ctx context.Context, orgID string, at time.Time) ([]*users.Invite, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT `+inviteColumns+` FROM invites
+		WHERE org_id = ? AND used_at = 0 AND expires_at > ? ORDER BY created_at, id`), orgID, micros(at))
+	if err != nil {
+		return nil, db.translate(err, "invites")
+	}
+	defer rows.Close()
+	var out []*users.Invite
+	for rows.Next() {
+		inv, err := scanInvite(rows)
+		if err != nil {
+			return nil, db.translate(err, "invites")
+		}
+		out = append(out, inv)
+	}
+	return out, db.translate(rows.Err(), "invites")
+}
+
+func (db *DB) DeleteInvite(ctx context.Context, orgID, id string) (*users.Invite, error) {
+	var inv *users.Invite
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		inv, err = scanInvite(tx.QueryRowContext(ctx, db.q(`SELECT `+inviteColumns+` FROM invites WHERE org_id = ? AND id = ?`+db.dialect.LockRow), orgID, id))
+		if err != nil {
+			return db.translate(err, fmt.Sprintf("invite %s", id))
+		}
+		audit.SetObject(ctx, audit.TypeInvite, id)
+		if inv.UsedAt != nil {
+			return apperr.FailedPrecondition("invite %s was used already: remove the member instead", id)
+		}
+		_, err = tx.ExecContext(ctx, db.q(`DELETE FROM invites WHERE org_id = ? AND id = ?`), orgID, id)
+		return err
+	})
+	if err != nil {
+		return nil, db.translate(err, fmt.Sprintf("invite %s", id))
+	}
+	return inv, nil
 }
 
 func (db *DB) FindInviteByHash(ctx context.Context, hash string) (*users.Invite, error) {

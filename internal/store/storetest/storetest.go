@@ -95,6 +95,10 @@ func Run(t *testing.T, open Opener) {
 		{"BrowserSessions", testBrowserSessions},
 		{"SignInLockout", testSignInLockout},
 		{"FindRunnersByPhaseAndName", testFindRunnersByPhaseAndName},
+		{"DisableUserCheck", testDisableUserCheck},
+		{"LastAdminConcurrent", testLastAdminConcurrent},
+		{"OtherUserSessions", testOtherUserSessions},
+		{"PendingInvites", testPendingInvites},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

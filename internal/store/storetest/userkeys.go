@@ -74,7 +74,7 @@ func testUserKeys(t *testing.T, s store.Store) {
 	}
 
 	at := base.Add(time.Hour)
-	du, revoked, err := s.DisableUser(ctx, u.ID, at)
+	du, revoked, err := s.DisableUser(ctx, u.ID, at, nil)
 	must(t, err, "disable u")
 	if du.DisabledAt == nil || !du.DisabledAt.Equal(at) || len(revoked) != 2 {
 		t.Fatalf("disable: %+v, revoked %v", du, tokenIDs(revoked))
@@ -89,12 +89,12 @@ func testUserKeys(t *testing.T, s store.Store) {
 			t.Fatalf("key %s of someone else revoked", k.Name)
 		}
 	}
-	_, revoked, err = s.DisableUser(ctx, u.ID, at.Add(time.Hour))
+	_, revoked, err = s.DisableUser(ctx, u.ID, at.Add(time.Hour), nil)
 	must(t, err, "disable u again")
 	if len(revoked) != 0 {
 		t.Fatalf("second disable revoked %v", tokenIDs(revoked))
 	}
-	_, _, err = s.DisableUser(ctx, uuid.NewString(), at)
+	_, _, err = s.DisableUser(ctx, uuid.NewString(), at, nil)
 	wantCode(t, err, apperr.CodeNotFound, "disable a missing user")
 }
 
@@ -110,7 +110,7 @@ func testUpdateMembership(t *testing.T, s store.Store) {
 	}{{a, identity.RoleAdmin}, {b, identity.RoleMember}, {off, identity.RoleAdmin}} {
 		must(t, s.CreateUserWithMembership(ctx, x.u, &users.Membership{OrgID: org.ID, UserID: x.u.ID, Role: x.role, CreatedAt: base}), "create")
 	}
-	_, _, err := s.DisableUser(ctx, off.ID, base)
+	_, _, err := s.DisableUser(ctx, off.ID, base, nil)
 	must(t, err, "disable off")
 	refuse := errors.New("refused")
 	_, err = s.UpdateMembership(ctx, org.ID, a.ID, func(m *users.Membership, admins int) (bool, error) {

@@ -428,6 +428,104 @@ async function signin(form: HTMLFormElement) {
   status?.focus();
 }
 
+// switchOrg moves the session to another organization of the user (POST
+// /auth/switch rotates the cookie) and opens the overview there: the page
+// at hand may be of an object of the organization left.
+async function switchOrg(form: HTMLFormElement) {
+  const select = $<HTMLSelectElement>("select", form);
+  if (!select) return;
+  const token = await csrfToken();
+  const headers: Record<string, string> = { "Content-Type": "application/json", Accept: "application/json" };
+  if (token) headers["X-CSRF-Token"] = token;
+  try {
+    const r = await fetch(form.action, {
+      method: "POST",
+      credentials: "same-origin",
+      headers,
+      body: JSON.stringify({ organizationId: select.value }),
+    });
+    if (r.ok) {
+      location.assign("/");
+      return;
+    }
+    let msg = `Switching failed (${r.status}).`;
+    try {
+      const e = await r.json();
+      msg = String(e.error ?? e.message ?? msg);
+    } catch {
+      // not JSON
+    }
+    showFormError(form, sentence(msg) + " Reload the page and try again.");
+  } catch {
+    showFormError(form, "The control plane did not answer: check that it is running and try again.");
+  }
+}
+
+// ---- invites ---------------------------------------------------------------
+
+// An invite link is /signin#invite=ryd_inv_...: the fragment never reaches
+// the server. A signed-in user joins (JoinOrganization) and moves there; a
+// person without an account signs up with it (AcceptInvite) and signs in.
+async function connectCall(method: string, body: unknown): Promise<Record<string, unknown>> {
+  const token = await csrfToken();
+  const headers: Record<string, string> = { "Content-Type": "application/json" };
+  if (token) headers["X-CSRF-Token"] = token;
+  const r = await fetch(`/${method}`, { method: "POST", credentials: "same-origin", headers, body: JSON.stringify(body) });
+  const out = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(sentence(String(out.message ?? out.error ?? `the request failed (${r.status})`)));
+  return out;
+}
+
+async function startJoin() {
+  const section = $<HTMLElement>("#join");
+  const m = /(?:^#|&)invite=([^&]+)/.exec(location.hash);
+  if (!section || !m) return;
+  const invite = decodeURIComponent(m[1]);
+  section.hidden = false;
+  const member = $<HTMLFormElement>("form[data-join-member]", section)!;
+  const signup = $<HTMLFormElement>("form[data-join-new]", section)!;
+  const signedIn = (await csrfToken()) !== "";
+  if (signedIn) {
+    try {
+      const sum = await connectCall("gitpod.v1.OrganizationService/GetOrganizationInviteSummary", { inviteId: invite });
+      $("#join-what")!.textContent = `You were invited to ${String(sum.organizationName ?? "an organization")}.`;
+      member.hidden = false;
+      member.dataset.org = String(sum.organizationId ?? "");
+    } catch (e) {
+      showFormError(signup, `${(e as Error).message} Ask an admin for a new invite.`);
+    }
+  }
+  member.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await connectCall("gitpod.v1.OrganizationService/JoinOrganization", { inviteId: invite });
+      await connectCall("auth/switch", { organizationId: member.dataset.org });
+      history.replaceState(null, "", "/signin");
+      location.assign("/");
+    } catch (e) {
+      showFormError(member, (e as Error).message);
+    }
+  });
+  signup.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const data = Object.fromEntries(new FormData(signup) as unknown as Iterable<[string, string]>);
+    try {
+      await connectCall("runyard.v1.UserAdminService/AcceptInvite", { inviteId: invite, ...data });
+      const r = await fetch("/auth/password", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ email: data.email, password: data.password }),
+      });
+      if (!r.ok) throw new Error("The account was made, but signing in failed: sign in below.");
+      history.replaceState(null, "", "/signin");
+      location.assign("/");
+    } catch (e) {
+      showFormError(signup, (e as Error).message);
+    }
+  });
+}
+
 async function signout() {
   const token = await csrfToken();
   const headers: Record<string, string> = {};
@@ -447,6 +545,9 @@ document.addEventListener("submit", (ev) => {
   } else if (form.matches("form[data-signin]")) {
     ev.preventDefault();
     void signin(form);
+  } else if (form.matches("form[data-switch]")) {
+    ev.preventDefault();
+    void switchOrg(form);
   } else if (form.matches("form[data-signout]")) {
     ev.preventDefault();
     void signout();
@@ -472,6 +573,7 @@ setInterval(refreshTimes, 15000);
 startLive();
 startLog();
 startEditor();
+void startJoin();
 // The page is interactive: tests and bench/console wait for this.
 performance.mark("runyard-ready");
 document.documentElement.dataset.ready = "true";
