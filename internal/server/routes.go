@@ -19,5 +19,5 @@ import (
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
 	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(),
-		[]string{"GET /healthz", "GET /metrics"})
+		[]string{"GET /healthz", "GET /metrics", "GET /version"})
 }

@@ -413,6 +413,9 @@ func (s *Server) open(ctx context.Context) error {
 		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL,
 	}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
+	// /version takes no token either: `runyard version` asks it before any
+	// login, and a release version is no secret (the runners report theirs).
+	mux.HandleFunc("GET /version", serveVersion)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
 	mux.Handle("GET /metrics", m.Handler())
