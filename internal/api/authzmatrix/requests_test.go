@@ -187,6 +187,7 @@ var templates = map[string]template{
 	"GET /console/assets/{file}":                    {path: "{asset}"},
 
 	"GET /healthz":                          {},
+	"GET /version":                          {},
 	"GET /metrics":                          {},
 	"GET /.well-known/openid-configuration": {},
 	"GET /.well-known/jwks.json":            {},
