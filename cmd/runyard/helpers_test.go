@@ -91,7 +91,9 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	build := exec.Command("go", "build", "-o", bin, ".")
+	// Stamped like a release, so that the tests see the version a release
+	// reports (see version_test.go).
+	build := exec.Command("go", "build", "-ldflags", e2eLDFlags, "-o", bin, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: build runyard:", err)

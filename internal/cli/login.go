@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -22,10 +20,6 @@ import (
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/apperr"
 )
-
-// Commit is set at build time with -ldflags "-X .../cli.Commit=..."; without
-// it the VCS revision Go stamped into the binary is used.
-var Commit = ""
 
 func newLoginCmd(g *globals) *cobra.Command {
 	var withToken, web bool
@@ -411,59 +405,4 @@ func keyRecord(ctx context.Context, tokens runyardv1connect.TokenServiceClient, 
 		}
 	}
 	st.KeyRecord = "no API key record with this ID (the identity is not an API key)"
-}
-
-// versionInfo is what `runyard version -o json` prints.
-type versionInfo struct {
-	Version   string `json:"version"`
-	Commit    string `json:"commit"`
-	GoVersion string `json:"goVersion"`
-	Platform  string `json:"platform"`
-}
-
-func newVersionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Show the version, commit and Go version of this binary",
-		Example: "  runyard version\n  runyard version -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
-			v := versionInfo{Version: Version, Commit: Commit, GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
-			if v.Commit == "" {
-				v.Commit = vcsRevision()
-			}
-			if g.structured() {
-				return g.printValue(v)
-			}
-			fmt.Fprintf(g.stdout, "runyard %s\ncommit: %s\ngo: %s\nplatform: %s\n", v.Version, v.Commit, v.GoVersion, v.Platform)
-			return nil
-		},
-	}
-}
-
-// vcsRevision is the commit Go stamped into the binary, "unknown" without.
-func vcsRevision() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	rev, dirty := "", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return "unknown"
-	}
-	if dirty {
-		rev += "-dirty"
-	}
-	return rev
 }

@@ -14,10 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/buildinfo"
 )
-
-// Version is set at build time with -ldflags "-X .../cli.Version=...".
-var Version = "dev"
 
 // globals are the flags every client command shares.
 type globals struct {
@@ -98,7 +96,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
   runyard environments create --git https://github.com/me/app --wait`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       buildinfo.Version(),
 	}
 	// Required flags are checked here because cobra checks them only after
 	// this hook; a destructive command confirms here, after its arguments

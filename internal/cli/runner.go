@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/runner"
 )
 
@@ -32,7 +33,7 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 			} else {
 				cfg.Server = g.daemonServer()
 			}
-			cfg.Version = Version
+			cfg.Version = buildinfo.Version()
 			cfg.Level = new(slog.LevelVar)
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: cfg.Level}))
 			d, err := runner.New(cmd.Context(), cfg)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/runner"
 	"github.com/runyard/runyard/internal/systemd"
 )
@@ -184,7 +185,7 @@ func exchangeToken(cmd *cobra.Command, g *globals, dir, token string) error {
 		Server:        g.daemonServer(),
 		ExchangeToken: token,
 		StateDir:      dir,
-		Version:       Version,
+		Version:       buildinfo.Version(),
 		Logger:        slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

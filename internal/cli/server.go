@@ -11,6 +11,7 @@ import (
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/manifest"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/server"
 	"github.com/runyard/runyard/internal/sessions"
@@ -119,7 +120,8 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 		"a console sign-in (browser session) unused for this long ends")
 	f.DurationVar(&cfg.SessionMaxAge, "session-max-age", sessions.DefaultMaxAge,
 		"a console sign-in ends this long after it began, however much it is used")
-	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients reach this control plane at, put in log URLs (default: the listen address)")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients and runners reach this control plane at, put in log URLs and runners' Kubernetes manifests (default: the listen address; manifests need one that is not loopback)")
+	f.StringVar(&cfg.RunnerImage, "runner-image", "", "the image of runners' Kubernetes manifests (default: "+manifest.ImageRepository+" tagged with this version)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
 	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", "",
 		"comma-separated proxy addresses or CIDR prefixes whose X-Forwarded-For names the client (audit log, rate limits); default: none, the direct peer is the client")

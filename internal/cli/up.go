@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/runner"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/server"
@@ -66,7 +67,7 @@ runner. Ctrl-C stops both.`,
 			}
 			d, err := runner.New(ctx, runner.Config{
 				Server: srv.URL(), ExchangeToken: exchange, StateDir: stateDir, Name: name, MaxPods: maxPods,
-				StopGrace: stopGrace, Version: Version, Logger: logger.With("component", "runner"), Level: level,
+				StopGrace: stopGrace, Version: buildinfo.Version(), Logger: logger.With("component", "runner"), Level: level,
 			})
 			if err != nil {
 				return abort(err)

@@ -56,6 +56,9 @@ type Services struct {
 	// PublicURL is the URL runners and CLIs reach the control plane at, for
 	// the commands the console shows.
 	PublicURL func() string
+	// RunnerImage is the image of the Kubernetes manifest shown; empty
+	// means manifest.DefaultImage().
+	RunnerImage string
 }
 
 // SurfaceConsole names the console in the audit log.

@@ -115,6 +115,9 @@ type runnerData struct {
 	Command    string
 	Systemd    string
 	Kubernetes string
+	// KubernetesRefused says why no manifest is shown (no reachable
+	// --public-url).
+	KubernetesRefused string
 	// Unreachable says since when the runner's daemon is silent.
 	Unreachable string
 }
@@ -193,8 +196,10 @@ func (h *handler) runnerToken(ctx context.Context, r *http.Request, v *view) (st
 	d.Token = tok
 	d.Command = "runyard runner --server " + server + " --exchange-token " + tok + " --state-dir /var/lib/runyard-runner"
 	d.Systemd = "sudo runyard runner install-service --server " + server + " --exchange-token " + tok + " --state-dir /var/lib/runyard-runner"
-	if y, err := manifest.Kubernetes(manifest.Options{RunnerName: d.Runner.Name, ServerURL: server, ExchangeToken: tok}); err == nil {
+	if y, err := manifest.Kubernetes(manifest.Options{RunnerName: d.Runner.Name, ServerURL: server, ExchangeToken: tok, Image: h.svc.RunnerImage}); err == nil {
 		d.Kubernetes = string(y)
+	} else {
+		d.KubernetesRefused = err.Error()
 	}
 	v.Title, v.Nav, v.Data = "Runner "+d.Runner.Name, "runners", d
 	v.Notice = "A new exchange token was made. It is shown only on this page: copy it now."

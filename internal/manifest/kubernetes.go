@@ -1,31 +1,47 @@
 // Package manifest renders the deployment files of a runner. Kubernetes
 // renders the YAML that `kubectl apply -f` takes: a namespace, a service
 // account with a least-privilege role, a Secret holding the runner's one-time
-// exchange token, and a Deployment that runs `runyard runner`.
+// exchange token, a StatefulSet that runs `runyard runner` with its state on
+// a PersistentVolumeClaim (so a rescheduled pod keeps the runner's identity:
+// the exchange token is used once, on the first start), a headless Service
+// naming its health port, and a PodDisruptionBudget.
 package manifest
 
 import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
+
+	"github.com/runyard/runyard/internal/buildinfo"
 )
 
-// DefaultImage is the image the Deployment runs unless Options.Image says
-// otherwise. No runyard image is published yet: until one is, build the
-// binary into an image of your own and pass it as Image.
-const DefaultImage = "ghcr.io/runyard/runyard:latest"
+// ImageRepository is where the Dockerfile's image is published.
+const ImageRepository = "ghcr.io/runyard/runyard"
+
+// DefaultImage is the image the StatefulSet runs unless Options.Image says
+// otherwise: the Dockerfile's image with this binary's version as its tag
+// ("latest" for a build nobody stamped), so a control plane hands out
+// runners of its own version.
+func DefaultImage() string { return ImageRepository + ":" + buildinfo.ImageTag(buildinfo.Version()) }
+
+// DefaultStateSize is the size of the runner's state volume: credentials,
+// records and the logs its services and executions keep.
+const DefaultStateSize = "1Gi"
 
 // DefaultNamespace is the Kubernetes namespace runners are deployed to.
 const DefaultNamespace = "runyard"
@@ -55,9 +71,42 @@ type Options struct {
 	ServerURL string
 	// ExchangeToken is the runner's one-time token (ryd_ex_...).
 	ExchangeToken string
-	// Namespace defaults to DefaultNamespace, Image to DefaultImage.
+	// Namespace defaults to DefaultNamespace, Image to DefaultImage().
 	Namespace string
 	Image     string
+	// StorageClass is the state volume's storage class; empty means the
+	// cluster's default.
+	StorageClass string
+}
+
+// ServerURLError is a control plane URL a runner in a cluster cannot reach.
+type ServerURLError struct {
+	URL, Reason string
+}
+
+func (e *ServerURLError) Error() string {
+	return fmt.Sprintf("the runner would dial %q, %s: start the control plane with --public-url set to the URL the cluster reaches it at (e.g. https://runyard.example.com)", e.URL, e.Reason)
+}
+
+// CheckServerURL refuses a URL a runner in a cluster could not dial: not an
+// absolute http(s) URL, or a loopback, unspecified or "localhost" host,
+// which in a pod names the pod itself.
+func CheckServerURL(s string) error {
+	if s == "" {
+		return &ServerURLError{URL: s, Reason: "which is empty"}
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return &ServerURLError{URL: s, Reason: "which is not an absolute http or https URL"}
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return &ServerURLError{URL: s, Reason: "a loopback name that in a pod means the pod itself"}
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return &ServerURLError{URL: s, Reason: "a loopback address that in a pod means the pod itself"}
+	}
+	return nil
 }
 
 func (o *Options) validate() error {
@@ -67,9 +116,8 @@ func (o *Options) validate() error {
 	if o.ExchangeToken == "" {
 		return errors.New("manifest: exchange token is required")
 	}
-	u, err := url.Parse(o.ServerURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("manifest: server URL %q must be an absolute http or https URL", o.ServerURL)
+	if err := CheckServerURL(o.ServerURL); err != nil {
+		return err
 	}
 	if o.Namespace == "" {
 		o.Namespace = DefaultNamespace
@@ -78,25 +126,27 @@ func (o *Options) validate() error {
 		return fmt.Errorf("manifest: namespace %q is not a valid Kubernetes name", o.Namespace)
 	}
 	if o.Image == "" {
-		o.Image = DefaultImage
+		o.Image = DefaultImage()
 	}
 	return nil
 }
 
 // Objects are the Kubernetes objects of one runner, in the order they are
-// applied: the namespace first, the Deployment last.
+// applied: the namespace first, the StatefulSet last.
 type Objects struct {
-	Namespace      *corev1.Namespace
-	ServiceAccount *corev1.ServiceAccount
-	Role           *rbacv1.Role
-	RoleBinding    *rbacv1.RoleBinding
-	Secret         *corev1.Secret
-	Deployment     *appsv1.Deployment
+	Namespace           *corev1.Namespace
+	ServiceAccount      *corev1.ServiceAccount
+	Role                *rbacv1.Role
+	RoleBinding         *rbacv1.RoleBinding
+	Secret              *corev1.Secret
+	Service             *corev1.Service
+	PodDisruptionBudget *policyv1.PodDisruptionBudget
+	StatefulSet         *appsv1.StatefulSet
 }
 
 // List returns the objects in apply order.
 func (o *Objects) List() []any {
-	return []any{o.Namespace, o.ServiceAccount, o.Role, o.RoleBinding, o.Secret, o.Deployment}
+	return []any{o.Namespace, o.ServiceAccount, o.Role, o.RoleBinding, o.Secret, o.Service, o.PodDisruptionBudget, o.StatefulSet}
 }
 
 // ObjectName is the name of a runner's Kubernetes objects:
@@ -148,6 +198,7 @@ func Build(o Options) (*Objects, error) {
 		return nil, err
 	}
 	name := ObjectName(o.RunnerName)
+	zero := intstr.FromInt32(0)
 	labels := map[string]string{
 		"app.kubernetes.io/name":       "runyard-runner",
 		"app.kubernetes.io/instance":   name,
@@ -197,34 +248,87 @@ func Build(o Options) (*Objects, error) {
 			Type:       corev1.SecretTypeOpaque,
 			StringData: map[string]string{secretKey: o.ExchangeToken},
 		},
-		Deployment: deployment(o, name, labels, meta()),
+		// Headless: it gives the StatefulSet's pod a stable DNS name and
+		// names the health port for scrapers; nothing load-balances a
+		// runner.
+		Service: &corev1.Service{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+			ObjectMeta: meta(),
+			Spec: corev1.ServiceSpec{
+				ClusterIP: corev1.ClusterIPNone,
+				Selector:  labels,
+				Ports:     []corev1.ServicePort{{Name: "health", Port: HealthPort, TargetPort: intstr.FromString("health"), Protocol: corev1.ProtocolTCP}},
+			},
+		},
+		// The runner's services, task executions and agent pods run inside
+		// its pod: an eviction kills them. maxUnavailable 0 makes a node
+		// drain wait until an operator drains the runner in runyard
+		// (`runyard runners update ID --desired-phase inactive`) and deletes the pod.
+		PodDisruptionBudget: &policyv1.PodDisruptionBudget{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "policy/v1", Kind: "PodDisruptionBudget"},
+			ObjectMeta: meta(),
+			Spec: policyv1.PodDisruptionBudgetSpec{
+				MaxUnavailable: &zero,
+				Selector:       &metav1.LabelSelector{MatchLabels: labels},
+			},
+		},
+		StatefulSet: statefulSet(o, name, labels, meta()),
 	}
 	return objs, nil
 }
 
-func deployment(o Options, name string, labels map[string]string, meta metav1.ObjectMeta) *appsv1.Deployment {
+func statefulSet(o Options, name string, labels map[string]string, meta metav1.ObjectMeta) *appsv1.StatefulSet {
 	replicas := int32(1)
-	nonRoot := true
-	uid := int64(65532) // the "nonroot" user of distroless images
-	noEscalation := false
-	return &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+	yes, no := true, false
+	uid := int64(65532) // the Dockerfile's runyard user
+	var class *string
+	if o.StorageClass != "" {
+		class = &o.StorageClass
+	}
+	return &appsv1.StatefulSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
 		ObjectMeta: meta,
-		Spec: appsv1.DeploymentSpec{
+		Spec: appsv1.StatefulSetSpec{
 			// One runner identity is one process: a second replica would
-			// fight the first for the runner's stream.
-			Replicas: &replicas,
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			// Recreate, not RollingUpdate: during a rolling update the old
-			// and the new pod would both hold the identity and replace each
-			// other's stream.
-			Strategy: appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType},
+			// fight the first for the runner's stream. A StatefulSet never
+			// runs two pods of one ordinal at once, and its pod keeps its
+			// volume wherever it is rescheduled.
+			Replicas:    &replicas,
+			ServiceName: name,
+			Selector:    &metav1.LabelSelector{MatchLabels: labels},
+			// The pod is replaced only when deleted (after the runner is
+			// drained), never by an edit of the template in mid-work.
+			UpdateStrategy:      appsv1.StatefulSetUpdateStrategy{Type: appsv1.OnDeleteStatefulSetStrategyType},
+			PodManagementPolicy: appsv1.OrderedReadyPodManagement,
+			PersistentVolumeClaimRetentionPolicy: &appsv1.StatefulSetPersistentVolumeClaimRetentionPolicy{
+				// The volume holds the runner's credentials: deleting the
+				// StatefulSet keeps it, so applying the manifest again
+				// brings back the same runner.
+				WhenDeleted: appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+				WhenScaled:  appsv1.RetainPersistentVolumeClaimRetentionPolicyType,
+			},
+			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{{
+				TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
+				ObjectMeta: metav1.ObjectMeta{Name: "state", Labels: labels},
+				Spec: corev1.PersistentVolumeClaimSpec{
+					AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+					StorageClassName: class,
+					Resources: corev1.VolumeResourceRequirements{
+						Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(DefaultStateSize)},
+					},
+				},
+			}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					ServiceAccountName: name,
+					// The runner does not call the Kubernetes API.
+					AutomountServiceAccountToken: &no,
+					// Long enough for the runner to stop its services
+					// gracefully (their own stop grace is 2 minutes).
+					TerminationGracePeriodSeconds: ptr(int64(150)),
 					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   &nonRoot,
+						RunAsNonRoot:   &yes,
 						RunAsUser:      &uid,
 						RunAsGroup:     &uid,
 						FSGroup:        &uid,
@@ -239,7 +343,8 @@ func deployment(o Options, name string, labels map[string]string, meta metav1.Ob
 							"--state-dir", StateDir,
 							// Kubernetes expands $(VAR) from the container's
 							// env; the runner only uses the token on its
-							// first start.
+							// first start, later ones find their
+							// credentials on the volume.
 							"--exchange-token", "$(" + ExchangeTokenEnv + ")",
 							"--health-addr", fmt.Sprintf(":%d", HealthPort),
 						},
@@ -251,11 +356,13 @@ func deployment(o Options, name string, labels map[string]string, meta metav1.Ob
 						LivenessProbe: &corev1.Probe{
 							ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("health")}},
 							PeriodSeconds:    20,
+							TimeoutSeconds:   5,
 							FailureThreshold: 3,
 						},
 						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("health")}},
-							PeriodSeconds: 10,
+							ProbeHandler:   corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("health")}},
+							PeriodSeconds:  10,
+							TimeoutSeconds: 5,
 						},
 						Env: []corev1.EnvVar{{
 							Name: ExchangeTokenEnv,
@@ -263,8 +370,15 @@ func deployment(o Options, name string, labels map[string]string, meta metav1.Ob
 								LocalObjectReference: corev1.LocalObjectReference{Name: name},
 								Key:                  secretKey,
 							}},
-						}},
-						VolumeMounts: []corev1.VolumeMount{{Name: "state", MountPath: StateDir}},
+						}, {Name: "HOME", Value: homeDir}, {Name: "TMPDIR", Value: "/tmp"}},
+						// The root filesystem is read-only: the runner
+						// writes its state to the volume, and the work it
+						// runs writes to HOME and /tmp, both emptyDirs.
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "state", MountPath: StateDir},
+							{Name: "home", MountPath: homeDir},
+							{Name: "tmp", MountPath: "/tmp"},
+						},
 						Resources: corev1.ResourceRequirements{
 							Requests: corev1.ResourceList{
 								corev1.ResourceCPU:    resource.MustParse("100m"),
@@ -276,24 +390,26 @@ func deployment(o Options, name string, labels map[string]string, meta metav1.Ob
 							},
 						},
 						SecurityContext: &corev1.SecurityContext{
-							AllowPrivilegeEscalation: &noEscalation,
+							AllowPrivilegeEscalation: &no,
+							ReadOnlyRootFilesystem:   &yes,
+							RunAsNonRoot:             &yes,
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 						},
 					}},
-					// emptyDir survives container restarts but not a new
-					// pod: the exchange token is one-time, so a rescheduled
-					// pod cannot register again and needs a new manifest. A
-					// PersistentVolumeClaim here keeps the runner's identity
-					// across pod restarts.
-					Volumes: []corev1.Volume{{
-						Name:         "state",
-						VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}},
-					}},
+					Volumes: []corev1.Volume{
+						{Name: "home", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
 				},
 			},
 		},
 	}
 }
+
+// homeDir is the Dockerfile's runyard user's home.
+const homeDir = "/home/runyard"
+
+func ptr[T any](v T) *T { return &v }
 
 // Kubernetes renders a runner's objects as one YAML stream, documents
 // separated by "---".
@@ -304,7 +420,7 @@ func Kubernetes(o Options) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	for i, obj := range objs.List() {
-		doc, err := yaml.Marshal(obj)
+		doc, err := marshalWithoutStatus(obj)
 		if err != nil {
 			return nil, fmt.Errorf("manifest: encode %T: %w", obj, err)
 		}
@@ -314,4 +430,19 @@ func Kubernetes(o Options) ([]byte, error) {
 		buf.Write(doc)
 	}
 	return buf.Bytes(), nil
+}
+
+// marshalWithoutStatus is obj's YAML without its status, which the API
+// server owns and `kubectl apply` ignores.
+func marshalWithoutStatus(obj any) ([]byte, error) {
+	j, err := json.Marshal(obj)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(j, &m); err != nil {
+		return nil, err
+	}
+	delete(m, "status")
+	return yaml.Marshal(m)
 }

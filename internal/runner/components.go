@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"slices"
 	"time"
 
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/runner/statefile"
 	"github.com/runyard/runyard/internal/runners"
 )
@@ -191,17 +191,11 @@ func (d *Daemon) statusComponents() []*runnerv1.Component {
 	return out
 }
 
-// gitRevision is the commit the binary was built from, as the go command
-// stamps it when it builds inside a git checkout; empty otherwise.
+// gitRevision is the commit the binary was built from (stamped at release,
+// else as the go command recorded it); empty when unknown.
 func gitRevision() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			return s.Value
-		}
+	if c := buildinfo.Get().Commit; c != "unknown" {
+		return c
 	}
 	return ""
 }

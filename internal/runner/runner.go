@@ -43,6 +43,7 @@ import (
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runner/envs"
@@ -63,6 +64,8 @@ type Config struct {
 	Labels  []string
 	MaxPods int
 	Region  string
+	// Version is reported in the runner's status; empty means this
+	// binary's (internal/buildinfo).
 	Version string
 	// StopGrace is how long a terminated pod, a stopping service or a
 	// stopped task has between SIGTERM and SIGKILL; zero means 2 minutes.
@@ -154,6 +157,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	if cfg.MaxPods < 0 {
 		return nil, errors.New("--max-pods must not be negative")
+	}
+	if cfg.Version == "" {
+		cfg.Version = buildinfo.Version()
 	}
 	st, err := openState(cfg.StateDir)
 	if err != nil {

@@ -331,7 +331,7 @@ func isPublic(r *http.Request, procedure string) bool {
 		return true // the sign-in body is the credential; the handlers check the cookie
 	case procedure == "/runyard.v1.UserAdminService/AcceptInvite":
 		return true // so is the invite: it signs a new user up
-	case r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/api/v3/manifests/")):
+	case r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/version" || r.URL.Path == "/metrics" || strings.HasPrefix(r.URL.Path, "/api/v3/manifests/")):
 		return true // a signed URL is its own credential
 	}
 	return false

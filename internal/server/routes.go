@@ -20,5 +20,5 @@ import (
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
 	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(), authhttp.CLILoginRoutes(),
-		[]string{"GET /healthz", "GET /metrics"}, runnerfiles.Routes())
+		[]string{"GET /healthz", "GET /metrics", "GET /version"}, runnerfiles.Routes())
 }

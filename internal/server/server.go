@@ -94,6 +94,9 @@ type Config struct {
 	// PublicURL is the URL clients reach the control plane at (behind a
 	// proxy, say); empty means the listener's URL.
 	PublicURL string
+	// RunnerImage is the image of the runners' Kubernetes manifests; empty
+	// means manifest.DefaultImage() (this version's image).
+	RunnerImage string
 	// AdvertiseURL is the URL the other replicas sharing the PostgreSQL
 	// database reach this one at, to relay pod terminals and logs of the
 	// runners connected here; empty means the listener's URL.
@@ -419,7 +422,8 @@ func (s *Server) open(ctx context.Context) error {
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
 		Users: s.users,
 	}, s.log)
-	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout()}, s.log)
+	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout(),
+		ServerURL: s.cfg.PublicURL, Image: s.cfg.RunnerImage}, s.log)
 	s.pods = &pods.Service{Store: st, Now: runnerSvc.Now, RunnerTimeout: s.fleet.Timeout()}
 	// Pods reach runners through the fleet: a placement or a terminate wakes
 	// the runner's stream; a lost or deleted runner fails its pods.
@@ -433,9 +437,12 @@ func (s *Server) open(ctx context.Context) error {
 	// The web console at /: one more adapter over the same services.
 	console.Mount(mux, console.Services{
 		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,
-		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Secrets: s.secrets, Users: s.users,
+		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Secrets: s.secrets, Users: s.users, RunnerImage: s.cfg.RunnerImage,
 	}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
+	// /version takes no token either: `runyard version` asks it before any
+	// login, and a release version is no secret (the runners report theirs).
+	mux.HandleFunc("GET /version", serveVersion)
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
 	m.AddCounts(st, s.log)

@@ -68,6 +68,8 @@ type Options struct {
 	InactivitySweep time.Duration
 	// TrustedProxies is the server's --trusted-proxies.
 	TrustedProxies string
+	// PublicURL is the server's --public-url.
+	PublicURL string
 	// SSO is the server's single sign-on (--oidc-*); off by default.
 	SSO sso.Config
 	// DataDir, when set, is the server's data directory (a SQLite server
@@ -101,6 +103,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		ReadTimeout:     opts.ReadTimeout,
 		InactivitySweep: opts.InactivitySweep,
 		TrustedProxies:  opts.TrustedProxies,
+		PublicURL:       opts.PublicURL,
 		SSO:             opts.SSO,
 		Logger:          opts.Logger,
 

@@ -70,7 +70,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Run(string(backend), func(t *testing.T) {
 			// Every kind of caller signs in: more than one client address
 			// may try at once by default.
-			ts := testutil.StartServerWith(t, backend, testutil.Options{SignInLimits: sessions.Limits{PerIPBurst: 10000, PerIPInterval: time.Millisecond}})
+			// A public URL a cluster could reach: the Kubiya rows make
+			// runner manifests, refused without one.
+			ts := testutil.StartServerWith(t, backend, testutil.Options{PublicURL: "http://runyard.example.com",
+				SignInLimits: sessions.Limits{PerIPBurst: 10000, PerIPInterval: time.Millisecond}})
 			e := &env{t: t, url: ts.URL, clients: newClients(), vars: map[string]string{}, st: ts.OpenStore(t)}
 			// Before the server stops: its shutdown waits for open
 			// connections.

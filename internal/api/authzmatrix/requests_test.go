@@ -224,6 +224,7 @@ var templates = map[string]template{
 	"GET /audit":                  {},
 
 	"GET /healthz":                          {},
+	"GET /version":                          {},
 	"GET /metrics":                          {},
 	"GET /.well-known/openid-configuration": {},
 	"GET /.well-known/jwks.json":            {},

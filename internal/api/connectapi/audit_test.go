@@ -29,7 +29,9 @@ type wantEntry struct {
 // refusals through the real API (Connect and REST) and asserts the audit
 // log holds exactly the expected entries, in order, and no secret.
 func TestAuditLog_ScriptedSession(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, ts *testutil.TestServer) {
+	// The Kubiya create below makes a manifest URL, which needs a public
+	// URL a cluster could reach.
+	forEachBackendWith(t, testutil.Options{PublicURL: "https://runyard.example.com"}, func(t *testing.T, ts *testutil.TestServer) {
 		p := protocols[0]
 		admin := newClient(t, ts.URL, p, bearer(testutil.AdminToken))
 		adminKey := whoamiKey(t, admin)

@@ -100,9 +100,15 @@ func bearer(secret string) string { return "Bearer " + secret }
 // forEachBackend runs fn against a fresh test server on every backend.
 func forEachBackend(t *testing.T, fn func(t *testing.T, ts *testutil.TestServer)) {
 	t.Helper()
+	forEachBackendWith(t, testutil.Options{}, fn)
+}
+
+// forEachBackendWith is forEachBackend with server options.
+func forEachBackendWith(t *testing.T, opts testutil.Options, fn func(t *testing.T, ts *testutil.TestServer)) {
+	t.Helper()
 	for _, b := range testutil.Backends() {
 		t.Run(string(b), func(t *testing.T) {
-			fn(t, testutil.StartServer(t, b))
+			fn(t, testutil.StartServerWith(t, b, opts))
 		})
 	}
 }

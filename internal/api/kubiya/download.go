@@ -180,7 +180,7 @@ func (h *handler) downloadManifest(w http.ResponseWriter, r *http.Request) error
 		Subject: identity.Subject{ID: "signed-manifest-url", Principal: identity.PrincipalServiceAccount},
 		Scopes:  []identity.Scope{identity.ScopeRunnersRead},
 	})
-	base, err := h.baseURL(r)
+	base, err := h.serverURL()
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -40,7 +41,7 @@ func mustOK(tb testing.TB, err error, what string) {
 func forEachBackend(t *testing.T, fn func(t *testing.T, ts *testutil.TestServer)) {
 	t.Helper()
 	for _, b := range testutil.Backends() {
-		t.Run(string(b), func(t *testing.T) { fn(t, testutil.StartServer(t, b)) })
+		t.Run(string(b), func(t *testing.T) { fn(t, testutil.StartServerWith(t, b, testutil.Options{PublicURL: publicURL})) })
 	}
 }
 
@@ -55,9 +56,21 @@ type client struct {
 	header     http.Header
 }
 
+// publicURL is the test servers' --public-url: a name a cluster could
+// reach, which the tests' clients (newClient) resolve to the server they
+// talk to.
+const publicURL = "http://runyard.test"
+
 func newClient(tb testing.TB, base, auth string) *client {
 	tb.Helper()
-	tr := &http.Transport{}
+	addr := strings.TrimPrefix(strings.TrimPrefix(base, "http://"), "https://")
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+		if a == "runyard.test:80" {
+			a = addr
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, network, a)
+	}}
 	tb.Cleanup(tr.CloseIdleConnections)
 	return &client{base: base, auth: auth, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
@@ -324,7 +337,7 @@ func httptestMux(t *testing.T, h *harness) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	kubiya.Mount(mux, kubiya.Services{
-		Identity: identity.NewService(h.Store), Runners: runners.NewService(h.Store), Keys: h.Store, Now: h.Clock.Now,
+		Identity: identity.NewService(h.Store), Runners: runners.NewService(h.Store), Keys: h.Store, Now: h.Clock.Now, ServerURL: publicURL,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

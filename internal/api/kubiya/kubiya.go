@@ -45,12 +45,12 @@ type Services struct {
 	// a URL made by one replica downloads from any other.
 	Keys Keys
 
-	// ServerURL is the control plane URL put in manifests and manifest URLs.
-	// Empty means the request's own scheme and host (X-Forwarded-Proto
-	// honoured), which is right unless a proxy rewrites the Host header.
+	// ServerURL is the control plane URL put in manifests and manifest URLs:
+	// the server's --public-url. Empty or loopback means no manifest is
+	// made: a runner in a pod would dial the pod itself.
 	ServerURL string
-	// Image is the runner image of the Deployment; empty means
-	// manifest.DefaultImage.
+	// Image is the runner image of the StatefulSet; empty means
+	// manifest.DefaultImage().
 	Image string
 	// Namespace is the Kubernetes namespace runners deploy to; empty means
 	// manifest.DefaultNamespace.
@@ -242,7 +242,7 @@ func (h *handler) createRunner(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := r.PathValue("name")
-	base, err := h.baseURL(r)
+	base, err := h.serverURL()
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (h *handler) getManifest(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	base, err := h.baseURL(r)
+	base, err := h.serverURL()
 	if err != nil {
 		return err
 	}
@@ -308,26 +308,19 @@ func (h *handler) render(base string, rn *runners.Runner, token string) ([]byte,
 	return b, nil
 }
 
-// baseURL is the control plane URL as the client reached it, unless
-// configured: the runner will dial the same address.
-func (h *handler) baseURL(r *http.Request) (string, error) {
-	if h.svc.ServerURL != "" {
-		return strings.TrimRight(h.svc.ServerURL, "/"), nil
+// serverURL is the control plane URL the runner dials and manifest URLs
+// name. It is checked before anything is minted, so a refused request
+// changes nothing.
+func (h *handler) serverURL() (string, error) {
+	u := strings.TrimRight(h.svc.ServerURL, "/")
+	if u == "" {
+		return "", apperr.FailedPrecondition("the control plane has no public URL, so a runner in a cluster would not know where to dial: " +
+			"start it with --public-url set to the URL the cluster reaches it at (e.g. https://runyard.example.com)")
 	}
-	if r.Host == "" {
-		return "", apperr.Invalid("Host", "the request has no Host header, so the server URL for the manifest is unknown")
+	if err := manifest.CheckServerURL(u); err != nil {
+		return "", apperr.FailedPrecondition("%s", err.Error())
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	// A proxy that terminates TLS says so; only the first hop counts.
-	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); p != "" {
-		if p = strings.ToLower(strings.TrimSpace(p)); p == "http" || p == "https" {
-			scheme = p
-		}
-	}
-	return scheme + "://" + r.Host, nil
+	return u, nil
 }
 
 type errorJSON struct {

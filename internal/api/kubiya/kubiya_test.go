@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -20,6 +21,7 @@ import (
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/api/kubiya"
+	"github.com/runyard/runyard/internal/k8sschema"
 	"github.com/runyard/runyard/internal/manifest"
 	"github.com/runyard/runyard/internal/runner"
 	"github.com/runyard/runyard/internal/runners"
@@ -51,12 +53,12 @@ func TestSeeds_ResponseShapes(t *testing.T) {
 		checkShape(t, res.Body, "seed004_list_runners_response.json")
 
 		// The download is YAML that starts, like the seed's, with the
-		// namespace and holds a Deployment of one replica.
+		// namespace and holds the runner's workload (a StatefulSet here).
 		var m manifestResponse
 		c.do(t, http.MethodGet, "/v1/runners/"+n+"/manifest").wantOK(t, &m)
 		dl := newClient(t, ts.URL, "").do(t, http.MethodGet, m.ManifestURL).wantStatus(t, http.StatusOK)
 		ours, seed := kinds(t, string(dl.Body)), kinds(t, string(readTestdata(t, "seed004_download_manifest.yaml")))
-		if ours[0] != seed[0] || !slices.Contains(ours, "Deployment") {
+		if ours[0] != seed[0] || !slices.Contains(ours, "StatefulSet") {
 			t.Errorf("kinds %v; the seed's are %v", ours, seed)
 		}
 	})
@@ -94,7 +96,9 @@ type parsed struct {
 	Role           *rbacv1.Role
 	RoleBinding    *rbacv1.RoleBinding
 	Secret         *corev1.Secret
-	Deployment     *appsv1.Deployment
+	Service        *corev1.Service
+	PDB            *policyv1.PodDisruptionBudget
+	StatefulSet    *appsv1.StatefulSet
 }
 
 // parseManifest decodes each document strictly into the Kubernetes type its
@@ -122,9 +126,15 @@ func parseManifest(t *testing.T, content string) parsed {
 		case "v1 Secret":
 			p.Secret = &corev1.Secret{}
 			dst = p.Secret
-		case "apps/v1 Deployment":
-			p.Deployment = &appsv1.Deployment{}
-			dst = p.Deployment
+		case "v1 Service":
+			p.Service = &corev1.Service{}
+			dst = p.Service
+		case "policy/v1 PodDisruptionBudget":
+			p.PDB = &policyv1.PodDisruptionBudget{}
+			dst = p.PDB
+		case "apps/v1 StatefulSet":
+			p.StatefulSet = &appsv1.StatefulSet{}
+			dst = p.StatefulSet
 		default:
 			t.Fatalf("document %d: unexpected %s %s:\n%s", i, tm.APIVersion, tm.Kind, doc)
 		}
@@ -132,8 +142,14 @@ func parseManifest(t *testing.T, content string) parsed {
 			t.Fatalf("document %d (%s): %v\n%s", i, tm.Kind, err, doc)
 		}
 	}
-	if p.Namespace == nil || p.ServiceAccount == nil || p.Role == nil || p.RoleBinding == nil || p.Secret == nil || p.Deployment == nil {
+	if p.Namespace == nil || p.ServiceAccount == nil || p.Role == nil || p.RoleBinding == nil || p.Secret == nil || p.Service == nil || p.PDB == nil || p.StatefulSet == nil {
 		t.Fatalf("manifest lacks objects: %+v\n%s", p, content)
+	}
+	// Decoding into the Go types misses what the API server would refuse
+	// (a missing required field, say): the served manifest must validate
+	// against the release's schemas as well.
+	if _, err := k8sschema.ValidateStream([]byte(content)); err != nil {
+		t.Fatalf("the manifest does not validate against Kubernetes %s: %v", k8sschema.Release, err)
 	}
 	return p
 }
@@ -142,10 +158,10 @@ func parseManifest(t *testing.T, content string) parsed {
 // Secret, checking that the two are wired together.
 func exchangeToken(t *testing.T, p parsed) string {
 	t.Helper()
-	if got, want := len(p.Deployment.Spec.Template.Spec.Containers), 1; got != want {
+	if got, want := len(p.StatefulSet.Spec.Template.Spec.Containers), 1; got != want {
 		t.Fatalf("%d containers, want %d", got, want)
 	}
-	ctr := p.Deployment.Spec.Template.Spec.Containers[0]
+	ctr := p.StatefulSet.Spec.Template.Spec.Containers[0]
 	var ref *corev1.SecretKeySelector
 	for _, e := range ctr.Env {
 		if e.Name == manifest.ExchangeTokenEnv && e.ValueFrom != nil {
@@ -167,14 +183,14 @@ func TestManifest(t *testing.T) {
 		c := newClient(t, ts.URL, userKey(testutil.AdminToken))
 		n := name("k8s")
 		created := c.create(t, n)
-		if created.Name != n || !strings.HasPrefix(created.ManifestURL, ts.URL+"/api/v3/manifests/"+n+".yaml?") {
+		if created.Name != n || !strings.HasPrefix(created.ManifestURL, publicURL+"/api/v3/manifests/"+n+".yaml?") {
 			t.Fatalf("create: %+v", created)
 		}
 		m := c.manifest(t, n)
 		p := parseManifest(t, m.ManifestContent)
 
 		t.Run("Objects", func(t *testing.T) {
-			d := p.Deployment
+			d := p.StatefulSet
 			if got, want := p.Namespace.Name, manifest.DefaultNamespace; got != want {
 				t.Errorf("namespace %q, want %q", got, want)
 			}
@@ -206,15 +222,15 @@ func TestManifest(t *testing.T) {
 				t.Errorf("selector %v does not match the pod labels %v", sel, d.Spec.Template.Labels)
 			}
 			ctr := pod.Containers[0]
-			if got, want := ctr.Image, manifest.DefaultImage; got != want {
+			if got, want := ctr.Image, manifest.DefaultImage(); got != want {
 				t.Errorf("image %q, want %q", got, want)
 			}
-			wantArgs := []string{"runner", "--server", ts.URL, "--state-dir", manifest.StateDir, "--exchange-token", "$(RUNYARD_EXCHANGE_TOKEN)", "--health-addr", ":8081"}
+			wantArgs := []string{"runner", "--server", publicURL, "--state-dir", manifest.StateDir, "--exchange-token", "$(RUNYARD_EXCHANGE_TOKEN)", "--health-addr", ":8081"}
 			if !slices.Equal(ctr.Args, wantArgs) {
 				t.Errorf("args %q, want %q", ctr.Args, wantArgs)
 			}
-			if len(ctr.VolumeMounts) != 1 || ctr.VolumeMounts[0].MountPath != manifest.StateDir {
-				t.Errorf("volume mounts %+v: want the state dir", ctr.VolumeMounts)
+			if len(ctr.VolumeMounts) == 0 || ctr.VolumeMounts[0].Name != d.Spec.VolumeClaimTemplates[0].Name || ctr.VolumeMounts[0].MountPath != manifest.StateDir {
+				t.Errorf("volume mounts %+v: want the state dir on the claim", ctr.VolumeMounts)
 			}
 			if ctr.Resources.Requests.Memory().IsZero() || ctr.Resources.Limits.Memory().IsZero() {
 				t.Errorf("resources %+v: want memory requests and limits", ctr.Resources)
@@ -274,19 +290,6 @@ func TestManifest(t *testing.T) {
 			}
 		})
 
-		t.Run("ForwardedProto", func(t *testing.T) {
-			fc := newClient(t, ts.URL, userKey(testutil.AdminToken))
-			fc.header = http.Header{"X-Forwarded-Proto": {"https"}}
-			var fm manifestResponse
-			fc.do(t, http.MethodGet, "/v1/runners/"+n+"/manifest").wantOK(t, &fm)
-			host := strings.TrimPrefix(ts.URL, "http://")
-			if !strings.HasPrefix(fm.ManifestURL, "https://"+host+"/") {
-				t.Errorf("manifest_url %q: want https://%s", fm.ManifestURL, host)
-			}
-			if args := parseManifest(t, fm.ManifestContent).Deployment.Spec.Template.Spec.Containers[0].Args; args[2] != "https://"+host {
-				t.Errorf("--server %q, want https://%s", args[2], host)
-			}
-		})
 	})
 }
 
@@ -318,7 +321,7 @@ func TestCreateRunner(t *testing.T) {
 				t.Fatalf("name %q, want %q", m.Name, n)
 			}
 			p := parseManifest(t, c.manifest(t, n).ManifestContent)
-			if got, want := p.Deployment.Name, manifest.ObjectName(n); got != want {
+			if got, want := p.StatefulSet.Name, manifest.ObjectName(n); got != want {
 				t.Errorf("deployment %q, want %q", got, want)
 			}
 			dl := newClient(t, ts.URL, "").do(t, http.MethodGet, m.ManifestURL).wantStatus(t, http.StatusOK)
@@ -479,7 +482,7 @@ func TestHealth(t *testing.T) {
 func TestHealth_Clock(t *testing.T) {
 	for _, b := range testutil.Backends() {
 		t.Run(string(b), func(t *testing.T) {
-			h := startHarness(t, b, kubiya.Services{RunnerTimeout: 30 * time.Second})
+			h := startHarness(t, b, kubiya.Services{RunnerTimeout: 30 * time.Second, ServerURL: publicURL})
 			c := newClient(t, h.URL, userKey(testutil.AdminToken))
 			n := name("flaky")
 			c.create(t, n)
@@ -522,7 +525,7 @@ func TestHealth_Clock(t *testing.T) {
 func TestList_Many(t *testing.T) {
 	for _, b := range testutil.Backends() {
 		t.Run(string(b), func(t *testing.T) {
-			h := startHarness(t, b, kubiya.Services{})
+			h := startHarness(t, b, kubiya.Services{ServerURL: publicURL})
 			c := newClient(t, h.URL, userKey(testutil.AdminToken))
 			// More runners than workers and than one store page, so that
 			// order across the pool and paging both show.
@@ -584,7 +587,7 @@ func TestDownload(t *testing.T) {
 					t.Errorf("Content-Type %q, want %q", got, want)
 				}
 				p := parseManifest(t, string(res.Body))
-				if got := p.Deployment.Spec.Template.Spec.Containers[0].Args[2]; got != "https://runyard.example.com" {
+				if got := p.StatefulSet.Spec.Template.Spec.Containers[0].Args[2]; got != "https://runyard.example.com" {
 					t.Errorf("--server %q, want the configured URL", got)
 				}
 			})
@@ -652,7 +655,7 @@ func TestDownload(t *testing.T) {
 // TestDownload_KeyShared checks that a URL signed by one server downloads
 // from another on the same database, as replicas behind a load balancer do.
 func TestDownload_KeyShared(t *testing.T) {
-	h := startHarness(t, testutil.SQLite, kubiya.Services{})
+	h := startHarness(t, testutil.SQLite, kubiya.Services{ServerURL: publicURL})
 	c := newClient(t, h.URL, userKey(testutil.AdminToken))
 	m := c.create(t, name("shared"))
 	u, err := url.Parse(m.ManifestURL)
@@ -660,4 +663,23 @@ func TestDownload_KeyShared(t *testing.T) {
 
 	second := httptestMux(t, h)
 	newClient(t, second, "").do(t, http.MethodGet, second+u.RequestURI()).wantStatus(t, http.StatusOK)
+}
+
+// TestManifest_NoReachablePublicURL checks that without a --public-url a
+// cluster can reach, no manifest and no runner are made: the runner would
+// dial its own pod.
+func TestManifest_NoReachablePublicURL(t *testing.T) {
+	for _, tt := range []struct{ name, url string }{
+		{"Unset", ""},
+		{"Loopback", "http://127.0.0.1:8080"},
+		{"Localhost", "https://localhost"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startHarness(t, testutil.SQLite, kubiya.Services{ServerURL: tt.url})
+			c := newClient(t, h.URL, userKey(testutil.AdminToken))
+			n := name("nourl")
+			c.do(t, http.MethodPost, "/api/v3/runners/"+n).wantError(t, http.StatusPreconditionFailed, "failed_precondition", "--public-url")
+			c.do(t, http.MethodGet, "/v1/runners/"+n+"/describe").wantStatus(t, http.StatusNotFound)
+		})
+	}
 }
