@@ -51,6 +51,10 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	// A command run in an environment exited: its status is ours.
+	if es := (*exitStatus)(nil); errors.As(err, &es) {
+		return es.code
+	}
 	if sig := interruptedBy(ctx); sig != 0 && *ran {
 		fmt.Fprintln(stderr, "runyard: "+oneLine(interruptMessage(err)))
 		return 128 + sig

@@ -671,6 +671,8 @@ func (d *Daemon) session(ctx context.Context) error {
 				} else {
 					go d.serveTerminal(ctx, m.OpenTerminal)
 				}
+			case *runnerv1.ConnectResponse_OpenSession:
+				go d.serveSession(ctx, m.OpenSession)
 			case *runnerv1.ConnectResponse_Desired:
 				if deleting {
 					continue

@@ -32,6 +32,7 @@ import (
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
 	"github.com/runyard/runyard/internal/console"
+	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
@@ -152,6 +153,8 @@ type Server struct {
 	users   *users.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
+	// access opens sessions into environments (envaccess.go).
+	access *envaccess.Service
 	// secrets holds the secrets service, whose SealedForRunner and
 	// EnvVarsFor build the secrets part of a runner's desired state.
 	secrets *secrets.Service
@@ -406,7 +409,8 @@ func (s *Server) open(ctx context.Context) error {
 	s.pods.Terminals = s.fleet
 	runnerSvc.LostAfter = s.cfg.LostAfter
 	runnerSvc.Gone = s.runnerGone(autoSvc)
-	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy}, s.log)
+	s.access = s.environmentAccess(st, envSvc)
+	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy, Access: s.access}, s.log)
 	// The web console at /: one more adapter over the same services.
 	console.Mount(mux, console.Services{
 		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,

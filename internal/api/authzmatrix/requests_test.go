@@ -128,6 +128,7 @@ var templates = map[string]template{
 
 	"runyard.runner.v1.RunnerControlService/Connect":          {body: `{}`},
 	"runyard.runner.v1.RunnerControlService/Terminal":         {body: `{}`},
+	"runyard.runner.v1.RunnerControlService/Session":          {body: `{}`},
 	"runyard.runner.v1.RunnerControlService/StartAutomations": {body: `{"environmentId":"{env}"}`},
 
 	"GET /api/v1/orgs/{org}/runners":                        {},

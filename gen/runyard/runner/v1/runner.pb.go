@@ -125,6 +125,65 @@ func (PodState) EnumDescriptor() ([]byte, []int) {
 	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{1}
 }
 
+// SessionKind is what a session runs in the environment.
+type SessionKind int32
+
+const (
+	SessionKind_SESSION_KIND_UNSPECIFIED SessionKind = 0
+	// EXEC runs argv (a shell when argv is empty) in the environment's
+	// checkout, with its variables and secrets.
+	SessionKind_SESSION_KIND_EXEC SessionKind = 1
+	// TCP connects to port on the environment's loopback; stdin and stdout
+	// carry the connection's bytes.
+	SessionKind_SESSION_KIND_TCP SessionKind = 2
+	// SFTP serves the SFTP protocol over stdin and stdout, in the
+	// environment's checkout, on the runner.
+	SessionKind_SESSION_KIND_SFTP SessionKind = 3
+)
+
+// Enum value maps for SessionKind.
+var (
+	SessionKind_name = map[int32]string{
+		0: "SESSION_KIND_UNSPECIFIED",
+		1: "SESSION_KIND_EXEC",
+		2: "SESSION_KIND_TCP",
+		3: "SESSION_KIND_SFTP",
+	}
+	SessionKind_value = map[string]int32{
+		"SESSION_KIND_UNSPECIFIED": 0,
+		"SESSION_KIND_EXEC":        1,
+		"SESSION_KIND_TCP":         2,
+		"SESSION_KIND_SFTP":        3,
+	}
+)
+
+func (x SessionKind) Enum() *SessionKind {
+	p := new(SessionKind)
+	*p = x
+	return p
+}
+
+func (x SessionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SessionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_runyard_runner_v1_runner_proto_enumTypes[2].Descriptor()
+}
+
+func (SessionKind) Type() protoreflect.EnumType {
+	return &file_runyard_runner_v1_runner_proto_enumTypes[2]
+}
+
+func (x SessionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SessionKind.Descriptor instead.
+func (SessionKind) EnumDescriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{2}
+}
+
 type ConnectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Message:
@@ -308,6 +367,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Desired
 	//	*ConnectResponse_RenewalAck
 	//	*ConnectResponse_OpenTerminal
+	//	*ConnectResponse_OpenSession
 	Message       isConnectResponse_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -386,6 +446,15 @@ func (x *ConnectResponse) GetOpenTerminal() *OpenTerminal {
 	return nil
 }
 
+func (x *ConnectResponse) GetOpenSession() *OpenSession {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectResponse_OpenSession); ok {
+			return x.OpenSession
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Message interface {
 	isConnectResponse_Message()
 }
@@ -410,6 +479,12 @@ type ConnectResponse_OpenTerminal struct {
 	OpenTerminal *OpenTerminal `protobuf:"bytes,4,opt,name=open_terminal,json=openTerminal,proto3,oneof"`
 }
 
+type ConnectResponse_OpenSession struct {
+	// open_session asks the runner to open a Session stream into one of
+	// its environments.
+	OpenSession *OpenSession `protobuf:"bytes,5,opt,name=open_session,json=openSession,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Message() {}
 
 func (*ConnectResponse_Desired) isConnectResponse_Message() {}
@@ -417,6 +492,8 @@ func (*ConnectResponse_Desired) isConnectResponse_Message() {}
 func (*ConnectResponse_RenewalAck) isConnectResponse_Message() {}
 
 func (*ConnectResponse_OpenTerminal) isConnectResponse_Message() {}
+
+func (*ConnectResponse_OpenSession) isConnectResponse_Message() {}
 
 // Component is one part of a runner that reports its health: the runner
 // itself, the automations executor and the pod manager.
@@ -2881,6 +2958,484 @@ func (x *TerminalSize) GetRows() uint32 {
 	return 0
 }
 
+type OpenSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id pairs the Session stream the runner opens with the client
+	// waiting for it on the control plane.
+	SessionId     string      `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	EnvironmentId string      `protobuf:"bytes,2,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	Kind          SessionKind `protobuf:"varint,3,opt,name=kind,proto3,enum=runyard.runner.v1.SessionKind" json:"kind,omitempty"`
+	// argv is the command (EXEC); empty runs the user's login shell.
+	Argv []string `protobuf:"bytes,4,rep,name=argv,proto3" json:"argv,omitempty"`
+	// tty runs the command in a pseudo-terminal of cols x rows; stderr then
+	// arrives with stdout.
+	Tty  bool          `protobuf:"varint,5,opt,name=tty,proto3" json:"tty,omitempty"`
+	Size *TerminalSize `protobuf:"bytes,6,opt,name=size,proto3" json:"size,omitempty"`
+	// env adds variables (TERM, LANG of the client) below the
+	// environment's own.
+	Env map[string]string `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// port is the TCP port on the environment's loopback (TCP).
+	Port uint32 `protobuf:"varint,8,opt,name=port,proto3" json:"port,omitempty"`
+	// command is a command line the login shell runs (shell -c command), as
+	// SSH's exec request carries it; argv is then empty.
+	Command       string `protobuf:"bytes,9,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenSession) Reset() {
+	*x = OpenSession{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenSession) ProtoMessage() {}
+
+func (x *OpenSession) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
+func (*OpenSession) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *OpenSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *OpenSession) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *OpenSession) GetKind() SessionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SessionKind_SESSION_KIND_UNSPECIFIED
+}
+
+func (x *OpenSession) GetArgv() []string {
+	if x != nil {
+		return x.Argv
+	}
+	return nil
+}
+
+func (x *OpenSession) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *OpenSession) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+func (x *OpenSession) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *OpenSession) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *OpenSession) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+// SessionRequest flows from the runner to the control plane.
+type SessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*SessionRequest_Hello
+	//	*SessionRequest_Stdout
+	//	*SessionRequest_Stderr
+	//	*SessionRequest_Exit
+	Message       isSessionRequest_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionRequest) Reset() {
+	*x = SessionRequest{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionRequest) ProtoMessage() {}
+
+func (x *SessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
+func (*SessionRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SessionRequest) GetMessage() isSessionRequest_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetHello() *SessionHello {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetStdout() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetStderr() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetExit() *SessionExit {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Exit); ok {
+			return x.Exit
+		}
+	}
+	return nil
+}
+
+type isSessionRequest_Message interface {
+	isSessionRequest_Message()
+}
+
+type SessionRequest_Hello struct {
+	Hello *SessionHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
+}
+
+type SessionRequest_Stdout struct {
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3,oneof"`
+}
+
+type SessionRequest_Stderr struct {
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3,oneof"`
+}
+
+type SessionRequest_Exit struct {
+	// exit is the last message: the command's exit, or why the session
+	// ended.
+	Exit *SessionExit `protobuf:"bytes,4,opt,name=exit,proto3,oneof"`
+}
+
+func (*SessionRequest_Hello) isSessionRequest_Message() {}
+
+func (*SessionRequest_Stdout) isSessionRequest_Message() {}
+
+func (*SessionRequest_Stderr) isSessionRequest_Message() {}
+
+func (*SessionRequest_Exit) isSessionRequest_Message() {}
+
+type SessionHello struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// error is set when the runner cannot open the session (no such running
+	// environment, nothing listens on the port); the stream ends after it.
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// not_running says the error is that the environment does not run here.
+	NotRunning    bool `protobuf:"varint,3,opt,name=not_running,json=notRunning,proto3" json:"not_running,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionHello) Reset() {
+	*x = SessionHello{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionHello) ProtoMessage() {}
+
+func (x *SessionHello) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionHello.ProtoReflect.Descriptor instead.
+func (*SessionHello) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SessionHello) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionHello) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SessionHello) GetNotRunning() bool {
+	if x != nil {
+		return x.NotRunning
+	}
+	return false
+}
+
+type SessionExit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exit_code is the command's exit status; 128+N after signal N.
+	ExitCode int32 `protobuf:"varint,1,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// signal names the signal that ended the command, if one did.
+	Signal string `protobuf:"bytes,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	// error says why the session ended without an exit status.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionExit) Reset() {
+	*x = SessionExit{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionExit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionExit) ProtoMessage() {}
+
+func (x *SessionExit) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionExit.ProtoReflect.Descriptor instead.
+func (*SessionExit) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SessionExit) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *SessionExit) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *SessionExit) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// SessionResponse flows from the control plane to the runner.
+type SessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*SessionResponse_Stdin
+	//	*SessionResponse_StdinEof
+	//	*SessionResponse_Resize
+	//	*SessionResponse_Signal
+	Message       isSessionResponse_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionResponse) Reset() {
+	*x = SessionResponse{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionResponse) ProtoMessage() {}
+
+func (x *SessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
+func (*SessionResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SessionResponse) GetMessage() isSessionResponse_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetStdin() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetStdinEof() bool {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_StdinEof); ok {
+			return x.StdinEof
+		}
+	}
+	return false
+}
+
+func (x *SessionResponse) GetResize() *TerminalSize {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetSignal() string {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_Signal); ok {
+			return x.Signal
+		}
+	}
+	return ""
+}
+
+type isSessionResponse_Message interface {
+	isSessionResponse_Message()
+}
+
+type SessionResponse_Stdin struct {
+	Stdin []byte `protobuf:"bytes,1,opt,name=stdin,proto3,oneof"`
+}
+
+type SessionResponse_StdinEof struct {
+	// stdin_eof closes the command's stdin (the connection's write side).
+	StdinEof bool `protobuf:"varint,2,opt,name=stdin_eof,json=stdinEof,proto3,oneof"`
+}
+
+type SessionResponse_Resize struct {
+	Resize *TerminalSize `protobuf:"bytes,3,opt,name=resize,proto3,oneof"`
+}
+
+type SessionResponse_Signal struct {
+	// signal sends a signal by name (INT, TERM, HUP, KILL) to the command.
+	Signal string `protobuf:"bytes,4,opt,name=signal,proto3,oneof"`
+}
+
+func (*SessionResponse_Stdin) isSessionResponse_Message() {}
+
+func (*SessionResponse_StdinEof) isSessionResponse_Message() {}
+
+func (*SessionResponse_Resize) isSessionResponse_Message() {}
+
+func (*SessionResponse_Signal) isSessionResponse_Message() {}
+
 var File_runyard_runner_v1_runner_proto protoreflect.FileDescriptor
 
 const file_runyard_runner_v1_runner_proto_rawDesc = "" +
@@ -2895,13 +3450,14 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x12environment_status\x18\x05 \x01(\v2$.runyard.runner.v1.EnvironmentStatusH\x00R\x11environmentStatus\x12I\n" +
 	"\x0eservice_status\x18\x06 \x01(\v2 .runyard.runner.v1.ServiceStatusH\x00R\rserviceStatus\x12O\n" +
 	"\x10execution_status\x18\a \x01(\v2\".runyard.runner.v1.ExecutionStatusH\x00R\x0fexecutionStatusB\t\n" +
-	"\amessage\"\x9b\x02\n" +
+	"\amessage\"\xe0\x02\n" +
 	"\x0fConnectResponse\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.runyard.runner.v1.WelcomeH\x00R\awelcome\x12;\n" +
 	"\adesired\x18\x02 \x01(\v2\x1f.runyard.runner.v1.DesiredStateH\x00R\adesired\x12@\n" +
 	"\vrenewal_ack\x18\x03 \x01(\v2\x1d.runyard.runner.v1.RenewalAckH\x00R\n" +
 	"renewalAck\x12F\n" +
-	"\ropen_terminal\x18\x04 \x01(\v2\x1f.runyard.runner.v1.OpenTerminalH\x00R\fopenTerminalB\t\n" +
+	"\ropen_terminal\x18\x04 \x01(\v2\x1f.runyard.runner.v1.OpenTerminalH\x00R\fopenTerminal\x12C\n" +
+	"\fopen_session\x18\x05 \x01(\v2\x1e.runyard.runner.v1.OpenSessionH\x00R\vopenSessionB\t\n" +
 	"\amessage\"\xb9\x01\n" +
 	"\tComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
@@ -3112,7 +3668,43 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\amessage\"6\n" +
 	"\fTerminalSize\x12\x12\n" +
 	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\rR\x04rows*J\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"\x83\x03\n" +
+	"\vOpenSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
+	"\x0eenvironment_id\x18\x02 \x01(\tR\renvironmentId\x122\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x1e.runyard.runner.v1.SessionKindR\x04kind\x12\x12\n" +
+	"\x04argv\x18\x04 \x03(\tR\x04argv\x12\x10\n" +
+	"\x03tty\x18\x05 \x01(\bR\x03tty\x123\n" +
+	"\x04size\x18\x06 \x01(\v2\x1f.runyard.runner.v1.TerminalSizeR\x04size\x129\n" +
+	"\x03env\x18\a \x03(\v2'.runyard.runner.v1.OpenSession.EnvEntryR\x03env\x12\x12\n" +
+	"\x04port\x18\b \x01(\rR\x04port\x12\x18\n" +
+	"\acommand\x18\t \x01(\tR\acommand\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x01\n" +
+	"\x0eSessionRequest\x127\n" +
+	"\x05hello\x18\x01 \x01(\v2\x1f.runyard.runner.v1.SessionHelloH\x00R\x05hello\x12\x18\n" +
+	"\x06stdout\x18\x02 \x01(\fH\x00R\x06stdout\x12\x18\n" +
+	"\x06stderr\x18\x03 \x01(\fH\x00R\x06stderr\x124\n" +
+	"\x04exit\x18\x04 \x01(\v2\x1e.runyard.runner.v1.SessionExitH\x00R\x04exitB\t\n" +
+	"\amessage\"d\n" +
+	"\fSessionHello\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
+	"\vnot_running\x18\x03 \x01(\bR\n" +
+	"notRunning\"X\n" +
+	"\vSessionExit\x12\x1b\n" +
+	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xa8\x01\n" +
+	"\x0fSessionResponse\x12\x16\n" +
+	"\x05stdin\x18\x01 \x01(\fH\x00R\x05stdin\x12\x1d\n" +
+	"\tstdin_eof\x18\x02 \x01(\bH\x00R\bstdinEof\x129\n" +
+	"\x06resize\x18\x03 \x01(\v2\x1f.runyard.runner.v1.TerminalSizeH\x00R\x06resize\x12\x18\n" +
+	"\x06signal\x18\x04 \x01(\tH\x00R\x06signalB\t\n" +
+	"\amessage*J\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHEALTH_HEALTHY\x10\x01\x12\x14\n" +
@@ -3121,11 +3713,17 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x15POD_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11POD_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14POD_STATE_TERMINATED\x10\x02\x12\x14\n" +
-	"\x10POD_STATE_FAILED\x10\x032\xb8\x02\n" +
+	"\x10POD_STATE_FAILED\x10\x03*o\n" +
+	"\vSessionKind\x12\x1c\n" +
+	"\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11SESSION_KIND_EXEC\x10\x01\x12\x14\n" +
+	"\x10SESSION_KIND_TCP\x10\x02\x12\x15\n" +
+	"\x11SESSION_KIND_SFTP\x10\x032\x90\x03\n" +
 	"\x14RunnerControlService\x12V\n" +
 	"\aConnect\x12!.runyard.runner.v1.ConnectRequest\x1a\".runyard.runner.v1.ConnectResponse\"\x00(\x010\x01\x12Y\n" +
 	"\bTerminal\x12\".runyard.runner.v1.TerminalRequest\x1a#.runyard.runner.v1.TerminalResponse\"\x00(\x010\x01\x12m\n" +
-	"\x10StartAutomations\x12*.runyard.runner.v1.StartAutomationsRequest\x1a+.runyard.runner.v1.StartAutomationsResponse\"\x00B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
+	"\x10StartAutomations\x12*.runyard.runner.v1.StartAutomationsRequest\x1a+.runyard.runner.v1.StartAutomationsResponse\"\x00\x12V\n" +
+	"\aSession\x12!.runyard.runner.v1.SessionRequest\x1a\".runyard.runner.v1.SessionResponse\"\x00(\x010\x01B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
 
 var (
 	file_runyard_runner_v1_runner_proto_rawDescOnce sync.Once
@@ -3139,125 +3737,141 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 	return file_runyard_runner_v1_runner_proto_rawDescData
 }
 
-var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
-	(*ConnectRequest)(nil),                 // 2: runyard.runner.v1.ConnectRequest
-	(*ConnectResponse)(nil),                // 3: runyard.runner.v1.ConnectResponse
-	(*Component)(nil),                      // 4: runyard.runner.v1.Component
-	(*Status)(nil),                         // 5: runyard.runner.v1.Status
-	(*Renewal)(nil),                        // 6: runyard.runner.v1.Renewal
-	(*RenewalAck)(nil),                     // 7: runyard.runner.v1.RenewalAck
-	(*DeletionComplete)(nil),               // 8: runyard.runner.v1.DeletionComplete
-	(*Welcome)(nil),                        // 9: runyard.runner.v1.Welcome
-	(*DesiredState)(nil),                   // 10: runyard.runner.v1.DesiredState
-	(*EnvironmentSpec)(nil),                // 11: runyard.runner.v1.EnvironmentSpec
-	(*SecretFile)(nil),                     // 12: runyard.runner.v1.SecretFile
-	(*GitInitializer)(nil),                 // 13: runyard.runner.v1.GitInitializer
-	(*EnvVar)(nil),                         // 14: runyard.runner.v1.EnvVar
-	(*Command)(nil),                        // 15: runyard.runner.v1.Command
-	(*ServiceSpec)(nil),                    // 16: runyard.runner.v1.ServiceSpec
-	(*ExecutionSpec)(nil),                  // 17: runyard.runner.v1.ExecutionSpec
-	(*StepGroup)(nil),                      // 18: runyard.runner.v1.StepGroup
-	(*StepSpec)(nil),                       // 19: runyard.runner.v1.StepSpec
-	(*TaskStep)(nil),                       // 20: runyard.runner.v1.TaskStep
-	(*EnvironmentStatus)(nil),              // 21: runyard.runner.v1.EnvironmentStatus
-	(*ServiceStatus)(nil),                  // 22: runyard.runner.v1.ServiceStatus
-	(*ExecutionStatus)(nil),                // 23: runyard.runner.v1.ExecutionStatus
-	(*StepStatus)(nil),                     // 24: runyard.runner.v1.StepStatus
-	(*StartAutomationsRequest)(nil),        // 25: runyard.runner.v1.StartAutomationsRequest
-	(*StartAutomationsResponse)(nil),       // 26: runyard.runner.v1.StartAutomationsResponse
-	(*PodSpec)(nil),                        // 27: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),                      // 28: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),                   // 29: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),                // 30: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),                  // 31: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),                    // 32: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),               // 33: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),                   // 34: runyard.runner.v1.TerminalSize
-	nil,                                    // 35: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                                    // 36: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 37: runyard.runner.v1.ServiceStatus.OutputEntry
-	nil,                                    // 38: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 39: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),               // 40: gitpod.v1.RunnerCapability
-	(*timestamppb.Timestamp)(nil),          // 41: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),            // 42: google.protobuf.Duration
-	(v1.RunnerPhase)(0),                    // 43: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 44: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 45: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 46: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 47: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 48: gitpod.v1.TaskExecutionPhase
+	(SessionKind)(0),                       // 2: runyard.runner.v1.SessionKind
+	(*ConnectRequest)(nil),                 // 3: runyard.runner.v1.ConnectRequest
+	(*ConnectResponse)(nil),                // 4: runyard.runner.v1.ConnectResponse
+	(*Component)(nil),                      // 5: runyard.runner.v1.Component
+	(*Status)(nil),                         // 6: runyard.runner.v1.Status
+	(*Renewal)(nil),                        // 7: runyard.runner.v1.Renewal
+	(*RenewalAck)(nil),                     // 8: runyard.runner.v1.RenewalAck
+	(*DeletionComplete)(nil),               // 9: runyard.runner.v1.DeletionComplete
+	(*Welcome)(nil),                        // 10: runyard.runner.v1.Welcome
+	(*DesiredState)(nil),                   // 11: runyard.runner.v1.DesiredState
+	(*EnvironmentSpec)(nil),                // 12: runyard.runner.v1.EnvironmentSpec
+	(*SecretFile)(nil),                     // 13: runyard.runner.v1.SecretFile
+	(*GitInitializer)(nil),                 // 14: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 15: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 16: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 17: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 18: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 19: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 20: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 21: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 22: runyard.runner.v1.EnvironmentStatus
+	(*ServiceStatus)(nil),                  // 23: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 24: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 25: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 26: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 27: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 28: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 29: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 30: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 31: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 32: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 33: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 34: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 35: runyard.runner.v1.TerminalSize
+	(*OpenSession)(nil),                    // 36: runyard.runner.v1.OpenSession
+	(*SessionRequest)(nil),                 // 37: runyard.runner.v1.SessionRequest
+	(*SessionHello)(nil),                   // 38: runyard.runner.v1.SessionHello
+	(*SessionExit)(nil),                    // 39: runyard.runner.v1.SessionExit
+	(*SessionResponse)(nil),                // 40: runyard.runner.v1.SessionResponse
+	nil,                                    // 41: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 42: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 43: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 44: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 45: runyard.runner.v1.PodSpec.EnvEntry
+	nil,                                    // 46: runyard.runner.v1.OpenSession.EnvEntry
+	(v1.RunnerCapability)(0),               // 47: gitpod.v1.RunnerCapability
+	(*timestamppb.Timestamp)(nil),          // 48: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),            // 49: google.protobuf.Duration
+	(v1.RunnerPhase)(0),                    // 50: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 51: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 52: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 53: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 54: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 55: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
-	5,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
-	6,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
-	8,  // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	28, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	21, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
-	22, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
-	23, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
-	9,  // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
-	10, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
-	7,  // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	29, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
-	0,  // 11: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	40, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
-	4,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	41, // 14: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	41, // 15: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	42, // 16: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	42, // 17: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	43, // 18: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	44, // 19: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	27, // 20: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	35, // 21: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	11, // 22: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
-	16, // 23: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
-	17, // 24: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
-	36, // 25: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	45, // 26: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	13, // 27: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
-	14, // 28: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
-	12, // 29: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	46, // 30: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	15, // 31: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
-	14, // 32: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
-	18, // 33: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
-	19, // 34: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
-	20, // 35: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
-	15, // 36: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
-	14, // 37: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	45, // 38: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	47, // 39: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	37, // 40: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
-	48, // 41: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	24, // 42: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	48, // 43: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	38, // 44: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	39, // 45: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 46: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	41, // 47: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	41, // 48: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	31, // 49: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	32, // 50: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	28, // 51: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	28, // 52: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	34, // 53: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	2,  // 54: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	30, // 55: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	25, // 56: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	3,  // 57: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	33, // 58: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	26, // 59: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	57, // [57:60] is the sub-list for method output_type
-	54, // [54:57] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	6,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
+	7,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
+	9,  // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
+	29, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	22, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	23, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	24, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	10, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
+	11, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
+	8,  // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
+	30, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	36, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
+	0,  // 12: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
+	47, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	5,  // 14: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
+	48, // 15: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	48, // 16: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	49, // 17: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	49, // 18: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	50, // 19: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	51, // 20: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	28, // 21: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	41, // 22: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	12, // 23: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
+	17, // 24: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	18, // 25: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	42, // 26: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	52, // 27: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	14, // 28: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	15, // 29: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	13, // 30: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
+	53, // 31: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	16, // 32: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	15, // 33: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	19, // 34: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	20, // 35: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	21, // 36: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	16, // 37: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	15, // 38: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	52, // 39: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	54, // 40: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	43, // 41: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	55, // 42: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	25, // 43: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	55, // 44: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	44, // 45: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	45, // 46: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 47: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	48, // 48: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	48, // 49: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	32, // 50: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	33, // 51: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	29, // 52: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	29, // 53: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	35, // 54: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	2,  // 55: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
+	35, // 56: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
+	46, // 57: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
+	38, // 58: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
+	39, // 59: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
+	35, // 60: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	3,  // 61: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	31, // 62: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	26, // 63: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	37, // 64: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
+	4,  // 65: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	34, // 66: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	27, // 67: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	40, // 68: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
+	65, // [65:69] is the sub-list for method output_type
+	61, // [61:65] is the sub-list for method input_type
+	61, // [61:61] is the sub-list for extension type_name
+	61, // [61:61] is the sub-list for extension extendee
+	0,  // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -3279,6 +3893,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_Desired)(nil),
 		(*ConnectResponse_RenewalAck)(nil),
 		(*ConnectResponse_OpenTerminal)(nil),
+		(*ConnectResponse_OpenSession)(nil),
 	}
 	file_runyard_runner_v1_runner_proto_msgTypes[17].OneofWrappers = []any{
 		(*StepSpec_Task)(nil),
@@ -3294,13 +3909,25 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
+	file_runyard_runner_v1_runner_proto_msgTypes[34].OneofWrappers = []any{
+		(*SessionRequest_Hello)(nil),
+		(*SessionRequest_Stdout)(nil),
+		(*SessionRequest_Stderr)(nil),
+		(*SessionRequest_Exit)(nil),
+	}
+	file_runyard_runner_v1_runner_proto_msgTypes[37].OneofWrappers = []any{
+		(*SessionResponse_Stdin)(nil),
+		(*SessionResponse_StdinEof)(nil),
+		(*SessionResponse_Resize)(nil),
+		(*SessionResponse_Signal)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   38,
+			NumEnums:      3,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,9 @@ const (
 	// RunnerControlServiceStartAutomationsProcedure is the fully-qualified name of the
 	// RunnerControlService's StartAutomations RPC.
 	RunnerControlServiceStartAutomationsProcedure = "/runyard.runner.v1.RunnerControlService/StartAutomations"
+	// RunnerControlServiceSessionProcedure is the fully-qualified name of the RunnerControlService's
+	// Session RPC.
+	RunnerControlServiceSessionProcedure = "/runyard.runner.v1.RunnerControlService/Session"
 )
 
 // RunnerControlServiceClient is a client for the runyard.runner.v1.RunnerControlService service.
@@ -67,6 +70,12 @@ type RunnerControlServiceClient interface {
 	// Calling it twice for the same start changes nothing and runs nothing
 	// twice.
 	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
+	// Session carries one session into an environment (a command, a shell,
+	// an SFTP server or a TCP connection to a port), on its own HTTP/2 stream
+	// of the runner's connection, like Terminal. The runner opens it when
+	// Connect delivers OpenSession; its first message is SessionHello with
+	// the OpenSession's session_id.
+	Session(context.Context) *connect.BidiStreamForClient[v1.SessionRequest, v1.SessionResponse]
 }
 
 // NewRunnerControlServiceClient constructs a client for the runyard.runner.v1.RunnerControlService
@@ -98,6 +107,12 @@ func NewRunnerControlServiceClient(httpClient connect.HTTPClient, baseURL string
 			connect.WithSchema(runnerControlServiceMethods.ByName("StartAutomations")),
 			connect.WithClientOptions(opts...),
 		),
+		session: connect.NewClient[v1.SessionRequest, v1.SessionResponse](
+			httpClient,
+			baseURL+RunnerControlServiceSessionProcedure,
+			connect.WithSchema(runnerControlServiceMethods.ByName("Session")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -106,6 +121,7 @@ type runnerControlServiceClient struct {
 	connect          *connect.Client[v1.ConnectRequest, v1.ConnectResponse]
 	terminal         *connect.Client[v1.TerminalRequest, v1.TerminalResponse]
 	startAutomations *connect.Client[v1.StartAutomationsRequest, v1.StartAutomationsResponse]
+	session          *connect.Client[v1.SessionRequest, v1.SessionResponse]
 }
 
 // Connect calls runyard.runner.v1.RunnerControlService.Connect.
@@ -121,6 +137,11 @@ func (c *runnerControlServiceClient) Terminal(ctx context.Context) *connect.Bidi
 // StartAutomations calls runyard.runner.v1.RunnerControlService.StartAutomations.
 func (c *runnerControlServiceClient) StartAutomations(ctx context.Context, req *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error) {
 	return c.startAutomations.CallUnary(ctx, req)
+}
+
+// Session calls runyard.runner.v1.RunnerControlService.Session.
+func (c *runnerControlServiceClient) Session(ctx context.Context) *connect.BidiStreamForClient[v1.SessionRequest, v1.SessionResponse] {
+	return c.session.CallBidiStream(ctx)
 }
 
 // RunnerControlServiceHandler is an implementation of the runyard.runner.v1.RunnerControlService
@@ -147,6 +168,12 @@ type RunnerControlServiceHandler interface {
 	// Calling it twice for the same start changes nothing and runs nothing
 	// twice.
 	StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error)
+	// Session carries one session into an environment (a command, a shell,
+	// an SFTP server or a TCP connection to a port), on its own HTTP/2 stream
+	// of the runner's connection, like Terminal. The runner opens it when
+	// Connect delivers OpenSession; its first message is SessionHello with
+	// the OpenSession's session_id.
+	Session(context.Context, *connect.BidiStream[v1.SessionRequest, v1.SessionResponse]) error
 }
 
 // NewRunnerControlServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -174,6 +201,12 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 		connect.WithSchema(runnerControlServiceMethods.ByName("StartAutomations")),
 		connect.WithHandlerOptions(opts...),
 	)
+	runnerControlServiceSessionHandler := connect.NewBidiStreamHandler(
+		RunnerControlServiceSessionProcedure,
+		svc.Session,
+		connect.WithSchema(runnerControlServiceMethods.ByName("Session")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/runyard.runner.v1.RunnerControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunnerControlServiceConnectProcedure:
@@ -182,6 +215,8 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 			runnerControlServiceTerminalHandler.ServeHTTP(w, r)
 		case RunnerControlServiceStartAutomationsProcedure:
 			runnerControlServiceStartAutomationsHandler.ServeHTTP(w, r)
+		case RunnerControlServiceSessionProcedure:
+			runnerControlServiceSessionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -201,4 +236,8 @@ func (UnimplementedRunnerControlServiceHandler) Terminal(context.Context, *conne
 
 func (UnimplementedRunnerControlServiceHandler) StartAutomations(context.Context, *connect.Request[v1.StartAutomationsRequest]) (*connect.Response[v1.StartAutomationsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.StartAutomations is not implemented"))
+}
+
+func (UnimplementedRunnerControlServiceHandler) Session(context.Context, *connect.BidiStream[v1.SessionRequest, v1.SessionResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.Session is not implemented"))
 }
