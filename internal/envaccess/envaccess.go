@@ -115,15 +115,25 @@ type Opener interface {
 	OpenSession(ctx context.Context, orgID, runnerID string, req Request) (Stream, error)
 }
 
-// Environments finds environments; environments.Store is one.
+// Environments finds environments; the store is one.
 type Environments interface {
 	FindEnvironmentByID(ctx context.Context, orgID, id string) (*environments.Environment, error)
+}
+
+// Store is the storage of environment access.
+type Store interface {
+	// FindEnvironmentOfAnyOrganization finds an environment by its ID
+	// alone, for an SSH login, which names the environment but no
+	// organization. It fails with CodeNotFound.
+	FindEnvironmentOfAnyOrganization(ctx context.Context, id string) (*environments.Environment, error)
 }
 
 // Service opens sessions into environments.
 type Service struct {
 	Environments Environments
-	Opener       Opener
+	// Store finds the environment of an SSH login (ssh.go).
+	Store  Store
+	Opener Opener
 	// Active, when set, records activity on the environment (an inactivity
 	// stop counts from the last one); its errors are the caller's to log.
 	Active func(ctx context.Context, orgID, envID, source string)
@@ -148,6 +158,11 @@ var Signals = []string{"INT", "TERM", "HUP", "KILL", "QUIT", "USR1", "USR2", "WI
 // replica that holds it). source names the surface for the activity record
 // ("exec", "ssh", "port-forward").
 func (s *Service) Open(ctx context.Context, req Request, source string) (Stream, error) {
+	return s.open(ctx, req, source, nil)
+}
+
+// open is Open; check, when set, refuses the environment as read now.
+func (s *Service) open(ctx context.Context, req Request, source string, check func(*environments.Environment) error) (Stream, error) {
 	c, err := identity.Require(ctx, identity.ScopeEnvironmentsWrite)
 	if err != nil {
 		return nil, err
@@ -164,6 +179,11 @@ func (s *Service) Open(ctx context.Context, req Request, source string) (Stream,
 			return nil, apperr.NotFound("environment %q not found", req.EnvironmentID)
 		}
 		return nil, fmt.Errorf("find environment: %w", err)
+	}
+	if check != nil {
+		if err := check(e); err != nil {
+			return nil, err
+		}
 	}
 	if err := Runs(e); err != nil {
 		return nil, err

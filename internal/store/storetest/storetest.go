@@ -94,6 +94,7 @@ func Run(t *testing.T, open Opener) {
 		{"LoginStates", testLoginStates},
 		{"BrowserSessions", testBrowserSessions},
 		{"SignInLockout", testSignInLockout},
+		{"EnvironmentOfAnyOrganization", testEnvironmentOfAnyOrganization},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
