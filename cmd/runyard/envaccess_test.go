@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -212,6 +214,268 @@ func testExec(t *testing.T, a *accessEnv, s *serverProc) {
 		for range 20 {
 			if err := <-errs; err != nil {
 				t.Error(err)
+			}
+		}
+	})
+}
+
+// sshAddr waits for the server's "SSH into environments: ADDR" line.
+func sshAddr(t *testing.T, s *serverProc) string {
+	t.Helper()
+	re := regexp.MustCompile(`SSH into environments: (\S+)`)
+	var addr string
+	eventually(t, "the server prints its SSH address", func() bool {
+		if m := re.FindStringSubmatch(s.Stdout.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
+}
+
+// sshClient runs OpenSSH's clients with a key of their own and no user
+// configuration.
+type sshClient struct {
+	dir, key, knownHosts string
+}
+
+func newSSHClient(t *testing.T) *sshClient {
+	t.Helper()
+	dir := t.TempDir()
+	c := &sshClient{dir: dir, key: filepath.Join(dir, "id_ed25519"), knownHosts: filepath.Join(dir, "known_hosts")}
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test@runyard", "-f", c.key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v\n%s", err, out)
+	}
+	return c
+}
+
+func (c *sshClient) publicKey(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(c.key + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// opts are the options of every client: this key only, no agent, no
+// prompts, and the host key learned on first use (strict: it must match
+// after that).
+func (c *sshClient) opts(strict bool) []string {
+	check := "accept-new"
+	if strict {
+		check = "yes"
+	}
+	return []string{"-F", "/dev/null", "-i", c.key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile=" + c.knownHosts, "-o", "StrictHostKeyChecking=" + check, "-o", "LogLevel=ERROR"}
+}
+
+// run runs name (ssh, scp, sftp) with args after the options; port is -p
+// for ssh and -P for scp and sftp.
+func (c *sshClient) run(t *testing.T, input, name, port string, strict bool, args ...string) cliResult {
+	t.Helper()
+	flag := "-p"
+	if name != "ssh" {
+		flag = "-P"
+	}
+	all := append(append(c.opts(strict), flag, port), args...)
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, all...)
+	cmd.Dir = c.dir
+	cmd.Stdin = strings.NewReader(input)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s %s: did not finish within %v", name, strings.Join(args, " "), cliTimeout)
+	}
+	r := cliResult{Args: all, Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return r
+}
+
+// setSSHKeys sets the environment's spec.sshPublicKeys.
+func setSSHKeys(t *testing.T, s *serverProc, envID string, keys ...string) {
+	t.Helper()
+	var list []string
+	for i, k := range keys {
+		list = append(list, fmt.Sprintf(`{"id":"key%d","value":%q}`, i, k))
+	}
+	body := fmt.Sprintf(`{"environmentId":%q,"spec":{"sshPublicKeys":[%s]}}`, envID, strings.Join(list, ","))
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/gitpod.v1.EnvironmentService/UpdateEnvironment", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if b, _ := io.ReadAll(res.Body); res.StatusCode != http.StatusOK {
+		t.Fatalf("UpdateEnvironment: %d %s", res.StatusCode, b)
+	}
+}
+
+func TestEnvironmentsAccess_SSH(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			testSSH(t, b.databaseURL(t))
+		})
+	}
+}
+
+func testSSH(t *testing.T, dbURL string) {
+	a := startAccessEnv(t, dbURL, "--ssh-listen", "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(sshAddr(t, a.s))
+	c := newSSHClient(t)
+	stranger := newSSHClient(t)
+	target := a.envID + "@127.0.0.1"
+
+	t.Run("ErrKeyNotListed", func(t *testing.T) {
+		r := c.run(t, "", "ssh", port, false, target, "true")
+		if r.Code != 255 || !strings.Contains(r.Stderr, "Permission denied") {
+			t.Fatalf("ssh before the key is listed: %+v", r)
+		}
+	})
+	setSSHKeys(t, a.s, a.envID, c.publicKey(t))
+
+	t.Run("Exec", func(t *testing.T) {
+		r := c.run(t, "", "ssh", port, false, target, "cat hello.txt; echo err >&2; exit 5")
+		if r.Code != 5 || r.Stdout != "hello from the repository\n" || r.Stderr != "err\n" {
+			t.Fatalf("ssh exec: %+v", r)
+		}
+		r = c.run(t, "piped\n", "ssh", port, true, target, "cat")
+		if r.Code != 0 || r.Stdout != "piped\n" {
+			t.Fatalf("ssh exec with stdin: %+v", r)
+		}
+	})
+	t.Run("ErrOtherKey", func(t *testing.T) {
+		r := stranger.run(t, "", "ssh", port, false, target, "true")
+		if r.Code != 255 || !strings.Contains(r.Stderr, "Permission denied") {
+			t.Fatalf("ssh with a key the environment does not list: %+v", r)
+		}
+		r = c.run(t, "", "ssh", port, true, "00000000-0000-4000-8000-000000000000@127.0.0.1", "true")
+		if r.Code != 255 || !strings.Contains(r.Stderr, "Permission denied") {
+			t.Fatalf("ssh as an unknown environment: %+v", r)
+		}
+	})
+	t.Run("Shell", func(t *testing.T) {
+		// -tt: a terminal although stdin is a script.
+		r := c.run(t, "echo shell-$((40+2)) $(tty | cut -c1-8)\nexit 4\n", "ssh", port, true, "-tt", target)
+		if r.Code != 4 || !strings.Contains(r.Stdout, "shell-42 /dev/pts") {
+			t.Fatalf("ssh -tt shell: %+v", r)
+		}
+	})
+	t.Run("SCP", func(t *testing.T) {
+		up := filepath.Join(c.dir, "up.txt")
+		if err := os.WriteFile(up, []byte("uploaded by scp\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := c.run(t, "", "scp", port, true, up, target+":up.txt"); r.Code != 0 {
+			t.Fatalf("scp upload: %+v", r)
+		}
+		if r := c.run(t, "", "ssh", port, true, target, "cat up.txt"); r.Stdout != "uploaded by scp\n" {
+			t.Fatalf("the uploaded file in the environment: %+v", r)
+		}
+		down := filepath.Join(c.dir, "down.txt")
+		if r := c.run(t, "", "scp", port, true, target+":hello.txt", down); r.Code != 0 {
+			t.Fatalf("scp download: %+v", r)
+		}
+		if b, _ := os.ReadFile(down); string(b) != "hello from the repository\n" {
+			t.Fatalf("downloaded %q", b)
+		}
+	})
+	t.Run("SFTP", func(t *testing.T) {
+		up := filepath.Join(c.dir, "sftp-up.bin")
+		payload := strings.Repeat("0123456789abcdef", 64<<10) // 1 MiB
+		if err := os.WriteFile(up, []byte(payload), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		batch := fmt.Sprintf("put %s sent.bin\nmkdir made\nget sent.bin back.bin\nls made\n", up)
+		r := c.run(t, batch, "sftp", port, true, "-b", "-", target)
+		if r.Code != 0 {
+			t.Fatalf("sftp batch: %+v", r)
+		}
+		if b, _ := os.ReadFile(filepath.Join(c.dir, "back.bin")); string(b) != payload {
+			t.Fatalf("sftp round trip: got %d bytes, want %d", len(b), len(payload))
+		}
+		if r := c.run(t, "", "ssh", port, true, target, "wc -c < sent.bin; test -d made && echo dir"); r.Stdout != fmt.Sprintf("%d\ndir\n", len(payload)) {
+			t.Fatalf("sftp's files in the environment: %+v", r)
+		}
+	})
+	t.Run("LocalForward", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "forwarded %s", r.URL.Path)
+		})}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		remote := ln.Addr().(*net.TCPAddr).Port
+		local := freePort(t)
+		_, lport, _ := net.SplitHostPort(local)
+		args := append(c.opts(true), "-p", port, "-N", "-o", "ExitOnForwardFailure=yes", "-L", fmt.Sprintf("127.0.0.1:%s:localhost:%d", lport, remote), target)
+		fwd := exec.Command("ssh", args...)
+		var stderr syncBuffer
+		fwd.Stderr = &stderr
+		if err := fwd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
+		var body string
+		eventually(t, "a request through ssh -L answers", func() bool {
+			res, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + local + "/through-ssh")
+			if err != nil {
+				return false
+			}
+			defer res.Body.Close()
+			b, _ := io.ReadAll(res.Body)
+			body = string(b)
+			return true
+		})
+		if body != "forwarded /through-ssh" {
+			t.Fatalf("through ssh -L: %q (ssh: %s)", body, stderr.String())
+		}
+	})
+	if a.other != nil {
+		t.Run("OtherReplicaSameHostKey", func(t *testing.T) {
+			// The host key is the database's: another replica presents
+			// the same one (strict checking against what the first
+			// taught). It does not relay SSH sessions to the replica
+			// holding the runner's stream (the WebSockets do): it says
+			// so.
+			other := startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: []string{"--ssh-listen", "127.0.0.1:0"}})
+			_, oport, _ := net.SplitHostPort(sshAddr(t, other))
+			known, err := os.ReadFile(c.knownHosts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// known_hosts names the host with its port: teach the same
+			// key for the other port.
+			line := strings.SplitN(strings.TrimSpace(string(known)), "\n", 2)[0]
+			fields := strings.Fields(line)
+			extra := fmt.Sprintf("[127.0.0.1]:%s %s %s\n", oport, fields[1], fields[2])
+			if err := os.WriteFile(c.knownHosts, append(known, extra...), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := c.run(t, "", "ssh", oport, true, target, "cat hello.txt")
+			if r.Code != 255 || !strings.Contains(r.Stderr, "runyard: the runner is not connected to this control plane") {
+				t.Fatalf("ssh through the other replica: %+v", r)
+			}
+		})
+	}
+	t.Run("Audited", func(t *testing.T) {
+		out := a.s.mustRun(t, adminToken, "audit", "list", "-o", "json")
+		for _, want := range []string{`"ssh exec"`, `"ssh shell"`, `"ssh sftp"`, `"ssh direct-tcpip"`} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the audit log has no %s entry", want)
 			}
 		}
 	})

@@ -267,8 +267,10 @@ func (c *sshConn) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.
 			}
 			st, err := c.open(ctx, method, req)
 			if err != nil {
+				// Accepted, so that the client shows why, then ended as
+				// OpenSSH ends a session it could not start.
 				if r.WantReply {
-					_ = r.Reply(false, nil)
+					_ = r.Reply(true, nil)
 				}
 				fmt.Fprintf(ch.Stderr(), "runyard: %s\r\n", publicMessage(err))
 				_ = sendExit(ch, 255, "")
