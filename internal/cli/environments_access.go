@@ -388,7 +388,9 @@ func pipeWebSocket(ctx context.Context, ws *websocket.Conn, conn *net.TCPConn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]byte, 64<<10)
+		// Large reads make few messages: each costs a hop through the
+		// control plane and the runner.
+		buf := make([]byte, 256<<10)
 		for {
 			n, err := conn.Read(buf)
 			if n > 0 {

@@ -442,7 +442,9 @@ func (s *sessionConn) prepareTCP(open *runnerv1.OpenSession) (func(ctx context.C
 	return func(ctx context.Context) *runnerv1.SessionExit {
 		stop := context.AfterFunc(ctx, func() { conn.Close() })
 		defer stop()
-		_, err := io.Copy(outWriter{s: s}, conn)
+		// Large reads make few messages: each is a hop to the control
+		// plane and on to the client.
+		_, err := io.CopyBuffer(outWriter{s: s}, struct{ io.Reader }{conn}, make([]byte, 256<<10))
 		conn.Close()
 		if err != nil && ctx.Err() == nil {
 			return &runnerv1.SessionExit{Error: "the connection broke: " + err.Error()}
