@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // accessEnv is a control plane (or two replicas sharing PostgreSQL) with a
@@ -170,6 +172,24 @@ func testExec(t *testing.T, a *accessEnv, s *serverProc) {
 			t.Fatal(err)
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/ws" {
+				// A WebSocket echo.
+				c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+				if err != nil {
+					return
+				}
+				defer c.CloseNow()
+				c.SetReadLimit(1 << 20)
+				for {
+					typ, b, err := c.Read(r.Context())
+					if err != nil {
+						return
+					}
+					if c.Write(r.Context(), typ, b) != nil {
+						return
+					}
+				}
+			}
 			fmt.Fprintf(w, "hello %s", r.URL.Path)
 		})}
 		go srv.Serve(ln)
@@ -216,6 +236,26 @@ func testExec(t *testing.T, a *accessEnv, s *serverProc) {
 				t.Error(err)
 			}
 		}
+		// A WebSocket through the forward.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		ws, _, err := websocket.Dial(ctx, "ws://"+m[1]+"/ws", nil)
+		if err != nil {
+			t.Fatalf("WebSocket through the forward: %v", err)
+		}
+		defer ws.CloseNow()
+		for i := range 3 {
+			msg := fmt.Sprintf("echo %d %s", i, strings.Repeat("x", i*100000))
+			if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			ws.SetReadLimit(1 << 20)
+			_, b, err := ws.Read(ctx)
+			if err != nil || string(b) != msg {
+				t.Fatalf("WebSocket echo %d: %d bytes, %v", i, len(b), err)
+			}
+		}
+		ws.Close(websocket.StatusNormalClosure, "")
 	})
 }
 
