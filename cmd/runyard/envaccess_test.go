@@ -484,6 +484,27 @@ func testSSH(t *testing.T, dbURL string) {
 			t.Fatalf("through ssh -L: %q (ssh: %s)", body, stderr.String())
 		}
 	})
+	t.Run("SSHConfig", func(t *testing.T) {
+		// The printed block reaches the environment by its name too.
+		out := a.s.mustRun(t, adminToken, "environments", "ssh-config", "--ssh-port", port)
+		for _, want := range []string{"Host " + a.envID + ".runyard access.runyard", "HostName 127.0.0.1", "Port " + port, "User " + a.envID} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("ssh-config lacks %q:\n%s", want, out)
+			}
+		}
+		cfg := filepath.Join(c.dir, "config")
+		if err := os.WriteFile(cfg, []byte(out), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts := c.opts(true)
+		opts[1] = cfg // -F the printed block instead of /dev/null
+		ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+		defer cancel()
+		got, err := exec.CommandContext(ctx, "ssh", append(opts, "access.runyard", "echo via-config")...).CombinedOutput()
+		if err != nil || string(got) != "via-config\n" {
+			t.Fatalf("ssh access.runyard with the printed config: %v: %s", err, got)
+		}
+	})
 	if a.other != nil {
 		t.Run("OtherReplicaSameHostKey", func(t *testing.T) {
 			// The host key is the database's: another replica presents

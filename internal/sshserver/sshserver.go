@@ -238,7 +238,9 @@ func (c *sshConn) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.
 			}
 		case "env":
 			var p struct{ Name, Value string }
-			if ssh.Unmarshal(r.Payload, &p) == nil && started == nil && len(req.Env) < 32 {
+			// OpenSSH sends LANG and LC_* by default; a variable the
+			// session would refuse is refused alone, here.
+			if ssh.Unmarshal(r.Payload, &p) == nil && started == nil && len(req.Env) < 32 && envName(p.Name) && len(p.Value) <= 4096 && !strings.ContainsRune(p.Value, 0) {
 				req.Env[p.Name] = p.Value
 				ok = true
 			}
@@ -361,6 +363,19 @@ func (c *sshConn) pipe(ch ssh.Channel, st envaccess.Stream) {
 		// An SFTP session has no status; 0 is what OpenSSH's sends.
 		_ = sendExit(ch, 0, "")
 	}
+}
+
+// envName says name is a variable name a session takes.
+func envName(name string) bool {
+	if name == "" || len(name) > 256 {
+		return false
+	}
+	for i, r := range name {
+		if !(r == '_' || r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // sendExit sends exit-status, or exit-signal when sig names one.
