@@ -24,7 +24,9 @@ const (
 	envID = "33333333-3333-4333-8333-333333333333"
 )
 
-type fakeStore struct{ envs map[string]*environments.Environment }
+type fakeStore struct {
+	envs map[string]*environments.Environment
+}
 
 func (f *fakeStore) FindEnvironmentByID(_ context.Context, orgID, id string) (*environments.Environment, error) {
 	if e := f.envs[id]; e != nil && e.OrgID == orgID {
