@@ -44,6 +44,9 @@ const (
 	SurfaceKubiya  = "kubiya"
 	// SurfaceAuth is the browser's sign-in endpoints under /auth/.
 	SurfaceAuth = "auth"
+	// SurfaceSSH is the SSH server (runyard server --ssh-listen): one
+	// entry per channel opened (a shell, a command, sftp, a port forward).
+	SurfaceSSH = "ssh"
 )
 
 // Entry is one recorded call.

@@ -102,6 +102,10 @@ func newEnvironmentsCmd(g *globals) *cobra.Command {
 		newEnvironmentsStartCmd(g),
 		newEnvironmentsStopCmd(g),
 		newEnvironmentsDeleteCmd(g),
+		newEnvironmentsExecCmd(g),
+		newEnvironmentsSSHCmd(g),
+		newEnvironmentsPortForwardCmd(g),
+		newEnvironmentsSSHConfigCmd(g),
 	)
 	return cmd
 }

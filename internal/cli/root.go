@@ -55,6 +55,10 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	// A command run in an environment exited: its status is ours.
+	if es := (*exitStatus)(nil); errors.As(err, &es) {
+		return es.code
+	}
 	if sig := interruptedBy(ctx); sig != 0 && *ran {
 		if msg := interruptMessage(err); msg != "" {
 			fmt.Fprintln(stderr, "runyard: "+oneLine(msg))

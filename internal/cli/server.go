@@ -98,6 +98,9 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 				fmt.Fprintf(g.stderr, "runyard: warning: %v; the CLI will not use %s without --token\n", err, filepath.Join(cfg.DataDir, server.AdminTokenFile))
 			}
 			fmt.Fprintf(g.stdout, "Web console: %s/\n", s.PublicURL())
+			if a := s.SSHAddr(); a != "" {
+				fmt.Fprintf(g.stdout, "SSH into environments: %s (runyard environments ssh-config)\n", a)
+			}
 			return s.Serve(cmd.Context())
 		},
 	}
@@ -123,6 +126,7 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients and runners reach this control plane at, put in log URLs and runners' Kubernetes manifests (default: the listen address; manifests need one that is not loopback)")
 	f.StringVar(&cfg.RunnerImage, "runner-image", "", "the image of runners' Kubernetes manifests (default: "+manifest.ImageRepository+" tagged with this version)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
+	f.StringVar(&cfg.SSHListen, "ssh-listen", "", "address of the SSH server into environments (e.g. :2222): ssh ENVIRONMENT_ID@host -p PORT with a key of the environment's spec.sshPublicKeys; default: no SSH server")
 	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", "",
 		"comma-separated proxy addresses or CIDR prefixes whose X-Forwarded-For names the client (audit log, rate limits); default: none, the direct peer is the client")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")

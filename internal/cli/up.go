@@ -82,6 +82,9 @@ runner. Ctrl-C stops both.`,
 			}
 			fmt.Fprintf(g.stdout, "runyard is up: control plane at %s with local runner %q.\nWeb console: %s/ (sign in with the admin API key).\n%s.\nNext, in another terminal in this directory:\n\n  runyard runners list --server %s\n\nPress Ctrl-C to stop.\n",
 				srv.URL(), name, srv.PublicURL(), tokenHint, srv.URL())
+			if a := srv.SSHAddr(); a != "" {
+				fmt.Fprintf(g.stdout, "SSH into environments: %s (runyard environments ssh-config)\n", a)
+			}
 
 			select {
 			case err := <-ran:
@@ -102,6 +105,7 @@ runner. Ctrl-C stops both.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address of the control plane")
 	f.StringVar(&cfg.DataDir, "data-dir", ".runyard", "directory for the database, the admin token and the runner's state")
+	f.StringVar(&cfg.SSHListen, "ssh-listen", "", "address of the SSH server into environments (e.g. :2222); default: none")
 	f.IntVar(&maxPods, "max-pods", 10, "how many agent pods the local runner takes at once")
 	f.DurationVar(&stopGrace, "stop-grace", 2*time.Minute, "how long a stopped pod has between SIGTERM and SIGKILL")
 	f.DurationVar(&cfg.RunnerTimeout, "runner-timeout", 30*time.Second, "a runner that does not renew within this is INACTIVE")

@@ -48,6 +48,9 @@ type Fleet struct {
 	// terminals are the clients waiting for a runner to open a terminal,
 	// by session ID.
 	terminals map[string]*terminalWait
+	// envSessions are the clients waiting for a runner to open a session
+	// into an environment (session.go), by session ID: *sessionWait.
+	envSessions sync.Map
 
 	connected     atomic.Int64
 	renewals      atomic.Int64

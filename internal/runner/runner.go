@@ -261,7 +261,9 @@ func httpClient(server string) *http.Client {
 		Protocols:           new(http.Protocols),
 		// Pings detect a control plane that vanished without closing the
 		// connection (a host that died, a cut network).
-		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second},
+		// Large frames carry a session's bytes (envaccess) in few
+		// writes: every frame is a hand-over to the connection's writer.
+		HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second, MaxReadFrameSize: 256 << 10},
 	}
 	if strings.HasPrefix(server, "https://") {
 		tr.Protocols.SetHTTP2(true)
@@ -724,6 +726,8 @@ func (d *Daemon) session(ctx context.Context) error {
 				} else {
 					go d.serveTerminal(ctx, m.OpenTerminal)
 				}
+			case *runnerv1.ConnectResponse_OpenSession:
+				go d.serveSession(ctx, m.OpenSession)
 			case *runnerv1.ConnectResponse_Desired:
 				if deleting {
 					continue

@@ -34,6 +34,7 @@ import (
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/broadcast"
 	"github.com/runyard/runyard/internal/console"
+	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
@@ -101,6 +102,9 @@ type Config struct {
 	// database reach this one at, to relay pod terminals and logs of the
 	// runners connected here; empty means the listener's URL.
 	AdvertiseURL string
+	// SSHListen, when set, is the address of the SSH server into
+	// environments (envaccess.go); port 0 picks a free port.
+	SSHListen string
 	// ReadTimeout bounds reading one request with its body; zero means
 	// DefaultReadTimeout. Requests without a body and the runners' streams
 	// are not bound by it (see guard.go).
@@ -157,6 +161,10 @@ type Server struct {
 	users   *users.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
+	// access opens sessions into environments (envaccess.go); ssh, when
+	// --ssh-listen is set, serves them over SSH.
+	access *envaccess.Service
+	ssh    *sshListener
 	// secrets holds the secrets service, whose SealedForRunner and
 	// EnvVarsFor build the secrets part of a runner's desired state.
 	secrets *secrets.Service
@@ -433,7 +441,11 @@ func (s *Server) open(ctx context.Context) error {
 	s.pods.Terminals = s.fleet
 	runnerSvc.LostAfter = s.cfg.LostAfter
 	runnerSvc.Gone = s.runnerGone(autoSvc)
-	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy}, s.log)
+	s.access = s.environmentAccess(st, envSvc)
+	if err := s.openSSH(ctx, st); err != nil {
+		return err
+	}
+	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy, Access: s.access}, s.log)
 	// The web console at /: one more adapter over the same services.
 	console.Mount(mux, console.Services{
 		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,
@@ -594,6 +606,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopSessionPruning := s.startSessionPruning()
 	defer stopSessionPruning()
 	stopSweeping := s.startInactivitySweep()
+	stopSSH := s.serveSSH()
+	defer stopSSH()
 	s.ready.Store(true)
 	go func() { errc <- s.http.Serve(s.listener) }()
 	s.log.Info("control plane listening", "url", s.URL())
@@ -613,6 +627,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopSweeping()
 	stopPlacing()
 	s.ready.Store(false)
+	stopSSH()
 	// Runner streams never end on their own; close them so the shutdown
 	// waits only for ordinary requests. The fleet then flushes the renewals
 	// it holds before the store closes.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
+	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/fleet"
@@ -40,6 +41,7 @@ type Store interface {
 	automations.Store
 	replicaproxy.Sessions
 	fleet.Epochs
+	envaccess.Store
 	KeyStore
 	events.Store
 	audit.Store

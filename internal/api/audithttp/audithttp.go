@@ -39,7 +39,7 @@ func Wrap(svc *audit.Service, mux *http.ServeMux, next http.Handler, log *slog.L
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		surface := Surface(r.URL.Path)
-		terminal := r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/terminal") && !readonly(r)
+		terminal := r.Method == http.MethodGet && (strings.HasSuffix(r.URL.Path, "/terminal") && !readonly(r) || session(r.URL.Path))
 		if surface == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && !terminal) {
 			next.ServeHTTP(w, r)
 			return
@@ -79,6 +79,12 @@ func finish(svc *audit.Service, r *http.Request, d *audit.Draft, outcome string,
 	}
 }
 
+// session says path opens a session in an environment (a command, a
+// shell, a port forward): each is recorded when it opens, like an attach.
+func session(path string) bool {
+	return strings.Contains(path, "/environments/") && (strings.HasSuffix(path, "/exec") || strings.HasSuffix(path, "/port-forward"))
+}
+
 func readonly(r *http.Request) bool {
 	v := strings.ToLower(r.URL.Query().Get("readonly"))
 	return v == "1" || v == "true"
@@ -91,6 +97,8 @@ func objectType(pattern string) string {
 		return audit.TypePod
 	case strings.Contains(pattern, "/agents"):
 		return audit.TypeAgentType
+	case strings.Contains(pattern, "/environments"):
+		return "RESOURCE_TYPE_ENVIRONMENT"
 	}
 	return "RESOURCE_TYPE_RUNNER"
 }

@@ -130,6 +130,7 @@ var templates = map[string]template{
 	"runyard.runner.v1.RunnerControlService/Terminal":            {body: `{}`},
 	"runyard.runner.v1.RunnerControlService/StartAutomations":    {body: `{"environmentId":"{env}"}`},
 	"runyard.runner.v1.RunnerControlService/ReportRunnerMetrics": {body: `{}`},
+	"runyard.runner.v1.RunnerControlService/Session":             {body: `{}`},
 
 	"GET /api/v1/orgs/{org}/runners":                        {},
 	"GET /api/v1/orgs/{org}/runners/available":              {},
@@ -148,6 +149,8 @@ var templates = map[string]template{
 	"DELETE /api/v1/orgs/{org}/agents/{id}":                 {path: "/api/v1/orgs/{org}/agents/{agent}", destructive: true},
 	"GET /api/v1/orgs/{org}/pods/{key}/terminal":            {path: "/api/v1/orgs/{org}/pods/{pod}/terminal"},
 	"GET /api/v1/orgs/{org}/pods/{key}/terminal?readonly=1": {path: "/api/v1/orgs/{org}/pods/{pod}/terminal?readonly=1"},
+	"GET /api/v1/orgs/{org}/environments/{id}/exec":         {path: "/api/v1/orgs/{org}/environments/{env}/exec?command=true"},
+	"GET /api/v1/orgs/{org}/environments/{id}/port-forward": {path: "/api/v1/orgs/{org}/environments/{env}/port-forward?port=1"},
 	"GET /api/v3/runners":                                   {},
 	"GET /v1/runners/{name}/describe":                       {path: "/v1/runners/{runnername}/describe"},
 	"GET /api/v3/runners/{name}/health":                     {path: "/api/v3/runners/{runnername}/health"},

@@ -27,6 +27,10 @@ func (h *runnerControlHandler) Terminal(ctx context.Context, stream *connect.Bid
 	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.ServeTerminal(ctx, stream))
 }
 
+func (h *runnerControlHandler) Session(ctx context.Context, stream *connect.BidiStream[runnerv1.SessionRequest, runnerv1.SessionResponse]) error {
+	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.ServeSession(ctx, stream))
+}
+
 func (h *runnerControlHandler) StartAutomations(ctx context.Context, req *connect.Request[runnerv1.StartAutomationsRequest]) (*connect.Response[runnerv1.StartAutomationsResponse], error) {
 	res, err := h.fleet.StartAutomations(ctx, req.Msg)
 	if err != nil {

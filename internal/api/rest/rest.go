@@ -15,6 +15,7 @@ import (
 	"github.com/runyard/runyard/internal/api/apiauth"
 	"github.com/runyard/runyard/internal/api/jsonerr"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
@@ -37,6 +38,9 @@ type Services struct {
 	// Proxy, when set, relays a pod's terminal or output to the replica
 	// holding its runner's stream.
 	Proxy *replicaproxy.Proxy
+	// Access opens shells, commands and port forwards in environments
+	// (envaccess.go).
+	Access *envaccess.Service
 }
 
 // Mount registers the REST endpoints on mux.
@@ -84,6 +88,8 @@ func (h *handler) routes() []route {
 		{"GET " + Prefix + "/agents/{id}", h.wrap(h.getAgent)},
 		{"PATCH " + Prefix + "/agents/{id}", h.wrap(h.updateAgent)},
 		{"DELETE " + Prefix + "/agents/{id}", h.wrap(h.deleteAgent)},
+		{"GET " + Prefix + "/environments/{id}/exec", http.HandlerFunc(h.environmentExec)},
+		{"GET " + Prefix + "/environments/{id}/port-forward", http.HandlerFunc(h.environmentPortForward)},
 	}
 }
 

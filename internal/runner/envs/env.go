@@ -57,6 +57,11 @@ type env struct {
 	filesMu     sync.Mutex
 	files       []string
 	filesLoaded bool
+
+	// sessions ends when the environment stops running here: the
+	// sessions into it (access.go) end with it.
+	sessions    context.Context
+	endSessions context.CancelFunc
 }
 
 // record is what survives a runner restart.
@@ -146,6 +151,7 @@ func (e *env) converge() bool {
 			m.mu.Unlock()
 			return true
 		}
+		e.endSessionsLocked()
 		delete(m.envs, e.id)
 		m.mu.Unlock()
 		return true
@@ -186,6 +192,9 @@ func (e *env) setRunning(v bool) {
 	e.m.mu.Lock()
 	changed := e.rec.Running != v
 	e.running, e.rec.Running = v, v
+	if !v {
+		e.endSessionsLocked()
+	}
 	e.m.mu.Unlock()
 	if changed && e.rec.Cloned {
 		e.save()

@@ -237,6 +237,7 @@ func (m *Manager) Apply(ds *runnerv1.DesiredState) {
 	for _, e := range m.envs {
 		if !want[e.id] && !e.gone {
 			e.gone = true
+			e.endSessionsLocked()
 			m.startLocked(e)
 			e.kick()
 		}

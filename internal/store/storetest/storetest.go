@@ -99,6 +99,7 @@ func Run(t *testing.T, open Opener) {
 		{"LastAdminConcurrent", testLastAdminConcurrent},
 		{"OtherUserSessions", testOtherUserSessions},
 		{"PendingInvites", testPendingInvites},
+		{"EnvironmentOfAnyOrganization", testEnvironmentOfAnyOrganization},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

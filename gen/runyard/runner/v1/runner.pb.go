@@ -178,6 +178,65 @@ func (RunnerFile) EnumDescriptor() ([]byte, []int) {
 	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{2}
 }
 
+// SessionKind is what a session runs in the environment.
+type SessionKind int32
+
+const (
+	SessionKind_SESSION_KIND_UNSPECIFIED SessionKind = 0
+	// EXEC runs argv (a shell when argv is empty) in the environment's
+	// checkout, with its variables and secrets.
+	SessionKind_SESSION_KIND_EXEC SessionKind = 1
+	// TCP connects to port on the environment's loopback; stdin and stdout
+	// carry the connection's bytes.
+	SessionKind_SESSION_KIND_TCP SessionKind = 2
+	// SFTP serves the SFTP protocol over stdin and stdout, in the
+	// environment's checkout, on the runner.
+	SessionKind_SESSION_KIND_SFTP SessionKind = 3
+)
+
+// Enum value maps for SessionKind.
+var (
+	SessionKind_name = map[int32]string{
+		0: "SESSION_KIND_UNSPECIFIED",
+		1: "SESSION_KIND_EXEC",
+		2: "SESSION_KIND_TCP",
+		3: "SESSION_KIND_SFTP",
+	}
+	SessionKind_value = map[string]int32{
+		"SESSION_KIND_UNSPECIFIED": 0,
+		"SESSION_KIND_EXEC":        1,
+		"SESSION_KIND_TCP":         2,
+		"SESSION_KIND_SFTP":        3,
+	}
+)
+
+func (x SessionKind) Enum() *SessionKind {
+	p := new(SessionKind)
+	*p = x
+	return p
+}
+
+func (x SessionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SessionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_runyard_runner_v1_runner_proto_enumTypes[3].Descriptor()
+}
+
+func (SessionKind) Type() protoreflect.EnumType {
+	return &file_runyard_runner_v1_runner_proto_enumTypes[3]
+}
+
+func (x SessionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SessionKind.Descriptor instead.
+func (SessionKind) EnumDescriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{3}
+}
+
 type ReportRunnerMetricsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// metric_families is the runner's registry as gathered, in Prometheus's
@@ -444,6 +503,7 @@ type ConnectResponse struct {
 	//	*ConnectResponse_Desired
 	//	*ConnectResponse_RenewalAck
 	//	*ConnectResponse_OpenTerminal
+	//	*ConnectResponse_OpenSession
 	Message       isConnectResponse_Message `protobuf_oneof:"message"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -522,6 +582,15 @@ func (x *ConnectResponse) GetOpenTerminal() *OpenTerminal {
 	return nil
 }
 
+func (x *ConnectResponse) GetOpenSession() *OpenSession {
+	if x != nil {
+		if x, ok := x.Message.(*ConnectResponse_OpenSession); ok {
+			return x.OpenSession
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Message interface {
 	isConnectResponse_Message()
 }
@@ -546,6 +615,12 @@ type ConnectResponse_OpenTerminal struct {
 	OpenTerminal *OpenTerminal `protobuf:"bytes,4,opt,name=open_terminal,json=openTerminal,proto3,oneof"`
 }
 
+type ConnectResponse_OpenSession struct {
+	// open_session asks the runner to open a Session stream into one of
+	// its environments.
+	OpenSession *OpenSession `protobuf:"bytes,5,opt,name=open_session,json=openSession,proto3,oneof"`
+}
+
 func (*ConnectResponse_Welcome) isConnectResponse_Message() {}
 
 func (*ConnectResponse_Desired) isConnectResponse_Message() {}
@@ -553,6 +628,8 @@ func (*ConnectResponse_Desired) isConnectResponse_Message() {}
 func (*ConnectResponse_RenewalAck) isConnectResponse_Message() {}
 
 func (*ConnectResponse_OpenTerminal) isConnectResponse_Message() {}
+
+func (*ConnectResponse_OpenSession) isConnectResponse_Message() {}
 
 // Component is one part of a runner that reports its health: the runner
 // itself, the automations executor and the pod manager.
@@ -3147,6 +3224,484 @@ func (x *TerminalSize) GetRows() uint32 {
 	return 0
 }
 
+type OpenSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// session_id pairs the Session stream the runner opens with the client
+	// waiting for it on the control plane.
+	SessionId     string      `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	EnvironmentId string      `protobuf:"bytes,2,opt,name=environment_id,json=environmentId,proto3" json:"environment_id,omitempty"`
+	Kind          SessionKind `protobuf:"varint,3,opt,name=kind,proto3,enum=runyard.runner.v1.SessionKind" json:"kind,omitempty"`
+	// argv is the command (EXEC); empty runs the user's login shell.
+	Argv []string `protobuf:"bytes,4,rep,name=argv,proto3" json:"argv,omitempty"`
+	// tty runs the command in a pseudo-terminal of cols x rows; stderr then
+	// arrives with stdout.
+	Tty  bool          `protobuf:"varint,5,opt,name=tty,proto3" json:"tty,omitempty"`
+	Size *TerminalSize `protobuf:"bytes,6,opt,name=size,proto3" json:"size,omitempty"`
+	// env adds variables (TERM, LANG of the client) below the
+	// environment's own.
+	Env map[string]string `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// port is the TCP port on the environment's loopback (TCP).
+	Port uint32 `protobuf:"varint,8,opt,name=port,proto3" json:"port,omitempty"`
+	// command is a command line the login shell runs (shell -c command), as
+	// SSH's exec request carries it; argv is then empty.
+	Command       string `protobuf:"bytes,9,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenSession) Reset() {
+	*x = OpenSession{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenSession) ProtoMessage() {}
+
+func (x *OpenSession) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
+func (*OpenSession) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *OpenSession) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *OpenSession) GetEnvironmentId() string {
+	if x != nil {
+		return x.EnvironmentId
+	}
+	return ""
+}
+
+func (x *OpenSession) GetKind() SessionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SessionKind_SESSION_KIND_UNSPECIFIED
+}
+
+func (x *OpenSession) GetArgv() []string {
+	if x != nil {
+		return x.Argv
+	}
+	return nil
+}
+
+func (x *OpenSession) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *OpenSession) GetSize() *TerminalSize {
+	if x != nil {
+		return x.Size
+	}
+	return nil
+}
+
+func (x *OpenSession) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *OpenSession) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *OpenSession) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+// SessionRequest flows from the runner to the control plane.
+type SessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*SessionRequest_Hello
+	//	*SessionRequest_Stdout
+	//	*SessionRequest_Stderr
+	//	*SessionRequest_Exit
+	Message       isSessionRequest_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionRequest) Reset() {
+	*x = SessionRequest{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionRequest) ProtoMessage() {}
+
+func (x *SessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
+func (*SessionRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SessionRequest) GetMessage() isSessionRequest_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetHello() *SessionHello {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetStdout() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Stdout); ok {
+			return x.Stdout
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetStderr() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Stderr); ok {
+			return x.Stderr
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetExit() *SessionExit {
+	if x != nil {
+		if x, ok := x.Message.(*SessionRequest_Exit); ok {
+			return x.Exit
+		}
+	}
+	return nil
+}
+
+type isSessionRequest_Message interface {
+	isSessionRequest_Message()
+}
+
+type SessionRequest_Hello struct {
+	Hello *SessionHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
+}
+
+type SessionRequest_Stdout struct {
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3,oneof"`
+}
+
+type SessionRequest_Stderr struct {
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3,oneof"`
+}
+
+type SessionRequest_Exit struct {
+	// exit is the last message: the command's exit, or why the session
+	// ended.
+	Exit *SessionExit `protobuf:"bytes,4,opt,name=exit,proto3,oneof"`
+}
+
+func (*SessionRequest_Hello) isSessionRequest_Message() {}
+
+func (*SessionRequest_Stdout) isSessionRequest_Message() {}
+
+func (*SessionRequest_Stderr) isSessionRequest_Message() {}
+
+func (*SessionRequest_Exit) isSessionRequest_Message() {}
+
+type SessionHello struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SessionId string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// error is set when the runner cannot open the session (no such running
+	// environment, nothing listens on the port); the stream ends after it.
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// not_running says the error is that the environment does not run here.
+	NotRunning    bool `protobuf:"varint,3,opt,name=not_running,json=notRunning,proto3" json:"not_running,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionHello) Reset() {
+	*x = SessionHello{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionHello) ProtoMessage() {}
+
+func (x *SessionHello) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionHello.ProtoReflect.Descriptor instead.
+func (*SessionHello) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *SessionHello) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *SessionHello) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SessionHello) GetNotRunning() bool {
+	if x != nil {
+		return x.NotRunning
+	}
+	return false
+}
+
+type SessionExit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exit_code is the command's exit status; 128+N after signal N.
+	ExitCode int32 `protobuf:"varint,1,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	// signal names the signal that ended the command, if one did.
+	Signal string `protobuf:"bytes,2,opt,name=signal,proto3" json:"signal,omitempty"`
+	// error says why the session ended without an exit status.
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionExit) Reset() {
+	*x = SessionExit{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionExit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionExit) ProtoMessage() {}
+
+func (x *SessionExit) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionExit.ProtoReflect.Descriptor instead.
+func (*SessionExit) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SessionExit) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *SessionExit) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *SessionExit) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// SessionResponse flows from the control plane to the runner.
+type SessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*SessionResponse_Stdin
+	//	*SessionResponse_StdinEof
+	//	*SessionResponse_Resize
+	//	*SessionResponse_Signal
+	Message       isSessionResponse_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionResponse) Reset() {
+	*x = SessionResponse{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionResponse) ProtoMessage() {}
+
+func (x *SessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
+func (*SessionResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SessionResponse) GetMessage() isSessionResponse_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetStdin() []byte {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_Stdin); ok {
+			return x.Stdin
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetStdinEof() bool {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_StdinEof); ok {
+			return x.StdinEof
+		}
+	}
+	return false
+}
+
+func (x *SessionResponse) GetResize() *TerminalSize {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_Resize); ok {
+			return x.Resize
+		}
+	}
+	return nil
+}
+
+func (x *SessionResponse) GetSignal() string {
+	if x != nil {
+		if x, ok := x.Message.(*SessionResponse_Signal); ok {
+			return x.Signal
+		}
+	}
+	return ""
+}
+
+type isSessionResponse_Message interface {
+	isSessionResponse_Message()
+}
+
+type SessionResponse_Stdin struct {
+	Stdin []byte `protobuf:"bytes,1,opt,name=stdin,proto3,oneof"`
+}
+
+type SessionResponse_StdinEof struct {
+	// stdin_eof closes the command's stdin (the connection's write side).
+	StdinEof bool `protobuf:"varint,2,opt,name=stdin_eof,json=stdinEof,proto3,oneof"`
+}
+
+type SessionResponse_Resize struct {
+	Resize *TerminalSize `protobuf:"bytes,3,opt,name=resize,proto3,oneof"`
+}
+
+type SessionResponse_Signal struct {
+	// signal sends a signal by name (INT, TERM, HUP, KILL) to the command.
+	Signal string `protobuf:"bytes,4,opt,name=signal,proto3,oneof"`
+}
+
+func (*SessionResponse_Stdin) isSessionResponse_Message() {}
+
+func (*SessionResponse_StdinEof) isSessionResponse_Message() {}
+
+func (*SessionResponse_Resize) isSessionResponse_Message() {}
+
+func (*SessionResponse_Signal) isSessionResponse_Message() {}
+
 var File_runyard_runner_v1_runner_proto protoreflect.FileDescriptor
 
 const file_runyard_runner_v1_runner_proto_rawDesc = "" +
@@ -3164,13 +3719,14 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x12environment_status\x18\x05 \x01(\v2$.runyard.runner.v1.EnvironmentStatusH\x00R\x11environmentStatus\x12I\n" +
 	"\x0eservice_status\x18\x06 \x01(\v2 .runyard.runner.v1.ServiceStatusH\x00R\rserviceStatus\x12O\n" +
 	"\x10execution_status\x18\a \x01(\v2\".runyard.runner.v1.ExecutionStatusH\x00R\x0fexecutionStatusB\t\n" +
-	"\amessage\"\x9b\x02\n" +
+	"\amessage\"\xe0\x02\n" +
 	"\x0fConnectResponse\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.runyard.runner.v1.WelcomeH\x00R\awelcome\x12;\n" +
 	"\adesired\x18\x02 \x01(\v2\x1f.runyard.runner.v1.DesiredStateH\x00R\adesired\x12@\n" +
 	"\vrenewal_ack\x18\x03 \x01(\v2\x1d.runyard.runner.v1.RenewalAckH\x00R\n" +
 	"renewalAck\x12F\n" +
-	"\ropen_terminal\x18\x04 \x01(\v2\x1f.runyard.runner.v1.OpenTerminalH\x00R\fopenTerminalB\t\n" +
+	"\ropen_terminal\x18\x04 \x01(\v2\x1f.runyard.runner.v1.OpenTerminalH\x00R\fopenTerminal\x12C\n" +
+	"\fopen_session\x18\x05 \x01(\v2\x1e.runyard.runner.v1.OpenSessionH\x00R\vopenSessionB\t\n" +
 	"\amessage\"\xb9\x01\n" +
 	"\tComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x121\n" +
@@ -3395,7 +3951,43 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\amessage\"6\n" +
 	"\fTerminalSize\x12\x12\n" +
 	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\rR\x04rows*J\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"\x83\x03\n" +
+	"\vOpenSession\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
+	"\x0eenvironment_id\x18\x02 \x01(\tR\renvironmentId\x122\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x1e.runyard.runner.v1.SessionKindR\x04kind\x12\x12\n" +
+	"\x04argv\x18\x04 \x03(\tR\x04argv\x12\x10\n" +
+	"\x03tty\x18\x05 \x01(\bR\x03tty\x123\n" +
+	"\x04size\x18\x06 \x01(\v2\x1f.runyard.runner.v1.TerminalSizeR\x04size\x129\n" +
+	"\x03env\x18\a \x03(\v2'.runyard.runner.v1.OpenSession.EnvEntryR\x03env\x12\x12\n" +
+	"\x04port\x18\b \x01(\rR\x04port\x12\x18\n" +
+	"\acommand\x18\t \x01(\tR\acommand\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x01\n" +
+	"\x0eSessionRequest\x127\n" +
+	"\x05hello\x18\x01 \x01(\v2\x1f.runyard.runner.v1.SessionHelloH\x00R\x05hello\x12\x18\n" +
+	"\x06stdout\x18\x02 \x01(\fH\x00R\x06stdout\x12\x18\n" +
+	"\x06stderr\x18\x03 \x01(\fH\x00R\x06stderr\x124\n" +
+	"\x04exit\x18\x04 \x01(\v2\x1e.runyard.runner.v1.SessionExitH\x00R\x04exitB\t\n" +
+	"\amessage\"d\n" +
+	"\fSessionHello\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1f\n" +
+	"\vnot_running\x18\x03 \x01(\bR\n" +
+	"notRunning\"X\n" +
+	"\vSessionExit\x12\x1b\n" +
+	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12\x16\n" +
+	"\x06signal\x18\x02 \x01(\tR\x06signal\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\xa8\x01\n" +
+	"\x0fSessionResponse\x12\x16\n" +
+	"\x05stdin\x18\x01 \x01(\fH\x00R\x05stdin\x12\x1d\n" +
+	"\tstdin_eof\x18\x02 \x01(\bH\x00R\bstdinEof\x129\n" +
+	"\x06resize\x18\x03 \x01(\v2\x1f.runyard.runner.v1.TerminalSizeH\x00R\x06resize\x12\x18\n" +
+	"\x06signal\x18\x04 \x01(\tH\x00R\x06signalB\t\n" +
+	"\amessage*J\n" +
 	"\x06Health\x12\x16\n" +
 	"\x12HEALTH_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eHEALTH_HEALTHY\x10\x01\x12\x14\n" +
@@ -3409,12 +4001,18 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"RunnerFile\x12\x1b\n" +
 	"\x17RUNNER_FILE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fRUNNER_FILE_LOG\x10\x01\x12\x1e\n" +
-	"\x1aRUNNER_FILE_SUPPORT_BUNDLE\x10\x022\xb0\x03\n" +
+	"\x1aRUNNER_FILE_SUPPORT_BUNDLE\x10\x02*o\n" +
+	"\vSessionKind\x12\x1c\n" +
+	"\x18SESSION_KIND_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11SESSION_KIND_EXEC\x10\x01\x12\x14\n" +
+	"\x10SESSION_KIND_TCP\x10\x02\x12\x15\n" +
+	"\x11SESSION_KIND_SFTP\x10\x032\x88\x04\n" +
 	"\x14RunnerControlService\x12V\n" +
 	"\aConnect\x12!.runyard.runner.v1.ConnectRequest\x1a\".runyard.runner.v1.ConnectResponse\"\x00(\x010\x01\x12Y\n" +
 	"\bTerminal\x12\".runyard.runner.v1.TerminalRequest\x1a#.runyard.runner.v1.TerminalResponse\"\x00(\x010\x01\x12m\n" +
 	"\x10StartAutomations\x12*.runyard.runner.v1.StartAutomationsRequest\x1a+.runyard.runner.v1.StartAutomationsResponse\"\x00\x12v\n" +
-	"\x13ReportRunnerMetrics\x12-.runyard.runner.v1.ReportRunnerMetricsRequest\x1a..runyard.runner.v1.ReportRunnerMetricsResponse\"\x00B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
+	"\x13ReportRunnerMetrics\x12-.runyard.runner.v1.ReportRunnerMetricsRequest\x1a..runyard.runner.v1.ReportRunnerMetricsResponse\"\x00\x12V\n" +
+	"\aSession\x12!.runyard.runner.v1.SessionRequest\x1a\".runyard.runner.v1.SessionResponse\"\x00(\x010\x01B;Z9github.com/runyard/runyard/gen/runyard/runner/v1;runnerv1b\x06proto3"
 
 var (
 	file_runyard_runner_v1_runner_proto_rawDescOnce sync.Once
@@ -3428,136 +4026,152 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 	return file_runyard_runner_v1_runner_proto_rawDescData
 }
 
-var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
 	(RunnerFile)(0),                        // 2: runyard.runner.v1.RunnerFile
-	(*ReportRunnerMetricsRequest)(nil),     // 3: runyard.runner.v1.ReportRunnerMetricsRequest
-	(*ReportRunnerMetricsResponse)(nil),    // 4: runyard.runner.v1.ReportRunnerMetricsResponse
-	(*ConnectRequest)(nil),                 // 5: runyard.runner.v1.ConnectRequest
-	(*ConnectResponse)(nil),                // 6: runyard.runner.v1.ConnectResponse
-	(*Component)(nil),                      // 7: runyard.runner.v1.Component
-	(*Status)(nil),                         // 8: runyard.runner.v1.Status
-	(*Renewal)(nil),                        // 9: runyard.runner.v1.Renewal
-	(*RenewalAck)(nil),                     // 10: runyard.runner.v1.RenewalAck
-	(*DeletionComplete)(nil),               // 11: runyard.runner.v1.DeletionComplete
-	(*Welcome)(nil),                        // 12: runyard.runner.v1.Welcome
-	(*DesiredState)(nil),                   // 13: runyard.runner.v1.DesiredState
-	(*MetricsConfig)(nil),                  // 14: runyard.runner.v1.MetricsConfig
-	(*EnvironmentSpec)(nil),                // 15: runyard.runner.v1.EnvironmentSpec
-	(*SecretFile)(nil),                     // 16: runyard.runner.v1.SecretFile
-	(*GitInitializer)(nil),                 // 17: runyard.runner.v1.GitInitializer
-	(*EnvVar)(nil),                         // 18: runyard.runner.v1.EnvVar
-	(*Command)(nil),                        // 19: runyard.runner.v1.Command
-	(*ServiceSpec)(nil),                    // 20: runyard.runner.v1.ServiceSpec
-	(*ExecutionSpec)(nil),                  // 21: runyard.runner.v1.ExecutionSpec
-	(*StepGroup)(nil),                      // 22: runyard.runner.v1.StepGroup
-	(*StepSpec)(nil),                       // 23: runyard.runner.v1.StepSpec
-	(*TaskStep)(nil),                       // 24: runyard.runner.v1.TaskStep
-	(*EnvironmentStatus)(nil),              // 25: runyard.runner.v1.EnvironmentStatus
-	(*ServiceStatus)(nil),                  // 26: runyard.runner.v1.ServiceStatus
-	(*ExecutionStatus)(nil),                // 27: runyard.runner.v1.ExecutionStatus
-	(*StepStatus)(nil),                     // 28: runyard.runner.v1.StepStatus
-	(*StartAutomationsRequest)(nil),        // 29: runyard.runner.v1.StartAutomationsRequest
-	(*StartAutomationsResponse)(nil),       // 30: runyard.runner.v1.StartAutomationsResponse
-	(*PodSpec)(nil),                        // 31: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),                      // 32: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),                   // 33: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),                // 34: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),                  // 35: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),                    // 36: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),               // 37: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),                   // 38: runyard.runner.v1.TerminalSize
-	nil,                                    // 39: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                                    // 40: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 41: runyard.runner.v1.ServiceStatus.OutputEntry
-	nil,                                    // 42: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 43: runyard.runner.v1.PodSpec.EnvEntry
-	(v1.RunnerCapability)(0),               // 44: gitpod.v1.RunnerCapability
-	(*v1.FieldValue)(nil),                  // 45: gitpod.v1.FieldValue
-	(*durationpb.Duration)(nil),            // 46: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),          // 47: google.protobuf.Timestamp
-	(v1.RunnerPhase)(0),                    // 48: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 49: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 50: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 51: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 52: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 53: gitpod.v1.TaskExecutionPhase
+	(SessionKind)(0),                       // 3: runyard.runner.v1.SessionKind
+	(*ReportRunnerMetricsRequest)(nil),     // 4: runyard.runner.v1.ReportRunnerMetricsRequest
+	(*ReportRunnerMetricsResponse)(nil),    // 5: runyard.runner.v1.ReportRunnerMetricsResponse
+	(*ConnectRequest)(nil),                 // 6: runyard.runner.v1.ConnectRequest
+	(*ConnectResponse)(nil),                // 7: runyard.runner.v1.ConnectResponse
+	(*Component)(nil),                      // 8: runyard.runner.v1.Component
+	(*Status)(nil),                         // 9: runyard.runner.v1.Status
+	(*Renewal)(nil),                        // 10: runyard.runner.v1.Renewal
+	(*RenewalAck)(nil),                     // 11: runyard.runner.v1.RenewalAck
+	(*DeletionComplete)(nil),               // 12: runyard.runner.v1.DeletionComplete
+	(*Welcome)(nil),                        // 13: runyard.runner.v1.Welcome
+	(*DesiredState)(nil),                   // 14: runyard.runner.v1.DesiredState
+	(*MetricsConfig)(nil),                  // 15: runyard.runner.v1.MetricsConfig
+	(*EnvironmentSpec)(nil),                // 16: runyard.runner.v1.EnvironmentSpec
+	(*SecretFile)(nil),                     // 17: runyard.runner.v1.SecretFile
+	(*GitInitializer)(nil),                 // 18: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 19: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 20: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 21: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 22: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 23: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 24: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 25: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 26: runyard.runner.v1.EnvironmentStatus
+	(*ServiceStatus)(nil),                  // 27: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 28: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 29: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 30: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 31: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 32: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 33: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 34: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 35: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 36: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 37: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 38: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 39: runyard.runner.v1.TerminalSize
+	(*OpenSession)(nil),                    // 40: runyard.runner.v1.OpenSession
+	(*SessionRequest)(nil),                 // 41: runyard.runner.v1.SessionRequest
+	(*SessionHello)(nil),                   // 42: runyard.runner.v1.SessionHello
+	(*SessionExit)(nil),                    // 43: runyard.runner.v1.SessionExit
+	(*SessionResponse)(nil),                // 44: runyard.runner.v1.SessionResponse
+	nil,                                    // 45: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 46: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 47: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 48: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 49: runyard.runner.v1.PodSpec.EnvEntry
+	nil,                                    // 50: runyard.runner.v1.OpenSession.EnvEntry
+	(v1.RunnerCapability)(0),               // 51: gitpod.v1.RunnerCapability
+	(*v1.FieldValue)(nil),                  // 52: gitpod.v1.FieldValue
+	(*durationpb.Duration)(nil),            // 53: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),          // 54: google.protobuf.Timestamp
+	(v1.RunnerPhase)(0),                    // 55: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 56: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 57: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 58: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 59: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 60: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
-	8,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
-	9,  // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
-	11, // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	32, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	25, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
-	26, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
-	27, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
-	12, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
-	13, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
-	10, // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	33, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
-	0,  // 11: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	44, // 12: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
-	7,  // 13: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	45, // 14: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
-	46, // 15: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
-	47, // 16: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	47, // 17: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	46, // 18: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	46, // 19: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	48, // 20: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	49, // 21: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	31, // 22: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	39, // 23: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	15, // 24: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
-	20, // 25: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
-	21, // 26: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
-	40, // 27: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	14, // 28: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
-	50, // 29: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	17, // 30: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
-	18, // 31: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
-	16, // 32: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	51, // 33: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	19, // 34: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
-	18, // 35: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
-	22, // 36: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
-	23, // 37: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
-	24, // 38: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
-	19, // 39: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
-	18, // 40: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	50, // 41: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	52, // 42: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	41, // 43: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
-	53, // 44: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	28, // 45: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	53, // 46: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	42, // 47: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	43, // 48: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 49: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	47, // 50: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	47, // 51: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 52: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
-	35, // 53: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	36, // 54: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	32, // 55: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	32, // 56: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	38, // 57: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	5,  // 58: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	34, // 59: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	29, // 60: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	3,  // 61: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
-	6,  // 62: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	37, // 63: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	30, // 64: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	4,  // 65: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
-	62, // [62:66] is the sub-list for method output_type
-	58, // [58:62] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	9,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
+	10, // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
+	12, // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
+	33, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	26, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	27, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	28, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	13, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
+	14, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
+	11, // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
+	34, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	40, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
+	0,  // 12: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
+	51, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	8,  // 14: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
+	52, // 15: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
+	53, // 16: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
+	54, // 17: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	54, // 18: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	53, // 19: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	53, // 20: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	55, // 21: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	56, // 22: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	32, // 23: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	45, // 24: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	16, // 25: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
+	21, // 26: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	22, // 27: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	46, // 28: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	15, // 29: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
+	57, // 30: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	18, // 31: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	19, // 32: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	17, // 33: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
+	58, // 34: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	20, // 35: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	19, // 36: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	23, // 37: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	24, // 38: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	25, // 39: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	20, // 40: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	19, // 41: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	57, // 42: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	59, // 43: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	47, // 44: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	60, // 45: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	29, // 46: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	60, // 47: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	48, // 48: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	49, // 49: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 50: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	54, // 51: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	54, // 52: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 53: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
+	36, // 54: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	37, // 55: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	33, // 56: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	33, // 57: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	39, // 58: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	3,  // 59: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
+	39, // 60: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
+	50, // 61: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
+	42, // 62: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
+	43, // 63: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
+	39, // 64: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	6,  // 65: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	35, // 66: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	30, // 67: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	4,  // 68: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
+	41, // 69: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
+	7,  // 70: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	38, // 71: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	31, // 72: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	5,  // 73: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
+	44, // 74: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
+	70, // [70:75] is the sub-list for method output_type
+	65, // [65:70] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -3579,6 +4193,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_Desired)(nil),
 		(*ConnectResponse_RenewalAck)(nil),
 		(*ConnectResponse_OpenTerminal)(nil),
+		(*ConnectResponse_OpenSession)(nil),
 	}
 	file_runyard_runner_v1_runner_proto_msgTypes[20].OneofWrappers = []any{
 		(*StepSpec_Task)(nil),
@@ -3594,13 +4209,25 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
+	file_runyard_runner_v1_runner_proto_msgTypes[37].OneofWrappers = []any{
+		(*SessionRequest_Hello)(nil),
+		(*SessionRequest_Stdout)(nil),
+		(*SessionRequest_Stderr)(nil),
+		(*SessionRequest_Exit)(nil),
+	}
+	file_runyard_runner_v1_runner_proto_msgTypes[40].OneofWrappers = []any{
+		(*SessionResponse_Stdin)(nil),
+		(*SessionResponse_StdinEof)(nil),
+		(*SessionResponse_Resize)(nil),
+		(*SessionResponse_Signal)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   41,
+			NumEnums:      4,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

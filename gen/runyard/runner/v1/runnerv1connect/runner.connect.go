@@ -45,6 +45,9 @@ const (
 	// RunnerControlServiceReportRunnerMetricsProcedure is the fully-qualified name of the
 	// RunnerControlService's ReportRunnerMetrics RPC.
 	RunnerControlServiceReportRunnerMetricsProcedure = "/runyard.runner.v1.RunnerControlService/ReportRunnerMetrics"
+	// RunnerControlServiceSessionProcedure is the fully-qualified name of the RunnerControlService's
+	// Session RPC.
+	RunnerControlServiceSessionProcedure = "/runyard.runner.v1.RunnerControlService/Session"
 )
 
 // RunnerControlServiceClient is a client for the runyard.runner.v1.RunnerControlService service.
@@ -76,6 +79,12 @@ type RunnerControlServiceClient interface {
 	// exposes the latest of each runner on its own /metrics with a runner
 	// label, instead of the runner pushing them to a remote-write endpoint.
 	ReportRunnerMetrics(context.Context, *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error)
+	// Session carries one session into an environment (a command, a shell,
+	// an SFTP server or a TCP connection to a port), on its own HTTP/2 stream
+	// of the runner's connection, like Terminal. The runner opens it when
+	// Connect delivers OpenSession; its first message is SessionHello with
+	// the OpenSession's session_id.
+	Session(context.Context) *connect.BidiStreamForClient[v1.SessionRequest, v1.SessionResponse]
 }
 
 // NewRunnerControlServiceClient constructs a client for the runyard.runner.v1.RunnerControlService
@@ -113,6 +122,12 @@ func NewRunnerControlServiceClient(httpClient connect.HTTPClient, baseURL string
 			connect.WithSchema(runnerControlServiceMethods.ByName("ReportRunnerMetrics")),
 			connect.WithClientOptions(opts...),
 		),
+		session: connect.NewClient[v1.SessionRequest, v1.SessionResponse](
+			httpClient,
+			baseURL+RunnerControlServiceSessionProcedure,
+			connect.WithSchema(runnerControlServiceMethods.ByName("Session")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -122,6 +137,7 @@ type runnerControlServiceClient struct {
 	terminal            *connect.Client[v1.TerminalRequest, v1.TerminalResponse]
 	startAutomations    *connect.Client[v1.StartAutomationsRequest, v1.StartAutomationsResponse]
 	reportRunnerMetrics *connect.Client[v1.ReportRunnerMetricsRequest, v1.ReportRunnerMetricsResponse]
+	session             *connect.Client[v1.SessionRequest, v1.SessionResponse]
 }
 
 // Connect calls runyard.runner.v1.RunnerControlService.Connect.
@@ -142,6 +158,11 @@ func (c *runnerControlServiceClient) StartAutomations(ctx context.Context, req *
 // ReportRunnerMetrics calls runyard.runner.v1.RunnerControlService.ReportRunnerMetrics.
 func (c *runnerControlServiceClient) ReportRunnerMetrics(ctx context.Context, req *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error) {
 	return c.reportRunnerMetrics.CallUnary(ctx, req)
+}
+
+// Session calls runyard.runner.v1.RunnerControlService.Session.
+func (c *runnerControlServiceClient) Session(ctx context.Context) *connect.BidiStreamForClient[v1.SessionRequest, v1.SessionResponse] {
+	return c.session.CallBidiStream(ctx)
 }
 
 // RunnerControlServiceHandler is an implementation of the runyard.runner.v1.RunnerControlService
@@ -174,6 +195,12 @@ type RunnerControlServiceHandler interface {
 	// exposes the latest of each runner on its own /metrics with a runner
 	// label, instead of the runner pushing them to a remote-write endpoint.
 	ReportRunnerMetrics(context.Context, *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error)
+	// Session carries one session into an environment (a command, a shell,
+	// an SFTP server or a TCP connection to a port), on its own HTTP/2 stream
+	// of the runner's connection, like Terminal. The runner opens it when
+	// Connect delivers OpenSession; its first message is SessionHello with
+	// the OpenSession's session_id.
+	Session(context.Context, *connect.BidiStream[v1.SessionRequest, v1.SessionResponse]) error
 }
 
 // NewRunnerControlServiceHandler builds an HTTP handler from the service implementation. It returns
@@ -207,6 +234,12 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 		connect.WithSchema(runnerControlServiceMethods.ByName("ReportRunnerMetrics")),
 		connect.WithHandlerOptions(opts...),
 	)
+	runnerControlServiceSessionHandler := connect.NewBidiStreamHandler(
+		RunnerControlServiceSessionProcedure,
+		svc.Session,
+		connect.WithSchema(runnerControlServiceMethods.ByName("Session")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/runyard.runner.v1.RunnerControlService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case RunnerControlServiceConnectProcedure:
@@ -217,6 +250,8 @@ func NewRunnerControlServiceHandler(svc RunnerControlServiceHandler, opts ...con
 			runnerControlServiceStartAutomationsHandler.ServeHTTP(w, r)
 		case RunnerControlServiceReportRunnerMetricsProcedure:
 			runnerControlServiceReportRunnerMetricsHandler.ServeHTTP(w, r)
+		case RunnerControlServiceSessionProcedure:
+			runnerControlServiceSessionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -240,4 +275,8 @@ func (UnimplementedRunnerControlServiceHandler) StartAutomations(context.Context
 
 func (UnimplementedRunnerControlServiceHandler) ReportRunnerMetrics(context.Context, *connect.Request[v1.ReportRunnerMetricsRequest]) (*connect.Response[v1.ReportRunnerMetricsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.ReportRunnerMetrics is not implemented"))
+}
+
+func (UnimplementedRunnerControlServiceHandler) Session(context.Context, *connect.BidiStream[v1.SessionRequest, v1.SessionResponse]) error {
+	return connect.NewError(connect.CodeUnimplemented, errors.New("runyard.runner.v1.RunnerControlService.Session is not implemented"))
 }

@@ -1,0 +1,395 @@
+// Command envaccess measures sessions into an environment end to end: a
+// `runyard server` and a `runyard runner` (this repository's binary, built
+// at the start) on loopback, one environment, then
+//
+//  1. exec round trip: the exec WebSocket with `true` (dial, the control
+//     plane's OpenSession on the runner's stream, the runner's Session
+//     stream back, fork/exec, exit status back), one after another, p50 and
+//     p99, beside a local fork/exec of `true`; and the same through the CLI
+//     process (`runyard environments exec ENV -- true`), which adds the
+//     CLI's own start and its two identity calls;
+//  2. port forward: `runyard environments port-forward` to a sink and an
+//     echo server on loopback; throughput of one connection and the echo
+//     round trip of one byte on an open connection, p50 and p99, each beside
+//     a direct loopback connection to the same server.
+//
+//	go run ./bench/envaccess
+//	go run ./bench/envaccess --execs 500 --bytes 512MiB
+//
+// Everything stays on 127.0.0.1; processes and temporary directories are
+// removed at the end; --max-time bounds the run. It exits 1 when a step
+// fails. bench/README.md keeps the figures.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+const adminToken = "ryd_bench_envaccess_admin_token_0123456789"
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "envaccess:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	execs, cliExecs, pings int
+	bytes                  int64
+	maxTime                time.Duration
+}
+
+func run() error {
+	var cfg config
+	flag.IntVar(&cfg.execs, "execs", 300, "exec round trips through the WebSocket")
+	flag.IntVar(&cfg.cliExecs, "cli-execs", 30, "exec round trips through the CLI process")
+	flag.IntVar(&cfg.pings, "pings", 2000, "one-byte echo round trips per connection kind")
+	flag.Int64Var(&cfg.bytes, "bytes", 256<<20, "bytes sent through one connection per throughput figure")
+	flag.DurationVar(&cfg.maxTime, "max-time", 10*time.Minute, "give up after this long")
+	flag.Parse()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.maxTime)
+	defer cancel()
+
+	tmp, err := os.MkdirTemp("", "runyard-bench-envaccess-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "runyard")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/runyard")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build runyard: %w", err)
+	}
+	env := append(os.Environ(), "RUNYARD_BOOTSTRAP_TOKEN="+adminToken, "XDG_CONFIG_HOME="+filepath.Join(tmp, "config"))
+
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	url := "http://" + port
+	srv := exec.CommandContext(ctx, bin, "server", "--listen", port, "--data-dir", filepath.Join(tmp, "server"))
+	srv.Env = env
+	srv.Stderr = io.Discard
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	if err := waitHealthy(ctx, url); err != nil {
+		return err
+	}
+	cli := func(args ...string) (string, error) {
+		c := exec.CommandContext(ctx, bin, append([]string{"--server", url, "--token", adminToken}, args...)...)
+		c.Env, c.Dir = env, tmp
+		out, err := c.Output()
+		if err != nil {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return "", fmt.Errorf("runyard %s: %v: %s", strings.Join(args, " "), err, ee.Stderr)
+			}
+			return "", err
+		}
+		return string(out), nil
+	}
+	var created struct {
+		Runner        struct{ RunnerID string }
+		ExchangeToken string
+	}
+	out, err := cli("runners", "create", "--name", "bench-host", "--provider", "linux-host", "-o", "json")
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil {
+		return err
+	}
+	rn := exec.CommandContext(ctx, bin, "runner", "--server", url, "--exchange-token", created.ExchangeToken, "--state-dir", filepath.Join(tmp, "runner"))
+	rn.Env, rn.Stderr = env, io.Discard
+	if err := rn.Start(); err != nil {
+		return err
+	}
+	defer func() { rn.Process.Signal(os.Interrupt); rn.Wait() }()
+	var envID string
+	for range 300 {
+		out, err = cli("environments", "create", "--name", "bench", "--wait")
+		if err == nil {
+			envID = regexp.MustCompile(`[0-9a-f-]{36}`).FindString(out)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if envID == "" {
+		return fmt.Errorf("create an environment: %v", err)
+	}
+	fmt.Printf("envaccess: control plane %s (SQLite), one runner, environment %s\n", url, envID)
+
+	// Part 1: exec round trips.
+	local := make([]time.Duration, 0, cfg.execs)
+	for range cfg.execs {
+		t0 := time.Now()
+		if err := exec.Command("true").Run(); err != nil {
+			return err
+		}
+		local = append(local, time.Since(t0))
+	}
+	wsURL := "ws://" + port + "/api/v1/orgs/default/environments/" + envID + "/exec?command=true"
+	for range 10 { // warm up
+		if err := wsExec(ctx, wsURL); err != nil {
+			return err
+		}
+	}
+	remote := make([]time.Duration, 0, cfg.execs)
+	for range cfg.execs {
+		t0 := time.Now()
+		if err := wsExec(ctx, wsURL); err != nil {
+			return err
+		}
+		remote = append(remote, time.Since(t0))
+	}
+	viaCLI := make([]time.Duration, 0, cfg.cliExecs)
+	for range cfg.cliExecs {
+		t0 := time.Now()
+		if _, err := cli("environments", "exec", envID, "--", "true"); err != nil {
+			return err
+		}
+		viaCLI = append(viaCLI, time.Since(t0))
+	}
+	fmt.Printf("exec true    local fork/exec   p50 %8s  p99 %8s  (n=%d)\n", pct(local, 50), pct(local, 99), len(local))
+	fmt.Printf("exec true    WebSocket         p50 %8s  p99 %8s  (n=%d)\n", pct(remote, 50), pct(remote, 99), len(remote))
+	fmt.Printf("exec true    CLI process       p50 %8s  p99 %8s  (n=%d)\n", pct(viaCLI, 50), pct(viaCLI, 99), len(viaCLI))
+
+	// Part 2: port forward.
+	sink, err := serve(func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	echo, err := serve(func(c net.Conn) { io.Copy(c, c); c.Close() })
+	if err != nil {
+		return err
+	}
+	defer echo.Close()
+	fwdSink, stopSink, err := portForward(ctx, bin, env, tmp, url, envID, sink.Addr())
+	if err != nil {
+		return err
+	}
+	defer stopSink()
+	fwdEcho, stopEcho, err := portForward(ctx, bin, env, tmp, url, envID, echo.Addr())
+	if err != nil {
+		return err
+	}
+	defer stopEcho()
+	for _, tc := range []struct{ name, addr string }{{"direct     ", sink.Addr().String()}, {"forwarded  ", fwdSink}} {
+		mbps, err := throughput(tc.addr, cfg.bytes)
+		if err != nil {
+			return fmt.Errorf("throughput %s: %w", strings.TrimSpace(tc.name), err)
+		}
+		fmt.Printf("port-forward %s  throughput %8.1f MiB/s  (%d MiB through one connection)\n", tc.name, mbps, cfg.bytes>>20)
+	}
+	for _, tc := range []struct{ name, addr string }{{"direct     ", echo.Addr().String()}, {"forwarded  ", fwdEcho}} {
+		d, err := pingPong(tc.addr, cfg.pings)
+		if err != nil {
+			return fmt.Errorf("echo %s: %w", strings.TrimSpace(tc.name), err)
+		}
+		fmt.Printf("port-forward %s  echo 1 byte      p50 %8s  p99 %8s  (n=%d)\n", tc.name, pct(d, 50), pct(d, 99), len(d))
+	}
+	for _, tc := range []struct{ name, addr string }{{"direct     ", echo.Addr().String()}, {"forwarded  ", fwdEcho}} {
+		d, err := connects(tc.addr, 100)
+		if err != nil {
+			return fmt.Errorf("connect %s: %w", strings.TrimSpace(tc.name), err)
+		}
+		fmt.Printf("port-forward %s  connect+echo     p50 %8s  p99 %8s  (n=%d, a new connection each)\n", tc.name, pct(d, 50), pct(d, 99), len(d))
+	}
+	return nil
+}
+
+// wsExec runs `true` through the exec WebSocket and waits for its exit.
+func wsExec(ctx context.Context, u string) error {
+	h := http.Header{"Authorization": {"Bearer " + adminToken}}
+	// A connection of its own: a kept-alive one may have been closed by
+	// the server meanwhile, and a WebSocket handshake is not retried.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
+	if err != nil {
+		return fmt.Errorf("dial exec: %w", err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"eof"}`)); err != nil {
+		return err
+	}
+	for {
+		typ, b, err := c.Read(ctx)
+		if err != nil {
+			return fmt.Errorf("exec ended without an exit: %w", err)
+		}
+		if typ == websocket.MessageText && strings.Contains(string(b), `"exit"`) {
+			if !strings.Contains(string(b), `"exit_code":0`) {
+				return fmt.Errorf("exec: %s", b)
+			}
+			c.Close(websocket.StatusNormalClosure, "")
+			return nil
+		}
+	}
+}
+
+func portForward(ctx context.Context, bin string, env []string, dir, url, envID string, target net.Addr) (string, func(), error) {
+	remote := target.(*net.TCPAddr).Port
+	c := exec.CommandContext(ctx, bin, "--server", url, "--token", adminToken, "environments", "port-forward", envID, fmt.Sprintf("0:%d", remote))
+	c.Env, c.Dir, c.Stderr = env, dir, os.Stderr
+	out, err := c.StdoutPipe()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := c.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { c.Process.Kill(); c.Wait() }
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	m := regexp.MustCompile(`from (\S+) ->`).FindStringSubmatch(line)
+	if m == nil {
+		stop()
+		return "", nil, fmt.Errorf("port-forward printed %q", line)
+	}
+	return m[1], stop, nil
+}
+
+func serve(handle func(net.Conn)) (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return ln, nil
+}
+
+// throughput sends n bytes through one connection to a sink and returns
+// MiB/s, counted until the sink has read everything (the close completes).
+func throughput(addr string, n int64) (float64, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	buf := make([]byte, 64<<10)
+	t0 := time.Now()
+	for sent := int64(0); sent < n; sent += int64(len(buf)) {
+		if _, err := c.Write(buf); err != nil {
+			return 0, err
+		}
+	}
+	// The sink closes once it read everything: wait for that.
+	c.(*net.TCPConn).CloseWrite()
+	io.Copy(io.Discard, c)
+	return float64(n) / (1 << 20) / time.Since(t0).Seconds(), nil
+}
+
+func pingPong(addr string, n int) ([]time.Duration, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	b := []byte{'x'}
+	out := make([]time.Duration, 0, n)
+	for i := range n + 20 {
+		t0 := time.Now()
+		if _, err := c.Write(b); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			return nil, err
+		}
+		if i >= 20 {
+			out = append(out, time.Since(t0))
+		}
+	}
+	return out, nil
+}
+
+func connects(addr string, n int) ([]time.Duration, error) {
+	out := make([]time.Duration, 0, n)
+	b := []byte{'x'}
+	for range n {
+		t0 := time.Now()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.Write(b); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, b); err != nil {
+			c.Close()
+			return nil, err
+		}
+		out = append(out, time.Since(t0))
+		c.Close()
+	}
+	return out, nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p + 99) / 100
+	if i > 0 {
+		i--
+	}
+	return s[i].Round(time.Microsecond)
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitHealthy(ctx context.Context, url string) error {
+	for range 300 {
+		res, err := http.Get(url + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("the control plane did not become healthy")
+}

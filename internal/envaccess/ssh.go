@@ -1,0 +1,86 @@
+package envaccess
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/identity"
+)
+
+// Login is an SSH login to one environment: the SSH user is the
+// environment's ID, and the key one its spec lists (spec.sshPublicKeys).
+type Login struct {
+	EnvironmentID string
+	// Caller is who the login's sessions act as: the environment itself
+	// (PRINCIPAL_ENVIRONMENT) in its organization, with the key's SHA-256
+	// fingerprint as its key ID, holding environments:write for this
+	// environment only (OpenAs never opens another).
+	Caller *identity.Caller
+	key    []byte
+}
+
+// ErrLoginRefused is the one answer to a login that is refused, whatever
+// the reason (no such environment, a key it does not list): an SSH client
+// learns nothing more.
+var ErrLoginRefused = &apperr.Error{Code: apperr.CodePermissionDenied, Message: "permission denied"}
+
+// SSHLogin authorizes an SSH login as environment user with key. It is a
+// system action (there is no caller before the login) and fails with
+// ErrLoginRefused; other errors are internal.
+func (s *Service) SSHLogin(ctx context.Context, user string, key ssh.PublicKey) (*Login, error) {
+	if identity.ValidateUUID("user", user) != nil || s.Store == nil {
+		return nil, ErrLoginRefused
+	}
+	e, err := s.Store.FindEnvironmentOfAnyOrganization(ctx, user)
+	if apperr.Is(err, apperr.CodeNotFound) {
+		return nil, ErrLoginRefused
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find the environment of an SSH login: %w", err)
+	}
+	wire := key.Marshal()
+	if !listsKey(e, wire) {
+		return nil, ErrLoginRefused
+	}
+	return &Login{
+		EnvironmentID: e.ID,
+		Caller: &identity.Caller{
+			OrgID:   e.OrgID,
+			Subject: identity.Subject{Principal: identity.PrincipalEnvironment, ID: e.ID},
+			TokenID: ssh.FingerprintSHA256(key),
+			Scopes:  []identity.Scope{identity.ScopeEnvironmentsWrite},
+		},
+		key: wire,
+	}, nil
+}
+
+// listsKey says e's spec lists the key whose wire form is wire.
+func listsKey(e *environments.Environment, wire []byte) bool {
+	for _, k := range e.Spec.SSHPublicKeys {
+		pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.Value))
+		if err == nil && bytes.Equal(pk.Marshal(), wire) {
+			return true
+		}
+	}
+	return false
+}
+
+// OpenAs opens a session of an SSH login in its environment. The key must
+// still be listed in the environment's spec (a key removed from it opens
+// nothing more, also on a connection that logged in before); otherwise as
+// Open.
+func (s *Service) OpenAs(ctx context.Context, l *Login, req Request, source string) (Stream, error) {
+	ctx = identity.NewContext(ctx, l.Caller)
+	req.EnvironmentID = l.EnvironmentID
+	return s.open(ctx, req, source, func(e *environments.Environment) error {
+		if !listsKey(e, l.key) {
+			return apperr.PermissionDenied("the key %s is no longer listed in the environment's spec.sshPublicKeys", l.Caller.TokenID)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,84 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/runyard/runyard/internal/envaccess"
+	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/sshserver"
+	"github.com/runyard/runyard/internal/store"
+)
+
+// environmentAccess is the service behind shells, commands, SFTP and port
+// forwards in environments: sessions reach the runner through the fleet,
+// and each one opened counts as activity on its environment.
+func (s *Server) environmentAccess(st store.Store, envSvc *environments.Service) *envaccess.Service {
+	return &envaccess.Service{
+		Environments: st,
+		Store:        st,
+		Opener:       s.fleet,
+		Active: func(ctx context.Context, orgID, envID, source string) {
+			if err := envSvc.MarkActive(ctx, environments.MarkActiveInput{EnvironmentID: envID, Source: source}); err != nil {
+				s.log.Warn("record activity of an environment session", "environment", envID, "err", err)
+			}
+		},
+	}
+}
+
+// sshListener is the SSH server and the socket it serves.
+type sshListener struct {
+	srv *sshserver.Server
+	ln  net.Listener
+}
+
+// openSSH listens on --ssh-listen, so that a busy port fails the start, and
+// loads the host key: a server key of the database, the same on every
+// replica and after every restart.
+func (s *Server) openSSH(ctx context.Context, st store.Store) error {
+	if s.cfg.SSHListen == "" {
+		return nil
+	}
+	seed, err := st.ServerKey(ctx, sshserver.HostKeyName)
+	if err != nil {
+		return fmt.Errorf("ssh host key: %w", err)
+	}
+	key, err := sshserver.HostKey(seed)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.cfg.SSHListen)
+	if err != nil {
+		return fmt.Errorf("--ssh-listen %s: %w", s.cfg.SSHListen, err)
+	}
+	s.ssh = &sshListener{ln: ln, srv: &sshserver.Server{Access: s.access, Audit: s.audit, HostKey: key, Log: s.log.With("surface", "ssh")}}
+	return nil
+}
+
+// SSHAddr is the SSH server's address, "" without --ssh-listen.
+func (s *Server) SSHAddr() string {
+	if s.ssh == nil {
+		return ""
+	}
+	return s.ssh.ln.Addr().String()
+}
+
+// serveSSH serves SSH until the returned stop is called (once or more).
+func (s *Server) serveSSH() (stop func()) {
+	if s.ssh == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.ssh.srv.Serve(ctx, s.ssh.ln); err != nil {
+			s.log.Error("ssh server", "err", err)
+		}
+	}()
+	s.log.Info("ssh server listening", "addr", s.SSHAddr(), "host_key", s.ssh.srv.Fingerprint())
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }
+}
