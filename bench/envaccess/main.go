@@ -8,13 +8,14 @@
 //     p99, beside a local fork/exec of `true`; and the same through the CLI
 //     process (`runyard environments exec ENV -- true`), which adds the
 //     CLI's own start and its two identity calls;
+//
 //  2. port forward: `runyard environments port-forward` to a sink and an
 //     echo server on loopback; throughput of one connection and the echo
 //     round trip of one byte on an open connection, p50 and p99, each beside
 //     a direct loopback connection to the same server.
 //
-//	go run ./bench/envaccess
-//	go run ./bench/envaccess --execs 500 --bytes 512MiB
+//     go run ./bench/envaccess
+//     go run ./bench/envaccess --execs 500 --bytes 512MiB
 //
 // Everything stays on 127.0.0.1; processes and temporary directories are
 // removed at the end; --max-time bounds the run. It exits 1 when a step

@@ -41,6 +41,25 @@ func TestCLI_WebLogin(t *testing.T) {
 
 func testWebLogin(t *testing.T, dbURL string) {
 	s := startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+
+	// Without user accounts no one can approve: the CLI says so at once and
+	// stores nothing, and the approval page says the same.
+	noUsersCfg := t.TempDir()
+	refused := exec.Command(bin, "login", s.URL, "--web", "--name", "web")
+	refused.Dir, refused.Env = emptyDir, processEnv("XDG_CONFIG_HOME="+noUsersCfg, "BROWSER=", "DISPLAY=", "WAYLAND_DISPLAY=")
+	out, err := refused.CombinedOutput()
+	if code := refused.ProcessState.ExitCode(); err == nil || code == 0 || !strings.Contains(string(out), "no user accounts") || !strings.Contains(string(out), "--web=false") {
+		t.Fatalf("login --web without users: exit %d, %v, %s; want a refusal pointing at --web=false", code, err, out)
+	}
+	if entries, _ := os.ReadDir(noUsersCfg); len(entries) != 0 {
+		t.Errorf("a refused login wrote %v", entries)
+	}
+	if res, err := http.Post(s.URL+"/auth/cli/token", "application/json", strings.NewReader(`{}`)); err != nil || res.StatusCode != http.StatusPreconditionFailed {
+		t.Fatalf("token probe without users: %v %v, want 412", res, err)
+	} else {
+		res.Body.Close()
+	}
+
 	const pw = "web-login-password-0123456789"
 	if r := s.runWithStdin(t, adminToken, pw+"\n", "users", "create", "--email", "web@example.com", "--password-stdin", "--org", "default", "--role", "member"); r.Code != 0 {
 		t.Fatalf("users create: %d %s", r.Code, r.Stderr)
@@ -162,9 +181,10 @@ func testWebLogin(t *testing.T, dbURL string) {
 	if st.Server != s.URL || st.Principal != "user" || st.SubjectID != userID || userID == "" {
 		t.Errorf("auth status after login --web: %+v, want user %s", st, userID)
 	}
-	// A member's key cannot do an admin's work.
-	if r := runCLI(t, "", []string{"XDG_CONFIG_HOME=" + cfg}, "tokens", "list"); r.Code != 6 {
-		t.Errorf("tokens list with a member's key: exit %d, want 6 (permission denied)", r.Code)
+	// A member's key cannot do an admin's work (a member lists only their
+	// own keys, and no users).
+	if r := runCLI(t, "", []string{"XDG_CONFIG_HOME=" + cfg}, "users", "list"); r.Code != 6 {
+		t.Errorf("users list with a member's key: exit %d, want 6 (permission denied)", r.Code)
 	}
 
 	// The code in the browser's history is worth nothing without the

@@ -76,8 +76,14 @@ only ever sent to that server.`,
 			}
 			// The browser is the default where it can work: a person at a
 			// terminal, a server that offers it.
-			if !cmd.Flags().Changed("web") && !withToken && term.IsTerminal(int(os.Stdin.Fd())) && g.serverHasWebLogin(cmd.Context(), srv) {
-				web = true
+			if web {
+				// Asked for: a server that cannot do it says why now, not
+				// after the user has signed in.
+				if _, refusal := g.serverHasWebLogin(cmd.Context(), srv); refusal != "" {
+					return apperr.FailedPrecondition("--web: %s", refusal)
+				}
+			} else if !cmd.Flags().Changed("web") && !withToken && term.IsTerminal(int(os.Stdin.Fd())) {
+				web, _ = g.serverHasWebLogin(cmd.Context(), srv)
 			}
 			var token string
 			var err error

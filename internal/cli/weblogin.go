@@ -46,21 +46,35 @@ func randomURLString(n int) string {
 }
 
 // serverHasWebLogin reports whether srv serves the browser login (an older
-// server answers 404 for its token route).
-func (g *globals) serverHasWebLogin(ctx context.Context, srv string) bool {
+// server answers 404 for its token route), and, when it serves it but
+// refuses it (412: it has no user accounts to approve with), its reason.
+func (g *globals) serverHasWebLogin(ctx context.Context, srv string) (offered bool, refusal string) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv+"/auth/cli/token", strings.NewReader("{}"))
 	if err != nil {
-		return false
+		return false, ""
 	}
 	req.Header.Set("Content-Type", "application/json")
 	res, err := g.httpClient(10 * time.Second).Do(req)
 	if err != nil {
-		return false
+		return false, ""
 	}
-	res.Body.Close()
-	return res.StatusCode != http.StatusNotFound
+	defer res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusNotFound:
+		return false, ""
+	case http.StatusPreconditionFailed:
+		var body struct {
+			Error string `json:"error"`
+		}
+		_ = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&body)
+		if body.Error == "" {
+			body.Error = "the server refuses the browser login"
+		}
+		return false, body.Error
+	}
+	return true, ""
 }
 
 // webLogin runs the browser login against srv and returns the key.

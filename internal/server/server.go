@@ -466,7 +466,10 @@ func (s *Server) open(ctx context.Context) error {
 	s.signIns.Limits = signInLimits(s.cfg.SignInLimits)
 	authHandler := &authhttp.Handler{Sessions: s.signIns, Audit: s.audit, Secure: s.secureCookies, Log: s.log}
 	authhttp.Mount(mux, authHandler)
-	authhttp.MountCLILogin(mux, &authhttp.CLILogin{Auth: authHandler, Identity: idSvc})
+	authhttp.MountCLILogin(mux, &authhttp.CLILogin{Auth: authHandler, Identity: idSvc, HasUsers: func(ctx context.Context) (bool, error) {
+		us, err := st.FindUsers(ctx, users.UserFilter{Limit: 1})
+		return len(us) > 0, err
+	}})
 	s.mountSSO(mux, st)
 	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
 	g.sessions = s.signIns

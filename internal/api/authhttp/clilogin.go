@@ -1,6 +1,7 @@
 package authhttp
 
 import (
+	"context"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -34,6 +35,24 @@ type CLILogin struct {
 	// Auth is the sign-in handler: its session checks, audit and errors.
 	Auth     *Handler
 	Identity *identity.Service
+	// HasUsers reports whether the installation has any user account. The
+	// browser login gives a key of the approving user, so without users it
+	// cannot end well: every route refuses it at once, and the CLI's probe
+	// (a token request without a code) learns that before opening a browser.
+	HasUsers func(ctx context.Context) (bool, error)
+}
+
+// noUsers is the refusal of a browser login on a server without users.
+const noUsers = "this server has no user accounts, so no one can approve a browser login: log in with an API key (runyard login --web=false)"
+
+// usersExist is false only when HasUsers says so; a failed check lets the
+// login go on (the approval needs a user anyway).
+func (h *CLILogin) usersExist(r *http.Request) bool {
+	if h.HasUsers == nil {
+		return true
+	}
+	ok, err := h.HasUsers(r.Context())
+	return err != nil || ok
 }
 
 // MountCLILogin registers the CLI login's routes on mux.
@@ -135,6 +154,10 @@ func (h *CLILogin) renderPage(w http.ResponseWriter, status, port int, d cliPage
 }
 
 func (h *CLILogin) page(w http.ResponseWriter, r *http.Request) {
+	if !h.usersExist(r) {
+		h.renderPage(w, http.StatusPreconditionFailed, 0, cliPageData{Title: "No browser login here", Error: noUsers})
+		return
+	}
 	secret, c, err := h.Auth.authenticate(r, false)
 	if err != nil {
 		// Sign in first, then back here (the console's sign-in page goes
@@ -168,6 +191,9 @@ func (h *CLILogin) page(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *CLILogin) approve(w http.ResponseWriter, r *http.Request) error {
+	if !h.usersExist(r) {
+		return apperr.FailedPrecondition(noUsers)
+	}
 	ck, err := r.Cookie(sessions.CookieName)
 	if err != nil || ck.Value == "" {
 		return apperr.Unauthenticated("not signed in: sign in and open the link from the CLI again")
@@ -215,6 +241,9 @@ func (h *CLILogin) approve(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *CLILogin) token(w http.ResponseWriter, r *http.Request) error {
+	if !h.usersExist(r) {
+		return apperr.FailedPrecondition(noUsers)
+	}
 	var req struct {
 		Code     *string `json:"code"`
 		Verifier *string `json:"verifier"`
