@@ -454,6 +454,22 @@ func runBackend(ctx context.Context, cfg config, name, databaseURL string, after
 				return err
 			}
 		}
+		// The keys figure above meets most keys for the first time, so it
+		// measures store reads as much as authentication. After every key
+		// has been used once (an installation whose 50,000 keys are all in
+		// use), the same uniform draw shows the steady state.
+		if wantsAny(cfg, name+" GetRunner/keys") {
+			all := pop.getWithKeys(pop.keys, cfg.keys, hc, srv.URL(), opts[1:])
+			warm := pop.getEach(ctx, pop.keys, hc, srv.URL(), opts[1:])
+			if err := parallel(ctx, 16, len(pop.keys), warm); err != nil {
+				return fmt.Errorf("%s: use every key once: %w", name, err)
+			}
+			for _, c := range cfg.clients {
+				if err := measure(ctx, cfg, name+" GetRunner/keys-warm", c, all, errs); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	if cfg.jsonClients > 0 {
 		if err := measure(ctx, cfg, name+" GetRunner/json", cfg.jsonClients, get(jsonClient), errs); err != nil {

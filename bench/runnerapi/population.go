@@ -155,6 +155,19 @@ func (p *population) getWithKeys(keys []popKey, n int, hc connect.HTTPClient, ba
 	}
 }
 
+// getEach returns a function that reads the runner of keys[i] with that
+// key, for parallel.
+func (p *population) getEach(ctx context.Context, keys []popKey, hc connect.HTTPClient, baseURL string, opts []connect.ClientOption) func(i int) error {
+	client := gitpodv1connect.NewRunnerServiceClient(hc, baseURL, opts...)
+	return func(i int) error {
+		k := keys[i]
+		req := connect.NewRequest(&gitpodv1.GetRunnerRequest{RunnerId: k.runnerID})
+		req.Header().Set("Authorization", "Bearer "+k.secret)
+		_, err := client.GetRunner(ctx, req)
+		return err
+	}
+}
+
 // parallel runs fn(0..n-1) on workers goroutines and returns the first
 // error, after which the rest stop.
 func parallel(ctx context.Context, workers, n int, fn func(i int) error) error {

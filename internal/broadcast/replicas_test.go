@@ -49,6 +49,20 @@ func rest(t *testing.T, ts *testutil.TestServer, method, path, body string, out 
 	return res.StatusCode
 }
 
+// auditEntries counts the audit log's entries of method (a route pattern),
+// read through ts's API.
+func auditEntries(t *testing.T, ts *testutil.TestServer, method string) int {
+	t.Helper()
+	events := gitpodv1connect.NewEventServiceClient(http.DefaultClient, ts.URL)
+	req := connect.NewRequest(&gitpodv1.ListAuditLogsRequest{Filter: &gitpodv1.ListAuditLogsRequest_Filter{Methods: []string{method}}})
+	req.Header().Set("Authorization", "Bearer "+testutil.AdminToken)
+	res, err := events.ListAuditLogs(context.Background(), req)
+	if err != nil {
+		t.Fatalf("list the audit log: %v", err)
+	}
+	return len(res.Msg.GetEntries())
+}
+
 func eventually(t *testing.T, what string, check func() string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -188,6 +202,30 @@ func TestReplicas_TerminalThroughAnotherReplica(t *testing.T) {
 		}
 		seen.Write(b)
 	}
+
+	// The attach is in the audit log once: the replica the client reached
+	// records it, the one it was relayed to does not. A client that sets
+	// the relay header itself is recorded all the same (only a replica can
+	// sign it).
+	const attach = "GET /api/v1/orgs/{org}/pods/{key}/terminal"
+	eventually(t, "one audit entry for the relayed attach", func() string {
+		if n := auditEntries(t, a, attach); n != 1 {
+			return fmt.Sprintf("%d entries", n)
+		}
+		return ""
+	})
+	forged, res, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(a.URL, "http")+"/api/v1/orgs/default/pods/"+key+"/terminal",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + testutil.AdminToken}, "X-Runyard-Relayed": {"1"}}})
+	if err != nil {
+		t.Fatalf("attach with a header of one's own: %v (%v)", err, res)
+	}
+	forged.CloseNow()
+	eventually(t, "the attach with a forged relay header recorded", func() string {
+		if n := auditEntries(t, b, attach); n != 2 {
+			return fmt.Sprintf("%d entries", n)
+		}
+		return ""
+	})
 
 	// A request another replica relayed already is answered where it
 	// lands, never relayed again (no loops between replicas).

@@ -9,11 +9,16 @@ package replicaproxy
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,8 +41,19 @@ func (e *ElsewhereError) Unwrap() error {
 	return &apperr.Error{Code: apperr.CodeUnavailable, Message: e.Error()}
 }
 
-// Header marks a relayed request, so that it is never relayed twice.
+// Header marks a relayed request, so that it is never relayed twice. Its
+// value is signed with the replicas' shared relay key (see Relayed): a
+// client may set the header, but only a replica can sign it.
 const Header = "X-Runyard-Relayed"
+
+// KeyName names the server key (the same on every replica) that signs
+// relayed requests.
+const KeyName = "replica-relay"
+
+// relayMaxAge bounds how old a signed relay header may be: a relay
+// reaches the other replica within moments, and clocks of replicas agree
+// within this.
+const relayMaxAge = 2 * time.Minute
 
 // Proxy relays requests to the replica holding a runner's stream.
 type Proxy struct {
@@ -47,6 +63,50 @@ type Proxy struct {
 	// when none does.
 	Find func(ctx context.Context, orgID, runnerID string) (string, error)
 	Log  *slog.Logger
+	// Key signs the relay header; without it relayed requests carry an
+	// unsigned header, which Relayed never accepts.
+	Key []byte
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+func (p *Proxy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// sign returns the relay header's value for a request: the time and an
+// HMAC of it with the method and the request URI.
+func (p *Proxy) sign(method, requestURI string, at time.Time) string {
+	ts := strconv.FormatInt(at.Unix(), 10)
+	m := hmac.New(sha256.New, p.Key)
+	m.Write([]byte(method + " " + requestURI + " " + ts))
+	return ts + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Relayed reports whether r was relayed here by another replica: its relay
+// header is signed with the shared key, for this method and URI, recently.
+// The audit log leaves such a request to the replica that relayed it,
+// which saw the client and records the call once.
+func (p *Proxy) Relayed(r *http.Request) bool {
+	if p == nil || len(p.Key) == 0 {
+		return false
+	}
+	v := r.Header.Get(Header)
+	ts, _, ok := strings.Cut(v, ".")
+	if !ok {
+		return false
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return false
+	}
+	if d := p.now().Sub(time.Unix(sec, 0)); d > relayMaxAge || d < -relayMaxAge {
+		return false
+	}
+	return hmac.Equal([]byte(v), []byte(p.sign(r.Method, r.URL.RequestURI(), time.Unix(sec, 0))))
 }
 
 // Relay proxies r to the replica holding the stream err names and reports
@@ -76,6 +136,9 @@ func (p *Proxy) Relay(w http.ResponseWriter, r *http.Request, err error) bool {
 			pr.SetURL(u)
 			pr.Out.Host = pr.In.Host
 			pr.Out.Header.Set(Header, "1")
+			if len(p.Key) > 0 {
+				pr.Out.Header.Set(Header, p.sign(pr.Out.Method, pr.Out.URL.RequestURI(), p.now()))
+			}
 		},
 		// Followed logs and terminals stream: pass every write on at once.
 		FlushInterval: -1,

@@ -397,7 +397,7 @@ func (s *Server) open(ctx context.Context) error {
 	})
 	var proxy *replicaproxy.Proxy
 	if s.cfg.DatabaseURL != "" {
-		proxy = s.relayBetweenReplicas(st)
+		proxy = s.relayBetweenReplicas(ctx, st)
 	}
 	logs.Mount(mux, idSvc, envSvc, s.fleet, proxy, s.log)
 	// The runner's own log and support bundle (status.logUrl, supportBundleUrl).
@@ -471,7 +471,7 @@ func (s *Server) open(ctx context.Context) error {
 		return len(us) > 0, err
 	}})
 	s.mountSSO(mux, st)
-	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log)), s.cfg.MaxUnauthenticatedPerIP, s.log)
+	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log, proxy.Relayed)), s.cfg.MaxUnauthenticatedPerIP, s.log)
 	g.sessions = s.signIns
 	s.http.Handler = s.trusted.Middleware(g)
 	s.http.ConnState = g.ConnState
@@ -545,7 +545,7 @@ func (s *Server) URL() string {
 // relayBetweenReplicas records in st which runners' streams this replica
 // holds and returns the proxy that sends requests for the others' to the
 // replica holding them.
-func (s *Server) relayBetweenReplicas(st store.Store) *replicaproxy.Proxy {
+func (s *Server) relayBetweenReplicas(ctx context.Context, st store.Store) *replicaproxy.Proxy {
 	self := strings.TrimRight(s.cfg.AdvertiseURL, "/")
 	if self == "" {
 		if addr := s.listener.Addr().(*net.TCPAddr); addr.IP.IsUnspecified() {
@@ -562,7 +562,13 @@ func (s *Server) relayBetweenReplicas(st store.Store) *replicaproxy.Proxy {
 	s.sessions = replicaproxy.NewRecorder(st, self, s.log)
 	s.fleet.OnConnect = s.sessions.Connected
 	s.fleet.OnDisconnect = s.sessions.Disconnected
-	return &replicaproxy.Proxy{Self: self, Find: st.FindRunnerSession, Log: s.log}
+	key, err := st.ServerKey(ctx, replicaproxy.KeyName)
+	if err != nil {
+		// Relays still work; the replica they reach records them in the
+		// audit log too.
+		s.log.Error("load the key that signs requests relayed between replicas", "err", err)
+	}
+	return &replicaproxy.Proxy{Self: self, Find: st.FindRunnerSession, Log: s.log, Key: key}
 }
 
 // PublicURL is the URL clients reach the control plane at, put in the log

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/identity"
 )
 
@@ -43,7 +44,7 @@ func Authenticate(ctx context.Context, a Authenticator, h http.Header) (context.
 			return ctx, o.err
 		}
 		if o.caller != nil {
-			return identity.NewContext(ctx, o.caller), nil
+			return withCaller(ctx, o.caller), nil
 		}
 		return ctx, nil
 	}
@@ -55,5 +56,16 @@ func Authenticate(ctx context.Context, a Authenticator, h http.Header) (context.
 	if err != nil {
 		return ctx, err
 	}
-	return identity.NewContext(ctx, c), nil
+	return withCaller(ctx, c), nil
+}
+
+// withCaller returns ctx with the caller, and gives the call's audit entry
+// its actor: an entry written after the call (a terminal attach recorded
+// when it upgrades, a call relayed to another replica) is written outside
+// the handler's context, so it learns the caller only from the draft.
+func withCaller(ctx context.Context, c *identity.Caller) context.Context {
+	if d, ok := audit.FromContext(ctx); ok && d != nil {
+		d.SetCaller(c)
+	}
+	return identity.NewContext(ctx, c)
 }

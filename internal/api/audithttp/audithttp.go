@@ -4,7 +4,9 @@
 package audithttp
 
 import (
+	"bufio"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -33,11 +35,19 @@ func Surface(path string) string {
 // method recorded is mux's pattern ("POST /api/v1/orgs/{org}/pods"), never
 // the path, so no value from the request reaches the entry but the object's
 // id. next is the handler to call, usually mux itself.
-func Wrap(svc *audit.Service, mux *http.ServeMux, next http.Handler, log *slog.Logger) http.Handler {
+//
+// relayed, when set, tells a request another replica relayed here (a pod's
+// terminal whose runner is connected to this replica): that replica records
+// the call, with the client's address, so this one does not record it again.
+func Wrap(svc *audit.Service, mux *http.ServeMux, next http.Handler, log *slog.Logger, relayed func(*http.Request) bool) http.Handler {
 	if svc == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if relayed != nil && relayed(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		surface := Surface(r.URL.Path)
 		terminal := r.Method == http.MethodGet && (strings.HasSuffix(r.URL.Path, "/terminal") && !readonly(r) || session(r.URL.Path))
 		if surface == "" || ((r.Method == http.MethodGet || r.Method == http.MethodHead) && !terminal) {
@@ -141,5 +151,20 @@ func (w *recorder) Write(b []byte) (int, error) {
 }
 
 func (w *recorder) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Hijack passes the connection on. A request relayed to another replica
+// upgrades without WriteHeader (the reverse proxy writes the other
+// replica's 101 on the hijacked connection itself), so a hijack before any
+// status counts as the upgrade.
+func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+		if w.upgraded != nil {
+			w.upgraded()
+		}
+	}
+	return c, rw, err
+}
 
 func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
