@@ -86,5 +86,6 @@ func cloneReport(r *runners.Report) runners.Report {
 	out.Capabilities = slices.Clone(r.Capabilities)
 	out.PublicKey = slices.Clone(r.PublicKey)
 	out.AgentTypes = slices.Clone(r.AgentTypes)
+	out.AdditionalInfo = slices.Clone(r.AdditionalInfo)
 	return out
 }
