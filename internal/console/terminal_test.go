@@ -127,7 +127,19 @@ func TestConsole_TerminalFullScreenAndClipboard(t *testing.T) {
 		// Quit less; the shell reads lines: paste one.
 		b.typeText("q")
 		b.waitJS("less quits, back on the normal buffer", `document.getElementById("terminal").terminal.buffer.active.type === "normal" && `+screen+`.some(l => l === "less-ended")`)
-		evalAwait[any](b, `navigator.clipboard.writeText("pasted-line\n")`)
+		// The clipboard must hold the new line before the paste: once, on a
+		// loaded machine, the paste still read the copied row.
+		b.do(chromedp.Focus(chromedp.CSS("#terminal textarea")))
+		for deadline := time.Now().Add(browserWait); ; {
+			evalAwait[any](b, `navigator.clipboard.writeText("pasted-line\n")`)
+			if evalAwait[string](b, `navigator.clipboard.readText()`) == "pasted-line\n" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the clipboard does not keep the line to paste")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		b.do(chromedp.Focus(chromedp.CSS("#terminal textarea")))
 		b.key("V", "KeyV", 86, 2|8, "paste")
 		b.waitJS("the pasted line reaches the process", screen+`.some(l => l === "got: pasted-line")`)
