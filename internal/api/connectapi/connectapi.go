@@ -10,10 +10,8 @@
 package connectapi
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -84,15 +82,6 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		// Compressing a 300-byte GetRunner costs more than sending it: the
 		// gzip writer's reset was 17% of a GetRunner's CPU.
 		connect.WithCompressMinBytes(1024),
-		// gzip at its fastest level: at the default one, compressing a
-		// page of 100 runners was a fifth of a ListRunners' CPU, for
-		// answers only a few per cent smaller on loopback and LAN links.
-		connect.WithCompression("gzip",
-			func() connect.Decompressor { return &gzip.Reader{} },
-			func() connect.Compressor {
-				w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
-				return w
-			}),
 		// The audit interceptor is outermost: a call refused by auth is
 		// recorded too.
 		connect.WithInterceptors(&auditInterceptor{svc: svc.Audit, log: log}, auth),
