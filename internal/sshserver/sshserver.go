@@ -315,27 +315,31 @@ func (c *sshConn) session(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.
 	}
 }
 
+// pumpInput copies what the client sends on ch into the session's stdin
+// until either side ends; the client's EOF closes stdin.
+func pumpInput(ch io.Reader, st envaccess.Stream) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := ch.Read(buf)
+		if n > 0 {
+			if st.Write(buf[:n]) != nil {
+				return
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = st.CloseStdin()
+			}
+			return
+		}
+	}
+}
+
 // pipe relays a session's channel and stream until the stream ends, then
 // sends the exit status.
 func (c *sshConn) pipe(ch ssh.Channel, st envaccess.Stream) {
 	defer st.Close()
-	go func() {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := ch.Read(buf)
-			if n > 0 {
-				if st.Write(buf[:n]) != nil {
-					return
-				}
-			}
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					_ = st.CloseStdin()
-				}
-				return
-			}
-		}
-	}()
+	go pumpInput(ch, st)
 	for {
 		f, err := st.Recv()
 		if err != nil {
@@ -426,23 +430,7 @@ func (c *sshConn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	}
 	defer ch.Close()
 	go ssh.DiscardRequests(reqs)
-	go func() {
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := ch.Read(buf)
-			if n > 0 {
-				if st.Write(buf[:n]) != nil {
-					return
-				}
-			}
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					_ = st.CloseStdin()
-				}
-				return
-			}
-		}
-	}()
+	go pumpInput(ch, st)
 	for {
 		f, err := st.Recv()
 		if err != nil {
