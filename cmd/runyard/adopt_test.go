@@ -155,11 +155,15 @@ func TestRunner_KilledRunnerWorkAdopted(t *testing.T) {
 			xID := started.TaskExecution.ID
 
 			svcGet := fmt.Sprintf(`{"id":%q}`, svcID)
-			eventually(t, "the service runs and the step started", func() bool {
+			// RUNNING is reported once the process is spawned, which can be
+			// before its shell wrote its line: wait for the line too.
+			eventually(t, "the service runs, wrote its pid, and the step started", func() bool {
 				var v unreachableService
 				connectJSON(t, s, "EnvironmentAutomationService/GetService", svcGet, &v)
 				b, _ := os.ReadFile(steps)
-				return v.Service.Status.Phase == "SERVICE_PHASE_RUNNING" && strings.Contains(string(b), xID)
+				line, _ := os.ReadFile(starts)
+				return v.Service.Status.Phase == "SERVICE_PHASE_RUNNING" && strings.Contains(string(b), xID) &&
+					strings.HasSuffix(string(line), "\n")
 			})
 			svcPhases := watchPhases(t, s, "EnvironmentAutomationService/GetService", svcGet, statusPhase("service"))
 			xPhases := watchPhases(t, s, "EnvironmentAutomationService/GetTaskExecution", fmt.Sprintf(`{"id":%q}`, xID), statusPhase("taskExecution"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -423,7 +424,10 @@ func TestWork_HandedAgainAfterReconnect(t *testing.T) {
 
 	// On the runner, the pod manager de-duplicates by key: both deliveries
 	// start one process.
-	events := startPods(t, first, again)
+	// The manager reports a pod running once its process is spawned, before
+	// the script has written its line, so the manager stays open until the
+	// line is there (closing it earlier could stop the script first).
+	events := startPods(t, func() bool { return len(readStarts(t, starts)) > 0 }, first, again)
 	if got := readStarts(t, starts); !slices.Equal(got, []string{p.Key}) {
 		t.Fatalf("starts after two deliveries of the pod: %v, want one of %s", got, p.Key)
 	}
@@ -477,7 +481,7 @@ func (p *podEvents) count(key string, st podmgr.Status) int {
 // startPods hands each desired state to a real pod manager as the daemon
 // does (runner.Daemon.apply), waits until its pods run, and closes it, which
 // ends them; the events are complete when it returns.
-func startPods(t *testing.T, deliveries ...*runnerv1.DesiredState) *podEvents {
+func startPods(t *testing.T, started func() bool, deliveries ...*runnerv1.DesiredState) *podEvents {
 	t.Helper()
 	m, err := podmgr.New(podmgr.Config{StateDir: t.TempDir(), StopGrace: time.Second, Logger: discard})
 	if err != nil {
@@ -516,6 +520,12 @@ func startPods(t *testing.T, deliveries ...*runnerv1.DesiredState) *podEvents {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	for !started() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pods' processes never showed they started: %+v", m.Pods())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	if err := m.Close(ctx); err != nil {
@@ -528,6 +538,9 @@ func startPods(t *testing.T, deliveries ...*runnerv1.DesiredState) *podEvents {
 func readStarts(t *testing.T, path string) []string {
 	t.Helper()
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		t.Fatalf("read starts: %v", err)
 	}
