@@ -286,7 +286,8 @@ func TestRunner_RestartStartsWhatItsPredecessorDidNot(t *testing.T) {
 		if p.Pod.Status == "failed" {
 			t.Fatalf("the pod failed: %s", p.Pod.Reason)
 		}
-		return p.Pod.Status == "running" && processWithArg(marker)
+		b, _ := os.ReadFile(starts)
+		return p.Pod.Status == "running" && processWithArg(marker) && strings.Contains(string(b), key)
 	})
 	if b, _ := os.ReadFile(starts); strings.Count(string(b), key) != 1 {
 		t.Errorf("the pod's command started %d times, want once: %q", strings.Count(string(b), key), b)
