@@ -39,6 +39,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
@@ -245,7 +246,15 @@ func run(args []string) error {
 	pprofAddr := fs.String("pprof", "", "serve the control plane's net/http/pprof on this loopback address, e.g. 127.0.0.1:6060")
 	hold := fs.Duration("hold", 0, "keep the runners connected this long after the figures, e.g. to take profiles")
 	deadline := fs.Duration("max-time", 15*time.Minute, "the whole run stops after this")
+	short := report.ShortSet(fs)
 	fs.Parse(args)
+	if *short {
+		*n, *sims, *duration, *clients = 50, 1, time.Second, 2
+	}
+	if *pprofAddr == "" {
+		// The goroutine count per runner comes from the control plane's pprof.
+		*pprofAddr = freeAddr()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
 	defer cancel()
 
@@ -394,7 +403,7 @@ func run(args []string) error {
 		t0.Errors, suffix(t0.LastError))
 
 	// The load: renewals flow while API clients measure.
-	baseline := measureBaseline(*clients, 5*time.Second)
+	baseline := measureBaseline(*clients, min(5*time.Second, *duration))
 	lat := map[string]*[]time.Duration{"GetRunner": new([]time.Duration), "ListRunners": new([]time.Duration)}
 	var apiErrors atomic.Int64
 	lctx, lcancel := context.WithTimeout(ctx, *duration)
@@ -436,6 +445,7 @@ func run(args []string) error {
 	elapsed := time.Since(w0)
 	t1 := total()
 	rss := rssKiB(srv.Process.Pid)
+	goroutines := goroutineCount("http://" + *pprofAddr)
 	fmt.Printf("runners connected=%d (failed %d) renewals/s=%.0f acks=%d\n", t1.Connected, t1.Errors, float64(t1.Renewals-r0)/elapsed.Seconds(), t1.Acks)
 	fmt.Printf("control plane RSS idle=%.1fMiB loaded=%.1fMiB per-runner=%.1fKiB\n", float64(rssIdle)/1024, float64(rss)/1024,
 		float64(rss-rssIdle)/float64(max(t1.Connected, 1)))
@@ -444,6 +454,17 @@ func run(args []string) error {
 		fmt.Printf("during load %s clients=%d n=%d p50=%s p99=%s\n", name, *clients, len(d), pct(d, 50), pct(d, 99))
 	}
 	fmt.Printf("baseline http clients=%d n=%d p50=%s p99=%s\n", *clients, len(baseline), pct(baseline, 50), pct(baseline, 99))
+	perRunner := float64(rss-rssIdle) / float64(max(t1.Connected, 1))
+	memTarget := report.AtMost(50)
+	report.Emit(report.Figure{Bench: "fleet", Name: fmt.Sprintf("control-plane memory per connected runner (%d runners)", t1.Connected),
+		Value: perRunner, Unit: "KiB", Count: float64(goroutines) / float64(max(t1.Connected, 1)), CountUnit: "goroutines/runner"}, &memTarget)
+	report.Emit(report.Figure{Bench: "fleet", Name: "renewals per second", Value: float64(t1.Renewals-r0) / elapsed.Seconds(), Unit: "/s",
+		Count: float64(t1.Acks), CountUnit: "acks"}, nil)
+	p99Target := report.AtMost(50)
+	for _, name := range []string{"GetRunner", "ListRunners"} {
+		report.Emit(report.Figure{Bench: "fleet", Name: name + " p99 during the renewals", Value: ms(pct(*lat[name], 99)), Unit: "ms",
+			Baseline: ms(pct(baseline, 99)), BaselineName: "bare HTTP"}, &p99Target)
+	}
 	if n := apiErrors.Load(); n > 0 {
 		return fmt.Errorf("%d API requests failed during the load", n)
 	}
@@ -455,6 +476,30 @@ func run(args []string) error {
 		}
 	}
 	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// goroutineCount reads the total of the goroutine profile at base's pprof.
+func goroutineCount(base string) int {
+	res, err := http.Get(base + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	line, _ := bufio.NewReader(res.Body).ReadString('\n')
+	_, total, _ := strings.Cut(strings.TrimSpace(line), "total ")
+	n, _ := strconv.Atoi(total)
+	return n
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func suffix(s string) string {
