@@ -53,7 +53,7 @@ var benches = []bench{
 	{"fleet", []string{"--runners", "2000", "--sims", "2", "--duration", "5s"}},
 	{"events", []string{"--quick", "--watchers", "1,100"}},
 	{"automations", []string{"--tasks", "200", "--log-runs", "3", "--services", "100", "--idle", "3s", "--chains", "25,100", "--exec-runs", "1"}},
-	{"pods", []string{"--short"}},
+	{"pods", []string{"--runners", "2000", "--pods", "3000", "--agent-pods", "30"}},
 	{"runnermetrics", []string{"--window", "5s", "--runners", "50", "--services", "20", "--pods", "5"}},
 	{"console", []string{"--loads", "3", "--runners", "2000", "--requests", "20", "--log-mb", "50"}},
 	{"envaccess", []string{"--execs", "50", "--cli-execs", "5", "--pings", "300", "--bytes", "33554432"}},
