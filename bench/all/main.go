@@ -288,11 +288,12 @@ func printTable(w io.Writer, rs results) {
 	fmt.Fprintln(tw, "BENCH\tFIGURE\tVALUE\tBASELINE\tRATIO\tTARGET\tMET\tCOUNT")
 	for _, r := range rs {
 		if r.err != nil {
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\n", r.name, "FAILED: "+firstLine(r.err.Error()))
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t%s\n", r.name, "FAILED", firstLine(r.err.Error()))
 		}
 		for _, f := range r.figures {
 			if f.Skipped != "" {
-				fmt.Fprintf(tw, "%s\t%s\tskipped: %s\t\t\t\t\t\n", f.Bench, f.Name, f.Skipped)
+				// The reason is the row's last cell, which sets no column's width.
+				fmt.Fprintf(tw, "%s\t%s\tskipped\t\t\t\t\t%s\n", f.Bench, f.Name, f.Skipped)
 				continue
 			}
 			base, ratio := "", ""
@@ -320,6 +321,8 @@ func printTable(w io.Writer, rs results) {
 func value(v float64, unit string) string {
 	s := strconv.FormatFloat(v, 'f', -1, 64)
 	switch a := abs(v); {
+	case v == float64(int64(v)):
+		s = strconv.FormatInt(int64(v), 10)
 	case a >= 100:
 		s = strconv.FormatFloat(v, 'f', 0, 64)
 	case a >= 10:
