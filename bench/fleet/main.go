@@ -290,6 +290,7 @@ func run(args []string) error {
 	url := strings.TrimSpace(line)
 	fmt.Printf("control plane %s (pid %d), %d runners in %d simulators, runner timeout %s\n", url, srv.Process.Pid, *n, *sims, *timeout)
 	rssIdle := rssKiB(srv.Process.Pid)
+	idleLive, idleStacks, _ := memAfterGC("http://" + *pprofAddr)
 
 	// Runners, through the API.
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -458,10 +459,21 @@ func run(args []string) error {
 	memTarget := report.AtMost(50)
 	report.Emit(report.Figure{Bench: "fleet", Name: fmt.Sprintf("control-plane memory per connected runner (%d runners)", t1.Connected),
 		Value: perRunner, Unit: "KiB", Count: float64(goroutines) / float64(max(t1.Connected, 1)), CountUnit: "goroutines/runner"}, &memTarget)
+	// After forced collections the heap and stacks move little with the
+	// machine's load or the moment of the reading, unlike RSS.
+	if live, stacks, ok := memAfterGC("http://" + *pprofAddr); ok {
+		n := float64(max(t1.Connected, 1))
+		report.Emit(report.Figure{Bench: "fleet", Name: "live heap + goroutine stacks per connected runner, after GC", Value: float64(live+stacks-idleLive-idleStacks) / 1024 / n, Unit: "KiB",
+			Count: float64(stacks-idleStacks) / 1024 / n, CountUnit: "KiB of stacks/runner"}, nil)
+	}
 	report.Emit(report.Figure{Bench: "fleet", Name: "renewals per second", Value: float64(t1.Renewals-r0) / elapsed.Seconds(), Unit: "/s",
 		Count: float64(t1.Acks), CountUnit: "acks"}, nil)
 	p99Target := report.AtMost(50)
 	for _, name := range []string{"GetRunner", "ListRunners"} {
+		if len(*lat[name]) == 0 {
+			report.Skip("fleet", name+" p99 during the renewals", "no call completed within --duration")
+			continue
+		}
 		report.Emit(report.Figure{Bench: "fleet", Name: name + " p99 during the renewals", Value: ms(pct(*lat[name], 99)), Unit: "ms",
 			Baseline: ms(pct(baseline, 99)), BaselineName: "bare HTTP"}, &p99Target)
 	}
@@ -479,6 +491,30 @@ func run(args []string) error {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// memAfterGC forces a collection in the control plane (through its pprof)
+// and returns its live heap and goroutine stacks in bytes.
+func memAfterGC(base string) (live, stacks int64, ok bool) {
+	for range 3 { // a stack shrinks by half at each collection at most
+		res, err := http.Get(base + "/debug/pprof/heap?gc=1&debug=1")
+		if err != nil {
+			return 0, 0, false
+		}
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if v, found := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); found {
+				live, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if v, found := strings.CutPrefix(sc.Text(), "# Stack = "); found {
+				v, _, _ = strings.Cut(v, " ")
+				stacks, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		res.Body.Close()
+	}
+	return live, stacks, live > 0
+}
 
 // goroutineCount reads the total of the goroutine profile at base's pprof.
 func goroutineCount(base string) int {
