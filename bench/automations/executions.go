@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 )
 
@@ -141,7 +142,44 @@ func runExecutions(ctx context.Context, b *bench, cfg config) error {
 			}
 		}
 	}
+	emitExecutions(figs)
 	return nil
+}
+
+// emitExecutions reports the control plane's CPU per step of each shape
+// beside the shortest chain's (the issue: at most 1.5× from 25 to 200
+// steps), and each shape's end to end beside process-compose's (no slower).
+func emitExecutions(figs []*execFigure) {
+	var first *execFigure // the shortest chain
+	for _, f := range figs {
+		if strings.HasPrefix(f.shape.name, "chain ") && (first == nil || len(f.shape.deps) < len(first.shape.deps)) {
+			first = f
+		}
+	}
+	perStep := func(f *execFigure) float64 { return float64(f.serverNS) / float64(len(f.shape.deps)*f.runs) / 1e6 }
+	linear := report.RatioAtMost(1.5)
+	pcTarget := report.RatioAtMost(1)
+	for _, f := range figs {
+		fig := report.Figure{Bench: "automations", Name: f.shape.name + ", control-plane CPU per step", Value: perStep(f), Unit: "ms"}
+		var t *report.Target
+		if first != nil && f != first {
+			fig.Baseline, fig.BaselineName = perStep(first), first.shape.name
+			if strings.HasPrefix(f.shape.name, "chain ") {
+				t = &linear
+			}
+		}
+		report.Emit(fig, t)
+		if pc := median(f.pc); pc > 0 {
+			report.Emit(report.Figure{Bench: "automations", Name: f.shape.name + ", end to end", Value: msf(median(f.e2e)), Unit: "ms",
+				Baseline: msf(pc), BaselineName: "process-compose"}, &pcTarget)
+		} else {
+			report.Emit(report.Figure{Bench: "automations", Name: f.shape.name + ", end to end", Value: msf(median(f.e2e)), Unit: "ms",
+				Baseline: msf(median(f.base)), BaselineName: "fork/exec"}, nil)
+		}
+	}
+	if len(figs) > 0 && median(figs[0].pc) == 0 {
+		report.Skip("automations", "end to end beside process-compose", "no --process-compose (or $RUNYARD_BENCH_PROCESS_COMPOSE) binary")
+	}
 }
 
 // runShape creates the shape's tasks in an environment of their own and

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 )
 
@@ -71,7 +72,7 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 		return fmt.Errorf("warm-up run: %w", err)
 	}
 	var runs []logResult
-	var base []time.Duration
+	var base, alone []time.Duration
 	b.profile(true)
 	before := b.sampleCPU()
 	for i := range cfg.logRuns {
@@ -85,6 +86,11 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 			return fmt.Errorf("baseline %d: %w", i, err)
 		}
 		base = append(base, d)
+		d, err = writerOnce(ctx, b, taskID)
+		if err != nil {
+			return fmt.Errorf("writer alone %d: %w", i, err)
+		}
+		alone = append(alone, d)
 	}
 	after := b.sampleCPU()
 	b.profile(false)
@@ -94,8 +100,25 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 		fmt.Printf("run %d: follower %.1f MB/s (%s for %d bytes; stream ended after %s), writer into the runner's log %.1f MB/s (%s), follower attached %s after StartTask; pipe baseline %.1f MB/s (%s)\n",
 			i+1, mbps(cfg.logBytes, r.follower), ms(r.follower), cfg.logBytes, ms(r.eof),
 			mbps(cfg.logBytes, r.writer), ms(r.writer), ms(r.attach), mbps(cfg.logBytes, base[i]), ms(base[i]))
+		fmt.Printf("  the same task with no follower: writer into the runner's log %.1f MB/s (%s)\n", mbps(cfg.logBytes, alone[i]), ms(alone[i]))
 	}
 	fmt.Printf("  %s\n", after.since(before, int(total>>20), "MiB followed"))
+	// Medians over the runs, each beside the pipe of the same runs: the
+	// issue asks the follower for 60% of a pipe, and that it never slows
+	// the writer.
+	var follower, writer []time.Duration
+	for _, r := range runs {
+		follower, writer = append(follower, r.follower), append(writer, r.writer)
+	}
+	pipe := mbps(cfg.logBytes, median(base))
+	sixty := report.RatioAtLeast(0.6)
+	report.Emit(report.Figure{Bench: "automations", Name: "followed log, follower", Value: mbps(cfg.logBytes, median(follower)), Unit: "MB/s",
+		Baseline: pipe, BaselineName: "pipe"}, &sixty)
+	unslowed := report.RatioAtLeast(0.9)
+	report.Emit(report.Figure{Bench: "automations", Name: "followed log, writer into the runner's log", Value: mbps(cfg.logBytes, median(writer)), Unit: "MB/s",
+		Baseline: mbps(cfg.logBytes, median(alone)), BaselineName: "the writer with no follower"}, &unslowed)
+	report.Emit(report.Figure{Bench: "automations", Name: "log with no follower, writer into the runner's log", Value: mbps(cfg.logBytes, median(alone)), Unit: "MB/s",
+		Baseline: pipe, BaselineName: "pipe"}, nil)
 	return nil
 }
 
@@ -210,6 +233,46 @@ func logOnce(ctx context.Context, b *bench, hc *http.Client, taskID string, n in
 		return r, err
 	}
 	return r, nil
+}
+
+// writerOnce runs the log task with no follower: released once it waits on
+// the go FIFO, it returns the time from the release to the writer's end.
+func writerOnce(ctx context.Context, b *bench, taskID string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := b.api.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: taskID}))
+	if err != nil {
+		return 0, fmt.Errorf("start task: %w", err)
+	}
+	id := res.Msg.GetTaskExecution().GetId()
+	err = waitFor(ctx, time.Minute, 5*time.Millisecond, func() (bool, error) {
+		res, err := b.api.autos.GetTaskExecution(ctx, req(&gitpodv1.GetTaskExecutionRequest{Id: id}))
+		if err != nil {
+			return false, err
+		}
+		return res.Msg.GetTaskExecution().GetStatus().GetLogUrl() != "", nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("execution %s has no log URL: %w", id, err)
+	}
+	// Long enough for the step to block on the go FIFO, as pipeOnce waits.
+	select {
+	case <-time.After(100 * time.Millisecond):
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	go0 := time.Now()
+	if _, err := b.goFile.Write([]byte("go\n")); err != nil {
+		return 0, fmt.Errorf("release the writer: %w", err)
+	}
+	at, err := b.awaitLine(ctx, "done-"+id)
+	if err != nil {
+		return 0, fmt.Errorf("the writer did not finish: %w", err)
+	}
+	if err := b.waitExecution(ctx, id, 5*time.Millisecond); err != nil {
+		return 0, err
+	}
+	return at.Sub(go0), nil
 }
 
 // pipeOnce runs the same writer with its stdout on a pipe this process

@@ -60,6 +60,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/runner"
@@ -206,7 +207,12 @@ func run(args []string) error {
 	fs.IntVar(&cfg.execRuns, "exec-runs", 3, "measured runs of each part 4 shape, after one unrecorded")
 	fs.StringVar(&cfg.processCompose, "process-compose", os.Getenv("RUNYARD_BENCH_PROCESS_COMPOSE"), "process-compose binary run beside part 4 on the same shapes (empty skips it)")
 	maxTime := fs.Duration("max-time", 20*time.Minute, "the whole run stops after this")
+	short := report.ShortSet(fs)
 	fs.Parse(args)
+	if *short {
+		cfg.tasks, cfg.warmup, cfg.logRuns, cfg.logBytes, cfg.services, cfg.idle = 5, 2, 1, 2_000_000, 5, time.Second
+		*chains, cfg.fanout, cfg.execRuns = "3,6", 4, 1
+	}
 	var err error
 	if cfg.chains, err = parseInts("--chains", *chains); err != nil {
 		return err

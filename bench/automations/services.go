@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 )
 
@@ -132,6 +133,10 @@ func runServices(ctx context.Context, b *bench, cfg config) error {
 		n, prev.at.Sub(idleStart.at).Round(time.Millisecond), runnerCores*100, peak*100, prev.since(idleStart, 0, ""))
 	fmt.Printf("  runner: RSS %.1f MiB, %d threads (before the services: %.1f MiB, %d threads); control plane RSS %.1f MiB; service processes running: %d\n",
 		rcur, rthreads, rss0, threads0, scur, countProcs(filepath.Join(dir, "svc-")))
+	report.Emit(report.Figure{Bench: "automations", Name: fmt.Sprintf("%d x StartService -> all RUNNING", n), Value: msf(all), Unit: "ms",
+		Count: float64(rthreads), CountUnit: "runner threads"}, nil)
+	idle := report.AtMost(2)
+	report.Emit(report.Figure{Bench: "automations", Name: fmt.Sprintf("runner CPU, %d services idle", n), Value: runnerCores * 100, Unit: "% of a core"}, &idle)
 	return nil
 }
 

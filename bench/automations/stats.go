@@ -147,3 +147,6 @@ func rss(pid int) (cur, peak float64, threads int) {
 	}
 	return cur, peak, threads
 }
+
+// msf is d in milliseconds, for a report figure.
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 )
 
@@ -78,6 +79,9 @@ func runTasks(ctx context.Context, b *bench, cfg config) error {
 	fmt.Printf("bare fork/exec of the same command:  n=%d %s\n", len(baseLat), latencies(baseLat))
 	fmt.Printf("  %s\n", baseTenths)
 	fmt.Printf("  %s\n", after.since(before, len(runLat), "execution"))
+	t := report.AtMost(5)
+	report.Emit(report.Figure{Bench: "automations", Name: "StartTask -> step process running, p50", Value: msf(pct(runLat, 0.5)), Unit: "ms",
+		Baseline: msf(pct(baseLat, 0.5)), BaselineName: "bare fork/exec"}, &t)
 	return nil
 }
 

@@ -20,6 +20,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"github.com/runyard/runyard/bench/internal/report"
 )
 
 // logLine is what the writer repeats: 64 bytes with the newline.
@@ -110,6 +112,7 @@ func benchLogs(ctx context.Context, bctx context.Context, consoleBase string, to
 		return err
 	}
 	fmt.Printf("== a log of %d MB followed in Chromium; MB = 10^6 bytes; stall = the longest the page's main thread was busy\n", total/1e6)
+	var followed []report.Figure
 	follow := func(name, path string, rate float64) error {
 		paced = rate
 		start := time.Now()
@@ -137,6 +140,8 @@ func benchLogs(ctx context.Context, bctx context.Context, consoleBase string, to
 			return err
 		}
 		fmt.Printf("%-40s %7.1f MB/s  (%5.2f s)  stall max %6.1f ms  text shown %8.0f chars\n", name, float64(total)/1e6/d.Seconds(), d.Seconds(), gap, shown)
+		followed = append(followed, report.Figure{Bench: "console", Name: name + ", followed", Value: float64(total) / 1e6 / d.Seconds(), Unit: "MB/s",
+			Count: gap, CountUnit: "ms longest stall"})
 		return nil
 	}
 	writeRate := fmt.Sprintf("%.0f MB/s", rate/1e6)
@@ -172,5 +177,9 @@ func benchLogs(ctx context.Context, bctx context.Context, consoleBase string, to
 	}
 	d := time.Since(start)
 	fmt.Printf("%-40s %7.1f MB/s  (%5.2f s)\n", "baseline: an OS pipe read in Go", float64(n)/1e6/d.Seconds(), d.Seconds())
+	for _, f := range followed {
+		f.Baseline, f.BaselineName = float64(n)/1e6/d.Seconds(), "OS pipe"
+		report.Emit(f, nil)
+	}
 	return nil
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	"github.com/runyard/runyard/internal/server"
 )
 
@@ -48,7 +49,15 @@ func main() {
 	logRate := flag.Float64("log-rate", 100, "MB/s the paced log is written at")
 	chromium := flag.String("chromium", "/usr/bin/chromium", "the browser")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	short := report.Short()
 	flag.Parse()
+	if *short {
+		*loads, *fleet, *requests, *logMB = 1, 200, 3, 5
+	}
+	if _, err := os.Stat(*chromium); err != nil {
+		report.Skip("console", "every figure", "no browser at "+*chromium)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if err := run(ctx, *loads, *chromium, *fleet, *requests, int64(*logMB)*1e6, *logRate*1e6); err != nil {
@@ -88,6 +97,7 @@ func run(ctx context.Context, loads int, chromium string, fleet, requests int, l
 	defer ln.Close()
 	baseURL := "http://" + ln.Addr().String() + "/"
 
+	var firstLoad [][2]any // page, gzipped bytes
 	fmt.Printf("bench/console: %d first loads per page, headless %s, loopback\n", loads, chromium)
 	for _, p := range []struct{ name, url string }{{"console /", srv.URL() + "/"}, {"console /runners", srv.URL() + "/runners"}, {"console /signin", srv.URL() + "/signin"}} {
 		wire, gz, err := pageBytes(p.url)
@@ -95,8 +105,14 @@ func run(ctx context.Context, loads int, chromium string, fleet, requests int, l
 			return err
 		}
 		fmt.Printf("%-22s first-load bytes (HTML+JS+CSS): %6d as served, %6d gzipped\n", p.name, wire, gz)
+		firstLoad = append(firstLoad, [2]any{p.name, gz})
 	}
 	wire, gz, _ := pageBytes(baseURL)
+	for _, fl := range firstLoad {
+		t := report.AtMost(300)
+		report.Emit(report.Figure{Bench: "console", Name: fl[0].(string) + " first load, gzipped", Value: float64(fl[1].(int)) / 1000, Unit: "KB",
+			Baseline: float64(gz) / 1000, BaselineName: "bare page"}, &t)
+	}
 	fmt.Printf("%-22s first-load bytes (HTML):        %6d as served, %6d gzipped\n", "baseline bare page", wire, gz)
 	if b, err := assetBytes(srv.URL(), "terminal"); err == nil {
 		fmt.Printf("%-22s the pod page's terminal (xterm.js) adds: %d gzipped (loaded only there)\n", "", b)
@@ -120,6 +136,7 @@ func run(ctx context.Context, loads int, chromium string, fleet, requests int, l
 	})); err != nil {
 		return fmt.Errorf("start chromium: %w", err)
 	}
+	var bareTTI float64 // the first measured: the bare page
 	measure := func(name, url, ready string) error {
 		var tti, dcl []float64
 		for range loads {
@@ -149,6 +166,13 @@ func run(ctx context.Context, loads int, chromium string, fleet, requests int, l
 		}
 		fmt.Printf("%-22s time to interactive: p50 %6.1f ms  max %6.1f ms   (DOMContentLoaded p50 %6.1f ms)\n",
 			name, pct(tti, 50), pct(tti, 100), pct(dcl, 50))
+		if bareTTI == 0 {
+			bareTTI = pct(tti, 50)
+			return nil
+		}
+		t := report.AtMost(1000)
+		report.Emit(report.Figure{Bench: "console", Name: name + " time to interactive, p50", Value: pct(tti, 50), Unit: "ms",
+			Baseline: bareTTI, BaselineName: "bare page"}, &t)
 		return nil
 	}
 	if err := measure("baseline bare page", baseURL, `document.readyState === "complete"`); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store/sqlite"
@@ -88,6 +89,7 @@ func benchRunnersPage(ctx context.Context, base string, fleet, n int) (string, e
 		w.Write(first)
 	}))
 	fmt.Printf("== the runners page of %d runners: %d requests per page, one at a time, loopback\n", fleet, n)
+	var bare float64
 	row := func(name, url string, auth bool) error {
 		var ds []float64
 		var size int
@@ -102,6 +104,13 @@ func benchRunnersPage(ctx context.Context, base string, fleet, n int) (string, e
 		}
 		fmt.Printf("%-28s p50 %7.2f ms  p99 %7.2f ms  max %7.2f ms  %7d bytes\n",
 			name, pct(ds, 50), pct(ds, 99), pct(ds, 100), size)
+		if !auth {
+			bare = pct(ds, 50)
+			return nil
+		}
+		t := report.AtMost(200)
+		report.Emit(report.Figure{Bench: "console", Name: fmt.Sprintf("runners page of %d, %s, p50", fleet, name), Value: pct(ds, 50), Unit: "ms",
+			Baseline: bare, BaselineName: "bare handler", Count: float64(size), CountUnit: "B/page"}, &t)
 		return nil
 	}
 	if err := row("baseline: bare handler", "http://"+ln.Addr().String()+"/", false); err != nil {

@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/runyard/runyard/bench/internal/report"
 )
 
 const adminToken = "ryd_bench_envaccess_admin_token_0123456789"
@@ -65,7 +67,11 @@ func run() error {
 	flag.IntVar(&cfg.pings, "pings", 2000, "one-byte echo round trips per connection kind")
 	flag.Int64Var(&cfg.bytes, "bytes", 256<<20, "bytes sent through one connection per throughput figure")
 	flag.DurationVar(&cfg.maxTime, "max-time", 10*time.Minute, "give up after this long")
+	short := report.Short()
 	flag.Parse()
+	if *short {
+		cfg.execs, cfg.cliExecs, cfg.pings, cfg.bytes = 5, 2, 50, 4<<20
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.maxTime)
 	defer cancel()
 
@@ -74,11 +80,9 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "runyard")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/runyard")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build runyard: %w", err)
+	bin, err := report.RunyardBinary(tmp)
+	if err != nil {
+		return err
 	}
 	env := append(os.Environ(), "RUNYARD_BOOTSTRAP_TOKEN="+adminToken, "XDG_CONFIG_HOME="+filepath.Join(tmp, "config"))
 
@@ -175,6 +179,10 @@ func run() error {
 	fmt.Printf("exec true    local fork/exec   p50 %8s  p99 %8s  (n=%d)\n", pct(local, 50), pct(local, 99), len(local))
 	fmt.Printf("exec true    WebSocket         p50 %8s  p99 %8s  (n=%d)\n", pct(remote, 50), pct(remote, 99), len(remote))
 	fmt.Printf("exec true    CLI process       p50 %8s  p99 %8s  (n=%d)\n", pct(viaCLI, 50), pct(viaCLI, 99), len(viaCLI))
+	report.Emit(report.Figure{Bench: "envaccess", Name: "exec true through the WebSocket, p50", Value: ms(pct(remote, 50)), Unit: "ms",
+		Baseline: ms(pct(local, 50)), BaselineName: "local fork/exec"}, nil)
+	report.Emit(report.Figure{Bench: "envaccess", Name: "exec true through the CLI process, p50", Value: ms(pct(viaCLI, 50)), Unit: "ms",
+		Baseline: ms(pct(local, 50)), BaselineName: "local fork/exec"}, nil)
 
 	// Part 2: port forward.
 	sink, err := serve(func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
@@ -197,20 +205,31 @@ func run() error {
 		return err
 	}
 	defer stopEcho()
+	var rates []float64 // direct, forwarded
 	for _, tc := range []struct{ name, addr string }{{"direct     ", sink.Addr().String()}, {"forwarded  ", fwdSink}} {
 		mbps, err := throughput(tc.addr, cfg.bytes)
 		if err != nil {
 			return fmt.Errorf("throughput %s: %w", strings.TrimSpace(tc.name), err)
 		}
+		rates = append(rates, mbps)
 		fmt.Printf("port-forward %s  throughput %8.1f MiB/s  (%d MiB through one connection)\n", tc.name, mbps, cfg.bytes>>20)
 	}
+	half := report.RatioAtLeast(0.5)
+	report.Emit(report.Figure{Bench: "envaccess", Name: "port-forward throughput, one connection", Value: rates[1], Unit: "MiB/s",
+		Baseline: rates[0], BaselineName: "direct"}, &half)
+	var echoes []time.Duration // direct, forwarded
 	for _, tc := range []struct{ name, addr string }{{"direct     ", echo.Addr().String()}, {"forwarded  ", fwdEcho}} {
 		d, err := pingPong(tc.addr, cfg.pings)
 		if err != nil {
 			return fmt.Errorf("echo %s: %w", strings.TrimSpace(tc.name), err)
 		}
+		echoes = append(echoes, pct(d, 50))
 		fmt.Printf("port-forward %s  echo 1 byte      p50 %8s  p99 %8s  (n=%d)\n", tc.name, pct(d, 50), pct(d, 99), len(d))
 	}
+	// The target is at most 1 ms added to the direct round trip.
+	added := report.AtMost(ms(echoes[0]) + 1)
+	report.Emit(report.Figure{Bench: "envaccess", Name: "port-forward echo 1 byte, p50", Value: ms(echoes[1]), Unit: "ms",
+		Baseline: ms(echoes[0]), BaselineName: "direct"}, &added)
 	for _, tc := range []struct{ name, addr string }{{"direct     ", echo.Addr().String()}, {"forwarded  ", fwdEcho}} {
 		d, err := connects(tc.addr, 100)
 		if err != nil {
@@ -220,6 +239,8 @@ func run() error {
 	}
 	return nil
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // wsExec runs `true` through the exec WebSocket and waits for its exit.
 func wsExec(ctx context.Context, u string) error {

@@ -64,6 +64,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the schema of a PostgreSQL run
 	"google.golang.org/protobuf/proto"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/server"
@@ -230,9 +231,13 @@ func run() (missed bool, err error) {
 	flag.BoolVar(&cfg.h2c, "h2c", false, "HTTP/2 without TLS (streams share connections) instead of HTTP/1.1 (a connection per stream)")
 	flag.DurationVar(&cfg.target, "target", 50*time.Millisecond, "p99 delivery target at 1,000 streams and one change per ms")
 	flag.BoolVar(&cfg.strict, "strict", false, "fail a missed target even when the baseline misses it too")
+	short := report.Short()
 	flag.Parse()
 	if *quick {
 		cfg.duration = 2 * time.Second
+	}
+	if *short {
+		*watchers, cfg.duration = "1,10", 500*time.Millisecond
 	}
 	for _, f := range strings.Split(*watchers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -289,6 +294,7 @@ func summary(cfg config, rows []row) (missed bool) {
 		}
 		fmt.Printf("| %s | %d | %s | %.0f | %s | %s | %s | %s |\n", r.db, r.watchers, r.path, r.written, del, lat, round(r.reqP50), r.cpuPerDeliver.Round(100*time.Nanosecond))
 	}
+	emit(cfg, rows)
 	if cfg.every != time.Millisecond || !slices.Contains(cfg.watchers, 1000) {
 		fmt.Println("\ntarget: not judged (it is set at 1,000 streams and one change per ms)")
 		return false
@@ -317,6 +323,31 @@ func summary(cfg config, rows []row) (missed bool) {
 		}
 	}
 	return missed
+}
+
+// emit reports each WatchEvents phase's p99 beside the bare fan-out's of
+// the same database and number of streams; the target applies at 1,000
+// streams and one change per ms.
+func emit(cfg config, rows []row) {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for _, r := range rows {
+		if r.watchers == 0 || r.path != "WatchEvents" {
+			continue
+		}
+		f := report.Figure{Bench: "events", Name: fmt.Sprintf("%s WatchEvents delivery p99, %d streams", r.db, r.watchers), Value: ms(r.p99), Unit: "ms",
+			Count: float64(r.delivered), CountUnit: fmt.Sprintf("of %d delivered", r.want)}
+		for _, b := range rows {
+			if b.db == r.db && b.watchers == r.watchers && b.path == "baseline" {
+				f.Baseline, f.BaselineName = ms(b.p99), "bare fan-out"
+			}
+		}
+		var t *report.Target
+		if r.watchers == 1000 && cfg.every == time.Millisecond {
+			tt := report.AtMost(ms(cfg.target))
+			t = &tt
+		}
+		report.Emit(f, t)
+	}
 }
 
 func round(d time.Duration) string {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runyard/runyard/bench/internal/report"
 )
 
 // errorsAs is errors.As, named apart so that the files read alike.
@@ -50,10 +52,33 @@ func (r *result) missed(db string) []string {
 	if len(r.neverRan) > 0 {
 		out = append(out, fmt.Sprintf("%s: %d acknowledged starts never ran", db, len(r.neverRan)))
 	}
-	if len(r.reconnect) > 0 && slices.Max(r.reconnect) >= time.Second {
-		out = append(out, fmt.Sprintf("%s: reconnect max %v", db, slices.Max(r.reconnect).Round(time.Millisecond)))
-	}
 	return out
+}
+
+// slow lists the time targets this run missed.
+func (r *result) slow(db string) []string {
+	if len(r.reconnect) > 0 && slices.Max(r.reconnect) >= time.Second {
+		return []string{fmt.Sprintf("%s: reconnect max %v", db, slices.Max(r.reconnect).Round(time.Millisecond))}
+	}
+	return nil
+}
+
+// emit reports the run's counts (each targeted at zero) and its reconnect
+// time beside a bare TCP connect.
+func (r *result) emit(db string) {
+	zero := report.AtMost(0)
+	for _, c := range []struct {
+		name  string
+		items []string
+	}{{"lost writes", r.lost}, {"duplicate starts", r.duplicates}, {"needless service restarts", r.restarts}, {"acknowledged starts that never ran", r.neverRan}} {
+		report.Emit(report.Figure{Bench: "faults", Name: db + " " + c.name, Value: float64(len(c.items)),
+			Count: float64(r.acked.writes), CountUnit: "writes acknowledged"}, &zero)
+	}
+	if len(r.reconnect) > 0 {
+		second := report.AtMost(1000)
+		report.Emit(report.Figure{Bench: "faults", Name: db + " reconnect after a control-plane SIGKILL, max", Value: float64(slices.Max(r.reconnect)) / float64(time.Millisecond), Unit: "ms",
+			Baseline: float64(pct(r.baseline, 50)) / float64(time.Millisecond), BaselineName: "TCP connect p50"}, &second)
+	}
 }
 
 func runOne(ctx context.Context, cfg config, dir, database string, linkN int) (*result, error) {
@@ -185,6 +210,7 @@ func runOne(ctx context.Context, cfg config, dir, database string, linkN int) (*
 		return nil, err
 	}
 	res.print()
+	res.emit(db)
 	return res, nil
 }
 

@@ -39,6 +39,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
@@ -245,7 +246,15 @@ func run(args []string) error {
 	pprofAddr := fs.String("pprof", "", "serve the control plane's net/http/pprof on this loopback address, e.g. 127.0.0.1:6060")
 	hold := fs.Duration("hold", 0, "keep the runners connected this long after the figures, e.g. to take profiles")
 	deadline := fs.Duration("max-time", 15*time.Minute, "the whole run stops after this")
+	short := report.ShortSet(fs)
 	fs.Parse(args)
+	if *short {
+		*n, *sims, *duration, *clients = 50, 1, time.Second, 2
+	}
+	if *pprofAddr == "" {
+		// The goroutine count per runner comes from the control plane's pprof.
+		*pprofAddr = freeAddr()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *deadline)
 	defer cancel()
 
@@ -281,6 +290,7 @@ func run(args []string) error {
 	url := strings.TrimSpace(line)
 	fmt.Printf("control plane %s (pid %d), %d runners in %d simulators, runner timeout %s\n", url, srv.Process.Pid, *n, *sims, *timeout)
 	rssIdle := rssKiB(srv.Process.Pid)
+	idleLive, idleStacks, _ := memAfterGC("http://" + *pprofAddr)
 
 	// Runners, through the API.
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -394,7 +404,7 @@ func run(args []string) error {
 		t0.Errors, suffix(t0.LastError))
 
 	// The load: renewals flow while API clients measure.
-	baseline := measureBaseline(*clients, 5*time.Second)
+	baseline := measureBaseline(*clients, min(5*time.Second, *duration))
 	lat := map[string]*[]time.Duration{"GetRunner": new([]time.Duration), "ListRunners": new([]time.Duration)}
 	var apiErrors atomic.Int64
 	lctx, lcancel := context.WithTimeout(ctx, *duration)
@@ -436,6 +446,7 @@ func run(args []string) error {
 	elapsed := time.Since(w0)
 	t1 := total()
 	rss := rssKiB(srv.Process.Pid)
+	goroutines := goroutineCount("http://" + *pprofAddr)
 	fmt.Printf("runners connected=%d (failed %d) renewals/s=%.0f acks=%d\n", t1.Connected, t1.Errors, float64(t1.Renewals-r0)/elapsed.Seconds(), t1.Acks)
 	fmt.Printf("control plane RSS idle=%.1fMiB loaded=%.1fMiB per-runner=%.1fKiB\n", float64(rssIdle)/1024, float64(rss)/1024,
 		float64(rss-rssIdle)/float64(max(t1.Connected, 1)))
@@ -444,6 +455,34 @@ func run(args []string) error {
 		fmt.Printf("during load %s clients=%d n=%d p50=%s p99=%s\n", name, *clients, len(d), pct(d, 50), pct(d, 99))
 	}
 	fmt.Printf("baseline http clients=%d n=%d p50=%s p99=%s\n", *clients, len(baseline), pct(baseline, 50), pct(baseline, 99))
+	perRunner := float64(rss-rssIdle) / float64(max(t1.Connected, 1))
+	// The target is set at 20,000 runners; below a thousand the RSS of the
+	// process's own churn outweighs the runners'.
+	var memTarget *report.Target
+	if t1.Connected >= 1000 {
+		t := report.AtMost(50)
+		memTarget = &t
+	}
+	report.Emit(report.Figure{Bench: "fleet", Name: fmt.Sprintf("control-plane memory per connected runner (%d runners)", t1.Connected),
+		Value: perRunner, Unit: "KiB", Count: float64(goroutines) / float64(max(t1.Connected, 1)), CountUnit: "goroutines/runner"}, memTarget)
+	// After forced collections the heap and stacks move little with the
+	// machine's load or the moment of the reading, unlike RSS.
+	if live, stacks, ok := memAfterGC("http://" + *pprofAddr); ok {
+		n := float64(max(t1.Connected, 1))
+		report.Emit(report.Figure{Bench: "fleet", Name: "live heap + goroutine stacks per connected runner, after GC", Value: float64(live+stacks-idleLive-idleStacks) / 1024 / n, Unit: "KiB",
+			Count: float64(stacks-idleStacks) / 1024 / n, CountUnit: "KiB of stacks/runner"}, nil)
+	}
+	report.Emit(report.Figure{Bench: "fleet", Name: "renewals per second", Value: float64(t1.Renewals-r0) / elapsed.Seconds(), Unit: "/s",
+		Count: float64(t1.Acks), CountUnit: "acks"}, nil)
+	p99Target := report.AtMost(50)
+	for _, name := range []string{"GetRunner", "ListRunners"} {
+		if len(*lat[name]) == 0 {
+			report.Skip("fleet", name+" p99 during the renewals", "no call completed within --duration")
+			continue
+		}
+		report.Emit(report.Figure{Bench: "fleet", Name: name + " p99 during the renewals", Value: ms(pct(*lat[name], 99)), Unit: "ms",
+			Baseline: ms(pct(baseline, 99)), BaselineName: "bare HTTP"}, &p99Target)
+	}
 	if n := apiErrors.Load(); n > 0 {
 		return fmt.Errorf("%d API requests failed during the load", n)
 	}
@@ -455,6 +494,54 @@ func run(args []string) error {
 		}
 	}
 	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// memAfterGC forces a collection in the control plane (through its pprof)
+// and returns its live heap and goroutine stacks in bytes.
+func memAfterGC(base string) (live, stacks int64, ok bool) {
+	for range 3 { // a stack shrinks by half at each collection at most
+		res, err := http.Get(base + "/debug/pprof/heap?gc=1&debug=1")
+		if err != nil {
+			return 0, 0, false
+		}
+		sc := bufio.NewScanner(res.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if v, found := strings.CutPrefix(sc.Text(), "# HeapAlloc = "); found {
+				live, _ = strconv.ParseInt(v, 10, 64)
+			}
+			if v, found := strings.CutPrefix(sc.Text(), "# Stack = "); found {
+				v, _, _ = strings.Cut(v, " ")
+				stacks, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		res.Body.Close()
+	}
+	return live, stacks, live > 0
+}
+
+// goroutineCount reads the total of the goroutine profile at base's pprof.
+func goroutineCount(base string) int {
+	res, err := http.Get(base + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	line, _ := bufio.NewReader(res.Body).ReadString('\n')
+	_, total, _ := strings.Cut(strings.TrimSpace(line), "total ")
+	n, _ := strconv.Atoi(total)
+	return n
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func suffix(s string) string {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	"github.com/runyard/runyard/internal/runner/holder"
 	"github.com/runyard/runyard/internal/runner/proc"
 )
@@ -26,7 +27,11 @@ func main() {
 	pause := flag.Duration("pause", 150*time.Millisecond, "pause between two starts (spare holders start meanwhile, as between a user's calls)")
 	burst := flag.Int("burst", 50, "holders started at once for the burst figure")
 	held := flag.Int("held", 100, "holders kept running at once for the memory figure")
+	short := report.Short()
 	flag.Parse()
+	if *short {
+		*starts, *pause, *burst, *held = 5, 20*time.Millisecond, 5, 5
+	}
 	dir, err := os.MkdirTemp("", "runyard-bench-holder-")
 	if err != nil {
 		fail(err)
@@ -65,6 +70,8 @@ func main() {
 	}
 	fmt.Printf("start->running  bare fork/exec p50 %v p99 %v | under a holder p50 %v p99 %v (%d starts, %v apart)\n",
 		pct(bare, 50), pct(bare, 99), pct(heldLat, 50), pct(heldLat, 99), *starts, *pause)
+	report.Emit(report.Figure{Bench: "holder", Name: "start->running p50", Value: ms(pct(heldLat, 50)), Unit: "ms",
+		Baseline: ms(pct(bare, 50)), BaselineName: "bare fork/exec"}, nil)
 
 	// A burst: all at once, until every command runs.
 	t0 := time.Now()
@@ -97,7 +104,10 @@ func main() {
 			fail(err)
 		}
 	}
-	fmt.Printf("burst           %d bare fork/execs %v | %d commands under holders, all ended %v\n", *burst, bareBurst.Round(time.Millisecond), *burst, time.Since(t0).Round(time.Millisecond))
+	burstTook := time.Since(t0)
+	fmt.Printf("burst           %d bare fork/execs %v | %d commands under holders, all ended %v\n", *burst, bareBurst.Round(time.Millisecond), *burst, burstTook.Round(time.Millisecond))
+	report.Emit(report.Figure{Bench: "holder", Name: fmt.Sprintf("burst of %d, all ended", *burst), Value: ms(burstTook), Unit: "ms",
+		Baseline: ms(bareBurst), BaselineName: "bare fork/execs"}, nil)
 
 	// Memory: holders with a sleeping command each.
 	var hs []*holder.Handle
@@ -122,6 +132,8 @@ func main() {
 	n := len(hs)
 	fmt.Printf("memory          a sleep (the command) %d KiB RSS, %d KiB anonymous | its holder %d KiB RSS, %d KiB anonymous, %d threads (mean of %d)\n",
 		cmdKiB/n, cmdAnon/n, holderKiB/n, holderAnon/n, holderThreads/n, n)
+	report.Emit(report.Figure{Bench: "holder", Name: "memory per holder (RssAnon)", Value: float64(holderAnon / n), Unit: "KiB",
+		Baseline: float64(cmdAnon / n), BaselineName: "the command's own", Count: float64(holderThreads / n), CountUnit: "threads"}, nil)
 	for _, h := range hs {
 		_ = h.Signal(syscall.SIGKILL)
 		<-h.Done()
@@ -144,6 +156,8 @@ func status(pid int, field string) int {
 	}
 	return 0
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func pct(d []time.Duration, p int) time.Duration {
 	s := slices.Clone(d)

@@ -13,10 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runyard/runyard/bench/internal/report"
 )
 
 // markerAgent is the agent type of part two.
@@ -158,6 +161,8 @@ func runAgentStart(ctx context.Context, cfg config) (err error) {
 	fmt.Printf("pod create -> agent running: n=%d %s\n", len(readyLat), latencies(readyLat))
 	fmt.Printf("  of which POST /pods answered: %s\n", latencies(createLat))
 	fmt.Printf("bare fork/exec of the same command: n=%d %s\n", len(baseLat), latencies(baseLat))
+	report.Emit(report.Figure{Bench: "pods", Name: "pod create -> agent running, p50", Value: msf(median(readyLat)), Unit: "ms",
+		Baseline: msf(median(baseLat)), BaselineName: "bare fork/exec"}, nil)
 	return nil
 }
 
@@ -279,4 +284,15 @@ func sweepPods(stateDir string) int {
 		}
 	}
 	return n
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }

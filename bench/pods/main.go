@@ -56,6 +56,7 @@ import (
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/server"
@@ -179,7 +180,14 @@ func run(args []string) error {
 	fs.StringVar(&cfg.tmpBase, "tmp", "", "where temporary directories go (default /dev/shm when it exists, so SQLite writes stay off the disk)")
 	fs.BoolVar(&cfg.placement, "placement", true, "run part one (placement)")
 	maxTime := fs.Duration("max-time", 20*time.Minute, "the whole run stops after this")
+	short := report.ShortSet(fs)
 	fs.Parse(args)
+	if *short {
+		cfg.runners, cfg.sims, cfg.pods, cfg.clients, cfg.extra, cfg.agentPods = 20, 1, 20, 4, 5, 3
+	}
+	if cfg.runyard == "" {
+		cfg.runyard = os.Getenv(report.BinEnv)
+	}
 	if cfg.runners < 10 || cfg.sims < 1 || cfg.pods < 1 || cfg.clients < 1 || cfg.extra < 0 || cfg.agentPods < 0 {
 		return errors.New("--runners must be at least 10; --sims, --pods and --clients positive; --extra and --agent-pods not negative")
 	}

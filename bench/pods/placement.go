@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/runyard/runyard/bench/internal/report"
 )
 
 // runnerName names simulated runner i; profileOf gives what it advertises.
@@ -392,6 +394,17 @@ func runPlacement(ctx context.Context, cfg config) (err error) {
 		srv.cmd.Process.Signal(syscall.SIGUSR2)
 	}
 	fmt.Println(meas.line("place", c1.since(c0, len(meas.lat))))
+	{
+		db, t := "sqlite", (*report.Target)(nil)
+		if cfg.database != "" {
+			// The target is PostgreSQL's: 3,000 pods/s placed at
+			// 10,000 runners.
+			tt := report.AtLeast(3000)
+			db, t = "postgres", &tt
+		}
+		report.Emit(report.Figure{Bench: "pods", Name: fmt.Sprintf("%s placement, %d runners, %d clients", db, cfg.runners, cfg.clients),
+			Value: float64(len(meas.lat)) / meas.elapsed.Seconds(), Unit: "pods/s"}, t)
+	}
 	if err := meas.failed(); err != nil {
 		return err
 	}

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/runyard/runyard/bench/internal/report"
 )
 
 const adminToken = "ryd_bench_reconnect_admin_token_0123456789"
@@ -41,18 +43,20 @@ func run() error {
 	restarts := flag.Int("restarts", 10, "control-plane restarts in a row")
 	database := flag.String("database", "", "PostgreSQL URL for the server (default: SQLite in the data dir)")
 	timeout := flag.Duration("timeout", 30*time.Second, "give up on one restart after this long")
+	short := report.Short()
 	flag.Parse()
+	if *short {
+		*restarts = 2
+	}
 
 	dir, err := os.MkdirTemp("", "runyard-bench-reconnect-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "runyard")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/runyard")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("build runyard: %w", err)
+	bin, err := report.RunyardBinary(dir)
+	if err != nil {
+		return err
 	}
 	addr, err := freeAddr()
 	if err != nil {
@@ -138,6 +142,9 @@ func run() error {
 	fmt.Printf("baseline loopback TCP connect: p50 %v max %v (n=%d)\n", pct(base, 50), slices.Max(base), len(base))
 	fmt.Printf("reconnect after control-plane restart: p50 %v max %v (n=%d, polled every 2ms)\n",
 		pct(times, 50).Round(time.Millisecond), slices.Max(times).Round(time.Millisecond), len(times))
+	report.Emit(report.Figure{Bench: "reconnect", Name: "runner back after a control-plane restart, p50", Value: msf(pct(times, 50)), Unit: "ms",
+		Baseline: msf(pct(base, 50)), BaselineName: "loopback TCP connect"}, nil)
+	report.Emit(report.Figure{Bench: "reconnect", Name: "runner back after a control-plane restart, max", Value: msf(slices.Max(times)), Unit: "ms"}, nil)
 	if strings.Contains(runnerLog.String(), "refused this runner") {
 		return fmt.Errorf("the runner was refused:\n%s", runnerLog.String())
 	}
@@ -214,6 +221,8 @@ func tcpBaseline(n int) ([]time.Duration, error) {
 	}
 	return out, nil
 }
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func pct(ds []time.Duration, p int) time.Duration {
 	s := slices.Clone(ds)

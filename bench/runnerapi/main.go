@@ -43,6 +43,7 @@ import (
 	"github.com/google/uuid"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/server"
@@ -98,7 +99,12 @@ func main() {
 	flag.IntVar(&cfg.users, "users", 10000, "users of the population, members of the organizations in turn")
 	flag.IntVar(&cfg.keys, "keys", 50000, "API keys of the population; each GetRunner/keys request carries one drawn at random")
 	runRE := flag.String("run", "", "measure only the figures whose name (e.g. \"sqlite GetRunner clients=16\") matches this regexp")
+	short := report.Short()
 	flag.Parse()
+	if *short {
+		cfg.runners, clients, cfg.jsonClients, cfg.duration, cfg.warmup = 200, "16", 4, 300*time.Millisecond, 100*time.Millisecond
+		cfg.orgs, cfg.users, cfg.keys = 2, 20, 40
+	}
 	var err error
 	if *runRE != "" {
 		if cfg.run, err = regexp.Compile(*runRE); err != nil {
@@ -644,7 +650,36 @@ func measure(ctx context.Context, cfg config, label string, clients int, call fu
 		line += fmt.Sprintf(" vs_bare: cpu/req=%.2fx rps=%.2fx", perReq.Seconds()/b.cpuPerReq.Seconds(), rps/b.rps)
 	}
 	fmt.Println(line)
+	if label != baselineLabel {
+		emit(label, clients, perReq, rps, pct(lat, 0.99), float64(allocs.objects)/float64(len(lat)))
+	}
 	return nil
+}
+
+// emit reports a figure's CPU per request beside the bare round trip's,
+// with its allocations per request (which other load does not move), and
+// the targets: GetRunner (one key) at 16 clients within 2× the
+// bare CPU, 60% of its rate and a p99 under 5 ms; a page of 100 runners
+// within 600 µs of CPU.
+func emit(label string, clients int, perReq time.Duration, rps float64, p99 time.Duration, allocs float64) {
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	b := baselines[clients]
+	f := report.Figure{Bench: "runnerapi", Name: fmt.Sprintf("%s clients=%d, CPU per request", label, clients), Value: us(perReq), Unit: "µs",
+		Baseline: us(b.cpuPerReq), BaselineName: "bare HTTP", Count: allocs, CountUnit: "allocs/req"}
+	_, what, _ := strings.Cut(label, " ")
+	switch {
+	case what == "GetRunner" && clients == 16:
+		cpu, rate, tail := report.RatioAtMost(2), report.RatioAtLeast(0.6), report.AtMost(5)
+		report.Emit(f, &cpu)
+		report.Emit(report.Figure{Bench: "runnerapi", Name: fmt.Sprintf("%s clients=%d, requests/s", label, clients), Value: rps, Unit: "/s",
+			Baseline: b.rps, BaselineName: "bare HTTP"}, &rate)
+		report.Emit(report.Figure{Bench: "runnerapi", Name: fmt.Sprintf("%s clients=%d, p99", label, clients), Value: float64(p99) / float64(time.Millisecond), Unit: "ms"}, &tail)
+	case what == "ListRunners/100":
+		t := report.AtMost(600)
+		report.Emit(f, &t)
+	default:
+		report.Emit(f, nil)
+	}
 }
 
 // baselineLabel names the bare HTTP figure the others are compared with.

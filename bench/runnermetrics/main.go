@@ -41,6 +41,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
@@ -56,7 +57,11 @@ func main() {
 	runners := flag.Int("runners", 200, "simulated runners for the control plane figures")
 	push := flag.Duration("push-interval", 10*time.Second, "metrics push interval (runner and simulated runners)")
 	timeout := flag.Duration("timeout", 15*time.Minute, "give up after this long")
+	short := report.Short()
 	flag.Parse()
+	if *short {
+		*window, *services, *podsN, *runners, *push = time.Second, 3, 1, 10, time.Second
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if err := run(ctx, *window, *services, *podsN, *runners, *push); err != nil {
@@ -71,9 +76,9 @@ func run(ctx context.Context, window time.Duration, nServices, nPods, nRunners i
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "runyard")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/runyard").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	bin, err := report.RunyardBinary(dir)
+	if err != nil {
+		return err
 	}
 	addr := freeAddr()
 	base := "http://" + addr
@@ -101,12 +106,16 @@ func run(ctx context.Context, window time.Duration, nServices, nPods, nRunners i
 	renew := measure(srv.Process.Pid, window)
 	fmt.Printf("control plane, %d runners renewing:                   CPU %6.2f ms/s  RSS %6d KiB  (%.3f ms/s per runner above baseline)\n",
 		nRunners, renew.cpuMsPerSec, renew.rssKiB, (renew.cpuMsPerSec-cpIdle.cpuMsPerSec)/float64(nRunners))
+	report.Emit(report.Figure{Bench: "runnermetrics", Name: fmt.Sprintf("control plane CPU, %d runners renewing", nRunners), Value: renew.cpuMsPerSec, Unit: "ms/s",
+		Baseline: cpIdle.cpuMsPerSec, BaselineName: "no runner", Count: float64(renew.rssKiB), CountUnit: "KiB RSS"}, nil)
 	sims.metrics.Store(true)
 	time.Sleep(push) // every simulated runner reported once before measuring
 	withMetrics := measure(srv.Process.Pid, window)
 	fmt.Printf("control plane, %d runners renewing + managed metrics: CPU %6.2f ms/s  RSS %6d KiB  (%.3f ms/s per runner above baseline; %d reports, %d bytes each, %d errors)\n",
 		nRunners, withMetrics.cpuMsPerSec, withMetrics.rssKiB, (withMetrics.cpuMsPerSec-cpIdle.cpuMsPerSec)/float64(nRunners),
 		sims.reports.Load(), sims.reportSize, sims.errors.Load())
+	report.Emit(report.Figure{Bench: "runnermetrics", Name: fmt.Sprintf("control plane CPU, %d runners + managed metrics", nRunners), Value: withMetrics.cpuMsPerSec, Unit: "ms/s",
+		Baseline: renew.cpuMsPerSec, BaselineName: "renewing only", Count: float64(sims.reportSize), CountUnit: "B/report"}, nil)
 	sims.stop()
 
 	// Part 1: one real runner daemon.
@@ -152,6 +161,8 @@ func run(ctx context.Context, window time.Duration, nServices, nPods, nRunners i
 	time.Sleep(2 * time.Second)
 	off := measure(rn.Process.Pid, window)
 	fmt.Printf("runner, %d services + %d pods, push off:            CPU %6.2f ms/s  RSS %6d KiB\n", nServices, nPods, off.cpuMsPerSec, off.rssKiB)
+	report.Emit(report.Figure{Bench: "runnermetrics", Name: fmt.Sprintf("runner RSS, %d services + %d pods", nServices, nPods), Value: float64(off.rssKiB) / 1024, Unit: "MiB",
+		Baseline: float64(idle.rssKiB) / 1024, BaselineName: "no work"}, nil)
 
 	var received, bodies atomic.Int64
 	sink := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -174,6 +185,8 @@ func run(ctx context.Context, window time.Duration, nServices, nPods, nRunners i
 	n := received.Load()
 	fmt.Printf("runner, %d services + %d pods, push on:             CPU %6.2f ms/s  RSS %6d KiB  (%+.2f ms/s vs push off; %d pushes, %d bytes each)\n",
 		nServices, nPods, on.cpuMsPerSec, on.rssKiB, on.cpuMsPerSec-off.cpuMsPerSec, n, bodies.Load()/max(n, 1))
+	report.Emit(report.Figure{Bench: "runnermetrics", Name: fmt.Sprintf("runner CPU, %d services + %d pods, push on", nServices, nPods), Value: on.cpuMsPerSec, Unit: "ms/s",
+		Baseline: off.cpuMsPerSec, BaselineName: "push off", Count: float64(bodies.Load() / max(n, 1)), CountUnit: "B/push"}, nil)
 	return nil
 }
 

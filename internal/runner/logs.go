@@ -80,8 +80,11 @@ func (w *logWriter) begin() error {
 	return w.before()
 }
 
-// maxLogChunk bounds one message of a log.
-const maxLogChunk = 32 << 10
+// maxLogChunk bounds one message of a log: as large as the chunks the
+// executor reads a log in (automations' copyChunk), far below the control
+// plane's 4 MiB limit on a message; a message costs about the same whatever
+// its size, so a log read fast goes in few of them.
+const maxLogChunk = 256 << 10
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	if err := w.begin(); err != nil {
@@ -90,7 +93,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		c := p[:min(len(p), maxLogChunk)]
-		if err := w.send(append([]byte(nil), c...)); err != nil {
+		// Send encodes the message before it returns: p is not kept, and
+		// needs no copy.
+		if err := w.send(c); err != nil {
 			return n, err
 		}
 		n += len(c)

@@ -108,7 +108,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	flush := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	// As large as the runner's messages of a log (256 KiB): one write and
+	// one flush per message, not eight.
+	buf := make([]byte, 256<<10)
 	for {
 		n, err := rc.Read(buf)
 		if n > 0 {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // logTruncated marks where a run's log reached its cap.
@@ -101,6 +102,22 @@ func (l *runLog) state() (size int64, done bool, changed <-chan struct{}) {
 	return l.size, l.done, l.changed
 }
 
+// copyChunk is the most copyLog reads and hands to w at once: each write
+// becomes a message to the control plane and a write to the follower, whose
+// cost is mostly per message, so a log that is read faster than it is
+// written goes in chunks of this size rather than the 32 KiB of io.Copy.
+const copyChunk = 256 << 10
+
+// followLinger is how long a follower rests after a copy before it takes
+// what was written meanwhile. A command writing fast grows the log in the
+// small writes of its pipe; copying each of them as it comes costs the
+// runner and the control plane a message and a system call per 32 KiB, which
+// on a busy machine took the CPU the writer needed (the writer ran at the
+// follower's pace). Resting lets writes gather into larger copies; a log
+// that was quiet for longer is copied at once, so a line printed now and
+// then shows without delay.
+const followLinger = 2 * time.Millisecond
+
 // copyLog writes the log file at path to w; with live set (the run still
 // writes it) and follow, it goes on until the run ends or ctx ends.
 func copyLog(ctx context.Context, path string, live *runLog, follow bool, w io.Writer) error {
@@ -110,6 +127,8 @@ func copyLog(ctx context.Context, path string, live *runLog, follow bool, w io.W
 	}
 	defer f.Close()
 	var off int64
+	var buf []byte
+	var copied time.Time // the last copy of a followed log
 	for {
 		var size int64
 		var done bool
@@ -129,11 +148,20 @@ func copyLog(ctx context.Context, path string, live *runLog, follow bool, w io.W
 			size, done = st.Size(), true
 		}
 		if size > off {
-			n, err := io.Copy(w, io.NewSectionReader(f, off, size-off))
+			if buf == nil {
+				// A log read once needs no more than its size.
+				n := int64(copyChunk)
+				if !follow {
+					n = min(size-off, n)
+				}
+				buf = make([]byte, n)
+			}
+			n, err := io.CopyBuffer(w, io.NewSectionReader(f, off, size-off), buf)
 			off += n
 			if err != nil {
 				return err
 			}
+			copied = time.Now()
 		}
 		if done || !follow {
 			return nil
@@ -142,6 +170,15 @@ func copyLog(ctx context.Context, path string, live *runLog, follow bool, w io.W
 		case <-changed:
 		case <-ctx.Done():
 			return nil
+		}
+		if rest := followLinger - time.Since(copied); rest > 0 {
+			t := time.NewTimer(rest)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
 		}
 	}
 }

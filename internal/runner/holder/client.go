@@ -1,6 +1,7 @@
 package holder
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -457,8 +458,12 @@ func (h *Handle) readLoop(conn net.Conn) {
 }
 
 func (h *Handle) read(conn net.Conn) {
+	// A log's holder sends a frame per write of its command (its new
+	// size): buffered, those that queued up while this process was busy
+	// take one read, not two each.
+	br := bufio.NewReaderSize(conn, 16<<10)
 	for {
-		typ, b, err := readFrame(conn)
+		typ, b, err := readFrame(br)
 		if err != nil {
 			return
 		}

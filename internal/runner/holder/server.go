@@ -51,7 +51,10 @@ const (
 	// clientBuffer is how many frames a daemon may fall behind before it
 	// is disconnected (it reconnects and gets the scrollback again).
 	clientBuffer = 1024
-	readBuffer   = 32 << 10
+	// readBuffer takes what a full pipe holds (64 KiB) in one read: a
+	// command writing fast costs one file write and one size frame per
+	// read.
+	readBuffer = 64 << 10
 )
 
 // holderProc is the state of the holder process.
