@@ -44,7 +44,11 @@ type Fleet struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session // by runner ID
-	pending  map[string]pendingRenewal
+	// closing is set by CloseSessions: a stream that registers after it
+	// (its request was already in flight) is closed at once, or the
+	// server's shutdown would wait on it until its deadline.
+	closing bool
+	pending map[string]pendingRenewal
 	// terminals are the clients waiting for a runner to open a terminal,
 	// by session ID.
 	terminals map[string]*terminalWait
@@ -565,7 +569,11 @@ func (f *Fleet) register(s *session) {
 	f.mu.Lock()
 	old := f.sessions[s.runnerID]
 	f.sessions[s.runnerID] = s
+	closing := f.closing
 	f.mu.Unlock()
+	if closing {
+		s.cancel(errShuttingDown)
+	}
 	if old != nil {
 		f.log.Warn("runner connected again: closing its older stream", "runner", s.runnerID)
 		old.cancel(errReplaced)
@@ -710,6 +718,7 @@ var errShuttingDown = &apperr.Error{Code: apperr.CodeUnavailable, Message: "the 
 // back.
 func (f *Fleet) CloseSessions() {
 	f.mu.Lock()
+	f.closing = true
 	sessions := make([]*session, 0, len(f.sessions))
 	for _, s := range f.sessions {
 		sessions = append(sessions, s)
