@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/store/postgres"
@@ -142,5 +143,36 @@ func waitQueued(t *testing.T, queued func() int, n int) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d pods queued, want %d", queued(), n)
 		}
+	}
+}
+
+// TestPlaceBatch_Audit (PostgreSQL): a pod created through an audited call
+// records one entry, committed with the pod, whether its batch placed it or
+// it was placed alone to wait.
+func TestPlaceBatch_Audit(t *testing.T) {
+	for _, b := range backends() {
+		if b.name != "postgres" {
+			continue
+		}
+		t.Run(b.name, func(t *testing.T) {
+			st, _ := b.open(t)
+			f := newFixture(t, st, 1)
+			for i, want := range []string{"placed", "waiting"} {
+				ctx, d := audit.Begin(f.caller, "rest", "POST /pods", audit.TypePod, "127.0.0.1", "test")
+				p, err := f.svc.Create(ctx, pods.CreateInput{AgentTypeID: "claude-code", InitialPrompt: "go", Labels: []string{"gpu"}})
+				testutil.MustNoErr(t, err, "create")
+				if got := map[bool]string{true: "placed", false: "waiting"}[p.RunnerID != ""]; got != want {
+					t.Fatalf("pod %d %s, want %s (%s)", i, got, want, p.Reason)
+				}
+				if _, again := d.Finish(ctx, audit.OutcomeOK, time.Now()); again {
+					t.Fatalf("%s pod: the call's entry was not written with the pod", want)
+				}
+				es, err := st.FindAudit(ctx, audit.Filter{OrgID: f.org.ID, ObjectIDs: []string{p.Key}})
+				testutil.MustNoErr(t, err, "find audit")
+				if len(es) != 1 || es[0].Outcome != audit.OutcomeOK || es[0].ObjectType != audit.TypePod || es[0].Method != "POST /pods" {
+					t.Fatalf("%s pod: audit entries %+v", want, es)
+				}
+			}
+		})
 	}
 }
