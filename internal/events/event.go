@@ -58,8 +58,9 @@ type Event struct {
 // Store is the events table.
 type Store interface {
 	// ReadEvents returns up to limit events with ID > after, in ID order.
-	// An ID missing below a returned one may still commit on a store that
-	// draws IDs before commit (PostgreSQL): see EventsFence.
+	// On a store that draws IDs before commit, an ID missing below a
+	// returned one may still commit: see EventsFence. (The SQL stores give
+	// IDs in commit order: none ever appears below one read.)
 	ReadEvents(ctx context.Context, after int64, limit int) ([]Event, error)
 	// EventsFence returns the transactions running now that may have drawn
 	// an event ID: an ID missing from a read made before the call commits,

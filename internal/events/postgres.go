@@ -9,8 +9,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Channel is the PostgreSQL notification channel the events table's
-// trigger notifies at each commit that wrote events (migration 00020).
+// Channel is the PostgreSQL notification channel notified each time events
+// got their positions (runyard_read_events, migration 00039): once for
+// every batch of commits a replica's hub numbered, not once per commit.
 const Channel = "runyard_events"
 
 // ListenPostgres wakes hub at every NOTIFY on Channel until ctx ends,

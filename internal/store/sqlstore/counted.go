@@ -26,6 +26,11 @@ import (
 // predate the placements that committed while it waited, and bench/pods saw
 // a runner given 8 pods while fitting ones held none: least-loaded first
 // is worth the serialization.)
+//
+// A new pod that may go on any runner comes here only when its batch did
+// not place it (it fits nowhere, or the batch failed): placebatch.go places
+// the pods created together in one statement under the same lock, in the
+// same query's order.
 
 // counted reports whether this store places with queries (pods.Finder).
 func (db *DB) counted() bool { return db.dialect.Name == "postgres" }

@@ -4,14 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/runyard/runyard/internal/events"
 )
 
 // The events table is written by triggers (migration 00020) in the
-// transaction of each change; this file only reads and prunes it.
+// transaction of each change; this file numbers (PostgreSQL, migration
+// 00039), reads and prunes it.
 
 // Committed is signalled after every write transaction commits.
 func (db *DB) Committed() <-chan struct{} { return db.committed }
@@ -24,10 +24,25 @@ func (db *DB) signalCommit() {
 	}
 }
 
-// ReadEvents implements events.Store.
+// sequencerLockClass is the first key of the PostgreSQL advisory lock
+// under which runyard_read_events gives committed events their positions
+// (migration 00039); the second is 0.
+const sequencerLockClass = 0x52590006
+
+// ReadEvents implements events.Store. An event's ID is its position: on
+// SQLite its id (its one writer commits ids in order), on PostgreSQL the
+// position runyard_read_events gives it after it committed, in the order
+// events became visible, before it reads; so no position below one read
+// ever appears later, on either.
 func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Event, error) {
-	rows, err := db.read.QueryContext(ctx, db.q(`SELECT id, org_id, resource_type, resource_id, operation, environment_id, owner, created_at
-		FROM events WHERE id > ? ORDER BY id LIMIT ?`), after, limit)
+	query, args := db.q(`SELECT id, org_id, resource_type, resource_id, operation, environment_id, owner, created_at
+		FROM events WHERE id > ? ORDER BY id LIMIT ?`), []any{after, limit}
+	if db.dialect.Name == "postgres" {
+		query = `SELECT pos, org_id, resource_type, resource_id, operation, environment_id, owner, created_at
+			FROM runyard_read_events($1, $2, $3)`
+		args = []any{sequencerLockClass, after, limit}
+	}
+	rows, err := db.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("read events: %w", err), "events")
 	}
@@ -51,66 +66,27 @@ func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.
 	return out, nil
 }
 
-// EventsFence implements events.Store. On PostgreSQL a transaction draws an
-// event id (nextval, in the trigger's INSERT) only once it holds its
-// RowExclusiveLock on events, which it keeps until it ends: the
-// transactions that may still commit an id drawn before now are those
-// holding that lock now, named by their transaction ids. (A time-based
-// fence, every transaction started before the read, made a busy feed wait
-// for transactions that began after it; a snapshot's xmax misses running
-// transactions whose xid is above it.)
-func (db *DB) EventsFence(ctx context.Context) (events.Fence, error) {
-	if db.dialect.Name != "postgres" {
-		return nil, nil
-	}
-	// One look at the lock table (pg_locks twice would be two).
-	rows, err := db.read.QueryContext(ctx, `WITH l AS MATERIALIZED (SELECT * FROM pg_locks WHERE granted)
-		SELECT DISTINCT x.transactionid::text::bigint
-		FROM l JOIN l x ON x.pid = l.pid
-		WHERE l.locktype = 'relation' AND l.relation = 'events'::regclass AND l.mode = 'RowExclusiveLock'
-			AND l.pid <> pg_backend_pid()
-			AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock'`)
-	if err != nil {
-		return nil, db.translate(fmt.Errorf("events fence: %w", err), "events")
-	}
-	defer rows.Close()
-	var fence events.Fence
-	for rows.Next() {
-		var xid int64
-		if err := rows.Scan(&xid); err != nil {
-			return nil, db.translate(fmt.Errorf("events fence: %w", err), "events")
-		}
-		fence = append(fence, uint64(xid))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, db.translate(fmt.Errorf("events fence: %w", err), "events")
-	}
-	return fence, nil
-}
+// EventsFence implements events.Store: empty, since no position is ever
+// missing below one read (ReadEvents). (PostgreSQL drew ids before commit,
+// and the feed waited at each gap for the transactions that held a lock on
+// events, read from pg_locks, to end.)
+func (db *DB) EventsFence(context.Context) (events.Fence, error) { return nil, nil }
 
-// EventsSettled implements events.Store: none of fence's transactions
-// holds its transaction id any more (each holds it until it ends).
-func (db *DB) EventsSettled(ctx context.Context, fence events.Fence) (bool, error) {
-	if len(fence) == 0 || db.dialect.Name != "postgres" {
-		return true, nil
-	}
-	ids := make([]string, len(fence))
-	for i, x := range fence {
-		ids[i] = strconv.FormatUint(x, 10)
-	}
-	var busy bool
-	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
-		WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND transactionid::text = ANY($1::text[]))`,
-		ids).Scan(&busy)
-	if err != nil {
-		return false, db.translate(fmt.Errorf("events settled: %w", err), "events")
-	}
-	return !busy, nil
-}
+// EventsSettled implements events.Store; no fence is ever waited for.
+func (db *DB) EventsSettled(context.Context, events.Fence) (bool, error) { return true, nil }
 
 // EventBounds implements events.Store.
 func (db *DB) EventBounds(ctx context.Context) (oldest, latest int64, err error) {
-	err = db.read.QueryRowContext(ctx, `SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events`).Scan(&oldest, &latest)
+	query := `SELECT COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM events`
+	if db.dialect.Name == "postgres" {
+		// The events committed so far get their positions first, so
+		// that "from now" is after all of them.
+		if _, err := db.read.ExecContext(ctx, `SELECT FROM runyard_read_events($1, 9223372036854775807, 0)`, sequencerLockClass); err != nil {
+			return 0, 0, db.translate(fmt.Errorf("number events: %w", err), "events")
+		}
+		query = `SELECT COALESCE(MIN(pos), 0), COALESCE(MAX(pos), 0) FROM events`
+	}
+	err = db.read.QueryRowContext(ctx, query).Scan(&oldest, &latest)
 	if err != nil {
 		return 0, 0, db.translate(fmt.Errorf("event bounds: %w", err), "events")
 	}

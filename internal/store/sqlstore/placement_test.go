@@ -20,6 +20,7 @@ import (
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/store/sqlstore"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -509,8 +510,11 @@ func samePlacements(t *testing.T, seed uint64, st, ref store.Store) {
 // runners shaped like bench/pods's (seven in ten fit the pods, with
 // max_pods 2..8; the others lack the agent type or the label, or drain),
 // from 32 goroutines, and reports pods placed per second. "sqlite" places
-// with the index, "sqlite-plain" and "postgres" load the candidates for
-// every pod. Each runs on one fresh database (SQLite's in /dev/shm); with
+// with the index; "postgres" places the pods that come together in one
+// statement (placebatch.go), and "postgres-onebyone", its baseline, each in
+// its own transaction under the organization's lock, with the placement
+// query; "sqlite-plain" and "postgres-plain" load the candidates for every
+// pod. Each runs on one fresh database (SQLite's in /dev/shm); with
 // more pods than the 34,979 places, the rest wait.
 //
 //	go test -run '^$' -bench Placement -benchtime 20000x ./internal/store/sqlstore/
@@ -538,9 +542,15 @@ func BenchmarkPlacement(b *testing.B) {
 			return db
 		},
 	}
-	for _, name := range []string{"sqlite", "sqlite-plain", "postgres", "postgres-plain"} {
+	for _, name := range []string{"sqlite", "sqlite-plain", "postgres", "postgres-onebyone", "postgres-plain"} {
 		b.Run(name, func(b *testing.B) {
-			st := open[strings.TrimSuffix(name, "-plain")](b)
+			base, variant, _ := strings.Cut(name, "-")
+			st := open[base](b)
+			if variant == "onebyone" {
+				// The baseline: one transaction per pod under the
+				// organization's lock, as before batches.
+				sqlstore.PlaceOneByOne(st.(*sqlstore.DB))
+			}
 			org := &identity.Organization{ID: uuid.NewString(), Name: "bench", CreatedAt: time.Now()}
 			testutil.MustNoErr(b, st.CreateOrganization(ctx, org), "create organization")
 			now := time.Now().UTC()
@@ -565,7 +575,7 @@ func BenchmarkPlacement(b *testing.B) {
 				testutil.MustNoErr(b, st.CreateRunner(ctx, r, nil), "create runner")
 			}
 			var ps pods.Store = st
-			if strings.HasSuffix(name, "-plain") {
+			if variant == "plain" {
 				ps = plain{st}
 			}
 			// An hour's timeout: the runners are not renewed.
@@ -574,6 +584,18 @@ func BenchmarkPlacement(b *testing.B) {
 				Subject: identity.Subject{ID: uuid.NewString(), Principal: identity.PrincipalServiceAccount}})
 			in := pods.CreateInput{AgentTypeID: "codex", InitialPrompt: "benchmark the placement", Labels: []string{"zone-a"}}
 			var placed atomic.Int64
+			var pgCPU func() time.Duration
+			if base == "postgres" {
+				var dir string
+				if sqlstore.QueryRow(st.(*sqlstore.DB), ctx, `SHOW data_directory`).Scan(&dir) == nil {
+					pgCPU = serverCPU(dir)
+				}
+			}
+			var pg0 time.Duration
+			if pgCPU != nil {
+				pg0 = pgCPU()
+			}
+			cpu0 := processCPU()
 			b.SetParallelism(16)
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -591,6 +613,10 @@ func BenchmarkPlacement(b *testing.B) {
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "pods/s")
 			b.ReportMetric(float64(placed.Load()), "placed")
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-us/pod")
+			if pgCPU != nil {
+				b.ReportMetric(float64((pgCPU()-pg0).Microseconds())/float64(b.N), "pgcpu-us/pod")
+			}
 		})
 	}
 }

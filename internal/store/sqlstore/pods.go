@@ -239,6 +239,9 @@ func (db *DB) CreatePlacedPod(ctx context.Context, p *pods.Pod, f pods.Candidate
 		return db.createIndexed(ctx, p, f)
 	}
 	if f.Counted != nil && db.counted() {
+		if f.Seq == 0 && db.batched() {
+			return db.createBatched(ctx, p, f)
+		}
 		return db.createCounted(ctx, p, f)
 	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {

@@ -38,6 +38,11 @@ type DB struct {
 	stmts       sync.Map // query text -> *sql.Stmt on read
 	// placements keeps placement indexes between placements (SQLite).
 	placements placementCache
+	// batches queues the pods to place together (placebatch.go,
+	// PostgreSQL); placeOneByOne turns that off, for the benchmark's
+	// baseline.
+	batches       placeQueues
+	placeOneByOne bool
 	// committed wakes the event hub after a write transaction commits
 	// (events.go).
 	committed chan struct{}
