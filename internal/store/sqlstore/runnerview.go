@@ -337,3 +337,8 @@ func (db *DB) viewCleared() {
 		db.view.clear()
 	}
 }
+
+// RunnerViewLive reports whether the API's reads of runners come from the
+// view now (on PostgreSQL: while the listener hears other replicas'
+// changes).
+func (db *DB) RunnerViewLive() bool { return db.view != nil && db.view.trusted() }
