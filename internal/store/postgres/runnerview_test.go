@@ -34,7 +34,10 @@ func TestRunnerView(t *testing.T) {
 		}
 		t.Cleanup(func() { db.Close() })
 		done := make(chan struct{})
-		go func() { defer close(done); postgres.ListenRunners(ctx, url, db, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+		go func() {
+			defer close(done)
+			postgres.ListenRunners(ctx, url, db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		}()
 		t.Cleanup(func() { cancel(); <-done })
 		deadline := time.Now().Add(30 * time.Second)
 		for !db.RunnerViewLive() {
