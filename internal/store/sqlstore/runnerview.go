@@ -52,6 +52,8 @@ type runnerView struct {
 	mu    sync.RWMutex
 	byID  map[string]viewEntry
 	pages map[string]map[pageKey]viewPage // by organization
+	// npages counts the pages of every organization, up to viewMaxPages.
+	npages int
 
 	// key and refs are the registry's (views), under viewsMu.
 	key  string
@@ -78,8 +80,8 @@ const (
 	viewTTL = time.Minute
 	// viewMaxRunners bounds the runners held: about 1 KiB each.
 	viewMaxRunners = 1 << 16
-	// viewMaxPages bounds the pages held per organization.
-	viewMaxPages = 1024
+	// viewMaxPages bounds the pages held: about 4 KiB each.
+	viewMaxPages = 4096
 )
 
 var (
@@ -160,6 +162,7 @@ func (v *runnerView) drop(orgID, id string, members bool) {
 	v.gen.Add(1)
 	delete(v.byID, id)
 	if members {
+		v.npages -= len(v.pages[orgID])
 		delete(v.pages, orgID)
 	}
 }
@@ -178,7 +181,7 @@ func (v *runnerView) clear() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.gen.Add(1)
-	v.byID, v.pages = nil, nil
+	v.byID, v.pages, v.npages = nil, nil, 0
 }
 
 // get returns the runner id of orgID, or nil.
@@ -247,13 +250,17 @@ func (v *runnerView) putPage(gen uint64, now time.Time, orgID string, k pageKey,
 	for i, r := range rs {
 		ids[i] = r.ID
 	}
-	if v.pages == nil {
-		v.pages = make(map[string]map[pageKey]viewPage)
+	if v.pages == nil || v.npages >= viewMaxPages {
+		// As for runners: pages in use come back after one read each.
+		v.pages, v.npages = make(map[string]map[pageKey]viewPage), 0
 	}
 	m := v.pages[orgID]
-	if m == nil || len(m) >= viewMaxPages {
+	if m == nil {
 		m = make(map[pageKey]viewPage)
 		v.pages[orgID] = m
+	}
+	if _, ok := m[k]; !ok {
+		v.npages++
 	}
 	m[k] = viewPage{ids: ids, at: now}
 }
