@@ -171,6 +171,9 @@ func runAll(ctx context.Context, cfg config, errs *errorLog) error {
 	if err := runBaseline(ctx, cfg, errs); err != nil {
 		return err
 	}
+	if err := runFloor(ctx, cfg, errs); err != nil {
+		return err
+	}
 	if err := runBackend(ctx, cfg, "sqlite", "", nil, errs); err != nil {
 		return err
 	}

@@ -183,7 +183,12 @@ func (s *Service) Get(ctx context.Context, id string) (*Runner, error) {
 	if err := identity.ValidateUUID("runnerId", id); err != nil {
 		return nil, err
 	}
-	r, err := s.Store.FindRunnerOrTombstone(ctx, c.OrgID, id)
+	var r *Runner
+	if v, ok := s.Store.(Views); ok {
+		r, err = v.ViewRunner(ctx, c.OrgID, id)
+	} else {
+		r, err = s.Store.FindRunnerOrTombstone(ctx, c.OrgID, id)
+	}
 	if err != nil {
 		return nil, notFound(id, err)
 	}
@@ -333,7 +338,11 @@ func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*
 	if n := utf8.RuneCountInString(f.NameContains); n > 127 {
 		return nil, "", apperr.Invalid("filter.name", "at most 127 characters, got %d", n)
 	}
-	items, err := s.Store.FindRunners(ctx, Filter{
+	find := s.Store.FindRunners
+	if v, ok := s.Store.(Views); ok {
+		find = v.ViewRunners
+	}
+	items, err := find(ctx, Filter{
 		OrgID: c.OrgID, CreatorIDs: f.CreatorIDs, Kinds: f.Kinds, Providers: f.Providers,
 		Phases: f.Phases, NameContains: f.NameContains,
 		After: page.After, Limit: page.Limit + 1,

@@ -52,6 +52,7 @@ import (
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/store/sqlite"
+	"github.com/runyard/runyard/internal/store/sqlstore"
 	"github.com/runyard/runyard/internal/users"
 )
 
@@ -603,6 +604,11 @@ func (s *Server) Serve(ctx context.Context) error {
 		wg.Go(func() { s.events.Run(fleetCtx) })
 		if s.cfg.DatabaseURL != "" {
 			wg.Go(func() { events.ListenPostgres(fleetCtx, s.cfg.DatabaseURL, s.events, s.log) })
+			// The API's reads of runners come from memory while this
+			// replica hears the others' changes (sqlstore's runner view).
+			if db, ok := s.store.(*sqlstore.DB); ok {
+				wg.Go(func() { postgres.ListenRunners(fleetCtx, s.cfg.DatabaseURL, db, s.log) })
+			}
 		}
 		wg.Wait()
 	}()

@@ -52,7 +52,11 @@ func Open(ctx context.Context, url string) (*sqlstore.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("migrate postgres: %w", err)
 	}
-	return sqlstore.New(db, db, dialect), nil
+	st := sqlstore.New(db, db, dialect)
+	// Other replicas write the database too: the view of runners is used
+	// while ListenRunners hears their changes.
+	st.UseRunnerView("postgres:"+url, true)
+	return st, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

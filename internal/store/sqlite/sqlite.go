@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"path/filepath"
 	"runtime"
 
 	"github.com/pressly/goose/v3"
@@ -77,7 +78,15 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	n := max(4, 2*runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
-	return sqlstore.New(read, write, dialect), nil
+	db := sqlstore.New(read, write, dialect)
+	// One control-plane process writes the file: every change reaches the
+	// view of runners through the handles of this process, which share it.
+	key := path
+	if abs, err := filepath.Abs(path); err == nil {
+		key = abs
+	}
+	db.UseRunnerView("sqlite:"+key, false)
+	return db, nil
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -75,6 +75,8 @@ func (db *DB) UpdateOrganization(ctx context.Context, id string, fn func(*identi
 var orgContents = []string{"memberships", "exchange_tokens", "pods", "agent_types", "secrets", "tokens", "runners"}
 
 func (db *DB) DeleteOrganization(ctx context.Context, id string, check func(orgs.Contents) error) error {
+	// The organization's tombstones go with it.
+	defer db.viewCleared()
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		// The lock orders this delete with an insert that references the
 		// organization (PostgreSQL's foreign key check takes a share lock on

@@ -158,6 +158,9 @@ func (db *DB) CreateRunner(ctx context.Context, r *runners.Runner, x *identity.E
 		}
 		return nil
 	})
+	// Dropped whatever the outcome: a commit whose answer was lost
+	// still changed the pages.
+	db.viewChanged(r.OrgID, r.ID, true)
 	return db.translate(err, fmt.Sprintf("runner %q", r.Name))
 }
 
@@ -284,6 +287,7 @@ func (db *DB) UpdateRunner(ctx context.Context, orgID, id string, fn func(*runne
 		out = r
 		return err
 	})
+	db.viewChanged(orgID, id, false)
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
 	}
@@ -364,6 +368,7 @@ func (db *DB) DeleteRunner(ctx context.Context, orgID, id string, fn func(*runne
 		out = r
 		return nil
 	})
+	db.viewChanged(orgID, id, true)
 	if err != nil {
 		return nil, db.translate(err, fmt.Sprintf("runner %q", id))
 	}
@@ -398,6 +403,10 @@ func (db *DB) PurgeDeletedRunners(ctx context.Context, cutoff time.Time) (int, e
 		n, err = res.RowsAffected()
 		return err
 	})
+	if n > 0 || err != nil {
+		// Tombstones GetRunner still showed: rare enough to forget all.
+		db.viewCleared()
+	}
 	if err != nil {
 		return 0, db.translate(err, "deleted runners")
 	}
@@ -426,6 +435,7 @@ func (db *DB) RenewRunners(ctx context.Context, batch []runners.Renewal) ([]runn
 		}
 		return nil
 	})
+	db.viewRenewed(batch)
 	if err != nil {
 		return nil, db.translate(err, "runner renewals")
 	}

@@ -46,6 +46,9 @@ type DB struct {
 	// committed wakes the event hub after a write transaction commits
 	// (events.go).
 	committed chan struct{}
+	// view is the read model of runners for the API (runnerview.go); nil
+	// reads the store.
+	view *runnerView
 }
 
 // New returns a DB. read and write may be the same pool.
@@ -63,6 +66,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
+	db.releaseView()
 	db.stmts.Range(func(_, v any) bool {
 		v.(*sql.Stmt).Close()
 		return true

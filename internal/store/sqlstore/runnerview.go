@@ -1,0 +1,351 @@
+package sqlstore
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/runyard/runyard/internal/runners"
+)
+
+// The runner view is this process's read model of runners for the API's
+// reads (runners.Views: GetRunner, a page of ListRunners without filters):
+// reading the row and decoding it was most of what a GetRunner cost beyond
+// HTTP (issue 17). It holds runners by ID as last read, and the IDs of
+// unfiltered pages; a read finds them there or reads the store and keeps
+// what it read. The rest of the control plane reads the store, never the
+// view: the fleet, placement and the domain services act on what the
+// database holds now.
+//
+// It stays coherent because every change reaches it:
+//
+//   - a change made through this process's handles on the database drops
+//     the runner when the transaction has committed, before the write
+//     returns, so a read after a write here sees the write (handles on one
+//     database in one process share one view: newRunnerView's registry);
+//   - on PostgreSQL a change made by any other process (another replica)
+//     notifies runyard_runners from a trigger at its commit (migration
+//     00036), and the listener (postgres.ListenRunners) drops the runner on
+//     every replica; the view is used only while the listener hears those
+//     notices, and is emptied whenever it (re)connects, since notices sent
+//     meanwhile are lost;
+//   - a read that overlapped any drop keeps nothing (the generation), since
+//     it may have read the row before the change the drop was for;
+//   - an entry is trusted for viewTTL at most, which bounds what a change
+//     that reached no one (a write to the SQLite file by another process)
+//     can leave behind.
+//
+// A page's IDs change only when a runner of its organization is created
+// or deleted (its order is the insertion sequence), so renewals and
+// reports drop runners but keep pages.
+type runnerView struct {
+	// shared is set for a database other processes write (PostgreSQL):
+	// the view is used only while listening > 0.
+	shared    bool
+	listening atomic.Int32
+	// gen counts drops; a read notes it before reading the store and keeps
+	// what it read only when no drop happened meanwhile.
+	gen atomic.Uint64
+
+	mu    sync.RWMutex
+	byID  map[string]viewEntry
+	pages map[string]map[pageKey]viewPage // by organization
+	// npages counts the pages of every organization, up to viewMaxPages.
+	npages int
+
+	// key and refs are the registry's (views), under viewsMu.
+	key  string
+	refs int
+}
+
+type viewEntry struct {
+	r  *runners.Runner
+	at time.Time
+}
+
+type pageKey struct {
+	after int64
+	limit int
+}
+
+type viewPage struct {
+	ids []string
+	at  time.Time
+}
+
+const (
+	// viewTTL bounds the life of an entry or a page.
+	viewTTL = time.Minute
+	// viewMaxRunners bounds the runners held: about 1 KiB each.
+	viewMaxRunners = 1 << 16
+	// viewMaxPages bounds the pages held: about 4 KiB each.
+	viewMaxPages = 4096
+)
+
+var (
+	viewsMu sync.Mutex
+	views   = map[string]*runnerView{}
+)
+
+// UseRunnerView gives db the runner view of the database named key, shared
+// with every other handle this process opened on it. shared says that other
+// processes write the database too: the view is then used only while
+// ListenRunners hears their changes. The sqlite and postgres packages call
+// it when they open a database; a DB without a view reads the store.
+func (db *DB) UseRunnerView(key string, shared bool) {
+	viewsMu.Lock()
+	defer viewsMu.Unlock()
+	v := views[key]
+	if v == nil {
+		v = &runnerView{key: key, shared: shared}
+		views[key] = v
+	}
+	v.refs++
+	db.view = v
+}
+
+// releaseView gives the view back at Close; the last handle frees it.
+func (db *DB) releaseView() {
+	if db.view == nil {
+		return
+	}
+	viewsMu.Lock()
+	defer viewsMu.Unlock()
+	if db.view.refs--; db.view.refs == 0 && views[db.view.key] == db.view {
+		delete(views, db.view.key)
+	}
+}
+
+// RunnerViewListening is called by the listener of other processes'
+// changes when it starts (true) and stops (false) hearing them. Either way
+// what the view holds is forgotten: notices may have been missed.
+func (db *DB) RunnerViewListening(on bool) {
+	v := db.view
+	if v == nil {
+		return
+	}
+	if on {
+		v.clear()
+		v.listening.Add(1)
+		return
+	}
+	v.listening.Add(-1)
+	v.clear()
+}
+
+// RunnerViewNotice applies a notice of the trigger of migration 00036:
+// "org|id|m" when the runner was created or deleted (pages change), "org|id|u"
+// for any other change.
+func (db *DB) RunnerViewNotice(payload string) {
+	v := db.view
+	if v == nil {
+		return
+	}
+	org, rest, ok1 := strings.Cut(payload, "|")
+	id, kind, ok2 := strings.Cut(rest, "|")
+	if !ok1 || !ok2 {
+		v.clear()
+		return
+	}
+	v.drop(org, id, kind == "m")
+}
+
+func (v *runnerView) trusted() bool { return !v.shared || v.listening.Load() > 0 }
+
+// drop forgets runner id, and the pages of its organization when members
+// is set.
+func (v *runnerView) drop(orgID, id string, members bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gen.Add(1)
+	delete(v.byID, id)
+	if members {
+		v.npages -= len(v.pages[orgID])
+		delete(v.pages, orgID)
+	}
+}
+
+// dropAll forgets the runners of batch (renewals).
+func (v *runnerView) dropAll(batch []runners.Renewal) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gen.Add(1)
+	for _, r := range batch {
+		delete(v.byID, r.RunnerID)
+	}
+}
+
+func (v *runnerView) clear() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.gen.Add(1)
+	v.byID, v.pages, v.npages = nil, nil, 0
+}
+
+// get returns the runner id of orgID, or nil.
+func (v *runnerView) get(orgID, id string, now time.Time) *runners.Runner {
+	v.mu.RLock()
+	e, ok := v.byID[id]
+	v.mu.RUnlock()
+	if !ok || e.r.OrgID != orgID || now.Sub(e.at) >= viewTTL {
+		return nil
+	}
+	return e.r
+}
+
+// put keeps rs, read from the store at now, unless a drop happened since
+// generation gen. The caller no longer changes them.
+func (v *runnerView) put(gen uint64, now time.Time, rs ...*runners.Runner) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.putLocked(gen, now, rs)
+}
+
+func (v *runnerView) putLocked(gen uint64, now time.Time, rs []*runners.Runner) bool {
+	if v.gen.Load() != gen {
+		return false
+	}
+	if v.byID == nil || len(v.byID)+len(rs) > viewMaxRunners {
+		// Forgetting everything at the bound is enough: runners in use
+		// come back after one read each.
+		v.byID = make(map[string]viewEntry)
+	}
+	for _, r := range rs {
+		v.byID[r.ID] = viewEntry{r: r, at: now}
+	}
+	return true
+}
+
+// page returns the runners of a page of orgID from the view, or nil when
+// it does not hold the page or any of its runners.
+func (v *runnerView) page(orgID string, k pageKey, now time.Time) []*runners.Runner {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	p, ok := v.pages[orgID][k]
+	if !ok || now.Sub(p.at) >= viewTTL {
+		return nil
+	}
+	out := make([]*runners.Runner, len(p.ids))
+	for i, id := range p.ids {
+		e, ok := v.byID[id]
+		if !ok || e.r.OrgID != orgID || e.r.Deleted() || now.Sub(e.at) >= viewTTL {
+			return nil
+		}
+		out[i] = e.r
+	}
+	return out
+}
+
+// putPage keeps a page and its runners, read at now, unless a drop
+// happened since generation gen.
+func (v *runnerView) putPage(gen uint64, now time.Time, orgID string, k pageKey, rs []*runners.Runner) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.putLocked(gen, now, rs) {
+		return
+	}
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	if v.pages == nil || v.npages >= viewMaxPages {
+		// As for runners: pages in use come back after one read each.
+		v.pages, v.npages = make(map[string]map[pageKey]viewPage), 0
+	}
+	m := v.pages[orgID]
+	if m == nil {
+		m = make(map[pageKey]viewPage)
+		v.pages[orgID] = m
+	}
+	if _, ok := m[k]; !ok {
+		v.npages++
+	}
+	m[k] = viewPage{ids: ids, at: now}
+}
+
+// cloneRunner is a deep copy of r: what the view holds is never handed out
+// to be changed.
+func cloneRunner(r *runners.Runner) *runners.Runner {
+	out := *r
+	out.Spec = cloneSpec(&r.Spec)
+	out.Status = cloneStatus(&r.Status)
+	out.Report = cloneReport(&r.Report)
+	return &out
+}
+
+// ViewRunner is FindRunnerOrTombstone from the view (runners.Views).
+func (db *DB) ViewRunner(ctx context.Context, orgID, id string) (*runners.Runner, error) {
+	v := db.view
+	if v == nil || !v.trusted() {
+		return db.FindRunnerOrTombstone(ctx, orgID, id)
+	}
+	now := time.Now()
+	if r := v.get(orgID, id, now); r != nil {
+		return cloneRunner(r), nil
+	}
+	gen := v.gen.Load()
+	r, err := db.FindRunnerOrTombstone(ctx, orgID, id)
+	if err != nil {
+		return nil, err
+	}
+	v.put(gen, now, cloneRunner(r))
+	return r, nil
+}
+
+// ViewRunners is FindRunners from the view (runners.Views) for a page
+// without filters; a filtered list reads the store.
+func (db *DB) ViewRunners(ctx context.Context, f runners.Filter) ([]*runners.Runner, error) {
+	v := db.view
+	if v == nil || !v.trusted() || f.Limit <= 0 || len(f.CreatorIDs) > 0 || len(f.Kinds) > 0 ||
+		len(f.Providers) > 0 || len(f.Phases) > 0 || f.NameContains != "" {
+		return db.FindRunners(ctx, f)
+	}
+	now := time.Now()
+	k := pageKey{after: f.After, limit: f.Limit}
+	if rs := v.page(f.OrgID, k, now); rs != nil {
+		for i, r := range rs {
+			rs[i] = cloneRunner(r)
+		}
+		return rs, nil
+	}
+	gen := v.gen.Load()
+	rs, err := db.FindRunners(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	kept := make([]*runners.Runner, len(rs))
+	for i, r := range rs {
+		kept[i] = cloneRunner(r)
+	}
+	v.putPage(gen, now, f.OrgID, k, kept)
+	return rs, nil
+}
+
+// viewChanged drops runner id after a change through this handle
+// (members: it was created or deleted).
+func (db *DB) viewChanged(orgID, id string, members bool) {
+	if db.view != nil {
+		db.view.drop(orgID, id, members)
+	}
+}
+
+// viewRenewed drops the runners of a batch of renewals.
+func (db *DB) viewRenewed(batch []runners.Renewal) {
+	if db.view != nil && len(batch) > 0 {
+		db.view.dropAll(batch)
+	}
+}
+
+// viewCleared forgets everything after a change of many runners.
+func (db *DB) viewCleared() {
+	if db.view != nil {
+		db.view.clear()
+	}
+}
+
+// RunnerViewLive reports whether the API's reads of runners come from the
+// view now (on PostgreSQL: while the listener hears other replicas'
+// changes).
+func (db *DB) RunnerViewLive() bool { return db.view != nil && db.view.trusted() }
