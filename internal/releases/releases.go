@@ -179,6 +179,13 @@ func (s *Service) Publish(ctx context.Context, channel string, files map[string]
 	return r, nil
 }
 
+// AuthorizePublish says whether the caller may publish, before anything
+// is read of what it sends.
+func (s *Service) AuthorizePublish(ctx context.Context) error {
+	_, err := identity.RequireInstallationAdmin(ctx)
+	return err
+}
+
 // Verify checks a release directory's files against pub and returns the
 // release (without channel) and its archives' bytes. Every error names the
 // file at fault.

@@ -45,6 +45,7 @@ import (
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/replicaproxy"
+	"github.com/runyard/runyard/internal/releases"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sessions"
@@ -122,6 +123,9 @@ type Config struct {
 	// comma-separated) whose X-Forwarded-For names the client; empty trusts
 	// none, and every client is its direct peer.
 	TrustedProxies string
+	// ReleasePublicKey is the file of the release public key (PEM) that
+	// checks the runner releases published here; empty refuses publishing.
+	ReleasePublicKey string
 	// SSO is single sign-on with an OpenID provider; off without an issuer.
 	SSO sso.Config
 	// SessionIdleTimeout ends a browser session unused for that long;
@@ -140,6 +144,9 @@ type Config struct {
 // Server is a running control plane.
 type Server struct {
 	cfg   Config
+	// releaseKey checks published runner releases (releases.go).
+	releaseKey []byte
+	releases   *releases.Service
 	log   *slog.Logger
 	store store.Store
 	fleet *fleet.Fleet
@@ -233,6 +240,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.SSO.Validate(); err != nil {
 		return nil, err
 	}
+	releaseKey, err := loadReleaseKey(cfg.ReleasePublicKey)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
 		return nil, errors.New("read timeouts and the per-address limit must not be negative")
 	}
@@ -254,7 +265,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxUnauthenticatedPerIP == 0 {
 		cfg.MaxUnauthenticatedPerIP = DefaultMaxUnauthenticatedPerIP
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http", trusted: trusted}
+	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http", trusted: trusted, releaseKey: releaseKey}
 	s.http = &http.Server{
 		// What a silent or trickling client can hold: see guard.go.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -407,6 +418,7 @@ func (s *Server) open(ctx context.Context) error {
 		return runnerfiles.URL(s.PublicURL(), runnerID, runners.File(file))
 	}
 	oidc.Mount(mux, idSvc, s.PublicURL, s.log)
+	s.mountReleases(mux, st, idSvc, runnerSvc, hooks.OrgChanged)
 	s.events = events.NewHub(st, s.log)
 	s.events.Retention = s.cfg.EventRetention
 	eventSvc := &events.Service{Hub: s.events, Environment: func(ctx context.Context, id string) error {
