@@ -44,8 +44,8 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
-	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/releases"
+	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sessions"
@@ -143,13 +143,13 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg   Config
+	cfg Config
 	// releaseKey checks published runner releases (releases.go).
 	releaseKey []byte
 	releases   *releases.Service
-	log   *slog.Logger
-	store store.Store
-	fleet *fleet.Fleet
+	log        *slog.Logger
+	store      store.Store
+	fleet      *fleet.Fleet
 	// bus carries changes to the other replicas; nil with SQLite.
 	bus *broadcast.Bus
 	// events is the change feed (WatchEvents, the console).
