@@ -89,8 +89,8 @@ type updateRecord struct {
 	Deadline     time.Time `json:"deadline,omitzero"`
 	// RollbackAfter is the bound the deadline was set with.
 	RollbackAfter time.Duration `json:"rollbackAfter,omitempty"`
-	Failure      string    `json:"failure,omitempty"`
-	FailedAt     time.Time `json:"failedAt,omitzero"`
+	Failure       string        `json:"failure,omitempty"`
+	FailedAt      time.Time     `json:"failedAt,omitzero"`
 }
 
 // InWindow reports whether hour h (UTC) is inside the window [start, end);
