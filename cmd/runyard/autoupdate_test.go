@@ -280,4 +280,3 @@ func sameFile(t *testing.T, a, b string) bool {
 	}
 	return string(x) == string(y)
 }
-

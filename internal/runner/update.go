@@ -1,5 +1,3 @@
-package runner
-
 // The runner's self-update: its states, and what moves it from one to the
 // next (AgentsMesh's graceful updater is the model).
 //
@@ -17,6 +15,8 @@ package runner
 // Services and pods run under their holders in their own sessions, so the
 // exec (same PID) and the rolled-back start re-adopt them: same PIDs.
 // Running task executions would stop with the daemon, hence the drain.
+
+package runner
 
 import (
 	"context"
