@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -279,4 +280,70 @@ func sameFile(t *testing.T, a, b string) bool {
 		t.Fatal(err)
 	}
 	return string(x) == string(y)
+}
+
+// TestRunner_UpdateGuardDeadline: a new binary that runs but never reaches
+// the control plane is killed when --update-rollback-after passes; the
+// guard puts the previous binary back, records why, and runs it with the
+// runner's arguments.
+func TestRunner_UpdateGuardDeadline(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "runyard")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(dir, "ran")
+	previous := filepath.Join(dir, "previous")
+	if err := os.WriteFile(previous, []byte("#!/bin/sh\necho \"$@\" > "+marker+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The silent new binary: it runs, and says nothing to anyone.
+	silent := exec.Command(exe)
+	if err := silent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { silent.Wait(); close(exited) }()
+	t.Cleanup(func() { silent.Process.Kill(); <-exited })
+	rec := map[string]any{
+		"state": "trial", "target": "v2-silent", "targetSha256": "ab", "previous": "v1-good",
+		"previousBinary": previous, "exe": exe, "args": []string{exe, "runner", "--state-dir", state},
+		"pid": silent.Process.Pid, "deadline": time.Now().Add(time.Second), "rollbackAfter": time.Second,
+	}
+	b, _ := json.Marshal(rec)
+	if err := os.WriteFile(filepath.Join(state, "update.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	guard := exec.Command(bin, "runner", "update-guard", "--state-dir", state)
+	guard.Env = processEnv()
+	if out, err := guard.CombinedOutput(); err != nil {
+		t.Fatalf("guard: %v\n%s", err, out)
+	}
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the guard did not stop the silent binary")
+	}
+	if !sameFile(t, exe, previous) {
+		t.Fatal("the previous binary was not put back")
+	}
+	got, err := os.ReadFile(marker)
+	if err != nil || strings.TrimSpace(string(got)) != "runner --state-dir "+state {
+		t.Fatalf("the previous binary ran with %q (%v), want the runner's arguments", got, err)
+	}
+	var after struct {
+		State   string `json:"state"`
+		Failure string `json:"failure"`
+	}
+	b, _ = os.ReadFile(filepath.Join(state, "update.json"))
+	if err := json.Unmarshal(b, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.State != "rolled-back" || after.Failure != "v2-silent did not reach the control plane within 1s; rolled back to v1-good" {
+		t.Fatalf("update record = %+v", after)
+	}
 }
