@@ -4,16 +4,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runyard/runyard/internal/buildinfo"
+	"github.com/runyard/runyard/internal/release"
 	"github.com/runyard/runyard/internal/runner"
 )
 
 func newRunnerCmd(g *globals) *cobra.Command {
 	cfg := runner.Config{}
+	var releaseKey string
 	cmd := &cobra.Command{
 		Use:   "runner",
 		Short: "Run the runner daemon that makes this host a runner",
@@ -36,12 +40,28 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 			cfg.Version = buildinfo.Version()
 			cfg.Level = new(slog.LevelVar)
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: cfg.Level}))
+			if releaseKey != "" {
+				b, err := os.ReadFile(releaseKey)
+				if err != nil {
+					return fmt.Errorf("--release-public-key: %w", err)
+				}
+				if cfg.ReleasePublicKey, err = release.ParsePublicKey(b); err != nil {
+					return fmt.Errorf("--release-public-key %s: %w", releaseKey, err)
+				}
+			}
 			d, err := runner.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
 			defer d.Close()
 			err = d.Run(cmd.Context())
+			if errors.Is(err, runner.ErrRestart) {
+				// The same process (PID) runs the new binary, which
+				// re-adopts the services and pods.
+				d.Close()
+				exe := d.Executable()
+				return fmt.Errorf("exec %s: %w", exe, syscall.Exec(exe, os.Args, os.Environ()))
+			}
 			if errors.Is(err, runner.ErrDeleted) {
 				fmt.Fprintln(g.stdout, "The runner was deleted: it stopped its work and removed its credentials.")
 				return nil
@@ -59,6 +79,27 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 	f.DurationVar(&cfg.StopGrace, "stop-grace", 2*time.Minute, "how long a stopped pod has between SIGTERM and SIGKILL")
 	f.StringVar(&cfg.HealthAddr, "health-addr", "", "serve /healthz, /readyz and /metrics on this address, e.g. :8081 (default: off)")
 	f.DurationVar(&cfg.MetricsInterval, "metrics-interval", runner.DefaultMetricsInterval, "how often to push metrics when spec.configuration.metrics asks for it")
-	cmd.AddCommand(newRunnerInstallServiceCmd(g))
+	f.StringVar(&releaseKey, "release-public-key", "", "the release public key (PEM) an update must be signed with; without it the runner does not update itself")
+	f.DurationVar(&cfg.UpdateRollbackAfter, "update-rollback-after", runner.DefaultUpdateRollbackAfter, "how long an updated binary has to reach the control plane before the previous one is put back")
+	cmd.AddCommand(newRunnerInstallServiceCmd(g), newRunnerUpdateGuardCmd(g))
+	return cmd
+}
+
+// newRunnerUpdateGuardCmd is started by the runner itself just before it
+// execs an updated binary (internal/runner/updateguard.go); it is hidden.
+func newRunnerUpdateGuardCmd(g *globals) *cobra.Command {
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:     "update-guard",
+		Short:   "Roll an updated runner back if it does not reach the control plane (started by the runner)",
+		Hidden:  true,
+		Example: `  runyard runner update-guard --state-dir /var/lib/runyard-runner`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log := slog.New(slog.NewTextHandler(g.stderr, nil)).With("part", "update-guard")
+			return runner.Guard(stateDir, log)
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", "runner-state", "the runner's state directory")
 	return cmd
 }

@@ -473,6 +473,23 @@ func (g *globals) printRunnerDetail(r *gitpodv1.Runner, reported *restRunner) {
 	if st.GetUpdatedAt() != nil {
 		rows = append(rows, [2]string{"Last report", st.GetUpdatedAt().AsTime().Format(time.RFC3339)})
 	}
+	// The runner's self-update (its update.* facts).
+	upd := map[string]string{}
+	for _, kv := range st.GetAdditionalInfo() {
+		if k, ok := strings.CutPrefix(kv.GetKey(), "update."); ok {
+			upd[k] = kv.GetValue()
+		}
+	}
+	if upd["state"] != "" {
+		v := upd["state"]
+		if upd["targetVersion"] != "" {
+			v += " (" + upd["targetVersion"] + ")"
+		}
+		rows = append(rows, [2]string{"Update", v})
+		if upd["failure"] != "" {
+			rows = append(rows, [2]string{"Update failure", upd["failure"]})
+		}
+	}
 	if rr := reported; rr != nil {
 		// The numeric id goes right under the UUID: both name the runner.
 		rows = append(rows[:1], append([][2]string{{"Numeric ID", strconv.FormatInt(rr.ID, 10)}}, rows[1:]...)...)

@@ -124,6 +124,7 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 	f.DurationVar(&cfg.SessionMaxAge, "session-max-age", sessions.DefaultMaxAge,
 		"a console sign-in ends this long after it began, however much it is used")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "the URL clients and runners reach this control plane at, put in log URLs and runners' Kubernetes manifests (default: the listen address; manifests need one that is not loopback)")
+	f.StringVar(&cfg.ReleasePublicKey, "release-public-key", "", "the public key (PEM, release-public-key.pem) that runner releases published here must be signed with; default: publishing is refused")
 	f.StringVar(&cfg.RunnerImage, "runner-image", "", "the image of runners' Kubernetes manifests (default: "+manifest.ImageRepository+" tagged with this version)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
 	f.StringVar(&cfg.SSHListen, "ssh-listen", "", "address of the SSH server into environments (e.g. :2222): ssh ENVIRONMENT_ID@host -p PORT with a key of the environment's spec.sshPublicKeys; default: no SSH server")

@@ -36,6 +36,9 @@ type Fleet struct {
 	// autos, when set, puts the runner's environments and automations in
 	// its desired state and records its reports on them.
 	autos *Automations
+	// releases, when set, puts the release of their channel in the desired
+	// state of runners that update themselves (releases.go).
+	releases Releases
 	// epochs, when set, fences the runners' streams (SetEpochs).
 	epochs     Epochs
 	timeout    time.Duration
@@ -471,6 +474,9 @@ func (f *Fleet) sendDesired(ctx context.Context, s *session, stream Stream, r *r
 			return err
 		}
 	}
+	if err := f.addUpdate(ctx, r, msg.GetDesired()); err != nil {
+		return err
+	}
 	if !checked {
 		if err := f.checkEpoch(ctx, s); err != nil {
 			return err
@@ -619,6 +625,12 @@ func (f *Fleet) reportOf(runnerID string, st *runnerv1.Status) runners.Report {
 	}
 	if l := st.GetGatewayLatency(); l != nil {
 		rep.GatewayLatency = l.AsDuration()
+	}
+	if u := st.GetUpdate(); u != nil && u.GetState() != "" {
+		rep.Update = &runners.UpdateReport{State: u.GetState(), TargetVersion: u.GetTargetVersion(), Failure: u.GetFailure()}
+		if u.GetFailedAt() != nil {
+			rep.Update.FailedAt = u.GetFailedAt().AsTime()
+		}
 	}
 	for _, kv := range st.GetAdditionalInfo() {
 		rep.AdditionalInfo = append(rep.AdditionalInfo, runners.FieldValue{Key: kv.GetKey(), Value: kv.GetValue()})

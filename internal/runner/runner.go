@@ -46,6 +46,7 @@ import (
 	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/release"
 	"github.com/runyard/runyard/internal/runner/envs"
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
 	"github.com/runyard/runyard/internal/runner/ring"
@@ -82,7 +83,24 @@ type Config struct {
 	// MetricsInterval is how often the runner pushes its metrics when its
 	// configuration asks it to; zero means DefaultMetricsInterval.
 	MetricsInterval time.Duration
-	Logger          *slog.Logger
+	// ReleasePublicKey is the release public key the runner trusts: an
+	// update is installed only when its SHA256SUMS carries a signature
+	// of this key (never one the control plane sends). Without it the
+	// runner does not update itself.
+	ReleasePublicKey release.PublicKey
+	// UpdateRollbackAfter bounds how long an updated binary has to reach
+	// the control plane before the previous one is put back; zero means
+	// DefaultUpdateRollbackAfter.
+	UpdateRollbackAfter time.Duration
+	// UpdateCheckInterval is how often the updater looks at its window
+	// and drain while it waits; zero means 5s.
+	UpdateCheckInterval time.Duration
+	// Executable is the binary an update replaces; empty means this
+	// process's (os.Executable).
+	Executable string
+	// Now is the clock of the update window; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Level is the logger's level; the runner's spec.configuration.logLevel
 	// sets it while the runner runs.
 	Level *slog.LevelVar
@@ -144,7 +162,34 @@ type Daemon struct {
 	// (session goroutine only; zero at each new stream).
 	reportedLatency   time.Duration
 	reportedLatencyAt time.Time
+	// upd is the self-update (update.go); exe the binary it replaces.
+	upd *updater
+	exe string
+	// reapply makes the session apply its last desired state again (what a
+	// drain for an update held back); lastDesired is that state (session
+	// goroutine only).
+	reapply     chan struct{}
+	lastDesired *runnerv1.DesiredState
 }
+
+func (d *Daemon) now() time.Time {
+	if d.cfg.Now != nil {
+		return d.cfg.Now()
+	}
+	return time.Now()
+}
+
+// statusChanged makes the session send a new status.
+func (d *Daemon) statusChanged() {
+	select {
+	case d.healthChanged <- struct{}{}:
+	default:
+	}
+}
+
+// Executable is the binary the daemon runs (and an update replaced): the
+// one to exec after Run returned ErrRestart.
+func (d *Daemon) Executable() string { return d.exe }
 
 // New opens the state directory (taking its lock) and registers with the
 // control plane if this is the first start.
@@ -161,6 +206,20 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Version == "" {
 		cfg.Version = buildinfo.Version()
 	}
+	if cfg.UpdateRollbackAfter <= 0 {
+		cfg.UpdateRollbackAfter = DefaultUpdateRollbackAfter
+	}
+	if cfg.UpdateCheckInterval <= 0 {
+		cfg.UpdateCheckInterval = 5 * time.Second
+	}
+	exe := cfg.Executable
+	if exe == "" {
+		p, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find this binary: %w", err)
+		}
+		exe = p
+	}
 	st, err := openState(cfg.StateDir)
 	if err != nil {
 		return nil, err
@@ -168,7 +227,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	own := &ownLog{ring: ring.New(ownLogSize)}
 	cfg.Logger = teeLogger(cfg.Logger, own, cfg.Level)
 	d := &Daemon{cfg: cfg, log: cfg.Logger, state: st, healthChanged: make(chan struct{}, 1), gitSHA: gitRevision(), checkTimeout: defaultCheckTimeout,
-		epochs: st.loadEpochs(), metricsWake: make(chan struct{}, 1), ownLog: own, started: time.Now()}
+		epochs: st.loadEpochs(), metricsWake: make(chan struct{}, 1), ownLog: own, started: time.Now(),
+		exe: exe, reapply: make(chan struct{}, 1)}
+	d.upd = newUpdater(d)
 	d.metrics = d.newMetrics()
 	if err := d.register(ctx); err != nil {
 		st.close()
@@ -292,7 +353,16 @@ func permanent(err error) bool {
 
 // Run holds the stream to the control plane until ctx ends (nil), the runner
 // is deleted (ErrDeleted) or its credentials are refused.
-func (d *Daemon) Run(ctx context.Context) error {
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	// The updater ends the daemon with ErrRestart as the cause; the
+	// deferred closes below let go of the work for the new binary.
+	ctx, restart := context.WithCancelCause(ctx)
+	defer restart(nil)
+	defer func() {
+		if errors.Is(context.Cause(ctx), ErrRestart) {
+			err = ErrRestart
+		}
+	}()
 	// Pods outlive the daemon under their process holders: Open adopts
 	// what a predecessor left running, and Close lets go of what runs now
 	// for the next daemon (a restart or an upgrade kills no agent).
@@ -347,6 +417,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		defer stop()
 	}
+	uctx, stopUpdater := context.WithCancel(ctx)
+	updDone := make(chan struct{})
+	go func() { defer close(updDone); d.upd.run(uctx, func() { restart(ErrRestart) }) }()
+	defer func() { stopUpdater(); <-updDone }()
 	pctx, stopPush := context.WithCancel(ctx)
 	pushDone := make(chan struct{})
 	go func() { defer close(pushDone); d.pushMetrics(pctx) }()
@@ -510,7 +584,8 @@ func (d *Daemon) status() *runnerv1.Status {
 		MaxPods:        int32(d.cfg.MaxPods),
 		Components:     d.statusComponents(),
 		PublicKey:      d.state.key.PublicKey().Bytes(),
-		Draining:       d.draining,
+		Draining:       d.draining || d.upd.drain.Load(),
+		Update:         d.upd.status(),
 		AgentTypes:     availableAgentTypes(d.customAgents),
 		Capabilities:   d.capabilities(),
 		AdditionalInfo: d.hostFacts(),
@@ -604,6 +679,8 @@ func (d *Daemon) session(ctx context.Context) error {
 	d.health.sessions.Add(1)
 	d.health.connected.Store(true)
 	defer d.health.connected.Store(false)
+	// A new binary on trial has reached the control plane: it stays.
+	d.upd.confirm()
 
 	msgs := make(chan *runnerv1.ConnectResponse)
 	recvErr := make(chan error, 1)
@@ -690,6 +767,21 @@ func (d *Daemon) session(ctx context.Context) error {
 			if err := send(podStatus(ev)); err != nil {
 				return err
 			}
+		case <-d.reapply:
+			if deleting || d.lastDesired == nil {
+				continue
+			}
+			act, lost := d.apply(d.lastDesired)
+			for _, st := range lost {
+				if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_PodStatus{PodStatus: st}}); err != nil {
+					return err
+				}
+			}
+			if act == actionReport {
+				if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
+					return err
+				}
+			}
 		case <-d.healthChanged:
 			// A deleting runner's status no longer matters: the control
 			// plane removes the runner once it confirms.
@@ -732,6 +824,7 @@ func (d *Daemon) session(ctx context.Context) error {
 				if deleting {
 					continue
 				}
+				d.lastDesired = m.Desired
 				act, lost := d.apply(m.Desired)
 				for _, st := range lost {
 					if err := send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_PodStatus{PodStatus: st}}); err != nil {
@@ -804,6 +897,10 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) (action, []*runnerv1.PodStatus
 	var lost []*runnerv1.PodStatus
 	d.cfg.Level.Set(slogLevel(ds.GetLogLevel()))
 	d.setMetricsTarget(ds.GetMetrics())
+	d.upd.setWant(ds.GetUpdate())
+	// Draining for an update: nothing new starts (the next binary starts
+	// it); what runs goes on.
+	updDrain := d.upd.drain.Load()
 	report := actionNone
 	if !maps.Equal(d.customAgents, ds.GetAgentBinaries()) {
 		before := availableAgentTypes(d.customAgents)
@@ -822,6 +919,9 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) (action, []*runnerv1.PodStatus
 			// A pod key starts at most once across daemons: one handed to
 			// another process's stream is not started here (that process
 			// may have started it), unless this process holds it already.
+			if updDrain && !held[p.GetKey()] {
+				continue
+			}
 			if e := p.GetStartedEpoch(); e != 0 && !d.epochs[e] && !held[p.GetKey()] {
 				lost = append(lost, &runnerv1.PodStatus{Key: p.GetKey(), State: runnerv1.PodState_POD_STATE_FAILED, FinishedAt: timestamppb.Now(),
 					Reason: fmt.Sprintf("lost: the pod was handed to another daemon of this runner (stream epoch %d), which may have started it; it is not started twice", e)})
@@ -834,7 +934,17 @@ func (d *Daemon) apply(ds *runnerv1.DesiredState) (action, []*runnerv1.PodStatus
 		if err := d.pods.Ensure(specs); err != nil {
 			d.log.Error("converge pods", "err", err)
 		}
-		d.envs.Apply(ds)
+		envDS := ds
+		if updDrain {
+			known, _ := d.envs.Executions()
+			envDS = &runnerv1.DesiredState{Environments: ds.GetEnvironments(), Services: ds.GetServices(), Secrets: ds.GetSecrets()}
+			for _, x := range ds.GetExecutions() {
+				if known[x.GetId()] {
+					envDS.Executions = append(envDS.Executions, x)
+				}
+			}
+		}
+		d.envs.Apply(envDS)
 	}
 	d.log.Debug("received desired state", "phase", ds.GetPhase().String(), "log_level", ds.GetLogLevel().String(), "version", ds.GetVersion())
 	switch ds.GetPhase() {

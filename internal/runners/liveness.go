@@ -71,6 +71,45 @@ type Report struct {
 	// daemon's own log and a support bundle it makes on demand.
 	LogURL           string `json:"logUrl,omitempty"`
 	SupportBundleURL string `json:"supportBundleUrl,omitempty"`
+	// Update is what the daemon's self-update is doing, or why the last
+	// one failed; nil when it has nothing to tell.
+	Update *UpdateReport `json:"update,omitempty"`
+}
+
+// UpdateReport is the state of a runner's self-update (the runner's
+// internal/runner/update.go names the states).
+type UpdateReport struct {
+	State         string    `json:"state"`
+	TargetVersion string    `json:"targetVersion,omitempty"`
+	Failure       string    `json:"failure,omitempty"`
+	FailedAt      time.Time `json:"failedAt,omitzero"`
+}
+
+// UpdateFailedState is the state of a runner whose last update failed.
+const UpdateFailedState = "failed"
+
+// updateFacts are the update's lines of status.additionalInfo.
+func (u *UpdateReport) facts() []FieldValue {
+	if u == nil || u.State == "" {
+		return nil
+	}
+	out := []FieldValue{{Key: "update.state", Value: u.State}}
+	if u.TargetVersion != "" {
+		out = append(out, FieldValue{Key: "update.targetVersion", Value: u.TargetVersion})
+	}
+	if u.Failure != "" {
+		out = append(out, FieldValue{Key: "update.failure", Value: u.Failure})
+	}
+	return out
+}
+
+// updateMessage is the status message of an ACTIVE runner whose last
+// update failed, "" otherwise.
+func (r *Report) updateMessage() string {
+	if u := r.Update; u != nil && u.State == UpdateFailedState && u.Failure != "" {
+		return fmt.Sprintf("update to %s failed, running %s: %s", u.TargetVersion, r.Version, u.Failure)
+	}
+	return ""
 }
 
 // unhealthy returns the first unhealthy component, if any.
@@ -93,7 +132,7 @@ func (r *Runner) ApplyReport(rep Report, now time.Time) {
 	r.Status.Capabilities = rep.Capabilities
 	r.Status.PublicKey = rep.PublicKey
 	r.Status.SystemDetails = fmt.Sprintf("%s/%s %s", rep.OS, rep.Arch, rep.Hostname)
-	r.Status.AdditionalInfo = slices.Clone(rep.AdditionalInfo)
+	r.Status.AdditionalInfo = append(slices.Clone(rep.AdditionalInfo), rep.Update.facts()...)
 	r.Status.LogURL, r.Status.SupportBundleURL = rep.LogURL, rep.SupportBundleURL
 	r.Status.Gateway = nil
 	if rep.GatewayURL != "" {
@@ -114,7 +153,7 @@ func (r *Runner) refreshPhase() {
 		return
 	}
 	r.Status.Phase = PhaseActive
-	r.Status.Message = ""
+	r.Status.Message = r.Report.updateMessage()
 }
 
 // Renewal is one runner's latest renewal, as the control plane batches them.

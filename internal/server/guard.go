@@ -19,8 +19,10 @@ import (
 	"github.com/runyard/runyard/internal/api/clientip"
 	"github.com/runyard/runyard/internal/api/connectapi"
 	"github.com/runyard/runyard/internal/api/jsonerr"
+	"github.com/runyard/runyard/internal/api/releaseshttp"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/releases"
 )
 
 // What a client that has not authenticated may hold. The guard in front of
@@ -192,9 +194,16 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	connect := connectProcedure(r.URL.Path)
+	maxBody := g.maxBody
+	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, releaseshttp.PublishPrefix) {
+		// A published release holds archives of the whole binary; its
+		// handler bounds the body and lifts the read deadline once the
+		// caller may publish.
+		maxBody = releases.MaxUploadBytes
+	}
 	if connect == "" || isUnaryConnect(r) {
-		if r.ContentLength > g.maxBody {
-			g.refuse(w, r, http.StatusRequestEntityTooLarge, tooLarge(g.maxBody))
+		if r.ContentLength > maxBody {
+			g.refuse(w, r, http.StatusRequestEntityTooLarge, tooLarge(maxBody))
 			return
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/oidc"
 	"github.com/runyard/runyard/internal/api/oidclogin"
+	"github.com/runyard/runyard/internal/api/releaseshttp"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/api/runnerfiles"
 	"github.com/runyard/runyard/internal/console"
@@ -20,5 +21,5 @@ import (
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
 	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(), authhttp.CLILoginRoutes(),
-		[]string{"GET /healthz", "GET /metrics", "GET /version"}, runnerfiles.Routes())
+		[]string{"GET /healthz", "GET /metrics", "GET /version"}, runnerfiles.Routes(), releaseshttp.Routes())
 }

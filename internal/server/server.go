@@ -44,6 +44,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/releases"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
@@ -123,6 +124,9 @@ type Config struct {
 	// comma-separated) whose X-Forwarded-For names the client; empty trusts
 	// none, and every client is its direct peer.
 	TrustedProxies string
+	// ReleasePublicKey is the file of the release public key (PEM) that
+	// checks the runner releases published here; empty refuses publishing.
+	ReleasePublicKey string
 	// SSO is single sign-on with an OpenID provider; off without an issuer.
 	SSO sso.Config
 	// SessionIdleTimeout ends a browser session unused for that long;
@@ -140,10 +144,13 @@ type Config struct {
 
 // Server is a running control plane.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store store.Store
-	fleet *fleet.Fleet
+	cfg Config
+	// releaseKey checks published runner releases (releases.go).
+	releaseKey []byte
+	releases   *releases.Service
+	log        *slog.Logger
+	store      store.Store
+	fleet      *fleet.Fleet
 	// bus carries changes to the other replicas; nil with SQLite.
 	bus *broadcast.Bus
 	// events is the change feed (WatchEvents, the console).
@@ -234,6 +241,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.SSO.Validate(); err != nil {
 		return nil, err
 	}
+	releaseKey, err := loadReleaseKey(cfg.ReleasePublicKey)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
 		return nil, errors.New("read timeouts and the per-address limit must not be negative")
 	}
@@ -255,7 +266,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxUnauthenticatedPerIP == 0 {
 		cfg.MaxUnauthenticatedPerIP = DefaultMaxUnauthenticatedPerIP
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http", trusted: trusted}
+	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http", trusted: trusted, releaseKey: releaseKey}
 	s.http = &http.Server{
 		// What a silent or trickling client can hold: see guard.go.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -408,6 +419,7 @@ func (s *Server) open(ctx context.Context) error {
 		return runnerfiles.URL(s.PublicURL(), runnerID, runners.File(file))
 	}
 	oidc.Mount(mux, idSvc, s.PublicURL, s.log)
+	s.mountReleases(mux, st, idSvc, runnerSvc, hooks.OrgChanged)
 	s.events = events.NewHub(st, s.log)
 	s.events.Retention = s.cfg.EventRetention
 	eventSvc := &events.Service{Hub: s.events, Environment: func(ctx context.Context, id string) error {

@@ -20,7 +20,7 @@ import (
 // here (Connect records its own calls; /logs, /healthz, /metrics only read).
 func Surface(path string) string {
 	switch {
-	case strings.HasPrefix(path, "/api/v1/orgs/"):
+	case strings.HasPrefix(path, "/api/v1/orgs/"), strings.HasPrefix(path, "/api/v1/releases"):
 		return audit.SurfaceREST
 	case strings.HasPrefix(path, "/api/v3/runners"), strings.HasPrefix(path, "/v1/runners/"):
 		return audit.SurfaceKubiya

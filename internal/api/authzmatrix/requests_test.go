@@ -161,6 +161,9 @@ var templates = map[string]template{
 	"GET /logs/{runner}/{log}?follow=1":                     {path: "/logs/{runner}/{log}?follow=1"},
 	"GET /runners/{runner}/log":                             {path: "/runners/{runner}/log"},
 	"GET /runners/{runner}/support-bundle":                  {path: "/runners/{runner}/support-bundle"},
+	"POST /api/v1/releases/{channel}":                       {path: "/api/v1/releases/stable", body: `{}`},
+	"GET /api/v1/releases":                                  {},
+	"GET /runner/v1/releases/{channel}/{file}":              {path: "/runner/v1/releases/stable/runyard_v1_linux_amd64.tar.gz"},
 	"GET /auth/oidc/login":                                  {},
 	"GET /auth/oidc/callback":                               {path: "/auth/oidc/callback?state=authz&code=authz"},
 

@@ -568,3 +568,19 @@ func executionPhase(p string) gitpodv1.TaskExecutionPhase {
 	}
 	return gitpodv1.TaskExecutionPhase_TASK_EXECUTION_PHASE_PENDING
 }
+
+// Executions returns the IDs of the task executions this manager has seen
+// (started, adopted or finished) and how many of them still run: a runner
+// that drains for an update starts no other and waits for these.
+func (m *Manager) Executions() (known map[string]bool, running int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	known = make(map[string]bool, len(m.executions))
+	for id, x := range m.executions {
+		known[id] = true
+		if !x.Phase.Final() {
+			running++
+		}
+	}
+	return known, running
+}

@@ -87,5 +87,9 @@ func cloneReport(r *runners.Report) runners.Report {
 	out.PublicKey = slices.Clone(r.PublicKey)
 	out.AgentTypes = slices.Clone(r.AgentTypes)
 	out.AdditionalInfo = slices.Clone(r.AdditionalInfo)
+	if r.Update != nil {
+		u := *r.Update
+		out.Update = &u
+	}
 	return out
 }

@@ -745,8 +745,11 @@ type Status struct {
 	// first).
 	GatewayUrl     string               `protobuf:"bytes,14,opt,name=gateway_url,json=gatewayUrl,proto3" json:"gateway_url,omitempty"`
 	GatewayLatency *durationpb.Duration `protobuf:"bytes,15,opt,name=gateway_latency,json=gatewayLatency,proto3" json:"gateway_latency,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// update is the state of the runner's self-update, unset when it has
+	// none to tell.
+	Update        *UpdateStatus `protobuf:"bytes,16,opt,name=update,proto3" json:"update,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Status) Reset() {
@@ -884,6 +887,88 @@ func (x *Status) GetGatewayLatency() *durationpb.Duration {
 	return nil
 }
 
+func (x *Status) GetUpdate() *UpdateStatus {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
+// UpdateStatus is what a runner's updater is doing, or why its last update
+// failed.
+type UpdateStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// state is one of the updater's states (internal/runner/update.go):
+	// idle, downloading, waiting-for-window, draining, restarting, failed.
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// target_version is the version it updates to (or failed to).
+	TargetVersion string `protobuf:"bytes,2,opt,name=target_version,json=targetVersion,proto3" json:"target_version,omitempty"`
+	// failure is why the last update failed ("" when it did not); the
+	// runner runs its previous version.
+	Failure       string                 `protobuf:"bytes,3,opt,name=failure,proto3" json:"failure,omitempty"`
+	FailedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=failed_at,json=failedAt,proto3" json:"failed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateStatus) Reset() {
+	*x = UpdateStatus{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateStatus) ProtoMessage() {}
+
+func (x *UpdateStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateStatus.ProtoReflect.Descriptor instead.
+func (*UpdateStatus) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *UpdateStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *UpdateStatus) GetTargetVersion() string {
+	if x != nil {
+		return x.TargetVersion
+	}
+	return ""
+}
+
+func (x *UpdateStatus) GetFailure() string {
+	if x != nil {
+		return x.Failure
+	}
+	return ""
+}
+
+func (x *UpdateStatus) GetFailedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FailedAt
+	}
+	return nil
+}
+
 type Renewal struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	SentAt        *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=sent_at,json=sentAt,proto3" json:"sent_at,omitempty"`
@@ -893,7 +978,7 @@ type Renewal struct {
 
 func (x *Renewal) Reset() {
 	*x = Renewal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +990,7 @@ func (x *Renewal) String() string {
 func (*Renewal) ProtoMessage() {}
 
 func (x *Renewal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[6]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +1003,7 @@ func (x *Renewal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Renewal.ProtoReflect.Descriptor instead.
 func (*Renewal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{6}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Renewal) GetSentAt() *timestamppb.Timestamp {
@@ -937,7 +1022,7 @@ type RenewalAck struct {
 
 func (x *RenewalAck) Reset() {
 	*x = RenewalAck{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1034,7 @@ func (x *RenewalAck) String() string {
 func (*RenewalAck) ProtoMessage() {}
 
 func (x *RenewalAck) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[7]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1047,7 @@ func (x *RenewalAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewalAck.ProtoReflect.Descriptor instead.
 func (*RenewalAck) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{7}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RenewalAck) GetSentAt() *timestamppb.Timestamp {
@@ -980,7 +1065,7 @@ type DeletionComplete struct {
 
 func (x *DeletionComplete) Reset() {
 	*x = DeletionComplete{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1077,7 @@ func (x *DeletionComplete) String() string {
 func (*DeletionComplete) ProtoMessage() {}
 
 func (x *DeletionComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[8]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1090,7 @@ func (x *DeletionComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletionComplete.ProtoReflect.Descriptor instead.
 func (*DeletionComplete) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{8}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{9}
 }
 
 type Welcome struct {
@@ -1031,7 +1116,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1128,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[9]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1141,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{9}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetRunnerId() string {
@@ -1133,14 +1218,19 @@ type DesiredState struct {
 	Secrets map[string][]byte `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// metrics is the runner's spec.configuration.metrics: where it pushes its
 	// metrics, if anywhere.
-	Metrics       *MetricsConfig `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	Metrics *MetricsConfig `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// update is the release of the runner's channel, set while its
+	// spec.configuration.autoUpdate is on and the channel has a release with
+	// an archive for the runner's platform: a runner of another version
+	// updates to it in its window (internal/runner/update.go).
+	Update        *RunnerUpdate `protobuf:"bytes,11,opt,name=update,proto3" json:"update,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DesiredState) Reset() {
 	*x = DesiredState{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1242,7 @@ func (x *DesiredState) String() string {
 func (*DesiredState) ProtoMessage() {}
 
 func (x *DesiredState) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[10]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1255,7 @@ func (x *DesiredState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
 func (*DesiredState) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{10}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DesiredState) GetPhase() v1.RunnerPhase {
@@ -1238,6 +1328,139 @@ func (x *DesiredState) GetMetrics() *MetricsConfig {
 	return nil
 }
 
+func (x *DesiredState) GetUpdate() *RunnerUpdate {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
+// RunnerUpdate is a release a runner is to run.
+type RunnerUpdate struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// channel is "stable" or "latest".
+	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// archive is the archive's file name, sha256 its SHA-256 in hex;
+	// download_path is where the control plane serves it (GET with the
+	// runner's token).
+	Archive      string `protobuf:"bytes,3,opt,name=archive,proto3" json:"archive,omitempty"`
+	Sha256       string `protobuf:"bytes,4,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	DownloadPath string `protobuf:"bytes,5,opt,name=download_path,json=downloadPath,proto3" json:"download_path,omitempty"`
+	// sums and sums_signature are the release's SHA256SUMS and its ed25519
+	// signature: the runner checks them with the public key it was
+	// configured with, never one the control plane sends.
+	Sums          []byte `protobuf:"bytes,6,opt,name=sums,proto3" json:"sums,omitempty"`
+	SumsSignature []byte `protobuf:"bytes,7,opt,name=sums_signature,json=sumsSignature,proto3" json:"sums_signature,omitempty"`
+	// has_window says updates wait for the UTC hours [start_hour, end_hour)
+	// (wrapping midnight when end_hour <= start_hour); without one, any time.
+	HasWindow     bool  `protobuf:"varint,8,opt,name=has_window,json=hasWindow,proto3" json:"has_window,omitempty"`
+	StartHour     int32 `protobuf:"varint,9,opt,name=start_hour,json=startHour,proto3" json:"start_hour,omitempty"`
+	EndHour       int32 `protobuf:"varint,10,opt,name=end_hour,json=endHour,proto3" json:"end_hour,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunnerUpdate) Reset() {
+	*x = RunnerUpdate{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunnerUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunnerUpdate) ProtoMessage() {}
+
+func (x *RunnerUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunnerUpdate.ProtoReflect.Descriptor instead.
+func (*RunnerUpdate) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RunnerUpdate) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *RunnerUpdate) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *RunnerUpdate) GetArchive() string {
+	if x != nil {
+		return x.Archive
+	}
+	return ""
+}
+
+func (x *RunnerUpdate) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *RunnerUpdate) GetDownloadPath() string {
+	if x != nil {
+		return x.DownloadPath
+	}
+	return ""
+}
+
+func (x *RunnerUpdate) GetSums() []byte {
+	if x != nil {
+		return x.Sums
+	}
+	return nil
+}
+
+func (x *RunnerUpdate) GetSumsSignature() []byte {
+	if x != nil {
+		return x.SumsSignature
+	}
+	return nil
+}
+
+func (x *RunnerUpdate) GetHasWindow() bool {
+	if x != nil {
+		return x.HasWindow
+	}
+	return false
+}
+
+func (x *RunnerUpdate) GetStartHour() int32 {
+	if x != nil {
+		return x.StartHour
+	}
+	return 0
+}
+
+func (x *RunnerUpdate) GetEndHour() int32 {
+	if x != nil {
+		return x.EndHour
+	}
+	return 0
+}
+
 type MetricsConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// enabled with a url: push with the Prometheus remote-write protocol.
@@ -1255,7 +1478,7 @@ type MetricsConfig struct {
 
 func (x *MetricsConfig) Reset() {
 	*x = MetricsConfig{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1490,7 @@ func (x *MetricsConfig) String() string {
 func (*MetricsConfig) ProtoMessage() {}
 
 func (x *MetricsConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1503,7 @@ func (x *MetricsConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsConfig.ProtoReflect.Descriptor instead.
 func (*MetricsConfig) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MetricsConfig) GetEnabled() bool {
@@ -1353,7 +1576,7 @@ type EnvironmentSpec struct {
 
 func (x *EnvironmentSpec) Reset() {
 	*x = EnvironmentSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1588,7 @@ func (x *EnvironmentSpec) String() string {
 func (*EnvironmentSpec) ProtoMessage() {}
 
 func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1601,7 @@ func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnvironmentSpec) GetId() string {
@@ -1477,7 +1700,7 @@ type SecretFile struct {
 
 func (x *SecretFile) Reset() {
 	*x = SecretFile{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1712,7 @@ func (x *SecretFile) String() string {
 func (*SecretFile) ProtoMessage() {}
 
 func (x *SecretFile) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1725,7 @@ func (x *SecretFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFile.ProtoReflect.Descriptor instead.
 func (*SecretFile) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SecretFile) GetPath() string {
@@ -1533,7 +1756,7 @@ type GitInitializer struct {
 
 func (x *GitInitializer) Reset() {
 	*x = GitInitializer{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1768,7 @@ func (x *GitInitializer) String() string {
 func (*GitInitializer) ProtoMessage() {}
 
 func (x *GitInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1781,7 @@ func (x *GitInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitInitializer.ProtoReflect.Descriptor instead.
 func (*GitInitializer) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GitInitializer) GetRemoteUri() string {
@@ -1609,7 +1832,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1844,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1857,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1672,7 +1895,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1907,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1920,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Command) GetScript() string {
@@ -1741,7 +1964,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1976,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1989,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ServiceSpec) GetId() string {
@@ -1839,7 +2062,7 @@ type ExecutionSpec struct {
 
 func (x *ExecutionSpec) Reset() {
 	*x = ExecutionSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +2074,7 @@ func (x *ExecutionSpec) String() string {
 func (*ExecutionSpec) ProtoMessage() {}
 
 func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +2087,7 @@ func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionSpec.ProtoReflect.Descriptor instead.
 func (*ExecutionSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ExecutionSpec) GetId() string {
@@ -1904,7 +2127,7 @@ type StepGroup struct {
 
 func (x *StepGroup) Reset() {
 	*x = StepGroup{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2139,7 @@ func (x *StepGroup) String() string {
 func (*StepGroup) ProtoMessage() {}
 
 func (x *StepGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2152,7 @@ func (x *StepGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepGroup.ProtoReflect.Descriptor instead.
 func (*StepGroup) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StepGroup) GetSteps() []*StepSpec {
@@ -1956,7 +2179,7 @@ type StepSpec struct {
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2191,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2204,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StepSpec) GetId() string {
@@ -2051,7 +2274,7 @@ type TaskStep struct {
 
 func (x *TaskStep) Reset() {
 	*x = TaskStep{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2286,7 @@ func (x *TaskStep) String() string {
 func (*TaskStep) ProtoMessage() {}
 
 func (x *TaskStep) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2299,7 @@ func (x *TaskStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStep.ProtoReflect.Descriptor instead.
 func (*TaskStep) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TaskStep) GetCommand() *Command {
@@ -2115,7 +2338,7 @@ type EnvironmentStatus struct {
 
 func (x *EnvironmentStatus) Reset() {
 	*x = EnvironmentStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2350,7 @@ func (x *EnvironmentStatus) String() string {
 func (*EnvironmentStatus) ProtoMessage() {}
 
 func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2363,7 @@ func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EnvironmentStatus) GetId() string {
@@ -2218,7 +2441,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2453,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2466,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ServiceStatus) GetId() string {
@@ -2313,7 +2536,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +2548,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +2561,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExecutionStatus) GetId() string {
@@ -2396,7 +2619,7 @@ type StepStatus struct {
 
 func (x *StepStatus) Reset() {
 	*x = StepStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2631,7 @@ func (x *StepStatus) String() string {
 func (*StepStatus) ProtoMessage() {}
 
 func (x *StepStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2644,7 @@ func (x *StepStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepStatus.ProtoReflect.Descriptor instead.
 func (*StepStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StepStatus) GetId() string {
@@ -2482,7 +2705,7 @@ type StartAutomationsRequest struct {
 
 func (x *StartAutomationsRequest) Reset() {
 	*x = StartAutomationsRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2717,7 @@ func (x *StartAutomationsRequest) String() string {
 func (*StartAutomationsRequest) ProtoMessage() {}
 
 func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2730,7 @@ func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsRequest.ProtoReflect.Descriptor instead.
 func (*StartAutomationsRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StartAutomationsRequest) GetEnvironmentId() string {
@@ -2555,7 +2778,7 @@ type StartAutomationsResponse struct {
 
 func (x *StartAutomationsResponse) Reset() {
 	*x = StartAutomationsResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2790,7 @@ func (x *StartAutomationsResponse) String() string {
 func (*StartAutomationsResponse) ProtoMessage() {}
 
 func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2803,7 @@ func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsResponse.ProtoReflect.Descriptor instead.
 func (*StartAutomationsResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StartAutomationsResponse) GetStartedServiceIds() []string {
@@ -2618,7 +2841,7 @@ type PodSpec struct {
 
 func (x *PodSpec) Reset() {
 	*x = PodSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2853,7 @@ func (x *PodSpec) String() string {
 func (*PodSpec) ProtoMessage() {}
 
 func (x *PodSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2866,7 @@ func (x *PodSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodSpec.ProtoReflect.Descriptor instead.
 func (*PodSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PodSpec) GetKey() string {
@@ -2704,7 +2927,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +2939,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +2952,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PodStatus) GetKey() string {
@@ -2797,7 +3020,7 @@ type OpenTerminal struct {
 
 func (x *OpenTerminal) Reset() {
 	*x = OpenTerminal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2809,7 +3032,7 @@ func (x *OpenTerminal) String() string {
 func (*OpenTerminal) ProtoMessage() {}
 
 func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2822,7 +3045,7 @@ func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTerminal.ProtoReflect.Descriptor instead.
 func (*OpenTerminal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *OpenTerminal) GetSessionId() string {
@@ -2875,7 +3098,7 @@ type TerminalRequest struct {
 
 func (x *TerminalRequest) Reset() {
 	*x = TerminalRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3110,7 @@ func (x *TerminalRequest) String() string {
 func (*TerminalRequest) ProtoMessage() {}
 
 func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3123,7 @@ func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalRequest.ProtoReflect.Descriptor instead.
 func (*TerminalRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TerminalRequest) GetMessage() isTerminalRequest_Message {
@@ -2978,7 +3201,7 @@ type TerminalHello struct {
 
 func (x *TerminalHello) Reset() {
 	*x = TerminalHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3213,7 @@ func (x *TerminalHello) String() string {
 func (*TerminalHello) ProtoMessage() {}
 
 func (x *TerminalHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3226,7 @@ func (x *TerminalHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalHello.ProtoReflect.Descriptor instead.
 func (*TerminalHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TerminalHello) GetSessionId() string {
@@ -3046,7 +3269,7 @@ type TerminalEnd struct {
 
 func (x *TerminalEnd) Reset() {
 	*x = TerminalEnd{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3281,7 @@ func (x *TerminalEnd) String() string {
 func (*TerminalEnd) ProtoMessage() {}
 
 func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3294,7 @@ func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalEnd.ProtoReflect.Descriptor instead.
 func (*TerminalEnd) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TerminalEnd) GetStatus() *PodStatus {
@@ -3102,7 +3325,7 @@ type TerminalResponse struct {
 
 func (x *TerminalResponse) Reset() {
 	*x = TerminalResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3114,7 +3337,7 @@ func (x *TerminalResponse) String() string {
 func (*TerminalResponse) ProtoMessage() {}
 
 func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3127,7 +3350,7 @@ func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalResponse.ProtoReflect.Descriptor instead.
 func (*TerminalResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TerminalResponse) GetMessage() isTerminalResponse_Message {
@@ -3182,7 +3405,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3417,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3430,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TerminalSize) GetCols() uint32 {
@@ -3251,7 +3474,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3486,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3499,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *OpenSession) GetSessionId() string {
@@ -3358,7 +3581,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3593,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3606,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SessionRequest) GetMessage() isSessionRequest_Message {
@@ -3473,7 +3696,7 @@ type SessionHello struct {
 
 func (x *SessionHello) Reset() {
 	*x = SessionHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3485,7 +3708,7 @@ func (x *SessionHello) String() string {
 func (*SessionHello) ProtoMessage() {}
 
 func (x *SessionHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3498,7 +3721,7 @@ func (x *SessionHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHello.ProtoReflect.Descriptor instead.
 func (*SessionHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{38}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SessionHello) GetSessionId() string {
@@ -3536,7 +3759,7 @@ type SessionExit struct {
 
 func (x *SessionExit) Reset() {
 	*x = SessionExit{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +3771,7 @@ func (x *SessionExit) String() string {
 func (*SessionExit) ProtoMessage() {}
 
 func (x *SessionExit) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +3784,7 @@ func (x *SessionExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionExit.ProtoReflect.Descriptor instead.
 func (*SessionExit) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{39}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SessionExit) GetExitCode() int32 {
@@ -3601,7 +3824,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3836,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3849,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{40}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SessionResponse) GetMessage() isSessionResponse_Message {
@@ -3734,7 +3957,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\tR\aversion\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x17\n" +
 	"\agit_sha\x18\x05 \x01(\tR\x06gitSha\x12\x18\n" +
-	"\arelease\x18\x06 \x01(\tR\arelease\"\xad\x04\n" +
+	"\arelease\x18\x06 \x01(\tR\arelease\"\xe6\x04\n" +
 	"\x06Status\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -3756,7 +3979,13 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0fadditional_info\x18\r \x03(\v2\x15.gitpod.v1.FieldValueR\x0eadditionalInfo\x12\x1f\n" +
 	"\vgateway_url\x18\x0e \x01(\tR\n" +
 	"gatewayUrl\x12B\n" +
-	"\x0fgateway_latency\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x0egatewayLatency\">\n" +
+	"\x0fgateway_latency\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x0egatewayLatency\x127\n" +
+	"\x06update\x18\x10 \x01(\v2\x1f.runyard.runner.v1.UpdateStatusR\x06update\"\x9e\x01\n" +
+	"\fUpdateStatus\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12%\n" +
+	"\x0etarget_version\x18\x02 \x01(\tR\rtargetVersion\x12\x18\n" +
+	"\afailure\x18\x03 \x01(\tR\afailure\x127\n" +
+	"\tfailed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bfailedAt\">\n" +
 	"\aRenewal\x123\n" +
 	"\asent_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"A\n" +
 	"\n" +
@@ -3769,7 +3998,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
 	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x03R\x05epoch\x12:\n" +
-	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\xdb\x05\n" +
+	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\x94\x06\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
@@ -3783,13 +4012,28 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"executions\x12F\n" +
 	"\asecrets\x18\t \x03(\v2,.runyard.runner.v1.DesiredState.SecretsEntryR\asecrets\x12:\n" +
 	"\ametrics\x18\n" +
-	" \x01(\v2 .runyard.runner.v1.MetricsConfigR\ametrics\x1a@\n" +
+	" \x01(\v2 .runyard.runner.v1.MetricsConfigR\ametrics\x127\n" +
+	"\x06update\x18\v \x01(\v2\x1f.runyard.runner.v1.RunnerUpdateR\x06update\x1a@\n" +
 	"\x12AgentBinariesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x9a\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\xad\x02\n" +
+	"\fRunnerUpdate\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x18\n" +
+	"\aarchive\x18\x03 \x01(\tR\aarchive\x12\x16\n" +
+	"\x06sha256\x18\x04 \x01(\tR\x06sha256\x12#\n" +
+	"\rdownload_path\x18\x05 \x01(\tR\fdownloadPath\x12\x12\n" +
+	"\x04sums\x18\x06 \x01(\fR\x04sums\x12%\n" +
+	"\x0esums_signature\x18\a \x01(\fR\rsumsSignature\x12\x1d\n" +
+	"\n" +
+	"has_window\x18\b \x01(\bR\thasWindow\x12\x1d\n" +
+	"\n" +
+	"start_hour\x18\t \x01(\x05R\tstartHour\x12\x19\n" +
+	"\bend_hour\x18\n" +
+	" \x01(\x05R\aendHour\"\x9a\x01\n" +
 	"\rMetricsConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1a\n" +
@@ -4027,7 +4271,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
@@ -4039,139 +4283,144 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*ConnectResponse)(nil),                // 7: runyard.runner.v1.ConnectResponse
 	(*Component)(nil),                      // 8: runyard.runner.v1.Component
 	(*Status)(nil),                         // 9: runyard.runner.v1.Status
-	(*Renewal)(nil),                        // 10: runyard.runner.v1.Renewal
-	(*RenewalAck)(nil),                     // 11: runyard.runner.v1.RenewalAck
-	(*DeletionComplete)(nil),               // 12: runyard.runner.v1.DeletionComplete
-	(*Welcome)(nil),                        // 13: runyard.runner.v1.Welcome
-	(*DesiredState)(nil),                   // 14: runyard.runner.v1.DesiredState
-	(*MetricsConfig)(nil),                  // 15: runyard.runner.v1.MetricsConfig
-	(*EnvironmentSpec)(nil),                // 16: runyard.runner.v1.EnvironmentSpec
-	(*SecretFile)(nil),                     // 17: runyard.runner.v1.SecretFile
-	(*GitInitializer)(nil),                 // 18: runyard.runner.v1.GitInitializer
-	(*EnvVar)(nil),                         // 19: runyard.runner.v1.EnvVar
-	(*Command)(nil),                        // 20: runyard.runner.v1.Command
-	(*ServiceSpec)(nil),                    // 21: runyard.runner.v1.ServiceSpec
-	(*ExecutionSpec)(nil),                  // 22: runyard.runner.v1.ExecutionSpec
-	(*StepGroup)(nil),                      // 23: runyard.runner.v1.StepGroup
-	(*StepSpec)(nil),                       // 24: runyard.runner.v1.StepSpec
-	(*TaskStep)(nil),                       // 25: runyard.runner.v1.TaskStep
-	(*EnvironmentStatus)(nil),              // 26: runyard.runner.v1.EnvironmentStatus
-	(*ServiceStatus)(nil),                  // 27: runyard.runner.v1.ServiceStatus
-	(*ExecutionStatus)(nil),                // 28: runyard.runner.v1.ExecutionStatus
-	(*StepStatus)(nil),                     // 29: runyard.runner.v1.StepStatus
-	(*StartAutomationsRequest)(nil),        // 30: runyard.runner.v1.StartAutomationsRequest
-	(*StartAutomationsResponse)(nil),       // 31: runyard.runner.v1.StartAutomationsResponse
-	(*PodSpec)(nil),                        // 32: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),                      // 33: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),                   // 34: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),                // 35: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),                  // 36: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),                    // 37: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),               // 38: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),                   // 39: runyard.runner.v1.TerminalSize
-	(*OpenSession)(nil),                    // 40: runyard.runner.v1.OpenSession
-	(*SessionRequest)(nil),                 // 41: runyard.runner.v1.SessionRequest
-	(*SessionHello)(nil),                   // 42: runyard.runner.v1.SessionHello
-	(*SessionExit)(nil),                    // 43: runyard.runner.v1.SessionExit
-	(*SessionResponse)(nil),                // 44: runyard.runner.v1.SessionResponse
-	nil,                                    // 45: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                                    // 46: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 47: runyard.runner.v1.ServiceStatus.OutputEntry
-	nil,                                    // 48: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 49: runyard.runner.v1.PodSpec.EnvEntry
-	nil,                                    // 50: runyard.runner.v1.OpenSession.EnvEntry
-	(v1.RunnerCapability)(0),               // 51: gitpod.v1.RunnerCapability
-	(*v1.FieldValue)(nil),                  // 52: gitpod.v1.FieldValue
-	(*durationpb.Duration)(nil),            // 53: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),          // 54: google.protobuf.Timestamp
-	(v1.RunnerPhase)(0),                    // 55: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 56: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 57: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 58: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 59: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 60: gitpod.v1.TaskExecutionPhase
+	(*UpdateStatus)(nil),                   // 10: runyard.runner.v1.UpdateStatus
+	(*Renewal)(nil),                        // 11: runyard.runner.v1.Renewal
+	(*RenewalAck)(nil),                     // 12: runyard.runner.v1.RenewalAck
+	(*DeletionComplete)(nil),               // 13: runyard.runner.v1.DeletionComplete
+	(*Welcome)(nil),                        // 14: runyard.runner.v1.Welcome
+	(*DesiredState)(nil),                   // 15: runyard.runner.v1.DesiredState
+	(*RunnerUpdate)(nil),                   // 16: runyard.runner.v1.RunnerUpdate
+	(*MetricsConfig)(nil),                  // 17: runyard.runner.v1.MetricsConfig
+	(*EnvironmentSpec)(nil),                // 18: runyard.runner.v1.EnvironmentSpec
+	(*SecretFile)(nil),                     // 19: runyard.runner.v1.SecretFile
+	(*GitInitializer)(nil),                 // 20: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 21: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 22: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 23: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 24: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 25: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 26: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 27: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 28: runyard.runner.v1.EnvironmentStatus
+	(*ServiceStatus)(nil),                  // 29: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 30: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 31: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 32: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 33: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 34: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 35: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 36: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 37: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 38: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 39: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 40: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 41: runyard.runner.v1.TerminalSize
+	(*OpenSession)(nil),                    // 42: runyard.runner.v1.OpenSession
+	(*SessionRequest)(nil),                 // 43: runyard.runner.v1.SessionRequest
+	(*SessionHello)(nil),                   // 44: runyard.runner.v1.SessionHello
+	(*SessionExit)(nil),                    // 45: runyard.runner.v1.SessionExit
+	(*SessionResponse)(nil),                // 46: runyard.runner.v1.SessionResponse
+	nil,                                    // 47: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 48: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 49: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 50: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 51: runyard.runner.v1.PodSpec.EnvEntry
+	nil,                                    // 52: runyard.runner.v1.OpenSession.EnvEntry
+	(v1.RunnerCapability)(0),               // 53: gitpod.v1.RunnerCapability
+	(*v1.FieldValue)(nil),                  // 54: gitpod.v1.FieldValue
+	(*durationpb.Duration)(nil),            // 55: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
+	(v1.RunnerPhase)(0),                    // 57: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 58: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 59: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 60: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 61: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 62: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	9,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
-	10, // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
-	12, // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	33, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	26, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
-	27, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
-	28, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
-	13, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
-	14, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
-	11, // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	34, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
-	40, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
+	11, // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
+	13, // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
+	35, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	28, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	29, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	30, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	14, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
+	15, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
+	12, // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
+	36, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	42, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
 	0,  // 12: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	51, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	53, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
 	8,  // 14: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	52, // 15: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
-	53, // 16: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
-	54, // 17: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	54, // 18: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	53, // 19: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	53, // 20: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	55, // 21: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	56, // 22: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	32, // 23: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	45, // 24: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	16, // 25: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
-	21, // 26: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
-	22, // 27: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
-	46, // 28: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	15, // 29: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
-	57, // 30: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	18, // 31: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
-	19, // 32: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
-	17, // 33: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	58, // 34: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	20, // 35: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
-	19, // 36: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
-	23, // 37: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
-	24, // 38: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
-	25, // 39: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
-	20, // 40: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
-	19, // 41: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	57, // 42: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	59, // 43: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	47, // 44: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
-	60, // 45: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	29, // 46: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	60, // 47: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	48, // 48: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	49, // 49: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 50: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	54, // 51: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	54, // 52: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 53: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
-	36, // 54: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	37, // 55: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	33, // 56: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	33, // 57: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	39, // 58: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	3,  // 59: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
-	39, // 60: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
-	50, // 61: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
-	42, // 62: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
-	43, // 63: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
-	39, // 64: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	6,  // 65: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	35, // 66: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	30, // 67: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	4,  // 68: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
-	41, // 69: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
-	7,  // 70: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	38, // 71: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	31, // 72: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	5,  // 73: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
-	44, // 74: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
-	70, // [70:75] is the sub-list for method output_type
-	65, // [65:70] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	54, // 15: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
+	55, // 16: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
+	10, // 17: runyard.runner.v1.Status.update:type_name -> runyard.runner.v1.UpdateStatus
+	56, // 18: runyard.runner.v1.UpdateStatus.failed_at:type_name -> google.protobuf.Timestamp
+	56, // 19: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	56, // 20: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	55, // 21: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	55, // 22: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	57, // 23: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	58, // 24: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	34, // 25: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	47, // 26: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	18, // 27: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
+	23, // 28: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	24, // 29: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	48, // 30: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	17, // 31: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
+	16, // 32: runyard.runner.v1.DesiredState.update:type_name -> runyard.runner.v1.RunnerUpdate
+	59, // 33: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	20, // 34: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	21, // 35: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	19, // 36: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
+	60, // 37: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	22, // 38: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	21, // 39: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	25, // 40: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	26, // 41: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	27, // 42: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	22, // 43: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	21, // 44: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	59, // 45: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	61, // 46: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	49, // 47: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	62, // 48: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	31, // 49: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	62, // 50: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	50, // 51: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	51, // 52: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 53: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	56, // 54: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	56, // 55: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 56: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
+	38, // 57: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	39, // 58: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	35, // 59: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	35, // 60: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	41, // 61: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	3,  // 62: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
+	41, // 63: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
+	52, // 64: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
+	44, // 65: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
+	45, // 66: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
+	41, // 67: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	6,  // 68: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	37, // 69: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	32, // 70: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	4,  // 71: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
+	43, // 72: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
+	7,  // 73: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	40, // 74: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	33, // 75: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	5,  // 76: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
+	46, // 77: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
+	73, // [73:78] is the sub-list for method output_type
+	68, // [68:73] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -4195,27 +4444,27 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_OpenTerminal)(nil),
 		(*ConnectResponse_OpenSession)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[20].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[22].OneofWrappers = []any{
 		(*StepSpec_Task)(nil),
 		(*StepSpec_ServiceId)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[29].OneofWrappers = []any{}
-	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{}
+	file_runyard_runner_v1_runner_proto_msgTypes[33].OneofWrappers = []any{
 		(*TerminalRequest_Hello)(nil),
 		(*TerminalRequest_Output)(nil),
 		(*TerminalRequest_End)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[34].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[36].OneofWrappers = []any{
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[37].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[39].OneofWrappers = []any{
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Stdout)(nil),
 		(*SessionRequest_Stderr)(nil),
 		(*SessionRequest_Exit)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[40].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[42].OneofWrappers = []any{
 		(*SessionResponse_Stdin)(nil),
 		(*SessionResponse_StdinEof)(nil),
 		(*SessionResponse_Resize)(nil),
@@ -4227,7 +4476,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
