@@ -164,7 +164,7 @@ type Service struct {
 	Scheme string
 	// Port is put in preview URLs when the domain names none: the public
 	// URL's port, unless it is the scheme's default ("" then).
-	Port string
+	Port   string
 	Store  envaccess.Store
 	Access *envaccess.Service
 	// Key signs codes and grants (KeyName).
