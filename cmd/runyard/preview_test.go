@@ -214,6 +214,19 @@ func testPreview(t *testing.T, dbURL string) {
 		}
 	})
 
+	t.Run("ConsoleLinks", func(t *testing.T) {
+		c := previewClient(strings.TrimPrefix(a.s.URL, "http://"))
+		r := previewGet(t, c, a.s.URL+"/environments/"+a.envID, map[string]string{"Authorization": "Bearer " + adminToken})
+		for _, want := range []string{
+			fmt.Sprintf(`<a href="%s" target="_blank" rel="noopener noreferrer" data-preview="%d">`, urlOf(public, ""), public),
+			fmt.Sprintf(`data-preview="%d"`, owner), "(everyone)", "(owner)",
+		} {
+			if r.status != http.StatusOK || !strings.Contains(r.body, want) {
+				t.Fatalf("the console's environment page (%d) lacks %q", r.status, want)
+			}
+		}
+	})
+
 	servers := []*serverProc{a.s}
 	if a.other != nil {
 		// The runner's stream is on the first replica: the second relays

@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/preview"
 )
 
 // previewSignIn is the console's half of a browser's sign-in to a preview
@@ -48,4 +50,32 @@ func (h *handler) previewSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// portLink is a port of an environment's spec as its page shows it.
+type portLink struct {
+	Port int32
+	Name string
+	// Admission is "owner" or "everyone".
+	Admission string
+	// URL is its preview URL, "" when previews are off.
+	URL string
+}
+
+// portLinks lists e's ports with their preview URLs. The links open the
+// preview host in a new tab, without an opener or a referrer: the page it
+// shows is the environment's, which must not script the console's tab.
+func (h *handler) portLinks(e *environments.Environment) []portLink {
+	var out []portLink
+	for _, p := range e.Spec.Ports {
+		l := portLink{Port: p.Port, Name: p.Name, Admission: "owner"}
+		if preview.AdmissionOf(e, p) == environments.AdmissionEveryone {
+			l.Admission = "everyone"
+		}
+		if h.svc.Preview != nil {
+			l.URL = h.svc.Preview.URL(e.ID, p.Port)
+		}
+		out = append(out, l)
+	}
+	return out
 }

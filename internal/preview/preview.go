@@ -223,16 +223,22 @@ func targetOf(e *environments.Environment, port int) (*Target, error) {
 		if int(p.Port) != port {
 			continue
 		}
-		a := p.Admission
-		if a == "" || a == environments.AdmissionUnspecified {
-			a = e.Spec.Admission
-		}
-		if a != environments.AdmissionEveryone {
-			a = environments.AdmissionOwnerOnly
-		}
-		return &Target{Env: e, Port: port, Admission: a}, nil
+		return &Target{Env: e, Port: port, Admission: AdmissionOf(e, p)}, nil
 	}
 	return nil, apperr.NotFound("environment %q does not expose port %d (spec.ports)", e.ID, port)
+}
+
+// AdmissionOf is who may open port p of e: the port's admission, else
+// the environment's (spec.admission), else the owner only.
+func AdmissionOf(e *environments.Environment, p environments.Port) environments.Admission {
+	a := p.Admission
+	if a == "" || a == environments.AdmissionUnspecified {
+		a = e.Spec.Admission
+	}
+	if a != environments.AdmissionEveryone {
+		a = environments.AdmissionOwnerOnly
+	}
+	return a
 }
 
 // Admit decides whether g may open t: a public port admits anyone; an

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -132,6 +133,18 @@ func TestAutoStop_Sessions(t *testing.T) {
 			})
 			if m := e.GetStatus().GetMachine().GetTimeout(); !strings.Contains(m, "2s without activity") || !strings.Contains(m, `"exec"`) {
 				t.Errorf("status.machine.timeout %q: want the timeout and the last activity (the exec session)", m)
+			}
+			// The console's environment page says it too.
+			req, _ := http.NewRequest(http.MethodGet, ts.URL+"/environments/"+envID, nil)
+			req.Header.Set("Authorization", "Bearer "+testutil.AdminToken)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if !strings.Contains(string(page), `id="env-timed-out">stopped after 2s without activity`) {
+				t.Errorf("the console's environment page does not say why it stopped:\n%s", page)
 			}
 		})
 	}
