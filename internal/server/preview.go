@@ -42,7 +42,7 @@ func (s *Server) openPreview(ctx context.Context, st store.Store, idSvc *identit
 	p.Key = key
 	if u, err := url.Parse(s.PublicURL()); err == nil && withinDomain(u.Host, p.Domain.String()) {
 		// A preview page could then set cookies for the console's host.
-		s.log.Warn("the console's host is inside --preview-domain: serve previews under a domain of their own (see docs/environment-access.md)",
+		s.log.Warn("the console's host is inside --preview-domain: serve previews under a domain of their own (see docs/authorization.md)",
 			"public_url", s.PublicURL(), "preview_domain", p.Domain.String())
 	}
 	s.previewHTTP = &previewhttp.Handler{

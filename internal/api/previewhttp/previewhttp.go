@@ -10,7 +10,7 @@
 // (Authorization: Bearer ryd_...), and the control plane's relay header.
 // The console's own session cookie never reaches a preview host at all: it
 // is a host-only cookie of the console's host, and a preview host is
-// another host (see docs/environment-access.md, "Preview URLs").
+// another host (see docs/authorization.md, after the SSH server).
 package previewhttp
 
 import (
