@@ -246,6 +246,21 @@ func testPreview(t *testing.T, dbURL string) {
 					t.Fatalf("public port: %d %q, want 200 %q", r.status, r.body, want)
 				}
 			})
+			t.Run("HTTP2", func(t *testing.T) {
+				// The control plane speaks h2c on plain HTTP: a preview is
+				// served over HTTP/2 too (the port itself gets HTTP/1.1).
+				tr := &http.Transport{Protocols: new(http.Protocols), DialContext: c.Transport.(*http.Transport).DialContext}
+				tr.Protocols.SetUnencryptedHTTP2(true)
+				res, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get(urlOf(public, "/h2"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.ProtoMajor != 2 || res.StatusCode != http.StatusOK || !strings.HasPrefix(string(b), "hello /h2 host="+hostOf(public)) {
+					t.Fatalf("h2c preview: %s %d %q", res.Proto, res.StatusCode, b)
+				}
+			})
 			t.Run("WebSocket", func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
