@@ -337,6 +337,51 @@ func testPreview(t *testing.T, dbURL string) {
 					t.Fatalf("silent port: %d", r5.status)
 				}
 			})
+			t.Run("SignOutEndsGrant", func(t *testing.T) {
+				// A console session (signed in with the admin key).
+				req, _ := http.NewRequest(http.MethodPost, s.URL+"/auth/key", strings.NewReader(`{"key":"`+adminToken+`"}`))
+				req.Header.Set("Content-Type", "application/json")
+				res, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var sess struct {
+					CSRFToken string `json:"csrfToken"`
+				}
+				_ = json.NewDecoder(res.Body).Decode(&sess)
+				res.Body.Close()
+				console := ""
+				for _, ck := range res.Cookies() {
+					if ck.Name == "runyard_session" {
+						console = ck.Value
+					}
+				}
+				if res.StatusCode != http.StatusOK || console == "" {
+					t.Fatalf("sign in: %d", res.StatusCode)
+				}
+				r := previewGet(t, c, urlOf(owner, "/s"), nil)
+				state := cookieOf(r, "runyard_preview_state")
+				r = previewGet(t, c, r.location, map[string]string{"Cookie": "runyard_session=" + console})
+				r = previewGet(t, c, r.location, map[string]string{"Cookie": "runyard_preview_state=" + state})
+				grant := cookieOf(r, "runyard_preview")
+				if r.status != http.StatusSeeOther || grant == "" {
+					t.Fatalf("sign in to the preview with the console session: %d", r.status)
+				}
+				if r := previewGet(t, c, urlOf(owner, "/s"), map[string]string{"Cookie": "runyard_preview=" + grant}); r.status != http.StatusOK {
+					t.Fatalf("owner port with the session's grant: %d %q", r.status, r.body)
+				}
+				req, _ = http.NewRequest(http.MethodPost, s.URL+"/auth/signout", nil)
+				req.Header.Set("Cookie", "runyard_session="+console)
+				req.Header.Set("X-CSRF-Token", sess.CSRFToken)
+				if res, err := c.Do(req); err != nil || res.StatusCode != http.StatusNoContent {
+					t.Fatalf("sign out: %v %v", res, err)
+				}
+				// The grant ends with its session (checked every few seconds).
+				eventually(t, "the signed-out session's grant is refused", func() bool {
+					r := previewGet(t, c, urlOf(owner, "/s"), map[string]string{"Cookie": "runyard_preview=" + grant})
+					return r.status == http.StatusFound
+				})
+			})
 			t.Run("OwnerAPIKey", func(t *testing.T) {
 				r := previewGet(t, c, urlOf(owner, "/k"), map[string]string{"Authorization": "Bearer " + adminToken})
 				if want := "hello /k host=" + hostOf(owner) + " cookie= auth="; r.status != http.StatusOK || r.body != want {
