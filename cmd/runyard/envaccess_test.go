@@ -25,6 +25,8 @@ type accessEnv struct {
 	s, other *serverProc
 	envID    string
 	marker   string
+	// member is memberKey's key, once made.
+	member string
 }
 
 // startAccessEnv starts a server, a runner and an environment cloned from
@@ -36,7 +38,7 @@ func startAccessEnv(t *testing.T, dbURL string, serverArgs ...string) *accessEnv
 	a := &accessEnv{marker: fmt.Sprintf("runyard-access-%d-%d", os.Getpid(), time.Now().UnixNano())}
 	a.s = startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: serverArgs})
 	if dbURL != "" {
-		a.other = startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+		a.other = startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: serverArgs})
 	}
 	runnerID, exchange := registerRunner(t, a.s, "access-host")
 	startRunner(t, "--server", a.s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "2s")

@@ -101,6 +101,9 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 			if a := s.SSHAddr(); a != "" {
 				fmt.Fprintf(g.stdout, "SSH into environments: %s (runyard environments ssh-config)\n", a)
 			}
+			if u := s.PreviewURL("ENVIRONMENT_ID", 3000); u != "" {
+				fmt.Fprintf(g.stdout, "Preview URLs: %s (port 3000 of an environment that lists it in spec.ports)\n", u)
+			}
 			return s.Serve(cmd.Context())
 		},
 	}
@@ -128,6 +131,7 @@ RUNYARD_OIDC_CLIENT_SECRET) enable sign-in with an OpenID provider at
 	f.StringVar(&cfg.RunnerImage, "runner-image", "", "the image of runners' Kubernetes manifests (default: "+manifest.ImageRepository+" tagged with this version)")
 	f.StringVar(&cfg.AdvertiseURL, "advertise-url", "", "with PostgreSQL: the URL the other replicas reach this one at, to relay pod terminals and logs (default: the listen address)")
 	f.StringVar(&cfg.SSHListen, "ssh-listen", "", "address of the SSH server into environments (e.g. :2222): ssh ENVIRONMENT_ID@host -p PORT with a key of the environment's spec.sshPublicKeys; default: no SSH server")
+	f.StringVar(&cfg.PreviewDomain, "preview-domain", "", "serve the ports environments list (spec.ports) at PORT--ENVIRONMENT_ID.DOMAIN; DOMAIN is the host browsers use, e.g. preview.example.com (wildcard DNS to this server) or localhost (*.localhost needs no DNS), with a port when they use another than --public-url's; default: no preview URLs")
 	f.StringVar(&cfg.TrustedProxies, "trusted-proxies", "",
 		"comma-separated proxy addresses or CIDR prefixes whose X-Forwarded-For names the client (audit log, rate limits); default: none, the direct peer is the client")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown waits for requests in flight")

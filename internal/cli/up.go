@@ -85,6 +85,9 @@ runner. Ctrl-C stops both.`,
 			if a := srv.SSHAddr(); a != "" {
 				fmt.Fprintf(g.stdout, "SSH into environments: %s (runyard environments ssh-config)\n", a)
 			}
+			if u := srv.PreviewURL("ENVIRONMENT_ID", 3000); u != "" {
+				fmt.Fprintf(g.stdout, "Preview URLs: %s (port 3000 of an environment that lists it in spec.ports)\n", u)
+			}
 
 			select {
 			case err := <-ran:
@@ -106,6 +109,7 @@ runner. Ctrl-C stops both.`,
 	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:8080", "address of the control plane")
 	f.StringVar(&cfg.DataDir, "data-dir", ".runyard", "directory for the database, the admin token and the runner's state")
 	f.StringVar(&cfg.SSHListen, "ssh-listen", "", "address of the SSH server into environments (e.g. :2222); default: none")
+	f.StringVar(&cfg.PreviewDomain, "preview-domain", "", "serve environments' ports (spec.ports) at PORT--ENVIRONMENT_ID.DOMAIN:PORT, e.g. localhost (*.localhost needs no DNS; the console stays at 127.0.0.1, another site); default: none")
 	f.IntVar(&maxPods, "max-pods", 10, "how many agent pods the local runner takes at once")
 	f.DurationVar(&stopGrace, "stop-grace", 2*time.Minute, "how long a stopped pod has between SIGTERM and SIGKILL")
 	f.DurationVar(&cfg.RunnerTimeout, "runner-timeout", 30*time.Second, "a runner that does not renew within this is INACTIVE")

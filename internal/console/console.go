@@ -33,6 +33,7 @@ import (
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/preview"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/users"
@@ -59,6 +60,9 @@ type Services struct {
 	// RunnerImage is the image of the Kubernetes manifest shown; empty
 	// means manifest.DefaultImage().
 	RunnerImage string
+	// Preview signs browsers in to preview URLs (preview.go); nil when
+	// they are off.
+	Preview *preview.Service
 }
 
 // SurfaceConsole names the console in the audit log.
@@ -145,6 +149,7 @@ func (h *handler) routes() []route {
 	rs = append(rs,
 		route{"GET /console/events", withHeaders(http.HandlerFunc(h.events), "")},
 		route{"GET " + assetsPath + "{file}", withHeaders(http.HandlerFunc(h.asset), "")},
+		route{"GET /environments/{id}/ports/{port}/preview", withHeaders(http.HandlerFunc(h.previewSignIn), "")},
 	)
 	return rs
 }

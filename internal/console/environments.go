@@ -55,6 +55,8 @@ type environmentData struct {
 	Services   []*automations.Service
 	Tasks      []*automations.Task
 	Executions []*automations.TaskExecution
+	// Ports are the spec's ports with their preview URLs (preview.go).
+	Ports []portLink
 }
 
 func (h *handler) environmentDetail(ctx context.Context, r *http.Request, v *view) (string, error) {
@@ -68,7 +70,7 @@ func (h *handler) environmentDetail(ctx context.Context, r *http.Request, v *vie
 	}
 	v.Title, v.Nav, v.Live = "Environment "+name, "environments", true
 	v.Events = "/console/events?environment=" + url.QueryEscape(e.ID)
-	d := &environmentData{Env: e}
+	d := &environmentData{Env: e, Ports: h.portLinks(e)}
 	if rn, err := h.svc.Runners.Get(ctx, e.RunnerID); err == nil {
 		d.RunnerName = rn.Name
 	}

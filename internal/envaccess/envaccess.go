@@ -20,6 +20,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/environments"
@@ -135,8 +137,34 @@ type Service struct {
 	Store  Store
 	Opener Opener
 	// Active, when set, records activity on the environment (an inactivity
-	// stop counts from the last one); its errors are the caller's to log.
+	// stop counts from the last one), as the control plane's own write:
+	// ctx carries no caller. Its errors are its own to log. It is called
+	// when a session opens and then, while sessions stay open, at most
+	// once per interval (activity.go).
 	Active func(ctx context.Context, orgID, envID, source string)
+	// Now is the clock of the activity throttle; nil is time.Now.
+	Now func() time.Time
+
+	actOnce sync.Once
+	act     *activity
+}
+
+func (s *Service) activity() *activity {
+	s.actOnce.Do(func() {
+		now := s.Now
+		if now == nil {
+			now = time.Now
+		}
+		s.act = &activity{mark: s.Active, now: now}
+	})
+	return s.act
+}
+
+// InUse returns what has a session open in the environment on this
+// replica ("ssh", "port-forward", "preview", ...), or "" when nothing
+// does: the inactivity sweep does not stop an environment in use.
+func (s *Service) InUse(orgID, envID string) string {
+	return s.activity().inUse(envID)
 }
 
 // Bounds of a request: a command line and its variables are typed, not
@@ -185,6 +213,12 @@ func (s *Service) open(ctx context.Context, req Request, source string, check fu
 			return nil, err
 		}
 	}
+	return s.openIn(ctx, e, req, source)
+}
+
+// openIn opens a session in e, which the caller may open, and tracks its
+// activity.
+func (s *Service) openIn(ctx context.Context, e *environments.Environment, req Request, source string) (Stream, error) {
 	if err := Runs(e); err != nil {
 		return nil, err
 	}
@@ -195,10 +229,24 @@ func (s *Service) open(ctx context.Context, req Request, source string, check fu
 	if err != nil {
 		return nil, err
 	}
-	if s.Active != nil {
-		s.Active(ctx, e.OrgID, e.ID, source)
+	if st == nil {
+		return nil, nil
 	}
-	return st, nil
+	a := s.activity()
+	a.opened(e, source)
+	return &trackedStream{Stream: st, a: a, envID: e.ID}, nil
+}
+
+// OpenPort opens a TCP connection to port in e on behalf of the control
+// plane itself: the preview proxy (internal/preview), which decided who
+// may reach the port by its own rules (the port's admission), calls it
+// with no caller. It fails as Open does.
+func (s *Service) OpenPort(ctx context.Context, e *environments.Environment, port int, source string) (Stream, error) {
+	req := Request{EnvironmentID: e.ID, Kind: KindTCP, Port: port}
+	if err := validate(&req); err != nil {
+		return nil, err
+	}
+	return s.openIn(ctx, e, req, source)
 }
 
 // Runs refuses an environment that should not run: there is nothing to

@@ -18,7 +18,12 @@ import (
 //   - a MarkEnvironmentActive call (status.activitySignal),
 //   - an unfinished task execution: the sweep does not stop an environment
 //     that is running one, and counts the sweep's look as activity, so the
-//     full timeout runs again from then.
+//     full timeout runs again from then,
+//   - a session into it (shell, exec, SSH, SFTP, port forward, preview
+//     URL): opening one, its traffic and its staying open are activity
+//     (RecordActivity, written at most once per interval by
+//     internal/envaccess), and the sweep counts one open on its own
+//     replica (InUse) as it counts a task execution.
 //
 // The stop is an ordinary stop (desired phase STOPPED, services stopped by
 // the runner) whose reason is shown in status.machine.timeout until the
@@ -82,6 +87,18 @@ func (s *Service) MarkActive(ctx context.Context, in MarkActiveInput) error {
 	if err := identity.ValidateUUID("environmentId", in.EnvironmentID); err != nil {
 		return err
 	}
+	return s.markActive(ctx, c.OrgID, in)
+}
+
+// RecordActivity records activity on an environment observed by the
+// control plane itself (a session into it, traffic to its ports), with no
+// caller: the surface that saw the activity authorized it. It fails with
+// CodeInvalid and CodeNotFound.
+func (s *Service) RecordActivity(ctx context.Context, orgID, envID, source string) error {
+	return s.markActive(ctx, orgID, MarkActiveInput{EnvironmentID: envID, Source: source})
+}
+
+func (s *Service) markActive(ctx context.Context, orgID string, in MarkActiveInput) error {
 	if err := validateText("activitySignal.source", in.Source, maxActivitySource, false); err != nil {
 		return err
 	}
@@ -90,7 +107,7 @@ func (s *Service) MarkActive(ctx context.Context, in MarkActiveInput) error {
 	if in.At.IsZero() || at.After(now) {
 		at = now
 	}
-	_, err = s.Store.UpdateEnvironment(ctx, c.OrgID, in.EnvironmentID, func(e *Environment) error {
+	_, err := s.Store.UpdateEnvironment(ctx, orgID, in.EnvironmentID, func(e *Environment) error {
 		if e.Activity != nil && !at.After(e.Activity.At) {
 			return nil
 		}
@@ -121,6 +138,12 @@ func (s *Service) StopInactive(ctx context.Context) (int, error) {
 		if err != nil {
 			return stopped, fmt.Errorf("environment %q: %w", ref.ID, err)
 		}
+		source := "task execution"
+		if s.InUse != nil && !busy {
+			if src := s.InUse(ref.OrgID, ref.ID); src != "" {
+				busy, source = true, src
+			}
+		}
 		did := false
 		e, err := s.Store.UpdateEnvironment(ctx, ref.OrgID, ref.ID, func(e *Environment) error {
 			did = false
@@ -129,7 +152,7 @@ func (s *Service) StopInactive(ctx context.Context) (int, error) {
 				return nil
 			}
 			if busy {
-				e.Activity = &Activity{Source: "task execution", At: now}
+				e.Activity = &Activity{Source: source, At: now}
 				return nil
 			}
 			last := "its start"

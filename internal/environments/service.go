@@ -31,6 +31,10 @@ type Service struct {
 	// AuthorizeLog whose a log is; without them logs tokens are refused.
 	LogsTokens LogsTokens
 	LogOwner   LogOwner
+	// InUse, when set, names what has a session open in an environment on
+	// this replica ("" for nothing): the inactivity sweep does not stop
+	// it (activity.go).
+	InUse func(orgID, envID string) string
 }
 
 // NewService returns a Service on store with the real clock.

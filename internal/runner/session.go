@@ -48,7 +48,28 @@ func (d *Daemon) serveSession(ctx context.Context, open *runnerv1.OpenSession) {
 	if err != nil {
 		hello.Error = err.Error()
 		hello.NotRunning = errors.Is(err, envs.ErrNotRunning)
-		_ = stream.Send(&runnerv1.SessionRequest{Message: &runnerv1.SessionRequest_Hello{Hello: hello}})
+		if stream.Send(&runnerv1.SessionRequest{Message: &runnerv1.SessionRequest_Hello{Hello: hello}}) == nil {
+			// Wait for the control plane to read the refusal and end the
+			// stream: cancelling it at once may reset it before the
+			// control plane's handler reads the hello, and the client
+			// would wait for the open to time out instead (a port that
+			// nothing listens on took 10 s to say so).
+			_ = stream.CloseRequest()
+			ended := make(chan struct{})
+			go func() {
+				defer close(ended)
+				for {
+					if _, err := stream.Receive(); err != nil {
+						return
+					}
+				}
+			}()
+			select {
+			case <-ended:
+			case <-ctx.Done():
+			case <-time.After(terminalLinger):
+			}
+		}
 		return
 	}
 	if err := s.send(&runnerv1.SessionRequest{Message: &runnerv1.SessionRequest_Hello{Hello: hello}}); err != nil {

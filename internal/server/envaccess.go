@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/sshserver"
@@ -16,16 +17,21 @@ import (
 // forwards in environments: sessions reach the runner through the fleet,
 // and each one opened counts as activity on its environment.
 func (s *Server) environmentAccess(st store.Store, envSvc *environments.Service) *envaccess.Service {
-	return &envaccess.Service{
+	a := &envaccess.Service{
 		Environments: st,
 		Store:        st,
 		Opener:       s.fleet,
+		Now:          envSvc.Now,
 		Active: func(ctx context.Context, orgID, envID, source string) {
-			if err := envSvc.MarkActive(ctx, environments.MarkActiveInput{EnvironmentID: envID, Source: source}); err != nil {
+			if err := envSvc.RecordActivity(ctx, orgID, envID, source); err != nil && !apperr.Is(err, apperr.CodeNotFound) {
 				s.log.Warn("record activity of an environment session", "environment", envID, "err", err)
 			}
 		},
 	}
+	// An environment with a session open here is not stopped for
+	// inactivity by this replica's sweep.
+	envSvc.InUse = a.InUse
+	return a
 }
 
 // sshListener is the SSH server and the socket it serves.

@@ -29,6 +29,7 @@ import (
 	"github.com/runyard/runyard/internal/api/logs"
 	"github.com/runyard/runyard/internal/api/oidc"
 	"github.com/runyard/runyard/internal/api/oidclogin"
+	"github.com/runyard/runyard/internal/api/previewhttp"
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/api/runnerfiles"
 	"github.com/runyard/runyard/internal/audit"
@@ -44,6 +45,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/preview"
 	"github.com/runyard/runyard/internal/releases"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
@@ -108,6 +110,9 @@ type Config struct {
 	// SSHListen, when set, is the address of the SSH server into
 	// environments (envaccess.go); port 0 picks a free port.
 	SSHListen string
+	// PreviewDomain, when set, serves the ports environments list as
+	// preview URLs at PORT--ENVIRONMENT_ID.PreviewDomain (preview.go).
+	PreviewDomain string
 	// ReadTimeout bounds reading one request with its body; zero means
 	// DefaultReadTimeout. Requests without a body and the runners' streams
 	// are not bound by it (see guard.go).
@@ -174,6 +179,10 @@ type Server struct {
 	// --ssh-listen is set, serves them over SSH.
 	access *envaccess.Service
 	ssh    *sshListener
+	// preview serves preview URLs (preview.go); its domain is empty when
+	// they are off.
+	preview     *preview.Service
+	previewHTTP *previewhttp.Handler
 	// secrets holds the secrets service, whose SealedForRunner and
 	// EnvVarsFor build the secrets part of a runner's desired state.
 	secrets *secrets.Service
@@ -245,6 +254,10 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	previewDomain, err := preview.ParseDomain("--preview-domain", cfg.PreviewDomain)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.ReadTimeout < 0 || cfg.ReadHeaderTimeout < 0 || cfg.MaxUnauthenticatedPerIP < 0 {
 		return nil, errors.New("read timeouts and the per-address limit must not be negative")
 	}
@@ -266,7 +279,7 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.MaxUnauthenticatedPerIP == 0 {
 		cfg.MaxUnauthenticatedPerIP = DefaultMaxUnauthenticatedPerIP
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http", trusted: trusted, releaseKey: releaseKey}
+	s := &Server{cfg: cfg, log: cfg.Logger, scheme: "http", trusted: trusted, releaseKey: releaseKey, preview: &preview.Service{Domain: previewDomain}}
 	s.http = &http.Server{
 		// What a silent or trickling client can hold: see guard.go.
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -442,7 +455,7 @@ func (s *Server) open(ctx context.Context) error {
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
-		Users: s.users,
+		Users: s.users, PortURL: s.preview.URL,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout(),
 		ServerURL: s.cfg.PublicURL, Image: s.cfg.RunnerImage}, s.log)
@@ -459,11 +472,15 @@ func (s *Server) open(ctx context.Context) error {
 	if err := s.openSSH(ctx, st); err != nil {
 		return err
 	}
+	if err := s.openPreview(ctx, st, idSvc, proxy); err != nil {
+		return err
+	}
 	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy, Access: s.access}, s.log)
 	// The web console at /: one more adapter over the same services.
 	console.Mount(mux, console.Services{
 		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,
 		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Secrets: s.secrets, Users: s.users, RunnerImage: s.cfg.RunnerImage,
+		Preview: s.preview,
 	}, s.log)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /version takes no token either: `runyard version` asks it before any
@@ -487,7 +504,10 @@ func (s *Server) open(ctx context.Context) error {
 	s.mountSSO(mux, st)
 	g := newGuard(idSvc, m.Middleware(audithttp.Wrap(s.audit, mux, mux, s.log, proxy.Relayed)), s.cfg.MaxUnauthenticatedPerIP, s.log)
 	g.sessions = s.signIns
-	s.http.Handler = s.trusted.Middleware(g)
+	if s.previewHTTP != nil {
+		s.previewHTTP.Sessions = s.signIns
+	}
+	s.http.Handler = s.trusted.Middleware(s.previewFirst(g))
 	s.http.ConnState = g.ConnState
 	return nil
 }

@@ -234,4 +234,8 @@ var templates = map[string]template{
 	"GET /metrics":                          {},
 	"GET /.well-known/openid-configuration": {},
 	"GET /.well-known/jwks.json":            {},
+
+	// A preview host's sign-in through the console: the matrix's server
+	// serves no previews, so an allowed caller learns only that.
+	"GET /environments/{id}/ports/{port}/preview": {path: "/environments/{env}/ports/3000/preview?state=authz&next=/"},
 }

@@ -59,6 +59,10 @@ type Services struct {
 	// Audit records mutating calls and answers ListAuditLogs; nil records
 	// nothing.
 	Audit *audit.Service
+	// PortURL is the preview URL of an environment's port
+	// (status.environmentUrls.ports[].url), "" when previews are off; nil
+	// is always "".
+	PortURL func(envID string, port int32) string
 }
 
 // Mount registers every Connect service on mux.
@@ -90,7 +94,7 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	runner := &runnerHandler{svc: svc.Runners, log: log}
 	ident := &identityHandler{svc: svc.Identity, log: log}
 	token := &tokenHandler{svc: svc.Identity, log: log}
-	env := &environmentHandler{svc: svc.Environments, log: log}
+	env := &environmentHandler{svc: svc.Environments, log: log, portURL: svc.PortURL}
 	auto := &automationHandler{svc: svc.Automations, log: log}
 	autos := &automationsHandler{svc: svc.Automations, log: log}
 	secret := &secretHandler{svc: svc.Secrets, log: log}

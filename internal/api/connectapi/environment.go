@@ -17,6 +17,8 @@ import (
 type environmentHandler struct {
 	svc *environments.Service
 	log *slog.Logger
+	// portURL is Services.PortURL.
+	portURL func(envID string, port int32) string
 }
 
 var _ gitpodv1connect.EnvironmentServiceHandler = environmentService{}
@@ -34,7 +36,7 @@ func (h *environmentHandler) CreateEnvironment(ctx context.Context, req *connect
 	if err != nil {
 		return nil, h.err(ctx, req.Spec().Procedure, err)
 	}
-	return connect.NewResponse(&gitpodv1.CreateEnvironmentResponse{Environment: environmentToProto(e)}), nil
+	return connect.NewResponse(&gitpodv1.CreateEnvironmentResponse{Environment: environmentToProto(e, h.portURL)}), nil
 }
 
 func (h *environmentHandler) GetEnvironment(ctx context.Context, req *connect.Request[gitpodv1.GetEnvironmentRequest]) (*connect.Response[gitpodv1.GetEnvironmentResponse], error) {
@@ -42,7 +44,7 @@ func (h *environmentHandler) GetEnvironment(ctx context.Context, req *connect.Re
 	if err != nil {
 		return nil, h.err(ctx, req.Spec().Procedure, err)
 	}
-	return connect.NewResponse(&gitpodv1.GetEnvironmentResponse{Environment: environmentToProto(e)}), nil
+	return connect.NewResponse(&gitpodv1.GetEnvironmentResponse{Environment: environmentToProto(e, h.portURL)}), nil
 }
 
 func (h *environmentHandler) ListEnvironments(ctx context.Context, req *connect.Request[gitpodv1.ListEnvironmentsRequest]) (*connect.Response[gitpodv1.ListEnvironmentsResponse], error) {
@@ -63,7 +65,7 @@ func (h *environmentHandler) ListEnvironments(ctx context.Context, req *connect.
 		Environments: make([]*gitpodv1.Environment, len(items)),
 	}
 	for i, e := range items {
-		out.Environments[i] = environmentToProto(e)
+		out.Environments[i] = environmentToProto(e, h.portURL)
 	}
 	return connect.NewResponse(out), nil
 }

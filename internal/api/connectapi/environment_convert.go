@@ -12,7 +12,9 @@ import (
 	"github.com/runyard/runyard/internal/runners"
 )
 
-func environmentToProto(e *environments.Environment) *gitpodv1.Environment {
+// environmentToProto converts e; portURL (nil: none) gives its ports'
+// preview URLs.
+func environmentToProto(e *environments.Environment, portURL func(envID string, port int32) string) *gitpodv1.Environment {
 	md := &gitpodv1.EnvironmentMetadata{
 		OrganizationId:     e.OrgID,
 		Name:               e.Name,
@@ -25,7 +27,7 @@ func environmentToProto(e *environments.Environment) *gitpodv1.Environment {
 		md.LastStartedAt = timestamppb.New(*e.LastStartedAt)
 	}
 	status := environmentStatusToProto(&e.Status)
-	controlPlaneStatus(e, status)
+	controlPlaneStatus(e, status, portURL)
 	return &gitpodv1.Environment{
 		Id:       e.ID,
 		Metadata: md,
@@ -36,9 +38,9 @@ func environmentToProto(e *environments.Environment) *gitpodv1.Environment {
 
 // controlPlaneStatus adds to a runner's report what the control plane knows
 // of an environment: its last activity, the inactivity stop's reason, and
-// the ports of its spec (status.environmentUrls.ports; their url stays empty
-// until runyard serves ports).
-func controlPlaneStatus(e *environments.Environment, out *gitpodv1.EnvironmentStatus) {
+// the ports of its spec (status.environmentUrls.ports, with their preview
+// URLs when the control plane serves them: --preview-domain).
+func controlPlaneStatus(e *environments.Environment, out *gitpodv1.EnvironmentStatus, portURL func(envID string, port int32) string) {
 	if a := e.Activity; a != nil {
 		out.ActivitySignal = &gitpodv1.EnvironmentActivitySignal{Source: a.Source, Timestamp: timestamppb.New(a.At)}
 	}
@@ -51,7 +53,11 @@ func controlPlaneStatus(e *environments.Environment, out *gitpodv1.EnvironmentSt
 	if len(e.Spec.Ports) > 0 {
 		urls := &gitpodv1.EnvironmentStatus_EnvironmentURLs{}
 		for _, p := range e.Spec.Ports {
-			urls.Ports = append(urls.Ports, &gitpodv1.EnvironmentStatus_EnvironmentURLs_Port{Port: p.Port})
+			u := ""
+			if portURL != nil {
+				u = portURL(e.ID, p.Port)
+			}
+			urls.Ports = append(urls.Ports, &gitpodv1.EnvironmentStatus_EnvironmentURLs_Port{Port: p.Port, Url: u})
 		}
 		out.EnvironmentUrls = urls
 	}
