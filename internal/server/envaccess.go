@@ -4,10 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/jsonerr"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/sshserver"
 	"github.com/runyard/runyard/internal/store"
 )
@@ -37,7 +43,7 @@ type sshListener struct {
 // openSSH listens on --ssh-listen, so that a busy port fails the start, and
 // loads the host key: a server key of the database, the same on every
 // replica and after every restart.
-func (s *Server) openSSH(ctx context.Context, st store.Store) error {
+func (s *Server) openSSH(ctx context.Context, st store.Store, proxy *replicaproxy.Proxy) error {
 	if s.cfg.SSHListen == "" {
 		return nil
 	}
@@ -53,7 +59,11 @@ func (s *Server) openSSH(ctx context.Context, st store.Store) error {
 	if err != nil {
 		return fmt.Errorf("--ssh-listen %s: %w", s.cfg.SSHListen, err)
 	}
-	s.ssh = &sshListener{ln: ln, srv: &sshserver.Server{Access: s.access, Audit: s.audit, HostKey: key, Log: s.log.With("surface", "ssh")}}
+	// An SSH connection has no HTTP request to proxy to the replica holding
+	// the runner's stream: its sessions are relayed there one by one.
+	access := *s.access
+	access.Opener = &replicaproxy.SessionRelay{Local: s.fleet, Proxy: proxy}
+	s.ssh = &sshListener{ln: ln, srv: &sshserver.Server{Access: &access, Audit: s.audit, HostKey: key, Log: s.log.With("surface", "ssh")}}
 	return nil
 }
 
@@ -81,4 +91,21 @@ func (s *Server) serveSSH() (stop func()) {
 	s.log.Info("ssh server listening", "addr", s.SSHAddr(), "host_key", s.ssh.srv.Fingerprint())
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// refuseRelay answers a request to the replicas' session route that no
+// replica signed: whoever sends it, with whatever credential, is refused
+// (unauthenticated without a valid one, permission_denied with one).
+func (s *Server) refuseRelay(auth apiauth.Authenticator) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, err := apiauth.Authenticate(r.Context(), auth, r.Header)
+		if err == nil {
+			if _, ok := identity.FromContext(ctx); ok {
+				err = apperr.PermissionDenied("only another control-plane replica may open sessions here")
+			} else {
+				err = apperr.Unauthenticated("only another control-plane replica may open sessions here")
+			}
+		}
+		jsonerr.Write(w, r, s.log, err)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/api/runnerfiles"
 	"github.com/runyard/runyard/internal/console"
+	"github.com/runyard/runyard/internal/replicaproxy"
 )
 
 // Routes lists the pattern of every HTTP route the server mounts besides
@@ -20,5 +21,6 @@ import (
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
 	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(), authhttp.CLILoginRoutes(),
-		[]string{"GET /healthz", "GET /metrics", "GET /version"}, runnerfiles.Routes())
+		[]string{"GET /healthz", "GET /metrics", "GET /version"}, runnerfiles.Routes(),
+		[]string{replicaproxy.SessionRoute})
 }

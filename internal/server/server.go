@@ -443,7 +443,7 @@ func (s *Server) open(ctx context.Context) error {
 	runnerSvc.LostAfter = s.cfg.LostAfter
 	runnerSvc.Gone = s.runnerGone(autoSvc)
 	s.access = s.environmentAccess(st, envSvc)
-	if err := s.openSSH(ctx, st); err != nil {
+	if err := s.openSSH(ctx, st, proxy); err != nil {
 		return err
 	}
 	rest.Mount(mux, rest.Services{Identity: idSvc, Runners: runnerSvc, Pods: s.pods, RunnerTimeout: s.fleet.Timeout(), Proxy: proxy, Access: s.access}, s.log)
@@ -452,6 +452,7 @@ func (s *Server) open(ctx context.Context) error {
 		Identity: idSvc, Orgs: orgSvc, Runners: runnerSvc, Pods: s.pods, Environments: envSvc, Automations: autoSvc,
 		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Secrets: s.secrets, Users: s.users, RunnerImage: s.cfg.RunnerImage,
 	}, s.log)
+	mux.Handle(replicaproxy.SessionRoute, proxy.SessionHandler(s.fleet, s.refuseRelay(idSvc)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /version takes no token either: `runyard version` asks it before any
 	// login, and a release version is no secret (the runners report theirs).
