@@ -29,23 +29,42 @@ type Login struct {
 // learns nothing more.
 var ErrLoginRefused = &apperr.Error{Code: apperr.CodePermissionDenied, Message: "permission denied"}
 
+// RefusedLogin is a refused login as the audit log records it: the
+// environment's organization and ID when there is such an environment, the
+// key's fingerprint (never the key), and why (not_found: no such
+// environment; permission_denied: it does not take the key). It is
+// ErrLoginRefused for errors.Is.
+type RefusedLogin struct {
+	OrgID, EnvironmentID string
+	Fingerprint          string
+	Reason               apperr.Code
+}
+
+func (r *RefusedLogin) Error() string { return ErrLoginRefused.Error() }
+
+// Unwrap makes it ErrLoginRefused.
+func (r *RefusedLogin) Unwrap() error { return ErrLoginRefused }
+
 // SSHLogin authorizes an SSH login as environment user with key. It is a
-// system action (there is no caller before the login) and fails with
-// ErrLoginRefused; other errors are internal.
+// system action (there is no caller before the login) and fails with a
+// *RefusedLogin (which is ErrLoginRefused); other errors are internal.
 func (s *Service) SSHLogin(ctx context.Context, user string, key ssh.PublicKey) (*Login, error) {
+	refused := &RefusedLogin{Fingerprint: ssh.FingerprintSHA256(key), Reason: apperr.CodeNotFound}
 	if identity.ValidateUUID("user", user) != nil || s.Store == nil {
-		return nil, ErrLoginRefused
+		return nil, refused
 	}
+	refused.EnvironmentID = user
 	e, err := s.Store.FindEnvironmentOfAnyOrganization(ctx, user)
 	if apperr.Is(err, apperr.CodeNotFound) {
-		return nil, ErrLoginRefused
+		return nil, refused
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find the environment of an SSH login: %w", err)
 	}
+	refused.OrgID, refused.Reason = e.OrgID, apperr.CodePermissionDenied
 	wire := key.Marshal()
 	if !listsKey(e, wire) {
-		return nil, ErrLoginRefused
+		return nil, refused
 	}
 	return &Login{
 		EnvironmentID: e.ID,

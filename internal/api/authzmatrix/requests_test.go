@@ -151,6 +151,7 @@ var templates = map[string]template{
 	"GET /api/v1/orgs/{org}/pods/{key}/terminal?readonly=1": {path: "/api/v1/orgs/{org}/pods/{pod}/terminal?readonly=1"},
 	"GET /api/v1/orgs/{org}/environments/{id}/exec":         {path: "/api/v1/orgs/{org}/environments/{env}/exec?command=true"},
 	"GET /api/v1/orgs/{org}/environments/{id}/port-forward": {path: "/api/v1/orgs/{org}/environments/{env}/port-forward?port=1"},
+	"GET /internal/replica/session":                         {path: "/internal/replica/session?org={orgid}&runner={runner}"},
 	"GET /api/v3/runners":                                   {},
 	"GET /v1/runners/{name}/describe":                       {path: "/v1/runners/{runnername}/describe"},
 	"GET /api/v3/runners/{name}/health":                     {path: "/api/v3/runners/{runnername}/health"},
