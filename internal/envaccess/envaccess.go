@@ -132,8 +132,10 @@ type Store interface {
 type Service struct {
 	Environments Environments
 	// Store finds the environment of an SSH login (ssh.go).
-	Store  Store
-	Opener Opener
+	Store Store
+	// UserKeys, when set, lets users' own SSH keys log in (userkeys.go).
+	UserKeys UserKeys
+	Opener   Opener
 	// Active, when set, records activity on the environment (an inactivity
 	// stop counts from the last one); its errors are the caller's to log.
 	Active func(ctx context.Context, orgID, envID, source string)

@@ -25,6 +25,7 @@ func (s *Server) environmentAccess(st store.Store, envSvc *environments.Service)
 	return &envaccess.Service{
 		Environments: st,
 		Store:        st,
+		UserKeys:     st,
 		Opener:       s.fleet,
 		Active: func(ctx context.Context, orgID, envID, source string) {
 			if err := envSvc.MarkActive(ctx, environments.MarkActiveInput{EnvironmentID: envID, Source: source}); err != nil {

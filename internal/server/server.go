@@ -48,6 +48,7 @@ import (
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/sshkeys"
 	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
@@ -429,7 +430,7 @@ func (s *Server) open(ctx context.Context) error {
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
-		Users: s.users,
+		Users: s.users, SSHKeys: &sshkeys.Service{Store: st, Now: runnerSvc.Now},
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout(),
 		ServerURL: s.cfg.PublicURL, Image: s.cfg.RunnerImage}, s.log)
