@@ -12,7 +12,14 @@
 //  2. port forward: `runyard environments port-forward` to a sink and an
 //     echo server on loopback; throughput of one connection and the echo
 //     round trip of one byte on an open connection, p50 and p99, each beside
-//     a direct loopback connection to the same server.
+//     a direct loopback connection to the same server;
+//
+//  3. SSH keystroke echo: through the control plane's SSH server (--ssh-listen,
+//     golang.org/x/crypto/ssh's client), a shell session with a terminal
+//     running `stty raw -echo; exec cat` (each key goes to the program, which
+//     writes it back, as an editor or a shell's line editor does): the time
+//     from sending one byte to reading it back, p50 and p99, beside the same
+//     program in a local PTY.
 //
 //     go run ./bench/envaccess
 //     go run ./bench/envaccess --execs 500 --bytes 512MiB
@@ -64,7 +71,7 @@ func run() error {
 	var cfg config
 	flag.IntVar(&cfg.execs, "execs", 300, "exec round trips through the WebSocket")
 	flag.IntVar(&cfg.cliExecs, "cli-execs", 30, "exec round trips through the CLI process")
-	flag.IntVar(&cfg.pings, "pings", 2000, "one-byte echo round trips per connection kind")
+	flag.IntVar(&cfg.pings, "pings", 2000, "one-byte echo round trips per connection kind (and keystrokes per SSH figure)")
 	flag.Int64Var(&cfg.bytes, "bytes", 256<<20, "bytes sent through one connection per throughput figure")
 	flag.DurationVar(&cfg.maxTime, "max-time", 10*time.Minute, "give up after this long")
 	short := report.Short()
@@ -91,7 +98,11 @@ func run() error {
 		return err
 	}
 	url := "http://" + port
-	srv := exec.CommandContext(ctx, bin, "server", "--listen", port, "--data-dir", filepath.Join(tmp, "server"))
+	sshPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	srv := exec.CommandContext(ctx, bin, "server", "--listen", port, "--ssh-listen", sshPort, "--data-dir", filepath.Join(tmp, "server"))
 	srv.Env = env
 	srv.Stderr = io.Discard
 	if err := srv.Start(); err != nil {
@@ -237,6 +248,18 @@ func run() error {
 		}
 		fmt.Printf("port-forward %s  connect+echo     p50 %8s  p99 %8s  (n=%d, a new connection each)\n", tc.name, pct(d, 50), pct(d, 99), len(d))
 	}
+
+	// Part 3: SSH keystroke echo.
+	localPTY, err := ptyEcho(cfg.pings)
+	if err != nil {
+		return fmt.Errorf("local PTY echo: %w", err)
+	}
+	overSSH, err := sshEcho(ctx, url, sshPort, envID, cfg.pings)
+	if err != nil {
+		return fmt.Errorf("SSH echo: %w", err)
+	}
+	fmt.Printf("keystroke    local PTY         p50 %8s  p99 %8s  (n=%d)\n", pct(localPTY, 50), pct(localPTY, 99), len(localPTY))
+	fmt.Printf("keystroke    SSH shell         p50 %8s  p99 %8s  (n=%d)\n", pct(overSSH, 50), pct(overSSH, 99), len(overSSH))
 	return nil
 }
 

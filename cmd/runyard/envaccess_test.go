@@ -450,42 +450,7 @@ func testSSH(t *testing.T, dbURL string) {
 			t.Fatalf("sftp's files in the environment: %+v", r)
 		}
 	})
-	t.Run("LocalForward", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "forwarded %s", r.URL.Path)
-		})}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		remote := ln.Addr().(*net.TCPAddr).Port
-		local := freePort(t)
-		_, lport, _ := net.SplitHostPort(local)
-		args := append(c.opts(true), "-p", port, "-N", "-o", "ExitOnForwardFailure=yes", "-L", fmt.Sprintf("127.0.0.1:%s:localhost:%d", lport, remote), target)
-		fwd := exec.Command("ssh", args...)
-		var stderr syncBuffer
-		fwd.Stderr = &stderr
-		if err := fwd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
-		var body string
-		eventually(t, "a request through ssh -L answers", func() bool {
-			res, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + local + "/through-ssh")
-			if err != nil {
-				return false
-			}
-			defer res.Body.Close()
-			b, _ := io.ReadAll(res.Body)
-			body = string(b)
-			return true
-		})
-		if body != "forwarded /through-ssh" {
-			t.Fatalf("through ssh -L: %q (ssh: %s)", body, stderr.String())
-		}
-	})
+	t.Run("LocalForward", func(t *testing.T) { checkSSHForward(t, c, port, target) })
 	t.Run("SSHConfig", func(t *testing.T) {
 		// The printed block reaches the environment by its name too.
 		out := a.s.mustRun(t, adminToken, "environments", "ssh-config", "--ssh-port", port)
@@ -508,12 +473,11 @@ func testSSH(t *testing.T, dbURL string) {
 		}
 	})
 	if a.other != nil {
-		t.Run("OtherReplicaSameHostKey", func(t *testing.T) {
+		t.Run("OtherReplica", func(t *testing.T) {
 			// The host key is the database's: another replica presents
 			// the same one (strict checking against what the first
-			// taught). It does not relay SSH sessions to the replica
-			// holding the runner's stream (the WebSockets do): it says
-			// so.
+			// taught). It does not hold the runner's stream, so it relays
+			// each session to the replica that does.
 			other := startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: []string{"--ssh-listen", "127.0.0.1:0"}})
 			_, oport, _ := net.SplitHostPort(sshAddr(t, other))
 			known, err := os.ReadFile(c.knownHosts)
@@ -528,18 +492,83 @@ func testSSH(t *testing.T, dbURL string) {
 			if err := os.WriteFile(c.knownHosts, append(known, extra...), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			r := c.run(t, "", "ssh", oport, true, target, "cat hello.txt")
-			if r.Code != 255 || !strings.Contains(r.Stderr, "runyard: the runner is not connected to this control plane") {
-				t.Fatalf("ssh through the other replica: %+v", r)
+			r := c.run(t, "", "ssh", oport, true, target, "cat hello.txt; echo err >&2; exit 6")
+			if r.Code != 6 || r.Stdout != "hello from the repository\n" || r.Stderr != "err\n" {
+				t.Fatalf("ssh exec through the other replica: %+v", r)
 			}
+			r = c.run(t, "piped-through\n", "ssh", oport, true, target, "cat")
+			if r.Code != 0 || r.Stdout != "piped-through\n" {
+				t.Fatalf("ssh exec with stdin through the other replica: %+v", r)
+			}
+			r = c.run(t, "echo relayed-$((40+3)) $(tty | cut -c1-8)\nexit 7\n", "ssh", oport, true, "-tt", target)
+			if r.Code != 7 || !strings.Contains(r.Stdout, "relayed-43 /dev/pts") {
+				t.Fatalf("ssh -tt shell through the other replica: %+v", r)
+			}
+			up := filepath.Join(c.dir, "relayed-up.txt")
+			if err := os.WriteFile(up, []byte("uploaded through the other replica\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if r := c.run(t, "", "scp", oport, true, up, target+":relayed-up.txt"); r.Code != 0 {
+				t.Fatalf("scp upload through the other replica: %+v", r)
+			}
+			down := filepath.Join(c.dir, "relayed-down.txt")
+			if r := c.run(t, "", "scp", oport, true, target+":relayed-up.txt", down); r.Code != 0 {
+				t.Fatalf("scp download through the other replica: %+v", r)
+			}
+			if b, _ := os.ReadFile(down); string(b) != "uploaded through the other replica\n" {
+				t.Fatalf("scp round trip through the other replica: %q", b)
+			}
+			checkSSHForward(t, c, oport, target)
 		})
 	}
 	t.Run("Audited", func(t *testing.T) {
 		out := a.s.mustRun(t, adminToken, "audit", "list", "-o", "json")
-		for _, want := range []string{`"ssh exec"`, `"ssh shell"`, `"ssh sftp"`, `"ssh direct-tcpip"`} {
+		// "ssh login": the refused logins of ErrKeyNotListed and
+		// ErrOtherKey (the environment's organization sees them).
+		for _, want := range []string{`"ssh exec"`, `"ssh shell"`, `"ssh sftp"`, `"ssh direct-tcpip"`, `"ssh login"`} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the audit log has no %s entry", want)
 			}
 		}
 	})
+}
+
+// checkSSHForward forwards a local port with ssh -L (through the SSH server
+// at port) to an HTTP server in the environment and requests it.
+func checkSSHForward(t *testing.T, c *sshClient, port, target string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "forwarded %s", r.URL.Path)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	remote := ln.Addr().(*net.TCPAddr).Port
+	local := freePort(t)
+	_, lport, _ := net.SplitHostPort(local)
+	args := append(c.opts(true), "-p", port, "-N", "-o", "ExitOnForwardFailure=yes", "-L", fmt.Sprintf("127.0.0.1:%s:localhost:%d", lport, remote), target)
+	fwd := exec.Command("ssh", args...)
+	var stderr syncBuffer
+	fwd.Stderr = &stderr
+	if err := fwd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fwd.Process.Kill(); fwd.Wait() })
+	var body string
+	eventually(t, "a request through ssh -L answers", func() bool {
+		res, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + local + "/through-ssh")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		body = string(b)
+		return true
+	})
+	if body != "forwarded /through-ssh" {
+		t.Fatalf("through ssh -L: %q (ssh: %s)", body, stderr.String())
+	}
 }

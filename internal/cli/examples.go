@@ -57,6 +57,10 @@ var examples = map[string]string{
 	"tokens":                "  runyard tokens list\n  runyard tokens create --name ci --scopes runners:read",
 	"tokens list":           "  runyard tokens list --all -o json",
 	"tokens revoke":         "  runyard tokens revoke $TOKEN_ID --yes",
+	"ssh-keys":              "  runyard ssh-keys add ~/.ssh/id_ed25519.pub\n  runyard ssh-keys list",
+	"ssh-keys add":          "  runyard ssh-keys add ~/.ssh/id_ed25519.pub --name laptop\n  ssh-add -L | head -1 | runyard ssh-keys add -",
+	"ssh-keys list":         "  runyard ssh-keys list -o wide",
+	"ssh-keys delete":       "  runyard ssh-keys delete laptop --yes\n  runyard ssh-keys delete SHA256:... --yes",
 	"up":                    "  runyard up\n  runyard up --listen 127.0.0.1:9090 --max-pods 4",
 	"whoami":                "  runyard whoami\n  runyard whoami -o json",
 }

@@ -155,6 +155,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
 		newStatusCmd(g),
 		newReleasesCmd(g),
+		newSSHKeysCmd(g),
 	)
 	harden(root)
 	g.addCompletions(root)

@@ -134,8 +134,10 @@ type Store interface {
 type Service struct {
 	Environments Environments
 	// Store finds the environment of an SSH login (ssh.go).
-	Store  Store
-	Opener Opener
+	Store Store
+	// UserKeys, when set, lets users' own SSH keys log in (userkeys.go).
+	UserKeys UserKeys
+	Opener   Opener
 	// Active, when set, records activity on the environment (an inactivity
 	// stop counts from the last one), as the control plane's own write:
 	// ctx carries no caller. Its errors are its own to log. It is called

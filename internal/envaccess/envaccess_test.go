@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
 
@@ -147,7 +148,9 @@ func TestService_SSHLogin(t *testing.T) {
 		"ErrUnknown":   func() error { _, err := svc.SSHLogin(ctx, "44444444-4444-4444-8444-444444444444", key); return err },
 		"ErrNotAnUUID": func() error { _, err := svc.SSHLogin(ctx, "root", key); return err },
 	} {
-		if err := try(); err != envaccess.ErrLoginRefused {
+		err := try()
+		var r *envaccess.RefusedLogin
+		if !errors.Is(err, envaccess.ErrLoginRefused) || !errors.As(err, &r) || err.Error() != "permission denied" {
 			t.Errorf("%s: %v, want the one refusal", name, err)
 		}
 	}

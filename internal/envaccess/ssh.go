@@ -13,13 +13,16 @@ import (
 )
 
 // Login is an SSH login to one environment: the SSH user is the
-// environment's ID, and the key one its spec lists (spec.sshPublicKeys).
+// environment's ID, and the key one its spec lists (spec.sshPublicKeys) or
+// a user's own key (userkeys.go) whose user may enter it.
 type Login struct {
 	EnvironmentID string
 	// Caller is who the login's sessions act as: the environment itself
-	// (PRINCIPAL_ENVIRONMENT) in its organization, with the key's SHA-256
-	// fingerprint as its key ID, holding environments:write for this
-	// environment only (OpenAs never opens another).
+	// (PRINCIPAL_ENVIRONMENT) for a key of its spec, or the key's user
+	// (PRINCIPAL_USER, with their role), in the environment's organization,
+	// with the key's SHA-256 fingerprint as its key ID, holding
+	// environments:write for this environment only (OpenAs never opens
+	// another).
 	Caller *identity.Caller
 	key    []byte
 }
@@ -29,23 +32,49 @@ type Login struct {
 // learns nothing more.
 var ErrLoginRefused = &apperr.Error{Code: apperr.CodePermissionDenied, Message: "permission denied"}
 
+// RefusedLogin is a refused login as the audit log records it: the
+// environment's organization and ID when there is such an environment, the
+// key's fingerprint (never the key), and why (not_found: no such
+// environment; permission_denied: it does not take the key). It is
+// ErrLoginRefused for errors.Is.
+type RefusedLogin struct {
+	OrgID, EnvironmentID string
+	Fingerprint          string
+	Reason               apperr.Code
+}
+
+func (r *RefusedLogin) Error() string { return ErrLoginRefused.Error() }
+
+// Unwrap makes it ErrLoginRefused.
+func (r *RefusedLogin) Unwrap() error { return ErrLoginRefused }
+
 // SSHLogin authorizes an SSH login as environment user with key. It is a
-// system action (there is no caller before the login) and fails with
-// ErrLoginRefused; other errors are internal.
+// system action (there is no caller before the login) and fails with a
+// *RefusedLogin (which is ErrLoginRefused); other errors are internal.
 func (s *Service) SSHLogin(ctx context.Context, user string, key ssh.PublicKey) (*Login, error) {
+	refused := &RefusedLogin{Fingerprint: ssh.FingerprintSHA256(key), Reason: apperr.CodeNotFound}
 	if identity.ValidateUUID("user", user) != nil || s.Store == nil {
-		return nil, ErrLoginRefused
+		return nil, refused
 	}
+	refused.EnvironmentID = user
 	e, err := s.Store.FindEnvironmentOfAnyOrganization(ctx, user)
 	if apperr.Is(err, apperr.CodeNotFound) {
-		return nil, ErrLoginRefused
+		return nil, refused
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find the environment of an SSH login: %w", err)
 	}
+	refused.OrgID, refused.Reason = e.OrgID, apperr.CodePermissionDenied
 	wire := key.Marshal()
 	if !listsKey(e, wire) {
-		return nil, ErrLoginRefused
+		c, err := s.userLogin(ctx, e, refused.Fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		if c == nil {
+			return nil, refused
+		}
+		return &Login{EnvironmentID: e.ID, Caller: c, key: wire}, nil
 	}
 	return &Login{
 		EnvironmentID: e.ID,
@@ -78,6 +107,18 @@ func (s *Service) OpenAs(ctx context.Context, l *Login, req Request, source stri
 	ctx = identity.NewContext(ctx, l.Caller)
 	req.EnvironmentID = l.EnvironmentID
 	return s.open(ctx, req, source, func(e *environments.Environment) error {
+		if l.Caller.UserID != "" {
+			// A user's key: the user must still hold it and still be
+			// allowed in.
+			c, err := s.userLogin(ctx, e, l.Caller.TokenID)
+			if err != nil {
+				return err
+			}
+			if c == nil || c.UserID != l.Caller.UserID {
+				return apperr.PermissionDenied("the key %s no longer lets its user into this environment", l.Caller.TokenID)
+			}
+			return nil
+		}
 		if !listsKey(e, l.key) {
 			return apperr.PermissionDenied("the key %s is no longer listed in the environment's spec.sshPublicKeys", l.Caller.TokenID)
 		}

@@ -117,6 +117,7 @@ type Daemon struct {
 	state    *state
 	http     *http.Client
 	control  runnerv1connect.RunnerControlServiceClient
+	sessions runnerv1connect.RunnerControlServiceClient // Session streams, without gzip (see Open)
 	draining bool
 	health   health
 	pods     *podmgr.Manager
@@ -237,6 +238,11 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	d.http = httpClient(st.Server)
 	d.control = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server)
+	// Session streams accept no gzip, so the control plane sends a
+	// session's bytes (a forwarded connection, an upload) as they are:
+	// compressing them was a third of the CPU of a port forward, and such
+	// bytes mostly compress badly anyway.
+	d.sessions = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server, connect.WithAcceptCompression("gzip", nil, nil))
 	if d.pods, err = podmgr.New(podmgr.Config{StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, Logger: cfg.Logger.With("part", "pods")}); err != nil {
 		st.close()
 		return nil, err

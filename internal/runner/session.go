@@ -34,7 +34,7 @@ func (d *Daemon) serveSession(ctx context.Context, open *runnerv1.OpenSession) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := d.log.With("environment", open.GetEnvironmentId(), "session", open.GetKind().String())
-	stream := d.control.Session(ctx)
+	stream := d.sessions.Session(ctx)
 	stream.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
 	defer stream.CloseRequest()
 

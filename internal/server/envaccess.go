@@ -4,23 +4,32 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/jsonerr"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/sshserver"
 	"github.com/runyard/runyard/internal/store"
 )
 
 // environmentAccess is the service behind shells, commands, SFTP and port
 // forwards in environments: sessions reach the runner through the fleet,
-// and each one opened counts as activity on its environment.
-func (s *Server) environmentAccess(st store.Store, envSvc *environments.Service) *envaccess.Service {
+// and each one opened counts as activity on its environment. A session
+// whose runner's stream another replica holds is opened there: HTTP
+// surfaces are proxied before they get here, but an SSH connection has no
+// request to proxy.
+func (s *Server) environmentAccess(st store.Store, envSvc *environments.Service, proxy *replicaproxy.Proxy) *envaccess.Service {
 	a := &envaccess.Service{
 		Environments: st,
 		Store:        st,
-		Opener:       s.fleet,
+		UserKeys:     st,
+		Opener:       &replicaproxy.SessionRelay{Local: s.fleet, Proxy: proxy},
 		Now:          envSvc.Now,
 		Active: func(ctx context.Context, orgID, envID, source string) {
 			if err := envSvc.RecordActivity(ctx, orgID, envID, source); err != nil && !apperr.Is(err, apperr.CodeNotFound) {
@@ -87,4 +96,21 @@ func (s *Server) serveSSH() (stop func()) {
 	s.log.Info("ssh server listening", "addr", s.SSHAddr(), "host_key", s.ssh.srv.Fingerprint())
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }
+}
+
+// refuseRelay answers a request to the replicas' session route that no
+// replica signed: whoever sends it, with whatever credential, is refused
+// (unauthenticated without a valid one, permission_denied with one).
+func (s *Server) refuseRelay(auth apiauth.Authenticator) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, err := apiauth.Authenticate(r.Context(), auth, r.Header)
+		if err == nil {
+			if _, ok := identity.FromContext(ctx); ok {
+				err = apperr.PermissionDenied("only another control-plane replica may open sessions here")
+			} else {
+				err = apperr.Unauthenticated("only another control-plane replica may open sessions here")
+			}
+		}
+		jsonerr.Write(w, r, s.log, err)
+	}
 }

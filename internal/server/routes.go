@@ -12,6 +12,7 @@ import (
 	"github.com/runyard/runyard/internal/api/rest"
 	"github.com/runyard/runyard/internal/api/runnerfiles"
 	"github.com/runyard/runyard/internal/console"
+	"github.com/runyard/runyard/internal/replicaproxy"
 )
 
 // Routes lists the pattern of every HTTP route the server mounts besides
@@ -21,5 +22,6 @@ import (
 // each one: a surface mounted in open adds its routes here.
 func Routes() []string {
 	return slices.Concat(rest.Routes(), kubiya.Routes(), logs.Routes(), oidc.Routes(), authhttp.Routes(), oidclogin.Routes(), console.Routes(), authhttp.CLILoginRoutes(),
-		[]string{"GET /healthz", "GET /metrics", "GET /version"}, runnerfiles.Routes(), releaseshttp.Routes())
+		[]string{"GET /healthz", "GET /metrics", "GET /version"}, runnerfiles.Routes(), releaseshttp.Routes(),
+		[]string{replicaproxy.SessionRoute})
 }

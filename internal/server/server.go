@@ -51,6 +51,7 @@ import (
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/sshkeys"
 	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
@@ -455,7 +456,7 @@ func (s *Server) open(ctx context.Context) error {
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
-		Users: s.users, PortURL: s.preview.URL,
+		Users: s.users, PortURL: s.preview.URL, SSHKeys: &sshkeys.Service{Store: st, Now: runnerSvc.Now},
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout(),
 		ServerURL: s.cfg.PublicURL, Image: s.cfg.RunnerImage}, s.log)
@@ -468,7 +469,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.pods.Terminals = s.fleet
 	runnerSvc.LostAfter = s.cfg.LostAfter
 	runnerSvc.Gone = s.runnerGone(autoSvc)
-	s.access = s.environmentAccess(st, envSvc)
+	s.access = s.environmentAccess(st, envSvc, proxy)
 	if err := s.openSSH(ctx, st); err != nil {
 		return err
 	}
@@ -482,6 +483,7 @@ func (s *Server) open(ctx context.Context) error {
 		Events: eventSvc, Audit: s.audit, PublicURL: s.PublicURL, Secrets: s.secrets, Users: s.users, RunnerImage: s.cfg.RunnerImage,
 		Preview: s.preview,
 	}, s.log)
+	mux.Handle(replicaproxy.SessionRoute, proxy.SessionHandler(s.fleet, s.refuseRelay(idSvc)))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	// /version takes no token either: `runyard version` asks it before any
 	// login, and a release version is no secret (the runners report theirs).

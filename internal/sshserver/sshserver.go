@@ -57,6 +57,15 @@ type Server struct {
 	Audit   *audit.Service
 	HostKey ssh.Signer
 	Log     *slog.Logger
+	// LoginBurst failed logins from one address, then one more every
+	// LoginInterval (zero: DefaultLoginBurst, DefaultLoginInterval); see
+	// logins.go.
+	LoginBurst    int
+	LoginInterval time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+
+	failed failures
 
 	wg     sync.WaitGroup
 	mu     sync.Mutex
@@ -120,12 +129,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
-	var login *envaccess.Login
+	ip := clientIP(nc.RemoteAddr())
+	if !s.loginAllowed(ip) {
+		return // too many failed logins from ip lately
+	}
+	var (
+		login   *envaccess.Login
+		refused *envaccess.RefusedLogin // the last key refused
+		version string
+	)
 	cfg := &ssh.ServerConfig{
 		PublicKeyCallback: func(cm ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			version = string(cm.ClientVersion())
 			l, err := s.Access.SSHLogin(ctx, cm.User(), key)
 			if err != nil {
-				if !errors.Is(err, envaccess.ErrLoginRefused) {
+				if !errors.As(err, &refused) {
 					s.Log.Error("ssh login", "err", err)
 				}
 				return nil, errors.New("permission denied")
@@ -139,12 +157,17 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	_ = nc.SetDeadline(time.Now().Add(handshakeTimeout))
 	conn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
-		return // a failed login or a client that went away
+		// A failed login, or a client that went away (perhaps after a
+		// key was refused, as OpenSSH does when it has no other).
+		if login == nil && refused != nil {
+			s.loginFailed(ctx, ip, version, refused)
+		}
+		return
 	}
 	_ = nc.SetDeadline(time.Time{})
 	defer conn.Close()
 	go ssh.DiscardRequests(reqs)
-	c := &sshConn{s: s, conn: conn, login: login, ip: clientIP(nc.RemoteAddr()), version: string(conn.ClientVersion())}
+	c := &sshConn{s: s, conn: conn, login: login, ip: ip, version: string(conn.ClientVersion())}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nch := range chans {

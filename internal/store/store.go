@@ -22,6 +22,7 @@ import (
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sessions"
+	"github.com/runyard/runyard/internal/sshkeys"
 	"github.com/runyard/runyard/internal/sso"
 	"github.com/runyard/runyard/internal/users"
 )
@@ -43,6 +44,7 @@ type Store interface {
 	replicaproxy.Sessions
 	fleet.Epochs
 	envaccess.Store
+	sshkeys.Store
 	KeyStore
 	events.Store
 	audit.Store

@@ -75,7 +75,7 @@ func (p principal) passes(needs string) bool {
 		return p.kind == kindInstallationAdmin
 	case "logs":
 		return p.kind == kindLogs || p.has(identity.ScopeEnvironmentsRead)
-	case "unimplemented":
+	case "unimplemented", "replica":
 		return false
 	}
 	for s := range strings.SplitSeq(strings.TrimPrefix(needs, "scope:"), "|") {

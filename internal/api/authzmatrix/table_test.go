@@ -61,7 +61,7 @@ func (r row) otherAnswer() string {
 
 var surfaces = []string{"connect", "rest", "websocket", "kubiya", "logs", "http", "console"}
 
-var ruleNames = []string{"public", "authenticated", "identity", "logs", "runner", "installation-admin", "signed-url", "unimplemented", "user", "session", "caller"}
+var ruleNames = []string{"public", "authenticated", "identity", "logs", "runner", "installation-admin", "signed-url", "unimplemented", "user", "session", "caller", "replica"}
 
 // knownRule reports whether needs is a rule, or rules joined by " or ".
 func knownRule(needs string) bool {

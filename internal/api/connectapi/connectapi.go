@@ -31,6 +31,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
+	"github.com/runyard/runyard/internal/sshkeys"
 	"github.com/runyard/runyard/internal/users"
 )
 
@@ -63,6 +64,8 @@ type Services struct {
 	// (status.environmentUrls.ports[].url), "" when previews are off; nil
 	// is always "".
 	PortURL func(envID string, port int32) string
+	// SSHKeys serves users' own SSH keys; nil answers unimplemented.
+	SSHKeys *sshkeys.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -120,6 +123,10 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		adm := &userAdminHandler{svc: svc.Users, log: log}
 		m.service(usr)(gitpodv1connect.NewUserServiceHandler(userService{userHandler: usr}, opts...))
 		m.service(adm)(runyardv1connect.NewUserAdminServiceHandler(userAdminService{userAdminHandler: adm}, opts...))
+	}
+	if svc.SSHKeys != nil {
+		keys := &sshKeyHandler{svc: svc.SSHKeys, log: log}
+		m.service(keys)(runyardv1connect.NewSSHKeyServiceHandler(keys, opts...))
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.

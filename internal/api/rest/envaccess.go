@@ -164,8 +164,13 @@ func (h *handler) serveAccess(w http.ResponseWriter, r *http.Request, req envacc
 
 // accessInput relays what the client sends until it closes the socket.
 func accessInput(ctx context.Context, c *websocket.Conn, st envaccess.Stream, tcp bool) {
+	// One buffer for every message (st.Write copies what it sends): read
+	// into a small, growing slice, a message took many small reads of the
+	// socket and an allocation each, and a port forward's throughput was
+	// bound by them.
+	buf := make([]byte, maxAccessMessage)
 	for {
-		typ, b, err := c.Read(ctx)
+		typ, b, err := readMessage(ctx, c, buf)
 		if err != nil {
 			return
 		}
@@ -205,6 +210,33 @@ func accessInput(ctx context.Context, c *websocket.Conn, st envaccess.Stream, tc
 		}
 		if err != nil {
 			return
+		}
+	}
+}
+
+// readMessage reads the next message into buf (its whole size is the read
+// limit) and returns it.
+func readMessage(ctx context.Context, c *websocket.Conn, buf []byte) (websocket.MessageType, []byte, error) {
+	typ, r, err := c.Reader(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	n := 0
+	for {
+		m, err := r.Read(buf[n:])
+		n += m
+		if errors.Is(err, io.EOF) {
+			return typ, buf[:n], nil
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		if n == len(buf) {
+			// The read limit fails the next read: the message is longer.
+			if _, err := r.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+				return 0, nil, fmt.Errorf("read a message: longer than %d bytes", len(buf))
+			}
+			return typ, buf[:n], nil
 		}
 	}
 }
