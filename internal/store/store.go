@@ -17,6 +17,7 @@ import (
 	"github.com/runyard/runyard/internal/metrics"
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
@@ -47,6 +48,7 @@ type Store interface {
 	audit.Store
 	sso.StateStore
 	sessions.Store
+	prebuilds.Store
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -100,6 +100,7 @@ func Run(t *testing.T, open Opener) {
 		{"OtherUserSessions", testOtherUserSessions},
 		{"PendingInvites", testPendingInvites},
 		{"EnvironmentOfAnyOrganization", testEnvironmentOfAnyOrganization},
+		{"Prebuilds", testPrebuilds},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

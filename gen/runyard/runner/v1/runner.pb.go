@@ -1133,7 +1133,12 @@ type DesiredState struct {
 	Secrets map[string][]byte `protobuf:"bytes,9,rep,name=secrets,proto3" json:"secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// metrics is the runner's spec.configuration.metrics: where it pushes its
 	// metrics, if anywhere.
-	Metrics       *MetricsConfig `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	Metrics *MetricsConfig `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// snapshots are the workspace snapshots (prebuilds) this runner keeps:
+	// those of completed prebuilds within their retention and those of
+	// prebuilds under way. The runner deletes every archive of its own that
+	// the set lacks, so retention is decided in one place, the control plane.
+	Snapshots     []*SnapshotRef `protobuf:"bytes,11,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1238,6 +1243,58 @@ func (x *DesiredState) GetMetrics() *MetricsConfig {
 	return nil
 }
 
+func (x *DesiredState) GetSnapshots() []*SnapshotRef {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
+// SnapshotRef names a snapshot a runner keeps; its ID is its prebuild's.
+type SnapshotRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRef) Reset() {
+	*x = SnapshotRef{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRef) ProtoMessage() {}
+
+func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
+func (*SnapshotRef) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SnapshotRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type MetricsConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// enabled with a url: push with the Prometheus remote-write protocol.
@@ -1255,7 +1312,7 @@ type MetricsConfig struct {
 
 func (x *MetricsConfig) Reset() {
 	*x = MetricsConfig{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1267,7 +1324,7 @@ func (x *MetricsConfig) String() string {
 func (*MetricsConfig) ProtoMessage() {}
 
 func (x *MetricsConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[11]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1280,7 +1337,7 @@ func (x *MetricsConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsConfig.ProtoReflect.Descriptor instead.
 func (*MetricsConfig) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{11}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MetricsConfig) GetEnabled() bool {
@@ -1347,13 +1404,18 @@ type EnvironmentSpec struct {
 	// reads the file again and hands it over (StartAutomations without
 	// triggers).
 	AutomationsFileRequest uint64 `protobuf:"varint,10,opt,name=automations_file_request,json=automationsFileRequest,proto3" json:"automations_file_request,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// prebuild_id makes the environment a prebuild's: it fires the prebuild
+	// trigger (instead of the start triggers), waits for what that started
+	// to finish, fires beforeSnapshot, waits again, and archives its
+	// workspace as snapshot prebuild_id (EnvironmentStatus.snapshot).
+	PrebuildId    string `protobuf:"bytes,11,opt,name=prebuild_id,json=prebuildId,proto3" json:"prebuild_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnvironmentSpec) Reset() {
 	*x = EnvironmentSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1427,7 @@ func (x *EnvironmentSpec) String() string {
 func (*EnvironmentSpec) ProtoMessage() {}
 
 func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[12]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1440,7 @@ func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{12}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EnvironmentSpec) GetId() string {
@@ -1451,6 +1513,13 @@ func (x *EnvironmentSpec) GetAutomationsFileRequest() uint64 {
 	return 0
 }
 
+func (x *EnvironmentSpec) GetPrebuildId() string {
+	if x != nil {
+		return x.PrebuildId
+	}
+	return ""
+}
+
 // SecretFile is a secret an environment receives as a file.
 //
 // path is the secret's filePath, which the vendor's API defines as an
@@ -1477,7 +1546,7 @@ type SecretFile struct {
 
 func (x *SecretFile) Reset() {
 	*x = SecretFile{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1558,7 @@ func (x *SecretFile) String() string {
 func (*SecretFile) ProtoMessage() {}
 
 func (x *SecretFile) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1571,7 @@ func (x *SecretFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFile.ProtoReflect.Descriptor instead.
 func (*SecretFile) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SecretFile) GetPath() string {
@@ -1533,7 +1602,7 @@ type GitInitializer struct {
 
 func (x *GitInitializer) Reset() {
 	*x = GitInitializer{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1614,7 @@ func (x *GitInitializer) String() string {
 func (*GitInitializer) ProtoMessage() {}
 
 func (x *GitInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1627,7 @@ func (x *GitInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitInitializer.ProtoReflect.Descriptor instead.
 func (*GitInitializer) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GitInitializer) GetRemoteUri() string {
@@ -1609,7 +1678,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1690,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1703,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1672,7 +1741,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1753,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1766,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Command) GetScript() string {
@@ -1741,7 +1810,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1822,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1835,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ServiceSpec) GetId() string {
@@ -1839,7 +1908,7 @@ type ExecutionSpec struct {
 
 func (x *ExecutionSpec) Reset() {
 	*x = ExecutionSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1851,7 +1920,7 @@ func (x *ExecutionSpec) String() string {
 func (*ExecutionSpec) ProtoMessage() {}
 
 func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1864,7 +1933,7 @@ func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionSpec.ProtoReflect.Descriptor instead.
 func (*ExecutionSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ExecutionSpec) GetId() string {
@@ -1904,7 +1973,7 @@ type StepGroup struct {
 
 func (x *StepGroup) Reset() {
 	*x = StepGroup{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +1985,7 @@ func (x *StepGroup) String() string {
 func (*StepGroup) ProtoMessage() {}
 
 func (x *StepGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +1998,7 @@ func (x *StepGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepGroup.ProtoReflect.Descriptor instead.
 func (*StepGroup) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StepGroup) GetSteps() []*StepSpec {
@@ -1956,7 +2025,7 @@ type StepSpec struct {
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2037,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2050,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StepSpec) GetId() string {
@@ -2051,7 +2120,7 @@ type TaskStep struct {
 
 func (x *TaskStep) Reset() {
 	*x = TaskStep{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2132,7 @@ func (x *TaskStep) String() string {
 func (*TaskStep) ProtoMessage() {}
 
 func (x *TaskStep) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2145,7 @@ func (x *TaskStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStep.ProtoReflect.Descriptor instead.
 func (*TaskStep) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TaskStep) GetCommand() *Command {
@@ -2109,13 +2178,19 @@ type EnvironmentStatus struct {
 	AutomationsFilePath string `protobuf:"bytes,7,opt,name=automations_file_path,json=automationsFilePath,proto3" json:"automations_file_path,omitempty"`
 	// automations_failure_message says why the automations file was refused.
 	AutomationsFailureMessage string `protobuf:"bytes,8,opt,name=automations_failure_message,json=automationsFailureMessage,proto3" json:"automations_failure_message,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// snapshot is a prebuild environment's outcome: its snapshot, made, or
+	// why it was not.
+	Snapshot *SnapshotReport `protobuf:"bytes,9,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// from_snapshot is the snapshot (prebuild ID) the workspace was restored
+	// from instead of a clone; empty for a clone.
+	FromSnapshot  string `protobuf:"bytes,10,opt,name=from_snapshot,json=fromSnapshot,proto3" json:"from_snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnvironmentStatus) Reset() {
 	*x = EnvironmentStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2202,7 @@ func (x *EnvironmentStatus) String() string {
 func (*EnvironmentStatus) ProtoMessage() {}
 
 func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2215,7 @@ func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *EnvironmentStatus) GetId() string {
@@ -2199,6 +2274,102 @@ func (x *EnvironmentStatus) GetAutomationsFailureMessage() string {
 	return ""
 }
 
+func (x *EnvironmentStatus) GetSnapshot() *SnapshotReport {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus) GetFromSnapshot() string {
+	if x != nil {
+		return x.FromSnapshot
+	}
+	return ""
+}
+
+// SnapshotReport is what became of a prebuild environment's snapshot.
+type SnapshotReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the prebuild's ID.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// commit is the first checkout's HEAD when the snapshot was taken.
+	Commit string `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	// size_bytes is the archive's size on the runner.
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// failure_message says why there is no snapshot (a prebuild task that
+	// failed, an archive that could not be written); empty on success.
+	FailureMessage string                 `protobuf:"bytes,4,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SnapshotReport) Reset() {
+	*x = SnapshotReport{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotReport) ProtoMessage() {}
+
+func (x *SnapshotReport) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotReport.ProtoReflect.Descriptor instead.
+func (*SnapshotReport) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SnapshotReport) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SnapshotReport) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *SnapshotReport) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *SnapshotReport) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *SnapshotReport) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
 type ServiceStatus struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2218,7 +2389,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2401,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2414,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ServiceStatus) GetId() string {
@@ -2313,7 +2484,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2325,7 +2496,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2338,7 +2509,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ExecutionStatus) GetId() string {
@@ -2396,7 +2567,7 @@ type StepStatus struct {
 
 func (x *StepStatus) Reset() {
 	*x = StepStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2408,7 +2579,7 @@ func (x *StepStatus) String() string {
 func (*StepStatus) ProtoMessage() {}
 
 func (x *StepStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2421,7 +2592,7 @@ func (x *StepStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepStatus.ProtoReflect.Descriptor instead.
 func (*StepStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StepStatus) GetId() string {
@@ -2482,7 +2653,7 @@ type StartAutomationsRequest struct {
 
 func (x *StartAutomationsRequest) Reset() {
 	*x = StartAutomationsRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2665,7 @@ func (x *StartAutomationsRequest) String() string {
 func (*StartAutomationsRequest) ProtoMessage() {}
 
 func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2678,7 @@ func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsRequest.ProtoReflect.Descriptor instead.
 func (*StartAutomationsRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *StartAutomationsRequest) GetEnvironmentId() string {
@@ -2555,7 +2726,7 @@ type StartAutomationsResponse struct {
 
 func (x *StartAutomationsResponse) Reset() {
 	*x = StartAutomationsResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2567,7 +2738,7 @@ func (x *StartAutomationsResponse) String() string {
 func (*StartAutomationsResponse) ProtoMessage() {}
 
 func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2580,7 +2751,7 @@ func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsResponse.ProtoReflect.Descriptor instead.
 func (*StartAutomationsResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StartAutomationsResponse) GetStartedServiceIds() []string {
@@ -2618,7 +2789,7 @@ type PodSpec struct {
 
 func (x *PodSpec) Reset() {
 	*x = PodSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2801,7 @@ func (x *PodSpec) String() string {
 func (*PodSpec) ProtoMessage() {}
 
 func (x *PodSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2814,7 @@ func (x *PodSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodSpec.ProtoReflect.Descriptor instead.
 func (*PodSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PodSpec) GetKey() string {
@@ -2704,7 +2875,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2716,7 +2887,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2729,7 +2900,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PodStatus) GetKey() string {
@@ -2797,7 +2968,7 @@ type OpenTerminal struct {
 
 func (x *OpenTerminal) Reset() {
 	*x = OpenTerminal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2809,7 +2980,7 @@ func (x *OpenTerminal) String() string {
 func (*OpenTerminal) ProtoMessage() {}
 
 func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2822,7 +2993,7 @@ func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTerminal.ProtoReflect.Descriptor instead.
 func (*OpenTerminal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *OpenTerminal) GetSessionId() string {
@@ -2875,7 +3046,7 @@ type TerminalRequest struct {
 
 func (x *TerminalRequest) Reset() {
 	*x = TerminalRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3058,7 @@ func (x *TerminalRequest) String() string {
 func (*TerminalRequest) ProtoMessage() {}
 
 func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3071,7 @@ func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalRequest.ProtoReflect.Descriptor instead.
 func (*TerminalRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *TerminalRequest) GetMessage() isTerminalRequest_Message {
@@ -2978,7 +3149,7 @@ type TerminalHello struct {
 
 func (x *TerminalHello) Reset() {
 	*x = TerminalHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2990,7 +3161,7 @@ func (x *TerminalHello) String() string {
 func (*TerminalHello) ProtoMessage() {}
 
 func (x *TerminalHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3003,7 +3174,7 @@ func (x *TerminalHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalHello.ProtoReflect.Descriptor instead.
 func (*TerminalHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *TerminalHello) GetSessionId() string {
@@ -3046,7 +3217,7 @@ type TerminalEnd struct {
 
 func (x *TerminalEnd) Reset() {
 	*x = TerminalEnd{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3058,7 +3229,7 @@ func (x *TerminalEnd) String() string {
 func (*TerminalEnd) ProtoMessage() {}
 
 func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3071,7 +3242,7 @@ func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalEnd.ProtoReflect.Descriptor instead.
 func (*TerminalEnd) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TerminalEnd) GetStatus() *PodStatus {
@@ -3102,7 +3273,7 @@ type TerminalResponse struct {
 
 func (x *TerminalResponse) Reset() {
 	*x = TerminalResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3114,7 +3285,7 @@ func (x *TerminalResponse) String() string {
 func (*TerminalResponse) ProtoMessage() {}
 
 func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3127,7 +3298,7 @@ func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalResponse.ProtoReflect.Descriptor instead.
 func (*TerminalResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TerminalResponse) GetMessage() isTerminalResponse_Message {
@@ -3182,7 +3353,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3365,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3378,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TerminalSize) GetCols() uint32 {
@@ -3251,7 +3422,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3263,7 +3434,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3276,7 +3447,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *OpenSession) GetSessionId() string {
@@ -3358,7 +3529,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3541,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3554,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SessionRequest) GetMessage() isSessionRequest_Message {
@@ -3473,7 +3644,7 @@ type SessionHello struct {
 
 func (x *SessionHello) Reset() {
 	*x = SessionHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3485,7 +3656,7 @@ func (x *SessionHello) String() string {
 func (*SessionHello) ProtoMessage() {}
 
 func (x *SessionHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3498,7 +3669,7 @@ func (x *SessionHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHello.ProtoReflect.Descriptor instead.
 func (*SessionHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{38}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SessionHello) GetSessionId() string {
@@ -3536,7 +3707,7 @@ type SessionExit struct {
 
 func (x *SessionExit) Reset() {
 	*x = SessionExit{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +3719,7 @@ func (x *SessionExit) String() string {
 func (*SessionExit) ProtoMessage() {}
 
 func (x *SessionExit) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +3732,7 @@ func (x *SessionExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionExit.ProtoReflect.Descriptor instead.
 func (*SessionExit) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{39}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SessionExit) GetExitCode() int32 {
@@ -3601,7 +3772,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3784,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3797,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{40}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SessionResponse) GetMessage() isSessionResponse_Message {
@@ -3769,7 +3940,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
 	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x03R\x05epoch\x12:\n" +
-	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\xdb\x05\n" +
+	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\x99\x06\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
@@ -3783,19 +3954,22 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"executions\x12F\n" +
 	"\asecrets\x18\t \x03(\v2,.runyard.runner.v1.DesiredState.SecretsEntryR\asecrets\x12:\n" +
 	"\ametrics\x18\n" +
-	" \x01(\v2 .runyard.runner.v1.MetricsConfigR\ametrics\x1a@\n" +
+	" \x01(\v2 .runyard.runner.v1.MetricsConfigR\ametrics\x12<\n" +
+	"\tsnapshots\x18\v \x03(\v2\x1e.runyard.runner.v1.SnapshotRefR\tsnapshots\x1a@\n" +
 	"\x12AgentBinariesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
 	"\fSecretsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x9a\x01\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"\x1d\n" +
+	"\vSnapshotRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9a\x01\n" +
 	"\rMetricsConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12'\n" +
 	"\x0fsealed_password\x18\x04 \x01(\fR\x0esealedPassword\x12\x18\n" +
-	"\amanaged\x18\x05 \x01(\bR\amanaged\"\xcb\x03\n" +
+	"\amanaged\x18\x05 \x01(\bR\amanaged\"\xec\x03\n" +
 	"\x0fEnvironmentSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fspec_version\x18\x02 \x01(\x04R\vspecVersion\x12@\n" +
@@ -3807,7 +3981,9 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\x123\n" +
 	"\x05files\x18\t \x03(\v2\x1d.runyard.runner.v1.SecretFileR\x05files\x128\n" +
 	"\x18automations_file_request\x18\n" +
-	" \x01(\x04R\x16automationsFileRequest\"=\n" +
+	" \x01(\x04R\x16automationsFileRequest\x12\x1f\n" +
+	"\vprebuild_id\x18\v \x01(\tR\n" +
+	"prebuildId\"=\n" +
 	"\n" +
 	"SecretFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
@@ -3853,7 +4029,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x04step\"m\n" +
 	"\bTaskStep\x124\n" +
 	"\acommand\x18\x01 \x01(\v2\x1a.runyard.runner.v1.CommandR\acommand\x12+\n" +
-	"\x03env\x18\x02 \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\xe8\x02\n" +
+	"\x03env\x18\x02 \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\xcc\x03\n" +
 	"\x11EnvironmentStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x121\n" +
@@ -3862,7 +4038,18 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12)\n" +
 	"\x10content_location\x18\x06 \x01(\tR\x0fcontentLocation\x122\n" +
 	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12>\n" +
-	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\"\xd0\x02\n" +
+	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\x12=\n" +
+	"\bsnapshot\x18\t \x01(\v2!.runyard.runner.v1.SnapshotReportR\bsnapshot\x12#\n" +
+	"\rfrom_snapshot\x18\n" +
+	" \x01(\tR\ffromSnapshot\"\xbb\x01\n" +
+	"\x0eSnapshotReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12'\n" +
+	"\x0ffailure_message\x18\x04 \x01(\tR\x0efailureMessage\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xd0\x02\n" +
 	"\rServiceStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x12-\n" +
@@ -4027,7 +4214,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
@@ -4044,134 +4231,139 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*DeletionComplete)(nil),               // 12: runyard.runner.v1.DeletionComplete
 	(*Welcome)(nil),                        // 13: runyard.runner.v1.Welcome
 	(*DesiredState)(nil),                   // 14: runyard.runner.v1.DesiredState
-	(*MetricsConfig)(nil),                  // 15: runyard.runner.v1.MetricsConfig
-	(*EnvironmentSpec)(nil),                // 16: runyard.runner.v1.EnvironmentSpec
-	(*SecretFile)(nil),                     // 17: runyard.runner.v1.SecretFile
-	(*GitInitializer)(nil),                 // 18: runyard.runner.v1.GitInitializer
-	(*EnvVar)(nil),                         // 19: runyard.runner.v1.EnvVar
-	(*Command)(nil),                        // 20: runyard.runner.v1.Command
-	(*ServiceSpec)(nil),                    // 21: runyard.runner.v1.ServiceSpec
-	(*ExecutionSpec)(nil),                  // 22: runyard.runner.v1.ExecutionSpec
-	(*StepGroup)(nil),                      // 23: runyard.runner.v1.StepGroup
-	(*StepSpec)(nil),                       // 24: runyard.runner.v1.StepSpec
-	(*TaskStep)(nil),                       // 25: runyard.runner.v1.TaskStep
-	(*EnvironmentStatus)(nil),              // 26: runyard.runner.v1.EnvironmentStatus
-	(*ServiceStatus)(nil),                  // 27: runyard.runner.v1.ServiceStatus
-	(*ExecutionStatus)(nil),                // 28: runyard.runner.v1.ExecutionStatus
-	(*StepStatus)(nil),                     // 29: runyard.runner.v1.StepStatus
-	(*StartAutomationsRequest)(nil),        // 30: runyard.runner.v1.StartAutomationsRequest
-	(*StartAutomationsResponse)(nil),       // 31: runyard.runner.v1.StartAutomationsResponse
-	(*PodSpec)(nil),                        // 32: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),                      // 33: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),                   // 34: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),                // 35: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),                  // 36: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),                    // 37: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),               // 38: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),                   // 39: runyard.runner.v1.TerminalSize
-	(*OpenSession)(nil),                    // 40: runyard.runner.v1.OpenSession
-	(*SessionRequest)(nil),                 // 41: runyard.runner.v1.SessionRequest
-	(*SessionHello)(nil),                   // 42: runyard.runner.v1.SessionHello
-	(*SessionExit)(nil),                    // 43: runyard.runner.v1.SessionExit
-	(*SessionResponse)(nil),                // 44: runyard.runner.v1.SessionResponse
-	nil,                                    // 45: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                                    // 46: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 47: runyard.runner.v1.ServiceStatus.OutputEntry
-	nil,                                    // 48: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 49: runyard.runner.v1.PodSpec.EnvEntry
-	nil,                                    // 50: runyard.runner.v1.OpenSession.EnvEntry
-	(v1.RunnerCapability)(0),               // 51: gitpod.v1.RunnerCapability
-	(*v1.FieldValue)(nil),                  // 52: gitpod.v1.FieldValue
-	(*durationpb.Duration)(nil),            // 53: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),          // 54: google.protobuf.Timestamp
-	(v1.RunnerPhase)(0),                    // 55: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 56: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 57: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 58: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 59: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 60: gitpod.v1.TaskExecutionPhase
+	(*SnapshotRef)(nil),                    // 15: runyard.runner.v1.SnapshotRef
+	(*MetricsConfig)(nil),                  // 16: runyard.runner.v1.MetricsConfig
+	(*EnvironmentSpec)(nil),                // 17: runyard.runner.v1.EnvironmentSpec
+	(*SecretFile)(nil),                     // 18: runyard.runner.v1.SecretFile
+	(*GitInitializer)(nil),                 // 19: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 20: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 21: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 22: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 23: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 24: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 25: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 26: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 27: runyard.runner.v1.EnvironmentStatus
+	(*SnapshotReport)(nil),                 // 28: runyard.runner.v1.SnapshotReport
+	(*ServiceStatus)(nil),                  // 29: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 30: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 31: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 32: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 33: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 34: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 35: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 36: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 37: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 38: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 39: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 40: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 41: runyard.runner.v1.TerminalSize
+	(*OpenSession)(nil),                    // 42: runyard.runner.v1.OpenSession
+	(*SessionRequest)(nil),                 // 43: runyard.runner.v1.SessionRequest
+	(*SessionHello)(nil),                   // 44: runyard.runner.v1.SessionHello
+	(*SessionExit)(nil),                    // 45: runyard.runner.v1.SessionExit
+	(*SessionResponse)(nil),                // 46: runyard.runner.v1.SessionResponse
+	nil,                                    // 47: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 48: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 49: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 50: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 51: runyard.runner.v1.PodSpec.EnvEntry
+	nil,                                    // 52: runyard.runner.v1.OpenSession.EnvEntry
+	(v1.RunnerCapability)(0),               // 53: gitpod.v1.RunnerCapability
+	(*v1.FieldValue)(nil),                  // 54: gitpod.v1.FieldValue
+	(*durationpb.Duration)(nil),            // 55: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
+	(v1.RunnerPhase)(0),                    // 57: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 58: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 59: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 60: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 61: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 62: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	9,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
 	10, // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
 	12, // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	33, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	26, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
-	27, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
-	28, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	35, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	27, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	29, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	30, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
 	13, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
 	14, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
 	11, // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	34, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
-	40, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
+	36, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	42, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
 	0,  // 12: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	51, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	53, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
 	8,  // 14: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	52, // 15: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
-	53, // 16: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
-	54, // 17: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	54, // 18: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	53, // 19: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	53, // 20: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	55, // 21: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	56, // 22: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	32, // 23: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	45, // 24: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	16, // 25: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
-	21, // 26: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
-	22, // 27: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
-	46, // 28: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	15, // 29: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
-	57, // 30: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	18, // 31: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
-	19, // 32: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
-	17, // 33: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	58, // 34: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	20, // 35: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
-	19, // 36: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
-	23, // 37: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
-	24, // 38: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
-	25, // 39: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
-	20, // 40: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
-	19, // 41: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	57, // 42: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	59, // 43: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	47, // 44: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
-	60, // 45: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	29, // 46: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	60, // 47: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	48, // 48: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	49, // 49: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 50: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	54, // 51: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	54, // 52: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 53: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
-	36, // 54: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	37, // 55: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	33, // 56: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	33, // 57: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	39, // 58: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	3,  // 59: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
-	39, // 60: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
-	50, // 61: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
-	42, // 62: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
-	43, // 63: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
-	39, // 64: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	6,  // 65: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	35, // 66: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	30, // 67: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	4,  // 68: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
-	41, // 69: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
-	7,  // 70: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	38, // 71: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	31, // 72: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	5,  // 73: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
-	44, // 74: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
-	70, // [70:75] is the sub-list for method output_type
-	65, // [65:70] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	54, // 15: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
+	55, // 16: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
+	56, // 17: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	56, // 18: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	55, // 19: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	55, // 20: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	57, // 21: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	58, // 22: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	34, // 23: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	47, // 24: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	17, // 25: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
+	22, // 26: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	23, // 27: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	48, // 28: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	16, // 29: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
+	15, // 30: runyard.runner.v1.DesiredState.snapshots:type_name -> runyard.runner.v1.SnapshotRef
+	59, // 31: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	19, // 32: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	20, // 33: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	18, // 34: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
+	60, // 35: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	21, // 36: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	20, // 37: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	24, // 38: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	25, // 39: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	26, // 40: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	21, // 41: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	20, // 42: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	59, // 43: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	28, // 44: runyard.runner.v1.EnvironmentStatus.snapshot:type_name -> runyard.runner.v1.SnapshotReport
+	56, // 45: runyard.runner.v1.SnapshotReport.created_at:type_name -> google.protobuf.Timestamp
+	61, // 46: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	49, // 47: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	62, // 48: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	31, // 49: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	62, // 50: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	50, // 51: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	51, // 52: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 53: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	56, // 54: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	56, // 55: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 56: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
+	38, // 57: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	39, // 58: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	35, // 59: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	35, // 60: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	41, // 61: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	3,  // 62: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
+	41, // 63: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
+	52, // 64: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
+	44, // 65: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
+	45, // 66: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
+	41, // 67: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	6,  // 68: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	37, // 69: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	32, // 70: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	4,  // 71: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
+	43, // 72: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
+	7,  // 73: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	40, // 74: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	33, // 75: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	5,  // 76: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
+	46, // 77: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
+	73, // [73:78] is the sub-list for method output_type
+	68, // [68:73] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -4195,27 +4387,27 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_OpenTerminal)(nil),
 		(*ConnectResponse_OpenSession)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[20].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[21].OneofWrappers = []any{
 		(*StepSpec_Task)(nil),
 		(*StepSpec_ServiceId)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[29].OneofWrappers = []any{}
-	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{}
+	file_runyard_runner_v1_runner_proto_msgTypes[33].OneofWrappers = []any{
 		(*TerminalRequest_Hello)(nil),
 		(*TerminalRequest_Output)(nil),
 		(*TerminalRequest_End)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[34].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[36].OneofWrappers = []any{
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[37].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[39].OneofWrappers = []any{
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Stdout)(nil),
 		(*SessionRequest_Stderr)(nil),
 		(*SessionRequest_Exit)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[40].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[42].OneofWrappers = []any{
 		(*SessionResponse_Stdin)(nil),
 		(*SessionResponse_StdinEof)(nil),
 		(*SessionResponse_Resize)(nil),
@@ -4227,7 +4419,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   47,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
