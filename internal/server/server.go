@@ -44,6 +44,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
@@ -86,6 +87,9 @@ type Config struct {
 	// InactivitySweep is how often environments with
 	// spec.timeout.disconnected are checked for inactivity; zero means 30s.
 	InactivitySweep time.Duration
+	// PrebuildKeep is how many snapshots each runner keeps per repository
+	// and branch; zero means prebuilds.DefaultKeep.
+	PrebuildKeep int
 	// EventRetention is how long the change feed keeps events for
 	// watchers that resume (WatchEvents' cursor); zero means
 	// events.DefaultRetention.
@@ -392,8 +396,9 @@ func (s *Server) open(ctx context.Context) error {
 			s.log.Info("environments removed with their runner", "runner", runnerID, "environments", n)
 		}
 	}
+	prebuildSvc := &prebuilds.Service{Store: st, Envs: envSvc, Now: runnerSvc.Now, Changed: hooks.Changed, Keep: s.cfg.PrebuildKeep}
 	s.fleet.SetAutomations(fleet.Automations{
-		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets,
+		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets, Prebuilds: prebuildSvc,
 		LogURL: func(runnerID, logID string) string { return logs.URL(s.PublicURL(), runnerID, logID) },
 	})
 	var proxy *replicaproxy.Proxy
@@ -429,7 +434,7 @@ func (s *Server) open(ctx context.Context) error {
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
-		Users: s.users,
+		Users: s.users, Prebuilds: prebuildSvc,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout(),
 		ServerURL: s.cfg.PublicURL, Image: s.cfg.RunnerImage}, s.log)

@@ -66,6 +66,9 @@ type Options struct {
 	// InactivitySweep is how often the server stops inactive environments;
 	// zero is the default.
 	InactivitySweep time.Duration
+	// PrebuildKeep is the server's snapshot retention per repository and
+	// branch (server.Config.PrebuildKeep).
+	PrebuildKeep int
 	// TrustedProxies is the server's --trusted-proxies.
 	TrustedProxies string
 	// PublicURL is the server's --public-url.
@@ -102,6 +105,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		LostAfter:       opts.LostAfter,
 		ReadTimeout:     opts.ReadTimeout,
 		InactivitySweep: opts.InactivitySweep,
+		PrebuildKeep:    opts.PrebuildKeep,
 		TrustedProxies:  opts.TrustedProxies,
 		PublicURL:       opts.PublicURL,
 		SSO:             opts.SSO,

@@ -29,6 +29,7 @@ import (
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/orgs"
+	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/users"
@@ -59,6 +60,8 @@ type Services struct {
 	// Audit records mutating calls and answers ListAuditLogs; nil records
 	// nothing.
 	Audit *audit.Service
+	// Prebuilds serves PrebuildService; nil leaves it unimplemented.
+	Prebuilds *prebuilds.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -116,6 +119,10 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		adm := &userAdminHandler{svc: svc.Users, log: log}
 		m.service(usr)(gitpodv1connect.NewUserServiceHandler(userService{userHandler: usr}, opts...))
 		m.service(adm)(runyardv1connect.NewUserAdminServiceHandler(userAdminService{userAdminHandler: adm}, opts...))
+	}
+	if svc.Prebuilds != nil {
+		pb := &prebuildHandler{svc: svc.Prebuilds, log: log}
+		m.service(pb)(gitpodv1connect.NewPrebuildServiceHandler(prebuildService{prebuildHandler: pb}, opts...))
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.

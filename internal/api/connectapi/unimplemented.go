@@ -120,6 +120,13 @@ type (
 	installationFallback struct {
 		runyardv1connect.UnimplementedInstallationServiceHandler
 	}
+	prebuildService struct {
+		*prebuildHandler
+		prebuildFallback
+	}
+	prebuildFallback struct {
+		gitpodv1connect.UnimplementedPrebuildServiceHandler
+	}
 )
 
 // mounter puts services on a mux, each under / and PathPrefix, and answers

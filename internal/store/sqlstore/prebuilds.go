@@ -17,10 +17,10 @@ const prebuildColumns = `seq, id, org_id, runner_id, context_url, environment_id
 
 // prebuildDoc is the part of a prebuild no query filters on.
 type prebuildDoc struct {
-	ClassID        string               `json:"classId"`
-	Timeout        time.Duration        `json:"timeout"`
-	FailureMessage string               `json:"failureMessage,omitempty"`
-	CompletedAt    *time.Time           `json:"completedAt,omitempty"`
+	ClassID        string              `json:"classId"`
+	Timeout        time.Duration       `json:"timeout"`
+	FailureMessage string              `json:"failureMessage,omitempty"`
+	CompletedAt    *time.Time          `json:"completedAt,omitempty"`
 	Snapshot       *prebuilds.Snapshot `json:"snapshot,omitempty"`
 }
 
