@@ -108,6 +108,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Prebuild, error)
 	if err := identity.ValidateUUID("environmentClassId", in.ClassID); err != nil {
 		return nil, err
 	}
+	if _, err := s.Envs.Store.FindRunnerByID(ctx, c.OrgID, environments.RunnerOfClass(in.ClassID)); apperr.Is(err, apperr.CodeNotFound) {
+		return nil, apperr.Invalid("environmentClassId", "environment class %q does not exist", in.ClassID)
+	} else if err != nil {
+		return nil, fmt.Errorf("find the runner of class %q: %w", in.ClassID, err)
+	}
 	switch {
 	case in.Timeout < 0 || in.Timeout > MaxTimeout:
 		return nil, apperr.Invalid("spec.timeout", "must be between 0 and %s", MaxTimeout)
