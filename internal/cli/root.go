@@ -154,6 +154,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newSecretsCmd(g),
 		newEnvironmentsCmd(g), newAutomationsCmd(g), newServicesCmd(g), newTasksCmd(g), newExecutionsCmd(g),
 		newStatusCmd(g),
+		newPrebuildsCmd(g),
 	)
 	harden(root)
 	g.addCompletions(root)
