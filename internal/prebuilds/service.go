@@ -32,6 +32,8 @@ const (
 // their runners report.
 type Service struct {
 	Store Store
+	// Schedules keeps the schedules.
+	Schedules ScheduleStore
 	// Envs creates and retires the prebuilds' environments.
 	Envs *environments.Service
 	// Keep is how many snapshots per runner, repository and branch are

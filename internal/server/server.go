@@ -87,6 +87,9 @@ type Config struct {
 	// InactivitySweep is how often environments with
 	// spec.timeout.disconnected are checked for inactivity; zero means 30s.
 	InactivitySweep time.Duration
+	// PrebuildSweep is how often prebuilds past their timeout fail and
+	// due schedules create prebuilds; zero means 30 seconds.
+	PrebuildSweep time.Duration
 	// PrebuildKeep is how many snapshots each runner keeps per repository
 	// and branch; zero means prebuilds.DefaultKeep.
 	PrebuildKeep int
@@ -166,6 +169,7 @@ type Server struct {
 	users   *users.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
+	prebuilds    *prebuilds.Service
 	// access opens sessions into environments (envaccess.go); ssh, when
 	// --ssh-listen is set, serves them over SSH.
 	access *envaccess.Service
@@ -396,7 +400,8 @@ func (s *Server) open(ctx context.Context) error {
 			s.log.Info("environments removed with their runner", "runner", runnerID, "environments", n)
 		}
 	}
-	prebuildSvc := &prebuilds.Service{Store: st, Envs: envSvc, Now: runnerSvc.Now, Changed: hooks.Changed, Keep: s.cfg.PrebuildKeep}
+	prebuildSvc := &prebuilds.Service{Store: st, Schedules: st, Envs: envSvc, Now: runnerSvc.Now, Changed: hooks.Changed, Keep: s.cfg.PrebuildKeep}
+	s.prebuilds = prebuildSvc
 	s.fleet.SetAutomations(fleet.Automations{
 		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets, Prebuilds: prebuildSvc,
 		LogURL: func(runnerID, logID string) string { return logs.URL(s.PublicURL(), runnerID, logID) },
@@ -621,6 +626,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopSessionPruning := s.startSessionPruning()
 	defer stopSessionPruning()
 	stopSweeping := s.startInactivitySweep()
+	stopPrebuildSweep := s.startPrebuildSweep()
+	defer stopPrebuildSweep()
 	stopSSH := s.serveSSH()
 	defer stopSSH()
 	s.ready.Store(true)

@@ -49,6 +49,7 @@ type Store interface {
 	sso.StateStore
 	sessions.Store
 	prebuilds.Store
+	prebuilds.ScheduleStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

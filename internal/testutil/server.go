@@ -69,6 +69,8 @@ type Options struct {
 	// PrebuildKeep is the server's snapshot retention per repository and
 	// branch (server.Config.PrebuildKeep).
 	PrebuildKeep int
+	// PrebuildSweep is server.Config.PrebuildSweep.
+	PrebuildSweep time.Duration
 	// TrustedProxies is the server's --trusted-proxies.
 	TrustedProxies string
 	// PublicURL is the server's --public-url.
@@ -106,6 +108,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		ReadTimeout:     opts.ReadTimeout,
 		InactivitySweep: opts.InactivitySweep,
 		PrebuildKeep:    opts.PrebuildKeep,
+		PrebuildSweep:   opts.PrebuildSweep,
 		TrustedProxies:  opts.TrustedProxies,
 		PublicURL:       opts.PublicURL,
 		SSO:             opts.SSO,

@@ -123,6 +123,8 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	if svc.Prebuilds != nil {
 		pb := &prebuildHandler{svc: svc.Prebuilds, log: log}
 		m.service(pb)(gitpodv1connect.NewPrebuildServiceHandler(prebuildService{prebuildHandler: pb}, opts...))
+		ps := &prebuildScheduleHandler{svc: svc.Prebuilds, log: log}
+		m.service(ps)(runyardv1connect.NewPrebuildScheduleServiceHandler(prebuildScheduleService{prebuildScheduleHandler: ps}, opts...))
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.

@@ -6,10 +6,13 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/prebuilds"
 )
@@ -134,4 +137,49 @@ func prebuildToProto(p *prebuilds.Prebuild) *gitpodv1.Prebuild {
 		out.Status.SnapshotCompletionPercentage = 100
 	}
 	return out
+}
+
+// prebuildScheduleHandler serves runyard.v1.PrebuildScheduleService.
+type prebuildScheduleHandler struct {
+	svc *prebuilds.Service
+	log *slog.Logger
+}
+
+var _ runyardv1connect.PrebuildScheduleServiceHandler = prebuildScheduleService{}
+
+func (h *prebuildScheduleHandler) CreatePrebuildSchedule(ctx context.Context, req *connect.Request[runyardv1.CreatePrebuildScheduleRequest]) (*connect.Response[runyardv1.CreatePrebuildScheduleResponse], error) {
+	m := req.Msg
+	sc, err := h.svc.CreateSchedule(ctx, prebuilds.CreateScheduleInput{
+		ContextURL: m.GetContextUrl(), ClassID: m.GetEnvironmentClassId(), Interval: m.GetInterval().AsDuration(),
+	})
+	if err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&runyardv1.CreatePrebuildScheduleResponse{Schedule: scheduleToProto(sc)}), nil
+}
+
+func (h *prebuildScheduleHandler) ListPrebuildSchedules(ctx context.Context, req *connect.Request[runyardv1.ListPrebuildSchedulesRequest]) (*connect.Response[runyardv1.ListPrebuildSchedulesResponse], error) {
+	items, err := h.svc.ListSchedules(ctx)
+	if err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	out := &runyardv1.ListPrebuildSchedulesResponse{Schedules: make([]*runyardv1.PrebuildSchedule, len(items))}
+	for i, sc := range items {
+		out.Schedules[i] = scheduleToProto(sc)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *prebuildScheduleHandler) DeletePrebuildSchedule(ctx context.Context, req *connect.Request[runyardv1.DeletePrebuildScheduleRequest]) (*connect.Response[runyardv1.DeletePrebuildScheduleResponse], error) {
+	if err := h.svc.DeleteSchedule(ctx, req.Msg.GetScheduleId()); err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&runyardv1.DeletePrebuildScheduleResponse{}), nil
+}
+
+func scheduleToProto(sc *prebuilds.Schedule) *runyardv1.PrebuildSchedule {
+	return &runyardv1.PrebuildSchedule{
+		Id: sc.ID, ContextUrl: sc.ContextURL, EnvironmentClassId: sc.ClassID, Interval: durationpb.New(sc.Interval),
+		NextRunAt: timestamppb.New(sc.NextRunAt), CreatedAt: timestamppb.New(sc.CreatedAt), LastPrebuildId: sc.LastPrebuildID,
+	}
 }

@@ -127,6 +127,13 @@ type (
 	prebuildFallback struct {
 		gitpodv1connect.UnimplementedPrebuildServiceHandler
 	}
+	prebuildScheduleService struct {
+		*prebuildScheduleHandler
+		prebuildScheduleFallback
+	}
+	prebuildScheduleFallback struct {
+		runyardv1connect.UnimplementedPrebuildScheduleServiceHandler
+	}
 )
 
 // mounter puts services on a mux, each under / and PathPrefix, and answers

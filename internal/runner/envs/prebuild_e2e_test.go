@@ -10,9 +10,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
+	runyardv1 "github.com/runyard/runyard/gen/runyard/v1"
+	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/runner"
 	"github.com/runyard/runyard/internal/testutil"
@@ -304,6 +309,75 @@ func TestEnvironments_StartTriggers(t *testing.T) {
 			want(3, 1, 1) // the host rebooted since the environment last ran
 			restart()
 			want(4, 1, 1)
+		})
+	}
+}
+
+// TestPrebuilds_ScheduleAndTimeout: a schedule's first prebuild comes at the
+// next sweep and completes (triggered by SCHEDULED, as the schedule's
+// creator); a prebuild whose task outlives its timeout fails, and its
+// environment is deleted.
+func TestPrebuilds_ScheduleAndTimeout(t *testing.T) {
+	for _, backend := range testutil.Backends() {
+		t.Run(string(backend), func(t *testing.T) {
+			ctx := context.Background()
+			ts := testutil.StartServerWith(t, backend, testutil.Options{PrebuildSweep: 200 * time.Millisecond})
+			c := &client{
+				envs:    gitpodv1connect.NewEnvironmentServiceClient(http.DefaultClient, ts.URL),
+				autos:   gitpodv1connect.NewEnvironmentAutomationServiceClient(http.DefaultClient, ts.URL),
+				runners: gitpodv1connect.NewRunnerServiceClient(http.DefaultClient, ts.URL),
+				url:     ts.URL,
+			}
+			pb := gitpodv1connect.NewPrebuildServiceClient(http.DefaultClient, ts.URL)
+			schedules := runyardv1connect.NewPrebuildScheduleServiceClient(http.DefaultClient, ts.URL)
+			class, _, _, _ := c.addRunner(t, "schedule-host", t.TempDir(), testutil.StartRunner)
+			quick := gitRepo(t, map[string]string{".gitpod/automations.yaml": "tasks:\n  install:\n    command: echo ok > ok.txt\n    triggeredBy: [prebuild]\n"})
+
+			if _, err := schedules.CreatePrebuildSchedule(ctx, req(&runyardv1.CreatePrebuildScheduleRequest{
+				ContextUrl: quick, EnvironmentClassId: class, Interval: durationpb.New(time.Second),
+			})); err == nil || !strings.Contains(err.Error(), "interval") {
+				t.Fatalf("a 1s interval: %v, want an error naming interval", err)
+			}
+			sc := must[runyardv1.CreatePrebuildScheduleResponse](t, "create schedule")(schedules.CreatePrebuildSchedule(ctx, req(&runyardv1.CreatePrebuildScheduleRequest{
+				ContextUrl: quick, EnvironmentClassId: class, Interval: durationpb.New(time.Hour),
+			}))).GetSchedule()
+			var last string
+			eventually(t, "the schedule made a prebuild", func() string {
+				res := must[runyardv1.ListPrebuildSchedulesResponse](t, "list schedules")(schedules.ListPrebuildSchedules(ctx, req(&runyardv1.ListPrebuildSchedulesRequest{})))
+				if len(res.GetSchedules()) != 1 || res.GetSchedules()[0].GetLastPrebuildId() == "" {
+					return fmt.Sprint(res.GetSchedules())
+				}
+				last = res.GetSchedules()[0].GetLastPrebuildId()
+				if !res.GetSchedules()[0].GetNextRunAt().AsTime().After(sc.GetNextRunAt().AsTime().Add(59 * time.Minute)) {
+					t.Fatalf("next run not an interval later: %v", res.GetSchedules()[0])
+				}
+				return ""
+			})
+			p := waitPrebuild(t, pb, last, gitpodv1.PrebuildPhase_PREBUILD_PHASE_COMPLETED)
+			if p.GetMetadata().GetTriggeredBy() != gitpodv1.PrebuildTrigger_PREBUILD_TRIGGER_SCHEDULED || p.GetMetadata().GetCreator().GetId() == "" {
+				t.Fatalf("scheduled prebuild metadata: %v", p.GetMetadata())
+			}
+			list := must[gitpodv1.ListPrebuildsResponse](t, "list")(pb.ListPrebuilds(ctx, req(&gitpodv1.ListPrebuildsRequest{})))
+			if len(list.GetPrebuilds()) != 1 {
+				t.Fatalf("%d prebuilds after the first run of an hourly schedule, want 1", len(list.GetPrebuilds()))
+			}
+			must[runyardv1.DeletePrebuildScheduleResponse](t, "delete schedule")(schedules.DeletePrebuildSchedule(ctx, req(&runyardv1.DeletePrebuildScheduleRequest{ScheduleId: sc.GetId()})))
+
+			slow := gitRepo(t, map[string]string{".gitpod/automations.yaml": "tasks:\n  install:\n    command: sleep 300\n    triggeredBy: [prebuild]\n"})
+			timed := must[gitpodv1.CreatePrebuildResponse](t, "create prebuild")(pb.CreatePrebuild(ctx, req(&gitpodv1.CreatePrebuildRequest{
+				ContextUrl: slow, EnvironmentClassId: class, Spec: &gitpodv1.PrebuildSpec{Timeout: "3s"},
+			}))).GetPrebuild()
+			failed := waitPrebuild(t, pb, timed.GetId(), gitpodv1.PrebuildPhase_PREBUILD_PHASE_FAILED)
+			if !strings.Contains(failed.GetStatus().GetFailureMessage(), "timed out") {
+				t.Fatalf("failure message %q", failed.GetStatus().GetFailureMessage())
+			}
+			eventually(t, "the timed-out prebuild's environment is deleted", func() string {
+				_, err := c.envs.GetEnvironment(ctx, req(&gitpodv1.GetEnvironmentRequest{EnvironmentId: timed.GetStatus().GetEnvironmentId()}))
+				if err == nil {
+					return "still there"
+				}
+				return ""
+			})
 		})
 	}
 }

@@ -139,3 +139,62 @@ func testPrebuilds(t *testing.T, s store.Store) {
 	_, err = s.FindPrebuildByID(ctx, org.ID, a.ID)
 	wantCode(t, err, apperr.CodeNotFound, "deleted prebuild")
 }
+
+// testPrebuildSchedules: schedules round-trip per organization, are due
+// when their time came, are claimed once, and the prebuilds under way are
+// listed across organizations.
+func testPrebuildSchedules(t *testing.T, s store.Store) {
+	org, other := newOrg(t, s), newOrg(t, s)
+	sc := &prebuilds.Schedule{
+		ID: uuid.NewString(), OrgID: org.ID, ContextURL: "https://example.com/org/a", ClassID: uuid.NewString(),
+		Interval: time.Hour, NextRunAt: base, Creator: identity.Subject{ID: uuid.NewString(), Principal: identity.PrincipalUser}, CreatedAt: base,
+	}
+	must(t, s.CreatePrebuildSchedule(ctx, sc), "create schedule")
+	got, err := s.FindPrebuildSchedules(ctx, org.ID)
+	must(t, err, "list schedules")
+	if len(got) != 1 || !reflect.DeepEqual(got[0], sc) {
+		t.Fatalf("round trip: %+v, want %+v", got, sc)
+	}
+	if got, _ := s.FindPrebuildSchedules(ctx, other.ID); len(got) != 0 {
+		t.Fatalf("another organization sees %d schedules", len(got))
+	}
+	if due, _ := s.FindDueSchedules(ctx, base.Add(-time.Second), 10); len(due) != 0 {
+		t.Fatalf("due before its time: %v", due)
+	}
+	due, err := s.FindDueSchedules(ctx, base, 10)
+	must(t, err, "due")
+	if len(due) != 1 {
+		t.Fatalf("due: %d, want 1", len(due))
+	}
+	// Two replicas claim the same run: one wins.
+	ok1, err1 := s.ClaimSchedule(ctx, sc.ID, base, base.Add(time.Hour))
+	ok2, err2 := s.ClaimSchedule(ctx, sc.ID, base, base.Add(time.Hour))
+	if err1 != nil || err2 != nil || !ok1 || ok2 {
+		t.Fatalf("claims: %v %v, %v %v; want one", ok1, err1, ok2, err2)
+	}
+	must(t, s.SetScheduleLastPrebuild(ctx, sc.ID, "p1"), "last prebuild")
+	got, _ = s.FindPrebuildSchedules(ctx, org.ID)
+	if got[0].LastPrebuildID != "p1" || !got[0].NextRunAt.Equal(base.Add(time.Hour)) {
+		t.Fatalf("after claim: %+v", got[0])
+	}
+	wantCode(t, s.DeletePrebuildSchedule(ctx, other.ID, sc.ID), apperr.CodeNotFound, "delete another organization's")
+	must(t, s.DeletePrebuildSchedule(ctx, org.ID, sc.ID), "delete")
+
+	p := newPrebuild(other.ID, uuid.NewString(), "https://example.com/x")
+	must(t, s.CreatePrebuild(ctx, p), "create prebuild")
+	done := newPrebuild(org.ID, uuid.NewString(), "https://example.com/x")
+	done.Phase = prebuilds.PhaseCompleted
+	must(t, s.CreatePrebuild(ctx, done), "create completed")
+	under, err := s.FindPrebuildsUnderWay(ctx, 100)
+	must(t, err, "under way")
+	found := false
+	for _, x := range under {
+		found = found || x.ID == p.ID
+		if x.ID == done.ID {
+			t.Fatal("a completed prebuild is under way")
+		}
+	}
+	if !found {
+		t.Fatal("a pending prebuild of another organization is not under way")
+	}
+}

@@ -101,6 +101,7 @@ func Run(t *testing.T, open Opener) {
 		{"PendingInvites", testPendingInvites},
 		{"EnvironmentOfAnyOrganization", testEnvironmentOfAnyOrganization},
 		{"Prebuilds", testPrebuilds},
+		{"PrebuildSchedules", testPrebuildSchedules},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
