@@ -73,6 +73,20 @@ func TestPrebuildsCLI(t *testing.T) {
 				t.Fatalf("delete without --yes: exit %d, stderr %q", r.Code, r.Stderr)
 			}
 			s.mustRun(t, adminToken, "prebuilds", "delete", p.ID, "--yes")
+
+			r = s.run(t, adminToken, "prebuilds", "schedules", "create", "--context-url", repo, "--runner", "cli-prebuild-host", "--every", "10s")
+			if r.Code == 0 || !strings.Contains(r.Stderr, "--every") {
+				t.Fatalf("schedule every 10s: exit %d, stderr %q", r.Code, r.Stderr)
+			}
+			out = s.mustRun(t, adminToken, "prebuilds", "schedules", "create", "--context-url", repo, "--runner", "cli-prebuild-host", "--every", "6h")
+			id := uuidRe.FindString(out)
+			if id == "" || !strings.Contains(out, "6h0m0s") {
+				t.Fatalf("schedule create:\n%s", out)
+			}
+			if out := s.mustRun(t, adminToken, "prebuilds", "schedules", "list"); rowWith(out, 0, id) == nil {
+				t.Fatalf("schedules list:\n%s", out)
+			}
+			s.mustRun(t, adminToken, "prebuilds", "schedules", "delete", id, "--yes")
 			if r := s.run(t, adminToken, "prebuilds", "get", p.ID); r.Code == 0 {
 				t.Fatalf("get after delete: exit 0:\n%s", r.Stdout)
 			}

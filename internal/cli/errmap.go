@@ -27,6 +27,10 @@ var fieldFlags = map[string]map[string]string{
 	"PrebuildService/GetPrebuild":    {"prebuildId": "PREBUILD"},
 	"PrebuildService/CancelPrebuild": {"prebuildId": "PREBUILD"},
 	"PrebuildService/DeletePrebuild": {"prebuildId": "PREBUILD"},
+	"PrebuildScheduleService/CreatePrebuildSchedule": {
+		"contextUrl": "--context-url", "environmentClassId": "--class", "interval": "--every",
+	},
+	"PrebuildScheduleService/DeletePrebuildSchedule": {"scheduleId": "SCHEDULE"},
 	"RunnerService/CreateRunner": {
 		"name": "--name", "provider": "--provider", "kind": "--kind", "spec.configuration.region": "--region",
 		"spec.configuration.releaseChannel": "--release-channel", "spec.configuration.logLevel": "--log-level",

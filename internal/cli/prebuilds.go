@@ -19,7 +19,7 @@ func newPrebuildsCmd(g *globals) *cobra.Command {
 		Aliases: []string{"prebuild"},
 		Short:   "Prebuild a repository on a runner: its prebuild tasks run once, new environments start from the snapshot",
 	}
-	cmd.AddCommand(newPrebuildsCreateCmd(g), newPrebuildsListCmd(g), newPrebuildsGetCmd(g), newPrebuildsCancelCmd(g), newPrebuildsDeleteCmd(g))
+	cmd.AddCommand(newPrebuildsCreateCmd(g), newPrebuildsListCmd(g), newPrebuildsGetCmd(g), newPrebuildsCancelCmd(g), newPrebuildsDeleteCmd(g), newPrebuildSchedulesCmd(g))
 	return cmd
 }
 
