@@ -391,17 +391,23 @@ func (s *Manager) ApplyStart(ctx context.Context, envID string, file *spec.File,
 		if env.Spec.DesiredPhase != environments.PhaseRunning || len(triggers) == 0 {
 			return ch, nil
 		}
-		if af.TriggeredStart != nil && af.TriggeredStart.Equal(since) {
+		// beforeSnapshot fires within a start, after the prebuild's
+		// tasks: it is not the start's, and each of its tasks still runs
+		// once per start (ran).
+		snapshot := !slices.ContainsFunc(triggers, func(t spec.Trigger) bool { return t != spec.TriggerBeforeSnapshot })
+		if !snapshot && af.TriggeredStart != nil && af.TriggeredStart.Equal(since) {
 			return ch, nil // this start's triggers fired already
 		}
 		// A start after one whose triggers fired is a new start of a
 		// stopped environment: nothing of it runs. (Without a recorded
 		// start this is the first one, or the first since an upgrade of
 		// the control plane, where services may still run.)
-		restartDesired := af.TriggeredStart != nil
-		startedAt := since
-		af.TriggeredStart = &startedAt
-		ch.EnvironmentFile = &af
+		restartDesired := !snapshot && af.TriggeredStart != nil
+		if !snapshot {
+			startedAt := since
+			af.TriggeredStart = &startedAt
+			ch.EnvironmentFile = &af
+		}
 		now := s.now()
 		changed := func(svc *Service) {
 			res.Started = append(res.Started, svc.ID)

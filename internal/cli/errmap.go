@@ -20,6 +20,17 @@ import (
 // them. A path matches its own entry or a longer one below it
 // (filter.runnerIds matches filter.runnerIds[0]).
 var fieldFlags = map[string]map[string]string{
+	"PrebuildService/CreatePrebuild": {
+		"contextUrl": "--context-url", "environmentClassId": "--class", "spec.timeout": "--timeout",
+	},
+	"PrebuildService/ListPrebuilds":  {"filter.phases": "--phase", "filter.contextUrls": "--context-url"},
+	"PrebuildService/GetPrebuild":    {"prebuildId": "PREBUILD"},
+	"PrebuildService/CancelPrebuild": {"prebuildId": "PREBUILD"},
+	"PrebuildService/DeletePrebuild": {"prebuildId": "PREBUILD"},
+	"PrebuildScheduleService/CreatePrebuildSchedule": {
+		"contextUrl": "--context-url", "environmentClassId": "--class", "interval": "--every",
+	},
+	"PrebuildScheduleService/DeletePrebuildSchedule": {"scheduleId": "SCHEDULE"},
 	"RunnerService/CreateRunner": {
 		"name": "--name", "provider": "--provider", "kind": "--kind", "spec.configuration.region": "--region",
 		"spec.configuration.releaseChannel": "--release-channel", "spec.configuration.logLevel": "--log-level",

@@ -67,10 +67,12 @@ var nameArgs = map[string]nameSpec{
 	"agents update": {arg: kindAgent},
 	"agents delete": {arg: kindAgent},
 
-	"secrets create": {flags: map[string]*kind{"service-account": kindToken}},
-	"secrets list":   {flags: map[string]*kind{"service-account": kindToken}},
-	"secrets update": {arg: kindSecret},
-	"secrets delete": {arg: kindSecret},
+	"secrets create":             {flags: map[string]*kind{"service-account": kindToken}},
+	"prebuilds create":           {flags: map[string]*kind{"runner": kindRunner}},
+	"prebuilds schedules create": {flags: map[string]*kind{"runner": kindRunner}},
+	"secrets list":               {flags: map[string]*kind{"service-account": kindToken}},
+	"secrets update":             {arg: kindSecret},
+	"secrets delete":             {arg: kindSecret},
 
 	"tokens revoke": {arg: kindToken},
 }

@@ -156,6 +156,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newStatusCmd(g),
 		newReleasesCmd(g),
 		newSSHKeysCmd(g),
+		newPrebuildsCmd(g),
 	)
 	harden(root)
 	g.addCompletions(root)

@@ -122,6 +122,9 @@ type Spec struct {
 	// TimedOut is the control plane's bookkeeping, status.machine.timeout:
 	// why the inactivity sweep stopped the environment. A start clears it.
 	TimedOut string `json:"timedOut,omitempty"`
+	// PrebuildID makes the environment a prebuild's (internal/prebuilds):
+	// set by the prebuilds service only, never by a request.
+	PrebuildID string `json:"prebuildId,omitempty"`
 }
 
 // Admission says who may access an environment or a port, with the
@@ -267,6 +270,9 @@ type ContentStatus struct {
 	Location       string `json:"contentLocationInMachine,omitempty"`
 	FailureMessage string `json:"failureMessage,omitempty"`
 	WarningMessage string `json:"warningMessage,omitempty"`
+	// PrebuildID is the prebuild whose snapshot the runner restored the
+	// content from; empty for a clone.
+	PrebuildID string `json:"prebuildId,omitempty"`
 }
 
 type AutomationsFileStatus struct {

@@ -103,6 +103,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Environment, err
 		Status:        Status{Phase: PhaseCreating},
 	}
 	e.Spec.SpecVersion = 1
+	e.Spec.PrebuildID = in.PrebuildID
 	// The repository's automations file applies at the first start.
 	e.Spec.AutomationsFile.FileRequested = 1
 	e.Spec.AutomationsFile.FileApplied, e.Spec.AutomationsFile.TriggeredStart = 0, nil

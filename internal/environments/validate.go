@@ -37,6 +37,9 @@ type CreateInput struct {
 	// validation refuses them when set (spec_fields.go).
 	Devcontainer Devcontainer
 	Secrets      []SpecSecret
+	// PrebuildID makes the environment a prebuild's; only the prebuilds
+	// service sets it.
+	PrebuildID string
 }
 
 // validate checks in.Spec and fills its defaults: desired phase RUNNING, the

@@ -13,6 +13,7 @@ import (
 	"github.com/runyard/runyard/internal/automations/spec"
 	"github.com/runyard/runyard/internal/environments"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 )
@@ -48,6 +49,9 @@ type Automations struct {
 	Secrets Secrets
 	// LogURL returns the control-plane URL of a log on a runner.
 	LogURL func(runnerID, logID string) string
+	// Prebuilds, when set, records prebuild environments' reports and
+	// names the snapshots each runner keeps.
+	Prebuilds *prebuilds.Service
 }
 
 // SetAutomations makes the fleet deliver environments and their automations
@@ -90,6 +94,7 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 			GitEmail:               e.Spec.Content.GitEmail,
 			AutomationsFilePath:    e.Spec.AutomationsFile.Path,
 			AutomationsFileRequest: e.Spec.AutomationsFile.FileRequested,
+			PrebuildId:             e.Spec.PrebuildID,
 		}
 		for _, in := range e.Spec.Content.Initializers {
 			if in.Git == nil {
@@ -160,6 +165,15 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 		}
 		d.Executions = append(d.Executions, xs)
 	}
+	if f.autos.Prebuilds != nil {
+		ids, err := f.autos.Prebuilds.KeptSnapshots(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			d.Snapshots = append(d.Snapshots, &runnerv1.SnapshotRef{Id: id})
+		}
+	}
 	if len(secretIDs) > 0 && f.autos.Secrets != nil && len(r.Status.PublicKey) == 32 {
 		ids := make([]string, 0, len(secretIDs))
 		for id := range secretIDs {
@@ -200,7 +214,7 @@ func (f *Fleet) reportEnvironment(ctx context.Context, m *runnerv1.EnvironmentSt
 	// failed clone has none), so a failure beside one is the environment's,
 	// not its content's: a secret file the runner refused.
 	if loc := m.GetContentLocation(); loc != "" {
-		st.Content = &environments.ContentStatus{Location: loc, Phase: "CONTENT_PHASE_READY"}
+		st.Content = &environments.ContentStatus{Location: loc, Phase: "CONTENT_PHASE_READY", PrebuildID: m.GetFromSnapshot()}
 	}
 	af := &environments.AutomationsFileStatus{Path: m.GetAutomationsFilePath(), Presence: "PRESENCE_ABSENT"}
 	if af.Path != "" {
@@ -212,8 +226,17 @@ func (f *Fleet) reportEnvironment(ctx context.Context, m *runnerv1.EnvironmentSt
 	if phase == environments.PhaseRunning || af.FailureMessage != "" {
 		st.AutomationsFile = af
 	}
-	_, err := f.autos.Environments.ReportStatus(ctx, m.GetId(), st)
-	return err
+	e, err := f.autos.Environments.ReportStatus(ctx, m.GetId(), st)
+	if err != nil || e.Spec.PrebuildID == "" || f.autos.Prebuilds == nil {
+		return err
+	}
+	rep := prebuilds.Report{PrebuildID: e.Spec.PrebuildID, EnvironmentID: e.ID, Phase: phase, FailureMessage: m.GetFailureMessage()}
+	if s := m.GetSnapshot(); s != nil && s.GetId() == e.Spec.PrebuildID {
+		rep.Snapshot = &prebuilds.SnapshotReport{
+			Commit: s.GetCommit(), SizeBytes: s.GetSizeBytes(), Failure: s.GetFailureMessage(), CreatedAt: s.GetCreatedAt().AsTime(),
+		}
+	}
+	return f.autos.Prebuilds.Reported(ctx, rep)
 }
 
 // machinePhase is the machine's phase for an environment's: a runner's

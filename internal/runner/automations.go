@@ -15,13 +15,16 @@ import (
 
 // startAutomations hands what the runner found in a started environment to
 // the control plane.
-func (d *Daemon) startAutomations(ctx context.Context, req *runnerv1.StartAutomationsRequest) error {
+func (d *Daemon) startAutomations(ctx context.Context, req *runnerv1.StartAutomationsRequest) (*runnerv1.StartAutomationsResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	r := connect.NewRequest(req)
 	r.Header().Set("Authorization", "Bearer "+d.state.AccessToken)
-	_, err := d.control.StartAutomations(ctx, r)
-	return err
+	res, err := d.control.StartAutomations(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg, nil
 }
 
 // openSecret opens a secret value the control plane sealed to this runner's

@@ -49,6 +49,7 @@ import (
 	"github.com/runyard/runyard/internal/release"
 	"github.com/runyard/runyard/internal/runner/envs"
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
+	"github.com/runyard/runyard/internal/runner/proc"
 	"github.com/runyard/runyard/internal/runner/ring"
 )
 
@@ -104,6 +105,10 @@ type Config struct {
 	// Level is the logger's level; the runner's spec.configuration.logLevel
 	// sets it while the runner runs.
 	Level *slog.LevelVar
+	// BootID returns the host's boot id, which tells the runner that the
+	// host rebooted (postMachineStart); nil means
+	// /proc/sys/kernel/random/boot_id. Tests set it.
+	BootID func() string
 }
 
 // ErrDeleted is returned by Run when the runner stopped because it was
@@ -201,6 +206,9 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if cfg.Level == nil {
 		cfg.Level = new(slog.LevelVar)
 	}
+	if cfg.BootID == nil {
+		cfg.BootID = proc.BootID
+	}
 	if cfg.MaxPods < 0 {
 		return nil, errors.New("--max-pods must not be negative")
 	}
@@ -251,7 +259,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	if d.envs, err = envs.New(envs.Config{
 		StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, ReadyInterval: cfg.ReadyInterval,
 		Docker: d.docker, Logger: cfg.Logger.With("part", "automations"),
-		Start: d.startAutomations, Open: d.openSecret,
+		Start: d.startAutomations, Open: d.openSecret, BootID: cfg.BootID,
 	}); err != nil {
 		st.close()
 		return nil, err

@@ -47,6 +47,7 @@ import (
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/preview"
 	"github.com/runyard/runyard/internal/releases"
+	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
@@ -91,6 +92,12 @@ type Config struct {
 	// InactivitySweep is how often environments with
 	// spec.timeout.disconnected are checked for inactivity; zero means 30s.
 	InactivitySweep time.Duration
+	// PrebuildSweep is how often prebuilds past their timeout fail and
+	// due schedules create prebuilds; zero means 30 seconds.
+	PrebuildSweep time.Duration
+	// PrebuildKeep is how many snapshots each runner keeps per repository
+	// and branch; zero means prebuilds.DefaultKeep.
+	PrebuildKeep int
 	// EventRetention is how long the change feed keeps events for
 	// watchers that resume (WatchEvents' cursor); zero means
 	// events.DefaultRetention.
@@ -176,6 +183,7 @@ type Server struct {
 	users   *users.Service
 	// environments stops environments for inactivity (inactivity.go).
 	environments *environments.Service
+	prebuilds    *prebuilds.Service
 	// access opens sessions into environments (envaccess.go); ssh, when
 	// --ssh-listen is set, serves them over SSH.
 	access *envaccess.Service
@@ -418,8 +426,10 @@ func (s *Server) open(ctx context.Context) error {
 			s.log.Info("environments removed with their runner", "runner", runnerID, "environments", n)
 		}
 	}
+	prebuildSvc := &prebuilds.Service{Store: st, Schedules: st, Envs: envSvc, Now: runnerSvc.Now, Changed: hooks.Changed, Keep: s.cfg.PrebuildKeep}
+	s.prebuilds = prebuildSvc
 	s.fleet.SetAutomations(fleet.Automations{
-		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets,
+		Environments: envSvc, Automations: autoSvc, Secrets: s.secrets, Prebuilds: prebuildSvc,
 		LogURL: func(runnerID, logID string) string { return logs.URL(s.PublicURL(), runnerID, logID) },
 	})
 	var proxy *replicaproxy.Proxy
@@ -456,7 +466,7 @@ func (s *Server) open(ctx context.Context) error {
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
 		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
-		Users: s.users, PortURL: s.preview.URL, SSHKeys: &sshkeys.Service{Store: st, Now: runnerSvc.Now},
+		Users: s.users, PortURL: s.preview.URL, SSHKeys: &sshkeys.Service{Store: st, Now: runnerSvc.Now}, Prebuilds: prebuildSvc,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout(),
 		ServerURL: s.cfg.PublicURL, Image: s.cfg.RunnerImage}, s.log)
@@ -656,6 +666,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	stopSessionPruning := s.startSessionPruning()
 	defer stopSessionPruning()
 	stopSweeping := s.startInactivitySweep()
+	stopPrebuildSweep := s.startPrebuildSweep()
+	defer stopPrebuildSweep()
 	stopSSH := s.serveSSH()
 	defer stopSSH()
 	s.ready.Store(true)

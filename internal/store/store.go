@@ -18,6 +18,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/pods"
 	"github.com/runyard/runyard/internal/releases"
+	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
@@ -51,6 +52,8 @@ type Store interface {
 	sso.StateStore
 	sessions.Store
 	releases.Store
+	prebuilds.Store
+	prebuilds.ScheduleStore
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

@@ -66,6 +66,11 @@ type Options struct {
 	// InactivitySweep is how often the server stops inactive environments;
 	// zero is the default.
 	InactivitySweep time.Duration
+	// PrebuildKeep is the server's snapshot retention per repository and
+	// branch (server.Config.PrebuildKeep).
+	PrebuildKeep int
+	// PrebuildSweep is server.Config.PrebuildSweep.
+	PrebuildSweep time.Duration
 	// TrustedProxies is the server's --trusted-proxies.
 	TrustedProxies string
 	// PublicURL is the server's --public-url.
@@ -102,6 +107,8 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		LostAfter:       opts.LostAfter,
 		ReadTimeout:     opts.ReadTimeout,
 		InactivitySweep: opts.InactivitySweep,
+		PrebuildKeep:    opts.PrebuildKeep,
+		PrebuildSweep:   opts.PrebuildSweep,
 		TrustedProxies:  opts.TrustedProxies,
 		PublicURL:       opts.PublicURL,
 		SSO:             opts.SSO,

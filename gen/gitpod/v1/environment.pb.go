@@ -757,7 +757,11 @@ type EnvironmentMetadata struct {
 	// marks them not yet implemented; runyard never sets them).
 	Annotations map[string]string `protobuf:"bytes,11,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// archived_at is never set: runyard does not archive environments.
-	ArchivedAt    *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
+	ArchivedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=archived_at,json=archivedAt,proto3" json:"archived_at,omitempty"`
+	// prebuild_id is the prebuild whose snapshot the environment's workspace
+	// was restored from; empty when it was cloned. The prebuild's own
+	// environment has it too.
+	PrebuildId    string `protobuf:"bytes,13,opt,name=prebuild_id,json=prebuildId,proto3" json:"prebuild_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -860,6 +864,13 @@ func (x *EnvironmentMetadata) GetArchivedAt() *timestamppb.Timestamp {
 		return x.ArchivedAt
 	}
 	return nil
+}
+
+func (x *EnvironmentMetadata) GetPrebuildId() string {
+	if x != nil {
+		return x.PrebuildId
+	}
+	return ""
 }
 
 // EnvironmentActivitySignal signals activity on an environment.
@@ -5042,7 +5053,7 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12:\n" +
 	"\bmetadata\x18\x02 \x01(\v2\x1e.gitpod.v1.EnvironmentMetadataR\bmetadata\x12.\n" +
 	"\x04spec\x18\x03 \x01(\v2\x1a.gitpod.v1.EnvironmentSpecR\x04spec\x124\n" +
-	"\x06status\x18\x04 \x01(\v2\x1c.gitpod.v1.EnvironmentStatusR\x06status\"\xbd\x04\n" +
+	"\x06status\x18\x04 \x01(\v2\x1c.gitpod.v1.EnvironmentStatusR\x06status\"\xde\x04\n" +
 	"\x13EnvironmentMetadata\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12,\n" +
@@ -5057,7 +5068,9 @@ const file_gitpod_v1_environment_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\rlastStartedAt\x12Q\n" +
 	"\vannotations\x18\v \x03(\v2/.gitpod.v1.EnvironmentMetadata.AnnotationsEntryR\vannotations\x12;\n" +
 	"\varchived_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"archivedAt\x1a>\n" +
+	"archivedAt\x12\x1f\n" +
+	"\vprebuild_id\x18\r \x01(\tR\n" +
+	"prebuildId\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"m\n" +

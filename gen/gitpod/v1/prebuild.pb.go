@@ -156,8 +156,12 @@ type CreatePrebuildRequest struct {
 	// environment_class_id specifies which environment class to use for the prebuild.
 	// If not specified, uses the project's default environment class.
 	EnvironmentClassId string `protobuf:"bytes,3,opt,name=environment_class_id,json=environmentClassId,proto3" json:"environment_class_id,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// context_url is the repository (and branch, or commit) to prebuild, in
+	// any form an environment's context URL takes (runyard: it has no
+	// projects, so project_id must be empty).
+	ContextUrl    string `protobuf:"bytes,100,opt,name=context_url,json=contextUrl,proto3" json:"context_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreatePrebuildRequest) Reset() {
@@ -207,6 +211,13 @@ func (x *CreatePrebuildRequest) GetSpec() *PrebuildSpec {
 func (x *CreatePrebuildRequest) GetEnvironmentClassId() string {
 	if x != nil {
 		return x.EnvironmentClassId
+	}
+	return ""
+}
+
+func (x *CreatePrebuildRequest) GetContextUrl() string {
+	if x != nil {
+		return x.ContextUrl
 	}
 	return ""
 }
@@ -424,7 +435,12 @@ type PrebuildMetadata struct {
 	// project_id is the ID of the project this prebuild was created for
 	ProjectId string `protobuf:"bytes,7,opt,name=project_id,json=projectId,proto3" json:"project_id,omitempty"`
 	// trigger describes the trigger that created this prebuild.
-	TriggeredBy   PrebuildTrigger `protobuf:"varint,8,opt,name=triggered_by,json=triggeredBy,proto3,enum=gitpod.v1.PrebuildTrigger" json:"triggered_by,omitempty"`
+	TriggeredBy PrebuildTrigger `protobuf:"varint,8,opt,name=triggered_by,json=triggeredBy,proto3,enum=gitpod.v1.PrebuildTrigger" json:"triggered_by,omitempty"`
+	// context_url is the repository the prebuild is of (runyard).
+	ContextUrl string `protobuf:"bytes,100,opt,name=context_url,json=contextUrl,proto3" json:"context_url,omitempty"`
+	// runner_id is the runner that ran the prebuild and keeps its snapshot
+	// (runyard).
+	RunnerId      string `protobuf:"bytes,101,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -515,6 +531,20 @@ func (x *PrebuildMetadata) GetTriggeredBy() PrebuildTrigger {
 	return PrebuildTrigger_PREBUILD_TRIGGER_UNSPECIFIED
 }
 
+func (x *PrebuildMetadata) GetContextUrl() string {
+	if x != nil {
+		return x.ContextUrl
+	}
+	return ""
+}
+
+func (x *PrebuildMetadata) GetRunnerId() string {
+	if x != nil {
+		return x.RunnerId
+	}
+	return ""
+}
+
 // PrebuildStatus contains the current status and progress of a prebuild
 type PrebuildStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -544,8 +574,16 @@ type PrebuildStatus struct {
 	// devcontainer failed to build but the environment is still usable. These warnings
 	// will likely affect any environment started from this prebuild.
 	WarningMessage string `protobuf:"bytes,8,opt,name=warning_message,json=warningMessage,proto3" json:"warning_message,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// commit is the commit the snapshot holds (runyard).
+	Commit string `protobuf:"bytes,100,opt,name=commit,proto3" json:"commit,omitempty"`
+	// snapshot_size_bytes is the size of the snapshot's archive on the
+	// runner (runyard).
+	SnapshotSizeBytes int64 `protobuf:"varint,101,opt,name=snapshot_size_bytes,json=snapshotSizeBytes,proto3" json:"snapshot_size_bytes,omitempty"`
+	// snapshot_deleted says the snapshot's archive was deleted by retention
+	// (runyard): environments no longer start from it.
+	SnapshotDeleted bool `protobuf:"varint,102,opt,name=snapshot_deleted,json=snapshotDeleted,proto3" json:"snapshot_deleted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *PrebuildStatus) Reset() {
@@ -632,6 +670,27 @@ func (x *PrebuildStatus) GetWarningMessage() string {
 		return x.WarningMessage
 	}
 	return ""
+}
+
+func (x *PrebuildStatus) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *PrebuildStatus) GetSnapshotSizeBytes() int64 {
+	if x != nil {
+		return x.SnapshotSizeBytes
+	}
+	return 0
+}
+
+func (x *PrebuildStatus) GetSnapshotDeleted() bool {
+	if x != nil {
+		return x.SnapshotDeleted
+	}
+	return false
 }
 
 type GetPrebuildRequest struct {
@@ -791,7 +850,9 @@ type ListPrebuildsRequestFilter struct {
 	// project_ids filters prebuilds to specific projects
 	ProjectIds []string `protobuf:"bytes,4,rep,name=project_ids,json=projectIds,proto3" json:"project_ids,omitempty"`
 	// triggered_by filters prebuilds by how they were triggered
-	TriggeredBy   []PrebuildTrigger `protobuf:"varint,5,rep,packed,name=triggered_by,json=triggeredBy,proto3,enum=gitpod.v1.PrebuildTrigger" json:"triggered_by,omitempty"`
+	TriggeredBy []PrebuildTrigger `protobuf:"varint,5,rep,packed,name=triggered_by,json=triggeredBy,proto3,enum=gitpod.v1.PrebuildTrigger" json:"triggered_by,omitempty"`
+	// context_urls filters prebuilds by repository (runyard).
+	ContextUrls   []string `protobuf:"bytes,100,rep,name=context_urls,json=contextUrls,proto3" json:"context_urls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -857,6 +918,13 @@ func (x *ListPrebuildsRequestFilter) GetProjectIds() []string {
 func (x *ListPrebuildsRequestFilter) GetTriggeredBy() []PrebuildTrigger {
 	if x != nil {
 		return x.TriggeredBy
+	}
+	return nil
+}
+
+func (x *ListPrebuildsRequestFilter) GetContextUrls() []string {
+	if x != nil {
+		return x.ContextUrls
 	}
 	return nil
 }
@@ -1179,12 +1247,14 @@ var File_gitpod_v1_prebuild_proto protoreflect.FileDescriptor
 
 const file_gitpod_v1_prebuild_proto_rawDesc = "" +
 	"\n" +
-	"\x18gitpod/v1/prebuild.proto\x12\tgitpod.v1\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x01\n" +
+	"\x18gitpod/v1/prebuild.proto\x12\tgitpod.v1\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n" +
 	"\x15CreatePrebuildRequest\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\x01 \x01(\tR\tprojectId\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.gitpod.v1.PrebuildSpecR\x04spec\x120\n" +
-	"\x14environment_class_id\x18\x03 \x01(\tR\x12environmentClassId\"\x8a\x01\n" +
+	"\x14environment_class_id\x18\x03 \x01(\tR\x12environmentClassId\x12\x1f\n" +
+	"\vcontext_url\x18d \x01(\tR\n" +
+	"contextUrl\"\x8a\x01\n" +
 	"\fPrebuildSpec\x12=\n" +
 	"\rdesired_phase\x18\x01 \x01(\x0e2\x18.gitpod.v1.PrebuildPhaseR\fdesiredPhase\x12!\n" +
 	"\fspec_version\x18\x02 \x01(\tR\vspecVersion\x12\x18\n" +
@@ -1195,7 +1265,7 @@ const file_gitpod_v1_prebuild_proto_rawDesc = "" +
 	"\bmetadata\x18\x01 \x01(\v2\x1b.gitpod.v1.PrebuildMetadataR\bmetadata\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.gitpod.v1.PrebuildSpecR\x04spec\x121\n" +
 	"\x06status\x18\x03 \x01(\v2\x19.gitpod.v1.PrebuildStatusR\x06status\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\tR\x02id\"\x9f\x03\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"\xdd\x03\n" +
 	"\x10PrebuildMetadata\x129\n" +
 	"\n" +
 	"created_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12,\n" +
@@ -1207,7 +1277,10 @@ const file_gitpod_v1_prebuild_proto_rawDesc = "" +
 	"\x0forganization_id\x18\x06 \x01(\tR\x0eorganizationId\x12\x1d\n" +
 	"\n" +
 	"project_id\x18\a \x01(\tR\tprojectId\x12=\n" +
-	"\ftriggered_by\x18\b \x01(\x0e2\x1a.gitpod.v1.PrebuildTriggerR\vtriggeredBy\"\x84\x03\n" +
+	"\ftriggered_by\x18\b \x01(\x0e2\x1a.gitpod.v1.PrebuildTriggerR\vtriggeredBy\x12\x1f\n" +
+	"\vcontext_url\x18d \x01(\tR\n" +
+	"contextUrl\x12\x1b\n" +
+	"\trunner_id\x18e \x01(\tR\brunnerId\"\xf7\x03\n" +
 	"\x0ePrebuildStatus\x12.\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x18.gitpod.v1.PrebuildPhaseR\x05phase\x12C\n" +
 	"\x0fcompletion_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x0ecompletionTime\x12%\n" +
@@ -1216,7 +1289,10 @@ const file_gitpod_v1_prebuild_proto_rawDesc = "" +
 	"\alog_url\x18\x05 \x01(\tR\x06logUrl\x12D\n" +
 	"\x1esnapshot_completion_percentage\x18\x06 \x01(\x05R\x1csnapshotCompletionPercentage\x12%\n" +
 	"\x0estatus_version\x18\a \x01(\tR\rstatusVersion\x12'\n" +
-	"\x0fwarning_message\x18\b \x01(\tR\x0ewarningMessage\"5\n" +
+	"\x0fwarning_message\x18\b \x01(\tR\x0ewarningMessage\x12\x16\n" +
+	"\x06commit\x18d \x01(\tR\x06commit\x12.\n" +
+	"\x13snapshot_size_bytes\x18e \x01(\x03R\x11snapshotSizeBytes\x12)\n" +
+	"\x10snapshot_deleted\x18f \x01(\bR\x0fsnapshotDeleted\"5\n" +
 	"\x12GetPrebuildRequest\x12\x1f\n" +
 	"\vprebuild_id\x18\x01 \x01(\tR\n" +
 	"prebuildId\"F\n" +
@@ -1226,7 +1302,7 @@ const file_gitpod_v1_prebuild_proto_rawDesc = "" +
 	"\x06filter\x18\x01 \x01(\v2%.gitpod.v1.ListPrebuildsRequestFilterR\x06filter\x12<\n" +
 	"\n" +
 	"pagination\x18\x02 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
-	"pagination\"\xf2\x01\n" +
+	"pagination\"\x95\x02\n" +
 	"\x1aListPrebuildsRequestFilter\x12\x1f\n" +
 	"\vcreator_ids\x18\x01 \x03(\tR\n" +
 	"creatorIds\x12!\n" +
@@ -1234,7 +1310,8 @@ const file_gitpod_v1_prebuild_proto_rawDesc = "" +
 	"\x06phases\x18\x03 \x03(\x0e2\x18.gitpod.v1.PrebuildPhaseR\x06phases\x12\x1f\n" +
 	"\vproject_ids\x18\x04 \x03(\tR\n" +
 	"projectIds\x12=\n" +
-	"\ftriggered_by\x18\x05 \x03(\x0e2\x1a.gitpod.v1.PrebuildTriggerR\vtriggeredBy\"\x89\x01\n" +
+	"\ftriggered_by\x18\x05 \x03(\x0e2\x1a.gitpod.v1.PrebuildTriggerR\vtriggeredBy\x12!\n" +
+	"\fcontext_urls\x18d \x03(\tR\vcontextUrls\"\x89\x01\n" +
 	"\x15ListPrebuildsResponse\x121\n" +
 	"\tprebuilds\x18\x01 \x03(\v2\x13.gitpod.v1.PrebuildR\tprebuilds\x12=\n" +
 	"\n" +

@@ -182,7 +182,7 @@ func checkCoverage(t *testing.T, rows []row) {
 var placeholderRE = strings.NewReplacer("{runner}", uuid.Nil.String(), "{class}", uuid.Nil.String(), "{env}", uuid.Nil.String(),
 	"{service}", uuid.Nil.String(), "{task}", uuid.Nil.String(), "{execution}", uuid.Nil.String(), "{secret}", uuid.Nil.String(),
 	"{token}", uuid.Nil.String(), "{orgid}", uuid.Nil.String(), "{org}", "o", "{user}", uuid.Nil.String(),
-	"{invite}", "i", "{freshinvite}", "i", "{authkey}", "k")
+	"{invite}", "i", "{freshinvite}", "i", "{authkey}", "k", "{prebuild}", uuid.Nil.String(), "{schedule}", uuid.Nil.String())
 
 func methodOf(proc string) protoreflect.MethodDescriptor {
 	svc, m, _ := strings.Cut(strings.TrimPrefix(proc, "/"), "/")
@@ -279,6 +279,10 @@ func (e *env) setUp() {
 		`{"environmentId":"`+v["{env}"]+`","metadata":{"reference":"authz-task","name":"t"},"spec":{"command":"true"}}`), "task", "id")
 	v["{execution}"] = get(t, e.rpc("gitpod.v1.EnvironmentAutomationService/StartTask", `{"id":"`+v["{task}"]+`"}`), "taskExecution", "id")
 	v["{log}"] = v["{execution}"]
+	v["{schedule}"] = get(t, e.rpc("runyard.v1.PrebuildScheduleService/CreatePrebuildSchedule",
+		`{"contextUrl":"https://github.com/runyard/runyard","environmentClassId":"`+v["{class}"]+`","interval":"86400s"}`), "schedule", "id")
+	v["{prebuild}"] = get(t, e.rpc("gitpod.v1.PrebuildService/CreatePrebuild",
+		`{"contextUrl":"https://github.com/runyard/runyard","environmentClassId":"`+v["{class}"]+`"}`), "prebuild", "id")
 	v["{secret}"] = get(t, e.rpc("gitpod.v1.SecretService/CreateSecret",
 		`{"name":"AUTHZ_SECRET","value":"v","scope":{"organizationId":"`+v["{orgid}"]+`"}}`), "secret", "id")
 	v["{token}"] = get(t, e.rpc("runyard.v1.TokenService/CreateToken", `{"name":"authz-victim","scopes":["runners:read"]}`), "token", "tokenId")

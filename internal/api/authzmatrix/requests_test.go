@@ -78,6 +78,16 @@ var templates = map[string]template{
 	"gitpod.v1.EnvironmentAutomationService/StopTaskExecution":            {body: `{"id":"{execution}"}`, destructive: true},
 	"runyard.v1.AutomationsService/ReloadAutomationsFile":                 {body: `{"environmentId":"{env}"}`},
 
+	"gitpod.v1.PrebuildService/CreatePrebuild": {body: `{"contextUrl":"https://github.com/runyard/runyard","environmentClassId":"{class}"}`},
+	"gitpod.v1.PrebuildService/GetPrebuild":    {body: `{"prebuildId":"{prebuild}"}`},
+	"gitpod.v1.PrebuildService/ListPrebuilds":  {body: `{}`},
+	"gitpod.v1.PrebuildService/CancelPrebuild": {body: `{"prebuildId":"{prebuild}"}`, destructive: true},
+	"gitpod.v1.PrebuildService/DeletePrebuild": {body: `{"prebuildId":"{prebuild}"}`, destructive: true},
+
+	"runyard.v1.PrebuildScheduleService/CreatePrebuildSchedule": {body: `{"contextUrl":"https://github.com/runyard/runyard","environmentClassId":"{class}","interval":"86400s"}`},
+	"runyard.v1.PrebuildScheduleService/ListPrebuildSchedules":  {body: `{}`},
+	"runyard.v1.PrebuildScheduleService/DeletePrebuildSchedule": {body: `{"scheduleId":"{schedule}"}`, destructive: true},
+
 	"gitpod.v1.SecretService/CreateSecret":      {body: `{"name":"{slug}","value":"v","scope":{"organizationId":"{orgid}"}}`},
 	"gitpod.v1.SecretService/ListSecrets":       {body: `{}`},
 	"gitpod.v1.SecretService/UpdateSecretValue": {body: `{"secretId":"{secret}","value":"v2"}`},

@@ -29,6 +29,7 @@ import (
 	"github.com/runyard/runyard/internal/fleet"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/orgs"
+	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sshkeys"
@@ -66,6 +67,8 @@ type Services struct {
 	PortURL func(envID string, port int32) string
 	// SSHKeys serves users' own SSH keys; nil answers unimplemented.
 	SSHKeys *sshkeys.Service
+	// Prebuilds serves PrebuildService; nil leaves it unimplemented.
+	Prebuilds *prebuilds.Service
 }
 
 // Mount registers every Connect service on mux.
@@ -127,6 +130,12 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	if svc.SSHKeys != nil {
 		keys := &sshKeyHandler{svc: svc.SSHKeys, log: log}
 		m.service(keys)(runyardv1connect.NewSSHKeyServiceHandler(keys, opts...))
+	}
+	if svc.Prebuilds != nil {
+		pb := &prebuildHandler{svc: svc.Prebuilds, log: log}
+		m.service(pb)(gitpodv1connect.NewPrebuildServiceHandler(prebuildService{prebuildHandler: pb}, opts...))
+		ps := &prebuildScheduleHandler{svc: svc.Prebuilds, log: log}
+		m.service(ps)(runyardv1connect.NewPrebuildScheduleServiceHandler(prebuildScheduleService{prebuildScheduleHandler: ps}, opts...))
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.

@@ -26,6 +26,12 @@ func environmentToProto(e *environments.Environment, portURL func(envID string, 
 	if e.LastStartedAt != nil {
 		md.LastStartedAt = timestamppb.New(*e.LastStartedAt)
 	}
+	// A prebuild's own environment, or one restored from a prebuild's
+	// snapshot (the runner said so).
+	md.PrebuildId = e.Spec.PrebuildID
+	if c := e.Status.Content; c != nil && c.PrebuildID != "" {
+		md.PrebuildId = c.PrebuildID
+	}
 	status := environmentStatusToProto(&e.Status)
 	controlPlaneStatus(e, status, portURL)
 	return &gitpodv1.Environment{

@@ -120,6 +120,20 @@ type (
 	installationFallback struct {
 		runyardv1connect.UnimplementedInstallationServiceHandler
 	}
+	prebuildService struct {
+		*prebuildHandler
+		prebuildFallback
+	}
+	prebuildFallback struct {
+		gitpodv1connect.UnimplementedPrebuildServiceHandler
+	}
+	prebuildScheduleService struct {
+		*prebuildScheduleHandler
+		prebuildScheduleFallback
+	}
+	prebuildScheduleFallback struct {
+		runyardv1connect.UnimplementedPrebuildScheduleServiceHandler
+	}
 )
 
 // mounter puts services on a mux, each under / and PathPrefix, and answers

@@ -62,6 +62,9 @@ type env struct {
 	// sessions into it (access.go) end with it.
 	sessions    context.Context
 	endSessions context.CancelFunc
+
+	// prebuilding says the prebuild's goroutine runs (prebuild.go).
+	prebuilding bool
 }
 
 // record is what survives a runner restart.
@@ -81,6 +84,16 @@ type record struct {
 	// services, which outlived the previous process, are adopted, not
 	// stopped while the environment would start again.
 	Running bool `json:"running,omitempty"`
+	// BootID is the host's boot id when the environment last started, and
+	// DevcontainerStarted says a start fired postDevcontainerStart: the
+	// next start fires postMachineStart only after a reboot, and
+	// postDevcontainerStart only for new content (prebuild.go).
+	BootID              string `json:"bootId,omitempty"`
+	DevcontainerStarted bool   `json:"devcontainerStarted,omitempty"`
+	// FromSnapshot is the snapshot the content was restored from.
+	FromSnapshot string `json:"fromSnapshot,omitempty"`
+	// Prebuild is a prebuild environment's progress.
+	Prebuild *prebuildRecord `json:"prebuild,omitempty"`
 }
 
 func (m *Manager) newEnv(id string) *env {
@@ -212,11 +225,14 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 		if spec.GetAutomationsFileRequest() > e.fileRequest {
 			// A user asked to reload the repository's file: hand it
 			// over again, without triggers, and report what came of it.
-			if !e.handOver(spec, nil) {
+			if _, ok := e.handOver(spec, nil); !ok {
 				return
 			}
 			m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "")
 			return
+		}
+		if spec.GetPrebuildId() != "" {
+			e.prebuild(spec) // after a runner restart: go on where it was
 		}
 		// A refused secret file (or its fix) while the environment runs
 		// is reported too.
@@ -235,7 +251,10 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 	e.rec.Failure, e.rec.FailedVersion, e.rec.Deleted = "", 0, false
 	if !e.rec.Cloned {
 		m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_CREATING, "")
-		dir, err := e.clone(spec)
+		dir, snap, err := e.restore(spec)
+		if err == nil && snap == "" {
+			dir, err = e.clone(spec)
+		}
 		if err != nil {
 			e.rec.FailedVersion, e.rec.Failure = spec.GetSpecVersion(), err.Error()
 			e.save()
@@ -244,7 +263,7 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 			return
 		}
 		m.mu.Lock()
-		e.rec.Cloned, e.rec.ContentDir = true, dir
+		e.rec.Cloned, e.rec.ContentDir, e.rec.FromSnapshot = true, dir, snap
 		m.mu.Unlock()
 		e.save()
 	}
@@ -256,11 +275,22 @@ func (e *env) start(spec *runnerv1.EnvironmentSpec) {
 	m.mu.Unlock()
 	e.mountFiles(files, sealed)
 	m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STARTING, "")
-	if !e.handOver(spec, startTriggers) {
+	ids, ok := e.handOver(spec, e.startTriggers(spec))
+	if !ok {
 		return // the manager closes, or the spec changed: converge again
+	}
+	e.startedOnce()
+	if spec.GetPrebuildId() != "" && e.rec.Prebuild == nil {
+		m.mu.Lock()
+		e.rec.Prebuild = &prebuildRecord{Stage: "prebuild", Executions: ids}
+		m.mu.Unlock()
+		e.save()
 	}
 	e.setRunning(true)
 	m.report(e, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING, "")
+	if spec.GetPrebuildId() != "" {
+		e.prebuild(spec)
+	}
 }
 
 // stop stops the environment's services and executions and waits for them;
@@ -302,6 +332,17 @@ func (e *env) save() {
 	}
 }
 
+// prepareDir makes dir an empty directory.
+func prepareDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("prepare workspace: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("prepare workspace: %w", err)
+	}
+	return nil
+}
+
 // cloneTimeout bounds one git command.
 const cloneTimeout = 10 * time.Minute
 
@@ -310,11 +351,8 @@ const cloneTimeout = 10 * time.Minute
 // workspace).
 func (e *env) clone(spec *runnerv1.EnvironmentSpec) (string, error) {
 	ws := e.workspace()
-	if err := os.RemoveAll(ws); err != nil {
-		return "", fmt.Errorf("prepare workspace: %w", err)
-	}
-	if err := os.MkdirAll(ws, 0o755); err != nil {
-		return "", fmt.Errorf("prepare workspace: %w", err)
+	if err := prepareDir(ws); err != nil {
+		return "", err
 	}
 	content := ws
 	for i, g := range spec.GetGit() {
@@ -480,17 +518,14 @@ func (e *env) automationsFile(spec *runnerv1.EnvironmentSpec) (string, []byte, e
 	return "", nil, nil
 }
 
-// startTriggers are what an environment start fires.
-var startTriggers = []string{"postEnvironmentStart", "postDevcontainerStart"}
-
 // handOver gives the control plane the workspace's automations file and
 // the triggers that fired (none for a reload), retrying while the control
 // plane is away. The control plane applies the file only for a request to
 // apply it that it has not applied yet. A file the control plane refuses is
 // reported in the environment's status; the environment runs anyway. It
 // reports false when the manager closes or the desired spec changed
-// meanwhile.
-func (e *env) handOver(spec *runnerv1.EnvironmentSpec, triggers []string) bool {
+// meanwhile, and otherwise the task executions the triggers created.
+func (e *env) handOver(spec *runnerv1.EnvironmentSpec, triggers []string) ([]string, bool) {
 	m := e.m
 	path, data, err := e.automationsFile(spec)
 	req := &runnerv1.StartAutomationsRequest{EnvironmentId: e.id, Triggers: triggers, FileRequest: spec.GetAutomationsFileRequest()}
@@ -501,9 +536,11 @@ func (e *env) handOver(spec *runnerv1.EnvironmentSpec, triggers []string) bool {
 		req.FilePresent, req.AutomationsFile = true, data
 	}
 	wait := 500 * time.Millisecond
+	var ids []string
 	for m.cfg.Start != nil {
-		err := m.cfg.Start(m.ctx, req)
+		res, err := m.cfg.Start(m.ctx, req)
 		if err == nil {
+			ids = res.GetTaskExecutionIds()
 			break
 		}
 		msg := err.Error()
@@ -530,7 +567,7 @@ func (e *env) handOver(spec *runnerv1.EnvironmentSpec, triggers []string) bool {
 		m.log.Warn("hand the automations file over; retrying", "environment", e.id, "in", wait, "err", err)
 		select {
 		case <-m.ctx.Done():
-			return false
+			return nil, false
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
@@ -539,14 +576,14 @@ func (e *env) handOver(spec *runnerv1.EnvironmentSpec, triggers []string) bool {
 		m.mu.Unlock()
 		if changed {
 			e.kick()
-			return false
+			return nil, false
 		}
 	}
 	m.mu.Lock()
 	e.automationsPath, e.automationsFailure = path, failure
 	e.fileRequest = spec.GetAutomationsFileRequest()
 	m.mu.Unlock()
-	return true
+	return ids, true
 }
 
 var idPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)

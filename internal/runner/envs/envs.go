@@ -53,7 +53,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Start hands what the runner found in a started environment to the
 	// control plane (RunnerControlService.StartAutomations).
-	Start func(ctx context.Context, req *runnerv1.StartAutomationsRequest) error
+	Start func(ctx context.Context, req *runnerv1.StartAutomationsRequest) (*runnerv1.StartAutomationsResponse, error)
+	// BootID returns the host's boot id (proc.BootID); nil means none, so
+	// that postMachineStart fires on an environment's first start only.
+	BootID func() string
 	// Open opens a secret value sealed to the runner's key.
 	Open func(sealed []byte) ([]byte, error)
 }
@@ -84,6 +87,10 @@ type Manager struct {
 	executions map[string]*automations.ExecutionStatus
 	// changed is closed and replaced on every executor event.
 	changed chan struct{}
+	// keepSnapshots are the snapshots the latest desired state keeps;
+	// keepKnown says a desired state arrived (snapshot.go).
+	keepSnapshots map[string]bool
+	keepKnown     bool
 
 	reports *queue.Queue[*runnerv1.ConnectRequest]
 	version atomic.Uint64
@@ -243,6 +250,7 @@ func (m *Manager) Apply(ds *runnerv1.DesiredState) {
 		}
 	}
 	m.mu.Unlock()
+	m.applySnapshots(ds.GetSnapshots())
 	m.sync()
 }
 
@@ -494,7 +502,9 @@ func (m *Manager) report(e *env, phase gitpodv1.EnvironmentPhase, failure string
 	}
 	if e.rec.Cloned {
 		st.ContentLocation = e.contentDir()
+		st.FromSnapshot = e.rec.FromSnapshot
 	}
+	st.Snapshot = e.snapshotReportLocked()
 	e.status = st
 	m.mu.Unlock()
 	m.reports.Push(envReport(st))

@@ -72,7 +72,7 @@ func (db *DB) UpdateOrganization(ctx context.Context, id string, fn func(*identi
 // they are deleted (children before what they reference). Environments
 // (and their automations, by cascade) and live runners are not among them:
 // an organization that has any is not deleted.
-var orgContents = []string{"memberships", "exchange_tokens", "pods", "agent_types", "secrets", "tokens", "runners"}
+var orgContents = []string{"prebuild_schedules", "prebuilds", "memberships", "exchange_tokens", "pods", "agent_types", "secrets", "tokens", "runners"}
 
 func (db *DB) DeleteOrganization(ctx context.Context, id string, check func(orgs.Contents) error) error {
 	// The organization's tombstones go with it.

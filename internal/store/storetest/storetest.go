@@ -102,6 +102,8 @@ func Run(t *testing.T, open Opener) {
 		{"EnvironmentOfAnyOrganization", testEnvironmentOfAnyOrganization},
 		{"Releases", testReleases},
 		{"UserSSHKeys", testUserSSHKeys},
+		{"Prebuilds", testPrebuilds},
+		{"PrebuildSchedules", testPrebuildSchedules},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1223,7 +1223,12 @@ type DesiredState struct {
 	// spec.configuration.autoUpdate is on and the channel has a release with
 	// an archive for the runner's platform: a runner of another version
 	// updates to it in its window (internal/runner/update.go).
-	Update        *RunnerUpdate `protobuf:"bytes,11,opt,name=update,proto3" json:"update,omitempty"`
+	Update *RunnerUpdate `protobuf:"bytes,11,opt,name=update,proto3" json:"update,omitempty"`
+	// snapshots are the workspace snapshots (prebuilds) this runner keeps:
+	// those of completed prebuilds within their retention and those of
+	// prebuilds under way. The runner deletes every archive of its own that
+	// the set lacks, so retention is decided in one place, the control plane.
+	Snapshots     []*SnapshotRef `protobuf:"bytes,12,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1331,6 +1336,13 @@ func (x *DesiredState) GetMetrics() *MetricsConfig {
 func (x *DesiredState) GetUpdate() *RunnerUpdate {
 	if x != nil {
 		return x.Update
+	}
+	return nil
+}
+
+func (x *DesiredState) GetSnapshots() []*SnapshotRef {
+	if x != nil {
+		return x.Snapshots
 	}
 	return nil
 }
@@ -1461,6 +1473,51 @@ func (x *RunnerUpdate) GetEndHour() int32 {
 	return 0
 }
 
+// SnapshotRef names a snapshot a runner keeps; its ID is its prebuild's.
+type SnapshotRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotRef) Reset() {
+	*x = SnapshotRef{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotRef) ProtoMessage() {}
+
+func (x *SnapshotRef) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotRef.ProtoReflect.Descriptor instead.
+func (*SnapshotRef) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SnapshotRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 type MetricsConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// enabled with a url: push with the Prometheus remote-write protocol.
@@ -1478,7 +1535,7 @@ type MetricsConfig struct {
 
 func (x *MetricsConfig) Reset() {
 	*x = MetricsConfig{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1547,7 @@ func (x *MetricsConfig) String() string {
 func (*MetricsConfig) ProtoMessage() {}
 
 func (x *MetricsConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[13]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1560,7 @@ func (x *MetricsConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsConfig.ProtoReflect.Descriptor instead.
 func (*MetricsConfig) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{13}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MetricsConfig) GetEnabled() bool {
@@ -1570,13 +1627,18 @@ type EnvironmentSpec struct {
 	// reads the file again and hands it over (StartAutomations without
 	// triggers).
 	AutomationsFileRequest uint64 `protobuf:"varint,10,opt,name=automations_file_request,json=automationsFileRequest,proto3" json:"automations_file_request,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// prebuild_id makes the environment a prebuild's: it fires the prebuild
+	// trigger (instead of the start triggers), waits for what that started
+	// to finish, fires beforeSnapshot, waits again, and archives its
+	// workspace as snapshot prebuild_id (EnvironmentStatus.snapshot).
+	PrebuildId    string `protobuf:"bytes,11,opt,name=prebuild_id,json=prebuildId,proto3" json:"prebuild_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnvironmentSpec) Reset() {
 	*x = EnvironmentSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1650,7 @@ func (x *EnvironmentSpec) String() string {
 func (*EnvironmentSpec) ProtoMessage() {}
 
 func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[14]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1663,7 @@ func (x *EnvironmentSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSpec.ProtoReflect.Descriptor instead.
 func (*EnvironmentSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{14}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnvironmentSpec) GetId() string {
@@ -1674,6 +1736,13 @@ func (x *EnvironmentSpec) GetAutomationsFileRequest() uint64 {
 	return 0
 }
 
+func (x *EnvironmentSpec) GetPrebuildId() string {
+	if x != nil {
+		return x.PrebuildId
+	}
+	return ""
+}
+
 // SecretFile is a secret an environment receives as a file.
 //
 // path is the secret's filePath, which the vendor's API defines as an
@@ -1700,7 +1769,7 @@ type SecretFile struct {
 
 func (x *SecretFile) Reset() {
 	*x = SecretFile{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1781,7 @@ func (x *SecretFile) String() string {
 func (*SecretFile) ProtoMessage() {}
 
 func (x *SecretFile) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[15]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1794,7 @@ func (x *SecretFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecretFile.ProtoReflect.Descriptor instead.
 func (*SecretFile) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{15}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SecretFile) GetPath() string {
@@ -1756,7 +1825,7 @@ type GitInitializer struct {
 
 func (x *GitInitializer) Reset() {
 	*x = GitInitializer{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1837,7 @@ func (x *GitInitializer) String() string {
 func (*GitInitializer) ProtoMessage() {}
 
 func (x *GitInitializer) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[16]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1850,7 @@ func (x *GitInitializer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GitInitializer.ProtoReflect.Descriptor instead.
 func (*GitInitializer) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{16}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GitInitializer) GetRemoteUri() string {
@@ -1832,7 +1901,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1913,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[17]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +1926,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{17}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1895,7 +1964,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +1976,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[18]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +1989,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{18}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Command) GetScript() string {
@@ -1964,7 +2033,7 @@ type ServiceSpec struct {
 
 func (x *ServiceSpec) Reset() {
 	*x = ServiceSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2045,7 @@ func (x *ServiceSpec) String() string {
 func (*ServiceSpec) ProtoMessage() {}
 
 func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[19]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2058,7 @@ func (x *ServiceSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSpec.ProtoReflect.Descriptor instead.
 func (*ServiceSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{19}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ServiceSpec) GetId() string {
@@ -2062,7 +2131,7 @@ type ExecutionSpec struct {
 
 func (x *ExecutionSpec) Reset() {
 	*x = ExecutionSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2074,7 +2143,7 @@ func (x *ExecutionSpec) String() string {
 func (*ExecutionSpec) ProtoMessage() {}
 
 func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[20]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2087,7 +2156,7 @@ func (x *ExecutionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionSpec.ProtoReflect.Descriptor instead.
 func (*ExecutionSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{20}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExecutionSpec) GetId() string {
@@ -2127,7 +2196,7 @@ type StepGroup struct {
 
 func (x *StepGroup) Reset() {
 	*x = StepGroup{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +2208,7 @@ func (x *StepGroup) String() string {
 func (*StepGroup) ProtoMessage() {}
 
 func (x *StepGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[21]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +2221,7 @@ func (x *StepGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepGroup.ProtoReflect.Descriptor instead.
 func (*StepGroup) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{21}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StepGroup) GetSteps() []*StepSpec {
@@ -2179,7 +2248,7 @@ type StepSpec struct {
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2260,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[22]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2273,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{22}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StepSpec) GetId() string {
@@ -2274,7 +2343,7 @@ type TaskStep struct {
 
 func (x *TaskStep) Reset() {
 	*x = TaskStep{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2286,7 +2355,7 @@ func (x *TaskStep) String() string {
 func (*TaskStep) ProtoMessage() {}
 
 func (x *TaskStep) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[23]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2299,7 +2368,7 @@ func (x *TaskStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskStep.ProtoReflect.Descriptor instead.
 func (*TaskStep) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{23}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TaskStep) GetCommand() *Command {
@@ -2332,13 +2401,19 @@ type EnvironmentStatus struct {
 	AutomationsFilePath string `protobuf:"bytes,7,opt,name=automations_file_path,json=automationsFilePath,proto3" json:"automations_file_path,omitempty"`
 	// automations_failure_message says why the automations file was refused.
 	AutomationsFailureMessage string `protobuf:"bytes,8,opt,name=automations_failure_message,json=automationsFailureMessage,proto3" json:"automations_failure_message,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// snapshot is a prebuild environment's outcome: its snapshot, made, or
+	// why it was not.
+	Snapshot *SnapshotReport `protobuf:"bytes,9,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// from_snapshot is the snapshot (prebuild ID) the workspace was restored
+	// from instead of a clone; empty for a clone.
+	FromSnapshot  string `protobuf:"bytes,10,opt,name=from_snapshot,json=fromSnapshot,proto3" json:"from_snapshot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnvironmentStatus) Reset() {
 	*x = EnvironmentStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2350,7 +2425,7 @@ func (x *EnvironmentStatus) String() string {
 func (*EnvironmentStatus) ProtoMessage() {}
 
 func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[24]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2363,7 +2438,7 @@ func (x *EnvironmentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentStatus.ProtoReflect.Descriptor instead.
 func (*EnvironmentStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{24}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EnvironmentStatus) GetId() string {
@@ -2422,6 +2497,102 @@ func (x *EnvironmentStatus) GetAutomationsFailureMessage() string {
 	return ""
 }
 
+func (x *EnvironmentStatus) GetSnapshot() *SnapshotReport {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *EnvironmentStatus) GetFromSnapshot() string {
+	if x != nil {
+		return x.FromSnapshot
+	}
+	return ""
+}
+
+// SnapshotReport is what became of a prebuild environment's snapshot.
+type SnapshotReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the prebuild's ID.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// commit is the first checkout's HEAD when the snapshot was taken.
+	Commit string `protobuf:"bytes,2,opt,name=commit,proto3" json:"commit,omitempty"`
+	// size_bytes is the archive's size on the runner.
+	SizeBytes int64 `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// failure_message says why there is no snapshot (a prebuild task that
+	// failed, an archive that could not be written); empty on success.
+	FailureMessage string                 `protobuf:"bytes,4,opt,name=failure_message,json=failureMessage,proto3" json:"failure_message,omitempty"`
+	CreatedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SnapshotReport) Reset() {
+	*x = SnapshotReport{}
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotReport) ProtoMessage() {}
+
+func (x *SnapshotReport) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotReport.ProtoReflect.Descriptor instead.
+func (*SnapshotReport) Descriptor() ([]byte, []int) {
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SnapshotReport) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SnapshotReport) GetCommit() string {
+	if x != nil {
+		return x.Commit
+	}
+	return ""
+}
+
+func (x *SnapshotReport) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *SnapshotReport) GetFailureMessage() string {
+	if x != nil {
+		return x.FailureMessage
+	}
+	return ""
+}
+
+func (x *SnapshotReport) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
 type ServiceStatus struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2441,7 +2612,7 @@ type ServiceStatus struct {
 
 func (x *ServiceStatus) Reset() {
 	*x = ServiceStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2624,7 @@ func (x *ServiceStatus) String() string {
 func (*ServiceStatus) ProtoMessage() {}
 
 func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[25]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2637,7 @@ func (x *ServiceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceStatus.ProtoReflect.Descriptor instead.
 func (*ServiceStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{25}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ServiceStatus) GetId() string {
@@ -2536,7 +2707,7 @@ type ExecutionStatus struct {
 
 func (x *ExecutionStatus) Reset() {
 	*x = ExecutionStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2548,7 +2719,7 @@ func (x *ExecutionStatus) String() string {
 func (*ExecutionStatus) ProtoMessage() {}
 
 func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[26]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2561,7 +2732,7 @@ func (x *ExecutionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecutionStatus.ProtoReflect.Descriptor instead.
 func (*ExecutionStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{26}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ExecutionStatus) GetId() string {
@@ -2619,7 +2790,7 @@ type StepStatus struct {
 
 func (x *StepStatus) Reset() {
 	*x = StepStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2631,7 +2802,7 @@ func (x *StepStatus) String() string {
 func (*StepStatus) ProtoMessage() {}
 
 func (x *StepStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[27]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2644,7 +2815,7 @@ func (x *StepStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepStatus.ProtoReflect.Descriptor instead.
 func (*StepStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{27}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *StepStatus) GetId() string {
@@ -2705,7 +2876,7 @@ type StartAutomationsRequest struct {
 
 func (x *StartAutomationsRequest) Reset() {
 	*x = StartAutomationsRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2888,7 @@ func (x *StartAutomationsRequest) String() string {
 func (*StartAutomationsRequest) ProtoMessage() {}
 
 func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[28]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2901,7 @@ func (x *StartAutomationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsRequest.ProtoReflect.Descriptor instead.
 func (*StartAutomationsRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{28}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *StartAutomationsRequest) GetEnvironmentId() string {
@@ -2778,7 +2949,7 @@ type StartAutomationsResponse struct {
 
 func (x *StartAutomationsResponse) Reset() {
 	*x = StartAutomationsResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2790,7 +2961,7 @@ func (x *StartAutomationsResponse) String() string {
 func (*StartAutomationsResponse) ProtoMessage() {}
 
 func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[29]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2803,7 +2974,7 @@ func (x *StartAutomationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAutomationsResponse.ProtoReflect.Descriptor instead.
 func (*StartAutomationsResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{29}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *StartAutomationsResponse) GetStartedServiceIds() []string {
@@ -2841,7 +3012,7 @@ type PodSpec struct {
 
 func (x *PodSpec) Reset() {
 	*x = PodSpec{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2853,7 +3024,7 @@ func (x *PodSpec) String() string {
 func (*PodSpec) ProtoMessage() {}
 
 func (x *PodSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[30]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2866,7 +3037,7 @@ func (x *PodSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodSpec.ProtoReflect.Descriptor instead.
 func (*PodSpec) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{30}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PodSpec) GetKey() string {
@@ -2927,7 +3098,7 @@ type PodStatus struct {
 
 func (x *PodStatus) Reset() {
 	*x = PodStatus{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2939,7 +3110,7 @@ func (x *PodStatus) String() string {
 func (*PodStatus) ProtoMessage() {}
 
 func (x *PodStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[31]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2952,7 +3123,7 @@ func (x *PodStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PodStatus.ProtoReflect.Descriptor instead.
 func (*PodStatus) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{31}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PodStatus) GetKey() string {
@@ -3020,7 +3191,7 @@ type OpenTerminal struct {
 
 func (x *OpenTerminal) Reset() {
 	*x = OpenTerminal{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3032,7 +3203,7 @@ func (x *OpenTerminal) String() string {
 func (*OpenTerminal) ProtoMessage() {}
 
 func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[32]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3216,7 @@ func (x *OpenTerminal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTerminal.ProtoReflect.Descriptor instead.
 func (*OpenTerminal) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{32}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *OpenTerminal) GetSessionId() string {
@@ -3098,7 +3269,7 @@ type TerminalRequest struct {
 
 func (x *TerminalRequest) Reset() {
 	*x = TerminalRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3110,7 +3281,7 @@ func (x *TerminalRequest) String() string {
 func (*TerminalRequest) ProtoMessage() {}
 
 func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[33]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3123,7 +3294,7 @@ func (x *TerminalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalRequest.ProtoReflect.Descriptor instead.
 func (*TerminalRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{33}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TerminalRequest) GetMessage() isTerminalRequest_Message {
@@ -3201,7 +3372,7 @@ type TerminalHello struct {
 
 func (x *TerminalHello) Reset() {
 	*x = TerminalHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3213,7 +3384,7 @@ func (x *TerminalHello) String() string {
 func (*TerminalHello) ProtoMessage() {}
 
 func (x *TerminalHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[34]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3226,7 +3397,7 @@ func (x *TerminalHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalHello.ProtoReflect.Descriptor instead.
 func (*TerminalHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{34}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TerminalHello) GetSessionId() string {
@@ -3269,7 +3440,7 @@ type TerminalEnd struct {
 
 func (x *TerminalEnd) Reset() {
 	*x = TerminalEnd{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3452,7 @@ func (x *TerminalEnd) String() string {
 func (*TerminalEnd) ProtoMessage() {}
 
 func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[35]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3465,7 @@ func (x *TerminalEnd) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalEnd.ProtoReflect.Descriptor instead.
 func (*TerminalEnd) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{35}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TerminalEnd) GetStatus() *PodStatus {
@@ -3325,7 +3496,7 @@ type TerminalResponse struct {
 
 func (x *TerminalResponse) Reset() {
 	*x = TerminalResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3508,7 @@ func (x *TerminalResponse) String() string {
 func (*TerminalResponse) ProtoMessage() {}
 
 func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[36]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3521,7 @@ func (x *TerminalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalResponse.ProtoReflect.Descriptor instead.
 func (*TerminalResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{36}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TerminalResponse) GetMessage() isTerminalResponse_Message {
@@ -3405,7 +3576,7 @@ type TerminalSize struct {
 
 func (x *TerminalSize) Reset() {
 	*x = TerminalSize{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3588,7 @@ func (x *TerminalSize) String() string {
 func (*TerminalSize) ProtoMessage() {}
 
 func (x *TerminalSize) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[37]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3601,7 @@ func (x *TerminalSize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TerminalSize.ProtoReflect.Descriptor instead.
 func (*TerminalSize) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{37}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TerminalSize) GetCols() uint32 {
@@ -3474,7 +3645,7 @@ type OpenSession struct {
 
 func (x *OpenSession) Reset() {
 	*x = OpenSession{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3486,7 +3657,7 @@ func (x *OpenSession) String() string {
 func (*OpenSession) ProtoMessage() {}
 
 func (x *OpenSession) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[38]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3499,7 +3670,7 @@ func (x *OpenSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenSession.ProtoReflect.Descriptor instead.
 func (*OpenSession) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{38}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *OpenSession) GetSessionId() string {
@@ -3581,7 +3752,7 @@ type SessionRequest struct {
 
 func (x *SessionRequest) Reset() {
 	*x = SessionRequest{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3764,7 @@ func (x *SessionRequest) String() string {
 func (*SessionRequest) ProtoMessage() {}
 
 func (x *SessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[39]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3777,7 @@ func (x *SessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRequest.ProtoReflect.Descriptor instead.
 func (*SessionRequest) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{39}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SessionRequest) GetMessage() isSessionRequest_Message {
@@ -3696,7 +3867,7 @@ type SessionHello struct {
 
 func (x *SessionHello) Reset() {
 	*x = SessionHello{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3708,7 +3879,7 @@ func (x *SessionHello) String() string {
 func (*SessionHello) ProtoMessage() {}
 
 func (x *SessionHello) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[40]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3721,7 +3892,7 @@ func (x *SessionHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionHello.ProtoReflect.Descriptor instead.
 func (*SessionHello) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{40}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SessionHello) GetSessionId() string {
@@ -3759,7 +3930,7 @@ type SessionExit struct {
 
 func (x *SessionExit) Reset() {
 	*x = SessionExit{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3771,7 +3942,7 @@ func (x *SessionExit) String() string {
 func (*SessionExit) ProtoMessage() {}
 
 func (x *SessionExit) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[41]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3784,7 +3955,7 @@ func (x *SessionExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionExit.ProtoReflect.Descriptor instead.
 func (*SessionExit) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{41}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SessionExit) GetExitCode() int32 {
@@ -3824,7 +3995,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3836,7 +4007,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_runyard_runner_v1_runner_proto_msgTypes[42]
+	mi := &file_runyard_runner_v1_runner_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3849,7 +4020,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{42}
+	return file_runyard_runner_v1_runner_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SessionResponse) GetMessage() isSessionResponse_Message {
@@ -3998,7 +4169,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0erenew_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\rrenewInterval\x123\n" +
 	"\atimeout\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x14\n" +
 	"\x05epoch\x18\x05 \x01(\x03R\x05epoch\x12:\n" +
-	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\x94\x06\n" +
+	"\x19partial_execution_reports\x18\x06 \x01(\bR\x17partialExecutionReports\"\xd2\x06\n" +
 	"\fDesiredState\x12,\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x16.gitpod.v1.RunnerPhaseR\x05phase\x120\n" +
 	"\tlog_level\x18\x02 \x01(\x0e2\x13.gitpod.v1.LogLevelR\blogLevel\x12\x18\n" +
@@ -4013,7 +4184,8 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\asecrets\x18\t \x03(\v2,.runyard.runner.v1.DesiredState.SecretsEntryR\asecrets\x12:\n" +
 	"\ametrics\x18\n" +
 	" \x01(\v2 .runyard.runner.v1.MetricsConfigR\ametrics\x127\n" +
-	"\x06update\x18\v \x01(\v2\x1f.runyard.runner.v1.RunnerUpdateR\x06update\x1a@\n" +
+	"\x06update\x18\v \x01(\v2\x1f.runyard.runner.v1.RunnerUpdateR\x06update\x12<\n" +
+	"\tsnapshots\x18\f \x03(\v2\x1e.runyard.runner.v1.SnapshotRefR\tsnapshots\x1a@\n" +
 	"\x12AgentBinariesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a:\n" +
@@ -4033,13 +4205,15 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\n" +
 	"start_hour\x18\t \x01(\x05R\tstartHour\x12\x19\n" +
 	"\bend_hour\x18\n" +
-	" \x01(\x05R\aendHour\"\x9a\x01\n" +
+	" \x01(\x05R\aendHour\"\x1d\n" +
+	"\vSnapshotRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x9a\x01\n" +
 	"\rMetricsConfig\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1a\n" +
 	"\busername\x18\x03 \x01(\tR\busername\x12'\n" +
 	"\x0fsealed_password\x18\x04 \x01(\fR\x0esealedPassword\x12\x18\n" +
-	"\amanaged\x18\x05 \x01(\bR\amanaged\"\xcb\x03\n" +
+	"\amanaged\x18\x05 \x01(\bR\amanaged\"\xec\x03\n" +
 	"\x0fEnvironmentSpec\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fspec_version\x18\x02 \x01(\x04R\vspecVersion\x12@\n" +
@@ -4051,7 +4225,9 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x03env\x18\b \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\x123\n" +
 	"\x05files\x18\t \x03(\v2\x1d.runyard.runner.v1.SecretFileR\x05files\x128\n" +
 	"\x18automations_file_request\x18\n" +
-	" \x01(\x04R\x16automationsFileRequest\"=\n" +
+	" \x01(\x04R\x16automationsFileRequest\x12\x1f\n" +
+	"\vprebuild_id\x18\v \x01(\tR\n" +
+	"prebuildId\"=\n" +
 	"\n" +
 	"SecretFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1b\n" +
@@ -4097,7 +4273,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x04step\"m\n" +
 	"\bTaskStep\x124\n" +
 	"\acommand\x18\x01 \x01(\v2\x1a.runyard.runner.v1.CommandR\acommand\x12+\n" +
-	"\x03env\x18\x02 \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\xe8\x02\n" +
+	"\x03env\x18\x02 \x03(\v2\x19.runyard.runner.v1.EnvVarR\x03env\"\xcc\x03\n" +
 	"\x11EnvironmentStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x121\n" +
@@ -4106,7 +4282,18 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x0ffailure_message\x18\x05 \x01(\tR\x0efailureMessage\x12)\n" +
 	"\x10content_location\x18\x06 \x01(\tR\x0fcontentLocation\x122\n" +
 	"\x15automations_file_path\x18\a \x01(\tR\x13automationsFilePath\x12>\n" +
-	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\"\xd0\x02\n" +
+	"\x1bautomations_failure_message\x18\b \x01(\tR\x19automationsFailureMessage\x12=\n" +
+	"\bsnapshot\x18\t \x01(\v2!.runyard.runner.v1.SnapshotReportR\bsnapshot\x12#\n" +
+	"\rfrom_snapshot\x18\n" +
+	" \x01(\tR\ffromSnapshot\"\xbb\x01\n" +
+	"\x0eSnapshotReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06commit\x18\x02 \x01(\tR\x06commit\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12'\n" +
+	"\x0ffailure_message\x18\x04 \x01(\tR\x0efailureMessage\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xd0\x02\n" +
 	"\rServiceStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12%\n" +
 	"\x0estatus_version\x18\x02 \x01(\x04R\rstatusVersion\x12-\n" +
@@ -4271,7 +4458,7 @@ func file_runyard_runner_v1_runner_proto_rawDescGZIP() []byte {
 }
 
 var file_runyard_runner_v1_runner_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_runyard_runner_v1_runner_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(Health)(0),                            // 0: runyard.runner.v1.Health
 	(PodState)(0),                          // 1: runyard.runner.v1.PodState
@@ -4290,137 +4477,142 @@ var file_runyard_runner_v1_runner_proto_goTypes = []any{
 	(*Welcome)(nil),                        // 14: runyard.runner.v1.Welcome
 	(*DesiredState)(nil),                   // 15: runyard.runner.v1.DesiredState
 	(*RunnerUpdate)(nil),                   // 16: runyard.runner.v1.RunnerUpdate
-	(*MetricsConfig)(nil),                  // 17: runyard.runner.v1.MetricsConfig
-	(*EnvironmentSpec)(nil),                // 18: runyard.runner.v1.EnvironmentSpec
-	(*SecretFile)(nil),                     // 19: runyard.runner.v1.SecretFile
-	(*GitInitializer)(nil),                 // 20: runyard.runner.v1.GitInitializer
-	(*EnvVar)(nil),                         // 21: runyard.runner.v1.EnvVar
-	(*Command)(nil),                        // 22: runyard.runner.v1.Command
-	(*ServiceSpec)(nil),                    // 23: runyard.runner.v1.ServiceSpec
-	(*ExecutionSpec)(nil),                  // 24: runyard.runner.v1.ExecutionSpec
-	(*StepGroup)(nil),                      // 25: runyard.runner.v1.StepGroup
-	(*StepSpec)(nil),                       // 26: runyard.runner.v1.StepSpec
-	(*TaskStep)(nil),                       // 27: runyard.runner.v1.TaskStep
-	(*EnvironmentStatus)(nil),              // 28: runyard.runner.v1.EnvironmentStatus
-	(*ServiceStatus)(nil),                  // 29: runyard.runner.v1.ServiceStatus
-	(*ExecutionStatus)(nil),                // 30: runyard.runner.v1.ExecutionStatus
-	(*StepStatus)(nil),                     // 31: runyard.runner.v1.StepStatus
-	(*StartAutomationsRequest)(nil),        // 32: runyard.runner.v1.StartAutomationsRequest
-	(*StartAutomationsResponse)(nil),       // 33: runyard.runner.v1.StartAutomationsResponse
-	(*PodSpec)(nil),                        // 34: runyard.runner.v1.PodSpec
-	(*PodStatus)(nil),                      // 35: runyard.runner.v1.PodStatus
-	(*OpenTerminal)(nil),                   // 36: runyard.runner.v1.OpenTerminal
-	(*TerminalRequest)(nil),                // 37: runyard.runner.v1.TerminalRequest
-	(*TerminalHello)(nil),                  // 38: runyard.runner.v1.TerminalHello
-	(*TerminalEnd)(nil),                    // 39: runyard.runner.v1.TerminalEnd
-	(*TerminalResponse)(nil),               // 40: runyard.runner.v1.TerminalResponse
-	(*TerminalSize)(nil),                   // 41: runyard.runner.v1.TerminalSize
-	(*OpenSession)(nil),                    // 42: runyard.runner.v1.OpenSession
-	(*SessionRequest)(nil),                 // 43: runyard.runner.v1.SessionRequest
-	(*SessionHello)(nil),                   // 44: runyard.runner.v1.SessionHello
-	(*SessionExit)(nil),                    // 45: runyard.runner.v1.SessionExit
-	(*SessionResponse)(nil),                // 46: runyard.runner.v1.SessionResponse
-	nil,                                    // 47: runyard.runner.v1.DesiredState.AgentBinariesEntry
-	nil,                                    // 48: runyard.runner.v1.DesiredState.SecretsEntry
-	nil,                                    // 49: runyard.runner.v1.ServiceStatus.OutputEntry
-	nil,                                    // 50: runyard.runner.v1.StepStatus.OutputEntry
-	nil,                                    // 51: runyard.runner.v1.PodSpec.EnvEntry
-	nil,                                    // 52: runyard.runner.v1.OpenSession.EnvEntry
-	(v1.RunnerCapability)(0),               // 53: gitpod.v1.RunnerCapability
-	(*v1.FieldValue)(nil),                  // 54: gitpod.v1.FieldValue
-	(*durationpb.Duration)(nil),            // 55: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),          // 56: google.protobuf.Timestamp
-	(v1.RunnerPhase)(0),                    // 57: gitpod.v1.RunnerPhase
-	(v1.LogLevel)(0),                       // 58: gitpod.v1.LogLevel
-	(v1.EnvironmentPhase)(0),               // 59: gitpod.v1.EnvironmentPhase
-	(v1.GitInitializer_CloneTargetMode)(0), // 60: gitpod.v1.GitInitializer.CloneTargetMode
-	(v1.ServicePhase)(0),                   // 61: gitpod.v1.ServicePhase
-	(v1.TaskExecutionPhase)(0),             // 62: gitpod.v1.TaskExecutionPhase
+	(*SnapshotRef)(nil),                    // 17: runyard.runner.v1.SnapshotRef
+	(*MetricsConfig)(nil),                  // 18: runyard.runner.v1.MetricsConfig
+	(*EnvironmentSpec)(nil),                // 19: runyard.runner.v1.EnvironmentSpec
+	(*SecretFile)(nil),                     // 20: runyard.runner.v1.SecretFile
+	(*GitInitializer)(nil),                 // 21: runyard.runner.v1.GitInitializer
+	(*EnvVar)(nil),                         // 22: runyard.runner.v1.EnvVar
+	(*Command)(nil),                        // 23: runyard.runner.v1.Command
+	(*ServiceSpec)(nil),                    // 24: runyard.runner.v1.ServiceSpec
+	(*ExecutionSpec)(nil),                  // 25: runyard.runner.v1.ExecutionSpec
+	(*StepGroup)(nil),                      // 26: runyard.runner.v1.StepGroup
+	(*StepSpec)(nil),                       // 27: runyard.runner.v1.StepSpec
+	(*TaskStep)(nil),                       // 28: runyard.runner.v1.TaskStep
+	(*EnvironmentStatus)(nil),              // 29: runyard.runner.v1.EnvironmentStatus
+	(*SnapshotReport)(nil),                 // 30: runyard.runner.v1.SnapshotReport
+	(*ServiceStatus)(nil),                  // 31: runyard.runner.v1.ServiceStatus
+	(*ExecutionStatus)(nil),                // 32: runyard.runner.v1.ExecutionStatus
+	(*StepStatus)(nil),                     // 33: runyard.runner.v1.StepStatus
+	(*StartAutomationsRequest)(nil),        // 34: runyard.runner.v1.StartAutomationsRequest
+	(*StartAutomationsResponse)(nil),       // 35: runyard.runner.v1.StartAutomationsResponse
+	(*PodSpec)(nil),                        // 36: runyard.runner.v1.PodSpec
+	(*PodStatus)(nil),                      // 37: runyard.runner.v1.PodStatus
+	(*OpenTerminal)(nil),                   // 38: runyard.runner.v1.OpenTerminal
+	(*TerminalRequest)(nil),                // 39: runyard.runner.v1.TerminalRequest
+	(*TerminalHello)(nil),                  // 40: runyard.runner.v1.TerminalHello
+	(*TerminalEnd)(nil),                    // 41: runyard.runner.v1.TerminalEnd
+	(*TerminalResponse)(nil),               // 42: runyard.runner.v1.TerminalResponse
+	(*TerminalSize)(nil),                   // 43: runyard.runner.v1.TerminalSize
+	(*OpenSession)(nil),                    // 44: runyard.runner.v1.OpenSession
+	(*SessionRequest)(nil),                 // 45: runyard.runner.v1.SessionRequest
+	(*SessionHello)(nil),                   // 46: runyard.runner.v1.SessionHello
+	(*SessionExit)(nil),                    // 47: runyard.runner.v1.SessionExit
+	(*SessionResponse)(nil),                // 48: runyard.runner.v1.SessionResponse
+	nil,                                    // 49: runyard.runner.v1.DesiredState.AgentBinariesEntry
+	nil,                                    // 50: runyard.runner.v1.DesiredState.SecretsEntry
+	nil,                                    // 51: runyard.runner.v1.ServiceStatus.OutputEntry
+	nil,                                    // 52: runyard.runner.v1.StepStatus.OutputEntry
+	nil,                                    // 53: runyard.runner.v1.PodSpec.EnvEntry
+	nil,                                    // 54: runyard.runner.v1.OpenSession.EnvEntry
+	(v1.RunnerCapability)(0),               // 55: gitpod.v1.RunnerCapability
+	(*v1.FieldValue)(nil),                  // 56: gitpod.v1.FieldValue
+	(*durationpb.Duration)(nil),            // 57: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),          // 58: google.protobuf.Timestamp
+	(v1.RunnerPhase)(0),                    // 59: gitpod.v1.RunnerPhase
+	(v1.LogLevel)(0),                       // 60: gitpod.v1.LogLevel
+	(v1.EnvironmentPhase)(0),               // 61: gitpod.v1.EnvironmentPhase
+	(v1.GitInitializer_CloneTargetMode)(0), // 62: gitpod.v1.GitInitializer.CloneTargetMode
+	(v1.ServicePhase)(0),                   // 63: gitpod.v1.ServicePhase
+	(v1.TaskExecutionPhase)(0),             // 64: gitpod.v1.TaskExecutionPhase
 }
 var file_runyard_runner_v1_runner_proto_depIdxs = []int32{
 	9,  // 0: runyard.runner.v1.ConnectRequest.status:type_name -> runyard.runner.v1.Status
 	11, // 1: runyard.runner.v1.ConnectRequest.renewal:type_name -> runyard.runner.v1.Renewal
 	13, // 2: runyard.runner.v1.ConnectRequest.deletion_complete:type_name -> runyard.runner.v1.DeletionComplete
-	35, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
-	28, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
-	29, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
-	30, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
+	37, // 3: runyard.runner.v1.ConnectRequest.pod_status:type_name -> runyard.runner.v1.PodStatus
+	29, // 4: runyard.runner.v1.ConnectRequest.environment_status:type_name -> runyard.runner.v1.EnvironmentStatus
+	31, // 5: runyard.runner.v1.ConnectRequest.service_status:type_name -> runyard.runner.v1.ServiceStatus
+	32, // 6: runyard.runner.v1.ConnectRequest.execution_status:type_name -> runyard.runner.v1.ExecutionStatus
 	14, // 7: runyard.runner.v1.ConnectResponse.welcome:type_name -> runyard.runner.v1.Welcome
 	15, // 8: runyard.runner.v1.ConnectResponse.desired:type_name -> runyard.runner.v1.DesiredState
 	12, // 9: runyard.runner.v1.ConnectResponse.renewal_ack:type_name -> runyard.runner.v1.RenewalAck
-	36, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
-	42, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
+	38, // 10: runyard.runner.v1.ConnectResponse.open_terminal:type_name -> runyard.runner.v1.OpenTerminal
+	44, // 11: runyard.runner.v1.ConnectResponse.open_session:type_name -> runyard.runner.v1.OpenSession
 	0,  // 12: runyard.runner.v1.Component.health:type_name -> runyard.runner.v1.Health
-	53, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
+	55, // 13: runyard.runner.v1.Status.capabilities:type_name -> gitpod.v1.RunnerCapability
 	8,  // 14: runyard.runner.v1.Status.components:type_name -> runyard.runner.v1.Component
-	54, // 15: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
-	55, // 16: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
+	56, // 15: runyard.runner.v1.Status.additional_info:type_name -> gitpod.v1.FieldValue
+	57, // 16: runyard.runner.v1.Status.gateway_latency:type_name -> google.protobuf.Duration
 	10, // 17: runyard.runner.v1.Status.update:type_name -> runyard.runner.v1.UpdateStatus
-	56, // 18: runyard.runner.v1.UpdateStatus.failed_at:type_name -> google.protobuf.Timestamp
-	56, // 19: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
-	56, // 20: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
-	55, // 21: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
-	55, // 22: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
-	57, // 23: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
-	58, // 24: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
-	34, // 25: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
-	47, // 26: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
-	18, // 27: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
-	23, // 28: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
-	24, // 29: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
-	48, // 30: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
-	17, // 31: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
+	58, // 18: runyard.runner.v1.UpdateStatus.failed_at:type_name -> google.protobuf.Timestamp
+	58, // 19: runyard.runner.v1.Renewal.sent_at:type_name -> google.protobuf.Timestamp
+	58, // 20: runyard.runner.v1.RenewalAck.sent_at:type_name -> google.protobuf.Timestamp
+	57, // 21: runyard.runner.v1.Welcome.renew_interval:type_name -> google.protobuf.Duration
+	57, // 22: runyard.runner.v1.Welcome.timeout:type_name -> google.protobuf.Duration
+	59, // 23: runyard.runner.v1.DesiredState.phase:type_name -> gitpod.v1.RunnerPhase
+	60, // 24: runyard.runner.v1.DesiredState.log_level:type_name -> gitpod.v1.LogLevel
+	36, // 25: runyard.runner.v1.DesiredState.pods:type_name -> runyard.runner.v1.PodSpec
+	49, // 26: runyard.runner.v1.DesiredState.agent_binaries:type_name -> runyard.runner.v1.DesiredState.AgentBinariesEntry
+	19, // 27: runyard.runner.v1.DesiredState.environments:type_name -> runyard.runner.v1.EnvironmentSpec
+	24, // 28: runyard.runner.v1.DesiredState.services:type_name -> runyard.runner.v1.ServiceSpec
+	25, // 29: runyard.runner.v1.DesiredState.executions:type_name -> runyard.runner.v1.ExecutionSpec
+	50, // 30: runyard.runner.v1.DesiredState.secrets:type_name -> runyard.runner.v1.DesiredState.SecretsEntry
+	18, // 31: runyard.runner.v1.DesiredState.metrics:type_name -> runyard.runner.v1.MetricsConfig
 	16, // 32: runyard.runner.v1.DesiredState.update:type_name -> runyard.runner.v1.RunnerUpdate
-	59, // 33: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
-	20, // 34: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
-	21, // 35: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
-	19, // 36: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
-	60, // 37: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
-	22, // 38: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
-	21, // 39: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
-	25, // 40: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
-	26, // 41: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
-	27, // 42: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
-	22, // 43: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
-	21, // 44: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
-	59, // 45: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
-	61, // 46: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
-	49, // 47: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
-	62, // 48: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	31, // 49: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
-	62, // 50: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
-	50, // 51: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
-	51, // 52: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
-	1,  // 53: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
-	56, // 54: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
-	56, // 55: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 56: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
-	38, // 57: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
-	39, // 58: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
-	35, // 59: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
-	35, // 60: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
-	41, // 61: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	3,  // 62: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
-	41, // 63: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
-	52, // 64: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
-	44, // 65: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
-	45, // 66: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
-	41, // 67: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
-	6,  // 68: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
-	37, // 69: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
-	32, // 70: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
-	4,  // 71: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
-	43, // 72: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
-	7,  // 73: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
-	40, // 74: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
-	33, // 75: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
-	5,  // 76: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
-	46, // 77: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
-	73, // [73:78] is the sub-list for method output_type
-	68, // [68:73] is the sub-list for method input_type
-	68, // [68:68] is the sub-list for extension type_name
-	68, // [68:68] is the sub-list for extension extendee
-	0,  // [0:68] is the sub-list for field type_name
+	17, // 33: runyard.runner.v1.DesiredState.snapshots:type_name -> runyard.runner.v1.SnapshotRef
+	61, // 34: runyard.runner.v1.EnvironmentSpec.desired_phase:type_name -> gitpod.v1.EnvironmentPhase
+	21, // 35: runyard.runner.v1.EnvironmentSpec.git:type_name -> runyard.runner.v1.GitInitializer
+	22, // 36: runyard.runner.v1.EnvironmentSpec.env:type_name -> runyard.runner.v1.EnvVar
+	20, // 37: runyard.runner.v1.EnvironmentSpec.files:type_name -> runyard.runner.v1.SecretFile
+	62, // 38: runyard.runner.v1.GitInitializer.target_mode:type_name -> gitpod.v1.GitInitializer.CloneTargetMode
+	23, // 39: runyard.runner.v1.ServiceSpec.start:type_name -> runyard.runner.v1.Command
+	22, // 40: runyard.runner.v1.ServiceSpec.env:type_name -> runyard.runner.v1.EnvVar
+	26, // 41: runyard.runner.v1.ExecutionSpec.groups:type_name -> runyard.runner.v1.StepGroup
+	27, // 42: runyard.runner.v1.StepGroup.steps:type_name -> runyard.runner.v1.StepSpec
+	28, // 43: runyard.runner.v1.StepSpec.task:type_name -> runyard.runner.v1.TaskStep
+	23, // 44: runyard.runner.v1.TaskStep.command:type_name -> runyard.runner.v1.Command
+	22, // 45: runyard.runner.v1.TaskStep.env:type_name -> runyard.runner.v1.EnvVar
+	61, // 46: runyard.runner.v1.EnvironmentStatus.phase:type_name -> gitpod.v1.EnvironmentPhase
+	30, // 47: runyard.runner.v1.EnvironmentStatus.snapshot:type_name -> runyard.runner.v1.SnapshotReport
+	58, // 48: runyard.runner.v1.SnapshotReport.created_at:type_name -> google.protobuf.Timestamp
+	63, // 49: runyard.runner.v1.ServiceStatus.phase:type_name -> gitpod.v1.ServicePhase
+	51, // 50: runyard.runner.v1.ServiceStatus.output:type_name -> runyard.runner.v1.ServiceStatus.OutputEntry
+	64, // 51: runyard.runner.v1.ExecutionStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	33, // 52: runyard.runner.v1.ExecutionStatus.steps:type_name -> runyard.runner.v1.StepStatus
+	64, // 53: runyard.runner.v1.StepStatus.phase:type_name -> gitpod.v1.TaskExecutionPhase
+	52, // 54: runyard.runner.v1.StepStatus.output:type_name -> runyard.runner.v1.StepStatus.OutputEntry
+	53, // 55: runyard.runner.v1.PodSpec.env:type_name -> runyard.runner.v1.PodSpec.EnvEntry
+	1,  // 56: runyard.runner.v1.PodStatus.state:type_name -> runyard.runner.v1.PodState
+	58, // 57: runyard.runner.v1.PodStatus.started_at:type_name -> google.protobuf.Timestamp
+	58, // 58: runyard.runner.v1.PodStatus.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 59: runyard.runner.v1.OpenTerminal.runner_file:type_name -> runyard.runner.v1.RunnerFile
+	40, // 60: runyard.runner.v1.TerminalRequest.hello:type_name -> runyard.runner.v1.TerminalHello
+	41, // 61: runyard.runner.v1.TerminalRequest.end:type_name -> runyard.runner.v1.TerminalEnd
+	37, // 62: runyard.runner.v1.TerminalHello.status:type_name -> runyard.runner.v1.PodStatus
+	37, // 63: runyard.runner.v1.TerminalEnd.status:type_name -> runyard.runner.v1.PodStatus
+	43, // 64: runyard.runner.v1.TerminalResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	3,  // 65: runyard.runner.v1.OpenSession.kind:type_name -> runyard.runner.v1.SessionKind
+	43, // 66: runyard.runner.v1.OpenSession.size:type_name -> runyard.runner.v1.TerminalSize
+	54, // 67: runyard.runner.v1.OpenSession.env:type_name -> runyard.runner.v1.OpenSession.EnvEntry
+	46, // 68: runyard.runner.v1.SessionRequest.hello:type_name -> runyard.runner.v1.SessionHello
+	47, // 69: runyard.runner.v1.SessionRequest.exit:type_name -> runyard.runner.v1.SessionExit
+	43, // 70: runyard.runner.v1.SessionResponse.resize:type_name -> runyard.runner.v1.TerminalSize
+	6,  // 71: runyard.runner.v1.RunnerControlService.Connect:input_type -> runyard.runner.v1.ConnectRequest
+	39, // 72: runyard.runner.v1.RunnerControlService.Terminal:input_type -> runyard.runner.v1.TerminalRequest
+	34, // 73: runyard.runner.v1.RunnerControlService.StartAutomations:input_type -> runyard.runner.v1.StartAutomationsRequest
+	4,  // 74: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:input_type -> runyard.runner.v1.ReportRunnerMetricsRequest
+	45, // 75: runyard.runner.v1.RunnerControlService.Session:input_type -> runyard.runner.v1.SessionRequest
+	7,  // 76: runyard.runner.v1.RunnerControlService.Connect:output_type -> runyard.runner.v1.ConnectResponse
+	42, // 77: runyard.runner.v1.RunnerControlService.Terminal:output_type -> runyard.runner.v1.TerminalResponse
+	35, // 78: runyard.runner.v1.RunnerControlService.StartAutomations:output_type -> runyard.runner.v1.StartAutomationsResponse
+	5,  // 79: runyard.runner.v1.RunnerControlService.ReportRunnerMetrics:output_type -> runyard.runner.v1.ReportRunnerMetricsResponse
+	48, // 80: runyard.runner.v1.RunnerControlService.Session:output_type -> runyard.runner.v1.SessionResponse
+	76, // [76:81] is the sub-list for method output_type
+	71, // [71:76] is the sub-list for method input_type
+	71, // [71:71] is the sub-list for extension type_name
+	71, // [71:71] is the sub-list for extension extendee
+	0,  // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_runyard_runner_v1_runner_proto_init() }
@@ -4444,27 +4636,27 @@ func file_runyard_runner_v1_runner_proto_init() {
 		(*ConnectResponse_OpenTerminal)(nil),
 		(*ConnectResponse_OpenSession)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[22].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[23].OneofWrappers = []any{
 		(*StepSpec_Task)(nil),
 		(*StepSpec_ServiceId)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[31].OneofWrappers = []any{}
-	file_runyard_runner_v1_runner_proto_msgTypes[33].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[33].OneofWrappers = []any{}
+	file_runyard_runner_v1_runner_proto_msgTypes[35].OneofWrappers = []any{
 		(*TerminalRequest_Hello)(nil),
 		(*TerminalRequest_Output)(nil),
 		(*TerminalRequest_End)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[36].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[38].OneofWrappers = []any{
 		(*TerminalResponse_Input)(nil),
 		(*TerminalResponse_Resize)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[39].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[41].OneofWrappers = []any{
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Stdout)(nil),
 		(*SessionRequest_Stderr)(nil),
 		(*SessionRequest_Exit)(nil),
 	}
-	file_runyard_runner_v1_runner_proto_msgTypes[42].OneofWrappers = []any{
+	file_runyard_runner_v1_runner_proto_msgTypes[44].OneofWrappers = []any{
 		(*SessionResponse_Stdin)(nil),
 		(*SessionResponse_StdinEof)(nil),
 		(*SessionResponse_Resize)(nil),
@@ -4476,7 +4668,7 @@ func file_runyard_runner_v1_runner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_runner_v1_runner_proto_rawDesc), len(file_runyard_runner_v1_runner_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
