@@ -57,6 +57,7 @@ var examples = map[string]string{
 	"tokens":                "  runyard tokens list\n  runyard tokens create --name ci --scopes runners:read",
 	"tokens list":           "  runyard tokens list --all -o json",
 	"tokens revoke":         "  runyard tokens revoke $TOKEN_ID --yes",
+	"keys revoke":           "  runyard keys revoke laptop --yes",
 	"up":                    "  runyard up\n  runyard up --listen 127.0.0.1:9090 --max-pods 4",
 	"whoami":                "  runyard whoami\n  runyard whoami -o json",
 }
