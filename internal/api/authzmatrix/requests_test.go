@@ -205,6 +205,7 @@ var templates = map[string]template{
 	"GET /agents":                                   {},
 	"POST /agents/new":                              {body: "id={slug}&name={name}&command=sh"},
 	"POST /agents/{id}/delete":                      {path: "/agents/{agent}/delete", destructive: true},
+	"POST /agents/{id}/edit":                        {path: "/agents/{agent}/edit", body: "name={name}&command=sh"},
 
 	// The CLI's browser login: a page of a session, its approval (the
 	// challenge is the S256 of the empty verifier) and the redemption of a
