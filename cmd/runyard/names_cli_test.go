@@ -6,6 +6,7 @@ package main
 // candidates; and shell completion offers the same names and IDs.
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -284,6 +285,58 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	out, err := cmd.Output()
 	if err != nil || strings.TrimSpace(string(out)) != "names-alpha" {
 		t.Errorf("bash completion of `runyard runners get names-al`: %v, output %q; want names-alpha", err, out)
+	}
+
+	// zsh and fish, interactive in a terminal (tmux), complete the line
+	// when Tab is pressed, as a person would see it.
+	for _, sh := range []string{"zsh", "fish"} {
+		t.Run(sh, func(t *testing.T) { testShellCompletes(t, s, sh) })
+	}
+}
+
+// testShellCompletes starts shell interactively in tmux with runyard's
+// generated completion script loaded as its documentation says, types
+// `runyard runners get names-al`, presses Tab, and waits for the line to
+// read names-alpha: the script asked the server through the runyard on
+// PATH.
+func testShellCompletes(t *testing.T, s *serverProc, shell string) {
+	if _, err := exec.LookPath(shell); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing (.ci/run installs it)", shell)
+		}
+		t.Skipf("%s is not installed", shell)
+	}
+	home := t.TempDir()
+	env := fmt.Sprintf("export HOME=%q RUNYARD_SERVER=%q RUNYARD_TOKEN=%q PATH=%q XDG_CONFIG_HOME=%q XDG_DATA_HOME=%q XDG_CACHE_HOME=%q\n",
+		home, s.URL, adminToken, filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"),
+		filepath.Join(home, "config"), filepath.Join(home, "data"), filepath.Join(home, "cache"))
+	var script string
+	switch shell {
+	case "zsh":
+		rc := "PS1='zsh> '\nautoload -U compinit && compinit -u -d \"$ZDOTDIR/.zcompdump\"\nsource <(runyard completion zsh)\n"
+		mustWrite(t, filepath.Join(home, ".zshrc"), rc)
+		script = env + fmt.Sprintf("export ZDOTDIR=%q\nexec zsh -i\n", home)
+	case "fish":
+		rc := "set -g fish_greeting ''\nfunction fish_prompt; echo -n 'fish> '; end\nrunyard completion fish | source\n"
+		mustWrite(t, filepath.Join(home, "config", "fish", "config.fish"), rc)
+		script = env + "exec fish -i\n"
+	}
+	sc := startTmux(t, 120, 20, script)
+	// capture-pane drops the prompt's trailing space.
+	sc.see("the "+shell+" prompt", shell+">")
+	sc.keys("runyard runners get names-al")
+	sc.see("the typed line", "runyard runners get names-al")
+	sc.keys("Tab")
+	sc.see(shell+" completing the runner's name", shell+"> runyard runners get names-alpha")
+}
+
+func mustWrite(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -65,9 +65,18 @@ func testWebLogin(t *testing.T, dbURL string) {
 		t.Fatalf("users create: %d %s", r.Code, r.Stderr)
 	}
 
+	// The browser the CLI opens is BROWSER's command line (as gh's): here a
+	// script that records its arguments, and the test's chromium then
+	// goes where it was sent.
 	cfg := t.TempDir()
+	opened := filepath.Join(t.TempDir(), "opened")
+	recorder := filepath.Join(t.TempDir(), "browser.sh")
+	if err := os.WriteFile(recorder, []byte("#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.tmp\" && mv \"$0.tmp\" "+opened+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	browser := "sh '" + recorder + "' --new-window"
 	cmd := exec.Command(bin, "login", s.URL, "--web", "--name", "web")
-	cmd.Dir, cmd.Env = emptyDir, processEnv("XDG_CONFIG_HOME="+cfg, "BROWSER=", "DISPLAY=", "WAYLAND_DISPLAY=")
+	cmd.Dir, cmd.Env = emptyDir, processEnv("XDG_CONFIG_HOME="+cfg, "BROWSER="+browser, "DISPLAY=", "WAYLAND_DISPLAY=")
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
@@ -81,6 +90,19 @@ func testWebLogin(t *testing.T, dbURL string) {
 		link = approveURLRe.FindString(stderr.String())
 		return link != ""
 	})
+	var args []string
+	eventually(t, "the CLI opens the browser", func() bool {
+		b, err := os.ReadFile(opened)
+		args = strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+		return err == nil
+	})
+	if len(args) != 2 || args[0] != "--new-window" || args[1] != link {
+		t.Fatalf("the browser was opened with %q, want --new-window and the approval page %s", args, link)
+	}
+	if !strings.Contains(stderr.String(), "(opened with "+"sh "+recorder+" --new-window)") {
+		t.Errorf("the CLI does not say which browser it opened: %q", stderr.String())
+	}
+	link = args[1]
 	u, err := url.Parse(link)
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,7 @@ var examples = map[string]string{
 	"prebuilds schedules create": "  runyard prebuilds schedules create --context-url https://github.com/org/repo/tree/main --runner build-host --every 24h",
 	"prebuilds schedules list":   "  runyard prebuilds schedules list -o json",
 	"prebuilds schedules delete": "  runyard prebuilds schedules delete $SCHEDULE_ID --yes",
+	"keys revoke":                "  runyard keys revoke laptop --yes",
 }
 
 // addExamples gives each command without an example its entry of examples.

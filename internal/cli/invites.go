@@ -6,6 +6,7 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
@@ -18,7 +19,100 @@ func newInvitesCmd(g *globals) *cobra.Command {
 		Aliases: []string{"invite"},
 		Short:   "Invite people to an organization with one-time tokens",
 	}
-	cmd.AddCommand(newInvitesCreateCmd(g))
+	cmd.AddCommand(newInvitesCreateCmd(g), newInvitesListCmd(g), newInvitesRevokeCmd(g))
+	return cmd
+}
+
+// inviteOrg resolves the --org flag of an invites command: "" (the key's
+// organization) when it was not given.
+func inviteOrg(cmd *cobra.Command, c *clients, org string) (string, error) {
+	if org == "" {
+		return "", nil
+	}
+	return organizationID(cmd.Context(), c, org)
+}
+
+func addInviteOrgFlag(cmd *cobra.Command, org *string) {
+	cmd.Flags().StringVar(org, "org", "", "organization (ID, or a name for the installation admin); default: the key's")
+}
+
+func newInvitesListCmd(g *globals) *cobra.Command {
+	var org string
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the pending invites (unused, unexpired); their tokens are never shown again",
+		Example: "  runyard invites list\n  runyard invites list --org acme -o json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.clients()
+			if err != nil {
+				return err
+			}
+			orgID, err := inviteOrg(cmd, c, org)
+			if err != nil {
+				return err
+			}
+			res, err := c.userAdmin.ListInvites(cmd.Context(), connect.NewRequest(&runyardv1.ListInvitesRequest{OrganizationId: orgID}))
+			if err != nil {
+				return err
+			}
+			items := res.Msg.GetInvites()
+			if g.structured() {
+				msgs := make([]proto.Message, len(items))
+				for i, inv := range items {
+					msgs[i] = inv
+				}
+				return g.printJSONList("invites", msgs)
+			}
+			w := g.table()
+			header := "ID\tROLE\tCREATED\tEXPIRES"
+			if g.wide() {
+				header += "\tORGANIZATION\tCREATOR"
+			}
+			fmt.Fprintln(w, header)
+			for _, inv := range items {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s", inv.GetId(), inv.GetRole(), ago(inv.GetCreatedAt().AsTime()), stamp(inv.GetExpiresAt()))
+				if g.wide() {
+					fmt.Fprintf(w, "\t%s\t%s", inv.GetOrganizationId(), dash(inv.GetCreatorId()))
+				}
+				fmt.Fprintln(w)
+			}
+			return w.Flush()
+		},
+	}
+	addInviteOrgFlag(cmd, &org)
+	return cmd
+}
+
+func newInvitesRevokeCmd(g *globals) *cobra.Command {
+	var org string
+	cmd := &cobra.Command{
+		Use:     "revoke INVITE",
+		Short:   "Withdraw a pending invite by its ID (or a unique ID prefix): its token stops working at once",
+		Example: "  runyard invites revoke 3f2a --yes",
+		Args:    exactArgs("INVITE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.clients()
+			if err != nil {
+				return err
+			}
+			orgID, err := inviteOrg(cmd, c, org)
+			if err != nil {
+				return err
+			}
+			res, err := c.userAdmin.RevokeInvite(cmd.Context(), connect.NewRequest(&runyardv1.RevokeInviteRequest{OrganizationId: orgID, Id: args[0]}))
+			if err != nil {
+				return err
+			}
+			if g.structured() {
+				return g.printJSON(res.Msg.GetInvite())
+			}
+			fmt.Fprintf(g.stdout, "Invite %s (%s) revoked: its token no longer works.\n", res.Msg.GetInvite().GetId(), res.Msg.GetInvite().GetRole())
+			return nil
+		},
+	}
+	addInviteOrgFlag(cmd, &org)
 	return cmd
 }
 
@@ -55,13 +149,13 @@ func newInvitesCreateCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return g.printJSON(res.Msg)
 			}
-			fmt.Fprintf(g.stdout, "Invite to organization %s as %s, valid until %s (shown once, single use):\n\n  %s\n",
-				res.Msg.GetOrganizationId(), res.Msg.GetRole(), res.Msg.GetExpiresAt().AsTime().Format(time.RFC3339), res.Msg.GetInviteId())
+			fmt.Fprintf(g.stdout, "Invite %s to organization %s as %s, valid until %s (shown once, single use):\n\n  %s\n",
+				res.Msg.GetId(), res.Msg.GetOrganizationId(), res.Msg.GetRole(), res.Msg.GetExpiresAt().AsTime().Format(time.RFC3339), res.Msg.GetInviteId())
 			return nil
 		},
 	}
+	addInviteOrgFlag(cmd, &org)
 	f := cmd.Flags()
-	f.StringVar(&org, "org", "", "organization (ID, or a name for the installation admin); default: the key's")
 	f.StringVar(&role, "role", "member", "the role the invite gives: admin, member, runners-admin, automations-admin, audit-reader")
 	f.DurationVar(&ttl, "ttl", 0, "how long the invite stays valid (1m to 720h; default 168h)")
 	return cmd

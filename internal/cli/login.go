@@ -32,7 +32,8 @@ context's server) in the configuration file ($XDG_CONFIG_HOME/runyard/config.yam
 or ~/.config/runyard/config.yaml; mode 0600), as a context that becomes the
 current one. On a terminal, and when the server offers it, the login happens
 in the browser (--web): the CLI prints (and, where a browser is at hand, opens)
-the server's approval page; once you approve as your signed-in user, the CLI
+the server's approval page (with the command line of RUNYARD_BROWSER or
+BROWSER, e.g. BROWSER="chromium --new-window", else the desktop's opener); once you approve as your signed-in user, the CLI
 receives a new API key of yours, with your role's scopes, through a one-time
 code on a loopback port that only this process can redeem. Otherwise (or with
 --web=false) the key is asked for without echo, or read from stdin with

@@ -75,6 +75,9 @@ var nameArgs = map[string]nameSpec{
 	"secrets delete":             {arg: kindSecret},
 
 	"tokens revoke": {arg: kindToken},
+
+	"keys revoke":    {arg: kindOwnKey},
+	"invites revoke": {arg: kindInvite},
 }
 
 // specFor returns the name spec of cmd.

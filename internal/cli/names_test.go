@@ -14,7 +14,7 @@ import (
 // knows; idFlags, the flags that name one.
 var (
 	idWords = map[string]bool{"RUNNER": true, "ENVIRONMENT": true, "SERVICE": true, "TASK": true, "EXECUTION": true,
-		"POD": true, "AGENT": true, "SECRET": true, "TOKEN": true}
+		"POD": true, "AGENT": true, "SECRET": true, "TOKEN": true, "KEY": true, "INVITE": true}
 	idFlags = map[string]bool{"runner": true, "environment": true, "task": true, "service-account": true}
 )
 

@@ -90,6 +90,11 @@ var (
 	kindAgent        = &kind{noun: "agent type", plural: "agent types", list: listAgentCandidates}
 	kindSecret       = &kind{noun: "secret", plural: "secrets", fullID: isUUID, list: listSecretCandidates}
 	kindToken        = &kind{noun: "token", plural: "tokens", fullID: isUUID, list: listTokenCandidates}
+	// kindOwnKey is one of the calling user's own API keys (`keys`).
+	kindOwnKey = &kind{noun: "key", plural: "keys", fullID: isUUID, list: listOwnKeyCandidates}
+	// kindInvite is a pending invite of --org's organization, by ID: an
+	// invite has no name.
+	kindInvite = &kind{noun: "invite", plural: "invites", fullID: isUUID, list: listInviteCandidates}
 )
 
 // resolve returns the object arg names. what is how the error names the
@@ -530,13 +535,21 @@ func listSecretCandidates(ctx context.Context, g *globals, _ nameScope) ([]candi
 }
 
 func listTokenCandidates(ctx context.Context, g *globals, _ nameScope) ([]candidate, error) {
+	return tokenCandidates(ctx, g, false)
+}
+
+func listOwnKeyCandidates(ctx context.Context, g *globals, _ nameScope) ([]candidate, error) {
+	return tokenCandidates(ctx, g, true)
+}
+
+func tokenCandidates(ctx context.Context, g *globals, own bool) ([]candidate, error) {
 	c, err := g.clients()
 	if err != nil {
 		return nil, err
 	}
 	var out []candidate
 	err = pageAll(func(token string) (string, error) {
-		res, err := c.tokens.ListTokens(ctx, connect.NewRequest(&runyardv1.ListTokensRequest{Pagination: pageReq(token)}))
+		res, err := c.tokens.ListTokens(ctx, connect.NewRequest(&runyardv1.ListTokensRequest{Pagination: pageReq(token), Own: own}))
 		if err != nil {
 			return "", err
 		}
@@ -547,6 +560,28 @@ func listTokenCandidates(ctx context.Context, g *globals, _ nameScope) ([]candid
 		return res.Msg.GetPagination().GetNextToken(), nil
 	})
 	return out, err
+}
+
+func listInviteCandidates(ctx context.Context, g *globals, sc nameScope) ([]candidate, error) {
+	c, err := g.clients()
+	if err != nil {
+		return nil, err
+	}
+	orgID := ""
+	if sc.org != "" {
+		if orgID, err = organizationID(ctx, c, sc.org); err != nil {
+			return nil, err
+		}
+	}
+	res, err := c.userAdmin.ListInvites(ctx, connect.NewRequest(&runyardv1.ListInvitesRequest{OrganizationId: orgID}))
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, inv := range res.Msg.GetInvites() {
+		out = append(out, candidate{id: inv.GetId(), desc: inv.GetRole() + ", expires " + stamp(inv.GetExpiresAt())})
+	}
+	return out, nil
 }
 
 // flagValues returns a flag's values: a slice flag's elements, or the one

@@ -145,7 +145,7 @@ func newRootCmd(g *globals) (*cobra.Command, *bool) {
 		newRunnerCmd(g),
 		newUpCmd(g),
 		newRunnersCmd(g),
-		newTokensCmd(g),
+		newTokensCmd(g), newKeysCmd(g),
 		newOrgsCmd(g),
 		newUsersCmd(g), newMembersCmd(g), newInvitesCmd(g), newJoinCmd(g),
 		newAuditCmd(g),

@@ -139,7 +139,9 @@ func (g *globals) webLogin(ctx context.Context, srv string) (string, error) {
 	q := url.Values{"port": {fmt.Sprint(port)}, "state": {state}, "challenge": {challenge}, "name": {name}}
 	link := srv + webLoginPath + "?" + q.Encode()
 	fmt.Fprintf(g.stderr, "Open this page in a browser signed in to %s and approve the CLI:\n\n  %s\n\n", srv, link)
-	if opened := openBrowser(link); opened != "" {
+	if opened, err := openBrowser(link); err != nil {
+		fmt.Fprintf(g.stderr, "(could not open a browser: %v)\n", err)
+	} else if opened != "" {
 		fmt.Fprintf(g.stderr, "(opened with %s)\n", opened)
 	}
 	fmt.Fprintf(g.stderr, "Waiting for the approval (Ctrl-C to give up; without a user account there, run `runyard login %s --web=false` and paste an API key)...\n", srv)
@@ -187,29 +189,107 @@ func (g *globals) redeemWebLogin(ctx context.Context, srv, code, verifier string
 	return out.Key, nil
 }
 
-// openBrowser opens link in a browser when one is there to open it: $BROWSER,
-// or the desktop's opener when a display is. It returns what it used, ""
-// when it opened nothing (a server over SSH: the URL printed is the way).
-func openBrowser(link string) string {
-	var cmd *exec.Cmd
-	switch {
-	case os.Getenv("BROWSER") != "":
-		cmd = exec.Command(os.Getenv("BROWSER"), link)
-	case runtime.GOOS == "darwin":
-		cmd = exec.Command("open", link)
-	case runtime.GOOS == "windows":
-		cmd = exec.Command("rundll32", "url.dll,FileProtocolHandler", link)
-	case os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "":
-		if _, err := exec.LookPath("xdg-open"); err != nil {
-			return ""
-		}
-		cmd = exec.Command("xdg-open", link)
-	default:
-		return ""
+// openBrowser opens link in a browser when one is there to open it: the
+// command of RUNYARD_BROWSER or BROWSER (as gh takes GH_BROWSER and BROWSER),
+// else the desktop's opener when a display is. It returns what it ran, ""
+// when it opened nothing (a server over SSH: the URL printed is the way),
+// and why a browser that was asked for could not start.
+func openBrowser(link string) (string, error) {
+	cmd, err := browserCommand(link, os.Getenv)
+	if err != nil || cmd == nil {
+		return "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return ""
+		return "", fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	go cmd.Wait()
-	return cmd.Path
+	return strings.Join(cmd.Args[:len(cmd.Args)-1], " "), nil
+}
+
+// browserCommand is the command that opens link, nil when there is none.
+// RUNYARD_BROWSER, else BROWSER, is a command line split as a shell splits
+// words (quotes and backslashes, no expansion), so that `BROWSER="chromium
+// --new-window"` works; the link is its last argument. The link is always
+// one argument of its own, never parsed by a shell.
+func browserCommand(link string, getenv func(string) string) (*exec.Cmd, error) {
+	for _, name := range []string{"RUNYARD_BROWSER", "BROWSER"} {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			continue
+		}
+		words, err := splitWords(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return exec.Command(words[0], append(words[1:], link)...), nil
+	}
+	switch {
+	case runtime.GOOS == "darwin":
+		return exec.Command("open", link), nil
+	case runtime.GOOS == "windows":
+		return exec.Command("rundll32", "url.dll,FileProtocolHandler", link), nil
+	case getenv("DISPLAY") != "" || getenv("WAYLAND_DISPLAY") != "":
+		if _, err := exec.LookPath("xdg-open"); err != nil {
+			return nil, nil
+		}
+		return exec.Command("xdg-open", link), nil
+	}
+	return nil, nil
+}
+
+// splitWords splits s into words as a POSIX shell does before expansion:
+// blanks separate words, single quotes keep everything, double quotes keep
+// all but a backslash before " \ $ or `, and a backslash outside quotes
+// keeps the next character.
+func splitWords(s string) ([]string, error) {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, fmt.Errorf("unterminated single quote in %q", s)
+			}
+			w.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+					i++
+				}
+				w.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, fmt.Errorf("unterminated double quote in %q", s)
+			}
+			inWord = true
+		case c == '\\':
+			if i+1 < len(s) {
+				i++
+				w.WriteByte(s[i])
+			}
+			inWord = true
+		default:
+			w.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	if len(words) == 0 {
+		return nil, fmt.Errorf("no command in %q", s)
+	}
+	return words, nil
 }

@@ -69,6 +69,32 @@ func (h *handler) agentFormError(ctx context.Context, d *agentsData, err error) 
 	return &formError{"agents", err}
 }
 
+// agentEdit changes a custom agent type from its row's edit form: the
+// name, the command (one argument a line), variables to set (NAME=value a
+// line) and variables to remove (checked by name). The form never holds a
+// variable's value, so the ones not named stay as they are.
+func (h *handler) agentEdit(ctx context.Context, r *http.Request, v *view) (string, string, error) {
+	v.Title, v.Nav = "Agents", "agents"
+	d := &agentsData{}
+	v.Data = d
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	u := pods.AgentTypeUpdate{Name: &name, Command: lines(r.PostFormValue("command")), UnsetEnv: r.PostForm["unset"]}
+	for i, l := range lines(r.PostFormValue("set")) {
+		k, val, ok := strings.Cut(l, "=")
+		if !ok {
+			return "", "", h.agentFormError(ctx, d, apperr.Invalid("set", "line %d: must be NAME=value, got %q", i+1, l))
+		}
+		if u.SetEnv == nil {
+			u.SetEnv = map[string]string{}
+		}
+		u.SetEnv[strings.TrimSpace(k)] = val
+	}
+	if _, err := h.svc.Pods.UpdateAgentType(ctx, r.PathValue("id"), u); err != nil {
+		return "", "", h.agentFormError(ctx, d, err)
+	}
+	return "/agents", "", nil
+}
+
 func (h *handler) agentDelete(ctx context.Context, r *http.Request, v *view) (string, string, error) {
 	if err := h.svc.Pods.DeleteAgentType(ctx, r.PathValue("id")); err != nil {
 		return "", "", err

@@ -145,6 +145,7 @@ func (h *handler) routes() []route {
 	get("/agents", h.agentsList)
 	post("/agents/new", audit.TypeAgentType, h.agentCreate)
 	post("/agents/{id}/delete", audit.TypeAgentType, h.agentDelete)
+	post("/agents/{id}/edit", audit.TypeAgentType, h.agentEdit)
 	h.teamRoutes(get, post)
 	rs = append(rs,
 		route{"GET /console/events", withHeaders(http.HandlerFunc(h.events), "")},

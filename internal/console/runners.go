@@ -34,10 +34,10 @@ type runnersData struct {
 	Next                           string
 }
 
-// runnersList is the runners page: the domain's list, paged, with the
-// filters the domain has (provider, phase, name) and the one the page
-// applies to what it reads (desired phase, which only a drain sets),
-// reading on until a page is full.
+// runnersList is the runners page: one page of the domain's list with the
+// filters the user set (provider, phase, name, desired phase: ACTIVE, or
+// INACTIVE for the runners being drained), all applied by the store, so a
+// page reads one page of rows however few runners match.
 func (h *handler) runnersList(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title, v.Nav, v.Live = "Runners", "runners", true
 	q := r.URL.Query()
@@ -61,6 +61,9 @@ func (h *handler) runnersList(ctx context.Context, r *http.Request, v *view) (st
 	if d.Phase != "" {
 		f.Phases = []runners.Phase{runners.Phase(d.Phase)}
 	}
+	if d.Desired != "" {
+		f.DesiredPhases = []runners.Phase{runners.Phase(d.Desired)}
+	}
 	page, err := paging.Parse(q.Get("token"), listPage)
 	if err != nil {
 		return "", err
@@ -69,27 +72,14 @@ func (h *handler) runnersList(ctx context.Context, r *http.Request, v *view) (st
 	if err != nil {
 		return "", err
 	}
-	keep := func(rn *runners.Runner) bool {
-		return d.Desired == "" || string(rn.Spec.DesiredPhase) == d.Desired
+	items, next, err := h.svc.Runners.List(ctx, f, page)
+	if err != nil {
+		return "", err
 	}
-	for range overviewCap / listPage {
-		items, next, err := h.svc.Runners.List(ctx, f, page)
-		if err != nil {
-			return "", err
-		}
-		for _, rn := range items {
-			if keep(rn) && len(d.Rows) < listPage {
-				d.Rows = append(d.Rows, row(rn, counts))
-			}
-		}
-		d.Next = next
-		if next == "" || len(d.Rows) >= listPage {
-			break
-		}
-		if page, err = paging.Parse(next, listPage); err != nil {
-			return "", err
-		}
+	for _, rn := range items {
+		d.Rows = append(d.Rows, row(rn, counts))
 	}
+	d.Next = next
 	v.Data = d
 	return "runners", nil
 }

@@ -483,14 +483,26 @@ func requireOwnerOrAdmin(ctx context.Context, own bool) (*Caller, error) {
 // revoke the key making the call or the organization's last active admin
 // key: either would lock the caller out.
 func (s *Service) RevokeToken(ctx context.Context, id string, force bool) (*Token, error) {
-	c, err := requireOwnerOrAdmin(ctx, false)
+	return s.revokeToken(ctx, id, force, false)
+}
+
+// RevokeOwnToken is RevokeToken of an API key the calling user owns,
+// whatever their role: another's key is CodeNotFound, even to an admin
+// (`runyard keys revoke`). A caller who is not a user gets
+// CodePermissionDenied.
+func (s *Service) RevokeOwnToken(ctx context.Context, id string, force bool) (*Token, error) {
+	return s.revokeToken(ctx, id, force, true)
+}
+
+func (s *Service) revokeToken(ctx context.Context, id string, force, own bool) (*Token, error) {
+	c, err := requireOwnerOrAdmin(ctx, own)
 	if err != nil {
 		return nil, err
 	}
 	if err := ValidateUUID("tokenId", id); err != nil {
 		return nil, err
 	}
-	ownOnly := !c.Has(ScopeAdmin)
+	ownOnly := own || !c.Has(ScopeAdmin)
 	now := s.now()
 	check := func(t *Token, keys []*Token) error {
 		if ownOnly && t.OwnerUserID != c.UserID {

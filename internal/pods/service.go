@@ -419,7 +419,15 @@ func (s *Service) AgentType(ctx context.Context, id string) (*AgentType, error) 
 type AgentTypeUpdate struct {
 	Name    *string
 	Command []string
-	Env     map[string]string
+	// Env replaces every variable.
+	Env map[string]string
+	// SetEnv adds or replaces these variables and UnsetEnv removes these,
+	// on the type's current ones within the update: an editor that never
+	// saw the values (they may be credentials; the console shows names
+	// only) changes some without sending the others back. Both exclude
+	// Env.
+	SetEnv   map[string]string
+	UnsetEnv []string
 }
 
 // UpdateAgentType changes a custom agent type of the caller's
@@ -435,8 +443,11 @@ func (s *Service) UpdateAgentType(ctx context.Context, id string, u AgentTypeUpd
 	if builtinAgentType(id) != nil {
 		return nil, apperr.Invalid("id", "%q is a built-in agent type and cannot be changed", id)
 	}
-	if u.Name == nil && u.Command == nil && u.Env == nil {
+	if u.Name == nil && u.Command == nil && u.Env == nil && len(u.SetEnv) == 0 && len(u.UnsetEnv) == 0 {
 		return nil, apperr.Invalid("name", "nothing to change: set name, command or env")
+	}
+	if u.Env != nil && (len(u.SetEnv) > 0 || len(u.UnsetEnv) > 0) {
+		return nil, apperr.Invalid("env", "replaces every variable: give it alone, or set and unset variables without it")
 	}
 	a, err := s.Store.UpdateAgentType(ctx, c.OrgID, id, func(a *AgentType) error {
 		in := AgentTypeInput{ID: a.ID, Name: a.Name, Command: a.Command, Env: a.Env}
@@ -448,6 +459,19 @@ func (s *Service) UpdateAgentType(ctx context.Context, id string, u AgentTypeUpd
 		}
 		if u.Env != nil {
 			in.Env = maps.Clone(u.Env)
+		}
+		if len(u.SetEnv) > 0 || len(u.UnsetEnv) > 0 {
+			in.Env = maps.Clone(in.Env)
+			if in.Env == nil {
+				in.Env = map[string]string{}
+			}
+			for i, k := range u.UnsetEnv {
+				if _, ok := in.Env[k]; !ok {
+					return apperr.Invalid(fmt.Sprintf("unsetEnv[%d]", i), "agent type %s has no variable %q", id, k)
+				}
+				delete(in.Env, k)
+			}
+			maps.Copy(in.Env, u.SetEnv)
 		}
 		if err := in.validate(); err != nil {
 			return err

@@ -209,6 +209,9 @@ type Filter struct {
 	// NameContains keeps runners whose name contains it, ignoring the
 	// case of ASCII letters.
 	NameContains string
+	// DesiredPhases keeps runners whose Spec.DesiredPhase is one of these:
+	// INACTIVE is a runner being drained.
+	DesiredPhases []Phase
 	// After and Limit select a page by Seq; Limit zero means no limit.
 	After int64
 	Limit int

@@ -287,10 +287,12 @@ type ListFilter struct {
 	CreatorIDs []string
 	Kinds      []Kind
 	Providers  []Provider
-	// Phases and NameContains are the console's filters, applied by the
+	// Phases, NameContains and DesiredPhases (ACTIVE or INACTIVE: the
+	// runners being drained) are the console's filters, applied by the
 	// store so that a page of a large fleet reads one page of rows.
-	Phases       []Phase
-	NameContains string
+	Phases        []Phase
+	NameContains  string
+	DesiredPhases []Phase
 }
 
 // ListPhases are the phases a list may filter on: those a runner is seen in.
@@ -338,13 +340,21 @@ func (s *Service) List(ctx context.Context, f ListFilter, page paging.Page) ([]*
 	if n := utf8.RuneCountInString(f.NameContains); n > 127 {
 		return nil, "", apperr.Invalid("filter.name", "at most 127 characters, got %d", n)
 	}
+	if len(f.DesiredPhases) > 2 {
+		return nil, "", apperr.Invalid("filter.desiredPhases", "at most 2 values, got %d", len(f.DesiredPhases))
+	}
+	for i, p := range f.DesiredPhases {
+		if p != PhaseActive && p != PhaseInactive {
+			return nil, "", apperr.Invalid(fmt.Sprintf("filter.desiredPhases[%d]", i), "must be %s or %s, got %q", PhaseActive, PhaseInactive, p)
+		}
+	}
 	find := s.Store.FindRunners
 	if v, ok := s.Store.(Views); ok {
 		find = v.ViewRunners
 	}
 	items, err := find(ctx, Filter{
 		OrgID: c.OrgID, CreatorIDs: f.CreatorIDs, Kinds: f.Kinds, Providers: f.Providers,
-		Phases: f.Phases, NameContains: f.NameContains,
+		Phases: f.Phases, NameContains: f.NameContains, DesiredPhases: f.DesiredPhases,
 		After: page.After, Limit: page.Limit + 1,
 	})
 	if err != nil {

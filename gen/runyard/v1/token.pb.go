@@ -261,8 +261,12 @@ type ListTokensRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Pagination     *v1.PaginationRequest  `protobuf:"bytes,1,opt,name=pagination,proto3" json:"pagination,omitempty"`
 	IncludeRevoked bool                   `protobuf:"varint,2,opt,name=include_revoked,json=includeRevoked,proto3" json:"include_revoked,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// own lists only the API keys the calling user owns, even for an admin
+	// (`runyard keys list`). A caller who is not a user owns no key:
+	// permission_denied.
+	Own           bool `protobuf:"varint,3,opt,name=own,proto3" json:"own,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListTokensRequest) Reset() {
@@ -305,6 +309,13 @@ func (x *ListTokensRequest) GetPagination() *v1.PaginationRequest {
 func (x *ListTokensRequest) GetIncludeRevoked() bool {
 	if x != nil {
 		return x.IncludeRevoked
+	}
+	return false
+}
+
+func (x *ListTokensRequest) GetOwn() bool {
+	if x != nil {
+		return x.Own
 	}
 	return false
 }
@@ -368,7 +379,11 @@ type RevokeTokenRequest struct {
 	// active admin key, which are otherwise refused (failed_precondition) so
 	// that no one locks themselves out by mistake. Restarting the control
 	// plane with RUNYARD_BOOTSTRAP_TOKEN restores a working admin key.
-	Force         bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	Force bool `protobuf:"varint,2,opt,name=force,proto3" json:"force,omitempty"`
+	// own revokes only an API key the calling user owns: another's is
+	// not_found, even to an admin (`runyard keys revoke`). A caller who is
+	// not a user owns no key: permission_denied.
+	Own           bool `protobuf:"varint,3,opt,name=own,proto3" json:"own,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -413,6 +428,13 @@ func (x *RevokeTokenRequest) GetTokenId() string {
 func (x *RevokeTokenRequest) GetForce() bool {
 	if x != nil {
 		return x.Force
+	}
+	return false
+}
+
+func (x *RevokeTokenRequest) GetOwn() bool {
+	if x != nil {
+		return x.Own
 	}
 	return false
 }
@@ -480,20 +502,22 @@ const file_runyard_v1_token_proto_rawDesc = "" +
 	"\x0forganization_id\x18\x04 \x01(\tR\x0eorganizationId\"V\n" +
 	"\x13CreateTokenResponse\x12'\n" +
 	"\x05token\x18\x01 \x01(\v2\x11.runyard.v1.TokenR\x05token\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"z\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"\x8c\x01\n" +
 	"\x11ListTokensRequest\x12<\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1c.gitpod.v1.PaginationRequestR\n" +
 	"pagination\x12'\n" +
-	"\x0finclude_revoked\x18\x02 \x01(\bR\x0eincludeRevoked\"~\n" +
+	"\x0finclude_revoked\x18\x02 \x01(\bR\x0eincludeRevoked\x12\x10\n" +
+	"\x03own\x18\x03 \x01(\bR\x03own\"~\n" +
 	"\x12ListTokensResponse\x12=\n" +
 	"\n" +
 	"pagination\x18\x01 \x01(\v2\x1d.gitpod.v1.PaginationResponseR\n" +
 	"pagination\x12)\n" +
-	"\x06tokens\x18\x02 \x03(\v2\x11.runyard.v1.TokenR\x06tokens\"E\n" +
+	"\x06tokens\x18\x02 \x03(\v2\x11.runyard.v1.TokenR\x06tokens\"W\n" +
 	"\x12RevokeTokenRequest\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x14\n" +
-	"\x05force\x18\x02 \x01(\bR\x05force\"\x15\n" +
+	"\x05force\x18\x02 \x01(\bR\x05force\x12\x10\n" +
+	"\x03own\x18\x03 \x01(\bR\x03own\"\x15\n" +
 	"\x13RevokeTokenResponse2\x81\x02\n" +
 	"\fTokenService\x12P\n" +
 	"\vCreateToken\x12\x1e.runyard.v1.CreateTokenRequest\x1a\x1f.runyard.v1.CreateTokenResponse\"\x00\x12M\n" +

@@ -970,8 +970,11 @@ type CreateInviteResponse struct {
 	OrganizationId string                 `protobuf:"bytes,2,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
 	Role           string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
 	ExpiresAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// id names the invite in ListInvites and RevokeInvite; it is not a
+	// credential.
+	Id            string `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateInviteResponse) Reset() {
@@ -1030,6 +1033,13 @@ func (x *CreateInviteResponse) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *CreateInviteResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
 }
 
 type AcceptInviteRequest struct {
@@ -1144,6 +1154,281 @@ func (x *AcceptInviteResponse) GetMember() *Member {
 	return nil
 }
 
+// Invite is a pending invite, without its token.
+type Invite struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the invite (RevokeInvite); it is not the token.
+	Id             string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	OrganizationId string `protobuf:"bytes,2,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// role is the role the invite gives, by runyard's role name.
+	Role string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	// creator_id is the user or key that created it.
+	CreatorId     string                 `protobuf:"bytes,4,opt,name=creator_id,json=creatorId,proto3" json:"creator_id,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Invite) Reset() {
+	*x = Invite{}
+	mi := &file_runyard_v1_user_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Invite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Invite) ProtoMessage() {}
+
+func (x *Invite) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_v1_user_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Invite.ProtoReflect.Descriptor instead.
+func (*Invite) Descriptor() ([]byte, []int) {
+	return file_runyard_v1_user_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Invite) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Invite) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *Invite) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *Invite) GetCreatorId() string {
+	if x != nil {
+		return x.CreatorId
+	}
+	return ""
+}
+
+func (x *Invite) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Invite) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+type ListInvitesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organization_id defaults to the caller's.
+	OrganizationId string `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListInvitesRequest) Reset() {
+	*x = ListInvitesRequest{}
+	mi := &file_runyard_v1_user_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitesRequest) ProtoMessage() {}
+
+func (x *ListInvitesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_v1_user_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitesRequest.ProtoReflect.Descriptor instead.
+func (*ListInvitesRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_v1_user_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ListInvitesRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+type ListInvitesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invites       []*Invite              `protobuf:"bytes,1,rep,name=invites,proto3" json:"invites,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListInvitesResponse) Reset() {
+	*x = ListInvitesResponse{}
+	mi := &file_runyard_v1_user_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListInvitesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListInvitesResponse) ProtoMessage() {}
+
+func (x *ListInvitesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_v1_user_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListInvitesResponse.ProtoReflect.Descriptor instead.
+func (*ListInvitesResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_v1_user_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ListInvitesResponse) GetInvites() []*Invite {
+	if x != nil {
+		return x.Invites
+	}
+	return nil
+}
+
+type RevokeInviteRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// organization_id defaults to the caller's.
+	OrganizationId string `protobuf:"bytes,1,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// id is the invite's id (ListInvites), not its token.
+	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeInviteRequest) Reset() {
+	*x = RevokeInviteRequest{}
+	mi := &file_runyard_v1_user_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeInviteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeInviteRequest) ProtoMessage() {}
+
+func (x *RevokeInviteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_v1_user_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeInviteRequest.ProtoReflect.Descriptor instead.
+func (*RevokeInviteRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_v1_user_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *RevokeInviteRequest) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *RevokeInviteRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RevokeInviteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Invite        *Invite                `protobuf:"bytes,1,opt,name=invite,proto3" json:"invite,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeInviteResponse) Reset() {
+	*x = RevokeInviteResponse{}
+	mi := &file_runyard_v1_user_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeInviteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeInviteResponse) ProtoMessage() {}
+
+func (x *RevokeInviteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_v1_user_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeInviteResponse.ProtoReflect.Descriptor instead.
+func (*RevokeInviteResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_v1_user_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RevokeInviteResponse) GetInvite() *Invite {
+	if x != nil {
+		return x.Invite
+	}
+	return nil
+}
+
 var File_runyard_v1_user_proto protoreflect.FileDescriptor
 
 const file_runyard_v1_user_proto_rawDesc = "" +
@@ -1206,20 +1491,40 @@ const file_runyard_v1_user_proto_rawDesc = "" +
 	"\x13CreateInviteRequest\x12'\n" +
 	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12+\n" +
-	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xab\x01\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\xbb\x01\n" +
 	"\x14CreateInviteResponse\x12\x1b\n" +
 	"\tinvite_id\x18\x01 \x01(\tR\binviteId\x12'\n" +
 	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"x\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x0e\n" +
+	"\x02id\x18\x05 \x01(\tR\x02id\"x\n" +
 	"\x13AcceptInviteRequest\x12\x1b\n" +
 	"\tinvite_id\x18\x01 \x01(\tR\binviteId\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1a\n" +
 	"\bpassword\x18\x04 \x01(\tR\bpassword\"B\n" +
 	"\x14AcceptInviteResponse\x12*\n" +
-	"\x06member\x18\x01 \x01(\v2\x12.runyard.v1.MemberR\x06member2\xf3\x06\n" +
+	"\x06member\x18\x01 \x01(\v2\x12.runyard.v1.MemberR\x06member\"\xea\x01\n" +
+	"\x06Invite\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
+	"\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x1d\n" +
+	"\n" +
+	"creator_id\x18\x04 \x01(\tR\tcreatorId\x129\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"=\n" +
+	"\x12ListInvitesRequest\x12'\n" +
+	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\"C\n" +
+	"\x13ListInvitesResponse\x12,\n" +
+	"\ainvites\x18\x01 \x03(\v2\x12.runyard.v1.InviteR\ainvites\"N\n" +
+	"\x13RevokeInviteRequest\x12'\n" +
+	"\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\"B\n" +
+	"\x14RevokeInviteResponse\x12*\n" +
+	"\x06invite\x18\x01 \x01(\v2\x12.runyard.v1.InviteR\x06invite2\x9a\b\n" +
 	"\x10UserAdminService\x12M\n" +
 	"\n" +
 	"CreateUser\x12\x1d.runyard.v1.CreateUserRequest\x1a\x1e.runyard.v1.CreateUserResponse\"\x00\x12J\n" +
@@ -1231,7 +1536,9 @@ const file_runyard_v1_user_proto_rawDesc = "" +
 	"\rSetMemberRole\x12 .runyard.v1.SetMemberRoleRequest\x1a!.runyard.v1.SetMemberRoleResponse\"\x00\x12t\n" +
 	"\x17ListOrganizationMembers\x12*.runyard.v1.ListOrganizationMembersRequest\x1a+.runyard.v1.ListOrganizationMembersResponse\"\x00\x12S\n" +
 	"\fCreateInvite\x12\x1f.runyard.v1.CreateInviteRequest\x1a .runyard.v1.CreateInviteResponse\"\x00\x12S\n" +
-	"\fAcceptInvite\x12\x1f.runyard.v1.AcceptInviteRequest\x1a .runyard.v1.AcceptInviteResponse\"\x00B5Z3github.com/runyard/runyard/gen/runyard/v1;runyardv1b\x06proto3"
+	"\fAcceptInvite\x12\x1f.runyard.v1.AcceptInviteRequest\x1a .runyard.v1.AcceptInviteResponse\"\x00\x12P\n" +
+	"\vListInvites\x12\x1e.runyard.v1.ListInvitesRequest\x1a\x1f.runyard.v1.ListInvitesResponse\"\x00\x12S\n" +
+	"\fRevokeInvite\x12\x1f.runyard.v1.RevokeInviteRequest\x1a .runyard.v1.RevokeInviteResponse\"\x00B5Z3github.com/runyard/runyard/gen/runyard/v1;runyardv1b\x06proto3"
 
 var (
 	file_runyard_v1_user_proto_rawDescOnce sync.Once
@@ -1245,7 +1552,7 @@ func file_runyard_v1_user_proto_rawDescGZIP() []byte {
 	return file_runyard_v1_user_proto_rawDescData
 }
 
-var file_runyard_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_runyard_v1_user_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_runyard_v1_user_proto_goTypes = []any{
 	(*Member)(nil),                          // 0: runyard.v1.Member
 	(*CreateUserRequest)(nil),               // 1: runyard.v1.CreateUserRequest
@@ -1268,51 +1575,64 @@ var file_runyard_v1_user_proto_goTypes = []any{
 	(*CreateInviteResponse)(nil),            // 18: runyard.v1.CreateInviteResponse
 	(*AcceptInviteRequest)(nil),             // 19: runyard.v1.AcceptInviteRequest
 	(*AcceptInviteResponse)(nil),            // 20: runyard.v1.AcceptInviteResponse
-	(*v1.User)(nil),                         // 21: gitpod.v1.User
-	(*timestamppb.Timestamp)(nil),           // 22: google.protobuf.Timestamp
-	(*v1.PaginationRequest)(nil),            // 23: gitpod.v1.PaginationRequest
-	(*v1.PaginationResponse)(nil),           // 24: gitpod.v1.PaginationResponse
-	(*durationpb.Duration)(nil),             // 25: google.protobuf.Duration
+	(*Invite)(nil),                          // 21: runyard.v1.Invite
+	(*ListInvitesRequest)(nil),              // 22: runyard.v1.ListInvitesRequest
+	(*ListInvitesResponse)(nil),             // 23: runyard.v1.ListInvitesResponse
+	(*RevokeInviteRequest)(nil),             // 24: runyard.v1.RevokeInviteRequest
+	(*RevokeInviteResponse)(nil),            // 25: runyard.v1.RevokeInviteResponse
+	(*v1.User)(nil),                         // 26: gitpod.v1.User
+	(*timestamppb.Timestamp)(nil),           // 27: google.protobuf.Timestamp
+	(*v1.PaginationRequest)(nil),            // 28: gitpod.v1.PaginationRequest
+	(*v1.PaginationResponse)(nil),           // 29: gitpod.v1.PaginationResponse
+	(*durationpb.Duration)(nil),             // 30: google.protobuf.Duration
 }
 var file_runyard_v1_user_proto_depIdxs = []int32{
-	21, // 0: runyard.v1.Member.user:type_name -> gitpod.v1.User
-	22, // 1: runyard.v1.Member.member_since:type_name -> google.protobuf.Timestamp
-	21, // 2: runyard.v1.CreateUserResponse.user:type_name -> gitpod.v1.User
+	26, // 0: runyard.v1.Member.user:type_name -> gitpod.v1.User
+	27, // 1: runyard.v1.Member.member_since:type_name -> google.protobuf.Timestamp
+	26, // 2: runyard.v1.CreateUserResponse.user:type_name -> gitpod.v1.User
 	0,  // 3: runyard.v1.CreateUserResponse.member:type_name -> runyard.v1.Member
-	23, // 4: runyard.v1.ListUsersRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	24, // 5: runyard.v1.ListUsersResponse.pagination:type_name -> gitpod.v1.PaginationResponse
-	21, // 6: runyard.v1.ListUsersResponse.users:type_name -> gitpod.v1.User
+	28, // 4: runyard.v1.ListUsersRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	29, // 5: runyard.v1.ListUsersResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	26, // 6: runyard.v1.ListUsersResponse.users:type_name -> gitpod.v1.User
 	0,  // 7: runyard.v1.AddMemberResponse.member:type_name -> runyard.v1.Member
 	0,  // 8: runyard.v1.SetMemberRoleResponse.member:type_name -> runyard.v1.Member
 	0,  // 9: runyard.v1.ListOrganizationMembersResponse.members:type_name -> runyard.v1.Member
-	25, // 10: runyard.v1.CreateInviteRequest.ttl:type_name -> google.protobuf.Duration
-	22, // 11: runyard.v1.CreateInviteResponse.expires_at:type_name -> google.protobuf.Timestamp
+	30, // 10: runyard.v1.CreateInviteRequest.ttl:type_name -> google.protobuf.Duration
+	27, // 11: runyard.v1.CreateInviteResponse.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 12: runyard.v1.AcceptInviteResponse.member:type_name -> runyard.v1.Member
-	1,  // 13: runyard.v1.UserAdminService.CreateUser:input_type -> runyard.v1.CreateUserRequest
-	3,  // 14: runyard.v1.UserAdminService.ListUsers:input_type -> runyard.v1.ListUsersRequest
-	5,  // 15: runyard.v1.UserAdminService.SetPassword:input_type -> runyard.v1.SetPasswordRequest
-	7,  // 16: runyard.v1.UserAdminService.ChangePassword:input_type -> runyard.v1.ChangePasswordRequest
-	9,  // 17: runyard.v1.UserAdminService.AddMember:input_type -> runyard.v1.AddMemberRequest
-	11, // 18: runyard.v1.UserAdminService.RemoveMember:input_type -> runyard.v1.RemoveMemberRequest
-	13, // 19: runyard.v1.UserAdminService.SetMemberRole:input_type -> runyard.v1.SetMemberRoleRequest
-	15, // 20: runyard.v1.UserAdminService.ListOrganizationMembers:input_type -> runyard.v1.ListOrganizationMembersRequest
-	17, // 21: runyard.v1.UserAdminService.CreateInvite:input_type -> runyard.v1.CreateInviteRequest
-	19, // 22: runyard.v1.UserAdminService.AcceptInvite:input_type -> runyard.v1.AcceptInviteRequest
-	2,  // 23: runyard.v1.UserAdminService.CreateUser:output_type -> runyard.v1.CreateUserResponse
-	4,  // 24: runyard.v1.UserAdminService.ListUsers:output_type -> runyard.v1.ListUsersResponse
-	6,  // 25: runyard.v1.UserAdminService.SetPassword:output_type -> runyard.v1.SetPasswordResponse
-	8,  // 26: runyard.v1.UserAdminService.ChangePassword:output_type -> runyard.v1.ChangePasswordResponse
-	10, // 27: runyard.v1.UserAdminService.AddMember:output_type -> runyard.v1.AddMemberResponse
-	12, // 28: runyard.v1.UserAdminService.RemoveMember:output_type -> runyard.v1.RemoveMemberResponse
-	14, // 29: runyard.v1.UserAdminService.SetMemberRole:output_type -> runyard.v1.SetMemberRoleResponse
-	16, // 30: runyard.v1.UserAdminService.ListOrganizationMembers:output_type -> runyard.v1.ListOrganizationMembersResponse
-	18, // 31: runyard.v1.UserAdminService.CreateInvite:output_type -> runyard.v1.CreateInviteResponse
-	20, // 32: runyard.v1.UserAdminService.AcceptInvite:output_type -> runyard.v1.AcceptInviteResponse
-	23, // [23:33] is the sub-list for method output_type
-	13, // [13:23] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	27, // 13: runyard.v1.Invite.created_at:type_name -> google.protobuf.Timestamp
+	27, // 14: runyard.v1.Invite.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 15: runyard.v1.ListInvitesResponse.invites:type_name -> runyard.v1.Invite
+	21, // 16: runyard.v1.RevokeInviteResponse.invite:type_name -> runyard.v1.Invite
+	1,  // 17: runyard.v1.UserAdminService.CreateUser:input_type -> runyard.v1.CreateUserRequest
+	3,  // 18: runyard.v1.UserAdminService.ListUsers:input_type -> runyard.v1.ListUsersRequest
+	5,  // 19: runyard.v1.UserAdminService.SetPassword:input_type -> runyard.v1.SetPasswordRequest
+	7,  // 20: runyard.v1.UserAdminService.ChangePassword:input_type -> runyard.v1.ChangePasswordRequest
+	9,  // 21: runyard.v1.UserAdminService.AddMember:input_type -> runyard.v1.AddMemberRequest
+	11, // 22: runyard.v1.UserAdminService.RemoveMember:input_type -> runyard.v1.RemoveMemberRequest
+	13, // 23: runyard.v1.UserAdminService.SetMemberRole:input_type -> runyard.v1.SetMemberRoleRequest
+	15, // 24: runyard.v1.UserAdminService.ListOrganizationMembers:input_type -> runyard.v1.ListOrganizationMembersRequest
+	17, // 25: runyard.v1.UserAdminService.CreateInvite:input_type -> runyard.v1.CreateInviteRequest
+	19, // 26: runyard.v1.UserAdminService.AcceptInvite:input_type -> runyard.v1.AcceptInviteRequest
+	22, // 27: runyard.v1.UserAdminService.ListInvites:input_type -> runyard.v1.ListInvitesRequest
+	24, // 28: runyard.v1.UserAdminService.RevokeInvite:input_type -> runyard.v1.RevokeInviteRequest
+	2,  // 29: runyard.v1.UserAdminService.CreateUser:output_type -> runyard.v1.CreateUserResponse
+	4,  // 30: runyard.v1.UserAdminService.ListUsers:output_type -> runyard.v1.ListUsersResponse
+	6,  // 31: runyard.v1.UserAdminService.SetPassword:output_type -> runyard.v1.SetPasswordResponse
+	8,  // 32: runyard.v1.UserAdminService.ChangePassword:output_type -> runyard.v1.ChangePasswordResponse
+	10, // 33: runyard.v1.UserAdminService.AddMember:output_type -> runyard.v1.AddMemberResponse
+	12, // 34: runyard.v1.UserAdminService.RemoveMember:output_type -> runyard.v1.RemoveMemberResponse
+	14, // 35: runyard.v1.UserAdminService.SetMemberRole:output_type -> runyard.v1.SetMemberRoleResponse
+	16, // 36: runyard.v1.UserAdminService.ListOrganizationMembers:output_type -> runyard.v1.ListOrganizationMembersResponse
+	18, // 37: runyard.v1.UserAdminService.CreateInvite:output_type -> runyard.v1.CreateInviteResponse
+	20, // 38: runyard.v1.UserAdminService.AcceptInvite:output_type -> runyard.v1.AcceptInviteResponse
+	23, // 39: runyard.v1.UserAdminService.ListInvites:output_type -> runyard.v1.ListInvitesResponse
+	25, // 40: runyard.v1.UserAdminService.RevokeInvite:output_type -> runyard.v1.RevokeInviteResponse
+	29, // [29:41] is the sub-list for method output_type
+	17, // [17:29] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_runyard_v1_user_proto_init() }
@@ -1326,7 +1646,7 @@ func file_runyard_v1_user_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_v1_user_proto_rawDesc), len(file_runyard_v1_user_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

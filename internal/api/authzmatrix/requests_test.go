@@ -43,9 +43,11 @@ var templates = map[string]template{
 	"gitpod.v1.IdentityService/GetAuthenticatedIdentity": {body: `{}`},
 	"gitpod.v1.IdentityService/GetIDToken":               {body: `{"audience":["https://authz.example"]}`},
 
-	"runyard.v1.TokenService/CreateToken": {body: `{"name":"{name}","scopes":["runners:read"]}`},
-	"runyard.v1.TokenService/ListTokens":  {body: `{}`},
-	"runyard.v1.TokenService/RevokeToken": {body: `{"tokenId":"{token}"}`, destructive: true},
+	"runyard.v1.TokenService/CreateToken":       {body: `{"name":"{name}","scopes":["runners:read"]}`},
+	"runyard.v1.TokenService/ListTokens":        {body: `{}`},
+	"runyard.v1.TokenService/ListTokens (own)":  {body: `{"own":true}`, noProbe: true},
+	"runyard.v1.TokenService/RevokeToken":       {body: `{"tokenId":"{token}"}`, destructive: true},
+	"runyard.v1.TokenService/RevokeToken (own)": {body: `{"tokenId":"{token}","own":true}`, destructive: true, noProbe: true},
 
 	"gitpod.v1.EnvironmentService/CreateEnvironment":          {body: `{"spec":{"machine":{"class":"{class}"}}}`},
 	"gitpod.v1.EnvironmentService/GetEnvironment":             {body: `{"environmentId":"{env}"}`},
@@ -130,6 +132,8 @@ var templates = map[string]template{
 	"runyard.v1.UserAdminService/SetMemberRole":                  {body: `{"organizationId":"{orgid}","userId":"{user}","role":"member"}`},
 	"runyard.v1.UserAdminService/ListOrganizationMembers":        {body: `{"organizationId":"{orgid}"}`},
 	"runyard.v1.UserAdminService/CreateInvite":                   {body: `{"organizationId":"{orgid}","role":"member"}`},
+	"runyard.v1.UserAdminService/ListInvites":                    {body: `{"organizationId":"{orgid}"}`},
+	"runyard.v1.UserAdminService/RevokeInvite":                   {body: `{"organizationId":"{orgid}","id":"{user}"}`, destructive: true},
 	"runyard.v1.UserAdminService/AcceptInvite":                   {body: `{"inviteId":"{freshinvite}","email":"{name}@example.com","name":"n","password":"authz-password-0123456789"}`},
 	"gitpod.v1.OrganizationService/ListMembers":                  {body: `{"organizationId":"{orgid}"}`},
 	"gitpod.v1.OrganizationService/SetRole":                      {body: `{"organizationId":"{orgid}","userId":"{user}","role":"ORGANIZATION_ROLE_MEMBER"}`},
@@ -218,6 +222,7 @@ var templates = map[string]template{
 	"GET /agents":                                   {},
 	"POST /agents/new":                              {body: "id={slug}&name={name}&command=sh"},
 	"POST /agents/{id}/delete":                      {path: "/agents/{agent}/delete", destructive: true},
+	"POST /agents/{id}/edit":                        {path: "/agents/{agent}/edit", body: "name={name}&command=sh"},
 
 	// The CLI's browser login: a page of a session, its approval (the
 	// challenge is the S256 of the empty verifier) and the redemption of a

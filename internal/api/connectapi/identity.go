@@ -103,7 +103,11 @@ func (h *tokenHandler) ListTokens(ctx context.Context, req *connect.Request[runy
 	if err != nil {
 		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
 	}
-	items, next, err := h.svc.ListTokens(ctx, req.Msg.GetIncludeRevoked(), page)
+	list := h.svc.ListTokens
+	if req.Msg.GetOwn() {
+		list = h.svc.ListOwnTokens
+	}
+	items, next, err := list(ctx, req.Msg.GetIncludeRevoked(), page)
 	if err != nil {
 		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
 	}
@@ -115,7 +119,11 @@ func (h *tokenHandler) ListTokens(ctx context.Context, req *connect.Request[runy
 }
 
 func (h *tokenHandler) RevokeToken(ctx context.Context, req *connect.Request[runyardv1.RevokeTokenRequest]) (*connect.Response[runyardv1.RevokeTokenResponse], error) {
-	if _, err := h.svc.RevokeToken(ctx, req.Msg.GetTokenId(), req.Msg.GetForce()); err != nil {
+	revoke := h.svc.RevokeToken
+	if req.Msg.GetOwn() {
+		revoke = h.svc.RevokeOwnToken
+	}
+	if _, err := revoke(ctx, req.Msg.GetTokenId(), req.Msg.GetForce()); err != nil {
 		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
 	}
 	return connect.NewResponse(&runyardv1.RevokeTokenResponse{}), nil

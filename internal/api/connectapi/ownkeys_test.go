@@ -57,6 +57,24 @@ func TestTokens_OwnKeys(t *testing.T) {
 		if active := list(f.member, false); contains(active, mine) {
 			t.Fatalf("the revoked key is still listed as active: %v", active)
 		}
+		// With own, even an admin sees and revokes only their own keys.
+		res, err := f.admin.Tokens.ListTokens(ctx, connect.NewRequest(&runyardv1.ListTokensRequest{Own: true}))
+		mustOK(t, err, "admin lists their own keys")
+		for _, k := range res.Msg.GetTokens() {
+			if k.GetTokenId() == mine || k.GetTokenId() == sa.GetTokenId() {
+				t.Fatalf("admin's own list holds %s (%s)", k.GetTokenId(), k.GetName())
+			}
+		}
+		if len(res.Msg.GetTokens()) != 2 {
+			t.Fatalf("admin's own list: %d keys, want their two", len(res.Msg.GetTokens()))
+		}
+		_, err = f.admin.Tokens.RevokeToken(ctx, connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: sa.GetTokenId(), Own: true}))
+		wantCode(t, err, connect.CodeNotFound)
+		_, err = f.install.Tokens.ListTokens(ctx, connect.NewRequest(&runyardv1.ListTokensRequest{Own: true}))
+		wantCode(t, err, connect.CodePermissionDenied)
+		_, err = f.install.Tokens.RevokeToken(ctx, connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: sa.GetTokenId(), Own: true}))
+		wantCode(t, err, connect.CodePermissionDenied)
+
 		// Revoking it again stays not_found-free for the owner (a no-op).
 		_, err = f.member.Tokens.RevokeToken(ctx, connect.NewRequest(&runyardv1.RevokeTokenRequest{TokenId: mine}))
 		mustOK(t, err, "revoke again")

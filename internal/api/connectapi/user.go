@@ -195,7 +195,32 @@ func (h *userAdminHandler) CreateInvite(ctx context.Context, req *connect.Reques
 		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
 	}
 	return connect.NewResponse(&runyardv1.CreateInviteResponse{InviteId: token, OrganizationId: inv.OrgID, Role: string(inv.Role),
-		ExpiresAt: timestamppb.New(inv.ExpiresAt)}), nil
+		ExpiresAt: timestamppb.New(inv.ExpiresAt), Id: inv.ID}), nil
+}
+
+func inviteToProto(inv *users.Invite) *runyardv1.Invite {
+	return &runyardv1.Invite{Id: inv.ID, OrganizationId: inv.OrgID, Role: string(inv.Role), CreatorId: inv.CreatorID,
+		CreatedAt: timestamppb.New(inv.CreatedAt), ExpiresAt: timestamppb.New(inv.ExpiresAt)}
+}
+
+func (h *userAdminHandler) ListInvites(ctx context.Context, req *connect.Request[runyardv1.ListInvitesRequest]) (*connect.Response[runyardv1.ListInvitesResponse], error) {
+	items, err := h.svc.ListInvites(ctx, req.Msg.GetOrganizationId())
+	if err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	out := &runyardv1.ListInvitesResponse{}
+	for _, inv := range items {
+		out.Invites = append(out.Invites, inviteToProto(inv))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (h *userAdminHandler) RevokeInvite(ctx context.Context, req *connect.Request[runyardv1.RevokeInviteRequest]) (*connect.Response[runyardv1.RevokeInviteResponse], error) {
+	inv, err := h.svc.RevokeInvite(ctx, req.Msg.GetOrganizationId(), req.Msg.GetId())
+	if err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&runyardv1.RevokeInviteResponse{Invite: inviteToProto(inv)}), nil
 }
 
 func (h *userAdminHandler) AcceptInvite(ctx context.Context, req *connect.Request[runyardv1.AcceptInviteRequest]) (*connect.Response[runyardv1.AcceptInviteResponse], error) {

@@ -52,6 +52,11 @@ const SurfaceAuth = audit.SurfaceAuth
 // or not: the callback's route.
 const MethodCallback = "GET " + sso.CallbackPath
 
+// MethodLogin is the audit log's method of a sign-in refused at its start
+// (rate-limited, or the provider unreachable): the login route. A start that
+// goes to the provider is not recorded; its callback is.
+const MethodLogin = "GET " + sso.LoginPath
+
 // TypeUser is the audit log's object type of a sign-in: the user.
 const TypeUser = "RESOURCE_TYPE_USER"
 
@@ -250,13 +255,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
 			}
 			e := apperr.As(err)
-			h.answer(w, r, sso.Refused(e.Code, "%s", e.Public()))
+			h.refuseStart(w, r, sso.Refused(e.Code, "%s", e.Public()))
 			return
 		}
 	}
 	p, err := h.discover(r.Context(), false)
 	if err != nil {
-		h.answer(w, r, sso.Refused(apperr.CodeUnavailable, "the identity provider cannot be reached; try again later"))
+		h.refuseStart(w, r, sso.Refused(apperr.CodeUnavailable, "the identity provider cannot be reached; try again later"))
 		return
 	}
 	state, nonce, browser := random(), random(), random()
@@ -269,7 +274,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.states.CreateLoginState(r.Context(), st); err != nil {
 		h.log.ErrorContext(r.Context(), "store OIDC login state", "err", err)
-		h.answer(w, r, sso.Refused(apperr.CodeInternal, "internal error"))
+		h.refuseStart(w, r, sso.Refused(apperr.CodeInternal, "internal error"))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
@@ -299,7 +304,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 			h.log.ErrorContext(ctx, "OIDC sign-in failed", "err", err)
 			reason = sso.Refused(apperr.CodeInternal, "internal error")
 		}
-		h.recordFailure(ctx, r, reason)
+		h.recordFailure(ctx, r, MethodCallback, reason)
 		h.answer(w, r, reason)
 		return
 	}
@@ -444,9 +449,17 @@ func (h *Handler) currentRole(ctx context.Context, email, orgID string, role ide
 	return role, nil
 }
 
-// recordFailure writes the failed sign-in's audit entry: the reason in words,
-// in the organization new users join.
-func (h *Handler) recordFailure(ctx context.Context, r *http.Request, reason *sso.Reason) {
+// refuseStart answers a sign-in refused before it went to the provider, and
+// records it: a client held back by the rate limit shows in the audit log as
+// a password sign-in's would.
+func (h *Handler) refuseStart(w http.ResponseWriter, r *http.Request, reason *sso.Reason) {
+	h.recordFailure(r.Context(), r, MethodLogin, reason)
+	h.answer(w, r, reason)
+}
+
+// recordFailure writes the failed sign-in's audit entry under method: the
+// reason in words, in the organization new users join.
+func (h *Handler) recordFailure(ctx context.Context, r *http.Request, method string, reason *sso.Reason) {
 	if h.audit == nil {
 		return
 	}
@@ -455,7 +468,7 @@ func (h *Handler) recordFailure(ctx context.Context, r *http.Request, reason *ss
 		orgID = org.ID
 	}
 	e := &audit.Entry{
-		OrgID: orgID, Surface: SurfaceAuth, Method: MethodCallback, ObjectType: TypeUser,
+		OrgID: orgID, Surface: SurfaceAuth, Method: method, ObjectType: TypeUser,
 		ClientIP: clientip.From(r), UserAgent: truncate(r.UserAgent(), 256),
 		Outcome:   FailureOutcome(reason),
 		CreatedAt: h.Now().UTC().Truncate(time.Microsecond),

@@ -154,8 +154,8 @@ func numbered(q string) string {
 	return b.String()
 }
 
-// TestAuditAppendOnly: the audit log refuses UPDATE and DELETE but the
-// retention prune's, for the role the control plane connects as.
+// TestAuditAppendOnly: the audit log refuses UPDATE, TRUNCATE and DELETE
+// but the retention prune's, for the role the control plane connects as.
 func TestAuditAppendOnly(t *testing.T) {
 	ctx := context.Background()
 	db, err := sql.Open("pgx", testutil.PostgresURL(t))

@@ -77,7 +77,8 @@ func TestWAL(t *testing.T) {
 	}
 }
 
-// TestAuditAppendOnly: the audit log refuses UPDATE.
+// TestAuditAppendOnly: the audit log refuses UPDATE and DELETE but the
+// retention prune's.
 func TestAuditAppendOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runyard.db")
 	st, err := sqlite.Open(context.Background(), path)

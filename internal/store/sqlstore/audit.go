@@ -100,23 +100,33 @@ func (db *DB) FindAudit(ctx context.Context, f audit.Filter) ([]*audit.Entry, er
 	return out, db.translate(rows.Err(), "audit log")
 }
 
-// PruneAudit implements audit.Store. On PostgreSQL the table's trigger
-// refuses every DELETE but one in a transaction that set
-// runyard.audit_prune: this one.
+// PruneAudit implements audit.Store. The table's triggers refuse every
+// DELETE but one in a transaction that opened the prune's gate: on
+// PostgreSQL the local setting runyard.audit_prune, on SQLite a row of
+// audit_log_prune that is gone again before the commit.
 func (db *DB) PruneAudit(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		open, shut := `INSERT INTO audit_log_prune (open) VALUES (1)`, `DELETE FROM audit_log_prune`
 		if db.dialect.Numbered {
-			if _, err := tx.ExecContext(ctx, `SELECT set_config('runyard.audit_prune', 'on', true)`); err != nil {
-				return fmt.Errorf("prune audit log: %w", err)
-			}
+			open, shut = `SELECT set_config('runyard.audit_prune', 'on', true)`, ""
+		}
+		if _, err := tx.ExecContext(ctx, open); err != nil {
+			return fmt.Errorf("prune audit log: open the gate: %w", err)
 		}
 		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM audit_log WHERE created_at < ?`), micros(cutoff))
 		if err != nil {
 			return fmt.Errorf("prune audit log: %w", err)
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		if shut != "" {
+			if _, err := tx.ExecContext(ctx, shut); err != nil {
+				return fmt.Errorf("prune audit log: close the gate: %w", err)
+			}
+		}
+		return nil
 	})
 	return n, db.translate(err, "audit log")
 }

@@ -226,6 +226,16 @@ func (db *DB) FindRunners(ctx context.Context, f runners.Filter) ([]*runners.Run
 			args = append(args, string(v))
 		}
 	}
+	if len(f.DesiredPhases) > 0 {
+		desired := "json_extract(spec, '$.desiredPhase')"
+		if db.dialect.Numbered {
+			desired = "(spec::jsonb ->> 'desiredPhase')"
+		}
+		query += ` AND ` + desired + ` IN ` + in(len(f.DesiredPhases))
+		for _, v := range f.DesiredPhases {
+			args = append(args, string(v))
+		}
+	}
 	if f.NameContains != "" {
 		// LOWER folds ASCII letters alike in SQLite and PostgreSQL.
 		query += ` AND LOWER(name) LIKE ? ESCAPE '!'`

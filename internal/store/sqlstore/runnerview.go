@@ -299,7 +299,7 @@ func (db *DB) ViewRunner(ctx context.Context, orgID, id string) (*runners.Runner
 func (db *DB) ViewRunners(ctx context.Context, f runners.Filter) ([]*runners.Runner, error) {
 	v := db.view
 	if v == nil || !v.trusted() || f.Limit <= 0 || len(f.CreatorIDs) > 0 || len(f.Kinds) > 0 ||
-		len(f.Providers) > 0 || len(f.Phases) > 0 || f.NameContains != "" {
+		len(f.Providers) > 0 || len(f.Phases) > 0 || len(f.DesiredPhases) > 0 || f.NameContains != "" {
 		return db.FindRunners(ctx, f)
 	}
 	now := time.Now()

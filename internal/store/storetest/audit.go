@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,35 +106,57 @@ func testAuditLog(t *testing.T, s store.Store) {
 func ptrTime(t time.Time) *time.Time { return &t }
 
 // AuditAppendOnly checks on db, fully migrated, that audit_log refuses
-// UPDATE always and, when guardsDelete (PostgreSQL), DELETE outside the
-// prune's transaction. q adapts ? placeholders.
-func AuditAppendOnly(t *testing.T, db *sql.DB, q func(string) string, guardsDelete bool) {
+// UPDATE always, DELETE outside the retention prune's transaction (which
+// opens the gate sqlstore.PruneAudit opens) and, on PostgreSQL (numbered
+// placeholders), TRUNCATE, which fires no row trigger. q adapts ?
+// placeholders.
+func AuditAppendOnly(t *testing.T, db *sql.DB, q func(string) string, postgres bool) {
 	c := context.Background()
 	if _, err := db.ExecContext(c, q(`INSERT INTO audit_log (org_id, actor_principal, actor_id, key_id, surface, method,
 		object_type, object_id, client_ip, user_agent, outcome, created_at) VALUES ('o', '', '', '', 'connect', 'm', '', '', '', '', 'ok', 1)`)); err != nil {
 		t.Fatalf("insert: %v", err)
 	}
-	if _, err := db.ExecContext(c, `UPDATE audit_log SET outcome = 'forged'`); err == nil {
-		t.Error("UPDATE of audit_log succeeded")
+	refused := func(what, stmt string) {
+		t.Helper()
+		if _, err := db.ExecContext(c, stmt); err == nil {
+			t.Errorf("%s of audit_log succeeded", what)
+		} else if !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("%s of audit_log: %v, want the append-only refusal", what, err)
+		}
 	}
-	if !guardsDelete {
-		return
+	refused("UPDATE", `UPDATE audit_log SET outcome = 'forged'`)
+	refused("DELETE outside the prune", `DELETE FROM audit_log`)
+	refused("DELETE of one row outside the prune", `DELETE FROM audit_log WHERE created_at = 1`)
+	if postgres {
+		refused("TRUNCATE", `TRUNCATE audit_log`)
+		refused("TRUNCATE ... CASCADE", `TRUNCATE TABLE audit_log RESTART IDENTITY CASCADE`)
 	}
-	if _, err := db.ExecContext(c, `DELETE FROM audit_log`); err == nil {
-		t.Error("DELETE of audit_log outside the prune succeeded")
+	var n int
+	if err := db.QueryRowContext(c, `SELECT COUNT(*) FROM audit_log`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the refusals audit_log holds %d rows (%v), want 1", n, err)
 	}
+
 	tx, err := db.BeginTx(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(c, `SELECT set_config('runyard.audit_prune', 'on', true)`); err != nil {
+	open := `INSERT INTO audit_log_prune (open) VALUES (1)`
+	if postgres {
+		open = `SELECT set_config('runyard.audit_prune', 'on', true)`
+	}
+	if _, err := tx.ExecContext(c, open); err != nil {
 		t.Fatal(err)
 	}
 	if res, err := tx.ExecContext(c, `DELETE FROM audit_log`); err != nil {
 		t.Errorf("the prune's DELETE: %v", err)
 	} else if n, _ := res.RowsAffected(); n != 1 {
 		t.Errorf("the prune deleted %d rows, want 1", n)
+	}
+	if postgres {
+		if _, err := tx.ExecContext(c, `TRUNCATE audit_log`); err == nil {
+			t.Error("TRUNCATE inside the prune's transaction succeeded")
+		}
 	}
 }
 

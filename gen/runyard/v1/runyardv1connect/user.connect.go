@@ -63,6 +63,12 @@ const (
 	// UserAdminServiceAcceptInviteProcedure is the fully-qualified name of the UserAdminService's
 	// AcceptInvite RPC.
 	UserAdminServiceAcceptInviteProcedure = "/runyard.v1.UserAdminService/AcceptInvite"
+	// UserAdminServiceListInvitesProcedure is the fully-qualified name of the UserAdminService's
+	// ListInvites RPC.
+	UserAdminServiceListInvitesProcedure = "/runyard.v1.UserAdminService/ListInvites"
+	// UserAdminServiceRevokeInviteProcedure is the fully-qualified name of the UserAdminService's
+	// RevokeInvite RPC.
+	UserAdminServiceRevokeInviteProcedure = "/runyard.v1.UserAdminService/RevokeInvite"
 )
 
 // UserAdminServiceClient is a client for the runyard.v1.UserAdminService service.
@@ -96,6 +102,13 @@ type UserAdminServiceClient interface {
 	// is one. A user who has an account joins with
 	// gitpod.v1.OrganizationService/JoinOrganization instead.
 	AcceptInvite(context.Context, *connect.Request[v1.AcceptInviteRequest]) (*connect.Response[v1.AcceptInviteResponse], error)
+	// ListInvites lists an organization's pending invites (unused and
+	// unexpired), oldest first. Their tokens are stored only as hashes, so
+	// none is shown.
+	ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error)
+	// RevokeInvite withdraws a pending invite by its id: its token stops
+	// working at once. An invite that was used is failed_precondition.
+	RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error)
 }
 
 // NewUserAdminServiceClient constructs a client for the runyard.v1.UserAdminService service. By
@@ -169,6 +182,18 @@ func NewUserAdminServiceClient(httpClient connect.HTTPClient, baseURL string, op
 			connect.WithSchema(userAdminServiceMethods.ByName("AcceptInvite")),
 			connect.WithClientOptions(opts...),
 		),
+		listInvites: connect.NewClient[v1.ListInvitesRequest, v1.ListInvitesResponse](
+			httpClient,
+			baseURL+UserAdminServiceListInvitesProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("ListInvites")),
+			connect.WithClientOptions(opts...),
+		),
+		revokeInvite: connect.NewClient[v1.RevokeInviteRequest, v1.RevokeInviteResponse](
+			httpClient,
+			baseURL+UserAdminServiceRevokeInviteProcedure,
+			connect.WithSchema(userAdminServiceMethods.ByName("RevokeInvite")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -184,6 +209,8 @@ type userAdminServiceClient struct {
 	listOrganizationMembers *connect.Client[v1.ListOrganizationMembersRequest, v1.ListOrganizationMembersResponse]
 	createInvite            *connect.Client[v1.CreateInviteRequest, v1.CreateInviteResponse]
 	acceptInvite            *connect.Client[v1.AcceptInviteRequest, v1.AcceptInviteResponse]
+	listInvites             *connect.Client[v1.ListInvitesRequest, v1.ListInvitesResponse]
+	revokeInvite            *connect.Client[v1.RevokeInviteRequest, v1.RevokeInviteResponse]
 }
 
 // CreateUser calls runyard.v1.UserAdminService.CreateUser.
@@ -236,6 +263,16 @@ func (c *userAdminServiceClient) AcceptInvite(ctx context.Context, req *connect.
 	return c.acceptInvite.CallUnary(ctx, req)
 }
 
+// ListInvites calls runyard.v1.UserAdminService.ListInvites.
+func (c *userAdminServiceClient) ListInvites(ctx context.Context, req *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error) {
+	return c.listInvites.CallUnary(ctx, req)
+}
+
+// RevokeInvite calls runyard.v1.UserAdminService.RevokeInvite.
+func (c *userAdminServiceClient) RevokeInvite(ctx context.Context, req *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error) {
+	return c.revokeInvite.CallUnary(ctx, req)
+}
+
 // UserAdminServiceHandler is an implementation of the runyard.v1.UserAdminService service.
 type UserAdminServiceHandler interface {
 	// CreateUser creates a local account with a password and, with
@@ -267,6 +304,13 @@ type UserAdminServiceHandler interface {
 	// is one. A user who has an account joins with
 	// gitpod.v1.OrganizationService/JoinOrganization instead.
 	AcceptInvite(context.Context, *connect.Request[v1.AcceptInviteRequest]) (*connect.Response[v1.AcceptInviteResponse], error)
+	// ListInvites lists an organization's pending invites (unused and
+	// unexpired), oldest first. Their tokens are stored only as hashes, so
+	// none is shown.
+	ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error)
+	// RevokeInvite withdraws a pending invite by its id: its token stops
+	// working at once. An invite that was used is failed_precondition.
+	RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error)
 }
 
 // NewUserAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -336,6 +380,18 @@ func NewUserAdminServiceHandler(svc UserAdminServiceHandler, opts ...connect.Han
 		connect.WithSchema(userAdminServiceMethods.ByName("AcceptInvite")),
 		connect.WithHandlerOptions(opts...),
 	)
+	userAdminServiceListInvitesHandler := connect.NewUnaryHandler(
+		UserAdminServiceListInvitesProcedure,
+		svc.ListInvites,
+		connect.WithSchema(userAdminServiceMethods.ByName("ListInvites")),
+		connect.WithHandlerOptions(opts...),
+	)
+	userAdminServiceRevokeInviteHandler := connect.NewUnaryHandler(
+		UserAdminServiceRevokeInviteProcedure,
+		svc.RevokeInvite,
+		connect.WithSchema(userAdminServiceMethods.ByName("RevokeInvite")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/runyard.v1.UserAdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case UserAdminServiceCreateUserProcedure:
@@ -358,6 +414,10 @@ func NewUserAdminServiceHandler(svc UserAdminServiceHandler, opts ...connect.Han
 			userAdminServiceCreateInviteHandler.ServeHTTP(w, r)
 		case UserAdminServiceAcceptInviteProcedure:
 			userAdminServiceAcceptInviteHandler.ServeHTTP(w, r)
+		case UserAdminServiceListInvitesProcedure:
+			userAdminServiceListInvitesHandler.ServeHTTP(w, r)
+		case UserAdminServiceRevokeInviteProcedure:
+			userAdminServiceRevokeInviteHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -405,4 +465,12 @@ func (UnimplementedUserAdminServiceHandler) CreateInvite(context.Context, *conne
 
 func (UnimplementedUserAdminServiceHandler) AcceptInvite(context.Context, *connect.Request[v1.AcceptInviteRequest]) (*connect.Response[v1.AcceptInviteResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.v1.UserAdminService.AcceptInvite is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) ListInvites(context.Context, *connect.Request[v1.ListInvitesRequest]) (*connect.Response[v1.ListInvitesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.v1.UserAdminService.ListInvites is not implemented"))
+}
+
+func (UnimplementedUserAdminServiceHandler) RevokeInvite(context.Context, *connect.Request[v1.RevokeInviteRequest]) (*connect.Response[v1.RevokeInviteResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.v1.UserAdminService.RevokeInvite is not implemented"))
 }
