@@ -85,9 +85,9 @@ func TestInvites_CLI(t *testing.T) {
 }
 
 // userKey signs email in with password and creates an API key of theirs
-// with scope through the session, as the console does; it returns the
+// with scopes through the session, as the console does; it returns the
 // key's secret.
-func userKey(t *testing.T, s *serverProc, email, password, scope string) string {
+func userKey(t *testing.T, s *serverProc, email, password string, scopes ...string) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
 	res, err := http.Post(s.URL+"/auth/password", "application/json", strings.NewReader(string(body)))
@@ -102,8 +102,8 @@ func userKey(t *testing.T, s *serverProc, email, password, scope string) string 
 	if res.StatusCode != http.StatusOK || err != nil {
 		t.Fatalf("sign in %s: %s %v", email, res.Status, err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, s.URL+"/runyard.v1.TokenService/CreateToken",
-		strings.NewReader(`{"name":"session-made","scopes":["`+scope+`"]}`))
+	reqBody, _ := json.Marshal(map[string]any{"name": "session-made", "scopes": scopes})
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/runyard.v1.TokenService/CreateToken", strings.NewReader(string(reqBody)))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-CSRF-Token", signIn.CSRFToken)
 	for _, c := range res.Cookies() {

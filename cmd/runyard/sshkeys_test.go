@@ -1,53 +1,15 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// userKey signs in as a user with a password and creates an API key of
-// theirs (environments and runners), returning its secret.
-func userKey(t *testing.T, s *serverProc, email, password string) string {
-	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar}
-	post := func(path, csrf, body string) []byte {
-		t.Helper()
-		req, _ := http.NewRequest(http.MethodPost, s.URL+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if csrf != "" {
-			req.Header.Set("X-CSRF-Token", csrf)
-		}
-		res, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("POST %s: %d %s", path, res.StatusCode, b)
-		}
-		return b
-	}
-	var sess struct{ CSRFToken string }
-	if err := json.Unmarshal(post("/auth/password", "", fmt.Sprintf(`{"email":%q,"password":%q}`, email, password)), &sess); err != nil {
-		t.Fatal(err)
-	}
-	var created struct{ Secret string }
-	b := post("/runyard.v1.TokenService/CreateToken", sess.CSRFToken, `{"name":"ssh-keys test","scopes":["environments:read","environments:write","runners:read"]}`)
-	if err := json.Unmarshal(b, &created); err != nil || created.Secret == "" {
-		t.Fatalf("CreateToken: %v %s", err, b)
-	}
-	return created.Secret
-}
+// sshKeysScopes are the scopes of the users' keys in the SSH keys test.
+var sshKeysScopes = []string{"environments:read", "environments:write", "runners:read"}
 
 // TestEnvironmentsAccess_UserSSHKeys: users register their own SSH keys
 // (runyard ssh-keys) and log in with OpenSSH as the environments they may
@@ -70,7 +32,7 @@ func testUserSSHKeys(t *testing.T, dbURL string) {
 			t.Fatalf("users create: %+v", r)
 		}
 	}
-	ada, bob := userKey(t, a.s, "ada@example.com", pw), userKey(t, a.s, "bob@example.com", pw)
+	ada, bob := userKey(t, a.s, "ada@example.com", pw, sshKeysScopes...), userKey(t, a.s, "bob@example.com", pw, sshKeysScopes...)
 	repo := makeGitRepo(t, map[string]string{"own.txt": "ada's own\n"})
 	out := a.s.mustRun(t, ada, "environments", "create", "--git", repo, "--name", "ada-env", "--wait")
 	adaEnv := uuidRe.FindString(out)
