@@ -153,8 +153,9 @@ func run(ctx context.Context, o options) (results, error) {
 	}
 	defer os.RemoveAll(dir)
 	t0 := time.Now()
-	// Without DWARF (-w) the links (one a benchmark) take a fraction of their time;
-	// profiles still name their functions (the runtime's tables do).
+	// Without DWARF (-w) the links (runyard and each benchmark) take a
+	// fraction of their time; profiles still name their functions (the
+	// runtime's tables do).
 	args := []string{"build", "-ldflags=-w", "-o", dir + "/", "./cmd/runyard"}
 	for _, b := range sel {
 		args = append(args, "./bench/"+b.name)
