@@ -58,6 +58,10 @@ var benches = []bench{
 	{"console", []string{"--loads", "3", "--runners", "2000", "--requests", "20", "--log-mb", "50"}},
 	{"envaccess", []string{"--execs", "50", "--cli-execs", "5", "--pings", "300", "--bytes", "33554432"}},
 	{"faults", []string{"--quick"}},
+	{"autoupdate", []string{"--runners", "100", "--archive-size", "4194304"}},
+	// One run at the 20,000 files the target names (about two
+	// minutes on the shared machine, most of it the prebuild and the clone).
+	{"prebuilds", []string{"--files", "20000", "--runs", "1"}},
 }
 
 func main() {
@@ -149,8 +153,9 @@ func run(ctx context.Context, o options) (results, error) {
 	}
 	defer os.RemoveAll(dir)
 	t0 := time.Now()
-	// Without DWARF (-w) the twelve links take a fraction of their time;
-	// profiles still name their functions (the runtime's tables do).
+	// Without DWARF (-w) the links (runyard and each benchmark) take a
+	// fraction of their time; profiles still name their functions (the
+	// runtime's tables do).
 	args := []string{"build", "-ldflags=-w", "-o", dir + "/", "./cmd/runyard"}
 	for _, b := range sel {
 		args = append(args, "./bench/"+b.name)

@@ -11,9 +11,11 @@
 // signature (its own trusted key) and SHA-256, and reconnects reporting v2
 // (a real daemon's exec and re-adoption are measured by the e2e tests, not
 // here). Printed beside it, from the same run: a bare loopback HTTP round
-// trip, and the same N downloads made at once without a publish.
+// trip, and the same N downloads made at once without a publish. Its
+// figures go to bench/all through bench/internal/report.
 //
 //	go run ./bench/autoupdate --runners 100
+//	go run ./bench/autoupdate --short     # 5 runners, a 256 KiB archive
 package main
 
 import (
@@ -41,6 +43,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/runyard/runyard/bench/internal/report"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
@@ -54,7 +57,11 @@ func main() {
 	n := flag.Int("runners", 100, "simulated runners")
 	size := flag.Int("archive-size", 4<<20, "bytes of the release archive's binary")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
+	short := report.Short()
 	flag.Parse()
+	if *short {
+		*n, *size = 5, 256<<10
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	if err := run(ctx, *n, *size); err != nil {
@@ -69,9 +76,9 @@ func run(ctx context.Context, n, size int) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "runyard")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/runyard").CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	bin, err := report.RunyardBinary(dir)
+	if err != nil {
+		return err
 	}
 	key, err := release.GenerateKey()
 	if err != nil {
@@ -121,7 +128,8 @@ func run(ctx context.Context, n, size int) error {
 		rtts = append(rtts, time.Since(t0))
 	}
 	sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
-	fmt.Printf("baseline: loopback HTTP round trip (GET /healthz) p50 %v\n", rtts[len(rtts)/2].Round(time.Microsecond))
+	rtt := rtts[len(rtts)/2].Round(time.Microsecond)
+	fmt.Printf("baseline: loopback HTTP round trip (GET /healthz) p50 %v\n", rtt)
 
 	hour := time.Now().UTC().Hour()
 	sims := &fleet{pub: pub, base: base, done: make(chan struct{})}
@@ -139,6 +147,9 @@ func run(ctx context.Context, n, size int) error {
 	for sims.connected.Load() < int64(n) && ctx.Err() == nil {
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The control plane's memory with every runner connected, before any
+	// archive is stored or downloaded: the RSS figure's baseline.
+	rssBefore := rssKiB(srv.Process.Pid)
 
 	// Baseline 2 needs the release on the control plane: publish it to
 	// latest (no runner follows latest), download it N times at once.
@@ -162,7 +173,8 @@ func run(ctx context.Context, n, size int) error {
 	if e, ok := dlErr.Load().(error); ok {
 		return e
 	}
-	fmt.Printf("baseline: %d concurrent downloads of a %d-byte archive: %v\n", n, size, time.Since(t0).Round(time.Millisecond))
+	bareDownloads := time.Since(t0)
+	fmt.Printf("baseline: %d concurrent downloads of a %d-byte archive: %v\n", n, size, bareDownloads.Round(time.Millisecond))
 
 	// The figure: publish to stable -> every runner on v2 per ListRunners.
 	t0 = time.Now()
@@ -182,8 +194,15 @@ func run(ctx context.Context, n, size int) error {
 	}
 	fmt.Printf("releases publish -> %d runners report v2 in their window: %v (publish call %v; %d simulated downloads verified, %d errors)\n",
 		n, total.Round(time.Millisecond), published.Round(time.Millisecond), sims.verified.Load(), sims.errors.Load())
-	fmt.Printf("control plane RSS after: %d KiB\n", rssKiB(srv.Process.Pid))
+	rssAfter := rssKiB(srv.Process.Pid)
+	fmt.Printf("control plane RSS after: %d KiB (runners connected, before any download: %d KiB)\n", rssAfter, rssBefore)
 	close(sims.done)
+
+	report.Emit(report.Figure{Bench: "autoupdate", Name: fmt.Sprintf("releases publish -> %d runners on v2", n), Value: ms(total), Unit: "ms",
+		Baseline: ms(bareDownloads), BaselineName: fmt.Sprintf("%d downloads at once, no publish", n),
+		Count: float64(sims.errors.Load()), CountUnit: "download errors"}, nil)
+	report.Emit(report.Figure{Bench: "autoupdate", Name: "control plane RSS after the update", Value: float64(rssAfter), Unit: "KiB",
+		Baseline: float64(rssBefore), BaselineName: "before any download"}, nil)
 	return nil
 }
 
@@ -399,6 +418,8 @@ func dig(m map[string]any, path ...string) string {
 	s, _ := v.(string)
 	return s
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func rssKiB(pid int) int64 {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
