@@ -79,6 +79,11 @@ func (h *handler) agentEdit(ctx context.Context, r *http.Request, v *view) (stri
 	v.Data = d
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	u := pods.AgentTypeUpdate{Name: &name, Command: lines(r.PostFormValue("command")), UnsetEnv: r.PostForm["unset"]}
+	if u.Command == nil {
+		// A blank command is a mistake to report, not "leave it as it is"
+		// (what a nil Command means to the service).
+		u.Command = []string{}
+	}
 	for i, l := range lines(r.PostFormValue("set")) {
 		k, val, ok := strings.Cut(l, "=")
 		if !ok {

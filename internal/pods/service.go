@@ -449,6 +449,11 @@ func (s *Service) UpdateAgentType(ctx context.Context, id string, u AgentTypeUpd
 	if u.Env != nil && (len(u.SetEnv) > 0 || len(u.UnsetEnv) > 0) {
 		return nil, apperr.Invalid("env", "replaces every variable: give it alone, or set and unset variables without it")
 	}
+	// Checked alone first so that a bad name is reported as the field the
+	// caller used; the merged variables are checked again below.
+	if err := validateEnv("setEnv", u.SetEnv); err != nil {
+		return nil, err
+	}
 	a, err := s.Store.UpdateAgentType(ctx, c.OrgID, id, func(a *AgentType) error {
 		in := AgentTypeInput{ID: a.ID, Name: a.Name, Command: a.Command, Env: a.Env}
 		if u.Name != nil {
