@@ -42,6 +42,11 @@ type envSession struct {
 	hello  *runnerv1.SessionHello
 	stream SessionStream
 	sendMu sync.Mutex
+	// ended is set (under sendMu) when the stream's handler returns: the
+	// runner's connection went away or the control plane shuts down. A
+	// send after that would write to a finished HTTP handler, which
+	// panics in net/http.
+	ended bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -136,6 +141,9 @@ func (f *Fleet) ServeSession(ctx context.Context, stream SessionStream) error {
 	case <-r.closed:
 	case <-ctx.Done():
 	}
+	r.sendMu.Lock()
+	r.ended = true
+	r.sendMu.Unlock()
 	return nil
 }
 
@@ -200,6 +208,9 @@ func (r *envSession) send(m *runnerv1.SessionResponse) error {
 	case <-r.closed:
 		return io.ErrClosedPipe
 	default:
+	}
+	if r.ended {
+		return io.ErrClosedPipe
 	}
 	if err := r.stream.Send(m); err != nil {
 		return fmt.Errorf("send to the session: %w", err)

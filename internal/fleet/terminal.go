@@ -41,6 +41,10 @@ type relay struct {
 	hello  *runnerv1.TerminalHello
 	stream TerminalStream
 	sendMu sync.Mutex
+	// ended is set (under sendMu) when the stream's handler returns; a
+	// send after it would write to a finished HTTP handler (see
+	// envSession.ended).
+	ended bool
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -152,6 +156,9 @@ func (f *Fleet) ServeTerminal(ctx context.Context, stream TerminalStream) error 
 	case <-r.closed:
 	case <-ctx.Done():
 	}
+	r.sendMu.Lock()
+	r.ended = true
+	r.sendMu.Unlock()
 	return nil
 }
 
@@ -208,6 +215,9 @@ func (r *relay) send(m *runnerv1.TerminalResponse) error {
 	case <-r.closed:
 		return io.ErrClosedPipe
 	default:
+	}
+	if r.ended {
+		return io.ErrClosedPipe
 	}
 	if err := r.stream.Send(m); err != nil {
 		return fmt.Errorf("send to the pod's terminal: %w", err)
