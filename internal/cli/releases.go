@@ -256,14 +256,19 @@ func newReleasesListCmd(g *globals) *cobra.Command {
 			if err := json.Unmarshal(raw, &a); err != nil {
 				return fmt.Errorf("decode answer: %w", err)
 			}
-			if len(a.Releases) == 0 {
-				fmt.Fprintln(g.stderr, "No releases published: see `runyard releases publish --help`.")
-				return nil
-			}
+			// An empty list is its header alone, as every list prints.
 			w := g.table()
-			fmt.Fprintln(w, "CHANNEL\tVERSION\tPLATFORMS\tPUBLISHED")
+			header := "CHANNEL\tVERSION\tPLATFORMS\tPUBLISHED"
+			if g.wide() {
+				header += "\tCOMMIT\tBUILD DATE\tPUBLISHED BY"
+			}
+			fmt.Fprintln(w, header)
 			for _, r := range a.Releases {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", r.Channel, r.Version, platforms(&r), r.PublishedAt.Format(time.RFC3339))
+				line := fmt.Sprintf("%s\t%s\t%s\t%s", r.Channel, r.Version, platforms(&r), r.PublishedAt.Format(time.RFC3339))
+				if g.wide() {
+					line += fmt.Sprintf("\t%s\t%s\t%s", dash(r.Commit), dash(r.BuildDate), dash(r.PublishedBy))
+				}
+				fmt.Fprintln(w, line)
 			}
 			return w.Flush()
 		},
