@@ -117,6 +117,12 @@ func run(ctx context.Context, window time.Duration, nServices, nPods, nRunners i
 	report.Emit(report.Figure{Bench: "runnermetrics", Name: fmt.Sprintf("control plane CPU, %d runners + managed metrics", nRunners), Value: withMetrics.cpuMsPerSec, Unit: "ms/s",
 		Baseline: renew.cpuMsPerSec, BaselineName: "renewing only", Count: float64(sims.reportSize), CountUnit: "B/report"}, nil)
 	sims.stop()
+	// The stopped simulated runners stay ACTIVE until their timeout: the
+	// pods of part 1 could be placed on one and never reach the real
+	// runner. They go.
+	for _, id := range sims.ids {
+		rpc(ctx, base, "RunnerService/DeleteRunner", `{"runnerId":"`+id+`","force":true}`)
+	}
 
 	// Part 1: one real runner daemon.
 	res := rpc(ctx, base, "RunnerService/CreateRunner", `{"name":"bench-runner","provider":"RUNNER_PROVIDER_LINUX_HOST"}`)
@@ -242,6 +248,7 @@ type sims struct {
 	reportSize      int
 	cancel          context.CancelFunc
 	wg              sync.WaitGroup
+	ids             []string
 }
 
 func simulate(ctx context.Context, base string, n int, push time.Duration) (*sims, error) {
@@ -256,6 +263,7 @@ func simulate(ctx context.Context, base string, n int, push time.Duration) (*sim
 	identity := gitpodv1connect.NewIdentityServiceClient(http.DefaultClient, base)
 	for i := range n {
 		res := rpc(ctx, base, "RunnerService/CreateRunner", fmt.Sprintf(`{"name":"sim-%d","provider":"RUNNER_PROVIDER_LINUX_HOST"}`, i))
+		s.ids = append(s.ids, dig(res, "runner", "runnerId"))
 		ex, err := identity.ExchangeToken(ctx, connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: dig(res, "exchangeToken")}))
 		if err != nil {
 			cancel()
