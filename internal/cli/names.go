@@ -76,8 +76,9 @@ var nameArgs = map[string]nameSpec{
 
 	"tokens revoke": {arg: kindToken},
 
-	"keys revoke":    {arg: kindOwnKey},
-	"invites revoke": {arg: kindInvite},
+	"keys revoke":     {arg: kindOwnKey},
+	"invites revoke":  {arg: kindInvite},
+	"ssh-keys delete": {arg: kindSSHKey},
 }
 
 // specFor returns the name spec of cmd.

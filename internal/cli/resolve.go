@@ -95,6 +95,9 @@ var (
 	// kindInvite is a pending invite of --org's organization, by ID: an
 	// invite has no name.
 	kindInvite = &kind{noun: "invite", plural: "invites", fullID: isUUID, list: listInviteCandidates}
+	// kindSSHKey is one of the caller's own SSH keys, also named by its
+	// fingerprint (SHA256:...).
+	kindSSHKey = &kind{noun: "SSH key", plural: "SSH keys", fullID: isUUID, list: listSSHKeyCandidates}
 )
 
 // resolve returns the object arg names. what is how the error names the
@@ -560,6 +563,26 @@ func tokenCandidates(ctx context.Context, g *globals, own bool) ([]candidate, er
 		return res.Msg.GetPagination().GetNextToken(), nil
 	})
 	return out, err
+}
+
+func listSSHKeyCandidates(ctx context.Context, g *globals, _ nameScope) ([]candidate, error) {
+	c, err := g.sshKeysClient()
+	if err != nil {
+		return nil, err
+	}
+	res, err := c.ListSSHKeys(ctx, connect.NewRequest(&runyardv1.ListSSHKeysRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, k := range res.Msg.GetSshKeys() {
+		names := []string{k.GetFingerprint()}
+		if k.GetName() != "" {
+			names = append(names, k.GetName())
+		}
+		out = append(out, candidate{id: k.GetId(), names: names, desc: dash(k.GetName()) + ", " + k.GetFingerprint()})
+	}
+	return out, nil
 }
 
 func listInviteCandidates(ctx context.Context, g *globals, sc nameScope) ([]candidate, error) {

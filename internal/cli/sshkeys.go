@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
@@ -127,27 +126,9 @@ func newSSHKeysDeleteCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The resolver (nameArgs) has made a name, fingerprint or ID
+			// prefix the key's ID.
 			id := args[0]
-			if _, err := uuid.Parse(id); err != nil {
-				res, err := c.ListSSHKeys(cmd.Context(), connect.NewRequest(&runyardv1.ListSSHKeysRequest{}))
-				if err != nil {
-					return err
-				}
-				var found []string
-				for _, k := range res.Msg.GetSshKeys() {
-					if k.GetFingerprint() == args[0] || k.GetName() == args[0] {
-						found = append(found, k.GetId())
-					}
-				}
-				switch len(found) {
-				case 0:
-					return usagef("KEY: you have no SSH key with the ID, fingerprint or name %q (runyard ssh-keys list)", args[0])
-				case 1:
-					id = found[0]
-				default:
-					return usagef("KEY: %d of your SSH keys are named %q: give an ID or fingerprint (runyard ssh-keys list)", len(found), args[0])
-				}
-			}
 			res, err := c.DeleteSSHKey(cmd.Context(), connect.NewRequest(&runyardv1.DeleteSSHKeyRequest{SshKeyId: id}))
 			if err != nil {
 				return err

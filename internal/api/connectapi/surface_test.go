@@ -236,53 +236,70 @@ func TestUnimplemented_AnyBody(t *testing.T) {
 }
 
 // TestList_EmptyPageKeepsItsList calls every implemented List method on an
-// organization that has nothing in it: each answer carries its lists ([])
-// and its pagination, as the vendor's SDKs require of a page.
+// organization that has nothing in it but one user (whose key calls the
+// lists of what only users own): each answer carries its lists ([]) and
+// its pagination, as the vendor's SDKs require of a page.
 func TestList_EmptyPageKeepsItsList(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, ts *testutil.TestServer) {
-		var lists int
-		for _, md := range apiMethods(t) {
-			if !strings.HasPrefix(string(md.Name()), "List") || md.IsStreamingClient() || md.IsStreamingServer() {
-				continue
-			}
-			proc := connectapi.Procedure(md)
-			res := postJSON(t, ts.URL+proc, `{}`)
-			if res.code == "unimplemented" {
-				continue
-			}
-			lists++
-			if res.status != http.StatusOK {
-				t.Errorf("%s: HTTP %d %s", proc, res.status, res.body)
-				continue
-			}
-			var obj map[string]any
-			if err := json.Unmarshal(res.body, &obj); err != nil {
-				t.Fatalf("%s: %v in %s", proc, err, res.body)
-			}
-			fields := md.Output().Fields()
-			for i := range fields.Len() {
-				fd := fields.Get(i)
-				v, ok := obj[fd.JSONName()]
-				switch {
-				case fd.IsList():
-					if _, isArr := v.([]any); !ok || !isArr {
-						t.Errorf("%s: %q is %v, want a list (%s)", proc, fd.JSONName(), v, res.body)
-					}
-				case fd.IsMap():
-					if _, isObj := v.(map[string]any); !ok || !isObj {
-						t.Errorf("%s: %q is %v, want an object (%s)", proc, fd.JSONName(), v, res.body)
-					}
-				case fd.Name() == "pagination":
-					if _, isObj := v.(map[string]any); !ok || !isObj {
-						t.Errorf("%s: pagination is %v, want an object (%s)", proc, v, res.body)
-					}
+	for _, backend := range testutil.Backends() {
+		t.Run(string(backend), func(t *testing.T) { testEmptyLists(t, backend) })
+	}
+}
+
+// userLists are the List methods of what only a user owns: they are
+// called with a user's key, every other with the bootstrap key.
+var userLists = map[string]bool{"/runyard.v1.SSHKeyService/ListSSHKeys": true}
+
+func testEmptyLists(t *testing.T, backend testutil.Backend) {
+	ts, st := startServerWithStore(t, backend)
+	install := newUserClient(t, ts.URL, testutil.AdminToken)
+	orgID := whoami(t, install.client).GetOrganizationId()
+	userKey := mintUserKey(t, st, orgID, install.createUser(t, "lists@example.com", orgID, "admin"), identity.ScopeAdmin)
+	var lists int
+	for _, md := range apiMethods(t) {
+		if !strings.HasPrefix(string(md.Name()), "List") || md.IsStreamingClient() || md.IsStreamingServer() {
+			continue
+		}
+		proc := connectapi.Procedure(md)
+		token := testutil.AdminToken
+		if userLists[proc] {
+			token = userKey
+		}
+		res := postJSONAs(t, ts.URL+proc, token, `{}`)
+		if res.code == "unimplemented" {
+			continue
+		}
+		lists++
+		if res.status != http.StatusOK {
+			t.Errorf("%s: HTTP %d %s", proc, res.status, res.body)
+			continue
+		}
+		var obj map[string]any
+		if err := json.Unmarshal(res.body, &obj); err != nil {
+			t.Fatalf("%s: %v in %s", proc, err, res.body)
+		}
+		fields := md.Output().Fields()
+		for i := range fields.Len() {
+			fd := fields.Get(i)
+			v, ok := obj[fd.JSONName()]
+			switch {
+			case fd.IsList():
+				if _, isArr := v.([]any); !ok || !isArr {
+					t.Errorf("%s: %q is %v, want a list (%s)", proc, fd.JSONName(), v, res.body)
+				}
+			case fd.IsMap():
+				if _, isObj := v.(map[string]any); !ok || !isObj {
+					t.Errorf("%s: %q is %v, want an object (%s)", proc, fd.JSONName(), v, res.body)
+				}
+			case fd.Name() == "pagination":
+				if _, isObj := v.(map[string]any); !ok || !isObj {
+					t.Errorf("%s: pagination is %v, want an object (%s)", proc, v, res.body)
 				}
 			}
 		}
-		if lists < 8 {
-			t.Errorf("only %d implemented List methods found", lists)
-		}
-	})
+	}
+	if lists < 8 {
+		t.Errorf("only %d implemented List methods found", lists)
+	}
 }
 
 type jsonAnswer struct {
@@ -294,12 +311,18 @@ type jsonAnswer struct {
 // postJSON sends a Connect JSON request as the admin.
 func postJSON(tb testing.TB, url, body string) jsonAnswer {
 	tb.Helper()
+	return postJSONAs(tb, url, testutil.AdminToken, body)
+}
+
+// postJSONAs is postJSON with token's key.
+func postJSONAs(tb testing.TB, url, token, body string) jsonAnswer {
+	tb.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", bearer(testutil.AdminToken))
+	req.Header.Set("Authorization", bearer(token))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		tb.Fatal(err)
