@@ -482,13 +482,13 @@ func (s *Service) AuthenticatedToken(ctx context.Context) (*Token, *Caller, erro
 		return nil, nil, apperr.FailedPrecondition("the call is made with a runner access token, not an API key")
 	case c.TokenID == "":
 		return nil, nil, apperr.FailedPrecondition("the call is made with a browser session of a user, not an API key " +
-			"(the user's keys: ListTokens with own)")
+			"(a user's own keys are listed by ListTokens with own)")
 	}
 	items, err := s.Store.FindTokens(ctx, TokenFilter{OrgID: c.OrgID, ID: c.TokenID, IncludeRevoked: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("find token %s: %w", c.TokenID, err)
 	}
-	if len(items) == 0 || items[0].Principal == PrincipalRunner {
+	if len(items) == 0 {
 		// Gone with its organization since it authenticated.
 		return nil, nil, apperr.Unauthenticated("invalid token")
 	}
