@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,6 +225,48 @@ func TestCLI_CredentialBinding(t *testing.T) {
 				t.Errorf("auth status shows %q, want %q in it", text.Stdout, want)
 			}
 		}
+	})
+
+	// A service account's key without the admin scope, which may not list
+	// the organization's keys, still reads its own record; once revoked it
+	// is refused.
+	t.Run("NonAdminKey", func(t *testing.T) {
+		var created struct {
+			Token struct {
+				TokenID   string
+				ExpiresAt string
+			}
+			Secret string
+		}
+		s.mustJSON(t, adminToken, &created, "tokens", "create", "--name", "ci-reader", "--scopes", "runners:read", "--expires-in", "720h")
+		requireOneLineError(t, s.run(t, created.Secret, "tokens", "list"), 6, "admin")
+		var st struct {
+			KeyID, KeyName, ExpiresAt, CreatedAt, KeyRecord, Principal string
+			Scopes                                                     []string
+		}
+		r := s.run(t, created.Secret, "auth", "status", "-o", "json")
+		if err := json.Unmarshal([]byte(r.Stdout), &st); r.Code != 0 || err != nil {
+			t.Fatalf("auth status -o json: exit %d, %v: %q %q", r.Code, err, r.Stdout, r.Stderr)
+		}
+		exp, err := time.Parse(time.RFC3339, st.ExpiresAt)
+		if want, _ := time.Parse(time.RFC3339Nano, created.Token.ExpiresAt); err != nil || !exp.Equal(want.Truncate(time.Second)) {
+			t.Errorf("auth status expiresAt %q (%v), want %s", st.ExpiresAt, err, created.Token.ExpiresAt)
+		}
+		if st.KeyID != created.Token.TokenID || st.KeyName != "ci-reader" || !slices.Equal(st.Scopes, []string{"runners:read"}) ||
+			st.CreatedAt == "" || st.KeyRecord != "" || st.Principal != "service-account" {
+			t.Errorf("auth status = %+v, want the key's own name, scopes and expiry", st)
+		}
+		text := s.mustRun(t, created.Secret, "auth", "status")
+		for _, want := range []string{"ci-reader", created.Token.TokenID, "Scopes:", "runners:read", "Expires:", st.ExpiresAt} {
+			if !strings.Contains(text, want) {
+				t.Errorf("auth status shows %q, want %q in it", text, want)
+			}
+		}
+		if strings.Contains(text, "Note:") {
+			t.Errorf("auth status of a non-admin key has a note:\n%s", text)
+		}
+		s.mustRun(t, adminToken, "tokens", "revoke", "--yes", created.Token.TokenID)
+		requireOneLineError(t, s.run(t, created.Secret, "auth", "status"), 5, "revoked")
 	})
 
 	t.Run("NoCredentialToAnotherServer", func(t *testing.T) {

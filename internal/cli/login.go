@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -312,8 +313,11 @@ type authStatus struct {
 	KeyName        string   `json:"keyName,omitempty"`
 	Scopes         []string `json:"scopes,omitempty"`
 	ExpiresAt      string   `json:"expiresAt,omitempty"`
+	CreatedAt      string   `json:"createdAt,omitempty"`
+	// OwnerUserID is the user a user's key belongs to.
+	OwnerUserID string `json:"ownerUserId,omitempty"`
 	// KeyRecord says why the key's own record (name, scopes, expiry) is
-	// missing, when it is.
+	// missing, when it is, or what else to know of it.
 	KeyRecord string `json:"keyRecord,omitempty"`
 }
 
@@ -352,7 +356,7 @@ func newAuthCmd(g *globals) *cobra.Command {
 					}
 				}
 			}
-			keyRecord(cmd.Context(), c.tokens, id.Msg.GetSubject().GetId(), &st)
+			keyRecord(cmd.Context(), c.tokens, &st)
 			if g.structured() {
 				return g.printValue(st)
 			}
@@ -386,30 +390,36 @@ func expiry(st authStatus) string {
 	return "-"
 }
 
-// keyRecord fills in the key's own record: its name, scopes and expiry. The
-// token list needs the admin scope; a key without it is told so instead.
-func keyRecord(ctx context.Context, tokens runyardv1connect.TokenServiceClient, keyID string, st *authStatus) {
-	page := ""
-	for range 100 {
-		res, err := tokens.ListTokens(ctx, connect.NewRequest(&runyardv1.ListTokensRequest{
-			Pagination: &gitpodv1.PaginationRequest{Token: page, PageSize: 100},
-		}))
-		if err != nil {
-			st.KeyRecord = "the key's name, scopes and expiry are readable only with the admin scope (" + connect.CodeOf(err).String() + ")"
-			return
-		}
-		for _, t := range res.Msg.GetTokens() {
-			if t.GetTokenId() == keyID {
-				st.KeyID, st.KeyName, st.Scopes = t.GetTokenId(), t.GetName(), t.GetScopes()
-				if t.GetExpiresAt() != nil {
-					st.ExpiresAt = t.GetExpiresAt().AsTime().Format(time.RFC3339)
-				}
-				return
-			}
-		}
-		if page = res.Msg.GetPagination().GetNextToken(); page == "" {
-			break
-		}
+// keyRecord fills in the record of the key in use: its name, scopes and
+// expiry, which every API key may read of itself whatever its scopes
+// (GetAuthenticatedToken). Where there is none (a runner's token, a server
+// older than the method) the note says why instead.
+func keyRecord(ctx context.Context, tokens runyardv1connect.TokenServiceClient, st *authStatus) {
+	res, err := tokens.GetAuthenticatedToken(ctx, connect.NewRequest(&runyardv1.GetAuthenticatedTokenRequest{}))
+	switch code := connect.CodeOf(err); {
+	case err == nil:
+	case code == connect.CodeFailedPrecondition:
+		st.KeyRecord = errorMessage(err)
+		return
+	case code == connect.CodeUnimplemented:
+		st.KeyRecord = "the server is older than this CLI and does not tell a key its own record: upgrade the server"
+		return
+	default:
+		st.KeyRecord = "the key's record could not be read: " + errorMessage(err)
+		return
 	}
-	st.KeyRecord = "no API key record with this ID (the identity is not an API key)"
+	t := res.Msg.GetToken()
+	st.KeyID, st.KeyName, st.OwnerUserID = t.GetTokenId(), t.GetName(), t.GetOwnerUserId()
+	st.Scopes = res.Msg.GetEffectiveScopes()
+	if t.GetCreatedAt() != nil {
+		st.CreatedAt = t.GetCreatedAt().AsTime().Format(time.RFC3339)
+	}
+	if t.GetExpiresAt() != nil {
+		st.ExpiresAt = t.GetExpiresAt().AsTime().Format(time.RFC3339)
+	}
+	if !slices.Equal(t.GetScopes(), st.Scopes) {
+		// A user's key holds no more than its owner's role grants now.
+		st.KeyRecord = "the key was created with scopes " + strings.Join(t.GetScopes(), ",") +
+			"; its owner's role grants it only those shown now"
+	}
 }

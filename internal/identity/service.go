@@ -68,7 +68,9 @@ type TokenFilter struct {
 	// be empty, selecting the user's keys in every organization.
 	OrgID string
 	// OwnerUserID, when set, selects the keys that user owns.
-	OwnerUserID    string
+	OwnerUserID string
+	// ID, when set, selects the token with that ID alone.
+	ID             string
 	IncludeRevoked bool
 	// After and Limit select a page by Seq; Limit zero means no limit.
 	After int64
@@ -457,6 +459,47 @@ func (s *Service) listTokens(ctx context.Context, includeRevoked, own bool, page
 	}
 	items, next := paging.Trim(page, items, func(t *Token) int64 { return t.Seq })
 	return items, next, nil
+}
+
+// AuthenticatedToken returns the record of the API key the call is made
+// with, and the caller it makes (whose Scopes are what the key holds now).
+// Every key may read itself whatever its scopes, since it holds the secret
+// anyway: `runyard auth status` of a key without ScopeAdmin, which may not
+// list the organization's keys. A session signed in with a key acts as
+// that key. A user's browser session and a runner access token are not API
+// keys: CodeFailedPrecondition; a logs token reads logs and nothing else:
+// CodePermissionDenied. A key revoked since it authenticated (another
+// replica's cache) is CodeUnauthenticated, as on its next call.
+func (s *Service) AuthenticatedToken(ctx context.Context) (*Token, *Caller, error) {
+	c, err := RequireAuthenticated(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case c.Logs != nil:
+		return nil, nil, apperr.PermissionDenied("a logs token reads one environment's logs and nothing else")
+	case c.Subject.Principal == PrincipalRunner:
+		return nil, nil, apperr.FailedPrecondition("the call is made with a runner access token, not an API key")
+	case c.TokenID == "":
+		return nil, nil, apperr.FailedPrecondition("the call is made with a browser session of a user, not an API key " +
+			"(a user's own keys are listed by ListTokens with own)")
+	}
+	items, err := s.Store.FindTokens(ctx, TokenFilter{OrgID: c.OrgID, ID: c.TokenID, IncludeRevoked: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("find token %s: %w", c.TokenID, err)
+	}
+	if len(items) == 0 {
+		// Gone with its organization since it authenticated.
+		return nil, nil, apperr.Unauthenticated("invalid token")
+	}
+	t := items[0]
+	if t.RevokedAt != nil {
+		return nil, nil, apperr.Unauthenticated("token has been revoked")
+	}
+	if !t.Active(s.Now()) {
+		return nil, nil, apperr.Unauthenticated("token has expired")
+	}
+	return t, c, nil
 }
 
 // requireOwnerOrAdmin returns the caller if it may manage keys: a user

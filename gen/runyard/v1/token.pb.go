@@ -30,11 +30,15 @@ type Token struct {
 	Scopes    []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	Principal v1.Principal           `protobuf:"varint,4,opt,name=principal,proto3,enum=gitpod.v1.Principal" json:"principal,omitempty"`
 	// runner_id is set for runner access tokens.
-	RunnerId      string                 `protobuf:"bytes,5,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
-	Creator       *v1.Subject            `protobuf:"bytes,6,opt,name=creator,proto3" json:"creator,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	RevokedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RunnerId  string                 `protobuf:"bytes,5,opt,name=runner_id,json=runnerId,proto3" json:"runner_id,omitempty"`
+	Creator   *v1.Subject            `protobuf:"bytes,6,opt,name=creator,proto3" json:"creator,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// owner_user_id is the user an API key belongs to (principal
+	// PRINCIPAL_USER); empty for a service account's key and a runner's
+	// token.
+	OwnerUserId   string `protobuf:"bytes,10,opt,name=owner_user_id,json=ownerUserId,proto3" json:"owner_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -130,6 +134,13 @@ func (x *Token) GetRevokedAt() *timestamppb.Timestamp {
 		return x.RevokedAt
 	}
 	return nil
+}
+
+func (x *Token) GetOwnerUserId() string {
+	if x != nil {
+		return x.OwnerUserId
+	}
+	return ""
 }
 
 type CreateTokenRequest struct {
@@ -475,12 +486,103 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 	return file_runyard_v1_token_proto_rawDescGZIP(), []int{6}
 }
 
+type GetAuthenticatedTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuthenticatedTokenRequest) Reset() {
+	*x = GetAuthenticatedTokenRequest{}
+	mi := &file_runyard_v1_token_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthenticatedTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthenticatedTokenRequest) ProtoMessage() {}
+
+func (x *GetAuthenticatedTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_v1_token_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthenticatedTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetAuthenticatedTokenRequest) Descriptor() ([]byte, []int) {
+	return file_runyard_v1_token_proto_rawDescGZIP(), []int{7}
+}
+
+type GetAuthenticatedTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token *Token                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// effective_scopes are the scopes the key holds now: its own, cut to
+	// what its owner's role grants today for a user's key (token.scopes are
+	// the ones it was created with).
+	EffectiveScopes []string `protobuf:"bytes,2,rep,name=effective_scopes,json=effectiveScopes,proto3" json:"effective_scopes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetAuthenticatedTokenResponse) Reset() {
+	*x = GetAuthenticatedTokenResponse{}
+	mi := &file_runyard_v1_token_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthenticatedTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthenticatedTokenResponse) ProtoMessage() {}
+
+func (x *GetAuthenticatedTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_runyard_v1_token_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthenticatedTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetAuthenticatedTokenResponse) Descriptor() ([]byte, []int) {
+	return file_runyard_v1_token_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetAuthenticatedTokenResponse) GetToken() *Token {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *GetAuthenticatedTokenResponse) GetEffectiveScopes() []string {
+	if x != nil {
+		return x.EffectiveScopes
+	}
+	return nil
+}
+
 var File_runyard_v1_token_proto protoreflect.FileDescriptor
 
 const file_runyard_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"\x16runyard/v1/token.proto\x12\n" +
-	"runyard.v1\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n" +
+	"runyard.v1\x1a\x18gitpod/v1/identity.proto\x1a\x1agitpod/v1/pagination.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x03\n" +
 	"\x05Token\x12\x19\n" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -493,7 +595,9 @@ const file_runyard_v1_token_proto_rawDesc = "" +
 	"\n" +
 	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x129\n" +
 	"\n" +
-	"revoked_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\"\xa4\x01\n" +
+	"revoked_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\"\n" +
+	"\rowner_user_id\x18\n" +
+	" \x01(\tR\vownerUserId\"\xa4\x01\n" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06scopes\x18\x02 \x03(\tR\x06scopes\x129\n" +
@@ -518,12 +622,17 @@ const file_runyard_v1_token_proto_rawDesc = "" +
 	"\btoken_id\x18\x01 \x01(\tR\atokenId\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\x12\x10\n" +
 	"\x03own\x18\x03 \x01(\bR\x03own\"\x15\n" +
-	"\x13RevokeTokenResponse2\x81\x02\n" +
+	"\x13RevokeTokenResponse\"\x1e\n" +
+	"\x1cGetAuthenticatedTokenRequest\"s\n" +
+	"\x1dGetAuthenticatedTokenResponse\x12'\n" +
+	"\x05token\x18\x01 \x01(\v2\x11.runyard.v1.TokenR\x05token\x12)\n" +
+	"\x10effective_scopes\x18\x02 \x03(\tR\x0feffectiveScopes2\xf1\x02\n" +
 	"\fTokenService\x12P\n" +
 	"\vCreateToken\x12\x1e.runyard.v1.CreateTokenRequest\x1a\x1f.runyard.v1.CreateTokenResponse\"\x00\x12M\n" +
 	"\n" +
 	"ListTokens\x12\x1d.runyard.v1.ListTokensRequest\x1a\x1e.runyard.v1.ListTokensResponse\"\x00\x12P\n" +
-	"\vRevokeToken\x12\x1e.runyard.v1.RevokeTokenRequest\x1a\x1f.runyard.v1.RevokeTokenResponse\"\x00B5Z3github.com/runyard/runyard/gen/runyard/v1;runyardv1b\x06proto3"
+	"\vRevokeToken\x12\x1e.runyard.v1.RevokeTokenRequest\x1a\x1f.runyard.v1.RevokeTokenResponse\"\x00\x12n\n" +
+	"\x15GetAuthenticatedToken\x12(.runyard.v1.GetAuthenticatedTokenRequest\x1a).runyard.v1.GetAuthenticatedTokenResponse\"\x00B5Z3github.com/runyard/runyard/gen/runyard/v1;runyardv1b\x06proto3"
 
 var (
 	file_runyard_v1_token_proto_rawDescOnce sync.Once
@@ -537,43 +646,48 @@ func file_runyard_v1_token_proto_rawDescGZIP() []byte {
 	return file_runyard_v1_token_proto_rawDescData
 }
 
-var file_runyard_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_runyard_v1_token_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_runyard_v1_token_proto_goTypes = []any{
-	(*Token)(nil),                 // 0: runyard.v1.Token
-	(*CreateTokenRequest)(nil),    // 1: runyard.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),   // 2: runyard.v1.CreateTokenResponse
-	(*ListTokensRequest)(nil),     // 3: runyard.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),    // 4: runyard.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),    // 5: runyard.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),   // 6: runyard.v1.RevokeTokenResponse
-	(v1.Principal)(0),             // 7: gitpod.v1.Principal
-	(*v1.Subject)(nil),            // 8: gitpod.v1.Subject
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*v1.PaginationRequest)(nil),  // 10: gitpod.v1.PaginationRequest
-	(*v1.PaginationResponse)(nil), // 11: gitpod.v1.PaginationResponse
+	(*Token)(nil),                         // 0: runyard.v1.Token
+	(*CreateTokenRequest)(nil),            // 1: runyard.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),           // 2: runyard.v1.CreateTokenResponse
+	(*ListTokensRequest)(nil),             // 3: runyard.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),            // 4: runyard.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),            // 5: runyard.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),           // 6: runyard.v1.RevokeTokenResponse
+	(*GetAuthenticatedTokenRequest)(nil),  // 7: runyard.v1.GetAuthenticatedTokenRequest
+	(*GetAuthenticatedTokenResponse)(nil), // 8: runyard.v1.GetAuthenticatedTokenResponse
+	(v1.Principal)(0),                     // 9: gitpod.v1.Principal
+	(*v1.Subject)(nil),                    // 10: gitpod.v1.Subject
+	(*timestamppb.Timestamp)(nil),         // 11: google.protobuf.Timestamp
+	(*v1.PaginationRequest)(nil),          // 12: gitpod.v1.PaginationRequest
+	(*v1.PaginationResponse)(nil),         // 13: gitpod.v1.PaginationResponse
 }
 var file_runyard_v1_token_proto_depIdxs = []int32{
-	7,  // 0: runyard.v1.Token.principal:type_name -> gitpod.v1.Principal
-	8,  // 1: runyard.v1.Token.creator:type_name -> gitpod.v1.Subject
-	9,  // 2: runyard.v1.Token.created_at:type_name -> google.protobuf.Timestamp
-	9,  // 3: runyard.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 4: runyard.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
-	9,  // 5: runyard.v1.CreateTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
+	9,  // 0: runyard.v1.Token.principal:type_name -> gitpod.v1.Principal
+	10, // 1: runyard.v1.Token.creator:type_name -> gitpod.v1.Subject
+	11, // 2: runyard.v1.Token.created_at:type_name -> google.protobuf.Timestamp
+	11, // 3: runyard.v1.Token.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 4: runyard.v1.Token.revoked_at:type_name -> google.protobuf.Timestamp
+	11, // 5: runyard.v1.CreateTokenRequest.expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: runyard.v1.CreateTokenResponse.token:type_name -> runyard.v1.Token
-	10, // 7: runyard.v1.ListTokensRequest.pagination:type_name -> gitpod.v1.PaginationRequest
-	11, // 8: runyard.v1.ListTokensResponse.pagination:type_name -> gitpod.v1.PaginationResponse
+	12, // 7: runyard.v1.ListTokensRequest.pagination:type_name -> gitpod.v1.PaginationRequest
+	13, // 8: runyard.v1.ListTokensResponse.pagination:type_name -> gitpod.v1.PaginationResponse
 	0,  // 9: runyard.v1.ListTokensResponse.tokens:type_name -> runyard.v1.Token
-	1,  // 10: runyard.v1.TokenService.CreateToken:input_type -> runyard.v1.CreateTokenRequest
-	3,  // 11: runyard.v1.TokenService.ListTokens:input_type -> runyard.v1.ListTokensRequest
-	5,  // 12: runyard.v1.TokenService.RevokeToken:input_type -> runyard.v1.RevokeTokenRequest
-	2,  // 13: runyard.v1.TokenService.CreateToken:output_type -> runyard.v1.CreateTokenResponse
-	4,  // 14: runyard.v1.TokenService.ListTokens:output_type -> runyard.v1.ListTokensResponse
-	6,  // 15: runyard.v1.TokenService.RevokeToken:output_type -> runyard.v1.RevokeTokenResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	0,  // 10: runyard.v1.GetAuthenticatedTokenResponse.token:type_name -> runyard.v1.Token
+	1,  // 11: runyard.v1.TokenService.CreateToken:input_type -> runyard.v1.CreateTokenRequest
+	3,  // 12: runyard.v1.TokenService.ListTokens:input_type -> runyard.v1.ListTokensRequest
+	5,  // 13: runyard.v1.TokenService.RevokeToken:input_type -> runyard.v1.RevokeTokenRequest
+	7,  // 14: runyard.v1.TokenService.GetAuthenticatedToken:input_type -> runyard.v1.GetAuthenticatedTokenRequest
+	2,  // 15: runyard.v1.TokenService.CreateToken:output_type -> runyard.v1.CreateTokenResponse
+	4,  // 16: runyard.v1.TokenService.ListTokens:output_type -> runyard.v1.ListTokensResponse
+	6,  // 17: runyard.v1.TokenService.RevokeToken:output_type -> runyard.v1.RevokeTokenResponse
+	8,  // 18: runyard.v1.TokenService.GetAuthenticatedToken:output_type -> runyard.v1.GetAuthenticatedTokenResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_runyard_v1_token_proto_init() }
@@ -587,7 +701,7 @@ func file_runyard_v1_token_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_runyard_v1_token_proto_rawDesc), len(file_runyard_v1_token_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

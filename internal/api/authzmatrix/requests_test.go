@@ -43,11 +43,12 @@ var templates = map[string]template{
 	"gitpod.v1.IdentityService/GetAuthenticatedIdentity": {body: `{}`},
 	"gitpod.v1.IdentityService/GetIDToken":               {body: `{"audience":["https://authz.example"]}`},
 
-	"runyard.v1.TokenService/CreateToken":       {body: `{"name":"{name}","scopes":["runners:read"]}`},
-	"runyard.v1.TokenService/ListTokens":        {body: `{}`},
-	"runyard.v1.TokenService/ListTokens (own)":  {body: `{"own":true}`, noProbe: true},
-	"runyard.v1.TokenService/RevokeToken":       {body: `{"tokenId":"{token}"}`, destructive: true},
-	"runyard.v1.TokenService/RevokeToken (own)": {body: `{"tokenId":"{token}","own":true}`, destructive: true, noProbe: true},
+	"runyard.v1.TokenService/CreateToken":           {body: `{"name":"{name}","scopes":["runners:read"]}`},
+	"runyard.v1.TokenService/ListTokens":            {body: `{}`},
+	"runyard.v1.TokenService/ListTokens (own)":      {body: `{"own":true}`, noProbe: true},
+	"runyard.v1.TokenService/RevokeToken":           {body: `{"tokenId":"{token}"}`, destructive: true},
+	"runyard.v1.TokenService/RevokeToken (own)":     {body: `{"tokenId":"{token}","own":true}`, destructive: true, noProbe: true},
+	"runyard.v1.TokenService/GetAuthenticatedToken": {body: `{}`},
 
 	"gitpod.v1.EnvironmentService/CreateEnvironment":          {body: `{"spec":{"machine":{"class":"{class}"}}}`},
 	"gitpod.v1.EnvironmentService/GetEnvironment":             {body: `{"environmentId":"{env}"}`},

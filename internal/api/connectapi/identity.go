@@ -63,12 +63,13 @@ var _ runyardv1connect.TokenServiceHandler = tokenService{}
 
 func tokenToProto(t *identity.Token) *runyardv1.Token {
 	out := &runyardv1.Token{
-		TokenId:   t.ID,
-		Name:      t.Name,
-		Principal: gitpodv1.Principal(gitpodv1.Principal_value[string(t.Principal)]),
-		RunnerId:  t.RunnerID,
-		Creator:   subjectToProto(t.Creator),
-		CreatedAt: timestamppb.New(t.CreatedAt),
+		TokenId:     t.ID,
+		Name:        t.Name,
+		Principal:   gitpodv1.Principal(gitpodv1.Principal_value[string(t.Principal)]),
+		RunnerId:    t.RunnerID,
+		Creator:     subjectToProto(t.Creator),
+		CreatedAt:   timestamppb.New(t.CreatedAt),
+		OwnerUserId: t.OwnerUserID,
 	}
 	for _, s := range t.Scopes {
 		out.Scopes = append(out.Scopes, string(s))
@@ -127,6 +128,18 @@ func (h *tokenHandler) RevokeToken(ctx context.Context, req *connect.Request[run
 		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
 	}
 	return connect.NewResponse(&runyardv1.RevokeTokenResponse{}), nil
+}
+
+func (h *tokenHandler) GetAuthenticatedToken(ctx context.Context, req *connect.Request[runyardv1.GetAuthenticatedTokenRequest]) (*connect.Response[runyardv1.GetAuthenticatedTokenResponse], error) {
+	t, c, err := h.svc.AuthenticatedToken(ctx)
+	if err != nil {
+		return nil, toConnect(ctx, h.log, req.Spec().Procedure, err)
+	}
+	out := &runyardv1.GetAuthenticatedTokenResponse{Token: tokenToProto(t), EffectiveScopes: []string{}}
+	for _, s := range c.Scopes {
+		out.EffectiveScopes = append(out.EffectiveScopes, string(s))
+	}
+	return connect.NewResponse(out), nil
 }
 
 func (h *identityHandler) GetIDToken(ctx context.Context, req *connect.Request[gitpodv1.GetIDTokenRequest]) (*connect.Response[gitpodv1.GetIDTokenResponse], error) {

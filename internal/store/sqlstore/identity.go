@@ -143,6 +143,10 @@ func (db *DB) FindTokens(ctx context.Context, f identity.TokenFilter) ([]*identi
 		query += ` AND owner_user_id = ?`
 		args = append(args, f.OwnerUserID)
 	}
+	if f.ID != "" {
+		query += ` AND id = ?`
+		args = append(args, f.ID)
+	}
 	if !f.IncludeRevoked {
 		query += ` AND revoked_at IS NULL`
 	}

@@ -249,6 +249,24 @@ func testTokensPaging(t *testing.T, s store.Store) {
 	if got, want := tokenIDs(page), ids[2:4]; !reflect.DeepEqual(got, want) {
 		t.Fatalf("page: got %v, want %v", got, want)
 	}
+	// By ID: the one token, revoked too when asked; none of another
+	// organization.
+	for _, tt := range []struct {
+		name string
+		f    identity.TokenFilter
+		want []string
+	}{
+		{"one", identity.TokenFilter{OrgID: org.ID, ID: ids[3]}, ids[3:4]},
+		{"revoked", identity.TokenFilter{OrgID: org.ID, ID: ids[1], IncludeRevoked: true}, ids[1:2]},
+		{"revoked hidden", identity.TokenFilter{OrgID: org.ID, ID: ids[1]}, nil},
+		{"other organization", identity.TokenFilter{OrgID: other.ID, ID: ids[3], IncludeRevoked: true}, nil},
+	} {
+		got, err := s.FindTokens(ctx, tt.f)
+		must(t, err, "find by ID "+tt.name)
+		if gotIDs := tokenIDs(got); !reflect.DeepEqual(gotIDs, tt.want) {
+			t.Errorf("by ID, %s: got %v, want %v", tt.name, gotIDs, tt.want)
+		}
+	}
 }
 
 func tokenIDs(ts []*identity.Token) []string {

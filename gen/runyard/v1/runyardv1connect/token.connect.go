@@ -41,6 +41,9 @@ const (
 	// TokenServiceRevokeTokenProcedure is the fully-qualified name of the TokenService's RevokeToken
 	// RPC.
 	TokenServiceRevokeTokenProcedure = "/runyard.v1.TokenService/RevokeToken"
+	// TokenServiceGetAuthenticatedTokenProcedure is the fully-qualified name of the TokenService's
+	// GetAuthenticatedToken RPC.
+	TokenServiceGetAuthenticatedTokenProcedure = "/runyard.v1.TokenService/GetAuthenticatedToken"
 )
 
 // TokenServiceClient is a client for the runyard.v1.TokenService service.
@@ -52,6 +55,13 @@ type TokenServiceClient interface {
 	ListTokens(context.Context, *connect.Request[v1.ListTokensRequest]) (*connect.Response[v1.ListTokensResponse], error)
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op.
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
+	// GetAuthenticatedToken returns the record of the API key the call is
+	// made with (`runyard auth status`), to any caller authenticated by an
+	// API key whatever its scopes: a key may always read itself, and only
+	// itself. A browser session of a user and a runner access token are not
+	// API keys: failed_precondition. A session signed in with an API key
+	// acts as that key and gets its record.
+	GetAuthenticatedToken(context.Context, *connect.Request[v1.GetAuthenticatedTokenRequest]) (*connect.Response[v1.GetAuthenticatedTokenResponse], error)
 }
 
 // NewTokenServiceClient constructs a client for the runyard.v1.TokenService service. By default, it
@@ -83,14 +93,21 @@ func NewTokenServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(tokenServiceMethods.ByName("RevokeToken")),
 			connect.WithClientOptions(opts...),
 		),
+		getAuthenticatedToken: connect.NewClient[v1.GetAuthenticatedTokenRequest, v1.GetAuthenticatedTokenResponse](
+			httpClient,
+			baseURL+TokenServiceGetAuthenticatedTokenProcedure,
+			connect.WithSchema(tokenServiceMethods.ByName("GetAuthenticatedToken")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // tokenServiceClient implements TokenServiceClient.
 type tokenServiceClient struct {
-	createToken *connect.Client[v1.CreateTokenRequest, v1.CreateTokenResponse]
-	listTokens  *connect.Client[v1.ListTokensRequest, v1.ListTokensResponse]
-	revokeToken *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
+	createToken           *connect.Client[v1.CreateTokenRequest, v1.CreateTokenResponse]
+	listTokens            *connect.Client[v1.ListTokensRequest, v1.ListTokensResponse]
+	revokeToken           *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
+	getAuthenticatedToken *connect.Client[v1.GetAuthenticatedTokenRequest, v1.GetAuthenticatedTokenResponse]
 }
 
 // CreateToken calls runyard.v1.TokenService.CreateToken.
@@ -108,6 +125,11 @@ func (c *tokenServiceClient) RevokeToken(ctx context.Context, req *connect.Reque
 	return c.revokeToken.CallUnary(ctx, req)
 }
 
+// GetAuthenticatedToken calls runyard.v1.TokenService.GetAuthenticatedToken.
+func (c *tokenServiceClient) GetAuthenticatedToken(ctx context.Context, req *connect.Request[v1.GetAuthenticatedTokenRequest]) (*connect.Response[v1.GetAuthenticatedTokenResponse], error) {
+	return c.getAuthenticatedToken.CallUnary(ctx, req)
+}
+
 // TokenServiceHandler is an implementation of the runyard.v1.TokenService service.
 type TokenServiceHandler interface {
 	// CreateToken creates an API key. Its secret is returned once and stored
@@ -117,6 +139,13 @@ type TokenServiceHandler interface {
 	ListTokens(context.Context, *connect.Request[v1.ListTokensRequest]) (*connect.Response[v1.ListTokensResponse], error)
 	// RevokeToken revokes a token at once. Revoking a revoked token is a no-op.
 	RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error)
+	// GetAuthenticatedToken returns the record of the API key the call is
+	// made with (`runyard auth status`), to any caller authenticated by an
+	// API key whatever its scopes: a key may always read itself, and only
+	// itself. A browser session of a user and a runner access token are not
+	// API keys: failed_precondition. A session signed in with an API key
+	// acts as that key and gets its record.
+	GetAuthenticatedToken(context.Context, *connect.Request[v1.GetAuthenticatedTokenRequest]) (*connect.Response[v1.GetAuthenticatedTokenResponse], error)
 }
 
 // NewTokenServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -144,6 +173,12 @@ func NewTokenServiceHandler(svc TokenServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(tokenServiceMethods.ByName("RevokeToken")),
 		connect.WithHandlerOptions(opts...),
 	)
+	tokenServiceGetAuthenticatedTokenHandler := connect.NewUnaryHandler(
+		TokenServiceGetAuthenticatedTokenProcedure,
+		svc.GetAuthenticatedToken,
+		connect.WithSchema(tokenServiceMethods.ByName("GetAuthenticatedToken")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/runyard.v1.TokenService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case TokenServiceCreateTokenProcedure:
@@ -152,6 +187,8 @@ func NewTokenServiceHandler(svc TokenServiceHandler, opts ...connect.HandlerOpti
 			tokenServiceListTokensHandler.ServeHTTP(w, r)
 		case TokenServiceRevokeTokenProcedure:
 			tokenServiceRevokeTokenHandler.ServeHTTP(w, r)
+		case TokenServiceGetAuthenticatedTokenProcedure:
+			tokenServiceGetAuthenticatedTokenHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -171,4 +208,8 @@ func (UnimplementedTokenServiceHandler) ListTokens(context.Context, *connect.Req
 
 func (UnimplementedTokenServiceHandler) RevokeToken(context.Context, *connect.Request[v1.RevokeTokenRequest]) (*connect.Response[v1.RevokeTokenResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.v1.TokenService.RevokeToken is not implemented"))
+}
+
+func (UnimplementedTokenServiceHandler) GetAuthenticatedToken(context.Context, *connect.Request[v1.GetAuthenticatedTokenRequest]) (*connect.Response[v1.GetAuthenticatedTokenResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("runyard.v1.TokenService.GetAuthenticatedToken is not implemented"))
 }
