@@ -92,7 +92,7 @@ func testUserSSHKeys(t *testing.T, dbURL string) {
 		if r.Code != 255 || !strings.Contains(r.Stderr, "Permission denied") {
 			t.Fatalf("ssh with a deleted key: %+v", r)
 		}
-		requireOneLineError(t, a.s.run(t, ada, "ssh-keys", "delete", "ada-laptop", "--yes"), 2, "no SSH key")
+		requireOneLineError(t, a.s.run(t, ada, "ssh-keys", "delete", "ada-laptop", "--yes"), 3, "`runyard ssh-keys list`")
 	})
 	t.Run("Audited", func(t *testing.T) {
 		out := a.s.mustRun(t, adminToken, "audit", "list", "-o", "json")

@@ -185,6 +185,8 @@ func listNoun(k *kind) string {
 	switch k {
 	case kindAgent:
 		return "agents"
+	case kindSSHKey:
+		return "ssh-keys"
 	}
 	return k.plural
 }
