@@ -33,14 +33,7 @@
 -- +goose StatementBegin
 CREATE FUNCTION runyard_place_pods(lock_class INTEGER, org TEXT, batch JSONB)
 RETURNS TABLE (pod_key TEXT, pod_seq BIGINT, chosen_id TEXT, chosen_seq BIGINT)
-LANGUAGE plpgsql VOLATILE
--- The walk in the index's order, stopping after n fitting runners, is the
--- plan: with statistics, the generic plan the function caches estimated
--- one fitting runner and read every runner of the organization and sorted
--- them instead (8 times the work at 10,000 runners). No other statement of
--- the function has a choice these settings take away.
-SET enable_seqscan = off SET enable_bitmapscan = off SET enable_sort = off
-AS $$
+LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     g record;
