@@ -206,6 +206,15 @@ func TestRunnerMetrics_RemoteWrite(t *testing.T) {
 				if v := scrape(t, "http://"+health+"/metrics", `runyard_runner_pods{state="running"}`); v != "0" {
 					return "pods running = " + v
 				}
+				// Every update state has its series, the current one at 1.
+				for state, want := range map[string]string{"idle": "1", "downloading": "0", "waiting-for-window": "0", "draining": "0", "restarting": "0", "failed": "0"} {
+					if v := scrape(t, "http://"+health+"/metrics", `runyard_runner_update_state{state="`+state+`"}`); v != want {
+						return fmt.Sprintf("update_state %s = %q, want %s", state, v, want)
+					}
+				}
+				if v := scrape(t, "http://"+health+"/metrics", "runyard_runner_update_failures_total"); v != "0" {
+					return "update_failures_total = " + v
+				}
 				return ""
 			})
 			eventually(t, "prometheus has the runner's series", func() string {
@@ -219,6 +228,10 @@ func TestRunnerMetrics_RemoteWrite(t *testing.T) {
 				vals, err = prom.query(t, `runyard_runner_work_processes{runner="`+id+`"}`)
 				if err != nil || len(vals) != 1 {
 					return fmt.Sprintf("work_processes %v %v", vals, err)
+				}
+				vals, err = prom.query(t, `runyard_runner_update_state{runner="`+id+`",state="idle"}`)
+				if err != nil || len(vals) != 1 || vals[0] != "1" {
+					return fmt.Sprintf("update_state idle %v %v", vals, err)
 				}
 				return ""
 			})
@@ -276,6 +289,8 @@ func TestRunnerMetrics_Managed(t *testing.T) {
 					`runyard_environments{phase="running"}`:                            "1",
 					`runyard_services{phase="running"}`:                                "1",
 					`runyard_runner_services{phase="running",runner="` + id + `"}`:     "1",
+					`runyard_runner_update_state{runner="` + id + `",state="idle"}`:    "1",
+					`runyard_runner_update_failures_total{runner="` + id + `"}`:        "0",
 					`runyard_pods{status="pending"}`:                                   "1",
 					`runyard_pods_pending{reason="agent_type_missing"}`:                "1",
 					`runyard_runners_connected`:                                        "1",
