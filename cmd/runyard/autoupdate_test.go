@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/release"
 )
@@ -89,7 +92,9 @@ func pidOf(t *testing.T, file string) int {
 // window waits; inside it the runner replaces its binary and execs it (same
 // PID) with a service and a pod running (same PIDs after, started once);
 // a broken build (exits 1) is rolled back with the reason in the runner's
-// status; a release signed by another key is refused on publish.
+// status; a release signed by another key is refused on publish. The
+// runner's /metrics follows: waiting-for-window, idle on the new version,
+// failed with one failure counted after the rollback.
 func TestRunner_AutoUpdate(t *testing.T) {
 	dir := t.TempDir()
 	v1, v2 := updateBuilds(t, dir)
@@ -136,8 +141,9 @@ func TestRunner_AutoUpdate(t *testing.T) {
 				t.Fatal(err)
 			}
 			state := filepath.Join(t.TempDir(), "state")
+			health := freePort(t)
 			r := startRunnerBin(t, exe, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state,
-				"--release-public-key", pub, "--update-rollback-after", "30s", "--stop-grace", "5s")
+				"--release-public-key", pub, "--update-rollback-after", "30s", "--stop-grace", "5s", "--health-addr", health)
 			// Whatever process holds the state dir at the end (the guard
 			// becomes the runner after a rollback) goes with the test.
 			t.Cleanup(func() {
@@ -213,6 +219,10 @@ func TestRunner_AutoUpdate(t *testing.T) {
 			if sameFile(t, exe, v2) {
 				t.Fatal("the binary was replaced outside the window")
 			}
+			// The runner's /metrics says so too.
+			eventually(t, "the runner's metrics say it waits for its window", func() bool {
+				return runnerUpdateMetrics(health) == (updMetrics{state: "waiting-for-window", version: updV1, target: updV2, channel: "stable"})
+			})
 
 			// The window opens: the runner drains, execs v2, re-adopts.
 			s.mustRun(t, adminToken, "runners", "update", runnerID, "--update-window-start", strconv.Itoa(hour))
@@ -238,6 +248,9 @@ func TestRunner_AutoUpdate(t *testing.T) {
 			if !strings.Contains(r.Stderr.String(), "adopted a service run") {
 				t.Fatalf("the updated daemon did not adopt the service; stderr:\n%s", r.Stderr)
 			}
+			eventually(t, "the updated runner's metrics say idle on "+updV2, func() bool {
+				return runnerUpdateMetrics(health) == (updMetrics{state: "idle", version: updV2, channel: "stable"})
+			})
 
 			// A broken build: it exits at once; the guard puts v2 back.
 			s.mustRun(t, adminToken, "releases", "publish", "--channel", "stable", relBroken)
@@ -250,6 +263,10 @@ func TestRunner_AutoUpdate(t *testing.T) {
 			if !sameFile(t, exe, v2) {
 				t.Fatal("after the rollback the binary is not v2")
 			}
+			// The restored v2 counts the rollback it found.
+			eventually(t, "the restored runner's metrics show the failed update", func() bool {
+				return runnerUpdateMetrics(health) == (updMetrics{state: "failed", version: updV2, target: updBroken, channel: "stable", failures: 1})
+			})
 			if out := s.mustRun(t, adminToken, "runners", "get", runnerID); !strings.Contains(out, "Update failure:") || !strings.Contains(out, updBroken+" exited before it reached the control plane") {
 				t.Fatalf("runners get does not show the failed update:\n%s", out)
 			}
@@ -259,6 +276,57 @@ func TestRunner_AutoUpdate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// updMetrics is what a runner's /metrics says of its self-update.
+type updMetrics struct {
+	state, version, target, channel string
+	failures                        float64
+}
+
+// runnerUpdateMetrics scrapes the runner's /metrics on its health address
+// (the zero value when it does not answer). state is the one state whose
+// series is 1; it is "" unless every state has a series and exactly one is
+// 1.
+func runnerUpdateMetrics(addr string) updMetrics {
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return updMetrics{}
+	}
+	defer res.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		return updMetrics{}
+	}
+	var m updMetrics
+	ones := 0
+	states := mfs["runyard_runner_update_state"].GetMetric()
+	for _, s := range states {
+		if s.GetGauge().GetValue() == 1 {
+			ones++
+			m.state = s.GetLabel()[0].GetValue()
+		}
+	}
+	if ones != 1 || len(states) != 6 {
+		m.state = ""
+	}
+	for _, info := range mfs["runyard_runner_update_info"].GetMetric() {
+		for _, l := range info.GetLabel() {
+			switch l.GetName() {
+			case "version":
+				m.version = l.GetValue()
+			case "target_version":
+				m.target = l.GetValue()
+			case "channel":
+				m.channel = l.GetValue()
+			}
+		}
+	}
+	for _, f := range mfs["runyard_runner_update_failures_total"].GetMetric() {
+		m.failures = f.GetCounter().GetValue()
+	}
+	return m
 }
 
 func copyExe(src, dst string) error {

@@ -92,6 +92,23 @@ func (m *Metrics) AddCounts(c Counter, log *slog.Logger) {
 	m.reg.MustRegister(&countsCollector{c: c, log: log})
 }
 
+// Placer is what the placements counter reads; *pods.Service implements
+// it.
+type Placer interface {
+	// Placements is the number of pods this process placed on a runner.
+	Placements() int64
+}
+
+// AddPlacements exposes the pods p placed as a counter. Beside the gauge
+// runyard_pods_placed (what is on runners now), it gives the placement
+// rate: rate(runyard_pod_placements_total[5m]).
+func (m *Metrics) AddPlacements(p Placer) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "runyard_pod_placements_total",
+		Help: "Pods this control plane process placed on a runner (at creation or later, when one fit) since it started.",
+	}, func() float64 { return float64(p.Placements()) }))
+}
+
 // AddGatherer adds what g gathers to /metrics (the runners' managed
 // metrics, fleet.Fleet.GatherRunnerMetrics).
 func (m *Metrics) AddGatherer(g prometheus.Gatherer) { m.extra = append(m.extra, g) }

@@ -145,6 +145,29 @@ func TestNew_Fleet(t *testing.T) {
 	}
 }
 
+type fakePlacer struct{ n atomic.Int64 }
+
+func (p *fakePlacer) Placements() int64 { return p.n.Load() }
+
+// TestAddPlacements: the placements counter reads the pods service on each
+// scrape.
+func TestAddPlacements(t *testing.T) {
+	p := &fakePlacer{}
+	m := New(nil)
+	m.AddPlacements(p)
+	srv := newTestServer(t, m)
+	body := scrape(t, srv.URL)
+	for _, want := range []string{"# TYPE runyard_pod_placements_total counter", "runyard_pod_placements_total 0\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grep(body, "runyard_pod"))
+		}
+	}
+	p.n.Add(3)
+	if body := scrape(t, srv.URL); !strings.Contains(body, "runyard_pod_placements_total 3\n") {
+		t.Errorf("placements did not follow the service:\n%s", grep(body, "runyard_pod"))
+	}
+}
+
 // TestNew_SeparateRegistries checks that two servers in one process each have
 // their own registry: registering twice in the default one would panic.
 func TestNew_SeparateRegistries(t *testing.T) {

@@ -22,6 +22,7 @@ package pods
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/runyard/runyard/internal/identity"
@@ -166,7 +167,17 @@ type Service struct {
 	AgentTypesChanged func(orgID string)
 	// Terminals, when set, opens pod terminals on runners (the fleet).
 	Terminals TerminalOpener
+
+	// placements counts the pods this process placed (Placements).
+	placements atomic.Int64
 }
+
+// Placements is the number of pods this process placed on a runner since
+// it started: at creation and by PlacePending, on either database (the
+// store's placement paths, batched on PostgreSQL or not, all return
+// through Create and PlacePending). A pod stored pending counts when
+// PlacePending places it.
+func (s *Service) Placements() int64 { return s.placements.Load() }
 
 // ListOnRunner returns a page of the pods on a runner and how many there are
 // in all. It needs ScopeRunnersRead, as the REST API's /runners/:id/pods

@@ -111,6 +111,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Pod, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create pod: %w", err)
 	}
+	if p.RunnerID != "" {
+		s.placements.Add(1)
+	}
 	s.changed(p.OrgID, p.RunnerID)
 	return p, nil
 }
@@ -339,6 +342,7 @@ func (s *Service) PlacePending(ctx context.Context, orgID string) (int, error) {
 			continue
 		}
 		n += len(placed)
+		s.placements.Add(int64(len(placed)))
 		notified := map[string]bool{}
 		for _, p := range placed {
 			if !notified[p.RunnerID] {

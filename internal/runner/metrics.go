@@ -17,14 +17,15 @@ import (
 const metricPrefix = "runyard_runner_"
 
 // newMetrics is the daemon's registry: its work by phase, the processes
-// of that work and what they use, its stream, and the daemon process
-// itself. It is read on each scrape of /metrics and each push, never kept
+// of that work and what they use, its stream, its self-update, and the
+// daemon process itself. It is read on each scrape of /metrics and each push, never kept
 // up to date in between: an idle runner spends nothing on it.
 func (d *Daemon) newMetrics() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "runyard_runner"}),
 		&workCollector{d: d},
+		&updateCollector{d: d},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: metricPrefix + "stream_connected",
 			Help: "1 while the runner holds a stream to the control plane.",
@@ -116,4 +117,34 @@ func (c *workCollector) Collect(ch chan<- prometheus.Metric) {
 // ("SERVICE_PHASE_RUNNING" is "running").
 func phaseLabel(name, prefix string) string {
 	return strings.ToLower(strings.TrimPrefix(name, prefix))
+}
+
+var (
+	updateStateDesc = prometheus.NewDesc(metricPrefix+"update_state",
+		"The self-update's state: 1 for the one it is in, 0 for the others (idle, downloading, waiting-for-window, draining, restarting, failed).", []string{"state"}, nil)
+	updateInfoDesc = prometheus.NewDesc(metricPrefix+"update_info",
+		"Always 1: the version running, the version the runner updates to (or failed to; \"\" when none) and the release channel of the desired release (\"\" when none).",
+		[]string{"version", "target_version", "channel"}, nil)
+	updateFailuresDesc = prometheus.NewDesc(metricPrefix+"update_failures_total",
+		"Updates that failed (download, verification, replacing the binary) or were rolled back, seen by this daemon process; a rollback is counted by the previous binary the guard starts again.", nil, nil)
+)
+
+// updateCollector reads the updater once per collection. Every state has
+// its series whatever the state, so a range query or an alert on
+// update_state{state="failed"} == 1 never meets an absent series.
+type updateCollector struct{ d *Daemon }
+
+func (c *updateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- updateStateDesc
+	ch <- updateInfoDesc
+	ch <- updateFailuresDesc
+}
+
+func (c *updateCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.d.upd.metrics()
+	for _, s := range updateStates {
+		ch <- prometheus.MustNewConstMetric(updateStateDesc, prometheus.GaugeValue, b2f(s == m.state), s)
+	}
+	ch <- prometheus.MustNewConstMetric(updateInfoDesc, prometheus.GaugeValue, 1, c.d.cfg.Version, m.target, m.channel)
+	ch <- prometheus.MustNewConstMetric(updateFailuresDesc, prometheus.CounterValue, float64(m.failures))
 }

@@ -206,6 +206,15 @@ func TestRunnerMetrics_RemoteWrite(t *testing.T) {
 				if v := scrape(t, "http://"+health+"/metrics", `runyard_runner_pods{state="running"}`); v != "0" {
 					return "pods running = " + v
 				}
+				// Every update state has its series, the current one at 1.
+				for state, want := range map[string]string{"idle": "1", "downloading": "0", "waiting-for-window": "0", "draining": "0", "restarting": "0", "failed": "0"} {
+					if v := scrape(t, "http://"+health+"/metrics", `runyard_runner_update_state{state="`+state+`"}`); v != want {
+						return fmt.Sprintf("update_state %s = %q, want %s", state, v, want)
+					}
+				}
+				if v := scrape(t, "http://"+health+"/metrics", "runyard_runner_update_failures_total"); v != "0" {
+					return "update_failures_total = " + v
+				}
 				return ""
 			})
 			eventually(t, "prometheus has the runner's series", func() string {
@@ -219,6 +228,10 @@ func TestRunnerMetrics_RemoteWrite(t *testing.T) {
 				vals, err = prom.query(t, `runyard_runner_work_processes{runner="`+id+`"}`)
 				if err != nil || len(vals) != 1 {
 					return fmt.Sprintf("work_processes %v %v", vals, err)
+				}
+				vals, err = prom.query(t, `runyard_runner_update_state{runner="`+id+`",state="idle"}`)
+				if err != nil || len(vals) != 1 || vals[0] != "1" {
+					return fmt.Sprintf("update_state idle %v %v", vals, err)
 				}
 				return ""
 			})
@@ -249,7 +262,7 @@ func TestRunnerMetrics_RemoteWrite(t *testing.T) {
 // TestRunnerMetrics_Managed turns on managed metrics: the runner reports
 // to the control plane, whose /metrics shows the runner's series with its
 // ID as label runner, beside the control plane's own counts of
-// environments and pods by phase.
+// environments and pods by phase and its counter of pod placements.
 func TestRunnerMetrics_Managed(t *testing.T) {
 	for _, backend := range testutil.Backends() {
 		t.Run(string(backend), func(t *testing.T) {
@@ -276,6 +289,8 @@ func TestRunnerMetrics_Managed(t *testing.T) {
 					`runyard_environments{phase="running"}`:                            "1",
 					`runyard_services{phase="running"}`:                                "1",
 					`runyard_runner_services{phase="running",runner="` + id + `"}`:     "1",
+					`runyard_runner_update_state{runner="` + id + `",state="idle"}`:    "1",
+					`runyard_runner_update_failures_total{runner="` + id + `"}`:        "0",
 					`runyard_pods{status="pending"}`:                                   "1",
 					`runyard_pods_pending{reason="agent_type_missing"}`:                "1",
 					`runyard_runners_connected`:                                        "1",
@@ -286,6 +301,76 @@ func TestRunnerMetrics_Managed(t *testing.T) {
 				}
 				return ""
 			})
+
+			// Placements: the waiting pod counted none. Three pods of an
+			// agent type the runner has, on a runner that takes two: two
+			// are placed, the third when one of them ended.
+			if v := scrape(t, ts.URL+"/metrics", "runyard_pod_placements_total"); v != "0" {
+				t.Fatalf("runyard_pod_placements_total = %q with no pod placed, want 0", v)
+			}
+			if code, b := call(t, http.MethodPost, rest+"/agents", `{"id":"sleeper","name":"Sleeper","command":["sh","-c","exec sleep 600"]}`); code != http.StatusCreated {
+				t.Fatalf("create agent type: %d %s", code, b)
+			}
+			eventually(t, "the runner runs agents", func() string {
+				if caps := fmt.Sprint(getRunner(t, ts.URL, id)["status"].(map[string]any)["capabilities"]); caps != "[RUNNER_CAPABILITY_AGENT_EXECUTION]" {
+					return caps
+				}
+				return ""
+			})
+			type podJSON struct {
+				Pod struct {
+					Key      string `json:"key"`
+					RunnerID *int64 `json:"runner_id"`
+				} `json:"pod"`
+			}
+			var keys []string
+			for range 3 {
+				code, b := call(t, http.MethodPost, rest+"/pods", `{"agent_type_id":"sleeper","initial_prompt":"x"}`)
+				var p podJSON
+				if code != http.StatusCreated || json.Unmarshal(b, &p) != nil {
+					t.Fatalf("create pod: %d %s", code, b)
+				}
+				keys = append(keys, p.Pod.Key)
+			}
+			eventually(t, "two pods placed, one waits for room", func() string {
+				for series, want := range map[string]string{
+					`runyard_pod_placements_total`:                "2",
+					`runyard_pods_placed`:                         "2",
+					`runyard_pods_pending{reason="runners_full"}`: "1",
+				} {
+					if got := scrape(t, ts.URL+"/metrics", series); got != want {
+						return fmt.Sprintf("%s = %q, want %s", series, got, want)
+					}
+				}
+				return ""
+			})
+			var placed string
+			for _, k := range keys {
+				code, b := call(t, http.MethodGet, rest+"/pods/"+k, "")
+				var p podJSON
+				if code != http.StatusOK || json.Unmarshal(b, &p) != nil {
+					t.Fatalf("get pod: %d %s", code, b)
+				}
+				if p.Pod.RunnerID != nil {
+					placed = k
+				}
+			}
+			if code, b := call(t, http.MethodPost, rest+"/pods/"+placed+"/terminate", ""); code != http.StatusOK {
+				t.Fatalf("terminate pod: %d %s", code, b)
+			}
+			eventually(t, "the waiting pod is placed when one ended", func() string {
+				for series, want := range map[string]string{
+					`runyard_pod_placements_total`:   "3",
+					`runyard_pods_placed`:            "2",
+					`runyard_pods{status="running"}`: "2",
+				} {
+					if got := scrape(t, ts.URL+"/metrics", series); got != want {
+						return fmt.Sprintf("%s = %q, want %s", series, got, want)
+					}
+				}
+				return ""
+			})
+
 			// A runner's periodic report is no call a person makes: the
 			// audit log records none.
 			audit := rpcJSON(t, ts.URL, "EventService/ListAuditLogs", `{"filter":{"methods":["runyard.runner.v1.RunnerControlService/ReportRunnerMetrics"]}}`)

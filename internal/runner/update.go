@@ -51,6 +51,11 @@ const (
 	UpdateFailed      = "failed"
 )
 
+// updateStates are all the updater's states, in the order of the diagram:
+// the metrics show each one (0 or 1), so that a query over time sees a
+// state's series before and after the runner was in it.
+var updateStates = []string{UpdateIdle, UpdateDownloading, UpdateWaiting, UpdateDraining, UpdateRestarting, UpdateFailed}
+
 // DefaultUpdateRollbackAfter bounds how long a new binary has to reach the
 // control plane before the previous one is put back.
 const DefaultUpdateRollbackAfter = 2 * time.Minute
@@ -128,6 +133,9 @@ type updater struct {
 	// trial is set while this daemon is a new binary that has not reached
 	// the control plane yet.
 	trial *updateRecord
+	// failures counts the updates that failed, and the rollbacks, this
+	// process saw (runyard_runner_update_failures_total).
+	failures int64
 }
 
 func newUpdater(d *Daemon) *updater {
@@ -150,6 +158,10 @@ func newUpdater(d *Daemon) *updater {
 	case recordRolledBack, recordFailed:
 		u.state, u.target, u.failure, u.failedAt, u.failedSHA = UpdateFailed, rec.Target, rec.Failure, rec.FailedAt, rec.TargetSHA256
 		if rec.State == recordRolledBack {
+			// The guard rolled back and started this binary: the failure
+			// is new, and this process is the first to see it (a failed
+			// record was counted by the process that wrote it).
+			u.failures++
 			d.log.Warn("the update failed and was rolled back", "target", rec.Target, "reason", rec.Failure)
 			rec.State = recordFailed
 			_ = statefile.Write(d.state.path(updateRecordFile), &rec)
@@ -170,6 +182,18 @@ func (u *updater) status() *runnerv1.UpdateStatus {
 		st.FailedAt = timestamppb.New(u.failedAt)
 	}
 	return st
+}
+
+// updateMetrics is the updater as its metrics show it.
+type updateMetrics struct {
+	state, target, channel string
+	failures               int64
+}
+
+func (u *updater) metrics() updateMetrics {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return updateMetrics{state: u.state, target: u.target, channel: u.want.GetChannel(), failures: u.failures}
 }
 
 // setWant takes the release of a new desired state.
@@ -207,6 +231,7 @@ func (u *updater) fail(w *runnerv1.RunnerUpdate, reason string) {
 	now := u.d.now().UTC()
 	u.mu.Lock()
 	u.state, u.target, u.failure, u.failedAt, u.failedSHA = UpdateFailed, w.GetVersion(), reason, now, w.GetSha256()
+	u.failures++
 	u.mu.Unlock()
 	u.d.log.Warn("update failed", "target", w.GetVersion(), "reason", reason)
 	rec := updateRecord{State: recordFailed, Target: w.GetVersion(), TargetSHA256: w.GetSha256(), Previous: u.d.cfg.Version, Failure: reason, FailedAt: now}

@@ -501,6 +501,7 @@ func (s *Server) open(ctx context.Context) error {
 	// /metrics takes no token, like /healthz: see internal/metrics.
 	m := metrics.New(s.fleet)
 	m.AddCounts(st, s.log)
+	m.AddPlacements(s.pods)
 	m.AddGatherer(prometheus.GathererFunc(s.fleet.GatherRunnerMetrics))
 	mux.Handle("GET /metrics", m.Handler())
 	s.signIns = sessions.NewService(st, st, idSvc)

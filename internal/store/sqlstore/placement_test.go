@@ -503,6 +503,22 @@ func samePlacements(t *testing.T, seed uint64, st, ref store.Store) {
 			return b.String()
 		})
 	}
+	// runyard_pod_placements_total: the service counted every pod that
+	// went on a runner (no pod here is placed twice), on either path and
+	// whichever database, and none that stayed pending.
+	for _, f := range sides {
+		all, _, err := f.st.FindPods(ctx, pods.Filter{OrgID: f.org.ID})
+		testutil.MustNoErr(t, err, "find pods")
+		placed := 0
+		for _, p := range all {
+			if p.RunnerID != "" && !strings.HasPrefix(p.Key, "pod-held-") {
+				placed++
+			}
+		}
+		if got := f.svc.Placements(); got != int64(placed) || placed == 0 {
+			t.Errorf("%T: Placements() = %d, want the %d pods on a runner (not none)", f.st, got, placed)
+		}
+	}
 }
 
 // BenchmarkPlacement creates pods through pods.Service, as the REST API
