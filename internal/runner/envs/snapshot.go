@@ -38,6 +38,15 @@ import (
 // need privileges), and an archive is one file that is written once, read
 // by many starts and deleted at once. bench/prebuilds measures a restore
 // against a clone plus the same install task.
+//
+// Beside each archive the runner keeps a spare: the archive already
+// extracted, as ID.spare. A start takes it with one rename, and a new spare
+// is extracted in the background for the next start. What a start costs
+// is then no longer the tens of thousands of files it creates (a restore
+// creates as many as a clone, so it could only ever match one); the price
+// is a second copy of each kept snapshot's workspace on disk. A start that
+// finds no spare (none made yet, one being extracted, or two starts at
+// once) extracts the archive itself.
 
 // snapshotMeta is what a snapshot holds, in ID.json.
 type snapshotMeta struct {
@@ -55,6 +64,92 @@ func (m *Manager) snapshotDir() string { return filepath.Join(m.cfg.StateDir, "s
 
 func (m *Manager) snapshotPaths(id string) (archive, meta string) {
 	return filepath.Join(m.snapshotDir(), id+".tar.zst"), filepath.Join(m.snapshotDir(), id+".json")
+}
+
+// spareDir is where snapshot id's spare workspace is kept.
+func (m *Manager) spareDir(id string) string { return filepath.Join(m.snapshotDir(), id+".spare") }
+
+// makeSpare extracts snapshot id as its spare workspace, in the
+// background, unless one is there or under way. It is extracted under
+// ID.spare.tmp and renamed into place, so a spare that exists is complete.
+func (m *Manager) makeSpare(id string) {
+	m.mu.Lock()
+	if _, busy := m.sparing[id]; busy || m.ctx.Err() != nil {
+		m.mu.Unlock()
+		return
+	}
+	if _, err := os.Stat(m.spareDir(id)); err == nil {
+		m.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	m.sparing[id] = done
+	m.wg.Add(1)
+	m.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		defer func() {
+			m.mu.Lock()
+			delete(m.sparing, id)
+			m.mu.Unlock()
+			close(done)
+		}()
+		spare := m.spareDir(id)
+		tmp := spare + ".tmp"
+		err := os.RemoveAll(tmp)
+		if err == nil {
+			err = os.Mkdir(tmp, 0o755)
+		}
+		if err == nil {
+			err = m.restoreSnapshot(m.ctx, id, tmp)
+		}
+		if err == nil {
+			err = os.Rename(tmp, spare)
+		}
+		if err != nil {
+			_ = os.RemoveAll(tmp)
+			if m.ctx.Err() == nil {
+				m.log.Warn("extract spare workspace", "snapshot", id, "err", err)
+			}
+		}
+	}()
+}
+
+// takeSpare moves snapshot id's spare workspace to dir, which must be an
+// empty directory or absent, waiting for one under way; false when there is
+// none (or it could not be moved: another file system, say). The caller
+// makes a new spare once its workspace is in place.
+func (m *Manager) takeSpare(ctx context.Context, id, dir string) bool {
+	m.mu.Lock()
+	busy := m.sparing[id]
+	m.mu.Unlock()
+	if busy != nil {
+		// Most of its files are likely written already: waiting costs
+		// less than writing them all again.
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	// os.Rename refuses to replace a directory, even an empty one: dir
+	// goes first (os.Remove fails on one that is not empty), and comes
+	// back empty when there is no spare to take. Two starts at once: one
+	// takes it, the other finds it gone.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		m.log.Warn("take spare workspace; extracting instead", "snapshot", id, "err", err)
+		return false
+	}
+	if err := os.Rename(m.spareDir(id), dir); err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			m.log.Warn("take spare workspace; extracting instead", "snapshot", id, "err", err)
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			m.log.Warn("take spare workspace", "snapshot", id, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // writeSnapshot archives dir as snapshot meta.ID and returns meta with its
@@ -490,7 +585,8 @@ func (m *Manager) pruneSnapshots(keep map[string]bool) {
 			continue
 		}
 		// A prebuild under way is in keep, so its .tmp is left alone.
-		if err := os.Remove(filepath.Join(m.snapshotDir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// Spares are directories.
+		if err := os.RemoveAll(filepath.Join(m.snapshotDir(), name)); err != nil {
 			m.log.Warn("delete snapshot", "file", name, "err", err)
 		} else {
 			m.log.Info("deleted snapshot", "file", name)

@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,4 +151,68 @@ func TestSnapshot_RestoreRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSnapshot_Spare: a start takes the spare workspace with a rename (its
+// files are the archive's), a new one is made after it, two starts at
+// once get one spare between them, and a start without a spare gets false
+// and extracts the archive itself.
+func TestSnapshot_Spare(t *testing.T) {
+	base := t.TempDir()
+	src := filepath.Join(base, "src")
+	if err := os.MkdirAll(filepath.Join(src, "repo", "deps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "repo", "deps", "installed"), []byte("yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{cfg: Config{StateDir: filepath.Join(base, "state")}, log: slog.New(slog.DiscardHandler),
+		ctx: ctx, cancel: cancel, sparing: map[string]chan struct{}{}}
+	defer func() { cancel(); m.wg.Wait() }()
+	if _, err := m.writeSnapshot(ctx, src, snapshotMeta{ID: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	ws := func(name string) string {
+		d := filepath.Join(base, "envs", name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if m.takeSpare(ctx, "s1", ws("none")) {
+		t.Fatal("took a spare before any was made")
+	}
+	m.makeSpare("s1")
+	// takeSpare waits for the one under way.
+	a := ws("a")
+	if !m.takeSpare(ctx, "s1", a) {
+		t.Fatal("no spare after makeSpare")
+	}
+	if b, err := os.ReadFile(filepath.Join(a, "repo", "deps", "installed")); string(b) != "yes\n" {
+		t.Fatalf("spare content %q, %v", b, err)
+	}
+	m.makeSpare("s1")
+	got := make(chan bool, 2)
+	for _, name := range []string{"b", "c"} {
+		d := ws(name)
+		go func() { got <- m.takeSpare(ctx, "s1", d) }()
+	}
+	if n := btoi(<-got) + btoi(<-got); n != 1 {
+		t.Fatalf("%d starts took the one spare, want 1", n)
+	}
+	m.makeSpare("s1")
+	m.wg.Wait()
+	// A pruned snapshot takes its spare along.
+	m.pruneSnapshots(map[string]bool{})
+	if _, err := os.Stat(m.spareDir("s1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("spare after prune: %v", err)
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
