@@ -91,6 +91,9 @@ type Manager struct {
 	// keepKnown says a desired state arrived (snapshot.go).
 	keepSnapshots map[string]bool
 	keepKnown     bool
+	// sparing holds the spare workspaces being extracted, by snapshot;
+	// each channel is closed when its extraction ends (snapshot.go).
+	sparing map[string]chan struct{}
 
 	reports *queue.Queue[*runnerv1.ConnectRequest]
 	version atomic.Uint64
@@ -132,6 +135,7 @@ func New(cfg Config) (*Manager, error) {
 		envs: map[string]*env{}, desired: &runnerv1.DesiredState{},
 		services: map[string]*automations.ServiceStatus{}, executions: map[string]*automations.ExecutionStatus{},
 		changed: make(chan struct{}), reports: queue.New[*runnerv1.ConnectRequest](),
+		sparing: map[string]chan struct{}{},
 	}
 	// Status versions must grow across runner restarts too.
 	m.version.Store(uint64(time.Now().UnixNano()))

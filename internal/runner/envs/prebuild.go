@@ -164,6 +164,7 @@ func (e *env) prebuildSteps(ctx context.Context, spec *runnerv1.EnvironmentSpec)
 		return
 	}
 	m.log.Info("snapshot made", "environment", e.id, "prebuild", meta.ID, "commit", meta.Commit, "bytes", meta.Size)
+	m.makeSpare(meta.ID)
 	e.prebuildDone(spec, meta.Commit, meta.Size, "")
 }
 
@@ -328,12 +329,16 @@ func (e *env) restore(spec *runnerv1.EnvironmentSpec) (string, string, error) {
 	if err := prepareDir(ws); err != nil {
 		return "", "", err
 	}
-	if err := m.restoreSnapshot(m.ctx, snap.ID, ws); err != nil {
+	if m.takeSpare(m.ctx, snap.ID, ws) {
+		m.log.Info("took spare workspace", "environment", e.id, "snapshot", snap.ID)
+	} else if err := m.restoreSnapshot(m.ctx, snap.ID, ws); err != nil {
 		// A snapshot that does not restore is not the environment's
 		// failure: it is cloned instead.
 		m.log.Warn("restore snapshot; cloning instead", "environment", e.id, "snapshot", snap.ID, "err", err)
 		return "", "", nil
 	}
+	// The next start's spare, now that this one's files are written.
+	m.makeSpare(snap.ID)
 	dir := ws + "/" + loc
 	ctx, cancel := context.WithTimeout(m.ctx, cloneTimeout)
 	defer cancel()

@@ -191,6 +191,15 @@ func TestPrebuilds_EndToEnd(t *testing.T) {
 				return ""
 			})
 
+			// The next start's spare workspace is extracted meanwhile.
+			spare := filepath.Join(stateDir, "snapshots", first.GetId()+".spare")
+			eventually(t, "a spare workspace of the snapshot", func() string {
+				if _, err := os.Stat(filepath.Join(spare, filepath.Base(dir), "snap.txt")); err != nil {
+					return err.Error()
+				}
+				return ""
+			})
+
 			// Retention 1: a second prebuild retires the first snapshot,
 			// and the runner deletes its archive.
 			second := must[gitpodv1.CreatePrebuildResponse](t, "create second prebuild")(pb.CreatePrebuild(ctx, req(&gitpodv1.CreatePrebuildRequest{
@@ -201,9 +210,11 @@ func TestPrebuilds_EndToEnd(t *testing.T) {
 			if !old.GetStatus().GetSnapshotDeleted() {
 				t.Fatalf("first prebuild's snapshot not retired: %v", old.GetStatus())
 			}
-			eventually(t, "the retired archive leaves the runner", func() string {
-				if _, err := os.Stat(archive); err == nil {
-					return "still there"
+			eventually(t, "the retired archive and its spare leave the runner", func() string {
+				for _, p := range []string{archive, spare} {
+					if _, err := os.Stat(p); err == nil {
+						return p + " still there"
+					}
 				}
 				return ""
 			})
