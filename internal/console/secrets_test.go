@@ -150,7 +150,23 @@ func TestConsole_SecretsPage(t *testing.T) {
 
 		b.do(chromedp.Click(chromedp.CSS(`nav.main a[href="/agents"]`)))
 		b.waitJS("the agents page opens", `location.pathname === "/agents" && !!document.querySelector('tr[data-agent="claude-code"]')`)
+		// A type of the organization's own, with its Edit form opened: the
+		// form's fields (one fieldset of checkboxes) are audited too.
+		b.do(chromedp.SendKeys(chromedp.ID("agent-id"), "my-agent"), chromedp.SendKeys(chromedp.ID("agent-name"), "Mine"),
+			chromedp.SendKeys(chromedp.ID("agent-command"), "sh\n-c\necho {{prompt}}"), chromedp.SendKeys(chromedp.ID("agent-env"), "API_KEY=x\nMODE=y"),
+			chromedp.Click(chromedp.CSS(`form[action="/agents/new"] button[type=submit]`)))
+		b.waitJS("the type is listed", `!!document.querySelector('tr[data-agent="my-agent"] details.agent-edit')`)
+		b.do(chromedp.Click(chromedp.CSS(`tr[data-agent="my-agent"] details.agent-edit summary`)))
+		b.waitJS("its edit form is open", `document.querySelector('tr[data-agent="my-agent"] details.agent-edit').open`)
 		b.shot("agents")
-		b.checkAxe("/agents")
+		b.checkAxe("/agents with a type's edit form open")
+
+		// The organizations page, the installation admin's, with a second
+		// organization (its row has the delete button).
+		b.open("/orgs")
+		b.do(chromedp.SendKeys(chromedp.ID("org-name"), "acme"), chromedp.Click(chromedp.CSS(`form[action="/orgs/new"] button[type=submit]`)))
+		b.waitJS("acme is listed", `location.pathname === "/orgs" && !!document.querySelector('tr[data-org="acme"] form[action$="/delete"]')`)
+		b.shot("orgs")
+		b.checkAxe("/orgs")
 	})
 }
