@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,5 +150,166 @@ func TestConsole_TerminalFullScreenAndClipboard(t *testing.T) {
 			t.Errorf("the pasted line arrived %d times", n)
 		}
 		b.shot("terminal-pasted")
+	})
+}
+
+// cutProxy is a TCP proxy on loopback between the browser and the control
+// plane that can drop the network: cut closes every connection through it
+// and refuses new ones (accepted and closed at once, as a dead route
+// looks to the page) until restore.
+type cutProxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
+	down    bool
+	refused int
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy: %v", err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	t.Cleanup(func() { ln.Close(); p.cut() })
+	go p.serve()
+	return p
+}
+
+func (p *cutProxy) url() string { return "http://" + p.ln.Addr().String() }
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.refused++
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.mu.Unlock()
+		go p.pipe(c)
+	}
+}
+
+func (p *cutProxy) pipe(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.mu.Lock()
+	if p.down {
+		p.mu.Unlock()
+		c.Close()
+		up.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = true, true
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	c.Close()
+	up.Close()
+	p.mu.Lock()
+	delete(p.conns, c)
+	delete(p.conns, up)
+	p.mu.Unlock()
+}
+
+// cut drops every connection and refuses new ones.
+func (p *cutProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func (p *cutProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
+}
+
+func (p *cutProxy) refusals() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
+}
+
+// TestConsole_TerminalReattachAfterDrop drops the network under a pod's
+// terminal page (not a reload): every connection between the browser and
+// the control plane is closed and new ones are refused for a while. The
+// page says it is reconnecting, keeps trying, and once the network is
+// back attaches to the same pod session by itself: the scrollback is
+// there, the same process answers a new line, and the page was never
+// reloaded.
+func TestConsole_TerminalReattachAfterDrop(t *testing.T) {
+	eachDatabase(t, func(t *testing.T, backend testutil.Backend) {
+		e := newEnv(t, backend)
+		e.createAgent(t)
+		_, exchange := e.createRunner(t, "drop-runner")
+		testutil.StartRunner(t, runner.Config{Server: e.ts.URL, ExchangeToken: exchange, Name: "drop-host", MaxPods: 2, StopGrace: 5 * time.Second})
+		res, body := e.request(t, http.MethodPost, "/api/v1/orgs/default/pods", testutil.AdminToken,
+			strings.NewReader(`{"agent_type_id":"echo-agent","initial_prompt":"say hello"}`), map[string]string{"Content-Type": "application/json"})
+		if res.StatusCode != http.StatusCreated {
+			t.Fatalf("create pod: %d %s", res.StatusCode, body)
+		}
+		key := regexp.MustCompile(`"key":"([^"]+)"`).FindStringSubmatch(body)[1]
+
+		// The browser reaches the control plane only through the proxy.
+		p := newCutProxy(t, strings.TrimPrefix(e.ts.URL, "http://"))
+		b := newBrowser(t, p.url(), "admin", nil)
+		b.signInKey(testutil.AdminToken)
+		b.open("/pods/" + key)
+		for deadline := time.Now().Add(browserWait); !b.exists("#terminal"); time.Sleep(300 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the pod's page has no terminal %s after its creation", browserWait)
+			}
+			b.open("/pods/" + key)
+		}
+		b.waitJS("the terminal attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
+		b.waitJS("the prompt shows", `document.querySelector(".xterm-rows").innerText.includes("prompt: say hello")`)
+		b.do(chromedp.Focus(chromedp.CSS("#terminal textarea")))
+		b.typeText("before-drop\r")
+		b.waitJS("the agent echoes the line", `document.querySelector(".xterm-rows").innerText.includes("got: before-drop")`)
+		// A mark in the page's window: a reload would lose it.
+		eval[bool](b, `window.__beforeDrop = true`)
+
+		p.cut()
+		b.waitJS("the page sees the drop", `(document.getElementById("terminal-status")||{}).dataset?.state === "connecting"`)
+		// It keeps trying while the network is down (with backoff).
+		for deadline := time.Now().Add(browserWait); p.refusals() < 2; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the page tried to reconnect %d times in %s", p.refusals(), browserWait)
+			}
+		}
+		b.shot("terminal-dropped")
+		p.restore()
+
+		b.waitJS("the terminal re-attaches", `(document.getElementById("terminal-status")||{}).dataset?.state === "live"`)
+		if !eval[bool](b, `window.__beforeDrop === true`) {
+			t.Fatal("the page was reloaded")
+		}
+		b.waitJS("the scrollback is back", `document.querySelector(".xterm-rows").innerText.includes("got: before-drop")`)
+		b.do(chromedp.Focus(chromedp.CSS("#terminal textarea")))
+		b.typeText("after-drop\r")
+		b.waitJS("the same session answers", `document.querySelector(".xterm-rows").innerText.includes("got: after-drop")`)
+		// The same process: it printed its prompt once, when it started.
+		if n := eval[int](b, `document.querySelector(".xterm-rows").innerText.split("prompt: say hello").length - 1`); n != 1 {
+			t.Errorf("the prompt shows %d times: a new session?", n)
+		}
+		// The page's live updates came back too.
+		b.waitJS("the page is live again", `(document.getElementById("live-status")||{}).dataset?.state === "live"`)
 	})
 }
