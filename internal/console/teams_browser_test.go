@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -108,6 +109,7 @@ func TestConsole_TeamsBrowser(t *testing.T) {
 
 	// API keys: create (shown once), then revoke after the confirmation.
 	b.open("/keys")
+	b.shot("keys")
 	b.checkAxe("/keys")
 	b.do(chromedp.SendKeys(chromedp.ID("key-name"), "browser-key"),
 		chromedp.Click(chromedp.CSS(`input[name="scopes"][value="pods:read"]`)),
@@ -153,6 +155,13 @@ func TestConsole_TeamsBrowser(t *testing.T) {
 
 	// Switch to acme: the session moves there, where ada is a member.
 	b.open("/")
+	if os.Getenv("RUNYARD_CONSOLE_SHOTS") != "" {
+		// A native select's open list is not in a screenshot: for the
+		// picture only, the switcher shows its options as a list box.
+		eval[bool](b, `(s => (s.size = s.options.length, true))(document.getElementById("org-switch"))`)
+		b.shot("switcher-open")
+		eval[bool](b, `(s => (s.size = 0, true))(document.getElementById("org-switch"))`)
+	}
 	eval[bool](b, `window.__beforeSwitch = true`)
 	b.do(chromedp.SetValue(chromedp.ID("org-switch"), acme.ID), chromedp.Click(chromedp.CSS(`form[data-switch] button`)))
 	b.waitJS("acme is current", `!window.__beforeSwitch && location.pathname === "/" && document.documentElement.dataset.ready === "true" &&
