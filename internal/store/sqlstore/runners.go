@@ -443,7 +443,7 @@ func (db *DB) RenewRunners(ctx context.Context, batch []runners.Renewal) ([]runn
 				inactive = append(inactive, r)
 			}
 		}
-		return nil
+		return db.noticeRenewals(ctx, tx, batch)
 	})
 	db.viewRenewed(batch)
 	if err != nil {
