@@ -251,7 +251,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	// session's bytes (a forwarded connection, an upload) as they are:
 	// compressing them was a third of the CPU of a port forward, and such
 	// bytes mostly compress badly anyway.
-	d.sessions = runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: readAhead{d.http.Transport}}, st.Server, connect.WithAcceptCompression("gzip", nil, nil))
+	d.sessions = runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: readAhead{d.http.Transport}}, st.Server, connect.WithAcceptCompression("gzip", nil, nil), connect.WithCodec(sessionCodec{}))
 	if d.pods, err = podmgr.New(podmgr.Config{StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, Logger: cfg.Logger.With("part", "pods")}); err != nil {
 		st.close()
 		return nil, err
