@@ -331,13 +331,17 @@ func checkURL(server string) error {
 // 4 KiB or more with WINDOW_UPDATE frames, each a write to the connection
 // and a wake-up of the control plane's reader: a session's stream of
 // 256 KiB messages sent over a dozen per message. One read takes whatever
-// the stream has buffered (up to the reader's size).
+// the stream has buffered (up to readAheadSize).
 type readAhead struct{ http.RoundTripper }
+
+// readAheadSize is a read's most: one large DATA frame (MaxReadFrameSize).
+// Each Session stream holds a buffer of it.
+const readAheadSize = 256 << 10
 
 func (t readAhead) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := t.RoundTripper.RoundTrip(req)
 	if err == nil && res.Body != nil {
-		res.Body = &readAheadBody{Reader: bufio.NewReaderSize(res.Body, 1<<20), Closer: res.Body}
+		res.Body = &readAheadBody{Reader: bufio.NewReaderSize(res.Body, readAheadSize), Closer: res.Body}
 	}
 	return res, err
 }
