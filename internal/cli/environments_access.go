@@ -138,6 +138,83 @@ type accessEvent struct {
 // dialAccess opens the WebSocket of path?query; an error answer is returned
 // as the server's error.
 func (c *restClient) dialAccess(ctx context.Context, path string, q url.Values) (*websocket.Conn, error) {
+	return c.dialAccessVia(ctx, path, q, c.hc.Transport)
+}
+
+// dialAccessBatched is dialAccess for a port forward: it returns the
+// WebSocket's connection too, to gather each message's writes (batchConn).
+// Without an *http.Transport to dial with it gathers nothing.
+func (c *restClient) dialAccessBatched(ctx context.Context, path string, q url.Values) (*websocket.Conn, *batchConn, error) {
+	tr, ok := c.hc.Transport.(*http.Transport)
+	if !ok {
+		ws, err := c.dialAccess(ctx, path, q)
+		return ws, nil, err
+	}
+	tr = tr.Clone()
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	var bc *batchConn
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		bc = &batchConn{Conn: conn}
+		return bc, nil
+	}
+	ws, err := c.dialAccessVia(ctx, path, q, tr)
+	if err != nil || bc == nil {
+		return ws, nil, err
+	}
+	return ws, bc, nil
+}
+
+// batchConn gathers what is written to it between hold and flush into one
+// write. A WebSocket client masks what it sends, and the WebSocket library
+// masks a message in its 4 KiB write buffer and writes every 4 KiB: a
+// 256 KiB chunk of a forwarded connection was 64 syscalls and TCP
+// segments, the most CPU of the CLI's part of a port forward.
+type batchConn struct {
+	net.Conn
+	mu   sync.Mutex
+	hold bool
+	buf  []byte
+}
+
+func (c *batchConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hold {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// holdWrites gathers the writes until flush; anything written meanwhile
+// (a pong, from another goroutine) goes out with them, in order.
+func (c *batchConn) holdWrites() {
+	c.mu.Lock()
+	c.hold = true
+	c.mu.Unlock()
+}
+
+// flush writes what was gathered and stops gathering.
+func (c *batchConn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.hold = false
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
+}
+
+func (c *restClient) dialAccessVia(ctx context.Context, path string, q url.Values, tr http.RoundTripper) (*websocket.Conn, error) {
 	u := "ws" + strings.TrimPrefix(c.base, "http") + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
@@ -148,7 +225,7 @@ func (c *restClient) dialAccess(ctx context.Context, path string, q url.Values) 
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.hc.Timeout)
 	defer cancel()
-	conn, res, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: &http.Client{Transport: c.hc.Transport}})
+	conn, res, err := websocket.Dial(dctx, u, &websocket.DialOptions{HTTPHeader: hdr, HTTPClient: &http.Client{Transport: tr}})
 	if err != nil {
 		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
 			b, _ := io.ReadAll(io.LimitReader(res.Body, maxResponse))
@@ -369,22 +446,29 @@ func (c *restClient) forward(ctx context.Context, ln net.Listener, envID string,
 		}
 		go func() {
 			defer conn.Close()
-			ws, err := c.dialAccess(ctx, path, q)
+			ws, bc, err := c.dialAccessBatched(ctx, path, q)
 			if err != nil {
 				fmt.Fprintf(stderr, "runyard: forward a connection to port %d: %s\n", remote, errorMessage(err))
 				return
 			}
 			defer ws.CloseNow()
-			pipeWebSocket(ctx, ws, conn.(*net.TCPConn))
+			pipeWebSocket(ctx, ws, bc, conn.(*net.TCPConn))
 		}()
 	}
 }
 
 // pipeWebSocket copies a TCP connection and a port-forward WebSocket into
-// each other until both directions ended.
-func pipeWebSocket(ctx context.Context, ws *websocket.Conn, conn *net.TCPConn) {
+// each other until both directions ended. bc, when not nil, is the
+// WebSocket's connection: each message goes out in one write.
+func pipeWebSocket(ctx context.Context, ws *websocket.Conn, bc *batchConn, conn *net.TCPConn) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if bc != nil {
+		// A flush is outside ws.Write, which would give up when ctx
+		// ends: closing the connection ends a flush that blocks.
+		stop := context.AfterFunc(ctx, func() { bc.Conn.Close() })
+		defer stop()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -394,7 +478,16 @@ func pipeWebSocket(ctx context.Context, ws *websocket.Conn, conn *net.TCPConn) {
 		for {
 			n, err := conn.Read(buf)
 			if n > 0 {
-				if ws.Write(ctx, websocket.MessageBinary, buf[:n]) != nil {
+				if bc != nil {
+					bc.holdWrites()
+				}
+				err := ws.Write(ctx, websocket.MessageBinary, buf[:n])
+				if bc != nil {
+					if ferr := bc.flush(); err == nil {
+						err = ferr
+					}
+				}
+				if err != nil {
 					cancel()
 					return
 				}

@@ -13,6 +13,7 @@
 package runner
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -250,7 +251,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 	// session's bytes (a forwarded connection, an upload) as they are:
 	// compressing them was a third of the CPU of a port forward, and such
 	// bytes mostly compress badly anyway.
-	d.sessions = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server, connect.WithAcceptCompression("gzip", nil, nil))
+	d.sessions = runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: readAhead{d.http.Transport}}, st.Server, connect.WithAcceptCompression("gzip", nil, nil), connect.WithCodec(sessionCodec{}))
 	if d.pods, err = podmgr.New(podmgr.Config{StateDir: cfg.StateDir, StopGrace: cfg.StopGrace, Logger: cfg.Logger.With("part", "pods")}); err != nil {
 		st.close()
 		return nil, err
@@ -323,6 +324,31 @@ func checkURL(server string) error {
 		return fmt.Errorf("--server must be an http:// or https:// URL, got %q", server)
 	}
 	return nil
+}
+
+// readAhead reads a response's body in large reads. Connect reads a
+// message in pieces of at most 32 KiB, and HTTP/2 answers every read of
+// 4 KiB or more with WINDOW_UPDATE frames, each a write to the connection
+// and a wake-up of the control plane's reader: a session's stream of
+// 256 KiB messages sent over a dozen per message. One read takes whatever
+// the stream has buffered (up to readAheadSize).
+type readAhead struct{ http.RoundTripper }
+
+// readAheadSize is a read's most: one large DATA frame (MaxReadFrameSize).
+// Each Session stream holds a buffer of it.
+const readAheadSize = 256 << 10
+
+func (t readAhead) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.RoundTripper.RoundTrip(req)
+	if err == nil && res.Body != nil {
+		res.Body = &readAheadBody{Reader: bufio.NewReaderSize(res.Body, readAheadSize), Closer: res.Body}
+	}
+	return res, err
+}
+
+type readAheadBody struct {
+	*bufio.Reader
+	io.Closer
 }
 
 // httpClient speaks HTTP/2 to the control plane: over TLS for https, h2c for

@@ -129,7 +129,11 @@ func (s *sessionConn) receive() {
 		}
 		switch m := m.Message.(type) {
 		case *runnerv1.SessionResponse_Stdin:
-			if _, err := s.stdin.Write(m.Stdin); err != nil {
+			_, err := s.stdin.Write(m.Stdin)
+			// Written (an SFTP session's pipe is read before Write
+			// returns): the buffer is free again.
+			putSessionChunk(m.Stdin)
+			if err != nil {
 				// The command closed its input; output may go on.
 				continue
 			}

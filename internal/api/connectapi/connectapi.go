@@ -139,5 +139,59 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.
-	mux.Handle(runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...))
+	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...)
+	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != runnerv1connect.RunnerControlServiceSessionProcedure {
+			h.ServeHTTP(w, r)
+			return
+		}
+		gw := &gatherWriter{ResponseWriter: w}
+		defer gw.writeOut()
+		h.ServeHTTP(gw, r)
+	}))
 }
+
+// gatherWriter holds what is written to it until Flush, then writes it at
+// once. Connect writes each message of a stream as its 5-byte prefix and
+// then its payload, and flushes after it; through HTTP/2's 4 KiB write
+// buffer that was two DATA frames and two hand-overs to the connection's
+// writer per message. A Session stream carries a session's bytes (a port
+// forward's, in chunks of up to 256 KiB) this way: one write per message
+// costs a copy of the payload and saves a hand-over, a frame and the
+// runner's wake-up for it.
+type gatherWriter struct {
+	http.ResponseWriter
+	buf []byte
+}
+
+// maxGather bounds what a gatherWriter holds: a larger write goes
+// through as it is, after what was held.
+const maxGather = 1<<20 + 64
+
+func (w *gatherWriter) Write(p []byte) (int, error) {
+	if len(w.buf)+len(p) > maxGather {
+		if err := w.writeOut(); err != nil {
+			return 0, err
+		}
+		return w.ResponseWriter.Write(p)
+	}
+	w.buf = append(w.buf, p...)
+	return len(p), nil
+}
+
+func (w *gatherWriter) writeOut() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.ResponseWriter.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}
+
+func (w *gatherWriter) Flush() {
+	if w.writeOut() == nil {
+		http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}
+
+func (w *gatherWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
