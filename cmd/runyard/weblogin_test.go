@@ -151,17 +151,20 @@ func testWebLogin(t *testing.T, dbURL string) {
 	if err := chromedp.Do(bctx, chromedp.Click(chromedp.ID("approve")), chromedp.WaitVisible(chromedp.CSS("h1"))); err != nil {
 		fail(err)
 	}
+	// The location and the page are read apart: wait until both are the
+	// callback's (a read between them may see the navigation half done).
+	callback := "http://127.0.0.1:" + port + "/callback?"
 	var landed, body string
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(body, "Approved") && time.Now().Before(deadline) {
-		landed, _ = chromedp.Run(bctx, chromedp.Location())
+	for !(strings.HasPrefix(landed, callback) && strings.Contains(body, "Approved")) && time.Now().Before(deadline) {
 		body, _ = chromedp.Run(bctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		landed, _ = chromedp.Run(bctx, chromedp.Location())
 		time.Sleep(100 * time.Millisecond)
 	}
 	if !strings.HasPrefix(keyName, "runyard CLI") {
 		t.Errorf("the page names the key %q", keyName)
 	}
-	if !strings.HasPrefix(landed, "http://127.0.0.1:"+port+"/callback?") || !strings.Contains(body, "Approved") {
+	if !strings.HasPrefix(landed, callback) || !strings.Contains(body, "Approved") {
 		t.Errorf("after approving the browser is at %q showing %q", landed, body)
 	}
 	select {
