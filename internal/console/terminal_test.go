@@ -68,6 +68,9 @@ func (b *browser) allowClipboard() {
 	}
 }
 
+// clipboardMu serializes the use of the shared browser's clipboard.
+var clipboardMu sync.Mutex
+
 // TestConsole_TerminalFullScreenAndClipboard runs less, a full-screen
 // program, in a pod's terminal: the page shows its screen on xterm.js's
 // alternate buffer, page by page as keys are pressed; text selected with
@@ -111,6 +114,11 @@ func TestConsole_TerminalFullScreenAndClipboard(t *testing.T) {
 		b.typeText(" ")
 		b.waitJS("less shows the next page", fmt.Sprintf(`(() => { const s = %s; return s[0] === "row %d" && s[s.length - 2] === "row %d" })()`, screen, rows, 2*rows-2))
 
+		// The clipboard is the whole browser's, and the databases' runs
+		// share one browser: one run at a time copies and pastes (the
+		// other's paste once landed between this copy and its check).
+		clipboardMu.Lock()
+		defer clipboardMu.Unlock()
 		// Copy: the selection (xterm.js's API, as a mouse drag makes it).
 		eval[bool](b, `document.getElementById("terminal").terminal.selectLines(1, 1) || true`)
 		if got := eval[string](b, `document.getElementById("terminal").terminal.getSelection()`); strings.TrimSpace(got) != fmt.Sprintf("row %d", rows+1) {
@@ -130,8 +138,7 @@ func TestConsole_TerminalFullScreenAndClipboard(t *testing.T) {
 		// Quit less; the shell reads lines: paste one.
 		b.typeText("q")
 		b.waitJS("less quits, back on the normal buffer", `document.getElementById("terminal").terminal.buffer.active.type === "normal" && `+screen+`.some(l => l === "less-ended")`)
-		// The clipboard must hold the new line before the paste: once, on a
-		// loaded machine, the paste still read the copied row.
+		// The clipboard must hold the new line before the paste.
 		b.do(chromedp.Focus(chromedp.CSS("#terminal textarea")))
 		for deadline := time.Now().Add(browserWait); ; {
 			evalAwait[any](b, `navigator.clipboard.writeText("pasted-line\n")`)
