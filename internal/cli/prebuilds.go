@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -157,46 +158,47 @@ func newPrebuildsListCmd(g *globals) *cobra.Command {
 }
 
 func newPrebuildsGetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "get PREBUILD",
-		Short: "Show a prebuild and its snapshot",
-		Args:  exactArgs("PREBUILD"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			pb, _, err := g.prebuildsClient()
+	return prebuildCmd(g, "get", "Show a prebuild and its snapshot",
+		func(ctx context.Context, pb gitpodv1connect.PrebuildServiceClient, id string) (*gitpodv1.Prebuild, error) {
+			res, err := pb.GetPrebuild(ctx, connect.NewRequest(&gitpodv1.GetPrebuildRequest{PrebuildId: id}))
 			if err != nil {
-				return err
+				return nil, err
 			}
-			res, err := pb.GetPrebuild(cmd.Context(), connect.NewRequest(&gitpodv1.GetPrebuildRequest{PrebuildId: args[0]}))
-			if err != nil {
-				return err
-			}
-			if g.structured() {
-				return g.printJSON(res.Msg.GetPrebuild())
-			}
-			g.printPrebuilds([]*gitpodv1.Prebuild{res.Msg.GetPrebuild()})
-			return nil
-		},
-	}
+			return res.Msg.GetPrebuild(), nil
+		})
 }
 
 func newPrebuildsCancelCmd(g *globals) *cobra.Command {
+	return prebuildCmd(g, "cancel", "Cancel a prebuild under way (its environment is deleted, no snapshot is kept)",
+		func(ctx context.Context, pb gitpodv1connect.PrebuildServiceClient, id string) (*gitpodv1.Prebuild, error) {
+			res, err := pb.CancelPrebuild(ctx, connect.NewRequest(&gitpodv1.CancelPrebuildRequest{PrebuildId: id}))
+			if err != nil {
+				return nil, err
+			}
+			return res.Msg.GetPrebuild(), nil
+		})
+}
+
+// prebuildCmd is a command that calls one method on a prebuild and shows
+// the prebuild it answers.
+func prebuildCmd(g *globals, verb, short string, call func(context.Context, gitpodv1connect.PrebuildServiceClient, string) (*gitpodv1.Prebuild, error)) *cobra.Command {
 	return &cobra.Command{
-		Use:   "cancel PREBUILD",
-		Short: "Cancel a prebuild under way (its environment is deleted, no snapshot is kept)",
+		Use:   verb + " PREBUILD",
+		Short: short,
 		Args:  exactArgs("PREBUILD"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pb, _, err := g.prebuildsClient()
 			if err != nil {
 				return err
 			}
-			res, err := pb.CancelPrebuild(cmd.Context(), connect.NewRequest(&gitpodv1.CancelPrebuildRequest{PrebuildId: args[0]}))
+			p, err := call(cmd.Context(), pb, args[0])
 			if err != nil {
 				return err
 			}
 			if g.structured() {
-				return g.printJSON(res.Msg.GetPrebuild())
+				return g.printJSON(p)
 			}
-			g.printPrebuilds([]*gitpodv1.Prebuild{res.Msg.GetPrebuild()})
+			g.printPrebuilds([]*gitpodv1.Prebuild{p})
 			return nil
 		},
 	}

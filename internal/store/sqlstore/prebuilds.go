@@ -160,17 +160,5 @@ func (db *DB) UpdatePrebuild(ctx context.Context, orgID, id string, fn func(*pre
 }
 
 func (db *DB) DeletePrebuild(ctx context.Context, orgID, id string) error {
-	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM prebuilds WHERE org_id = ? AND id = ?`), orgID, id)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err == nil && n == 0 {
-		err = sql.ErrNoRows
-	}
-	return db.translate(err, fmt.Sprintf("prebuild %q", id))
+	return db.deleteOrgRow(ctx, "prebuilds", orgID, id, fmt.Sprintf("prebuild %q", id))
 }

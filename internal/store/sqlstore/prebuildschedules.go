@@ -60,19 +60,7 @@ func (db *DB) FindDueSchedules(ctx context.Context, now time.Time, limit int) ([
 }
 
 func (db *DB) DeletePrebuildSchedule(ctx context.Context, orgID, id string) error {
-	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM prebuild_schedules WHERE org_id = ? AND id = ?`), orgID, id)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err == nil && n == 0 {
-		err = sql.ErrNoRows
-	}
-	return db.translate(err, fmt.Sprintf("prebuild schedule %q", id))
+	return db.deleteOrgRow(ctx, "prebuild_schedules", orgID, id, fmt.Sprintf("prebuild schedule %q", id))
 }
 
 func (db *DB) ClaimSchedule(ctx context.Context, id string, due, next time.Time) (bool, error) {

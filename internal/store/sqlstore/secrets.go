@@ -113,9 +113,16 @@ func (db *DB) UpdateSecret(ctx context.Context, orgID, id string, fn func(*secre
 }
 
 func (db *DB) DeleteSecret(ctx context.Context, orgID, id string) error {
+	return db.deleteOrgRow(ctx, "secrets", orgID, id, fmt.Sprintf("secret %q", id))
+}
+
+// deleteOrgRow deletes the row id of an organization from table, in a
+// transaction (with the call's audit entry); no such row is not_found,
+// named what.
+func (db *DB) deleteOrgRow(ctx context.Context, table, orgID, id, what string) error {
 	var n int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM secrets WHERE org_id = ? AND id = ?`), orgID, id)
+		res, err := tx.ExecContext(ctx, db.q(`DELETE FROM `+table+` WHERE org_id = ? AND id = ?`), orgID, id)
 		if err != nil {
 			return err
 		}
@@ -125,5 +132,5 @@ func (db *DB) DeleteSecret(ctx context.Context, orgID, id string) error {
 	if err == nil && n == 0 {
 		err = sql.ErrNoRows
 	}
-	return db.translate(err, fmt.Sprintf("secret %q", id))
+	return db.translate(err, what)
 }
