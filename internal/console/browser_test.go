@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/runyard/runyard/internal/testutil"
@@ -81,7 +82,66 @@ func newBrowser(t *testing.T, base, name string, headers map[string]string) *bro
 	if err != nil {
 		t.Fatalf("open a tab: %v", err)
 	}
+	if os.Getenv("RUNYARD_CONSOLE_DEBUG") != "" {
+		b.logEvents()
+	}
 	return b
+}
+
+// logEvents logs the tab's requests other than GETs, its WebSockets'
+// frames and closes, console messages and exceptions: what a failing run
+// needs to tell a request never sent from one refused.
+func (b *browser) logEvents() {
+	name := b.name
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s browser %s: %s\n", time.Now().UTC().Format("15:04:05.000"), name, fmt.Sprintf(format, args...))
+	}
+	post := map[network.RequestID]string{}
+	var mu sync.Mutex
+	_ = chromedp.Listen(b.ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if !strings.Contains(ev.Request.URL, "/assets/") {
+				mu.Lock()
+				post[ev.RequestID] = ev.Request.Method + " " + ev.Request.URL
+				mu.Unlock()
+				logf("%s %s", ev.Request.Method, ev.Request.URL)
+			}
+		case *network.EventResponseReceived:
+			mu.Lock()
+			what, ok := post[ev.RequestID]
+			mu.Unlock()
+			if ok {
+				logf("%s: %d", what, ev.Response.Status)
+			}
+		case *network.EventLoadingFailed:
+			mu.Lock()
+			what := post[ev.RequestID]
+			mu.Unlock()
+			logf("%s failed: %s", what, ev.ErrorText)
+		case *network.EventWebSocketCreated:
+			logf("websocket %s: %s", ev.RequestID, ev.URL)
+		case *network.EventWebSocketClosed:
+			logf("websocket %s closed", ev.RequestID)
+		case *network.EventWebSocketFrameReceived:
+			if ev.Response.Opcode == 1 {
+				logf("websocket %s: %s", ev.RequestID, ev.Response.PayloadData)
+			}
+		case *runtime.EventConsoleAPICalled:
+			var parts []string
+			for _, a := range ev.Args {
+				parts = append(parts, string(a.Value)+a.Description)
+			}
+			logf("console.%s %s", ev.Type, strings.Join(parts, " "))
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			if d != nil && d.Exception != nil {
+				logf("exception: %s %s", d.Text, d.Exception.Description)
+			} else if d != nil {
+				logf("exception: %s", d.Text)
+			}
+		}
+	})
 }
 
 // shared is the one Chromium of the test binary: starting one per test

@@ -464,7 +464,14 @@ func TestConsole_Browser(t *testing.T) {
 		if got := b.text("[data-status]"); !strings.Contains(got, "running") {
 			t.Errorf("after cancel the pod is %q", got)
 		}
-		b.do(chromedp.Click(chromedp.CSS(`form[action$="/terminate"] button`)))
+		// Asked again at once, before the dialog's close event of the
+		// Cancel fired (a quick user, a loaded machine): that late event
+		// must not answer the new question.
+		if !eval[bool](b, `(() => { const f = document.querySelector('form[action$="/terminate"]');
+			f.requestSubmit(); document.getElementById("confirm-cancel").click(); f.requestSubmit();
+			return document.getElementById("confirm").open })()`) {
+			t.Fatal("Terminate right after Cancel shows no confirmation")
+		}
 		b.do(chromedp.WaitVisible(chromedp.ID("confirm")), chromedp.Click(chromedp.ID("confirm-ok")))
 		b.waitJS("the pod ends", `["terminated","failed"].includes((document.querySelector('[data-status]')||{}).dataset?.status)`)
 

@@ -51,8 +51,10 @@ function swapLive(doc: Document) {
   for (const fresh of $$<HTMLElement>("[data-live][id]", doc)) {
     const cur = document.getElementById(fresh.id);
     if (!cur || cur.innerHTML === fresh.innerHTML) continue;
-    // A part the user is typing in stays as it is.
+    // A part the user is typing in stays as it is, and so does one whose
+    // form is being posted: its answer (an error) is shown on that form.
     if (cur.contains(document.activeElement) && document.activeElement?.matches("input,select,textarea")) continue;
+    if (cur.querySelector("form[data-busy]")) continue;
     cur.replaceWith(document.importNode(fresh, true));
   }
   refreshTimes();
@@ -312,18 +314,41 @@ function startEditor() {
 
 // ---- forms ------------------------------------------------------------------
 
+// answer settles the confirmation on screen. The dialog's close event is
+// fired from a task queued when it closes, so it can arrive after the next
+// confirmation opened (a second click right after Cancel): a close that
+// finds the dialog open again belongs to the earlier showing, which was
+// settled when the next one opened, and is ignored.
+let answer: ((ok: boolean) => void) | null = null;
+
+function settle(ok: boolean) {
+  const a = answer;
+  answer = null;
+  a?.(ok);
+}
+
 async function confirmed(form: HTMLFormElement): Promise<boolean> {
   const text = form.dataset.confirm;
   if (!text) return true;
   const dlg = $<HTMLDialogElement>("#confirm");
   if (!dlg) return false;
+  if (!dlg.dataset.bound) {
+    dlg.dataset.bound = "true";
+    dlg.addEventListener("close", () => {
+      if (!dlg.open) settle(dlg.returnValue === "ok");
+    });
+  }
+  // An earlier showing whose close event has not fired yet: the choice
+  // made in it is still the dialog's return value.
+  if (answer && !dlg.open) settle(dlg.returnValue === "ok");
   $("#confirm-text", dlg)!.textContent = text;
   const ok = $<HTMLButtonElement>("#confirm-ok", dlg)!;
   ok.textContent = form.dataset.confirmAction ?? "Confirm";
   dlg.returnValue = "";
+  const p = new Promise<boolean>((resolve) => (answer = resolve));
   dlg.showModal();
   $<HTMLButtonElement>("#confirm-cancel", dlg)?.focus();
-  return new Promise((resolve) => dlg.addEventListener("close", () => resolve(dlg.returnValue === "ok"), { once: true }));
+  return p;
 }
 
 // sentence makes an API message ("wrong email or password") read as one.
@@ -353,6 +378,7 @@ async function post(form: HTMLFormElement, submitter: HTMLElement | null) {
     submitter instanceof HTMLButtonElement && submitter.hasAttribute("formaction") ? submitter.formAction : form.action;
   const buttons = $$<HTMLButtonElement>("button", form);
   buttons.forEach((b) => (b.disabled = true));
+  form.dataset.busy = "true";
   try {
     const token = await csrfToken();
     const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
@@ -393,6 +419,7 @@ async function post(form: HTMLFormElement, submitter: HTMLElement | null) {
     showFormError(form, "The control plane did not answer: check that it is running, then send the form again.");
   } finally {
     buttons.forEach((b) => (b.disabled = false));
+    delete form.dataset.busy;
   }
 }
 
