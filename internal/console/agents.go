@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/pods"
 )
 
@@ -28,6 +29,7 @@ func init() {
 // the variables they set (values may be credentials: not shown).
 func (h *handler) agentsList(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title, v.Nav = "Agents", "agents"
+	v.watch(events.TypeAgent)
 	d := &agentsData{}
 	var err error
 	if d.Builtin, d.Custom, err = h.svc.Pods.AgentTypes(ctx); err != nil {

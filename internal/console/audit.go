@@ -8,6 +8,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/paging"
 )
@@ -40,6 +41,7 @@ const localFormat = "2006-01-02T15:04"
 // paged. It needs audit:read, as ListAuditLogs.
 func (h *handler) auditList(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title, v.Nav = "Audit log", "audit"
+	v.watch(events.TypeAuditLog)
 	if h.svc.Audit == nil {
 		return "", &apperr.Error{Code: apperr.CodeUnavailable, Message: "this control plane keeps no audit log"}
 	}

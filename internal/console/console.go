@@ -184,8 +184,9 @@ type view struct {
 	// page's feed starts there, so a change made between the read and
 	// the feed's start is not missed.
 	Cursor int64
-	// Poll, in seconds, makes it refetch them on a timer too: pods are not
-	// in the change feed.
+	// Poll, in seconds, makes it refetch them on a timer too, for what
+	// changes without an event: a runner's liveness (renewals are not in
+	// the change feed).
 	Poll int
 	// Orgs are the organizations a signed-in user may switch between (the
 	// header's switcher), when more than one.
@@ -196,6 +197,13 @@ type view struct {
 	Notice string
 	Now    time.Time
 	Data   any
+}
+
+// watch makes the page live on the organization's changes of kinds (the
+// console's feed, internal/events): only those wake it.
+func (v *view) watch(kinds ...string) {
+	v.Live = true
+	v.Events = "/console/events?kinds=" + url.QueryEscape(strings.Join(kinds, ","))
 }
 
 // Can reports whether the caller holds scope, to show a control or not.

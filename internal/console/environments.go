@@ -11,6 +11,7 @@ import (
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/paging"
 )
@@ -23,7 +24,8 @@ type environmentsData struct {
 }
 
 func (h *handler) environmentsList(ctx context.Context, r *http.Request, v *view) (string, error) {
-	v.Title, v.Nav, v.Live = "Environments", "environments", true
+	v.Title, v.Nav = "Environments", "environments"
+	v.watch(events.TypeEnvironment, events.TypeRunner)
 	q := r.URL.Query()
 	d := &environmentsData{Phase: q.Get("phase")}
 	for _, p := range []environments.Phase{environments.PhaseRunning, environments.PhaseCreating, environments.PhaseStarting,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,7 +41,10 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	writes := make(chan events.Event, 1)
 	errc := make(chan error, 1)
 	go func() {
-		req := events.WatchRequest{EnvironmentID: r.URL.Query().Get("environment"), Cursor: cursor}
+		req := events.WatchRequest{EnvironmentID: r.URL.Query().Get("environment"), Cursor: cursor, Console: true}
+		if k := r.URL.Query().Get("kinds"); k != "" {
+			req.Kinds = strings.Split(k, ",")
+		}
 		fn := func(e events.Event, more bool) error {
 			select {
 			case writes <- e:

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/paging"
 )
@@ -36,6 +37,7 @@ type keysData struct {
 // or, for a service account's admin key, the organization's API keys.
 func (h *handler) keysList(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title, v.Nav = "API keys", "keys"
+	v.watch(events.TypeAPIKey)
 	q := r.URL.Query()
 	d := &keysData{Own: v.Caller.UserID != "", All: q.Get("all") == "1"}
 	page, err := paging.Parse(q.Get("token"), 50)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/users"
 )
@@ -80,6 +81,7 @@ type orgsData struct {
 
 func (h *handler) orgsList(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title, v.Nav = "Organizations", "orgs"
+	v.watch(events.TypeUser, events.TypeOrganization)
 	orgs, err := h.svc.Orgs.List(ctx)
 	if err != nil {
 		return "", err
@@ -184,6 +186,7 @@ type newInvite struct {
 
 func (h *handler) membersList(ctx context.Context, r *http.Request, v *view) (string, error) {
 	v.Title, v.Nav = "Members", "members"
+	v.watch(events.TypeOrganization)
 	d, err := h.loadMembers(ctx, v)
 	if err != nil {
 		return "", err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
@@ -34,7 +35,8 @@ type overviewData struct {
 }
 
 func (h *handler) overview(ctx context.Context, r *http.Request, v *view) (string, error) {
-	v.Title, v.Nav, v.Live, v.Poll = "Overview", "overview", true, 5
+	v.Title, v.Nav, v.Poll = "Overview", "overview", 5
+	v.watch(events.TypeRunner, events.TypeEnvironment, events.TypeTaskExecution, events.TypeAgentExecution)
 	d := &overviewData{}
 	c := v.Caller
 	if c.Has(identity.ScopeRunnersRead) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/pods"
@@ -24,7 +25,8 @@ type podsData struct {
 }
 
 func (h *handler) podsList(ctx context.Context, r *http.Request, v *view) (string, error) {
-	v.Title, v.Nav, v.Live, v.Poll = "Pods", "pods", true, 2
+	v.Title, v.Nav = "Pods", "pods"
+	v.watch(events.TypeAgentExecution)
 	q := r.URL.Query()
 	d := &podsData{Status: q.Get("status"), Runner: q.Get("runner"), Limit: listPage}
 	for _, s := range pods.Statuses {
@@ -73,7 +75,8 @@ func (h *handler) podDetail(ctx context.Context, r *http.Request, v *view) (stri
 	if err != nil {
 		return "", err
 	}
-	v.Title, v.Nav, v.Live, v.Poll = "Pod "+p.Key, "pods", true, 2
+	v.Title, v.Nav = "Pod "+p.Key, "pods"
+	v.watch(events.TypeAgentExecution)
 	d := &podData{Pod: p, ReadOnly: !v.Caller.Has(identity.ScopePodsWrite)}
 	if p.RunnerID != "" && v.Caller.Has(identity.ScopeRunnersRead) {
 		if rn, err := h.svc.Runners.Get(ctx, p.RunnerID); err == nil {

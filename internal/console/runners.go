@@ -9,6 +9,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/environments"
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/manifest"
 	"github.com/runyard/runyard/internal/paging"
@@ -39,7 +40,8 @@ type runnersData struct {
 // INACTIVE for the runners being drained), all applied by the store, so a
 // page reads one page of rows however few runners match.
 func (h *handler) runnersList(ctx context.Context, r *http.Request, v *view) (string, error) {
-	v.Title, v.Nav, v.Live = "Runners", "runners", true
+	v.Title, v.Nav = "Runners", "runners"
+	v.watch(events.TypeRunner, events.TypeAgentExecution)
 	q := r.URL.Query()
 	d := &runnersData{Phase: q.Get("phase"), Desired: q.Get("desired"), Provider: q.Get("provider"), Name: strings.TrimSpace(q.Get("name"))}
 	for _, p := range runners.ListPhases {
@@ -113,7 +115,8 @@ type runnerData struct {
 }
 
 func (h *handler) runnerDetail(ctx context.Context, r *http.Request, v *view) (string, error) {
-	v.Nav, v.Live, v.Poll = "runners", true, 5
+	v.Nav, v.Poll = "runners", 5
+	v.watch(events.TypeRunner, events.TypeEnvironment, events.TypeAgentExecution)
 	d, err := h.loadRunner(ctx, r.PathValue("id"))
 	if err != nil {
 		return "", err

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/runyard/runyard/internal/events"
 	"github.com/runyard/runyard/internal/paging"
 	"github.com/runyard/runyard/internal/secrets"
 )
@@ -22,7 +23,8 @@ type secretsData struct {
 // secretsList is the page of the organization's secrets: names and mounts,
 // never values, which go in through the forms and do not come out.
 func (h *handler) secretsList(ctx context.Context, r *http.Request, v *view) (string, error) {
-	v.Title, v.Nav, v.Live = "Secrets", "secrets", true
+	v.Title, v.Nav = "Secrets", "secrets"
+	v.watch(events.TypeSecret)
 	d := &secretsData{Mount: "env"}
 	if err := h.listSecrets(ctx, r.URL.Query().Get("token"), d); err != nil {
 		return "", err

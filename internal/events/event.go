@@ -29,6 +29,19 @@ const (
 	TypeTaskExecution = "RESOURCE_TYPE_TASK_EXECUTION"
 	TypeSecret        = "RESOURCE_TYPE_SECRET"
 
+	// The console's kinds (WatchRequest.Console): never in WatchEvents.
+	// A pod is an agent's session; an organization event is a change of
+	// the organization, its members or its invites; a user event is a
+	// change of a member's own list of organizations (Owner is the member);
+	// an API key event's Owner is the user who owns the key ("" for a
+	// service account's). RESOURCE_TYPE_AUDIT_LOG is runyard's own.
+	TypeAgentExecution = "RESOURCE_TYPE_AGENT_EXECUTION"
+	TypeAgent          = "RESOURCE_TYPE_AGENT"
+	TypeOrganization   = "RESOURCE_TYPE_ORGANIZATION"
+	TypeUser           = "RESOURCE_TYPE_USER"
+	TypeAPIKey         = "RESOURCE_TYPE_PERSONAL_ACCESS_TOKEN"
+	TypeAuditLog       = "RESOURCE_TYPE_AUDIT_LOG"
+
 	OpCreate       = "RESOURCE_OPERATION_CREATE"
 	OpUpdate       = "RESOURCE_OPERATION_UPDATE"
 	OpDelete       = "RESOURCE_OPERATION_DELETE"

@@ -89,6 +89,7 @@ func Run(t *testing.T, open Opener) {
 		{"UpdateSecret", testUpdateSecret},
 		{"DeleteSecret", testDeleteSecret},
 		{"Events", testEvents},
+		{"ConsoleEvents", testConsoleEvents},
 		{"AuditLog", testAuditLog},
 		{"AuditEveryWrite", testAuditEveryWrite},
 		{"LoginStates", testLoginStates},

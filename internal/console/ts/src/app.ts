@@ -55,7 +55,13 @@ function swapLive(doc: Document) {
     // form is being posted: its answer (an error) is shown on that form.
     if (cur.contains(document.activeElement) && document.activeElement?.matches("input,select,textarea")) continue;
     if (cur.querySelector("form[data-busy]")) continue;
-    cur.replaceWith(document.importNode(fresh, true));
+    const next = document.importNode(fresh, true) as HTMLElement;
+    // What the user opened (an entry's details, an edit form) stays open.
+    const open = new Set($$<HTMLDetailsElement>("details[open] > summary", cur).map((s) => s.textContent));
+    for (const s of $$<HTMLElement>("details > summary", next)) {
+      if (open.has(s.textContent)) (s.parentElement as HTMLDetailsElement).open = true;
+    }
+    cur.replaceWith(next);
   }
   refreshTimes();
 }
