@@ -155,6 +155,13 @@ func TestConsole_Teams(t *testing.T) {
 			adaID := userID(t, e, "ada@example.com")
 			ada.want(t, http.MethodPost, "/members/"+adaID+"/role", url.Values{"role": {"member"}}, http.StatusPreconditionFailed, "last admin")
 			ada.want(t, http.MethodPost, "/members/"+adaID+"/remove", url.Values{}, http.StatusPreconditionFailed, "last admin")
+			// And the organization's last admin key (the bootstrap key):
+			// revoking it from the keys page is refused in words.
+			who, err := e.tokens.GetAuthenticatedToken(context.Background(), admin(&runyardv1.GetAuthenticatedTokenRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ada.want(t, http.MethodPost, "/keys/"+who.Msg.GetToken().GetTokenId()+"/revoke", url.Values{}, http.StatusPreconditionFailed, "last active admin key")
 			// Disable, enable, reset a password, remove.
 			dee := userID(t, e, "dee@example.com")
 			dees := e.signIn(t, "dee@example.com")
