@@ -5,7 +5,8 @@
 // the live feed is opening). Beside it, the same figures for a bare static
 // page served by net/http in the same process: the baseline. Part 2
 // (runners.go) seeds a fleet of runners and times the runners page's page
-// changes and filters against a bare handler.
+// changes and filters against a bare handler; live.go times how soon a
+// change made through the API shows on an open page.
 //
 //	go run ./bench/console                # 10 loads of each page, 10,000 runners
 //	go run ./bench/console --loads 30 --runners 0
@@ -47,12 +48,13 @@ func main() {
 	requests := flag.Int("requests", 50, "requests per page of the runners page's part")
 	logMB := flag.Int("log-mb", 500, "MB of log the log view follows (0 skips the part)")
 	logRate := flag.Float64("log-rate", 100, "MB/s the paced log is written at")
+	live := flag.Int("live", 20, "changes per page of the live-update part (0 skips it)")
 	chromium := flag.String("chromium", "/usr/bin/chromium", "the browser")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
 	short := report.Short()
 	flag.Parse()
 	if *short {
-		*loads, *fleet, *requests, *logMB = 1, 200, 3, 5
+		*loads, *fleet, *requests, *logMB, *live = 1, 200, 3, 5, 2
 	}
 	if _, err := os.Stat(*chromium); err != nil {
 		report.Skip("console", "every figure", "no browser at "+*chromium)
@@ -60,13 +62,13 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	if err := run(ctx, *loads, *chromium, *fleet, *requests, int64(*logMB)*1e6, *logRate*1e6); err != nil {
+	if err := run(ctx, *loads, *chromium, *fleet, *requests, int64(*logMB)*1e6, *logRate*1e6, *live); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/console:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, loads int, chromium string, fleet, requests int, logBytes int64, logRate float64) error {
+func run(ctx context.Context, loads int, chromium string, fleet, requests int, logBytes int64, logRate float64, live int) error {
 	dir, err := os.MkdirTemp("", "runyard-bench-console-")
 	if err != nil {
 		return err
@@ -180,6 +182,11 @@ func run(ctx context.Context, loads int, chromium string, fleet, requests int, l
 	}
 	for _, p := range []string{"/", "/runners", "/signin"} {
 		if err := measure("console "+p, srv.URL()+p, `document.documentElement.dataset.ready === "true"`); err != nil {
+			return err
+		}
+	}
+	if live > 0 {
+		if err := benchLive(ctx, bctx, srv.URL(), live); err != nil {
 			return err
 		}
 	}

@@ -140,6 +140,8 @@ func (db *DB) trackedTx(ctx context.Context, fn func(tx *sql.Tx, indexes func() 
 	}
 	done(c.begin(start))
 	c.marks, kept = end, true
+	// A placement changes pods, which the console's feed carries.
+	db.signalCommit()
 	return nil
 }
 
