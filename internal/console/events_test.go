@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"html"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -26,9 +27,15 @@ func TestConsole_EventsFromCursor(t *testing.T) {
 			if m == nil {
 				t.Fatalf("the runners page has no data-cursor:\n%.500s", page)
 			}
+			// The page's own feed: the kinds that wake it.
+			f := regexp.MustCompile(`data-events="([^"]+)"`).FindStringSubmatch(page)
+			if f == nil || !strings.Contains(f[1], "kinds=") {
+				t.Fatalf("the runners page names no feed of its kinds:\n%.500s", page)
+			}
+			feed := html.UnescapeString(f[1]) + "&cursor=" + m[1]
 			e.createRunner(t, "between-read-and-feed")
 
-			first := readEvent(t, e, "/console/events?cursor="+m[1], "")
+			first := readEvent(t, e, feed, "")
 			if !strings.Contains(first, "data: RESOURCE_TYPE_RUNNER") {
 				t.Fatalf("first event from the page's cursor = %q", first)
 			}
@@ -37,7 +44,7 @@ func TestConsole_EventsFromCursor(t *testing.T) {
 				t.Fatalf("the event has no id: %q", first)
 			}
 			e.createRunner(t, "after-the-first")
-			next := readEvent(t, e, "/console/events?cursor="+m[1], id[1])
+			next := readEvent(t, e, feed, id[1])
 			nid := regexp.MustCompile(`id: (\d+)`).FindStringSubmatch(next)
 			if nid == nil || atoi(t, nid[1]) <= atoi(t, id[1]) {
 				t.Fatalf("after Last-Event-ID %s the feed sent %q", id[1], next)
