@@ -88,19 +88,19 @@ const updateLockFile = "update.lock"
 
 // updateRecord is update.json.
 type updateRecord struct {
-	State        string    `json:"state"`
-	Target       string    `json:"target"`
-	TargetSHA256 string    `json:"targetSha256"`
-	Previous     string    `json:"previous"`
-	PreviousBin  string    `json:"previousBinary,omitempty"`
-	Exe          string    `json:"exe,omitempty"`
-	Args         []string  `json:"args,omitempty"`
-	PID          int       `json:"pid,omitempty"`
-	GuardPID     int       `json:"guardPid,omitempty"`
+	State        string   `json:"state"`
+	Target       string   `json:"target"`
+	TargetSHA256 string   `json:"targetSha256"`
+	Previous     string   `json:"previous"`
+	PreviousBin  string   `json:"previousBinary,omitempty"`
+	Exe          string   `json:"exe,omitempty"`
+	Args         []string `json:"args,omitempty"`
+	PID          int      `json:"pid,omitempty"`
+	GuardPID     int      `json:"guardPid,omitempty"`
 	// GuardMain is set when the guard holds the service's main PID
 	// (notify.go): it hands it back on confirmation.
 	GuardMain bool      `json:"guardMainPid,omitempty"`
-	Deadline     time.Time `json:"deadline,omitzero"`
+	Deadline  time.Time `json:"deadline,omitzero"`
 	// RollbackAfter is the bound the deadline was set with.
 	RollbackAfter time.Duration `json:"rollbackAfter,omitempty"`
 	Failure       string        `json:"failure,omitempty"`
