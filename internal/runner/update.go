@@ -15,6 +15,9 @@
 // Services and pods run under their holders in their own sessions, so the
 // exec (same PID) and the rolled-back start re-adopt them: same PIDs.
 // Running task executions would stop with the daemon, hence the drain.
+// Under systemd the unit's main PID moves to the guard before the exec and
+// back on confirmation (notify.go), so a rollback leaves the restored
+// daemon, under the guard's PID, as the unit's main process.
 
 package runner
 
