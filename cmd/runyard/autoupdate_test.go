@@ -339,6 +339,14 @@ func TestRunner_AutoUpdate(t *testing.T) {
 					st := sd.unit().status
 					return strings.Contains(st, "connected to "+s.URL+" ("+updV2+")") && strings.Contains(st, "update to "+updBroken+": failed")
 				})
+				// The daemon took the socket out of its environment: the
+				// service and the agent cannot speak for the unit.
+				for what, pid := range map[string]int{"service": svcPID, "pod": podPID} {
+					env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+					if err != nil || strings.Contains(string(env), "NOTIFY_SOCKET=") {
+						t.Fatalf("the %s's environment (%v) has NOTIFY_SOCKET", what, err)
+					}
+				}
 				if u := sd.unit(); len(u.problems) > 0 {
 					t.Fatalf("systemd would have seen:\n%s", strings.Join(u.problems, "\n"))
 				}
