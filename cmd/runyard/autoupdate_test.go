@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,6 +96,14 @@ func pidOf(t *testing.T, file string) int {
 // status; a release signed by another key is refused on publish. The
 // runner's /metrics follows: waiting-for-window, idle on the new version,
 // failed with one failure counted after the rollback.
+//
+// On SQLite the runner runs as systemd's Type=notify unit of install-service
+// would (a notification socket that takes messages from the main PID only,
+// fakeSystemd): READY=1 comes once it is connected; the update moves the
+// main PID to the guard before the exec and back after the confirmation;
+// the rollback moves it to the guard, which then runs the restored daemon,
+// so the unit's main process never exits while the runner runs. On
+// PostgreSQL it runs as a plain process, with no socket.
 func TestRunner_AutoUpdate(t *testing.T) {
 	dir := t.TempDir()
 	v1, v2 := updateBuilds(t, dir)
@@ -142,7 +151,13 @@ func TestRunner_AutoUpdate(t *testing.T) {
 			}
 			state := filepath.Join(t.TempDir(), "state")
 			health := freePort(t)
-			r := startRunnerBin(t, exe, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state,
+			var sd *fakeSystemd
+			var env []string
+			if be.name == "SQLite" {
+				sd = newFakeSystemd(t)
+				env = append(env, sd.env())
+			}
+			r := startRunnerEnv(t, exe, env, "--server", s.URL, "--exchange-token", exchange, "--state-dir", state,
 				"--release-public-key", pub, "--update-rollback-after", "30s", "--stop-grace", "5s", "--health-addr", health)
 			// Whatever process holds the state dir at the end (the guard
 			// becomes the runner after a rollback) goes with the test.
@@ -151,6 +166,9 @@ func TestRunner_AutoUpdate(t *testing.T) {
 					syscall.Kill(pid, syscall.SIGKILL)
 				}
 			})
+			if sd != nil {
+				sd.watch(t, r.cmd.Process.Pid)
+			}
 			get := func() updRunner {
 				var v updRunner
 				s.mustJSON(t, adminToken, &v, "runners", "get", runnerID, "-o", "json")
@@ -161,6 +179,18 @@ func TestRunner_AutoUpdate(t *testing.T) {
 				return v.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE" && v.Runner.Status.Version == updV1
 			})
 			daemonPID := r.cmd.Process.Pid
+			if sd != nil {
+				eventually(t, "the runner tells systemd it is ready", func() bool { return sd.unit().ready })
+				u := sd.unit()
+				if u.main != daemonPID || u.firstReady.PID != daemonPID || !strings.HasPrefix(u.status, "connected to "+s.URL) {
+					t.Fatalf("systemd sees main PID %d (want %d), READY=1 from %v, status %q", u.main, daemonPID, u.firstReady, u.status)
+				}
+				// READY=1 waits for the connection: it comes with the
+				// status that says so.
+				if st, _ := u.firstReady.Get("STATUS"); !strings.HasPrefix(st, "connected to ") {
+					t.Fatalf("READY=1 came with status %q, want it sent once connected", st)
+				}
+			}
 
 			// A service and a pod, each writing its PID once when it starts.
 			files := t.TempDir()
@@ -251,6 +281,22 @@ func TestRunner_AutoUpdate(t *testing.T) {
 			eventually(t, "the updated runner's metrics say idle on "+updV2, func() bool {
 				return runnerUpdateMetrics(health) == (updMetrics{state: "idle", version: updV2, channel: "stable"})
 			})
+			if sd != nil {
+				// The guard held the main PID while v2 was on trial and
+				// gave it back once v2 confirmed.
+				eventually(t, "the main PID is the updated daemon's again", func() bool {
+					u := sd.unit()
+					return len(u.handoffs) == 2 && u.main == daemonPID
+				})
+				u := sd.unit()
+				guard := u.handoffs[0].to
+				if u.handoffs[0].from != daemonPID || guard == daemonPID || u.handoffs[1] != (handoff{guard, daemonPID}) {
+					t.Fatalf("handoffs = %v, want %d to the guard and back", u.handoffs, daemonPID)
+				}
+				eventually(t, "systemd's status names "+updV2, func() bool {
+					return strings.Contains(sd.unit().status, "connected to "+s.URL+" ("+updV2+")")
+				})
+			}
 
 			// A broken build: it exits at once; the guard puts v2 back.
 			s.mustRun(t, adminToken, "releases", "publish", "--channel", "stable", relBroken)
@@ -273,6 +319,37 @@ func TestRunner_AutoUpdate(t *testing.T) {
 			eventually(t, "the service and the pod still run after the rollback", func() bool { return svcRunning() && podRunning() })
 			if pidOf(t, svcStarts) != svcPID || pidOf(t, podStarts) != podPID || syscall.Kill(svcPID, 0) != nil || syscall.Kill(podPID, 0) != nil {
 				t.Fatal("the rollback restarted or lost the service or the pod")
+			}
+			if sd != nil {
+				// Before the broken build ran, the main PID went to the
+				// guard; the guard runs the restored daemon, still the
+				// unit's main process.
+				u := sd.unit()
+				if len(u.handoffs) != 3 || u.handoffs[2].from != daemonPID {
+					t.Fatalf("handoffs = %v, want a third from %d to the rollback's guard", u.handoffs, daemonPID)
+				}
+				restored := u.handoffs[2].to
+				if u.main != restored || lockPID(t, state) != restored || !alive(restored) {
+					t.Fatalf("systemd's main PID is %d, the guard was %d, the state dir is held by %d (alive %v)", u.main, restored, lockPID(t, state), alive(restored))
+				}
+				if argv := cmdline(restored); len(argv) < 2 || argv[0] != exe || argv[1] != "runner" || slices.Contains(argv, "update-guard") {
+					t.Fatalf("the main PID %d runs %q, want the runner %s", restored, argv, exe)
+				}
+				eventually(t, "systemd's status shows the failed update", func() bool {
+					st := sd.unit().status
+					return strings.Contains(st, "connected to "+s.URL+" ("+updV2+")") && strings.Contains(st, "update to "+updBroken+": failed")
+				})
+				// The daemon took the socket out of its environment: the
+				// service and the agent cannot speak for the unit.
+				for what, pid := range map[string]int{"service": svcPID, "pod": podPID} {
+					env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+					if err != nil || strings.Contains(string(env), "NOTIFY_SOCKET=") {
+						t.Fatalf("the %s's environment (%v) has NOTIFY_SOCKET", what, err)
+					}
+				}
+				if u := sd.unit(); len(u.problems) > 0 {
+					t.Fatalf("systemd would have seen:\n%s", strings.Join(u.problems, "\n"))
+				}
 			}
 		})
 	}
@@ -350,68 +427,217 @@ func sameFile(t *testing.T, a, b string) bool {
 	return string(x) == string(y)
 }
 
-// TestRunner_UpdateGuardDeadline: a new binary that runs but never reaches
-// the control plane is killed when --update-rollback-after passes; the
-// guard puts the previous binary back, records why, and runs it with the
-// runner's arguments.
-func TestRunner_UpdateGuardDeadline(t *testing.T) {
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	exe := filepath.Join(dir, "runyard")
-	if err := os.WriteFile(exe, []byte("#!/bin/sh\nexec sleep 600\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	marker := filepath.Join(dir, "ran")
-	previous := filepath.Join(dir, "previous")
-	if err := os.WriteFile(previous, []byte("#!/bin/sh\necho \"$@\" > "+marker+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// The silent new binary: it runs, and says nothing to anyone.
-	silent := exec.Command(exe)
-	if err := silent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { silent.Wait(); close(exited) }()
-	t.Cleanup(func() { silent.Process.Kill(); <-exited })
-	rec := map[string]any{
-		"state": "trial", "target": "v2-silent", "targetSha256": "ab", "previous": "v1-good",
-		"previousBinary": previous, "exe": exe, "args": []string{exe, "runner", "--state-dir", state},
-		"pid": silent.Process.Pid, "deadline": time.Now().Add(time.Second), "rollbackAfter": time.Second,
-	}
-	b, _ := json.Marshal(rec)
-	if err := os.WriteFile(filepath.Join(state, "update.json"), b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	guard := exec.Command(bin, "runner", "update-guard", "--state-dir", state)
-	guard.Env = processEnv()
-	if out, err := guard.CombinedOutput(); err != nil {
-		t.Fatalf("guard: %v\n%s", err, out)
-	}
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the guard did not stop the silent binary")
-	}
-	if !sameFile(t, exe, previous) {
-		t.Fatal("the previous binary was not put back")
-	}
-	got, err := os.ReadFile(marker)
-	if err != nil || strings.TrimSpace(string(got)) != "runner --state-dir "+state {
-		t.Fatalf("the previous binary ran with %q (%v), want the runner's arguments", got, err)
-	}
-	var after struct {
-		State   string `json:"state"`
-		Failure string `json:"failure"`
-	}
-	b, _ = os.ReadFile(filepath.Join(state, "update.json"))
-	if err := json.Unmarshal(b, &after); err != nil {
-		t.Fatal(err)
-	}
-	if after.State != "rolled-back" || after.Failure != "v2-silent did not reach the control plane within 1s; rolled back to v1-good" {
-		t.Fatalf("update record = %+v", after)
+// TestRunner_UpdateGuard drives the guard (the real binary) against a
+// stand-in new binary on trial, with and without a service manager's
+// notification socket (under systemd the guard holds the unit's main PID
+// during the trial, handed to it by the previous binary before its exec):
+// a new binary that runs but never reaches the control plane is killed
+// when --update-rollback-after passes, and one that exits is noticed; both
+// times the guard puts the previous binary back, records why, and runs it
+// with the runner's arguments under its own PID (the main PID: nothing to
+// hand over). A confirmation makes the guard hand the main PID back to the
+// new binary and exit. A stop of the unit (SIGTERM to the guard, the main
+// process) stops the new binary too and calls the update off: the previous
+// binary is back, the record gone, and nothing is started.
+func TestRunner_UpdateGuard(t *testing.T) {
+	const silent = "#!/bin/sh\nexec sleep 600\n"
+	for _, tt := range []struct {
+		name    string
+		systemd bool
+		// newBin is the new binary's script; do is what happens during
+		// the trial: nothing ("wait"), "confirm" or "stop".
+		newBin, do string
+		// wantState is the record's state after ("" gone), wantFailure
+		// its failure; wantPrevious says the previous binary is back in
+		// place, and ran (rolled back).
+		wantState, wantFailure string
+		wantPrevious, wantRan  bool
+	}{
+		{name: "Deadline", newBin: silent, do: "wait", wantState: "rolled-back",
+			wantFailure: "v2-silent did not reach the control plane within 1s; rolled back to v1-good", wantPrevious: true, wantRan: true},
+		{name: "DeadlineUnderSystemd", systemd: true, newBin: silent, do: "wait", wantState: "rolled-back",
+			wantFailure: "v2-silent did not reach the control plane within 1s; rolled back to v1-good", wantPrevious: true, wantRan: true},
+		{name: "ExitedUnderSystemd", systemd: true, newBin: "#!/bin/sh\nexit 3\n", do: "wait", wantState: "rolled-back",
+			wantFailure: "v2-silent exited before it reached the control plane; rolled back to v1-good", wantPrevious: true, wantRan: true},
+		{name: "ConfirmedUnderSystemd", systemd: true, newBin: silent, do: "confirm", wantState: "confirmed"},
+		{name: "StoppedUnderSystemd", systemd: true, newBin: silent, do: "stop", wantPrevious: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			state := filepath.Join(dir, "state")
+			if err := os.MkdirAll(state, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			exe := filepath.Join(dir, "runyard")
+			if err := os.WriteFile(exe, []byte(tt.newBin), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// The previous binary notes its arguments and whether it can
+			// speak to the service manager; under one it stays, as the
+			// restored daemon would.
+			marker := filepath.Join(dir, "ran")
+			previous := filepath.Join(dir, "previous")
+			script := "#!/bin/sh\necho \"$@\" > " + marker + ".tmp\necho \"$NOTIFY_SOCKET\" >> " + marker + ".tmp\nmv " + marker + ".tmp " + marker + "\n"
+			if tt.systemd {
+				script += "exec sleep 600\n"
+			}
+			if err := os.WriteFile(previous, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// The new binary on trial.
+			trial := exec.Command(exe)
+			if err := trial.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() { trial.Wait(); close(exited) }()
+			t.Cleanup(func() { trial.Process.Kill(); <-exited })
+			deadline := time.Second
+			if tt.do != "wait" {
+				deadline = time.Minute
+			}
+			rec := map[string]any{
+				"state": "trial", "target": "v2-silent", "targetSha256": "ab", "previous": "v1-good",
+				"previousBinary": previous, "exe": exe, "args": []string{exe, "runner", "--state-dir", state},
+				"pid": trial.Process.Pid, "deadline": time.Now().Add(deadline), "rollbackAfter": deadline, "guardMainPid": tt.systemd,
+			}
+			writeRec := func() {
+				b, _ := json.Marshal(rec)
+				if err := os.WriteFile(filepath.Join(state, "update.json"), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeRec()
+
+			var sd *fakeSystemd
+			var env []string
+			if tt.systemd {
+				sd = newFakeSystemd(t)
+				env = append(env, sd.env())
+			}
+			guard := exec.Command(bin, "runner", "update-guard", "--state-dir", state)
+			guard.Env = processEnv(env...)
+			var out syncBuffer
+			guard.Stdout, guard.Stderr = &out, &out
+			if err := guard.Start(); err != nil {
+				t.Fatal(err)
+			}
+			guardDone := make(chan struct{})
+			go func() { guard.Wait(); close(guardDone) }()
+			t.Cleanup(func() {
+				guard.Process.Kill()
+				<-guardDone
+				if t.Failed() {
+					t.Logf("guard output:\n%s", out.String())
+				}
+			})
+			if sd != nil {
+				// As after the previous binary's MAINPID= handoff.
+				sd.watch(t, guard.Process.Pid)
+			}
+			// The guard's first look at the record takes the lock (its
+			// signal handling is in place long before).
+			eventually(t, "the guard looks at the record", func() bool {
+				_, err := os.Stat(filepath.Join(state, "update.lock"))
+				return err == nil
+			})
+			switch tt.do {
+			case "confirm":
+				rec["state"] = "confirmed"
+				writeRec()
+			case "stop":
+				guard.Process.Signal(syscall.SIGTERM)
+			}
+
+			if tt.wantRan {
+				eventually(t, "the previous binary runs", func() bool {
+					_, err := os.Stat(marker)
+					return err == nil
+				})
+				got, _ := os.ReadFile(marker)
+				lines := strings.Split(strings.TrimSuffix(string(got), "\n"), "\n")
+				if lines[0] != "runner --state-dir "+state {
+					t.Fatalf("the previous binary ran with %q, want the runner's arguments", lines[0])
+				}
+				wantSocket := ""
+				if sd != nil {
+					wantSocket = sd.l.Addr
+				}
+				if len(lines) != 2 || lines[1] != wantSocket {
+					t.Fatalf("the previous binary ran with NOTIFY_SOCKET %q, want %q", lines[1:], wantSocket)
+				}
+				if sd != nil {
+					// It runs under the guard's PID, the main PID.
+					if argv := cmdline(guard.Process.Pid); !slices.Contains(argv, "sleep") && !slices.Contains(argv, previous) {
+						t.Fatalf("the guard's PID runs %q, want the previous binary", argv)
+					}
+				} else {
+					<-guardDone
+				}
+			} else {
+				select {
+				case <-guardDone:
+				case <-time.After(30 * time.Second):
+					t.Fatal("the guard did not exit")
+				}
+				if code := guard.ProcessState.ExitCode(); code != 0 {
+					t.Fatalf("the guard exited %d, want 0", code)
+				}
+				if _, err := os.Stat(marker); err == nil {
+					t.Fatal("the previous binary ran")
+				}
+			}
+			if tt.do != "confirm" {
+				select {
+				case <-exited:
+				case <-time.After(10 * time.Second):
+					t.Fatal("the new binary still runs")
+				}
+			} else if !alive(trial.Process.Pid) {
+				t.Fatal("the confirmed binary was stopped")
+			}
+			if got := sameFile(t, exe, previous); got != tt.wantPrevious {
+				t.Fatalf("the previous binary is in place: %v, want %v", got, tt.wantPrevious)
+			}
+			var after struct {
+				State   string `json:"state"`
+				Failure string `json:"failure"`
+			}
+			b, err := os.ReadFile(filepath.Join(state, "update.json"))
+			switch {
+			case tt.wantState == "" && err == nil:
+				t.Fatalf("the update record is still there: %s", b)
+			case tt.wantState != "":
+				if err := json.Unmarshal(b, &after); err != nil {
+					t.Fatal(err)
+				}
+				if after.State != tt.wantState || after.Failure != tt.wantFailure {
+					t.Fatalf("update record = %+v, want state %q, failure %q", after, tt.wantState, tt.wantFailure)
+				}
+			}
+			if sd == nil {
+				return
+			}
+			// What systemd saw: the main PID moved only on confirmation,
+			// to the new binary; nothing was refused.
+			u := sd.unit()
+			var wantHandoffs []handoff
+			if tt.do == "confirm" {
+				wantHandoffs = []handoff{{guard.Process.Pid, trial.Process.Pid}}
+			}
+			if !slices.Equal(u.handoffs, wantHandoffs) {
+				t.Fatalf("handoffs = %v, want %v", u.handoffs, wantHandoffs)
+			}
+			for _, p := range u.problems {
+				// Stopping the unit ends its main process: expected.
+				if tt.do == "stop" && strings.Contains(p, "exited without a handoff") {
+					continue
+				}
+				t.Errorf("systemd would have seen: %s", p)
+			}
+			if tt.wantRan && !strings.Contains(u.status, "rolled back to v1-good") {
+				t.Errorf("status = %q, want the rollback", u.status)
+			}
+		})
 	}
 }

@@ -30,10 +30,16 @@ func startRunner(t *testing.T, args ...string) *runnerProc {
 // startRunnerBin is startRunner with another build of runyard.
 func startRunnerBin(t *testing.T, binary string, args ...string) *runnerProc {
 	t.Helper()
+	return startRunnerEnv(t, binary, nil, args...)
+}
+
+// startRunnerEnv is startRunnerBin with more environment.
+func startRunnerEnv(t *testing.T, binary string, env []string, args ...string) *runnerProc {
+	t.Helper()
 	p := &runnerProc{Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, append([]string{"runner"}, args...)...)
 	p.cmd.Dir = emptyDir
-	p.cmd.Env = processEnv()
+	p.cmd.Env = processEnv(env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.Stdout, p.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start runner: %v", err)

@@ -65,6 +65,8 @@ func TestRunnerInstallService(t *testing.T) {
 		}
 		for _, c := range []struct{ section, key, want string }{
 			{"Service", "User", "runyard"},
+			{"Service", "Type", "notify"},
+			{"Service", "NotifyAccess", "main"},
 			{"Service", "Restart", "on-failure"},
 			{"Service", "RestartPreventExitStatus", "1 5 6 10"},
 			{"Service", "ReadWritePaths", state},

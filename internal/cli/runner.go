@@ -13,6 +13,7 @@ import (
 	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/release"
 	"github.com/runyard/runyard/internal/runner"
+	"github.com/runyard/runyard/internal/sdnotify"
 )
 
 func newRunnerCmd(g *globals) *cobra.Command {
@@ -40,6 +41,14 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 			cfg.Version = buildinfo.Version()
 			cfg.Level = new(slog.LevelVar)
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: cfg.Level}))
+			// Under systemd's Type=notify unit (install-service). Taken out
+			// of the environment: the daemon's children are not to speak
+			// for the unit; the guard and the next binary get it back.
+			notify, err := sdnotify.Take()
+			if err != nil {
+				cfg.Logger.Warn("not telling the service manager", "err", err)
+			}
+			cfg.Notify = notify
 			if releaseKey != "" {
 				b, err := os.ReadFile(releaseKey)
 				if err != nil {
@@ -60,7 +69,7 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 				// re-adopts the services and pods.
 				d.Close()
 				exe := d.Executable()
-				return fmt.Errorf("exec %s: %w", exe, syscall.Exec(exe, os.Args, os.Environ()))
+				return fmt.Errorf("exec %s: %w", exe, syscall.Exec(exe, os.Args, append(os.Environ(), notify.Env()...)))
 			}
 			if errors.Is(err, runner.ErrDeleted) {
 				fmt.Fprintln(g.stdout, "The runner was deleted: it stopped its work and removed its credentials.")
@@ -97,7 +106,11 @@ func newRunnerUpdateGuardCmd(g *globals) *cobra.Command {
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log := slog.New(slog.NewTextHandler(g.stderr, nil)).With("part", "update-guard")
-			return runner.Guard(stateDir, log)
+			notify, err := sdnotify.Take()
+			if err != nil {
+				log.Warn("not telling the service manager", "err", err)
+			}
+			return runner.Guard(cmd.Context(), stateDir, log, notify)
 		},
 	}
 	cmd.Flags().StringVar(&stateDir, "state-dir", "runner-state", "the runner's state directory")

@@ -40,6 +40,12 @@ already holds them (from an earlier "runyard runner --exchange-token ..."), or
 pass --exchange-token here and this command exchanges it once before writing
 the unit.
 
+The unit is Type=notify: "systemctl start" returns once the runner reached
+the control plane (or found it down and keeps trying on its own), and
+"systemctl status" shows the runner's status line (connected or not, its
+self-update). An update, and a rollback, keep the unit active with the daemon
+as its main process.
+
 The unit runs the binary at this command's own path. It does not run
 systemctl: it prints the commands that enable and start the service. --print
 prints the unit and changes nothing.`,

@@ -52,6 +52,7 @@ import (
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
 	"github.com/runyard/runyard/internal/runner/proc"
 	"github.com/runyard/runyard/internal/runner/ring"
+	"github.com/runyard/runyard/internal/sdnotify"
 )
 
 // Config is what `runyard runner` takes.
@@ -110,6 +111,9 @@ type Config struct {
 	// host rebooted (postMachineStart); nil means
 	// /proc/sys/kernel/random/boot_id. Tests set it.
 	BootID func() string
+	// Notify is the service manager's notification socket (systemd's
+	// $NOTIFY_SOCKET, see notify.go); nil when none listens.
+	Notify *sdnotify.Notifier
 }
 
 // ErrDeleted is returned by Run when the runner stopped because it was
@@ -172,6 +176,8 @@ type Daemon struct {
 	// upd is the self-update (update.go); exe the binary it replaces.
 	upd *updater
 	exe string
+	// sd is what the daemon tells the service manager (notify.go).
+	sd svcNotify
 	// reapply makes the session apply its last desired state again (what a
 	// drain for an update held back); lastDesired is that state (session
 	// goroutine only).
@@ -240,6 +246,8 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		epochs: st.loadEpochs(), metricsWake: make(chan struct{}, 1), ownLog: own, started: time.Now(),
 		exe: exe, reapply: make(chan struct{}, 1)}
 	d.upd = newUpdater(d)
+	d.sd.n = cfg.Notify
+	d.sd.main = !guardHoldsMain(d.upd.trial)
 	d.metrics = d.newMetrics()
 	if err := d.register(ctx); err != nil {
 		st.close()
@@ -502,6 +510,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			b.max = min(30*time.Second, iv)
 		}
 		wait := b.next()
+		d.notifyLost(err)
 		d.log.Warn("lost the control plane; reconnecting", "in", wait.Round(time.Millisecond), "err", message(err))
 		// Only a refused connection (the control plane's host is up, its
 		// process is not) is probed: behind a load balancer that accepts
@@ -721,6 +730,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	defer d.health.connected.Store(false)
 	// A new binary on trial has reached the control plane: it stays.
 	d.upd.confirm()
+	d.notifyConnected()
 
 	msgs := make(chan *runnerv1.ConnectResponse)
 	recvErr := make(chan error, 1)

@@ -15,6 +15,9 @@
 // Services and pods run under their holders in their own sessions, so the
 // exec (same PID) and the rolled-back start re-adopt them: same PIDs.
 // Running task executions would stop with the daemon, hence the drain.
+// Under systemd the unit's main PID moves to the guard before the exec and
+// back on confirmation (notify.go), so a rollback leaves the restored
+// daemon, under the guard's PID, as the unit's main process.
 
 package runner
 
@@ -78,20 +81,29 @@ const (
 	recordConfirmed  = "confirmed"
 	recordRolledBack = "rolled-back"
 	recordFailed     = "failed"
+	// recordStopped: the unit (or the guard) was stopped during the trial;
+	// the guard stops the new binary and calls the update off.
+	recordStopped = "stopped"
 )
+
+// updateLockFile serializes the trial's decisions (lockUpdate).
+const updateLockFile = "update.lock"
 
 // updateRecord is update.json.
 type updateRecord struct {
-	State        string    `json:"state"`
-	Target       string    `json:"target"`
-	TargetSHA256 string    `json:"targetSha256"`
-	Previous     string    `json:"previous"`
-	PreviousBin  string    `json:"previousBinary,omitempty"`
-	Exe          string    `json:"exe,omitempty"`
-	Args         []string  `json:"args,omitempty"`
-	PID          int       `json:"pid,omitempty"`
-	GuardPID     int       `json:"guardPid,omitempty"`
-	Deadline     time.Time `json:"deadline,omitzero"`
+	State        string   `json:"state"`
+	Target       string   `json:"target"`
+	TargetSHA256 string   `json:"targetSha256"`
+	Previous     string   `json:"previous"`
+	PreviousBin  string   `json:"previousBinary,omitempty"`
+	Exe          string   `json:"exe,omitempty"`
+	Args         []string `json:"args,omitempty"`
+	PID          int      `json:"pid,omitempty"`
+	GuardPID     int      `json:"guardPid,omitempty"`
+	// GuardMain is set when the guard holds the service's main PID
+	// (notify.go): it hands it back on confirmation.
+	GuardMain bool      `json:"guardMainPid,omitempty"`
+	Deadline  time.Time `json:"deadline,omitzero"`
 	// RollbackAfter is the bound the deadline was set with.
 	RollbackAfter time.Duration `json:"rollbackAfter,omitempty"`
 	Failure       string        `json:"failure,omitempty"`
@@ -223,6 +235,7 @@ func (u *updater) set(state, target string) {
 	if changed {
 		u.d.log.Info("update", "state", state, "target", target)
 		u.d.statusChanged()
+		u.d.notify()
 	}
 }
 
@@ -240,6 +253,7 @@ func (u *updater) fail(w *runnerv1.RunnerUpdate, reason string) {
 	}
 	u.setDrain(false)
 	u.d.statusChanged()
+	u.d.notify()
 }
 
 func (u *updater) setDrain(on bool) {
@@ -265,21 +279,62 @@ func (u *updater) confirm() {
 	if rec == nil {
 		return
 	}
+	// Under the lock, so that the guard's decisions and this one exclude
+	// each other: a guard that chose to roll back (and kills this process)
+	// or to stop has changed the record's state first.
+	unlock, err := lockUpdate(u.d.state.dir)
+	if err != nil {
+		u.d.log.Error("confirm the update: the guard may roll it back", "err", err)
+		return
+	}
+	var now updateRecord
+	if err := statefile.Read(u.d.state.path(updateRecordFile), &now); err != nil || now.State != recordTrial || now.Target != rec.Target {
+		unlock()
+		u.d.log.Warn("the update guard ended the trial first: not confirming", "state", now.State, "err", err)
+		return
+	}
 	rec.State = recordConfirmed
-	if err := statefile.Write(u.d.state.path(updateRecordFile), rec); err != nil {
+	err = statefile.Write(u.d.state.path(updateRecordFile), rec)
+	unlock()
+	if err != nil {
 		u.d.log.Error("confirm the update: the guard may roll it back", "err", err)
 		return
 	}
 	u.d.log.Info("updated", "version", rec.Target, "previous", rec.Previous)
 	if rec.GuardPID > 0 {
 		// The guard is this process's child (started before the exec):
-		// reap it once it has seen the confirmation.
+		// reap it once it has seen the confirmation. If it held the
+		// service's main PID, it handed it back before it exited.
+		main := guardHoldsMain(rec)
 		go func() {
 			var ws syscall.WaitStatus
 			_, _ = syscall.Wait4(rec.GuardPID, &ws, 0, nil)
+			if main {
+				u.d.becomeMain()
+			}
 		}()
 	}
 	u.set(UpdateIdle, "")
+}
+
+// lockUpdate takes the update's lock in dir (flock, released by unlock or
+// when the process ends or execs).
+func lockUpdate(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, updateLockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("update lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("update lock: %w", err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // run steps the updater until ctx ends; restart is called when the new
@@ -462,7 +517,7 @@ func (u *updater) swap(staged string, w *runnerv1.RunnerUpdate) error {
 	// The guard is the previous binary: it must work whatever the new
 	// one does. It has its own session, so it outlives this process.
 	guard := exec.Command(prev, "runner", "update-guard", "--state-dir", u.d.state.dir)
-	guard.Env = os.Environ()
+	guard.Env = append(os.Environ(), u.d.notifyEnv()...)
 	guard.Stdout, guard.Stderr = os.Stdout, os.Stderr
 	guard.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := guard.Start(); err != nil {
@@ -471,6 +526,22 @@ func (u *updater) swap(staged string, w *runnerv1.RunnerUpdate) error {
 		return fmt.Errorf("start the update guard: %w", err)
 	}
 	rec.GuardPID = guard.Process.Pid
+	// Under a service manager the guard becomes the main process before
+	// the exec: the new binary may exit at once, and systemd must not see
+	// the main PID go while the guard puts the previous binary back and
+	// runs it under its own PID (notify.go).
+	if u.d.sd.n != nil {
+		status := fmt.Sprintf("updating to %s: the update guard (PID %d) rolls back to %s unless it reaches the control plane within %s",
+			w.GetVersion(), rec.GuardPID, u.d.cfg.Version, u.d.cfg.UpdateRollbackAfter)
+		if err := u.d.handOffMain(rec.GuardPID, status); err != nil {
+			_ = guard.Process.Kill()
+			_ = guard.Wait()
+			_ = installBinary(prev, exe)
+			_ = os.Remove(u.d.state.path(updateRecordFile))
+			return fmt.Errorf("hand the service's main PID to the update guard: %w", err)
+		}
+		rec.GuardMain = true
+	}
 	if err := statefile.Write(u.d.state.path(updateRecordFile), &rec); err != nil {
 		u.d.log.Warn("record the guard's pid", "err", err)
 	}

@@ -108,12 +108,20 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-Type=simple
+# The daemon says READY=1 once it reached the control plane (or knows it has
+# to keep trying), and STATUS= lines: connected or not, and its self-update.
+# During an update the main PID moves to the update guard and back with
+# MAINPID= (a rollback leaves the restored daemon under the guard's PID);
+# every such message comes from the main process of the moment, so no other
+# process of the unit (a service, an agent) is heard.
+Type=notify
+NotifyAccess=main
 User={{.User}}
 ExecStart={{.ExecStart}}
 # The daemon reconnects to the control plane by itself; systemd restarts it
 # only after a crash, a panic (exit 2, as a usage error, which the command
-# line below does not make) or a kill.
+# line below does not make), a kill, or an exit 9 of the update guard (the
+# runner it held the main PID for is gone).
 Restart=on-failure
 RestartSec={{.RestartSec}}
 # These exits mean restarting cannot help: 1, the state directory is held by
@@ -126,6 +134,8 @@ RestartPreventExitStatus=1 5 6 10
 # that a restart or an upgrade kills no work: stopping the unit stops the
 # daemon only (as docker.service and containerd.service do). The next daemon
 # adopts them; "runyard environments stop" or deleting the runner ends them.
+# While an update is on trial the main process is the guard: stopped, it
+# stops the new binary and calls the update off.
 KillMode=process
 NoNewPrivileges=true
 ProtectSystem=full

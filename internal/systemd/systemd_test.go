@@ -3,6 +3,9 @@ package systemd
 import (
 	"bufio"
 	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -102,7 +105,8 @@ func TestRunnerUnit_Render(t *testing.T) {
 				{"Unit", "Description", "runyard runner"},
 				{"Unit", "After", "network-online.target"},
 				{"Unit", "Wants", "network-online.target"},
-				{"Service", "Type", "simple"},
+				{"Service", "Type", "notify"},
+				{"Service", "NotifyAccess", "main"},
 				{"Service", "User", tt.user},
 				{"Service", "ExecStart", tt.execStart},
 				{"Service", "Restart", "on-failure"},
@@ -121,6 +125,58 @@ func TestRunnerUnit_Render(t *testing.T) {
 			}
 			if got, want := unquoteExec(t, u.get(t, "Service", "ExecStart")), tt.unit.Command(); !slices.Equal(got, want) {
 				t.Errorf("ExecStart reads back as %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestRunnerUnit_SystemdAnalyzeVerify checks rendered units with systemd's
+// own parser (`systemd-analyze verify`, which needs no running systemd):
+// every directive is known and its value parses, ExecStart's binary is
+// found. It skips only where the tool is not installed (.ci/run installs
+// it).
+func TestRunnerUnit_SystemdAnalyzeVerify(t *testing.T) {
+	tool, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed")
+	}
+	// A binary that exists and runs: verify checks ExecStart's.
+	bin, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spaced := filepath.Join(t.TempDir(), "my tools")
+	if err := os.Mkdir(spaced, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(spaced, "runyard")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		unit RunnerUnit
+	}{
+		{"Plain", RunnerUnit{Binary: bin, StateDir: "/var/lib/runyard-runner"}},
+		{"ServerUserAndFlags", RunnerUnit{Binary: bin, StateDir: "/srv/runner", Server: "https://cp.example.com:8443",
+			User: "runyard", Args: []string{"--labels", "gpu,high-memory", "--max-pods", "3"}}},
+		{"Quoted", RunnerUnit{Binary: filepath.Join(spaced, "runyard"), StateDir: `/var/lib/100% "odd" $dir`, Args: []string{"--name", `a\b c`}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			text, err := tt.unit.Render()
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), DefaultUnitName+".service")
+			if err := os.WriteFile(path, text, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(tool, "verify", "--man=no", path)
+			cmd.Dir = t.TempDir()
+			out, err := cmd.CombinedOutput()
+			// verify exits 0 after some complaints (an unknown key is
+			// "ignoring"): any word about the unit fails the test.
+			if err != nil || strings.Contains(string(out), filepath.Base(path)) {
+				t.Fatalf("systemd-analyze verify: %v\n%s\nunit:\n%s", err, out, text)
 			}
 		})
 	}
