@@ -131,6 +131,16 @@ func (f *fakeSystemd) checkMain() {
 	if main == 0 || alive(main) {
 		return
 	}
+	// A process that execs from a thread other than its first shows that
+	// thread as a zombie under its PID for a moment (the kernel's
+	// de_thread), which systemd, told of exits by SIGCHLD, never sees: a
+	// main PID is gone once it has stayed so across a few looks.
+	for range 5 {
+		time.Sleep(50 * time.Millisecond)
+		if alive(main) {
+			return
+		}
+	}
 	for {
 		m, err := f.l.Read(0)
 		if err != nil {

@@ -76,7 +76,10 @@ var ErrTimeout = errors.New("no notification message")
 // queued already).
 func (l *Listener) Read(timeout time.Duration) (Message, error) {
 	if timeout <= 0 {
-		timeout = time.Microsecond
+		// Not less: a deadline that has passed when the read starts fails
+		// it before it looks at the queue, so a queued message would be
+		// missed.
+		timeout = time.Millisecond
 	}
 	if err := l.conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 		return Message{}, err
