@@ -139,7 +139,8 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.
-	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...)
+	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log},
+		slices.Concat(opts, []connect.HandlerOption{connect.WithCodec(fleet.TerminalCodec{})})...)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != runnerv1connect.RunnerControlServiceSessionProcedure {
 			h.ServeHTTP(w, r)
