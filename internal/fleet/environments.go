@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -315,20 +316,56 @@ func (f *Fleet) StartAutomations(ctx context.Context, req *runnerv1.StartAutomat
 }
 
 // LogReader is a log streamed from a runner.
-type LogReader struct{ r *relay }
+type LogReader struct {
+	r *relay
+	// chunk is the buffer pending is the rest of, handed back to
+	// TerminalCodec's pool once it is read.
+	chunk []byte
+}
 
 // Read implements io.Reader over the log's chunks.
 func (l *LogReader) Read(p []byte) (int, error) {
 	for len(l.r.pending) == 0 {
+		putTerminalChunk(l.chunk)
+		l.chunk = nil
 		b, err := l.r.Recv()
 		if err != nil {
 			return 0, err
 		}
-		l.r.pending = b
+		l.r.pending, l.chunk = b, b
 	}
 	n := copy(p, l.r.pending)
 	l.r.pending = l.r.pending[n:]
 	return n, nil
+}
+
+// Chunks calls write with each chunk of the log as the runner sent it (up
+// to 256 KiB), with no copy, until the log ends (it returns nil) or the
+// stream or write fails. A chunk is valid only during its call: its buffer
+// goes back to the pool afterwards.
+func (l *LogReader) Chunks(write func([]byte) error) error {
+	if len(l.r.pending) > 0 {
+		err := write(l.r.pending)
+		l.r.pending = nil
+		if err != nil {
+			return err
+		}
+	}
+	for {
+		putTerminalChunk(l.chunk)
+		l.chunk = nil
+		b, err := l.r.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		l.chunk = b
+		if err := write(b); err != nil {
+			return err
+		}
+	}
 }
 
 // Close ends the stream; the runner stops sending.

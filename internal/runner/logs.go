@@ -2,11 +2,15 @@ package runner
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
+	"net/http"
 	"sync"
 	"time"
 
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/internal/runner/envs"
 )
 
@@ -102,4 +106,55 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		p = p[len(c):]
 	}
 	return n, nil
+}
+
+// gatherEnvelopes is the transport of the Terminal streams: Connect writes
+// each message as its 5-byte prefix and then its payload, two writes to
+// the request body, and HTTP/2 sends each read of the body as a DATA frame
+// and flushes it: a log's chunk went out as two frames and two writes to
+// the connection, and woke the control plane twice. The body read here
+// returns a prefix with as much of its payload as the read takes.
+type gatherEnvelopes struct{ http.RoundTripper }
+
+func (t gatherEnvelopes) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.URL.Path == runnerv1connect.RunnerControlServiceTerminalProcedure {
+		req.Body = &envelopeBody{ReadCloser: req.Body}
+	}
+	return t.RoundTripper.RoundTrip(req)
+}
+
+// envelopeBody reads a stream of Connect envelopes (a flags byte, a
+// big-endian uint32 length, the payload) so that a read at a message's
+// start holds its prefix and its payload.
+type envelopeBody struct {
+	io.ReadCloser
+	// rest is what is left of the current message's payload.
+	rest int
+	// raw: a read too small for a prefix came, and the stream is passed
+	// through as it is from there on.
+	raw bool
+}
+
+func (b *envelopeBody) Read(p []byte) (int, error) {
+	switch {
+	case b.raw:
+		return b.ReadCloser.Read(p)
+	case b.rest > 0:
+		n, err := b.ReadCloser.Read(p[:min(len(p), b.rest)])
+		b.rest -= n
+		return n, err
+	case len(p) < 5:
+		b.raw = true
+		return b.ReadCloser.Read(p)
+	}
+	// A message's start: its prefix, then its payload, which its writer
+	// sends right after.
+	n, err := io.ReadFull(b.ReadCloser, p[:5])
+	if err != nil {
+		return n, err
+	}
+	size := int(binary.BigEndian.Uint32(p[1:5]))
+	k, err := io.ReadFull(b.ReadCloser, p[5:5+min(size, len(p)-5)])
+	b.rest = size - k
+	return 5 + k, err
 }

@@ -254,7 +254,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	d.http = httpClient(st.Server)
-	d.control = runnerv1connect.NewRunnerControlServiceClient(d.http, st.Server)
+	d.control = runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: gatherEnvelopes{d.http.Transport}}, st.Server)
 	// Session streams accept no gzip, so the control plane sends a
 	// session's bytes (a forwarded connection, an upload) as they are:
 	// compressing them was a third of the CPU of a port forward, and such

@@ -10,8 +10,10 @@
 package connectapi
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -139,8 +141,12 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	}
 	m.rest()
 	// The runner protocol is ours alone: no SDK looks for it under /api.
-	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...)
+	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log},
+		slices.Concat(opts, []connect.HandlerOption{connect.WithCodec(fleet.TerminalCodec{})})...)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == runnerv1connect.RunnerControlServiceTerminalProcedure {
+			r.Body = readAhead(r.Body)
+		}
 		if r.URL.Path != runnerv1connect.RunnerControlServiceSessionProcedure {
 			h.ServeHTTP(w, r)
 			return
@@ -149,6 +155,27 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		defer gw.writeOut()
 		h.ServeHTTP(gw, r)
 	}))
+}
+
+// readAhead reads a request's body in large reads. Connect reads a message
+// of a stream in several reads while its buffer grows, and HTTP/2 answers
+// every read of 4 KiB or more with WINDOW_UPDATE frames, each a write to
+// the connection and a wake-up of the runner: a followed log's 256 KiB
+// Terminal messages cost about eight of each. One read takes whatever the
+// stream has buffered (up to readAheadSize); a read as large as the buffer
+// goes straight through, with no copy. Each Terminal stream (a followed
+// log, an open pod terminal) holds a buffer of this size.
+func readAhead(body io.ReadCloser) io.ReadCloser {
+	return readAheadBody{Reader: bufio.NewReaderSize(body, readAheadSize), Closer: body}
+}
+
+// readAheadSize is a read's most: a log's message (fleet.TerminalCodec's
+// chunks) with its prefix fits.
+const readAheadSize = 256<<10 + 64
+
+type readAheadBody struct {
+	*bufio.Reader
+	io.Closer
 }
 
 // gatherWriter holds what is written to it until Flush, then writes it at

@@ -108,6 +108,23 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	flush := http.NewResponseController(w)
+	if c, ok := rc.(chunker); ok {
+		// Each of the runner's messages (up to 256 KiB) is written as it
+		// came, with no copy, and flushed.
+		err := c.Chunks(func(b []byte) error {
+			if _, err := w.Write(b); err != nil {
+				return errWriteResponse
+			}
+			if follow {
+				_ = flush.Flush()
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errWriteResponse) && r.Context().Err() == nil {
+			h.log.Warn("relay log", "runner", r.PathValue("runner"), "log", r.PathValue("log"), "err", err)
+		}
+		return
+	}
 	// As large as the runner's messages of a log (256 KiB): one write and
 	// one flush per message, not eight.
 	buf := make([]byte, 256<<10)
@@ -131,6 +148,15 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// chunker is a log that hands out its chunks as they came
+// (fleet.LogReader.Chunks), each valid only during the call.
+type chunker interface {
+	Chunks(write func([]byte) error) error
+}
+
+// errWriteResponse stops Chunks when the client went away: nothing to log.
+var errWriteResponse = errors.New("write the log's response")
 
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	jsonerr.Write(w, r, h.log, err)

@@ -463,3 +463,70 @@ func TestHolder_StartGreetsWithLogSize(t *testing.T) {
 		t.Errorf("sizes = %v, want it to end at %d (heard over the first connection)", sizes, want)
 	}
 }
+
+// TestHolder_LogFastWriter writes a log as fast as yes can, so that the
+// holder gathers it in large reads (logPipe.gather), with a secret on every
+// line: the log must be whole and every secret masked, also where one was
+// split between two reads.
+func TestHolder_LogFastWriter(t *testing.T) {
+	const line, secret, n = "abc hunter2hunter2 def\n", "hunter2hunter2", 8_000_000
+	dir := t.TempDir()
+	sp := logSpec(t, dir, `yes '`+strings.TrimSuffix(line, "\n")+`' | head -c `+strconv.Itoa(n)+`; sleep 0.05; echo end`)
+	sp.Mask, sp.LogCap = []string{secret}, 16<<20
+	var o output
+	h, err := Start(filepath.Join(dir, "h"), sp, o.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x := waitDone(t, h); x.Code != 0 {
+		t.Fatalf("exit = %+v", x)
+	}
+	want := strings.ReplaceAll(strings.Repeat(line, n/len(line)+1)[:n], secret, "***") + "end\n"
+	b, err := os.ReadFile(sp.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != want {
+		i := 0
+		for i < len(b) && i < len(want) && b[i] == want[i] {
+			i++
+		}
+		t.Fatalf("log of %d bytes, want %d; first difference at %d: %q, want %q", len(b), len(want), i,
+			b[i:min(len(b), i+40)], want[i:min(len(want), i+40)])
+	}
+	waitFor(t, "the last size", func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.size == int64(len(want))
+	})
+}
+
+// TestHolder_LogStrayWriter ends a command whose stray process (in a
+// session of its own, so not killed with the command's) keeps the output
+// open: the holder stops reading after drainTimeout and records the exit.
+func TestHolder_LogStrayWriter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the holder's drain timeout")
+	}
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "stray.pid")
+	sp := logSpec(t, dir, `setsid sh -c 'echo $$ > `+pidFile+`; exec sleep 60' & echo started; while [ ! -s `+pidFile+` ]; do sleep 0.01; done`)
+	var o output
+	h, err := Start(filepath.Join(dir, "h"), sp, o.hooks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	if x := waitDone(t, h); x.Code != 0 {
+		t.Fatalf("exit = %+v", x)
+	}
+	if b, _ := os.ReadFile(sp.LogPath); string(b) != "started\n" {
+		t.Errorf("log = %q, want %q", b, "started\n")
+	}
+}

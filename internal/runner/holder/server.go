@@ -196,6 +196,9 @@ func serve() int {
 	}
 	output.Close()
 	<-pumped
+	if lp, ok := output.(*logPipe); ok {
+		lp.release()
+	}
 	how, code := proc.ExitDescription(cmd.ProcessState)
 	x := Exit{Code: code, How: how, FinishedAt: time.Now()}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -247,8 +250,8 @@ func daemonConn() (net.Conn, error) {
 }
 
 // start starts the command and records holder.json; it returns the
-// command and the file its output is read from.
-func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
+// command and what its output is read from.
+func (h *holderProc) start() (*exec.Cmd, io.ReadCloser, error) {
 	sp := h.spec
 	if sp.Path == "" || len(sp.Args) == 0 {
 		return nil, nil, errors.New("the holder spec names no command")
@@ -265,10 +268,10 @@ func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
 	}
 	cmd := &exec.Cmd{Path: sp.Path, Args: sp.Args, Env: env, Dir: sp.Dir}
 	attr := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
-	var output *os.File
+	var output io.ReadCloser
 	switch sp.Mode {
 	case ModeLog:
-		r, w, err := os.Pipe()
+		r, w, err := newLogPipe()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -276,7 +279,7 @@ func (h *holderProc) start() (*exec.Cmd, *os.File, error) {
 		err = cmd.Start()
 		w.Close()
 		if err != nil {
-			r.Close()
+			r.release()
 			return nil, nil, err
 		}
 		output = r
@@ -390,7 +393,7 @@ func (h *holderProc) openSink() io.Writer {
 
 // pump copies the command's output until it ends: to the log file, or to
 // the scrollback and the connected daemons, with secrets masked.
-func (h *holderProc) pump(output *os.File, sink io.Writer) {
+func (h *holderProc) pump(output io.Reader, sink io.Writer) {
 	if sink == nil {
 		_, _ = io.Copy(io.Discard, output)
 		return
@@ -401,6 +404,7 @@ func (h *holderProc) pump(output *os.File, sink io.Writer) {
 	m := mask.NewWriter(sink, h.spec.Mask)
 	var flush *time.Timer
 	buf := make([]byte, readBuffer)
+	lp, _ := output.(*logPipe)
 	for {
 		n, err := output.Read(buf)
 		if n > 0 {
@@ -416,6 +420,13 @@ func (h *holderProc) pump(output *os.File, sink io.Writer) {
 		}
 		if err != nil {
 			break
+		}
+		if lp != nil {
+			// A fast writer's output is gathered into larger reads; a
+			// slow one's big buffer goes back to the collector.
+			if size := lp.gather(n); size != len(buf) {
+				buf = make([]byte, size)
+			}
 		}
 	}
 	if flush != nil {
