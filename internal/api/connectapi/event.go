@@ -39,6 +39,10 @@ func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[git
 		sendErr = stream.Send(nil)
 	}
 	hold, _ := ctx.Value(heldFlushKey{}).(*heldFlush)
+	// One message per stream, refilled for each event: Send marshals it
+	// before it returns, and an event put in an interface by value was an
+	// allocation (and its clearing) per event and watcher.
+	msg := new(eventMessage)
 	err := h.svc.Watch(ctx, watchRequest(req.Msg), started, func(e events.Event, more bool) error {
 		if sendErr != nil {
 			return sendErr
@@ -47,7 +51,8 @@ func (h *eventHandler) WatchEvents(ctx context.Context, req *connect.Request[git
 			hold.held.Store(true)
 		}
 		// The codec writes the event's shared encoding (eventCodec).
-		if err := stream.Conn().Send(eventMessage{e}); err != nil {
+		msg.e = e
+		if err := stream.Conn().Send(msg); err != nil {
 			return err
 		}
 		if hold != nil && !more {
@@ -92,9 +97,10 @@ func encodeJSONL(e events.Event) ([]byte, error) {
 	return append(line, '\n'), err
 }
 
-// eventMessage is an event handed to connect-go's stream as it is: the
-// EventService's codecs (eventCodec) write its shared encoding, so that a
-// thousand streams do not marshal the same event a thousand times.
+// eventMessage is an event handed to connect-go's stream as it is (as a
+// pointer): the EventService's codecs (eventCodec) write its shared
+// encoding, so that a thousand streams do not marshal the same event a
+// thousand times.
 type eventMessage struct{ e events.Event }
 
 // eventCodec is a codec of the EventService handler: base's, except that an
@@ -109,7 +115,7 @@ func (c eventCodec) Name() string { return c.base.Name() }
 func (c eventCodec) IsBinary() bool { return c.format == formatProto }
 
 func (c eventCodec) Marshal(msg any) ([]byte, error) {
-	if m, ok := msg.(eventMessage); ok {
+	if m, ok := msg.(*eventMessage); ok {
 		b, err := m.e.Encoded(c.format, c.encode)
 		// connect-go recycles what Marshal returns as a buffer.
 		return bytes.Clone(b), err
@@ -120,7 +126,7 @@ func (c eventCodec) Marshal(msg any) ([]byte, error) {
 // MarshalAppend is what connect-go calls: the shared bytes are copied into
 // its pooled buffer.
 func (c eventCodec) MarshalAppend(dst []byte, msg any) ([]byte, error) {
-	if m, ok := msg.(eventMessage); ok {
+	if m, ok := msg.(*eventMessage); ok {
 		b, err := m.e.Encoded(c.format, c.encode)
 		return append(dst, b...), err
 	}

@@ -35,6 +35,10 @@ var dialect = sqlstore.Dialect{
 	},
 }
 
+// feedConns is the size of the event hub's pool (sqlstore.DB.UseFeedPool),
+// beside the 32 of the store's.
+const feedConns = 2
+
 // Open connects to the database at url (postgres://...) and migrates it.
 func Open(ctx context.Context, url string) (*sqlstore.DB, error) {
 	cfg, err := pgxConfig(url)
@@ -53,6 +57,12 @@ func Open(ctx context.Context, url string) (*sqlstore.DB, error) {
 		return nil, fmt.Errorf("migrate postgres: %w", err)
 	}
 	st := sqlstore.New(db, db, dialect)
+	// The event hub reads through connections of its own (UseFeedPool):
+	// one for its tail, one for a watcher catching up from the table.
+	feed := stdlib.OpenDB(*cfg)
+	feed.SetMaxOpenConns(feedConns)
+	feed.SetMaxIdleConns(feedConns)
+	st.UseFeedPool(feed)
 	// Other replicas write the database too: the view of runners is used
 	// while ListenRunners hears their changes.
 	st.UseRunnerView("postgres:"+url, true)

@@ -42,7 +42,7 @@ func (db *DB) ReadEvents(ctx context.Context, after int64, limit int) ([]events.
 			FROM runyard_read_events($1, $2, $3)`
 		args = []any{sequencerLockClass, after, limit}
 	}
-	rows, err := db.read.QueryContext(ctx, query, args...)
+	rows, err := db.feed.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("read events: %w", err), "events")
 	}
