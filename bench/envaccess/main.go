@@ -65,6 +65,10 @@ type config struct {
 	execs, cliExecs, pings int
 	bytes                  int64
 	maxTime                time.Duration
+	// throughputOnly skips everything but the throughput figures, which
+	// are taken rounds times, direct and forwarded in turn.
+	throughputOnly bool
+	rounds         int
 }
 
 func run() error {
@@ -74,6 +78,8 @@ func run() error {
 	flag.IntVar(&cfg.pings, "pings", 2000, "one-byte echo round trips per connection kind (and keystrokes per SSH figure)")
 	flag.Int64Var(&cfg.bytes, "bytes", 256<<20, "bytes sent through one connection per throughput figure")
 	flag.DurationVar(&cfg.maxTime, "max-time", 10*time.Minute, "give up after this long")
+	flag.BoolVar(&cfg.throughputOnly, "throughput-only", false, "measure only the port forward's throughput (no exec, echo or SSH figures)")
+	flag.IntVar(&cfg.rounds, "rounds", 1, "throughput figures taken this many times, direct and forwarded in turn (each round's pair printed)")
 	short := report.Short()
 	flag.Parse()
 	if *short {
@@ -156,6 +162,10 @@ func run() error {
 	}
 	fmt.Printf("envaccess: control plane %s (SQLite), one runner, environment %s\n", url, envID)
 
+	if cfg.throughputOnly {
+		return throughputRounds(ctx, cfg, bin, env, tmp, url, envID)
+	}
+
 	// Part 1: exec round trips.
 	local := make([]time.Duration, 0, cfg.execs)
 	for range cfg.execs {
@@ -216,14 +226,9 @@ func run() error {
 		return err
 	}
 	defer stopEcho()
-	var rates []float64 // direct, forwarded
-	for _, tc := range []struct{ name, addr string }{{"direct     ", sink.Addr().String()}, {"forwarded  ", fwdSink}} {
-		mbps, err := throughput(tc.addr, cfg.bytes)
-		if err != nil {
-			return fmt.Errorf("throughput %s: %w", strings.TrimSpace(tc.name), err)
-		}
-		rates = append(rates, mbps)
-		fmt.Printf("port-forward %s  throughput %8.1f MiB/s  (%d MiB through one connection)\n", tc.name, mbps, cfg.bytes>>20)
+	rates, err := throughputPair(sink.Addr().String(), fwdSink, cfg.bytes)
+	if err != nil {
+		return err
 	}
 	half := report.RatioAtLeast(0.5)
 	report.Emit(report.Figure{Bench: "envaccess", Name: "port-forward throughput, one connection", Value: rates[1], Unit: "MiB/s",
@@ -330,6 +335,45 @@ func serve(handle func(net.Conn)) (net.Listener, error) {
 		}
 	}()
 	return ln, nil
+}
+
+// throughputPair measures one connection's throughput direct to sink and
+// then through the forward fwd; it returns both MiB/s figures.
+func throughputPair(sink, fwd string, n int64) ([]float64, error) {
+	var rates []float64 // direct, forwarded
+	for _, tc := range []struct{ name, addr string }{{"direct     ", sink}, {"forwarded  ", fwd}} {
+		mbps, err := throughput(tc.addr, n)
+		if err != nil {
+			return nil, fmt.Errorf("throughput %s: %w", strings.TrimSpace(tc.name), err)
+		}
+		rates = append(rates, mbps)
+		fmt.Printf("port-forward %s  throughput %8.1f MiB/s  (%d MiB through one connection)\n", tc.name, mbps, n>>20)
+	}
+	return rates, nil
+}
+
+// throughputRounds is --throughput-only: the throughput pair, rounds times,
+// each round's ratio printed, for comparisons on a shared machine where
+// only figures of the same moment compare.
+func throughputRounds(ctx context.Context, cfg config, bin string, env []string, tmp, url, envID string) error {
+	sink, err := serve(func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	fwd, stop, err := portForward(ctx, bin, env, tmp, url, envID, sink.Addr())
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for i := range max(cfg.rounds, 1) {
+		rates, err := throughputPair(sink.Addr().String(), fwd, cfg.bytes)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("round %d: forwarded / direct %.0f%%\n", i+1, 100*rates[1]/rates[0])
+	}
+	return nil
 }
 
 // throughput sends n bytes through one connection to a sink and returns
