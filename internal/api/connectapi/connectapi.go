@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -22,6 +23,9 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/jsonerr"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
@@ -30,6 +34,7 @@ import (
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/prebuilds"
+	"github.com/runyard/runyard/internal/rawconn"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sshkeys"
@@ -141,6 +146,10 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	// The runner protocol is ours alone: no SDK looks for it under /api.
 	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == rawconn.SessionPath {
+			serveSessionRaw(w, r, svc, log)
+			return
+		}
 		if r.URL.Path != runnerv1connect.RunnerControlServiceSessionProcedure {
 			h.ServeHTTP(w, r)
 			return
@@ -149,6 +158,27 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		defer gw.writeOut()
 		h.ServeHTTP(gw, r)
 	}))
+}
+
+// serveSessionRaw serves a runner's session connection (rawconn): a TCP
+// session's bytes on an HTTP/1.1 connection of its own, which the fleet
+// pairs with the client waiting for it.
+func serveSessionRaw(w http.ResponseWriter, r *http.Request, svc Services, log *slog.Logger) {
+	ctx, err := apiauth.Authenticate(r.Context(), svc.Identity, r.Header)
+	if err == nil && !rawconn.Requested(r, rawconn.ProtocolSession) {
+		err = apperr.Invalid("Upgrade", "this endpoint needs Upgrade: %s", rawconn.ProtocolSession)
+	}
+	if err == nil && svc.Fleet == nil {
+		err = &apperr.Error{Code: apperr.CodeUnavailable, Message: "no runner protocol on this control plane"}
+	}
+	if err == nil {
+		err = svc.Fleet.ServeSessionRaw(ctx, r.Header.Get(rawconn.SessionIDHeader), func() (net.Conn, error) {
+			return rawconn.Accept(w, rawconn.ProtocolSession)
+		})
+	}
+	if err != nil {
+		jsonerr.Write(w, r, log, err)
+	}
 }
 
 // gatherWriter holds what is written to it until Flush, then writes it at
