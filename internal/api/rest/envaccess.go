@@ -113,7 +113,7 @@ func (h *handler) servePortRaw(w http.ResponseWriter, r *http.Request, req envac
 	req.Raw = true
 	st, err := h.svc.Access.Open(ctx, req, "port-forward")
 	if err != nil {
-		if !h.svc.Proxy.Relay(w, r, err) {
+		if !h.svc.Proxy.RelayUpgraded(w, r, err, rawconn.ProtocolTCP) {
 			h.writeError(w, r, err)
 		}
 		return
