@@ -269,9 +269,10 @@ func (s *Service) openIn(ctx context.Context, e *environments.Environment, req R
 // OpenPort opens a TCP connection to port in e on behalf of the control
 // plane itself: the preview proxy (internal/preview), which decided who
 // may reach the port by its own rules (the port's admission), calls it
-// with no caller. It fails as Open does.
+// with no caller. It asks for a raw session (Request.Raw): the Stream is a
+// RawStream when the runner could carry it so. It fails as Open does.
 func (s *Service) OpenPort(ctx context.Context, e *environments.Environment, port int, source string) (Stream, error) {
-	req := Request{EnvironmentID: e.ID, Kind: KindTCP, Port: port}
+	req := Request{EnvironmentID: e.ID, Kind: KindTCP, Port: port, Raw: true}
 	if err := validate(&req); err != nil {
 		return nil, err
 	}
