@@ -345,16 +345,19 @@ func serve(handle func(net.Conn)) (net.Listener, error) {
 func throughputPair(sink, fwd string, n int64, pids []int) ([]float64, error) {
 	var rates []float64 // direct, forwarded
 	for _, tc := range []struct{ name, addr string }{{"direct     ", sink}, {"forwarded  ", fwd}} {
-		cpu0 := cpuTime(pids)
+		cpu0, own0 := cpuTime(pids), cpuTime([]int{os.Getpid()})
 		mbps, err := throughput(tc.addr, n)
 		if err != nil {
 			return nil, fmt.Errorf("throughput %s: %w", strings.TrimSpace(tc.name), err)
 		}
 		rates = append(rates, mbps)
 		fmt.Printf("port-forward %s  throughput %8.1f MiB/s  (%d MiB through one connection)\n", tc.name, mbps, n>>20)
+		perGiB := func(d time.Duration) float64 { return d.Seconds() * float64(1<<30) / float64(n) }
+		own := perGiB(cpuTime([]int{os.Getpid()}) - own0)
 		if tc.addr == fwd && cpu0 >= 0 {
-			perGiB := (cpuTime(pids) - cpu0).Seconds() * float64(1<<30) / float64(n)
-			fmt.Printf("port-forward forwarded    CPU %.2f s per GiB (control plane, runner and CLI)\n", perGiB)
+			fmt.Printf("port-forward %s  CPU %.2f s per GiB in the control plane, runner and CLI (%.2f s in the sender and sink)\n", tc.name, perGiB(cpuTime(pids)-cpu0), own)
+		} else {
+			fmt.Printf("port-forward %s  CPU %.2f s per GiB in the sender and sink\n", tc.name, own)
 		}
 	}
 	return rates, nil
