@@ -461,9 +461,13 @@ func (c *restClient) forward(ctx context.Context, ln net.Listener, envID string,
 					fmt.Fprintf(stderr, "runyard: forward a connection to port %d: %s\n", remote, errorMessage(restError(se.StatusCode, se.Body)))
 					return
 				}
-				// A control plane without the upgrade (an older one) or
-				// something between that refuses it: WebSockets from now on.
-				c.noRaw.Store(true)
+				if se != nil || errors.Is(err, errNoRaw) {
+					// A control plane without the upgrade (an older one),
+					// something between that refuses it, or a proxy:
+					// WebSockets from now on. Another failure (the
+					// network) tries the WebSocket for this connection.
+					c.noRaw.Store(true)
+				}
 			}
 			ws, bc, err := c.dialAccessBatched(ctx, path, q)
 			if err != nil {
@@ -486,7 +490,7 @@ func (c *restClient) forward(ctx context.Context, ln net.Listener, envID string,
 func (c *restClient) dialPortRaw(ctx context.Context, path string, q url.Values) (net.Conn, error) {
 	tr, ok := c.hc.Transport.(*http.Transport)
 	if !ok {
-		return nil, errors.New("no raw connection without an http.Transport")
+		return nil, errNoRaw
 	}
 	u := c.base + path + "?" + q.Encode()
 	if tr.Proxy != nil {
@@ -495,7 +499,7 @@ func (c *restClient) dialPortRaw(ctx context.Context, path string, q url.Values)
 			return nil, err
 		}
 		if p, err := tr.Proxy(req); err != nil || p != nil {
-			return nil, errors.New("a proxy is configured: no raw connection")
+			return nil, errNoRaw
 		}
 	}
 	hdr := http.Header{}
@@ -506,6 +510,11 @@ func (c *restClient) dialPortRaw(ctx context.Context, path string, q url.Values)
 	defer cancel()
 	return rawconn.Dial(dctx, u, hdr, rawconn.ProtocolTCP, tr.TLSClientConfig)
 }
+
+// errNoRaw: this client cannot dial an upgraded connection (a proxy is
+// configured for the server, or no http.Transport to take TLS settings
+// from).
+var errNoRaw = errors.New("no upgraded connection through a proxy")
 
 // rawRefused reports whether a status answering a port forward's upgrade
 // means the upgrade itself was refused (an older control plane wants a
