@@ -44,6 +44,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,10 @@ type config struct {
 	execs, cliExecs, pings int
 	bytes                  int64
 	maxTime                time.Duration
+	// throughputOnly skips everything but the throughput figures, which
+	// are taken rounds times, direct and forwarded in turn.
+	throughputOnly bool
+	rounds         int
 }
 
 func run() error {
@@ -74,6 +79,8 @@ func run() error {
 	flag.IntVar(&cfg.pings, "pings", 2000, "one-byte echo round trips per connection kind (and keystrokes per SSH figure)")
 	flag.Int64Var(&cfg.bytes, "bytes", 256<<20, "bytes sent through one connection per throughput figure")
 	flag.DurationVar(&cfg.maxTime, "max-time", 10*time.Minute, "give up after this long")
+	flag.BoolVar(&cfg.throughputOnly, "throughput-only", false, "measure only the port forward's throughput (no exec, echo or SSH figures)")
+	flag.IntVar(&cfg.rounds, "rounds", 1, "throughput figures taken this many times, direct and forwarded in turn (each round's pair printed)")
 	short := report.Short()
 	flag.Parse()
 	if *short {
@@ -156,6 +163,10 @@ func run() error {
 	}
 	fmt.Printf("envaccess: control plane %s (SQLite), one runner, environment %s\n", url, envID)
 
+	if cfg.throughputOnly {
+		return throughputRounds(ctx, cfg, bin, env, tmp, url, envID, []int{srv.Process.Pid, rn.Process.Pid})
+	}
+
 	// Part 1: exec round trips.
 	local := make([]time.Duration, 0, cfg.execs)
 	for range cfg.execs {
@@ -206,24 +217,19 @@ func run() error {
 		return err
 	}
 	defer echo.Close()
-	fwdSink, stopSink, err := portForward(ctx, bin, env, tmp, url, envID, sink.Addr())
+	fwdSink, fwdPid, stopSink, err := portForward(ctx, bin, env, tmp, url, envID, sink.Addr())
 	if err != nil {
 		return err
 	}
 	defer stopSink()
-	fwdEcho, stopEcho, err := portForward(ctx, bin, env, tmp, url, envID, echo.Addr())
+	fwdEcho, _, stopEcho, err := portForward(ctx, bin, env, tmp, url, envID, echo.Addr())
 	if err != nil {
 		return err
 	}
 	defer stopEcho()
-	var rates []float64 // direct, forwarded
-	for _, tc := range []struct{ name, addr string }{{"direct     ", sink.Addr().String()}, {"forwarded  ", fwdSink}} {
-		mbps, err := throughput(tc.addr, cfg.bytes)
-		if err != nil {
-			return fmt.Errorf("throughput %s: %w", strings.TrimSpace(tc.name), err)
-		}
-		rates = append(rates, mbps)
-		fmt.Printf("port-forward %s  throughput %8.1f MiB/s  (%d MiB through one connection)\n", tc.name, mbps, cfg.bytes>>20)
+	rates, err := throughputPair(sink.Addr().String(), fwdSink, cfg.bytes, []int{srv.Process.Pid, rn.Process.Pid, fwdPid})
+	if err != nil {
+		return err
 	}
 	half := report.RatioAtLeast(0.5)
 	report.Emit(report.Figure{Bench: "envaccess", Name: "port-forward throughput, one connection", Value: rates[1], Unit: "MiB/s",
@@ -294,25 +300,25 @@ func wsExec(ctx context.Context, u string) error {
 	}
 }
 
-func portForward(ctx context.Context, bin string, env []string, dir, url, envID string, target net.Addr) (string, func(), error) {
+func portForward(ctx context.Context, bin string, env []string, dir, url, envID string, target net.Addr) (string, int, func(), error) {
 	remote := target.(*net.TCPAddr).Port
 	c := exec.CommandContext(ctx, bin, "--server", url, "--token", adminToken, "environments", "port-forward", envID, fmt.Sprintf("0:%d", remote))
 	c.Env, c.Dir, c.Stderr = env, dir, os.Stderr
 	out, err := c.StdoutPipe()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	if err := c.Start(); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	stop := func() { c.Process.Kill(); c.Wait() }
 	line, _ := bufio.NewReader(out).ReadString('\n')
 	m := regexp.MustCompile(`from (\S+) ->`).FindStringSubmatch(line)
 	if m == nil {
 		stop()
-		return "", nil, fmt.Errorf("port-forward printed %q", line)
+		return "", 0, nil, fmt.Errorf("port-forward printed %q", line)
 	}
-	return m[1], stop, nil
+	return m[1], c.Process.Pid, stop, nil
 }
 
 func serve(handle func(net.Conn)) (net.Listener, error) {
@@ -330,6 +336,81 @@ func serve(handle func(net.Conn)) (net.Listener, error) {
 		}
 	}()
 	return ln, nil
+}
+
+// throughputPair measures one connection's throughput direct to sink and
+// then through the forward fwd; it returns both MiB/s figures. It also
+// prints the CPU time the processes of pids (the control plane, the
+// runner, the CLI's port forward) took per GiB forwarded.
+func throughputPair(sink, fwd string, n int64, pids []int) ([]float64, error) {
+	var rates []float64 // direct, forwarded
+	for _, tc := range []struct{ name, addr string }{{"direct     ", sink}, {"forwarded  ", fwd}} {
+		cpu0, own0 := cpuTime(pids), cpuTime([]int{os.Getpid()})
+		mbps, err := throughput(tc.addr, n)
+		if err != nil {
+			return nil, fmt.Errorf("throughput %s: %w", strings.TrimSpace(tc.name), err)
+		}
+		rates = append(rates, mbps)
+		fmt.Printf("port-forward %s  throughput %8.1f MiB/s  (%d MiB through one connection)\n", tc.name, mbps, n>>20)
+		perGiB := func(d time.Duration) float64 { return d.Seconds() * float64(1<<30) / float64(n) }
+		own := perGiB(cpuTime([]int{os.Getpid()}) - own0)
+		if tc.addr == fwd && cpu0 >= 0 {
+			fmt.Printf("port-forward %s  CPU %.2f s per GiB in the control plane, runner and CLI (%.2f s in the sender and sink)\n", tc.name, perGiB(cpuTime(pids)-cpu0), own)
+		} else {
+			fmt.Printf("port-forward %s  CPU %.2f s per GiB in the sender and sink\n", tc.name, own)
+		}
+	}
+	return rates, nil
+}
+
+// cpuTime is the user and system CPU time of the processes pids so far
+// (from /proc, in clock ticks of 10 ms); -1 when one is unreadable.
+func cpuTime(pids []int) time.Duration {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return -1
+		}
+		// pid (comm) state ...: utime and stime are the 12th and 13th
+		// fields after the command's closing parenthesis.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			return -1
+		}
+		for _, v := range f[11:13] {
+			t, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return -1
+			}
+			ticks += t
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// throughputRounds is --throughput-only: the throughput pair, rounds times,
+// each round's ratio printed, for comparisons on a shared machine where
+// only figures of the same moment compare.
+func throughputRounds(ctx context.Context, cfg config, bin string, env []string, tmp, url, envID string, pids []int) error {
+	sink, err := serve(func(c net.Conn) { io.Copy(io.Discard, c); c.Close() })
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	fwd, fwdPid, stop, err := portForward(ctx, bin, env, tmp, url, envID, sink.Addr())
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for i := range max(cfg.rounds, 1) {
+		rates, err := throughputPair(sink.Addr().String(), fwd, cfg.bytes, append(pids, fwdPid))
+		if err != nil {
+			return err
+		}
+		fmt.Printf("round %d: forwarded / direct %.0f%%\n", i+1, 100*rates[1]/rates[0])
+	}
+	return nil
 }
 
 // throughput sends n bytes through one connection to a sink and returns

@@ -197,23 +197,7 @@ func testExec(t *testing.T, a *accessEnv, s *serverProc) {
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
 		remote := ln.Addr().(*net.TCPAddr).Port
-		pf := exec.Command(bin, "--server", s.URL, "--token", adminToken, "environments", "port-forward", a.envID, fmt.Sprintf("0:%d", remote))
-		pf.Env = processEnv()
-		pf.Dir = emptyDir
-		out, err := pf.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pf.Stderr = os.Stderr
-		if err := pf.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { pf.Process.Kill(); pf.Wait() })
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		m := regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) -> \d+`).FindStringSubmatch(line)
-		if m == nil {
-			t.Fatalf("port-forward printed %q", line)
-		}
+		m := []string{"", portForward(t, s, a.envID, remote)}
 		// Many connections at once, each its own stream.
 		errs := make(chan error, 20)
 		for i := range 20 {
@@ -258,7 +242,106 @@ func testExec(t *testing.T, a *accessEnv, s *serverProc) {
 			}
 		}
 		ws.Close(websocket.StatusNormalClosure, "")
+
+		// The port-forward WebSocket (what an older CLI speaks, and the
+		// fallback of one that cannot upgrade): an HTTP request through it.
+		u := "ws" + strings.TrimPrefix(s.URL, "http") + "/api/v1/orgs/default/environments/" + a.envID + fmt.Sprintf("/port-forward?port=%d", remote)
+		pws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + adminToken}}})
+		if err != nil {
+			t.Fatalf("port-forward WebSocket: %v", err)
+		}
+		defer pws.CloseNow()
+		if err := pws.Write(ctx, websocket.MessageBinary, []byte("GET /viaws HTTP/1.0\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for {
+			typ, b, err := pws.Read(ctx)
+			if err != nil {
+				t.Fatalf("port-forward WebSocket ended without an eof event: %v (read %q)", err, got)
+			}
+			if typ == websocket.MessageText {
+				if !strings.Contains(string(b), `"eof"`) {
+					t.Fatalf("port-forward WebSocket event %s", b)
+				}
+				break
+			}
+			got = append(got, b...)
+		}
+		if !strings.HasSuffix(string(got), "hello /viaws") {
+			t.Errorf("port-forward WebSocket read %q", got)
+		}
+
+		// Half-closes: a server that greets first, reads until the
+		// client's half-close and then answers, and a client that reads
+		// until the server's.
+		hc, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hc.Close() })
+		go func() {
+			for {
+				c, err := hc.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					c.Write([]byte("hello\n"))
+					b, err := io.ReadAll(c)
+					if err != nil {
+						return
+					}
+					fmt.Fprintf(c, "read %d bytes", len(b))
+					c.(*net.TCPConn).CloseWrite()
+					io.Copy(io.Discard, c)
+				}()
+			}
+		}()
+		hcAddr := portForward(t, s, a.envID, hc.Addr().(*net.TCPAddr).Port)
+		for i := range 3 {
+			c, err := net.Dial("tcp", hcAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			n := i * 300000
+			go func() {
+				c.Write(make([]byte, n))
+				c.(*net.TCPConn).CloseWrite()
+			}()
+			b, err := io.ReadAll(c)
+			c.Close()
+			if want := fmt.Sprintf("hello\nread %d bytes", n); err != nil || string(b) != want {
+				t.Errorf("half-close %d: read %q (%v), want %q", i, b, err, want)
+			}
+		}
 	})
+}
+
+// portForward starts `runyard environments port-forward` to remote in
+// envID and returns the local address it listens on.
+func portForward(t *testing.T, s *serverProc, envID string, remote int) string {
+	t.Helper()
+	pf := exec.Command(bin, "--server", s.URL, "--token", adminToken, "environments", "port-forward", envID, fmt.Sprintf("0:%d", remote))
+	pf.Env = processEnv()
+	pf.Dir = emptyDir
+	out, err := pf.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf.Stderr = os.Stderr
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pf.Process.Kill(); pf.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	m := regexp.MustCompile(`Forwarding from (127\.0\.0\.1:\d+) -> \d+`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("port-forward printed %q", line)
+	}
+	return m[1]
 }
 
 // sshAddr waits for the server's "SSH into environments: ADDR" line.

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +25,7 @@ import (
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/rawconn"
 )
 
 // This file is `runyard environments exec|ssh|port-forward|ssh-config`:
@@ -446,6 +448,27 @@ func (c *restClient) forward(ctx context.Context, ln net.Listener, envID string,
 		}
 		go func() {
 			defer conn.Close()
+			if !c.noRaw.Load() {
+				rc, err := c.dialPortRaw(ctx, path, q)
+				if err == nil {
+					stop := context.AfterFunc(ctx, func() { rc.Close(); conn.Close() })
+					defer stop()
+					_ = rawconn.Pipe(conn, rc)
+					return
+				}
+				var se *rawconn.StatusError
+				if errors.As(err, &se) && !rawRefused(se.StatusCode) {
+					fmt.Fprintf(stderr, "runyard: forward a connection to port %d: %s\n", remote, errorMessage(restError(se.StatusCode, se.Body)))
+					return
+				}
+				if se != nil || errors.Is(err, errNoRaw) {
+					// A control plane without the upgrade (an older one),
+					// something between that refuses it, or a proxy:
+					// WebSockets from now on. Another failure (the
+					// network) tries the WebSocket for this connection.
+					c.noRaw.Store(true)
+				}
+			}
 			ws, bc, err := c.dialAccessBatched(ctx, path, q)
 			if err != nil {
 				fmt.Fprintf(stderr, "runyard: forward a connection to port %d: %s\n", remote, errorMessage(err))
@@ -455,6 +478,54 @@ func (c *restClient) forward(ctx context.Context, ln net.Listener, envID string,
 			pipeWebSocket(ctx, ws, bc, conn.(*net.TCPConn))
 		}()
 	}
+}
+
+// dialPortRaw opens a port forward on an upgraded connection of its own
+// (rawconn): the connection's bytes are the forwarded connection's, with
+// no WebSocket framing or masking, and on plain TCP each process on the way
+// splices them from one socket to the other. It fails with a
+// *rawconn.StatusError when the control plane answers otherwise, and
+// without trying when a proxy is configured for the server (the upgrade
+// dials directly).
+func (c *restClient) dialPortRaw(ctx context.Context, path string, q url.Values) (net.Conn, error) {
+	tr, ok := c.hc.Transport.(*http.Transport)
+	if !ok {
+		return nil, errNoRaw
+	}
+	u := c.base + path + "?" + q.Encode()
+	if tr.Proxy != nil {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		if p, err := tr.Proxy(req); err != nil || p != nil {
+			return nil, errNoRaw
+		}
+	}
+	hdr := http.Header{}
+	if c.token != "" {
+		hdr.Set("Authorization", "Bearer "+c.token)
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.hc.Timeout)
+	defer cancel()
+	return rawconn.Dial(dctx, u, hdr, rawconn.ProtocolTCP, tr.TLSClientConfig)
+}
+
+// errNoRaw: this client cannot dial an upgraded connection (a proxy is
+// configured for the server, or no http.Transport to take TLS settings
+// from).
+var errNoRaw = errors.New("no upgraded connection through a proxy")
+
+// rawRefused reports whether a status answering a port forward's upgrade
+// means the upgrade itself was refused (an older control plane wants a
+// WebSocket; a proxy between does not pass it on), not the forward.
+func rawRefused(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUpgradeRequired,
+		http.StatusNotImplemented, http.StatusBadGateway:
+		return true
+	}
+	return false
 }
 
 // pipeWebSocket copies a TCP connection and a port-forward WebSocket into

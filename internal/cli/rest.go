@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
@@ -28,6 +29,9 @@ type restClient struct {
 	hc    *http.Client
 	base  string // ends in /api/v1/orgs/{org}
 	token string
+	// noRaw is set once a port forward's upgrade was refused: the
+	// forward's next connections use WebSockets at once.
+	noRaw atomic.Bool
 }
 
 // restClient checks --server and org and returns a client with the same

@@ -185,6 +185,9 @@ func (t *trackedStream) Close() {
 	t.Stream.Close()
 }
 
+// Unwrap returns the stream tracked (for Raw).
+func (t *trackedStream) Unwrap() Stream { return t.Stream }
+
 func (t *trackedStream) release() {
 	t.closeOnce.Do(func() { t.a.closed(t.envID) })
 }

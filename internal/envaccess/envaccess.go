@@ -19,6 +19,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -71,6 +72,10 @@ type Request struct {
 	Env map[string]string
 	// Port is the port to connect to (KindTCP).
 	Port int
+	// Raw (KindTCP) asks the runner to carry the connection on a
+	// connection of its own (rawconn) instead of a Session stream: the
+	// Stream is then a RawStream, unless the runner could not.
+	Raw bool
 }
 
 // Frame is output of a session: stdout, or stderr when Stderr is set.
@@ -108,6 +113,28 @@ type Stream interface {
 	// USR2, WINCH) to the command.
 	Signal(name string) error
 	Close()
+}
+
+// RawStream is a session carried on a connection of its own
+// (Request.Raw): Conn's bytes are the forwarded connection's, both ways,
+// and its half-close is the connection's. Recv and Write work on it too.
+type RawStream interface {
+	Stream
+	Conn() net.Conn
+}
+
+// Raw returns st's connection when it is a RawStream.
+func Raw(st Stream) (net.Conn, bool) {
+	for {
+		switch s := st.(type) {
+		case RawStream:
+			return s.Conn(), true
+		case interface{ Unwrap() Stream }:
+			st = s.Unwrap()
+		default:
+			return nil, false
+		}
+	}
 }
 
 // Opener reaches an environment's runner and opens a session there
@@ -242,9 +269,10 @@ func (s *Service) openIn(ctx context.Context, e *environments.Environment, req R
 // OpenPort opens a TCP connection to port in e on behalf of the control
 // plane itself: the preview proxy (internal/preview), which decided who
 // may reach the port by its own rules (the port's admission), calls it
-// with no caller. It fails as Open does.
+// with no caller. It asks for a raw session (Request.Raw): the Stream is a
+// RawStream when the runner could carry it so. It fails as Open does.
 func (s *Service) OpenPort(ctx context.Context, e *environments.Environment, port int, source string) (Stream, error) {
-	req := Request{EnvironmentID: e.ID, Kind: KindTCP, Port: port}
+	req := Request{EnvironmentID: e.ID, Kind: KindTCP, Port: port, Raw: true}
 	if err := validate(&req); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/rawconn"
 	"github.com/runyard/runyard/internal/replicaproxy"
 )
 
@@ -33,7 +35,10 @@ type SessionStream interface {
 
 type sessionWait struct {
 	orgID, runnerID string
-	ready           chan *envSession // capacity 1
+	ready           chan envaccess.Stream // capacity 1: an *envSession or a *rawSession
+	// gone is closed when the client stopped waiting: a raw session that
+	// arrives after it is closed, not left open.
+	gone chan struct{}
 }
 
 // envSession is one session: the runner's Session stream, used by the
@@ -68,12 +73,19 @@ func (f *Fleet) OpenSession(ctx context.Context, orgID, runnerID string, req env
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	w := &sessionWait{orgID: orgID, runnerID: runnerID, ready: make(chan *envSession, 1)}
+	w := &sessionWait{orgID: orgID, runnerID: runnerID, ready: make(chan envaccess.Stream, 1), gone: make(chan struct{})}
 	f.envSessions.Store(id, w)
 	defer f.envSessions.Delete(id)
+	served := false
+	defer func() {
+		if !served {
+			close(w.gone)
+		}
+	}()
 
 	open := &runnerv1.OpenSession{
 		SessionId: id, EnvironmentId: req.EnvironmentID, Argv: req.Argv, Command: req.Command, Tty: req.TTY, Env: req.Env, Port: uint32(req.Port),
+		Raw: req.Raw && req.Kind == envaccess.KindTCP,
 	}
 	switch req.Kind {
 	case envaccess.KindExec:
@@ -98,7 +110,12 @@ func (f *Fleet) OpenSession(ctx context.Context, orgID, runnerID string, req env
 		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner is not reading its stream; try again"}
 	}
 	select {
-	case r := <-w.ready:
+	case st := <-w.ready:
+		served = true
+		r, ok := st.(*envSession)
+		if !ok {
+			return st, nil // a raw session: the runner reached the port
+		}
 		if msg := r.hello.GetError(); msg != "" {
 			r.Close()
 			if r.hello.GetNotRunning() {
@@ -145,6 +162,98 @@ func (f *Fleet) ServeSession(ctx context.Context, stream SessionStream) error {
 	r.ended = true
 	r.sendMu.Unlock()
 	return nil
+}
+
+// ServeSessionRaw takes a runner's session connection (rawconn), which
+// carries the TCP session id asked for (OpenSession with Raw): accept
+// upgrades the request once the session is known to wait for it. It hands
+// the connection to the client waiting for it and returns once that
+// client is done or ctx ends (the connection is then closed).
+func (f *Fleet) ServeSessionRaw(ctx context.Context, id string, accept func() (net.Conn, error)) error {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return err
+	}
+	v, ok := f.envSessions.Load(id)
+	w, _ := v.(*sessionWait)
+	if !ok || w.orgID != c.OrgID || w.runnerID != c.RunnerID || !f.envSessions.CompareAndDelete(id, w) {
+		return apperr.NotFound("no client waits for session %q", id)
+	}
+	conn, err := accept()
+	if err != nil {
+		return err
+	}
+	r := &rawSession{conn: conn, closed: make(chan struct{})}
+	select {
+	case w.ready <- r:
+	case <-w.gone:
+		r.Close()
+		return nil
+	}
+	select {
+	case <-r.closed:
+	case <-ctx.Done():
+		r.Close()
+	}
+	return nil
+}
+
+// rawSession is a TCP session on a runner's connection of its own: the
+// connection's bytes are the forwarded connection's.
+type rawSession struct {
+	conn      net.Conn
+	buf       []byte
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+var _ envaccess.RawStream = (*rawSession)(nil)
+
+func (r *rawSession) Conn() net.Conn { return r.conn }
+
+func (r *rawSession) Recv() (envaccess.Frame, error) {
+	if r.buf == nil {
+		r.buf = make([]byte, 64<<10)
+	}
+	n, err := r.conn.Read(r.buf)
+	if n > 0 {
+		return envaccess.Frame{Data: r.buf[:n]}, nil
+	}
+	if errors.Is(err, io.EOF) {
+		return envaccess.Frame{}, io.EOF
+	}
+	select {
+	case <-r.closed:
+		return envaccess.Frame{}, io.EOF
+	default:
+	}
+	return envaccess.Frame{}, fmt.Errorf("receive session output: %w", err)
+}
+
+func (r *rawSession) Exit() envaccess.Exit { return envaccess.Exit{} }
+
+func (r *rawSession) Write(p []byte) error {
+	if _, err := r.conn.Write(p); err != nil {
+		return fmt.Errorf("send to the session: %w", err)
+	}
+	return nil
+}
+
+func (r *rawSession) CloseStdin() error { return rawconn.CloseWrite(r.conn) }
+
+func (r *rawSession) Resize(cols, rows int) error {
+	return apperr.FailedPrecondition("a TCP session has no terminal")
+}
+
+func (r *rawSession) Signal(name string) error {
+	return apperr.FailedPrecondition("a TCP session runs no command")
+}
+
+func (r *rawSession) Close() {
+	r.closeOnce.Do(func() {
+		close(r.closed)
+		r.conn.Close()
+	})
 }
 
 func (r *envSession) Recv() (envaccess.Frame, error) {

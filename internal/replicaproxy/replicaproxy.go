@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/rawconn"
 )
 
 // ElsewhereError is the error of a request that needs the stream of a
@@ -114,21 +115,8 @@ func (p *Proxy) Relayed(r *http.Request) bool {
 // the stream, the request was relayed already), the caller answers with err
 // itself.
 func (p *Proxy) Relay(w http.ResponseWriter, r *http.Request, err error) bool {
-	var e *ElsewhereError
-	if p == nil || p.Find == nil || !errors.As(err, &e) || r.Header.Get(Header) != "" {
-		return false
-	}
-	target, ferr := p.Find(r.Context(), e.OrgID, e.RunnerID)
-	if ferr != nil {
-		p.Log.Warn("find the replica holding a runner's stream", "runner", e.RunnerID, "err", ferr)
-		return false
-	}
-	if target == "" || target == p.Self {
-		return false
-	}
-	u, perr := url.Parse(target)
-	if perr != nil {
-		p.Log.Warn("a replica's URL is unusable", "url", target, "err", perr)
+	u, target, ok := p.replica(r, err)
+	if !ok {
 		return false
 	}
 	rp := &httputil.ReverseProxy{
@@ -150,6 +138,76 @@ func (p *Proxy) Relay(w http.ResponseWriter, r *http.Request, err error) bool {
 		},
 	}
 	rp.ServeHTTP(w, r)
+	return true
+}
+
+// replica returns the URL of the replica to relay r to, for err (see
+// Relay); ok is false when r is not to be relayed.
+func (p *Proxy) replica(r *http.Request, err error) (u *url.URL, target string, ok bool) {
+	var e *ElsewhereError
+	if p == nil || p.Find == nil || !errors.As(err, &e) || r.Header.Get(Header) != "" {
+		return nil, "", false
+	}
+	target, ferr := p.Find(r.Context(), e.OrgID, e.RunnerID)
+	if ferr != nil {
+		p.Log.Warn("find the replica holding a runner's stream", "runner", e.RunnerID, "err", ferr)
+		return nil, "", false
+	}
+	if target == "" || target == p.Self {
+		return nil, "", false
+	}
+	u, perr := url.Parse(target)
+	if perr != nil {
+		p.Log.Warn("a replica's URL is unusable", "url", target, "err", perr)
+		return nil, "", false
+	}
+	return u, target, true
+}
+
+// RelayUpgraded is Relay for a request that upgrades to protocol
+// (rawconn): the replica's answer is passed on, and after a 101 the two
+// connections are piped with each direction's half-close kept (a reverse
+// proxy ends both directions when one ends).
+func (p *Proxy) RelayUpgraded(w http.ResponseWriter, r *http.Request, err error, protocol string) bool {
+	u, target, ok := p.replica(r, err)
+	if !ok {
+		return false
+	}
+	out := *u
+	out.Path = strings.TrimRight(u.Path, "/") + r.URL.Path
+	out.RawPath = ""
+	out.RawQuery = r.URL.RawQuery
+	hdr := r.Header.Clone()
+	for _, h := range []string{"Connection", "Upgrade", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Transfer-Encoding"} {
+		hdr.Del(h)
+	}
+	hdr.Set(Header, "1")
+	if len(p.Key) > 0 {
+		hdr.Set(Header, p.sign(http.MethodGet, out.RequestURI(), p.now()))
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	back, derr := rawconn.Dial(ctx, out.String(), hdr, protocol, nil)
+	cancel()
+	if derr != nil {
+		var se *rawconn.StatusError
+		if errors.As(derr, &se) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(se.StatusCode)
+			_, _ = w.Write(se.Body)
+			return true
+		}
+		p.Log.Warn("relay to the replica holding a runner's stream", "replica", target, "err", derr)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(`{"error":"the control plane holding the runner's stream did not answer","code":"unavailable"}` + "\n"))
+		return true
+	}
+	conn, aerr := rawconn.Accept(w, protocol)
+	if aerr != nil {
+		back.Close()
+		return true
+	}
+	_ = rawconn.Pipe(conn, back)
 	return true
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/pkg/sftp"
 
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/internal/rawconn"
 	"github.com/runyard/runyard/internal/runner/envs"
 )
 
@@ -34,6 +36,9 @@ func (d *Daemon) serveSession(ctx context.Context, open *runnerv1.OpenSession) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := d.log.With("environment", open.GetEnvironmentId(), "session", open.GetKind().String())
+	if open.GetRaw() && open.GetKind() == runnerv1.SessionKind_SESSION_KIND_TCP && d.serveSessionRaw(ctx, open) {
+		return
+	}
 	stream := d.sessions.Session(ctx)
 	stream.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
 	defer stream.CloseRequest()
@@ -99,6 +104,65 @@ func (d *Daemon) serveSession(ctx context.Context, open *runnerv1.OpenSession) {
 	case <-ctx.Done():
 	case <-time.After(terminalLinger):
 	}
+}
+
+// serveSessionRaw serves a TCP session on a connection of its own to the
+// control plane (rawconn) instead of a Session stream, as open allows: the
+// connection's bytes are the forwarded connection's, spliced to the port's
+// connection with no framing, and half-closes pass as they are. It returns
+// false, having started nothing, when the port does not answer, a proxy is
+// configured for the control plane or the control plane refuses the
+// upgrade: the session then goes on a Session stream, which also says why
+// it failed.
+func (d *Daemon) serveSessionRaw(ctx context.Context, open *runnerv1.OpenSession) bool {
+	server := d.state.Server
+	tr, ok := d.http.Transport.(*http.Transport)
+	if !ok {
+		return false
+	}
+	u := strings.TrimRight(server, "/") + rawconn.SessionPath
+	if tr.Proxy != nil {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			return false
+		}
+		if p, err := tr.Proxy(req); err != nil || p != nil {
+			return false
+		}
+	}
+	acc, err := d.envs.Access(open.GetEnvironmentId())
+	if err != nil {
+		return false
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(open.GetPort())))
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Bearer "+d.state.AccessToken)
+	hdr.Set(rawconn.SessionIDHeader, open.GetSessionId())
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	rc, err := rawconn.Dial(dctx, u, hdr, rawconn.ProtocolSession, tr.TLSClientConfig)
+	cancel()
+	if err != nil {
+		conn.Close()
+		d.log.Debug("session connection refused: a Session stream instead", "err", err)
+		return false
+	}
+	// The Connect session's end and the environment's stop end it too.
+	stop := context.AfterFunc(ctx, func() { rc.Close(); conn.Close() })
+	defer stop()
+	go func() {
+		select {
+		case <-acc.Done:
+			rc.Close()
+			conn.Close()
+		case <-ctx.Done():
+		}
+	}()
+	_ = rawconn.Pipe(rc, conn)
+	return true
 }
 
 // sessionConn is one Session stream and what it drives.

@@ -38,6 +38,7 @@ import (
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/identity"
+	"github.com/runyard/runyard/internal/rawconn"
 )
 
 // HostKeyName is the server key (store.KeyStore) the host key derives from.
@@ -441,7 +442,7 @@ func (c *sshConn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 		_ = nch.Reject(ssh.Prohibited, "only the environment's own ports can be forwarded: use localhost as the host")
 		return
 	}
-	st, err := c.open(ctx, "ssh direct-tcpip", envaccess.Request{Kind: envaccess.KindTCP, Port: int(p.Port)})
+	st, err := c.open(ctx, "ssh direct-tcpip", envaccess.Request{Kind: envaccess.KindTCP, Port: int(p.Port), Raw: true})
 	if err != nil {
 		_ = nch.Reject(ssh.ConnectionFailed, publicMessage(err))
 		return
@@ -453,6 +454,25 @@ func (c *sshConn) directTCPIP(ctx context.Context, nch ssh.NewChannel) {
 	}
 	defer ch.Close()
 	go ssh.DiscardRequests(reqs)
+	if conn, ok := envaccess.Raw(st); ok {
+		// The runner's own connection to the port: copied as it is, each
+		// direction's end passed on as a half-close.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if _, err := io.Copy(conn, ch); err == nil {
+				_ = rawconn.CloseWrite(conn)
+			} else {
+				st.Close()
+			}
+		}()
+		if _, err := io.Copy(ch, conn); err != nil {
+			return
+		}
+		_ = ch.CloseWrite()
+		<-done
+		return
+	}
 	go pumpInput(ch, st)
 	for {
 		f, err := st.Recv()

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -24,6 +25,9 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 	"github.com/runyard/runyard/gen/runyard/v1/runyardv1connect"
+	"github.com/runyard/runyard/internal/api/apiauth"
+	"github.com/runyard/runyard/internal/api/jsonerr"
+	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/automations"
 	"github.com/runyard/runyard/internal/environments"
@@ -32,6 +36,7 @@ import (
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/prebuilds"
+	"github.com/runyard/runyard/internal/rawconn"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sshkeys"
@@ -144,6 +149,10 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log},
 		slices.Concat(opts, []connect.HandlerOption{connect.WithCodec(fleet.TerminalCodec{})})...)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == rawconn.SessionPath {
+			serveSessionRaw(w, r, svc, log)
+			return
+		}
 		if r.URL.Path == runnerv1connect.RunnerControlServiceTerminalProcedure {
 			r.Body = readAhead(r.Body)
 		}
@@ -176,6 +185,27 @@ const readAheadSize = 256<<10 + 64
 type readAheadBody struct {
 	*bufio.Reader
 	io.Closer
+}
+
+// serveSessionRaw serves a runner's session connection (rawconn): a TCP
+// session's bytes on an HTTP/1.1 connection of its own, which the fleet
+// pairs with the client waiting for it.
+func serveSessionRaw(w http.ResponseWriter, r *http.Request, svc Services, log *slog.Logger) {
+	ctx, err := apiauth.Authenticate(r.Context(), svc.Identity, r.Header)
+	if err == nil && !rawconn.Requested(r, rawconn.ProtocolSession) {
+		err = apperr.Invalid("Upgrade", "this endpoint needs Upgrade: %s", rawconn.ProtocolSession)
+	}
+	if err == nil && svc.Fleet == nil {
+		err = &apperr.Error{Code: apperr.CodeUnavailable, Message: "no runner protocol on this control plane"}
+	}
+	if err == nil {
+		err = svc.Fleet.ServeSessionRaw(ctx, r.Header.Get(rawconn.SessionIDHeader), func() (net.Conn, error) {
+			return rawconn.Accept(w, rawconn.ProtocolSession)
+		})
+	}
+	if err != nil {
+		jsonerr.Write(w, r, log, err)
+	}
 }
 
 // gatherWriter holds what is written to it until Flush, then writes it at

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runyard/runyard/internal/envaccess"
+	"github.com/runyard/runyard/internal/rawconn"
 )
 
 // streamConn is a TCP session into an environment (envaccess.Stream) as a
@@ -68,6 +69,26 @@ func (c *streamConn) Close() error {
 	c.closeOnce.Do(c.st.Close)
 	return nil
 }
+
+// rawConn is a TCP session into an environment on the runner's connection
+// of its own (envaccess.RawStream): its bytes are the port's. Close ends
+// the session (which closes the connection); the address is the port's.
+type rawConn struct {
+	net.Conn
+	st   envaccess.Stream
+	addr string
+}
+
+// CloseWrite half-closes the connection to the port.
+func (c *rawConn) CloseWrite() error { return rawconn.CloseWrite(c.Conn) }
+
+func (c *rawConn) Close() error {
+	c.st.Close()
+	return nil
+}
+
+func (c *rawConn) LocalAddr() net.Addr  { return previewAddr("control-plane") }
+func (c *rawConn) RemoteAddr() net.Addr { return previewAddr(c.addr) }
 
 type previewAddr string
 

@@ -32,6 +32,7 @@ import (
 
 	"github.com/runyard/runyard/internal/api/apiauth"
 	"github.com/runyard/runyard/internal/apperr"
+	"github.com/runyard/runyard/internal/envaccess"
 	"github.com/runyard/runyard/internal/preview"
 	"github.com/runyard/runyard/internal/replicaproxy"
 	"github.com/runyard/runyard/internal/sessions"
@@ -111,6 +112,11 @@ func (h *Handler) dial(ctx context.Context, addr string) (net.Conn, error) {
 	st, err := h.Preview.Access.OpenPort(ctx, t.Env, port, "preview")
 	if err != nil {
 		return nil, err
+	}
+	if conn, ok := envaccess.Raw(st); ok {
+		// The runner's own connection to the port: read and written as
+		// it is, with no framing.
+		return &rawConn{Conn: conn, st: st, addr: addr}, nil
 	}
 	return &streamConn{st: st, addr: addr}, nil
 }

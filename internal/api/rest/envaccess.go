@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/runyard/runyard/internal/apperr"
 	"github.com/runyard/runyard/internal/envaccess"
+	"github.com/runyard/runyard/internal/rawconn"
 )
 
 // This file is the WebSocket adapter of envaccess: a command or a shell in
@@ -80,7 +82,97 @@ func (h *handler) environmentPortForward(w http.ResponseWriter, r *http.Request)
 	if err == nil && r.URL.Query().Get("port") == "" {
 		err = apperr.Invalid("port", "is required: the port in the environment to connect to")
 	}
-	h.serveAccess(w, r, envaccess.Request{EnvironmentID: r.PathValue("id"), Kind: envaccess.KindTCP, Port: port}, err, "port-forward")
+	req := envaccess.Request{EnvironmentID: r.PathValue("id"), Kind: envaccess.KindTCP, Port: port}
+	if rawconn.Requested(r, rawconn.ProtocolTCP) {
+		h.servePortRaw(w, r, req, err)
+		return
+	}
+	h.serveAccess(w, r, req, err, "port-forward")
+}
+
+// servePortRaw is a port forward on an upgraded connection (rawconn, the
+// CLI's way when nothing between it and the control plane refuses an
+// upgrade): the connection's bytes are the forwarded connection's, both
+// ways, and its half-close is the forwarded connection's. The runner
+// carries them on a connection of its own when it can, and the two are
+// then spliced together here without passing through this process.
+func (h *handler) servePortRaw(w http.ResponseWriter, r *http.Request, req envaccess.Request, qerr error) {
+	ctx, err := h.authenticate(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if h.svc.Access == nil {
+		h.writeError(w, r, &apperr.Error{Code: apperr.CodeUnavailable, Message: "environment access is not available on this control plane"})
+		return
+	}
+	if qerr != nil {
+		h.writeError(w, r, qerr)
+		return
+	}
+	req.Raw = true
+	st, err := h.svc.Access.Open(ctx, req, "port-forward")
+	if err != nil {
+		if !h.svc.Proxy.RelayUpgraded(w, r, err, rawconn.ProtocolTCP) {
+			h.writeError(w, r, err)
+		}
+		return
+	}
+	defer st.Close()
+	conn, err := rawconn.Accept(w, rawconn.ProtocolTCP)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if rc, ok := envaccess.Raw(st); ok {
+		_ = rawconn.Pipe(conn, rc)
+		return
+	}
+	pipeStream(conn, st)
+}
+
+// pipeStream copies a connection and a TCP session into each other until
+// both directions ended or one broke.
+func pipeStream(conn net.Conn, st envaccess.Stream) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 256<<10)
+		for {
+			n, err := conn.Read(buf)
+			if n > 0 {
+				if st.Write(buf[:n]) != nil {
+					conn.Close()
+					return
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				_ = st.CloseStdin()
+				return
+			}
+			if err != nil {
+				st.Close()
+				return
+			}
+		}
+	}()
+	for {
+		f, err := st.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) && st.Exit().Err == "" {
+				// The port's side ended: the input may go on.
+				_ = rawconn.CloseWrite(conn)
+				break
+			}
+			conn.Close()
+			break
+		}
+		if _, err := conn.Write(f.Data); err != nil {
+			st.Close()
+			break
+		}
+	}
+	<-done
 }
 
 func (h *handler) serveAccess(w http.ResponseWriter, r *http.Request, req envaccess.Request, qerr error, source string) {

@@ -3638,7 +3638,13 @@ type OpenSession struct {
 	Port uint32 `protobuf:"varint,8,opt,name=port,proto3" json:"port,omitempty"`
 	// command is a command line the login shell runs (shell -c command), as
 	// SSH's exec request carries it; argv is then empty.
-	Command       string `protobuf:"bytes,9,opt,name=command,proto3" json:"command,omitempty"`
+	Command string `protobuf:"bytes,9,opt,name=command,proto3" json:"command,omitempty"`
+	// raw (TCP) lets the runner carry the connection's bytes on a connection
+	// of its own to the control plane (an HTTP/1.1 upgrade of
+	// /runyard.runner.v1.RunnerControlService/SessionRaw) instead of a
+	// Session stream: no framing, and both ends can splice. A runner that
+	// cannot (a proxy in the way) opens a Session stream as before.
+	Raw           bool `protobuf:"varint,10,opt,name=raw,proto3" json:"raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3734,6 +3740,13 @@ func (x *OpenSession) GetCommand() string {
 		return x.Command
 	}
 	return ""
+}
+
+func (x *OpenSession) GetRaw() bool {
+	if x != nil {
+		return x.Raw
+	}
+	return false
 }
 
 // SessionRequest flows from the runner to the control plane.
@@ -4382,7 +4395,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\amessage\"6\n" +
 	"\fTerminalSize\x12\x12\n" +
 	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
-	"\x04rows\x18\x02 \x01(\rR\x04rows\"\x83\x03\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"\x95\x03\n" +
 	"\vOpenSession\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12%\n" +
@@ -4393,7 +4406,9 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x04size\x18\x06 \x01(\v2\x1f.runyard.runner.v1.TerminalSizeR\x04size\x129\n" +
 	"\x03env\x18\a \x03(\v2'.runyard.runner.v1.OpenSession.EnvEntryR\x03env\x12\x12\n" +
 	"\x04port\x18\b \x01(\rR\x04port\x12\x18\n" +
-	"\acommand\x18\t \x01(\tR\acommand\x1a6\n" +
+	"\acommand\x18\t \x01(\tR\acommand\x12\x10\n" +
+	"\x03raw\x18\n" +
+	" \x01(\bR\x03raw\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x01\n" +
