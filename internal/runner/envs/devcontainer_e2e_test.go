@@ -39,7 +39,7 @@ func TestEnvironments_PostDevcontainerStartAfterRebuild(t *testing.T) {
 `})
 			id := c.createEnv(t, class, repo)
 			c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
-			want := func(env, dev int) {
+			want := func(t *testing.T, env, dev int) {
 				t.Helper()
 				eventually(t, fmt.Sprintf("executions: %d postEnvironmentStart, %d postDevcontainerStart", env, dev), func() string {
 					got := map[string]int{}
@@ -52,22 +52,19 @@ func TestEnvironments_PostDevcontainerStartAfterRebuild(t *testing.T) {
 					return ""
 				})
 			}
-			stop := func() {
+			stop := func(t *testing.T) {
 				t.Helper()
 				must[gitpodv1.StopEnvironmentResponse](t, "stop")(c.envs.StopEnvironment(ctx, req(&gitpodv1.StopEnvironmentRequest{EnvironmentId: id})))
 				c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_STOPPED)
 			}
-			start := func() {
+			start := func(t *testing.T) {
 				t.Helper()
 				must[gitpodv1.StartEnvironmentResponse](t, "start")(c.envs.StartEnvironment(ctx, req(&gitpodv1.StartEnvironmentRequest{EnvironmentId: id})))
 				c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
 			}
-			restartRunner := func() {
-				t.Helper()
-				stopRunner()
-				stopRunner = testutil.StartRunner(t, cfg)
-			}
-			want(1, 1)
+			want(t, 1, 1)
+			// The runners a step starts outlive the step.
+			parent := t
 
 			for _, step := range []struct {
 				name     string
@@ -88,32 +85,41 @@ func TestEnvironments_PostDevcontainerStartAfterRebuild(t *testing.T) {
 					}
 					reload := runyardv1connect.NewAutomationsServiceClient(http.DefaultClient, c.url)
 					must[runyardv1.ReloadAutomationsFileResponse](t, "reload")(reload.ReloadAutomationsFile(ctx, req(&runyardv1.ReloadAutomationsFileRequest{EnvironmentId: id})))
-					c.taskID(t, id, "added") // the reload was applied
+					eventually(t, "the reloaded file is applied", func() string {
+						ts := must[gitpodv1.ListTasksResponse](t, "list tasks")(c.autos.ListTasks(ctx, req(&gitpodv1.ListTasksRequest{
+							Filter: &gitpodv1.ListTasksRequest_Filter{EnvironmentIds: []string{id}, References: []string{"added"}},
+						}))).GetTasks()
+						if len(ts) != 1 {
+							return fmt.Sprintf("%d tasks named added", len(ts))
+						}
+						return ""
+					})
 				}, 3, 1},
-				{"RunnerRestart", func(*testing.T) {
-					restartRunner()
+				{"RunnerRestart", func(t *testing.T) {
+					stopRunner()
+					stopRunner = testutil.StartRunner(parent, cfg)
 					c.waitEnvPhase(t, id, gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING)
 				}, 4, 1},
 				{"ContentMadeAnew", func(t *testing.T) {
 					// The runner loses the environment's workspace and
 					// record (a new disk, say): its next start clones the
 					// repository again, which is runyard's rebuild.
-					stop()
+					stop(t)
 					stopRunner()
 					if err := os.RemoveAll(filepath.Join(state, "environments", id)); err != nil {
 						t.Fatal(err)
 					}
-					stopRunner = testutil.StartRunner(t, cfg)
+					stopRunner = testutil.StartRunner(parent, cfg)
 				}, 5, 2},
 				{"StopAndStartAfterRebuild", func(*testing.T) {}, 6, 2},
 			} {
 				t.Run(step.name, func(t *testing.T) {
 					step.do(t)
 					if c.env(t, id).GetStatus().GetPhase() == gitpodv1.EnvironmentPhase_ENVIRONMENT_PHASE_RUNNING {
-						stop()
+						stop(t)
 					}
-					start()
-					want(step.env, step.dev)
+					start(t)
+					want(t, step.env, step.dev)
 				})
 			}
 		})
