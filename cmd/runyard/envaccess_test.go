@@ -35,13 +35,28 @@ type accessEnv struct {
 // runner is not connected to.
 func startAccessEnv(t *testing.T, dbURL string, serverArgs ...string) *accessEnv {
 	t.Helper()
+	return startAccessEnvTLS(t, dbURL, nil, serverArgs...)
+}
+
+// startAccessEnvTLS is startAccessEnv with servers speaking TLS with cert
+// when it is not nil: the runner and the CLI trust it with --ca-file, and
+// the replicas, which relay to each other over HTTPS, with SSL_CERT_FILE
+// (a server has no flag of its own for a CA).
+func startAccessEnvTLS(t *testing.T, dbURL string, cert *testCert, serverArgs ...string) *accessEnv {
+	t.Helper()
 	a := &accessEnv{marker: fmt.Sprintf("runyard-access-%d-%d", os.Getpid(), time.Now().UnixNano())}
-	a.s = startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: serverArgs})
+	cfg := serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: serverArgs, Cert: cert}
+	runnerArgs := []string{}
+	if cert != nil {
+		cfg.Env = append(cfg.Env, "SSL_CERT_FILE="+cert.CertFile)
+		runnerArgs = append(runnerArgs, "--ca-file", cert.CertFile)
+	}
+	a.s = startServer(t, cfg)
 	if dbURL != "" {
-		a.other = startServer(t, serverConfig{DatabaseURL: dbURL, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}, Args: serverArgs})
+		a.other = startServer(t, cfg)
 	}
 	runnerID, exchange := registerRunner(t, a.s, "access-host")
-	startRunner(t, "--server", a.s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "2s")
+	startRunner(t, append(runnerArgs, "--server", a.s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "2s")...)
 	eventually(t, "the runner is ACTIVE", func() bool {
 		r, _ := phaseOf(t, a.s, runnerID)
 		return r.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
@@ -139,6 +154,7 @@ func testExec(t *testing.T, a *accessEnv, s *serverProc) {
 			t.Fatalf("environments ssh with a script: %+v", r)
 		}
 	})
+	t.Run("ShellResize", func(t *testing.T) { checkPTYResize(t, cliShellCmd(s, a.envID)) })
 	t.Run("DetachKillsEverything", func(t *testing.T) {
 		// A command that would outlive its session: killing the CLI ends
 		// the session, and the runner kills the command and its child.
@@ -436,7 +452,8 @@ func setSSHKeys(t *testing.T, s *serverProc, envID string, keys ...string) {
 	req, _ := http.NewRequest(http.MethodPost, s.URL+"/gitpod.v1.EnvironmentService/UpdateEnvironment", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
+	// s.client: it trusts a server speaking TLS.
+	res, err := s.client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,6 +513,7 @@ func testSSH(t *testing.T, dbURL string) {
 			t.Fatalf("ssh -tt shell: %+v", r)
 		}
 	})
+	t.Run("ShellResize", func(t *testing.T) { checkPTYResize(t, sshShellCmd(c, port, target, true)) })
 	t.Run("SCP", func(t *testing.T) {
 		up := filepath.Join(c.dir, "up.txt")
 		if err := os.WriteFile(up, []byte("uploaded by scp\n"), 0o644); err != nil {
@@ -602,6 +620,7 @@ func testSSH(t *testing.T, dbURL string) {
 				t.Fatalf("scp round trip through the other replica: %q", b)
 			}
 			checkSSHForward(t, c, oport, target)
+			checkPTYResize(t, sshShellCmd(c, oport, target, true))
 		})
 	}
 	t.Run("Audited", func(t *testing.T) {

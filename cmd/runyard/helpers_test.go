@@ -168,8 +168,10 @@ type serverProc struct {
 	DataDir string
 	Stdout  *syncBuffer
 	Stderr  *syncBuffer
-	// client trusts the server's certificate when it speaks TLS.
+	// client trusts the server's certificate when it speaks TLS, and
+	// CAFile is that certificate, which run passes as --ca-file.
 	client *http.Client
+	CAFile string
 	cmd    *exec.Cmd
 	done   chan struct{}
 }
@@ -213,6 +215,10 @@ func spawnServer(t *testing.T, cfg serverConfig, addr string) *serverProc {
 		scheme = "https"
 		tr.TLSClientConfig = &tls.Config{RootCAs: cfg.Cert.Pool}
 	}
+	caFile := ""
+	if cfg.Cert != nil {
+		caFile = cfg.Cert.CertFile
+	}
 	args = append(args, cfg.Args...)
 	s := &serverProc{
 		URL:     scheme + "://" + addr,
@@ -221,6 +227,7 @@ func spawnServer(t *testing.T, cfg serverConfig, addr string) *serverProc {
 		Stdout:  &syncBuffer{},
 		Stderr:  &syncBuffer{},
 		client:  &http.Client{Transport: tr, Timeout: 5 * time.Second},
+		CAFile:  caFile,
 		cmd:     exec.Command(bin, args...),
 		done:    make(chan struct{}),
 	}
@@ -381,7 +388,11 @@ func runCLIInput(t *testing.T, dir string, env []string, input string, args ...s
 // run runs a CLI command against s with token.
 func (s *serverProc) run(t *testing.T, token string, args ...string) cliResult {
 	t.Helper()
-	return runCLI(t, "", nil, append([]string{"--server", s.URL, "--token", token}, args...)...)
+	flags := []string{"--server", s.URL, "--token", token}
+	if s.CAFile != "" {
+		flags = append(flags, "--ca-file", s.CAFile)
+	}
+	return runCLI(t, "", nil, append(flags, args...)...)
 }
 
 // mustRun runs a CLI command against s and fails the test unless it succeeds.

@@ -204,3 +204,33 @@ func TestRunnerInstallService_ExchangeToken(t *testing.T) {
 		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
 	})
 }
+
+// TestRunnerInstallService_TLS: against a control plane whose certificate
+// is of its own CA, install-service --ca-file exchanges the token trusting
+// it, the unit's command carries the CA file (as an absolute path), and
+// the runner that command starts reaches the control plane.
+func TestRunnerInstallService_TLS(t *testing.T) {
+	cert := newTestCert(t)
+	s := startServer(t, serverConfig{Cert: cert, Env: []string{"RUNYARD_BOOTSTRAP_TOKEN=" + adminToken}})
+	id, exchange := registerRunner(t, s, "tls-service-host")
+	state := filepath.Join(t.TempDir(), "state")
+	unitDir := t.TempDir()
+	r := runCLI(t, "", nil, "--server", s.URL, "--ca-file", cert.CertFile, "runner", "install-service", "--state-dir", state,
+		"--unit-dir", unitDir, "--exchange-token", exchange)
+	if r.Code != 0 {
+		t.Fatalf("install-service --ca-file: exit %d, stderr %q", r.Code, r.Stderr)
+	}
+	unit, err := os.ReadFile(filepath.Join(unitDir, "runyard-runner.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv := strings.Fields(unitValue(t, string(unit), "Service", "ExecStart"))
+	if want := []string{bin, "runner", "--state-dir", state, "--server", s.URL, "--ca-file", cert.CertFile}; !slices.Equal(argv, want) {
+		t.Fatalf("ExecStart = %q, want %q", argv, want)
+	}
+	startRunner(t, argv[2:]...)
+	eventually(t, "the runner started by the unit's command is ACTIVE", func() bool {
+		got, _ := phaseOf(t, s, id)
+		return got.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
+	})
+}

@@ -38,6 +38,15 @@ when the runner is deleted (exit 0) or its credentials are refused.`,
 			} else {
 				cfg.Server = g.daemonServer()
 			}
+			// --ca-file and --insecure-skip-verify, which every command
+			// takes, apply to the daemon's connection too: without them it
+			// could not reach a control plane whose certificate is of its
+			// own CA.
+			tc, err := tlsConfig(g.caFile, g.insecure)
+			if err != nil {
+				return err
+			}
+			cfg.TLS = tc
 			cfg.Version = buildinfo.Version()
 			cfg.Level = new(slog.LevelVar)
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: cfg.Level}))

@@ -88,6 +88,17 @@ prints the unit and changes nothing.`,
 			if flags.Changed("region") {
 				unit.Args = append(unit.Args, "--region", region)
 			}
+			// The service reaches the control plane as this command does.
+			if g.caFile != "" {
+				ca, err := filepath.Abs(g.caFile)
+				if err != nil {
+					return fmt.Errorf("--ca-file: %w", err)
+				}
+				unit.Args = append(unit.Args, "--ca-file", ca)
+			}
+			if g.insecure {
+				unit.Args = append(unit.Args, "--insecure-skip-verify")
+			}
 			text, err := unit.Render()
 			if err != nil {
 				return usagef("%v", err)
@@ -187,8 +198,13 @@ func writeUnit(path string, text []byte, force bool, prepare func() error) error
 // exchangeToken registers the runner in dir as its first start would, and
 // stops there: the service makes the later starts.
 func exchangeToken(cmd *cobra.Command, g *globals, dir, token string) error {
+	tc, err := tlsConfig(g.caFile, g.insecure)
+	if err != nil {
+		return err
+	}
 	d, err := runner.New(cmd.Context(), runner.Config{
 		Server:        g.daemonServer(),
+		TLS:           tc,
 		ExchangeToken: token,
 		StateDir:      dir,
 		Version:       buildinfo.Version(),

@@ -62,7 +62,11 @@ type Config struct {
 	Server string
 	// ExchangeToken is needed on the first start only.
 	ExchangeToken string
-	StateDir      string
+	// TLS, when not nil, is the TLS configuration for an https Server: the
+	// CLI's --ca-file (a control plane with a certificate of its own CA)
+	// or --insecure-skip-verify. nil trusts the system's roots.
+	TLS      *tls.Config
+	StateDir string
 	// Name is the host name the runner reports; default os.Hostname.
 	Name    string
 	Labels  []string
@@ -253,7 +257,7 @@ func New(ctx context.Context, cfg Config) (*Daemon, error) {
 		st.close()
 		return nil, err
 	}
-	d.http = httpClient(st.Server)
+	d.http = httpClient(st.Server, cfg.TLS)
 	d.control = runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: gatherEnvelopes{d.http.Transport}}, st.Server)
 	// Session streams accept no gzip, so the control plane sends a
 	// session's bytes (a forwarded connection, an upload) as they are:
@@ -301,7 +305,7 @@ func (d *Daemon) register(ctx context.Context) error {
 	if err := checkURL(server); err != nil {
 		return err
 	}
-	client := gitpodv1connect.NewIdentityServiceClient(httpClient(server), server)
+	client := gitpodv1connect.NewIdentityServiceClient(httpClient(server, d.cfg.TLS), server)
 	req := connect.NewRequest(&gitpodv1.ExchangeTokenRequest{ExchangeToken: d.cfg.ExchangeToken})
 	// The key binds the redemption to this daemon: if the answer is lost,
 	// starting again with the same token and state dir within a minute
@@ -360,13 +364,19 @@ type readAheadBody struct {
 }
 
 // httpClient speaks HTTP/2 to the control plane: over TLS for https, h2c for
-// http, because the runner's stream is bidirectional.
-func httpClient(server string) *http.Client {
+// http, because the runner's stream is bidirectional. tc, when not nil, is
+// the TLS configuration (Config.TLS).
+func httpClient(server string, tc *tls.Config) *http.Client {
+	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+	if tc != nil {
+		tlsConfig = tc.Clone()
+		tlsConfig.MinVersion = max(tlsConfig.MinVersion, tls.VersionTLS12)
+	}
 	tr := &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		TLSHandshakeTimeout: 10 * time.Second,
-		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:     tlsConfig,
 		Protocols:           new(http.Protocols),
 		// Pings detect a control plane that vanished without closing the
 		// connection (a host that died, a cut network).

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,4 +216,147 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// TestSnapshot_StartDuringSpareExtraction: starts that arrive while the
+// spare workspace is being extracted (the archive is a pipe the test feeds,
+// so the extraction stops half way until the test goes on) never see the
+// half-extracted tree: the spare appears only complete, the starts wait
+// for it, one of them takes it whole and the others get an empty
+// directory to extract the archive into themselves, which they do in
+// full.
+func TestSnapshot_StartDuringSpareExtraction(t *testing.T) {
+	base := t.TempDir()
+	src := filepath.Join(base, "src")
+	const nfiles = 400
+	for i := range nfiles {
+		p := filepath.Join(src, "repo", fmt.Sprintf("d%02d", i%10), fmt.Sprintf("f%03d", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Incompressible enough that half the archive is half the files.
+		if err := os.WriteFile(p, bytes.Repeat(fmt.Appendf(nil, "%d-%x;", i, i*7919), 300), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{cfg: Config{StateDir: filepath.Join(base, "state")}, log: slog.New(slog.DiscardHandler),
+		ctx: ctx, cancel: cancel, sparing: map[string]chan struct{}{}}
+	defer func() { cancel(); m.wg.Wait() }()
+	if _, err := m.writeSnapshot(ctx, src, snapshotMeta{ID: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	archive, _ := m.snapshotPaths("s1")
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The archive becomes a pipe: the extraction reads what the test
+	// writes, when it writes it.
+	if err := os.Remove(archive); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(archive, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.makeSpare("s1")
+	w, err := os.OpenFile(archive, os.O_WRONLY, 0) // waits for the extraction to open it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Write(data[:len(data)/2]); err != nil {
+		t.Fatal(err)
+	}
+	// Half way: files are being written under the temporary name, and
+	// the spare itself is not there.
+	tmp := m.spareDir("s1") + ".tmp"
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 0; n == 0; {
+		n = countFiles(t, tmp)
+		if time.Now().After(deadline) {
+			t.Fatal("the spare's extraction wrote nothing from half the archive")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(m.spareDir("s1")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a half-extracted spare is visible: %v", err)
+	}
+
+	// Three starts arrive now.
+	type start struct {
+		dir  string
+		took bool
+	}
+	got := make(chan start, 3)
+	for _, name := range []string{"a", "b", "c"} {
+		d := filepath.Join(base, "envs", name, "workspace")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		go func() { got <- start{d, m.takeSpare(ctx, "s1", d)} }()
+	}
+	if _, err := w.Write(data[len(data)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var starts []start
+	for range 3 {
+		starts = append(starts, <-got)
+	}
+	// The archive is a file again for the starts that extract it.
+	if err := os.Remove(archive); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(archive, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	took := 0
+	for _, s := range starts {
+		if s.took {
+			took++
+		} else {
+			if n := countFiles(t, s.dir); n != 0 {
+				t.Fatalf("a start without the spare got %d files in its workspace, want an empty one", n)
+			}
+			if err := m.restoreSnapshot(ctx, "s1", s.dir); err != nil {
+				t.Fatalf("a start without the spare extracts the archive: %v", err)
+			}
+		}
+		if n := countFiles(t, s.dir); n != nfiles {
+			t.Errorf("workspace %s (spare taken: %v) has %d files, want %d", s.dir, s.took, n, nfiles)
+		}
+		p := filepath.Join(s.dir, "repo", "d09", fmt.Sprintf("f%03d", nfiles-1))
+		if b, err := os.ReadFile(p); err != nil || !bytes.HasPrefix(b, fmt.Appendf(nil, "%d-", nfiles-1)) {
+			t.Errorf("the archive's last file in %s: %d bytes, %v", s.dir, len(b), err)
+		}
+	}
+	if took != 1 {
+		t.Fatalf("%d starts took the one spare, want 1", took)
+	}
+	if _, err := os.Stat(tmp); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the extraction's temporary tree is left: %v", err)
+	}
+}
+
+// countFiles counts the regular files under dir; 0 when it is absent.
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // renamed away meanwhile
+			}
+			return err
+		}
+		if d.Type().IsRegular() {
+			n++
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return n
 }
