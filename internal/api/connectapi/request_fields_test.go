@@ -258,6 +258,9 @@ func TestInactivityStop_Server(t *testing.T) {
 			raw.post(t, "/"+pathCreateEnvironment, fmt.Sprintf(`{"spec":{"machine":{"class":%q},"timeout":{"disconnected":"1800s"}}}`, class)).wantOK(t, &idle)
 			raw.post(t, "/"+pathCreateEnvironment, fmt.Sprintf(`{"spec":{"machine":{"class":%q},"timeout":{"disconnected":"1800s"}}}`, class)).wantOK(t, &kept)
 			org := mustGetEnvironment(t, admin, idle.Environment.ID).GetMetadata().GetOrganizationId()
+			// Activity now keeps one running: marked before the starts move
+			// back, so no sweep in between finds it idle.
+			raw.post(t, "/"+pathMarkActive, fmt.Sprintf(`{"environmentId":%q,"activitySignal":{"source":"SSH"}}`, kept.Environment.ID)).wantOK(t, nil)
 			past := time.Now().Add(-time.Hour)
 			for _, id := range []string{idle.Environment.ID, kept.Environment.ID} {
 				_, err := st.UpdateEnvironment(context.Background(), org, id, func(e *environments.Environment) error {
@@ -266,8 +269,6 @@ func TestInactivityStop_Server(t *testing.T) {
 				})
 				mustOK(t, err, "move the start back")
 			}
-			// Activity now keeps one running.
-			raw.post(t, "/"+pathMarkActive, fmt.Sprintf(`{"environmentId":%q,"activitySignal":{"source":"SSH"}}`, kept.Environment.ID)).wantOK(t, nil)
 
 			deadline := time.Now().Add(20 * time.Second)
 			var got envJSON

@@ -206,10 +206,15 @@ func TestPrebuilds_EndToEnd(t *testing.T) {
 				ContextUrl: repo, EnvironmentClassId: class,
 			}))).GetPrebuild()
 			waitPrebuild(t, pb, second.GetId(), gitpodv1.PrebuildPhase_PREBUILD_PHASE_COMPLETED)
-			old := must[gitpodv1.GetPrebuildResponse](t, "get first")(pb.GetPrebuild(ctx, req(&gitpodv1.GetPrebuildRequest{PrebuildId: first.GetId()}))).GetPrebuild()
-			if !old.GetStatus().GetSnapshotDeleted() {
-				t.Fatalf("first prebuild's snapshot not retired: %v", old.GetStatus())
-			}
+			// Retention runs after the second's completion is recorded, in
+			// a transaction of its own.
+			eventually(t, "the first prebuild's snapshot is retired", func() string {
+				old := must[gitpodv1.GetPrebuildResponse](t, "get first")(pb.GetPrebuild(ctx, req(&gitpodv1.GetPrebuildRequest{PrebuildId: first.GetId()}))).GetPrebuild()
+				if !old.GetStatus().GetSnapshotDeleted() {
+					return fmt.Sprintf("not retired: %v", old.GetStatus())
+				}
+				return ""
+			})
 			eventually(t, "the retired archive and its spare leave the runner", func() string {
 				for _, p := range []string{archive, spare} {
 					if _, err := os.Stat(p); err == nil {
