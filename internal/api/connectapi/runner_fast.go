@@ -62,23 +62,34 @@ var (
 var fastServed func()
 
 func (f *fastReads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	served := false
+	var serve func(context.Context, http.ResponseWriter, *http.Request, []byte) bool
 	switch r.URL.Path {
 	case gitpodv1connect.RunnerServiceGetRunnerProcedure:
-		served = f.getRunner(w, r)
+		serve = f.getRunner
 	case gitpodv1connect.RunnerServiceListRunnersProcedure:
-		served = f.listRunners(w, r)
-	}
-	if !served {
+		serve = f.listRunners
+	default:
 		f.next.ServeHTTP(w, r)
-	} else if fastServed != nil {
-		fastServed()
+		return
 	}
+	ctx, body, ok := f.fastRequest(r)
+	if ok && serve(ctx, w, r, body) {
+		if fastServed != nil {
+			fastServed()
+		}
+		return
+	}
+	if body != nil {
+		// connect-go reads the body from the start.
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	f.next.ServeHTTP(w, r)
 }
 
 // fastRequest reads the body of a request the fast path may answer, and
-// returns it with the caller's context; ok is false for any other (its
-// body, if read, is put back for connect-go).
+// returns it with the caller's context; ok is false for any other. body
+// is what it read of the request's body, which connect-go must be given
+// back when the fast path does not answer.
 func (f *fastReads) fastRequest(r *http.Request) (ctx context.Context, body []byte, ok bool) {
 	h := r.Header
 	if r.Method != http.MethodPost || r.ContentLength < 0 || r.ContentLength > maxFastBody ||
@@ -93,14 +104,12 @@ func (f *fastReads) fastRequest(r *http.Request) (ctx context.Context, body []by
 		return nil, nil, false
 	}
 	body = make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(r.Body, body); err != nil {
-		return nil, nil, false // connect-go reports it, from what is left
+	if n, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, body[:n], false // connect-go reports it, from what is left
 	}
-	// connect-go reads the body from the start whatever happens next.
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	ctx, err := apiauth.Authenticate(ctx, f.auth, h)
 	if err != nil {
-		return nil, nil, false
+		return nil, body, false
 	}
 	return ctx, body, true
 }
@@ -175,11 +184,7 @@ func encodedRunner(r *runners.Runner, m *runners.Memo) (*runnerEnc, error) {
 	return e, nil
 }
 
-func (f *fastReads) getRunner(w http.ResponseWriter, r *http.Request) bool {
-	ctx, body, ok := f.fastRequest(r)
-	if !ok {
-		return false
-	}
+func (f *fastReads) getRunner(ctx context.Context, w http.ResponseWriter, _ *http.Request, body []byte) bool {
 	var req gitpodv1.GetRunnerRequest
 	if proto.Unmarshal(body, &req) != nil {
 		return false
@@ -225,11 +230,7 @@ var gzipWriters = sync.Pool{New: func() any {
 	return w
 }}
 
-func (f *fastReads) listRunners(w http.ResponseWriter, r *http.Request) bool {
-	ctx, body, ok := f.fastRequest(r)
-	if !ok {
-		return false
-	}
+func (f *fastReads) listRunners(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte) bool {
 	var req gitpodv1.ListRunnersRequest
 	if proto.Unmarshal(body, &req) != nil {
 		return false
