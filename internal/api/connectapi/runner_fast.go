@@ -201,11 +201,15 @@ func (f *fastReads) getRunner(ctx context.Context, w http.ResponseWriter, _ *htt
 	return true
 }
 
-// pageEnc is a page's Memo in the API: the ListRunnersResponse, encoded
-// (and gzipped when it is large enough), from the runners whose Memos
-// were from, with next as its next page token. A page's Memo lives as
-// long as its members, longer than its runners' contents: it is used only
-// while from matches the Memos of the runners the view holds now.
+// pageEnc is a page's Memo in the API: the ListRunnersResponse, encoded,
+// from the runners whose Memos were from, with next as its next page token.
+// It keeps the answer in the form clients asked for — gzipped (connect-go
+// clients accept gzip by default) or not (a page under compressMinBytes,
+// or a client without gzip) — the other only once one asks for it too: a
+// view holds up to 4,096 pages, and a page of 100 runners is about 30 KB
+// (its gzip a fifth of that). A page's Memo lives as long as its members,
+// longer than its runners' contents: it is used only while from matches
+// the Memos of the runners the view holds now.
 type pageEnc struct {
 	from []*runners.Memo
 	next string
@@ -246,24 +250,43 @@ func (f *fastReads) listRunners(ctx context.Context, w http.ResponseWriter, r *h
 	if !ok {
 		return false
 	}
+	gz := acceptsGzip(r.Header)
 	p, _ := pm.Load().(*pageEnc)
 	if p == nil || !p.madeFrom(ms, next) {
-		if p, err = encodePage(rs, ms, next); err != nil {
-			return false
-		}
-		pm.Store(p)
+		p = &pageEnc{from: ms, next: next}
 	}
-	if p.gz != nil && acceptsGzip(r.Header) {
+	switch {
+	case gz && p.gz != nil:
 		writeProto(w, p.gz, true)
-	} else {
+	case p.raw != nil && (!gz || len(p.raw) < compressMinBytes):
 		writeProto(w, p.raw, false)
+	default:
+		// Made now, or asked for in the other form: a new pageEnc, since
+		// readers share the stored one.
+		raw := p.raw
+		if raw == nil {
+			if raw, err = encodePage(rs, ms, next); err != nil {
+				return false
+			}
+		}
+		q := *p
+		if gz && len(raw) >= compressMinBytes {
+			if q.gz, err = gzipped(raw); err != nil {
+				return false
+			}
+			writeProto(w, q.gz, true)
+		} else {
+			q.raw = raw
+			writeProto(w, raw, false)
+		}
+		pm.Store(&q)
 	}
 	return true
 }
 
 // encodePage encodes a ListRunnersResponse of rs as proto.Marshal does
 // (fields in order: pagination, then the runners).
-func encodePage(rs []*runners.Runner, ms []*runners.Memo, next string) (*pageEnc, error) {
+func encodePage(rs []*runners.Runner, ms []*runners.Memo, next string) ([]byte, error) {
 	raw, err := proto.Marshal(&gitpodv1.ListRunnersResponse{Pagination: &gitpodv1.PaginationResponse{NextToken: next}})
 	if err != nil {
 		return nil, err
@@ -278,22 +301,22 @@ func encodePage(rs []*runners.Runner, ms []*runners.Memo, next string) (*pageEnc
 		raw = protowire.AppendVarint(raw, uint64(len(msg)))
 		raw = append(raw, msg...)
 	}
-	p := &pageEnc{from: ms, next: next, raw: raw}
-	if len(raw) >= compressMinBytes {
-		var buf bytes.Buffer
-		zw := gzipWriters.Get().(*gzip.Writer)
-		zw.Reset(&buf)
-		_, err := zw.Write(raw)
-		if err == nil {
-			err = zw.Close()
-		}
-		gzipWriters.Put(zw)
-		if err != nil {
-			return nil, err
-		}
-		p.gz = buf.Bytes()
+	return raw, nil
+}
+
+// gzipped compresses raw at the RunnerService's level (fastGzip).
+func gzipped(raw []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
+	if _, err := zw.Write(raw); err != nil {
+		return nil, err
 	}
-	return p, nil
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // writeProto answers a unary Connect call with body, as connect-go does.

@@ -125,6 +125,14 @@ func TestRunnerFastReads_AnswerAsConnect(t *testing.T) {
 			if second.GetRunners()[0].GetRunnerId() != ids[5] {
 				t.Fatalf("second page starts with %q, want %q", second.GetRunners()[0].GetRunnerId(), ids[5])
 			}
+			// Each form first, then the other (the page keeps both).
+			for _, gz := range []bool{false, true} {
+				var seven gitpodv1.ListRunnersResponse
+				same(t, pathListRunners, adminAuth, list(7, ""), &seven, gz)
+				if len(seven.GetRunners()) != 7 {
+					t.Fatalf("page of 7: %d runners", len(seven.GetRunners()))
+				}
+			}
 			for _, gz := range []bool{true, false} {
 				same(t, pathListRunners, adminAuth, list(100, ""), &all, gz)
 				if len(all.GetRunners()) != len(ids) || all.GetPagination().GetNextToken() != "" {
