@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
@@ -83,6 +84,9 @@ type guard struct {
 	// pending lists, oldest first, each address's connections that have
 	// not sent a request yet.
 	pending map[string][]pendingConn
+	// npending counts the connections in pending, for ConnState to read
+	// without the lock.
+	npending atomic.Int64
 	// lastEvictLog keeps a flood of silent connections from flooding the
 	// log too: one line a minute.
 	lastEvictLog time.Time
@@ -107,6 +111,12 @@ func newGuard(auth apiauth.Authenticator, next http.Handler, perIP int, log *slo
 // their first request and closes the oldest waiting ones of an address that
 // has too many.
 func (g *guard) ConnState(c net.Conn, state http.ConnState) {
+	if state != http.StateNew && g.npending.Load() == 0 {
+		// Nothing waits: every request of a kept-alive connection goes
+		// through here twice (active, idle), and formatting its address
+		// cost more than the rest of the guard (issue 17).
+		return
+	}
 	addr := c.RemoteAddr().String()
 	ip := hostOf(addr)
 	var evict []net.Conn
@@ -127,6 +137,7 @@ func (g *guard) ConnState(c net.Conn, state http.ConnState) {
 			}
 		}
 	}
+	g.npending.Add(int64(len(list) - len(g.pending[ip])))
 	if len(list) == 0 {
 		delete(g.pending, ip)
 	} else {
@@ -250,7 +261,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = rc.SetReadDeadline(time.Time{})
 		}
 	}
-	if isUnaryConnect(r) && r.ContentLength < 0 {
+	if r.ContentLength < 0 && isUnaryConnect(r) {
 		// connect-go would answer a body over its limit with
 		// resource_exhausted, which is 429: read it here to answer 413.
 		b, err := io.ReadAll(io.LimitReader(r.Body, g.maxBody+1))
@@ -347,7 +358,14 @@ func isPublic(r *http.Request, procedure string) bool {
 }
 
 func contentType(r *http.Request) string {
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	v := r.Header.Get("Content-Type")
+	switch v {
+	case "application/proto", "application/json":
+		// What ParseMediaType answers for them, without the map of
+		// parameters it makes (twice per Connect call).
+		return v
+	}
+	ct, _, _ := mime.ParseMediaType(v)
 	return ct
 }
 
