@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
@@ -83,6 +83,9 @@ type guard struct {
 	// pending lists, oldest first, each address's connections that have
 	// not sent a request yet.
 	pending map[string][]pendingConn
+	// npending counts the connections in pending, for ConnState to read
+	// without the lock.
+	npending atomic.Int64
 	// lastEvictLog keeps a flood of silent connections from flooding the
 	// log too: one line a minute.
 	lastEvictLog time.Time
@@ -107,6 +110,12 @@ func newGuard(auth apiauth.Authenticator, next http.Handler, perIP int, log *slo
 // their first request and closes the oldest waiting ones of an address that
 // has too many.
 func (g *guard) ConnState(c net.Conn, state http.ConnState) {
+	if state != http.StateNew && g.npending.Load() == 0 {
+		// Nothing waits: every request of a kept-alive connection goes
+		// through here twice (active, idle), and formatting its address
+		// cost more than the rest of the guard (issue 17).
+		return
+	}
 	addr := c.RemoteAddr().String()
 	ip := hostOf(addr)
 	var evict []net.Conn
@@ -127,6 +136,7 @@ func (g *guard) ConnState(c net.Conn, state http.ConnState) {
 			}
 		}
 	}
+	g.npending.Add(int64(len(list) - len(g.pending[ip])))
 	if len(list) == 0 {
 		delete(g.pending, ip)
 	} else {
@@ -229,9 +239,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err == nil && secret == "" {
 			err = apperr.Unauthenticated("authentication required: send Authorization: Bearer <token>")
 		}
-		var ctx context.Context
+		var c *identity.Caller
 		if err == nil {
-			ctx, err = apiauth.Authenticate(r.Context(), g.auth, r.Header)
+			// What apiauth.Authenticate asks, without the context it
+			// would make: nothing was decided before the guard.
+			c, err = g.auth.Authenticate(r.Context(), secret)
 		}
 		if err != nil {
 			if !apperr.Is(err, apperr.CodeUnauthenticated) {
@@ -242,7 +254,6 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			g.refuse(w, r, http.StatusUnauthorized, err)
 			return
 		}
-		c, _ := identity.FromContext(ctx)
 		r = r.WithContext(apiauth.WithOutcome(r.Context(), c, nil))
 		if strings.HasPrefix(connect, runnerControlPrefix) || connect == watchEventsProcedure {
 			// The runner's streams last as long as it is connected, a
@@ -250,7 +261,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			_ = rc.SetReadDeadline(time.Time{})
 		}
 	}
-	if isUnaryConnect(r) && r.ContentLength < 0 {
+	if r.ContentLength < 0 && isUnaryConnect(r) {
 		// connect-go would answer a body over its limit with
 		// resource_exhausted, which is 429: read it here to answer 413.
 		b, err := io.ReadAll(io.LimitReader(r.Body, g.maxBody+1))
@@ -347,7 +358,14 @@ func isPublic(r *http.Request, procedure string) bool {
 }
 
 func contentType(r *http.Request) string {
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	v := r.Header.Get("Content-Type")
+	switch v {
+	case "application/proto", "application/json":
+		// What ParseMediaType answers for them, without the map of
+		// parameters it makes (twice per Connect call).
+		return v
+	}
+	ct, _, _ := mime.ParseMediaType(v)
 	return ct
 }
 

@@ -112,7 +112,8 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	autos := &automationsHandler{svc: svc.Automations, log: log}
 	secret := &secretHandler{svc: svc.Secrets, log: log}
 	m := newMounter(mux, opts, log)
-	m.service(runner)(gitpodv1connect.NewRunnerServiceHandler(runnerService{runnerHandler: runner}, slices.Concat(opts, []connect.HandlerOption{fastGzip()})...))
+	runnerPath, runnerTyped := gitpodv1connect.NewRunnerServiceHandler(runnerService{runnerHandler: runner}, slices.Concat(opts, []connect.HandlerOption{fastGzip()})...)
+	m.service(runner)(runnerPath, &fastReads{svc: svc.Runners, auth: svc.Identity, next: runnerTyped})
 	m.service(ident)(gitpodv1connect.NewIdentityServiceHandler(identityService{identityHandler: ident}, opts...))
 	m.service(token)(runyardv1connect.NewTokenServiceHandler(tokenService{tokenHandler: token}, opts...))
 	m.service(env)(gitpodv1connect.NewEnvironmentServiceHandler(environmentService{environmentHandler: env}, opts...))

@@ -63,8 +63,10 @@ type runnerView struct {
 }
 
 type viewEntry struct {
-	r  *runners.Runner
-	at time.Time
+	r *runners.Runner
+	// memo is r's: a new one with every read of the runner.
+	memo *runners.Memo
+	at   time.Time
 }
 
 type pageKey struct {
@@ -74,7 +76,10 @@ type pageKey struct {
 
 type viewPage struct {
 	ids []string
-	at  time.Time
+	// memo is the page's; what an adapter keeps there depends on its
+	// runners' memos too (ViewPageMemo).
+	memo *runners.Memo
+	at   time.Time
 }
 
 const (
@@ -200,13 +205,19 @@ func (v *runnerView) clear() {
 
 // get returns the runner id of orgID, or nil.
 func (v *runnerView) get(orgID, id string, now time.Time) *runners.Runner {
+	r, _ := v.getMemo(orgID, id, now)
+	return r
+}
+
+// getMemo returns the runner id of orgID and its memo, or nil.
+func (v *runnerView) getMemo(orgID, id string, now time.Time) (*runners.Runner, *runners.Memo) {
 	v.mu.RLock()
 	e, ok := v.byID[id]
 	v.mu.RUnlock()
 	if !ok || e.r.OrgID != orgID || now.Sub(e.at) >= viewTTL {
-		return nil
+		return nil, nil
 	}
-	return e.r
+	return e.r, e.memo
 }
 
 // put keeps rs, read from the store at now, unless a drop happened since
@@ -227,7 +238,7 @@ func (v *runnerView) putLocked(gen uint64, now time.Time, rs []*runners.Runner) 
 		v.byID = make(map[string]viewEntry)
 	}
 	for _, r := range rs {
-		v.byID[r.ID] = viewEntry{r: r, at: now}
+		v.byID[r.ID] = viewEntry{r: r, memo: new(runners.Memo), at: now}
 	}
 	return true
 }
@@ -235,21 +246,34 @@ func (v *runnerView) putLocked(gen uint64, now time.Time, rs []*runners.Runner) 
 // page returns the runners of a page of orgID from the view, or nil when
 // it does not hold the page or any of its runners.
 func (v *runnerView) page(orgID string, k pageKey, now time.Time) []*runners.Runner {
+	rs, _, _ := v.pageMemo(orgID, k, now, false)
+	return rs
+}
+
+// pageMemo is page, and with memos the runners' memos and the page's too.
+func (v *runnerView) pageMemo(orgID string, k pageKey, now time.Time, memos bool) ([]*runners.Runner, []*runners.Memo, *runners.Memo) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	p, ok := v.pages[orgID][k]
 	if !ok || now.Sub(p.at) >= viewTTL {
-		return nil
+		return nil, nil, nil
 	}
 	out := make([]*runners.Runner, len(p.ids))
+	var ms []*runners.Memo
+	if memos {
+		ms = make([]*runners.Memo, len(p.ids))
+	}
 	for i, id := range p.ids {
 		e, ok := v.byID[id]
 		if !ok || e.r.OrgID != orgID || e.r.Deleted() || now.Sub(e.at) >= viewTTL {
-			return nil
+			return nil, nil, nil
 		}
 		out[i] = e.r
+		if memos {
+			ms[i] = e.memo
+		}
 	}
-	return out
+	return out, ms, p.memo
 }
 
 // putPage keeps a page and its runners, read at now, unless a drop
@@ -276,7 +300,7 @@ func (v *runnerView) putPage(gen uint64, now time.Time, orgID string, k pageKey,
 	if _, ok := m[k]; !ok {
 		v.npages++
 	}
-	m[k] = viewPage{ids: ids, at: now}
+	m[k] = viewPage{ids: ids, memo: new(runners.Memo), at: now}
 }
 
 // cloneRunner is a deep copy of r: what the view holds is never handed out
@@ -335,6 +359,29 @@ func (db *DB) ViewRunners(ctx context.Context, f runners.Filter) ([]*runners.Run
 	}
 	v.putPage(gen, now, f.OrgID, k, kept)
 	return rs, nil
+}
+
+// ViewRunnerMemo is runners.MemoViews': the view's own runner, shared.
+func (db *DB) ViewRunnerMemo(orgID, id string) (*runners.Runner, *runners.Memo, bool) {
+	v := db.view
+	if v == nil || !v.trusted() {
+		return nil, nil, false
+	}
+	r, m := v.getMemo(orgID, id, time.Now())
+	return r, m, r != nil
+}
+
+// ViewPageMemo is runners.MemoViews': an unfiltered page of the view's own
+// runners, shared. A page's memo outlives changes of its runners (a page
+// is kept while its members stay the same): what is kept in it must note
+// the runners' memos it was made from, and be made again when they differ.
+func (db *DB) ViewPageMemo(f runners.Filter) ([]*runners.Runner, []*runners.Memo, *runners.Memo, bool) {
+	v := db.view
+	if v == nil || !v.trusted() || f.Limit <= 0 {
+		return nil, nil, nil, false
+	}
+	rs, ms, pm := v.pageMemo(f.OrgID, pageKey{after: f.After, limit: f.Limit}, time.Now(), true)
+	return rs, ms, pm, rs != nil
 }
 
 // viewChanged drops runner id after a change through this handle

@@ -69,6 +69,30 @@ func TestRunnerViewRules(t *testing.T) {
 				}
 			}
 		}},
+		{"MemoGoesWithTheRunner", func(t *testing.T, v *runnerView) {
+			k := pageKey{limit: 10}
+			v.putPage(v.gen.Load(), now, "o1", k, []*runners.Runner{r})
+			_, m1 := v.getMemo("o1", "r1", now)
+			_, ms, pm := v.pageMemo("o1", k, now, true)
+			if m1 == nil || len(ms) != 1 || ms[0] != m1 || pm == nil {
+				t.Fatalf("memos: runner %p, page's runners %v, page %p", m1, ms, pm)
+			}
+			m1.Store("encoded")
+			if _, m := v.getMemo("o1", "r1", now); m.Load() != "encoded" {
+				t.Fatal("a runner's memo was not kept with it")
+			}
+			v.drop("o1", "r1", false)
+			v.put(v.gen.Load(), now, r)
+			_, m2 := v.getMemo("o1", "r1", now)
+			if m2 == m1 || m2.Load() != nil {
+				t.Fatal("a runner read again after a change kept the memo of the old one")
+			}
+			// The page is kept (same members); its runner's memo is new,
+			// which is how a page's encoding knows it is stale.
+			if _, ms, pm2 := v.pageMemo("o1", k, now, true); len(ms) != 1 || ms[0] != m2 || pm2 != pm {
+				t.Fatalf("page after a change of its runner: memos %v, page memo %p (was %p)", ms, pm2, pm)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, &runnerView{}) })
 	}
