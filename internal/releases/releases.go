@@ -5,7 +5,8 @@
 // runners whose spec.configuration.autoUpdate is on receive the release of
 // their channel in their desired state and download its archive for their
 // platform (internal/runner/update.go). The archives live in the store, so
-// that every control-plane replica serves the same bytes.
+// that every control-plane replica serves the same bytes, in chunks of
+// ChunkSize that a download reads one at a time (ArchiveReader).
 package releases
 
 import (
