@@ -107,11 +107,11 @@ type Store interface {
 	// FindRelease returns a channel's release; CodeNotFound when none.
 	FindRelease(ctx context.Context, channel Channel) (*Release, error)
 	// ReleaseArchiveChunk returns the stored chunk of file of a channel's
-	// release that holds byte off (at most ChunkSize bytes) and the offset
-	// of its first byte. CodeNotFound when the channel's release has no such
-	// file, when its SHA-256 is no longer sha (a publish replaced it), or
-	// when off is past its end.
-	ReleaseArchiveChunk(ctx context.Context, channel Channel, file, sha string, off int64) (start int64, data []byte, err error)
+	// release that holds byte off (at most ChunkSize bytes), in buf if it
+	// has the room, and the offset of its first byte. CodeNotFound when the
+	// channel's release has no such file, when its SHA-256 is no longer sha
+	// (a publish replaced it), or when off is past its end.
+	ReleaseArchiveChunk(ctx context.Context, channel Channel, file, sha string, off int64, buf []byte) (start int64, data []byte, err error)
 }
 
 // ChunkSize is the most bytes of an archive the store keeps in one piece,
@@ -321,7 +321,7 @@ type ArchiveReader struct {
 	channel Channel
 	pos     int64
 	start   int64  // offset of chunk[0]
-	chunk   []byte // the chunk read last
+	chunk   []byte // the chunk read last, its buffer reused for the next
 	err     error
 }
 
@@ -338,12 +338,13 @@ func (r *ArchiveReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	if r.pos < r.start || r.pos >= r.start+int64(len(r.chunk)) {
-		r.chunk = nil // unreachable while the next one is read
-		start, b, err := r.store.ReleaseArchiveChunk(r.ctx, r.channel, r.Archive.File, r.Archive.SHA256, r.pos)
+		// One buffer for every chunk of the download.
+		start, b, err := r.store.ReleaseArchiveChunk(r.ctx, r.channel, r.Archive.File, r.Archive.SHA256, r.pos, r.chunk[:0])
 		if err == nil && (start > r.pos || r.pos >= start+int64(len(b))) {
 			err = fmt.Errorf("the chunk at %d of %d bytes does not hold byte %d", start, len(b), r.pos)
 		}
 		if err != nil {
+			r.chunk = nil
 			r.err = fmt.Errorf("read release archive %s at byte %d: %w", r.Archive.File, r.pos, err)
 			return 0, r.err
 		}

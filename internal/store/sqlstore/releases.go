@@ -104,15 +104,28 @@ func (db *DB) FindRelease(ctx context.Context, ch releases.Channel) (*releases.R
 // that holds byte off, provided the archive's SHA-256 is still sum: one
 // statement reads the archive's row and the chunk, so a publish since (which
 // replaced both in its transaction) gives not_found, never the new bytes.
-func (db *DB) ReleaseArchiveChunk(ctx context.Context, ch releases.Channel, file, sum string, off int64) (int64, []byte, error) {
-	var start int64
-	var b []byte
-	err := db.read.QueryRowContext(ctx, db.q(`SELECT c.off, c.data FROM runner_release_chunks c
+// The bytes go in buf when it has room (a download reuses one buffer; the
+// driver's own copy is garbage at once).
+func (db *DB) ReleaseArchiveChunk(ctx context.Context, ch releases.Channel, file, sum string, off int64, buf []byte) (int64, []byte, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT c.off, c.data FROM runner_release_chunks c
 		JOIN runner_release_archives a ON a.channel = c.channel AND a.file = c.file
 		WHERE c.channel = ? AND c.file = ? AND a.sha256 = ? AND c.off <= ? AND a.size > ?
-		ORDER BY c.off DESC LIMIT 1`), string(ch), file, sum, off, off).Scan(&start, &b)
+		ORDER BY c.off DESC LIMIT 1`), string(ch), file, sum, off, off)
 	if err != nil {
 		return 0, nil, db.translate(err, "release archive "+file)
 	}
-	return start, b, nil
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return 0, nil, db.translate(err, "release archive "+file)
+		}
+		return 0, nil, db.translate(sql.ErrNoRows, "release archive "+file)
+	}
+	var start int64
+	var raw sql.RawBytes
+	if err := rows.Scan(&start, &raw); err != nil {
+		return 0, nil, db.translate(err, "release archive "+file)
+	}
+	b := append(buf[:0], raw...)
+	return start, b, db.translate(rows.Close(), "release archive "+file)
 }

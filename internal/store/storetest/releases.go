@@ -48,7 +48,7 @@ func testReleases(t *testing.T, s store.Store) {
 	if b := readArchive(t, s, releases.ChannelStable, v1.Archives[1]); !bytes.Equal(b, data1[v1.Archives[1].File]) {
 		t.Fatalf("archive bytes = %v, want %v", b, data1[v1.Archives[1].File])
 	}
-	_, _, err = s.ReleaseArchiveChunk(ctx, releases.ChannelLatest, v1.Archives[1].File, v1.Archives[1].SHA256, 0)
+	_, _, err = s.ReleaseArchiveChunk(ctx, releases.ChannelLatest, v1.Archives[1].File, v1.Archives[1].SHA256, 0, nil)
 	wantCode(t, err, apperr.CodeNotFound, "the archive on another channel")
 
 	latest := &releases.Release{Channel: releases.ChannelLatest, Version: "v1.1.0", Sums: []byte("l"), Signature: []byte("s"),
@@ -63,7 +63,7 @@ func testReleases(t *testing.T, s store.Store) {
 	if !reflect.DeepEqual(got, v2) {
 		t.Fatalf("after a new publish:\n got %+v\nwant %+v", got, v2)
 	}
-	_, _, err = s.ReleaseArchiveChunk(ctx, releases.ChannelStable, v1.Archives[1].File, v1.Archives[1].SHA256, 0)
+	_, _, err = s.ReleaseArchiveChunk(ctx, releases.ChannelStable, v1.Archives[1].File, v1.Archives[1].SHA256, 0, nil)
 	wantCode(t, err, apperr.CodeNotFound, "the replaced release's archive")
 	all, err = s.FindReleases(ctx)
 	must(t, err, "list")
@@ -79,7 +79,7 @@ func readArchive(t *testing.T, s store.Store, ch releases.Channel, a releases.Ar
 	t.Helper()
 	var out []byte
 	for off := int64(0); off < a.Size; {
-		start, b, err := s.ReleaseArchiveChunk(ctx, ch, a.File, a.SHA256, off)
+		start, b, err := s.ReleaseArchiveChunk(ctx, ch, a.File, a.SHA256, off, nil)
 		must(t, err, fmt.Sprintf("chunk at %d", off))
 		if start != off || len(b) == 0 || len(b) > releases.ChunkSize {
 			t.Fatalf("chunk at %d of %s: starts at %d, %d bytes; want it to start there with 1 to %d bytes", off, a.File, start, len(b), releases.ChunkSize)
@@ -87,7 +87,7 @@ func readArchive(t *testing.T, s store.Store, ch releases.Channel, a releases.Ar
 		out = append(out, b...)
 		off += int64(len(b))
 	}
-	_, _, err := s.ReleaseArchiveChunk(ctx, ch, a.File, a.SHA256, a.Size)
+	_, _, err := s.ReleaseArchiveChunk(ctx, ch, a.File, a.SHA256, a.Size, nil)
 	wantCode(t, err, apperr.CodeNotFound, "the chunk past the end")
 	return out
 }
@@ -119,12 +119,12 @@ func testReleaseChunks(t *testing.T, s store.Store) {
 		t.Fatalf("read back %d bytes, not the %d published", len(b), n)
 	}
 	mid := int64(2*releases.ChunkSize + 77)
-	start, b, err := s.ReleaseArchiveChunk(ctx, releases.ChannelStable, a.File, a.SHA256, mid)
+	start, b, err := s.ReleaseArchiveChunk(ctx, releases.ChannelStable, a.File, a.SHA256, mid, nil)
 	must(t, err, "chunk in the middle")
 	if start != 2*releases.ChunkSize || !bytes.Equal(b, data[start:start+releases.ChunkSize]) {
 		t.Fatalf("the chunk holding byte %d starts at %d with %d bytes, want the one at %d", mid, start, len(b), 2*releases.ChunkSize)
 	}
-	_, _, err = s.ReleaseArchiveChunk(ctx, releases.ChannelStable, a.File, "0000", 0)
+	_, _, err = s.ReleaseArchiveChunk(ctx, releases.ChannelStable, a.File, "0000", 0, nil)
 	wantCode(t, err, apperr.CodeNotFound, "a chunk under another SHA-256")
 
 	r, err := releases.OpenArchive(ctx, s, releases.ChannelStable, a.File)
@@ -243,7 +243,7 @@ func MigrateReleaseChunks(t *testing.T, db *sql.DB, q func(string) string, upTo4
 	for _, a := range rel.Archives {
 		var chunks int
 		for off := int64(0); off < a.Size; chunks++ {
-			start, b, err := s.ReleaseArchiveChunk(ctx, releases.ChannelStable, a.File, a.SHA256, off)
+			start, b, err := s.ReleaseArchiveChunk(ctx, releases.ChannelStable, a.File, a.SHA256, off, nil)
 			must(t, err, "read a migrated chunk")
 			if start != off || len(b) == 0 || len(b) > 262144 {
 				t.Fatalf("%s: the chunk at %d starts at %d with %d bytes", a.File, off, start, len(b))
