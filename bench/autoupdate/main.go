@@ -149,7 +149,7 @@ func run(ctx context.Context, n, size int) error {
 	}
 	// The control plane's memory with every runner connected, before any
 	// archive is stored or downloaded: the RSS figure's baseline.
-	rssBefore := rssKiB(srv.Process.Pid)
+	rssBefore := statusKiB(srv.Process.Pid, "VmRSS")
 
 	// Baseline 2 needs the release on the control plane: publish it to
 	// latest (no runner follows latest), download it N times at once.
@@ -194,8 +194,11 @@ func run(ctx context.Context, n, size int) error {
 	}
 	fmt.Printf("releases publish -> %d runners report v2 in their window: %v (publish call %v; %d simulated downloads verified, %d errors)\n",
 		n, total.Round(time.Millisecond), published.Round(time.Millisecond), sims.verified.Load(), sims.errors.Load())
-	rssAfter := rssKiB(srv.Process.Pid)
+	rssAfter := statusKiB(srv.Process.Pid, "VmRSS")
 	fmt.Printf("control plane RSS after: %d KiB (runners connected, before any download: %d KiB)\n", rssAfter, rssBefore)
+	// The peak counts the publishes too, which hold the uploaded release
+	// directory in memory (twice here: latest, then stable).
+	fmt.Printf("control plane peak RSS (VmHWM): %d KiB\n", statusKiB(srv.Process.Pid, "VmHWM"))
 	close(sims.done)
 
 	report.Emit(report.Figure{Bench: "autoupdate", Name: fmt.Sprintf("releases publish -> %d runners on v2", n), Value: ms(total), Unit: "ms",
@@ -421,10 +424,12 @@ func dig(m map[string]any, path ...string) string {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func rssKiB(pid int) int64 {
+// statusKiB reads a field of /proc/PID/status in KiB: VmRSS, the resident
+// memory now, or VmHWM, its peak.
+func statusKiB(pid int, field string) int64 {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	for _, l := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(l, field+":"); ok {
 			v, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
 			return v
 		}

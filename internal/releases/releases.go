@@ -5,7 +5,8 @@
 // runners whose spec.configuration.autoUpdate is on receive the release of
 // their channel in their desired state and download its archive for their
 // platform (internal/runner/update.go). The archives live in the store, so
-// that every control-plane replica serves the same bytes.
+// that every control-plane replica serves the same bytes, in chunks of
+// ChunkSize that a download reads one at a time (ArchiveReader).
 package releases
 
 import (
@@ -17,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"sync"
@@ -104,10 +106,18 @@ type Store interface {
 	FindReleases(ctx context.Context) ([]*Release, error)
 	// FindRelease returns a channel's release; CodeNotFound when none.
 	FindRelease(ctx context.Context, channel Channel) (*Release, error)
-	// ReleaseArchive returns the bytes of file of a channel's release;
-	// CodeNotFound when the channel's release has no such file.
-	ReleaseArchive(ctx context.Context, channel Channel, file string) ([]byte, error)
+	// ReleaseArchiveChunk returns the stored chunk of file of a channel's
+	// release that holds byte off (at most ChunkSize bytes), in buf if it
+	// has the room, and the offset of its first byte. CodeNotFound when the
+	// channel's release has no such file, when its SHA-256 is no longer sha
+	// (a publish replaced it), or when off is past its end.
+	ReleaseArchiveChunk(ctx context.Context, channel Channel, file, sha string, off int64, buf []byte) (start int64, data []byte, err error)
 }
+
+// ChunkSize is the most bytes of an archive the store keeps in one piece,
+// and so about what one download holds in memory: a download reads the
+// archive piece by piece while it writes the response.
+const ChunkSize = 256 << 10
 
 // MaxUploadBytes bounds a published release directory: four archives of a
 // static binary with room to spare.
@@ -266,8 +276,10 @@ func (s *Service) List(ctx context.Context) ([]*Release, error) {
 	return s.Store.FindReleases(ctx)
 }
 
-// Download returns an archive of a channel's release to a runner.
-func (s *Service) Download(ctx context.Context, channel, file string) ([]byte, error) {
+// Download opens an archive of a channel's release for a runner: its
+// bytes are read from the store a chunk at a time as the caller reads them,
+// and only while the archive stays the one published.
+func (s *Service) Download(ctx context.Context, channel, file string) (*ArchiveReader, error) {
 	if _, err := identity.RequireRunner(ctx); err != nil {
 		return nil, err
 	}
@@ -278,8 +290,91 @@ func (s *Service) Download(ctx context.Context, channel, file string) ([]byte, e
 	if _, _, _, ok := ParseArchiveName(file); !ok {
 		return nil, apperr.NotFound("release archive %q not found", file)
 	}
-	return s.Store.ReleaseArchive(ctx, ch, file)
+	return OpenArchive(ctx, s.Store, ch, file)
 }
+
+// OpenArchive opens file of a channel's release in st; CodeNotFound when
+// the channel's release has no such file.
+func OpenArchive(ctx context.Context, st Store, ch Channel, file string) (*ArchiveReader, error) {
+	r, err := st.FindRelease(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range r.Archives {
+		if a.File == file {
+			return &ArchiveReader{Archive: a, ctx: ctx, store: st, channel: ch}, nil
+		}
+	}
+	return nil, apperr.NotFound("release archive %q not found", file)
+}
+
+// ArchiveReader reads an archive from the store, one chunk at a time (an
+// io.ReadSeeker for http.ServeContent, whose ranges let a download resume).
+// Every chunk is read on condition that the archive's SHA-256 is still the
+// one it was opened with: after a publish replaced the archive, Read fails
+// rather than go on with the new bytes.
+type ArchiveReader struct {
+	Archive Archive
+
+	ctx     context.Context
+	store   Store
+	channel Channel
+	pos     int64
+	start   int64  // offset of chunk[0]
+	chunk   []byte // the chunk read last, its buffer reused for the next
+	err     error
+}
+
+// Read reads from the chunk that holds the position, reading it from the
+// store when it is not the one read last.
+func (r *ArchiveReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.pos >= r.Archive.Size {
+		return 0, io.EOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.pos < r.start || r.pos >= r.start+int64(len(r.chunk)) {
+		// One buffer for every chunk of the download.
+		start, b, err := r.store.ReleaseArchiveChunk(r.ctx, r.channel, r.Archive.File, r.Archive.SHA256, r.pos, r.chunk[:0])
+		if err == nil && (start > r.pos || r.pos >= start+int64(len(b))) {
+			err = fmt.Errorf("the chunk at %d of %d bytes does not hold byte %d", start, len(b), r.pos)
+		}
+		if err != nil {
+			r.chunk = nil
+			r.err = fmt.Errorf("read release archive %s at byte %d: %w", r.Archive.File, r.pos, err)
+			return 0, r.err
+		}
+		r.start, r.chunk = start, b
+	}
+	n := copy(p, r.chunk[r.pos-r.start:])
+	r.pos += int64(n)
+	return n, nil
+}
+
+// Seek moves the position; nothing is read until the next Read.
+func (r *ArchiveReader) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += r.pos
+	case io.SeekEnd:
+		offset += r.Archive.Size
+	default:
+		return 0, fmt.Errorf("seek: whence %d", whence)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("seek to %d: before the start", offset)
+	}
+	r.pos = offset
+	return offset, nil
+}
+
+// Err is the error that stopped a Read, nil when none did.
+func (r *ArchiveReader) Err() error { return r.err }
 
 // Current is a channel's release for the runners' desired states, nil when
 // the channel has none. It is read at most every currentTTL.

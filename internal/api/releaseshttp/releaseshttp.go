@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/runyard/runyard/internal/api/apiauth"
@@ -39,7 +38,7 @@ type Service interface {
 	AuthorizePublish(ctx context.Context) error
 	Publish(ctx context.Context, channel string, files map[string][]byte) (*releases.Release, error)
 	List(ctx context.Context) ([]*releases.Release, error)
-	Download(ctx context.Context, channel, file string) ([]byte, error)
+	Download(ctx context.Context, channel, file string) (*releases.ArchiveReader, error)
 }
 
 // Mount registers the routes on mux.
@@ -153,20 +152,29 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	}{rs})
 }
 
+// download streams an archive: http.ServeContent reads it a chunk at a time
+// from the store while it writes (so a download holds about
+// releases.ChunkSize, not the archive), and answers Range requests, with
+// the archive's SHA-256 as ETag so that If-Range resumes only the same
+// bytes. Once the status is sent, a failed read (the archive replaced by a
+// publish, the database gone) can only cut the body short of its
+// Content-Length, which the runner sees as a failed download.
 func (h *handler) download(w http.ResponseWriter, r *http.Request) {
 	ctx, err := apiauth.Authenticate(r.Context(), h.auth, r.Header)
 	if err != nil {
 		jsonerr.Write(w, r, h.log, err)
 		return
 	}
-	b, err := h.svc.Download(ctx, r.PathValue("channel"), r.PathValue("file"))
+	ar, err := h.svc.Download(ctx, r.PathValue("channel"), r.PathValue("file"))
 	if err != nil {
 		jsonerr.Write(w, r, h.log, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/gzip")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.Header().Set("ETag", `"`+ar.Archive.SHA256+`"`)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	http.ServeContent(w, r, "", time.Time{}, ar)
+	if err := ar.Err(); err != nil && r.Context().Err() == nil {
+		h.log.Warn("release download cut short", "file", ar.Archive.File, "err", err)
+	}
 }

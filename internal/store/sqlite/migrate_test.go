@@ -149,6 +149,7 @@ func TestMigrateTombstones(t *testing.T) {
 //     storetest.MigrateOrganizationUpdates.
 //   - UserKeys (00023 -> 00024): see storetest.MigrateUserKeys.
 //   - ExecutionSteps (00026 -> 00027): see storetest.MigrateExecutionSteps.
+//   - ReleaseChunks (00042 -> 00043): see storetest.MigrateReleaseChunks.
 func TestMigrateData(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -160,6 +161,7 @@ func TestMigrateData(t *testing.T) {
 		{"OrganizationUpdates", 20, storetest.MigrateOrganizationUpdates},
 		{"UserKeys", 23, storetest.MigrateUserKeys},
 		{"ExecutionSteps", 26, storetest.MigrateExecutionSteps},
+		{"ReleaseChunks", 42, storetest.MigrateReleaseChunks},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

@@ -102,6 +102,8 @@ func Run(t *testing.T, open Opener) {
 		{"PendingInvites", testPendingInvites},
 		{"EnvironmentOfAnyOrganization", testEnvironmentOfAnyOrganization},
 		{"Releases", testReleases},
+		{"ReleaseChunks", testReleaseChunks},
+		{"ReleaseDownloadMemory", testReleaseDownloadMemory},
 		{"UserSSHKeys", testUserSSHKeys},
 		{"Prebuilds", testPrebuilds},
 		{"PrebuildSchedules", testPrebuildSchedules},
