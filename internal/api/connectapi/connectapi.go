@@ -141,6 +141,13 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	// The runner protocol is ours alone: no SDK looks for it under /api.
 	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log}, opts...)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == runnerv1connect.RunnerControlServiceConnectProcedure {
+			// The fleet receives on the handler's goroutine and ends a
+			// stream from its side by closing the request body, which
+			// ends a blocked read (connectStream.CloseReceive).
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestBodyKey{}, r.Body)))
+			return
+		}
 		if r.URL.Path != runnerv1connect.RunnerControlServiceSessionProcedure {
 			h.ServeHTTP(w, r)
 			return
