@@ -292,7 +292,8 @@ type session struct {
 	// epoch is the stream's fencing token (Epochs); 0 without fencing.
 	epoch int64
 	// claims are the epochs the runner's active pods are bound to, as last
-	// read (sendDesired, on the stream's goroutine only).
+	// read (sendDesired: by the handler before the stream is ready, then by
+	// its sender, one at a time).
 	claims map[string]int64
 	// acks are messages waiting to be sent: renewal acks, OpenTerminal,
 	// OpenSession. Whoever queues one calls kick.
