@@ -327,8 +327,6 @@ type session struct {
 	// one pending resend reads the latest state, so pokes coalesce.
 	wanted  bool
 	senders sync.WaitGroup
-	// stopClose undoes the AfterFunc that ends Receive with the stream.
-	stopClose func() bool
 }
 
 // poke asks for the desired state to be read and sent again.
@@ -488,12 +486,17 @@ func (f *Fleet) accept(ctx context.Context, stream Stream) (*session, error) {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	s := &session{
-		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, epoch: epoch, cancel: cancel, done: ctx.Done(), since: time.Now(),
+		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, epoch: epoch, done: ctx.Done(), since: time.Now(),
 		acks: make(chan *runnerv1.ConnectResponse, 8),
 		f:    f, ctx: ctx, stream: stream,
 	}
-	// Whatever ends the stream from this side ends its Receive too.
-	s.stopClose = context.AfterFunc(ctx, stream.CloseReceive)
+	// Whatever ends the stream from this side ends its Receive too. (When
+	// the request's own context ends, the client reset the stream or the
+	// connection broke, and net/http ends the read itself.)
+	s.cancel = func(cause error) {
+		cancel(cause)
+		stream.CloseReceive()
+	}
 	f.register(s)
 	f.log.Info("runner connected", "runner", r.ID, "name", r.Name, "version", st.GetVersion())
 
@@ -530,7 +533,6 @@ func (f *Fleet) close(s *session) {
 	s.cancel(nil)
 	s.senders.Wait()
 	f.unregister(s)
-	s.stopClose()
 }
 
 // sendDesired sends the runner's whole desired state, its pods included.
