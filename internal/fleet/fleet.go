@@ -274,9 +274,16 @@ func (f *Fleet) Resync() {
 }
 
 // Stream is the bidirectional stream of one runner (connect.BidiStream).
+// Send and Receive may be called concurrently, but neither concurrently
+// with itself.
 type Stream interface {
 	Receive() (*runnerv1.ConnectRequest, error)
 	Send(*runnerv1.ConnectResponse) error
+	// CloseReceive makes a Receive that blocks, and every later one,
+	// return an error. The fleet receives on the stream's own goroutine
+	// (Serve), so this is how it ends a stream from its side: replaced,
+	// superseded, revoked, deleted, or the control plane shutting down.
+	CloseReceive()
 }
 
 type session struct {
@@ -285,21 +292,106 @@ type session struct {
 	// epoch is the stream's fencing token (Epochs); 0 without fencing.
 	epoch int64
 	// claims are the epochs the runner's active pods are bound to, as last
-	// read (sendDesired, on the stream's goroutine only).
+	// read (sendDesired: by the handler before the stream is ready, then by
+	// its sender, one at a time).
 	claims map[string]int64
+	// acks are messages waiting to be sent: renewal acks, OpenTerminal,
+	// OpenSession. Whoever queues one calls kick.
 	acks   chan *runnerv1.ConnectResponse
-	wake   chan struct{}
 	cancel context.CancelCauseFunc
 	done   <-chan struct{} // closed when the stream ended
 	// since is when the stream started: it tells this stream's record of
 	// where the runner is connected from a newer stream's.
 	since time.Time
+
+	// What sends. The stream's handler goroutine receives (a blocking
+	// Receive needs a goroutine of its own, and the handler's is there
+	// anyway); sends happen on a sender goroutine that runs only while
+	// there is something to send (kick, sender), so an idle stream holds
+	// one goroutine of the fleet's, not two. Sends stay in one goroutine
+	// at a time and in order, and the receiving never waits on them.
+	f      *Fleet
+	ctx    context.Context // the stream's, ended by cancel
+	stream Stream
+	mu     sync.Mutex
+	// ready is set once the handler has sent the Welcome and the first
+	// desired state: no sender starts before.
+	ready bool
+	// ended is set when the handler is about to return: no sender starts
+	// after, since a send on a finished handler's stream panics in
+	// net/http.
+	ended bool
+	// sending is set while a sender goroutine runs.
+	sending bool
+	// wanted is set when the desired state is to be sent again (poke);
+	// one pending resend reads the latest state, so pokes coalesce.
+	wanted  bool
+	senders sync.WaitGroup
 }
 
+// poke asks for the desired state to be read and sent again.
 func (s *session) poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default: // a wake-up is already pending; it will read the latest state
+	s.mu.Lock()
+	s.wanted = true
+	s.mu.Unlock()
+	s.kick()
+}
+
+// kick starts a sender unless one runs, the stream is not ready yet (the
+// handler sends what is pending once it is), or it has ended.
+func (s *session) kick() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ready || s.ended || s.sending {
+		return
+	}
+	s.sending = true
+	s.senders.Add(1)
+	go s.f.sender(s)
+}
+
+// sender sends the queued messages and, when poked, the desired state,
+// until there is nothing left to send; an error ends the stream.
+func (f *Fleet) sender(s *session) {
+	defer s.senders.Done()
+	for {
+		if s.ctx.Err() != nil {
+			// The stream ends; kick starts no other sender now.
+			return
+		}
+		select {
+		case msg := <-s.acks:
+			if err := s.stream.Send(msg); err != nil {
+				s.cancel(fmt.Errorf("send: %w", err))
+				return
+			}
+			continue
+		default:
+		}
+		s.mu.Lock()
+		want := s.wanted
+		s.wanted = false
+		if !want && len(s.acks) == 0 {
+			// Whoever queues after this sees sending unset and kicks.
+			s.sending = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if !want {
+			continue
+		}
+		r, err := f.svc.Self(s.ctx)
+		if apperr.Is(err, apperr.CodeNotFound) {
+			err = errDeleted
+		}
+		if err == nil {
+			err = f.sendDesired(s.ctx, s, s.stream, r)
+		}
+		if err != nil {
+			s.cancel(err)
+			return
+		}
 	}
 }
 
@@ -344,18 +436,38 @@ func (f *Fleet) checkEpoch(ctx context.Context, s *session) error {
 
 // Serve runs one runner's stream until it ends. The caller in ctx must be a
 // runner; its first message must be a status snapshot.
+//
+// Serve's goroutine spends the stream's life blocked in Receive, below the
+// handlers of net/http, the middlewares and connect: its stack is most of
+// what an idle stream costs. The work with deep stacks (the store, the
+// desired state) is done in frames that return (accept, handle), so that
+// what stays on the stack while it waits is small and the collector can
+// shrink the stack to it.
 func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
-	c, err := identity.RequireRunner(ctx)
+	s, err := f.accept(ctx, stream)
 	if err != nil {
 		return err
 	}
+	defer f.close(s)
+	return f.receive(s)
+}
+
+// accept accepts a stream: it reads the first status snapshot, records it,
+// registers the session and sends the Welcome and the first desired state.
+//
+//go:noinline
+func (f *Fleet) accept(ctx context.Context, stream Stream) (*session, error) {
+	c, err := identity.RequireRunner(ctx)
+	if err != nil {
+		return nil, err
+	}
 	first, err := stream.Receive()
 	if err != nil {
-		return fmt.Errorf("receive first message: %w", err)
+		return nil, fmt.Errorf("receive first message: %w", err)
 	}
 	st := first.GetStatus()
 	if st == nil {
-		return apperr.Invalid("status", "the first message of a stream must be a status snapshot")
+		return nil, apperr.Invalid("status", "the first message of a stream must be a status snapshot")
 	}
 	// The stream is accepted before its first report is recorded: from
 	// here on, every older stream of this runner is superseded.
@@ -363,24 +475,29 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 	if f.epochs != nil {
 		if epoch, err = f.epochs.AcceptRunnerStream(ctx, c.OrgID, c.RunnerID); err != nil {
 			if apperr.Is(err, apperr.CodeNotFound) {
-				return errDeleted
+				return nil, errDeleted
 			}
-			return fmt.Errorf("accept stream: %w", err)
+			return nil, fmt.Errorf("accept stream: %w", err)
 		}
 	}
 	r, err := f.svc.Report(ctx, f.reportOf(c.RunnerID, st))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	s := &session{
-		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, epoch: epoch, cancel: cancel, done: ctx.Done(), since: time.Now(),
+		orgID: c.OrgID, runnerID: c.RunnerID, tokenID: c.TokenID, epoch: epoch, done: ctx.Done(), since: time.Now(),
 		acks: make(chan *runnerv1.ConnectResponse, 8),
-		wake: make(chan struct{}, 1),
+		f:    f, ctx: ctx, stream: stream,
+	}
+	// Whatever ends the stream from this side ends its Receive too. (When
+	// the request's own context ends, the client reset the stream or the
+	// connection broke, and net/http ends the read itself.)
+	s.cancel = func(cause error) {
+		cancel(cause)
+		stream.CloseReceive()
 	}
 	f.register(s)
-	defer f.unregister(s)
 	f.log.Info("runner connected", "runner", r.ID, "name", r.Name, "version", st.GetVersion())
 
 	if err := stream.Send(&runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_Welcome{Welcome: &runnerv1.Welcome{
@@ -392,37 +509,30 @@ func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
 		// ReportExecution takes reports of the steps that changed.
 		PartialExecutionReports: f.autos != nil,
 	}}}); err != nil {
-		return fmt.Errorf("send welcome: %w", err)
+		f.close(s)
+		return nil, fmt.Errorf("send welcome: %w", err)
 	}
 	if err := f.sendDesired(ctx, s, stream, r); err != nil {
-		return err
+		f.close(s)
+		return nil, err
 	}
+	// From here on a sender sends what is queued or poked meanwhile.
+	s.mu.Lock()
+	s.ready = true
+	s.mu.Unlock()
+	s.kick()
+	return s, nil
+}
 
-	recvErr := make(chan error, 1)
-	go func() { recvErr <- f.receive(ctx, s, stream) }()
-	for {
-		select {
-		case err := <-recvErr:
-			return err
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		case msg := <-s.acks:
-			if err := stream.Send(msg); err != nil {
-				return fmt.Errorf("send: %w", err)
-			}
-		case <-s.wake:
-			r, err := f.svc.Self(ctx)
-			if apperr.Is(err, apperr.CodeNotFound) {
-				return errDeleted
-			}
-			if err != nil {
-				return err
-			}
-			if err := f.sendDesired(ctx, s, stream, r); err != nil {
-				return err
-			}
-		}
-	}
+// close ends a session whose handler is about to return: no send happens
+// after it, since a send on a finished handler's stream panics in net/http.
+func (f *Fleet) close(s *session) {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	s.cancel(nil)
+	s.senders.Wait()
+	f.unregister(s)
 }
 
 // sendDesired sends the runner's whole desired state, its pods included.
@@ -488,80 +598,93 @@ func (f *Fleet) sendDesired(ctx context.Context, s *session, stream Stream, r *r
 	return nil
 }
 
-// receive handles the runner's messages; it returns nil when the runner
-// closes the stream.
-func (f *Fleet) receive(ctx context.Context, s *session, stream Stream) error {
+// receive hands the runner's messages to handle until the stream ends; it
+// returns nil when the runner closes the stream. Its frame is small: it is
+// what the stream's goroutine holds while it waits (Serve).
+func (f *Fleet) receive(s *session) error {
 	for {
-		msg, err := stream.Receive()
+		msg, err := s.stream.Receive()
 		if err != nil {
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
+			if s.ctx.Err() != nil {
+				return context.Cause(s.ctx)
 			}
 			return nil
 		}
-		// Every report is checked against the runner's current epoch: a
-		// superseded daemon changes nothing. Renewals are checked in batches
-		// (dropSuperseded).
-		if _, renewal := msg.Message.(*runnerv1.ConnectRequest_Renewal); !renewal {
-			if err := f.checkEpoch(ctx, s); err != nil {
-				return err
-			}
-		}
-		switch m := msg.Message.(type) {
-		case *runnerv1.ConnectRequest_Renewal:
-			f.renew(s)
-			select {
-			case s.acks <- &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_RenewalAck{
-				RenewalAck: &runnerv1.RenewalAck{SentAt: m.Renewal.GetSentAt()}}}:
-			default: // the runner is not reading; a missing ack is harmless
-			}
-		case *runnerv1.ConnectRequest_Status:
-			if _, err := f.svc.Report(ctx, f.reportOf(s.runnerID, m.Status)); err != nil {
-				return err
-			}
-		case *runnerv1.ConnectRequest_PodStatus:
-			if f.pods == nil {
-				continue
-			}
-			if _, err := f.pods.ReportStatus(ctx, podReportOf(m.PodStatus)); err != nil {
-				if apperr.Is(err, apperr.CodeNotFound) {
-					// A pod deleted or moved meanwhile: nothing to record.
-					continue
-				}
-				return err
-			}
-		case *runnerv1.ConnectRequest_EnvironmentStatus, *runnerv1.ConnectRequest_ServiceStatus, *runnerv1.ConnectRequest_ExecutionStatus:
-			if f.autos == nil {
-				continue
-			}
-			var err error
-			switch m := m.(type) {
-			case *runnerv1.ConnectRequest_EnvironmentStatus:
-				err = f.reportEnvironment(ctx, m.EnvironmentStatus)
-			case *runnerv1.ConnectRequest_ServiceStatus:
-				err = f.reportService(ctx, s.runnerID, m.ServiceStatus)
-			case *runnerv1.ConnectRequest_ExecutionStatus:
-				err = f.reportExecution(ctx, s.runnerID, m.ExecutionStatus)
-			}
-			switch {
-			case apperr.Is(err, apperr.CodeNotFound):
-				// Removed meanwhile (a forced delete): nothing to record.
-			case apperr.Is(err, apperr.CodeInvalid):
-				// One bad report must not cut the runner off its work.
-				f.log.Warn("runner sent an invalid report", "runner", s.runnerID, "err", err)
-			case err != nil:
-				return err
-			}
-		case *runnerv1.ConnectRequest_DeletionComplete:
-			if err := f.svc.ConfirmDeletion(ctx); err != nil {
-				return err
-			}
-			f.log.Info("runner deleted itself after stopping its work", "runner", s.runnerID)
-			return nil
-		default:
-			return apperr.Invalid("message", "unknown message type %T", msg.Message)
+		if done, err := f.handle(s.ctx, s, msg); done || err != nil {
+			return err
 		}
 	}
+}
+
+// handle handles one message of the runner; done is set when the stream
+// is to end without an error.
+//
+//go:noinline
+func (f *Fleet) handle(ctx context.Context, s *session, msg *runnerv1.ConnectRequest) (done bool, err error) {
+	// Every report is checked against the runner's current epoch: a
+	// superseded daemon changes nothing. Renewals are checked in batches
+	// (dropSuperseded).
+	if _, renewal := msg.Message.(*runnerv1.ConnectRequest_Renewal); !renewal {
+		if err := f.checkEpoch(ctx, s); err != nil {
+			return false, err
+		}
+	}
+	switch m := msg.Message.(type) {
+	case *runnerv1.ConnectRequest_Renewal:
+		f.renew(s)
+		select {
+		case s.acks <- &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_RenewalAck{
+			RenewalAck: &runnerv1.RenewalAck{SentAt: m.Renewal.GetSentAt()}}}:
+			s.kick()
+		default: // the runner is not reading; a missing ack is harmless
+		}
+	case *runnerv1.ConnectRequest_Status:
+		if _, err := f.svc.Report(ctx, f.reportOf(s.runnerID, m.Status)); err != nil {
+			return false, err
+		}
+	case *runnerv1.ConnectRequest_PodStatus:
+		if f.pods == nil {
+			return false, nil
+		}
+		if _, err := f.pods.ReportStatus(ctx, podReportOf(m.PodStatus)); err != nil {
+			if apperr.Is(err, apperr.CodeNotFound) {
+				// A pod deleted or moved meanwhile: nothing to record.
+				return false, nil
+			}
+			return false, err
+		}
+	case *runnerv1.ConnectRequest_EnvironmentStatus, *runnerv1.ConnectRequest_ServiceStatus, *runnerv1.ConnectRequest_ExecutionStatus:
+		if f.autos == nil {
+			return false, nil
+		}
+		var err error
+		switch m := m.(type) {
+		case *runnerv1.ConnectRequest_EnvironmentStatus:
+			err = f.reportEnvironment(ctx, m.EnvironmentStatus)
+		case *runnerv1.ConnectRequest_ServiceStatus:
+			err = f.reportService(ctx, s.runnerID, m.ServiceStatus)
+		case *runnerv1.ConnectRequest_ExecutionStatus:
+			err = f.reportExecution(ctx, s.runnerID, m.ExecutionStatus)
+		}
+		switch {
+		case apperr.Is(err, apperr.CodeNotFound):
+			// Removed meanwhile (a forced delete): nothing to record.
+		case apperr.Is(err, apperr.CodeInvalid):
+			// One bad report must not cut the runner off its work.
+			f.log.Warn("runner sent an invalid report", "runner", s.runnerID, "err", err)
+		case err != nil:
+			return false, err
+		}
+	case *runnerv1.ConnectRequest_DeletionComplete:
+		if err := f.svc.ConfirmDeletion(ctx); err != nil {
+			return false, err
+		}
+		f.log.Info("runner deleted itself after stopping its work", "runner", s.runnerID)
+		return true, nil
+	default:
+		return false, apperr.Invalid("message", "unknown message type %T", msg.Message)
+	}
+	return false, nil
 }
 
 func (f *Fleet) renew(s *session) {

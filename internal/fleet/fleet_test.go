@@ -118,9 +118,18 @@ type stream struct {
 	in   chan *runnerv1.ConnectRequest
 	out  chan *runnerv1.ConnectResponse
 	gone chan struct{} // closed when the test ends
+	// closed is closed by CloseReceive, as closing a request body ends
+	// its reads.
+	closeOnce sync.Once
+	closed    chan struct{}
 }
 
 func (s *stream) Receive() (*runnerv1.ConnectRequest, error) {
+	select {
+	case <-s.closed:
+		return nil, errors.New("receive: closed")
+	default:
+	}
 	select {
 	case m, ok := <-s.in:
 		if !ok {
@@ -129,8 +138,12 @@ func (s *stream) Receive() (*runnerv1.ConnectRequest, error) {
 		return m, nil
 	case <-s.gone:
 		return nil, io.EOF
+	case <-s.closed:
+		return nil, errors.New("receive: closed")
 	}
 }
+
+func (s *stream) CloseReceive() { s.closeOnce.Do(func() { close(s.closed) }) }
 
 func (s *stream) Send(m *runnerv1.ConnectResponse) error {
 	select {
@@ -152,7 +165,7 @@ type conn struct {
 // does.
 func connect(t *testing.T, f *fleet.Fleet, runnerCtx context.Context, st *runnerv1.Status) *conn {
 	t.Helper()
-	s := &stream{in: make(chan *runnerv1.ConnectRequest, 64), out: make(chan *runnerv1.ConnectResponse, 64), gone: make(chan struct{})}
+	s := &stream{in: make(chan *runnerv1.ConnectRequest, 64), out: make(chan *runnerv1.ConnectResponse, 64), gone: make(chan struct{}), closed: make(chan struct{})}
 	c := &conn{s: s, served: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(runnerCtx)
 	go func() { c.served <- f.Serve(ctx, s) }()

@@ -102,6 +102,7 @@ func (f *Fleet) OpenSession(ctx context.Context, orgID, runnerID string, req env
 	defer timer.Stop()
 	select {
 	case s.acks <- &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_OpenSession{OpenSession: open}}:
+		s.kick()
 	case <-s.done:
 		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner disconnected; try again when it is online"}
 	case <-ctx.Done():

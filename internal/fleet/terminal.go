@@ -102,6 +102,7 @@ func (f *Fleet) open(ctx context.Context, orgID, runnerID string, req *runnerv1.
 	open := &runnerv1.ConnectResponse{Message: &runnerv1.ConnectResponse_OpenTerminal{OpenTerminal: req}}
 	select {
 	case s.acks <- open:
+		s.kick()
 	case <-s.done:
 		return nil, &apperr.Error{Code: apperr.CodeUnavailable, Message: "the runner disconnected; try again when it is online"}
 	case <-ctx.Done():

@@ -157,6 +157,13 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		if r.URL.Path == runnerv1connect.RunnerControlServiceTerminalProcedure {
 			r.Body = readAhead(r.Body)
 		}
+		if r.URL.Path == runnerv1connect.RunnerControlServiceConnectProcedure {
+			// The fleet receives on the handler's goroutine and ends a
+			// stream from its side by closing the request body, which
+			// ends a blocked read (connectStream.CloseReceive).
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestBodyKey{}, r.Body)))
+			return
+		}
 		if r.URL.Path != runnerv1connect.RunnerControlServiceSessionProcedure {
 			h.ServeHTTP(w, r)
 			return

@@ -2,6 +2,8 @@ package connectapi
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 
 	"connectrpc.com/connect"
@@ -20,8 +22,27 @@ type runnerControlHandler struct {
 var _ runnerv1connect.RunnerControlServiceHandler = (*runnerControlHandler)(nil)
 
 func (h *runnerControlHandler) Connect(ctx context.Context, stream *connect.BidiStream[runnerv1.ConnectRequest, runnerv1.ConnectResponse]) error {
-	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.Serve(ctx, stream))
+	body, _ := ctx.Value(requestBodyKey{}).(io.Closer)
+	if body == nil {
+		// Mount puts it there; without it the fleet could not end the
+		// stream from its side.
+		return toConnect(ctx, h.log, stream.Spec().Procedure, errors.New("runner stream served without its request body"))
+	}
+	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.Serve(ctx, connectStream{stream, body}))
 }
+
+// requestBodyKey is the context key of a Connect stream's request body.
+type requestBodyKey struct{}
+
+// connectStream is a runner's Connect stream as the fleet serves it.
+type connectStream struct {
+	*connect.BidiStream[runnerv1.ConnectRequest, runnerv1.ConnectResponse]
+	body io.Closer
+}
+
+// CloseReceive closes the request body: a Receive blocked on it returns
+// an error (HTTP/2 request bodies may be closed while being read).
+func (s connectStream) CloseReceive() { _ = s.body.Close() }
 
 func (h *runnerControlHandler) Terminal(ctx context.Context, stream *connect.BidiStream[runnerv1.TerminalRequest, runnerv1.TerminalResponse]) error {
 	return toConnect(ctx, h.log, stream.Spec().Procedure, h.fleet.ServeTerminal(ctx, stream))
