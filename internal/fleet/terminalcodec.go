@@ -1,13 +1,8 @@
 package fleet
 
 import (
-	"fmt"
-	"sync"
-
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
-
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
+	"github.com/runyard/runyard/internal/chunkcodec"
 )
 
 // TerminalCodec is the protobuf codec of the runner protocol's handler
@@ -18,7 +13,7 @@ import (
 // MB/s made the collector and the zeroing of fresh pages a fifth of the
 // control plane's CPU. A pod terminal's reader keeps its chunks, which
 // then simply stay out of the pool. Everything else is plain protobuf.
-type TerminalCodec struct{}
+type TerminalCodec struct{ chunkcodec.Proto }
 
 // terminalChunkSize is the capacity of the pooled output buffers: the
 // runner's log chunks are at most this (runner.maxLogChunk); a larger one
@@ -31,66 +26,20 @@ const terminalChunkSize = 256 << 10
 // for it.
 const minPooledChunk = 32 << 10
 
-var terminalChunks = sync.Pool{New: func() any { b := make([]byte, terminalChunkSize); return &b }}
+var terminalChunks = chunkcodec.NewPool(terminalChunkSize)
 
 // putTerminalChunk returns an output buffer of TerminalCodec's once it was
 // used; other slices are left alone.
-func putTerminalChunk(b []byte) {
-	if cap(b) != terminalChunkSize {
-		return
-	}
-	b = b[:cap(b)]
-	terminalChunks.Put(&b)
-}
+func putTerminalChunk(b []byte) { terminalChunks.Put(b) }
 
-func (TerminalCodec) Name() string { return "proto" }
-
-func (TerminalCodec) Marshal(m any) ([]byte, error) {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("marshal %T: not a protobuf message", m)
-	}
-	return proto.Marshal(pm)
-}
-
-// MarshalAppend lets Connect marshal into its pooled buffers.
-func (TerminalCodec) MarshalAppend(dst []byte, m any) ([]byte, error) {
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return nil, fmt.Errorf("marshal %T: not a protobuf message", m)
-	}
-	return proto.MarshalOptions{}.MarshalAppend(dst, pm)
-}
-
-func (TerminalCodec) Unmarshal(data []byte, m any) error {
+func (c TerminalCodec) Unmarshal(data []byte, m any) error {
 	if r, ok := m.(*runnerv1.TerminalRequest); ok {
-		if b, ok := onlyOutput(data); ok && len(b) >= minPooledChunk && len(b) <= terminalChunkSize {
-			buf := *terminalChunks.Get().(*[]byte)
+		// Field 2 is output.
+		if b, ok := chunkcodec.Only(data, 2); ok && len(b) >= minPooledChunk && len(b) <= terminalChunkSize {
 			r.Reset()
-			r.Message = &runnerv1.TerminalRequest_Output{Output: buf[:copy(buf, b)]}
+			r.Message = &runnerv1.TerminalRequest_Output{Output: terminalChunks.Copy(b)}
 			return nil
 		}
 	}
-	pm, ok := m.(proto.Message)
-	if !ok {
-		return fmt.Errorf("unmarshal into %T: not a protobuf message", m)
-	}
-	if err := proto.Unmarshal(data, pm); err != nil {
-		return fmt.Errorf("unmarshal into %T: %w", m, err)
-	}
-	return nil
-}
-
-// onlyOutput returns the output bytes of an encoded TerminalRequest that
-// holds nothing else (field 2, length-delimited, once).
-func onlyOutput(data []byte) ([]byte, bool) {
-	num, typ, n := protowire.ConsumeTag(data)
-	if n < 0 || num != 2 || typ != protowire.BytesType {
-		return nil, false
-	}
-	b, m := protowire.ConsumeBytes(data[n:])
-	if m < 0 || n+m != len(data) {
-		return nil, false
-	}
-	return b, true
+	return c.Proto.Unmarshal(data, m)
 }
