@@ -77,7 +77,7 @@ func benchLive(ctx, bctx context.Context, base string, rounds int) error {
 			if err := chromedp.Do(bctx, chromedp.Navigate(base+p.path)); err != nil {
 				return err
 			}
-			if err := waitTrue(bctx, `document.documentElement.dataset.ready === "true" && document.getElementById("live-status")?.dataset.state === "live"`); err != nil {
+			if err := waitTrue(bctx, `document.documentElement.dataset.ready === "true" && document.getElementById("live-status")?.dataset.state === "live"`, 30*time.Second); err != nil {
 				return fmt.Errorf("%s: %w", p.name, err)
 			}
 			// The page's row set as it is; the observer stamps the first
@@ -126,16 +126,17 @@ func benchLive(ctx, bctx context.Context, base string, rounds int) error {
 	return nil
 }
 
-// waitTrue polls a JavaScript expression until it is true (30 s at most).
-func waitTrue(bctx context.Context, expr string) error {
-	deadline := time.Now().Add(30 * time.Second)
+// waitTrue polls a JavaScript expression in the page until it is true,
+// for at most within.
+func waitTrue(bctx context.Context, expr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
 	for {
 		ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](expr))
 		if err == nil && ok {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("not so after 30 s: %s", expr)
+			return fmt.Errorf("not so after %s: %s", within, expr)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -119,16 +119,8 @@ func benchLogs(ctx context.Context, bctx context.Context, consoleBase string, to
 		if err := chromedp.Do(bctx, chromedp.Navigate(base+path)); err != nil {
 			return err
 		}
-		deadline := time.Now().Add(5 * time.Minute)
-		for {
-			ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](`document.getElementById("log-status").textContent.includes("ended")`))
-			if err == nil && ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: the log did not end in 5 minutes", name)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := waitTrue(bctx, `document.getElementById("log-status").textContent.includes("ended")`, 5*time.Minute); err != nil {
+			return fmt.Errorf("%s: the log did not end: %w", name, err)
 		}
 		d := time.Since(start)
 		gap, err := chromedp.Run(bctx, chromedp.Evaluate[float64](`window.__maxGap`))

@@ -145,16 +145,8 @@ func run(ctx context.Context, loads int, chromium string, fleet, requests int, l
 			if err := chromedp.Do(bctx, chromedp.Navigate("about:blank"), chromedp.Navigate(url)); err != nil {
 				return err
 			}
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				ok, err := chromedp.Run(bctx, chromedp.Evaluate[bool](ready))
-				if err == nil && ok {
-					break
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("%s: not interactive after 30s", name)
-				}
-				time.Sleep(5 * time.Millisecond)
+			if err := waitTrue(bctx, ready, 30*time.Second); err != nil {
+				return fmt.Errorf("%s: not interactive: %w", name, err)
 			}
 			v, err := chromedp.Run(bctx, chromedp.Evaluate[[]float64](`(() => {
 				const nav = performance.getEntriesByType("navigation")[0];

@@ -97,17 +97,8 @@ func (h *handler) environmentPortForward(w http.ResponseWriter, r *http.Request)
 // carries them on a connection of its own when it can, and the two are
 // then spliced together here without passing through this process.
 func (h *handler) servePortRaw(w http.ResponseWriter, r *http.Request, req envaccess.Request, qerr error) {
-	ctx, err := h.authenticate(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	if h.svc.Access == nil {
-		h.writeError(w, r, &apperr.Error{Code: apperr.CodeUnavailable, Message: "environment access is not available on this control plane"})
-		return
-	}
-	if qerr != nil {
-		h.writeError(w, r, qerr)
+	ctx, ok := h.accessCaller(w, r, qerr)
+	if !ok {
 		return
 	}
 	req.Raw = true
@@ -129,6 +120,23 @@ func (h *handler) servePortRaw(w http.ResponseWriter, r *http.Request, req envac
 		return
 	}
 	pipeStream(conn, st)
+}
+
+// accessCaller authenticates an environment-access request and answers
+// what keeps it from starting: no access service here, a bad query (qerr).
+func (h *handler) accessCaller(w http.ResponseWriter, r *http.Request, qerr error) (context.Context, bool) {
+	ctx, err := h.authenticate(r)
+	if err == nil && h.svc.Access == nil {
+		err = &apperr.Error{Code: apperr.CodeUnavailable, Message: "environment access is not available on this control plane"}
+	}
+	if err == nil {
+		err = qerr
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return nil, false
+	}
+	return ctx, true
 }
 
 // pipeStream copies a connection and a TCP session into each other until
@@ -176,21 +184,11 @@ func pipeStream(conn net.Conn, st envaccess.Stream) {
 }
 
 func (h *handler) serveAccess(w http.ResponseWriter, r *http.Request, req envaccess.Request, qerr error, source string) {
-	ctx, err := h.authenticate(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		h.writeError(w, r, apperr.Invalid("Upgrade", "this endpoint is a WebSocket: the request needs Upgrade: websocket"))
-		return
+		qerr = apperr.Invalid("Upgrade", "this endpoint is a WebSocket: the request needs Upgrade: websocket")
 	}
-	if h.svc.Access == nil {
-		h.writeError(w, r, &apperr.Error{Code: apperr.CodeUnavailable, Message: "environment access is not available on this control plane"})
-		return
-	}
-	if qerr != nil {
-		h.writeError(w, r, qerr)
+	ctx, ok := h.accessCaller(w, r, qerr)
+	if !ok {
 		return
 	}
 	st, err := h.svc.Access.Open(ctx, req, source)

@@ -167,13 +167,7 @@ func TestSnapshot_Spare(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "repo", "deps", "installed"), []byte("yes\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{cfg: Config{StateDir: filepath.Join(base, "state")}, log: slog.New(slog.DiscardHandler),
-		ctx: ctx, cancel: cancel, sparing: map[string]chan struct{}{}}
-	defer func() { cancel(); m.wg.Wait() }()
-	if _, err := m.writeSnapshot(ctx, src, snapshotMeta{ID: "s1"}); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := snapshotManager(t, base, src)
 	ws := func(name string) string {
 		d := filepath.Join(base, "envs", name)
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -239,13 +233,7 @@ func TestSnapshot_StartDuringSpareExtraction(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{cfg: Config{StateDir: filepath.Join(base, "state")}, log: slog.New(slog.DiscardHandler),
-		ctx: ctx, cancel: cancel, sparing: map[string]chan struct{}{}}
-	defer func() { cancel(); m.wg.Wait() }()
-	if _, err := m.writeSnapshot(ctx, src, snapshotMeta{ID: "s1"}); err != nil {
-		t.Fatal(err)
-	}
+	m, ctx := snapshotManager(t, base, src)
 	archive, _ := m.snapshotPaths("s1")
 	data, err := os.ReadFile(archive)
 	if err != nil {
@@ -359,4 +347,18 @@ func countFiles(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// snapshotManager is a manager with state under base that keeps spares,
+// holding snapshot s1 of src; it stops with the test.
+func snapshotManager(t *testing.T, base, src string) (*Manager, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{cfg: Config{StateDir: filepath.Join(base, "state")}, log: slog.New(slog.DiscardHandler),
+		ctx: ctx, cancel: cancel, sparing: map[string]chan struct{}{}}
+	t.Cleanup(func() { cancel(); m.wg.Wait() })
+	if _, err := m.writeSnapshot(ctx, src, snapshotMeta{ID: "s1"}); err != nil {
+		t.Fatal(err)
+	}
+	return m, ctx
 }
