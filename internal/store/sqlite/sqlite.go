@@ -59,10 +59,11 @@ func dsn(path string, write bool) string {
 
 // Open opens (creating if needed) the database at path and migrates it.
 func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
-	write, err := sql.Open("sqlite", dsn(path, true))
+	wc, err := newCachingConnector(dsn(path, true))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	write := sql.OpenDB(wc)
 	// One writer: SQLite serializes writers anyway, and queueing them in the
 	// pool is cheaper than spinning on the busy timeout.
 	write.SetMaxOpenConns(1)
@@ -70,11 +71,12 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 		write.Close()
 		return nil, fmt.Errorf("migrate sqlite %s: %w", path, err)
 	}
-	read, err := sql.Open("sqlite", dsn(path, false))
+	rc, err := newCachingConnector(dsn(path, false))
 	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	read := sql.OpenDB(rc)
 	n := max(4, 2*runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
