@@ -22,7 +22,7 @@ import (
 
 // stmtCacheSize bounds the statements one connection keeps; the least
 // recently used goes first.
-const stmtCacheSize = 256
+const stmtCacheSize = 128
 
 // cachingConnector opens modernc connections that keep their statements.
 type cachingConnector struct {
