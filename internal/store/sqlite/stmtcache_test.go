@@ -204,4 +204,3 @@ func columns(t *testing.T, conn *sql.Conn, q string) int {
 	}
 	return len(cols)
 }
-
