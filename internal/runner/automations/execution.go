@@ -486,7 +486,7 @@ func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 			x.held[sp.ID] = dir
 			x.mu.Unlock()
 			x.update(func(*ExecutionStatus) {}) // records the holder before it starts
-			if h, err = holder.Start(dir, spec, holder.Hooks{Grew: lg.grew}); err != nil {
+			if h, err = holder.Start(dir, spec, holder.Hooks{Grew: lg.grew, Recyclable: true}); err != nil {
 				x.mu.Lock()
 				delete(x.held, sp.ID)
 				x.mu.Unlock()
@@ -542,6 +542,8 @@ func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 		r = end(StepSucceeded, "", outputs)
 	}
 	x.release(sp.ID, dir)
+	// The holder's directory is gone: the holder may run the next step.
+	h.Recycle()
 	return r
 }
 

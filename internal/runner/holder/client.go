@@ -30,6 +30,12 @@ type Hooks struct {
 	Output func(chunk []byte, reset bool)
 	// Grew receives a log file's size after each write (and on connect).
 	Grew func(size int64)
+	// Recyclable says that the caller hands a log's holder back with
+	// Recycle once its command ended and its directory is removed: the
+	// holder then runs a later Start's command instead of ending, which
+	// saves that Start a whole process start of this binary (most of a
+	// short task step's cost).
+	Recyclable bool
 }
 
 // Handle is a daemon's connection to one holder.
@@ -47,6 +53,14 @@ type Handle struct {
 
 	done chan struct{} // closed once the command ended (exit is set)
 	exit Exit
+
+	// sp is the spare this handle's holder was started from (nil when
+	// adopted), first the connection it was started with; kept is first,
+	// held open after the exit for Recycle until keptTimer closes it.
+	sp        *spare
+	first     net.Conn
+	kept      net.Conn
+	keptTimer *time.Timer
 }
 
 // startTimeout bounds how long a new holder may take to start its command.
@@ -78,9 +92,20 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 		}
 		spec.LogPath = abs
 	}
-	sp, err := spares.take()
-	if err != nil {
-		return nil, err
+	var sp *spare
+	for {
+		if sp, err = spares.take(); err != nil {
+			return nil, err
+		}
+		if !sp.warm {
+			break
+		}
+		h, handed, err := startWarm(dir, sp, spec, hooks)
+		if handed {
+			return h, err
+		}
+		// That holder was gone before it got the command: nothing was
+		// handed over; take another.
 	}
 	if err := handOver(dir, sp, spec); err != nil {
 		return nil, err
@@ -103,7 +128,7 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 	}
 	// The holder greeted the connection it was started with before it
 	// said "ok": no dial, and no read of holder.json, on the way.
-	h := &Handle{dir: dir, hooks: hooks, done: make(chan struct{})}
+	h := &Handle{dir: dir, hooks: hooks, done: make(chan struct{}), sp: sp, first: sp.conn}
 	if err := h.greet(sp.conn); err != nil {
 		// It died right after the start; Adopt finds out how it ended.
 		sp.conn.Close()
@@ -111,6 +136,72 @@ func Start(dir string, spec Spec, hooks Hooks) (*Handle, error) {
 	}
 	go h.readLoop(sp.conn)
 	return h, nil
+}
+
+// startWarm hands spec to sp, a holder whose previous command ended
+// (Recycle), over the connection it was started with. handed is false
+// when the holder was gone before it could get the command: pending.json
+// is removed again and nothing runs.
+func startWarm(dir string, sp *spare, spec Spec, hooks Hooks) (h *Handle, handed bool, err error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		sp.conn.Close()
+		return nil, true, err
+	}
+	if err := writePending(dir, sp.pending); err != nil {
+		sp.conn.Close()
+		return nil, true, err
+	}
+	if err := writeFrame(sp.conn, frameRecycle, b); err != nil {
+		sp.conn.Close()
+		_ = os.Remove(filepath.Join(dir, pendingFile))
+		return nil, false, nil
+	}
+	h = &Handle{dir: dir, hooks: hooks, done: make(chan struct{}), sp: sp, first: sp.conn}
+	_ = sp.conn.SetReadDeadline(time.Now().Add(startTimeout))
+	if err := h.greet(sp.conn); err != nil {
+		sp.conn.Close()
+		var failed startFailed
+		if errors.As(err, &failed) {
+			return nil, true, errors.New(string(failed))
+		}
+		// It died after it got the command; Adopt finds out how it ended.
+		h, err := Adopt(dir, hooks)
+		return h, true, err
+	}
+	go h.readLoop(sp.conn)
+	return h, true, nil
+}
+
+// startFailed is a recycled holder's report that its next command did
+// not start (frameFailed).
+type startFailed string
+
+func (s startFailed) Error() string { return string(s) }
+
+// warmFor bounds how long a holder whose command ended waits for
+// Recycle, and then in the pool for a Start: shorter than the holder's own
+// wait (recycleWait), so that a command is never handed to a holder that
+// gave up.
+const warmFor = 20 * time.Second
+
+// Recycle hands the holder back to the pool of spares once its command
+// ended and the caller removed its directory: the next Start runs its
+// command there. It does nothing for a holder that cannot be recycled
+// (a terminal's, an adopted one, one that lost the connection it was
+// started with, one started without Hooks.Recyclable).
+func (h *Handle) Recycle() {
+	h.mu.Lock()
+	conn := h.kept
+	h.kept = nil
+	if h.keptTimer != nil {
+		h.keptTimer.Stop()
+	}
+	h.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	spares.putWarm(&spare{cmd: h.sp.cmd, conn: conn, pending: h.sp.pending, warm: true, since: time.Now()})
 }
 
 // handOver hands spec to the spare holder sp, whose directory is dir.
@@ -147,13 +238,41 @@ type spare struct {
 	// pending is the holder's record for pending.json, read while it
 	// waited.
 	pending []byte
+	// warm: a holder whose command ended, recycled (Recycle) since; it
+	// takes its next command on conn (no spec and status pipes).
+	warm  bool
+	since time.Time
 }
 
 // close releases what this process keeps of a spare it does not use.
 func (sp *spare) close() {
-	sp.specW.Close()
-	sp.statusR.Close()
+	if sp.specW != nil {
+		sp.specW.Close()
+		sp.statusR.Close()
+	}
 	sp.conn.Close()
+}
+
+// maxWarm bounds the recycled holders the pool keeps beside its cold
+// spares; past it a recycled holder is let go (it ends).
+const maxWarm = 4
+
+// putWarm keeps a recycled holder for the next Start.
+func (p *sparePool) putWarm(sp *spare) {
+	p.mu.Lock()
+	warm := 0
+	for _, r := range p.ready {
+		if r.warm {
+			warm++
+		}
+	}
+	if warm >= maxWarm {
+		p.mu.Unlock()
+		sp.close()
+		return
+	}
+	p.ready = append(p.ready, sp)
+	p.mu.Unlock()
 }
 
 // sparePool keeps a few spare holders; the first Start of a process fills
@@ -174,10 +293,7 @@ var spares sparePool
 // pool filled again in the background.
 func (p *sparePool) take() (*spare, error) {
 	p.mu.Lock()
-	var sp *spare
-	if n := len(p.ready); n > 0 {
-		sp, p.ready = p.ready[n-1], p.ready[:n-1]
-	}
+	sp := p.popLocked()
 	fill := !p.filling
 	p.filling = true
 	p.mu.Unlock()
@@ -185,20 +301,51 @@ func (p *sparePool) take() (*spare, error) {
 		go p.fill()
 	}
 	for sp != nil {
-		// One that died waiting (killed by someone) is no use.
-		if err := sp.cmd.Process.Signal(syscall.Signal(0)); err == nil {
+		// One that died waiting (killed by someone) is no use, nor one
+		// recycled so long ago that it may be giving up.
+		if sp.warm && time.Since(sp.since) > warmFor {
+			sp.close()
+		} else if err := sp.cmd.Process.Signal(syscall.Signal(0)); err == nil {
 			return sp, nil
+		} else {
+			sp.close()
 		}
-		sp.close()
-		sp = nil
+		p.mu.Lock()
+		sp = p.popLocked()
+		p.mu.Unlock()
 	}
 	return spawn()
+}
+
+// popLocked takes the newest recycled holder, else the newest cold spare,
+// nil when none waits.
+func (p *sparePool) popLocked() *spare {
+	n := len(p.ready)
+	if n == 0 {
+		return nil
+	}
+	i := n - 1
+	for j := n - 1; j >= 0; j-- {
+		if p.ready[j].warm {
+			i = j
+			break
+		}
+	}
+	sp := p.ready[i]
+	p.ready = append(p.ready[:i], p.ready[i+1:]...)
+	return sp
 }
 
 func (p *sparePool) fill() {
 	for {
 		p.mu.Lock()
-		if len(p.ready) >= spareCount {
+		cold := 0
+		for _, r := range p.ready {
+			if !r.warm {
+				cold++
+			}
+		}
+		if cold >= spareCount {
 			p.filling = false
 			p.mu.Unlock()
 			return
@@ -350,7 +497,11 @@ func (h *Handle) setExit(x Exit) {
 	default:
 		h.exit = x
 		close(h.done)
-		go reapHolder(h.rec.Holder)
+		if h.sp == nil {
+			// A holder this process started is reaped by its exec.Cmd
+			// (and a recycled one does not end).
+			go reapHolder(h.rec.Holder)
+		}
 	}
 }
 
@@ -387,6 +538,9 @@ func (h *Handle) greet(conn net.Conn) error {
 	if err != nil {
 		return fmt.Errorf("greet the process holder: %w", err)
 	}
+	if typ == frameFailed {
+		return startFailed(b)
+	}
 	if typ != frameHello {
 		return fmt.Errorf("greet the process holder: got frame %q", typ)
 	}
@@ -418,7 +572,10 @@ func (h *Handle) greet(conn net.Conn) error {
 func (h *Handle) readLoop(conn net.Conn) {
 	for {
 		if conn != nil {
-			h.read(conn)
+			if h.read(conn) {
+				// Kept for Recycle (read did); the exit is known.
+				return
+			}
 			conn.Close()
 		}
 		h.mu.Lock()
@@ -457,7 +614,27 @@ func (h *Handle) readLoop(conn net.Conn) {
 	}
 }
 
-func (h *Handle) read(conn net.Conn) {
+// keep holds conn, the connection the holder was started with, open
+// after the exit for Recycle, for at most warmFor.
+func (h *Handle) keep(conn net.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.kept = conn
+	h.keptTimer = time.AfterFunc(warmFor, func() {
+		h.mu.Lock()
+		c := h.kept
+		h.kept = nil
+		h.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+	})
+}
+
+// read delivers conn's frames until the connection ends or the exit came.
+// It reports whether it kept conn open for Recycle: the exit came on the
+// connection a recyclable holder was started with.
+func (h *Handle) read(conn net.Conn) bool {
 	// A log's holder sends a frame per write of its command (its new
 	// size): buffered, those that queued up while this process was busy
 	// take one read, not two each.
@@ -465,7 +642,7 @@ func (h *Handle) read(conn net.Conn) {
 	for {
 		typ, b, err := readFrame(br)
 		if err != nil {
-			return
+			return false
 		}
 		switch typ {
 		case frameOutput:
@@ -477,11 +654,19 @@ func (h *Handle) read(conn net.Conn) {
 				h.hooks.Grew(int64(binary.BigEndian.Uint64(b)))
 			}
 		case frameExit:
+			// Kept before the exit is told: whoever waits for it may
+			// Recycle at once.
 			var x Exit
-			if json.Unmarshal(b, &x) == nil {
-				h.setExit(x)
+			if json.Unmarshal(b, &x) != nil {
+				// readLoop finds the exit in exit.json.
+				return false
 			}
-			return
+			kept := conn == h.first && h.hooks.Recyclable
+			if kept {
+				h.keep(conn)
+			}
+			h.setExit(x)
+			return kept
 		}
 	}
 }

@@ -29,6 +29,18 @@
 //	        kill what is left of its session, reap it, drain the output
 //	           ▼
 //	        (terminal mode: DIR/output) ─▶ exit.json ─▶ tell connected daemons ─▶ exit 0
+//	           │ log mode, the starting daemon still connected on fd 5
+//	           ▼
+//	        wait on fd 5 ─▶ frameRecycle (the next Spec, for a new DIR) ─▶ start the command, as above
+//	           │ fd 5 closed, or a minute without a command
+//	           ▼
+//	        exit 0
+//
+// Recycling (Hooks.Recyclable, Handle.Recycle) exists because a holder is
+// this whole binary starting up: for a task step that runs `true`, the
+// holder's start was most of the step's CPU. A daemon recycles a holder
+// only after it recorded the command's end and removed its directory, so
+// no record names a holder that has since moved on to another command.
 //
 // A spare is started with a socket pair (fd 5): the daemon that hands it a
 // command hears from it there, with no dial of DIR/sock; later daemons

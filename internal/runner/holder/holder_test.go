@@ -530,3 +530,113 @@ func TestHolder_LogStrayWriter(t *testing.T) {
 		t.Errorf("log = %q, want %q", b, "started\n")
 	}
 }
+
+// startRecycled starts script under a holder in dir with Recyclable set
+// and waits for its exit.
+func startRecycled(t *testing.T, dir, script string) (*Handle, Exit) {
+	t.Helper()
+	var o output
+	hooks := o.hooks()
+	hooks.Recyclable = true
+	h, err := Start(filepath.Join(dir, "h"), logSpec(t, dir, script), hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, waitDone(t, h)
+}
+
+// recycle removes h's directory and hands its holder back, as a task step
+// does once its end is recorded; it returns the holder's pid.
+func recycle(t *testing.T, h *Handle) int {
+	t.Helper()
+	pid := h.Record().Holder.Session
+	if err := Remove(h.Dir()); err != nil {
+		t.Fatal(err)
+	}
+	h.Recycle()
+	return pid
+}
+
+// TestHolder_Recycle runs commands one after another in one holder
+// process: each in its own directory, with its own log, exit and record,
+// as if each had a holder of its own; a failed start ends the holder.
+func TestHolder_Recycle(t *testing.T) {
+	h1, x1 := startRecycled(t, t.TempDir(), `echo one; exit 3`)
+	if x1.Code != 3 {
+		t.Fatalf("first exit = %+v", x1)
+	}
+	pid := recycle(t, h1)
+
+	dir2 := t.TempDir()
+	h2, x2 := startRecycled(t, dir2, `echo two $PWD; exit 0`)
+	if got := h2.Record().Holder.Session; got != pid {
+		t.Fatalf("second command ran under holder %d, want the recycled %d", got, pid)
+	}
+	if x2.Code != 0 {
+		t.Errorf("second exit = %+v", x2)
+	}
+	wd, _ := os.Getwd()
+	if b, _ := os.ReadFile(filepath.Join(dir2, "run.log")); string(b) != "two "+wd+"\n" {
+		// The command's directory is the spec's (none: the daemon's),
+		// never the holder's previous directory.
+		t.Errorf("second log = %q, want the daemon's directory %s", b, wd)
+	}
+	if x, err := ReadExit(h2.Dir()); err != nil || x.Code != 0 {
+		t.Errorf("second exit.json = %+v, %v", x, err)
+	}
+	if rec, err := ReadRecord(h2.Dir()); err != nil || rec.Holder.Session != pid || rec.Command.Session == h1.Record().Command.Session {
+		t.Errorf("second holder.json = %+v, %v", rec, err)
+	}
+	// A daemon that restarted finds the second command ended, whatever
+	// the holder does next.
+	if h, err := Adopt(h2.Dir(), Hooks{}); err != nil || waitDone(t, h).Code != 0 {
+		t.Errorf("adopt the second directory: %v", err)
+	}
+
+	// A start that fails is reported like a new holder's, and that holder
+	// ends.
+	recycle(t, h2)
+	dir3 := t.TempDir()
+	_, err := Start(filepath.Join(dir3, "h"), Spec{Path: "/nonexistent/cmd", Args: []string{"cmd"}, Mode: ModeLog, LogPath: filepath.Join(dir3, "l")}, Hooks{Recyclable: true})
+	if err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("err = %v, want the command's start error", err)
+	}
+	waitFor(t, "the recycled holder to end after its failed start", func() bool {
+		st, err := proc.ReadStat(pid)
+		return err != nil || st.State == 'Z'
+	})
+}
+
+// TestHolder_NotRecycled: a terminal's holder, and a holder started
+// without Recyclable, end with their command; the next Start gets another.
+func TestHolder_NotRecycled(t *testing.T) {
+	sh := shell(t)
+	for _, tc := range []struct {
+		name  string
+		spec  func(dir string) Spec
+		hooks Hooks
+	}{
+		{"Terminal", func(string) Spec {
+			return Spec{Path: sh, Args: []string{sh, "-c", "exit 0"}, Env: []string{}, Mode: ModeTerminal}
+		}, Hooks{Recyclable: true}},
+		{"NotRecyclable", func(dir string) Spec { return logSpec(t, dir, "exit 0") }, Hooks{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			h, err := Start(filepath.Join(dir, "h"), tc.spec(dir), tc.hooks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitDone(t, h)
+			pid := recycle(t, h)
+			waitFor(t, "its holder to end", func() bool {
+				st, err := proc.ReadStat(pid)
+				return err != nil || st.State == 'Z'
+			})
+			h2, x := startRecycled(t, t.TempDir(), "exit 0")
+			if x.Code != 0 || h2.Record().Holder.Session == pid {
+				t.Errorf("next start: exit %+v under holder %d (the ended one: %d)", x, h2.Record().Holder.Session, pid)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -68,12 +69,21 @@ type holderProc struct {
 	logSize int64      // ModeLog: bytes in the log file
 	exit    *Exit      // set once the command ended and exit.json is written
 	ptmx    *os.File   // ModeTerminal
+	// recycle receives the next command's spec from the first daemon's
+	// connection once the command ended, or nil when that daemon closed
+	// it (run).
+	recycle chan []byte
 }
 
 type client struct {
 	conn net.Conn
 	out  chan frame
 	done chan struct{} // closed once write returned
+	// first: the connection the holder was started with. keep: its
+	// command ended and it stays open for a recycle (finish); write does
+	// not close it.
+	first bool
+	keep  atomic.Bool
 }
 
 type frame struct {
@@ -102,26 +112,81 @@ func serve() int {
 	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); e != 0 {
 		fmt.Fprintf(os.Stderr, "become a child subreaper: %v\n", e)
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(status, "error: %v", err)
-		status.Close()
-		return 1
-	}
+	st := pipeStatus{status}
 	// The connection of the daemon that started this holder (a socket
 	// pair): it gets the hello before "ok".
 	first, err := daemonConn()
 	if err != nil {
-		return fail(err)
+		return st.fail(err)
 	}
 	// A spare holder waits here, started ahead of need, until the daemon
 	// hands it a command (or ends, closing the pipe).
 	var spec Spec
 	if err := json.NewDecoder(specIn).Decode(&spec); err != nil {
-		return fail(fmt.Errorf("read the holder spec: %w", err))
+		return st.fail(fmt.Errorf("read the holder spec: %w", err))
 	}
 	specIn.Close()
+	var started starter = st
+	for {
+		next, code := run(spec, first, started)
+		if next == nil {
+			return code
+		}
+		// Recycled: the daemon that started this holder hands it another
+		// command on the same connection (frameRecycle), and hears of its
+		// start there.
+		spec, started = *next, frameStatus{first}
+	}
+}
+
+// starter tells the daemon that handed the holder its command whether it
+// started: on the status pipe the first time, on the connection after a
+// recycle.
+type starter interface {
+	ok()
+	fail(error) int
+}
+
+type pipeStatus struct{ f *os.File }
+
+func (p pipeStatus) ok() {
+	if _, err := p.f.WriteString("ok"); err != nil {
+		// The daemon died before it heard of the start: the command runs
+		// on, recorded in holder.json for the next one.
+		fmt.Fprintf(os.Stderr, "tell the daemon the command started: %v\n", err)
+	}
+	p.f.Close()
+}
+
+func (p pipeStatus) fail(err error) int {
+	fmt.Fprintf(p.f, "error: %v", err)
+	p.f.Close()
+	return 1
+}
+
+// frameStatus: a recycled holder's hello (greetFirst) is its "ok"; a
+// failure is a frameFailed, after which the holder ends.
+type frameStatus struct{ conn net.Conn }
+
+func (frameStatus) ok() {}
+
+func (f frameStatus) fail(err error) int {
+	_ = writeFrame(f.conn, frameFailed, []byte(err.Error()))
+	return 1
+}
+
+// recycleWait bounds how long a holder whose command ended waits for
+// another from the daemon that started it (the daemon's own bound,
+// warmFor, is shorter).
+const recycleWait = time.Minute
+
+// run runs one command, spec, until it ended and its exit is recorded and
+// told; first is the connection of the daemon that started the holder. It
+// returns the next command when that daemon recycles the holder, else nil
+// and the process's exit code.
+func run(spec Spec, first net.Conn, st starter) (*Spec, int) {
 	if err := enter(spec.HolderDir); err != nil {
-		return fail(err)
+		return nil, st.fail(err)
 	}
 	// While the command starts: the socket goes up, the log is opened,
 	// and pending.json (the daemon's record of this holder) is synced, so
@@ -132,7 +197,7 @@ func serve() int {
 		sink io.Writer
 		err  error
 	}
-	h := &holderProc{spec: spec, clients: map[*client]struct{}{}}
+	h := &holderProc{spec: spec, clients: map[*client]struct{}{}, recycle: make(chan []byte, 1)}
 	lnc := make(chan listened, 1)
 	go func() {
 		ln, err := listen()
@@ -155,7 +220,7 @@ func serve() int {
 		if l.ln != nil {
 			l.ln.Close()
 		}
-		return fail(err)
+		return nil, st.fail(err)
 	}
 	ln := l.ln
 	if err := h.greetFirst(first); err != nil {
@@ -163,17 +228,13 @@ func serve() int {
 		// holder.json for the next one.
 		fmt.Fprintf(os.Stderr, "greet the daemon: %v\n", err)
 	}
-	if _, err := status.WriteString("ok"); err != nil {
-		// The daemon died before it heard of the start: the command runs
-		// on, recorded in holder.json for the next one.
-		fmt.Fprintf(os.Stderr, "tell the daemon the command started: %v\n", err)
-	}
-	status.Close()
+	st.ok()
 	if err := redirectOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "%v\n", err)
 	}
 	go h.accept(ln)
-	go reapOrphans(h.rec.Command.Session)
+	stopReaping := reapOrphans(h.rec.Command.Session)
+	defer stopReaping()
 	if h.spec.Mode == ModeTerminal && h.spec.Input != "" {
 		go func() { _, _ = h.ptmx.Write([]byte(h.spec.Input)) }()
 	}
@@ -204,8 +265,25 @@ func serve() int {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		x.Signal = int(ws.Signal())
 	}
-	h.finish(ln, x)
-	return 0
+	if !h.finish(ln, x) {
+		return nil, 0
+	}
+	// The first daemon still listens: it may hand this holder its next
+	// command instead of starting a new holder (a whole process start of
+	// this binary), or close the connection.
+	select {
+	case b := <-h.recycle:
+		if b == nil {
+			return nil, 0
+		}
+		var next Spec
+		if err := json.Unmarshal(b, &next); err != nil {
+			return nil, frameStatus{first}.fail(fmt.Errorf("read the holder spec: %w", err))
+		}
+		return &next, 0
+	case <-time.After(recycleWait):
+		return nil, 0
+	}
 }
 
 // enter moves the holder into its directory: relative names are its files
@@ -538,10 +616,15 @@ func (h *holderProc) greetFirst(conn net.Conn) error {
 	return nil
 }
 
+// recyclable says whether the holder may run another command once this
+// one ended: only a log's holder (a terminal's keeps its output file and
+// scrollback for whoever attaches).
+func (h *holderProc) recyclable() bool { return h.spec.Mode == ModeLog }
+
 // serveClient registers a daemon's connection and serves it; greeted says
 // whether hello (and the scrollback) went out already.
 func (h *holderProc) serveClient(conn net.Conn, greeted bool) {
-	c := &client{conn: conn, out: make(chan frame, clientBuffer), done: make(chan struct{})}
+	c := &client{conn: conn, out: make(chan frame, clientBuffer), done: make(chan struct{}), first: greeted}
 	h.mu.Lock()
 	if !greeted {
 		hb, _ := json.Marshal(hello{Mode: h.spec.Mode, Record: h.rec, LogSize: h.logSize})
@@ -564,7 +647,6 @@ func (h *holderProc) serveClient(conn net.Conn, greeted bool) {
 
 func (c *client) write() {
 	defer close(c.done)
-	defer c.conn.Close()
 	for f := range c.out {
 		if err := writeFrame(c.conn, f.typ, f.payload); err != nil {
 			// The reader sees the closed connection and drops c.
@@ -574,9 +656,13 @@ func (c *client) write() {
 			return
 		}
 	}
+	if !c.keep.Load() {
+		c.conn.Close()
+	}
 }
 
-// read serves what a daemon sends: input, sizes, signals.
+// read serves what a daemon sends: input, sizes, signals, and on the
+// first daemon's connection kept after the exit, the next command.
 func (h *holderProc) read(c *client) {
 	defer func() {
 		h.mu.Lock()
@@ -586,9 +672,19 @@ func (h *holderProc) read(c *client) {
 	for {
 		typ, b, err := readFrame(c.conn)
 		if err != nil {
+			if c.keep.Load() {
+				h.recycle <- nil
+			}
 			return
 		}
 		switch typ {
+		case frameRecycle:
+			if c.keep.Load() {
+				// The connection is the next run's from here on: this
+				// reader ends so that the next greeting starts its own.
+				h.recycle <- b
+				return
+			}
 		case frameInput:
 			if h.ptmx != nil {
 				_, _ = h.ptmx.Write(b)
@@ -625,8 +721,10 @@ func resize(f *os.File, cols, rows uint16) {
 }
 
 // finish records the exit (a terminal's output first: an exit record
-// promises it is there), tells the connected daemons and closes.
-func (h *holderProc) finish(ln net.Listener, x Exit) {
+// promises it is there), tells the connected daemons and closes. It
+// reports whether the first daemon's connection was kept open for a
+// recycle (a log's holder whose first daemon is still connected).
+func (h *holderProc) finish(ln net.Listener, x Exit) bool {
 	if h.scroll != nil {
 		h.mu.Lock()
 		out := h.scroll.Snapshot()
@@ -642,10 +740,17 @@ func (h *holderProc) finish(ln net.Listener, x Exit) {
 	h.mu.Lock()
 	h.exit = &x
 	var writers []*client
+	kept := false
 	for c := range h.clients {
+		// Kept before the exit is queued: the daemon may answer it with
+		// the next command at once.
+		keep := c.first && h.recyclable()
+		c.keep.Store(keep)
 		select {
 		case c.out <- frame{frameExit, xb}:
+			kept = kept || keep
 		default:
+			c.keep.Store(false)
 		}
 		writers = append(writers, c)
 		h.dropLocked(c)
@@ -662,16 +767,37 @@ func (h *holderProc) finish(ln net.Listener, x Exit) {
 	for _, c := range writers {
 		<-c.done
 	}
+	for _, c := range writers {
+		if c.keep.Load() {
+			_ = c.conn.SetWriteDeadline(time.Time{})
+		}
+	}
+	return kept
 }
 
 // reapOrphans reaps the processes handed to the holder (the command's
 // orphans, reparented to it as a subreaper) when they exit, and never the
-// command's leader, whose status exec.Cmd waits for.
-func reapOrphans(leader int) {
+// command's leader, whose status exec.Cmd waits for, until the returned
+// function is called (the run ended: reapAll took the rest).
+func reapOrphans(leader int) func() {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
+	stop := make(chan struct{})
+	go reapLoop(leader, chld, stop)
+	return func() {
+		signal.Stop(chld)
+		close(stop)
+	}
+}
+
+func reapLoop(leader int, chld chan os.Signal, stop chan struct{}) {
 	self := os.Getpid()
-	for range chld {
+	for {
+		select {
+		case <-chld:
+		case <-stop:
+			return
+		}
 		entries, err := os.ReadDir("/proc")
 		if err != nil {
 			continue

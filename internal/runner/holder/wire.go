@@ -14,12 +14,17 @@ const (
 	frameHello  = 'h' // JSON hello
 	frameOutput = 'o' // terminal output (the scrollback first, after hello)
 	frameGrew   = 'g' // 8 bytes: the log file's size after a write
-	frameExit   = 'x' // JSON Exit; the holder closes the connection after it
+	frameExit   = 'x' // JSON Exit; the holder closes the connection after it, except a log's holder on the connection it was started with, which waits there for frameRecycle
+	frameFailed = 'f' // a recycled holder could not start its next command: why; the holder ends
 
 	// Daemon to holder.
 	frameInput  = 'i' // bytes typed into the terminal
 	frameResize = 'r' // 2+2 bytes: cols, rows
 	frameSignal = 's' // 1 byte: a signal for the command's session
+	// frameRecycle: JSON Spec, the next command for a log's holder whose
+	// command ended, on the connection it was started with; it answers
+	// with hello (started) or frameFailed.
+	frameRecycle = 'c'
 )
 
 // maxFrame bounds a frame's payload: a terminal's scrollback is the
