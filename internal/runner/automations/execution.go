@@ -229,7 +229,16 @@ func (x *execution) requestStop(m stopMsg) {
 func (x *execution) kill() { x.forceMu.Do(func() { close(x.force) }) }
 
 // update changes the status under the lock, records and reports it.
-func (x *execution) update(f func(*ExecutionStatus)) {
+func (x *execution) update(f func(*ExecutionStatus)) { x.change(f, true) }
+
+// note changes the status and reports it without writing the record: for
+// a change a crash may lose, because the next recorded one carries it and
+// nothing irreversible happens before that. A task step is recorded twice
+// (its holder before it starts, its end before its holder directory goes)
+// instead of five times: each record is the whole execution, synced twice.
+func (x *execution) note(f func(*ExecutionStatus)) { x.change(f, false) }
+
+func (x *execution) change(f func(*ExecutionStatus), durable bool) {
 	x.mu.Lock()
 	f(&x.st)
 	x.st.Version = x.e.nextVersion()
@@ -242,6 +251,11 @@ func (x *execution) update(f func(*ExecutionStatus)) {
 		}
 	}
 	x.mu.Unlock()
+	if !durable {
+		x.e.emit(Event{Execution: st})
+		x.e.executionsChanged()
+		return
+	}
 	// Steps of a group finish at once: records are written one at a time,
 	// and one older than the last written is dropped, so the file a
 	// restarted runner reads is the newest.
@@ -257,15 +271,20 @@ func (x *execution) update(f func(*ExecutionStatus)) {
 	x.e.executionsChanged()
 }
 
-func (x *execution) step(id string, f func(*StepStatus)) {
-	x.update(func(st *ExecutionStatus) {
+func (x *execution) step(id string, f func(*StepStatus)) { x.changeStep(id, f, true) }
+
+// noteStep is step without writing the record (note).
+func (x *execution) noteStep(id string, f func(*StepStatus)) { x.changeStep(id, f, false) }
+
+func (x *execution) changeStep(id string, f func(*StepStatus), durable bool) {
+	x.change(func(st *ExecutionStatus) {
 		for i := range st.Steps {
 			if st.Steps[i].ID == id {
 				f(&st.Steps[i])
 				return
 			}
 		}
-	})
+	}, durable)
 }
 
 // run runs the plan: a group starts once every step of the one before
@@ -305,7 +324,10 @@ func (x *execution) run(sp ExecutionSpec) {
 			case seen:
 				go func() { results <- x.runStep(st, cancel) }()
 			default:
-				x.update(func(s *ExecutionStatus) {
+				// Recorded with the step's holder (runStep), before
+				// anything starts: a crash before that leaves a step
+				// that never ran, which the next runner process starts.
+				x.note(func(s *ExecutionStatus) {
 					s.Steps = append(s.Steps, StepStatus{ID: st.ID, Phase: StepRunning, StartedAt: time.Now()})
 				})
 				go func() { results <- x.runStep(st, cancel) }()
@@ -400,7 +422,10 @@ func (x *execution) release(id, dir string) {
 		x.e.log.Warn("remove a step's holder directory", "execution", x.id, "step", id, "err", err)
 	}
 	_ = os.Remove(x.e.outputPath(filepath.Base(dir)))
-	x.update(func(*ExecutionStatus) {})
+	// The step's end is recorded already (every caller records it
+	// first): a crash before the next record leaves a finished step that
+	// names a holder directory no longer there, which is never adopted.
+	x.note(func(*ExecutionStatus) {})
 }
 
 func (x *execution) finish() {
@@ -477,7 +502,7 @@ func (x *execution) runStep(sp StepSpec, cancel <-chan struct{}) stepResult {
 			if logID, lg, err = e.openLog(); err != nil {
 				return end(StepFailed, "create the step's log: "+err.Error(), nil)
 			}
-			x.step(sp.ID, func(s *StepStatus) { s.LogID = logID })
+			x.noteStep(sp.ID, func(s *StepStatus) { s.LogID = logID })
 		}
 		spec, err := e.holderSpec(*sp.Task, lg.path, "RUNYARD_OUTPUT="+e.outputPath(logID), "RUNYARD_TASK_EXECUTION_ID="+x.id)
 		if err == nil {
