@@ -46,6 +46,7 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+	"github.com/runyard/runyard/internal/runner/holder"
 )
 
 const adminToken = "ryd_bench_runnermetrics_admin_token_0123456789"
@@ -136,7 +137,13 @@ func run(ctx context.Context, window time.Duration, nServices, nPods, nRunners i
 	if err := rn.Start(); err != nil {
 		return err
 	}
-	defer func() { rn.Process.Kill(); rn.Wait() }()
+	defer func() {
+		rn.Process.Kill()
+		rn.Wait()
+		// Its services and pods outlive it under their holders, by
+		// design: whoever removes the state directory ends them.
+		holder.KillUnder(filepath.Join(dir, "runner"))
+	}()
 	if err := waitOK(ctx, "http://"+health+"/readyz"); err != nil {
 		return err
 	}
