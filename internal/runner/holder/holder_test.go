@@ -2,6 +2,7 @@ package holder
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -638,5 +639,26 @@ func TestHolder_NotRecycled(t *testing.T) {
 				t.Errorf("next start: exit %+v under holder %d (the ended one: %d)", x, h2.Record().Holder.Session, pid)
 			}
 		})
+	}
+}
+
+// TestHolder_RecycleMany runs many short commands in a row in recycled
+// holders, as a long chain of task steps does: every exit must be the
+// command's own. (A previous run's reaper that outlived its run used to
+// reap the next command's leader now and then, so exec.Cmd lost the exit
+// status and the holder died with the command.)
+func TestHolder_RecycleMany(t *testing.T) {
+	pids := map[int]bool{}
+	for i := range 150 {
+		h, x := startRecycled(t, t.TempDir(), fmt.Sprintf("exit %d", i%3))
+		if x.Code != i%3 {
+			t.Fatalf("run %d: exit %+v, want code %d", i, x, i%3)
+		}
+		pids[recycle(t, h)] = true
+	}
+	// Each Start takes the newest recycled holder: a handful of holders
+	// (spares filled in the background) ran all of them.
+	if len(pids) > 10 {
+		t.Errorf("%d holder processes ran 150 commands: they are not recycled", len(pids))
 	}
 }

@@ -260,6 +260,14 @@ func run(spec Spec, first net.Conn, st starter) (*Spec, int) {
 	if lp, ok := output.(*logPipe); ok {
 		lp.release()
 	}
+	if cmd.ProcessState == nil {
+		// Someone else reaped the leader: its status is gone. Never
+		// expected; reported rather than taking the holder down.
+		x := Exit{Code: -1, How: "the command's exit status was lost", FinishedAt: time.Now()}
+		fmt.Fprintln(os.Stderr, x.How)
+		h.finish(ln, x)
+		return nil, 1
+	}
 	how, code := proc.ExitDescription(cmd.ProcessState)
 	x := Exit{Code: code, How: how, FinishedAt: time.Now()}
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
@@ -778,15 +786,22 @@ func (h *holderProc) finish(ln net.Listener, x Exit) bool {
 // reapOrphans reaps the processes handed to the holder (the command's
 // orphans, reparented to it as a subreaper) when they exit, and never the
 // command's leader, whose status exec.Cmd waits for, until the returned
-// function is called (the run ended: reapAll took the rest).
+// function is called (the run ended: reapAll took the rest). That function
+// returns once the reaper stopped: a recycled holder's next command must
+// not be reaped by the previous run's reaper, which does not know its
+// leader (exec.Cmd would lose its exit status).
 func reapOrphans(leader int) func() {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
-	stop := make(chan struct{})
-	go reapLoop(leader, chld, stop)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		reapLoop(leader, chld, stop)
+	}()
 	return func() {
 		signal.Stop(chld)
 		close(stop)
+		<-stopped
 	}
 }
 
@@ -797,6 +812,12 @@ func reapLoop(leader int, chld chan os.Signal, stop chan struct{}) {
 		case <-chld:
 		case <-stop:
 			return
+		}
+		// Both may be ready; stop wins.
+		select {
+		case <-stop:
+			return
+		default:
 		}
 		entries, err := os.ReadDir("/proc")
 		if err != nil {
