@@ -648,17 +648,34 @@ func TestHolder_NotRecycled(t *testing.T) {
 // reap the next command's leader now and then, so exec.Cmd lost the exit
 // status and the holder died with the command.)
 func TestHolder_RecycleMany(t *testing.T) {
-	pids := map[int]bool{}
+	runs := map[int]int{} // holder pid -> commands it ran
+	fds := func(pid int) int {
+		entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		return len(entries)
+	}
+	var busiest, first int
 	for i := range 150 {
 		h, x := startRecycled(t, t.TempDir(), fmt.Sprintf("exit %d", i%3))
 		if x.Code != i%3 {
 			t.Fatalf("run %d: exit %+v, want code %d", i, x, i%3)
 		}
-		pids[recycle(t, h)] = true
+		pid := h.Record().Holder.Session
+		if runs[pid]++; runs[pid] > runs[busiest] {
+			busiest = pid
+		}
+		if runs[pid] == 2 {
+			first = fds(pid)
+		}
+		recycle(t, h)
 	}
 	// Each Start takes the newest recycled holder: a handful of holders
 	// (spares filled in the background) ran all of them.
-	if len(pids) > 10 {
-		t.Errorf("%d holder processes ran 150 commands: they are not recycled", len(pids))
+	if len(runs) > 10 {
+		t.Errorf("%d holder processes ran 150 commands: they are not recycled", len(runs))
+	}
+	t.Logf("holder %d ran %d of the 150 commands; descriptors: %d after its first, %d now", busiest, runs[busiest], first, fds(busiest))
+	// A run leaves nothing open behind it in the holder.
+	if n := fds(busiest); runs[busiest] > 100 && n > first+2 {
+		t.Errorf("holder %d has %d descriptors open after %d commands (%d after its first)", busiest, n, runs[busiest], first)
 	}
 }
