@@ -679,3 +679,45 @@ func TestHolder_RecycleMany(t *testing.T) {
 		t.Errorf("holder %d has %d descriptors open after %d commands (%d after its first)", busiest, n, runs[busiest], first)
 	}
 }
+
+// TestHolder_NoThreadPerHolder: the daemon reaps its holders without an
+// OS thread blocked in waitid for each (a runner with 200 services had
+// 211 threads).
+func TestHolder_NoThreadPerHolder(t *testing.T) {
+	threads := func() int {
+		b, _ := os.ReadFile("/proc/self/status")
+		for _, l := range strings.Split(string(b), "\n") {
+			if n, ok := strings.CutPrefix(l, "Threads:"); ok {
+				v, _ := strconv.Atoi(strings.TrimSpace(n))
+				return v
+			}
+		}
+		t.Fatal("no Threads line in /proc/self/status")
+		return 0
+	}
+	// The pool's first fill and the runtime's own threads come first.
+	warm, err := Start(filepath.Join(t.TempDir(), "h"), logSpec(t, t.TempDir(), "exit 0"), Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, warm)
+	before := threads()
+	const n = 40
+	var hs []*Handle
+	for range n {
+		dir := t.TempDir()
+		h, err := Start(filepath.Join(dir, "h"), logSpec(t, dir, "exec sleep 60"), Hooks{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	after := threads()
+	for _, h := range hs {
+		_ = h.Signal(syscall.SIGKILL)
+		waitDone(t, h)
+	}
+	if after-before >= n/2 {
+		t.Errorf("%d holders running: %d threads, %d before", n, after, before)
+	}
+}
