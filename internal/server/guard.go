@@ -106,6 +106,26 @@ func newGuard(auth apiauth.Authenticator, next http.Handler, perIP int, log *slo
 	}
 }
 
+// closePending closes the connections that have not sent a request yet. It
+// runs when a shutdown begins (RegisterOnShutdown, after the listeners
+// closed): net/http counts such a connection as busy for its first five
+// seconds, so a client's spare connection, dialed for a request another
+// connection served, held every shutdown up until its deadline. Nothing
+// was read from them, so no request is cut.
+func (g *guard) closePending() {
+	g.mu.Lock()
+	var conns []net.Conn
+	for _, list := range g.pending {
+		for _, p := range list {
+			conns = append(conns, p.c)
+		}
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 // ConnState is the http.Server's ConnState hook: it tracks connections until
 // their first request and closes the oldest waiting ones of an address that
 // has too many.

@@ -374,3 +374,45 @@ func TestAPIPrefix_BesideREST(t *testing.T) {
 		t.Errorf("/metrics has no %s", want)
 	}
 }
+
+// TestShutdown_SilentConnection: a connection that never sent a request
+// (a client's spare, dialed for a request another connection served) does
+// not hold a shutdown up. net/http counts such a connection as busy for its
+// first five seconds, longer than this server's shutdown timeout, so the
+// shutdown failed with its deadline whenever one was open (TestPods_Concurrent
+// saw it about once in a hundred runs).
+func TestShutdown_SilentConnection(t *testing.T) {
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), BootstrapToken: adminToken,
+		ShutdownTimeout: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := server.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("open server: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	healthy(t, s.URL())
+	silent, err := net.Dial("tcp", strings.TrimPrefix(s.URL(), "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// A request on another connection: the silent one is surely accepted
+	// (and announced as new) by the time it is answered.
+	healthy(t, s.URL())
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("shutdown with a silent connection open: %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("the server did not stop")
+	}
+	// The server closed the silent connection.
+	_ = silent.SetReadDeadline(time.Now().Add(waitFor))
+	if n, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Errorf("the silent connection read %d bytes after the shutdown, want it closed", n)
+	}
+}

@@ -522,6 +522,7 @@ func (s *Server) open(ctx context.Context) error {
 	}
 	s.http.Handler = s.trusted.Middleware(s.previewFirst(g))
 	s.http.ConnState = g.ConnState
+	s.http.RegisterOnShutdown(g.closePending)
 	return nil
 }
 
