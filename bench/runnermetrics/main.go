@@ -167,7 +167,12 @@ func run(ctx context.Context, window time.Duration, nServices, nPods, nRunners i
 	deadline := time.Now().Add(3 * time.Minute)
 	for scrape("http://"+health+"/metrics", "runyard_runner_work_holders") != want {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the runner holds %s of %s services and pods after 3 minutes", scrape("http://"+health+"/metrics", "runyard_runner_work_holders"), want)
+			// What the control plane says of each, to tell a service that
+			// did not start from a pod placed elsewhere.
+			services := rpc(ctx, base, "EnvironmentAutomationService/ListServices", `{"filter":{"environmentIds":["`+env+`"]}}`)
+			_, pods := call(ctx, http.MethodGet, base+"/api/v1/orgs/default/pods", "")
+			return fmt.Errorf("the runner holds %s of %s services and pods after 3 minutes; services: %v; pods: %s",
+				scrape("http://"+health+"/metrics", "runyard_runner_work_holders"), want, services["services"], pods)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
