@@ -260,13 +260,7 @@ const maxWarm = 4
 // putWarm keeps a recycled holder for the next Start.
 func (p *sparePool) putWarm(sp *spare) {
 	p.mu.Lock()
-	warm := 0
-	for _, r := range p.ready {
-		if r.warm {
-			warm++
-		}
-	}
-	if warm >= maxWarm {
+	if p.countLocked(true) >= maxWarm {
 		p.mu.Unlock()
 		sp.close()
 		return
@@ -317,6 +311,17 @@ func (p *sparePool) take() (*spare, error) {
 	return spawn()
 }
 
+// countLocked counts the waiting spares that are recycled (warm) or not.
+func (p *sparePool) countLocked(warm bool) int {
+	n := 0
+	for _, r := range p.ready {
+		if r.warm == warm {
+			n++
+		}
+	}
+	return n
+}
+
 // popLocked takes the newest recycled holder, else the newest cold spare,
 // nil when none waits.
 func (p *sparePool) popLocked() *spare {
@@ -339,13 +344,7 @@ func (p *sparePool) popLocked() *spare {
 func (p *sparePool) fill() {
 	for {
 		p.mu.Lock()
-		cold := 0
-		for _, r := range p.ready {
-			if !r.warm {
-				cold++
-			}
-		}
-		if cold >= spareCount {
+		if p.countLocked(false) >= spareCount {
 			p.filling = false
 			p.mu.Unlock()
 			return

@@ -63,9 +63,7 @@ func TestStmtCache(t *testing.T) {
 		name: "the same query while its rows are open gets a statement of its own",
 		size: 8,
 		run: func(t *testing.T, conn *sql.Conn, cc *cachingConn) {
-			for i := range 3 {
-				mustExec(t, conn, insert, i, "n"+strconv.Itoa(i))
-			}
+			insertRows(t, conn, insert, 3)
 			outer, err := conn.QueryContext(ctx, all)
 			if err != nil {
 				t.Fatal(err)
@@ -111,9 +109,7 @@ func TestStmtCache(t *testing.T) {
 		name: "a statement evicted while its rows are open is closed with them",
 		size: 1,
 		run: func(t *testing.T, conn *sql.Conn, cc *cachingConn) {
-			for i := range 3 {
-				mustExec(t, conn, insert, i, "n"+strconv.Itoa(i))
-			}
+			insertRows(t, conn, insert, 3)
 			rows, err := conn.QueryContext(ctx, all)
 			if err != nil {
 				t.Fatal(err)
@@ -172,6 +168,14 @@ func TestStmtCache(t *testing.T) {
 				t.Errorf("%d statements prepared, want %d", got, tc.prepares)
 			}
 		})
+	}
+}
+
+// insertRows inserts rows 0..n-1 named n0, n1, ... with insert.
+func insertRows(t *testing.T, conn *sql.Conn, insert string, n int) {
+	t.Helper()
+	for i := range n {
+		mustExec(t, conn, insert, i, "n"+strconv.Itoa(i))
 	}
 }
 
