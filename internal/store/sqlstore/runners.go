@@ -426,6 +426,13 @@ func (db *DB) PurgeDeletedRunners(ctx context.Context, cutoff time.Time) (int, e
 func (db *DB) RenewRunners(ctx context.Context, batch []runners.Renewal) ([]runners.Renewal, error) {
 	var inactive []runners.Renewal
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if db.dialect.Name == "postgres" {
+			var err error
+			if batch, inactive, err = renewAtOnce(ctx, tx, batch); err != nil {
+				return err
+			}
+			return db.noticeRenewals(ctx, tx, batch)
+		}
 		stmt, err := tx.PrepareContext(ctx, db.q(`UPDATE runners SET last_seen = ?
 			WHERE org_id = ? AND id = ? AND phase <> ? AND last_seen < ?`+live))
 		if err != nil {
@@ -460,6 +467,58 @@ func (db *DB) RenewRunners(ctx context.Context, batch []runners.Renewal) ([]runn
 		}
 	}
 	return out, nil
+}
+
+// renewAtOnce stores a batch of renewals on PostgreSQL in one statement and
+// returns the batch with one renewal per runner (the latest) and those of
+// it that changed no row. A statement per renewal held the row lock of
+// every runner renewed so far over a round trip per runner of the rest,
+// and a pod's delivery, which locks its runner's row (ClaimRunnerPods),
+// waited behind it: bench/pods saw five deliveries at a time waiting on a
+// renewal batch, most of a pod's create latency.
+func renewAtOnce(ctx context.Context, tx *sql.Tx, batch []runners.Renewal) (merged, unchanged []runners.Renewal, err error) {
+	type key struct{ org, id string }
+	at := make(map[key]int, len(batch))
+	for _, r := range batch {
+		k := key{r.OrgID, r.RunnerID}
+		if i, ok := at[k]; ok {
+			if r.At.After(merged[i].At) {
+				merged[i].At = r.At
+			}
+			continue
+		}
+		at[k] = len(merged)
+		merged = append(merged, r)
+	}
+	orgs, ids, times := make([]string, len(merged)), make([]string, len(merged)), make([]int64, len(merged))
+	for i, r := range merged {
+		orgs[i], ids[i], times[i] = r.OrgID, r.RunnerID, micros(r.At)
+	}
+	rows, err := tx.QueryContext(ctx, `UPDATE runners r SET last_seen = v.at
+		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(org_id, id, at)
+		WHERE r.org_id = v.org_id AND r.id = v.id AND r.phase <> $4 AND r.last_seen < v.at AND r.deleted_at = 0
+		RETURNING r.org_id, r.id`, orgs, ids, times, string(runners.PhaseInactive))
+	if err != nil {
+		return nil, nil, fmt.Errorf("renew runners: %w", err)
+	}
+	defer rows.Close()
+	changed := make([]bool, len(merged))
+	for rows.Next() {
+		var k key
+		if err := rows.Scan(&k.org, &k.id); err != nil {
+			return nil, nil, fmt.Errorf("renew runners: %w", err)
+		}
+		changed[at[k]] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("renew runners: %w", err)
+	}
+	for i, r := range merged {
+		if !changed[i] {
+			unchanged = append(unchanged, r)
+		}
+	}
+	return merged, unchanged, nil
 }
 
 func (db *DB) FindSilentRunners(ctx context.Context, cutoff time.Time) ([]runners.Renewal, error) {

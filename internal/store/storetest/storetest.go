@@ -634,6 +634,20 @@ func testRenewRunners(t *testing.T, s store.Store) {
 	if len(inactive) != 0 || !got.LastSeen.Equal(later) {
 		t.Fatalf("stale renewal: inactive %+v, last seen %v", inactive, got.LastSeen)
 	}
+	// A batch that renews a runner twice keeps the later time, whatever
+	// the order.
+	latest := later.Add(20 * time.Second)
+	inactive, err = s.RenewRunners(ctx, []runners.Renewal{
+		{OrgID: org.ID, RunnerID: a.ID, At: latest},
+		{OrgID: org.ID, RunnerID: a.ID, At: later.Add(5 * time.Second)},
+	})
+	must(t, err, "renew twice")
+	got, err = s.FindRunnerByID(ctx, org.ID, a.ID)
+	must(t, err, "find a")
+	if len(inactive) != 0 || !got.LastSeen.Equal(latest) {
+		t.Fatalf("renewed twice in a batch: inactive %+v, last seen %v, want %v", inactive, got.LastSeen, latest)
+	}
+	later = latest
 	// Another organization's renewal changes nothing.
 	other := newOrg(t, s)
 	_, err = s.RenewRunners(ctx, []runners.Renewal{{OrgID: other.ID, RunnerID: a.ID, At: later.Add(time.Hour)}})
