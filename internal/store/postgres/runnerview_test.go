@@ -70,3 +70,49 @@ func TestRunnerView(t *testing.T) {
 			}
 		}})
 }
+
+// TestRunnerNoticeColumns checks that the runner view's trigger fires for an
+// update of every column of runners but last_seen (migration 00046): a
+// column added to the table and not to the trigger would change rows that
+// other replicas keep in their views without telling them.
+func TestRunnerNoticeColumns(t *testing.T) {
+	ctx := context.Background()
+	url := testutil.PostgresURL(t)
+	st, err := postgres.Open(ctx, url)
+	testutil.MustNoErr(t, err, "open")
+	defer st.Close()
+	db, err := sql.Open("pgx", url)
+	testutil.MustNoErr(t, err, "open")
+	defer db.Close()
+	columns := func(query string) map[string]bool {
+		t.Helper()
+		rows, err := db.QueryContext(ctx, query)
+		testutil.MustNoErr(t, err, "%s", query)
+		defer rows.Close()
+		out := map[string]bool{}
+		for rows.Next() {
+			var c string
+			testutil.MustNoErr(t, rows.Scan(&c), "scan")
+			out[c] = true
+		}
+		testutil.MustNoErr(t, rows.Err(), "%s", query)
+		return out
+	}
+	table := columns(`SELECT column_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'runners'`)
+	fired := columns(`SELECT event_object_column FROM information_schema.triggered_update_columns
+		WHERE trigger_schema = current_schema() AND trigger_name = 'runners_view_notice'`)
+	if len(table) < 10 {
+		t.Fatalf("runners has %d columns: %v", len(table), table)
+	}
+	for c := range table {
+		if want := c != "last_seen"; fired[c] != want {
+			t.Errorf("column %s: the trigger fires on its update: %v, want %v", c, fired[c], want)
+		}
+	}
+	for c := range fired {
+		if !table[c] {
+			t.Errorf("the trigger names column %s, which runners does not have", c)
+		}
+	}
+}
