@@ -22,6 +22,13 @@ import (
 func (db *DB) AcceptRunnerStream(ctx context.Context, orgID, runnerID string) (int64, error) {
 	var epoch int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if db.dialect.Name == "postgres" {
+			// The runner's stream lock orders this against a claim
+			// (runyard_claim_pods, migration 00045).
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, streamLockClass, runnerID); err != nil {
+				return fmt.Errorf("lock the runner's streams: %w", err)
+			}
+		}
 		res, err := tx.ExecContext(ctx, db.q(`UPDATE runners SET epoch = epoch + 1 WHERE org_id = ? AND id = ?`+live), orgID, runnerID)
 		if err != nil {
 			return err
@@ -75,9 +82,10 @@ func (db *DB) RunnerEpochs(ctx context.Context, ids []string) (map[string]int64,
 // was handed yet to the stream of epoch and returns the epoch each active
 // pod of the runner is bound to. It fails with CodeAborted when epoch is no
 // longer the runner's current one (claiming nothing), and CodeNotFound for
-// a missing runner. The runner's row is locked first, so that a stream
-// accepted meanwhile (AcceptRunnerStream) orders before or after the whole
-// claim.
+// a missing runner. A stream accepted meanwhile (AcceptRunnerStream)
+// orders before or after the whole claim: the claim locks first the
+// runner's stream lock (PostgreSQL, claimAtOnce) or its row, which the
+// acceptance's update of the epoch locks too.
 func (db *DB) ClaimRunnerPods(ctx context.Context, orgID, runnerID string, epoch int64) (map[string]int64, error) {
 	if db.dialect.Name == "postgres" && !auditPending(ctx) {
 		return db.claimAtOnce(ctx, orgID, runnerID, epoch)
@@ -107,11 +115,16 @@ func (db *DB) ClaimRunnerPods(ctx context.Context, orgID, runnerID string, epoch
 	return out, nil
 }
 
+// streamLockClass is the first key of the PostgreSQL advisory lock that
+// orders a runner's claims and stream acceptances (the second is the hash
+// of the runner's id).
+const streamLockClass = 0x52590007
+
 // claimAtOnce is ClaimRunnerPods on PostgreSQL: one statement
 // (runyard_claim_pods, migration 00045) instead of a transaction of three.
 func (db *DB) claimAtOnce(ctx context.Context, orgID, runnerID string, epoch int64) (map[string]int64, error) {
 	what := fmt.Sprintf("runner %q", runnerID)
-	rows, err := db.write.QueryContext(ctx, `SELECT pod_key, pod_epoch FROM runyard_claim_pods($1, $2, $3)`, orgID, runnerID, epoch)
+	rows, err := db.write.QueryContext(ctx, `SELECT pod_key, pod_epoch FROM runyard_claim_pods($1, $2, $3, $4)`, streamLockClass, orgID, runnerID, epoch)
 	if err != nil {
 		return nil, db.translate(fmt.Errorf("claim pods: %w", err), what)
 	}

@@ -4,23 +4,30 @@
 -- their epochs read, COMMIT). Every pod delivered is claimed once, and the
 -- round trips cost the control plane and PostgreSQL more than the claim's
 -- own work (bench/pods). Called outside a transaction, the statement
--- commits as it ends. Each statement in the function takes its snapshot
--- after the one before it, so the pods are bound after the runner's row is
--- locked, as before: a stream accepted meanwhile (AcceptRunnerStream)
--- orders before or after the whole claim.
+-- commits as it ends.
+--
+-- A claim and a stream's acceptance (AcceptRunnerStream, which takes the
+-- same lock before it moves the runner's epoch) order one before the
+-- other by the runner's stream lock, an advisory lock (lock_class,
+-- hashtext(runner id)), no longer by the runner's row: the row is also
+-- what every renewal batch locks, and claims and renewals waited for each
+-- other (bench/pods: claims 2.4 ms a call, renewal batches 0.35 s). Each
+-- statement in the function takes its snapshot after the one before it,
+-- so the epoch read after the lock is the one committed last.
 --
 -- It answers nothing for a runner that does not exist; otherwise first the
 -- runner's current epoch (pod_key NULL) and, when that is claim_epoch, one
 -- row per active pod of the runner with the epoch it is bound to.
 -- +goose StatementBegin
-CREATE FUNCTION runyard_claim_pods(org TEXT, runner TEXT, claim_epoch BIGINT)
+CREATE FUNCTION runyard_claim_pods(lock_class INTEGER, org TEXT, runner TEXT, claim_epoch BIGINT)
 RETURNS TABLE (pod_key TEXT, pod_epoch BIGINT)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
     current_epoch BIGINT;
 BEGIN
-    SELECT r.epoch INTO current_epoch FROM runners r WHERE r.org_id = org AND r.id = runner FOR UPDATE;
+    PERFORM pg_advisory_xact_lock(lock_class, hashtext(runner));
+    SELECT r.epoch INTO current_epoch FROM runners r WHERE r.org_id = org AND r.id = runner;
     IF NOT FOUND THEN
         RETURN;
     END IF;
@@ -37,4 +44,4 @@ $$;
 -- +goose StatementEnd
 
 -- +goose Down
-DROP FUNCTION runyard_claim_pods(TEXT, TEXT, BIGINT);
+DROP FUNCTION runyard_claim_pods(INTEGER, TEXT, TEXT, BIGINT);
