@@ -67,9 +67,17 @@ func (f *Fleet) addEnvironments(ctx context.Context, r *runners.Runner, d *runne
 	if err != nil {
 		return err
 	}
-	set, err := f.autos.Automations.Desired(ctx)
-	if err != nil {
-		return err
+	// Services and executions are those of the runner's environments (the
+	// store reads them through environments.runner_id): a runner with none
+	// has none, and its desired state, pushed after each pod placed on it,
+	// skips their two queries (bench/pods: 13% of the control plane's CPU
+	// went to this function). An environment placed between the two reads
+	// comes with its automations in the push its placement makes.
+	set := &automations.Desired{}
+	if len(envs) > 0 {
+		if set, err = f.autos.Automations.Desired(ctx); err != nil {
+			return err
+		}
 	}
 	secretIDs := map[string]bool{}
 	envVars := func(vs []automations.EnvVar) []*runnerv1.EnvVar {
