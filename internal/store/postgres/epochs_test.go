@@ -2,13 +2,11 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -19,17 +17,11 @@ import (
 // it (seen in pg_locks) and goes on once it is released.
 func TestRunnerStreamLock(t *testing.T) {
 	ctx := context.Background()
-	url := testutil.PostgresURL(t)
-	st, err := postgres.Open(ctx, url)
-	testutil.MustNoErr(t, err, "open")
-	defer st.Close()
-	db, err := sql.Open("pgx", url)
-	testutil.MustNoErr(t, err, "open")
-	defer db.Close()
+	st, db := migrated(t)
 
 	const org, streamLockClass = "o", 0x52590007
 	runner := uuid.NewString()
-	_, err = db.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ($1, 'org', 1)`, org)
+	_, err := db.ExecContext(ctx, `INSERT INTO organizations (id, name, created_at) VALUES ($1, 'org', 1)`, org)
 	testutil.MustNoErr(t, err, "organization")
 	_, err = db.ExecContext(ctx, `INSERT INTO runners (id, org_id, name, kind, provider, spec, status, creator_id,
 		creator_principal, created_at, updated_at) VALUES ($1, $2, 'r', 'k', 'p', '{}', '{}', 'u', 'USER', 1, 2)`, runner, org)

@@ -2,10 +2,8 @@ package postgres_test
 
 import (
 	"context"
-	"database/sql"
 	"testing"
 
-	"github.com/runyard/runyard/internal/store/postgres"
 	"github.com/runyard/runyard/internal/testutil"
 )
 
@@ -16,13 +14,7 @@ import (
 // small, a sequential scan of every event on each call.
 func TestEventNumberingCost(t *testing.T) {
 	ctx := context.Background()
-	url := testutil.PostgresURL(t)
-	st, err := postgres.Open(ctx, url) // the schema, migrated
-	testutil.MustNoErr(t, err, "open")
-	defer st.Close()
-	db, err := sql.Open("pgx", url)
-	testutil.MustNoErr(t, err, "open")
-	defer db.Close()
+	_, db := migrated(t)
 	conn, err := db.Conn(ctx) // one session: PL/pgSQL keeps its plans per session
 	testutil.MustNoErr(t, err, "connection")
 	defer conn.Close()

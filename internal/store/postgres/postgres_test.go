@@ -2,11 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 
 	"github.com/runyard/runyard/internal/store"
 	"github.com/runyard/runyard/internal/store/postgres"
+	"github.com/runyard/runyard/internal/store/sqlstore"
 	"github.com/runyard/runyard/internal/store/storetest"
 	"github.com/runyard/runyard/internal/testutil"
 )
@@ -29,4 +31,19 @@ func TestOpenBadURL(t *testing.T) {
 	if got := err.Error(); strings.Contains(got, "hunter2") {
 		t.Fatalf("error leaks the password: %s", got)
 	}
+}
+
+// migrated opens a store on a fresh schema (which migrates it) and a plain
+// connection pool to the same schema, for what a test checks beneath the
+// store; both close when the test ends.
+func migrated(t *testing.T) (*sqlstore.DB, *sql.DB) {
+	t.Helper()
+	url := testutil.PostgresURL(t)
+	st, err := postgres.Open(context.Background(), url)
+	testutil.MustNoErr(t, err, "open the store")
+	t.Cleanup(func() { st.Close() })
+	db, err := sql.Open("pgx", url)
+	testutil.MustNoErr(t, err, "open the database")
+	t.Cleanup(func() { db.Close() })
+	return st, db
 }

@@ -77,13 +77,7 @@ func TestRunnerView(t *testing.T) {
 // other replicas keep in their views without telling them.
 func TestRunnerNoticeColumns(t *testing.T) {
 	ctx := context.Background()
-	url := testutil.PostgresURL(t)
-	st, err := postgres.Open(ctx, url)
-	testutil.MustNoErr(t, err, "open")
-	defer st.Close()
-	db, err := sql.Open("pgx", url)
-	testutil.MustNoErr(t, err, "open")
-	defer db.Close()
+	_, db := migrated(t)
 	columns := func(query string) map[string]bool {
 		t.Helper()
 		rows, err := db.QueryContext(ctx, query)
