@@ -72,7 +72,7 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 		return fmt.Errorf("warm-up run: %w", err)
 	}
 	var runs []logResult
-	var base, alone []time.Duration
+	var base, alone, stalled []time.Duration
 	b.profile(true)
 	before := b.sampleCPU()
 	for i := range cfg.logRuns {
@@ -91,6 +91,11 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 			return fmt.Errorf("writer alone %d: %w", i, err)
 		}
 		alone = append(alone, d)
+		d, err = stalledOnce(ctx, b, hc, taskID)
+		if err != nil {
+			return fmt.Errorf("writer with a stalled follower %d: %w", i, err)
+		}
+		stalled = append(stalled, d)
 	}
 	after := b.sampleCPU()
 	b.profile(false)
@@ -100,7 +105,8 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 		fmt.Printf("run %d: follower %.1f MB/s (%s for %d bytes; stream ended after %s), writer into the runner's log %.1f MB/s (%s), follower attached %s after StartTask; pipe baseline %.1f MB/s (%s)\n",
 			i+1, mbps(cfg.logBytes, r.follower), ms(r.follower), cfg.logBytes, ms(r.eof),
 			mbps(cfg.logBytes, r.writer), ms(r.writer), ms(r.attach), mbps(cfg.logBytes, base[i]), ms(base[i]))
-		fmt.Printf("  the same task with no follower: writer into the runner's log %.1f MB/s (%s)\n", mbps(cfg.logBytes, alone[i]), ms(alone[i]))
+		fmt.Printf("  the same task with no follower: writer into the runner's log %.1f MB/s (%s); with a follower that reads nothing after the first line: %.1f MB/s (%s)\n",
+			mbps(cfg.logBytes, alone[i]), ms(alone[i]), mbps(cfg.logBytes, stalled[i]), ms(stalled[i]))
 	}
 	fmt.Printf("  %s\n", after.since(before, int(total>>20), "MiB followed"))
 	// Medians over the runs, each beside the pipe of the same runs: the
@@ -116,6 +122,8 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 		Baseline: pipe, BaselineName: "pipe"}, &sixty)
 	unslowed := report.RatioAtLeast(0.9)
 	report.Emit(report.Figure{Bench: "automations", Name: "followed log, writer into the runner's log", Value: mbps(cfg.logBytes, median(writer)), Unit: "MB/s",
+		Baseline: mbps(cfg.logBytes, median(alone)), BaselineName: "the writer with no follower"}, &unslowed)
+	report.Emit(report.Figure{Bench: "automations", Name: "followed log, writer with a follower that reads nothing", Value: mbps(cfg.logBytes, median(stalled)), Unit: "MB/s",
 		Baseline: mbps(cfg.logBytes, median(alone)), BaselineName: "the writer with no follower"}, &unslowed)
 	report.Emit(report.Figure{Bench: "automations", Name: "log with no follower, writer into the runner's log", Value: mbps(cfg.logBytes, median(alone)), Unit: "MB/s",
 		Baseline: pipe, BaselineName: "pipe"}, nil)
@@ -266,6 +274,66 @@ func writerOnce(ctx context.Context, b *bench, taskID string) (time.Duration, er
 		return 0, fmt.Errorf("release the writer: %w", err)
 	}
 	at, err := b.awaitLine(ctx, "done-"+id)
+	if err != nil {
+		return 0, fmt.Errorf("the writer did not finish: %w", err)
+	}
+	if err := b.waitExecution(ctx, id, 5*time.Millisecond); err != nil {
+		return 0, err
+	}
+	return at.Sub(go0), nil
+}
+
+// stalledOnce runs the log task with a follower that reads the step's
+// header and then nothing until the writer ended: the runner and the
+// control plane then hold what they could not pass on, and the writer
+// must not wait for them. It returns the time from the release to the
+// writer's end.
+func stalledOnce(ctx context.Context, b *bench, hc *http.Client, taskID string) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	res, err := b.api.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: taskID}))
+	if err != nil {
+		return 0, fmt.Errorf("start task: %w", err)
+	}
+	id := res.Msg.GetTaskExecution().GetId()
+	var logURL string
+	err = waitFor(ctx, time.Minute, 5*time.Millisecond, func() (bool, error) {
+		res, err := b.api.autos.GetTaskExecution(ctx, req(&gitpodv1.GetTaskExecutionRequest{Id: id}))
+		if err != nil {
+			return false, err
+		}
+		logURL = res.Msg.GetTaskExecution().GetStatus().GetLogUrl()
+		return logURL != "", nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("execution %s has no log URL: %w", id, err)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, logURL+"?follow=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	hreq.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return 0, fmt.Errorf("GET %s: %w", logURL, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return 0, fmt.Errorf("GET %s: status %d", logURL, resp.StatusCode)
+	}
+	header, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || !strings.HasPrefix(header, "=== step ") {
+		resp.Body.Close()
+		return 0, fmt.Errorf("followed log: want the step's header first, got %q (%v)", header, err)
+	}
+	go0 := time.Now()
+	if _, err := b.goFile.Write([]byte("go\n")); err != nil {
+		resp.Body.Close()
+		return 0, fmt.Errorf("release the writer: %w", err)
+	}
+	at, err := b.awaitLine(ctx, "done-"+id)
+	// The follower leaves without reading the rest.
+	resp.Body.Close()
 	if err != nil {
 		return 0, fmt.Errorf("the writer did not finish: %w", err)
 	}

@@ -390,7 +390,7 @@ func (f *Fleet) OpenLog(ctx context.Context, orgID, runnerID, logID string, foll
 	if _, err := identity.RequireLogs(ctx, runnerID); err != nil {
 		return nil, err
 	}
-	r, err := f.open(ctx, orgID, runnerID, &runnerv1.OpenTerminal{LogId: logID, Follow: follow}, "log")
+	r, err := f.open(ctx, orgID, runnerID, &runnerv1.OpenTerminal{LogId: logID, Follow: follow, Raw: !f.LogsOnStreams}, "log")
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,8 @@ type Fleet struct {
 
 	connected     atomic.Int64
 	renewals      atomic.Int64
-	openTerminals atomic.Int64 // Terminal streams open (ServeTerminal)
+	openTerminals atomic.Int64 // Terminal streams and log connections open
+	logConns      atomic.Int64 // log connections taken (ServeLogRaw)
 	// rm holds the runners' managed metrics (runnermetrics.go).
 	rm runnerMetrics
 
@@ -75,6 +76,10 @@ type Fleet struct {
 	// "support-bundle") on this control plane: status.logUrl and
 	// status.supportBundleUrl.
 	RunnerURL func(runnerID, file string) string
+	// LogsOnStreams asks runners for logs on Terminal streams only, never
+	// on a connection of their own (ServeLogRaw); the runner's fallback
+	// path, which the tests keep working.
+	LogsOnStreams bool
 }
 
 // New returns a fleet for the runners of svc; timeout zero means
@@ -135,6 +140,10 @@ func (f *Fleet) Renewals() int64 { return f.renewals.Load() }
 
 // TerminalStreams is the number of Terminal streams open from runners.
 func (f *Fleet) TerminalStreams() int64 { return f.openTerminals.Load() }
+
+// LogConnections is the number of logs runners sent on connections of
+// their own (ServeLogRaw) since start.
+func (f *Fleet) LogConnections() int64 { return f.logConns.Load() }
 
 // Run flushes renewals and sweeps silent runners until ctx ends, then
 // flushes once more so that no renewal received is lost.

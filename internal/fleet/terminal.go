@@ -31,7 +31,12 @@ type TerminalStream interface {
 // terminalWait is a client waiting for a runner to open a terminal.
 type terminalWait struct {
 	orgID, runnerID string
-	ready           chan *relay // capacity 1
+	// ready hands the stream over; unbuffered, so that a stream either
+	// reaches the client or sees gone.
+	ready chan *relay
+	// gone is closed when the client stopped waiting: a stream that
+	// arrives after it is closed, not left open.
+	gone chan struct{}
 }
 
 // relay is one pod terminal: the runner's Terminal stream, used by the
@@ -86,7 +91,7 @@ func (f *Fleet) open(ctx context.Context, orgID, runnerID string, req *runnerv1.
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	id := hex.EncodeToString(b[:])
-	w := &terminalWait{orgID: orgID, runnerID: runnerID, ready: make(chan *relay, 1)}
+	w := &terminalWait{orgID: orgID, runnerID: runnerID, ready: make(chan *relay), gone: make(chan struct{})}
 	f.mu.Lock()
 	f.terminals[id] = w
 	f.mu.Unlock()
@@ -95,6 +100,7 @@ func (f *Fleet) open(ctx context.Context, orgID, runnerID string, req *runnerv1.
 		delete(f.terminals, id)
 		f.mu.Unlock()
 	}()
+	defer close(w.gone)
 
 	timer := time.NewTimer(terminalOpenTimeout)
 	defer timer.Stop()
@@ -138,29 +144,38 @@ func (f *Fleet) ServeTerminal(ctx context.Context, stream TerminalStream) error 
 	if hello == nil {
 		return apperr.Invalid("hello", "the first message of a terminal must be a hello")
 	}
-	f.mu.Lock()
-	w := f.terminals[hello.GetSessionId()]
-	if w != nil && w.orgID == c.OrgID && w.runnerID == c.RunnerID {
-		delete(f.terminals, hello.GetSessionId())
-	} else {
-		w = nil
-	}
-	f.mu.Unlock()
+	w := f.takeTerminalWait(c, hello.GetSessionId())
 	if w == nil {
 		return apperr.NotFound("no client waits for terminal session %q", hello.GetSessionId())
 	}
 	f.openTerminals.Add(1)
 	defer f.openTerminals.Add(-1)
 	r := &relay{hello: hello, stream: stream, closed: make(chan struct{})}
-	w.ready <- r
 	select {
-	case <-r.closed:
-	case <-ctx.Done():
+	case w.ready <- r:
+		select {
+		case <-r.closed:
+		case <-ctx.Done():
+		}
+	case <-w.gone:
 	}
 	r.sendMu.Lock()
 	r.ended = true
 	r.sendMu.Unlock()
 	return nil
+}
+
+// takeTerminalWait returns the client waiting for Terminal session id of
+// runner c, no longer findable, or nil when none waits.
+func (f *Fleet) takeTerminalWait(c *identity.Caller, id string) *terminalWait {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	w := f.terminals[id]
+	if w == nil || w.orgID != c.OrgID || w.runnerID != c.RunnerID {
+		return nil
+	}
+	delete(f.terminals, id)
+	return w
 }
 
 func (r *relay) Scrollback() []byte { return r.hello.GetScrollback() }

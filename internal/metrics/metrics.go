@@ -37,6 +37,9 @@ type Fleet interface {
 	// TerminalStreams is the number of Terminal streams (pod terminals,
 	// logs, runner files) open from runners to this process.
 	TerminalStreams() int64
+	// LogConnections is the number of logs runners sent on connections
+	// of their own (rawconn) instead of Terminal streams, since start.
+	LogConnections() int64
 }
 
 // Metrics is one server's registry and its HTTP instruments.
@@ -82,8 +85,12 @@ func New(fleet Fleet) *Metrics {
 			}, func() float64 { return float64(fleet.Renewals()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "runyard_terminal_streams",
-				Help: "Terminal streams (pod terminals, logs, runners' own files) open from runners to this control plane process.",
+				Help: "Terminal streams (pod terminals, logs, runners' own files) and logs' connections of their own open from runners to this control plane process.",
 			}, func() float64 { return float64(fleet.TerminalStreams()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "runyard_log_connections_total",
+				Help: "Logs runners sent to this control plane process on connections of their own (an HTTP/1.1 upgrade) since it started; the others took Terminal streams (a proxy in the way, an upgrade refused).",
+			}, func() float64 { return float64(fleet.LogConnections()) }),
 		)
 	}
 	return m

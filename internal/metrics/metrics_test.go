@@ -16,6 +16,7 @@ type fakeFleet struct{ connected, renewals atomic.Int64 }
 func (f *fakeFleet) Connected() int64       { return f.connected.Load() }
 func (f *fakeFleet) Renewals() int64        { return f.renewals.Load() }
 func (f *fakeFleet) TerminalStreams() int64 { return 0 }
+func (f *fakeFleet) LogConnections() int64  { return 0 }
 
 // newTestServer serves a mux with a few patterns through the middleware.
 func newTestServer(t *testing.T, m *Metrics) *httptest.Server {

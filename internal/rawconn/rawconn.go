@@ -4,7 +4,9 @@
 // forward (`runyard environments port-forward`) travels this way on both
 // hops when it can, client → control plane and runner → control plane, and
 // every process on the way copies with Pipe: on plain TCP that is splice(2)
-// from one socket to the other, with no copy through the process.
+// from one socket to the other, with no copy through the process. A
+// runner sends a followed log the same way (ProtocolLog): the log's bytes,
+// then its half-close.
 //
 // A half-close travels as TCP's own: the end of one direction is a
 // CloseWrite on the next hop, so each direction ends on its own.
@@ -31,6 +33,9 @@ const (
 	// ProtocolSession is a runner's session connection to the control
 	// plane.
 	ProtocolSession = "runyard-session"
+	// ProtocolLog is a runner's connection carrying one log to the
+	// control plane: the log's bytes, then the runner's half-close.
+	ProtocolLog = "runyard-log"
 )
 
 // SessionPath is where a runner upgrades its session connection (beside
@@ -40,6 +45,11 @@ const (
 	SessionPath     = "/runyard.runner.v1.RunnerControlService/SessionRaw"
 	SessionIDHeader = "Runyard-Session-Id"
 )
+
+// LogPath is where a runner upgrades a log's connection; its request
+// carries the runner's token and the ID of the log's session
+// (SessionIDHeader, OpenTerminal's session_id).
+const LogPath = "/runyard.runner.v1.RunnerControlService/LogRaw"
 
 // Requested reports whether r asks to upgrade to protocol.
 func Requested(r *http.Request, protocol string) bool {

@@ -5,73 +5,112 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
+
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+	"github.com/runyard/runyard/internal/rawconn"
 	"github.com/runyard/runyard/internal/runner/envs"
 )
 
-// serveLog opens a Terminal stream that carries one log of a service run or
-// task execution, as the control plane asked in open: the log so far and,
-// with follow, what the run writes until it ends. The control plane closing
-// the stream (its reader went away) stops it.
+// serveLog sends one log of a service run or task execution to the control
+// plane, as it asked in open: the log so far and, with follow, what the run
+// writes until it ends. The log goes on a connection of its own when the
+// control plane allows it (open.raw) and the runner can dial one, else on a
+// Terminal stream, which is also what says that the runner has no such
+// log. The control plane closing either (its reader went away) stops it.
 func (d *Daemon) serveLog(ctx context.Context, open *runnerv1.OpenTerminal) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	log := d.log.With("log", open.GetLogId())
-	stream := d.control.Terminal(ctx)
-	stream.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
-	defer stream.CloseRequest()
-
-	// A log that does not exist is said in the hello, before any output.
+	// ended is closed once the control plane ended the stream or the
+	// connection: after the log's end, the runner waits for it (briefly)
+	// so that nothing the control plane has yet to read is cut off.
+	ended := make(chan struct{})
+	var stream *connect.BidiStreamForClient[runnerv1.TerminalRequest, runnerv1.TerminalResponse]
+	var conn net.Conn
 	hello := &runnerv1.TerminalHello{SessionId: open.GetSessionId()}
-	w := &logWriter{send: func(b []byte) error {
-		return stream.Send(&runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_Output{Output: b}})
-	}}
-	received := make(chan struct{})
-	go func() {
-		defer close(received)
-		defer cancel()
-		for {
-			if _, err := stream.Receive(); err != nil {
-				return
-			}
-		}
-	}()
+	w := &logWriter{}
 	w.before = func() error {
+		if open.GetRaw() && hello.GetError() == "" && d.canDialRaw(rawconn.LogPath) {
+			c, err := d.dialRaw(ctx, rawconn.LogPath, rawconn.ProtocolLog, open.GetSessionId())
+			if err == nil {
+				conn, w.conn = c, c
+				go func() {
+					defer close(ended)
+					defer cancel()
+					// The control plane sends nothing: a read ends when
+					// it closes the connection.
+					_, _ = c.Read(make([]byte, 1))
+				}()
+				return nil
+			}
+			log.Debug("log connection refused: a Terminal stream instead", "err", err)
+		}
+		stream = d.control.Terminal(ctx)
+		stream.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
+		go func() {
+			defer close(ended)
+			defer cancel()
+			for {
+				if _, err := stream.Receive(); err != nil {
+					return
+				}
+			}
+		}()
+		w.send = func(b []byte) error {
+			return stream.Send(&runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_Output{Output: b}})
+		}
 		return stream.Send(&runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_Hello{Hello: hello}})
 	}
 	err := d.envs.ReadLog(ctx, open.GetLogId(), open.GetFollow(), w)
 	if errors.Is(err, envs.ErrUnknownLog) && !w.started {
 		hello.Error = "this runner has no such log (never written, or past its retention)"
-		_ = w.begin()
+		err = w.begin()
 	} else {
 		if err == nil {
-			err = w.begin() // an empty log still gets its hello
+			err = w.begin() // an empty log still reaches its reader
 		}
-		if err == nil {
+		if err == nil && stream != nil {
 			err = stream.Send(&runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_End{End: &runnerv1.TerminalEnd{Reason: "end of log"}}})
 		}
-		if err != nil && ctx.Err() == nil {
-			log.Warn("send log", "err", err)
+		if err == nil && conn != nil {
+			// The connection's end is the log's.
+			err = rawconn.CloseWrite(conn)
 		}
 	}
-	_ = stream.CloseRequest()
+	if err != nil && ctx.Err() == nil {
+		log.Warn("send log", "err", err)
+	}
+	switch {
+	case stream != nil:
+		_ = stream.CloseRequest()
+	case conn != nil:
+		defer conn.Close()
+	default:
+		return
+	}
 	select {
-	case <-received:
+	case <-ended:
 	case <-time.After(terminalLinger):
 	}
 }
 
-// logWriter sends a log in chunks, after the hello.
+// logWriter sends a log, after before opened its way: on a connection of
+// its own (conn) or as messages (send).
 type logWriter struct {
 	mu      sync.Mutex
 	started bool
 	before  func() error
 	send    func([]byte) error
+	conn    net.Conn
+	// buf is ReadFrom's when the log goes as messages.
+	buf []byte
 }
 
 func (w *logWriter) begin() error {
@@ -94,6 +133,9 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if err := w.begin(); err != nil {
 		return 0, err
 	}
+	if w.conn != nil {
+		return w.conn.Write(p)
+	}
 	n := 0
 	for len(p) > 0 {
 		c := p[:min(len(p), maxLogChunk)]
@@ -106,6 +148,22 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		p = p[len(c):]
 	}
 	return n, nil
+}
+
+// ReadFrom takes a section of the log's file (the executor's copyLog hands
+// it over when the writer can take it): on a plain TCP connection of its
+// own the kernel sends it (sendfile(2)), with no copy through the runner.
+func (w *logWriter) ReadFrom(r io.Reader) (int64, error) {
+	if err := w.begin(); err != nil {
+		return 0, err
+	}
+	if rf, ok := w.conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	if w.buf == nil {
+		w.buf = make([]byte, maxLogChunk)
+	}
+	return io.CopyBuffer(struct{ io.Writer }{w}, r, w.buf)
 }
 
 // gatherEnvelopes is the transport of the Terminal streams: Connect writes

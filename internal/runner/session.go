@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -115,20 +116,8 @@ func (d *Daemon) serveSession(ctx context.Context, open *runnerv1.OpenSession) {
 // upgrade: the session then goes on a Session stream, which also says why
 // it failed.
 func (d *Daemon) serveSessionRaw(ctx context.Context, open *runnerv1.OpenSession) bool {
-	server := d.state.Server
-	tr, ok := d.http.Transport.(*http.Transport)
-	if !ok {
+	if !d.canDialRaw(rawconn.SessionPath) {
 		return false
-	}
-	u := strings.TrimRight(server, "/") + rawconn.SessionPath
-	if tr.Proxy != nil {
-		req, err := http.NewRequest(http.MethodGet, u, nil)
-		if err != nil {
-			return false
-		}
-		if p, err := tr.Proxy(req); err != nil || p != nil {
-			return false
-		}
 	}
 	acc, err := d.envs.Access(open.GetEnvironmentId())
 	if err != nil {
@@ -139,12 +128,7 @@ func (d *Daemon) serveSessionRaw(ctx context.Context, open *runnerv1.OpenSession
 	if err != nil {
 		return false
 	}
-	hdr := http.Header{}
-	hdr.Set("Authorization", "Bearer "+d.state.AccessToken)
-	hdr.Set(rawconn.SessionIDHeader, open.GetSessionId())
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	rc, err := rawconn.Dial(dctx, u, hdr, rawconn.ProtocolSession, tr.TLSClientConfig)
-	cancel()
+	rc, err := d.dialRaw(ctx, rawconn.SessionPath, rawconn.ProtocolSession, open.GetSessionId())
 	if err != nil {
 		conn.Close()
 		d.log.Debug("session connection refused: a Session stream instead", "err", err)
@@ -163,6 +147,41 @@ func (d *Daemon) serveSessionRaw(ctx context.Context, open *runnerv1.OpenSession
 	}()
 	_ = rawconn.Pipe(rc, conn)
 	return true
+}
+
+// canDialRaw reports whether the runner can reach the control plane's path
+// on a connection of its own (rawconn): not through a proxy, which an
+// upgrade does not pass.
+func (d *Daemon) canDialRaw(path string) bool {
+	tr, ok := d.http.Transport.(*http.Transport)
+	if !ok {
+		return false
+	}
+	if tr.Proxy != nil {
+		req, err := http.NewRequest(http.MethodGet, strings.TrimRight(d.state.Server, "/")+path, nil)
+		if err != nil {
+			return false
+		}
+		if p, err := tr.Proxy(req); err != nil || p != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// dialRaw opens a connection of its own to the control plane's path
+// (rawconn), upgraded to protocol for session id, with the runner's token.
+func (d *Daemon) dialRaw(ctx context.Context, path, protocol, id string) (net.Conn, error) {
+	var tc *tls.Config
+	if tr, ok := d.http.Transport.(*http.Transport); ok {
+		tc = tr.TLSClientConfig
+	}
+	hdr := http.Header{}
+	hdr.Set("Authorization", "Bearer "+d.state.AccessToken)
+	hdr.Set(rawconn.SessionIDHeader, id)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return rawconn.Dial(ctx, strings.TrimRight(d.state.Server, "/")+path, hdr, protocol, tc)
 }
 
 // sessionConn is one Session stream and what it drives.

@@ -92,6 +92,10 @@ type Config struct {
 	// InactivitySweep is how often environments with
 	// spec.timeout.disconnected are checked for inactivity; zero means 30s.
 	InactivitySweep time.Duration
+	// LogsOnStreams asks runners for logs on Terminal streams only, never
+	// on connections of their own (fleet.Fleet.LogsOnStreams): what a
+	// runner falls back to, which its tests keep working.
+	LogsOnStreams bool
 	// PrebuildSweep is how often prebuilds past their timeout fail and
 	// due schedules create prebuilds; zero means 30 seconds.
 	PrebuildSweep time.Duration
@@ -379,6 +383,7 @@ func (s *Server) open(ctx context.Context) error {
 	s.runners = runnerSvc
 	s.fleet = fleet.New(runnerSvc, s.cfg.RunnerTimeout, s.log)
 	s.fleet.SetEpochs(st)
+	s.fleet.LogsOnStreams = s.cfg.LogsOnStreams
 	// What changes a runner's work reaches the replica holding its stream:
 	// with PostgreSQL that may be another replica (internal/broadcast).
 	// A revoked or narrowed key also leaves the identity service's cache

@@ -85,6 +85,9 @@ type Options struct {
 	SessionIdleTimeout time.Duration
 	SessionMaxAge      time.Duration
 	SignInLimits       sessions.Limits
+	// LogsOnStreams is server.Config.LogsOnStreams: runners send logs on
+	// Terminal streams, not on connections of their own.
+	LogsOnStreams bool
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -109,6 +112,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		InactivitySweep: opts.InactivitySweep,
 		PrebuildKeep:    opts.PrebuildKeep,
 		PrebuildSweep:   opts.PrebuildSweep,
+		LogsOnStreams:   opts.LogsOnStreams,
 		TrustedProxies:  opts.TrustedProxies,
 		PublicURL:       opts.PublicURL,
 		SSO:             opts.SSO,

@@ -150,8 +150,12 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 	path, h := runnerv1connect.NewRunnerControlServiceHandler(&runnerControlHandler{fleet: svc.Fleet, log: log},
 		slices.Concat(opts, []connect.HandlerOption{connect.WithCodec(fleet.TerminalCodec{})})...)
 	mux.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == rawconn.SessionPath {
-			serveSessionRaw(w, r, svc, log)
+		switch r.URL.Path {
+		case rawconn.SessionPath:
+			serveRaw(w, r, svc, log, rawconn.ProtocolSession, (*fleet.Fleet).ServeSessionRaw)
+			return
+		case rawconn.LogPath:
+			serveRaw(w, r, svc, log, rawconn.ProtocolLog, (*fleet.Fleet).ServeLogRaw)
 			return
 		}
 		if r.URL.Path == runnerv1connect.RunnerControlServiceTerminalProcedure {
@@ -195,20 +199,22 @@ type readAheadBody struct {
 	io.Closer
 }
 
-// serveSessionRaw serves a runner's session connection (rawconn): a TCP
-// session's bytes on an HTTP/1.1 connection of its own, which the fleet
-// pairs with the client waiting for it.
-func serveSessionRaw(w http.ResponseWriter, r *http.Request, svc Services, log *slog.Logger) {
+// serveRaw serves a runner's connection of its own (rawconn) for a TCP
+// session (ProtocolSession) or a log (ProtocolLog): an HTTP/1.1 connection
+// the fleet pairs with the client waiting for it (serve, the fleet's
+// ServeSessionRaw or ServeLogRaw).
+func serveRaw(w http.ResponseWriter, r *http.Request, svc Services, log *slog.Logger, protocol string,
+	serve func(f *fleet.Fleet, ctx context.Context, id string, accept func() (net.Conn, error)) error) {
 	ctx, err := apiauth.Authenticate(r.Context(), svc.Identity, r.Header)
-	if err == nil && !rawconn.Requested(r, rawconn.ProtocolSession) {
-		err = apperr.Invalid("Upgrade", "this endpoint needs Upgrade: %s", rawconn.ProtocolSession)
+	if err == nil && !rawconn.Requested(r, protocol) {
+		err = apperr.Invalid("Upgrade", "this endpoint needs Upgrade: %s", protocol)
 	}
 	if err == nil && svc.Fleet == nil {
 		err = &apperr.Error{Code: apperr.CodeUnavailable, Message: "no runner protocol on this control plane"}
 	}
 	if err == nil {
-		err = svc.Fleet.ServeSessionRaw(ctx, r.Header.Get(rawconn.SessionIDHeader), func() (net.Conn, error) {
-			return rawconn.Accept(w, rawconn.ProtocolSession)
+		err = serve(svc.Fleet, ctx, r.Header.Get(rawconn.SessionIDHeader), func() (net.Conn, error) {
+			return rawconn.Accept(w, protocol)
 		})
 	}
 	if err != nil {

@@ -147,7 +147,20 @@ func copyLog(ctx context.Context, path string, live *runLog, follow bool, w io.W
 			}
 			size, done = st.Size(), true
 		}
-		if size > off {
+		if rf, ok := w.(io.ReaderFrom); ok && size > off {
+			// The writer takes the file itself: a log's connection of its
+			// own sends it with sendfile(2), which reads from the file's
+			// offset (this loop reads nothing else from it).
+			if _, err := f.Seek(off, io.SeekStart); err != nil {
+				return err
+			}
+			n, err := rf.ReadFrom(io.LimitReader(f, size-off))
+			off += n
+			if err != nil {
+				return err
+			}
+			copied = time.Now()
+		} else if size > off {
 			if buf == nil {
 				// A log read once needs no more than its size.
 				n := int64(copyChunk)

@@ -76,7 +76,14 @@ func startServer(t *testing.T, backend testutil.Backend, logTo ...io.Writer) *cl
 	if len(logTo) > 0 {
 		logger = slog.New(slog.NewTextHandler(io.MultiWriter(logTo...), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	ts := testutil.StartServerWith(t, backend, testutil.Options{Logger: logger})
+	return startServerWith(t, backend, testutil.Options{Logger: logger})
+}
+
+// startServerWith starts a control plane with opts.
+func startServerWith(t *testing.T, backend testutil.Backend, opts testutil.Options) *client {
+	t.Helper()
+	logger := opts.Logger
+	ts := testutil.StartServerWith(t, backend, opts)
 	return &client{
 		envs:    gitpodv1connect.NewEnvironmentServiceClient(http.DefaultClient, ts.URL),
 		autos:   gitpodv1connect.NewEnvironmentAutomationServiceClient(http.DefaultClient, ts.URL),

@@ -3184,7 +3184,15 @@ type OpenTerminal struct {
 	LogId string `protobuf:"bytes,4,opt,name=log_id,json=logId,proto3" json:"log_id,omitempty"`
 	// runner_file, when set, asks for one of the runner's own files instead
 	// of a pod or a log: output carries it and the stream ends with it.
-	RunnerFile    RunnerFile `protobuf:"varint,5,opt,name=runner_file,json=runnerFile,proto3,enum=runyard.runner.v1.RunnerFile" json:"runner_file,omitempty"`
+	RunnerFile RunnerFile `protobuf:"varint,5,opt,name=runner_file,json=runnerFile,proto3,enum=runyard.runner.v1.RunnerFile" json:"runner_file,omitempty"`
+	// raw (a log) lets the runner carry the log's bytes on a connection of
+	// its own to the control plane (an HTTP/1.1 upgrade of
+	// /runyard.runner.v1.RunnerControlService/LogRaw) instead of a Terminal
+	// stream: no framing, and on plain TCP the runner sends the log file with
+	// sendfile(2). The log's end is the connection's (the runner half-closes
+	// it). A log the runner does not have, and a runner that cannot dial (a
+	// proxy in the way, the upgrade refused), still take a Terminal stream.
+	Raw           bool `protobuf:"varint,6,opt,name=raw,proto3" json:"raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3252,6 +3260,13 @@ func (x *OpenTerminal) GetRunnerFile() RunnerFile {
 		return x.RunnerFile
 	}
 	return RunnerFile_RUNNER_FILE_UNSPECIFIED
+}
+
+func (x *OpenTerminal) GetRaw() bool {
+	if x != nil {
+		return x.Raw
+	}
+	return false
 }
 
 // TerminalRequest flows from the runner to the control plane.
@@ -4364,7 +4379,7 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\vfinished_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAtB\f\n" +
 	"\n" +
-	"_exit_code\"\xb5\x01\n" +
+	"_exit_code\"\xc7\x01\n" +
 	"\fOpenTerminal\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12\x17\n" +
@@ -4372,7 +4387,8 @@ const file_runyard_runner_v1_runner_proto_rawDesc = "" +
 	"\x06follow\x18\x03 \x01(\bR\x06follow\x12\x15\n" +
 	"\x06log_id\x18\x04 \x01(\tR\x05logId\x12>\n" +
 	"\vrunner_file\x18\x05 \x01(\x0e2\x1d.runyard.runner.v1.RunnerFileR\n" +
-	"runnerFile\"\xa4\x01\n" +
+	"runnerFile\x12\x10\n" +
+	"\x03raw\x18\x06 \x01(\bR\x03raw\"\xa4\x01\n" +
 	"\x0fTerminalRequest\x128\n" +
 	"\x05hello\x18\x01 \x01(\v2 .runyard.runner.v1.TerminalHelloH\x00R\x05hello\x12\x18\n" +
 	"\x06output\x18\x02 \x01(\fH\x00R\x06output\x122\n" +
