@@ -91,14 +91,17 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 			return fmt.Errorf("writer alone %d: %w", i, err)
 		}
 		alone = append(alone, d)
-		d, err = stalledOnce(ctx, b, hc, taskID)
+	}
+	after := b.sampleCPU()
+	b.profile(false)
+	// Outside the CPU figures, which are per MiB followed.
+	for i := range cfg.logRuns {
+		d, err := stalledOnce(ctx, b, hc, taskID)
 		if err != nil {
 			return fmt.Errorf("writer with a stalled follower %d: %w", i, err)
 		}
 		stalled = append(stalled, d)
 	}
-	after := b.sampleCPU()
-	b.profile(false)
 	var total int64
 	for i, r := range runs {
 		total += r.bytes
