@@ -44,6 +44,8 @@ import (
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
 	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
+	"github.com/runyard/runyard/internal/rawconn"
+	"github.com/runyard/runyard/internal/runnerstream"
 	"github.com/runyard/runyard/internal/server"
 )
 
@@ -102,6 +104,13 @@ type simReport struct {
 	LastError string `json:"lastError,omitempty"`
 }
 
+// simStream is a simulated runner's stream, on either transport.
+type simStream interface {
+	Send(*runnerv1.ConnectRequest) error
+	Receive() (*runnerv1.ConnectResponse, error)
+	CloseRequest() error
+}
+
 // simulate holds one stream per exchange token read from a file until stdin
 // closes.
 func simulate(args []string) error {
@@ -109,6 +118,7 @@ func simulate(args []string) error {
 	url := fs.String("server", "", "control plane URL")
 	tokens := fs.String("tokens", "", "file with one exchange token per line")
 	srcIP := fs.String("src", "127.0.0.1", "source address, so that many runners do not run out of ports")
+	onConnect := fs.Bool("connect-streams", false, "hold each stream on the Connect procedure (HTTP/2), not on a connection of its own")
 	fs.Parse(args)
 	b, err := os.ReadFile(*tokens)
 	if err != nil {
@@ -144,14 +154,31 @@ func simulate(args []string) error {
 				fail(fmt.Errorf("exchange: %w", err))
 				return
 			}
-			p := new(http.Protocols)
-			p.SetUnencryptedHTTP2(true)
-			// One transport per runner: one TCP connection per runner, as real
-			// runners on separate hosts have.
-			tr := &http.Transport{Protocols: p, DialContext: dialer.DialContext}
-			client := runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: tr}, *url)
-			stream := client.Connect(ctx)
-			stream.RequestHeader().Set("Authorization", "Bearer "+res.Msg.GetAccessToken())
+			var stream simStream
+			if *onConnect {
+				p := new(http.Protocols)
+				p.SetUnencryptedHTTP2(true)
+				// One transport per runner: one TCP connection per runner, as real
+				// runners on separate hosts have.
+				tr := &http.Transport{Protocols: p, DialContext: dialer.DialContext}
+				client := runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: tr}, *url)
+				cs := client.Connect(ctx)
+				cs.RequestHeader().Set("Authorization", "Bearer "+res.Msg.GetAccessToken())
+				stream = cs
+			} else {
+				// The runner's stream on a connection of its own, as the
+				// runner daemon opens it.
+				hdr := http.Header{}
+				hdr.Set("Authorization", "Bearer "+res.Msg.GetAccessToken())
+				conn, derr := rawconn.DialWith(ctx, dialer, strings.TrimRight(*url, "/")+runnerstream.Path, hdr, runnerstream.Protocol, nil)
+				if derr != nil {
+					<-sem
+					fail(fmt.Errorf("connect: %w", derr))
+					return
+				}
+				context.AfterFunc(ctx, func() { conn.Close() })
+				stream = runnerstream.NewClient(conn)
+			}
 			err = stream.Send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: &runnerv1.Status{
 				Version: "bench", Os: "linux", Arch: "amd64", Hostname: "sim", MaxPods: 4,
 				Components: []*runnerv1.Component{{Name: "runner", Health: runnerv1.Health_HEALTH_HEALTHY}},
@@ -245,6 +272,7 @@ func run(args []string) error {
 	clients := fs.Int("clients", 4, "concurrent API clients during the load")
 	pprofAddr := fs.String("pprof", "", "serve the control plane's net/http/pprof on this loopback address, e.g. 127.0.0.1:6060")
 	hold := fs.Duration("hold", 0, "keep the runners connected this long after the figures, e.g. to take profiles")
+	connectStreams := fs.Bool("connect-streams", false, "runners hold their streams on the Connect procedure (HTTP/2, what a runner behind a proxy does), not on connections of their own")
 	deadline := fs.Duration("max-time", 15*time.Minute, "the whole run stops after this")
 	short := report.ShortSet(fs)
 	fs.Parse(args)
@@ -340,7 +368,8 @@ func run(args []string) error {
 		if err := os.WriteFile(file, []byte(strings.Join(tokens[lo:hi], "\n")), 0o600); err != nil {
 			return err
 		}
-		s := &sim{cmd: exec.CommandContext(ctx, self, "simulate", "--server", url, "--tokens", file, "--src", fmt.Sprintf("127.0.%d.%d", 1+k/250, 2+k%250))}
+		s := &sim{cmd: exec.CommandContext(ctx, self, "simulate", "--server", url, "--tokens", file, "--src", fmt.Sprintf("127.0.%d.%d", 1+k/250, 2+k%250),
+			"--connect-streams="+strconv.FormatBool(*connectStreams))}
 		s.cmd.Stderr = os.Stderr
 		if s.stdin, err = s.cmd.StdinPipe(); err != nil {
 			return err

@@ -101,6 +101,11 @@ func (e *StatusError) Error() string {
 // *StatusError. tlsConfig is used for https (nil: the defaults). It
 // connects directly: a caller behind a proxy uses something else.
 func Dial(ctx context.Context, rawURL string, header http.Header, protocol string, tlsConfig *tls.Config) (net.Conn, error) {
+	return DialWith(ctx, &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, rawURL, header, protocol, tlsConfig)
+}
+
+// DialWith is Dial through d (a local address of its own, say).
+func DialWith(ctx context.Context, d *net.Dialer, rawURL string, header http.Header, protocol string, tlsConfig *tls.Config) (net.Conn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -113,7 +118,6 @@ func Dial(ctx context.Context, rawURL string, header http.Header, protocol strin
 			host = net.JoinHostPort(u.Hostname(), "80")
 		}
 	}
-	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	var conn net.Conn
 	switch u.Scheme {
 	case "http":

@@ -47,11 +47,13 @@ import (
 	"github.com/runyard/runyard/internal/buildinfo"
 	"github.com/runyard/runyard/internal/identity"
 	"github.com/runyard/runyard/internal/pods"
+	"github.com/runyard/runyard/internal/rawconn"
 	"github.com/runyard/runyard/internal/release"
 	"github.com/runyard/runyard/internal/runner/envs"
 	podmgr "github.com/runyard/runyard/internal/runner/pods"
 	"github.com/runyard/runyard/internal/runner/proc"
 	"github.com/runyard/runyard/internal/runner/ring"
+	"github.com/runyard/runyard/internal/runnerstream"
 	"github.com/runyard/runyard/internal/sdnotify"
 )
 
@@ -118,6 +120,10 @@ type Config struct {
 	// Notify is the service manager's notification socket (systemd's
 	// $NOTIFY_SOCKET, see notify.go); nil when none listens.
 	Notify *sdnotify.Notifier
+	// StreamOnConnect keeps the runner's stream on the Connect procedure,
+	// never on a connection of its own (runnerstream): what a runner
+	// behind a proxy does, which its tests keep working.
+	StreamOnConnect bool
 }
 
 // ErrDeleted is returned by Run when the runner stopped because it was
@@ -133,9 +139,12 @@ type Daemon struct {
 	control  runnerv1connect.RunnerControlServiceClient
 	sessions runnerv1connect.RunnerControlServiceClient // Session streams, without gzip (see Open)
 	draining bool
-	health   health
-	pods     *podmgr.Manager
-	envs     *envs.Manager
+	// noRawStream is set once the control plane answered that it has no
+	// stream connections (runnerstream): an older one.
+	noRawStream bool
+	health      health
+	pods        *podmgr.Manager
+	envs        *envs.Manager
 	// customAgents are the organization's custom agent types and their
 	// binaries, from the last desired state.
 	customAgents map[string]string
@@ -703,8 +712,7 @@ func podStatusOf(ev podmgr.Event) *runnerv1.PodStatus {
 func (d *Daemon) session(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream := d.control.Connect(ctx)
-	stream.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
+	stream, transport := d.openStream(ctx)
 	defer stream.CloseRequest()
 	if err := stream.Send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: d.status()}}); err != nil {
 		return streamErr(stream.Receive, err)
@@ -721,7 +729,7 @@ func (d *Daemon) session(ctx context.Context) error {
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval, "epoch", w.GetEpoch())
+	d.log.Info("connected to the control plane", "runner", w.GetRunnerId(), "renew_every", interval, "epoch", w.GetEpoch(), "stream", transport)
 	if d.epochs == nil {
 		d.epochs = map[int64]bool{}
 	}
@@ -913,6 +921,45 @@ func (d *Daemon) session(ctx context.Context) error {
 // streamErr prefers the server's error over a send failure: when the server
 // ends a stream, Send fails with EOF and Receive has the reason. It is for use
 // before the receiving goroutine starts.
+// controlStream is the runner's stream: on a connection of its own
+// (runnerstream.Client) or the Connect procedure's.
+type controlStream interface {
+	Send(*runnerv1.ConnectRequest) error
+	Receive() (*runnerv1.ConnectResponse, error)
+	CloseRequest() error
+}
+
+// openStream opens the runner's stream, on a connection of its own when
+// the control plane takes one, else on the Connect procedure (whose
+// answer then also says what was wrong: a refused token, a deleted
+// runner). Either ends with ctx. transport names the way it took.
+func (d *Daemon) openStream(ctx context.Context) (stream controlStream, transport string) {
+	if !d.cfg.StreamOnConnect && !d.noRawStream && d.canDialRaw(runnerstream.Path) {
+		hdr := http.Header{}
+		hdr.Set("Authorization", "Bearer "+d.state.AccessToken)
+		var tc *tls.Config
+		if tr, ok := d.http.Transport.(*http.Transport); ok {
+			tc = tr.TLSClientConfig
+		}
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := rawconn.Dial(dctx, strings.TrimRight(d.state.Server, "/")+runnerstream.Path, hdr, runnerstream.Protocol, tc)
+		cancel()
+		if err == nil {
+			context.AfterFunc(ctx, func() { conn.Close() })
+			return runnerstream.NewClient(conn), "connection"
+		}
+		var se *rawconn.StatusError
+		if errors.As(err, &se) && se.StatusCode == http.StatusNotFound {
+			// A control plane without it: not asked again.
+			d.noRawStream = true
+		}
+		d.log.Debug("stream connection refused: the Connect stream instead", "err", err)
+	}
+	cs := d.control.Connect(ctx)
+	cs.RequestHeader().Set("Authorization", "Bearer "+d.state.AccessToken)
+	return cs, "connect"
+}
+
 func streamErr(receive func() (*runnerv1.ConnectResponse, error), sendErr error) error {
 	if _, err := receive(); err != nil && !errors.Is(err, io.EOF) {
 		return err

@@ -37,6 +37,7 @@ import (
 	"github.com/runyard/runyard/internal/orgs"
 	"github.com/runyard/runyard/internal/prebuilds"
 	"github.com/runyard/runyard/internal/rawconn"
+	"github.com/runyard/runyard/internal/runnerstream"
 	"github.com/runyard/runyard/internal/runners"
 	"github.com/runyard/runyard/internal/secrets"
 	"github.com/runyard/runyard/internal/sshkeys"
@@ -157,6 +158,9 @@ func Mount(mux *http.ServeMux, svc Services, log *slog.Logger) {
 		case rawconn.LogPath:
 			serveRaw(w, r, svc, log, rawconn.ProtocolLog, (*fleet.Fleet).ServeLogRaw)
 			return
+		case runnerstream.Path:
+			serveRunnerStream(w, r, svc, log)
+			return
 		}
 		if r.URL.Path == runnerv1connect.RunnerControlServiceTerminalProcedure {
 			r.Body = readAhead(r.Body)
@@ -220,6 +224,38 @@ func serveRaw(w http.ResponseWriter, r *http.Request, svc Services, log *slog.Lo
 	if err != nil {
 		jsonerr.Write(w, r, log, err)
 	}
+}
+
+// serveRunnerStream serves a runner's stream on a connection of its own
+// (runnerstream): the fleet serves it as it serves the Connect stream, and
+// its end carries the error the Connect handler would answer.
+func serveRunnerStream(w http.ResponseWriter, r *http.Request, svc Services, log *slog.Logger) {
+	ctx, err := apiauth.Authenticate(r.Context(), svc.Identity, r.Header)
+	if err == nil {
+		_, err = identity.RequireRunner(ctx)
+	}
+	if err == nil && !rawconn.Requested(r, runnerstream.Protocol) {
+		err = apperr.Invalid("Upgrade", "this endpoint needs Upgrade: %s", runnerstream.Protocol)
+	}
+	if err == nil && svc.Fleet == nil {
+		err = &apperr.Error{Code: apperr.CodeUnavailable, Message: "no runner protocol on this control plane"}
+	}
+	if err != nil {
+		jsonerr.Write(w, r, log, err)
+		return
+	}
+	conn, err := rawconn.Accept(w, runnerstream.Protocol)
+	if err != nil {
+		log.Warn("accept a runner's stream connection", "err", err)
+		return
+	}
+	s := runnerstream.NewServer(conn)
+	// The stream outlives this handler, on a goroutine of its own: the
+	// handler's return lets go of net/http's connection and its buffers,
+	// and the new goroutine's stack stays as small as a blocked read
+	// needs. The stream ends with its connection, not with the request.
+	ctx = context.WithoutCancel(ctx)
+	go func() { s.End(toConnect(ctx, log, runnerstream.Path, svc.Fleet.Serve(ctx, s))) }()
 }
 
 // gatherWriter holds what is written to it until Flush, then writes it at
