@@ -15,7 +15,9 @@
 package metrics
 
 import (
+	"bufio"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -59,7 +61,7 @@ func New(fleet Fleet) *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "runyard_http_requests_total",
-			Help: "HTTP requests answered, by method, route (the mux pattern) and status code. A stream counts when it ends.",
+			Help: "HTTP requests answered, by method, route (the mux pattern) and status code. A stream counts when it ends; an upgraded connection (101) when its handler hands it on (a runner's stream at once, a port forward when it ends).",
 		}, []string{"method", "route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "runyard_http_request_duration_seconds",
@@ -239,6 +241,17 @@ func (w *responseWriter) Flush() {
 }
 
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack takes the connection over for an upgrade (rawconn), which answers
+// 101 Switching Protocols on the connection itself: that is the status
+// the client saw.
+func (w *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil && w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return c, brw, err
+}
 
 // code is the status the client saw: 200 when the handler wrote nothing,
 // as net/http answers then.

@@ -44,6 +44,16 @@ func newTestServer(t *testing.T, m *Metrics) *httptest.Server {
 		w.(http.Flusher).Flush()
 		io.WriteString(w, "second\n")
 	})
+	mux.HandleFunc("GET /upgrade", func(w http.ResponseWriter, r *http.Request) {
+		// As rawconn.Accept does: the 101 goes on the connection itself.
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+		conn.Close()
+	})
 	mux.Handle("GET /metrics", m.Handler())
 	srv := httptest.NewServer(m.Middleware(mux))
 	t.Cleanup(srv.Close)
@@ -82,6 +92,18 @@ func TestMiddleware(t *testing.T) {
 		t.Fatalf("stream: status %d, want 200 (the wrapper must keep Flusher and Unwrap)", res.StatusCode)
 	}
 
+	up, err := http.NewRequest("GET", srv.URL+"/upgrade", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up.Header.Set("Connection", "Upgrade")
+	up.Header.Set("Upgrade", "test")
+	if res, err := http.DefaultClient.Do(up); err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v; want 101 (the wrapper must let the handler hijack)", res, err)
+	} else {
+		res.Body.Close()
+	}
+
 	for _, tt := range []struct {
 		name                string
 		method, route, code string
@@ -94,6 +116,7 @@ func TestMiddleware(t *testing.T) {
 		{"UnknownPathsShareOneSeries", "GET", "unmatched", "404", 2},
 		{"UnknownMethodIsOther", "other", "unmatched", "405", 1},
 		{"Stream", "GET", "/stream", "200", 1},
+		{"UpgradeIs101", "GET", "/upgrade", "101", 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := m.requests.GetMetricWithLabelValues(tt.method, tt.route, tt.code)
