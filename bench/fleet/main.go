@@ -41,12 +41,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/runyard/runyard/bench/internal/report"
+	"github.com/runyard/runyard/bench/internal/simstream"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
-	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
-	"github.com/runyard/runyard/internal/rawconn"
-	"github.com/runyard/runyard/internal/runnerstream"
 	"github.com/runyard/runyard/internal/server"
 )
 
@@ -142,13 +140,6 @@ func ackQuantile(h [ackBuckets]int64, q float64) time.Duration {
 	return 0
 }
 
-// simStream is a simulated runner's stream, on either transport.
-type simStream interface {
-	Send(*runnerv1.ConnectRequest) error
-	Receive() (*runnerv1.ConnectResponse, error)
-	CloseRequest() error
-}
-
 // simulate holds one stream per exchange token read from a file until stdin
 // closes.
 func simulate(args []string) error {
@@ -193,30 +184,11 @@ func simulate(args []string) error {
 				fail(fmt.Errorf("exchange: %w", err))
 				return
 			}
-			var stream simStream
-			if *onConnect {
-				p := new(http.Protocols)
-				p.SetUnencryptedHTTP2(true)
-				// One transport per runner: one TCP connection per runner, as real
-				// runners on separate hosts have.
-				tr := &http.Transport{Protocols: p, DialContext: dialer.DialContext}
-				client := runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: tr}, *url)
-				cs := client.Connect(ctx)
-				cs.RequestHeader().Set("Authorization", "Bearer "+res.Msg.GetAccessToken())
-				stream = cs
-			} else {
-				// The runner's stream on a connection of its own, as the
-				// runner daemon opens it.
-				hdr := http.Header{}
-				hdr.Set("Authorization", "Bearer "+res.Msg.GetAccessToken())
-				conn, derr := rawconn.DialWith(ctx, dialer, strings.TrimRight(*url, "/")+runnerstream.Path, hdr, runnerstream.Protocol, nil)
-				if derr != nil {
-					<-sem
-					fail(fmt.Errorf("connect: %w", derr))
-					return
-				}
-				context.AfterFunc(ctx, func() { conn.Close() })
-				stream = runnerstream.NewClient(conn)
+			stream, err := simstream.Open(ctx, dialer, *url, res.Msg.GetAccessToken(), *onConnect)
+			if err != nil {
+				<-sem
+				fail(fmt.Errorf("connect: %w", err))
+				return
 			}
 			err = stream.Send(&runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: &runnerv1.Status{
 				Version: "bench", Os: "linux", Arch: "amd64", Hostname: "sim", MaxPods: 4,

@@ -154,6 +154,9 @@ type config struct {
 	database      string
 	runnerTimeout time.Duration
 	reportRunning bool
+	// connectStreams: the simulated runners' streams on the Connect
+	// procedure, not on connections of their own (simstream).
+	connectStreams bool
 	cpuprofile    string
 	agentPods     int
 	runnerMaxPods int
@@ -173,6 +176,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.database, "database", "", "PostgreSQL URL: run the placement part on PostgreSQL, in a fresh schema dropped at the end")
 	fs.DurationVar(&cfg.runnerTimeout, "runner-timeout", 30*time.Second, "the control plane's runner timeout (runners renew every third)")
 	fs.BoolVar(&cfg.reportRunning, "report-running", false, "simulated runners report each pod running, as a real runner does after starting it")
+	fs.BoolVar(&cfg.connectStreams, "connect-streams", false, "simulated runners hold their streams on the Connect procedure (HTTP/2, a runner behind a proxy), not on connections of their own")
 	fs.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write the control plane's CPU profile of the measured placement phase to this file")
 	fs.IntVar(&cfg.agentPods, "agent-pods", 300, "pods created one after another on a real runner in part two (0 skips it)")
 	fs.IntVar(&cfg.runnerMaxPods, "runner-max-pods", 4, "the real runner's --max-pods in part two")

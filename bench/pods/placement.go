@@ -115,7 +115,7 @@ func (ss sims) stop() {
 
 // startSims splits the profiles over n simulator processes, each with its own
 // loopback source address.
-func startSims(dir, url string, profiles []profile, n int, reportRunning bool) (sims, error) {
+func startSims(dir, url string, profiles []profile, n int, reportRunning, connectStreams bool) (sims, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find own executable: %w", err)
@@ -147,7 +147,8 @@ func startSims(dir, url string, profiles []profile, n int, reportRunning bool) (
 		s := &sim{done: make(chan struct{})}
 		s.name, s.log = fmt.Sprintf("simulator %d", k), logf
 		s.cmd = exec.Command(self, "simulate", "--server", url, "--profiles", file,
-			"--src", fmt.Sprintf("127.0.%d.%d", 1+k/250, 2+k%250), "--report-running="+strconv.FormatBool(reportRunning))
+			"--src", fmt.Sprintf("127.0.%d.%d", 1+k/250, 2+k%250), "--report-running="+strconv.FormatBool(reportRunning),
+			"--connect-streams="+strconv.FormatBool(connectStreams))
 		s.cmd.Stderr = logf
 		if s.stdin, err = s.cmd.StdinPipe(); err != nil {
 			logf.Close()
@@ -343,7 +344,7 @@ func runPlacement(ctx context.Context, cfg config) (err error) {
 	}
 
 	start = time.Now()
-	ss, err := startSims(dir, base, profiles, cfg.sims, cfg.reportRunning)
+	ss, err := startSims(dir, base, profiles, cfg.sims, cfg.reportRunning, cfg.connectStreams)
 	defer func() {
 		ss.stop()
 		if err != nil {

@@ -23,10 +23,10 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/runyard/runyard/bench/internal/simstream"
 	gitpodv1 "github.com/runyard/runyard/gen/gitpod/v1"
 	"github.com/runyard/runyard/gen/gitpod/v1/gitpodv1connect"
 	runnerv1 "github.com/runyard/runyard/gen/runyard/runner/v1"
-	"github.com/runyard/runyard/gen/runyard/runner/v1/runnerv1connect"
 )
 
 // profile is one simulated runner: its exchange token and what it advertises
@@ -83,6 +83,7 @@ func simulate(args []string) error {
 	file := fs.String("profiles", "", "file with one runner profile (JSON) per line")
 	srcIP := fs.String("src", "127.0.0.1", "loopback source address, so that many runners do not run out of ports")
 	reportRunning := fs.Bool("report-running", false, "report every new pod as running, as a real runner does once it started it")
+	connectStreams := fs.Bool("connect-streams", false, "hold each stream on the Connect procedure (HTTP/2), not on a connection of its own")
 	fs.Parse(args)
 	f, err := os.Open(*file)
 	if err != nil {
@@ -114,7 +115,7 @@ func simulate(args []string) error {
 	sem := make(chan struct{}, 32) // bounds the connect storm at the start
 	var wg sync.WaitGroup
 	for _, p := range list {
-		wg.Go(func() { runSim(ctx, &st, identity, dialer, *server, p, *reportRunning, sem) })
+		wg.Go(func() { runSim(ctx, &st, identity, dialer, *server, p, *reportRunning, *connectStreams, sem) })
 	}
 	enc := json.NewEncoder(os.Stdout)
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -140,7 +141,7 @@ func simulate(args []string) error {
 // runSim is one runner: exchange its token, connect, send its status, then
 // renew at the interval the control plane gives and read desired states.
 func runSim(ctx context.Context, st *simState, identity gitpodv1connect.IdentityServiceClient, dialer *net.Dialer,
-	server string, p profile, reportRunning bool, sem chan struct{}) {
+	server string, p profile, reportRunning, connectStreams bool, sem chan struct{}) {
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
@@ -152,15 +153,12 @@ func runSim(ctx context.Context, st *simState, identity gitpodv1connect.Identity
 		st.fail(fmt.Errorf("exchange token: %w", err))
 		return
 	}
-	protocols := new(http.Protocols)
-	protocols.SetUnencryptedHTTP2(true)
-	// One transport per runner: one TCP connection per runner, as runners on
-	// separate hosts have.
-	tr := &http.Transport{Protocols: protocols, DialContext: dialer.DialContext}
-	defer tr.CloseIdleConnections()
-	client := runnerv1connect.NewRunnerControlServiceClient(&http.Client{Transport: tr}, server)
-	stream := client.Connect(ctx)
-	stream.RequestHeader().Set("Authorization", "Bearer "+res.Msg.GetAccessToken())
+	stream, err := simstream.Open(ctx, dialer, server, res.Msg.GetAccessToken(), connectStreams)
+	if err != nil {
+		<-sem
+		st.fail(fmt.Errorf("connect: %w", err))
+		return
+	}
 	var sendMu sync.Mutex
 	send := func(m *runnerv1.ConnectRequest) error {
 		sendMu.Lock()

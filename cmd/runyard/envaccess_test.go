@@ -56,11 +56,19 @@ func startAccessEnvTLS(t *testing.T, dbURL string, cert *testCert, serverArgs ..
 		a.other = startServer(t, cfg)
 	}
 	runnerID, exchange := registerRunner(t, a.s, "access-host")
-	startRunner(t, append(runnerArgs, "--server", a.s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "2s")...)
+	rp := startRunner(t, append(runnerArgs, "--server", a.s.URL, "--exchange-token", exchange, "--state-dir", filepath.Join(t.TempDir(), "state"), "--stop-grace", "2s")...)
 	eventually(t, "the runner is ACTIVE", func() bool {
 		r, _ := phaseOf(t, a.s, runnerID)
 		return r.Runner.Status.Phase == "RUNNER_PHASE_ACTIVE"
 	})
+	// Its stream is on a connection of its own, over TLS too (its log
+	// says so once the Welcome came).
+	eventually(t, "the runner's stream is on a connection of its own", func() bool {
+		return strings.Contains(rp.Stderr.String(), "connected to the control plane")
+	})
+	if log := rp.Stderr.String(); !strings.Contains(log, "stream=connection") {
+		t.Fatalf("the runner's stream is not on a connection of its own (TLS %v):\n%s", cert != nil, log)
+	}
 	t.Cleanup(func() {
 		if processWithArg(a.marker) {
 			t.Errorf("a process of the test (%s) outlived its session", a.marker)
