@@ -157,12 +157,12 @@ type config struct {
 	// connectStreams: the simulated runners' streams on the Connect
 	// procedure, not on connections of their own (simstream).
 	connectStreams bool
-	cpuprofile    string
-	agentPods     int
-	runnerMaxPods int
-	runyard       string
-	tmpBase       string
-	placement     bool
+	cpuprofile     string
+	agentPods      int
+	runnerMaxPods  int
+	runyard        string
+	tmpBase        string
+	placement      bool
 }
 
 func run(args []string) error {
