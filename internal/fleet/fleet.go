@@ -59,8 +59,10 @@ type Fleet struct {
 	// into an environment (session.go), by session ID: *sessionWait.
 	envSessions sync.Map
 
-	connected     atomic.Int64
-	renewals      atomic.Int64
+	connected atomic.Int64
+	renewals  atomic.Int64
+	// serving counts the streams being served (Serve), WaitServed's.
+	serving       sync.WaitGroup
 	openTerminals atomic.Int64 // Terminal streams and log connections open
 	logConns      atomic.Int64 // log connections taken (ServeLogRaw)
 	// rm holds the runners' managed metrics (runnermetrics.go).
@@ -446,13 +448,31 @@ func (f *Fleet) checkEpoch(ctx context.Context, s *session) error {
 // Serve runs one runner's stream until it ends. The caller in ctx must be a
 // runner; its first message must be a status snapshot.
 //
-// Serve's goroutine spends the stream's life blocked in Receive, below the
-// handlers of net/http, the middlewares and connect: its stack is most of
-// what an idle stream costs. The work with deep stacks (the store, the
+// Serve's goroutine spends the stream's life blocked in Receive (on a
+// Connect stream below the handlers of net/http, the middlewares and
+// connect; ServeDetached's on a goroutine of its own): its stack is most
+// of what an idle stream costs. The work with deep stacks (the store, the
 // desired state) is done in frames that return (accept, handle), so that
 // what stays on the stack while it waits is small and the collector can
 // shrink the stack to it.
 func (f *Fleet) Serve(ctx context.Context, stream Stream) error {
+	f.serving.Add(1)
+	defer f.serving.Done()
+	return f.serve(ctx, stream)
+}
+
+// ServeDetached serves stream as Serve does, on a goroutine of its own,
+// and hands end what Serve would return. The stream is counted before it
+// returns, so that WaitServed waits for it once its HTTP handler returned.
+func (f *Fleet) ServeDetached(ctx context.Context, stream Stream, end func(error)) {
+	f.serving.Add(1)
+	go func() {
+		defer f.serving.Done()
+		end(f.serve(ctx, stream))
+	}()
+}
+
+func (f *Fleet) serve(ctx context.Context, stream Stream) error {
 	s, err := f.accept(ctx, stream)
 	if err != nil {
 		return err
@@ -860,6 +880,21 @@ var errShuttingDown = &apperr.Error{Code: apperr.CodeUnavailable, Message: "the 
 // CloseSessions ends every stream so that a graceful shutdown does not wait
 // on them; runners reconnect to another replica or to this one when it is
 // back.
+// WaitServed waits until every Serve returned, or ctx ends (false). A
+// stream on a connection of its own is served past its HTTP handler, so
+// the server's shutdown does not wait for it: the server waits here
+// before it closes the store.
+func (f *Fleet) WaitServed(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() { f.serving.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (f *Fleet) CloseSessions() {
 	f.mu.Lock()
 	f.closing = true

@@ -579,3 +579,42 @@ func waitPodStatus(t *testing.T, e *env, r *runners.Runner, key string, want pod
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestServeDetached_WaitServed: a stream served past its HTTP handler
+// (ServeDetached) hands its end to end, and WaitServed waits for it: it
+// times out while the stream is served and returns once CloseSessions
+// ended it, so that the server's shutdown closes the store after it.
+func TestServeDetached_WaitServed(t *testing.T) {
+	e := setup(t)
+	_, rctx := e.newRunner(t, "detached")
+	f := fleet.New(e.svc, 0, discard)
+	f.SetEpochs(e.db)
+	s := &stream{in: make(chan *runnerv1.ConnectRequest, 64), out: make(chan *runnerv1.ConnectResponse, 64), gone: make(chan struct{}), closed: make(chan struct{})}
+	defer close(s.gone)
+	ended := make(chan error, 1)
+	f.ServeDetached(rctx, s, func(err error) { ended <- err })
+	c := &conn{s: s, served: ended}
+	c.send(t, &runnerv1.ConnectRequest{Message: &runnerv1.ConnectRequest_Status{Status: &runnerv1.Status{Version: "test"}}})
+	c.handshake(t)
+	c.renew(t)
+
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if f.WaitServed(short) {
+		t.Fatal("WaitServed returned while a stream is served")
+	}
+	f.CloseSessions()
+	long, cancel2 := context.WithTimeout(context.Background(), wait)
+	defer cancel2()
+	if !f.WaitServed(long) {
+		t.Fatal("WaitServed did not return after CloseSessions ended the stream")
+	}
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Error("the stream's end after CloseSessions is nil, want why it ended")
+		}
+	default:
+		t.Error("WaitServed returned before the stream's end was handed on")
+	}
+}

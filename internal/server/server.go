@@ -706,6 +706,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := s.http.Shutdown(sctx)
+	if !s.fleet.WaitServed(sctx) {
+		s.log.Warn("runner streams still served at the shutdown's deadline")
+	}
 	stopFleet()
 	<-fleetDone
 	<-busDone

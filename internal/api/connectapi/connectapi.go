@@ -255,7 +255,7 @@ func serveRunnerStream(w http.ResponseWriter, r *http.Request, svc Services, log
 	// and the new goroutine's stack stays as small as a blocked read
 	// needs. The stream ends with its connection, not with the request.
 	ctx = context.WithoutCancel(ctx)
-	go func() { s.End(toConnect(ctx, log, runnerstream.Path, svc.Fleet.Serve(ctx, s))) }()
+	svc.Fleet.ServeDetached(ctx, s, func(err error) { s.End(toConnect(ctx, log, runnerstream.Path, err)) })
 }
 
 // gatherWriter holds what is written to it until Flush, then writes it at
