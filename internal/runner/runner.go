@@ -918,9 +918,6 @@ func (d *Daemon) session(ctx context.Context) error {
 	}
 }
 
-// streamErr prefers the server's error over a send failure: when the server
-// ends a stream, Send fails with EOF and Receive has the reason. It is for use
-// before the receiving goroutine starts.
 // controlStream is the runner's stream: on a connection of its own
 // (runnerstream.Client) or the Connect procedure's.
 type controlStream interface {
@@ -935,15 +932,7 @@ type controlStream interface {
 // runner). Either ends with ctx. transport names the way it took.
 func (d *Daemon) openStream(ctx context.Context) (stream controlStream, transport string) {
 	if !d.cfg.StreamOnConnect && !d.noRawStream && d.canDialRaw(runnerstream.Path) {
-		hdr := http.Header{}
-		hdr.Set("Authorization", "Bearer "+d.state.AccessToken)
-		var tc *tls.Config
-		if tr, ok := d.http.Transport.(*http.Transport); ok {
-			tc = tr.TLSClientConfig
-		}
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		conn, err := rawconn.Dial(dctx, strings.TrimRight(d.state.Server, "/")+runnerstream.Path, hdr, runnerstream.Protocol, tc)
-		cancel()
+		conn, err := d.dialRaw(ctx, runnerstream.Path, runnerstream.Protocol, "")
 		if err == nil {
 			context.AfterFunc(ctx, func() { conn.Close() })
 			return runnerstream.NewClient(conn), "connection"
@@ -960,6 +949,9 @@ func (d *Daemon) openStream(ctx context.Context) (stream controlStream, transpor
 	return cs, "connect"
 }
 
+// streamErr prefers the server's error over a send failure: when the server
+// ends a stream, Send fails with EOF and Receive has the reason. It is for use
+// before the receiving goroutine starts.
 func streamErr(receive func() (*runnerv1.ConnectResponse, error), sendErr error) error {
 	if _, err := receive(); err != nil && !errors.Is(err, io.EOF) {
 		return err

@@ -170,7 +170,8 @@ func (d *Daemon) canDialRaw(path string) bool {
 }
 
 // dialRaw opens a connection of its own to the control plane's path
-// (rawconn), upgraded to protocol for session id, with the runner's token.
+// (rawconn), upgraded to protocol, with the runner's token and, when id is
+// set, the session it is for.
 func (d *Daemon) dialRaw(ctx context.Context, path, protocol, id string) (net.Conn, error) {
 	var tc *tls.Config
 	if tr, ok := d.http.Transport.(*http.Transport); ok {
@@ -178,7 +179,9 @@ func (d *Daemon) dialRaw(ctx context.Context, path, protocol, id string) (net.Co
 	}
 	hdr := http.Header{}
 	hdr.Set("Authorization", "Bearer "+d.state.AccessToken)
-	hdr.Set(rawconn.SessionIDHeader, id)
+	if id != "" {
+		hdr.Set(rawconn.SessionIDHeader, id)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return rawconn.Dial(ctx, strings.TrimRight(d.state.Server, "/")+path, hdr, protocol, tc)
