@@ -133,20 +133,14 @@ func runLogs(ctx context.Context, b *bench, cfg config) error {
 	return nil
 }
 
-// logOnce starts the writer task, follows its log from the control plane,
-// releases the writer once the follower holds the step's header, and
-// waits until the execution SUCCEEDED.
-func logOnce(ctx context.Context, b *bench, hc *http.Client, taskID string, n int64) (logResult, error) {
-	var r logResult
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	t0 := time.Now()
+// startWithLog starts the writer task and waits until its execution has a
+// log URL.
+func startWithLog(ctx context.Context, b *bench, taskID string) (id, logURL string, err error) {
 	res, err := b.api.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: taskID}))
 	if err != nil {
-		return r, fmt.Errorf("start task: %w", err)
+		return "", "", fmt.Errorf("start task: %w", err)
 	}
-	id := res.Msg.GetTaskExecution().GetId()
-	var logURL string
+	id = res.Msg.GetTaskExecution().GetId()
 	err = waitFor(ctx, time.Minute, 5*time.Millisecond, func() (bool, error) {
 		res, err := b.api.autos.GetTaskExecution(ctx, req(&gitpodv1.GetTaskExecutionRequest{Id: id}))
 		if err != nil {
@@ -156,30 +150,57 @@ func logOnce(ctx context.Context, b *bench, hc *http.Client, taskID string, n in
 		return logURL != "", nil
 	})
 	if err != nil {
-		return r, fmt.Errorf("execution %s has no log URL: %w", id, err)
+		return "", "", fmt.Errorf("execution %s has no log URL: %w", id, err)
 	}
+	return id, logURL, nil
+}
+
+// follow GETs logURL?follow=1 with the admin token and reads the step's
+// header line; the caller closes the response.
+func follow(ctx context.Context, hc *http.Client, logURL string) (*http.Response, *bufio.Reader, error) {
 	if !strings.HasPrefix(logURL, "http://127.0.0.1:") {
-		return r, fmt.Errorf("log URL %q is not on loopback", logURL)
+		return nil, nil, fmt.Errorf("log URL %q is not on loopback", logURL)
 	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, logURL+"?follow=1", nil)
 	if err != nil {
-		return r, err
+		return nil, nil, err
 	}
 	hreq.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := hc.Do(hreq)
 	if err != nil {
-		return r, fmt.Errorf("GET %s: %w", logURL, err)
+		return nil, nil, fmt.Errorf("GET %s: %w", logURL, err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return r, fmt.Errorf("GET %s: status %d: %s", logURL, resp.StatusCode, body)
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("GET %s: status %d: %s", logURL, resp.StatusCode, body)
 	}
 	br := bufio.NewReaderSize(resp.Body, 256<<10)
 	header, err := br.ReadString('\n')
 	if err != nil || !strings.HasPrefix(header, "=== step ") {
-		return r, fmt.Errorf("followed log: want the step's header first, got %q (%v)", header, err)
+		resp.Body.Close()
+		return nil, nil, fmt.Errorf("followed log: want the step's header first, got %q (%v)", header, err)
 	}
+	return resp, br, nil
+}
+
+// logOnce starts the writer task, follows its log from the control plane,
+// releases the writer once the follower holds the step's header, and
+// waits until the execution SUCCEEDED.
+func logOnce(ctx context.Context, b *bench, hc *http.Client, taskID string, n int64) (logResult, error) {
+	var r logResult
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	id, logURL, err := startWithLog(ctx, b, taskID)
+	if err != nil {
+		return r, err
+	}
+	resp, br, err := follow(ctx, hc, logURL)
+	if err != nil {
+		return r, err
+	}
+	defer resp.Body.Close()
 	r.attach = time.Since(t0)
 
 	go0 := time.Now()
@@ -251,20 +272,9 @@ func logOnce(ctx context.Context, b *bench, hc *http.Client, taskID string, n in
 func writerOnce(ctx context.Context, b *bench, taskID string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := b.api.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: taskID}))
+	id, _, err := startWithLog(ctx, b, taskID)
 	if err != nil {
-		return 0, fmt.Errorf("start task: %w", err)
-	}
-	id := res.Msg.GetTaskExecution().GetId()
-	err = waitFor(ctx, time.Minute, 5*time.Millisecond, func() (bool, error) {
-		res, err := b.api.autos.GetTaskExecution(ctx, req(&gitpodv1.GetTaskExecutionRequest{Id: id}))
-		if err != nil {
-			return false, err
-		}
-		return res.Msg.GetTaskExecution().GetStatus().GetLogUrl() != "", nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("execution %s has no log URL: %w", id, err)
+		return 0, err
 	}
 	// Long enough for the step to block on the go FIFO, as pipeOnce waits.
 	select {
@@ -294,40 +304,13 @@ func writerOnce(ctx context.Context, b *bench, taskID string) (time.Duration, er
 func stalledOnce(ctx context.Context, b *bench, hc *http.Client, taskID string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := b.api.autos.StartTask(ctx, req(&gitpodv1.StartTaskRequest{Id: taskID}))
-	if err != nil {
-		return 0, fmt.Errorf("start task: %w", err)
-	}
-	id := res.Msg.GetTaskExecution().GetId()
-	var logURL string
-	err = waitFor(ctx, time.Minute, 5*time.Millisecond, func() (bool, error) {
-		res, err := b.api.autos.GetTaskExecution(ctx, req(&gitpodv1.GetTaskExecutionRequest{Id: id}))
-		if err != nil {
-			return false, err
-		}
-		logURL = res.Msg.GetTaskExecution().GetStatus().GetLogUrl()
-		return logURL != "", nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("execution %s has no log URL: %w", id, err)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, logURL+"?follow=1", nil)
+	id, logURL, err := startWithLog(ctx, b, taskID)
 	if err != nil {
 		return 0, err
 	}
-	hreq.Header.Set("Authorization", "Bearer "+adminToken)
-	resp, err := hc.Do(hreq)
+	resp, _, err := follow(ctx, hc, logURL)
 	if err != nil {
-		return 0, fmt.Errorf("GET %s: %w", logURL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return 0, fmt.Errorf("GET %s: status %d", logURL, resp.StatusCode)
-	}
-	header, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil || !strings.HasPrefix(header, "=== step ") {
-		resp.Body.Close()
-		return 0, fmt.Errorf("followed log: want the step's header first, got %q (%v)", header, err)
+		return 0, err
 	}
 	go0 := time.Now()
 	if _, err := b.goFile.Write([]byte("go\n")); err != nil {

@@ -42,17 +42,7 @@ func (f *Fleet) ServeLogRaw(ctx context.Context, id string, accept func() (net.C
 	f.openTerminals.Add(1)
 	defer f.openTerminals.Add(-1)
 	r := &relay{hello: &runnerv1.TerminalHello{SessionId: id}, stream: &rawLog{conn: conn}, closed: make(chan struct{})}
-	select {
-	case w.ready <- r:
-		select {
-		case <-r.closed:
-		case <-ctx.Done():
-		}
-	case <-w.gone:
-	}
-	r.sendMu.Lock()
-	r.ended = true
-	r.sendMu.Unlock()
+	r.handOver(ctx, w)
 	return nil
 }
 

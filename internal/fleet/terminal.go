@@ -151,6 +151,14 @@ func (f *Fleet) ServeTerminal(ctx context.Context, stream TerminalStream) error 
 	f.openTerminals.Add(1)
 	defer f.openTerminals.Add(-1)
 	r := &relay{hello: hello, stream: stream, closed: make(chan struct{})}
+	r.handOver(ctx, w)
+	return nil
+}
+
+// handOver gives r to the client waiting in w and waits until that client
+// is done with it or ctx ends; a client that stopped waiting is not waited
+// for. A send after it returns fails (relay.ended).
+func (r *relay) handOver(ctx context.Context, w *terminalWait) {
 	select {
 	case w.ready <- r:
 		select {
@@ -162,7 +170,6 @@ func (f *Fleet) ServeTerminal(ctx context.Context, stream TerminalStream) error 
 	r.sendMu.Lock()
 	r.ended = true
 	r.sendMu.Unlock()
-	return nil
 }
 
 // takeTerminalWait returns the client waiting for Terminal session id of

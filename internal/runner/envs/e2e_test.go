@@ -275,19 +275,11 @@ func readLog(t *testing.T, url string, follow bool) string {
 	if follow {
 		url += "?follow=1"
 	}
-	r, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Header.Set("Authorization", "Bearer "+testutil.AdminToken)
-	res, err := http.DefaultClient.Do(r)
+	res := getLog(t, url)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		t.Fatalf("read log %s: %v", url, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("read log %s: %d %s", url, res.StatusCode, b)
 	}
 	return string(b)
 }

@@ -71,7 +71,7 @@ func TestEnvironments_LogTransports(t *testing.T) {
 
 				// A follower that leaves mid-run ends the runner's side.
 				tick := c.startTask(t, env, "ticker")
-				res := c.getLog(t, c.logURL(t, tick)+"?follow=1")
+				res := getLog(t, c.logURL(t, tick)+"?follow=1")
 				line, err := bufio.NewReader(res.Body).ReadString('\n')
 				if err != nil || !strings.HasPrefix(line, "=== step ") {
 					t.Fatalf("followed ticker: first line %q (%v)", line, err)
@@ -110,7 +110,7 @@ func (c *client) logURL(t *testing.T, id string) string {
 
 // getLog sends GET url with the admin token and returns the response,
 // which must be 200.
-func (c *client) getLog(t *testing.T, url string) *http.Response {
+func getLog(t *testing.T, url string) *http.Response {
 	t.Helper()
 	r, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
