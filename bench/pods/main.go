@@ -133,7 +133,10 @@ func serve(args []string) error {
 	s, err := server.Open(ctx, server.Config{
 		Listen: "127.0.0.1:0", DataDir: *dir, DatabaseURL: *database, BootstrapToken: adminToken,
 		RunnerTimeout: *timeout, ShutdownTimeout: 10 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// One replica: the simulators' streams go as --connect-streams
+		// says, on PostgreSQL too (whose default is HTTP/2).
+		RunnerStreams: server.RunnerStreamsConnection,
+		Logger:        slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return fmt.Errorf("open control plane: %w", err)

@@ -365,6 +365,7 @@ func TestServer_FlagErrors(t *testing.T) {
 		{"ErrNotPostgresURL", []string{"--database", "mysql://x"}, []string{"--database", "postgres://"}},
 		{"ErrPublicURLRelative", []string{"--public-url", "cp.example.com"}, []string{"--public-url", "absolute http or https URL"}},
 		{"ErrAdvertiseURLScheme", []string{"--advertise-url", "ftp://10.0.0.5"}, []string{"--advertise-url", "absolute http or https URL"}},
+		{"ErrRunnerStreams", []string{"--runner-streams", "udp"}, []string{"--runner-streams", `"udp"`, "auto, connection or http2"}},
 		{"ErrRetentionZero", []string{"--deleted-runner-retention", "0s"}, []string{"--deleted-runner-retention", "positive"}},
 		{"ErrLostAfterZero", []string{"--lost-after", "0s"}, []string{"--lost-after", "positive"}},
 		{"ErrLostAfterBelowTimeout", []string{"--runner-timeout", "30s", "--lost-after", "10s"}, []string{"--lost-after (10s) must be at least --runner-timeout (30s)"}},

@@ -37,23 +37,34 @@ func (s *syncBuffer) String() string {
 }
 
 // TestRunnerStream_Transports runs a runner daemon on each way its stream
-// goes: a connection of its own (runnerstream, the default) and the
-// Connect procedure (a runner behind a proxy). On each the runner
+// goes: a connection of its own (runnerstream) and the Connect procedure
+// (a runner behind a proxy, or a control plane that keeps streams on
+// HTTP/2: --runner-streams, whose auto is HTTP/2 on PostgreSQL). On each
+// the runner
 // connects, reports its status, renews (its phase stays ACTIVE past
 // three runner timeouts), and stops with runner.ErrDeleted once deleted:
 // the control plane's end of the stream reaches the daemon as what it is.
 func TestRunnerStream_Transports(t *testing.T) {
 	for _, backend := range testutil.Backends() {
+		// --runner-streams auto keeps them on HTTP/2 on PostgreSQL, where
+		// replicas may share the database behind a load balancer.
+		auto := "stream=connection"
+		if backend == testutil.Postgres {
+			auto = "stream=connect"
+		}
 		for _, tc := range []struct {
-			name      string
-			onConnect bool
-			want      string
+			name          string
+			runnerStreams string
+			onConnect     bool
+			want          string
 		}{
-			{"own connection", false, "stream=connection"},
-			{"connect", true, "stream=connect"},
+			{"auto", "", false, auto},
+			{"own connection", "connection", false, "stream=connection"},
+			{"server keeps http2", "http2", false, "stream=connect"},
+			{"runner on connect", "connection", true, "stream=connect"},
 		} {
 			t.Run(string(backend)+"/"+tc.name, func(t *testing.T) {
-				ts := testutil.StartServerWith(t, backend, testutil.Options{RunnerTimeout: 3 * time.Second})
+				ts := testutil.StartServerWith(t, backend, testutil.Options{RunnerTimeout: 3 * time.Second, RunnerStreams: tc.runnerStreams})
 				ctx := context.Background()
 				client := gitpodv1connect.NewRunnerServiceClient(http.DefaultClient, ts.URL)
 				cr, err := client.CreateRunner(ctx, req(&gitpodv1.CreateRunnerRequest{
@@ -91,7 +102,9 @@ func TestRunnerStream_Transports(t *testing.T) {
 					}
 					return ""
 				})
-				if got := strings.Count(log.String(), "connected to the control plane"); got != 1 || !strings.Contains(log.String(), tc.want) {
+				// The transport is the line's last attribute: "stream=connect"
+				// is also the start of "stream=connection".
+				if got := strings.Count(log.String(), "connected to the control plane"); got != 1 || !strings.Contains(log.String(), tc.want+"\n") {
 					t.Fatalf("runner log: %d connections, want 1 with %s:\n%s", got, tc.want, log.String())
 				}
 				// Renewals keep it ACTIVE past three times the runner

@@ -92,6 +92,14 @@ type Config struct {
 	// InactivitySweep is how often environments with
 	// spec.timeout.disconnected are checked for inactivity; zero means 30s.
 	InactivitySweep time.Duration
+	// RunnerStreams is where runners' streams go: "connection" (each on a
+	// connection of its own, runnerstream: about 17 KiB per runner here),
+	// "http2" (Connect streams, which share one HTTP/2 connection with the
+	// runner's terminals and sessions: about 100 KiB), or "auto" (empty):
+	// connection on SQLite, http2 on PostgreSQL. Several replicas behind a
+	// load balancer that spreads one runner's connections over them need
+	// http2: a terminal must reach the replica holding its runner's stream.
+	RunnerStreams string
 	// LogsOnStreams asks runners for logs on Terminal streams only, never
 	// on connections of their own (fleet.Fleet.LogsOnStreams): what a
 	// runner falls back to, which its tests keep working.
@@ -251,6 +259,11 @@ func Open(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.BootstrapToken != "" && len(cfg.BootstrapToken) < identity.MinBootstrapTokenLength {
 		return nil, fmt.Errorf("RUNYARD_BOOTSTRAP_TOKEN must be at least %d characters", identity.MinBootstrapTokenLength)
+	}
+	switch cfg.RunnerStreams {
+	case "", RunnerStreamsAuto, RunnerStreamsConnection, RunnerStreamsHTTP2:
+	default:
+		return nil, fmt.Errorf("--runner-streams %q: want %s, %s or %s", cfg.RunnerStreams, RunnerStreamsAuto, RunnerStreamsConnection, RunnerStreamsHTTP2)
 	}
 	for flag, v := range map[string]string{"--public-url": cfg.PublicURL, "--advertise-url": cfg.AdvertiseURL} {
 		if v == "" {
@@ -470,7 +483,8 @@ func (s *Server) open(ctx context.Context) error {
 	}}
 	connectapi.Mount(mux, connectapi.Services{
 		Identity: idSvc, Runners: runnerSvc, Fleet: s.fleet, Environments: envSvc, Automations: autoSvc,
-		Secrets: s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
+		RunnerStreamConnections: s.runnerStreamConnections(),
+		Secrets:                 s.secrets, Events: eventSvc, Audit: s.audit, Orgs: orgSvc,
 		Users: s.users, PortURL: s.preview.URL, SSHKeys: &sshkeys.Service{Store: st, Now: runnerSvc.Now}, Prebuilds: prebuildSvc,
 	}, s.log)
 	kubiya.Mount(mux, kubiya.Services{Identity: idSvc, Runners: runnerSvc, Keys: st, RunnerTimeout: s.fleet.Timeout(),
@@ -593,6 +607,28 @@ func (s *Server) URL() string {
 		host = "127.0.0.1"
 	}
 	return fmt.Sprintf("%s://%s", s.scheme, net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// Values of Config.RunnerStreams (--runner-streams).
+const (
+	RunnerStreamsAuto       = "auto"
+	RunnerStreamsConnection = "connection"
+	RunnerStreamsHTTP2      = "http2"
+)
+
+// runnerStreamConnections reports whether runners' streams may go on
+// connections of their own (Config.RunnerStreams). On PostgreSQL, by
+// default, they do not: replicas may share the database behind a load
+// balancer, and a runner's stream and its terminals must then reach the
+// same replica, which one HTTP/2 connection ensures.
+func (s *Server) runnerStreamConnections() bool {
+	switch s.cfg.RunnerStreams {
+	case RunnerStreamsConnection:
+		return true
+	case RunnerStreamsHTTP2:
+		return false
+	}
+	return s.cfg.DatabaseURL == ""
 }
 
 // relayBetweenReplicas records in st which runners' streams this replica

@@ -88,6 +88,8 @@ type Options struct {
 	// LogsOnStreams is server.Config.LogsOnStreams: runners send logs on
 	// Terminal streams, not on connections of their own.
 	LogsOnStreams bool
+	// RunnerStreams is server.Config.RunnerStreams (--runner-streams).
+	RunnerStreams string
 }
 
 // StartServer starts a control plane on 127.0.0.1 with its admin key set to
@@ -113,6 +115,7 @@ func StartServerWith(tb testing.TB, backend Backend, opts Options) *TestServer {
 		PrebuildKeep:    opts.PrebuildKeep,
 		PrebuildSweep:   opts.PrebuildSweep,
 		LogsOnStreams:   opts.LogsOnStreams,
+		RunnerStreams:   opts.RunnerStreams,
 		TrustedProxies:  opts.TrustedProxies,
 		PublicURL:       opts.PublicURL,
 		SSO:             opts.SSO,

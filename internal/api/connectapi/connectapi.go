@@ -56,14 +56,18 @@ const PathPrefix = "/api"
 
 // Services are the domain services behind the API.
 type Services struct {
-	Identity     *identity.Service
-	Runners      *runners.Service
-	Fleet        *fleet.Fleet
-	Environments *environments.Service
-	Automations  *automations.Manager
-	Secrets      *secrets.Service
-	Events       *events.Service
-	Orgs         *orgs.Service
+	Identity *identity.Service
+	Runners  *runners.Service
+	Fleet    *fleet.Fleet
+	// RunnerStreamConnections lets runners hold their streams on
+	// connections of their own (runnerstream, server.Config.RunnerStreams);
+	// without it they use the Connect stream.
+	RunnerStreamConnections bool
+	Environments            *environments.Service
+	Automations             *automations.Manager
+	Secrets                 *secrets.Service
+	Events                  *events.Service
+	Orgs                    *orgs.Service
 	// Users serves users, members and invites (with Orgs).
 	Users *users.Service
 	// Audit records mutating calls and answers ListAuditLogs; nil records
@@ -239,6 +243,10 @@ func serveRunnerStream(w http.ResponseWriter, r *http.Request, svc Services, log
 	}
 	if err == nil && svc.Fleet == nil {
 		err = &apperr.Error{Code: apperr.CodeUnavailable, Message: "no runner protocol on this control plane"}
+	}
+	if err == nil && !svc.RunnerStreamConnections {
+		// A runner remembers the 404 and keeps to the Connect stream.
+		err = apperr.NotFound("this control plane keeps runners' streams on HTTP/2 (--runner-streams): use RunnerControlService/Connect")
 	}
 	if err != nil {
 		jsonerr.Write(w, r, log, err)
