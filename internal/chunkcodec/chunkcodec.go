@@ -65,9 +65,12 @@ func NewPool(size int) *Pool {
 // Size is the pool's buffers' capacity.
 func (p *Pool) Size() int { return p.size }
 
+// Get returns a buffer of the pool, Size bytes long.
+func (p *Pool) Get() []byte { return *p.p.Get().(*[]byte) }
+
 // Copy returns b in a buffer of the pool: b must be at most Size bytes.
 func (p *Pool) Copy(b []byte) []byte {
-	buf := *p.p.Get().(*[]byte)
+	buf := p.Get()
 	return buf[:copy(buf, b)]
 }
 

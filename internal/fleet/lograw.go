@@ -59,8 +59,8 @@ func (l *rawLog) Receive() (*runnerv1.TerminalRequest, error) {
 	if l.ended {
 		return nil, io.EOF
 	}
-	buf := terminalChunks.Copy(nil)
-	n, err := l.conn.Read(buf[:cap(buf)])
+	buf := terminalChunks.Get()
+	n, err := l.conn.Read(buf)
 	if n > 0 {
 		// An error comes again with the next read.
 		return &runnerv1.TerminalRequest{Message: &runnerv1.TerminalRequest_Output{Output: buf[:n]}}, nil

@@ -22,14 +22,21 @@ func auditArgs(e *audit.Entry) []any {
 		e.ObjectType, e.ObjectID, e.ClientIP, e.UserAgent, e.Outcome, micros(e.CreatedAt)}
 }
 
+// pendingAudit returns the audit entry of ctx's call that is still to be
+// written with its change, and the draft it belongs to.
+func pendingAudit(ctx context.Context) (*audit.Draft, audit.Entry, bool) {
+	d, ok := audit.FromContext(ctx)
+	if !ok {
+		return nil, audit.Entry{}, false
+	}
+	e, ok := d.Pending(ctx, time.Now())
+	return d, e, ok
+}
+
 // writeDraft writes the audit entry of ctx's call, if it has one not yet
 // written, in tx: the entry commits or rolls back with the change.
 func (db *DB) writeDraft(ctx context.Context, tx *sql.Tx) (*audit.Draft, error) {
-	d, ok := audit.FromContext(ctx)
-	if !ok {
-		return nil, nil
-	}
-	e, ok := d.Pending(ctx, time.Now())
+	d, e, ok := pendingAudit(ctx)
 	if !ok {
 		return nil, nil
 	}

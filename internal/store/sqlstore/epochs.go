@@ -5,10 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/runyard/runyard/internal/apperr"
-	"github.com/runyard/runyard/internal/audit"
 	"github.com/runyard/runyard/internal/pods"
 )
 
@@ -87,7 +85,7 @@ func (db *DB) RunnerEpochs(ctx context.Context, ids []string) (map[string]int64,
 // runner's stream lock (PostgreSQL, claimAtOnce) or its row, which the
 // acceptance's update of the epoch locks too.
 func (db *DB) ClaimRunnerPods(ctx context.Context, orgID, runnerID string, epoch int64) (map[string]int64, error) {
-	if db.dialect.Name == "postgres" && !auditPending(ctx) {
+	if _, _, pending := pendingAudit(ctx); db.dialect.Name == "postgres" && !pending {
 		return db.claimAtOnce(ctx, orgID, runnerID, epoch)
 	}
 	var out map[string]int64
@@ -157,17 +155,6 @@ func (db *DB) claimAtOnce(ctx context.Context, orgID, runnerID string, epoch int
 	}
 	db.signalCommit()
 	return out, nil
-}
-
-// auditPending reports an audit entry of ctx's call still to be written
-// with its change (db.tx writes it).
-func auditPending(ctx context.Context) bool {
-	d, ok := audit.FromContext(ctx)
-	if !ok {
-		return false
-	}
-	_, pending := d.Pending(ctx, time.Now())
-	return pending
 }
 
 // runnerPodEpochs returns the epoch each active pod of a runner is bound to.

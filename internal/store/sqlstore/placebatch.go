@@ -72,10 +72,8 @@ func (db *DB) createBatched(ctx context.Context, p *pods.Pod, f pods.CandidateFi
 		p.DesiredStatus = pods.StatusRunning
 	}
 	r := &placeRequest{ctx: ctx, p: p, f: f, done: make(chan struct{})}
-	if d, ok := audit.FromContext(ctx); ok {
-		if e, ok := d.Pending(ctx, time.Now()); ok {
-			r.draft, r.entry = d, &e
-		}
+	if d, e, ok := pendingAudit(ctx); ok {
+		r.draft, r.entry = d, &e
 	}
 	q := &db.batches
 	q.mu.Lock()
