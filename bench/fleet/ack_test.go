@@ -10,7 +10,8 @@ import (
 // bound, within a bucket's width (19 %) above the true value.
 func TestAckQuantile(t *testing.T) {
 	var h [ackBuckets]int64
-	for _, d := range []time.Duration{100 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 50 * time.Millisecond} {
+	for _, d := range []time.Duration{time.Microsecond, 100 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 50 * time.Millisecond,
+		ackBound(7), ackBound(7) + 1, ackBound(ackBuckets - 2)} {
 		b := ackBucket(d)
 		if d > ackBound(b) || (b > 0 && d <= ackBound(b-1)) {
 			t.Errorf("%s in bucket %d (%s, %s]", d, b, ackBound(b-1), ackBound(b))

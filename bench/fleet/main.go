@@ -115,13 +115,21 @@ func ackBound(i int) time.Duration {
 	return time.Duration(16e3 * math.Pow(2, float64(i+1)/4))
 }
 
+// ackBucket is computed, not searched: the simulators call it for every
+// ack, on the cores the control plane is measured on.
 func ackBucket(d time.Duration) int {
-	for i := range ackBuckets - 1 {
-		if d <= ackBound(i) {
-			return i
-		}
+	if d <= ackBound(0) {
+		return 0
 	}
-	return ackBuckets - 1
+	i := min(int(math.Ceil(4*math.Log2(float64(d)/16e3)))-1, ackBuckets-1)
+	// Rounding at a bound: the first bucket whose bound holds d.
+	for i < ackBuckets-1 && d > ackBound(i) {
+		i++
+	}
+	for i > 0 && d <= ackBound(i-1) {
+		i--
+	}
+	return i
 }
 
 // ackQuantile is the upper bound of the bucket that holds quantile q of h.
