@@ -162,14 +162,20 @@ func startInEnvironment(t *testing.T, a *accessEnv, ports ...int) {
 	}
 }
 
-func freePortNumber(t *testing.T) int {
+// freePortNumbers returns n distinct free ports: each listener stays open
+// until all are chosen, so the kernel cannot hand the same port twice.
+func freePortNumbers(t *testing.T, n int) []int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 func TestPreviewURLs(t *testing.T) {
@@ -183,7 +189,8 @@ func TestPreviewURLs(t *testing.T) {
 func testPreview(t *testing.T, dbURL string) {
 	// No port in the domain: preview URLs take the server's.
 	a := startAccessEnv(t, dbURL, "--preview-domain", "localhost")
-	public, owner, silent, unlisted := freePortNumber(t), freePortNumber(t), freePortNumber(t), freePortNumber(t)
+	ports := freePortNumbers(t, 4)
+	public, owner, silent, unlisted := ports[0], ports[1], ports[2], ports[3]
 	rpc(t, a.s, adminToken, "gitpod.v1.EnvironmentService/UpdateEnvironment", fmt.Sprintf(`{"environmentId":%q,"spec":{"ports":[
 		{"port":%d,"name":"web","admission":"ADMISSION_LEVEL_EVERYONE"},
 		{"port":%d,"name":"api"},
